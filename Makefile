@@ -1,0 +1,34 @@
+# hwaccel: `make rtl` and `make test` are all a new machine needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.hwaccel-installed
+
+.PHONY: rtl test lint bench clean
+
+# torch is pinned to the CPU build first: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+rtl: $(STAMP)
+	$(VENV)/bin/hwaccel rtl
+
+# pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
+test: $(STAMP)
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hwaccel tests
+	$(VENV)/bin/hwaccel rtl --lint
+
+bench: $(STAMP)
+	$(VENV)/bin/hwaccel bench gemm --dataflow os
+	$(VENV)/bin/hwaccel bench gemm --dataflow ws
+
+clean:
+	rm -rf rtl/*.v rtl/*.json build .pytest_cache

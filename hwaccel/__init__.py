@@ -1,0 +1,3 @@
+"""hwaccel: deep-learning accelerator generators in Amaranth, verified against PyTorch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from hwaccel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Validation helpers shared by every generator's frozen config dataclass.
+
+Errors read "X must be Y, not {value!r}" so that a user sees both the parameter and the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["check_int", "check_choice", "check_bool", "config_to_json"]
+
+
+def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not a ``bool``) within ``[min, max]``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if min is not None and value < min:
+        raise ValueError(f"{name} must be at least {min}, not {value!r}")
+    if max is not None and value > max:
+        raise ValueError(f"{name} must be at most {max}, not {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> Any:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {value!r}")
+    return value
+
+
+def config_to_json(config: Any) -> dict:
+    """The config's fields as plain JSON data (what the RTL sidecar carries)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

@@ -1,0 +1,249 @@
+"""The systolic-array Component: R x C int8 MACs, output- or weight-stationary.
+
+Interface (both dataflows)
+--------------------------
+``activations``  In  stream of ``{data: R x int8, last}``
+``weights``      In  stream of ``C x int8``
+``result``       Out stream of ``{data: C x acc, last}``
+
+Output-stationary (``os``)
+    One beat of ``activations`` and one of ``weights`` together are one reduction step ``k``:
+    ``A[m0:m0+R, k]`` and ``B[k, n0:n0+C]``. ``last`` closes the tile; the tile's R result rows
+    (``C[m0+r, n0:n0+C]``, ``r = 0..R-1``) leave in order, ``last`` on row R-1.
+
+Weight-stationary (``ws``)
+    ``weights`` carries a tile ``B[k0:k0+R, n0:n0+C]`` as R beats, row 0 first. Each
+    ``activations`` beat is one row ``A[m, k0:k0+R]`` and yields one result row of partial sums
+    ``A[m, k0:k0+R] @ B[k0:k0+R, n0:n0+C]``; ``last`` closes the fold and frees its weights.
+
+Hardware decisions
+------------------
+* Activations are broadcast along a PE row (fanout C) while weights (OS) or partial sums (WS)
+  move one PE row per cycle. Only rows are skewed, so a tile's R result rows complete one per
+  cycle, all C columns at once: no column de-skew registers and no C-1 cycles of skew latency.
+* OS needs no shadow registers: a PE row's accumulator is read into the result FIFO in the very
+  cycle the next tile's first product overwrites it. Tiles therefore stream back to back; each
+  costs max(K, R) cycles (R result rows leave at one per cycle), never K + R + C - 2.
+* WS double-buffers the weights: every PE holds two banks, each activation carries its bank bit
+  through the skew, and the next tile's rows load while the current fold runs. A bank may be
+  rewritten from the cycle after its fold's last activation was accepted: rows are written in
+  order, one per cycle at most, and row i of that activation reads its weight i cycles later.
+* The product is registered before the add (one pipeline stage per MAC), which is what lets the
+  multiply map onto a DSP block's output register.
+* Results go through a FIFO guarded by credits, so back-pressure on ``result`` stalls the inputs
+  and never loses or overwrites a result.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from .config import SystolicConfig
+
+__all__ = ["SystolicArray", "activation_layout", "weight_layout", "result_layout"]
+
+
+def activation_layout(cfg: SystolicConfig) -> data.StructLayout:
+    return data.StructLayout({"data": data.ArrayLayout(signed(cfg.in_bits), cfg.rows), "last": 1})
+
+
+def weight_layout(cfg: SystolicConfig) -> data.ArrayLayout:
+    return data.ArrayLayout(signed(cfg.in_bits), cfg.cols)
+
+
+def result_layout(cfg: SystolicConfig) -> data.StructLayout:
+    return data.StructLayout({"data": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols), "last": 1})
+
+
+class SystolicArray(wiring.Component):
+    """An R x C int8 systolic array built from a :class:`SystolicConfig`.
+
+    Parameters
+    ----------
+    config : SystolicConfig
+
+    Members
+    -------
+    activations : ``In(stream.Signature(activation_layout(config)))``
+    weights : ``In(stream.Signature(weight_layout(config)))``
+    result : ``Out(stream.Signature(result_layout(config)))``
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`SystolicConfig`.
+    """
+
+    def __init__(self, config: SystolicConfig):
+        if not isinstance(config, SystolicConfig):
+            raise TypeError(f"config must be a SystolicConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "activations": In(stream.Signature(activation_layout(config))),
+            "weights": In(stream.Signature(weight_layout(config))),
+            "result": Out(stream.Signature(result_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
+                                            depth=cfg.result_depth)
+        m.d.comb += [
+            self.result.valid.eq(fifo.r_rdy),
+            self.result.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.result.ready),
+        ]
+        # Credits count result-FIFO rows not yet promised to work in flight.
+        credits = Signal(range(cfg.result_depth + 1), init=cfg.result_depth)
+        if cfg.dataflow == "os":
+            spent = self._output_stationary(m, fifo, credits)
+        else:
+            spent = self._weight_stationary(m, fifo, credits)
+        m.d.sync += credits.eq(credits - spent + (fifo.r_rdy & fifo.r_en))
+        return m
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _skewed_rows(self, m: Module, take, bits):
+        """Row r of the accepted activation vector, delayed r+1 cycles (aligned to PE row r)."""
+        cfg = self.config
+        rows = []
+        for r in range(cfg.rows):
+            stage = self.activations.payload.data[r]
+            for d in range(r + 1):
+                nxt = Signal(signed(cfg.in_bits), name=f"act_r{r}_d{d}")
+                m.d.sync += nxt.eq(stage)
+                stage = nxt
+            rows.append(stage)
+        return rows
+
+    @staticmethod
+    def _delay(m: Module, sig, n: int, name: str):
+        for d in range(n):
+            nxt = Signal.like(sig, name=f"{name}_d{d}")
+            m.d.sync += nxt.eq(sig)
+            sig = nxt
+        return sig
+
+    def _write_result(self, m: Module, fifo: SyncFIFO, enable, columns, last):
+        payload = Signal(result_layout(self.config))
+        m.d.comb += [payload.data[j].eq(v) for j, v in enumerate(columns)]
+        m.d.comb += [payload.last.eq(last), fifo.w_data.eq(payload), fifo.w_en.eq(enable)]
+
+    # --- output-stationary ---------------------------------------------------------------------
+    def _output_stationary(self, m: Module, fifo: SyncFIFO, credits):
+        cfg = self.config
+        R, C = cfg.rows, cfg.cols
+        acts, wts = self.activations, self.weights
+        is_last = acts.payload.last
+
+        # A tile's last step must trail the previous one by >= R cycles (its R drain cycles would
+        # otherwise collide) and needs R free result rows.
+        since_last = Signal(range(R + 1), init=R)
+        can = ~is_last | ((since_last >= R) & (credits >= R))
+        take = Signal()
+        m.d.comb += [
+            acts.ready.eq(wts.valid & can),
+            wts.ready.eq(acts.valid & can),
+            take.eq(acts.valid & wts.valid & can),
+        ]
+        with m.If(take & is_last):
+            m.d.sync += since_last.eq(1)
+        with m.Elif(since_last < R):
+            m.d.sync += since_last.eq(since_last + 1)
+        first = Signal(init=1)  # the next accepted step opens a tile
+        with m.If(take):
+            m.d.sync += first.eq(is_last)
+
+        a_rows = self._skewed_rows(m, take, cfg.in_bits)
+        # Weights and step flags move down one PE row per cycle.
+        w_prev, v_prev, f_prev, l_prev = wts.payload, take, first, is_last
+        drains = []
+        accs = []
+        for r in range(R):
+            w_row = Signal(weight_layout(cfg), name=f"w_r{r}")
+            v, f, l = (Signal(name=f"{n}_r{r}") for n in ("v", "f", "l"))
+            m.d.sync += [w_row.eq(w_prev), v.eq(v_prev), f.eq(f_prev), l.eq(l_prev)]
+            pv, pf, pl, drain = (Signal(name=f"{n}_r{r}") for n in ("pv", "pf", "pl", "drain"))
+            m.d.sync += [pv.eq(v), pf.eq(f), pl.eq(l), drain.eq(pv & pl)]
+            row_acc = []
+            for c in range(C):
+                prod = Signal(signed(2 * cfg.in_bits), name=f"prod_r{r}_c{c}")
+                acc = Signal(signed(cfg.acc_bits), name=f"acc_r{r}_c{c}")
+                m.d.sync += prod.eq(a_rows[r] * w_row[c])
+                with m.If(pv):
+                    m.d.sync += acc.eq(Mux(pf, 0, acc) + prod)
+                row_acc.append(acc)
+            accs.append(row_acc)
+            drains.append(drain)
+            w_prev, v_prev, f_prev, l_prev = w_row, v, f, l
+
+        # At most one row drains per cycle (guaranteed by the R-cycle spacing of tile ends).
+        columns = [reduce(lambda x, y: x | y, [Mux(drains[r], accs[r][c], 0) for r in range(R)])
+                   for c in range(C)]
+        self._write_result(m, fifo, Cat(*drains).any(), columns, drains[R - 1])
+        return Mux(take & is_last, R, 0)
+
+    # --- weight-stationary ---------------------------------------------------------------------
+    def _weight_stationary(self, m: Module, fifo: SyncFIFO, credits):
+        cfg = self.config
+        R, C = cfg.rows, cfg.cols
+        acts, wts = self.activations, self.weights
+
+        loaded = Signal(2)            # bank holds a complete tile not yet released by its fold
+        load_bank = Signal()          # bank the loader fills next
+        load_row = Signal(range(max(R, 2)))  # row the next weight beat writes
+        act_bank = Signal()           # bank the next activation uses
+
+        load_ok = ~loaded.bit_select(load_bank, 1)
+        m.d.comb += wts.ready.eq(load_ok)
+        load = wts.valid & load_ok
+        with m.If(load):
+            with m.If(load_row == R - 1):
+                m.d.sync += load_row.eq(0)
+                m.d.sync += load_bank.eq(~load_bank)
+            with m.Else():
+                m.d.sync += load_row.eq(load_row + 1)
+
+        act_ok = loaded.bit_select(act_bank, 1) & (credits != 0)
+        m.d.comb += acts.ready.eq(act_ok)
+        take = acts.valid & act_ok
+        is_last = acts.payload.last
+        with m.If(take & is_last):
+            m.d.sync += act_bank.eq(~act_bank)
+
+        for b in range(2):
+            done_loading = load & (load_bank == b) & (load_row == R - 1)
+            released = take & is_last & (act_bank == b)
+            with m.If(done_loading):
+                m.d.sync += loaded[b].eq(1)
+            with m.Elif(released):
+                m.d.sync += loaded[b].eq(0)
+
+        a_rows = self._skewed_rows(m, take, cfg.in_bits)
+        bank_rows = [self._delay(m, act_bank, r + 1, f"bank_r{r}") for r in range(R)]
+        psum_prev = [None] * C
+        for r in range(R):
+            w0 = Signal(weight_layout(cfg), name=f"w0_r{r}")
+            w1 = Signal(weight_layout(cfg), name=f"w1_r{r}")
+            with m.If(load & (load_row == r)):
+                with m.If(load_bank):
+                    m.d.sync += w1.eq(wts.payload)
+                with m.Else():
+                    m.d.sync += w0.eq(wts.payload)
+            for c in range(C):
+                prod = Signal(signed(2 * cfg.in_bits), name=f"prod_r{r}_c{c}")
+                psum = Signal(signed(cfg.acc_bits), name=f"psum_r{r}_c{c}")
+                m.d.sync += prod.eq(a_rows[r] * Mux(bank_rows[r], w1[c], w0[c]))
+                m.d.sync += psum.eq(prod if r == 0 else psum_prev[c] + prod)
+                psum_prev[c] = psum
+
+        out_valid = self._delay(m, take, R + 2, "out_valid")
+        out_last = self._delay(m, is_last, R + 2, "out_last")
+        self._write_result(m, fifo, out_valid, psum_prev, out_last)
+        return take

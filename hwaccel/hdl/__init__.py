@@ -1,0 +1,1 @@
+"""Small reusable hardware-side helpers shared by the generators and their drivers."""

@@ -1,0 +1,137 @@
+"""Build Verilog with Verilator (cached by a hash of the source) and run cocotb benches on it.
+
+A build folder is keyed by the SHA-256 of the Verilog text, the build arguments and the cocotb
+and Verilator versions, so an unchanged design is never rebuilt; a failed build removes its
+folder, since a stale precompiled header from a failed build breaks the next one.
+
+Testbench modules (``hwaccel.sim.tb_*``) read their inputs from environment variables and write
+their results as JSON to ``$HWACCEL_RESULT``; :func:`run_bench` returns that JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..emit import emit, read_sidecar
+from ..toolchain import LINT_WAIVERS, apply_verilator_env
+
+__all__ = ["SimError", "Design", "design_for", "build", "run_bench", "build_root"]
+
+
+class SimError(RuntimeError):
+    """A simulation failed: a bench assertion, a timeout or a build error (message says which)."""
+
+
+@dataclass(frozen=True)
+class Design:
+    """An emitted design: its Verilog, sidecar and top-level module name."""
+
+    verilog: Path
+    sidecar: Path
+    top: str
+
+    @property
+    def meta(self) -> dict:
+        return read_sidecar(self.sidecar)
+
+
+def build_root() -> Path:
+    """Where Verilator builds are cached: ``$HWACCEL_BUILD`` or ``./build``."""
+    return Path(os.environ.get("HWACCEL_BUILD", Path.cwd() / "build")).resolve()
+
+
+def design_for(config, out_dir: Path | str | None = None) -> Design:
+    """Emit ``config`` (only rewriting changed files) and return the design handle."""
+    out = Path(out_dir) if out_dir is not None else build_root() / "rtl"
+    res = emit(config, out)
+    return Design(res.verilog, res.sidecar, config.slug)
+
+
+def _build_args(waves: bool) -> list[str]:
+    args = [*(f"-Wno-{w}" for w in LINT_WAIVERS), "-Wno-fatal", "-O3", "--x-assign", "fast",
+            "--x-initial", "fast", "--noassert"]
+    if waves:
+        args += ["--trace-fst", "--trace-structs"]
+    return args
+
+
+def build(design: Design, *, waves: bool = False) -> Path:
+    """Verilate and compile ``design`` for cocotb; returns the (cached) build folder."""
+    import cocotb
+    from cocotb_tools.runner import get_runner
+
+    apply_verilator_env()
+    from ..toolchain import verilator_root
+
+    args = _build_args(waves)
+    key = hashlib.sha256()
+    key.update(design.verilog.read_bytes())
+    key.update(repr((args, cocotb.__version__, str(verilator_root()))).encode())
+    digest = key.hexdigest()[:16]
+    folder = build_root() / "sim" / f"{design.top}-{digest}"
+    stamp = folder / "hwaccel.stamp"
+    if stamp.exists() and (folder / design.top).exists():
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    runner = get_runner("verilator")
+    log = folder / "build.log"
+    try:
+        runner.build(verilog_sources=[design.verilog], hdl_toplevel=design.top, build_dir=folder,
+                     build_args=args, waves=waves, log_file=log)
+    except (SystemExit, Exception) as exc:
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SimError(f"Verilator build of {design.top} failed: {exc}\n{tail}") from None
+    stamp.write_text(digest + "\n")
+    return folder
+
+
+def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves: bool = False,
+              testcase: str | None = None) -> dict:
+    """Run cocotb bench ``module`` on ``design`` with ``params``; returns its result JSON.
+
+    ``params`` travel to the bench as JSON in ``$HWACCEL_PARAMS``. Raises :class:`SimError` with
+    the tail of the simulator log if any test in the bench failed.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    folder = build(design, waves=waves)
+    run_dir = folder / f"run-{os.getpid()}-{time.monotonic_ns()}"
+    run_dir.mkdir()
+    result_path = run_dir / "result.json"
+    log = run_dir / "sim.log"
+    env = {
+        "HWACCEL_PARAMS": json.dumps(params),
+        "HWACCEL_SIDECAR": str(design.sidecar),
+        "HWACCEL_RESULT": str(result_path),
+    }
+    runner = get_runner("verilator")
+    try:
+        xml = runner.test(test_module=module, hdl_toplevel=design.top, build_dir=folder,
+                          test_dir=run_dir, extra_env=env, seed=seed, waves=waves,
+                          testcase=testcase, results_xml=str(run_dir / "results.xml"),
+                          log_file=log)
+        total, failed = get_results(xml)
+    except (SystemExit, Exception) as exc:
+        raise SimError(f"{module} on {design.top} (seed {seed}) did not run: {exc}\n"
+                       f"{_tail(log)}") from None
+    if failed or total == 0 or not result_path.exists():
+        raise SimError(f"{module} on {design.top} (seed {seed}): {failed} of {total} tests failed"
+                       f"\n{_tail(log)}")
+    result = json.loads(result_path.read_text())
+    if not waves:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return result
+
+
+def _tail(log: Path, n: int = 6000) -> str:
+    return log.read_text()[-n:] if log.exists() else "(no simulator log)"
