@@ -61,10 +61,27 @@ def _build_args(waves: bool) -> list[str]:
     return args
 
 
-def build(design: Design, *, waves: bool = False) -> Path:
-    """Verilate and compile ``design`` for cocotb; returns the (cached) build folder."""
+def _runner(cached: bool):
+    """cocotb's Verilator runner; with ``cached`` its build step only records the sources.
+
+    cocotb's ``test()`` needs the state ``build()`` sets, but re-running Verilator rewrites every
+    C++ file and so recompiles the whole model; a cached build skips the commands instead.
+    """
+    from cocotb_tools.runner import Verilator
+
+    class _Runner(Verilator):
+        def _build_command(self):
+            return [] if cached else super()._build_command()
+
+    return _Runner()
+
+
+def build(design: Design, *, waves: bool = False):
+    """Verilate and compile ``design`` for cocotb; returns ``(runner, build folder)``.
+
+    The folder is reused when the stamp of a finished build with the same key is present.
+    """
     import cocotb
-    from cocotb_tools.runner import get_runner
 
     apply_verilator_env()
     from ..toolchain import verilator_root
@@ -76,22 +93,22 @@ def build(design: Design, *, waves: bool = False) -> Path:
     digest = key.hexdigest()[:16]
     folder = build_root() / "sim" / f"{design.top}-{digest}"
     stamp = folder / "hwaccel.stamp"
-    if stamp.exists() and (folder / design.top).exists():
-        return folder
-    if folder.exists():
+    cached = stamp.exists() and (folder / design.top).exists()
+    if not cached and folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    runner = get_runner("verilator")
-    log = folder / "build.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    runner = _runner(cached)
+    log = folder / ("build.log" if not cached else "cached.log")
     try:
         runner.build(verilog_sources=[design.verilog], hdl_toplevel=design.top, build_dir=folder,
                      build_args=args, waves=waves, log_file=log)
     except (SystemExit, Exception) as exc:
         tail = log.read_text()[-3000:] if log.exists() else ""
-        shutil.rmtree(folder, ignore_errors=True)
+        if not cached:
+            shutil.rmtree(folder, ignore_errors=True)
         raise SimError(f"Verilator build of {design.top} failed: {exc}\n{tail}") from None
     stamp.write_text(digest + "\n")
-    return folder
+    return runner, folder
 
 
 def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves: bool = False,
@@ -102,9 +119,8 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves
     the tail of the simulator log if any test in the bench failed.
     """
     from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
-    folder = build(design, waves=waves)
+    runner, folder = build(design, waves=waves)
     run_dir = folder / f"run-{os.getpid()}-{time.monotonic_ns()}"
     run_dir.mkdir()
     result_path = run_dir / "result.json"
@@ -114,7 +130,6 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves
         "HWACCEL_SIDECAR": str(design.sidecar),
         "HWACCEL_RESULT": str(result_path),
     }
-    runner = get_runner("verilator")
     try:
         xml = runner.test(test_module=module, hdl_toplevel=design.top, build_dir=folder,
                           test_dir=run_dir, extra_env=env, seed=seed, waves=waves,
