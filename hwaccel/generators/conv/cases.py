@@ -1,0 +1,146 @@
+"""Convolution test cases, written once and used by every level (golden, float, RTL, bench)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...numerics import INT8, requant_params
+from .config import ConvConfig
+from .layer import ConvLayer
+
+__all__ = ["LayerCase", "make_case", "random_cases", "directed_cases", "CNN_LAYERS", "cnn_cases",
+           "estimated_cycles"]
+
+#: The reference CNN's convolutions (3x3, no padding, ReLU); conv1 and conv2 are max-pooled.
+CNN_LAYERS = {
+    "conv1": ConvLayer(28, 28, 1, 32, 3, 1, 0, True, True),
+    "conv2": ConvLayer(13, 13, 32, 64, 3, 1, 0, True, True),
+    "conv3": ConvLayer(5, 5, 64, 64, 3, 1, 0, True, False),
+}
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """A layer with its int8 tensors, int32 bias and the scales its requantizers come from."""
+
+    name: str
+    layer: ConvLayer
+    x: np.ndarray          # Cin x H x W
+    w: np.ndarray          # Cout x Cin x K x K
+    bias: np.ndarray       # Cout, int32 at scale s_in * s_w
+    s_in: float
+    s_w: np.ndarray        # Cout
+    s_out: float
+
+    @property
+    def requant(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel ``(multiplier, shift)`` from ``s_in * s_w / s_out`` (numerics)."""
+        params = [requant_params(self.s_in * float(s) / self.s_out) for s in self.s_w]
+        return (np.array([p.multiplier for p in params], dtype=np.int64),
+                np.array([p.shift for p in params], dtype=np.int64))
+
+
+def _fill(rng, shape, style: str) -> np.ndarray:
+    lo, hi = INT8.min, INT8.max
+    if style == "min":
+        return np.full(shape, lo, dtype=np.int64)
+    if style == "max":
+        return np.full(shape, hi, dtype=np.int64)
+    if style == "extremes":
+        return rng.choice(np.array([lo, hi], dtype=np.int64), size=shape)
+    return rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+
+
+def make_case(name: str, layer: ConvLayer, rng: np.random.Generator, style: str = "random",
+              scale: str = "typical") -> LayerCase:
+    """Random tensors for ``layer``. ``scale`` picks the requantizers: ``typical`` (outputs
+    spread over int8), ``saturate`` (huge multipliers) or ``tiny`` (shifts at SHIFT_MAX)."""
+    k, cin, cout = layer.kernel, layer.cin, layer.cout
+    x = _fill(rng, (cin, layer.height, layer.width), style)
+    w = _fill(rng, (cout, cin, k, k), style if style != "min" else "max")
+    if style == "min":
+        w = -w - 1  # -128 x -128: the largest product
+    s_in = 0.02
+    spread = math.sqrt(k * k * cin) * 74.0 * 74.0  # std of a sum of uniform int8 products
+    s_out_base = s_in * 0.01 * spread / 40.0      # so that outputs spread over about +-40
+    s_w = 0.01 * rng.uniform(0.5, 2.0, cout)
+    if scale == "saturate":
+        s_w = s_w * 2.0 ** 20
+    elif scale == "tiny":
+        s_w = s_w * 2.0 ** -60
+    if style == "extremes":
+        bias = rng.choice(np.array([-(2 ** 31), 2 ** 31 - 1, 0], dtype=np.int64), cout)
+    else:
+        bias = rng.integers(-int(spread) // 2, int(spread) // 2 + 1, cout, dtype=np.int64)
+    return LayerCase(name, layer, x, w, bias, s_in, s_w, s_out_base)
+
+
+def estimated_cycles(cfg: ConvConfig, layer: ConvLayer) -> int:
+    """Issue cycles of ``layer`` on ``cfg`` (output pixels x blocks x chunks per block)."""
+    from .layer import descriptor
+
+    d = descriptor(cfg, layer)
+    oh, ow = layer.out_size
+    return oh * ow * d["weight_words"]
+
+
+def random_layer(cfg: ConvConfig, rng: np.random.Generator, budget: int) -> ConvLayer:
+    """A random layer the engine can run, under ``budget`` issue cycles."""
+    while True:
+        k = int(rng.integers(1, cfg.max_kernel + 1))
+        pad = str(rng.choice(["zero", "same"]))
+        h = int(rng.choice([1, int(rng.integers(1, cfg.max_height + 1))]))
+        w = int(rng.choice([1, int(rng.integers(1, cfg.max_width + 1))]))
+        cin = int(rng.choice([1, int(rng.integers(1, cfg.max_cin + 1))]))
+        cout = int(rng.integers(1, cfg.max_cout + 1))
+        try:
+            layer = ConvLayer(h, w, cin, cout, k, int(rng.choice([1, 2])),
+                              "same" if pad == "same" else 0, bool(rng.integers(2)),
+                              bool(cfg.pool and rng.integers(2)))
+        except ValueError:
+            continue  # the kernel does not fit the padded input
+        if estimated_cycles(cfg, layer) <= budget:
+            return layer
+
+
+def random_cases(cfg: ConvConfig, count: int, seed: int, budget: int = 1500) -> list[LayerCase]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        layer = random_layer(cfg, rng, budget)
+        style = str(rng.choice(["random"] * 6 + ["extremes", "min", "max"]))
+        scale = str(rng.choice(["typical"] * 6 + ["saturate", "tiny"]))
+        out.append(make_case(f"rand{i}", layer, rng, style, scale))
+    return out
+
+
+def directed_cases(cfg: ConvConfig) -> list[LayerCase]:
+    """Corners: 1x1 image and kernel, the largest kernel with "same" padding, stride 2 on odd
+    sizes, channel counts one past the lanes and blocks, extreme values, packed and grouped."""
+    rng = np.random.default_rng(2024)
+    K, L, B = cfg.max_kernel, cfg.lanes, cfg.block
+    cin_big = min(cfg.max_cin, L + 1)
+    shapes = [
+        ("one", ConvLayer(1, 1, 1, 1, 1, 1, 0, False, False), "random", "typical"),
+        ("one_same", ConvLayer(1, 1, 1, 1, K, 1, "same", True, False), "random", "typical"),
+        ("kmax_same", ConvLayer(cfg.max_height, cfg.max_width, 1, min(cfg.max_cout, B + 1), K,
+                                1, "same", True, cfg.pool), "random", "typical"),
+        ("stride2_odd", ConvLayer(min(cfg.max_height, 7), min(cfg.max_width, 5), cin_big,
+                                  min(cfg.max_cout, B + 1), min(K, 3), 2, "same", False, False),
+         "random", "typical"),
+        ("min_min", ConvLayer(3, 4, cin_big, 2, min(K, 2), 1, 0, False, False), "min",
+         "typical"),
+        ("extremes", ConvLayer(min(cfg.max_height, 5), 3, cin_big, min(cfg.max_cout, 2 * B),
+                               min(K, 3), 1, "same", True, False), "extremes", "saturate"),
+        ("tiny_scale", ConvLayer(2, 3, 2, 2, 1, 2, 0, False, False), "random", "tiny"),
+    ]
+    return [make_case(n, layer, rng, style, scale) for n, layer, style, scale in shapes]
+
+
+def cnn_cases(seed: int) -> list[LayerCase]:
+    """The reference CNN's three conv layers (with pools) with random int8 tensors."""
+    rng = np.random.default_rng(seed)
+    return [make_case(name, layer, rng) for name, layer in CNN_LAYERS.items()]

@@ -1,0 +1,189 @@
+"""Configuration of the convolution engine (and of the max-pool stage chained after it)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ...config import check_bool, check_int
+from ...numerics import MULT_BITS, SHIFT_MAX, IntFormat, acc_bits_for
+
+__all__ = ["ConvConfig", "PoolConfig", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """A line-buffered 2-D convolution engine with ``lanes x blocks`` MAC units.
+
+    Parameters
+    ----------
+    lanes : int
+        ``P_k``: elements of the flattened im2col window multiplied per cycle (the reduction
+        parallelism; also the channels carried by one ``activations`` beat).
+    block : int
+        ``P_n``: output channels computed per cycle (one ``result`` beat carries ``block``).
+    max_width, max_height : int
+        Largest input feature map the line buffer holds.
+    max_cin, max_cout : int
+        Largest input / output channel counts (they size the weight memory).
+    max_kernel : int
+        Largest square kernel, 1 to 7.
+    pool : bool
+        Chain a 2x2 stride-2 max-pool stage after the engine (enabled per layer).
+    name : str
+        Preset name (the slug is ``conv_<name>``).
+    """
+
+    lanes: int = 16
+    block: int = 16
+    max_width: int = 28
+    max_height: int = 28
+    max_cin: int = 64
+    max_cout: int = 64
+    max_kernel: int = 3
+    pool: bool = True
+    name: str = "custom"
+
+    kind = "conv"
+
+    def __post_init__(self):
+        check_int("lanes", self.lanes, min=1, max=64)
+        check_int("block", self.block, min=1, max=64)
+        check_int("max_width", self.max_width, min=1, max=4096)
+        check_int("max_height", self.max_height, min=1, max=4096)
+        check_int("max_cin", self.max_cin, min=1, max=4096)
+        check_int("max_cout", self.max_cout, min=1, max=4096)
+        check_int("max_kernel", self.max_kernel, min=1, max=7)
+        check_bool("pool", self.pool)
+        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"name must be an identifier-like string, not {self.name!r}")
+
+    # --- derived sizes -------------------------------------------------------------------------
+    @property
+    def slug(self) -> str:
+        return f"{self.kind}_{self.name}"
+
+    @property
+    def operand(self) -> IntFormat:
+        return IntFormat(8)
+
+    @property
+    def macs(self) -> int:
+        return self.lanes * self.block
+
+    @property
+    def max_groups(self) -> int:
+        """Activation beats per pixel at ``max_cin`` (``lanes`` channels per beat)."""
+        return math.ceil(self.max_cin / self.lanes)
+
+    @property
+    def max_blocks(self) -> int:
+        return math.ceil(self.max_cout / self.block)
+
+    @property
+    def max_chunks(self) -> int:
+        """Most weight words one output block needs (one per (ky, kx, group) in the worst case)."""
+        return self.max_kernel ** 2 * self.max_groups
+
+    @property
+    def row_slots(self) -> int:
+        """Input rows the line buffer holds: a power of two (free wrap-around) above the largest
+        kernel, so the input stream can fill the next row while a window is being read."""
+        return 1 << self.max_kernel.bit_length()
+
+    @property
+    def max_pad(self) -> int:
+        """Largest padding: ``(max_kernel - 1) // 2`` ("same"), so outputs never outgrow inputs."""
+        return (self.max_kernel - 1) // 2
+
+    @property
+    def row_words(self) -> int:
+        """Line-buffer words per row slot: padded columns x channel groups."""
+        return (self.max_width + 2 * self.max_pad) * self.max_groups
+
+    @property
+    def segments(self) -> int:
+        """Kernel rows one chunk can hold at most (packed mode)."""
+        return min(self.lanes, self.max_kernel)
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width: the largest window sum plus an int32 bias, without overflow."""
+        k = self.max_kernel ** 2 * self.max_groups * self.lanes
+        return max(acc_bits_for(k), 32) + 1
+
+    @property
+    def mult_bits(self) -> int:
+        return MULT_BITS
+
+    @property
+    def shift_bits(self) -> int:
+        return SHIFT_MAX.bit_length()
+
+    @property
+    def pool_config(self) -> PoolConfig:
+        return PoolConfig(lanes=self.block, max_width=self.max_width, max_height=self.max_height,
+                          max_blocks=self.max_blocks)
+
+    def derived(self) -> dict:
+        return {"macs": self.macs, "max_groups": self.max_groups, "max_blocks": self.max_blocks,
+                "max_chunks": self.max_chunks, "row_slots": self.row_slots,
+                "row_words": self.row_words, "acc_bits": self.acc_bits}
+
+    def with_(self, **changes) -> ConvConfig:
+        return replace(self, **changes)
+
+    def build(self):
+        if self.pool:
+            from .chain import ConvPool
+
+            return ConvPool(self)
+        from .engine import ConvEngine
+
+        return ConvEngine(self)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """A 2x2 stride-2 max-pool over a stream of ``lanes``-channel beats (channels-last blocks).
+
+    Parameters
+    ----------
+    lanes : int
+        int8 channels per beat.
+    max_width, max_height : int
+        Largest input feature map.
+    max_blocks : int
+        Most beats per pixel (channel blocks).
+    """
+
+    lanes: int = 16
+    max_width: int = 28
+    max_height: int = 28
+    max_blocks: int = 4
+
+    def __post_init__(self):
+        check_int("lanes", self.lanes, min=1, max=64)
+        check_int("max_width", self.max_width, min=1, max=4096)
+        check_int("max_height", self.max_height, min=1, max=4096)
+        check_int("max_blocks", self.max_blocks, min=1, max=4096)
+
+    @property
+    def depth(self) -> int:
+        """Partial maxima held for one output row: pooled columns x channel blocks."""
+        return max(self.max_width // 2, 1) * self.max_blocks
+
+
+PRESETS: dict[str, ConvConfig] = {
+    c.name: c
+    for c in (
+        # The reference CNN's conv layers on 256 MACs (conv1..3: 28x28x1, 13x13x32, 5x5x64).
+        ConvConfig(name="cnn"),
+        ConvConfig(pool=False, name="cnn_nopool"),
+        # Small, non-power-of-two and degenerate engines with every kernel size (tests).
+        ConvConfig(lanes=5, block=3, max_width=9, max_height=9, max_cin=11, max_cout=7,
+                   max_kernel=7, name="k5n3"),
+        ConvConfig(lanes=1, block=1, max_width=5, max_height=5, max_cin=3, max_cout=2,
+                   max_kernel=3, name="k1n1"),
+    )
+}

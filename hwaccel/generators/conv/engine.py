@@ -1,0 +1,330 @@
+"""The convolution engine: a line-buffer sliding window feeding a ``lanes x block`` MAC fabric.
+
+Interface
+---------
+``layer``        In   one descriptor per layer (:func:`.layouts.layer_layout`, built by the driver)
+``weights``      In   the layer's weight words, ``weight_words`` beats (``lanes x block`` int8)
+``requant``      In   ``blocks`` beats of per-output-channel bias, multiplier and shift
+``activations``  In   the input map, channels-last: pixel (y, x), then channel group g
+``result``       Out  ``{data: block x int8, last}``: pixel (oy, ox), then output block
+
+A layer runs in three phases: accept its descriptor, load its weights and requantizers into on-chip
+memories, then stream the image through. The image is read from ``activations`` exactly once.
+
+Fabric: why not the systolic array
+----------------------------------
+The fabric is a dedicated output-stationary "window chunk x weight block" engine: each cycle it
+multiplies ``lanes`` consecutive elements of the flattened im2col window by a ``lanes x block``
+weight word held on chip and accumulates ``block`` output channels; after a block's last chunk the
+sums get bias, requantize (numerics' rounding) and ReLU and leave as one beat. All of a pixel's
+output blocks run before the window slides, so the window data never leaves the line buffer.
+The systolic array (weight-stationary) would need the image re-streamed once per K-fold and
+accumulators across folds, and its fill/drain is paid per fold; this fabric's cost per output
+pixel is exactly ``blocks x chunks`` cycles (conv2 on 16 x 16: 4 x 18 = 72, the ideal).
+
+Line buffer and chunking
+------------------------
+``row_slots`` (a power of two above ``max_kernel``) memories, one per input row of a ring, hold
+``(width + 2 pad) x groups`` words of ``lanes`` int8. The writer stores every padded column (it
+makes the left/right zero padding itself; top/bottom padding rows are masked on read) and runs
+up to ``row_slots - K`` rows ahead of the window, so a new row fills while the window is read.
+Each word the writer stores is a shift register of the row: the new pixel's ``shift_lanes``
+channels enter at the top and older pixels move down. With ``K * Cin <= lanes`` ("packed", the
+CNN's conv1 with Cin = 1) the top ``K * Cin`` lanes of the word at column x therefore hold the
+whole kernel row ending at x, and one read per row memory gives several kernel rows in one
+chunk (conv1: the full 3x3 window in one cycle, not 9). Otherwise ("grouped") the shift is the
+whole word, which then holds one channel group of one pixel, and a chunk is one group of one tap.
+All row memories read the same address each cycle; a small crossbar picks the rows in ring
+order and zeroes rows outside the image.
+
+Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
+accumulate (bias preloaded) -> multiply -> shift and saturate -> result FIFO. Issue needs a credit
+(a free FIFO row), so back-pressure on ``result`` stalls issue and never drops a result.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from ...numerics import SHIFT_MAX
+from .config import ConvConfig
+from .layouts import (activation_layout, layer_layout, requant_layout, result_layout,
+                      weight_layout)
+
+__all__ = ["ConvEngine"]
+
+FIFO_DEPTH = 16  # > issue-to-FIFO latency (6), so a ready sink sees one result per cycle
+
+
+class ConvEngine(wiring.Component):
+    """A convolution engine built from a :class:`ConvConfig`.
+
+    Parameters
+    ----------
+    config : ConvConfig
+
+    Members
+    -------
+    layer, weights, requant, activations : ``In(stream.Signature(...))``
+    result : ``Out(stream.Signature(result_layout(config)))``
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a :class:`ConvConfig`.
+    """
+
+    def __init__(self, config: ConvConfig):
+        if not isinstance(config, ConvConfig):
+            raise TypeError(f"config must be a ConvConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "layer": In(stream.Signature(layer_layout(config))),
+            "weights": In(stream.Signature(weight_layout(config))),
+            "requant": In(stream.Signature(requant_layout(config))),
+            "activations": In(stream.Signature(activation_layout(config))),
+            "result": Out(stream.Signature(result_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        L, B, NS = cfg.lanes, cfg.block, cfg.row_slots
+        desc = Signal(layer_layout(cfg))
+        idle, load, run, drain = (Signal(name=n) for n in ("idle", "load", "run", "drain"))
+        state = Signal(2)
+        m.d.comb += [idle.eq(state == 0), load.eq(state == 1), run.eq(state == 2),
+                     drain.eq(state == 3)]
+
+        # --- memories --------------------------------------------------------------------------
+        wmem = m.submodules.wmem = memory.Memory(
+            shape=unsigned(L * B * 8), depth=cfg.max_blocks * cfg.max_chunks, init=[])
+        w_wr, w_rd = wmem.write_port(), wmem.read_port()
+        rq_width = Shape.cast(requant_layout(cfg)).width
+        pmem = m.submodules.pmem = memory.Memory(shape=unsigned(rq_width), depth=cfg.max_blocks,
+                                                 init=[])
+        p_wr, p_rd = pmem.write_port(), pmem.read_port()
+        banks = []
+        for b in range(NS):
+            mem = memory.Memory(shape=unsigned(L * 8), depth=cfg.row_words, init=[])
+            m.submodules[f"row{b}"] = mem
+            banks.append((mem.write_port(), mem.read_port()))
+
+        # --- layer descriptor and loading ------------------------------------------------------
+        w_count = Signal(range(cfg.max_blocks * cfg.max_chunks + 1))
+        p_count = Signal(range(cfg.max_blocks + 1))
+        m.d.comb += self.layer.ready.eq(idle)
+        start = self.layer.valid & idle
+        with m.If(start):
+            m.d.sync += [desc.eq(self.layer.payload), state.eq(1), w_count.eq(0), p_count.eq(0)]
+        m.d.comb += [
+            self.weights.ready.eq(load & (w_count != desc.weight_words)),
+            w_wr.addr.eq(w_count), w_wr.data.eq(self.weights.payload),
+            w_wr.en.eq(self.weights.valid & self.weights.ready),
+            self.requant.ready.eq(load & (p_count != desc.blocks)),
+            p_wr.addr.eq(p_count), p_wr.data.eq(self.requant.payload),
+            p_wr.en.eq(self.requant.valid & self.requant.ready),
+        ]
+        with m.If(w_wr.en):
+            m.d.sync += w_count.eq(w_count + 1)
+        with m.If(p_wr.en):
+            m.d.sync += p_count.eq(p_count + 1)
+        with m.If(load & (w_count == desc.weight_words) & (p_count == desc.blocks)):
+            m.d.sync += state.eq(2)
+
+        issue = self._issue(m, cfg, desc, run, start, banks, w_rd)
+        busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd)
+        with m.If(run & issue["done"] & issue["written"]):
+            m.d.sync += state.eq(3)
+        with m.If(drain & ~busy):
+            m.d.sync += state.eq(0)
+        return m
+
+    # --- issue: writer and chunk sequencer -------------------------------------------------------
+    def _issue(self, m, cfg, desc, run, start, banks, w_rd):
+        L, NS, G = cfg.lanes, cfg.row_slots, cfg.max_groups
+        K, pad = desc.kernel, desc.padding
+        # Output-side counters: (oy, ox) pixel, nb block, then the chunk (ky, kx, g).
+        oy, ox = Signal(range(cfg.max_height + 1)), Signal(range(cfg.max_width + 1))
+        ytop = Signal(range(2 * cfg.max_height + 2))   # oy * stride
+        xbase = Signal(range(2 * cfg.max_width + 2))   # ox * stride (padded column of kx = 0)
+        base_slot = Signal(range(NS))                  # ring slot of input row ytop - pad
+        nb = Signal(range(cfg.max_blocks))
+        ky, kx, g = Signal(range(cfg.max_kernel + L)), Signal(range(cfg.max_kernel)), Signal(
+            range(G))
+        w_addr = Signal(range(cfg.max_blocks * cfg.max_chunks))
+        done = Signal()
+        # Writer counters: input row, padded column, channel group.
+        w_row, w_col = Signal(range(cfg.max_height + 1)), Signal(range(cfg.row_words + 1))
+        w_g, w_slot = Signal(range(G)), Signal(range(NS))
+        sr = Signal(L * 8)
+        kx_lo = Mux(desc.packed, K - 1, 0)
+        stride = Mux(desc.stride2, 2, 1)
+        with m.If(start):
+            m.d.sync += [oy.eq(0), ox.eq(0), ytop.eq(0), xbase.eq(0), nb.eq(0), ky.eq(0),
+                         g.eq(0), w_addr.eq(0), done.eq(0), w_row.eq(0), w_col.eq(0),
+                         w_g.eq(0), w_slot.eq(0),
+                         kx.eq(Mux(self.layer.payload.packed, self.layer.payload.kernel - 1, 0)),
+                         base_slot.eq(-self.layer.payload.padding)]
+        written = Signal()
+        m.d.comb += written.eq(w_row == desc.height)
+
+        # Writer: may fill row w_row once the window no longer needs the row it overwrites.
+        cols = desc.width + 2 * pad
+        in_image = (w_col >= pad) & (w_col < desc.width + pad)
+        allowed = run & ~written & (done | (w_row + pad < ytop + NS))
+        m.d.comb += self.activations.ready.eq(allowed & in_image)
+        wr = allowed & (~in_image | self.activations.valid)
+        pixel = Mux(in_image, self.activations.payload.as_value(), 0)
+        # The new pixel enters at the top of the row's shift register (zero at a row start).
+        shifted = (Cat(Mux(w_col == 0, 0, sr), pixel) >> (desc.shift_lanes * 8))[: L * 8]
+        for b, (wp, _) in enumerate(banks):
+            m.d.comb += [wp.addr.eq(w_col * G + w_g), wp.data.eq(shifted),
+                         wp.en.eq(wr & (w_slot == b))]
+        with m.If(wr):
+            m.d.sync += [sr.eq(shifted), w_g.eq(w_g + 1)]
+            with m.If(w_g == desc.groups - 1):
+                m.d.sync += [w_g.eq(0), w_col.eq(w_col + 1)]
+                with m.If(w_col == cols - 1):
+                    m.d.sync += [w_col.eq(0), w_row.eq(w_row + 1), w_slot.eq(w_slot + 1)]
+
+        # Sequencer: a chunk may issue once the writer has stored the window's last column.
+        bottom = ytop + K - 1 - pad
+        need_row = Mux(bottom > desc.height - 1, desc.height - 1, bottom)
+        need_col = xbase + K - 1
+        avail = (w_row > need_row) | ((w_row == need_row) & (w_col > need_col))
+        credit = Signal()
+        go = Signal()
+        m.d.comb += go.eq(run & ~done & avail & credit)
+        step = desc.rows_per_chunk
+        last_g, last_kx, last_ky = g == desc.groups - 1, kx == K - 1, ky + step >= K
+        first = (g == 0) & (kx == kx_lo) & (ky == 0)
+        last = last_g & last_kx & last_ky
+        last_nb = nb == desc.blocks - 1
+        last_ox, last_oy = ox == desc.out_width - 1, oy == desc.out_height - 1
+        end = last & last_nb & last_ox & last_oy
+        with m.If(go):
+            m.d.sync += [g.eq(g + 1), w_addr.eq(w_addr + 1)]
+            with m.If(last_g):
+                m.d.sync += [g.eq(0), kx.eq(kx + 1)]
+                with m.If(last_kx):
+                    m.d.sync += [kx.eq(kx_lo), ky.eq(ky + step)]
+                    with m.If(last_ky):
+                        m.d.sync += [ky.eq(0), nb.eq(nb + 1)]
+                        with m.If(last_nb):
+                            m.d.sync += [nb.eq(0), w_addr.eq(0), ox.eq(ox + 1),
+                                         xbase.eq(xbase + stride)]
+                            with m.If(last_ox):
+                                m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1),
+                                             ytop.eq(ytop + stride),
+                                             base_slot.eq(base_slot + stride)]
+                                with m.If(last_oy):
+                                    m.d.sync += done.eq(1)
+
+        addr = (xbase + kx) * G + g
+        m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
+        m.d.comb += w_rd.addr.eq(w_addr)
+        rows = []
+        for r in range(cfg.segments):
+            slot = Signal(range(NS), name=f"slot{r}")
+            m.d.comb += slot.eq(base_slot + ky + r)
+            row = ytop + ky + r  # input row + pad
+            ok = (r < step) & (ky + r < K) & (row >= pad) & (row < desc.height + pad)
+            rows.append((slot, ok))
+        return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
+                "done": done, "written": written, "credit": credit}
+
+    # --- datapath ------------------------------------------------------------------------------
+    def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd):
+        L, B, NS = cfg.lanes, cfg.block, cfg.row_slots
+        acc_shape = signed(cfg.acc_bits)
+
+        def stage(name, value, shape=1):
+            sig = Signal(shape, name=name)
+            m.d.sync += sig.eq(value)
+            return sig
+
+        # Stage 1: memory outputs are valid; pick rows in ring order and lanes by row width.
+        s1 = {k: stage(f"s1_{k}", issue[k], range(cfg.max_blocks) if k == "nb" else 1)
+              for k in ("go", "first", "last", "end", "nb")}
+        row_words = []
+        for r, (slot, ok) in enumerate(issue["rows"]):
+            s_slot, s_ok = stage(f"s1_slot{r}", slot, range(NS)), stage(f"s1_ok{r}", ok)
+            word = Signal(L * 8, name=f"row_word{r}")
+            with m.Switch(s_slot):
+                for b, (_, rp) in enumerate(banks):
+                    with m.Case(b):
+                        m.d.comb += word.eq(Mux(s_ok, rp.data, 0))
+            row_words.append(word)
+        lanes = Signal(L * 8)
+        with m.Switch(desc.row_lanes):
+            for rw in range(1, L + 1):  # row_lanes = lanes (grouped) is the default case
+                with (m.Case(rw) if rw < L else m.Default()):
+                    parts = []
+                    for lane in range(L):
+                        r, i = divmod(lane, rw)
+                        src = L - rw + i
+                        parts.append(row_words[r][src * 8:(src + 1) * 8]
+                                     if r < len(row_words) else Const(0, 8))
+                    m.d.comb += lanes.eq(Cat(*parts))
+        a2 = stage("s2_a", lanes, L * 8)
+        w2 = stage("s2_w", w_rd.data, L * B * 8)
+        s2 = {k: stage(f"s2_{k}", v, v.shape()) for k, v in s1.items()}
+
+        # Stage 3: products (registered before the adder tree, like a DSP's output register).
+        prods = [[stage(f"prod_k{k}_n{n}",
+                        a2[k * 8:(k + 1) * 8].as_signed() *
+                        w2[(k * B + n) * 8:(k * B + n + 1) * 8].as_signed(), signed(16))
+                  for n in range(B)] for k in range(L)]
+        s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2.items()}
+        m.d.comb += p_rd.addr.eq(s3["nb"])  # parameters arrive with stage 4
+
+        # Stage 4: column sums over the chunk's lanes.
+        sums = [stage(f"sum_n{n}", reduce(lambda x, y: x + y, [prods[k][n] for k in range(L)]),
+                      acc_shape) for n in range(B)]
+        s4 = {k: stage(f"s4_{k}", v, v.shape()) for k, v in s3.items()}
+        params = data.View(requant_layout(cfg), p_rd.data)
+
+        # Stage 5: accumulate; a block's first chunk starts from its bias.
+        accs = []
+        mults = [Signal(unsigned(cfg.mult_bits), name=f"mult_n{n}") for n in range(B)]
+        shifts = [Signal(unsigned(cfg.shift_bits), name=f"shift_n{n}") for n in range(B)]
+        for n in range(B):
+            acc = Signal(acc_shape, name=f"acc_n{n}")
+            with m.If(s4["go"]):
+                m.d.sync += acc.eq(Mux(s4["first"], params[n].bias, acc) + sums[n])
+            with m.If(s4["go"] & s4["last"]):
+                m.d.sync += [mults[n].eq(params[n].multiplier), shifts[n].eq(params[n].shift)]
+            accs.append(acc)
+        v5 = stage("s5_valid", s4["go"] & s4["last"])
+        e5 = stage("s5_end", s4["end"])
+
+        # Stage 6: acc * M + 2**(S-1); stage 7: >> S (arithmetic, so round half up), saturate.
+        # Wide enough for the product and for the rounding term of the largest shift.
+        wide = signed(max(cfg.acc_bits + cfg.mult_bits + 1, SHIFT_MAX + 1) + 1)
+        scaled = [stage(f"scaled_n{n}", accs[n] * mults[n] + ((Const(1, 1) << shifts[n]) >> 1),
+                        wide) for n in range(B)]
+        shifts6 = [stage(f"s6_shift_n{n}", shifts[n], unsigned(cfg.shift_bits)) for n in range(B)]
+        v6, e6 = stage("s6_valid", v5), stage("s6_end", e5)
+        lo = Mux(desc.relu, 0, -128)
+        outs = []
+        for n in range(B):
+            y = Signal(wide, name=f"shifted_n{n}")
+            m.d.comb += y.eq(scaled[n] >> shifts6[n])
+            outs.append(Mux(y > 127, 127, Mux(y < lo, lo, y))[:8])
+
+        fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
+                                            depth=FIFO_DEPTH)
+        m.d.comb += [fifo.w_en.eq(v6), fifo.w_data.eq(Cat(*outs, e6)),
+                     self.result.valid.eq(fifo.r_rdy), self.result.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(self.result.ready)]
+        credits = Signal(range(FIFO_DEPTH + 1), init=FIFO_DEPTH)
+        spent = issue["go"] & issue["last"]
+        m.d.comb += issue["credit"].eq(credits != 0)
+        m.d.sync += credits.eq(credits - spent + (fifo.r_rdy & fifo.r_en))
+        return reduce(lambda x, y: x | y, [s1["go"], s2["go"], s3["go"], s4["go"], v5, v6])

@@ -1,0 +1,105 @@
+"""A 2x2 stride-2 max-pool stage over a stream of channel blocks (chained after the engine).
+
+Interface
+---------
+``layer``   In   one descriptor per layer: input ``width x height``, ``blocks`` beats per pixel,
+                 ``enable`` (0 passes the beats through unchanged)
+``sink``    In   ``{data: lanes x int8, last}``, pixel (y, x) then block b
+``source``  Out  the same layout: pooled pixel (py, px) then block b; ``last`` on a layer's last
+
+Floor mode, like ``torch.nn.functional.max_pool2d``: an odd last row or column is dropped.
+One row of partial maxima (``width // 2 x blocks`` words) is all the state: the even row writes
+its horizontal pair maxima there, the odd row folds itself in and emits. The memory is read
+asynchronously so that a read-modify-write of the same word on consecutive beats (one block per
+pixel) sees the value written the cycle before; it is small enough for distributed RAM.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import PoolConfig
+from .layouts import pool_beat_layout, pool_layer_layout
+
+__all__ = ["MaxPool"]
+
+
+class MaxPool(wiring.Component):
+    """2x2 stride-2 max-pool built from a :class:`PoolConfig`.
+
+    Parameters
+    ----------
+    config : PoolConfig
+
+    Members
+    -------
+    layer : ``In(stream.Signature(pool_layer_layout(config)))``
+    sink : ``In(stream.Signature(pool_beat_layout(config)))``
+    source : ``Out(stream.Signature(pool_beat_layout(config)))``
+    """
+
+    def __init__(self, config: PoolConfig):
+        if not isinstance(config, PoolConfig):
+            raise TypeError(f"config must be a PoolConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "layer": In(stream.Signature(pool_layer_layout(config))),
+            "sink": In(stream.Signature(pool_beat_layout(config))),
+            "source": Out(stream.Signature(pool_beat_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        desc = Signal(pool_layer_layout(cfg))
+        active = Signal()
+        y, x = Signal(range(cfg.max_height)), Signal(range(cfg.max_width))
+        b = Signal(range(cfg.max_blocks))
+        m.d.comb += self.layer.ready.eq(~active)
+        with m.If(self.layer.valid & ~active):
+            m.d.sync += [desc.eq(self.layer.payload), active.eq(1), y.eq(0), x.eq(0), b.eq(0)]
+
+        mem = m.submodules.partial = memory.Memory(shape=unsigned(cfg.lanes * 8),
+                                                   depth=cfg.depth, init=[])
+        rd, wr = mem.read_port(domain="comb"), mem.write_port()
+
+        out_valid = Signal()
+        out = Signal(pool_beat_layout(cfg))
+        m.d.comb += [self.source.valid.eq(out_valid), self.source.payload.eq(out)]
+        take = Signal()
+        m.d.comb += [self.sink.ready.eq(active & (~out_valid | self.source.ready)),
+                     take.eq(self.sink.valid & self.sink.ready)]
+        with m.If(self.source.ready):
+            m.d.sync += out_valid.eq(0)
+
+        ph, pw = desc.height >> 1, desc.width >> 1
+        last_b, last_x, last_y = b == desc.blocks - 1, x == desc.width - 1, y == desc.height - 1
+        inside = ((y >> 1) < ph) & ((x >> 1) < pw)
+        addr = (x >> 1) * cfg.max_blocks + b
+        m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr)]
+        v = self.sink.payload.data
+        keep = rd.data
+        lanes = []
+        for i in range(cfg.lanes):
+            old = keep[i * 8:(i + 1) * 8].as_signed()
+            fresh = ~y[0] & ~x[0]  # the window's first pixel starts the maximum
+            lanes.append(Mux(fresh | (v[i] > old), v[i], old))
+        best = Cat(*lanes)
+        m.d.comb += [wr.data.eq(best), wr.en.eq(take & desc.enable & inside)]
+        pooled_last = ((y >> 1) == ph - 1) & ((x >> 1) == pw - 1) & last_b
+        with m.If(take):
+            with m.If(~desc.enable):
+                m.d.sync += [out_valid.eq(1), out.data.eq(v),
+                             out.last.eq(last_b & last_x & last_y)]
+            with m.Elif(inside & y[0] & x[0]):
+                m.d.sync += [out_valid.eq(1), out.data.eq(best), out.last.eq(pooled_last)]
+            m.d.sync += b.eq(b + 1)
+            with m.If(last_b):
+                m.d.sync += [b.eq(0), x.eq(x + 1)]
+                with m.If(last_x):
+                    m.d.sync += [x.eq(0), y.eq(y + 1)]
+                    with m.If(last_y):
+                        m.d.sync += active.eq(0)
+        return m
