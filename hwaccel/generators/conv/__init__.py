@@ -1,0 +1,9 @@
+"""Convolution engine generator: config, Components (engine, max-pool, chain), driver, golden model."""
+
+from .config import PRESETS, ConvConfig, PoolConfig
+from .layer import ConvLayer, LayerPlan, check_layer, descriptor, plan_layer
+from .model import FLOAT_TOLERANCE, conv_float, conv_golden, scalesim_best
+
+__all__ = ["ConvConfig", "PoolConfig", "PRESETS", "ConvLayer", "LayerPlan", "check_layer",
+           "descriptor", "plan_layer", "conv_golden", "conv_float", "FLOAT_TOLERANCE",
+           "scalesim_best"]
