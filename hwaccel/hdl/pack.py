@@ -34,7 +34,8 @@ def unpack(word: int, bits: int, count: int, *, signed: bool = True) -> list[int
     return out
 
 
-def pack_rows(rows: Sequence[Sequence[int]], bits: int, flags: Sequence[int] | None = None) -> list[int]:
+def pack_rows(rows: Sequence[Sequence[int]], bits: int,
+              flags: Sequence[int] | None = None) -> list[int]:
     """Pack each row; ``flags[i]`` (e.g. ``last``) goes in the bit above row ``i``'s data."""
     out = []
     for i, row in enumerate(rows):

@@ -10,6 +10,7 @@ their results as JSON to ``$HWACCEL_RESULT``; :func:`run_bench` returns that JSO
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -61,6 +62,10 @@ def _build_args(waves: bool) -> list[str]:
     return args
 
 
+# Bumped when what a build folder holds changes, so old folders are not mistaken for new ones.
+_LAYOUT = 2
+
+
 def _runner(cached: bool):
     """cocotb's Verilator runner; with ``cached`` its build step only records the sources.
 
@@ -79,7 +84,9 @@ def _runner(cached: bool):
 def build(design: Design, *, waves: bool = False):
     """Verilate and compile ``design`` for cocotb; returns ``(runner, build folder)``.
 
-    The folder is reused when the stamp of a finished build with the same key is present.
+    The folder is reused when the stamp of a finished build with the same key is present. The
+    Verilog and sidecar are copied into the folder and built from there, under a lock, so that
+    several processes (parallel tests, a benchmark beside them) never share a half-built model.
     """
     import cocotb
 
@@ -87,27 +94,36 @@ def build(design: Design, *, waves: bool = False):
     from ..toolchain import verilator_root
 
     args = _build_args(waves)
-    key = hashlib.sha256()
-    key.update(design.verilog.read_bytes())
-    key.update(repr((args, cocotb.__version__, str(verilator_root()))).encode())
+    source = design.verilog.read_bytes()
+    meta = design.sidecar.read_bytes()
+    key = hashlib.sha256(source)
+    key.update(meta)
+    key.update(repr((_LAYOUT, args, cocotb.__version__, str(verilator_root()))).encode())
     digest = key.hexdigest()[:16]
     folder = build_root() / "sim" / f"{design.top}-{digest}"
-    stamp = folder / "hwaccel.stamp"
-    cached = stamp.exists() and (folder / design.top).exists()
-    if not cached and folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    runner = _runner(cached)
-    log = folder / ("build.log" if not cached else "cached.log")
-    try:
-        runner.build(verilog_sources=[design.verilog], hdl_toplevel=design.top, build_dir=folder,
-                     build_args=args, waves=waves, log_file=log)
-    except (SystemExit, Exception) as exc:
-        tail = log.read_text()[-3000:] if log.exists() else ""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = folder / "hwaccel.stamp"
+        cached = stamp.exists() and (folder / design.top).exists()
         if not cached:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise SimError(f"Verilator build of {design.top} failed: {exc}\n{tail}") from None
-    stamp.write_text(digest + "\n")
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            (folder / f"{design.top}.v").write_bytes(source)
+            (folder / f"{design.top}.json").write_bytes(meta)
+        runner = _runner(cached)
+        log = folder / ("build.log" if not cached else "cached.log")
+        try:
+            runner.build(sources=[folder / f"{design.top}.v"], hdl_toplevel=design.top,
+                         build_dir=folder, build_args=args, waves=waves,
+                         log_file=log if not cached else None)
+        except (SystemExit, Exception) as exc:
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            if not cached:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise SimError(f"Verilator build of {design.top} failed: {exc}\n{tail}") from None
+        stamp.write_text(digest + "\n")
     return runner, folder
 
 
@@ -127,7 +143,7 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves
     log = run_dir / "sim.log"
     env = {
         "HWACCEL_PARAMS": json.dumps(params),
-        "HWACCEL_SIDECAR": str(design.sidecar),
+        "HWACCEL_SIDECAR": str(folder / f"{design.top}.json"),
         "HWACCEL_RESULT": str(result_path),
     }
     try:

@@ -3,9 +3,13 @@
 Parameters arrive as JSON in ``$HWACCEL_PARAMS``:
 
 ``{"mode": "random", "count": N, "seed": S, "idle": p, "backpressure": q}``
-    the directed cases plus N random GEMMs; every result row must equal the golden model.
+    the directed cases plus N random GEMMs; every result row must equal the golden model. Cases
+    alternate between free-running streams and streams with idle cycles (probability p on each
+    source) and back-pressure (probability q on the result).
 ``{"mode": "shapes", "shapes": {"name": [M, K, N]}, "seed": S}``
     benchmark shapes without stalls; reports the measured cycles of each.
+``{"mode": "clock", "cycles": N}``
+    only awaits N clock edges: the speed ceiling of any cocotb bench on this design.
 
 The result JSON lists each case with its shape, rows compared, mismatches and cycle span.
 """
@@ -14,10 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
 
 from hwaccel.emit import read_sidecar
 from hwaccel.generators.systolic.cases import GemmCase, directed_cases, random_cases
@@ -33,13 +39,15 @@ def _setup():
     return meta, SystolicConfig(**meta["config"]), params
 
 
-async def _run_case(dut, cfg, case: GemmCase, *, seed, idle, backpressure) -> dict:
+async def _run_case(dut, cfg, case: GemmCase, *, seed, idle, backpressure, extra=0) -> dict:
     plan = plan_gemm(cfg, case.a, case.b)
     bench = StreamBench(dut, {"activations": plan.activations, "weights": plan.weights},
-                        {"result": plan.result_count}, seed=seed, idle=idle,
-                        backpressure=backpressure,
+                        {"result": plan.result_count + extra}, seed=seed, idle=idle,
+                        backpressure=backpressure, stall_cycles=1000,
                         max_cycles=50 * (len(plan.activations) + plan.result_count) + 1000)
+    t0 = time.perf_counter()
     stats = await bench.run()
+    seconds = time.perf_counter() - t0
     words = stats.received["result"]
     rows, lasts = plan.result_rows(words)
     expect = golden_rows(cfg, case.a, case.b)
@@ -53,7 +61,8 @@ async def _run_case(dut, cfg, case: GemmCase, *, seed, idle, backpressure) -> di
         f"{case.name} {case.shape} (seed {seed}): assembled product differs from torch")
     m, k, n = case.shape
     return {"name": case.name, "shape": [m, k, n], "rows": len(rows), "mismatches": bad_rows,
-            "cycles": stats.span}
+            "cycles": stats.span, "sim_cycles": stats.cycles, "sim_seconds": seconds,
+            "stalls": bool(idle or backpressure)}
 
 
 def _write(result: dict) -> None:
@@ -79,13 +88,26 @@ async def gemm(dut):
         cases = directed_cases(cfg) + random_cases(cfg, int(params["count"]), seed)
         idle, bp = float(params.get("idle", 0.0)), float(params.get("backpressure", 0.0))
         dut._log.info(f"{len(cases)} GEMMs, seed {seed}, idle {idle}, backpressure {bp}")
+        extra = int(params.get("extra_results", 0))  # > 0 proves that a hang is caught
         for i, case in enumerate(cases):
-            results.append(await _run_case(dut, cfg, case, seed=seed * 1000 + i, idle=idle,
-                                           backpressure=bp))
+            stall = i % 2 == 1
+            results.append(await _run_case(dut, cfg, case, seed=seed * 1000 + i,
+                                           idle=idle if stall else 0.0,
+                                           backpressure=bp if stall else 0.0, extra=extra))
+    elif params["mode"] == "clock":
+        # Baseline for the sim-speed benchmark: cocotb awaiting the clock and touching nothing.
+        n = int(params["cycles"])
+        rising = RisingEdge(dut.clk)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await rising
+        results.append({"name": "clock-only", "sim_cycles": n,
+                        "sim_seconds": time.perf_counter() - t0})
     else:
         rng = np.random.default_rng(seed)
         lo, hi = cfg.operand.min, cfg.operand.max
         for name, (m, k, n) in params["shapes"].items():
-            case = GemmCase(name, rng.integers(lo, hi + 1, (m, k)), rng.integers(lo, hi + 1, (k, n)))
+            a, b = rng.integers(lo, hi + 1, (m, k)), rng.integers(lo, hi + 1, (k, n))
+            case = GemmCase(name, a, b)
             results.append(await _run_case(dut, cfg, case, seed=seed, idle=0.0, backpressure=0.0))
     _write({"slug": meta["slug"], "seed": seed, "cases": results})
