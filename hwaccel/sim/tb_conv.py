@@ -25,8 +25,14 @@ import numpy as np
 from cocotb.clock import Clock
 
 from hwaccel.emit import read_sidecar
-from hwaccel.generators.conv.cases import (CNN_LAYERS, LayerCase, cnn_cases, directed_cases,
-                                           make_case, random_cases)
+from hwaccel.generators.conv.cases import (
+    CNN_LAYERS,
+    LayerCase,
+    cnn_cases,
+    directed_cases,
+    make_case,
+    random_cases,
+)
 from hwaccel.generators.conv.config import ConvConfig
 from hwaccel.generators.conv.layer import plan_layer
 from hwaccel.generators.conv.model import conv_golden
@@ -66,7 +72,7 @@ async def _run_batch(dut, cfg, cases, *, seed, idle, backpressure) -> list[dict]
                         backpressure=backpressure, max_cycles=200 * work + 10_000)
     stats = await bench.run()
     words, out, i = stats.received["result"], [], 0
-    for case, plan in zip(cases, plans):
+    for case, plan in zip(cases, plans, strict=True):
         out.append(_check(cfg, case, plan, words[i:i + plan.result_count], seed))
         i += plan.result_count
     return out

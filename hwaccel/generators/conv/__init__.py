@@ -1,4 +1,4 @@
-"""Convolution engine generator: config, Components (engine, max-pool, chain), driver, golden model."""
+"""Convolution engine generator: config, Components (engine, max-pool, chain), driver, models."""
 
 from .config import PRESETS, ConvConfig, PoolConfig
 from .layer import ConvLayer, LayerPlan, check_layer, descriptor, plan_layer

@@ -15,8 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import ConvConfig
 from .engine import ConvEngine
-from .layouts import (activation_layout, layer_layout, requant_layout, result_layout,
-                      weight_layout)
+from .layouts import activation_layout, layer_layout, requant_layout, result_layout, weight_layout
 from .maxpool import MaxPool
 
 __all__ = ["ConvPool"]

@@ -53,8 +53,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...numerics import SHIFT_MAX
 from .config import ConvConfig
-from .layouts import (activation_layout, layer_layout, requant_layout, result_layout,
-                      weight_layout)
+from .layouts import activation_layout, layer_layout, requant_layout, result_layout, weight_layout
 
 __all__ = ["ConvEngine"]
 

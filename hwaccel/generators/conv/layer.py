@@ -40,8 +40,8 @@ class ConvLayer:
     against an engine).
 
     ``padding`` is an int from 0 to ``(kernel - 1) // 2`` (zeros on every side) or ``"same"``,
-    which means ``(kernel - 1) // 2`` (torch's "same" for odd kernels at stride 1). ``pool`` adds a 2x2 stride-2
-    max-pool (floor mode, as ``torch.nn.functional.max_pool2d``).
+    which means ``(kernel - 1) // 2`` (torch's "same" for odd kernels at stride 1). ``pool``
+    adds a 2x2 stride-2 max-pool (floor mode, as ``torch.nn.functional.max_pool2d``).
     """
 
     height: int

@@ -1,0 +1,131 @@
+"""Convolution engine: config and layer checks, driver, golden model vs float (no simulator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwaccel.emit import emit
+from hwaccel.generators.conv.cases import (
+    CNN_LAYERS,
+    cnn_cases,
+    directed_cases,
+    make_case,
+    random_cases,
+)
+from hwaccel.generators.conv.config import PRESETS, ConvConfig
+from hwaccel.generators.conv.layer import ConvLayer, check_layer, descriptor, plan_layer
+from hwaccel.generators.conv.model import FLOAT_TOLERANCE, conv_float, conv_golden, scalesim_best
+from hwaccel.toolchain import lint_verilog
+
+SEED = 20240603
+
+
+@pytest.mark.parametrize("changes, exc, text", [
+    ({"lanes": 0}, ValueError, "lanes must be at least 1, not 0"),
+    ({"block": 2.0}, TypeError, "block must be an integer, not 2.0"),
+    ({"max_kernel": 8}, ValueError, "max_kernel must be at most 7, not 8"),
+    ({"max_cin": 0}, ValueError, "max_cin must be at least 1, not 0"),
+    ({"pool": 1}, TypeError, "pool must be a bool, not 1"),
+    ({"name": "a-b"}, ValueError, "name must be an identifier-like string, not 'a-b'"),
+])
+def test_config_errors(changes, exc, text):
+    with pytest.raises(exc, match=text):
+        ConvConfig(**changes)
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"stride": 3}, "stride must be 1 or 2, not 3"),
+    ({"padding": 2}, "padding must be at most 1, not 2"),
+    ({"kernel": 0}, "kernel must be at least 1, not 0"),
+    ({"height": 2, "kernel": 3}, r"kernel must fit the padded 2x5 input \(padding 0\), not 3"),
+    ({"relu": "yes"}, "relu must be a bool, not 'yes'"),
+])
+def test_layer_errors(kwargs, text):
+    args = {"height": 5, "width": 5, "cin": 2, "cout": 3, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=text):
+        ConvLayer(**args)
+
+
+@pytest.mark.parametrize("field, value, text", [
+    ("width", 29, r"width must be at most 28 \(max_width of conv_cnn\), not 29"),
+    ("height", 30, r"height must be at most 28 \(max_height of conv_cnn\), not 30"),
+    ("cin", 65, r"cin must be at most 64 \(max_cin of conv_cnn\), not 65"),
+    ("cout", 100, r"cout must be at most 64 \(max_cout of conv_cnn\), not 100"),
+    ("kernel", 5, r"kernel must be at most 3 \(max_kernel of conv_cnn\), not 5"),
+])
+def test_layer_too_big_for_engine(field, value, text):
+    layer = ConvLayer(**{"height": 28, "width": 28, "cin": 8, "cout": 8, field: value})
+    with pytest.raises(ValueError, match=text):
+        check_layer(PRESETS["cnn"], layer)
+    with pytest.raises(ValueError, match=text):
+        descriptor(PRESETS["cnn"], layer)
+
+
+def test_pool_needs_a_pool_stage():
+    with pytest.raises(ValueError, match="pool needs an engine built with pool=True"):
+        check_layer(PRESETS["cnn_nopool"], ConvLayer(4, 4, 1, 1, pool=True))
+
+
+def test_cnn_layer_chunking():
+    """conv1 packs the whole 3x3x1 window in one chunk; conv2/3 use one chunk per tap group."""
+    cfg = PRESETS["cnn"]
+    d1, d2, d3 = (descriptor(cfg, CNN_LAYERS[n]) for n in ("conv1", "conv2", "conv3"))
+    assert (d1["packed"], d1["weight_words"], d1["blocks"]) == (1, 2, 2)
+    assert (d2["packed"], d2["weight_words"], d2["groups"]) == (0, 4 * 18, 2)
+    assert (d3["packed"], d3["weight_words"], d3["groups"]) == (0, 4 * 36, 4)
+
+
+def test_scalesim_reference_numbers():
+    """The lead's figures for 256 MACs (16 x 16)."""
+    best = {n: scalesim_best(CNN_LAYERS[n], 256) for n in CNN_LAYERS}
+    assert best == {"conv1": ("ws", 1444), "conv2": ("os", 10176), "conv3": ("os", 2424)}
+
+
+def test_plan_rejects_bad_tensors():
+    cfg, layer = PRESETS["k5n3"], ConvLayer(3, 3, 2, 2)
+    x, w = np.zeros((2, 3, 3)), np.zeros((2, 2, 3, 3))
+    with pytest.raises(ValueError, match="x must have shape"):
+        plan_layer(cfg, layer, x[:1], w, 0, 1, 1)
+    with pytest.raises(ValueError, match=r"w must hold int8 values in \[-128, 127\]"):
+        plan_layer(cfg, layer, x, w + 200, 0, 1, 1)
+
+
+def test_golden_matches_float_within_tolerance():
+    """Golden (integer) vs float reference: at most FLOAT_TOLERANCE int8 steps apart."""
+    cfg = PRESETS["k5n3"]
+    cases = directed_cases(cfg) + random_cases(cfg, 60, SEED) + cnn_cases(SEED)
+    worst = 0
+    for case in cases:
+        got = conv_golden(case.layer, case.x, case.w, case.bias, *case.requant)
+        ref = conv_float(case.layer, case.x, case.w, case.bias, case.s_in, case.s_w, case.s_out)
+        assert got.shape == ref.shape == (case.layer.cout, *case.layer.result_size)
+        if got.size:
+            worst = max(worst, int(np.abs(got - ref).max()))
+    assert worst <= FLOAT_TOLERANCE, f"seed {SEED}: golden and float differ by {worst} steps"
+
+
+def test_golden_is_exact_integer_convolution():
+    """With M = 2**(S-1)... i.e. requantize by exactly 1/2, the golden model is conv2d itself."""
+    rng = np.random.default_rng(SEED)
+    layer = ConvLayer(6, 5, 3, 4, 3, 2, "same", False, False)
+    case = make_case("exact", layer, rng)
+    acc = conv_golden(layer, case.x // 8, case.w // 8, np.zeros(4, dtype=np.int64),
+                      np.full(4, 1 << 15), np.full(4, 16))
+    # Direct sum, independent of torch.
+    x, w, p = np.pad(case.x // 8, ((0, 0), (1, 1), (1, 1))), case.w // 8, 1
+    oh, ow = layer.out_size
+    direct = np.zeros((4, oh, ow), dtype=np.int64)
+    for y in range(oh):
+        for xx in range(ow):
+            win = x[:, 2 * y:2 * y + 3, 2 * xx:2 * xx + 3]
+            direct[:, y, xx] = (w * win[None]).sum(axis=(1, 2, 3))
+    expect = np.clip(np.floor(direct / 2 + 0.5), -128, 127).astype(np.int64)
+    assert p == layer.pad
+    assert np.array_equal(acc, expect)
+
+
+@pytest.mark.parametrize("slug", sorted(PRESETS))
+def test_presets_lint_clean(slug, tmp_path):
+    res = emit(PRESETS[slug], tmp_path)
+    lint_verilog(res.verilog, PRESETS[slug].slug)
