@@ -146,22 +146,35 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves
         "HWACCEL_SIDECAR": str(folder / f"{design.top}.json"),
         "HWACCEL_RESULT": str(result_path),
     }
+    xml = run_dir / "results.xml"
     try:
-        xml = runner.test(test_module=module, hdl_toplevel=design.top, build_dir=folder,
-                          test_dir=run_dir, extra_env=env, seed=seed, waves=waves,
-                          testcase=testcase, results_xml=str(run_dir / "results.xml"),
-                          log_file=log)
+        # Under pytest, cocotb's runner exits (SystemExit) when a test fails: read the results.
+        runner.test(test_module=module, hdl_toplevel=design.top, build_dir=folder,
+                    test_dir=run_dir, extra_env=env, seed=seed, waves=waves, testcase=testcase,
+                    results_xml=str(xml), log_file=log)
+    except (SystemExit, Exception):
+        pass
+    try:
         total, failed = get_results(xml)
-    except (SystemExit, Exception) as exc:
-        raise SimError(f"{module} on {design.top} (seed {seed}) did not run: {exc}\n"
+    except Exception:
+        raise SimError(f"{module} on {design.top} (seed {seed}) did not run to completion:\n"
                        f"{_tail(log)}") from None
     if failed or total == 0 or not result_path.exists():
         raise SimError(f"{module} on {design.top} (seed {seed}): {failed} of {total} tests failed"
-                       f"\n{_tail(log)}")
+                       f": {_failure(log)}\n--- simulator log (tail) ---\n{_tail(log)}")
     result = json.loads(result_path.read_text())
     if not waves:
         shutil.rmtree(run_dir, ignore_errors=True)
     return result
+
+
+def _failure(log: Path) -> str:
+    """The exception lines of the failed tests (what a reader needs first)."""
+    if not log.exists():
+        return "(no simulator log)"
+    lines = [ln.strip() for ln in log.read_text().splitlines()]
+    hits = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Timeout", "Exception"))]
+    return " | ".join(dict.fromkeys(hits)) or "(no exception in the log)"
 
 
 def _tail(log: Path, n: int = 6000) -> str:

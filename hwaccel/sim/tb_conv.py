@@ -68,8 +68,13 @@ async def _run_batch(dut, cfg, cases, *, seed, idle, backpressure) -> list[dict]
                "activations": [a for p in plans for a in p.activations]}
     total = sum(p.result_count for p in plans)
     work = sum(len(v) for v in sources.values()) + total
+    # The longest legitimate silence on every stream: the pool waits for two conv output rows,
+    # each pixel of which may take up to K*K*Cin*Cout cycles on a small engine.
+    quiet = max(2 * (c.layer.out_size[1] + 1) * c.layer.kernel ** 2 * c.layer.cin * c.layer.cout
+                for c in cases)
     bench = StreamBench(dut, sources, {"result": total}, seed=seed, idle=idle,
-                        backpressure=backpressure, max_cycles=200 * work + 10_000)
+                        backpressure=backpressure, max_cycles=200 * work + 2 * quiet + 10_000,
+                        stall_cycles=quiet + 10_000)
     stats = await bench.run()
     words, out, i = stats.received["result"], [], 0
     for case, plan in zip(cases, plans, strict=True):
