@@ -59,10 +59,16 @@ def random_params(cfg: LstmConfig, rng: np.random.Generator, style: str = "rando
 
 def random_sequences(cfg: LstmConfig, rng: np.random.Generator, count: int, *,
                      max_len: int = 100, extremes: float = 0.2) -> list[np.ndarray]:
-    """``count`` int8 sequences of random length in [1, max_len]; some use only -128/127."""
+    """``count`` int8 sequences of length in [1, max_len]; some use only -128/127.
+
+    The first two are the corner lengths 1 and ``max_len`` (a one-step sequence has no h part);
+    the others are log-uniform, so short sequences (and so sequence boundaries) are frequent
+    and the mean length is about ``max_len / ln(max_len)``.
+    """
     out = []
-    for _ in range(count):
-        t = int(rng.integers(1, max_len + 1))
+    for n in range(count):
+        t = (1, max_len)[n] if n < 2 else int(np.exp(rng.uniform(0, np.log(max_len + 1))))
+        t = min(max(t, 1), max_len)
         out.append(_int8(rng, (t, cfg.input_size), bool(rng.random() < extremes)))
     return out
 

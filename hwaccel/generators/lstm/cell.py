@@ -50,6 +50,11 @@ __all__ = ["LstmCell", "vector_layout", "weight_layout", "param_layout", "MAC_LA
 MAC_LATENCY = 3
 
 
+def _index_shape(n: int) -> range:
+    """Shape of an index below ``n``; at least one bit (a 0-bit signal lints as [-1:0])."""
+    return range(max(n, 2))
+
+
 def vector_layout(size: int) -> data.StructLayout:
     return data.StructLayout({"data": data.ArrayLayout(signed(INT8.bits), size), "last": 1})
 
@@ -113,7 +118,7 @@ class LstmCell(wiring.Component):
         w_mem = m.submodules.w_mem = memory.Memory(shape=unsigned(P * INT8.bits),
                                                    depth=cfg.weight_depth, init=[])
         w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
-        par_mems = [memory.Memory(shape=param_layout(cfg), depth=H, init=[]) for _ in range(4)]
+        par_mems = [memory.Memory(shape=param_layout(cfg), depth=max(H, 2), init=[]) for _ in range(4)]
         for g, mem in enumerate(par_mems):
             m.submodules[f"par_mem{g}"] = mem
         par_wr = [mem.write_port() for mem in par_mems]
@@ -126,7 +131,7 @@ class LstmCell(wiring.Component):
         m.d.comb += engine_idle.eq(~seq_open & ~x_full.any() & mac_idle & cell_free)
 
         w_addr = Signal(range(cfg.weight_depth))
-        p_gate, p_j = Signal(range(4)), Signal(range(H))
+        p_gate, p_j = Signal(range(4)), Signal(_index_shape(H))
         w_done, p_done = Signal(), Signal()   # the last load of each kind is complete
         m.d.comb += [self.weights.ready.eq(engine_idle), self.params.ready.eq(engine_idle)]
         take_w = self.weights.valid & engine_idle
@@ -162,8 +167,8 @@ class LstmCell(wiring.Component):
                              x_first[b].eq(~seq_open), x_last[b].eq(self.x.payload.last)]
 
         # --- MAC sequencer ---------------------------------------------------------------------
-        k = Signal(range(max(I, H)))
-        s = Signal(range(R))
+        k = Signal(_index_shape(max(I, H)))
+        s = Signal(_index_shape(R))
         r_addr = Signal(range(cfg.weight_depth))
         step_first, step_last = Signal(), Signal()
         h_buf = Signal(data.ArrayLayout(signed(INT8.bits), H))
@@ -227,10 +232,10 @@ class LstmCell(wiring.Component):
 
         # --- MAC lanes: read the weight word, multiply, accumulate (MAC_LATENCY = 3) -----------
         m.d.comb += [w_rd.addr.eq(r_addr), w_rd.en.eq(1)]
-        v1, ok1, ph1, s1, f1 = (Signal(signed(INT8.bits)), Signal(), Signal(), Signal(range(R)),
+        v1, ok1, ph1, s1, f1 = (Signal(signed(INT8.bits)), Signal(), Signal(), Signal(_index_shape(R)),
                                 Signal())
         m.d.sync += [v1.eq(elem), ok1.eq(issue), ph1.eq(phase_h), s1.eq(s), f1.eq(k == 0)]
-        ok2, ph2, s2, f2 = Signal(), Signal(), Signal(range(R)), Signal()
+        ok2, ph2, s2, f2 = Signal(), Signal(), Signal(_index_shape(R)), Signal()
         m.d.sync += [ok2.eq(ok1), ph2.eq(ph1), s2.eq(s1), f2.eq(f1)]
         acc_x, acc_h = {}, {}   # by gate row q = s * P + p; padding rows have none
         for p in range(P):
@@ -250,7 +255,7 @@ class LstmCell(wiring.Component):
                         m.d.sync += ax.eq(Mux(f2, 0, ax) + prod)
 
         # --- snapshot chains: gate g's rows g*H + j, shifted out one hidden unit per cycle -------
-        rd_active, rd_j = Signal(), Signal(range(H))
+        rd_active, rd_j = Signal(), Signal(_index_shape(H))
         rd_first, rd_last, rd_emit = Signal(), Signal(), Signal()
         chains = []
         for g in range(4):

@@ -190,10 +190,9 @@ PRESETS: dict[str, LstmConfig | LstmStackConfig] = {
         LstmConfig(input_size=64, hidden_size=64, lanes=256, name="ref_p256"),
         LstmConfig(input_size=64, hidden_size=64, lanes=64, name="ref_p64"),
         LstmConfig(input_size=64, hidden_size=64, lanes=16, name="ref_p16"),
-        LstmConfig(input_size=64, hidden_size=64, lanes=256, output="last", name="ref_p256_last"),
-        LstmConfig(input_size=7, hidden_size=5, lanes=3, name="small_p3"),
+        LstmConfig(input_size=7, hidden_size=5, lanes=6, name="small_p6"),
         LstmConfig(input_size=3, hidden_size=2, lanes=1, output="last", name="tiny_p1"),
-        LstmStackConfig(input_size=6, hidden_sizes=(5, 4), lanes=(3, 5), name="small"),
+        LstmStackConfig(input_size=6, hidden_sizes=(5, 4), lanes=(1, 5), name="small"),
         LstmStackConfig(input_size=64, hidden_sizes=(64, 64), lanes=(256, 256), name="ref"),
     )
 }

@@ -82,7 +82,9 @@ def build_gate_unit(m: Module, cfg: LstmConfig, *, par_rd, chains, start, j, fir
         shape=unsigned(tab_bits), depth=len(SIGMOID_TABLE), init=SIGMOID_TABLE)
     tanh_rom = m.submodules.tanh_rom = memory.Memory(
         shape=unsigned(tab_bits), depth=len(TANH_TABLE), init=TANH_TABLE)
-    c_mem = m.submodules.c_mem = memory.Memory(shape=signed(CELL_FMT.bits), depth=H, init=[])
+    # Depth >= 2: a 1-deep memory has a 0-bit address, which lints as [-1:0].
+    c_mem = m.submodules.c_mem = memory.Memory(shape=signed(CELL_FMT.bits), depth=max(H, 2),
+                                               init=[])
     c_rd, c_wr = c_mem.read_port(), c_mem.write_port()
 
     # Control travels beside the data: valid, j, and the step's flags.
@@ -91,7 +93,7 @@ def build_gate_unit(m: Module, cfg: LstmConfig, *, par_rd, chains, start, j, fir
     for n in range(1, GATE_LATENCY + 1):
         nxt = {}
         for key, sig in stages[-1].items():
-            reg = Signal(range(H) if key == "j" else 1, name=f"g{n}_{key}")
+            reg = Signal(range(max(H, 2)) if key == "j" else 1, name=f"g{n}_{key}")
             m.d.sync += reg.eq(sig)
             nxt[key] = reg
         stages.append(nxt)
