@@ -14,6 +14,7 @@ __all__ = ["KINDS", "presets", "config_for"]
 #: kind -> package that holds ``config.PRESETS``.
 KINDS = {
     "systolic": "hwaccel.generators.systolic",
+    "lstm": "hwaccel.generators.lstm",
     "conv": "hwaccel.generators.conv",
 }
 
