@@ -18,7 +18,8 @@ from ..generators.systolic.model import scalesim_cycles
 from ..sim.runner import design_for, run_bench
 
 COLUMNS = ["lanes", "cycles_per_step", "ideal_cycles_per_step", "utilization", "target",
-           "scalesim_cycles_per_step", "speedup_vs_scalesim", "first_step_cycles", "sequence_cycles"]
+           "scalesim_cycles_per_step", "speedup_vs_scalesim", "first_step_cycles",
+           "sequence_cycles"]
 
 SEQUENCE_LENGTH = 50
 

@@ -68,7 +68,7 @@ async def _load(dut, layers, loads, *, seed, idle) -> int:
 def _golden(layers, loads, sequences) -> list[np.ndarray]:
     """Top-layer h vectors: layers composed in software exactly as the streams compose them."""
     seqs = [np.asarray(x) for x in sequences]
-    for cfg, p in zip(layers[:-1], loads[:-1]):
+    for p in loads[:-1]:
         seqs = [golden_sequence(p, x)[0] for x in seqs]
     return golden_outputs(layers[-1], loads[-1], seqs)
 

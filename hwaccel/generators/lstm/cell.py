@@ -8,7 +8,8 @@ Interface
 ``x``        In  stream of ``{data: I x int8, last}``: one beat per step; ``last`` ends a sequence
              (the next beat starts a new one from h = c = 0).
 ``h``        Out stream of ``{data: H x int8, last}``: ``h_t`` after every step (``output="all"``,
-             ``last`` on the sequence's last step) or after a sequence's last step only (``"last"``).
+             ``last`` on the sequence's last step) or after a sequence's last step only
+             (``"last"``).
              The layout equals ``x``'s for I = H, so a second layer takes this stream as its x.
 
 A load is accepted only while no sequence is in flight, and x only once a whole load is in.
@@ -118,7 +119,9 @@ class LstmCell(wiring.Component):
         w_mem = m.submodules.w_mem = memory.Memory(shape=unsigned(P * INT8.bits),
                                                    depth=cfg.weight_depth, init=[])
         w_wr, w_rd = w_mem.write_port(), w_mem.read_port()
-        par_mems = [memory.Memory(shape=param_layout(cfg), depth=max(H, 2), init=[]) for _ in range(4)]
+        # One parameter memory per gate, so the gate unit reads i, f, g, o of unit j at once.
+        par_mems = [memory.Memory(shape=param_layout(cfg), depth=max(H, 2), init=[])
+                    for _ in range(4)]
         for g, mem in enumerate(par_mems):
             m.submodules[f"par_mem{g}"] = mem
         par_wr = [mem.write_port() for mem in par_mems]
@@ -232,8 +235,8 @@ class LstmCell(wiring.Component):
 
         # --- MAC lanes: read the weight word, multiply, accumulate (MAC_LATENCY = 3) -----------
         m.d.comb += [w_rd.addr.eq(r_addr), w_rd.en.eq(1)]
-        v1, ok1, ph1, s1, f1 = (Signal(signed(INT8.bits)), Signal(), Signal(), Signal(_index_shape(R)),
-                                Signal())
+        v1, ok1, ph1, f1 = Signal(signed(INT8.bits)), Signal(), Signal(), Signal()
+        s1 = Signal(_index_shape(R))
         m.d.sync += [v1.eq(elem), ok1.eq(issue), ph1.eq(phase_h), s1.eq(s), f1.eq(k == 0)]
         ok2, ph2, s2, f2 = Signal(), Signal(), Signal(_index_shape(R)), Signal()
         m.d.sync += [ok2.eq(ok1), ph2.eq(ph1), s2.eq(s1), f2.eq(f1)]

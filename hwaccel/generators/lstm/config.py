@@ -158,7 +158,7 @@ class LstmStackConfig:
                              f"({len(self.hidden_sizes)}), not {self.lanes!r}")
         check_choice("output", self.output, OUTPUTS)
         _check_name(self.name)
-        self.layers  # validates every layer
+        _ = self.layers  # builds, and so validates, every layer's config
 
     @property
     def slug(self) -> str:

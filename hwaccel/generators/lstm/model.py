@@ -101,8 +101,8 @@ class LstmParams:
         for name in ("mult_x", "shift_x", "mult_h", "shift_h", "bias"):
             if getattr(self, name).shape != (rows,):
                 raise ValueError(f"{name} must have shape {(rows,)}")
-        if (self.mult_x.min() < 0 or self.mult_h.min() < 0 or self.mult_x.max() >= 1 << cfg.mult_bits
-                or self.mult_h.max() >= 1 << cfg.mult_bits):
+        mults = np.concatenate([self.mult_x, self.mult_h])
+        if mults.min() < 0 or mults.max() >= 1 << cfg.mult_bits:
             raise ValueError(f"mult_x and mult_h must be in [0, 2**{cfg.mult_bits})")
         if min(self.shift_x.min(), self.shift_h.min()) < 1 or max(
                 self.shift_x.max(), self.shift_h.max()) >= 1 << cfg.shift_bits:
