@@ -1,0 +1,144 @@
+"""The implementation flow: ``synthesize`` a preset on a target, or build an ECP5 ``bitstream``.
+
+Everything for one preset and target lives in ``build/impl/<slug>-<target>/``: the Verilog
+elaborated for the target, the Yosys script and log, the netlist, the nextpnr log and report,
+and ``report.json``. The report is deleted before a run starts and written (atomically) only
+when the whole flow succeeded, so a failure -- a missing tool, a design that does not fit or
+does not route -- never leaves a stale report behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from .. import __version__
+from ..emit import BANNER
+from ..sim.runner import build_root
+from .nextpnr import run_nextpnr
+from .report import SynthReport
+from .shell import ScanShell
+from .target import Target, get_target
+from .tools import ImplError, run_tool
+from .yosys import run_yosys
+
+__all__ = ["synthesize", "bitstream", "impl_folder", "write_verilog"]
+
+
+def impl_folder(config, target: Target, out_dir: Path | str | None = None) -> Path:
+    base = Path(out_dir) if out_dir is not None else build_root() / "impl"
+    return base / f"{config.slug}-{target.name}"
+
+
+def write_verilog(config, target: Target, folder: Path, *, shell: bool) -> tuple[Path, str]:
+    """The Verilog of ``config`` elaborated for ``target`` (optionally inside a scan shell).
+
+    It differs from ``rtl/<slug>.v`` only where a generator asks the platform for a vendor
+    primitive (:mod:`hwaccel.hdl.dsp`); its cycle behaviour is the one Verilator verifies.
+    """
+    core = config.build()
+    top = f"{config.slug}_shell" if shell else config.slug
+    text = verilog.convert(ScanShell(core) if shell else core, name=top, platform=target,
+                           emit_src=False, strip_internal_attrs=True)
+    path = folder / f"{top}.v"
+    text = BANNER.format(version=__version__, slug=config.slug) + text
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path, top
+
+
+def _as_target(target: Target | str) -> Target:
+    return target if isinstance(target, Target) else get_target(target)
+
+
+def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None = None,
+               out_dir: Path | str | None = None, seed: int = 1) -> SynthReport:
+    """Synthesize (and on FPGAs place and route) ``config``; returns and writes the report.
+
+    Parameters
+    ----------
+    config
+        Any generator config (it has ``slug`` and ``build()``).
+    target : Target or str
+        ``"ecp5"``, ``"ice40"``, ``"generic"`` or a :class:`Target`.
+    freq_mhz : float, optional
+        The clock constraint for nextpnr (default: the target's). Fmax is measured either way.
+    out_dir : path, optional
+        Parent of the run folder (default ``build/impl``).
+    seed : int
+        nextpnr's placement seed (results are deterministic for a seed).
+
+    Raises
+    ------
+    MissingToolError
+        A tool is not installed (the message names the pip package).
+    ImplError
+        Synthesis or place and route failed; the message has the tool's error lines.
+    """
+    t = _as_target(target)
+    folder = impl_folder(config, t, out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    report_path = folder / "report.json"
+    report_path.unlink(missing_ok=True)
+    start = time.monotonic()
+    shell = t.pnr is not None and not t.out_of_context
+    path, top = write_verilog(config, t, folder, shell=shell)
+    ys = run_yosys(path, top, t, folder)
+    if t.pnr is None:
+        report = SynthReport(
+            preset=config.slug, target=t.name, device=t.device, lut=None, ff=ys.ff, dsp=None,
+            bram=None, fmax_mhz=None, critical_path=None, gates=ys.gates,
+            yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
+    else:
+        freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
+        extra = ("--out-of-context",) if t.out_of_context else ()
+        pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, extra=extra)
+        if pnr.fmax_mhz is None:
+            raise ImplError(f"nextpnr reported no Fmax for clock 'clk' of {top} [log: {pnr.log}]")
+        avail = {name: sum(pnr.available.get(c, 0) for c in cells)
+                 for name, cells in (("lut", t.lut), ("ff", t.ff or t.lut), ("dsp", t.dsp),
+                                     ("bram", t.bram))}
+        report = SynthReport(
+            preset=config.slug, target=t.name, device=t.device, lut=pnr.count(t.lut),
+            ff=pnr.count(t.ff) if t.ff else ys.ff, dsp=pnr.count(t.dsp),
+            bram=pnr.count(t.bram), fmax_mhz=pnr.fmax_mhz, critical_path=pnr.critical_path,
+            constraint_mhz=freq, timing_met=pnr.fmax_mhz >= freq,
+            io="out-of-context" if t.out_of_context else "scan shell", available=avail,
+            yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
+    report.write(report_path)
+    return report
+
+
+def bitstream(config, *, freq_mhz: float | None = None, out_dir: Path | str | None = None,
+              seed: int = 1) -> tuple[Path, SynthReport]:
+    """An ECP5 bitstream of ``config`` inside a :class:`ScanShell` (pins placed by nextpnr).
+
+    Returns the ``.bit`` path and the report of that placement (which includes the shell).
+    Raises like :func:`synthesize`; a failure leaves no ``.bit`` behind.
+    """
+    t = replace(get_target("ecp5"), name="ecp5-bitstream", out_of_context=False,
+                pnr_args=(*get_target("ecp5").pnr_args, "--lpf-allow-unconstrained"))
+    folder = impl_folder(config, t, out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    bit = folder / f"{config.slug}.bit"
+    bit.unlink(missing_ok=True)
+    start = time.monotonic()
+    path, top = write_verilog(config, t, folder, shell=True)
+    ys = run_yosys(path, top, t, folder)
+    freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
+    pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, textcfg=True)
+    tmp = bit.with_suffix(".bit.tmp")
+    run_tool("ecppack", ["--input", pnr.textcfg.name, "--bit", tmp.name], cwd=folder,
+             log=folder / "ecppack.log", what=f"bitstream of {top}")
+    tmp.replace(bit)
+    report = SynthReport(
+        preset=config.slug, target="ecp5", device=t.device, lut=pnr.count(t.lut),
+        ff=pnr.count(t.ff), dsp=pnr.count(t.dsp), bram=pnr.count(t.bram),
+        fmax_mhz=pnr.fmax_mhz, critical_path=pnr.critical_path, constraint_mhz=freq,
+        timing_met=pnr.fmax_mhz is not None and pnr.fmax_mhz >= freq, io="scan shell",
+        yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
+    report.write(folder / "report.json")
+    return bit, report

@@ -1,0 +1,80 @@
+"""Yosys: the synthesis script of a target, and the cell counts of its result."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .target import Target
+from .tools import ImplError, run_tool
+
+__all__ = ["YosysResult", "run_yosys", "GATE_CELLS", "FF_PREFIXES"]
+
+#: Yosys' internal gate cells that make up the ``generic`` gate count (after ``abc -g``).
+GATE_CELLS = ("$_AND_", "$_NAND_", "$_OR_", "$_NOR_", "$_XOR_", "$_XNOR_", "$_MUX_", "$_NOT_",
+              "$_ANDNOT_", "$_ORNOT_")
+#: Flip-flop cell names start with one of these (internal $_*DFF*_ cells, SB_DFF*, TRELLIS_FF).
+FF_PREFIXES = ("$_DFF", "$_SDFF", "$_DFFE", "$_SDFFE", "$_SDFFCE", "$_ALDFF", "$_DLATCH",
+               "SB_DFF", "TRELLIS_FF")
+
+
+@dataclass(frozen=True)
+class YosysResult:
+    cells: dict[str, int]     # cell type -> count in the flattened design
+    netlist: Path | None      # the JSON netlist for nextpnr (None for ``generic``)
+    log: Path
+    notes: tuple[str, ...] = ()
+
+    def count(self, types) -> int:
+        return sum(self.cells.get(t, 0) for t in types)
+
+    @property
+    def ff(self) -> int:
+        return sum(n for t, n in self.cells.items() if t.startswith(FF_PREFIXES))
+
+    @property
+    def gates(self) -> int:
+        return self.count(GATE_CELLS)
+
+
+def run_yosys(verilog: Path, top: str, target: Target, folder: Path) -> YosysResult:
+    """Synthesize ``verilog`` for ``target`` in ``folder``; returns the cell counts."""
+    netlist = folder / f"{top}.netlist.json" if target.pnr else None
+    stat = folder / "yosys_stat.json"
+    log = folder / "yosys.log"
+    notes: tuple[str, ...] = ()
+
+    def attempt(synth: str) -> None:
+        script = folder / "synth.ys"
+        script.write_text(f"read_verilog {verilog.name}\n"
+                          f"{synth.format(top=top, json=netlist.name if netlist else '')}\n"
+                          f"tee -q -o {stat.name} stat -json\n")
+        stat.unlink(missing_ok=True)
+        if netlist is not None:
+            netlist.unlink(missing_ok=True)
+        run_tool("yosys", ["-s", script.name], cwd=folder, log=log,
+                 what=f"synthesis of {top} for {target.name}")
+
+    try:
+        attempt(target.synth)
+    except ImplError:
+        if not target.synth_fallback or not _died_in_abc9(log):
+            raise
+        log.replace(folder / "yosys_abc9_crash.log")
+        attempt(target.synth_fallback)
+        notes = ("yosys-abc crashed in abc9; LUTs mapped with `abc -lut 4` instead",)
+    try:
+        design = json.loads(stat.read_text())["design"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ImplError(f"yosys wrote no readable statistics for {top} ({stat}): {exc}") from exc
+    cells = {t: int(n) for t, n in design.get("num_cells_by_type", {}).items()
+             if not t.startswith("$scopeinfo")}
+    return YosysResult(cells, netlist, log, notes)
+
+
+def _died_in_abc9(log: Path) -> bool:
+    """Whether the last pass Yosys started before exiting was ABC9's external ABC run."""
+    passes = [ln for ln in log.read_text().splitlines() if "Executing" in ln or "Running ABC" in ln]
+    return bool(passes) and "Running ABC command" in passes[-1] and any(
+        "ABC9" in ln for ln in passes[-3:])
