@@ -4,13 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.hwaccel-installed
 
-.PHONY: rtl test lint bench clean
+.PHONY: rtl test lint bench bitstream clean
 
 # torch is pinned to the CPU build first: a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,impl]"
 	@touch $(STAMP)
 
 rtl: $(STAMP)
@@ -29,6 +29,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/hwaccel bench gemm --dataflow os
 	$(VENV)/bin/hwaccel bench gemm --dataflow ws
+
+# An ECP5 bitstream (yowasp-ecppack) of the 8x8 array inside a scan shell: build/impl/*/<slug>.bit
+BITSTREAM_PRESET ?= systolic_os_8x8
+bitstream: $(STAMP)
+	$(VENV)/bin/hwaccel synth --preset $(BITSTREAM_PRESET) --target ecp5 --bitstream
 
 clean:
 	rm -rf rtl/*.v rtl/*.json build .pytest_cache

@@ -1,6 +1,8 @@
 """The ``hwaccel`` command (also ``python -m hwaccel``).
 
 ``hwaccel rtl [--list] [--lint] [--out DIR] [SLUG ...]``  emit Verilog + JSON sidecars
+``hwaccel synth --preset P --target ecp5|ice40|generic [--json] [--bitstream]``
+                                                            resources, Fmax (Yosys, nextpnr)
 ``hwaccel bench NAME [options] [--json]``                   run a benchmark on the RTL
 """
 
@@ -36,6 +38,29 @@ def _cmd_rtl(args) -> int:
     return 0
 
 
+def _cmd_synth(args) -> int:
+    from .generators import config_for, presets
+    from .impl import bitstream, synthesize
+    from .impl.report import format_report
+
+    slug = args.preset
+    if slug not in presets():  # a bare preset name is enough when it is unambiguous
+        matches = [s for s in presets() if s.endswith(f"_{slug}")]
+        slug = matches[0] if len(matches) == 1 else slug
+    config = config_for(slug)
+    if args.bitstream:
+        if args.target != "ecp5":
+            raise ValueError(f"--bitstream needs --target ecp5, not {args.target!r}")
+        bit, report = bitstream(config, freq_mhz=args.freq, seed=args.seed)
+    else:
+        bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=args.seed)
+    if args.json:
+        print(json.dumps(report.to_json() | ({"bitstream": str(bit)} if bit else {}), indent=2))
+    else:
+        print(format_report(report) + (f"\n  bitstream {bit}" if bit else ""))
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from .bench import format_table
 
@@ -58,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     rtl.add_argument("--lint", action="store_true", help="verilator --lint-only -Wall each file")
     rtl.add_argument("--out", default="rtl", help="output folder (default: rtl)")
     rtl.set_defaults(func=_cmd_rtl)
+    syn = sub.add_parser("synth", help="synthesize a preset: resources, Fmax, critical path")
+    syn.add_argument("--preset", required=True, help="preset slug (see `hwaccel rtl --list`)")
+    syn.add_argument("--target", choices=["ecp5", "ice40", "generic"], default="ecp5")
+    syn.add_argument("--freq", type=float, default=None, help="clock constraint in MHz")
+    syn.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    syn.add_argument("--bitstream", action="store_true",
+                     help="write an ECP5 bitstream (the core inside a scan shell)")
+    syn.add_argument("--json", action="store_true", help="print the report as JSON")
+    syn.set_defaults(func=_cmd_synth)
     bench = sub.add_parser("bench", help="run a benchmark on the RTL")
     bsub = bench.add_subparsers(dest="bench", required=True)
     for name in BENCHES:
