@@ -35,5 +35,7 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def config_to_json(config: Any) -> dict:
-    """The config's fields as plain JSON data (what the RTL sidecar carries)."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    """The config's fields as plain JSON data (what the RTL sidecar carries); a field that is
+    itself a config dataclass becomes a nested dict."""
+    return {f.name: (config_to_json(v) if dataclasses.is_dataclass(v) else v)
+            for f in dataclasses.fields(config) for v in [getattr(config, f.name)]}

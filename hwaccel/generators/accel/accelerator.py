@@ -1,0 +1,228 @@
+"""The accelerator: scratchpads, a host port, the command processor, DMA and the engines.
+
+Host port (``host``: a simple synchronous memory-mapped bus, documented in :mod:`.isa`)
+---------------------------------------------------------------------------------------
+``host__addr``   In   ``{region (2 bits, top), offset (addr_bits)}``; regions ACT, WGT, PROG, REG
+``host__wdata``  In   ``data_bits`` wide: one whole scratchpad, weight or command word per write
+``host__we``     In   write ``wdata`` at ``addr`` on this edge
+``host__re``     In   read ``addr``: ``host__rdata`` holds the word from the next cycle on
+``host__rdata``  Out  the word read (scratchpads zero-extended; REG: STATUS then COUNTERS)
+
+Memories are the host's only while STATUS.busy is 0 (the DMA owns their ports while a program
+runs; host accesses to them then are dropped). REG writes (CONTROL) are always taken: bit 0
+starts the program at pc ``wdata[16:32]``, bit 1 is a soft reset that returns the processor,
+DMA and engines to idle mid-program (memories keep their contents).
+
+Datapath
+--------
+One job at a time (see :mod:`.processor`). A CONV/GEMM job streams its descriptor to the conv
+engine, ``weight_words`` weight beats and ``blocks`` requantizer beats from the wide weight
+scratchpad (one beat per cycle), input words from the activation scratchpad, and writes every
+result beat back (the write port is never busy, so results are never back-pressured). A MAXPOOL
+job does the same on the stand-alone max-pool unit. The conv engine only accepts its next
+layer's weights once its current layer has drained, so loading cannot overlap computing without
+changing the engine; loads are short (one beat per cycle from the wide memory) and counted.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..conv.chain import ConvPool
+from ..conv.layouts import requant_layout
+from ..conv.maxpool import MaxPool
+from .config import AccelConfig
+from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Region, command_layout
+from .processor import JOB_CONV, JOB_POOL, Processor
+from .reader import Reader
+
+__all__ = ["Accelerator", "host_signature"]
+
+COUNTER_BITS = 48
+
+
+def host_signature(cfg: AccelConfig) -> wiring.Signature:
+    return wiring.Signature({
+        "addr": Out(2 + cfg.addr_bits), "wdata": Out(cfg.data_bits), "we": Out(1),
+        "re": Out(1), "rdata": In(cfg.data_bits),
+    })
+
+
+class Accelerator(wiring.Component):
+    """The accelerator built from an :class:`AccelConfig`.
+
+    Members
+    -------
+    host : ``In(host_signature(config))``
+    busy, done, error : ``Out(1)``  copies of the STATUS bits (for a harness to wait on)
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`AccelConfig`.
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = config
+        super().__init__({"host": In(host_signature(config)), "busy": Out(1), "done": Out(1),
+                          "error": Out(1)})
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        host = self.host
+        region = host.addr[cfg.addr_bits:]
+        offset = host.addr[: cfg.addr_bits]
+        soft = Signal()
+        reg_write = host.we & (region == Region.REG)
+        m.d.comb += soft.eq(reg_write & (offset == 0) & host.wdata[1])
+
+        def reset_on_soft(component):
+            return ResetInserter(soft)(component)
+
+        # --- memories --------------------------------------------------------------------------
+        act = m.submodules.act = memory.Memory(shape=unsigned(cfg.act_bits),
+                                               depth=cfg.act_depth, init=[])
+        wgt = m.submodules.wgt = memory.Memory(shape=unsigned(cfg.wgt_bits),
+                                               depth=cfg.wgt_depth, init=[])
+        prog = m.submodules.prog = memory.Memory(shape=command_layout(cfg),
+                                                 depth=cfg.prog_depth, init=[])
+        act_rd, act_wr = act.read_port(), act.write_port()
+        wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
+        prog_rd, prog_wr = prog.read_port(), prog.write_port()
+
+        # --- units -----------------------------------------------------------------------------
+        proc = Processor(cfg)
+        conv = ConvPool(cfg.conv)
+        pool = MaxPool(cfg.conv.pool_config)
+        act_dma = Reader(cfg.act_bits, cfg.act_depth)
+        wgt_dma = Reader(cfg.wgt_bits, cfg.wgt_depth)
+        for name, unit in (("proc", proc), ("conv", conv), ("pool", pool),
+                           ("act_dma", act_dma), ("wgt_dma", wgt_dma)):
+            m.submodules[name] = reset_on_soft(unit)
+        busy = proc.busy
+        m.d.comb += [self.busy.eq(proc.busy), self.done.eq(proc.done),
+                     self.error.eq(proc.error)]
+
+        # --- job datapath ----------------------------------------------------------------------
+        active, kind, pending = Signal(), Signal(), Signal()
+        written = Signal(range(cfg.act_depth + 1))
+        popped = Signal(range(cfg.wgt_depth + 1))
+        is_conv, is_pool = active & (kind == JOB_CONV), active & (kind == JOB_POOL)
+        m.d.comb += [
+            act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
+            act_dma.count.eq(proc.job_src_count),
+            wgt_dma.start.eq(proc.job_start), wgt_dma.base.eq(proc.job_wgt),
+            wgt_dma.count.eq(Mux(proc.job_kind == JOB_CONV, proc.job_wgt_count, 0)),
+        ]
+        with m.If(proc.job_start):
+            m.d.sync += [active.eq(1), kind.eq(proc.job_kind), pending.eq(1), written.eq(0),
+                         popped.eq(0)]
+        # Descriptors.
+        m.d.comb += [conv.layer.payload.eq(proc.job_desc), pool.layer.payload.eq(proc.job_pool),
+                     conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
+        with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)):
+            m.d.sync += pending.eq(0)
+        # Weights, then requantizers, from one in-order read stream.
+        to_weights = popped < proc.job_desc.weight_words
+        rq_bits = requant_layout(cfg.conv).size
+        m.d.comb += [
+            conv.weights.payload.eq(wgt_dma.source.payload[: cfg.lanes * cfg.conv.block * 8]),
+            conv.requant.payload.eq(wgt_dma.source.payload[:rq_bits]),
+            conv.weights.valid.eq(wgt_dma.source.valid & to_weights),
+            conv.requant.valid.eq(wgt_dma.source.valid & ~to_weights),
+            wgt_dma.source.ready.eq(Mux(to_weights, conv.weights.ready, conv.requant.ready)),
+        ]
+        loaded = wgt_dma.source.valid & wgt_dma.source.ready
+        with m.If(loaded):
+            m.d.sync += popped.eq(popped + 1)
+        # Activations to whichever unit runs the job.
+        m.d.comb += [
+            conv.activations.payload.eq(act_dma.source.payload),
+            pool.sink.payload.data.eq(act_dma.source.payload),
+            conv.activations.valid.eq(act_dma.source.valid & is_conv),
+            pool.sink.valid.eq(act_dma.source.valid & is_pool),
+            act_dma.source.ready.eq(Mux(is_conv, conv.activations.ready,
+                                        is_pool & pool.sink.ready)),
+        ]
+        # Results: the write port takes one per cycle, so they are never back-pressured.
+        res_valid = Mux(is_conv, conv.result.valid, is_pool & pool.source.valid)
+        res_data = Mux(is_conv, conv.result.payload.data, pool.source.payload.data)
+        m.d.comb += [conv.result.ready.eq(is_conv), pool.source.ready.eq(is_pool)]
+        store = res_valid & active
+        with m.If(store):
+            m.d.sync += written.eq(written + 1)
+        idle = Mux(kind == JOB_CONV, conv.layer.ready, pool.layer.ready)
+        done = (active & ~pending & (written == proc.job_dst_count) & ~act_dma.busy
+                & ~wgt_dma.busy & idle)
+        consumed = act_dma.source.valid & act_dma.source.ready
+        m.d.comb += [proc.job_done.eq(done), proc.progress.eq(store | consumed | loaded)]
+        with m.If(done):
+            m.d.sync += active.eq(0)
+
+        # --- memory ports: the DMA while busy, the host otherwise ------------------------------
+        host_mem = ~busy & ~proc.start
+        m.d.comb += [
+            act_rd.addr.eq(Mux(active, act_dma.addr, offset)),
+            act_dma.rdata.eq(act_rd.data),
+            act_wr.addr.eq(Mux(active, proc.job_dst + written, offset)),
+            act_wr.data.eq(Mux(active, res_data, host.wdata)),
+            act_wr.en.eq(Mux(active, store, host.we & host_mem & (region == Region.ACT))),
+            wgt_rd.addr.eq(Mux(active, wgt_dma.addr, offset)),
+            wgt_dma.rdata.eq(wgt_rd.data),
+            wgt_wr.addr.eq(offset), wgt_wr.data.eq(host.wdata),
+            wgt_wr.en.eq(host.we & host_mem & (region == Region.WGT)),
+            prog_rd.addr.eq(Mux(busy, proc.prog_addr, offset)),
+            proc.prog_data.eq(prog_rd.data),
+            prog_wr.addr.eq(offset), prog_wr.data.eq(host.wdata),
+            prog_wr.en.eq(host.we & host_mem & (region == Region.PROG)),
+            proc.start.eq(reg_write & (offset == 0) & host.wdata[0] & ~host.wdata[1]),
+            proc.start_pc.eq(host.wdata[16:32]),
+        ]
+        assert CONTROL_START == 1 and CONTROL_RESET == 2  # the bits tested above
+
+        # --- performance counters (cleared when a program starts) ------------------------------
+        events = {
+            "cycles": busy,
+            "conv_busy": is_conv,
+            "pool_busy": is_pool,
+            "mac_slots": Mux(proc.job_start & (proc.job_kind == JOB_CONV),
+                             proc.job_fabric * cfg.macs, 0),
+            "load_cycles": loaded,
+            "stall_input": is_conv & conv.activations.ready & ~conv.activations.valid,
+            "overhead": busy & ~active,
+            "commands": proc.retire,
+        }
+        counters = []
+        for name in COUNTERS:
+            c = Signal(COUNTER_BITS, name=f"count_{name}")
+            with m.If(proc.start & ~busy):
+                m.d.sync += c.eq(0)
+            with m.Else():
+                m.d.sync += c.eq(c + events[name])
+            counters.append(c)
+        status = Cat(proc.busy, proc.done, proc.error, Signal(5), proc.cause, proc.pc)
+
+        # --- host reads: registered, one cycle after ``re`` ------------------------------------
+        r_region = Signal(2)
+        r_reg = Signal(max(COUNTER_BITS, 32))
+        with m.If(host.re):
+            m.d.sync += r_region.eq(region)
+            # Mux chains rather than m.Switch: Yosys writes Switches as case statements
+            # without a default, which lints as CASEINCOMPLETE.
+            value = 0
+            for i, reg in reversed(list(enumerate([status, *counters]))):
+                value = Mux(offset == i, reg, value)
+            m.d.sync += r_reg.eq(value)
+        m.d.comb += host.rdata.eq(
+            Mux(r_region == Region.ACT, act_rd.data,
+                Mux(r_region == Region.WGT, wgt_rd.data,
+                    Mux(r_region == Region.PROG, prog_rd.data, r_reg))))
+
+        with m.If(soft):
+            m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
+        return m

@@ -1,0 +1,185 @@
+"""Accelerator programs, written once and used by the golden tests, the RTL benches and the
+benchmark: random programs, fault programs and the reference CNN."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...numerics import INT8, requant_params
+from .config import AccelConfig
+from .driver import ActTensor, ProgramBuilder, encode
+from .isa import Cause, Op
+
+__all__ = ["random_program", "fault_programs", "cnn_program", "CnnProgram", "random_requant"]
+
+
+def _int8(rng, shape) -> np.ndarray:
+    return rng.integers(INT8.min, INT8.max + 1, size=shape, dtype=np.int64)
+
+
+def random_requant(rng, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bias, multiplier, shift for ``n`` outputs of ``k``-term int8 sums (outputs spread)."""
+    spread = math.sqrt(k) * 74.0 * 74.0
+    params = [requant_params(40.0 / spread * float(rng.uniform(0.5, 2.0))) for _ in range(n)]
+    bias = rng.integers(-int(spread) // 2, int(spread) // 2 + 1, n, dtype=np.int64)
+    return (bias, np.array([p.multiplier for p in params], dtype=np.int64),
+            np.array([p.shift for p in params], dtype=np.int64))
+
+
+def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
+                   ) -> ProgramBuilder:
+    """Random CONV/GEMM/MAXPOOL/FENCE commands with random shapes and chained or fresh inputs,
+    ended by DONE. Shapes stay within the config; GEMMs may exceed one engine tile in M."""
+    c = cfg.conv
+    b = ProgramBuilder(cfg)
+
+    def fresh(max_pixels_w=c.max_width):
+        ch = int(rng.integers(1, c.max_cin + 1))
+        h, w = int(rng.integers(1, c.max_height + 1)), int(rng.integers(1, max_pixels_w + 1))
+        return b.put(_int8(rng, (ch, h, w)))
+
+    cur = fresh()
+    for _ in range(commands):
+        kind = rng.choice(["conv", "conv", "gemm", "pool", "fence"])
+        try:
+            if kind == "fence":
+                b.fence()
+                continue
+            if kind == "gemm":
+                if rng.random() < 0.4 or cur.channels > c.max_cin:
+                    m = int(rng.integers(1, 2 * c.max_width * c.max_height + c.max_width))
+                    cur = b.put(_int8(rng, (int(rng.integers(1, c.max_cin + 1)), 1, m)))
+                n = int(rng.integers(1, c.max_cout + 1))
+                w = _int8(rng, (cur.channels, n))
+                cur = b.gemm(cur, w, *random_requant(rng, n, cur.channels),
+                             relu=bool(rng.random() < 0.5))
+                continue
+            if cur.height > c.max_height or cur.width > c.max_width or cur.channels > c.max_cin:
+                cur = fresh()
+            if kind == "pool":
+                if cur.height < 2 or cur.width < 2 or cur.channels > c.max_cout:
+                    cur = fresh()
+                    if cur.height < 2 or cur.width < 2:
+                        continue
+                if cur.channels <= c.max_cout:
+                    cur = b.maxpool(cur)
+                continue
+            k = int(rng.integers(1, min(c.max_kernel, cur.height, cur.width) + 1))
+            pad = int(rng.integers(0, (k - 1) // 2 + 1))
+            stride = int(rng.choice([1, 2]))
+            oh = (cur.height + 2 * pad - k) // stride + 1
+            ow = (cur.width + 2 * pad - k) // stride + 1
+            pool = bool(oh >= 2 and ow >= 2 and rng.random() < 0.4)
+            n = int(rng.integers(1, c.max_cout + 1))
+            w = _int8(rng, (n, cur.channels, k, k))
+            cur = b.conv(cur, w, *random_requant(rng, n, k * k * cur.channels), stride=stride,
+                         padding=pad, relu=bool(rng.random() < 0.6), pool=pool)
+        except ValueError as exc:
+            if "does not fit" not in str(exc):
+                raise
+            break  # scratchpad full: end the program here
+    b.done()
+    return b
+
+
+def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tuple]:
+    """``name -> (builder, expected cause, expected pc)``: a good command, then a bad one."""
+    out = {}
+    c = cfg.conv
+
+    def start():
+        b = ProgramBuilder(cfg)
+        x = b.put(_int8(rng, (2, 4, 4)))
+        w = _int8(rng, (3, 2, 3, 3))
+        y = b.conv(x, w, *random_requant(rng, 3, 18))
+        return b, x, y
+
+    b, x, y = start()
+    b.raw(encode(cfg, 4, src=x.addr))  # opcode 4 (LSTM) is not implemented
+    out["illegal_lstm"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, 0))
+    out["illegal_zero"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.MAXPOOL, pool={"width": 4, "height": 4, "blocks": 1, "enable": 1},
+                 src=cfg.act_depth - 3, dst=y.addr))
+    out["address_src"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.MAXPOOL, pool={"width": 4, "height": 4, "blocks": 1, "enable": 1},
+                 src=x.addr, dst=cfg.act_depth - 1))
+    out["address_dst"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()
+    d = _conv_desc(cfg, x)
+    b.raw(encode(cfg, Op.CONV, desc=d, src=x.addr, dst=y.addr, wgt=cfg.wgt_depth - 2))
+    out["address_wgt"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.CONV, desc={**d, "out_width": d["out_width"] + 1}, src=x.addr,
+                 dst=y.addr))
+    out["shape_out_width"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.CONV, desc={**d, "kernel": 1}, src=x.addr, dst=y.addr))
+    out["shape_inconsistent_kernel"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.GEMM, desc=d, src=x.addr, dst=y.addr, count=4))  # a 3x3 template
+    out["shape_gemm_kernel"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.MAXPOOL, pool={"width": 1, "height": 4, "blocks": 1, "enable": 1},
+                 src=x.addr, dst=y.addr))
+    out["shape_pool_1wide"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.MAXPOOL, pool={"width": 4, "height": 4, "blocks": c.max_blocks + 1,
+                                        "enable": 1}, src=x.addr, dst=y.addr))
+    out["shape_pool_blocks"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.CONV, desc={**d, "width": c.max_width + 1,
+                                     "out_width": c.max_width - 1}, src=x.addr, dst=y.addr))
+    out["shape_conv_width"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()  # runs off the end of program memory: no DONE anywhere
+    for _ in range(cfg.prog_depth - len(b.commands)):
+        b.fence()
+    out["pc_range"] = (b, Cause.PC_RANGE, cfg.prog_depth)
+    assert c.max_kernel >= 3 and c.max_width >= 4
+    return out
+
+
+def _conv_desc(cfg: AccelConfig, x: ActTensor) -> dict:
+    from ..conv.layer import ConvLayer, descriptor
+
+    return descriptor(cfg.conv, ConvLayer(x.height, x.width, x.channels, 3, 3))
+
+
+@dataclass
+class CnnProgram:
+    builder: ProgramBuilder
+    images: list[np.ndarray]     # 1 x 28 x 28 int8 each
+    outputs: ActTensor           # batch x 10 logits (GEMM rows)
+    layers: list[tuple]          # (name, w, bias, multiplier, shift) for the reference check
+
+
+def cnn_program(cfg: AccelConfig, batch: int, seed: int) -> CnnProgram:
+    """The reference CNN (conv 32, pool, conv 64, pool, conv 64, fc 64, fc 10) on ``batch``
+    random images, layer-major: each layer's weights are stored once and reused by every image.
+
+    fc1 runs as a CONV whose 3x3 kernel covers the whole 3x3x64 map (the same sum as Linear
+    over the CHW flatten, weights reshaped 64 x 64 x 3 x 3), fc2 as one GEMM with M = batch.
+    """
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(cfg)
+    shapes = [("conv1", (32, 1, 3, 3), True), ("conv2", (64, 32, 3, 3), True),
+              ("conv3", (64, 64, 3, 3), False), ("fc1", (64, 64, 3, 3), False)]
+    layers = []
+    for name, shape, _ in shapes:
+        k = shape[1] * shape[2] * shape[3]
+        layers.append((name, _int8(rng, shape), *random_requant(rng, shape[0], k)))
+    fc2 = ("fc2", _int8(rng, (64, 10)), *random_requant(rng, 10, 64))
+    images = [_int8(rng, (1, 28, 28)) for _ in range(batch)]
+    cur = [b.put(x) for x in images]
+    for (_name, w, bias, mult, shift), (_, _, pool) in zip(layers, shapes):
+        cur = [b.conv(t, w, bias, mult, shift, pool=pool) for t in cur]
+    rows = b.view(cur[0], 64, 1, batch)
+    out = b.gemm(rows, fc2[1], *fc2[2:], relu=False)
+    b.done()
+    return CnnProgram(b, images, out, [*layers, fc2])

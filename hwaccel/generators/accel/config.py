@@ -1,0 +1,132 @@
+"""Configuration of the accelerator: its convolution fabric, scratchpads and program memory."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ...config import check_int
+from ..conv.config import ConvConfig
+from ..conv.layouts import requant_layout
+
+__all__ = ["AccelConfig", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class AccelConfig:
+    """The accelerator: scratchpads, a command processor and the engines, run by programs.
+
+    Parameters
+    ----------
+    conv : ConvConfig (or the dict a sidecar holds)
+        The convolution engine (with its max-pool stage) that runs CONV and GEMM commands. Its
+        ``lanes`` must equal its ``block``: a result beat (``block`` channels) is then exactly
+        one activation word (``lanes`` channels), so a layer's output is the next one's input
+        with no host step.
+    act_depth : int
+        Words of the activation scratchpad (one word = ``lanes`` int8, channels-last).
+    wgt_depth : int
+        Words of the weight scratchpad (one word = one engine weight beat, ``lanes x block``
+        int8, or one requantizer beat). A separate wide memory so that a layer's weights load at
+        one beat per cycle (a 16-byte scratchpad would need 16 cycles per 256-byte beat).
+    prog_depth : int
+        Commands the program memory holds.
+    watchdog : int
+        Cycles a command may run with no stream transfer before it faults (cause TIMEOUT).
+    name : str
+        Preset name (the slug is ``accel_<name>``).
+    """
+
+    conv: ConvConfig = ConvConfig(name="accel")
+    act_depth: int = 32768
+    wgt_depth: int = 512
+    prog_depth: int = 256
+    watchdog: int = 1 << 16
+    name: str = "custom"
+
+    kind = "accel"
+
+    def __post_init__(self):
+        if isinstance(self.conv, dict):  # sidecars carry the nested config as a dict
+            object.__setattr__(self, "conv", ConvConfig(**self.conv))
+        if not isinstance(self.conv, ConvConfig):
+            raise TypeError(f"conv must be a ConvConfig, not {self.conv!r}")
+        if self.conv.lanes != self.conv.block:
+            raise ValueError(f"conv.lanes must equal conv.block ({self.conv.block}) so results "
+                             f"are activation words, not {self.conv.lanes!r}")
+        if not self.conv.pool:
+            raise ValueError("conv.pool must be True: CONV commands may pool, not False")
+        check_int("act_depth", self.act_depth, min=2, max=1 << 24)
+        check_int("wgt_depth", self.wgt_depth, min=2, max=1 << 24)
+        check_int("prog_depth", self.prog_depth, min=2, max=1 << 16)
+        check_int("watchdog", self.watchdog, min=16, max=1 << 30)
+        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"name must be an identifier-like string, not {self.name!r}")
+
+    # --- derived sizes -------------------------------------------------------------------------
+    @property
+    def slug(self) -> str:
+        return f"{self.kind}_{self.name}"
+
+    @property
+    def lanes(self) -> int:
+        return self.conv.lanes
+
+    @property
+    def macs(self) -> int:
+        return self.conv.macs
+
+    @property
+    def act_bits(self) -> int:
+        return self.lanes * 8
+
+    @property
+    def wgt_bits(self) -> int:
+        rq = requant_layout(self.conv).size
+        return max(self.conv.lanes * self.conv.block * 8, rq)
+
+    @property
+    def addr_bits(self) -> int:
+        """Offset bits of a host address (the largest memory's)."""
+        return max(math.ceil(math.log2(d)) for d in (self.act_depth, self.wgt_depth,
+                                                      self.prog_depth, 16))
+
+    @property
+    def data_bits(self) -> int:
+        """Width of the host data port: the widest memory word (command words included)."""
+        from .isa import command_layout
+
+        return max(self.act_bits, self.wgt_bits, command_layout(self).size, 64)
+
+    def derived(self) -> dict:
+        from .isa import command_layout
+
+        return {"macs": self.macs, "act_bits": self.act_bits, "wgt_bits": self.wgt_bits,
+                "addr_bits": self.addr_bits, "data_bits": self.data_bits,
+                "command_bits": command_layout(self).size}
+
+    def with_(self, **changes) -> AccelConfig:
+        return replace(self, **changes)
+
+    def build(self):
+        from .accelerator import Accelerator
+
+        return Accelerator(self)
+
+
+PRESETS: dict[str, AccelConfig] = {
+    c.name: c
+    for c in (
+        # Small fabric and memories: every RTL test runs on it.
+        AccelConfig(conv=ConvConfig(lanes=4, block=4, max_width=8, max_height=8, max_cin=12,
+                                    max_cout=8, max_kernel=3, name="accel_tiny"),
+                    act_depth=2048, wgt_depth=512, prog_depth=64, watchdog=2048, name="tiny"),
+        # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.
+        AccelConfig(conv=ConvConfig(name="accel_default"), act_depth=32768, wgt_depth=512,
+                    prog_depth=256, name="default"),
+        # ECP5-85F: 8 x 8 = 64 int8 multipliers plus 8 requantize multipliers stay under its
+        # 156 MULT18X18D; memories ~1 Mbit of its 3.7 Mbit block RAM (not yet synthesized).
+        AccelConfig(conv=ConvConfig(lanes=8, block=8, name="accel_ecp5"), act_depth=4096,
+                    wgt_depth=1024, prog_depth=256, name="ecp5"),
+    )
+}

@@ -1,0 +1,194 @@
+"""The driver: commands and tensors -> the accelerator's memory images and command words.
+
+Tensors live in the activation scratchpad channels-last: pixel (y, x) row-major, then
+``ceil(C / lanes)`` words per pixel, channel ``c`` in word ``c // lanes``, lane ``c % lanes``
+(channels past C are zero). A CONV/GEMM/MAXPOOL output has exactly that layout, so programs
+chain layers with no host step. Weights and requantizers are stored in the engine's native beat
+format (:func:`hwaccel.generators.conv.layer.plan_layer`), the way accelerators keep packed
+weights. Memory is handed out by bump allocators; the runtime's compiler can do better.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...hdl.pack import pack
+from ..conv.layer import ConvLayer, descriptor, plan_layer
+from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
+from .config import AccelConfig
+from .isa import Op, command_layout
+
+__all__ = ["ActTensor", "ProgramBuilder", "encode"]
+
+
+@dataclass(frozen=True)
+class ActTensor:
+    """A ``channels x height x width`` int8 tensor at word ``addr`` of the scratchpad."""
+
+    addr: int
+    channels: int
+    height: int
+    width: int
+    lanes: int
+
+    @property
+    def groups(self) -> int:
+        return math.ceil(self.channels / self.lanes)
+
+    @property
+    def words(self) -> int:
+        return self.height * self.width * self.groups
+
+
+def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
+           src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0) -> int:
+    """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields."""
+    conv = cfg.conv
+    d = pack_struct(layer_layout(conv), desc) if desc else 0
+    p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
+    return pack_struct(command_layout(cfg), {"op": int(op), "desc": d, "pool": p, "src": src,
+                                             "dst": dst, "wgt": wgt, "count": count})
+
+
+class ProgramBuilder:
+    """Builds a program and the memory images it runs on.
+
+    Parameters
+    ----------
+    config : AccelConfig
+    """
+
+    def __init__(self, config: AccelConfig):
+        self.cfg = config
+        self.act = np.zeros((config.act_depth, config.lanes), dtype=np.int64)
+        self.wgt = [0] * config.wgt_depth
+        self.commands: list[int] = []
+        self.act_top = 0
+        self.wgt_top = 0
+        self.macs = 0  # the workload's real multiply-accumulates (for utilization)
+        self._weights: dict = {}  # (id(w), id(bias), layer) -> (w, bias, base): shared weights
+
+    # --- memory --------------------------------------------------------------------------------
+    def alloc(self, channels: int, height: int, width: int) -> ActTensor:
+        t = ActTensor(self.act_top, channels, height, width, self.cfg.lanes)
+        if t.addr + t.words > self.cfg.act_depth:
+            raise ValueError(f"tensor of {t.words} words does not fit the activation scratchpad "
+                             f"({self.cfg.act_depth} words, {self.act_top} used)")
+        self.act_top += t.words
+        return t
+
+    def put(self, x) -> ActTensor:
+        """Store a ``C x H x W`` int8 tensor; returns where it is."""
+        x = np.asarray(x, dtype=np.int64)
+        c, h, w = x.shape
+        t = self.alloc(c, h, w)
+        self.act[t.addr:t.addr + t.words] = to_words(x, self.cfg.lanes)
+        return t
+
+    def _put_wgt(self, words: list[int]) -> int:
+        base = self.wgt_top
+        if base + len(words) > self.cfg.wgt_depth:
+            raise ValueError(f"{len(words)} weight words do not fit the weight scratchpad "
+                             f"({self.cfg.wgt_depth} words, {base} used)")
+        self.wgt[base:base + len(words)] = words
+        self.wgt_top += len(words)
+        return base
+
+    # --- commands ------------------------------------------------------------------------------
+    def conv(self, x: ActTensor, w, bias, multiplier, shift, *, stride: int = 1,
+             padding: int = 0, relu: bool = True, pool: bool = False) -> ActTensor:
+        """CONV: ``w`` is ``Cout x Cin x K x K`` int8; returns the output tensor. Calls with the
+        same ``w`` and ``bias`` objects and layer share one copy of the weights."""
+        w_in, w = w, np.asarray(w, dtype=np.int64)
+        layer = ConvLayer(x.height, x.width, x.channels, w.shape[0], w.shape[2], stride,
+                          padding, relu, pool)
+        key = (id(w_in), id(bias), layer)
+        if key in self._weights:  # the same layer again (another image): weights stay put
+            base = self._weights[key][2]
+        else:
+            plan = plan_layer(self.cfg.conv, layer, np.zeros((x.channels, x.height, x.width)), w,
+                              bias, multiplier, shift)
+            base = self._put_wgt(plan.weights + plan.requant)
+            self._weights[key] = (w_in, bias, base)
+        oh, ow = layer.result_size
+        out = self.alloc(layer.cout, oh, ow)
+        self.commands.append(encode(self.cfg, Op.CONV, desc=descriptor(self.cfg.conv, layer),
+                                    src=x.addr, dst=out.addr, wgt=base))
+        self.macs += layer.macs
+        return out
+
+    def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True) -> ActTensor:
+        """GEMM: the ``M = H x W`` pixels of ``a`` are rows of ``K = channels``; ``w`` is
+        ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels."""
+        w = np.asarray(w, dtype=np.int64)
+        k, n = w.shape
+        if k != a.channels:
+            raise ValueError(f"w must have {a.channels} rows (K of a), not {k}")
+        rows = a.height * a.width
+        layer = ConvLayer(1, 1, k, n, 1, 1, 0, relu, False)
+        plan = plan_layer(self.cfg.conv, layer, np.zeros((k, 1, 1)), w.T[:, :, None, None],
+                          bias, multiplier, shift)
+        base = self._put_wgt(plan.weights + plan.requant)
+        desc = descriptor(self.cfg.conv, layer)
+        out = self.alloc(n, 1, rows)
+        self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
+                                    wgt=base, count=rows))
+        self.macs += rows * k * n
+        return out
+
+    def maxpool(self, x: ActTensor) -> ActTensor:
+        if x.height < 2 or x.width < 2:
+            raise ValueError(f"maxpool needs a map of at least 2x2, not {x.height}x{x.width}")
+        c = self.cfg.conv
+        for name, value, most in (("height", x.height, c.max_height),
+                                  ("width", x.width, c.max_width),
+                                  ("channels", x.channels, c.max_cout)):
+            if value > most:
+                raise ValueError(f"maxpool {name} must be at most {most}, not {value!r}")
+        out = self.alloc(x.channels, x.height // 2, x.width // 2)
+        pool = {"width": x.width, "height": x.height, "blocks": x.groups, "enable": 1}
+        self.commands.append(encode(self.cfg, Op.MAXPOOL, pool=pool, src=x.addr, dst=out.addr))
+        return out
+
+    def view(self, first: ActTensor, channels: int, height: int, width: int) -> ActTensor:
+        """A tensor over words from ``first.addr`` on (e.g. consecutive outputs as one matrix)."""
+        t = ActTensor(first.addr, channels, height, width, self.cfg.lanes)
+        if t.addr + t.words > self.act_top:
+            raise ValueError(f"view of {t.words} words runs past the allocated scratchpad")
+        return t
+
+    def fence(self) -> None:
+        self.commands.append(encode(self.cfg, Op.FENCE))
+
+    def done(self) -> None:
+        self.commands.append(encode(self.cfg, Op.DONE))
+
+    def raw(self, word: int) -> None:
+        """Append a hand-made command word (fault tests)."""
+        self.commands.append(int(word))
+
+    # --- images --------------------------------------------------------------------------------
+    def act_words(self) -> list[int]:
+        """The activation image as packed words, up to the last allocated one."""
+        return [pack(row.tolist(), 8) for row in self.act[: self.act_top]]
+
+
+def to_words(x: np.ndarray, lanes: int) -> np.ndarray:
+    """``C x H x W`` -> ``(H*W*groups) x lanes`` channels-last words (zero-padded channels)."""
+    c, h, w = x.shape
+    groups = math.ceil(c / lanes)
+    padded = np.zeros((groups * lanes, h, w), dtype=np.int64)
+    padded[:c] = x
+    return padded.transpose(1, 2, 0).reshape(h * w * groups, lanes)
+
+
+def from_words(words: np.ndarray, t: ActTensor) -> np.ndarray:
+    """Inverse of :func:`to_words` for tensor ``t`` (``words`` is the whole image)."""
+    block = np.asarray(words[t.addr:t.addr + t.words], dtype=np.int64)
+    hwc = block.reshape(t.height, t.width, t.groups * t.lanes)
+    return hwc.transpose(2, 0, 1)[: t.channels]
+
+

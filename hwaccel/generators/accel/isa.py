@@ -1,0 +1,110 @@
+"""The accelerator's instruction set, host address map, status and counters: defined once.
+
+The hardware (:mod:`.processor`, :mod:`.accelerator`), the golden interpreter (:mod:`.model`)
+and the driver (:mod:`.driver`) all take field positions from :func:`command_layout`.
+
+Commands (one program-memory word each, executed in order)
+----------------------------------------------------------
+``CONV``     the conv engine runs one layer: ``desc`` (the engine's layer descriptor,
+             :func:`hwaccel.generators.conv.layer.descriptor`: 3x3/any kernel, stride, padding,
+             ReLU, 2x2 max-pool), input words at ``src`` (channels-last: pixel, then channel
+             group), ``weight_words`` engine weight beats then ``blocks`` requantizer beats at
+             ``wgt``, output words at ``dst`` (pixel, then output block).
+``GEMM``     ``C[M, N] = requant(A[M, K] @ W[K, N] + bias)`` (+ReLU): ``desc`` is the 1x1
+             layer template of K and N (kernel 1, no padding, stride 1, no pool), ``count`` is M.
+             A row is ``groups`` words at ``src``; C rows are ``blocks`` words at ``dst``. The
+             processor tiles M in hardware into engine layers of at most ``max_width x
+             max_height`` rows (whole ``max_height x max_width`` tiles, then single rows, then the
+             rest), so M is limited only by the scratchpad. K and N are limited by the engine's
+             on-chip weights (``max_cin``, ``max_cout``).
+``MAXPOOL``  2x2 stride-2 max-pool (floor) of a ``width x height`` map of ``blocks`` words per
+             pixel at ``src`` into ``dst``, on a stand-alone max-pool unit.
+``FENCE``    waits until every engine is idle. Commands already run one after the other, so
+             today it only marks a point in the program; it stays so overlapping schedules can
+             come without changing programs.
+``DONE``     ends the program: STATUS.done is set and the processor goes idle.
+
+Faults set STATUS.error with a cause code and stop the program at the faulting command (its
+``pc`` is in STATUS). Opcode 0 is illegal on purpose: running into zeroed memory faults.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from amaranth.lib import data
+
+from ..conv.layouts import layer_layout, pool_layer_layout
+
+__all__ = ["Op", "Cause", "Region", "Reg", "COUNTERS", "command_layout", "CONTROL_START",
+           "CONTROL_RESET", "status_fields"]
+
+
+class Op(IntEnum):
+    CONV = 1
+    GEMM = 2
+    MAXPOOL = 3
+    FENCE = 5
+    DONE = 6
+
+
+class Cause(IntEnum):
+    NONE = 0
+    ILLEGAL_OPCODE = 1   # not an Op (LSTM, opcode 4, is not implemented and faults here too)
+    ADDRESS = 2          # a src/dst/wgt range runs past its scratchpad
+    SHAPE = 3            # a shape the configuration cannot run (or an inconsistent descriptor)
+    TIMEOUT = 4          # no stream transfer for ``watchdog`` cycles
+    PC_RANGE = 5         # the program ran past the end of program memory
+
+
+class Region(IntEnum):
+    """Top two bits of a host address."""
+
+    ACT = 0
+    WGT = 1
+    PROG = 2
+    REG = 3
+
+
+#: Performance counters, in register order after STATUS (all count cycles while busy, except
+#: ``commands``). Cleared when a program starts.
+COUNTERS = (
+    "cycles",         # cycles from start to DONE or fault
+    "conv_busy",      # cycles a CONV/GEMM layer is in flight on the conv engine
+    "pool_busy",      # cycles a MAXPOOL is in flight on the max-pool unit
+    "mac_slots",      # lanes x block x issue cycles the fabric was scheduled (padding included)
+    "load_cycles",    # cycles that moved a weight or requantizer beat into the engine
+    "stall_input",    # conv engine ready for activations, none available (DMA read latency)
+    "overhead",       # busy cycles with no layer in flight (fetch, decode, checks, drain)
+    "commands",       # commands retired
+)
+
+
+class Reg(IntEnum):
+    """Register offsets in the REG region (read: STATUS then the counters; write: CONTROL)."""
+
+    CONTROL = 0   # write: bit 0 start (pc in bits 16 and up), bit 1 soft reset
+    STATUS = 0    # read: bit 0 busy, 1 done, 2 error, bits 8-15 cause, bits 16-31 pc
+
+
+CONTROL_START = 1
+CONTROL_RESET = 2
+
+
+def status_fields(word: int) -> dict:
+    return {"busy": word & 1, "done": (word >> 1) & 1, "error": (word >> 2) & 1,
+            "cause": Cause((word >> 8) & 0xFF), "pc": (word >> 16) & 0xFFFF}
+
+
+def command_layout(cfg) -> data.StructLayout:
+    """One command word (``cfg`` is an :class:`~.config.AccelConfig`)."""
+    a = max(cfg.act_depth, cfg.wgt_depth)
+    return data.StructLayout({
+        "op": 4,
+        "desc": layer_layout(cfg.conv),
+        "pool": pool_layer_layout(cfg.conv.pool_config),
+        "src": range(cfg.act_depth),
+        "dst": range(cfg.act_depth),
+        "wgt": range(cfg.wgt_depth),
+        "count": range(a + 1),
+    })

@@ -1,0 +1,177 @@
+"""The golden model: a Python interpreter of accelerator programs, bit-exact with the RTL.
+
+It runs over the same memory images as the hardware (activation words, weight words, command
+words), decodes commands with the same layout (:func:`.isa.command_layout`), applies the same
+checks in the same order (so it predicts each fault's cause and pc), and computes every layer
+with the conv engine's golden model (:func:`hwaccel.generators.conv.model.conv_golden`) on the
+tensors it reads back out of the engine's native weight and requantizer beats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.lib import data
+
+from ...hdl.pack import unpack
+from ..conv.layer import ConvLayer
+from ..conv.layouts import requant_layout
+from ..conv.model import conv_golden
+from .config import AccelConfig
+from .isa import Cause, Op, command_layout
+
+__all__ = ["GoldenResult", "run_program", "decode"]
+
+
+@dataclass
+class GoldenResult:
+    act: np.ndarray               # act_depth x lanes, the activation scratchpad afterwards
+    done: bool
+    error: bool
+    cause: Cause
+    pc: int
+    counters: dict = field(default_factory=dict)   # the counters the model predicts exactly
+
+
+def _fields(layout, word: int) -> dict:
+    out = {}
+    for name, f in layout:
+        v = (word >> f.offset) & ((1 << f.width) - 1)
+        out[name] = _fields(f.shape, v) if isinstance(f.shape, data.StructLayout) else v
+    return out
+
+
+def decode(cfg: AccelConfig, word: int) -> dict:
+    """A command word's fields (``desc`` and ``pool`` as dicts)."""
+    return _fields(command_layout(cfg), word)
+
+
+def _weights(cfg: AccelConfig, d: dict, words: list[int], cin: int) -> np.ndarray:
+    """Invert :func:`hwaccel.generators.conv.layer.plan_layer`'s weight order."""
+    lanes, blk, k = cfg.conv.lanes, cfg.conv.block, d["kernel"]
+    w = np.zeros((d["blocks"] * blk, cin, k, k), dtype=np.int64)
+    step, rl = d["rows_per_chunk"], d["row_lanes"]
+    kxs = [k - 1] if d["packed"] else range(k)
+    it = iter(words)
+    for b in range(d["blocks"]):
+        for ky in range(0, k, step):
+            for kx in kxs:
+                for g in range(d["groups"]):
+                    word = np.array(unpack(next(it), 8, lanes * blk)).reshape(lanes, blk)
+                    for lane in range(lanes):
+                        if d["packed"]:
+                            r, i = divmod(lane, rl)
+                            if r < step and ky + r < k and i // cin < k:
+                                w[b * blk:(b + 1) * blk, i % cin, ky + r, i // cin] = word[lane]
+                        elif g * lanes + lane < cin:
+                            w[b * blk:(b + 1) * blk, g * lanes + lane, ky, kx] = word[lane]
+    return w
+
+
+def _requant(cfg: AccelConfig, words: list[int]) -> tuple[np.ndarray, ...]:
+    layout = requant_layout(cfg.conv)
+    elem = layout.elem_shape
+    vals = {"bias": [], "multiplier": [], "shift": []}
+    for word in words:
+        for n in range(cfg.conv.block):
+            f = _fields(elem, (word >> (n * elem.size)) & ((1 << elem.size) - 1))
+            b = f["bias"]
+            vals["bias"].append(b - (1 << 32) if b >= 1 << 31 else b)
+            vals["multiplier"].append(f["multiplier"])
+            vals["shift"].append(f["shift"])
+    return tuple(np.array(vals[k], dtype=np.int64) for k in ("bias", "multiplier", "shift"))
+
+
+def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
+    lanes = cfg.lanes
+    cin = d["shift_lanes"] if d["packed"] else d["groups"] * lanes
+    g = d["groups"]
+    x = act[src:src + height * width * g].reshape(height, width, g * lanes)
+    x = x.transpose(2, 0, 1)[:cin]
+    ww = wgt[wgt_base:wgt_base + d["weight_words"]]
+    rq = wgt[wgt_base + d["weight_words"]:wgt_base + d["weight_words"] + d["blocks"]]
+    w = _weights(cfg, d, ww, cin)
+    bias, mult, shift = _requant(cfg, rq)
+    layer = ConvLayer(height, width, cin, d["blocks"] * cfg.conv.block, d["kernel"],
+                      2 if d["stride2"] else 1, d["padding"], bool(d["relu"]), bool(d["pool"]))
+    y = conv_golden(layer, x, w, bias, mult, shift)  # Cout x OH x OW
+    words = y.transpose(1, 2, 0).reshape(-1, lanes)
+    act[dst:dst + len(words)] = words
+    oh, ow = layer.out_size
+    return oh * ow * d["weight_words"]
+
+
+def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start_pc: int = 0,
+                max_commands: int = 100_000) -> GoldenResult:
+    """Run the program at ``start_pc`` on copies of the memory images; never raises for a
+    program fault (it returns the fault, as the hardware does)."""
+    act = np.array(act, dtype=np.int64).reshape(cfg.act_depth, cfg.lanes).copy()
+    wgt = list(wgt) + [0] * (cfg.wgt_depth - len(wgt))
+    prog = list(prog) + [0] * (cfg.prog_depth - len(prog))
+    ad, wd = cfg.act_depth, cfg.wgt_depth
+    pc, retired, fabric = start_pc, 0, 0
+
+    def result(done, cause):
+        return GoldenResult(act, done, cause != Cause.NONE, cause, pc,
+                            {"commands": retired, "mac_slots": fabric * cfg.macs})
+
+    for _ in range(max_commands):
+        if pc >= cfg.prog_depth:
+            return result(False, Cause.PC_RANGE)
+        c = decode(cfg, prog[pc])
+        op, d, p = c["op"], c["desc"], c["pool"]
+        if op == Op.DONE:
+            retired += 1
+            return result(True, Cause.NONE)
+        if op == Op.FENCE:
+            retired += 1
+            pc += 1
+            continue
+        if op not in (Op.CONV, Op.GEMM, Op.MAXPOOL):
+            return result(False, Cause.ILLEGAL_OPCODE)
+        cc = cfg.conv
+        limits = {"kernel": cc.max_kernel, "groups": cc.max_groups, "blocks": cc.max_blocks,
+                  "weight_words": cc.max_blocks * cc.max_chunks, "row_lanes": cc.lanes,
+                  "shift_lanes": cc.lanes, "rows_per_chunk": cc.lanes}
+        derived_ok = (all(1 <= d[f] <= most for f, most in limits.items())
+                      and d["padding"] <= cc.max_pad)
+        if op == Op.CONV:
+            ok_pad = 2 * d["padding"] < d["kernel"]
+            sw, sh = d["width"] + 2 * d["padding"], d["height"] + 2 * d["padding"]
+            s = 1 + d["stride2"]
+            ok = (derived_ok and ok_pad and 1 <= d["width"] <= cc.max_width
+                  and 1 <= d["height"] <= cc.max_height and sw >= d["kernel"]
+                  and sh >= d["kernel"] and d["out_width"] == (sw - d["kernel"]) // s + 1
+                  and d["out_height"] == (sh - d["kernel"]) // s + 1
+                  and (not d["pool"] or (d["out_width"] >= 2 and d["out_height"] >= 2)))
+            div = 2 if d["pool"] else 1
+            n_in = d["width"] * d["height"] * d["groups"]
+            n_out = (d["out_width"] // div) * (d["out_height"] // div) * d["blocks"]
+        elif op == Op.GEMM:
+            ok = (derived_ok and d["kernel"] == 1 and d["padding"] == 0 and not d["stride2"]
+                  and not d["pool"] and c["count"] != 0)
+            n_in, n_out = c["count"] * d["groups"], c["count"] * d["blocks"]
+        else:
+            ok = (2 <= p["width"] <= cc.max_width and 2 <= p["height"] <= cc.max_height
+                  and 1 <= p["blocks"] <= cc.max_blocks)
+            n_in = p["width"] * p["height"] * p["blocks"]
+            n_out = (p["width"] // 2) * (p["height"] // 2) * p["blocks"]
+        if not ok:
+            return result(False, Cause.SHAPE)
+        w_bad = op != Op.MAXPOOL and c["wgt"] + d["weight_words"] + d["blocks"] > wd
+        if c["src"] + n_in > ad or c["dst"] + n_out > ad or w_bad:
+            return result(False, Cause.ADDRESS)
+        if op == Op.CONV:
+            fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], d["height"],
+                                 d["width"])
+        elif op == Op.GEMM:
+            fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], 1, c["count"])
+        else:
+            src = act[c["src"]:c["src"] + n_in].reshape(p["height"], p["width"], -1)
+            h2, w2 = p["height"] // 2, p["width"] // 2
+            v = src[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2, -1).max(axis=(1, 3))
+            act[c["dst"]:c["dst"] + n_out] = v.reshape(-1, cfg.lanes)
+        retired += 1
+        pc += 1
+    raise RuntimeError(f"program did not finish within {max_commands} commands")

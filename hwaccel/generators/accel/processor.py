@@ -1,0 +1,213 @@
+"""The command processor: fetches commands, checks them, tiles GEMMs and hands jobs to the
+datapath, one at a time.
+
+A *job* is one pass of one engine: a conv-engine layer (a CONV, or one M tile of a GEMM) or a
+max-pool pass. The processor computes every job's word counts from the descriptor itself (never
+trusting a count in the command), so a DMA can never wait for a word the engine will not
+produce; checks each command's ranges and shape before anything moves, so a bad command is a
+fault state, not a hang; and runs a watchdog while a job is in flight for whatever the checks
+cannot see.
+
+States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC (counts, registered so the
+products do not sit in front of the comparators) -> CHECK -> [TILE] -> ISSUE -> RUN -> FETCH ...
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..conv.layouts import layer_layout, pool_layer_layout
+from .config import AccelConfig
+from .isa import Cause, Op, command_layout
+
+__all__ = ["Processor", "JOB_CONV", "JOB_POOL"]
+
+JOB_CONV, JOB_POOL = 0, 1
+STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
+
+
+class Processor(wiring.Component):
+    """Command processor of an :class:`AccelConfig`.
+
+    Members
+    -------
+    prog_addr : ``Out``, prog_data : ``In``   the program memory's read port (1-cycle latency)
+    start, start_pc : ``In``                  begin a program (ignored while busy)
+    job_* : ``Out``                           the job handed to the datapath on ``job_start``
+    job_done, progress : ``In``               the job has finished; a stream moved this cycle
+    busy, done, error, cause, pc : ``Out``    status
+    retire, in_job : ``Out``                  a command retired; a job is in flight
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = cfg = config
+        ad, wd = cfg.act_depth, cfg.wgt_depth
+        super().__init__({
+            "prog_addr": Out(range(cfg.prog_depth)), "prog_data": In(command_layout(cfg)),
+            "start": In(1), "start_pc": In(16),
+            "job_start": Out(1), "job_kind": Out(1),
+            "job_desc": Out(layer_layout(cfg.conv)),
+            "job_pool": Out(pool_layer_layout(cfg.conv.pool_config)),
+            "job_src": Out(range(ad)), "job_src_count": Out(range(ad + 1)),
+            "job_dst": Out(range(ad)), "job_dst_count": Out(range(ad + 1)),
+            "job_wgt": Out(range(wd)), "job_wgt_count": Out(range(wd + 1)),
+            "job_fabric": Out(32),
+            "job_done": In(1), "progress": In(1),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
+            "retire": Out(1), "in_job": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        conv = cfg.conv
+        m = Module()
+        ad, wd = cfg.act_depth, cfg.wgt_depth
+        cmd = Signal(command_layout(cfg))
+        pc = Signal(16)
+        m.d.comb += [self.pc.eq(pc), self.prog_addr.eq(pc[: len(self.prog_addr)])]
+        in_words, out_words = Signal(range(ad * 2 + 1)), Signal(range(ad * 2 + 1))
+        w_words = Signal(range(wd * 2 + 1))
+        shape_ok = Signal()
+        rem = Signal(range(ad + 1))
+        a_ptr, c_ptr = Signal(range(ad + 1)), Signal(range(ad + 1))
+        watch = Signal(range(cfg.watchdog + 1))
+
+        # An explicit state register and If/Elif chains, not m.FSM or m.Switch: Yosys writes a
+        # case per signal without a default, which lints as CASEINCOMPLETE.
+        state = Signal(range(len(STATES)))
+
+        def goto(name):
+            m.d.sync += state.eq(STATES.index(name))
+
+        def fault(cause):
+            m.d.sync += [self.error.eq(1), self.cause.eq(cause), self.busy.eq(0)]
+            goto("IDLE")
+
+        d, p, op = cmd.desc, cmd.pool, cmd.op
+        ow_p = Mux(d.pool, d.out_width >> 1, d.out_width)
+        oh_p = Mux(d.pool, d.out_height >> 1, d.out_height)
+        span_w = d.width + 2 * d.padding
+        span_h = d.height + 2 * d.padding
+        # Fields hold ``range(limit + 1)`` values, but their bits can encode more: check both
+        # ends against the engine's limits (an overflowing index would corrupt or hang it).
+        derived_ok = ((d.kernel != 0) & (d.kernel <= conv.max_kernel)
+                      & (d.groups != 0) & (d.groups <= conv.max_groups)
+                      & (d.blocks != 0) & (d.blocks <= conv.max_blocks)
+                      & (d.weight_words != 0)
+                      & (d.weight_words <= conv.max_blocks * conv.max_chunks)
+                      & (d.row_lanes != 0) & (d.row_lanes <= conv.lanes)
+                      & (d.shift_lanes != 0) & (d.shift_lanes <= conv.lanes)
+                      & (d.rows_per_chunk != 0) & (d.rows_per_chunk <= conv.lanes)
+                      & (d.padding <= conv.max_pad))
+        conv_ok = (derived_ok & (d.width != 0) & (d.height != 0) & (2 * d.padding < d.kernel)
+                   & (d.width <= conv.max_width) & (d.height <= conv.max_height)
+                   & (span_w >= d.kernel) & (span_h >= d.kernel)
+                   & (d.out_width == ((span_w - d.kernel) >> d.stride2) + 1)
+                   & (d.out_height == ((span_h - d.kernel) >> d.stride2) + 1)
+                   & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
+        gemm_ok = (derived_ok & (d.kernel == 1) & (d.padding == 0) & ~d.stride2 & ~d.pool
+                   & (cmd.count != 0))
+        pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
+                   & (p.width <= conv.max_width) & (p.height <= conv.max_height)
+                   & (p.blocks <= conv.max_blocks))
+
+        # GEMM tiling: whole max_height x max_width tiles, then whole rows, then the rest; no
+        # divider needed, and each tile is one engine layer (one weight reload, which the
+        # engine needs anyway between layers).
+        mw, mh = conv.max_width, conv.max_height
+        tile_w = Signal(range(mw + 1))
+        tile_h = Signal(range(mh + 1))
+        m.d.comb += [tile_w.eq(Mux(rem >= mw, mw, rem)),
+                     tile_h.eq(Mux(rem >= mw * mh, mh, 1))]
+        tile_n = tile_w * tile_h
+
+        with m.If(state == STATES.index("IDLE")):
+            with m.If(self.start):
+                m.d.sync += [pc.eq(self.start_pc), self.busy.eq(1), self.done.eq(0),
+                             self.error.eq(0), self.cause.eq(Cause.NONE)]
+                goto("FETCH")
+        with m.Elif(state == STATES.index("FETCH")):
+            with m.If(pc >= cfg.prog_depth):
+                fault(Cause.PC_RANGE)
+            with m.Else():
+                goto("DECODE")
+        with m.Elif(state == STATES.index("DECODE")):
+            m.d.sync += cmd.eq(self.prog_data)
+            goto("CALC")
+        with m.Elif(state == STATES.index("CALC")):
+            with m.If(op == Op.CONV):
+                m.d.sync += [in_words.eq(d.width * d.height * d.groups),
+                             out_words.eq(ow_p * oh_p * d.blocks), shape_ok.eq(conv_ok)]
+            with m.Elif(op == Op.GEMM):
+                m.d.sync += [in_words.eq(cmd.count * d.groups),
+                             out_words.eq(cmd.count * d.blocks), shape_ok.eq(gemm_ok)]
+            with m.Elif(op == Op.MAXPOOL):
+                m.d.sync += [in_words.eq(p.width * p.height * p.blocks),
+                             out_words.eq((p.width >> 1) * (p.height >> 1) * p.blocks),
+                             shape_ok.eq(pool_ok)]
+            with m.Else():
+                m.d.sync += shape_ok.eq(0)
+            m.d.sync += w_words.eq(d.weight_words + d.blocks)
+            goto("CHECK")
+        with m.Elif(state == STATES.index("CHECK")):
+            src_bad = cmd.src + in_words > ad
+            dst_bad = cmd.dst + out_words > ad
+            wgt_bad = (cmd.wgt + w_words > wd) & (op != Op.MAXPOOL)
+            m.d.sync += [self.job_src.eq(cmd.src), self.job_src_count.eq(in_words),
+                         self.job_dst.eq(cmd.dst), self.job_dst_count.eq(out_words),
+                         self.job_wgt.eq(cmd.wgt), self.job_wgt_count.eq(w_words),
+                         self.job_desc.eq(d), self.job_pool.eq(p),
+                         self.job_pool.enable.eq(1),
+                         self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL, JOB_CONV)),
+                         self.job_fabric.eq(d.out_width * d.out_height * d.weight_words),
+                         rem.eq(cmd.count), a_ptr.eq(cmd.src), c_ptr.eq(cmd.dst)]
+            with m.If(op == Op.DONE):
+                m.d.sync += [self.done.eq(1), self.busy.eq(0)]
+                m.d.comb += self.retire.eq(1)
+                goto("IDLE")
+            with m.Elif(op == Op.FENCE):
+                m.d.sync += pc.eq(pc + 1)
+                m.d.comb += self.retire.eq(1)
+                goto("FETCH")
+            with m.Elif((op != Op.CONV) & (op != Op.GEMM) & (op != Op.MAXPOOL)):
+                fault(Cause.ILLEGAL_OPCODE)
+            with m.Elif(~shape_ok):
+                fault(Cause.SHAPE)
+            with m.Elif(src_bad | dst_bad | wgt_bad):
+                fault(Cause.ADDRESS)
+            with m.Elif(op == Op.GEMM):
+                goto("TILE")
+            with m.Else():
+                goto("ISSUE")
+        with m.Elif(state == STATES.index("TILE")):
+            m.d.sync += [
+                self.job_desc.width.eq(tile_w), self.job_desc.out_width.eq(tile_w),
+                self.job_desc.height.eq(tile_h), self.job_desc.out_height.eq(tile_h),
+                self.job_src.eq(a_ptr), self.job_src_count.eq(tile_n * d.groups),
+                self.job_dst.eq(c_ptr), self.job_dst_count.eq(tile_n * d.blocks),
+                self.job_fabric.eq(tile_n * d.weight_words),
+                a_ptr.eq(a_ptr + tile_n * d.groups), c_ptr.eq(c_ptr + tile_n * d.blocks),
+                rem.eq(rem - tile_n),
+            ]
+            goto("ISSUE")
+        with m.Elif(state == STATES.index("ISSUE")):
+            m.d.comb += self.job_start.eq(1)
+            m.d.sync += watch.eq(0)
+            goto("RUN")
+        with m.Else():  # RUN
+            m.d.comb += self.in_job.eq(1)
+            m.d.sync += watch.eq(Mux(self.progress, 0, watch + 1))
+            with m.If(self.job_done):
+                with m.If((op == Op.GEMM) & (rem != 0)):
+                    goto("TILE")
+                with m.Else():
+                    m.d.sync += pc.eq(pc + 1)
+                    m.d.comb += self.retire.eq(1)
+                    goto("FETCH")
+            with m.Elif(watch == cfg.watchdog):
+                fault(Cause.TIMEOUT)
+        return m
