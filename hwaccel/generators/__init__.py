@@ -16,6 +16,7 @@ KINDS = {
     "systolic": "hwaccel.generators.systolic",
     "lstm": "hwaccel.generators.lstm",
     "conv": "hwaccel.generators.conv",
+    "accel": "hwaccel.generators.accel",
 }
 
 
