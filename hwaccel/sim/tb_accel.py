@@ -1,0 +1,188 @@
+"""cocotb bench for the accelerator (run through :func:`hwaccel.sim.runner.run_bench`).
+
+Everything goes through the host port, as a host would: load memories and commands, start,
+wait for STATUS.busy to drop (bounded), read STATUS, the counters and the activation scratchpad
+back, and compare with the golden interpreter (:func:`hwaccel.generators.accel.run_program`).
+
+Parameters (JSON in ``$HWACCEL_PARAMS``):
+
+``{"seeds": [S, ...], "commands": N}``  test ``programs``: one random program per seed
+``{"seed": S}``                         tests ``faults`` (each fault program, then the next one runs
+                                        on the same accelerator) and ``soft_reset`` (mid-program)
+
+The result JSON maps each test to its cases: status, counters and mismatches; the ``programs``
+cases carry every counter so the C++ harness can be shown to give the very same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge
+
+from hwaccel.emit import read_sidecar
+from hwaccel.generators.accel import COUNTERS, AccelConfig, Region, run_program
+from hwaccel.generators.accel.cases import fault_programs, random_program
+from hwaccel.generators.accel.host import address, load_writes, start_word
+from hwaccel.generators.accel.isa import CONTROL_RESET, status_fields
+from hwaccel.hdl.pack import unpack
+from hwaccel.sim.streams import check_ports, reset
+
+_RESULTS: dict = {}
+
+
+def _setup():
+    meta = read_sidecar(os.environ["HWACCEL_SIDECAR"])
+    params = json.loads(os.environ["HWACCEL_PARAMS"])
+    return meta, AccelConfig(**meta["config"]), params
+
+
+def _write(name: str, cases) -> None:
+    _RESULTS[name] = cases
+    with open(os.environ["HWACCEL_RESULT"], "w") as f:
+        json.dump(_RESULTS, f)
+
+
+class CocotbHost:
+    """The host port driven from cocotb: one write or read per clock edge."""
+
+    def __init__(self, dut, cfg: AccelConfig):
+        self.dut, self.cfg = dut, cfg
+        dut.host__we.value = 0
+        dut.host__re.value = 0
+
+    async def write(self, addr: int, data: int) -> None:
+        d = self.dut
+        d.host__addr.value = addr
+        d.host__wdata.value = data
+        d.host__we.value = 1
+        await RisingEdge(d.clk)
+        d.host__we.value = 0
+
+    async def read(self, addr: int) -> int:
+        d = self.dut
+        d.host__addr.value = addr
+        d.host__re.value = 1
+        await RisingEdge(d.clk)
+        d.host__re.value = 0
+        await FallingEdge(d.clk)
+        value = d.host__rdata.value.to_unsigned()
+        await RisingEdge(d.clk)
+        return value
+
+    async def run(self, prog, limit: int, seed) -> None:
+        for addr, data in load_writes(self.cfg, prog):
+            await self.write(addr, data)
+        await self.write(address(self.cfg, Region.REG, 0), start_word(0))
+        for _ in range(limit):
+            await FallingEdge(self.dut.clk)
+            if not int(self.dut.busy.value):
+                return
+        raise AssertionError(f"program still busy after {limit} cycles (seed {seed})")
+
+    async def status(self) -> dict:
+        return status_fields(await self.read(address(self.cfg, Region.REG, 0)))
+
+    async def counters(self) -> dict:
+        return {n: await self.read(address(self.cfg, Region.REG, 1 + i))
+                for i, n in enumerate(COUNTERS)}
+
+    async def act(self, count: int) -> np.ndarray:
+        rows = [unpack(await self.read(address(self.cfg, Region.ACT, i)), 8, self.cfg.lanes)
+                for i in range(count)]
+        return np.array(rows, dtype=np.int64).reshape(count, self.cfg.lanes)
+
+
+async def _check(host: CocotbHost, cfg, prog, name: str, seed, limit: int = 200_000) -> dict:
+    gold = run_program(cfg, prog.act, prog.wgt, prog.commands)
+    await host.run(prog, limit, seed)
+    st, cn = await host.status(), await host.counters()
+    got = await host.act(prog.act_top)
+    bad = int((got != gold.act[: prog.act_top]).sum())
+    where = np.argwhere(got != gold.act[: prog.act_top])
+    assert bad == 0, (f"{name} (seed {seed}): {bad} scratchpad bytes differ from the golden "
+                      f"interpreter; first at (word, lane) {where[0].tolist()}")
+    assert (bool(st["done"]), bool(st["error"]), st["cause"], st["pc"]) == (
+        gold.done, gold.error, gold.cause, gold.pc), (
+        f"{name} (seed {seed}): status {st}, golden done={gold.done} cause={gold.cause!r} "
+        f"pc={gold.pc}")
+    for key, value in gold.counters.items():
+        assert cn[key] == value, f"{name} (seed {seed}): counter {key} = {cn[key]}, golden {value}"
+    return {"name": name, "seed": seed, "cause": int(st["cause"]), "pc": st["pc"],
+            "counters": cn, "mismatches": bad, "commands": len(prog.commands)}
+
+
+@cocotb.test()
+async def ports_match_sidecar(dut):
+    meta, cfg, params = _setup()
+    missing = check_ports(dut, meta)
+    assert not missing, f"ports in {meta['slug']}.json that do not resolve: {missing}"
+
+
+@cocotb.test()
+async def programs(dut):
+    meta, cfg, params = _setup()
+    if "seeds" not in params:
+        return
+    Clock(dut.clk, 10, unit="ns").start(start_high=False)
+    await reset(dut)
+    host = CocotbHost(dut, cfg)
+    cases = []
+    for seed in params["seeds"]:
+        prog = random_program(cfg, np.random.default_rng(seed), int(params.get("commands", 8)))
+        cases.append(await _check(host, cfg, prog, f"random-{seed}", seed))
+    _write("programs", cases)
+
+
+@cocotb.test()
+async def faults(dut):
+    meta, cfg, params = _setup()
+    if "seed" not in params:
+        return
+    seed = int(params["seed"])
+    Clock(dut.clk, 10, unit="ns").start(start_high=False)
+    await reset(dut)
+    host = CocotbHost(dut, cfg)
+    cases = []
+    for name, (prog, cause, pc) in fault_programs(cfg, np.random.default_rng(seed)).items():
+        case = await _check(host, cfg, prog, name, seed)
+        assert (case["cause"], case["pc"]) == (cause, pc), (
+            f"{name} (seed {seed}): cause {case['cause']} at pc {case['pc']}, expected "
+            f"{cause!r} at pc {pc}")
+        cases.append(case)
+    _write("faults", cases)
+
+
+@cocotb.test()
+async def soft_reset(dut):
+    """A soft reset mid-program returns to idle; the next program then runs bit-exactly."""
+    meta, cfg, params = _setup()
+    if "seed" not in params:
+        return
+    seed = int(params["seed"])
+    Clock(dut.clk, 10, unit="ns").start(start_high=False)
+    await reset(dut)
+    host = CocotbHost(dut, cfg)
+    cases = []
+    for i, stop_after in enumerate((5, 40, 150)):
+        long = random_program(cfg, np.random.default_rng(seed + 1000 + i), 12)
+        for addr, data in load_writes(cfg, long):
+            await host.write(addr, data)
+        await host.write(address(cfg, Region.REG, 0), start_word(0))
+        for _ in range(stop_after):
+            await RisingEdge(dut.clk)
+        await FallingEdge(dut.clk)
+        assert int(dut.busy.value) == 1, f"program ended before the reset (seed {seed})"
+        await RisingEdge(dut.clk)
+        await host.write(address(cfg, Region.REG, 0), CONTROL_RESET)
+        st = await host.status()
+        assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (
+            f"after a soft reset at cycle {stop_after} (seed {seed}): status {st}")
+        prog = random_program(cfg, np.random.default_rng(seed + i), 8)
+        case = await _check(host, cfg, prog, f"after-reset-{stop_after}", seed + i)
+        cases.append({**case, "reset_at": stop_after})
+    _write("soft_reset", cases)
