@@ -14,7 +14,7 @@ products do not sit in front of the comparators) -> CHECK -> [TILE] -> ISSUE -> 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -92,19 +92,24 @@ class Processor(wiring.Component):
         oh_p = Mux(d.pool, d.out_height >> 1, d.out_height)
         span_w = d.width + 2 * d.padding
         span_h = d.height + 2 * d.padding
+
+        def le(field, limit):
+            # A constant where the field's bits cannot exceed the limit (lint CMPCONST).
+            return Const(1) if limit >= (1 << len(field)) - 1 else field <= limit
+
         # Fields hold ``range(limit + 1)`` values, but their bits can encode more: check both
         # ends against the engine's limits (an overflowing index would corrupt or hang it).
-        derived_ok = ((d.kernel != 0) & (d.kernel <= conv.max_kernel)
-                      & (d.groups != 0) & (d.groups <= conv.max_groups)
-                      & (d.blocks != 0) & (d.blocks <= conv.max_blocks)
+        derived_ok = ((d.kernel != 0) & le(d.kernel, conv.max_kernel)
+                      & (d.groups != 0) & le(d.groups, conv.max_groups)
+                      & (d.blocks != 0) & le(d.blocks, conv.max_blocks)
                       & (d.weight_words != 0)
-                      & (d.weight_words <= conv.max_blocks * conv.max_chunks)
-                      & (d.row_lanes != 0) & (d.row_lanes <= conv.lanes)
-                      & (d.shift_lanes != 0) & (d.shift_lanes <= conv.lanes)
-                      & (d.rows_per_chunk != 0) & (d.rows_per_chunk <= conv.lanes)
-                      & (d.padding <= conv.max_pad))
+                      & le(d.weight_words, conv.max_blocks * conv.max_chunks)
+                      & (d.row_lanes != 0) & le(d.row_lanes, conv.lanes)
+                      & (d.shift_lanes != 0) & le(d.shift_lanes, conv.lanes)
+                      & (d.rows_per_chunk != 0) & le(d.rows_per_chunk, conv.lanes)
+                      & le(d.padding, conv.max_pad))
         conv_ok = (derived_ok & (d.width != 0) & (d.height != 0) & (2 * d.padding < d.kernel)
-                   & (d.width <= conv.max_width) & (d.height <= conv.max_height)
+                   & le(d.width, conv.max_width) & le(d.height, conv.max_height)
                    & (span_w >= d.kernel) & (span_h >= d.kernel)
                    & (d.out_width == ((span_w - d.kernel) >> d.stride2) + 1)
                    & (d.out_height == ((span_h - d.kernel) >> d.stride2) + 1)
@@ -112,8 +117,8 @@ class Processor(wiring.Component):
         gemm_ok = (derived_ok & (d.kernel == 1) & (d.padding == 0) & ~d.stride2 & ~d.pool
                    & (cmd.count != 0))
         pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
-                   & (p.width <= conv.max_width) & (p.height <= conv.max_height)
-                   & (p.blocks <= conv.max_blocks))
+                   & le(p.width, conv.max_width) & le(p.height, conv.max_height)
+                   & le(p.blocks, conv.max_blocks))
 
         # GEMM tiling: whole max_height x max_width tiles, then whole rows, then the rest; no
         # divider needed, and each tile is one engine layer (one weight reload, which the

@@ -1,0 +1,108 @@
+"""Accelerator config, ISA, driver and golden interpreter (no simulator needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hwaccel.generators.accel import PRESETS, AccelConfig, Cause, ProgramBuilder, run_program
+from hwaccel.generators.accel.cases import cnn_program, fault_programs, random_program
+from hwaccel.generators.accel.driver import from_words
+from hwaccel.generators.accel.model import decode
+from hwaccel.generators.conv import ConvConfig
+from hwaccel.numerics import requantize
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match=r"conv.lanes must equal conv.block \(4\) so results "
+                                         r"are activation words, not 8"):
+        AccelConfig(conv=ConvConfig(lanes=8, block=4))
+    with pytest.raises(ValueError, match="conv.pool must be True"):
+        AccelConfig(conv=ConvConfig(pool=False))
+    with pytest.raises(TypeError, match="conv must be a ConvConfig, not 3"):
+        AccelConfig(conv=3)
+    with pytest.raises(ValueError, match="act_depth must be at least 2, not 1"):
+        AccelConfig(act_depth=1)
+    with pytest.raises(TypeError, match="prog_depth must be an integer, not 'x'"):
+        AccelConfig(prog_depth="x")
+    with pytest.raises(ValueError, match="name must be an identifier-like string"):
+        AccelConfig(name="a b")
+
+
+def test_presets_round_trip_through_json():
+    from hwaccel.config import config_to_json
+
+    for cfg in PRESETS.values():
+        assert AccelConfig(**config_to_json(cfg)) == cfg
+        assert cfg.data_bits >= max(cfg.act_bits, cfg.wgt_bits, cfg.derived()["command_bits"])
+    assert PRESETS["default"].macs == 256
+    assert PRESETS["ecp5"].macs + PRESETS["ecp5"].conv.block <= 156  # int8 mults + requant
+
+
+def test_encode_decode(seed):
+    cfg = PRESETS["tiny"]
+    prog = random_program(cfg, np.random.default_rng(seed), 6)
+    for word in prog.commands:
+        fields = decode(cfg, word)
+        from hwaccel.generators.accel.driver import encode
+
+        assert encode(cfg, fields["op"], desc=fields["desc"], pool=fields["pool"],
+                      src=fields["src"], dst=fields["dst"], wgt=fields["wgt"],
+                      count=fields["count"]) == word
+
+
+def test_driver_errors():
+    cfg = PRESETS["tiny"]
+    b = ProgramBuilder(cfg)
+    with pytest.raises(ValueError, match="does not fit the activation scratchpad"):
+        b.put(np.zeros((4, 40, 60), dtype=np.int64))
+    x = b.put(np.zeros((4, 2, 9), dtype=np.int64))
+    with pytest.raises(ValueError, match="maxpool width must be at most 8, not 9"):
+        b.maxpool(x)
+    with pytest.raises(ValueError, match="cin must be at most 12"):
+        b.conv(b.put(np.zeros((13, 3, 3), dtype=np.int64)), np.zeros((2, 13, 3, 3)), 0, 1, 1)
+    with pytest.raises(ValueError, match="w must have 4 rows"):
+        b.gemm(x, np.zeros((3, 2)), 0, 1, 1)
+
+
+def test_faults_in_the_golden_model(seed):
+    cfg = PRESETS["tiny"]
+    for name, (prog, cause, pc) in fault_programs(cfg, np.random.default_rng(seed)).items():
+        res = run_program(cfg, prog.act, prog.wgt, prog.commands)
+        assert (res.cause, res.pc, res.error, res.done) == (cause, pc, True, False), name
+    empty = run_program(cfg, np.zeros((cfg.act_depth, cfg.lanes)), [], [])
+    assert empty.cause == Cause.ILLEGAL_OPCODE and empty.pc == 0
+
+
+def _reference_cnn(cnn, image) -> np.ndarray:
+    """The CNN in torch layout (NCHW, Linear over the CHW flatten), from numerics directly."""
+    x = torch.as_tensor(image)[None]
+    for name, w, bias, mult, shift in cnn.layers:
+        b, m, s = (torch.as_tensor(v) for v in (bias, mult, shift))
+        relu = name != "fc2"
+        if name == "fc2":
+            acc = x.reshape(1, -1) @ torch.as_tensor(w) + b
+            return requantize(acc, m, s, relu=relu)[0].numpy()
+        if name == "fc1":  # Linear over the flatten of conv3's CHW output
+            acc = x.reshape(1, -1) @ torch.as_tensor(w).reshape(64, -1).T + b
+            x = requantize(acc, m, s, relu=relu).reshape(1, 64, 1, 1)
+            continue
+        acc = F.conv2d(x, torch.as_tensor(w)) + b.reshape(-1, 1, 1)
+        x = requantize(acc, m.reshape(-1, 1, 1), s.reshape(-1, 1, 1), relu=relu)
+        if name in ("conv1", "conv2"):
+            x = F.max_pool2d(x, 2)
+    raise AssertionError("no fc2")
+
+
+def test_golden_interpreter_runs_the_cnn_like_torch(seed):
+    cfg = PRESETS["default"]
+    cnn = cnn_program(cfg, 2, seed)
+    b = cnn.builder
+    res = run_program(cfg, b.act, b.wgt, b.commands)
+    assert res.done and not res.error
+    logits = from_words(res.act, cnn.outputs)[:, 0, :]   # 10 x batch
+    for i, image in enumerate(cnn.images):
+        np.testing.assert_array_equal(logits[:, i], _reference_cnn(cnn, image),
+                                      err_msg=f"image {i} (seed {seed})")
