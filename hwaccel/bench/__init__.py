@@ -15,6 +15,7 @@ BENCHES = {
     "sim-speed": "hwaccel.bench.sim_speed",
     "conv": "hwaccel.bench.conv",
     "lstm": "hwaccel.bench.lstm",
+    "accel": "hwaccel.bench.accel",
 }
 
 

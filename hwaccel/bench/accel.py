@@ -1,0 +1,105 @@
+"""The reference CNN as accelerator programs on the RTL, in the Verilator C++ harness.
+
+For each workload (CNN batch 1, CNN batch 16, layer-major: a layer's weights are stored once
+and reused by every image) the program is loaded through the host port and run with the clock
+in C++ until STATUS.busy drops (:class:`hwaccel.generators.accel.host.HarnessHost`), which is
+the path the runtime uses. Outputs are checked bit-exactly against the golden interpreter.
+
+Reported: ``cycles`` (the hardware's own cycle counter, start to DONE), MACs of the workload
+(real ones, not padded lanes), ``mac_units`` of the fabric, ``utilization`` = MACs / (cycles x
+mac_units), the counters, ``sim_cycles_per_second`` of the whole runtime path (host writes,
+run, status reads: every clocked cycle over its wall time) and
+``raw_verilator_cycles_per_second`` (the same harness only stepping the clock for as many
+cycles). Per-layer rows run the same program one layer at a time (a DONE is patched in after
+the layer's commands), so their cycles include one command's start and end overhead each.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..generators.accel import PRESETS, run_program
+from ..generators.accel.cases import cnn_program
+from ..generators.accel.driver import encode, from_words
+from ..generators.accel.host import HarnessHost, address
+from ..generators.accel.isa import Op, Region
+from ..sim.runner import design_for
+
+COLUMNS = ["workload", "batch", "layer", "cycles", "macs", "mac_units", "utilization",
+           "sim_cycles_per_second", "raw_verilator_cycles_per_second", "sim_vs_raw",
+           "mismatches"]
+
+#: Real MACs of one image per layer (DESIGN.md).
+CNN_MACS = {"conv1": 194_688, "conv2": 2_230_272, "conv3": 331_776, "fc1": 36_864,
+            "fc2": 640}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--batches", default="1,16", help="comma-separated CNN batch sizes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-layers", action="store_true", help="skip the per-layer runs")
+
+
+def _whole(host: HarnessHost, cfg, cnn, batch: int) -> dict:
+    b = cnn.builder
+    c0 = host.h.cycles
+    t0 = time.perf_counter()
+    host.load(b)
+    host.run(limit=100_000_000)
+    status, counters = host.status(), host.counters()
+    wall = time.perf_counter() - t0
+    clocked = host.h.cycles - c0
+    got = host.read_tensor(cnn.outputs)
+    gold = run_program(cfg, b.act, b.wgt, b.commands)
+    expect = from_words(gold.act, cnn.outputs)
+    t1 = time.perf_counter()
+    host.h.step(clocked)
+    raw = clocked / (time.perf_counter() - t1)
+    sim = clocked / wall
+    macs = sum(CNN_MACS.values()) * batch
+    assert status["done"] and not status["error"], f"CNN batch {batch}: status {status}"
+    return {"workload": "cnn", "batch": batch, "layer": "all", "cycles": counters["cycles"],
+            "macs": macs, "mac_units": cfg.macs,
+            "utilization": macs / (counters["cycles"] * cfg.macs),
+            "sim_cycles_per_second": sim, "raw_verilator_cycles_per_second": raw,
+            "sim_vs_raw": sim / raw, "mismatches": int((got != expect).sum()),
+            "counters": counters, "clocked_cycles": clocked, "load_writes":
+            b.act_top + b.wgt_top + len(b.commands)}
+
+
+def _layers(host: HarnessHost, cfg, cnn, batch: int) -> list[dict]:
+    b = cnn.builder
+    host.load(b)
+    rows, done = [], encode(cfg, Op.DONE)
+    names = list(CNN_MACS)
+    starts = [i * batch for i in range(4)] + [4 * batch]
+    ends = starts[1:] + [4 * batch + 1]
+    for name, lo, hi in zip(names, starts, ends):
+        host.write(address(cfg, Region.PROG, hi), done)
+        host.run(lo)
+        counters = host.counters()
+        host.write(address(cfg, Region.PROG, hi), b.commands[hi])
+        macs = CNN_MACS[name] * batch
+        rows.append({"workload": "cnn", "batch": batch, "layer": name,
+                     "cycles": counters["cycles"], "macs": macs, "mac_units": cfg.macs,
+                     "utilization": macs / (counters["cycles"] * cfg.macs),
+                     "counters": counters})
+    return rows
+
+
+def run(args) -> list[dict]:
+    cfg = PRESETS[args.preset]
+    host = HarnessHost(design_for(cfg), cfg)
+    rows = []
+    try:
+        for batch in [int(s) for s in args.batches.split(",") if s.strip()]:
+            cnn = cnn_program(cfg, batch, args.seed)
+            rows.append(_whole(host, cfg, cnn, batch))
+            if not args.no_layers:
+                rows += _layers(host, cfg, cnn, batch)
+    finally:
+        host.close()
+    return rows
+
+
