@@ -28,8 +28,12 @@ Hardware decisions
   through the skew, and the next tile's rows load while the current fold runs. A bank may be
   rewritten from the cycle after its fold's last activation was accepted: rows are written in
   order, one per cycle at most, and row i of that activation reads its weight i cycles later.
-* The product is registered before the add (one pipeline stage per MAC), which is what lets the
-  multiply map onto a DSP block's output register.
+* Each multiply has registered operands and a twice-registered product before the add
+  (:func:`hwaccel.hdl.dsp.registered_product`, ``config.mult_latency`` = 3 cycles). On ECP5 the
+  first two are the MULT18X18D's own input and output registers, so the 3.93 ns multiply is not
+  in series with fabric routing (an 8x8 array: 81 MHz unregistered, 119-137 MHz with a fabric
+  product register), and the third gives the DSP-to-adder route its own cycle. The step flags
+  travel beside the products, so the extra stages only add latency.
 * Results go through a FIFO guarded by credits, so back-pressure on ``result`` stalls the inputs
   and never loses or overwrites a result.
 """
@@ -43,6 +47,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from ...hdl.dsp import registered_product
 from .config import SystolicConfig
 
 __all__ = ["SystolicArray", "activation_layout", "weight_layout", "result_layout"]
@@ -102,10 +107,15 @@ class SystolicArray(wiring.Component):
         # Credits count result-FIFO rows not yet promised to work in flight.
         credits = Signal(range(cfg.result_depth + 1), init=cfg.result_depth)
         if cfg.dataflow == "os":
-            spent = self._output_stationary(m, fifo, credits)
+            spent = self._output_stationary(m, fifo, credits, platform)
         else:
-            spent = self._weight_stationary(m, fifo, credits)
-        m.d.sync += credits.eq(credits - spent + (fifo.r_rdy & fifo.r_en))
+            spent = self._weight_stationary(m, fifo, credits, platform)
+        # A read returns its credit a cycle late: the FIFO's read handshake then drives only the
+        # FIFO, not the input-side control across the array (on ECP5 that net's routing was
+        # the critical path, 133 MHz on 8x8).
+        returned = Signal()
+        m.d.sync += returned.eq(fifo.r_rdy & fifo.r_en)
+        m.d.sync += credits.eq(credits - spent + returned)
         return m
 
     # --- helpers -------------------------------------------------------------------------------
@@ -130,13 +140,19 @@ class SystolicArray(wiring.Component):
             sig = nxt
         return sig
 
-    def _write_result(self, m: Module, fifo: SyncFIFO, enable, columns, last):
+    def _write_result(self, m: Module, fifo: SyncFIFO, enable, columns, last, *,
+                      registered: bool = False):
         payload = Signal(result_layout(self.config))
         m.d.comb += [payload.data[j].eq(v) for j, v in enumerate(columns)]
-        m.d.comb += [payload.last.eq(last), fifo.w_data.eq(payload), fifo.w_en.eq(enable)]
+        m.d.comb += payload.last.eq(last)
+        if registered:
+            payload_q, enable_q = Signal.like(payload), Signal()
+            m.d.sync += [payload_q.eq(payload), enable_q.eq(enable)]
+            payload, enable = payload_q, enable_q
+        m.d.comb += [fifo.w_data.eq(payload), fifo.w_en.eq(enable)]
 
     # --- output-stationary ---------------------------------------------------------------------
-    def _output_stationary(self, m: Module, fifo: SyncFIFO, credits):
+    def _output_stationary(self, m: Module, fifo: SyncFIFO, credits, platform):
         cfg = self.config
         R, C = cfg.rows, cfg.cols
         acts, wts = self.activations, self.weights
@@ -169,13 +185,16 @@ class SystolicArray(wiring.Component):
             w_row = Signal(weight_layout(cfg), name=f"w_r{r}")
             v, f, l = (Signal(name=f"{n}_r{r}") for n in ("v", "f", "l"))
             m.d.sync += [w_row.eq(w_prev), v.eq(v_prev), f.eq(f_prev), l.eq(l_prev)]
-            pv, pf, pl, drain = (Signal(name=f"{n}_r{r}") for n in ("pv", "pf", "pl", "drain"))
-            m.d.sync += [pv.eq(v), pf.eq(f), pl.eq(l), drain.eq(pv & pl)]
+            # The flags follow the products through the multiplier's registers.
+            pv, pf, pl = (self._delay(m, s, cfg.mult_latency, f"p{n}_r{r}")
+                          for n, s in (("v", v), ("f", f), ("l", l)))
+            drain = Signal(name=f"drain_r{r}")
+            m.d.sync += drain.eq(pv & pl)
             row_acc = []
             for c in range(C):
-                prod = Signal(signed(2 * cfg.in_bits), name=f"prod_r{r}_c{c}")
+                prod = registered_product(m, a_rows[r], w_row[c], platform=platform,
+                                          name=f"mul_r{r}_c{c}")
                 acc = Signal(signed(cfg.acc_bits), name=f"acc_r{r}_c{c}")
-                m.d.sync += prod.eq(a_rows[r] * w_row[c])
                 with m.If(pv):
                     m.d.sync += acc.eq(Mux(pf, 0, acc) + prod)
                 row_acc.append(acc)
@@ -186,11 +205,13 @@ class SystolicArray(wiring.Component):
         # At most one row drains per cycle (guaranteed by the R-cycle spacing of tile ends).
         columns = [reduce(lambda x, y: x | y, [Mux(drains[r], accs[r][c], 0) for r in range(R)])
                    for c in range(C)]
-        self._write_result(m, fifo, Cat(*drains).any(), columns, drains[R - 1])
+        # The R-way select spans the whole array: a register after it keeps that routing out of
+        # the FIFO's write path.
+        self._write_result(m, fifo, Cat(*drains).any(), columns, drains[R - 1], registered=True)
         return Mux(take & is_last, R, 0)
 
     # --- weight-stationary ---------------------------------------------------------------------
-    def _weight_stationary(self, m: Module, fifo: SyncFIFO, credits):
+    def _weight_stationary(self, m: Module, fifo: SyncFIFO, credits, platform):
         cfg = self.config
         R, C = cfg.rows, cfg.cols
         acts, wts = self.activations, self.weights
@@ -228,22 +249,32 @@ class SystolicArray(wiring.Component):
         a_rows = self._skewed_rows(m, take, cfg.in_bits)
         bank_rows = [self._delay(m, act_bank, r + 1, f"bank_r{r}") for r in range(R)]
         psum_prev = [None] * C
+        # A weight row is written the cycle after it is accepted, from registers: the handshake
+        # then enables a few registers instead of every weight register of the array. This is
+        # safe both ways: row r of a fold's first activation reads its weight r + 1 cycles after
+        # the load completes, and a released bank's row r is last read r cycles after release.
+        w_data = Signal(weight_layout(cfg))
+        w_row_we = Signal(R)
+        w_bank = Signal()
+        m.d.sync += [w_data.eq(wts.payload), w_bank.eq(load_bank),
+                     w_row_we.eq(Mux(load, 1 << load_row, 0))]
         for r in range(R):
             w0 = Signal(weight_layout(cfg), name=f"w0_r{r}")
             w1 = Signal(weight_layout(cfg), name=f"w1_r{r}")
-            with m.If(load & (load_row == r)):
-                with m.If(load_bank):
-                    m.d.sync += w1.eq(wts.payload)
+            with m.If(w_row_we[r]):
+                with m.If(w_bank):
+                    m.d.sync += w1.eq(w_data)
                 with m.Else():
-                    m.d.sync += w0.eq(wts.payload)
+                    m.d.sync += w0.eq(w_data)
             for c in range(C):
-                prod = Signal(signed(2 * cfg.in_bits), name=f"prod_r{r}_c{c}")
+                prod = registered_product(m, a_rows[r], Mux(bank_rows[r], w1[c], w0[c]),
+                                          platform=platform, name=f"mul_r{r}_c{c}")
                 psum = Signal(signed(cfg.acc_bits), name=f"psum_r{r}_c{c}")
-                m.d.sync += prod.eq(a_rows[r] * Mux(bank_rows[r], w1[c], w0[c]))
                 m.d.sync += psum.eq(prod if r == 0 else psum_prev[c] + prod)
                 psum_prev[c] = psum
 
-        out_valid = self._delay(m, take, R + 2, "out_valid")
-        out_last = self._delay(m, is_last, R + 2, "out_last")
+        # Row R-1 sees an activation R cycles after it is taken; then the multiply and the add.
+        out_valid = self._delay(m, take, R + cfg.mult_latency + 1, "out_valid")
+        out_last = self._delay(m, is_last, R + cfg.mult_latency + 1, "out_last")
         self._write_result(m, fifo, out_valid, psum_prev, out_last)
         return take

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...config import check_choice, check_int
+from ...hdl.dsp import MULT_LATENCY
 from ...numerics import IntFormat, acc_bits_for, max_reduction
 
 __all__ = ["SystolicConfig", "PRESETS", "DATAFLOWS"]
@@ -51,7 +52,8 @@ class SystolicConfig:
             raise ValueError(f"name must be an identifier-like string, not {self.name!r}")
         need = self.min_acc_bits
         if self.acc_bits < need:
-            what = "one product" if self.dataflow == "os" else f"a column sum of {self.rows} products"
+            what = ("one product" if self.dataflow == "os"
+                    else f"a column sum of {self.rows} products")
             raise ValueError(
                 f"acc_bits must be at least {need} to hold {what} of {self.in_bits}-bit operands,"
                 f" not {self.acc_bits!r}"
@@ -77,7 +79,7 @@ class SystolicConfig:
 
     @property
     def max_k(self) -> int:
-        """Longest reduction one OS tile can accumulate without overflow (WS: per fold, ``rows``)."""
+        """Longest reduction one OS tile can accumulate without overflow (WS: a fold, ``rows``)."""
         if self.dataflow == "ws":
             return self.rows
         return max_reduction(self.acc_bits, self.operand, self.operand)
@@ -87,13 +89,20 @@ class SystolicConfig:
         return self.rows * self.cols
 
     @property
+    def mult_latency(self) -> int:
+        """Cycles from a PE's operands to its product (operand, product and fabric registers;
+        the first two inside the DSP block on ECP5; see :mod:`hwaccel.hdl.dsp`)."""
+        return MULT_LATENCY
+
+    @property
     def result_depth(self) -> int:
         """Rows of result buffering. OS: two tiles, so one drains while the next completes.
         WS: the array's latency plus slack, so a stream of activations never waits on credits."""
-        return 2 * self.rows if self.dataflow == "os" else self.rows + 4
+        return 2 * self.rows if self.dataflow == "os" else self.rows + self.mult_latency + 4
 
     def derived(self) -> dict:
-        return {"macs": self.macs, "max_k": self.max_k, "result_depth": self.result_depth}
+        return {"macs": self.macs, "max_k": self.max_k, "result_depth": self.result_depth,
+                "mult_latency": self.mult_latency}
 
     def with_(self, **changes) -> SystolicConfig:
         return replace(self, **changes)
