@@ -106,3 +106,24 @@ def test_golden_interpreter_runs_the_cnn_like_torch(seed):
     for i, image in enumerate(cnn.images):
         np.testing.assert_array_equal(logits[:, i], _reference_cnn(cnn, image),
                                       err_msg=f"image {i} (seed {seed})")
+
+
+def test_golden_lstm_command_equals_the_lstm_model(seed):
+    from hwaccel.generators.lstm.cases import random_params
+    from hwaccel.generators.lstm.model import golden_outputs
+
+    cfg = PRESETS["tiny"]
+    rng = np.random.default_rng(seed)
+    lc = cfg.lstm
+    params = random_params(lc, rng)
+    x = rng.integers(-128, 128, (7, lc.input_size))
+    b = ProgramBuilder(cfg)
+    xs = b.put(x.T[:, None, :])
+    h = b.lstm(xs, params)
+    b.done()
+    res = run_program(cfg, b.act, b.wgt, b.commands)
+    got = from_words(res.act, h)[:, 0, :].T            # T x H
+    np.testing.assert_array_equal(got, np.array(golden_outputs(lc, params, [x])),
+                                  err_msg=f"seed {seed}")
+    with pytest.raises(ValueError, match="x must have 6 channels"):
+        b.lstm(b.put(np.zeros((5, 1, 2), dtype=np.int64)), params)

@@ -1,14 +1,15 @@
-"""The reference CNN as accelerator programs on the RTL, in the Verilator C++ harness.
+"""The reference workloads as accelerator programs on the RTL, in the Verilator C++ harness.
 
-For each workload (CNN batch 1, CNN batch 16, layer-major: a layer's weights are stored once
-and reused by every image) the program is loaded through the host port and run with the clock
-in C++ until STATUS.busy drops (:class:`hwaccel.generators.accel.host.HarnessHost`), which is
-the path the runtime uses. Outputs are checked bit-exactly against the golden interpreter.
+Workloads: CNN batch 1, CNN batch 16 (layer-major: a layer's weights are stored once and
+reused by every image), and one LSTM sequence of T steps on the LSTM cell. Each program is
+loaded through the host port and run with the clock in C++ until STATUS.busy drops
+(:class:`hwaccel.generators.accel.host.HarnessHost`), which is the path the runtime uses.
+Outputs are checked bit-exactly against the golden interpreter.
 
 Reported: ``cycles`` (the hardware's own cycle counter, start to DONE), MACs of the workload
 (real ones, not padded lanes), ``mac_units`` of the fabric, ``utilization`` = MACs / (cycles x
 mac_units), the counters, ``sim_cycles_per_second`` of the whole runtime path (host writes,
-run, status reads: every clocked cycle over its wall time) and
+run, status and output reads: every clocked cycle over its wall time) and
 ``raw_verilator_cycles_per_second`` (the same harness only stepping the clock for as many
 cycles). Per-layer rows run the same program one layer at a time (a DONE is patched in after
 the layer's commands), so their cycles include one command's start and end overhead each.
@@ -17,6 +18,8 @@ the layer's commands), so their cycles include one command's start and end overh
 from __future__ import annotations
 
 import time
+
+import numpy as np
 
 from ..generators.accel import PRESETS, run_program
 from ..generators.accel.cases import cnn_program
@@ -39,33 +42,55 @@ def add_arguments(p) -> None:
     p.add_argument("--batches", default="1,16", help="comma-separated CNN batch sizes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-layers", action="store_true", help="skip the per-layer runs")
+    p.add_argument("--lstm-steps", type=int, default=50, help="T of the LSTM sequence (0: none)")
 
 
-def _whole(host: HarnessHost, cfg, cnn, batch: int) -> dict:
-    b = cnn.builder
+def _timed(host: HarnessHost, cfg, b, outputs) -> tuple[dict, ...]:
+    """Load, run and read back ``b`` the runtime's way; then raw clock speed for as long."""
     c0 = host.h.cycles
     t0 = time.perf_counter()
     host.load(b)
     host.run(limit=100_000_000)
     status, counters = host.status(), host.counters()
+    got = host.read_tensor(outputs)
     wall = time.perf_counter() - t0
     clocked = host.h.cycles - c0
-    got = host.read_tensor(cnn.outputs)
     gold = run_program(cfg, b.act, b.wgt, b.commands)
-    expect = from_words(gold.act, cnn.outputs)
+    expect = from_words(gold.act, outputs)
     t1 = time.perf_counter()
     host.h.step(clocked)
     raw = clocked / (time.perf_counter() - t1)
     sim = clocked / wall
+    assert status["done"] and not status["error"], f"status {status}"
+    return counters, {"sim_cycles_per_second": sim, "raw_verilator_cycles_per_second": raw,
+                      "sim_vs_raw": sim / raw, "mismatches": int((got != expect).sum()),
+                      "clocked_cycles": clocked, "counters": counters,
+                      "load_writes": b.act_top + b.wgt_top + len(b.commands)}
+
+
+def _lstm(host: HarnessHost, cfg, steps: int, seed: int) -> dict:
+    from ..generators.accel.driver import ProgramBuilder
+    from ..generators.lstm.cases import random_params
+
+    rng = np.random.default_rng(seed)
+    lc = cfg.lstm
+    b = ProgramBuilder(cfg)
+    x = b.put(rng.integers(-128, 128, (lc.input_size, 1, steps)))
+    h = b.lstm(x, random_params(lc, rng))
+    b.done()
+    counters, speed = _timed(host, cfg, b, h)
+    macs = b.lstm_macs
+    return {"workload": "lstm", "batch": 1, "layer": f"T={steps}", "cycles": counters["cycles"],
+            "macs": macs, "mac_units": lc.lanes,
+            "utilization": macs / (counters["cycles"] * lc.lanes), **speed}
+
+
+def _whole(host: HarnessHost, cfg, cnn, batch: int) -> dict:
+    counters, speed = _timed(host, cfg, cnn.builder, cnn.outputs)
     macs = sum(CNN_MACS.values()) * batch
-    assert status["done"] and not status["error"], f"CNN batch {batch}: status {status}"
     return {"workload": "cnn", "batch": batch, "layer": "all", "cycles": counters["cycles"],
             "macs": macs, "mac_units": cfg.macs,
-            "utilization": macs / (counters["cycles"] * cfg.macs),
-            "sim_cycles_per_second": sim, "raw_verilator_cycles_per_second": raw,
-            "sim_vs_raw": sim / raw, "mismatches": int((got != expect).sum()),
-            "counters": counters, "clocked_cycles": clocked, "load_writes":
-            b.act_top + b.wgt_top + len(b.commands)}
+            "utilization": macs / (counters["cycles"] * cfg.macs), **speed}
 
 
 def _layers(host: HarnessHost, cfg, cnn, batch: int) -> list[dict]:
@@ -98,6 +123,8 @@ def run(args) -> list[dict]:
             rows.append(_whole(host, cfg, cnn, batch))
             if not args.no_layers:
                 rows += _layers(host, cfg, cnn, batch)
+        if args.lstm_steps and cfg.lstm is not None:
+            rows.append(_lstm(host, cfg, args.lstm_steps, args.seed))
     finally:
         host.close()
     return rows

@@ -35,7 +35,7 @@ from ..conv.layouts import requant_layout
 from ..conv.maxpool import MaxPool
 from .config import AccelConfig
 from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Region, command_layout
-from .processor import JOB_CONV, JOB_POOL, Processor
+from .processor import JOB_CONV, JOB_LSTM, JOB_POOL, Processor, lstm_words
 from .reader import Reader
 
 __all__ = ["Accelerator", "host_signature"]
@@ -101,23 +101,31 @@ class Accelerator(wiring.Component):
         pool = MaxPool(cfg.conv.pool_config)
         act_dma = Reader(cfg.act_bits, cfg.act_depth)
         wgt_dma = Reader(cfg.wgt_bits, cfg.wgt_depth)
-        for name, unit in (("proc", proc), ("conv", conv), ("pool", pool),
-                           ("act_dma", act_dma), ("wgt_dma", wgt_dma)):
+        units = [("proc", proc), ("conv", conv), ("pool", pool), ("act_dma", act_dma),
+                 ("wgt_dma", wgt_dma)]
+        if cfg.lstm is not None:
+            from ..lstm.cell import LstmCell
+
+            lstm = LstmCell(cfg.lstm)
+            units.append(("lstm", lstm))
+        for name, unit in units:
             m.submodules[name] = reset_on_soft(unit)
         busy = proc.busy
         m.d.comb += [self.busy.eq(proc.busy), self.done.eq(proc.done),
                      self.error.eq(proc.error)]
 
         # --- job datapath ----------------------------------------------------------------------
-        active, kind, pending = Signal(), Signal(), Signal()
+        active, pending = Signal(), Signal()
         written = Signal(range(cfg.act_depth + 1))
         popped = Signal(range(cfg.wgt_depth + 1))
+        kind = Signal(2)
         is_conv, is_pool = active & (kind == JOB_CONV), active & (kind == JOB_POOL)
+        is_lstm = active & (kind == JOB_LSTM)
         m.d.comb += [
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
             act_dma.count.eq(proc.job_src_count),
             wgt_dma.start.eq(proc.job_start), wgt_dma.base.eq(proc.job_wgt),
-            wgt_dma.count.eq(Mux(proc.job_kind == JOB_CONV, proc.job_wgt_count, 0)),
+            wgt_dma.count.eq(Mux(proc.job_kind == JOB_POOL, 0, proc.job_wgt_count)),
         ]
         with m.If(proc.job_start):
             m.d.sync += [active.eq(1), kind.eq(proc.job_kind), pending.eq(1), written.eq(0),
@@ -125,18 +133,33 @@ class Accelerator(wiring.Component):
         # Descriptors.
         m.d.comb += [conv.layer.payload.eq(proc.job_desc), pool.layer.payload.eq(proc.job_pool),
                      conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
-        with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)):
-            m.d.sync += pending.eq(0)
+        with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)
+                  | is_lstm):
+            m.d.sync += pending.eq(0)  # an LSTM job has no descriptor
         # Weights, then requantizers, from one in-order read stream.
         to_weights = popped < proc.job_desc.weight_words
         rq_bits = requant_layout(cfg.conv).size
+        w_valid = wgt_dma.source.valid
         m.d.comb += [
             conv.weights.payload.eq(wgt_dma.source.payload[: cfg.lanes * cfg.conv.block * 8]),
             conv.requant.payload.eq(wgt_dma.source.payload[:rq_bits]),
-            conv.weights.valid.eq(wgt_dma.source.valid & to_weights),
-            conv.requant.valid.eq(wgt_dma.source.valid & ~to_weights),
-            wgt_dma.source.ready.eq(Mux(to_weights, conv.weights.ready, conv.requant.ready)),
+            conv.weights.valid.eq(w_valid & to_weights & is_conv),
+            conv.requant.valid.eq(w_valid & ~to_weights & is_conv),
         ]
+        w_ready = Mux(to_weights, conv.weights.ready, conv.requant.ready)
+        if cfg.lstm is not None:
+            # The cell's weight beats, then its 4H parameter beats, from one in-order stream.
+            lw_to_weights = popped < cfg.lstm.weight_depth
+            m.d.comb += [
+                lstm.weights.payload.eq(wgt_dma.source.payload[: cfg.lstm.lanes * 8]),
+                lstm.params.payload.eq(
+                    wgt_dma.source.payload[: len(lstm.params.payload.as_value())]),
+                lstm.weights.valid.eq(w_valid & lw_to_weights & is_lstm),
+                lstm.params.valid.eq(w_valid & ~lw_to_weights & is_lstm),
+            ]
+            w_ready = Mux(is_lstm, Mux(lw_to_weights, lstm.weights.ready, lstm.params.ready),
+                          w_ready)
+        m.d.comb += wgt_dma.source.ready.eq(w_ready)
         loaded = wgt_dma.source.valid & wgt_dma.source.ready
         with m.If(loaded):
             m.d.sync += popped.eq(popped + 1)
@@ -146,19 +169,25 @@ class Accelerator(wiring.Component):
             pool.sink.payload.data.eq(act_dma.source.payload),
             conv.activations.valid.eq(act_dma.source.valid & is_conv),
             pool.sink.valid.eq(act_dma.source.valid & is_pool),
-            act_dma.source.ready.eq(Mux(is_conv, conv.activations.ready,
-                                        is_pool & pool.sink.ready)),
         ]
+        a_ready = self._a_ready = Mux(is_conv, conv.activations.ready,
+                                      is_pool & pool.sink.ready)
         # Results: the write port takes one per cycle, so they are never back-pressured.
         res_valid = Mux(is_conv, conv.result.valid, is_pool & pool.source.valid)
         res_data = Mux(is_conv, conv.result.payload.data, pool.source.payload.data)
         m.d.comb += [conv.result.ready.eq(is_conv), pool.source.ready.eq(is_pool)]
+        idle = Mux(kind == JOB_CONV, conv.layer.ready, pool.layer.ready)
+        if cfg.lstm is not None:
+            res_valid, res_data, lstm_idle = self._lstm_io(m, cfg, lstm, act_dma, is_lstm,
+                                                           proc, soft, res_valid, res_data)
+            idle = Mux(kind == JOB_LSTM, lstm_idle, idle)
         store = res_valid & active
         with m.If(store):
             m.d.sync += written.eq(written + 1)
-        idle = Mux(kind == JOB_CONV, conv.layer.ready, pool.layer.ready)
         done = (active & ~pending & (written == proc.job_dst_count) & ~act_dma.busy
                 & ~wgt_dma.busy & idle)
+        if cfg.lstm is None:
+            m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready
         m.d.comb += [proc.job_done.eq(done), proc.progress.eq(store | consumed | loaded)]
         with m.If(done):
@@ -190,6 +219,7 @@ class Accelerator(wiring.Component):
             "cycles": busy,
             "conv_busy": is_conv,
             "pool_busy": is_pool,
+            "lstm_busy": is_lstm,
             "mac_slots": Mux(proc.job_start & (proc.job_kind == JOB_CONV),
                              proc.job_fabric * cfg.macs, 0),
             "load_cycles": loaded,
@@ -226,3 +256,43 @@ class Accelerator(wiring.Component):
         with m.If(soft):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
         return m
+
+    def _lstm_io(self, m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data):
+        """Gather ``gx`` scratchpad words into each x beat and scatter each h beat into ``gh``
+        words. One word per cycle each way; the cell needs ``slots * (I + H)`` cycles a step,
+        so these never limit it."""
+        gx, gh, _ = lstm_words(cfg)
+        w = cfg.act_bits
+        xbuf, x_full, x_last = Signal(gx * w), Signal(), Signal()
+        x_i = Signal(range(max(gx, 2)))
+        step = Signal(range(cfg.act_depth + 1))
+        take = act_dma.source.valid & is_lstm & ~x_full
+        m.d.comb += act_dma.source.ready.eq(Mux(is_lstm, ~x_full, self._a_ready))
+        with m.If(proc.job_start):
+            m.d.sync += [step.eq(0), x_i.eq(0)]
+        with m.If(take):
+            # A shift register: after gx words the first one sits at the bottom.
+            m.d.sync += [xbuf.eq(Cat(xbuf[w:], act_dma.source.payload) if gx > 1
+                                 else act_dma.source.payload), x_i.eq(x_i + 1)]
+            with m.If(x_i == gx - 1):
+                m.d.sync += [x_full.eq(1), x_i.eq(0), step.eq(step + 1),
+                             x_last.eq((step + 1) * gh == proc.job_dst_count)]
+        m.d.comb += [lstm.x.valid.eq(x_full), lstm.x.payload.data.eq(xbuf[: cfg.lstm.input_size
+                                                                          * 8]),
+                     lstm.x.payload.last.eq(x_last)]
+        with m.If(lstm.x.valid & lstm.x.ready):
+            m.d.sync += x_full.eq(0)
+        hbuf, h_full = Signal(gh * w), Signal()
+        h_i = Signal(range(max(gh, 2)))
+        m.d.comb += lstm.h.ready.eq(is_lstm & ~h_full)
+        with m.If(lstm.h.valid & lstm.h.ready):
+            m.d.sync += [hbuf.eq(lstm.h.payload.data), h_full.eq(1), h_i.eq(0)]
+        with m.If(h_full):  # the write port takes one word per cycle
+            m.d.sync += [hbuf.eq(hbuf >> w), h_i.eq(h_i + 1)]
+            with m.If(h_i == gh - 1):
+                m.d.sync += h_full.eq(0)
+        with m.If(soft):
+            m.d.sync += [x_full.eq(0), h_full.eq(0), x_i.eq(0), h_i.eq(0)]
+        valid = Mux(is_lstm, h_full, res_valid)
+        data_ = Mux(is_lstm, hbuf[:w], res_data)
+        return valid, data_, ~x_full & ~h_full

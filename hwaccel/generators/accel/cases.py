@@ -43,10 +43,19 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
 
     cur = fresh()
     for _ in range(commands):
-        kind = rng.choice(["conv", "conv", "gemm", "pool", "fence"])
+        kinds = ["conv", "conv", "gemm", "pool", "fence"] + (["lstm"] if cfg.lstm else [])
+        kind = rng.choice(kinds)
         try:
             if kind == "fence":
                 b.fence()
+                continue
+            if kind == "lstm":
+                from ..lstm.cases import random_params
+
+                lc = cfg.lstm
+                steps = int(rng.integers(1, 9))
+                xs = b.put(_int8(rng, (lc.input_size, 1, steps)))
+                cur = b.lstm(xs, random_params(lc, rng))
                 continue
             if kind == "gemm":
                 if rng.random() < 0.4 or cur.channels > c.max_cin:
@@ -98,8 +107,15 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
         return b, x, y
 
     b, x, y = start()
-    b.raw(encode(cfg, 4, src=x.addr))  # opcode 4 (LSTM) is not implemented
-    out["illegal_lstm"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    b.raw(encode(cfg, 7, src=x.addr))
+    out["illegal_7"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    if cfg.lstm is not None:
+        b, x, y = start()
+        b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, count=0))
+        out["shape_lstm_empty"] = (b, Cause.SHAPE, 1)
+        b, x, y = start()
+        b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, wgt=cfg.wgt_depth - 3, count=2))
+        out["address_lstm_wgt"] = (b, Cause.ADDRESS, 1)
     b, x, y = start()
     b.raw(encode(cfg, 0))
     out["illegal_zero"] = (b, Cause.ILLEGAL_OPCODE, 1)

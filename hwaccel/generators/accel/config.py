@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from ...config import check_int
 from ..conv.config import ConvConfig
 from ..conv.layouts import requant_layout
+from ..lstm.config import LstmConfig
 
 __all__ = ["AccelConfig", "PRESETS"]
 
@@ -29,6 +30,9 @@ class AccelConfig:
         Words of the weight scratchpad (one word = one engine weight beat, ``lanes x block``
         int8, or one requantizer beat). A separate wide memory so that a layer's weights load at
         one beat per cycle (a 16-byte scratchpad would need 16 cycles per 256-byte beat).
+    lstm : LstmConfig (or a dict), optional
+        The LSTM cell that runs LSTM commands (``output="all"``: every step's h is stored).
+        Its weight beats (``lanes`` int8) come from the weight scratchpad, one per cycle.
     prog_depth : int
         Commands the program memory holds.
     watchdog : int
@@ -40,6 +44,7 @@ class AccelConfig:
     conv: ConvConfig = ConvConfig(name="accel")
     act_depth: int = 32768
     wgt_depth: int = 512
+    lstm: LstmConfig | None = None
     prog_depth: int = 256
     watchdog: int = 1 << 16
     name: str = "custom"
@@ -51,6 +56,13 @@ class AccelConfig:
             object.__setattr__(self, "conv", ConvConfig(**self.conv))
         if not isinstance(self.conv, ConvConfig):
             raise TypeError(f"conv must be a ConvConfig, not {self.conv!r}")
+        if isinstance(self.lstm, dict):
+            object.__setattr__(self, "lstm", LstmConfig(**self.lstm))
+        if self.lstm is not None and not isinstance(self.lstm, LstmConfig):
+            raise TypeError(f"lstm must be an LstmConfig or None, not {self.lstm!r}")
+        if self.lstm is not None and self.lstm.output != "all":
+            raise ValueError(f"lstm.output must be 'all' (every h is stored), not "
+                             f"{self.lstm.output!r}")
         if self.conv.lanes != self.conv.block:
             raise ValueError(f"conv.lanes must equal conv.block ({self.conv.block}) so results "
                              f"are activation words, not {self.conv.lanes!r}")
@@ -83,7 +95,12 @@ class AccelConfig:
     @property
     def wgt_bits(self) -> int:
         rq = requant_layout(self.conv).size
-        return max(self.conv.lanes * self.conv.block * 8, rq)
+        widths = [self.conv.lanes * self.conv.block * 8, rq]
+        if self.lstm is not None:
+            from ..lstm.cell import param_layout
+
+            widths += [self.lstm.lanes * 8, param_layout(self.lstm).size]
+        return max(widths)
 
     @property
     def addr_bits(self) -> int:
@@ -120,9 +137,15 @@ PRESETS: dict[str, AccelConfig] = {
         # Small fabric and memories: every RTL test runs on it.
         AccelConfig(conv=ConvConfig(lanes=4, block=4, max_width=8, max_height=8, max_cin=12,
                                     max_cout=8, max_kernel=3, name="accel_tiny"),
-                    act_depth=2048, wgt_depth=512, prog_depth=64, watchdog=2048, name="tiny"),
+                    act_depth=2048, wgt_depth=512, prog_depth=64, watchdog=2048,
+                    lstm=LstmConfig(input_size=6, hidden_size=5, lanes=4, name="accel_tiny"),
+                    name="tiny"),
         # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.
-        AccelConfig(conv=ConvConfig(name="accel_default"), act_depth=32768, wgt_depth=512,
+        # The reference LSTM layer (I = H = 64) on 256 lanes: a weight beat is exactly one
+        # weight-scratchpad word (2048 bits), as a conv weight beat is.
+        AccelConfig(conv=ConvConfig(name="accel_default"), act_depth=32768, wgt_depth=1024,
+                    lstm=LstmConfig(input_size=64, hidden_size=64, lanes=256,
+                                    name="accel_default"),
                     prog_depth=256, name="default"),
         # ECP5-85F: 8 x 8 = 64 int8 multipliers plus 8 requantize multipliers stay under its
         # 156 MULT18X18D; memories ~1.9 Mbit of its 3.7 Mbit block RAM (not yet synthesized).

@@ -69,6 +69,7 @@ class ProgramBuilder:
         self.act_top = 0
         self.wgt_top = 0
         self.macs = 0  # the workload's real multiply-accumulates (for utilization)
+        self.lstm_macs = 0  # the same, on the LSTM cell
         self._weights: dict = {}  # (id(w), id(bias), layer) -> (w, bias, base): shared weights
 
     # --- memory --------------------------------------------------------------------------------
@@ -137,6 +138,31 @@ class ProgramBuilder:
         self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
                                     wgt=base, count=rows))
         self.macs += rows * k * n
+        return out
+
+    def lstm(self, x: ActTensor, params) -> ActTensor:
+        """LSTM over the ``T = H x W`` pixels of ``x`` (``I`` channels each) from zero state, with
+        :class:`hwaccel.generators.lstm.model.LstmParams` ``params``; returns ``1 x T`` pixels of
+        ``H`` channels (every step's h). Calls with the same ``params`` object share weights."""
+        from ..lstm.driver import param_beats, weight_beats
+
+        lc = self.cfg.lstm
+        if lc is None:
+            raise ValueError(f"{self.cfg.slug} has no LSTM cell (config lstm=None)")
+        if x.channels != lc.input_size:
+            raise ValueError(f"x must have {lc.input_size} channels (the cell's input_size), "
+                             f"not {x.channels}")
+        steps = x.height * x.width
+        key = (id(params), "lstm")
+        if key in self._weights:
+            base = self._weights[key][2]
+        else:
+            base = self._put_wgt(weight_beats(lc, params) + param_beats(lc, params))
+            self._weights[key] = (params, None, base)
+        out = self.alloc(lc.hidden_size, 1, steps)
+        self.commands.append(encode(self.cfg, Op.LSTM, src=x.addr, dst=out.addr, wgt=base,
+                                    count=steps))
+        self.lstm_macs += steps * lc.macs_per_step
         return out
 
     def maxpool(self, x: ActTensor) -> ActTensor:

@@ -19,6 +19,11 @@ Commands (one program-memory word each, executed in order)
              on-chip weights (``max_cin``, ``max_cout``).
 ``MAXPOOL``  2x2 stride-2 max-pool (floor) of a ``width x height`` map of ``blocks`` words per
              pixel at ``src`` into ``dst``, on a stand-alone max-pool unit.
+``LSTM``     runs one sequence of ``count`` = T steps on the LSTM cell from h = c = 0: x_t are
+             ``ceil(I / lanes)`` words each at ``src`` (one 1 x T tensor of I channels), h_t
+             are stored as ``ceil(H / lanes)`` words each at ``dst``; ``wgt`` holds the cell's
+             ``weight_depth`` weight beats then its 4H parameter beats (one per word). Weights are
+             reloaded per command (the cell takes a load only between sequences).
 ``FENCE``    waits until every engine is idle. Commands already run one after the other, so
              today it only marks a point in the program; it stays so overlapping schedules can
              come without changing programs.
@@ -44,13 +49,14 @@ class Op(IntEnum):
     CONV = 1
     GEMM = 2
     MAXPOOL = 3
+    LSTM = 4
     FENCE = 5
     DONE = 6
 
 
 class Cause(IntEnum):
     NONE = 0
-    ILLEGAL_OPCODE = 1   # not an Op (LSTM, opcode 4, is not implemented and faults here too)
+    ILLEGAL_OPCODE = 1   # not an Op, or LSTM on a config without an LSTM cell
     ADDRESS = 2          # a src/dst/wgt range runs past its scratchpad
     SHAPE = 3            # a shape the configuration cannot run (or an inconsistent descriptor)
     TIMEOUT = 4          # no stream transfer for ``watchdog`` cycles
@@ -72,6 +78,7 @@ COUNTERS = (
     "cycles",         # cycles from start to DONE or fault
     "conv_busy",      # cycles a CONV/GEMM layer is in flight on the conv engine
     "pool_busy",      # cycles a MAXPOOL is in flight on the max-pool unit
+    "lstm_busy",      # cycles an LSTM sequence is in flight on the LSTM cell
     "mac_slots",      # lanes x block x issue cycles the fabric was scheduled (padding included)
     "load_cycles",    # cycles that moved a weight or requantizer beat into the engine
     "stall_input",    # conv engine ready for activations, none available (DMA read latency)

@@ -102,6 +102,39 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
     return oh * ow * d["weight_words"]
 
 
+def _run_lstm(cfg, act, wgt, src, dst, wgt_base, steps) -> None:
+    """Invert :mod:`hwaccel.generators.lstm.driver`'s load order, then its golden model."""
+    from ..lstm.cell import param_layout
+    from ..lstm.model import LstmParams, golden_sequence
+    from .processor import lstm_words
+
+    lc = cfg.lstm
+    gx, gh, _ = lstm_words(cfg)
+    P, R, I, H = lc.lanes, lc.slots, lc.input_size, lc.hidden_size
+    beats = np.array([unpack(wgt[wgt_base + a], 8, P) for a in range(lc.weight_depth)])
+    a = np.arange(lc.weight_depth)
+    in_x = a < R * I
+    col = np.where(in_x, a // R, I + (a - R * I) // R)
+    slot = np.where(in_x, a % R, (a - R * I) % R)
+    rows = slot[:, None] * P + np.arange(P)[None, :]
+    w = np.zeros((P * R, I + H), dtype=np.int64)
+    w[rows, np.broadcast_to(col[:, None], rows.shape)] = beats
+    layout = param_layout(lc)
+    par = [_fields(layout, wgt[wgt_base + lc.weight_depth + q]) for q in range(lc.rows)]
+    bias_bits = layout["bias"].shape.width
+    bias = [f["bias"] - (1 << bias_bits) if f["bias"] >> (bias_bits - 1) else f["bias"]
+            for f in par]
+    p = LstmParams(w_ih=w[: lc.rows, :I], w_hh=w[: lc.rows, I:],
+                   **{k: np.array([f[k] for f in par], dtype=np.int64)
+                      for k in ("mult_x", "shift_x", "mult_h", "shift_h")},
+                   bias=np.array(bias, dtype=np.int64))
+    x = act[src:src + steps * gx].reshape(steps, gx * cfg.lanes)[:, :I]
+    h, _ = golden_sequence(p, x)
+    out = np.zeros((steps, gh * cfg.lanes), dtype=np.int64)
+    out[:, :H] = h
+    act[dst:dst + steps * gh] = out.reshape(-1, cfg.lanes)
+
+
 def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start_pc: int = 0,
                 max_commands: int = 100_000) -> GoldenResult:
     """Run the program at ``start_pc`` on copies of the memory images; never raises for a
@@ -128,7 +161,8 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             retired += 1
             pc += 1
             continue
-        if op not in (Op.CONV, Op.GEMM, Op.MAXPOOL):
+        legal = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
+        if op not in legal:
             return result(False, Cause.ILLEGAL_OPCODE)
         cc = cfg.conv
         limits = {"kernel": cc.max_kernel, "groups": cc.max_groups, "blocks": cc.max_blocks,
@@ -148,6 +182,11 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             div = 2 if d["pool"] else 1
             n_in = d["width"] * d["height"] * d["groups"]
             n_out = (d["out_width"] // div) * (d["out_height"] // div) * d["blocks"]
+        elif op == Op.LSTM:
+            from .processor import lstm_words
+
+            gx, gh, lw = lstm_words(cfg)
+            ok, n_in, n_out = c["count"] != 0, c["count"] * gx, c["count"] * gh
         elif op == Op.GEMM:
             ok = (derived_ok and d["kernel"] == 1 and d["padding"] == 0 and not d["stride2"]
                   and not d["pool"] and c["count"] != 0)
@@ -159,7 +198,8 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             n_out = (p["width"] // 2) * (p["height"] // 2) * p["blocks"]
         if not ok:
             return result(False, Cause.SHAPE)
-        w_bad = op != Op.MAXPOOL and c["wgt"] + d["weight_words"] + d["blocks"] > wd
+        w_words = lw if op == Op.LSTM else d["weight_words"] + d["blocks"]
+        w_bad = op != Op.MAXPOOL and c["wgt"] + w_words > wd
         if c["src"] + n_in > ad or c["dst"] + n_out > ad or w_bad:
             return result(False, Cause.ADDRESS)
         if op == Op.CONV:
@@ -167,6 +207,8 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                                  d["width"])
         elif op == Op.GEMM:
             fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], 1, c["count"])
+        elif op == Op.LSTM:
+            _run_lstm(cfg, act, wgt, c["src"], c["dst"], c["wgt"], c["count"])
         else:
             src = act[c["src"]:c["src"] + n_in].reshape(p["height"], p["width"], -1)
             h2, w2 = p["height"] // 2, p["width"] // 2

@@ -14,6 +14,8 @@ products do not sit in front of the comparators) -> CHECK -> [TILE] -> ISSUE -> 
 
 from __future__ import annotations
 
+import math
+
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -22,9 +24,16 @@ from ..conv.layouts import layer_layout, pool_layer_layout
 from .config import AccelConfig
 from .isa import Cause, Op, command_layout
 
-__all__ = ["Processor", "JOB_CONV", "JOB_POOL"]
+__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "lstm_words"]
 
-JOB_CONV, JOB_POOL = 0, 1
+
+def lstm_words(cfg: AccelConfig) -> tuple[int, int, int]:
+    """Words per x step, words per h step, weight-scratchpad words of one LSTM load."""
+    lc = cfg.lstm
+    return (math.ceil(lc.input_size / cfg.lanes), math.ceil(lc.hidden_size / cfg.lanes),
+            lc.weight_depth + lc.rows)
+
+JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
 STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
 
 
@@ -49,7 +58,7 @@ class Processor(wiring.Component):
         super().__init__({
             "prog_addr": Out(range(cfg.prog_depth)), "prog_data": In(command_layout(cfg)),
             "start": In(1), "start_pc": In(16),
-            "job_start": Out(1), "job_kind": Out(1),
+            "job_start": Out(1), "job_kind": Out(2),
             "job_desc": Out(layer_layout(cfg.conv)),
             "job_pool": Out(pool_layer_layout(cfg.conv.pool_config)),
             "job_src": Out(range(ad)), "job_src_count": Out(range(ad + 1)),
@@ -157,17 +166,26 @@ class Processor(wiring.Component):
             with m.Else():
                 m.d.sync += shape_ok.eq(0)
             m.d.sync += w_words.eq(d.weight_words + d.blocks)
+            if cfg.lstm is not None:
+                gx, gh, lw = lstm_words(cfg)
+                with m.If(op == Op.LSTM):
+                    m.d.sync += [in_words.eq(cmd.count * gx), out_words.eq(cmd.count * gh),
+                                 shape_ok.eq(cmd.count != 0), w_words.eq(lw)]
             goto("CHECK")
         with m.Elif(state == STATES.index("CHECK")):
             src_bad = cmd.src + in_words > ad
             dst_bad = cmd.dst + out_words > ad
             wgt_bad = (cmd.wgt + w_words > wd) & (op != Op.MAXPOOL)
+            legal = (op == Op.CONV) | (op == Op.GEMM) | (op == Op.MAXPOOL)
+            if cfg.lstm is not None:
+                legal |= op == Op.LSTM
             m.d.sync += [self.job_src.eq(cmd.src), self.job_src_count.eq(in_words),
                          self.job_dst.eq(cmd.dst), self.job_dst_count.eq(out_words),
                          self.job_wgt.eq(cmd.wgt), self.job_wgt_count.eq(w_words),
                          self.job_desc.eq(d), self.job_pool.eq(p),
                          self.job_pool.enable.eq(1),
-                         self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL, JOB_CONV)),
+                         self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL,
+                                              Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))),
                          self.job_fabric.eq(d.out_width * d.out_height * d.weight_words),
                          rem.eq(cmd.count), a_ptr.eq(cmd.src), c_ptr.eq(cmd.dst)]
             with m.If(op == Op.DONE):
@@ -178,7 +196,7 @@ class Processor(wiring.Component):
                 m.d.sync += pc.eq(pc + 1)
                 m.d.comb += self.retire.eq(1)
                 goto("FETCH")
-            with m.Elif((op != Op.CONV) & (op != Op.GEMM) & (op != Op.MAXPOOL)):
+            with m.Elif(~legal):
                 fault(Cause.ILLEGAL_OPCODE)
             with m.Elif(~shape_ok):
                 fault(Cause.SHAPE)
