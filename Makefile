@@ -30,8 +30,8 @@ bench: $(STAMP)
 	$(VENV)/bin/hwaccel bench gemm --dataflow os
 	$(VENV)/bin/hwaccel bench gemm --dataflow ws
 
-# An ECP5 bitstream (yowasp-ecppack) of the 8x8 array inside a scan shell: build/impl/*/<slug>.bit
-BITSTREAM_PRESET ?= systolic_os_8x8
+# An ECP5 bitstream (yowasp-ecppack) of the `ecp5` preset inside a scan shell: build/impl/*/<slug>.bit
+BITSTREAM_PRESET ?= accel_ecp5
 bitstream: $(STAMP)
 	$(VENV)/bin/hwaccel synth --preset $(BITSTREAM_PRESET) --target ecp5 --bitstream
 

@@ -50,6 +50,12 @@ def write_verilog(config, target: Target, folder: Path, *, shell: bool) -> tuple
     return path, top
 
 
+def _available(t: Target, pnr) -> dict[str, int]:
+    return {name: sum(pnr.available.get(c, 0) for c in cells)
+            for name, cells in (("lut", t.lut), ("ff", t.ff or t.lut), ("dsp", t.dsp),
+                                ("bram", t.bram))}
+
+
 def _as_target(target: Target | str) -> Target:
     return target if isinstance(target, Target) else get_target(target)
 
@@ -98,15 +104,13 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
         pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, extra=extra)
         if pnr.fmax_mhz is None:
             raise ImplError(f"nextpnr reported no Fmax for clock 'clk' of {top} [log: {pnr.log}]")
-        avail = {name: sum(pnr.available.get(c, 0) for c in cells)
-                 for name, cells in (("lut", t.lut), ("ff", t.ff or t.lut), ("dsp", t.dsp),
-                                     ("bram", t.bram))}
         report = SynthReport(
             preset=config.slug, target=t.name, device=t.device, lut=pnr.count(t.lut),
             ff=pnr.count(t.ff) if t.ff else ys.ff, dsp=pnr.count(t.dsp),
             bram=pnr.count(t.bram), fmax_mhz=pnr.fmax_mhz, critical_path=pnr.critical_path,
             constraint_mhz=freq, timing_met=pnr.fmax_mhz >= freq,
-            io="out-of-context" if t.out_of_context else "scan shell", available=avail,
+            io="out-of-context" if t.out_of_context else "scan shell",
+            available=_available(t, pnr),
             yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
     report.write(report_path)
     return report
@@ -139,6 +143,7 @@ def bitstream(config, *, freq_mhz: float | None = None, out_dir: Path | str | No
         ff=pnr.count(t.ff), dsp=pnr.count(t.dsp), bram=pnr.count(t.bram),
         fmax_mhz=pnr.fmax_mhz, critical_path=pnr.critical_path, constraint_mhz=freq,
         timing_met=pnr.fmax_mhz is not None and pnr.fmax_mhz >= freq, io="scan shell",
-        yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
+        available=_available(t, pnr), yosys_cells=ys.cells, notes=list(ys.notes),
+        seconds=round(time.monotonic() - start, 1))
     report.write(folder / "report.json")
     return bit, report

@@ -67,8 +67,10 @@ def run_nextpnr(netlist: Path, target: Target, folder: Path, *, freq_mhz: float,
         raise ImplError(f"{target.pnr} wrote no readable report ({report_path}): {exc}") from exc
     util = report.get("utilization", {})
     # The clock net keeps its port name out of context; behind an input buffer nextpnr names it
-    # after the buffer and the global it was promoted to (``clk$SB_IO_IN_$glb_clk``).
-    clocks = [c for c in report.get("fmax", {}) if c == "clk" or c.startswith("clk$")]
+    # after the buffer and the global it was promoted to (``clk$SB_IO_IN_$glb_clk`` on iCE40,
+    # ``$glbnet$clk$TRELLIS_IO_IN`` on ECP5).
+    clocks = [c for c in report.get("fmax", {})
+              if c == "clk" or c.startswith(("clk$", "$glbnet$clk$"))]
     clock = clocks[0] if clocks else "clk"
     fmax = report.get("fmax", {}).get(clock, {}).get("achieved")
     return PnrResult(

