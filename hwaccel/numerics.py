@@ -132,7 +132,9 @@ def requant_params(real_multiplier: float) -> Requant:
     """
     m = float(real_multiplier)
     if not (m > 0 and math.isfinite(m)):
-        raise ValueError(f"real_multiplier must be a positive finite number, not {real_multiplier!r}")
+        raise ValueError(
+            f"real_multiplier must be a positive finite number, not {real_multiplier!r}"
+        )
     mant, exp = math.frexp(m)  # m = mant * 2**exp, 0.5 <= mant < 1
     shift = MULT_BITS - exp
     mult = round(mant * (1 << MULT_BITS))
@@ -164,7 +166,8 @@ def requantize(acc, multiplier, shift, *, relu: bool = False, fmt: IntFormat = I
         a = acc.to(torch.int64)
         m = torch.as_tensor(multiplier, dtype=torch.int64, device=a.device)
         s = torch.as_tensor(shift, dtype=torch.int64, device=a.device)
-        y = torch.bitwise_right_shift(a * m + torch.bitwise_left_shift(torch.ones_like(s), s - 1), s)
+        half = torch.bitwise_left_shift(torch.ones_like(s), s - 1)
+        y = torch.bitwise_right_shift(a * m + half, s)
         return saturate(y, fmt, relu=relu)
     a = np.asarray(acc, dtype=np.int64)
     m = np.asarray(multiplier, dtype=np.int64)
