@@ -19,7 +19,9 @@ One job at a time (see :mod:`.processor`). A CONV/GEMM job streams its descripto
 engine, ``weight_words`` weight beats and ``blocks`` requantizer beats from the wide weight
 scratchpad (one beat per cycle), input words from the activation scratchpad, and writes every
 result beat back (the write port is never busy, so results are never back-pressured). A MAXPOOL
-job does the same on the stand-alone max-pool unit. The conv engine only accepts its next
+job does the same on the stand-alone max-pool unit. An LSTM job streams the cell's weight and
+parameter beats from the weight scratchpad, gathers ``ceil(I / lanes)`` activation words into
+each x beat and scatters each h beat into ``ceil(H / lanes)`` words. The conv engine only accepts its next
 layer's weights once its current layer has drained, so loading cannot overlap computing without
 changing the engine; loads are short (one beat per cycle from the wide memory) and counted.
 """
