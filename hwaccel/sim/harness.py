@@ -215,14 +215,16 @@ class Harness:
         if direction != "in":
             raise ValueError(f"port {name} is an output and cannot be set")
         value &= (1 << width) - 1
-        for j in range((width + 31) // 32):
-            self._buf[j] = (value >> (32 * j)) & 0xFFFFFFFF
+        n = 4 * ((width + 31) // 32)
+        # One copy of the little-endian bytes, not a Python loop per 32-bit word: wide ports
+        # (a 2048-bit host data port) are set once per host write.
+        ctypes.memmove(self._buf, value.to_bytes(n, "little"), n)
         self._lib.hw_set(self._h, index, self._buf)
 
     def get(self, name: str) -> int:
         index, width, _ = self._port(name)
         self._lib.hw_get(self._h, index, self._buf)
-        return sum(self._buf[j] << (32 * j) for j in range((width + 31) // 32))
+        return int.from_bytes(ctypes.string_at(self._buf, 4 * ((width + 31) // 32)), "little")
 
     def step(self, cycles: int = 1) -> int:
         """Clock ``cycles`` rising edges in C++; returns the total cycle count."""

@@ -21,9 +21,11 @@ scratchpad (one beat per cycle), input words from the activation scratchpad, and
 result beat back (the write port is never busy, so results are never back-pressured). A MAXPOOL
 job does the same on the stand-alone max-pool unit. An LSTM job streams the cell's weight and
 parameter beats from the weight scratchpad, gathers ``ceil(I / lanes)`` activation words into
-each x beat and scatters each h beat into ``ceil(H / lanes)`` words. The conv engine only accepts its next
-layer's weights once its current layer has drained, so loading cannot overlap computing without
-changing the engine; loads are short (one beat per cycle from the wide memory) and counted.
+each x beat and scatters each h beat into ``ceil(H / lanes)`` words.
+
+The conv engine only accepts its next layer's weights once its current layer has drained (and
+the LSTM cell a load only between sequences), so loading cannot overlap computing without
+changing the engines; loads are short (one beat per cycle from the wide memory) and counted.
 """
 
 from __future__ import annotations

@@ -74,9 +74,18 @@ class HarnessHost:
         h.set("host__re", 0)
         return h.get("host__rdata")
 
+    def write_many(self, writes) -> None:
+        """``(address, data)`` writes on consecutive cycles, ``we`` held high throughout."""
+        h = self.h
+        h.set("host__we", 1)
+        for addr, data in writes:
+            h.set("host__addr", addr)
+            h.set("host__wdata", data)
+            h.step(1)
+        h.set("host__we", 0)
+
     def load(self, prog: ProgramBuilder) -> None:
-        for addr, data in load_writes(self.cfg, prog):
-            self.write(addr, data)
+        self.write_many(load_writes(self.cfg, prog))
 
     def run(self, pc: int = 0, limit: int = 50_000_000) -> int:
         """Start at ``pc`` and clock in C++ until STATUS.busy drops; returns the cycles."""
