@@ -45,7 +45,9 @@ def test_cnn_five_layers_as_one_program(seed):
     cnn = cnn_program(cfg, 2, seed)
     b = cnn.builder
     gold = run_program(cfg, b.act, b.wgt, b.commands)
-    host = HarnessHost(design_for(cfg), cfg)
+    design = design_for(cfg)
+    lint_verilog(design.verilog, design.top)
+    host = HarnessHost(design, cfg)
     try:
         host.load(b)
         host.run(limit=1_000_000)
