@@ -63,20 +63,30 @@ def _build_args(waves: bool) -> list[str]:
 
 
 # Bumped when what a build folder holds changes, so old folders are not mistaken for new ones.
-_LAYOUT = 2
+_LAYOUT = 3
 
 
-def _runner(cached: bool):
+def _runner(cached: bool, public: Path | None = None):
     """cocotb's Verilator runner; with ``cached`` its build step only records the sources.
 
     cocotb's ``test()`` needs the state ``build()`` sets, but re-running Verilator rewrites every
     C++ file and so recompiles the whole model; a cached build skips the commands instead.
+
+    cocotb makes every signal of the design public (``--public-flat-rw``), which stops Verilator
+    from optimising the model. Benches touch only the top-level ports (STYLE: testbenches never
+    reach internal names), so with ``public`` -- a Verilator control file marking just the top
+    module public -- the model keeps its optimisations.
     """
     from cocotb_tools.runner import Verilator
 
     class _Runner(Verilator):
         def _build_command(self):
-            return [] if cached else super()._build_command()
+            if cached:
+                return []
+            cmds = super()._build_command()
+            if public is not None:
+                cmds[0] = [str(public) if a == "--public-flat-rw" else a for a in cmds[0]]
+            return cmds
 
     return _Runner()
 
@@ -112,7 +122,10 @@ def build(design: Design, *, waves: bool = False):
             folder.mkdir(parents=True)
             (folder / f"{design.top}.v").write_bytes(source)
             (folder / f"{design.top}.json").write_bytes(meta)
-        runner = _runner(cached)
+        public = folder / "public.vlt"
+        if not cached:
+            public.write_text(f'`verilator_config\npublic_flat_rw -module "{design.top}" -var "*"\n')
+        runner = _runner(cached, public)
         log = folder / ("build.log" if not cached else "cached.log")
         try:
             runner.build(sources=[folder / f"{design.top}.v"], hdl_toplevel=design.top,
