@@ -124,7 +124,8 @@ def build(design: Design, *, waves: bool = False):
             (folder / f"{design.top}.json").write_bytes(meta)
         public = folder / "public.vlt"
         if not cached:
-            public.write_text(f'`verilator_config\npublic_flat_rw -module "{design.top}" -var "*"\n')
+            public.write_text("`verilator_config\n"
+                              f'public_flat_rw -module "{design.top}" -var "*"\n')
         runner = _runner(cached, public)
         log = folder / ("build.log" if not cached else "cached.log")
         try:
