@@ -28,7 +28,7 @@ class Recipe:
 
 
 RECIPES = {
-    "cnn": Recipe("cnn", epochs=6, batch=32, lr=2e-3),
+    "cnn": Recipe("cnn", epochs=12, batch=32, lr=2e-3),
     "lstm": Recipe("lstm", epochs=6, batch=100, lr=1e-2),
 }
 
