@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["check_int", "check_choice", "check_bool", "config_to_json"]
+__all__ = ["check_int", "check_choice", "check_bool", "check_name", "config_to_json"]
 
 
 def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
@@ -31,6 +31,13 @@ def check_choice(name: str, value: Any, choices: tuple) -> Any:
 def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, not {value!r}")
+    return value
+
+
+def check_name(value: Any) -> str:
+    """A preset name: it becomes part of a Verilog module name and of file names."""
+    if not isinstance(value, str) or not value.replace("_", "").isalnum():
+        raise ValueError(f"name must be an identifier-like string, not {value!r}")
     return value
 
 

@@ -16,35 +16,30 @@ cases carry every counter so the C++ harness can be shown to give the very same 
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from hwaccel.emit import read_sidecar
 from hwaccel.generators.accel import COUNTERS, AccelConfig, Region, run_program
 from hwaccel.generators.accel.cases import fault_programs, random_program
 from hwaccel.generators.accel.host import address, load_writes, start_word
 from hwaccel.generators.accel.isa import CONTROL_RESET, status_fields
 from hwaccel.hdl.pack import unpack
-from hwaccel.sim.streams import check_ports, reset
+from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from hwaccel.sim.streams import reset
 
 _RESULTS: dict = {}
 
 
 def _setup():
-    meta = read_sidecar(os.environ["HWACCEL_SIDECAR"])
-    params = json.loads(os.environ["HWACCEL_PARAMS"])
+    meta, params = bench_inputs()
     return meta, AccelConfig(**meta["config"]), params
 
 
 def _write(name: str, cases) -> None:
     _RESULTS[name] = cases
-    with open(os.environ["HWACCEL_RESULT"], "w") as f:
-        json.dump(_RESULTS, f)
+    write_result(_RESULTS)
 
 
 class CocotbHost:
@@ -119,8 +114,7 @@ async def _check(host: CocotbHost, cfg, prog, name: str, seed, limit: int = 200_
 @cocotb.test()
 async def ports_match_sidecar(dut):
     meta, cfg, params = _setup()
-    missing = check_ports(dut, meta)
-    assert not missing, f"ports in {meta['slug']}.json that do not resolve: {missing}"
+    assert_ports_match_sidecar(dut, meta)
 
 
 @cocotb.test()

@@ -16,15 +16,12 @@ The result JSON lists each layer with its shape, beats compared, mismatches and 
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import replace
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hwaccel.emit import read_sidecar
 from hwaccel.generators.conv.cases import (
     CNN_LAYERS,
     LayerCase,
@@ -36,12 +33,12 @@ from hwaccel.generators.conv.cases import (
 from hwaccel.generators.conv.config import ConvConfig
 from hwaccel.generators.conv.layer import plan_layer
 from hwaccel.generators.conv.model import conv_golden
-from hwaccel.sim.streams import StreamBench, check_ports, reset
+from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from hwaccel.sim.streams import StreamBench, reset
 
 
 def _setup():
-    meta = read_sidecar(os.environ["HWACCEL_SIDECAR"])
-    params = json.loads(os.environ["HWACCEL_PARAMS"])
+    meta, params = bench_inputs()
     return meta, ConvConfig(**meta["config"]), params
 
 
@@ -98,16 +95,10 @@ async def _measure(dut, cfg, case: LayerCase, seed) -> dict:
     return res
 
 
-def _write(result: dict) -> None:
-    with open(os.environ["HWACCEL_RESULT"], "w") as f:
-        json.dump(result, f)
-
-
 @cocotb.test()
 async def ports_match_sidecar(dut):
     meta, cfg, params = _setup()
-    missing = check_ports(dut, meta)
-    assert not missing, f"ports in {meta['slug']}.json that do not resolve: {missing}"
+    assert_ports_match_sidecar(dut, meta)
 
 
 @cocotb.test()
@@ -138,4 +129,4 @@ async def conv(dut):
         for name in params["layers"]:
             layer = replace(CNN_LAYERS[name], pool=False)
             results.append(await _measure(dut, cfg, make_case(name, layer, rng), seed))
-    _write({"slug": meta["slug"], "seed": seed, "cases": results})
+    write_result({"slug": meta["slug"], "seed": seed, "cases": results})

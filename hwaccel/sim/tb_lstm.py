@@ -15,14 +15,10 @@ Parameters arrive as JSON in ``$HWACCEL_PARAMS``:
 
 from __future__ import annotations
 
-import json
-import os
-
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 
-from hwaccel.emit import read_sidecar
 from hwaccel.generators.lstm.cases import random_params, random_sequences, trained_range_params
 from hwaccel.generators.lstm.config import LstmConfig, LstmStackConfig
 from hwaccel.generators.lstm.driver import (
@@ -33,12 +29,12 @@ from hwaccel.generators.lstm.driver import (
     x_beats,
 )
 from hwaccel.generators.lstm.model import golden_outputs, golden_sequence
-from hwaccel.sim.streams import StreamBench, check_ports, reset
+from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from hwaccel.sim.streams import StreamBench, reset
 
 
 def _setup():
-    meta = read_sidecar(os.environ["HWACCEL_SIDECAR"])
-    params = json.loads(os.environ["HWACCEL_PARAMS"])
+    meta, params = bench_inputs()
     if meta["kind"] == "lstm_stack":
         cfg = LstmStackConfig(**meta["config"])
         layers = cfg.layers
@@ -46,11 +42,6 @@ def _setup():
         cfg = LstmConfig(**meta["config"])
         layers = (cfg,)
     return meta, layers, params
-
-
-def _write(result: dict) -> None:
-    with open(os.environ["HWACCEL_RESULT"], "w") as f:
-        json.dump(result, f)
 
 
 async def _load(dut, layers, loads, *, seed, idle) -> int:
@@ -96,8 +87,7 @@ async def _sequences(dut, layers, loads, sequences, *, seed, idle, backpressure,
 @cocotb.test()
 async def ports_match_sidecar(dut):
     meta, layers, params = _setup()
-    missing = check_ports(dut, meta)
-    assert not missing, f"ports in {meta['slug']}.json that do not resolve: {missing}"
+    assert_ports_match_sidecar(dut, meta)
 
 
 @cocotb.test()
@@ -131,4 +121,4 @@ async def lstm(dut):
             stats, _ = await _sequences(dut, layers, loads, seqs, seed=seed, idle=0.0,
                                         backpressure=0.0, tag=f"{meta['slug']} T={t}")
             result["cases"].append({"length": int(t), "cycles": stats.span})
-    _write(result)
+    write_result(result)

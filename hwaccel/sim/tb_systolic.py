@@ -16,8 +16,6 @@ The result JSON lists each case with its shape, rows compared, mismatches and cy
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
 import cocotb
@@ -25,17 +23,16 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from hwaccel.emit import read_sidecar
 from hwaccel.generators.systolic.cases import GemmCase, directed_cases, random_cases
 from hwaccel.generators.systolic.config import SystolicConfig
 from hwaccel.generators.systolic.model import gemm_reference, golden_rows
 from hwaccel.generators.systolic.tiling import plan_gemm
-from hwaccel.sim.streams import StreamBench, check_ports, reset
+from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from hwaccel.sim.streams import StreamBench, reset
 
 
 def _setup():
-    meta = read_sidecar(os.environ["HWACCEL_SIDECAR"])
-    params = json.loads(os.environ["HWACCEL_PARAMS"])
+    meta, params = bench_inputs()
     return meta, SystolicConfig(**meta["config"]), params
 
 
@@ -65,16 +62,10 @@ async def _run_case(dut, cfg, case: GemmCase, *, seed, idle, backpressure, extra
             "stalls": bool(idle or backpressure)}
 
 
-def _write(result: dict) -> None:
-    with open(os.environ["HWACCEL_RESULT"], "w") as f:
-        json.dump(result, f)
-
-
 @cocotb.test()
 async def ports_match_sidecar(dut):
     meta, cfg, params = _setup()
-    missing = check_ports(dut, meta)
-    assert not missing, f"ports in {meta['slug']}.json that do not resolve: {missing}"
+    assert_ports_match_sidecar(dut, meta)
 
 
 @cocotb.test()
@@ -110,4 +101,4 @@ async def gemm(dut):
             a, b = rng.integers(lo, hi + 1, (m, k)), rng.integers(lo, hi + 1, (k, n))
             case = GemmCase(name, a, b)
             results.append(await _run_case(dut, cfg, case, seed=seed, idle=0.0, backpressure=0.0))
-    _write({"slug": meta["slug"], "seed": seed, "cases": results})
+    write_result({"slug": meta["slug"], "seed": seed, "cases": results})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ...config import check_int
+from ...config import check_int, check_name
 from ..conv.config import ConvConfig
 from ..conv.layouts import requant_layout
 from ..lstm.config import LstmConfig
@@ -72,8 +72,7 @@ class AccelConfig:
         check_int("wgt_depth", self.wgt_depth, min=2, max=1 << 24)
         check_int("prog_depth", self.prog_depth, min=2, max=1 << 16)
         check_int("watchdog", self.watchdog, min=16, max=1 << 30)
-        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"name must be an identifier-like string, not {self.name!r}")
+        check_name(self.name)
 
     # --- derived sizes -------------------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ...config import check_bool, check_int
+from ...config import check_bool, check_int, check_name
 from ...numerics import MULT_BITS, SHIFT_MAX, IntFormat, acc_bits_for
 
 __all__ = ["ConvConfig", "PoolConfig", "PRESETS"]
@@ -55,8 +55,7 @@ class ConvConfig:
         check_int("max_cout", self.max_cout, min=1, max=4096)
         check_int("max_kernel", self.max_kernel, min=1, max=7)
         check_bool("pool", self.pool)
-        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"name must be an identifier-like string, not {self.name!r}")
+        check_name(self.name)
 
     # --- derived sizes -------------------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ...config import check_choice, check_int
+from ...config import check_choice, check_int, check_name
 from ...numerics import INT8, MULT_BITS, SHIFT_MAX, acc_bits_for
 
 __all__ = ["LstmConfig", "LstmStackConfig", "PRESETS", "OUTPUTS", "GATES"]
@@ -13,11 +13,6 @@ __all__ = ["LstmConfig", "LstmStackConfig", "PRESETS", "OUTPUTS", "GATES"]
 OUTPUTS = ("all", "last")
 #: PyTorch's gate order along the 4H rows of ``weight_ih``/``weight_hh``.
 GATES = ("i", "f", "g", "o")
-
-
-def _check_name(name) -> None:
-    if not isinstance(name, str) or not name.replace("_", "").isalnum():
-        raise ValueError(f"name must be an identifier-like string, not {name!r}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ class LstmConfig:
         check_int("lanes", self.lanes, min=1, max=4096)
         check_choice("output", self.output, OUTPUTS)
         check_int("acc_bits", self.acc_bits, min=2, max=48)
-        _check_name(self.name)
+        check_name(self.name)
         if self.acc_bits < self.min_acc_bits:
             raise ValueError(
                 f"acc_bits must be at least {self.min_acc_bits} to hold a sum of "
@@ -157,7 +152,7 @@ class LstmStackConfig:
             raise ValueError(f"lanes must give one lane count per layer "
                              f"({len(self.hidden_sizes)}), not {self.lanes!r}")
         check_choice("output", self.output, OUTPUTS)
-        _check_name(self.name)
+        check_name(self.name)
         _ = self.layers  # builds, and so validates, every layer's config
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ...config import check_choice, check_int
+from ...config import check_choice, check_int, check_name
 from ...hdl.dsp import MULT_LATENCY
 from ...numerics import IntFormat, acc_bits_for, max_reduction
 
@@ -48,8 +48,7 @@ class SystolicConfig:
         check_choice("dataflow", self.dataflow, DATAFLOWS)
         check_int("in_bits", self.in_bits, min=2, max=18)
         check_int("acc_bits", self.acc_bits, min=2, max=64)
-        if not isinstance(self.name, str) or not self.name.replace("_", "").isalnum():
-            raise ValueError(f"name must be an identifier-like string, not {self.name!r}")
+        check_name(self.name)
         need = self.min_acc_bits
         if self.acc_bits < need:
             what = ("one product" if self.dataflow == "os"
