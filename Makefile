@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.hwaccel-installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[test,impl]"
+	$(PY) -m pip install -q -e ".[test,impl,runtime,dse]"
 	@touch $(STAMP)
 
 rtl: $(STAMP)

@@ -4,11 +4,14 @@
 ``hwaccel synth --preset P --target ecp5|ice40|generic [--json] [--bitstream]``
                                                             resources, Fmax (Yosys, nextpnr)
 ``hwaccel bench NAME [options] [--json]``                   run a benchmark on the RTL
+``hwaccel compare --model cnn|lstm [--backends ...]``       one model on every backend
+``hwaccel sweep [--space FILE | --rows ...] [--json]``      design-space sweep on Dask
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -72,6 +75,14 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+#: Commands that live with their stage: ``name -> module`` with ``HELP``, ``add_arguments(parser)``
+#: and ``run(args) -> int``. Imported when the parser is built, so keep their imports lazy.
+COMMANDS = {
+    "compare": "hwaccel.runtime.command",
+    "sweep": "hwaccel.dse.command",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     from .bench import BENCHES, load
 
@@ -105,6 +116,16 @@ def _parser() -> argparse.ArgumentParser:
         module.add_arguments(bp)
         bp.add_argument("--json", action="store_true", help="print JSON instead of a table")
         bp.set_defaults(func=_cmd_bench, bench_module=module)
+    for name, path in COMMANDS.items():
+        try:
+            module = importlib.import_module(path)
+        except ModuleNotFoundError as exc:
+            if exc.name and path.startswith(exc.name):
+                continue  # a stage not yet installed in this tree is simply not offered
+            raise
+        cp = sub.add_parser(name, help=module.HELP)
+        module.add_arguments(cp)
+        cp.set_defaults(func=module.run)
     return p
 
 
