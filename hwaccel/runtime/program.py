@@ -1,0 +1,159 @@
+"""``hwaccel.compile``: a PyTorch model to a :class:`CompiledModel` for one accelerator preset.
+
+The pipeline is trace (:mod:`.trace`, the float IR) -> post-training quantization
+(:mod:`.quantize`, the integer IR) -> lowering (:mod:`.lower`, accelerator programs). A
+:class:`CompiledModel` holds every stage's result and runs on any backend by name
+(:mod:`hwaccel.runtime.backends`)::
+
+    cm = hwaccel.compile(model, example, preset="default", calibration=x_train[:256])
+    logits = cm.run("golden", x_test)           # float [batch, classes]
+    low = cm.lower(cm.quantize_input(x_test[:8]))
+    act = run_program(cm.config, low.builder.act, low.builder.wgt, low.builder.commands).act
+    low.logits(act)                              # the same logits, read from the scratchpad
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..generators.accel.config import PRESETS, AccelConfig
+from . import ir
+
+__all__ = ["CompiledModel", "compile"]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledModel:
+    """A model compiled for one accelerator configuration.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        The float model it was compiled from (the float backends run it).
+    graph : ir.Graph
+        The float IR.
+    qgraph : ir.QGraph
+        The integer IR: it determines every integer the accelerator computes.
+    config : AccelConfig
+        The accelerator preset the programs are for.
+    """
+
+    module: object
+    graph: ir.Graph
+    qgraph: ir.QGraph
+    config: AccelConfig
+
+    # --- inputs and programs -------------------------------------------------------------------
+    def quantize_input(self, x) -> np.ndarray:
+        """Float inputs (torch or numpy, batch first) to int8 values (int64 array), or token ids
+        checked against the embedding's vocabulary."""
+        from .quantize import quantize_input
+
+        return quantize_input(self.qgraph, x)
+
+    def lower(self, x_int: np.ndarray):
+        """One accelerator program for the batch ``x_int`` (see :class:`.lower.Lowered`);
+        raises :class:`.lower.DoesNotFit` if the batch is larger than :attr:`max_batch`."""
+        from .lower import lower
+
+        return lower(self.qgraph, self.config, x_int)
+
+    def lower_batches(self, x_int: np.ndarray):
+        """``(slice, Lowered)`` for consecutive batches of at most :attr:`max_batch` samples."""
+        size = self.max_batch
+        for i in range(0, len(x_int), size):
+            part = slice(i, min(i + size, len(x_int)))
+            yield part, self.lower(x_int[part])
+
+    @property
+    def max_batch(self) -> int:
+        """The largest batch one program holds on this preset (memories and program memory)."""
+        cached = self.__dict__.get("_max_batch")
+        if cached is None:
+            from .lower import max_batch
+
+            cached = max_batch(self.qgraph, self.config)
+            object.__setattr__(self, "_max_batch", cached)
+        return cached
+
+    # --- running -------------------------------------------------------------------------------
+    def execute(self, backend: str, x, **opts):
+        """Run on the backend called ``backend``: its full
+        :class:`~hwaccel.runtime.backends.BackendRun` (logits, timings, cycles)."""
+        from .backends import get
+
+        return get(backend).run(self, x, **opts)
+
+    def run(self, backend: str, x, **opts) -> np.ndarray:
+        """Float logits ``[batch, classes]`` of ``x`` on the backend called ``backend``."""
+        return self.execute(backend, x, **opts).logits
+
+    def int8_forward(self, x_int: np.ndarray, device: str = "cpu") -> np.ndarray:
+        """The integer IR's outputs (int64, int8 values) computed in torch on ``device``."""
+        from .int8 import forward
+
+        return forward(self.qgraph, x_int, device)
+
+    def postprocess(self, logits: np.ndarray) -> np.ndarray:
+        """The model's host head on ``logits`` (softmax, log-softmax, argmax or nothing)."""
+        from .quantize import apply_head
+
+        return apply_head(self.graph.head, logits)
+
+    # --- facts ---------------------------------------------------------------------------------
+    @property
+    def macs_per_sample(self) -> int:
+        shapes = self.graph.shapes()
+        return sum(ir.macs(op, s) for op, s in zip(self.graph.ops, shapes))
+
+    def describe(self) -> str:
+        """A table of the quantized layers: shapes, scales, MACs and the engine that runs each."""
+        from .lower import describe
+
+        return describe(self.qgraph, self.config)
+
+
+def _preset(preset) -> AccelConfig:
+    if isinstance(preset, AccelConfig):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)} or an AccelConfig, "
+                         f"not {preset!r}")
+    return PRESETS[preset]
+
+
+def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A001
+            calibration=None) -> CompiledModel:
+    """Trace, quantize and check ``model`` for ``preset``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Built from the supported ops (:data:`hwaccel.runtime.trace.SUPPORTED`); it is traced in
+        eval mode (its training flag is restored afterwards).
+    example : torch.Tensor
+        A batch of inputs (images, or int64 token ids); it fixes the per-sample shape.
+    preset : str or AccelConfig
+        The accelerator (:data:`hwaccel.generators.accel.config.PRESETS`).
+    calibration : torch.Tensor, optional
+        Inputs whose activations set the per-tensor scales; ``example`` when not given.
+
+    Raises
+    ------
+    UnsupportedOp
+        An op or attribute the compiler does not handle (named, with where it is).
+    DoesNotFit
+        The model cannot run on the preset even at batch 1 (names the tensor or layer).
+    """
+    from .lower import max_batch
+    from .quantize import quantize
+    from .trace import trace
+
+    cfg = _preset(preset)
+    graph = trace(model, example)
+    qgraph = quantize(graph, example if calibration is None else calibration)
+    cm = CompiledModel(model, graph, qgraph, cfg)
+    object.__setattr__(cm, "_max_batch", max_batch(qgraph, cfg))  # fails here if batch 1 cannot
+    return cm
