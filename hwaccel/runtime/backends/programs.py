@@ -1,0 +1,99 @@
+"""Backends that execute the lowered accelerator programs: ``golden`` here, ``rtl`` in
+:mod:`.rtl`.
+
+Both quantize the inputs, cut them into batches that fit the preset's scratchpads, lower each
+batch to a program (:meth:`CompiledModel.lower`), execute it and read the logits back out of the
+activation image. Only the executor differs: the golden interpreter, or the accelerator's
+Verilog in the C++ harness. A program that faults is an error with its cause and pc, never a
+silent wrong answer.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import BackendRun, progress
+
+__all__ = ["ProgramBackend", "GoldenBackend", "ProgramFault", "batch_size"]
+
+
+class ProgramFault(RuntimeError):
+    """A program stopped with the accelerator's error state (cause and pc in the message)."""
+
+
+def batch_size(compiled, requested: int | None) -> int:
+    """The batch a program holds: ``requested``, capped at what fits the preset."""
+    most = int(compiled.max_batch)
+    if requested is None:
+        return most
+    if requested < 1:
+        raise ValueError(f"batch must be at least 1, not {requested!r}")
+    return min(requested, most)
+
+
+class ProgramBackend:
+    """Runs lowered programs batch by batch; subclasses provide the executor."""
+
+    integer = True
+    hardware = False
+
+    def __init__(self, *, name: str):
+        self.name = name
+
+    # executor hooks --------------------------------------------------------------------------
+    def open(self, compiled) -> None:
+        """One-time set-up before the timed run (a build, a simulator instance)."""
+
+    def execute(self, compiled, lowered, index: int) -> tuple[np.ndarray, int | None]:
+        """Run one lowered batch; returns the activation image and the cycles it took."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what :meth:`open` took."""
+
+    # the protocol ----------------------------------------------------------------------------
+    def run(self, compiled, x, *, batch: int | None = None,
+            progress_bar: bool = False) -> BackendRun:
+        device = self.check()
+        x_int = compiled.quantize_input(x)
+        size = batch_size(compiled, batch)
+        starts = range(0, len(x_int), size)
+        ints, floats, cycles = [], [], 0
+        self.open(compiled)
+        try:
+            t0 = time.perf_counter()
+            for i, s in enumerate(progress(starts, total=len(starts), desc=self.name,
+                                           enabled=progress_bar)):
+                lowered = compiled.lower(x_int[s:s + size])
+                image, c = self.execute(compiled, lowered, i)
+                ints.append(np.asarray(lowered.ints(image), dtype=np.int64))
+                floats.append(compiled.postprocess(np.asarray(lowered.logits(image),
+                                                              dtype=np.float64)))
+                cycles += c or 0
+            seconds = time.perf_counter() - t0
+        finally:
+            self.close()
+        n = len(x_int)
+        return BackendRun(self.name, device, np.concatenate(floats), seconds, seconds / n,
+                          int_logits=np.concatenate(ints),
+                          cycles_per_sample=cycles / n if self.hardware else None,
+                          notes=(f"batches of {size}",))
+
+
+class GoldenBackend(ProgramBackend):
+    """The accelerator's bit-exact interpreter (numpy): the reference for the integer backends."""
+
+    def check(self) -> str:
+        return "cpu (golden interpreter)"
+
+    def execute(self, compiled, lowered, index: int):
+        from ...generators.accel.model import run_program
+
+        b = lowered.builder
+        res = run_program(compiled.config, b.act, b.wgt, b.commands)
+        if res.error or not res.done:
+            raise ProgramFault(f"{self.name}: batch {index} faulted: cause {res.cause.name} at "
+                               f"pc {res.pc}")
+        return res.act, None

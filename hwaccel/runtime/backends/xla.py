@@ -1,0 +1,132 @@
+"""``xla``: the float IR as one ``jax.jit`` function, on a TPU or GPU when JAX has one.
+
+The function is built from the compiler's float IR (:mod:`hwaccel.runtime.ir`), not from the
+``nn.Module``, so it checks that the IR means what the module computes: convolutions are
+``lax.conv_general_dilated``, pooling ``lax.reduce_window``, an LSTM layer a ``lax.scan`` over
+the steps (input projections of all steps computed up front, as cuDNN does). Every contraction
+asks for ``Precision.HIGHEST``: TPUs otherwise multiply float32 in bfloat16, and recent GPUs in
+TF32, which would not be the float model any more.
+
+Batches are padded to one fixed size so ``jit`` compiles once per shape (the batch and the
+batch-1 latency shape), and both compiles happen before the clock starts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import ir
+from . import BackendRun, BackendUnavailable, batch1_latency, chunks, progress
+
+__all__ = ["XlaBackend", "build_function"]
+
+
+def _jax():
+    try:
+        import jax
+    except ModuleNotFoundError as exc:
+        raise BackendUnavailable("xla: jax is not installed (pip install 'hwaccel[runtime]')") \
+            from exc
+    return jax
+
+
+def _lstm_layer(jax, x, lw: ir.LstmWeights, hi):
+    """``x`` is ``N x T x I``; returns every step's h, ``N x T x H`` (PyTorch gate order)."""
+    jnp, lax = jax.numpy, jax.lax
+    w_ih, w_hh = jnp.asarray(lw.w_ih, jnp.float32), jnp.asarray(lw.w_hh, jnp.float32)
+    bias = jnp.asarray(lw.b_ih + lw.b_hh, jnp.float32)
+    gx = jnp.einsum("nti,gi->tng", x, w_ih, precision=hi) + bias  # T x N x 4H
+    n, hid = x.shape[0], lw.hidden_size
+
+    def step(carry, g):
+        h, c = carry
+        g = g + jnp.einsum("nh,gh->ng", h, w_hh, precision=hi)
+        i, f, gg, o = jnp.split(g, 4, axis=1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    zero = jnp.zeros((n, hid), jnp.float32)
+    _, hs = lax.scan(step, (zero, zero), gx)
+    return hs.transpose(1, 0, 2)
+
+
+def build_function(graph: ir.Graph):
+    """A jitted ``f(x) -> logits`` of the float IR ``graph`` (``x`` batch-first)."""
+    jax = _jax()
+    jnp, lax = jax.numpy, jax.lax
+    hi = lax.Precision.HIGHEST
+
+    def f32(a):
+        return jnp.asarray(np.asarray(a, dtype=np.float32))
+
+    def forward(x):
+        for op in graph.ops:
+            if isinstance(op, ir.Embedding):
+                x = jnp.take(f32(op.weight), x, axis=0)
+            elif isinstance(op, ir.Conv2d):
+                p = op.padding
+                x = lax.conv_general_dilated(
+                    x, f32(op.weight), (op.stride, op.stride), [(p, p), (p, p)],
+                    dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=hi)
+                x = x + f32(op.bias)[None, :, None, None]
+                x = jax.nn.relu(x) if op.relu else x
+            elif isinstance(op, ir.MaxPool2d):
+                x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+            elif isinstance(op, ir.Flatten):
+                x = x.reshape(x.shape[0], -1)
+            elif isinstance(op, ir.Linear):
+                x = jnp.matmul(x, f32(op.weight).T, precision=hi) + f32(op.bias)
+                x = jax.nn.relu(x) if op.relu else x
+            elif isinstance(op, ir.LSTM):
+                for lw in op.layers:
+                    x = _lstm_layer(jax, x, lw, hi)
+                x = x[:, -1] if op.last_step else x
+            else:
+                raise TypeError(f"xla: no JAX lowering for IR op {type(op).__name__} "
+                                f"({op.name!r})")
+        return x  # the host head (softmax, argmax) is applied by the caller
+
+    return jax.jit(forward)
+
+
+class XlaBackend:
+    integer = False
+    hardware = False
+
+    def __init__(self, *, name: str):
+        self.name = name
+
+    def check(self) -> str:
+        jax = _jax()
+        d = jax.devices()[0]
+        return f"{d.platform}:{d.id} ({d.device_kind})"
+
+    def run(self, compiled, x, *, batch: int = 256, latency_samples: int = 16,
+            progress_bar: bool = False) -> BackendRun:
+        """Outputs of the float IR on ``x`` in batches of ``batch`` (the last one padded)."""
+        jax = _jax()
+        device = self.check()
+        graph = compiled.graph
+        x = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+        x = x.astype(np.int32 if graph.tokens else np.float32)
+        fn = build_function(graph)
+        size = min(batch, len(x))
+
+        def call(xb):
+            pad = size - len(xb) if len(xb) > 1 else 0  # batch-1 calls keep their own shape
+            xp = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)]) if pad else xb
+            return jax.block_until_ready(fn(xp))[: len(xb)]
+
+        call(x[:size])  # compile the batch shape ...
+        call(x[:1])     # ... and the batch-1 shape before the clock starts
+        parts = chunks(len(x), size)
+        t0 = time.perf_counter()
+        out = [np.asarray(call(x[s])) for s in progress(parts, total=len(parts), desc=self.name,
+                                                        enabled=progress_bar)]
+        seconds = time.perf_counter() - t0
+        latency = batch1_latency(call, x, latency_samples)
+        logits = compiled.postprocess(np.concatenate(out).astype(np.float64))
+        return BackendRun(self.name, device, logits, seconds, latency)
