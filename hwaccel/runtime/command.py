@@ -1,0 +1,52 @@
+"""``hwaccel compare``: a reference model on every backend, in one table (or JSON).
+
+Exit status: 0 when every backend that ran succeeded and every integer backend equals
+``golden``; 1 when a backend failed or an integer backend (``rtl``, ``torch-int8``) differs from
+``golden`` on any sample. A backend that cannot run here (no GPU, no JAX) is skipped with one
+line that says why; that is not a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "one reference model on several backends: accuracy, agreement, cycles, latency"
+
+
+def add_arguments(p) -> None:
+    from .backends import names
+    from .compare import DEFAULT_BACKENDS
+
+    p.add_argument("--model", required=True, choices=["cnn", "lstm"])
+    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
+                   help=f"comma-separated, of: {', '.join(names())} "
+                        f"(default: {','.join(DEFAULT_BACKENDS)})")
+    p.add_argument("--samples", type=int, default=None,
+                   help="the first N held-out samples (default: the whole held-out split)")
+    p.add_argument("--preset", default="default", help="accelerator preset (default: default)")
+    p.add_argument("--calibration", type=int, default=512,
+                   help="training samples that calibrate activation scales (default: 512)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="state hardware latency at this clock (default: the preset's Fmax from "
+                        "build/impl, else a nominal clock)")
+    p.add_argument("--json", action="store_true", help="one JSON object per backend")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+
+
+def run(args) -> int:
+    from .compare import compare, format_rows
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends:
+        raise ValueError("--backends must name at least one backend")
+    result = compare(args.model, backends, samples=args.samples, preset=args.preset,
+                     calibration=args.calibration, clock_mhz=args.clock_mhz,
+                     progress=not args.no_progress and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps([r.to_json() for r in result.rows], indent=2))
+    else:
+        print(format_rows(result))
+    for failure in result.failures:
+        print(f"hwaccel compare: FAILED: {failure}", file=sys.stderr)
+    return 1 if result.failures else 0

@@ -1,0 +1,211 @@
+"""One model on several backends, side by side: accuracy, agreement, exactness and speed.
+
+:func:`compare` loads a trained reference model (:func:`hwaccel.models.train.load`), compiles it
+for a preset (calibrated on training samples), runs every requested backend on the same
+held-out samples and returns one :class:`Row` per backend. The float ``nn.Module`` on the CPU
+is the reference for top-1 agreement and logit error; ``golden`` is the reference for the
+integer backends, whose outputs are compared as integers (``mismatches``: samples whose int8
+logits differ in any class). Reports are data first: :func:`format_rows` is a view.
+
+Hardware latency is the hardware's cycles per sample at a stated clock: the Fmax of an
+implementation report under ``build/impl`` when one exists for the preset (``hwaccel synth``),
+else a nominal clock, labelled as such.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .backends import BackendRun, BackendUnavailable, get
+
+__all__ = ["Row", "Comparison", "compare", "clock_for", "format_rows", "NOMINAL_MHZ"]
+
+#: The clock hardware latency is stated at when no implementation report gives an Fmax.
+NOMINAL_MHZ = 100.0
+DEFAULT_BACKENDS = ("golden", "rtl", "torch-cpu", "torch-int8", "xla")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One backend's results (``None`` where a figure does not apply or the backend did not
+    run; ``skipped`` and ``error`` say why)."""
+
+    backend: str
+    samples: int
+    accuracy: float | None = None
+    agreement: float | None = None
+    mismatches: int | None = None
+    max_abs_logit_error: float | None = None
+    latency_s: float | None = None
+    throughput: float | None = None
+    cycles_per_sample: float | None = None
+    clock_mhz: float | None = None
+    clock_source: str | None = None
+    hw_latency_s: float | None = None
+    seconds: float | None = None
+    device: str | None = None
+    skipped: str | None = None
+    error: str | None = None
+    notes: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    model: str
+    preset: str
+    rows: list[Row]
+    float_accuracy: float
+    macs_per_sample: int
+
+    @property
+    def failures(self) -> list[str]:
+        """Backends that raised, and integer backends that differ from ``golden``."""
+        out = [f"{r.backend}: {r.error}" for r in self.rows if r.error]
+        out += [f"{r.backend} differs from golden on {r.mismatches} of {r.samples} samples"
+                for r in self.rows if r.mismatches]
+        return out
+
+
+def clock_for(config) -> tuple[float, str]:
+    """``(MHz, source)``: the Fmax of an implementation report for ``config``'s preset when
+    there is one (ECP5 first), else :data:`NOMINAL_MHZ`."""
+    from ..sim.runner import build_root
+
+    reports = sorted((build_root() / "impl").glob(f"{config.slug}-*/report.json"),
+                     key=lambda p: (not p.parent.name.endswith("-ecp5"), p.parent.name))
+    for path in reports:
+        try:
+            rep = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if rep.get("fmax_mhz"):
+            return float(rep["fmax_mhz"]), f"Fmax of the {rep.get('target')} implementation " \
+                                              f"report ({path})"
+    return NOMINAL_MHZ, f"nominal (no implementation report for {config.slug}; see " \
+                        f"`hwaccel synth --preset {config.slug}`)"
+
+
+def _row(run: BackendRun, backend, y, ref, golden_ints, clock) -> Row:
+    top1 = run.logits.argmax(axis=1)
+    mismatches, notes = None, list(run.notes)
+    if backend.integer and golden_ints is not None and run.backend != "golden":
+        mismatches = int(np.any(run.int_logits != golden_ints, axis=1).sum())
+    elif run.backend == "golden":
+        notes.append("the reference for mismatches")
+    hw = {}
+    if run.cycles_per_sample is not None:
+        mhz, source = clock
+        hw = {"cycles_per_sample": run.cycles_per_sample, "clock_mhz": mhz,
+              "clock_source": source, "hw_latency_s": run.cycles_per_sample / (mhz * 1e6)}
+    return Row(run.backend, run.samples, accuracy=float(np.mean(top1 == y)),
+               agreement=float(np.mean(top1 == ref.argmax(axis=1))), mismatches=mismatches,
+               max_abs_logit_error=float(np.abs(run.logits - ref).max()),
+               latency_s=run.latency_s, throughput=run.throughput, seconds=run.seconds,
+               device=run.device, notes=notes, **hw)
+
+
+def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None,
+            preset: str = "default", calibration: int = 512, clock_mhz: float | None = None,
+            progress: bool = False, log=None) -> Comparison:
+    """Run ``model`` ("cnn" or "lstm") on every backend in ``backends``.
+
+    ``samples``: the first N held-out samples (default: all). ``calibration``: training samples
+    that set the activation scales. ``clock_mhz`` overrides the clock hardware latency is
+    stated at. ``log`` (default stderr) gets one line per skipped or failing backend.
+    """
+    import torch
+
+    from ..models.train import load
+    from .program import compile
+
+    log = log or sys.stderr
+    backends = list(backends)
+    chosen = {name: get(name) for name in backends}  # unknown names fail before any work
+    module, split = load(model)
+    n = len(split.y_test) if samples is None else samples
+    if not 1 <= n <= len(split.y_test):
+        raise ValueError(f"samples must be 1..{len(split.y_test)} (the held-out split), "
+                         f"not {samples!r}")
+    x, y = split.x_test[:n], split.y_test[:n].numpy()
+    compiled = compile(module, split.x_train[:8], preset=preset,
+                       calibration=split.x_train[:calibration])
+    with torch.inference_mode():
+        ref = module.eval()(x).to(torch.float64).numpy()
+    clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
+    # golden first: the integer backends are compared with it
+    order = sorted(backends, key=lambda name: name != "golden")
+    golden_ints = None
+    if any(chosen[b].integer for b in backends) and "golden" not in backends:
+        golden_ints = compiled.execute("golden", x, progress_bar=progress).int_logits
+    rows = {}
+    for name in order:
+        backend = chosen[name]
+        try:
+            backend.check()
+            run = backend.run(compiled, x, progress_bar=progress)
+        except BackendUnavailable as exc:
+            print(f"hwaccel compare: skipped {exc}", file=log)
+            rows[name] = Row(name, n, skipped=str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a failing backend must not hide the others
+            print(f"hwaccel compare: {name} failed: {type(exc).__name__}: {exc}", file=log)
+            rows[name] = Row(name, n, error=f"{type(exc).__name__}: {exc}")
+            continue
+        if name == "golden":
+            golden_ints = run.int_logits
+        rows[name] = _row(run, backend, y, ref, golden_ints, clock)
+    float_acc = float(np.mean(ref.argmax(axis=1) == y))
+    return Comparison(model, compiled.config.slug, [rows[b] for b in backends], float_acc,
+                      compiled.macs_per_sample)
+
+
+# --- views ---------------------------------------------------------------------------------------
+def _si(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _cells(r: Row) -> list[str]:
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    return [r.backend, r.device or "-", str(r.samples), num(r.accuracy, ".4f"),
+            num(r.agreement, ".4f"), num(r.mismatches, "d"), num(r.max_abs_logit_error, ".3g"),
+            _si(r.latency_s), num(r.throughput, ",.1f"), num(r.cycles_per_sample, ",.0f"),
+            _si(r.hw_latency_s), num(r.seconds, ".2f")]
+
+
+COLUMNS = ["backend", "device", "samples", "accuracy", "agreement", "mismatches",
+           "max|dlogit|", "latency", "samples/s", "cycles/sample", "hw latency", "seconds"]
+
+
+def format_rows(c: Comparison) -> str:
+    """A plain table of ``c``, with skipped and failed backends and the clock under it."""
+    ran = [r for r in c.rows if not (r.skipped or r.error)]
+    cells = [_cells(r) for r in ran]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(COLUMNS)]
+    lines = [f"{c.model} on {c.preset}: {c.rows[0].samples} held-out samples, float model "
+             f"top-1 {c.float_accuracy:.4f}, {c.macs_per_sample:,} MACs per sample",
+             "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    lines += [f"  skipped {r.skipped}" for r in c.rows if r.skipped]  # names the backend
+    lines += [f"  {r.backend}: FAILED: {r.error}" for r in c.rows if r.error]
+    hw = [r for r in ran if r.clock_mhz]
+    if hw:
+        lines.append(f"hw latency at {hw[0].clock_mhz:.1f} MHz: {hw[0].clock_source}")
+    lines.append("latency: median batch-1 wall time (torch, xla, torch-int8); wall time per "
+                 "sample of the batched programs (golden, rtl)")
+    lines += [f"MISMATCH: {f}" for f in c.failures if "differs" in f]
+    return "\n".join(lines)

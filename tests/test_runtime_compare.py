@@ -1,0 +1,94 @@
+"""``hwaccel compare``: the JSON keys and values, skipped backends, loud failure on a mismatch
+against golden, and where the hardware clock comes from. A few samples only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from hwaccel.cli import main
+from hwaccel.generators.accel import PRESETS
+from hwaccel.runtime.compare import NOMINAL_MHZ, clock_for
+
+KEYS = {"backend", "samples", "accuracy", "agreement", "mismatches", "max_abs_logit_error",
+        "latency_s", "cycles_per_sample", "seconds", "device"}
+
+
+def _compare(capsys, *args) -> tuple[int, str, str]:
+    rc = main(["compare", "--no-progress", *args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_compare_json_keys_and_values(capsys):
+    rc, out, err = _compare(capsys, "--model", "cnn", "--samples", "5", "--calibration", "128",
+                            "--backends", "golden,torch-cpu,torch-int8,xla", "--json")
+    assert rc == 0, err
+    rows = {r["backend"]: r for r in json.loads(out)}
+    assert list(rows) == ["golden", "torch-cpu", "torch-int8", "xla"]
+    for name, r in rows.items():
+        assert KEYS <= set(r), f"{name} lacks {KEYS - set(r)}"
+        assert r["samples"] == 5 and r["skipped"] is None and r["error"] is None
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["agreement"] <= 1
+        assert r["latency_s"] > 0 and r["seconds"] > 0 and r["cycles_per_sample"] is None
+    assert rows["torch-cpu"]["agreement"] == 1.0 and rows["torch-cpu"]["max_abs_logit_error"] == 0
+    assert rows["torch-int8"]["mismatches"] == 0
+    assert rows["golden"]["mismatches"] is None  # it is the reference
+    assert rows["xla"]["mismatches"] is None and rows["xla"]["max_abs_logit_error"] < 1e-4
+    assert rows["golden"]["max_abs_logit_error"] == rows["torch-int8"]["max_abs_logit_error"]
+
+
+def test_compare_table_and_unavailable_backend(capsys, monkeypatch):
+    """A backend that cannot run here is skipped with its reason; the rest runs; exit 0."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, out, err = _compare(capsys, "--model", "lstm", "--samples", "4", "--calibration", "64",
+                            "--backends", "torch-cuda,torch-cpu,torch-int8")
+    assert rc == 0, err
+    assert "  skipped torch-cuda: no CUDA device" in out
+    assert "skipped torch-cuda: no CUDA device" in err
+    lines = out.splitlines()
+    assert lines[0].startswith("lstm on accel_default: 4 held-out samples")
+    assert any(line.split()[:1] == ["torch-int8"] for line in lines)
+
+
+def test_compare_fails_loudly_when_an_integer_backend_differs(capsys, monkeypatch):
+    """torch-int8 made to differ from golden on one sample: counted, and the exit status is 1."""
+    from hwaccel.runtime.program import CompiledModel
+
+    real = CompiledModel.int8_forward
+
+    def off_by_one(self, x_int, device="cpu"):
+        out = np.array(real(self, x_int, device))
+        out[0, 0] += 1
+        return out
+
+    monkeypatch.setattr(CompiledModel, "int8_forward", off_by_one)
+    rc, out, err = _compare(capsys, "--model", "lstm", "--samples", "3", "--calibration", "64",
+                            "--backends", "torch-int8", "--json")
+    assert rc == 1
+    (row,) = json.loads(out)
+    # batches of 256 and batch-1 latency calls both hit sample 0 of their batch: only sample 0
+    assert row["mismatches"] == 1
+    assert "FAILED: torch-int8 differs from golden on 1 of 3 samples" in err
+
+
+def test_compare_rejects_bad_requests(capsys):
+    rc, _, err = _compare(capsys, "--model", "cnn", "--backends", "golden,tpu")
+    assert rc == 2 and "unknown backend 'tpu'" in err
+    for bad in ("0", "-1", "100000"):
+        rc, _, err = _compare(capsys, "--model", "lstm", "--backends", "golden", "--samples", bad)
+        assert rc == 2 and "samples must be 1..1000 (the held-out split)" in err
+
+
+def test_clock_from_implementation_report_else_nominal(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWACCEL_BUILD", str(tmp_path))
+    cfg = PRESETS["ecp5"]
+    mhz, source = clock_for(cfg)
+    assert mhz == NOMINAL_MHZ and source.startswith("nominal (no implementation report")
+    folder = tmp_path / "impl" / f"{cfg.slug}-ecp5"
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps({"target": "ecp5", "fmax_mhz": 87.5}))
+    mhz, source = clock_for(cfg)
+    assert mhz == 87.5 and source.startswith("Fmax of the ecp5 implementation report")
