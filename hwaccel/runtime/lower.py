@@ -39,12 +39,9 @@ from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor, ProgramBuilder, from_words
 from ..generators.conv.layer import ConvLayer, descriptor
 from . import ir
+from .memory import DoesNotFit, DryBuilder, Memory, PlacedBuilder
 
 __all__ = ["DoesNotFit", "LoweringError", "Lowered", "lower", "max_batch", "describe"]
-
-
-class DoesNotFit(ValueError):
-    """A tensor, a layer's weights or the program does not fit the preset's memories."""
 
 
 class LoweringError(ValueError):
@@ -103,52 +100,6 @@ def _read(act: np.ndarray, t: ActTensor, kind: str) -> np.ndarray:
     return y.reshape(-1) if kind == "flat" else y
 
 
-# --- memory plan ---------------------------------------------------------------------------------
-class _Memory:
-    """First-fit allocation of named blocks in the activation scratchpad."""
-
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
-        self.free = [(0, cfg.act_depth)]      # (start, size), sorted, coalesced
-        self.live: dict[str, tuple[int, int]] = {}
-
-    def alloc(self, name: str, size: int) -> int:
-        for i, (start, gap) in enumerate(self.free):
-            if gap >= size:
-                self.free[i:i + 1] = [(start + size, gap - size)] if gap > size else []
-                self.live[name] = (start, size)
-                return start
-        gap = max((g for _, g in self.free), default=0)
-        held = ", ".join(f"{n!r} ({s} words)" for n, (_, s) in self.live.items()) or "nothing"
-        raise DoesNotFit(
-            f"tensor {name!r} ({size} words) does not fit the activation scratchpad of "
-            f"{self.cfg.slug} ({self.cfg.act_depth} words): the largest free range is {gap} "
-            f"words while {held} are live; short by {size - gap} words")
-
-    def release(self, name: str) -> None:
-        start, size = self.live.pop(name)
-        spans = sorted([*self.free, (start, size)])
-        merged = [spans[0]]
-        for s, n in spans[1:]:
-            ps, pn = merged[-1]
-            merged[-1:] = [(ps, pn + n)] if ps + pn == s else [(ps, pn), (s, n)]
-        self.free = [(s, n) for s, n in merged if n]
-
-
-class _PlacedBuilder(ProgramBuilder):
-    """A ProgramBuilder whose every tensor goes where the memory plan says (``at``)."""
-
-    at: int | None = None
-
-    def alloc(self, channels: int, height: int, width: int) -> ActTensor:
-        if self.at is None:
-            raise RuntimeError("internal: a tensor was allocated outside the memory plan")
-        t = ActTensor(self.at, channels, height, width, self.cfg.lanes)
-        self.at = None
-        self.act_top = max(self.act_top, t.addr + t.words)
-        return t
-
-
 @dataclass
 class _Value:
     block: str                    # its block in the memory plan
@@ -158,10 +109,10 @@ class _Value:
 
 # --- lowering ------------------------------------------------------------------------------------
 class _Lowerer:
-    def __init__(self, cfg: AccelConfig):
+    def __init__(self, cfg: AccelConfig, dry: bool = False):
         self.cfg = cfg
-        self.b = _PlacedBuilder(cfg)
-        self.mem = _Memory(cfg)
+        self.b = DryBuilder(cfg) if dry else PlacedBuilder(cfg)
+        self.mem = Memory(cfg)
 
     def groups(self, channels: int) -> int:
         return math.ceil(channels / self.cfg.lanes)
@@ -310,13 +261,17 @@ def _inputs(qg: ir.QGraph, x_int: np.ndarray) -> tuple[list[np.ndarray], str, tu
     return [s[:, None, None] for s in x_int], "vector", ops
 
 
-def lower(qg: ir.QGraph, cfg: AccelConfig, x_int) -> Lowered:
-    """The program that runs ``qg`` on the batch ``x_int`` (int8 values, or token ids)."""
+def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
+    """The program that runs ``qg`` on the batch ``x_int`` (int8 values, or token ids).
+
+    ``dry``: plan memory and count commands without encoding anything (what
+    :func:`max_batch` searches with); its builder holds no program.
+    """
     x_int = np.asarray(x_int, dtype=np.int64)
     if x_int.ndim < 1 or tuple(x_int.shape[1:]) != tuple(qg.input_shape) or len(x_int) == 0:
         raise ValueError(f"x_int must have shape (batch >= 1, {', '.join(map(str, qg.input_shape))}"
                          f"), not {x_int.shape}")
-    lw = _Lowerer(cfg)
+    lw = _Lowerer(cfg, dry)
     xs, kind, ops = _inputs(qg, x_int)
     cur = lw.put("input", xs, kind)
     for op in ops:
@@ -348,11 +303,11 @@ def _dummy(qg: ir.QGraph, batch: int) -> np.ndarray:
 
 def max_batch(qg: ir.QGraph, cfg: AccelConfig) -> int:
     """The largest batch that :func:`lower` fits on ``cfg`` (raises what batch 1 raises)."""
-    lower(qg, cfg, _dummy(qg, 1))
+    lower(qg, cfg, _dummy(qg, 1), dry=True)
 
     def fits(n: int) -> bool:
         try:
-            lower(qg, cfg, _dummy(qg, n))
+            lower(qg, cfg, _dummy(qg, n), dry=True)
             return True
         except DoesNotFit:
             return False

@@ -1,0 +1,136 @@
+"""Post-training quantization: the float IR -> the integer IR (:class:`hwaccel.runtime.ir.QGraph`).
+
+* Activations: one symmetric int8 scale per tensor, ``max|x| / 127`` over the calibration data
+  (the float IR run by :func:`.reference.ranges`): no calibration value saturates. A ReLU
+  output uses only the upper half of the codes; that is the price of zero point 0, which the
+  hardware has.
+* Weights: symmetric int8 per output channel, ``max|w[c]| / 127`` (an all-zero channel gets
+  scale 1: any scale is exact for it).
+* Bias: int32 at ``s_in * s_w[c]`` (round half even); a bias that overflows int32 is refused.
+* Requantizers: :func:`hwaccel.numerics.requant_params` of ``s_in * s_w[c] / s_out``.
+* A MaxPool2d right after a Conv2d is fused into it (the engine pools after requantizing; max
+  commutes with the monotonic requantizer, so only rounding differs from the float order).
+* LSTM layers: :func:`hwaccel.generators.lstm.model.quantize_lstm` at the input's scale; h is
+  int8 at 2**-7 by construction, which is the next layer's input scale.
+* Embedding: the table as int8 at one scale (``max|table| / 127``): the gathered rows are the
+  first LSTM's x, which has one scale, and no token's row saturates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..generators.lstm.model import H_SCALE, quantize_lstm
+from ..numerics import INT8, INT32, requant_params
+from ..numerics import quantize as quantize_values
+from . import ir
+from .reference import ranges
+
+__all__ = ["quantize", "quantize_input", "apply_head", "weight_scales"]
+
+
+def _scale(amax: float) -> float:
+    """A per-tensor int8 scale for values up to ``amax`` (1.0 for an all-zero tensor)."""
+    return amax / INT8.max if amax > 0 else 1.0
+
+
+def weight_scales(w: np.ndarray) -> np.ndarray:
+    """Per-output-channel (first axis) symmetric int8 scales."""
+    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    return np.where(amax > 0, amax / INT8.max, 1.0)
+
+
+def _affine(name: str, w: np.ndarray, b: np.ndarray, s_in: float, s_out: float) -> tuple:
+    """Integer weights, bias and per-channel requantizers of a conv or linear layer."""
+    s_w = weight_scales(w)
+    q = np.rint(w / s_w.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.int64)
+    bias = np.rint(b / (s_in * s_w))
+    if bias.size and (bias.min() < INT32.min or bias.max() > INT32.max):
+        c = int(np.argmax(np.abs(bias)))
+        raise ValueError(f"layer {name!r}: bias[{c}] = {b[c]!r} is {bias[c]:.3g} int32 steps at "
+                         f"s_in * s_w = {s_in * s_w[c]:.3g}, beyond int32")
+    rq = [requant_params(s_in * s / s_out) for s in s_w]
+    return (q, bias.astype(np.int64), np.array([r.multiplier for r in rq], dtype=np.int64),
+            np.array([r.shift for r in rq], dtype=np.int64))
+
+
+def quantize(graph: ir.Graph, calibration) -> ir.QGraph:
+    """The integer IR of ``graph``, activation scales calibrated on the batch ``calibration``."""
+    import torch
+
+    calibration = torch.as_tensor(calibration)
+    if tuple(calibration.shape[1:]) != tuple(graph.input_shape) or len(calibration) == 0:
+        raise ValueError(f"calibration must have shape (batch >= 1, "
+                         f"{', '.join(map(str, graph.input_shape))}), not "
+                         f"{tuple(calibration.shape)}")
+    x_max, amax = ranges(graph, calibration)
+    s = None if graph.tokens else _scale(x_max)
+    input_scale = s
+    ops, out, i = graph.ops, [], 0
+    while i < len(ops):
+        op = ops[i]
+        if isinstance(op, ir.Embedding):
+            s = _scale(float(np.abs(op.weight).max()))
+            table = quantize_values(op.weight, s)
+            out.append(ir.QEmbedding(op.name, table, s))
+        elif isinstance(op, (ir.Conv2d, ir.Linear)):
+            s_out = _scale(amax[i])
+            q = _affine(op.name, op.weight, op.bias, s, s_out)
+            if isinstance(op, ir.Linear):
+                out.append(ir.QLinear(op.name, *q, op.relu, s, s_out))
+            else:
+                pool = i + 1 < len(ops) and isinstance(ops[i + 1], ir.MaxPool2d)
+                out.append(ir.QConv(op.name, *q, op.stride, op.padding, op.relu, pool, s, s_out))
+                i += pool
+            s = s_out
+        elif isinstance(op, ir.MaxPool2d):
+            out.append(ir.QMaxPool(op.name))
+        elif isinstance(op, ir.Flatten):
+            out.append(ir.QFlatten(op.name))
+        elif isinstance(op, ir.LSTM):
+            for k, lw in enumerate(op.layers):
+                name = op.name if len(op.layers) == 1 else f"{op.name}.{k}"
+                p = quantize_lstm(lw.w_ih, lw.w_hh, lw.b_ih, lw.b_hh, x_scale=s)
+                last = op.last_step and k == len(op.layers) - 1
+                out.append(ir.QLstm(name, p, last, s))
+                s = H_SCALE
+        else:
+            raise TypeError(f"op must be a float IR op, not {op!r}")
+        i += 1
+    return ir.QGraph(graph.input_shape, graph.tokens, input_scale, tuple(out), s, graph.head)
+
+
+def quantize_input(qg: ir.QGraph, x) -> np.ndarray:
+    """Float inputs to int8 values at the input scale, or token ids checked against the
+    vocabulary; an int64 array ``[batch, *input_shape]``."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu").numpy()
+    x = np.asarray(x)
+    if tuple(x.shape[1:]) != tuple(qg.input_shape):
+        raise ValueError(f"x must have shape (batch, {', '.join(map(str, qg.input_shape))}), "
+                         f"not {x.shape}")
+    if not qg.tokens:
+        return quantize_values(x.astype(np.float64), qg.input_scale)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"x must hold integer token ids, not {x.dtype}")
+    vocab = qg.ops[0].table.shape[0]
+    bad = (x < 0) | (x >= vocab)
+    if bad.any():
+        raise ValueError(f"token ids must be in [0, {vocab}), not {int(x[bad][0])}")
+    return x.astype(np.int64)
+
+
+def apply_head(head: str, logits: np.ndarray) -> np.ndarray:
+    """The host's last step: ``logits`` unchanged, softmax, log-softmax or argmax (last axis)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if head == "logits":
+        return z
+    if head == "argmax":
+        return z.argmax(axis=-1)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    if head == "log_softmax":
+        return log_p
+    if head == "softmax":
+        return np.exp(log_p)
+    raise ValueError(f"head must be one of {', '.join(ir.HEADS)}, not {head!r}")
