@@ -78,8 +78,20 @@ class _Reader:
         self.input_shape: tuple = ()
         self.tokens = False
         self.host = "logits"
+        self.names: set[str] = set()
 
     # --- helpers -------------------------------------------------------------------------------
+    def name(self, node) -> str:
+        """An op's name: its module path (``conv1``, ``features.0``) or, for a function, its
+        node name; a module called twice gets ``#2``, ``#3``: names are unique."""
+        base = node.target if node.op == "call_module" else node.name
+        name, k = base, 1
+        while name in self.names:
+            k += 1
+            name = f"{base}#{k}"
+        self.names.add(name)
+        return name
+
     @staticmethod
     def shape(node) -> tuple:
         meta = node.meta.get("tensor_meta")
@@ -122,7 +134,7 @@ class _Reader:
         if len(src) != 3 or dst != (int(np.prod(src)),):
             raise UnsupportedOp("reshape", where, f"per-sample shape {src} -> {dst}; only an "
                                                   f"image's flatten to a vector is supported")
-        self.add(node, where, ir.Flatten(node.name))
+        self.add(node, where, ir.Flatten(self.name(node)))
 
     def maxpool(self, node, where: str, a: dict) -> None:
         k, s = _pair(a["kernel_size"]), _pair(a["stride"] or a["kernel_size"])
@@ -135,7 +147,7 @@ class _Reader:
         if bad:
             raise UnsupportedOp("MaxPool2d attribute", where,
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items()))
-        self.add(node, where, ir.MaxPool2d(node.name))
+        self.add(node, where, ir.MaxPool2d(self.name(node)))
 
     def set_head(self, node, where: str, kind: str, dim) -> None:
         rank = len(self.shape(node.args[0])) + 1
@@ -164,7 +176,7 @@ class _Reader:
                 raise UnsupportedOp("Linear", where, f"on a per-sample shape "
                                     f"{self.shape(node.args[0])}; flatten an image first")
             bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_features)
-            self.add(node, where, ir.Linear(node.name, _np(m.weight), bias))
+            self.add(node, where, ir.Linear(self.name(node), _np(m.weight), bias))
         elif isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 raise UnsupportedOp("Flatten attribute", where,
@@ -176,7 +188,7 @@ class _Reader:
             if m.max_norm is not None:
                 raise UnsupportedOp("Embedding attribute", where,
                                     f"max_norm={m.max_norm} (renormalizes rows)")
-            self.add(node, where, ir.Embedding(node.name, _np(m.weight)))
+            self.add(node, where, ir.Embedding(self.name(node), _np(m.weight)))
         elif isinstance(m, nn.LSTM):
             self.lstm(node, where, m)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -204,7 +216,7 @@ class _Reader:
             raise UnsupportedOp("Conv2d attribute", where, ", ".join(bad))
         bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         self.take(node, node.args[0], where)
-        return ir.Conv2d(node.name, _np(m.weight), bias, s[0], pad[0])
+        return ir.Conv2d(self.name(node), _np(m.weight), bias, s[0], pad[0])
 
     def lstm(self, node, where: str, m) -> None:
         bad = [f"{n}={v!r}" for n, v, ok in (
@@ -225,7 +237,7 @@ class _Reader:
             zeros = np.zeros(w_ih.shape[0])
             layers.append(ir.LstmWeights(_np(w_ih), _np(getattr(m, f"weight_hh_l{k}")),
                                          *(zeros if v is None else _np(v) for v in b)))
-        self.add(node, where, ir.LSTM(node.name, tuple(layers)))
+        self.add(node, where, ir.LSTM(self.name(node), tuple(layers)))
         self.role[node] = "lstm"
 
     # --- getitem on LSTM results ---------------------------------------------------------------

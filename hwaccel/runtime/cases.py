@@ -1,0 +1,98 @@
+"""Small models built from the supported ops in the ways people write them, written once for the
+compiler's tests (tracing, lowering, golden against the integer twin) and usable by any level.
+
+Each is paired with an input maker in :data:`MODELS`; random weights (seeded), so they check the
+arithmetic and the lowering paths, not accuracy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "MODELS", "make"]
+
+
+class ViewNet(nn.Module):
+    """Functional ReLU after a pool, ``view(x.size(0), -1)``, stride 2, 'same' padding, a
+    bias-less conv, dropout and a softmax head; fc covers its 3x3 map (runs as a CONV)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding="same", bias=False)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(8 * 3 * 3, 5)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.c1(x), 2))
+        x = self.drop(self.c2(x).relu())
+        return torch.softmax(self.fc(x.view(x.size(0), -1)), dim=-1)
+
+
+class PoolTwice(nn.Module):
+    """A pool fused into its conv, then a stand-alone MAXPOOL, then a Linear over a 1x3 map
+    (not square: a GEMM over the flattened channels-last map)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 1 * 3, 5)
+
+    def forward(self, x):
+        x = self.pool(self.pool(torch.relu(self.conv(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
+class StackedLstm(nn.Module):
+    """``nn.LSTM(num_layers=2)`` read through ``h_n[-1]``."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(40, 64)
+        self.rnn = nn.LSTM(64, 64, num_layers=2, batch_first=True)
+        self.out = nn.Linear(64, 7)
+
+    def forward(self, t):
+        _, (h, _) = self.rnn(self.emb(t))
+        return self.out(h[-1])
+
+
+class SeqHead(nn.Module):
+    """A Linear on every step of an LSTM's output (one GEMM over every step of every sample)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(30, 64)
+        self.rnn = nn.LSTM(64, 64, batch_first=True)
+        self.fc = nn.Linear(64, 6)
+
+    def forward(self, t):
+        x, _ = self.rnn(self.emb(t))
+        return self.fc(x)
+
+
+def sequential() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(4 * 3 * 3, 6), nn.ReLU(), nn.Linear(6, 3))
+
+
+#: name -> (model class or factory, input maker taking a batch size and a torch.Generator)
+MODELS = {
+    "sequential": (sequential, lambda n, g: torch.randn(n, 1, 8, 8, generator=g)),
+    "viewnet": (ViewNet, lambda n, g: torch.randn(n, 3, 12, 12, generator=g)),
+    "pooltwice": (PoolTwice, lambda n, g: torch.randn(n, 1, 4, 12, generator=g)),
+    "stackedlstm": (StackedLstm, lambda n, g: torch.randint(0, 40, (n, 9), generator=g)),
+    "seqhead": (SeqHead, lambda n, g: torch.randint(0, 30, (n, 5), generator=g)),
+}
+
+
+def make(name: str, seed: int = 0) -> tuple[nn.Module, callable]:
+    """The model ``name`` with seeded random weights (eval mode), and its input maker."""
+    if name not in MODELS:
+        raise ValueError(f"name must be one of {', '.join(MODELS)}, not {name!r}")
+    factory, inputs = MODELS[name]
+    torch.manual_seed(seed)
+    return factory().eval(), inputs

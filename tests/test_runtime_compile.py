@@ -1,0 +1,233 @@
+"""The runtime compiler: tracing is faithful, unsupported ops are refused by name and place,
+memory and engine limits are named with their shortfall, and the largest batch is exact."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hwaccel
+from hwaccel.generators.accel.config import PRESETS
+from hwaccel.generators.conv.layer import ConvLayer, descriptor
+from hwaccel.models import load
+from hwaccel.runtime import DoesNotFit, LoweringError, UnsupportedOp
+from hwaccel.runtime.cases import MODELS, StackedLstm, make, sequential
+from hwaccel.runtime.reference import forward as float_forward
+from hwaccel.runtime.trace import trace
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    model, data = load("cnn")
+    return hwaccel.compile(model, data.x_test[:2], calibration=data.x_train[:256]), data
+
+
+@pytest.fixture(scope="module")
+def lstm():
+    model, data = load("lstm")
+    return hwaccel.compile(model, data.x_test[:2], calibration=data.x_train[:256]), data
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_trace_is_faithful(name):
+    model, inputs = make(name)
+    x = inputs(3, torch.Generator().manual_seed(1))
+    graph = trace(model, x)
+    with torch.no_grad():
+        ref = model.double()(x if graph.tokens else x.double())
+    out = float_forward(graph, x)
+    if graph.head == "softmax":
+        out = torch.softmax(out, dim=-1)
+    torch.testing.assert_close(out, ref, rtol=1e-9, atol=1e-12)
+
+
+def test_trace_keeps_the_training_flag():
+    model = sequential().train()
+    trace(model, torch.randn(1, 1, 8, 8))
+    assert model.training
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        return self.a(x) + x
+
+
+class GetAttr(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return F.linear(x, self.fc.weight)
+
+
+class EmbedLater(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.e = nn.Embedding(4, 4)
+
+    def forward(self, x):
+        return self.e(self.fc(x).argmax(-1))
+
+
+IMG = torch.randn(1, 2, 8, 8)
+UNSUPPORTED = [  # model, input, words the error must contain (op, place, attribute)
+    (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2)), IMG, ["Conv2d attribute", "'0'", "dilation"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), IMG, ["Conv2d attribute", "groups=2"]),
+    (nn.Sequential(nn.Conv2d(2, 2, (3, 1))), IMG, ["kernel_size=(3, 1)"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, padding=2)), IMG, ["padding=(2, 2)"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, padding_mode="reflect")), IMG, ["padding_mode"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(3)), IMG, ["MaxPool2d attribute", "'1'"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, ceil_mode=True)), IMG, ["ceil_mode"]),
+    (nn.Sequential(nn.AvgPool2d(2)), IMG, ["module AvgPool2d", "'0'"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2)), IMG, ["module BatchNorm2d", "'1'"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Sigmoid()), IMG, ["module Sigmoid"]),
+    (nn.Sequential(nn.ReLU()), IMG, ["ReLU", "follows the input"]),
+    (nn.Sequential(nn.LSTM(4, 4, batch_first=True, bidirectional=True)), torch.randn(1, 3, 4),
+     ["LSTM attribute", "bidirectional"]),
+    (nn.Sequential(nn.LSTM(4, 4)), torch.randn(1, 3, 4), ["batch_first=False"]),
+    (nn.Sequential(nn.GRU(4, 4, batch_first=True)), torch.randn(1, 3, 4), ["module GRU"]),
+    (Residual(), IMG, ["function add", "at add"]),
+    (GetAttr(), torch.randn(1, 4), ["parameter used outside its module", "fc.weight"]),
+    (EmbedLater(), torch.randn(1, 4), ["Embedding", "module 'e'", "token-id input"]),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softmax(-1), nn.Linear(4, 2)), torch.randn(1, 4),
+     ["an op after the host head", "module '2'"]),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softmax(0)), torch.randn(1, 4), ["softmax", "dim=0"]),
+    (nn.Sequential(nn.Flatten(2)), IMG, ["Flatten attribute", "start_dim=2"]),
+    (nn.Sequential(nn.Linear(8, 2)), IMG, ["Linear", "flatten an image first"]),
+]
+
+
+@pytest.mark.parametrize("model, x, words", UNSUPPORTED,
+                         ids=[w[0] + "-" + str(i) for i, (_, _, w) in enumerate(UNSUPPORTED)])
+def test_unsupported_is_named(model, x, words):
+    with pytest.raises(UnsupportedOp) as info:
+        hwaccel.compile(model, x)
+    msg = str(info.value)
+    for w in words:
+        assert w in msg, msg
+    assert "Supported: Conv2d" in msg  # and the error lists what is supported
+
+
+def test_reference_models_compile(cnn, lstm):
+    cm, _ = cnn
+    kinds = [type(op).__name__ for op in cm.qgraph.ops]
+    assert kinds == ["QConv", "QConv", "QConv", "QFlatten", "QLinear", "QLinear"]
+    assert [op.pool for op in cm.qgraph.ops[:3]] == [True, True, False]
+    table = cm.describe()
+    for name in ("conv1", "conv2", "conv3", "fc1", "fc2"):
+        assert name in table
+    assert "CONV (kernel covers the map)" in table and "GEMM (whole batch)" in table
+    lm, _ = lstm
+    assert [type(op).__name__ for op in lm.qgraph.ops] == ["QEmbedding", "QLstm", "QLstm",
+                                                           "QLinear"]
+    assert [op.last_step for op in lm.qgraph.ops[1:3]] == [False, True]
+    assert "LSTM per sample" in lm.describe()
+
+
+def test_macs_per_sample(cnn, lstm):
+    """Against the module's own shapes (forward hooks), not the IR's."""
+    def hooked(model, x):
+        total = []
+
+        def hook(m, inp, out):
+            out = out[0] if isinstance(out, tuple) else out
+            if isinstance(m, nn.Conv2d):
+                total.append(out[0].numel() * m.in_channels * m.kernel_size[0] ** 2)
+            elif isinstance(m, nn.Linear):
+                total.append(m.in_features * m.out_features * out[0].numel() // m.out_features)
+            elif isinstance(m, nn.LSTM):
+                total.append(out.shape[1] * 4 * m.hidden_size * (m.input_size + m.hidden_size))
+        hs = [m.register_forward_hook(hook) for m in model.modules()]
+        with torch.no_grad():
+            model(x)
+        for h in hs:
+            h.remove()
+        return sum(total)
+
+    for cm, data in (cnn, lstm):
+        assert cm.macs_per_sample == hooked(cm.module, data.x_test[:1])
+
+
+@pytest.mark.parametrize("which", ["cnn", "lstm"])
+def test_max_batch_is_exact(which, cnn, lstm):
+    cm, data = cnn if which == "cnn" else lstm
+    n = cm.max_batch
+    x = cm.quantize_input(data.x_test[: n + 1])
+    low = cm.lower(x[:n])  # the largest batch lowers for real...
+    assert low.batch == n and len(low.builder.commands) <= cm.config.prog_depth
+    with pytest.raises(DoesNotFit, match="short by"):  # ...and one more does not
+        cm.lower(x)
+
+
+def test_weights_that_do_not_fit_name_the_layer_and_shortfall():
+    cfg = PRESETS["tiny"]
+    layers = [nn.Conv2d(8 if i else 1, 8, 3, padding=1) for i in range(16)]
+    model = nn.Sequential(*layers).eval()
+    per = descriptor(cfg.conv, ConvLayer(8, 8, 8, 8, 3, padding=1))
+    first = descriptor(cfg.conv, ConvLayer(8, 8, 1, 8, 3, padding=1))
+    words = [first["weight_words"] + first["blocks"]] + [per["weight_words"] + per["blocks"]] * 15
+    used = np.cumsum(words)
+    bad = int(np.argmax(used > cfg.wgt_depth))
+    with pytest.raises(DoesNotFit) as info:
+        hwaccel.compile(model, torch.randn(2, 1, 8, 8), preset="tiny")
+    msg = str(info.value)
+    assert f"weights of layer '{bad}'" in msg
+    assert f"short by {used[bad] - cfg.wgt_depth} words" in msg
+
+
+def test_activations_that_do_not_fit_name_the_tensor():
+    cfg = PRESETS["tiny"]
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1)).eval()
+    cm = hwaccel.compile(model, torch.randn(2, 1, 8, 8), preset="tiny")
+    x = cm.quantize_input(torch.randn(cfg.act_depth, 1, 8, 8))
+    with pytest.raises(DoesNotFit, match=r"tensor '(input|0 output)' \(\d+ words\) does not fit "
+                                         r"the activation scratchpad of accel_tiny .* short by"):
+        cm.lower(x[: cm.max_batch * 4])
+
+
+def test_engine_limits_name_the_layer():
+    model = nn.Sequential(nn.Conv2d(1, 128, 3)).eval()
+    with pytest.raises(LoweringError, match=r"layer '0' cannot run on accel_default: cout must "
+                                            r"be at most 64 \(max_cout"):
+        hwaccel.compile(model, torch.randn(1, 1, 10, 10))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 5)).eval()
+    with pytest.raises(LoweringError, match=r"layer '1' .* kernel must be at most 3"):
+        hwaccel.compile(model, torch.randn(1, 1, 12, 12))
+    with pytest.raises(LoweringError, match=r"layer 'rnn.0' is an LSTM and accel_ecp5 has no "
+                                            r"LSTM cell"):
+        hwaccel.compile(StackedLstm().eval(), torch.randint(0, 40, (1, 5)), preset="ecp5")
+    narrow = nn.Sequential(nn.LSTM(64, 32, batch_first=True)).eval()
+    with pytest.raises(LoweringError, match=r"layer '0' has hidden_size 32 and the LSTM cell of "
+                                            r"accel_default runs hidden_size 64 only"):
+        hwaccel.compile(narrow, torch.randn(1, 5, 64))
+
+
+def test_bad_inputs_are_named(lstm):
+    lm, _ = lstm
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 10000\), not 10000"):
+        lm.quantize_input(np.full((1, 16), 10_000))
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 16\)"):
+        lm.quantize_input(np.zeros((1, 15), dtype=np.int64))
+    with pytest.raises(ValueError, match="preset must be one of"):
+        hwaccel.compile(sequential(), torch.randn(1, 1, 8, 8), preset="huge")
+
+
+def test_import_stays_light():
+    """``hwaccel.compile`` is there, and ``import hwaccel`` alone loads neither torch nor the
+    runtime."""
+    assert hwaccel.compile is hwaccel.runtime.program.compile
+    code = "import sys, hwaccel; print(sorted({'torch', 'hwaccel.runtime'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
