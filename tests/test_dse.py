@@ -1,0 +1,93 @@
+"""Design-space sweeps: points, the Dask sweep with real synthesis, outputs, failed points."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from hwaccel.cli import main
+from hwaccel.dse import DesignPoint, evaluate, load_space, make_space, pareto, run_sweep
+from hwaccel.dse.evaluate import PointResult
+from hwaccel.dse.workloads import gemm_layers
+from hwaccel.generators.conv.cases import CNN_LAYERS
+from hwaccel.generators.systolic.perf import gemm_cycles
+
+
+def test_sweep_on_a_local_cluster_synthesizes_and_reports_a_point_that_does_not_fit(tmp_path):
+    """A 1x1 array synthesized for real on ECP5 and a 16x16 one (256 PEs > 156 MULT18X18D),
+    through a LocalCluster: every output file, the failed point with its reason."""
+    space = make_space(rows="1,16", dataflow="os", target="ecp5")
+    res = run_sweep(space, out_dir=tmp_path, processes=False, workers=1, progress=False)
+    ok, big = res.results
+    assert (ok.status, big.status) == ("ok", "failed")
+    assert "does not fit" in big.error and "256" in big.error and "156" in big.error
+    assert ok.synth["dsp"] == 1 and ok.synth["fmax_mhz"] > 0
+    for w in ("cnn", "lstm"):
+        assert ok.latency_us[w] == pytest.approx(ok.workloads[w]["cycles"] / ok.synth["fmax_mhz"])
+    assert big.workloads["cnn"]["cycles"] > 0 and not big.latency_us   # modelled, not dropped
+    for name in ("json", "csv", "latency_vs_dsp", "latency_vs_lut", "utilization"):
+        assert res.files[name].exists() and res.files[name].stat().st_size > 0, name
+    data = json.loads(res.files["json"].read_text())
+    assert [p["status"] for p in data["points"]] == ["ok", "failed"]
+    rows = list(csv.DictReader(res.files["csv"].open()))
+    assert [r["label"] for r in rows] == ["systolic_os_1x1", "systolic_os_16x16"]
+    assert "does not fit" in rows[1]["error"] and rows[0]["pareto"] == "True"
+    # A second run takes the synthesis from the cache.
+    again = evaluate(space.points[0], out_dir=tmp_path)
+    assert again.cached and again.synth == ok.synth
+
+
+def test_model_only_sweep_from_the_cli_and_its_workload_cycles(tmp_path, capsys):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"rows": [2, 4], "cols": [3], "dataflow": ["os", "ws"],
+                                 "accel": ["tiny"], "batch": 2}))
+    out = tmp_path / "out"
+    assert main(["sweep", "--space", str(space), "--no-synth", "--out", str(out), "--json",
+                 "--workers", "1", "--no-progress"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    labels = [p["label"] for p in data["points"]]
+    assert labels == ["systolic_os_2x3", "systolic_os_4x3", "systolic_ws_2x3",
+                      "systolic_ws_4x3", "accel_tiny"]
+    point = load_space(space).points[0]
+    cfg = point.config()
+    cnn = data["points"][0]["workloads"]["cnn"]
+    expect = sum(g.repeat * gemm_cycles(cfg, g.m, g.k, g.n) for g in gemm_layers("cnn", 2))
+    assert cnn["cycles"] == expect
+    assert cnn["macs"] == 2 * (sum(lay.macs for lay in CNN_LAYERS.values()) + 576 * 64 + 640)
+    # The tiny accelerator runs neither model; the reasons are reported, not dropped.
+    tiny = data["points"][-1]["workloads"]
+    assert "max_" in tiny["cnn"]["error"] and "64 -> 64" in tiny["lstm"]["error"]
+    assert (out / "latency_vs_macs.png").exists() and (out / "utilization.png").exists()
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    def fake(label, macs, cycles):
+        p = DesignPoint("systolic", rows=1, cols=macs, dataflow="os")
+        return PointResult(p, label, macs, {"cnn": {"cycles": cycles}})
+
+    results = [fake("a", 4, 100), fake("b", 8, 60), fake("c", 8, 70), fake("d", 16, 60),
+               fake("e", 32, 10)]
+    assert pareto(results, "cnn", "macs") == ["a", "b", "e"]
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({}, "the space is empty"),
+    ({"rows": "4,x"}, "rows must be comma-separated integers, not '4,x'"),
+    ({"rows": "4", "dataflow": "is"}, "dataflow must be one of 'os', 'ws', not 'is'"),
+    ({"rows": "4", "target": "asic"}, "target must be one of"),
+    ({"accel": "nope"}, "preset must be one of"),
+])
+def test_bad_spaces_name_the_problem(kwargs, text):
+    with pytest.raises(ValueError, match=text):
+        make_space(**kwargs)
+
+
+def test_bad_space_file_names_the_key(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"rows": [4], "colums": [4]}))
+    with pytest.raises(ValueError, match="unknown key\\(s\\) colums"):
+        load_space(path)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_space(tmp_path / "missing.json")
