@@ -1,0 +1,150 @@
+"""Cycle model of the convolution engine: when each output pixel issues, from the config alone.
+
+The engine (:mod:`.engine`) runs a layer in three phases: load (one weight or requantizer beat
+per cycle), run (a *writer* stores the image into the line buffer one word per cycle while a
+*sequencer* issues one window chunk per cycle), drain (the pipeline empties). Only the run phase
+has interplay, and it has exactly two rules, both from the RTL:
+
+* the sequencer issues pixel ``(oy, ox)``'s ``blocks x chunks`` chunks back to back, the first
+  one the cycle after the writer has stored the last word of the window's bottom-right column
+  (input row ``min(oy*s + K - 1 - pad, H - 1)``, padded column ``ox*s + K - 1``);
+* the writer stores input row ``r`` (``(W + 2 pad) x groups`` words, padding columns included)
+  only while ``r + pad < ytop + row_slots``, ``ytop = oy*s`` being the window's top row: it
+  may run ``row_slots - K`` rows ahead of the window, no further. Once the last pixel has issued
+  the rows still unread (dropped by a stride) are stored without waiting.
+
+The activation stream never starves the writer inside the accelerator (its DMA prefetches during
+the load phase and then keeps up at one word per cycle; the ``stall_input`` counter checks this),
+and the result FIFO's 16 credits exceed the issue-to-FIFO latency, so credits never stall issue
+on a ready sink. The walk is per output pixel, so a layer costs microseconds to model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .config import ConvConfig
+
+__all__ = ["RunTimeline", "run_timeline", "job_cycles", "ConvPerf", "layer_perf"]
+
+#: Inside the accelerator (activations and weights from its DMA, results stored every cycle):
+#: cycles from the last chunk's issue to the job's end -- the descriptor hand-over, the load's
+#: DMA latency, the pipeline's 6 stages, the result FIFO, the max-pool stage and the store.
+ISSUE_TAIL = 13
+#: ... and from the writer's last word to the job's end, when the writer finishes last.
+WRITE_TAIL = 7
+
+
+@dataclass(frozen=True)
+class RunTimeline:
+    """The run phase of one layer, in cycles counted from its first run cycle (cycle 0).
+
+    ``issue`` chunks issue one per cycle; ``window_stalls`` cycles before the last one issue none
+    (waiting for the writer to store a window's last column). ``last_issue`` is the cycle of the
+    last chunk, ``last_write`` that of the writer's last word.
+    """
+
+    issue: int
+    window_stalls: int
+    last_issue: int
+    last_write: int
+
+
+def _row_gate(r: int, pad: int, slots: int, stride: int, row_end: list[int]) -> int:
+    """First cycle the writer may store input row ``r``: ``r + pad < oy*stride + slots`` needs
+    output rows up to ``oy - 1`` issued (``ytop`` moves the cycle after a row's last chunk)."""
+    if r + pad < slots:
+        return 0
+    oy = -(-(r + pad - slots + 1) // stride)
+    return row_end[oy - 1] + 1 if oy - 1 < len(row_end) else None
+
+
+def run_timeline(cfg: ConvConfig, desc: dict) -> RunTimeline:
+    """The run phase of the layer whose descriptor is ``desc`` (:func:`.layer.descriptor`'s
+    fields, or a decoded command's) on ``cfg``; see the module docstring for the two rules."""
+    h, w, k, pad = desc["height"], desc["width"], desc["kernel"], desc["padding"]
+    stride = 2 if desc["stride2"] else 1
+    groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
+    per_pixel = desc["weight_words"]             # blocks x chunks
+    row_words = (w + 2 * pad) * groups
+    slots = cfg.row_slots
+    row_start: list[int] = []                   # writer: first cycle of each stored input row
+    row_end: list[int] = []                     # sequencer: last chunk of each output row
+    t_free = 0                                  # the writer's next free cycle
+    t_issue = 0                                 # the sequencer's next free cycle
+    stalls = 0
+
+    def write_rows_up_to(r_need: int) -> None:
+        nonlocal t_free
+        while len(row_start) <= r_need:
+            gate = _row_gate(len(row_start), pad, slots, stride, row_end)
+            assert gate is not None, "the writer would wait for an output row not yet issued"
+            start = max(t_free, gate)
+            row_start.append(start)
+            t_free = start + row_words
+
+    for oy in range(oh):
+        need_row = min(oy * stride + k - 1 - pad, h - 1)
+        write_rows_up_to(need_row)
+        for ox in range(ow):
+            need_col = ox * stride + k - 1
+            avail = row_start[need_row] + (need_col + 1) * groups   # the cycle after the write
+            start = max(t_issue, avail)
+            stalls += start - t_issue
+            t_issue = start + per_pixel
+        row_end.append(t_issue - 1)
+    last_issue = t_issue - 1
+    # Rows no window needs are stored once the last pixel has issued (``done`` opens the gate).
+    while len(row_start) < h:
+        gate = _row_gate(len(row_start), pad, slots, stride, row_end)
+        start = max(t_free, last_issue + 1 if gate is None else min(gate, last_issue + 1))
+        row_start.append(start)
+        t_free = start + row_words
+    return RunTimeline(oh * ow * per_pixel, stalls, last_issue, t_free - 1)
+
+
+def job_cycles(cfg: ConvConfig, desc: dict) -> tuple[int, int]:
+    """``(cycles, load beats)`` of one layer as the accelerator runs it: from the cycle the job
+    starts to the cycle its last result is stored (the ``conv_busy`` counter).
+
+    The load phase moves ``weight_words + blocks`` beats, one a cycle; the run phase ends
+    ``ISSUE_TAIL`` cycles after the last chunk issues (one less when the max-pool stage drops
+    the map's odd last row or column: the last result then leaves before the last beat is
+    pooled), or ``WRITE_TAIL`` after the writer's last word when the writer ends later (a
+    stride that skips the last rows).
+    """
+    t = run_timeline(cfg, desc)
+    load = desc["weight_words"] + desc["blocks"]
+    drop = bool(desc["pool"] and (desc["out_width"] % 2 or desc["out_height"] % 2))
+    return load + max(t.last_issue + ISSUE_TAIL - drop, t.last_write + WRITE_TAIL), load
+
+
+@dataclass(frozen=True)
+class ConvPerf:
+    """Where the cycles of one layer go (as :func:`job_cycles` counts them):
+    ``cycles = load + issue + window_stalls + tail``."""
+
+    layer: str
+    load: int
+    issue: int
+    window_stalls: int
+    tail: int
+    cycles: int
+    macs: int
+    mac_units: int
+    utilization: float     # MACs / (cycles x MAC units)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
+    """The cycle model of one :class:`~.layer.ConvLayer` on ``cfg`` (see :func:`job_cycles`)."""
+    from .layer import descriptor
+
+    d = descriptor(cfg, layer)
+    t = run_timeline(cfg, d)
+    cycles, load = job_cycles(cfg, d)
+    tail = cycles - load - t.issue - t.window_stalls
+    return ConvPerf(repr(layer), load, t.issue, t.window_stalls, tail, cycles, layer.macs,
+                    cfg.macs, layer.macs / (cycles * cfg.macs))
