@@ -7,7 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hwaccel.generators.accel import PRESETS, AccelConfig, Cause, ProgramBuilder, run_program
+from hwaccel.generators.accel import (
+    PRESETS,
+    AccelConfig,
+    ActTensor,
+    Cause,
+    ProgramBuilder,
+    run_program,
+)
 from hwaccel.generators.accel.cases import cnn_program, fault_programs, random_program
 from hwaccel.generators.accel.driver import from_words
 from hwaccel.generators.accel.model import decode
@@ -127,3 +134,74 @@ def test_golden_lstm_command_equals_the_lstm_model(seed):
                                   err_msg=f"seed {seed}")
     with pytest.raises(ValueError, match="x must have 6 channels"):
         b.lstm(b.put(np.zeros((5, 1, 2), dtype=np.int64)), params)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_gemm_beyond_one_tile_equals_integer_matmul(preset, seed):
+    """K and N over several engine tiles (partial sums across K tiles, strided C columns per N
+    tile), M over several M tiles: the interpreter equals requantize(A @ W + bias)."""
+    from hwaccel.generators.accel.cases import random_requant
+
+    cfg = PRESETS[preset]
+    c = cfg.conv
+    rng = np.random.default_rng(seed)
+    for k, n, m in [(2 * c.max_groups * c.lanes + 3, 2 * c.max_blocks * c.block + 1, 37),
+                    (c.lanes - 1, 3 * c.max_blocks * c.block, 2 * c.max_width * c.max_height + 5),
+                    (3 * c.max_groups * c.lanes, c.block - 1, cfg.psum_width + 1)]:
+        a = rng.integers(-128, 128, (k, 1, m))
+        w = rng.integers(-128, 128, (k, n))
+        bias, mult, shift = random_requant(rng, n, k)
+        b = ProgramBuilder(cfg)
+        out = b.gemm(b.put(a), w, bias, mult, shift, relu=False)
+        b.done()
+        res = run_program(cfg, b.act, b.wgt, b.commands)
+        assert res.done and not res.error, res.cause
+        want = requantize(a[:, 0, :].T @ w + bias, mult, shift)
+        np.testing.assert_array_equal(from_words(res.act, out)[:, 0, :].T, want,
+                                      err_msg=f"{preset} K={k} N={n} M={m} (seed {seed})")
+    big = cfg.gemm_max_words * c.lanes + 1
+    with pytest.raises(ValueError, match=f"K must be at most {big - 1} .*, not {big}"):
+        b.gemm(ActTensor(0, big, 1, 1, c.lanes), np.zeros((big, 1)), 0, 1, 1)
+
+
+def test_random_programs_tile_gemms_in_k_and_n(seed):
+    """The RTL tests' random programs (seeds seed..seed+7) include GEMMs with K and N beyond one
+    tile, so partial sums and strided writes are compared against the hardware."""
+    cfg = PRESETS["tiny"]
+    shapes = [(f["kw"], f["nb"]) for s in range(seed, seed + 8)
+              for f in map(lambda w: decode(cfg, w),
+                           random_program(cfg, np.random.default_rng(s), 8).commands)
+              if f["op"] == 2]
+    assert any(kw > cfg.conv.max_groups for kw, _ in shapes), shapes
+    assert any(nb > cfg.conv.max_blocks for _, nb in shapes), shapes
+
+
+def test_weight_reuse_and_fence_in_the_golden_model(seed):
+    """The same layer twice loads its weights once; a FENCE between forgets them; a GEMM's M
+    tiles of one N tile (K in one tile) share one load."""
+    from hwaccel.generators.accel.cases import random_requant
+
+    cfg = PRESETS["tiny"]
+    c = cfg.conv
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (6, 5, 3, 3))
+    rq = random_requant(rng, 6, 45)
+    loads = {}
+    for fence in (False, True):
+        b = ProgramBuilder(cfg)
+        x1, x2 = (b.put(rng.integers(-128, 128, (5, 6, 7))) for _ in range(2))
+        b.conv(x1, w, *rq)
+        if fence:
+            b.fence()
+        b.conv(x2, w, *rq)
+        b.done()
+        loads[fence] = run_program(cfg, b.act, b.wgt, b.commands).counters["load_cycles"]
+    beats = 2 * 9 * 2 + 2  # blocks x chunks weight beats + blocks requantizer beats
+    assert loads == {False: beats, True: 2 * beats}
+    b = ProgramBuilder(cfg)
+    k, n, m = c.max_groups * c.lanes, 2 * c.max_blocks * c.block, 3 * c.max_width * c.max_height
+    b.gemm(b.put(rng.integers(-128, 128, (k, 1, m))), rng.integers(-128, 128, (k, n)),
+           *random_requant(rng, n, k))
+    b.done()
+    res = run_program(cfg, b.act, b.wgt, b.commands)
+    assert res.counters["load_cycles"] == (c.max_groups + 1) * 2 * c.max_blocks  # each N tile once

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwaccel.generators.accel import PRESETS, run_program
-from hwaccel.generators.accel.cases import cnn_program, random_program
+from hwaccel.generators.accel import PRESETS, Cause, ProgramBuilder, Region, run_program
+from hwaccel.generators.accel.cases import cnn_program, random_program, random_requant
 from hwaccel.generators.accel.driver import from_words
-from hwaccel.generators.accel.host import HarnessHost
+from hwaccel.generators.accel.host import HarnessHost, address
+from hwaccel.generators.accel.isa import Reg
 from hwaccel.sim.runner import design_for, run_bench
 from hwaccel.toolchain import lint_verilog
 
@@ -59,3 +60,59 @@ def test_cnn_five_layers_as_one_program(seed):
     np.testing.assert_array_equal(got, from_words(gold.act, cnn.outputs), err_msg=f"seed {seed}")
     assert counters["commands"] == len(b.commands) == 10  # 2 x 4 convs, 1 GEMM, DONE
     assert counters["mac_slots"] == gold.counters["mac_slots"]
+    # Each layer loads its weights once for both images: every stored beat moves exactly once.
+    assert counters["load_cycles"] == gold.counters["load_cycles"] == b.wgt_top
+
+
+def test_watchdog_timeout_and_fence_in_the_harness(seed):
+    """TIMEOUT for real: a 3x3 conv over 12 channels on the tiny fabric (4 lanes) spends 27
+    cycles on each result beat (9 taps x 3 channel groups) and, once its line buffer is full,
+    moves no other word meanwhile; with WATCHDOG tightened below that gap it faults at its pc
+    and the engines are reset with it, so the next run needs no soft reset. Then FENCE: the same
+    layer twice loads once, with a FENCE between it loads twice, exactly as the golden model
+    counts, and the outputs stay bit-exact."""
+    cfg = PRESETS["tiny"]
+    rng = np.random.default_rng(seed)
+    host = HarnessHost(design_for(cfg), cfg)
+    watchdog = address(cfg, Region.REG, Reg.WATCHDOG)
+    try:
+        b = ProgramBuilder(cfg)
+        x = b.put(rng.integers(-128, 128, (4, 8, 8)))
+        b.conv(x, rng.integers(-128, 128, (4, 4, 1, 1)), *random_requant(rng, 4, 4))
+        y = b.conv(b.put(rng.integers(-128, 128, (12, 8, 8))),
+                   rng.integers(-128, 128, (8, 12, 3, 3)), *random_requant(rng, 8, 108))
+        b.done()
+        gold = run_program(cfg, b.act, b.wgt, b.commands)
+        host.load(b)
+        for limit, want in ((26, (0, 1, Cause.TIMEOUT, 1)), (28, (1, 0, Cause.NONE, 2))):
+            host.write(watchdog, limit)
+            host.run(limit=100_000)
+            st = host.status()
+            assert (st["busy"], st["done"], st["error"], st["cause"], st["pc"]) == (0, *want), (
+                f"WATCHDOG {limit}: status {st} (seed {seed})")
+        np.testing.assert_array_equal(host.read_tensor(y), from_words(gold.act, y),
+                                      err_msg=f"seed {seed}")
+        host.write(watchdog, 0)
+
+        w = rng.integers(-128, 128, (6, 5, 3, 3))
+        rq = random_requant(rng, 6, 45)
+        loads = []
+        for fence in (False, True):
+            b = ProgramBuilder(cfg)
+            xs = [b.put(rng.integers(-128, 128, (5, 6, 7))) for _ in range(2)]
+            ys = [b.conv(xs[0], w, *rq)]
+            if fence:
+                b.fence()
+            ys.append(b.conv(xs[1], w, *rq))
+            b.done()
+            gold = run_program(cfg, b.act, b.wgt, b.commands)
+            host.load(b)
+            host.run(limit=100_000)
+            counters = host.counters()
+            assert counters["load_cycles"] == gold.counters["load_cycles"], f"seed {seed}"
+            for t in ys:
+                np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t))
+            loads.append(counters["load_cycles"])
+        assert loads == [loads[0], 2 * loads[0]] and loads[0] == 2 * 9 * 2 + 2
+    finally:
+        host.close()

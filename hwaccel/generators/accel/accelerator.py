@@ -9,9 +9,11 @@ Host port (``host``: a simple synchronous memory-mapped bus, documented in :mod:
 ``host__rdata``  Out  the word read (scratchpads zero-extended; REG: STATUS then COUNTERS)
 
 Memories are the host's only while STATUS.busy is 0 (the DMA owns their ports while a program
-runs; host accesses to them then are dropped). REG writes (CONTROL) are always taken: bit 0
+runs; host accesses to them then are dropped). REG writes are always taken: CONTROL bit 0
 starts the program at pc ``wdata[16:32]``, bit 1 is a soft reset that returns the processor,
-DMA and engines to idle mid-program (memories keep their contents).
+DMA and engines to idle mid-program (memories keep their contents); WATCHDOG sets the watchdog
+limit (:class:`.isa.Reg`). A TIMEOUT resets the engines and DMA as a soft reset does (the
+processor keeps its fault status), so the next program can start at once.
 
 Datapath
 --------
@@ -23,8 +25,17 @@ job does the same on the stand-alone max-pool unit. An LSTM job streams the cell
 parameter beats from the weight scratchpad, gathers ``ceil(I / lanes)`` activation words into
 each x beat and scatters each h beat into ``ceil(H / lanes)`` words.
 
-The conv engine only accepts its next layer's weights once its current layer has drained (and
-the LSTM cell a load only between sequences), so loading cannot overlap computing without
+Reads and writes follow the job's runs and strides (a GEMM tile's columns of A and C). The
+partial-sum memory (``psum_depth`` words of ``block`` accumulators) sits beside the conv engine
+for GEMMs whose K spans several tiles; a job with ``job_keep`` low (a partial K tile) counts its
+result beats but stores none.
+
+Weights: the datapath remembers the weight reads (address, count, run, stride) of the last
+CONV/GEMM job; a job with the same reads gets ``reuse`` and no weight stream, since the engine's
+memories already hold those beats (the weight scratchpad cannot change while a program runs).
+That memory is forgotten when a program starts, at a FENCE, a soft reset or a TIMEOUT. The conv
+engine only accepts its next layer's weights once its current layer has drained (and the LSTM
+cell a load only between sequences), so a load that is needed cannot overlap computing without
 changing the engines; loads are short (one beat per cycle from the wide memory) and counted.
 """
 
@@ -35,10 +46,10 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..conv.chain import ConvPool
-from ..conv.layouts import requant_layout
+from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
 from .config import AccelConfig
-from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Region, command_layout
+from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
 from .processor import JOB_CONV, JOB_LSTM, JOB_POOL, Processor, lstm_words
 from .reader import Reader
 
@@ -85,8 +96,7 @@ class Accelerator(wiring.Component):
         reg_write = host.we & (region == Region.REG)
         m.d.comb += soft.eq(reg_write & (offset == 0) & host.wdata[1])
 
-        def reset_on_soft(component):
-            return ResetInserter(soft)(component)
+        kill = Signal()  # soft reset, or a TIMEOUT abandoning a job: engines and DMA to idle
 
         # --- memories --------------------------------------------------------------------------
         act = m.submodules.act = memory.Memory(shape=unsigned(cfg.act_bits),
@@ -98,6 +108,9 @@ class Accelerator(wiring.Component):
         act_rd, act_wr = act.read_port(), act.write_port()
         wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
         prog_rd, prog_wr = prog.read_port(), prog.write_port()
+        psum = m.submodules.psum = memory.Memory(shape=unsigned(psum_bits(cfg.conv)),
+                                                 depth=cfg.psum_depth, init=[])
+        psum_rd, psum_wr = psum.read_port(), psum.write_port()
 
         # --- units -----------------------------------------------------------------------------
         proc = Processor(cfg)
@@ -113,8 +126,14 @@ class Accelerator(wiring.Component):
             lstm = LstmCell(cfg.lstm)
             units.append(("lstm", lstm))
         for name, unit in units:
-            m.submodules[name] = reset_on_soft(unit)
+            m.submodules[name] = ResetInserter(soft if unit is proc else kill)(unit)
+        m.d.comb += kill.eq(soft | proc.abort)
         busy = proc.busy
+        m.d.comb += [psum_rd.addr.eq(conv.psum_raddr), conv.psum_rdata.eq(psum_rd.data),
+                     psum_wr.addr.eq(conv.psum_waddr), psum_wr.data.eq(conv.psum_wdata),
+                     psum_wr.en.eq(conv.psum_we)]
+        watch_limit = Signal.like(proc.watch_limit)
+        m.d.comb += proc.watch_limit.eq(watch_limit)
         m.d.comb += [self.busy.eq(proc.busy), self.done.eq(proc.done),
                      self.error.eq(proc.error)]
 
@@ -125,17 +144,30 @@ class Accelerator(wiring.Component):
         kind = Signal(2)
         is_conv, is_pool = active & (kind == JOB_CONV), active & (kind == JOB_POOL)
         is_lstm = active & (kind == JOB_LSTM)
+        # Weight reuse: the last CONV/GEMM job's weight reads, while the engine still holds them.
+        wkey = Cat(proc.job_wgt, proc.job_wgt_count, proc.job_wgt_run, proc.job_wgt_stride)
+        held, held_key, reuse = Signal(), Signal.like(wkey), Signal()
+        conv_job = proc.job_kind == JOB_CONV
+        reuse_now = conv_job & held & (held_key == wkey)
         m.d.comb += [
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
-            act_dma.count.eq(proc.job_src_count),
+            act_dma.count.eq(proc.job_src_count), act_dma.run.eq(proc.job_src_run),
+            act_dma.stride.eq(proc.job_src_stride),
             wgt_dma.start.eq(proc.job_start), wgt_dma.base.eq(proc.job_wgt),
-            wgt_dma.count.eq(Mux(proc.job_kind == JOB_POOL, 0, proc.job_wgt_count)),
+            wgt_dma.count.eq(Mux((proc.job_kind == JOB_POOL) | reuse_now, 0,
+                                 proc.job_wgt_count)),
+            wgt_dma.run.eq(proc.job_wgt_run), wgt_dma.stride.eq(proc.job_wgt_stride),
         ]
         with m.If(proc.job_start):
             m.d.sync += [active.eq(1), kind.eq(proc.job_kind), pending.eq(1), written.eq(0),
-                         popped.eq(0)]
+                         popped.eq(0), reuse.eq(reuse_now)]
+            with m.If(conv_job):
+                m.d.sync += [held.eq(1), held_key.eq(wkey)]
+        with m.If(proc.fence | (proc.start & ~busy) | kill):
+            m.d.sync += held.eq(0)
         # Descriptors.
-        m.d.comb += [conv.layer.payload.eq(proc.job_desc), pool.layer.payload.eq(proc.job_pool),
+        m.d.comb += [conv.layer.payload.eq(proc.job_desc), conv.layer.payload.reuse.eq(reuse),
+                     pool.layer.payload.eq(proc.job_pool),
                      conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
         with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)
                   | is_lstm):
@@ -183,11 +215,20 @@ class Accelerator(wiring.Component):
         idle = Mux(kind == JOB_CONV, conv.layer.ready, pool.layer.ready)
         if cfg.lstm is not None:
             res_valid, res_data, lstm_idle = self._lstm_io(m, cfg, lstm, act_dma, is_lstm,
-                                                           proc, soft, res_valid, res_data)
+                                                           proc, kill, res_valid, res_data)
             idle = Mux(kind == JOB_LSTM, lstm_idle, idle)
+        # Results go to the job's runs: ``dst_run`` words, then ``dst_stride`` on from the run's
+        # start. A partial K tile's beats are counted, not stored.
         store = res_valid & active
+        w_addr, w_first = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
+        w_col = Signal(range(cfg.act_depth + 1))
         with m.If(store):
-            m.d.sync += written.eq(written + 1)
+            m.d.sync += [written.eq(written + 1), w_addr.eq(w_addr + 1), w_col.eq(w_col + 1)]
+            with m.If(w_col + 1 == proc.job_dst_run):
+                m.d.sync += [w_addr.eq(w_first + proc.job_dst_stride),
+                             w_first.eq(w_first + proc.job_dst_stride), w_col.eq(0)]
+        with m.If(proc.job_start):
+            m.d.sync += [w_addr.eq(proc.job_dst), w_first.eq(proc.job_dst), w_col.eq(0)]
         done = (active & ~pending & (written == proc.job_dst_count) & ~act_dma.busy
                 & ~wgt_dma.busy & idle)
         if cfg.lstm is None:
@@ -202,9 +243,10 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             act_rd.addr.eq(Mux(active, act_dma.addr, offset)),
             act_dma.rdata.eq(act_rd.data),
-            act_wr.addr.eq(Mux(active, proc.job_dst + written, offset)),
+            act_wr.addr.eq(Mux(active, w_addr, offset)),
             act_wr.data.eq(Mux(active, res_data, host.wdata)),
-            act_wr.en.eq(Mux(active, store, host.we & host_mem & (region == Region.ACT))),
+            act_wr.en.eq(Mux(active, store & proc.job_keep,
+                             host.we & host_mem & (region == Region.ACT))),
             wgt_rd.addr.eq(Mux(active, wgt_dma.addr, offset)),
             wgt_dma.rdata.eq(wgt_rd.data),
             wgt_wr.addr.eq(offset), wgt_wr.data.eq(host.wdata),
@@ -217,6 +259,10 @@ class Accelerator(wiring.Component):
             proc.start_pc.eq(host.wdata[16:32]),
         ]
         assert CONTROL_START == 1 and CONTROL_RESET == 2  # the bits tested above
+        with m.If(reg_write & (offset == Reg.WATCHDOG)):
+            m.d.sync += watch_limit.eq(Mux(host.wdata >= cfg.watchdog, 0, host.wdata))
+        with m.If(soft):
+            m.d.sync += watch_limit.eq(0)
 
         # --- performance counters (cleared when a program starts) ------------------------------
         events = {
@@ -257,7 +303,7 @@ class Accelerator(wiring.Component):
                 Mux(r_region == Region.WGT, wgt_rd.data,
                     Mux(r_region == Region.PROG, prog_rd.data, r_reg))))
 
-        with m.If(soft):
+        with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
         return m
 

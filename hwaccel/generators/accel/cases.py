@@ -32,7 +32,8 @@ def random_requant(rng, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
                    ) -> ProgramBuilder:
     """Random CONV/GEMM/MAXPOOL/FENCE commands with random shapes and chained or fresh inputs,
-    ended by DONE. Shapes stay within the config; GEMMs may exceed one engine tile in M."""
+    ended by DONE. Shapes stay within the config; GEMMs span several engine tiles in M, K and
+    N (K up to three tiles, so partial sums are exercised)."""
     c = cfg.conv
     b = ProgramBuilder(cfg)
 
@@ -58,10 +59,15 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
                 cur = b.lstm(xs, random_params(lc, rng))
                 continue
             if kind == "gemm":
-                if rng.random() < 0.4 or cur.channels > c.max_cin:
-                    m = int(rng.integers(1, 2 * c.max_width * c.max_height + c.max_width))
-                    cur = b.put(_int8(rng, (int(rng.integers(1, c.max_cin + 1)), 1, m)))
-                n = int(rng.integers(1, c.max_cout + 1))
+                # K and N up to three engine tiles; M up to two whole M tiles and a bit.
+                k_most, n_most = 3 * c.max_groups * c.lanes, 3 * c.max_blocks * c.block
+                if rng.random() < 0.4 or cur.channels > k_most:
+                    k = int(rng.integers(1, k_most + 1))
+                    rows = 2 * c.max_width * c.max_height + c.max_width
+                    rows = min(rows, 4 * c.max_width * c.max_groups // -(-k // c.lanes))
+                    m = int(rng.integers(1, rows + 1))
+                    cur = b.put(_int8(rng, (k, 1, m)))
+                n = int(rng.integers(1, n_most + 1))
                 w = _int8(rng, (cur.channels, n))
                 cur = b.gemm(cur, w, *random_requant(rng, n, cur.channels),
                              relu=bool(rng.random() < 0.5))
@@ -141,6 +147,14 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
     b, x, y = start()
     b.raw(encode(cfg, Op.GEMM, desc=d, src=x.addr, dst=y.addr, count=4))  # a 3x3 template
     out["shape_gemm_kernel"] = (b, Cause.SHAPE, 1)
+    g = _gemm_desc(cfg, c.max_groups * c.lanes, c.block)  # one full K tile, one block
+    b, x, y = start()
+    b.raw(encode(cfg, Op.GEMM, desc=g, src=x.addr, dst=y.addr, count=2, kw=1, nb=1))
+    out["shape_gemm_groups"] = (b, Cause.SHAPE, 1)  # a K-tile template for a one-word row
+    b, x, y = start()  # (kw + 1) x nb weight words from wgt run past the scratchpad
+    b.raw(encode(cfg, Op.GEMM, desc=g, src=x.addr, dst=y.addr, count=2, kw=c.max_groups,
+                 nb=1, wgt=cfg.wgt_depth - c.max_groups))
+    out["address_gemm_wgt"] = (b, Cause.ADDRESS, 1)
     b, x, y = start()
     b.raw(encode(cfg, Op.MAXPOOL, pool={"width": 1, "height": 4, "blocks": 1, "enable": 1},
                  src=x.addr, dst=y.addr))
@@ -157,7 +171,7 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
     for _ in range(cfg.prog_depth - len(b.commands)):
         b.fence()
     out["pc_range"] = (b, Cause.PC_RANGE, cfg.prog_depth)
-    assert c.max_kernel >= 3 and c.max_width >= 4
+    assert c.max_kernel >= 3 and c.max_width >= 4 and c.max_groups >= 2
     return out
 
 
@@ -165,6 +179,12 @@ def _conv_desc(cfg: AccelConfig, x: ActTensor) -> dict:
     from ..conv.layer import ConvLayer, descriptor
 
     return descriptor(cfg.conv, ConvLayer(x.height, x.width, x.channels, 3, 3))
+
+
+def _gemm_desc(cfg: AccelConfig, k: int, n: int) -> dict:
+    from ..conv.layer import ConvLayer, descriptor
+
+    return descriptor(cfg.conv, ConvLayer(1, 1, k, n, 1))
 
 
 @dataclass

@@ -33,6 +33,10 @@ class AccelConfig:
     lstm : LstmConfig (or a dict), optional
         The LSTM cell that runs LSTM commands (``output="all"``: every step's h is stored).
         Its weight beats (``lanes`` int8) come from the weight scratchpad, one per cycle.
+    psum_depth : int
+        Words of the partial-sum memory (one word = ``block`` int accumulators): a GEMM whose K
+        spans several engine tiles keeps one M tile's sums of one N tile there between its K
+        tiles, so such a GEMM runs M tiles of ``min(max_width, psum_depth // max_blocks)`` rows.
     prog_depth : int
         Commands the program memory holds.
     watchdog : int
@@ -45,6 +49,7 @@ class AccelConfig:
     act_depth: int = 32768
     wgt_depth: int = 512
     lstm: LstmConfig | None = None
+    psum_depth: int = 112
     prog_depth: int = 256
     watchdog: int = 1 << 16
     name: str = "custom"
@@ -71,6 +76,9 @@ class AccelConfig:
         check_int("act_depth", self.act_depth, min=2, max=1 << 24)
         check_int("wgt_depth", self.wgt_depth, min=2, max=1 << 24)
         check_int("prog_depth", self.prog_depth, min=2, max=1 << 16)
+        c = self.conv
+        check_int("psum_depth", self.psum_depth, min=c.max_blocks,
+                  max=c.max_width * c.max_height * c.max_blocks)
         check_int("watchdog", self.watchdog, min=16, max=1 << 30)
         check_name(self.name)
 
@@ -86,6 +94,18 @@ class AccelConfig:
     @property
     def macs(self) -> int:
         return self.conv.macs
+
+    @property
+    def psum_width(self) -> int:
+        """Rows of A in one M tile of a GEMM whose K spans several engine tiles."""
+        return min(self.conv.max_width, self.psum_depth // self.conv.max_blocks)
+
+    @property
+    def gemm_max_words(self) -> int:
+        """Most words (``lanes`` int8 each) in a GEMM row of A: any K up to this sums without
+        overflowing the engine's accumulators (int32 bias plus K products of at most 2**14)."""
+        top = (1 << (self.conv.acc_bits - 1)) - 1 - (1 << 31)
+        return top // (self.lanes << 14)
 
     @property
     def act_bits(self) -> int:
@@ -136,13 +156,15 @@ PRESETS: dict[str, AccelConfig] = {
         # Small fabric and memories: every RTL test runs on it.
         AccelConfig(conv=ConvConfig(lanes=4, block=4, max_width=8, max_height=8, max_cin=12,
                                     max_cout=8, max_kernel=3, name="accel_tiny"),
-                    act_depth=2048, wgt_depth=512, prog_depth=64, watchdog=2048,
+                    act_depth=2048, wgt_depth=512, psum_depth=16, prog_depth=64,
+                    watchdog=2048,
                     lstm=LstmConfig(input_size=6, hidden_size=5, lanes=4, name="accel_tiny"),
                     name="tiny"),
         # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.
         # The reference LSTM layer (I = H = 64) on 256 lanes: a weight beat is exactly one
         # weight-scratchpad word (2048 bits), as a conv weight beat is.
         AccelConfig(conv=ConvConfig(name="accel_default"), act_depth=32768, wgt_depth=1024,
+                    psum_depth=112,
                     lstm=LstmConfig(input_size=64, hidden_size=64, lanes=256,
                                     name="accel_default"),
                     prog_depth=256, name="default"),
@@ -150,6 +172,6 @@ PRESETS: dict[str, AccelConfig] = {
         # 156 MULT18X18D; memories ~1.9 Mbit of its 3.7 Mbit block RAM (not yet synthesized).
         # Runs the reference CNN (batch 2 fits), which is how the tests run it.
         AccelConfig(conv=ConvConfig(lanes=8, block=8, name="accel_ecp5"), act_depth=4096,
-                    wgt_depth=2048, prog_depth=256, name="ecp5"),
+                    wgt_depth=2048, psum_depth=224, prog_depth=256, name="ecp5"),
     )
 }

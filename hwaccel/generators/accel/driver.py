@@ -44,13 +44,16 @@ class ActTensor:
 
 
 def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
-           src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0) -> int:
-    """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields."""
+           src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0, kw: int = 0,
+           nb: int = 0) -> int:
+    """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
+    a GEMM's words per row of A and of C."""
     conv = cfg.conv
     d = pack_struct(layer_layout(conv), desc) if desc else 0
     p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
     return pack_struct(command_layout(cfg), {"op": int(op), "desc": d, "pool": p, "src": src,
-                                             "dst": dst, "wgt": wgt, "count": count})
+                                             "dst": dst, "wgt": wgt, "count": count,
+                                             "kw": kw, "nb": nb})
 
 
 class ProgramBuilder:
@@ -123,20 +126,42 @@ class ProgramBuilder:
 
     def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True) -> ActTensor:
         """GEMM: the ``M = H x W`` pixels of ``a`` are rows of ``K = channels``; ``w`` is
-        ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels."""
+        ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels. K and N may span several
+        engine tiles (:mod:`.isa` gives the weight order the hardware walks)."""
         w = np.asarray(w, dtype=np.int64)
         k, n = w.shape
         if k != a.channels:
             raise ValueError(f"w must have {a.channels} rows (K of a), not {k}")
+        if a.groups > self.cfg.gemm_max_words:
+            raise ValueError(f"K must be at most {self.cfg.gemm_max_words * self.cfg.lanes} "
+                             f"(the accumulators' range), not {k}")
+        conv, lanes, blk = self.cfg.conv, self.cfg.lanes, self.cfg.conv.block
+        # A K tile of max_groups words may hold more than max_cin channels: check tiles
+        # against the engine's word limits, which are what the hardware tiles by.
+        tile_cfg = conv.with_(max_cin=conv.max_groups * lanes, max_cout=conv.max_blocks * blk)
+        kt, nt = conv.max_groups * lanes, conv.max_blocks * blk
+        bias, multiplier, shift = (np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))
+                                   for v in (bias, multiplier, shift))
+        words, desc = [], None
+        for n0 in range(0, n, nt):
+            n1 = min(n, n0 + nt)
+            rq = None
+            for k0 in range(0, k, kt):
+                k1 = min(k, k0 + kt)
+                layer = ConvLayer(1, 1, k1 - k0, n1 - n0, 1, 1, 0, relu, False)
+                plan = plan_layer(tile_cfg, layer, np.zeros((k1 - k0, 1, 1)),
+                                  w[k0:k1, n0:n1].T[:, :, None, None], bias[n0:n1],
+                                  multiplier[n0:n1], shift[n0:n1])
+                words += plan.weights
+                rq = plan.requant
+                if desc is None:
+                    desc = descriptor(tile_cfg, layer)
+            words += rq
+        base = self._put_wgt(words)
         rows = a.height * a.width
-        layer = ConvLayer(1, 1, k, n, 1, 1, 0, relu, False)
-        plan = plan_layer(self.cfg.conv, layer, np.zeros((k, 1, 1)), w.T[:, :, None, None],
-                          bias, multiplier, shift)
-        base = self._put_wgt(plan.weights + plan.requant)
-        desc = descriptor(self.cfg.conv, layer)
         out = self.alloc(n, 1, rows)
         self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
-                                    wgt=base, count=rows))
+                                    wgt=base, count=rows, kw=a.groups, nb=out.groups))
         self.macs += rows * k * n
         return out
 

@@ -10,13 +10,22 @@ Commands (one program-memory word each, executed in order)
              ReLU, 2x2 max-pool), input words at ``src`` (channels-last: pixel, then channel
              group), ``weight_words`` engine weight beats then ``blocks`` requantizer beats at
              ``wgt``, output words at ``dst`` (pixel, then output block).
-``GEMM``     ``C[M, N] = requant(A[M, K] @ W[K, N] + bias)`` (+ReLU): ``desc`` is the 1x1
-             layer template of K and N (kernel 1, no padding, stride 1, no pool), ``count`` is M.
-             A row is ``groups`` words at ``src``; C rows are ``blocks`` words at ``dst``. The
-             processor tiles M in hardware into engine layers of at most ``max_width x
-             max_height`` rows (whole ``max_height x max_width`` tiles, then single rows, then the
-             rest), so M is limited only by the scratchpad. K and N are limited by the engine's
-             on-chip weights (``max_cin``, ``max_cout``).
+``GEMM``     ``C[M, N] = requant(A[M, K] @ W[K, N] + bias)`` (+ReLU), any M, K, N that fit the
+             memories. ``count`` is M; a row of A is ``kw = ceil(K / lanes)`` words at ``src``,
+             a row of C is ``nb = ceil(N / block)`` words at ``dst`` (channels-last, as any
+             tensor). ``desc`` is the 1x1 layer template of the first tile: ``groups =
+             min(kw, max_groups)``, ``blocks = min(nb, max_blocks)``, ``weight_words = groups x
+             blocks``. The processor tiles in hardware, N tiles outermost (``max_blocks``
+             blocks each), then M tiles, then K tiles (``max_groups`` words each); every tile
+             is one engine layer. The DMA reads a K tile's columns of A and writes an N tile's
+             columns of C with a row stride. While K spans several tiles the engine keeps
+             int partial sums in the partial-sum memory (``AccelConfig.psum_depth``): the first
+             K tile starts from the bias, later ones from the stored sums, and only the last
+             one's requantized beats are written out; M tiles are then single rows of at most
+             ``psum_width`` pixels (else whole ``max_height x max_width`` tiles, then rows,
+             then the rest). Weights at ``wgt``, per N tile of ``b`` blocks: its K tiles' weight
+             beats in order (``g x b`` each), then its ``b`` requantizer beats; ``(kw + 1) x
+             nb`` words in all. Sums never overflow: ``kw <= gemm_max_words``.
 ``MAXPOOL``  2x2 stride-2 max-pool (floor) of a ``width x height`` map of ``blocks`` words per
              pixel at ``src`` into ``dst``, on a stand-alone max-pool unit.
 ``LSTM``     runs one sequence of ``count`` = T steps on the LSTM cell from h = c = 0: x_t are
@@ -24,10 +33,20 @@ Commands (one program-memory word each, executed in order)
              are stored as ``ceil(H / lanes)`` words each at ``dst``; ``wgt`` holds the cell's
              ``weight_depth`` weight beats then its 4H parameter beats (one per word). Weights are
              reloaded per command (the cell takes a load only between sequences).
-``FENCE``    waits until every engine is idle. Commands already run one after the other, so
-             today it only marks a point in the program; it stays so overlapping schedules can
-             come without changing programs.
+``FENCE``    waits until every engine is idle and forgets the weights the conv engine holds, so
+             the next CONV/GEMM loads its weights even when it names the same ones. Execution
+             is in order, one job at a time, so the held weights are the only state that
+             crosses a command boundary; a fence makes the load cost visible (or lets a host
+             that measures one layer at a time compare like with like).
 ``DONE``     ends the program: STATUS.done is set and the processor goes idle.
+
+Weight reuse: a CONV/GEMM job whose weight reads (address, count, split) equal the previous
+CONV/GEMM job's since the program started or the last FENCE skips the load (the engine keeps its
+weight and requantizer memories); ``load_cycles`` counts only beats really moved. The CNN at
+batch 16 runs each layer's 16 images back to back on one load; a GEMM's M tiles of one N tile
+(K in one tile) share theirs. Loads are not overlapped with computing: the engine takes the next
+layer's weights only when idle, and a double-buffered weight memory would double the largest
+on-chip memory to save a load that costs ``weight_words + blocks`` cycles (76 of conv2's 8,788).
 
 Faults set STATUS.error with a cause code and stop the program at the faulting command (its
 ``pc`` is in STATUS). Opcode 0 is illegal on purpose: running into zeroed memory faults.
@@ -59,7 +78,7 @@ class Cause(IntEnum):
     ILLEGAL_OPCODE = 1   # not an Op, or LSTM on a config without an LSTM cell
     ADDRESS = 2          # a src/dst/wgt range runs past its scratchpad
     SHAPE = 3            # a shape the configuration cannot run (or an inconsistent descriptor)
-    TIMEOUT = 4          # no stream transfer for ``watchdog`` cycles
+    TIMEOUT = 4          # no stream transfer for WATCHDOG cycles (the engines are reset)
     PC_RANGE = 5         # the program ran past the end of program memory
 
 
@@ -92,6 +111,9 @@ class Reg(IntEnum):
 
     CONTROL = 0   # write: bit 0 start (pc in bits 16 and up), bit 1 soft reset
     STATUS = 0    # read: bit 0 busy, 1 done, 2 error, bits 8-15 cause, bits 16-31 pc
+    #: write: the watchdog limit in cycles (0, or at least the config's ``watchdog``: the
+    #: config's); a host tightens it to catch a stall sooner. Cleared by a soft reset.
+    WATCHDOG = 1
 
 
 CONTROL_START = 1
@@ -114,4 +136,6 @@ def command_layout(cfg) -> data.StructLayout:
         "dst": range(cfg.act_depth),
         "wgt": range(cfg.wgt_depth),
         "count": range(a + 1),
+        "kw": range(cfg.act_depth + 1),
+        "nb": range(cfg.act_depth + 1),
     })

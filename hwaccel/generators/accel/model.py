@@ -4,7 +4,9 @@ It runs over the same memory images as the hardware (activation words, weight wo
 words), decodes commands with the same layout (:func:`.isa.command_layout`), applies the same
 checks in the same order (so it predicts each fault's cause and pc), and computes every layer
 with the conv engine's golden model (:func:`hwaccel.generators.conv.model.conv_golden`) on the
-tensors it reads back out of the engine's native weight and requantizer beats.
+tensors it reads back out of the engine's native weight and requantizer beats. A GEMM walks
+its tiles as the processor does (for the load counts); its sums are exact integers, which is what
+the hardware's partial sums give (the processor bounds K so they never overflow).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from amaranth.lib import data
 
 from ...hdl.pack import unpack
+from ...numerics import requantize
 from ..conv.layer import ConvLayer
 from ..conv.layouts import requant_layout
 from ..conv.model import conv_golden
@@ -102,6 +105,49 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
     return oh * ow * d["weight_words"]
 
 
+def _gemm_jobs(cfg: AccelConfig, c: dict):
+    """The processor's GEMM walk: ``(n0, b_t, k0, g_t, tile rows, weight reads)`` per job; the
+    reads are ``(address, count, run, stride)``, the key the datapath compares for reuse."""
+    mg, mb, kw, nb = cfg.conv.max_groups, cfg.conv.max_blocks, c["kw"], c["nb"]
+    mw, mh = cfg.conv.max_width, cfg.conv.max_height
+    w_nt = c["wgt"]
+    for n0 in range(0, nb, mb):
+        bt = min(mb, nb - n0)
+        rem = c["count"]
+        while rem:
+            if kw > mg:
+                tile = min(rem, cfg.psum_width)
+            else:
+                tile = mw * mh if rem >= mw * mh else min(rem, mw)
+            for k0 in range(0, kw, mg):
+                gt = min(mg, kw - k0)
+                w_k = w_nt + k0 * bt
+                yield n0, bt, k0, gt, tile, (w_k, gt * bt + bt, gt * bt, w_nt + kw * bt - w_k)
+            rem -= tile
+        w_nt += (kw + 1) * bt
+
+
+def _run_gemm(cfg: AccelConfig, act, wgt, c: dict) -> None:
+    d, kw, nb, rows = c["desc"], c["kw"], c["nb"], c["count"]
+    lanes, blk, mg, mb = cfg.lanes, cfg.conv.block, cfg.conv.max_groups, cfg.conv.max_blocks
+    x = act[c["src"]:c["src"] + rows * kw].reshape(rows, kw * lanes)
+    y = np.zeros((rows, nb * blk), dtype=np.int64)
+    base = c["wgt"]
+    for n0 in range(0, nb, mb):
+        bt = min(mb, nb - n0)
+        bias, mult, shift = _requant(cfg, wgt[base + kw * bt:base + (kw + 1) * bt])
+        acc = np.broadcast_to(bias, (rows, bt * blk)).copy()
+        for k0 in range(0, kw, mg):
+            gt = min(mg, kw - k0)
+            td = {**d, "groups": gt, "blocks": bt, "weight_words": gt * bt}
+            cin = td["shift_lanes"] if td["packed"] else gt * lanes
+            w = _weights(cfg, td, wgt[base + k0 * bt:base + (k0 + gt) * bt], cin)
+            acc += x[:, k0 * lanes:k0 * lanes + cin] @ w[:, :, 0, 0].T
+        y[:, n0 * blk:(n0 + bt) * blk] = requantize(acc, mult, shift, relu=bool(d["relu"]))
+        base += (kw + 1) * bt
+    act[c["dst"]:c["dst"] + rows * nb] = y.reshape(rows * nb, lanes)
+
+
 def _run_lstm(cfg, act, wgt, src, dst, wgt_base, steps) -> None:
     """Invert :mod:`hwaccel.generators.lstm.driver`'s load order, then its golden model."""
     from ..lstm.cell import param_layout
@@ -143,11 +189,19 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
     wgt = list(wgt) + [0] * (cfg.wgt_depth - len(wgt))
     prog = list(prog) + [0] * (cfg.prog_depth - len(prog))
     ad, wd = cfg.act_depth, cfg.wgt_depth
-    pc, retired, fabric = start_pc, 0, 0
+    pc, retired, fabric, loads = start_pc, 0, 0, 0
+    held = None  # the conv engine's weight reads, while it still holds those weights
 
     def result(done, cause):
         return GoldenResult(act, done, cause != Cause.NONE, cause, pc,
-                            {"commands": retired, "mac_slots": fabric * cfg.macs})
+                            {"commands": retired, "mac_slots": fabric * cfg.macs,
+                             "load_cycles": loads})
+
+    def conv_job(key) -> None:
+        nonlocal held, loads
+        if key != held:
+            loads += key[1]
+        held = key
 
     for _ in range(max_commands):
         if pc >= cfg.prog_depth:
@@ -160,6 +214,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         if op == Op.FENCE:
             retired += 1
             pc += 1
+            held = None
             continue
         legal = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
         if op not in legal:
@@ -188,9 +243,13 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             gx, gh, lw = lstm_words(cfg)
             ok, n_in, n_out = c["count"] != 0, c["count"] * gx, c["count"] * gh
         elif op == Op.GEMM:
+            kw, nb = c["kw"], c["nb"]
             ok = (derived_ok and d["kernel"] == 1 and d["padding"] == 0 and not d["stride2"]
-                  and not d["pool"] and c["count"] != 0)
-            n_in, n_out = c["count"] * d["groups"], c["count"] * d["blocks"]
+                  and not d["pool"] and c["count"] != 0 and kw != 0 and nb != 0
+                  and kw <= cfg.gemm_max_words and d["groups"] == min(kw, cc.max_groups)
+                  and d["blocks"] == min(nb, cc.max_blocks)
+                  and d["weight_words"] == d["groups"] * d["blocks"])
+            n_in, n_out = c["count"] * kw, c["count"] * nb
         else:
             ok = (2 <= p["width"] <= cc.max_width and 2 <= p["height"] <= cc.max_height
                   and 1 <= p["blocks"] <= cc.max_blocks)
@@ -199,16 +258,23 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         if not ok:
             return result(False, Cause.SHAPE)
         w_words = lw if op == Op.LSTM else d["weight_words"] + d["blocks"]
+        if op == Op.GEMM:
+            w_words = (c["kw"] + 1) * c["nb"]
         w_bad = op != Op.MAXPOOL and c["wgt"] + w_words > wd
         if c["src"] + n_in > ad or c["dst"] + n_out > ad or w_bad:
             return result(False, Cause.ADDRESS)
         if op == Op.CONV:
             fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], d["height"],
                                  d["width"])
+            conv_job((c["wgt"], w_words, 1, 1))
         elif op == Op.GEMM:
-            fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], 1, c["count"])
+            for _n0, bt, _k0, gt, tile, key in _gemm_jobs(cfg, c):
+                fabric += tile * gt * bt
+                conv_job(key)
+            _run_gemm(cfg, act, wgt, c)
         elif op == Op.LSTM:
             _run_lstm(cfg, act, wgt, c["src"], c["dst"], c["wgt"], c["count"])
+            loads += lw
         else:
             src = act[c["src"]:c["src"] + n_in].reshape(p["height"], p["width"], -1)
             h2, w2 = p["height"] // 2, p["width"] // 2

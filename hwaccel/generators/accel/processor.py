@@ -1,9 +1,13 @@
 """The command processor: fetches commands, checks them, tiles GEMMs and hands jobs to the
 datapath, one at a time.
 
-A *job* is one pass of one engine: a conv-engine layer (a CONV, or one M tile of a GEMM) or a
-max-pool pass. The processor computes every job's word counts from the descriptor itself (never
-trusting a count in the command), so a DMA can never wait for a word the engine will not
+A *job* is one pass of one engine: a conv-engine layer (a CONV, or one (N, M, K) tile of a GEMM)
+or a max-pool pass. Each job names its reads and writes as runs (``*_run`` words, then the next
+run ``*_stride`` words further on), so a GEMM tile reads its K columns of A and writes its N
+columns of C in place; ``job_keep`` is low for a K tile whose sums are still partial.
+
+The processor computes every job's word counts from the descriptor itself (never trusting a
+count in the command), so a DMA can never wait for a word the engine will not
 produce; checks each command's ranges and shape before anything moves, so a bad command is a
 fault state, not a hang; and runs a watchdog while a job is in flight for whatever the checks
 cannot see.
@@ -46,8 +50,11 @@ class Processor(wiring.Component):
     start, start_pc : ``In``                  begin a program (ignored while busy)
     job_* : ``Out``                           the job handed to the datapath on ``job_start``
     job_done, progress : ``In``               the job has finished; a stream moved this cycle
+    watch_limit : ``In``                      cycles without progress before TIMEOUT
     busy, done, error, cause, pc : ``Out``    status
     retire, in_job : ``Out``                  a command retired; a job is in flight
+    fence : ``Out``                           a FENCE retired (forget the held weights)
+    abort : ``Out``                           a job was abandoned (TIMEOUT): reset the engines
     """
 
     def __init__(self, config: AccelConfig):
@@ -64,10 +71,13 @@ class Processor(wiring.Component):
             "job_src": Out(range(ad)), "job_src_count": Out(range(ad + 1)),
             "job_dst": Out(range(ad)), "job_dst_count": Out(range(ad + 1)),
             "job_wgt": Out(range(wd)), "job_wgt_count": Out(range(wd + 1)),
-            "job_fabric": Out(32),
-            "job_done": In(1), "progress": In(1),
+            "job_src_run": Out(range(ad + 1)), "job_src_stride": Out(range(ad + 1)),
+            "job_dst_run": Out(range(ad + 1)), "job_dst_stride": Out(range(ad + 1)),
+            "job_wgt_run": Out(range(wd + 1)), "job_wgt_stride": Out(range(wd + 1)),
+            "job_keep": Out(1), "job_fabric": Out(32),
+            "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
-            "retire": Out(1), "in_job": Out(1),
+            "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
         })
 
     def elaborate(self, platform):
@@ -123,21 +133,34 @@ class Processor(wiring.Component):
                    & (d.out_width == ((span_w - d.kernel) >> d.stride2) + 1)
                    & (d.out_height == ((span_h - d.kernel) >> d.stride2) + 1)
                    & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
+        mg, mb = conv.max_groups, conv.max_blocks
+        kw, nb = cmd.kw, cmd.nb
         gemm_ok = (derived_ok & (d.kernel == 1) & (d.padding == 0) & ~d.stride2 & ~d.pool
-                   & (cmd.count != 0))
+                   & (cmd.count != 0) & (kw != 0) & (nb != 0) & le(kw, cfg.gemm_max_words)
+                   & (d.groups == Mux(kw > mg, mg, kw)) & (d.blocks == Mux(nb > mb, mb, nb))
+                   & (d.weight_words == d.groups * d.blocks))
         pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
                    & le(p.width, conv.max_width) & le(p.height, conv.max_height)
                    & le(p.blocks, conv.max_blocks))
 
-        # GEMM tiling: whole max_height x max_width tiles, then whole rows, then the rest; no
-        # divider needed, and each tile is one engine layer (one weight reload, which the
-        # engine needs anyway between layers).
-        mw, mh = conv.max_width, conv.max_height
+        # GEMM tiling. N tiles (n0: first block) outermost, so M tiles of one N tile share its
+        # weights; then M tiles; K tiles (k0: first word of the row) innermost, so partial sums
+        # live only for one M x N tile. M tiles: whole max_height x max_width tiles, then whole
+        # rows, then the rest (no divider); with K tiled, rows of at most psum_width pixels.
+        mw, mh, pw = conv.max_width, conv.max_height, cfg.psum_width
+        n0, k0 = Signal(range(ad + 1)), Signal(range(ad + 1))
+        w_nt, w_k = Signal(range(wd + 1)), Signal(range(wd + 1))  # N tile's / K tile's weights
+        b_t = Signal(range(mb + 1))
+        g_t = Signal(range(mg + 1))
+        k_tiled = kw > mg
         tile_w = Signal(range(mw + 1))
         tile_h = Signal(range(mh + 1))
-        m.d.comb += [tile_w.eq(Mux(rem >= mw, mw, rem)),
-                     tile_h.eq(Mux(rem >= mw * mh, mh, 1))]
+        m.d.comb += [b_t.eq(Mux(nb - n0 >= mb, mb, nb - n0)),
+                     g_t.eq(Mux(kw - k0 >= mg, mg, kw - k0)),
+                     tile_w.eq(Mux(k_tiled, Mux(rem >= pw, pw, rem), Mux(rem >= mw, mw, rem))),
+                     tile_h.eq(Mux(~k_tiled & (rem >= mw * mh), mh, 1))]
         tile_n = tile_w * tile_h
+        last_k = k0 + g_t == kw
 
         with m.If(state == STATES.index("IDLE")):
             with m.If(self.start):
@@ -153,6 +176,7 @@ class Processor(wiring.Component):
             m.d.sync += cmd.eq(self.prog_data)
             goto("CALC")
         with m.Elif(state == STATES.index("CALC")):
+            m.d.sync += w_words.eq(d.weight_words + d.blocks)
             with m.If(op == Op.CONV):
                 m.d.sync += [in_words.eq(d.width * d.height * d.groups),
                              out_words.eq(ow_p * oh_p * d.blocks), shape_ok.eq(conv_ok)]
@@ -165,7 +189,6 @@ class Processor(wiring.Component):
                              shape_ok.eq(pool_ok)]
             with m.Else():
                 m.d.sync += shape_ok.eq(0)
-            m.d.sync += w_words.eq(d.weight_words + d.blocks)
             if cfg.lstm is not None:
                 gx, gh, lw = lstm_words(cfg)
                 with m.If(op == Op.LSTM):
@@ -183,7 +206,13 @@ class Processor(wiring.Component):
                          self.job_dst.eq(cmd.dst), self.job_dst_count.eq(out_words),
                          self.job_wgt.eq(cmd.wgt), self.job_wgt_count.eq(w_words),
                          self.job_desc.eq(d), self.job_pool.eq(p),
+                         self.job_desc.acc_in.eq(0), self.job_desc.acc_out.eq(0),
+                         self.job_desc.reuse.eq(0), self.job_keep.eq(1),
                          self.job_pool.enable.eq(1),
+                         self.job_src_run.eq(1), self.job_src_stride.eq(1),
+                         self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
+                         self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
+                         n0.eq(0), k0.eq(0), w_nt.eq(cmd.wgt), w_k.eq(cmd.wgt),
                          self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL,
                                               Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))),
                          self.job_fabric.eq(d.out_width * d.out_height * d.weight_words),
@@ -194,7 +223,7 @@ class Processor(wiring.Component):
                 goto("IDLE")
             with m.Elif(op == Op.FENCE):
                 m.d.sync += pc.eq(pc + 1)
-                m.d.comb += self.retire.eq(1)
+                m.d.comb += [self.retire.eq(1), self.fence.eq(1)]
                 goto("FETCH")
             with m.Elif(~legal):
                 fault(Cause.ILLEGAL_OPCODE)
@@ -207,14 +236,22 @@ class Processor(wiring.Component):
             with m.Else():
                 goto("ISSUE")
         with m.Elif(state == STATES.index("TILE")):
+            ww = g_t * b_t
             m.d.sync += [
                 self.job_desc.width.eq(tile_w), self.job_desc.out_width.eq(tile_w),
                 self.job_desc.height.eq(tile_h), self.job_desc.out_height.eq(tile_h),
-                self.job_src.eq(a_ptr), self.job_src_count.eq(tile_n * d.groups),
-                self.job_dst.eq(c_ptr), self.job_dst_count.eq(tile_n * d.blocks),
-                self.job_fabric.eq(tile_n * d.weight_words),
-                a_ptr.eq(a_ptr + tile_n * d.groups), c_ptr.eq(c_ptr + tile_n * d.blocks),
-                rem.eq(rem - tile_n),
+                self.job_desc.groups.eq(g_t), self.job_desc.blocks.eq(b_t),
+                self.job_desc.weight_words.eq(ww),
+                self.job_desc.acc_in.eq(k0 != 0), self.job_desc.acc_out.eq(~last_k),
+                self.job_keep.eq(last_k),
+                self.job_src.eq(a_ptr + k0), self.job_src_count.eq(tile_n * g_t),
+                self.job_src_run.eq(g_t), self.job_src_stride.eq(kw),
+                self.job_dst.eq(c_ptr), self.job_dst_count.eq(tile_n * b_t),
+                self.job_dst_run.eq(b_t), self.job_dst_stride.eq(nb),
+                # This K tile's weight beats, then its N tile's requantizers after all K tiles.
+                self.job_wgt.eq(w_k), self.job_wgt_count.eq(ww + b_t),
+                self.job_wgt_run.eq(ww), self.job_wgt_stride.eq(w_nt + kw * b_t - w_k),
+                self.job_fabric.eq(tile_n * ww),
             ]
             goto("ISSUE")
         with m.Elif(state == STATES.index("ISSUE")):
@@ -224,13 +261,26 @@ class Processor(wiring.Component):
         with m.Else():  # RUN
             m.d.comb += self.in_job.eq(1)
             m.d.sync += watch.eq(Mux(self.progress, 0, watch + 1))
+            limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
             with m.If(self.job_done):
-                with m.If((op == Op.GEMM) & (rem != 0)):
+                with m.If((op == Op.GEMM) & ~last_k):  # next K tile of this M x N tile
+                    m.d.sync += [k0.eq(k0 + g_t), w_k.eq(w_k + g_t * b_t)]
+                    goto("TILE")
+                with m.Elif((op == Op.GEMM) & (rem != tile_n)):  # next M tile
+                    m.d.sync += [k0.eq(0), w_k.eq(w_nt), rem.eq(rem - tile_n),
+                                 a_ptr.eq(a_ptr + tile_n * kw), c_ptr.eq(c_ptr + tile_n * nb)]
+                    goto("TILE")
+                with m.Elif((op == Op.GEMM) & (n0 + b_t != nb)):  # next N tile
+                    nxt = w_nt + (kw + 1) * b_t
+                    m.d.sync += [k0.eq(0), n0.eq(n0 + b_t), w_nt.eq(nxt), w_k.eq(nxt),
+                                 rem.eq(cmd.count), a_ptr.eq(cmd.src),
+                                 c_ptr.eq(cmd.dst + n0 + b_t)]
                     goto("TILE")
                 with m.Else():
                     m.d.sync += pc.eq(pc + 1)
                     m.d.comb += self.retire.eq(1)
                     goto("FETCH")
-            with m.Elif(watch == cfg.watchdog):
+            with m.Elif(watch >= limit):
+                m.d.comb += self.abort.eq(1)
                 fault(Cause.TIMEOUT)
         return m

@@ -1,4 +1,9 @@
-"""A DMA read unit: streams ``count`` consecutive scratchpad words starting at ``base``.
+"""A DMA read unit: streams ``count`` scratchpad words starting at ``base``, in runs.
+
+Words come in runs of ``run`` consecutive addresses; each run starts ``stride`` words after the
+previous one (``run = stride = 1``: one contiguous block). That is a column slice of a
+row-major matrix -- a GEMM's K tile of A -- or two blocks of the weight scratchpad (a K tile's
+weight beats, then its N tile's requantizer beats) without any help from the processor.
 
 The scratchpad's read port is synchronous (block RAM), so a word arrives one cycle after its
 address. A 4-deep FIFO absorbs that latency: a read issues only while the words in the FIFO plus
@@ -32,6 +37,7 @@ class Reader(wiring.Component):
     -------
     start : ``In(1)``        a pulse: latch ``base`` and ``count`` and begin (while idle)
     base, count : ``In``     first address and number of words
+    run, stride : ``In``     words per run, and the distance between the starts of runs
     addr : ``Out``           the memory read port's address (``en`` is always on)
     rdata : ``In(width)``    the memory read port's data
     busy : ``Out(1)``        words remain to be issued or delivered
@@ -42,6 +48,7 @@ class Reader(wiring.Component):
         self.width, self.depth = width, depth
         super().__init__({
             "start": In(1), "base": In(range(depth)), "count": In(range(depth + 1)),
+            "run": In(range(depth + 1)), "stride": In(range(depth + 1)),
             "addr": Out(range(depth)), "rdata": In(width), "busy": Out(1),
             "source": Out(stream.Signature(unsigned(width))),
         })
@@ -50,6 +57,9 @@ class Reader(wiring.Component):
         m = Module()
         fifo = m.submodules.fifo = SyncFIFO(width=self.width, depth=DEPTH)
         addr = Signal(range(self.depth))
+        first = Signal(range(self.depth))          # start of the current run
+        col = Signal(range(self.depth + 1))        # words issued in the current run
+        run, stride = Signal.like(self.run), Signal.like(self.stride)
         left = Signal(range(self.depth + 1))
         inflight = Signal()
         issue = Signal()
@@ -63,7 +73,10 @@ class Reader(wiring.Component):
         ]
         m.d.sync += inflight.eq(issue)
         with m.If(issue):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), col.eq(col + 1)]
+            with m.If(col + 1 == run):
+                m.d.sync += [addr.eq(first + stride), first.eq(first + stride), col.eq(0)]
         with m.If(self.start):
-            m.d.sync += [addr.eq(self.base), left.eq(self.count)]
+            m.d.sync += [addr.eq(self.base), first.eq(self.base), left.eq(self.count),
+                         col.eq(0), run.eq(self.run), stride.eq(self.stride)]
         return m

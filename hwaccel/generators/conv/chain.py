@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import ConvConfig
-from .engine import ConvEngine
+from .engine import ConvEngine, psum_ports
 from .layouts import activation_layout, layer_layout, requant_layout, result_layout, weight_layout
 from .maxpool import MaxPool
 
@@ -39,6 +39,7 @@ class ConvPool(wiring.Component):
             "requant": In(stream.Signature(requant_layout(config))),
             "activations": In(stream.Signature(activation_layout(config))),
             "result": Out(stream.Signature(result_layout(config))),
+            **psum_ports(config),
         })
 
     def elaborate(self, platform):
@@ -49,6 +50,9 @@ class ConvPool(wiring.Component):
             wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(eng, name))
         wiring.connect(m, eng.result, pool.sink)
         wiring.connect(m, pool.source, wiring.flipped(self.result))
+        m.d.comb += [eng.psum_rdata.eq(self.psum_rdata), self.psum_raddr.eq(eng.psum_raddr),
+                     self.psum_waddr.eq(eng.psum_waddr), self.psum_wdata.eq(eng.psum_wdata),
+                     self.psum_we.eq(eng.psum_we)]
         d = self.layer.payload
         both = eng.layer.ready & pool.layer.ready
         m.d.comb += [

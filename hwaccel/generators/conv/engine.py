@@ -7,9 +7,22 @@ Interface
 ``requant``      In   ``blocks`` beats of per-output-channel bias, multiplier and shift
 ``activations``  In   the input map, channels-last: pixel (y, x), then channel group g
 ``result``       Out  ``{data: block x int8, last}``: pixel (oy, ox), then output block
+``psum_*``       a read and a write port to an external partial-sum memory (``block`` int
+                 accumulators a word, indexed by the layer's result beat); unused unless the
+                 descriptor sets ``acc_in`` / ``acc_out``
 
 A layer runs in three phases: accept its descriptor, load its weights and requantizers into on-chip
 memories, then stream the image through. The image is read from ``activations`` exactly once.
+With ``reuse`` set the load phase is skipped: the weight and requantizer memories still hold the
+previous layer's beats (a host that knows the next layer uses the same ones saves the reload).
+
+Partial sums (a reduction longer than one layer, e.g. a GEMM's K tiled by the accelerator): with
+``acc_in`` a block's accumulators start from partial-sum word ``i`` (the layer's ``i``-th result
+beat) instead of its bias; with ``acc_out`` they are also stored back to word ``i``. The result
+beat is emitted either way (its requantized value is meaningless while the sum is partial; the
+host drops it), so the stream and the max-pool stage behind it behave as for any layer. The read
+is addressed one stage ahead of the accumulate, like the requantizer memory, and a word is
+written after its block's last chunk, so a layer reads every word before it writes it.
 
 Fabric: why not the systolic array
 ----------------------------------
@@ -53,11 +66,26 @@ from amaranth.lib.wiring import In, Out
 
 from ...numerics import SHIFT_MAX
 from .config import ConvConfig
-from .layouts import activation_layout, layer_layout, requant_layout, result_layout, weight_layout
+from .layouts import (
+    activation_layout,
+    layer_layout,
+    psum_bits,
+    requant_layout,
+    result_layout,
+    weight_layout,
+)
 
-__all__ = ["ConvEngine"]
+__all__ = ["ConvEngine", "psum_ports"]
 
 FIFO_DEPTH = 16  # > issue-to-FIFO latency (6), so a ready sink sees one result per cycle
+
+
+def psum_ports(cfg: ConvConfig) -> dict:
+    """The partial-sum memory ports (the engine drives the addresses; data arrives one cycle
+    after its read address, as from a block-RAM read port)."""
+    index = range(cfg.max_width * cfg.max_height * cfg.max_blocks)
+    return {"psum_raddr": Out(index), "psum_rdata": In(psum_bits(cfg)),
+            "psum_waddr": Out(index), "psum_wdata": Out(psum_bits(cfg)), "psum_we": Out(1)}
 
 
 class ConvEngine(wiring.Component):
@@ -88,6 +116,7 @@ class ConvEngine(wiring.Component):
             "requant": In(stream.Signature(requant_layout(config))),
             "activations": In(stream.Signature(activation_layout(config))),
             "result": Out(stream.Signature(result_layout(config))),
+            **psum_ports(config),
         })
 
     def elaborate(self, platform):
@@ -120,7 +149,8 @@ class ConvEngine(wiring.Component):
         m.d.comb += self.layer.ready.eq(idle)
         start = self.layer.valid & idle
         with m.If(start):
-            m.d.sync += [desc.eq(self.layer.payload), state.eq(1), w_count.eq(0), p_count.eq(0)]
+            m.d.sync += [desc.eq(self.layer.payload), w_count.eq(0), p_count.eq(0),
+                         state.eq(Mux(self.layer.payload.reuse, 2, 1))]
         m.d.comb += [
             self.weights.ready.eq(load & (w_count != desc.weight_words)),
             w_wr.addr.eq(w_count), w_wr.data.eq(self.weights.payload),
@@ -137,7 +167,7 @@ class ConvEngine(wiring.Component):
             m.d.sync += state.eq(2)
 
         issue = self._issue(m, cfg, desc, run, start, banks, w_rd)
-        busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd)
+        busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)
         with m.If(drain & ~busy):
@@ -239,7 +269,7 @@ class ConvEngine(wiring.Component):
                 "done": done, "written": written, "credit": credit}
 
     # --- datapath ------------------------------------------------------------------------------
-    def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd):
+    def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd, start):
         L, B, NS = cfg.lanes, cfg.block, cfg.row_slots
         acc_shape = signed(cfg.acc_bits)
 
@@ -282,6 +312,14 @@ class ConvEngine(wiring.Component):
                   for n in range(B)] for k in range(L)]
         s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2.items()}
         m.d.comb += p_rd.addr.eq(s3["nb"])  # parameters arrive with stage 4
+        # The result beat a chunk belongs to: its partial-sum word, read with the parameters.
+        beat = Signal.like(self.psum_raddr, name="s3_beat")
+        with m.If(s3["go"] & s3["last"]):
+            m.d.sync += beat.eq(beat + 1)
+        with m.If(start):
+            m.d.sync += beat.eq(0)
+        m.d.comb += self.psum_raddr.eq(beat)
+        beat4 = stage("s4_beat", beat, beat.shape())
 
         # Stage 4: column sums over the chunk's lanes.
         sums = [stage(f"sum_n{n}", reduce(lambda x, y: x + y, [prods[k][n] for k in range(L)]),
@@ -295,13 +333,17 @@ class ConvEngine(wiring.Component):
         shifts = [Signal(unsigned(cfg.shift_bits), name=f"shift_n{n}") for n in range(B)]
         for n in range(B):
             acc = Signal(acc_shape, name=f"acc_n{n}")
+            part = self.psum_rdata[n * cfg.acc_bits:(n + 1) * cfg.acc_bits].as_signed()
             with m.If(s4["go"]):
-                m.d.sync += acc.eq(Mux(s4["first"], params[n].bias, acc) + sums[n])
+                m.d.sync += acc.eq(Mux(s4["first"], Mux(desc.acc_in, part, params[n].bias), acc)
+                                   + sums[n])
             with m.If(s4["go"] & s4["last"]):
                 m.d.sync += [mults[n].eq(params[n].multiplier), shifts[n].eq(params[n].shift)]
             accs.append(acc)
         v5 = stage("s5_valid", s4["go"] & s4["last"])
         e5 = stage("s5_end", s4["end"])
+        m.d.comb += [self.psum_waddr.eq(stage("s5_beat", beat4, beat.shape())),
+                     self.psum_wdata.eq(Cat(*accs)), self.psum_we.eq(v5 & desc.acc_out)]
 
         # Stage 6: acc * M + 2**(S-1); stage 7: >> S (arithmetic, so round half up), saturate.
         # Wide enough for the product and for the rounding term of the largest shift.

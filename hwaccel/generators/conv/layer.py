@@ -128,7 +128,7 @@ def descriptor(cfg: ConvConfig, layer: ConvLayer) -> dict:
             "pool": int(layer.pool), "packed": int(g["packed"]), "groups": g["groups"],
             "blocks": g["blocks"], "shift_lanes": g["shift_lanes"], "row_lanes": g["row_lanes"],
             "rows_per_chunk": g["rows_per_chunk"], "weight_words": g["blocks"] * g["chunks"],
-            "out_width": ow, "out_height": oh}
+            "out_width": ow, "out_height": oh, "acc_in": 0, "acc_out": 0, "reuse": 0}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from amaranth.lib import data
 from .config import ConvConfig, PoolConfig
 
 __all__ = ["layer_layout", "activation_layout", "weight_layout", "requant_layout",
-           "result_layout", "pool_layer_layout", "pool_beat_layout", "pack_struct"]
+           "result_layout", "pool_layer_layout", "pool_beat_layout", "pack_struct", "psum_bits"]
 
 
 def layer_layout(cfg: ConvConfig) -> data.StructLayout:
@@ -35,7 +35,18 @@ def layer_layout(cfg: ConvConfig) -> data.StructLayout:
         "weight_words": range(cfg.max_blocks * cfg.max_chunks + 1),
         "out_width": range(cfg.max_width + 1),
         "out_height": range(cfg.max_height + 1),
+        # Modes for a host that tiles work across layers (the accelerator): start each block
+        # from a stored partial sum instead of the bias, store the block's sum instead of only
+        # emitting it, keep the weights already on chip instead of loading new ones.
+        "acc_in": 1,
+        "acc_out": 1,
+        "reuse": 1,
     })
+
+
+def psum_bits(cfg: ConvConfig) -> int:
+    """One partial-sum word: a result beat's ``block`` accumulators, ``acc_bits`` each."""
+    return cfg.block * cfg.acc_bits
 
 
 def activation_layout(cfg: ConvConfig) -> data.ArrayLayout:
