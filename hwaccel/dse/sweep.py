@@ -84,7 +84,7 @@ def _evaluate_all(space: Space, *, synth: bool, out_dir: Path, scheduler: str | 
         # One thread per worker: a synthesis run keeps a core busy on its own.
         n = workers if workers else (None if processes else 1)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                               dashboard_address=None)
+                               dashboard_address=":0")  # any free port: no clash
         client = Client(cluster)
     try:
         futures = {client.submit(evaluate, p, synth=synth, out_dir=str(out_dir), digest=digest,

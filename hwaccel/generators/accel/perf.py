@@ -5,8 +5,12 @@ of its commands', and each command's are processor overhead plus its jobs:
 
 * every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE;
 * CONV, MAXPOOL, LSTM: ISSUE (1), then one job;
-* GEMM: per M tile TILE and ISSUE (2), then the tile's job. M is tiled as the processor does it:
-  whole ``max_height x max_width`` tiles, then rows of ``max_width``, then the rest.
+* GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
+  the processor does (N tiles, then M tiles, then K tiles).
+
+A CONV/GEMM job whose weight reads (address, words, run, stride) equal the previous CONV/GEMM
+job's reuses the weights the engine holds: no load beats, and the engine goes straight from its
+descriptor to the run phase. A program start and a FENCE forget the held weights.
 
 A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the engine models:
 
@@ -32,7 +36,7 @@ from .config import AccelConfig
 from .isa import COUNTERS, Op
 from .model import decode
 
-__all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_tiles"]
+__all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs"]
 
 FETCH_TO_CHECK = 4   # FETCH, DECODE, CALC, CHECK
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
@@ -53,6 +57,7 @@ class CommandPerf:
     cycles: int
     load_cycles: int
     mac_slots: int
+    stall_input: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,16 +75,36 @@ class ProgramPerf:
         return {"counters": self.counters, "commands": [asdict(c) for c in self.commands]}
 
 
-def gemm_tiles(cfg: AccelConfig, rows: int) -> list[tuple[int, int]]:
-    """``(width, height)`` of the engine layers a GEMM of ``rows`` rows runs as."""
-    mw, mh = cfg.conv.max_width, cfg.conv.max_height
-    tiles = []
-    while rows:
-        w = min(rows, mw)
-        h = mh if rows >= mw * mh else 1
-        tiles.append((w, h))
-        rows -= w * h
-    return tiles
+def gemm_jobs(cfg: AccelConfig, c: dict) -> list[tuple[dict, tuple]]:
+    """``(descriptor, weight reads)`` of the engine layers GEMM command ``c`` runs, in the
+    processor's order: N tiles (``max_blocks`` blocks), then M tiles, then K tiles
+    (``max_groups`` words). The weight reads ``(address, words, run, stride)`` are what the
+    accelerator compares to decide on weight reuse."""
+    conv = cfg.conv
+    mg, mb, mw, mh = conv.max_groups, conv.max_blocks, conv.max_width, conv.max_height
+    kw, nb, d = c["kw"], c["nb"], c["desc"]
+    k_tiled = kw > mg
+    jobs = []
+    w_nt = c["wgt"]
+    for n0 in range(0, nb, mb):
+        b_t = min(mb, nb - n0)
+        rows = c["count"]
+        while rows:
+            if k_tiled:   # one row of at most psum_width pixels: its sums fit the psum memory
+                w, h = min(rows, cfg.psum_width), 1
+            else:         # whole max_height x max_width tiles, then rows, then the rest
+                w, h = min(rows, mw), (mh if rows >= mw * mh else 1)
+            w_k = w_nt
+            for k0 in range(0, kw, mg):
+                g_t = min(mg, kw - k0)
+                ww = g_t * b_t
+                desc = d | {"width": w, "out_width": w, "height": h, "out_height": h,
+                            "groups": g_t, "blocks": b_t, "weight_words": ww}
+                jobs.append((desc, (w_k, ww + b_t, ww, w_nt + kw * b_t - w_k)))
+                w_k += ww
+            rows -= w * h
+        w_nt += (kw + 1) * b_t
+    return jobs
 
 
 def _pool_drops(width: int, height: int) -> bool:
@@ -87,11 +112,11 @@ def _pool_drops(width: int, height: int) -> bool:
     return bool(width % 2 or height % 2)
 
 
-def conv_job(cfg: AccelConfig, desc: dict) -> tuple[int, int, int]:
-    """``(busy, load beats, mac_slots)`` of one conv-engine job with descriptor ``desc``."""
-    busy, load = job_cycles(cfg.conv, desc)
+def conv_job(cfg: AccelConfig, desc: dict, reuse: bool) -> tuple[int, int, int, int]:
+    """``(busy, load beats, input stalls, mac_slots)`` of one conv-engine job."""
+    busy, load, stalls = job_cycles(cfg.conv, desc, reuse=reuse)
     slots = desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
-    return busy, load, slots
+    return busy, load, stalls, slots
 
 
 def _lstm_job(cfg: AccelConfig, steps: int) -> tuple[int, int]:
@@ -102,19 +127,24 @@ def _lstm_job(cfg: AccelConfig, steps: int) -> tuple[int, int]:
     return load + sequence_perf(cfg.lstm, steps).cycles + gh + LSTM_TAIL, load
 
 
-def _command(cfg: AccelConfig, pc: int, c: dict) -> CommandPerf:
+def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
+    """One command's figures; ``held`` is ``[weight reads]`` the conv engine holds (or empty),
+    updated in place as the hardware updates it."""
     op, d, p = c["op"], c["desc"], c["pool"]
-    jobs = busy = load = slots = 0
+    jobs = busy = load = slots = stalls = 0
     overhead = FETCH_TO_CHECK
-    if op == Op.CONV:
-        jobs, overhead = 1, overhead + ISSUE
-        busy, load, slots = conv_job(cfg, d)
-    elif op == Op.GEMM:
-        for w, h in gemm_tiles(cfg, c["count"]):
-            tile = d | {"width": w, "out_width": w, "height": h, "out_height": h}
-            b, ld, s = conv_job(cfg, tile)
-            jobs, busy, load, slots = jobs + 1, busy + b, load + ld, slots + s
-            overhead += TILE + ISSUE
+    if op in (Op.CONV, Op.GEMM):
+        if op == Op.CONV:
+            todo = [(d, (c["wgt"], d["weight_words"] + d["blocks"], 1, 1))]
+        else:
+            todo = gemm_jobs(cfg, c)
+            overhead += TILE * len(todo)
+        for desc, reads in todo:
+            reuse = held == [reads]
+            b, ld, st, s = conv_job(cfg, desc, reuse)
+            held[:] = [reads]
+            jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
+            overhead += ISSUE
     elif op == Op.MAXPOOL:
         jobs, overhead = 1, overhead + ISSUE
         drop = _pool_drops(p["width"], p["height"])
@@ -124,21 +154,24 @@ def _command(cfg: AccelConfig, pc: int, c: dict) -> CommandPerf:
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
         jobs, overhead = 1, overhead + ISSUE
         busy, load = _lstm_job(cfg, c["count"])
-    elif op not in (Op.FENCE, Op.DONE):
+    elif op == Op.FENCE:
+        held.clear()   # the next CONV/GEMM reloads its weights
+    elif op != Op.DONE:
         raise ValueError(f"pc {pc}: opcode {op} is not a command (the program would fault)")
-    return CommandPerf(pc, Op(op).name, jobs, busy, overhead, overhead + busy, load, slots)
+    return CommandPerf(pc, Op(op).name, jobs, busy, overhead, overhead + busy, load, slots,
+                       stalls)
 
 
 def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> ProgramPerf:
     """The counters ``program`` (command words) leaves on ``cfg``, started at ``start_pc``."""
     if not isinstance(cfg, AccelConfig):
         raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
-    out, pc = [], start_pc
+    out, pc, held = [], start_pc, []   # a program starts with no weights held
     while True:
         if pc >= len(program):
             raise ValueError(f"pc {pc}: the program ends without DONE (it would fault)")
         c = decode(cfg, program[pc])
-        out.append(_command(cfg, pc, c))
+        out.append(_command(cfg, pc, c, held))
         if c["op"] == Op.DONE:
             break
         pc += 1
@@ -149,7 +182,8 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
             busy[key[cmd.op]] += cmd.busy
     counters = {"cycles": sum(c.cycles for c in out), **busy,
                 "mac_slots": sum(c.mac_slots for c in out),
-                "load_cycles": sum(c.load_cycles for c in out), "stall_input": 0,
+                "load_cycles": sum(c.load_cycles for c in out),
+                "stall_input": sum(c.stall_input for c in out),
                 "overhead": sum(c.overhead for c in out), "commands": len(out)}
     assert set(counters) == set(COUNTERS)
     return ProgramPerf(tuple(out), counters)

@@ -13,10 +13,12 @@ has interplay, and it has exactly two rules, both from the RTL:
   may run ``row_slots - K`` rows ahead of the window, no further. Once the last pixel has issued
   the rows still unread (dropped by a stride) are stored without waiting.
 
-The activation stream never starves the writer inside the accelerator (its DMA prefetches during
-the load phase and then keeps up at one word per cycle; the ``stall_input`` counter checks this),
-and the result FIFO's 16 credits exceed the issue-to-FIFO latency, so credits never stall issue
-on a ready sink. The walk is per output pixel, so a layer costs microseconds to model.
+Inside the accelerator the activation stream starves the writer at most once: its DMA delivers
+its first word ``DMA_FIRST`` cycles after the job starts and then one word per cycle (it
+prefetches into a FIFO), so only a job that skips the load phase (weights reused) can reach its
+first image word before it (one ``stall_input`` cycle). The result FIFO's 16 credits exceed the
+issue-to-FIFO latency, so credits never stall issue on a ready sink. The walk is per output
+pixel, so a layer costs microseconds to model.
 """
 
 from __future__ import annotations
@@ -27,12 +29,20 @@ from .config import ConvConfig
 
 __all__ = ["RunTimeline", "run_timeline", "job_cycles", "ConvPerf", "layer_perf"]
 
-#: Inside the accelerator (activations and weights from its DMA, results stored every cycle):
-#: cycles from the last chunk's issue to the job's end -- the descriptor hand-over, the load's
-#: DMA latency, the pipeline's 6 stages, the result FIFO, the max-pool stage and the store.
-ISSUE_TAIL = 13
-#: ... and from the writer's last word to the job's end, when the writer finishes last.
-WRITE_TAIL = 7
+# Inside the accelerator (activations and weights from its DMA, results stored every cycle),
+# counted from the cycle a job starts (the processor's ISSUE state is cycle 0):
+#: The descriptor is taken at 1; the load state begins at 2 and takes a beat a cycle from 3; the
+#: run phase begins ``RUN_START + load beats`` (the load's count registers, then the state).
+RUN_START = 4
+#: With the weights reused there is no load state: the run phase begins at 2.
+REUSE_RUN_START = 2
+#: The activation DMA's first word (address at 1, memory read at 2, its FIFO's output at 3).
+DMA_FIRST = 3
+#: From the last chunk's issue to the job's end: the pipeline's 6 stages, the result FIFO, the
+#: max-pool stage, the store, the written count and the done check.
+ISSUE_TAIL = 9
+#: From the writer's last word to the job's end, when the writer finishes last.
+WRITE_TAIL = 3
 
 
 @dataclass(frozen=True)
@@ -41,13 +51,15 @@ class RunTimeline:
 
     ``issue`` chunks issue one per cycle; ``window_stalls`` cycles before the last one issue none
     (waiting for the writer to store a window's last column). ``last_issue`` is the cycle of the
-    last chunk, ``last_write`` that of the writer's last word.
+    last chunk, ``last_write`` that of the writer's last word; ``input_stalls`` cycles the
+    writer waited for its first activation word.
     """
 
     issue: int
     window_stalls: int
     last_issue: int
     last_write: int
+    input_stalls: int = 0
 
 
 def _row_gate(r: int, pad: int, slots: int, stride: int, row_end: list[int]) -> int:
@@ -59,9 +71,10 @@ def _row_gate(r: int, pad: int, slots: int, stride: int, row_end: list[int]) -> 
     return row_end[oy - 1] + 1 if oy - 1 < len(row_end) else None
 
 
-def run_timeline(cfg: ConvConfig, desc: dict) -> RunTimeline:
+def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0) -> RunTimeline:
     """The run phase of the layer whose descriptor is ``desc`` (:func:`.layer.descriptor`'s
-    fields, or a decoded command's) on ``cfg``; see the module docstring for the two rules."""
+    fields, or a decoded command's) on ``cfg``; see the module docstring for the two rules.
+    The first activation word arrives at cycle ``first_word`` of the run phase (or before)."""
     h, w, k, pad = desc["height"], desc["width"], desc["kernel"], desc["padding"]
     stride = 2 if desc["stride2"] else 1
     groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
@@ -73,13 +86,17 @@ def run_timeline(cfg: ConvConfig, desc: dict) -> RunTimeline:
     t_free = 0                                  # the writer's next free cycle
     t_issue = 0                                 # the sequencer's next free cycle
     stalls = 0
+    input_stalls = 0
 
     def write_rows_up_to(r_need: int) -> None:
-        nonlocal t_free
+        nonlocal t_free, input_stalls
         while len(row_start) <= r_need:
             gate = _row_gate(len(row_start), pad, slots, stride, row_end)
             assert gate is not None, "the writer would wait for an output row not yet issued"
             start = max(t_free, gate)
+            if not row_start:   # the row's padding columns need no data, its pixels do
+                input_stalls = max(0, first_word - pad * groups - start)
+                start += input_stalls
             row_start.append(start)
             t_free = start + row_words
 
@@ -100,23 +117,25 @@ def run_timeline(cfg: ConvConfig, desc: dict) -> RunTimeline:
         start = max(t_free, last_issue + 1 if gate is None else min(gate, last_issue + 1))
         row_start.append(start)
         t_free = start + row_words
-    return RunTimeline(oh * ow * per_pixel, stalls, last_issue, t_free - 1)
+    return RunTimeline(oh * ow * per_pixel, stalls, last_issue, t_free - 1, input_stalls)
 
 
-def job_cycles(cfg: ConvConfig, desc: dict) -> tuple[int, int]:
-    """``(cycles, load beats)`` of one layer as the accelerator runs it: from the cycle the job
-    starts to the cycle its last result is stored (the ``conv_busy`` counter).
+def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int, int, int]:
+    """``(cycles, load beats, input stalls)`` of one layer as the accelerator runs it: from the
+    cycle the job starts to the cycle its last result is stored (the ``conv_busy`` counter).
 
-    The load phase moves ``weight_words + blocks`` beats, one a cycle; the run phase ends
-    ``ISSUE_TAIL`` cycles after the last chunk issues (one less when the max-pool stage drops
-    the map's odd last row or column: the last result then leaves before the last beat is
-    pooled), or ``WRITE_TAIL`` after the writer's last word when the writer ends later (a
-    stride that skips the last rows).
+    The load phase moves ``weight_words + blocks`` beats, one a cycle (none with ``reuse``: the
+    engine holds the weights); the run phase ends ``ISSUE_TAIL`` cycles after the last chunk
+    issues (one less when the max-pool stage drops the map's odd last row or column: the last
+    result then leaves before the last beat is pooled), or ``WRITE_TAIL`` after the writer's last
+    word when the writer ends later (a stride that skips the last rows).
     """
-    t = run_timeline(cfg, desc)
-    load = desc["weight_words"] + desc["blocks"]
+    load = 0 if reuse else desc["weight_words"] + desc["blocks"]
+    start = REUSE_RUN_START if reuse else RUN_START + load
+    t = run_timeline(cfg, desc, first_word=DMA_FIRST - start)
     drop = bool(desc["pool"] and (desc["out_width"] % 2 or desc["out_height"] % 2))
-    return load + max(t.last_issue + ISSUE_TAIL - drop, t.last_write + WRITE_TAIL), load
+    end = start + max(t.last_issue + ISSUE_TAIL - drop, t.last_write + WRITE_TAIL)
+    return end, load, t.input_stalls
 
 
 @dataclass(frozen=True)
@@ -144,7 +163,7 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
 
     d = descriptor(cfg, layer)
     t = run_timeline(cfg, d)
-    cycles, load = job_cycles(cfg, d)
+    cycles, load, _ = job_cycles(cfg, d)
     tail = cycles - load - t.issue - t.window_stalls
     return ConvPerf(repr(layer), load, t.issue, t.window_stalls, tail, cycles, layer.macs,
                     cfg.macs, layer.macs / (cycles * cfg.macs))
