@@ -55,7 +55,8 @@ def format_results(res) -> str:
     lines = [head]
 
     def f(v, fmt):
-        return format(v, fmt) if v is not None else "-"
+        width = int(fmt.rstrip("df").split(".")[0])
+        return format(v, fmt) if v is not None else "-".rjust(width)
 
     for r in res.results:
         s = r.synth or {}

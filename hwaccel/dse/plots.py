@@ -22,6 +22,8 @@ def _pyplot():
 
 
 def _latency_plot(plt, results, fronts, metric: str, path: Path) -> None:
+    from matplotlib.ticker import NullFormatter
+
     from .sweep import area_value, cost
 
     fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(6 * len(WORKLOADS), 4.5))
@@ -43,16 +45,20 @@ def _latency_plot(plt, results, fronts, metric: str, path: Path) -> None:
                         textcoords="offset points")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):   # label decades only: minor labels collide
+            axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(AXIS[metric])
         ax.set_ylabel("latency (µs)" if timed else "cycles (model only)")
         ax.set_title(f"{w.upper()}: latency vs {AXIS[metric]}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     failed = [r for r in results if r.error]
-    if failed:
-        fig.text(0.01, 0.01, "not shown (failed): " + "; ".join(
-            f"{r.label}: {r.error[:60]}" for r in failed[:4]), fontsize=7)
-    fig.tight_layout(rect=(0, 0.04 if failed else 0, 1, 1))
+    notes = [f"not shown: {r.label}: {r.error[:110]}" for r in failed[:6]]
+    if len(failed) > 6:
+        notes.append(f"... and {len(failed) - 6} more failed points (see results.json)")
+    for i, note in enumerate(notes):
+        fig.text(0.01, 0.01 + 0.025 * (len(notes) - 1 - i), note, fontsize=7)
+    fig.tight_layout(rect=(0, 0.03 + 0.025 * len(notes) if notes else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
