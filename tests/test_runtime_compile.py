@@ -106,6 +106,7 @@ UNSUPPORTED = [  # model, input, words the error must contain (op, place, attrib
     (nn.Sequential(nn.Linear(4, 4), nn.Softmax(0)), torch.randn(1, 4), ["softmax", "dim=0"]),
     (nn.Sequential(nn.Flatten(2)), IMG, ["Flatten attribute", "start_dim=2"]),
     (nn.Sequential(nn.Linear(8, 2)), IMG, ["Linear", "flatten an image first"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3)), torch.randn(2, 2, 5, 5)[0], ["Conv2d", "(5, 5)"]),
 ]
 
 
@@ -220,6 +221,10 @@ def test_bad_inputs_are_named(lstm):
         lm.quantize_input(np.full((1, 16), 10_000))
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 16\)"):
         lm.quantize_input(np.zeros((1, 15), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"x_int must hold token ids in \[0, 9999\], not -1"):
+        lm.lower(np.full((1, 16), -1))
+    with pytest.raises(ValueError, match=r"x_int must hold int8 values .* not 200\.\.200"):
+        hwaccel.compile(sequential(), torch.randn(1, 1, 8, 8)).lower(np.full((1, 1, 8, 8), 200))
     with pytest.raises(ValueError, match="preset must be one of"):
         hwaccel.compile(sequential(), torch.randn(1, 1, 8, 8), preset="huge")
 

@@ -38,6 +38,7 @@ import numpy as np
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor, ProgramBuilder, from_words
 from ..generators.conv.layer import ConvLayer, descriptor
+from ..numerics import INT8
 from . import ir
 from .memory import DoesNotFit, DryBuilder, Memory, PlacedBuilder
 
@@ -271,6 +272,11 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     if x_int.ndim < 1 or tuple(x_int.shape[1:]) != tuple(qg.input_shape) or len(x_int) == 0:
         raise ValueError(f"x_int must have shape (batch >= 1, {', '.join(map(str, qg.input_shape))}"
                          f"), not {x_int.shape}")
+    lo, hi = (0, len(qg.ops[0].table) - 1) if qg.tokens else (INT8.min, INT8.max)
+    if x_int.min() < lo or x_int.max() > hi:
+        what = "token ids" if qg.tokens else "int8 values (CompiledModel.quantize_input)"
+        raise ValueError(f"x_int must hold {what} in [{lo}, {hi}], not "
+                         f"{int(x_int.min())}..{int(x_int.max())}")
     lw = _Lowerer(cfg, dry)
     xs, kind, ops = _inputs(qg, x_int)
     cur = lw.put("input", xs, kind)

@@ -126,6 +126,13 @@ class _Reader:
         raise UnsupportedOp("ReLU", where, f"it follows {after}; a ReLU is fused into the "
                                            f"Conv2d or Linear before it")
 
+    def image(self, node, where: str, what: str) -> None:
+        """Refuse ``what`` unless its input is a batch of ``(C, H, W)`` images."""
+        shape = self.shape(node.args[0])
+        if len(shape) != 3:
+            raise UnsupportedOp(what, where, f"on a per-sample shape {shape}; it takes "
+                                             f"(channels, height, width) images")
+
     def flatten(self, node, where: str) -> None:
         src, dst = self.shape(node.args[0]), self.shape(node)
         if dst == src:  # a reshape that changes nothing
@@ -147,6 +154,7 @@ class _Reader:
         if bad:
             raise UnsupportedOp("MaxPool2d attribute", where,
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items()))
+        self.image(node, where, "MaxPool2d")
         self.add(node, where, ir.MaxPool2d(self.name(node)))
 
     def set_head(self, node, where: str, kind: str, dim) -> None:
@@ -214,6 +222,7 @@ class _Reader:
         bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
         if bad:
             raise UnsupportedOp("Conv2d attribute", where, ", ".join(bad))
+        self.image(node, where, "Conv2d")
         bias = _np(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         self.take(node, node.args[0], where)
         return ir.Conv2d(self.name(node), _np(m.weight), bias, s[0], pad[0])
