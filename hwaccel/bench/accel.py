@@ -1,8 +1,9 @@
 """The reference workloads as accelerator programs on the RTL, in the Verilator C++ harness.
 
-Workloads: CNN batch 1, CNN batch 16 (layer-major: a layer's weights are stored once and
-reused by every image), and one LSTM sequence of T steps on the LSTM cell. Each program is
-loaded through the host port and run with the clock in C++ until STATUS.busy drops
+Workloads: CNN batch 1, CNN batch 16 (layer-major: a layer's weights are stored once, loaded
+into the engine once and reused by every image), one GEMM whose K and N span several engine
+tiles (partial sums across K tiles), and one LSTM sequence of T steps on the LSTM cell. Each
+program is loaded through the host port and run with the clock in C++ until STATUS.busy drops
 (:class:`hwaccel.generators.accel.host.HarnessHost`), which is the path the runtime uses.
 Outputs are checked bit-exactly against the golden interpreter.
 
@@ -17,6 +18,7 @@ the layer's commands), so their cycles include one command's start and end overh
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -43,6 +45,8 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-layers", action="store_true", help="skip the per-layer runs")
     p.add_argument("--lstm-steps", type=int, default=50, help="T of the LSTM sequence (0: none)")
+    p.add_argument("--gemm", default="256,256,256",
+                   help="M,K,N of the tiled GEMM workload (empty: none)")
 
 
 def _timed(host: HarnessHost, cfg, b, outputs) -> tuple[dict, ...]:
@@ -85,6 +89,22 @@ def _lstm(host: HarnessHost, cfg, steps: int, seed: int) -> dict:
             "utilization": macs / (counters["cycles"] * lc.lanes), **speed}
 
 
+def _gemm(host: HarnessHost, cfg, shape: str, seed: int) -> dict:
+    from ..generators.accel.cases import random_requant
+    from ..generators.accel.driver import ProgramBuilder
+
+    m, k, n = (int(v) for v in shape.split(","))
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(cfg)
+    c = b.gemm(b.put(rng.integers(-128, 128, (k, 1, m))), rng.integers(-128, 128, (k, n)),
+               *random_requant(rng, n, k))
+    b.done()
+    counters, speed = _timed(host, cfg, b, c)
+    return {"workload": "gemm", "batch": 1, "layer": f"{m}x{k}x{n}",
+            "cycles": counters["cycles"], "macs": m * k * n, "mac_units": cfg.macs,
+            "utilization": m * k * n / (counters["cycles"] * cfg.macs), **speed}
+
+
 def _whole(host: HarnessHost, cfg, cnn, batch: int) -> dict:
     counters, speed = _timed(host, cfg, cnn.builder, cnn.outputs)
     macs = sum(CNN_MACS.values()) * batch
@@ -113,20 +133,35 @@ def _layers(host: HarnessHost, cfg, cnn, batch: int) -> list[dict]:
     return rows
 
 
+def _fits(name: str, build):
+    """``build()``, or None with a note on stderr when the workload does not fit the preset's
+    scratchpads (the ecp5 preset holds a CNN batch of 2, not 16)."""
+    try:
+        return build()
+    except ValueError as exc:
+        if "does not fit" not in str(exc):
+            raise
+        print(f"hwaccel bench accel: skipped {name}: {exc}", file=sys.stderr)
+        return None
+
+
 def run(args) -> list[dict]:
     cfg = PRESETS[args.preset]
     host = HarnessHost(design_for(cfg), cfg)
     rows = []
     try:
         for batch in [int(s) for s in args.batches.split(",") if s.strip()]:
-            cnn = cnn_program(cfg, batch, args.seed)
+            cnn = _fits(f"CNN batch {batch}", lambda b=batch: cnn_program(cfg, b, args.seed))
+            if cnn is None:
+                continue
             rows.append(_whole(host, cfg, cnn, batch))
             if not args.no_layers:
                 rows += _layers(host, cfg, cnn, batch)
+        if args.gemm.strip():
+            row = _fits(f"GEMM {args.gemm}", lambda: _gemm(host, cfg, args.gemm, args.seed))
+            rows += [row] if row else []
         if args.lstm_steps and cfg.lstm is not None:
             rows.append(_lstm(host, cfg, args.lstm_steps, args.seed))
     finally:
         host.close()
     return rows
-
-
