@@ -17,8 +17,9 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
 * CONV / GEMM tile: :func:`hwaccel.generators.conv.perf.job_cycles` (the load beats, the run
   phase of the engine's line buffer and sequencer, the pipeline's tail);
 * MAXPOOL: one input word a cycle plus ``POOL_TAIL`` (one less when a row or column is dropped);
-* LSTM: the cell's load beats, :func:`hwaccel.generators.lstm.perf.sequence_perf`, and the
-  scatter of the last h into ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``.
+* LSTM: the cell's load beats (the first x, gathered meanwhile, enters once they are in),
+  :func:`hwaccel.generators.lstm.perf.sequence_perf`, and the scatter of the last h into
+  ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``.
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -28,7 +29,6 @@ whether one faults); a command the model cannot run raises ``ValueError`` naming
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 from ..conv.perf import job_cycles
@@ -42,7 +42,7 @@ FETCH_TO_CHECK = 4   # FETCH, DECODE, CALC, CHECK
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
 TILE = 1             # GEMM: the TILE state before each tile's ISSUE
 POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
-LSTM_TAIL = 6        # LSTM: DMA latency, x hand-over, FIFO and the scatter's first word
+LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,9 @@ def _lstm_job(cfg: AccelConfig, steps: int) -> tuple[int, int]:
     from ..lstm.perf import sequence_perf
     from .processor import lstm_words
 
-    _, gh, load = lstm_words(cfg)
-    return load + sequence_perf(cfg.lstm, steps).cycles + gh + LSTM_TAIL, load
+    gx, gh, load = lstm_words(cfg)
+    # x_0 is gathered (gx words) while the weights load; the cell takes it after both.
+    return max(load, gx) + sequence_perf(cfg.lstm, steps).cycles + gh + LSTM_TAIL, load
 
 
 def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
@@ -188,7 +189,3 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
     assert set(counters) == set(COUNTERS)
     return ProgramPerf(tuple(out), counters)
 
-
-def utilization(cfg: AccelConfig, perf: ProgramPerf, macs: int) -> float:
-    """MACs ÷ (cycles × the conv fabric's MAC units)."""
-    return macs / (perf.cycles * cfg.macs) if perf.cycles else math.nan
