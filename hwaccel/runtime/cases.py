@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "MODELS", "make"]
+__all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "mlp", "pixel",
+           "MODELS", "make"]
 
 
 class ViewNet(nn.Module):
@@ -79,9 +80,21 @@ def sequential() -> nn.Module:
                          nn.Linear(4 * 3 * 3, 6), nn.ReLU(), nn.Linear(6, 3))
 
 
+def mlp() -> nn.Module:
+    """Vectors in: every layer a GEMM over the whole batch."""
+    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+def pixel() -> nn.Module:
+    """A conv down to a 1x1 map, then a Linear over its channels (a GEMM, K = the channels)."""
+    return nn.Sequential(nn.Conv2d(2, 10, 3), nn.ReLU(), nn.Flatten(), nn.Linear(10, 3))
+
+
 #: name -> (model class or factory, input maker taking a batch size and a torch.Generator)
 MODELS = {
     "sequential": (sequential, lambda n, g: torch.randn(n, 1, 8, 8, generator=g)),
+    "mlp": (mlp, lambda n, g: torch.randn(n, 20, generator=g)),
+    "pixel": (pixel, lambda n, g: torch.randn(n, 2, 3, 3, generator=g)),
     "viewnet": (ViewNet, lambda n, g: torch.randn(n, 3, 12, 12, generator=g)),
     "pooltwice": (PoolTwice, lambda n, g: torch.randn(n, 1, 4, 12, generator=g)),
     "stackedlstm": (StackedLstm, lambda n, g: torch.randint(0, 40, (n, 9), generator=g)),
