@@ -81,8 +81,8 @@ def sequential() -> nn.Module:
 
 
 def mlp() -> nn.Module:
-    """Vectors in: every layer a GEMM over the whole batch."""
-    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
+    """Vectors in: every layer a GEMM over the whole batch, N then K beyond one engine tile."""
+    return nn.Sequential(nn.Linear(20, 100), nn.ReLU(), nn.Linear(100, 4))
 
 
 def pixel() -> nn.Module:

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor, ProgramBuilder, from_words
-from ..generators.conv.layer import ConvLayer, descriptor
+from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
 from . import ir
 from .memory import DoesNotFit, DryBuilder, Memory, PlacedBuilder
@@ -127,14 +127,6 @@ class _Lowerer:
         except ValueError as exc:
             raise LoweringError(f"layer {name!r} cannot run on {self.cfg.slug}: {exc}") from exc
 
-    def weights(self, name: str, words: int) -> None:
-        free = self.cfg.wgt_depth - self.b.wgt_top
-        if words > free:
-            raise DoesNotFit(
-                f"the weights of layer {name!r} ({words} words) do not fit the weight "
-                f"scratchpad of {self.cfg.slug} ({self.cfg.wgt_depth} words, {self.b.wgt_top} "
-                f"used by earlier layers); short by {words - free} words")
-
     def block(self, name: str, per: int, count: int) -> int:
         return self.mem.alloc(name, per * count)
 
@@ -153,8 +145,7 @@ class _Lowerer:
         t0 = cur.tensors[0]
         layer = self.engine(name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
                                                     w.shape[2], stride, padding, relu, pool))
-        d = self.engine(name, lambda: descriptor(self.cfg.conv, layer))
-        self.weights(name, d["weight_words"] + d["blocks"])
+        self.b.layer = name
         oh, ow = layer.result_size
         per = oh * ow * self.groups(layer.cout)
         base = self.block(f"{name} output", per, len(cur.tensors))
@@ -169,6 +160,7 @@ class _Lowerer:
     def maxpool(self, op: ir.QMaxPool, cur: _Value) -> _Value:
         t0 = cur.tensors[0]
         per = (t0.height // 2) * (t0.width // 2) * t0.groups
+        self.b.layer = op.name
         base = self.block(f"{op.name} output", per, len(cur.tensors))
         out = []
         for i, t in enumerate(cur.tensors):
@@ -196,9 +188,7 @@ class _Lowerer:
         stride = t0.words
         assert all(t.addr == t0.addr + i * stride for i, t in enumerate(cur.tensors))
         a = self.b.view(t0, k, 1, batch * rows_per)
-        layer = self.engine(op.name, lambda: ConvLayer(1, 1, k, n, 1, 1, 0, op.relu, False))
-        d = self.engine(op.name, lambda: descriptor(self.cfg.conv, layer))
-        self.weights(op.name, d["weight_words"] + d["blocks"])
+        self.b.layer = op.name
         per = rows_per * self.groups(n)
         self.b.at = self.block(f"{op.name} output", per, batch)
         out = self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
@@ -209,8 +199,6 @@ class _Lowerer:
         return _Value(f"{op.name} output", "seq" if cur.kind == "seq" else "vector", tensors)
 
     def lstm(self, op: ir.QLstm, cur: _Value) -> _Value:
-        from ..generators.accel.processor import lstm_words
-
         lc, p = self.cfg.lstm, op.params
         if lc is None:
             raise LoweringError(f"layer {op.name!r} is an LSTM and {self.cfg.slug} has no LSTM "
@@ -220,7 +208,7 @@ class _Lowerer:
             if value != cell:
                 raise LoweringError(f"layer {op.name!r} has {what} {value} and the LSTM cell of "
                                     f"{self.cfg.slug} runs {what} {cell} only")
-        self.weights(op.name, lstm_words(self.cfg)[2])
+        self.b.layer = op.name
         gh, steps, batch = self.groups(lc.hidden_size), cur.tensors[0].width, len(cur.tensors)
         name = f"{op.name} output"
         if op.last_step:

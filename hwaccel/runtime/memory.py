@@ -4,9 +4,9 @@ put every tensor where the plan says.
 :class:`Memory` places blocks first-fit and names what does not fit and by how much.
 :class:`PlacedBuilder` is the :class:`~hwaccel.generators.accel.driver.ProgramBuilder` with its
 bump allocator replaced by the plan. :class:`DryBuilder` follows the same plan and counts the
-same commands and weight words without encoding anything, so that searching for the largest
-batch that fits costs milliseconds (encoding a command takes milliseconds on its own); the
-tests check that its answer is exactly where the real lowering starts to fail.
+same commands, but encodes only each layer's first one, so that searching for the largest batch
+that fits costs little (encoding a command takes milliseconds); the tests check that its answer
+is exactly where the real lowering starts to fail.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor, ProgramBuilder
-from ..generators.conv.layer import ConvLayer, descriptor
+from ..generators.conv.layer import ConvLayer
 
 __all__ = ["DoesNotFit", "Memory", "PlacedBuilder", "DryBuilder"]
 
@@ -57,9 +57,11 @@ class Memory:
 
 
 class PlacedBuilder(ProgramBuilder):
-    """A ProgramBuilder whose every tensor goes where the memory plan says (``at``)."""
+    """A ProgramBuilder whose every tensor goes where the memory plan says (``at``), and whose
+    weight scratchpad names the layer (``layer``) and the shortfall when it overflows."""
 
     at: int | None = None
+    layer: str = "?"
 
     def alloc(self, channels: int, height: int, width: int) -> ActTensor:
         if self.at is None:
@@ -69,18 +71,20 @@ class PlacedBuilder(ProgramBuilder):
         self.act_top = max(self.act_top, t.addr + t.words)
         return t
 
+    def _put_wgt(self, words: list[int]) -> int:
+        free = self.cfg.wgt_depth - self.wgt_top
+        if len(words) > free:
+            raise DoesNotFit(
+                f"the weights of layer {self.layer!r} ({len(words)} words) do not fit the weight "
+                f"scratchpad of {self.cfg.slug} ({self.cfg.wgt_depth} words, {self.wgt_top} "
+                f"used by earlier layers); short by {len(words) - free} words")
+        return super()._put_wgt(words)
+
 
 class DryBuilder(PlacedBuilder):
-    """Places tensors, counts commands and weight words (shared as the real builder shares
-    them) and encodes nothing."""
-
-    def _command(self) -> None:
-        self.commands.append(0)
-
-    def _weights_once(self, key, words: int, keep) -> None:
-        if key not in self._weights:
-            self._weights[key] = keep  # held, as the real builder holds them: ids stay unique
-            self.wgt_top += words
+    """Builds each layer's first command for real (its weights, checks and limits are the
+    driver's own) and only places and counts the same layer's commands for further samples;
+    stores no inputs. GEMMs run once per batch, so they are always built for real."""
 
     def put(self, x) -> ActTensor:
         return self.alloc(*np.shape(x))
@@ -89,29 +93,18 @@ class DryBuilder(PlacedBuilder):
              pool=False) -> ActTensor:
         layer = ConvLayer(x.height, x.width, x.channels, w.shape[0], w.shape[2], stride,
                           padding, relu, pool)
-        d = descriptor(self.cfg.conv, layer)
-        self._weights_once((id(w), id(bias), layer), d["weight_words"] + d["blocks"],
-                           (w, bias))
-        self._command()
+        if (id(w), id(bias), layer) not in self._weights:
+            return super().conv(x, w, bias, multiplier, shift, stride=stride, padding=padding,
+                                relu=relu, pool=pool)
+        self.commands.append(0)
         return self.alloc(layer.cout, *layer.result_size)
 
-    def gemm(self, a, w, bias, multiplier, shift, *, relu=True) -> ActTensor:
-        k, n = np.shape(w)
-        d = descriptor(self.cfg.conv, ConvLayer(1, 1, k, n, 1, 1, 0, relu, False))
-        self.wgt_top += d["weight_words"] + d["blocks"]  # the real builder never shares these
-        self._command()
-        return self.alloc(n, 1, a.height * a.width)
-
     def lstm(self, x, params) -> ActTensor:
-        from ..generators.accel.processor import lstm_words
-
-        self._weights_once((id(params), "lstm"), lstm_words(self.cfg)[2], params)
-        self._command()
+        if (id(params), "lstm") not in self._weights:
+            return super().lstm(x, params)
+        self.commands.append(0)
         return self.alloc(self.cfg.lstm.hidden_size, 1, x.height * x.width)
 
     def maxpool(self, x) -> ActTensor:
-        self._command()
+        self.commands.append(0)
         return self.alloc(x.channels, x.height // 2, x.width // 2)
-
-    def done(self) -> None:
-        self._command()
