@@ -45,8 +45,9 @@ CONV/GEMM job's since the program started or the last FENCE skips the load (the 
 weight and requantizer memories); ``load_cycles`` counts only beats really moved. The CNN at
 batch 16 runs each layer's 16 images back to back on one load; a GEMM's M tiles of one N tile
 (K in one tile) share theirs. Loads are not overlapped with computing: the engine takes the next
-layer's weights only when idle, and a double-buffered weight memory would double the largest
-on-chip memory to save a load that costs ``weight_words + blocks`` cycles (76 of conv2's 8,788).
+layer's weights only when idle, and double-buffering its weight memory would double it to hide
+a load of ``weight_words + blocks`` cycles (conv2 on the default preset: 76, against 8,712
+cycles of compute per image).
 
 Faults set STATUS.error with a cause code and stop the program at the faulting command (its
 ``pc`` is in STATUS). Opcode 0 is illegal on purpose: running into zeroed memory faults.
