@@ -10,6 +10,7 @@ import pytest
 from hwaccel.cli import main
 from hwaccel.dse import DesignPoint, evaluate, load_space, make_space, pareto, run_sweep
 from hwaccel.dse.evaluate import PointResult
+from hwaccel.dse.sweep import area_metrics
 from hwaccel.dse.workloads import gemm_layers
 from hwaccel.generators.conv.cases import CNN_LAYERS
 from hwaccel.generators.systolic.perf import gemm_cycles
@@ -63,13 +64,17 @@ def test_model_only_sweep_from_the_cli_and_its_workload_cycles(tmp_path, capsys)
 
 
 def test_pareto_front_keeps_only_undominated_points():
-    def fake(label, macs, cycles):
+    def fake(label, macs, cycles, **kw):
         p = DesignPoint("systolic", rows=1, cols=macs, dataflow="os")
-        return PointResult(p, label, macs, {"cnn": {"cycles": cycles}})
+        return PointResult(p, label, macs, {"cnn": {"cycles": cycles}}, **kw)
 
     results = [fake("a", 4, 100), fake("b", 8, 60), fake("c", 8, 70), fake("d", 16, 60),
-               fake("e", 32, 10)]
-    assert pareto(results, "cnn", "macs") == ["a", "b", "e"]
+               fake("e", 32, 10), fake("f", 2, 5, error="does not fit")]
+    assert pareto(results, "cnn", "macs") == ["a", "b", "e"]   # a failed point is no rival
+    # generic has gates but no clock: latency stays in cycles
+    gates = [fake("g", 4, 100, synth={"gates": 900, "fmax_mhz": None}),
+             fake("h", 8, 50, synth={"gates": 800, "fmax_mhz": None})]
+    assert area_metrics(gates) == ["gates"] and pareto(gates, "cnn", "gates") == ["h"]
 
 
 @pytest.mark.parametrize("kwargs, text", [

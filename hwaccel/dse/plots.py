@@ -48,7 +48,7 @@ def _latency_plot(plt, results, fronts, metric: str, path: Path) -> None:
         for axis in (ax.xaxis, ax.yaxis):   # label decades only: minor labels collide
             axis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(AXIS[metric])
-        ax.set_ylabel("latency (µs)" if timed else "cycles (model only)")
+        ax.set_ylabel("latency (µs)" if timed else "latency (cycles: no Fmax)")
         ax.set_title(f"{w.upper()}: latency vs {AXIS[metric]}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

@@ -51,12 +51,13 @@ def area_value(r: PointResult, metric: str):
 
 
 def cost(r: PointResult, workload: str):
-    """The point's latency for ``workload``: microseconds when synthesized, else cycles."""
+    """The point's latency for ``workload``: microseconds when it has an Fmax, else cycles (a
+    model-only sweep, or the ``generic`` target, which has no clock); ``None`` if it failed."""
+    if r.error:
+        return None
     if r.latency_us:
         return r.latency_us.get(workload)
-    if r.synth is None and not r.error:
-        return r.workloads[workload].get("cycles")
-    return None
+    return r.workloads.get(workload, {}).get("cycles")
 
 
 def pareto(results, workload: str, metric: str) -> list[str]:
