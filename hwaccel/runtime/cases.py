@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "mlp", "pixel",
+__all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "batchnorm", "mlp",
+           "pixel",
            "MODELS", "make"]
 
 
@@ -80,6 +81,20 @@ def sequential() -> nn.Module:
                          nn.Linear(4 * 3 * 3, 6), nn.ReLU(), nn.Linear(6, 3))
 
 
+def batchnorm() -> nn.Module:
+    """Batch norms folded into the Conv2d and the Linear before them (random statistics)."""
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 3 * 3, 8),
+                          nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    for bn in (model[1], model[6]):
+        with torch.no_grad():
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+    return model
+
+
 def mlp() -> nn.Module:
     """Vectors in: every layer a GEMM over the whole batch, N then K beyond one engine tile."""
     return nn.Sequential(nn.Linear(20, 100), nn.ReLU(), nn.Linear(100, 4))
@@ -93,6 +108,7 @@ def pixel() -> nn.Module:
 #: name -> (model class or factory, input maker taking a batch size and a torch.Generator)
 MODELS = {
     "sequential": (sequential, lambda n, g: torch.randn(n, 1, 8, 8, generator=g)),
+    "batchnorm": (batchnorm, lambda n, g: torch.randn(n, 1, 6, 6, generator=g)),
     "mlp": (mlp, lambda n, g: torch.randn(n, 20, generator=g)),
     "pixel": (pixel, lambda n, g: torch.randn(n, 2, 3, 3, generator=g)),
     "viewnet": (ViewNet, lambda n, g: torch.randn(n, 3, 12, 12, generator=g)),

@@ -27,6 +27,7 @@ SUPPORTED = (
     "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d or Linear",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
+    "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",
     "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
     "out[:, -1] or h_n[-1])",
     "Embedding (on the token-id input)",
@@ -174,6 +175,8 @@ class _Reader:
             self.take(node, node.args[0], where)
         elif isinstance(m, nn.ReLU):
             self.relu(node, where)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            self.batchnorm(node, where, m)
         elif isinstance(m, nn.Conv2d):
             self.ops.append(self.conv(node, where, m))
         elif isinstance(m, nn.MaxPool2d):
@@ -204,6 +207,30 @@ class _Reader:
                           m.dim)
         else:
             raise UnsupportedOp(f"module {type(m).__name__}", where)
+
+    def batchnorm(self, node, where: str, m) -> None:
+        """Fold an eval-mode batch norm into the Conv2d or Linear that produced its input:
+        ``y = (x - mean) * gamma / sqrt(var + eps) + beta`` is a per-channel affine map, so it
+        becomes the layer's weights and bias (exact up to float64 rounding)."""
+        import torch.nn as nn
+
+        prev = self.ops[-1] if self.ops else None
+        want = ir.Conv2d if isinstance(m, nn.BatchNorm2d) else ir.Linear
+        if not isinstance(prev, want) or prev.relu or (want is ir.Linear and len(
+                self.shape(node.args[0])) != 1):
+            raise UnsupportedOp(type(m).__name__, where, f"only right after a {want.__name__} "
+                                                         f"(on vectors for BatchNorm1d, no ReLU "
+                                                         f"between): it is folded into it")
+        if m.running_mean is None:
+            raise UnsupportedOp(f"{type(m).__name__} attribute", where,
+                                "track_running_stats=False (batch statistics at inference)")
+        self.take(node, node.args[0], where)
+        scale = _np(m.weight) if m.affine else np.ones(m.num_features)
+        shift = _np(m.bias) if m.affine else np.zeros(m.num_features)
+        scale = scale / np.sqrt(_np(m.running_var) + m.eps)
+        w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
+        b = (prev.bias - _np(m.running_mean)) * scale + shift
+        self.ops[-1] = dataclasses.replace(prev, weight=w, bias=b)
 
     def conv(self, node, where: str, m) -> ir.Conv2d:
         k, s = _pair(m.kernel_size), _pair(m.stride)
