@@ -63,6 +63,16 @@ def test_model_only_sweep_from_the_cli_and_its_workload_cycles(tmp_path, capsys)
     assert (out / "latency_vs_macs.png").exists() and (out / "utilization.png").exists()
 
 
+def test_sweep_on_an_existing_scheduler(tmp_path):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        res = run_sweep(make_space(rows="2", dataflow="ws"), synth=False, plots=False,
+                        scheduler=cluster.scheduler_address, out_dir=tmp_path, progress=False)
+    (r,) = res.results
+    assert r.status == "model-only" and r.workloads["lstm"]["cycles"] > 0
+
+
 def test_pareto_front_keeps_only_undominated_points():
     def fake(label, macs, cycles, **kw):
         p = DesignPoint("systolic", rows=1, cols=macs, dataflow="os")

@@ -50,9 +50,9 @@ class RunTimeline:
     """The run phase of one layer, in cycles counted from its first run cycle (cycle 0).
 
     ``issue`` chunks issue one per cycle; ``window_stalls`` cycles before the last one issue none
-    (waiting for the writer to store a window's last column). ``last_issue`` is the cycle of the
-    last chunk, ``last_write`` that of the writer's last word; ``input_stalls`` cycles the
-    writer waited for its first activation word.
+    (waiting for the writer to store a window's last column, the first window's fill included).
+    ``last_issue`` is the cycle of the last chunk, ``last_write`` that of the writer's last
+    word; ``input_stalls`` cycles the writer waited for its first activation word.
     """
 
     issue: int
@@ -62,9 +62,10 @@ class RunTimeline:
     input_stalls: int = 0
 
 
-def _row_gate(r: int, pad: int, slots: int, stride: int, row_end: list[int]) -> int:
+def _row_gate(r: int, pad: int, slots: int, stride: int, row_end: list[int]) -> int | None:
     """First cycle the writer may store input row ``r``: ``r + pad < oy*stride + slots`` needs
-    output rows up to ``oy - 1`` issued (``ytop`` moves the cycle after a row's last chunk)."""
+    output rows up to ``oy - 1`` issued (``ytop`` moves the cycle after a row's last chunk);
+    ``None`` when that output row does not exist (the row waits for the layer's end)."""
     if r + pad < slots:
         return 0
     oy = -(-(r + pad - slots + 1) // stride)
