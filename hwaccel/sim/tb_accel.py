@@ -32,9 +32,16 @@ from hwaccel.sim.streams import reset
 _RESULTS: dict = {}
 
 
-def _setup():
+async def _session(dut, key: str):
+    """The config, parameters and a host on a clocked, reset design -- or None when this run's
+    parameters have no ``key`` (each run asks for some of the tests, the others pass idle)."""
     meta, params = bench_inputs()
-    return meta, AccelConfig(**meta["config"]), params
+    if key not in params:
+        return None
+    cfg = AccelConfig(**meta["config"])
+    Clock(dut.clk, 10, unit="ns").start(start_high=False)
+    await reset(dut)
+    return cfg, params, CocotbHost(dut, cfg)
 
 
 def _write(name: str, cases) -> None:
@@ -113,18 +120,14 @@ async def _check(host: CocotbHost, cfg, prog, name: str, seed, limit: int = 200_
 
 @cocotb.test()
 async def ports_match_sidecar(dut):
-    meta, cfg, params = _setup()
-    assert_ports_match_sidecar(dut, meta)
+    assert_ports_match_sidecar(dut, bench_inputs()[0])
 
 
 @cocotb.test()
 async def programs(dut):
-    meta, cfg, params = _setup()
-    if "seeds" not in params:
+    if (session := await _session(dut, "seeds")) is None:
         return
-    Clock(dut.clk, 10, unit="ns").start(start_high=False)
-    await reset(dut)
-    host = CocotbHost(dut, cfg)
+    cfg, params, host = session
     cases = []
     for seed in params["seeds"]:
         prog = random_program(cfg, np.random.default_rng(seed), int(params.get("commands", 8)))
@@ -134,13 +137,10 @@ async def programs(dut):
 
 @cocotb.test()
 async def faults(dut):
-    meta, cfg, params = _setup()
-    if "seed" not in params:
+    if (session := await _session(dut, "seed")) is None:
         return
+    cfg, params, host = session
     seed = int(params["seed"])
-    Clock(dut.clk, 10, unit="ns").start(start_high=False)
-    await reset(dut)
-    host = CocotbHost(dut, cfg)
     cases = []
     for name, (prog, cause, pc) in fault_programs(cfg, np.random.default_rng(seed)).items():
         case = await _check(host, cfg, prog, name, seed)
@@ -154,13 +154,10 @@ async def faults(dut):
 @cocotb.test()
 async def soft_reset(dut):
     """A soft reset mid-program returns to idle; the next program then runs bit-exactly."""
-    meta, cfg, params = _setup()
-    if "seed" not in params:
+    if (session := await _session(dut, "seed")) is None:
         return
+    cfg, params, host = session
     seed = int(params["seed"])
-    Clock(dut.clk, 10, unit="ns").start(start_high=False)
-    await reset(dut)
-    host = CocotbHost(dut, cfg)
     cases = []
     for i, stop_after in enumerate((5, 40, 150)):
         long = random_program(cfg, np.random.default_rng(seed + 1000 + i), 12)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...numerics import INT8, requant_params
+from ...numerics import requant_params
+from ..operands import fill
 from .config import ConvConfig
 from .layer import ConvLayer
 
@@ -43,24 +44,13 @@ class LayerCase:
                 np.array([p.shift for p in params], dtype=np.int64))
 
 
-def _fill(rng, shape, style: str) -> np.ndarray:
-    lo, hi = INT8.min, INT8.max
-    if style == "min":
-        return np.full(shape, lo, dtype=np.int64)
-    if style == "max":
-        return np.full(shape, hi, dtype=np.int64)
-    if style == "extremes":
-        return rng.choice(np.array([lo, hi], dtype=np.int64), size=shape)
-    return rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
-
-
 def make_case(name: str, layer: ConvLayer, rng: np.random.Generator, style: str = "random",
               scale: str = "typical") -> LayerCase:
     """Random tensors for ``layer``. ``scale`` picks the requantizers: ``typical`` (outputs
     spread over int8), ``saturate`` (huge multipliers) or ``tiny`` (shifts at SHIFT_MAX)."""
     k, cin, cout = layer.kernel, layer.cin, layer.cout
-    x = _fill(rng, (cin, layer.height, layer.width), style)
-    w = _fill(rng, (cout, cin, k, k), style if style != "min" else "max")
+    x = fill(rng, (cin, layer.height, layer.width), style)
+    w = fill(rng, (cout, cin, k, k), style if style != "min" else "max")
     if style == "min":
         w = -w - 1  # -128 x -128: the largest product
     s_in = 0.02

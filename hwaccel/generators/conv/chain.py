@@ -10,12 +10,10 @@ layers alike.
 from __future__ import annotations
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from .config import ConvConfig
-from .engine import ConvEngine, psum_ports
-from .layouts import activation_layout, layer_layout, requant_layout, result_layout, weight_layout
+from .engine import ConvEngine, engine_signature
 from .maxpool import MaxPool
 
 __all__ = ["ConvPool"]
@@ -33,14 +31,7 @@ class ConvPool(wiring.Component):
         if not isinstance(config, ConvConfig):
             raise TypeError(f"config must be a ConvConfig, not {config!r}")
         self.config = config
-        super().__init__({
-            "layer": In(stream.Signature(layer_layout(config))),
-            "weights": In(stream.Signature(weight_layout(config))),
-            "requant": In(stream.Signature(requant_layout(config))),
-            "activations": In(stream.Signature(activation_layout(config))),
-            "result": Out(stream.Signature(result_layout(config))),
-            **psum_ports(config),
-        })
+        super().__init__(engine_signature(config))
 
     def elaborate(self, platform):
         m = Module()

@@ -75,7 +75,7 @@ from .layouts import (
     weight_layout,
 )
 
-__all__ = ["ConvEngine", "psum_ports"]
+__all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
 FIFO_DEPTH = 16  # > issue-to-FIFO latency (6), so a ready sink sees one result per cycle
 
@@ -86,6 +86,19 @@ def psum_ports(cfg: ConvConfig) -> dict:
     index = range(cfg.max_width * cfg.max_height * cfg.max_blocks)
     return {"psum_raddr": Out(index), "psum_rdata": In(psum_bits(cfg)),
             "psum_waddr": Out(index), "psum_wdata": Out(psum_bits(cfg)), "psum_we": Out(1)}
+
+
+def engine_signature(cfg: ConvConfig) -> wiring.Signature:
+    """The engine's ports (see the module docstring): also those of :class:`.chain.ConvPool`,
+    which puts the max-pool stage behind it without changing the interface."""
+    return wiring.Signature({
+        "layer": In(stream.Signature(layer_layout(cfg))),
+        "weights": In(stream.Signature(weight_layout(cfg))),
+        "requant": In(stream.Signature(requant_layout(cfg))),
+        "activations": In(stream.Signature(activation_layout(cfg))),
+        "result": Out(stream.Signature(result_layout(cfg))),
+        **psum_ports(cfg),
+    })
 
 
 class ConvEngine(wiring.Component):
@@ -110,14 +123,7 @@ class ConvEngine(wiring.Component):
         if not isinstance(config, ConvConfig):
             raise TypeError(f"config must be a ConvConfig, not {config!r}")
         self.config = config
-        super().__init__({
-            "layer": In(stream.Signature(layer_layout(config))),
-            "weights": In(stream.Signature(weight_layout(config))),
-            "requant": In(stream.Signature(requant_layout(config))),
-            "activations": In(stream.Signature(activation_layout(config))),
-            "result": Out(stream.Signature(result_layout(config))),
-            **psum_ports(config),
-        })
+        super().__init__(engine_signature(config))
 
     def elaborate(self, platform):
         cfg = self.config

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..operands import fill
 from .config import SystolicConfig
 
 __all__ = ["GemmCase", "directed_cases", "random_cases", "BENCH_SHAPES"]
@@ -34,19 +35,9 @@ class GemmCase:
         return self.a.shape[0], self.a.shape[1], self.b.shape[1]
 
 
-def _fill(rng: np.random.Generator, shape, lo: int, hi: int, style: str) -> np.ndarray:
-    if style == "min":
-        return np.full(shape, lo, dtype=np.int64)
-    if style == "max":
-        return np.full(shape, hi, dtype=np.int64)
-    if style == "extremes":
-        return rng.choice(np.array([lo, hi], dtype=np.int64), size=shape)
-    return rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
-
-
 def directed_cases(cfg: SystolicConfig) -> list[GemmCase]:
     """Corners: 1x1x1, K = 1, the extreme values, sizes one past the array."""
-    lo, hi = cfg.operand.min, cfg.operand.max
+    op = cfg.operand
     R, C = cfg.rows, cfg.cols
     rng = np.random.default_rng(12345)
     out = []
@@ -57,14 +48,14 @@ def directed_cases(cfg: SystolicConfig) -> list[GemmCase]:
         ("min_max", (R + 2, R + 1, C + 2), "min", "max"),
         ("extremes", (2 * R + 1, 3 * R + 2, 2 * C + 1), "extremes", "extremes"),
     ):
-        out.append(GemmCase(name, _fill(rng, (m, k), lo, hi, sa), _fill(rng, (k, n), lo, hi, sb)))
+        out.append(GemmCase(name, fill(rng, (m, k), sa, op), fill(rng, (k, n), sb, op)))
     return out
 
 
 def random_cases(cfg: SystolicConfig, count: int, seed: int) -> list[GemmCase]:
     """``count`` random GEMMs sized around the array (M, K, N rarely multiples of it)."""
     rng = np.random.default_rng(seed)
-    lo, hi = cfg.operand.min, cfg.operand.max
+    op = cfg.operand
     R, C = cfg.rows, cfg.cols
     out = []
     for i in range(count):
@@ -72,6 +63,6 @@ def random_cases(cfg: SystolicConfig, count: int, seed: int) -> list[GemmCase]:
         k = int(rng.choice([1, int(rng.integers(1, 3 * max(R, 4) + 2))]))
         n = int(rng.integers(1, 3 * C + 3))
         style = str(rng.choice(["random", "random", "random", "extremes"]))
-        out.append(GemmCase(f"rand{i}", _fill(rng, (m, k), lo, hi, style),
-                            _fill(rng, (k, n), lo, hi, style)))
+        out.append(GemmCase(f"rand{i}", fill(rng, (m, k), style, op),
+                            fill(rng, (k, n), style, op)))
     return out
