@@ -69,6 +69,7 @@ def format_results(res) -> str:
             f"{f(cyc['lstm'], '9d')} {f(r.latency_us.get('lstm'), '9.1f')}")
         if r.error:
             lines.append(f"{'':4}error: {r.error}")
+        lines += [f"{'':4}{w}: {wl['error']}" for w, wl in r.workloads.items() if "error" in wl]
     lines.append("* on a Pareto front (" + ", ".join(res.fronts) + ")")
     lines += [f"  {name}: {path}" for name, path in res.files.items()]
     return "\n".join(lines)
