@@ -63,6 +63,22 @@ def test_model_only_sweep_from_the_cli_and_its_workload_cycles(tmp_path, capsys)
     assert (out / "latency_vs_macs.png").exists() and (out / "utilization.png").exists()
 
 
+def test_tool_failures_are_reported_and_cached_unless_interrupted(tmp_path, monkeypatch):
+    import hwaccel.impl
+    from hwaccel.impl import ImplError
+
+    point = DesignPoint("systolic", "ecp5", 2, 2, "ws")
+    for code, cached in ((-15, False), (1, True)):
+        def fail(*args, code=code, **kwargs):
+            raise ImplError(f"nextpnr-ecp5 place and route failed (exit {code}): ERROR: no route")
+
+        monkeypatch.setattr(hwaccel.impl, "synthesize", fail)
+        r = evaluate(point, out_dir=tmp_path / str(code))
+        assert r.status == "failed" and f"(exit {code})" in r.error
+        assert r.workloads["cnn"]["cycles"] > 0 and not r.latency_us
+        assert any((tmp_path / str(code) / "cache").glob("*.json")) == cached
+
+
 def test_sweep_on_an_existing_scheduler(tmp_path):
     from dask.distributed import LocalCluster
 

@@ -8,7 +8,8 @@ generators and the flow (any change to them re-synthesizes). Latency = cycles / 
 A point that cannot be built is reported with its error, never dropped: a systolic array needs
 one hardware multiplier per PE, so a point with more PEs than the device has multiplier blocks is
 refused before the tools run (``does not fit``); tool failures (place and route, a missing tool)
-are caught and reported the same way.
+are caught and reported the same way. Failures the design causes are cached like results; a
+missing tool or a tool killed by a signal is not (the next sweep tries again).
 """
 
 from __future__ import annotations
@@ -172,7 +173,10 @@ def _synthesize(point: DesignPoint, cache_dir: Path, seed: int, freq_mhz: float 
     except MissingToolError as exc:
         return None, f"tool missing: {exc}", False   # not cached: installing the tool fixes it
     except ImplError as exc:
-        synth, error = None, f"synthesis failed: {exc}"
+        error = f"synthesis failed: {exc}"
+        if "(exit -" in str(exc):   # a tool killed by a signal: not the design's fault, retry
+            return None, error, False
+        synth = None
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"synth": synth, "error": error}, indent=1))
