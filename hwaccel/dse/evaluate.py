@@ -122,12 +122,18 @@ def model_workload(point: DesignPoint, name: str) -> dict:
 SOFTWARE_ONLY = {"perf.py", "model.py", "cases.py", "driver.py", "host.py"}
 
 
-def source_digest() -> str:
-    """A hash of the sources a synthesis result depends on."""
+#: The generator packages a point's hardware is built from.
+PACKAGES = {"systolic": ("systolic",), "accel": ("accel", "conv", "lstm")}
+
+
+def source_digest(kind: str) -> str:
+    """A hash of the sources a ``kind`` point's synthesis result depends on: its generator
+    packages, the shared hardware library and the flow."""
     h = hashlib.sha256()
-    roots = [_PACKAGE / "generators", _PACKAGE / "hdl", _PACKAGE / "impl"]
+    gen = _PACKAGE / "generators"
+    roots = [gen / name for name in PACKAGES[kind]] + [_PACKAGE / "hdl", _PACKAGE / "impl"]
     files = sorted(p for r in roots for p in r.rglob("*.py") if p.name not in SOFTWARE_ONLY)
-    files += [_PACKAGE / "numerics.py", _PACKAGE / "emit.py"]
+    files += sorted(gen.glob("*.py")) + [_PACKAGE / "numerics.py", _PACKAGE / "emit.py"]
     for p in files:
         h.update(p.relative_to(_PACKAGE).as_posix().encode())
         h.update(p.read_bytes())
@@ -195,7 +201,7 @@ def evaluate(point: DesignPoint, *, synth: bool = True, out_dir: Path | str = "b
         error = _fit_error(point)
         if error is None:
             report, error, cached = _synthesize(point, Path(out_dir) / "cache", seed, freq_mhz,
-                                                digest or source_digest())
+                                                digest or source_digest(point.kind))
     latency = {}
     fmax = report.get("fmax_mhz") if report else None
     if fmax:

@@ -77,7 +77,7 @@ def _evaluate_all(space: Space, *, synth: bool, out_dir: Path, scheduler: str | 
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
 
-    digest = source_digest()
+    digests = {kind: source_digest(kind) for kind in {p.kind for p in space.points}}
     cluster = None
     if scheduler:
         client = Client(scheduler)
@@ -88,8 +88,9 @@ def _evaluate_all(space: Space, *, synth: bool, out_dir: Path, scheduler: str | 
                                dashboard_address=":0")  # any free port: no clash
         client = Client(cluster)
     try:
-        futures = {client.submit(evaluate, p, synth=synth, out_dir=str(out_dir), digest=digest,
-                                 pure=False): i for i, p in enumerate(space.points)}
+        futures = {client.submit(evaluate, p, synth=synth, out_dir=str(out_dir),
+                                 digest=digests[p.kind], pure=False): i
+                   for i, p in enumerate(space.points)}
         done: dict[int, PointResult] = {}
         bar = tqdm(total=len(futures), desc="sweep", unit="point", disable=not progress)
         for fut in as_completed(futures):
