@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwaccel.generators.accel import PRESETS, Cause, ProgramBuilder, Region, run_program
+from hwaccel.generators.accel import PRESETS, Cause, Op, ProgramBuilder, Region, run_program
 from hwaccel.generators.accel.cases import cnn_program, random_program, random_requant
-from hwaccel.generators.accel.driver import from_words
+from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.host import HarnessHost, address
 from hwaccel.generators.accel.isa import Reg
+from hwaccel.generators.conv.layer import ConvLayer, descriptor
 from hwaccel.sim.runner import design_for, run_bench
 from hwaccel.toolchain import lint_verilog
 
@@ -114,5 +115,40 @@ def test_watchdog_timeout_and_fence_in_the_harness(seed):
                 np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t))
             loads.append(counters["load_cycles"])
         assert loads == [loads[0], 2 * loads[0]] and loads[0] == 2 * 9 * 2 + 2
+    finally:
+        host.close()
+
+
+def test_tiled_gemm_ranges_are_checked_whole(seed):
+    """A GEMM tiled in K or N reads all of A (count x kw words), writes all of C (count x nb)
+    and reads (kw + 1) x nb weight words: each of these one word past its memory is an ADDRESS
+    fault at the GEMM, although its first tile alone (the template's groups and blocks) fits."""
+    cfg = PRESETS["tiny"]
+    c, ad, wd = cfg.conv, cfg.act_depth, cfg.wgt_depth
+    mg, mb, count = c.max_groups, c.max_blocks, 2
+    k_tiled = descriptor(c, ConvLayer(1, 1, mg * c.lanes, c.block, 1))    # groups mg, 1 block
+    n_tiled = descriptor(c, ConvLayer(1, 1, c.lanes, mb * c.block, 1))    # 1 group, mb blocks
+    cases = {  # name: (template, fields); each range ends one word past its memory
+        "a": (k_tiled, {"kw": mg + 2, "nb": 1, "src": ad + 1 - count * (mg + 2), "dst": 0}),
+        "c": (n_tiled, {"kw": 1, "nb": mb + 1, "src": 0, "dst": ad + 1 - count * (mb + 1)}),
+        "wgt": (k_tiled, {"kw": mg + 1, "nb": 1, "src": 0, "dst": 64, "wgt": wd - mg - 1}),
+    }
+    rng = np.random.default_rng(seed)
+    host = HarnessHost(design_for(cfg), cfg)
+    try:
+        for name, (desc, fields) in cases.items():
+            b = ProgramBuilder(cfg)
+            b.put(rng.integers(-128, 128, (c.lanes, 1, 1)))
+            b.raw(encode(cfg, Op.GEMM, desc=desc, count=count, **fields))
+            b.done()
+            gold = run_program(cfg, b.act, b.wgt, b.commands)
+            assert (gold.cause, gold.pc) == (Cause.ADDRESS, 0), name
+            host.load(b)
+            host.run(limit=10_000)
+            st = host.status()
+            assert (st["busy"], st["error"], st["cause"], st["pc"]) == (0, 1, Cause.ADDRESS, 0), (
+                f"{name} range one word past its memory: status {st}")
+            counters = host.counters()
+            assert {k: counters[k] for k in gold.counters} == gold.counters, name
     finally:
         host.close()

@@ -10,15 +10,23 @@ The processor computes every job's word counts from the descriptor itself (never
 count in the command), so a DMA can never wait for a word the engine will not
 produce; checks each command's ranges and shape before anything moves, so a bad command is a
 fault state, not a hang; and runs a watchdog while a job is in flight for whatever the checks
-cannot see.
+cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``count x nb`` of C,
+``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
-States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC (counts, registered so the
-products do not sit in front of the comparators) -> CHECK -> [TILE] -> ISSUE -> RUN -> FETCH ...
+States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CHECK -> [TILE] -> ISSUE ->
+RUN -> FETCH ... Clock speed: no path does more than one multiply. CALC registers the factors
+of every count and the room left in each memory, CHECK multiplies and compares; a GEMM's next
+tile is worked out while the current one runs, so TILE only copies, adds and multiplies once.
+These stages sit in cycles the processor spent anyway: the cycle counts are those of a
+processor that did all of it in one cycle.
 """
 
 from __future__ import annotations
 
 import math
+import operator
+from functools import reduce
+from types import SimpleNamespace
 
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -39,6 +47,11 @@ def lstm_words(cfg: AccelConfig) -> tuple[int, int, int]:
 
 JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
 STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
+#: RUN cycles after which the next GEMM tile's registers are settled (the tile pipeline is three
+#: deep). A tile job takes far longer (descriptor, DMA read latency, the engine's pipeline
+#: before its first result); should one ever end sooner, the processor waits (``done_seen``),
+#: which costs cycles the models would catch, never a wrong tile.
+RIPE = 3
 
 
 class Processor(wiring.Component):
@@ -82,18 +95,13 @@ class Processor(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        conv = cfg.conv
         m = Module()
-        ad, wd = cfg.act_depth, cfg.wgt_depth
         cmd = Signal(command_layout(cfg))
         pc = Signal(16)
         m.d.comb += [self.pc.eq(pc), self.prog_addr.eq(pc[: len(self.prog_addr)])]
-        in_words, out_words = Signal(range(ad * 2 + 1)), Signal(range(ad * 2 + 1))
-        w_words = Signal(range(wd * 2 + 1))
-        shape_ok = Signal()
-        rem = Signal(range(ad + 1))
-        a_ptr, c_ptr = Signal(range(ad + 1)), Signal(range(ad + 1))
         watch = Signal(range(cfg.watchdog + 1))
+        age = Signal(range(RIPE + 1))      # RUN cycles so far (saturating)
+        done_seen = Signal()               # a GEMM tile finished before its successor was ripe
 
         # An explicit state register and If/Elif chains, not m.FSM or m.Switch: Yosys writes a
         # case per signal without a default, which lints as CASEINCOMPLETE.
@@ -106,7 +114,112 @@ class Processor(wiring.Component):
             m.d.sync += [self.error.eq(1), self.cause.eq(cause), self.busy.eq(0)]
             goto("IDLE")
 
+        def is_(name):
+            return state == STATES.index(name)
+
+        op, d, p = cmd.op, cmd.desc, cmd.pool
+        chk = self._checks(m, cmd, calc=is_("CALC"))
+        til = self._tiles(m, cmd, chk, check=is_("CHECK"), run=is_("RUN"))
+
+        with m.If(is_("IDLE")):
+            with m.If(self.start):
+                m.d.sync += [pc.eq(self.start_pc), self.busy.eq(1), self.done.eq(0),
+                             self.error.eq(0), self.cause.eq(Cause.NONE)]
+                goto("FETCH")
+        with m.Elif(is_("FETCH")):
+            with m.If(pc >= cfg.prog_depth):
+                fault(Cause.PC_RANGE)
+            with m.Else():
+                goto("DECODE")
+        with m.Elif(is_("DECODE")):
+            m.d.sync += cmd.eq(self.prog_data)
+            goto("CALC")
+        with m.Elif(is_("CALC")):
+            goto("CHECK")  # the registers of :meth:`_checks` load in this cycle
+        with m.Elif(is_("CHECK")):
+            m.d.sync += [self.job_src.eq(cmd.src), self.job_src_count.eq(chk.in_words),
+                         self.job_dst.eq(cmd.dst), self.job_dst_count.eq(chk.out_words),
+                         self.job_wgt.eq(cmd.wgt), self.job_wgt_count.eq(chk.w_words),
+                         self.job_desc.eq(d), self.job_pool.eq(p),
+                         self.job_desc.acc_in.eq(0), self.job_desc.acc_out.eq(0),
+                         self.job_desc.reuse.eq(0), self.job_keep.eq(1),
+                         self.job_pool.enable.eq(1),
+                         self.job_src_run.eq(1), self.job_src_stride.eq(1),
+                         self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
+                         self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
+                         self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL,
+                                              Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))),
+                         self.job_fabric.eq(chk.pixels_out * d.weight_words)]
+            with m.If(op == Op.DONE):
+                m.d.sync += [self.done.eq(1), self.busy.eq(0)]
+                m.d.comb += self.retire.eq(1)
+                goto("IDLE")
+            with m.Elif(op == Op.FENCE):
+                m.d.sync += pc.eq(pc + 1)
+                m.d.comb += [self.retire.eq(1), self.fence.eq(1)]
+                goto("FETCH")
+            with m.Elif(~chk.legal):
+                fault(Cause.ILLEGAL_OPCODE)
+            with m.Elif(~chk.shape_ok):
+                fault(Cause.SHAPE)
+            with m.Elif(chk.range_bad):
+                fault(Cause.ADDRESS)
+            with m.Elif(op == Op.GEMM):
+                goto("TILE")
+            with m.Else():
+                goto("ISSUE")
+        with m.Elif(is_("TILE")):
+            m.d.sync += til.load(self)
+            goto("ISSUE")
+        with m.Elif(is_("ISSUE")):
+            m.d.comb += self.job_start.eq(1)
+            m.d.sync += [watch.eq(0), age.eq(0), done_seen.eq(0)]
+            goto("RUN")
+        with m.Else():  # RUN
+            m.d.comb += self.in_job.eq(1)
+            m.d.sync += [watch.eq(Mux(self.progress, 0, watch + 1)),
+                         age.eq(Mux(age == RIPE, RIPE, age + 1))]
+            limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
+            gemm = op == Op.GEMM
+            with m.If((self.job_done | done_seen) & (~gemm | (age == RIPE))):
+                with m.If(gemm & til.more):  # the next tile (K, then M, then N)
+                    m.d.sync += til.advance()
+                    goto("TILE")
+                with m.Else():
+                    m.d.sync += pc.eq(pc + 1)
+                    m.d.comb += self.retire.eq(1)
+                    goto("FETCH")
+            with m.Elif(self.job_done):
+                m.d.sync += done_seen.eq(1)
+            with m.Elif(watch >= limit):
+                m.d.comb += self.abort.eq(1)
+                fault(Cause.TIMEOUT)
+        return m
+
+    def _checks(self, m, cmd, *, calc):
+        """The shape and range checks, across CALC and CHECK: one multiply deep per cycle.
+
+        A range check is ``base + a * b > depth``. CALC registers the factors ``a`` and ``b``
+        (themselves at most one product of command fields) and the room ``depth - base``;
+        CHECK multiplies and compares. Shape checks are registered in CALC, except the
+        descriptor equalities that need a sum or a product first (those compare in CHECK).
+        """
+        cfg, conv = self.config, self.config.conv
+        ad, wd = cfg.act_depth, cfg.wgt_depth
+        mg, mb = conv.max_groups, conv.max_blocks
         d, p, op = cmd.desc, cmd.pool, cmd.op
+        kw, nb = cmd.kw, cmd.nb
+        top = max(ad, wd, conv.max_width * conv.max_height, mb * conv.max_chunks + mb) + 2
+        if cfg.lstm is not None:
+            top = max(top, *lstm_words(cfg))
+        in_a, in_b, out_a, out_b, w_a, w_b = (Signal(range(top)) for _ in range(6))
+        room_src, room_dst, room_wgt = (Signal(range(max(ad, wd) + 1)) for _ in range(3))
+        past = Signal()             # a base beyond its memory (fields can encode more)
+        ok_calc, legal = Signal(), Signal()
+        ow_calc, oh_calc = Signal(range(top)), Signal(range(top))
+        gb = Signal(range(mg * mb + 1))
+        pixels_out = Signal(range(conv.max_width * conv.max_height + 1))
+
         ow_p = Mux(d.pool, d.out_width >> 1, d.out_width)
         oh_p = Mux(d.pool, d.out_height >> 1, d.out_height)
         span_w = d.width + 2 * d.padding
@@ -119,10 +232,10 @@ class Processor(wiring.Component):
         # Fields hold ``range(limit + 1)`` values, but their bits can encode more: check both
         # ends against the engine's limits (an overflowing index would corrupt or hang it).
         derived_ok = ((d.kernel != 0) & le(d.kernel, conv.max_kernel)
-                      & (d.groups != 0) & le(d.groups, conv.max_groups)
-                      & (d.blocks != 0) & le(d.blocks, conv.max_blocks)
+                      & (d.groups != 0) & le(d.groups, mg)
+                      & (d.blocks != 0) & le(d.blocks, mb)
                       & (d.weight_words != 0)
-                      & le(d.weight_words, conv.max_blocks * conv.max_chunks)
+                      & le(d.weight_words, mb * conv.max_chunks)
                       & (d.row_lanes != 0) & le(d.row_lanes, conv.lanes)
                       & (d.shift_lanes != 0) & le(d.shift_lanes, conv.lanes)
                       & (d.rows_per_chunk != 0) & le(d.rows_per_chunk, conv.lanes)
@@ -130,157 +243,150 @@ class Processor(wiring.Component):
         conv_ok = (derived_ok & (d.width != 0) & (d.height != 0) & (2 * d.padding < d.kernel)
                    & le(d.width, conv.max_width) & le(d.height, conv.max_height)
                    & (span_w >= d.kernel) & (span_h >= d.kernel)
-                   & (d.out_width == ((span_w - d.kernel) >> d.stride2) + 1)
-                   & (d.out_height == ((span_h - d.kernel) >> d.stride2) + 1)
                    & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
-        mg, mb = conv.max_groups, conv.max_blocks
-        kw, nb = cmd.kw, cmd.nb
         gemm_ok = (derived_ok & (d.kernel == 1) & (d.padding == 0) & ~d.stride2 & ~d.pool
                    & (cmd.count != 0) & (kw != 0) & (nb != 0) & le(kw, cfg.gemm_max_words)
-                   & (d.groups == Mux(kw > mg, mg, kw)) & (d.blocks == Mux(nb > mb, mb, nb))
-                   & (d.weight_words == d.groups * d.blocks))
+                   & (d.groups == Mux(kw > mg, mg, kw)) & (d.blocks == Mux(nb > mb, mb, nb)))
         pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
                    & le(p.width, conv.max_width) & le(p.height, conv.max_height)
-                   & le(p.blocks, conv.max_blocks))
+                   & le(p.blocks, mb))
 
-        # GEMM tiling. N tiles (n0: first block) outermost, so M tiles of one N tile share its
-        # weights; then M tiles; K tiles (k0: first word of the row) innermost, so partial sums
-        # live only for one M x N tile. M tiles: whole max_height x max_width tiles, then whole
-        # rows, then the rest (no divider); with K tiled, rows of at most psum_width pixels.
-        mw, mh, pw = conv.max_width, conv.max_height, cfg.psum_width
-        n0, k0 = Signal(range(ad + 1)), Signal(range(ad + 1))
-        w_nt, w_k = Signal(range(wd + 1)), Signal(range(wd + 1))  # N tile's / K tile's weights
-        b_t = Signal(range(mb + 1))
-        g_t = Signal(range(mg + 1))
-        k_tiled = kw > mg
-        tile_w = Signal(range(mw + 1))
-        tile_h = Signal(range(mh + 1))
-        m.d.comb += [b_t.eq(Mux(nb - n0 >= mb, mb, nb - n0)),
-                     g_t.eq(Mux(kw - k0 >= mg, mg, kw - k0)),
-                     tile_w.eq(Mux(k_tiled, Mux(rem >= pw, pw, rem), Mux(rem >= mw, mw, rem))),
-                     tile_h.eq(Mux(~k_tiled & (rem >= mw * mh), mh, 1))]
-        tile_n = tile_w * tile_h
-        last_k = k0 + g_t == kw
-
-        with m.If(state == STATES.index("IDLE")):
-            with m.If(self.start):
-                m.d.sync += [pc.eq(self.start_pc), self.busy.eq(1), self.done.eq(0),
-                             self.error.eq(0), self.cause.eq(Cause.NONE)]
-                goto("FETCH")
-        with m.Elif(state == STATES.index("FETCH")):
-            with m.If(pc >= cfg.prog_depth):
-                fault(Cause.PC_RANGE)
-            with m.Else():
-                goto("DECODE")
-        with m.Elif(state == STATES.index("DECODE")):
-            m.d.sync += cmd.eq(self.prog_data)
-            goto("CALC")
-        with m.Elif(state == STATES.index("CALC")):
-            m.d.sync += w_words.eq(d.weight_words + d.blocks)
+        ops = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
+        with m.If(calc):
+            m.d.sync += [room_src.eq(ad - cmd.src), room_dst.eq(ad - cmd.dst),
+                         room_wgt.eq(wd - cmd.wgt),
+                         past.eq(~le(cmd.src, ad) | ~le(cmd.dst, ad)
+                                 | (~le(cmd.wgt, wd) & (op != Op.MAXPOOL))),
+                         legal.eq(reduce(operator.or_, [op == o for o in ops])),
+                         w_a.eq(d.weight_words + d.blocks),
+                         w_b.eq(1), pixels_out.eq(d.out_width * d.out_height),
+                         ow_calc.eq(((span_w - d.kernel) >> d.stride2) + 1),
+                         oh_calc.eq(((span_h - d.kernel) >> d.stride2) + 1),
+                         gb.eq(d.groups * d.blocks)]
             with m.If(op == Op.CONV):
-                m.d.sync += [in_words.eq(d.width * d.height * d.groups),
-                             out_words.eq(ow_p * oh_p * d.blocks), shape_ok.eq(conv_ok)]
+                m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(d.groups),
+                             out_a.eq(ow_p * oh_p), out_b.eq(d.blocks), ok_calc.eq(conv_ok)]
             with m.Elif(op == Op.GEMM):
-                m.d.sync += [in_words.eq(cmd.count * d.groups),
-                             out_words.eq(cmd.count * d.blocks), shape_ok.eq(gemm_ok)]
+                # The whole of A, C and the weights of every tile (kw + 1 words per block).
+                m.d.sync += [in_a.eq(cmd.count), in_b.eq(kw), out_a.eq(cmd.count),
+                             out_b.eq(nb), w_a.eq(kw + 1), w_b.eq(nb), ok_calc.eq(gemm_ok)]
             with m.Elif(op == Op.MAXPOOL):
-                m.d.sync += [in_words.eq(p.width * p.height * p.blocks),
-                             out_words.eq((p.width >> 1) * (p.height >> 1) * p.blocks),
-                             shape_ok.eq(pool_ok)]
+                m.d.sync += [in_a.eq(p.width * p.height), in_b.eq(p.blocks),
+                             out_a.eq((p.width >> 1) * (p.height >> 1)), out_b.eq(p.blocks),
+                             ok_calc.eq(pool_ok)]
             with m.Else():
-                m.d.sync += shape_ok.eq(0)
+                m.d.sync += ok_calc.eq(0)
             if cfg.lstm is not None:
                 gx, gh, lw = lstm_words(cfg)
                 with m.If(op == Op.LSTM):
-                    m.d.sync += [in_words.eq(cmd.count * gx), out_words.eq(cmd.count * gh),
-                                 shape_ok.eq(cmd.count != 0), w_words.eq(lw)]
-            goto("CHECK")
-        with m.Elif(state == STATES.index("CHECK")):
-            src_bad = cmd.src + in_words > ad
-            dst_bad = cmd.dst + out_words > ad
-            wgt_bad = (cmd.wgt + w_words > wd) & (op != Op.MAXPOOL)
-            legal = (op == Op.CONV) | (op == Op.GEMM) | (op == Op.MAXPOOL)
-            if cfg.lstm is not None:
-                legal |= op == Op.LSTM
-            m.d.sync += [self.job_src.eq(cmd.src), self.job_src_count.eq(in_words),
-                         self.job_dst.eq(cmd.dst), self.job_dst_count.eq(out_words),
-                         self.job_wgt.eq(cmd.wgt), self.job_wgt_count.eq(w_words),
-                         self.job_desc.eq(d), self.job_pool.eq(p),
-                         self.job_desc.acc_in.eq(0), self.job_desc.acc_out.eq(0),
-                         self.job_desc.reuse.eq(0), self.job_keep.eq(1),
-                         self.job_pool.enable.eq(1),
-                         self.job_src_run.eq(1), self.job_src_stride.eq(1),
-                         self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
-                         self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
-                         n0.eq(0), k0.eq(0), w_nt.eq(cmd.wgt), w_k.eq(cmd.wgt),
-                         self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL,
-                                              Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))),
-                         self.job_fabric.eq(d.out_width * d.out_height * d.weight_words),
-                         rem.eq(cmd.count), a_ptr.eq(cmd.src), c_ptr.eq(cmd.dst)]
-            with m.If(op == Op.DONE):
-                m.d.sync += [self.done.eq(1), self.busy.eq(0)]
-                m.d.comb += self.retire.eq(1)
-                goto("IDLE")
-            with m.Elif(op == Op.FENCE):
-                m.d.sync += pc.eq(pc + 1)
-                m.d.comb += [self.retire.eq(1), self.fence.eq(1)]
-                goto("FETCH")
-            with m.Elif(~legal):
-                fault(Cause.ILLEGAL_OPCODE)
-            with m.Elif(~shape_ok):
-                fault(Cause.SHAPE)
-            with m.Elif(src_bad | dst_bad | wgt_bad):
-                fault(Cause.ADDRESS)
-            with m.Elif(op == Op.GEMM):
-                goto("TILE")
-            with m.Else():
-                goto("ISSUE")
-        with m.Elif(state == STATES.index("TILE")):
-            ww = g_t * b_t
-            m.d.sync += [
-                self.job_desc.width.eq(tile_w), self.job_desc.out_width.eq(tile_w),
-                self.job_desc.height.eq(tile_h), self.job_desc.out_height.eq(tile_h),
-                self.job_desc.groups.eq(g_t), self.job_desc.blocks.eq(b_t),
-                self.job_desc.weight_words.eq(ww),
-                self.job_desc.acc_in.eq(k0 != 0), self.job_desc.acc_out.eq(~last_k),
-                self.job_keep.eq(last_k),
-                self.job_src.eq(a_ptr + k0), self.job_src_count.eq(tile_n * g_t),
-                self.job_src_run.eq(g_t), self.job_src_stride.eq(kw),
-                self.job_dst.eq(c_ptr), self.job_dst_count.eq(tile_n * b_t),
-                self.job_dst_run.eq(b_t), self.job_dst_stride.eq(nb),
+                    m.d.sync += [in_a.eq(cmd.count), in_b.eq(gx), out_a.eq(cmd.count),
+                                 out_b.eq(gh), w_a.eq(lw), ok_calc.eq(cmd.count != 0)]
+
+        in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
+        shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
+                                 & (oh_calc == d.out_height),
+                                 (op != Op.GEMM) | (d.weight_words == gb))
+        range_bad = (past | (in_words > room_src) | (out_words > room_dst)
+                     | ((w_words > room_wgt) & (op != Op.MAXPOOL)))
+        return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
+                               legal=legal, shape_ok=shape_ok, range_bad=range_bad,
+                               pixels_out=pixels_out)
+
+    def _tiles(self, m, cmd, chk, *, check, run):
+        """GEMM tiling, one multiply deep per cycle.
+
+        N tiles (``n0``: first block) outermost, so M tiles of one N tile share its weights;
+        then M tiles; K tiles (``k0``: first word of the row) innermost, so partial sums live
+        only for one M x N tile. M tiles: whole max_height x max_width tiles, then whole rows,
+        then the rest (no divider); with K tiled, rows of at most psum_width pixels.
+
+        The first tile's shape (``geo_*``) is registered in CHECK from the command. While a
+        tile runs (at least :data:`RIPE` cycles: descriptor, DMA latency and the engine's
+        pipeline come first), a free-running pipeline computes the loop state after it
+        (``nxt_*``), then the next tile's shape, then its products; TILE only copies and adds.
+        """
+        cfg, conv = self.config, self.config.conv
+        ad, wd = cfg.act_depth, cfg.wgt_depth
+        mg, mb = conv.max_groups, conv.max_blocks
+        mw, mh, pw = conv.max_width, conv.max_height, cfg.psum_width
+        kw, nb = cmd.kw, cmd.nb
+        rem = Signal(range(ad + 1))                       # rows of A left in this N tile
+        k0, n0 = Signal(range(ad + 1)), Signal(range(ad + 1))
+        a_ptr, c_ptr = Signal(range(ad + 1)), Signal(range(ad + 1))
+        w_nt, w_k = Signal(range(wd + 1)), Signal(range(wd + 1))  # N tile's / K tile's weights
+        state = (rem, k0, n0, a_ptr, c_ptr, w_nt, w_k)
+        nxt = tuple(Signal.like(s, name=f"nxt_{s.name}") for s in state)
+        more = Signal()
+        k_tiled = Signal()
+        tn_cur = Signal(range(mw * mh + 1))               # pixels of the running tile
+        geo_g, geo_b = Signal(range(mg + 1)), Signal(range(mb + 1))
+        geo_w, geo_h = Signal(range(mw + 1)), Signal(range(mh + 1))
+        geo_tn = Signal(range(mw * mh + 1))
+        geo_ww, geo_kwb = Signal(range(mg * mb + 1)), Signal(range((ad + 1) * mb + 1))
+
+        def geometry(k0v, n0v, remv, tiled):
+            full = ~tiled & (remv >= mw * mh)             # then the width is mw too
+            tw = Mux(tiled, Mux(remv >= pw, pw, remv), Mux(remv >= mw, mw, remv))
+            return [geo_g.eq(Mux(kw - k0v >= mg, mg, kw - k0v)),
+                    geo_b.eq(Mux(nb - n0v >= mb, mb, nb - n0v)),
+                    geo_w.eq(tw), geo_h.eq(Mux(full, mh, 1)), geo_tn.eq(Mux(full, mw * mh, tw))]
+
+        with m.If(check):
+            m.d.sync += [*geometry(0, 0, cmd.count, kw > mg), k_tiled.eq(kw > mg),
+                         geo_ww.eq(cmd.desc.weight_words), geo_kwb.eq(kw * cmd.desc.blocks),
+                         rem.eq(cmd.count), k0.eq(0), n0.eq(0), a_ptr.eq(cmd.src),
+                         c_ptr.eq(cmd.dst), w_nt.eq(cmd.wgt), w_k.eq(cmd.wgt)]
+        # Stage 1: the running tile against the loop bounds, and its products.
+        last_k, more_m, more_n = Signal(), Signal(), Signal()
+        g_cur, b_cur = self.job_desc.groups, self.job_desc.blocks
+        k_next, n_next = Signal.like(k0), Signal.like(n0)
+        wk_next = Signal.like(w_k)
+        step_a = Signal(range((ad + 1) * mw * mh + 1))   # the running tile's rows of A
+        step_c = Signal.like(step_a)                     # and of C
+        kwb = Signal.like(geo_kwb)
+        m.d.sync += [last_k.eq(k0 + g_cur == kw), more_m.eq(rem != tn_cur),
+                     more_n.eq(n0 + b_cur != nb), k_next.eq(k0 + g_cur), n_next.eq(n0 + b_cur),
+                     wk_next.eq(w_k + self.job_desc.weight_words), step_a.eq(tn_cur * kw),
+                     step_c.eq(tn_cur * nb), kwb.eq(kw * b_cur)]
+        # Stage 2: the loop state after it (next K tile, else next M tile, else next N tile).
+        n_rem, n_k0, n_n0, n_a, n_c, n_wnt, n_wk = nxt
+        with m.If(~last_k):
+            m.d.sync += [n_rem.eq(rem), n_k0.eq(k_next), n_n0.eq(n0), n_a.eq(a_ptr),
+                         n_c.eq(c_ptr), n_wnt.eq(w_nt), n_wk.eq(wk_next)]
+        with m.Elif(more_m):
+            m.d.sync += [n_rem.eq(rem - tn_cur), n_k0.eq(0), n_n0.eq(n0), n_a.eq(a_ptr + step_a),
+                         n_c.eq(c_ptr + step_c), n_wnt.eq(w_nt), n_wk.eq(w_nt)]
+        with m.Else():
+            w_next = w_nt + kwb + b_cur
+            m.d.sync += [n_rem.eq(cmd.count), n_k0.eq(0), n_n0.eq(n_next), n_a.eq(cmd.src),
+                         n_c.eq(cmd.dst + n_next), n_wnt.eq(w_next), n_wk.eq(w_next)]
+        m.d.sync += more.eq(~last_k | more_m | more_n)
+        # Stages 3 and 4: the next tile's shape, then its products.
+        with m.If(run):
+            m.d.sync += [*geometry(n_k0, n_n0, n_rem, k_tiled), geo_ww.eq(geo_g * geo_b),
+                         geo_kwb.eq(kw * geo_b)]
+
+        def load(job):
+            """TILE: the job of the tile ``geo_*`` describes."""
+            ends_k = k0 + geo_g == kw
+            return [
+                job.job_desc.width.eq(geo_w), job.job_desc.out_width.eq(geo_w),
+                job.job_desc.height.eq(geo_h), job.job_desc.out_height.eq(geo_h),
+                job.job_desc.groups.eq(geo_g), job.job_desc.blocks.eq(geo_b),
+                job.job_desc.weight_words.eq(geo_ww),
+                job.job_desc.acc_in.eq(k0 != 0), job.job_desc.acc_out.eq(~ends_k),
+                job.job_keep.eq(ends_k),
+                job.job_src.eq(a_ptr + k0), job.job_src_count.eq(geo_tn * geo_g),
+                job.job_src_run.eq(geo_g), job.job_src_stride.eq(kw),
+                job.job_dst.eq(c_ptr), job.job_dst_count.eq(geo_tn * geo_b),
+                job.job_dst_run.eq(geo_b), job.job_dst_stride.eq(nb),
                 # This K tile's weight beats, then its N tile's requantizers after all K tiles.
-                self.job_wgt.eq(w_k), self.job_wgt_count.eq(ww + b_t),
-                self.job_wgt_run.eq(ww), self.job_wgt_stride.eq(w_nt + kw * b_t - w_k),
-                self.job_fabric.eq(tile_n * ww),
+                job.job_wgt.eq(w_k), job.job_wgt_count.eq(geo_ww + geo_b),
+                job.job_wgt_run.eq(geo_ww), job.job_wgt_stride.eq(w_nt + geo_kwb - w_k),
+                job.job_fabric.eq(geo_tn * geo_ww), tn_cur.eq(geo_tn),
             ]
-            goto("ISSUE")
-        with m.Elif(state == STATES.index("ISSUE")):
-            m.d.comb += self.job_start.eq(1)
-            m.d.sync += watch.eq(0)
-            goto("RUN")
-        with m.Else():  # RUN
-            m.d.comb += self.in_job.eq(1)
-            m.d.sync += watch.eq(Mux(self.progress, 0, watch + 1))
-            limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
-            with m.If(self.job_done):
-                with m.If((op == Op.GEMM) & ~last_k):  # next K tile of this M x N tile
-                    m.d.sync += [k0.eq(k0 + g_t), w_k.eq(w_k + g_t * b_t)]
-                    goto("TILE")
-                with m.Elif((op == Op.GEMM) & (rem != tile_n)):  # next M tile
-                    m.d.sync += [k0.eq(0), w_k.eq(w_nt), rem.eq(rem - tile_n),
-                                 a_ptr.eq(a_ptr + tile_n * kw), c_ptr.eq(c_ptr + tile_n * nb)]
-                    goto("TILE")
-                with m.Elif((op == Op.GEMM) & (n0 + b_t != nb)):  # next N tile
-                    nxt = w_nt + (kw + 1) * b_t
-                    m.d.sync += [k0.eq(0), n0.eq(n0 + b_t), w_nt.eq(nxt), w_k.eq(nxt),
-                                 rem.eq(cmd.count), a_ptr.eq(cmd.src),
-                                 c_ptr.eq(cmd.dst + n0 + b_t)]
-                    goto("TILE")
-                with m.Else():
-                    m.d.sync += pc.eq(pc + 1)
-                    m.d.comb += self.retire.eq(1)
-                    goto("FETCH")
-            with m.Elif(watch >= limit):
-                m.d.comb += self.abort.eq(1)
-                fault(Cause.TIMEOUT)
-        return m
+
+        def advance():
+            return [s.eq(n) for s, n in zip(state, nxt)]
+
+        return SimpleNamespace(load=load, advance=advance, more=more)
