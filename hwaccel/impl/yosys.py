@@ -47,23 +47,41 @@ def run_yosys(verilog: Path, top: str, target: Target, folder: Path) -> YosysRes
 
     def attempt(synth: str) -> None:
         script = folder / "synth.ys"
+        # `check -assert` fails the run on a netlist with multiply driven nets (or undriven or
+        # looping ones), which place and route would otherwise reject much later, or not at all.
         script.write_text(f"read_verilog {verilog.name}\n"
                           f"{synth.format(top=top, json=netlist.name if netlist else '')}\n"
+                          f"check -assert\n"
                           f"tee -q -o {stat.name} stat -json\n")
         stat.unlink(missing_ok=True)
         if netlist is not None:
             netlist.unlink(missing_ok=True)
-        run_tool("yosys", ["-s", script.name], cwd=folder, log=log,
-                 what=f"synthesis of {top} for {target.name}")
+        what = f"synthesis of {top} for {target.name}"
+        try:
+            run_tool("yosys", ["-s", script.name], cwd=folder, log=log, what=what)
+        except ImplError as exc:
+            problems = _check_problems(log)
+            if not problems:
+                raise
+            raise ImplError(f"yosys {what}: the netlist fails `check`: "
+                            f"{'; '.join(problems[:3])} [log: {log}]") from exc
 
     try:
         attempt(target.synth)
     except ImplError:
-        if not target.synth_fallback or not _died_in_abc9(log):
+        if not target.synth_fallback:
             raise
-        log.replace(folder / "yosys_abc9_crash.log")
+        if _died_in_abc9(log):
+            log.replace(folder / "yosys_abc9_crash.log")
+            notes = ("yosys crashed in abc9; LUTs mapped with `abc -lut 4` instead",)
+        elif any("multiple conflicting drivers" in ln for ln in _check_problems(log)):
+            # Seen with YoWASP's Yosys 0.70: abc9 wires two flip-flops' outputs together.
+            log.replace(folder / "yosys_abc9_conflict.log")
+            notes = ("abc9 left multiply driven nets (`check`); LUTs mapped with `abc -lut 4` "
+                     "instead",)
+        else:
+            raise
         attempt(target.synth_fallback)
-        notes = ("yosys-abc crashed in abc9; LUTs mapped with `abc -lut 4` instead",)
     try:
         design = json.loads(stat.read_text())["design"]
     except (OSError, ValueError, KeyError) as exc:
@@ -74,7 +92,18 @@ def run_yosys(verilog: Path, top: str, target: Target, folder: Path) -> YosysRes
 
 
 def _died_in_abc9(log: Path) -> bool:
-    """Whether the last pass Yosys started before exiting was ABC9's external ABC run."""
+    """Whether Yosys exited inside ``abc9``: in its external ABC run, or while reading ABC's result
+    back (Yosys 0.70's ``abc_ops_reintegrate`` fails an internal assertion on some netlists)."""
     passes = [ln for ln in log.read_text().splitlines() if "Executing" in ln or "Running ABC" in ln]
-    return bool(passes) and "Running ABC command" in passes[-1] and any(
-        "ABC9" in ln for ln in passes[-3:])
+    return bool(passes) and any(s in passes[-1] for s in (
+        "Running ABC command", "ABC_OPS_REINTEGRATE")) and any("ABC9" in ln for ln in passes[-5:])
+
+
+def _check_problems(log: Path) -> list[str]:
+    """The problems reported by a ``check`` pass that ended a Yosys run (its ``Warning:`` lines:
+    multiply driven nets, used but undriven wires, logic loops); empty if another pass ended it."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    heads = [i for i, ln in enumerate(lines) if "Executing" in ln]
+    if not heads or "Executing CHECK pass" not in lines[heads[-1]]:
+        return []
+    return [ln.removeprefix("Warning: ") for ln in lines[heads[-1]:] if ln.startswith("Warning:")]
