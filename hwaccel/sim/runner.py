@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..emit import emit, read_sidecar
+from ..emit import build_root, emit, read_sidecar
 from ..toolchain import LINT_WAIVERS, apply_verilator_env
 
 __all__ = ["SimError", "Design", "design_for", "build", "run_bench", "build_root"]
@@ -40,11 +40,6 @@ class Design:
     @property
     def meta(self) -> dict:
         return read_sidecar(self.sidecar)
-
-
-def build_root() -> Path:
-    """Where Verilator builds are cached: ``$HWACCEL_BUILD`` or ``./build``."""
-    return Path(os.environ.get("HWACCEL_BUILD", Path.cwd() / "build")).resolve()
 
 
 def design_for(config, out_dir: Path | str | None = None) -> Design:
