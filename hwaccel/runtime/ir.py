@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..generators.lstm.model import LstmParams
+from ..generators.lstm.model import GateShapes, LstmParams
 
 __all__ = ["Shape", "Embedding", "Conv2d", "MaxPool2d", "Flatten", "Linear", "LstmWeights",
            "LSTM", "Graph", "HEADS", "QEmbedding", "QConv", "QMaxPool", "QFlatten", "QLinear",
@@ -85,21 +85,13 @@ class Linear:
 
 
 @dataclass(frozen=True, eq=False)
-class LstmWeights:
+class LstmWeights(GateShapes):
     """One layer's weights in PyTorch's layout (gate rows i, f, g, o)."""
 
     w_ih: np.ndarray
     w_hh: np.ndarray
     b_ih: np.ndarray
     b_hh: np.ndarray
-
-    @property
-    def input_size(self) -> int:
-        return self.w_ih.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.w_hh.shape[1]
 
 
 @dataclass(frozen=True, eq=False)

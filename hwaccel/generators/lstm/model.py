@@ -50,8 +50,8 @@ from ...numerics import (
 )
 from .config import LstmConfig
 
-__all__ = ["LstmParams", "quantize_lstm", "golden_sequence", "golden_outputs", "float_sequence",
-           "H_TOLERANCE", "H_TOLERANCE_WIDE", "H_SCALE", "int8_input"]
+__all__ = ["GateShapes", "LstmParams", "quantize_lstm", "golden_sequence", "golden_outputs",
+           "float_sequence", "H_TOLERANCE", "H_TOLERANCE_WIDE", "H_SCALE", "int8_input"]
 
 #: Scale of the int8 hidden state (and so of a stacked layer's x): 2**-7.
 H_SCALE = 2.0 ** -H_FRAC
@@ -60,8 +60,24 @@ H_TOLERANCE = 0.02
 H_TOLERANCE_WIDE = 0.04
 
 
+class GateShapes:
+    """``input_size`` and ``hidden_size`` of a layer whose ``w_ih`` is ``4H x I`` and ``w_hh``
+    is ``4H x H`` (PyTorch's layout; shared by float and integer weights)."""
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+
+    @property
+    def input_size(self) -> int:
+        return self.w_ih.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.w_hh.shape[1]
+
+
 @dataclass(frozen=True)
-class LstmParams:
+class LstmParams(GateShapes):
     """Integer parameters of one layer (rows in PyTorch gate order i, f, g, o).
 
     Attributes
@@ -80,14 +96,6 @@ class LstmParams:
     mult_h: np.ndarray
     shift_h: np.ndarray
     bias: np.ndarray
-
-    @property
-    def input_size(self) -> int:
-        return self.w_ih.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.w_hh.shape[1]
 
     def check(self, cfg: LstmConfig) -> None:
         """Raise ``ValueError`` unless the shapes and ranges fit ``cfg``."""
