@@ -9,7 +9,7 @@ included. Supported modes (the small-preset ones; Amaranth's simulator runs seve
 times slower than Verilator):
 
 ========== ================================================================
-systolic   ``random`` and ``shapes``
+systolic   ``random`` (``extra_results`` too) and ``shapes``
 conv       ``random`` (each case also carries ``batch_cycles``, see below)
 lstm       ``random`` and ``timing``, single cells and stacks
 accel      ``programs`` (``{"seeds": [...], "commands": N}``)
@@ -89,11 +89,12 @@ def _mode(params: dict, kind: str, known: tuple[str, ...]) -> str:
 
 # --- systolic array (sim/tb_systolic.py) --------------------------------------------------------
 
-async def _gemm_case(ctx, ports, cfg, case: GemmCase, *, seed, idle, backpressure) -> dict:
+async def _gemm_case(ctx, ports, cfg, case: GemmCase, *, seed, idle, backpressure,
+                     extra=0) -> dict:
     plan = plan_gemm(cfg, case.a, case.b)
     bench = AmaranthStreamBench(
         ctx, ports, {"activations": plan.activations, "weights": plan.weights},
-        {"result": plan.result_count}, seed=seed, idle=idle, backpressure=backpressure,
+        {"result": plan.result_count + extra}, seed=seed, idle=idle, backpressure=backpressure,
         stall_cycles=1000, max_cycles=50 * (len(plan.activations) + plan.result_count) + 1000)
     t0 = time.perf_counter()
     stats = await bench.run()
@@ -120,11 +121,12 @@ async def _systolic(ctx, ports, cfg, params) -> dict:
     if mode == "random":
         cases = gemm_directed(cfg) + gemm_random(cfg, int(params["count"]), seed)
         idle, bp = float(params.get("idle", 0.0)), float(params.get("backpressure", 0.0))
+        extra = int(params.get("extra_results", 0))  # > 0 proves that a hang is caught
         for i, case in enumerate(cases):
             stall = i % 2 == 1  # as tb_systolic: every other case free-running
             results.append(await _gemm_case(ctx, ports, cfg, case, seed=seed * 1000 + i,
                                             idle=idle if stall else 0.0,
-                                            backpressure=bp if stall else 0.0))
+                                            backpressure=bp if stall else 0.0, extra=extra))
     else:
         rng = np.random.default_rng(seed)
         lo, hi = cfg.operand.min, cfg.operand.max

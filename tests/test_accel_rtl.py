@@ -8,9 +8,10 @@ import numpy as np
 from hwaccel.generators.accel import PRESETS, Cause, Op, ProgramBuilder, Region, run_program
 from hwaccel.generators.accel.cases import cnn_program, random_program, random_requant
 from hwaccel.generators.accel.driver import encode, from_words
-from hwaccel.generators.accel.host import HarnessHost, address
+from hwaccel.generators.accel.host import address
 from hwaccel.generators.accel.isa import Reg
 from hwaccel.generators.conv.layer import ConvLayer, descriptor
+from hwaccel.sim.host import HarnessHost
 from hwaccel.sim.runner import design_for, run_bench
 from hwaccel.toolchain import lint_verilog
 
@@ -20,7 +21,7 @@ def test_tiny_cocotb_then_harness_identical(seed):
     design = design_for(cfg)
     lint_verilog(design.verilog, design.top)
     seeds = [seed + i for i in range(8)]
-    res = run_bench(design, "hwaccel.sim.tb_accel", {"seeds": seeds, "commands": 8,
+    res = run_bench(design, "sim.tb_accel", {"seeds": seeds, "commands": 8,
                                                      "seed": seed}, seed=seed)
     assert [c["mismatches"] for c in res["programs"]] == [0] * len(seeds)
     assert len(res["faults"]) >= 10 and all(c["cause"] for c in res["faults"])

@@ -14,7 +14,7 @@ from hwaccel.sim.runner import design_for, run_bench
 
 
 def _run(slug: str, params: dict, seed: int) -> list[dict]:
-    res = run_bench(design_for(PRESETS[slug]), "hwaccel.sim.tb_conv", {**params, "seed": seed},
+    res = run_bench(design_for(PRESETS[slug]), "sim.tb_conv", {**params, "seed": seed},
                     seed=seed)
     cases = res["cases"]
     assert cases, f"{slug}: the bench compared nothing (seed {seed})"

@@ -15,7 +15,7 @@ def test_harness_matches_cocotb_and_golden(seed):
     design = design_for(cfg)
     rng = np.random.default_rng(seed)
     shapes = {f"s{i}": [int(x) for x in rng.integers(1, 12, 3)] for i in range(6)}
-    cocotb = run_bench(design, "hwaccel.sim.tb_systolic",
+    cocotb = run_bench(design, "sim.tb_systolic",
                        {"mode": "shapes", "shapes": shapes, "seed": seed})["cases"]
     # Regenerate the bench's operands (same seed, same order) and run them in the harness.
     data = np.random.default_rng(seed)

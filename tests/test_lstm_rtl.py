@@ -15,7 +15,7 @@ from __future__ import annotations
 from hwaccel.generators.lstm.config import PRESETS
 from hwaccel.sim.runner import design_for, run_bench
 
-TB = "hwaccel.sim.tb_lstm"
+TB = "sim.tb_lstm"
 
 
 def test_random_sequences_bit_exact(seed):

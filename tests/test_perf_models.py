@@ -16,7 +16,6 @@ import pytest
 from hwaccel.generators.accel import PRESETS, run_program
 from hwaccel.generators.accel.cases import cnn_program, random_program, random_requant
 from hwaccel.generators.accel.driver import ProgramBuilder
-from hwaccel.generators.accel.host import HarnessHost
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.generators.conv.cases import CNN_LAYERS, random_layer
 from hwaccel.generators.conv.perf import layer_perf
@@ -24,6 +23,7 @@ from hwaccel.generators.lstm.cases import random_params
 from hwaccel.generators.lstm.config import PRESETS as LSTM_PRESETS
 from hwaccel.generators.lstm.config import LstmConfig
 from hwaccel.generators.lstm.perf import STREAM_OVERHEAD, sequence_perf
+from hwaccel.sim.host import HarnessHost
 from hwaccel.sim.runner import design_for, run_bench
 
 TINY = PRESETS["tiny"]
@@ -148,7 +148,7 @@ def test_lstm_cell_sequences_equal_its_bench(seed):
     cfg = LstmConfig(input_size=1, hidden_size=3, lanes=4, name="perf_i1h3p4")
     rng = np.random.default_rng(seed)
     lengths = sorted({1, 2, *(int(t) for t in rng.integers(1, 60, 10))})
-    res = run_bench(design_for(cfg), "hwaccel.sim.tb_lstm",
+    res = run_bench(design_for(cfg), "sim.tb_lstm",
                     {"mode": "timing", "seed": seed, "lengths": lengths}, seed=seed)
     spans = {c["length"]: c["cycles"] for c in res["cases"]}
     model = {t: sequence_perf(cfg, t).cycles + STREAM_OVERHEAD for t in lengths}

@@ -37,7 +37,7 @@ def _random_shapes(cfg, seed: int) -> dict[str, list[int]]:
 def test_model_equals_rtl_cycles(preset, seed):
     cfg = PRESETS[preset]
     shapes = _random_shapes(cfg, seed)
-    res = run_bench(design_for(cfg), "hwaccel.sim.tb_systolic",
+    res = run_bench(design_for(cfg), "sim.tb_systolic",
                     {"mode": "shapes", "shapes": shapes, "seed": seed}, seed=seed)
     assert len(res["cases"]) == len(shapes)
     wrong = [(c["shape"], c["cycles"], gemm_cycles(cfg, *c["shape"])) for c in res["cases"]

@@ -13,7 +13,7 @@ from hwaccel.generators.systolic import PRESETS
 from hwaccel.sim.runner import SimError, design_for, run_bench
 
 COUNT = 65
-TB = "hwaccel.sim.tb_systolic"
+TB = "sim.tb_systolic"
 
 
 @pytest.mark.parametrize("preset", ["os_1x1", "os_3x5", "os_8x8", "ws_1x1", "ws_3x5", "ws_8x8"])

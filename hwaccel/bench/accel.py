@@ -26,8 +26,9 @@ import numpy as np
 from ..generators.accel import PRESETS, run_program
 from ..generators.accel.cases import cnn_program
 from ..generators.accel.driver import encode, from_words
-from ..generators.accel.host import HarnessHost, address
+from ..generators.accel.host import address
 from ..generators.accel.isa import Op, Region
+from ..sim.host import HarnessHost
 from ..sim.runner import design_for
 
 COLUMNS = ["workload", "batch", "layer", "cycles", "macs", "mac_units", "utilization",

@@ -36,7 +36,7 @@ def run(args) -> list[dict]:
         raise ValueError(f"unknown layer(s) {', '.join(unknown)}; known: {', '.join(CNN_LAYERS)}")
     for name in names:
         descriptor(cfg, CNN_LAYERS[name])  # raises naming the limit if the preset is too small
-    res = run_bench(design_for(cfg), "hwaccel.sim.tb_conv",
+    res = run_bench(design_for(cfg), "sim.tb_conv",
                     {"mode": "bench", "layers": names, "seed": args.seed}, seed=args.seed)
     rows = []
     for case in res["cases"]:

@@ -28,7 +28,7 @@ def run(args) -> list[dict]:
     if unknown:
         raise ValueError(f"unknown shape(s) {', '.join(unknown)}; known: {', '.join(BENCH_SHAPES)}")
     shapes = {n: BENCH_SHAPES[n] for n in names}
-    res = run_bench(design_for(cfg), "hwaccel.sim.tb_systolic",
+    res = run_bench(design_for(cfg), "sim.tb_systolic",
                     {"mode": "shapes", "shapes": shapes, "seed": args.seed}, seed=args.seed)
     rows = []
     for case in res["cases"]:

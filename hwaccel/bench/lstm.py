@@ -44,7 +44,7 @@ def run(args) -> list[dict]:
                          name=f"i{args.input_size}_h{args.hidden_size}_p{lanes}")
         if (args.input_size, args.hidden_size) == (64, 64):
             cfg = cfg.with_(name=f"ref_p{lanes}")   # the preset's RTL, already emitted
-        res = run_bench(design_for(cfg), "hwaccel.sim.tb_lstm",
+        res = run_bench(design_for(cfg), "sim.tb_lstm",
                         {"mode": "timing", "seed": args.seed, "lengths": [1, SEQUENCE_LENGTH]},
                         seed=args.seed)
         spans = {c["length"]: c["cycles"] for c in res["cases"]}

@@ -250,7 +250,7 @@ class Harness:
 def drive_streams(h: Harness, sources: dict[str, list[int]], sinks: dict[str, int], *,
                   max_cycles: int = 10_000_000, stall_cycles: int = 10_000) -> dict:
     """Stream ``sources`` into ``h`` and collect ``sinks`` with no stalls, one call per port and
-    cycle (the same handshake rules as :class:`hwaccel.sim.streams.StreamBench`).
+    cycle (the same handshake rules as :class:`sim.streams.StreamBench`).
 
     Returns ``{"received": {sink: [words]}, "span": cycles from first input transfer to last
     output transfer, both included}``.

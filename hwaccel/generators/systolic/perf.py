@@ -2,7 +2,7 @@
 
 It counts the cycles of :func:`~.tiling.plan_gemm`'s streams on the RTL when the sources never
 idle and the result is never back-pressured, as the RTL bench measures them
-(:attr:`hwaccel.sim.streams.StreamStats.span`: from the cycle the first input beat is accepted
+(:attr:`sim.streams.StreamStats.span`: from the cycle the first input beat is accepted
 to the cycle the last result beat leaves, both included). A test holds it equal to simulation.
 
 Output-stationary

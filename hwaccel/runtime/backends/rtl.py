@@ -1,7 +1,7 @@
 """``rtl``: the lowered programs on the accelerator's Verilog, in the Verilator C++ harness.
 
 Each batch is loaded through the host port, started, and clocked in C++ until STATUS.busy
-drops (:class:`hwaccel.generators.accel.host.HarnessHost`); then STATUS is checked (a fault is
+drops (:class:`hwaccel.sim.host.HarnessHost`); then STATUS is checked (a fault is
 an error with its cause and pc), the hardware's own ``cycles`` counter is read, and only the
 output tensors are read back. The Verilator build is cached by a hash of the Verilog; it and the
 Verilog emission happen in :meth:`RtlBackend.open`, before the timed run.
@@ -58,7 +58,7 @@ class RtlBackend(ProgramBackend):
         return super().run(compiled, x, **opts)
 
     def open(self, compiled) -> None:
-        from ...generators.accel.host import HarnessHost
+        from ...sim.host import HarnessHost
 
         self.host = HarnessHost(_design(compiled.config), compiled.config)
 

@@ -33,8 +33,9 @@ from hwaccel.generators.conv.cases import (
 from hwaccel.generators.conv.config import ConvConfig
 from hwaccel.generators.conv.layer import plan_layer
 from hwaccel.generators.conv.model import conv_golden
-from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
-from hwaccel.sim.streams import StreamBench, reset
+
+from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from .streams import StreamBench, reset
 
 
 def _setup():

@@ -27,8 +27,9 @@ from hwaccel.generators.systolic.cases import GemmCase, directed_cases, random_c
 from hwaccel.generators.systolic.config import SystolicConfig
 from hwaccel.generators.systolic.model import gemm_reference, golden_rows
 from hwaccel.generators.systolic.tiling import plan_gemm
-from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
-from hwaccel.sim.streams import StreamBench, reset
+
+from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from .streams import StreamBench, reset
 
 
 def _setup():

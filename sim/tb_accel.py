@@ -26,8 +26,9 @@ from hwaccel.generators.accel.cases import fault_programs, random_program
 from hwaccel.generators.accel.host import address, load_writes, start_word
 from hwaccel.generators.accel.isa import CONTROL_RESET, status_fields
 from hwaccel.hdl.pack import unpack
-from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
-from hwaccel.sim.streams import reset
+
+from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from .streams import reset
 
 _RESULTS: dict = {}
 

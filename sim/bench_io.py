@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 
-from ..emit import read_sidecar
+from hwaccel.emit import read_sidecar
+
 from .streams import check_ports
 
 __all__ = ["bench_inputs", "write_result", "assert_ports_match_sidecar"]

@@ -8,7 +8,15 @@ coroutine per stream, and it makes the cycle count of a transfer exact.
 Each cycle, after the rising edge, sources raise ``valid`` (or idle with probability ``idle``)
 and hold it until the beat transfers -- a producer never waits for ``ready`` -- and sinks drive
 ``ready`` (low with probability ``backpressure``). After ``ReadOnly`` the handshakes that will
-happen at the next edge are sampled. Every run is bounded: ``max_cycles`` in total and
+happen at the next edge are sampled.
+
+When the bench writes matters. Ports are written through the GPI at once (the fast path, see
+:class:`_Port`), and on an event-driven simulator such as Icarus a write made in the time step
+of the edge itself, before every flip-flop has sampled, races with them: a beat is taken twice.
+Verilator evaluates the whole edge before cocotb's ``RisingEdge`` callback runs, so there the
+write lands after every flip-flop has sampled. On any other simulator the bench first waits
+for the edge's ``ReadWrite`` phase -- where cocotb applies its own scheduled writes -- so the
+same stimulus lands in the same cycle everywhere. Every run is bounded: ``max_cycles`` in total and
 ``stall_cycles`` without any transfer; either raises :class:`StreamTimeout` naming the streams
 that are stuck and the seed.
 """
@@ -18,13 +26,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from cocotb.triggers import ReadOnly, RisingEdge
+import cocotb
+from cocotb.triggers import ReadOnly, ReadWrite, RisingEdge
 
-__all__ = ["StreamTimeout", "StreamStats", "StreamBench", "check_ports", "reset"]
+__all__ = ["StreamTimeout", "StreamStats", "StreamBench", "check_ports", "reset",
+           "edge_writes_are_safe"]
 
 
 class StreamTimeout(AssertionError):
     """A stream bench exceeded its cycle budget (a hang or a lost beat)."""
+
+
+class XValueError(AssertionError):
+    """A port read undefined (x or z) bits on a four-state simulator."""
 
 
 @dataclass
@@ -63,6 +77,14 @@ def check_ports(dut, sidecar: dict) -> list[str]:
     return missing
 
 
+def edge_writes_are_safe() -> bool:
+    """Whether a GPI write made in ``RisingEdge``'s callback lands after the edge everywhere.
+
+    True on Verilator only (two-state, and it evaluates the edge completely before the callback).
+    """
+    return cocotb.SIM_NAME.lower().startswith("verilator")
+
+
 async def reset(dut, cycles: int = 2) -> None:
     dut.rst.value = 1
     for _ in range(cycles):
@@ -73,14 +95,27 @@ async def reset(dut, cycles: int = 2) -> None:
 class _Port:
     """Fast access to one port. cocotb's public ``handle.value`` builds a ``LogicArray`` per access,
     which halves the cycles per second of a bench that touches ports every clock; the GPI handle
-    underneath (``handle._handle``) reads and writes plain ints and bit strings. Verilator is
-    two-state, so a bit string always parses as an integer."""
+    underneath (``handle._handle``) reads and writes plain ints and bit strings.
+
+    Verilator is two-state, so a read always is an integer. On a four-state simulator every read
+    goes through the bit string and an ``x`` or ``z`` bit raises :class:`XValueError` naming the
+    port: an undefined output is a design (or bench) fault, never a number."""
 
     def __init__(self, handle):
         self.handle = handle
         self.gpi = getattr(handle, "_handle", None)
         self.width = len(handle)
         self.fmt = f"0{self.width}b"
+        if not edge_writes_are_safe():  # four-state: check every bit (slower, and exact)
+            self.get = self.get_raw = self._get_checked
+
+    def _get_checked(self) -> int:
+        bits = self.gpi.get_signal_val_binstr() if self.gpi is not None else str(self.handle.value)
+        try:
+            return int(bits, 2)
+        except ValueError:
+            raise XValueError(f"port {self.handle._name} reads {bits!r}: undefined (x/z) bits "
+                              "where the design must drive a value") from None
 
     def get(self) -> int:
         if self.gpi is None:
@@ -180,10 +215,15 @@ class StreamBench:
             k.ready.set(0)
         remaining = sum(len(s.beats) for s in sources) + sum(k.count for k in sinks)
         rising, settled = RisingEdge(self.clk), ReadOnly()
+        # The write point after each edge (see the module docstring): awaited as one trigger
+        # on Verilator, the fastest path; after the edge's ReadWrite phase elsewhere.
+        write_phase = ReadWrite() if not edge_writes_are_safe() else None
         cycle = 0
         last_progress = 0
         while remaining:
             await rising
+            if write_phase is not None:
+                await write_phase
             cycle += 1
             # Drive this cycle: a source holds valid until its beat transfers.
             for s in sources:
@@ -234,6 +274,8 @@ class StreamBench:
             if remaining == sum(1 for s in sources if s.fire) + sum(1 for k in sinks if k.fire):
                 break
         await rising
+        if write_phase is not None:
+            await write_phase
         for s in sources:
             s.valid.set(0)
         for k in sinks:

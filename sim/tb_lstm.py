@@ -29,8 +29,9 @@ from hwaccel.generators.lstm.driver import (
     x_beats,
 )
 from hwaccel.generators.lstm.model import golden_outputs, golden_sequence
-from hwaccel.sim.bench_io import assert_ports_match_sidecar, bench_inputs, write_result
-from hwaccel.sim.streams import StreamBench, reset
+
+from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from .streams import StreamBench, reset
 
 
 def _setup():
