@@ -10,4 +10,8 @@ def __getattr__(name: str):
         from .runtime.program import compile
 
         return compile
+    if name == "NonFiniteError":  # what compile and every backend raise for NaN or inf
+        from .runtime.errors import NonFiniteError
+
+        return NonFiniteError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,9 @@ Stages: :mod:`.trace` (``nn.Module`` -> float IR, :mod:`.ir`), :mod:`.quantize` 
 quantization -> integer IR), :mod:`.lower` (integer IR -> accelerator program), :mod:`.int8`
 (the integer IR's arithmetic in torch), :mod:`.program` (:func:`compile`,
 :class:`CompiledModel`) and :mod:`.backends` (golden, rtl, torch, xla, torch-int8 by name).
+:mod:`.errors` holds what the compiler refuses (:class:`UnsupportedOp`, and
+:class:`NonFiniteError` for NaN or inf anywhere it would compute on); :mod:`.saturation` counts
+the int8 values that saturate, per layer.
 Everything is imported on first use, so ``import hwaccel.runtime`` stays light.
 """
 
@@ -11,10 +14,11 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["compile", "CompiledModel", "UnsupportedOp", "DoesNotFit", "LoweringError"]
+__all__ = ["compile", "CompiledModel", "UnsupportedOp", "DoesNotFit", "LoweringError",
+           "NonFiniteError"]
 
-_WHERE = {"compile": "program", "CompiledModel": "program", "UnsupportedOp": "trace",
-          "DoesNotFit": "lower", "LoweringError": "lower"}
+_WHERE = {"compile": "program", "CompiledModel": "program", "UnsupportedOp": "errors",
+          "DoesNotFit": "lower", "LoweringError": "lower", "NonFiniteError": "errors"}
 
 
 def __getattr__(name: str):

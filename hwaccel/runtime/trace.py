@@ -6,7 +6,9 @@ into a chain of IR ops. Every node is either mapped exactly or refused with
 :class:`UnsupportedOp`, which names the op, the node and module path, and what is supported:
 nothing is approximated. ReLU is fused into the Conv2d or Linear before it (through MaxPool2d and
 Flatten, which commute with it); ``out[:, -1]`` and ``h_n[-1]`` after an LSTM make it a
-last-step LSTM; dropout and identities are the no-ops they are in eval mode.
+last-step LSTM; dropout and identities are the no-ops they are in eval mode. Every parameter
+and buffer of a module it reads, and every batch-norm-folded tensor, must be finite
+(:class:`~.errors.NonFiniteError` names it and its layer).
 """
 
 from __future__ import annotations
@@ -17,35 +19,9 @@ import operator
 import numpy as np
 
 from . import ir
+from .errors import SUPPORTED, UnsupportedOp, check_finite, check_parameters
 
 __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
-
-SUPPORTED = (
-    "Conv2d (square kernel, stride 1 or 2, zero padding up to (kernel-1)//2, groups=1, "
-    "dilation=1; bias optional)",
-    "MaxPool2d / F.max_pool2d (kernel 2, stride 2, no padding, floor mode)",
-    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d or Linear",
-    "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
-    "Linear (on a vector, or on every step of an LSTM's output)",
-    "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",
-    "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
-    "out[:, -1] or h_n[-1])",
-    "Embedding (on the token-id input)",
-    "Dropout and Identity (no-ops in eval mode)",
-    "softmax / log_softmax / argmax over the last dimension, last (run on the host)",
-)
-
-
-class UnsupportedOp(ValueError):
-    """An op or attribute the compiler does not handle.
-
-    Attributes ``op`` (what it is) and ``where`` (node name and module path) name it.
-    """
-
-    def __init__(self, op: str, where: str, detail: str = ""):
-        self.op, self.where = op, where
-        why = f": {detail}" if detail else ""
-        super().__init__(f"unsupported {op} at {where}{why}. Supported: {'; '.join(SUPPORTED)}")
 
 
 def _np(t) -> np.ndarray:
@@ -171,6 +147,7 @@ class _Reader:
 
         m = self.modules[node.target]
         where = f"{node.name} (module {node.target!r}, {type(m).__name__})"
+        check_parameters(m, node.target)  # before any of them is folded, scaled or quantized
         if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)):
             self.take(node, node.args[0], where)
         elif isinstance(m, nn.ReLU):
@@ -227,9 +204,16 @@ class _Reader:
         self.take(node, node.args[0], where)
         scale = _np(m.weight) if m.affine else np.ones(m.num_features)
         shift = _np(m.bias) if m.affine else np.zeros(m.num_features)
-        scale = scale / np.sqrt(_np(m.running_var) + m.eps)
+        var = _np(m.running_var) + m.eps
+        with np.errstate(invalid="ignore", divide="ignore"):  # refused just below, by name
+            scale = scale / np.sqrt(var)
         w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
         b = (prev.bias - _np(m.running_mean)) * scale + shift
+        why = f"; {node.target}.running_var + eps must be > 0, not {float(var.min())!r}"
+        for what, v in (("weight", w), ("bias", b)):
+            check_finite(v, f"{prev.name}.{what} with {node.target} folded in",
+                         f"{prev.name!r} ({type(prev).__name__})",
+                         hint=why if (var <= 0).any() else "")
         self.ops[-1] = dataclasses.replace(prev, weight=w, bias=b)
 
     def conv(self, node, where: str, m) -> ir.Conv2d:

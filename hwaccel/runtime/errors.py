@@ -1,0 +1,116 @@
+"""What the compiler refuses, and the checks that refuse it.
+
+* :class:`UnsupportedOp` -- an op or attribute it does not handle (:data:`SUPPORTED` lists what
+  it does); raised while tracing (:mod:`.trace`).
+* :class:`NonFiniteError` -- a NaN or an infinity where numbers are computed on: calibration
+  data, an input, a weight, bias or batch-norm statistic, or a layer's activations during
+  calibration. Raised before anything is computed from it, by :func:`check_finite`, so a bad
+  number never becomes a scale of 1 or a garbage logit (NaN has no int8 value: cast, it
+  becomes -2**63).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["SUPPORTED", "UnsupportedOp", "NonFiniteError", "check_finite", "check_parameters"]
+
+SUPPORTED = (
+    "Conv2d (square kernel, stride 1 or 2, zero padding up to (kernel-1)//2, groups=1, "
+    "dilation=1; bias optional)",
+    "MaxPool2d / F.max_pool2d (kernel 2, stride 2, no padding, floor mode)",
+    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d or Linear",
+    "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
+    "Linear (on a vector, or on every step of an LSTM's output)",
+    "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",
+    "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
+    "out[:, -1] or h_n[-1])",
+    "Embedding (on the token-id input)",
+    "Dropout and Identity (no-ops in eval mode)",
+    "softmax / log_softmax / argmax over the last dimension, last (run on the host)",
+)
+
+
+class UnsupportedOp(ValueError):
+    """An op or attribute the compiler does not handle.
+
+    Attributes ``op`` (what it is) and ``where`` (node name and module path) name it.
+    """
+
+    def __init__(self, op: str, where: str, detail: str = ""):
+        self.op, self.where = op, where
+        why = f": {detail}" if detail else ""
+        super().__init__(f"unsupported {op} at {where}{why}. Supported: {'; '.join(SUPPORTED)}")
+
+
+class NonFiniteError(ValueError):
+    """NaN or infinite values in a tensor the compiler or a backend would compute on.
+
+    The message names the tensor and the layer, counts the bad values by kind and gives the
+    first one's index (batch first for data)::
+
+        conv1.weight of layer 'conv1' (Conv2d) must be finite, not 1 NaN of 288 values
+        (the first, NaN, at [4, 0, 1, 2])
+
+    Attributes
+    ----------
+    what : str
+        The tensor ("calibration data", "input", "conv1.weight", "calibration activations").
+    layer : str or None
+        The layer, as ``'name' (Type)``; ``None`` for data that enters the model.
+    count, total : int
+        Non-finite values, and all values, in the tensor.
+    index : tuple of int
+        Where the first non-finite value is (row-major order).
+    value : float
+        That value (nan, inf or -inf).
+    """
+
+    def __init__(self, what: str, layer: str | None, values: np.ndarray, hint: str = ""):
+        bad = ~np.isfinite(values)
+        first = np.unravel_index(int(np.argmax(bad)), values.shape) if values.ndim else ()
+        self.what, self.layer = what, layer
+        self.count, self.total = int(bad.sum()), int(values.size)
+        self.index = tuple(int(i) for i in first)
+        self.value = float(values[first])
+        kinds = [(int(np.isnan(values).sum()), "NaN"), (int(np.isposinf(values).sum()), "+inf"),
+                 (int(np.isneginf(values).sum()), "-inf")]
+        counted = " and ".join(f"{n:,} {kind}" for n, kind in kinds if n)
+        of = f" of layer {layer}" if layer else ""
+        at = f"[{', '.join(map(str, self.index))}]"
+        first = "NaN" if np.isnan(self.value) else f"{self.value:+}"
+        super().__init__(f"{what}{of} must be finite, not {counted} of {self.total:,} values "
+                         f"(the first, {first}, at {at}){hint}")
+
+
+def _numpy(values) -> np.ndarray:
+    if hasattr(values, "detach"):
+        return values.detach().to("cpu").double().numpy()
+    return np.asarray(values)
+
+
+def check_finite(values, what: str, layer: str | None = None, *, hint: str = "") -> None:
+    """Raise :class:`NonFiniteError` if the torch tensor or array ``values`` holds a NaN or an
+    infinity (integer data passes at once); ``hint`` ends the message."""
+    if hasattr(values, "detach"):
+        if not values.is_floating_point():
+            return
+        import torch
+
+        if bool(torch.isfinite(values).all()):
+            return
+    else:
+        values = np.asarray(values)
+        if not np.issubdtype(values.dtype, np.floating) or np.isfinite(values).all():
+            return
+    raise NonFiniteError(what, layer, _numpy(values), hint)
+
+
+def check_parameters(module, path: str) -> None:
+    """Every floating parameter and buffer of ``module`` (its own, not its children's: weights,
+    biases, batch-norm statistics) must be finite; named ``<path>.<parameter>``."""
+    layer = f"{path!r} ({type(module).__name__})"
+    for group in (module.named_parameters(recurse=False), module.named_buffers(recurse=False)):
+        for name, tensor in group:
+            if tensor is not None:
+                check_finite(tensor, f"{path}.{name}", layer)
