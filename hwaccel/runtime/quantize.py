@@ -3,7 +3,15 @@
 * Activations: one symmetric int8 scale per tensor, ``max|x| / 127`` over the calibration data
   (the float IR run by :func:`.reference.ranges`): no calibration value saturates. A ReLU
   output uses only the upper half of the codes; that is the price of zero point 0, which the
-  hardware has.
+  hardware has. A tensor that is all zero on the calibration data (the input, or a layer whose
+  ReLU or zero weights silence it) has no range to measure: it gets :data:`ZERO_RANGE_SCALE`
+  = 1/127, the scale of the range [-1, 1] (1.0 maps to 127), so later inputs up to 1.0 in
+  magnitude are represented and larger ones saturate.
+* Bad numbers are refused before anything is computed (:class:`.errors.NonFiniteError`): NaN
+  or infinite calibration data, weights, biases, batch-norm statistics (:mod:`.trace`), a
+  layer's float activations on the calibration data (an overflow inside the float model,
+  named by layer) and inputs (:func:`quantize_input`). Inputs beyond the calibrated range
+  saturate to -128 or 127 (never wrap); :mod:`.saturation` counts how many do, per layer.
 * Weights: symmetric int8 per output channel, ``max|w[c]| / 127`` (an all-zero channel gets
   scale 1: any scale is exact for it).
 * Bias: int32 at ``s_in * s_w[c]`` (round half even); a bias that overflows int32 is refused.
@@ -24,14 +32,32 @@ from ..generators.lstm.model import H_SCALE, quantize_lstm
 from ..numerics import INT8, INT32, requant_params
 from ..numerics import quantize as quantize_values
 from . import ir
+from .errors import check_finite
 from .reference import ranges
 
-__all__ = ["quantize", "quantize_input", "apply_head", "weight_scales"]
+__all__ = ["quantize", "quantize_input", "apply_head", "weight_scales", "ZERO_RANGE_SCALE"]
+
+#: The scale of an activation tensor that is all zero on the calibration data: that of the
+#: range [-1, 1] (1.0 maps to 127). Any scale represents zero exactly; this one is stated so
+#: the result is predictable, and it keeps values of the order of one usable.
+ZERO_RANGE_SCALE = 1.0 / INT8.max
 
 
 def _scale(amax: float) -> float:
-    """A per-tensor int8 scale for values up to ``amax`` (1.0 for an all-zero tensor)."""
-    return amax / INT8.max if amax > 0 else 1.0
+    """A per-tensor int8 scale for values up to ``amax`` (:data:`ZERO_RANGE_SCALE` for an
+    all-zero tensor)."""
+    return amax / INT8.max if amax > 0 else ZERO_RANGE_SCALE
+
+
+def _check_weights(op) -> None:
+    """The float IR's tensors must be finite (the tracer checks the module's; this covers an IR
+    built by other means)."""
+    arrays = [("weight", getattr(op, "weight", None)), ("bias", getattr(op, "bias", None))]
+    for k, lw in enumerate(getattr(op, "layers", ())):
+        arrays += [(f"{n}_l{k}", getattr(lw, n)) for n in ("w_ih", "w_hh", "b_ih", "b_hh")]
+    for name, a in arrays:
+        if a is not None:
+            check_finite(a, f"{op.name}.{name}", f"{op.name!r} ({type(op).__name__})")
 
 
 def weight_scales(w: np.ndarray) -> np.ndarray:
@@ -54,8 +80,10 @@ def _affine(name: str, w: np.ndarray, b: np.ndarray, s_in: float, s_out: float) 
             np.array([r.shift for r in rq], dtype=np.int64))
 
 
-def quantize(graph: ir.Graph, calibration) -> ir.QGraph:
-    """The integer IR of ``graph``, activation scales calibrated on the batch ``calibration``."""
+def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir.QGraph:
+    """The integer IR of ``graph``, activation scales calibrated on the batch ``calibration``
+    (``what`` names it in errors). Raises :class:`.errors.NonFiniteError` before calibrating if
+    it or a weight holds a NaN or an infinity, or if a layer's activations on it do."""
     import torch
 
     calibration = torch.as_tensor(calibration)
@@ -63,6 +91,9 @@ def quantize(graph: ir.Graph, calibration) -> ir.QGraph:
         raise ValueError(f"calibration must have shape (batch >= 1, "
                          f"{', '.join(map(str, graph.input_shape))}), not "
                          f"{tuple(calibration.shape)}")
+    check_finite(calibration, what)
+    for op in graph.ops:
+        _check_weights(op)
     x_max, amax = ranges(graph, calibration)
     s = None if graph.tokens else _scale(x_max)
     input_scale = s
@@ -101,8 +132,9 @@ def quantize(graph: ir.Graph, calibration) -> ir.QGraph:
 
 
 def quantize_input(qg: ir.QGraph, x) -> np.ndarray:
-    """Float inputs to int8 values at the input scale, or token ids checked against the
-    vocabulary; an int64 array ``[batch, *input_shape]``."""
+    """Float inputs to int8 values at the input scale (saturating; a NaN or an infinity raises
+    :class:`.errors.NonFiniteError`), or token ids checked against the vocabulary; an int64
+    array ``[batch, *input_shape]``."""
     if hasattr(x, "detach"):
         x = x.detach().to("cpu").numpy()
     x = np.asarray(x)
@@ -110,6 +142,7 @@ def quantize_input(qg: ir.QGraph, x) -> np.ndarray:
         raise ValueError(f"x must have shape (batch, {', '.join(map(str, qg.input_shape))}), "
                          f"not {x.shape}")
     if not qg.tokens:
+        check_finite(x, "input")
         return quantize_values(x.astype(np.float64), qg.input_scale)
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"x must hold integer token ids, not {x.dtype}")

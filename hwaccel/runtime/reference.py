@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ir
+from .errors import check_finite
 
 __all__ = ["forward", "ranges"]
 
@@ -51,6 +52,20 @@ def _prepare(graph: ir.Graph, x):
     return x.to(torch.int64) if graph.tokens else x.to(torch.float64)
 
 
+def _refuse(graph: ir.Graph, x, batch: int) -> None:
+    """Raise for the first op whose outputs over all of ``x`` are not finite. Run layer by
+    layer, so the counts and the first index cover the whole batch (and the layer's input is
+    known to be finite); only on this failure path is a whole layer held at once."""
+    import torch
+
+    ys = [x[i:i + batch] for i in range(0, len(x), batch)]
+    for op in graph.ops:
+        ys = [_op(op, y) for y in ys]
+        check_finite(torch.cat(ys), "calibration activations",
+                     f"{op.name!r} ({type(op).__name__})",
+                     hint="; the layer's input was finite, so the float model overflows in it")
+
+
 def forward(graph: ir.Graph, x):
     """The graph's output (before the host head) for the batch ``x``, float64."""
     import torch
@@ -63,7 +78,12 @@ def forward(graph: ir.Graph, x):
 
 
 def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, list[float]]:
-    """``max |input|`` and ``max |output|`` of every op over the batch ``x`` (0 for tokens)."""
+    """``max |input|`` and ``max |output|`` of every op over the batch ``x`` (0 for tokens).
+
+    ``x`` must be finite; if an op's output is not (a float64 overflow inside the model),
+    :class:`.errors.NonFiniteError` names the first such op: a NaN would otherwise vanish from
+    the maximum and leave a scale that means nothing.
+    """
     import torch
 
     x = _prepare(graph, x)
@@ -73,6 +93,8 @@ def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, list[float]]:
             y = x[i:i + batch]
             for k, op in enumerate(graph.ops):
                 y = _op(op, y)
+                if not bool(torch.isfinite(y).all()):
+                    _refuse(graph, x, batch)
                 amax[k] = max(amax[k], float(y.abs().max()))
     x_max = 0.0 if graph.tokens else float(x.abs().max())
     return x_max, amax.tolist()

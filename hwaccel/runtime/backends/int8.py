@@ -25,8 +25,8 @@ class TorchInt8Backend(TorchDeviceBackend):
         """Integer logits of ``compiled.qgraph`` on ``x`` in batches of ``batch`` (``device``
         overrides the one the backend's name implies)."""
         device = device or self.device
+        x_int = np.asarray(compiled.quantize_input(x))  # refuses NaN and inf first
         described = self.check(device)
-        x_int = np.asarray(compiled.quantize_input(x))
         sync = _sync(device)
 
         def call(xb):

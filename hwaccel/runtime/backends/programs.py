@@ -56,8 +56,8 @@ class ProgramBackend:
     # the protocol ----------------------------------------------------------------------------
     def run(self, compiled, x, *, batch: int | None = None,
             progress_bar: bool = False) -> BackendRun:
+        x_int = compiled.quantize_input(x)  # refuses NaN and inf before any set-up
         device = self.check()
-        x_int = compiled.quantize_input(x)
         size = batch_size(compiled, batch)
         starts = range(0, len(x_int), size)
         ints, floats, cycles = [], [], 0

@@ -25,6 +25,9 @@ class TorchBackend(TorchDeviceBackend):
         the median of ``latency_samples`` batch-1 calls."""
         import torch
 
+        from ..errors import check_finite
+
+        check_finite(x, "input")  # the integer backends refuse it too: so must the reference
         device = self.check()
         dev = torch.device(self.device)
         module = copy.deepcopy(compiled.module).to(dev).eval()

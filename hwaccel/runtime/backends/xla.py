@@ -107,6 +107,9 @@ class XlaBackend:
     def run(self, compiled, x, *, batch: int = 256, latency_samples: int = 16,
             progress_bar: bool = False) -> BackendRun:
         """Outputs of the float IR on ``x`` in batches of ``batch`` (the last one padded)."""
+        from ..errors import check_finite
+
+        check_finite(x, "input")
         jax = _jax()
         device = self.check()
         graph = compiled.graph
