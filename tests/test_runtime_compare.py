@@ -26,7 +26,9 @@ def test_compare_json_keys_and_values(capsys):
     rc, out, err = _compare(capsys, "--model", "cnn", "--samples", "5", "--calibration", "128",
                             "--backends", "golden,torch-cpu,torch-int8,xla", "--json")
     assert rc == 0, err
-    rows = {r["backend"]: r for r in json.loads(out)}
+    report = json.loads(out)
+    assert {"model", "preset", "samples", "rows", "saturation"} <= set(report)
+    rows = {r["backend"]: r for r in report["rows"]}
     assert list(rows) == ["golden", "torch-cpu", "torch-int8", "xla"]
     for name, r in rows.items():
         assert KEYS <= set(r), f"{name} lacks {KEYS - set(r)}"
@@ -68,7 +70,7 @@ def test_compare_fails_loudly_when_an_integer_backend_differs(capsys, monkeypatc
     rc, out, err = _compare(capsys, "--model", "lstm", "--samples", "3", "--calibration", "64",
                             "--backends", "torch-int8", "--json")
     assert rc == 1
-    (row,) = json.loads(out)
+    (row,) = json.loads(out)["rows"]
     # batches of 256 and batch-1 latency calls both hit sample 0 of their batch: only sample 0
     assert row["mismatches"] == 1
     assert "FAILED: torch-int8 differs from golden on 1 of 3 samples" in err

@@ -30,7 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--clock-mhz", type=float, default=None,
                    help="state hardware latency at this clock (default: the preset's Fmax from "
                         "build/impl, else a nominal clock)")
-    p.add_argument("--json", action="store_true", help="one JSON object per backend")
+    p.add_argument("--json", action="store_true",
+                   help="the report as one JSON object: rows (one per backend), saturation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -44,7 +45,7 @@ def run(args) -> int:
                      calibration=args.calibration, clock_mhz=args.clock_mhz,
                      progress=not args.no_progress and sys.stderr.isatty())
     if args.json:
-        print(json.dumps([r.to_json() for r in result.rows], indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
         print(format_rows(result))
     for failure in result.failures:

@@ -7,6 +7,11 @@ is the reference for top-1 agreement and logit error; ``golden`` is the referenc
 integer backends, whose outputs are compared as integers (``mismatches``: samples whose int8
 logits differ in any class). Reports are data first: :func:`format_rows` is a view.
 
+It also counts, per layer, the int8 values that saturate on those samples
+(:mod:`.saturation`: the input's quantization and every requantizer, values whose exact integer
+lay beyond [-128, 127]; from the integer twin, so the hardware's own count). The held-out inputs
+must be finite (:class:`.errors.NonFiniteError` before anything runs).
+
 Hardware latency is the hardware's cycles per sample at a stated clock: the Fmax of an
 implementation report under ``build/impl`` when one exists for the preset (``hwaccel synth``),
 else a nominal clock, labelled as such.
@@ -21,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .backends import BackendRun, BackendUnavailable, get
+from .saturation import Clipped, format_saturation
 
 __all__ = ["Row", "Comparison", "compare", "clock_for", "format_rows", "NOMINAL_MHZ"]
 
@@ -63,6 +69,13 @@ class Comparison:
     rows: list[Row]
     float_accuracy: float
     macs_per_sample: int
+    saturation: list[Clipped] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "preset": self.preset, "samples": self.rows[0].samples,
+                "float_accuracy": self.float_accuracy, "macs_per_sample": self.macs_per_sample,
+                "rows": [r.to_json() for r in self.rows],
+                "saturation": [c.to_json() for c in self.saturation]}
 
     @property
     def failures(self) -> list[str]:
@@ -123,6 +136,7 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     import torch
 
     from ..models.train import load
+    from .errors import check_finite
     from .program import compile
 
     log = log or sys.stderr
@@ -134,6 +148,7 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
         raise ValueError(f"samples must be 1..{len(split.y_test)} (the held-out split), "
                          f"not {samples!r}")
     x, y = split.x_test[:n], split.y_test[:n].numpy()
+    check_finite(x, "input")  # before compiling or running anything
     compiled = compile(module, split.x_train[:8], preset=preset,
                        calibration=split.x_train[:calibration])
     with torch.inference_mode():
@@ -163,7 +178,7 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
         rows[name] = _row(run, backend, y, ref, golden_ints, clock)
     float_acc = float(np.mean(ref.argmax(axis=1) == y))
     return Comparison(model, compiled.config.slug, [rows[b] for b in backends], float_acc,
-                      compiled.macs_per_sample)
+                      compiled.macs_per_sample, compiled.saturation(x))
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -208,4 +223,5 @@ def format_rows(c: Comparison) -> str:
     lines.append("latency: median batch-1 wall time (torch, xla, torch-int8); wall time per "
                  "sample of the batched programs (golden, rtl)")
     lines += [f"MISMATCH: {f}" for f in c.failures if "differs" in f]
+    lines += format_saturation(c.saturation, c.rows[0].samples)
     return "\n".join(lines)

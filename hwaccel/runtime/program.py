@@ -90,6 +90,13 @@ class CompiledModel:
         """Float logits ``[batch, classes]`` of ``x`` on the backend called ``backend``."""
         return self.execute(backend, x, **opts).logits
 
+    def saturation(self, x) -> list:
+        """How many int8 values saturate on the inputs ``x``, at the input's quantization and
+        at every requantizer (:func:`.saturation.saturation`, exact: the integer twin)."""
+        from .saturation import saturation
+
+        return saturation(self.qgraph, x)
+
     def int8_forward(self, x_int: np.ndarray, device: str = "cpu") -> np.ndarray:
         """The integer IR's outputs (int64, int8 values) computed in torch on ``device``."""
         from .int8 import forward
@@ -146,6 +153,10 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
         An op or attribute the compiler does not handle (named, with where it is).
     DoesNotFit
         The model cannot run on the preset even at batch 1 (names the tensor or layer).
+    NonFiniteError
+        A NaN or an infinity in the calibration data, a weight, bias or batch-norm statistic,
+        or a layer's float activations on the calibration data (names the tensor, the layer,
+        how many values and where the first one is).
     """
     from .lower import max_batch
     from .quantize import quantize
@@ -153,7 +164,10 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
 
     cfg = _preset(preset)
     graph = trace(model, example)
-    qgraph = quantize(graph, example if calibration is None else calibration)
+    if calibration is None:
+        qgraph = quantize(graph, example, "calibration data (the example: no calibration given)")
+    else:
+        qgraph = quantize(graph, calibration)
     cm = CompiledModel(model, graph, qgraph, cfg)
     object.__setattr__(cm, "_max_batch", max_batch(qgraph, cfg))  # fails here if batch 1 cannot
     return cm
