@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 
 from amaranth.hdl import ClockDomain, Elaboratable, Module, Value
+from amaranth.lib.wiring import Out
 from amaranth.sim import Simulator
 
 from .streams import StreamStats, StreamTimeout
@@ -36,12 +37,15 @@ def ports_of(component) -> dict[str, Value]:
     """The Component's ports by their Verilog names, as plain (unsigned, packed) values.
 
     A stream payload is a ``data.View``; its packed value is the integer the cocotb bench reads
-    from ``<member>__payload``.
+    from ``<member>__payload``. A signed output is read as unsigned, as cocotb reads a port; inputs
+    stay assignable.
     """
     out = {}
-    for path, _member, value in component.signature.flatten(component):
+    for path, member, value in component.signature.flatten(component):
         v = Value.cast(value)
-        out["__".join(str(p) for p in path)] = v.as_unsigned() if v.shape().signed else v
+        if v.shape().signed and member.flow == Out:
+            v = v.as_unsigned()
+        out["__".join(str(p) for p in path)] = v
     return out
 
 
