@@ -1,0 +1,116 @@
+"""Reusable properties for formal harnesses, written in Amaranth (``Assert``/``Assume``).
+
+A harness (:class:`Harness`) wraps one Component. Its free inputs are top-level ports of the
+RTLIL it is converted to, so the solver may drive them with any value in any cycle; ``Assume``
+restricts them to what a well-behaved environment does, and ``Assert`` states what the design
+promises. Registers start at their ``init`` values (the reset state), and reset stays low: a
+harness proves properties of the run that follows reset.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, Elaboratable, Module, ResetSignal, Signal, Value
+
+__all__ = ["Harness", "stream_rules", "fifo_bounds", "Owed", "quiet_for"]
+
+
+class Harness(Elaboratable):
+    """Base class: ``free`` lists the top-level inputs (chosen freely each cycle);
+    :meth:`build` adds the design and the properties to ``m``."""
+
+    #: Glob patterns of datapath registers (flattened names) whose state the proof treats as
+    #: free, loaded with any value on every clock edge (Yosys ``abstract -state``). Sound for
+    #: these properties: the abstract design can do everything the real one can, so what holds
+    #: for it holds for the design; it lets a proof ignore arithmetic that no property reads.
+    abstract: tuple[str, ...] = ()
+
+    def __init__(self, prop: str, *, mutant: bool = False):
+        self.prop, self.mutant = prop, mutant
+        self.free: list[Value] = []
+
+    def take(self, *values) -> None:
+        """Make ``values`` (DUT inputs nothing drives) free inputs of the harness."""
+        self.free.extend(Value.cast(v) for v in values)
+
+    def take_streams(self, *streams, sink=False) -> None:
+        """Free inputs for streams the DUT receives (valid, payload) or, with ``sink``,
+        for streams it sends (ready)."""
+        for s in streams:
+            if sink:
+                self.take(s.ready)
+            else:
+                self.take(s.valid, s.payload)
+
+    @staticmethod
+    def open_up(dut, platform) -> Module:
+        """Elaborate ``dut`` here, so a property can reach its submodules (``.submodules.x``)
+        through the returned module, which the harness adds in its place."""
+        dut._MustUse__silence = True  # elaborated by hand, not through Fragment.get
+        return dut.elaborate(platform)
+
+    def build(self, m: Module, platform) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += Assume(~ResetSignal())
+        self.build(m, platform)
+        return m
+
+
+def stream_rules(m: Module, s, *, check=Assert, valid=None, name: str = "s") -> None:
+    """The stream transfer rules on ``s``: once ``valid`` is up it stays up until a transfer,
+    and the payload does not change meanwhile. ``check`` is ``Assert`` for a stream the DUT
+    drives and ``Assume`` for one the environment drives. ``valid`` overrides the valid signal
+    the rules look at (a mutant harness uses it to model a source that drops valid)."""
+    v = s.valid if valid is None else valid
+    payload = Value.cast(s.payload)
+    held = Signal(name=f"{name}_held")
+    last = Signal(len(payload), name=f"{name}_last_payload")
+    m.d.sync += [held.eq(v & ~s.ready), last.eq(payload)]
+    with m.If(held):
+        m.d.comb += [check(v, f"{name}: valid withdrawn before the transfer"),
+                     check(payload == last, f"{name}: payload changed while stalled")]
+
+
+def fifo_bounds(m: Module, *, depth: int, w_en, r_en, r_rdy, w_rdy=None, name: str = "fifo"):
+    """A shadow fill level from a FIFO's handshakes: a write never finds it full (nothing is
+    overwritten or refused), a read never finds it empty, and ``r_rdy`` is exactly "not empty".
+    Returns the shadow level."""
+    level = Signal(range(depth + 1), name=f"{name}_shadow_level")
+    read = r_en & r_rdy
+    m.d.sync += level.eq(level + w_en - read)
+    m.d.comb += [
+        Assert(~w_en | (level != depth), f"{name}: written while full"),
+        Assert(r_rdy == (level != 0), f"{name}: r_rdy disagrees with the fill level"),
+    ]
+    if w_rdy is not None:
+        m.d.comb += Assert(~w_en | w_rdy, f"{name}: written while not ready")
+    return level
+
+
+class Owed:
+    """Beats the DUT owes its output: ``add`` per accepted input (the expected ratio), one
+    less per emitted beat. A beat emitted while nothing is owed is a duplicate (or invented)
+    beat; more owed than ``limit`` means the DUT accepted work it cannot hold."""
+
+    def __init__(self, m: Module, *, limit: int, name: str = "owed"):
+        self.m, self.limit = m, limit
+        self.count = Signal(range(limit + 2), name=name)
+        self._name = name
+
+    def update(self, add, emitted) -> None:
+        m, c = self.m, self.count
+        m.d.sync += c.eq(c + add - emitted)
+        m.d.comb += [Assert(~emitted | (c != 0), f"{self._name}: a beat out with none owed"),
+                     Assert(c <= self.limit, f"{self._name}: more than {self.limit} owed")]
+
+
+def quiet_for(m: Module, quiet, *, cycles: int, name: str = "quiet"):
+    """A flag that is high once ``quiet`` has held for ``cycles`` consecutive cycles."""
+    n = Signal(range(cycles + 1), name=f"{name}_cycles")
+    with m.If(~quiet):
+        m.d.sync += n.eq(0)
+    with m.Elif(n != cycles):
+        m.d.sync += n.eq(n + 1)
+    return n == cycles
