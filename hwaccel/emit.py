@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,7 +27,8 @@ from amaranth.back import verilog
 from . import __version__
 from .config import config_to_json
 
-__all__ = ["EmitResult", "verilog_text", "sidecar", "emit", "read_sidecar", "build_root"]
+__all__ = ["EmitResult", "verilog_text", "kick_combinational", "sidecar", "emit", "read_sidecar",
+           "build_root"]
 
 #: What elaboration reads: a change to any file here invalidates every cached emission.
 _HARDWARE_SOURCES = ("generators", "hdl", "numerics.py", "config.py", "emit.py")
@@ -43,11 +45,35 @@ class EmitResult:
     changed: bool
 
 
+# Yosys's Verilog backend makes each combinational process an ``always @*`` that reads a dummy
+# register declared ``reg \$auto$verilog_backend...dump_module$N = 0;``, relying on that
+# initializer to run every such block once at time zero. Event-driven simulators (Icarus) apply
+# declaration initializers without an event, so those blocks -- and the outputs they drive -- stay
+# x until some input changes (amaranth-lang/amaranth#1629).
+_KICK_DECL = re.compile(r"^( *)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$",
+                        re.MULTILINE)
+
+# ``#0`` puts the change in the inactive region of time zero: every ``always @*`` has reached its
+# event control by then, so each runs once. Synthesis (``SYNTHESIS``) and Verilator (which
+# settles all combinational logic before time zero and would warn about the delay) skip it.
+_KICK = ("{indent}reg {name} = 0;\n"
+         "`ifndef SYNTHESIS\n`ifndef VERILATOR\n"
+         "{indent}// evaluate every always @* once at time zero on any simulator (see emit.py)\n"
+         "{indent}initial #0 {name} = 1'b1;\n"
+         "`endif\n`endif")
+
+
+def kick_combinational(text: str) -> str:
+    """``text`` with every Yosys ``always @*`` dummy register changed once at time zero."""
+    return _KICK_DECL.sub(lambda m: _KICK.format(indent=m[1], name=m[2]), text)
+
+
 def verilog_text(config, component=None) -> str:
-    """The Verilog of ``config.build()``, top module named after the slug."""
+    """The Verilog of ``config.build()``, top module named after the slug, whose combinational
+    blocks are evaluated at time zero on any simulator (:func:`kick_combinational`)."""
     component = config.build() if component is None else component
     text = verilog.convert(component, name=config.slug, emit_src=False, strip_internal_attrs=True)
-    return BANNER.format(version=__version__, slug=config.slug) + text
+    return BANNER.format(version=__version__, slug=config.slug) + kick_combinational(text)
 
 
 def sidecar(config, verilog_source: str, component) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -79,3 +80,19 @@ def test_cli_rtl_list_and_errors(capsys, tmp_path):
     assert main(["rtl", "--out", str(tmp_path), "systolic_os_1x1"]) == 0
     assert (tmp_path / "systolic_os_1x1.v").exists()
     assert (tmp_path / "systolic_os_1x1.json").exists()
+
+
+def test_every_combinational_block_is_evaluated_at_time_zero(tmp_path):
+    """Each Yosys ``always @*`` dummy register is changed once at time zero (``#0``), outside
+    synthesis and Verilator, so that four-state simulators evaluate every block
+    (amaranth-lang/amaranth#1629; the effect on Icarus is tested in test_icarus.py)."""
+    for slug in ("conv_k1n1", "lstm_small_p6", "systolic_ws_3x5"):
+        text = emit(config_for(slug), tmp_path).verilog.read_text()
+        dummies = re.findall(r"reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) = 0;", text)
+        assert dummies, slug
+        for name in dummies:
+            kick = (f"`ifndef SYNTHESIS\n`ifndef VERILATOR\n"
+                    f"  // evaluate every always @* once at time zero on any simulator (see "
+                    f"emit.py)\n  initial #0 {name} = 1'b1;\n`endif\n`endif")
+            assert text.count(kick) == 1, f"{slug}: {name} is not changed at time zero"
+        assert text.count("always @*") >= len(dummies)
