@@ -15,8 +15,8 @@ lstm       ``random`` and ``timing``, single cells and stacks
 accel      ``programs`` (``{"seeds": [...], "commands": N}``)
 ========== ================================================================
 
-The cocotb conv bench reports no cycles in ``random`` mode; here every case also carries
-``batch_cycles``, the cycles of the stream run its batch was part of.
+In ``random`` mode every conv case carries ``batch_cycles``, the cycles of the stream run its
+batch was part of (as the cocotb bench's do).
 """
 
 from __future__ import annotations

@@ -76,7 +76,9 @@ async def _run_batch(dut, cfg, cases, *, seed, idle, backpressure) -> list[dict]
     stats = await bench.run()
     words, out, i = stats.received["result"], [], 0
     for case, plan in zip(cases, plans, strict=True):
-        out.append(_check(cfg, case, plan, words[i:i + plan.result_count], seed))
+        # Every case carries its batch's stream cycles, so that simulators can be held equal.
+        out.append({**_check(cfg, case, plan, words[i:i + plan.result_count], seed),
+                    "batch_cycles": stats.cycles})
         i += plan.result_count
     return out
 

@@ -72,6 +72,7 @@ def test_conv_k1n1(seed):
                                                       "seed": seed}, seed)
     assert res["cases"][0]["layer"].startswith("ConvLayer(height=1, width=1, cin=1, cout=1")
     assert len(res["cases"]) >= 3 + 7 and all(c["mismatches"] == 0 for c in res["cases"])
+    assert all(c["batch_cycles"] > 0 for c in res["cases"])
 
 
 def test_lstm_small_p6(seed):
