@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 rtl: $(STAMP)
 	$(VENV)/bin/hwaccel rtl
 
+# Both cores: simulations and elaboration are single-threaded processes. Whole files go to one
+# worker (--dist loadfile), so a module's fixtures (trained models, compiled programs) run once.
 # pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
+JOBS ?= 2
 test: $(STAMP)
-	@$(PY) -m pytest; rc=$$?; \
+	@$(PY) -m pytest -n $(JOBS) --dist loadfile; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 

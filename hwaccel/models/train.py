@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -89,9 +90,19 @@ def load(name: str, *, retrain: bool = False) -> tuple[nn.Module, Split]:
             return model.eval(), data
         except Exception:  # a truncated or foreign file: train again rather than fail
             path.unlink(missing_ok=True)
-    model = train(recipe, data)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
+    # Parallel test workers and benchmarks ask for the same model: one trains, the others wait
+    # for its file rather than train it again.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists() and not retrain:
+            try:
+                model.load_state_dict(torch.load(path, weights_only=True))
+                return model.eval(), data
+            except Exception:
+                path.unlink(missing_ok=True)
+        model = train(recipe, data)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
     return model, data
