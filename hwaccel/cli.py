@@ -6,6 +6,7 @@
 ``hwaccel bench NAME [options] [--json]``                   run a benchmark on the RTL
 ``hwaccel compare --model cnn|lstm [--backends ...]``       one model on every backend
 ``hwaccel sweep [--space FILE | --rows ...] [--json]``      design-space sweep on Dask
+``hwaccel verify [--component NAME] [--depth K] [--json]``  formal proofs (SymbiYosys)
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def _cmd_bench(args) -> int:
 COMMANDS = {
     "compare": "hwaccel.runtime.command",
     "sweep": "hwaccel.dse.command",
+    "verify": "hwaccel.formal.command",
 }
 
 

@@ -18,10 +18,12 @@ class Harness(Elaboratable):
     """Base class: ``free`` lists the top-level inputs (chosen freely each cycle);
     :meth:`build` adds the design and the properties to ``m``."""
 
-    #: Glob patterns of datapath registers (flattened names) whose state the proof treats as
-    #: free, loaded with any value on every clock edge (Yosys ``abstract -state``). Sound for
-    #: these properties: the abstract design can do everything the real one can, so what holds
-    #: for it holds for the design; it lets a proof ignore arithmetic that no property reads.
+    #: Yosys selections (of flattened wires, e.g. ``w:*acc_n*``) of datapath registers whose
+    #: state the proof treats as free, loaded with any value on every clock edge (``abstract
+    #: -state``). Sound for safety properties: the abstracted design can do everything the real
+    #: one can, so what holds for it holds for the design (a failure found on it could be
+    #: spurious, and is then checked on the real design). It lets a proof ignore arithmetic
+    #: that no property reads.
     abstract: tuple[str, ...] = ()
 
     def __init__(self, prop: str, *, mutant: bool = False):

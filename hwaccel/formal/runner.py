@@ -49,8 +49,7 @@ class FormalResult:
 
 def sby_text(*, engine: str, depth: int, timeout_s: int, abstract: tuple[str, ...] = ()) -> str:
     mode = "prove" if engine == "pdr" else "bmc"
-    cut = ["flatten", "abstract -state " + " ".join(f"w:{p}" for p in abstract)] \
-        if abstract else []
+    cut = ["flatten", "abstract -state " + " ".join(abstract)] if abstract else []
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {max(depth, 1)}", f"timeout {timeout_s}",
         "", "[engines]", f"abc {engine}", "",

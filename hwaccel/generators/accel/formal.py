@@ -1,0 +1,125 @@
+"""Formal harnesses of the accelerator's command processor (run by ``hwaccel verify``).
+
+The processor runs alone with everything around it free: any program-memory word on every
+read, any ``job_done`` and ``progress`` from the datapath in any cycle, any host start and
+soft reset. The one assumption is the accelerator's own: the WATCHDOG register holds a value
+below the config's ``watchdog`` (:class:`.accelerator.Accelerator` writes 0 for anything larger),
+and the processor is reset by a soft reset exactly as the accelerator wires it
+(``ResetInserter``).
+
+Properties ("no hang"):
+
+``watchdog``      a job never runs more than ``watchdog`` cycles without a stream transfer:
+                  it finishes or faults (TIMEOUT) first.
+``between_jobs``  outside a job, the processor reaches its next job, retires a command or goes
+                  idle within :data:`OVERHEAD` cycles (fetch, decode, checks, tile, issue);
+                  a command retires only at a pc inside program memory, and while busy the
+                  pc moves only by one per retired command: a program retires at most
+                  ``prog_depth`` commands before DONE or a fault.
+``soft_reset``    a soft reset leaves the processor idle (not busy, no job) the next cycle.
+
+With free progress a job may run as long as the datapath keeps moving data, so these
+properties bound every stall, not the program's total time.
+
+Mutants: ``watchdog`` with the WATCHDOG value unchecked (a limit above the config's);
+``between_jobs`` with a processor whose clock enable a free input can hold off (a processor
+that can freeze); ``soft_reset`` with the soft reset not wired.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Assert, Assume, EnableInserter, Module, ResetInserter, Signal
+
+from ...formal.props import Harness
+from .config import PRESETS, AccelConfig
+from .processor import Processor
+
+__all__ = ["ProcessorHarness", "PROPERTIES", "formal_configs", "OVERHEAD"]
+
+PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
+
+#: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CHECK, TILE,
+#: ISSUE, plus one.
+OVERHEAD = 7
+
+
+def formal_configs() -> dict[str, AccelConfig]:
+    cfg = PRESETS["tiny"]
+    return {cfg.slug: cfg}
+
+
+#: The processor's registers that only feed arithmetic the properties do not read: the range
+#: checks' factors and room (unnamed ``$signal`` registers), the GEMM tiling pipeline and the
+#: job fields handed to the datapath. Abstracted, they are free in every cycle, so a check may
+#: pass or fault and a GEMM may have any number of tiles; the state, pc, status, watchdog,
+#: tile age and command word stay exact. (Named one by one: a wire selection would also catch
+#: ``prog_addr``, which aliases the pc register's low bits.)
+DATAPATH = ("$signal*", "$like*", "nxt_*", "gb", "geo_*", "kwb", "n_next", "wk_next", "step_*",
+            "tn_cur", "rem", "pixels_out", "oh_calc", "ow_calc", "past", "legal", "more*",
+            "k_tiled", "job_*")
+
+
+class ProcessorHarness(Harness):
+    """One property of the :class:`Processor` of an :class:`AccelConfig`."""
+
+    abstract = tuple(f"w:proc.{n}" for n in DATAPATH)
+
+    def __init__(self, config: AccelConfig, prop: str, *, mutant: bool = False):
+        if prop not in PROPERTIES:
+            raise ValueError(f"prop must be one of {', '.join(PROPERTIES)}, not {prop!r}")
+        super().__init__(prop, mutant=mutant)
+        self.config = config
+        self.proc = Processor(config)
+        self.soft = Signal()
+        p = self.proc
+        self.take(p.prog_data, p.start, p.start_pc, p.job_done, p.progress, p.watch_limit,
+                  self.soft)
+        self.freeze = Signal()
+        if mutant and prop == "between_jobs":
+            self.take(self.freeze)
+
+    def build(self, m: Module, platform) -> None:
+        cfg, p = self.config, self.proc
+        wired = not (self.mutant and self.prop == "soft_reset")
+        unit = ResetInserter(self.soft)(p) if wired else p
+        if self.mutant and self.prop == "between_jobs":
+            unit = EnableInserter(~self.freeze)(unit)
+        m.submodules.proc = unit
+        if not (self.mutant and self.prop == "watchdog"):
+            m.d.comb += Assume(p.watch_limit < cfg.watchdog)
+        getattr(self, f"_{self.prop}")(m)
+
+    def _watchdog(self, m: Module) -> None:
+        cfg, p = self.config, self.proc
+        quiet = Signal(range(cfg.watchdog + 3), name="quiet_in_job")
+        with m.If(p.in_job & ~p.progress & ~p.job_start):
+            with m.If(quiet != cfg.watchdog + 2):
+                m.d.sync += quiet.eq(quiet + 1)
+        with m.Else():
+            m.d.sync += quiet.eq(0)
+        m.d.comb += Assert(quiet <= cfg.watchdog, "a job stalled past the watchdog")
+
+    def _between_jobs(self, m: Module) -> None:
+        cfg, p = self.config, self.proc
+        gap = Signal(range(OVERHEAD + 2), name="gap")
+        with m.If(p.busy & ~p.in_job & ~p.retire & ~p.job_start):
+            with m.If(gap != OVERHEAD + 1):
+                m.d.sync += gap.eq(gap + 1)
+        with m.Else():
+            m.d.sync += gap.eq(0)
+        m.d.comb += Assert(gap <= OVERHEAD, "no job, command or idle within the overhead")
+        # Commands are finite: a command retires only at a pc inside program memory, and while
+        # busy the pc moves only by one per retired command (GEMM tiles do not move it), so a
+        # program retires at most prog_depth commands before DONE or a PC_RANGE fault.
+        m.d.comb += Assert(~p.retire | (p.pc < cfg.prog_depth), "retired outside the program")
+        was_busy, was_retire, was_pc = Signal(), Signal(), Signal.like(p.pc)
+        m.d.sync += [was_busy.eq(p.busy), was_retire.eq(p.retire), was_pc.eq(p.pc)]
+        with m.If(was_busy & p.busy):
+            m.d.comb += Assert(p.pc == was_pc + was_retire, "pc moved without a retire")
+
+    def _soft_reset(self, m: Module) -> None:
+        p = self.proc
+        after = Signal(name="after_soft")
+        m.d.sync += after.eq(self.soft)
+        with m.If(after):
+            m.d.comb += Assert(~p.busy & ~p.in_job, "busy after a soft reset")
