@@ -25,6 +25,8 @@ class Harness(Elaboratable):
     #: spurious, and is then checked on the real design). It lets a proof ignore arithmetic
     #: that no property reads.
     abstract: tuple[str, ...] = ()
+    #: A remark for the result row (e.g. a narrower counter than the preset's).
+    note: str = ""
 
     def __init__(self, prop: str, *, mutant: bool = False):
         self.prop, self.mutant = prop, mutant

@@ -109,6 +109,8 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
         row.note = (errors[0].strip() if errors else verdict)[:200]
     else:
         row.note = "engine gave no verdict" + (" (timeout)" if "timeout" in out.lower() else "")
+    if harness.note:
+        row.note = "; ".join(n for n in (harness.note, row.note) if n)
     return row
 
 

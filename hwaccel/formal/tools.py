@@ -39,8 +39,11 @@ def find_yowasp(name: str) -> str:
 def _wrapper(path: Path, command: str) -> None:
     text = f"#!/bin/sh\nexec {command} \"$@\"\n"
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-        path.chmod(0o755)
+        # Written beside and renamed: a parallel run never executes a half-written wrapper.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
 
 
 def tool_env(root: Path) -> dict[str, str]:
