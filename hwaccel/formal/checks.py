@@ -1,7 +1,8 @@
 """The properties ``hwaccel verify`` knows: every harness of every block, on its small configs.
 
 Each generator package that has properties holds a ``formal.py`` with ``formal_configs()``
-(slug -> config), ``PROPERTIES`` and a harness class ``(config, prop, *, mutant)``; this module
+(slug -> config), ``PROPERTIES`` and a harness class ``(config, prop, *, mutant)``, or with
+``formal_checks()`` yielding ``(component, property, factory)`` where it has several; this module
 lists them and runs them: ``abc pdr`` first (an unbounded proof, or a counterexample), and
 where it does not finish within the time given, ``abc bmc3`` to ``depth`` cycles (``unknown``,
 with that depth, unless it fails).
@@ -40,6 +41,10 @@ class Check:
 def all_checks() -> Iterator[Check]:
     for block, cls_name in BLOCKS.items():
         mod = importlib.import_module(f"hwaccel.generators.{block}.formal")
+        if hasattr(mod, "formal_checks"):  # several harnesses: the package lists its checks
+            for component, prop, make in mod.formal_checks():
+                yield Check(component, prop, make)
+            continue
         cls = getattr(mod, cls_name)
         for slug, cfg in mod.formal_configs().items():
             name = "accel_" + slug.split("_", 1)[1] + "_processor" if block == "accel" else slug

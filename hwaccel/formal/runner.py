@@ -95,7 +95,9 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
     if verdict == "PASS":
         row.status = "proved" if engine == "pdr" else "unknown"
         if engine != "pdr":
-            row.note = f"bounded: no failure in {depth} cycles"
+            frame = _frame(workdir)  # the last frame bmc3 cleared (0-based)
+            row.depth = frame + 1 if frame is not None else depth
+            row.note = f"bounded: no failure in the first {row.depth} cycles"
     elif verdict == "FAIL":
         row.status = "failed"
         vcds = sorted(workdir.glob("engine_*/trace*.vcd"))

@@ -31,12 +31,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from amaranth.hdl import Assert, Assume, EnableInserter, Module, ResetInserter, Signal
+from amaranth.lib.fifo import SyncFIFO
 
-from ...formal.props import Harness
+from ...formal.props import Harness, fifo_bounds, stream_rules
+from . import reader as reader_module
 from .config import PRESETS, AccelConfig
 from .processor import Processor
+from .reader import Reader
 
-__all__ = ["ProcessorHarness", "PROPERTIES", "formal_configs", "OVERHEAD"]
+__all__ = ["ProcessorHarness", "ReaderHarness", "PROPERTIES", "formal_configs",
+           "formal_checks", "OVERHEAD"]
 
 PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
 
@@ -135,3 +139,65 @@ class ProcessorHarness(Harness):
         m.d.sync += after.eq(self.soft)
         with m.If(after):
             m.d.comb += Assert(~p.busy & ~p.in_job, "busy after a soft reset")
+
+
+class ReaderHarness(Harness):
+    """The DMA read unit (:class:`.reader.Reader`) that feeds every engine stream of the
+    accelerator, with any start, base, count, run, stride and memory data:
+
+    ``source_stream``  ``source`` keeps ``valid`` and its payload until the transfer.
+    ``fifo``           its 4-deep FIFO is never written while full nor read while empty (a
+                       read issues only while the FIFO and the word in flight leave room).
+
+    Mutants: a source that drops ``valid``; a FIFO of half the depth behind the same issue
+    rule (a word arriving at a full FIFO is refused)."""
+
+    PROPERTIES = ("source_stream", "fifo")
+
+    def __init__(self, width: int, depth: int, prop: str, *, mutant: bool = False):
+        if prop not in self.PROPERTIES:
+            raise ValueError(f"prop must be one of {', '.join(self.PROPERTIES)}, not {prop!r}")
+        super().__init__(prop, mutant=mutant)
+        r = self.dut = Reader(width, depth)
+        self.take(r.start, r.base, r.count, r.run, r.stride, r.rdata)
+        self.take_streams(r.source, sink=True)
+        self.glitch = Signal()
+        if mutant and prop == "source_stream":
+            self.take(self.glitch)
+
+    def build(self, m: Module, platform) -> None:
+        r = self.dut
+        if self.mutant and self.prop == "fifo":
+            saved = reader_module.SyncFIFO
+            reader_module.SyncFIFO = _HalfFIFO
+            try:
+                body = self.open_up(r, platform)
+            finally:
+                reader_module.SyncFIFO = saved
+        else:
+            body = self.open_up(r, platform)
+        m.submodules.dut = body
+        if self.prop == "source_stream":
+            valid = r.source.valid & ~self.glitch if self.mutant else None
+            stream_rules(m, r.source, valid=valid, name="source")
+        else:
+            fifo = body.submodules.fifo
+            fifo_bounds(m, depth=fifo.depth, w_en=fifo.w_en, w_rdy=fifo.w_rdy, r_en=fifo.r_en,
+                        r_rdy=fifo.r_rdy, name="dma_fifo")
+
+
+class _HalfFIFO(SyncFIFO):
+    def __init__(self, *, width: int, depth: int):
+        super().__init__(width=width, depth=depth // 2)
+
+
+def formal_checks():
+    """(component, property, harness factory) for every accel-package property."""
+    for slug, cfg in formal_configs().items():
+        name = "accel_" + slug.split("_", 1)[1] + "_processor"
+        for prop in PROPERTIES:
+            yield name, prop, lambda *, mutant=False, c=cfg, p=prop: ProcessorHarness(
+                c, p, mutant=mutant)
+        for prop in ReaderHarness.PROPERTIES:
+            yield "accel_dma_reader", prop, lambda *, mutant=False, p=prop: ReaderHarness(
+                4, 16, p, mutant=mutant)

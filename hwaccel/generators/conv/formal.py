@@ -17,6 +17,8 @@ Properties, on a small engine (one lane, one output channel a beat, 3 x 3 maps, 
 Mutants: ``result_stream`` a source that drops ``valid``; ``result_fifo`` and ``beats`` the
 engine built with a result FIFO half as deep as its credits assume (a full FIFO refuses the
 write, so a beat is lost).
+
+The max-pool stage behind the engine (:class:`PoolHarness`) has its own ``source_stream``.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from amaranth.lib.fifo import SyncFIFO
 
 from ...formal.props import Harness, Owed, fifo_bounds, quiet_for, stream_rules
 from . import engine as engine_module
-from .config import ConvConfig
+from .config import ConvConfig, PoolConfig
 from .engine import ConvEngine
 from .layer import ConvLayer, descriptor
 from .layouts import pack_struct
+from .maxpool import MaxPool
 
-__all__ = ["ConvHarness", "PROPERTIES", "formal_configs", "BEATS_LAYER"]
+__all__ = ["ConvHarness", "PoolHarness", "PROPERTIES", "formal_configs", "formal_checks",
+           "BEATS_LAYER"]
 
 PROPERTIES = ("result_stream", "result_fifo", "beats")
 
@@ -138,3 +142,42 @@ class ConvHarness(Harness):
     def drain_cycles(self, issue_cycles: int) -> int:
         """Issue cycles of the whole layer, the pipeline (7 stages), the FIFO and slack."""
         return issue_cycles + engine_module.FIFO_DEPTH + 16 + math.ceil(issue_cycles / 4)
+
+
+class PoolHarness(Harness):
+    """``source_stream`` of the max-pool stage (:class:`.maxpool.MaxPool`): ``source`` keeps
+    ``valid`` and its payload until the transfer, for any descriptor and ``sink`` beats that
+    obey the stream rules. Mutant: a source that drops ``valid``."""
+
+    PROPERTIES = ("source_stream",)
+
+    def __init__(self, config: PoolConfig, prop: str, *, mutant: bool = False):
+        if prop not in self.PROPERTIES:
+            raise ValueError(f"prop must be one of {', '.join(self.PROPERTIES)}, not {prop!r}")
+        super().__init__(prop, mutant=mutant)
+        dut = self.dut = MaxPool(config)
+        self.take_streams(dut.layer, dut.sink)
+        self.take_streams(dut.source, sink=True)
+        self.glitch = Signal()
+        if mutant:
+            self.take(self.glitch)
+
+    def build(self, m: Module, platform) -> None:
+        dut = self.dut
+        m.submodules.dut = dut
+        stream_rules(m, dut.layer, check=Assume, name="layer")
+        stream_rules(m, dut.sink, check=Assume, name="sink")
+        valid = dut.source.valid & ~self.glitch if self.mutant else None
+        stream_rules(m, dut.source, valid=valid, name="source")
+
+
+def formal_checks():
+    """(component, property, harness factory) for every conv-package property."""
+    for slug, cfg in formal_configs().items():
+        for prop in PROPERTIES:
+            yield slug, prop, lambda *, mutant=False, c=cfg, p=prop: ConvHarness(c, p,
+                                                                                 mutant=mutant)
+    pool = PoolConfig(lanes=1, max_width=4, max_height=4, max_blocks=2)
+    for prop in PoolHarness.PROPERTIES:
+        yield "maxpool_formal", prop, lambda *, mutant=False, p=prop: PoolHarness(pool, p,
+                                                                                  mutant=mutant)
