@@ -8,7 +8,9 @@ coroutine per stream, and it makes the cycle count of a transfer exact.
 Each cycle, after the rising edge, sources raise ``valid`` (or idle with probability ``idle``)
 and hold it until the beat transfers -- a producer never waits for ``ready`` -- and sinks drive
 ``ready`` (low with probability ``backpressure``). After ``ReadOnly`` the handshakes that will
-happen at the next edge are sampled.
+happen at the next edge are sampled. That loop -- the streams' state, the seeded draws, the
+bounds -- is :class:`sim.stream_loop.StreamLoop`, shared with Amaranth's simulator; this module
+gives it cocotb's ports and triggers.
 
 When the bench writes matters. Ports are written through the GPI at once (the fast path, see
 :class:`_Port`), and on an event-driven simulator such as Icarus a write made in the time step
@@ -23,37 +25,17 @@ that are stuck and the seed.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
-
 import cocotb
 from cocotb.triggers import ReadOnly, ReadWrite, RisingEdge
+
+from .stream_loop import StreamLoop, StreamStats, StreamTimeout
 
 __all__ = ["StreamTimeout", "StreamStats", "StreamBench", "check_ports", "reset",
            "edge_writes_are_safe"]
 
 
-class StreamTimeout(AssertionError):
-    """A stream bench exceeded its cycle budget (a hang or a lost beat)."""
-
-
 class XValueError(AssertionError):
     """A port read undefined (x or z) bits on a four-state simulator."""
-
-
-@dataclass
-class StreamStats:
-    cycles: int = 0                 # cycles the loop ran
-    first_in: int | None = None     # cycle of the first source transfer
-    last_out: int | None = None     # cycle of the last sink transfer
-    received: dict[str, list[int]] = field(default_factory=dict)
-
-    @property
-    def span(self) -> int:
-        """Cycles from the first input transfer to the last output transfer, both included."""
-        if self.first_in is None or self.last_out is None:
-            return 0
-        return self.last_out - self.first_in + 1
 
 
 def check_ports(dut, sidecar: dict) -> list[str]:
@@ -154,132 +136,33 @@ class _Port:
         return raw if isinstance(raw, int) else int(raw, 2)
 
 
-class _Source:
-    def __init__(self, dut, name: str, beats: list[int]):
-        self.name = name
-        self.payload = _Port(getattr(dut, f"{name}__payload"))
-        self.valid = _Port(getattr(dut, f"{name}__valid"))
-        self.ready = _Port(getattr(dut, f"{name}__ready"))
-        self.beats = beats
-        self.index = 0
-        self.driving = False
-        self.fire = False
-        self.valid_level = 0
-        self.encoded: list = []
+class StreamBench(StreamLoop):
+    """Drive ``sources`` (name -> packed beats) and collect ``sinks`` (name -> beat count).
 
-
-class _Sink:
-    def __init__(self, dut, name: str, count: int):
-        self.name = name
-        self.payload = _Port(getattr(dut, f"{name}__payload"))
-        self.valid = _Port(getattr(dut, f"{name}__valid"))
-        self.ready = _Port(getattr(dut, f"{name}__ready"))
-        self.count = count
-        self.got: list[int] = []
-        self.ready_driven = 0
-        self.fire = False
-
-
-class StreamBench:
-    """Drive ``sources`` (name -> packed beats) and collect ``sinks`` (name -> beat count)."""
+    The cycle loop, its random draws and bounds are :class:`sim.stream_loop.StreamLoop`'s; this
+    bench supplies the GPI ports and cocotb's triggers.
+    """
 
     def __init__(self, dut, sources: dict[str, list[int]], sinks: dict[str, int], *,
                  seed: int, idle: float = 0.0, backpressure: float = 0.0,
                  max_cycles: int = 1_000_000, stall_cycles: int = 10_000):
         self.dut = dut
         self.clk = dut.clk
-        self.sources = [_Source(dut, n, b) for n, b in sources.items()]
-        self.sinks = [_Sink(dut, n, c) for n, c in sinks.items()]
-        self.rng = random.Random(seed)
-        self.seed = seed
-        self.idle = idle
-        self.backpressure = backpressure
-        self.max_cycles = max_cycles
-        self.stall_cycles = stall_cycles
-
-    def _state(self) -> str:
-        parts = [f"{s.name}: {s.index}/{len(s.beats)} sent" for s in self.sources]
-        parts += [f"{k.name}: {len(k.got)}/{k.count} received" for k in self.sinks]
-        return "; ".join(parts)
+        super().__init__(lambda name: _Port(getattr(dut, name)), sources, sinks, seed=seed,
+                         idle=idle, backpressure=backpressure, max_cycles=max_cycles,
+                         stall_cycles=stall_cycles)
 
     async def run(self) -> StreamStats:
         """Run until every source beat is sent and every sink beat received."""
-        stats = StreamStats()
-        rng, idle, bp = self.rng, self.idle, self.backpressure
-        sources, sinks = self.sources, self.sinks
-        for s in sources:
-            s.valid.set(0)
-            s.valid_level = 0
-            s.encoded = [s.payload.encode(b) for b in s.beats]
-        for k in sinks:
-            k.ready.set(0)
-        remaining = sum(len(s.beats) for s in sources) + sum(k.count for k in sinks)
         rising, settled = RisingEdge(self.clk), ReadOnly()
         # The write point after each edge (see the module docstring): awaited as one trigger
         # on Verilator, the fastest path; after the edge's ReadWrite phase elsewhere.
         write_phase = ReadWrite() if not edge_writes_are_safe() else None
-        cycle = 0
-        last_progress = 0
-        while remaining:
-            await rising
-            if write_phase is not None:
-                await write_phase
-            cycle += 1
-            # Drive this cycle: a source holds valid until its beat transfers.
-            for s in sources:
-                if s.fire:
-                    s.index += 1
-                    s.driving = s.fire = False
-                    remaining -= 1
-                    last_progress = cycle
-                if not s.driving:
-                    if s.index < len(s.beats) and not (idle and rng.random() < idle):
-                        s.payload.set_encoded(s.encoded[s.index])
-                        s.driving = True
-                        if not s.valid_level:
-                            s.valid.set(1)
-                            s.valid_level = 1
-                    elif s.valid_level:
-                        s.valid.set(0)
-                        s.valid_level = 0
-            for k in sinks:
-                if k.fire:
-                    k.fire = False
-                    remaining -= 1
-                    last_progress = cycle
-                want = 0 if (bp and rng.random() < bp) else 1
-                if want != k.ready_driven:
-                    k.ready.set(want)
-                    k.ready_driven = want
-            await settled
-            # Sample the handshakes that happen at the next edge.
-            for s in sources:
-                if s.driving and s.ready.get():
-                    s.fire = True
-                    if stats.first_in is None:
-                        stats.first_in = cycle
-            for k in sinks:
-                if k.ready_driven and k.valid.get():
-                    if len(k.got) >= k.count:
-                        raise AssertionError(
-                            f"{k.name} produced more than the {k.count} beats expected "
-                            f"(cycle {cycle}, seed {self.seed}; {self._state()})")
-                    k.got.append(k.payload.get_raw())
-                    k.fire = True
-                    stats.last_out = cycle
-            if cycle - last_progress > self.stall_cycles or cycle > self.max_cycles:
-                raise StreamTimeout(
-                    f"no stream transfer for {cycle - last_progress} cycles (cycle {cycle}, "
-                    f"seed {self.seed}): {self._state()}")
-            if remaining == sum(1 for s in sources if s.fire) + sum(1 for k in sinks if k.fire):
-                break
-        await rising
-        if write_phase is not None:
-            await write_phase
-        for s in sources:
-            s.valid.set(0)
-        for k in sinks:
-            k.ready.set(0)
-        stats.cycles = cycle
-        stats.received = {k.name: [k.payload.decode(w) for w in k.got] for k in sinks}
-        return stats
+        for edge in self.steps():
+            if edge:
+                await rising
+                if write_phase is not None:
+                    await write_phase
+            else:
+                await settled
+        return self.stats
