@@ -21,13 +21,13 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from hwaccel.generators.accel import COUNTERS, AccelConfig, Region, run_program
+from hwaccel.generators.accel import AccelConfig, Region
 from hwaccel.generators.accel.cases import fault_programs, random_program
 from hwaccel.generators.accel.host import address, load_writes, start_word
-from hwaccel.generators.accel.isa import CONTROL_RESET, status_fields
-from hwaccel.hdl.pack import unpack
+from hwaccel.generators.accel.isa import CONTROL_RESET
 
 from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from .checks import HostPort, accel_check, accel_programs
 from .streams import reset
 
 _RESULTS: dict = {}
@@ -50,11 +50,12 @@ def _write(name: str, cases) -> None:
     write_result(_RESULTS)
 
 
-class CocotbHost:
+class CocotbHost(HostPort):
     """The host port driven from cocotb: one write or read per clock edge."""
 
     def __init__(self, dut, cfg: AccelConfig):
-        self.dut, self.cfg = dut, cfg
+        super().__init__(cfg)
+        self.dut = dut
         dut.host__we.value = 0
         dut.host__re.value = 0
 
@@ -77,46 +78,12 @@ class CocotbHost:
         await RisingEdge(d.clk)
         return value
 
-    async def run(self, prog, limit: int, seed) -> None:
-        for addr, data in load_writes(self.cfg, prog):
-            await self.write(addr, data)
-        await self.write(address(self.cfg, Region.REG, 0), start_word(0))
+    async def idle_within(self, limit: int) -> bool:
         for _ in range(limit):
             await FallingEdge(self.dut.clk)
             if not int(self.dut.busy.value):
-                return
-        raise AssertionError(f"program still busy after {limit} cycles (seed {seed})")
-
-    async def status(self) -> dict:
-        return status_fields(await self.read(address(self.cfg, Region.REG, 0)))
-
-    async def counters(self) -> dict:
-        return {n: await self.read(address(self.cfg, Region.REG, 1 + i))
-                for i, n in enumerate(COUNTERS)}
-
-    async def act(self, count: int) -> np.ndarray:
-        rows = [unpack(await self.read(address(self.cfg, Region.ACT, i)), 8, self.cfg.lanes)
-                for i in range(count)]
-        return np.array(rows, dtype=np.int64).reshape(count, self.cfg.lanes)
-
-
-async def _check(host: CocotbHost, cfg, prog, name: str, seed, limit: int = 200_000) -> dict:
-    gold = run_program(cfg, prog.act, prog.wgt, prog.commands)
-    await host.run(prog, limit, seed)
-    st, cn = await host.status(), await host.counters()
-    got = await host.act(prog.act_top)
-    bad = int((got != gold.act[: prog.act_top]).sum())
-    where = np.argwhere(got != gold.act[: prog.act_top])
-    assert bad == 0, (f"{name} (seed {seed}): {bad} scratchpad bytes differ from the golden "
-                      f"interpreter; first at (word, lane) {where[0].tolist()}")
-    assert (bool(st["done"]), bool(st["error"]), st["cause"], st["pc"]) == (
-        gold.done, gold.error, gold.cause, gold.pc), (
-        f"{name} (seed {seed}): status {st}, golden done={gold.done} cause={gold.cause!r} "
-        f"pc={gold.pc}")
-    for key, value in gold.counters.items():
-        assert cn[key] == value, f"{name} (seed {seed}): counter {key} = {cn[key]}, golden {value}"
-    return {"name": name, "seed": seed, "cause": int(st["cause"]), "pc": st["pc"],
-            "counters": cn, "mismatches": bad, "commands": len(prog.commands)}
+                return True
+        return False
 
 
 @cocotb.test()
@@ -129,10 +96,7 @@ async def programs(dut):
     if (session := await _session(dut, "seeds")) is None:
         return
     cfg, params, host = session
-    cases = []
-    for seed in params["seeds"]:
-        prog = random_program(cfg, np.random.default_rng(seed), int(params.get("commands", 8)))
-        cases.append(await _check(host, cfg, prog, f"random-{seed}", seed))
+    cases = await accel_programs(host, params)
     _write("programs", cases)
 
 
@@ -144,7 +108,7 @@ async def faults(dut):
     seed = int(params["seed"])
     cases = []
     for name, (prog, cause, pc) in fault_programs(cfg, np.random.default_rng(seed)).items():
-        case = await _check(host, cfg, prog, name, seed)
+        case = await accel_check(host, prog, name, seed)
         assert (case["cause"], case["pc"]) == (cause, pc), (
             f"{name} (seed {seed}): cause {case['cause']} at pc {case['pc']}, expected "
             f"{cause!r} at pc {pc}")
@@ -175,6 +139,6 @@ async def soft_reset(dut):
         assert (st["busy"], st["done"], st["error"]) == (0, 0, 0), (
             f"after a soft reset at cycle {stop_after} (seed {seed}): status {st}")
         prog = random_program(cfg, np.random.default_rng(seed + i), 8)
-        case = await _check(host, cfg, prog, f"after-reset-{stop_after}", seed + i)
+        case = await accel_check(host, prog, f"after-reset-{stop_after}", seed + i)
         cases.append({**case, "reset_at": stop_after})
     _write("soft_reset", cases)

@@ -17,50 +17,22 @@ The result JSON lists each case with its shape, rows compared, mismatches and cy
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import cocotb
-import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from hwaccel.generators.systolic.cases import GemmCase, directed_cases, random_cases
 from hwaccel.generators.systolic.config import SystolicConfig
-from hwaccel.generators.systolic.model import gemm_reference, golden_rows
-from hwaccel.generators.systolic.tiling import plan_gemm
 
 from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
+from .checks import gemm_random_cases, gemm_shape_cases
 from .streams import StreamBench, reset
 
 
 def _setup():
     meta, params = bench_inputs()
     return meta, SystolicConfig(**meta["config"]), params
-
-
-async def _run_case(dut, cfg, case: GemmCase, *, seed, idle, backpressure, extra=0) -> dict:
-    plan = plan_gemm(cfg, case.a, case.b)
-    bench = StreamBench(dut, {"activations": plan.activations, "weights": plan.weights},
-                        {"result": plan.result_count + extra}, seed=seed, idle=idle,
-                        backpressure=backpressure, stall_cycles=1000,
-                        max_cycles=50 * (len(plan.activations) + plan.result_count) + 1000)
-    t0 = time.perf_counter()
-    stats = await bench.run()
-    seconds = time.perf_counter() - t0
-    words = stats.received["result"]
-    rows, lasts = plan.result_rows(words)
-    expect = golden_rows(cfg, case.a, case.b)
-    bad_rows = int(np.any(rows != expect, axis=1).sum())
-    assert bad_rows == 0, (
-        f"{case.name} {case.shape} (seed {seed}): {bad_rows} of {len(rows)} result rows differ "
-        f"from the golden model; first: got {rows[np.any(rows != expect, axis=1)][0].tolist()}")
-    assert lasts == plan.expected_lasts(), f"{case.name} (seed {seed}): wrong result.last flags"
-    full = plan.assemble_rows(rows)
-    assert np.array_equal(full, gemm_reference(case.a, case.b)), (
-        f"{case.name} {case.shape} (seed {seed}): assembled product differs from torch")
-    m, k, n = case.shape
-    return {"name": case.name, "shape": [m, k, n], "rows": len(rows), "mismatches": bad_rows,
-            "cycles": stats.span, "sim_cycles": stats.cycles, "sim_seconds": seconds,
-            "stalls": bool(idle or backpressure)}
 
 
 @cocotb.test()
@@ -75,17 +47,9 @@ async def gemm(dut):
     Clock(dut.clk, 10, unit="ns").start(start_high=False)
     await reset(dut)
     seed = int(params.get("seed", 0))
-    results = []
+    make = partial(StreamBench, dut)
     if params["mode"] == "random":
-        cases = directed_cases(cfg) + random_cases(cfg, int(params["count"]), seed)
-        idle, bp = float(params.get("idle", 0.0)), float(params.get("backpressure", 0.0))
-        dut._log.info(f"{len(cases)} GEMMs, seed {seed}, idle {idle}, backpressure {bp}")
-        extra = int(params.get("extra_results", 0))  # > 0 proves that a hang is caught
-        for i, case in enumerate(cases):
-            stall = i % 2 == 1
-            results.append(await _run_case(dut, cfg, case, seed=seed * 1000 + i,
-                                           idle=idle if stall else 0.0,
-                                           backpressure=bp if stall else 0.0, extra=extra))
+        results = await gemm_random_cases(make, cfg, params, log=dut._log.info)
     elif params["mode"] == "clock":
         # Baseline for the sim-speed benchmark: cocotb awaiting the clock and touching nothing.
         n = int(params["cycles"])
@@ -93,13 +57,8 @@ async def gemm(dut):
         t0 = time.perf_counter()
         for _ in range(n):
             await rising
-        results.append({"name": "clock-only", "sim_cycles": n,
-                        "sim_seconds": time.perf_counter() - t0})
+        results = [{"name": "clock-only", "sim_cycles": n,
+                    "sim_seconds": time.perf_counter() - t0}]
     else:
-        rng = np.random.default_rng(seed)
-        lo, hi = cfg.operand.min, cfg.operand.max
-        for name, (m, k, n) in params["shapes"].items():
-            a, b = rng.integers(lo, hi + 1, (m, k)), rng.integers(lo, hi + 1, (k, n))
-            case = GemmCase(name, a, b)
-            results.append(await _run_case(dut, cfg, case, seed=seed, idle=0.0, backpressure=0.0))
+        results = await gemm_shape_cases(make, cfg, params)
     write_result({"slug": meta["slug"], "seed": seed, "cases": results})

@@ -10,6 +10,9 @@ slower than Verilator, hence few cases, short sequences and small K.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from hwaccel.generators.accel.config import PRESETS as ACCEL
@@ -99,3 +102,11 @@ def test_hang_names_streams_and_seed(seed):
     params = {"mode": "random", "count": 0, "seed": seed, "extra_results": 1}
     with pytest.raises(StreamTimeout, match=rf"seed {seed * 1000}\).*result: \d+/\d+ received"):
         run_amaranth(SYSTOLIC["os_3x5"], params)
+
+
+def test_shared_bench_code_needs_no_cocotb():
+    """The stream loop and the block checks both simulators share, and the Amaranth benches on
+    top of them, import without cocotb: they run in a plain interpreter."""
+    code = ("import sys; import sim.amaranth_benches, sim.checks, sim.stream_loop; "
+            "assert 'cocotb' not in sys.modules, sorted(m for m in sys.modules if 'cocotb' in m)")
+    subprocess.run([sys.executable, "-c", code], cwd=bench_root(), check=True)
