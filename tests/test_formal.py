@@ -61,7 +61,7 @@ def test_processor_soft_reset_proved(tmp_path):
 
 
 # One broken variant per property class: stream rules, FIFO bounds, beats in = beats out,
-# no hang (the watchdog, between jobs), soft reset. Each must fail with a trace and the failing cycle.
+# no hang (the watchdog, between jobs), soft reset. Each must fail with a trace and the cycle.
 MUTANTS = [
     ("systolic_os_2x2", "result_stream"),
     ("systolic_os_2x2", "result_fifo"),

@@ -85,7 +85,7 @@ def run_check(check: Check, *, depth: int = 24, prove_s: int = 240, mutant: bool
     spent = row.seconds
     bmc = run_harness(check.harness(mutant=mutant), component=check.component, prop=name,
                       folder=folder.with_name(folder.name + "_bmc"), engine="bmc3",
-                      depth=depth, timeout_s=max(prove_s, 60))
+                      depth=depth, timeout_s=max(prove_s, 180))
     bmc.seconds = round(bmc.seconds + spent, 1)
     bmc.note = f"pdr undecided after {spent:.0f} s; " + (bmc.note or "")
     return bmc

@@ -90,8 +90,8 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
     workdir = folder / "check"
     first = (workdir / "status").read_text().split() if (workdir / "status").exists() else []
     verdict = first[0] if first else ("TIMEOUT" if out == "TIMEOUT" else "ERROR")
-    row = FormalResult(component, prop, "unknown", f"abc {engine}",
-                       0 if engine == "pdr" else depth, seconds)
+    # depth: 0 for pdr; for bmc3 the cycles it cleared, known only once it finished.
+    row = FormalResult(component, prop, "unknown", f"abc {engine}", 0, seconds)
     if verdict == "PASS":
         row.status = "proved" if engine == "pdr" else "unknown"
         if engine != "pdr":
