@@ -209,7 +209,7 @@ def run_bench(design: Design, module: str, params: dict, *, seed: int = 0,
         # cocotb rewrites the assertions of every module imported after it starts ("*.py"),
         # torch included: that made each bench's start-up about 9 s slower. The benches' own
         # assertions keep pytest's detailed messages.
-        "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py streams.py bench_io.py",
+        "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py streams.py bench_io.py checks.py",
     }
     xml = run_dir / "results.xml"
     extra = {"timescale": _TIMESCALE} if simulator == "icarus" else {}
