@@ -8,8 +8,10 @@ line SymbiYosys parses for it ("Property proved.", "Output 0 of miter ... was as
 N.", "No output asserted in N frames."). The counterexample file (``write_cex -a``) is written
 by ABC itself, and SymbiYosys turns it into a VCD as usual.
 
-WebAssembly sees the host's directories except ``/tmp`` (its own), so paths are made absolute
-and the scratch files live in the working directory.
+YoWASP's WebAssembly sandbox maps the host's top-level directories except ``/tmp`` (absolute
+paths under ``/tmp`` do not resolve there), and always maps the working directory and its
+parents by relative path. So every path handed to Yosys and ABC is made relative to the working
+directory, and the scratch files live in it: this works wherever the checkout is.
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ DUMMY = "module dummy(input a, input b, output y); assign y = a ^ b; endmodule\n
 STATUS = "abc_status.txt"
 
 
-def _absolute(cmd: str) -> str:
+def _relative(cmd: str) -> str:
     words = cmd.split()
     if words and words[0] in ("read_aiger", "write_cex", "write_status"):
-        words[-1] = os.path.abspath(words[-1])
+        words[-1] = os.path.relpath(words[-1])
     return " ".join(words)
 
 
@@ -69,9 +71,9 @@ def main(argv: list[str]) -> int:
     engine = next((c.split()[0] for c in cmds if c.split()[0] in ("pdr", "bmc3", "sim3")), "")
     depth = next((int(m[1]) for c in cmds if (m := re.search(r"-F (\d+)", c))), 0)
     with tempfile.TemporaryDirectory(prefix="abc_", dir=".") as td:
-        tdir = Path(td).resolve()
+        tdir = Path(os.path.relpath(td))
         (tdir / "dummy.v").write_text(DUMMY)
-        (tdir / "run.abc").write_text("\n".join(_absolute(c) for c in cmds) + "\n")
+        (tdir / "run.abc").write_text("\n".join(_relative(c) for c in cmds) + "\n")
         proc = subprocess.run(
             [find_yowasp("yosys"), "-q", "-p",
              f"read_verilog {tdir}/dummy.v; techmap; abc -script {tdir}/run.abc"],
