@@ -9,9 +9,11 @@ harness proves properties of the run that follows reset.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Assert, Assume, Elaboratable, Module, ResetSignal, Signal, Value
 
-__all__ = ["Harness", "stream_rules", "fifo_bounds", "Owed", "quiet_for"]
+__all__ = ["Harness", "stream_rules", "fifo_bounds", "Owed", "quiet_for", "replaced"]
 
 
 class Harness(Elaboratable):
@@ -118,3 +120,15 @@ def quiet_for(m: Module, quiet, *, cycles: int, name: str = "quiet"):
     with m.Elif(n != cycles):
         m.d.sync += n.eq(n + 1)
     return n == cycles
+
+
+@contextmanager
+def replaced(module, name: str, value):
+    """``module.name`` is ``value`` inside the block: a broken variant elaborates the real
+    design with one part (a FIFO class) swapped, and the module is restored afterwards."""
+    saved = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)

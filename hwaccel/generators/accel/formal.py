@@ -33,7 +33,7 @@ from dataclasses import replace
 from amaranth.hdl import Assert, Assume, EnableInserter, Module, ResetInserter, Signal
 from amaranth.lib.fifo import SyncFIFO
 
-from ...formal.props import Harness, fifo_bounds, stream_rules
+from ...formal.props import Harness, fifo_bounds, replaced, stream_rules
 from . import reader as reader_module
 from .config import PRESETS, AccelConfig
 from .processor import Processor
@@ -168,12 +168,8 @@ class ReaderHarness(Harness):
     def build(self, m: Module, platform) -> None:
         r = self.dut
         if self.mutant and self.prop == "fifo":
-            saved = reader_module.SyncFIFO
-            reader_module.SyncFIFO = _HalfFIFO
-            try:
+            with replaced(reader_module, "SyncFIFO", _HalfFIFO):
                 body = self.open_up(r, platform)
-            finally:
-                reader_module.SyncFIFO = saved
         else:
             body = self.open_up(r, platform)
         m.submodules.dut = body

@@ -24,12 +24,11 @@ The max-pool stage behind the engine (:class:`PoolHarness`) has its own ``source
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 from amaranth.hdl import Assert, Assume, Module, Signal
 from amaranth.lib.fifo import SyncFIFO
 
-from ...formal.props import Harness, Owed, fifo_bounds, quiet_for, stream_rules
+from ...formal.props import Harness, Owed, fifo_bounds, quiet_for, replaced, stream_rules
 from . import engine as engine_module
 from .config import ConvConfig, PoolConfig
 from .engine import ConvEngine
@@ -54,16 +53,6 @@ def formal_configs() -> dict[str, ConvConfig]:
 class _HalfFIFO(SyncFIFO):
     def __init__(self, *, width: int, depth: int):
         super().__init__(width=width, depth=depth // 2)
-
-
-@contextmanager
-def _half_fifo():
-    saved = engine_module.SyncFIFO
-    engine_module.SyncFIFO = _HalfFIFO
-    try:
-        yield
-    finally:
-        engine_module.SyncFIFO = saved
 
 
 class ConvHarness(Harness):
@@ -93,7 +82,7 @@ class ConvHarness(Harness):
     def build(self, m: Module, platform) -> None:
         dut = self.dut
         if self.mutant and self.prop != "result_stream":
-            with _half_fifo():
+            with replaced(engine_module, "SyncFIFO", _HalfFIFO):
                 body = self.open_up(dut, platform)
         else:
             body = self.open_up(dut, platform)

@@ -13,12 +13,10 @@ output FIFO behind its two credits.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from amaranth.hdl import Assume, Module, Signal
 from amaranth.lib.fifo import SyncFIFO
 
-from ...formal.props import Harness, fifo_bounds, stream_rules
+from ...formal.props import Harness, fifo_bounds, replaced, stream_rules
 from . import cell as cell_module
 from .cell import LstmCell
 from .config import PRESETS, LstmConfig
@@ -36,16 +34,6 @@ def formal_configs() -> dict[str, LstmConfig]:
 class _OneRowFIFO(SyncFIFO):
     def __init__(self, *, width: int, depth: int):
         super().__init__(width=width, depth=depth - 1)
-
-
-@contextmanager
-def _one_row_fifo():
-    saved = cell_module.SyncFIFO
-    cell_module.SyncFIFO = _OneRowFIFO
-    try:
-        yield
-    finally:
-        cell_module.SyncFIFO = saved
 
 
 class LstmHarness(Harness):
@@ -75,7 +63,7 @@ class LstmHarness(Harness):
     def build(self, m: Module, platform) -> None:
         dut = self.dut
         if self.mutant and self.prop == "h_fifo":
-            with _one_row_fifo():
+            with replaced(cell_module, "SyncFIFO", _OneRowFIFO):
                 body = self.open_up(dut, platform)
         else:
             body = self.open_up(dut, platform)

@@ -20,11 +20,9 @@ smaller than its credits assume, ``beats`` with one that also drops a write when
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal
 
-from ...formal.props import Harness, Owed, fifo_bounds, quiet_for, stream_rules
+from ...formal.props import Harness, Owed, fifo_bounds, quiet_for, replaced, stream_rules
 from . import array as array_module
 from .array import ResultFIFO, SystolicArray
 from .config import SystolicConfig
@@ -76,16 +74,6 @@ class _DropWhenFull(Elaboratable):
         return m
 
 
-@contextmanager
-def _mutant_fifo(cls):
-    saved = array_module.ResultFIFO
-    array_module.ResultFIFO = cls
-    try:
-        yield
-    finally:
-        array_module.ResultFIFO = saved
-
-
 class SystolicHarness(Harness):
     """One property of one :class:`SystolicArray`."""
 
@@ -110,7 +98,8 @@ class SystolicHarness(Harness):
     def build(self, m: Module, platform) -> None:
         dut = self.dut
         if self.mutant and self.prop != "result_stream":
-            with _mutant_fifo(_ShortFIFO if self.prop == "result_fifo" else _DropWhenFull):
+            with replaced(array_module, "ResultFIFO",
+                          _ShortFIFO if self.prop == "result_fifo" else _DropWhenFull):
                 body = self.open_up(dut, platform)
         else:
             body = self.open_up(dut, platform)
