@@ -69,6 +69,12 @@ MUTANTS = [
     ("accel_tiny_processor", "watchdog"),
     ("accel_tiny_processor", "between_jobs"),
     ("accel_tiny_processor", "soft_reset"),
+    ("conv_formal_k3", "result_stream"),
+    ("conv_formal_k3", "result_fifo"),
+    ("lstm_tiny_p1", "h_stream"),
+    ("lstm_tiny_p1", "h_fifo"),
+    ("accel_dma_reader", "source_stream"),
+    ("accel_dma_reader", "fifo"),
 ]
 
 
