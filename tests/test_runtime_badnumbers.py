@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 import hwaccel
-from hwaccel.runtime import NonFiniteError, backends
-from hwaccel.runtime.cases import make
-from hwaccel.runtime.quantize import ZERO_RANGE_SCALE
-from hwaccel.runtime.saturation import Clipped
+from hwaccel.compiler import NonFiniteError
+from hwaccel.compiler.cases import make
+from hwaccel.compiler.quantize import ZERO_RANGE_SCALE
+from hwaccel.compiler.saturation import Clipped
+from hwaccel.runtime import backends
 
 NAN, INF = float("nan"), float("inf")
 
@@ -236,7 +237,7 @@ def test_out_of_range_inputs_saturate_on_integer_backends(backend):
 def test_tally_changes_no_output_and_counts_lstm_steps():
     model, x = _inputs("stackedlstm", 6)
     cm = hwaccel.compile(model, x[:2], calibration=x)
-    from hwaccel.runtime.int8 import forward
+    from hwaccel.compiler.int8 import forward
 
     tally: dict = {}
     x_int = cm.quantize_input(x)

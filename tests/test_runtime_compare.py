@@ -57,7 +57,7 @@ def test_compare_table_and_unavailable_backend(capsys, monkeypatch):
 
 def test_compare_fails_loudly_when_an_integer_backend_differs(capsys, monkeypatch):
     """torch-int8 made to differ from golden on one sample: counted, and the exit status is 1."""
-    from hwaccel.runtime.program import CompiledModel
+    from hwaccel.compiler.program import CompiledModel
 
     real = CompiledModel.int8_forward
 

@@ -1,12 +1,9 @@
-"""The host runtime: compile PyTorch models to accelerator programs and run them on backends.
+"""The host runtime: run what the compiler (:mod:`hwaccel.compiler`) produced, on backends.
 
-Stages: :mod:`.trace` (``nn.Module`` -> float IR, :mod:`.ir`), :mod:`.quantize` (post-training
-quantization -> integer IR), :mod:`.lower` (integer IR -> accelerator program), :mod:`.int8`
-(the integer IR's arithmetic in torch), :mod:`.program` (:func:`compile`,
-:class:`CompiledModel`) and :mod:`.backends` (golden, rtl, torch, xla, torch-int8 by name).
-:mod:`.errors` holds what the compiler refuses (:class:`UnsupportedOp`, and
-:class:`NonFiniteError` for NaN or inf anywhere it would compute on); :mod:`.saturation` counts
-the int8 values that saturate, per layer.
+:func:`compile` (which ``hwaccel.compile`` is) returns the compiler's model made runnable
+(:class:`~.runnable.Runnable`); :mod:`.backends` runs it by name (golden, rtl, torch, xla,
+torch-int8) and :mod:`.compare` puts the backends side by side (``hwaccel compare``).
+The compiler's errors are re-exported here, where users have imported them from.
 Everything is imported on first use, so ``import hwaccel.runtime`` stays light.
 """
 
@@ -14,14 +11,15 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["compile", "CompiledModel", "UnsupportedOp", "DoesNotFit", "LoweringError",
+__all__ = ["compile", "Runnable", "UnsupportedOp", "DoesNotFit", "LoweringError",
            "NonFiniteError"]
 
-_WHERE = {"compile": "program", "CompiledModel": "program", "UnsupportedOp": "errors",
-          "DoesNotFit": "lower", "LoweringError": "lower", "NonFiniteError": "errors"}
+_WHERE = {"compile": ".runnable", "Runnable": ".runnable",
+          "UnsupportedOp": "hwaccel.compiler.errors", "DoesNotFit": "hwaccel.compiler.memory",
+          "LoweringError": "hwaccel.compiler.lower", "NonFiniteError": "hwaccel.compiler.errors"}
 
 
 def __getattr__(name: str):
     if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..compiler.saturation import Clipped, format_saturation
 from .backends import BackendRun, BackendUnavailable, get
-from .saturation import Clipped, format_saturation
 
 __all__ = ["Row", "Comparison", "compare", "clock_for", "format_rows", "NOMINAL_MHZ"]
 
@@ -135,9 +135,9 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     """
     import torch
 
+    from ..compiler.errors import check_finite
     from ..models.train import load
-    from .errors import check_finite
-    from .program import compile
+    from .runnable import compile
 
     log = log or sys.stderr
     backends = list(backends)

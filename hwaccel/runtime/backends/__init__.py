@@ -1,6 +1,6 @@
 """Backends: one small protocol, chosen by name, each imported only when it is asked for.
 
-A backend runs a :class:`~hwaccel.runtime.program.CompiledModel` on a batch of inputs and returns
+A backend runs a :class:`~hwaccel.runtime.runnable.Runnable` on a batch of inputs and returns
 a :class:`BackendRun` (float logits, and the integer outputs where it computes the accelerator's
 arithmetic). torch, JAX and Verilator are imported inside their own backend, so asking for
 ``golden`` never loads JAX and a machine without a GPU can still list every backend.

@@ -1,6 +1,6 @@
 """``torch-int8`` / ``torch-int8-cuda``: the quantized IR's integer arithmetic in torch.
 
-It computes what the accelerator computes (:func:`hwaccel.runtime.int8.forward`: the same
+It computes what the accelerator computes (:func:`hwaccel.compiler.int8.forward`: the same
 requantization, saturation and fixed-point LSTM tables) with torch ops on the CPU or a CUDA
 device, batched as a framework would run it, so its outputs must equal ``golden`` exactly --
 the comparison is on the integer outputs, not on floats.

@@ -25,7 +25,7 @@ class TorchBackend(TorchDeviceBackend):
         the median of ``latency_samples`` batch-1 calls."""
         import torch
 
-        from ..errors import check_finite
+        from ...compiler.errors import check_finite
 
         check_finite(x, "input")  # the integer backends refuse it too: so must the reference
         device = self.check()

@@ -1,6 +1,6 @@
 """``xla``: the float IR as one ``jax.jit`` function, on a TPU or GPU when JAX has one.
 
-The function is built from the compiler's float IR (:mod:`hwaccel.runtime.ir`), not from the
+The function is built from the compiler's float IR (:mod:`hwaccel.compiler.ir`), not from the
 ``nn.Module``, so it checks that the IR means what the module computes: convolutions are
 ``lax.conv_general_dilated``, pooling ``lax.reduce_window``, an LSTM layer a ``lax.scan`` over
 the steps (input projections of all steps computed up front, as cuDNN does). Every contraction
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .. import ir
+from ...compiler import ir
 from . import BackendRun, BackendUnavailable, batch1_latency, chunks, progress
 
 __all__ = ["XlaBackend", "build_function"]
@@ -107,7 +107,7 @@ class XlaBackend:
     def run(self, compiled, x, *, batch: int = 256, latency_samples: int = 16,
             progress_bar: bool = False) -> BackendRun:
         """Outputs of the float IR on ``x`` in batches of ``batch`` (the last one padded)."""
-        from ..errors import check_finite
+        from ...compiler.errors import check_finite
 
         check_finite(x, "input")
         jax = _jax()

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import hwaccel
+from hwaccel.compiler.cases import MODELS, make
 from hwaccel.generators.accel.model import run_program
 from hwaccel.models import load
-from hwaccel.runtime.cases import MODELS, make
 
 
 def golden(cm, x_int):

@@ -15,7 +15,7 @@ So a value that is exactly 127 (or -128) is not counted, and neither is ReLU's c
 negative values to zero: that is the activation, not saturation. Embedding tables and max-pools
 do not requantize (a table is quantized at its own ``max|w| / 127``: nothing saturates).
 
-The counts come from the integer twin (:func:`hwaccel.runtime.int8.forward`), which equals the
+The counts come from the integer twin (:func:`hwaccel.compiler.int8.forward`), which equals the
 golden model and the RTL exactly, so they are the hardware's own. Every backend saturates; none
 wraps around: the input is clamped on the host (:func:`hwaccel.numerics.quantize`), and the
 requantizers of the golden model, the twin and the RTL clamp (the conv engine's

@@ -1,4 +1,4 @@
-"""``nn.Module`` -> float IR (:class:`hwaccel.runtime.ir.Graph`) through ``torch.fx``.
+"""``nn.Module`` -> float IR (:class:`hwaccel.compiler.ir.Graph`) through ``torch.fx``.
 
 The model is traced symbolically (``torch.fx.symbolic_trace``), its per-node shapes come from
 running ``example`` through the traced graph (``ShapeProp``), and the nodes are read in order

@@ -1,4 +1,4 @@
-"""Post-training quantization: the float IR -> the integer IR (:class:`hwaccel.runtime.ir.QGraph`).
+"""Post-training quantization: the float IR -> the integer IR (:class:`hwaccel.compiler.ir.QGraph`).
 
 * Activations: one symmetric int8 scale per tensor, ``max|x| / 127`` over the calibration data
   (the float IR run by :func:`.reference.ranges`): no calibration value saturates. A ReLU

@@ -1,9 +1,10 @@
-"""``hwaccel.compile``: a PyTorch model to a :class:`CompiledModel` for one accelerator preset.
+"""``compile``: a PyTorch model to a :class:`CompiledModel` for one accelerator preset.
 
 The pipeline is trace (:mod:`.trace`, the float IR) -> post-training quantization
 (:mod:`.quantize`, the integer IR) -> lowering (:mod:`.lower`, accelerator programs). A
-:class:`CompiledModel` holds every stage's result and runs on any backend by name
-(:mod:`hwaccel.runtime.backends`)::
+:class:`CompiledModel` holds every stage's result; the runtime
+(:func:`hwaccel.runtime.compile`, which ``hwaccel.compile`` is) wraps it so it runs on any
+backend by name (:mod:`hwaccel.runtime.backends`)::
 
     cm = hwaccel.compile(model, example, preset="default", calibration=x_train[:256])
     logits = cm.run("golden", x_test)           # float [batch, classes]
@@ -78,18 +79,7 @@ class CompiledModel:
             object.__setattr__(self, "_max_batch", cached)
         return cached
 
-    # --- running -------------------------------------------------------------------------------
-    def execute(self, backend: str, x, **opts):
-        """Run on the backend called ``backend``: its full
-        :class:`~hwaccel.runtime.backends.BackendRun` (logits, timings, cycles)."""
-        from .backends import get
-
-        return get(backend).run(self, x, **opts)
-
-    def run(self, backend: str, x, **opts) -> np.ndarray:
-        """Float logits ``[batch, classes]`` of ``x`` on the backend called ``backend``."""
-        return self.execute(backend, x, **opts).logits
-
+    # --- the integer IR's own arithmetic ---------------------------------------------------------
     def saturation(self, x) -> list:
         """How many int8 values saturate on the inputs ``x``, at the input's quantization and
         at every requantizer (:func:`.saturation.saturation`, exact: the integer twin)."""
@@ -132,13 +122,13 @@ def _preset(preset) -> AccelConfig:
 
 
 def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A001
-            calibration=None) -> CompiledModel:
+            calibration=None, cls: type = CompiledModel) -> CompiledModel:
     """Trace, quantize and check ``model`` for ``preset``.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Built from the supported ops (:data:`hwaccel.runtime.trace.SUPPORTED`); it is traced in
+        Built from the supported ops (:data:`hwaccel.compiler.errors.SUPPORTED`); it is traced in
         eval mode (its training flag is restored afterwards).
     example : torch.Tensor
         A batch of inputs (images, or int64 token ids); it fixes the per-sample shape.
@@ -146,6 +136,8 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
         The accelerator (:data:`hwaccel.generators.accel.config.PRESETS`).
     calibration : torch.Tensor, optional
         Inputs whose activations set the per-tensor scales; ``example`` when not given.
+    cls : type
+        The :class:`CompiledModel` subclass to return (the runtime's runs on backends).
 
     Raises
     ------
@@ -168,6 +160,6 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
         qgraph = quantize(graph, example, "calibration data (the example: no calibration given)")
     else:
         qgraph = quantize(graph, calibration)
-    cm = CompiledModel(model, graph, qgraph, cfg)
+    cm = cls(model, graph, qgraph, cfg)
     object.__setattr__(cm, "_max_batch", max_batch(qgraph, cfg))  # fails here if batch 1 cannot
     return cm
