@@ -78,8 +78,10 @@ def run_check(check: Check, *, depth: int = 24, prove_s: int = 240, mutant: bool
     ``depth`` cycles. ``mutant`` runs the harness's deliberately broken variant."""
     folder = root / check.component / (check.prop + ("_mutant" if mutant else ""))
     name = check.prop + (" (mutant)" if mutant else "")
-    row = run_harness(check.harness(mutant=mutant), component=check.component, prop=name,
-                      folder=folder, engine="pdr", timeout_s=prove_s)
+    harness = check.harness(mutant=mutant)
+    k = harness.induction
+    row = run_harness(harness, component=check.component, prop=name, folder=folder,
+                      engine="smtbmc" if k else "pdr", depth=k, timeout_s=prove_s)
     if row.status != "unknown" or depth <= 0:
         return row
     spent = row.seconds

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 from amaranth.hdl import Assert, Assume, Elaboratable, Module, ResetSignal, Signal, Value
 
-__all__ = ["Harness", "stream_rules", "fifo_bounds", "Owed", "quiet_for", "replaced"]
+__all__ = ["Harness", "stream_rules", "fifo_bounds", "Owed", "quiet_for", "replaced", "driven",
+           "open_sub", "ones"]
 
 
 class Harness(Elaboratable):
@@ -29,6 +30,10 @@ class Harness(Elaboratable):
     abstract: tuple[str, ...] = ()
     #: A remark for the result row (e.g. a narrower counter than the preset's).
     note: str = ""
+    #: 0: prove with ``abc pdr``. k > 0: prove by k-induction (``smtbmc`` with Yices), for a
+    #: harness whose assertions (with its helper invariants) are k-inductive, where pdr does not
+    #: find the invariant in time; a failure within the first k cycles is a counterexample.
+    induction: int = 0
 
     def __init__(self, prop: str, *, mutant: bool = False):
         self.prop, self.mutant = prop, mutant
@@ -53,6 +58,11 @@ class Harness(Elaboratable):
         through the returned module, which the harness adds in its place."""
         dut._MustUse__silence = True  # elaborated by hand, not through Fragment.get
         return dut.elaborate(platform)
+
+    @staticmethod
+    def open_sub(body: Module, name: str, platform) -> Module:
+        """Elaborate ``body``'s submodule ``name`` here too (see :func:`open_sub`)."""
+        return open_sub(body, name, platform)
 
     def build(self, m: Module, platform) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -132,3 +142,40 @@ def replaced(module, name: str, value):
         yield
     finally:
         setattr(module, name, saved)
+
+
+# Helper invariants. A property that holds is often not inductive on its own: pdr (or
+# k-induction) must also learn how the design's counters relate (credits, the flags in flight in
+# a pipeline, a FIFO's level). A harness states those relations as further assertions of the
+# same property, so they are proved with it (never assumed). They name registers inside the
+# elaborated design, found by name below: a renamed register fails the harness loudly.
+
+def driven(module: Module, name: str) -> Signal:
+    """The signal called ``name`` that ``module`` (an elaborated :class:`Module`) assigns.
+
+    Amaranth has no public way to reach a local ``Signal`` of an ``elaborate``; the module's
+    table of driven signals (``Module._driving``) has them all."""
+    found = [s for s in module._driving.keys() if s.name == name]
+    if len(found) != 1:
+        names = sorted(s.name for s in module._driving.keys())
+        raise LookupError(f"the design must drive exactly one signal named {name!r}, found "
+                          f"{len(found)} (driven: {', '.join(names)})")
+    return found[0]
+
+
+def open_sub(body: Module, name: str, platform) -> Module:
+    """Replace ``body``'s submodule ``name`` by its elaborated :class:`Module` and return that,
+    so a harness can name the registers inside it (:func:`driven`)."""
+    sub, src_loc = body._named_submodules[name]
+    sub._MustUse__silence = True
+    opened = sub.elaborate(platform)
+    body._named_submodules[name] = (opened, src_loc)
+    return opened
+
+
+def ones(*flags) -> Value:
+    """The number of ``flags`` that are set, wide enough for all of them."""
+    total = Value.cast(0)
+    for f in flags:
+        total = total + Value.cast(f)
+    return total

