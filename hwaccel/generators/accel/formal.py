@@ -10,7 +10,17 @@ and the processor is reset by a soft reset exactly as the accelerator wires it
 Properties ("no hang"):
 
 ``watchdog``      a job never runs more than ``watchdog`` cycles without a stream transfer:
-                  it finishes or faults (TIMEOUT) first.
+                  it finishes or faults (TIMEOUT) first. Proved at the config's own limit
+                  (2048 cycles on ``tiny``) by 1-induction with three helper invariants,
+                  each independent of the limit's value: in a job the processor's counter
+                  ``watch`` equals the harness's count of cycles without progress (both
+                  restart at the job's issue, both grow by one per quiet cycle and restart
+                  on progress); ``watch`` never exceeds ``watchdog`` (at ``watchdog`` it is at
+                  or past any limit the register can hold, so the job faults unless it
+                  finishes that cycle); and ``watch`` is at most the job's age unless that
+                  age is saturated (``RIPE``), so a GEMM tile waiting to ripen never holds
+                  off the timeout at a large count. pdr did not find these relations on a
+                  2048-cycle counter within minutes; stated, they make the step inductive.
 ``between_jobs``  outside a job, the processor reaches its next job, retires a command or goes
                   idle within :data:`OVERHEAD` cycles (fetch, decode, checks, tile, issue);
                   a command retires only at a pc inside program memory, and while busy the
@@ -21,7 +31,8 @@ Properties ("no hang"):
 With free progress a job may run as long as the datapath keeps moving data, so these
 properties bound every stall, not the program's total time.
 
-Mutants: ``watchdog`` with the WATCHDOG value unchecked (a limit above the config's);
+Mutants: ``watchdog`` with the WATCHDOG value unchecked (a limit above the config's), on a
+16-cycle watchdog (:data:`MUTANT_WATCHDOG`) so that the stall shows within 20-odd cycles;
 ``between_jobs`` with a processor whose clock enable a free input can hold off (a processor
 that can freeze); ``soft_reset`` with the soft reset not wired.
 """
@@ -33,10 +44,10 @@ from dataclasses import replace
 from amaranth.hdl import Assert, Assume, EnableInserter, Module, ResetInserter, Signal
 from amaranth.lib.fifo import SyncFIFO
 
-from ...formal.props import Harness, fifo_bounds, replaced, stream_rules
+from ...formal.props import Harness, driven, fifo_bounds, replaced, stream_rules
 from . import reader as reader_module
 from .config import PRESETS, AccelConfig
-from .processor import Processor
+from .processor import RIPE, Processor
 from .reader import Reader
 
 __all__ = ["ProcessorHarness", "ReaderHarness", "PROPERTIES", "formal_configs",
@@ -44,9 +55,8 @@ __all__ = ["ProcessorHarness", "ReaderHarness", "PROPERTIES", "formal_configs",
 
 PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
 
-#: The watchdog limit the ``watchdog`` property is proved with (the config's own is used when
-#: it is smaller).
-WATCHDOG_PROOF = 16
+#: The watchdog limit the ``watchdog`` mutant runs with (see :class:`ProcessorHarness`).
+MUTANT_WATCHDOG = 16
 
 #: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CHECK, TILE,
 #: ISSUE, plus one.
@@ -78,11 +88,13 @@ class ProcessorHarness(Harness):
         if prop not in PROPERTIES:
             raise ValueError(f"prop must be one of {', '.join(PROPERTIES)}, not {prop!r}")
         super().__init__(prop, mutant=mutant)
-        if prop == "watchdog" and config.watchdog > WATCHDOG_PROOF:
-            # The same processor with a narrower watchdog counter: pdr did not finish the
-            # 2048-cycle one within minutes; the logic is the same for any limit.
-            self.note = f"proved with watchdog={WATCHDOG_PROOF} (config: {config.watchdog})"
-            config = replace(config, watchdog=WATCHDOG_PROOF)
+        if prop == "watchdog" and not mutant:
+            self.induction = 1
+        elif prop == "watchdog" and config.watchdog > MUTANT_WATCHDOG:
+            # A stall past a 2048-cycle limit takes 2048 cycles to show: the broken variant
+            # runs on a 16-cycle counter, where its counterexample is 20-odd cycles deep.
+            self.note = f"mutant with watchdog={MUTANT_WATCHDOG} (config: {config.watchdog})"
+            config = replace(config, watchdog=MUTANT_WATCHDOG)
         self.config = config
         self.proc = Processor(config)
         self.soft = Signal()
@@ -96,7 +108,8 @@ class ProcessorHarness(Harness):
     def build(self, m: Module, platform) -> None:
         cfg, p = self.config, self.proc
         wired = not (self.mutant and self.prop == "soft_reset")
-        unit = ResetInserter(self.soft)(p) if wired else p
+        self.body = body = self.open_up(p, platform)
+        unit = ResetInserter(self.soft)(body) if wired else body
         if self.mutant and self.prop == "between_jobs":
             unit = EnableInserter(~self.freeze)(unit)
         m.submodules.proc = unit
@@ -114,6 +127,13 @@ class ProcessorHarness(Harness):
             m.d.sync += quiet.eq(0)
         with m.If(p.in_job):
             m.d.comb += Assert(quiet <= cfg.watchdog, "a job stalled past the watchdog")
+            if not self.mutant:  # the helper invariants (see the module docstring)
+                watch, age = driven(self.body, "watch"), driven(self.body, "age")
+                m.d.comb += [
+                    Assert(watch == quiet, "the watchdog counter disagrees with the quiet cycles"),
+                    Assert(watch <= cfg.watchdog, "the watchdog counter passed its limit"),
+                    Assert((watch <= age) | (age == RIPE), "the watchdog counter outran the age"),
+                ]
 
     def _between_jobs(self, m: Module) -> None:
         cfg, p = self.config, self.proc
