@@ -53,13 +53,30 @@ def test_trace_keeps_the_training_flag():
     assert model.training
 
 
-class Residual(nn.Module):
+class Product(nn.Module):
     def __init__(self):
         super().__init__()
         self.a = nn.Conv2d(2, 2, 3, padding=1)
 
     def forward(self, x):
-        return self.a(x) + x
+        return self.a(x) * x
+
+
+class AddConstant(nn.Module):
+    def forward(self, x):
+        return x + 1.0
+
+
+class ReluShared(nn.Module):
+    """A ReLU whose input is read by something else too: fusing it would change that reader."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        return torch.relu(y) + y
 
 
 class GetAttr(nn.Module):
@@ -84,13 +101,21 @@ class EmbedLater(nn.Module):
 IMG = torch.randn(1, 2, 8, 8)
 UNSUPPORTED = [  # model, input, words the error must contain (op, place, attribute)
     (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2)), IMG, ["Conv2d attribute", "'0'", "dilation"]),
-    (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), IMG, ["Conv2d attribute", "groups=2"]),
-    (nn.Sequential(nn.Conv2d(2, 2, (3, 1))), IMG, ["kernel_size=(3, 1)"]),
+    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), torch.randn(1, 4, 8, 8),
+     ["Conv2d attribute", "groups=2"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, stride=3)), IMG, ["stride=(3, 3)"]),
+    (nn.Sequential(nn.ZeroPad2d((0, 2, 0, 0)), nn.Conv2d(2, 2, (3, 2))), IMG,
+     ["padding=(0, 0)", "folded in: (0, 0, 0, 2)"]),
+    (nn.Sequential(nn.ZeroPad2d(1), nn.MaxPool2d(2)), IMG, ["F.pad / ZeroPad2d", "'0'",
+                                                           "only folded into the Conv2d"]),
+    (nn.Sequential(nn.ConstantPad2d(1, 0.5), nn.Conv2d(2, 2, 3)), IMG, ["ConstantPad2d"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3, padding=2)), IMG, ["padding=(2, 2)"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3, padding_mode="reflect")), IMG, ["padding_mode"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(3)), IMG, ["MaxPool2d attribute", "'1'"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, ceil_mode=True)), IMG, ["ceil_mode"]),
-    (nn.Sequential(nn.AvgPool2d(2)), IMG, ["module AvgPool2d", "'0'"]),
+    (nn.Sequential(nn.AvgPool2d(3, stride=2)), IMG, ["AvgPool2d attribute", "stride=2"]),
+    (nn.Sequential(nn.AvgPool2d(2, padding=1)), IMG, ["AvgPool2d attribute", "padding=1"]),
+    (nn.Sequential(nn.AdaptiveAvgPool2d(3)), IMG, ["output_size=3 on a 8x8 map"]),
     (nn.Sequential(nn.BatchNorm2d(2)), IMG, ["BatchNorm2d", "'0'", "only right after a Conv2d"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)), IMG,
      ["BatchNorm2d attribute", "track_running_stats=False"]),
@@ -100,7 +125,9 @@ UNSUPPORTED = [  # model, input, words the error must contain (op, place, attrib
      ["LSTM attribute", "bidirectional"]),
     (nn.Sequential(nn.LSTM(4, 4)), torch.randn(1, 3, 4), ["batch_first=False"]),
     (nn.Sequential(nn.GRU(4, 4, batch_first=True)), torch.randn(1, 3, 4), ["module GRU"]),
-    (Residual(), IMG, ["function add", "at add"]),
+    (Product(), IMG, ["function mul", "at mul"]),
+    (AddConstant(), IMG, ["add of a constant"]),
+    (ReluShared(), IMG, ["ReLU", "follows Conv2d 'a'", "nothing else reads"]),
     (GetAttr(), torch.randn(1, 4), ["parameter used outside its module", "fc.weight"]),
     (EmbedLater(), torch.randn(1, 4), ["Embedding", "module 'e'", "token-id input"]),
     (nn.Sequential(nn.Linear(4, 4), nn.Softmax(-1), nn.Linear(4, 2)), torch.randn(1, 4),

@@ -16,10 +16,14 @@ import numpy as np
 __all__ = ["SUPPORTED", "UnsupportedOp", "NonFiniteError", "check_finite", "check_parameters"]
 
 SUPPORTED = (
-    "Conv2d (square kernel, stride 1 or 2, zero padding up to (kernel-1)//2, groups=1, "
-    "dilation=1; bias optional)",
+    "Conv2d (any kernel, strides 1 or 2 per axis, zero padding below the kernel per axis, "
+    "groups=1 or depthwise (groups = in = out channels), dilation=1; bias optional)",
+    "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (kernel 2, stride 2, no padding, floor mode)",
-    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d or Linear",
+    "AvgPool2d / F.avg_pool2d (stride = kernel, no padding, floor mode), "
+    "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map)",
+    "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
+    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d, Linear or add",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",

@@ -3,7 +3,9 @@
 It must equal the accelerator's golden model (and so the RTL) exactly. The rules it follows are
 the hardware's: products of int8 summed in int32 plus an int32 bias, then
 :func:`hwaccel.numerics.requantize` (ReLU in its bounds), a fused 2x2 max-pool after the
-requantizer, and the LSTM cell's fixed-point gates and tables
+requantizer, :func:`~hwaccel.numerics.add_requantize` for a residual add,
+:func:`~hwaccel.numerics.average` of each window's exact sum for an average pool, and the LSTM
+cell's fixed-point gates and tables
 (:func:`~hwaccel.numerics.gate_preactivation`, :func:`~hwaccel.numerics.cell_update`).
 
 Why float64 for the products: CUDA has no int64 convolution or matmul, and a float64 sum of int8
@@ -26,6 +28,8 @@ from ..numerics import (
     H_FRAC,
     INT8,
     INT32,
+    add_requantize,
+    average,
     cell_update,
     gate_preactivation,
     requantize,
@@ -76,22 +80,52 @@ def _conv(op: ir.QConv, x, dev, tally=None):
     import torch
     import torch.nn.functional as F
 
-    cout, cin, k, _ = op.w.shape
-    n, _, h, w = x.shape
-    oh = (h + 2 * op.padding - k) // op.stride + 1
-    ow = (w + 2 * op.padding - k) // op.stride + 1
+    cout, cin_g, kh, kw = op.w.shape
+    n, cin, h, w = x.shape
+    oh, ow = op.out_size(h, w)
+    pad = op.padding if isinstance(op.padding, int) else 0
+    if not isinstance(op.padding, int):  # per side (torch pads symmetrically); zeros are exact
+        top, left, bottom, right = op.pads
+        x = F.pad(x, (left, right, top, bottom))
     if dev.type == "cpu":
         w64 = torch.as_tensor(op.w, dtype=torch.float64)
-        acc = F.conv2d(x.to(torch.float64), w64, stride=op.stride, padding=op.padding)
+        acc = F.conv2d(x.to(torch.float64), w64, stride=op.strides, padding=pad,
+                       groups=op.groups)
         acc = torch.round(acc).to(torch.int64)
     else:
-        cols = F.unfold(x.to(torch.float64), k, padding=op.padding, stride=op.stride)
-        wt = torch.as_tensor(op.w.reshape(cout, -1), dtype=torch.int64, device=dev)
-        acc = _exact_matmul(wt, cols).reshape(n, cout, oh, ow)
+        cols = F.unfold(x.to(torch.float64), (kh, kw), padding=pad, stride=op.strides)
+        if op.groups == 1:
+            wt = torch.as_tensor(op.w.reshape(cout, -1), dtype=torch.int64, device=dev)
+            acc = _exact_matmul(wt, cols).reshape(n, cout, oh, ow)
+        else:  # depthwise: each channel's window times its own kernel, summed exactly
+            wt = torch.as_tensor(op.w.reshape(cout, 1, kh * kw, 1), dtype=torch.float64,
+                                 device=dev)
+            acc = (cols.reshape(n, cin, kh * kw, -1) * wt).sum(2)
+            acc = torch.round(acc).to(torch.int64).reshape(n, cout, oh, ow)
     acc = acc + torch.as_tensor(op.bias, device=dev).reshape(-1, 1, 1)
     y = _requant(acc, torch.as_tensor(op.multiplier, device=dev).reshape(-1, 1, 1),
                  torch.as_tensor(op.shift, device=dev).reshape(-1, 1, 1), op.relu, tally, op.name)
     return _pool(y) if op.pool else y
+
+
+def _avgpool(op: ir.QAvgPool, x):
+    """:func:`hwaccel.numerics.average` of each window's exact int64 sum."""
+    import torch
+
+    kh, kw = op.kernel
+    n, c, h, w = x.shape
+    oh, ow = h // kh, w // kw
+    win = x[:, :, : oh * kh, : ow * kw].reshape(n, c, oh, kh, ow, kw)
+    return average(win.sum(dim=(3, 5), dtype=torch.int64), kh * kw)
+
+
+def _add(op: ir.QAdd, a, b, tally=None):
+    """:func:`hwaccel.numerics.add_requantize`; with a ``tally``, its clipped values."""
+    if tally is None:
+        return add_requantize(a, b, op.params, relu=op.relu)
+    exact = add_requantize(a, b, op.params, fmt=INT32)
+    _count(tally, op.name, exact, op.relu)
+    return saturate(exact, relu=op.relu)
 
 
 def _linear(op: ir.QLinear, x, dev, tally=None):
@@ -139,20 +173,31 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
     if tuple(x.shape[1:]) != tuple(qg.input_shape):
         raise ValueError(f"x_int must have shape (batch, {', '.join(map(str, qg.input_shape))}),"
                          f" not {tuple(x.shape)}")
+    last = {v: op.name for op in qg.ops for v in op.inputs}
+    env = {ir.INPUT: x}
     with torch.no_grad():
         for op in qg.ops:
+            x, *more = (env[v] for v in op.inputs)
             if isinstance(op, ir.QEmbedding):
-                x = torch.as_tensor(op.table, device=dev)[x]
+                y = torch.as_tensor(op.table, device=dev)[x]
             elif isinstance(op, ir.QConv):
-                x = _conv(op, x, dev, tally)
+                y = _conv(op, x, dev, tally)
             elif isinstance(op, ir.QMaxPool):
-                x = _pool(x)
+                y = _pool(x)
+            elif isinstance(op, ir.QAvgPool):
+                y = _avgpool(op, x)
+            elif isinstance(op, ir.QAdd):
+                y = _add(op, x, more[0], tally)
             elif isinstance(op, ir.QFlatten):
-                x = x.flatten(1)
+                y = x.flatten(1)
             elif isinstance(op, ir.QLinear):
-                x = _linear(op, x, dev, tally)
+                y = _linear(op, x, dev, tally)
             elif isinstance(op, ir.QLstm):
-                x = _lstm(op, x, dev, tally)
+                y = _lstm(op, x, dev, tally)
             else:
                 raise TypeError(f"op must be a quantized IR op, not {op!r}")
-    return x.cpu().numpy()
+            env[op.name] = y
+            for v in set(op.inputs):  # a value lives until its last reader
+                if last[v] == op.name and v != qg.output:
+                    del env[v]
+    return env[qg.output].cpu().numpy()

@@ -1,19 +1,28 @@
 """Lowering: the quantized IR and a batch of int8 inputs -> one accelerator program.
 
+Three passes. :func:`layout` says, for every value of the graph, what it is per sample and
+which block of the activation scratchpad holds the whole batch's copies (a step writes it, its
+last reader frees it); :func:`hwaccel.compiler.memory.plan` places the blocks by liveness; then
+the program is emitted op by op with every tensor where the plan put it.
+
 Layer-major batching: each layer runs for every sample before the next layer starts, so a
 layer's weights are stored once and every sample's command reuses them
 (:class:`~hwaccel.generators.accel.driver.ProgramBuilder` shares them by identity).
 
 How each op runs
 ----------------
-* ``QConv`` (with its fused 2x2 pool): one CONV command per sample.
+* ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and
+  non-square kernels and strides are descriptor fields). A depthwise conv is refused: the
+  engine runs dense convolutions only.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample.
+* ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
+  inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).
 * ``QFlatten``: nothing; the map stays channels-last and the next Linear reads it as such.
 * ``QLinear`` after a flattened ``C x K x K`` map with ``K <= max_kernel``: one CONV per sample
   whose ``K x K`` kernel covers the whole map (the same sum as the Linear over the CHW flatten,
   weights reshaped ``N x C x K x K``), as :func:`hwaccel.generators.accel.cases.cnn_program`
   runs the reference CNN's fc1. Otherwise one GEMM for the whole batch: its rows are the
-  samples' vectors (or every step of every sequence), which the memory plan keeps contiguous.
+  samples' vectors (or every step of every sequence), which a block keeps contiguous.
   A flattened map is then one row of ``H*W*groups*lanes`` channels (channels-last, padding lanes
   meeting zero weights).
 * ``QLstm``: one LSTM command per sample (the cell starts every sequence from zero state). For
@@ -22,10 +31,9 @@ How each op runs
   steps end up contiguous, ready to be one GEMM's rows, with no extra command or copy.
 * ``QEmbedding``: gathered on the host; the program's input is the int8 embedded sequence.
 
-Memory plan: each layer's outputs for the whole batch are one block of the activation
-scratchpad, placed first-fit; a block is released once the next layer has consumed it. A block
-that does not fit raises :class:`DoesNotFit` naming the tensor and the shortfall in words; so do
-weights that overflow the weight scratchpad and programs longer than the program memory.
+A block that does not fit raises :class:`DoesNotFit` naming the tensor and the shortfall in
+words; so do weights that overflow the weight scratchpad and programs longer than the program
+memory. What the preset's engines cannot run raises :class:`LoweringError`, naming the layer.
 """
 
 from __future__ import annotations
@@ -40,13 +48,15 @@ from ..generators.accel.driver import ActTensor, ProgramBuilder, from_words
 from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
 from . import ir
-from .memory import DoesNotFit, DryBuilder, Memory, PlacedBuilder
+from .builders import DryBuilder, PlacedBuilder
+from .memory import Block, DoesNotFit, plan
 
-__all__ = ["DoesNotFit", "LoweringError", "Lowered", "lower", "max_batch", "describe"]
+__all__ = ["DoesNotFit", "LoweringError", "Lowered", "Value", "layout", "lower", "max_batch",
+           "linear_as_conv"]
 
 
 class LoweringError(ValueError):
-    """A layer's shape is beyond what the preset's engines run; names the layer and the limit."""
+    """A layer is beyond what the preset's engines run; names the layer and what they do run."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,22 +111,131 @@ def _read(act: np.ndarray, t: ActTensor, kind: str) -> np.ndarray:
     return y.reshape(-1) if kind == "flat" else y
 
 
-@dataclass
-class _Value:
-    block: str                    # its block in the memory plan
+@dataclass(frozen=True)
+class Value:
+    """A value of the graph as the program holds it: sample ``i``'s ``channels x height x
+    width`` tensor at word ``offset + i * stride`` of ``block``; ``kind`` says how it reads."""
+
+    block: str
     kind: str                     # image | flat | vector | seq
-    tensors: list[ActTensor]      # one per sample, in sample order
+    channels: int
+    height: int
+    width: int
+    stride: int
+    offset: int = 0
+
+    def tensors(self, base: int, batch: int, lanes: int) -> list[ActTensor]:
+        return [ActTensor(base + self.offset + i * self.stride, self.channels, self.height,
+                          self.width, lanes) for i in range(batch)]
 
 
-# --- lowering ------------------------------------------------------------------------------------
-class _Lowerer:
-    def __init__(self, cfg: AccelConfig, dry: bool = False):
-        self.cfg = cfg
+def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
+    """Whether a Linear over a flattened ``height x width`` map runs as one CONV whose kernel
+    covers the map (square, more than one pixel, within the engine's kernel)."""
+    return height == width and 1 < height <= cfg.conv.max_kernel
+
+
+def _refuse(cfg: AccelConfig, op) -> None:
+    """Raise :class:`LoweringError` for an op the preset has no command for."""
+    if isinstance(op, ir.QConv) and op.depthwise:
+        raise LoweringError(f"layer {op.name!r} is a depthwise Conv2d (groups={op.groups}) and "
+                            f"the conv engine of {cfg.slug} runs dense convolutions only "
+                            f"(groups=1): it has no depthwise mode yet")
+    for kind, command, method in ((ir.QAdd, "ADD", "add"), (ir.QAvgPool, "AVGPOOL", "avgpool")):
+        if isinstance(op, kind) and not hasattr(ProgramBuilder, method):
+            raise LoweringError(f"layer {op.name!r} is {type(op).__name__[1:]} and the ISA of "
+                                f"{cfg.slug} has no {command} command")
+
+
+def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, list[Block]]:
+    """Every value's :class:`Value` (by name) and the blocks of a batch of ``batch``, in the
+    order their steps write them (step ``k`` is the ``k``-th op lowered; the input is -1)."""
+    lanes = cfg.lanes
+    groups = lambda c: math.ceil(c / lanes)  # noqa: E731
+    ops = qg.ops[1:] if qg.tokens else qg.ops
+    shape = tuple(qg.input_shape[:1]) + (qg.ops[0].table.shape[1],) if qg.tokens else \
+        tuple(qg.input_shape)
+    first = qg.ops[0].name if qg.tokens else ir.INPUT
+    if len(shape) == 3:
+        vals = {first: Value("input", "image", *shape, shape[1] * shape[2] * groups(shape[0]))}
+    elif len(shape) == 2:
+        vals = {first: Value("input", "seq", shape[1], 1, shape[0], shape[0] * groups(shape[1]))}
+    else:
+        vals = {first: Value("input", "vector", shape[0], 1, 1, groups(shape[0]))}
+    words = {"input": vals[first].stride * batch}
+    made = {"input": -1}
+    for step, op in enumerate(ops):
+        _refuse(cfg, op)
+        x = vals[op.inputs[0]]
+        name = f"{op.name} output"
+        if isinstance(op, ir.QFlatten):
+            vals[op.name] = Value(x.block, "flat", x.channels, x.height, x.width, x.stride,
+                                  x.offset)
+            continue
+        if isinstance(op, ir.QConv):
+            oh, ow = op.out_size(x.height, x.width)
+            oh, ow = (oh // 2, ow // 2) if op.pool else (oh, ow)
+            v = Value(name, "image", op.w.shape[0], oh, ow, oh * ow * groups(op.w.shape[0]))
+        elif isinstance(op, (ir.QMaxPool, ir.QAvgPool)):
+            kh, kw = op.kernel if isinstance(op, ir.QAvgPool) else (2, 2)
+            oh, ow = x.height // kh, x.width // kw
+            v = Value(name, "image", x.channels, oh, ow, oh * ow * groups(x.channels))
+        elif isinstance(op, ir.QAdd):
+            v = Value(name, x.kind, x.channels, x.height, x.width,
+                      x.height * x.width * groups(x.channels))
+        elif isinstance(op, ir.QLinear):
+            n = op.w.shape[0]
+            if x.kind == "flat" and linear_as_conv(cfg, x.height, x.width):
+                v = Value(name, "vector", n, 1, 1, groups(n))
+            elif x.kind == "seq":
+                v = Value(name, "seq", n, 1, x.width, x.width * groups(n))
+            else:
+                v = Value(name, "vector", n, 1, 1, groups(n))
+        elif isinstance(op, ir.QLstm):
+            lc = _lstm_cell(cfg, op)
+            gh, steps = groups(lc.hidden_size), x.width
+            if op.last_step:  # see the module docstring: the last steps end up contiguous
+                v = Value(name, "vector", lc.hidden_size, 1, 1, gh, (steps - 1) * gh)
+                words[name] = (batch + steps - 1) * gh
+            else:
+                v = Value(name, "seq", lc.hidden_size, 1, steps, steps * gh)
+        else:
+            raise TypeError(f"op must be a quantized IR op the lowering knows, not {op!r}")
+        vals[op.name] = v
+        words.setdefault(name, v.stride * batch)
+        made[name] = step
+    last: dict[str, int | None] = {}
+    for step, op in enumerate(ops):
+        for v in op.inputs:
+            last[vals[v].block] = step
+    last[vals[qg.output].block] = None  # the output stays
+    blocks = [Block(b, words[b], made[b], last.get(b, made[b])) for b in made]
+    return vals, blocks
+
+
+def _lstm_cell(cfg: AccelConfig, op: ir.QLstm):
+    lc, p = cfg.lstm, op.params
+    if lc is None:
+        raise LoweringError(f"layer {op.name!r} is an LSTM and {cfg.slug} has no LSTM "
+                            f"cell (lstm=None)")
+    for what, value, cell in (("input_size", p.input_size, lc.input_size),
+                              ("hidden_size", p.hidden_size, lc.hidden_size)):
+        if value != cell:
+            raise LoweringError(f"layer {op.name!r} has {what} {value} and the LSTM cell of "
+                                f"{cfg.slug} runs {what} {cell} only")
+    return lc
+
+
+class _Emitter:
+    """Emits each op's commands for every sample, with tensors where the plan put them."""
+
+    def __init__(self, cfg: AccelConfig, vals: dict, where: dict, batch: int, dry: bool):
+        self.cfg, self.vals, self.where, self.batch = cfg, vals, where, batch
         self.b = DryBuilder(cfg) if dry else PlacedBuilder(cfg)
-        self.mem = Memory(cfg)
 
-    def groups(self, channels: int) -> int:
-        return math.ceil(channels / self.cfg.lanes)
+    def tensors(self, value: str) -> list[ActTensor]:
+        v = self.vals[value]
+        return v.tensors(self.where[v.block], self.batch, self.cfg.lanes)
 
     def engine(self, name: str, fn):
         """``fn()``, with an engine-limit error re-raised naming the layer."""
@@ -127,127 +246,82 @@ class _Lowerer:
         except ValueError as exc:
             raise LoweringError(f"layer {name!r} cannot run on {self.cfg.slug}: {exc}") from exc
 
-    def block(self, name: str, per: int, count: int) -> int:
-        return self.mem.alloc(name, per * count)
-
-    def put(self, name: str, xs: list[np.ndarray], kind: str) -> _Value:
-        per = ActTensor(0, *xs[0].shape, self.cfg.lanes).words
-        base = self.block(name, per, len(xs))
-        out = []
-        for i, x in enumerate(xs):
-            self.b.at = base + i * per
-            out.append(self.b.put(x))
-        return _Value(name, kind, out)
-
-    # --- ops -----------------------------------------------------------------------------------
-    def conv(self, name, cur: _Value, w, bias, mult, shift, *, stride, padding, relu, pool,
-             kind="image") -> _Value:
-        t0 = cur.tensors[0]
-        layer = self.engine(name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
-                                                    w.shape[2], stride, padding, relu, pool))
-        self.b.layer = name
-        oh, ow = layer.result_size
-        per = oh * ow * self.groups(layer.cout)
-        base = self.block(f"{name} output", per, len(cur.tensors))
-        out = []
-        for i, t in enumerate(cur.tensors):
-            self.b.at = base + i * per
-            out.append(self.engine(name, lambda t=t: self.b.conv(
-                t, w, bias, mult, shift, stride=stride, padding=padding, relu=relu, pool=pool)))
-        self.mem.release(cur.block)
-        return _Value(f"{name} output", kind, out)
-
-    def maxpool(self, op: ir.QMaxPool, cur: _Value) -> _Value:
-        t0 = cur.tensors[0]
-        per = (t0.height // 2) * (t0.width // 2) * t0.groups
+    def per_sample(self, op, call) -> None:
+        """``call(i)`` for every sample ``i``, its output at the plan's place."""
         self.b.layer = op.name
-        base = self.block(f"{op.name} output", per, len(cur.tensors))
-        out = []
-        for i, t in enumerate(cur.tensors):
-            self.b.at = base + i * per
-            out.append(self.engine(op.name, lambda t=t: self.b.maxpool(t)))
-        self.mem.release(cur.block)
-        return _Value(f"{op.name} output", "image", out)
+        out = self.tensors(op.name)
+        for i in range(self.batch):
+            self.b.at = out[i].addr
+            self.engine(op.name, lambda i=i: call(i))
 
-    def linear(self, op: ir.QLinear, cur: _Value) -> _Value:
-        t0 = cur.tensors[0]
-        if cur.kind == "flat" and linear_as_conv(self.cfg, t0.height, t0.width):
+    def put(self, value: str, xs: list[np.ndarray]) -> None:
+        for t, x in zip(self.tensors(value), xs):
+            self.b.at = t.addr
+            self.b.put(x)
+
+    def op(self, op) -> None:
+        xs = self.tensors(op.inputs[0])
+        if isinstance(op, ir.QConv):
+            self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
+        elif isinstance(op, ir.QMaxPool):
+            self.per_sample(op, lambda i: self.b.maxpool(xs[i]))
+        elif isinstance(op, ir.QAvgPool):
+            self.per_sample(op, lambda i: self.b.avgpool(xs[i], *op.kernel))
+        elif isinstance(op, ir.QAdd):
+            ys = self.tensors(op.inputs[1])
+            self.per_sample(op, lambda i: self.b.add(xs[i], ys[i], op.params, relu=op.relu))
+        elif isinstance(op, ir.QLinear):
+            self.linear(op, xs)
+        elif isinstance(op, ir.QLstm):
+            order = range(self.batch - 1, -1, -1) if op.last_step else range(self.batch)
+            self.b.layer = op.name
+            v = self.vals[op.name]
+            base = self.where[v.block]
+            for i in order:
+                self.b.at = base + i * v.stride
+                self.engine(op.name, lambda i=i: self.b.lstm(xs[i], op.params))
+
+    def conv(self, op, xs, w, *, stride, padding, pool) -> None:
+        t0 = xs[0]
+        self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
+                                               ir.squash(w.shape[2:]), stride, padding,
+                                               op.relu, pool))
+        self.per_sample(op, lambda i: self.b.conv(xs[i], w, op.bias, op.multiplier, op.shift,
+                                                  stride=stride, padding=padding,
+                                                  relu=op.relu, pool=pool))
+
+    def linear(self, op: ir.QLinear, xs) -> None:
+        x, t0 = self.vals[op.inputs[0]], xs[0]
+        if x.kind == "flat" and linear_as_conv(self.cfg, t0.height, t0.width):
             w = op.w.reshape(op.w.shape[0], t0.channels, t0.height, t0.width)
-            return self.conv(op.name, cur, w, op.bias, op.multiplier, op.shift, stride=1,
-                             padding=0, relu=op.relu, pool=False, kind="vector")
-        n, batch = op.w.shape[0], len(cur.tensors)
-        rows_per = t0.width if cur.kind == "seq" else 1
-        if cur.kind == "flat":  # one row of every pixel's words, channels-last
-            k = t0.words * self.cfg.lanes
-            wk = np.zeros((t0.height, t0.width, t0.groups * self.cfg.lanes, n), dtype=np.int64)
+            return self.conv(op, xs, w, stride=1, padding=0, pool=False)
+        n, lanes = op.w.shape[0], self.cfg.lanes
+        rows_per = t0.width if x.kind == "seq" else 1
+        if x.kind == "flat":  # one row of every pixel's words, channels-last
+            k = t0.words * lanes
+            wk = np.zeros((t0.height, t0.width, t0.groups * lanes, n), dtype=np.int64)
             chw = op.w.T.reshape(t0.channels, t0.height, t0.width, n)
             wk[:, :, : t0.channels] = chw.transpose(1, 2, 0, 3)
             wk = wk.reshape(k, n)
         else:
             k, wk = t0.channels, op.w.T
-        stride = t0.words
-        assert all(t.addr == t0.addr + i * stride for i, t in enumerate(cur.tensors))
-        a = self.b.view(t0, k, 1, batch * rows_per)
+        assert all(t.addr == t0.addr + i * t0.words for i, t in enumerate(xs)), "not contiguous"
+        a = self.b.view(t0, k, 1, self.batch * rows_per)
         self.b.layer = op.name
-        per = rows_per * self.groups(n)
-        self.b.at = self.block(f"{op.name} output", per, batch)
-        out = self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
-                                                       relu=op.relu))
-        self.mem.release(cur.block)
-        tensors = [ActTensor(out.addr + i * per, n, 1, rows_per, self.cfg.lanes)
-                   for i in range(batch)]
-        return _Value(f"{op.name} output", "seq" if cur.kind == "seq" else "vector", tensors)
-
-    def lstm(self, op: ir.QLstm, cur: _Value) -> _Value:
-        lc, p = self.cfg.lstm, op.params
-        if lc is None:
-            raise LoweringError(f"layer {op.name!r} is an LSTM and {self.cfg.slug} has no LSTM "
-                                f"cell (lstm=None)")
-        for what, value, cell in (("input_size", p.input_size, lc.input_size),
-                                  ("hidden_size", p.hidden_size, lc.hidden_size)):
-            if value != cell:
-                raise LoweringError(f"layer {op.name!r} has {what} {value} and the LSTM cell of "
-                                    f"{self.cfg.slug} runs {what} {cell} only")
-        self.b.layer = op.name
-        gh, steps, batch = self.groups(lc.hidden_size), cur.tensors[0].width, len(cur.tensors)
-        name = f"{op.name} output"
-        if op.last_step:
-            base = self.mem.alloc(name, (batch + steps - 1) * gh)
-            order = range(batch - 1, -1, -1)
-        else:
-            base = self.block(name, steps * gh, batch)
-            order = range(batch)
-        stride = gh if op.last_step else steps * gh
-        for i in order:
-            self.b.at = base + i * stride
-            self.engine(op.name, lambda i=i: self.b.lstm(cur.tensors[i], p))
-        self.mem.release(cur.block)
-        if op.last_step:
-            last = base + (steps - 1) * gh
-            return _Value(name, "vector", [ActTensor(last + i * gh, lc.hidden_size, 1, 1,
-                                                     self.cfg.lanes) for i in range(batch)])
-        return _Value(name, "seq", [ActTensor(base + i * stride, lc.hidden_size, 1, steps,
-                                              self.cfg.lanes) for i in range(batch)])
+        self.b.at = self.tensors(op.name)[0].addr
+        self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
+                                                 relu=op.relu))
 
 
-def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
-    """Whether a Linear over a flattened ``height x width`` map runs as one CONV whose kernel
-    covers the map (square, more than one pixel, within the engine's kernel)."""
-    return height == width and 1 < height <= cfg.conv.max_kernel
-
-
-def _inputs(qg: ir.QGraph, x_int: np.ndarray) -> tuple[list[np.ndarray], str, tuple]:
-    """Per-sample ``C x H x W`` tensors to store, their kind, and the ops still to lower."""
-    ops = qg.ops
+def _inputs(qg: ir.QGraph, x_int: np.ndarray) -> list[np.ndarray]:
+    """Per-sample ``C x H x W`` tensors to store (an embedded sequence as ``D x 1 x T``)."""
     if qg.tokens:
-        emb, ops = ops[0], ops[1:]
-        x = emb.table[x_int]                                  # B x T x D
-        return [s.T[:, None, :] for s in x], "seq", ops
+        return [s.T[:, None, :] for s in qg.ops[0].table[x_int]]
     if x_int.ndim == 4:
-        return list(x_int), "image", ops
+        return list(x_int)
     if x_int.ndim == 3:
-        return [s.T[:, None, :] for s in x_int], "seq", ops
-    return [s[:, None, None] for s in x_int], "vector", ops
+        return [s.T[:, None, :] for s in x_int]
+    return [s[:, None, None] for s in x_int]
 
 
 def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
@@ -265,30 +339,21 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         what = "token ids" if qg.tokens else "int8 values (CompiledModel.quantize_input)"
         raise ValueError(f"x_int must hold {what} in [{lo}, {hi}], not "
                          f"{int(x_int.min())}..{int(x_int.max())}")
-    lw = _Lowerer(cfg, dry)
-    xs, kind, ops = _inputs(qg, x_int)
-    cur = lw.put("input", xs, kind)
-    for op in ops:
-        if isinstance(op, ir.QConv):
-            cur = lw.conv(op.name, cur, op.w, op.bias, op.multiplier, op.shift, stride=op.stride,
-                          padding=op.padding, relu=op.relu, pool=op.pool)
-        elif isinstance(op, ir.QMaxPool):
-            cur = lw.maxpool(op, cur)
-        elif isinstance(op, ir.QFlatten):
-            cur = _Value(cur.block, "flat", cur.tensors)
-        elif isinstance(op, ir.QLinear):
-            cur = lw.linear(op, cur)
-        elif isinstance(op, ir.QLstm):
-            cur = lw.lstm(op, cur)
-        else:
-            raise TypeError(f"op must be a quantized IR op the lowering knows, not {op!r}")
-    lw.b.done()
-    n = len(lw.b.commands)
+    batch = len(x_int)
+    vals, blocks = layout(qg, cfg, batch)
+    em = _Emitter(cfg, vals, plan(blocks, cfg), batch, dry)
+    em.put(qg.ops[0].name if qg.tokens else ir.INPUT, _inputs(qg, x_int))
+    for op in qg.ops[1:] if qg.tokens else qg.ops:
+        if not isinstance(op, ir.QFlatten):
+            em.op(op)
+    em.b.done()
+    n = len(em.b.commands)
     if n > cfg.prog_depth:
-        raise DoesNotFit(f"the program ({n} commands for a batch of {len(x_int)}) does not fit "
+        raise DoesNotFit(f"the program ({n} commands for a batch of {batch}) does not fit "
                          f"the program memory of {cfg.slug} ({cfg.prog_depth} commands); short "
                          f"by {n - cfg.prog_depth} commands")
-    return Lowered(lw.b, tuple(cur.tensors), cur.kind, qg.output_scale)
+    out = vals[qg.output]
+    return Lowered(em.b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale)
 
 
 def _dummy(qg: ir.QGraph, batch: int) -> np.ndarray:
@@ -313,38 +378,3 @@ def max_batch(qg: ir.QGraph, cfg: AccelConfig) -> int:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return lo
-
-
-def describe(qg: ir.QGraph, cfg: AccelConfig) -> str:
-    """One line per quantized op: shapes, scales, MACs per sample and the command that runs it."""
-    shapes = qg.shapes()
-    head = (f"{'layer':12s} {'op':10s} {'in':>14s} {'out':>14s} {'s_in':>10s} {'s_out':>10s} "
-            f"{'MACs':>10s}  runs as")
-    lines = [f"{cfg.slug}: input scale "
-             f"{'token ids' if qg.input_scale is None else f'{qg.input_scale:.4g}'}, "
-             f"output scale {qg.output_scale:.4g}", head, "-" * len(head)]
-    prev = None
-    for op, s_in, s_out in zip(qg.ops, shapes, shapes[1:]):
-        kind = type(op).__name__[1:]
-        sc_in = sc_out = ""
-        if isinstance(op, ir.QConv):
-            runs = "CONV" + (" + 2x2 pool" if op.pool else "")
-        elif isinstance(op, ir.QLinear):
-            flat = isinstance(prev, ir.QFlatten) and len(s_in) == 1
-            hw = shapes[qg.ops.index(prev)][1:] if flat else ()
-            runs = ("CONV (kernel covers the map)" if flat and linear_as_conv(cfg, *hw)
-                    else "GEMM (whole batch)")
-        else:
-            runs = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)",
-                    "QLstm": "LSTM per sample", "QEmbedding": "host gather"}[type(op).__name__]
-        if isinstance(op, (ir.QConv, ir.QLinear)):
-            sc_in, sc_out = f"{op.s_in:.4g}", f"{op.s_out:.4g}"
-        elif isinstance(op, ir.QLstm):
-            sc_in, sc_out = f"{op.s_in:.4g}", f"{2.0 ** -7:.4g}"
-        elif isinstance(op, ir.QEmbedding):
-            sc_out = f"{op.scale:.4g}"
-        fmt = lambda s: "x".join(map(str, s))  # noqa: E731
-        lines.append(f"{op.name:12s} {kind:10s} {fmt(s_in):>14s} {fmt(s_out):>14s} "
-                     f"{sc_in:>10s} {sc_out:>10s} {ir.macs(op, s_in):>10,d}  {runs}")
-        prev = op
-    return "\n".join(lines)

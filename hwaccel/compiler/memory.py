@@ -1,23 +1,23 @@
-"""The memory plan of a lowering: named blocks in the activation scratchpad, and builders that
-put every tensor where the plan says.
+"""The scratchpad plan: where every block of activations lives, by liveness.
 
-:class:`Memory` places blocks first-fit and names what does not fit and by how much.
-:class:`PlacedBuilder` is the :class:`~hwaccel.generators.accel.driver.ProgramBuilder` with its
-bump allocator replaced by the plan. :class:`DryBuilder` follows the same plan and counts the
-same commands, but encodes only each layer's first one, so that searching for the largest batch
-that fits costs little (encoding a command takes milliseconds); the tests check that its answer
-is exactly where the real lowering starts to fail.
+A pass of its own, between lowering (which says what blocks a batch needs, who writes each and
+who reads it last: :class:`Block`) and program emission (which puts every tensor where the plan
+says). :func:`plan` walks the steps in program order: at each step it places the blocks that
+step writes, first-fit, then frees the blocks whose last reader that step was, so a block stays
+live until its last reader (a residual block's input lives across the branch, until the add
+reads it) and its words are reused after. The output block is never freed.
+
+:class:`Memory` is the first-fit allocator; what does not fit raises :class:`DoesNotFit`, which
+names the tensor, the largest free range, what is live, and the shortfall in words.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
 from ..generators.accel.config import AccelConfig
-from ..generators.accel.driver import ActTensor, ProgramBuilder
-from ..generators.conv.layer import ConvLayer
 
-__all__ = ["DoesNotFit", "Memory", "PlacedBuilder", "DryBuilder"]
+__all__ = ["DoesNotFit", "Memory", "Block", "plan"]
 
 
 class DoesNotFit(ValueError):
@@ -56,55 +56,38 @@ class Memory:
         self.free = merged
 
 
-class PlacedBuilder(ProgramBuilder):
-    """A ProgramBuilder whose every tensor goes where the memory plan says (``at``), and whose
-    weight scratchpad names the layer (``layer``) and the shortfall when it overflows."""
+@dataclass(frozen=True)
+class Block:
+    """``words`` of the scratchpad, written at step ``first`` (-1: stored before the program
+    runs) and read last at step ``last`` (``None``: kept to the end, the program's output)."""
 
-    at: int | None = None
-    layer: str = "?"
+    name: str
+    words: int
+    first: int
+    last: int | None
 
-    def alloc(self, channels: int, height: int, width: int) -> ActTensor:
-        if self.at is None:
-            raise RuntimeError("internal: a tensor was allocated outside the memory plan")
-        t = ActTensor(self.at, channels, height, width, self.cfg.lanes)
-        self.at = None
-        self.act_top = max(self.act_top, t.addr + t.words)
-        return t
-
-    def _put_wgt(self, words: list[int]) -> int:
-        free = self.cfg.wgt_depth - self.wgt_top
-        if len(words) > free:
-            raise DoesNotFit(
-                f"the weights of layer {self.layer!r} ({len(words)} words) do not fit the weight "
-                f"scratchpad of {self.cfg.slug} ({self.cfg.wgt_depth} words, {self.wgt_top} "
-                f"used by earlier layers); short by {len(words) - free} words")
-        return super()._put_wgt(words)
+    def __post_init__(self):
+        if self.words < 1:
+            raise ValueError(f"block {self.name!r} must have at least one word, not "
+                             f"{self.words}")
+        if self.last is not None and self.last < self.first:
+            raise ValueError(f"block {self.name!r} is read last at step {self.last}, before "
+                             f"step {self.first} writes it")
 
 
-class DryBuilder(PlacedBuilder):
-    """Builds each layer's first command for real (its weights, checks and limits are the
-    driver's own) and only places and counts the same layer's commands for further samples;
-    stores no inputs. GEMMs run once per batch, so they are always built for real."""
-
-    def put(self, x) -> ActTensor:
-        return self.alloc(*np.shape(x))
-
-    def conv(self, x, w, bias, multiplier, shift, *, stride=1, padding=0, relu=True,
-             pool=False) -> ActTensor:
-        layer = ConvLayer(x.height, x.width, x.channels, w.shape[0], w.shape[2], stride,
-                          padding, relu, pool)
-        if (id(w), id(bias), layer) not in self._weights:
-            return super().conv(x, w, bias, multiplier, shift, stride=stride, padding=padding,
-                                relu=relu, pool=pool)
-        self.commands.append(0)
-        return self.alloc(layer.cout, *layer.result_size)
-
-    def lstm(self, x, params) -> ActTensor:
-        if (id(params), "lstm") not in self._weights:
-            return super().lstm(x, params)
-        self.commands.append(0)
-        return self.alloc(self.cfg.lstm.hidden_size, 1, x.height * x.width)
-
-    def maxpool(self, x) -> ActTensor:
-        self.commands.append(0)
-        return self.alloc(x.channels, x.height // 2, x.width // 2)
+def plan(blocks: list[Block], cfg: AccelConfig) -> dict[str, int]:
+    """Every block's first word. At each step, in ``blocks``' order: the blocks the step
+    writes are placed (first-fit), then the blocks it read last are freed: a step's output
+    never overlaps its inputs, and a freed range is reused by the next step that fits in it.
+    Raises :class:`DoesNotFit` for the first block that finds no room."""
+    mem = Memory(cfg)
+    where: dict[str, int] = {}
+    steps = sorted({b.first for b in blocks} | {b.last for b in blocks if b.last is not None})
+    for step in steps:
+        for b in blocks:
+            if b.first == step:
+                where[b.name] = mem.alloc(b.name, b.words)
+        for b in blocks:
+            if b.last == step:
+                mem.release(b.name)
+    return where

@@ -56,7 +56,7 @@ class CompiledModel:
 
     def lower(self, x_int: np.ndarray):
         """One accelerator program for the batch ``x_int`` (see :class:`.lower.Lowered`);
-        raises :class:`.lower.DoesNotFit` if the batch is larger than :attr:`max_batch`."""
+        raises :class:`.memory.DoesNotFit` if the batch is larger than :attr:`max_batch`."""
         from .lower import lower
 
         return lower(self.qgraph, self.config, x_int)
@@ -103,11 +103,11 @@ class CompiledModel:
     @property
     def macs_per_sample(self) -> int:
         shapes = self.graph.shapes()
-        return sum(ir.macs(op, s) for op, s in zip(self.graph.ops, shapes))
+        return sum(ir.macs(op, shapes[op.inputs[0]]) for op in self.graph.ops)
 
     def describe(self) -> str:
         """A table of the quantized layers: shapes, scales, MACs and the engine that runs each."""
-        from .lower import describe
+        from .describe import describe
 
         return describe(self.qgraph, self.config)
 

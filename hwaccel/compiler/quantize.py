@@ -18,6 +18,12 @@
 * Requantizers: :func:`hwaccel.numerics.requant_params` of ``s_in * s_w[c] / s_out``.
 * A MaxPool2d right after a Conv2d is fused into it (the engine pools after requantizing; max
   commutes with the monotonic requantizer, so only rounding differs from the float order).
+* Residual adds: the output scale is calibrated like every other tensor's; each input keeps
+  its own scale and gets its own multiplier (:func:`hwaccel.numerics.add_params` of
+  ``s_a / s_out`` and ``s_b / s_out``).
+* Average pools keep their input's scale (an average of int8 values is an int8 value,
+  :func:`hwaccel.numerics.average`); depthwise convolutions get per-channel weight scales as
+  every conv does (one output channel per input channel).
 * LSTM layers: :func:`hwaccel.generators.lstm.model.quantize_lstm` at the input's scale; h is
   int8 at 2**-7 by construction, which is the next layer's input scale.
 * Embedding: the table as int8 at one scale (``max|table| / 127``): the gathered rows are the
@@ -29,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..generators.lstm.model import H_SCALE, quantize_lstm
-from ..numerics import INT8, INT32, requant_params
+from ..numerics import INT8, INT32, add_params, requant_params
 from ..numerics import quantize as quantize_values
 from . import ir
 from .errors import check_finite
@@ -95,40 +101,61 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
     for op in graph.ops:
         _check_weights(op)
     x_max, amax = ranges(graph, calibration)
-    s = None if graph.tokens else _scale(x_max)
-    input_scale = s
-    ops, out, i = graph.ops, [], 0
-    while i < len(ops):
-        op = ops[i]
+    s_in = None if graph.tokens else _scale(x_max)
+    scale = {ir.INPUT: s_in}        # every float value's int8 scale
+    alias = {ir.INPUT: ir.INPUT}    # float value -> the quantized value that holds it
+    readers = graph.readers()
+    out, fused = [], set()
+    for op in graph.ops:
+        if op.name in fused:
+            continue
+        ins = tuple(alias[v] for v in op.inputs)
+        s = scale[op.inputs[0]]
+        name, s_out = op.name, s
         if isinstance(op, ir.Embedding):
-            s = _scale(float(np.abs(op.weight).max()))
-            table = quantize_values(op.weight, s)
-            out.append(ir.QEmbedding(op.name, table, s))
+            s_out = _scale(float(np.abs(op.weight).max()))
+            out.append(ir.QEmbedding(op.name, quantize_values(op.weight, s_out), s_out, ins))
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
-            s_out = _scale(amax[i])
+            s_out = _scale(amax[op.name])
             q = _affine(op.name, op.weight, op.bias, s, s_out)
             if isinstance(op, ir.Linear):
-                out.append(ir.QLinear(op.name, *q, op.relu, s, s_out))
+                out.append(ir.QLinear(op.name, *q, op.relu, s, s_out, ins))
             else:
-                pool = i + 1 < len(ops) and isinstance(ops[i + 1], ir.MaxPool2d)
-                out.append(ir.QConv(op.name, *q, op.stride, op.padding, op.relu, pool, s, s_out))
-                i += pool
-            s = s_out
+                nxt = readers[op.name]
+                pool = (len(nxt) == 1 and isinstance(nxt[0], ir.MaxPool2d)
+                        and op.name != graph.output)
+                out.append(ir.QConv(op.name, *q, op.stride, op.padding, op.relu, pool, s, s_out,
+                                    op.groups, ins))
+                if pool:  # the engine pools after requantizing: the pool's value is the conv's
+                    fused.add(nxt[0].name)
+                    alias[nxt[0].name], scale[nxt[0].name] = op.name, s_out
         elif isinstance(op, ir.MaxPool2d):
-            out.append(ir.QMaxPool(op.name))
+            out.append(ir.QMaxPool(op.name, ins))
+        elif isinstance(op, ir.AvgPool2d):
+            out.append(ir.QAvgPool(op.name, op.kernel, s, ins))
+        elif isinstance(op, ir.Add):
+            s_a, s_b = scale[op.inputs[0]], scale[op.inputs[1]]
+            s_out = _scale(amax[op.name])
+            try:
+                params = add_params(s_a / s_out, s_b / s_out)
+            except ValueError as exc:
+                raise ValueError(f"layer {op.name!r}: the add's scales {s_a:.3g} and {s_b:.3g} "
+                                 f"into {s_out:.3g} have no requantizer: {exc}") from exc
+            out.append(ir.QAdd(op.name, params, op.relu, s_a, s_b, s_out, ins))
         elif isinstance(op, ir.Flatten):
-            out.append(ir.QFlatten(op.name))
+            out.append(ir.QFlatten(op.name, ins))
         elif isinstance(op, ir.LSTM):
             for k, lw in enumerate(op.layers):
                 name = op.name if len(op.layers) == 1 else f"{op.name}.{k}"
-                p = quantize_lstm(lw.w_ih, lw.w_hh, lw.b_ih, lw.b_hh, x_scale=s)
+                p = quantize_lstm(lw.w_ih, lw.w_hh, lw.b_ih, lw.b_hh, x_scale=s_out)
                 last = op.last_step and k == len(op.layers) - 1
-                out.append(ir.QLstm(name, p, last, s))
-                s = H_SCALE
+                out.append(ir.QLstm(name, p, last, s_out, ins))
+                ins, s_out = (name,), H_SCALE
         else:
             raise TypeError(f"op must be a float IR op, not {op!r}")
-        i += 1
-    return ir.QGraph(graph.input_shape, graph.tokens, input_scale, tuple(out), s, graph.head)
+        alias[op.name], scale[op.name] = name, s_out
+    return ir.QGraph(graph.input_shape, graph.tokens, s_in, tuple(out), scale[graph.output],
+                     graph.head, output=alias[graph.output])
 
 
 def quantize_input(qg: ir.QGraph, x) -> np.ndarray:

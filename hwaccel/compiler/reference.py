@@ -3,15 +3,13 @@ tracer captured the model (its outputs equal the module's to float rounding)."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import ir
 from .errors import check_finite
 
 __all__ = ["forward", "ranges"]
 
 
-def _op(op, x):
+def _op(op, x, *more):
     import torch
     import torch.nn.functional as F
 
@@ -19,10 +17,20 @@ def _op(op, x):
     if isinstance(op, ir.Embedding):
         return t(op.weight)[x]
     if isinstance(op, ir.Conv2d):
-        y = F.conv2d(x, t(op.weight), t(op.bias), stride=op.stride, padding=op.padding)
+        pad = op.padding if isinstance(op.padding, int) else 0
+        if not isinstance(op.padding, int):  # per side (torch's conv pads symmetrically)
+            top, left, bottom, right = op.pads
+            x = F.pad(x, (left, right, top, bottom))
+        y = F.conv2d(x, t(op.weight), t(op.bias), stride=op.strides, padding=pad,
+                     groups=op.groups)
         return torch.relu(y) if op.relu else y
     if isinstance(op, ir.MaxPool2d):
         return F.max_pool2d(x, 2)
+    if isinstance(op, ir.AvgPool2d):
+        return F.avg_pool2d(x, op.kernel)
+    if isinstance(op, ir.Add):
+        y = x + more[0]
+        return torch.relu(y) if op.relu else y
     if isinstance(op, ir.Flatten):
         return x.flatten(1)
     if isinstance(op, ir.Linear):
@@ -52,15 +60,34 @@ def _prepare(graph: ir.Graph, x):
     return x.to(torch.int64) if graph.tokens else x.to(torch.float64)
 
 
+def run(graph: ir.Graph, x, visit=None):
+    """Every value of ``graph`` on the batch ``x`` (already prepared), op by op; a value is
+    dropped after its last reader. ``visit(op, y)`` sees each op's output. Returns the output
+    value."""
+    last = {v: op.name for op in graph.ops for v in op.inputs}
+    env = {ir.INPUT: x}
+    for op in graph.ops:
+        y = _op(op, *(env[v] for v in op.inputs))
+        if visit is not None:
+            visit(op, y)
+        env[op.name] = y
+        for v in set(op.inputs):
+            if last[v] == op.name and v != graph.output:
+                del env[v]
+    return env[graph.output]
+
+
 def _refuse(graph: ir.Graph, x, batch: int) -> None:
-    """Raise for the first op whose outputs over all of ``x`` are not finite. Run layer by
-    layer, so the counts and the first index cover the whole batch (and the layer's input is
-    known to be finite); only on this failure path is a whole layer held at once."""
+    """Raise for the first op whose outputs over all of ``x`` are not finite. Run on the whole
+    of ``x`` in batches per op, so the counts and the first index cover the whole batch (and
+    the layer's inputs are known to be finite); only on this failure path is a whole layer held
+    at once."""
     import torch
 
-    ys = [x[i:i + batch] for i in range(0, len(x), batch)]
+    env = {ir.INPUT: [x[i:i + batch] for i in range(0, len(x), batch)]}
     for op in graph.ops:
-        ys = [_op(op, y) for y in ys]
+        ys = [_op(op, *parts) for parts in zip(*(env[v] for v in op.inputs))]
+        env[op.name] = ys
         check_finite(torch.cat(ys), "calibration activations",
                      f"{op.name!r} ({type(op).__name__})",
                      hint="; the layer's input was finite, so the float model overflows in it")
@@ -70,15 +97,13 @@ def forward(graph: ir.Graph, x):
     """The graph's output (before the host head) for the batch ``x``, float64."""
     import torch
 
-    x = _prepare(graph, x)
     with torch.no_grad():
-        for op in graph.ops:
-            x = _op(op, x)
-    return x
+        return run(graph, _prepare(graph, x))
 
 
-def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, list[float]]:
-    """``max |input|`` and ``max |output|`` of every op over the batch ``x`` (0 for tokens).
+def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, dict[str, float]]:
+    """``max |input|`` and ``max |value|`` of every op's output, by name, over the batch ``x``
+    (0 for tokens).
 
     ``x`` must be finite; if an op's output is not (a float64 overflow inside the model),
     :class:`.errors.NonFiniteError` names the first such op: a NaN would otherwise vanish from
@@ -87,14 +112,15 @@ def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, list[float]]:
     import torch
 
     x = _prepare(graph, x)
-    amax = np.zeros(len(graph.ops))
+    amax = {op.name: 0.0 for op in graph.ops}
+
+    def visit(op, y):
+        if not bool(torch.isfinite(y).all()):
+            _refuse(graph, x, batch)
+        amax[op.name] = max(amax[op.name], float(y.abs().max()))
+
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            y = x[i:i + batch]
-            for k, op in enumerate(graph.ops):
-                y = _op(op, y)
-                if not bool(torch.isfinite(y).all()):
-                    _refuse(graph, x, batch)
-                amax[k] = max(amax[k], float(y.abs().max()))
+            run(graph, x[i:i + batch], visit)
     x_max = 0.0 if graph.tokens else float(x.abs().max())
-    return x_max, amax.tolist()
+    return x_max, amax

@@ -7,13 +7,15 @@ integer means the rounded value the hardware computes before it clamps:
 * the input: ``round_half_even(x / input_scale)`` (:func:`hwaccel.numerics.quantize`);
 * a Conv2d or Linear: the requantizer's ``(acc * M + 2**(S-1)) >> S``
   (:func:`hwaccel.numerics.requantize`), per output value before a fused max-pool;
+* a residual add: ``(a*Ma + b*Mb + 2**(S-1)) >> S`` (:func:`hwaccel.numerics.add_requantize`);
 * an LSTM layer: every step's h, ``(o * tanh(c) + 2**16) >> 17``
   (:func:`hwaccel.numerics.cell_update`); it reaches 128 only when o * tanh(c) is within
   half a step of 1.0.
 
 So a value that is exactly 127 (or -128) is not counted, and neither is ReLU's clamp of
 negative values to zero: that is the activation, not saturation. Embedding tables and max-pools
-do not requantize (a table is quantized at its own ``max|w| / 127``: nothing saturates).
+and average pools do not requantize (a table is quantized at its own ``max|w| / 127``: nothing
+saturates; an average of int8 values is an int8 value).
 
 The counts come from the integer twin (:func:`hwaccel.compiler.int8.forward`), which equals the
 golden model and the RTL exactly, so they are the hardware's own. Every backend saturates; none
@@ -55,7 +57,7 @@ class Clipped:
 
 def saturation(qg: ir.QGraph, x, batch: int = 256) -> list[Clipped]:
     """:class:`Clipped` for the input (float inputs only) and for every requantizing layer
-    (Conv2d, Linear, LSTM) of ``qg``, in order, over the batch ``x`` (floats or token ids)."""
+    (Conv2d, Linear, add, LSTM) of ``qg``, in order, over the batch ``x`` (floats or token ids)."""
     from .int8 import forward
     from .quantize import quantize_input
 
@@ -69,7 +71,8 @@ def saturation(qg: ir.QGraph, x, batch: int = 256) -> list[Clipped]:
     tally: dict = {}
     for i in range(0, len(x_int), batch):
         forward(qg, x_int[i:i + batch], "cpu", tally)
-    names = [op.name for op in qg.ops if isinstance(op, (ir.QConv, ir.QLinear, ir.QLstm))]
+    names = [op.name for op in qg.ops
+             if isinstance(op, (ir.QConv, ir.QLinear, ir.QAdd, ir.QLstm))]
     out += [Clipped(name, *tally.get(name, (0, 0, 0))) for name in names]
     return out
 

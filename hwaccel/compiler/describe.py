@@ -1,0 +1,66 @@
+"""``CompiledModel.describe()``: one line per quantized op -- shapes, scales, MACs per sample and
+the command that runs it; an op that does not read the op before it names what it reads."""
+
+from __future__ import annotations
+
+from ..generators.accel.config import AccelConfig
+from . import ir
+from .lower import linear_as_conv
+
+__all__ = ["describe"]
+
+_RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)", "QLstm": "LSTM per sample",
+         "QEmbedding": "host gather", "QAvgPool": "AVGPOOL", "QAdd": "ADD"}
+
+
+def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
+    if isinstance(op, ir.QConv):
+        if op.depthwise:
+            return "refused: no depthwise CONV on the engine"
+        return "CONV" + (" + 2x2 pool" if op.pool else "")
+    if isinstance(op, ir.QLinear):
+        prev = qg.op(op.inputs[0])
+        flat = isinstance(prev, ir.QFlatten)
+        hw = shapes[prev.inputs[0]][1:] if flat else ()
+        return ("CONV (kernel covers the map)" if flat and linear_as_conv(cfg, *hw)
+                else "GEMM (whole batch)")
+    return _RUNS[type(op).__name__]
+
+
+def _scales(op) -> tuple[str, str]:
+    if isinstance(op, (ir.QConv, ir.QLinear)):
+        return f"{op.s_in:.4g}", f"{op.s_out:.4g}"
+    if isinstance(op, ir.QLstm):
+        return f"{op.s_in:.4g}", f"{2.0 ** -7:.4g}"
+    if isinstance(op, ir.QEmbedding):
+        return "", f"{op.scale:.4g}"
+    if isinstance(op, ir.QAdd):
+        return f"{op.s_a:.3g}+{op.s_b:.3g}", f"{op.s_out:.4g}"
+    if isinstance(op, ir.QAvgPool):
+        return f"{op.s:.4g}", f"{op.s:.4g}"
+    return "", ""
+
+
+def describe(qg: ir.QGraph, cfg: AccelConfig) -> str:
+    """A table of the quantized ops: shapes, scales, MACs per sample and what runs each."""
+    shapes = qg.shapes()
+    head = (f"{'layer':12s} {'op':10s} {'in':>14s} {'out':>14s} {'s_in':>10s} {'s_out':>10s} "
+            f"{'MACs':>10s}  runs as")
+    lines = [f"{cfg.slug}: input scale "
+             f"{'token ids' if qg.input_scale is None else f'{qg.input_scale:.4g}'}, "
+             f"output scale {qg.output_scale:.4g}", head, "-" * len(head)]
+    prev = ir.INPUT
+    fmt = lambda s: "x".join(map(str, s))  # noqa: E731
+    for op in qg.ops:
+        s_in, s_out = shapes[op.inputs[0]], shapes[op.name]
+        sc_in, sc_out = _scales(op)
+        runs = _runs(op, qg, cfg, shapes)
+        if op.inputs != (prev,):
+            runs += f" (reads {', '.join(op.inputs)})"
+        lines.append(f"{op.name:12s} {type(op).__name__[1:]:10s} {fmt(s_in):>14s} "
+                     f"{fmt(s_out):>14s} {sc_in:>10s} {sc_out:>10s} "
+                     f"{ir.macs(op, s_in):>10,d}  {runs}")
+        prev = op.name
+    if qg.output != prev:
+        lines.append(f"output: {qg.output}")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""The tracer's rewrites, run on the op list once every node is read (:mod:`.trace`).
+
+Each folds a marker op the reader left into the op that produced its input, and is only
+exact when nothing else reads that op's output, which is known for certain only once the
+whole graph is read: so they run here, with every value's readers in hand.
+
+* :class:`BatchNorm` -> the Conv2d or Linear before it (eval statistics: a per-channel affine
+  map, so new weights and bias, exact up to float64 rounding).
+* :class:`LastStep` (``out[:, -1]`` or ``h_n[-1]``) -> the LSTM before it, ``last_step=True``.
+* :class:`Relu` -> the Conv2d, Linear or Add before it, through max-pools and flattens (they
+  commute with it; an average does not).
+
+A marker that cannot fold is refused with :class:`~.errors.UnsupportedOp`, by name and place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ir
+from .errors import UnsupportedOp, check_finite
+
+__all__ = ["Relu", "BatchNorm", "LastStep", "fold"]
+
+
+@dataclass(frozen=True, eq=False)
+class Relu:
+    name: str
+    where: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm:
+    """``module`` is the eval-mode ``nn.BatchNorm1d/2d`` at ``target``; ``rank`` the per-sample
+    rank of its input."""
+
+    name: str
+    where: str
+    module: object
+    target: str
+    rank: int
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class LastStep:
+    name: str
+    where: str
+    inputs: tuple[str, ...] = ()
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().to("cpu").double().numpy().copy()
+
+
+class _Ops:
+    """The op list by value name, with in-place replacement and redirection of readers."""
+
+    def __init__(self, ops: list, output: str):
+        self.ops = {op.name: op for op in ops}
+        self.output = output
+
+    def readers(self, value: str) -> list:
+        out = [op for op in self.ops.values() if value in op.inputs]
+        return out + (["<output>"] if value == self.output else [])
+
+    def only_reader(self, value: str, op) -> bool:
+        return self.readers(value) == [op]
+
+    def drop(self, marker) -> None:
+        """Remove ``marker``; its readers read its input instead."""
+        (src,) = marker.inputs
+        del self.ops[marker.name]
+        for name, op in self.ops.items():
+            if marker.name in op.inputs:
+                self.ops[name] = dataclasses.replace(
+                    op, inputs=tuple(src if v == marker.name else v for v in op.inputs))
+        if self.output == marker.name:
+            self.output = src
+
+    def replace(self, op) -> None:
+        self.ops[op.name] = op
+
+
+def _batchnorm(ops: _Ops, bn: BatchNorm) -> None:
+    """Fold an eval-mode batch norm into the Conv2d or Linear that produced its input:
+    ``y = (x - mean) * gamma / sqrt(var + eps) + beta`` becomes its weights and bias."""
+    import torch.nn as nn
+
+    m = bn.module
+    prev = ops.ops.get(bn.inputs[0])
+    want = ir.Conv2d if isinstance(m, nn.BatchNorm2d) else ir.Linear
+    if not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, bn) or (
+            want is ir.Linear and bn.rank != 1):
+        raise UnsupportedOp(type(m).__name__, bn.where, f"only right after a {want.__name__} "
+                                                        f"(on vectors for BatchNorm1d, no ReLU "
+                                                        f"between, nothing else reading it): it "
+                                                        f"is folded into it")
+    if m.running_mean is None:
+        raise UnsupportedOp(f"{type(m).__name__} attribute", bn.where,
+                            "track_running_stats=False (batch statistics at inference)")
+    scale = _np(m.weight) if m.affine else np.ones(m.num_features)
+    shift = _np(m.bias) if m.affine else np.zeros(m.num_features)
+    var = _np(m.running_var) + m.eps
+    with np.errstate(invalid="ignore", divide="ignore"):  # refused just below, by name
+        scale = scale / np.sqrt(var)
+    w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
+    b = (prev.bias - _np(m.running_mean)) * scale + shift
+    why = f"; {bn.target}.running_var + eps must be > 0, not {float(var.min())!r}"
+    for what, v in (("weight", w), ("bias", b)):
+        check_finite(v, f"{prev.name}.{what} with {bn.target} folded in",
+                     f"{prev.name!r} ({type(prev).__name__})",
+                     hint=why if (var <= 0).any() else "")
+    ops.replace(dataclasses.replace(prev, weight=w, bias=b))
+    ops.drop(bn)
+
+
+def _last_step(ops: _Ops, mark: LastStep) -> None:
+    lstm = ops.ops.get(mark.inputs[0])
+    if not isinstance(lstm, ir.LSTM) or lstm.last_step or not ops.only_reader(lstm.name, mark):
+        raise UnsupportedOp("indexing", mark.where, "only an LSTM's out[:, -1] or h_n[-1] (its "
+                                                    "last step), when nothing else reads its "
+                                                    "every-step output")
+    ops.replace(dataclasses.replace(lstm, last_step=True))
+    ops.drop(mark)
+
+
+def _relu_into(ops: _Ops, value: str, reader) -> bool:
+    """Make ``value`` ReLU'd at its source, if that is exact; whether it was."""
+    op = ops.ops.get(value)
+    if op is None or not ops.only_reader(value, reader):
+        return False
+    if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add)):
+        ops.replace(dataclasses.replace(op, relu=True))
+        return True
+    if isinstance(op, (ir.MaxPool2d, ir.Flatten)):  # max and reshapes commute with ReLU
+        return _relu_into(ops, op.inputs[0], op)
+    return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op)
+
+
+def _relu(ops: _Ops, r: Relu) -> None:
+    if not _relu_into(ops, r.inputs[0], r):
+        src = ops.ops.get(r.inputs[0])
+        after = "the input" if src is None else f"{type(src).__name__} {src.name!r}"
+        raise UnsupportedOp("ReLU", r.where, f"it follows {after}; a ReLU is fused into the "
+                                             f"Conv2d, Linear or add before it (through "
+                                             f"max-pools and flattens), when nothing else "
+                                             f"reads that op's output")
+    ops.drop(r)
+
+
+def fold(ops: list, output: str) -> tuple[list, str]:
+    """``ops`` (and the output value) with every marker folded, in the order: batch norms,
+    last steps, ReLUs (a ReLU may follow a folded batch norm)."""
+    table = _Ops(ops, output)
+    for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu)):
+        for op in [op for op in ops if isinstance(op, kind)]:
+            fn(table, table.ops[op.name])
+    return list(table.ops.values()), table.output

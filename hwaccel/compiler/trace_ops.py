@@ -1,0 +1,219 @@
+"""The tracer's readers of single layers and functions: their attributes checked against what
+the compiler supports (refused by name otherwise), their IR op emitted. A mixin of
+:class:`hwaccel.compiler.trace._Reader`, which holds the state (``env``, ``ops``, names)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ir
+from .errors import UnsupportedOp
+from .fold import LastStep
+
+__all__ = ["LayerReaders", "Pad", "Head", "np_of", "pair"]
+
+
+def np_of(t) -> np.ndarray:
+    return t.detach().to("cpu").double().numpy().copy()
+
+
+def pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+@dataclass(frozen=True)
+class Pad:
+    """A zero-padded value: ``value`` with ``pads`` (top, left, bottom, right) around it,
+    waiting for the Conv2d it folds into."""
+
+    value: str
+    pads: tuple[int, int, int, int]
+    where: str
+
+
+@dataclass(frozen=True)
+class Head:
+    """The host head ``kind`` applied to ``value``: only the model's output may read it."""
+
+    kind: str
+    value: str
+
+
+class LayerReaders:
+    """Readers of one layer each; ``self`` is a :class:`~.trace._Reader`."""
+
+    def image(self, node, where: str, what: str) -> None:
+        """Refuse ``what`` unless its input is a batch of ``(C, H, W)`` images."""
+        shape = self.shape(node.args[0])
+        if len(shape) != 3:
+            raise UnsupportedOp(what, where, f"on a per-sample shape {shape}; it takes "
+                                             f"(channels, height, width) images")
+
+    def flatten(self, node, where: str) -> None:
+        src, dst = self.shape(node.args[0]), self.shape(node)
+        if dst == src:  # a reshape that changes nothing
+            return self.alias(node, where)
+        if len(src) != 3 or dst != (int(np.prod(src)),):
+            raise UnsupportedOp("reshape", where, f"per-sample shape {src} -> {dst}; only an "
+                                                  f"image's flatten to a vector is supported")
+        self.unary(node, where, ir.Flatten)
+
+    def maxpool(self, node, where: str, a: dict) -> None:
+        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
+        bad = {n: v for n, v, ok in (("kernel_size", k, k == (2, 2)), ("stride", s, s == (2, 2)),
+                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
+                                     ("dilation", a["dilation"], pair(a["dilation"]) == (1, 1)),
+                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
+                                     ("return_indices", a["return_indices"],
+                                      not a["return_indices"])) if not ok}
+        if bad:
+            raise UnsupportedOp("MaxPool2d attribute", where,
+                                ", ".join(f"{n}={v!r}" for n, v in bad.items()))
+        self.image(node, where, "MaxPool2d")
+        self.unary(node, where, ir.MaxPool2d)
+
+    def avgpool(self, node, where: str, a: dict) -> None:
+        """``AvgPool2d`` with stride = kernel and no padding (floor mode)."""
+        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
+        bad = {n: v for n, v, ok in (("stride", a["stride"], s == k),
+                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
+                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
+                                     ("divisor_override", a["divisor_override"],
+                                      a["divisor_override"] is None)) if not ok}
+        if bad:
+            raise UnsupportedOp("AvgPool2d attribute", where,
+                                ", ".join(f"{n}={v!r}" for n, v in bad.items())
+                                + " (only stride = kernel_size, no padding, floor mode)")
+        self.image(node, where, "AvgPool2d")
+        self.unary(node, where, lambda name: ir.AvgPool2d(name, tuple(int(v) for v in k)))
+
+    def adaptive(self, node, where: str, size) -> None:
+        """``AdaptiveAvgPool2d`` to a size that divides the map: an average over equal
+        windows (1 is the global average)."""
+        self.image(node, where, "AdaptiveAvgPool2d")
+        hw = self.shape(node.args[0])[1:]
+        out = [n if o is None else o for o, n in zip(pair(size), hw)]
+        if any(n % o for n, o in zip(hw, out)):
+            raise UnsupportedOp("AdaptiveAvgPool2d attribute", where,
+                                f"output_size={size!r} on a {hw[0]}x{hw[1]} map; only sizes "
+                                f"that divide the map (equal windows)")
+        self.unary(node, where, lambda name: ir.AvgPool2d(
+            name, (hw[0] // out[0], hw[1] // out[1])))
+
+    def pad(self, node, where: str, pad, mode, value) -> None:
+        """Zero padding per side, kept aside for the Conv2d that reads it."""
+        pad = tuple(pad)
+        ok = mode == "constant" and value in (None, 0, 0.0) and len(pad) in (2, 4) and all(
+            isinstance(p, int) and p >= 0 for p in pad)
+        if not ok:
+            raise UnsupportedOp("F.pad / ZeroPad2d attribute", where,
+                                f"pad={pad!r}, mode={mode!r}, value={value!r}; only zeros "
+                                f"(constant 0), at least 0 on each side of height and width")
+        self.image(node, where, "F.pad / ZeroPad2d")
+        left, right, top, bottom = (*pad, 0, 0)[:4]
+        src = self.env.get(node.args[0])
+        base, more = (src.value, src.pads) if isinstance(src, Pad) else (
+            self.value(node.args[0], where), (0, 0, 0, 0))
+        self.env[node] = Pad(base, tuple(a + b for a, b in zip(more, (top, left, bottom,
+                                                                       right))), where)
+
+    def add(self, node, where: str, a, b) -> None:
+        if not (hasattr(a, "users") and hasattr(b, "users")):
+            raise UnsupportedOp("add of a constant", where, "only the sum of two tensors "
+                                                            "computed from the input")
+        if self.shape(a) != self.shape(b) or len(self.shape(a)) not in (1, 3):
+            raise UnsupportedOp("add", where, f"of per-sample shapes {self.shape(a)} and "
+                                              f"{self.shape(b)}; only equal image or vector "
+                                              f"shapes (no broadcasting)")
+        inputs = (self.value(a, where), self.value(b, where))
+        self.emit(node, ir.Add(self.name(node), inputs=inputs))
+
+    def set_head(self, node, where: str, kind: str, dim) -> None:
+        rank = len(self.shape(node.args[0])) + 1
+        if dim not in (-1, rank - 1):
+            raise UnsupportedOp(kind, where, f"dim={dim!r}; only the last dimension")
+        self.env[node] = Head(kind, self.value(node.args[0], where))
+
+    def conv(self, node, where: str, m) -> None:
+        k, s = pair(m.kernel_size), pair(m.stride)
+        src = self.env.get(node.args[0])
+        folded = src.pads if isinstance(src, Pad) else (0, 0, 0, 0)
+        if m.padding == "valid":
+            own = (0, 0, 0, 0)
+        elif m.padding == "same":  # torch's: k - 1 per axis, the odd one at the bottom/right
+            own = ((k[0] - 1) // 2, (k[1] - 1) // 2, k[0] // 2, k[1] // 2)
+        else:
+            own = (*pair(m.padding), *pair(m.padding))
+        pads = tuple(a + b for a, b in zip(own, folded))
+        depthwise = m.groups == m.in_channels == m.out_channels
+        attrs = [("stride", s, all(v in (1, 2) for v in s)),
+                 ("groups", m.groups, m.groups == 1 or depthwise),
+                 ("dilation", m.dilation, pair(m.dilation) == (1, 1)),
+                 ("padding_mode", m.padding_mode, m.padding_mode == "zeros"),
+                 ("padding", m.padding, pads[0] + pads[2] < k[0] and pads[1] + pads[3] < k[1])]
+        bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
+        if bad:
+            more = f" (with the padding before it folded in: {pads})" if any(folded) else ""
+            raise UnsupportedOp("Conv2d attribute", where, ", ".join(bad) + more + "; strides "
+                                "1 or 2, groups 1 or in = out channels (depthwise), padding "
+                                "below the kernel on each axis")
+        self.image(node, where, "Conv2d")
+        inp = src.value if isinstance(src, Pad) else self.value(node.args[0], where)
+        bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
+        self.emit(node, ir.Conv2d(self.name(node), np_of(m.weight), bias, ir.squash(s),
+                                  ir.squash(pads), groups=m.groups, inputs=(inp,)))
+
+    def lstm(self, node, where: str, m) -> None:
+        bad = [f"{n}={v!r}" for n, v, ok in (
+            ("batch_first", m.batch_first, m.batch_first),
+            ("bidirectional", m.bidirectional, not m.bidirectional),
+            ("proj_size", m.proj_size, m.proj_size == 0)) if not ok]
+        if len(node.args) > 1 or node.kwargs:
+            bad.append("an initial state (h0, c0); the cell starts from zero")
+        if bad:
+            raise UnsupportedOp("LSTM attribute", where, ", ".join(bad))
+        if len(self.shape(node.args[0])) != 2:
+            raise UnsupportedOp("LSTM", where, f"on a per-sample shape "
+                                f"{self.shape(node.args[0])}; it takes a (steps, features) input")
+        layers = []
+        for k in range(m.num_layers):
+            w_ih = getattr(m, f"weight_ih_l{k}")
+            b = [getattr(m, f"bias_{n}_l{k}") if m.bias else None for n in ("ih", "hh")]
+            zeros = np.zeros(w_ih.shape[0])
+            layers.append(ir.LstmWeights(np_of(w_ih), np_of(getattr(m, f"weight_hh_l{k}")),
+                                         *(zeros if v is None else np_of(v) for v in b)))
+        self.unary(node, where, lambda name: ir.LSTM(name, tuple(layers)))
+        self.lstm_of[node] = ("lstm", self.env.pop(node))
+
+    # --- getitem on LSTM results ---------------------------------------------------------------
+    def getitem(self, node, where: str) -> None:
+        src, idx = node.args
+        role, value = self.lstm_of.get(src, (None, self.env.get(src)))
+        lstm = next((op for op in self.ops if op.name == value), None)
+        if role == "lstm" and idx in (0, 1):
+            if idx == 0:
+                self.env[node] = value
+            else:
+                self.lstm_of[node] = ("state", value)
+            return
+        if role == "state" and idx == 0:
+            self.lstm_of[node] = ("h_n", value)
+            return
+        if role == "h_n" and idx in (-1, len(lstm.layers) - 1):
+            return self.unary_from(node, value, lambda name: LastStep(name, where))
+        if role is None and isinstance(lstm, ir.LSTM):
+            steps = self.shape(src)[0] if self.shape(src) else None
+            sl = slice(None)
+            if isinstance(idx, tuple) and len(idx) in (2, 3) and idx[0] == sl and \
+                    idx[1] in (-1, steps - 1 if steps else -1) and idx[2:] in ((), (sl,)):
+                return self.unary_from(node, value, lambda name: LastStep(name, where))
+        name = getattr(src, "name", repr(src))
+        raise UnsupportedOp("indexing", where, f"[{idx!r}] on {name}; only an LSTM's "
+                                               f"out[:, -1] or h_n[-1] (its last step)")
+
+    def unary_from(self, node, value: str, make) -> None:
+        self.emit(node, dataclasses.replace(make(self.name(node)), inputs=(value,)))
+
