@@ -352,6 +352,7 @@ def cell_update(i, f, g, o, c_prev):
 __all__ += [
     "ADD_SHIFT_MAX", "AddRequant", "add_params", "add_requantize", "add_error_bound",
     "AVG_MAX_WINDOW", "AVG_MULT_BITS", "AVG_SHIFT_MAX", "avg_params", "average",
+    "average_with",
 ]
 
 #: Largest shift of an :class:`AddRequant`. ``|a*Ma + b*Mb| < 2**24`` for int8 inputs, so every
@@ -484,12 +485,21 @@ def average(total, n: int):
 
     Ties round towards +inf, as in :func:`requantize`. Exact for every reachable total
     (``-128*n <= total <= 127*n``) and every ``1 <= n <= AVG_MAX_WINDOW``; computed as the
-    hardware does, by a multiply and a shift of the biased total. ``total`` is a Python int, a
-    numpy integer array or a torch integer tensor; the result is saturated to int8 (a no-op on
-    reachable totals).
+    hardware does, by a multiply and a shift of the biased total (:func:`average_with`).
+    ``total`` is a Python int, a numpy integer array or a torch integer tensor.
     """
-    m, s = avg_params(n)
-    bias, half = 128 * n, 1 << (s - 1)
+    return average_with(total, n, *avg_params(n))
+
+
+def average_with(total, n: int, multiplier: int, shift: int):
+    """``saturate(((total + 128*n) * multiplier + 2**(shift-1)) >> shift) - 128)``.
+
+    What the AVGPOOL hardware computes with the multiplier and shift of its command; with
+    ``avg_params(n)`` it is :func:`average`. (The saturation is a no-op on reachable totals with
+    those parameters; it makes any other multiplier well defined.)
+    """
+    m, s, bias = int(multiplier), int(shift), 128 * n
+    half = 1 << (s - 1)
     if isinstance(total, (int, np.integer)):
         return saturate((((int(total) + bias) * m + half) >> s) - 128)
     if _is_tensor(total):

@@ -81,7 +81,7 @@ def test_xla_without_jax_is_unavailable(monkeypatch):
 @pytest.mark.parametrize("name", ["golden", "rtl"])
 def test_program_fault_raises_with_cause_and_pc(name, seed):
     cfg = PRESETS["ecp5"]
-    builder, cause, pc = fault_programs(cfg, np.random.default_rng(seed))["illegal_7"]
+    builder, cause, pc = fault_programs(cfg, np.random.default_rng(seed))["illegal_15"]
     backend = backends.get(name)
     backend.open(SimpleNamespace(config=cfg))
     try:

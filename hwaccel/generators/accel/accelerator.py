@@ -23,7 +23,9 @@ scratchpad (one beat per cycle), input words from the activation scratchpad, and
 result beat back (the write port is never busy, so results are never back-pressured). A MAXPOOL
 job does the same on the stand-alone max-pool unit. An LSTM job streams the cell's weight and
 parameter beats from the weight scratchpad, gathers ``ceil(I / lanes)`` activation words into
-each x beat and scatters each h beat into ``ceil(H / lanes)`` words.
+each x beat and scatters each h beat into ``ceil(H / lanes)`` words. An ADD or AVGPOOL job runs
+on the element-wise unit (:mod:`.eltwise`), which drives the activation scratchpad's read port
+itself (no DMA: it never waits, so it needs no FIFO) and hands its results to the store.
 
 Reads and writes follow the job's runs and strides (a GEMM tile's columns of A and C). The
 partial-sum memory (``psum_depth`` words of ``block`` accumulators) sits beside the conv engine
@@ -49,8 +51,9 @@ from ..conv.chain import ConvPool
 from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
 from .config import AccelConfig
+from .eltwise import Eltwise
 from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
-from .processor import JOB_CONV, JOB_LSTM, JOB_POOL, Processor, lstm_words
+from .processor import JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor, lstm_words
 from .reader import Reader
 
 __all__ = ["Accelerator", "host_signature"]
@@ -118,8 +121,9 @@ class Accelerator(wiring.Component):
         pool = MaxPool(cfg.conv.pool_config)
         act_dma = Reader(cfg.act_bits, cfg.act_depth)
         wgt_dma = Reader(cfg.wgt_bits, cfg.wgt_depth)
+        elt = Eltwise(cfg)
         units = [("proc", proc), ("conv", conv), ("pool", pool), ("act_dma", act_dma),
-                 ("wgt_dma", wgt_dma)]
+                 ("wgt_dma", wgt_dma), ("elt", elt)]
         if cfg.lstm is not None:
             from ..lstm.cell import LstmCell
 
@@ -144,6 +148,7 @@ class Accelerator(wiring.Component):
         kind = Signal(2)
         is_conv, is_pool = active & (kind == JOB_CONV), active & (kind == JOB_POOL)
         is_lstm = active & (kind == JOB_LSTM)
+        is_elt = active & (kind == JOB_ELT)
         # Weight reuse: the last CONV/GEMM job's weight reads, while the engine still holds them.
         wkey = Cat(proc.job_wgt, proc.job_wgt_count, proc.job_wgt_run, proc.job_wgt_stride)
         held, held_key, reuse = Signal(), Signal.like(wkey), Signal()
@@ -151,7 +156,8 @@ class Accelerator(wiring.Component):
         reuse_now = conv_job & held & (held_key == wkey)
         m.d.comb += [
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
-            act_dma.count.eq(proc.job_src_count), act_dma.run.eq(proc.job_src_run),
+            act_dma.count.eq(Mux(proc.job_kind == JOB_ELT, 0, proc.job_src_count)),
+            act_dma.run.eq(proc.job_src_run),
             act_dma.stride.eq(proc.job_src_stride),
             wgt_dma.start.eq(proc.job_start), wgt_dma.base.eq(proc.job_wgt),
             wgt_dma.count.eq(Mux((proc.job_kind == JOB_POOL) | reuse_now, 0,
@@ -170,8 +176,12 @@ class Accelerator(wiring.Component):
                      pool.layer.payload.eq(proc.job_pool),
                      conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
         with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)
-                  | is_lstm):
-            m.d.sync += pending.eq(0)  # an LSTM job has no descriptor
+                  | is_lstm | is_elt):
+            m.d.sync += pending.eq(0)  # LSTM and element-wise jobs have no descriptor
+        m.d.comb += [elt.start.eq(proc.job_start & (proc.job_kind == JOB_ELT)),
+                     elt.avg.eq(proc.job_avg), elt.src.eq(proc.job_src),
+                     elt.count.eq(proc.job_src_count), elt.args.eq(proc.job_elt),
+                     elt.rdata.eq(act_rd.data)]
         # Weights, then requantizers, from one in-order read stream.
         to_weights = popped < proc.job_desc.weight_words
         rq_bits = requant_layout(cfg.conv).size
@@ -212,7 +222,10 @@ class Accelerator(wiring.Component):
         res_valid = Mux(is_conv, conv.result.valid, is_pool & pool.source.valid)
         res_data = Mux(is_conv, conv.result.payload.data, pool.source.payload.data)
         m.d.comb += [conv.result.ready.eq(is_conv), pool.source.ready.eq(is_pool)]
-        idle = Mux(kind == JOB_CONV, conv.layer.ready, pool.layer.ready)
+        res_valid = Mux(is_elt, elt.result_valid, res_valid)
+        res_data = Mux(is_elt, elt.result, res_data)
+        idle = Mux(kind == JOB_CONV, conv.layer.ready,
+                   Mux(kind == JOB_ELT, ~elt.busy, pool.layer.ready))
         if cfg.lstm is not None:
             res_valid, res_data, lstm_idle = self._lstm_io(m, cfg, lstm, act_dma, is_lstm,
                                                            proc, kill, res_valid, res_data)
@@ -234,14 +247,15 @@ class Accelerator(wiring.Component):
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready
-        m.d.comb += [proc.job_done.eq(done), proc.progress.eq(store | consumed | loaded)]
+        m.d.comb += [proc.job_done.eq(done),
+                     proc.progress.eq(store | consumed | loaded | (is_elt & elt.moved))]
         with m.If(done):
             m.d.sync += active.eq(0)
 
         # --- memory ports: the DMA while busy, the host otherwise ------------------------------
         host_mem = ~busy & ~proc.start
         m.d.comb += [
-            act_rd.addr.eq(Mux(active, act_dma.addr, offset)),
+            act_rd.addr.eq(Mux(active, Mux(is_elt, elt.addr, act_dma.addr), offset)),
             act_dma.rdata.eq(act_rd.data),
             act_wr.addr.eq(Mux(active, w_addr, offset)),
             act_wr.data.eq(Mux(active, res_data, host.wdata)),
@@ -270,6 +284,7 @@ class Accelerator(wiring.Component):
             "conv_busy": is_conv,
             "pool_busy": is_pool,
             "lstm_busy": is_lstm,
+            "eltwise_busy": is_elt,
             "mac_slots": Mux(proc.job_start & (proc.job_kind == JOB_CONV),
                              proc.job_fabric * cfg.macs, 0),
             "load_cycles": loaded,

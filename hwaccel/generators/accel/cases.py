@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...numerics import INT8, requant_params
+from ...numerics import INT8, add_params, avg_params, requant_params
 from .config import AccelConfig
 from .driver import ActTensor, ProgramBuilder, encode
 from .isa import Cause, Op
@@ -31,9 +31,9 @@ def random_requant(rng, n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
                    ) -> ProgramBuilder:
-    """Random CONV/GEMM/MAXPOOL/FENCE commands with random shapes and chained or fresh inputs,
-    ended by DONE. Shapes stay within the config; GEMMs span several engine tiles in M, K and
-    N (K up to three tiles, so partial sums are exercised)."""
+    """Random CONV/GEMM/MAXPOOL/FENCE/ADD/AVGPOOL commands with random shapes and chained or
+    fresh inputs, ended by DONE. Shapes stay within the config; GEMMs span several engine tiles
+    in M, K and N (K up to three tiles, so partial sums are exercised)."""
     c = cfg.conv
     b = ProgramBuilder(cfg)
 
@@ -43,10 +43,15 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
         return b.put(_int8(rng, (ch, h, w)))
 
     cur = fresh()
+    erng = np.random.default_rng(int(rng.integers(1 << 62)))
     for _ in range(commands):
         kinds = ["conv", "conv", "gemm", "pool", "fence"] + (["lstm"] if cfg.lstm else [])
         kind = rng.choice(kinds)
         try:
+            # An ADD or AVGPOOL on top of a fifth of the commands, drawn from their own
+            # generator: the other commands keep their share and distribution (K and N tiling).
+            if erng.random() < 0.2:
+                cur = _random_eltwise(b, erng, cur, erng.choice(["add", "avgpool"]), fresh)
             if kind == "fence":
                 b.fence()
                 continue
@@ -113,8 +118,9 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
         return b, x, y
 
     b, x, y = start()
-    b.raw(encode(cfg, 7, src=x.addr))
-    out["illegal_7"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    b.raw(encode(cfg, 15, src=x.addr))
+    out["illegal_15"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    out.update(_eltwise_faults(cfg, start))
     if cfg.lstm is not None:
         b, x, y = start()
         b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, count=0))
@@ -219,3 +225,71 @@ def cnn_program(cfg: AccelConfig, batch: int, seed: int) -> CnnProgram:
     out = b.gemm(rows, fc2[1], *fc2[2:], relu=False)
     b.done()
     return CnnProgram(b, images, out, [*layers, fc2])
+
+
+def _random_eltwise(b: ProgramBuilder, rng, cur: ActTensor, kind: str, fresh) -> ActTensor:
+    """An ADD of ``cur`` and a fresh tensor of its shape (or of ``cur`` itself), or an AVGPOOL of
+    ``cur`` (or of a fresh map where ``cur`` is outside the unit's limits) with a random window,
+    a third of them global."""
+    cfg = b.cfg
+    if kind == "add":
+        other = cur if rng.random() < 0.5 else b.put(_int8(rng, (cur.channels, cur.height,
+                                                                  cur.width)))
+        p = add_params(float(rng.uniform(0.05, 1.5)), float(rng.uniform(0.05, 1.5)))
+        return b.add(cur, other, p, relu=bool(rng.random() < 0.5))
+    c = cfg.conv
+    if (cur.height > c.max_height or cur.width > c.max_width
+            or cur.channels > cfg.avg_max_blocks * cfg.lanes):
+        cur = fresh()
+    if rng.random() < 0.35:
+        kh, kw = cur.height, cur.width
+    else:
+        kh, kw = int(rng.integers(1, cur.height + 1)), int(rng.integers(1, cur.width + 1))
+    while kh * kw > cfg.avg_max_window:   # halve the longer side until the window fits
+        kh, kw = (max(1, kh // 2), kw) if kh >= kw else (kh, max(1, kw // 2))
+    return b.avgpool(cur, kh, kw)
+
+
+def _eltwise_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
+    """ADD and AVGPOOL faults: empty or unshifted ADD, a second source past the scratchpad,
+    a destination inside a source, an AVGPOOL whose output size is not the floor, a window
+    or block count past the unit's limits."""
+    out = {}
+    p = {"src2": 0, "mult_a": 3, "mult_b": 5, "shift": 4, "relu": 0}
+    b, x, y = start()
+    b.raw(encode(cfg, Op.ADD, src=x.addr, dst=y.addr, count=0, add=p))
+    out["shape_add_empty"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.ADD, src=x.addr, dst=y.addr, count=x.words, add={**p, "shift": 0}))
+    out["shape_add_shift0"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.ADD, src=x.addr, dst=y.addr, count=4,
+                 add={**p, "src2": cfg.act_depth - 3}))
+    out["address_add_src2"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.ADD, src=x.addr, dst=x.addr + 1, count=x.words,
+                 add={**p, "src2": y.addr}))
+    out["address_add_dst_inside_src"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()   # x is 2 channels (one word a pixel) x 4 x 4
+    m, s = avg_params(4)
+    v = {"width": 4, "height": 4, "blocks": 1, "kw": 2, "kh": 2, "out_width": 2,
+         "out_height": 2, "mult": m, "shift": s}
+    b.raw(encode(cfg, Op.AVGPOOL, src=x.addr, dst=x.addr + 3, avg=v))
+    out["address_avg_dst_inside_src"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.AVGPOOL, src=x.addr, dst=y.addr, avg={**v, "out_width": 1}))
+    out["shape_avg_not_floor"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.AVGPOOL, src=x.addr, dst=y.addr,
+                 avg={**v, "blocks": cfg.avg_max_blocks + 1}))
+    out["shape_avg_blocks"] = (b, Cause.SHAPE, 1)
+    big = cfg.avg_max_window + 1
+    side = min(cfg.conv.max_width, cfg.conv.max_height)
+    if side * side >= big:    # a window over the unit's limit that the map allows
+        k = -(-big // side)
+        b, x, y = start()
+        b.raw(encode(cfg, Op.AVGPOOL, src=x.addr, dst=y.addr,
+                     avg={**v, "width": side, "height": k, "kw": side, "kh": k,
+                          "out_width": 1, "out_height": 1}))
+        out["shape_avg_window"] = (b, Cause.SHAPE, 1)
+    return out

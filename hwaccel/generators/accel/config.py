@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ...config import check_int, check_name
+from ...numerics import AVG_MAX_WINDOW, avg_params
 from ..conv.config import ConvConfig
 from ..conv.layouts import requant_layout
 from ..lstm.config import LstmConfig
@@ -41,6 +42,12 @@ class AccelConfig:
         Commands the program memory holds.
     watchdog : int
         Cycles a command may run with no stream transfer before it faults (cause TIMEOUT).
+    avg_max_blocks : int
+        Most words per pixel (``lanes`` channels each) an AVGPOOL averages: the
+        element-wise unit keeps one accumulator word per block (registers).
+    avg_max_window : int
+        Most values one AVGPOOL window averages (``kh x kw``): sets the accumulators' and the
+        divider multiplier's widths (:func:`hwaccel.numerics.avg_params`).
     name : str
         Preset name (the slug is ``accel_<name>``).
     """
@@ -52,6 +59,8 @@ class AccelConfig:
     psum_depth: int = 112
     prog_depth: int = 256
     watchdog: int = 1 << 16
+    avg_max_blocks: int = 16
+    avg_max_window: int = 1024
     name: str = "custom"
 
     kind = "accel"
@@ -80,6 +89,8 @@ class AccelConfig:
         check_int("psum_depth", self.psum_depth, min=c.max_blocks,
                   max=c.max_width * c.max_height * c.max_blocks)
         check_int("watchdog", self.watchdog, min=16, max=1 << 30)
+        check_int("avg_max_blocks", self.avg_max_blocks, min=1, max=1 << 12)
+        check_int("avg_max_window", self.avg_max_window, min=1, max=AVG_MAX_WINDOW)
         check_name(self.name)
 
     # --- derived sizes -------------------------------------------------------------------------
@@ -106,6 +117,16 @@ class AccelConfig:
         overflowing the engine's accumulators (int32 bias plus K products of at most 2**14)."""
         top = (1 << (self.conv.acc_bits - 1)) - 1 - (1 << 31)
         return top // (self.lanes << 14)
+
+    @property
+    def avg_acc_bits(self) -> int:
+        """Width of an AVGPOOL accumulator: a sum of up to ``avg_max_window`` biased bytes."""
+        return (255 * self.avg_max_window).bit_length()
+
+    @property
+    def avg_mult_bits(self) -> int:
+        """Width of the AVGPOOL divider's multiplier: the widest ``avg_params(n)`` needs."""
+        return max(avg_params(n)[0] for n in range(1, self.avg_max_window + 1)).bit_length()
 
     @property
     def act_bits(self) -> int:
@@ -138,6 +159,7 @@ class AccelConfig:
         from .isa import command_layout
 
         return {"macs": self.macs, "act_bits": self.act_bits, "wgt_bits": self.wgt_bits,
+                "avg_acc_bits": self.avg_acc_bits, "avg_mult_bits": self.avg_mult_bits,
                 "addr_bits": self.addr_bits, "data_bits": self.data_bits,
                 "command_bits": command_layout(self).size}
 
@@ -157,7 +179,7 @@ PRESETS: dict[str, AccelConfig] = {
         AccelConfig(conv=ConvConfig(lanes=4, block=4, max_width=8, max_height=8, max_cin=12,
                                     max_cout=8, max_kernel=3, name="accel_tiny"),
                     act_depth=2048, wgt_depth=512, psum_depth=16, prog_depth=64,
-                    watchdog=2048,
+                    watchdog=2048, avg_max_blocks=4, avg_max_window=64,
                     lstm=LstmConfig(input_size=6, hidden_size=5, lanes=4, name="accel_tiny"),
                     name="tiny"),
         # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...hdl.pack import pack
+from ...numerics import AddRequant, avg_params
 from ..conv.layer import ConvLayer, descriptor, plan_layer
 from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
 from .config import AccelConfig
-from .isa import Op, command_layout
+from .isa import Op, command_layout, elt_layout
 
 __all__ = ["ActTensor", "ProgramBuilder", "encode"]
 
@@ -45,15 +46,18 @@ class ActTensor:
 
 def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
            src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0, kw: int = 0,
-           nb: int = 0) -> int:
+           nb: int = 0, add: dict | None = None, avg: dict | None = None) -> int:
     """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
-    a GEMM's words per row of A and of C."""
+    a GEMM's words per row of A and of C, ``add``/``avg`` the ADD/AVGPOOL fields (:mod:`.isa`)."""
     conv = cfg.conv
     d = pack_struct(layer_layout(conv), desc) if desc else 0
     p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
+    elt = elt_layout(cfg)
+    e = (pack_struct(elt["add"].shape, add) if add else 0) | (
+        pack_struct(elt["avg"].shape, avg) if avg else 0)
     return pack_struct(command_layout(cfg), {"op": int(op), "desc": d, "pool": p, "src": src,
                                              "dst": dst, "wgt": wgt, "count": count,
-                                             "kw": kw, "nb": nb})
+                                             "kw": kw, "nb": nb, "elt": e})
 
 
 class ProgramBuilder:
@@ -202,6 +206,53 @@ class ProgramBuilder:
         out = self.alloc(x.channels, x.height // 2, x.width // 2)
         pool = {"width": x.width, "height": x.height, "blocks": x.groups, "enable": 1}
         self.commands.append(encode(self.cfg, Op.MAXPOOL, pool=pool, src=x.addr, dst=out.addr))
+        return out
+
+    def add(self, a: ActTensor, b: ActTensor, p: AddRequant, *, relu: bool = False
+            ) -> ActTensor:
+        """ADD: ``add_requantize(a, b, p)`` (:func:`hwaccel.numerics.add_requantize`) of two
+        tensors of one shape, element by element; returns a new tensor of that shape."""
+        if not isinstance(p, AddRequant):
+            raise TypeError(f"p must be an AddRequant (numerics.add_params), not {p!r}")
+        for name, t in (("a", a), ("b", b)):
+            if not isinstance(t, ActTensor):
+                raise TypeError(f"{name} must be an ActTensor, not {t!r}")
+        if (a.channels, a.height, a.width) != (b.channels, b.height, b.width):
+            raise ValueError(f"add needs two tensors of one shape, not {a.channels}x{a.height}x"
+                             f"{a.width} and {b.channels}x{b.height}x{b.width} (CxHxW)")
+        out = self.alloc(a.channels, a.height, a.width)
+        fields = {"src2": b.addr, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b,
+                  "shift": p.shift, "relu": int(bool(relu))}
+        self.commands.append(encode(self.cfg, Op.ADD, src=a.addr, dst=out.addr, count=a.words,
+                                    add=fields))
+        return out
+
+    def avgpool(self, x: ActTensor, kh: int, kw: int) -> ActTensor:
+        """AVGPOOL: the int8 mean (:func:`hwaccel.numerics.average`) of each non-overlapping
+        ``kh x kw`` window, stride = window, floor (``kh, kw = x.height, x.width``: global
+        average pooling); returns ``channels x (height // kh) x (width // kw)``."""
+        cfg, c = self.cfg, self.cfg.conv
+        for name, v in (("kh", kh), ("kw", kw)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"avgpool {name} must be a positive integer, not {v!r}")
+        if kh > x.height or kw > x.width:
+            raise ValueError(f"avgpool window {kh}x{kw} is larger than the {x.height}x{x.width} "
+                             f"map")
+        if kh * kw > cfg.avg_max_window:
+            raise ValueError(f"avgpool window {kh}x{kw} averages {kh * kw} values; "
+                             f"{cfg.slug} averages at most {cfg.avg_max_window} (avg_max_window)")
+        for name, value, most in (("height", x.height, c.max_height),
+                                  ("width", x.width, c.max_width),
+                                  ("channels", x.channels, cfg.avg_max_blocks * cfg.lanes)):
+            if value > most:
+                raise ValueError(f"avgpool {name} must be at most {most} on {cfg.slug}, "
+                                 f"not {value!r}")
+        out = self.alloc(x.channels, x.height // kh, x.width // kw)
+        mult, shift = avg_params(kh * kw)
+        fields = {"width": x.width, "height": x.height, "blocks": x.groups, "kw": kw, "kh": kh,
+                  "out_width": out.width, "out_height": out.height, "mult": mult,
+                  "shift": shift}
+        self.commands.append(encode(cfg, Op.AVGPOOL, src=x.addr, dst=out.addr, avg=fields))
         return out
 
     def view(self, first: ActTensor, channels: int, height: int, width: int) -> ActTensor:

@@ -39,6 +39,32 @@ Commands (one program-memory word each, executed in order)
              crosses a command boundary; a fence makes the load cost visible (or lets a host
              that measures one layer at a time compare like with like).
 ``DONE``     ends the program: STATUS.done is set and the processor goes idle.
+``ADD``      residual add on the element-wise unit: ``count`` words of ``a`` at ``src`` and
+             ``count`` words of ``b`` at ``elt.add.src2`` (same shape, channels-last), each
+             lane ``y = add_requantize(a, b, AddRequant(mult_a, mult_b, shift), relu=relu)``
+             (:func:`hwaccel.numerics.add_requantize`), ``count`` words to ``dst``. The
+             activation scratchpad has one read port (block RAM: one read and one write port),
+             so the unit reads ``a`` and ``b`` on alternate cycles: two cycles per word, which
+             is what two operands and one result per word cost a one-read-port memory anyway.
+``AVGPOOL``  average pool on the element-wise unit: non-overlapping ``kh x kw`` windows with
+             stride = window (floor: the last ``width % kw`` columns and ``height % kh`` rows
+             are dropped) over a ``width x height`` map of ``blocks`` words per pixel at
+             ``src``; ``out_width x out_height`` pixels of ``blocks`` words to ``dst``. Each
+             lane is :func:`hwaccel.numerics.average_with` of its window's sum with the
+             command's ``mult`` and ``shift``; with ``avg_params(kh * kw)`` (the driver's) that
+             is the exact int8 average rounded half up. Global average pooling is the window
+             = the whole map. The unit reads the window's words in order (a window row of
+             ``kw x blocks`` consecutive words, then the next row), one a cycle, and keeps one
+             accumulator word per block.
+
+ADD and AVGPOOL take their parameters from command fields (``elt``, a union of the two), not
+from a weight-scratchpad word: they are a few per-command constants (at most 53 bits for ADD
+and 61 for AVGPOOL on the presets) that widen the command word only within the host port's
+width (already that of a weight word), while a weight word would cost a load, a range check and
+a scratchpad slot per command. Neither reads ``wgt``. ``dst`` may equal a source (in place) or
+lie below it: results are written only after the words they come from are read, so a write
+lands on a word already read. A ``dst`` strictly inside a source's range (``src < dst < src +
+words``) is an ADDRESS fault, since later reads would see results.
 
 Weight reuse: a CONV/GEMM job whose weight reads (address, count, split) equal the previous
 CONV/GEMM job's since the program started or the last FENCE skips the load (the engine keeps its
@@ -62,7 +88,7 @@ from amaranth.lib import data
 from ..conv.layouts import layer_layout, pool_layer_layout
 
 __all__ = ["Op", "Cause", "Region", "Reg", "COUNTERS", "command_layout", "CONTROL_START",
-           "CONTROL_RESET", "status_fields"]
+           "CONTROL_RESET", "status_fields", "elt_layout", "ELT_OPS"]
 
 
 class Op(IntEnum):
@@ -72,12 +98,15 @@ class Op(IntEnum):
     LSTM = 4
     FENCE = 5
     DONE = 6
+    ADD = 7
+    AVGPOOL = 8
 
 
 class Cause(IntEnum):
     NONE = 0
     ILLEGAL_OPCODE = 1   # not an Op, or LSTM on a config without an LSTM cell
-    ADDRESS = 2          # a src/dst/wgt range runs past its scratchpad
+    ADDRESS = 2          # a src/dst/wgt range runs past its scratchpad (or ADD/AVGPOOL's dst
+                         # lies strictly inside a source's range)
     SHAPE = 3            # a shape the configuration cannot run (or an inconsistent descriptor)
     TIMEOUT = 4          # no stream transfer for WATCHDOG cycles (the engines are reset)
     PC_RANGE = 5         # the program ran past the end of program memory
@@ -104,6 +133,7 @@ COUNTERS = (
     "stall_input",    # conv engine ready for activations, none available (DMA read latency)
     "overhead",       # busy cycles with no layer in flight (fetch, decode, checks, drain)
     "commands",       # commands retired
+    "eltwise_busy",   # cycles an ADD or AVGPOOL is in flight on the element-wise unit
 )
 
 
@@ -126,6 +156,30 @@ def status_fields(word: int) -> dict:
             "cause": Cause((word >> 8) & 0xFF), "pc": (word >> 16) & 0xFFFF}
 
 
+#: The commands the element-wise unit runs.
+ELT_OPS = (Op.ADD, Op.AVGPOOL)
+
+
+def elt_layout(cfg) -> data.UnionLayout:
+    """The element-wise unit's command fields: ``add`` for ADD, ``avg`` for AVGPOOL."""
+    from ...numerics import ADD_SHIFT_MAX, AVG_SHIFT_MAX, MULT_BITS
+
+    c = cfg.conv
+    return data.UnionLayout({
+        "add": data.StructLayout({
+            "src2": range(cfg.act_depth), "mult_a": MULT_BITS, "mult_b": MULT_BITS,
+            "shift": range(ADD_SHIFT_MAX + 1), "relu": 1,
+        }),
+        "avg": data.StructLayout({
+            "width": range(c.max_width + 1), "height": range(c.max_height + 1),
+            "blocks": range(cfg.avg_max_blocks + 1),
+            "kw": range(c.max_width + 1), "kh": range(c.max_height + 1),
+            "out_width": range(c.max_width + 1), "out_height": range(c.max_height + 1),
+            "mult": cfg.avg_mult_bits, "shift": range(AVG_SHIFT_MAX + 1),
+        }),
+    })
+
+
 def command_layout(cfg) -> data.StructLayout:
     """One command word (``cfg`` is an :class:`~.config.AccelConfig`)."""
     a = max(cfg.act_depth, cfg.wgt_depth)
@@ -139,4 +193,5 @@ def command_layout(cfg) -> data.StructLayout:
         "count": range(a + 1),
         "kw": range(cfg.act_depth + 1),
         "nb": range(cfg.act_depth + 1),
+        "elt": elt_layout(cfg),
     })

@@ -17,12 +17,13 @@ import numpy as np
 from amaranth.lib import data
 
 from ...hdl.pack import unpack
-from ...numerics import requantize
+from ...numerics import AddRequant, add_requantize, average_with, requantize
 from ..conv.layer import ConvLayer
 from ..conv.layouts import requant_layout
 from ..conv.model import conv_golden
 from .config import AccelConfig
-from .isa import Cause, Op, command_layout
+from .eltwise_checks import elt_golden_check
+from .isa import ELT_OPS, Cause, Op, command_layout
 
 __all__ = ["GoldenResult", "run_program", "decode"]
 
@@ -41,7 +42,8 @@ def _fields(layout, word: int) -> dict:
     out = {}
     for name, f in layout:
         v = (word >> f.offset) & ((1 << f.width) - 1)
-        out[name] = _fields(f.shape, v) if isinstance(f.shape, data.StructLayout) else v
+        nested = isinstance(f.shape, (data.StructLayout, data.UnionLayout))
+        out[name] = _fields(f.shape, v) if nested else v
     return out
 
 
@@ -217,6 +219,16 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             held = None
             continue
         legal = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
+        if op in ELT_OPS:   # ADD, AVGPOOL: the element-wise unit
+            ok, n_in, n_out, overlap = elt_golden_check(cfg, c)
+            if not ok:
+                return result(False, Cause.SHAPE)
+            if c["src"] + n_in > ad or c["dst"] + n_out > ad or overlap:
+                return result(False, Cause.ADDRESS)
+            _run_eltwise(cfg, act, c)
+            retired += 1
+            pc += 1
+            continue
         if op not in legal:
             return result(False, Cause.ILLEGAL_OPCODE)
         cc = cfg.conv
@@ -283,3 +295,21 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         retired += 1
         pc += 1
     raise RuntimeError(f"program did not finish within {max_commands} commands")
+
+def _run_eltwise(cfg: AccelConfig, act: np.ndarray, c: dict) -> None:
+    """ADD or AVGPOOL, lane by lane, with :mod:`hwaccel.numerics`' definitions."""
+    src, dst = c["src"], c["dst"]
+    if c["op"] == Op.ADD:
+        a, n = c["elt"]["add"], c["count"]
+        p = AddRequant(a["mult_a"], a["mult_b"], a["shift"])
+        y = add_requantize(act[src:src + n], act[a["src2"]:a["src2"] + n], p,
+                           relu=bool(a["relu"]))
+        act[dst:dst + n] = y
+        return
+    v = c["elt"]["avg"]
+    kh, kw, oh, ow, nb = v["kh"], v["kw"], v["out_height"], v["out_width"], v["blocks"]
+    x = act[src:src + v["width"] * v["height"] * nb].reshape(v["height"], v["width"], nb,
+                                                              cfg.lanes)
+    total = x[: oh * kh, : ow * kw].reshape(oh, kh, ow, kw, nb, cfg.lanes).sum(axis=(1, 3))
+    act[dst:dst + oh * ow * nb] = average_with(total, kh * kw, v["mult"], v["shift"]).reshape(
+        -1, cfg.lanes)

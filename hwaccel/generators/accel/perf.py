@@ -19,7 +19,10 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
 * MAXPOOL: one input word a cycle plus ``POOL_TAIL`` (one less when a row or column is dropped);
 * LSTM: the cell's load beats (the first x, gathered meanwhile, enters once they are in),
   :func:`hwaccel.generators.lstm.perf.sequence_perf`, and the scatter of the last h into
-  ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``.
+  ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``;
+* ADD (``eltwise_busy``): two reads per word, ``2 x count + ADD_TAIL``;
+* AVGPOOL (``eltwise_busy``): one read per window word, ``AVG_SETUP + out_width x out_height x
+  kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -33,10 +36,11 @@ from dataclasses import asdict, dataclass, field
 
 from ..conv.perf import job_cycles
 from .config import AccelConfig
+from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .isa import COUNTERS, Op
 from .model import decode
 
-__all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs"]
+__all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
 FETCH_TO_CHECK = 4   # FETCH, DECODE, CALC, CHECK
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
@@ -128,6 +132,15 @@ def _lstm_job(cfg: AccelConfig, steps: int) -> tuple[int, int]:
     return max(load, gx) + sequence_perf(cfg.lstm, steps).cycles + gh + LSTM_TAIL, load
 
 
+def eltwise_cycles(c: dict) -> int:
+    """Cycles of the element-wise unit's job for decoded ADD/AVGPOOL command ``c``."""
+    if c["op"] == Op.ADD:
+        return 2 * c["count"] + ADD_TAIL
+    v = c["elt"]["avg"]
+    reads = v["out_width"] * v["out_height"] * v["kh"] * v["kw"] * v["blocks"]
+    return AVG_SETUP + reads + AVG_TAIL
+
+
 def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
     """One command's figures; ``held`` is ``[weight reads]`` the conv engine holds (or empty),
     updated in place as the hardware updates it."""
@@ -155,6 +168,9 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
         jobs, overhead = 1, overhead + ISSUE
         busy, load = _lstm_job(cfg, c["count"])
+    elif op in (Op.ADD, Op.AVGPOOL):
+        jobs, overhead = 1, overhead + ISSUE
+        busy = eltwise_cycles(c)
     elif op == Op.FENCE:
         held.clear()   # the next CONV/GEMM reloads its weights
     elif op != Op.DONE:
@@ -176,8 +192,9 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
         if c["op"] == Op.DONE:
             break
         pc += 1
-    busy = {"conv_busy": 0, "pool_busy": 0, "lstm_busy": 0}
-    key = {"CONV": "conv_busy", "GEMM": "conv_busy", "MAXPOOL": "pool_busy", "LSTM": "lstm_busy"}
+    busy = {"conv_busy": 0, "pool_busy": 0, "lstm_busy": 0, "eltwise_busy": 0}
+    key = {"CONV": "conv_busy", "GEMM": "conv_busy", "MAXPOOL": "pool_busy", "LSTM": "lstm_busy",
+           "ADD": "eltwise_busy", "AVGPOOL": "eltwise_busy"}
     for cmd in out:
         if cmd.op in key:
             busy[key[cmd.op]] += cmd.busy

@@ -34,9 +34,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..conv.layouts import layer_layout, pool_layer_layout
 from .config import AccelConfig
-from .isa import Cause, Op, command_layout
+from .eltwise_checks import elt_checks
+from .isa import ELT_OPS, Cause, Op, command_layout, elt_layout
 
-__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "lstm_words"]
+__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT", "lstm_words"]
 
 
 def lstm_words(cfg: AccelConfig) -> tuple[int, int, int]:
@@ -46,6 +47,7 @@ def lstm_words(cfg: AccelConfig) -> tuple[int, int, int]:
             lc.weight_depth + lc.rows)
 
 JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
+JOB_ELT = 3   # ADD or AVGPOOL on the element-wise unit (``job_elt``, ``job_avg``)
 STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
 #: RUN cycles after which the next GEMM tile's registers are settled (the tile pipeline is three
 #: deep). A tile job takes far longer (descriptor, DMA read latency, the engine's pipeline
@@ -88,6 +90,7 @@ class Processor(wiring.Component):
             "job_dst_run": Out(range(ad + 1)), "job_dst_stride": Out(range(ad + 1)),
             "job_wgt_run": Out(range(wd + 1)), "job_wgt_stride": Out(range(wd + 1)),
             "job_keep": Out(1), "job_fabric": Out(32),
+            "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
             "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
@@ -147,8 +150,10 @@ class Processor(wiring.Component):
                          self.job_src_run.eq(1), self.job_src_stride.eq(1),
                          self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
                          self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
-                         self.job_kind.eq(Mux(op == Op.MAXPOOL, JOB_POOL,
-                                              Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))),
+                         self.job_kind.eq(Mux(chk.elt, JOB_ELT,
+                                              Mux(op == Op.MAXPOOL, JOB_POOL,
+                                                  Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV)))),
+                         self.job_elt.eq(cmd.elt), self.job_avg.eq(op == Op.AVGPOOL),
                          self.job_fabric.eq(chk.pixels_out * d.weight_words)]
             with m.If(op == Op.DONE):
                 m.d.sync += [self.done.eq(1), self.busy.eq(0)]
@@ -251,12 +256,14 @@ class Processor(wiring.Component):
                    & le(p.width, conv.max_width) & le(p.height, conv.max_height)
                    & le(p.blocks, mb))
 
-        ops = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
+        elt = elt_checks(m, cmd, cfg, calc=calc, le=le)   # ADD and AVGPOOL
+        ops = ((Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
+               + ELT_OPS)
         with m.If(calc):
             m.d.sync += [room_src.eq(ad - cmd.src), room_dst.eq(ad - cmd.dst),
                          room_wgt.eq(wd - cmd.wgt),
                          past.eq(~le(cmd.src, ad) | ~le(cmd.dst, ad)
-                                 | (~le(cmd.wgt, wd) & (op != Op.MAXPOOL))),
+                                 | (~le(cmd.wgt, wd) & (op != Op.MAXPOOL) & ~elt.mine)),
                          legal.eq(reduce(operator.or_, [op == o for o in ops])),
                          w_a.eq(d.weight_words + d.blocks),
                          w_b.eq(1), pixels_out.eq(d.out_width * d.out_height),
@@ -274,6 +281,10 @@ class Processor(wiring.Component):
                 m.d.sync += [in_a.eq(p.width * p.height), in_b.eq(p.blocks),
                              out_a.eq((p.width >> 1) * (p.height >> 1)), out_b.eq(p.blocks),
                              ok_calc.eq(pool_ok)]
+            with m.Elif(elt.mine):
+                e = elt.calc
+                m.d.sync += [in_a.eq(e["in_a"]), in_b.eq(e["in_b"]), out_a.eq(e["out_a"]),
+                             out_b.eq(e["out_b"]), w_a.eq(e["w_a"]), ok_calc.eq(e["ok"])]
             with m.Else():
                 m.d.sync += ok_calc.eq(0)
             if cfg.lstm is not None:
@@ -285,12 +296,12 @@ class Processor(wiring.Component):
         in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
         shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
                                  & (oh_calc == d.out_height),
-                                 (op != Op.GEMM) | (d.weight_words == gb))
+                                 (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
         range_bad = (past | (in_words > room_src) | (out_words > room_dst)
-                     | ((w_words > room_wgt) & (op != Op.MAXPOOL)))
+                     | ((w_words > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_words))
         return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
                                legal=legal, shape_ok=shape_ok, range_bad=range_bad,
-                               pixels_out=pixels_out)
+                               pixels_out=pixels_out, elt=elt.mine)
 
     def _tiles(self, m, cmd, chk, *, check, run):
         """GEMM tiling, one multiply deep per cycle.

@@ -1,0 +1,214 @@
+"""The element-wise unit: the residual ADD and average pooling, off the activation scratchpad.
+
+It runs one ADD or AVGPOOL job at a time (:mod:`.isa` documents both commands) and talks to the
+scratchpad directly: it drives the read port's address while its job runs and hands each result
+word to the write port. It never waits -- the read port is its own for the job and the write
+port takes a word every cycle -- so it needs no FIFO, and its timing is a formula
+(:mod:`.perf`):
+
+* ADD: two reads per word, ``a`` then ``b`` on alternate cycles (the scratchpad has one read
+  port); ``a * mult_a`` is registered while ``b`` is read, then ``+ b * mult_b``, then rounding,
+  shift and saturation: ``2 * count + ADD_TAIL`` cycles of the job.
+* AVGPOOL: two set-up cycles (the address steps ``kw x blocks``, ``width x blocks`` and
+  ``kh x width x blocks``, one multiply each), then one read a cycle in window order -- a window
+  row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
+  word's lanes, biased to unsigned bytes by flipping their sign bits, added into the
+  accumulator word of its block (one per block, registers). A window's last word completes its
+  block's sum, which goes on to the multiply and then to rounding, shift, clamp and un-bias
+  (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
+  ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
+
+Clock speed: no path does more than one multiply (and an add): the ADD's two products are on
+different cycles, the AVGPOOL divider is a multiply, then an add, shift and clamp.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ...numerics import MULT_BITS
+from .config import AccelConfig
+from .isa import elt_layout
+
+__all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
+
+#: Job cycles after an ADD's last read: its data (``a*mult_a + b*mult_b`` registered), the
+#: result register, the store, and the cycle the datapath sees every result written.
+ADD_TAIL = 4
+#: AVGPOOL cycles before its first read: the two set-up multiplies.
+AVG_SETUP = 2
+#: Job cycles after an AVGPOOL's last read: its data (the sum registered), the product, the
+#: result register, the store, and the cycle the datapath sees every result written.
+AVG_TAIL = 5
+
+
+class Eltwise(wiring.Component):
+    """The ADD/AVGPOOL unit of an :class:`AccelConfig`.
+
+    Members
+    -------
+    start : ``In(1)``               begin the job (a pulse, while idle)
+    avg : ``In(1)``                 the job is an AVGPOOL (else an ADD)
+    src : ``In``, count : ``In``    first word of ``a`` (ADD) or of the map (AVGPOOL); ADD words
+    args : ``In(elt_layout)``       the command's ``elt`` fields; held while the job runs
+    addr : ``Out``, rdata : ``In``  the scratchpad's read port (data one cycle after address)
+    result_valid, result : ``Out``  a result word for the write port (taken every cycle)
+    busy : ``Out(1)``               reads or results remain
+    moved : ``Out(1)``              a word was read this cycle (progress, for the watchdog)
+    """
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = cfg = config
+        ad = cfg.act_depth
+        super().__init__({
+            "start": In(1), "avg": In(1), "src": In(range(ad)), "count": In(range(ad + 1)),
+            "args": In(elt_layout(cfg)),
+            "addr": Out(range(ad)), "rdata": In(cfg.act_bits),
+            "result_valid": Out(1), "result": Out(cfg.act_bits),
+            "busy": Out(1), "moved": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        mode_avg = Signal()
+        issuing = Signal()
+        setup = Signal(range(AVG_SETUP + 1))
+        # The result register, shared by both datapaths' last stages.
+        res, res_valid = Signal(cfg.act_bits), Signal()
+        m.d.comb += [self.result.eq(res), self.result_valid.eq(res_valid)]
+        m.d.sync += res_valid.eq(0)
+        with m.If(self.start):
+            m.d.sync += mode_avg.eq(self.avg)
+        pipe_add = self._add(m, issuing & ~mode_avg, res, res_valid)
+        pipe_avg = self._avg(m, issuing & mode_avg, setup, res, res_valid)
+        with m.If(self.start):
+            m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
+                         setup.eq(Mux(self.avg, AVG_SETUP, 0))]
+        with m.Elif(setup != 0):
+            m.d.sync += setup.eq(setup - 1)
+            with m.If(setup == 1):
+                m.d.sync += issuing.eq(1)
+        with m.If(pipe_add.stop | pipe_avg.stop):
+            m.d.sync += issuing.eq(0)
+        m.d.comb += [self.addr.eq(Mux(mode_avg, pipe_avg.addr, pipe_add.addr)),
+                     self.moved.eq(issuing),
+                     self.busy.eq(issuing | (setup != 0) | pipe_add.busy | pipe_avg.busy
+                                  | res_valid)]
+        return m
+
+    def _add(self, m, issue, res, res_valid):
+        """ADD: read ``a``, then ``b``; ``a * mult_a``; ``+ b * mult_b``; round, shift, clamp."""
+        cfg, p = self.config, self.args.add
+        lanes = cfg.lanes
+        a_ptr, b_ptr = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
+        left = Signal(range(cfg.act_depth + 1))
+        ph = Signal()                      # 0: read a, 1: read b
+        got_a, got_b, summed = Signal(), Signal(), Signal()
+        prod_a = [Signal(signed(8 + MULT_BITS + 1)) for _ in range(lanes)]
+        total = [Signal(signed(8 + MULT_BITS + 2)) for _ in range(lanes)]
+        stop = Signal()
+        with m.If(self.start):
+            m.d.sync += [a_ptr.eq(self.src), b_ptr.eq(p.src2), left.eq(self.count), ph.eq(0)]
+        with m.If(issue):
+            m.d.sync += ph.eq(~ph)
+            with m.If(ph):
+                m.d.sync += [b_ptr.eq(b_ptr + 1), left.eq(left - 1)]
+                m.d.comb += stop.eq(left == 1)
+            with m.Else():
+                m.d.sync += a_ptr.eq(a_ptr + 1)
+        m.d.sync += [got_a.eq(issue & ~ph), got_b.eq(issue & ph), summed.eq(got_b)]
+        x = [self.rdata[8 * i: 8 * i + 8].as_signed() for i in range(lanes)]
+        with m.If(got_a):
+            m.d.sync += [pa.eq(xi * p.mult_a) for pa, xi in zip(prod_a, x)]
+        with m.If(got_b):
+            m.d.sync += [t.eq(pa + xi * p.mult_b) for t, pa, xi in zip(total, prod_a, x)]
+        half = (Const(1, 1) << p.shift) >> 1
+        lo = Mux(p.relu, 0, -128)
+        with m.If(summed):
+            out = []
+            for t in total:
+                v = Signal(signed(len(t) + len(half) + 1))
+                m.d.comb += v.eq((t + half) >> p.shift)
+                out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
+            m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
+        return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop, busy=got_a | got_b | summed)
+
+    def _avg(self, m, issue, setup, res, res_valid):
+        """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
+        cfg, p = self.config, self.args.avg
+        lanes, ad, acc_bits = cfg.lanes, cfg.act_depth, cfg.avg_acc_bits
+        # Steps are at most the map's words, which the processor has checked fit the scratchpad.
+        run_len, row_step, orow_step = (Signal(range(ad + 1)) for _ in range(3))
+        with m.If(setup == AVG_SETUP):
+            m.d.sync += [run_len.eq(p.kw * p.blocks), row_step.eq(p.width * p.blocks)]
+        with m.If(setup == 1):
+            m.d.sync += orow_step.eq(p.kh * row_step)
+        # Loop counters (block, window column and row, output column and row) and pointers.
+        b, dx, dy = Signal.like(p.blocks), Signal.like(p.kw), Signal.like(p.kh)
+        ox, oy = Signal.like(p.out_width), Signal.like(p.out_height)
+        addr, row0, win0, orow0 = (Signal(range(2 * ad + 1)) for _ in range(4))
+        stop = Signal()
+        with m.If(self.start):
+            m.d.sync += [b.eq(0), dx.eq(0), dy.eq(0), ox.eq(0), oy.eq(0), addr.eq(self.src),
+                         row0.eq(self.src), win0.eq(self.src), orow0.eq(self.src)]
+        with m.If(issue):
+            with m.If(b != p.blocks - 1):
+                m.d.sync += [b.eq(b + 1), addr.eq(addr + 1)]
+            with m.Elif(dx != p.kw - 1):
+                m.d.sync += [b.eq(0), dx.eq(dx + 1), addr.eq(addr + 1)]
+            with m.Elif(dy != p.kh - 1):
+                m.d.sync += [b.eq(0), dx.eq(0), dy.eq(dy + 1), row0.eq(row0 + row_step),
+                             addr.eq(row0 + row_step)]
+            with m.Elif(ox != p.out_width - 1):
+                m.d.sync += [b.eq(0), dx.eq(0), dy.eq(0), ox.eq(ox + 1),
+                             win0.eq(win0 + run_len), row0.eq(win0 + run_len),
+                             addr.eq(win0 + run_len)]
+            with m.Elif(oy != p.out_height - 1):
+                nxt = orow0 + orow_step
+                m.d.sync += [b.eq(0), dx.eq(0), dy.eq(0), ox.eq(0), oy.eq(oy + 1),
+                             orow0.eq(nxt), win0.eq(nxt), row0.eq(nxt), addr.eq(nxt)]
+            with m.Else():
+                m.d.comb += stop.eq(1)
+        # The word read this cycle arrives next cycle with its tags.
+        got, first, last = Signal(), Signal(), Signal()
+        tag_b = Signal.like(b)
+        m.d.sync += [got.eq(issue), first.eq((dx == 0) & (dy == 0)),
+                     last.eq((dx == p.kw - 1) & (dy == p.kh - 1)), tag_b.eq(b)]
+        acc = [Signal(lanes * acc_bits, name=f"acc{i}") for i in range(cfg.avg_max_blocks)]
+        cur = acc[0]
+        for i in range(1, len(acc)):   # a Mux chain, not an Array: no incomplete case in Yosys
+            cur = Mux(tag_b == i, acc[i], cur)
+        biased = [self.rdata[8 * i: 8 * i + 8] ^ 0x80 for i in range(lanes)]
+        sums = Cat(*[(Mux(first, 0, cur[acc_bits * i: acc_bits * (i + 1)]) + u)[:acc_bits]
+                     for i, u in enumerate(biased)])
+        sum_w, sum_v = Signal(lanes * acc_bits), Signal()
+        m.d.sync += sum_v.eq(got & last)
+        with m.If(got):
+            for i, a in enumerate(acc):
+                with m.If(tag_b == i):
+                    m.d.sync += a.eq(sums)
+            m.d.sync += sum_w.eq(sums)
+        prod_bits = acc_bits + cfg.avg_mult_bits
+        prods = [Signal(prod_bits) for _ in range(lanes)]
+        prod_v = Signal()
+        m.d.sync += prod_v.eq(sum_v)
+        with m.If(sum_v):
+            m.d.sync += [q.eq(sum_w[acc_bits * i: acc_bits * (i + 1)] * p.mult)
+                         for i, q in enumerate(prods)]
+        half = (Const(1, 1) << p.shift) >> 1
+        with m.If(prod_v):
+            out = []
+            for q in prods:
+                v = Signal(max(prod_bits, len(half)) + 1)
+                m.d.comb += v.eq((q + half) >> p.shift)
+                out.append(Mux(v > 255, 255, v)[:8] ^ 0x80)
+            m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
+        return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop, busy=got | sum_v | prod_v)
+

@@ -1,0 +1,213 @@
+"""ADD and AVGPOOL: the driver, the golden interpreter against numpy, and the RTL (tiny preset,
+C++ harness) against the golden interpreter bit for bit and against the cycle model counter for
+counter, one command per program so each figure is one command's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwaccel.generators.accel import PRESETS, ActTensor, Cause, Op, ProgramBuilder, run_program
+from hwaccel.generators.accel.cases import fault_programs
+from hwaccel.generators.accel.driver import encode, from_words
+from hwaccel.generators.accel.perf import program_perf
+from hwaccel.numerics import add_params, avg_params
+
+TINY = PRESETS["tiny"]
+
+
+def _int8(rng, shape):
+    return rng.integers(-128, 128, size=shape, dtype=np.int64)
+
+
+def _avg_reference(x: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """C x H x W -> the floor-pooled means rounded half up, by exact integer arithmetic."""
+    c, h, w = x.shape
+    oh, ow = h // kh, w // kw
+    s = x[:, : oh * kh, : ow * kw].reshape(c, oh, kh, ow, kw).sum(axis=(2, 4))
+    n = kh * kw
+    return np.floor_divide(2 * s + n, 2 * n)
+
+
+def _add_reference(a, b, p, relu):
+    num = a * p.multiplier_a + b * p.multiplier_b
+    y = np.floor_divide(2 * num + (1 << p.shift), 1 << (p.shift + 1))
+    return np.clip(y, 0 if relu else -128, 127)
+
+
+def _random_add(b: ProgramBuilder, rng):
+    c, h, w = int(rng.integers(1, 13)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    x, y = _int8(rng, (c, h, w)), _int8(rng, (c, h, w))
+    p = add_params(float(rng.uniform(0.05, 2.0)), float(rng.uniform(0.05, 2.0)))
+    relu = bool(rng.random() < 0.5)
+    out = b.add(b.put(x), b.put(y), p, relu=relu)
+    return out, _add_reference(x, y, p, relu), (c, h, w)
+
+
+def _random_avg(b: ProgramBuilder, rng, cfg=TINY):
+    c = int(rng.integers(1, cfg.avg_max_blocks * cfg.lanes + 1))
+    h, w = (int(rng.integers(1, m + 1)) for m in (cfg.conv.max_height, cfg.conv.max_width))
+    if rng.random() < 0.3:
+        kh, kw = h, w                    # global average pooling
+    else:
+        kh, kw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+    x = _int8(rng, (c, h, w))
+    return b.avgpool(b.put(x), kh, kw), _avg_reference(x, kh, kw), (c, h, w, kh, kw)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_golden_add_and_avgpool_equal_exact_integer_references(preset, seed):
+    cfg = PRESETS[preset]
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        b = ProgramBuilder(cfg)
+        add = _random_add(b, rng)
+        avg = _random_avg(b, rng, cfg)
+        b.done()
+        res = run_program(cfg, b.act, b.wgt, b.commands)
+        assert res.done and not res.error, res.cause
+        for out, want, shape in (add, avg):
+            np.testing.assert_array_equal(from_words(res.act, out), want,
+                                          err_msg=f"{preset} {shape} (seed {seed})")
+
+
+def test_golden_window_sizes_of_the_reference_models():
+    """8x8 (ResNet-8), 25x5 (DS-CNN), 3x3 (MobileNet) global pools: exact with extreme values
+    (every window all -128, all 127, and sums on a rounding tie)."""
+    cfg = PRESETS["default"]
+    for h, w in ((8, 8), (5, 25), (3, 3)):
+        n = h * w
+        x = np.zeros((6, h, w), dtype=np.int64)
+        x[0], x[1] = -128, 127
+        x[2].flat[: n // 2] = 1          # sum n//2: a tie when n is even
+        x[3].flat[:] = -1
+        x[3].flat[0] = -1 + (n % 2)      # sum -n + (n % 2)
+        x[4].flat[:3] = (-128, 127, -128)
+        x[5] = np.arange(n).reshape(h, w) % 256 - 128
+        b = ProgramBuilder(cfg)
+        out = b.avgpool(b.put(x), h, w)
+        b.done()
+        res = run_program(cfg, b.act, b.wgt, b.commands)
+        np.testing.assert_array_equal(from_words(res.act, out)[:, 0, 0],
+                                      _avg_reference(x, h, w)[:, 0, 0], err_msg=f"{h}x{w}")
+
+
+def test_in_place_add_and_avgpool(seed):
+    """dst equal to a source, or below it, is legal and gives the out-of-place result."""
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(TINY)
+    x, y = _int8(rng, (8, 3, 4)), _int8(rng, (8, 3, 4))
+    tx, ty = b.put(x), b.put(y)
+    p = add_params(0.9, 0.4)
+    fields = {"src2": ty.addr, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b,
+              "shift": p.shift, "relu": 0}
+    b.raw(encode(TINY, Op.ADD, src=tx.addr, dst=ty.addr, count=tx.words, add=fields))
+    m, s = avg_params(4)
+    z = _int8(rng, (8, 4, 4))
+    b.alloc(4, 1, 3)   # 3 spare words, which the pooled map overlaps below its source
+    tz = b.put(z)
+    v = {"width": 4, "height": 4, "blocks": 2, "kw": 2, "kh": 2, "out_width": 2,
+         "out_height": 2, "mult": m, "shift": s}
+    b.raw(encode(TINY, Op.AVGPOOL, src=tz.addr, dst=tz.addr - 3, avg=v))   # below its source
+    b.done()
+    res = run_program(TINY, b.act, b.wgt, b.commands)
+    assert res.done, res.cause
+    np.testing.assert_array_equal(from_words(res.act, ty), _add_reference(x, y, p, False))
+    pooled = from_words(res.act, ActTensor(tz.addr - 3, 8, 2, 2, TINY.lanes))
+    np.testing.assert_array_equal(pooled, _avg_reference(z, 2, 2))
+
+
+def test_driver_errors():
+    b = ProgramBuilder(TINY)
+    x, y = b.put(np.zeros((4, 2, 3))), b.put(np.zeros((4, 3, 2)))
+    with pytest.raises(ValueError, match=r"add needs two tensors of one shape, not 4x2x3 and "
+                                         r"4x3x2 \(CxHxW\)"):
+        b.add(x, y, add_params(1.0, 1.0))
+    with pytest.raises(TypeError, match="p must be an AddRequant"):
+        b.add(x, x, (1, 1, 1))
+    with pytest.raises(ValueError, match="avgpool window 3x3 is larger than the 2x3 map"):
+        b.avgpool(x, 3, 3)
+    with pytest.raises(ValueError, match="avgpool kw must be a positive integer, not 0"):
+        b.avgpool(x, 1, 0)
+    with pytest.raises(ValueError, match="avgpool channels must be at most 16 on accel_tiny"):
+        b.avgpool(b.put(np.zeros((17, 2, 2))), 2, 2)
+    small = TINY.with_(avg_max_window=8)
+    with pytest.raises(ValueError, match=r"averages 9 values; accel_tiny averages at most 8"):
+        ProgramBuilder(small).avgpool(ActTensor(0, 4, 3, 3, small.lanes), 3, 3)
+
+
+def test_window_limit_is_a_shape_fault():
+    """A window over ``avg_max_window`` values faults SHAPE (a config whose maps allow one)."""
+    cfg = TINY.with_(avg_max_window=16)
+    b = ProgramBuilder(cfg)
+    x = b.put(np.zeros((4, 5, 4)))
+    m, s = avg_params(20)
+    v = {"width": 4, "height": 5, "blocks": 1, "kw": 4, "kh": 5, "out_width": 1,
+         "out_height": 1, "mult": m, "shift": s}
+    b.raw(encode(cfg, Op.AVGPOOL, src=x.addr, dst=x.words, avg=v))
+    b.done()
+    res = run_program(cfg, b.act, b.wgt, b.commands)
+    assert (res.cause, res.pc) == (Cause.SHAPE, 0)
+
+
+def test_fault_programs_cover_the_new_commands():
+    names = set(fault_programs(TINY, np.random.default_rng(0)))
+    assert {"shape_add_empty", "shape_add_shift0", "address_add_src2",
+            "address_add_dst_inside_src", "address_avg_dst_inside_src", "shape_avg_not_floor",
+            "shape_avg_blocks"} <= names
+
+
+# --- RTL ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    from hwaccel.sim.host import HarnessHost
+    from hwaccel.sim.runner import design_for
+
+    host = HarnessHost(design_for(TINY), TINY)
+    yield host
+    host.close()
+
+
+@pytest.mark.parametrize("kind, count", [("add", 25), ("avgpool", 40)])
+def test_rtl_single_commands_equal_golden_and_cycle_model(tiny, kind, count, seed):
+    rng = np.random.default_rng(seed)
+    wrong = []
+    for _ in range(count):
+        b = ProgramBuilder(TINY)
+        out, _, shape = (_random_add if kind == "add" else _random_avg)(b, rng)
+        b.done()
+        gold = run_program(TINY, b.act, b.wgt, b.commands)
+        tiny.load(b)
+        tiny.run(limit=100_000)
+        np.testing.assert_array_equal(tiny.read_tensor(out), from_words(gold.act, out),
+                                      err_msg=f"{kind} {shape} (seed {seed})")
+        got, model = tiny.counters(), program_perf(TINY, b.commands).counters
+        if got != model:
+            wrong.append((shape, {k: (got[k], model[k]) for k in got if got[k] != model[k]}))
+    assert not wrong, (f"{kind} (seed {seed}): {len(wrong)} of {count} differ, (shape, "
+                       f"{{counter: (RTL, model)}}): {wrong[:5]}")
+
+
+def test_rtl_in_place_and_overlap_fault(tiny, seed):
+    """In-place ADD/AVGPOOL bit-exact on the RTL; a dst inside a source faults ADDRESS there."""
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(TINY)
+    tx, ty = b.put(_int8(rng, (8, 3, 4))), b.put(_int8(rng, (8, 3, 4)))
+    p = add_params(0.6, 1.3)
+    add = {"src2": tx.addr, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b,
+           "shift": p.shift, "relu": 1}
+    b.raw(encode(TINY, Op.ADD, src=ty.addr, dst=tx.addr, count=tx.words, add=add))
+    m, s = avg_params(12)
+    v = {"width": 4, "height": 3, "blocks": 2, "kw": 4, "kh": 3, "out_width": 1,
+         "out_height": 1, "mult": m, "shift": s}
+    b.raw(encode(TINY, Op.AVGPOOL, src=ty.addr, dst=ty.addr, avg=v))
+    b.raw(encode(TINY, Op.AVGPOOL, src=ty.addr, dst=ty.addr + 1, avg=v))
+    b.done()
+    gold = run_program(TINY, b.act, b.wgt, b.commands)
+    assert (gold.cause, gold.pc) == (Cause.ADDRESS, 2)
+    tiny.load(b)
+    tiny.run(limit=100_000)
+    st = tiny.status()
+    assert (st["error"], st["cause"], st["pc"]) == (1, Cause.ADDRESS, 2), st
+    np.testing.assert_array_equal(tiny.read_act(0, b.act_top), gold.act[: b.act_top],
+                                  err_msg=f"seed {seed}")
