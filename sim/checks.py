@@ -139,8 +139,8 @@ async def conv_batch(make, cfg, cases, *, seed, idle, backpressure) -> list[dict
     total = sum(p.result_count for p in plans)
     work = sum(len(v) for v in sources.values()) + total
     # The longest legitimate silence on every stream: the pool waits for two conv output rows,
-    # each pixel of which may take up to K*K*Cin*Cout cycles on a small engine.
-    quiet = max(2 * (c.layer.out_size[1] + 1) * c.layer.kernel ** 2 * c.layer.cin * c.layer.cout
+    # each pixel of which may take up to KH*KW*Cin*Cout cycles on a small engine.
+    quiet = max(2 * (c.layer.out_size[1] + 1) * c.layer.taps * c.layer.cin * c.layer.cout
                 for c in cases)
     bench = make(sources, {"result": total}, seed=seed, idle=idle, backpressure=backpressure,
                  max_cycles=200 * work + 2 * quiet + 10_000, stall_cycles=quiet + 10_000)

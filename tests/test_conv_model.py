@@ -14,7 +14,13 @@ from hwaccel.generators.conv.cases import (
     random_cases,
 )
 from hwaccel.generators.conv.config import PRESETS, ConvConfig
-from hwaccel.generators.conv.layer import ConvLayer, check_layer, descriptor, plan_layer
+from hwaccel.generators.conv.layer import (
+    ConvLayer,
+    check_layer,
+    descriptor,
+    plan_layer,
+    same_padding,
+)
 from hwaccel.generators.conv.model import FLOAT_TOLERANCE, conv_float, conv_golden, scalesim_best
 from hwaccel.toolchain import lint_verilog
 
@@ -24,8 +30,10 @@ SEED = 20240603
 @pytest.mark.parametrize("changes, exc, text", [
     ({"lanes": 0}, ValueError, "lanes must be at least 1, not 0"),
     ({"block": 2.0}, TypeError, "block must be an integer, not 2.0"),
-    ({"max_kernel": 8}, ValueError, "max_kernel must be at most 7, not 8"),
+    ({"max_kernel": 16}, ValueError, "max_kernel must be at most 15, not 16"),
     ({"max_cin": 0}, ValueError, "max_cin must be at least 1, not 0"),
+    ({"max_weight_words": 15}, ValueError, "max_weight_words must be at least 16, not 15"),
+    ({"max_weight_words": 145}, ValueError, "max_weight_words must be at most 144, not 145"),
     ({"pool": 1}, TypeError, "pool must be a bool, not 1"),
     ({"name": "a-b"}, ValueError, "name must be an identifier-like string, not 'a-b'"),
 ])
@@ -36,8 +44,17 @@ def test_config_errors(changes, exc, text):
 
 @pytest.mark.parametrize("kwargs, text", [
     ({"stride": 3}, "stride must be 1 or 2, not 3"),
-    ({"padding": 2}, "padding must be at most 1, not 2"),
+    ({"padding": 2}, r"padding must leave each window an image pixel \(top \+ bottom < 3, "
+                     r"left \+ right < 3\), not 2"),
+    ({"padding": (1, 0, 2, 0)}, r"top \+ bottom < 3, left \+ right < 3\), not \(1, 0, 2, 0\)"),
+    ({"padding": (1, 2, 3)}, "padding must be an int, a pair, a quadruple or 'same'"),
+    ({"padding": "valid"}, "padding must be an int, a pair, a quadruple or 'same', not 'valid'"),
+    ({"padding": (1, -1)}, "padding must be at least 0, not -1"),
     ({"kernel": 0}, "kernel must be at least 1, not 0"),
+    ({"kernel": (3, 0)}, "kernel must be at least 1, not 0"),
+    ({"kernel": (1, 2, 3)}, r"kernel must be an int or a \(height, width\) pair, not "
+                            r"\(1, 2, 3\)"),
+    ({"stride": (1, 3)}, r"stride must be 1 or 2, not \(1, 3\)"),
     ({"height": 2, "kernel": 3}, r"kernel must fit the padded 2x5 input \(padding 0\), not 3"),
     ({"relu": "yes"}, "relu must be a bool, not 'yes'"),
 ])
@@ -52,7 +69,10 @@ def test_layer_errors(kwargs, text):
     ("height", 30, r"height must be at most 28 \(max_height of conv_cnn\), not 30"),
     ("cin", 65, r"cin must be at most 64 \(max_cin of conv_cnn\), not 65"),
     ("cout", 100, r"cout must be at most 64 \(max_cout of conv_cnn\), not 100"),
-    ("kernel", 5, r"kernel must be at most 3 \(max_kernel of conv_cnn\), not 5"),
+    ("kernel", 5, r"kernel_h must be at most 3 \(max_kernel of conv_cnn\), not 5"),
+    ("kernel", (1, 4), r"kernel_w must be at most 3 \(max_kernel of conv_cnn\), not 4"),
+    ("padding", (0, 0, 2, 0), r"padding must be at most 1 on each side \(max_pad of conv_cnn\), "
+                              r"not \(0, 0, 2, 0\) \(top, left, bottom, right\)"),
 ])
 def test_layer_too_big_for_engine(field, value, text):
     layer = ConvLayer(**{"height": 28, "width": 28, "cin": 8, "cout": 8, field: value})
@@ -60,6 +80,16 @@ def test_layer_too_big_for_engine(field, value, text):
         check_layer(PRESETS["cnn"], layer)
     with pytest.raises(ValueError, match=text):
         descriptor(PRESETS["cnn"], layer)
+
+
+def test_weights_must_fit_the_weight_memory():
+    """A capped weight memory refuses a 7x7 kernel over 64 channels (4 blocks x 196 chunks)
+    and runs it over 16 channels into 16 outputs (1 block x 49 chunks)."""
+    cfg = ConvConfig(max_kernel=7, max_weight_words=144, name="capped")
+    with pytest.raises(ValueError, match=r"weights must fit the engine's weight memory \(144 "
+                                         r"words of conv_capped\), not 4 blocks x 196 chunks"):
+        check_layer(cfg, ConvLayer(28, 28, 64, 64, 7))
+    assert descriptor(cfg, ConvLayer(28, 28, 16, 16, 7))["weight_words"] == 49
 
 
 def test_pool_needs_a_pool_stage():
@@ -129,3 +159,67 @@ def test_golden_is_exact_integer_convolution():
 def test_presets_lint_clean(slug, tmp_path):
     res = emit(PRESETS[slug], tmp_path)
     lint_verilog(res.verilog, PRESETS[slug].slug)
+
+
+def test_tensorflow_same_padding():
+    """TensorFlow's rule, from its definition: ``ceil(n / s)`` outputs per axis, the odd pad at
+    the bottom/right; the two layers the MLPerf Tiny models need worked out by hand."""
+    assert same_padding(6, 6, 3, 2) == (0, 0, 1, 1)
+    assert same_padding(49, 10, (10, 4), 2) == (4, 1, 5, 1)
+    rng = np.random.default_rng(SEED)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        k = tuple(int(v) for v in rng.integers(1, 11, 2))
+        s = tuple(int(v) for v in rng.integers(1, 3, 2))
+        top, left, bottom, right = same_padding(h, w, k, s)
+        assert 0 <= bottom - top <= 1 and 0 <= right - left <= 1
+        if top + bottom < k[0] and left + right < k[1]:
+            layer = ConvLayer(h, w, 1, 1, k, s, (top, left, bottom, right))
+            assert layer.out_size == (-(-h // s[0]), -(-w // s[1])), (h, w, k, s)
+
+
+def test_golden_per_side_padding_and_non_square():
+    """Non-square kernels, a stride per axis and a different padding on each side: the golden
+    model equals a direct sum over the zero-padded input (numpy, independent of torch)."""
+    rng = np.random.default_rng(SEED)
+    for kernel, stride, pads in [((10, 4), 2, (4, 1, 5, 1)), ((2, 5), (1, 2), (0, 3, 1, 0)),
+                                 ((3, 1), (2, 1), (2, 0, 0, 0)), (3, 2, (0, 0, 1, 1))]:
+        layer = ConvLayer(11, 9, 3, 2, kernel, stride, pads, False, False)
+        case = make_case("sides", layer, rng)
+        x, w = case.x // 8, case.w // 8
+        got = conv_golden(layer, x, w, np.zeros(2, dtype=np.int64), np.full(2, 1 << 15),
+                          np.full(2, 16))
+        top, left, bottom, right = pads
+        xp = np.pad(x, ((0, 0), (top, bottom), (left, right)))
+        (kh, kw), (sh, sw) = (layer.kernel_h, layer.kernel_w), (layer.stride_h, layer.stride_w)
+        oh, ow = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
+        direct = np.zeros((2, oh, ow), dtype=np.int64)
+        for y in range(oh):
+            for xx in range(ow):
+                win = xp[:, y * sh:y * sh + kh, xx * sw:xx * sw + kw]
+                direct[:, y, xx] = (w * win[None]).sum(axis=(1, 2, 3))
+        assert layer.out_size == (oh, ow)
+        assert np.array_equal(got, np.clip(np.floor(direct / 2 + 0.5), -128, 127)), kernel
+
+
+def test_dscnn_first_layer_descriptor():
+    """DS-CNN's first layer (10x4, stride 2, TensorFlow's "same" on 49x10x1) packs whole kernel
+    rows: 4 lanes a row, so a 16-lane chunk holds 4 of its 10 rows (3 chunks a block)."""
+    cfg = ConvConfig(max_width=10, max_height=49, max_kernel=10, name="dscnn")
+    layer = ConvLayer(49, 10, 1, 64, (10, 4), 2, same_padding(49, 10, (10, 4), 2))
+    d = descriptor(cfg, layer)
+    assert {k: d[k] for k in ("kernel_h", "kernel_w", "pad_top", "pad_left", "pad_bottom",
+                              "pad_right", "stride2_h", "stride2_w", "out_height",
+                              "out_width")} == {
+        "kernel_h": 10, "kernel_w": 4, "pad_top": 4, "pad_left": 1, "pad_bottom": 5,
+        "pad_right": 1, "stride2_h": 1, "stride2_w": 1, "out_height": 25, "out_width": 5}
+    assert (d["packed"], d["row_lanes"], d["rows_per_chunk"], d["weight_words"]) == (1, 4, 4, 12)
+    assert layer.macs == 25 * 5 * 64 * 40
+
+
+def test_symmetric_padding_reads_as_an_int():
+    """Pairs and quadruples with equal parts are the int; ``pad`` refuses unequal sides."""
+    assert ConvLayer(5, 5, 1, 1, (3, 3), (2, 2), (1, 1, 1, 1)) == ConvLayer(5, 5, 1, 1, 3, 2, 1)
+    assert ConvLayer(5, 5, 1, 1, 4, 1, "same").pads == (1, 1, 2, 2)
+    with pytest.raises(ValueError, match=r"padding \(0, 0, 1, 1\) .* is not one int"):
+        _ = ConvLayer(6, 6, 1, 1, 3, 2, (0, 0, 1, 1)).pad

@@ -7,6 +7,8 @@ engines carry the max-pool stage, which random layers enable at random.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hwaccel.generators.conv.config import PRESETS
@@ -25,13 +27,18 @@ def _run(slug: str, params: dict, seed: int) -> list[dict]:
 
 @pytest.mark.parametrize("slug, count", [("k5n3", 110), ("k1n1", 12)])
 def test_random_layers(slug, count, seed):
-    """Directed corners plus random layers: kernels 1..max, stride 1/2, padding 0/"same",
+    """Directed corners plus random layers: square and non-square kernels 1..max, stride 1/2
+    per axis, padding none, "same" (torch's and TensorFlow's) or different on each side,
     channel counts not multiples of lanes/block, 1x1 images, extreme values and scales."""
     cases = _run(slug, {"mode": "random", "count": count, "idle": 0.2, "backpressure": 0.3,
                         "batch": 8}, seed)
     assert len(cases) >= count + 7
-    kernels = {c["layer"].split("kernel=")[1].split(",")[0] for c in cases}
+    kernels = {c["layer"].split("kernel=")[1].split(", stride")[0] for c in cases}
     assert len(kernels) >= min(PRESETS[slug].max_kernel, 3), kernels
+    assert any(k.startswith("(") for k in kernels), f"no non-square kernel among {kernels}"
+    sides = [c["layer"] for c in cases if re.search(r"padding=\(\d+, \d+, \d+, \d+\)",
+                                                     c["layer"])]
+    assert sides, "no layer padded differently on each side"
 
 
 def test_cnn_layers_with_pools(seed):

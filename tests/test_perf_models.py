@@ -50,13 +50,13 @@ def _conv(b, rng, images: int = 1):
         oh, ow = layer.out_size
         if not layer.pool or (oh >= 2 and ow >= 2):   # the accelerator pools maps of 2x2 and up
             break
-    w = _int8(rng, (layer.cout, layer.cin, layer.kernel, layer.kernel))
-    rq = random_requant(rng, layer.cout, layer.kernel ** 2 * layer.cin)
+    w = _int8(rng, (layer.cout, layer.cin, layer.kernel_h, layer.kernel_w))
+    rq = random_requant(rng, layer.cout, layer.taps * layer.cin)
     for i in range(images):
         if i and rng.random() < 0.3:
             b.fence()
         x = b.put(_int8(rng, (layer.cin, layer.height, layer.width)))
-        b.conv(x, w, *rq, stride=layer.stride, padding=layer.pad, relu=layer.relu,
+        b.conv(x, w, *rq, stride=layer.stride, padding=layer.padding, relu=layer.relu,
                pool=layer.pool)
     return layer
 

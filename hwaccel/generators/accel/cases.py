@@ -148,8 +148,18 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
                  dst=y.addr))
     out["shape_out_width"] = (b, Cause.SHAPE, 1)
     b, x, y = start()
-    b.raw(encode(cfg, Op.CONV, desc={**d, "kernel": 1}, src=x.addr, dst=y.addr))
+    b.raw(encode(cfg, Op.CONV, desc={**d, "kernel_h": 1}, src=x.addr, dst=y.addr))
     out["shape_inconsistent_kernel"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.CONV, desc={**d, "kernel_w": 1}, src=x.addr, dst=y.addr))
+    out["shape_inconsistent_kernel_w"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.CONV, desc={**d, "stride2_w": 1}, src=x.addr, dst=y.addr))
+    out["shape_inconsistent_stride_w"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()  # sizes consistent, but top + bottom padding not below the kernel height
+    b.raw(encode(cfg, Op.CONV, desc={**d, "kernel_h": 2, "pad_top": 1, "pad_bottom": 1,
+                                     "out_height": x.height + 1}, src=x.addr, dst=y.addr))
+    out["shape_padding_sides"] = (b, Cause.SHAPE, 1)
     b, x, y = start()
     b.raw(encode(cfg, Op.GEMM, desc=d, src=x.addr, dst=y.addr, count=4))  # a 3x3 template
     out["shape_gemm_kernel"] = (b, Cause.SHAPE, 1)
@@ -177,7 +187,8 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
     for _ in range(cfg.prog_depth - len(b.commands)):
         b.fence()
     out["pc_range"] = (b, Cause.PC_RANGE, cfg.prog_depth)
-    assert c.max_kernel >= 3 and c.max_width >= 4 and c.max_groups >= 2
+    assert c.max_kernel >= 3 and c.max_width >= 4 and c.max_groups >= 2 and c.max_height >= 5
+    assert c.max_pad >= 1
     return out
 
 

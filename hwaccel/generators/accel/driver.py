@@ -106,13 +106,16 @@ class ProgramBuilder:
         return base
 
     # --- commands ------------------------------------------------------------------------------
-    def conv(self, x: ActTensor, w, bias, multiplier, shift, *, stride: int = 1,
-             padding: int = 0, relu: bool = True, pool: bool = False) -> ActTensor:
-        """CONV: ``w`` is ``Cout x Cin x K x K`` int8; returns the output tensor. Calls with the
-        same ``w`` and ``bias`` objects and layer share one copy of the weights."""
+    def conv(self, x: ActTensor, w, bias, multiplier, shift, *,
+             stride: int | tuple[int, int] = 1, padding: int | str | tuple = 0,
+             relu: bool = True, pool: bool = False) -> ActTensor:
+        """CONV: ``w`` is ``Cout x Cin x KH x KW`` int8; ``stride`` and ``padding`` as
+        :class:`~hwaccel.generators.conv.layer.ConvLayer` takes them (per axis, per side);
+        returns the output tensor. Calls with the same ``w`` and ``bias`` objects and layer
+        share one copy of the weights."""
         w_in, w = w, np.asarray(w, dtype=np.int64)
-        layer = ConvLayer(x.height, x.width, x.channels, w.shape[0], w.shape[2], stride,
-                          padding, relu, pool)
+        layer = ConvLayer(x.height, x.width, x.channels, w.shape[0], (w.shape[2], w.shape[3]),
+                          stride, padding, relu, pool)
         key = (id(w_in), id(bias), layer)
         if key in self._weights:  # the same layer again (another image): weights stay put
             base = self._weights[key][2]

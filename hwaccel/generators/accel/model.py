@@ -19,7 +19,7 @@ from amaranth.lib import data
 from ...hdl.pack import unpack
 from ...numerics import AddRequant, add_requantize, average_with, requantize
 from ..conv.layer import ConvLayer
-from ..conv.layouts import requant_layout
+from ..conv.layouts import PADS, requant_layout
 from ..conv.model import conv_golden
 from .config import AccelConfig
 from .eltwise_checks import elt_golden_check
@@ -54,20 +54,20 @@ def decode(cfg: AccelConfig, word: int) -> dict:
 
 def _weights(cfg: AccelConfig, d: dict, words: list[int], cin: int) -> np.ndarray:
     """Invert :func:`hwaccel.generators.conv.layer.plan_layer`'s weight order."""
-    lanes, blk, k = cfg.conv.lanes, cfg.conv.block, d["kernel"]
-    w = np.zeros((d["blocks"] * blk, cin, k, k), dtype=np.int64)
+    lanes, blk, kh, kw = cfg.conv.lanes, cfg.conv.block, d["kernel_h"], d["kernel_w"]
+    w = np.zeros((d["blocks"] * blk, cin, kh, kw), dtype=np.int64)
     step, rl = d["rows_per_chunk"], d["row_lanes"]
-    kxs = [k - 1] if d["packed"] else range(k)
+    kxs = [kw - 1] if d["packed"] else range(kw)
     it = iter(words)
     for b in range(d["blocks"]):
-        for ky in range(0, k, step):
+        for ky in range(0, kh, step):
             for kx in kxs:
                 for g in range(d["groups"]):
                     word = np.array(unpack(next(it), 8, lanes * blk)).reshape(lanes, blk)
                     for lane in range(lanes):
                         if d["packed"]:
                             r, i = divmod(lane, rl)
-                            if r < step and ky + r < k and i // cin < k:
+                            if r < step and ky + r < kh and i // cin < kw:
                                 w[b * blk:(b + 1) * blk, i % cin, ky + r, i // cin] = word[lane]
                         elif g * lanes + lane < cin:
                             w[b * blk:(b + 1) * blk, g * lanes + lane, ky, kx] = word[lane]
@@ -98,8 +98,9 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
     rq = wgt[wgt_base + d["weight_words"]:wgt_base + d["weight_words"] + d["blocks"]]
     w = _weights(cfg, d, ww, cin)
     bias, mult, shift = _requant(cfg, rq)
-    layer = ConvLayer(height, width, cin, d["blocks"] * cfg.conv.block, d["kernel"],
-                      2 if d["stride2"] else 1, d["padding"], bool(d["relu"]), bool(d["pool"]))
+    layer = ConvLayer(height, width, cin, d["blocks"] * cfg.conv.block,
+                      (d["kernel_h"], d["kernel_w"]), (1 + d["stride2_h"], 1 + d["stride2_w"]),
+                      tuple(d[f] for f in PADS), bool(d["relu"]), bool(d["pool"]))
     y = conv_golden(layer, x, w, bias, mult, shift)  # Cout x OH x OW
     words = y.transpose(1, 2, 0).reshape(-1, lanes)
     act[dst:dst + len(words)] = words
@@ -232,19 +233,21 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         if op not in legal:
             return result(False, Cause.ILLEGAL_OPCODE)
         cc = cfg.conv
-        limits = {"kernel": cc.max_kernel, "groups": cc.max_groups, "blocks": cc.max_blocks,
-                  "weight_words": cc.max_blocks * cc.max_chunks, "row_lanes": cc.lanes,
+        limits = {"kernel_h": cc.max_kernel, "kernel_w": cc.max_kernel,
+                  "groups": cc.max_groups, "blocks": cc.max_blocks,
+                  "weight_words": cc.weight_depth, "row_lanes": cc.lanes,
                   "shift_lanes": cc.lanes, "rows_per_chunk": cc.lanes}
         derived_ok = (all(1 <= d[f] <= most for f, most in limits.items())
-                      and d["padding"] <= cc.max_pad)
+                      and all(d[f] <= cc.max_pad for f in PADS))
         if op == Op.CONV:
-            ok_pad = 2 * d["padding"] < d["kernel"]
-            sw, sh = d["width"] + 2 * d["padding"], d["height"] + 2 * d["padding"]
-            s = 1 + d["stride2"]
+            kh, kw = d["kernel_h"], d["kernel_w"]
+            ok_pad = d["pad_top"] + d["pad_bottom"] < kh and d["pad_left"] + d["pad_right"] < kw
+            sw = d["width"] + d["pad_left"] + d["pad_right"]
+            sh = d["height"] + d["pad_top"] + d["pad_bottom"]
             ok = (derived_ok and ok_pad and 1 <= d["width"] <= cc.max_width
-                  and 1 <= d["height"] <= cc.max_height and sw >= d["kernel"]
-                  and sh >= d["kernel"] and d["out_width"] == (sw - d["kernel"]) // s + 1
-                  and d["out_height"] == (sh - d["kernel"]) // s + 1
+                  and 1 <= d["height"] <= cc.max_height and sw >= kw and sh >= kh
+                  and d["out_width"] == (sw - kw) // (1 + d["stride2_w"]) + 1
+                  and d["out_height"] == (sh - kh) // (1 + d["stride2_h"]) + 1
                   and (not d["pool"] or (d["out_width"] >= 2 and d["out_height"] >= 2)))
             div = 2 if d["pool"] else 1
             n_in = d["width"] * d["height"] * d["groups"]
@@ -256,7 +259,8 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             ok, n_in, n_out = c["count"] != 0, c["count"] * gx, c["count"] * gh
         elif op == Op.GEMM:
             kw, nb = c["kw"], c["nb"]
-            ok = (derived_ok and d["kernel"] == 1 and d["padding"] == 0 and not d["stride2"]
+            ok = (derived_ok and d["kernel_h"] == d["kernel_w"] == 1
+                  and not any(d[f] for f in PADS) and not d["stride2_h"] and not d["stride2_w"]
                   and not d["pool"] and c["count"] != 0 and kw != 0 and nb != 0
                   and kw <= cfg.gemm_max_words and d["groups"] == min(kw, cc.max_groups)
                   and d["blocks"] == min(nb, cc.max_blocks)

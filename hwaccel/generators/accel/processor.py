@@ -214,7 +214,7 @@ class Processor(wiring.Component):
         mg, mb = conv.max_groups, conv.max_blocks
         d, p, op = cmd.desc, cmd.pool, cmd.op
         kw, nb = cmd.kw, cmd.nb
-        top = max(ad, wd, conv.max_width * conv.max_height, mb * conv.max_chunks + mb) + 2
+        top = max(ad, wd, conv.max_width * conv.max_height, conv.weight_depth + mb) + 2
         if cfg.lstm is not None:
             top = max(top, *lstm_words(cfg))
         in_a, in_b, out_a, out_b, w_a, w_b = (Signal(range(top)) for _ in range(6))
@@ -227,8 +227,9 @@ class Processor(wiring.Component):
 
         ow_p = Mux(d.pool, d.out_width >> 1, d.out_width)
         oh_p = Mux(d.pool, d.out_height >> 1, d.out_height)
-        span_w = d.width + 2 * d.padding
-        span_h = d.height + 2 * d.padding
+        span_w = d.width + d.pad_left + d.pad_right
+        span_h = d.height + d.pad_top + d.pad_bottom
+        kh, kw_ = d.kernel_h, d.kernel_w
 
         def le(field, limit):
             # A constant where the field's bits cannot exceed the limit (lint CMPCONST).
@@ -236,20 +237,24 @@ class Processor(wiring.Component):
 
         # Fields hold ``range(limit + 1)`` values, but their bits can encode more: check both
         # ends against the engine's limits (an overflowing index would corrupt or hang it).
-        derived_ok = ((d.kernel != 0) & le(d.kernel, conv.max_kernel)
+        derived_ok = ((kh != 0) & le(kh, conv.max_kernel) & (kw_ != 0) & le(kw_, conv.max_kernel)
                       & (d.groups != 0) & le(d.groups, mg)
                       & (d.blocks != 0) & le(d.blocks, mb)
                       & (d.weight_words != 0)
-                      & le(d.weight_words, mb * conv.max_chunks)
+                      & le(d.weight_words, conv.weight_depth)
                       & (d.row_lanes != 0) & le(d.row_lanes, conv.lanes)
                       & (d.shift_lanes != 0) & le(d.shift_lanes, conv.lanes)
                       & (d.rows_per_chunk != 0) & le(d.rows_per_chunk, conv.lanes)
-                      & le(d.padding, conv.max_pad))
-        conv_ok = (derived_ok & (d.width != 0) & (d.height != 0) & (2 * d.padding < d.kernel)
+                      & le(d.pad_top, conv.max_pad) & le(d.pad_left, conv.max_pad)
+                      & le(d.pad_bottom, conv.max_pad) & le(d.pad_right, conv.max_pad))
+        conv_ok = (derived_ok & (d.width != 0) & (d.height != 0)
+                   & (d.pad_top + d.pad_bottom < kh) & (d.pad_left + d.pad_right < kw_)
                    & le(d.width, conv.max_width) & le(d.height, conv.max_height)
-                   & (span_w >= d.kernel) & (span_h >= d.kernel)
+                   & (span_w >= kw_) & (span_h >= kh)
                    & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
-        gemm_ok = (derived_ok & (d.kernel == 1) & (d.padding == 0) & ~d.stride2 & ~d.pool
+        gemm_ok = (derived_ok & (kh == 1) & (kw_ == 1) & ~d.stride2_h & ~d.stride2_w & ~d.pool
+                   & (d.pad_top == 0) & (d.pad_left == 0) & (d.pad_bottom == 0)
+                   & (d.pad_right == 0)
                    & (cmd.count != 0) & (kw != 0) & (nb != 0) & le(kw, cfg.gemm_max_words)
                    & (d.groups == Mux(kw > mg, mg, kw)) & (d.blocks == Mux(nb > mb, mb, nb)))
         pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
@@ -267,8 +272,8 @@ class Processor(wiring.Component):
                          legal.eq(reduce(operator.or_, [op == o for o in ops])),
                          w_a.eq(d.weight_words + d.blocks),
                          w_b.eq(1), pixels_out.eq(d.out_width * d.out_height),
-                         ow_calc.eq(((span_w - d.kernel) >> d.stride2) + 1),
-                         oh_calc.eq(((span_h - d.kernel) >> d.stride2) + 1),
+                         ow_calc.eq(((span_w - kw_) >> d.stride2_w) + 1),
+                         oh_calc.eq(((span_h - kh) >> d.stride2_h) + 1),
                          gb.eq(d.groups * d.blocks)]
             with m.If(op == Op.CONV):
                 m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(d.groups),

@@ -10,7 +10,7 @@ import numpy as np
 from ...numerics import requant_params
 from ..operands import fill
 from .config import ConvConfig
-from .layer import ConvLayer
+from .layer import ConvLayer, check_layer, same_padding
 
 __all__ = ["LayerCase", "make_case", "random_cases", "directed_cases", "CNN_LAYERS", "cnn_cases",
            "estimated_cycles"]
@@ -30,7 +30,7 @@ class LayerCase:
     name: str
     layer: ConvLayer
     x: np.ndarray          # Cin x H x W
-    w: np.ndarray          # Cout x Cin x K x K
+    w: np.ndarray          # Cout x Cin x KH x KW
     bias: np.ndarray       # Cout, int32 at scale s_in * s_w
     s_in: float
     s_w: np.ndarray        # Cout
@@ -48,13 +48,13 @@ def make_case(name: str, layer: ConvLayer, rng: np.random.Generator, style: str 
               scale: str = "typical") -> LayerCase:
     """Random tensors for ``layer``. ``scale`` picks the requantizers: ``typical`` (outputs
     spread over int8), ``saturate`` (huge multipliers) or ``tiny`` (shifts at SHIFT_MAX)."""
-    k, cin, cout = layer.kernel, layer.cin, layer.cout
+    cin, cout = layer.cin, layer.cout
     x = fill(rng, (cin, layer.height, layer.width), style)
-    w = fill(rng, (cout, cin, k, k), style if style != "min" else "max")
+    w = fill(rng, (cout, cin, layer.kernel_h, layer.kernel_w), style if style != "min" else "max")
     if style == "min":
         w = -w - 1  # -128 x -128: the largest product
     s_in = 0.02
-    spread = math.sqrt(k * k * cin) * 74.0 * 74.0  # std of a sum of uniform int8 products
+    spread = math.sqrt(layer.taps * cin) * 74.0 * 74.0  # std of a sum of uniform int8 products
     s_out_base = s_in * 0.01 * spread / 40.0      # so that outputs spread over about +-40
     s_w = 0.01 * rng.uniform(0.5, 2.0, cout)
     if scale == "saturate":
@@ -77,21 +77,45 @@ def estimated_cycles(cfg: ConvConfig, layer: ConvLayer) -> int:
     return oh * ow * d["weight_words"]
 
 
+def _random_padding(cfg: ConvConfig, rng: np.random.Generator, h: int, w: int, kernel,
+                    stride):
+    """No padding, torch's "same", TensorFlow's "same" or random sides (within max_pad)."""
+    kind = str(rng.choice(["zero", "same", "tf", "sides", "sides"]))
+    if kind == "zero":
+        return 0
+    if kind == "same":
+        return "same"
+    if kind == "tf":
+        return same_padding(h, w, kernel, stride)
+    kh, kw = kernel
+    top = int(rng.integers(0, min(cfg.max_pad, kh - 1) + 1))
+    left = int(rng.integers(0, min(cfg.max_pad, kw - 1) + 1))
+    bottom = int(rng.integers(0, min(cfg.max_pad, kh - 1 - top) + 1))
+    right = int(rng.integers(0, min(cfg.max_pad, kw - 1 - left) + 1))
+    return top, left, bottom, right
+
+
 def random_layer(cfg: ConvConfig, rng: np.random.Generator, budget: int) -> ConvLayer:
-    """A random layer the engine can run, under ``budget`` issue cycles."""
+    """A random layer the engine can run, under ``budget`` issue cycles: square and non-square
+    kernels, a stride of 1 or 2 on each axis, padding of every kind :func:`_random_padding`
+    draws."""
     while True:
-        k = int(rng.integers(1, cfg.max_kernel + 1))
-        pad = str(rng.choice(["zero", "same"]))
+        kh = int(rng.integers(1, cfg.max_kernel + 1))
+        kw = kh if rng.random() < 0.5 else int(rng.integers(1, cfg.max_kernel + 1))
+        stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+        if rng.random() < 0.6:
+            stride = (stride[0], stride[0])
         h = int(rng.choice([1, int(rng.integers(1, cfg.max_height + 1))]))
         w = int(rng.choice([1, int(rng.integers(1, cfg.max_width + 1))]))
         cin = int(rng.choice([1, int(rng.integers(1, cfg.max_cin + 1))]))
         cout = int(rng.integers(1, cfg.max_cout + 1))
         try:
-            layer = ConvLayer(h, w, cin, cout, k, int(rng.choice([1, 2])),
-                              "same" if pad == "same" else 0, bool(rng.integers(2)),
-                              bool(cfg.pool and rng.integers(2)))
+            layer = ConvLayer(h, w, cin, cout, (kh, kw), stride,
+                              _random_padding(cfg, rng, h, w, (kh, kw), stride),
+                              bool(rng.integers(2)), bool(cfg.pool and rng.integers(2)))
+            check_layer(cfg, layer)
         except ValueError:
-            continue  # the kernel does not fit the padded input
+            continue  # the kernel does not fit the padded input, or the padding the engine
         if estimated_cycles(cfg, layer) <= budget:
             return layer
 
@@ -109,7 +133,8 @@ def random_cases(cfg: ConvConfig, count: int, seed: int, budget: int = 1500) -> 
 
 def directed_cases(cfg: ConvConfig) -> list[LayerCase]:
     """Corners: 1x1 image and kernel, the largest kernel with "same" padding, stride 2 on odd
-    sizes, channel counts one past the lanes and blocks, extreme values, packed and grouped."""
+    sizes, channel counts one past the lanes and blocks, extreme values, packed and grouped,
+    non-square kernels and strides, padding different on each side."""
     rng = np.random.default_rng(2024)
     K, L, B = cfg.max_kernel, cfg.lanes, cfg.block
     cin_big = min(cfg.max_cin, L + 1)
@@ -127,6 +152,28 @@ def directed_cases(cfg: ConvConfig) -> list[LayerCase]:
                                min(K, 3), 1, "same", True, False), "extremes", "saturate"),
         ("tiny_scale", ConvLayer(2, 3, 2, 2, 1, 2, 0, False, False), "random", "tiny"),
     ]
+    H, W, cout = min(cfg.max_height, 8), min(cfg.max_width, 6), min(cfg.max_cout, B + 1)
+    kh, kw = K, max(1, min(K - 1, 4))
+    ke = K - K % 2 if K > 1 else 1
+    shapes += [
+        # Non-square, packed when it fits (DS-CNN's first layer is 10x4 at stride 2 on one
+        # channel), TensorFlow's "same" (more at the bottom/right), the full map.
+        ("tall_tf_s2", ConvLayer(cfg.max_height, cfg.max_width, 1, cout, (kh, kw), 2,
+                                 same_padding(cfg.max_height, cfg.max_width, (kh, kw), 2)),
+         "random", "typical"),
+        # Wide kernel, grouped channels, stride 2 along the columns only, padding on two sides.
+        ("wide_s12", ConvLayer(H, W, cin_big, cout, (kw, kh), (1, 2),
+                               (0, min(cfg.max_pad, kh - 1), min(cfg.max_pad, kw - 1), 0), False),
+         "extremes", "typical"),
+        # A tall even kernel with more padding at the top than at the bottom, stride 2 down.
+        ("tall_top", ConvLayer(H, W, 2, cout, (ke, 1), (2, 1), (ke // 2, 0, (ke - 1) // 2, 0)),
+         "random", "typical"),
+    ]
+    if K >= 3:   # TensorFlow's "same" at stride 2 with 3x3 on an even map: 0, 0, 1, 1
+        he, we = max(H - H % 2, 2), max(W - W % 2, 2)
+        shapes.append(("tf_same_3x3_s2", ConvLayer(he, we, cin_big, cout, 3, 2,
+                                                   same_padding(he, we, 3, 2), True, cfg.pool),
+                       "random", "typical"))
     return [make_case(n, layer, rng, style, scale) for n, layer, style, scale in shapes]
 
 

@@ -27,7 +27,15 @@ class ConvConfig:
     max_cin, max_cout : int
         Largest input / output channel counts (they size the weight memory).
     max_kernel : int
-        Largest square kernel, 1 to 7.
+        Largest kernel height and width, 1 to 15 (a kernel is ``kernel_h x kernel_w``, each up
+        to this). The line buffer holds ``row_slots`` (a power of two above it) rows, so up to 7
+        costs 8 row memories and 8 to 15 costs 16: one limit for both axes keeps the config
+        small, and a wide kernel costs only line-buffer columns and weight words.
+    max_weight_words : int or None
+        Weight-memory words (``blocks x chunks`` of one layer, ``lanes x block`` int8 each).
+        ``None``: enough for any layer within the other limits (``max_blocks x max_chunks``),
+        which grows with the kernel's area; a smaller memory refuses, by name, the layers
+        whose weights it cannot hold (large kernels over many channels).
     pool : bool
         Chain a 2x2 stride-2 max-pool stage after the engine (enabled per layer).
     name : str
@@ -41,6 +49,7 @@ class ConvConfig:
     max_cin: int = 64
     max_cout: int = 64
     max_kernel: int = 3
+    max_weight_words: int | None = None
     pool: bool = True
     name: str = "custom"
 
@@ -53,7 +62,11 @@ class ConvConfig:
         check_int("max_height", self.max_height, min=1, max=4096)
         check_int("max_cin", self.max_cin, min=1, max=4096)
         check_int("max_cout", self.max_cout, min=1, max=4096)
-        check_int("max_kernel", self.max_kernel, min=1, max=7)
+        check_int("max_kernel", self.max_kernel, min=1, max=15)
+        if self.max_weight_words is not None:
+            # A GEMM tile (1x1 kernel) needs max_groups words a block.
+            check_int("max_weight_words", self.max_weight_words,
+                      min=self.max_groups * self.max_blocks, max=self.max_blocks * self.max_chunks)
         check_bool("pool", self.pool)
         check_name(self.name)
 
@@ -85,6 +98,13 @@ class ConvConfig:
         return self.max_kernel ** 2 * self.max_groups
 
     @property
+    def weight_depth(self) -> int:
+        """Weight-memory words: the most ``blocks x chunks`` of one layer."""
+        if self.max_weight_words is None:
+            return self.max_blocks * self.max_chunks
+        return self.max_weight_words
+
+    @property
     def row_slots(self) -> int:
         """Input rows the line buffer holds: a power of two (free wrap-around) above the largest
         kernel, so the input stream can fill the next row while a window is being read."""
@@ -92,13 +112,16 @@ class ConvConfig:
 
     @property
     def max_pad(self) -> int:
-        """Largest padding: ``(max_kernel - 1) // 2`` ("same"), so outputs never outgrow inputs."""
-        return (self.max_kernel - 1) // 2
+        """Largest padding on one side: ``max_kernel // 2``, what TensorFlow's "same" puts on the
+        bottom/right of an even kernel (a layer also keeps ``top + bottom < kernel_h`` and
+        ``left + right < kernel_w``, so outputs never outgrow inputs)."""
+        return self.max_kernel // 2
 
     @property
     def row_words(self) -> int:
-        """Line-buffer words per row slot: padded columns x channel groups."""
-        return (self.max_width + 2 * self.max_pad) * self.max_groups
+        """Line-buffer words per row slot: padded columns x channel groups. Left plus right
+        padding is below the kernel width, so ``max_kernel - 1`` columns cover any padding."""
+        return (self.max_width + self.max_kernel - 1) * self.max_groups
 
     @property
     def segments(self) -> int:
@@ -107,8 +130,10 @@ class ConvConfig:
 
     @property
     def acc_bits(self) -> int:
-        """Accumulator width: the largest window sum plus an int32 bias, without overflow."""
-        k = self.max_kernel ** 2 * self.max_groups * self.lanes
+        """Accumulator width: the largest window sum plus an int32 bias, without overflow (a
+        block's chunks, at most ``max_chunks`` and the weight memory, add ``lanes`` products
+        each)."""
+        k = min(self.max_chunks, self.weight_depth) * self.lanes
         return max(acc_bits_for(k), 32) + 1
 
     @property
@@ -126,7 +151,8 @@ class ConvConfig:
 
     def derived(self) -> dict:
         return {"macs": self.macs, "max_groups": self.max_groups, "max_blocks": self.max_blocks,
-                "max_chunks": self.max_chunks, "row_slots": self.row_slots,
+                "max_chunks": self.max_chunks, "weight_depth": self.weight_depth,
+                "max_pad": self.max_pad, "row_slots": self.row_slots,
                 "row_words": self.row_words, "acc_bits": self.acc_bits}
 
     def with_(self, **changes) -> ConvConfig:
@@ -183,8 +209,9 @@ PRESETS: dict[str, ConvConfig] = {
         # build time (the 256-MAC preset is what the benchmark measures).
         ConvConfig(lanes=4, block=4, name="cnn_small"),
         # Small, non-power-of-two and degenerate engines with every kernel size (tests).
-        ConvConfig(lanes=5, block=3, max_width=9, max_height=9, max_cin=11, max_cout=7,
-                   max_kernel=7, name="k5n3"),
+        # k5n3's kernels reach DS-CNN's 10 rows (a 16-row line buffer, 5 padding rows a side).
+        ConvConfig(lanes=5, block=3, max_width=9, max_height=12, max_cin=11, max_cout=7,
+                   max_kernel=10, name="k5n3"),
         ConvConfig(lanes=1, block=1, max_width=5, max_height=5, max_cin=3, max_cout=2,
                    max_kernel=3, name="k1n1"),
     )

@@ -37,13 +37,14 @@ pixel is exactly ``blocks x chunks`` cycles (conv2 on 16 x 16: 4 x 18 = 72, the 
 
 Line buffer and chunking
 ------------------------
+A kernel is ``KH x KW``, with stride 1 or 2 on each axis and its own padding on each side.
 ``row_slots`` (a power of two above ``max_kernel``) memories, one per input row of a ring, hold
-``(width + 2 pad) x groups`` words of ``lanes`` int8. The writer stores every padded column (it
-makes the left/right zero padding itself; top/bottom padding rows are masked on read) and runs
-up to ``row_slots - K`` rows ahead of the window, so a new row fills while the window is read.
-Each word the writer stores is a shift register of the row: the new pixel's ``shift_lanes``
-channels enter at the top and older pixels move down. With ``K * Cin <= lanes`` ("packed", the
-CNN's conv1 with Cin = 1) the top ``K * Cin`` lanes of the word at column x therefore hold the
+``(left + width + right) x groups`` words of ``lanes`` int8. The writer stores every padded
+column (it makes the left/right zero padding itself; top/bottom padding rows are masked on
+read) and runs up to ``row_slots - KH`` rows ahead of the window, so a new row fills while the
+window is read. Each word the writer stores is a shift register of the row: the new pixel's
+``shift_lanes`` channels enter at the top and older pixels move down. With ``KW * Cin <= lanes``
+("packed", the CNN's conv1 with Cin = 1) the top ``KW * Cin`` lanes of the word at column x hold the
 whole kernel row ending at x, and one read per row memory gives several kernel rows in one
 chunk (conv1: the full 3x3 window in one cycle, not 9). Otherwise ("grouped") the shift is the
 whole word, which then holds one channel group of one pixel, and a chunk is one group of one tap.
@@ -137,7 +138,7 @@ class ConvEngine(wiring.Component):
 
         # --- memories --------------------------------------------------------------------------
         wmem = m.submodules.wmem = memory.Memory(
-            shape=unsigned(L * B * 8), depth=cfg.max_blocks * cfg.max_chunks, init=[])
+            shape=unsigned(L * B * 8), depth=cfg.weight_depth, init=[])
         w_wr, w_rd = wmem.write_port(), wmem.read_port()
         rq_width = Shape.cast(requant_layout(cfg)).width
         pmem = m.submodules.pmem = memory.Memory(shape=unsigned(rq_width), depth=cfg.max_blocks,
@@ -150,7 +151,7 @@ class ConvEngine(wiring.Component):
             banks.append((mem.write_port(), mem.read_port()))
 
         # --- layer descriptor and loading ------------------------------------------------------
-        w_count = Signal(range(cfg.max_blocks * cfg.max_chunks + 1))
+        w_count = Signal(range(cfg.weight_depth + 1))
         p_count = Signal(range(cfg.max_blocks + 1))
         m.d.comb += self.layer.ready.eq(idle)
         start = self.layer.valid & idle
@@ -183,36 +184,39 @@ class ConvEngine(wiring.Component):
     # --- issue: writer and chunk sequencer -------------------------------------------------------
     def _issue(self, m, cfg, desc, run, start, banks, w_rd):
         L, NS, G = cfg.lanes, cfg.row_slots, cfg.max_groups
-        K, pad = desc.kernel, desc.padding
+        KH, KW = desc.kernel_h, desc.kernel_w
+        # Only the top and left padding move the window; the bottom and right ones are implied
+        # by the output size, except that the writer stores the right padding columns too.
+        top, left = desc.pad_top, desc.pad_left
         # Output-side counters: (oy, ox) pixel, nb block, then the chunk (ky, kx, g).
         oy, ox = Signal(range(cfg.max_height + 1)), Signal(range(cfg.max_width + 1))
         ytop = Signal(range(2 * cfg.max_height + 2))   # oy * stride
         xbase = Signal(range(2 * cfg.max_width + 2))   # ox * stride (padded column of kx = 0)
-        base_slot = Signal(range(NS))                  # ring slot of input row ytop - pad
+        base_slot = Signal(range(NS))                  # ring slot of input row ytop - top
         nb = Signal(range(cfg.max_blocks))
         ky, kx, g = Signal(range(cfg.max_kernel + L)), Signal(range(cfg.max_kernel)), Signal(
             range(G))
-        w_addr = Signal(range(cfg.max_blocks * cfg.max_chunks))
+        w_addr = Signal(range(cfg.weight_depth))
         done = Signal()
         # Writer counters: input row, padded column, channel group.
         w_row, w_col = Signal(range(cfg.max_height + 1)), Signal(range(cfg.row_words + 1))
         w_g, w_slot = Signal(range(G)), Signal(range(NS))
         sr = Signal(L * 8)
-        kx_lo = Mux(desc.packed, K - 1, 0)
-        stride = Mux(desc.stride2, 2, 1)
+        kx_lo = Mux(desc.packed, KW - 1, 0)
+        stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
         with m.If(start):
             m.d.sync += [oy.eq(0), ox.eq(0), ytop.eq(0), xbase.eq(0), nb.eq(0), ky.eq(0),
                          g.eq(0), w_addr.eq(0), done.eq(0), w_row.eq(0), w_col.eq(0),
                          w_g.eq(0), w_slot.eq(0),
-                         kx.eq(Mux(self.layer.payload.packed, self.layer.payload.kernel - 1, 0)),
-                         base_slot.eq(-self.layer.payload.padding)]
+                         kx.eq(Mux(self.layer.payload.packed, self.layer.payload.kernel_w - 1, 0)),
+                         base_slot.eq(-self.layer.payload.pad_top)]
         written = Signal()
         m.d.comb += written.eq(w_row == desc.height)
 
         # Writer: may fill row w_row once the window no longer needs the row it overwrites.
-        cols = desc.width + 2 * pad
-        in_image = (w_col >= pad) & (w_col < desc.width + pad)
-        allowed = run & ~written & (done | (w_row + pad < ytop + NS))
+        cols = desc.width + left + desc.pad_right
+        in_image = (w_col >= left) & (w_col < desc.width + left)
+        allowed = run & ~written & (done | (w_row + top < ytop + NS))
         m.d.comb += self.activations.ready.eq(allowed & in_image)
         wr = allowed & (~in_image | self.activations.valid)
         pixel = Mux(in_image, self.activations.payload.as_value(), 0)
@@ -229,15 +233,15 @@ class ConvEngine(wiring.Component):
                     m.d.sync += [w_col.eq(0), w_row.eq(w_row + 1), w_slot.eq(w_slot + 1)]
 
         # Sequencer: a chunk may issue once the writer has stored the window's last column.
-        bottom = ytop + K - 1 - pad
+        bottom = ytop + KH - 1 - top
         need_row = Mux(bottom > desc.height - 1, desc.height - 1, bottom)
-        need_col = xbase + K - 1
+        need_col = xbase + KW - 1
         avail = (w_row > need_row) | ((w_row == need_row) & (w_col > need_col))
         credit = Signal()
         go = Signal()
         m.d.comb += go.eq(run & ~done & avail & credit)
         step = desc.rows_per_chunk
-        last_g, last_kx, last_ky = g == desc.groups - 1, kx == K - 1, ky + step >= K
+        last_g, last_kx, last_ky = g == desc.groups - 1, kx == KW - 1, ky + step >= KH
         first = (g == 0) & (kx == kx_lo) & (ky == 0)
         last = last_g & last_kx & last_ky
         last_nb = nb == desc.blocks - 1
@@ -253,11 +257,11 @@ class ConvEngine(wiring.Component):
                         m.d.sync += [ky.eq(0), nb.eq(nb + 1)]
                         with m.If(last_nb):
                             m.d.sync += [nb.eq(0), w_addr.eq(0), ox.eq(ox + 1),
-                                         xbase.eq(xbase + stride)]
+                                         xbase.eq(xbase + stride_w)]
                             with m.If(last_ox):
                                 m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1),
-                                             ytop.eq(ytop + stride),
-                                             base_slot.eq(base_slot + stride)]
+                                             ytop.eq(ytop + stride_h),
+                                             base_slot.eq(base_slot + stride_h)]
                                 with m.If(last_oy):
                                     m.d.sync += done.eq(1)
 
@@ -268,8 +272,8 @@ class ConvEngine(wiring.Component):
         for r in range(cfg.segments):
             slot = Signal(range(NS), name=f"slot{r}")
             m.d.comb += slot.eq(base_slot + ky + r)
-            row = ytop + ky + r  # input row + pad
-            ok = (r < step) & (ky + r < K) & (row >= pad) & (row < desc.height + pad)
+            row = ytop + ky + r  # input row + top
+            ok = (r < step) & (ky + r < KH) & (row >= top) & (row < desc.height + top)
             rows.append((slot, ok))
         return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
                 "done": done, "written": written, "credit": credit}

@@ -1,6 +1,6 @@
 """The driver: a convolution layer's shape, its checks, and the beats that run it on the engine.
 
-``plan_layer`` turns one layer (int8 input ``C x H x W``, int8 weights ``Cout x Cin x K x K``,
+``plan_layer`` turns one layer (int8 input ``C x H x W``, int8 weights ``Cout x Cin x KH x KW``,
 int32 bias and per-output-channel requantizers) into the exact beat sequences of the engine's
 four input streams and knows how to read the ``result`` beats back into ``Cout x OH x OW``.
 
@@ -8,11 +8,12 @@ Weight order (what one weight word holds)
 -----------------------------------------
 The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, cin) per cycle.
 
-* **packed** (``K * Cin <= lanes``, e.g. the CNN's conv1): a line-buffer word holds the last
-  ``K`` pixels of a row, so a chunk holds whole kernel rows: ``rows_per_chunk = lanes // (K*Cin)``
-  rows of ``K*Cin`` lanes each. Chunks per output block: ``ceil(K / rows_per_chunk)``.
+* **packed** (``KW * Cin <= lanes``, e.g. the CNN's conv1, DS-CNN's 10x4 first layer): a
+  line-buffer word holds the last ``KW`` pixels of a row, so a chunk holds whole kernel rows:
+  ``rows_per_chunk = lanes // (KW*Cin)`` rows of ``KW*Cin`` lanes each. Chunks per output
+  block: ``ceil(KH / rows_per_chunk)``.
 * **grouped** (otherwise): a chunk is one channel group (``lanes`` channels) of one tap
-  ``(ky, kx)``. Chunks per output block: ``K * K * ceil(Cin / lanes)``.
+  ``(ky, kx)``. Chunks per output block: ``KH * KW * ceil(Cin / lanes)``.
 
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.
@@ -31,7 +32,27 @@ from ...numerics import INT8, SHIFT_MAX
 from .config import ConvConfig
 from .layouts import layer_layout, pack_struct
 
-__all__ = ["ConvLayer", "LayerPlan", "check_layer", "descriptor", "plan_layer"]
+__all__ = ["ConvLayer", "LayerPlan", "check_layer", "descriptor", "plan_layer", "same_padding"]
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+    """``(h, w)`` from an int (both axes) or a pair."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return value
+    if isinstance(value, tuple):
+        raise ValueError(f"{name} must be an int or a (height, width) pair, not {value!r}")
+    return value, value
+
+
+def same_padding(height: int, width: int, kernel, stride=1) -> tuple[int, int, int, int]:
+    """TensorFlow's "same" padding ``(top, left, bottom, right)``: ``ceil(n / s)`` outputs, the
+    total ``max((ceil(n/s) - 1) s + k - n, 0)`` split with the odd one at the bottom/right
+    (3x3 at stride 2 on an even map: 0, 0, 1, 1; DS-CNN's 10x4 at stride 2 on 49x10: 4, 1, 5, 1).
+    """
+    (kh, kw), (sh, sw) = _pair("kernel", kernel), _pair("stride", stride)
+    th = max((-(-height // sh) - 1) * sh + kh - height, 0)
+    tw = max((-(-width // sw) - 1) * sw + kw - width, 0)
+    return th // 2, tw // 2, th - th // 2, tw - tw // 2
 
 
 @dataclass(frozen=True)
@@ -39,44 +60,104 @@ class ConvLayer:
     """One convolution layer's shape (validated on its own; :func:`check_layer` checks it
     against an engine).
 
-    ``padding`` is an int from 0 to ``(kernel - 1) // 2`` (zeros on every side) or ``"same"``,
-    which means ``(kernel - 1) // 2`` (torch's "same" for odd kernels at stride 1). ``pool``
-    adds a 2x2 stride-2 max-pool (floor mode, as ``torch.nn.functional.max_pool2d``).
+    ``kernel`` and ``stride`` are an int (both axes) or a ``(height, width)`` pair; a stride is
+    1 or 2 on each axis. ``padding`` (zeros) is an int (every side), a ``(height, width)`` pair
+    (top and bottom, left and right), a ``(top, left, bottom, right)`` quadruple (see
+    :func:`same_padding` for TensorFlow's "same") or ``"same"``: torch's, a total of
+    ``kernel - 1`` per axis, the odd one at the bottom/right. On each axis the two sides sum to
+    less than the kernel, so a window always holds an image pixel and outputs never outgrow
+    inputs. ``pool`` adds a 2x2 stride-2 max-pool (floor mode, as
+    ``torch.nn.functional.max_pool2d``). Pairs and quadruples with equal parts are stored as
+    the int, so one shape has one value.
     """
 
     height: int
     width: int
     cin: int
     cout: int
-    kernel: int = 3
-    stride: int = 1
-    padding: int | str = 0
+    kernel: int | tuple[int, int] = 3
+    stride: int | tuple[int, int] = 1
+    padding: int | str | tuple = 0
     relu: bool = True
     pool: bool = False
 
     def __post_init__(self):
-        for name in ("height", "width", "cin", "cout", "kernel"):
+        for name in ("height", "width", "cin", "cout"):
             check_int(name, getattr(self, name), min=1)
-        if self.stride not in (1, 2) or isinstance(self.stride, bool):
-            raise ValueError(f"stride must be 1 or 2, not {self.stride!r}")
-        if self.padding != "same":
-            check_int("padding", self.padding, min=0, max=(self.kernel - 1) // 2)
+        kh, kw = _pair("kernel", self.kernel)
+        check_int("kernel", kh, min=1)
+        check_int("kernel", kw, min=1)
+        for s in _pair("stride", self.stride):
+            if s not in (1, 2) or isinstance(s, bool):
+                raise ValueError(f"stride must be 1 or 2, not {self.stride!r}")
+        pads = self.pads
+        for p in pads:
+            check_int("padding", p, min=0)
+        if pads[0] + pads[2] >= kh or pads[1] + pads[3] >= kw:
+            raise ValueError(f"padding must leave each window an image pixel (top + bottom < "
+                             f"{kh}, left + right < {kw}), not {self.padding!r}")
         check_bool("relu", self.relu)
         check_bool("pool", self.pool)
+        for name in ("kernel", "stride", "padding"):
+            v = getattr(self, name)
+            if isinstance(v, tuple) and len(set(v)) == 1:
+                object.__setattr__(self, name, v[0])
         oh, ow = self.out_size
         if oh < 1 or ow < 1:
             raise ValueError(f"kernel must fit the padded {self.height}x{self.width} input "
-                             f"(padding {self.pad}), not {self.kernel!r}")
+                             f"(padding {self.padding}), not {self.kernel!r}")
+
+    @property
+    def kernel_h(self) -> int:
+        return _pair("kernel", self.kernel)[0]
+
+    @property
+    def kernel_w(self) -> int:
+        return _pair("kernel", self.kernel)[1]
+
+    @property
+    def stride_h(self) -> int:
+        return _pair("stride", self.stride)[0]
+
+    @property
+    def stride_w(self) -> int:
+        return _pair("stride", self.stride)[1]
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """``(top, left, bottom, right)``."""
+        p = self.padding
+        if p == "same":
+            (kh, kw) = _pair("kernel", self.kernel)
+            return (kh - 1) // 2, (kw - 1) // 2, kh // 2, kw // 2
+        if isinstance(p, str):
+            raise ValueError(f"padding must be an int, a pair, a quadruple or 'same', not {p!r}")
+        if isinstance(p, tuple) and len(p) == 4:
+            return p
+        if isinstance(p, tuple) and len(p) != 2:
+            raise ValueError(f"padding must be an int, a pair, a quadruple or 'same', not {p!r}")
+        ph, pw = _pair("padding", p)
+        return ph, pw, ph, pw
 
     @property
     def pad(self) -> int:
-        return (self.kernel - 1) // 2 if self.padding == "same" else int(self.padding)
+        """The padding of a layer padded alike on every side (``ValueError`` otherwise)."""
+        pads = self.pads
+        if len(set(pads)) != 1:
+            raise ValueError(f"padding {pads} (top, left, bottom, right) is not one int")
+        return pads[0]
+
+    @property
+    def taps(self) -> int:
+        """Kernel positions: ``kernel_h x kernel_w``."""
+        return self.kernel_h * self.kernel_w
 
     @property
     def out_size(self) -> tuple[int, int]:
         """Convolution output ``(OH, OW)`` (before pooling)."""
-        p, k, s = self.pad, self.kernel, self.stride
-        return (self.height + 2 * p - k) // s + 1, (self.width + 2 * p - k) // s + 1
+        t, left, b, r = self.pads
+        return ((self.height + t + b - self.kernel_h) // self.stride_h + 1,
+                (self.width + left + r - self.kernel_w) // self.stride_w + 1)
 
     @property
     def result_size(self) -> tuple[int, int]:
@@ -86,33 +167,41 @@ class ConvLayer:
 
     @property
     def macs(self) -> int:
+        """Multiply-accumulates, padded taps included (as published MAC counts count them)."""
         oh, ow = self.out_size
-        return oh * ow * self.cout * self.cin * self.kernel ** 2
+        return oh * ow * self.cout * self.cin * self.taps
 
 
 def check_layer(cfg: ConvConfig, layer: ConvLayer) -> None:
     """Raise ``ValueError`` naming the parameter and the engine's limit if ``cfg`` cannot run it."""
     limits = (("width", "max_width"), ("height", "max_height"), ("cin", "max_cin"),
-              ("cout", "max_cout"), ("kernel", "max_kernel"))
+              ("cout", "max_cout"), ("kernel_h", "max_kernel"), ("kernel_w", "max_kernel"))
     for field, limit in limits:
         value, most = getattr(layer, field), getattr(cfg, limit)
         if value > most:
             raise ValueError(f"{field} must be at most {most} ({limit} of {cfg.slug}), "
                              f"not {value!r}")
+    if max(layer.pads) > cfg.max_pad:
+        raise ValueError(f"padding must be at most {cfg.max_pad} on each side (max_pad of "
+                         f"{cfg.slug}), not {layer.pads} (top, left, bottom, right)")
     if layer.pool and not cfg.pool:
         raise ValueError(f"pool needs an engine built with pool=True; {cfg.slug} has none")
+    g = _geometry(cfg, layer)
+    if g["blocks"] * g["chunks"] > cfg.weight_depth:
+        raise ValueError(f"weights must fit the engine's weight memory ({cfg.weight_depth} words "
+                         f"of {cfg.slug}), not {g['blocks']} blocks x {g['chunks']} chunks")
 
 
 def _geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
-    k, cin, lanes = layer.kernel, layer.cin, cfg.lanes
-    packed = k * cin <= lanes
+    kh, kw, cin, lanes = layer.kernel_h, layer.kernel_w, layer.cin, cfg.lanes
+    packed = kw * cin <= lanes
     if packed:
-        groups, row_lanes, shift = 1, k * cin, cin
-        per_chunk = min(lanes // row_lanes, k)
-        chunks = math.ceil(k / per_chunk)
+        groups, row_lanes, shift = 1, kw * cin, cin
+        per_chunk = min(lanes // row_lanes, kh)
+        chunks = math.ceil(kh / per_chunk)
     else:
         groups, row_lanes, shift, per_chunk = math.ceil(cin / lanes), lanes, lanes, 1
-        chunks = k * k * groups
+        chunks = kh * kw * groups
     return {"packed": packed, "groups": groups, "row_lanes": row_lanes, "shift_lanes": shift,
             "rows_per_chunk": per_chunk, "chunks": chunks,
             "blocks": math.ceil(layer.cout / cfg.block)}
@@ -123,8 +212,11 @@ def descriptor(cfg: ConvConfig, layer: ConvLayer) -> dict:
     check_layer(cfg, layer)
     g = _geometry(cfg, layer)
     oh, ow = layer.out_size
-    return {"width": layer.width, "height": layer.height, "kernel": layer.kernel,
-            "padding": layer.pad, "stride2": int(layer.stride == 2), "relu": int(layer.relu),
+    top, left, bottom, right = layer.pads
+    return {"width": layer.width, "height": layer.height, "kernel_h": layer.kernel_h,
+            "kernel_w": layer.kernel_w, "pad_top": top, "pad_left": left,
+            "pad_bottom": bottom, "pad_right": right, "stride2_h": int(layer.stride_h == 2),
+            "stride2_w": int(layer.stride_w == 2), "relu": int(layer.relu),
             "pool": int(layer.pool), "packed": int(g["packed"]), "groups": g["groups"],
             "blocks": g["blocks"], "shift_lanes": g["shift_lanes"], "row_lanes": g["row_lanes"],
             "rows_per_chunk": g["rows_per_chunk"], "weight_words": g["blocks"] * g["chunks"],
@@ -170,7 +262,7 @@ def _check_int8(name: str, x: np.ndarray) -> None:
 
 def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift, *,
                junk_seed: int | None = None) -> LayerPlan:
-    """Beats for ``layer`` on ``cfg``: ``x`` is ``Cin x H x W`` int8, ``w`` ``Cout x Cin x K x K``
+    """Beats for ``layer`` on ``cfg``: ``x`` is ``Cin x H x W`` int8, ``w`` ``Cout x Cin x KH x KW``
     int8, ``bias`` int32 and ``multiplier``/``shift`` per output channel (numerics' Requant).
 
     With ``junk_seed`` the activation lanes that hold no channel carry random values instead of
@@ -178,11 +270,11 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     """
     x, w = np.asarray(x, dtype=np.int64), np.asarray(w, dtype=np.int64)
     desc = descriptor(cfg, layer)
-    k, cin, cout = layer.kernel, layer.cin, layer.cout
+    kh, kw, cin, cout = layer.kernel_h, layer.kernel_w, layer.cin, layer.cout
     if x.shape != (cin, layer.height, layer.width):
         raise ValueError(f"x must have shape {(cin, layer.height, layer.width)}, not {x.shape}")
-    if w.shape != (cout, cin, k, k):
-        raise ValueError(f"w must have shape {(cout, cin, k, k)}, not {w.shape}")
+    if w.shape != (cout, cin, kh, kw):
+        raise ValueError(f"w must have shape {(cout, cin, kh, kw)}, not {w.shape}")
     _check_int8("x", x)
     _check_int8("w", w)
     lanes, blk = cfg.lanes, cfg.block
@@ -191,21 +283,21 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     bias, mult, sh = (np.broadcast_to(np.asarray(v, dtype=np.int64), (cout,))
                       for v in (bias, multiplier, shift))
 
-    wp = np.zeros((nb * blk, cin, k, k), dtype=np.int64)
+    wp = np.zeros((nb * blk, cin, kh, kw), dtype=np.int64)
     wp[:cout] = w
     words = []
     step, rl = geo["rows_per_chunk"], geo["row_lanes"]
-    kxs = [k - 1] if geo["packed"] else range(k)
+    kxs = [kw - 1] if geo["packed"] else range(kw)
     for b in range(nb):
         wb = wp[b * blk:(b + 1) * blk]
-        for ky in range(0, k, step):
+        for ky in range(0, kh, step):
             for kx in kxs:
                 for g in range(groups):
                     word = np.zeros((lanes, blk), dtype=np.int64)
                     for lane in range(lanes):
                         if geo["packed"]:
                             r, i = divmod(lane, rl)
-                            if r < step and ky + r < k:
+                            if r < step and ky + r < kh:
                                 word[lane] = wb[:, i % cin, ky + r, i // cin]
                         elif g * lanes + lane < cin:
                             word[lane] = wb[:, g * lanes + lane, ky, kx]

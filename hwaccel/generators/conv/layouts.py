@@ -12,8 +12,12 @@ from amaranth.lib import data
 
 from .config import ConvConfig, PoolConfig
 
-__all__ = ["layer_layout", "activation_layout", "weight_layout", "requant_layout",
+__all__ = ["PADS", "layer_layout", "activation_layout", "weight_layout", "requant_layout",
            "result_layout", "pool_layer_layout", "pool_beat_layout", "pack_struct", "psum_bits"]
+
+
+#: The descriptor's padding fields, in :attr:`.layer.ConvLayer.pads` order.
+PADS = ("pad_top", "pad_left", "pad_bottom", "pad_right")
 
 
 def layer_layout(cfg: ConvConfig) -> data.StructLayout:
@@ -21,9 +25,15 @@ def layer_layout(cfg: ConvConfig) -> data.StructLayout:
     return data.StructLayout({
         "width": range(cfg.max_width + 1),
         "height": range(cfg.max_height + 1),
-        "kernel": range(cfg.max_kernel + 1),
-        "padding": range(cfg.max_pad + 1),
-        "stride2": 1,
+        "kernel_h": range(cfg.max_kernel + 1),
+        "kernel_w": range(cfg.max_kernel + 1),
+        "pad_top": range(cfg.max_pad + 1),
+        "pad_left": range(cfg.max_pad + 1),
+        "pad_bottom": range(cfg.max_pad + 1),
+        "pad_right": range(cfg.max_pad + 1),
+        # Stride 2 (else 1) down the rows and along the columns.
+        "stride2_h": 1,
+        "stride2_w": 1,
         "relu": 1,
         "pool": 1,
         "packed": 1,
@@ -32,7 +42,7 @@ def layer_layout(cfg: ConvConfig) -> data.StructLayout:
         "shift_lanes": range(cfg.lanes + 1),
         "row_lanes": range(cfg.lanes + 1),
         "rows_per_chunk": range(cfg.lanes + 1),
-        "weight_words": range(cfg.max_blocks * cfg.max_chunks + 1),
+        "weight_words": range(cfg.weight_depth + 1),
         "out_width": range(cfg.max_width + 1),
         "out_height": range(cfg.max_height + 1),
         # Modes for a host that tiles work across layers (the accelerator): start each block

@@ -43,9 +43,16 @@ def _pool(y: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(y[None], 2)[0]
 
 
+def _padded(layer: ConvLayer, x: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``layer``'s zero padding on each side (as TensorFlow's "same" or ``F.pad``)."""
+    top, left, bottom, right = layer.pads
+    return F.pad(x, (left, right, top, bottom))
+
+
 def conv_golden(layer: ConvLayer, x, w, bias, multiplier, shift) -> np.ndarray:
     """Integer output ``Cout x OH x OW`` (int64 values in int8 range) of ``layer``."""
-    acc = F.conv2d(_t(x)[None], _t(w), stride=layer.stride, padding=layer.pad)[0]
+    stride = (layer.stride_h, layer.stride_w)
+    acc = F.conv2d(_padded(layer, _t(x))[None], _t(w), stride=stride)[0]
     acc = acc + _t(bias).reshape(-1, 1, 1)
     y = requantize(acc, _t(multiplier).reshape(-1, 1, 1), _t(shift).reshape(-1, 1, 1),
                    relu=layer.relu)
@@ -63,7 +70,7 @@ def conv_float(layer: ConvLayer, x, w, bias, s_in: float, s_w, s_out: float) -> 
     xf = _t(x).to(torch.float64) * s_in
     wf = _t(w).to(torch.float64) * s_w.reshape(-1, 1, 1, 1)
     bf = _t(bias).to(torch.float64) * s_in * s_w
-    y = F.conv2d(xf[None], wf, bf, stride=layer.stride, padding=layer.pad)[0]
+    y = F.conv2d(_padded(layer, xf)[None], wf, bf, stride=(layer.stride_h, layer.stride_w))[0]
     if layer.relu:
         y = torch.relu(y)
     if layer.pool:
@@ -74,7 +81,7 @@ def conv_float(layer: ConvLayer, x, w, bias, s_in: float, s_w, s_out: float) -> 
 def im2col_shape(layer: ConvLayer) -> tuple[int, int, int]:
     """``(M, K, N)`` of the layer as an im2col GEMM."""
     oh, ow = layer.out_size
-    return oh * ow, layer.kernel ** 2 * layer.cin, layer.cout
+    return oh * ow, layer.taps * layer.cin, layer.cout
 
 
 def scalesim_best(layer: ConvLayer, macs: int) -> tuple[str, int]:

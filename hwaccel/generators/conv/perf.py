@@ -7,11 +7,14 @@ has interplay, and it has exactly two rules, both from the RTL:
 
 * the sequencer issues pixel ``(oy, ox)``'s ``blocks x chunks`` chunks back to back, the first
   one the cycle after the writer has stored the last word of the window's bottom-right column
-  (input row ``min(oy*s + K - 1 - pad, H - 1)``, padded column ``ox*s + K - 1``);
-* the writer stores input row ``r`` (``(W + 2 pad) x groups`` words, padding columns included)
-  only while ``r + pad < ytop + row_slots``, ``ytop = oy*s`` being the window's top row: it
-  may run ``row_slots - K`` rows ahead of the window, no further. Once the last pixel has issued
-  the rows still unread (dropped by a stride) are stored without waiting.
+  (input row ``min(oy*sh + KH - 1 - top, H - 1)``, padded column ``ox*sw + KW - 1``);
+* the writer stores input row ``r`` (``(left + W + right) x groups`` words, padding columns
+  included) only while ``r + top < ytop + row_slots``, ``ytop = oy*sh`` being the window's top
+  row: it may run ``row_slots - KH`` rows ahead of the window, no further. Once the last pixel
+  has issued the rows still unread (dropped by a stride) are stored without waiting.
+
+(``KH x KW`` kernel, strides ``sh``/``sw``, padding ``top``/``left``/``bottom``/``right``; the
+bottom and right padding enter only through the output size and the row's stored columns.)
 
 Inside the accelerator the activation stream starves the writer at most once: its DMA delivers
 its first word ``DMA_FIRST`` cycles after the job starts and then one word per cycle (it
@@ -62,13 +65,13 @@ class RunTimeline:
     input_stalls: int = 0
 
 
-def _row_gate(r: int, pad: int, slots: int, stride: int, row_end: list[int]) -> int | None:
-    """First cycle the writer may store input row ``r``: ``r + pad < oy*stride + slots`` needs
+def _row_gate(r: int, top: int, slots: int, stride: int, row_end: list[int]) -> int | None:
+    """First cycle the writer may store input row ``r``: ``r + top < oy*stride + slots`` needs
     output rows up to ``oy - 1`` issued (``ytop`` moves the cycle after a row's last chunk);
     ``None`` when that output row does not exist (the row waits for the layer's end)."""
-    if r + pad < slots:
+    if r + top < slots:
         return 0
-    oy = -(-(r + pad - slots + 1) // stride)
+    oy = -(-(r + top - slots + 1) // stride)
     return row_end[oy - 1] + 1 if oy - 1 < len(row_end) else None
 
 
@@ -76,11 +79,12 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0) -> RunTimelin
     """The run phase of the layer whose descriptor is ``desc`` (:func:`.layer.descriptor`'s
     fields, or a decoded command's) on ``cfg``; see the module docstring for the two rules.
     The first activation word arrives at cycle ``first_word`` of the run phase (or before)."""
-    h, w, k, pad = desc["height"], desc["width"], desc["kernel"], desc["padding"]
-    stride = 2 if desc["stride2"] else 1
+    h, w, kh, kw = desc["height"], desc["width"], desc["kernel_h"], desc["kernel_w"]
+    top, left = desc["pad_top"], desc["pad_left"]
+    sh, sw = (2 if desc["stride2_h"] else 1), (2 if desc["stride2_w"] else 1)
     groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
     per_pixel = desc["weight_words"]             # blocks x chunks
-    row_words = (w + 2 * pad) * groups
+    row_words = (w + left + desc["pad_right"]) * groups
     slots = cfg.row_slots
     row_start: list[int] = []                   # writer: first cycle of each stored input row
     row_end: list[int] = []                     # sequencer: last chunk of each output row
@@ -92,20 +96,20 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0) -> RunTimelin
     def write_rows_up_to(r_need: int) -> None:
         nonlocal t_free, input_stalls
         while len(row_start) <= r_need:
-            gate = _row_gate(len(row_start), pad, slots, stride, row_end)
+            gate = _row_gate(len(row_start), top, slots, sh, row_end)
             assert gate is not None, "the writer would wait for an output row not yet issued"
             start = max(t_free, gate)
             if not row_start:   # the row's padding columns need no data, its pixels do
-                input_stalls = max(0, first_word - pad * groups - start)
+                input_stalls = max(0, first_word - left * groups - start)
                 start += input_stalls
             row_start.append(start)
             t_free = start + row_words
 
     for oy in range(oh):
-        need_row = min(oy * stride + k - 1 - pad, h - 1)
+        need_row = min(oy * sh + kh - 1 - top, h - 1)
         write_rows_up_to(need_row)
         for ox in range(ow):
-            need_col = ox * stride + k - 1
+            need_col = ox * sw + kw - 1
             avail = row_start[need_row] + (need_col + 1) * groups   # the cycle after the write
             start = max(t_issue, avail)
             stalls += start - t_issue
@@ -114,7 +118,7 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0) -> RunTimelin
     last_issue = t_issue - 1
     # Rows no window needs are stored once the last pixel has issued (``done`` opens the gate).
     while len(row_start) < h:
-        gate = _row_gate(len(row_start), pad, slots, stride, row_end)
+        gate = _row_gate(len(row_start), top, slots, sh, row_end)
         start = max(t_free, last_issue + 1 if gate is None else min(gate, last_issue + 1))
         row_start.append(start)
         t_free = start + row_words
