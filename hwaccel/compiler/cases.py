@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "batchnorm", "mlp",
-           "pixel",
-           "MODELS", "make"]
+           "pixel", "ResNetTiny", "DsCnnTiny", "Branches", "MODELS", "GRAPHS", "make"]
 
 
 class ViewNet(nn.Module):
@@ -105,6 +104,77 @@ def pixel() -> nn.Module:
     return nn.Sequential(nn.Conv2d(2, 10, 3), nn.ReLU(), nn.Flatten(), nn.Linear(10, 3))
 
 
+def _bn(c: int) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(c)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.3, 0.3)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+    return bn
+
+
+class ResNetTiny(nn.Module):
+    """ResNet-8's shapes in small: conv-BN-ReLU; an identity residual block; a stride-2 block
+    with a 1x1 stride-2 shortcut conv; ReLU after each add; a global average pool; a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), _bn(8), nn.ReLU())
+        self.a1 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), _bn(8), nn.ReLU(),
+                                nn.Conv2d(8, 8, 3, padding=1), _bn(8))
+        self.b1 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), _bn(16), nn.ReLU(),
+                                nn.Conv2d(16, 16, 3, padding=1), _bn(16))
+        self.short = nn.Conv2d(8, 16, 1, stride=2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.a1(x))
+        x = torch.relu(torch.add(self.b1(x), self.short(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class DsCnnTiny(nn.Module):
+    """DS-CNN's shapes in small: TensorFlow's "same" padding at stride 2 as an F.pad before a
+    10x4 stride-2 conv; a depthwise 3x3 + pointwise 1x1 block; an average pool over the whole
+    map; a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, (10, 4), stride=2)
+        self.bn1 = _bn(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.bn2 = _bn(8)
+        self.pw = nn.Conv2d(8, 12, 1)
+        self.pool = nn.AvgPool2d((10, 5))
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.c1(F.pad(x, (1, 1, 4, 5)))))  # 20x10 -> 10x5
+        x = F.relu(self.pw(F.relu(self.bn2(self.dw(x)))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+class Branches(nn.Module):
+    """One value read by two branches (a ZeroPad2d + stride-2 conv, and a 2x2 average pool
+    then a 1x1 conv), summed with ``operator.add``; a k x k average pool; a ``.add`` of a
+    value to itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.down = nn.Conv2d(4, 6, 3, stride=2)
+        self.side = nn.Conv2d(4, 6, 1)
+        self.fc = nn.Linear(6 * 2 * 2, 3)
+
+    def forward(self, x):
+        y = self.down(self.pad(x)) + self.side(F.avg_pool2d(x, 2))  # 8x8 -> 4x4
+        y = F.avg_pool2d(y.add(y), 2)
+        return self.fc(y.flatten(1))
+
+
 #: name -> (model class or factory, input maker taking a batch size and a torch.Generator)
 MODELS = {
     "sequential": (sequential, lambda n, g: torch.randn(n, 1, 8, 8, generator=g)),
@@ -117,11 +187,20 @@ MODELS = {
     "seqhead": (SeqHead, lambda n, g: torch.randint(0, 30, (n, 5), generator=g)),
 }
 
+#: Models that are DAGs or use the newer operators (residual adds, average pools, per-side
+#: padding, non-square and depthwise convolutions), as :data:`MODELS`.
+GRAPHS = {
+    "resnet_tiny": (ResNetTiny, lambda n, g: torch.randn(n, 3, 12, 12, generator=g)),
+    "dscnn_tiny": (DsCnnTiny, lambda n, g: torch.randn(n, 1, 20, 10, generator=g)),
+    "branches": (Branches, lambda n, g: torch.randn(n, 4, 8, 8, generator=g)),
+}
+
 
 def make(name: str, seed: int = 0) -> tuple[nn.Module, callable]:
     """The model ``name`` with seeded random weights (eval mode), and its input maker."""
-    if name not in MODELS:
-        raise ValueError(f"name must be one of {', '.join(MODELS)}, not {name!r}")
-    factory, inputs = MODELS[name]
+    table = MODELS | GRAPHS
+    if name not in table:
+        raise ValueError(f"name must be one of {', '.join(table)}, not {name!r}")
+    factory, inputs = table[name]
     torch.manual_seed(seed)
     return factory().eval(), inputs

@@ -56,8 +56,12 @@ class CompiledModel:
 
     def lower(self, x_int: np.ndarray):
         """One accelerator program for the batch ``x_int`` (see :class:`.lower.Lowered`);
-        raises :class:`.memory.DoesNotFit` if the batch is larger than :attr:`max_batch`."""
+        raises :class:`.memory.DoesNotFit` if the batch is larger than :attr:`max_batch`, and
+        :attr:`refusal` if the preset cannot run the model."""
         from .lower import lower
+
+        if self.refusal is not None:
+            raise self.refusal
 
         return lower(self.qgraph, self.config, x_int)
 
@@ -71,6 +75,8 @@ class CompiledModel:
     @property
     def max_batch(self) -> int:
         """The largest batch one program holds on this preset (memories and program memory)."""
+        if self.refusal is not None:
+            raise self.refusal
         cached = self.__dict__.get("_max_batch")
         if cached is None:
             from .lower import max_batch
@@ -78,6 +84,13 @@ class CompiledModel:
             cached = max_batch(self.qgraph, self.config)
             object.__setattr__(self, "_max_batch", cached)
         return cached
+
+    @property
+    def refusal(self) -> Exception | None:
+        """Why the preset cannot run the model (a :class:`.lower.LoweringError` or
+        :class:`.memory.DoesNotFit` at batch 1), when it was compiled with ``strict=False``;
+        ``None`` when it runs."""
+        return self.__dict__.get("_refusal")
 
     # --- the integer IR's own arithmetic ---------------------------------------------------------
     def saturation(self, x) -> list:
@@ -122,7 +135,8 @@ def _preset(preset) -> AccelConfig:
 
 
 def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A001
-            calibration=None, cls: type = CompiledModel) -> CompiledModel:
+            calibration=None, strict: bool = True,
+            cls: type = CompiledModel) -> CompiledModel:
     """Trace, quantize and check ``model`` for ``preset``.
 
     Parameters
@@ -136,6 +150,10 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
         The accelerator (:data:`hwaccel.generators.accel.config.PRESETS`).
     calibration : torch.Tensor, optional
         Inputs whose activations set the per-tensor scales; ``example`` when not given.
+    strict : bool
+        When False, a model the preset cannot run still compiles: its integer IR, integer twin
+        and saturation counts work, and :meth:`CompiledModel.lower` and ``max_batch`` raise
+        what lowering raised (:attr:`CompiledModel.refusal`).
     cls : type
         The :class:`CompiledModel` subclass to return (the runtime's runs on backends).
 
@@ -145,12 +163,15 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
         An op or attribute the compiler does not handle (named, with where it is).
     DoesNotFit
         The model cannot run on the preset even at batch 1 (names the tensor or layer).
+    LoweringError
+        A layer the preset's engines do not run (names the layer and what they run).
     NonFiniteError
         A NaN or an infinity in the calibration data, a weight, bias or batch-norm statistic,
         or a layer's float activations on the calibration data (names the tensor, the layer,
         how many values and where the first one is).
     """
-    from .lower import max_batch
+    from .lower import LoweringError, max_batch
+    from .memory import DoesNotFit
     from .quantize import quantize
     from .trace import trace
 
@@ -161,5 +182,10 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     else:
         qgraph = quantize(graph, calibration)
     cm = cls(model, graph, qgraph, cfg)
-    object.__setattr__(cm, "_max_batch", max_batch(qgraph, cfg))  # fails here if batch 1 cannot
+    try:
+        object.__setattr__(cm, "_max_batch", max_batch(qgraph, cfg))  # fails if batch 1 cannot
+    except (LoweringError, DoesNotFit) as exc:
+        if strict:
+            raise
+        object.__setattr__(cm, "_refusal", exc)
     return cm

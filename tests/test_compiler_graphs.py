@@ -1,0 +1,158 @@
+"""The compiler on graphs: residual adds, branches, average pools, per-side padding, non-square
+and depthwise convolutions are traced faithfully, quantized as stated, and their integer twin
+equals the plain numpy reference of the integer IR exactly (and the golden program, where the
+preset runs the model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import LoweringError, ir
+from hwaccel.compiler.cases import GRAPHS, make
+from hwaccel.compiler.qreference import forward as qforward
+from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.trace import trace
+from hwaccel.generators.accel.driver import ProgramBuilder
+from hwaccel.generators.accel.model import run_program
+from hwaccel.numerics import INT8, add_params
+
+#: whether the ISA has the ADD and AVGPOOL commands (the driver builds them)
+HAS_ADD_AVG = hasattr(ProgramBuilder, "add") and hasattr(ProgramBuilder, "avgpool")
+
+
+def golden(cm, x_int) -> np.ndarray:
+    low = cm.lower(x_int)
+    b = low.builder
+    res = run_program(cm.config, b.act, b.wgt, b.commands)
+    assert res.done and not res.error, (res.cause, res.pc)
+    return low.ints(res.act)
+
+
+def compiled(name: str, seed: int = 0):
+    model, inputs = make(name, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    cm = hwaccel.compile(model, inputs(2, gen), calibration=inputs(64, gen), strict=False)
+    return cm, inputs(5, gen)
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_graphs_trace_faithfully(name):
+    model, inputs = make(name)
+    x = inputs(3, torch.Generator().manual_seed(1))
+    graph = trace(model, x)
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_graph_twin_equals_reference_and_golden(name):
+    cm, x = compiled(name)
+    x_int = cm.quantize_input(x)
+    twin = cm.int8_forward(x_int)
+    np.testing.assert_array_equal(twin, qforward(cm.qgraph, x_int))
+    assert np.count_nonzero(twin) > twin.size // 4, f"{name}: outputs mostly zero"
+    if name == "dscnn_tiny":  # a depthwise conv: no engine runs it yet, and it says so
+        assert isinstance(cm.refusal, LoweringError)
+        assert "layer 'dw' is a depthwise Conv2d (groups=8)" in str(cm.refusal)
+        with pytest.raises(LoweringError, match="depthwise"):
+            cm.lower(x_int)
+    elif HAS_ADD_AVG:
+        assert cm.refusal is None, cm.refusal
+        np.testing.assert_array_equal(golden(cm, x_int), twin)
+    else:
+        assert "has no ADD command" in str(cm.refusal) or "has no AVGPOOL" in str(cm.refusal)
+
+
+def test_strict_compile_refuses_what_the_preset_cannot_run():
+    model, inputs = make("dscnn_tiny")
+    with pytest.raises(LoweringError, match=r"layer 'dw' .* runs dense convolutions only"):
+        hwaccel.compile(model, inputs(2, torch.Generator().manual_seed(0)))
+
+
+def test_residual_graph_structure():
+    """Each add reads its block's input and its branch; BN folded; ReLU fused into the adds."""
+    cm, _ = compiled("resnet_tiny")
+    ops = {op.name: op for op in cm.graph.ops}
+    assert [type(op).__name__ for op in cm.graph.ops].count("Conv2d") == 6  # BNs folded
+    assert ops["add"].inputs == ("stem.0", "a1.3") and ops["add"].relu
+    assert ops["add_1"].inputs == ("b1.3", "short") and ops["add_1"].relu
+    assert ops["short"].inputs == ("add",) and ops["b1.0"].inputs == ("add",)
+    assert ops["stem.0"].relu and ops["a1.0"].relu and not ops["a1.3"].relu
+    assert ops["pool"].kernel == (6, 6)  # AdaptiveAvgPool2d(1) on the 6x6 map
+    readers = cm.graph.readers()
+    assert [op.name for op in readers["add"]] == ["b1.0", "short"]
+
+
+def test_pad_folds_into_the_conv_per_side():
+    """F.pad's (left, right, top, bottom) becomes the conv's (top, left, bottom, right)."""
+    cm, _ = compiled("dscnn_tiny")
+    c1, dw = cm.graph.ops[0], cm.graph.ops[1]
+    assert c1.padding == (4, 1, 5, 1) and c1.kernel == (10, 4) and c1.strides == (2, 2)
+    assert dw.groups == 8 and dw.depthwise and dw.padding == 1
+    assert cm.qgraph.shapes()["c1"] == (8, 10, 5)
+    b = make("branches")[0]
+    graph = trace(b, torch.randn(2, 4, 8, 8))
+    down = graph.op("down")
+    assert down.padding == (0, 0, 1, 1) and down.inputs == (ir.INPUT,)
+    assert graph.op("add_1").inputs == ("add", "add")
+
+
+def test_add_scales_are_calibrated_and_per_input():
+    """The add's output scale is max|relu(x + a1(x))| / 127 over the calibration data,
+    computed here from the module itself; its multipliers are add_params of each input's scale
+    over it."""
+    model, inputs = make("resnet_tiny")
+    gen = torch.Generator().manual_seed(1)
+    cal = inputs(64, gen)
+    cm = hwaccel.compile(model, cal[:2], calibration=cal)
+    with torch.no_grad():
+        stem = model.stem(cal)
+        summed = F.relu(stem + model.a1(stem))
+    q = cm.qgraph.op("add")
+    s_out = float(summed.abs().max()) / INT8.max
+    assert q.s_out == pytest.approx(s_out, rel=1e-5)
+    assert q.s_a == cm.qgraph.op("stem.0").s_out and q.s_b == cm.qgraph.op("a1.3").s_out
+    assert q.params == add_params(q.s_a / q.s_out, q.s_b / q.s_out)
+    pool = cm.qgraph.op("pool")
+    assert pool.s == cm.qgraph.op("add_1").s_out  # an average keeps its input's scale
+
+
+def test_depthwise_weights_are_per_channel():
+    cm, _ = compiled("dscnn_tiny")
+    dw = cm.qgraph.op("dw")
+    assert dw.w.shape == (8, 1, 3, 3) and dw.groups == 8
+    assert (np.abs(dw.w).reshape(8, -1).max(axis=1) == INT8.max).all()
+
+
+def test_relu_fuses_through_a_max_pool_into_an_add():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            return F.relu(F.max_pool2d(self.a(x) + self.b(x), 2)).flatten(1)
+
+    graph = trace(M().eval(), torch.randn(2, 2, 6, 6))
+    assert [type(op).__name__ for op in graph.ops] == ["Conv2d", "Conv2d", "Add", "MaxPool2d",
+                                                       "Flatten"]
+    assert graph.ops[2].relu and not graph.ops[0].relu
+
+
+def test_graph_checks_its_values():
+    w = np.zeros((1, 1, 1, 1))
+    conv = ir.Conv2d("c", w, np.zeros(1))
+    with pytest.raises(ValueError, match="op 'a' reads 'nope', which no earlier op produces"):
+        ir.Graph((1, 2, 2), False, (conv, ir.Add("a", inputs=("c", "nope"))))
+    with pytest.raises(ValueError, match=r"op 'a' must read 2 value\(s\)"):
+        ir.Graph((1, 2, 2), False, (conv, ir.Add("a")))
+    with pytest.raises(ValueError, match="unique"):
+        ir.Graph((1, 2, 2), False, (conv, ir.Conv2d("c", w, np.zeros(1))))
+    g = ir.Graph((1, 2, 2), False, (conv, ir.Add("a", inputs=("c", ir.INPUT))))
+    assert g.ops[0].inputs == (ir.INPUT,) and g.output == "a" and not g.is_chain
