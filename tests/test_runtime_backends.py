@@ -109,6 +109,21 @@ def test_rtl_run_past_its_limit_is_a_timeout(seed):
 
 
 # --- backends against their references -----------------------------------------------------------
+@pytest.mark.parametrize("name", ["resnet_tiny", "dscnn_tiny", "branches"])
+def test_xla_runs_graphs(name):
+    """Residual adds, branches, average pools, per-side padding, depthwise and non-square
+    convolutions: the float IR in JAX equals the module."""
+    import hwaccel
+    from hwaccel.compiler.cases import make
+
+    model, inputs = make(name)
+    gen = torch.Generator().manual_seed(1)
+    cm = hwaccel.compile(model, inputs(2, gen), strict=False)
+    x = inputs(SAMPLES, gen)
+    ref, got = cm.execute("torch-cpu", x), cm.execute("xla", x)
+    np.testing.assert_allclose(got.logits, ref.logits, rtol=0, atol=FLOAT_TOL)
+
+
 @pytest.mark.parametrize("model", ["cnn", "lstm"])
 def test_xla_equals_torch_cpu(models, model):
     cm, x = models[model]

@@ -2,10 +2,11 @@
 
 The function is built from the compiler's float IR (:mod:`hwaccel.compiler.ir`), not from the
 ``nn.Module``, so it checks that the IR means what the module computes: convolutions are
-``lax.conv_general_dilated``, pooling ``lax.reduce_window``, an LSTM layer a ``lax.scan`` over
-the steps (input projections of all steps computed up front, as cuDNN does). Every contraction
-asks for ``Precision.HIGHEST``: TPUs otherwise multiply float32 in bfloat16, and recent GPUs in
-TF32, which would not be the float model any more.
+``lax.conv_general_dilated`` (per-side padding, depthwise as feature groups), pooling
+``lax.reduce_window``, adds read their values by name as the DAG has them, an LSTM layer a
+``lax.scan`` over the steps (input projections of all steps computed up front, as cuDNN does).
+Every contraction asks for ``Precision.HIGHEST``: TPUs otherwise multiply float32 in bfloat16,
+and recent GPUs in TF32, which would not be the float model any more.
 
 Batches are padded to one fixed size so ``jit`` compiles once per shape (the batch and the
 batch-1 latency shape), and both compiles happen before the clock starts.
@@ -62,32 +63,42 @@ def build_function(graph: ir.Graph):
     def f32(a):
         return jnp.asarray(np.asarray(a, dtype=np.float32))
 
+    def op_fn(op, x, *more):
+        if isinstance(op, ir.Embedding):
+            return jnp.take(f32(op.weight), x, axis=0)
+        if isinstance(op, ir.Conv2d):
+            t, left, b, r = op.pads
+            y = lax.conv_general_dilated(
+                x, f32(op.weight), op.strides, [(t, b), (left, r)],
+                dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=op.groups,
+                precision=hi)
+            y = y + f32(op.bias)[None, :, None, None]
+            return jax.nn.relu(y) if op.relu else y
+        if isinstance(op, ir.MaxPool2d):
+            return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        if isinstance(op, ir.AvgPool2d):
+            win = (1, 1, *op.kernel)
+            return lax.reduce_window(x, 0.0, lax.add, win, win, "VALID") / (
+                op.kernel[0] * op.kernel[1])
+        if isinstance(op, ir.Add):
+            y = x + more[0]
+            return jax.nn.relu(y) if op.relu else y
+        if isinstance(op, ir.Flatten):
+            return x.reshape(x.shape[0], -1)
+        if isinstance(op, ir.Linear):
+            y = jnp.matmul(x, f32(op.weight).T, precision=hi) + f32(op.bias)
+            return jax.nn.relu(y) if op.relu else y
+        if isinstance(op, ir.LSTM):
+            for lw in op.layers:
+                x = _lstm_layer(jax, x, lw, hi)
+            return x[:, -1] if op.last_step else x
+        raise TypeError(f"xla: no JAX lowering for IR op {type(op).__name__} ({op.name!r})")
+
     def forward(x):
+        env = {ir.INPUT: x}
         for op in graph.ops:
-            if isinstance(op, ir.Embedding):
-                x = jnp.take(f32(op.weight), x, axis=0)
-            elif isinstance(op, ir.Conv2d):
-                p = op.padding
-                x = lax.conv_general_dilated(
-                    x, f32(op.weight), (op.stride, op.stride), [(p, p), (p, p)],
-                    dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=hi)
-                x = x + f32(op.bias)[None, :, None, None]
-                x = jax.nn.relu(x) if op.relu else x
-            elif isinstance(op, ir.MaxPool2d):
-                x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
-            elif isinstance(op, ir.Flatten):
-                x = x.reshape(x.shape[0], -1)
-            elif isinstance(op, ir.Linear):
-                x = jnp.matmul(x, f32(op.weight).T, precision=hi) + f32(op.bias)
-                x = jax.nn.relu(x) if op.relu else x
-            elif isinstance(op, ir.LSTM):
-                for lw in op.layers:
-                    x = _lstm_layer(jax, x, lw, hi)
-                x = x[:, -1] if op.last_step else x
-            else:
-                raise TypeError(f"xla: no JAX lowering for IR op {type(op).__name__} "
-                                f"({op.name!r})")
-        return x  # the host head (softmax, argmax) is applied by the caller
+            env[op.name] = op_fn(op, *(env[v] for v in op.inputs))
+        return env[graph.output]  # the host head (softmax, argmax) is applied by the caller
 
     return jax.jit(forward)
 
