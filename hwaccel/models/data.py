@@ -1,7 +1,7 @@
 """Data for the reference models, generated or bundled: nothing is downloaded.
 
 * :func:`digits` -- scikit-learn's bundled 8x8 handwritten digits (1,797 images), upsampled
-  bilinearly to 28x28 in [0, 1], with a fixed seeded 80/20 train/test split.
+  bilinearly to 28x28 (or another size) in [0, 1], with a fixed seeded 80/20 train/test split.
 * :func:`tokens` -- a deterministic synthetic token-sequence task. Tokens below ``SIGNAL``
   carry a class (``token % 10``); the rest are noise. Each sequence holds a few signal tokens
   whose majority class is the label, at random positions among noise. The model must learn
@@ -32,12 +32,13 @@ class Split:
     y_test: torch.Tensor
 
 
-def digits(seed: int = 0) -> Split:
+def digits(seed: int = 0, size: int = 28) -> Split:
+    """The digits at ``size`` x ``size`` (28 for the brief's CNN), ``(N, 1, size, size)``."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    x = torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     y = torch.tensor(bunch.target, dtype=torch.int64)
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
     cut = int(0.8 * len(y))
