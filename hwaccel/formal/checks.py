@@ -54,13 +54,12 @@ def all_checks() -> Iterator[Check]:
 
 
 def select(component: str | None = None, prop: str | None = None) -> list[Check]:
-    """Checks whose component is ``component`` or starts with it (``systolic``), and whose
-    property is ``prop`` when given."""
+    """Checks whose component is ``component`` (if one is) or else starts with it
+    (``systolic``), and whose property is ``prop`` when given."""
     checks = list(all_checks())
     if component:
-        checks = [c for c in checks
-                  if c.component == component or c.component.startswith(component + "_")
-                  or c.component.startswith(component)]
+        exact = [c for c in checks if c.component == component]
+        checks = exact or [c for c in checks if c.component.startswith(component)]
         if not checks:
             names = sorted({c.component for c in all_checks()})
             raise ValueError(f"component must be one of {', '.join(names)} (or a prefix), "

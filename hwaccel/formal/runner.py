@@ -122,6 +122,9 @@ def run_harness(harness, *, component: str, prop: str, folder: Path, engine: str
     elif verdict in ("ERROR", "TIMEOUT") or "ERROR" in out and verdict != "UNKNOWN":
         errors = [ln for ln in out.splitlines() if "ERROR" in ln or "Error" in ln]
         row.note = (errors[0].strip() if errors else verdict)[:200]
+    elif engine == "smtbmc" and "induction failed" in out.lower():
+        row.note = (f"not {depth}-inductive (no failure in the first {depth} cycles; "
+                    "a helper invariant is missing)")
     else:
         row.note = "engine gave no verdict" + (" (timeout)" if "timeout" in out.lower() else "")
     if harness.note:

@@ -4,7 +4,10 @@ Properties, on small arrays with narrow operands (the control does not depend on
 width, and the proofs stay in seconds):
 
 ``result_stream``  ``result`` keeps ``valid`` until the transfer and its payload stable, for
-                   any inputs that obey the same rules and any back-pressure.
+                   any inputs that obey the same rules and any back-pressure. On the
+                   weight-stationary array pdr did not finish in 5 minutes; it is proved by
+                   4-induction with helper invariants (:meth:`SystolicHarness._ws_invariants`:
+                   the credit count and the FIFO's pointers), in seconds.
 ``result_fifo``    the result FIFO is never written while full or read while empty (a shadow
                    level from its handshakes): the credits always leave room for a result.
 ``beats``          every accepted tile (OS: one ``last`` step, R result rows; WS: one row per
