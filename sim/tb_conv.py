@@ -7,6 +7,10 @@ Parameters arrive as JSON in ``$HWACCEL_PARAMS``:
     weights and images queue back to back); every result beat must equal the golden model.
 ``{"mode": "cnn", "seed": S, "idle": p, "backpressure": q}``
     the reference CNN's three conv layers with their pools, each fed the previous one's output.
+``{"mode": "timing", "count": N, "seed": S}``
+    the directed cases plus N random layers, pooling off, each alone with every stream always
+    valid and ready: ``cycles`` from the descriptor's transfer to the last result's, beside
+    ``model_cycles`` (:func:`hwaccel.generators.conv.perf.stream_cycles`).
 ``{"mode": "bench", "layers": [names], "seed": S}``
     CNN layers without stalls, pooling off, in two phases per layer: loading (descriptor,
     weights, requantizers) and running (first ``activations`` transfer to last ``result``).
@@ -27,11 +31,14 @@ from hwaccel.generators.conv.cases import (
     CNN_LAYERS,
     LayerCase,
     cnn_cases,
+    directed_cases,
     make_case,
+    random_cases,
 )
 from hwaccel.generators.conv.config import ConvConfig
-from hwaccel.generators.conv.layer import plan_layer
+from hwaccel.generators.conv.layer import descriptor, plan_layer
 from hwaccel.generators.conv.model import conv_golden
+from hwaccel.generators.conv.perf import stream_cycles
 
 from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
 from .checks import conv_batch, conv_check, conv_random_cases
@@ -58,6 +65,18 @@ async def _measure(dut, cfg, case: LayerCase, seed) -> dict:
     return res
 
 
+async def _timing(dut, cfg, case: LayerCase, seed) -> dict:
+    plan = plan_layer(cfg, case.layer, case.x, case.w, case.bias, *case.requant)
+    bench = StreamBench(dut, {"layer": [plan.layer_beat], "weights": plan.weights,
+                              "requant": plan.requant, "activations": plan.activations},
+                        {"result": plan.result_count}, seed=seed,
+                        max_cycles=100 * (len(plan.activations) + len(plan.weights)) + 100_000)
+    stats = await bench.run()
+    res = conv_check(case, plan, stats.received["result"], seed)
+    res.update(cycles=stats.span, model_cycles=stream_cycles(cfg, descriptor(cfg, case.layer)))
+    return res
+
+
 @cocotb.test()
 async def ports_match_sidecar(dut):
     meta, cfg, params = _setup()
@@ -75,6 +94,10 @@ async def conv(dut):
     results = []
     if params["mode"] == "random":
         results = await conv_random_cases(make, cfg, params, log=dut._log.info)
+    elif params["mode"] == "timing":
+        for case in directed_cases(cfg) + random_cases(cfg, int(params["count"]), seed):
+            case = replace(case, layer=replace(case.layer, pool=False))
+            results.append(await _timing(dut, cfg, case, seed))
     elif params["mode"] == "cnn":
         x = None
         for i, case in enumerate(cnn_cases(seed)):

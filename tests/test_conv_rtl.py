@@ -41,6 +41,19 @@ def test_random_layers(slug, count, seed):
     assert sides, "no layer padded differently on each side"
 
 
+@pytest.mark.parametrize("slug, count", [("k5n3", 40), ("k1n1", 12)])
+def test_cycles_equal_the_model(slug, count, seed):
+    """Each layer alone, every stream always valid and ready (pooling off): the cycles from its
+    descriptor to its last result equal the cycle model's, for every kernel shape, stride and
+    padding the cases draw (k5n3: a 16-row line buffer and kernels up to 10 rows)."""
+    cases = _run(slug, {"mode": "timing", "count": count}, seed)
+    assert len(cases) >= count + 7
+    wrong = [(c["name"], c["layer"], c["cycles"], c["model_cycles"]) for c in cases
+             if c["cycles"] != c["model_cycles"]]
+    assert not wrong, (f"{slug} (seed {seed}): {len(wrong)} of {len(cases)} layers differ, "
+                       f"(name, layer, RTL, model): {wrong[:4]}")
+
+
 def test_cnn_layers_with_pools(seed):
     """The reference CNN's conv1 + pool, conv2 + pool, conv3, chained, on a 16-MAC engine with
     the same layer limits (the 256-MAC preset runs them in `hwaccel bench conv`)."""

@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass
 
 from .config import ConvConfig
 
-__all__ = ["RunTimeline", "run_timeline", "job_cycles", "ConvPerf", "layer_perf"]
+__all__ = ["RunTimeline", "run_timeline", "job_cycles", "stream_cycles", "ConvPerf",
+           "layer_perf"]
 
 # Inside the accelerator (activations and weights from its DMA, results stored every cycle),
 # counted from the cycle a job starts (the processor's ISSUE state is cycle 0):
@@ -141,6 +142,26 @@ def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int
     drop = bool(desc["pool"] and (desc["out_width"] % 2 or desc["out_height"] % 2))
     end = start + max(t.last_issue + ISSUE_TAIL - drop, t.last_write + WRITE_TAIL)
     return end, load, t.input_stalls
+
+
+#: On its own (every stream always valid and ready, as the conv bench's ``timing`` mode feeds
+#: it), counted from the cycle the descriptor transfers: weights and requantizers load in
+#: parallel from the next cycle, one beat each a cycle; the run phase begins two cycles after
+#: the last load beat (the counts register, then the state).
+STREAM_RUN_START = 2
+#: A chunk's result transfers this many cycles after the chunk issues: the pipeline's 6 stages,
+#: the result FIFO's output and the max-pool stage's pass-through register.
+STREAM_RESULT = 8
+
+
+def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
+    """Cycles from the descriptor's transfer to the last result's, both included, of a layer
+    that does not pool, on an engine whose streams are always valid and ready."""
+    if desc["pool"]:
+        raise ValueError("stream_cycles models layers that do not pool (the pool's last "
+                         "result may leave before the last chunk issues)")
+    run = max(desc["weight_words"], desc["blocks"]) + STREAM_RUN_START
+    return run + run_timeline(cfg, desc).last_issue + STREAM_RESULT + 1
 
 
 @dataclass(frozen=True)
