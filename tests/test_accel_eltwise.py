@@ -168,7 +168,7 @@ def tiny():
     host.close()
 
 
-@pytest.mark.parametrize("kind, count", [("add", 25), ("avgpool", 40)])
+@pytest.mark.parametrize("kind, count", [("add", 60), ("avgpool", 120)])
 def test_rtl_single_commands_equal_golden_and_cycle_model(tiny, kind, count, seed):
     rng = np.random.default_rng(seed)
     wrong = []
@@ -211,3 +211,32 @@ def test_rtl_in_place_and_overlap_fault(tiny, seed):
     assert (st["error"], st["cause"], st["pc"]) == (1, Cause.ADDRESS, 2), st
     np.testing.assert_array_equal(tiny.read_act(0, b.act_top), gold.act[: b.act_top],
                                   err_msg=f"seed {seed}")
+
+
+def test_rtl_watchdog_covers_the_unit(tiny, seed):
+    """The watchdog sees the unit's reads and stores: an AVGPOOL's two set-up cycles move no
+    word, so a WATCHDOG of 2 times it out at its pc (and resets the unit with the engines);
+    at 3 it runs, and so does the same program after the timeout, bit-exact and with the
+    model's counters."""
+    from hwaccel.generators.accel import Region
+    from hwaccel.generators.accel.host import address
+    from hwaccel.generators.accel.isa import Reg
+
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(TINY)
+    out = b.avgpool(b.put(_int8(rng, (16, 8, 8))), 8, 8)
+    b.done()
+    gold = run_program(TINY, b.act, b.wgt, b.commands)
+    watchdog = address(TINY, Region.REG, Reg.WATCHDOG)
+    try:
+        for limit, want in ((2, (0, 1, Cause.TIMEOUT, 0)), (3, (1, 0, Cause.NONE, 1)),
+                            (2, (0, 1, Cause.TIMEOUT, 0)), (0, (1, 0, Cause.NONE, 1))):
+            tiny.load(b)
+            tiny.write(watchdog, limit)
+            tiny.run(limit=100_000)
+            st = tiny.status()
+            assert (st["done"], st["error"], st["cause"], st["pc"]) == want, (limit, st)
+        np.testing.assert_array_equal(tiny.read_tensor(out), from_words(gold.act, out))
+        assert tiny.counters() == program_perf(TINY, b.commands).counters
+    finally:
+        tiny.write(watchdog, 0)
