@@ -4,35 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from hwaccel.models import CNN, LSTMClassifier, digits, tokens
+from hwaccel.models import CNN, LSTMClassifier, digits, macs, tokens
 from hwaccel.models.data import SEQ_LEN, SIGNAL
-
-
-def _macs(model: torch.nn.Module, x: torch.Tensor) -> int:
-    total = 0
-
-    def conv(mod, inp, out):
-        nonlocal total
-        total += out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1]
-
-    def lin(mod, inp, out):
-        nonlocal total
-        total += out.numel() * mod.in_features
-
-    hooks = [m.register_forward_hook(conv) for m in model.modules()
-             if isinstance(m, torch.nn.Conv2d)]
-    hooks += [m.register_forward_hook(lin) for m in model.modules()
-              if isinstance(m, torch.nn.Linear)]
-    model(x)
-    for h in hooks:
-        h.remove()
-    return total
 
 
 def test_cnn_matches_the_brief():
     model = CNN()
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
-    assert _macs(model, torch.zeros(1, 1, 28, 28)) == 2_794_240
+    assert macs(model, (1, 28, 28)) == 2_794_240
 
 
 def test_lstm_matches_the_brief():
@@ -43,6 +22,7 @@ def test_lstm_matches_the_brief():
 
 def test_digits_split_is_fixed():
     a, b = digits(), digits()
+    assert torch.equal(digits(size=32).y_test, a.y_test)  # the size leaves the split alone
     assert a.x_train.shape[1:] == (1, 28, 28) and len(a.y_train) + len(a.y_test) == 1797
     assert torch.equal(a.y_test, b.y_test) and float(a.x_train.max()) <= 1.0
     assert set(a.y_train.tolist()) == set(range(10))
