@@ -1,6 +1,6 @@
 """The four MLPerf Tiny reference architectures, layer for layer as mlcommons/tiny defines them.
 
-Sources (Keras, ``benchmark/training/`` of github.com/mlcommons/tiny, tags v0.7 to v1.1):
+Sources (Keras, ``benchmark/training/`` of github.com/mlcommons/tiny, tags v0.5 to v1.1):
 ``image_classification/keras_model.py`` (ResNet-8), ``keyword_spotting/keras_model.py``
 (DS-CNN), ``visual_wake_words/vww_model.py`` (MobileNetV1 0.25) and
 ``anomaly_detection/keras_model.py`` (FC autoencoder). What differs from a literal reading:
@@ -14,8 +14,11 @@ Sources (Keras, ``benchmark/training/`` of github.com/mlcommons/tiny, tags v0.7 
 * DS-CNN pools 25x5, the whole map, as the published trained model (``kws_ref_model``, whose
   AvgPool has ``ksize [1, 25, 5, 1]``) does; the training script at those tags computes
   ``int(49 / 2) = 24`` and would pool 24x5, dropping the last time step.
-* ResNet-8 has 16 first-stage filters as at tags v0.7-v1.1; the script's newer default is 26.
+* ResNet-8 has 16 first-stage filters as at tags v0.5-v1.1; the script's newer default is 26.
 * Keras's final softmax is left out: the models return logits (argmax is unchanged).
+
+Each of the three conv nets ends in an ``AvgPool2d`` whose window is its whole final map (8x8,
+25x5, 3x3): a global average pool written as the reference writes it.
 
 ReLU follows each residual add, as in the reference. All four trace with ``torch.fx``: residuals
 are ``x + y``, padding is ``F.pad`` with constant sides, depthwise is ``Conv2d(groups=C)``.
