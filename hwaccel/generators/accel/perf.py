@@ -4,7 +4,7 @@ The processor (:mod:`.processor`) runs one command at a time, so a program's cyc
 of its commands', and each command's are processor overhead plus its jobs:
 
 * every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE;
-* CONV, MAXPOOL, LSTM: ISSUE (1), then one job;
+* CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job;
 * GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
   the processor does (N tiles, then M tiles, then K tiles).
 
