@@ -4,7 +4,7 @@
 ``hwaccel synth --preset P --target ecp5|ice40|generic [--json] [--bitstream]``
                                                             resources, Fmax (Yosys, nextpnr)
 ``hwaccel bench NAME [options] [--json]``                   run a benchmark on the RTL
-``hwaccel compare --model cnn|lstm [--backends ...]``       one model on every backend
+``hwaccel compare --model NAME [--backends ...]``          one model on every backend
 ``hwaccel sweep [--space FILE | --rows ...] [--json]``      design-space sweep on Dask
 ``hwaccel verify [--component NAME] [--depth K] [--json]``  formal proofs (SymbiYosys)
 """

@@ -201,20 +201,49 @@ def test_max_batch_is_exact(which, cnn, lstm):
         cm.lower(x)
 
 
-def test_weights_that_do_not_fit_name_the_layer_and_shortfall():
+def test_weights_beyond_the_scratchpad_run_as_several_programs():
+    """16 layers whose weights overflow tiny's weight scratchpad: the layers are grouped, in
+    order, as many per program as fit (counted here from the descriptors), and the programs run
+    one after the other on one activation scratchpad equal the integer twin."""
+    from hwaccel.generators.accel.model import run_program
+
     cfg = PRESETS["tiny"]
     layers = [nn.Conv2d(8 if i else 1, 8, 3, padding=1) for i in range(16)]
     model = nn.Sequential(*layers).eval()
     per = descriptor(cfg.conv, ConvLayer(8, 8, 8, 8, 3, padding=1))
     first = descriptor(cfg.conv, ConvLayer(8, 8, 1, 8, 3, padding=1))
     words = [first["weight_words"] + first["blocks"]] + [per["weight_words"] + per["blocks"]] * 15
-    used = np.cumsum(words)
-    bad = int(np.argmax(used > cfg.wgt_depth))
+    groups, used = [[]], 0
+    for i, n in enumerate(words):
+        if used + n > cfg.wgt_depth:
+            groups, used = [*groups, []], 0
+        groups[-1].append(str(i))
+        used += n
+    assert len(groups) > 1
+    x = torch.randn(3, 1, 8, 8)
+    cm = hwaccel.compile(model, x, preset="tiny")
+    low = cm.lower(cm.quantize_input(x))
+    assert [list(p.layers) for p in low.programs] == groups
+    assert low.builder.commands is None  # no single program to run by mistake
+    assert low.host_words == sum(p.wgt_top + len(p.commands) for p in low.programs[1:])
+    act = low.builder.act
+    for part in low.loads():
+        res = run_program(cfg, act, part.wgt, part.commands)
+        assert res.done and not res.error
+        act = res.act
+    np.testing.assert_array_equal(low.ints(act), cm.int8_forward(cm.quantize_input(x)))
+    assert f"runs as {len(groups)} programs" in cm.describe()
+    assert np.array_equal(cm.execute("golden", x).int_logits, low.ints(act))
+
+
+def test_a_layer_whose_weights_do_not_fit_alone_is_named_with_the_shortfall():
+    cfg = PRESETS["tiny"]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64 * 64)).eval()
     with pytest.raises(DoesNotFit) as info:
         hwaccel.compile(model, torch.randn(2, 1, 8, 8), preset="tiny")
     msg = str(info.value)
-    assert f"weights of layer '{bad}'" in msg
-    assert f"short by {used[bad] - cfg.wgt_depth} words" in msg
+    assert "the weights of layer '1' (" in msg and "do not fit the weight scratchpad of " \
+           f"accel_tiny ({cfg.wgt_depth} words) even alone; short by" in msg
 
 
 def test_activations_that_do_not_fit_name_the_tensor():

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from hwaccel.compiler.builders import Program
+from hwaccel.compiler.lower import Lowered
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.cases import cnn_program, fault_programs
 from hwaccel.runtime import backends
@@ -78,6 +80,12 @@ def test_xla_without_jax_is_unavailable(monkeypatch):
 
 
 # --- faults and bounded runs ---------------------------------------------------------------------
+def as_lowered(builder) -> Lowered:
+    """A driver-built program as a one-program lowered batch (no outputs to read back)."""
+    return Lowered(builder, (), "image", 1.0,
+                   (Program(builder.commands, builder.wgt, builder.wgt_top, ()),))
+
+
 @pytest.mark.parametrize("name", ["golden", "rtl"])
 def test_program_fault_raises_with_cause_and_pc(name, seed):
     cfg = PRESETS["ecp5"]
@@ -87,7 +95,7 @@ def test_program_fault_raises_with_cause_and_pc(name, seed):
     try:
         with pytest.raises(ProgramFault,
                            match=rf"^{name}: batch 3 faulted: cause {cause.name} at pc {pc}$"):
-            backend.execute(SimpleNamespace(config=cfg), SimpleNamespace(builder=builder), 3)
+            backend.execute(SimpleNamespace(config=cfg), as_lowered(builder), 3)
     finally:
         backend.close()
 
@@ -103,7 +111,7 @@ def test_rtl_run_past_its_limit_is_a_timeout(seed):
     try:
         with pytest.raises(RtlTimeout, match=r"^rtl: batch 0 still busy after 500 cycles "
                                              r"\(pc \d+\)"):
-            backend.execute(SimpleNamespace(config=cfg), SimpleNamespace(builder=cnn.builder), 0)
+            backend.execute(SimpleNamespace(config=cfg), as_lowered(cnn.builder), 0)
     finally:
         backend.close()
 

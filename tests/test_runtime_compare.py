@@ -94,3 +94,37 @@ def test_clock_from_implementation_report_else_nominal(tmp_path, monkeypatch):
     (folder / "report.json").write_text(json.dumps({"target": "ecp5", "fmax_mhz": 87.5}))
     mhz, source = clock_for(cfg)
     assert mhz == 87.5 and source.startswith("Fmax of the ecp5 implementation report")
+
+
+def test_compare_autoencoder_scores_roc_auc_across_two_programs(capsys):
+    """The autoencoder's weights overflow default's weight scratchpad: golden runs it as two
+    programs and equals the twin; ``accuracy`` is the ROC AUC of the reconstruction error
+    (the models' own score), agreement does not apply."""
+    from hwaccel.models import load, workload
+
+    rc, out, err = _compare(capsys, "--model", "autoencoder", "--samples", "120",
+                            "--calibration", "128", "--backends", "golden,torch-cpu,torch-int8",
+                            "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    rows = {r["backend"]: r for r in report["rows"]}
+    assert rows["torch-int8"]["mismatches"] == 0
+    assert all(r["agreement"] is None for r in rows.values())
+    module, split = load("autoencoder")
+    x, y = split.x_test[:120], split.y_test[:120]
+    with torch.no_grad():
+        float_auc = workload("autoencoder").score(x, module(x), y)
+    assert report["float_accuracy"] == rows["torch-cpu"]["accuracy"] == float_auc
+    assert 0.5 < rows["golden"]["accuracy"] <= 1
+
+
+def test_compare_names_what_the_preset_refuses(capsys):
+    """DS-CNN's depthwise convs have no engine yet: golden fails by name (exit 1), the integer
+    twin still runs."""
+    rc, out, err = _compare(capsys, "--model", "dscnn", "--samples", "3", "--calibration", "32",
+                            "--backends", "golden,torch-int8", "--json")
+    assert rc == 1
+    rows = {r["backend"]: r for r in json.loads(out)["rows"]}
+    assert "LoweringError: layer 'blocks.0.dw' is a depthwise Conv2d" in rows["golden"]["error"]
+    assert rows["torch-int8"]["error"] is None and rows["torch-int8"]["accuracy"] is not None
+    assert "FAILED: golden: LoweringError" in err

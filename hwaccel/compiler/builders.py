@@ -1,7 +1,11 @@
 """Program builders that follow the memory plan (:mod:`.memory`).
 
 :class:`PlacedBuilder` is the :class:`~hwaccel.generators.accel.driver.ProgramBuilder` with its
-bump allocator replaced by the plan: every tensor goes where ``at`` says. :class:`DryBuilder`
+bump allocator replaced by the plan: every tensor goes where ``at`` says. When a layer's weights
+do not fit what is left of the weight scratchpad, the program ends there (DONE) and the next
+one starts with an empty weight scratchpad (:class:`Program`): the host writes the next group's
+weights and commands between them, and the activations stay where they are. Only a layer whose
+weights do not fit the whole weight scratchpad is refused (:class:`DoesNotFit`). :class:`DryBuilder`
 follows the same plan and counts the same commands, but encodes only each layer's first one, so
 that searching for the largest batch that fits costs little (encoding a command takes
 milliseconds); the tests check that its answer is exactly where the real lowering starts to
@@ -10,13 +14,31 @@ fail.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..generators.accel.driver import ActTensor, ProgramBuilder
 from ..generators.conv.layer import ConvLayer
 from .memory import DoesNotFit
 
-__all__ = ["PlacedBuilder", "DryBuilder"]
+__all__ = ["Program", "PlacedBuilder", "DryBuilder"]
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """One program of a lowered batch: its weight image (``wgt_top`` words used), its commands
+    (DONE last) and the layers it runs, in order."""
+
+    commands: list[int]
+    wgt: list[int]
+    wgt_top: int
+    layers: tuple[str, ...]
+
+    @property
+    def host_words(self) -> int:
+        """Words the host writes to load it (weights and commands), one per host-port cycle."""
+        return self.wgt_top + len(self.commands)
 
 
 class PlacedBuilder(ProgramBuilder):
@@ -25,6 +47,11 @@ class PlacedBuilder(ProgramBuilder):
 
     at: int | None = None
     layer: str = "?"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.programs: list[Program] = []  # the programs before the one being built
+        self.layers: list[str] = []        # the layers of the one being built
 
     def alloc(self, channels: int, height: int, width: int) -> ActTensor:
         if self.at is None:
@@ -35,13 +62,27 @@ class PlacedBuilder(ProgramBuilder):
         return t
 
     def _put_wgt(self, words: list[int]) -> int:
-        free = self.cfg.wgt_depth - self.wgt_top
-        if len(words) > free:
+        depth = self.cfg.wgt_depth
+        if len(words) > depth:
             raise DoesNotFit(
                 f"the weights of layer {self.layer!r} ({len(words)} words) do not fit the weight "
-                f"scratchpad of {self.cfg.slug} ({self.cfg.wgt_depth} words, {self.wgt_top} "
-                f"used by earlier layers); short by {len(words) - free} words")
+                f"scratchpad of {self.cfg.slug} ({depth} words) even alone; short by "
+                f"{len(words) - depth} words")
+        if len(words) > depth - self.wgt_top:
+            self.next_program()
         return super()._put_wgt(words)
+
+    def next_program(self) -> None:
+        """End the program being built and start the next, its weight scratchpad empty."""
+        self.done()
+        self.programs.append(Program(self.commands, self.wgt, self.wgt_top, tuple(self.layers)))
+        self.commands, self.wgt, self.wgt_top = [], [0] * self.cfg.wgt_depth, 0
+        self._weights, self.layers = {}, []
+
+    def finish(self) -> list[Program]:
+        """Every program, the last one ended (DONE) too."""
+        self.next_program()
+        return self.programs
 
 
 class DryBuilder(PlacedBuilder):

@@ -1,11 +1,13 @@
 """``CompiledModel.describe()``: one line per quantized op -- shapes, scales, MACs per sample and
-the command that runs it; an op that does not read the op before it names what it reads."""
+the command that runs it; an op that does not read the op before it names what it reads; and the
+programs a model runs as when its weights do not all fit the weight scratchpad."""
 
 from __future__ import annotations
 
 from ..generators.accel.config import AccelConfig
 from . import ir
-from .lower import linear_as_conv
+from .lower import LoweringError, linear_as_conv, weight_groups
+from .memory import DoesNotFit
 
 __all__ = ["describe"]
 
@@ -63,4 +65,20 @@ def describe(qg: ir.QGraph, cfg: AccelConfig) -> str:
         prev = op.name
     if qg.output != prev:
         lines.append(f"output: {qg.output}")
-    return "\n".join(lines)
+    return "\n".join(lines + _groups(qg, cfg))
+
+
+def _groups(qg: ir.QGraph, cfg: AccelConfig) -> list[str]:
+    """Lines naming the weight groups, when the weights do not all fit one program."""
+    try:
+        programs = weight_groups(qg, cfg)
+    except (LoweringError, DoesNotFit) as exc:
+        return [f"does not run on {cfg.slug}: {exc}"]
+    if len(programs) == 1:
+        return []
+    out = [f"runs as {len(programs)} programs: the weights of {cfg.slug} ({cfg.wgt_depth} "
+           f"words) do not hold every layer's, so the host writes the next group's weights and "
+           f"commands between programs (one word per host-port cycle, counted in the cycles)"]
+    out += [f"  program {k + 1}: {', '.join(p.layers)} ({p.wgt_top} weight words)"
+            for k, p in enumerate(programs)]
+    return out

@@ -31,15 +31,19 @@ How each op runs
   steps end up contiguous, ready to be one GEMM's rows, with no extra command or copy.
 * ``QEmbedding``: gathered on the host; the program's input is the int8 embedded sequence.
 
-A block that does not fit raises :class:`DoesNotFit` naming the tensor and the shortfall in
-words; so do weights that overflow the weight scratchpad and programs longer than the program
-memory. What the preset's engines cannot run raises :class:`LoweringError`, naming the layer.
+Weights that do not all fit the weight scratchpad split the batch into several programs at layer
+boundaries (:class:`~.builders.Program`; the host writes the next group's weights between them,
+the activations stay). A block that does not fit raises :class:`DoesNotFit` naming the tensor
+and the shortfall in words; so do a single layer's weights beyond the whole weight scratchpad
+and a program longer than the program memory. What the preset's engines cannot run raises
+:class:`LoweringError`, naming the layer.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -48,11 +52,11 @@ from ..generators.accel.driver import ActTensor, ProgramBuilder, from_words
 from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
 from . import ir
-from .builders import DryBuilder, PlacedBuilder
+from .builders import DryBuilder, PlacedBuilder, Program
 from .memory import Block, DoesNotFit, plan
 
 __all__ = ["DoesNotFit", "LoweringError", "Lowered", "Value", "layout", "lower", "max_batch",
-           "linear_as_conv"]
+           "linear_as_conv", "weight_groups"]
 
 
 class LoweringError(ValueError):
@@ -66,7 +70,8 @@ class Lowered:
     Attributes
     ----------
     builder : ProgramBuilder
-        Memory images and commands, DONE appended.
+        The activation image (the inputs) and, when the batch is one program, its weight
+        image and commands (DONE appended); ``None`` for those when it is several.
     outputs : tuple of ActTensor
         Each sample's output tensor in the activation scratchpad.
     kind : str
@@ -74,12 +79,31 @@ class Lowered:
         or ``flat`` (an image flattened in CHW order).
     output_scale : float
         The float value of one int8 step of the outputs.
+    programs : tuple of Program
+        The programs, run in order on one activation scratchpad: the host writes each one's
+        weights and commands (:meth:`loads`) before starting it.
     """
 
     builder: ProgramBuilder
     outputs: tuple[ActTensor, ...]
     kind: str
     output_scale: float
+    programs: tuple[Program, ...] = ()
+
+    def loads(self) -> list[SimpleNamespace]:
+        """What the host writes before each program, as a builder's images: the inputs (the
+        activation image) and the first program's weights and commands; then each later
+        program's weights and commands only (the activations stay)."""
+        b = self.builder
+        return [SimpleNamespace(act=b.act, act_top=b.act_top if k == 0 else 0, wgt=p.wgt,
+                                wgt_top=p.wgt_top, commands=p.commands)
+                for k, p in enumerate(self.programs)]
+
+    @property
+    def host_words(self) -> int:
+        """Words the host writes between programs (weights and commands of every program after
+        the first), one per host-port cycle."""
+        return sum(p.host_words for p in self.programs[1:])
 
     @property
     def batch(self) -> int:
@@ -346,14 +370,28 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     for op in qg.ops[1:] if qg.tokens else qg.ops:
         if not isinstance(op, ir.QFlatten):
             em.op(op)
-    em.b.done()
-    n = len(em.b.commands)
-    if n > cfg.prog_depth:
-        raise DoesNotFit(f"the program ({n} commands for a batch of {batch}) does not fit "
-                         f"the program memory of {cfg.slug} ({cfg.prog_depth} commands); short "
-                         f"by {n - cfg.prog_depth} commands")
+            em.b.layers.append(op.name)
+    b = em.b
+    programs = b.finish()
+    for k, p in enumerate(programs):
+        n = len(p.commands)
+        if n > cfg.prog_depth:
+            which = "the program" if len(programs) == 1 else f"program {k + 1} of {len(programs)}"
+            raise DoesNotFit(f"{which} ({n} commands for a batch of {batch}) does not fit "
+                             f"the program memory of {cfg.slug} ({cfg.prog_depth} commands); "
+                             f"short by {n - cfg.prog_depth} commands")
+    if len(programs) == 1:  # the builder is the whole program, as the driver's are
+        b.commands, b.wgt, b.wgt_top = programs[0].commands, programs[0].wgt, programs[0].wgt_top
+    else:
+        b.commands = b.wgt = None
     out = vals[qg.output]
-    return Lowered(em.b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale)
+    return Lowered(b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale, tuple(programs))
+
+
+def weight_groups(qg: ir.QGraph, cfg: AccelConfig) -> list[Program]:
+    """The programs one sample runs as (the layers of each, its weight words): more than one
+    when the weights do not all fit the weight scratchpad."""
+    return list(lower(qg, cfg, _dummy(qg, 1), dry=True).programs)
 
 
 def _dummy(qg: ir.QGraph, batch: int) -> np.ndarray:

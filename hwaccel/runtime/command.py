@@ -18,7 +18,9 @@ def add_arguments(p) -> None:
     from .backends import names
     from .compare import DEFAULT_BACKENDS
 
-    p.add_argument("--model", required=True, choices=["cnn", "lstm"])
+    p.add_argument("--model", required=True,
+                   help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
+                        "dscnn, mobilenet or autoencoder")
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"comma-separated, of: {', '.join(names())} "
                         f"(default: {','.join(DEFAULT_BACKENDS)})")

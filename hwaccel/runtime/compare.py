@@ -105,8 +105,7 @@ def clock_for(config) -> tuple[float, str]:
                         f"`hwaccel synth --preset {config.slug}`)"
 
 
-def _row(run: BackendRun, backend, y, ref, golden_ints, clock) -> Row:
-    top1 = run.logits.argmax(axis=1)
+def _row(run: BackendRun, backend, task, x, y, ref, golden_ints, clock) -> Row:
     mismatches, notes = None, list(run.notes)
     if backend.integer and golden_ints is not None and run.backend != "golden":
         mismatches = int(np.any(run.int_logits != golden_ints, axis=1).sum())
@@ -117,9 +116,13 @@ def _row(run: BackendRun, backend, y, ref, golden_ints, clock) -> Row:
         mhz, source = clock
         hw = {"cycles_per_sample": run.cycles_per_sample, "clock_mhz": mhz,
               "clock_source": source, "hw_latency_s": run.cycles_per_sample / (mhz * 1e6)}
-    return Row(run.backend, run.samples, accuracy=float(np.mean(top1 == y)),
-               agreement=float(np.mean(top1 == ref.argmax(axis=1))), mismatches=mismatches,
-               max_abs_logit_error=float(np.abs(run.logits - ref).max()),
+    agreement = None  # top-1 agreement with the float model: classifiers only
+    if task.task == "classify":
+        agreement = float(np.mean(run.logits.argmax(axis=1) == ref.argmax(axis=1)))
+    err = np.abs(run.logits - ref).reshape(len(ref), -1)
+    return Row(run.backend, run.samples, accuracy=task.score(x, run.logits, y),
+               agreement=agreement, mismatches=mismatches,
+               max_abs_logit_error=float(err.max()),
                latency_s=run.latency_s, throughput=run.throughput, seconds=run.seconds,
                device=run.device, notes=notes, **hw)
 
@@ -127,7 +130,9 @@ def _row(run: BackendRun, backend, y, ref, golden_ints, clock) -> Row:
 def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None,
             preset: str = "default", calibration: int = 512, clock_mhz: float | None = None,
             progress: bool = False, log=None) -> Comparison:
-    """Run ``model`` ("cnn" or "lstm") on every backend in ``backends``.
+    """Run ``model`` (a name of :data:`hwaccel.models.WORKLOADS`) on every backend in
+    ``backends``. ``accuracy`` is the workload's score: top-1 accuracy, or for the
+    autoencoder the ROC AUC of the reconstruction error (``agreement`` is then ``None``).
 
     ``samples``: the first N held-out samples (default: all). ``calibration``: training samples
     that set the activation scales. ``clock_mhz`` overrides the clock hardware latency is
@@ -136,12 +141,14 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     import torch
 
     from ..compiler.errors import check_finite
+    from ..models import workload
     from ..models.train import load
     from .runnable import compile
 
     log = log or sys.stderr
     backends = list(backends)
     chosen = {name: get(name) for name in backends}  # unknown names fail before any work
+    task = workload(model)
     module, split = load(model)
     n = len(split.y_test) if samples is None else samples
     if not 1 <= n <= len(split.y_test):
@@ -149,8 +156,10 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
                          f"not {samples!r}")
     x, y = split.x_test[:n], split.y_test[:n].numpy()
     check_finite(x, "input")  # before compiling or running anything
+    # strict=False: a model the preset refuses (a depthwise conv) still runs on the integer
+    # twin and the float backends; golden and rtl then fail with the refusal, by name
     compiled = compile(module, split.x_train[:8], preset=preset,
-                       calibration=split.x_train[:calibration])
+                       calibration=split.x_train[:calibration], strict=False)
     with torch.inference_mode():
         ref = module.eval()(x).to(torch.float64).numpy()
     clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
@@ -175,8 +184,8 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
             continue
         if name == "golden":
             golden_ints = run.int_logits
-        rows[name] = _row(run, backend, y, ref, golden_ints, clock)
-    float_acc = float(np.mean(ref.argmax(axis=1) == y))
+        rows[name] = _row(run, backend, task, x, y, ref, golden_ints, clock)
+    float_acc = task.score(x, ref, y)
     return Comparison(model, compiled.config.slug, [rows[b] for b in backends], float_acc,
                       compiled.macs_per_sample, compiled.saturation(x))
 
@@ -210,8 +219,11 @@ def format_rows(c: Comparison) -> str:
     ran = [r for r in c.rows if not (r.skipped or r.error)]
     cells = [_cells(r) for r in ran]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(COLUMNS)]
+    from ..models import workload
+
+    metric = workload(c.model).metric
     lines = [f"{c.model} on {c.preset}: {c.rows[0].samples} held-out samples, float model "
-             f"top-1 {c.float_accuracy:.4f}, {c.macs_per_sample:,} MACs per sample",
+             f"{metric} {c.float_accuracy:.4f}, {c.macs_per_sample:,} MACs per sample",
              "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]

@@ -91,9 +91,12 @@ class GoldenBackend(ProgramBackend):
     def execute(self, compiled, lowered, index: int):
         from ...generators.accel.model import run_program
 
-        b = lowered.builder
-        res = run_program(compiled.config, b.act, b.wgt, b.commands)
-        if res.error or not res.done:
-            raise ProgramFault(f"{self.name}: batch {index} faulted: cause {res.cause.name} at "
-                               f"pc {res.pc}")
-        return res.act, None
+        act = lowered.builder.act
+        for k, load in enumerate(lowered.loads()):  # one activation image through them all
+            res = run_program(compiled.config, act, load.wgt, load.commands)
+            if res.error or not res.done:
+                part = f" program {k + 1} of {len(lowered.programs)}" if k else ""
+                raise ProgramFault(f"{self.name}: batch {index}{part} faulted: cause "
+                                   f"{res.cause.name} at pc {res.pc}")
+            act = res.act
+        return act, None
