@@ -50,11 +50,13 @@ def make_case(name: str, layer: ConvLayer, rng: np.random.Generator, style: str 
     spread over int8), ``saturate`` (huge multipliers) or ``tiny`` (shifts at SHIFT_MAX)."""
     cin, cout = layer.cin, layer.cout
     x = fill(rng, (cin, layer.height, layer.width), style)
-    w = fill(rng, (cout, cin, layer.kernel_h, layer.kernel_w), style if style != "min" else "max")
+    w = fill(rng, (cout, layer.group_cin, layer.kernel_h, layer.kernel_w),
+             style if style != "min" else "max")
     if style == "min":
         w = -w - 1  # -128 x -128: the largest product
     s_in = 0.02
-    spread = math.sqrt(layer.taps * cin) * 74.0 * 74.0  # std of a sum of uniform int8 products
+    # The std of a sum of uniform int8 products.
+    spread = math.sqrt(layer.taps * layer.group_cin) * 74.0 * 74.0
     s_out_base = s_in * 0.01 * spread / 40.0      # so that outputs spread over about +-40
     s_w = 0.01 * rng.uniform(0.5, 2.0, cout)
     if scale == "saturate":
@@ -99,6 +101,8 @@ def random_layer(cfg: ConvConfig, rng: np.random.Generator, budget: int) -> Conv
     """A random layer the engine can run, under ``budget`` issue cycles: square and non-square
     kernels, a stride of 1 or 2 on each axis, padding of every kind :func:`_random_padding`
     draws."""
+    if rng.random() < 0.25:
+        return random_depthwise(cfg, rng)
     while True:
         kh = int(rng.integers(1, cfg.max_kernel + 1))
         kw = kh if rng.random() < 0.5 else int(rng.integers(1, cfg.max_kernel + 1))
@@ -118,6 +122,28 @@ def random_layer(cfg: ConvConfig, rng: np.random.Generator, budget: int) -> Conv
             continue  # the kernel does not fit the padded input, or the padding the engine
         if estimated_cycles(cfg, layer) <= budget:
             return layer
+
+
+def random_depthwise(cfg: ConvConfig, rng: np.random.Generator) -> ConvLayer:
+    """A random depthwise layer: kernels up to ``dw_kernel`` a side, 1 to ``dw_channels``
+    channels, strides 1/2 per axis, every kind of padding."""
+    while True:
+        kh = int(rng.integers(1, cfg.dw_kernel + 1))
+        kw = kh if rng.random() < 0.6 else int(rng.integers(1, cfg.dw_kernel + 1))
+        stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+        if rng.random() < 0.6:
+            stride = (stride[0], stride[0])
+        h = int(rng.choice([1, int(rng.integers(1, cfg.max_height + 1))]))
+        w = int(rng.choice([1, int(rng.integers(1, cfg.max_width + 1))]))
+        c = int(rng.integers(1, cfg.dw_channels + 1))
+        try:
+            layer = ConvLayer(h, w, c, c, (kh, kw), stride,
+                              _random_padding(cfg, rng, h, w, (kh, kw), stride),
+                              bool(rng.integers(2)), bool(cfg.pool and rng.integers(2)), True)
+            check_layer(cfg, layer)
+        except ValueError:
+            continue
+        return layer
 
 
 def random_cases(cfg: ConvConfig, count: int, seed: int, budget: int = 1500) -> list[LayerCase]:
@@ -168,6 +194,19 @@ def directed_cases(cfg: ConvConfig) -> list[LayerCase]:
         # A tall even kernel with more padding at the top than at the bottom, stride 2 down.
         ("tall_top", ConvLayer(H, W, 2, cout, (ke, 1), (2, 1), (ke // 2, 0, (ke - 1) // 2, 0)),
          "random", "typical"),
+    ]
+    # Depthwise: the most channels, 3x3 "same" at stride 1, TensorFlow's "same" at stride 2
+    # (0, 0, 1, 1), a non-square kernel with stride 2 along the columns only.
+    D, C = cfg.dw_kernel, cfg.dw_channels
+    he, we = max(H - H % 2, 2), max(W - W % 2, 2)
+    shapes += [
+        ("dw_same", ConvLayer(H, W, C, C, D, 1, "same", True, False, True), "random",
+         "typical"),
+        ("dw_tf_s2", ConvLayer(he, we, C, C, D, 2, same_padding(he, we, D, 2), True, cfg.pool,
+                               True), "extremes", "saturate"),
+        ("dw_wide_s12", ConvLayer(H, W, C, C, (max(D - 1, 1), D), (1, 2),
+                                  (0, min(cfg.max_pad, D - 1), 0, 0), False, False, True),
+         "min", "typical"),
     ]
     if K >= 3:   # TensorFlow's "same" at stride 2 with 3x3 on an even map: 0, 0, 1, 1
         he, we = max(H - H % 2, 2), max(W - W % 2, 2)

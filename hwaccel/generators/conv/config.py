@@ -124,9 +124,28 @@ class ConvConfig:
         return (self.max_width + self.max_kernel - 1) * self.max_groups
 
     @property
+    def dw_kernel(self) -> int:
+        """Largest depthwise kernel side: ``min(3, max_kernel)`` (the depthwise window register
+        is ``dw_kernel x dw_kernel`` words; see :mod:`.engine`)."""
+        return min(3, self.max_kernel)
+
+    @property
+    def dw_channels(self) -> int:
+        """Channels one depthwise engine layer computes: ``min(lanes, block)`` (a multiplier
+        ``(k, n)`` takes channel ``n`` of window word ``k``)."""
+        return min(self.lanes, self.block)
+
+    @property
+    def dw_chunks(self) -> int:
+        """Cycles per output pixel of a depthwise layer: the window register's
+        ``dw_kernel**2`` taps, ``lanes`` per chunk."""
+        return -(-self.dw_kernel ** 2 // self.lanes)
+
+    @property
     def segments(self) -> int:
-        """Kernel rows one chunk can hold at most (packed mode)."""
-        return min(self.lanes, self.max_kernel)
+        """Kernel rows one chunk can hold at most (packed mode; depthwise reads ``dw_kernel``
+        rows at once)."""
+        return max(min(self.lanes, self.max_kernel), self.dw_kernel)
 
     @property
     def acc_bits(self) -> int:

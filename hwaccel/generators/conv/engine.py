@@ -198,6 +198,10 @@ class ConvEngine(wiring.Component):
             range(G))
         w_addr = Signal(range(cfg.weight_depth))
         done = Signal()
+        # Depthwise: the next padded column to read into the window register, and the chunk.
+        rcol = Signal(range(cfg.max_width + cfg.max_kernel + 1))
+        dc = Signal(range(max(cfg.dw_chunks, 2)))
+        dw = desc.depthwise
         # Writer counters: input row, padded column, channel group.
         w_row, w_col = Signal(range(cfg.max_height + 1)), Signal(range(cfg.row_words + 1))
         w_g, w_slot = Signal(range(G)), Signal(range(NS))
@@ -207,7 +211,7 @@ class ConvEngine(wiring.Component):
         with m.If(start):
             m.d.sync += [oy.eq(0), ox.eq(0), ytop.eq(0), xbase.eq(0), nb.eq(0), ky.eq(0),
                          g.eq(0), w_addr.eq(0), done.eq(0), w_row.eq(0), w_col.eq(0),
-                         w_g.eq(0), w_slot.eq(0),
+                         w_g.eq(0), w_slot.eq(0), rcol.eq(0), dc.eq(0),
                          kx.eq(Mux(self.layer.payload.packed, self.layer.payload.kernel_w - 1, 0)),
                          base_slot.eq(-self.layer.payload.pad_top)]
         written = Signal()
@@ -236,18 +240,41 @@ class ConvEngine(wiring.Component):
         bottom = ytop + KH - 1 - top
         need_row = Mux(bottom > desc.height - 1, desc.height - 1, bottom)
         need_col = xbase + KW - 1
-        avail = (w_row > need_row) | ((w_row == need_row) & (w_col > need_col))
+        # Depthwise reads the window's columns one at a time (``rd``), before the pixel's first
+        # chunk or with it, and never between its chunks (the window register is in use).
+        dw_need = xbase + KW - 1
+        rd = Signal()
+        avail = (w_row > need_row) | ((w_row == need_row) & (w_col > Mux(dw, rcol, need_col)))
+        m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & (rcol <= dw_need) & avail)
+        dw_ready = (rcol > dw_need) | ((rcol == dw_need) & rd)
         credit = Signal()
         go = Signal()
-        m.d.comb += go.eq(run & ~done & avail & credit)
+        m.d.comb += go.eq(run & ~done & credit & Mux(dw, dw_ready, avail))
         step = desc.rows_per_chunk
         last_g, last_kx, last_ky = g == desc.groups - 1, kx == KW - 1, ky + step >= KH
-        first = (g == 0) & (kx == kx_lo) & (ky == 0)
-        last = last_g & last_kx & last_ky
+        last_dc = dc == desc.weight_words - 1
+        first = Mux(dw, dc == 0, (g == 0) & (kx == kx_lo) & (ky == 0))
+        last = Mux(dw, last_dc, last_g & last_kx & last_ky)
         last_nb = nb == desc.blocks - 1
         last_ox, last_oy = ox == desc.out_width - 1, oy == desc.out_height - 1
         end = last & last_nb & last_ox & last_oy
-        with m.If(go):
+
+        def next_pixel():
+            m.d.sync += [nb.eq(0), w_addr.eq(0), ox.eq(ox + 1), xbase.eq(xbase + stride_w)]
+            with m.If(last_ox):
+                m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1), ytop.eq(ytop + stride_h),
+                             base_slot.eq(base_slot + stride_h), rcol.eq(0)]
+                with m.If(last_oy):
+                    m.d.sync += done.eq(1)
+
+        with m.If(rd):
+            m.d.sync += rcol.eq(rcol + 1)
+        with m.If(go & dw):
+            m.d.sync += [dc.eq(dc + 1), w_addr.eq(w_addr + 1)]
+            with m.If(last_dc):
+                m.d.sync += dc.eq(0)
+                next_pixel()
+        with m.Elif(go):
             m.d.sync += [g.eq(g + 1), w_addr.eq(w_addr + 1)]
             with m.If(last_g):
                 m.d.sync += [g.eq(0), kx.eq(kx + 1)]
@@ -256,16 +283,9 @@ class ConvEngine(wiring.Component):
                     with m.If(last_ky):
                         m.d.sync += [ky.eq(0), nb.eq(nb + 1)]
                         with m.If(last_nb):
-                            m.d.sync += [nb.eq(0), w_addr.eq(0), ox.eq(ox + 1),
-                                         xbase.eq(xbase + stride_w)]
-                            with m.If(last_ox):
-                                m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1),
-                                             ytop.eq(ytop + stride_h),
-                                             base_slot.eq(base_slot + stride_h)]
-                                with m.If(last_oy):
-                                    m.d.sync += done.eq(1)
+                            next_pixel()
 
-        addr = (xbase + kx) * G + g
+        addr = Mux(dw, rcol * G, (xbase + kx) * G + g)
         m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
         m.d.comb += w_rd.addr.eq(w_addr)
         rows = []
@@ -273,10 +293,39 @@ class ConvEngine(wiring.Component):
             slot = Signal(range(NS), name=f"slot{r}")
             m.d.comb += slot.eq(base_slot + ky + r)
             row = ytop + ky + r  # input row + top
-            ok = (r < step) & (ky + r < KH) & (row >= top) & (row < desc.height + top)
+            ok = (Mux(dw, r < KH, (r < step) & (ky + r < KH)) & (row >= top)
+                  & (row < desc.height + top))
             rows.append((slot, ok))
         return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
-                "done": done, "written": written, "credit": credit}
+                "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc}
+
+    # --- depthwise window register ---------------------------------------------------------------
+    def _window(self, m, cfg, issue, row_words, stage):
+        """The ``dw_kernel x dw_kernel`` register of line-buffer words: a read (``rd``) shifts
+        the rows' words in as its last column at stage 1, and a chunk's lane ``k`` takes
+        position ``c*lanes + k`` (row-major) of the register as it is after that cycle's shift
+        (so a pixel's last read and its first chunk share a cycle). Returns the ``lanes``
+        stage-2 words."""
+        L, DK = cfg.lanes, cfg.dw_kernel
+        s1_rd = stage("s1_rd", issue["rd"])
+        s1_dc = stage("s1_dc", issue["dc"], issue["dc"].shape())
+        win = [[Signal(L * 8, name=f"win_r{r}_j{j}") for j in range(DK)] for r in range(DK)]
+        view = []
+        for r in range(DK):
+            shifted = [*win[r][1:], row_words[r]]
+            view += [Mux(s1_rd, shifted[j], win[r][j]) for j in range(DK)]
+            with m.If(s1_rd):
+                m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
+        out = []
+        for k in range(L):
+            word = Signal(L * 8, name=f"dw_word{k}")
+            with m.Switch(s1_dc):
+                for c in range(cfg.dw_chunks):
+                    with m.Case(c):
+                        p = c * L + k
+                        m.d.comb += word.eq(view[p] if p < DK * DK else 0)
+            out.append(stage(f"s2_dw{k}", word, L * 8))
+        return out
 
     # --- datapath ------------------------------------------------------------------------------
     def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd, start):
@@ -312,13 +361,19 @@ class ConvEngine(wiring.Component):
                                      if r < len(row_words) else Const(0, 8))
                     m.d.comb += lanes.eq(Cat(*parts))
         a2 = stage("s2_a", lanes, L * 8)
+        a2w = self._window(m, cfg, issue, row_words, stage)
         w2 = stage("s2_w", w_rd.data, L * B * 8)
         s2 = {k: stage(f"s2_{k}", v, v.shape()) for k, v in s1.items()}
 
         # Stage 3: products (registered before the adder tree, like a DSP's output register).
+        # A multiplier takes the broadcast lane k, or (depthwise) channel n of window word k.
+        def act(k, n):
+            own = a2w[k][n * 8:(n + 1) * 8] if n < L else Const(0, 8)
+            return Mux(desc.depthwise, own, a2[k * 8:(k + 1) * 8]).as_signed()
+
         prods = [[stage(f"prod_k{k}_n{n}",
-                        a2[k * 8:(k + 1) * 8].as_signed() *
-                        w2[(k * B + n) * 8:(k * B + n + 1) * 8].as_signed(), signed(16))
+                        act(k, n) * w2[(k * B + n) * 8:(k * B + n + 1) * 8].as_signed(),
+                        signed(16))
                   for n in range(B)] for k in range(L)]
         s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2.items()}
         m.d.comb += p_rd.addr.eq(s3["nb"])  # parameters arrive with stage 4

@@ -15,6 +15,15 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
 * **grouped** (otherwise): a chunk is one channel group (``lanes`` channels) of one tap
   ``(ky, kx)``. Chunks per output block: ``KH * KW * ceil(Cin / lanes)``.
 
+* **depthwise** (``groups = cin = cout``, at most ``dw_channels = min(lanes, block)`` channels
+  and a kernel up to ``dw_kernel = 3`` a side): the engine keeps a ``dw_kernel x dw_kernel``
+  register of line-buffer words (rows ``r``, columns ``j``, the window's last column at
+  ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is register position ``p = c*lanes + k``,
+  ``(r, j) = divmod(p, dw_kernel)``, and its weight for channel ``n`` is
+  ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel). One block, one group,
+  ``dw_chunks = ceil(dw_kernel**2 / lanes)`` chunks. More channels are several layers, one per
+  channel group (the accelerator's processor runs them as jobs).
+
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.
 """
@@ -80,6 +89,7 @@ class ConvLayer:
     padding: int | str | tuple = 0
     relu: bool = True
     pool: bool = False
+    depthwise: bool = False
 
     def __post_init__(self):
         for name in ("height", "width", "cin", "cout"):
@@ -98,6 +108,10 @@ class ConvLayer:
                              f"{kh}, left + right < {kw}), not {self.padding!r}")
         check_bool("relu", self.relu)
         check_bool("pool", self.pool)
+        check_bool("depthwise", self.depthwise)
+        if self.depthwise and self.cin != self.cout:
+            raise ValueError(f"a depthwise layer has cout == cin (one filter per channel), not "
+                             f"cin {self.cin}, cout {self.cout}")
         for name in ("kernel", "stride", "padding"):
             v = getattr(self, name)
             if isinstance(v, tuple) and len(set(v)) == 1:
@@ -148,6 +162,11 @@ class ConvLayer:
         return pads[0]
 
     @property
+    def group_cin(self) -> int:
+        """Input channels each output channel sums over: 1 when depthwise, else ``cin``."""
+        return 1 if self.depthwise else self.cin
+
+    @property
     def taps(self) -> int:
         """Kernel positions: ``kernel_h x kernel_w``."""
         return self.kernel_h * self.kernel_w
@@ -169,7 +188,7 @@ class ConvLayer:
     def macs(self) -> int:
         """Multiply-accumulates, padded taps included (as published MAC counts count them)."""
         oh, ow = self.out_size
-        return oh * ow * self.cout * self.cin * self.taps
+        return oh * ow * self.cout * self.group_cin * self.taps
 
 
 def check_layer(cfg: ConvConfig, layer: ConvLayer) -> None:
@@ -186,6 +205,15 @@ def check_layer(cfg: ConvConfig, layer: ConvLayer) -> None:
                          f"{cfg.slug}), not {layer.pads} (top, left, bottom, right)")
     if layer.pool and not cfg.pool:
         raise ValueError(f"pool needs an engine built with pool=True; {cfg.slug} has none")
+    if layer.depthwise:
+        if layer.cin > cfg.dw_channels:
+            raise ValueError(f"a depthwise layer runs at most {cfg.dw_channels} channels "
+                             f"(dw_channels = min(lanes, block) of {cfg.slug}) per engine layer, "
+                             f"not {layer.cin}: split it into channel groups")
+        if max(layer.kernel_h, layer.kernel_w) > cfg.dw_kernel:
+            raise ValueError(f"a depthwise kernel must be at most {cfg.dw_kernel}x"
+                             f"{cfg.dw_kernel} (dw_kernel of {cfg.slug}), not "
+                             f"{layer.kernel_h}x{layer.kernel_w}")
     g = _geometry(cfg, layer)
     if g["blocks"] * g["chunks"] > cfg.weight_depth:
         raise ValueError(f"weights must fit the engine's weight memory ({cfg.weight_depth} words "
@@ -194,6 +222,10 @@ def check_layer(cfg: ConvConfig, layer: ConvLayer) -> None:
 
 def _geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
     kh, kw, cin, lanes = layer.kernel_h, layer.kernel_w, layer.cin, cfg.lanes
+    if layer.depthwise:
+        return {"packed": False, "depthwise": True, "groups": 1, "row_lanes": lanes,
+                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_chunks,
+                "blocks": 1}
     packed = kw * cin <= lanes
     if packed:
         groups, row_lanes, shift = 1, kw * cin, cin
@@ -202,8 +234,8 @@ def _geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
     else:
         groups, row_lanes, shift, per_chunk = math.ceil(cin / lanes), lanes, lanes, 1
         chunks = kh * kw * groups
-    return {"packed": packed, "groups": groups, "row_lanes": row_lanes, "shift_lanes": shift,
-            "rows_per_chunk": per_chunk, "chunks": chunks,
+    return {"packed": packed, "depthwise": False, "groups": groups, "row_lanes": row_lanes,
+            "shift_lanes": shift, "rows_per_chunk": per_chunk, "chunks": chunks,
             "blocks": math.ceil(layer.cout / cfg.block)}
 
 
@@ -217,7 +249,8 @@ def descriptor(cfg: ConvConfig, layer: ConvLayer) -> dict:
             "kernel_w": layer.kernel_w, "pad_top": top, "pad_left": left,
             "pad_bottom": bottom, "pad_right": right, "stride2_h": int(layer.stride_h == 2),
             "stride2_w": int(layer.stride_w == 2), "relu": int(layer.relu),
-            "pool": int(layer.pool), "packed": int(g["packed"]), "groups": g["groups"],
+            "pool": int(layer.pool), "packed": int(g["packed"]),
+            "depthwise": int(g["depthwise"]), "groups": g["groups"],
             "blocks": g["blocks"], "shift_lanes": g["shift_lanes"], "row_lanes": g["row_lanes"],
             "rows_per_chunk": g["rows_per_chunk"], "weight_words": g["blocks"] * g["chunks"],
             "out_width": ow, "out_height": oh, "acc_in": 0, "acc_out": 0, "reuse": 0}
@@ -255,6 +288,22 @@ class LayerPlan:
         return [int(i == self.result_count - 1) for i in range(self.result_count)]
 
 
+def _depthwise_words(cfg: ConvConfig, layer: ConvLayer, w: np.ndarray) -> list[int]:
+    """A depthwise layer's ``dw_chunks`` weight words (see the module docstring)."""
+    lanes, blk, dk = cfg.lanes, cfg.block, cfg.dw_kernel
+    kh, kw = layer.kernel_h, layer.kernel_w
+    words = []
+    for c in range(cfg.dw_chunks):
+        word = np.zeros((lanes, blk), dtype=np.int64)
+        for lane in range(lanes):
+            r, j = divmod(c * lanes + lane, dk)
+            kx = j - (dk - kw)
+            if r < kh and 0 <= kx < kw:
+                word[lane, :layer.cout] = w[:, 0, r, kx]
+        words.append(pack(word.reshape(-1).tolist(), 8))
+    return words
+
+
 def _check_int8(name: str, x: np.ndarray) -> None:
     if x.size and (x.min() < INT8.min or x.max() > INT8.max):
         raise ValueError(f"{name} must hold int8 values in [{INT8.min}, {INT8.max}]")
@@ -263,7 +312,8 @@ def _check_int8(name: str, x: np.ndarray) -> None:
 def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift, *,
                junk_seed: int | None = None) -> LayerPlan:
     """Beats for ``layer`` on ``cfg``: ``x`` is ``Cin x H x W`` int8, ``w`` ``Cout x Cin x KH x KW``
-    int8, ``bias`` int32 and ``multiplier``/``shift`` per output channel (numerics' Requant).
+    (depthwise: ``C x 1 x KH x KW``) int8, ``bias`` int32 and ``multiplier``/``shift`` per
+    output channel (numerics' Requant).
 
     With ``junk_seed`` the activation lanes that hold no channel carry random values instead of
     zeros (the engine must ignore them).
@@ -273,8 +323,8 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     kh, kw, cin, cout = layer.kernel_h, layer.kernel_w, layer.cin, layer.cout
     if x.shape != (cin, layer.height, layer.width):
         raise ValueError(f"x must have shape {(cin, layer.height, layer.width)}, not {x.shape}")
-    if w.shape != (cout, cin, kh, kw):
-        raise ValueError(f"w must have shape {(cout, cin, kh, kw)}, not {w.shape}")
+    if w.shape != (cout, layer.group_cin, kh, kw):
+        raise ValueError(f"w must have shape {(cout, layer.group_cin, kh, kw)}, not {w.shape}")
     _check_int8("x", x)
     _check_int8("w", w)
     lanes, blk = cfg.lanes, cfg.block
@@ -283,12 +333,12 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     bias, mult, sh = (np.broadcast_to(np.asarray(v, dtype=np.int64), (cout,))
                       for v in (bias, multiplier, shift))
 
-    wp = np.zeros((nb * blk, cin, kh, kw), dtype=np.int64)
+    wp = np.zeros((nb * blk, layer.group_cin, kh, kw), dtype=np.int64)
     wp[:cout] = w
-    words = []
+    words = _depthwise_words(cfg, layer, w) if layer.depthwise else []
     step, rl = geo["rows_per_chunk"], geo["row_lanes"]
     kxs = [kw - 1] if geo["packed"] else range(kw)
-    for b in range(nb):
+    for b in range(0 if layer.depthwise else nb):
         wb = wp[b * blk:(b + 1) * blk]
         for ky in range(0, kh, step):
             for kx in kxs:

@@ -37,6 +37,8 @@ def layer_layout(cfg: ConvConfig) -> data.StructLayout:
         "relu": 1,
         "pool": 1,
         "packed": 1,
+        # Depthwise (groups = channels): taps across the lanes, channels across the block.
+        "depthwise": 1,
         "groups": range(cfg.max_groups + 1),
         "blocks": range(cfg.max_blocks + 1),
         "shift_lanes": range(cfg.lanes + 1),

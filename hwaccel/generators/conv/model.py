@@ -1,8 +1,9 @@
 """Golden models of the convolution engine.
 
 * :func:`conv_golden` -- the bit-exact integer layer: ``torch.nn.functional.conv2d`` on int64
-  tensors, plus the int32 bias, :func:`hwaccel.numerics.requantize` (ReLU folded into its bounds)
-  and ``max_pool2d`` when the layer pools. The RTL must equal it exactly.
+  tensors (``groups = cin`` when depthwise), plus the int32 bias,
+  :func:`hwaccel.numerics.requantize` (ReLU folded into its bounds) and
+  ``max_pool2d`` when the layer pools. The RTL must equal it exactly.
 * :func:`conv_float` -- the float reference the integer layer approximates, and
   :data:`FLOAT_TOLERANCE`, the bound between the two (derived below).
 * :func:`scalesim_best` -- the best SCALE-Sim dataflow for the layer as an im2col GEMM.
@@ -52,7 +53,8 @@ def _padded(layer: ConvLayer, x: torch.Tensor) -> torch.Tensor:
 def conv_golden(layer: ConvLayer, x, w, bias, multiplier, shift) -> np.ndarray:
     """Integer output ``Cout x OH x OW`` (int64 values in int8 range) of ``layer``."""
     stride = (layer.stride_h, layer.stride_w)
-    acc = F.conv2d(_padded(layer, _t(x))[None], _t(w), stride=stride)[0]
+    groups = layer.cin if layer.depthwise else 1
+    acc = F.conv2d(_padded(layer, _t(x))[None], _t(w), stride=stride, groups=groups)[0]
     acc = acc + _t(bias).reshape(-1, 1, 1)
     y = requantize(acc, _t(multiplier).reshape(-1, 1, 1), _t(shift).reshape(-1, 1, 1),
                    relu=layer.relu)
@@ -70,7 +72,8 @@ def conv_float(layer: ConvLayer, x, w, bias, s_in: float, s_w, s_out: float) -> 
     xf = _t(x).to(torch.float64) * s_in
     wf = _t(w).to(torch.float64) * s_w.reshape(-1, 1, 1, 1)
     bf = _t(bias).to(torch.float64) * s_in * s_w
-    y = F.conv2d(_padded(layer, xf)[None], wf, bf, stride=(layer.stride_h, layer.stride_w))[0]
+    y = F.conv2d(_padded(layer, xf)[None], wf, bf, stride=(layer.stride_h, layer.stride_w),
+                 groups=layer.cin if layer.depthwise else 1)[0]
     if layer.relu:
         y = torch.relu(y)
     if layer.pool:
@@ -81,7 +84,7 @@ def conv_float(layer: ConvLayer, x, w, bias, s_in: float, s_w, s_out: float) -> 
 def im2col_shape(layer: ConvLayer) -> tuple[int, int, int]:
     """``(M, K, N)`` of the layer as an im2col GEMM."""
     oh, ow = layer.out_size
-    return oh * ow, layer.taps * layer.cin, layer.cout
+    return oh * ow, layer.taps * layer.group_cin, layer.cout
 
 
 def scalesim_best(layer: ConvLayer, macs: int) -> tuple[str, int]:

@@ -13,6 +13,13 @@ has interplay, and it has exactly two rules, both from the RTL:
   row: it may run ``row_slots - KH`` rows ahead of the window, no further. Once the last pixel
   has issued the rows still unread (dropped by a stride) are stored without waiting.
 
+A depthwise layer (``desc["depthwise"]``) replaces the first rule: the sequencer reads the
+window's columns into its register one per cycle, each the cycle after the writer stored it (the
+first pixel of an output row reads all ``KW`` columns ``0 .. KW-1``, the next ones the ``sw`` new
+ones), the pixel's ``dw_chunks`` chunks issue back to back from the cycle of its last read, and
+the next pixel's reads start the cycle after its last chunk. A pixel costs
+``sw - 1 + dw_chunks`` cycles at best, a row start ``KW - 1`` more.
+
 (``KH x KW`` kernel, strides ``sh``/``sw``, padding ``top``/``left``/``bottom``/``right``; the
 bottom and right padding enter only through the output size and the row's stored columns.)
 
@@ -109,7 +116,16 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0) -> RunTimelin
     for oy in range(oh):
         need_row = min(oy * sh + kh - 1 - top, h - 1)
         write_rows_up_to(need_row)
+        rcol = 0                                # depthwise: the next column to read
         for ox in range(ow):
+            if desc.get("depthwise"):
+                t = t_issue
+                while rcol <= ox * sw + kw - 1:     # one read a cycle, once the column is stored
+                    t = max(t, row_start[need_row] + (rcol + 1) * groups) + 1
+                    rcol += 1
+                stalls += t - 1 - t_issue
+                t_issue = t - 1 + per_pixel
+                continue
             need_col = ox * sw + kw - 1
             avail = row_start[need_row] + (need_col + 1) * groups   # the cycle after the write
             start = max(t_issue, avail)
