@@ -223,3 +223,52 @@ def test_symmetric_padding_reads_as_an_int():
     assert ConvLayer(5, 5, 1, 1, 4, 1, "same").pads == (1, 1, 2, 2)
     with pytest.raises(ValueError, match=r"padding \(0, 0, 1, 1\) .* is not one int"):
         _ = ConvLayer(6, 6, 1, 1, 3, 2, (0, 0, 1, 1)).pad
+
+
+def test_depthwise_golden_is_one_convolution_per_channel():
+    """A depthwise layer equals, channel by channel, a one-channel convolution of that channel
+    with its own filter, bias and requantizer (per-side padding, stride 2 on the columns)."""
+    rng = np.random.default_rng(SEED)
+    layer = ConvLayer(7, 6, 3, 3, 3, (1, 2), (1, 0, 1, 2), True, False, True)
+    case = make_case("dw", layer, rng)
+    mult, shift = case.requant
+    got = conv_golden(layer, case.x, case.w, case.bias, mult, shift)
+    one = ConvLayer(7, 6, 1, 1, 3, (1, 2), (1, 0, 1, 2), True, False)
+    for c in range(3):
+        ref = conv_golden(one, case.x[c:c + 1], case.w[c:c + 1], case.bias[c:c + 1],
+                          mult[c:c + 1], shift[c:c + 1])
+        assert np.array_equal(got[c:c + 1], ref), f"channel {c}"
+    assert layer.macs == 3 * 7 * 3 * 9
+
+
+def test_depthwise_descriptor_and_weight_words():
+    """One block, one group, dw_chunks words: lane k of chunk c is window position c*lanes + k
+    (row-major in the 3x3 register); a 2x2 kernel sits in the register's right columns."""
+    cfg = PRESETS["k5n3"]   # 5 lanes, block 3: ceil(9 / 5) = 2 chunks
+    layer = ConvLayer(4, 4, 3, 3, (2, 2), 1, 0, False, False, True)
+    d = descriptor(cfg, layer)
+    assert (d["depthwise"], d["blocks"], d["groups"], d["weight_words"]) == (1, 1, 1, 2)
+    w = np.arange(1, 13).reshape(3, 1, 2, 2)
+    plan = plan_layer(cfg, layer, np.zeros((3, 4, 4)), w, 0, 1 << 15, 16)
+    lanes = [np.array([(word >> (8 * (k * 3 + n))) & 0xFF for k in range(5) for n in range(3)])
+             .reshape(5, 3) for word in plan.weights]
+    pos = np.concatenate(lanes)[:9]   # positions 0..8: (r, j) = divmod(p, 3)
+    for p in range(9):
+        r, j = divmod(p, 3)
+        expect = w[:, 0, r, j - 1] if r < 2 and j >= 1 else np.zeros(3)
+        assert pos[p].tolist() == list(expect), p
+    assert not np.concatenate(lanes)[9:].any()
+
+
+@pytest.mark.parametrize("layer, text", [
+    (ConvLayer(4, 4, 4, 4, 3, 1, 1, True, False, True), "at most 3 channels"),
+    (ConvLayer(6, 6, 2, 2, 5, 1, 2, True, False, True), "depthwise kernel must be at most 3x3"),
+])
+def test_depthwise_limits(layer, text):
+    with pytest.raises(ValueError, match=text):
+        check_layer(PRESETS["k5n3"], layer)
+
+
+def test_depthwise_needs_cout_equal_cin():
+    with pytest.raises(ValueError, match="cout == cin"):
+        ConvLayer(4, 4, 2, 3, 3, 1, 1, True, False, True)

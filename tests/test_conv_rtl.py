@@ -39,6 +39,8 @@ def test_random_layers(slug, count, seed):
     sides = [c["layer"] for c in cases if re.search(r"padding=\(\d+, \d+, \d+, \d+\)",
                                                      c["layer"])]
     assert sides, "no layer padded differently on each side"
+    dw = [c["layer"] for c in cases if "depthwise=True" in c["layer"]]
+    assert len(dw) >= 3 and any("stride=2" in d for d in dw), dw
 
 
 @pytest.mark.parametrize("slug, count", [("k5n3", 40), ("k1n1", 12)])
@@ -48,6 +50,7 @@ def test_cycles_equal_the_model(slug, count, seed):
     padding the cases draw (k5n3: a 16-row line buffer and kernels up to 10 rows)."""
     cases = _run(slug, {"mode": "timing", "count": count}, seed)
     assert len(cases) >= count + 7
+    assert sum("depthwise=True" in c["layer"] for c in cases) >= 3
     wrong = [(c["name"], c["layer"], c["cycles"], c["model_cycles"]) for c in cases
              if c["cycles"] != c["model_cycles"]]
     assert not wrong, (f"{slug} (seed {seed}): {len(wrong)} of {len(cases)} layers differ, "

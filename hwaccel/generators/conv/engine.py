@@ -51,6 +51,29 @@ whole word, which then holds one channel group of one pixel, and a chunk is one 
 All row memories read the same address each cycle; a small crossbar picks the rows in ring
 order and zeroes rows outside the image.
 
+Depthwise mode (``depthwise``: groups = channels)
+-------------------------------------------------
+A depthwise layer has no reduction over channels, so the broadcast mapping (lane = channel of
+one tap, block = output channel) would use only the diagonal, ``1/block`` of the MACs. Instead
+the lane dimension runs over kernel taps and the block dimension over the channels of one
+channel group: multiplier ``(k, n)`` takes channel ``n`` of window word ``k`` (a mux at its
+activation input) times ``W[k][n] = w[n][tap k]``, and the column sums are the per-channel
+window sums. The taps come from a ``dw_kernel x dw_kernel`` register of line-buffer words
+(``dw_kernel = min(3, max_kernel)``): the row memories all read one column address per cycle,
+so one read gives a whole column of the window (rows picked by the ring crossbar, rows outside
+the image zeroed), shifted in as the register's last column. An output row's first pixel reads
+its ``KW`` columns, each later one its ``stride`` new columns; a pixel's last read and its first
+chunk share a cycle (the lanes see the register after the shift), then its ``dw_chunks =
+ceil(dw_kernel**2 / lanes)`` chunks issue back to back. Lane ``k`` of chunk ``c`` is register
+position ``c*lanes + k`` (row-major), fixed in hardware: a smaller kernel sits in the register's
+top-right corner and the planner zeroes the other weights, so the mux is a constant per lane
+and chunk. Cost per pixel: ``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1`` more):
+3x3 at stride 1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles
+(75%). One engine layer computes ``dw_channels = min(lanes, block)`` channels (one activation
+word; the accelerator runs more as one job per channel group). Kernels above ``dw_kernel`` are
+refused: a 5x5 register would need 25 words of flops and a variable tap-to-lane mux for a kernel
+no reference model uses.
+
 Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
 accumulate (bias preloaded) -> multiply -> shift and saturate -> result FIFO. Issue needs a credit
 (a free FIFO row), so back-pressure on ``result`` stalls issue and never drops a result.
