@@ -73,6 +73,7 @@ def test_processor_soft_reset_proved(tmp_path):
 # minutes or did not finish); the watchdog at the config's own 2048-cycle limit.
 INDUCTIVE = [
     ("systolic_ws_2x2", "result_stream", 4),
+    ("conv_formal_k3", "result_stream", 2),
     ("conv_formal_k3", "result_fifo", 2),
     ("accel_tiny_processor", "watchdog", 1),
     ("accel_tiny", "soft_reset", 1),
@@ -88,7 +89,7 @@ def test_proved_by_induction(tmp_path, component, prop, k):
 def test_induction_without_the_helper_invariants_is_not_a_proof(monkeypatch):
     # The weight-stationary result stream holds, but is not 4-inductive on its own: without
     # its helper invariants k-induction must give "unknown", never "proved".
-    monkeypatch.setattr(SystolicHarness, "_ws_invariants", lambda self, m, body, platform: None)
+    monkeypatch.setattr(SystolicHarness, "_ws_invariants", lambda *args, **kwargs: None)
     harness = SystolicHarness(formal_configs()["systolic_ws_2x2"], "result_stream")
     row = run_harness(harness, component="systolic_ws_2x2", prop="result_stream",
                       folder=Path("build/formal/test/ws_no_invariants"), engine="smtbmc",

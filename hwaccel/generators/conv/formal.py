@@ -5,6 +5,8 @@ Properties, on a small engine (one lane, one output channel a beat, 3 x 3 maps, 
 
 ``result_stream``  ``result`` keeps ``valid`` until the transfer and its payload stable, for
                    any descriptor and inputs that obey the stream rules, any back-pressure.
+                   Proved by 2-induction with the credit invariant below and the FIFO's
+                   pointer invariant (pdr needs about 4 minutes).
 ``result_fifo``    the result FIFO is never written while full (its ``w_rdy``) nor read while
                    empty: the credits always leave room for the beat being computed. Proved by
                    2-induction with the helper invariant that credits, last chunks in flight
@@ -103,7 +105,7 @@ class ConvHarness(Harness):
         self.glitch = Signal()
         if mutant and prop == "result_stream":
             self.take(self.glitch)
-        if prop == "result_fifo" and not mutant:
+        if prop in ("result_stream", "result_fifo") and not mutant:
             self.induction = 2
         if prop == "beats":  # it counts beats with ``s3_beat``, the partial-sum read address
             self.abstract = tuple(a for a in self.abstract if a != "w:*beat") + (
@@ -123,6 +125,8 @@ class ConvHarness(Harness):
         if self.prop == "result_stream":
             valid = dut.result.valid & ~self.glitch if self.mutant else None
             stream_rules(m, dut.result, valid=valid, name="result")
+            if not self.mutant:
+                self._pointer_invariant(m, body, platform)
         elif self.prop == "result_fifo":
             fifo = body.submodules.fifo
             level = fifo_bounds(m, depth=fifo.depth, w_en=fifo.w_en, w_rdy=fifo.w_rdy,
@@ -131,6 +135,22 @@ class ConvHarness(Harness):
                 self._credit_invariant(m, body, level)
         else:
             self._beats(m, body)
+
+    def _pointer_invariant(self, m: Module, body: Module, platform) -> None:
+        """What makes ``result_stream`` inductive (asserted, so proved with it): the credit
+        invariant, so the FIFO is never written full, and the FIFO's pointers agree with its
+        level (``produce - consume = level`` modulo the depth), so a write never
+        lands on the row ``result`` holds. pdr proves it too, in about 4 minutes."""
+        fifo = body.submodules.fifo
+        self._credit_invariant(m, body, None)
+        inner = self.open_sub(body, "fifo", platform)
+        produce, consume = driven(inner, "produce"), driven(inner, "consume")
+        wrapped, depth = consume + fifo.level, fifo.depth
+        m.d.comb += [
+            Assert((produce < depth) & (consume < depth), "a FIFO pointer out of range"),
+            Assert(produce == Mux(wrapped >= depth, wrapped - depth, wrapped),
+                   "FIFO pointers disagree with its level"),
+        ]
 
     def _credit_invariant(self, m: Module, body: Module, level) -> None:
         """What makes ``result_fifo`` inductive (asserted, so proved with it): every FIFO row is

@@ -10,6 +10,8 @@ width, and the proofs stay in seconds):
                    the credit count and the FIFO's pointers), in seconds.
 ``result_fifo``    the result FIFO is never written while full or read while empty (a shadow
                    level from its handshakes): the credits always leave room for a result.
+                   Weight-stationary: by 4-induction with the same helper invariants (pdr
+                   takes about 2 minutes).
 ``beats``          every accepted tile (OS: one ``last`` step, R result rows; WS: one row per
                    activation beat) gives exactly its rows, in order with ``last`` on the
                    tile's final row (OS): none invented or duplicated, never more owed than the
@@ -100,7 +102,7 @@ class SystolicHarness(Harness):
         self.glitch = Signal()
         if mutant and prop == "result_stream":
             self.take(self.glitch)
-        if prop == "result_stream" and config.dataflow == "ws" and not mutant:
+        if prop != "beats" and config.dataflow == "ws" and not mutant:
             self.induction = 4
 
     def drain_cycles(self) -> int:
@@ -128,12 +130,14 @@ class SystolicHarness(Harness):
                 self._ws_invariants(m, body, platform)
         elif self.prop == "result_fifo":
             fifo = body.submodules.fifo
-            fifo_bounds(m, depth=fifo.depth, w_en=fifo.w_en, r_en=fifo.r_en, r_rdy=fifo.r_rdy,
-                        name="result_fifo")
+            shadow = fifo_bounds(m, depth=fifo.depth, w_en=fifo.w_en, r_en=fifo.r_en,
+                                 r_rdy=fifo.r_rdy, name="result_fifo")
+            if self.config.dataflow == "ws" and not self.mutant:
+                self._ws_invariants(m, body, platform, shadow)
         else:
             self._beats(m)
 
-    def _ws_invariants(self, m: Module, body: Module, platform) -> None:
+    def _ws_invariants(self, m: Module, body: Module, platform, shadow=None) -> None:
         """What makes ``result_stream`` inductive on the weight-stationary array (asserted, so
         proved with it): every result row is a credit, a taken activation on its way through
         the ``out_valid`` delay line, a row in the FIFO or a credit on its way back, so the
@@ -152,6 +156,8 @@ class SystolicHarness(Harness):
             Assert(rows == depth, "credits, rows in flight and FIFO rows do not add up"),
             Assert(r_rdy == (level != 0), "FIFO r_rdy disagrees with its level"),
             Assert(single == (level == 1), "FIFO single disagrees with its level"),
+            Assert(level == (level if shadow is None else shadow),
+                   "the FIFO level disagrees with its handshakes"),
             Assert((consume < depth) & (produce < depth), "a FIFO pointer out of range"),
             Assert(produce == Mux(wrapped >= depth, wrapped - depth, wrapped),
                    "FIFO pointers disagree with its level"),
