@@ -3,9 +3,10 @@
 Each generator package that has properties holds a ``formal.py`` with ``formal_configs()``
 (slug -> config), ``PROPERTIES`` and a harness class ``(config, prop, *, mutant)``, or with
 ``formal_checks()`` yielding ``(component, property, factory)`` where it has several; this module
-lists them and runs them: ``abc pdr`` first (an unbounded proof, or a counterexample), and
-where it does not finish within the time given, ``abc bmc3`` to ``depth`` cycles (``unknown``,
-with that depth, unless it fails).
+lists them and runs them: ``abc pdr`` first (an unbounded proof, or a counterexample), or
+k-induction (``smtbmc`` with Yices) for a harness that states its helper invariants
+(``Harness.induction`` = k), and where that does not prove it within the time given, ``abc
+bmc3`` to ``depth`` cycles (``unknown``, with that depth, unless it fails).
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def select(component: str | None = None, prop: str | None = None) -> list[Check]
 
 def run_check(check: Check, *, depth: int = 24, prove_s: int = 240, mutant: bool = False,
               root: Path = DEFAULT_ROOT) -> FormalResult:
-    """``abc pdr`` for at most ``prove_s`` seconds, then (if undecided) ``abc bmc3`` to
-    ``depth`` cycles. ``mutant`` runs the harness's deliberately broken variant."""
+    """``abc pdr`` (or k-induction where the harness asks for it) for at most ``prove_s``
+    seconds, then (if undecided) ``abc bmc3`` to ``depth`` cycles. ``mutant`` runs the
+    harness's deliberately broken variant."""
     folder = root / check.component / (check.prop + ("_mutant" if mutant else ""))
     name = check.prop + (" (mutant)" if mutant else "")
     harness = check.harness(mutant=mutant)

@@ -12,7 +12,7 @@ import json
 
 __all__ = ["HELP", "add_arguments", "run", "format_rows"]
 
-HELP = "prove properties of the designs (SymbiYosys, abc pdr)"
+HELP = "prove properties of the designs (SymbiYosys: abc pdr, k-induction)"
 COLUMNS = ("component", "property", "status", "engine", "depth", "seconds")
 
 
@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--depth", type=int, default=24,
                    help="cycles for the bounded check where pdr is undecided (0: none)")
     p.add_argument("--timeout", type=int, default=240,
-                   help="seconds pdr may take per property before the bounded check")
+                   help="seconds pdr (or k-induction) may take per property before the "
+                        "bounded check")
     p.add_argument("--mutants", action="store_true",
                    help="run the broken variants (each must fail) instead of the design")
     p.add_argument("--list", action="store_true", help="list the properties and exit")

@@ -1,4 +1,7 @@
-"""Formal harnesses of the accelerator's command processor (run by ``hwaccel verify``).
+"""Formal harnesses of the accelerator (run by ``hwaccel verify``): its command processor
+(below), its DMA read unit (:class:`ReaderHarness`) and the whole accelerator's soft reset
+(:class:`AcceleratorHarness`: processor, DMA, engines and job datapath idle the cycle after a
+host soft reset, on ``accel_tiny``).
 
 The processor runs alone with everything around it free: any program-memory word on every
 read, any ``job_done`` and ``progress`` from the datapath in any cycle, any host start and
@@ -26,7 +29,8 @@ Properties ("no hang"):
                   a command retires only at a pc inside program memory, and while busy the
                   pc moves only by one per retired command: a program retires at most
                   ``prog_depth`` commands before DONE or a fault.
-``soft_reset``    a soft reset leaves the processor idle (not busy, no job) the next cycle.
+``soft_reset``    a soft reset leaves the processor idle (not busy, no job) the next cycle
+                  (for the whole accelerator see :class:`AcceleratorHarness`).
 
 With free progress a job may run as long as the datapath keeps moving data, so these
 properties bound every stall, not the program's total time.
