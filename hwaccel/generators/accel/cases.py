@@ -43,7 +43,9 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
         return b.put(_int8(rng, (ch, h, w)))
 
     cur = fresh()
-    erng = np.random.default_rng(int(rng.integers(1 << 62)))
+    eseed = int(rng.integers(1 << 62))
+    erng = np.random.default_rng(eseed)
+    drng = np.random.default_rng([eseed, 1])   # depthwise CONVs, also on their own generator
     for _ in range(commands):
         kinds = ["conv", "conv", "gemm", "pool", "fence"] + (["lstm"] if cfg.lstm else [])
         kind = rng.choice(kinds)
@@ -52,6 +54,8 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
             # generator: the other commands keep their share and distribution (K and N tiling).
             if erng.random() < 0.2:
                 cur = _random_eltwise(b, erng, cur, erng.choice(["add", "avgpool"]), fresh)
+            if drng.random() < 0.25 and cur.height <= c.max_height and cur.width <= c.max_width:
+                cur = _random_depthwise(b, drng, cur)
             if kind == "fence":
                 b.fence()
                 continue
@@ -103,6 +107,28 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
             break  # scratchpad full: end the program here
     b.done()
     return b
+
+
+def _random_depthwise(b: ProgramBuilder, rng: np.random.Generator, cur: ActTensor
+                      ) -> ActTensor:
+    """A depthwise CONV on ``cur``: kernel up to ``dw_kernel`` a side, stride 1 or 2 per axis,
+    random padding on each side, pooled at times."""
+    c = b.cfg.conv
+    kh = int(rng.integers(1, min(c.dw_kernel, cur.height + 2 * c.max_pad) + 1))
+    kw = int(rng.integers(1, min(c.dw_kernel, cur.width + 2 * c.max_pad) + 1))
+    top = int(rng.integers(0, min(c.max_pad, kh - 1) + 1))
+    left = int(rng.integers(0, min(c.max_pad, kw - 1) + 1))
+    pads = (top, left, int(rng.integers(0, min(c.max_pad, kh - 1 - top) + 1)),
+            int(rng.integers(0, min(c.max_pad, kw - 1 - left) + 1)))
+    stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+    if cur.height + pads[0] + pads[2] < kh or cur.width + pads[1] + pads[3] < kw:
+        return cur
+    oh = (cur.height + pads[0] + pads[2] - kh) // stride[0] + 1
+    ow = (cur.width + pads[1] + pads[3] - kw) // stride[1] + 1
+    pool = bool(oh >= 2 and ow >= 2 and rng.random() < 0.3)
+    w = _int8(rng, (cur.channels, 1, kh, kw))
+    return b.dwconv(cur, w, *random_requant(rng, cur.channels, kh * kw), stride=stride,
+                    padding=pads, relu=bool(rng.random() < 0.6), pool=pool)
 
 
 def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tuple]:

@@ -131,6 +131,44 @@ class ProgramBuilder:
         self.macs += layer.macs
         return out
 
+    def dwconv(self, x: ActTensor, w, bias, multiplier, shift, *,
+               stride: int | tuple[int, int] = 1, padding: int | str | tuple = 0,
+               relu: bool = True, pool: bool = False) -> ActTensor:
+        """Depthwise CONV (``groups = channels``): ``w`` is ``C x 1 x KH x KW`` int8, a kernel
+        up to the engine's ``dw_kernel``. One command; the processor runs one job per channel
+        group (``nb`` of them), so the weights are, per group, its ``dw_chunks`` weight beats
+        then its requantizer beat."""
+        w_in, w = w, np.asarray(w, dtype=np.int64)
+        c, lanes = x.channels, self.cfg.lanes
+        if w.ndim != 4 or w.shape[:2] != (c, 1):
+            raise ValueError(f"a depthwise w must have shape ({c}, 1, KH, KW), not {w.shape}")
+        bias, multiplier, shift = (np.broadcast_to(np.asarray(v, dtype=np.int64), (c,))
+                                   for v in (bias, multiplier, shift))
+        shape = dict(kernel=(w.shape[2], w.shape[3]), stride=stride, padding=padding,
+                     relu=relu, pool=pool, depthwise=True)
+        whole = ConvLayer(x.height, x.width, c, c, **shape)
+        key = (id(w_in), id(bias), whole)
+        if key in self._weights:
+            base = self._weights[key][2]
+        else:
+            words = []
+            for g0 in range(0, c, lanes):
+                cg = min(lanes, c - g0)
+                layer = ConvLayer(x.height, x.width, cg, cg, **shape)
+                plan = plan_layer(self.cfg.conv, layer, np.zeros((cg, x.height, x.width)),
+                                  w[g0:g0 + cg], bias[g0:g0 + cg], multiplier[g0:g0 + cg],
+                                  shift[g0:g0 + cg])
+                words += plan.weights + plan.requant
+            base = self._put_wgt(words)
+            self._weights[key] = (w_in, bias, base)
+        oh, ow = whole.result_size
+        out = self.alloc(c, oh, ow)
+        desc = descriptor(self.cfg.conv, ConvLayer(x.height, x.width, 1, 1, **shape))
+        self.commands.append(encode(self.cfg, Op.CONV, desc=desc, src=x.addr, dst=out.addr,
+                                    wgt=base, nb=x.groups))
+        self.macs += whole.macs
+        return out
+
     def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True) -> ActTensor:
         """GEMM: the ``M = H x W`` pixels of ``a`` are rows of ``K = channels``; ``w`` is
         ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels. K and N may span several

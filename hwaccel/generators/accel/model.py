@@ -108,6 +108,40 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
     return oh * ow * d["weight_words"]
 
 
+def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
+    """Invert :func:`hwaccel.generators.conv.layer.plan_layer`'s depthwise words: ``lanes x 1 x
+    KH x KW`` (lane ``k`` of chunk ``c`` is window-register position ``c*lanes + k``)."""
+    lanes, blk, dk = cfg.lanes, cfg.conv.block, cfg.conv.dw_kernel
+    kh, kw = d["kernel_h"], d["kernel_w"]
+    w = np.zeros((lanes, 1, kh, kw), dtype=np.int64)
+    for c, word in enumerate(words):
+        lw = np.array(unpack(word, 8, lanes * blk)).reshape(lanes, blk)
+        for k in range(lanes):
+            r, j = divmod(c * lanes + k, dk)
+            if r < kh and 0 <= j - (dk - kw) < kw:
+                w[:, 0, r, j - (dk - kw)] = lw[k, :lanes]
+    return w
+
+
+def _run_depthwise(cfg, act, wgt, d, c) -> int:
+    """A depthwise CONV: ``nb`` jobs, job ``g`` on word ``g`` of every pixel (the processor's
+    walk); returns the fabric's issue cycles."""
+    lanes, nb, ww = cfg.lanes, c["nb"], d["weight_words"]
+    h, w_ = d["height"], d["width"]
+    layer = ConvLayer(h, w_, lanes, lanes, (d["kernel_h"], d["kernel_w"]),
+                      (1 + d["stride2_h"], 1 + d["stride2_w"]), tuple(d[f] for f in PADS),
+                      bool(d["relu"]), bool(d["pool"]), True)
+    for g in range(nb):
+        base = c["wgt"] + g * (ww + 1)
+        x = act[c["src"] + g:c["src"] + h * w_ * nb:nb].reshape(h, w_, lanes).transpose(2, 0, 1)
+        bias, mult, shift = _requant(cfg, wgt[base + ww:base + ww + 1])
+        y = conv_golden(layer, x, _dw_weights(cfg, d, wgt[base:base + ww]), bias, mult, shift)
+        words = y.transpose(1, 2, 0).reshape(-1, lanes)
+        act[c["dst"] + g:c["dst"] + len(words) * nb:nb] = words
+    oh, ow = layer.out_size
+    return nb * oh * ow * ww
+
+
 def _gemm_jobs(cfg: AccelConfig, c: dict):
     """The processor's GEMM walk: ``(n0, b_t, k0, g_t, tile rows, weight reads)`` per job; the
     reads are ``(address, count, run, stride)``, the key the datapath compares for reuse."""
@@ -249,9 +283,15 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                   and d["out_width"] == (sw - kw) // (1 + d["stride2_w"]) + 1
                   and d["out_height"] == (sh - kh) // (1 + d["stride2_h"]) + 1
                   and (not d["pool"] or (d["out_width"] >= 2 and d["out_height"] >= 2)))
+            dw_ok = (c["nb"] != 0 and d["groups"] == d["blocks"] == 1 and not d["packed"]
+                     and d["weight_words"] == cc.dw_chunks and max(kh, kw) <= cc.dw_kernel
+                     and d["row_lanes"] == d["shift_lanes"] == cc.lanes
+                     and d["rows_per_chunk"] == 1)
+            ok = ok and (not d["depthwise"] or dw_ok)
             div = 2 if d["pool"] else 1
-            n_in = d["width"] * d["height"] * d["groups"]
-            n_out = (d["out_width"] // div) * (d["out_height"] // div) * d["blocks"]
+            per_in, per_out = (c["nb"], c["nb"]) if d["depthwise"] else (d["groups"], d["blocks"])
+            n_in = d["width"] * d["height"] * per_in
+            n_out = (d["out_width"] // div) * (d["out_height"] // div) * per_out
         elif op == Op.LSTM:
             from .processor import lstm_words
 
@@ -261,7 +301,8 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             kw, nb = c["kw"], c["nb"]
             ok = (derived_ok and d["kernel_h"] == d["kernel_w"] == 1
                   and not any(d[f] for f in PADS) and not d["stride2_h"] and not d["stride2_w"]
-                  and not d["pool"] and c["count"] != 0 and kw != 0 and nb != 0
+                  and not d["pool"] and not d["depthwise"] and c["count"] != 0 and kw != 0
+                  and nb != 0
                   and kw <= cfg.gemm_max_words and d["groups"] == min(kw, cc.max_groups)
                   and d["blocks"] == min(nb, cc.max_blocks)
                   and d["weight_words"] == d["groups"] * d["blocks"])
@@ -276,10 +317,16 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         w_words = lw if op == Op.LSTM else d["weight_words"] + d["blocks"]
         if op == Op.GEMM:
             w_words = (c["kw"] + 1) * c["nb"]
+        if op == Op.CONV and d["depthwise"]:
+            w_words = (d["weight_words"] + 1) * c["nb"]
         w_bad = op != Op.MAXPOOL and c["wgt"] + w_words > wd
         if c["src"] + n_in > ad or c["dst"] + n_out > ad or w_bad:
             return result(False, Cause.ADDRESS)
-        if op == Op.CONV:
+        if op == Op.CONV and d["depthwise"]:
+            fabric += _run_depthwise(cfg, act, wgt, d, c)
+            for g in range(c["nb"]):
+                conv_job((c["wgt"] + g * (d["weight_words"] + 1), d["weight_words"] + 1, 1, 1))
+        elif op == Op.CONV:
             fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], d["height"],
                                  d["width"])
             conv_job((c["wgt"], w_words, 1, 1))
@@ -299,6 +346,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         retired += 1
         pc += 1
     raise RuntimeError(f"program did not finish within {max_commands} commands")
+
 
 def _run_eltwise(cfg: AccelConfig, act: np.ndarray, c: dict) -> None:
     """ADD or AVGPOOL, lane by lane, with :mod:`hwaccel.numerics`' definitions."""

@@ -4,7 +4,8 @@ The processor (:mod:`.processor`) runs one command at a time, so a program's cyc
 of its commands', and each command's are processor overhead plus its jobs:
 
 * every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE;
-* CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job;
+* CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
+  job per channel group, ``nb`` of them);
 * GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
   the processor does (N tiles, then M tiles, then K tiles).
 
@@ -148,7 +149,10 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
     jobs = busy = load = slots = stalls = 0
     overhead = FETCH_TO_CHECK
     if op in (Op.CONV, Op.GEMM):
-        if op == Op.CONV:
+        if op == Op.CONV and d["depthwise"]:   # one job per channel group, RUN -> ISSUE
+            ww = d["weight_words"] + 1
+            todo = [(d, (c["wgt"] + g * ww, ww, 1, 1)) for g in range(c["nb"])]
+        elif op == Op.CONV:
             todo = [(d, (c["wgt"], d["weight_words"] + d["blocks"], 1, 1))]
         else:
             todo = gemm_jobs(cfg, c)

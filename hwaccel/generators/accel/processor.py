@@ -14,7 +14,8 @@ cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``coun
 ``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
 States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CHECK -> [TILE] -> ISSUE ->
-RUN -> FETCH ... Clock speed: no path does more than one multiply. CALC registers the factors
+RUN -> FETCH ... (a depthwise CONV's next channel group: RUN -> ISSUE). Clock speed: no path
+does more than one multiply. CALC registers the factors
 of every count and the room left in each memory, CHECK multiplies and compares; a GEMM's next
 tile is worked out while the current one runs, so TILE only copies, adds and multiplies once.
 These stages sit in cycles the processor spent anyway: the cycle counts are those of a
@@ -122,6 +123,11 @@ class Processor(wiring.Component):
 
         op, d, p = cmd.op, cmd.desc, cmd.pool
         chk = self._checks(m, cmd, calc=is_("CALC"))
+        # A depthwise CONV is ``nb`` jobs, one per channel group: job g reads word g of every
+        # pixel and writes word g of every output pixel (runs of 1, stride nb), with its own
+        # weight beats and requantizer (``weight_words + 1`` words, group after group).
+        dw_left = Signal(range(cfg.act_depth + 1))
+        dw_conv = (op == Op.CONV) & d.depthwise
         til = self._tiles(m, cmd, chk, check=is_("CHECK"), run=is_("RUN"))
 
         with m.If(is_("IDLE")):
@@ -155,6 +161,10 @@ class Processor(wiring.Component):
                                                   Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV)))),
                          self.job_elt.eq(cmd.elt), self.job_avg.eq(op == Op.AVGPOOL),
                          self.job_fabric.eq(chk.pixels_out * d.weight_words)]
+            with m.If(dw_conv):
+                m.d.sync += [self.job_src_count.eq(chk.in_a), self.job_dst_count.eq(chk.out_a),
+                             self.job_wgt_count.eq(chk.w_a), self.job_src_stride.eq(cmd.nb),
+                             self.job_dst_stride.eq(cmd.nb), dw_left.eq(cmd.nb - 1)]
             with m.If(op == Op.DONE):
                 m.d.sync += [self.done.eq(1), self.busy.eq(0)]
                 m.d.comb += self.retire.eq(1)
@@ -190,6 +200,12 @@ class Processor(wiring.Component):
                 with m.If(gemm & til.more):  # the next tile (K, then M, then N)
                     m.d.sync += til.advance()
                     goto("TILE")
+                with m.Elif(dw_conv & (dw_left != 0)):  # the next channel group
+                    m.d.sync += [self.job_src.eq(self.job_src + 1),
+                                 self.job_dst.eq(self.job_dst + 1),
+                                 self.job_wgt.eq(self.job_wgt + self.job_wgt_count),
+                                 dw_left.eq(dw_left - 1)]
+                    goto("ISSUE")
                 with m.Else():
                     m.d.sync += pc.eq(pc + 1)
                     m.d.comb += self.retire.eq(1)
@@ -252,7 +268,14 @@ class Processor(wiring.Component):
                    & le(d.width, conv.max_width) & le(d.height, conv.max_height)
                    & (span_w >= kw_) & (span_h >= kh)
                    & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
-        gemm_ok = (derived_ok & (kh == 1) & (kw_ == 1) & ~d.stride2_h & ~d.stride2_w & ~d.pool
+        # Depthwise: one group and block a job (``nb`` jobs), the engine's window register.
+        dw_ok = ((nb != 0) & (d.groups == 1) & (d.blocks == 1) & ~d.packed
+                 & (d.weight_words == conv.dw_chunks) & le(kh, conv.dw_kernel)
+                 & le(kw_, conv.dw_kernel) & (d.row_lanes == conv.lanes)
+                 & (d.shift_lanes == conv.lanes) & (d.rows_per_chunk == 1))
+        conv_ok = conv_ok & (~d.depthwise | dw_ok)
+        gemm_ok = (derived_ok & ~d.depthwise & (kh == 1) & (kw_ == 1) & ~d.stride2_h
+                   & ~d.stride2_w & ~d.pool
                    & (d.pad_top == 0) & (d.pad_left == 0) & (d.pad_bottom == 0)
                    & (d.pad_right == 0)
                    & (cmd.count != 0) & (kw != 0) & (nb != 0) & le(kw, cfg.gemm_max_words)
@@ -276,8 +299,9 @@ class Processor(wiring.Component):
                          oh_calc.eq(((span_h - kh) >> d.stride2_h) + 1),
                          gb.eq(d.groups * d.blocks)]
             with m.If(op == Op.CONV):
-                m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(d.groups),
-                             out_a.eq(ow_p * oh_p), out_b.eq(d.blocks), ok_calc.eq(conv_ok)]
+                m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(Mux(d.depthwise, nb, d.groups)),
+                             out_a.eq(ow_p * oh_p), out_b.eq(Mux(d.depthwise, nb, d.blocks)),
+                             w_b.eq(Mux(d.depthwise, nb, 1)), ok_calc.eq(conv_ok)]
             with m.Elif(op == Op.GEMM):
                 # The whole of A, C and the weights of every tile (kw + 1 words per block).
                 m.d.sync += [in_a.eq(cmd.count), in_b.eq(kw), out_a.eq(cmd.count),
@@ -306,7 +330,8 @@ class Processor(wiring.Component):
                      | ((w_words > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_words))
         return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
                                legal=legal, shape_ok=shape_ok, range_bad=range_bad,
-                               pixels_out=pixels_out, elt=elt.mine)
+                               pixels_out=pixels_out, elt=elt.mine, in_a=in_a, out_a=out_a,
+                               w_a=w_a)
 
     def _tiles(self, m, cmd, chk, *, check, run):
         """GEMM tiling, one multiply deep per cycle.

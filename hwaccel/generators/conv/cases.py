@@ -101,8 +101,6 @@ def random_layer(cfg: ConvConfig, rng: np.random.Generator, budget: int) -> Conv
     """A random layer the engine can run, under ``budget`` issue cycles: square and non-square
     kernels, a stride of 1 or 2 on each axis, padding of every kind :func:`_random_padding`
     draws."""
-    if rng.random() < 0.25:
-        return random_depthwise(cfg, rng)
     while True:
         kh = int(rng.integers(1, cfg.max_kernel + 1))
         kw = kh if rng.random() < 0.5 else int(rng.integers(1, cfg.max_kernel + 1))
@@ -147,10 +145,14 @@ def random_depthwise(cfg: ConvConfig, rng: np.random.Generator) -> ConvLayer:
 
 
 def random_cases(cfg: ConvConfig, count: int, seed: int, budget: int = 1500) -> list[LayerCase]:
+    """``count`` random layers, a quarter of them depthwise (drawn from their own generator,
+    so the other layers keep their distribution)."""
     rng = np.random.default_rng(seed)
+    drng = np.random.default_rng([seed, 1])
     out = []
     for i in range(count):
-        layer = random_layer(cfg, rng, budget)
+        dw = drng.random() < 0.25
+        layer = random_depthwise(cfg, drng) if dw else random_layer(cfg, rng, budget)
         style = str(rng.choice(["random"] * 6 + ["extremes", "min", "max"]))
         scale = str(rng.choice(["typical"] * 6 + ["saturate", "tiny"]))
         out.append(make_case(f"rand{i}", layer, rng, style, scale))
