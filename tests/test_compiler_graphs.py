@@ -57,12 +57,7 @@ def test_graph_twin_equals_reference_and_golden(name):
     twin = cm.int8_forward(x_int)
     np.testing.assert_array_equal(twin, qforward(cm.qgraph, x_int))
     assert np.count_nonzero(twin) > twin.size // 4, f"{name}: outputs mostly zero"
-    if name == "dscnn_tiny":  # a depthwise conv: no engine runs it yet, and it says so
-        assert isinstance(cm.refusal, LoweringError)
-        assert "layer 'dw' is a depthwise Conv2d (groups=8)" in str(cm.refusal)
-        with pytest.raises(LoweringError, match="depthwise"):
-            cm.lower(x_int)
-    elif HAS_ADD_AVG:
+    if HAS_ADD_AVG:
         assert cm.refusal is None, cm.refusal
         np.testing.assert_array_equal(golden(cm, x_int), twin)
     else:
@@ -70,9 +65,10 @@ def test_graph_twin_equals_reference_and_golden(name):
 
 
 def test_strict_compile_refuses_what_the_preset_cannot_run():
-    model, inputs = make("dscnn_tiny")
-    with pytest.raises(LoweringError, match=r"layer 'dw' .* runs dense convolutions only"):
-        hwaccel.compile(model, inputs(2, torch.Generator().manual_seed(0)))
+    """A 5x5 depthwise conv: the engine's depthwise window is 3x3 at most."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 5, padding=2, groups=4)).eval()
+    with pytest.raises(LoweringError, match=r"layer '0' .* depthwise kernel must be at most 3x3"):
+        hwaccel.compile(model, torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)))
 
 
 def test_residual_graph_structure():

@@ -18,7 +18,7 @@ _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)", "QLstm": "LS
 def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
     if isinstance(op, ir.QConv):
         if op.depthwise:
-            return "refused: no depthwise CONV on the engine"
+            return "depthwise CONV (a job per channel group)" + (" + 2x2 pool" if op.pool else "")
         return "CONV" + (" + 2x2 pool" if op.pool else "")
     if isinstance(op, ir.QLinear):
         prev = qg.op(op.inputs[0])

@@ -12,8 +12,9 @@ layer's weights are stored once and every sample's command reuses them
 How each op runs
 ----------------
 * ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and
-  non-square kernels and strides are descriptor fields). A depthwise conv is refused: the
-  engine runs dense convolutions only.
+  non-square kernels and strides are descriptor fields). A depthwise conv (groups = channels)
+  is one depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs one
+  engine job per channel group); a kernel beyond the engine's ``dw_kernel`` is refused by name.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample.
 * ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
   inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).
@@ -161,10 +162,6 @@ def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
 
 def _refuse(cfg: AccelConfig, op) -> None:
     """Raise :class:`LoweringError` for an op the preset has no command for."""
-    if isinstance(op, ir.QConv) and op.depthwise:
-        raise LoweringError(f"layer {op.name!r} is a depthwise Conv2d (groups={op.groups}) and "
-                            f"the conv engine of {cfg.slug} runs dense convolutions only "
-                            f"(groups=1): it has no depthwise mode yet")
     for kind, command, method in ((ir.QAdd, "ADD", "add"), (ir.QAvgPool, "AVGPOOL", "avgpool")):
         if isinstance(op, kind) and not hasattr(ProgramBuilder, method):
             raise LoweringError(f"layer {op.name!r} is {type(op).__name__[1:]} and the ISA of "
@@ -285,7 +282,9 @@ class _Emitter:
 
     def op(self, op) -> None:
         xs = self.tensors(op.inputs[0])
-        if isinstance(op, ir.QConv):
+        if isinstance(op, ir.QConv) and op.depthwise:
+            self.dwconv(op, xs)
+        elif isinstance(op, ir.QConv):
             self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
         elif isinstance(op, ir.QMaxPool):
             self.per_sample(op, lambda i: self.b.maxpool(xs[i]))
@@ -313,6 +312,14 @@ class _Emitter:
         self.per_sample(op, lambda i: self.b.conv(xs[i], w, op.bias, op.multiplier, op.shift,
                                                   stride=stride, padding=padding,
                                                   relu=op.relu, pool=pool))
+
+    def dwconv(self, op, xs) -> None:
+        """A depthwise conv: one depthwise CONV per sample (a kernel beyond the engine's
+        ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer)."""
+        self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
+                                                    op.shift, stride=op.stride,
+                                                    padding=op.padding, relu=op.relu,
+                                                    pool=op.pool))
 
     def linear(self, op: ir.QLinear, xs) -> None:
         x, t0 = self.vals[op.inputs[0]], xs[0]
