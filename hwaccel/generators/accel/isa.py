@@ -10,6 +10,12 @@ Commands (one program-memory word each, executed in order)
              ReLU, 2x2 max-pool), input words at ``src`` (channels-last: pixel, then channel
              group), ``weight_words`` engine weight beats then ``blocks`` requantizer beats at
              ``wgt``, output words at ``dst`` (pixel, then output block).
+             With ``desc.depthwise`` (groups = channels, kernels up to the engine's
+             ``dw_kernel``) ``nb`` is the tensor's words per pixel (channel groups) and the
+             processor runs ``nb`` engine jobs: job ``g`` reads word ``g`` of every pixel and
+             writes word ``g`` of every output pixel (runs of 1, stride ``nb``), with weights
+             ``wgt + g x (weight_words + 1)``: the group's ``weight_words`` beats, then its
+             requantizer beat. The next group's job issues straight after (RUN -> ISSUE).
 ``GEMM``     ``C[M, N] = requant(A[M, K] @ W[K, N] + bias)`` (+ReLU), any M, K, N that fit the
              memories. ``count`` is M; a row of A is ``kw = ceil(K / lanes)`` words at ``src``,
              a row of C is ``nb = ceil(N / block)`` words at ``dst`` (channels-last, as any
