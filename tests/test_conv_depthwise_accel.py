@@ -95,3 +95,25 @@ def test_tiny_rtl_equals_golden_and_cycle_model(seed):
             assert host.counters() == program_perf(TINY, b.commands).counters, (i, seed)
     finally:
         host.close()
+
+
+def test_layer_perf_is_the_accelerators_jobs(seed):
+    """conv.perf.layer_perf of a depthwise layer (one job per channel group) equals the
+    accelerator cycle model's conv_busy for the same CONV (DS-CNN's 25x5x64 layer on default),
+    and its utilization stays under the mapping's bound (9 taps on 16 lanes)."""
+    from hwaccel.generators.conv.cases import DEPTHWISE_LAYERS
+    from hwaccel.generators.conv.perf import layer_perf
+
+    cfg = PRESETS["default"]
+    layer = DEPTHWISE_LAYERS["dscnn_dw"]
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(cfg)
+    b.dwconv(b.put(_int8(rng, (64, 25, 5))), _int8(rng, (64, 1, 3, 3)),
+             *random_requant(rng, 64, 9), padding=1)
+    b.done()
+    perf = program_perf(cfg, b.commands)
+    lp = layer_perf(cfg.conv, layer)
+    assert perf.commands[0].jobs == 4
+    assert lp.cycles == perf.counters["conv_busy"]
+    assert lp.macs == 25 * 5 * 64 * 9
+    assert 0 < lp.utilization < 9 / 16

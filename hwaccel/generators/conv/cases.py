@@ -13,13 +13,23 @@ from .config import ConvConfig
 from .layer import ConvLayer, check_layer, same_padding
 
 __all__ = ["LayerCase", "make_case", "random_cases", "directed_cases", "CNN_LAYERS", "cnn_cases",
-           "estimated_cycles"]
+           "estimated_cycles", "DEPTHWISE_LAYERS"]
 
 #: The reference CNN's convolutions (3x3, no padding, ReLU); conv1 and conv2 are max-pooled.
 CNN_LAYERS = {
     "conv1": ConvLayer(28, 28, 1, 32, 3, 1, 0, True, True),
     "conv2": ConvLayer(13, 13, 32, 64, 3, 1, 0, True, True),
     "conv3": ConvLayer(5, 5, 64, 64, 3, 1, 0, True, False),
+}
+
+
+#: The reference models' depthwise 3x3 layers (ReLU, TensorFlow's "same"): DS-CNN's four on
+#: 25x5x64, MobileNetV1 0.25's first one on 48x48x16 at stride 1 and stride 2.
+DEPTHWISE_LAYERS = {
+    "dscnn_dw": ConvLayer(25, 5, 64, 64, 3, 1, 1, True, False, True),
+    "mobilenet_dw_s1": ConvLayer(48, 48, 16, 16, 3, 1, 1, True, False, True),
+    "mobilenet_dw_s2": ConvLayer(48, 48, 16, 16, 3, 2, same_padding(48, 48, 3, 2), True, False,
+                                 True),
 }
 
 

@@ -200,12 +200,23 @@ class ConvPerf:
 
 
 def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
-    """The cycle model of one :class:`~.layer.ConvLayer` on ``cfg`` (see :func:`job_cycles`)."""
+    """The cycle model of one :class:`~.layer.ConvLayer` on ``cfg`` (see :func:`job_cycles`); a
+    depthwise layer is one job per ``dw_channels`` channels, as the accelerator runs it."""
+    from dataclasses import replace
+
     from .layer import descriptor
 
-    d = descriptor(cfg, layer)
+    jobs = 1
+    one = layer
+    if layer.depthwise:   # one job per channel group of dw_channels (the accelerator's walk)
+        jobs = -(-layer.cin // cfg.dw_channels)
+        one = replace(layer, cin=min(layer.cin, cfg.dw_channels),
+                      cout=min(layer.cin, cfg.dw_channels))
+    d = descriptor(cfg, one)
     t = run_timeline(cfg, d)
     cycles, load, _ = job_cycles(cfg, d)
     tail = cycles - load - t.issue - t.window_stalls
-    return ConvPerf(repr(layer), load, t.issue, t.window_stalls, tail, cycles, layer.macs,
-                    cfg.macs, layer.macs / (cycles * cfg.macs))
+    cycles *= jobs
+    return ConvPerf(repr(layer), load * jobs, t.issue * jobs, t.window_stalls * jobs,
+                    tail * jobs, cycles, layer.macs, cfg.macs,
+                    layer.macs / (cycles * cfg.macs))
