@@ -63,3 +63,21 @@ def test_cnn_layers_with_pools(seed):
     cases = _run("cnn_small", {"mode": "cnn", "idle": 0.1, "backpressure": 0.2}, seed)
     assert [c["name"] for c in cases] == ["conv1", "conv2", "conv3"]
     assert [c["outputs"] for c in cases] == [32 * 13 * 13, 64 * 5 * 5, 64 * 3 * 3]
+
+
+def test_depthwise_one_chunk_per_pixel(seed):
+    """9 lanes x 9 channels: a 3x3 depthwise window is one chunk, so a pixel's last column read
+    and its only chunk share a cycle and the next pixel's read follows at once (the presets above
+    take 2 and 9 chunks). Bit-exact and cycle-exact, every layer alone."""
+    from hwaccel.generators.conv.config import ConvConfig
+
+    cfg = ConvConfig(lanes=9, block=9, max_width=7, max_height=6, max_cin=9, max_cout=9,
+                     max_kernel=3, pool=True, name="k9n9")
+    res = run_bench(design_for(cfg), "sim.tb_conv", {"mode": "timing", "count": 24,
+                                                     "seed": seed}, seed=seed)
+    cases = res["cases"]
+    assert not [c for c in cases if c["mismatches"]], cases
+    wrong = [(c["layer"], c["cycles"], c["model_cycles"]) for c in cases
+             if c["cycles"] != c["model_cycles"]]
+    assert not wrong, f"seed {seed}: {wrong[:4]}"
+    assert sum("depthwise=True" in c["layer"] for c in cases) >= 4
