@@ -21,6 +21,7 @@ from hwaccel.generators.accel.driver import ProgramBuilder
 from hwaccel.generators.accel.model import run_program
 
 MAX_K = PRESETS["default"].conv.max_kernel
+MAX_PAD = PRESETS["default"].conv.max_pad  # per side
 HAS_ADD_AVG = hasattr(ProgramBuilder, "add") and hasattr(ProgramBuilder, "avgpool")
 
 
@@ -84,10 +85,10 @@ def models(draw):
         if kind == "conv":
             kh, kw = draw(st.integers(1, min(MAX_K, h))), draw(st.integers(1, min(MAX_K, w)))
             sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-            t = draw(st.integers(0, kh - 1))
-            b = draw(st.integers(0, kh - 1 - t))
-            left = draw(st.integers(0, kw - 1))
-            r = draw(st.integers(0, kw - 1 - left))
+            t = draw(st.integers(0, min(kh - 1, MAX_PAD)))
+            b = draw(st.integers(0, min(kh - 1 - t, MAX_PAD)))
+            left = draw(st.integers(0, min(kw - 1, MAX_PAD)))
+            r = draw(st.integers(0, min(kw - 1 - left, MAX_PAD)))
             oh, ow = (h + t + b - kh) // sh + 1, (w + left + r - kw) // sw + 1
             spec.append(("conv", draw(st.integers(1, 8)), (kh, kw), (sh, sw), (t, left, b, r),
                          draw(st.booleans())))
