@@ -98,6 +98,7 @@ from .layouts import (
     result_layout,
     weight_layout,
 )
+from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
@@ -322,34 +323,6 @@ class ConvEngine(wiring.Component):
         return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
                 "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc}
 
-    # --- depthwise window register ---------------------------------------------------------------
-    def _window(self, m, cfg, issue, row_words, stage):
-        """The ``dw_kernel x dw_kernel`` register of line-buffer words: a read (``rd``) shifts
-        the rows' words in as its last column at stage 1, and a chunk's lane ``k`` takes
-        position ``c*lanes + k`` (row-major) of the register as it is after that cycle's shift
-        (so a pixel's last read and its first chunk share a cycle). Returns the ``lanes``
-        stage-2 words."""
-        L, DK = cfg.lanes, cfg.dw_kernel
-        s1_rd = stage("s1_rd", issue["rd"])
-        s1_dc = stage("s1_dc", issue["dc"], issue["dc"].shape())
-        win = [[Signal(L * 8, name=f"win_r{r}_j{j}") for j in range(DK)] for r in range(DK)]
-        view = []
-        for r in range(DK):
-            shifted = [*win[r][1:], row_words[r]]
-            view += [Mux(s1_rd, shifted[j], win[r][j]) for j in range(DK)]
-            with m.If(s1_rd):
-                m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
-        out = []
-        for k in range(L):
-            word = Signal(L * 8, name=f"dw_word{k}")
-            with m.Switch(s1_dc):
-                for c in range(cfg.dw_chunks):
-                    with m.Case(c):
-                        p = c * L + k
-                        m.d.comb += word.eq(view[p] if p < DK * DK else 0)
-            out.append(stage(f"s2_dw{k}", word, L * 8))
-        return out
-
     # --- datapath ------------------------------------------------------------------------------
     def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd, start):
         L, B, NS = cfg.lanes, cfg.block, cfg.row_slots
@@ -384,7 +357,7 @@ class ConvEngine(wiring.Component):
                                      if r < len(row_words) else Const(0, 8))
                     m.d.comb += lanes.eq(Cat(*parts))
         a2 = stage("s2_a", lanes, L * 8)
-        a2w = self._window(m, cfg, issue, row_words, stage)
+        a2w = depthwise_window(m, cfg, issue, row_words, stage)
         w2 = stage("s2_w", w_rd.data, L * B * 8)
         s2 = {k: stage(f"s2_{k}", v, v.shape()) for k, v in s1.items()}
 

@@ -85,12 +85,13 @@ class _OneRowFIFO(SyncFIFO):
 class ConvHarness(Harness):
     """One property of one :class:`ConvEngine`."""
 
-    # The MAC and requantize pipeline: operands, products, sums, accumulators, multipliers,
-    # shifts (none of them steers control; the line-buffer and weight memories then drop out).
+    # The MAC and requantize pipeline: operands (the depthwise window register's too),
+    # products, sums, accumulators, multipliers, shifts (none of them steers control; the
+    # line-buffer and weight memories then drop out).
     # The line buffer's write data and the weight and partial-sum addresses feed memories only.
     abstract = tuple(f"w:{n}" for n in (
         "*s2_a", "*s2_w", "*prod_k*", "*sum_n*", "*acc_n*", "*mult_n*", "*shift_n*",
-        "*scaled_n*", "*.sr", "*.w_addr", "*beat",
+        "*scaled_n*", "*.sr", "*.w_addr", "*beat", "*win_r*", "*s2_dw*",
     ))
 
     def __init__(self, config: ConvConfig, prop: str, *, mutant: bool = False):

@@ -1,0 +1,37 @@
+"""The conv engine's depthwise window register (see :mod:`.engine`, "Depthwise mode")."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Mux, Signal
+
+from .config import ConvConfig
+
+__all__ = ["depthwise_window"]
+
+
+def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) -> list:
+    """The ``dw_kernel x dw_kernel`` register of line-buffer words: a read (``rd``) shifts
+    the rows' words in as its last column at stage 1, and a chunk's lane ``k`` takes
+    position ``c*lanes + k`` (row-major) of the register as it is after that cycle's shift
+    (so a pixel's last read and its first chunk share a cycle). Returns the ``lanes``
+    stage-2 words."""
+    L, DK = cfg.lanes, cfg.dw_kernel
+    s1_rd = stage("s1_rd", issue["rd"])
+    s1_dc = stage("s1_dc", issue["dc"], issue["dc"].shape())
+    win = [[Signal(L * 8, name=f"win_r{r}_j{j}") for j in range(DK)] for r in range(DK)]
+    view = []
+    for r in range(DK):
+        shifted = [*win[r][1:], row_words[r]]
+        view += [Mux(s1_rd, shifted[j], win[r][j]) for j in range(DK)]
+        with m.If(s1_rd):
+            m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
+    out = []
+    for k in range(L):
+        word = Signal(L * 8, name=f"dw_word{k}")
+        with m.Switch(s1_dc):
+            for c in range(cfg.dw_chunks):
+                with m.Case(c):
+                    p = c * L + k
+                    m.d.comb += word.eq(view[p] if p < DK * DK else 0)
+        out.append(stage(f"s2_dw{k}", word, L * 8))
+    return out
