@@ -152,3 +152,22 @@ def test_graph_checks_its_values():
         ir.Graph((1, 2, 2), False, (conv, ir.Conv2d("c", w, np.zeros(1))))
     g = ir.Graph((1, 2, 2), False, (conv, ir.Add("a", inputs=("c", ir.INPUT))))
     assert g.ops[0].inputs == (ir.INPUT,) and g.output == "a" and not g.is_chain
+
+
+@pytest.mark.parametrize("stride, pad", [(1, (1, 1, 1, 1)), (2, (0, 1, 1, 0)), (2, (1, 0, 0, 1))])
+def test_a_map_taller_than_the_line_buffer_runs_in_bands(stride, pad):
+    """tiny's engine holds 8 rows: a 3x3 conv on a 21-row map is several CONVs per sample, each
+    over the input rows its band of output rows reads (padded only at the map's edges); their
+    outputs together equal the integer twin."""
+    top, left, bottom, right = pad
+    model = nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)),
+                          nn.Conv2d(2, 4, 3, stride=stride), nn.ReLU()).eval()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 2, 21, 6, generator=gen)
+    cm = hwaccel.compile(model, x[:2], calibration=x, preset="tiny")
+    oh = (21 + top + bottom - 3) // stride + 1
+    rows = (cm.config.conv.max_height - 3) // stride + 1  # output rows a band holds
+    x_int = cm.quantize_input(x)
+    low = cm.lower(x_int)
+    assert len(low.builder.commands) == 3 * -(-oh // rows) + 1  # bands per sample, and DONE
+    np.testing.assert_array_equal(golden(cm, x_int), cm.int8_forward(x_int))

@@ -12,9 +12,11 @@ layer's weights are stored once and every sample's command reuses them
 How each op runs
 ----------------
 * ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and
-  non-square kernels and strides are descriptor fields). A depthwise conv (groups = channels)
-  is one depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs one
-  engine job per channel group); a kernel beyond the engine's ``dw_kernel`` is refused by name.
+  non-square kernels and strides are descriptor fields); a map taller than the engine's line
+  buffer (``max_height``) runs as one CONV per band of output rows. A depthwise conv
+  (groups = channels) is one depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the
+  processor runs one engine job per channel group); a kernel beyond the engine's
+  ``dw_kernel`` is refused by name.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample.
 * ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
   inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).
@@ -306,12 +308,43 @@ class _Emitter:
 
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]
+        if t0.height > self.cfg.conv.max_height and not pool:
+            return self.conv_bands(op, xs, w)
         self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
                                                ir.squash(w.shape[2:]), stride, padding,
                                                op.relu, pool))
         self.per_sample(op, lambda i: self.b.conv(xs[i], w, op.bias, op.multiplier, op.shift,
                                                   stride=stride, padding=padding,
                                                   relu=op.relu, pool=pool))
+
+    def conv_bands(self, op, xs, w) -> None:
+        """A map taller than the engine's line buffer: one CONV per band of output rows, each
+        reading the input rows its windows cover (channels-last, a band of rows is a run of
+        consecutive words, in and out), padded only where the whole map is."""
+        (kh, _), (sh, _) = op.kernel, op.strides
+        top, left, bottom, right = op.pads
+        height, lanes = xs[0].height, self.cfg.lanes
+        oh, ow = op.out_size(height, xs[0].width)
+        rows = (self.cfg.conv.max_height - kh) // sh + 1  # output rows whose windows fit
+        if rows < 1:
+            raise LoweringError(f"layer {op.name!r} cannot run on {self.cfg.slug}: its kernel "
+                                f"height {kh} exceeds the line buffer's "
+                                f"{self.cfg.conv.max_height} rows")
+        out = self.tensors(op.name)
+        self.b.layer = op.name
+        for oy0 in range(0, oh, rows):
+            rb = min(rows, oh - oy0)
+            iy0 = oy0 * sh - top
+            iy1 = iy0 + (rb - 1) * sh + kh
+            lo, hi = max(iy0, 0), min(iy1, height)
+            pads = ir.squash((lo - iy0, left, iy1 - hi, right))
+            for i, x in enumerate(xs):
+                band = ActTensor(x.addr + lo * x.width * x.groups, x.channels, hi - lo, x.width,
+                                 lanes)
+                self.b.at = out[i].addr + oy0 * ow * out[i].groups
+                self.engine(op.name, lambda band=band, pads=pads: self.b.conv(
+                    band, w, op.bias, op.multiplier, op.shift, stride=op.stride, padding=pads,
+                    relu=op.relu, pool=False))
 
     def dwconv(self, op, xs) -> None:
         """A depthwise conv: one depthwise CONV per sample (a kernel beyond the engine's
