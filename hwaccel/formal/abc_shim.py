@@ -38,9 +38,10 @@ def _relative(cmd: str) -> str:
 
 
 def _mask_unmapped(cex: Path, ywa: Path) -> None:
-    """Write ``?`` for inputs the witness map does not name (a free bit Yosys made for an
+    """Write ``x`` for inputs the witness map does not name (a free bit Yosys made for an
     undriven internal net, or the clock): ``yosys-witness aiw2yw`` fails on a 0/1 value it
-    cannot place."""
+    cannot place, and reads no ``?``; the ``yosys-witness`` wrapper passes ``--skip-x``, so an
+    ``x`` is left unassigned (:func:`.tools.tool_env`)."""
     if not cex.exists() or not ywa.exists():
         return
     amap = json.loads(ywa.read_text())
@@ -52,7 +53,7 @@ def _mask_unmapped(cex: Path, ywa: Path) -> None:
     for n, line in enumerate(lines):
         # The initial latch values come first, then one line of inputs per cycle.
         if n > 0 and len(line) == count and set(line) <= set("01x?"):
-            line = "".join(c if i in named else "?" for i, c in enumerate(line))
+            line = "".join(c if i in named else "x" for i, c in enumerate(line))
         out.append(line)
     cex.write_text("\n".join(out) + "\n")
 

@@ -22,6 +22,11 @@ __all__ = ["find_yowasp", "tool_env", "MissingToolError"]
 
 def _wrapper(path: Path, command: str) -> None:
     text = f"#!/bin/sh\nexec {command} \"$@\"\n"
+    if path.name == "yosys-witness":
+        # SymbiYosys calls ``aiw2yw`` without ``--skip-x``; the ABC shim marks the inputs the
+        # witness map does not name with ``x`` (see :func:`.abc_shim._mask_unmapped`).
+        text = (f"#!/bin/sh\nif [ \"$1\" = aiw2yw ]; then shift; exec {command} aiw2yw "
+                f"--skip-x \"$@\"; fi\n" + text.split("\n", 1)[1])
     if not path.exists() or path.read_text() != text:
         # Written beside and renamed: a parallel run never executes a half-written wrapper.
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
