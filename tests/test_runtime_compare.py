@@ -119,12 +119,13 @@ def test_compare_autoencoder_scores_roc_auc_across_two_programs(capsys):
 
 
 def test_compare_names_what_the_preset_refuses(capsys):
-    """DS-CNN's depthwise convs have no engine yet: golden fails by name (exit 1), the integer
-    twin still runs."""
-    rc, out, err = _compare(capsys, "--model", "dscnn", "--samples", "3", "--calibration", "32",
-                            "--backends", "golden,torch-int8", "--json")
+    """MobileNet's 96-pixel-wide maps are wider than default's conv engine: golden fails by
+    name (exit 1), the integer twin still runs."""
+    rc, out, err = _compare(capsys, "--model", "mobilenet", "--samples", "3", "--calibration",
+                            "16", "--backends", "golden,torch-int8", "--json")
     assert rc == 1
     rows = {r["backend"]: r for r in json.loads(out)["rows"]}
-    assert "LoweringError: layer 'blocks.0.dw' is a depthwise Conv2d" in rows["golden"]["error"]
+    assert "LoweringError: layer 'conv' cannot run on accel_default: width must be at most" \
+        in rows["golden"]["error"]
     assert rows["torch-int8"]["error"] is None and rows["torch-int8"]["accuracy"] is not None
     assert "FAILED: golden: LoweringError" in err
