@@ -220,3 +220,31 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
     return ConvPerf(repr(layer), load * jobs, t.issue * jobs, t.window_stalls * jobs,
                     tail * jobs, cycles, layer.macs, cfg.macs,
                     layer.macs / (cycles * cfg.macs))
+
+
+def depthwise_report(preset: str = "default") -> list[str]:
+    """The reference models' depthwise layers on accelerator preset ``preset``'s conv engine:
+    cycles (one job per channel group) and utilization. A map wider or taller than the line
+    buffer is modelled on the same engine with ``max_width``/``max_height`` raised to it (its
+    cost per pixel does not depend on them), and marked so."""
+    from ..accel.config import PRESETS as ACCEL_PRESETS
+    from .cases import DEPTHWISE_LAYERS
+
+    cfg = ACCEL_PRESETS[preset].conv
+    lines = []
+    for name, layer in DEPTHWISE_LAYERS.items():
+        big = layer.width > cfg.max_width or layer.height > cfg.max_height
+        c = cfg.with_(max_width=max(cfg.max_width, layer.width),
+                      max_height=max(cfg.max_height, layer.height)) if big else cfg
+        p = layer_perf(c, layer)
+        lines.append(f"{name:16s} {layer.height}x{layer.width}x{layer.cin} s{layer.stride_h}: "
+                     f"{p.cycles} cycles, {p.macs} MACs, utilization {p.utilization:.3f} "
+                     f"(issue {p.issue}, window stalls {p.window_stalls}, load {p.load}, "
+                     f"tail {p.tail})" + (" [line buffer widened to the map]" if big else ""))
+    return lines
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("\n".join(depthwise_report(*sys.argv[1:2])))
