@@ -1,9 +1,12 @@
 """The compiler: PyTorch models to accelerator programs, stage by stage.
 
-:mod:`.trace` (``nn.Module`` -> float IR, a DAG of :mod:`.ir` ops over named values),
+:mod:`.trace` (``nn.Module`` -> float IR, a DAG of :mod:`.ir` ops over named values; layer
+readers in :mod:`.trace_ops`, batch-norm / ReLU / last-step folding in :mod:`.fold`),
 :mod:`.quantize` (post-training quantization -> integer IR), :mod:`.int8` (the integer IR's
-arithmetic in torch, the twin every program must equal), :mod:`.lower` (integer IR -> one
-accelerator program per batch), :mod:`.memory` (the scratchpad plan, by liveness) and
+arithmetic in torch, the twin every program must equal) and :mod:`.qreference` (the same in
+plain numpy, the twin's reference), :mod:`.lower` (integer IR -> the programs of a batch),
+:mod:`.memory` (the scratchpad plan, by liveness, a pass between lowering and emission),
+:mod:`.builders` (program builders that follow the plan; weight groups), :mod:`.describe` and
 :mod:`.program` (:func:`compile`, :class:`CompiledModel`). :mod:`.errors` holds what the
 compiler refuses (:class:`UnsupportedOp`, and :class:`NonFiniteError` for NaN or inf anywhere
 it would compute on); :mod:`.saturation` counts the int8 values that saturate, per layer.
