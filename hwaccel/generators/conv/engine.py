@@ -317,8 +317,9 @@ class ConvEngine(wiring.Component):
             slot = Signal(range(NS), name=f"slot{r}")
             m.d.comb += slot.eq(base_slot + ky + r)
             row = ytop + ky + r  # input row + top
-            ok = (Mux(dw, r < KH, (r < step) & (ky + r < KH)) & (row >= top)
-                  & (row < desc.height + top))
+            # Rows past min(lanes, max_kernel) serve only the depthwise window.
+            dense = ((r < step) & (ky + r < KH)) if r < min(L, cfg.max_kernel) else Const(0)
+            ok = Mux(dw, r < KH, dense) & (row >= top) & (row < desc.height + top)
             rows.append((slot, ok))
         return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
                 "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc}

@@ -29,8 +29,8 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
     for k in range(L):
         word = Signal(L * 8, name=f"dw_word{k}")
         with m.Switch(s1_dc):
-            for c in range(cfg.dw_chunks):
-                with m.Case(c):
+            for c in range(cfg.dw_chunks):   # the last chunk is the default (lint: no gaps)
+                with m.Case(c) if c < cfg.dw_chunks - 1 else m.Default():
                     p = c * L + k
                     m.d.comb += word.eq(view[p] if p < DK * DK else 0)
         out.append(stage(f"s2_dw{k}", word, L * 8))
