@@ -73,6 +73,11 @@ and chunk. Cost per pixel: ``stride_w - 1 + dw_chunks`` cycles (a row start ``KW
 word; the accelerator runs more as one job per channel group). Kernels above ``dw_kernel`` are
 refused: a 5x5 register would need 25 words of flops and a variable tap-to-lane mux for a kernel
 no reference model uses.
+Bounds: a job's activations arrive one word (one group of one pixel) a cycle and the line buffer
+reads one column a cycle, padding columns included, so a group costs at least its padded input
+words and its column reads: at stride 2 four input words per output pixel (14% of 16 x 16 MACs
+at best), on DS-CNN's 5-wide map 7 reads per row of 5 pixels. Beating that takes a wider input
+path, not a different fabric mapping.
 
 Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
 accumulate (bias preloaded) -> multiply -> shift and saturate -> result FIFO. Issue needs a credit
