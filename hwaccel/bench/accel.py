@@ -5,7 +5,8 @@ into the engine once and reused by every image), one GEMM whose K and N span sev
 tiles (partial sums across K tiles), and one LSTM sequence of T steps on the LSTM cell. Each
 program is loaded through the host port and run with the clock in C++ until STATUS.busy drops
 (:class:`hwaccel.generators.accel.host.HarnessHost`), which is the path the runtime uses.
-Outputs are checked bit-exactly against the golden interpreter.
+Outputs are checked bit-exactly against the golden interpreter. With ``--workload NAMES`` the
+trained reference models run instead, compiled (:mod:`.workloads`).
 
 Reported: ``cycles`` (the hardware's own cycle counter, start to DONE), MACs of the workload
 (real ones, not padded lanes), ``mac_units`` of the fabric, ``utilization`` = MACs / (cycles x
@@ -31,9 +32,9 @@ from ..generators.accel.isa import Op, Region
 from ..sim.host import HarnessHost
 from ..sim.runner import design_for
 
-COLUMNS = ["workload", "batch", "layer", "cycles", "macs", "mac_units", "utilization",
-           "sim_cycles_per_second", "raw_verilator_cycles_per_second", "sim_vs_raw",
-           "mismatches"]
+COLUMNS = ["workload", "batch", "layer", "cycles", "model_cycles", "macs", "mac_units",
+           "utilization", "sim_cycles_per_second", "raw_verilator_cycles_per_second",
+           "sim_vs_raw", "mismatches", "note"]
 
 #: Real MACs of one image per layer (DESIGN.md).
 CNN_MACS = {"conv1": 194_688, "conv2": 2_230_272, "conv3": 331_776, "fc1": 36_864,
@@ -48,6 +49,10 @@ def add_arguments(p) -> None:
     p.add_argument("--lstm-steps", type=int, default=50, help="T of the LSTM sequence (0: none)")
     p.add_argument("--gemm", default="256,256,256",
                    help="M,K,N of the tiled GEMM workload (empty: none)")
+    p.add_argument("--workload", default="",
+                   help="comma-separated reference models (resnet8, dscnn, mobilenet, "
+                        "autoencoder, cnn, lstm): compiled and run instead of the workloads above")
+    p.add_argument("--batch", type=int, default=1, help="batch of the --workload models")
 
 
 def _timed(host: HarnessHost, cfg, b, outputs) -> tuple[dict, ...]:
@@ -147,6 +152,10 @@ def _fits(name: str, build):
 
 
 def run(args) -> list[dict]:
+    if getattr(args, "workload", ""):
+        from .workloads import run_workloads
+
+        return run_workloads(args)
     cfg = PRESETS[args.preset]
     host = HarnessHost(design_for(cfg), cfg)
     rows = []

@@ -1,0 +1,208 @@
+"""``hwaccel bench accel --workload NAMES``: the trained reference models, compiled, on the RTL.
+
+Each named workload (:data:`hwaccel.models.WORKLOADS`) is loaded trained (cached), compiled for
+the preset (:func:`hwaccel.runtime.compile`, calibrated on 512 training samples as ``hwaccel
+compare`` does), lowered for the first ``batch`` held-out samples and run program by program on
+the accelerator's Verilog in the C++ harness (:class:`hwaccel.sim.host.HarnessHost`, as the
+runtime's ``rtl`` backend runs it: a soft reset, the host writes, start, clock until idle). The
+outputs are compared bit for bit with the golden interpreter's (``mismatches``).
+
+A workload row's ``cycles`` is the hardware's own ``cycles`` counter summed over the model's
+programs, plus ``host_cycles``: one cycle per word the host writes between programs (the next
+weight group's weights and commands), as the runtime counts them; ``host_cycles`` is also shown
+on its own. ``model_cycles`` is the same sum from the cycle model
+(:func:`hwaccel.generators.accel.perf.program_perf` of every program, plus the same host words);
+a difference is printed on stderr and makes ``cycles_match`` false. ``macs`` are the model's
+real MACs per sample (the compiler's float IR, the counting of the published figures) times the
+batch; ``utilization`` = macs / (cycles x mac_units).
+
+Per-layer rows (``layer`` not ``all``) come from the cycle model's per-command figures, each
+command attributed to the layer that emitted it (``source`` = ``perf model``); a ``DONE`` row
+holds the programs' DONE commands and a ``host`` row the host words. A workload the preset
+refuses gets one row whose ``note`` is the refusal.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+__all__ = ["run_workloads", "workload_rows", "model_rows", "layer_commands"]
+
+
+def layer_commands(cm, x_int) -> tuple[object, list[list[str]]]:
+    """``(lowered, names)``: the lowering of ``x_int`` and, per program, the layer that emitted
+    each command (``"DONE"`` for the closing one).
+
+    Follows :func:`hwaccel.compiler.lower.lower` step by step, noting the command count after
+    each op (lowering records only each program's layers, not which commands are whose).
+    """
+    from ..compiler import ir
+    from ..compiler import lower as lw
+
+    lowered = cm.lower(x_int)
+    qg, cfg = cm.qgraph, cm.config
+    x_int = np.asarray(x_int, dtype=np.int64)
+    vals, blocks = lw.layout(qg, cfg, len(x_int))
+    em = lw._Emitter(cfg, vals, lw.plan(blocks, cfg), len(x_int), False)
+    em.put(qg.ops[0].name if qg.tokens else ir.INPUT, lw._inputs(qg, x_int))
+    names: list[list[str]] = [[]]
+    for op in qg.ops[1:] if qg.tokens else qg.ops:
+        if isinstance(op, ir.QFlatten):
+            continue
+        before = len(em.b.programs)
+        em.op(op)
+        em.b.layers.append(op.name)
+        while len(names) <= len(em.b.programs):  # a new weight group started in this op
+            names.append([])
+        if len(em.b.programs) != before:  # its weights opened a program: commands start there
+            names[-1] = []
+        names[-1] += [op.name] * (len(em.b.commands) - len(names[-1]))
+    programs = em.b.finish()
+    for k, p in enumerate(programs):
+        names[k] = names[k][:len(p.commands) - 1] + ["DONE"]
+        if len(names[k]) != len(p.commands) or p.commands != lowered.programs[k].commands:
+            raise RuntimeError(f"internal: the per-layer replay of program {k + 1} differs "
+                               f"from the lowering")
+    return lowered, names
+
+
+def _golden(cfg, lowered) -> np.ndarray:
+    from ..generators.accel.model import run_program
+
+    act = lowered.builder.act
+    for k, load in enumerate(lowered.loads()):
+        res = run_program(cfg, act, load.wgt, load.commands)
+        if res.error or not res.done:
+            raise RuntimeError(f"golden: program {k + 1} faulted: {res.cause.name} at "
+                               f"pc {res.pc}")
+        act = res.act
+    return lowered.ints(act)
+
+
+def _rtl(host, cfg, lowered) -> tuple[np.ndarray, list[dict]]:
+    """The outputs and each program's counters, the runtime's rtl way."""
+    counters = []
+    for k, load in enumerate(lowered.loads()):
+        host.soft_reset()
+        host.load(load)
+        host.run(limit=500_000_000)
+        status = host.status()
+        if status["error"] or not status["done"]:
+            raise RuntimeError(f"rtl: program {k + 1} faulted: {status['cause'].name} at "
+                               f"pc {status['pc']}")
+        counters.append(host.counters())
+    first, words = lowered.span
+    image = np.zeros((cfg.act_depth, cfg.lanes), dtype=np.int64)
+    image[first:first + words] = host.read_act(first, words)
+    return lowered.ints(image), counters
+
+
+def _layer_rows(cm, lowered, names, base: dict) -> tuple[int, list[dict]]:
+    """The cycle model's total and its per-layer rows."""
+    from ..compiler import ir
+    from ..generators.accel.perf import program_perf
+
+    cfg, shapes = cm.config, cm.qgraph.shapes()
+    per: dict[str, dict] = {}
+    total = 0
+    for p, who in zip(lowered.programs, names):
+        perf = program_perf(cfg, p.commands)
+        total += perf.cycles
+        for cmd in perf.commands:
+            r = per.setdefault(who[cmd.pc], {"cycles": 0, "commands": 0, "mac_slots": 0,
+                                             "load_cycles": 0})
+            r["cycles"] += cmd.cycles
+            r["commands"] += 1
+            r["mac_slots"] += cmd.mac_slots
+            r["load_cycles"] += cmd.load_cycles
+    ops = {op.name: op for op in cm.qgraph.ops}
+    rows = []
+    for name, r in per.items():
+        macs = (ir.macs(ops[name], shapes[ops[name].inputs[0]]) * base["batch"]
+                if name in ops else 0)
+        rows.append(base | {"layer": name, "model_cycles": r["cycles"], "macs": macs,
+                            "utilization": macs / (r["cycles"] * cfg.macs),
+                            "commands": r["commands"], "load_cycles": r["load_cycles"],
+                            "source": "perf model"})
+    host = lowered.host_words
+    if host:
+        rows.append(base | {"layer": "host", "model_cycles": host, "macs": 0,
+                            "utilization": 0.0, "source": "host words"})
+    return total + host, rows
+
+
+def workload_rows(name: str, preset, batch: int = 1, *, host=None, layers: bool = True,
+                  calibration: int = 512) -> list[dict]:
+    """The rows of reference workload ``name`` (trained, cached) on ``preset`` (a name or an
+    AccelConfig) at ``batch``, on its first ``batch`` held-out samples: see :func:`model_rows`."""
+    from ..models import WORKLOADS
+    from ..models.train import load
+
+    if name not in WORKLOADS:
+        raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, not {name!r}")
+    module, split = load(name)
+    return model_rows(name, module, split.x_train[:calibration], split.x_test[:batch], preset,
+                      host=host, layers=layers, published=WORKLOADS[name].published_macs)
+
+
+def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: bool = True,
+               published: str | None = None) -> list[dict]:
+    """The rows of ``module`` compiled for ``preset`` (calibrated on ``calibration``) and run
+    on the batch ``x``: the whole model first (``layer`` = ``all``), then its layers.
+    ``host``: a HarnessHost of the preset's design (opened, and closed, here when None)."""
+    from ..runtime import compile as compile_model
+
+    cm = compile_model(module, calibration[:8], preset=preset, calibration=calibration,
+                       strict=False)
+    cfg, batch = cm.config, len(x)
+    base = {"workload": name, "batch": batch, "mac_units": cfg.macs}
+    macs = cm.macs_per_sample * batch
+    if cm.refusal is not None:
+        return [base | {"layer": "all", "macs": macs, "published_macs": published,
+                        "note": f"refused by {cfg.slug}: {cm.refusal}"}]
+    lowered, names = layer_commands(cm, cm.quantize_input(x))
+    model_cycles, layer_rows = _layer_rows(cm, lowered, names, base)
+    expect = _golden(cfg, lowered)
+    own = host is None
+    if own:
+        from ..sim.host import HarnessHost
+        from ..sim.runner import design_for
+
+        host = HarnessHost(design_for(cfg), cfg)
+    try:
+        got, counters = _rtl(host, cfg, lowered)
+    finally:
+        if own:
+            host.close()
+    cycles = sum(c["cycles"] for c in counters) + lowered.host_words
+    if cycles != model_cycles:
+        print(f"hwaccel bench accel: MISMATCH {name}: the RTL counted {cycles:,} cycles, the "
+              f"cycle model {model_cycles:,}", file=sys.stderr)
+    row = base | {"layer": "all", "cycles": cycles, "model_cycles": model_cycles,
+                  "cycles_match": cycles == model_cycles, "host_cycles": lowered.host_words,
+                  "programs": len(lowered.programs), "macs": macs, "published_macs": published,
+                  "utilization": macs / (cycles * cfg.macs),
+                  "mismatches": int((got != expect).sum()),
+                  "counters": [dict(c) for c in counters]}
+    return [row] + (layer_rows if layers else [])
+
+
+def run_workloads(args) -> list[dict]:
+    """``--workload`` rows for every name in ``args.workload``, at ``args.batch``; one Verilator
+    harness for them all."""
+    from ..generators.accel import PRESETS
+    from ..sim.host import HarnessHost
+    from ..sim.runner import design_for
+
+    cfg = PRESETS[args.preset]
+    names = [n.strip() for n in args.workload.split(",") if n.strip()]
+    host = HarnessHost(design_for(cfg), cfg)
+    rows = []
+    try:
+        for name in names:
+            rows += workload_rows(name, cfg, args.batch, host=host, layers=not args.no_layers)
+    finally:
+        host.close()
+    return rows

@@ -1,0 +1,112 @@
+"""``hwaccel bench accel --workload``: compiled models on the RTL (tiny preset, small models).
+
+Each row's cycles are the Verilator harness's own counters; the test holds the cycle model's
+prediction equal to them, the RTL's outputs equal to the golden interpreter's, and a model the
+preset refuses reported as a row with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+from torch import nn
+
+from hwaccel.bench import accel
+from hwaccel.bench.workloads import model_rows
+from hwaccel.generators.accel import PRESETS
+from hwaccel.toolchain import MissingToolError, verilator_root
+
+try:
+    verilator_root()
+except MissingToolError as exc:  # pragma: no cover - the CI image has Verilator
+    pytest.skip(f"needs Verilator: {exc}", allow_module_level=True)
+
+KEYS = {"workload", "batch", "cycles", "macs", "mac_units", "utilization", "model_cycles",
+        "mismatches"}
+
+
+class Mixed(nn.Module):
+    """A conv, a depthwise conv, a residual ADD, a fused pool and a Linear, all on tiny."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.c1(x).relu()
+        x = (x + self.dw(x)).relu()
+        x = nn.functional.max_pool2d(self.c2(x).relu(), 2)
+        return self.fc(x.flatten(1))
+
+
+def _deep() -> nn.Module:
+    """16 convs whose weights overflow tiny's weight scratchpad: two programs."""
+    return nn.Sequential(*[nn.Conv2d(8 if i else 1, 8, 3, padding=1) for i in range(16)])
+
+
+@pytest.fixture(scope="module")
+def host():
+    from hwaccel.sim.host import HarnessHost
+    from hwaccel.sim.runner import design_for
+
+    cfg = PRESETS["tiny"]
+    h = HarnessHost(design_for(cfg), cfg)
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("make, programs", [(Mixed, 1), (_deep, 2)])
+def test_a_compiled_model_on_the_rtl_equals_golden_and_the_cycle_model(host, make, programs):
+    torch.manual_seed(0)
+    model = make().eval()
+    cal = torch.randn(32, 1, 8, 8)
+    rows = model_rows("m", model, cal, cal[:2], "tiny", host=host)
+    whole, layers = rows[0], rows[1:]
+    assert KEYS <= set(whole) and whole["layer"] == "all" and whole["batch"] == 2
+    assert whole["programs"] == programs
+    assert whole["mismatches"] == 0
+    assert whole["model_cycles"] == whole["cycles"] and whole["cycles_match"]
+    hw = sum(c["cycles"] for c in whole["counters"])
+    assert whole["cycles"] == hw + whole["host_cycles"]
+    assert (whole["host_cycles"] > 0) == (programs > 1)
+    macs = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):  # every conv keeps its 8x8 map ('same' padding)
+            macs += 8 * 8 * m.out_channels * (m.in_channels // m.groups) * 9
+        elif isinstance(m, nn.Linear):
+            macs += m.in_features * m.out_features
+    assert whole["macs"] == 2 * macs
+    cfg = PRESETS["tiny"]
+    assert whole["mac_units"] == cfg.macs
+    assert whole["utilization"] == whole["macs"] / (whole["cycles"] * cfg.macs)
+    # the per-layer rows add up to the whole, and their MACs to the model's
+    assert sum(r["model_cycles"] for r in layers) == whole["model_cycles"]
+    assert sum(r["macs"] for r in layers) == whole["macs"]
+    assert all(r["source"] in ("perf model", "host words") for r in layers)
+
+
+def test_a_refused_workload_is_a_row_with_the_reason(host):
+    """A Linear whose weights do not fit tiny's weight scratchpad even alone."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64)).eval()
+    cal = torch.randn(8, 1, 8, 8)
+    [row] = model_rows("big", model, cal, cal[:1], "tiny", host=host)
+    assert row["workload"] == "big" and "cycles" not in row
+    assert row["note"].startswith("refused by accel_tiny: the weights of layer '1'")
+    assert row["macs"] == 64 * 64
+
+
+def test_the_cli_flag_runs_a_reference_workload_and_reports_a_refusal():
+    """``--workload autoencoder --preset tiny``: the trained model, refused (its 5152-word
+    layer), through the benchmark's own argument parser."""
+    p = argparse.ArgumentParser()
+    accel.add_arguments(p)
+    args = p.parse_args(["--workload", "autoencoder", "--preset", "tiny", "--no-layers"])
+    [row] = accel.run(args)
+    assert row["workload"] == "autoencoder" and row["batch"] == 1
+    assert "refused by accel_tiny" in row["note"] and "dense.0" in row["note"]
+    assert row["published_macs"] == "0.264 M" and round(row["macs"] / 1e6, 3) == 0.264
