@@ -32,9 +32,9 @@ from ..generators.accel.isa import Op, Region
 from ..sim.host import HarnessHost
 from ..sim.runner import design_for
 
-COLUMNS = ["workload", "batch", "layer", "cycles", "model_cycles", "macs", "mac_units",
-           "utilization", "sim_cycles_per_second", "raw_verilator_cycles_per_second",
-           "sim_vs_raw", "mismatches", "note"]
+COLUMNS = ["workload", "batch", "layer", "cycles", "model_cycles", "host_cycles", "macs",
+           "published_macs", "mac_units", "utilization", "sim_cycles_per_second",
+           "raw_verilator_cycles_per_second", "sim_vs_raw", "mismatches", "note"]
 
 #: Real MACs of one image per layer (DESIGN.md).
 CNN_MACS = {"conv1": 194_688, "conv2": 2_230_272, "conv3": 331_776, "fc1": 36_864,

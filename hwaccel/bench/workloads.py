@@ -119,7 +119,7 @@ def _layer_rows(cm, lowered, names, base: dict) -> tuple[int, list[dict]]:
             r["load_cycles"] += cmd.load_cycles
     ops = {op.name: op for op in cm.qgraph.ops}
     rows = []
-    for name, r in per.items():
+    for name, r in sorted(per.items(), key=lambda kv: kv[0] == "DONE"):  # DONE last
         macs = (ir.macs(ops[name], shapes[ops[name].inputs[0]]) * base["batch"]
                 if name in ops else 0)
         rows.append(base | {"layer": name, "model_cycles": r["cycles"], "macs": macs,
@@ -180,11 +180,15 @@ def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: 
     if cycles != model_cycles:
         print(f"hwaccel bench accel: MISMATCH {name}: the RTL counted {cycles:,} cycles, the "
               f"cycle model {model_cycles:,}", file=sys.stderr)
+    wrong = int((got != expect).sum())
+    if wrong:
+        print(f"hwaccel bench accel: MISMATCH {name}: {wrong} output values of the RTL differ "
+              f"from the golden interpreter's", file=sys.stderr)
     row = base | {"layer": "all", "cycles": cycles, "model_cycles": model_cycles,
                   "cycles_match": cycles == model_cycles, "host_cycles": lowered.host_words,
                   "programs": len(lowered.programs), "macs": macs, "published_macs": published,
                   "utilization": macs / (cycles * cfg.macs),
-                  "mismatches": int((got != expect).sum()),
+                  "mismatches": wrong,
                   "counters": [dict(c) for c in counters]}
     return [row] + (layer_rows if layers else [])
 
