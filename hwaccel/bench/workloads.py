@@ -125,11 +125,12 @@ def _layer_rows(cm, lowered, names, base: dict) -> tuple[int, list[dict]]:
         rows.append(base | {"layer": name, "model_cycles": r["cycles"], "macs": macs,
                             "utilization": macs / (r["cycles"] * cfg.macs),
                             "commands": r["commands"], "load_cycles": r["load_cycles"],
-                            "source": "perf model"})
+                            "source": "perf model", "note": "cycle model"})
     host = lowered.host_words
     if host:
         rows.append(base | {"layer": "host", "model_cycles": host, "macs": 0,
-                            "utilization": 0.0, "source": "host words"})
+                            "utilization": 0.0, "source": "host words",
+                            "note": "host writes between programs"})
     return total + host, rows
 
 
