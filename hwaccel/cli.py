@@ -73,6 +73,12 @@ def _cmd_bench(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(format_table(rows, getattr(args.bench_module, "COLUMNS", None)))
+    bad = [r.get("workload", r.get("layer", "?")) for r in rows
+           if r.get("mismatches") or r.get("cycles_match") is False]
+    if bad:  # a benchmark measures the hardware; wrong outputs or cycles are a failure
+        print(f"hwaccel bench: outputs or cycle model wrong for {', '.join(map(str, bad))}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

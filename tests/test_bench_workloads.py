@@ -110,3 +110,21 @@ def test_the_cli_flag_runs_a_reference_workload_and_reports_a_refusal():
     assert row["workload"] == "autoencoder" and row["batch"] == 1
     assert "refused by accel_tiny" in row["note"] and "dense.0" in row["note"]
     assert row["published_macs"] == "0.264 M" and round(row["macs"] / 1e6, 3) == 0.264
+
+
+def test_bench_command_fails_on_a_wrong_row(capsys):
+    """``hwaccel bench`` measures the hardware: a row with mismatched outputs or an inexact cycle
+    model makes the command fail, a clean table does not."""
+    from types import SimpleNamespace
+
+    from hwaccel.cli import _cmd_bench
+
+    def args(rows):
+        module = SimpleNamespace(run=lambda a: rows, COLUMNS=["workload", "mismatches"])
+        return SimpleNamespace(bench_module=module, json=False)
+
+    good = [{"workload": "cnn", "mismatches": 0, "cycles_match": True}]
+    assert _cmd_bench(args(good)) == 0
+    assert _cmd_bench(args([*good, {"workload": "dscnn", "mismatches": 3}])) == 1
+    assert "dscnn" in capsys.readouterr().err
+    assert _cmd_bench(args([{"workload": "lstm", "mismatches": 0, "cycles_match": False}])) == 1
