@@ -86,11 +86,7 @@ def batchnorm() -> nn.Module:
                           nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 3 * 3, 8),
                           nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
     for bn in (model[1], model[6]):
-        with torch.no_grad():
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.3, 0.3)
+        _randomize(bn, mean=0.5)
     return model
 
 
@@ -104,14 +100,18 @@ def pixel() -> nn.Module:
     return nn.Sequential(nn.Conv2d(2, 10, 3), nn.ReLU(), nn.Flatten(), nn.Linear(10, 3))
 
 
-def _bn(c: int) -> nn.BatchNorm2d:
-    bn = nn.BatchNorm2d(c)
+def _randomize(bn, mean: float = 0.3):
+    """Random running statistics and affine terms, so folding a batch norm is not a no-op."""
     with torch.no_grad():
-        bn.running_mean.uniform_(-0.3, 0.3)
+        bn.running_mean.uniform_(-mean, mean)
         bn.running_var.uniform_(0.5, 2.0)
         bn.weight.uniform_(0.5, 1.5)
         bn.bias.uniform_(-0.3, 0.3)
     return bn
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return _randomize(nn.BatchNorm2d(c))
 
 
 class ResNetTiny(nn.Module):
