@@ -46,7 +46,9 @@ def _random_add(b: ProgramBuilder, rng):
 
 def _random_avg(b: ProgramBuilder, rng, cfg=TINY):
     c = int(rng.integers(1, cfg.avg_max_blocks * cfg.lanes + 1))
-    h, w = (int(rng.integers(1, m + 1)) for m in (cfg.conv.max_height, cfg.conv.max_width))
+    # Any map the engine holds whose whole-map (global) window the unit may still average.
+    h = int(rng.integers(1, cfg.conv.max_height + 1))
+    w = int(rng.integers(1, min(cfg.conv.max_width, cfg.avg_max_window // h) + 1))
     if rng.random() < 0.3:
         kh, kw = h, w                    # global average pooling
     else:

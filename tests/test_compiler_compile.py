@@ -257,9 +257,10 @@ def test_activations_that_do_not_fit_name_the_tensor():
 
 
 def test_engine_limits_name_the_layer():
-    model = nn.Sequential(nn.Conv2d(1, 128, 3)).eval()
-    with pytest.raises(LoweringError, match=r"layer '0' cannot run on accel_default: cout must "
-                                            r"be at most 64 \(max_cout"):
+    most = PRESETS["default"].conv.max_cout
+    model = nn.Sequential(nn.Conv2d(1, most + 1, 3)).eval()
+    with pytest.raises(LoweringError, match=rf"layer '0' cannot run on accel_default: cout must "
+                                            rf"be at most {most} \(max_cout"):
         hwaccel.compile(model, torch.randn(1, 1, 10, 10))
     k = PRESETS["default"].conv.max_kernel
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, k + 1)).eval()

@@ -119,13 +119,24 @@ def test_compare_autoencoder_scores_roc_auc_across_two_programs(capsys):
 
 
 def test_compare_names_what_the_preset_refuses(capsys):
-    """MobileNet's 96-pixel-wide maps are wider than default's conv engine: golden fails by
-    name (exit 1), the integer twin still runs."""
+    """MobileNet's 96 x 96 input does not fit ecp5's activation scratchpad: golden fails naming
+    the tensor and the shortfall (exit 1), the integer twin still runs."""
     rc, out, err = _compare(capsys, "--model", "mobilenet", "--samples", "3", "--calibration",
-                            "16", "--backends", "golden,torch-int8", "--json")
+                            "16", "--preset", "ecp5", "--backends", "golden,torch-int8", "--json")
     assert rc == 1
     rows = {r["backend"]: r for r in json.loads(out)["rows"]}
-    assert "LoweringError: layer 'conv' cannot run on accel_default: width must be at most" \
-        in rows["golden"]["error"]
+    assert "DoesNotFit: tensor 'input' (9216 words) does not fit the activation scratchpad of " \
+        "accel_ecp5 (4096 words)" in rows["golden"]["error"]
+    assert "short by 5120 words" in rows["golden"]["error"]
     assert rows["torch-int8"]["error"] is None and rows["torch-int8"]["accuracy"] is not None
-    assert "FAILED: golden: LoweringError" in err
+    assert "FAILED: golden: DoesNotFit" in err
+
+
+def test_mobilenet_runs_on_default(capsys):
+    """default holds MobileNet's 96 x 96 maps and 256 channels: the golden accelerator (two
+    weight groups) equals the integer twin on every output."""
+    rc, out, err = _compare(capsys, "--model", "mobilenet", "--samples", "2", "--calibration",
+                            "16", "--backends", "golden,torch-int8", "--json")
+    assert rc == 0, err
+    rows = {r["backend"]: r for r in json.loads(out)["rows"]}
+    assert rows["golden"]["error"] is None and rows["torch-int8"]["mismatches"] == 0

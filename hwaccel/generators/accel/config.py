@@ -185,14 +185,16 @@ PRESETS: dict[str, AccelConfig] = {
         # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.
         # The reference LSTM layer (I = H = 64) on 256 lanes: a weight beat is exactly one
         # weight-scratchpad word (2048 bits), as a conv weight beat is.
-        # Conv: kernels up to 10 x 10 (DS-CNN's 10 x 4; 7 x 7 stems), maps up to 32 x 32
-        # (ResNet-8; taller maps, as DS-CNN's 49 x 10, run as bands of rows). The line
-        # buffer then holds 16 rows of 41 padded columns (328 Kibit, was 60); the weight memory
-        # is capped at 256 words (512 Kibit, was 288), which holds any 3 x 3 layer up to 64 x 64
-        # channels and a 7 x 7 over 16 input channels into 64 outputs.
-        AccelConfig(conv=ConvConfig(max_width=32, max_height=32, max_kernel=10,
-                                    max_weight_words=256, name="accel_default"),
-                    act_depth=32768, wgt_depth=1024, psum_depth=128,
+        # Conv: kernels up to 10 x 10 (DS-CNN's 10 x 4; 7 x 7 stems), maps up to 96 x 96 and
+        # 256 channels (MobileNetV1 0.25's 96 x 96 x 3 input and 256-channel tail; taller maps
+        # run as bands of rows). The line buffer holds 16 rows of 105 padded columns x 16
+        # channel groups (3.4 Mibit); the weight memory is capped at 256 words (512 Kibit),
+        # which holds any 3 x 3 layer up to 64 x 64 channels, a 1 x 1 up to 256 x 256 and a
+        # 7 x 7 over 16 input channels into 64 outputs. psum_depth = 32 pixels x 16 blocks,
+        # so a K-tiled GEMM's M tile stays 32 rows.
+        AccelConfig(conv=ConvConfig(max_width=96, max_height=96, max_cin=256, max_cout=256,
+                                    max_kernel=10, max_weight_words=256, name="accel_default"),
+                    act_depth=32768, wgt_depth=1024, psum_depth=512,
                     lstm=LstmConfig(input_size=64, hidden_size=64, lanes=256,
                                     name="accel_default"),
                     prog_depth=256, name="default"),
