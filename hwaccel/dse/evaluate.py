@@ -131,9 +131,10 @@ def source_digest(kind: str) -> str:
     packages, the shared hardware library and the flow."""
     h = hashlib.sha256()
     gen = _PACKAGE / "generators"
-    roots = [gen / name for name in PACKAGES[kind]] + [_PACKAGE / "hdl", _PACKAGE / "impl"]
+    roots = [gen / name for name in PACKAGES[kind]] + [_PACKAGE / n for n in ("hdl", "impl",
+                                                                              "numerics")]
     files = sorted(p for r in roots for p in r.rglob("*.py") if p.name not in SOFTWARE_ONLY)
-    files += sorted(gen.glob("*.py")) + [_PACKAGE / "numerics.py", _PACKAGE / "emit.py"]
+    files += sorted(gen.glob("*.py")) + [_PACKAGE / "emit.py"]
     for p in files:
         h.update(p.relative_to(_PACKAGE).as_posix().encode())
         h.update(p.read_bytes())
