@@ -23,11 +23,13 @@ same kind; all intermediate arithmetic is done in 64 bits, which is exact becaus
 ``|acc| < 2**31`` and ``M < 2**MULT_BITS`` keep ``acc * M`` below ``2**63``.
 """
 
-from . import core, eltwise, layernorm, lstm, softmax
+from . import core, eltwise, gelu, layernorm, lstm, softmax
 from .core import *  # noqa: F403
 from .eltwise import *  # noqa: F403
+from .gelu import *  # noqa: F403
 from .layernorm import *  # noqa: F403
 from .lstm import *  # noqa: F403
 from .softmax import *  # noqa: F403
 
-__all__ = [*core.__all__, *lstm.__all__, *eltwise.__all__, *softmax.__all__, *layernorm.__all__]
+__all__ = [*core.__all__, *lstm.__all__, *eltwise.__all__, *softmax.__all__, *layernorm.__all__,
+           *gelu.__all__]
