@@ -74,6 +74,8 @@ def test_table_and_widths():
         assert p.exp_table[d] == math.floor(EXP_ONE * math.exp(-d * 0.25) + 0.5)
     assert p.sum_bits == 26 and p.recip_bits == 21
     assert softmax_params(0.1, SOFTMAX_MAX_LEN).sum_bits == 30
+    # the documented reach of the derived bound: below 1 LSB for rows up to 1030 positions
+    assert softmax_error_bound(1030) < 1 < softmax_error_bound(1031)
 
 
 @pytest.mark.parametrize("scale", SCALES)

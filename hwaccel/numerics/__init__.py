@@ -1,8 +1,9 @@
 """The one definition of hwaccel's integer arithmetic.
 
-Three modules, one namespace: :mod:`.core` (formats, saturation, quantization, the
-requantizer), :mod:`.lstm` (the LSTM cell's fixed point, sigmoid and tanh tables) and
-:mod:`.eltwise` (the residual ADD and average pooling). Import from ``hwaccel.numerics``.
+Six modules, one namespace: :mod:`.core` (formats, saturation, quantization, the
+requantizer), :mod:`.lstm` (the LSTM cell's fixed point, sigmoid and tanh tables),
+:mod:`.eltwise` (the residual ADD and average pooling), and the attention units' :mod:`.softmax`,
+:mod:`.layernorm` and :mod:`.gelu`. Import from ``hwaccel.numerics``.
 
 Every generator, golden model, the compiler and the runtime import their number formats and
 rounding rules from here; no width or rounding rule is written twice.
