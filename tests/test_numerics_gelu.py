@@ -61,6 +61,7 @@ def test_edges():
     assert not any(fine.table)
     assert gelu_int(np.array(5), gelu_params(0.1, 0.1)) == 3  # gelu(0.5) = 0.3457: 3.457 LSB
     assert gelu_int(np.zeros(0, dtype=np.int64), p).shape == (0,)
+    assert gelu_int([5, -5], p).tolist() == gelu_int(np.array([5, -5]), p).tolist()
 
 
 def test_bad_input_is_refused_by_name():

@@ -97,6 +97,8 @@ def test_zero_variance_rows_give_beta():
         np.testing.assert_array_equal(got, layernorm_int(torch.as_tensor(q), p).numpy())
     one = layernorm_params(0.1, 0.01, [3.0], [0.5])  # one channel: always beta
     assert layernorm_int(np.arange(-128, 128)[:, None], one).ravel().tolist() == [50] * 256
+    three = layernorm_params(0.1, 0.1, [1.0] * 3, [0.0] * 3)
+    assert layernorm_int([1, 2, 3], three).tolist() == [-12, 0, 12]  # +-sqrt(1.5) / 0.1
 
 
 def test_saturating_output_scale_clamps_like_float():

@@ -96,6 +96,7 @@ def test_edge_rows():
     for s in (1e-4, 0.1, 4.0):  # fine, medium and saturating scales
         p = softmax_params(s, 32)
         assert softmax_int(np.array([5]), p).tolist() == [PROB_MAX]  # one element: p = 1 exactly
+        assert softmax_int([3, -7, 3], p).tolist() == softmax_int(np.array([3, -7, 3]), p).tolist()
         for n in (1, 2, 3, 32):
             flat = softmax_int(np.full((2, n), -128), p)
             want = int(Fraction(PROB_MAX, n) + Fraction(1, 2))  # 127/n rounded half up

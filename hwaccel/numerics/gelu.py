@@ -107,7 +107,8 @@ def gelu_int(q, p: GeluParams):
         x = q.to(torch.int64)
         table = torch.tensor(p.table, dtype=torch.int64, device=x.device)
     else:
-        if not np.issubdtype(np.asarray(q).dtype, np.integer):
+        q = np.asarray(q)
+        if not np.issubdtype(q.dtype, np.integer):
             raise ValueError(f"GELU inputs must be integers (int8 values), not {q.dtype}")
         x = np.asarray(q, dtype=np.int64)
         table = np.asarray(p.table, dtype=np.int64)

@@ -256,7 +256,8 @@ def layernorm_int(q, p: LayerNormParams):
         dev = dict(dtype=torch.int64, device=x.device)
         g, b = torch.tensor(p.gamma_mult, **dev), torch.tensor(p.beta_add, **dev)
     else:
-        if not np.issubdtype(np.asarray(q).dtype, np.integer):
+        q = np.asarray(q)
+        if not np.issubdtype(q.dtype, np.integer):
             raise ValueError(f"LayerNorm inputs must be integers (int8 values), not {q.dtype}")
         x, o = np.asarray(q, dtype=np.int64), _np_ops()
         g, b = np.asarray(p.gamma_mult, np.int64), np.asarray(p.beta_add, np.int64)

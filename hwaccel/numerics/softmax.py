@@ -180,7 +180,7 @@ def _rows(q, max_len: int):
     if _is_tensor(q):
         is_int = not (q.is_floating_point() or q.is_complex())
     else:
-        is_int = np.issubdtype(np.asarray(q).dtype, np.integer)
+        is_int = np.issubdtype(q.dtype, np.integer)
     if not is_int:
         raise ValueError(f"softmax scores must be integers (int8 values), not {q.dtype}")
     if q.ndim == 0:
@@ -188,7 +188,7 @@ def _rows(q, max_len: int):
     n = q.shape[-1]
     if not 1 <= n <= max_len:
         raise ValueError(f"softmax row length {n} is outside [1, max_len={max_len}]")
-    if q.numel() if _is_tensor(q) else q.size:
+    if q.numel() if _is_tensor(q) else q.size:  # an empty batch of rows has no values to check
         lo, hi = int(q.min()), int(q.max())
         if lo < INT8.min or hi > INT8.max:
             raise ValueError(f"softmax scores must lie in int8 [-128, 127], not [{lo}, {hi}]")
@@ -202,6 +202,8 @@ def softmax_int(q, p: SoftmaxParams, valid=None):
     of at most ``p.max_len`` positions. ``valid`` (optional, booleans broadcastable to ``q``)
     marks the positions taking part; the others get probability 0, and every row needs one.
     """
+    if not _is_tensor(q):
+        q = np.asarray(q)
     _rows(q, p.max_len)
     half = 1 << (RECIP_SHIFT - 1)
     if _is_tensor(q):
