@@ -1,11 +1,12 @@
 """``CompiledModel.describe()``: one line per quantized op -- shapes, scales, MACs per sample and
-the command that runs it; an op that does not read the op before it names what it reads; and the
-programs a model runs as when its weights do not all fit the weight scratchpad."""
+the command that runs it (a first conv over host-written im2col patches says so: :mod:`.im2col`);
+an op that does not read the op before it names what it reads; and the programs a model runs as
+when its weights do not all fit the weight scratchpad."""
 
 from __future__ import annotations
 
 from ..generators.accel.config import AccelConfig
-from . import ir
+from . import im2col, ir
 from .lower import LoweringError, linear_as_conv, weight_groups
 from .memory import DoesNotFit
 
@@ -17,6 +18,11 @@ _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)", "QLstm": "LS
 
 def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
     if isinstance(op, ir.QConv):
+        if im2col.first_conv(qg, cfg) is op:
+            k = im2col.patch_channels(op)
+            words = -(-k // cfg.lanes)
+            return (f"1x1 CONV over im2col patches the host writes (K={k}: {words} "
+                    f"word{'s' if words > 1 else ''} a pixel)" + (" + 2x2 pool" if op.pool else ""))
         if op.depthwise:
             return "depthwise CONV (a job per channel group)" + (" + 2x2 pool" if op.pool else "")
         return "CONV" + (" + 2x2 pool" if op.pool else "")

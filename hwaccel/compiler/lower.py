@@ -53,7 +53,7 @@ from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor, ProgramBuilder
 from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
-from . import ir
+from . import im2col, ir
 from .builders import DryBuilder, PlacedBuilder, Program
 from .lowered import Lowered
 from .memory import Block, DoesNotFit, plan
@@ -72,7 +72,7 @@ class Value:
     width`` tensor at word ``offset + i * stride`` of ``block``; ``kind`` says how it reads."""
 
     block: str
-    kind: str                     # image | flat | vector | seq
+    kind: str                     # image | flat | vector | seq | patches (im2col)
     channels: int
     height: int
     width: int
@@ -98,16 +98,23 @@ def _refuse(cfg: AccelConfig, op) -> None:
                                 f"{cfg.slug} has no {command} command")
 
 
-def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, list[Block]]:
+def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
+           ) -> tuple[dict, list[Block]]:
     """Every value's :class:`Value` (by name) and the blocks of a batch of ``batch``, in the
-    order their steps write them (step ``k`` is the ``k``-th op lowered; the input is -1)."""
+    order their steps write them (step ``k`` is the ``k``-th op lowered; the input is -1).
+    ``patches``: the input is written as the first conv's im2col patches where
+    :func:`.im2col.first_conv` says so (kind ``patches``: ``K x OH x OW``)."""
     lanes = cfg.lanes
     groups = lambda c: math.ceil(c / lanes)  # noqa: E731
     ops = qg.ops[1:] if qg.tokens else qg.ops
     shape = tuple(qg.input_shape[:1]) + (qg.ops[0].table.shape[1],) if qg.tokens else \
         tuple(qg.input_shape)
     first = qg.ops[0].name if qg.tokens else ir.INPUT
-    if len(shape) == 3:
+    col = im2col.first_conv(qg, cfg) if patches and len(shape) == 3 else None
+    if col is not None:
+        (oh, ow), k = col.out_size(*shape[1:]), im2col.patch_channels(col)
+        vals = {first: Value("input", "patches", k, oh, ow, oh * ow * groups(k))}
+    elif len(shape) == 3:
         vals = {first: Value("input", "image", *shape, shape[1] * shape[2] * groups(shape[0]))}
     elif len(shape) == 2:
         vals = {first: Value("input", "seq", shape[1], 1, shape[0], shape[0] * groups(shape[1]))}
@@ -124,7 +131,8 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, list[Bloc
                                   x.offset)
             continue
         if isinstance(op, ir.QConv):
-            oh, ow = op.out_size(x.height, x.width)
+            oh, ow = ((x.height, x.width) if x.kind == "patches"
+                      else op.out_size(x.height, x.width))
             oh, ow = (oh // 2, ow // 2) if op.pool else (oh, ow)
             v = Value(name, "image", op.w.shape[0], oh, ow, oh * ow * groups(op.w.shape[0]))
         elif isinstance(op, (ir.QMaxPool, ir.QAvgPool)):
@@ -212,7 +220,9 @@ class _Emitter:
 
     def op(self, op) -> None:
         xs = self.tensors(op.inputs[0])
-        if isinstance(op, ir.QConv) and op.depthwise:
+        if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind == "patches":
+            im2col.emit(self, op, xs)
+        elif isinstance(op, ir.QConv) and op.depthwise:
             self.dwconv(op, xs)
         elif isinstance(op, ir.QConv):
             self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
@@ -333,8 +343,17 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
                          f"{int(x_int.min())}..{int(x_int.max())}")
     batch = len(x_int)
     vals, blocks = layout(qg, cfg, batch)
-    em = _Emitter(cfg, vals, plan(blocks, cfg), batch, dry)
-    em.put(qg.ops[0].name if qg.tokens else ir.INPUT, _inputs(qg, x_int))
+    try:
+        where = plan(blocks, cfg)
+    except DoesNotFit:  # the patches may be what does not fit: the plain input may
+        vals, blocks = layout(qg, cfg, batch, patches=False)
+        where = plan(blocks, cfg)
+    em = _Emitter(cfg, vals, where, batch, dry)
+    first = qg.ops[0].name if qg.tokens else ir.INPUT
+    xs = _inputs(qg, x_int)
+    if vals[first].kind == "patches":  # host-side layout only: im2col.patches moves values
+        xs = [im2col.patches(qg.ops[0], x) for x in xs]
+    em.put(first, xs)
     for op in qg.ops[1:] if qg.tokens else qg.ops:
         if not isinstance(op, ir.QFlatten):
             em.op(op)

@@ -1,0 +1,125 @@
+"""The first conv over host-written im2col patches (:mod:`hwaccel.compiler.im2col`): the patches
+and their weights are the convolution, the choice is the cycle model's, and a model lowered
+that way is bit-exact: golden equals the integer twin, and the RTL equals golden (tiny)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import im2col, ir
+from hwaccel.compiler.lower import layout
+from hwaccel.generators.accel import PRESETS
+from hwaccel.generators.accel.model import run_program
+
+
+class Stem(nn.Module):
+    """MobileNet's stem in small: TensorFlow's "same" at stride 2 (pad 0 top/left, 1
+    bottom/right) on a 3-channel image, then a depthwise and a pointwise conv and a head."""
+
+    def __init__(self, size: int, cout: int = 8, pool: bool = False, cin: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=2)
+        self.dw = nn.Conv2d(cout, cout, 3, padding=1, groups=cout)
+        self.pw = nn.Conv2d(cout, 8, 1)
+        self.pool = pool
+        side = -(-size // 2) // (2 if pool else 1)
+        self.fc = nn.Linear(8 * side * side, 4)
+
+    def forward(self, x):
+        x = F.relu(self.conv(F.pad(x, (0, 1, 0, 1))))
+        if self.pool:
+            x = F.max_pool2d(x, 2)
+        x = F.relu(self.pw(F.relu(self.dw(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
+def _compile(model, shape, preset, seed=0):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(64, *shape, generator=gen)
+    return hwaccel.compile(model.eval(), x[:2], calibration=x, preset=preset), x[:5]
+
+
+def _golden(cm, x_int) -> np.ndarray:
+    low = cm.lower(x_int)
+    act = low.builder.act
+    for load in low.loads():
+        res = run_program(cm.config, act, load.wgt, load.commands)
+        assert res.done and not res.error, (res.cause, res.pc)
+        act = res.act
+    return low.ints(act)
+
+
+@pytest.mark.parametrize("stride, padding", [(2, (0, 0, 1, 1)), (1, 1), ((1, 2), (2, 1, 0, 1))])
+def test_patches_times_weights_is_the_convolution(stride, padding):
+    rng = np.random.default_rng(3)
+    w = rng.integers(-128, 128, (5, 3, 3, 2))
+    op = ir.QConv("c", w, np.zeros(5, np.int64), np.ones(5, np.int64), np.ones(5, np.int64),
+                  stride, padding, False, False, inputs=(ir.INPUT,))
+    x = rng.integers(-128, 128, (3, 7, 6))
+    cols = im2col.patches(op, x)
+    (oh, ow), k = op.out_size(7, 6), im2col.patch_channels(op)
+    assert cols.shape == (k, oh, ow) == (3 * 3 * 2, *cols.shape[1:])
+    got = np.einsum("kn,kyx->nyx", im2col.patch_weights(op), cols)
+    t, left, b, r = op.pads
+    xp = F.pad(torch.tensor(x, dtype=torch.float64)[None], (left, r, t, b))
+    ref = F.conv2d(xp, torch.tensor(w, dtype=torch.float64), stride=op.strides)[0]
+    np.testing.assert_array_equal(got, ref.numpy().astype(np.int64))
+
+
+@pytest.mark.parametrize("size, pool", [(16, False), (14, True)])
+def test_first_conv_over_patches_is_bit_exact_on_default(size, pool):
+    cm, x = _compile(Stem(size, pool=pool), (3, size, size), "default")
+    op = cm.qgraph.ops[0]
+    assert im2col.first_conv(cm.qgraph, cm.config) is op
+    vals, _ = layout(cm.qgraph, cm.config, 1)
+    assert vals[ir.INPUT].kind == "patches" and vals[ir.INPUT].channels == 27
+    x_int = cm.quantize_input(x)
+    np.testing.assert_array_equal(_golden(cm, x_int), cm.int8_forward(x_int))
+    assert "im2col patches the host writes (K=27: 2 words a pixel)" in cm.describe()
+
+
+def test_the_choice_is_the_cycle_models():
+    """Patches where the cycle model says they are faster (a 3x3 kernel over 3 channels), the
+    plain input where they are not (a 1x1 kernel: its patches are its input, no faster)."""
+    cfg = PRESETS["default"]
+    for k, chosen in ((3, True), (1, False)):
+        model = nn.Sequential(nn.Conv2d(3, 8, k, padding=k // 2), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(8 * 10 * 10, 3))
+        cm, _ = _compile(model, (3, 10, 10), cfg)
+        op = cm.qgraph.ops[0]
+        plain = im2col.layer_cycles(cfg, op, (3, 10, 10), False)
+        cols = im2col.layer_cycles(cfg, op, (3, 10, 10), True)
+        assert (cols < plain) == chosen, (k, cols, plain)
+        assert (im2col.first_conv(cm.qgraph, cfg) is op) == chosen
+
+
+def test_an_input_read_twice_stays_plain():
+    """A second reader of the input needs it as an image: no patches."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    cm, _ = _compile(Twice(), (3, 6, 6), "default")
+    assert im2col.first_conv(cm.qgraph, cm.config) is None
+
+
+def test_rtl_equals_golden_with_patches_on_tiny():
+    """tiny's 4 lanes and 12 channels: a 1-channel stem (K = 9, 3 words a pixel)."""
+    cm, x = _compile(Stem(8, cout=4, cin=1), (1, 8, 8), "tiny")
+    assert im2col.first_conv(cm.qgraph, cm.config) is cm.qgraph.ops[0]
+    x = x[:2]
+    x_int = cm.quantize_input(x)
+    gold = cm.execute("golden", x)
+    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(x_int))
+    np.testing.assert_array_equal(cm.execute("rtl", x).int_logits, gold.int_logits)
