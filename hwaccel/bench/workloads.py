@@ -33,39 +33,10 @@ __all__ = ["run_workloads", "workload_rows", "model_rows", "layer_commands"]
 
 def layer_commands(cm, x_int) -> tuple[object, list[list[str]]]:
     """``(lowered, names)``: the lowering of ``x_int`` and, per program, the layer that emitted
-    each command (``"DONE"`` for the closing one).
-
-    Follows :func:`hwaccel.compiler.lower.lower` step by step, noting the command count after
-    each op (lowering records only each program's layers, not which commands are whose).
-    """
-    from ..compiler import ir
-    from ..compiler import lower as lw
-
+    each command (``"DONE"`` for the closing one), as the lowering records it
+    (:attr:`hwaccel.compiler.lowered.Lowered.layer_pcs`)."""
     lowered = cm.lower(x_int)
-    qg, cfg = cm.qgraph, cm.config
-    x_int = np.asarray(x_int, dtype=np.int64)
-    vals, blocks = lw.layout(qg, cfg, len(x_int))
-    em = lw._Emitter(cfg, vals, lw.plan(blocks, cfg), len(x_int), False)
-    em.put(qg.ops[0].name if qg.tokens else ir.INPUT, lw._inputs(qg, x_int))
-    names: list[list[str]] = [[]]
-    for op in qg.ops[1:] if qg.tokens else qg.ops:
-        if isinstance(op, ir.QFlatten):
-            continue
-        before = len(em.b.programs)
-        em.op(op)
-        em.b.layers.append(op.name)
-        while len(names) <= len(em.b.programs):  # a new weight group started in this op
-            names.append([])
-        if len(em.b.programs) != before:  # its weights opened a program: commands start there
-            names[-1] = []
-        names[-1] += [op.name] * (len(em.b.commands) - len(names[-1]))
-    programs = em.b.finish()
-    for k, p in enumerate(programs):
-        names[k] = names[k][:len(p.commands) - 1] + ["DONE"]
-        if len(names[k]) != len(p.commands) or p.commands != lowered.programs[k].commands:
-            raise RuntimeError(f"internal: the per-layer replay of program {k + 1} differs "
-                               f"from the lowering")
-    return lowered, names
+    return lowered, [list(names) for names in lowered.layer_pcs]
 
 
 def _golden(cfg, lowered) -> np.ndarray:

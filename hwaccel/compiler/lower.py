@@ -55,7 +55,7 @@ from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
 from . import im2col, ir
 from .builders import DryBuilder, PlacedBuilder, Program
-from .lowered import Lowered
+from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
 __all__ = ["DoesNotFit", "LoweringError", "Lowered", "Value", "layout", "lower", "max_batch",
@@ -354,12 +354,13 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     if vals[first].kind == "patches":  # host-side layout only: im2col.patches moves values
         xs = [im2col.patches(qg.ops[0], x) for x in xs]
     em.put(first, xs)
+    marks = []  # after each layer: (name, programs ended, commands), who emitted which command
     for op in qg.ops[1:] if qg.tokens else qg.ops:
         if not isinstance(op, ir.QFlatten):
             em.op(op)
-            em.b.layers.append(op.name)
+            marks.append((op.name, len(em.b.programs), len(em.b.commands)))
     b = em.b
-    programs = b.finish()
+    programs, layer_pcs = attribute(b.finish(), marks)
     for k, p in enumerate(programs):
         n = len(p.commands)
         if n > cfg.prog_depth:
@@ -372,7 +373,8 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     else:
         b.commands = b.wgt = None
     out = vals[qg.output]
-    return Lowered(b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale, tuple(programs))
+    return Lowered(b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale, programs,
+                   layer_pcs)
 
 
 def weight_groups(qg: ir.QGraph, cfg: AccelConfig) -> list[Program]:
