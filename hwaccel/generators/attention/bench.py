@@ -1,0 +1,79 @@
+"""A stream testbench for the attention units in Amaranth's simulator (small configs only).
+
+Loads go in first, one stream after another, a beat a cycle; then the data words go to
+``sink`` while ``source`` is drained. With ``stall > 0`` the data words arrive with random gaps
+and ``source`` is ready at random, both at that probability of a gap (seeded); a producer's
+``valid`` stays up until its beat is taken, as the stream rules require.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from amaranth.sim import Simulator
+
+__all__ = ["StreamRun", "run_streams"]
+
+
+@dataclass
+class StreamRun:
+    """What came out: ``accepted[k]`` is the cycle data word ``k`` entered, ``outputs[k]`` the
+    ``(data, last)`` of output word ``k`` and ``out_cycles[k]`` its cycle (cycle 0 is the one
+    the first data word entered)."""
+
+    accepted: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    out_cycles: list = field(default_factory=list)
+
+
+def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int = 0,
+                timeout: int = 20_000) -> StreamRun:
+    """Simulate ``dut`` (a unit with ``sink`` and ``source``): ``loads`` is a list of
+    ``(stream, payloads)`` sent first; ``words`` the ``sink`` payloads; ``expect`` output words
+    are collected. Raises ``TimeoutError`` (with the seed) if they do not all come in
+    ``timeout`` cycles."""
+    rng = random.Random(seed)
+    run = StreamRun()
+
+    async def bench(ctx):
+        for port, beats in loads:
+            for beat in beats:
+                ctx.set(port.valid, 1)
+                ctx.set(port.payload, beat)
+                await ctx.tick().until(port.ready)
+            ctx.set(port.valid, 0)
+        cycle, nxt, offered = 0, 0, False
+        start = None
+        for _ in range(timeout):
+            if not offered and nxt < len(words) and rng.random() >= stall:
+                offered = True
+                ctx.set(dut.sink.payload, words[nxt])
+            ctx.set(dut.sink.valid, offered)
+            ready = rng.random() >= stall
+            ctx.set(dut.source.ready, ready)
+            if offered and ctx.get(dut.sink.ready):
+                if start is None:
+                    start = cycle
+                run.accepted.append(cycle)
+                nxt, offered = nxt + 1, False
+            if ready and ctx.get(dut.source.valid):
+                pl = ctx.get(dut.source.payload)
+                run.outputs.append(([int(x) for x in pl.data], int(pl.last)))
+                run.out_cycles.append(cycle)
+                if len(run.outputs) == expect:
+                    break
+            await ctx.tick()
+            cycle += 1
+        else:
+            raise TimeoutError(f"{len(run.outputs)} of {expect} output words in {timeout} "
+                               f"cycles (seed {seed})")
+        base = start or 0
+        run.accepted[:] = [c - base for c in run.accepted]
+        run.out_cycles[:] = [c - base for c in run.out_cycles]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return run

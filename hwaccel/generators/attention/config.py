@@ -1,0 +1,157 @@
+"""Configuration of the attention units (softmax, LayerNorm, GELU): one config for all three."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from ...config import check_int, check_name
+from ...numerics import INT8, MULT_BITS
+from ...numerics.layernorm import LN_EPS_MAX, LN_FRAC, LN_MAX_CHANNELS, LN_SHIFT_MAX
+from ...numerics.softmax import EXP_FRAC, EXP_ONE, PROB_MAX, RECIP_SHIFT, SOFTMAX_MAX_LEN
+
+__all__ = ["AttentionConfig", "PRESETS", "MAX_LANES"]
+
+#: Widest word (int8 lanes) a unit takes; 256 is the widest activation word of any accel preset.
+MAX_LANES = 256
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """The row and word sizes of a softmax, LayerNorm and GELU unit.
+
+    Parameters
+    ----------
+    max_len : int
+        Longest softmax row (positions, masked ones included), at most
+        :data:`~hwaccel.numerics.softmax.SOFTMAX_MAX_LEN`. Sizes the softmax row buffer and the
+        row sum.
+    max_channels : int
+        Most LayerNorm channels, at most :data:`~hwaccel.numerics.layernorm.LN_MAX_CHANNELS`.
+        Sizes the LayerNorm row buffer, its parameter memory and its sums.
+    lanes : int
+        int8 values per stream word (the accelerator's activation word): every unit takes and
+        emits one word a cycle. At most ``max_len`` and ``max_channels`` (a wider word than any
+        row only adds idle lanes).
+    name : str
+        Preset name (slugs are ``softmax_<name>``, ``layernorm_<name>``, ``gelu_<name>``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the field, its limit and the bad value.
+    """
+
+    max_len: int = 128
+    max_channels: int = 256
+    lanes: int = 16
+    name: str = "custom"
+
+    kind = "attention"
+
+    def __post_init__(self):
+        check_int("max_len", self.max_len, min=1, max=SOFTMAX_MAX_LEN)
+        check_int("max_channels", self.max_channels, min=1, max=LN_MAX_CHANNELS)
+        check_int("lanes", self.lanes, min=1, max=MAX_LANES)
+        check_name(self.name)
+        for what, most in (("max_len", self.max_len), ("max_channels", self.max_channels)):
+            if self.lanes > most:
+                raise ValueError(f"lanes must be at most {what} ({most}), not {self.lanes!r}")
+
+    def with_(self, **changes) -> AttentionConfig:
+        return replace(self, **changes)
+
+    # --- softmax -------------------------------------------------------------------------------
+    @property
+    def len_words(self) -> int:
+        """Words of the longest softmax row, ``ceil(max_len / lanes)`` (the row buffer's depth)."""
+        return math.ceil(self.max_len / self.lanes)
+
+    @property
+    def sum_bits(self) -> int:
+        """Width of the unsigned row sum ``S <= max_len * 2**EXP_FRAC``."""
+        return (self.max_len * EXP_ONE).bit_length()
+
+    @property
+    def exp_bits(self) -> int:
+        """Width of an exponent-table entry (18: ``exp(0) = 2**EXP_FRAC``)."""
+        return EXP_FRAC + 1
+
+    @property
+    def recip_bits(self) -> int:
+        """Quotient bits of the divider: ``R <= 127 * 2**31 / exp_table[0]`` for every table
+        :class:`~hwaccel.numerics.softmax.SoftmaxParams` accepts (``exp_table[0] >= 2**16``);
+        one divider cycle each."""
+        return ((PROB_MAX << RECIP_SHIFT) // (EXP_ONE // 2)).bit_length()
+
+    # --- LayerNorm -----------------------------------------------------------------------------
+    @property
+    def ch_words(self) -> int:
+        """Words of the widest LayerNorm row, ``ceil(max_channels / lanes)``."""
+        return math.ceil(self.max_channels / self.lanes)
+
+    @property
+    def sx_bits(self) -> int:
+        """Width of the signed ``Sx``, ``|Sx| <= 128 * C``."""
+        return (-INT8.min * self.max_channels).bit_length() + 1
+
+    @property
+    def sxx_bits(self) -> int:
+        """Width of the unsigned ``Sxx <= 2**14 * C``."""
+        return (INT8.min * INT8.min * self.max_channels).bit_length()
+
+    @property
+    def var_bits(self) -> int:
+        """Width of the unsigned ``W = (C*Sxx - Sx*Sx) * 2**16 + E`` (``E < 2**50``)."""
+        c = self.max_channels
+        return max(((c * c * INT8.min * INT8.min) << 16).bit_length(),
+                   (LN_EPS_MAX - 1).bit_length()) + 1
+
+    @property
+    def d_bits(self) -> int:
+        """Width of the signed ``D_c = C*q_c - Sx`` (``|D_c| <= 255 * C``)."""
+        return (255 * self.max_channels).bit_length() + 1
+
+    @property
+    def z_bits(self) -> int:
+        """Width of the signed normalized value ``z``: ``|z| <= sqrt(C - 1) * 2**14`` (the
+        largest ``|x - mean| / std`` of C values), plus one bit for ``r``'s rounding."""
+        return (math.isqrt(self.max_channels) + 1).bit_length() + LN_FRAC + 2
+
+    @property
+    def gamma_bits(self) -> int:
+        """Width of the signed ``G_c`` (``|G_c| < 2**MULT_BITS``)."""
+        return MULT_BITS + 1
+
+    @property
+    def beta_bits(self) -> int:
+        """Width of the signed ``B_c`` (``|B_c| < 2**55``)."""
+        return 56
+
+    @property
+    def shift_max(self) -> int:
+        return LN_SHIFT_MAX
+
+    @property
+    def eps_bits(self) -> int:
+        return (LN_EPS_MAX - 1).bit_length()
+
+    def derived(self) -> dict:
+        return {"len_words": self.len_words, "ch_words": self.ch_words,
+                "sum_bits": self.sum_bits, "recip_bits": self.recip_bits,
+                "var_bits": self.var_bits, "z_bits": self.z_bits}
+
+    def slug(self, unit: str) -> str:
+        return f"{unit}_{self.name}"
+
+
+PRESETS: dict[str, AttentionConfig] = {
+    c.name: c
+    for c in (
+        # Every simulation test runs on it (accel_tiny's 4-lane words).
+        AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
+        # The reference vision transformer (16-17 tokens, width 32, FFN 64) with room for
+        # sequences of 128 and BERT-base's 768 channels; accel_default's 16-lane words.
+        AttentionConfig(max_len=128, max_channels=1024, lanes=16, name="default"),
+    )
+}

@@ -1,0 +1,287 @@
+"""The LayerNorm unit: int8 rows of C channels in, int8 out, bit-exact with numerics.
+
+Every number follows :func:`hwaccel.numerics.layernorm.layernorm_int`: ``Sx``, ``Sxx``, ``W =
+(C*Sxx - Sx*Sx) * 2**16 + E``, the even shift ``s`` and mantissa ``w``, ``r = floor(2**31 /
+sqrt(w))`` (0 when ``W = 0``), ``h = clip(9 + s, 1, 62)``, ``z_c = (D_c*r + 2**(h-1)) >> h`` with
+``D_c = C*q_c - Sx``, and ``y_c = sat8((z_c*G_c + B_c + 2**(S-1)) >> S)``.
+
+Interface
+---------
+``setup``   In  stream of ``{channels, eps_term, shift}`` (``C``, ``E``, ``S`` of
+            ``LayerNormParams``): one beat per layer; it also restarts the parameter load.
+``params``  In  stream of ``{gamma, beta}`` (``G_c``, ``B_c``): ``C`` beats, channel 0 first.
+``sink``    In  stream of ``lanes x int8`` words: a row is ``ceil(C / lanes)`` words, channel
+            ``c`` in lane ``c % lanes`` of word ``c // lanes`` (lanes past ``C`` ignored).
+``source``  Out stream of ``{data: lanes x int8, last}``: the row's outputs in the same order
+            (0 past ``C``), ``last`` on its last word.
+
+``setup`` and ``params`` are taken only between rows (and before ``sink`` when both are
+valid); a layer's loads go in before its rows.
+
+Hardware decisions
+------------------
+* Input pass: each word is stored in a row buffer (``ch_words`` words, one block RAM) while
+  its masked sum and sum of squares (``lanes`` 8 x 8 squarers, two adder trees) are
+  registered and added into ``Sx`` and ``Sxx`` a cycle later: exact, no rounding.
+* Variance (:data:`VAR_CYCLES`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
+  (a subtract and add), then a leading-one detector gives ``s`` and one barrel shift by an
+  even amount gives the 22-bit mantissa ``w``.
+* Reciprocal square root (:data:`RSQRT_CYCLES`): bitwise, one bit of ``r`` a cycle from the
+  top (``r <= 2**21``, 22 bits), keeping ``r**2 * w`` and ``r * w`` as running sums so each
+  step is two adds and a compare against ``2**62``: no multiplier. The greedy bit choice is
+  the largest ``r`` with ``r*r*w <= 2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
+* Output pass: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
+  parameter reads (the parameter memory holds ``lanes`` channels per word, one block RAM
+  wide, written one channel a beat through per-lane write enables), ``D_c`` (``C * q``, an
+  11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the rounding shift by ``h``,
+  ``z * G + B`` (20 x 17 plus a 56-bit add), the rounding shift by ``S`` and saturation:
+  :data:`LN_OUT_LATENCY` cycles. Four cycles of logic per lane could share multipliers
+  between lanes; one word a cycle keeps the pass at ``W`` cycles.
+* The next row's input pass runs while the output pipeline drains; its square root waits
+  at its last step until the pipeline is empty (the pipeline's ``Sx``, ``r``, ``h`` are
+  copies taken there), which never happens when ``source`` keeps up.
+
+Cycles: :mod:`.perf`; rows repeat every ``2 W + VAR_CYCLES + RSQRT_CYCLES`` cycles.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
+from .common import out_layout, round_shift_var, sat8, tree_sum, word_layout
+from .config import AttentionConfig
+
+__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "VAR_CYCLES", "RSQRT_CYCLES",
+           "LN_OUT_LATENCY"]
+
+#: Cycles from the input pass's end to the square root's first step (last sums, products,
+#: ``W``, normalization).
+VAR_CYCLES = 4
+#: Bits of ``r``, one a cycle: ``w >= 2**20`` gives ``r <= 2**21``, 22 bits.
+RSQRT_CYCLES = RSQRT_SHIFT - (RSQRT_BITS - 2) // 2 + 1
+#: Cycles from the output pass's last read to that word on ``source``.
+LN_OUT_LATENCY = 6
+_H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
+
+
+def ln_setup_layout(cfg: AttentionConfig) -> data.StructLayout:
+    return data.StructLayout({"channels": range(cfg.max_channels + 1),
+                              "eps_term": cfg.eps_bits,
+                              "shift": range(cfg.shift_max + 1)})
+
+
+def ln_param_layout(cfg: AttentionConfig) -> data.StructLayout:
+    return data.StructLayout({"gamma": signed(cfg.gamma_bits), "beta": signed(cfg.beta_bits)})
+
+
+class LayerNormUnit(wiring.Component):
+    """Integer LayerNorm of an :class:`AttentionConfig`.
+
+    Members
+    -------
+    setup : ``In(stream.Signature(ln_setup_layout(config)))``
+    params : ``In(stream.Signature(ln_param_layout(config)))``
+    sink : ``In(stream.Signature(word_layout(config.lanes)))``
+    source : ``Out(stream.Signature(out_layout(config.lanes)))``
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`AttentionConfig`.
+    """
+
+    def __init__(self, config: AttentionConfig):
+        if not isinstance(config, AttentionConfig):
+            raise TypeError(f"config must be an AttentionConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "setup": In(stream.Signature(ln_setup_layout(config))),
+            "params": In(stream.Signature(ln_param_layout(config))),
+            "sink": In(stream.Signature(word_layout(config.lanes))),
+            "source": Out(stream.Signature(out_layout(config.lanes))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        L, depth = cfg.lanes, max(cfg.ch_words, 2)
+        pos = range(cfg.max_channels + L + 1)
+        m = Module()
+
+        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=depth, init=[])
+        buf_wr, buf_rd = buf.write_port(), buf.read_port()
+        par_shape = data.ArrayLayout(ln_param_layout(cfg), L)
+        par = m.submodules.par = memory.Memory(shape=par_shape, depth=depth, init=[])
+        par_wr, par_rd = par.write_port(granularity=1), par.read_port()
+
+        IN, VAR, RSQRT, OUT = range(4)
+        phase = Signal(range(4))
+        in_row = Signal()
+        base = Signal(pos)
+        widx = Signal(range(depth + 1))
+        nwords = Signal(range(depth + 1))
+        chans = Signal(range(cfg.max_channels + 1))
+        eps = Signal(cfg.eps_bits)
+        shift = Signal(range(cfg.shift_max + 1))
+        out_busy, adv = Signal(), Signal()
+
+        # --- loads ----------------------------------------------------------------------------
+        idle = (phase == IN) & ~in_row & ~out_busy
+        p_word, p_lane = Signal(range(depth)), Signal(range(L))
+        m.d.comb += [self.setup.ready.eq(idle), self.params.ready.eq(idle & ~self.setup.valid)]
+        with m.If(self.setup.valid & idle):
+            s = self.setup.payload
+            m.d.sync += [chans.eq(s.channels), eps.eq(s.eps_term), shift.eq(s.shift),
+                         p_word.eq(0), p_lane.eq(0)]
+        p_take = self.params.valid & self.params.ready
+        m.d.comb += [par_wr.addr.eq(p_word), par_wr.en.eq(Mux(p_take, 1 << p_lane, 0))]
+        m.d.comb += [par_wr.data[i].eq(self.params.payload) for i in range(L)]
+        with m.If(p_take):
+            with m.If(p_lane == L - 1):
+                m.d.sync += [p_lane.eq(0), p_word.eq(p_word + 1)]
+            with m.Else():
+                m.d.sync += p_lane.eq(p_lane + 1)
+
+        # --- input pass: store, exact Sx and Sxx ----------------------------------------------
+        accept = Signal()
+        m.d.comb += [self.sink.ready.eq((phase == IN)
+                                        & (in_row | ~(self.setup.valid | self.params.valid))),
+                     accept.eq(self.sink.valid & self.sink.ready)]
+        base_now = Mux(in_row, base, 0)
+        widx_now = Mux(in_row, widx, 0)
+        q = [Mux(base_now + i < chans, self.sink.payload[i], 0) for i in range(L)]
+        m.d.comb += [buf_wr.addr.eq(widx_now), buf_wr.data.eq(self.sink.payload),
+                     buf_wr.en.eq(accept)]
+        sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
+        psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
+        pv, pfirst = Signal(), Signal()
+        m.d.sync += [pv.eq(accept), pfirst.eq(~in_row),
+                     psx.eq(tree_sum(q)), psxx.eq(tree_sum([x * x for x in q]))]
+        with m.If(pv):
+            m.d.sync += [sx.eq(Mux(pfirst, 0, sx) + psx), sxx.eq(Mux(pfirst, 0, sxx) + psxx)]
+        vstep = Signal(range(VAR_CYCLES))
+        with m.If(accept):
+            with m.If(base_now + L >= chans):
+                m.d.sync += [in_row.eq(0), phase.eq(VAR), vstep.eq(0), nwords.eq(widx_now + 1)]
+            with m.Else():
+                m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), base.eq(base_now + L)]
+
+        # --- variance and its normalization -----------------------------------------------
+        t1 = Signal(cfg.sxx_bits + len(chans))
+        t2 = Signal(2 * cfg.sx_bits)
+        wv = Signal(cfg.var_bits)
+        rb = 2 * (RSQRT_CYCLES - 1)                     # B starts at w << 2 * 21
+        big = 2 * RSQRT_SHIFT + 4
+        acc_p, acc_a, acc_b = Signal(big), Signal(big), Signal(big)
+        r = Signal(RSQRT_CYCLES)
+        cnt = Signal(range(RSQRT_CYCLES + 1))
+        zero = Signal()
+        sb = Signal(range(cfg.var_bits + 2))           # s + 11 = (bits(W) + 1) // 2
+        s_off = (RSQRT_BITS // 2)                      # 11
+        with m.If(phase == VAR):
+            m.d.sync += vstep.eq(vstep + 1)
+            with m.If(vstep == 1):
+                m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
+            with m.If(vstep == 2):
+                m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
+            with m.If(vstep == 3):
+                bits = _bit_length(wv)
+                sbn = Signal.like(sb)
+                m.d.comb += sbn.eq((bits + 1) >> 1)
+                right = Mux(sbn > s_off, sbn - s_off, 0)[:5]
+                left = Mux(sbn > s_off, 0, s_off - sbn)[:5]
+                w = ((wv << (left * 2)) >> (right * 2))[:RSQRT_BITS]
+                m.d.sync += [sb.eq(sbn), zero.eq(wv == 0), acc_p.eq(0), acc_a.eq(0),
+                             acc_b.eq(w << rb), r.eq(0), cnt.eq(RSQRT_CYCLES), phase.eq(RSQRT)]
+
+        # --- reciprocal square root, one bit a cycle ----------------------------------------
+        cand = Signal(big + 1)
+        m.d.comb += cand.eq(acc_p + acc_a + acc_b)
+        take = cand <= (1 << (2 * RSQRT_SHIFT))
+        r_next = (r << 1 | take)[:RSQRT_CYCLES]
+        o_r = Signal(RSQRT_CYCLES)
+        o_h = Signal(range(2 * RSQRT_SHIFT + 1))
+        o_sx = Signal(signed(cfg.sx_bits))
+        o_chans = Signal.like(chans)
+        o_shift = Signal.like(shift)
+        o_nwords = Signal.like(nwords)
+        with m.If((phase == RSQRT) & ((cnt != 1) | ~out_busy)):
+            m.d.sync += [acc_p.eq(Mux(take, cand, acc_p)),
+                         acc_a.eq(Mux(take, (acc_a >> 1) + acc_b, acc_a >> 1)),
+                         acc_b.eq(acc_b >> 2), r.eq(r_next), cnt.eq(cnt - 1)]
+            with m.If(cnt == 1):
+                h = sb - (s_off - _H_BIAS)               # 9 + s
+                m.d.sync += [o_r.eq(Mux(zero, 0, r_next)),
+                             o_h.eq(Mux(sb < s_off - _H_BIAS + 1, 1, h)),
+                             o_sx.eq(sx), o_chans.eq(chans), o_shift.eq(shift),
+                             o_nwords.eq(nwords), phase.eq(OUT), widx.eq(0), base.eq(0)]
+
+        # --- output pass: a pipeline that freezes while source is not ready -----------------
+        o_issue = Signal()
+        m.d.comb += o_issue.eq((phase == OUT) & adv)
+        with m.If(o_issue):
+            with m.If(widx == o_nwords - 1):
+                m.d.sync += [phase.eq(IN), widx.eq(0), base.eq(0)]
+            with m.Else():
+                m.d.sync += [widx.eq(widx + 1), base.eq(base + L)]
+        m.d.comb += [buf_rd.addr.eq(widx), buf_rd.en.eq(adv),
+                     par_rd.addr.eq(widx), par_rd.en.eq(adv)]
+        stages = 5
+        v = [Signal(name=f"o_v{k}") for k in range(stages)]
+        b = [Signal(pos, name=f"o_b{k}") for k in range(stages)]
+        last = [Signal(name=f"o_last{k}") for k in range(stages)]
+        gam = [[Signal(signed(cfg.gamma_bits), name=f"g{k}_{i}") for i in range(L)]
+               for k in range(3)]
+        bet = [[Signal(signed(cfg.beta_bits), name=f"b{k}_{i}") for i in range(L)]
+               for k in range(3)]
+        dd = [Signal(signed(cfg.d_bits), name=f"d_{i}") for i in range(L)]
+        prod = [Signal(signed(cfg.d_bits + RSQRT_CYCLES + 1), name=f"dr_{i}") for i in range(L)]
+        z = [Signal(signed(cfg.z_bits), name=f"z_{i}") for i in range(L)]
+        t = [Signal(signed(max(cfg.z_bits + cfg.gamma_bits, cfg.beta_bits) + 1), name=f"t_{i}")
+             for i in range(L)]
+        out_v, out_last = Signal(), Signal()
+        out_data = Signal(word_layout(L))
+        with m.If(adv):
+            m.d.sync += [v[0].eq(o_issue), b[0].eq(base), last[0].eq(widx == o_nwords - 1)]
+            for k in range(stages - 1):
+                m.d.sync += [v[k + 1].eq(v[k]), b[k + 1].eq(b[k]), last[k + 1].eq(last[k])]
+            for i in range(L):
+                pw = par_rd.data[i]
+                m.d.sync += [
+                    dd[i].eq(o_chans * buf_rd.data[i] - o_sx),                 # v0 -> v1
+                    gam[0][i].eq(pw.gamma), bet[0][i].eq(pw.beta),
+                    prod[i].eq(dd[i] * o_r),                                   # v1 -> v2
+                    gam[1][i].eq(gam[0][i]), bet[1][i].eq(bet[0][i]),
+                    z[i].eq(round_shift_var(prod[i], o_h)),                    # v2 -> v3
+                    gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
+                    t[i].eq(z[i] * gam[2][i] + bet[2][i]),                     # v3 -> v4
+                    out_data[i].eq(Mux(b[4] + i < o_chans,                      # v4 -> out
+                                       sat8(round_shift_var(t[i], o_shift)), 0)),
+                ]
+            m.d.sync += [out_v.eq(v[4]), out_last.eq(last[4])]
+        m.d.comb += [adv.eq(~out_v | self.source.ready),
+                     self.source.valid.eq(out_v),
+                     self.source.payload.data.eq(out_data),
+                     self.source.payload.last.eq(out_last),
+                     out_busy.eq(_any(v) | out_v)]
+        assert LN_OUT_LATENCY == stages + 1
+        return m
+
+
+def _bit_length(value):
+    """``value.bit_length()`` of an unsigned value: a balanced tree of halves (the upper half
+    when it is not zero), ``log2`` levels of muxes rather than one per bit."""
+    n = len(value)
+    if n == 1:
+        return value
+    lo = n // 2
+    return Mux(value[lo:] != 0, _bit_length(value[lo:]) + lo, _bit_length(value[:lo]))
+
+
+def _any(sigs):
+    out = 0
+    for sig in sigs:
+        out = out | sig
+    return out

@@ -1,0 +1,107 @@
+"""Cycle models of the attention units, exact when inputs are never late and outputs never wait.
+
+Cycle 0 is the cycle a row's (or stream's) first word is accepted; a :class:`RowTiming` gives
+the cycle each row's first word is accepted (``start``) and the cycle its last word is on
+``source`` (``last_out``), so a row's latency is ``last_out - start + 1`` cycles. Loads (exponent
+table, GELU table, LayerNorm parameters) are one beat a cycle and happen between rows.
+
+* Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W``; exponent pass ``W``
+  reads plus :data:`~.softmax.EXP_LATENCY`, starting once the previous row's output pipeline
+  is empty; divider ``recip_bits`` (22); output pass ``W`` reads, the last word on ``source``
+  :data:`~.softmax.OUT_LATENCY` cycles after the last read. The next row's first word is
+  accepted the cycle after the last read. Rows of one length repeat every
+  ``3 W + recip_bits + 3 + max(0, OUT_LATENCY - W)`` cycles.
+* LayerNorm, a row of ``W = ceil(C / lanes)`` words: input pass ``W``; the variance and its
+  normalization :data:`~.layernorm.VAR_CYCLES`; the reciprocal square root
+  :data:`~.layernorm.RSQRT_CYCLES` (22, one bit a cycle); output pass ``W`` reads, the last
+  word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read. Rows repeat every
+  ``2 W + VAR_CYCLES + RSQRT_CYCLES`` cycles.
+* GELU: one word a cycle, each word out :data:`~.gelu.GELU_LATENCY` cycle after it is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from .config import AttentionConfig
+from .gelu import GELU_LATENCY
+from .layernorm import LN_OUT_LATENCY, RSQRT_CYCLES, VAR_CYCLES
+from .softmax import EXP_LATENCY, OUT_LATENCY
+
+__all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
+           "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "TABLE_LOAD_CYCLES"]
+
+#: Beats (and cycles) of an exponent or GELU table load.
+TABLE_LOAD_CYCLES = 256
+
+
+@dataclass(frozen=True)
+class RowTiming:
+    start: int
+    last_out: int
+
+
+@dataclass(frozen=True)
+class RowPerf:
+    """One row length on a unit: its words, the cycles of each pass, its latency alone (first
+    word in to last word out, inclusive) and its period (first word to the next row's first
+    word) when rows of this length follow each other."""
+
+    words: int
+    passes: dict
+    latency: int
+    period: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _words(cfg: AttentionConfig, what: str, n: int, most: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= most:
+        raise ValueError(f"{what} must be an integer in [1, {most}], not {n!r}")
+    return math.ceil(n / cfg.lanes)
+
+
+def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
+    """When each row of ``lengths`` (back to back) enters and leaves the softmax unit."""
+    out, start, free = [], 0, None
+    for n in lengths:
+        w = _words(cfg, "softmax row length", n, cfg.max_len)
+        exp = start + w if free is None else max(start + w, free)
+        last_read = exp + w + EXP_LATENCY + cfg.recip_bits + w - 1
+        out.append(RowTiming(start, last_read + OUT_LATENCY))
+        free = last_read + OUT_LATENCY + 1        # the output pipeline is empty
+        start = last_read + 1
+    return out
+
+
+def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
+    w = _words(cfg, "softmax row length", n, cfg.max_len)
+    a, b, c = softmax_schedule(cfg, [n, n, n])
+    passes = {"input": w, "exponent": w + EXP_LATENCY, "divide": cfg.recip_bits, "output": w,
+              "output_latency": OUT_LATENCY}
+    return RowPerf(w, passes, a.last_out - a.start + 1, c.start - b.start)
+
+
+def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[RowTiming]:
+    """When each of ``rows`` rows of ``channels`` (back to back) enters and leaves LayerNorm."""
+    w = _words(cfg, "channels", channels, cfg.max_channels)
+    period = 2 * w + VAR_CYCLES + RSQRT_CYCLES
+    return [RowTiming(k * period, k * period + period - 1 + LN_OUT_LATENCY)
+            for k in range(rows)]
+
+
+def layernorm_row_perf(cfg: AttentionConfig, channels: int) -> RowPerf:
+    w = _words(cfg, "channels", channels, cfg.max_channels)
+    a, b = layernorm_schedule(cfg, channels, 2)
+    passes = {"input": w, "variance": VAR_CYCLES, "rsqrt": RSQRT_CYCLES, "output": w,
+              "output_latency": LN_OUT_LATENCY}
+    return RowPerf(w, passes, a.last_out - a.start + 1, b.start - a.start)
+
+
+def gelu_cycles(words: int) -> int:
+    """Cycles from a stream's first word accepted to its last word out, inclusive."""
+    if isinstance(words, bool) or not isinstance(words, int) or words < 1:
+        raise ValueError(f"words must be a positive integer, not {words!r}")
+    return words + GELU_LATENCY

@@ -1,0 +1,252 @@
+"""The softmax unit: int8 score rows in, 7-bit probabilities out, bit-exact with numerics.
+
+Every number follows :func:`hwaccel.numerics.softmax.softmax_int`: ``d = max - q``, ``e =
+EXP[d]`` (the 256 x 18-bit table), ``S = sum e``, ``R = floor(127 * 2**31 / S)``, ``p = (e * R
++ 2**30) >> 31``, and ``p = 0`` at masked positions.
+
+Interface
+---------
+``table``   In  stream of 18-bit unsigned exponent entries: a load is 256 beats, ``EXP[0]``
+            first (``SoftmaxParams.exp_table`` in order). Accepted only between rows; send
+            the whole load before the next row.
+``sink``    In  stream of ``{data: lanes x int8, length, valid}``: a row of ``length`` scores
+            (``1 <= length <= max_len``) is ``ceil(length / lanes)`` words, position ``k`` in
+            lane ``k % lanes`` of word ``k // lanes`` (lanes past the row's end are ignored).
+            ``length`` and ``valid`` are taken from the row's first word. ``valid`` masks the
+            positions ``>= valid`` (a causal row ``i`` has ``valid = i + 1``); 0 means none
+            masked. A row needs one valid position, as numerics requires.
+``source``  Out stream of ``{data: lanes x int8, last}``: the row's probabilities (0..127) in
+            the same word order, 0 at masked positions and past the row's end; ``last`` on the
+            row's last word.
+
+Hardware decisions
+------------------
+* The row is stored once in a row buffer (``len_words`` words of ``lanes`` int8, one block
+  RAM) and read twice: the input pass finds the masked maximum (a tree of ``lanes``
+  comparisons per word); the exponent pass reads the buffer and the table and sums ``e``
+  (an adder tree per word into ``S``); the output pass reads both again and multiplies.
+  Reading the table twice costs nothing (it is already there); keeping ``e`` instead would
+  take a second buffer of ``lanes x 18`` bits per word.
+* The exponent table is one 256 x 18 memory with ``lanes`` read ports (the synthesizer
+  replicates it per port pair: one block RAM each on ECP5 or Xilinx), written by ``table``.
+* ``R`` comes from a restoring divider, one quotient bit a cycle: ``recip_bits`` (22)
+  cycles. 22 bits hold the quotient for every table numerics accepts (``EXP[0] >= 2**16``,
+  and ``S >= EXP[0]``); the dividend ``127 * 2**31`` has zeros in its low 31 bits, so the
+  divider starts from ``127 * 2**31 >> 22``, already below ``S``, and shifts in zeros.
+* The output pass is a pipeline that freezes as a whole while ``source`` is not ready
+  (its memory read ports hold their data), so back-pressure never loses a word. The next
+  row's input pass starts as soon as the last word has been read; its exponent pass waits
+  until the output pipeline is empty, since both passes share the read ports.
+
+Cycles: :mod:`.perf` (``softmax_schedule``); rows of ``W = ceil(n / lanes)`` words follow
+each other every ``3 W + recip_bits + 3 + max(0, OUT_LATENCY - W)`` cycles when the output keeps
+up (the last term: a row too short to cover the previous row's output pipeline).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ...numerics import INT8
+from ...numerics.softmax import EXP_TABLE_SIZE, PROB_MAX, RECIP_SHIFT
+from .common import lane_max, out_layout, tree_sum, word_layout
+from .config import AttentionConfig
+
+__all__ = ["SoftmaxUnit", "softmax_in_layout", "EXP_LATENCY", "OUT_LATENCY"]
+
+#: Exponent pass: cycles after its last read until the divider starts (buffer read, table read,
+#: lane sum; the divider's first step sees the final ``S``).
+EXP_LATENCY = 3
+#: Output pass: cycles from its last read to that word on ``source`` (buffer read, table read,
+#: product, rounding into the output register).
+OUT_LATENCY = 4
+
+
+def softmax_in_layout(cfg: AttentionConfig) -> data.StructLayout:
+    return data.StructLayout({"data": word_layout(cfg.lanes),
+                              "length": range(cfg.max_len + 1),
+                              "valid": range(cfg.max_len + 1)})
+
+
+class SoftmaxUnit(wiring.Component):
+    """Row-wise integer softmax of an :class:`AttentionConfig`.
+
+    Members
+    -------
+    table : ``In(stream.Signature(unsigned(18)))``
+    sink : ``In(stream.Signature(softmax_in_layout(config)))``
+    source : ``Out(stream.Signature(out_layout(config.lanes)))``
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not an :class:`AttentionConfig`.
+    """
+
+    def __init__(self, config: AttentionConfig):
+        if not isinstance(config, AttentionConfig):
+            raise TypeError(f"config must be an AttentionConfig, not {config!r}")
+        self.config = config
+        super().__init__({
+            "table": In(stream.Signature(unsigned(config.exp_bits))),
+            "sink": In(stream.Signature(softmax_in_layout(config))),
+            "source": Out(stream.Signature(out_layout(config.lanes))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        L, depth = cfg.lanes, max(cfg.len_words, 2)
+        pos = range(cfg.max_len + L + 1)
+        widx_shape = range(depth + 1)
+        m = Module()
+
+        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=depth, init=[])
+        buf_wr, buf_rd = buf.write_port(), buf.read_port()
+        exp = m.submodules.exp = memory.Memory(shape=unsigned(cfg.exp_bits),
+                                               depth=EXP_TABLE_SIZE, init=[])
+        exp_wr = exp.write_port()
+        exp_rd = [exp.read_port() for _ in range(L)]
+
+        # --- phases --------------------------------------------------------------------------
+        IN, EXP, DIV, OUT = range(4)
+        phase = Signal(range(4))
+        in_row = Signal()                         # some words of the row are in
+        valid_r = Signal(pos)                     # positions < valid_r take part
+        base = Signal(pos)                        # first position of the current word
+        widx = Signal(widx_shape)
+        nwords = Signal(range(depth + 1))
+        mx = Signal(signed(INT8.bits))
+        total = Signal(cfg.sum_bits)
+
+        out_busy = Signal()
+        adv = Signal()                            # the output pipeline moves this cycle
+
+        # --- table load ----------------------------------------------------------------------
+        t_addr = Signal(range(EXP_TABLE_SIZE))
+        idle = (phase == IN) & ~in_row & ~out_busy
+        m.d.comb += [self.table.ready.eq(idle),
+                     exp_wr.addr.eq(t_addr), exp_wr.data.eq(self.table.payload),
+                     exp_wr.en.eq(self.table.valid & idle)]
+        with m.If(self.table.valid & idle):
+            m.d.sync += t_addr.eq(t_addr + 1)      # wraps after 256: one load
+
+        # --- input pass: store, masked max --------------------------------------------------
+        p = self.sink.payload
+        accept = Signal()
+        m.d.comb += [self.sink.ready.eq((phase == IN) & (in_row | ~self.table.valid)),
+                     accept.eq(self.sink.valid & self.sink.ready)]
+        length_now = Signal(pos)
+        valid_now = Signal(pos)
+        with m.If(in_row):
+            m.d.comb += valid_now.eq(valid_r)
+        with m.Else():
+            # valid = 0 (no mask) or past the row's end: the row's length.
+            m.d.comb += valid_now.eq(Mux((p.valid == 0) | (p.valid > p.length), p.length,
+                                         p.valid))
+        length_reg = Signal(pos)
+        m.d.comb += length_now.eq(Mux(in_row, length_reg, p.length))
+        base_now = Mux(in_row, base, 0)
+        mx_now = Mux(in_row, mx, INT8.min)
+        masked = [Mux(base_now + i < valid_now, p.data[i], INT8.min) for i in range(L)]
+        m.d.comb += [buf_wr.addr.eq(Mux(in_row, widx, 0)), buf_wr.data.eq(p.data),
+                     buf_wr.en.eq(accept)]
+        last_word = base_now + L >= length_now
+        with m.If(accept):
+            m.d.sync += [mx.eq(lane_max([mx_now, *masked])), valid_r.eq(valid_now),
+                         length_reg.eq(length_now)]
+            with m.If(last_word):
+                m.d.sync += [in_row.eq(0), phase.eq(EXP), nwords.eq(Mux(in_row, widx, 0) + 1),
+                             widx.eq(0), base.eq(0)]
+            with m.Else():
+                m.d.sync += [in_row.eq(1), widx.eq(Mux(in_row, widx, 0) + 1),
+                             base.eq(base_now + L)]
+
+        # --- exponent pass: read, look up, sum ----------------------------------------------
+        e_issue = Signal()
+        e_v0, e_v1, e_v2 = Signal(), Signal(), Signal()
+        e_b0, e_b1 = Signal(pos), Signal(pos)
+        e_first0, e_first1, e_first2 = Signal(), Signal(), Signal()
+        psum = Signal(cfg.sum_bits)
+        m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & (widx != nwords))
+        m.d.sync += [e_v0.eq(e_issue), e_v1.eq(e_v0), e_v2.eq(e_v1),
+                     e_b0.eq(base), e_b1.eq(e_b0),
+                     e_first0.eq(widx == 0), e_first1.eq(e_first0), e_first2.eq(e_first1)]
+        with m.If(e_issue):
+            m.d.sync += [widx.eq(widx + 1), base.eq(base + L)]
+        # e_v0: the buffer word is out, the table is read; e_v1: the entries are out.
+        with m.If(e_v1):
+            m.d.sync += psum.eq(tree_sum([Mux(e_b1 + i < valid_r, exp_rd[i].data, 0)
+                                          for i in range(L)]))
+        with m.If(e_v2):
+            m.d.sync += total.eq(Mux(e_first2, 0, total) + psum)
+
+        # --- divider: R = floor(127 * 2**31 / S) --------------------------------------------
+        qb = cfg.recip_bits
+        assert qb <= RECIP_SHIFT   # the dividend's shifted-in bits are all zero
+        rem = Signal(cfg.sum_bits + 1)
+        quo = Signal(qb)
+        cnt = Signal(range(qb + 1))
+        o_recip = Signal(qb)
+        o_mx = Signal(signed(INT8.bits))
+        o_valid = Signal(pos)
+        o_nwords = Signal(range(depth + 1))
+        with m.If((phase == EXP) & (widx == nwords) & ~e_v0 & ~e_v1):
+            # The last psum lands in S at the end of this cycle; the divider reads S from the
+            # next one.
+            m.d.sync += [phase.eq(DIV), rem.eq((PROB_MAX << RECIP_SHIFT) >> qb), quo.eq(0),
+                         cnt.eq(qb)]
+        rem2 = (rem << 1)[:len(rem)]              # a zero shifted in
+        diff = Signal(signed(len(rem) + 1))
+        m.d.comb += diff.eq(rem2 - total)
+        take = diff >= 0
+        quo_next = Cat(take, quo)[:qb]
+        with m.If(phase == DIV):
+            m.d.sync += [rem.eq(Mux(take, diff, rem2)), quo.eq(quo_next), cnt.eq(cnt - 1)]
+            with m.If(cnt == 1):
+                m.d.sync += [phase.eq(OUT), o_recip.eq(quo_next), o_mx.eq(mx),
+                             o_valid.eq(valid_r), o_nwords.eq(nwords), widx.eq(0), base.eq(0)]
+
+        # --- output pass: a pipeline that freezes while source is not ready -----------------
+        o_issue = Signal()
+        m.d.comb += o_issue.eq((phase == OUT) & adv)
+        with m.If(o_issue):
+            with m.If(widx == o_nwords - 1):
+                m.d.sync += [phase.eq(IN), widx.eq(0), base.eq(0)]
+            with m.Else():
+                m.d.sync += [widx.eq(widx + 1), base.eq(base + L)]
+        v = [Signal(name=f"o_v{k}") for k in range(3)]
+        b = [Signal(pos, name=f"o_b{k}") for k in range(3)]
+        last = [Signal(name=f"o_last{k}") for k in range(3)]
+        prod = [Signal(cfg.exp_bits + qb, name=f"o_prod{i}") for i in range(L)]
+        out_v, out_last = Signal(), Signal()
+        out_data = Signal(word_layout(L))
+        with m.If(adv):
+            m.d.sync += [v[0].eq(o_issue), b[0].eq(base), last[0].eq(widx == o_nwords - 1)]
+            m.d.sync += [v[k + 1].eq(v[k]) for k in range(2)]
+            m.d.sync += [b[k + 1].eq(b[k]) for k in range(2)]
+            m.d.sync += [last[k + 1].eq(last[k]) for k in range(2)]
+            m.d.sync += [prod[i].eq(exp_rd[i].data * o_recip) for i in range(L)]
+            half = 1 << (RECIP_SHIFT - 1)
+            m.d.sync += [out_data[i].eq(Mux(b[2] + i < o_valid,
+                                            (prod[i] + half) >> RECIP_SHIFT, 0))
+                         for i in range(L)]
+            m.d.sync += [out_v.eq(v[2]), out_last.eq(last[2])]
+        m.d.comb += [adv.eq(~out_v | self.source.ready),
+                     self.source.valid.eq(out_v),
+                     self.source.payload.data.eq(out_data),
+                     self.source.payload.last.eq(out_last),
+                     out_busy.eq(v[0] | v[1] | v[2] | out_v)]
+
+        # --- shared read ports ---------------------------------------------------------------
+        in_out = phase == OUT
+        rd_q = buf_rd.data
+        mx_sel = Mux(v[0], o_mx, mx)
+        m.d.comb += [buf_rd.addr.eq(widx), buf_rd.en.eq(Mux(out_busy | in_out, adv, e_issue))]
+        for i in range(L):
+            d = Signal(signed(INT8.bits + 2), name=f"d{i}")
+            m.d.comb += [d.eq(mx_sel - rd_q[i]),
+                         exp_rd[i].addr.eq(d[:8]),
+                         exp_rd[i].en.eq(Mux(out_busy | in_out, adv, e_v0))]
+        return m

@@ -1,0 +1,144 @@
+"""The softmax unit in Amaranth's simulator against numerics.softmax_int bit for bit, its cycle
+model against the simulated cycles exactly, and its Verilog."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import UnusedElaboratable
+
+from hwaccel.generators.attention import PRESETS, AttentionConfig, SoftmaxUnit
+from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.perf import softmax_row_perf, softmax_schedule
+from hwaccel.numerics.softmax import SoftmaxParams, softmax_int, softmax_params
+
+TINY = PRESETS["tiny"]
+
+
+def _rows(rng, max_len: int, count: int):
+    """Random rows with random masks, then the edge cases: one element, equal rows, extremes
+    (differences of 255), every position masked but the first, causal masks."""
+    rows = []
+    for _ in range(count):
+        n = int(rng.integers(1, max_len + 1))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            q = rng.integers(-128, 128, n)
+        else:                                           # narrow spread: sums near n * 2**17
+            q = 100 - rng.integers(0, int(rng.integers(1, 20)), n)
+        valid = int(rng.integers(0, n + 1)) if rng.random() < 0.5 else 0
+        rows.append((q, valid))
+    rows += [(np.array([-128]), 0), (np.array([127]), 0),
+             (np.full(max_len, 7), 0), (np.full(max_len, -128), 0),
+             (np.array([127] + [-128] * (max_len - 1)), 0),
+             (np.array([-128] + [127] * (max_len - 1)), 1),
+             (np.where(np.arange(max_len) % 2 == 0, 127, -128), 0)]
+    rows += [(rng.integers(-128, 128, max_len), i + 1) for i in range(0, max_len, 3)]  # causal
+    return rows
+
+
+def _words(rows, lanes: int):
+    out = []
+    for q, valid in rows:
+        n = len(q)
+        padded = np.zeros(-(-n // lanes) * lanes, dtype=np.int64)
+        padded[:n] = q
+        for w in range(len(padded) // lanes):
+            out.append({"data": [int(x) for x in padded[w * lanes:(w + 1) * lanes]],
+                        "length": n, "valid": valid})
+    return out
+
+
+def _expected(rows, p: SoftmaxParams, lanes: int):
+    words = []
+    for q, valid in rows:
+        n = len(q)
+        mask = np.arange(n) < (valid if valid else n)
+        probs = np.zeros(-(-n // lanes) * lanes, dtype=np.int64)
+        probs[:n] = softmax_int(q, p, mask)
+        nw = len(probs) // lanes
+        words += [([int(x) for x in probs[w * lanes:(w + 1) * lanes]], int(w == nw - 1))
+                  for w in range(nw)]
+    return words
+
+
+def _run(cfg, p, rows, *, stall=0.0, seed=0):
+    words = _words(rows, cfg.lanes)
+    want = _expected(rows, p, cfg.lanes)
+    dut = SoftmaxUnit(cfg)
+    run = run_streams(dut, [(dut.table, list(p.exp_table))], words, expect=len(want),
+                      stall=stall, seed=seed)
+    return run, want
+
+
+@pytest.mark.parametrize("cfg", [TINY, AttentionConfig(max_len=7, max_channels=7, lanes=3)],
+                         ids=["tiny", "len7_lanes3"])
+def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
+    rng = np.random.default_rng(seed)
+    p = softmax_params(float(rng.choice([1 / 64, 1 / 16, 0.25])), cfg.max_len)
+    rows = _rows(rng, cfg.max_len, 24)
+    run, want = _run(cfg, p, rows, seed=seed)
+    assert run.outputs == want, f"seed {seed}"
+    # Cycle for cycle: every row's first word and last output where the model puts them.
+    sched = softmax_schedule(cfg, [len(q) for q, _ in rows])
+    firsts, lasts, k = [], [], 0
+    for q, _ in rows:
+        w = -(-len(q) // cfg.lanes)
+        firsts.append(run.accepted[k])
+        lasts.append(run.out_cycles[k + w - 1])
+        k += w
+    assert firsts == [t.start for t in sched], f"seed {seed}"
+    assert lasts == [t.last_out for t in sched], f"seed {seed}"
+
+
+def test_softmax_unit_under_backpressure_and_gaps(seed):
+    rng = np.random.default_rng(seed)
+    p = softmax_params(1 / 16, TINY.max_len)
+    rows = _rows(rng, TINY.max_len, 16)
+    run, want = _run(TINY, p, rows, stall=0.4, seed=seed)
+    assert run.outputs == want, f"seed {seed}"
+
+
+def test_softmax_unit_takes_a_new_table_between_rows(seed):
+    """A second load replaces every entry (I-BERT's exponent table as a different table)."""
+    from hwaccel.numerics.softmax import ibert_exp_table
+
+    rng = np.random.default_rng(seed)
+    p1 = softmax_params(0.5, TINY.max_len)
+    p2 = SoftmaxParams(ibert_exp_table(1 / 16), TINY.max_len)
+    rows = _rows(rng, TINY.max_len, 6)
+    dut = SoftmaxUnit(TINY)
+    want = _expected(rows, p2, TINY.lanes)
+    run = run_streams(dut, [(dut.table, list(p1.exp_table)), (dut.table, list(p2.exp_table))],
+                      _words(rows, TINY.lanes), expect=len(want))
+    assert run.outputs == want
+
+
+def test_softmax_cycle_formula():
+    """Rows of one length repeat every 3W + recip_bits + 3 + max(0, 4 - W) cycles."""
+    cfg = PRESETS["default"]
+    assert cfg.recip_bits == 22
+    for n in (1, 16, 17, 64, 65, 128):
+        w = -(-n // cfg.lanes)
+        perf = softmax_row_perf(cfg, n)
+        assert perf.words == w
+        assert perf.period == 3 * w + 22 + 3 + max(0, 4 - w)
+        assert perf.latency == 3 * w + 22 + 7
+    with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
+                                         r", not 129"):
+        softmax_row_perf(cfg, 129)
+
+
+def test_softmax_unit_emits_verilog():
+    text = verilog.convert(SoftmaxUnit(TINY), name="softmax_tiny")
+    assert "module softmax_tiny" in text
+    with warnings.catch_warnings():   # the half-built unit is never elaborated, by design
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(TypeError, match="config must be an AttentionConfig, not 3") as err:
+            SoftmaxUnit(3)
+        del err
+        gc.collect()
