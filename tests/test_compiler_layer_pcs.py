@@ -14,9 +14,9 @@ from torch import nn
 import hwaccel
 from hwaccel.bench.workloads import layer_commands
 from hwaccel.compiler import ir
-from hwaccel.compiler.cases import random_dag
 from hwaccel.compiler.lower import layout, linear_as_conv
 from hwaccel.compiler.memory import plan
+from hwaccel.compiler.random_cases import random_dag
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.isa import Op
 from hwaccel.generators.accel.model import decode, run_program

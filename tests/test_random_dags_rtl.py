@@ -9,6 +9,9 @@ and strides, a Linear head) on the ``tiny`` preset.
   on the accelerator's Verilog in the C++ harness at batch 2, the runtime's ``rtl`` way: the
   outputs equal golden bit for bit, and every counter of every program equals the cycle model's
   (:func:`hwaccel.generators.accel.perf.program_perf`).
+* Random LSTM models (:func:`hwaccel.compiler.random_cases.random_lstm`: tokens or float
+  sequences, 1 to 8 steps, a last-step or per-step head) at the sizes of tiny's LSTM cell: golden
+  equals the twin, and two of them run on the RTL bit-exact and cycle-exact, as above.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import pytest
 import torch
 
 import hwaccel
-from hwaccel.compiler.cases import features, random_dag
 from hwaccel.compiler.qreference import forward as qforward
+from hwaccel.compiler.random_cases import features, random_dag, random_lstm
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.model import run_program
 from hwaccel.generators.accel.perf import program_perf
@@ -32,6 +35,8 @@ BATCH = 2
 #: Seeds run on the RTL; together they cover :data:`COVERED`.
 RTL_SAMPLE = (0, 1, 6, 38, 75)
 GOLDEN_SEEDS = sorted(set(range(12)) | set(RTL_SAMPLE))
+#: LSTM models at the cell's sizes: golden on all, the RTL on the first two.
+LSTM_SEEDS = (0, 1, 2, 4)
 #: What the RTL sample must exercise, as :func:`features` names it.
 COVERED = {"add scales differ", "add scales differ + relu", "branch", "conv stride 1",
            "conv stride 2", "conv strides 2x1", "depthwise stride 1", "depthwise stride 2",
@@ -40,11 +45,11 @@ COVERED = {"add scales differ", "add scales differ + relu", "branch", "conv stri
 
 
 @cache
-def _compiled(seed: int):
-    model, inputs = random_dag(seed, TINY)
+def _compiled(seed: int, draw=random_dag):
+    model, inputs = draw(seed, TINY)
     x = inputs(40, torch.Generator().manual_seed(seed))
     cm = hwaccel.compile(model, x[:2], preset=TINY, calibration=x, strict=False)
-    assert cm.refusal is None, f"seed {seed}: {model.spec} {model.head}: {cm.refusal}"
+    assert cm.refusal is None, f"seed {seed}: {model}: {cm.refusal}"
     x_int = cm.quantize_input(x[:BATCH])
     return model, cm, x_int, cm.int8_forward(x_int)
 
@@ -85,10 +90,9 @@ def host():
     h.close()
 
 
-@pytest.mark.parametrize("seed", RTL_SAMPLE)
-def test_random_dag_on_the_rtl_equals_golden_and_the_cycle_model(host, seed):
-    model, cm, x_int, twin = _compiled(seed)
-    why = f"seed {seed}: {model.spec} {model.head}"
+def _on_the_rtl(host, cm, x_int, twin, why: str) -> None:
+    """Every program on the harness, the runtime's rtl way; outputs against golden and the
+    twin, every program's counters against the cycle model's."""
     lowered = cm.lower(x_int)
     for k, load in enumerate(lowered.loads()):
         host.soft_reset()
@@ -104,3 +108,23 @@ def test_random_dag_on_the_rtl_equals_golden_and_the_cycle_model(host, seed):
     image[first:first + words] = host.read_act(first, words)
     np.testing.assert_array_equal(lowered.ints(image), _golden(cm, lowered), err_msg=why)
     np.testing.assert_array_equal(lowered.ints(image), twin, err_msg=why)
+
+
+@pytest.mark.parametrize("seed", RTL_SAMPLE)
+def test_random_dag_on_the_rtl_equals_golden_and_the_cycle_model(host, seed):
+    model, cm, x_int, twin = _compiled(seed)
+    _on_the_rtl(host, cm, x_int, twin, f"seed {seed}: {model.spec} {model.head}")
+
+
+@pytest.mark.parametrize("seed", LSTM_SEEDS)
+def test_random_lstm_at_the_cells_sizes_golden_equals_the_integer_twin(seed):
+    model, cm, x_int, twin = _compiled(seed, random_lstm)
+    np.testing.assert_array_equal(twin, qforward(cm.qgraph, x_int), err_msg=f"{seed}: {model}")
+    np.testing.assert_array_equal(_golden(cm, cm.lower(x_int)), twin,
+                                  err_msg=f"seed {seed}: {model}")
+
+
+@pytest.mark.parametrize("seed", LSTM_SEEDS[:2])
+def test_random_lstm_at_the_cells_sizes_on_the_rtl(host, seed):
+    model, cm, x_int, twin = _compiled(seed, random_lstm)
+    _on_the_rtl(host, cm, x_int, twin, f"seed {seed}: {model}")
