@@ -8,15 +8,14 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.back import verilog
 from amaranth.hdl import UnusedElaboratable
 
-from hwaccel.generators.attention import PRESETS, AttentionConfig, GeluUnit
+from hwaccel.generators.attention import SIZES, AttentionConfig, GeluUnit
 from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.perf import gelu_cycles
 from hwaccel.numerics.gelu import GeluParams, gelu_int, gelu_params
 
-TINY = PRESETS["tiny"]
+TINY = SIZES["tiny"]
 
 
 def _words(x: np.ndarray, lanes: int, p: GeluParams):
@@ -55,9 +54,7 @@ def test_gelu_unit_reload_and_backpressure(seed):
     assert run.outputs == want, f"seed {seed}"
 
 
-def test_gelu_unit_emits_verilog():
-    text = verilog.convert(GeluUnit(TINY), name="gelu_tiny")
-    assert "module gelu_tiny" in text
+def test_gelu_unit_wants_an_attention_config():
     with warnings.catch_warnings():   # the half-built unit is never elaborated, by design
         warnings.simplefilter("ignore", UnusedElaboratable)
         with pytest.raises(TypeError, match="config must be an AttentionConfig, not 'tiny'") as err:
@@ -80,7 +77,7 @@ def test_attention_config_checks():
     ):
         with pytest.raises(exc, match=msg):
             AttentionConfig(**kwargs)
-    cfg = PRESETS["default"]
+    cfg = SIZES["default"]
     assert (cfg.len_words, cfg.ch_words, cfg.recip_bits) == (8, 64, 22)
     assert cfg.with_(lanes=4).len_words == 32
     with pytest.raises(ValueError, match="words must be a positive integer, not 0"):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ...config import check_int, check_name
+from ...config import check_choice, check_int, check_name
 from ...numerics import INT8, MULT_BITS
 from ...numerics.layernorm import LN_EPS_MAX, LN_FRAC, LN_MAX_CHANNELS, LN_SHIFT_MAX
 from ...numerics.softmax import EXP_FRAC, EXP_ONE, PROB_MAX, RECIP_SHIFT, SOFTMAX_MAX_LEN
 
-__all__ = ["AttentionConfig", "PRESETS", "MAX_LANES"]
+__all__ = ["AttentionConfig", "AttentionUnitConfig", "SIZES", "PRESETS", "UNITS", "MAX_LANES"]
 
+#: The units one :class:`AttentionConfig` sizes (an :class:`AttentionUnitConfig` picks one).
+UNITS = ("softmax", "layernorm", "gelu")
 #: Widest word (int8 lanes) a unit takes; 256 is the widest activation word of any accel preset.
 MAX_LANES = 256
 
@@ -34,7 +36,8 @@ class AttentionConfig:
         emits one word a cycle. At most ``max_len`` and ``max_channels`` (a wider word than any
         row only adds idle lanes).
     name : str
-        Preset name (slugs are ``softmax_<name>``, ``layernorm_<name>``, ``gelu_<name>``).
+        Preset name (the units' slugs are ``attention_softmax_<name>``,
+        ``attention_layernorm_<name>`` and ``attention_gelu_<name>``: :meth:`unit`).
 
     Raises
     ------
@@ -114,9 +117,12 @@ class AttentionConfig:
 
     @property
     def z_bits(self) -> int:
-        """Width of the signed normalized value ``z``: ``|z| <= sqrt(C - 1) * 2**14`` (the
-        largest ``|x - mean| / std`` of C values), plus one bit for ``r``'s rounding."""
-        return (math.isqrt(self.max_channels) + 1).bit_length() + LN_FRAC + 2
+        """Width of the signed normalized value ``z`` (20 bits at 1024 channels): ``|x - mean|
+        / std <= sqrt(C - 1)`` over C values, so ``|z| <= sqrt(C - 1) * 2**14 * (1 + 2**-20) +
+        1/2`` (``r`` exceeds ``2**31 / sqrt(W / 4**s)`` by at most the relative truncation of
+        ``w``, ``2**-20``; the shift rounds)."""
+        t = math.isqrt((self.max_channels - 1) << (2 * LN_FRAC)) + 1
+        return (t + (t >> 18) + 2).bit_length() + 1
 
     @property
     def gamma_bits(self) -> int:
@@ -141,17 +147,63 @@ class AttentionConfig:
                 "sum_bits": self.sum_bits, "recip_bits": self.recip_bits,
                 "var_bits": self.var_bits, "z_bits": self.z_bits}
 
-    def slug(self, unit: str) -> str:
-        return f"{unit}_{self.name}"
+    def unit(self, unit: str) -> AttentionUnitConfig:
+        """The config of one unit (what :mod:`hwaccel.emit` takes: ``slug``, ``kind``,
+        ``build``)."""
+        return AttentionUnitConfig(unit, self)
 
 
-PRESETS: dict[str, AttentionConfig] = {
+@dataclass(frozen=True)
+class AttentionUnitConfig:
+    """One attention unit of an :class:`AttentionConfig`, as a generator config.
+
+    Parameters
+    ----------
+    unit : ``"softmax"``, ``"layernorm"`` or ``"gelu"``
+    attention : AttentionConfig
+        Its sizes; the slug is ``attention_<unit>_<attention.name>``.
+    """
+
+    unit: str
+    attention: AttentionConfig
+
+    kind = "attention"
+
+    def __post_init__(self):
+        check_choice("unit", self.unit, UNITS)
+        if not isinstance(self.attention, AttentionConfig):
+            raise TypeError(f"attention must be an AttentionConfig, not {self.attention!r}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.unit}_{self.attention.name}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.kind}_{self.name}"
+
+    def build(self):
+        from .gelu import GeluUnit
+        from .layernorm import LayerNormUnit
+        from .softmax import SoftmaxUnit
+
+        units = {"softmax": SoftmaxUnit, "layernorm": LayerNormUnit, "gelu": GeluUnit}
+        return units[self.unit](self.attention)
+
+
+#: Named sizes; every simulation test runs on ``tiny``.
+SIZES: dict[str, AttentionConfig] = {
     c.name: c
     for c in (
-        # Every simulation test runs on it (accel_tiny's 4-lane words).
+        # accel_tiny's 4-lane words.
         AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
         # The reference vision transformer (16-17 tokens, width 32, FFN 64) with room for
         # sequences of 128 and BERT-base's 768 channels; accel_default's 16-lane words.
         AttentionConfig(max_len=128, max_channels=1024, lanes=16, name="default"),
     )
+}
+
+#: Every unit of every size, as the generator registry lists presets (``<unit>_<size>``).
+PRESETS: dict[str, AttentionUnitConfig] = {
+    u.name: u for size in SIZES.values() for u in (size.unit(k) for k in UNITS)
 }
