@@ -58,7 +58,8 @@ def test_encode_decode(seed):
         assert encode(cfg, fields["op"], desc=fields["desc"], pool=fields["pool"],
                       src=fields["src"], dst=fields["dst"], wgt=fields["wgt"],
                       count=fields["count"], kw=fields["kw"], nb=fields["nb"],
-                      add=fields["elt"]["add"], avg=fields["elt"]["avg"]) == word
+                      add=fields["elt"]["add"], avg=fields["elt"]["avg"],
+                      lstm=fields.get("lstm")) == word
 
 
 def test_driver_errors():

@@ -269,10 +269,10 @@ def test_engine_limits_name_the_layer():
     with pytest.raises(LoweringError, match=r"layer 'rnn.0' is an LSTM and accel_ecp5 has no "
                                             r"LSTM cell"):
         hwaccel.compile(StackedLstm().eval(), torch.randint(0, 40, (1, 5)), preset="ecp5")
-    narrow = nn.Sequential(nn.LSTM(64, 32, batch_first=True)).eval()
-    with pytest.raises(LoweringError, match=r"layer '0' has hidden_size 32 and the LSTM cell of "
-                                            r"accel_default runs hidden_size 64 only"):
-        hwaccel.compile(narrow, torch.randn(1, 5, 64))
+    wide = nn.Sequential(nn.LSTM(64, 65, batch_first=True)).eval()
+    with pytest.raises(LoweringError, match=r"layer '0' has hidden_size 65 and the LSTM cell of "
+                                            r"accel_default runs hidden_size up to 64"):
+        hwaccel.compile(wide, torch.randn(1, 5, 64))
 
 
 def test_bad_inputs_are_named(lstm):

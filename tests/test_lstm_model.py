@@ -67,8 +67,9 @@ def test_weight_beats_hold_each_row_where_its_lane_reads_it(seed):
         lanes = unpack(word, INT8.bits, P)
         col = a // R if a < R * cfg.input_size else cfg.input_size + (a - R * cfg.input_size) // R
         for lane, value in enumerate(lanes):
-            q = (a % R) * P + lane
-            assert value == (w[q, col] if q < cfg.rows else 0), (a, lane)
+            q = (a % R) * P + lane   # lane row q: gate q % 4 of hidden unit q // 4
+            row = (q % 4) * cfg.hidden_size + q // 4
+            assert value == (w[row, col] if q < cfg.rows else 0), (a, lane)
     params = param_beats(cfg, p)
     assert len(params) == cfg.rows
     assert unpack(params[5], GATE_FMT.bits, 1) == [p.bias[5]]

@@ -108,7 +108,7 @@ class DryBuilder(PlacedBuilder):
         if (id(params), "lstm") not in self._weights:
             return super().lstm(x, params)
         self.commands.append(0)
-        return self.alloc(self.cfg.lstm.hidden_size, 1, x.height * x.width)
+        return self.alloc(params.hidden_size, 1, x.height * x.width)
 
     def maxpool(self, x) -> ActTensor:
         self.commands.append(0)

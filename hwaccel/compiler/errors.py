@@ -28,7 +28,7 @@ SUPPORTED = (
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",
     "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
-    "out[:, -1] or h_n[-1])",
+    "out[:, -1] or h_n[-1]; layers of any sizes up to the preset's LSTM cell)",
     "Embedding (on the token-id input)",
     "Dropout and Identity (no-ops in eval mode)",
     "softmax / log_softmax / argmax over the last dimension, last (run on the host)",

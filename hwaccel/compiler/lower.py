@@ -28,7 +28,8 @@ How each op runs
   samples' vectors (or every step of every sequence), which a block keeps contiguous.
   A flattened map is then one row of ``H*W*groups*lanes`` channels (channels-last, padding lanes
   meeting zero weights).
-* ``QLstm``: one LSTM command per sample (the cell starts every sequence from zero state). For
+* ``QLstm``: one LSTM command per sample, at the layer's own I and H (up to the cell's sizes;
+  above them a :class:`LoweringError` names the limit), from zero state. For
   the last step only, sample ``b`` writes its ``T`` steps at ``base + b*words`` in reverse sample
   order: each sample's later commands overwrite only earlier samples' early steps, so the last
   steps end up contiguous, ready to be one GEMM's rows, with no extra command or copy.
@@ -173,16 +174,17 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
 
 
 def _lstm_cell(cfg: AccelConfig, op: ir.QLstm):
+    """The cell's config for a run at ``op``'s sizes (any sizes up to the cell's)."""
     lc, p = cfg.lstm, op.params
     if lc is None:
         raise LoweringError(f"layer {op.name!r} is an LSTM and {cfg.slug} has no LSTM "
                             f"cell (lstm=None)")
-    for what, value, cell in (("input_size", p.input_size, lc.input_size),
+    for what, value, most in (("input_size", p.input_size, lc.input_size),
                               ("hidden_size", p.hidden_size, lc.hidden_size)):
-        if value != cell:
+        if value > most:
             raise LoweringError(f"layer {op.name!r} has {what} {value} and the LSTM cell of "
-                                f"{cfg.slug} runs {what} {cell} only")
-    return lc
+                                f"{cfg.slug} runs {what} up to {most}")
+    return lc.run(p.input_size, p.hidden_size)
 
 
 class _Emitter:

@@ -21,11 +21,13 @@ One job at a time (see :mod:`.processor`). A CONV/GEMM job streams its descripto
 engine, ``weight_words`` weight beats and ``blocks`` requantizer beats from the wide weight
 scratchpad (one beat per cycle), input words from the activation scratchpad, and writes every
 result beat back (the write port is never busy, so results are never back-pressured). A MAXPOOL
-job does the same on the stand-alone max-pool unit. An LSTM job streams the cell's weight and
+job does the same on the stand-alone max-pool unit. An LSTM job hands the cell the command's
+sizes (the processor's ``job_lstm``, steady for the whole job), streams its weight and
 parameter beats from the weight scratchpad, gathers ``ceil(I / lanes)`` activation words into
-each x beat and scatters each h beat into ``ceil(H / lanes)`` words. An ADD or AVGPOOL job runs
-on the element-wise unit (:mod:`.eltwise`), which drives the activation scratchpad's read port
-itself (no DMA: it never waits, so it needs no FIFO) and hands its results to the store.
+each x beat and scatters each h beat into ``ceil(H / lanes)`` words, at the command's I and H.
+An ADD or AVGPOOL job runs on the element-wise unit (:mod:`.eltwise`), which drives the
+activation scratchpad's read port itself (no DMA: it never waits, so it needs no FIFO) and
+hands its results to the store.
 
 Reads and writes follow the job's runs and strides (a GEMM tile's columns of A and C). The
 partial-sum memory (``psum_depth`` words of ``block`` accumulators) sits beside the conv engine
@@ -53,7 +55,8 @@ from ..conv.maxpool import MaxPool
 from .config import AccelConfig
 from .eltwise import Eltwise
 from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
-from .processor import JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor, lstm_words
+from .lstm_checks import lstm_words
+from .processor import JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 
 __all__ = ["Accelerator", "host_signature"]
@@ -127,7 +130,7 @@ class Accelerator(wiring.Component):
         if cfg.lstm is not None:
             from ..lstm.cell import LstmCell
 
-            lstm = LstmCell(cfg.lstm)
+            lstm = LstmCell(cfg.lstm, runtime_size=True)
             units.append(("lstm", lstm))
         for name, unit in units:
             m.submodules[name] = ResetInserter(soft if unit is proc else kill)(unit)
@@ -195,8 +198,9 @@ class Accelerator(wiring.Component):
         w_ready = Mux(to_weights, conv.weights.ready, conv.requant.ready)
         if cfg.lstm is not None:
             # The cell's weight beats, then its 4H parameter beats, from one in-order stream.
-            lw_to_weights = popped < cfg.lstm.weight_depth
+            lw_to_weights = popped < proc.job_lstm.beats
             m.d.comb += [
+                lstm.size.eq(proc.job_lstm.size),
                 lstm.weights.payload.eq(wgt_dma.source.payload[: cfg.lstm.lanes * 8]),
                 lstm.params.payload.eq(
                     wgt_dma.source.payload[: len(lstm.params.payload.as_value())]),
@@ -324,31 +328,35 @@ class Accelerator(wiring.Component):
 
     def _lstm_io(self, m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data):
         """Gather ``gx`` scratchpad words into each x beat and scatter each h beat into ``gh``
-        words. One word per cycle each way; the cell needs ``slots * (I + H)`` cycles a step,
-        so these never limit it."""
-        gx, gh, _ = lstm_words(cfg)
+        words (the job's counts, at most those of the cell's largest sizes). One word per
+        cycle each way; the cell needs ``slots * (I + H)`` cycles a step, so these never limit
+        it."""
+        gx_most, gh_most, _ = lstm_words(cfg)
+        gx, gh = proc.job_lstm.gx, proc.job_lstm.gh
         w = cfg.act_bits
-        xbuf, x_full, x_last = Signal(gx * w), Signal(), Signal()
-        x_i = Signal(range(max(gx, 2)))
-        step = Signal(range(cfg.act_depth + 1))
+        xbuf, x_full, x_last = Signal(gx_most * w), Signal(), Signal()
+        x_i = Signal(range(max(gx_most, 2)))
+        taken = Signal(range(cfg.act_depth + 1))   # x words gathered in this job
         take = act_dma.source.valid & is_lstm & ~x_full
         m.d.comb += act_dma.source.ready.eq(Mux(is_lstm, ~x_full, self._a_ready))
         with m.If(proc.job_start):
-            m.d.sync += [step.eq(0), x_i.eq(0)]
+            m.d.sync += [taken.eq(0), x_i.eq(0)]
         with m.If(take):
-            # A shift register: after gx words the first one sits at the bottom.
-            m.d.sync += [xbuf.eq(Cat(xbuf[w:], act_dma.source.payload) if gx > 1
-                                 else act_dma.source.payload), x_i.eq(x_i + 1)]
+            # Word x_i of the beat; the job's last word ends the sequence.
+            for g in range(gx_most):
+                with m.If(x_i == g):
+                    m.d.sync += xbuf[g * w:(g + 1) * w].eq(act_dma.source.payload)
+            m.d.sync += [x_i.eq(x_i + 1), taken.eq(taken + 1)]
             with m.If(x_i == gx - 1):
-                m.d.sync += [x_full.eq(1), x_i.eq(0), step.eq(step + 1),
-                             x_last.eq((step + 1) * gh == proc.job_dst_count)]
+                m.d.sync += [x_full.eq(1), x_i.eq(0),
+                             x_last.eq(taken + 1 == proc.job_src_count)]
         m.d.comb += [lstm.x.valid.eq(x_full), lstm.x.payload.data.eq(xbuf[: cfg.lstm.input_size
                                                                           * 8]),
                      lstm.x.payload.last.eq(x_last)]
         with m.If(lstm.x.valid & lstm.x.ready):
             m.d.sync += x_full.eq(0)
-        hbuf, h_full = Signal(gh * w), Signal()
-        h_i = Signal(range(max(gh, 2)))
+        hbuf, h_full = Signal(gh_most * w), Signal()
+        h_i = Signal(range(max(gh_most, 2)))
         m.d.comb += lstm.h.ready.eq(is_lstm & ~h_full)
         with m.If(lstm.h.valid & lstm.h.ready):
             m.d.sync += [hbuf.eq(lstm.h.payload.data), h_full.eq(1), h_i.eq(0)]

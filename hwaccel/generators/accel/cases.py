@@ -62,7 +62,9 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
             if kind == "lstm":
                 from ..lstm.cases import random_params
 
-                lc = cfg.lstm
+                # Any size up to the cell's: I and H are the command's fields.
+                lc = cfg.lstm.run(int(rng.integers(1, cfg.lstm.input_size + 1)),
+                                  int(rng.integers(1, cfg.lstm.hidden_size + 1)))
                 steps = int(rng.integers(1, 9))
                 xs = b.put(_int8(rng, (lc.input_size, 1, steps)))
                 cur = b.lstm(xs, random_params(lc, rng))
@@ -152,8 +154,15 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
         b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, count=0))
         out["shape_lstm_empty"] = (b, Cause.SHAPE, 1)
         b, x, y = start()
-        b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, wgt=cfg.wgt_depth - 3, count=2))
+        size = {"input_size": cfg.lstm.input_size, "hidden_size": cfg.lstm.hidden_size}
+        b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, wgt=cfg.wgt_depth - 3, count=2,
+                     lstm=size))
         out["address_lstm_wgt"] = (b, Cause.ADDRESS, 1)
+        for field in size:   # a size one above the cell's
+            b, x, y = start()
+            b.raw(encode(cfg, Op.LSTM, src=x.addr, dst=y.addr, count=2,
+                         lstm={**size, field: size[field] + 1}))
+            out[f"shape_lstm_{field}"] = (b, Cause.SHAPE, 1)
     b, x, y = start()
     b.raw(encode(cfg, 0))
     out["illegal_zero"] = (b, Cause.ILLEGAL_OPCODE, 1)

@@ -46,18 +46,24 @@ class ActTensor:
 
 def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
            src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0, kw: int = 0,
-           nb: int = 0, add: dict | None = None, avg: dict | None = None) -> int:
+           nb: int = 0, add: dict | None = None, avg: dict | None = None,
+           lstm: dict | None = None) -> int:
     """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
-    a GEMM's words per row of A and of C, ``add``/``avg`` the ADD/AVGPOOL fields (:mod:`.isa`)."""
+    a GEMM's words per row of A and of C, ``add``/``avg`` the ADD/AVGPOOL fields, ``lstm`` the
+    LSTM's ``{input_size, hidden_size}`` (:mod:`.isa`)."""
     conv = cfg.conv
     d = pack_struct(layer_layout(conv), desc) if desc else 0
     p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
     elt = elt_layout(cfg)
     e = (pack_struct(elt["add"].shape, add) if add else 0) | (
         pack_struct(elt["avg"].shape, avg) if avg else 0)
-    return pack_struct(command_layout(cfg), {"op": int(op), "desc": d, "pool": p, "src": src,
-                                             "dst": dst, "wgt": wgt, "count": count,
-                                             "kw": kw, "nb": nb, "elt": e})
+    fields = {"op": int(op), "desc": d, "pool": p, "src": src, "dst": dst, "wgt": wgt,
+              "count": count, "kw": kw, "nb": nb, "elt": e}
+    if lstm and cfg.lstm is None:
+        raise ValueError(f"{cfg.slug} has no LSTM cell, so its commands have no lstm field")
+    if cfg.lstm is not None:
+        fields["lstm"] = pack_struct(command_layout(cfg)["lstm"].shape, lstm) if lstm else 0
+    return pack_struct(command_layout(cfg), fields)
 
 
 class ProgramBuilder:
@@ -212,15 +218,23 @@ class ProgramBuilder:
 
     def lstm(self, x: ActTensor, params) -> ActTensor:
         """LSTM over the ``T = H x W`` pixels of ``x`` (``I`` channels each) from zero state, with
-        :class:`hwaccel.generators.lstm.model.LstmParams` ``params``; returns ``1 x T`` pixels of
-        ``H`` channels (every step's h). Calls with the same ``params`` object share weights."""
+        :class:`hwaccel.generators.lstm.model.LstmParams` ``params`` of any size up to the
+        cell's; returns ``1 x T`` pixels of ``H`` channels (every step's h). Calls with the same
+        ``params`` object share weights.
+
+        Raises
+        ------
+        ValueError
+            If the config has no LSTM cell, a size is above the cell's (naming the limit), or
+            ``x`` does not have ``params``' input size in channels.
+        """
         from ..lstm.driver import param_beats, weight_beats
 
-        lc = self.cfg.lstm
-        if lc is None:
+        if self.cfg.lstm is None:
             raise ValueError(f"{self.cfg.slug} has no LSTM cell (config lstm=None)")
+        lc = self.cfg.lstm.run(params.input_size, params.hidden_size)
         if x.channels != lc.input_size:
-            raise ValueError(f"x must have {lc.input_size} channels (the cell's input_size), "
+            raise ValueError(f"x must have {lc.input_size} channels (the LSTM's input_size), "
                              f"not {x.channels}")
         steps = x.height * x.width
         key = (id(params), "lstm")
@@ -231,7 +245,8 @@ class ProgramBuilder:
             self._weights[key] = (params, None, base)
         out = self.alloc(lc.hidden_size, 1, steps)
         self.commands.append(encode(self.cfg, Op.LSTM, src=x.addr, dst=out.addr, wgt=base,
-                                    count=steps))
+                                    count=steps, lstm={"input_size": lc.input_size,
+                                                       "hidden_size": lc.hidden_size}))
         self.lstm_macs += steps * lc.macs_per_step
         return out
 

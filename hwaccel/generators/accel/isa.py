@@ -34,11 +34,18 @@ Commands (one program-memory word each, executed in order)
              nb`` words in all. Sums never overflow: ``kw <= gemm_max_words``.
 ``MAXPOOL``  2x2 stride-2 max-pool (floor) of a ``width x height`` map of ``blocks`` words per
              pixel at ``src`` into ``dst``, on a stand-alone max-pool unit.
-``LSTM``     runs one sequence of ``count`` = T steps on the LSTM cell from h = c = 0: x_t are
-             ``ceil(I / lanes)`` words each at ``src`` (one 1 x T tensor of I channels), h_t
-             are stored as ``ceil(H / lanes)`` words each at ``dst``; ``wgt`` holds the cell's
-             ``weight_depth`` weight beats then its 4H parameter beats (one per word). Weights are
-             reloaded per command (the cell takes a load only between sequences).
+``LSTM``     runs one sequence of ``count`` = T steps on the LSTM cell from h = c = 0, at the
+             sizes of the ``lstm`` field: ``input_size`` I and ``hidden_size`` H, each from 1 up
+             to the cell's (``AccelConfig.lstm``'s sizes are the largest it runs; more is a
+             SHAPE fault). x_t are ``ceil(I / lanes)`` words each at ``src`` (one 1 x T tensor
+             of I channels), h_t are stored as ``ceil(H / lanes)`` words each at ``dst`` (lanes
+             past H are 0); ``wgt`` holds ``slots x (I + H)`` weight beats (``slots =
+             ceil(4H / P)`` on the cell's P lanes) then 4H parameter beats (one per word), in
+             the cell's order for that size (:mod:`hwaccel.generators.lstm.driver`). Weights
+             are reloaded per command (the cell takes a load, and with it the sizes, only
+             between sequences), so stacked layers of different widths are LSTM commands of
+             their own sizes, one after the other. Checks and word counts:
+             :mod:`.lstm_checks`.
 ``FENCE``    waits until every engine is idle and forgets the weights the conv engine holds, so
              the next CONV/GEMM loads its weights even when it names the same ones. Execution
              is in order, one job at a time, so the held weights are the only state that
@@ -187,8 +194,16 @@ def elt_layout(cfg) -> data.UnionLayout:
 
 
 def command_layout(cfg) -> data.StructLayout:
-    """One command word (``cfg`` is an :class:`~.config.AccelConfig`)."""
+    """One command word (``cfg`` is an :class:`~.config.AccelConfig`). With an LSTM cell it
+    has the LSTM command's ``lstm`` field: ``{input_size, hidden_size}``, each as wide as the
+    cell's largest size needs (the LSTM's own fields, not a union with ``elt``: a handful of
+    bits, and the command word stays within the host port's width)."""
     a = max(cfg.act_depth, cfg.wgt_depth)
+    lstm = {}
+    if cfg.lstm is not None:
+        from ..lstm.cell import size_layout
+
+        lstm = {"lstm": size_layout(cfg.lstm)}
     return data.StructLayout({
         "op": 4,
         "desc": layer_layout(cfg.conv),
@@ -200,4 +215,5 @@ def command_layout(cfg) -> data.StructLayout:
         "kw": range(cfg.act_depth + 1),
         "nb": range(cfg.act_depth + 1),
         "elt": elt_layout(cfg),
+        **lstm,
     })

@@ -185,29 +185,30 @@ def _run_gemm(cfg: AccelConfig, act, wgt, c: dict) -> None:
     act[c["dst"]:c["dst"] + rows * nb] = y.reshape(rows * nb, lanes)
 
 
-def _run_lstm(cfg, act, wgt, src, dst, wgt_base, steps) -> None:
-    """Invert :mod:`hwaccel.generators.lstm.driver`'s load order, then its golden model."""
+def _run_lstm(cfg, act, wgt, c) -> None:
+    """Invert :mod:`hwaccel.generators.lstm.driver`'s load order at the command's sizes, then
+    run its golden model."""
     from ..lstm.cell import param_layout
+    from ..lstm.driver import lane_rows, weight_positions
     from ..lstm.model import LstmParams, golden_sequence
-    from .processor import lstm_words
+    from .lstm_checks import lstm_words
 
-    lc = cfg.lstm
-    gx, gh, _ = lstm_words(cfg)
-    P, R, I, H = lc.lanes, lc.slots, lc.input_size, lc.hidden_size
-    beats = np.array([unpack(wgt[wgt_base + a], 8, P) for a in range(lc.weight_depth)])
-    a = np.arange(lc.weight_depth)
-    in_x = a < R * I
-    col = np.where(in_x, a // R, I + (a - R * I) // R)
-    slot = np.where(in_x, a % R, (a - R * I) % R)
-    rows = slot[:, None] * P + np.arange(P)[None, :]
-    w = np.zeros((P * R, I + H), dtype=np.int64)
-    w[rows, np.broadcast_to(col[:, None], rows.shape)] = beats
+    src, dst, base, steps = c["src"], c["dst"], c["wgt"], c["count"]
+    lc = cfg.lstm.run(c["lstm"]["input_size"], c["lstm"]["hidden_size"])
+    gx, gh, _ = lstm_words(cfg, lc.input_size, lc.hidden_size)
+    P, I, H = lc.lanes, lc.input_size, lc.hidden_size
+    beats = np.array([unpack(wgt[base + a], 8, P) for a in range(lc.weight_depth)])
+    rows, cols = weight_positions(lc)
+    w = np.zeros((P * lc.slots, I + H), dtype=np.int64)
+    w[rows, cols] = beats
+    w_torch = np.zeros((lc.rows, I + H), dtype=np.int64)
+    w_torch[lane_rows(H)] = w[: lc.rows]
     layout = param_layout(lc)
-    par = [_fields(layout, wgt[wgt_base + lc.weight_depth + q]) for q in range(lc.rows)]
+    par = [_fields(layout, wgt[base + lc.weight_depth + q]) for q in range(lc.rows)]
     bias_bits = layout["bias"].shape.width
     bias = [f["bias"] - (1 << bias_bits) if f["bias"] >> (bias_bits - 1) else f["bias"]
             for f in par]
-    p = LstmParams(w_ih=w[: lc.rows, :I], w_hh=w[: lc.rows, I:],
+    p = LstmParams(w_ih=w_torch[:, :I], w_hh=w_torch[:, I:],
                    **{k: np.array([f[k] for f in par], dtype=np.int64)
                       for k in ("mult_x", "shift_x", "mult_h", "shift_h")},
                    bias=np.array(bias, dtype=np.int64))
@@ -293,10 +294,9 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             n_in = d["width"] * d["height"] * per_in
             n_out = (d["out_width"] // div) * (d["out_height"] // div) * per_out
         elif op == Op.LSTM:
-            from .processor import lstm_words
+            from .lstm_checks import lstm_golden_check
 
-            gx, gh, lw = lstm_words(cfg)
-            ok, n_in, n_out = c["count"] != 0, c["count"] * gx, c["count"] * gh
+            ok, n_in, n_out, lw = lstm_golden_check(cfg, c)
         elif op == Op.GEMM:
             kw, nb = c["kw"], c["nb"]
             ok = (derived_ok and d["kernel_h"] == d["kernel_w"] == 1
@@ -336,7 +336,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                 conv_job(key)
             _run_gemm(cfg, act, wgt, c)
         elif op == Op.LSTM:
-            _run_lstm(cfg, act, wgt, c["src"], c["dst"], c["wgt"], c["count"])
+            _run_lstm(cfg, act, wgt, c)
             loads += lw
         else:
             src = act[c["src"]:c["src"] + n_in].reshape(p["height"], p["width"], -1)

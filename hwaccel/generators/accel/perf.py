@@ -124,13 +124,16 @@ def conv_job(cfg: AccelConfig, desc: dict, reuse: bool) -> tuple[int, int, int, 
     return busy, load, stalls, slots
 
 
-def _lstm_job(cfg: AccelConfig, steps: int) -> tuple[int, int]:
+def _lstm_job(cfg: AccelConfig, c: dict) -> tuple[int, int]:
+    """``(busy, load beats)`` of decoded LSTM command ``c``, at its own sizes."""
     from ..lstm.perf import sequence_perf
-    from .processor import lstm_words
+    from .lstm_checks import lstm_words
 
-    gx, gh, load = lstm_words(cfg)
+    i, h = c["lstm"]["input_size"], c["lstm"]["hidden_size"]
+    gx, gh, load = lstm_words(cfg, i, h)
+    run = cfg.lstm.run(i, h)
     # x_0 is gathered (gx words) while the weights load; the cell takes it after both.
-    return max(load, gx) + sequence_perf(cfg.lstm, steps).cycles + gh + LSTM_TAIL, load
+    return max(load, gx) + sequence_perf(run, c["count"]).cycles + gh + LSTM_TAIL, load
 
 
 def eltwise_cycles(c: dict) -> int:
@@ -171,7 +174,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
         if cfg.lstm is None:
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
         jobs, overhead = 1, overhead + ISSUE
-        busy, load = _lstm_job(cfg, c["count"])
+        busy, load = _lstm_job(cfg, c)
     elif op in (Op.ADD, Op.AVGPOOL):
         jobs, overhead = 1, overhead + ISSUE
         busy = eltwise_cycles(c)

@@ -24,28 +24,19 @@ processor that did all of it in one cycle.
 
 from __future__ import annotations
 
-import math
-import operator
-from functools import reduce
 from types import SimpleNamespace
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..conv.layouts import layer_layout, pool_layer_layout
+from .checks import command_checks
 from .config import AccelConfig
-from .eltwise_checks import elt_checks
-from .isa import ELT_OPS, Cause, Op, command_layout, elt_layout
+from .isa import Cause, Op, command_layout, elt_layout
+from .lstm_checks import lstm_job_layout
 
-__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT", "lstm_words"]
-
-
-def lstm_words(cfg: AccelConfig) -> tuple[int, int, int]:
-    """Words per x step, words per h step, weight-scratchpad words of one LSTM load."""
-    lc = cfg.lstm
-    return (math.ceil(lc.input_size / cfg.lanes), math.ceil(lc.hidden_size / cfg.lanes),
-            lc.weight_depth + lc.rows)
+__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT"]
 
 JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
 JOB_ELT = 3   # ADD or AVGPOOL on the element-wise unit (``job_elt``, ``job_avg``)
@@ -71,6 +62,8 @@ class Processor(wiring.Component):
     retire, in_job : ``Out``                  a command retired; a job is in flight
     fence : ``Out``                           a FENCE retired (forget the held weights)
     abort : ``Out``                           a job was abandoned (TIMEOUT): reset the engines
+    job_lstm : ``Out``                        an LSTM job's sizes and word counts (only with
+                                              an LSTM cell; :mod:`.lstm_checks`)
     """
 
     def __init__(self, config: AccelConfig):
@@ -95,6 +88,7 @@ class Processor(wiring.Component):
             "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
+            **({"job_lstm": Out(lstm_job_layout(cfg))} if cfg.lstm is not None else {}),
         })
 
     def elaborate(self, platform):
@@ -122,7 +116,9 @@ class Processor(wiring.Component):
             return state == STATES.index(name)
 
         op, d, p = cmd.op, cmd.desc, cmd.pool
-        chk = self._checks(m, cmd, calc=is_("CALC"))
+        chk = command_checks(m, cmd, cfg, calc=is_("CALC"))
+        if cfg.lstm is not None:
+            m.d.comb += self.job_lstm.eq(chk.lstm_job)
         # A depthwise CONV is ``nb`` jobs, one per channel group: job g reads word g of every
         # pixel and writes word g of every output pixel (runs of 1, stride nb), with its own
         # weight beats and requantizer (``weight_words + 1`` words, group after group).
@@ -216,122 +212,6 @@ class Processor(wiring.Component):
                 m.d.comb += self.abort.eq(1)
                 fault(Cause.TIMEOUT)
         return m
-
-    def _checks(self, m, cmd, *, calc):
-        """The shape and range checks, across CALC and CHECK: one multiply deep per cycle.
-
-        A range check is ``base + a * b > depth``. CALC registers the factors ``a`` and ``b``
-        (themselves at most one product of command fields) and the room ``depth - base``;
-        CHECK multiplies and compares. Shape checks are registered in CALC, except the
-        descriptor equalities that need a sum or a product first (those compare in CHECK).
-        """
-        cfg, conv = self.config, self.config.conv
-        ad, wd = cfg.act_depth, cfg.wgt_depth
-        mg, mb = conv.max_groups, conv.max_blocks
-        d, p, op = cmd.desc, cmd.pool, cmd.op
-        kw, nb = cmd.kw, cmd.nb
-        top = max(ad, wd, conv.max_width * conv.max_height, conv.weight_depth + mb) + 2
-        if cfg.lstm is not None:
-            top = max(top, *lstm_words(cfg))
-        in_a, in_b, out_a, out_b, w_a, w_b = (Signal(range(top)) for _ in range(6))
-        room_src, room_dst, room_wgt = (Signal(range(max(ad, wd) + 1)) for _ in range(3))
-        past = Signal()             # a base beyond its memory (fields can encode more)
-        ok_calc, legal = Signal(), Signal()
-        ow_calc, oh_calc = Signal(range(top)), Signal(range(top))
-        gb = Signal(range(mg * mb + 1))
-        pixels_out = Signal(range(conv.max_width * conv.max_height + 1))
-
-        ow_p = Mux(d.pool, d.out_width >> 1, d.out_width)
-        oh_p = Mux(d.pool, d.out_height >> 1, d.out_height)
-        span_w = d.width + d.pad_left + d.pad_right
-        span_h = d.height + d.pad_top + d.pad_bottom
-        kh, kw_ = d.kernel_h, d.kernel_w
-
-        def le(field, limit):
-            # A constant where the field's bits cannot exceed the limit (lint CMPCONST).
-            return Const(1) if limit >= (1 << len(field)) - 1 else field <= limit
-
-        # Fields hold ``range(limit + 1)`` values, but their bits can encode more: check both
-        # ends against the engine's limits (an overflowing index would corrupt or hang it).
-        derived_ok = ((kh != 0) & le(kh, conv.max_kernel) & (kw_ != 0) & le(kw_, conv.max_kernel)
-                      & (d.groups != 0) & le(d.groups, mg)
-                      & (d.blocks != 0) & le(d.blocks, mb)
-                      & (d.weight_words != 0)
-                      & le(d.weight_words, conv.weight_depth)
-                      & (d.row_lanes != 0) & le(d.row_lanes, conv.lanes)
-                      & (d.shift_lanes != 0) & le(d.shift_lanes, conv.lanes)
-                      & (d.rows_per_chunk != 0) & le(d.rows_per_chunk, conv.lanes)
-                      & le(d.pad_top, conv.max_pad) & le(d.pad_left, conv.max_pad)
-                      & le(d.pad_bottom, conv.max_pad) & le(d.pad_right, conv.max_pad))
-        conv_ok = (derived_ok & (d.width != 0) & (d.height != 0)
-                   & (d.pad_top + d.pad_bottom < kh) & (d.pad_left + d.pad_right < kw_)
-                   & le(d.width, conv.max_width) & le(d.height, conv.max_height)
-                   & (span_w >= kw_) & (span_h >= kh)
-                   & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
-        # Depthwise: one group and block a job (``nb`` jobs), the engine's window register.
-        dw_ok = ((nb != 0) & (d.groups == 1) & (d.blocks == 1) & ~d.packed
-                 & (d.weight_words == conv.dw_chunks) & le(kh, conv.dw_kernel)
-                 & le(kw_, conv.dw_kernel) & (d.row_lanes == conv.lanes)
-                 & (d.shift_lanes == conv.lanes) & (d.rows_per_chunk == 1))
-        conv_ok = conv_ok & (~d.depthwise | dw_ok)
-        gemm_ok = (derived_ok & ~d.depthwise & (kh == 1) & (kw_ == 1) & ~d.stride2_h
-                   & ~d.stride2_w & ~d.pool
-                   & (d.pad_top == 0) & (d.pad_left == 0) & (d.pad_bottom == 0)
-                   & (d.pad_right == 0)
-                   & (cmd.count != 0) & (kw != 0) & (nb != 0) & le(kw, cfg.gemm_max_words)
-                   & (d.groups == Mux(kw > mg, mg, kw)) & (d.blocks == Mux(nb > mb, mb, nb)))
-        pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
-                   & le(p.width, conv.max_width) & le(p.height, conv.max_height)
-                   & le(p.blocks, mb))
-
-        elt = elt_checks(m, cmd, cfg, calc=calc, le=le)   # ADD and AVGPOOL
-        ops = ((Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
-               + ELT_OPS)
-        with m.If(calc):
-            m.d.sync += [room_src.eq(ad - cmd.src), room_dst.eq(ad - cmd.dst),
-                         room_wgt.eq(wd - cmd.wgt),
-                         past.eq(~le(cmd.src, ad) | ~le(cmd.dst, ad)
-                                 | (~le(cmd.wgt, wd) & (op != Op.MAXPOOL) & ~elt.mine)),
-                         legal.eq(reduce(operator.or_, [op == o for o in ops])),
-                         w_a.eq(d.weight_words + d.blocks),
-                         w_b.eq(1), pixels_out.eq(d.out_width * d.out_height),
-                         ow_calc.eq(((span_w - kw_) >> d.stride2_w) + 1),
-                         oh_calc.eq(((span_h - kh) >> d.stride2_h) + 1),
-                         gb.eq(d.groups * d.blocks)]
-            with m.If(op == Op.CONV):
-                m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(Mux(d.depthwise, nb, d.groups)),
-                             out_a.eq(ow_p * oh_p), out_b.eq(Mux(d.depthwise, nb, d.blocks)),
-                             w_b.eq(Mux(d.depthwise, nb, 1)), ok_calc.eq(conv_ok)]
-            with m.Elif(op == Op.GEMM):
-                # The whole of A, C and the weights of every tile (kw + 1 words per block).
-                m.d.sync += [in_a.eq(cmd.count), in_b.eq(kw), out_a.eq(cmd.count),
-                             out_b.eq(nb), w_a.eq(kw + 1), w_b.eq(nb), ok_calc.eq(gemm_ok)]
-            with m.Elif(op == Op.MAXPOOL):
-                m.d.sync += [in_a.eq(p.width * p.height), in_b.eq(p.blocks),
-                             out_a.eq((p.width >> 1) * (p.height >> 1)), out_b.eq(p.blocks),
-                             ok_calc.eq(pool_ok)]
-            with m.Elif(elt.mine):
-                e = elt.calc
-                m.d.sync += [in_a.eq(e["in_a"]), in_b.eq(e["in_b"]), out_a.eq(e["out_a"]),
-                             out_b.eq(e["out_b"]), w_a.eq(e["w_a"]), ok_calc.eq(e["ok"])]
-            with m.Else():
-                m.d.sync += ok_calc.eq(0)
-            if cfg.lstm is not None:
-                gx, gh, lw = lstm_words(cfg)
-                with m.If(op == Op.LSTM):
-                    m.d.sync += [in_a.eq(cmd.count), in_b.eq(gx), out_a.eq(cmd.count),
-                                 out_b.eq(gh), w_a.eq(lw), ok_calc.eq(cmd.count != 0)]
-
-        in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
-        shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
-                                 & (oh_calc == d.out_height),
-                                 (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
-        range_bad = (past | (in_words > room_src) | (out_words > room_dst)
-                     | ((w_words > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_words))
-        return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
-                               legal=legal, shape_ok=shape_ok, range_bad=range_bad,
-                               pixels_out=pixels_out, elt=elt.mine, in_a=in_a, out_a=out_a,
-                               w_a=w_a)
 
     def _tiles(self, m, cmd, chk, *, check, run):
         """GEMM tiling, one multiply deep per cycle.

@@ -22,10 +22,12 @@ class LstmConfig:
     Parameters
     ----------
     input_size, hidden_size : int
-        I and H. The gate product is ``4H x (I + H)`` per step.
+        I and H. The gate product is ``4H x (I + H)`` per step. A cell generated with
+        ``runtime_size`` runs any smaller sizes too (:meth:`run` gives such a run's config).
     lanes : int
-        P parallel MAC lanes. Lane ``p`` owns gate rows ``p, p + P, p + 2P, ...`` (output
-        stationary), ``slots = ceil(4H / P)`` of them; any P >= 1 works, rows past 4H are padding.
+        P parallel MAC lanes. Lane ``p`` owns lane rows ``p, p + P, p + 2P, ...`` (output
+        stationary; lane row ``q`` is gate ``q % 4`` of unit ``q // 4``), ``slots = ceil(4H / P)``
+        of them; any P >= 1 works, rows past 4H are padding.
     output : ``"all"`` or ``"last"``
         Emit ``h_t`` after every step, or only after a sequence's last step.
     acc_bits : int
@@ -108,6 +110,25 @@ class LstmConfig:
 
     def with_(self, **changes) -> LstmConfig:
         return replace(self, **changes)
+
+    def run(self, input_size: int, hidden_size: int) -> LstmConfig:
+        """The config of a run at ``input_size`` x ``hidden_size`` on this cell, whose sizes are
+        the largest it runs: same lanes and accumulators, so its ``slots``, ``weight_depth``
+        and cycle model are the run's.
+
+        Raises
+        ------
+        ValueError
+            Naming the size and the cell's limit, if a size is not in ``1 ..`` the config's.
+        """
+        for what, value, most in (("input_size", input_size, self.input_size),
+                                  ("hidden_size", hidden_size, self.hidden_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{what} must be a positive integer, not {value!r}")
+            if value > most:
+                raise ValueError(f"{what} {value} is more than the LSTM cell of {self.slug} "
+                                 f"runs: {what} at most {most}")
+        return replace(self, input_size=input_size, hidden_size=hidden_size)
 
     def build(self):
         from .cell import LstmCell

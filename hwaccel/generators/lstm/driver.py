@@ -1,10 +1,13 @@
 """Host side of the LSTM engine's streams: pack loads and sequences, unpack h (tests, benches).
 
-Weight order: lane ``p``'s memory word ``a`` is ``[W_ih | W_hh][q, col]`` for its gate row
+Weight order: lane ``p``'s memory word ``a`` is ``[W_ih | W_hh][row(q), col]`` for its lane row
 ``q = s * P + p`` with, in the x part (``a < slots * I``), ``col = a // slots``,
 ``s = a % slots``, and in the h part ``col = I + (a - slots * I) // slots``. That is the order the
 lanes consume them: each element of ``[x; h]`` is used by all ``slots`` rows of a lane in turn.
-Rows past 4H (when P does not divide 4H) are zero padding.
+Lane row ``q`` holds gate ``q % 4`` of hidden unit ``q // 4``, i.e. PyTorch row
+``row(q) = (q % 4) * H + q // 4`` (:func:`lane_rows`). Rows past 4H (when P does not divide 4H)
+are zero padding. Everything here follows the sizes of ``cfg``: for a cell that runs smaller
+sizes, pass the run's config (:meth:`~.config.LstmConfig.run`).
 """
 
 from __future__ import annotations
@@ -16,21 +19,35 @@ from ...numerics import GATE_FMT, INT8
 from .config import LstmConfig
 from .model import LstmParams
 
-__all__ = ["weight_beats", "param_beats", "x_beats", "unpack_h", "expected_h_lasts"]
+__all__ = ["weight_beats", "param_beats", "x_beats", "unpack_h", "expected_h_lasts",
+           "lane_rows", "weight_positions"]
+
+
+def lane_rows(hidden_size: int) -> np.ndarray:
+    """PyTorch gate row of each lane row ``q < 4H``: gate ``q % 4`` of unit ``q // 4``."""
+    q = np.arange(4 * hidden_size)
+    return (q % 4) * hidden_size + q // 4
+
+
+def weight_positions(cfg: LstmConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, cols)``, each ``weight_depth x P``: beat ``a``, lane ``p`` holds lane row
+    ``rows[a, p]`` (at least 4H: padding) and column ``cols[a, p]`` of ``[W_ih | W_hh]``."""
+    P, R, I = cfg.lanes, cfg.slots, cfg.input_size
+    a = np.arange(cfg.weight_depth)
+    in_x = a < R * I
+    col = np.where(in_x, a // R, I + (a - R * I) // R)
+    slot = np.where(in_x, a % R, (a - R * I) % R)
+    rows = slot[:, None] * P + np.arange(P)[None, :]
+    return rows, np.broadcast_to(col[:, None], rows.shape)
 
 
 def weight_beats(cfg: LstmConfig, p: LstmParams) -> list[int]:
     """The ``weights`` stream of one load: ``cfg.weight_depth`` words of ``P x int8``."""
     p.check(cfg)
-    P, R, I = cfg.lanes, cfg.slots, cfg.input_size
-    w = np.zeros((P * R, cfg.input_size + cfg.hidden_size), dtype=np.int64)
-    w[: cfg.rows] = np.concatenate([p.w_ih, p.w_hh], axis=1)
-    a = np.arange(cfg.weight_depth)
-    in_x = a < R * I
-    col = np.where(in_x, a // R, I + (a - R * I) // R)
-    slot = np.where(in_x, a % R, (a - R * I) % R)
-    rows = slot[:, None] * P + np.arange(P)[None, :]          # (depth, P) gate rows
-    return pack_rows(w[rows, col[:, None]].tolist(), INT8.bits)
+    w = np.zeros((cfg.lanes * cfg.slots, cfg.input_size + cfg.hidden_size), dtype=np.int64)
+    w[: cfg.rows] = np.concatenate([p.w_ih, p.w_hh], axis=1)[lane_rows(cfg.hidden_size)]
+    rows, cols = weight_positions(cfg)
+    return pack_rows(w[rows, cols].tolist(), INT8.bits)
 
 
 def param_beats(cfg: LstmConfig, p: LstmParams) -> list[int]:

@@ -24,7 +24,7 @@ C10    after the step's last unit, h_t (the whole buffer) enters the output FIFO
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory
 
 from ...numerics import (
@@ -71,9 +71,12 @@ def _index(value, shift: int, last: int):
     return Mux((mag >> shift) > last, last, mag >> shift)
 
 
-def build_gate_unit(m: Module, cfg: LstmConfig, *, par_rd, chains, start, j, first, last, emit,
-                    h_buf, h_count, out_fifo):
-    """Add the gate unit to ``m``; returns a signal that is high while any stage holds work."""
+def build_gate_unit(m: Module, cfg: LstmConfig, *, par_rd, chains, start, j, h_n, first, last,
+                    emit, h_buf, h_count, out_fifo):
+    """Add the gate unit to ``m``; returns a signal that is high while any stage holds work.
+
+    ``h_n`` is the run's hidden size (at most ``cfg.hidden_size``): a pass is units ``0 ..
+    h_n - 1`` and h_t leaves with its elements from ``h_n`` on zeroed."""
     H = cfg.hidden_size
     act = signed(ACT_FMT.bits)
     tab_bits = max(max(SIGMOID_TABLE), max(TANH_TABLE)).bit_length()
@@ -88,7 +91,7 @@ def build_gate_unit(m: Module, cfg: LstmConfig, *, par_rd, chains, start, j, fir
     c_rd, c_wr = c_mem.read_port(), c_mem.write_port()
 
     # Control travels beside the data: valid, j, and the step's flags.
-    ctl = {"v": start, "j": j, "first": first, "last": last, "emit": emit, "endj": j == H - 1}
+    ctl = {"v": start, "j": j, "first": first, "last": last, "emit": emit, "endj": j == h_n - 1}
     stages = [ctl]
     for n in range(1, GATE_LATENCY + 1):
         nxt = {}
@@ -184,7 +187,9 @@ def build_gate_unit(m: Module, cfg: LstmConfig, *, par_rd, chains, start, j, fir
 
     # C10: the complete h_t enters the output FIFO (its slot was reserved at the snapshot).
     c10 = stages[10]
-    m.d.comb += [out_fifo.w_data.eq(h_buf.as_value() | (c10["last"] << (H * INT8.bits))),
+    # Elements past the run's H hold an earlier, larger run's h: they leave as 0.
+    h_out = Cat(*[Mux(idx < h_n, h_buf[idx], 0) for idx in range(H)], c10["last"])
+    m.d.comb += [out_fifo.w_data.eq(h_out),
                  out_fifo.w_en.eq(c10["v"] & c10["endj"] & c10["emit"])]
 
     busy = Signal()

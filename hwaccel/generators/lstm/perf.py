@@ -12,6 +12,10 @@ A step of :class:`~.cell.LstmCell` is a sequencer pass and a gate-unit pass that
 
 So a step costs ``slots x (I + H) + MAC_LATENCY`` cycles whenever the gate unit keeps up, which
 it does unless ``slots x I`` (the XPH that hides it) is shorter than its latency.
+
+Every figure follows the sizes the cell runs, not the ones it was generated for: for a cell
+that runs smaller sizes (``runtime_size``), pass the run's config
+(:meth:`~.config.LstmConfig.run`), whose I, H and ``slots`` are the registers the cell loaded.
 """
 
 from __future__ import annotations
