@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import hwaccel
 from hwaccel.bench.workloads import layer_commands
 from hwaccel.compiler import ir
+from hwaccel.compiler.cases import split_bands
 from hwaccel.compiler.lower import layout, linear_as_conv
 from hwaccel.compiler.memory import plan
 from hwaccel.compiler.random_cases import random_dag
@@ -71,12 +71,10 @@ def test_random_dags_every_command_names_its_layer(seed):
 
 
 def test_a_layer_split_across_weight_groups_names_both_programs():
-    """Six 3x3 convs on a 14-row map (taller than tiny's 8-row line buffer: bands of rows, each
-    band shape storing its weights anew): the sixth layer's first band fits the first program's
-    weight scratchpad, its later bands open the second program."""
-    torch.manual_seed(0)
-    model = nn.Sequential(*[nn.Conv2d(8 if i else 1, 8, 3, padding=1) for i in range(6)]).eval()
-    x = torch.randn(8, 1, 14, 8)
+    """:func:`~hwaccel.compiler.cases.split_bands`: its sixth layer's bands of rows straddle
+    the two programs."""
+    model, inputs = split_bands()
+    x = inputs(8, torch.Generator().manual_seed(0))
     cm = hwaccel.compile(model, x[:2], preset=TINY, calibration=x)
     x_int = cm.quantize_input(x[:1])
     lowered = cm.lower(x_int)

@@ -12,6 +12,8 @@ and strides, a Linear head) on the ``tiny`` preset.
 * Random LSTM models (:func:`hwaccel.compiler.random_cases.random_lstm`: tokens or float
   sequences, 1 to 8 steps, a last-step or per-step head) at the sizes of tiny's LSTM cell: golden
   equals the twin, and two of them run on the RTL bit-exact and cycle-exact, as above.
+* A layer whose bands of rows straddle two weight groups
+  (:func:`hwaccel.compiler.cases.split_bands`) runs on the RTL as above.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 import torch
 
 import hwaccel
+from hwaccel.compiler.cases import split_bands
 from hwaccel.compiler.qreference import forward as qforward
 from hwaccel.compiler.random_cases import features, random_dag, random_lstm
 from hwaccel.generators.accel import PRESETS
@@ -128,3 +131,13 @@ def test_random_lstm_at_the_cells_sizes_golden_equals_the_integer_twin(seed):
 def test_random_lstm_at_the_cells_sizes_on_the_rtl(host, seed):
     model, cm, x_int, twin = _compiled(seed, random_lstm)
     _on_the_rtl(host, cm, x_int, twin, f"seed {seed}: {model}")
+
+
+def test_a_layer_split_across_weight_groups_on_the_rtl(host):
+    model, inputs = split_bands()
+    x = inputs(8, torch.Generator().manual_seed(0))
+    cm = hwaccel.compile(model, x[:2], preset=TINY, calibration=x)
+    x_int = cm.quantize_input(x[:BATCH])
+    lowered = cm.lower(x_int)
+    assert [p.layers[-1] for p in lowered.programs] == ["5", "5"]  # layer 5 in both
+    _on_the_rtl(host, cm, x_int, cm.int8_forward(x_int), "split_bands")

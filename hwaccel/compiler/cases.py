@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "batchnorm", "mlp",
-           "pixel", "ResNetTiny", "DsCnnTiny", "Branches", "MODELS", "GRAPHS", "make"]
+           "pixel", "ResNetTiny", "DsCnnTiny", "Branches", "MODELS", "GRAPHS", "make",
+           "split_bands"]
 
 
 class ViewNet(nn.Module):
@@ -174,6 +175,16 @@ class Branches(nn.Module):
         y = self.down(self.pad(x)) + self.side(F.avg_pool2d(x, 2))  # 8x8 -> 4x4
         y = F.avg_pool2d(y.add(y), 2)
         return self.fc(y.flatten(1))
+
+
+def split_bands() -> tuple[nn.Module, callable]:
+    """On ``tiny``, a layer whose weights overflow the weight scratchpad partway: six 3x3 convs
+    on a 14 x 8 map, taller than the 8-row line buffer, so each runs as bands of rows and each
+    band shape stores its weights anew; the sixth layer's first band fits the first program,
+    its later bands open the second. Seeded weights (eval mode) and its input maker."""
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Conv2d(8 if i else 1, 8, 3, padding=1) for i in range(6)])
+    return model.eval(), lambda n, g: torch.randn(n, 1, 14, 8, generator=g)
 
 
 #: name -> (model class or factory, input maker taking a batch size and a torch.Generator)
