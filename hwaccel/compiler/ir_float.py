@@ -1,0 +1,159 @@
+"""The float IR's ops as traced from convolutional and recurrent models, and the helpers every
+IR module shares (:mod:`.ir` describes the IR; import it from there)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..generators.lstm.model import GateShapes
+
+__all__ = ["Shape", "INPUT", "HEADS", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Add",
+           "Flatten", "Linear", "LstmWeights", "LSTM", "pair", "sides", "squash"]
+
+
+Shape = tuple[int, ...]
+#: The name of the model's input value.
+INPUT = "input"
+#: What the host does with the output value; the accelerator always produces the logits.
+HEADS = ("logits", "softmax", "log_softmax", "argmax")
+
+
+def pair(v) -> tuple[int, int]:
+    """``(h, w)`` of an int or a pair."""
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def sides(p) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of an int padding or a quadruple."""
+    return tuple(int(v) for v in p) if isinstance(p, (tuple, list)) else (int(p),) * 4
+
+
+def squash(v):
+    """An int when every part of ``v`` is equal (one shape, one value), else the tuple."""
+    if isinstance(v, (tuple, list)):
+        return int(v[0]) if len(set(v)) == 1 else tuple(int(x) for x in v)
+    return int(v)
+
+
+class _Conv:
+    """Geometry shared by :class:`Conv2d` and :class:`QConv` (weights ``Cout x Cin/groups x KH
+    x KW``)."""
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        w = self._weights()
+        return int(w.shape[2]), int(w.shape[3])
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        return pair(self.stride)
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        return sides(self.padding)
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1
+
+    def out_size(self, h: int, w: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (t, l, b, r) = self.kernel, self.strides, self.pads
+        return (h + t + b - kh) // sh + 1, (w + l + r - kw) // sw + 1
+
+
+# --- float IR ------------------------------------------------------------------------------------
+# eq=False: the ops hold numpy arrays, whose == is elementwise; identity is what a graph needs.
+@dataclass(frozen=True, eq=False)
+class Embedding:
+    """``weight`` is ``V x D``; token ids in, ``(T, D)`` out (gathered on the host)."""
+
+    name: str
+    weight: np.ndarray
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d(_Conv):
+    """``weight`` is ``Cout x Cin/groups x KH x KW``; ``stride`` an int or ``(h, w)``;
+    ``padding`` (zeros) an int or ``(top, left, bottom, right)``; ``groups`` is 1 (dense) or
+    the channel count (depthwise: one output channel per input channel)."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int, int, int] = 0
+    relu: bool = False
+    groups: int = 1
+    inputs: tuple[str, ...] = ()
+
+    def _weights(self):
+        return self.weight
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool2d:
+    """2x2 max-pool, stride 2, floor mode (the only max-pooling the hardware has)."""
+
+    name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d:
+    """Average over ``kernel`` (``(kh, kw)``) windows at stride ``kernel``, floor mode: a
+    global pool when the kernel is the whole map."""
+
+    name: str
+    kernel: tuple[int, int]
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Add:
+    """The element-wise sum of its two ``inputs`` (same shape), then ReLU if ``relu``."""
+
+    name: str
+    relu: bool = False
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """``(C, H, W)`` to ``(C*H*W,)`` in PyTorch's (channel, row, column) order."""
+
+    name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Linear:
+    """``weight`` is ``N x K``: applied to a vector, or to every step of a sequence."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+    relu: bool = False
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class LstmWeights(GateShapes):
+    """One layer's weights in PyTorch's layout (gate rows i, f, g, o)."""
+
+    w_ih: np.ndarray
+    w_hh: np.ndarray
+    b_ih: np.ndarray
+    b_hh: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class LSTM:
+    """Stacked layers from zero state; ``last_step``: only the last step's h comes out."""
+
+    name: str
+    layers: tuple[LstmWeights, ...]
+    last_step: bool = False
+    inputs: tuple[str, ...] = ()
