@@ -73,6 +73,7 @@ def test_attention_config_checks():
         ({"max_len": 8, "lanes": 16}, ValueError, r"lanes must be at most max_len \(8\), not 16"),
         ({"max_channels": 4, "lanes": 8}, ValueError,
          r"lanes must be at most max_channels \(4\), not 8"),
+        ({"bits_per_cycle": 9}, ValueError, "bits_per_cycle must be at most 8, not 9"),
         ({"name": "a b"}, ValueError, "name must be an identifier-like string, not 'a b'"),
     ):
         with pytest.raises(exc, match=msg):

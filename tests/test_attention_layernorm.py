@@ -65,9 +65,11 @@ def _run(cfg, p: LayerNormParams, rows, *, stall=0.0, seed=0):
     return run, want
 
 
-@pytest.mark.parametrize("cfg,c", [(TINY, 16), (TINY, 7), (TINY, 1), (TINY, 4),
-                                   (AttentionConfig(max_len=5, max_channels=5, lanes=3), 5)],
-                         ids=["c16", "c7", "c1", "c4", "c5_lanes3"])
+@pytest.mark.parametrize("cfg,c", [(TINY, 16), (TINY, 7), (TINY, 1),
+                                   (TINY.with_(bits_per_cycle=4), 4),
+                                   (AttentionConfig(max_len=5, max_channels=5, lanes=3,
+                                                    bits_per_cycle=3), 5)],
+                         ids=["c16", "c7", "c1", "c4_4bits", "c5_lanes3_3bits"])
 def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     rng = np.random.default_rng(seed)
     p = _params(rng, c)
@@ -114,14 +116,18 @@ def test_layernorm_z_register_holds_every_z(c):
 
 
 def test_layernorm_cycle_formula():
-    """Rows repeat every 2W + 26 cycles; a row's last word leaves 6 cycles after its last read."""
-    cfg = SIZES["default"]
-    for c in (1, 16, 32, 768, 1024):
-        w = -(-c // cfg.lanes)
-        perf = layernorm_row_perf(cfg, c)
-        assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 26, 2 * w + 26 + 6)
+    """Rows repeat every 2W + 4 + rsqrt_cycles cycles; a row's last word leaves 6 cycles after
+    its last read."""
+    for k, root in ((1, 22), (2, 11), (4, 6)):
+        cfg = SIZES["default"].with_(bits_per_cycle=k)
+        assert cfg.rsqrt_cycles == root
+        for c in (1, 16, 32, 768, 1024):
+            w = -(-c // cfg.lanes)
+            perf = layernorm_row_perf(cfg, c)
+            assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 4 + root,
+                                                               2 * w + 4 + root + 6)
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\], not 0"):
-        layernorm_row_perf(cfg, 0)
+        layernorm_row_perf(SIZES["default"], 0)
 
 
 def test_layernorm_unit_wants_an_attention_config():

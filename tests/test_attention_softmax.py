@@ -74,8 +74,10 @@ def _run(cfg, p, rows, *, stall=0.0, seed=0):
     return run, want
 
 
-@pytest.mark.parametrize("cfg", [TINY, AttentionConfig(max_len=7, max_channels=7, lanes=3)],
-                         ids=["tiny", "len7_lanes3"])
+@pytest.mark.parametrize("cfg", [TINY, TINY.with_(bits_per_cycle=8),
+                                 AttentionConfig(max_len=7, max_channels=7, lanes=3,
+                                                 bits_per_cycle=3)],
+                         ids=["tiny", "tiny_8bits", "len7_lanes3_3bits"])
 def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
     rng = np.random.default_rng(seed)
     p = softmax_params(float(rng.choice([1 / 64, 1 / 16, 0.25])), cfg.max_len)
@@ -118,15 +120,16 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
 
 
 def test_softmax_cycle_formula():
-    """Rows of one length repeat every 3W + recip_bits + 3 + max(0, 4 - W) cycles."""
-    cfg = SIZES["default"]
-    assert cfg.recip_bits == 22
-    for n in (1, 16, 17, 64, 65, 128):
-        w = -(-n // cfg.lanes)
-        perf = softmax_row_perf(cfg, n)
-        assert perf.words == w
-        assert perf.period == 3 * w + 22 + 3 + max(0, 4 - w)
-        assert perf.latency == 3 * w + 22 + 7
+    """Rows of one length repeat every 3W + div_cycles + 3 + max(0, 4 - W) cycles."""
+    for k, div in ((1, 22), (2, 11), (3, 8), (8, 3)):
+        cfg = SIZES["default"].with_(bits_per_cycle=k)
+        assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
+        for n in (1, 16, 17, 64, 65, 128):
+            w = -(-n // cfg.lanes)
+            perf = softmax_row_perf(cfg, n)
+            assert perf.words == w
+            assert perf.period == 3 * w + div + 3 + max(0, 4 - w)
+            assert perf.latency == 3 * w + div + 7
     with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
                                          r", not 129"):
         softmax_row_perf(cfg, 129)

@@ -7,7 +7,14 @@ from dataclasses import dataclass, replace
 
 from ...config import check_choice, check_int, check_name
 from ...numerics import INT8, MULT_BITS
-from ...numerics.layernorm import LN_EPS_MAX, LN_FRAC, LN_MAX_CHANNELS, LN_SHIFT_MAX
+from ...numerics.layernorm import (
+    LN_EPS_MAX,
+    LN_FRAC,
+    LN_MAX_CHANNELS,
+    LN_SHIFT_MAX,
+    RSQRT_BITS,
+    RSQRT_SHIFT,
+)
 from ...numerics.softmax import EXP_FRAC, EXP_ONE, PROB_MAX, RECIP_SHIFT, SOFTMAX_MAX_LEN
 
 __all__ = ["AttentionConfig", "AttentionUnitConfig", "SIZES", "PRESETS", "UNITS", "MAX_LANES"]
@@ -35,6 +42,12 @@ class AttentionConfig:
         int8 values per stream word (the accelerator's activation word): every unit takes and
         emits one word a cycle. At most ``max_len`` and ``max_channels`` (a wider word than any
         row only adds idle lanes).
+    bits_per_cycle : int
+        Quotient bits of the softmax divider and root bits of the LayerNorm square root
+        resolved per cycle (restoring steps chained in one cycle, 1 to 8): each takes
+        ``ceil(22 / bits_per_cycle)`` cycles a row. More bits a cycle is a longer
+        combinational path (a ``sum_bits`` subtract per softmax bit, two 66-bit adds per root
+        bit).
     name : str
         Preset name (the units' slugs are ``attention_softmax_<name>``,
         ``attention_layernorm_<name>`` and ``attention_gelu_<name>``: :meth:`unit`).
@@ -48,6 +61,7 @@ class AttentionConfig:
     max_len: int = 128
     max_channels: int = 256
     lanes: int = 16
+    bits_per_cycle: int = 1
     name: str = "custom"
 
     kind = "attention"
@@ -56,6 +70,7 @@ class AttentionConfig:
         check_int("max_len", self.max_len, min=1, max=SOFTMAX_MAX_LEN)
         check_int("max_channels", self.max_channels, min=1, max=LN_MAX_CHANNELS)
         check_int("lanes", self.lanes, min=1, max=MAX_LANES)
+        check_int("bits_per_cycle", self.bits_per_cycle, min=1, max=8)
         check_name(self.name)
         for what, most in (("max_len", self.max_len), ("max_channels", self.max_channels)):
             if self.lanes > most:
@@ -86,6 +101,11 @@ class AttentionConfig:
         :class:`~hwaccel.numerics.softmax.SoftmaxParams` accepts (``exp_table[0] >= 2**16``);
         one divider cycle each."""
         return ((PROB_MAX << RECIP_SHIFT) // (EXP_ONE // 2)).bit_length()
+
+    @property
+    def div_cycles(self) -> int:
+        """Cycles of the divider: ``ceil(recip_bits / bits_per_cycle)``."""
+        return math.ceil(self.recip_bits / self.bits_per_cycle)
 
     # --- LayerNorm -----------------------------------------------------------------------------
     @property
@@ -125,6 +145,16 @@ class AttentionConfig:
         return (t + (t >> 18) + 2).bit_length() + 1
 
     @property
+    def root_bits(self) -> int:
+        """Bits of ``r = floor(2**31 / sqrt(w))``: ``w >= 2**20`` gives ``r <= 2**21``."""
+        return RSQRT_SHIFT - (RSQRT_BITS - 2) // 2 + 1
+
+    @property
+    def rsqrt_cycles(self) -> int:
+        """Cycles of the square root: ``ceil(root_bits / bits_per_cycle)``."""
+        return math.ceil(self.root_bits / self.bits_per_cycle)
+
+    @property
     def gamma_bits(self) -> int:
         """Width of the signed ``G_c`` (``|G_c| < 2**MULT_BITS``)."""
         return MULT_BITS + 1
@@ -145,6 +175,7 @@ class AttentionConfig:
     def derived(self) -> dict:
         return {"len_words": self.len_words, "ch_words": self.ch_words,
                 "sum_bits": self.sum_bits, "recip_bits": self.recip_bits,
+                "div_cycles": self.div_cycles, "rsqrt_cycles": self.rsqrt_cycles,
                 "var_bits": self.var_bits, "z_bits": self.z_bits}
 
     def unit(self, unit: str) -> AttentionUnitConfig:

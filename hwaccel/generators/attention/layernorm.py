@@ -26,9 +26,10 @@ Hardware decisions
 * Variance (:data:`VAR_CYCLES`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
   (a subtract and add), then a leading-one detector gives ``s`` and one barrel shift by an
   even amount gives the 22-bit mantissa ``w``.
-* Reciprocal square root (:data:`RSQRT_CYCLES`): bitwise, one bit of ``r`` a cycle from the
-  top (``r <= 2**21``, 22 bits), keeping ``r**2 * w`` and ``r * w`` as running sums so each
-  step is two adds and a compare against ``2**62``: no multiplier. The greedy bit choice is
+* Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
+  of ``r`` a cycle from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping
+  ``r**2 * w`` and ``r * w`` as running sums so each step is two adds and a compare against
+  ``2**62``: no multiplier. The greedy bit choice is
   the largest ``r`` with ``r*r*w <= 2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
 * Output pass: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
   parameter reads (the parameter memory holds ``lanes`` channels per word, one block RAM
@@ -41,12 +42,12 @@ Hardware decisions
   at its last step until the pipeline is empty (the pipeline's ``Sx``, ``r``, ``h`` are
   copies taken there), which never happens when ``source`` keeps up.
 
-Cycles: :mod:`.perf`; rows repeat every ``2 W + VAR_CYCLES + RSQRT_CYCLES`` cycles.
+Cycles: :mod:`.perf`; rows repeat every ``2 W + VAR_CYCLES + rsqrt_cycles`` cycles.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,14 +55,11 @@ from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
 from .common import out_layout, round_shift_var, sat8, tree_sum, word_layout
 from .config import AttentionConfig
 
-__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "VAR_CYCLES", "RSQRT_CYCLES",
-           "LN_OUT_LATENCY"]
+__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "VAR_CYCLES", "LN_OUT_LATENCY"]
 
 #: Cycles from the input pass's end to the square root's first step (last sums, products,
 #: ``W``, normalization).
 VAR_CYCLES = 4
-#: Bits of ``r``, one a cycle: ``w >= 2**20`` gives ``r <= 2**21``, 22 bits.
-RSQRT_CYCLES = RSQRT_SHIFT - (RSQRT_BITS - 2) // 2 + 1
 #: Cycles from the output pass's last read to that word on ``source``.
 LN_OUT_LATENCY = 6
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
@@ -172,11 +170,14 @@ class LayerNormUnit(wiring.Component):
         t1 = Signal(cfg.sxx_bits + len(chans))
         t2 = Signal(2 * cfg.sx_bits)
         wv = Signal(cfg.var_bits)
-        rb = 2 * (RSQRT_CYCLES - 1)                     # B starts at w << 2 * 21
-        big = 2 * RSQRT_SHIFT + 4
+        k = cfg.bits_per_cycle
+        steps = cfg.rsqrt_cycles * k               # padded to whole cycles: leading zeros
+        rb = 2 * (steps - 1)                       # B starts at w << 2 * (top bit)
+        # P <= 2**62; A = (r*w) << (b+1) <= 2**43 << steps; B <= w << rb.
+        big = max(RSQRT_BITS + rb, 43 + steps, 2 * RSQRT_SHIFT) + 2
         acc_p, acc_a, acc_b = Signal(big), Signal(big), Signal(big)
-        r = Signal(RSQRT_CYCLES)
-        cnt = Signal(range(RSQRT_CYCLES + 1))
+        r = Signal(steps)
+        cnt = Signal(range(cfg.rsqrt_cycles + 1))
         zero = Signal()
         sb = Signal(range(cfg.var_bits + 2))           # s + 11 = (bits(W) + 1) // 2
         s_off = (RSQRT_BITS // 2)                      # 11
@@ -194,26 +195,35 @@ class LayerNormUnit(wiring.Component):
                 left = Mux(sbn > s_off, 0, s_off - sbn)[:5]
                 w = ((wv << (left * 2)) >> (right * 2))[:RSQRT_BITS]
                 m.d.sync += [sb.eq(sbn), zero.eq(wv == 0), acc_p.eq(0), acc_a.eq(0),
-                             acc_b.eq(w << rb), r.eq(0), cnt.eq(RSQRT_CYCLES), phase.eq(RSQRT)]
+                             acc_b.eq(w << rb), r.eq(0), cnt.eq(cfg.rsqrt_cycles),
+                             phase.eq(RSQRT)]
 
-        # --- reciprocal square root, one bit a cycle ----------------------------------------
-        cand = Signal(big + 1)
-        m.d.comb += cand.eq(acc_p + acc_a + acc_b)
-        take = cand <= (1 << (2 * RSQRT_SHIFT))
-        r_next = (r << 1 | take)[:RSQRT_CYCLES]
-        o_r = Signal(RSQRT_CYCLES)
+        # --- reciprocal square root, bits_per_cycle bits a cycle ----------------------------
+        p_cur, a_cur, b_cur, r_cur = acc_p, acc_a, acc_b, r
+        for j in range(k):                         # k greedy steps chained in one cycle
+            cand = Signal(big + 2, name=f"rs_cand{j}")
+            take = Signal(name=f"rs_take{j}")
+            p_new, a_new, b_new = (Signal(big, name=f"rs_{x}{j}") for x in "pab")
+            r_new = Signal(steps, name=f"rs_r{j}")
+            m.d.comb += [cand.eq(p_cur + a_cur + b_cur),
+                         take.eq(cand <= (1 << (2 * RSQRT_SHIFT))),
+                         p_new.eq(Mux(take, cand, p_cur)),
+                         a_new.eq(Mux(take, (a_cur >> 1) + b_cur, a_cur >> 1)),
+                         b_new.eq(b_cur >> 2),
+                         r_new.eq(Cat(take, r_cur)[:steps])]
+            p_cur, a_cur, b_cur, r_cur = p_new, a_new, b_new, r_new
+        o_r = Signal(cfg.root_bits)
         o_h = Signal(range(2 * RSQRT_SHIFT + 1))
         o_sx = Signal(signed(cfg.sx_bits))
         o_chans = Signal.like(chans)
         o_shift = Signal.like(shift)
         o_nwords = Signal.like(nwords)
         with m.If((phase == RSQRT) & ((cnt != 1) | ~out_busy)):
-            m.d.sync += [acc_p.eq(Mux(take, cand, acc_p)),
-                         acc_a.eq(Mux(take, (acc_a >> 1) + acc_b, acc_a >> 1)),
-                         acc_b.eq(acc_b >> 2), r.eq(r_next), cnt.eq(cnt - 1)]
+            m.d.sync += [acc_p.eq(p_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), r.eq(r_cur),
+                         cnt.eq(cnt - 1)]
             with m.If(cnt == 1):
                 h = sb - (s_off - _H_BIAS)               # 9 + s
-                m.d.sync += [o_r.eq(Mux(zero, 0, r_next)),
+                m.d.sync += [o_r.eq(Mux(zero, 0, r_cur[:cfg.root_bits])),
                              o_h.eq(Mux(sb < s_off - _H_BIAS + 1, 1, h)),
                              o_sx.eq(sx), o_chans.eq(chans), o_shift.eq(shift),
                              o_nwords.eq(nwords), phase.eq(OUT), widx.eq(0), base.eq(0)]
@@ -237,7 +247,7 @@ class LayerNormUnit(wiring.Component):
         bet = [[Signal(signed(cfg.beta_bits), name=f"b{k}_{i}") for i in range(L)]
                for k in range(3)]
         dd = [Signal(signed(cfg.d_bits), name=f"d_{i}") for i in range(L)]
-        prod = [Signal(signed(cfg.d_bits + RSQRT_CYCLES + 1), name=f"dr_{i}") for i in range(L)]
+        prod = [Signal(signed(cfg.d_bits + cfg.root_bits + 1), name=f"dr_{i}") for i in range(L)]
         z = [Signal(signed(cfg.z_bits), name=f"z_{i}") for i in range(L)]
         t = [Signal(signed(max(cfg.z_bits + cfg.gamma_bits, cfg.beta_bits) + 1), name=f"t_{i}")
              for i in range(L)]

@@ -7,15 +7,15 @@ table, GELU table, LayerNorm parameters) are one beat a cycle and happen between
 
 * Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W``; exponent pass ``W``
   reads plus :data:`~.softmax.EXP_LATENCY`, starting once the previous row's output pipeline
-  is empty; divider ``recip_bits`` (22); output pass ``W`` reads, the last word on ``source``
-  :data:`~.softmax.OUT_LATENCY` cycles after the last read. The next row's first word is
-  accepted the cycle after the last read. Rows of one length repeat every
-  ``3 W + recip_bits + 3 + max(0, OUT_LATENCY - W)`` cycles.
+  is empty; divider ``div_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
+  word on ``source`` :data:`~.softmax.OUT_LATENCY` cycles after the last read. The next row's
+  first word is accepted the cycle after the last read. Rows of one length repeat every
+  ``3 W + div_cycles + 3 + max(0, OUT_LATENCY - W)`` cycles.
 * LayerNorm, a row of ``W = ceil(C / lanes)`` words: input pass ``W``; the variance and its
   normalization :data:`~.layernorm.VAR_CYCLES`; the reciprocal square root
-  :data:`~.layernorm.RSQRT_CYCLES` (22, one bit a cycle); output pass ``W`` reads, the last
+  ``rsqrt_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
   word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read. Rows repeat every
-  ``2 W + VAR_CYCLES + RSQRT_CYCLES`` cycles.
+  ``2 W + VAR_CYCLES + rsqrt_cycles`` cycles.
 * GELU: one word a cycle, each word out :data:`~.gelu.GELU_LATENCY` cycle after it is accepted.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
-from .layernorm import LN_OUT_LATENCY, RSQRT_CYCLES, VAR_CYCLES
+from .layernorm import LN_OUT_LATENCY, VAR_CYCLES
 from .softmax import EXP_LATENCY, OUT_LATENCY
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
@@ -69,7 +69,7 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
     for n in lengths:
         w = _words(cfg, "softmax row length", n, cfg.max_len)
         exp = start + w if free is None else max(start + w, free)
-        last_read = exp + w + EXP_LATENCY + cfg.recip_bits + w - 1
+        last_read = exp + w + EXP_LATENCY + cfg.div_cycles + w - 1
         out.append(RowTiming(start, last_read + OUT_LATENCY))
         free = last_read + OUT_LATENCY + 1        # the output pipeline is empty
         start = last_read + 1
@@ -79,7 +79,7 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
 def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
     w = _words(cfg, "softmax row length", n, cfg.max_len)
     a, b, c = softmax_schedule(cfg, [n, n, n])
-    passes = {"input": w, "exponent": w + EXP_LATENCY, "divide": cfg.recip_bits, "output": w,
+    passes = {"input": w, "exponent": w + EXP_LATENCY, "divide": cfg.div_cycles, "output": w,
               "output_latency": OUT_LATENCY}
     return RowPerf(w, passes, a.last_out - a.start + 1, c.start - b.start)
 
@@ -87,7 +87,7 @@ def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
 def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[RowTiming]:
     """When each of ``rows`` rows of ``channels`` (back to back) enters and leaves LayerNorm."""
     w = _words(cfg, "channels", channels, cfg.max_channels)
-    period = 2 * w + VAR_CYCLES + RSQRT_CYCLES
+    period = 2 * w + VAR_CYCLES + cfg.rsqrt_cycles
     return [RowTiming(k * period, k * period + period - 1 + LN_OUT_LATENCY)
             for k in range(rows)]
 
@@ -95,7 +95,7 @@ def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[R
 def layernorm_row_perf(cfg: AttentionConfig, channels: int) -> RowPerf:
     w = _words(cfg, "channels", channels, cfg.max_channels)
     a, b = layernorm_schedule(cfg, channels, 2)
-    passes = {"input": w, "variance": VAR_CYCLES, "rsqrt": RSQRT_CYCLES, "output": w,
+    passes = {"input": w, "variance": VAR_CYCLES, "rsqrt": cfg.rsqrt_cycles, "output": w,
               "output_latency": LN_OUT_LATENCY}
     return RowPerf(w, passes, a.last_out - a.start + 1, b.start - a.start)
 

@@ -27,19 +27,22 @@ Hardware decisions
   (an adder tree per word into ``S``); the output pass reads both again and multiplies.
   Reading the table twice costs nothing (it is already there); keeping ``e`` instead would
   take a second buffer of ``lanes x 18`` bits per word.
-* The exponent table is one 256 x 18 memory with ``lanes`` read ports (the synthesizer
-  replicates it per port pair: one block RAM each on ECP5 or Xilinx), written by ``table``.
-* ``R`` comes from a restoring divider, one quotient bit a cycle: ``recip_bits`` (22)
-  cycles. 22 bits hold the quotient for every table numerics accepts (``EXP[0] >= 2**16``,
-  and ``S >= EXP[0]``); the dividend ``127 * 2**31`` has zeros in its low 31 bits, so the
-  divider starts from ``127 * 2**31 >> 22``, already below ``S``, and shifts in zeros.
+* The exponent table is one 256 x 18 memory with ``lanes`` read ports, written by
+  ``table`` (the synthesizer makes a copy per read port, each one block RAM sharing the
+  write).
+* ``R`` comes from a restoring divider, ``bits_per_cycle`` quotient bits a cycle (that many
+  subtract-and-select steps chained): ``div_cycles = ceil(recip_bits / bits_per_cycle)``
+  cycles (22 at one bit a cycle). 22 bits hold the quotient for every table numerics
+  accepts (``EXP[0] >= 2**16``, and ``S >= EXP[0]``); the dividend ``127 * 2**31`` has zeros
+  in its low 31 bits, so the divider starts from ``127 * 2**31 >> 22`` (or more, padded to
+  whole cycles), already below ``S``, and shifts in zeros.
 * The output pass is a pipeline that freezes as a whole while ``source`` is not ready
   (its memory read ports hold their data), so back-pressure never loses a word. The next
   row's input pass starts as soon as the last word has been read; its exponent pass waits
   until the output pipeline is empty, since both passes share the read ports.
 
 Cycles: :mod:`.perf` (``softmax_schedule``); rows of ``W = ceil(n / lanes)`` words follow
-each other every ``3 W + recip_bits + 3 + max(0, OUT_LATENCY - W)`` cycles when the output keeps
+each other every ``3 W + div_cycles + 3 + max(0, OUT_LATENCY - W)`` cycles when the output keeps
 up (the last term: a row too short to cover the previous row's output pipeline).
 """
 
@@ -183,29 +186,35 @@ class SoftmaxUnit(wiring.Component):
             m.d.sync += total.eq(Mux(e_first2, 0, total) + psum)
 
         # --- divider: R = floor(127 * 2**31 / S) --------------------------------------------
-        qb = cfg.recip_bits
-        assert qb <= RECIP_SHIFT   # the dividend's shifted-in bits are all zero
+        qb, k = cfg.recip_bits, cfg.bits_per_cycle
+        steps = cfg.div_cycles * k                # padded to whole cycles: leading zeros
+        assert steps <= RECIP_SHIFT   # the dividend's shifted-in bits are all zero
         rem = Signal(cfg.sum_bits + 1)
-        quo = Signal(qb)
-        cnt = Signal(range(qb + 1))
+        quo = Signal(steps)
+        cnt = Signal(range(cfg.div_cycles + 1))
         o_recip = Signal(qb)
         o_mx = Signal(signed(INT8.bits))
         o_valid = Signal(pos)
         o_nwords = Signal(range(depth + 1))
         with m.If((phase == EXP) & (widx == nwords) & ~e_v0 & ~e_v1):
             # The last psum lands in S at the end of this cycle; the divider reads S from the
-            # next one.
-            m.d.sync += [phase.eq(DIV), rem.eq((PROB_MAX << RECIP_SHIFT) >> qb), quo.eq(0),
-                         cnt.eq(qb)]
-        rem2 = (rem << 1)[:len(rem)]              # a zero shifted in
-        diff = Signal(signed(len(rem) + 1))
-        m.d.comb += diff.eq(rem2 - total)
-        take = diff >= 0
-        quo_next = Cat(take, quo)[:qb]
+            # next one. The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
+            m.d.sync += [phase.eq(DIV), rem.eq((PROB_MAX << RECIP_SHIFT) >> steps), quo.eq(0),
+                         cnt.eq(cfg.div_cycles)]
+        r_cur, q_cur = rem, quo
+        for j in range(k):                        # k restoring steps chained in one cycle
+            rem2 = (r_cur << 1)[:len(rem)]        # a zero shifted in
+            diff = Signal(signed(len(rem) + 1), name=f"div_diff{j}")
+            r_new = Signal.like(rem, name=f"div_rem{j}")
+            q_new = Signal.like(quo, name=f"div_quo{j}")
+            m.d.comb += [diff.eq(rem2 - total),
+                         r_new.eq(Mux(diff >= 0, diff, rem2)),
+                         q_new.eq(Cat(diff >= 0, q_cur)[:steps])]
+            r_cur, q_cur = r_new, q_new
         with m.If(phase == DIV):
-            m.d.sync += [rem.eq(Mux(take, diff, rem2)), quo.eq(quo_next), cnt.eq(cnt - 1)]
+            m.d.sync += [rem.eq(r_cur), quo.eq(q_cur), cnt.eq(cnt - 1)]
             with m.If(cnt == 1):
-                m.d.sync += [phase.eq(OUT), o_recip.eq(quo_next), o_mx.eq(mx),
+                m.d.sync += [phase.eq(OUT), o_recip.eq(q_cur[:qb]), o_mx.eq(mx),
                              o_valid.eq(valid_r), o_nwords.eq(nwords), widx.eq(0), base.eq(0)]
 
         # --- output pass: a pipeline that freezes while source is not ready -----------------
