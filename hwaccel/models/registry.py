@@ -36,6 +36,7 @@ from .metrics import reconstruction_error, roc_auc, top1
 from .mlperf import DSCNN, AutoEncoder, MobileNetV1, ResNet8
 from .mlperf_data import digits_rgb, keywords, machine_sounds, wake_words
 from .nets import CNN, LSTMClassifier
+from .transformer import DigitTransformer, digit_patches
 
 __all__ = ["Workload", "WORKLOADS", "workload"]
 
@@ -79,6 +80,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("mobilenet", MobileNetV1, wake_words, MobileNetV1.INPUT, published_macs="7.49 M"),
     Workload("autoencoder", AutoEncoder, machine_sounds, AutoEncoder.INPUT, task="anomaly",
              published_macs="0.264 M"),
+    Workload("transformer", DigitTransformer, digit_patches, DigitTransformer.INPUT),
 )}
 
 
