@@ -32,6 +32,17 @@ SUPPORTED = (
     "Embedding (on the token-id input)",
     "Dropout and Identity (no-ops in eval mode)",
     "softmax / log_softmax / argmax over the last dimension, last (run on the host)",
+    # attention: traced and run in float (compile() refuses them until the quantizer takes them)
+    "TransformerEncoder / TransformerEncoderLayer (batch_first, norm_first either way, relu or "
+    "gelu) and MultiheadAttention as self-attention (batch_first, no bias_k/bias_v, no zero "
+    "attention, kdim = vdim = embed_dim; only the output read), with no mask or a causal "
+    "mask / is_causal; no padding masks",
+    "F.scaled_dot_product_attention (dropout_p=0, no mask or a causal one), q @ k.transpose, "
+    "a scale by a number right after it, masked_fill / add of a causal mask, softmax over the "
+    "last dimension, on (batch, tokens, features) or heads split by view/reshape/split/chunk "
+    "and transpose/permute, then joined back by view/reshape/flatten",
+    "LayerNorm / F.layer_norm (over the last axis), GELU / F.gelu, a constant added to a "
+    "sequence (positional embeddings), x.mean(1) and x[:, i] of a sequence",
 )
 
 

@@ -14,6 +14,10 @@ Float IR (:class:`Graph`, made by :mod:`.trace`)
     :class:`Flatten`, :class:`Linear` (+ReLU), :class:`LSTM` (one or more layers, batch first,
     every step or the last step out) and a host ``head`` (``logits``, ``softmax``,
     ``log_softmax`` or ``argmax``). Weights are float64 numpy arrays, exactly the module's.
+    Attention and transformer encoders (:mod:`.ir_attention`): :class:`MatMul` of two
+    activations, row-wise :class:`Softmax` (causal or not), :class:`LayerNorm`, :class:`Gelu`,
+    per-head :class:`Slice` and :class:`Concat`, :class:`AddConstant` (positional embeddings),
+    :class:`TokenMean` and :class:`Token` heads; these run in float only so far.
 
 Quantized IR (:class:`QGraph`, made by :mod:`.quantize`)
     Integer tensors and requantizers only (:class:`QEmbedding`, :class:`QConv` with an optional
@@ -27,16 +31,17 @@ Shapes are per sample: ``(C, H, W)`` for an image, ``(F,)`` for a vector, ``(T, 
 sequence and ``(T,)`` for token ids. Padding is ``(top, left, bottom, right)``, as the conv
 engine's layer descriptor has it; an int means the same on every side.
 
-The ops live in :mod:`.ir_float` and :mod:`.ir_quant`, the graphs, shapes
+The ops live in :mod:`.ir_float`, :mod:`.ir_attention` and :mod:`.ir_quant`, the graphs, shapes
 and MACs in :mod:`.ir_graph`; every name is importable from here.
 """
 
 from __future__ import annotations
 
 # The IR is split by kind of op; every name stays importable from here.
-from . import ir_float, ir_graph, ir_quant
+from . import ir_attention, ir_float, ir_graph, ir_quant
+from .ir_attention import *  # noqa: F403
 from .ir_float import *  # noqa: F403
 from .ir_graph import *  # noqa: F403
 from .ir_quant import *  # noqa: F403
 
-__all__ = [*ir_float.__all__, *ir_quant.__all__, *ir_graph.__all__]
+__all__ = [*ir_float.__all__, *ir_attention.__all__, *ir_quant.__all__, *ir_graph.__all__]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .ir_attention import ATTENTION_OPS, MatMul
 from .ir_float import (
     INPUT,
     LSTM,
@@ -39,8 +40,8 @@ def _link(ops, output: str) -> tuple[tuple, str]:
         missing = [v for v in op.inputs if v not in seen]
         if missing:
             raise ValueError(f"op {op.name!r} reads {missing[0]!r}, which no earlier op produces")
-        want = 2 if isinstance(op, (Add, QAdd)) else 1
-        if len(op.inputs) != want:
+        want = 2 if isinstance(op, (Add, QAdd)) else getattr(op, "ARITY", 1)
+        if len(op.inputs) != want and not (want is None and op.inputs):
             raise ValueError(f"op {op.name!r} must read {want} value(s), not {op.inputs!r}")
         seen.add(op.name)
         out.append(op)
@@ -122,6 +123,8 @@ class QGraph(_Values):
 # --- shapes and work -----------------------------------------------------------------------------
 def out_shape(op, shape: Shape, *more: Shape) -> Shape:
     """The per-sample output shape of ``op`` (float or quantized) on inputs of ``shape``."""
+    if isinstance(op, ATTENTION_OPS):
+        return op.out_shape(shape, *more)
     if isinstance(op, (Embedding, QEmbedding)):
         table = op.weight if isinstance(op, Embedding) else op.table
         return (shape[0], table.shape[1])
@@ -153,7 +156,10 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
 def macs(op, shape: Shape) -> int:
     """Multiply-accumulates of ``op`` per sample on an input of ``shape`` (the float work: a
     fused pool, an add, an average and the host's gathers count nothing; a padded tap counts,
-    as the published figures of the MLPerf Tiny models count it)."""
+    as the published figures of the MLPerf Tiny models count it; a product of two activations
+    counts as a Linear does, :mod:`.ir_attention`)."""
+    if isinstance(op, MatMul):
+        return op.macs(shape)
     if isinstance(op, (Conv2d, QConv)):
         cout, cin_g, kh, kw = op._weights().shape
         oh, ow = op.out_size(*shape[1:])

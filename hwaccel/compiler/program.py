@@ -173,10 +173,11 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     from .lower import LoweringError, max_batch
     from .memory import DoesNotFit
     from .quantize import quantize
-    from .trace import trace
+    from .trace import refuse_float_only, trace
 
     cfg = _preset(preset)
     graph = trace(model, example)
+    refuse_float_only(graph)  # attention ops: float IR only until the quantizer takes them
     if calibration is None:
         qgraph = quantize(graph, example, "calibration data (the example: no calibration given)")
     else:

@@ -50,7 +50,37 @@ def _op(op, x, *more):
                 hs.append(h)
             x = torch.stack(hs, dim=1)
         return x[:, -1] if op.last_step else x
+    if isinstance(op, ir.ATTENTION_OPS):
+        return _attention_op(op, t, x, *more)
     raise TypeError(f"op must be a float IR op, not {op!r}")
+
+
+def _attention_op(op, t, x, *more):
+    """The ops of :mod:`.ir_attention` on a batch (batch first)."""
+    import torch
+    import torch.nn.functional as F
+
+    if isinstance(op, ir.MatMul):
+        b = more[0].transpose(-2, -1) if op.transpose_b else more[0]
+        return (x @ b) * op.scale
+    if isinstance(op, ir.Softmax):
+        if op.causal:  # row i sees columns j <= i
+            above = torch.ones(x.shape[-2:], dtype=torch.bool, device=x.device).triu(1)
+            x = x.masked_fill(above, float("-inf"))
+        return torch.softmax(x, dim=-1)
+    if isinstance(op, ir.LayerNorm):
+        return F.layer_norm(x, (x.shape[-1],), t(op.weight), t(op.bias), op.eps)
+    if isinstance(op, ir.Gelu):
+        return F.gelu(x, approximate=op.approximate)
+    if isinstance(op, ir.Slice):
+        return x[..., op.start:op.stop]
+    if isinstance(op, ir.Concat):
+        return torch.cat((x, *more), dim=-1)
+    if isinstance(op, ir.AddConstant):
+        return x + t(op.value)
+    if isinstance(op, ir.TokenMean):
+        return x.mean(dim=1)
+    return x[:, op.index]  # ir.Token
 
 
 def _prepare(graph: ir.Graph, x):

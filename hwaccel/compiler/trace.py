@@ -11,6 +11,13 @@ and ``out[:, -1]`` / ``h_n[-1]`` into the LSTM before them, each only when nothi
 that layer's output (:mod:`.fold`); dropout and identities are the no-ops they are in eval
 mode. Every parameter and buffer of a module it reads, and every batch-norm-folded tensor, must
 be finite (:class:`~.errors.NonFiniteError` names it and its layer).
+
+Nodes that do not depend on the input's values (parameters and buffers read in ``forward``,
+masks built from them and from shapes) are kept as constants, with the values the example run
+gave them: a constant added to a sequence is a positional embedding, a constant mask is checked
+to be causal. Transformer modules are lowered from their parameters (:mod:`.trace_attention`),
+hand-written attention is followed through its head reshapes (:mod:`.trace_layout`); their ops
+(:mod:`.ir_attention`) run in float only so far, and :func:`refuse_float_only` says so.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ import numpy as np
 from . import ir
 from .errors import SUPPORTED, UnsupportedOp, check_parameters
 from .fold import BatchNorm, Relu, fold
+from .trace_attention import Const, TransformerReaders
+from .trace_layout import Cols, Heads, LayoutReaders, Masked
 from .trace_ops import Head, LayerReaders, Pad, np_of
 
-__all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
+__all__ = ["SUPPORTED", "UnsupportedOp", "trace", "refuse_float_only"]
 
 
 def _args(node, names: tuple[str, ...], defaults: dict) -> dict:
@@ -39,7 +48,7 @@ def _args(node, names: tuple[str, ...], defaults: dict) -> dict:
 _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"}
 
 
-class _Reader(LayerReaders):
+class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
     """Reads a traced graph node by node into IR ops (and :mod:`.fold`'s markers)."""
 
     def __init__(self, gm):
@@ -52,6 +61,7 @@ class _Reader(LayerReaders):
         self.head = "logits"
         self.output = ""
         self.names: set[str] = {ir.INPUT}
+        self.slices: dict = {}         # (value, start, stop) -> the Slice op's name
 
     # --- helpers -------------------------------------------------------------------------------
     def name(self, node) -> str:
@@ -70,11 +80,24 @@ class _Reader(LayerReaders):
         meta = node.meta.get("tensor_meta")
         return tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
 
+    def resolve(self, arg, where: str):
+        """What ``env`` holds for ``arg``, a softmax over the rows of a (tokens, tokens) value
+        that an op reads made a :class:`~.ir_attention.Softmax` (it is not the host's head)."""
+        v = self.env.get(arg) if hasattr(arg, "users") else None
+        if isinstance(v, Head) and v.kind == "softmax" and v.rows:
+            self.env[arg] = v = self.put(ir.Softmax(self.fresh(v.node), inputs=(v.value,)))
+        return v
+
     def value(self, arg, where: str) -> str:
         """The value an op reads through the argument ``arg``."""
-        v = self.env.get(arg) if hasattr(arg, "users") else None
+        v = self.resolve(arg, where)
         if isinstance(v, str):
             return v
+        if isinstance(v, (Cols, Heads, Masked)):
+            return self.materialize(v, where)
+        if isinstance(v, Const):
+            raise UnsupportedOp("a constant operand", where, f"{arg.name}; ops read tensors "
+                                                             f"computed from the input")
         if isinstance(v, Head):
             raise UnsupportedOp("an op after the host head", where,
                                 f"{v.kind} must be the model's last op")
@@ -93,7 +116,9 @@ class _Reader(LayerReaders):
 
     def alias(self, node, where: str) -> None:
         """``node`` is its input (a no-op in eval mode)."""
-        self.env[node] = self.value(node.args[0], where)
+        v = self.env.get(node.args[0]) if hasattr(node.args[0], "users") else None
+        layout = isinstance(v, (Cols, Heads, Masked))
+        self.env[node] = v if layout else self.value(node.args[0], where)
 
     def unary(self, node, where: str, make) -> None:
         """An op of one input: ``make(name)`` reading the first argument."""
@@ -150,6 +175,20 @@ class _Reader(LayerReaders):
             self.unary(node, where, lambda name: ir.Embedding(name, np_of(m.weight)))
         elif isinstance(m, nn.LSTM):
             self.lstm(node, where, m)
+        elif isinstance(m, (nn.MultiheadAttention, nn.TransformerEncoderLayer,
+                            nn.TransformerEncoder)):
+            for path, sub in m.named_modules():
+                check_parameters(sub, f"{node.target}.{path}" if path else node.target)
+            if isinstance(m, nn.MultiheadAttention):
+                self.mha(node, where, m)
+            elif isinstance(m, nn.TransformerEncoderLayer):
+                self.encoder_layer(node, where, m)
+            else:
+                self.encoder(node, where, m)
+        elif isinstance(m, nn.LayerNorm):
+            self.layernorm(node, where, m)
+        elif isinstance(m, nn.GELU):
+            self.gelu(node, where, m.approximate)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
             self.set_head(node, where, "softmax" if isinstance(m, nn.Softmax) else "log_softmax",
                           m.dim)
@@ -169,6 +208,8 @@ class _Reader(LayerReaders):
             self.lstm_of[node] = ("size", None)  # feeds a reshape's arguments, not an op
         elif t is operator.getitem and self.lstm_of.get(node.args[0], (None,))[0] == "size":
             self.lstm_of[node] = ("size", None)
+        elif self.layout_call(node, t, name, where):
+            pass
         elif t is operator.getitem:
             self.getitem(node, where)
         elif name in ("relu", "relu_") and t in (torch.relu, torch.relu_, F.relu, "relu",
@@ -220,6 +261,11 @@ class _Reader(LayerReaders):
             a = _args(node, ("input", "dim"), {"dim": None})
             self.set_head(node, where, _HEADS[name], a["dim"])
         else:
+            params = [self.env[a].param for a in node.all_input_nodes
+                      if isinstance(self.env.get(a), Const) and self.env[a].param]
+            if params:
+                raise UnsupportedOp("a parameter used outside its module", where,
+                                    f"{params[0]} (use the module, e.g. nn.Linear)")
             raise UnsupportedOp(f"{'method' if node.op == 'call_method' else 'function'} "
                                 f"{name}", where)
 
@@ -233,13 +279,18 @@ class _Reader(LayerReaders):
                 self.env[node] = ir.INPUT
                 self.input_shape = tuple(meta.shape[1:])
                 self.tokens = not meta.dtype.is_floating_point
+            elif "constant" in node.meta:  # computed from parameters and shapes only
+                c = node.meta["constant"]
+                if hasattr(c, "detach"):
+                    self.env[node] = Const(np_of(c) if c.is_floating_point() else
+                                           c.detach().cpu().numpy().copy(),
+                                           node.target if node.op == "get_attr" else None)
+                else:
+                    self.lstm_of[node] = ("size", None)  # a shape or a number
             elif node.op == "call_module":
                 self.module(node)
             elif node.op in ("call_function", "call_method"):
                 self.call(node)
-            elif node.op == "get_attr":
-                raise UnsupportedOp("a parameter used outside its module", node.name,
-                                    f"{node.target} (use the module, e.g. nn.Linear)")
             elif node.op == "output":
                 out = self.env.get(node.args[0]) if hasattr(node.args[0], "users") else None
                 role, value = self.lstm_of.get(node.args[0], (None, None))
@@ -264,15 +315,45 @@ class _Reader(LayerReaders):
         return ir.Graph(self.input_shape, self.tokens, tuple(ops), self.head, output)
 
 
+def _propagate_class():
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    class Propagate(ShapeProp):
+        """``ShapeProp`` that keeps the value of every node that does not depend on the
+        input's values (parameters, buffers, masks built from them and from shapes) in
+        ``node.meta["constant"]``."""
+
+        def run_node(self, n):
+            out = super().run_node(n)
+            data = n.op == "placeholder" or any(a.meta.get("data") for a in n.all_input_nodes)
+            if data and not (n.op == "call_method" and n.target in ("size", "dim") or (
+                    n.target is getattr and n.args[1] in ("shape", "device", "dtype"))):
+                n.meta["data"] = True
+            elif n.op != "output":
+                n.meta["constant"] = out
+            return out
+
+    return Propagate
+
+
+def refuse_float_only(graph: ir.Graph) -> None:
+    """Raise :class:`UnsupportedOp` for the first op the quantizer does not take yet (the
+    attention ops of :mod:`.ir_attention`: they trace and run in float only)."""
+    op = next((op for op in graph.ops if isinstance(op, ir.ATTENTION_OPS)), None)
+    if op is not None:
+        raise UnsupportedOp(f"{type(op).__name__} (transformer ops)", repr(op.name),
+                            "transformer ops trace and run in float; the accelerator's "
+                            "attention commands are not built yet")
+
+
 def trace(model, example) -> ir.Graph:
     """The float IR of ``model`` (traced in eval mode; its training flag is restored)."""
     import torch
     import torch.fx
-    from torch.fx.passes.shape_prop import ShapeProp
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     example = torch.as_tensor(example)
+    _Propagate = _propagate_class()  # noqa: N806
     was_training = model.training
     model.eval()
     try:
@@ -282,7 +363,7 @@ def trace(model, example) -> ir.Graph:
             raise UnsupportedOp("untraceable Python in forward()", type(model).__name__,
                                 f"torch.fx cannot trace it ({exc})") from exc
         with torch.no_grad():
-            ShapeProp(gm).propagate(example)
+            _Propagate(gm).propagate(example)
         gm.graph.eliminate_dead_code()  # e.g. the unused (h_n, c_n) of `x, _ = lstm(x)`
         return _Reader(gm).read(gm.graph)
     finally:

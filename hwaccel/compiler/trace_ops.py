@@ -36,10 +36,14 @@ class Pad:
 
 @dataclass(frozen=True)
 class Head:
-    """The host head ``kind`` applied to ``value``: only the model's output may read it."""
+    """The host head ``kind`` applied to ``value``: only the model's output may read it, unless
+    it is a softmax over the rows of a (tokens, tokens) value (``rows``): read by an op, that is
+    a :class:`~.ir_attention.Softmax` named after the fx node ``node``."""
 
     kind: str
     value: str
+    rows: bool = False
+    node: str = ""
 
 
 class LayerReaders:
@@ -121,21 +125,32 @@ class LayerReaders:
                                                                        right))), where)
 
     def add(self, node, where: str, a, b) -> None:
+        from .trace_attention import Const
+
+        for x, y in ((a, b), (b, a)):
+            if hasattr(y, "users") and isinstance(self.env.get(y), Const) and hasattr(x, "users"):
+                return self.add_constant(node, where, x, self.env[y])
         if not (hasattr(a, "users") and hasattr(b, "users")):
             raise UnsupportedOp("add of a constant", where, "only the sum of two tensors "
                                                             "computed from the input")
-        if self.shape(a) != self.shape(b) or len(self.shape(a)) not in (1, 3):
+        if self.shape(a) != self.shape(b) or len(self.shape(a)) not in (1, 2, 3):
             raise UnsupportedOp("add", where, f"of per-sample shapes {self.shape(a)} and "
-                                              f"{self.shape(b)}; only equal image or vector "
-                                              f"shapes (no broadcasting)")
+                                              f"{self.shape(b)}; only equal image, sequence or "
+                                              f"vector shapes (no broadcasting)")
         inputs = (self.value(a, where), self.value(b, where))
         self.emit(node, ir.Add(self.name(node), inputs=inputs))
 
     def set_head(self, node, where: str, kind: str, dim) -> None:
-        rank = len(self.shape(node.args[0])) + 1
-        if dim not in (-1, rank - 1):
+        from .trace_layout import Heads, Masked
+
+        shape = self.shape(node.args[0])
+        if dim not in (-1, len(shape)):
             raise UnsupportedOp(kind, where, f"dim={dim!r}; only the last dimension")
-        self.env[node] = Head(kind, self.value(node.args[0], where))
+        src = self.env.get(node.args[0])
+        if kind == "softmax" and isinstance(src, (Heads, Masked)):  # attention probabilities
+            return self.softmax(node, where, node.args[0])
+        rows = kind == "softmax" and len(shape) == 2
+        self.env[node] = Head(kind, self.value(node.args[0], where), rows, node.name)
 
     def conv(self, node, where: str, m) -> None:
         k, s = pair(m.kernel_size), pair(m.stride)
@@ -210,9 +225,17 @@ class LayerReaders:
             if isinstance(idx, tuple) and len(idx) in (2, 3) and idx[0] == sl and \
                     idx[1] in (-1, steps - 1 if steps else -1) and idx[2:] in ((), (sl,)):
                 return self.unary_from(node, value, lambda name: LastStep(name, where))
+        shape, sl = self.shape(src), slice(None)
+        if role is None and len(shape) == 2 and isinstance(idx, tuple) and len(idx) in (2, 3) \
+                and idx[0] == sl and isinstance(idx[1], int) and -shape[0] <= idx[1] < shape[0] \
+                and idx[2:] in ((), (sl,)):  # one token of a sequence: a first-token head
+            index = idx[1] % shape[0]
+            return self.unary(node, where, lambda name: ir.Token(name, index))
         name = getattr(src, "name", repr(src))
         raise UnsupportedOp("indexing", where, f"[{idx!r}] on {name}; only an LSTM's "
-                                               f"out[:, -1] or h_n[-1] (its last step)")
+                                               f"out[:, -1] or h_n[-1] (its last step), or "
+                                               f"x[:, i] of a (batch, tokens, features) "
+                                               f"sequence (one token)")
 
     def unary_from(self, node, value: str, make) -> None:
         self.emit(node, dataclasses.replace(make(self.name(node)), inputs=(value,)))
