@@ -10,8 +10,9 @@ and strides, a Linear head) on the ``tiny`` preset.
   outputs equal golden bit for bit, and every counter of every program equals the cycle model's
   (:func:`hwaccel.generators.accel.perf.program_perf`).
 * Random LSTM models (:func:`hwaccel.compiler.random_cases.random_lstm`: tokens or float
-  sequences, 1 to 8 steps, a last-step or per-step head) at the sizes of tiny's LSTM cell: golden
-  equals the twin, and two of them run on the RTL bit-exact and cycle-exact, as above.
+  sequences, 1 to 8 steps, a last-step or per-step head), at the sizes of tiny's LSTM cell and
+  at random sizes up to them (one layer, or two of different widths): golden equals the twin,
+  and three of them run on the RTL bit-exact and cycle-exact, as above.
 * A layer whose bands of rows straddle two weight groups
   (:func:`hwaccel.compiler.cases.split_bands`) runs on the RTL as above.
 """
@@ -38,8 +39,11 @@ BATCH = 2
 #: Seeds run on the RTL; together they cover :data:`COVERED`.
 RTL_SAMPLE = (0, 1, 6, 38, 75)
 GOLDEN_SEEDS = sorted(set(range(12)) | set(RTL_SAMPLE))
-#: LSTM models at the cell's sizes: golden on all, the RTL on the first two.
-LSTM_SEEDS = (0, 1, 2, 4)
+#: LSTM models at the cell's sizes (golden; the RTL on the first) and at any sizes up to them
+#: (golden; the RTL on the first two: 3 -> 4 -> 5 wide on floats, last step; 5 -> 5 -> 3 on
+#: tokens, every step).
+LSTM_SEEDS = (0, 1)
+ANY_LSTM_SEEDS = (1, 4, 0, 5, 9)
 #: What the RTL sample must exercise, as :func:`features` names it.
 COVERED = {"add scales differ", "add scales differ + relu", "branch", "conv stride 1",
            "conv stride 2", "conv strides 2x1", "depthwise stride 1", "depthwise stride 2",
@@ -119,18 +123,24 @@ def test_random_dag_on_the_rtl_equals_golden_and_the_cycle_model(host, seed):
     _on_the_rtl(host, cm, x_int, twin, f"seed {seed}: {model.spec} {model.head}")
 
 
-@pytest.mark.parametrize("seed", LSTM_SEEDS)
-def test_random_lstm_at_the_cells_sizes_golden_equals_the_integer_twin(seed):
-    model, cm, x_int, twin = _compiled(seed, random_lstm)
-    np.testing.assert_array_equal(twin, qforward(cm.qgraph, x_int), err_msg=f"{seed}: {model}")
-    np.testing.assert_array_equal(_golden(cm, cm.lower(x_int)), twin,
-                                  err_msg=f"seed {seed}: {model}")
+def _any_size_lstm(seed: int, config):
+    return random_lstm(seed, config, any_size=True)
 
 
-@pytest.mark.parametrize("seed", LSTM_SEEDS[:2])
-def test_random_lstm_at_the_cells_sizes_on_the_rtl(host, seed):
-    model, cm, x_int, twin = _compiled(seed, random_lstm)
-    _on_the_rtl(host, cm, x_int, twin, f"seed {seed}: {model}")
+@pytest.mark.parametrize("draw, seed", [(random_lstm, s) for s in LSTM_SEEDS] +
+                         [(_any_size_lstm, s) for s in ANY_LSTM_SEEDS])
+def test_random_lstm_golden_equals_the_integer_twin(draw, seed):
+    model, cm, x_int, twin = _compiled(seed, draw)
+    why = f"{draw.__name__} seed {seed}: {model}"
+    np.testing.assert_array_equal(twin, qforward(cm.qgraph, x_int), err_msg=why)
+    np.testing.assert_array_equal(_golden(cm, cm.lower(x_int)), twin, err_msg=why)
+
+
+@pytest.mark.parametrize("draw, seed", [(random_lstm, LSTM_SEEDS[0])] +
+                         [(_any_size_lstm, s) for s in ANY_LSTM_SEEDS[:2]])
+def test_random_lstm_on_the_rtl(host, draw, seed):
+    model, cm, x_int, twin = _compiled(seed, draw)
+    _on_the_rtl(host, cm, x_int, twin, f"{draw.__name__} seed {seed}: {model}")
 
 
 def test_a_layer_split_across_weight_groups_on_the_rtl(host):
