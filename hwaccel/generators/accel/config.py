@@ -33,7 +33,9 @@ class AccelConfig:
         one beat per cycle (a 16-byte scratchpad would need 16 cycles per 256-byte beat).
     lstm : LstmConfig (or a dict), optional
         The LSTM cell that runs LSTM commands (``output="all"``: every step's h is stored).
-        Its weight beats (``lanes`` int8) come from the weight scratchpad, one per cycle.
+        Its ``input_size`` and ``hidden_size`` are the largest an LSTM command may ask for
+        (each command carries its own). Its weight beats (``lanes`` int8) come from the weight
+        scratchpad, one per cycle.
     psum_depth : int
         Words of the partial-sum memory (one word = ``block`` int accumulators): a GEMM whose K
         spans several engine tiles keeps one M tile's sums of one N tile there between its K
@@ -183,8 +185,9 @@ PRESETS: dict[str, AccelConfig] = {
                     lstm=LstmConfig(input_size=6, hidden_size=5, lanes=4, name="accel_tiny"),
                     name="tiny"),
         # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.
-        # The reference LSTM layer (I = H = 64) on 256 lanes: a weight beat is exactly one
-        # weight-scratchpad word (2048 bits), as a conv weight beat is.
+        # LSTMs up to the reference layer (I = H = 64) on 256 lanes: a weight beat is exactly
+        # one weight-scratchpad word (2048 bits), as a conv weight beat is; any smaller I and H
+        # run too (one slot: every step is I + H issue cycles).
         # Conv: kernels up to 10 x 10 (DS-CNN's 10 x 4; 7 x 7 stems), maps up to 96 x 96 and
         # 256 channels (MobileNetV1 0.25's 96 x 96 x 3 input and 256-channel tail; taller maps
         # run as bands of rows). The line buffer holds 16 rows of 105 padded columns x 16

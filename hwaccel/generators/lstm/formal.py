@@ -1,6 +1,8 @@
 """Formal harnesses of the LSTM cell (run by ``hwaccel verify``).
 
-Properties, on the ``tiny_p1`` preset (I = 3, H = 2, one lane, h after each sequence):
+Properties, on the ``tiny_p1`` preset (I = 3, H = 2, one lane, h after each sequence), built
+with ``runtime_size`` and its ``size`` input free (any value in any cycle, sizes above the
+cell's and 0 included), so they hold for every size the cell can be asked to run:
 
 ``h_stream``  ``h`` keeps ``valid`` until the transfer and its payload stable, for any loads
               and x beats that obey the stream rules and any back-pressure.
@@ -53,7 +55,8 @@ class LstmHarness(Harness):
             raise ValueError(f"prop must be one of {', '.join(PROPERTIES)}, not {prop!r}")
         super().__init__(prop, mutant=mutant)
         self.config = config
-        dut = self.dut = LstmCell(config)
+        dut = self.dut = LstmCell(config, runtime_size=True)
+        self.take(dut.size)
         self.take_streams(dut.weights, dut.params, dut.x)
         self.take_streams(dut.h, sink=True)
         self.glitch = Signal()
