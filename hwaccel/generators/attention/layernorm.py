@@ -20,12 +20,12 @@ valid); a layer's loads go in before its rows.
 
 Hardware decisions
 ------------------
-* Input pass: each word is stored in a row buffer (``ch_words`` words, one block RAM) while
-  its masked sum and sum of squares (``lanes`` 8 x 8 squarers, two adder trees) are
-  registered and added into ``Sx`` and ``Sxx`` a cycle later: exact, no rounding.
+* Input pass: each word is stored in a row buffer (``ch_words`` words, one block RAM) and
+  registered; its masked sum and sum of squares (``lanes`` 8 x 8 squarers, two adder trees)
+  are registered the next cycle and added into ``Sx`` and ``Sxx`` the cycle after: exact.
 * Variance (:data:`VAR_CYCLES`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
-  (a subtract and add), then a leading-one detector gives ``s`` and one barrel shift by an
-  even amount gives the 22-bit mantissa ``w``.
+  (a subtract and add), a leading-one detector gives ``s``, and one barrel shift by an even
+  amount the 22-bit mantissa ``w``: a cycle each.
 * Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
   of ``r`` a cycle from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping
   ``r**2 * w`` and ``r * w`` as running sums so each step is two adds and a compare against
@@ -57,9 +57,9 @@ from .config import AttentionConfig
 
 __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "VAR_CYCLES", "LN_OUT_LATENCY"]
 
-#: Cycles from the input pass's end to the square root's first step (last sums, products,
-#: ``W``, normalization).
-VAR_CYCLES = 4
+#: Cycles from the input pass's end to the square root's first step (the last word's sums
+#: formed and added, the products, ``W``, its leading one, the normalizing shift).
+VAR_CYCLES = 6
 #: Cycles from the output pass's last read to that word on ``source``.
 LN_OUT_LATENCY = 6
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
@@ -149,13 +149,21 @@ class LayerNormUnit(wiring.Component):
                      accept.eq(self.sink.valid & self.sink.ready)]
         base_now = Mux(in_row, base, 0)
         widx_now = Mux(in_row, widx, 0)
-        q = [Mux(base_now + i < chans, self.sink.payload[i], 0) for i in range(L)]
         m.d.comb += [buf_wr.addr.eq(widx_now), buf_wr.data.eq(self.sink.payload),
                      buf_wr.en.eq(accept)]
+        # The word is registered, its masked sums next cycle, added in the cycle after.
+        in_v, in_first = Signal(), Signal()
+        in_q = Signal(word_layout(L))
+        in_base = Signal(pos)
+        m.d.sync += in_v.eq(accept)
+        with m.If(accept):
+            m.d.sync += [in_q.eq(self.sink.payload), in_base.eq(base_now),
+                         in_first.eq(~in_row)]
+        q = [Mux(in_base + i < chans, in_q[i], 0) for i in range(L)]
         sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         pv, pfirst = Signal(), Signal()
-        m.d.sync += [pv.eq(accept), pfirst.eq(~in_row),
+        m.d.sync += [pv.eq(in_v), pfirst.eq(in_first),
                      psx.eq(tree_sum(q)), psxx.eq(tree_sum([x * x for x in q]))]
         with m.If(pv):
             m.d.sync += [sx.eq(Mux(pfirst, 0, sx) + psx), sxx.eq(Mux(pfirst, 0, sxx) + psxx)]
@@ -183,18 +191,18 @@ class LayerNormUnit(wiring.Component):
         s_off = (RSQRT_BITS // 2)                      # 11
         with m.If(phase == VAR):
             m.d.sync += vstep.eq(vstep + 1)
-            with m.If(vstep == 1):
-                m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
+            # vstep 0, 1: the last word's sums are formed, then added.
             with m.If(vstep == 2):
-                m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
+                m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
             with m.If(vstep == 3):
-                bits = _bit_length(wv)
-                sbn = Signal.like(sb)
-                m.d.comb += sbn.eq((bits + 1) >> 1)
-                right = Mux(sbn > s_off, sbn - s_off, 0)[:5]
-                left = Mux(sbn > s_off, 0, s_off - sbn)[:5]
+                m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
+            with m.If(vstep == 4):
+                m.d.sync += [sb.eq((_bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
+            with m.If(vstep == 5):
+                right = Mux(sb > s_off, sb - s_off, 0)[:5]
+                left = Mux(sb > s_off, 0, s_off - sb)[:5]
                 w = ((wv << (left * 2)) >> (right * 2))[:RSQRT_BITS]
-                m.d.sync += [sb.eq(sbn), zero.eq(wv == 0), acc_p.eq(0), acc_a.eq(0),
+                m.d.sync += [acc_p.eq(0), acc_a.eq(0),
                              acc_b.eq(w << rb), r.eq(0), cnt.eq(cfg.rsqrt_cycles),
                              phase.eq(RSQRT)]
 

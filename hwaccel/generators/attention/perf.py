@@ -5,12 +5,13 @@ the cycle each row's first word is accepted (``start``) and the cycle its last w
 ``source`` (``last_out``), so a row's latency is ``last_out - start + 1`` cycles. Loads (exponent
 table, GELU table, LayerNorm parameters) are one beat a cycle and happen between rows.
 
-* Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W``; exponent pass ``W``
-  reads plus :data:`~.softmax.EXP_LATENCY`, starting once the previous row's output pipeline
-  is empty; divider ``div_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
-  word on ``source`` :data:`~.softmax.OUT_LATENCY` cycles after the last read. The next row's
-  first word is accepted the cycle after the last read. Rows of one length repeat every
-  ``3 W + div_cycles + 3 + max(0, OUT_LATENCY - W)`` cycles.
+* Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W`` plus
+  :data:`~.softmax.IN_LATENCY`; exponent pass ``W`` reads plus :data:`~.softmax.EXP_LATENCY`,
+  starting once the previous row's output pipeline is empty; divider ``div_cycles`` (22 at
+  one bit a cycle); output pass ``W`` reads, the last word on ``source``
+  :data:`~.softmax.OUT_LATENCY` cycles after the last read. The next row's first word is
+  accepted the cycle after the last read. Rows of one length repeat every
+  ``3 W + div_cycles + 4 + max(0, OUT_LATENCY - 1 - W)`` cycles.
 * LayerNorm, a row of ``W = ceil(C / lanes)`` words: input pass ``W``; the variance and its
   normalization :data:`~.layernorm.VAR_CYCLES`; the reciprocal square root
   ``rsqrt_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
@@ -27,7 +28,7 @@ from dataclasses import asdict, dataclass
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
 from .layernorm import LN_OUT_LATENCY, VAR_CYCLES
-from .softmax import EXP_LATENCY, OUT_LATENCY
+from .softmax import EXP_LATENCY, IN_LATENCY, OUT_LATENCY
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
            "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "TABLE_LOAD_CYCLES"]
@@ -68,7 +69,8 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
     out, start, free = [], 0, None
     for n in lengths:
         w = _words(cfg, "softmax row length", n, cfg.max_len)
-        exp = start + w if free is None else max(start + w, free)
+        exp = start + w + IN_LATENCY
+        exp = exp if free is None else max(exp, free)
         last_read = exp + w + EXP_LATENCY + cfg.div_cycles + w - 1
         out.append(RowTiming(start, last_read + OUT_LATENCY))
         free = last_read + OUT_LATENCY + 1        # the output pipeline is empty
@@ -79,8 +81,8 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
 def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
     w = _words(cfg, "softmax row length", n, cfg.max_len)
     a, b, c = softmax_schedule(cfg, [n, n, n])
-    passes = {"input": w, "exponent": w + EXP_LATENCY, "divide": cfg.div_cycles, "output": w,
-              "output_latency": OUT_LATENCY}
+    passes = {"input": w + IN_LATENCY, "exponent": w + EXP_LATENCY, "divide": cfg.div_cycles,
+              "output": w, "output_latency": OUT_LATENCY}
     return RowPerf(w, passes, a.last_out - a.start + 1, c.start - b.start)
 
 

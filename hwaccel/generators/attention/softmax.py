@@ -22,11 +22,12 @@ Interface
 Hardware decisions
 ------------------
 * The row is stored once in a row buffer (``len_words`` words of ``lanes`` int8, one block
-  RAM) and read twice: the input pass finds the masked maximum (a tree of ``lanes``
-  comparisons per word); the exponent pass reads the buffer and the table and sums ``e``
-  (an adder tree per word into ``S``); the output pass reads both again and multiplies.
-  Reading the table twice costs nothing (it is already there); keeping ``e`` instead would
-  take a second buffer of ``lanes x 18`` bits per word.
+  RAM) and read twice: the input pass finds the masked maximum (a register, a tree of
+  ``lanes`` comparisons per word, the running maximum: one stage each); the exponent pass
+  reads the buffer and the table and sums ``e`` (an adder tree per word into ``S``); the
+  output pass reads both again and multiplies. Reading the table twice costs nothing (it is
+  already there); keeping ``e`` instead would take a second buffer of ``lanes x 18`` bits per
+  word.
 * The exponent table is one 256 x 18 memory with ``lanes`` read ports, written by
   ``table`` (the synthesizer makes a copy per read port, each one block RAM sharing the
   write).
@@ -42,8 +43,8 @@ Hardware decisions
   until the output pipeline is empty, since both passes share the read ports.
 
 Cycles: :mod:`.perf` (``softmax_schedule``); rows of ``W = ceil(n / lanes)`` words follow
-each other every ``3 W + div_cycles + 3 + max(0, OUT_LATENCY - W)`` cycles when the output keeps
-up (the last term: a row too short to cover the previous row's output pipeline).
+each other every ``3 W + div_cycles + 4 + max(0, OUT_LATENCY - 1 - W)`` cycles when the output
+keeps up (the last term: a row too short to cover the previous row's output pipeline).
 """
 
 from __future__ import annotations
@@ -57,8 +58,11 @@ from ...numerics.softmax import EXP_TABLE_SIZE, PROB_MAX, RECIP_SHIFT
 from .common import lane_max, out_layout, tree_sum, word_layout
 from .config import AttentionConfig
 
-__all__ = ["SoftmaxUnit", "softmax_in_layout", "EXP_LATENCY", "OUT_LATENCY"]
+__all__ = ["SoftmaxUnit", "softmax_in_layout", "IN_LATENCY", "EXP_LATENCY", "OUT_LATENCY"]
 
+#: Cycles from the input pass's last word to the exponent pass's first read (the word's masked
+#: maximum, then the row's).
+IN_LATENCY = 1
 #: Exponent pass: cycles after its last read until the divider starts (buffer read, table read,
 #: lane sum; the divider's first step sees the final ``S``).
 EXP_LATENCY = 3
@@ -151,14 +155,25 @@ class SoftmaxUnit(wiring.Component):
         length_reg = Signal(pos)
         m.d.comb += length_now.eq(Mux(in_row, length_reg, p.length))
         base_now = Mux(in_row, base, 0)
-        mx_now = Mux(in_row, mx, INT8.min)
-        masked = [Mux(base_now + i < valid_now, p.data[i], INT8.min) for i in range(L)]
         m.d.comb += [buf_wr.addr.eq(Mux(in_row, widx, 0)), buf_wr.data.eq(p.data),
                      buf_wr.en.eq(accept)]
         last_word = base_now + L >= length_now
+        # The word is registered, then its masked lanes reduced to one maximum, then that
+        # joins the row's: the mask, the tree and the running max on separate cycles.
+        in_v, in_first, w_v, w_first = Signal(), Signal(), Signal(), Signal()
+        in_q = Signal(word_layout(L))
+        in_base = Signal(pos)
+        wmax = Signal(signed(INT8.bits))
+        m.d.sync += [in_v.eq(accept), w_v.eq(in_v)]
+        with m.If(in_v):
+            m.d.sync += [wmax.eq(lane_max([Mux(in_base + i < valid_r, in_q[i], INT8.min)
+                                           for i in range(L)])),
+                         w_first.eq(in_first)]
+        with m.If(w_v):
+            m.d.sync += mx.eq(lane_max([Mux(w_first, INT8.min, mx), wmax]))
         with m.If(accept):
-            m.d.sync += [mx.eq(lane_max([mx_now, *masked])), valid_r.eq(valid_now),
-                         length_reg.eq(length_now)]
+            m.d.sync += [in_q.eq(p.data), in_base.eq(base_now), in_first.eq(~in_row),
+                         valid_r.eq(valid_now), length_reg.eq(length_now)]
             with m.If(last_word):
                 m.d.sync += [in_row.eq(0), phase.eq(EXP), nwords.eq(Mux(in_row, widx, 0) + 1),
                              widx.eq(0), base.eq(0)]
@@ -172,7 +187,8 @@ class SoftmaxUnit(wiring.Component):
         e_b0, e_b1 = Signal(pos), Signal(pos)
         e_first0, e_first1, e_first2 = Signal(), Signal(), Signal()
         psum = Signal(cfg.sum_bits)
-        m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & (widx != nwords))
+        # The first read waits a cycle for the row's maximum (needed the cycle after a read).
+        m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & ~in_v & (widx != nwords))
         m.d.sync += [e_v0.eq(e_issue), e_v1.eq(e_v0), e_v2.eq(e_v1),
                      e_b0.eq(base), e_b1.eq(e_b0),
                      e_first0.eq(widx == 0), e_first1.eq(e_first0), e_first2.eq(e_first1)]
