@@ -117,7 +117,9 @@ class LayerNormUnit(wiring.Component):
         IN, VAR, RSQRT, OUT = range(4)
         phase = Signal(range(4))
         in_row = Signal()
-        base = Signal(pos)
+        # Channels from the current word on (0 or less past them): lane i takes part when
+        # left > i, a compare with a constant.
+        left = Signal(signed(len(Signal(pos)) + 2))
         widx = Signal(range(depth + 1))
         nwords = Signal(range(depth + 1))
         chans = Signal(range(cfg.max_channels + 1))
@@ -147,19 +149,19 @@ class LayerNormUnit(wiring.Component):
         m.d.comb += [self.sink.ready.eq((phase == IN)
                                         & (in_row | ~(self.setup.valid | self.params.valid))),
                      accept.eq(self.sink.valid & self.sink.ready)]
-        base_now = Mux(in_row, base, 0)
+        left_now = Mux(in_row, left, chans)
         widx_now = Mux(in_row, widx, 0)
         m.d.comb += [buf_wr.addr.eq(widx_now), buf_wr.data.eq(self.sink.payload),
                      buf_wr.en.eq(accept)]
         # The word is registered, its masked sums next cycle, added in the cycle after.
         in_v, in_first = Signal(), Signal()
         in_q = Signal(word_layout(L))
-        in_base = Signal(pos)
+        in_left = Signal.like(left)
         m.d.sync += in_v.eq(accept)
         with m.If(accept):
-            m.d.sync += [in_q.eq(self.sink.payload), in_base.eq(base_now),
+            m.d.sync += [in_q.eq(self.sink.payload), in_left.eq(left_now),
                          in_first.eq(~in_row)]
-        q = [Mux(in_base + i < chans, in_q[i], 0) for i in range(L)]
+        q = [Mux(in_left > i, in_q[i], 0) for i in range(L)]
         sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         pv, pfirst = Signal(), Signal()
@@ -169,10 +171,10 @@ class LayerNormUnit(wiring.Component):
             m.d.sync += [sx.eq(Mux(pfirst, 0, sx) + psx), sxx.eq(Mux(pfirst, 0, sxx) + psxx)]
         vstep = Signal(range(VAR_CYCLES))
         with m.If(accept):
-            with m.If(base_now + L >= chans):
+            with m.If(left_now <= L):
                 m.d.sync += [in_row.eq(0), phase.eq(VAR), vstep.eq(0), nwords.eq(widx_now + 1)]
             with m.Else():
-                m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), base.eq(base_now + L)]
+                m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), left.eq(left_now - L)]
 
         # --- variance and its normalization -----------------------------------------------
         t1 = Signal(cfg.sxx_bits + len(chans))
@@ -199,9 +201,9 @@ class LayerNormUnit(wiring.Component):
             with m.If(vstep == 4):
                 m.d.sync += [sb.eq((_bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
             with m.If(vstep == 5):
-                right = Mux(sb > s_off, sb - s_off, 0)[:5]
-                left = Mux(sb > s_off, 0, s_off - sb)[:5]
-                w = ((wv << (left * 2)) >> (right * 2))[:RSQRT_BITS]
+                down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
+                up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
+                w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
                 m.d.sync += [acc_p.eq(0), acc_a.eq(0),
                              acc_b.eq(w << rb), r.eq(0), cnt.eq(cfg.rsqrt_cycles),
                              phase.eq(RSQRT)]
@@ -234,21 +236,21 @@ class LayerNormUnit(wiring.Component):
                 m.d.sync += [o_r.eq(Mux(zero, 0, r_cur[:cfg.root_bits])),
                              o_h.eq(Mux(sb < s_off - _H_BIAS + 1, 1, h)),
                              o_sx.eq(sx), o_chans.eq(chans), o_shift.eq(shift),
-                             o_nwords.eq(nwords), phase.eq(OUT), widx.eq(0), base.eq(0)]
+                             o_nwords.eq(nwords), phase.eq(OUT), widx.eq(0), left.eq(chans)]
 
         # --- output pass: a pipeline that freezes while source is not ready -----------------
         o_issue = Signal()
         m.d.comb += o_issue.eq((phase == OUT) & adv)
         with m.If(o_issue):
             with m.If(widx == o_nwords - 1):
-                m.d.sync += [phase.eq(IN), widx.eq(0), base.eq(0)]
+                m.d.sync += [phase.eq(IN), widx.eq(0)]
             with m.Else():
-                m.d.sync += [widx.eq(widx + 1), base.eq(base + L)]
+                m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
         m.d.comb += [buf_rd.addr.eq(widx), buf_rd.en.eq(adv),
                      par_rd.addr.eq(widx), par_rd.en.eq(adv)]
         stages = 5
         v = [Signal(name=f"o_v{k}") for k in range(stages)]
-        b = [Signal(pos, name=f"o_b{k}") for k in range(stages)]
+        b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
         last = [Signal(name=f"o_last{k}") for k in range(stages)]
         gam = [[Signal(signed(cfg.gamma_bits), name=f"g{k}_{i}") for i in range(L)]
                for k in range(3)]
@@ -262,7 +264,7 @@ class LayerNormUnit(wiring.Component):
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
-            m.d.sync += [v[0].eq(o_issue), b[0].eq(base), last[0].eq(widx == o_nwords - 1)]
+            m.d.sync += [v[0].eq(o_issue), b[0].eq(left), last[0].eq(widx == o_nwords - 1)]
             for k in range(stages - 1):
                 m.d.sync += [v[k + 1].eq(v[k]), b[k + 1].eq(b[k]), last[k + 1].eq(last[k])]
             for i in range(L):
@@ -275,7 +277,7 @@ class LayerNormUnit(wiring.Component):
                     z[i].eq(round_shift_var(prod[i], o_h)),                    # v2 -> v3
                     gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
                     t[i].eq(z[i] * gam[2][i] + bet[2][i]),                     # v3 -> v4
-                    out_data[i].eq(Mux(b[4] + i < o_chans,                      # v4 -> out
+                    out_data[i].eq(Mux(b[4] > i,                                # v4 -> out
                                        sat8(round_shift_var(t[i], o_shift)), 0)),
                 ]
             m.d.sync += [out_v.eq(v[4]), out_last.eq(last[4])]

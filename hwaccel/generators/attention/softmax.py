@@ -121,7 +121,9 @@ class SoftmaxUnit(wiring.Component):
         phase = Signal(range(4))
         in_row = Signal()                         # some words of the row are in
         valid_r = Signal(pos)                     # positions < valid_r take part
-        base = Signal(pos)                        # first position of the current word
+        # Valid positions from the current word on (negative past them): lane i of the word
+        # takes part when left > i, a compare with a constant.
+        left = Signal(signed(len(Signal(pos)) + 2))
         widx = Signal(widx_shape)
         nwords = Signal(range(depth + 1))
         mx = Signal(signed(INT8.bits))
@@ -152,51 +154,51 @@ class SoftmaxUnit(wiring.Component):
             # valid = 0 (no mask) or past the row's end: the row's length.
             m.d.comb += valid_now.eq(Mux((p.valid == 0) | (p.valid > p.length), p.length,
                                          p.valid))
-        length_reg = Signal(pos)
-        m.d.comb += length_now.eq(Mux(in_row, length_reg, p.length))
-        base_now = Mux(in_row, base, 0)
+        nleft = Signal.like(left)                 # row positions from the current word on
+        m.d.comb += length_now.eq(Mux(in_row, nleft, p.length))
+        left_now = Mux(in_row, left, valid_now)
         m.d.comb += [buf_wr.addr.eq(Mux(in_row, widx, 0)), buf_wr.data.eq(p.data),
                      buf_wr.en.eq(accept)]
-        last_word = base_now + L >= length_now
+        last_word = length_now <= L
         # The word is registered, then its masked lanes reduced to one maximum, then that
         # joins the row's: the mask, the tree and the running max on separate cycles.
         in_v, in_first, w_v, w_first = Signal(), Signal(), Signal(), Signal()
         in_q = Signal(word_layout(L))
-        in_base = Signal(pos)
+        in_left = Signal.like(left)
         wmax = Signal(signed(INT8.bits))
         m.d.sync += [in_v.eq(accept), w_v.eq(in_v)]
         with m.If(in_v):
-            m.d.sync += [wmax.eq(lane_max([Mux(in_base + i < valid_r, in_q[i], INT8.min)
+            m.d.sync += [wmax.eq(lane_max([Mux(in_left > i, in_q[i], INT8.min)
                                            for i in range(L)])),
                          w_first.eq(in_first)]
         with m.If(w_v):
             m.d.sync += mx.eq(lane_max([Mux(w_first, INT8.min, mx), wmax]))
         with m.If(accept):
-            m.d.sync += [in_q.eq(p.data), in_base.eq(base_now), in_first.eq(~in_row),
-                         valid_r.eq(valid_now), length_reg.eq(length_now)]
+            m.d.sync += [in_q.eq(p.data), in_left.eq(left_now), in_first.eq(~in_row),
+                         valid_r.eq(valid_now), nleft.eq(length_now - L)]
             with m.If(last_word):
                 m.d.sync += [in_row.eq(0), phase.eq(EXP), nwords.eq(Mux(in_row, widx, 0) + 1),
-                             widx.eq(0), base.eq(0)]
+                             widx.eq(0), left.eq(valid_now)]
             with m.Else():
                 m.d.sync += [in_row.eq(1), widx.eq(Mux(in_row, widx, 0) + 1),
-                             base.eq(base_now + L)]
+                             left.eq(left_now - L)]
 
         # --- exponent pass: read, look up, sum ----------------------------------------------
         e_issue = Signal()
         e_v0, e_v1, e_v2 = Signal(), Signal(), Signal()
-        e_b0, e_b1 = Signal(pos), Signal(pos)
+        e_b0, e_b1 = Signal.like(left), Signal.like(left)
         e_first0, e_first1, e_first2 = Signal(), Signal(), Signal()
         psum = Signal(cfg.sum_bits)
         # The first read waits a cycle for the row's maximum (needed the cycle after a read).
         m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & ~in_v & (widx != nwords))
         m.d.sync += [e_v0.eq(e_issue), e_v1.eq(e_v0), e_v2.eq(e_v1),
-                     e_b0.eq(base), e_b1.eq(e_b0),
+                     e_b0.eq(left), e_b1.eq(e_b0),
                      e_first0.eq(widx == 0), e_first1.eq(e_first0), e_first2.eq(e_first1)]
         with m.If(e_issue):
-            m.d.sync += [widx.eq(widx + 1), base.eq(base + L)]
+            m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
         # e_v0: the buffer word is out, the table is read; e_v1: the entries are out.
         with m.If(e_v1):
-            m.d.sync += psum.eq(tree_sum([Mux(e_b1 + i < valid_r, exp_rd[i].data, 0)
+            m.d.sync += psum.eq(tree_sum([Mux(e_b1 > i, exp_rd[i].data, 0)
                                           for i in range(L)]))
         with m.If(e_v2):
             m.d.sync += total.eq(Mux(e_first2, 0, total) + psum)
@@ -210,7 +212,6 @@ class SoftmaxUnit(wiring.Component):
         cnt = Signal(range(cfg.div_cycles + 1))
         o_recip = Signal(qb)
         o_mx = Signal(signed(INT8.bits))
-        o_valid = Signal(pos)
         o_nwords = Signal(range(depth + 1))
         with m.If((phase == EXP) & (widx == nwords) & ~e_v0 & ~e_v1):
             # The last psum lands in S at the end of this cycle; the divider reads S from the
@@ -231,30 +232,30 @@ class SoftmaxUnit(wiring.Component):
             m.d.sync += [rem.eq(r_cur), quo.eq(q_cur), cnt.eq(cnt - 1)]
             with m.If(cnt == 1):
                 m.d.sync += [phase.eq(OUT), o_recip.eq(q_cur[:qb]), o_mx.eq(mx),
-                             o_valid.eq(valid_r), o_nwords.eq(nwords), widx.eq(0), base.eq(0)]
+                             o_nwords.eq(nwords), widx.eq(0), left.eq(valid_r)]
 
         # --- output pass: a pipeline that freezes while source is not ready -----------------
         o_issue = Signal()
         m.d.comb += o_issue.eq((phase == OUT) & adv)
         with m.If(o_issue):
             with m.If(widx == o_nwords - 1):
-                m.d.sync += [phase.eq(IN), widx.eq(0), base.eq(0)]
+                m.d.sync += [phase.eq(IN), widx.eq(0)]
             with m.Else():
-                m.d.sync += [widx.eq(widx + 1), base.eq(base + L)]
+                m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
         v = [Signal(name=f"o_v{k}") for k in range(3)]
-        b = [Signal(pos, name=f"o_b{k}") for k in range(3)]
+        b = [Signal.like(left, name=f"o_left{k}") for k in range(3)]
         last = [Signal(name=f"o_last{k}") for k in range(3)]
         prod = [Signal(cfg.exp_bits + qb, name=f"o_prod{i}") for i in range(L)]
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
-            m.d.sync += [v[0].eq(o_issue), b[0].eq(base), last[0].eq(widx == o_nwords - 1)]
+            m.d.sync += [v[0].eq(o_issue), b[0].eq(left), last[0].eq(widx == o_nwords - 1)]
             m.d.sync += [v[k + 1].eq(v[k]) for k in range(2)]
             m.d.sync += [b[k + 1].eq(b[k]) for k in range(2)]
             m.d.sync += [last[k + 1].eq(last[k]) for k in range(2)]
             m.d.sync += [prod[i].eq(exp_rd[i].data * o_recip) for i in range(L)]
             half = 1 << (RECIP_SHIFT - 1)
-            m.d.sync += [out_data[i].eq(Mux(b[2] + i < o_valid,
+            m.d.sync += [out_data[i].eq(Mux(b[2] > i,
                                             (prod[i] + half) >> RECIP_SHIFT, 0))
                          for i in range(L)]
             m.d.sync += [out_v.eq(v[2]), out_last.eq(last[2])]
