@@ -120,7 +120,7 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
 
 
 def test_softmax_cycle_formula():
-    """Rows of one length repeat every 3W + div_cycles + 4 + max(0, 3 - W) cycles."""
+    """Rows of one length repeat every 3W + div_cycles + 4 + max(0, 4 - W) cycles."""
     for k, div in ((1, 22), (2, 11), (3, 8), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
@@ -128,8 +128,8 @@ def test_softmax_cycle_formula():
             w = -(-n // cfg.lanes)
             perf = softmax_row_perf(cfg, n)
             assert perf.words == w
-            assert perf.period == 3 * w + div + 4 + max(0, 3 - w)
-            assert perf.latency == 3 * w + div + 8
+            assert perf.period == 3 * w + div + 4 + max(0, 4 - w)
+            assert perf.latency == 3 * w + div + 9
     with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
                                          r", not 129"):
         softmax_row_perf(cfg, 129)

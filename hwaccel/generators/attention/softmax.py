@@ -67,8 +67,8 @@ IN_LATENCY = 1
 #: lane sum; the divider's first step sees the final ``S``).
 EXP_LATENCY = 3
 #: Output pass: cycles from its last read to that word on ``source`` (buffer read, table read,
-#: product, rounding into the output register).
-OUT_LATENCY = 4
+#: the entry registered, product, rounding into the output register).
+OUT_LATENCY = 5
 
 
 def softmax_in_layout(cfg: AttentionConfig) -> data.StructLayout:
@@ -242,28 +242,31 @@ class SoftmaxUnit(wiring.Component):
                 m.d.sync += [phase.eq(IN), widx.eq(0)]
             with m.Else():
                 m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
-        v = [Signal(name=f"o_v{k}") for k in range(3)]
-        b = [Signal.like(left, name=f"o_left{k}") for k in range(3)]
-        last = [Signal(name=f"o_last{k}") for k in range(3)]
+        stages = OUT_LATENCY - 1
+        v = [Signal(name=f"o_v{k}") for k in range(stages)]
+        b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
+        last = [Signal(name=f"o_last{k}") for k in range(stages)]
+        ent = [Signal(cfg.exp_bits, name=f"o_e{i}") for i in range(L)]
         prod = [Signal(cfg.exp_bits + qb, name=f"o_prod{i}") for i in range(L)]
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
             m.d.sync += [v[0].eq(o_issue), b[0].eq(left), last[0].eq(widx == o_nwords - 1)]
-            m.d.sync += [v[k + 1].eq(v[k]) for k in range(2)]
-            m.d.sync += [b[k + 1].eq(b[k]) for k in range(2)]
-            m.d.sync += [last[k + 1].eq(last[k]) for k in range(2)]
-            m.d.sync += [prod[i].eq(exp_rd[i].data * o_recip) for i in range(L)]
+            for k in range(stages - 1):
+                m.d.sync += [v[k + 1].eq(v[k]), b[k + 1].eq(b[k]), last[k + 1].eq(last[k])]
             half = 1 << (RECIP_SHIFT - 1)
-            m.d.sync += [out_data[i].eq(Mux(b[2] > i,
-                                            (prod[i] + half) >> RECIP_SHIFT, 0))
-                         for i in range(L)]
-            m.d.sync += [out_v.eq(v[2]), out_last.eq(last[2])]
+            for i in range(L):
+                m.d.sync += [
+                    ent[i].eq(exp_rd[i].data),                                 # v1 -> v2
+                    prod[i].eq(ent[i] * o_recip),                              # v2 -> v3
+                    out_data[i].eq(Mux(b[3] > i, (prod[i] + half) >> RECIP_SHIFT, 0)),
+                ]
+            m.d.sync += [out_v.eq(v[3]), out_last.eq(last[3])]
         m.d.comb += [adv.eq(~out_v | self.source.ready),
                      self.source.valid.eq(out_v),
                      self.source.payload.data.eq(out_data),
                      self.source.payload.last.eq(out_last),
-                     out_busy.eq(v[0] | v[1] | v[2] | out_v)]
+                     out_busy.eq(_any(v) | out_v)]
 
         # --- shared read ports ---------------------------------------------------------------
         in_out = phase == OUT
@@ -276,3 +279,10 @@ class SoftmaxUnit(wiring.Component):
                          exp_rd[i].addr.eq(d[:8]),
                          exp_rd[i].en.eq(Mux(out_busy | in_out, adv, e_v0))]
         return m
+
+
+def _any(sigs):
+    out = 0
+    for sig in sigs:
+        out = out | sig
+    return out
