@@ -39,15 +39,18 @@ Line buffer and chunking
 ------------------------
 A kernel is ``KH x KW``, with stride 1 or 2 on each axis and its own padding on each side.
 ``row_slots`` (a power of two above ``max_kernel``) memories, one per input row of a ring, hold
-``(left + width + right) x groups`` words of ``lanes`` int8. The writer stores every padded
-column (it makes the left/right zero padding itself; top/bottom padding rows are masked on
-read) and runs up to ``row_slots - KH`` rows ahead of the window, so a new row fills while the
-window is read. Each word the writer stores is a shift register of the row: the new pixel's
-``shift_lanes`` channels enter at the top and older pixels move down. With ``KW * Cin <= lanes``
-("packed", the CNN's conv1 with Cin = 1) the top ``KW * Cin`` lanes of the word at column x hold the
-whole kernel row ending at x, and one read per row memory gives several kernel rows in one
-chunk (conv1: the full 3x3 window in one cycle, not 9). Otherwise ("grouped") the shift is the
-whole word, which then holds one channel group of one pixel, and a chunk is one group of one tap.
+``(left + width + right) x groups`` words of ``lanes`` int8. The writer starts with the load
+phase (the first rows need no weights) and runs up to ``row_slots - KH`` rows ahead of the
+window, so a new row fills while the window is read. Top/bottom padding rows are masked on
+read; a packed row (below) stores its left/right padding columns, which its shift register
+needs, while a grouped or depthwise row skips them (a cycle saved per padding word) and a
+read of a padding column is masked to zeros. Each word the writer stores is a shift register
+of the row: the new pixel's ``shift_lanes`` channels enter at the top and older pixels move
+down. With ``KW * Cin <= lanes`` ("packed", the CNN's conv1 with Cin = 1) the top ``KW * Cin``
+lanes of the word at column x hold the whole kernel row ending at x, and one read per row
+memory gives several kernel rows in one chunk (conv1: the full 3x3 window in one cycle, not 9).
+Otherwise ("grouped") the shift is the whole word, which then holds one channel group of one
+pixel, and a chunk is one group of one tap.
 All row memories read the same address each cycle; a small crossbar picks the rows in ring
 order and zeroes rows outside the image.
 
@@ -62,21 +65,23 @@ window sums. The taps come from a ``dw_kernel x dw_kernel`` register of line-buf
 (``dw_kernel = min(3, max_kernel)``): the row memories all read one column address per cycle,
 so one read gives a whole column of the window (rows picked by the ring crossbar, rows outside
 the image zeroed), shifted in as the register's last column. An output row's first pixel reads
-its ``KW`` columns, each later one its ``stride`` new columns; a pixel's last read and its first
+its ``KW - left`` image columns (its first read clears the register: the left padding is
+zeros without a read), each later one its ``stride`` new columns; a pixel's last read and its first
 chunk share a cycle (the lanes see the register after the shift), then its ``dw_chunks =
 ceil(dw_kernel**2 / lanes)`` chunks issue back to back. Lane ``k`` of chunk ``c`` is register
 position ``c*lanes + k`` (row-major), fixed in hardware: a smaller kernel sits in the register's
 top-right corner and the planner zeroes the other weights, so the mux is a constant per lane
-and chunk. Cost per pixel: ``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1`` more):
+and chunk. Cost per pixel: ``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1 - left``
+more):
 3x3 at stride 1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles
 (75%). One engine layer computes ``dw_channels = min(lanes, block)`` channels (one activation
 word; the accelerator runs more as one job per channel group). Kernels above ``dw_kernel`` are
 refused: a 5x5 register would need 25 words of flops and a variable tap-to-lane mux for a kernel
 no reference model uses.
 Bounds: a job's activations arrive one word (one group of one pixel) a cycle and the line buffer
-reads one column a cycle, padding columns included, so a group costs at least its padded input
+reads one column a cycle, right padding columns included, so a group costs at least its input
 words and its column reads: at stride 2 four input words per output pixel (14% of 16 x 16 MACs
-at best), on DS-CNN's 5-wide map 7 reads per row of 5 pixels. Beating that takes a wider input
+at best), on DS-CNN's 5-wide map 6 reads per row of 5 pixels. Beating that takes a wider input
 path, not a different fabric mapping.
 
 Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
@@ -103,6 +108,7 @@ from .layouts import (
     result_layout,
     weight_layout,
 )
+from .sequencer import issue_logic
 from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
@@ -202,132 +208,14 @@ class ConvEngine(wiring.Component):
         with m.If(load & (w_count == desc.weight_words) & (p_count == desc.blocks)):
             m.d.sync += state.eq(2)
 
-        issue = self._issue(m, cfg, desc, run, start, banks, w_rd)
+        issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
+                            banks, w_rd)
         busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)
         with m.If(drain & ~busy):
             m.d.sync += state.eq(0)
         return m
-
-    # --- issue: writer and chunk sequencer -------------------------------------------------------
-    def _issue(self, m, cfg, desc, run, start, banks, w_rd):
-        L, NS, G = cfg.lanes, cfg.row_slots, cfg.max_groups
-        KH, KW = desc.kernel_h, desc.kernel_w
-        # Only the top and left padding move the window; the bottom and right ones are implied
-        # by the output size, except that the writer stores the right padding columns too.
-        top, left = desc.pad_top, desc.pad_left
-        # Output-side counters: (oy, ox) pixel, nb block, then the chunk (ky, kx, g).
-        oy, ox = Signal(range(cfg.max_height + 1)), Signal(range(cfg.max_width + 1))
-        ytop = Signal(range(2 * cfg.max_height + 2))   # oy * stride
-        xbase = Signal(range(2 * cfg.max_width + 2))   # ox * stride (padded column of kx = 0)
-        base_slot = Signal(range(NS))                  # ring slot of input row ytop - top
-        nb = Signal(range(cfg.max_blocks))
-        ky, kx, g = Signal(range(cfg.max_kernel + L)), Signal(range(cfg.max_kernel)), Signal(
-            range(G))
-        w_addr = Signal(range(cfg.weight_depth))
-        done = Signal()
-        # Depthwise: the next padded column to read into the window register, and the chunk.
-        rcol = Signal(range(cfg.max_width + cfg.max_kernel + 1))
-        dc = Signal(range(max(cfg.dw_chunks, 2)))
-        dw = desc.depthwise
-        # Writer counters: input row, padded column, channel group.
-        w_row, w_col = Signal(range(cfg.max_height + 1)), Signal(range(cfg.row_words + 1))
-        w_g, w_slot = Signal(range(G)), Signal(range(NS))
-        sr = Signal(L * 8)
-        kx_lo = Mux(desc.packed, KW - 1, 0)
-        stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
-        with m.If(start):
-            m.d.sync += [oy.eq(0), ox.eq(0), ytop.eq(0), xbase.eq(0), nb.eq(0), ky.eq(0),
-                         g.eq(0), w_addr.eq(0), done.eq(0), w_row.eq(0), w_col.eq(0),
-                         w_g.eq(0), w_slot.eq(0), rcol.eq(0), dc.eq(0),
-                         kx.eq(Mux(self.layer.payload.packed, self.layer.payload.kernel_w - 1, 0)),
-                         base_slot.eq(-self.layer.payload.pad_top)]
-        written = Signal()
-        m.d.comb += written.eq(w_row == desc.height)
-
-        # Writer: may fill row w_row once the window no longer needs the row it overwrites.
-        cols = desc.width + left + desc.pad_right
-        in_image = (w_col >= left) & (w_col < desc.width + left)
-        allowed = run & ~written & (done | (w_row + top < ytop + NS))
-        m.d.comb += self.activations.ready.eq(allowed & in_image)
-        wr = allowed & (~in_image | self.activations.valid)
-        pixel = Mux(in_image, self.activations.payload.as_value(), 0)
-        # The new pixel enters at the top of the row's shift register (zero at a row start).
-        shifted = (Cat(Mux(w_col == 0, 0, sr), pixel) >> (desc.shift_lanes * 8))[: L * 8]
-        for b, (wp, _) in enumerate(banks):
-            m.d.comb += [wp.addr.eq(w_col * G + w_g), wp.data.eq(shifted),
-                         wp.en.eq(wr & (w_slot == b))]
-        with m.If(wr):
-            m.d.sync += [sr.eq(shifted), w_g.eq(w_g + 1)]
-            with m.If(w_g == desc.groups - 1):
-                m.d.sync += [w_g.eq(0), w_col.eq(w_col + 1)]
-                with m.If(w_col == cols - 1):
-                    m.d.sync += [w_col.eq(0), w_row.eq(w_row + 1), w_slot.eq(w_slot + 1)]
-
-        # Sequencer: a chunk may issue once the writer has stored the window's last column.
-        bottom = ytop + KH - 1 - top
-        need_row = Mux(bottom > desc.height - 1, desc.height - 1, bottom)
-        need_col = xbase + KW - 1
-        # Depthwise reads the window's columns one at a time (``rd``), before the pixel's first
-        # chunk or with it, and never between its chunks (the window register is in use).
-        dw_need = xbase + KW - 1
-        rd = Signal()
-        avail = (w_row > need_row) | ((w_row == need_row) & (w_col > Mux(dw, rcol, need_col)))
-        m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & (rcol <= dw_need) & avail)
-        dw_ready = (rcol > dw_need) | ((rcol == dw_need) & rd)
-        credit = Signal()
-        go = Signal()
-        m.d.comb += go.eq(run & ~done & credit & Mux(dw, dw_ready, avail))
-        step = desc.rows_per_chunk
-        last_g, last_kx, last_ky = g == desc.groups - 1, kx == KW - 1, ky + step >= KH
-        last_dc = dc == desc.weight_words - 1
-        first = Mux(dw, dc == 0, (g == 0) & (kx == kx_lo) & (ky == 0))
-        last = Mux(dw, last_dc, last_g & last_kx & last_ky)
-        last_nb = nb == desc.blocks - 1
-        last_ox, last_oy = ox == desc.out_width - 1, oy == desc.out_height - 1
-        end = last & last_nb & last_ox & last_oy
-
-        def next_pixel():
-            m.d.sync += [nb.eq(0), w_addr.eq(0), ox.eq(ox + 1), xbase.eq(xbase + stride_w)]
-            with m.If(last_ox):
-                m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1), ytop.eq(ytop + stride_h),
-                             base_slot.eq(base_slot + stride_h), rcol.eq(0)]
-                with m.If(last_oy):
-                    m.d.sync += done.eq(1)
-
-        with m.If(rd):
-            m.d.sync += rcol.eq(rcol + 1)
-        with m.If(go & dw):
-            m.d.sync += [dc.eq(dc + 1), w_addr.eq(w_addr + 1)]
-            with m.If(last_dc):
-                m.d.sync += dc.eq(0)
-                next_pixel()
-        with m.Elif(go):
-            m.d.sync += [g.eq(g + 1), w_addr.eq(w_addr + 1)]
-            with m.If(last_g):
-                m.d.sync += [g.eq(0), kx.eq(kx + 1)]
-                with m.If(last_kx):
-                    m.d.sync += [kx.eq(kx_lo), ky.eq(ky + step)]
-                    with m.If(last_ky):
-                        m.d.sync += [ky.eq(0), nb.eq(nb + 1)]
-                        with m.If(last_nb):
-                            next_pixel()
-
-        addr = Mux(dw, rcol * G, (xbase + kx) * G + g)
-        m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
-        m.d.comb += w_rd.addr.eq(w_addr)
-        rows = []
-        for r in range(cfg.segments):
-            slot = Signal(range(NS), name=f"slot{r}")
-            m.d.comb += slot.eq(base_slot + ky + r)
-            row = ytop + ky + r  # input row + top
-            # Rows past min(lanes, max_kernel) serve only the depthwise window.
-            dense = ((r < step) & (ky + r < KH)) if r < min(L, cfg.max_kernel) else Const(0)
-            ok = Mux(dw, r < KH, dense) & (row >= top) & (row < desc.height + top)
-            rows.append((slot, ok))
-        return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
-                "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc}
 
     # --- datapath ------------------------------------------------------------------------------
     def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd, start):

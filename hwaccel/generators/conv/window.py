@@ -11,17 +11,21 @@ __all__ = ["depthwise_window"]
 
 def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) -> list:
     """The ``dw_kernel x dw_kernel`` register of line-buffer words: a read (``rd``) shifts
-    the rows' words in as its last column at stage 1, and a chunk's lane ``k`` takes
+    the rows' words in as its last column at stage 1 (a row's first read, ``rd_first``, zeroes
+    the other columns: a row starts at its first image column, the left padding being zeros
+    without a read), and a chunk's lane ``k`` takes
     position ``c*lanes + k`` (row-major) of the register as it is after that cycle's shift
     (so a pixel's last read and its first chunk share a cycle). Returns the ``lanes``
     stage-2 words."""
     L, DK = cfg.lanes, cfg.dw_kernel
     s1_rd = stage("s1_rd", issue["rd"])
+    s1_first = stage("s1_rd_first", issue["rd_first"])
     s1_dc = stage("s1_dc", issue["dc"], issue["dc"].shape())
     win = [[Signal(L * 8, name=f"win_r{r}_j{j}") for j in range(DK)] for r in range(DK)]
     view = []
     for r in range(DK):
-        shifted = [*win[r][1:], row_words[r]]
+        # A row's first read clears the older columns (the left padding is zeros).
+        shifted = [*(Mux(s1_first, 0, word) for word in win[r][1:]), row_words[r]]
         view += [Mux(s1_rd, shifted[j], win[r][j]) for j in range(DK)]
         with m.If(s1_rd):
             m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
