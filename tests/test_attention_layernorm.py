@@ -116,7 +116,7 @@ def test_layernorm_z_register_holds_every_z(c):
 
 
 def test_layernorm_cycle_formula():
-    """Rows repeat every 2W + 6 + rsqrt_cycles cycles; a row's last word leaves 6 cycles after
+    """Rows repeat every 2W + 7 + rsqrt_cycles cycles; a row's last word leaves 6 cycles after
     its last read."""
     for k, root in ((1, 22), (2, 11), (4, 6)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
@@ -124,8 +124,8 @@ def test_layernorm_cycle_formula():
         for c in (1, 16, 32, 768, 1024):
             w = -(-c // cfg.lanes)
             perf = layernorm_row_perf(cfg, c)
-            assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 6 + root,
-                                                               2 * w + 6 + root + 6)
+            assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 7 + root,
+                                                               2 * w + 7 + root + 6)
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\], not 0"):
         layernorm_row_perf(SIZES["default"], 0)
 

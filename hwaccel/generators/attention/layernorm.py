@@ -21,8 +21,9 @@ valid); a layer's loads go in before its rows.
 Hardware decisions
 ------------------
 * Input pass: each word is stored in a row buffer (``ch_words`` words, one block RAM) and
-  registered; its masked sum and sum of squares (``lanes`` 8 x 8 squarers, two adder trees)
-  are registered the next cycle and added into ``Sx`` and ``Sxx`` the cycle after: exact.
+  registered; its masked lanes and their squares (``lanes`` 8 x 8 squarers) are registered
+  the next cycle, the word's two sums (adder trees) the cycle after, and added into ``Sx``
+  and ``Sxx`` the cycle after that: exact.
 * Variance (:data:`VAR_CYCLES`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
   (a subtract and add), a leading-one detector gives ``s``, and one barrel shift by an even
   amount the 22-bit mantissa ``w``: a cycle each.
@@ -51,15 +52,16 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ...numerics import INT8
 from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
 from .common import out_layout, round_shift_var, sat8, tree_sum, word_layout
 from .config import AttentionConfig
 
 __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "VAR_CYCLES", "LN_OUT_LATENCY"]
 
-#: Cycles from the input pass's end to the square root's first step (the last word's sums
-#: formed and added, the products, ``W``, its leading one, the normalizing shift).
-VAR_CYCLES = 6
+#: Cycles from the input pass's end to the square root's first step (the last word's squares,
+#: its sums, the row's sums, the products, ``W``, its leading one, the normalizing shift).
+VAR_CYCLES = 7
 #: Cycles from the output pass's last read to that word on ``source``.
 LN_OUT_LATENCY = 6
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
@@ -161,12 +163,18 @@ class LayerNormUnit(wiring.Component):
         with m.If(accept):
             m.d.sync += [in_q.eq(self.sink.payload), in_left.eq(left_now),
                          in_first.eq(~in_row)]
-        q = [Mux(in_left > i, in_q[i], 0) for i in range(L)]
+        # Then the masked lanes and their squares (one multiplier each), then the two sums.
+        mq = [Signal(signed(INT8.bits), name=f"mq{i}") for i in range(L)]
+        sq = [Signal(2 * INT8.bits - 1, name=f"sq{i}") for i in range(L)]
+        mv, mfirst = Signal(), Signal()
+        m.d.sync += [mv.eq(in_v), mfirst.eq(in_first)]
+        for i in range(L):
+            qi = Mux(in_left > i, in_q[i], 0)
+            m.d.sync += [mq[i].eq(qi), sq[i].eq(qi * qi)]
         sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         pv, pfirst = Signal(), Signal()
-        m.d.sync += [pv.eq(in_v), pfirst.eq(in_first),
-                     psx.eq(tree_sum(q)), psxx.eq(tree_sum([x * x for x in q]))]
+        m.d.sync += [pv.eq(mv), pfirst.eq(mfirst), psx.eq(tree_sum(mq)), psxx.eq(tree_sum(sq))]
         with m.If(pv):
             m.d.sync += [sx.eq(Mux(pfirst, 0, sx) + psx), sxx.eq(Mux(pfirst, 0, sxx) + psxx)]
         vstep = Signal(range(VAR_CYCLES))
@@ -193,14 +201,14 @@ class LayerNormUnit(wiring.Component):
         s_off = (RSQRT_BITS // 2)                      # 11
         with m.If(phase == VAR):
             m.d.sync += vstep.eq(vstep + 1)
-            # vstep 0, 1: the last word's sums are formed, then added.
-            with m.If(vstep == 2):
-                m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
+            # vstep 0, 1, 2: the last word's squares, then its sums, then the row's.
             with m.If(vstep == 3):
-                m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
+                m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
             with m.If(vstep == 4):
-                m.d.sync += [sb.eq((_bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
+                m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
             with m.If(vstep == 5):
+                m.d.sync += [sb.eq((_bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
+            with m.If(vstep == 6):
                 down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
                 up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
                 w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
