@@ -42,11 +42,12 @@ def tree_sum(values):
     return vals[0]
 
 
-def round_shift_var(value, shift):
-    """``(value + 2**(shift-1)) >> shift`` for a variable ``shift >= 1``, as
-    ``((value >> (shift - 1)) + 1) >> 1``: the same round half up (floor shifts), without a
-    wide adder in front of the shifter."""
-    return ((value >> (shift - 1)[:len(shift)]) + 1) >> 1
+def round_shift_var(value, shift_m1):
+    """``(value + 2**(shift-1)) >> shift`` for a variable ``shift >= 1``, given ``shift - 1``
+    (a register, so no subtract sits before the shifter), as ``((value >> (shift - 1)) + 1)
+    >> 1``: the same round half up (floor shifts), without a wide adder in front of the
+    shifter."""
+    return ((value >> shift_m1) + 1) >> 1
 
 
 def sat8(value):

@@ -231,10 +231,10 @@ class LayerNormUnit(wiring.Component):
                          r_new.eq(Cat(take, r_cur)[:steps])]
             p_cur, a_cur, b_cur, r_cur = p_new, a_new, b_new, r_new
         o_r = Signal(cfg.root_bits)
-        o_h = Signal(range(2 * RSQRT_SHIFT + 1))
+        o_hm1 = Signal(range(2 * RSQRT_SHIFT))        # h - 1 and S - 1: the shifts' amounts
+        o_sm1 = Signal(range(cfg.shift_max))
         o_sx = Signal(signed(cfg.sx_bits))
         o_chans = Signal.like(chans)
-        o_shift = Signal.like(shift)
         o_nwords = Signal.like(nwords)
         with m.If((phase == RSQRT) & ((cnt != 1) | ~out_busy)):
             m.d.sync += [acc_p.eq(p_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), r.eq(r_cur),
@@ -242,8 +242,8 @@ class LayerNormUnit(wiring.Component):
             with m.If(cnt == 1):
                 h = sb - (s_off - _H_BIAS)               # 9 + s
                 m.d.sync += [o_r.eq(Mux(zero, 0, r_cur[:cfg.root_bits])),
-                             o_h.eq(Mux(sb < s_off - _H_BIAS + 1, 1, h)),
-                             o_sx.eq(sx), o_chans.eq(chans), o_shift.eq(shift),
+                             o_hm1.eq(Mux(sb < s_off - _H_BIAS + 1, 0, h - 1)),
+                             o_sx.eq(sx), o_chans.eq(chans), o_sm1.eq(shift - 1),
                              o_nwords.eq(nwords), phase.eq(OUT), widx.eq(0), left.eq(chans)]
 
         # --- output pass: a pipeline that freezes while source is not ready -----------------
@@ -282,11 +282,11 @@ class LayerNormUnit(wiring.Component):
                     gam[0][i].eq(pw.gamma), bet[0][i].eq(pw.beta),
                     prod[i].eq(dd[i] * o_r),                                   # v1 -> v2
                     gam[1][i].eq(gam[0][i]), bet[1][i].eq(bet[0][i]),
-                    z[i].eq(round_shift_var(prod[i], o_h)),                    # v2 -> v3
+                    z[i].eq(round_shift_var(prod[i], o_hm1)),                  # v2 -> v3
                     gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
                     t[i].eq(z[i] * gam[2][i] + bet[2][i]),                     # v3 -> v4
                     out_data[i].eq(Mux(b[4] > i,                                # v4 -> out
-                                       sat8(round_shift_var(t[i], o_shift)), 0)),
+                                       sat8(round_shift_var(t[i], o_sm1)), 0)),
                 ]
             m.d.sync += [out_v.eq(v[4]), out_last.eq(last[4])]
         m.d.comb += [adv.eq(~out_v | self.source.ready),
