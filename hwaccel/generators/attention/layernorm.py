@@ -8,7 +8,8 @@ sqrt(w))`` (0 when ``W = 0``), ``h = clip(9 + s, 1, 62)``, ``z_c = (D_c*r + 2**(
 Interface
 ---------
 ``setup``   In  stream of ``{channels, eps_term, shift}`` (``C``, ``E``, ``S`` of
-            ``LayerNormParams``): one beat per layer; it also restarts the parameter load.
+            ``LayerNormParams``, which checks ``1 <= C <= max_channels``, ``E < 2**50``,
+            ``1 <= S <= 40``): one beat per layer; it also restarts the parameter load.
 ``params``  In  stream of ``{gamma, beta}`` (``G_c``, ``B_c``): ``C`` beats, channel 0 first.
 ``sink``    In  stream of ``lanes x int8`` words: a row is ``ceil(C / lanes)`` words, channel
             ``c`` in lane ``c % lanes`` of word ``c // lanes`` (lanes past ``C`` ignored).
@@ -30,15 +31,16 @@ Hardware decisions
 * Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
   of ``r`` a cycle from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping
   ``r**2 * w`` and ``r * w`` as running sums so each step is two adds and a compare against
-  ``2**62``: no multiplier. The greedy bit choice is
-  the largest ``r`` with ``r*r*w <= 2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
+  ``2**62``: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
+  2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
 * Output pass: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
   parameter reads (the parameter memory holds ``lanes`` channels per word, one block RAM
   wide, written one channel a beat through per-lane write enables), ``D_c`` (``C * q``, an
   11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the rounding shift by ``h``,
   ``z * G + B`` (20 x 17 plus a 56-bit add), the rounding shift by ``S`` and saturation:
-  :data:`LN_OUT_LATENCY` cycles. Four cycles of logic per lane could share multipliers
-  between lanes; one word a cycle keeps the pass at ``W`` cycles.
+  :data:`LN_OUT_LATENCY` cycles. The shifts' amounts ``h - 1`` and ``S - 1`` are registers
+  set with the row. Four multipliers a lane (three in DSPs) could be shared between lanes
+  at a word every few cycles; one word a cycle keeps the pass at ``W`` cycles.
 * The next row's input pass runs while the output pipeline drains; its square root waits
   at its last step until the pipeline is empty (the pipeline's ``Sx``, ``r``, ``h`` are
   copies taken there), which never happens when ``source`` keeps up.
@@ -48,7 +50,7 @@ Cycles: :mod:`.perf`; rows repeat every ``2 W + VAR_CYCLES + rsqrt_cycles`` cycl
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -121,7 +123,7 @@ class LayerNormUnit(wiring.Component):
         in_row = Signal()
         # Channels from the current word on (0 or less past them): lane i takes part when
         # left > i, a compare with a constant.
-        left = Signal(signed(len(Signal(pos)) + 2))
+        left = Signal(signed(Shape.cast(pos).width + 2))
         widx = Signal(range(depth + 1))
         nwords = Signal(range(depth + 1))
         chans = Signal(range(cfg.max_channels + 1))

@@ -49,7 +49,7 @@ keeps up (the last term: a row too short to cover the previous row's output pipe
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -123,7 +123,7 @@ class SoftmaxUnit(wiring.Component):
         valid_r = Signal(pos)                     # positions < valid_r take part
         # Valid positions from the current word on (negative past them): lane i of the word
         # takes part when left > i, a compare with a constant.
-        left = Signal(signed(len(Signal(pos)) + 2))
+        left = Signal(signed(Shape.cast(pos).width + 2))
         widx = Signal(widx_shape)
         nwords = Signal(range(depth + 1))
         mx = Signal(signed(INT8.bits))
