@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from amaranth.hdl import Mux, signed
-from amaranth.lib import data
+from amaranth.lib import data, memory
 
 from ...numerics import INT8
 
-__all__ = ["word_layout", "out_layout", "lane_max", "round_shift_var", "sat8", "tree_sum"]
+__all__ = ["word_layout", "out_layout", "lane_tables", "lane_max", "round_shift_var", "sat8",
+           "tree_sum"]
 
 
 def word_layout(lanes: int) -> data.ArrayLayout:
@@ -18,6 +19,23 @@ def word_layout(lanes: int) -> data.ArrayLayout:
 def out_layout(lanes: int) -> data.StructLayout:
     """What every unit emits: a word and ``last`` on a row's (or a stream's) last word."""
     return data.StructLayout({"data": word_layout(lanes), "last": 1})
+
+
+def lane_tables(m, name: str, shape, depth: int, lanes: int, *, addr, data, en):
+    """``lanes`` copies of one table, written together (``addr``, ``data``, ``en``); returns one
+    synchronous read port per copy.
+
+    One memory per lane, each with one write and one read port, maps to one block RAM (or LUT
+    RAM) per lane directly; a single memory with ``lanes`` read ports is the same hardware
+    after the synthesizer replicates it, but Yosys's memory mapper failed on 16 ports."""
+    ports = []
+    for i in range(lanes):
+        mem = memory.Memory(shape=shape, depth=depth, init=[])
+        m.submodules[f"{name}{i}"] = mem
+        wr = mem.write_port()
+        m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en)]
+        ports.append(mem.read_port())
+    return ports
 
 
 def lane_max(values):

@@ -12,8 +12,8 @@ Interface
 
 Hardware decisions
 ------------------
-* One 256 x 8 memory with a synchronous read port per lane (LUT RAM, replicated per port by
-  the synthesizer: ``lanes x 2 Kibit``), so a word is one read: no multiplier, no
+* One 256 x 8 memory per lane, all written together by ``table`` (LUT RAM or a block RAM
+  each: ``lanes x 2 Kibit``), so a word is one synchronous read: no multiplier, no
   requantizer. Its address is the input with the sign bit flipped (``q + 128``).
 * The read port is the output register: it is enabled only when a word enters, so while
   ``source`` waits it holds the word (a one-deep pipeline that freezes), and a word enters
@@ -24,12 +24,12 @@ Hardware decisions
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...numerics import INT8
 from ...numerics.gelu import GELU_TABLE_SIZE
-from .common import out_layout
+from .common import lane_tables, out_layout
 from .config import AttentionConfig
 
 __all__ = ["GeluUnit", "GELU_LATENCY"]
@@ -66,14 +66,10 @@ class GeluUnit(wiring.Component):
     def elaborate(self, platform):
         L = self.config.lanes
         m = Module()
-        mem = m.submodules.table = memory.Memory(shape=signed(INT8.bits), depth=GELU_TABLE_SIZE,
-                                                 init=[])
-        wr = mem.write_port()
-        rd = [mem.read_port() for _ in range(L)]
-
         t_addr = Signal(range(GELU_TABLE_SIZE))
-        m.d.comb += [self.table.ready.eq(1), wr.addr.eq(t_addr), wr.data.eq(self.table.payload),
-                     wr.en.eq(self.table.valid)]
+        m.d.comb += self.table.ready.eq(1)
+        rd = lane_tables(m, "table", signed(INT8.bits), GELU_TABLE_SIZE, L, addr=t_addr,
+                         data=self.table.payload, en=self.table.valid)
         with m.If(self.table.valid):
             m.d.sync += t_addr.eq(t_addr + 1)      # wraps after 256: one load
 

@@ -28,9 +28,8 @@ Hardware decisions
   output pass reads both again and multiplies. Reading the table twice costs nothing (it is
   already there); keeping ``e`` instead would take a second buffer of ``lanes x 18`` bits per
   word.
-* The exponent table is one 256 x 18 memory with ``lanes`` read ports, written by
-  ``table`` (the synthesizer makes a copy per read port, each one block RAM sharing the
-  write).
+* The exponent table is one 256 x 18 memory per lane, all written together by ``table``:
+  one block RAM each.
 * ``R`` comes from a restoring divider, ``bits_per_cycle`` quotient bits a cycle (that many
   subtract-and-select steps chained): ``div_cycles = ceil(recip_bits / bits_per_cycle)``
   cycles (22 at one bit a cycle). 22 bits hold the quotient for every table numerics
@@ -55,7 +54,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...numerics import INT8
 from ...numerics.softmax import EXP_TABLE_SIZE, PROB_MAX, RECIP_SHIFT
-from .common import lane_max, out_layout, tree_sum, word_layout
+from .common import lane_max, lane_tables, out_layout, tree_sum, word_layout
 from .config import AttentionConfig
 
 __all__ = ["SoftmaxUnit", "softmax_in_layout", "IN_LATENCY", "EXP_LATENCY", "OUT_LATENCY"]
@@ -111,10 +110,6 @@ class SoftmaxUnit(wiring.Component):
 
         buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=depth, init=[])
         buf_wr, buf_rd = buf.write_port(), buf.read_port()
-        exp = m.submodules.exp = memory.Memory(shape=unsigned(cfg.exp_bits),
-                                               depth=EXP_TABLE_SIZE, init=[])
-        exp_wr = exp.write_port()
-        exp_rd = [exp.read_port() for _ in range(L)]
 
         # --- phases --------------------------------------------------------------------------
         IN, EXP, DIV, OUT = range(4)
@@ -135,9 +130,9 @@ class SoftmaxUnit(wiring.Component):
         # --- table load ----------------------------------------------------------------------
         t_addr = Signal(range(EXP_TABLE_SIZE))
         idle = (phase == IN) & ~in_row & ~out_busy
-        m.d.comb += [self.table.ready.eq(idle),
-                     exp_wr.addr.eq(t_addr), exp_wr.data.eq(self.table.payload),
-                     exp_wr.en.eq(self.table.valid & idle)]
+        m.d.comb += self.table.ready.eq(idle)
+        exp_rd = lane_tables(m, "exp", unsigned(cfg.exp_bits), EXP_TABLE_SIZE, L, addr=t_addr,
+                             data=self.table.payload, en=self.table.valid & idle)
         with m.If(self.table.valid & idle):
             m.d.sync += t_addr.eq(t_addr + 1)      # wraps after 256: one load
 
