@@ -17,12 +17,13 @@ Float IR (:class:`Graph`, made by :mod:`.trace`)
     Attention and transformer encoders (:mod:`.ir_attention`): :class:`MatMul` of two
     activations, row-wise :class:`Softmax` (causal or not), :class:`LayerNorm`, :class:`Gelu`,
     per-head :class:`Slice` and :class:`Concat`, :class:`AddConstant` (positional embeddings),
-    :class:`TokenMean` and :class:`Token` heads; these run in float only so far.
+    :class:`TokenMean` and :class:`Token` heads.
 
 Quantized IR (:class:`QGraph`, made by :mod:`.quantize`)
     Integer tensors and requantizers only (:class:`QEmbedding`, :class:`QConv` with an optional
     fused 2x2 max-pool, :class:`QMaxPool`, :class:`QAvgPool`, :class:`QAdd`, :class:`QFlatten`,
-    :class:`QLinear`, :class:`QLstm`): it fully determines the accelerator's arithmetic. The
+    :class:`QLinear`, :class:`QLstm`; the attention ops of :mod:`.ir_attention_q`, which no
+    accelerator command runs yet): it fully determines the accelerator's arithmetic. The
     only floats it holds are the input scale and the output scale (how the host turns floats
     into int8 and int8 logits back into floats) and, per op, the scales it was derived from,
     kept for :meth:`QGraph.describe`.
@@ -31,17 +32,20 @@ Shapes are per sample: ``(C, H, W)`` for an image, ``(F,)`` for a vector, ``(T, 
 sequence and ``(T,)`` for token ids. Padding is ``(top, left, bottom, right)``, as the conv
 engine's layer descriptor has it; an int means the same on every side.
 
-The ops live in :mod:`.ir_float`, :mod:`.ir_attention` and :mod:`.ir_quant`, the graphs, shapes
-and MACs in :mod:`.ir_graph`; every name is importable from here.
+The ops live in :mod:`.ir_float`, :mod:`.ir_attention`, :mod:`.ir_quant` and
+:mod:`.ir_attention_q`, the graphs, shapes and MACs in :mod:`.ir_graph`; every name is
+importable from here.
 """
 
 from __future__ import annotations
 
 # The IR is split by kind of op; every name stays importable from here.
-from . import ir_attention, ir_float, ir_graph, ir_quant
+from . import ir_attention, ir_attention_q, ir_float, ir_graph, ir_quant
 from .ir_attention import *  # noqa: F403
+from .ir_attention_q import *  # noqa: F403
 from .ir_float import *  # noqa: F403
 from .ir_graph import *  # noqa: F403
 from .ir_quant import *  # noqa: F403
 
-__all__ = [*ir_float.__all__, *ir_attention.__all__, *ir_quant.__all__, *ir_graph.__all__]
+__all__ = [*ir_float.__all__, *ir_attention.__all__, *ir_quant.__all__, *ir_graph.__all__,
+           *ir_attention_q.__all__]

@@ -13,7 +13,8 @@ MACs (:meth:`MatMul.macs`): a product of a ``(T, K)`` by a ``(K, N)`` activation
 Softmax, LayerNorm, GELU, slices, concatenations, constant adds and means count nothing, as
 adds and averages count nothing in :func:`~.ir_graph.macs`.
 
-These ops trace and run in float (:mod:`.reference`); the quantizer does not take them yet.
+These ops trace and run in float (:mod:`.reference`); :mod:`.quantize_attention` makes their
+integer forms (:mod:`.ir_attention_q`).
 """
 
 from __future__ import annotations
@@ -186,5 +187,5 @@ class Token:
         return (shape[1],)
 
 
-#: The ops that trace and run in float only (no quantized form yet).
+#: The float attention ops (their quantized forms: :data:`.ir_attention_q.QATTENTION_OPS`).
 ATTENTION_OPS = (MatMul, Softmax, LayerNorm, Gelu, Slice, Concat, AddConstant, TokenMean, Token)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .ir_attention import ATTENTION_OPS, MatMul
+from .ir_attention_q import QATTENTION_OPS, QMatMul
 from .ir_float import (
     INPUT,
     LSTM,
@@ -123,7 +124,7 @@ class QGraph(_Values):
 # --- shapes and work -----------------------------------------------------------------------------
 def out_shape(op, shape: Shape, *more: Shape) -> Shape:
     """The per-sample output shape of ``op`` (float or quantized) on inputs of ``shape``."""
-    if isinstance(op, ATTENTION_OPS):
+    if isinstance(op, ATTENTION_OPS + QATTENTION_OPS):
         return op.out_shape(shape, *more)
     if isinstance(op, (Embedding, QEmbedding)):
         table = op.weight if isinstance(op, Embedding) else op.table
@@ -158,7 +159,7 @@ def macs(op, shape: Shape) -> int:
     fused pool, an add, an average and the host's gathers count nothing; a padded tap counts,
     as the published figures of the MLPerf Tiny models count it; a product of two activations
     counts as a Linear does, :mod:`.ir_attention`)."""
-    if isinstance(op, MatMul):
+    if isinstance(op, (MatMul, QMatMul)):
         return op.macs(shape)
     if isinstance(op, (Conv2d, QConv)):
         cout, cin_g, kh, kw = op._weights().shape
