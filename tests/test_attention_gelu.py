@@ -1,5 +1,6 @@
 """The GELU unit in Amaranth's simulator against numerics.gelu_int bit for bit (every input, in
-every lane), one word a cycle, its Verilog; and the attention config's checks."""
+every lane), one word a cycle; LayerNorm wired into GELU by streams alone; the attention
+config's checks."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import UnusedElaboratable
+from amaranth.hdl import Module, UnusedElaboratable, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
-from hwaccel.generators.attention import SIZES, AttentionConfig, GeluUnit
+from hwaccel.generators.attention import SIZES, AttentionConfig, GeluUnit, LayerNormUnit
 from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.common import out_layout, word_layout
+from hwaccel.generators.attention.layernorm import ln_param_layout, ln_setup_layout
 from hwaccel.generators.attention.perf import gelu_cycles
 from hwaccel.numerics.gelu import GeluParams, gelu_int, gelu_params
+from hwaccel.numerics.layernorm import layernorm_int, layernorm_params
 
 TINY = SIZES["tiny"]
 
@@ -83,3 +89,52 @@ def test_attention_config_checks():
     assert cfg.with_(lanes=4).len_words == 32
     with pytest.raises(ValueError, match="words must be a positive integer, not 0"):
         gelu_cycles(0)
+
+
+class _LayerNormThenGelu(wiring.Component):
+    """LayerNorm's source wired straight into GELU's sink: the two layouts are one."""
+
+    def __init__(self, cfg):
+        self.ln, self.gelu = LayerNormUnit(cfg), GeluUnit(cfg)
+        super().__init__({
+            "setup": In(stream.Signature(ln_setup_layout(cfg))),
+            "params": In(stream.Signature(ln_param_layout(cfg))),
+            "sink": In(stream.Signature(word_layout(cfg.lanes))),
+            "table": In(stream.Signature(signed(8))),
+            "source": Out(stream.Signature(out_layout(cfg.lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ln, m.submodules.gelu = self.ln, self.gelu
+        for name in ("setup", "params", "sink"):
+            wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(self.ln, name))
+        wiring.connect(m, wiring.flipped(self.table), self.gelu.table)
+        wiring.connect(m, self.ln.source, self.gelu.sink)
+        wiring.connect(m, self.gelu.source, wiring.flipped(self.source))
+        return m
+
+
+def test_layernorm_into_gelu_by_wiring_streams(seed):
+    rng = np.random.default_rng(seed)
+    c = 6
+    p_ln = layernorm_params(0.05, 0.03, rng.uniform(-2, 2, c), rng.uniform(-1, 1, c))
+    p_gelu = gelu_params(0.03, 0.02)
+    rows = rng.integers(-128, 128, (5, c))
+    nw = -(-c // TINY.lanes)
+    words, want = [], []
+    for q in rows:
+        x, y = np.zeros(nw * TINY.lanes, np.int64), np.zeros(nw * TINY.lanes, np.int64)
+        x[:c] = q
+        y[:c] = layernorm_int(q, p_ln)
+        y = gelu_int(y, p_gelu)                          # GELU of the padding lanes' 0 too
+        words += [[int(v) for v in x[w * TINY.lanes:(w + 1) * TINY.lanes]] for w in range(nw)]
+        want += [([int(v) for v in y[w * TINY.lanes:(w + 1) * TINY.lanes]], int(w == nw - 1))
+                 for w in range(nw)]
+    dut = _LayerNormThenGelu(TINY)
+    loads = [(dut.table, list(p_gelu.table)),
+             (dut.setup, [{"channels": c, "eps_term": p_ln.eps_term, "shift": p_ln.shift}]),
+             (dut.params, [{"gamma": g, "beta": b} for g, b in zip(p_ln.gamma_mult,
+                                                                    p_ln.beta_add)])]
+    run = run_streams(dut, loads, words, expect=len(want), stall=0.3, seed=seed)
+    assert run.outputs == want, f"seed {seed}"
