@@ -6,7 +6,8 @@ the hardware's: products of int8 summed in int32 plus an int32 bias, then
 requantizer, :func:`~hwaccel.numerics.add_requantize` for a residual add,
 :func:`~hwaccel.numerics.average` of each window's exact sum for an average pool, and the LSTM
 cell's fixed-point gates and tables
-(:func:`~hwaccel.numerics.gate_preactivation`, :func:`~hwaccel.numerics.cell_update`).
+(:func:`~hwaccel.numerics.gate_preactivation`, :func:`~hwaccel.numerics.cell_update`); the
+attention ops are :mod:`.int8_attention`'s.
 
 Why float64 for the products: CUDA has no int64 convolution or matmul, and a float64 sum of int8
 products is exact while it stays below 2**53 (these stay below 2**31), whatever order a kernel
@@ -38,6 +39,7 @@ from ..numerics import (
     tanh_fx,
 )
 from . import ir
+from .int8_attention import forward_op as attention_op
 
 __all__ = ["forward"]
 
@@ -194,6 +196,8 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
                 y = _linear(op, x, dev, tally)
             elif isinstance(op, ir.QLstm):
                 y = _lstm(op, x, dev, tally)
+            elif isinstance(op, ir.QATTENTION_OPS):
+                y = attention_op(op, x, more, dev, tally)
             else:
                 raise TypeError(f"op must be a quantized IR op, not {op!r}")
             env[op.name] = y

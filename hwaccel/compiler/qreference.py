@@ -5,7 +5,8 @@ accelerator's golden interpreter cannot be the reference.
 
 Every window is gathered explicitly (``sliding_window_view``) and summed in int64; every
 requantizer, add and average is :mod:`hwaccel.numerics`' own function; an LSTM layer is the
-cell's golden model (:func:`hwaccel.generators.lstm.model.golden_sequence`), sample by sample.
+cell's golden model (:func:`hwaccel.generators.lstm.model.golden_sequence`), sample by sample;
+the attention ops are :mod:`.qreference_attention`'s.
 Slow, and meant to be: nothing here is shared with the twin but the numerics.
 """
 
@@ -16,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..numerics import add_requantize, average, requantize
 from . import ir
+from .qreference_attention import forward_op as attention_op
 
 __all__ = ["forward"]
 
@@ -79,6 +81,8 @@ def forward(qg: ir.QGraph, x_int) -> np.ndarray:
             y = _linear(op, x)
         elif isinstance(op, ir.QLstm):
             y = _lstm(op, x)
+        elif isinstance(op, ir.QATTENTION_OPS):
+            y = attention_op(op, x, more)
         else:
             raise TypeError(f"op must be a quantized IR op, not {op!r}")
         env[op.name] = np.asarray(y, dtype=np.int64)

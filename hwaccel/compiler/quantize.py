@@ -28,6 +28,8 @@
   int8 at 2**-7 by construction, which is the next layer's input scale.
 * Embedding: the table as int8 at one scale (``max|table| / 127``): the gathered rows are the
   first LSTM's x, which has one scale, and no token's row saturates.
+* Attention ops (scores, probabilities, LayerNorm, GELU, heads, positional embeddings):
+  :mod:`.quantize_attention`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..numerics import INT8, INT32, add_params, requant_params
 from ..numerics import quantize as quantize_values
 from . import ir
 from .errors import check_finite
+from .quantize_attention import quantize_op as quantize_attention_op
 from .reference import ranges
 
 __all__ = ["quantize", "quantize_input", "apply_head", "weight_scales", "ZERO_RANGE_SCALE"]
@@ -151,6 +154,9 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
                 last = op.last_step and k == len(op.layers) - 1
                 out.append(ir.QLstm(name, p, last, s_out, ins))
                 ins, s_out = (name,), H_SCALE
+        elif isinstance(op, ir.ATTENTION_OPS):
+            q, s_out = quantize_attention_op(op, ins, scale, amax, graph)
+            out.append(q)
         else:
             raise TypeError(f"op must be a float IR op, not {op!r}")
         alias[op.name], scale[op.name] = name, s_out
