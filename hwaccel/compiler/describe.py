@@ -17,6 +17,8 @@ _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)", "QLstm": "LS
 
 
 def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
+    if isinstance(op, ir.QATTENTION_OPS):
+        return "no command yet (attention: integer twin only)"
     if isinstance(op, ir.QConv):
         if im2col.first_conv(qg, cfg) is op:
             k = im2col.patch_channels(op)
@@ -36,6 +38,14 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
 
 
 def _scales(op) -> tuple[str, str]:
+    if isinstance(op, ir.QMatMul):
+        return f"{op.s_a:.3g}x{op.s_b:.3g}", f"{op.s_out:.4g}"
+    if isinstance(op, (ir.QSoftmax, ir.QLayerNorm, ir.QGelu)):
+        return f"{op.s_in:.4g}", f"{op.s_out:.4g}"
+    if isinstance(op, ir.QAddConstant):
+        return f"{op.s_a:.3g}+{op.s_b:.3g}", f"{op.s_out:.4g}"
+    if isinstance(op, (ir.QSlice, ir.QConcat, ir.QTokenMean, ir.QToken)):
+        return f"{op.s:.4g}", f"{op.s:.4g}"
     if isinstance(op, (ir.QConv, ir.QLinear)):
         return f"{op.s_in:.4g}", f"{op.s_out:.4g}"
     if isinstance(op, ir.QLstm):

@@ -56,15 +56,25 @@ from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
 from . import im2col, ir
 from .builders import DryBuilder, PlacedBuilder, Program
+from .errors import UnsupportedOp
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
-__all__ = ["DoesNotFit", "LoweringError", "Lowered", "Value", "layout", "lower", "max_batch",
-           "linear_as_conv", "weight_groups"]
+__all__ = ["AttentionNotLowered", "DoesNotFit", "LoweringError", "Lowered", "Value", "layout",
+           "lower", "max_batch", "linear_as_conv", "weight_groups"]
 
 
 class LoweringError(ValueError):
     """A layer is beyond what the preset's engines run; names the layer and what they do run."""
+
+
+class AttentionNotLowered(LoweringError, UnsupportedOp):
+    """An attention op (:mod:`.ir_attention_q`): the integer twin runs it, no command does yet."""
+
+    def __init__(self, op, cfg: AccelConfig):
+        self.op, self.where = f"{type(op).__name__[1:]} (attention)", f"layer {op.name!r}"
+        ValueError.__init__(self, f"layer {op.name!r} is {self.op}: no accelerator command for "
+                            f"attention yet on {cfg.slug}; the integer twin (torch-int8) runs it")
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,9 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
     order their steps write them (step ``k`` is the ``k``-th op lowered; the input is -1).
     ``patches``: the input is written as the first conv's im2col patches where
     :func:`.im2col.first_conv` says so (kind ``patches``: ``K x OH x OW``)."""
+    attention = next((op for op in qg.ops if isinstance(op, ir.QATTENTION_OPS)), None)
+    if attention is not None:
+        raise AttentionNotLowered(attention, cfg)
     lanes = cfg.lanes
     groups = lambda c: math.ceil(c / lanes)  # noqa: E731
     ops = qg.ops[1:] if qg.tokens else qg.ops

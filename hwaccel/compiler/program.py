@@ -165,6 +165,9 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
         The model cannot run on the preset even at batch 1 (names the tensor or layer).
     LoweringError
         A layer the preset's engines do not run (names the layer and what they run).
+        An attention op (a transformer) raises :class:`.lower.AttentionNotLowered`, both a
+        LoweringError and an UnsupportedOp: no accelerator command runs attention yet, while
+        with ``strict=False`` its integer IR and integer twin work.
     NonFiniteError
         A NaN or an infinity in the calibration data, a weight, bias or batch-norm statistic,
         or a layer's float activations on the calibration data (names the tensor, the layer,
@@ -173,11 +176,10 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     from .lower import LoweringError, max_batch
     from .memory import DoesNotFit
     from .quantize import quantize
-    from .trace import refuse_float_only, trace
+    from .trace import trace
 
     cfg = _preset(preset)
     graph = trace(model, example)
-    refuse_float_only(graph)  # attention ops: float IR only until the quantizer takes them
     if calibration is None:
         qgraph = quantize(graph, example, "calibration data (the example: no calibration given)")
     else:

@@ -16,8 +16,8 @@ Nodes that do not depend on the input's values (parameters and buffers read in `
 masks built from them and from shapes) are kept as constants, with the values the example run
 gave them: a constant added to a sequence is a positional embedding, a constant mask is checked
 to be causal. Transformer modules are lowered from their parameters (:mod:`.trace_attention`),
-hand-written attention is followed through its head reshapes (:mod:`.trace_layout`); their ops
-(:mod:`.ir_attention`) run in float only so far, and :func:`refuse_float_only` says so.
+hand-written attention is followed through its head reshapes (:mod:`.trace_layout`), into the
+ops of :mod:`.ir_attention`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .trace_attention import Const, TransformerReaders
 from .trace_layout import Cols, Heads, LayoutReaders, Masked
 from .trace_ops import Head, LayerReaders, Pad, np_of
 
-__all__ = ["SUPPORTED", "UnsupportedOp", "trace", "refuse_float_only"]
+__all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
 
 
 def _args(node, names: tuple[str, ...], defaults: dict) -> dict:
@@ -334,16 +334,6 @@ def _propagate_class():
             return out
 
     return Propagate
-
-
-def refuse_float_only(graph: ir.Graph) -> None:
-    """Raise :class:`UnsupportedOp` for the first op the quantizer does not take yet (the
-    attention ops of :mod:`.ir_attention`: they trace and run in float only)."""
-    op = next((op for op in graph.ops if isinstance(op, ir.ATTENTION_OPS)), None)
-    if op is not None:
-        raise UnsupportedOp(f"{type(op).__name__} (transformer ops)", repr(op.name),
-                            "transformer ops trace and run in float; the accelerator's "
-                            "attention commands are not built yet")
 
 
 def trace(model, example) -> ir.Graph:

@@ -166,7 +166,8 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     # golden first: the integer backends are compared with it
     order = sorted(backends, key=lambda name: name != "golden")
     golden_ints = None
-    if any(chosen[b].integer for b in backends) and "golden" not in backends:
+    if (any(chosen[b].integer for b in backends) and "golden" not in backends
+            and compiled.refusal is None):  # a refused model has no golden run to compare with
         golden_ints = compiled.execute("golden", x, progress_bar=progress).int_logits
     rows = {}
     for name in order:
