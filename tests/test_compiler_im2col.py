@@ -13,6 +13,7 @@ from torch import nn
 import hwaccel
 from hwaccel.compiler import im2col, ir
 from hwaccel.compiler.lower import layout
+from hwaccel.compiler.memory import DoesNotFit, plan
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.model import run_program
 
@@ -123,3 +124,19 @@ def test_rtl_equals_golden_with_patches_on_tiny():
     gold = cm.execute("golden", x)
     np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(x_int))
     np.testing.assert_array_equal(cm.execute("rtl", x).int_logits, gold.int_logits)
+
+
+def test_patches_that_do_not_fit_fall_back_to_the_plain_input():
+    """On tiny a stride-1 stem's patches (3 words a pixel) take three times its input: beyond
+    8 samples they do not fit, and the batch runs with the plain input, bit-exact."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 3))
+    cm, _ = _compile(model, (1, 8, 8), "tiny")
+    assert im2col.first_conv(cm.qgraph, cm.config) is cm.qgraph.ops[0]
+    plan(layout(cm.qgraph, cm.config, 8)[1], cm.config)
+    with pytest.raises(DoesNotFit):
+        plan(layout(cm.qgraph, cm.config, 9)[1], cm.config)
+    assert cm.max_batch > 8
+    x = torch.randn(9, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    x_int = cm.quantize_input(x)
+    np.testing.assert_array_equal(_golden(cm, x_int), cm.int8_forward(x_int))
