@@ -12,6 +12,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
 from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule
 from hwaccel.numerics.layernorm import (
     LN_EPS_FRAC,
@@ -68,8 +69,9 @@ def _run(cfg, p: LayerNormParams, rows, *, stall=0.0, seed=0):
 @pytest.mark.parametrize("cfg,c", [(TINY, 16), (TINY, 7), (TINY, 1),
                                    (TINY.with_(bits_per_cycle=4), 4),
                                    (AttentionConfig(max_len=5, max_channels=5, lanes=3,
-                                                    bits_per_cycle=3), 5)],
-                         ids=["c16", "c7", "c1", "c4_4bits", "c5_lanes3_3bits"])
+                                                    bits_per_cycle=3), 5),
+                                   (AttentionConfig(max_len=24, max_channels=24, lanes=8), 21)],
+                         ids=["c16", "c7", "c1", "c4_4bits", "c5_lanes3_3bits", "c21_lanes8"])
 def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     rng = np.random.default_rng(seed)
     p = _params(rng, c)
@@ -116,16 +118,17 @@ def test_layernorm_z_register_holds_every_z(c):
 
 
 def test_layernorm_cycle_formula():
-    """Rows repeat every 2W + 7 + rsqrt_cycles cycles; a row's last word leaves 6 cycles after
-    its last read."""
+    """Rows repeat every 2W + 7 + T + rsqrt_cycles cycles (T the register stages of a 16-lane
+    tree, one); a row's last word leaves 6 cycles after its last read."""
+    t = tree_stages(16)
     for k, root in ((1, 22), (2, 11), (4, 6)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert cfg.rsqrt_cycles == root
         for c in (1, 16, 32, 768, 1024):
             w = -(-c // cfg.lanes)
             perf = layernorm_row_perf(cfg, c)
-            assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 7 + root,
-                                                               2 * w + 7 + root + 6)
+            assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 7 + t + root,
+                                                               2 * w + 7 + t + root + 6)
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\], not 0"):
         layernorm_row_perf(SIZES["default"], 0)
 

@@ -12,6 +12,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from hwaccel.generators.attention import SIZES, AttentionConfig, SoftmaxUnit
 from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.perf import softmax_row_perf, softmax_schedule
 from hwaccel.numerics.softmax import SoftmaxParams, softmax_int, softmax_params
 
@@ -76,8 +77,10 @@ def _run(cfg, p, rows, *, stall=0.0, seed=0):
 
 @pytest.mark.parametrize("cfg", [TINY, TINY.with_(bits_per_cycle=8),
                                  AttentionConfig(max_len=7, max_channels=7, lanes=3,
-                                                 bits_per_cycle=3)],
-                         ids=["tiny", "tiny_8bits", "len7_lanes3_3bits"])
+                                                 bits_per_cycle=3),
+                                 AttentionConfig(max_len=20, max_channels=20, lanes=8,
+                                                 bits_per_cycle=2)],
+                         ids=["tiny", "tiny_8bits", "len7_lanes3_3bits", "len20_lanes8_trees"])
 def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
     rng = np.random.default_rng(seed)
     p = softmax_params(float(rng.choice([1 / 64, 1 / 16, 0.25])), cfg.max_len)
@@ -120,7 +123,10 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
 
 
 def test_softmax_cycle_formula():
-    """Rows of one length repeat every 3W + div_cycles + 4 + max(0, 4 - W) cycles."""
+    """Rows of one length repeat every 3W + div_cycles + 4 + 2T + max(0, 4 - T - W) cycles,
+    T the register stages of a 16-lane tree (one)."""
+    t = tree_stages(16)
+    assert t == 1 and tree_stages(4) == 0 and tree_stages(32) == 2
     for k, div in ((1, 22), (2, 11), (3, 8), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
@@ -128,8 +134,8 @@ def test_softmax_cycle_formula():
             w = -(-n // cfg.lanes)
             perf = softmax_row_perf(cfg, n)
             assert perf.words == w
-            assert perf.period == 3 * w + div + 4 + max(0, 4 - w)
-            assert perf.latency == 3 * w + div + 9
+            assert perf.period == 3 * w + div + 4 + 2 * t + max(0, 4 - t - w)
+            assert perf.latency == 3 * w + div + 9 + 2 * t
     with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
                                          r", not 129"):
         softmax_row_perf(cfg, 129)

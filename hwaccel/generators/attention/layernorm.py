@@ -25,7 +25,7 @@ Hardware decisions
   registered; its masked lanes and their squares (``lanes`` 8 x 8 squarers) are registered
   the next cycle, the word's two sums (adder trees) the cycle after, and added into ``Sx``
   and ``Sxx`` the cycle after that: exact.
-* Variance (:data:`VAR_CYCLES`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
+* Variance (:func:`var_cycles`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
   (a subtract and add), a leading-one detector gives ``s``, and one barrel shift by an even
   amount the 22-bit mantissa ``w``: a cycle each.
 * Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
@@ -45,10 +45,12 @@ Hardware decisions
   at its last step until the pipeline is empty (the pipeline's ``Sx``, ``r``, ``h`` are
   copies taken there), which never happens when ``source`` keeps up.
 
-Cycles: :mod:`.perf`; rows repeat every ``2 W + VAR_CYCLES + rsqrt_cycles`` cycles.
+Cycles: :mod:`.perf`; rows repeat every ``2 W + var_cycles + rsqrt_cycles`` cycles.
 """
 
 from __future__ import annotations
+
+import operator
 
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
@@ -56,14 +58,27 @@ from amaranth.lib.wiring import In, Out
 
 from ...numerics import INT8
 from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
-from .common import out_layout, round_shift_var, sat8, tree_sum, word_layout
+from .common import (
+    delay,
+    out_layout,
+    round_shift_var,
+    sat8,
+    tree_reduce,
+    tree_stages,
+    word_layout,
+)
 from .config import AttentionConfig
 
-__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "VAR_CYCLES", "LN_OUT_LATENCY"]
+__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "var_cycles", "LN_OUT_LATENCY"]
 
-#: Cycles from the input pass's end to the square root's first step (the last word's squares,
-#: its sums, the row's sums, the products, ``W``, its leading one, the normalizing shift).
-VAR_CYCLES = 7
+
+
+def var_cycles(cfg: AttentionConfig) -> int:
+    """Cycles from the input pass's end to the square root's first step: the last word's
+    squares, its sums (``1 + tree_stages(lanes)``), the row's sums, the products, ``W``, its
+    leading one, the normalizing shift."""
+    return 7 + tree_stages(cfg.lanes)
+
 #: Cycles from the output pass's last read to that word on ``source``.
 LN_OUT_LATENCY = 6
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
@@ -176,10 +191,16 @@ class LayerNormUnit(wiring.Component):
         sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         pv, pfirst = Signal(), Signal()
-        m.d.sync += [pv.eq(mv), pfirst.eq(mfirst), psx.eq(tree_sum(mq)), psxx.eq(tree_sum(sq))]
+        sum_x = tree_reduce(m, mq, operator.add, "psx")
+        sum_xx = tree_reduce(m, sq, operator.add, "psxx")
+        t_v = delay(m, mv, tree_stages(L), "psum_v")
+        t_first = delay(m, mfirst, tree_stages(L), "psum_first")
+        m.d.sync += [pv.eq(([mv] + t_v)[-1]), pfirst.eq(([mfirst] + t_first)[-1]),
+                     psx.eq(sum_x), psxx.eq(sum_xx)]
         with m.If(pv):
             m.d.sync += [sx.eq(Mux(pfirst, 0, sx) + psx), sxx.eq(Mux(pfirst, 0, sxx) + psxx)]
-        vstep = Signal(range(VAR_CYCLES))
+        tv = tree_stages(L)                          # the sums' extra cycles
+        vstep = Signal(range(var_cycles(cfg)))
         with m.If(accept):
             with m.If(left_now <= L):
                 m.d.sync += [in_row.eq(0), phase.eq(VAR), vstep.eq(0), nwords.eq(widx_now + 1)]
@@ -203,14 +224,14 @@ class LayerNormUnit(wiring.Component):
         s_off = (RSQRT_BITS // 2)                      # 11
         with m.If(phase == VAR):
             m.d.sync += vstep.eq(vstep + 1)
-            # vstep 0, 1, 2: the last word's squares, then its sums, then the row's.
-            with m.If(vstep == 3):
+            # vstep 0 .. 2 + tv: the last word's squares, then its sums, then the row's.
+            with m.If(vstep == 3 + tv):
                 m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
-            with m.If(vstep == 4):
+            with m.If(vstep == 4 + tv):
                 m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
-            with m.If(vstep == 5):
+            with m.If(vstep == 5 + tv):
                 m.d.sync += [sb.eq((_bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
-            with m.If(vstep == 6):
+            with m.If(vstep == 6 + tv):
                 down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
                 up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
                 w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]

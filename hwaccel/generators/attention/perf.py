@@ -6,17 +6,19 @@ the cycle each row's first word is accepted (``start``) and the cycle its last w
 table, GELU table, LayerNorm parameters) are one beat a cycle and happen between rows.
 
 * Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W`` plus
-  :data:`~.softmax.IN_LATENCY`; exponent pass ``W`` reads plus :data:`~.softmax.EXP_LATENCY`,
-  starting once the previous row's output pipeline is empty; divider ``div_cycles`` (22 at
-  one bit a cycle); output pass ``W`` reads, the last word on ``source``
-  :data:`~.softmax.OUT_LATENCY` cycles after the last read. The next row's first word is
-  accepted the cycle after the last read. Rows of one length repeat every
-  ``3 W + div_cycles + 4 + max(0, OUT_LATENCY - 1 - W)`` cycles.
+  :func:`~.softmax.in_latency`; exponent pass ``W`` reads plus :func:`~.softmax.exp_latency`
+  (each one cycle more per register stage ``T`` of the lane trees,
+  :func:`~.common.tree_stages`: none up to 4 lanes, one up to 16), starting once the
+  previous row's output pipeline is empty; divider ``div_cycles`` (22 at one bit a cycle);
+  output pass ``W`` reads, the last word on ``source`` :data:`~.softmax.OUT_LATENCY` cycles
+  after the last read. The next row's first word is accepted the cycle after the last read.
+  Rows of one length repeat every ``3 W + div_cycles + 4 + 2 T + max(0, OUT_LATENCY - 1 - T
+  - W)`` cycles.
 * LayerNorm, a row of ``W = ceil(C / lanes)`` words: input pass ``W``; the variance and its
-  normalization :data:`~.layernorm.VAR_CYCLES`; the reciprocal square root
+  normalization :func:`~.layernorm.var_cycles` (``7 + T``); the reciprocal square root
   ``rsqrt_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
   word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read. Rows repeat every
-  ``2 W + VAR_CYCLES + rsqrt_cycles`` cycles.
+  ``2 W + var_cycles + rsqrt_cycles`` cycles.
 * GELU: one word a cycle, each word out :data:`~.gelu.GELU_LATENCY` cycle after it is accepted.
 """
 
@@ -27,8 +29,8 @@ from dataclasses import asdict, dataclass
 
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
-from .layernorm import LN_OUT_LATENCY, VAR_CYCLES
-from .softmax import EXP_LATENCY, IN_LATENCY, OUT_LATENCY
+from .layernorm import LN_OUT_LATENCY, var_cycles
+from .softmax import OUT_LATENCY, exp_latency, in_latency
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
            "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "TABLE_LOAD_CYCLES"]
@@ -69,9 +71,9 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
     out, start, free = [], 0, None
     for n in lengths:
         w = _words(cfg, "softmax row length", n, cfg.max_len)
-        exp = start + w + IN_LATENCY
+        exp = start + w + in_latency(cfg)
         exp = exp if free is None else max(exp, free)
-        last_read = exp + w + EXP_LATENCY + cfg.div_cycles + w - 1
+        last_read = exp + w + exp_latency(cfg) + cfg.div_cycles + w - 1
         out.append(RowTiming(start, last_read + OUT_LATENCY))
         free = last_read + OUT_LATENCY + 1        # the output pipeline is empty
         start = last_read + 1
@@ -81,7 +83,8 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
 def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
     w = _words(cfg, "softmax row length", n, cfg.max_len)
     a, b, c = softmax_schedule(cfg, [n, n, n])
-    passes = {"input": w + IN_LATENCY, "exponent": w + EXP_LATENCY, "divide": cfg.div_cycles,
+    passes = {"input": w + in_latency(cfg), "exponent": w + exp_latency(cfg),
+              "divide": cfg.div_cycles,
               "output": w, "output_latency": OUT_LATENCY}
     return RowPerf(w, passes, a.last_out - a.start + 1, c.start - b.start)
 
@@ -89,7 +92,7 @@ def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
 def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[RowTiming]:
     """When each of ``rows`` rows of ``channels`` (back to back) enters and leaves LayerNorm."""
     w = _words(cfg, "channels", channels, cfg.max_channels)
-    period = 2 * w + VAR_CYCLES + cfg.rsqrt_cycles
+    period = 2 * w + var_cycles(cfg) + cfg.rsqrt_cycles
     return [RowTiming(k * period, k * period + period - 1 + LN_OUT_LATENCY)
             for k in range(rows)]
 
@@ -97,7 +100,7 @@ def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[R
 def layernorm_row_perf(cfg: AttentionConfig, channels: int) -> RowPerf:
     w = _words(cfg, "channels", channels, cfg.max_channels)
     a, b = layernorm_schedule(cfg, channels, 2)
-    passes = {"input": w, "variance": VAR_CYCLES, "rsqrt": cfg.rsqrt_cycles, "output": w,
+    passes = {"input": w, "variance": var_cycles(cfg), "rsqrt": cfg.rsqrt_cycles, "output": w,
               "output_latency": LN_OUT_LATENCY}
     return RowPerf(w, passes, a.last_out - a.start + 1, b.start - a.start)
 

@@ -48,23 +48,43 @@ keeps up (the last term: a row too short to cover the previous row's output pipe
 
 from __future__ import annotations
 
+import operator
+
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...numerics import INT8
 from ...numerics.softmax import EXP_TABLE_SIZE, PROB_MAX, RECIP_SHIFT
-from .common import lane_max, lane_tables, out_layout, tree_sum, word_layout
+from .common import (
+    any_of,
+    delay,
+    lane_max,
+    lane_tables,
+    out_layout,
+    tree_reduce,
+    tree_stages,
+    word_layout,
+)
 from .config import AttentionConfig
 
-__all__ = ["SoftmaxUnit", "softmax_in_layout", "IN_LATENCY", "EXP_LATENCY", "OUT_LATENCY"]
+__all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY"]
 
-#: Cycles from the input pass's last word to the exponent pass's first read (the word's masked
-#: maximum, then the row's).
-IN_LATENCY = 1
-#: Exponent pass: cycles after its last read until the divider starts (buffer read, table read,
-#: lane sum; the divider's first step sees the final ``S``).
-EXP_LATENCY = 3
+
+
+def in_latency(cfg: AttentionConfig) -> int:
+    """Cycles from the input pass's last word to the exponent pass's first read: the word's
+    masked maximum (``1 + tree_stages(lanes)`` cycles), then the row's."""
+    return 1 + tree_stages(cfg.lanes)
+
+
+def exp_latency(cfg: AttentionConfig) -> int:
+    """Exponent pass: cycles after its last read until the divider starts (buffer read, table
+    read, the lane sum in ``1 + tree_stages(lanes)`` cycles; the divider's first step sees the
+    final ``S``)."""
+    return 3 + tree_stages(cfg.lanes)
+
+
 #: Output pass: cycles from its last read to that word on ``source`` (buffer read, table read,
 #: the entry registered, product, rounding into the output register).
 OUT_LATENCY = 5
@@ -161,11 +181,13 @@ class SoftmaxUnit(wiring.Component):
         in_q = Signal(word_layout(L))
         in_left = Signal.like(left)
         wmax = Signal(signed(INT8.bits))
-        m.d.sync += [in_v.eq(accept), w_v.eq(in_v)]
-        with m.If(in_v):
-            m.d.sync += [wmax.eq(lane_max([Mux(in_left > i, in_q[i], INT8.min)
-                                           for i in range(L)])),
-                         w_first.eq(in_first)]
+        tree = tree_reduce(m, [Mux(in_left > i, in_q[i], INT8.min) for i in range(L)],
+                           lambda a, b: Mux(a > b, a, b), "wmax")
+        t_v = delay(m, in_v, tree_stages(L), "wmax_v")
+        t_first = delay(m, in_first, tree_stages(L), "wmax_first")
+        in_busy = any_of([in_v, *t_v])            # words whose maximum is not yet in wmax
+        m.d.sync += [in_v.eq(accept), w_v.eq(([in_v] + t_v)[-1]), wmax.eq(tree),
+                     w_first.eq(([in_first] + t_first)[-1])]
         with m.If(w_v):
             m.d.sync += mx.eq(lane_max([Mux(w_first, INT8.min, mx), wmax]))
         with m.If(accept):
@@ -184,17 +206,22 @@ class SoftmaxUnit(wiring.Component):
         e_b0, e_b1 = Signal.like(left), Signal.like(left)
         e_first0, e_first1, e_first2 = Signal(), Signal(), Signal()
         psum = Signal(cfg.sum_bits)
-        # The first read waits a cycle for the row's maximum (needed the cycle after a read).
-        m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & ~in_v & (widx != nwords))
-        m.d.sync += [e_v0.eq(e_issue), e_v1.eq(e_v0), e_v2.eq(e_v1),
+        # The first read waits for the row's maximum (needed the cycle after a read).
+        m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & ~in_busy & (widx != nwords))
+        m.d.sync += [e_v0.eq(e_issue), e_v1.eq(e_v0),
                      e_b0.eq(left), e_b1.eq(e_b0),
-                     e_first0.eq(widx == 0), e_first1.eq(e_first0), e_first2.eq(e_first1)]
+                     e_first0.eq(widx == 0), e_first1.eq(e_first0)]
         with m.If(e_issue):
             m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
-        # e_v0: the buffer word is out, the table is read; e_v1: the entries are out.
-        with m.If(e_v1):
-            m.d.sync += psum.eq(tree_sum([Mux(e_b1 > i, exp_rd[i].data, 0)
-                                          for i in range(L)]))
+        # e_v0: the buffer word is out, the table is read; e_v1: the entries are out, summed
+        # by a tree into psum (e_v2), then added into S.
+        ssum = tree_reduce(m, [Mux(e_b1 > i, exp_rd[i].data, 0) for i in range(L)],
+                           operator.add, "esum")
+        s_v = delay(m, e_v1, tree_stages(L), "esum_v")
+        s_first = delay(m, e_first1, tree_stages(L), "esum_first")
+        m.d.sync += [psum.eq(ssum), e_v2.eq(([e_v1] + s_v)[-1]),
+                     e_first2.eq(([e_first1] + s_first)[-1])]
+        exp_busy = any_of([e_v0, e_v1, *s_v])      # words not yet in psum
         with m.If(e_v2):
             m.d.sync += total.eq(Mux(e_first2, 0, total) + psum)
 
@@ -208,7 +235,7 @@ class SoftmaxUnit(wiring.Component):
         o_recip = Signal(qb)
         o_mx = Signal(signed(INT8.bits))
         o_nwords = Signal(range(depth + 1))
-        with m.If((phase == EXP) & (widx == nwords) & ~e_v0 & ~e_v1):
+        with m.If((phase == EXP) & (widx == nwords) & ~exp_busy):
             # The last psum lands in S at the end of this cycle; the divider reads S from the
             # next one. The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
             m.d.sync += [phase.eq(DIV), rem.eq((PROB_MAX << RECIP_SHIFT) >> steps), quo.eq(0),
@@ -261,7 +288,7 @@ class SoftmaxUnit(wiring.Component):
                      self.source.valid.eq(out_v),
                      self.source.payload.data.eq(out_data),
                      self.source.payload.last.eq(out_last),
-                     out_busy.eq(_any(v) | out_v)]
+                     out_busy.eq(any_of(v) | out_v)]
 
         # --- shared read ports ---------------------------------------------------------------
         in_out = phase == OUT
@@ -275,9 +302,3 @@ class SoftmaxUnit(wiring.Component):
                          exp_rd[i].en.eq(Mux(out_busy | in_out, adv, e_v0))]
         return m
 
-
-def _any(sigs):
-    out = 0
-    for sig in sigs:
-        out = out | sig
-    return out
