@@ -156,6 +156,11 @@ def test_lowering_refuses_attention_by_name(digits):
     x_int = cm.quantize_input(digits.x_test[:16])    # the integer twin still runs it
     np.testing.assert_array_equal(cm.int8_forward(x_int), qreference.forward(cm.qgraph, x_int))
     assert "no command yet (attention" in cm.describe()
+    rows = {r.layer: r for r in cm.saturation(digits.x_test[:16])}   # counted by the twin
+    for op in cm.qgraph.ops:
+        if isinstance(op, (ir.QMatMul, ir.QAddConstant)):
+            per_sample = int(np.prod(cm.qgraph.shapes()[op.name]))
+            assert rows[op.name].values == 16 * per_sample
 
 
 def test_a_join_at_different_scales_is_refused_by_name():

@@ -7,7 +7,10 @@ integer means the rounded value the hardware computes before it clamps:
 * the input: ``round_half_even(x / input_scale)`` (:func:`hwaccel.numerics.quantize`);
 * a Conv2d or Linear: the requantizer's ``(acc * M + 2**(S-1)) >> S``
   (:func:`hwaccel.numerics.requantize`), per output value before a fused max-pool;
-* a residual add: ``(a*Ma + b*Mb + 2**(S-1)) >> S`` (:func:`hwaccel.numerics.add_requantize`);
+* a residual add: ``(a*Ma + b*Mb + 2**(S-1)) >> S`` (:func:`hwaccel.numerics.add_requantize`),
+  and a positional embedding's constant add (the same arithmetic);
+* a product of two activations (attention's scores and ``P . V``): its requantizer, as a
+  Linear's;
 * an LSTM layer: every step's h, ``(o * tanh(c) + 2**16) >> 17``
   (:func:`hwaccel.numerics.cell_update`); it reaches 128 only when o * tanh(c) is within
   half a step of 1.0.
@@ -57,7 +60,8 @@ class Clipped:
 
 def saturation(qg: ir.QGraph, x, batch: int = 256) -> list[Clipped]:
     """:class:`Clipped` for the input (float inputs only) and for every requantizing layer
-    (Conv2d, Linear, add, LSTM) of ``qg``, in order, over the batch ``x`` (floats or token ids)."""
+    (Conv2d, Linear, add, LSTM, attention's products and constant adds) of ``qg``, in order,
+    over the batch ``x`` (floats or token ids)."""
     from .int8 import forward
     from .quantize import quantize_input
 
@@ -72,7 +76,8 @@ def saturation(qg: ir.QGraph, x, batch: int = 256) -> list[Clipped]:
     for i in range(0, len(x_int), batch):
         forward(qg, x_int[i:i + batch], "cpu", tally)
     names = [op.name for op in qg.ops
-             if isinstance(op, (ir.QConv, ir.QLinear, ir.QAdd, ir.QLstm))]
+             if isinstance(op, (ir.QConv, ir.QLinear, ir.QAdd, ir.QLstm, ir.QMatMul,
+                                ir.QAddConstant))]
     out += [Clipped(name, *tally.get(name, (0, 0, 0))) for name in names]
     return out
 
