@@ -6,6 +6,8 @@ model's int8 accuracy is within a point of float; lowering refuses attention by 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -77,13 +79,16 @@ def test_trained_transformer_int8_is_exact_and_accurate(digits):
     assert acc_float - acc_int8 <= MAX_GAP
 
 
-class Sdpa(nn.Module):
+class HandWritten(nn.Module):
     """A pre-norm block written out: one qkv Linear split into heads by view/transpose,
-    F.scaled_dot_product_attention, a tanh-GELU MLP, a final F.layer_norm, a first-token head."""
+    F.scaled_dot_product_attention (``sdpa``) or q @ k^T scaled, a causal masked_fill and
+    F.softmax (``manual``), a tanh-GELU MLP, a final F.layer_norm, a first-token head."""
 
-    def __init__(self, heads: int, width: int, causal: bool):
+    def __init__(self, kind: str, heads: int, width: int, causal: bool):
         super().__init__()
-        self.heads, self.causal = heads, causal
+        self.kind, self.heads, self.causal = kind, heads, causal
+        self.register_buffer("keep", torch.tril(torch.ones(TOKENS, TOKENS)).view(
+            1, 1, TOKENS, TOKENS))
         self.embed = nn.Linear(4, width)
         self.pos = nn.Parameter(torch.randn(1, TOKENS, width) * 0.3)
         self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
@@ -97,7 +102,13 @@ class Sdpa(nn.Module):
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        if self.kind == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            if self.causal:
+                att = att.masked_fill(self.keep == 0, float("-inf"))
+            y = F.softmax(att, dim=-1) @ v
         x = x + self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
         x = x + self.mlp(self.ln2(x))
         return self.head(F.layer_norm(x, (c,))[:, 0])
@@ -129,14 +140,16 @@ def test_random_encoders_twin_equals_reference(digits, seed):
     assert np.abs(out).max() > 0, what        # the values flowed through every op
 
 
-@pytest.mark.parametrize("heads, causal", [(1, False), (3, True)])
-def test_hand_written_sdpa_twin_equals_reference(digits, heads, causal):
+@pytest.mark.parametrize("kind, heads, causal", [("sdpa", 1, False), ("sdpa", 3, True),
+                                                  ("manual", 2, True)])
+def test_hand_written_attention_twin_equals_reference(digits, kind, heads, causal):
     torch.manual_seed(10 + heads)
-    model = Sdpa(heads, 8 * heads, causal)
+    model = HandWritten(kind, heads, 8 * heads, causal)
     graph = trace(model, digits.x_train[:2])
     qg = quantize(graph, digits.x_train[:96])
     assert [type(op).__name__ for op in qg.ops].count("QMatMul") == 2 * heads
     assert any(isinstance(op, ir.QToken) for op in qg.ops)
+    assert [op.causal for op in qg.ops if isinstance(op, ir.QSoftmax)] == [causal] * heads
     integer_runs(qg, digits.x_test[:64])
 
 
