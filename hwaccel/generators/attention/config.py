@@ -222,7 +222,7 @@ class AttentionUnitConfig:
         return units[self.unit](self.attention)
 
 
-#: Named sizes; every simulation test runs on ``tiny``.
+#: Named sizes; the simulation tests run ``tiny`` (and smaller custom sizes).
 SIZES: dict[str, AttentionConfig] = {
     c.name: c
     for c in (
