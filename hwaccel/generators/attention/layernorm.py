@@ -37,7 +37,8 @@ Hardware decisions
   parameter reads (the parameter memory holds ``lanes`` channels per word, one block RAM
   wide, written one channel a beat through per-lane write enables), ``D_c`` (``C * q``, an
   11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the rounding shift by ``h``,
-  ``z * G + B`` (20 x 17 plus a 56-bit add), the rounding shift by ``S`` and saturation:
+  ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S - 1``, then rounding and
+  saturation:
   :data:`LN_OUT_LATENCY` cycles. The shifts' amounts ``h - 1`` and ``S - 1`` are registers
   set with the row. Four multipliers a lane (three in DSPs) could be shared between lanes
   at a word every few cycles; one word a cycle keeps the pass at ``W`` cycles.
@@ -79,8 +80,10 @@ def var_cycles(cfg: AttentionConfig) -> int:
     leading one, the normalizing shift."""
     return 7 + tree_stages(cfg.lanes)
 
-#: Cycles from the output pass's last read to that word on ``source``.
-LN_OUT_LATENCY = 6
+
+#: Cycles from the output pass's last read to that word on ``source`` (reads, ``D``, ``D*r``,
+#: ``z``, ``z*G + B``, the shift by ``S - 1``, rounding and saturation).
+LN_OUT_LATENCY = 7
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
 
 
@@ -279,7 +282,7 @@ class LayerNormUnit(wiring.Component):
                 m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
         m.d.comb += [buf_rd.addr.eq(widx), buf_rd.en.eq(adv),
                      par_rd.addr.eq(widx), par_rd.en.eq(adv)]
-        stages = 5
+        stages = LN_OUT_LATENCY - 1
         v = [Signal(name=f"o_v{k}") for k in range(stages)]
         b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
         last = [Signal(name=f"o_last{k}") for k in range(stages)]
@@ -292,6 +295,7 @@ class LayerNormUnit(wiring.Component):
         z = [Signal(signed(cfg.z_bits), name=f"z_{i}") for i in range(L)]
         t = [Signal(signed(max(cfg.z_bits + cfg.gamma_bits, cfg.beta_bits) + 1), name=f"t_{i}")
              for i in range(L)]
+        ts = [Signal.like(t[i], name=f"ts_{i}") for i in range(L)]
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
@@ -308,16 +312,15 @@ class LayerNormUnit(wiring.Component):
                     z[i].eq(round_shift_var(prod[i], o_hm1)),                  # v2 -> v3
                     gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
                     t[i].eq(z[i] * gam[2][i] + bet[2][i]),                     # v3 -> v4
-                    out_data[i].eq(Mux(b[4] > i,                                # v4 -> out
-                                       sat8(round_shift_var(t[i], o_sm1)), 0)),
+                    ts[i].eq(t[i] >> o_sm1),                                   # v4 -> v5
+                    out_data[i].eq(Mux(b[5] > i, sat8((ts[i] + 1) >> 1), 0)),  # v5 -> out
                 ]
-            m.d.sync += [out_v.eq(v[4]), out_last.eq(last[4])]
+            m.d.sync += [out_v.eq(v[5]), out_last.eq(last[5])]
         m.d.comb += [adv.eq(~out_v | self.source.ready),
                      self.source.valid.eq(out_v),
                      self.source.payload.data.eq(out_data),
                      self.source.payload.last.eq(out_last),
                      out_busy.eq(_any(v) | out_v)]
-        assert LN_OUT_LATENCY == stages + 1
         return m
 
 
