@@ -38,10 +38,10 @@ Hardware decisions
   wide, written one channel a beat through per-lane write enables), ``D_c`` (``C * q``, an
   11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the rounding shift by ``h``,
   ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S - 1``, then rounding and
-  saturation:
-  :data:`LN_OUT_LATENCY` cycles. The shifts' amounts ``h - 1`` and ``S - 1`` are registers
-  set with the row. Four multipliers a lane (three in DSPs) could be shared between lanes
-  at a word every few cycles; one word a cycle keeps the pass at ``W`` cycles.
+  saturation: :data:`LN_OUT_LATENCY` cycles. The shifts' amounts ``h - 1`` and ``S - 1``
+  are registers set with the row. Four multipliers a lane (three in DSPs) could be shared
+  between lanes at a word every few cycles; one word a cycle keeps the pass at ``W``
+  cycles.
 * The next row's input pass runs while the output pipeline drains; its square root waits
   at its last step until the pipeline is empty (the pipeline's ``Sx``, ``r``, ``h`` are
   copies taken there), which never happens when ``source`` keeps up.
