@@ -7,7 +7,7 @@ strictly inside a source's range (``src < dst < src + words``), where later read
 results (``dst`` equal to a source, or below it, is safe: every write lands on a word the unit
 has already read).
 
-Processor timing (:meth:`.processor.Processor._checks`): CALC registers at most one product of
+Processor timing (:func:`.checks.command_checks`): CALC registers at most one product of
 command fields per value (``width x height``, ``out_width x kw``, ``kh x kw`` ...), CHECK
 compares; the AVGPOOL overlap test adds the map's word count (CHECK's product) to ``src``.
 """

@@ -140,7 +140,7 @@ class Processor(wiring.Component):
             m.d.sync += cmd.eq(self.prog_data)
             goto("CALC")
         with m.Elif(is_("CALC")):
-            goto("CHECK")  # the registers of :meth:`_checks` load in this cycle
+            goto("CHECK")  # the registers of :func:`.checks.command_checks` load in this cycle
         with m.Elif(is_("CHECK")):
             m.d.sync += [self.job_src.eq(cmd.src), self.job_src_count.eq(chk.in_words),
                          self.job_dst.eq(cmd.dst), self.job_dst_count.eq(chk.out_words),
