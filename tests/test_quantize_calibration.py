@@ -1,6 +1,8 @@
 """Activation calibration (:mod:`hwaccel.compiler.calibrate`): the MSE clip against a brute-force
-search over the real quantizer, the tensors that keep ``max|x|``, and the integer path staying
-what it was (golden = the integer twin) under the chosen scales."""
+search over the real quantizer, the tensors that keep ``max|x|``, the integer path staying
+what it was (golden = the integer twin) under the chosen scales; and depthwise channel
+equalization (:mod:`hwaccel.compiler.equalize`) leaving the float model and the int8 weights
+as they were."""
 
 from __future__ import annotations
 
@@ -11,7 +13,11 @@ from torch import nn
 
 import hwaccel
 from hwaccel.compiler.calibrate import BINS, MIN_VALUES, _sawtooth_integral, mse_clip
-from hwaccel.compiler.quantize import quantize
+from hwaccel.compiler.cases import make
+from hwaccel.compiler.equalize import MAX_FACTOR, depthwise_pairs, equalize
+from hwaccel.compiler.quantize import quantize, weight_scales
+from hwaccel.compiler.reference import _prepare as R_prepare
+from hwaccel.compiler.reference import forward, run
 from hwaccel.compiler.trace import trace
 from hwaccel.numerics import INT8
 from hwaccel.numerics import quantize as quantize_values
@@ -100,3 +106,27 @@ def test_few_calibration_values_keep_the_range():
     assert cal.numel() < MIN_VALUES
     q = quantize(trace(model, cal[:2]), cal)
     assert q.input_scale == pytest.approx(float(cal.abs().max()) / 127, rel=1e-6)
+
+
+def test_equalization_keeps_the_float_model_and_the_int8_weights():
+    """Every conv -> depthwise pair of a DS-CNN-like model: the float outputs are unchanged, the
+    producer's channels end up spanning one range, and both layers' int8 weights are the same
+    integers as without the rewrite."""
+    model, inputs = make("dscnn_tiny")
+    cal = inputs(64, torch.Generator().manual_seed(3))
+    graph = trace(model, cal[:2])
+    pairs = depthwise_pairs(graph)
+    assert pairs
+    eq = equalize(graph, cal)
+    np.testing.assert_allclose(forward(eq, cal).numpy(), forward(graph, cal).numpy(),
+                               rtol=1e-9, atol=1e-12)
+    seen = {}
+    run(eq, R_prepare(eq, cal), lambda op, y: seen.__setitem__(op.name, y))
+    for prod, dw in pairs:
+        m = seen[prod].abs().amax(dim=(0, 2, 3)).numpy()
+        live = m > m.max() / MAX_FACTOR  # the channels not held back by the cap
+        np.testing.assert_allclose(m[live], m.max(), rtol=1e-9)
+        for name in (prod, dw):
+            before, after = graph.op(name).weight, eq.op(name).weight
+            q = lambda w: np.rint(w / weight_scales(w).reshape(-1, 1, 1, 1))  # noqa: E731
+            np.testing.assert_array_equal(q(after), q(before))
