@@ -20,6 +20,11 @@ negative values to zero: that is the activation, not saturation. Embedding table
 and average pools do not requantize (a table is quantized at its own ``max|w| / 127``: nothing
 saturates; an average of int8 values is an int8 value).
 
+Some saturation is by design: the quantizer clips the input and each hidden tensor where that
+minimizes its quantization error over the calibration data (:mod:`.calibrate`), so the rare
+values of its tail beyond the clip saturate. The graph's output is calibrated at ``max|x|``:
+there a count means values beyond anything the calibration data held.
+
 The counts come from the integer twin (:func:`hwaccel.compiler.int8.forward`), which equals the
 golden model and the RTL exactly, so they are the hardware's own. Every backend saturates; none
 wraps around: the input is clamped on the host (:func:`hwaccel.numerics.quantize`), and the
