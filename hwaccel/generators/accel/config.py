@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from ...config import check_int, check_name
 from ...numerics import AVG_MAX_WINDOW, avg_params
+from ..attention.config import AttentionConfig
 from ..conv.config import ConvConfig
 from ..conv.layouts import requant_layout
 from ..lstm.config import LstmConfig
@@ -36,6 +37,12 @@ class AccelConfig:
         Its ``input_size`` and ``hidden_size`` are the largest an LSTM command may ask for
         (each command carries its own). Its weight beats (``lanes`` int8) come from the weight
         scratchpad, one per cycle.
+    attention : AttentionConfig (or a dict), optional
+        The softmax, LayerNorm and GELU units that run SOFTMAX, LAYERNORM and GELU (and with
+        them the MATMUL command); ``lanes`` must equal the activation word's. None (the
+        presets): those opcodes are illegal and the command word has no ``attn`` field. The
+        units' RTL is not wired into the accelerator yet: the golden interpreter and the cycle
+        model run these commands, the RTL does not build with them (:mod:`.attn_isa`).
     psum_depth : int
         Words of the partial-sum memory (one word = ``block`` int accumulators): a GEMM whose K
         spans several engine tiles keeps one M tile's sums of one N tile there between its K
@@ -58,6 +65,7 @@ class AccelConfig:
     act_depth: int = 32768
     wgt_depth: int = 512
     lstm: LstmConfig | None = None
+    attention: AttentionConfig | None = None
     psum_depth: int = 112
     prog_depth: int = 256
     watchdog: int = 1 << 16
@@ -79,6 +87,14 @@ class AccelConfig:
         if self.lstm is not None and self.lstm.output != "all":
             raise ValueError(f"lstm.output must be 'all' (every h is stored), not "
                              f"{self.lstm.output!r}")
+        if isinstance(self.attention, dict):
+            object.__setattr__(self, "attention", AttentionConfig(**self.attention))
+        if self.attention is not None and not isinstance(self.attention, AttentionConfig):
+            raise TypeError(f"attention must be an AttentionConfig or None, not "
+                            f"{self.attention!r}")
+        if self.attention is not None and self.attention.lanes != self.conv.lanes:
+            raise ValueError(f"attention.lanes must equal conv.lanes ({self.conv.lanes}), not "
+                             f"{self.attention.lanes!r}")
         if self.conv.lanes != self.conv.block:
             raise ValueError(f"conv.lanes must equal conv.block ({self.conv.block}) so results "
                              f"are activation words, not {self.conv.lanes!r}")
@@ -142,6 +158,10 @@ class AccelConfig:
             from ..lstm.cell import param_layout
 
             widths += [self.lstm.lanes * 8, param_layout(self.lstm).size]
+        if self.attention is not None:
+            from .attn_isa import ln_param_layout, ln_setup_layout
+
+            widths += [ln_setup_layout().size, ln_param_layout().size]
         return max(widths)
 
     @property
@@ -170,6 +190,12 @@ class AccelConfig:
 
     def build(self):
         from .accelerator import Accelerator
+
+        if self.attention is not None:
+            raise NotImplementedError(
+                f"{self.slug}: the attention units are not wired into the accelerator's RTL yet "
+                f"(SOFTMAX, LAYERNORM, GELU, MATMUL run on the golden interpreter and the cycle "
+                f"model only); build with attention=None")
 
         return Accelerator(self)
 

@@ -20,6 +20,7 @@ from ...numerics import AddRequant, avg_params
 from ..conv.layer import ConvLayer, descriptor, plan_layer
 from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
 from .config import AccelConfig
+from .driver_attention import AttentionCommands
 from .isa import Op, command_layout, elt_layout
 
 __all__ = ["ActTensor", "ProgramBuilder", "encode"]
@@ -47,10 +48,10 @@ class ActTensor:
 def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
            src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0, kw: int = 0,
            nb: int = 0, add: dict | None = None, avg: dict | None = None,
-           lstm: dict | None = None) -> int:
+           lstm: dict | None = None, attn: dict | None = None) -> int:
     """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
     a GEMM's words per row of A and of C, ``add``/``avg`` the ADD/AVGPOOL fields, ``lstm`` the
-    LSTM's ``{input_size, hidden_size}`` (:mod:`.isa`)."""
+    LSTM's ``{input_size, hidden_size}``, ``attn`` the attention commands' fields (:mod:`.isa`)."""
     conv = cfg.conv
     d = pack_struct(layer_layout(conv), desc) if desc else 0
     p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
@@ -63,10 +64,14 @@ def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | 
         raise ValueError(f"{cfg.slug} has no LSTM cell, so its commands have no lstm field")
     if cfg.lstm is not None:
         fields["lstm"] = pack_struct(command_layout(cfg)["lstm"].shape, lstm) if lstm else 0
+    if attn and cfg.attention is None:
+        raise ValueError(f"{cfg.slug} has no attention units, so its commands have no attn field")
+    if cfg.attention is not None:
+        fields["attn"] = pack_struct(command_layout(cfg)["attn"].shape, attn) if attn else 0
     return pack_struct(command_layout(cfg), fields)
 
 
-class ProgramBuilder:
+class ProgramBuilder(AttentionCommands):
     """Builds a program and the memory images it runs on.
 
     Parameters

@@ -70,6 +70,44 @@ Commands (one program-memory word each, executed in order)
              ``kw x blocks`` consecutive words, then the next row), one a cycle, and keeps one
              accumulator word per block.
 
+Attention commands (only with ``AccelConfig.attention``, the units' sizes; else ILLEGAL_OPCODE,
+as LSTM is without a cell). Their fields are the command word's ``attn`` (:mod:`.attn_isa`),
+which exists only on such a config. SOFTMAX, LAYERNORM and GELU run on the attention units
+(:mod:`hwaccel.generators.attention`), MATMUL on the conv engine. ``dst`` may equal ``src`` or
+lie below it; strictly inside it is an ADDRESS fault (as for ADD).
+
+``SOFTMAX``  ``count`` rows of ``attn.n`` scores (``ceil(n / lanes)`` words each, rows back to
+             back at ``src``; ``n`` up to the unit's ``max_len``), each row
+             :func:`hwaccel.numerics.softmax_int` into probabilities (0..127) at ``dst`` (same
+             layout, lanes past ``n`` 0). ``attn.causal``: row ``r`` sees columns ``0..r``
+             (``count <= n``; a T x T score tensor is ``count = n = T``). ``wgt``: the 256-entry
+             exponent table, one entry (18 bits) per weight word, loaded per command and
+             checked as it loads (an entry above 2**17 or a first entry below 2**16 is a SHAPE
+             fault: :class:`~hwaccel.numerics.SoftmaxParams`).
+``LAYERNORM`` ``count`` rows of ``attn.n`` = C channels (``ceil(C / lanes)`` words each), each
+             :func:`hwaccel.numerics.layernorm_int`; ``wgt``: one setup word ``{E, S}``
+             (:func:`.attn_isa.ln_setup_layout`), then C words ``{G, B}``
+             (:func:`.attn_isa.ln_param_layout`), ``1 + C`` in all, checked as they load (S = 0,
+             G = -2**16 or B = -2**55 is a SHAPE fault).
+``GELU``     ``count`` words at ``src``, every lane :func:`hwaccel.numerics.gelu_int`, to
+             ``dst``; ``wgt``: the 256-entry int8 table, one entry (low 8 bits) per word.
+``MATMUL``   ``C[M, N] = requantize(A[M, K] @ B, attn.mult, attn.shift)`` of two activations,
+             ``B`` = ``B[K, N]`` or, with ``attn.transpose``, ``B[N, K]`` transposed (``Q . K^T``).
+             ``count`` = M, ``attn.k`` = K, ``attn.n`` = N. Row ``m`` of A is ``ceil(K / lanes)``
+             words at ``src + m x attn.sa``; row ``r`` of B is ``ceil(N / lanes)`` (``ceil(K /
+             lanes)`` transposed) words at ``attn.src2 + r x attn.sb``; row ``m`` of C is
+             ``ceil(N / lanes)`` words at ``dst + m x attn.sc`` (lanes past N are 0). The
+             strides and a word offset in ``src``/``src2``/``dst`` select one head's columns of
+             a wider tensor (a head of ``d`` columns at word ``h x d / lanes``), so per-head
+             products read and write the joined tensors in place. Lanes past K in A's and B's
+             last words are ignored. The requantizer is a command field, as ADD's parameters
+             are (no bias, no ReLU), and no weight word is read: both operands are
+             activations. C's words must not overlap A's or B's (ADDRESS). The conv engine
+             runs it as the GEMM ``M x K x N`` (:func:`.attn_isa.matmul_gemm`), B's beats
+             gathered from the activation scratchpad (a beat is ``lanes`` words, one a cycle)
+             in place of weight-scratchpad words; it replaces the weights the engine holds
+             (the next CONV/GEMM loads its own). Sums are exact (K < 2**17).
+
 ADD and AVGPOOL take their parameters from command fields (``elt``, a union of the two), not
 from a weight-scratchpad word: they are a few per-command constants (at most 53 bits for ADD
 and 61 for AVGPOOL on the presets) that widen the command word only within the host port's
@@ -113,11 +151,16 @@ class Op(IntEnum):
     DONE = 6
     ADD = 7
     AVGPOOL = 8
+    SOFTMAX = 9
+    LAYERNORM = 10
+    GELU = 11
+    MATMUL = 12
 
 
 class Cause(IntEnum):
     NONE = 0
-    ILLEGAL_OPCODE = 1   # not an Op, or LSTM on a config without an LSTM cell
+    ILLEGAL_OPCODE = 1   # not an Op, or LSTM on a config without an LSTM cell (or an
+                         # attention command on one without attention units)
     ADDRESS = 2          # a src/dst/wgt range runs past its scratchpad (or ADD/AVGPOOL's dst
                          # lies strictly inside a source's range)
     SHAPE = 3            # a shape the configuration cannot run (or an inconsistent descriptor)
@@ -146,7 +189,8 @@ COUNTERS = (
     "stall_input",    # conv engine ready for activations, none available (DMA read latency)
     "overhead",       # busy cycles with no layer in flight (fetch, decode, checks, drain)
     "commands",       # commands retired
-    "eltwise_busy",   # cycles an ADD or AVGPOOL is in flight on the element-wise unit
+    "eltwise_busy",   # cycles an ADD or AVGPOOL is in flight on the element-wise unit (or a
+                      # SOFTMAX, LAYERNORM or GELU on an attention unit)
 )
 
 
@@ -197,13 +241,18 @@ def command_layout(cfg) -> data.StructLayout:
     """One command word (``cfg`` is an :class:`~.config.AccelConfig`). With an LSTM cell it
     has the LSTM command's ``lstm`` field: ``{input_size, hidden_size}``, each as wide as the
     cell's largest size needs (the LSTM's own fields, not a union with ``elt``: a handful of
-    bits, and the command word stays within the host port's width)."""
+    bits, and the command word stays within the host port's width). With attention units it has
+    the attention commands' ``attn`` field (:func:`.attn_isa.attn_layout`)."""
     a = max(cfg.act_depth, cfg.wgt_depth)
     lstm = {}
     if cfg.lstm is not None:
         from ..lstm.cell import size_layout
 
         lstm = {"lstm": size_layout(cfg.lstm)}
+    if cfg.attention is not None:
+        from .attn_isa import attn_layout
+
+        lstm["attn"] = attn_layout(cfg)
     return data.StructLayout({
         "op": 4,
         "desc": layer_layout(cfg.conv),

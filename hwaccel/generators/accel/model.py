@@ -21,6 +21,7 @@ from ...numerics import AddRequant, add_requantize, average_with, requantize
 from ..conv.layer import ConvLayer
 from ..conv.layouts import PADS, requant_layout
 from ..conv.model import conv_golden
+from .attn_isa import ATTN_OPS, attn_check, attn_cycles, attn_golden
 from .config import AccelConfig
 from .eltwise_checks import elt_golden_check
 from .isa import ELT_OPS, Cause, Op, command_layout
@@ -253,6 +254,20 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             retired += 1
             pc += 1
             held = None
+            continue
+        if op in ATTN_OPS:   # SOFTMAX, LAYERNORM, GELU, MATMUL (:mod:`.attn_isa`)
+            if cfg.attention is None:
+                return result(False, Cause.ILLEGAL_OPCODE)
+            bad = attn_check(cfg, c, wgt)
+            if bad is not None:
+                return result(False, Cause[bad])
+            attn_golden(cfg, act, wgt, c)
+            _, ld, slots, _ = attn_cycles(cfg, c)
+            loads, fabric = loads + ld, fabric + slots // cfg.macs
+            if op == Op.MATMUL:
+                held = None   # B's beats replaced the weights the engine held
+            retired += 1
+            pc += 1
             continue
         legal = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
         if op in ELT_OPS:   # ADD, AVGPOOL: the element-wise unit

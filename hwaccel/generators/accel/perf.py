@@ -23,7 +23,10 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``;
 * ADD (``eltwise_busy``): two reads per word, ``2 x count + ADD_TAIL``;
 * AVGPOOL (``eltwise_busy``): one read per window word, ``AVG_SETUP + out_width x out_height x
-  kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`).
+  kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`);
+* SOFTMAX, LAYERNORM, GELU (``eltwise_busy``) and MATMUL (``conv_busy``; TILE and ISSUE per
+  engine job, as a GEMM's): :func:`.attn_isa.attn_cycles`, the ISA's definition from the
+  attention units' and the conv engine's models (no RTL runs these commands yet).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -36,6 +39,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..conv.perf import job_cycles
+from .attn_isa import ATTN_OPS, attn_cycles
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .isa import COUNTERS, Op
@@ -178,6 +182,14 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
     elif op in (Op.ADD, Op.AVGPOOL):
         jobs, overhead = 1, overhead + ISSUE
         busy = eltwise_cycles(c)
+    elif op in ATTN_OPS:   # the ISA's definition (no RTL yet): :mod:`.attn_isa`
+        if cfg.attention is None:
+            raise ValueError(f"pc {pc}: {Op(op).name} on {cfg.slug}, which has no attention "
+                             f"units (the program would fault)")
+        busy, load, slots, jobs = attn_cycles(cfg, c)
+        overhead += ISSUE * jobs + (TILE * jobs if op == Op.MATMUL else 0)
+        if op == Op.MATMUL:
+            held.clear()   # B's beats replaced the engine's weights
     elif op == Op.FENCE:
         held.clear()   # the next CONV/GEMM reloads its weights
     elif op != Op.DONE:
@@ -201,7 +213,8 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
         pc += 1
     busy = {"conv_busy": 0, "pool_busy": 0, "lstm_busy": 0, "eltwise_busy": 0}
     key = {"CONV": "conv_busy", "GEMM": "conv_busy", "MAXPOOL": "pool_busy", "LSTM": "lstm_busy",
-           "ADD": "eltwise_busy", "AVGPOOL": "eltwise_busy"}
+           "ADD": "eltwise_busy", "AVGPOOL": "eltwise_busy", "MATMUL": "conv_busy",
+           "SOFTMAX": "eltwise_busy", "LAYERNORM": "eltwise_busy", "GELU": "eltwise_busy"}
     for cmd in out:
         if cmd.op in key:
             busy[key[cmd.op]] += cmd.busy

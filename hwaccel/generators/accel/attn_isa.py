@@ -1,0 +1,250 @@
+"""The attention commands (SOFTMAX, LAYERNORM, GELU, MATMUL): fields, checks, the golden
+interpreter's execution and the cycle model's figures, defined once (:mod:`.isa` documents the
+commands; :mod:`.model` and :mod:`.perf` call this module).
+
+They exist on a configuration with ``AccelConfig.attention`` set (the units' sizes); without it
+their opcodes are ILLEGAL_OPCODE, as an LSTM is without a cell, and the command word has no
+``attn`` field (so presets without the units keep their command word and Verilog).
+
+Cycle figures (``eltwise_busy`` for SOFTMAX, LAYERNORM and GELU, ``conv_busy`` for MATMUL) are
+this ISA's definition, built from the units' exact models (:mod:`hwaccel.generators.attention.
+perf`) and the conv engine's (:func:`hwaccel.generators.conv.perf.job_cycles`). The units are
+not wired into the accelerator's RTL yet: the figures are what that wiring must reproduce
+(``ATTN_DMA`` cycles of read latency before a unit's first word, ``ATTN_STORE`` after its last),
+not counters measured on hardware.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth.lib import data
+
+from ...numerics import MULT_BITS, SHIFT_MAX, requantize
+from ...numerics.gelu import GELU_TABLE_SIZE, GeluParams, gelu_int
+from ...numerics.layernorm import LN_EPS_MAX, LN_SHIFT_MAX, LayerNormParams, layernorm_int
+from ...numerics.softmax import EXP_TABLE_SIZE, SoftmaxParams, softmax_int
+from .isa import Op
+
+__all__ = ["ATTN_OPS", "attn_layout", "ln_setup_layout", "ln_param_layout", "attn_check",
+           "attn_golden", "attn_cycles", "matmul_gemm", "ATTN_DMA", "ATTN_STORE",
+           "MATMUL_MAX_K", "signed"]
+
+#: The commands of the attention units and the activation matmul.
+ATTN_OPS = (Op.SOFTMAX, Op.LAYERNORM, Op.GELU, Op.MATMUL)
+#: Cycles from a unit command's first scratchpad read to its first word at the unit (the DMA's
+#: read latency), and from the unit's last word out to its store.
+ATTN_DMA = 3
+ATTN_STORE = 1
+#: Longest K of a MATMUL: K products of at most 2**14 stay below 2**31 (int32 sums, as
+#: :func:`hwaccel.numerics.requantize` takes them).
+MATMUL_MAX_K = (1 << 17) - 1
+#: Width of a LayerNorm parameter's ``B`` (signed): ``|B| < 2**55``.
+LN_B_BITS = 56
+
+
+def attn_layout(cfg) -> data.StructLayout:
+    """The ``attn`` field of a command word (on a config with attention units)."""
+    a = cfg.attention
+    elems = cfg.act_depth * cfg.lanes
+    return data.StructLayout({
+        "n": range(max(a.max_len, a.max_channels, elems) + 1),   # row length / C / N
+        "causal": 1,
+        "src2": range(cfg.act_depth),                              # MATMUL's B
+        "k": range(MATMUL_MAX_K + 1),
+        "sa": range(cfg.act_depth + 1), "sb": range(cfg.act_depth + 1),
+        "sc": range(cfg.act_depth + 1),
+        "transpose": 1,
+        "mult": MULT_BITS, "shift": range(SHIFT_MAX + 1),
+    })
+
+
+def ln_setup_layout() -> data.StructLayout:
+    """LAYERNORM's first weight word: the eps term ``E`` and the shift ``S``."""
+    return data.StructLayout({"eps": range(LN_EPS_MAX), "shift": range(LN_SHIFT_MAX + 1)})
+
+
+def ln_param_layout() -> data.StructLayout:
+    """One LayerNorm channel's weight word: ``G`` and ``B``, two's complement."""
+    return data.StructLayout({"g": MULT_BITS + 1, "b": LN_B_BITS})
+
+
+def signed(v: int, bits: int) -> int:
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def _unpack(layout, word: int) -> dict:
+    out = {}
+    for name, f in layout:
+        out[name] = (word >> f.offset) & ((1 << f.width) - 1)
+    return out
+
+
+def _words(n: int, lanes: int) -> int:
+    return math.ceil(n / lanes)
+
+
+def _span(base: int, rows: int, stride: int, words: int) -> tuple[int, int]:
+    return base, base + (rows - 1) * stride + words
+
+
+def _inside(dst: int, lo: int, hi: int) -> bool:
+    return lo < dst < hi
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def attn_check(cfg, c: dict, wgt: list[int]):
+    """The command's fault cause (``"SHAPE"``, ``"ADDRESS"``) or None, in the processor's order:
+    the fields, then the address ranges, then (SOFTMAX, LAYERNORM) the parameters as they load."""
+    a, f, lanes = cfg.attention, c["attn"], cfg.lanes
+    ad, wd, op, rows = cfg.act_depth, cfg.wgt_depth, c["op"], c["count"]
+    n = f["n"]
+    if op == Op.MATMUL:
+        m, k = rows, f["k"]
+        kw, nw = _words(k, lanes), _words(n, lanes)
+        bw, brows = (kw, n) if f["transpose"] else (nw, k)
+        if not (m and k and n and f["shift"] >= 1 and f["sa"] >= kw and f["sb"] >= bw
+                and f["sc"] >= nw):
+            return "SHAPE"
+        sa, sb, sc = (_span(c["src"], m, f["sa"], kw), _span(f["src2"], brows, f["sb"], bw),
+                      _span(c["dst"], m, f["sc"], nw))
+        if max(sa[1], sb[1], sc[1]) > ad or _overlap(sc, sa) or _overlap(sc, sb):
+            return "ADDRESS"
+        return None
+    if op == Op.GELU:
+        if not rows:
+            return "SHAPE"
+        n_in, w_words = rows, GELU_TABLE_SIZE
+    else:
+        most = a.max_len if op == Op.SOFTMAX else a.max_channels
+        if not (rows and 1 <= n <= most) or (op == Op.SOFTMAX and f["causal"] and rows > n):
+            return "SHAPE"
+        n_in = rows * _words(n, lanes)
+        w_words = EXP_TABLE_SIZE if op == Op.SOFTMAX else 1 + n
+    src, dst = c["src"], c["dst"]
+    if (src + n_in > ad or dst + n_in > ad or c["wgt"] + w_words > wd
+            or _inside(dst, src, src + n_in)):
+        return "ADDRESS"
+    if op == Op.SOFTMAX and _softmax_params(cfg, c, wgt) is None:
+        return "SHAPE"
+    if op == Op.LAYERNORM and _ln_params(c, wgt) is None:
+        return "SHAPE"
+    return None
+
+
+def _softmax_params(cfg, c, wgt):
+    mask = (1 << cfg.attention.exp_bits) - 1
+    table = tuple(int(wgt[c["wgt"] + i]) & mask for i in range(EXP_TABLE_SIZE))
+    try:
+        return SoftmaxParams(table, cfg.attention.max_len)
+    except ValueError:   # an entry above 2**17, or a first entry below 2**16
+        return None
+
+
+def _ln_params(c, wgt):
+    n, base = c["attn"]["n"], c["wgt"]
+    setup = _unpack(ln_setup_layout(), wgt[base])
+    pl = ln_param_layout()
+    par = [_unpack(pl, wgt[base + 1 + i]) for i in range(n)]
+    try:
+        return LayerNormParams(n, setup["eps"], tuple(signed(p["g"], MULT_BITS + 1) for p in par),
+                               tuple(signed(p["b"], LN_B_BITS) for p in par), setup["shift"])
+    except ValueError:   # G = -2**16, B = -2**55 or S = 0
+        return None
+
+
+def _rows(act, base: int, rows: int, stride: int, n: int, lanes: int) -> np.ndarray:
+    w = _words(n, lanes)
+    idx = base + np.arange(rows)[:, None] * stride + np.arange(w)[None, :]
+    return act[idx].reshape(rows, w * lanes)[:, :n]
+
+
+def _store(act, base: int, rows: int, stride: int, y: np.ndarray, lanes: int) -> None:
+    n = y.shape[1]
+    w = _words(n, lanes)
+    out = np.zeros((rows, w * lanes), dtype=np.int64)
+    out[:, :n] = y
+    for r in range(rows):
+        act[base + r * stride:base + r * stride + w] = out[r].reshape(w, lanes)
+
+
+def attn_golden(cfg, act: np.ndarray, wgt: list[int], c: dict) -> None:
+    """Run checked command ``c`` on ``act`` (``act_depth x lanes``) in place."""
+    f, lanes, op, rows = c["attn"], cfg.lanes, c["op"], c["count"]
+    n = f["n"]
+    if op == Op.GELU:
+        table = tuple(signed(int(wgt[c["wgt"] + i]) & 0xFF, 8) for i in range(GELU_TABLE_SIZE))
+        act[c["dst"]:c["dst"] + rows] = gelu_int(act[c["src"]:c["src"] + rows].copy(),
+                                                 GeluParams(table))
+        return
+    if op == Op.MATMUL:
+        k = f["k"]
+        x = _rows(act, c["src"], rows, f["sa"], k, lanes)
+        if f["transpose"]:
+            w = _rows(act, f["src2"], n, f["sb"], k, lanes).T
+        else:
+            w = _rows(act, f["src2"], k, f["sb"], n, lanes)
+        y = requantize(x @ w, f["mult"], f["shift"])
+        _store(act, c["dst"], rows, f["sc"], y, lanes)
+        return
+    w = _words(n, lanes)
+    x = _rows(act, c["src"], rows, w, n, lanes)
+    if op == Op.SOFTMAX:
+        valid = np.tril(np.ones((rows, n), dtype=bool)) if f["causal"] else None
+        y = softmax_int(x, _softmax_params(cfg, c, wgt), valid)
+    else:
+        y = layernorm_int(x, _ln_params(c, wgt))
+    _store(act, c["dst"], rows, w, y, lanes)
+
+
+def matmul_gemm(cfg, c: dict) -> dict:
+    """The GEMM the conv engine runs for MATMUL ``c`` (for :func:`.perf.gemm_jobs`): M rows, K
+    in ``ceil(K / lanes)`` words, N in ``ceil(N / block)`` blocks, a 1x1 layer template."""
+    from ..conv.layer import ConvLayer, descriptor
+
+    f, conv = c["attn"], cfg.conv
+    kw, nb = _words(f["k"], cfg.lanes), _words(f["n"], conv.block)
+    g, b = min(kw, conv.max_groups), min(nb, conv.max_blocks)
+    desc = descriptor(conv, ConvLayer(1, 1, g * cfg.lanes, b * conv.block, 1, 1, 0, False, False))
+    return {"op": Op.GEMM, "desc": desc, "count": c["count"], "kw": kw, "nb": nb, "wgt": 0}
+
+
+def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
+    """``(busy, load cycles, mac_slots, engine jobs)`` of decoded SOFTMAX/LAYERNORM/GELU/MATMUL
+    ``c`` (the ISA's definition; see the module docstring)."""
+    from ..attention.perf import (
+        TABLE_LOAD_CYCLES,
+        gelu_cycles,
+        layernorm_schedule,
+        softmax_schedule,
+    )
+
+    f, op, rows = c["attn"], c["op"], c["count"]
+    if op == Op.MATMUL:
+        from ..conv.perf import job_cycles
+        from .perf import gemm_jobs
+
+        busy = load = slots = 0
+        jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
+        for desc, _reads in jobs:
+            run, _, _ = job_cycles(cfg.conv, desc, reuse=True)
+            # B's beats gathered from the activation scratchpad, one word a cycle (a beat is
+            # `lanes` words), then the requantizer beats made from the command's fields
+            gather = desc["weight_words"] * cfg.lanes + desc["blocks"]
+            busy, load = busy + run + gather, load + gather
+            slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
+        return busy, load, slots, len(jobs)
+    if op == Op.GELU:
+        busy = ATTN_DMA + TABLE_LOAD_CYCLES + gelu_cycles(rows) + ATTN_STORE
+        return busy, TABLE_LOAD_CYCLES, 0, 1
+    if op == Op.SOFTMAX:
+        load = TABLE_LOAD_CYCLES
+        last = softmax_schedule(cfg.attention, [f["n"]] * rows)[-1].last_out
+    else:
+        load = 1 + f["n"]
+        last = layernorm_schedule(cfg.attention, f["n"], rows)[-1].last_out
+    return load + ATTN_DMA + last + 1 + ATTN_STORE, load, 0, 1
