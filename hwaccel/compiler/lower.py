@@ -34,6 +34,8 @@ How each op runs
   order: each sample's later commands overwrite only earlier samples' early steps, so the last
   steps end up contiguous, ready to be one GEMM's rows, with no extra command or copy.
 * ``QEmbedding``: gathered on the host; the program's input is the int8 embedded sequence.
+* Attention ops: :mod:`.lower_attention` (on a configuration with attention units; elsewhere
+  :class:`AttentionNotLowered` names the first).
 
 Weights that do not all fit the weight scratchpad split the batch into several programs at layer
 boundaries (:class:`~.builders.Program`; the host writes the next group's weights between them,
@@ -54,8 +56,8 @@ from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor, ProgramBuilder
 from ..generators.conv.layer import ConvLayer
 from ..numerics import INT8
-from . import im2col, ir
-from .builders import DryBuilder, PlacedBuilder, Program
+from . import im2col, ir, lower_attention
+from .builders import DryBuilder, PlacedBuilder
 from .errors import UnsupportedOp
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
@@ -69,12 +71,15 @@ class LoweringError(ValueError):
 
 
 class AttentionNotLowered(LoweringError, UnsupportedOp):
-    """An attention op (:mod:`.ir_attention_q`): the integer twin runs it, no command does yet."""
+    """An attention op (:mod:`.ir_attention_q`) on a configuration without attention units
+    (``AccelConfig.attention``): the integer twin runs it; :mod:`.lower_attention` lowers it
+    where the units are."""
 
     def __init__(self, op, cfg: AccelConfig):
         self.op, self.where = f"{type(op).__name__[1:]} (attention)", f"layer {op.name!r}"
         ValueError.__init__(self, f"layer {op.name!r} is {self.op}: no accelerator command for "
-                            f"attention yet on {cfg.slug}; the integer twin (torch-int8) runs it")
+                            f"attention yet on {cfg.slug} (no attention units: "
+                            f"AccelConfig.attention); the integer twin (torch-int8) runs it")
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class Value:
     width: int
     stride: int
     offset: int = 0
+    row_words: int | None = None  # words per row when wider than the channels' (a head's slice)
 
     def tensors(self, base: int, batch: int, lanes: int) -> list[ActTensor]:
         return [ActTensor(base + self.offset + i * self.stride, self.channels, self.height,
@@ -116,8 +122,9 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
     ``patches``: the input is written as the first conv's im2col patches where
     :func:`.im2col.first_conv` says so (kind ``patches``: ``K x OH x OW``)."""
     attention = next((op for op in qg.ops if isinstance(op, ir.QATTENTION_OPS)), None)
-    if attention is not None:
+    if attention is not None and cfg.attention is None:
         raise AttentionNotLowered(attention, cfg)
+    homes = lower_attention.concat_homes(qg, cfg.lanes)
     lanes = cfg.lanes
     groups = lambda c: math.ceil(c / lanes)  # noqa: E731
     ops = qg.ops[1:] if qg.tokens else qg.ops
@@ -140,6 +147,9 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
         _refuse(cfg, op)
         x = vals[op.inputs[0]]
         name = f"{op.name} output"
+        if isinstance(op, ir.QATTENTION_OPS):
+            vals[op.name] = lower_attention.value(op, vals, cfg, batch, homes, step, words, made)
+            continue
         if isinstance(op, ir.QFlatten):
             vals[op.name] = Value(x.block, "flat", x.channels, x.height, x.width, x.stride,
                                   x.offset)
@@ -179,7 +189,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
         made[name] = step
     last: dict[str, int | None] = {}
     for step, op in enumerate(ops):
-        for v in op.inputs:
+        for v in (*op.inputs, *lower_attention.constant_reads(op)):
             last[vals[v].block] = step
     last[vals[qg.output].block] = None  # the output stays
     blocks = [Block(b, words[b], made[b], last.get(b, made[b])) for b in made]
@@ -234,6 +244,8 @@ class _Emitter:
             self.b.put(x)
 
     def op(self, op) -> None:
+        if isinstance(op, ir.QATTENTION_OPS):
+            return lower_attention.emit(self, op)
         xs = self.tensors(op.inputs[0])
         if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind == "patches":
             im2col.emit(self, op, xs)
@@ -322,23 +334,13 @@ class _Emitter:
             wk = wk.reshape(k, n)
         else:
             k, wk = t0.channels, op.w.T
-        assert all(t.addr == t0.addr + i * t0.words for i, t in enumerate(xs)), "not contiguous"
+        if any(t.addr != t0.addr + i * t0.words for i, t in enumerate(xs)):  # a token's rows
+            return lower_attention.linear_per_sample(self, op, xs, wk)
         a = self.b.view(t0, k, 1, self.batch * rows_per)
         self.b.layer = op.name
         self.b.at = self.tensors(op.name)[0].addr
         self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
                                                  relu=op.relu))
-
-
-def _inputs(qg: ir.QGraph, x_int: np.ndarray) -> list[np.ndarray]:
-    """Per-sample ``C x H x W`` tensors to store (an embedded sequence as ``D x 1 x T``)."""
-    if qg.tokens:
-        return [s.T[:, None, :] for s in qg.ops[0].table[x_int]]
-    if x_int.ndim == 4:
-        return list(x_int)
-    if x_int.ndim == 3:
-        return [s.T[:, None, :] for s in x_int]
-    return [s[:, None, None] for s in x_int]
 
 
 def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
@@ -369,9 +371,11 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     if vals[first].kind == "patches":  # host-side layout only: im2col.patches moves values
         xs = [im2col.patches(qg.ops[0], x) for x in xs]
     em.put(first, xs)
+    for op in lower_attention.constants(qg):   # positional embeddings, one copy each
+        em.put(f"{op.name} constant", [op.value.T[:, None, :]])
     marks = []  # after each layer: (name, programs ended, commands), who emitted which command
     for op in qg.ops[1:] if qg.tokens else qg.ops:
-        if not isinstance(op, ir.QFlatten):
+        if not isinstance(op, (ir.QFlatten, *lower_attention.VIEWS)):
             em.op(op)
             marks.append((op.name, len(em.b.programs), len(em.b.commands)))
     b = em.b
@@ -392,31 +396,4 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
                    layer_pcs)
 
 
-def weight_groups(qg: ir.QGraph, cfg: AccelConfig) -> list[Program]:
-    """The programs one sample runs as (the layers of each, its weight words): more than one
-    when the weights do not all fit the weight scratchpad."""
-    return list(lower(qg, cfg, _dummy(qg, 1), dry=True).programs)
-
-
-def _dummy(qg: ir.QGraph, batch: int) -> np.ndarray:
-    return np.zeros((batch, *qg.input_shape), dtype=np.int64)
-
-
-def max_batch(qg: ir.QGraph, cfg: AccelConfig) -> int:
-    """The largest batch that :func:`lower` fits on ``cfg`` (raises what batch 1 raises)."""
-    lower(qg, cfg, _dummy(qg, 1), dry=True)
-
-    def fits(n: int) -> bool:
-        try:
-            lower(qg, cfg, _dummy(qg, n), dry=True)
-            return True
-        except DoesNotFit:
-            return False
-
-    lo, hi = 1, 2
-    while hi <= cfg.act_depth and fits(hi):  # every sample takes at least one input word
-        lo, hi = hi, hi * 2
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
+from .lower_batch import _inputs, max_batch, weight_groups  # noqa: E402  (they call lower)

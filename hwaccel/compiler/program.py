@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..generators.accel.config import PRESETS, AccelConfig
+from ..generators.accel.config import MODEL_PRESETS, PRESETS, AccelConfig
 from . import ir
 
 __all__ = ["CompiledModel", "compile"]
@@ -128,10 +128,11 @@ class CompiledModel:
 def _preset(preset) -> AccelConfig:
     if isinstance(preset, AccelConfig):
         return preset
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)} or an AccelConfig, "
+    known = PRESETS | MODEL_PRESETS   # MODEL_PRESETS: golden interpreter and cycle model only
+    if preset not in known:
+        raise ValueError(f"preset must be one of {', '.join(known)} or an AccelConfig, "
                          f"not {preset!r}")
-    return PRESETS[preset]
+    return known[preset]
 
 
 def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A001

@@ -12,7 +12,7 @@ from ..conv.config import ConvConfig
 from ..conv.layouts import requant_layout
 from ..lstm.config import LstmConfig
 
-__all__ = ["AccelConfig", "PRESETS"]
+__all__ = ["AccelConfig", "PRESETS", "MODEL_PRESETS"]
 
 
 @dataclass(frozen=True)
@@ -233,4 +233,15 @@ PRESETS: dict[str, AccelConfig] = {
         AccelConfig(conv=ConvConfig(lanes=8, block=8, name="accel_ecp5"), act_depth=4096,
                     wgt_depth=2048, psum_depth=224, prog_depth=256, name="ecp5"),
     )
+}
+
+
+#: Configurations the golden interpreter and the cycle model run but the RTL does not build yet
+#: (the attention units are not wired into the accelerator): the default preset with softmax,
+#: LayerNorm and GELU units (rows up to 128, LayerNorm up to 256 channels, 16 lanes), which runs
+#: the transformer workload (``hwaccel compare --model transformer --preset default_attention``).
+MODEL_PRESETS: dict[str, AccelConfig] = {
+    "default_attention": PRESETS["default"].with_(
+        attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, name="default"),
+        name="default_attention"),
 }

@@ -30,11 +30,14 @@ class AttentionCommands:
     def _attn(self, op: Op, **fields) -> None:
         from .driver import encode
 
-        if self.cfg.attention is None:
-            raise ValueError(f"{self.cfg.slug} has no attention units (config attention=None), "
-                             f"so it has no {op.name} command")
+        self._units(op.name)
         attn = {k: fields.pop(k, v) for k, v in ATTN_DEFAULTS.items()}
         self.commands.append(encode(self.cfg, op, attn=attn, **fields))
+
+    def _units(self, what: str) -> None:
+        if self.cfg.attention is None:
+            raise ValueError(f"{self.cfg.slug} has no attention units (config attention=None), "
+                             f"so it has no {what} command")
 
     def _shared_wgt(self, params, kind: str, words) -> int:
         key = (id(params), kind)
@@ -49,8 +52,12 @@ class AttentionCommands:
     def softmax(self, x, params: SoftmaxParams, *, causal: bool = False):
         """SOFTMAX of every row of sequence ``x`` (``channels`` = the row length); returns a new
         tensor of probabilities (0..127). ``causal``: row ``r`` sees columns ``0..r``."""
+        self._units("SOFTMAX")
         if not isinstance(params, SoftmaxParams):
             raise TypeError(f"params must be a SoftmaxParams, not {params!r}")
+        if x.channels > self.cfg.attention.max_len:
+            raise ValueError(f"softmax rows of {x.channels} are longer than the unit's max_len "
+                             f"{self.cfg.attention.max_len}")
         if causal and self._rows(x) > x.channels:
             raise ValueError(f"a causal softmax needs at most as many rows as columns, not "
                              f"{self._rows(x)} rows of {x.channels}")
@@ -64,10 +71,14 @@ class AttentionCommands:
         """LAYERNORM of every row of sequence ``x`` (``params.channels`` channels)."""
         from ..conv.layouts import pack_struct
 
+        self._units("LAYERNORM")
         if not isinstance(params, LayerNormParams):
             raise TypeError(f"params must be a LayerNormParams, not {params!r}")
         if x.channels != params.channels:
             raise ValueError(f"x has {x.channels} channels and the LayerNorm {params.channels}")
+        if x.channels > self.cfg.attention.max_channels:
+            raise ValueError(f"LayerNorm rows of {x.channels} channels exceed the unit's "
+                             f"max_channels {self.cfg.attention.max_channels}")
 
         def words():
             yield pack_struct(ln_setup_layout(), {"eps": params.eps_term, "shift": params.shift})
@@ -99,6 +110,8 @@ class AttentionCommands:
         self._attn(Op.MATMUL, src=src, dst=dst, count=m, k=k, n=n, src2=src2, sa=sa, sb=sb,
                    sc=sc, mult=multiplier, shift=shift, transpose=int(bool(transpose)))
         self.macs += m * k * n
+        # C's words are now in use (a view over them, e.g. the joined heads, may follow)
+        self.act_top = max(self.act_top, dst + (m - 1) * sc + math.ceil(n / self.cfg.lanes))
 
     def matmul(self, a, b, multiplier: int, shift: int, *, transpose: bool = False):
         """``requantize(A @ B)`` (``A @ B^T`` with ``transpose``) of sequences ``a`` (M rows of

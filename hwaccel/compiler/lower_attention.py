@@ -1,0 +1,169 @@
+"""Lowering of the attention ops (:mod:`.ir_attention_q`) to the attention commands
+(:mod:`hwaccel.generators.accel.isa`: SOFTMAX, LAYERNORM, GELU, MATMUL), on a configuration
+with attention units (``AccelConfig.attention``; others refuse them by name,
+:class:`.lower.AttentionNotLowered`).
+
+How each op runs (a sequence value is ``T`` rows of ``ceil(F / lanes)`` words per sample,
+channels-last, as any tensor):
+
+* ``QSlice``: a view, no command: the same block at a word offset, rows still as wide as the
+  whole tensor's (``row_words``); a slice must start on a word boundary.
+* ``QConcat``: a view: its inputs' producers write straight into their columns of the joined
+  block (word offsets and row strides of MATMUL), so joining costs nothing.
+* ``QToken``: a view: the token's row.
+* ``QMatMul``: one MATMUL per sample (``Q . K^T`` with ``transpose``, ``P . V`` without), reading
+  each head's columns of the joined ``Q``, ``K``, ``V`` in place.
+* ``QSoftmax``, ``QLayerNorm``, ``QGelu``: one command for the whole batch when its rows are
+  contiguous (a causal softmax: one per sample, its row index starts at 0 per sample).
+* ``QAddConstant``: the constant is stored once beside the input, then one ADD per sample.
+* ``QTokenMean``: one AVGPOOL per sample whose window is the whole ``1 x T`` sequence.
+* A ``QLinear`` over a ``QToken`` (rows a sequence apart): one GEMM of one row per sample
+  (:func:`linear_per_sample`; the GEMM has no row stride).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ..generators.accel.config import AccelConfig
+from ..generators.accel.driver import ActTensor
+from . import ir
+
+__all__ = ["VIEWS", "concat_homes", "value", "emit", "constants", "constant_reads",
+           "linear_per_sample"]
+
+#: Ops that only describe where a value lies (no command).
+VIEWS = (ir.QSlice, ir.QConcat, ir.QToken)
+
+
+def concat_homes(qg: ir.QGraph, lanes: int) -> dict[str, tuple[str, int, int]]:
+    """For every input of a ``QConcat``: ``(concat name, word offset, words per row)``."""
+    from .lower import LoweringError
+
+    shapes = qg.shapes()
+    homes = {}
+    for op in qg.ops:
+        if isinstance(op, ir.QConcat):
+            col = 0
+            total = math.ceil(shapes[op.name][-1] / lanes)
+            for name in op.inputs:
+                if col % lanes:
+                    raise LoweringError(f"layer {op.name!r} joins {name!r} at column {col}, not "
+                                        f"on a word boundary ({lanes} lanes)")
+                homes[name] = (op.name, col // lanes, total)
+                col += shapes[name][-1]
+    return homes
+
+
+def value(op, vals: dict, cfg: AccelConfig, batch: int, homes: dict, step: int, words: dict,
+          made: dict):
+    """The :class:`~.lower.Value` of attention op ``op`` (a view or a block of its own, or its
+    columns of a joined block); records new blocks' words and first step in ``words``,
+    ``made``."""
+    from .lower import LoweringError, Value
+
+    lanes = cfg.lanes
+    groups = lambda c: math.ceil(c / lanes)  # noqa: E731
+    x = vals[op.inputs[0]]
+    rw = x.row_words or groups(x.channels)
+    if isinstance(op, ir.QSlice):
+        if op.start % lanes:
+            raise LoweringError(f"layer {op.name!r} slices from column {op.start}, not on a "
+                                f"word boundary ({lanes} lanes)")
+        return replace(x, channels=op.stop - op.start, offset=x.offset + op.start // lanes,
+                       row_words=rw)
+    if isinstance(op, ir.QConcat):
+        home = vals[op.inputs[0]]
+        if any(vals[i].block != f"{op.name} output" for i in op.inputs):
+            raise LoweringError(f"layer {op.name!r} joins values that are not attention "
+                                f"products written into its columns")
+        return replace(home, channels=sum(vals[i].channels for i in op.inputs),
+                       offset=home.offset - homes[op.inputs[0]][1], row_words=None)
+    if isinstance(op, ir.QToken):
+        return Value(x.block, "vector", x.channels, 1, 1, x.stride, x.offset + op.index * rw)
+    if isinstance(op, ir.QMatMul):
+        channels, rows = op.n, x.width
+    elif isinstance(op, ir.QTokenMean):
+        v = Value(f"{op.name} output", "vector", x.channels, 1, 1, groups(x.channels))
+        words.setdefault(v.block, v.stride * batch)
+        made.setdefault(v.block, step)
+        return v
+    else:   # QSoftmax, QLayerNorm, QGelu, QAddConstant: the input's shape
+        channels, rows = x.channels, x.width
+    if op.name in homes:    # its columns of the joined block
+        concat, offset, total = homes[op.name]
+        v = Value(f"{concat} output", "seq", channels, 1, rows, rows * total, offset, total)
+    else:
+        v = Value(f"{op.name} output", "seq", channels, 1, rows, rows * groups(channels))
+    words.setdefault(v.block, v.stride * batch)
+    made.setdefault(v.block, step)
+    if isinstance(op, ir.QAddConstant):   # the constant: stored with the input, one copy
+        c = Value(f"{op.name} constant", "seq", channels, 1, rows, 0)
+        vals[c.block] = c
+        words[c.block], made[c.block] = rows * groups(channels), -1
+    return v
+
+
+def constants(qg: ir.QGraph) -> list:
+    """The ``QAddConstant`` ops (their constants are stored before the program runs)."""
+    return [op for op in qg.ops if isinstance(op, ir.QAddConstant)]
+
+
+def linear_per_sample(em, op, xs, wk) -> None:
+    """A Linear over rows that are not contiguous across the batch (one token of each sample,
+    ``QToken``): one GEMM of one row per sample (the GEMM has no row stride)."""
+    out = em.tensors(op.name)
+    em.b.layer = op.name
+    for i, x in enumerate(xs):
+        em.b.at = out[i].addr
+        em.engine(op.name, lambda x=x: em.b.gemm(x, wk, op.bias, op.multiplier, op.shift,
+                                                 relu=op.relu))
+
+
+def constant_reads(op) -> tuple[str, ...]:
+    """The constants ``op`` reads besides its inputs (a ``QAddConstant``'s)."""
+    return (f"{op.name} constant",) if isinstance(op, ir.QAddConstant) else ()
+
+
+def _contiguous(v, lanes: int) -> bool:
+    rw = math.ceil(v.channels / lanes)
+    return (v.row_words or rw) == rw and v.stride == v.width * rw
+
+
+def emit(em, op) -> None:
+    """Emit ``op``'s commands for every sample (``em`` is the lowering's emitter)."""
+    b, batch, lanes = em.b, em.batch, em.cfg.lanes
+    if isinstance(op, VIEWS):
+        return
+    xv = em.vals[op.inputs[0]]
+    xs, out = em.tensors(op.inputs[0]), em.tensors(op.name)
+    if isinstance(op, ir.QMatMul):
+        yv, ov = em.vals[op.inputs[1]], em.vals[op.name]
+        ys = em.tensors(op.inputs[1])
+        rw = lambda v: v.row_words or math.ceil(v.channels / lanes)  # noqa: E731
+        b.layer = op.name
+        for i in range(batch):
+            em.engine(op.name, lambda i=i: b.matmul_raw(
+                src=xs[i].addr, sa=rw(xv), src2=ys[i].addr, sb=rw(yv), dst=out[i].addr,
+                sc=rw(ov), m=xv.width, k=xv.channels, n=op.n, multiplier=op.multiplier,
+                shift=op.shift, transpose=op.transpose_b))
+        return
+    if isinstance(op, ir.QAddConstant):
+        c = em.tensors(f"{op.name} constant")[0]
+        em.per_sample(op, lambda i: b.add(xs[i], c, op.params, relu=False))
+        return
+    if isinstance(op, ir.QTokenMean):
+        em.per_sample(op, lambda i: b.avgpool(xs[i], 1, xs[i].width))
+        return
+    run = {ir.QSoftmax: lambda t: b.softmax(t, op.params, causal=op.causal),
+           ir.QLayerNorm: lambda t: b.layernorm(t, op.params),
+           ir.QGelu: lambda t: b.gelu(t, op.params)}[type(op)]
+    whole = _contiguous(xv, lanes) and _contiguous(em.vals[op.name], lanes)
+    if whole and not getattr(op, "causal", False):   # one command for the batch's rows
+        t0 = xs[0]
+        b.layer, b.at = op.name, out[0].addr
+        em.engine(op.name, lambda: run(ActTensor(t0.addr, t0.channels, 1, batch * t0.width,
+                                                 lanes)))
+    else:
+        em.per_sample(op, lambda i: run(xs[i]))
