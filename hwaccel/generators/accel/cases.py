@@ -148,6 +148,13 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
     b, x, y = start()
     b.raw(encode(cfg, 15, src=x.addr))
     out["illegal_15"] = (b, Cause.ILLEGAL_OPCODE, 1)
+    if cfg.attention is None:   # no attention units: their commands are illegal, by opcode
+        from .attn_isa import ATTN_OPS
+
+        for op in ATTN_OPS:
+            b, x, y = start()
+            b.raw(encode(cfg, op, src=x.addr, dst=y.addr, count=1))
+            out[f"illegal_{op.name.lower()}"] = (b, Cause.ILLEGAL_OPCODE, 1)
     out.update(_eltwise_faults(cfg, start))
     if cfg.lstm is not None:
         b, x, y = start()
