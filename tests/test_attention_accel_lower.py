@@ -60,6 +60,8 @@ def test_golden_equals_the_integer_twin(seed, kw):
     got = np.asarray(low.ints(act)).reshape(6, -1)
     np.testing.assert_array_equal(got, cm.int8_forward(x_int))
     assert slots >= low.builder.macs > 0
+    text = cm.describe()
+    assert "MATMUL per sample" in text and "no command yet" not in text
 
 
 def test_head_off_a_word_boundary_is_refused_by_name():

@@ -18,7 +18,11 @@ _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)", "QLstm": "LS
 
 def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
     if isinstance(op, ir.QATTENTION_OPS):
-        return "no command yet (attention: integer twin only)"
+        if cfg.attention is None:
+            return "no command yet (attention: integer twin only)"
+        from .lower_attention import RUNS
+
+        return RUNS[type(op).__name__]
     if isinstance(op, ir.QConv):
         if im2col.first_conv(qg, cfg) is op:
             k = im2col.patch_channels(op)

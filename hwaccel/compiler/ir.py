@@ -22,8 +22,8 @@ Float IR (:class:`Graph`, made by :mod:`.trace`)
 Quantized IR (:class:`QGraph`, made by :mod:`.quantize`)
     Integer tensors and requantizers only (:class:`QEmbedding`, :class:`QConv` with an optional
     fused 2x2 max-pool, :class:`QMaxPool`, :class:`QAvgPool`, :class:`QAdd`, :class:`QFlatten`,
-    :class:`QLinear`, :class:`QLstm`; the attention ops of :mod:`.ir_attention_q`, which no
-    accelerator command runs yet): it fully determines the accelerator's arithmetic. The
+    :class:`QLinear`, :class:`QLstm`; the attention ops of :mod:`.ir_attention_q`, which the
+    accelerator runs only with attention units): it fully determines its arithmetic. The
     only floats it holds are the input scale and the output scale (how the host turns floats
     into int8 and int8 logits back into floats) and, per op, the scales it was derived from,
     kept for :meth:`QGraph.describe`.

@@ -26,8 +26,9 @@ Every value stays an int8 tensor at one scale per tensor, and every integer oper
 * :class:`QTokenMean`: the exact int8 average over the tokens
   (:func:`~hwaccel.numerics.average` of the exact sum); the scale is kept.
 
-No accelerator command runs these yet: :mod:`.lower` refuses them by name, and the integer twin
-(:mod:`.int8`) and the integer reference (:mod:`.qreference`) run them.
+:mod:`.lower_attention` lowers them to the attention commands on a configuration with attention
+units (the golden interpreter runs those; no RTL yet); elsewhere :mod:`.lower` refuses them by
+name. The integer twin (:mod:`.int8`) and the integer reference (:mod:`.qreference`) run them.
 """
 
 from __future__ import annotations
@@ -199,6 +200,6 @@ class QToken:
         return Token(self.name, self.index).out_shape(shape)
 
 
-#: The quantized attention ops (no accelerator command runs them yet).
+#: The quantized attention ops (:mod:`.lower_attention` lowers them).
 QATTENTION_OPS = (QMatMul, QSoftmax, QLayerNorm, QGelu, QSlice, QConcat, QAddConstant,
                   QTokenMean, QToken)

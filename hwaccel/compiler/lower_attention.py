@@ -30,8 +30,16 @@ from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
 from . import ir
 
-__all__ = ["VIEWS", "concat_homes", "value", "emit", "constants", "constant_reads",
+__all__ = ["RUNS", "VIEWS", "concat_homes", "value", "emit", "constants", "constant_reads",
            "linear_per_sample"]
+
+#: What each op runs as (for :func:`.describe.describe`).
+RUNS = {"QSlice": "(a view, no command)", "QConcat": "(a view, no command)",
+        "QToken": "(a view, no command)", "QMatMul": "MATMUL per sample",
+        "QSoftmax": "SOFTMAX (whole batch; causal: per sample)",
+        "QLayerNorm": "LAYERNORM (whole batch)", "QGelu": "GELU (whole batch)",
+        "QAddConstant": "ADD per sample (constant stored once)",
+        "QTokenMean": "AVGPOOL per sample (window: the sequence)"}
 
 #: Ops that only describe where a value lies (no command).
 VIEWS = (ir.QSlice, ir.QConcat, ir.QToken)

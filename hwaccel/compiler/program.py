@@ -167,8 +167,9 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     LoweringError
         A layer the preset's engines do not run (names the layer and what they run).
         An attention op (a transformer) raises :class:`.lower.AttentionNotLowered`, both a
-        LoweringError and an UnsupportedOp: no accelerator command runs attention yet, while
-        with ``strict=False`` its integer IR and integer twin work.
+        LoweringError and an UnsupportedOp, on a preset without attention units (all of
+        :data:`PRESETS`; ``default_attention`` of ``MODEL_PRESETS`` has them), while with
+        ``strict=False`` its integer IR and integer twin work.
     NonFiniteError
         A NaN or an infinity in the calibration data, a weight, bias or batch-norm statistic,
         or a layer's float activations on the calibration data (names the tensor, the layer,

@@ -219,7 +219,8 @@ def format_rows(c: Comparison) -> str:
     """A plain table of ``c``, with skipped and failed backends and the clock under it."""
     ran = [r for r in c.rows if not (r.skipped or r.error)]
     cells = [_cells(r) for r in ran]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(COLUMNS)]
+    # max of a list: with no backend run (every one skipped or failed) there are no cells
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(COLUMNS)]
     from ..models import workload
 
     metric = workload(c.model).metric
