@@ -34,7 +34,7 @@ Hardware decisions
   ``2**62``: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
   2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
 * Output pass: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
-  parameter reads (the parameter memory holds ``lanes`` channels per word, one block RAM
+  parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one block RAM
   wide, written one channel a beat through per-lane write enables), ``D_c`` (``C * q``, an
   11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the rounding shift by ``h``,
   ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S - 1``, then rounding and
@@ -81,9 +81,10 @@ def var_cycles(cfg: AttentionConfig) -> int:
     return 7 + tree_stages(cfg.lanes)
 
 
-#: Cycles from the output pass's last read to that word on ``source`` (reads, ``D``, ``D*r``,
-#: ``z``, ``z*G + B``, the shift by ``S - 1``, rounding and saturation).
-LN_OUT_LATENCY = 7
+#: Cycles from the output pass's last read to that word on ``source`` (reads, the word
+#: registered, ``D``, ``D*r``, ``z``, ``z*G + B``, the shift by ``S - 1``, rounding and
+#: saturation).
+LN_OUT_LATENCY = 8
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
 
 
@@ -287,9 +288,10 @@ class LayerNormUnit(wiring.Component):
         b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
         last = [Signal(name=f"o_last{k}") for k in range(stages)]
         gam = [[Signal(signed(cfg.gamma_bits), name=f"g{k}_{i}") for i in range(L)]
-               for k in range(3)]
+               for k in range(4)]
         bet = [[Signal(signed(cfg.beta_bits), name=f"b{k}_{i}") for i in range(L)]
-               for k in range(3)]
+               for k in range(4)]
+        qr = [Signal(signed(INT8.bits), name=f"qr_{i}") for i in range(L)]
         dd = [Signal(signed(cfg.d_bits), name=f"d_{i}") for i in range(L)]
         prod = [Signal(signed(cfg.d_bits + cfg.root_bits + 1), name=f"dr_{i}") for i in range(L)]
         z = [Signal(signed(cfg.z_bits), name=f"z_{i}") for i in range(L)]
@@ -305,17 +307,19 @@ class LayerNormUnit(wiring.Component):
             for i in range(L):
                 pw = par_rd.data[i]
                 m.d.sync += [
-                    dd[i].eq(o_chans * buf_rd.data[i] - o_sx),                 # v0 -> v1
+                    qr[i].eq(buf_rd.data[i]),                                  # v0 -> v1
                     gam[0][i].eq(pw.gamma), bet[0][i].eq(pw.beta),
-                    prod[i].eq(dd[i] * o_r),                                   # v1 -> v2
+                    dd[i].eq(o_chans * qr[i] - o_sx),                          # v1 -> v2
                     gam[1][i].eq(gam[0][i]), bet[1][i].eq(bet[0][i]),
-                    z[i].eq(round_shift_var(prod[i], o_hm1)),                  # v2 -> v3
+                    prod[i].eq(dd[i] * o_r),                                   # v2 -> v3
                     gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
-                    t[i].eq(z[i] * gam[2][i] + bet[2][i]),                     # v3 -> v4
-                    ts[i].eq(t[i] >> o_sm1),                                   # v4 -> v5
-                    out_data[i].eq(Mux(b[5] > i, sat8((ts[i] + 1) >> 1), 0)),  # v5 -> out
+                    z[i].eq(round_shift_var(prod[i], o_hm1)),                  # v3 -> v4
+                    gam[3][i].eq(gam[2][i]), bet[3][i].eq(bet[2][i]),
+                    t[i].eq(z[i] * gam[3][i] + bet[3][i]),                     # v4 -> v5
+                    ts[i].eq(t[i] >> o_sm1),                                   # v5 -> v6
+                    out_data[i].eq(Mux(b[6] > i, sat8((ts[i] + 1) >> 1), 0)),  # v6 -> out
                 ]
-            m.d.sync += [out_v.eq(v[5]), out_last.eq(last[5])]
+            m.d.sync += [out_v.eq(v[6]), out_last.eq(last[6])]
         m.d.comb += [adv.eq(~out_v | self.source.ready),
                      self.source.valid.eq(out_v),
                      self.source.payload.data.eq(out_data),
