@@ -62,17 +62,20 @@ the lane dimension runs over kernel taps and the block dimension over the channe
 channel group: multiplier ``(k, n)`` takes channel ``n`` of window word ``k`` (a mux at its
 activation input) times ``W[k][n] = w[n][tap k]``, and the column sums are the per-channel
 window sums. The taps come from a ``dw_kernel x dw_kernel`` register of line-buffer words
-(``dw_kernel = min(3, max_kernel)``): the row memories all read one column address per cycle,
-so one read gives a whole column of the window (rows picked by the ring crossbar, rows outside
-the image zeroed), shifted in as the register's last column. An output row's first pixel reads
-its ``KW - left`` image columns (its first read clears the register: the left padding is
-zeros without a read), each later one its ``stride`` new columns; a pixel's last read and its first
-chunk share a cycle (the lanes see the register after the shift), then its ``dw_chunks =
-ceil(dw_kernel**2 / lanes)`` chunks issue back to back. Lane ``k`` of chunk ``c`` is register
-position ``c*lanes + k`` (row-major), fixed in hardware: a smaller kernel sits in the register's
-top-right corner and the planner zeroes the other weights, so the mux is a constant per lane
-and chunk. Cost per pixel: ``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1 - left``
-more):
+(``dw_kernel = min(3, max_kernel)``): the row memories all read one column address per cycle, so one
+read gives a whole column of the window (rows picked by the ring crossbar, rows outside the image
+zeroed), shifted in as the register's last column. An output row's first pixel reads its ``KW -
+left`` image columns (its first read clears the register: the left padding is zeros without a read),
+each later one its ``stride`` new columns; a pixel's last read and its first chunk share a cycle
+(the lanes see the register after the shift), then its ``dw_chunks = ceil(dw_kernel**2 / lanes)``
+chunks issue back to back. The next output row's first read shares the cycle of a row's last chunk
+when that cycle reads nothing or only a padding column (masked, so the read port is free): the rows
+are addressed in the next row's ring slots, the chunk sees its zero padding column and the register
+keeps the read for the next row. Lane ``k`` of chunk ``c`` is register position ``c*lanes + k``
+(row-major), fixed in hardware: a smaller kernel sits in the register's top-right corner and the
+planner zeroes the other weights, so the mux is a constant per lane and chunk. Cost per pixel:
+``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1 - left`` more, one less when its first
+read came early):
 3x3 at stride 1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles
 (75%). One engine layer computes ``dw_channels = min(lanes, block)`` channels (one activation
 word; the accelerator runs more as one job per channel group). Kernels above ``dw_kernel`` are

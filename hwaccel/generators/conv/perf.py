@@ -20,9 +20,13 @@ A depthwise layer (``desc["depthwise"]``) replaces the first rule: the sequencer
 window's columns into its register one per cycle, each the cycle after the writer stored it (the
 first pixel of an output row reads its image columns ``left .. KW-1``, the first read clearing
 the register's left padding, the next ones the ``sw`` new columns), the pixel's ``dw_chunks``
-chunks issue back to back from the cycle of its last read, and the next pixel's reads start the
-cycle after its last chunk. A pixel costs ``sw - 1 + dw_chunks`` cycles at best, a row start
-``KW - 1 - left`` more.
+chunks issue back to back from the cycle of its last read (the cycle after the previous pixel's
+last chunk if it reads nothing), and the next pixel's reads start the cycle after its last chunk;
+except that the next output row's first read shares the cycle of a row's last chunk when that
+cycle reads nothing of its own (``dw_chunks > 1``) or reads a padding column (the row's last
+window reaches the right padding), and the writer has stored it by then. A pixel costs
+``sw - 1 + dw_chunks`` cycles at best, a row start ``KW - 1 - left`` more (one less when its
+first read came early).
 
 (``KH x KW`` kernel, strides ``sh``/``sw``, padding ``top``/``left``/``bottom``/``right``; the
 bottom and right padding enter only through the output size and the row's stored columns.)
@@ -134,18 +138,23 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0,
             row_start.append(start)
             t_free = start + row_words
 
+    # Depthwise: may the next row's first read share the cycle of a row's last chunk? Only
+    # when that cycle has no read of its own (more than one chunk a pixel) or reads a padding
+    # column (masked: the read port is free).
+    dw_early = per_pixel > 1 or (ow - 1) * sw + kw - 1 >= w + left
+    rcol = left               # depthwise: the next column to read (left padding: cleared)
     for oy in range(oh):
         need_row = min(oy * sh + kh - 1 - top, h - 1)
         write_rows_up_to(need_row)
-        rcol = left           # depthwise: the next column to read (left padding: cleared)
         for ox in range(ow):
             if desc.get("depthwise"):
-                t = t_issue
+                t, chunk = t_issue, t_issue
                 while rcol <= ox * sw + kw - 1:     # one read a cycle, once the column is stored
-                    t = max(t, stored(need_row, rcol)) + 1
+                    chunk = max(t, stored(need_row, rcol))
+                    t = chunk + 1
                     rcol += 1
-                stalls += t - 1 - t_issue
-                t_issue = t - 1 + per_pixel
+                stalls += chunk - t_issue
+                t_issue = chunk + per_pixel
                 continue
             need_col = ox * sw + kw - 1
             avail = stored(need_row, need_col)
@@ -153,6 +162,12 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0,
             stalls += start - t_issue
             t_issue = start + per_pixel
         row_end.append(t_issue - 1)
+        rcol = left
+        if desc.get("depthwise") and dw_early and oy + 1 < oh:
+            nxt = min((oy + 1) * sh + kh - 1 - top, h - 1)
+            write_rows_up_to(nxt)
+            if stored(nxt, left) <= t_issue - 1:   # read with the last chunk
+                rcol = left + 1
     last_issue = t_issue - 1
     # Rows no window needs are stored once the last pixel has issued (``done`` opens the gate).
     while len(row_start) < h:

@@ -100,11 +100,22 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     last_ox, last_oy = ox == desc.out_width - 1, oy == desc.out_height - 1
     end = last & last_nb & last_ox & last_oy
 
+    # Depthwise: the next output row's first read (its column ``left``) shares the cycle of
+    # a row's last chunk when that cycle reads nothing or a padding column (the read port is
+    # free) and the writer has stored it: ``nx`` addresses the next row's ring slots, the
+    # window register loads the read as the next row's first column after the chunk.
+    nx = Signal()
+    bottom_n = ytop + stride_h + KH - 1 - top
+    need_row_n = Mux(bottom_n > desc.height - 1, desc.height - 1, bottom_n)
+    avail_n = (w_row > need_row_n) | ((w_row == need_row_n) & (w_col > left))
+    m.d.comb += nx.eq(go & dw & last & last_ox & ~last_oy & avail_n
+                      & (~rd | (rcol >= desc.width + left)))
+
     def next_pixel():
         m.d.sync += [nb.eq(0), w_addr.eq(0), ox.eq(ox + 1), xbase.eq(xbase + stride_w)]
         with m.If(last_ox):
             m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1), ytop.eq(ytop + stride_h),
-                         base_slot.eq(base_slot + stride_h), rcol.eq(left)]
+                         base_slot.eq(base_slot + stride_h), rcol.eq(Mux(nx, left + 1, left))]
             with m.If(last_oy):
                 m.d.sync += done.eq(1)
 
@@ -126,8 +137,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                     with m.If(last_nb):
                         next_pixel()
 
-    col = Mux(dw, rcol, xbase + kx)
-    addr = Mux(dw, rcol * G, col * G + g)
+    col = Mux(dw, Mux(nx, left, rcol), xbase + kx)
+    addr = Mux(dw, col * G, col * G + g)
     m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
     # A padding column reads as zeros (grouped and depthwise rows do not store it).
     col_ok = desc.packed | ((col >= left) & (col < desc.width + left))
@@ -135,8 +146,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     rows = []
     for r in range(cfg.segments):
         slot = Signal(range(NS), name=f"slot{r}")
-        m.d.comb += slot.eq(base_slot + ky + r)
-        row = ytop + ky + r  # input row + top
+        m.d.comb += slot.eq(Mux(nx, base_slot + stride_h, base_slot) + ky + r)
+        row = Mux(nx, ytop + stride_h, ytop) + ky + r  # input row + top
         # Rows past min(lanes, max_kernel) serve only the depthwise window.
         dense = ((r < step) & (ky + r < KH)) if r < min(L, cfg.max_kernel) else Const(0)
         ok = Mux(dw, r < KH, dense) & (row >= top) & (row < desc.height + top) & col_ok
@@ -145,4 +156,4 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # left padding columns it holds are zeros without a read.
     return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
             "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc,
-            "rd_first": rd & (rcol == left)}
+            "rd_first": rd & (rcol == left), "nx": nx}

@@ -21,13 +21,20 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
     s1_rd = stage("s1_rd", issue["rd"])
     s1_first = stage("s1_rd_first", issue["rd_first"])
     s1_dc = stage("s1_dc", issue["dc"], issue["dc"].shape())
+    s1_nx = stage("s1_nx", issue["nx"])
     win = [[Signal(L * 8, name=f"win_r{r}_j{j}") for j in range(DK)] for r in range(DK)]
     view = []
     for r in range(DK):
-        # A row's first read clears the older columns (the left padding is zeros).
-        shifted = [*(Mux(s1_first, 0, word) for word in win[r][1:]), row_words[r]]
+        # A row's first read clears the older columns (the left padding is zeros). With
+        # ``nx`` the words are the next row's first read: this cycle's chunk sees its own
+        # padding column (zeros) or no read, and the register keeps the next row's column.
+        new = Mux(s1_nx, 0, row_words[r])
+        shifted = [*(Mux(s1_first, 0, word) for word in win[r][1:]), new]
         view += [Mux(s1_rd, shifted[j], win[r][j]) for j in range(DK)]
-        with m.If(s1_rd):
+        with m.If(s1_nx):
+            m.d.sync += [*(win[r][j].eq(0) for j in range(DK - 1)),
+                         win[r][DK - 1].eq(row_words[r])]
+        with m.Elif(s1_rd):
             m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
     out = []
     for k in range(L):
