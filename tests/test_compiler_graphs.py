@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import hwaccel
+from hwaccel.compiler.calibrate import BINS, mse_clip
 from hwaccel.compiler import LoweringError, ir
 from hwaccel.compiler.cases import GRAPHS, make
 from hwaccel.compiler.qreference import forward as qforward
@@ -100,9 +101,9 @@ def test_pad_folds_into_the_conv_per_side():
 
 
 def test_add_scales_are_calibrated_and_per_input():
-    """The add's output scale is max|relu(x + a1(x))| / 127 over the calibration data,
-    computed here from the module itself; its multipliers are add_params of each input's scale
-    over it."""
+    """The add's output scale is the MSE clip (calibrate.mse_clip) of relu(x + a1(x)) over the
+    calibration data / 127, computed here from the module itself; its multipliers are add_params
+    of each input's scale over it."""
     model, inputs = make("resnet_tiny")
     gen = torch.Generator().manual_seed(1)
     cal = inputs(64, gen)
@@ -111,7 +112,9 @@ def test_add_scales_are_calibrated_and_per_input():
         stem = model.stem(cal)
         summed = F.relu(stem + model.a1(stem))
     q = cm.qgraph.op("add")
-    s_out = float(summed.abs().max()) / INT8.max
+    a = summed.double().abs().flatten()
+    amax = float(a.max())
+    s_out = mse_clip(torch.histc(a[a > 0], BINS, 0.0, amax).numpy(), amax) / INT8.max
     assert q.s_out == pytest.approx(s_out, rel=1e-5)
     assert q.s_a == cm.qgraph.op("stem.0").s_out and q.s_b == cm.qgraph.op("a1.3").s_out
     assert q.params == add_params(q.s_a / q.s_out, q.s_b / q.s_out)
