@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import hwaccel
-from hwaccel.compiler.calibrate import BINS, mse_clip
 from hwaccel.compiler import LoweringError, ir
+from hwaccel.compiler.calibrate import BINS, mse_clip
 from hwaccel.compiler.cases import GRAPHS, make
 from hwaccel.compiler.qreference import forward as qforward
 from hwaccel.compiler.reference import forward as float_forward
