@@ -1,4 +1,4 @@
-"""Shared pytest set-up: seeds that are printed and can be overridden."""
+"""Shared pytest set-up: seeds that are printed and can be overridden; one torch thread."""
 
 from __future__ import annotations
 
@@ -17,3 +17,16 @@ def seed(request) -> int:
     value = int(os.environ.get("HWACCEL_SEED", zlib.crc32(request.node.nodeid.encode()) % 100_000))
     print(f"seed={value} (rerun with HWACCEL_SEED={value})")
     return value
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    on a shared 2-core machine OpenMP's spinning second thread makes small products tens of
+    times slower (see :mod:`hwaccel.models.train`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

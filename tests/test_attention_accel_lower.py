@@ -20,12 +20,7 @@ from hwaccel.models.transformer import TOKENS, DigitTransformer
 CFG = MODEL_PRESETS["default_attention"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed, **kw):

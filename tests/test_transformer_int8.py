@@ -28,14 +28,7 @@ from hwaccel.numerics import PROB_SCALE
 MAX_GAP = 0.01
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On a shared 2-core machine OpenMP's spinning second thread makes these small products
-    tens of times slower (see :mod:`hwaccel.models.train`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,7 @@ from hwaccel.models.transformer import MACS, TOKENS, DigitTransformer, digit_pat
 REL32, REL64 = 2e-6, 1e-12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On a shared 2-core machine OpenMP's spinning second thread makes these small products
-    tens of times slower (see :mod:`hwaccel.models.train`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
