@@ -17,6 +17,7 @@ KINDS = {
     "lstm": "hwaccel.generators.lstm",
     "conv": "hwaccel.generators.conv",
     "accel": "hwaccel.generators.accel",
+    "attention": "hwaccel.generators.attention",
 }
 
 
