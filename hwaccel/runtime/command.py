@@ -20,13 +20,15 @@ def add_arguments(p) -> None:
 
     p.add_argument("--model", required=True,
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
-                        "dscnn, mobilenet or autoencoder")
+                        "dscnn, mobilenet, autoencoder or transformer")
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"comma-separated, of: {', '.join(names())} "
                         f"(default: {','.join(DEFAULT_BACKENDS)})")
     p.add_argument("--samples", type=int, default=None,
                    help="the first N held-out samples (default: the whole held-out split)")
-    p.add_argument("--preset", default="default", help="accelerator preset (default: default)")
+    p.add_argument("--preset", default="default",
+                   help="accelerator preset (default: default); the model-only "
+                        "default_attention runs transformers on golden (no RTL yet)")
     p.add_argument("--calibration", type=int, default=512,
                    help="training samples that calibrate activation scales (default: 512)")
     p.add_argument("--clock-mhz", type=float, default=None,
