@@ -17,7 +17,7 @@ import hwaccel
 from hwaccel.compiler import UnsupportedOp, ir
 from hwaccel.compiler.reference import forward
 from hwaccel.compiler.trace import trace
-from hwaccel.models import WORKLOADS, evaluate, load
+from hwaccel.models import WORKLOADS, evaluate, load, metrics
 from hwaccel.models.transformer import MACS, TOKENS, DigitTransformer, digit_patches
 
 # The module in float32 against the float64 reference, relative to the largest output: float32
@@ -85,6 +85,10 @@ def test_macs_are_counted_like_linears():
     t, e, heads, f = TOKENS, 32, 2, 64
     layer = 4 * t * e * e + 2 * heads * t * t * (e // heads) + 2 * t * e * f
     assert counted == t * 4 * e + 2 * layer + e * 10 == MACS == 297_280
+    # the models' own counter (forward hooks, as `python -m hwaccel.models` prints it) agrees,
+    # though attention calls its projections' weights directly, out of a Linear hook's sight
+    assert metrics.macs(model, (TOKENS, 4)) == counted
+    assert metrics.folded_params(model) == sum(p.numel() for p in model.parameters())
 
 
 def test_first_token_head_and_a_single_layer(x_test):

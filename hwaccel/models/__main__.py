@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         module, split = load(w.name)
         seconds = time.perf_counter() - start
-        # the counters know Conv2d and Linear only: the LSTM gets none rather than a wrong one
+        # the MAC counter knows Conv2d, Linear and attention: the LSTM gets none, not a wrong one
         count, params = ((f"{macs(module, w.input_shape):,}", f"{folded_params(module):,}")
                          if w.input_dtype.is_floating_point else ("-", "-"))
         score = evaluate(w.name, module, split)

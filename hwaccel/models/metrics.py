@@ -1,12 +1,17 @@
 """Counting and scoring the reference models: MACs, folded parameters, top-1 and ROC AUC.
 
-MACs are counted from the torch modules themselves, by forward hooks on every ``Conv2d`` and
-``Linear`` during one forward pass, as the published MLPerf Tiny figures count them:
+MACs are counted from the torch modules themselves, by forward hooks on every ``Conv2d``,
+``Linear`` and ``MultiheadAttention`` during one forward pass, as the published MLPerf Tiny
+figures count them:
 
 * a convolution costs ``output elements x in_channels / groups x kh x kw`` -- every tap of every
   output, including the taps that fall on 'same' padding (zeros that a multiplier still sees), so a
   3x3 depthwise layer costs 9 MACs per output element, border or not;
 * a dense layer costs ``outputs x in_features``;
+* self-attention (``nn.MultiheadAttention``, which uses its projections' weights directly, so
+  no Linear hook sees them) costs its four projections as dense layers, ``4 T E^2`` for T tokens
+  of width E, plus the two products of activations, ``T x T x E`` each (Q.K^T and P.V over all
+  heads: a product (T, K) x (K, N) costs T K N, as the compiler's IR counts it);
 * biases, BatchNorm (folded into the layer before it), ReLU, residual adds and average pooling
   cost none.
 
@@ -33,13 +38,19 @@ def macs(model: nn.Module, input_shape: tuple[int, ...], *, per_layer: bool = Fa
         def count(mod, inputs, out):
             if isinstance(mod, nn.Conv2d):
                 kh, kw = mod.kernel_size
-                counts[name] = out.numel() * (mod.in_channels // mod.groups) * kh * kw
+                counts[name] = counts.get(name, 0) + (
+                    out.numel() * (mod.in_channels // mod.groups) * kh * kw)
+            elif isinstance(mod, nn.MultiheadAttention):
+                counts[name] = counts.get(name, 0) + _attention_macs(mod, *inputs[:2])
             else:
-                counts[name] = out.numel() * mod.in_features
+                counts[name] = counts.get(name, 0) + out.numel() * mod.in_features
         return count
 
+    attention = {name for name, m in model.named_modules()
+                 if isinstance(m, nn.MultiheadAttention)}
     hooks = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()
-             if isinstance(m, (nn.Conv2d, nn.Linear))]
+             if isinstance(m, (nn.Conv2d, nn.Linear, nn.MultiheadAttention))
+             and name.rpartition(".")[0] not in attention]  # out_proj: counted by its owner
     was_training = model.training
     try:
         model.eval()(torch.zeros(1, *input_shape))
@@ -50,14 +61,27 @@ def macs(model: nn.Module, input_shape: tuple[int, ...], *, per_layer: bool = Fa
     return counts if per_layer else sum(counts.values())
 
 
+def _attention_macs(mod: nn.MultiheadAttention, query, key) -> int:
+    """One call's MACs per sample of the batch (batch 1 here): projections and both products."""
+    if not mod.batch_first:
+        query, key = query.transpose(0, 1), key.transpose(0, 1)
+    tq, tk, e = query.shape[-2], key.shape[-2], mod.embed_dim
+    samples = query.numel() // (tq * e)
+    return samples * (2 * tq * e * e + 2 * tk * e * e + 2 * tq * tk * e)
+
+
 def folded_params(model: nn.Module) -> int:
     """Parameters once every BatchNorm is folded into the layer before it: the weights and biases
-    of every ``Conv2d`` and ``Linear`` (a layer without a bias gains one from its BatchNorm)."""
+    of every ``Conv2d`` and ``Linear`` (a layer without a bias gains one from its BatchNorm), and
+    every other module's own parameters as they are (attention's input projections, LayerNorm's
+    gamma and beta, learned positional embeddings, an LSTM's weights)."""
     total = 0
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             out = m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
             total += m.weight.numel() + out
+        elif not isinstance(m, nn.modules.batchnorm._BatchNorm):
+            total += sum(p.numel() for p in m.parameters(recurse=False))
     return total
 
 
