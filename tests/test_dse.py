@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -122,3 +123,22 @@ def test_bad_space_file_names_the_key(tmp_path):
         load_space(path)
     with pytest.raises(ValueError, match="does not exist"):
         load_space(tmp_path / "missing.json")
+
+
+def test_the_lstm_sweep_workload_runs_on_any_cell_that_holds_it():
+    """The reference LSTM (64 -> 64, sizes as command fields) runs on a larger cell with the same
+    results as on a 64 -> 64 one, and a cell too small for it is refused naming both sizes."""
+    from hwaccel.dse.workloads import accel_program
+    from hwaccel.generators.accel import PRESETS
+
+    base = PRESETS["default"]
+    bigger = dataclasses.replace(base, lstm=base.lstm.with_(input_size=80, hidden_size=72))
+    results = []
+    for cfg in (base, bigger):
+        commands, layers = accel_program(cfg, "lstm", batch=1)
+        assert len(layers["lstm1"]) == len(layers["lstm2"]) == 1
+        results.append(commands)
+    assert results[0] == results[1]   # the same commands: the sizes are the reference's
+    small = dataclasses.replace(base, lstm=base.lstm.with_(input_size=32))
+    with pytest.raises(ValueError, match="runs up to 32 -> 64, the reference LSTM needs 64 -> 64"):
+        accel_program(small, "lstm")
