@@ -55,28 +55,17 @@ def depthwise_pairs(graph: ir.Graph) -> list[tuple[str, str]]:
     return pairs
 
 
-def equalize(graph: ir.Graph, x, batch: int = 256) -> ir.Graph:
-    """``graph`` with every :func:`depthwise_pairs` pair equalized on the calibration batch
-    ``x`` (finite, already checked by :func:`.reference.ranges`); ``graph`` itself when there
-    is no pair."""
-    import torch
-
-    from .reference import _prepare, run
+def equalize(graph: ir.Graph, x=None, batch: int = 256, channel_max=None) -> ir.Graph:
+    """``graph`` with every :func:`depthwise_pairs` pair equalized from its producers'
+    per-channel ``max |value|``: ``channel_max`` (by producer, from the calibration pass of
+    :func:`.reference.ranges`), or measured here on the calibration batch ``x``; ``graph``
+    itself when there is no pair."""
+    from .reference import ranges
 
     pairs = dict(depthwise_pairs(graph))
     if not pairs:
         return graph
-    m = {}
-
-    def visit(op, y):
-        if op.name in pairs:
-            mc = y.abs().amax(dim=(0, 2, 3)).cpu().numpy()
-            m[op.name] = np.maximum(m.get(op.name, 0.0), mc)
-
-    x = _prepare(graph, x)
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            run(graph, x[i:i + batch], visit)
+    m = channel_max if channel_max is not None else ranges(graph, x, batch, channels=pairs)[2]
     ops = {op.name: op for op in graph.ops}
     for prod, dw in pairs.items():
         mc = m[prod]

@@ -57,7 +57,7 @@ from ..numerics import INT8, INT32, add_params, requant_params
 from ..numerics import quantize as quantize_values
 from . import ir
 from .calibrate import mse_clips
-from .equalize import equalize
+from .equalize import depthwise_pairs, equalize
 from .errors import check_finite
 from .quantize_attention import quantize_op as quantize_attention_op
 from .reference import ranges
@@ -132,8 +132,9 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
     check_finite(calibration, what)
     for op in graph.ops:
         _check_weights(op)
-    x_max, amax = ranges(graph, calibration)
-    graph = equalize(graph, calibration)  # changes no value's range: see .equalize
+    x_max, amax, channel_max = ranges(graph, calibration,
+                                      channels=dict(depthwise_pairs(graph)))
+    graph = equalize(graph, channel_max=channel_max)  # changes no value's range: see .equalize
     clip = _clips(graph, calibration, x_max, amax)
     s_in = None if graph.tokens else _scale(clip[ir.INPUT])
     scale = {ir.INPUT: s_in}        # every float value's int8 scale

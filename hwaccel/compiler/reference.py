@@ -3,6 +3,8 @@ tracer captured the model (its outputs equal the module's to float rounding)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import ir
 from .errors import check_finite
 
@@ -131,9 +133,11 @@ def forward(graph: ir.Graph, x):
         return run(graph, _prepare(graph, x))
 
 
-def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, dict[str, float]]:
-    """``max |input|`` and ``max |value|`` of every op's output, by name, over the batch ``x``
-    (0 for tokens).
+def ranges(graph: ir.Graph, x, batch: int = 256, channels=()
+           ) -> tuple[float, dict[str, float], dict[str, np.ndarray]]:
+    """``max |input|``, ``max |value|`` of every op's output by name, and the per-channel
+    ``max |value|`` (axis 1) of the ops named in ``channels``, over the batch ``x`` (0 for
+    tokens): one float pass.
 
     ``x`` must be finite; if an op's output is not (a float64 overflow inside the model),
     :class:`.errors.NonFiniteError` names the first such op: a NaN would otherwise vanish from
@@ -143,14 +147,19 @@ def ranges(graph: ir.Graph, x, batch: int = 256) -> tuple[float, dict[str, float
 
     x = _prepare(graph, x)
     amax = {op.name: 0.0 for op in graph.ops}
+    per_channel: dict[str, np.ndarray] = {}
 
     def visit(op, y):
         if not bool(torch.isfinite(y).all()):
             _refuse(graph, x, batch)
         amax[op.name] = max(amax[op.name], float(y.abs().max()))
+        if op.name in channels:
+            dims = tuple(d for d in range(y.dim()) if d != 1)
+            mc = y.abs().amax(dim=dims).cpu().numpy()
+            per_channel[op.name] = np.maximum(per_channel.get(op.name, 0.0), mc)
 
     with torch.no_grad():
         for i in range(0, len(x), batch):
             run(graph, x[i:i + batch], visit)
     x_max = 0.0 if graph.tokens else float(x.abs().max())
-    return x_max, amax
+    return x_max, amax, per_channel
