@@ -1,0 +1,98 @@
+"""The processor's checks of MATMUL (RTL), in :func:`.attn_isa.attn_check`'s order, and the job
+the datapath's gatherer (:mod:`.matmul_gather`) reads.
+
+* fields (SHAPE): ``count`` (M), ``attn.k`` and ``attn.n`` not 0, ``attn.shift >= 1``, and each
+  row stride at least its row: ``sa >= KW``, ``sb >= NW`` (``KW`` transposed), ``sc >= NW``
+  (``KW = ceil(K / lanes)``, ``NW = ceil(N / lanes)``);
+* ranges (ADDRESS): A's ``(M - 1) x sa + KW`` words at ``src``, B's ``(R - 1) x sb + W`` at
+  ``src2`` (``R, W = K, NW``; transposed ``N, KW``) and C's ``(M - 1) x sc + NW`` at ``dst``
+  inside the scratchpad, and C overlapping neither A nor B (half-open word spans).
+
+Processor timing (:func:`.checks.command_checks`): CALC registers ``KW`` and ``NW`` (a shift for a
+power-of-two ``lanes``), the field checks, the factors and each span's base plus its
+last row; CHECK multiplies (one product a span) and compares, as for every command. The job's
+fields are registered in CALC too and stay until the next command's CALC; the processor's
+tiling sets ``k0`` and ``n0`` per tile.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from amaranth.hdl import Mux, Signal
+from amaranth.lib import data
+
+from ...numerics import MULT_BITS, SHIFT_MAX
+from .attn_isa import MATMUL_MAX_K
+from .config import AccelConfig
+from .isa import Op
+
+__all__ = ["matmul_job_layout", "matmul_checks"]
+
+
+def _most_words(cfg: AccelConfig) -> tuple[int, int]:
+    """Most words in a row of K and of N (the fields' ranges)."""
+    a = cfg.attention
+    n_most = max(a.max_len, a.max_channels, cfg.act_depth * cfg.lanes)
+    return math.ceil(MATMUL_MAX_K / cfg.lanes), math.ceil(n_most / cfg.lanes)
+
+
+def _ceil_words(value, lanes: int):
+    """``ceil(value / lanes)``: a shift for a power-of-two ``lanes``, else a constant divide."""
+    if lanes & (lanes - 1) == 0:
+        return (value + (lanes - 1)) >> (lanes.bit_length() - 1)
+    return (value + (lanes - 1)) // lanes
+
+
+def matmul_job_layout(cfg: AccelConfig) -> data.StructLayout:
+    """What the gatherer needs of a MATMUL tile job: ``on`` (the job is a MATMUL's), B's
+    address, stride and orientation, K, N and the requantizer, and the tile's first K word
+    ``k0`` and first N block ``n0``."""
+    from .attn_isa import attn_layout
+
+    f = attn_layout(cfg)
+    return data.StructLayout({
+        "on": 1, "src2": range(cfg.act_depth), "sb": range(cfg.act_depth + 1), "transpose": 1,
+        "k": f["k"].shape, "n": f["n"].shape, "mult": MULT_BITS, "shift": range(SHIFT_MAX + 1),
+        "k0": range(cfg.act_depth + 1), "n0": range(cfg.act_depth + 1),
+    })
+
+
+def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
+    """The processor's checks of a MATMUL command ``cmd``. Returns ``mine`` (the command is a
+    MATMUL), ``kw`` and ``nw`` (registered in CALC), ``shape_ok`` and ``range_bad`` (for
+    CHECK) and ``job`` (:func:`matmul_job_layout`, ``k0 = n0 = 0``)."""
+    f, ad, rows = cmd.attn, cfg.act_depth, cmd.count
+    mine = cmd.op == Op.MATMUL
+    kw_most, nw_most = _most_words(cfg)
+    kw_c, nw_c = _ceil_words(f.k, cfg.lanes), _ceil_words(f.n, cfg.lanes)
+    kw, nw = Signal(range(kw_most + 1)), Signal(range(nw_most + 1))
+    ok = Signal()
+    big = range(2 * ad + kw_most + nw_most + 2)
+    # Factors (rows - 1, stride) of A, B and C, and each span's base plus its last row's words.
+    fa, fb, fc = (Signal(range(max(ad, MATMUL_MAX_K, nw_most * cfg.lanes) + 1))
+                  for _ in range(3))
+    sa, sb, sc = (Signal(range(ad + 1)) for _ in range(3))
+    ea, eb, ec = (Signal(big) for _ in range(3))
+    job = Signal(matmul_job_layout(cfg))
+    tr = f.transpose
+    with m.If(calc):
+        bw = Mux(tr, kw_c, nw_c)
+        m.d.sync += [
+            kw.eq(kw_c), nw.eq(nw_c),
+            ok.eq((rows != 0) & (f.k != 0) & (f.n != 0) & (f.shift >= 1) & (f.sa >= kw_c)
+                  & (f.sb >= bw) & (f.sc >= nw_c)),
+            fa.eq(rows - 1), fb.eq(Mux(tr, f.n, f.k) - 1), fc.eq(rows - 1),
+            sa.eq(f.sa), sb.eq(f.sb), sc.eq(f.sc),
+            ea.eq(cmd.src + kw_c), eb.eq(f.src2 + bw), ec.eq(cmd.dst + nw_c),
+            job.on.eq(mine), job.src2.eq(f.src2), job.sb.eq(f.sb), job.transpose.eq(tr),
+            job.k.eq(f.k), job.n.eq(f.n), job.mult.eq(f.mult), job.shift.eq(f.shift),
+            job.k0.eq(0), job.n0.eq(0)]
+    # CHECK: each span's end (one product), then the compares.
+    a_end, b_end, c_end = ea + fa * sa, eb + fb * sb, ec + fc * sc
+    a_lo, b_lo, c_lo = cmd.src, f.src2, cmd.dst
+    range_bad = mine & ((a_end > ad) | (b_end > ad) | (c_end > ad)
+                        | ((c_lo < a_end) & (a_lo < c_end)) | ((c_lo < b_end) & (b_lo < c_end)))
+    return SimpleNamespace(mine=mine, kw=kw, nw=nw, shape_ok=~mine | ok, range_bad=range_bad,
+                           job=job)
