@@ -1,0 +1,6 @@
+"""Several accelerator instances: the cycle models of what connects them.
+
+:mod:`.link` -- a credit-flow link between two instances; :mod:`.arbiter` -- instances sharing
+one host port; :mod:`.traffic` -- the transfers and receiver patterns both take. Each model is
+exact: it equals its Component in :mod:`hwaccel.generators.link` cycle for cycle.
+"""

@@ -1,0 +1,132 @@
+"""The cycle model of the shared host port (:class:`hwaccel.generators.link.HostPortArbiter`),
+exact.
+
+Each port ``i`` offers its beats in order, beat ``k`` from ``max(at, crossed[k-1] + 1)``. In a
+cycle ``c`` the grant is the first port in the order ``ptr, ptr + 1, ...`` (mod ``N``) that
+offers a beat -- or, with ``packets``, the port that is in the middle of a transfer, whether it
+offers one or not. The granted beat crosses if the host port is ready at ``c``; then ``ptr``
+becomes ``grant + 1``. The host port carries at most one beat a cycle: ``N`` instances that all
+send ``n`` beats from cycle 0 into an always-ready port finish together at ``N * n`` cycles.
+
+Worked example (``N = 2``, 3 beats each from cycle 0, port always ready): beat-wise the port
+carries 0, 1, 0, 1, 0, 1 in cycles 0-5; with ``packets`` (one 3-beat transfer each) 0, 0, 0,
+1, 1, 1. A port that is never ready again raises :class:`ArbiterHang` naming the arbiter,
+the cycle and which ports still wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..generators.link.config import ArbiterConfig
+from .traffic import Receiver, Transfer, beats_of
+
+__all__ = ["ArbiterHang", "PortBeat", "ArbiterTiming", "simulate_arbiter"]
+
+
+class ArbiterHang(RuntimeError):
+    """The host port is never ready again while beats wait: ``arbiter``, ``cycle`` (from which
+    nothing crosses) and ``waiting`` (beats left per port) are attributes."""
+
+    def __init__(self, message: str, arbiter: str, cycle: int, waiting: tuple[int, ...]):
+        super().__init__(message)
+        self.arbiter, self.cycle, self.waiting = arbiter, cycle, waiting
+
+
+@dataclass(frozen=True)
+class PortBeat:
+    port: int
+    transfer: int
+    count: int
+    last: bool
+    offered: int
+    crossed: int
+
+
+@dataclass(frozen=True)
+class ArbiterTiming:
+    """Every beat, in the order they crossed the host port."""
+
+    config: ArbiterConfig
+    beats: tuple[PortBeat, ...]
+
+    @property
+    def cycles(self) -> int:
+        return max((b.crossed for b in self.beats), default=-1) + 1
+
+    def port_cycles(self, port: int) -> int:
+        """Cycles until ``port``'s last beat has crossed (0 if it sent nothing)."""
+        return max((b.crossed for b in self.beats if b.port == port), default=-1) + 1
+
+    @property
+    def utilization(self) -> float:
+        """Beats per cycle on the host port over :attr:`cycles`."""
+        return len(self.beats) / self.cycles if self.beats else 0.0
+
+
+def simulate_arbiter(config: ArbiterConfig, traffic: Sequence[Sequence[Transfer]],
+                     port: Receiver | None = None, *, name: str = "host port") -> ArbiterTiming:
+    """The cycle each beat of ``traffic[i]`` (port ``i``'s transfers, in order) crosses a host
+    port whose ``ready`` is ``port`` (default: always).
+
+    Raises
+    ------
+    ValueError
+        If ``traffic`` does not have one entry per port.
+    ArbiterHang
+        If the host port is never ready again while beats wait.
+    """
+    if not isinstance(config, ArbiterConfig):
+        raise TypeError(f"config must be an ArbiterConfig, not {config!r}")
+    N = config.ports
+    if len(traffic) != N:
+        raise ValueError(f"traffic must hold one list of transfers per port ({N}), "
+                         f"not {len(traffic)}")
+    port = Receiver.always() if port is None else port
+    queues = [beats_of(t, config.width) for t in traffic]
+    nxt = [0] * N                      # next beat of each port
+    free_at = [0] * N                  # the cycle after each port's previous beat crossed
+    ptr, locked, held = 0, False, 0
+    out: list[PortBeat] = []
+    c = 0
+
+    def offer(i: int) -> int | None:
+        if nxt[i] == len(queues[i]):
+            return None
+        return max(queues[i][nxt[i]][1], free_at[i])
+
+    while len(out) < sum(map(len, queues)):
+        offers = [offer(i) for i in range(N)]
+        if locked:
+            grant = held
+            valid = offers[held] is not None and offers[held] <= c
+        else:
+            line = [(ptr + k) % N for k in range(N)]
+            ready_ports = [i for i in line if offers[i] is not None and offers[i] <= c]
+            valid = bool(ready_ports)
+            grant = ready_ports[0] if valid else None
+        if not valid:
+            # Nothing can cross before the next offer (of the held port, when locked).
+            pending = [offers[held]] if locked else [o for o in offers if o is not None]
+            c = max(c + 1, min(pending))
+            continue
+        go = port.next_ready(c)
+        if go is None:
+            waiting = tuple(len(q) - n for q, n in zip(queues, nxt))
+            raise ArbiterHang(f"arbiter {name!r} hangs: the host port is never ready from cycle "
+                              f"{c} on, with beats waiting per port {list(waiting)}",
+                              name, c, waiting)
+        if go > c:
+            c = go                      # the grant is re-decided at the cycle it crosses
+            continue
+        i = grant
+        transfer, at, count, last = queues[i][nxt[i]]
+        out.append(PortBeat(i, transfer, count, last, offers[i], c))
+        nxt[i] += 1
+        free_at[i] = c + 1
+        ptr = (i + 1) % N
+        if config.packets:
+            locked, held = not last, i
+        c += 1
+    return ArbiterTiming(config, tuple(out))
