@@ -219,3 +219,27 @@ def test_arbiter_config_and_traffic_checks():
         simulate(TINY, [5])
     with pytest.raises(TypeError, match="config must be a LinkConfig, not 'tiny'"):
         simulate("tiny", [Transfer(4)])
+
+
+def test_presets_emit_with_their_ports(tmp_path, monkeypatch):
+    """The link presets are generators (kind ``link`` in the registry: ``make rtl`` emits and
+    lints them, tests/test_emit.py lints every preset); the sidecar's ports are the
+    Components'."""
+    from hwaccel.emit import emit, read_sidecar
+    from hwaccel.generators import config_for
+
+    monkeypatch.setenv("HWACCEL_BUILD", str(tmp_path / "build"))
+    beat = 4 * 8 + 3 + 1                          # data, count (1..4: 3 bits), last
+    link = read_sidecar(emit(config_for("link_tiny"), tmp_path).sidecar)
+    members = link["ports"]["members"]
+    assert {n: members[n]["members"]["payload"]["width"] for n in ("sink", "source")} == \
+        {"sink": beat, "source": beat}
+    assert members["credits"]["width"] == 3 and members["stalled"]["dir"] == "out"
+    assert link["derived"]["bandwidth"] == "16/5" and link["derived"]["credits"] == 4
+    arb = read_sidecar(emit(config_for("link_arbiter_tiny"), tmp_path).sidecar)
+    members = arb["ports"]["members"]
+    assert members["source"]["members"]["payload"]["width"] == 1 + beat
+    assert [s["members"]["valid"]["name"] for s in members["sinks"]] == \
+        ["sinks__0__valid", "sinks__1__valid"]
+    text = (tmp_path / "link_arbiter_tiny.v").read_text()
+    assert all(f"input [35:0] sinks__{i}__payload" in text for i in (0, 1))

@@ -18,6 +18,7 @@ KINDS = {
     "conv": "hwaccel.generators.conv",
     "accel": "hwaccel.generators.accel",
     "attention": "hwaccel.generators.attention",
+    "link": "hwaccel.generators.link",
 }
 
 
