@@ -14,7 +14,14 @@ import pytest
 from hwaccel.generators.link import ArbiterConfig, HostPortArbiter, Link, LinkConfig
 from hwaccel.generators.link.bench import run_arbiter, run_link
 from hwaccel.parallel.arbiter import ArbiterHang, simulate_arbiter
-from hwaccel.parallel.link import LinkHang, simulate, stall_cycle, transfer_cycles
+from hwaccel.parallel.link import (
+    LinkHang,
+    LinkModel,
+    bandwidth,
+    simulate,
+    stall_cycle,
+    transfer_cycles,
+)
 from hwaccel.parallel.traffic import Receiver, Transfer
 
 TINY = LinkConfig(width=4, latency=2, buffer=16, watchdog=64, name="tiny")
@@ -104,6 +111,34 @@ def test_closed_form_equals_recurrence():
                 cfg = LinkConfig(width=w, latency=latency, buffer=w * credits)
                 for size in (1, w, 5 * w + 1, 37):
                     assert simulate(cfg, [Transfer(size)]).cycles == transfer_cycles(cfg, size)
+
+
+def test_sustained_bandwidth_into_a_draining_receiver():
+    """Ready one cycle in r: in steady state every C beats take max(C r, r ceil((2L+1)/r))
+    cycles, which is bandwidth(config, r); the Component agrees on one point of each regime."""
+    for latency in range(0, 5):
+        for credits in range(1, 10):
+            for r in range(1, 6):
+                cfg = LinkConfig(width=2, latency=latency, buffer=2 * credits)
+                n = 30 * credits + 40
+                left = [b.left for b in simulate(cfg, [Transfer(2 * n)], Receiver.every(r)).beats]
+                window = {left[k + credits] - left[k] for k in range(n // 2, n - credits)}
+                assert window == {cfg.width * credits / bandwidth(cfg, r)}, (cfg, r)
+    assert bandwidth(TINY, 2) == 2 and bandwidth(TINY, 3) == Fraction(4, 3)
+    for r in (2, 3):
+        _check_link(TINY, [Transfer(80)], Receiver.every(r), r)
+
+
+def test_incremental_model_equals_whole_run(seed):
+    rng = random.Random(seed)
+    for _ in range(20):
+        cfg = _random_link(rng)
+        transfers = _random_transfers(rng, cfg.width) + _random_transfers(rng, cfg.width)
+        receiver = _random_receiver(rng, 0.4)
+        model = LinkModel(cfg, receiver)
+        beats = [b for t in transfers for b in model.send(t)]
+        whole = simulate(cfg, transfers, receiver)
+        assert tuple(beats) == whole.beats and model.timing() == whole
 
 
 def test_link_hang_names_link_cycle_and_credits(seed):

@@ -22,7 +22,16 @@ beats are sent at cycles 0-3, 5-8, 10-11 and leave at 2-5, 7-10, 12-13: 14 cycle
 ``10 + 2 = 12`` with one more credit (``D = 20``). Sustained: ``min(4, 16/5) = 3.2`` bytes a
 cycle.
 
+A receiver that is ready one cycle in ``r`` stretches each credit's round trip to the next
+ready cycle, so the link then sustains ``W * min(1/r, C / (r * ceil((2L + 1) / r)))`` bytes a
+cycle (:func:`bandwidth` with ``drain_every``): with ``link_tiny`` and ``r = 2``, ``4 * min(1/2,
+4/6) = 2`` bytes a cycle, receiver-bound; with ``r = 3``, the round trip becomes 6 cycles and the
+receiver allows 1/3 beat a cycle: ``4/3``.
+
 A byte arrives in the cycle its beat leaves (``left``); :meth:`LinkTiming.byte_cycles`.
+:func:`simulate` takes all transfers at once; :class:`LinkModel` takes them one at a time (its
+``send`` returns the new beats' cycles), for a system model that decides what to send next from
+what has arrived.
 
 Hang detection: a cycle *waits* if a beat is offered without a credit (``[offered, sent)``)
 or a beat at the head is not taken (``[head, left)``). After ``watchdog`` waiting cycles in a
@@ -37,11 +46,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..config import check_int
 from ..generators.link.config import LinkConfig
 from .traffic import Receiver, Transfer, beats_of
 
-__all__ = ["LinkHang", "LinkBeat", "LinkTiming", "CreditState", "simulate", "bandwidth",
-           "transfer_cycles", "stall_cycle"]
+__all__ = ["LinkHang", "LinkBeat", "LinkTiming", "CreditState", "LinkModel", "simulate",
+           "bandwidth", "transfer_cycles", "stall_cycle"]
 
 
 class LinkHang(RuntimeError):
@@ -117,9 +127,14 @@ class LinkTiming:
         return Fraction(sum(t.size for t in self.transfers), self.cycles)
 
 
-def bandwidth(config: LinkConfig) -> Fraction:
-    """Sustained bytes per cycle, ``min(W, D / (2L + 1))``."""
-    return config.bandwidth
+def bandwidth(config: LinkConfig, drain_every: int = 1) -> Fraction:
+    """Sustained bytes per cycle into a receiver that is ready one cycle in ``drain_every``
+    (:meth:`~.traffic.Receiver.every`): ``W * min(1/r, C / (r * ceil((2L + 1) / r)))`` -- a
+    credit's round trip is stretched to the next cycle the receiver is ready. ``r = 1`` is
+    ``min(W, D / (2L + 1))``."""
+    r = check_int("drain_every", drain_every, min=1)
+    trip = r * -(-config.round_trip // r)
+    return config.width * min(Fraction(1, r), Fraction(config.credits, trip))
 
 
 def transfer_cycles(config: LinkConfig, size: int) -> int:
@@ -162,11 +177,88 @@ def stall_cycle(waits: Sequence[tuple[int, int | None]], watchdog: int) -> int |
     return None
 
 
-def simulate(config: LinkConfig, transfers: Sequence[Transfer],
-             receiver: Receiver | None = None, *, name: str = "link",
-             strict: bool = False) -> LinkTiming:
+class LinkModel:
+    """The link as a model that takes transfers one at a time (a system model interleaves
+    them with other events): :meth:`send` returns the new beats' cycles at once, exactly as
+    :func:`simulate` of all transfers so far would.
+
+    ``receiver`` is anything with ``next_ready(cycle) -> int | None`` (a
+    :class:`~.traffic.Receiver`, or an object that knows when the consumer is free).
+
+    Raises
+    ------
+    LinkHang
+        From :meth:`send`, when a beat can never leave (with ``strict``, also when the
+        watchdog latches); the message names ``name``, the watchdog's cycle and the credit state.
+    """
+
+    def __init__(self, config: LinkConfig, receiver=None, *, name: str = "link",
+                 strict: bool = False):
+        if not isinstance(config, LinkConfig):
+            raise TypeError(f"config must be a LinkConfig, not {config!r}")
+        self.config, self.name, self.strict = config, name, strict
+        self.receiver = Receiver.always() if receiver is None else receiver
+        self.transfers: list[Transfer] = []
+        self.beats: list[LinkBeat] = []
+        self._waits: list[tuple[int, int | None]] = []
+        self._stuck: int | None = None      # the first beat that can never leave
+
+    def send(self, transfer: Transfer) -> list[LinkBeat]:
+        """Queue ``transfer`` behind the earlier ones; its beats' cycles."""
+        cfg = self.config
+        L, C = cfg.latency, cfg.credits
+        index = len(self.transfers)
+        self.transfers.append(transfer)
+        new = []
+        for _, at, count, last in beats_of([transfer], cfg.width):
+            k = len(self.beats)
+            prev = self.beats[-1] if self.beats else None
+            prev_sent = -1 if prev is None else prev.sent
+            prev_left = -1 if prev is None else prev.left
+            offered = sent = head = left = None
+            if prev_sent is not None:
+                offered = max(at, prev_sent + 1)
+                credit = -L - 1 if k < C else self.beats[k - C].left
+                sent = None if credit is None else max(offered, credit + L + 1)
+                self._waits.append((offered, sent))
+            if sent is not None and prev_left is not None:
+                head = max(sent + L, prev_left + 1)
+                left = self.receiver.next_ready(head)
+                self._waits.append((head, left))
+            beat = LinkBeat(index, count, last, offered, sent, head, left)
+            if head is not None and left is None and self._stuck is None:
+                self._stuck = k
+            self.beats.append(beat)
+            new.append(beat)
+        self._check()
+        return new
+
+    def timing(self) -> LinkTiming:
+        return LinkTiming(self.config, tuple(self.transfers), tuple(self.beats),
+                          stall_cycle(self._waits, self.config.watchdog))
+
+    def _check(self) -> None:
+        stuck = self._stuck
+        if stuck is None and not self.strict:
+            return
+        stalled_at = stall_cycle(self._waits, self.config.watchdog)
+        if stuck is None and stalled_at is None:
+            return
+        state = _credit_state(self.config, self.beats, stalled_at)
+        if stuck is not None:
+            b = self.beats[stuck]
+            why = (f"beat {stuck} (transfer {b.transfer}) reached the receiver at cycle "
+                   f"{b.head} and the receiver never takes it")
+        else:
+            why = f"it waited {self.config.watchdog} cycles in a row"
+        raise LinkHang(f"link {self.name!r} hangs: {why}; the watchdog fires at cycle "
+                       f"{stalled_at} with {state}", self.name, stalled_at, state)
+
+
+def simulate(config: LinkConfig, transfers: Sequence[Transfer], receiver=None, *,
+             name: str = "link", strict: bool = False) -> LinkTiming:
     """Every beat's cycles for ``transfers`` sent in order over a link of ``config`` into
-    ``receiver`` (default: always ready).
+    ``receiver`` (default: always ready; anything with ``next_ready``).
 
     Raises
     ------
@@ -174,43 +266,9 @@ def simulate(config: LinkConfig, transfers: Sequence[Transfer],
         If a beat can never leave (the receiver stops draining), or with ``strict`` if the
         watchdog latches at all; the message names ``name``, the cycle and the credit state.
     """
-    if not isinstance(config, LinkConfig):
-        raise TypeError(f"config must be a LinkConfig, not {config!r}")
-    receiver = Receiver.always() if receiver is None else receiver
-    L, C = config.latency, config.credits
-    beats: list[LinkBeat] = []
-    waits: list[tuple[int, int | None]] = []
-    prev_sent = prev_left = -1
-    stuck = None                      # first beat that never leaves
-    for k, (i, at, count, last) in enumerate(beats_of(transfers, config.width)):
-        offered = sent = head = left = None
-        if prev_sent is not None:
-            offered = max(at, prev_sent + 1)
-            credit = 0 if k < C else beats[k - C].left
-            if credit is None:
-                waits.append((offered, None))
-            else:
-                sent = max(offered, credit + L + 1 if k >= C else 0)
-                waits.append((offered, sent))
-        if sent is not None and prev_left is not None:
-            head = max(sent + L, prev_left + 1)
-            left = receiver.next_ready(head)
-            waits.append((head, left))
-            if left is None and stuck is None:
-                stuck = k
-        beats.append(LinkBeat(i, count, last, offered, sent, head, left))
-        prev_sent, prev_left = sent, left
-    timing = LinkTiming(config, tuple(transfers), tuple(beats),
-                        stall_cycle(waits, config.watchdog))
-    if stuck is not None or (strict and timing.stalled_at is not None):
-        at = timing.stalled_at
-        state = timing.credit_state(at)
-        if stuck is not None:
-            b = beats[stuck]
-            why = (f"beat {stuck} (transfer {b.transfer}) reached the receiver at cycle "
-                   f"{b.head} and the receiver never takes it")
-        else:
-            why = f"it waited {config.watchdog} cycles in a row"
-        raise LinkHang(f"link {name!r} hangs: {why}; the watchdog fires at cycle {at} with "
-                       f"{state}", name, at, state)
-    return timing
+    model = LinkModel(config, receiver, name=name, strict=strict)
+    for t in transfers:
+        if not isinstance(t, Transfer):
+            raise TypeError(f"transfers must hold Transfer objects, not {t!r}")
+        model.send(t)
+    return model.timing()
