@@ -9,15 +9,16 @@ import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, UnusedElaboratable, signed
+from amaranth.hdl import Module, UnusedElaboratable, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwaccel.generators.attention import SIZES, AttentionConfig, GeluUnit, LayerNormUnit
 from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import out_layout, word_layout
-from hwaccel.generators.attention.layernorm import ln_param_layout, ln_setup_layout
-from hwaccel.generators.attention.perf import gelu_cycles
+from hwaccel.generators.attention.layernorm import ln_setup_layout
+from hwaccel.generators.attention.packing import load_payloads
+from hwaccel.generators.attention.perf import gelu_cycles, load_cycles
 from hwaccel.numerics.gelu import GeluParams, gelu_int, gelu_params
 from hwaccel.numerics.layernorm import layernorm_int, layernorm_params
 
@@ -33,7 +34,8 @@ def _words(x: np.ndarray, lanes: int, p: GeluParams):
     return words, want
 
 
-@pytest.mark.parametrize("cfg", [TINY, AttentionConfig(max_len=3, max_channels=3, lanes=3)],
+@pytest.mark.parametrize("cfg", [TINY, AttentionConfig(max_len=3, max_channels=3, lanes=3,
+                                                       load_bits=100)],
                          ids=["tiny", "lanes3"])
 def test_gelu_unit_every_input_in_every_lane_one_word_a_cycle(cfg, seed):
     rng = np.random.default_rng(seed)
@@ -44,8 +46,10 @@ def test_gelu_unit_every_input_in_every_lane_one_word_a_cycle(cfg, seed):
     x = np.concatenate([x, rng.integers(-128, 128, 40 * cfg.lanes)])
     words, want = _words(x, cfg.lanes, p)
     dut = GeluUnit(cfg)
-    run = run_streams(dut, [(dut.table, list(p.table))], words, expect=len(want), seed=seed)
+    run = run_streams(dut, [(dut.table, load_payloads(cfg, p))], words, expect=len(want),
+                      seed=seed)
     assert run.outputs == want, f"seed {seed}"
+    assert run.load_cycles == load_cycles(cfg, "gelu")
     assert run.accepted == list(range(len(words)))
     assert run.out_cycles[-1] + 1 == gelu_cycles(len(words))
 
@@ -55,7 +59,8 @@ def test_gelu_unit_reload_and_backpressure(seed):
     p1, p2 = gelu_params(0.1, 0.1), gelu_params(0.02, 0.01, "tanh")
     words, want = _words(rng.integers(-128, 128, 60 * TINY.lanes), TINY.lanes, p2)
     dut = GeluUnit(TINY)
-    run = run_streams(dut, [(dut.table, list(p1.table)), (dut.table, list(p2.table))], words,
+    run = run_streams(dut, [(dut.table, load_payloads(TINY, p1)),
+                            (dut.table, load_payloads(TINY, p2))], words,
                       expect=len(want), stall=0.4, seed=seed)
     assert run.outputs == want, f"seed {seed}"
 
@@ -98,9 +103,9 @@ class _LayerNormThenGelu(wiring.Component):
         self.ln, self.gelu = LayerNormUnit(cfg), GeluUnit(cfg)
         super().__init__({
             "setup": In(stream.Signature(ln_setup_layout(cfg))),
-            "params": In(stream.Signature(ln_param_layout(cfg))),
+            "params": In(stream.Signature(unsigned(cfg.load_bits))),
             "sink": In(stream.Signature(word_layout(cfg.lanes))),
-            "table": In(stream.Signature(signed(8))),
+            "table": In(stream.Signature(unsigned(cfg.load_bits))),
             "source": Out(stream.Signature(out_layout(cfg.lanes))),
         })
 
@@ -132,9 +137,8 @@ def test_layernorm_into_gelu_by_wiring_streams(seed):
         want += [([int(v) for v in y[w * TINY.lanes:(w + 1) * TINY.lanes]], int(w == nw - 1))
                  for w in range(nw)]
     dut = _LayerNormThenGelu(TINY)
-    loads = [(dut.table, list(p_gelu.table)),
+    loads = [(dut.table, load_payloads(TINY, p_gelu)),
              (dut.setup, [{"channels": c, "eps_term": p_ln.eps_term, "shift": p_ln.shift}]),
-             (dut.params, [{"gamma": g, "beta": b} for g, b in zip(p_ln.gamma_mult,
-                                                                    p_ln.beta_add)])]
+             (dut.params, load_payloads(TINY, p_ln))]
     run = run_streams(dut, loads, words, expect=len(want), stall=0.3, seed=seed)
     assert run.outputs == want, f"seed {seed}"

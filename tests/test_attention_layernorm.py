@@ -13,7 +13,8 @@ from amaranth.hdl import UnusedElaboratable
 from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
 from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import tree_stages
-from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule
+from hwaccel.generators.attention.packing import load_payloads
+from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule, load_cycles
 from hwaccel.numerics.layernorm import (
     LN_EPS_FRAC,
     LN_FRAC,
@@ -60,8 +61,7 @@ def _run(cfg, p: LayerNormParams, rows, *, stall=0.0, seed=0):
                  for w in range(nw)]
     dut = LayerNormUnit(cfg)
     setup = {"channels": c, "eps_term": p.eps_term, "shift": p.shift}
-    params = [{"gamma": g, "beta": b} for g, b in zip(p.gamma_mult, p.beta_add)]
-    loads = [(dut.setup, [setup]), (dut.params, params)]
+    loads = [(dut.setup, [setup]), (dut.params, load_payloads(cfg, p))]
     run = run_streams(dut, loads, words, expect=len(want), stall=stall, seed=seed)
     return run, want
 
@@ -70,7 +70,8 @@ def _run(cfg, p: LayerNormParams, rows, *, stall=0.0, seed=0):
                                    (TINY.with_(bits_per_cycle=4), 4),
                                    (AttentionConfig(max_len=5, max_channels=5, lanes=3,
                                                     bits_per_cycle=3), 5),
-                                   (AttentionConfig(max_len=24, max_channels=24, lanes=8), 21)],
+                                   (AttentionConfig(max_len=24, max_channels=24, lanes=8,
+                                                    load_bits=300), 21)],
                          ids=["c16", "c7", "c1", "c4_4bits", "c5_lanes3_3bits", "c21_lanes8"])
 def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     rng = np.random.default_rng(seed)
@@ -82,6 +83,7 @@ def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     nw = -(-c // cfg.lanes)
     assert run.accepted[::nw] == [t.start for t in sched], f"seed {seed}"
     assert run.out_cycles[nw - 1::nw] == [t.last_out for t in sched], f"seed {seed}"
+    assert run.load_cycles == load_cycles(cfg, "layernorm", c)
 
 
 def test_layernorm_unit_extreme_parameters_and_backpressure(seed):

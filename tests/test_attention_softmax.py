@@ -13,7 +13,8 @@ from amaranth.hdl import UnusedElaboratable
 from hwaccel.generators.attention import SIZES, AttentionConfig, SoftmaxUnit
 from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import tree_stages
-from hwaccel.generators.attention.perf import softmax_row_perf, softmax_schedule
+from hwaccel.generators.attention.packing import load_payloads
+from hwaccel.generators.attention.perf import load_cycles, softmax_row_perf, softmax_schedule
 from hwaccel.numerics.softmax import SoftmaxParams, softmax_int, softmax_params
 
 TINY = SIZES["tiny"]
@@ -70,16 +71,16 @@ def _run(cfg, p, rows, *, stall=0.0, seed=0):
     words = _words(rows, cfg.lanes)
     want = _expected(rows, p, cfg.lanes)
     dut = SoftmaxUnit(cfg)
-    run = run_streams(dut, [(dut.table, list(p.exp_table))], words, expect=len(want),
+    run = run_streams(dut, [(dut.table, load_payloads(cfg, p))], words, expect=len(want),
                       stall=stall, seed=seed)
     return run, want
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY.with_(bits_per_cycle=8),
+@pytest.mark.parametrize("cfg", [TINY, TINY.with_(bits_per_cycle=8, load_bits=100),
                                  AttentionConfig(max_len=7, max_channels=7, lanes=3,
                                                  bits_per_cycle=3),
                                  AttentionConfig(max_len=20, max_channels=20, lanes=8,
-                                                 bits_per_cycle=2)],
+                                                 bits_per_cycle=2, load_bits=90)],
                          ids=["tiny", "tiny_8bits", "len7_lanes3_3bits", "len20_lanes8_trees"])
 def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
     rng = np.random.default_rng(seed)
@@ -97,6 +98,8 @@ def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
         k += w
     assert firsts == [t.start for t in sched], f"seed {seed}"
     assert lasts == [t.last_out for t in sched], f"seed {seed}"
+    # The packed table load: its beats, then the first row word as the model says.
+    assert run.load_cycles == load_cycles(cfg, "softmax")
 
 
 def test_softmax_unit_under_backpressure_and_gaps(seed):
@@ -117,7 +120,8 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
     rows = _rows(rng, TINY.max_len, 6)
     dut = SoftmaxUnit(TINY)
     want = _expected(rows, p2, TINY.lanes)
-    run = run_streams(dut, [(dut.table, list(p1.exp_table)), (dut.table, list(p2.exp_table))],
+    run = run_streams(dut, [(dut.table, load_payloads(TINY, p1)),
+                            (dut.table, load_payloads(TINY, p2))],
                       _words(rows, TINY.lanes), expect=len(want))
     assert run.outputs == want
 

@@ -22,9 +22,11 @@ import numpy as np
 from amaranth.lib import data
 
 from ...numerics import MULT_BITS, SHIFT_MAX, requantize
-from ...numerics.gelu import GELU_TABLE_SIZE, GeluParams, gelu_int
+from ...numerics.gelu import GeluParams, gelu_int
 from ...numerics.layernorm import LN_EPS_MAX, LN_SHIFT_MAX, LayerNormParams, layernorm_int
-from ...numerics.softmax import EXP_TABLE_SIZE, SoftmaxParams, softmax_int
+from ...numerics.softmax import SoftmaxParams, softmax_int
+from ..attention.packing import load_beats, load_spec, unpack
+from ..attention.perf import load_words
 from .isa import Op
 
 __all__ = ["ATTN_OPS", "attn_layout", "ln_setup_layout", "ln_param_layout", "attn_check",
@@ -118,38 +120,46 @@ def attn_check(cfg, c: dict, wgt: list[int]):
     if op == Op.GELU:
         if not rows:
             return "SHAPE"
-        n_in, w_words = rows, GELU_TABLE_SIZE
+        n_in, w_words = rows, load_words(a, "gelu")
     else:
         most = a.max_len if op == Op.SOFTMAX else a.max_channels
         if not (rows and 1 <= n <= most) or (op == Op.SOFTMAX and f["causal"] and rows > n):
             return "SHAPE"
         n_in = rows * _words(n, lanes)
-        w_words = EXP_TABLE_SIZE if op == Op.SOFTMAX else 1 + n
+        w_words = (load_words(a, "softmax") if op == Op.SOFTMAX
+                   else load_words(a, "layernorm", n))
     src, dst = c["src"], c["dst"]
     if (src + n_in > ad or dst + n_in > ad or c["wgt"] + w_words > wd
             or _inside(dst, src, src + n_in)):
         return "ADDRESS"
     if op == Op.SOFTMAX and _softmax_params(cfg, c, wgt) is None:
         return "SHAPE"
-    if op == Op.LAYERNORM and _ln_params(c, wgt) is None:
+    if op == Op.LAYERNORM and _ln_params(cfg, c, wgt) is None:
         return "SHAPE"
     return None
 
 
+def _load(cfg, unit: str, wgt, base: int, channels: int | None = None) -> list[int]:
+    """The entries (unsigned) of ``unit``'s packed load from weight word ``base`` on."""
+    a = cfg.attention
+    count, bits, _ = load_spec(a, unit, channels)
+    beats = load_beats(count, bits, a.load_bits)
+    return unpack([int(w) for w in wgt[base:base + beats]], count, bits, a.load_bits)
+
+
 def _softmax_params(cfg, c, wgt):
-    mask = (1 << cfg.attention.exp_bits) - 1
-    table = tuple(int(wgt[c["wgt"] + i]) & mask for i in range(EXP_TABLE_SIZE))
+    table = tuple(_load(cfg, "softmax", wgt, c["wgt"]))
     try:
         return SoftmaxParams(table, cfg.attention.max_len)
     except ValueError:   # an entry above 2**17, or a first entry below 2**16
         return None
 
 
-def _ln_params(c, wgt):
+def _ln_params(cfg, c, wgt):
     n, base = c["attn"]["n"], c["wgt"]
     setup = _unpack(ln_setup_layout(), wgt[base])
     pl = ln_param_layout()
-    par = [_unpack(pl, wgt[base + 1 + i]) for i in range(n)]
+    par = [_unpack(pl, e) for e in _load(cfg, "layernorm", wgt, base + 1, n)]
     try:
         return LayerNormParams(n, setup["eps"], tuple(signed(p["g"], MULT_BITS + 1) for p in par),
                                tuple(signed(p["b"], LN_B_BITS) for p in par), setup["shift"])
@@ -177,7 +187,7 @@ def attn_golden(cfg, act: np.ndarray, wgt: list[int], c: dict) -> None:
     f, lanes, op, rows = c["attn"], cfg.lanes, c["op"], c["count"]
     n = f["n"]
     if op == Op.GELU:
-        table = tuple(signed(int(wgt[c["wgt"] + i]) & 0xFF, 8) for i in range(GELU_TABLE_SIZE))
+        table = tuple(signed(e, 8) for e in _load(cfg, "gelu", wgt, c["wgt"]))
         act[c["dst"]:c["dst"] + rows] = gelu_int(act[c["src"]:c["src"] + rows].copy(),
                                                  GeluParams(table))
         return
@@ -197,7 +207,7 @@ def attn_golden(cfg, act: np.ndarray, wgt: list[int], c: dict) -> None:
         valid = np.tril(np.ones((rows, n), dtype=bool)) if f["causal"] else None
         y = softmax_int(x, _softmax_params(cfg, c, wgt), valid)
     else:
-        y = layernorm_int(x, _ln_params(c, wgt))
+        y = layernorm_int(x, _ln_params(cfg, c, wgt))
     _store(act, c["dst"], rows, w, y, lanes)
 
 
@@ -216,12 +226,7 @@ def matmul_gemm(cfg, c: dict) -> dict:
 def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
     """``(busy, load cycles, mac_slots, engine jobs)`` of decoded SOFTMAX/LAYERNORM/GELU/MATMUL
     ``c`` (the ISA's definition; see the module docstring)."""
-    from ..attention.perf import (
-        TABLE_LOAD_CYCLES,
-        gelu_cycles,
-        layernorm_schedule,
-        softmax_schedule,
-    )
+    from ..attention.perf import gelu_cycles, layernorm_schedule, load_cycles, softmax_schedule
 
     f, op, rows = c["attn"], c["op"], c["count"]
     if op == Op.MATMUL:
@@ -239,12 +244,13 @@ def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
             slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
         return busy, load, slots, len(jobs)
     if op == Op.GELU:
-        busy = ATTN_DMA + TABLE_LOAD_CYCLES + gelu_cycles(rows) + ATTN_STORE
-        return busy, TABLE_LOAD_CYCLES, 0, 1
+        load = load_cycles(cfg.attention, "gelu")
+        busy = ATTN_DMA + load + gelu_cycles(rows) + ATTN_STORE
+        return busy, load, 0, 1
     if op == Op.SOFTMAX:
-        load = TABLE_LOAD_CYCLES
+        load = load_cycles(cfg.attention, "softmax")
         last = softmax_schedule(cfg.attention, [f["n"]] * rows)[-1].last_out
     else:
-        load = 1 + f["n"]
+        load = load_cycles(cfg.attention, "layernorm", f["n"])
         last = layernorm_schedule(cfg.attention, f["n"], rows)[-1].last_out
     return load + ATTN_DMA + last + 1 + ATTN_STORE, load, 0, 1

@@ -40,7 +40,8 @@ class AccelConfig:
     attention : AttentionConfig (or a dict), optional
         The softmax, LayerNorm and GELU units that run SOFTMAX, LAYERNORM and GELU (and with
         them the MATMUL command); ``lanes`` must equal the activation word's. None (the
-        presets): those opcodes are illegal and the command word has no ``attn`` field. The
+        presets): those opcodes are illegal and the command word has no ``attn`` field. Its
+        ``load_bits`` is set to ``wgt_bits`` (the units load packed weight words). The
         units' RTL is not wired into the accelerator yet: the golden interpreter and the cycle
         model run these commands, the RTL does not build with them (:mod:`.attn_isa`).
     psum_depth : int
@@ -95,6 +96,9 @@ class AccelConfig:
         if self.attention is not None and self.attention.lanes != self.conv.lanes:
             raise ValueError(f"attention.lanes must equal conv.lanes ({self.conv.lanes}), not "
                              f"{self.attention.lanes!r}")
+        if self.attention is not None and self.attention.load_bits != self.wgt_bits:
+            # the units' load ports take weight-scratchpad words: packed beats of wgt_bits
+            object.__setattr__(self, "attention", self.attention.with_(load_bits=self.wgt_bits))
         if self.conv.lanes != self.conv.block:
             raise ValueError(f"conv.lanes must equal conv.block ({self.conv.block}) so results "
                              f"are activation words, not {self.conv.lanes!r}")

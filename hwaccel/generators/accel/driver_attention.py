@@ -1,6 +1,8 @@
 """The driver's attention commands (:class:`~.driver.ProgramBuilder` inherits them): SOFTMAX,
 LAYERNORM, GELU and MATMUL (:mod:`.isa`), with their parameters stored in the weight
-scratchpad in the words :mod:`.attn_isa` defines (shared by identity, as a layer's weights are).
+scratchpad in the words :mod:`.attn_isa` defines, tables and per-channel parameters packed into
+weight words as :mod:`hwaccel.generators.attention.packing` defines (shared by identity, as a
+layer's weights are).
 
 A sequence is an ``ActTensor`` of ``channels x 1 x T`` (``T`` rows of ``ceil(channels /
 lanes)`` words, channels-last, as every tensor): the rows of a MATMUL, a SOFTMAX or a LAYERNORM.
@@ -14,7 +16,8 @@ from ...numerics import MULT_BITS
 from ...numerics.gelu import GeluParams
 from ...numerics.layernorm import LayerNormParams
 from ...numerics.softmax import SoftmaxParams
-from .attn_isa import ln_param_layout, ln_setup_layout
+from ..attention.packing import load_payloads
+from .attn_isa import ln_setup_layout
 from .isa import Op
 
 __all__ = ["AttentionCommands", "ATTN_DEFAULTS"]
@@ -61,7 +64,8 @@ class AttentionCommands:
         if causal and self._rows(x) > x.channels:
             raise ValueError(f"a causal softmax needs at most as many rows as columns, not "
                              f"{self._rows(x)} rows of {x.channels}")
-        base = self._shared_wgt(params, "softmax", lambda: params.exp_table)
+        base = self._shared_wgt(params, "softmax",
+                                lambda: load_payloads(self.cfg.attention, params))
         out = self.alloc(x.channels, x.height, x.width)
         self._attn(Op.SOFTMAX, src=x.addr, dst=out.addr, wgt=base, count=self._rows(x),
                    n=x.channels, causal=int(bool(causal)))
@@ -82,8 +86,7 @@ class AttentionCommands:
 
         def words():
             yield pack_struct(ln_setup_layout(), {"eps": params.eps_term, "shift": params.shift})
-            for g, b in zip(params.gamma_mult, params.beta_add):
-                yield pack_struct(ln_param_layout(), {"g": g, "b": b})
+            yield from load_payloads(self.cfg.attention, params)
 
         base = self._shared_wgt(params, "layernorm", words)
         out = self.alloc(x.channels, x.height, x.width)
@@ -95,7 +98,8 @@ class AttentionCommands:
         """GELU of every value of ``x`` (any tensor); returns a new tensor of its shape."""
         if not isinstance(params, GeluParams):
             raise TypeError(f"params must be a GeluParams, not {params!r}")
-        base = self._shared_wgt(params, "gelu", lambda: (v & 0xFF for v in params.table))
+        self._units("GELU")
+        base = self._shared_wgt(params, "gelu", lambda: load_payloads(self.cfg.attention, params))
         out = self.alloc(x.channels, x.height, x.width)
         self._attn(Op.GELU, src=x.addr, dst=out.addr, wgt=base, count=x.words)
         return out

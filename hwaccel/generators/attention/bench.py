@@ -1,9 +1,9 @@
 """A stream testbench for the attention units in Amaranth's simulator (small configs only).
 
-Loads go in first, one stream after another, a beat a cycle; then the data words go to
-``sink`` while ``source`` is drained. With ``stall > 0`` the data words arrive with random gaps
-and ``source`` is ready at random, both at that probability of a gap (seeded); a producer's
-``valid`` stays up until its beat is taken, as the stream rules require.
+Loads go in first, one stream after another, each beat offered until it is taken; then the
+data words go to ``sink`` while ``source`` is drained. With ``stall > 0`` the data words arrive
+with random gaps and ``source`` is ready at random, both at that probability of a gap (seeded);
+a producer's ``valid`` stays up until its beat is taken, as the stream rules require.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ __all__ = ["StreamRun", "run_streams"]
 class StreamRun:
     """What came out: ``accepted[k]`` is the cycle data word ``k`` entered, ``outputs[k]`` the
     ``(data, last)`` of output word ``k`` and ``out_cycles[k]`` its cycle (cycle 0 is the one
-    the first data word entered)."""
+    the first data word entered); ``load_cycles`` is the cycle the first data word entered
+    counted from the first load beat offered (the words are offered from the cycle after the
+    last beat is taken)."""
 
     accepted: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     out_cycles: list = field(default_factory=list)
+    load_cycles: int = 0
 
 
 def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int = 0,
@@ -37,13 +40,19 @@ def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int
     run = StreamRun()
 
     async def bench(ctx):
+        cycle = 0
         for port, beats in loads:
             for beat in beats:
                 ctx.set(port.valid, 1)
                 ctx.set(port.payload, beat)
-                await ctx.tick().until(port.ready)
+                while True:
+                    ready = ctx.get(port.ready)
+                    await ctx.tick()
+                    cycle += 1
+                    if ready:
+                        break
             ctx.set(port.valid, 0)
-        cycle, nxt, offered = 0, 0, False
+        nxt, offered = 0, False
         start = None
         for _ in range(timeout):
             if not offered and nxt < len(words) and rng.random() >= stall:
@@ -69,6 +78,7 @@ def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int
             raise TimeoutError(f"{len(run.outputs)} of {expect} output words in {timeout} "
                                f"cycles (seed {seed})")
         base = start or 0
+        run.load_cycles = base
         run.accepted[:] = [c - base for c in run.accepted]
         run.out_cycles[:] = [c - base for c in run.out_cycles]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal, signed
+import math
+
+from amaranth.hdl import Cat, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory
 
 from ...numerics import INT8
 
-__all__ = ["word_layout", "out_layout", "lane_tables", "lane_max", "round_shift_var", "sat8",
-           "tree_sum", "tree_reduce", "tree_stages", "delay", "any_of", "TREE_LEVELS_PER_STAGE"]
+__all__ = ["word_layout", "out_layout", "lane_tables", "table_entry", "packed_writer",
+           "lane_max", "round_shift_var", "sat8", "tree_sum", "tree_reduce", "tree_stages",
+           "delay", "any_of", "TREE_LEVELS_PER_STAGE"]
 
 #: Levels of a lane tree (compare-select or add) between registers: two keep an 8-bit maximum
 #: or an 18-bit sum of 16 lanes off the critical path (one level of 16 was 34.7 MHz on ECP5).
@@ -25,21 +28,98 @@ def out_layout(lanes: int) -> data.StructLayout:
     return data.StructLayout({"data": word_layout(lanes), "last": 1})
 
 
-def lane_tables(m, name: str, shape, depth: int, lanes: int, *, addr, data, en):
-    """``lanes`` copies of one table, written together (``addr``, ``data``, ``en``); returns one
-    synchronous read port per copy.
+def lane_tables(m, name: str, row, depth: int, lanes: int, *, addr, data, en):
+    """``lanes`` copies of one table of ``depth`` rows of ``row`` (an ``ArrayLayout`` of
+    entries), written together a row a cycle (``addr``, ``data``, ``en``: one enable per entry,
+    from :func:`packed_writer`); returns one synchronous read port per copy.
 
     One memory per lane, each with one write and one read port, maps to one block RAM (or LUT
     RAM) per lane directly; a single memory with ``lanes`` read ports is the same hardware
     after the synthesizer replicates it, but Yosys's memory mapper failed on 16 ports."""
     ports = []
     for i in range(lanes):
-        mem = memory.Memory(shape=shape, depth=depth, init=[])
+        mem = memory.Memory(shape=row, depth=depth, init=[])
         m.submodules[f"{name}{i}"] = mem
-        wr = mem.write_port()
+        wr = mem.write_port(granularity=1)
         m.d.comb += [wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en)]
         ports.append(mem.read_port())
     return ports
+
+
+def table_entry(m, port, index, en, name: str):
+    """Look entry ``index`` up through read port ``port`` of a :func:`lane_tables` table when
+    ``en``: the row ``index // row_entries`` is read, and its entry ``index % row_entries``
+    selected by a register that holds as the port's data does. Returns the entry (valid the
+    cycle after ``en``, held while ``en`` is low)."""
+    row_entries = port.data.shape().length
+    low = (row_entries - 1).bit_length()
+    sel = Signal(range(row_entries), name=f"{name}_sel")
+    m.d.comb += [port.addr.eq(index >> low), port.en.eq(en)]
+    with m.If(en):
+        m.d.sync += sel.eq(index[:low])
+    return port.data[sel]
+
+
+def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, count,
+                  max_count: int, allow, restart=None):
+    """Take packed beats (:mod:`.packing`) from stream ``port`` and write their entries into
+    memory rows of ``row_entries`` entries, one row a cycle, from entry 0 of the load on.
+
+    ``count`` (an int or a signal up to ``max_count``) is the load's entries; after the last
+    beat the next beat starts a new load, as does ``restart``. ``port`` is ready when ``allow``
+    and no beat is held or the held beat writes its last row this cycle. Returns ``(addr,
+    data, en, busy)``: the row, its entries (an ``ArrayLayout`` of ``row_entries`` unsigned
+    entries), one write enable per entry, and whether a beat is held (its rows not all
+    written)."""
+    payload = Value.cast(port.payload)
+    load_bits = len(payload)
+    k, p, eb = load_bits // entry_bits, row_entries, entry_bits
+    assert k >= 1, "a beat holds at least one entry"
+    chunks = math.ceil(k / p) + 1
+    rows = math.ceil(max_count / p) + 1
+    beat = Signal(chunks * p * eb, name=f"{name}_beat")
+    prev = Signal(p * eb, name=f"{name}_prev")
+    staged = Signal(name=f"{name}_staged")
+    kj = Signal(range(k + 1), name=f"{name}_kj")            # entries of the held beat
+    sh = Signal(range(p + 1), name=f"{name}_sh")            # p - its first entry's slot
+    off = Signal(signed((k + 2 * p).bit_length() + 1), name=f"{name}_off")   # c*p - first
+    c = Signal(range(chunks), name=f"{name}_chunk")
+    row = Signal(range(rows + 1), name=f"{name}_row")
+    done = Signal(range(max_count + k + 1), name=f"{name}_done")   # entries before the next
+    nxt_first = Signal(range(p), name=f"{name}_nfirst")
+    nxt_row = Signal(range(rows + 1), name=f"{name}_nrow")
+    last_row = Signal(name=f"{name}_last")
+
+    cur = beat.word_select(c, p * eb)
+    shifted = (Cat(prev, cur) >> (sh * eb))[:p * eb]
+    row_data = Signal(data.ArrayLayout(unsigned(eb), p), name=f"{name}_data")
+    en = Signal(p, name=f"{name}_en")
+    m.d.comb += [last_row.eq(staged & (off + p >= kj)),
+                 port.ready.eq(allow & (~staged | last_row)),
+                 row_data.eq(shifted),
+                 en.eq(Mux(staged, Cat(*[(off + b >= 0) & (off + b < kj) for b in range(p)]),
+                           0))]
+    with m.If(staged):
+        m.d.sync += [prev.eq(cur), c.eq(c + 1), off.eq(off + p), row.eq(row + 1)]
+        with m.If(last_row):
+            m.d.sync += staged.eq(0)
+    left = count - done
+    with m.If(port.valid & port.ready):
+        m.d.sync += [beat.eq(payload[:k * eb]), staged.eq(1), c.eq(0),
+                     sh.eq(p - nxt_first), off.eq(-nxt_first), row.eq(nxt_row),
+                     kj.eq(Mux(left < k, left, k))]
+        with m.If(done + k >= count):
+            m.d.sync += [done.eq(0), nxt_first.eq(0), nxt_row.eq(0)]
+        with m.Else():
+            step, extra = divmod(k, p)
+            wrap = nxt_first + extra >= p
+            m.d.sync += [done.eq(done + k),
+                         nxt_first.eq(Mux(wrap, nxt_first + extra - p, nxt_first + extra)),
+                         nxt_row.eq(nxt_row + step + wrap)]
+    if restart is not None:
+        with m.If(restart):
+            m.d.sync += [done.eq(0), nxt_first.eq(0), nxt_row.eq(0)]
+    return row, row_data, en, staged
 
 
 def lane_max(values):

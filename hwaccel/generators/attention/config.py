@@ -16,6 +16,7 @@ from ...numerics.layernorm import (
     RSQRT_SHIFT,
 )
 from ...numerics.softmax import EXP_FRAC, EXP_ONE, PROB_MAX, RECIP_SHIFT, SOFTMAX_MAX_LEN
+from .packing import LN_PARAM_BITS
 
 __all__ = ["AttentionConfig", "AttentionUnitConfig", "SIZES", "PRESETS", "UNITS", "MAX_LANES"]
 
@@ -23,6 +24,8 @@ __all__ = ["AttentionConfig", "AttentionUnitConfig", "SIZES", "PRESETS", "UNITS"
 UNITS = ("softmax", "layernorm", "gelu")
 #: Widest word (int8 lanes) a unit takes; 256 is the widest activation word of any accel preset.
 MAX_LANES = 256
+#: Widest load beat (the widest weight word of any accel preset is 2048 bits).
+MAX_LOAD_BITS = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class AttentionConfig:
         ``ceil(22 / bits_per_cycle)`` cycles a row. More bits a cycle is a longer
         combinational path (a ``sum_bits`` subtract per softmax bit, two 66-bit adds per root
         bit).
+    load_bits : int
+        Width of a load beat (the softmax and GELU ``table`` ports, LayerNorm's ``params``):
+        the accelerator's weight-scratchpad word (:class:`~hwaccel.generators.accel.config.
+        AccelConfig` sets it to its ``wgt_bits``), holding as many entries as fit
+        (:mod:`.packing`). At least one LayerNorm parameter entry (73 bits).
     name : str
         Preset name (the units' slugs are ``attention_softmax_<name>``,
         ``attention_layernorm_<name>`` and ``attention_gelu_<name>``: :meth:`unit`).
@@ -62,6 +70,7 @@ class AttentionConfig:
     max_channels: int = 256
     lanes: int = 16
     bits_per_cycle: int = 1
+    load_bits: int = 2048
     name: str = "custom"
 
     kind = "attention"
@@ -71,6 +80,7 @@ class AttentionConfig:
         check_int("max_channels", self.max_channels, min=1, max=LN_MAX_CHANNELS)
         check_int("lanes", self.lanes, min=1, max=MAX_LANES)
         check_int("bits_per_cycle", self.bits_per_cycle, min=1, max=8)
+        check_int("load_bits", self.load_bits, min=LN_PARAM_BITS, max=MAX_LOAD_BITS)
         check_name(self.name)
         for what, most in (("max_len", self.max_len), ("max_channels", self.max_channels)):
             if self.lanes > most:
@@ -226,11 +236,13 @@ class AttentionUnitConfig:
 SIZES: dict[str, AttentionConfig] = {
     c.name: c
     for c in (
-        # accel_tiny's 4-lane words.
-        AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
+        # accel_tiny's 4-lane words and 216-bit weight words.
+        AttentionConfig(max_len=16, max_channels=16, lanes=4, load_bits=216, name="tiny"),
         # The reference vision transformer (16-17 tokens, width 32, FFN 64) with room for
-        # sequences of 128 and BERT-base's 768 channels; accel_default's 16-lane words.
-        AttentionConfig(max_len=128, max_channels=1024, lanes=16, name="default"),
+        # sequences of 128 and BERT-base's 768 channels; accel_default's 16-lane words and
+        # 2048-bit weight words.
+        AttentionConfig(max_len=128, max_channels=1024, lanes=16, load_bits=2048,
+                        name="default"),
     )
 }
 

@@ -4,17 +4,21 @@
 
 Interface
 ---------
-``table``   In  stream of int8 entries: a load is 256 beats, ``table[0]`` (input -128) first
-            (``GeluParams.table`` in order). A beat is taken before a word when both are valid;
-            send the whole load before the words it applies to.
+``table``   In  stream of packed beats of ``load_bits`` (:mod:`.packing`): ``table[0]``
+            (input -128) first (``GeluParams.table`` in order, int8 two's complement), as many
+            entries a beat as fit (256 in a 2048-bit beat); a load is
+            ``load_beats(256, 8, load_bits)`` beats, written :data:`~.packing.TABLE_ROW`
+            entries a cycle. A load goes in before the words it applies to (``sink`` waits
+            while a beat is offered or being written).
 ``sink``    In  stream of ``{data: lanes x int8, last}``.
 ``source``  Out stream of ``{data: lanes x int8, last}``: each word's GELU, ``last`` passed on.
 
 Hardware decisions
 ------------------
-* One 256 x 8 memory per lane, all written together by ``table`` (LUT RAM or a block RAM
-  each: ``lanes x 2 Kibit``), so a word is one synchronous read: no multiplier, no
-  requantizer. Its address is the input with the sign bit flipped (``q + 128``).
+* One 16 x (16 x 8) memory per lane (rows of :data:`~.packing.TABLE_ROW` entries, written
+  a row a cycle from the packed beats: LUT RAM, ``lanes x 2 Kibit``), so a word is one
+  synchronous row read and a 16-way select: no multiplier, no requantizer. Its index is the
+  input with the sign bit flipped (``q + 128``).
 * The read port is the output register: it is enabled only when a word enters, so while
   ``source`` waits it holds the word (a one-deep pipeline that freezes), and a word enters
   whenever the register is empty or being emptied: one word a cycle, latency
@@ -23,14 +27,14 @@ Hardware decisions
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...numerics import INT8
 from ...numerics.gelu import GELU_TABLE_SIZE
-from .common import lane_tables, out_layout
+from .common import lane_tables, out_layout, packed_writer, table_entry
 from .config import AttentionConfig
+from .packing import GELU_ENTRY_BITS, TABLE_ROW
 
 __all__ = ["GeluUnit", "GELU_LATENCY"]
 
@@ -43,7 +47,7 @@ class GeluUnit(wiring.Component):
 
     Members
     -------
-    table : ``In(stream.Signature(signed(8)))``
+    table : ``In(stream.Signature(unsigned(config.load_bits)))``
     sink : ``In(stream.Signature(out_layout(config.lanes)))``
     source : ``Out(stream.Signature(out_layout(config.lanes)))``
 
@@ -58,7 +62,7 @@ class GeluUnit(wiring.Component):
             raise TypeError(f"config must be an AttentionConfig, not {config!r}")
         self.config = config
         super().__init__({
-            "table": In(stream.Signature(signed(INT8.bits))),
+            "table": In(stream.Signature(unsigned(config.load_bits))),
             "sink": In(stream.Signature(out_layout(config.lanes))),
             "source": Out(stream.Signature(out_layout(config.lanes))),
         })
@@ -66,24 +70,25 @@ class GeluUnit(wiring.Component):
     def elaborate(self, platform):
         L = self.config.lanes
         m = Module()
-        t_addr = Signal(range(GELU_TABLE_SIZE))
-        m.d.comb += self.table.ready.eq(1)
-        rd = lane_tables(m, "table", signed(INT8.bits), GELU_TABLE_SIZE, L, addr=t_addr,
-                         data=self.table.payload, en=self.table.valid)
-        with m.If(self.table.valid):
-            m.d.sync += t_addr.eq(t_addr + 1)      # wraps after 256: one load
+        t_addr, t_data, t_en, t_busy = packed_writer(
+            m, "tload", self.table, entry_bits=GELU_ENTRY_BITS, row_entries=TABLE_ROW,
+            count=GELU_TABLE_SIZE, max_count=GELU_TABLE_SIZE, allow=1)
+        rd = lane_tables(m, "table", data.ArrayLayout(unsigned(GELU_ENTRY_BITS), TABLE_ROW),
+                         GELU_TABLE_SIZE // TABLE_ROW, L, addr=t_addr, data=t_data, en=t_en)
 
         out_v, out_last = Signal(), Signal()
         take = Signal()
-        m.d.comb += [self.sink.ready.eq((~out_v | self.source.ready) & ~self.table.valid),
+        m.d.comb += [self.sink.ready.eq((~out_v | self.source.ready)
+                                        & ~(self.table.valid | t_busy)),
                      take.eq(self.sink.valid & self.sink.ready)]
+        ent = []
         for i in range(L):
             q = self.sink.payload.data[i].as_unsigned()
-            m.d.comb += [rd[i].addr.eq(Cat(q[:7], ~q[7])), rd[i].en.eq(take)]
+            ent.append(table_entry(m, rd[i], Cat(q[:7], ~q[7]), take, f"table{i}"))
         with m.If(take):
             m.d.sync += [out_v.eq(1), out_last.eq(self.sink.payload.last)]
         with m.Elif(self.source.ready):
             m.d.sync += out_v.eq(0)
         m.d.comb += [self.source.valid.eq(out_v), self.source.payload.last.eq(out_last)]
-        m.d.comb += [self.source.payload.data[i].eq(rd[i].data) for i in range(L)]
+        m.d.comb += [self.source.payload.data[i].eq(ent[i]) for i in range(L)]
         return m

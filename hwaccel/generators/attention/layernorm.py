@@ -10,7 +10,11 @@ Interface
 ``setup``   In  stream of ``{channels, eps_term, shift}`` (``C``, ``E``, ``S`` of
             ``LayerNormParams``, which checks ``1 <= C <= max_channels``, ``E < 2**50``,
             ``1 <= S <= 40``): one beat per layer; it also restarts the parameter load.
-``params``  In  stream of ``{gamma, beta}`` (``G_c``, ``B_c``): ``C`` beats, channel 0 first.
+``params``  In  stream of packed beats of ``load_bits`` (:mod:`.packing`): the ``C`` entries
+            ``{gamma, beta}`` (:func:`ln_param_layout`, 73 bits, ``G_c`` in the low 17),
+            channel 0 first, as many a beat as fit (28 in a 2048-bit beat), so a load is
+            ``load_beats(C, 73, load_bits)`` beats; each is written a parameter-memory word
+            (``lanes`` channels) a cycle.
 ``sink``    In  stream of ``lanes x int8`` words: a row is ``ceil(C / lanes)`` words, channel
             ``c`` in lane ``c % lanes`` of word ``c // lanes`` (lanes past ``C`` ignored).
 ``source``  Out stream of ``{data: lanes x int8, last}``: the row's outputs in the same order
@@ -34,9 +38,10 @@ Hardware decisions
   ``2**62``: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
   2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
 * Output pass: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
-  parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one block RAM
-  wide, written one channel a beat through per-lane write enables), ``D_c`` (``C * q``, an
-  11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the rounding shift by ``h``,
+  parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one
+  block RAM wide, written a word a cycle from the packed beats through per-lane write
+  enables), ``D_c`` (``C * q``, an 11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the
+  rounding shift by ``h``,
   ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S - 1``, then rounding and
   saturation: :data:`LN_OUT_LATENCY` cycles. The shifts' amounts ``h - 1`` and ``S - 1``
   are registers set with the row. Four multipliers a lane (three in DSPs) could be shared
@@ -53,7 +58,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -62,6 +67,7 @@ from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
 from .common import (
     delay,
     out_layout,
+    packed_writer,
     round_shift_var,
     sat8,
     tree_reduce,
@@ -69,6 +75,7 @@ from .common import (
     word_layout,
 )
 from .config import AttentionConfig
+from .packing import LN_PARAM_BITS
 
 __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "var_cycles", "LN_OUT_LATENCY"]
 
@@ -104,7 +111,7 @@ class LayerNormUnit(wiring.Component):
     Members
     -------
     setup : ``In(stream.Signature(ln_setup_layout(config)))``
-    params : ``In(stream.Signature(ln_param_layout(config)))``
+    params : ``In(stream.Signature(unsigned(config.load_bits)))``
     sink : ``In(stream.Signature(word_layout(config.lanes)))``
     source : ``Out(stream.Signature(out_layout(config.lanes)))``
 
@@ -120,7 +127,7 @@ class LayerNormUnit(wiring.Component):
         self.config = config
         super().__init__({
             "setup": In(stream.Signature(ln_setup_layout(config))),
-            "params": In(stream.Signature(ln_param_layout(config))),
+            "params": In(stream.Signature(unsigned(config.load_bits))),
             "sink": In(stream.Signature(word_layout(config.lanes))),
             "source": Out(stream.Signature(out_layout(config.lanes))),
         })
@@ -152,25 +159,21 @@ class LayerNormUnit(wiring.Component):
 
         # --- loads ----------------------------------------------------------------------------
         idle = (phase == IN) & ~in_row & ~out_busy
-        p_word, p_lane = Signal(range(depth)), Signal(range(L))
-        m.d.comb += [self.setup.ready.eq(idle), self.params.ready.eq(idle & ~self.setup.valid)]
-        with m.If(self.setup.valid & idle):
+        setup_take = self.setup.valid & self.setup.ready
+        p_addr, p_data, p_en, p_busy = packed_writer(
+            m, "pload", self.params, entry_bits=LN_PARAM_BITS, row_entries=L, count=chans,
+            max_count=cfg.max_channels, allow=idle & ~self.setup.valid, restart=setup_take)
+        m.d.comb += self.setup.ready.eq(idle & ~p_busy)
+        with m.If(setup_take):
             s = self.setup.payload
-            m.d.sync += [chans.eq(s.channels), eps.eq(s.eps_term), shift.eq(s.shift),
-                         p_word.eq(0), p_lane.eq(0)]
-        p_take = self.params.valid & self.params.ready
-        m.d.comb += [par_wr.addr.eq(p_word), par_wr.en.eq(Mux(p_take, 1 << p_lane, 0))]
-        m.d.comb += [par_wr.data[i].eq(self.params.payload) for i in range(L)]
-        with m.If(p_take):
-            with m.If(p_lane == L - 1):
-                m.d.sync += [p_lane.eq(0), p_word.eq(p_word + 1)]
-            with m.Else():
-                m.d.sync += p_lane.eq(p_lane + 1)
+            m.d.sync += [chans.eq(s.channels), eps.eq(s.eps_term), shift.eq(s.shift)]
+        m.d.comb += [par_wr.addr.eq(p_addr), par_wr.data.eq(p_data), par_wr.en.eq(p_en)]
 
         # --- input pass: store, exact Sx and Sxx ----------------------------------------------
         accept = Signal()
         m.d.comb += [self.sink.ready.eq((phase == IN)
-                                        & (in_row | ~(self.setup.valid | self.params.valid))),
+                                        & (in_row | ~(self.setup.valid | self.params.valid
+                                                      | p_busy))),
                      accept.eq(self.sink.valid & self.sink.ready)]
         left_now = Mux(in_row, left, chans)
         widx_now = Mux(in_row, widx, 0)

@@ -3,7 +3,8 @@
 Cycle 0 is the cycle a row's (or stream's) first word is accepted; a :class:`RowTiming` gives
 the cycle each row's first word is accepted (``start``) and the cycle its last word is on
 ``source`` (``last_out``), so a row's latency is ``last_out - start + 1`` cycles. Loads (exponent
-table, GELU table, LayerNorm parameters) are one beat a cycle and happen between rows.
+table, GELU table, LayerNorm parameters) are packed beats (:mod:`.packing`) taken between rows,
+each written a memory row a cycle (:func:`load_cycles`).
 
 * Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W`` plus
   :func:`~.softmax.in_latency`; exponent pass ``W`` reads plus :func:`~.softmax.exp_latency`
@@ -30,13 +31,29 @@ from dataclasses import asdict, dataclass
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
 from .layernorm import LN_OUT_LATENCY, var_cycles
+from .packing import drain_rows, load_beats, load_spec
 from .softmax import OUT_LATENCY, exp_latency, in_latency
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
-           "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "TABLE_LOAD_CYCLES"]
+           "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "load_words",
+           "load_cycles"]
 
-#: Beats (and cycles) of an exponent or GELU table load.
-TABLE_LOAD_CYCLES = 256
+
+def load_words(cfg: AttentionConfig, unit: str, channels: int | None = None) -> int:
+    """Weight words (load beats) of ``unit``'s load: the packed table or parameters
+    (:mod:`.packing`), and LayerNorm's setup word before its parameters."""
+    count, bits, _ = load_spec(cfg, unit, channels)
+    return load_beats(count, bits, cfg.load_bits) + (unit == "layernorm")
+
+
+def load_cycles(cfg: AttentionConfig, unit: str, channels: int | None = None) -> int:
+    """Cycles from a load's first beat offered (each beat offered from the cycle its port
+    takes the previous one) to the first cycle the unit can take a row word: the first beat
+    is taken in cycle 0 and each is written a memory row a cycle from the next
+    (:func:`~.packing.drain_rows`), the next beat taken in its last row's cycle; LayerNorm's
+    setup beat takes a cycle before them."""
+    count, bits, row = load_spec(cfg, unit, channels)
+    return 1 + sum(drain_rows(count, bits, cfg.load_bits, row)) + (unit == "layernorm")
 
 
 @dataclass(frozen=True)

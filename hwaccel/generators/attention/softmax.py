@@ -6,9 +6,11 @@ EXP[d]`` (the 256 x 18-bit table), ``S = sum e``, ``R = floor(127 * 2**31 / S)``
 
 Interface
 ---------
-``table``   In  stream of 18-bit unsigned exponent entries: a load is 256 beats, ``EXP[0]``
-            first (``SoftmaxParams.exp_table`` in order). Accepted only between rows; send
-            the whole load before the next row.
+``table``   In  stream of packed beats of ``load_bits`` (:mod:`.packing`): the 256 18-bit
+            unsigned exponent entries, ``EXP[0]`` first (``SoftmaxParams.exp_table`` in
+            order), as many a beat as fit (113 in a 2048-bit beat: a load is 3 beats), each
+            beat written :data:`~.packing.TABLE_ROW` entries a cycle. Accepted only between
+            rows; send the whole load before the next row.
 ``sink``    In  stream of ``{data: lanes x int8, length, valid}``: a row of ``length`` scores
             (``1 <= length <= max_len``) is ``ceil(length / lanes)`` words, position ``k`` in
             lane ``k % lanes`` of word ``k // lanes`` (lanes past the row's end are ignored).
@@ -28,8 +30,10 @@ Hardware decisions
   output pass reads both again and multiplies. Reading the table twice costs nothing (it is
   already there); keeping ``e`` instead would take a second buffer of ``lanes x 18`` bits per
   word.
-* The exponent table is one 256 x 18 memory per lane, all written together by ``table``:
-  one block RAM each.
+* The exponent table is one 16 x (16 x 18) memory per lane (rows of
+  :data:`~.packing.TABLE_ROW` entries, all lanes written together a row a cycle from the
+  packed beats, one enable per entry): a lookup reads the row and selects the entry with
+  the index's low bits, registered with the read.
 * ``R`` comes from a restoring divider, ``bits_per_cycle`` quotient bits a cycle (that many
   subtract-and-select steps chained): ``div_cycles = ceil(recip_bits / bits_per_cycle)``
   cycles (22 at one bit a cycle). 22 bits hold the quotient for every table numerics
@@ -62,11 +66,14 @@ from .common import (
     lane_max,
     lane_tables,
     out_layout,
+    packed_writer,
+    table_entry,
     tree_reduce,
     tree_stages,
     word_layout,
 )
 from .config import AttentionConfig
+from .packing import TABLE_ROW
 
 __all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY"]
 
@@ -101,7 +108,7 @@ class SoftmaxUnit(wiring.Component):
 
     Members
     -------
-    table : ``In(stream.Signature(unsigned(18)))``
+    table : ``In(stream.Signature(unsigned(config.load_bits)))``
     sink : ``In(stream.Signature(softmax_in_layout(config)))``
     source : ``Out(stream.Signature(out_layout(config.lanes)))``
 
@@ -116,7 +123,7 @@ class SoftmaxUnit(wiring.Component):
             raise TypeError(f"config must be an AttentionConfig, not {config!r}")
         self.config = config
         super().__init__({
-            "table": In(stream.Signature(unsigned(config.exp_bits))),
+            "table": In(stream.Signature(unsigned(config.load_bits))),
             "sink": In(stream.Signature(softmax_in_layout(config))),
             "source": Out(stream.Signature(out_layout(config.lanes))),
         })
@@ -147,19 +154,20 @@ class SoftmaxUnit(wiring.Component):
         out_busy = Signal()
         adv = Signal()                            # the output pipeline moves this cycle
 
-        # --- table load ----------------------------------------------------------------------
-        t_addr = Signal(range(EXP_TABLE_SIZE))
+        # --- table load: packed beats, a table row a cycle ----------------------------------
         idle = (phase == IN) & ~in_row & ~out_busy
-        m.d.comb += self.table.ready.eq(idle)
-        exp_rd = lane_tables(m, "exp", unsigned(cfg.exp_bits), EXP_TABLE_SIZE, L, addr=t_addr,
-                             data=self.table.payload, en=self.table.valid & idle)
-        with m.If(self.table.valid & idle):
-            m.d.sync += t_addr.eq(t_addr + 1)      # wraps after 256: one load
+        t_addr, t_data, t_en, t_busy = packed_writer(
+            m, "tload", self.table, entry_bits=cfg.exp_bits, row_entries=TABLE_ROW,
+            count=EXP_TABLE_SIZE, max_count=EXP_TABLE_SIZE, allow=idle)
+        exp_rd = lane_tables(m, "exp", data.ArrayLayout(unsigned(cfg.exp_bits), TABLE_ROW),
+                             EXP_TABLE_SIZE // TABLE_ROW, L, addr=t_addr, data=t_data, en=t_en)
+
+        exp_ent = [Signal(cfg.exp_bits, name=f"exp_ent{i}") for i in range(L)]
 
         # --- input pass: store, masked max --------------------------------------------------
         p = self.sink.payload
         accept = Signal()
-        m.d.comb += [self.sink.ready.eq((phase == IN) & (in_row | ~self.table.valid)),
+        m.d.comb += [self.sink.ready.eq((phase == IN) & (in_row | ~(self.table.valid | t_busy))),
                      accept.eq(self.sink.valid & self.sink.ready)]
         length_now = Signal(pos)
         valid_now = Signal(pos)
@@ -215,7 +223,7 @@ class SoftmaxUnit(wiring.Component):
             m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
         # e_v0: the buffer word is out, the table is read; e_v1: the entries are out, summed
         # by a tree into psum (e_v2), then added into S.
-        ssum = tree_reduce(m, [Mux(e_b1 > i, exp_rd[i].data, 0) for i in range(L)],
+        ssum = tree_reduce(m, [Mux(e_b1 > i, exp_ent[i], 0) for i in range(L)],
                            operator.add, "esum")
         s_v = delay(m, e_v1, tree_stages(L), "esum_v")
         s_first = delay(m, e_first1, tree_stages(L), "esum_first")
@@ -279,7 +287,7 @@ class SoftmaxUnit(wiring.Component):
             half = 1 << (RECIP_SHIFT - 1)
             for i in range(L):
                 m.d.sync += [
-                    ent[i].eq(exp_rd[i].data),                                 # v1 -> v2
+                    ent[i].eq(exp_ent[i]),                                 # v1 -> v2
                     prod[i].eq(ent[i] * o_recip),                              # v2 -> v3
                     out_data[i].eq(Mux(b[3] > i, (prod[i] + half) >> RECIP_SHIFT, 0)),
                 ]
@@ -298,7 +306,7 @@ class SoftmaxUnit(wiring.Component):
         for i in range(L):
             d = Signal(signed(INT8.bits + 2), name=f"d{i}")
             m.d.comb += [d.eq(mx_sel - rd_q[i]),
-                         exp_rd[i].addr.eq(d[:8]),
-                         exp_rd[i].en.eq(Mux(out_busy | in_out, adv, e_v0))]
+                         exp_ent[i].eq(table_entry(m, exp_rd[i], d[:8],
+                                                   Mux(out_busy | in_out, adv, e_v0), f"exp{i}"))]
         return m
 
