@@ -29,6 +29,9 @@ TINY = LinkConfig(width=4, latency=2, buffer=16, watchdog=64, name="tiny")
 
 def _random_receiver(rng: random.Random, p_stall: float, stops: bool = False) -> Receiver:
     prefix = tuple(rng.random() >= p_stall for _ in range(rng.randrange(0, 40)))
+    if rng.random() < 0.3:                 # a long pause somewhere: trips short watchdogs
+        at = rng.randrange(len(prefix) + 1)
+        prefix = prefix[:at] + (False,) * rng.randrange(5, 20) + prefix[at:]
     if stops:
         return Receiver(prefix, ())
     repeat = [rng.random() >= p_stall for _ in range(rng.randrange(1, 5))]
@@ -45,9 +48,9 @@ def _random_transfers(rng: random.Random, width: int) -> list[Transfer]:
 
 
 def _random_link(rng: random.Random) -> LinkConfig:
-    width = rng.randrange(1, 6)
-    return LinkConfig(width=width, latency=rng.randrange(0, 5),
-                      buffer=width * rng.randrange(1, 7), watchdog=rng.randrange(2, 12))
+    width, latency = rng.randrange(1, 6), rng.randrange(0, 5)
+    return LinkConfig(width=width, latency=latency, buffer=width * rng.randrange(1, 7),
+                      watchdog=2 * latency + 2 + rng.randrange(0, 8))
 
 
 def _check_link(cfg, transfers, receiver, seed):
@@ -163,21 +166,31 @@ def test_link_hang_names_link_cycle_and_credits(seed):
         assert run.credits[e.cycle] == s.free, f"seed {seed}"
 
 
-def test_slow_receiver_latches_watchdog_and_strict_raises():
-    cfg = LinkConfig(width=2, latency=1, buffer=4, watchdog=5)
-    slow = Receiver.every(7)
-    model = _check_link(cfg, [Transfer(12)], slow, 3)
-    assert model.stalled_at is not None
-    with pytest.raises(LinkHang, match=f"it waited 5 cycles in a row; the watchdog fires at "
-                                       f"cycle {model.stalled_at} with"):
-        simulate(cfg, [Transfer(12)], slow, strict=True)
+def test_watchdog_counts_cycles_without_a_move():
+    """Into a receiver that takes one beat in r cycles, a beat waits r - 1 cycles at the head:
+    a watchdog of 7 stays quiet for r = 7 (sends also break the waits); for r = 9 it latches
+    when the last beat, with no send behind it, has waited 7 cycles. ``strict`` raises."""
+    cfg = LinkConfig(width=2, latency=1, buffer=4, watchdog=7)
+    every7, every9 = Receiver.every(7, phase=1), Receiver.every(9, phase=1)
+    assert _check_link(cfg, [Transfer(40)], every7, 3).stalled_at is None
+    model = _check_link(cfg, [Transfer(40)], every9, 3)
+    last = model.beats[-1]
+    assert (last.head, last.left) == (1 + 9 * 18 + 1, 1 + 9 * 19)
+    assert model.stalled_at == last.head + 7
+    with pytest.raises(LinkHang, match=f"it waited 7 cycles in a row; the watchdog fires at "
+                                       f"cycle {last.head + 7} with"):
+        simulate(cfg, [Transfer(40)], every9, strict=True)
 
 
-def test_stall_cycle_merges_touching_waits():
-    assert stall_cycle([(3, 5), (5, 7)], 4) == 7
-    assert stall_cycle([(3, 5), (6, 9)], 3) == 9
-    assert stall_cycle([(3, 5), (6, 8)], 3) is None
-    assert stall_cycle([(10, None), (2, 4)], 100) == 110
+def test_stall_cycle_merges_touching_waits_and_restarts_at_moves():
+    assert stall_cycle([(3, 5), (5, 7)], [], 4) == 7
+    assert stall_cycle([(3, 5), (6, 9)], [], 3) == 9
+    assert stall_cycle([(3, 5), (6, 8)], [], 3) is None
+    assert stall_cycle([(10, None), (2, 4)], [], 100) == 110
+    assert stall_cycle([(0, 9)], [4], 5) is None
+    assert stall_cycle([(0, 10)], [4], 5) == 10
+    assert stall_cycle([(0, 11)], [4, 20], 5) == 10
+    assert stall_cycle([(0, None)], [0, 2], 3) == 6
 
 
 def test_arbiter_model_equals_rtl_on_random_points(seed):
@@ -232,6 +245,8 @@ def test_arbiter_hang_and_bad_traffic():
     ({"buffer": 10}, ValueError, r"buffer must be a multiple of width \(4\) bytes, not 10"),
     ({"buffer": 2.0}, TypeError, "buffer must be an integer, not 2.0"),
     ({"watchdog": 0}, ValueError, "watchdog must be at least 1, not 0"),
+    ({"latency": 3, "watchdog": 7}, ValueError,
+     r"watchdog must exceed the round trip 2 \* latency \+ 1 \(7 cycles\), not 7"),
     ({"name": "a-b"}, ValueError, "name must be an identifier-like string, not 'a-b'"),
 ])
 def test_link_config_checks(kwargs, exc, msg):

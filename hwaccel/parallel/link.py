@@ -34,14 +34,16 @@ A byte arrives in the cycle its beat leaves (``left``); :meth:`LinkTiming.byte_c
 what has arrived.
 
 Hang detection: a cycle *waits* if a beat is offered without a credit (``[offered, sent)``)
-or a beat at the head is not taken (``[head, left)``). After ``watchdog`` waiting cycles in a
-row the Component latches ``stalled``; :attr:`LinkTiming.stalled_at` is that cycle. A receiver
+or a beat at the head is not taken (``[head, left)``), and *moves* if a beat is taken or leaves
+(``sent`` or ``left``). After ``watchdog`` cycles in a row that wait and do not move, the
+Component latches ``stalled``; :attr:`LinkTiming.stalled_at` is that cycle. A receiver
 that never drains again makes the transfer impossible: :func:`simulate` raises
 :class:`LinkHang` naming the link, the cycle ``stalled`` rises and the credit state then.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -158,22 +160,30 @@ def _credit_state(cfg: LinkConfig, beats: Sequence[LinkBeat], c: int) -> CreditS
                        returning)
 
 
-def stall_cycle(waits: Sequence[tuple[int, int | None]], watchdog: int) -> int | None:
-    """The cycle a watchdog of ``watchdog`` cycles latches, given the waiting intervals
-    ``[start, end)`` (``end`` ``None``: forever); ``None`` if no run is long enough."""
-    run_start = run_end = None
+def stall_cycle(waits: Sequence[tuple[int, int | None]], moves: Sequence[int],
+                watchdog: int) -> int | None:
+    """The cycle a watchdog of ``watchdog`` cycles latches: the end of the first ``watchdog``
+    consecutive cycles that each lie in a waiting interval ``[start, end)`` of ``waits`` (``end``
+    ``None``: forever) and are not in ``moves`` (the cycles a beat was taken or left). ``None``
+    if there is no such run."""
+    moves = sorted(set(moves))
+    runs: list[list] = []
     for start, end in sorted(waits, key=lambda w: w[0]):
         end = float("inf") if end is None else end
         if end <= start:
             continue
-        if run_end is not None and start <= run_end:
-            run_end = max(run_end, end)
+        if runs and start <= runs[-1][1]:
+            runs[-1][1] = max(runs[-1][1], end)
         else:
-            if run_end is not None and run_end - run_start >= watchdog:
-                return run_start + watchdog
-            run_start, run_end = start, end
-    if run_end is not None and run_end - run_start >= watchdog:
-        return run_start + watchdog
+            runs.append([start, end])
+    for start, end in runs:
+        # Each move inside the run restarts the count.
+        for m in moves[bisect_left(moves, start):bisect_left(moves, end)]:
+            if m - start >= watchdog:
+                return start + watchdog
+            start = m + 1
+        if end - start >= watchdog:
+            return start + watchdog
     return None
 
 
@@ -235,13 +245,17 @@ class LinkModel:
 
     def timing(self) -> LinkTiming:
         return LinkTiming(self.config, tuple(self.transfers), tuple(self.beats),
-                          stall_cycle(self._waits, self.config.watchdog))
+                          self._stall())
+
+    def _stall(self) -> int | None:
+        moves = [c for b in self.beats for c in (b.sent, b.left) if c is not None]
+        return stall_cycle(self._waits, moves, self.config.watchdog)
 
     def _check(self) -> None:
         stuck = self._stuck
         if stuck is None and not self.strict:
             return
-        stalled_at = stall_cycle(self._waits, self.config.watchdog)
+        stalled_at = self._stall()
         if stuck is None and stalled_at is None:
             return
         state = _credit_state(self.config, self.beats, stalled_at)

@@ -65,9 +65,10 @@ class LinkConfig:
     buffer : int
         Receive buffer ``D`` in bytes, a multiple of ``width``: ``D / W`` beats, hence credits.
     watchdog : int
-        Cycles of uninterrupted waiting (a beat offered but held for want of a credit, or a
-        beat at the receive buffer's head that the receiver does not take) after which the
-        ``stalled`` status output latches.
+        Cycles of waiting (a beat offered but held for want of a credit, or a beat at the
+        receive buffer's head that the receiver does not take) with no beat taken or leaving,
+        in a row, after which the ``stalled`` status output latches. More than the round trip
+        ``2L + 1``, which an idle-looking credit-bound link can spend waiting for a credit.
     name : str
         Preset name; the slug is ``link_<name>``.
 
@@ -91,6 +92,9 @@ class LinkConfig:
         check_int("buffer", self.buffer, min=1, max=MAX_BUFFER)
         check_int("watchdog", self.watchdog, min=1, max=MAX_WATCHDOG)
         check_name(self.name)
+        if self.watchdog <= self.round_trip:
+            raise ValueError(f"watchdog must exceed the round trip 2 * latency + 1 "
+                             f"({self.round_trip} cycles), not {self.watchdog!r}")
         if self.buffer % self.width:
             raise ValueError(f"buffer must be a multiple of width ({self.width}) bytes, "
                              f"not {self.buffer!r}")

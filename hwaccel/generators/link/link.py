@@ -40,9 +40,12 @@ Hang detection
 --------------
 A cycle *waits* if the sender offers a beat without a credit (``sink.valid & ~sink.ready``)
 or a beat at the buffer's head is not taken (``source.valid & ~source.ready``). A counter of
-consecutive waiting cycles (cleared by any other cycle) latches ``stalled`` after
-``watchdog`` of them, so a receiver that stops draining -- and the credit starvation it
-causes -- shows at a cycle the model predicts exactly (:class:`hwaccel.parallel.link.LinkHang`).
+consecutive cycles that wait while no beat is taken or leaves (cleared by any other cycle)
+latches ``stalled`` after ``watchdog`` of them: a receiver that stops draining -- and the
+credit starvation it causes -- shows at a cycle the model predicts exactly
+(:class:`hwaccel.parallel.link.LinkHang`), while a slow receiver that still takes a beat now
+and then does not. Beats in flight move without handshakes, so ``watchdog`` must exceed the
+round trip ``2L + 1``.
 
 Hardware decisions
 ------------------
@@ -149,7 +152,7 @@ class Link(wiring.Component):
         run = Signal(range(max(2, cfg.watchdog)))    # two states at least: no 0-bit signal
         m.d.comb += [waiting.eq((self.sink.valid & ~self.sink.ready)
                                 | (self.source.valid & ~self.source.ready))]
-        with m.If(~waiting):
+        with m.If(~waiting | take | pop):
             m.d.sync += run.eq(0)
         with m.Elif(run == cfg.watchdog - 1):
             m.d.sync += self.stalled.eq(1)
