@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import load_cycles, softmax_row_perf, softmax_schedule
+from hwaccel.generators.attention.softmax import SLOTS
 from hwaccel.numerics.softmax import SoftmaxParams, softmax_int, softmax_params
 
 TINY = SIZES["tiny"]
@@ -88,7 +90,13 @@ def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
     rows = _rows(rng, cfg.max_len, 24)
     run, want = _run(cfg, p, rows, seed=seed)
     assert run.outputs == want, f"seed {seed}"
-    # Cycle for cycle: every row's first word and last output where the model puts them.
+    _assert_schedule(cfg, rows, run, seed)
+    # The packed table load: its beats, then the first row word as the model says.
+    assert run.load_cycles == load_cycles(cfg, "softmax")
+
+
+def _assert_schedule(cfg, rows, run, seed):
+    """Cycle for cycle: every row's first word and last output where the model puts them."""
     sched = softmax_schedule(cfg, [len(q) for q, _ in rows])
     firsts, lasts, k = [], [], 0
     for q, _ in rows:
@@ -98,8 +106,20 @@ def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
         k += w
     assert firsts == [t.start for t in sched], f"seed {seed}"
     assert lasts == [t.last_out for t in sched], f"seed {seed}"
-    # The packed table load: its beats, then the first row word as the model says.
-    assert run.load_cycles == load_cycles(cfg, "softmax")
+
+
+@pytest.mark.parametrize("bits", [1, 8])
+def test_softmax_back_to_back_rows_in_flight(bits, seed):
+    """Runs of one-word rows (the divider or the slots set the pace), full-length rows, and
+    the two mixed: each row where the model puts it."""
+    cfg = TINY.with_(bits_per_cycle=bits)
+    rng = np.random.default_rng(seed)
+    p = softmax_params(1 / 16, cfg.max_len)
+    lengths = [3] * 10 + [16] * 5 + [1, 16, 2, 13, 4, 5] * 2
+    rows = [(rng.integers(-128, 128, n), int(rng.integers(0, n + 1))) for n in lengths]
+    run, want = _run(cfg, p, rows, seed=seed)
+    assert run.outputs == want, f"seed {seed}"
+    _assert_schedule(cfg, rows, run, seed)
 
 
 def test_softmax_unit_under_backpressure_and_gaps(seed):
@@ -127,19 +147,25 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
 
 
 def test_softmax_cycle_formula():
-    """Rows of one length repeat every 3W + div_cycles + 4 + 2T + max(0, 4 - T - W) cycles,
-    T the register stages of a 16-lane tree (one)."""
+    """Rows of W words alone take 3W + div_cycles + 2T + 11 cycles (T the register stages of a
+    16-lane tree, one); in flight they follow each other every max(W, div_cycles, (2W +
+    div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS) cycles: a stage's own pace, or a turn
+    of the four slots (a row's e-buffer slot is taken from its exponent stage to its last
+    output read)."""
     t = tree_stages(16)
     assert t == 1 and tree_stages(4) == 0 and tree_stages(32) == 2
-    for k, div in ((1, 22), (2, 11), (3, 8), (8, 3)):
+    assert SLOTS == 4
+    for k, div in ((1, 22), (2, 11), (3, 8), (4, 6), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
         for n in (1, 16, 17, 64, 65, 128):
             w = -(-n // cfg.lanes)
             perf = softmax_row_perf(cfg, n)
             assert perf.words == w
-            assert perf.period == 3 * w + div + 4 + 2 * t + max(0, 4 - t - w)
-            assert perf.latency == 3 * w + div + 9 + 2 * t
+            want = max(w, div, Fraction(2 * w + div + t + 7, SLOTS),
+                       Fraction(2 * w + t + 1, SLOTS))
+            assert perf.period == pytest.approx(float(want)), (k, n)
+            assert perf.latency == 3 * w + div + 2 * t + 11
     with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
                                          r", not 129"):
         softmax_row_perf(cfg, 129)

@@ -6,15 +6,19 @@ the cycle each row's first word is accepted (``start``) and the cycle its last w
 table, GELU table, LayerNorm parameters) are packed beats (:mod:`.packing`) taken between rows,
 each written a memory row a cycle (:func:`load_cycles`).
 
-* Softmax, a row of ``W = ceil(n / lanes)`` words: input pass ``W`` plus
-  :func:`~.softmax.in_latency`; exponent pass ``W`` reads plus :func:`~.softmax.exp_latency`
-  (each one cycle more per register stage ``T`` of the lane trees,
-  :func:`~.common.tree_stages`: none up to 4 lanes, one up to 16), starting once the
-  previous row's output pipeline is empty; divider ``div_cycles`` (22 at one bit a cycle);
-  output pass ``W`` reads, the last word on ``source`` :data:`~.softmax.OUT_LATENCY` cycles
-  after the last read. The next row's first word is accepted the cycle after the last read.
-  Rows of one length repeat every ``3 W + div_cycles + 4 + 2 T + max(0, OUT_LATENCY - 1 - T
-  - W)`` cycles.
+* Softmax, a row of ``W = ceil(n / lanes)`` words, through four stages that each take a row
+  at a time and start the next in the cycle of their last read of the previous one
+  (:func:`softmax_schedule`): input (``W`` words; the exponent stage may start the row
+  :func:`~.softmax.in_latency` cycles after its last word), exponent (``W`` reads from the
+  cycle after its start; the divider may take ``S`` :func:`~.softmax.exp_latency` cycles
+  after the last), divider (``div_cycles``; the output stage may start the cycle after its
+  last step), output (``W`` reads from the cycle after its start, the last word on ``source``
+  :data:`~.softmax.OUT_LATENCY` cycles after the last read). A row's slot (:data:`~.softmax.
+  SLOTS` of them) is the input stage's again the cycle after the exponent stage's last read of
+  it, the exponent stage's the cycle after the output stage's. Rows of one length follow each
+  other every ``max(W, div_cycles, (2W + div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS)``
+  cycles on average (``T`` the register stages of a lane tree, :func:`~.common.tree_stages`:
+  none up to 4 lanes, one up to 16), and one row alone takes ``3W + div_cycles + 2T + 11``.
 * LayerNorm, a row of ``W = ceil(C / lanes)`` words: input pass ``W``; the variance and its
   normalization :func:`~.layernorm.var_cycles` (``7 + T``); the reciprocal square root
   ``rsqrt_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
@@ -28,11 +32,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from .common import tree_stages
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
 from .layernorm import LN_OUT_LATENCY, var_cycles
 from .packing import drain_rows, load_beats, load_spec
-from .softmax import OUT_LATENCY, exp_latency, in_latency
+from .softmax import OUT_LATENCY, SLOTS, exp_latency, in_latency
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
            "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "load_words",
@@ -84,26 +89,46 @@ def _words(cfg: AttentionConfig, what: str, n: int, most: int) -> int:
 
 
 def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
-    """When each row of ``lengths`` (back to back) enters and leaves the softmax unit."""
-    out, start, free = [], 0, None
-    for n in lengths:
-        w = _words(cfg, "softmax row length", n, cfg.max_len)
-        exp = start + w + in_latency(cfg)
-        exp = exp if free is None else max(exp, free)
-        last_read = exp + w + exp_latency(cfg) + cfg.div_cycles + w - 1
-        out.append(RowTiming(start, last_read + OUT_LATENCY))
-        free = last_read + OUT_LATENCY + 1        # the output pipeline is empty
-        start = last_read + 1
+    """When each row of ``lengths`` (back to back) enters and leaves the softmax unit: the
+    four stages of :mod:`.softmax`, each starting a row when the previous stage hands it over
+    and its own previous row's last read issues, in slots that come free (:data:`SLOTS`)."""
+    ws = [_words(cfg, "softmax row length", n, cfg.max_len) for n in lengths]
+    t, div = tree_stages(cfg.lanes), cfg.div_cycles
+    a, e, d, o, out = [], [], [], [], []
+    for r, w in enumerate(ws):
+        old = r - SLOTS                      # the row that last used this row's slot
+        # input: its first word (the words of a row follow each other)
+        cand = [a[-1] + ws[r - 1]] if r else [0]
+        if old >= 0:                         # its buffer slot read by the exponent stage
+            cand.append(e[old] + ws[old] + 1)
+        a.append(max(cand))
+        # exponent stage starts (first read the cycle after): the maximum known, the
+        # previous row's last read, the e-buffer slot read out
+        cand = [a[r] + w + t]
+        if r:
+            cand.append(e[-1] + ws[r - 1])
+        if old >= 0:
+            cand.append(o[old] + ws[old] + 1)
+        e.append(max(cand))
+        # divider takes S; output stage starts (first read the cycle after)
+        d.append(max([e[r] + w + exp_latency(cfg)] + ([d[-1] + div] if r else [])))
+        o.append(max([d[r] + div + 1] + ([o[-1] + ws[r - 1]] if r else [])))
+        out.append(RowTiming(a[r], o[r] + w + OUT_LATENCY))
     return out
 
 
 def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
+    """Row length ``n`` on the softmax unit: its latency alone and its period once rows of
+    this length are in flight (the mean over a turn of the slots, so it may be fractional)."""
     w = _words(cfg, "softmax row length", n, cfg.max_len)
-    a, b, c = softmax_schedule(cfg, [n, n, n])
-    passes = {"input": w + in_latency(cfg), "exponent": w + exp_latency(cfg),
-              "divide": cfg.div_cycles,
-              "output": w, "output_latency": OUT_LATENCY}
-    return RowPerf(w, passes, a.last_out - a.start + 1, c.start - b.start)
+    rows = 6 * SLOTS + 1
+    sched = softmax_schedule(cfg, [n] * rows)
+    passes = {"input": w, "to_exponent": in_latency(cfg), "exponent": w,
+              "to_divider": exp_latency(cfg), "divide": cfg.div_cycles,
+              "to_output": 1, "output": w, "output_latency": OUT_LATENCY}
+    period = (sched[-1].last_out - sched[-1 - SLOTS].last_out) / SLOTS
+    return RowPerf(w, passes, sched[0].last_out - sched[0].start + 1,
+                   int(period) if period == int(period) else period)
 
 
 def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[RowTiming]:

@@ -23,38 +23,45 @@ Interface
 
 Hardware decisions
 ------------------
-* The row is stored once in a row buffer (``len_words`` words of ``lanes`` int8, one block
-  RAM) and read twice: the input pass finds the masked maximum (a register, a tree of
-  ``lanes`` comparisons per word, the running maximum: one stage each); the exponent pass
-  reads the buffer and the table and sums ``e`` (an adder tree per word into ``S``); the
-  output pass reads both again and multiplies. Reading the table twice costs nothing (it is
-  already there); keeping ``e`` instead would take a second buffer of ``lanes x 18`` bits per
-  word.
+* Four stages, each on its own row, so rows overlap: the *input* stage stores a row in one of
+  :data:`SLOTS` row-buffer slots (``len_words`` words of ``lanes`` int8 each, one block RAM)
+  and finds its masked maximum (the word registered, a tree of ``lanes`` comparisons, the
+  running maximum); the *exponent* stage reads a stored row, looks ``EXP[max - q]`` up, keeps
+  the masked ``e`` in the same slot of an e-buffer (``lanes x 18`` bits a word) and sums them
+  (an adder tree per word into ``S``); the *divider* turns ``S`` into ``R``; the *output*
+  stage reads the e-buffer and multiplies by ``R``. A slot is the input stage's again once
+  the exponent stage has read it, and the exponent stage's once the output stage has read its
+  e's, so up to :data:`SLOTS` rows are in flight and a stage starts a row in the cycle it
+  issues the previous row's last read.
 * The exponent table is one 16 x (16 x 18) memory per lane (rows of
   :data:`~.packing.TABLE_ROW` entries, all lanes written together a row a cycle from the
   packed beats, one enable per entry): a lookup reads the row and selects the entry with
-  the index's low bits, registered with the read.
+  the index's low bits, registered with the read. Only the exponent stage reads it (the
+  output stage reads the e-buffer), so it needs one read port a lane.
 * ``R`` comes from a restoring divider, ``bits_per_cycle`` quotient bits a cycle (that many
   subtract-and-select steps chained): ``div_cycles = ceil(recip_bits / bits_per_cycle)``
   cycles (22 at one bit a cycle). 22 bits hold the quotient for every table numerics
   accepts (``EXP[0] >= 2**16``, and ``S >= EXP[0]``); the dividend ``127 * 2**31`` has zeros
   in its low 31 bits, so the divider starts from ``127 * 2**31 >> 22`` (or more, padded to
-  whole cycles), already below ``S``, and shifts in zeros.
-* The output pass is a pipeline that freezes as a whole while ``source`` is not ready
-  (its memory read ports hold their data), so back-pressure never loses a word. The next
-  row's input pass starts as soon as the last word has been read; its exponent pass waits
-  until the output pipeline is empty, since both passes share the read ports.
+  whole cycles), already below ``S``, and shifts in zeros. It takes the next row's ``S`` in
+  the cycle of its last step; each slot keeps its ``S`` and ``R`` until the next stage takes
+  them.
+* The output stage is a pipeline that freezes as a whole while ``source`` is not ready (its
+  read port holds its data), so back-pressure never loses a word; ``R`` travels down it with
+  each word. The other stages never wait on ``source``: back-pressure reaches them only as
+  slots that stay full.
 
-Cycles: :mod:`.perf` (``softmax_schedule``); rows of ``W = ceil(n / lanes)`` words follow
-each other every ``3 W + div_cycles + 4 + max(0, OUT_LATENCY - 1 - W)`` cycles when the output
-keeps up (the last term: a row too short to cover the previous row's output pipeline).
+Cycles: :mod:`.perf` (``softmax_schedule``, exact when ``source`` keeps up and words come
+when asked); once rows are in flight the divider sets the pace, a row every ``div_cycles``
+cycles (6 at four bits a cycle) when rows are short (``W = ceil(n / lanes)`` words, a row
+every ``W`` cycles at the most).
 """
 
 from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -75,26 +82,31 @@ from .common import (
 from .config import AttentionConfig
 from .packing import TABLE_ROW
 
-__all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY"]
+__all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY",
+           "SLOTS"]
 
+#: Rows in flight: row-buffer and e-buffer slots (a power of two: a slot index selects all of a
+#: slot array).
+SLOTS = 4
 
 
 def in_latency(cfg: AttentionConfig) -> int:
-    """Cycles from the input pass's last word to the exponent pass's first read: the word's
-    masked maximum (``1 + tree_stages(lanes)`` cycles), then the row's."""
+    """Cycles from the input stage's last word of a row to the earliest cycle the exponent
+    stage starts it (its first read the cycle after): the row's maximum is in
+    ``tree_stages(lanes)`` cycles before the exponent stage needs it."""
     return 1 + tree_stages(cfg.lanes)
 
 
 def exp_latency(cfg: AttentionConfig) -> int:
-    """Exponent pass: cycles after its last read until the divider starts (buffer read, table
-    read, the lane sum in ``1 + tree_stages(lanes)`` cycles; the divider's first step sees the
-    final ``S``)."""
-    return 3 + tree_stages(cfg.lanes)
+    """Cycles from the exponent stage's last read of a row to the earliest cycle the divider
+    takes its ``S`` (buffer read, table read, the masked entry registered, the lane sum in
+    ``1 + tree_stages(lanes)`` cycles, added into ``S``)."""
+    return 5 + tree_stages(cfg.lanes)
 
 
-#: Output pass: cycles from its last read to that word on ``source`` (buffer read, table read,
-#: the entry registered, product, rounding into the output register).
-OUT_LATENCY = 5
+#: Output stage: cycles from its last read to that word on ``source`` (e-buffer read, the
+#: entries registered, product, rounding into the output register).
+OUT_LATENCY = 4
 
 
 def softmax_in_layout(cfg: AttentionConfig) -> data.StructLayout:
@@ -130,46 +142,61 @@ class SoftmaxUnit(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        L, depth = cfg.lanes, max(cfg.len_words, 2)
+        L, depth = cfg.lanes, cfg.len_words
         pos = range(cfg.max_len + L + 1)
-        widx_shape = range(depth + 1)
+        lshape = signed(Shape.cast(pos).width + 2)
+        nw_shape = range(depth + 1)
         m = Module()
 
-        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=depth, init=[])
+        def nxt(slot):
+            return Mux(slot == SLOTS - 1, 0, slot + 1)
+
+        def slots(name, shape):
+            return Array(Signal(shape, name=f"{name}{k}") for k in range(SLOTS))
+
+        def put(arr, idx, value):
+            # arr[idx] <= value, one compare a slot (an Array target would be a partial case)
+            for k, sig in enumerate(arr):
+                with m.If(idx == k):
+                    m.d.sync += sig.eq(value)
+
+        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS * depth,
+                                               init=[])
         buf_wr, buf_rd = buf.write_port(), buf.read_port()
+        ebuf = m.submodules.ebuf = memory.Memory(
+            shape=data.ArrayLayout(unsigned(cfg.exp_bits), L), depth=SLOTS * depth, init=[])
+        ebuf_wr, ebuf_rd = ebuf.write_port(), ebuf.read_port()
 
-        # --- phases --------------------------------------------------------------------------
-        IN, EXP, DIV, OUT = range(4)
-        phase = Signal(range(4))
-        in_row = Signal()                         # some words of the row are in
-        valid_r = Signal(pos)                     # positions < valid_r take part
-        # Valid positions from the current word on (negative past them): lane i of the word
-        # takes part when left > i, a compare with a constant.
-        left = Signal(signed(Shape.cast(pos).width + 2))
-        widx = Signal(widx_shape)
-        nwords = Signal(range(depth + 1))
-        mx = Signal(signed(INT8.bits))
-        total = Signal(cfg.sum_bits)
+        # Per slot: the input stage's row (buffer written and not yet read by the exponent
+        # stage; its maximum known), then the e-buffer's (from the exponent stage's start to
+        # the output stage's last read), with what each stage hands the next.
+        bbusy, full, ebusy = slots("bbusy", 1), slots("full", 1), slots("ebusy", 1)
+        mxs, vrs = slots("mx", signed(INT8.bits)), slots("valid", pos)
+        nwi, nwo = slots("nw_in", nw_shape), slots("nw_out", nw_shape)
+        ssum, sfull = slots("ssum", cfg.sum_bits), slots("sfull", 1)
+        rh, rfull = slots("recip", cfg.recip_bits), slots("rfull", 1)
+        out_busy, adv = Signal(), Signal()
 
-        out_busy = Signal()
-        adv = Signal()                            # the output pipeline moves this cycle
-
-        # --- table load: packed beats, a table row a cycle ----------------------------------
-        idle = (phase == IN) & ~in_row & ~out_busy
+        # --- table load: packed beats, a table row a cycle, while no row is in ---------------
+        in_row = Signal()                         # some words of a row are in
+        idle = ~in_row & ~any_of(bbusy) & ~any_of(ebusy) & ~out_busy
         t_addr, t_data, t_en, t_busy = packed_writer(
             m, "tload", self.table, entry_bits=cfg.exp_bits, row_entries=TABLE_ROW,
             count=EXP_TABLE_SIZE, max_count=EXP_TABLE_SIZE, allow=idle)
         exp_rd = lane_tables(m, "exp", data.ArrayLayout(unsigned(cfg.exp_bits), TABLE_ROW),
                              EXP_TABLE_SIZE // TABLE_ROW, L, addr=t_addr, data=t_data, en=t_en)
 
-        exp_ent = [Signal(cfg.exp_bits, name=f"exp_ent{i}") for i in range(L)]
-
-        # --- input pass: store, masked max --------------------------------------------------
+        # --- input stage: store, masked max --------------------------------------------------
+        in_slot = Signal(range(SLOTS))
+        valid_r = Signal(pos)                     # positions < valid_r take part
+        # Valid positions from the current word on (negative past them): lane i of the word
+        # takes part when left > i, a compare with a constant.
+        left, nleft = Signal(lshape), Signal(lshape)
+        widx = Signal(nw_shape)
         p = self.sink.payload
         accept = Signal()
-        m.d.comb += [self.sink.ready.eq((phase == IN) & (in_row | ~(self.table.valid | t_busy))),
+        m.d.comb += [self.sink.ready.eq(in_row | ~(bbusy[in_slot] | self.table.valid | t_busy)),
                      accept.eq(self.sink.valid & self.sink.ready)]
-        length_now = Signal(pos)
         valid_now = Signal(pos)
         with m.If(in_row):
             m.d.comb += valid_now.eq(valid_r)
@@ -177,136 +204,186 @@ class SoftmaxUnit(wiring.Component):
             # valid = 0 (no mask) or past the row's end: the row's length.
             m.d.comb += valid_now.eq(Mux((p.valid == 0) | (p.valid > p.length), p.length,
                                          p.valid))
-        nleft = Signal.like(left)                 # row positions from the current word on
-        m.d.comb += length_now.eq(Mux(in_row, nleft, p.length))
+        length_now = Mux(in_row, nleft, p.length)
         left_now = Mux(in_row, left, valid_now)
-        m.d.comb += [buf_wr.addr.eq(Mux(in_row, widx, 0)), buf_wr.data.eq(p.data),
-                     buf_wr.en.eq(accept)]
+        widx_now = Mux(in_row, widx, 0)
         last_word = length_now <= L
+        m.d.comb += [buf_wr.addr.eq(in_slot * depth + widx_now), buf_wr.data.eq(p.data),
+                     buf_wr.en.eq(accept)]
+        with m.If(accept):
+            m.d.sync += [valid_r.eq(valid_now), nleft.eq(length_now - L)]
+            with m.If(~in_row):
+                put(bbusy, in_slot, 1)
+            with m.If(last_word):
+                m.d.sync += [in_row.eq(0), widx.eq(0), in_slot.eq(nxt(in_slot))]
+                put(nwi, in_slot, widx_now + 1)
+                put(vrs, in_slot, valid_now)
+            with m.Else():
+                m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), left.eq(left_now - L)]
         # The word is registered, then its masked lanes reduced to one maximum, then that
-        # joins the row's: the mask, the tree and the running max on separate cycles.
-        in_v, in_first, w_v, w_first = Signal(), Signal(), Signal(), Signal()
+        # joins the row's: the mask, the tree and the running max on separate cycles. A row's
+        # last word marks the slot full tree_stages(lanes) cycles after it is taken, so the
+        # exponent stage's first use of the maximum comes the cycle it is written.
+        t = tree_stages(L)
+        in_v, in_first, in_last = Signal(), Signal(), Signal()
+        in_sl = Signal(range(SLOTS))
         in_q = Signal(word_layout(L))
-        in_left = Signal.like(left)
-        wmax = Signal(signed(INT8.bits))
-        tree = tree_reduce(m, [Mux(in_left > i, in_q[i], INT8.min) for i in range(L)],
-                           lambda a, b: Mux(a > b, a, b), "wmax")
-        t_v = delay(m, in_v, tree_stages(L), "wmax_v")
-        t_first = delay(m, in_first, tree_stages(L), "wmax_first")
-        in_busy = any_of([in_v, *t_v])            # words whose maximum is not yet in wmax
-        m.d.sync += [in_v.eq(accept), w_v.eq(([in_v] + t_v)[-1]), wmax.eq(tree),
-                     w_first.eq(([in_first] + t_first)[-1])]
-        with m.If(w_v):
-            m.d.sync += mx.eq(lane_max([Mux(w_first, INT8.min, mx), wmax]))
+        in_left = Signal(lshape)
+        m.d.sync += in_v.eq(accept)
         with m.If(accept):
             m.d.sync += [in_q.eq(p.data), in_left.eq(left_now), in_first.eq(~in_row),
-                         valid_r.eq(valid_now), nleft.eq(length_now - L)]
-            with m.If(last_word):
-                m.d.sync += [in_row.eq(0), phase.eq(EXP), nwords.eq(Mux(in_row, widx, 0) + 1),
-                             widx.eq(0), left.eq(valid_now)]
-            with m.Else():
-                m.d.sync += [in_row.eq(1), widx.eq(Mux(in_row, widx, 0) + 1),
-                             left.eq(left_now - L)]
+                         in_last.eq(last_word), in_sl.eq(in_slot)]
+        tree = tree_reduce(m, [Mux(in_left > i, in_q[i], INT8.min) for i in range(L)],
+                           lambda a, b: Mux(a > b, a, b), "wmax")
+        vs = [accept, in_v, *delay(m, in_v, t, "wmax_v")]
+        lasts = [accept & last_word, in_v & in_last, *delay(m, in_v & in_last, t, "wmax_last")]
+        sls = [in_slot, in_sl, *delay(m, in_sl, t, "wmax_slot")]
+        firsts = [in_first, *delay(m, in_first, t, "wmax_first")]
+        with m.If(lasts[t]):
+            put(full, sls[t], 1)
+        w_v, w_first, w_last = Signal(), Signal(), Signal()
+        w_sl = Signal(range(SLOTS))
+        wmax, mx = Signal(signed(INT8.bits)), Signal(signed(INT8.bits))
+        m.d.sync += [w_v.eq(vs[-1]), w_first.eq(firsts[-1]), w_last.eq(lasts[-1]),
+                     w_sl.eq(sls[-1]), wmax.eq(tree)]
+        new_mx = lane_max([Mux(w_first, INT8.min, mx), wmax])
+        with m.If(w_v):
+            m.d.sync += mx.eq(new_mx)
+            with m.If(w_last):
+                put(mxs, w_sl, new_mx)
 
-        # --- exponent pass: read, look up, sum ----------------------------------------------
-        e_issue = Signal()
-        e_v0, e_v1, e_v2 = Signal(), Signal(), Signal()
-        e_b0, e_b1 = Signal.like(left), Signal.like(left)
-        e_first0, e_first1, e_first2 = Signal(), Signal(), Signal()
+        # --- exponent stage: read, look up, keep and sum the masked e ------------------------
+        e_slot, e_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
+        e_busy = Signal()
+        e_widx, e_nw = Signal(nw_shape), Signal(nw_shape)
+        e_left = Signal(lshape)
+        e_last = e_busy & (e_widx == e_nw - 1)
+        e_go = full[e_slot] & ~ebusy[e_slot] & (~e_busy | e_last)
+        with m.If(e_busy):
+            m.d.sync += [e_widx.eq(e_widx + 1), e_left.eq(e_left - L)]
+            with m.If(e_last):
+                m.d.sync += e_busy.eq(0)
+                put(bbusy, e_cur, 0)
+        with m.If(e_go):
+            m.d.sync += [e_busy.eq(1), e_cur.eq(e_slot), e_slot.eq(nxt(e_slot)), e_widx.eq(0),
+                         e_nw.eq(nwi[e_slot]), e_left.eq(vrs[e_slot])]
+            put(full, e_slot, 0)
+            put(ebusy, e_slot, 1)
+            put(nwo, e_slot, nwi[e_slot])
+        m.d.comb += [buf_rd.addr.eq(e_cur * depth + e_widx), buf_rd.en.eq(1)]
+        # e0: the buffer word is out, the table read; e1: the entries are out, masked into em;
+        # e2: em written to the e-buffer and summed by a tree into psum (e3), added into S.
+        ev = [Signal(name=f"e_v{k}") for k in range(3)]
+        ef = [Signal(name=f"e_first{k}") for k in range(3)]
+        el = [Signal(name=f"e_last{k}") for k in range(3)]
+        es = [Signal(range(SLOTS), name=f"e_slot{k}") for k in range(3)]
+        ea = [Signal(range(SLOTS * depth), name=f"e_addr{k}") for k in range(3)]
+        eb = [Signal(lshape, name=f"e_left{k}") for k in range(2)]
+        m.d.sync += [ev[0].eq(e_busy), ef[0].eq(e_widx == 0), el[0].eq(e_last),
+                     es[0].eq(e_cur), ea[0].eq(e_cur * depth + e_widx), eb[0].eq(e_left)]
+        for k in range(2):
+            m.d.sync += [ev[k + 1].eq(ev[k]), ef[k + 1].eq(ef[k]), el[k + 1].eq(el[k]),
+                         es[k + 1].eq(es[k]), ea[k + 1].eq(ea[k])]
+        m.d.sync += eb[1].eq(eb[0])
+        em = [Signal(cfg.exp_bits, name=f"em{i}") for i in range(L)]
+        for i in range(L):
+            d = Signal(signed(INT8.bits + 2), name=f"d{i}")
+            m.d.comb += d.eq(mxs[es[0]] - buf_rd.data[i])
+            ent = table_entry(m, exp_rd[i], d[:8], ev[0], f"exp{i}")
+            m.d.sync += em[i].eq(Mux(eb[1] > i, ent, 0))
+        m.d.comb += [ebuf_wr.addr.eq(ea[2]), ebuf_wr.en.eq(ev[2])]
+        m.d.comb += [ebuf_wr.data[i].eq(em[i]) for i in range(L)]
+        ssum_tree = tree_reduce(m, em, operator.add, "esum")
         psum = Signal(cfg.sum_bits)
-        # The first read waits for the row's maximum (needed the cycle after a read).
-        m.d.comb += e_issue.eq((phase == EXP) & ~out_busy & ~in_busy & (widx != nwords))
-        m.d.sync += [e_v0.eq(e_issue), e_v1.eq(e_v0),
-                     e_b0.eq(left), e_b1.eq(e_b0),
-                     e_first0.eq(widx == 0), e_first1.eq(e_first0)]
-        with m.If(e_issue):
-            m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
-        # e_v0: the buffer word is out, the table is read; e_v1: the entries are out, summed
-        # by a tree into psum (e_v2), then added into S.
-        ssum = tree_reduce(m, [Mux(e_b1 > i, exp_ent[i], 0) for i in range(L)],
-                           operator.add, "esum")
-        s_v = delay(m, e_v1, tree_stages(L), "esum_v")
-        s_first = delay(m, e_first1, tree_stages(L), "esum_first")
-        m.d.sync += [psum.eq(ssum), e_v2.eq(([e_v1] + s_v)[-1]),
-                     e_first2.eq(([e_first1] + s_first)[-1])]
-        exp_busy = any_of([e_v0, e_v1, *s_v])      # words not yet in psum
-        with m.If(e_v2):
-            m.d.sync += total.eq(Mux(e_first2, 0, total) + psum)
+        e3v, e3f, e3l = Signal(), Signal(), Signal()
+        e3s = Signal(range(SLOTS))
+        m.d.sync += [psum.eq(ssum_tree)] + [
+            reg.eq(([sig] + delay(m, sig, t, f"esum_{name}"))[-1])
+            for reg, sig, name in ((e3v, ev[2], "v"), (e3f, ef[2], "first"),
+                                   (e3l, el[2], "last"), (e3s, es[2], "slot"))]
+        total = Signal(cfg.sum_bits)
+        row_sum = Mux(e3f, 0, total) + psum
+        with m.If(e3v):
+            m.d.sync += total.eq(row_sum)
+            with m.If(e3l):
+                put(ssum, e3s, row_sum)
+                put(sfull, e3s, 1)
 
         # --- divider: R = floor(127 * 2**31 / S) --------------------------------------------
         qb, k = cfg.recip_bits, cfg.bits_per_cycle
         steps = cfg.div_cycles * k                # padded to whole cycles: leading zeros
         assert steps <= RECIP_SHIFT   # the dividend's shifted-in bits are all zero
+        d_slot, d_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
+        d_busy = Signal()
+        dsum = Signal(cfg.sum_bits)
         rem = Signal(cfg.sum_bits + 1)
         quo = Signal(steps)
         cnt = Signal(range(cfg.div_cycles + 1))
-        o_recip = Signal(qb)
-        o_mx = Signal(signed(INT8.bits))
-        o_nwords = Signal(range(depth + 1))
-        with m.If((phase == EXP) & (widx == nwords) & ~exp_busy):
-            # The last psum lands in S at the end of this cycle; the divider reads S from the
-            # next one. The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
-            m.d.sync += [phase.eq(DIV), rem.eq((PROB_MAX << RECIP_SHIFT) >> steps), quo.eq(0),
-                         cnt.eq(cfg.div_cycles)]
+        d_last = d_busy & (cnt == 1)
+        d_go = sfull[d_slot] & (~d_busy | d_last)
         r_cur, q_cur = rem, quo
         for j in range(k):                        # k restoring steps chained in one cycle
             rem2 = (r_cur << 1)[:len(rem)]        # a zero shifted in
             diff = Signal(signed(len(rem) + 1), name=f"div_diff{j}")
             r_new = Signal.like(rem, name=f"div_rem{j}")
             q_new = Signal.like(quo, name=f"div_quo{j}")
-            m.d.comb += [diff.eq(rem2 - total),
+            m.d.comb += [diff.eq(rem2 - dsum),
                          r_new.eq(Mux(diff >= 0, diff, rem2)),
                          q_new.eq(Cat(diff >= 0, q_cur)[:steps])]
             r_cur, q_cur = r_new, q_new
-        with m.If(phase == DIV):
+        with m.If(d_busy):
             m.d.sync += [rem.eq(r_cur), quo.eq(q_cur), cnt.eq(cnt - 1)]
-            with m.If(cnt == 1):
-                m.d.sync += [phase.eq(OUT), o_recip.eq(q_cur[:qb]), o_mx.eq(mx),
-                             o_nwords.eq(nwords), widx.eq(0), left.eq(valid_r)]
+            with m.If(d_last):
+                m.d.sync += d_busy.eq(0)
+                put(rh, d_cur, q_cur[:qb])
+                put(rfull, d_cur, 1)
+        with m.If(d_go):
+            # The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
+            m.d.sync += [d_busy.eq(1), d_cur.eq(d_slot), d_slot.eq(nxt(d_slot)),
+                         dsum.eq(ssum[d_slot]), rem.eq((PROB_MAX << RECIP_SHIFT) >> steps),
+                         quo.eq(0), cnt.eq(cfg.div_cycles)]
+            put(sfull, d_slot, 0)
 
-        # --- output pass: a pipeline that freezes while source is not ready -----------------
-        o_issue = Signal()
-        m.d.comb += o_issue.eq((phase == OUT) & adv)
+        # --- output stage: a pipeline that freezes while source is not ready ----------------
+        o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
+        o_busy = Signal()
+        o_widx, o_nw = Signal(nw_shape), Signal(nw_shape)
+        o_rc = Signal(qb)
+        o_last = o_busy & (o_widx == o_nw - 1)
+        o_issue = o_busy & adv
+        o_go = rfull[o_slot] & (~o_busy | (o_last & adv))
         with m.If(o_issue):
-            with m.If(widx == o_nwords - 1):
-                m.d.sync += [phase.eq(IN), widx.eq(0)]
-            with m.Else():
-                m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
-        stages = OUT_LATENCY - 1
-        v = [Signal(name=f"o_v{k}") for k in range(stages)]
-        b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
-        last = [Signal(name=f"o_last{k}") for k in range(stages)]
+            m.d.sync += o_widx.eq(o_widx + 1)
+            with m.If(o_last):
+                m.d.sync += o_busy.eq(0)
+                put(ebusy, o_cur, 0)
+        with m.If(o_go):
+            m.d.sync += [o_busy.eq(1), o_cur.eq(o_slot), o_slot.eq(nxt(o_slot)), o_widx.eq(0),
+                         o_nw.eq(nwo[o_slot]), o_rc.eq(rh[o_slot])]
+            put(rfull, o_slot, 0)
+        m.d.comb += [ebuf_rd.addr.eq(o_cur * depth + o_widx), ebuf_rd.en.eq(adv)]
+        v = [Signal(name=f"o_v{k}") for k in range(OUT_LATENCY - 1)]
+        last = [Signal(name=f"o_last{k}") for k in range(OUT_LATENCY - 1)]
+        rc = [Signal(qb, name=f"o_recip{k}") for k in range(2)]
         ent = [Signal(cfg.exp_bits, name=f"o_e{i}") for i in range(L)]
         prod = [Signal(cfg.exp_bits + qb, name=f"o_prod{i}") for i in range(L)]
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
-            m.d.sync += [v[0].eq(o_issue), b[0].eq(left), last[0].eq(widx == o_nwords - 1)]
-            for k in range(stages - 1):
-                m.d.sync += [v[k + 1].eq(v[k]), b[k + 1].eq(b[k]), last[k + 1].eq(last[k])]
+            m.d.sync += [v[0].eq(o_issue), last[0].eq(o_last), rc[0].eq(o_rc), rc[1].eq(rc[0])]
+            for k in range(OUT_LATENCY - 2):
+                m.d.sync += [v[k + 1].eq(v[k]), last[k + 1].eq(last[k])]
             half = 1 << (RECIP_SHIFT - 1)
             for i in range(L):
                 m.d.sync += [
-                    ent[i].eq(exp_ent[i]),                                 # v1 -> v2
-                    prod[i].eq(ent[i] * o_recip),                              # v2 -> v3
-                    out_data[i].eq(Mux(b[3] > i, (prod[i] + half) >> RECIP_SHIFT, 0)),
+                    ent[i].eq(ebuf_rd.data[i]),                                # v0 -> v1
+                    prod[i].eq(ent[i] * rc[1]),                                # v1 -> v2
+                    out_data[i].eq((prod[i] + half) >> RECIP_SHIFT),           # v2 -> out
                 ]
-            m.d.sync += [out_v.eq(v[3]), out_last.eq(last[3])]
+            m.d.sync += [out_v.eq(v[-1]), out_last.eq(last[-1])]
         m.d.comb += [adv.eq(~out_v | self.source.ready),
                      self.source.valid.eq(out_v),
                      self.source.payload.data.eq(out_data),
                      self.source.payload.last.eq(out_last),
                      out_busy.eq(any_of(v) | out_v)]
-
-        # --- shared read ports ---------------------------------------------------------------
-        in_out = phase == OUT
-        rd_q = buf_rd.data
-        mx_sel = Mux(v[0], o_mx, mx)
-        m.d.comb += [buf_rd.addr.eq(widx), buf_rd.en.eq(Mux(out_busy | in_out, adv, e_issue))]
-        for i in range(L):
-            d = Signal(signed(INT8.bits + 2), name=f"d{i}")
-            m.d.comb += [d.eq(mx_sel - rd_q[i]),
-                         exp_ent[i].eq(table_entry(m, exp_rd[i], d[:8],
-                                                   Mux(out_busy | in_out, adv, e_v0), f"exp{i}"))]
         return m
-
