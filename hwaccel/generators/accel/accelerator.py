@@ -45,6 +45,8 @@ changing the engines; loads are short (one beat per cycle from the wide memory) 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -324,6 +326,11 @@ class Accelerator(wiring.Component):
 
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
+        if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
+            self._matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy,
+                            SimpleNamespace(active=active, held=held, reuse=reuse, popped=popped,
+                                            to_weights=to_weights, w_ready=w_ready,
+                                            counters=counters))
         return m
 
     def _lstm_io(self, m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data):
@@ -369,3 +376,45 @@ class Accelerator(wiring.Component):
         valid = Mux(is_lstm, h_full, res_valid)
         data_ = Mux(is_lstm, hbuf[:w], res_data)
         return valid, data_, ~x_full & ~h_full
+
+    def _matmul_io(self, m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
+        """A MATMUL tile job (a conv job with ``job_mm.on``): the gatherer
+        (:mod:`.matmul_gather`) owns the activation read port and feeds the engine's weight
+        and requantizer beats in place of the weight DMA (which reads nothing); its last beat
+        starts the activation DMA (A's rows), so the port is never shared in a cycle. The
+        engine's held weights are forgotten (the next CONV/GEMM loads its own). ``load_cycles``
+        counts the gather's cycles (:func:`.attn_isa.attn_cycles`). The statements below
+        override the datapath's defaults for such a job only."""
+        from .matmul_gather import MatmulGather
+
+        gather = m.submodules.gather = ResetInserter(kill)(MatmulGather(cfg))
+        now = proc.job_start & (proc.job_kind == JOB_CONV) & proc.job_mm.on
+        mine = Signal()                          # the running job is a MATMUL tile's
+        with m.If(proc.job_start):
+            m.d.sync += mine.eq(now)
+        with m.If(kill):
+            m.d.sync += mine.eq(0)
+        on = mine & dp.active
+        m.d.comb += [gather.start.eq(now), gather.job.eq(proc.job_mm),
+                     gather.groups.eq(proc.job_desc.groups), gather.blocks.eq(proc.job_desc.blocks),
+                     gather.rdata.eq(act_rd.data), gather.source.ready.eq(on & dp.w_ready)]
+        with m.If(now):
+            m.d.comb += [act_dma.start.eq(0), wgt_dma.count.eq(0)]
+            m.d.sync += [dp.held.eq(0), dp.reuse.eq(0)]
+        with m.If(gather.last & gather.source.ready):   # B is in: A's rows from now on
+            m.d.comb += act_dma.start.eq(1)
+        with m.If(on):
+            m.d.comb += [
+                conv.weights.payload.eq(gather.source.payload[: cfg.lanes * cfg.conv.block * 8]),
+                conv.requant.payload.eq(gather.source.payload[: requant_layout(cfg.conv).size]),
+                conv.weights.valid.eq(gather.source.valid & dp.to_weights),
+                conv.requant.valid.eq(gather.source.valid & ~dp.to_weights)]
+            with m.If(gather.busy):
+                m.d.comb += act_rd.addr.eq(gather.addr)
+            with m.If(gather.source.valid & gather.source.ready):
+                m.d.sync += dp.popped.eq(dp.popped + 1)
+            with m.If(gather.load):
+                m.d.comb += proc.progress.eq(1)
+                with m.If(~(proc.start & ~busy)):
+                    c = dp.counters[COUNTERS.index("load_cycles")]
+                    m.d.sync += c.eq(c + 1)

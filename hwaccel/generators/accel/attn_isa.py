@@ -31,7 +31,7 @@ from .isa import Op
 
 __all__ = ["ATTN_OPS", "attn_layout", "ln_setup_layout", "ln_param_layout", "attn_check",
            "attn_golden", "attn_cycles", "matmul_gemm", "ATTN_DMA", "ATTN_STORE",
-           "MATMUL_MAX_K", "signed"]
+           "MATMUL_MAX_K", "signed", "matmul_cycles"]
 
 #: The commands of the attention units and the activation matmul.
 ATTN_OPS = (Op.SOFTMAX, Op.LAYERNORM, Op.GELU, Op.MATMUL)
@@ -223,6 +223,32 @@ def matmul_gemm(cfg, c: dict) -> dict:
     return {"op": Op.GEMM, "desc": desc, "count": c["count"], "kw": kw, "nb": nb, "wgt": 0}
 
 
+def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
+    """``(busy, load cycles, stall_input, mac_slots, engine jobs)`` of decoded MATMUL ``c``.
+
+    Per GEMM tile job (:func:`.perf.gemm_jobs` of :func:`matmul_gemm`): B's beats gathered
+    from the activation scratchpad, one word a cycle (a beat is ``lanes`` words), then the
+    requantizer beats made from the command's fields, one a cycle (the gather: ``load
+    cycles``); the engine's load state ends as for any load, ``RUN_START - REUSE_RUN_START``
+    cycles after its first (its count registers, then the state); then A's rows stream in
+    (the gather held the read port) and the engine runs as with its weights held
+    (:func:`hwaccel.generators.conv.perf.job_cycles` with ``reuse``). The engine's writer
+    waits for A from the load state's first cycle: ``stall_input`` is the gather, the load
+    state's end and the run's own input stalls."""
+    from ..conv.perf import REUSE_RUN_START, RUN_START, job_cycles
+    from .perf import gemm_jobs
+
+    busy = load = stalls = slots = 0
+    jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
+    for desc, _reads in jobs:
+        run, _, run_stalls = job_cycles(cfg.conv, desc, reuse=True)
+        gather = desc["weight_words"] * cfg.lanes + desc["blocks"]
+        wait = gather + RUN_START - REUSE_RUN_START
+        busy, load, stalls = busy + wait + run, load + gather, stalls + wait + run_stalls
+        slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
+    return busy, load, stalls, slots, len(jobs)
+
+
 def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
     """``(busy, load cycles, mac_slots, engine jobs)`` of decoded SOFTMAX/LAYERNORM/GELU/MATMUL
     ``c`` (the ISA's definition; see the module docstring)."""
@@ -230,19 +256,8 @@ def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
 
     f, op, rows = c["attn"], c["op"], c["count"]
     if op == Op.MATMUL:
-        from ..conv.perf import job_cycles
-        from .perf import gemm_jobs
-
-        busy = load = slots = 0
-        jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
-        for desc, _reads in jobs:
-            run, _, _ = job_cycles(cfg.conv, desc, reuse=True)
-            # B's beats gathered from the activation scratchpad, one word a cycle (a beat is
-            # `lanes` words), then the requantizer beats made from the command's fields
-            gather = desc["weight_words"] * cfg.lanes + desc["blocks"]
-            busy, load = busy + run + gather, load + gather
-            slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
-        return busy, load, slots, len(jobs)
+        busy, load, _, slots, jobs = matmul_cycles(cfg, c)
+        return busy, load, slots, jobs
     if op == Op.GELU:
         load = load_cycles(cfg.attention, "gelu")
         busy = ATTN_DMA + load + gelu_cycles(rows) + ATTN_STORE

@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..conv.perf import job_cycles
-from .attn_isa import ATTN_OPS, attn_cycles
+from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .isa import COUNTERS, Op
@@ -190,6 +190,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
         overhead += ISSUE * jobs + (TILE * jobs if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
+            stalls = matmul_cycles(cfg, c)[2]   # the engine waits for A during the gather
     elif op == Op.FENCE:
         held.clear()   # the next CONV/GEMM reloads its weights
     elif op != Op.DONE:

@@ -85,6 +85,7 @@ class Processor(wiring.Component):
             "job_wgt_run": Out(range(wd + 1)), "job_wgt_stride": Out(range(wd + 1)),
             "job_keep": Out(1), "job_fabric": Out(32),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
+            **self._matmul_members(cfg),
             "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
@@ -117,6 +118,7 @@ class Processor(wiring.Component):
 
         op, d, p = cmd.op, cmd.desc, cmd.pool
         chk = command_checks(m, cmd, cfg, calc=is_("CALC"))
+        d = self._matmul(m, cmd, chk, calc=is_("CALC")).desc   # MATMUL: checks, GEMM shape
         if cfg.lstm is not None:
             m.d.comb += self.job_lstm.eq(chk.lstm_job)
         # A depthwise CONV is ``nb`` jobs, one per channel group: job g reads word g of every
@@ -175,7 +177,7 @@ class Processor(wiring.Component):
                 fault(Cause.SHAPE)
             with m.Elif(chk.range_bad):
                 fault(Cause.ADDRESS)
-            with m.Elif(op == Op.GEMM):
+            with m.Elif(chk.mm.tiled):   # GEMM or MATMUL
                 goto("TILE")
             with m.Else():
                 goto("ISSUE")
@@ -191,7 +193,7 @@ class Processor(wiring.Component):
             m.d.sync += [watch.eq(Mux(self.progress, 0, watch + 1)),
                          age.eq(Mux(age == RIPE, RIPE, age + 1))]
             limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
-            gemm = op == Op.GEMM
+            gemm = chk.mm.tiled
             with m.If((self.job_done | done_seen) & (~gemm | (age == RIPE))):
                 with m.If(gemm & til.more):  # the next tile (K, then M, then N)
                     m.d.sync += til.advance()
@@ -230,12 +232,14 @@ class Processor(wiring.Component):
         ad, wd = cfg.act_depth, cfg.wgt_depth
         mg, mb = conv.max_groups, conv.max_blocks
         mw, mh, pw = conv.max_width, conv.max_height, cfg.psum_width
-        kw, nb = cmd.kw, cmd.nb
+        mm = chk.mm   # a MATMUL's K and N words and row strides, else the GEMM's (_matmul)
+        kw, nb, sa, sc = mm.kw, mm.nb, mm.sa, mm.sc
         rem = Signal(range(ad + 1))                       # rows of A left in this N tile
         k0, n0 = Signal(range(ad + 1)), Signal(range(ad + 1))
         a_ptr, c_ptr = Signal(range(ad + 1)), Signal(range(ad + 1))
         w_nt, w_k = Signal(range(wd + 1)), Signal(range(wd + 1))  # N tile's / K tile's weights
         state = (rem, k0, n0, a_ptr, c_ptr, w_nt, w_k)
+        m.d.comb += mm.tile(k0, n0)
         nxt = tuple(Signal.like(s, name=f"nxt_{s.name}") for s in state)
         more = Signal()
         k_tiled = Signal()
@@ -254,7 +258,7 @@ class Processor(wiring.Component):
 
         with m.If(check):
             m.d.sync += [*geometry(0, 0, cmd.count, kw > mg), k_tiled.eq(kw > mg),
-                         geo_ww.eq(cmd.desc.weight_words), geo_kwb.eq(kw * cmd.desc.blocks),
+                         geo_ww.eq(mm.desc.weight_words), geo_kwb.eq(kw * cmd.desc.blocks),
                          rem.eq(cmd.count), k0.eq(0), n0.eq(0), a_ptr.eq(cmd.src),
                          c_ptr.eq(cmd.dst), w_nt.eq(cmd.wgt), w_k.eq(cmd.wgt)]
         # Stage 1: the running tile against the loop bounds, and its products.
@@ -267,8 +271,8 @@ class Processor(wiring.Component):
         kwb = Signal.like(geo_kwb)
         m.d.sync += [last_k.eq(k0 + g_cur == kw), more_m.eq(rem != tn_cur),
                      more_n.eq(n0 + b_cur != nb), k_next.eq(k0 + g_cur), n_next.eq(n0 + b_cur),
-                     wk_next.eq(w_k + self.job_desc.weight_words), step_a.eq(tn_cur * kw),
-                     step_c.eq(tn_cur * nb), kwb.eq(kw * b_cur)]
+                     wk_next.eq(w_k + self.job_desc.weight_words), step_a.eq(tn_cur * sa),
+                     step_c.eq(tn_cur * sc), kwb.eq(kw * b_cur)]
         # Stage 2: the loop state after it (next K tile, else next M tile, else next N tile).
         n_rem, n_k0, n_n0, n_a, n_c, n_wnt, n_wk = nxt
         with m.If(~last_k):
@@ -298,9 +302,9 @@ class Processor(wiring.Component):
                 job.job_desc.acc_in.eq(k0 != 0), job.job_desc.acc_out.eq(~ends_k),
                 job.job_keep.eq(ends_k),
                 job.job_src.eq(a_ptr + k0), job.job_src_count.eq(geo_tn * geo_g),
-                job.job_src_run.eq(geo_g), job.job_src_stride.eq(kw),
+                job.job_src_run.eq(geo_g), job.job_src_stride.eq(sa),
                 job.job_dst.eq(c_ptr), job.job_dst_count.eq(geo_tn * geo_b),
-                job.job_dst_run.eq(geo_b), job.job_dst_stride.eq(nb),
+                job.job_dst_run.eq(geo_b), job.job_dst_stride.eq(sc),
                 # This K tile's weight beats, then its N tile's requantizers after all K tiles.
                 job.job_wgt.eq(w_k), job.job_wgt_count.eq(geo_ww + geo_b),
                 job.job_wgt_run.eq(geo_ww), job.job_wgt_stride.eq(w_nt + geo_kwb - w_k),
@@ -311,3 +315,52 @@ class Processor(wiring.Component):
             return [s.eq(n) for s, n in zip(state, nxt)]
 
         return SimpleNamespace(load=load, advance=advance, more=more)
+
+    # --- MATMUL (attention configs): the GEMM M x K x N of two activations --------------------
+    @staticmethod
+    def _matmul_members(cfg) -> dict:
+        """``job_mm``: a MATMUL tile job's fields for the gatherer (:mod:`.matmul_gather`)."""
+        if cfg.attention is None:
+            return {}
+        from .matmul_checks import matmul_job_layout
+
+        return {"job_mm": Out(matmul_job_layout(cfg))}
+
+    def _matmul(self, m, cmd, chk, *, calc) -> SimpleNamespace:
+        """MATMUL's checks folded into ``chk`` (its own legality, SHAPE and ADDRESS checks:
+        :mod:`.matmul_checks`) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words,
+        A's and C's row strides, the descriptor the CHECK state hands on (MATMUL: the 1x1
+        template of :func:`.attn_isa.matmul_gemm`) and ``tile(k0, n0)`` (the job's tile)."""
+        cfg, conv = self.config, self.config.conv
+        op = cmd.op
+        if cfg.attention is None:
+            chk.mm = SimpleNamespace(tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw,
+                                     sc=cmd.nb, desc=cmd.desc, tile=lambda k0, n0: [])
+            return chk.mm
+        from ..conv.layer import ConvLayer, descriptor
+        from .matmul_checks import matmul_checks
+
+        mmc = matmul_checks(m, cmd, cfg, calc=calc)
+        mine = mmc.mine
+        chk.legal = chk.legal | mine
+        chk.shape_ok = Mux(mine, mmc.shape_ok, chk.shape_ok)
+        chk.range_bad = Mux(mine, mmc.range_bad, chk.range_bad)
+        g0 = Mux(mmc.kw > conv.max_groups, conv.max_groups, mmc.kw)
+        b0 = Mux(mmc.nw > conv.max_blocks, conv.max_blocks, mmc.nw)
+        template = descriptor(conv, ConvLayer(1, 1, cfg.lanes, conv.block, 1, 1, 0, False,
+                                              False))
+        desc = Signal.like(cmd.desc)
+        m.d.comb += desc.eq(cmd.desc)
+        with m.If(mine):
+            m.d.comb += [getattr(desc, k).eq(v) for k, v in template.items()]
+            m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
+                         desc.weight_words.eq(g0 * b0)]
+
+        def tile(k0, n0):
+            return [self.job_mm.eq(mmc.job), self.job_mm.k0.eq(k0), self.job_mm.n0.eq(n0)]
+
+        chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine,
+                                 kw=Mux(mine, mmc.kw, cmd.kw), nb=Mux(mine, mmc.nw, cmd.nb),
+                                 sa=Mux(mine, cmd.attn.sa, cmd.kw),
+                                 sc=Mux(mine, cmd.attn.sc, cmd.nb), desc=desc, tile=tile)
+        return chk.mm
