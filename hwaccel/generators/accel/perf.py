@@ -26,7 +26,8 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`);
 * SOFTMAX, LAYERNORM, GELU (``eltwise_busy``) and MATMUL (``conv_busy``; TILE and ISSUE per
   engine job, as a GEMM's): :func:`.attn_isa.attn_cycles`, the ISA's definition from the
-  attention units' and the conv engine's models (no RTL runs these commands yet).
+  attention units' and the conv engine's models (MATMUL's, :func:`.attn_isa.matmul_cycles`,
+  with its ``stall_input``: the RTL equals it).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -182,7 +183,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
     elif op in (Op.ADD, Op.AVGPOOL):
         jobs, overhead = 1, overhead + ISSUE
         busy = eltwise_cycles(c)
-    elif op in ATTN_OPS:   # the ISA's definition (no RTL yet): :mod:`.attn_isa`
+    elif op in ATTN_OPS:   # the ISA's definition: :mod:`.attn_isa`
         if cfg.attention is None:
             raise ValueError(f"pc {pc}: {Op(op).name} on {cfg.slug}, which has no attention "
                              f"units (the program would fault)")
