@@ -13,7 +13,7 @@ import pytest
 
 from hwaccel.generators.link import ArbiterConfig, HostPortArbiter, Link, LinkConfig
 from hwaccel.generators.link.bench import run_arbiter, run_link
-from hwaccel.parallel.arbiter import ArbiterHang, simulate_arbiter
+from hwaccel.parallel.arbiter import ArbiterHang, round_robin_cycles, simulate_arbiter
 from hwaccel.parallel.link import (
     LinkHang,
     LinkModel,
@@ -71,7 +71,7 @@ def _check_link(cfg, transfers, receiver, seed):
 def test_link_model_equals_rtl_on_random_points(seed):
     rng = random.Random(seed)
     stalls = 0
-    for _ in range(40):
+    for _ in range(100):
         cfg = _random_link(rng)
         model = _check_link(cfg, _random_transfers(rng, cfg.width),
                             _random_receiver(rng, rng.choice([0.0, 0.3, 0.7])), seed)
@@ -102,6 +102,7 @@ def test_worked_example():
     assert [b.left for b in model.beats] == [2, 3, 4, 5, 7, 8, 9, 10, 12, 13]
     assert model.byte_cycles(0)[:5] == [2, 2, 2, 2, 3]
     assert model.cycles == 14 == transfer_cycles(TINY, 40)
+    assert model.utilization() == Fraction(40, 4 * 14)
     assert TINY.bandwidth == Fraction(16, 5)
     wider = TINY.with_(buffer=20)
     assert _check_link(wider, [Transfer(40)], Receiver.always(), 1).cycles == 12
@@ -195,7 +196,7 @@ def test_stall_cycle_merges_touching_waits_and_restarts_at_moves():
 
 def test_arbiter_model_equals_rtl_on_random_points(seed):
     rng = random.Random(seed)
-    for _ in range(30):
+    for _ in range(60):
         cfg = ArbiterConfig(ports=rng.randrange(1, 5), width=rng.randrange(1, 4),
                             packets=rng.random() < 0.5)
         traffic = [_random_transfers(rng, cfg.width) if rng.random() < 0.85 else []
@@ -226,6 +227,18 @@ def test_arbiter_worked_example_and_fairness():
     model = simulate_arbiter(cfg, [[Transfer(10)]] * 4)
     assert [b.port for b in model.beats] == [0, 1, 2, 3] * 5
     assert model.cycles == 20 and model.utilization == 1.0
+
+
+def test_round_robin_closed_form(seed):
+    rng = random.Random(seed)
+    for _ in range(50):
+        n = rng.randrange(1, 7)
+        beats = [rng.choice([0, rng.randrange(1, 12)]) for _ in range(n)]
+        if not any(beats):
+            beats[0] = 1
+        cfg = ArbiterConfig(ports=n, width=1)
+        model = simulate_arbiter(cfg, [[Transfer(b)] if b else [] for b in beats])
+        assert round_robin_cycles(beats) == [model.port_cycles(i) for i in range(n)], beats
 
 
 def test_arbiter_hang_and_bad_traffic():

@@ -10,7 +10,13 @@ send ``n`` beats from cycle 0 into an always-ready port finish together at ``N *
 
 Worked example (``N = 2``, 3 beats each from cycle 0, port always ready): beat-wise the port
 carries 0, 1, 0, 1, 0, 1 in cycles 0-5; with ``packets`` (one 3-beat transfer each) 0, 0, 0,
-1, 1, 1. A port that is never ready again raises :class:`ArbiterHang` naming the arbiter,
+1, 1, 1. When every port offers all its beats from cycle 0 into an always-ready host port,
+beat-wise, port ``i`` with ``n_i`` beats is done after (:func:`round_robin_cycles`)::
+
+    sum_j min(n_j, n_i - 1) + #{j < i : n_j >= n_i} + 1   cycles
+
+(the rounds before its last beat, then the ports ahead of it in the last round). A port that
+is never ready again raises :class:`ArbiterHang` naming the arbiter,
 the cycle and which ports still wait.
 """
 
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 from ..generators.link.config import ArbiterConfig
 from .traffic import Receiver, Transfer, beats_of
 
-__all__ = ["ArbiterHang", "PortBeat", "ArbiterTiming", "simulate_arbiter"]
+__all__ = ["ArbiterHang", "PortBeat", "ArbiterTiming", "simulate_arbiter", "round_robin_cycles"]
 
 
 class ArbiterHang(RuntimeError):
@@ -130,3 +136,15 @@ def simulate_arbiter(config: ArbiterConfig, traffic: Sequence[Sequence[Transfer]
             locked, held = not last, i
         c += 1
     return ArbiterTiming(config, tuple(out))
+
+
+def round_robin_cycles(beats: Sequence[int]) -> list[int]:
+    """Closed form, beat-wise arbiter: the cycles until port ``i`` is done when it offers
+    ``beats[i]`` beats from cycle 0 and the host port is always ready (0 for no beats)."""
+    out = []
+    for i, n in enumerate(beats):
+        if n < 0:
+            raise ValueError(f"beats must be at least 0, not {n!r} (port {i})")
+        ahead = sum(min(m, n - 1) for m in beats) + sum(m >= n for m in beats[:i])
+        out.append(ahead + 1 if n else 0)
+    return out

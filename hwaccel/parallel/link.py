@@ -124,6 +124,10 @@ class LinkTiming:
     def credit_state(self, cycle: int) -> CreditState:
         return _credit_state(self.config, self.beats, cycle)
 
+    def utilization(self) -> Fraction:
+        """Bytes delivered over the link's raw capacity in :attr:`cycles` (``W`` a cycle)."""
+        return self.throughput() / self.config.width
+
     def throughput(self) -> Fraction:
         """Bytes delivered per cycle over :attr:`cycles`."""
         return Fraction(sum(t.size for t in self.transfers), self.cycles)
