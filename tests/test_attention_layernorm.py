@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from amaranth.hdl import UnusedElaboratable
 from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
 from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import tree_stages
+from hwaccel.generators.attention.layernorm import SLOTS, VAR_CYCLES
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule, load_cycles
 from hwaccel.numerics.layernorm import (
@@ -68,11 +70,13 @@ def _run(cfg, p: LayerNormParams, rows, *, stall=0.0, seed=0):
 
 @pytest.mark.parametrize("cfg,c", [(TINY, 16), (TINY, 7), (TINY, 1),
                                    (TINY.with_(bits_per_cycle=4), 4),
+                                   (TINY.with_(bits_per_cycle=8), 3),
                                    (AttentionConfig(max_len=5, max_channels=5, lanes=3,
                                                     bits_per_cycle=3), 5),
                                    (AttentionConfig(max_len=24, max_channels=24, lanes=8,
                                                     load_bits=300), 21)],
-                         ids=["c16", "c7", "c1", "c4_4bits", "c5_lanes3_3bits", "c21_lanes8"])
+                         ids=["c16", "c7", "c1", "c4_4bits", "c3_8bits", "c5_lanes3_3bits",
+                              "c21_lanes8"])
 def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     rng = np.random.default_rng(seed)
     p = _params(rng, c)
@@ -120,17 +124,22 @@ def test_layernorm_z_register_holds_every_z(c):
 
 
 def test_layernorm_cycle_formula():
-    """Rows repeat every 2W + 7 + T + rsqrt_cycles cycles (T the register stages of a 16-lane
-    tree, one); a row's last word leaves 8 cycles after its last read."""
+    """A row alone takes 2W + rsqrt_cycles + T + 17 cycles (T the register stages of a 16-lane
+    tree, one); in flight rows follow each other every max(W, VAR_CYCLES, rsqrt_cycles, (2W +
+    rsqrt_cycles + T + 9) / SLOTS) cycles: a stage's own pace, or a turn of the four slots (a
+    row's slot is taken from its first word in to its last read out)."""
     t = tree_stages(16)
-    for k, root in ((1, 22), (2, 11), (4, 6)):
+    assert (SLOTS, VAR_CYCLES) == (4, 4)
+    for k, root in ((1, 22), (2, 11), (4, 6), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert cfg.rsqrt_cycles == root
         for c in (1, 16, 32, 768, 1024):
             w = -(-c // cfg.lanes)
             perf = layernorm_row_perf(cfg, c)
-            assert (perf.words, perf.period, perf.latency) == (w, 2 * w + 7 + t + root,
-                                                               2 * w + 7 + t + root + 8)
+            want = max(w, VAR_CYCLES, root, Fraction(2 * w + root + t + 9, SLOTS))
+            assert perf.words == w
+            assert perf.period == pytest.approx(float(want)), (k, c)
+            assert perf.latency == 2 * w + root + t + 17
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\], not 0"):
         layernorm_row_perf(SIZES["default"], 0)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory
 
 from ...numerics import INT8
 
 __all__ = ["word_layout", "out_layout", "lane_tables", "table_entry", "packed_writer",
            "lane_max", "round_shift_var", "sat8", "tree_sum", "tree_reduce", "tree_stages",
-           "delay", "any_of", "TREE_LEVELS_PER_STAGE"]
+           "delay", "any_of", "slot_regs", "put_slot", "bit_length", "TREE_LEVELS_PER_STAGE"]
 
 #: Levels of a lane tree (compare-select or add) between registers: two keep an 8-bit maximum
 #: or an 18-bit sum of 16 lanes off the critical path (one level of 16 was 34.7 MHz on ECP5).
@@ -180,6 +180,19 @@ def delay(m, sig, cycles: int, name: str) -> list:
     return out
 
 
+def slot_regs(name: str, shape, count: int) -> Array:
+    """``count`` registers ``<name><k>``, read by a slot index (an ``Array``)."""
+    return Array(Signal(shape, name=f"{name}{k}") for k in range(count))
+
+
+def put_slot(m, regs, idx, value) -> None:
+    """``regs[idx] <= value`` (in the current condition), one compare a register: an
+    ``Array`` as an assignment target becomes a case Verilator's lint calls incomplete."""
+    for k, reg in enumerate(regs):
+        with m.If(idx == k):
+            m.d.sync += reg.eq(value)
+
+
 def any_of(sigs):
     """The OR of signals (0 for none)."""
     out = 0
@@ -199,3 +212,13 @@ def round_shift_var(value, shift_m1):
 def sat8(value):
     """``value`` clamped into int8."""
     return Mux(value > INT8.max, INT8.max, Mux(value < INT8.min, INT8.min, value))
+
+
+def bit_length(value):
+    """``value.bit_length()`` of an unsigned value: a balanced tree of halves (the upper half
+    when it is not zero), ``log2`` levels of muxes rather than one per bit."""
+    n = len(value)
+    if n == 1:
+        return value
+    lo = n // 2
+    return Mux(value[lo:] != 0, bit_length(value[lo:]) + lo, bit_length(value[:lo]))

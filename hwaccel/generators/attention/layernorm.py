@@ -25,33 +25,32 @@ valid); a layer's loads go in before its rows.
 
 Hardware decisions
 ------------------
-* Input pass: each word is stored in a row buffer (``ch_words`` words, one block RAM) and
-  registered; its masked lanes and their squares (``lanes`` 8 x 8 squarers) are registered
-  the next cycle, the word's two sums (adder trees) the cycle after, and added into ``Sx``
-  and ``Sxx`` the cycle after that: exact.
-* Variance (:func:`var_cycles`): ``C*Sxx`` and ``Sx*Sx`` (two multipliers, one cycle), ``W``
-  (a subtract and add), a leading-one detector gives ``s``, and one barrel shift by an even
-  amount the 22-bit mantissa ``w``: a cycle each.
+* Four stages, each on its own row, so rows overlap; a row keeps one of :data:`SLOTS`
+  row-buffer slots (``ch_words`` words each, one block RAM) from its first word in to its
+  last read out, and each slot keeps the row's sums, then its root.
+* Input stage: each word is stored and registered; its masked lanes and their squares
+  (``lanes`` 8 x 8 squarers) are registered the next cycle, the word's two sums (adder
+  trees) the cycle after, and added into ``Sx`` and ``Sxx`` the cycle after that: exact.
+* Variance stage (:data:`VAR_CYCLES`): the slot's sums registered, ``C*Sxx`` and ``Sx*Sx``
+  (two multipliers), ``W`` (a subtract and add), a leading-one detector gives ``s``, and one
+  barrel shift by an even amount the 22-bit mantissa ``w``: a cycle each; it hands ``w`` to
+  the square root in the cycle that finishes (or is free).
 * Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
   of ``r`` a cycle from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping
   ``r**2 * w`` and ``r * w`` as running sums so each step is two adds and a compare against
   ``2**62``: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
   2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
-* Output pass: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
+* Output stage: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
   parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one
   block RAM wide, written a word a cycle from the packed beats through per-lane write
   enables), ``D_c`` (``C * q``, an 11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the
-  rounding shift by ``h``,
-  ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S - 1``, then rounding and
-  saturation: :data:`LN_OUT_LATENCY` cycles. The shifts' amounts ``h - 1`` and ``S - 1``
-  are registers set with the row. Four multipliers a lane (three in DSPs) could be shared
-  between lanes at a word every few cycles; one word a cycle keeps the pass at ``W``
-  cycles.
-* The next row's input pass runs while the output pipeline drains; its square root waits
-  at its last step until the pipeline is empty (the pipeline's ``Sx``, ``r``, ``h`` are
-  copies taken there), which never happens when ``source`` keeps up.
+  rounding shift by ``h``, ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S -
+  1``, then rounding and saturation: :data:`LN_OUT_LATENCY` cycles. The row's ``Sx``, ``r``
+  and ``h - 1`` travel with each word; ``S - 1`` is a register set with the layer.
+* Back-pressure stops only the output stage; the others stop when no slot is free.
 
-Cycles: :mod:`.perf`; rows repeat every ``2 W + var_cycles + rsqrt_cycles`` cycles.
+Cycles: :mod:`.perf` (``layernorm_schedule``); short rows follow each other every
+``rsqrt_cycles`` cycles (6 at four bits a cycle) or a turn of the slots.
 """
 
 from __future__ import annotations
@@ -65,11 +64,15 @@ from amaranth.lib.wiring import In, Out
 from ...numerics import INT8
 from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
 from .common import (
+    any_of,
+    bit_length,
     delay,
     out_layout,
     packed_writer,
+    put_slot,
     round_shift_var,
     sat8,
+    slot_regs,
     tree_reduce,
     tree_stages,
     word_layout,
@@ -77,15 +80,23 @@ from .common import (
 from .config import AttentionConfig
 from .packing import LN_PARAM_BITS
 
-__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "var_cycles", "LN_OUT_LATENCY"]
+__all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "sum_latency", "VAR_CYCLES",
+           "SLOTS", "LN_OUT_LATENCY"]
 
 
 
-def var_cycles(cfg: AttentionConfig) -> int:
-    """Cycles from the input pass's end to the square root's first step: the last word's
-    squares, its sums (``1 + tree_stages(lanes)``), the row's sums, the products, ``W``, its
-    leading one, the normalizing shift."""
-    return 7 + tree_stages(cfg.lanes)
+#: Rows in flight: row-buffer slots (a power of two: a slot index selects all of a slot array).
+SLOTS = 4
+#: Cycles of the variance stage, from taking a row's sums to the square root's start: ``C*Sxx``
+#: and ``Sx*Sx``, ``W``, its leading one, the normalizing shift.
+VAR_CYCLES = 4
+
+
+def sum_latency(cfg: AttentionConfig) -> int:
+    """Cycles from a row's last word taken to the first cycle the variance stage may take its
+    sums: the word registered, its masked lanes and squares, the sums (``1 +
+    tree_stages(lanes)``), the row's."""
+    return 4 + tree_stages(cfg.lanes)
 
 
 #: Cycles from the output pass's last read to that word on ``source`` (reads, the word
@@ -134,31 +145,45 @@ class LayerNormUnit(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        L, depth = cfg.lanes, max(cfg.ch_words, 2)
+        L, depth = cfg.lanes, cfg.ch_words
         pos = range(cfg.max_channels + L + 1)
+        lshape = signed(Shape.cast(pos).width + 2)
         m = Module()
 
-        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=depth, init=[])
+        def put(regs, idx, value):
+            put_slot(m, regs, idx, value)
+
+        def nxt(slot):
+            return Mux(slot == SLOTS - 1, 0, slot + 1)
+
+        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS * depth,
+                                               init=[])
         buf_wr, buf_rd = buf.write_port(), buf.read_port()
         par_shape = data.ArrayLayout(ln_param_layout(cfg), L)
-        par = m.submodules.par = memory.Memory(shape=par_shape, depth=depth, init=[])
+        par = m.submodules.par = memory.Memory(shape=par_shape, depth=max(depth, 2), init=[])
         par_wr, par_rd = par.write_port(granularity=1), par.read_port()
 
-        IN, VAR, RSQRT, OUT = range(4)
-        phase = Signal(range(4))
+        # Per slot: the row (from its first word in to its last read out), its sums for the
+        # variance stage, then its root for the output stage.
+        bbusy, vfull, rfull = (slot_regs(n, 1, SLOTS) for n in ("bbusy", "vfull", "rfull"))
+        sxs = slot_regs("sx", signed(cfg.sx_bits), SLOTS)
+        sxxs = slot_regs("sxx", cfg.sxx_bits, SLOTS)
+        rs = slot_regs("root", cfg.root_bits, SLOTS)
+        hm1s = slot_regs("hm1", range(2 * RSQRT_SHIFT), SLOTS)
         in_row = Signal()
         # Channels from the current word on (0 or less past them): lane i takes part when
         # left > i, a compare with a constant.
-        left = Signal(signed(Shape.cast(pos).width + 2))
+        left = Signal(lshape)
         widx = Signal(range(depth + 1))
         nwords = Signal(range(depth + 1))
         chans = Signal(range(cfg.max_channels + 1))
         eps = Signal(cfg.eps_bits)
         shift = Signal(range(cfg.shift_max + 1))
+        o_sm1 = Signal(range(cfg.shift_max))       # S - 1: the output shift's amount
         out_busy, adv = Signal(), Signal()
 
-        # --- loads ----------------------------------------------------------------------------
-        idle = (phase == IN) & ~in_row & ~out_busy
+        # --- loads, while no row is in ---------------------------------------------------------
+        idle = ~in_row & ~any_of(bbusy) & ~out_busy
         setup_take = self.setup.valid & self.setup.ready
         p_addr, p_data, p_en, p_busy = packed_writer(
             m, "pload", self.params, entry_bits=LN_PARAM_BITS, row_entries=L, count=chans,
@@ -166,130 +191,165 @@ class LayerNormUnit(wiring.Component):
         m.d.comb += self.setup.ready.eq(idle & ~p_busy)
         with m.If(setup_take):
             s = self.setup.payload
-            m.d.sync += [chans.eq(s.channels), eps.eq(s.eps_term), shift.eq(s.shift)]
+            m.d.sync += [chans.eq(s.channels), eps.eq(s.eps_term), shift.eq(s.shift),
+                         o_sm1.eq(s.shift - 1)]
         m.d.comb += [par_wr.addr.eq(p_addr), par_wr.data.eq(p_data), par_wr.en.eq(p_en)]
 
-        # --- input pass: store, exact Sx and Sxx ----------------------------------------------
+        # --- input stage: store, exact Sx and Sxx ---------------------------------------------
+        in_slot = Signal(range(SLOTS))
         accept = Signal()
-        m.d.comb += [self.sink.ready.eq((phase == IN)
-                                        & (in_row | ~(self.setup.valid | self.params.valid
-                                                      | p_busy))),
+        loading = self.setup.valid | self.params.valid | p_busy
+        m.d.comb += [self.sink.ready.eq(in_row | ~(bbusy[in_slot] | loading)),
                      accept.eq(self.sink.valid & self.sink.ready)]
         left_now = Mux(in_row, left, chans)
         widx_now = Mux(in_row, widx, 0)
-        m.d.comb += [buf_wr.addr.eq(widx_now), buf_wr.data.eq(self.sink.payload),
-                     buf_wr.en.eq(accept)]
-        # The word is registered, its masked sums next cycle, added in the cycle after.
-        in_v, in_first = Signal(), Signal()
+        last_word = left_now <= L
+        m.d.comb += [buf_wr.addr.eq(in_slot * depth + widx_now),
+                     buf_wr.data.eq(self.sink.payload), buf_wr.en.eq(accept)]
+        with m.If(accept):
+            with m.If(~in_row):
+                put(bbusy, in_slot, 1)
+            with m.If(last_word):
+                m.d.sync += [in_row.eq(0), widx.eq(0), nwords.eq(widx_now + 1),
+                             in_slot.eq(nxt(in_slot))]
+            with m.Else():
+                m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), left.eq(left_now - L)]
+        # The word is registered, its masked lanes and their squares (one multiplier each)
+        # next cycle, the two sums (trees) after, added into the row's in the cycle after.
+        in_v, in_first, in_last = Signal(), Signal(), Signal()
+        in_sl = Signal(range(SLOTS))
         in_q = Signal(word_layout(L))
-        in_left = Signal.like(left)
+        in_left = Signal(lshape)
         m.d.sync += in_v.eq(accept)
         with m.If(accept):
             m.d.sync += [in_q.eq(self.sink.payload), in_left.eq(left_now),
-                         in_first.eq(~in_row)]
-        # Then the masked lanes and their squares (one multiplier each), then the two sums.
+                         in_first.eq(~in_row), in_last.eq(last_word), in_sl.eq(in_slot)]
         mq = [Signal(signed(INT8.bits), name=f"mq{i}") for i in range(L)]
         sq = [Signal(2 * INT8.bits - 1, name=f"sq{i}") for i in range(L)]
-        mv, mfirst = Signal(), Signal()
-        m.d.sync += [mv.eq(in_v), mfirst.eq(in_first)]
+        mv, mfirst, mlast = Signal(), Signal(), Signal()
+        msl = Signal(range(SLOTS))
+        m.d.sync += [mv.eq(in_v), mfirst.eq(in_first), mlast.eq(in_last), msl.eq(in_sl)]
         for i in range(L):
             qi = Mux(in_left > i, in_q[i], 0)
             m.d.sync += [mq[i].eq(qi), sq[i].eq(qi * qi)]
         sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
-        pv, pfirst = Signal(), Signal()
-        sum_x = tree_reduce(m, mq, operator.add, "psx")
-        sum_xx = tree_reduce(m, sq, operator.add, "psxx")
-        t_v = delay(m, mv, tree_stages(L), "psum_v")
-        t_first = delay(m, mfirst, tree_stages(L), "psum_first")
-        m.d.sync += [pv.eq(([mv] + t_v)[-1]), pfirst.eq(([mfirst] + t_first)[-1]),
-                     psx.eq(sum_x), psxx.eq(sum_xx)]
+        pv, pfirst, plast = Signal(), Signal(), Signal()
+        psl = Signal(range(SLOTS))
+        t = tree_stages(L)
+        m.d.sync += [psx.eq(tree_reduce(m, mq, operator.add, "psx")),
+                     psxx.eq(tree_reduce(m, sq, operator.add, "psxx"))] + [
+            reg.eq(([sig] + delay(m, sig, t, f"psum_{name}"))[-1])
+            for reg, sig, name in ((pv, mv, "v"), (pfirst, mfirst, "first"),
+                                   (plast, mlast, "last"), (psl, msl, "slot"))]
+        row_sx, row_sxx = Mux(pfirst, 0, sx) + psx, Mux(pfirst, 0, sxx) + psxx
         with m.If(pv):
-            m.d.sync += [sx.eq(Mux(pfirst, 0, sx) + psx), sxx.eq(Mux(pfirst, 0, sxx) + psxx)]
-        tv = tree_stages(L)                          # the sums' extra cycles
-        vstep = Signal(range(var_cycles(cfg)))
-        with m.If(accept):
-            with m.If(left_now <= L):
-                m.d.sync += [in_row.eq(0), phase.eq(VAR), vstep.eq(0), nwords.eq(widx_now + 1)]
-            with m.Else():
-                m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), left.eq(left_now - L)]
+            m.d.sync += [sx.eq(row_sx), sxx.eq(row_sxx)]
+            with m.If(plast):
+                put(sxs, psl, row_sx)
+                put(sxxs, psl, row_sxx)
+                put(vfull, psl, 1)
 
-        # --- variance and its normalization -----------------------------------------------
+        # --- variance stage: W and its normalization, VAR_CYCLES cycles a row ---------------
+        k = cfg.bits_per_cycle
+        steps = cfg.rsqrt_cycles * k               # padded to whole cycles: leading zeros
+        v_slot, v_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
+        v_busy = Signal()
+        vstep = Signal(range(VAR_CYCLES))
+        vsx, vsxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         t1 = Signal(cfg.sxx_bits + len(chans))
         t2 = Signal(2 * cfg.sx_bits)
         wv = Signal(cfg.var_bits)
-        k = cfg.bits_per_cycle
-        steps = cfg.rsqrt_cycles * k               # padded to whole cycles: leading zeros
+        zero = Signal()
+        sb = Signal(range(cfg.var_bits + 2))           # s + 11 = (bits(W) + 1) // 2
+        s_off = (RSQRT_BITS // 2)                      # 11
+        r_busy = Signal()
+        cnt = Signal(range(cfg.rsqrt_cycles + 1))
+        r_last = r_busy & (cnt == 1)
+        v_fin = v_busy & (vstep == VAR_CYCLES - 1) & (~r_busy | r_last)
+        v_go = vfull[v_slot] & (~v_busy | v_fin)
+        with m.If(v_busy & (vstep != VAR_CYCLES - 1)):
+            m.d.sync += vstep.eq(vstep + 1)
+        with m.If(v_fin):
+            m.d.sync += v_busy.eq(0)
+        with m.If(v_go):
+            m.d.sync += [v_busy.eq(1), v_cur.eq(v_slot), v_slot.eq(nxt(v_slot)), vstep.eq(0),
+                         vsx.eq(sxs[v_slot]), vsxx.eq(sxxs[v_slot])]
+            put(vfull, v_slot, 0)
+        m.d.sync += [t1.eq(chans * vsxx), t2.eq((vsx * vsx).as_unsigned()),    # vstep 0
+                     wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)]                  # vstep 1
+        with m.If(vstep == 2):
+            m.d.sync += [sb.eq((bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
+
+        # --- reciprocal square root, bits_per_cycle bits a cycle ----------------------------
         rb = 2 * (steps - 1)                       # B starts at w << 2 * (top bit)
         # P <= 2**62; A = (r*w) << (b+1) <= 2**43 << steps; B <= w << rb.
         big = max(RSQRT_BITS + rb, 43 + steps, 2 * RSQRT_SHIFT) + 2
         acc_p, acc_a, acc_b = Signal(big), Signal(big), Signal(big)
         r = Signal(steps)
-        cnt = Signal(range(cfg.rsqrt_cycles + 1))
-        zero = Signal()
-        sb = Signal(range(cfg.var_bits + 2))           # s + 11 = (bits(W) + 1) // 2
-        s_off = (RSQRT_BITS // 2)                      # 11
-        with m.If(phase == VAR):
-            m.d.sync += vstep.eq(vstep + 1)
-            # vstep 0 .. 2 + tv: the last word's squares, then its sums, then the row's.
-            with m.If(vstep == 3 + tv):
-                m.d.sync += [t1.eq(chans * sxx), t2.eq((sx * sx).as_unsigned())]
-            with m.If(vstep == 4 + tv):
-                m.d.sync += wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)
-            with m.If(vstep == 5 + tv):
-                m.d.sync += [sb.eq((_bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
-            with m.If(vstep == 6 + tv):
-                down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
-                up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
-                w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
-                m.d.sync += [acc_p.eq(0), acc_a.eq(0),
-                             acc_b.eq(w << rb), r.eq(0), cnt.eq(cfg.rsqrt_cycles),
-                             phase.eq(RSQRT)]
-
-        # --- reciprocal square root, bits_per_cycle bits a cycle ----------------------------
-        p_cur, a_cur, b_cur, r_cur = acc_p, acc_a, acc_b, r
+        r_cur, r_zero = Signal(range(SLOTS)), Signal()
+        r_sb = Signal.like(sb)
+        p_cur, a_cur, b_cur, q_cur = acc_p, acc_a, acc_b, r
         for j in range(k):                         # k greedy steps chained in one cycle
             cand = Signal(big + 2, name=f"rs_cand{j}")
             take = Signal(name=f"rs_take{j}")
             p_new, a_new, b_new = (Signal(big, name=f"rs_{x}{j}") for x in "pab")
-            r_new = Signal(steps, name=f"rs_r{j}")
+            q_new = Signal(steps, name=f"rs_r{j}")
             m.d.comb += [cand.eq(p_cur + a_cur + b_cur),
                          take.eq(cand <= (1 << (2 * RSQRT_SHIFT))),
                          p_new.eq(Mux(take, cand, p_cur)),
                          a_new.eq(Mux(take, (a_cur >> 1) + b_cur, a_cur >> 1)),
                          b_new.eq(b_cur >> 2),
-                         r_new.eq(Cat(take, r_cur)[:steps])]
-            p_cur, a_cur, b_cur, r_cur = p_new, a_new, b_new, r_new
+                         q_new.eq(Cat(take, q_cur)[:steps])]
+            p_cur, a_cur, b_cur, q_cur = p_new, a_new, b_new, q_new
+        with m.If(r_busy):
+            m.d.sync += [acc_p.eq(p_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), r.eq(q_cur),
+                         cnt.eq(cnt - 1)]
+            with m.If(r_last):
+                h = r_sb - (s_off - _H_BIAS)               # 9 + s
+                m.d.sync += r_busy.eq(0)
+                put(rs, r_cur, Mux(r_zero, 0, q_cur[:cfg.root_bits]))
+                put(hm1s, r_cur, Mux(r_sb < s_off - _H_BIAS + 1, 0, h - 1))
+                put(rfull, r_cur, 1)
+        with m.If(v_fin):
+            down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
+            up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
+            w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
+            m.d.sync += [acc_p.eq(0), acc_a.eq(0), acc_b.eq(w << rb), r.eq(0),
+                         cnt.eq(cfg.rsqrt_cycles), r_busy.eq(1), r_cur.eq(v_cur),
+                         r_zero.eq(zero), r_sb.eq(sb)]
+
+        # --- output stage: a pipeline that freezes while source is not ready -----------------
+        o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
+        o_busy = Signal()
+        o_widx = Signal(range(depth + 1))
+        o_left = Signal(lshape)
+        o_sx = Signal(signed(cfg.sx_bits))
         o_r = Signal(cfg.root_bits)
         o_hm1 = Signal(range(2 * RSQRT_SHIFT))        # h - 1 and S - 1: the shifts' amounts
-        o_sm1 = Signal(range(cfg.shift_max))
-        o_sx = Signal(signed(cfg.sx_bits))
-        o_chans = Signal.like(chans)
-        o_nwords = Signal.like(nwords)
-        with m.If((phase == RSQRT) & ((cnt != 1) | ~out_busy)):
-            m.d.sync += [acc_p.eq(p_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), r.eq(r_cur),
-                         cnt.eq(cnt - 1)]
-            with m.If(cnt == 1):
-                h = sb - (s_off - _H_BIAS)               # 9 + s
-                m.d.sync += [o_r.eq(Mux(zero, 0, r_cur[:cfg.root_bits])),
-                             o_hm1.eq(Mux(sb < s_off - _H_BIAS + 1, 0, h - 1)),
-                             o_sx.eq(sx), o_chans.eq(chans), o_sm1.eq(shift - 1),
-                             o_nwords.eq(nwords), phase.eq(OUT), widx.eq(0), left.eq(chans)]
-
-        # --- output pass: a pipeline that freezes while source is not ready -----------------
-        o_issue = Signal()
-        m.d.comb += o_issue.eq((phase == OUT) & adv)
+        o_last = o_busy & (o_widx == nwords - 1)
+        o_issue = o_busy & adv
+        o_go = rfull[o_slot] & (~o_busy | (o_last & adv))
         with m.If(o_issue):
-            with m.If(widx == o_nwords - 1):
-                m.d.sync += [phase.eq(IN), widx.eq(0)]
-            with m.Else():
-                m.d.sync += [widx.eq(widx + 1), left.eq(left - L)]
-        m.d.comb += [buf_rd.addr.eq(widx), buf_rd.en.eq(adv),
-                     par_rd.addr.eq(widx), par_rd.en.eq(adv)]
+            m.d.sync += [o_widx.eq(o_widx + 1), o_left.eq(o_left - L)]
+            with m.If(o_last):
+                m.d.sync += o_busy.eq(0)
+                put(bbusy, o_cur, 0)
+        with m.If(o_go):
+            m.d.sync += [o_busy.eq(1), o_cur.eq(o_slot), o_slot.eq(nxt(o_slot)), o_widx.eq(0),
+                         o_left.eq(chans), o_sx.eq(sxs[o_slot]), o_r.eq(rs[o_slot]),
+                         o_hm1.eq(hm1s[o_slot])]
+            put(rfull, o_slot, 0)
+        m.d.comb += [buf_rd.addr.eq(o_cur * depth + o_widx), buf_rd.en.eq(adv),
+                     par_rd.addr.eq(o_widx), par_rd.en.eq(adv)]
         stages = LN_OUT_LATENCY - 1
         v = [Signal(name=f"o_v{k}") for k in range(stages)]
         b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
         last = [Signal(name=f"o_last{k}") for k in range(stages)]
+        # The row's Sx, r and h - 1 travel with each word to the stage that uses them.
+        psx_ = [Signal.like(o_sx, name=f"o_sx{k}") for k in range(2)]
+        pr = [Signal.like(o_r, name=f"o_r{k}") for k in range(3)]
+        phm = [Signal.like(o_hm1, name=f"o_hm{k}") for k in range(4)]
         gam = [[Signal(signed(cfg.gamma_bits), name=f"g{k}_{i}") for i in range(L)]
                for k in range(4)]
         bet = [[Signal(signed(cfg.beta_bits), name=f"b{k}_{i}") for i in range(L)]
@@ -298,13 +358,16 @@ class LayerNormUnit(wiring.Component):
         dd = [Signal(signed(cfg.d_bits), name=f"d_{i}") for i in range(L)]
         prod = [Signal(signed(cfg.d_bits + cfg.root_bits + 1), name=f"dr_{i}") for i in range(L)]
         z = [Signal(signed(cfg.z_bits), name=f"z_{i}") for i in range(L)]
-        t = [Signal(signed(max(cfg.z_bits + cfg.gamma_bits, cfg.beta_bits) + 1), name=f"t_{i}")
-             for i in range(L)]
-        ts = [Signal.like(t[i], name=f"ts_{i}") for i in range(L)]
+        tt = [Signal(signed(max(cfg.z_bits + cfg.gamma_bits, cfg.beta_bits) + 1),
+                     name=f"t_{i}") for i in range(L)]
+        ts = [Signal.like(tt[i], name=f"ts_{i}") for i in range(L)]
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
-            m.d.sync += [v[0].eq(o_issue), b[0].eq(left), last[0].eq(widx == o_nwords - 1)]
+            m.d.sync += [v[0].eq(o_issue), b[0].eq(o_left), last[0].eq(o_last),
+                         psx_[0].eq(o_sx), psx_[1].eq(psx_[0]), pr[0].eq(o_r)]
+            m.d.sync += [pr[k + 1].eq(pr[k]) for k in range(2)]
+            m.d.sync += [phm[0].eq(o_hm1)] + [phm[k + 1].eq(phm[k]) for k in range(3)]
             for k in range(stages - 1):
                 m.d.sync += [v[k + 1].eq(v[k]), b[k + 1].eq(b[k]), last[k + 1].eq(last[k])]
             for i in range(L):
@@ -312,14 +375,14 @@ class LayerNormUnit(wiring.Component):
                 m.d.sync += [
                     qr[i].eq(buf_rd.data[i]),                                  # v0 -> v1
                     gam[0][i].eq(pw.gamma), bet[0][i].eq(pw.beta),
-                    dd[i].eq(o_chans * qr[i] - o_sx),                          # v1 -> v2
+                    dd[i].eq(chans * qr[i] - psx_[1]),                         # v1 -> v2
                     gam[1][i].eq(gam[0][i]), bet[1][i].eq(bet[0][i]),
-                    prod[i].eq(dd[i] * o_r),                                   # v2 -> v3
+                    prod[i].eq(dd[i] * pr[2]),                                 # v2 -> v3
                     gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
-                    z[i].eq(round_shift_var(prod[i], o_hm1)),                  # v3 -> v4
+                    z[i].eq(round_shift_var(prod[i], phm[3])),                 # v3 -> v4
                     gam[3][i].eq(gam[2][i]), bet[3][i].eq(bet[2][i]),
-                    t[i].eq(z[i] * gam[3][i] + bet[3][i]),                     # v4 -> v5
-                    ts[i].eq(t[i] >> o_sm1),                                   # v5 -> v6
+                    tt[i].eq(z[i] * gam[3][i] + bet[3][i]),                    # v4 -> v5
+                    ts[i].eq(tt[i] >> o_sm1),                                  # v5 -> v6
                     out_data[i].eq(Mux(b[6] > i, sat8((ts[i] + 1) >> 1), 0)),  # v6 -> out
                 ]
             m.d.sync += [out_v.eq(v[6]), out_last.eq(last[6])]
@@ -327,22 +390,6 @@ class LayerNormUnit(wiring.Component):
                      self.source.valid.eq(out_v),
                      self.source.payload.data.eq(out_data),
                      self.source.payload.last.eq(out_last),
-                     out_busy.eq(_any(v) | out_v)]
+                     out_busy.eq(any_of(v) | out_v)]
         return m
 
-
-def _bit_length(value):
-    """``value.bit_length()`` of an unsigned value: a balanced tree of halves (the upper half
-    when it is not zero), ``log2`` levels of muxes rather than one per bit."""
-    n = len(value)
-    if n == 1:
-        return value
-    lo = n // 2
-    return Mux(value[lo:] != 0, _bit_length(value[lo:]) + lo, _bit_length(value[:lo]))
-
-
-def _any(sigs):
-    out = 0
-    for sig in sigs:
-        out = out | sig
-    return out

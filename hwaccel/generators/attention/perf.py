@@ -19,11 +19,16 @@ each written a memory row a cycle (:func:`load_cycles`).
   other every ``max(W, div_cycles, (2W + div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS)``
   cycles on average (``T`` the register stages of a lane tree, :func:`~.common.tree_stages`:
   none up to 4 lanes, one up to 16), and one row alone takes ``3W + div_cycles + 2T + 11``.
-* LayerNorm, a row of ``W = ceil(C / lanes)`` words: input pass ``W``; the variance and its
-  normalization :func:`~.layernorm.var_cycles` (``7 + T``); the reciprocal square root
-  ``rsqrt_cycles`` (22 at one bit a cycle); output pass ``W`` reads, the last
-  word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read. Rows repeat every
-  ``2 W + var_cycles + rsqrt_cycles`` cycles.
+* LayerNorm, a row of ``W = ceil(C / lanes)`` words, through four stages (:func:`layernorm_
+  schedule`): input (``W`` words; the variance stage may take the row's sums
+  :func:`~.layernorm.sum_latency` cycles after its last word), variance
+  (:data:`~.layernorm.VAR_CYCLES`, then it hands ``w`` to the square root when that is free),
+  the reciprocal square root (``rsqrt_cycles``, 22 at one bit a cycle; the output stage may
+  start the cycle after its last step), output (``W`` reads from the cycle after its start,
+  the last word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read). A row's slot is
+  the input stage's again the cycle after the output stage's last read of it. Rows of one
+  size follow each other every ``max(W, VAR_CYCLES, rsqrt_cycles, (2W + rsqrt_cycles + T +
+  9) / SLOTS)`` cycles on average, one alone takes ``2W + rsqrt_cycles + T + 17``.
 * GELU: one word a cycle, each word out :data:`~.gelu.GELU_LATENCY` cycle after it is accepted.
 """
 
@@ -35,7 +40,8 @@ from dataclasses import asdict, dataclass
 from .common import tree_stages
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
-from .layernorm import LN_OUT_LATENCY, var_cycles
+from .layernorm import LN_OUT_LATENCY, VAR_CYCLES, sum_latency
+from .layernorm import SLOTS as LN_SLOTS
 from .packing import drain_rows, load_beats, load_spec
 from .softmax import OUT_LATENCY, SLOTS, exp_latency, in_latency
 
@@ -132,19 +138,37 @@ def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
 
 
 def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[RowTiming]:
-    """When each of ``rows`` rows of ``channels`` (back to back) enters and leaves LayerNorm."""
+    """When each of ``rows`` rows of ``channels`` (back to back) enters and leaves LayerNorm:
+    the input, variance, square-root and output stages of :mod:`.layernorm`, in slots that
+    come free (:data:`~.layernorm.SLOTS`)."""
     w = _words(cfg, "channels", channels, cfg.max_channels)
-    period = 2 * w + var_cycles(cfg) + cfg.rsqrt_cycles
-    return [RowTiming(k * period, k * period + period - 1 + LN_OUT_LATENCY)
-            for k in range(rows)]
+    root = cfg.rsqrt_cycles
+    a, v, o, out = [], [], [], []      # first word in; variance stage done; output starts
+    for r in range(rows):
+        cand = [a[-1] + w] if r else [0]
+        if r >= LN_SLOTS:                   # the slot's previous row read out
+            cand.append(o[r - LN_SLOTS] + w + 1)
+        a.append(max(cand))
+        # the variance stage takes the sums when they are in and it is done with the
+        # previous row; it is done when the square root is free
+        take = max([a[r] + w - 1 + sum_latency(cfg)] + ([v[-1]] if r else []))
+        v.append(max([take + VAR_CYCLES] + ([v[-1] + root] if r else [])))
+        o.append(max([v[r] + root + 1] + ([o[-1] + w] if r else [])))
+        out.append(RowTiming(a[r], o[r] + w + LN_OUT_LATENCY))
+    return out
 
 
 def layernorm_row_perf(cfg: AttentionConfig, channels: int) -> RowPerf:
+    """``channels`` on LayerNorm: a row's latency alone and the period once rows of this size
+    are in flight (the mean over a turn of the slots, so it may be fractional)."""
     w = _words(cfg, "channels", channels, cfg.max_channels)
-    a, b = layernorm_schedule(cfg, channels, 2)
-    passes = {"input": w, "variance": var_cycles(cfg), "rsqrt": cfg.rsqrt_cycles, "output": w,
+    sched = layernorm_schedule(cfg, channels, 6 * LN_SLOTS + 1)
+    passes = {"input": w, "to_variance": sum_latency(cfg), "variance": VAR_CYCLES,
+              "rsqrt": cfg.rsqrt_cycles, "to_output": 1, "output": w,
               "output_latency": LN_OUT_LATENCY}
-    return RowPerf(w, passes, a.last_out - a.start + 1, b.start - a.start)
+    period = (sched[-1].start - sched[-1 - LN_SLOTS].start) / LN_SLOTS
+    return RowPerf(w, passes, sched[0].last_out - sched[0].start + 1,
+                   int(period) if period == int(period) else period)
 
 
 def gelu_cycles(words: int) -> int:
