@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -74,6 +74,8 @@ from .common import (
     lane_tables,
     out_layout,
     packed_writer,
+    put_slot,
+    slot_regs,
     table_entry,
     tree_reduce,
     tree_stages,
@@ -152,13 +154,10 @@ class SoftmaxUnit(wiring.Component):
             return Mux(slot == SLOTS - 1, 0, slot + 1)
 
         def slots(name, shape):
-            return Array(Signal(shape, name=f"{name}{k}") for k in range(SLOTS))
+            return slot_regs(name, shape, SLOTS)
 
-        def put(arr, idx, value):
-            # arr[idx] <= value, one compare a slot (an Array target would be a partial case)
-            for k, sig in enumerate(arr):
-                with m.If(idx == k):
-                    m.d.sync += sig.eq(value)
+        def put(regs, idx, value):
+            put_slot(m, regs, idx, value)
 
         buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS * depth,
                                                init=[])
