@@ -229,6 +229,40 @@ def test_arbiter_worked_example_and_fairness():
     assert model.cycles == 20 and model.utilization == 1.0
 
 
+def _instance(plan, made):
+    """An instance: each ``(size, compute)`` of ``plan`` is a transfer, then ``compute`` idle
+    cycles after its last beat crossed; what it sent goes to ``made``."""
+    at = 0
+    for size, compute in plan:
+        made.append(Transfer(size, at))
+        crossed = yield made[-1]
+        at = crossed + 1 + compute
+
+
+def test_arbiter_with_instances_that_compute_between_transfers(seed):
+    """Ports as generators (send a transfer, compute for a while after its last beat crossed,
+    send the next): the model equals itself and the Component run on the transfers it
+    produced, as fixed lists."""
+    rng = random.Random(seed)
+    for _ in range(10):
+        cfg = ArbiterConfig(ports=rng.randrange(2, 5), width=2, packets=rng.random() < 0.5)
+        plans = [[(rng.randrange(1, 9), rng.randrange(0, 6)) for _ in range(rng.randrange(1, 4))]
+                 for _ in range(cfg.ports)]
+        made = [[] for _ in plans]
+
+        port = _random_receiver(rng, 0.3)
+        closed = simulate_arbiter(cfg, [_instance(p, m) for p, m in zip(plans, made)], port)
+        assert [len(m) for m in made] == [len(p) for p in plans]
+        for i, (plan, sent) in enumerate(zip(plans, made)):
+            ends = [b.crossed for b in closed.beats if b.port == i and b.last]
+            assert [t.at for t in sent] == [0] + [e + 1 + c for e, (_, c) in zip(ends[:-1], plan)]
+        assert closed == simulate_arbiter(cfg, made, port)
+        run, _ = run_arbiter(HostPortArbiter(cfg), made, port, cycles=closed.cycles + 5,
+                             seed=seed)
+        assert [(c, p) for c, p, _ in run.crossed] == [(b.crossed, b.port)
+                                                       for b in closed.beats], f"seed {seed}"
+
+
 def test_round_robin_closed_form(seed):
     rng = random.Random(seed)
     for _ in range(50):

@@ -71,15 +71,23 @@ class ArbiterTiming:
         return len(self.beats) / self.cycles if self.beats else 0.0
 
 
-def simulate_arbiter(config: ArbiterConfig, traffic: Sequence[Sequence[Transfer]],
+def simulate_arbiter(config: ArbiterConfig, traffic: Sequence,
                      port: Receiver | None = None, *, name: str = "host port") -> ArbiterTiming:
     """The cycle each beat of ``traffic[i]`` (port ``i``'s transfers, in order) crosses a host
     port whose ``ready`` is ``port`` (default: always).
 
+    ``traffic[i]`` is a sequence of :class:`~.traffic.Transfer` s, or a generator of them for an
+    instance whose next transfer depends on when its last one crossed (it computes, then
+    sends again): the model takes its first transfer with ``next`` and, each time a transfer's
+    last beat crosses at cycle ``c``, the next one with ``send(c)`` (``at`` is then a cycle
+    after ``c``; ``StopIteration``: the port is done). The grant of a cycle depends only on
+    offers made by then, so this equals the run of the transfers it produced, as a list.
+
     Raises
     ------
     ValueError
-        If ``traffic`` does not have one entry per port.
+        If ``traffic`` does not have one entry per port, or a generator's transfer starts at
+        or before the cycle it was asked at.
     ArbiterHang
         If the host port is never ready again while beats wait.
     """
@@ -90,7 +98,29 @@ def simulate_arbiter(config: ArbiterConfig, traffic: Sequence[Sequence[Transfer]
         raise ValueError(f"traffic must hold one list of transfers per port ({N}), "
                          f"not {len(traffic)}")
     port = Receiver.always() if port is None else port
-    queues = [beats_of(t, config.width) for t in traffic]
+    feeds = [None if isinstance(t, Sequence) else t for t in traffic]
+    queues = [beats_of(t, config.width) if f is None else [] for t, f in zip(traffic, feeds)]
+    counts = [0] * N                   # transfers drawn from each feed
+
+    def pull(i: int, cycle: int | None) -> None:
+        """The next transfer of port ``i``'s feed, asked at ``cycle`` (``None``: the first)."""
+        feed = feeds[i]
+        try:
+            t = next(feed) if cycle is None or not hasattr(feed, "send") else feed.send(cycle)
+        except StopIteration:
+            feeds[i] = None
+            return
+        if not isinstance(t, Transfer):
+            raise TypeError(f"traffic[{i}] must yield Transfer objects, not {t!r}")
+        if cycle is not None and t.at <= cycle:
+            raise ValueError(f"traffic[{i}]'s transfer asked at cycle {cycle} starts at "
+                             f"{t.at}, not after it")
+        queues[i] += [(counts[i], at, n, last) for _, at, n, last in beats_of([t], config.width)]
+        counts[i] += 1
+
+    for i in range(N):
+        if feeds[i] is not None:
+            pull(i, None)
     nxt = [0] * N                      # next beat of each port
     free_at = [0] * N                  # the cycle after each port's previous beat crossed
     ptr, locked, held = 0, False, 0
@@ -102,7 +132,7 @@ def simulate_arbiter(config: ArbiterConfig, traffic: Sequence[Sequence[Transfer]
             return None
         return max(queues[i][nxt[i]][1], free_at[i])
 
-    while len(out) < sum(map(len, queues)):
+    while any(n < len(q) for n, q in zip(nxt, queues)):
         offers = [offer(i) for i in range(N)]
         if locked:
             grant = held
@@ -134,6 +164,8 @@ def simulate_arbiter(config: ArbiterConfig, traffic: Sequence[Sequence[Transfer]
         ptr = (i + 1) % N
         if config.packets:
             locked, held = not last, i
+        if last and feeds[i] is not None and nxt[i] == len(queues[i]):
+            pull(i, c)
         c += 1
     return ArbiterTiming(config, tuple(out))
 
