@@ -74,19 +74,13 @@ def pareto(results, workload: str, metric: str) -> list[str]:
 
 def _evaluate_all(space: Space, *, synth: bool, out_dir: Path, scheduler: str | None,
                   workers: int | None, processes: bool, progress: bool) -> list[PointResult]:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
     from tqdm import tqdm
 
+    from ..runtime.cluster import connect
+
     digests = {kind: source_digest(kind) for kind in {p.kind for p in space.points}}
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        # One thread per worker: a synthesis run keeps a core busy on its own.
-        n = workers if workers else (None if processes else 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                               dashboard_address=":0")  # any free port: no clash
-        client = Client(cluster)
+    client, cluster = connect(scheduler, workers, processes=processes)
     try:
         futures = {client.submit(evaluate, p, synth=synth, out_dir=str(out_dir),
                                  digest=digests[p.kind], pure=False): i
