@@ -4,6 +4,11 @@ Exit status: 0 when every backend that ran succeeded and every integer backend e
 ``golden``; 1 when a backend failed or an integer backend (``rtl``, ``torch-int8``) differs from
 ``golden`` on any sample. A backend that cannot run here (no GPU, no JAX) is skipped with one
 line that says why; that is not a failure.
+
+``--workers N`` runs the program backends' batches (``golden``, ``rtl``) as Dask tasks on a
+LocalCluster of N worker processes bound to loopback; ``--scheduler ADDR`` on a running cluster
+instead (as ``hwaccel sweep`` does). The outputs, mismatches and cycles are the same as in one
+process; only the wall times differ.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ def add_arguments(p) -> None:
                         "build/impl, else a nominal clock)")
     p.add_argument("--json", action="store_true",
                    help="the report as one JSON object: rows (one per backend), saturation")
+    p.add_argument("--workers", type=int, default=None,
+                   help="shard golden's and rtl's batches over a LocalCluster of N Dask "
+                        "workers (default: run them in this process)")
+    p.add_argument("--scheduler", default=None,
+                   help="shard them over the running Dask cluster at this address "
+                        "(tcp://host:8786) instead")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -47,7 +58,8 @@ def run(args) -> int:
         raise ValueError("--backends must name at least one backend")
     result = compare(args.model, backends, samples=args.samples, preset=args.preset,
                      calibration=args.calibration, clock_mhz=args.clock_mhz,
-                     progress=not args.no_progress and sys.stderr.isatty())
+                     progress=not args.no_progress and sys.stderr.isatty(),
+                     workers=args.workers, scheduler=args.scheduler)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

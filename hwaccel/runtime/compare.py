@@ -15,12 +15,19 @@ must be finite (:class:`.errors.NonFiniteError` before anything runs).
 Hardware latency is the hardware's cycles per sample at a stated clock: the Fmax of an
 implementation report under ``build/impl`` when one exists for the preset (``hwaccel synth``),
 else a nominal clock, labelled as such.
+
+With ``workers`` or ``scheduler`` the program backends (``golden``, ``rtl``) run their batches
+as Dask tasks (:mod:`.shards`): on a loopback ``LocalCluster`` of ``workers`` processes, or on
+the running cluster at ``scheduler``. The same batches run, so every figure but the wall times
+(``seconds``, ``latency_s``, ``throughput``) and ``workers`` is the same whatever the number of
+workers.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -70,11 +77,12 @@ class Comparison:
     float_accuracy: float
     macs_per_sample: int
     saturation: list[Clipped] = field(default_factory=list)
+    workers: int | None = None   # Dask workers the program backends ran on; None: in-process
 
     def to_json(self) -> dict:
         return {"model": self.model, "preset": self.preset, "samples": self.rows[0].samples,
                 "float_accuracy": self.float_accuracy, "macs_per_sample": self.macs_per_sample,
-                "rows": [r.to_json() for r in self.rows],
+                "workers": self.workers, "rows": [r.to_json() for r in self.rows],
                 "saturation": [c.to_json() for c in self.saturation]}
 
     @property
@@ -129,7 +137,8 @@ def _row(run: BackendRun, backend, task, x, y, ref, golden_ints, clock) -> Row:
 
 def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None,
             preset: str = "default", calibration: int = 512, clock_mhz: float | None = None,
-            progress: bool = False, log=None) -> Comparison:
+            progress: bool = False, log=None, workers: int | None = None,
+            scheduler: str | None = None) -> Comparison:
     """Run ``model`` (a name of :data:`hwaccel.models.WORKLOADS`) on every backend in
     ``backends``. ``accuracy`` is the workload's score: top-1 accuracy, or for the
     autoencoder the ROC AUC of the reconstruction error (``agreement`` is then ``None``).
@@ -137,6 +146,8 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     ``samples``: the first N held-out samples (default: all). ``calibration``: training samples
     that set the activation scales. ``clock_mhz`` overrides the clock hardware latency is
     stated at. ``log`` (default stderr) gets one line per skipped or failing backend.
+    ``workers`` / ``scheduler``: shard the program backends' batches over Dask workers (a
+    LocalCluster of ``workers``, or the cluster at ``scheduler``).
     """
     import torch
 
@@ -163,32 +174,61 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     with torch.inference_mode():
         ref = module.eval()(x).to(torch.float64).numpy()
     clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
-    # golden first: the integer backends are compared with it
-    order = sorted(backends, key=lambda name: name != "golden")
-    golden_ints = None
-    if (any(chosen[b].integer for b in backends) and "golden" not in backends
-            and compiled.refusal is None):  # a refused model has no golden run to compare with
-        golden_ints = compiled.execute("golden", x, progress_bar=progress).int_logits
-    rows = {}
-    for name in order:
-        backend = chosen[name]
-        try:
-            backend.check()
-            run = backend.run(compiled, x, progress_bar=progress)
-        except BackendUnavailable as exc:
-            print(f"hwaccel compare: skipped {exc}", file=log)
-            rows[name] = Row(name, n, skipped=str(exc))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a failing backend must not hide the others
-            print(f"hwaccel compare: {name} failed: {type(exc).__name__}: {exc}", file=log)
-            rows[name] = Row(name, n, error=f"{type(exc).__name__}: {exc}")
-            continue
-        if name == "golden":
-            golden_ints = run.int_logits
-        rows[name] = _row(run, backend, task, x, y, ref, golden_ints, clock)
+    with _executor(compiled, workers, scheduler, progress) as (execute, count):
+        rows, golden_ints = {}, None
+        if (any(chosen[b].integer for b in backends) and "golden" not in backends
+                and compiled.refusal is None):  # a refused model has no golden to compare with
+            golden_ints = execute(get("golden"), x).int_logits
+        # golden first: the integer backends are compared with it
+        for name in sorted(backends, key=lambda name: name != "golden"):
+            golden_ints = _run_backend(name, chosen[name], execute, rows, golden_ints, log,
+                                       (task, x, y, ref, clock, n))
     float_acc = task.score(x, ref, y)
     return Comparison(model, compiled.config.slug, [rows[b] for b in backends], float_acc,
-                      compiled.macs_per_sample, compiled.saturation(x))
+                      compiled.macs_per_sample, compiled.saturation(x), count)
+
+
+@contextmanager
+def _executor(compiled, workers, scheduler, progress):
+    """``(execute(backend, x) -> BackendRun, workers)``: in this process, or with the program
+    backends sharded over a Dask cluster (``workers`` is then its worker count)."""
+    if workers is None and not scheduler:
+        yield (lambda backend, x: backend.run(compiled, x, progress_bar=progress)), None
+        return
+    from .backends.programs import ProgramBackend
+    from .cluster import client_for, worker_count
+    from .shards import run_sharded
+
+    with client_for(scheduler, workers) as client:
+        remote = client.scatter(compiled, broadcast=True)
+
+        def execute(backend, x):
+            if isinstance(backend, ProgramBackend):
+                return run_sharded(client, backend, compiled, x, compiled_future=remote,
+                                   progress_bar=progress)
+            return backend.run(compiled, x, progress_bar=progress)
+
+        yield execute, worker_count(client)
+
+
+def _run_backend(name, backend, execute, rows, golden_ints, log, context):
+    """Run one backend into ``rows[name]``; returns the golden integers (set by ``golden``)."""
+    task, x, y, ref, clock, n = context
+    try:
+        backend.check()
+        run = execute(backend, x)
+    except BackendUnavailable as exc:
+        print(f"hwaccel compare: skipped {exc}", file=log)
+        rows[name] = Row(name, n, skipped=str(exc))
+        return golden_ints
+    except Exception as exc:  # noqa: BLE001 - a failing backend must not hide the others
+        print(f"hwaccel compare: {name} failed: {type(exc).__name__}: {exc}", file=log)
+        rows[name] = Row(name, n, error=f"{type(exc).__name__}: {exc}")
+        return golden_ints
+    if name == "golden":
+        golden_ints = run.int_logits
+    rows[name] = _row(run, backend, task, x, y, ref, golden_ints, clock)
+    return golden_ints
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -231,6 +271,8 @@ def format_rows(c: Comparison) -> str:
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     lines += [f"  skipped {r.skipped}" for r in c.rows if r.skipped]  # names the backend
     lines += [f"  {r.backend}: FAILED: {r.error}" for r in c.rows if r.error]
+    if c.workers:
+        lines.append(f"golden and rtl ran their batches on {c.workers} Dask worker(s)")
     hw = [r for r in ran if r.clock_mhz]
     if hw:
         lines.append(f"hw latency at {hw[0].clock_mhz:.1f} MHz: {hw[0].clock_source}")

@@ -59,25 +59,38 @@ class ProgramBackend:
         x_int = compiled.quantize_input(x)  # refuses NaN and inf before any set-up
         device = self.check()
         size = batch_size(compiled, batch)
-        starts = range(0, len(x_int), size)
-        ints, floats, cycles = [], [], 0
         self.open(compiled)
         try:
             t0 = time.perf_counter()
-            for i, s in enumerate(progress(starts, total=len(starts), desc=self.name,
-                                           enabled=progress_bar)):
-                lowered = compiled.lower(x_int[s:s + size])
-                image, c = self.execute(compiled, lowered, i)
-                q = np.asarray(lowered.ints(image), dtype=np.int64)  # read the image once
-                ints.append(q)
-                floats.append(compiled.postprocess(q * lowered.output_scale))
-                cycles += c or 0
+            ints, floats, cycles = self.batches(compiled, x_int, size, progress_bar=progress_bar)
             seconds = time.perf_counter() - t0
         finally:
             self.close()
-        n = len(x_int)
-        return BackendRun(self.name, device, np.concatenate(floats), seconds, seconds / n,
-                          int_logits=np.concatenate(ints),
+        return self.result(device, ints, floats, cycles, seconds, size)
+
+    def batches(self, compiled, x_int, size: int, *, first: int = 0,
+                progress_bar: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(int outputs, float outputs, cycles)`` of the quantized inputs ``x_int`` in
+        consecutive batches of ``size`` (the backend opened); ``first`` numbers the first batch
+        in messages. Run on consecutive slices cut at multiples of ``size``, the same batches
+        run and the concatenated results are those of one call (:mod:`..shards`)."""
+        starts = range(0, len(x_int), size)
+        ints, floats, cycles = [], [], 0
+        for i, s in enumerate(progress(starts, total=len(starts), desc=self.name,
+                                       enabled=progress_bar)):
+            lowered = compiled.lower(x_int[s:s + size])
+            image, c = self.execute(compiled, lowered, first + i)
+            q = np.asarray(lowered.ints(image), dtype=np.int64)  # read the image once
+            ints.append(q)
+            floats.append(compiled.postprocess(q * lowered.output_scale))
+            cycles += c or 0
+        return np.concatenate(ints), np.concatenate(floats), cycles
+
+    def result(self, device: str, ints, floats, cycles: int, seconds: float,
+               size: int) -> BackendRun:
+        """The :class:`BackendRun` of outputs ``ints`` / ``floats`` that took ``cycles``."""
+        n = len(ints)
+        return BackendRun(self.name, device, floats, seconds, seconds / n, int_logits=ints,
                           cycles_per_sample=cycles / n if self.hardware else None,
                           notes=(f"batches of {size}",))
 

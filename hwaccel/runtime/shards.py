@@ -1,0 +1,85 @@
+"""The program backends (``golden``, ``rtl``) with their samples sharded over Dask workers.
+
+:func:`run_sharded` cuts the quantized inputs into shards of whole batches (cut at multiples of
+the batch a program holds), runs each shard as one Dask task (:func:`run_shard`: the backend
+opened on the worker, its batches run, closed) and joins the outputs in sample order. The
+batches are the ones a single process runs, so the outputs and cycles are identical whatever
+the number of workers or the order the shards finish in; only the wall time differs.
+
+The compiled model goes to the workers once (scattered). The rtl backend's Verilator harness is
+built (or found in the cache under ``build/harness``, keyed by a hash of the Verilog) here,
+before any task runs, so every worker loads the cached library and none builds it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .backends import BackendRun, get, progress
+from .backends.programs import ProgramBackend, batch_size
+
+__all__ = ["run_shard", "run_sharded", "shard_slices", "prepare"]
+
+
+def shard_slices(n: int, size: int, shards: int) -> list[slice]:
+    """``n`` samples in at most ``shards`` consecutive slices of whole batches of ``size``
+    (the last batch may be short), as even as whole batches allow."""
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, not {shards!r}")
+    batches = -(-n // size)
+    k = min(shards, batches)
+    bounds = [round(i * batches / k) * size for i in range(k + 1)]
+    return [slice(lo, min(hi, n)) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def prepare(backend_name: str, compiled) -> None:
+    """What a backend needs on disk before workers open it: rtl's harness, built once here."""
+    if backend_name == "rtl":
+        from ..sim.harness import build_harness
+        from .backends.rtl import _design
+
+        build_harness(_design(compiled.config))
+
+
+def run_shard(backend_name: str, compiled, x_int, size: int, first: int = 0):
+    """On a worker: ``(int outputs, float outputs, cycles)`` of ``x_int`` on the backend."""
+    backend = get(backend_name)
+    backend.check()
+    backend.open(compiled)
+    try:
+        return backend.batches(compiled, x_int, size, first=first)
+    finally:
+        backend.close()
+
+
+def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | None = None,
+                shards: int | None = None, compiled_future=None,
+                progress_bar: bool = False) -> BackendRun:
+    """``backend.run(compiled, x)`` with its batches sharded over ``client``'s workers:
+    one shard a batch unless ``shards`` is given. ``compiled_future``: ``compiled`` already
+    scattered to the workers."""
+    from dask.distributed import as_completed
+
+    x_int = compiled.quantize_input(x)  # refuses NaN and inf before any set-up
+    device = backend.check()
+    size = batch_size(compiled, batch)
+    prepare(backend.name, compiled)
+    parts = shard_slices(len(x_int), size, shards or len(x_int))
+    remote = compiled_future if compiled_future is not None else \
+        client.scatter(compiled, broadcast=True)
+    t0 = time.perf_counter()
+    futures = {client.submit(run_shard, backend.name, remote, x_int[s], size, s.start // size,
+                             pure=False): i for i, s in enumerate(parts)}
+    done = {}
+    try:
+        for fut in progress(as_completed(futures), total=len(futures), desc=backend.name,
+                            enabled=progress_bar):
+            done[futures[fut]] = fut.result()  # a failing shard raises its error here
+    finally:
+        client.cancel(list(futures))  # the rest of a failed run, not left to run on
+    seconds = time.perf_counter() - t0
+    ints, floats, cycles = zip(*(done[i] for i in range(len(parts))))
+    return backend.result(device, np.concatenate(ints), np.concatenate(floats), sum(cycles),
+                          seconds, size)
