@@ -37,8 +37,9 @@ Hardware decisions
   the square root in the cycle that finishes (or is free).
 * Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
   of ``r`` a cycle from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping
-  ``r**2 * w`` and ``r * w`` as running sums so each step is two adds and a compare against
-  ``2**62``: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
+  ``2**62 - r**2 * w``, ``r * w`` and the next candidate's increment as running values so
+  each step's path is one subtract (the compare) and a select, the next increment added
+  beside it: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
   2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
 * Output stage: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
   parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one
@@ -283,28 +284,37 @@ class LayerNormUnit(wiring.Component):
 
         # --- reciprocal square root, bits_per_cycle bits a cycle ----------------------------
         rb = 2 * (steps - 1)                       # B starts at w << 2 * (top bit)
-        # P <= 2**62; A = (r*w) << (b+1) <= 2**43 << steps; B <= w << rb.
+        # P = r*r*w <= 2**62 is kept as rest = 2**62 - P; A = (r*w) << (b+1) <= 2**43 << steps;
+        # B = w << 2b <= w << rb; S = A + B (the candidate's increment) kept in a register.
         big = max(RSQRT_BITS + rb, 43 + steps, 2 * RSQRT_SHIFT) + 2
-        acc_p, acc_a, acc_b = Signal(big), Signal(big), Signal(big)
+        acc_rest = Signal(2 * RSQRT_SHIFT + 1)
+        acc_a, acc_b, acc_s = Signal(big), Signal(big), Signal(big + 1)
         r = Signal(steps)
         r_cur, r_zero = Signal(range(SLOTS)), Signal()
         r_sb = Signal.like(sb)
-        p_cur, a_cur, b_cur, q_cur = acc_p, acc_a, acc_b, r
+        e_cur, a_cur, b_cur, s_cur, q_cur = acc_rest, acc_a, acc_b, acc_s, r
         for j in range(k):                         # k greedy steps chained in one cycle
-            cand = Signal(big + 2, name=f"rs_cand{j}")
+            # bit b is taken when (r + 2**b)**2 * w = P + S <= 2**62, i.e. S <= rest: one
+            # subtract; the next S (either way) is added from A and B beside it, so a step's
+            # path is that subtract and a select
+            diff = Signal(signed(big + 2), name=f"rs_diff{j}")
             take = Signal(name=f"rs_take{j}")
-            p_new, a_new, b_new = (Signal(big, name=f"rs_{x}{j}") for x in "pab")
+            e_new = Signal.like(acc_rest, name=f"rs_rest{j}")
+            a_new, b_new = Signal(big, name=f"rs_a{j}"), Signal(big, name=f"rs_b{j}")
+            s_new = Signal.like(acc_s, name=f"rs_s{j}")
             q_new = Signal(steps, name=f"rs_r{j}")
-            m.d.comb += [cand.eq(p_cur + a_cur + b_cur),
-                         take.eq(cand <= (1 << (2 * RSQRT_SHIFT))),
-                         p_new.eq(Mux(take, cand, p_cur)),
-                         a_new.eq(Mux(take, (a_cur >> 1) + b_cur, a_cur >> 1)),
-                         b_new.eq(b_cur >> 2),
+            half_a, quarter_b = a_cur >> 1, b_cur >> 2
+            m.d.comb += [diff.eq(e_cur - s_cur),
+                         take.eq(diff >= 0),
+                         e_new.eq(Mux(take, diff, e_cur)),
+                         a_new.eq(Mux(take, half_a + b_cur, half_a)),
+                         b_new.eq(quarter_b),
+                         s_new.eq(Mux(take, half_a + b_cur + quarter_b, half_a + quarter_b)),
                          q_new.eq(Cat(take, q_cur)[:steps])]
-            p_cur, a_cur, b_cur, q_cur = p_new, a_new, b_new, q_new
+            e_cur, a_cur, b_cur, s_cur, q_cur = e_new, a_new, b_new, s_new, q_new
         with m.If(r_busy):
-            m.d.sync += [acc_p.eq(p_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), r.eq(q_cur),
-                         cnt.eq(cnt - 1)]
+            m.d.sync += [acc_rest.eq(e_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), acc_s.eq(s_cur),
+                         r.eq(q_cur), cnt.eq(cnt - 1)]
             with m.If(r_last):
                 h = r_sb - (s_off - _H_BIAS)               # 9 + s
                 m.d.sync += r_busy.eq(0)
@@ -315,9 +325,9 @@ class LayerNormUnit(wiring.Component):
             down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
             up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
             w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
-            m.d.sync += [acc_p.eq(0), acc_a.eq(0), acc_b.eq(w << rb), r.eq(0),
-                         cnt.eq(cfg.rsqrt_cycles), r_busy.eq(1), r_cur.eq(v_cur),
-                         r_zero.eq(zero), r_sb.eq(sb)]
+            m.d.sync += [acc_rest.eq(1 << (2 * RSQRT_SHIFT)), acc_a.eq(0), acc_b.eq(w << rb),
+                         acc_s.eq(w << rb), r.eq(0), cnt.eq(cfg.rsqrt_cycles), r_busy.eq(1),
+                         r_cur.eq(v_cur), r_zero.eq(zero), r_sb.eq(sb)]
 
         # --- output stage: a pipeline that freezes while source is not ready -----------------
         o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
