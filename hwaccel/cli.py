@@ -7,6 +7,7 @@
 ``hwaccel compare --model NAME [--backends ...]``          one model on every backend
 ``hwaccel sweep [--space FILE | --rows ...] [--json]``      design-space sweep on Dask
 ``hwaccel verify [--component NAME] [--depth K] [--json]``  formal proofs (SymbiYosys)
+``hwaccel parallel --model NAME --mode dp --instances N``   one model over N instances
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ COMMANDS = {
     "compare": "hwaccel.runtime.command",
     "sweep": "hwaccel.dse.command",
     "verify": "hwaccel.formal.command",
+    "parallel": "hwaccel.parallel.command",
 }
 
 

@@ -3,4 +3,5 @@
 :mod:`.link` -- a credit-flow link between two instances; :mod:`.arbiter` -- instances sharing
 one host port; :mod:`.traffic` -- the transfers and receiver patterns both take. Each model is
 exact: it equals its Component in :mod:`hwaccel.generators.link` cycle for cycle.
+:mod:`.dp` -- data parallelism (the batch split over instances; ``hwaccel parallel --mode dp``).
 """

@@ -1,0 +1,122 @@
+"""``hwaccel parallel``: one reference model over N simulated accelerator instances.
+
+``--mode dp`` splits the batch over the instances (:mod:`.dp`), each instance a Dask task on a
+LocalCluster bound to loopback (``--workers``) or on a running cluster (``--scheduler``). One
+row per instance count in ``--instances``: simulated cycles and the cycle model's, speedup and
+efficiency against one instance at the same batch, mismatches against the golden interpreter on
+one instance, hardware throughput (at the preset's clock) and simulator throughput (samples a
+wall-clock second), kept apart.
+
+Exit status 0 when every row has no mismatch and ``model_cycles == cycles``, 1 otherwise, 2 on a
+usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "one model over N accelerator instances (data parallel): cycles, model, speedup"
+
+#: Partitions this command runs.
+MODES = ("dp",)
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--instances must be comma-separated integers, not {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise ValueError(f"--instances must name instance counts >= 1, not {text!r}")
+    return counts
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", required=True,
+                   help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, ...")
+    p.add_argument("--mode", choices=MODES, default="dp",
+                   help="dp: the batch split over the instances, each running the same program")
+    p.add_argument("--instances", default="4",
+                   help="instance counts, comma-separated: one row each (default: 4)")
+    p.add_argument("--preset", default="default", help="accelerator preset (default: default)")
+    p.add_argument("--batch", type=int, default=16,
+                   help="samples (the first held-out ones) split over the instances (default 16)")
+    p.add_argument("--shared-host-port", action="store_true",
+                   help="the instances share one round-robin host port (default: one each)")
+    p.add_argument("--calibration", type=int, default=512,
+                   help="training samples that calibrate activation scales (default: 512)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="state hardware throughput at this clock (default: the preset's Fmax "
+                        "from build/impl, else a nominal clock)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster workers (default: one a core)")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+COLUMNS = ["mode", "N", "batch", "port", "cycles", "model", "speedup", "efficiency",
+           "mismatches", "link util", "bubbles", "hw samples/s", "sim samples/s", "wall s",
+           "workers", "note"]
+
+
+def format_rows(rows) -> str:
+    """A table of :class:`.dp.DpRow` s, the clock under it."""
+    cells = [[r.mode, str(r.instances), str(r.batch), "shared" if r.shared_host_port else "own",
+              f"{r.cycles:,}", f"{r.model_cycles:,}", f"{r.speedup:.3f}", f"{r.efficiency:.3f}",
+              str(r.mismatches), f"{r.link_utilization:.2f}",
+              "-" if r.bubble_fraction is None else f"{r.bubble_fraction:.3f}",
+              f"{r.hw_samples_per_second:,.0f}", f"{r.sim_samples_per_second:.2f}",
+              f"{r.wall_seconds:.2f}", str(r.workers or "-"), r.note] for r in rows]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(COLUMNS)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(c, widths)) for c in cells]
+    if rows:
+        r = rows[0]
+        lines.append(f"one instance, the whole batch: {r.single_cycles:,} cycles (model "
+                     f"{r.single_model_cycles:,}); hw samples/s at {r.clock_mhz:.1f} MHz: "
+                     f"{r.clock_source}; sim samples/s: wall clock of the instances' "
+                     f"simulation")
+    return "\n".join(lines)
+
+
+def failures(rows) -> list[str]:
+    out = [f"{r.instances} instances: {r.mismatches} samples differ from golden"
+           for r in rows if r.mismatches]
+    out += [f"{r.instances} instances: model {r.model_cycles:,} != simulated {r.cycles:,} "
+            f"cycles" for r in rows if r.model_cycles != r.cycles]
+    out += [f"one instance: model {r.single_model_cycles:,} != simulated "
+            f"{r.single_cycles:,} cycles" for r in rows[:1]
+            if r.single_model_cycles != r.single_cycles]
+    return out
+
+
+def run(args) -> int:
+    from ..models.train import load
+    from ..runtime.cluster import client_for
+    from ..runtime.runnable import compile as compile_model
+    from .dp import run_dp
+
+    counts = _counts(args.instances)
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
+    module, split = load(args.model)
+    if args.batch > len(split.y_test):
+        raise ValueError(f"--batch must be at most {len(split.y_test)} (the held-out split), "
+                         f"not {args.batch}")
+    compiled = compile_model(module, split.x_train[:8], preset=args.preset,
+                             calibration=split.x_train[:args.calibration])
+    clock = (args.clock_mhz, "given") if args.clock_mhz else None
+    with client_for(args.scheduler, args.workers) as client:
+        rows = run_dp(compiled, split.x_test[:args.batch], counts,
+                      shared_host_port=args.shared_host_port, client=client, clock=clock)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        print(format_rows(rows))
+    bad = failures(rows)
+    for line in bad:
+        print(f"hwaccel parallel: FAILED: {line}", file=sys.stderr)
+    return 1 if bad else 0
