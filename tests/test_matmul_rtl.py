@@ -11,11 +11,12 @@ import math
 import numpy as np
 import pytest
 
-from hwaccel.generators.accel import Cause, Op, ProgramBuilder, run_program
+from hwaccel.generators.accel import Cause, Op, ProgramBuilder, Region, run_program
 from hwaccel.generators.accel.accelerator import Accelerator
 from hwaccel.generators.accel.config import MODEL_PRESETS, AccelConfig
 from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.driver_attention import ATTN_DEFAULTS
+from hwaccel.generators.accel.host import address, start_word
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.sim.host import HarnessHost
 from hwaccel.sim.runner import design_for
@@ -100,6 +101,27 @@ def test_matmul_per_head_strides(host, seed):
                      dst=o.addr + h * dw, sc=heads * dw, m=t, k=t, n=d,
                      multiplier=int(rng.integers(1 << 14, 1 << 16)), shift=16, transpose=False)
     _run(host, b, [o], "per head")
+
+
+def test_soft_reset_mid_gather(host, seed):
+    """A soft reset while B is gathered (the gatherer owns the read port), while A streams and
+    near the end leaves the accelerator idle; the program then runs bit-exact and cycle-exact."""
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(CFG)
+    k = 3 * CFG.conv.max_groups * L - 1
+    a, bt = b.put(_int8(rng, (k, 1, 9))), b.put(_int8(rng, (k, 1, 7)))
+    out = b.matmul(a, bt, *_requant(rng, k), transpose=True)
+    b.done()
+    total = program_perf(CFG, b.commands).counters["cycles"]
+    host.load(b)
+    for at in (7, 12, 30, total // 2, total - 3):
+        host.write(address(CFG, Region.REG, 0), start_word(0))
+        host.h.step(at)
+        host.soft_reset()
+        st = host.status()
+        assert (st["busy"], st["error"]) == (0, 0), (at, st)
+    b.commands.pop()   # _run appends DONE
+    _run(host, b, [out], "after soft resets")
 
 
 def _raw(b, **fields):

@@ -22,8 +22,8 @@ Timing: ``start`` at cycle 0, reads at cycles ``1 .. R`` (``R = groups x blocks 
 beat ``i`` on ``source`` from cycle ``(i + 1) x lanes + 2``, the requantizer beats from
 ``R + 3``, one a cycle, when ``source`` is always ready. ``load`` is high on each read and each
 requantizer beat: ``R + blocks`` cycles a job (the ``load_cycles`` the ISA defines). A word's
-read issues only when its beat will have room (``source`` may stall it); with ``lanes == 1`` a
-beat costs two cycles.
+read issues only when its beat will have room (``source`` may stall it); ``lanes`` must be at
+least 2 (a one-word beat would wait a cycle for the previous one to leave).
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ class MatmulGather(wiring.Component):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         if config.attention is None:
             raise ValueError(f"{config.slug} has no attention units, so no MATMUL command")
+        if config.lanes < 2:
+            raise ValueError(f"{config.slug}: the gatherer needs lanes >= 2 (a beat of one word "
+                             f"would take two cycles, not the one the cycle model defines), not "
+                             f"{config.lanes}")
         self.config = cfg = config
         conv = cfg.conv
         super().__init__({
