@@ -14,7 +14,7 @@ from amaranth.hdl import UnusedElaboratable
 from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
 from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import tree_stages
-from hwaccel.generators.attention.layernorm import SLOTS, VAR_CYCLES
+from hwaccel.generators.attention.layernorm import ROOTS, SLOTS, VAR_CYCLES
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule, load_cycles
 from hwaccel.numerics.layernorm import (
@@ -125,18 +125,20 @@ def test_layernorm_z_register_holds_every_z(c):
 
 def test_layernorm_cycle_formula():
     """A row alone takes 2W + rsqrt_cycles + T + 17 cycles (T the register stages of a 16-lane
-    tree, one); in flight rows follow each other every max(W, VAR_CYCLES, rsqrt_cycles, (2W +
-    rsqrt_cycles + T + 9) / SLOTS) cycles: a stage's own pace, or a turn of the four slots (a
-    row's slot is taken from its first word in to its last read out)."""
+    tree, one); in flight rows follow each other every max(W, VAR_CYCLES, rsqrt_cycles /
+    ROOTS, (2W + rsqrt_cycles + T + 9) / SLOTS) cycles: a stage's own pace (the roots take
+    rows in turn), or a turn of the slots (a row's slot is taken from its first word in to its
+    last read out)."""
     t = tree_stages(16)
-    assert (SLOTS, VAR_CYCLES) == (4, 4)
+    assert (SLOTS, VAR_CYCLES, ROOTS) == (8, 4, 2)
     for k, root in ((1, 22), (2, 11), (4, 6), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert cfg.rsqrt_cycles == root
         for c in (1, 16, 32, 768, 1024):
             w = -(-c // cfg.lanes)
             perf = layernorm_row_perf(cfg, c)
-            want = max(w, VAR_CYCLES, root, Fraction(2 * w + root + t + 9, SLOTS))
+            want = max(w, VAR_CYCLES, Fraction(root, ROOTS),
+                       Fraction(2 * w + root + t + 9, SLOTS))
             assert perf.words == w
             assert perf.period == pytest.approx(float(want)), (k, c)
             assert perf.latency == 2 * w + root + t + 17

@@ -16,7 +16,7 @@ from hwaccel.generators.attention.bench import run_streams
 from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import load_cycles, softmax_row_perf, softmax_schedule
-from hwaccel.generators.attention.softmax import SLOTS
+from hwaccel.generators.attention.softmax import DIVIDERS, SLOTS
 from hwaccel.numerics.softmax import SoftmaxParams, softmax_int, softmax_params
 
 TINY = SIZES["tiny"]
@@ -148,13 +148,13 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
 
 def test_softmax_cycle_formula():
     """Rows of W words alone take 3W + div_cycles + 2T + 11 cycles (T the register stages of a
-    16-lane tree, one); in flight they follow each other every max(W, div_cycles, (2W +
-    div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS) cycles: a stage's own pace, or a turn
-    of the four slots (a row's e-buffer slot is taken from its exponent stage to its last
-    output read)."""
+    16-lane tree, one); in flight they follow each other every max(W, div_cycles / DIVIDERS,
+    (2W + div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS) cycles: a stage's own pace (the
+    dividers take rows in turn), or a turn of the slots (a row's e-buffer slot is taken from
+    its exponent stage to its last output read)."""
     t = tree_stages(16)
     assert t == 1 and tree_stages(4) == 0 and tree_stages(32) == 2
-    assert SLOTS == 4
+    assert (SLOTS, DIVIDERS) == (8, 2)
     for k, div in ((1, 22), (2, 11), (3, 8), (4, 6), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
@@ -162,7 +162,7 @@ def test_softmax_cycle_formula():
             w = -(-n // cfg.lanes)
             perf = softmax_row_perf(cfg, n)
             assert perf.words == w
-            want = max(w, div, Fraction(2 * w + div + t + 7, SLOTS),
+            want = max(w, Fraction(div, DIVIDERS), Fraction(2 * w + div + t + 7, SLOTS),
                        Fraction(2 * w + t + 1, SLOTS))
             assert perf.period == pytest.approx(float(want)), (k, n)
             assert perf.latency == 3 * w + div + 2 * t + 11

@@ -8,10 +8,12 @@ from amaranth.hdl import Array, Cat, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory
 
 from ...numerics import INT8
+from ...numerics.layernorm import RSQRT_SHIFT
 
 __all__ = ["word_layout", "out_layout", "lane_tables", "table_entry", "packed_writer",
            "lane_max", "round_shift_var", "sat8", "tree_sum", "tree_reduce", "tree_stages",
-           "delay", "any_of", "slot_regs", "put_slot", "bit_length", "TREE_LEVELS_PER_STAGE"]
+           "delay", "any_of", "slot_regs", "put_slot", "bit_length", "rsqrt_steps",
+           "TREE_LEVELS_PER_STAGE"]
 
 #: Levels of a lane tree (compare-select or add) between registers: two keep an 8-bit maximum
 #: or an 18-bit sum of 16 lanes off the critical path (one level of 16 was 34.7 MHz on ECP5).
@@ -222,3 +224,42 @@ def bit_length(value):
         return value
     lo = n // 2
     return Mux(value[lo:] != 0, bit_length(value[lo:]) + lo, bit_length(value[:lo]))
+
+
+def rsqrt_steps(m, name: str, k: int, steps: int, big: int, *, busy, start, w):
+    """A bitwise reciprocal square root, ``k`` root bits a cycle from bit ``steps - 1`` down
+    while ``busy`` (``start`` loads ``w``, the mantissa already shifted to ``w << 2 * (steps -
+    1)``); returns the root with this cycle's bits (the result in the last step's cycle).
+
+    The greedy choice takes bit ``b`` when ``(r + 2**b)**2 * w <= 2**62``: with ``P = r*r*w``,
+    ``A = (r*w) << (b+1)`` and ``B = w << 2b``, that is ``P + A + B <= 2**62``. The registers
+    keep ``rest = 2**62 - P`` and ``S = A + B``, so a bit is one subtract (``S <= rest``) and a
+    select, the next ``S`` (either way) added from ``A`` and ``B`` beside it."""
+    top = 1 << (2 * RSQRT_SHIFT)                   # 2**62
+    rest = Signal(top.bit_length(), name=f"{name}_rest")
+    acc_a, acc_b = Signal(big, name=f"{name}_a"), Signal(big, name=f"{name}_b")
+    acc_s = Signal(big + 1, name=f"{name}_s")
+    r = Signal(steps, name=f"{name}_r")
+    e_cur, a_cur, b_cur, s_cur, q_cur = rest, acc_a, acc_b, acc_s, r
+    for j in range(k):                             # k greedy steps chained in one cycle
+        diff = Signal(signed(big + 2), name=f"{name}_diff{j}")
+        take = Signal(name=f"{name}_take{j}")
+        e_new = Signal.like(rest, name=f"{name}_rest{j}")
+        a_new, b_new = (Signal(big, name=f"{name}_{x}{j}") for x in "ab")
+        s_new = Signal.like(acc_s, name=f"{name}_s{j}")
+        q_new = Signal(steps, name=f"{name}_r{j}")
+        half_a, quarter_b = a_cur >> 1, b_cur >> 2
+        m.d.comb += [diff.eq(e_cur - s_cur),
+                     take.eq(diff >= 0),
+                     e_new.eq(Mux(take, diff, e_cur)),
+                     a_new.eq(Mux(take, half_a + b_cur, half_a)),
+                     b_new.eq(quarter_b),
+                     s_new.eq(Mux(take, half_a + b_cur + quarter_b, half_a + quarter_b)),
+                     q_new.eq(Cat(take, q_cur)[:steps])]
+        e_cur, a_cur, b_cur, s_cur, q_cur = e_new, a_new, b_new, s_new, q_new
+    with m.If(busy):
+        m.d.sync += [rest.eq(e_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), acc_s.eq(s_cur),
+                     r.eq(q_cur)]
+    with m.If(start):
+        m.d.sync += [rest.eq(top), acc_a.eq(0), acc_b.eq(w), acc_s.eq(w), r.eq(0)]
+    return q_cur

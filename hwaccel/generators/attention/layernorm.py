@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,6 +72,7 @@ from .common import (
     packed_writer,
     put_slot,
     round_shift_var,
+    rsqrt_steps,
     sat8,
     slot_regs,
     tree_reduce,
@@ -82,12 +83,15 @@ from .config import AttentionConfig
 from .packing import LN_PARAM_BITS
 
 __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "sum_latency", "VAR_CYCLES",
-           "SLOTS", "LN_OUT_LATENCY"]
+           "SLOTS", "ROOTS", "LN_OUT_LATENCY"]
 
 
 
 #: Rows in flight: row-buffer slots (a power of two: a slot index selects all of a slot array).
-SLOTS = 4
+SLOTS = 8
+#: Reciprocal square roots, taking rows in turn: short rows follow each other every
+#: ``rsqrt_cycles / ROOTS`` cycles without more bits a cycle (a longer path).
+ROOTS = 2
 #: Cycles of the variance stage, from taking a row's sums to the square root's start: ``C*Sxx``
 #: and ``Sx*Sx``, ``W``, its leading one, the normalizing shift.
 VAR_CYCLES = 4
@@ -264,10 +268,12 @@ class LayerNormUnit(wiring.Component):
         zero = Signal()
         sb = Signal(range(cfg.var_bits + 2))           # s + 11 = (bits(W) + 1) // 2
         s_off = (RSQRT_BITS // 2)                      # 11
-        r_busy = Signal()
-        cnt = Signal(range(cfg.rsqrt_cycles + 1))
-        r_last = r_busy & (cnt == 1)
-        v_fin = v_busy & (vstep == VAR_CYCLES - 1) & (~r_busy | r_last)
+        r_eng = Signal(range(ROOTS))               # the root that takes the next row
+        r_busy = [Signal(name=f"root{n}_busy") for n in range(ROOTS)]
+        cnt = [Signal(range(cfg.rsqrt_cycles + 1), name=f"root{n}_cnt") for n in range(ROOTS)]
+        r_last = [r_busy[n] & (cnt[n] == 1) for n in range(ROOTS)]
+        r_free = Array(~r_busy[n] | r_last[n] for n in range(ROOTS))
+        v_fin = v_busy & (vstep == VAR_CYCLES - 1) & r_free[r_eng]
         v_go = vfull[v_slot] & (~v_busy | v_fin)
         with m.If(v_busy & (vstep != VAR_CYCLES - 1)):
             m.d.sync += vstep.eq(vstep + 1)
@@ -282,52 +288,32 @@ class LayerNormUnit(wiring.Component):
         with m.If(vstep == 2):
             m.d.sync += [sb.eq((bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
 
-        # --- reciprocal square root, bits_per_cycle bits a cycle ----------------------------
+        # --- reciprocal square roots, bits_per_cycle bits a cycle, taking rows in turn -----
         rb = 2 * (steps - 1)                       # B starts at w << 2 * (top bit)
-        # P = r*r*w <= 2**62 is kept as rest = 2**62 - P; A = (r*w) << (b+1) <= 2**43 << steps;
-        # B = w << 2b <= w << rb; S = A + B (the candidate's increment) kept in a register.
+        # A = (r*w) << (b+1) <= 2**43 << steps; B = w << 2b <= w << rb
         big = max(RSQRT_BITS + rb, 43 + steps, 2 * RSQRT_SHIFT) + 2
-        acc_rest = Signal(2 * RSQRT_SHIFT + 1)
-        acc_a, acc_b, acc_s = Signal(big), Signal(big), Signal(big + 1)
-        r = Signal(steps)
-        r_cur, r_zero = Signal(range(SLOTS)), Signal()
-        r_sb = Signal.like(sb)
-        e_cur, a_cur, b_cur, s_cur, q_cur = acc_rest, acc_a, acc_b, acc_s, r
-        for j in range(k):                         # k greedy steps chained in one cycle
-            # bit b is taken when (r + 2**b)**2 * w = P + S <= 2**62, i.e. S <= rest: one
-            # subtract; the next S (either way) is added from A and B beside it, so a step's
-            # path is that subtract and a select
-            diff = Signal(signed(big + 2), name=f"rs_diff{j}")
-            take = Signal(name=f"rs_take{j}")
-            e_new = Signal.like(acc_rest, name=f"rs_rest{j}")
-            a_new, b_new = Signal(big, name=f"rs_a{j}"), Signal(big, name=f"rs_b{j}")
-            s_new = Signal.like(acc_s, name=f"rs_s{j}")
-            q_new = Signal(steps, name=f"rs_r{j}")
-            half_a, quarter_b = a_cur >> 1, b_cur >> 2
-            m.d.comb += [diff.eq(e_cur - s_cur),
-                         take.eq(diff >= 0),
-                         e_new.eq(Mux(take, diff, e_cur)),
-                         a_new.eq(Mux(take, half_a + b_cur, half_a)),
-                         b_new.eq(quarter_b),
-                         s_new.eq(Mux(take, half_a + b_cur + quarter_b, half_a + quarter_b)),
-                         q_new.eq(Cat(take, q_cur)[:steps])]
-            e_cur, a_cur, b_cur, s_cur, q_cur = e_new, a_new, b_new, s_new, q_new
-        with m.If(r_busy):
-            m.d.sync += [acc_rest.eq(e_cur), acc_a.eq(a_cur), acc_b.eq(b_cur), acc_s.eq(s_cur),
-                         r.eq(q_cur), cnt.eq(cnt - 1)]
-            with m.If(r_last):
-                h = r_sb - (s_off - _H_BIAS)               # 9 + s
-                m.d.sync += r_busy.eq(0)
-                put(rs, r_cur, Mux(r_zero, 0, q_cur[:cfg.root_bits]))
-                put(hm1s, r_cur, Mux(r_sb < s_off - _H_BIAS + 1, 0, h - 1))
-                put(rfull, r_cur, 1)
+        down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
+        up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
+        w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
         with m.If(v_fin):
-            down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
-            up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
-            w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
-            m.d.sync += [acc_rest.eq(1 << (2 * RSQRT_SHIFT)), acc_a.eq(0), acc_b.eq(w << rb),
-                         acc_s.eq(w << rb), r.eq(0), cnt.eq(cfg.rsqrt_cycles), r_busy.eq(1),
-                         r_cur.eq(v_cur), r_zero.eq(zero), r_sb.eq(sb)]
+            m.d.sync += r_eng.eq(Mux(r_eng == ROOTS - 1, 0, r_eng + 1))
+        for n in range(ROOTS):
+            r_cur, r_zero = Signal(range(SLOTS), name=f"root{n}_slot"), Signal(name=f"root{n}_0")
+            r_sb = Signal.like(sb, name=f"root{n}_sb")
+            go = v_fin & (r_eng == n)
+            root = rsqrt_steps(m, f"root{n}", k, steps, big, busy=r_busy[n], start=go,
+                               w=w << rb)
+            with m.If(r_busy[n]):
+                m.d.sync += cnt[n].eq(cnt[n] - 1)
+                with m.If(r_last[n]):
+                    h = r_sb - (s_off - _H_BIAS)           # 9 + s
+                    m.d.sync += r_busy[n].eq(0)
+                    put(rs, r_cur, Mux(r_zero, 0, root[:cfg.root_bits]))
+                    put(hm1s, r_cur, Mux(r_sb < s_off - _H_BIAS + 1, 0, h - 1))
+                    put(rfull, r_cur, 1)
+            with m.If(go):
+                m.d.sync += [cnt[n].eq(cfg.rsqrt_cycles), r_busy[n].eq(1), r_cur.eq(v_cur),
+                             r_zero.eq(zero), r_sb.eq(sb)]
 
         # --- output stage: a pipeline that freezes while source is not ready -----------------
         o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))

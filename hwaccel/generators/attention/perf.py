@@ -40,10 +40,10 @@ from dataclasses import asdict, dataclass
 from .common import tree_stages
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
-from .layernorm import LN_OUT_LATENCY, VAR_CYCLES, sum_latency
+from .layernorm import LN_OUT_LATENCY, ROOTS, VAR_CYCLES, sum_latency
 from .layernorm import SLOTS as LN_SLOTS
 from .packing import drain_rows, load_beats, load_spec
-from .softmax import OUT_LATENCY, SLOTS, exp_latency, in_latency
+from .softmax import DIVIDERS, OUT_LATENCY, SLOTS, exp_latency, in_latency
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
            "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "load_words",
@@ -117,7 +117,11 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
             cand.append(o[old] + ws[old] + 1)
         e.append(max(cand))
         # divider takes S; output stage starts (first read the cycle after)
-        d.append(max([e[r] + w + exp_latency(cfg)] + ([d[-1] + div] if r else [])))
+        # (one divider takes a row a cycle, each divider a row every div_cycles)
+        cand = [e[r] + w + exp_latency(cfg)] + ([d[-1] + 1] if r else [])
+        if r >= DIVIDERS:
+            cand.append(d[r - DIVIDERS] + div)
+        d.append(max(cand))
         o.append(max([d[r] + div + 1] + ([o[-1] + ws[r - 1]] if r else [])))
         out.append(RowTiming(a[r], o[r] + w + OUT_LATENCY))
     return out
@@ -152,7 +156,7 @@ def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[R
         # the variance stage takes the sums when they are in and it is done with the
         # previous row; it is done when the square root is free
         take = max([a[r] + w - 1 + sum_latency(cfg)] + ([v[-1]] if r else []))
-        v.append(max([take + VAR_CYCLES] + ([v[-1] + root] if r else [])))
+        v.append(max([take + VAR_CYCLES] + ([v[r - ROOTS] + root] if r >= ROOTS else [])))
         o.append(max([v[r] + root + 1] + ([o[-1] + w] if r else [])))
         out.append(RowTiming(a[r], o[r] + w + LN_OUT_LATENCY))
     return out

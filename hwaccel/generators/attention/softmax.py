@@ -85,11 +85,15 @@ from .config import AttentionConfig
 from .packing import TABLE_ROW
 
 __all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY",
-           "SLOTS"]
+           "SLOTS", "DIVIDERS"]
 
 #: Rows in flight: row-buffer and e-buffer slots (a power of two: a slot index selects all of a
 #: slot array).
-SLOTS = 4
+SLOTS = 8
+#: Dividers, taking rows in turn: short rows follow each other every ``div_cycles / DIVIDERS``
+#: cycles without more bits a cycle (a longer path). Each is a ``sum_bits`` remainder, a
+#: quotient and ``bits_per_cycle`` subtract-and-selects.
+DIVIDERS = 2
 
 
 def in_latency(cfg: AttentionConfig) -> int:
@@ -308,39 +312,44 @@ class SoftmaxUnit(wiring.Component):
                 put(ssum, e3s, row_sum)
                 put(sfull, e3s, 1)
 
-        # --- divider: R = floor(127 * 2**31 / S) --------------------------------------------
+        # --- dividers: R = floor(127 * 2**31 / S), taking rows in turn --------------------
         qb, k = cfg.recip_bits, cfg.bits_per_cycle
         steps = cfg.div_cycles * k                # padded to whole cycles: leading zeros
         assert steps <= RECIP_SHIFT   # the dividend's shifted-in bits are all zero
-        d_slot, d_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
-        d_busy = Signal()
-        dsum = Signal(cfg.sum_bits)
-        rem = Signal(cfg.sum_bits + 1)
-        quo = Signal(steps)
-        cnt = Signal(range(cfg.div_cycles + 1))
-        d_last = d_busy & (cnt == 1)
-        d_go = sfull[d_slot] & (~d_busy | d_last)
-        r_cur, q_cur = rem, quo
-        for j in range(k):                        # k restoring steps chained in one cycle
-            rem2 = (r_cur << 1)[:len(rem)]        # a zero shifted in
-            diff = Signal(signed(len(rem) + 1), name=f"div_diff{j}")
-            r_new = Signal.like(rem, name=f"div_rem{j}")
-            q_new = Signal.like(quo, name=f"div_quo{j}")
-            m.d.comb += [diff.eq(rem2 - dsum),
-                         r_new.eq(Mux(diff >= 0, diff, rem2)),
-                         q_new.eq(Cat(diff >= 0, q_cur)[:steps])]
-            r_cur, q_cur = r_new, q_new
-        with m.If(d_busy):
-            m.d.sync += [rem.eq(r_cur), quo.eq(q_cur), cnt.eq(cnt - 1)]
-            with m.If(d_last):
-                m.d.sync += d_busy.eq(0)
-                put(rh, d_cur, q_cur[:qb])
-                put(rfull, d_cur, 1)
-        with m.If(d_go):
-            # The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
-            m.d.sync += [d_busy.eq(1), d_cur.eq(d_slot), d_slot.eq(nxt(d_slot)),
-                         dsum.eq(ssum[d_slot]), rem.eq((PROB_MAX << RECIP_SHIFT) >> steps),
-                         quo.eq(0), cnt.eq(cfg.div_cycles)]
+        d_slot, d_eng = Signal(range(SLOTS)), Signal(range(DIVIDERS))   # the next row's
+        d_gos = []
+        for n in range(DIVIDERS):
+            d_cur, d_busy = Signal(range(SLOTS), name=f"div{n}_slot"), Signal(name=f"div{n}_busy")
+            dsum = Signal(cfg.sum_bits, name=f"div{n}_sum")
+            rem, quo = Signal(cfg.sum_bits + 1, name=f"div{n}_rem"), Signal(steps, name=f"div{n}_q")
+            cnt = Signal(range(cfg.div_cycles + 1), name=f"div{n}_cnt")
+            d_last = d_busy & (cnt == 1)
+            d_go = sfull[d_slot] & (d_eng == n) & (~d_busy | d_last)
+            d_gos.append(d_go)
+            r_cur, q_cur = rem, quo
+            for j in range(k):                    # k restoring steps chained in one cycle
+                rem2 = (r_cur << 1)[:len(rem)]    # a zero shifted in
+                diff = Signal(signed(len(rem) + 1), name=f"div{n}_diff{j}")
+                r_new = Signal.like(rem, name=f"div{n}_rem{j}")
+                q_new = Signal.like(quo, name=f"div{n}_q{j}")
+                m.d.comb += [diff.eq(rem2 - dsum),
+                             r_new.eq(Mux(diff >= 0, diff, rem2)),
+                             q_new.eq(Cat(diff >= 0, q_cur)[:steps])]
+                r_cur, q_cur = r_new, q_new
+            with m.If(d_busy):
+                m.d.sync += [rem.eq(r_cur), quo.eq(q_cur), cnt.eq(cnt - 1)]
+                with m.If(d_last):
+                    m.d.sync += d_busy.eq(0)
+                    put(rh, d_cur, q_cur[:qb])
+                    put(rfull, d_cur, 1)
+            with m.If(d_go):
+                # The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
+                m.d.sync += [d_busy.eq(1), d_cur.eq(d_slot), dsum.eq(ssum[d_slot]),
+                             rem.eq((PROB_MAX << RECIP_SHIFT) >> steps), quo.eq(0),
+                             cnt.eq(cfg.div_cycles)]
+        with m.If(any_of(d_gos)):
+            m.d.sync += [d_slot.eq(nxt(d_slot)),
+                         d_eng.eq(Mux(d_eng == DIVIDERS - 1, 0, d_eng + 1))]
             put(sfull, d_slot, 0)
 
         # --- output stage: a pipeline that freezes while source is not ready ----------------
