@@ -58,7 +58,7 @@ from .config import AccelConfig
 from .eltwise import Eltwise
 from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
 from .lstm_checks import lstm_words
-from .processor import JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
+from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 
 __all__ = ["Accelerator", "host_signature"]
@@ -134,6 +134,11 @@ class Accelerator(wiring.Component):
 
             lstm = LstmCell(cfg.lstm, runtime_size=True)
             units.append(("lstm", lstm))
+        if cfg.attention is not None:   # SOFTMAX, LAYERNORM, GELU (:mod:`.attn_path`)
+            from .attn_path import AttnPath
+
+            attn = AttnPath(cfg)
+            units.append(("attn", attn))
         for name, unit in units:
             m.submodules[name] = ResetInserter(soft if unit is proc else kill)(unit)
         m.d.comb += kill.eq(soft | proc.abort)
@@ -150,10 +155,11 @@ class Accelerator(wiring.Component):
         active, pending = Signal(), Signal()
         written = Signal(range(cfg.act_depth + 1))
         popped = Signal(range(cfg.wgt_depth + 1))
-        kind = Signal(2)
+        kind = Signal.like(proc.job_kind)
         is_conv, is_pool = active & (kind == JOB_CONV), active & (kind == JOB_POOL)
         is_lstm = active & (kind == JOB_LSTM)
         is_elt = active & (kind == JOB_ELT)
+        is_attn = active & (kind == JOB_ATTN)
         # Weight reuse: the last CONV/GEMM job's weight reads, while the engine still holds them.
         wkey = Cat(proc.job_wgt, proc.job_wgt_count, proc.job_wgt_run, proc.job_wgt_stride)
         held, held_key, reuse = Signal(), Signal.like(wkey), Signal()
@@ -181,8 +187,8 @@ class Accelerator(wiring.Component):
                      pool.layer.payload.eq(proc.job_pool),
                      conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
         with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)
-                  | is_lstm | is_elt):
-            m.d.sync += pending.eq(0)  # LSTM and element-wise jobs have no descriptor
+                  | is_lstm | is_elt | is_attn):
+            m.d.sync += pending.eq(0)  # LSTM, element-wise and attention jobs have none
         m.d.comb += [elt.start.eq(proc.job_start & (proc.job_kind == JOB_ELT)),
                      elt.avg.eq(proc.job_avg), elt.src.eq(proc.job_src),
                      elt.count.eq(proc.job_src_count), elt.args.eq(proc.job_elt),
@@ -211,6 +217,14 @@ class Accelerator(wiring.Component):
             ]
             w_ready = Mux(is_lstm, Mux(lw_to_weights, lstm.weights.ready, lstm.params.ready),
                           w_ready)
+        if cfg.attention is not None:
+            m.d.comb += [attn.start.eq(proc.job_start & (proc.job_kind == JOB_ATTN)),
+                         attn.job.eq(proc.job_attn), attn.w_count.eq(proc.job_wgt_count),
+                         attn.w_valid.eq(w_valid & is_attn),
+                         attn.w_data.eq(wgt_dma.source.payload),
+                         attn.a_valid.eq(act_dma.source.valid & is_attn),
+                         attn.a_data.eq(act_dma.source.payload), proc.job_fault.eq(attn.fault)]
+            w_ready = Mux(is_attn, attn.w_ready, w_ready)
         m.d.comb += wgt_dma.source.ready.eq(w_ready)
         loaded = wgt_dma.source.valid & wgt_dma.source.ready
         with m.If(loaded):
@@ -224,14 +238,20 @@ class Accelerator(wiring.Component):
         ]
         a_ready = self._a_ready = Mux(is_conv, conv.activations.ready,
                                       is_pool & pool.sink.ready)
+        if cfg.attention is not None:
+            a_ready = self._a_ready = Mux(is_attn, attn.a_ready, a_ready)
         # Results: the write port takes one per cycle, so they are never back-pressured.
         res_valid = Mux(is_conv, conv.result.valid, is_pool & pool.source.valid)
         res_data = Mux(is_conv, conv.result.payload.data, pool.source.payload.data)
         m.d.comb += [conv.result.ready.eq(is_conv), pool.source.ready.eq(is_pool)]
         res_valid = Mux(is_elt, elt.result_valid, res_valid)
         res_data = Mux(is_elt, elt.result, res_data)
+        if cfg.attention is not None:   # the units' words; a job ends when all are stored
+            res_valid = Mux(is_attn, attn.result_valid, res_valid)
+            res_data = Mux(is_attn, attn.result, res_data)
         idle = Mux(kind == JOB_CONV, conv.layer.ready,
-                   Mux(kind == JOB_ELT, ~elt.busy, pool.layer.ready))
+                   Mux(kind == JOB_ELT, ~elt.busy,
+                       Mux(kind == JOB_ATTN, 1, pool.layer.ready)))
         if cfg.lstm is not None:
             res_valid, res_data, lstm_idle = self._lstm_io(m, cfg, lstm, act_dma, is_lstm,
                                                            proc, kill, res_valid, res_data)
@@ -290,7 +310,7 @@ class Accelerator(wiring.Component):
             "conv_busy": is_conv,
             "pool_busy": is_pool,
             "lstm_busy": is_lstm,
-            "eltwise_busy": is_elt,
+            "eltwise_busy": is_elt | is_attn,
             "mac_slots": Mux(proc.job_start & (proc.job_kind == JOB_CONV),
                              proc.job_fabric * cfg.macs, 0),
             "load_cycles": loaded,

@@ -8,10 +8,14 @@ their opcodes are ILLEGAL_OPCODE, as an LSTM is without a cell, and the command 
 
 Cycle figures (``eltwise_busy`` for SOFTMAX, LAYERNORM and GELU, ``conv_busy`` for MATMUL) are
 this ISA's definition, built from the units' exact models (:mod:`hwaccel.generators.attention.
-perf`) and the conv engine's (:func:`hwaccel.generators.conv.perf.job_cycles`). The units are
-not wired into the accelerator's RTL yet: the figures are what that wiring must reproduce
-(``ATTN_DMA`` cycles of read latency before a unit's first word, ``ATTN_STORE`` after its last),
-not counters measured on hardware.
+perf`) and the conv engine's (:func:`hwaccel.generators.conv.perf.job_cycles`). SOFTMAX,
+LAYERNORM and GELU run on the RTL (:mod:`.attn_path`, checks in :mod:`.attn_checks`), which
+meets the figures exactly: the job's first cycle after ISSUE, then ``ATTN_DMA`` cycles of
+weight-DMA read latency before the first load beat reaches the unit, the load (one beat a
+cycle; the rows enter after its last beat), the unit's rows (its model, from the first row word
+in to the last word out) and ``ATTN_STORE`` cycle after the last word (it is stored; the job
+ends). MATMUL runs on the conv engine, B gathered from the activation scratchpad
+(:mod:`.matmul_gather`), as :func:`matmul_cycles` defines.
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ __all__ = ["ATTN_OPS", "attn_layout", "ln_setup_layout", "ln_param_layout", "att
 
 #: The commands of the attention units and the activation matmul.
 ATTN_OPS = (Op.SOFTMAX, Op.LAYERNORM, Op.GELU, Op.MATMUL)
-#: Cycles from a unit command's first scratchpad read to its first word at the unit (the DMA's
-#: read latency), and from the unit's last word out to its store.
-ATTN_DMA = 3
+#: Busy cycles of a unit job before its first load beat reaches the unit (the weight DMA's
+#: read latency: address, then the read port's data into its FIFO), and after the unit's last
+#: word out (stored; the job is done).
+ATTN_DMA = 2
 ATTN_STORE = 1
 #: Longest K of a MATMUL: K products of at most 2**14 stay below 2**31 (int32 sums, as
 #: :func:`hwaccel.numerics.requantize` takes them).
@@ -252,20 +257,29 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
 def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
     """``(busy, load cycles, mac_slots, engine jobs)`` of decoded SOFTMAX/LAYERNORM/GELU/MATMUL
     ``c`` (the ISA's definition; see the module docstring)."""
-    from ..attention.perf import gelu_cycles, layernorm_schedule, load_cycles, softmax_schedule
+    from ..attention.perf import (
+        gelu_cycles,
+        layernorm_schedule,
+        load_cycles,
+        load_words,
+        softmax_schedule,
+    )
 
     f, op, rows = c["attn"], c["op"], c["count"]
     if op == Op.MATMUL:
         busy, load, _, slots, jobs = matmul_cycles(cfg, c)
         return busy, load, slots, jobs
+    # The load takes ``load_cycles`` (beats and the unit's writes of their rows); the counter
+    # ``load_cycles`` counts the cycles that moved a beat, one a beat (``load_words``).
+    a = cfg.attention
     if op == Op.GELU:
-        load = load_cycles(cfg.attention, "gelu")
+        load = load_cycles(a, "gelu")
         busy = ATTN_DMA + load + gelu_cycles(rows) + ATTN_STORE
-        return busy, load, 0, 1
+        return busy, load_words(a, "gelu"), 0, 1
     if op == Op.SOFTMAX:
-        load = load_cycles(cfg.attention, "softmax")
-        last = softmax_schedule(cfg.attention, [f["n"]] * rows)[-1].last_out
+        load, beats = load_cycles(a, "softmax"), load_words(a, "softmax")
+        last = softmax_schedule(a, [f["n"]] * rows)[-1].last_out
     else:
-        load = load_cycles(cfg.attention, "layernorm", f["n"])
-        last = layernorm_schedule(cfg.attention, f["n"], rows)[-1].last_out
-    return load + ATTN_DMA + last + 1 + ATTN_STORE, load, 0, 1
+        load, beats = load_cycles(a, "layernorm", f["n"]), load_words(a, "layernorm", f["n"])
+        last = layernorm_schedule(a, f["n"], rows)[-1].last_out
+    return load + ATTN_DMA + last + 1 + ATTN_STORE, beats, 0, 1

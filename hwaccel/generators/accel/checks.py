@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Const, Mux, Signal
 
+from .attn_checks import ATTN_UNIT_OPS, attn_checks
 from .config import AccelConfig
 from .eltwise_checks import elt_checks
 from .isa import ELT_OPS, Op
@@ -39,6 +40,8 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     top = max(ad, wd, conv.max_width * conv.max_height, conv.weight_depth + mb) + 2
     if cfg.lstm is not None:
         top = max(top, *lstm_words(cfg))
+    if cfg.attention is not None:   # a LAYERNORM's load words (at most 1 + C), a table's
+        top = max(top, cfg.attention.max_channels + 2, 257)
     in_a, in_b, out_a, out_b, w_a, w_b = (Signal(range(top)) for _ in range(6))
     room_src, room_dst, room_wgt = (Signal(range(max(ad, wd) + 1)) for _ in range(3))
     past = Signal()             # a base beyond its memory (fields can encode more)
@@ -92,8 +95,9 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
 
     elt = elt_checks(m, cmd, cfg, calc=calc, le=le)   # ADD and AVGPOOL
     lstm = lstm_checks(m, cmd, cfg, calc=calc, le=le) if cfg.lstm is not None else None
+    attn = attn_checks(m, cmd, cfg, calc=calc, le=le) if cfg.attention is not None else None
     ops = ((Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
-           + ELT_OPS)
+           + ELT_OPS + (ATTN_UNIT_OPS if attn is not None else ()))
     with m.If(calc):
         m.d.sync += [room_src.eq(ad - cmd.src), room_dst.eq(ad - cmd.dst),
                      room_wgt.eq(wd - cmd.wgt),
@@ -128,6 +132,11 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
             with m.If(op == Op.LSTM):
                 m.d.sync += [in_a.eq(e["in_a"]), in_b.eq(e["in_b"]), out_a.eq(e["out_a"]),
                              out_b.eq(e["out_b"]), w_a.eq(e["w_a"]), ok_calc.eq(e["ok"])]
+        if attn is not None:
+            e = attn.calc
+            with m.If(attn.mine):
+                m.d.sync += [in_a.eq(e["in_a"]), in_b.eq(e["in_b"]), out_a.eq(e["out_a"]),
+                             out_b.eq(e["out_b"]), w_a.eq(e["w_a"]), ok_calc.eq(e["ok"])]
 
     in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
     shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
@@ -135,7 +144,11 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                              (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
     range_bad = (past | (in_words > room_src) | (out_words > room_dst)
                  | ((w_words > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_words))
+    if attn is not None:
+        range_bad = range_bad | attn.range_bad(in_words)
     return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
                            legal=legal, shape_ok=shape_ok, range_bad=range_bad,
                            pixels_out=pixels_out, elt=elt.mine, in_a=in_a, out_a=out_a,
-                           w_a=w_a, lstm_job=lstm.job if lstm is not None else None)
+                           w_a=w_a, lstm_job=lstm.job if lstm is not None else None,
+                           attn=attn.mine if attn is not None else 0,
+                           attn_job=attn.job if attn is not None else None)

@@ -41,9 +41,8 @@ class AccelConfig:
         The softmax, LayerNorm and GELU units that run SOFTMAX, LAYERNORM and GELU (and with
         them the MATMUL command); ``lanes`` must equal the activation word's. None (the
         presets): those opcodes are illegal and the command word has no ``attn`` field. Its
-        ``load_bits`` is set to ``wgt_bits`` (the units load packed weight words). The
-        units' RTL is not wired into the accelerator yet: the golden interpreter and the cycle
-        model run these commands, the RTL does not build with them (:mod:`.attn_isa`).
+        ``load_bits`` is set to ``wgt_bits`` (the units load packed weight words). The RTL
+        runs all four (:mod:`.attn_path` wires the units in, MATMUL runs on the conv engine).
     psum_depth : int
         Words of the partial-sum memory (one word = ``block`` int accumulators): a GEMM whose K
         spans several engine tiles keeps one M tile's sums of one N tile there between its K
@@ -195,12 +194,6 @@ class AccelConfig:
     def build(self):
         from .accelerator import Accelerator
 
-        if self.attention is not None:
-            raise NotImplementedError(
-                f"{self.slug}: the attention units are not wired into the accelerator's RTL yet "
-                f"(SOFTMAX, LAYERNORM, GELU, MATMUL run on the golden interpreter and the cycle "
-                f"model only); build with attention=None")
-
         return Accelerator(self)
 
 
@@ -240,12 +233,18 @@ PRESETS: dict[str, AccelConfig] = {
 }
 
 
-#: Configurations the golden interpreter and the cycle model run but the RTL does not build yet
-#: (the attention units are not wired into the accelerator): the default preset with softmax,
-#: LayerNorm and GELU units (rows up to 128, LayerNorm up to 256 channels, 16 lanes), which runs
-#: the transformer workload (``hwaccel compare --model transformer --preset default_attention``).
+#: Configurations with attention units, apart from :data:`PRESETS` (which ``make rtl`` emits
+#: and the every-preset tests cover): the default preset with softmax, LayerNorm and GELU units
+#: (rows up to 128, LayerNorm up to 256 channels, 16 lanes), which runs the transformer
+#: workload (``hwaccel compare --model transformer --preset default_attention``), and a tiny one
+#: for the RTL tests.
 MODEL_PRESETS: dict[str, AccelConfig] = {
     "default_attention": PRESETS["default"].with_(
         attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, name="default"),
         name="default_attention"),
+    # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM
+    # cell, and 1024 weight words: the RTL tests of the attention commands run on it.
+    "tiny_attention": PRESETS["tiny"].with_(
+        lstm=None, attention=AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
+        wgt_depth=1024, name="tiny_attention"),
 }

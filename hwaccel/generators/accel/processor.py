@@ -31,15 +31,19 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..conv.layouts import layer_layout, pool_layer_layout
+from .attn_checks import attn_job_layout
 from .checks import command_checks
 from .config import AccelConfig
 from .isa import Cause, Op, command_layout, elt_layout
 from .lstm_checks import lstm_job_layout
 
-__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT"]
+__all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT", "JOB_ATTN",
+           "JOB_KIND_BITS"]
 
 JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
 JOB_ELT = 3   # ADD or AVGPOOL on the element-wise unit (``job_elt``, ``job_avg``)
+JOB_ATTN = 4  # SOFTMAX, LAYERNORM or GELU on an attention unit (``job_attn``)
+JOB_KIND_BITS = 3   # room for more kinds (5 .. 7)
 STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
 #: RUN cycles after which the next GEMM tile's registers are settled (the tile pipeline is three
 #: deep). A tile job takes far longer (descriptor, DMA read latency, the engine's pipeline
@@ -64,6 +68,9 @@ class Processor(wiring.Component):
     abort : ``Out``                           a job was abandoned (TIMEOUT): reset the engines
     job_lstm : ``Out``                        an LSTM job's sizes and word counts (only with
                                               an LSTM cell; :mod:`.lstm_checks`)
+    job_attn : ``Out``, job_fault : ``In``    an attention unit's job (only with attention
+                                              units; :mod:`.attn_checks`); its parameters
+                                              failed their check as they loaded (SHAPE)
     """
 
     def __init__(self, config: AccelConfig):
@@ -74,7 +81,7 @@ class Processor(wiring.Component):
         super().__init__({
             "prog_addr": Out(range(cfg.prog_depth)), "prog_data": In(command_layout(cfg)),
             "start": In(1), "start_pc": In(16),
-            "job_start": Out(1), "job_kind": Out(2),
+            "job_start": Out(1), "job_kind": Out(JOB_KIND_BITS),
             "job_desc": Out(layer_layout(cfg.conv)),
             "job_pool": Out(pool_layer_layout(cfg.conv.pool_config)),
             "job_src": Out(range(ad)), "job_src_count": Out(range(ad + 1)),
@@ -90,6 +97,8 @@ class Processor(wiring.Component):
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
             **({"job_lstm": Out(lstm_job_layout(cfg))} if cfg.lstm is not None else {}),
+            **({"job_attn": Out(attn_job_layout(cfg)), "job_fault": In(1)}
+               if cfg.attention is not None else {}),
         })
 
     def elaborate(self, platform):
@@ -121,6 +130,8 @@ class Processor(wiring.Component):
         d = self._matmul(m, cmd, chk, calc=is_("CALC")).desc   # MATMUL: checks, GEMM shape
         if cfg.lstm is not None:
             m.d.comb += self.job_lstm.eq(chk.lstm_job)
+        if cfg.attention is not None:
+            m.d.comb += self.job_attn.eq(chk.attn_job)
         # A depthwise CONV is ``nb`` jobs, one per channel group: job g reads word g of every
         # pixel and writes word g of every output pixel (runs of 1, stride nb), with its own
         # weight beats and requantizer (``weight_words + 1`` words, group after group).
@@ -154,9 +165,9 @@ class Processor(wiring.Component):
                          self.job_src_run.eq(1), self.job_src_stride.eq(1),
                          self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
                          self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
-                         self.job_kind.eq(Mux(chk.elt, JOB_ELT,
+                         self.job_kind.eq(Mux(chk.attn, JOB_ATTN, Mux(chk.elt, JOB_ELT,
                                               Mux(op == Op.MAXPOOL, JOB_POOL,
-                                                  Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV)))),
+                                                  Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))))),
                          self.job_elt.eq(cmd.elt), self.job_avg.eq(op == Op.AVGPOOL),
                          self.job_fabric.eq(chk.pixels_out * d.weight_words)]
             with m.If(dw_conv):
@@ -210,9 +221,12 @@ class Processor(wiring.Component):
                     goto("FETCH")
             with m.Elif(self.job_done):
                 m.d.sync += done_seen.eq(1)
-            with m.Elif(watch >= limit):
+            stop, cause = watch >= limit, Cause.TIMEOUT
+            if cfg.attention is not None:   # a unit's parameters failed their check
+                stop, cause = stop | self.job_fault, Mux(self.job_fault, Cause.SHAPE, cause)
+            with m.Elif(stop):
                 m.d.comb += self.abort.eq(1)
-                fault(Cause.TIMEOUT)
+                fault(cause)
         return m
 
     def _tiles(self, m, cmd, chk, *, check, run):
