@@ -57,7 +57,9 @@ def test_drain_rows_counts_the_rows_each_beat_touches():
 def test_load_figures_of_the_default_units():
     a = SIZES["default"]
     assert [load_words(a, u, 32) for u in ("softmax", "gelu", "layernorm")] == [3, 1, 1 + 2]
-    assert [load_cycles(a, u, 32) for u in ("softmax", "gelu", "layernorm")] == [19, 17, 5]
+    # the first beat taken, its rows cut one a cycle (8 + 8 + 2, 16, 2 + 1), the last one
+    # written the cycle after; LayerNorm's setup beat first
+    assert [load_cycles(a, u, 32) for u in ("softmax", "gelu", "layernorm")] == [20, 18, 6]
 
 
 def test_payloads_of_each_params_kind():

@@ -71,8 +71,9 @@ def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, coun
     beat the next beat starts a new load, as does ``restart``. ``port`` is ready when ``allow``
     and no beat is held or the held beat writes its last row this cycle. Returns ``(addr,
     data, en, busy)``: the row, its entries (an ``ArrayLayout`` of ``row_entries`` unsigned
-    entries), one write enable per entry, and whether a beat is held (its rows not all
-    written)."""
+    entries) and one write enable per entry, registered (a row is written the cycle after it
+    is cut from the beat: the beat's selects and the memories' write ports on separate
+    cycles), and whether a beat is held or a row still to be written."""
     payload = Value.cast(port.payload)
     load_bits = len(payload)
     k, p, eb = load_bits // entry_bits, row_entries, entry_bits
@@ -93,12 +94,17 @@ def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, coun
     last_row = Signal(name=f"{name}_last")
 
     cur = beat.word_select(c, p * eb)
-    shifted = (Cat(prev, cur) >> (sh * eb))[:p * eb]
+    both = Cat(prev, cur)                          # the row: both[sh*eb:(sh+p)*eb]
+    shifted = Array(both[min(x, p) * eb:(min(x, p) + p) * eb]     # every code of sh listed
+                    for x in range(1 << len(sh)))[sh]
+    # The row is registered on its way to the memories (written the cycle after).
+    row_addr = Signal.like(row, name=f"{name}_waddr")
     row_data = Signal(data.ArrayLayout(unsigned(eb), p), name=f"{name}_data")
     en = Signal(p, name=f"{name}_en")
+    pending = Signal(name=f"{name}_pending")
     m.d.comb += [last_row.eq(staged & (off + p >= kj)),
-                 port.ready.eq(allow & (~staged | last_row)),
-                 row_data.eq(shifted),
+                 port.ready.eq(allow & (~staged | last_row))]
+    m.d.sync += [row_addr.eq(row), row_data.eq(shifted), pending.eq(staged),
                  en.eq(Mux(staged, Cat(*[(off + b >= 0) & (off + b < kj) for b in range(p)]),
                            0))]
     with m.If(staged):
@@ -121,7 +127,7 @@ def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, coun
     if restart is not None:
         with m.If(restart):
             m.d.sync += [done.eq(0), nxt_first.eq(0), nxt_row.eq(0)]
-    return row, row_data, en, staged
+    return row_addr, row_data, en, staged | pending
 
 
 def lane_max(values):

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Array, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -161,7 +161,12 @@ class LayerNormUnit(wiring.Component):
         def nxt(slot):
             return Mux(slot == SLOTS - 1, 0, slot + 1)
 
-        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS * depth,
+        sbits = (depth - 1).bit_length()           # a slot's words: the low address bits
+
+        def slot_addr(slot, word):
+            return Cat(word[:sbits], slot)
+
+        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS << sbits,
                                                init=[])
         buf_wr, buf_rd = buf.write_port(), buf.read_port()
         par_shape = data.ArrayLayout(ln_param_layout(cfg), L)
@@ -209,7 +214,7 @@ class LayerNormUnit(wiring.Component):
         left_now = Mux(in_row, left, chans)
         widx_now = Mux(in_row, widx, 0)
         last_word = left_now <= L
-        m.d.comb += [buf_wr.addr.eq(in_slot * depth + widx_now),
+        m.d.comb += [buf_wr.addr.eq(slot_addr(in_slot, widx_now)),
                      buf_wr.data.eq(self.sink.payload), buf_wr.en.eq(accept)]
         with m.If(accept):
             with m.If(~in_row):
@@ -336,7 +341,7 @@ class LayerNormUnit(wiring.Component):
                          o_left.eq(chans), o_sx.eq(sxs[o_slot]), o_r.eq(rs[o_slot]),
                          o_hm1.eq(hm1s[o_slot])]
             put(rfull, o_slot, 0)
-        m.d.comb += [buf_rd.addr.eq(o_cur * depth + o_widx), buf_rd.en.eq(adv),
+        m.d.comb += [buf_rd.addr.eq(slot_addr(o_cur, o_widx)), buf_rd.en.eq(adv),
                      par_rd.addr.eq(o_widx), par_rd.en.eq(adv)]
         stages = LN_OUT_LATENCY - 1
         v = [Signal(name=f"o_v{k}") for k in range(stages)]

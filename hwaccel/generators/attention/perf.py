@@ -60,11 +60,11 @@ def load_words(cfg: AttentionConfig, unit: str, channels: int | None = None) -> 
 def load_cycles(cfg: AttentionConfig, unit: str, channels: int | None = None) -> int:
     """Cycles from a load's first beat offered (each beat offered from the cycle its port
     takes the previous one) to the first cycle the unit can take a row word: the first beat
-    is taken in cycle 0 and each is written a memory row a cycle from the next
-    (:func:`~.packing.drain_rows`), the next beat taken in its last row's cycle; LayerNorm's
-    setup beat takes a cycle before them."""
+    is taken in cycle 0 and each is cut into memory rows a row a cycle from the next
+    (:func:`~.packing.drain_rows`), the next beat taken in its last row's cycle, and each row
+    written the cycle after it is cut; LayerNorm's setup beat takes a cycle before them."""
     count, bits, row = load_spec(cfg, unit, channels)
-    return 1 + sum(drain_rows(count, bits, cfg.load_bits, row)) + (unit == "layernorm")
+    return 2 + sum(drain_rows(count, bits, cfg.load_bits, row)) + (unit == "layernorm")
 
 
 @dataclass(frozen=True)

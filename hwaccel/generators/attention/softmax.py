@@ -157,17 +157,22 @@ class SoftmaxUnit(wiring.Component):
         def nxt(slot):
             return Mux(slot == SLOTS - 1, 0, slot + 1)
 
+        sbits = (depth - 1).bit_length()           # a slot's words: the low address bits
+
+        def slot_addr(slot, word):
+            return Cat(word[:sbits], slot)
+
         def slots(name, shape):
             return slot_regs(name, shape, SLOTS)
 
         def put(regs, idx, value):
             put_slot(m, regs, idx, value)
 
-        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS * depth,
+        buf = m.submodules.buf = memory.Memory(shape=word_layout(L), depth=SLOTS << sbits,
                                                init=[])
         buf_wr, buf_rd = buf.write_port(), buf.read_port()
         ebuf = m.submodules.ebuf = memory.Memory(
-            shape=data.ArrayLayout(unsigned(cfg.exp_bits), L), depth=SLOTS * depth, init=[])
+            shape=data.ArrayLayout(unsigned(cfg.exp_bits), L), depth=SLOTS << sbits, init=[])
         ebuf_wr, ebuf_rd = ebuf.write_port(), ebuf.read_port()
 
         # Per slot: the input stage's row (buffer written and not yet read by the exponent
@@ -211,7 +216,7 @@ class SoftmaxUnit(wiring.Component):
         left_now = Mux(in_row, left, valid_now)
         widx_now = Mux(in_row, widx, 0)
         last_word = length_now <= L
-        m.d.comb += [buf_wr.addr.eq(in_slot * depth + widx_now), buf_wr.data.eq(p.data),
+        m.d.comb += [buf_wr.addr.eq(slot_addr(in_slot, widx_now)), buf_wr.data.eq(p.data),
                      buf_wr.en.eq(accept)]
         with m.If(accept):
             m.d.sync += [valid_r.eq(valid_now), nleft.eq(length_now - L)]
@@ -273,17 +278,17 @@ class SoftmaxUnit(wiring.Component):
             put(full, e_slot, 0)
             put(ebusy, e_slot, 1)
             put(nwo, e_slot, nwi[e_slot])
-        m.d.comb += [buf_rd.addr.eq(e_cur * depth + e_widx), buf_rd.en.eq(1)]
+        m.d.comb += [buf_rd.addr.eq(slot_addr(e_cur, e_widx)), buf_rd.en.eq(1)]
         # e0: the buffer word is out, the table read; e1: the entries are out, masked into em;
         # e2: em written to the e-buffer and summed by a tree into psum (e3), added into S.
         ev = [Signal(name=f"e_v{k}") for k in range(3)]
         ef = [Signal(name=f"e_first{k}") for k in range(3)]
         el = [Signal(name=f"e_last{k}") for k in range(3)]
         es = [Signal(range(SLOTS), name=f"e_slot{k}") for k in range(3)]
-        ea = [Signal(range(SLOTS * depth), name=f"e_addr{k}") for k in range(3)]
+        ea = [Signal(range(SLOTS << sbits), name=f"e_addr{k}") for k in range(3)]
         eb = [Signal(lshape, name=f"e_left{k}") for k in range(2)]
         m.d.sync += [ev[0].eq(e_busy), ef[0].eq(e_widx == 0), el[0].eq(e_last),
-                     es[0].eq(e_cur), ea[0].eq(e_cur * depth + e_widx), eb[0].eq(e_left)]
+                     es[0].eq(e_cur), ea[0].eq(slot_addr(e_cur, e_widx)), eb[0].eq(e_left)]
         for k in range(2):
             m.d.sync += [ev[k + 1].eq(ev[k]), ef[k + 1].eq(ef[k]), el[k + 1].eq(el[k]),
                          es[k + 1].eq(es[k]), ea[k + 1].eq(ea[k])]
@@ -369,7 +374,7 @@ class SoftmaxUnit(wiring.Component):
             m.d.sync += [o_busy.eq(1), o_cur.eq(o_slot), o_slot.eq(nxt(o_slot)), o_widx.eq(0),
                          o_nw.eq(nwo[o_slot]), o_rc.eq(rh[o_slot])]
             put(rfull, o_slot, 0)
-        m.d.comb += [ebuf_rd.addr.eq(o_cur * depth + o_widx), ebuf_rd.en.eq(adv)]
+        m.d.comb += [ebuf_rd.addr.eq(slot_addr(o_cur, o_widx)), ebuf_rd.en.eq(adv)]
         v = [Signal(name=f"o_v{k}") for k in range(OUT_LATENCY - 1)]
         last = [Signal(name=f"o_last{k}") for k in range(OUT_LATENCY - 1)]
         rc = [Signal(qb, name=f"o_recip{k}") for k in range(2)]
