@@ -240,7 +240,8 @@ PRESETS: dict[str, AccelConfig] = {
 #: for the RTL tests.
 MODEL_PRESETS: dict[str, AccelConfig] = {
     "default_attention": PRESETS["default"].with_(
-        attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, name="default"),
+        attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, bits_per_cycle=2,
+                                  name="default"),
         name="default_attention"),
     # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM
     # cell, and 1024 weight words: the RTL tests of the attention commands run on it.
