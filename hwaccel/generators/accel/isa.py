@@ -81,16 +81,17 @@ lie below it; strictly inside it is an ADDRESS fault (as for ADD).
              :func:`hwaccel.numerics.softmax_int` into probabilities (0..127) at ``dst`` (same
              layout, lanes past ``n`` 0). ``attn.causal``: row ``r`` sees columns ``0..r``
              (``count <= n``; a T x T score tensor is ``count = n = T``). ``wgt``: the 256-entry
-             exponent table, one entry (18 bits) per weight word, loaded per command and
-             checked as it loads (an entry above 2**17 or a first entry below 2**16 is a SHAPE
-             fault: :class:`~hwaccel.numerics.SoftmaxParams`).
+             exponent table, packed (:mod:`hwaccel.generators.attention.packing`: as many 18-bit
+             entries a weight word as fit, from bit 0), loaded per command and checked as it
+             loads (an entry above 2**17 or a first entry below 2**16 is a SHAPE fault:
+             :class:`~hwaccel.numerics.SoftmaxParams`).
 ``LAYERNORM`` ``count`` rows of ``attn.n`` = C channels (``ceil(C / lanes)`` words each), each
              :func:`hwaccel.numerics.layernorm_int`; ``wgt``: one setup word ``{E, S}``
-             (:func:`.attn_isa.ln_setup_layout`), then C words ``{G, B}``
-             (:func:`.attn_isa.ln_param_layout`), ``1 + C`` in all, checked as they load (S = 0,
-             G = -2**16 or B = -2**55 is a SHAPE fault).
+             (:func:`.attn_isa.ln_setup_layout`), then the C entries ``{G, B}``
+             (:func:`.attn_isa.ln_param_layout`, 73 bits) packed as many a word as fit, checked
+             as they load (S = 0, G = -2**16 or B = -2**55 is a SHAPE fault).
 ``GELU``     ``count`` words at ``src``, every lane :func:`hwaccel.numerics.gelu_int`, to
-             ``dst``; ``wgt``: the 256-entry int8 table, one entry (low 8 bits) per word.
+             ``dst``; ``wgt``: the 256-entry int8 table, packed as many entries a word as fit.
 ``MATMUL``   ``C[M, N] = requantize(A[M, K] @ B, attn.mult, attn.shift)`` of two activations,
              ``B`` = ``B[K, N]`` or, with ``attn.transpose``, ``B[N, K]`` transposed (``Q . K^T``).
              ``count`` = M, ``attn.k`` = K, ``attn.n`` = N. Row ``m`` of A is ``ceil(K / lanes)``
