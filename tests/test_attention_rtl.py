@@ -12,6 +12,7 @@ import pytest
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, Region, run_program
 from hwaccel.generators.accel.attn_isa import ln_setup_layout
+from hwaccel.generators.accel.cases import random_requant
 from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.driver_attention import ATTN_DEFAULTS
@@ -83,6 +84,28 @@ def test_units_bit_exact_and_cycle_exact(host, seed):
     for s in range(seed, seed + 3):
         b, outs = _random_program(np.random.default_rng(s))
         _check_run(host, b, outs, f"seed {s}")
+
+
+def test_between_engine_commands(host, seed):
+    """A 1x1 CONV's output (a sequence of rows) through SOFTMAX, LAYERNORM and GELU, then the
+    same layer again: the unit jobs leave the conv engine's weights held (the second CONV
+    loads none, as the model says) and every word and counter matches."""
+    rng = np.random.default_rng(seed)
+    k, n, m = 12, 8, 5
+    w = _int8(rng, (n, k, 1, 1))
+    rq = random_requant(rng, n, k)
+    b = ProgramBuilder(CFG)
+    y = b.conv(b.put(_int8(rng, (k, 1, m))), w, *rq)
+    p = softmax_params(float(rng.uniform(0.02, 0.2)), A.max_len)
+    s = b.softmax(y, p, causal=True)
+    lp = layernorm_params(0.05, 0.05, rng.normal(1, 0.4, n), rng.normal(0, 0.5, n))
+    z = b.gelu(b.layernorm(y, lp), gelu_params(0.05, 0.05))
+    y2 = b.conv(b.put(_int8(rng, (k, 1, m))), w, *rq)
+    b.done()
+    perf = program_perf(CFG, b.commands)
+    conv_loads = [c.load_cycles for c in perf.commands if c.op == "CONV"]
+    assert conv_loads[0] > 0 and conv_loads[1] == 0
+    _check_run(host, b, [y, s, z, y2], f"seed {seed}")
 
 
 def _raw(b, op, **fields):
