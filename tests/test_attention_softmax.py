@@ -154,7 +154,7 @@ def test_softmax_cycle_formula():
     its exponent stage to its last output read)."""
     t = tree_stages(16)
     assert t == 1 and tree_stages(4) == 0 and tree_stages(32) == 2
-    assert (SLOTS, DIVIDERS) == (8, 2)
+    assert (SLOTS, DIVIDERS) == (8, 4)
     for k, div in ((1, 22), (2, 11), (3, 8), (4, 6), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert (cfg.recip_bits, cfg.div_cycles) == (22, div)

@@ -35,12 +35,12 @@ Hardware decisions
   (two multipliers), ``W`` (a subtract and add), a leading-one detector gives ``s``, and one
   barrel shift by an even amount the 22-bit mantissa ``w``: a cycle each; it hands ``w`` to
   the square root in the cycle that finishes (or is free).
-* Reciprocal square root (``rsqrt_cycles`` of the config): bitwise, ``bits_per_cycle`` bits
-  of ``r`` a cycle from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping
-  ``2**62 - r**2 * w``, ``r * w`` and the next candidate's increment as running values so
-  each step's path is one subtract (the compare) and a select, the next increment added
-  beside it: no multiplier. The greedy bit choice is the largest ``r`` with ``r*r*w <=
-  2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
+* Reciprocal square roots (:data:`ROOTS` of them, taking rows in turn; ``rsqrt_cycles`` of the
+  config each): bitwise, ``bits_per_cycle`` bits of ``r`` a cycle from the top (``r <=
+  2**21``, 22 bits: 22 cycles at one), keeping ``2**62 - r**2 * w``, ``r * w`` and the next
+  candidate's increment as running values so each step's path is one subtract (the compare)
+  and a select, the next increment added beside it: no multiplier. The greedy bit choice is
+  the largest ``r`` with ``r*r*w <= 2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
 * Output stage: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
   parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one
   block RAM wide, written a word a cycle from the packed beats through per-lane write
@@ -51,7 +51,8 @@ Hardware decisions
 * Back-pressure stops only the output stage; the others stop when no slot is free.
 
 Cycles: :mod:`.perf` (``layernorm_schedule``); short rows follow each other every
-``rsqrt_cycles`` cycles (6 at four bits a cycle) or a turn of the slots.
+``rsqrt_cycles / ROOTS`` cycles (5.5 at two bits a cycle), the variance stage's four or a turn
+of the slots, long ones every ``W`` cycles.
 """
 
 from __future__ import annotations

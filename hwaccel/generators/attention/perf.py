@@ -6,29 +6,31 @@ the cycle each row's first word is accepted (``start``) and the cycle its last w
 table, GELU table, LayerNorm parameters) are packed beats (:mod:`.packing`) taken between rows,
 each written a memory row a cycle (:func:`load_cycles`).
 
-* Softmax, a row of ``W = ceil(n / lanes)`` words, through four stages that each take a row
-  at a time and start the next in the cycle of their last read of the previous one
+* Softmax, a row of ``W = ceil(n / lanes)`` words, through four stages that each take a row at a
+  time and start the next in the cycle of their last read of the previous one
   (:func:`softmax_schedule`): input (``W`` words; the exponent stage may start the row
-  :func:`~.softmax.in_latency` cycles after its last word), exponent (``W`` reads from the
-  cycle after its start; the divider may take ``S`` :func:`~.softmax.exp_latency` cycles
-  after the last), divider (``div_cycles``; the output stage may start the cycle after its
-  last step), output (``W`` reads from the cycle after its start, the last word on ``source``
-  :data:`~.softmax.OUT_LATENCY` cycles after the last read). A row's slot (:data:`~.softmax.
-  SLOTS` of them) is the input stage's again the cycle after the exponent stage's last read of
-  it, the exponent stage's the cycle after the output stage's. Rows of one length follow each
-  other every ``max(W, div_cycles, (2W + div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS)``
-  cycles on average (``T`` the register stages of a lane tree, :func:`~.common.tree_stages`:
-  none up to 4 lanes, one up to 16), and one row alone takes ``3W + div_cycles + 2T + 11``.
-* LayerNorm, a row of ``W = ceil(C / lanes)`` words, through four stages (:func:`layernorm_
-  schedule`): input (``W`` words; the variance stage may take the row's sums
+  :func:`~.softmax.in_latency` cycles after its last word), exponent (``W`` reads from the cycle
+  after its start; the divider may take ``S`` :func:`~.softmax.exp_latency` cycles after the
+  last), dividers (:data:`~.softmax.DIVIDERS` taking rows in turn, one a cycle, ``div_cycles``
+  each; the output stage may start the cycle after the last step), output (``W`` reads from the
+  cycle after its start, the last word on ``source`` :data:`~.softmax.OUT_LATENCY` cycles after
+  the last read). A row's slot (:data:`~.softmax.SLOTS` of them) is the input stage's again the
+  cycle after the exponent stage's last read of it, the exponent stage's the cycle after the
+  output stage's. Rows of one length follow each other every ``max(W, div_cycles / DIVIDERS, (2W +
+  div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS)`` cycles on average (``T`` the register
+  stages of a lane tree, :func:`~.common.tree_stages`: none up to 4 lanes, one up to 16), and one
+  row alone takes ``3W + div_cycles + 2T + 11``.
+* LayerNorm, a row of ``W = ceil(C / lanes)`` words, through four stages
+  (:func:`layernorm_schedule`): input (``W`` words; the variance stage may take the row's sums
   :func:`~.layernorm.sum_latency` cycles after its last word), variance
   (:data:`~.layernorm.VAR_CYCLES`, then it hands ``w`` to the square root when that is free),
-  the reciprocal square root (``rsqrt_cycles``, 22 at one bit a cycle; the output stage may
-  start the cycle after its last step), output (``W`` reads from the cycle after its start,
+  the reciprocal square roots (:data:`~.layernorm.ROOTS` taking rows in turn,
+  ``rsqrt_cycles`` each, 22 at one bit a cycle; the output stage may start the cycle after
+  the last step), output (``W`` reads from the cycle after its start,
   the last word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read). A row's slot is
   the input stage's again the cycle after the output stage's last read of it. Rows of one
-  size follow each other every ``max(W, VAR_CYCLES, rsqrt_cycles, (2W + rsqrt_cycles + T +
-  9) / SLOTS)`` cycles on average, one alone takes ``2W + rsqrt_cycles + T + 17``.
+  size follow each other every ``max(W, VAR_CYCLES, rsqrt_cycles / ROOTS, (2W + rsqrt_cycles
+  + T + 9) / SLOTS)`` cycles on average, one alone takes ``2W + rsqrt_cycles + T + 17``.
 * GELU: one word a cycle, each word out :data:`~.gelu.GELU_LATENCY` cycle after it is accepted.
 """
 

@@ -28,7 +28,7 @@ Hardware decisions
   and finds its masked maximum (the word registered, a tree of ``lanes`` comparisons, the
   running maximum); the *exponent* stage reads a stored row, looks ``EXP[max - q]`` up, keeps
   the masked ``e`` in the same slot of an e-buffer (``lanes x 18`` bits a word) and sums them
-  (an adder tree per word into ``S``); the *divider* turns ``S`` into ``R``; the *output*
+  (an adder tree per word into ``S``); a *divider* turns ``S`` into ``R``; the *output*
   stage reads the e-buffer and multiplies by ``R``. A slot is the input stage's again once
   the exponent stage has read it, and the exponent stage's once the output stage has read its
   e's, so up to :data:`SLOTS` rows are in flight and a stage starts a row in the cycle it
@@ -43,18 +43,18 @@ Hardware decisions
   cycles (22 at one bit a cycle). 22 bits hold the quotient for every table numerics
   accepts (``EXP[0] >= 2**16``, and ``S >= EXP[0]``); the dividend ``127 * 2**31`` has zeros
   in its low 31 bits, so the divider starts from ``127 * 2**31 >> 22`` (or more, padded to
-  whole cycles), already below ``S``, and shifts in zeros. It takes the next row's ``S`` in
-  the cycle of its last step; each slot keeps its ``S`` and ``R`` until the next stage takes
-  them.
+  whole cycles), already below ``S``, and shifts in zeros. :data:`DIVIDERS` of them take
+  the rows in turn (a divider its next row in the cycle of its last step); each slot keeps
+  its ``S`` and ``R`` until the next stage takes them.
 * The output stage is a pipeline that freezes as a whole while ``source`` is not ready (its
   read port holds its data), so back-pressure never loses a word; ``R`` travels down it with
   each word. The other stages never wait on ``source``: back-pressure reaches them only as
   slots that stay full.
 
 Cycles: :mod:`.perf` (``softmax_schedule``, exact when ``source`` keeps up and words come
-when asked); once rows are in flight the divider sets the pace, a row every ``div_cycles``
-cycles (6 at four bits a cycle) when rows are short (``W = ceil(n / lanes)`` words, a row
-every ``W`` cycles at the most).
+when asked); once short rows are in flight the dividers or a turn of the slots set the pace
+(rows of 16 on 16 lanes at two bits a cycle: one every 2.75 cycles), long ones their ``W =
+ceil(n / lanes)`` words.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ SLOTS = 8
 #: Dividers, taking rows in turn: short rows follow each other every ``div_cycles / DIVIDERS``
 #: cycles without more bits a cycle (a longer path). Each is a ``sum_bits`` remainder, a
 #: quotient and ``bits_per_cycle`` subtract-and-selects.
-DIVIDERS = 2
+DIVIDERS = 4
 
 
 def in_latency(cfg: AttentionConfig) -> int:
