@@ -130,7 +130,7 @@ def test_layernorm_cycle_formula():
     rows in turn), or a turn of the slots (a row's slot is taken from its first word in to its
     last read out)."""
     t = tree_stages(16)
-    assert (SLOTS, VAR_CYCLES, ROOTS) == (8, 4, 2)
+    assert (SLOTS, VAR_CYCLES, ROOTS) == (8, 4, 4)
     for k, root in ((1, 22), (2, 11), (4, 6), (8, 3)):
         cfg = SIZES["default"].with_(bits_per_cycle=k)
         assert cfg.rsqrt_cycles == root

@@ -51,8 +51,8 @@ Hardware decisions
 * Back-pressure stops only the output stage; the others stop when no slot is free.
 
 Cycles: :mod:`.perf` (``layernorm_schedule``); short rows follow each other every
-``rsqrt_cycles / ROOTS`` cycles (5.5 at two bits a cycle), the variance stage's four or a turn
-of the slots, long ones every ``W`` cycles.
+``rsqrt_cycles / ROOTS`` cycles, the variance stage's four (rows of 32 channels on 16 lanes
+at two bits a cycle: 4) or a turn of the slots, long ones every ``W`` cycles.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "sum_latency",
 SLOTS = 8
 #: Reciprocal square roots, taking rows in turn: short rows follow each other every
 #: ``rsqrt_cycles / ROOTS`` cycles without more bits a cycle (a longer path).
-ROOTS = 2
+ROOTS = 4
 #: Cycles of the variance stage, from taking a row's sums to the square root's start: ``C*Sxx``
 #: and ``Sx*Sx``, ``W``, its leading one, the normalizing shift.
 VAR_CYCLES = 4
