@@ -73,6 +73,8 @@ def test_matmul_bit_exact_and_cycle_exact(host, seed):
             # K over several K tiles in the first trials, small ones after.
             k = int(rng.integers(mg + 1, 3 * mg)) if trial < 2 else int(rng.integers(1, 9))
             m_, n = int(rng.integers(1, 20)), int(rng.integers(1, 12))
+            if trial == 3:   # whole max_width x max_height tiles of M (K in one tile)
+                m_ = int(rng.integers(CFG.conv.max_width * CFG.conv.max_height, 150))
             a = b.put(_int8(rng, (k, 1, m_)))
             bt = b.put(_int8(rng, (k, 1, n)) if tr else _int8(rng, (n, 1, k)))
             outs.append(b.matmul(a, bt, *_requant(rng, k), transpose=tr))
@@ -89,9 +91,9 @@ def test_matmul_per_head_strides(host, seed):
     b = ProgramBuilder(CFG)
     q, kk, v = (b.put(_int8(rng, (heads * d, 1, t))) for _ in range(3))
     dw, tw = d // L, math.ceil(t / L)
-    s = b.alloc(heads * t, 1, t)            # scores, heads side by side (t columns each)
-    o = b.alloc(heads * d, 1, t)
     srow = heads * tw
+    s = b.alloc(srow * L, 1, t)   # scores, heads side by side (t columns in tw words each)
+    o = b.alloc(heads * d, 1, t)
     for h in range(heads):
         b.matmul_raw(src=q.addr + h * dw, sa=heads * dw, src2=kk.addr + h * dw, sb=heads * dw,
                      dst=s.addr + h * tw, sc=srow, m=t, k=d, n=t,
