@@ -1,0 +1,137 @@
+"""Pipeline parallelism (``pp``): stages on a Verilated top of three tiny instances.
+
+Samples stream through the top (:mod:`hwaccel.parallel.pp_sim`); their outputs equal the
+golden interpreter on one instance, and every sample's start, finish and hand-over cycle at
+every stage equals the cycle model (:func:`hwaccel.parallel.pp_model.model`). Partitions that
+cannot run are refused naming the stage and layer.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import torch
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler.cases import make, split_bands
+from hwaccel.generators.accel.config import PRESETS
+from hwaccel.generators.link.config import PRESETS as LINKS
+from hwaccel.generators.multi import PipelineConfig
+from hwaccel.parallel.pp import PartitionError, partition, sample_inputs
+from hwaccel.parallel.pp_model import copy_cycles, model, occupancy
+from hwaccel.toolchain import MissingToolError, verilator_root
+
+TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
+
+
+def _verilator():
+    try:
+        verilator_root()
+    except MissingToolError as exc:
+        pytest.skip(f"Verilator unavailable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def design():
+    _verilator()
+    from hwaccel.sim.runner import design_for
+
+    return design_for(TOP)
+
+
+def _compiled(name, n=6):
+    net, inputs = make(name)
+    x = inputs(n, torch.Generator().manual_seed(14))
+    cm = hwaccel.compile(net, x, preset="tiny")
+    return cm, cm.quantize_input(x)
+
+
+def _stream(design, cm, xi, part):
+    from hwaccel.parallel.pp_sim import golden, outputs_of, simulate
+
+    words, measured = simulate(design, TOP, part, sample_inputs(part, cm, xi))
+    got, ref = outputs_of(part, words), golden(cm, xi)
+    mismatches = int((got.reshape(len(xi), -1) != ref.reshape(len(xi), -1)).any(axis=1).sum())
+    return mismatches, measured, model(part, len(xi), TOP.link)
+
+
+@pytest.mark.parametrize("name", ["branches", "sequential"])
+def test_pipeline_is_bit_exact_and_the_model_equals_every_sample_cycle(design, name):
+    """``branches`` hands a residual's two live tensors across a cut; ``sequential`` one."""
+    cm, xi = _compiled(name)
+    part = partition(cm, xi, 3)
+    mismatches, measured, predicted = _stream(design, cm, xi, part)
+    assert mismatches == 0
+    assert measured.rows() == predicted.rows()
+    assert measured.cycles == predicted.cycles > 0
+    assert 0 < measured.bubble_fraction < 1
+
+
+class Balanced(nn.Module):
+    """Three identical 4 -> 4 channel 3x3 convs on a 4x4 map: equal stage programs, equal
+    16-word boundaries."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.ModuleList(nn.Conv2d(4, 4, 3, padding=1) for _ in range(3))
+
+    def forward(self, x):
+        for c in self.c:
+            x = torch.relu(c(x))
+        return x
+
+
+def test_balanced_pipeline_fill_period_and_bubbles(design):
+    torch.manual_seed(3)
+    net = Balanced().eval()
+    x = torch.randn(8, 4, 4, 4)
+    cm = hwaccel.compile(net, x, preset="tiny")
+    xi = cm.quantize_input(x)
+    part = partition(cm, xi, 3)
+    assert len({s.cycles for s in part.stages}) == 1
+    mismatches, t, predicted = _stream(design, cm, xi, part)
+    assert mismatches == 0 and t.rows() == predicted.rows()
+    m, p = len(xi), 3
+    occ = occupancy(part, TOP.link)
+    copy = copy_cycles(TOP.link, part.stages[0].output.words)
+    # Once started, no transfer waits: each instance is busy m x its occupancy.
+    assert [t.busy(k) for k in range(p)] == [m * o for o in occ]
+    # Sample 0 crosses with no wait: every occupancy, less the two copies counted twice.
+    assert t.fill == sum(occ) - (p - 1) * copy
+    # The steady interval is the slowest instance's occupancy, from the first sample on.
+    assert t.period == max(occ)
+    assert t.cycles == t.fill + (m - 1) * t.period
+    assert t.bubbles == 1 - Fraction(m * sum(occ), p * t.cycles)
+    # GPipe's (p - 1) / (m + p - 1) needs a latency of p periods; a copy overlaps two
+    # instances, so the latency (and with it the bubble fraction) is below it here.
+    assert t.fill < p * t.period
+    assert t.bubbles < Fraction(p - 1, m + p - 1)
+
+
+def test_refused_partitions_name_the_stage_and_layer():
+    net, inputs = split_bands()
+    x = inputs(2, torch.Generator().manual_seed(1))
+    cm = hwaccel.compile(net, x, preset="tiny")
+    xi = cm.quantize_input(x)
+    with pytest.raises(PartitionError, match=r"stage 1 \(layers 5\).*layer '5' was itself "
+                                             r"lowered into weight groups 0, 1"):
+        partition(cm, xi, [5])
+    with pytest.raises(PartitionError, match=r"stage 1 \(layers 1, 2, 3, 4, 5\).*layer '5'"):
+        partition(cm, xi, [1])
+    with pytest.raises(PartitionError, match=r"in \[1, 6\).*not \[6\]"):
+        partition(cm, xi, [6])
+    with pytest.raises(PartitionError, match="cannot split 6 layers"):
+        partition(cm, xi, 7)
+    with pytest.raises(PartitionError, match="cuts must be increasing"):
+        partition(cm, xi, [3, 2])
+    with pytest.raises(PartitionError, match="no split into 2 stages can run"):
+        partition(cm, xi, 2)   # layer 5 straddles the weight groups: no stage can hold it
+
+
+def test_top_refuses_a_link_wider_than_a_word():
+    with pytest.raises(ValueError, match="link.width must be the activation word's bytes"):
+        PipelineConfig(PRESETS["tiny"], 2, LINKS["default"])
+    with pytest.raises(ValueError, match="instances must be at least 2"):
+        PipelineConfig(PRESETS["tiny"], 1, LINKS["tiny"])
