@@ -1,6 +1,6 @@
 """The attention commands (SOFTMAX, LAYERNORM, GELU, MATMUL) on the golden interpreter against
 :mod:`hwaccel.numerics`, their faults, and the cycle model against the units' models (tiny
-preset with attention units; no RTL runs these commands yet: building one refuses)."""
+preset with attention units; the RTL: ``test_attention_rtl.py``, ``test_matmul_rtl.py``)."""
 
 from __future__ import annotations
 

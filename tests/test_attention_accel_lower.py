@@ -1,6 +1,6 @@
 """Transformers lowered to the attention commands (:mod:`hwaccel.compiler.lower_attention`) on
 the golden interpreter equal the integer twin exactly: random small encoders (causal or not,
-mean or first-token pooling, norm first or last, 1-2 heads), on the model-only preset with
+mean or first-token pooling, norm first or last, 1-2 heads), on the preset with
 attention units; a head that does not start on a word boundary is refused by name; the cycle
 model runs the lowered programs."""
 

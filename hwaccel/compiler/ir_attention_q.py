@@ -27,7 +27,7 @@ Every value stays an int8 tensor at one scale per tensor, and every integer oper
   (:func:`~hwaccel.numerics.average` of the exact sum); the scale is kept.
 
 :mod:`.lower_attention` lowers them to the attention commands on a configuration with attention
-units (the golden interpreter runs those; no RTL yet); elsewhere :mod:`.lower` refuses them by
+units (the golden interpreter and the RTL run those); elsewhere :mod:`.lower` refuses them by
 name. The integer twin (:mod:`.int8`) and the integer reference (:mod:`.qreference`) run them.
 """
 

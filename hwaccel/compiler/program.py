@@ -128,7 +128,7 @@ class CompiledModel:
 def _preset(preset) -> AccelConfig:
     if isinstance(preset, AccelConfig):
         return preset
-    known = PRESETS | MODEL_PRESETS   # MODEL_PRESETS: golden interpreter and cycle model only
+    known = PRESETS | MODEL_PRESETS   # MODEL_PRESETS: the configurations with attention units
     if preset not in known:
         raise ValueError(f"preset must be one of {', '.join(known)} or an AccelConfig, "
                          f"not {preset!r}")

@@ -32,8 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", type=int, default=None,
                    help="the first N held-out samples (default: the whole held-out split)")
     p.add_argument("--preset", default="default",
-                   help="accelerator preset (default: default); the model-only "
-                        "default_attention runs transformers on golden (no RTL yet)")
+                   help="accelerator preset (default: default); transformers run on "
+                        "default_attention and ecp5_attention (the latter builds its RTL "
+                        "in minutes)")
     p.add_argument("--calibration", type=int, default=512,
                    help="training samples that calibrate activation scales (default: 512)")
     p.add_argument("--clock-mhz", type=float, default=None,

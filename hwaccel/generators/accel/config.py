@@ -248,4 +248,10 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     "tiny_attention": PRESETS["tiny"].with_(
         lstm=None, attention=AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
         wgt_depth=1024, name="tiny_attention"),
+    # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the
+    # digit transformer (16 tokens, width 32, FFN 64) on the RTL in minutes of Verilator
+    # build (hwaccel compare --model transformer --backends golden,rtl --preset ecp5_attention).
+    "ecp5_attention": PRESETS["ecp5"].with_(
+        attention=AttentionConfig(max_len=32, max_channels=64, lanes=8, name="ecp5"),
+        name="ecp5_attention"),
 }
