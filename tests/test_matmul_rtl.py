@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, Region, run_program
-from hwaccel.generators.accel.accelerator import Accelerator
-from hwaccel.generators.accel.config import MODEL_PRESETS, AccelConfig
+from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.driver_attention import ATTN_DEFAULTS
 from hwaccel.generators.accel.host import address, start_word
@@ -27,10 +26,7 @@ L = CFG.lanes
 
 @pytest.fixture(scope="module")
 def host():
-    with pytest.MonkeyPatch.context() as mp:   # build() refuses configs with attention units
-        mp.setattr(AccelConfig, "build", lambda self: Accelerator(self))
-        design = design_for(CFG)
-    h = HarnessHost(design, CFG)
+    h = HarnessHost(design_for(CFG), CFG)
     yield h
     h.close()
 
