@@ -19,7 +19,7 @@ import sys
 HELP = "one model over N accelerator instances (data parallel): cycles, model, speedup"
 
 #: Partitions this command runs.
-MODES = ("dp",)
+MODES = ("dp", "pp")
 
 
 def _counts(text: str) -> list[int]:
@@ -36,7 +36,14 @@ def add_arguments(p) -> None:
     p.add_argument("--model", required=True,
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, ...")
     p.add_argument("--mode", choices=MODES, default="dp",
-                   help="dp: the batch split over the instances, each running the same program")
+                   help="dp: the batch split over the instances, each running the same program; "
+                        "pp: the layers split into stages, samples streaming through them "
+                        "(hwaccel.parallel.pp_run)")
+    p.add_argument("--link-latency", type=int, default=2,
+                   help="pp: cycles each way on a link (default 2)")
+    p.add_argument("--link-buffer", type=int, default=None,
+                   help="pp: a link's receive buffer in bytes (default: 5 words, full rate "
+                        "at latency 2)")
     p.add_argument("--instances", default="4",
                    help="instance counts, comma-separated: one row each (default: 4)")
     p.add_argument("--preset", default="default", help="accelerator preset (default: default)")
@@ -109,9 +116,15 @@ def run(args) -> int:
     compiled = compile_model(module, split.x_train[:8], preset=args.preset,
                              calibration=split.x_train[:args.calibration])
     clock = (args.clock_mhz, "given") if args.clock_mhz else None
-    with client_for(args.scheduler, args.workers) as client:
-        rows = run_dp(compiled, split.x_test[:args.batch], counts,
-                      shared_host_port=args.shared_host_port, client=client, clock=clock)
+    if args.mode == "pp":
+        from .pp_run import pp_rows
+
+        rows = pp_rows(args, compiled, split.x_test[:args.batch], counts, clock)
+    else:
+        with client_for(args.scheduler, args.workers) as client:
+            rows = run_dp(compiled, split.x_test[:args.batch], counts,
+                          shared_host_port=args.shared_host_port, client=client,
+                          clock=clock)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
     else:

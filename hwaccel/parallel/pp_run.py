@@ -1,0 +1,134 @@
+"""``hwaccel parallel --mode pp``: rows of a model streamed through N pipelined instances.
+
+For each instance count ``N``: the balanced partition into ``N`` stages (:func:`.pp.balanced`),
+the samples streamed through a top of ``N`` instances (:func:`.pp_sim.simulate`) and through
+the cycle model (:func:`.pp_model.model`). All counts share one top of the most instances
+(a partition of fewer stages leaves the last ones idle). The one-instance reference is its
+instance 0 running the whole model, sample after sample, under the same controller (the host
+writes a sample's input, the program runs, the host reads the output): ``speedup`` is its
+cycles over the pipeline's. ``mismatches`` counts samples whose outputs differ from the golden
+interpreter on one instance. ``link_utilization``: bytes the links carried over their
+capacity (``W`` bytes a cycle each) during the run. ``throughput`` (samples a cycle) is
+``1 / period``, the steady interval between outputs, against ``1 / max(occupancy)``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["PpRow", "run_pp", "pipeline_config"]
+
+
+@dataclass(frozen=True)
+class PpRow:
+    """One instance count's figures (names shared with :class:`.dp.DpRow` where they mean
+    the same)."""
+
+    mode: str
+    instances: int
+    batch: int
+    shared_host_port: bool
+    cycles: int
+    model_cycles: int
+    single_cycles: int
+    single_model_cycles: int
+    speedup: float
+    efficiency: float
+    mismatches: int
+    link_utilization: float
+    bubble_fraction: float
+    fill: int
+    drain: int
+    period: int
+    slowest_occupancy: int
+    stages: list
+    samples_equal: bool
+    hw_samples_per_second: float
+    clock_mhz: float
+    clock_source: str
+    sim_samples_per_second: float
+    wall_seconds: float
+    workers: int | None = None
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def pipeline_config(accel, instances: int, link):
+    from ..generators.multi import PipelineConfig
+
+    n = max(2, instances)
+    return PipelineConfig(accel, n, link, name=f"{accel.name}_x{n}_l{link.latency}_d{link.buffer}")
+
+
+def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[PpRow]:
+    """One :class:`PpRow` for each instance count in ``instances`` on the samples ``x``;
+    ``top``: the :class:`~hwaccel.generators.multi.PipelineConfig` to run on (default:
+    :func:`pipeline_config` of the most instances and ``link``)."""
+    from ..generators.link.config import LinkConfig
+    from ..runtime.compare import clock_for
+    from ..sim.runner import design_for
+    from .pp import balanced, partition, sample_inputs
+    from .pp_model import model, occupancy
+    from .pp_sim import golden, outputs_of, simulate
+
+    cfg = compiled.config
+    link = link or LinkConfig(width=cfg.lanes, latency=2, buffer=5 * cfg.lanes,
+                              watchdog=64, name="pp")
+    x_int = compiled.quantize_input(x)
+    m = len(x_int)
+    mhz, source = clock or clock_for(cfg)
+    ref = golden(compiled, x_int).reshape(m, -1)
+    one = partition(compiled, x_int, [])
+    counts = [int(v) for v in instances]
+    if not counts or min(counts) < 1:
+        raise ValueError(f"instances must be counts >= 1, not {instances!r}")
+    pcfg = top or pipeline_config(cfg, max(counts), link)   # fewer stages use its first
+    link = pcfg.link
+    if pcfg.accel != cfg or pcfg.instances < max(counts):
+        raise ValueError(f"top {pcfg.slug} has {pcfg.instances} instances of "
+                         f"{pcfg.accel.slug}, not {max(counts)} of {cfg.slug}")
+    design = design_for(pcfg)
+    _, t1 = simulate(design, pcfg, one, sample_inputs(one, compiled, x_int))
+    single = (t1.cycles, model(one, m, link).cycles)
+    rows = []
+    for n in counts:
+        part = balanced(compiled, x_int, n, link=link)
+        inputs = sample_inputs(part, compiled, x_int)
+        t0 = time.perf_counter()
+        words, measured = simulate(design, pcfg, part, inputs)
+        wall = time.perf_counter() - t0
+        predicted = model(part, m, link)
+        got = outputs_of(part, words).reshape(m, -1)
+        occ = occupancy(part, link)
+        moved = sum(s.output.words for s in part.stages[:-1]) * cfg.lanes * m
+        util = moved / ((n - 1) * link.width * measured.cycles) if n > 1 else 0.0
+        speedup = single[0] / measured.cycles
+        rows.append(PpRow(
+            "pp", n, m, False, measured.cycles, predicted.cycles, single[0], single[1],
+            speedup, speedup / n, int(np.any(got != ref, axis=1).sum()), util,
+            measured.bubble_fraction, measured.fill, measured.drain, measured.period,
+            max(occ), [list(s.layers) for s in part.stages],
+            measured.rows() == predicted.rows(), m * mhz * 1e6 / measured.cycles, mhz, source,
+            m / wall, wall, None,
+            f"period {measured.period} vs slowest stage {max(occ)}"))
+    return rows
+
+
+def pp_rows(args, compiled, x, counts, clock) -> list[PpRow]:
+    """``hwaccel parallel --mode pp``'s rows from its parsed ``args`` (the link's options)."""
+    from ..generators.link.config import LinkConfig
+
+    if args.shared_host_port:
+        raise ValueError("--shared-host-port is a dp option: a pp top has one external host "
+                         "port, on the instance it selects")
+    lanes = compiled.config.lanes
+    latency = args.link_latency
+    buffer = args.link_buffer if args.link_buffer is not None else 5 * lanes
+    link = LinkConfig(width=lanes, latency=latency, buffer=buffer,
+                      watchdog=max(64, 4 * (2 * latency + 1)), name="pp")
+    return run_pp(compiled, x, counts, link=link, clock=clock)
