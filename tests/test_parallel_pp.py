@@ -135,3 +135,20 @@ def test_top_refuses_a_link_wider_than_a_word():
         PipelineConfig(PRESETS["tiny"], 2, LINKS["default"])
     with pytest.raises(ValueError, match="instances must be at least 2"):
         PipelineConfig(PRESETS["tiny"], 1, LINKS["tiny"])
+
+
+def test_pp_rows_against_one_instance(design):
+    """``hwaccel parallel --mode pp``'s rows: one instance (instance 0 of the same top, the
+    whole model) and three stages; the model equals the simulation on every sample."""
+    from hwaccel.parallel.pp_run import run_pp
+
+    net, inputs = make("branches")
+    x = inputs(5, torch.Generator().manual_seed(2))
+    cm = hwaccel.compile(net, x, preset="tiny")
+    one, three = run_pp(cm, x, [1, 3], top=TOP, clock=(50.0, "given"))
+    for r in (one, three):
+        assert r.samples_equal and r.model_cycles == r.cycles and r.mismatches == 0
+        assert r.single_cycles == one.cycles == r.single_model_cycles
+        assert r.speedup == one.cycles / r.cycles and r.period == r.slowest_occupancy
+    assert one.link_utilization == 0 and one.stages == [[s for r in three.stages for s in r]]
+    assert len(three.stages) == 3 and 0 < three.link_utilization < 1
