@@ -4,4 +4,7 @@
 one host port; :mod:`.traffic` -- the transfers and receiver patterns both take. Each model is
 exact: it equals its Component in :mod:`hwaccel.generators.link` cycle for cycle.
 :mod:`.dp` -- data parallelism (the batch split over instances; ``hwaccel parallel --mode dp``).
+:mod:`.pp` -- pipeline parallelism (layers in stages on the instances of
+:mod:`hwaccel.generators.multi`'s top; :mod:`.pp_model` the controller and its exact cycle
+model, :mod:`.pp_sim` the simulated top, :mod:`.pp_run` ``hwaccel parallel --mode pp``).
 """

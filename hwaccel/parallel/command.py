@@ -7,6 +7,9 @@ efficiency against one instance at the same batch, mismatches against the golden
 one instance, hardware throughput (at the preset's clock) and simulator throughput (samples a
 wall-clock second), kept apart.
 
+``--mode pp`` splits the layers into stages on N instances of one generated top, samples
+streaming through them (:mod:`.pp_run`): the rows add fill, drain, period and bubble fraction.
+
 Exit status 0 when every row has no mismatch and ``model_cycles == cycles``, 1 otherwise, 2 on a
 usage error.
 """
@@ -16,7 +19,8 @@ from __future__ import annotations
 import json
 import sys
 
-HELP = "one model over N accelerator instances (data parallel): cycles, model, speedup"
+HELP = ("one model over N accelerator instances (data or pipeline parallel): cycles, model, "
+        "speedup")
 
 #: Partitions this command runs.
 MODES = ("dp", "pp")

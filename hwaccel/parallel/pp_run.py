@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["PpRow", "run_pp", "pipeline_config"]
+__all__ = ["PpRow", "run_pp", "pp_rows", "pipeline_config", "default_link"]
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,30 @@ class PpRow:
         return asdict(self)
 
 
+def default_link(accel):
+    """Latency 2 and the five words of buffer that keep it at a word a cycle."""
+    from ..generators.link.config import LinkConfig
+
+    return LinkConfig(width=accel.lanes, latency=2, buffer=5 * accel.lanes, watchdog=64,
+                      name="pp")
+
+
 def pipeline_config(accel, instances: int, link):
+    """The top of ``max(2, instances)`` instances of ``accel`` and ``link``, named
+    ``<preset>x<N>`` (with ``_l<L>_d<D>`` unless the link is :func:`default_link`'s)."""
     from ..generators.multi import PipelineConfig
 
     n = max(2, instances)
-    return PipelineConfig(accel, n, link, name=f"{accel.name}_x{n}_l{link.latency}_d{link.buffer}")
+    d = default_link(accel)
+    same = (link.latency, link.buffer, link.watchdog) == (d.latency, d.buffer, d.watchdog)
+    tail = "" if same else f"_l{link.latency}_d{link.buffer}"
+    return PipelineConfig(accel, n, link, name=f"{accel.name}x{n}{tail}")
 
 
 def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[PpRow]:
     """One :class:`PpRow` for each instance count in ``instances`` on the samples ``x``;
     ``top``: the :class:`~hwaccel.generators.multi.PipelineConfig` to run on (default:
     :func:`pipeline_config` of the most instances and ``link``)."""
-    from ..generators.link.config import LinkConfig
     from ..runtime.compare import clock_for
     from ..sim.runner import design_for
     from .pp import balanced, partition, sample_inputs
@@ -77,8 +89,7 @@ def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[P
     from .pp_sim import golden, outputs_of, simulate
 
     cfg = compiled.config
-    link = link or LinkConfig(width=cfg.lanes, latency=2, buffer=5 * cfg.lanes,
-                              watchdog=64, name="pp")
+    link = link or default_link(cfg)
     x_int = compiled.quantize_input(x)
     m = len(x_int)
     mhz, source = clock or clock_for(cfg)
