@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hwaccel.generators.attention import SIZES, AttentionConfig, GeluUnit, LayerNormUnit
-from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.bench import Reload, run_streams
 from hwaccel.generators.attention.common import out_layout, word_layout
 from hwaccel.generators.attention.layernorm import ln_setup_layout
 from hwaccel.generators.attention.packing import load_payloads
@@ -63,6 +63,20 @@ def test_gelu_unit_reload_and_backpressure(seed):
                             (dut.table, load_payloads(TINY, p2))], words,
                       expect=len(want), stall=0.4, seed=seed)
     assert run.outputs == want, f"seed {seed}"
+
+
+def test_gelu_unit_reloads_between_words(seed):
+    """Words, a new table sent right after the last of them, and words under it: the words
+    already taken keep the old table's values, with back-pressure."""
+    rng = np.random.default_rng(seed)
+    p1, p2 = gelu_params(0.1, 0.1), gelu_params(0.02, 0.01, "tanh")
+    w1, want1 = _words(rng.integers(-128, 128, 20 * TINY.lanes), TINY.lanes, p1)
+    w2, want2 = _words(rng.integers(-128, 128, 20 * TINY.lanes), TINY.lanes, p2)
+    dut = GeluUnit(TINY)
+    run = run_streams(dut, [(dut.table, load_payloads(TINY, p1))],
+                      w1 + [Reload(dut.table, load_payloads(TINY, p2))] + w2,
+                      expect=len(want1) + len(want2), stall=0.4, seed=seed)
+    assert run.outputs == want1 + want2, f"seed {seed}"
 
 
 def test_gelu_unit_wants_an_attention_config():

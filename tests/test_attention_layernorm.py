@@ -12,7 +12,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
-from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.bench import Reload, run_streams
 from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.layernorm import ROOTS, SLOTS, VAR_CYCLES
 from hwaccel.generators.attention.packing import load_payloads
@@ -105,6 +105,34 @@ def test_layernorm_unit_extreme_parameters_and_backpressure(seed):
     for p in cases:
         run, want = _run(TINY, p, _rows(rng, c, 4), stall=0.35, seed=seed)
         assert run.outputs == want, f"{p.eps_term} {p.shift} seed {seed}"
+
+
+def test_layernorm_unit_takes_a_new_layer_between_rows(seed):
+    """Rows, a new layer's setup and parameters sent right after their last word (taken once
+    every row is out), and rows of the new size: each row by its own layer, with
+    back-pressure."""
+    rng = np.random.default_rng(seed)
+    p1, p2 = _params(rng, 9), _params(rng, 14)
+    rows1, rows2 = _rows(rng, 9, 3), _rows(rng, 14, 3)
+    dut = LayerNormUnit(TINY)
+    words, want = [], []
+    for p, rows in ((p1, rows1), (p2, rows2)):
+        nw = -(-p.channels // TINY.lanes)
+        if p is p2:
+            words += [Reload(dut.setup, [{"channels": p.channels, "eps_term": p.eps_term,
+                                          "shift": p.shift}]),
+                      Reload(dut.params, load_payloads(TINY, p))]
+        for q in rows:
+            x, y = np.zeros(nw * TINY.lanes, np.int64), np.zeros(nw * TINY.lanes, np.int64)
+            x[:p.channels], y[:p.channels] = q, layernorm_int(np.asarray(q), p)
+            words += [[int(v) for v in x[w * TINY.lanes:(w + 1) * TINY.lanes]]
+                      for w in range(nw)]
+            want += [([int(v) for v in y[w * TINY.lanes:(w + 1) * TINY.lanes]], int(w == nw - 1))
+                     for w in range(nw)]
+    setup = {"channels": 9, "eps_term": p1.eps_term, "shift": p1.shift}
+    run = run_streams(dut, [(dut.setup, [setup]), (dut.params, load_payloads(TINY, p1))], words,
+                      expect=len(want), stall=0.3, seed=seed)
+    assert run.outputs == want, f"seed {seed}"
 
 
 @pytest.mark.parametrize("c", [2, 3, 16, 100, 768, 1024])

@@ -12,7 +12,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 from hwaccel.generators.attention import SIZES, AttentionConfig, SoftmaxUnit
-from hwaccel.generators.attention.bench import run_streams
+from hwaccel.generators.attention.bench import Reload, run_streams
 from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import load_cycles, softmax_row_perf, softmax_schedule
@@ -144,6 +144,21 @@ def test_softmax_unit_takes_a_new_table_between_rows(seed):
                             (dut.table, load_payloads(TINY, p2))],
                       _words(rows, TINY.lanes), expect=len(want))
     assert run.outputs == want
+
+
+def test_softmax_unit_reloads_its_table_between_commands(seed):
+    """Rows, a new table sent right after their last word (taken once every row is out), and
+    rows under it: every probability from its own table, with back-pressure."""
+    rng = np.random.default_rng(seed)
+    p1, p2 = softmax_params(1 / 16, TINY.max_len), softmax_params(0.25, TINY.max_len)
+    rows1, rows2 = _rows(rng, TINY.max_len, 5), _rows(rng, TINY.max_len, 5)
+    dut = SoftmaxUnit(TINY)
+    words = (_words(rows1, TINY.lanes) + [Reload(dut.table, load_payloads(TINY, p2))]
+             + _words(rows2, TINY.lanes))
+    want = _expected(rows1, p1, TINY.lanes) + _expected(rows2, p2, TINY.lanes)
+    run = run_streams(dut, [(dut.table, load_payloads(TINY, p1))], words, expect=len(want),
+                      stall=0.3, seed=seed)
+    assert run.outputs == want, f"seed {seed}"
 
 
 def test_softmax_cycle_formula():

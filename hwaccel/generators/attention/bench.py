@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from amaranth.sim import Simulator
 
-__all__ = ["StreamRun", "run_streams"]
+__all__ = ["StreamRun", "Reload", "run_streams"]
 
 
 @dataclass
@@ -30,12 +30,22 @@ class StreamRun:
     load_cycles: int = 0
 
 
+@dataclass
+class Reload:
+    """A load sent between ``sink`` words (an item of ``run_streams``' words): ``beats`` to
+    ``port``, each offered until taken, the next word offered once the last is taken."""
+
+    port: object
+    beats: list
+    taken: int = 0
+
+
 def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int = 0,
                 timeout: int = 20_000) -> StreamRun:
     """Simulate ``dut`` (a unit with ``sink`` and ``source``): ``loads`` is a list of
-    ``(stream, payloads)`` sent first; ``words`` the ``sink`` payloads; ``expect`` output words
-    are collected. Raises ``TimeoutError`` (with the seed) if they do not all come in
-    ``timeout`` cycles."""
+    ``(stream, payloads)`` sent first; ``words`` the ``sink`` payloads (and :class:`Reload`
+    items between them); ``expect`` output words are collected. Raises ``TimeoutError`` (with
+    the seed) if they do not all come in ``timeout`` cycles."""
     rng = random.Random(seed)
     run = StreamRun()
 
@@ -55,7 +65,16 @@ def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int
         nxt, offered = 0, False
         start = None
         for _ in range(timeout):
-            if not offered and nxt < len(words) and rng.random() >= stall:
+            if nxt < len(words) and isinstance(words[nxt], Reload):
+                # a load between words: its beats one after another, each until taken
+                item = words[nxt]
+                ctx.set(item.port.valid, 1)
+                ctx.set(item.port.payload, item.beats[item.taken])
+                if ctx.get(item.port.ready):
+                    item.taken += 1
+                    if item.taken == len(item.beats):
+                        nxt += 1
+            elif not offered and nxt < len(words) and rng.random() >= stall:
                 offered = True
                 ctx.set(dut.sink.payload, words[nxt])
             ctx.set(dut.sink.valid, offered)
@@ -74,6 +93,9 @@ def run_streams(dut, loads, words, *, expect: int, stall: float = 0.0, seed: int
                     break
             await ctx.tick()
             cycle += 1
+            for item in words:
+                if isinstance(item, Reload) and item.taken == len(item.beats):
+                    ctx.set(item.port.valid, 0)
         else:
             raise TimeoutError(f"{len(run.outputs)} of {expect} output words in {timeout} "
                                f"cycles (seed {seed})")
