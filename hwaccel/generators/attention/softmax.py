@@ -87,12 +87,10 @@ from .packing import TABLE_ROW
 __all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY",
            "SLOTS", "DIVIDERS"]
 
-#: Rows in flight: row-buffer and e-buffer slots (a power of two: a slot index selects all of a
-#: slot array).
+#: Rows in flight: row-buffer and e-buffer slots (a power of two: an index selects them all).
 SLOTS = 8
-#: Dividers, taking rows in turn: short rows follow each other every ``div_cycles / DIVIDERS``
-#: cycles without more bits a cycle (a longer path). Each is a ``sum_bits`` remainder, a
-#: quotient and ``bits_per_cycle`` subtract-and-selects.
+#: Dividers, taking rows in turn (short rows every ``div_cycles / DIVIDERS`` cycles without a
+#: longer path): each a ``sum_bits`` remainder, a quotient, ``bits_per_cycle`` subtracts.
 DIVIDERS = 4
 
 
