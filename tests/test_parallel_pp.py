@@ -61,7 +61,7 @@ def _stream(design, cm, xi, part):
 def test_pipeline_is_bit_exact_and_the_model_equals_every_sample_cycle(design, name):
     """``branches`` hands a residual's two live tensors across a cut; ``sequential`` one."""
     cm, xi = _compiled(name)
-    part = partition(cm, xi, 3)
+    part = partition(cm, xi, 3, link=TOP.link)
     mismatches, measured, predicted = _stream(design, cm, xi, part)
     assert mismatches == 0
     assert measured.rows() == predicted.rows()
@@ -89,7 +89,7 @@ def test_balanced_pipeline_fill_period_and_bubbles(design):
     x = torch.randn(8, 4, 4, 4)
     cm = hwaccel.compile(net, x, preset="tiny")
     xi = cm.quantize_input(x)
-    part = partition(cm, xi, 3)
+    part = partition(cm, xi, 3, link=TOP.link)
     assert len({s.cycles for s in part.stages}) == 1
     mismatches, t, predicted = _stream(design, cm, xi, part)
     assert mismatches == 0 and t.rows() == predicted.rows()
@@ -152,3 +152,13 @@ def test_pp_rows_against_one_instance(design):
         assert r.speedup == one.cycles / r.cycles and r.period == r.slowest_occupancy
     assert one.link_utilization == 0 and one.stages == [[s for r in three.stages for s in r]]
     assert len(three.stages) == 3 and 0 < three.link_utilization < 1
+
+
+def test_a_pipeline_that_is_not_through_in_time_is_named(design):
+    from hwaccel.parallel.pp_sim import PipelineHang, simulate
+
+    cm, xi = _compiled("sequential", 2)
+    part = partition(cm, xi, 3, link=TOP.link)
+    with pytest.raises(PipelineHang, match=r"not through 2 samples after 150 cycles: "
+                                           r"instances \['run', 'free', 'free'\]"):
+        simulate(design, TOP, part, sample_inputs(part, cm, xi), limit=150)

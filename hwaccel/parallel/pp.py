@@ -125,10 +125,11 @@ def _layers(lowered) -> list[tuple[str, list[tuple[int, int]]]]:
     return list(out.items())
 
 
-def partition(compiled, x_int, cuts) -> Partition:
+def partition(compiled, x_int, cuts, *, link=None) -> Partition:
     """Stages of ``compiled`` (a :class:`~hwaccel.compiler.CompiledModel`) split before the
     layers at indices ``cuts`` (increasing, from 1; an int ``p`` instead: :func:`balanced`
-    into ``p`` stages). ``x_int`` is one sample or more (int8 values); sample 0 is lowered.
+    into ``p`` stages over links of ``link``). ``x_int`` is one sample or more (int8 values);
+    sample 0 is lowered.
 
     Raises
     ------
@@ -137,7 +138,7 @@ def partition(compiled, x_int, cuts) -> Partition:
     """
     lowered = compiled.lower(np.asarray(x_int)[:1])
     if isinstance(cuts, int) and not isinstance(cuts, bool):
-        return balanced(compiled, x_int, cuts)
+        return balanced(compiled, x_int, cuts, link=link)
     layers = _layers(lowered)
     cuts = list(cuts)
     if any(not isinstance(c, int) or isinstance(c, bool) for c in cuts) or \

@@ -203,8 +203,9 @@ def occupancy(partition, link: LinkConfig | None = None) -> list[int]:
 
 
 def _default_link(cfg) -> LinkConfig:
-    lanes = cfg.lanes
-    return LinkConfig(width=lanes, latency=2, buffer=4 * lanes, watchdog=64, name="tiny")
+    from .pp_run import default_link
+
+    return default_link(cfg)
 
 
 def model(partition, samples: int, link: LinkConfig) -> Timeline:
