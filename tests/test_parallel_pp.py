@@ -8,19 +8,27 @@ cannot run are refused naming the stage and layer.
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 
 import pytest
 import torch
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.sim import Simulator
 from torch import nn
 
 import hwaccel
 from hwaccel.compiler.cases import make, split_bands
 from hwaccel.generators.accel.config import PRESETS
+from hwaccel.generators.link import Link, LinkConfig
 from hwaccel.generators.link.config import PRESETS as LINKS
-from hwaccel.generators.multi import PipelineConfig
+from hwaccel.generators.multi import FIRST_BEAT, CopySender, LinkWriter, PipelineConfig
+from hwaccel.parallel.link import LinkModel
 from hwaccel.parallel.pp import PartitionError, partition, sample_inputs
 from hwaccel.parallel.pp_model import copy_cycles, model, occupancy
+from hwaccel.parallel.traffic import Receiver, Transfer
 from hwaccel.toolchain import MissingToolError, verilator_root
 
 TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
@@ -162,3 +170,67 @@ def test_a_pipeline_that_is_not_through_in_time_is_named(design):
     with pytest.raises(PipelineHang, match=r"not through 2 samples after 150 cycles: "
                                            r"instances \['run', 'free', 'free'\]"):
         simulate(design, TOP, part, sample_inputs(part, cm, xi), limit=150)
+
+
+class _Copy(Elaboratable):
+    """A copy sender reading a memory of ``words`` (one cycle of read latency, as the host
+    port), a link, and a writer whose instance is free when the test says."""
+
+    def __init__(self, link, words):
+        cfg = PRESETS["tiny"]
+        self.sender, self.writer = CopySender(cfg), LinkWriter(cfg)
+        self.link, self.words = Link(link), words
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.sender, m.submodules.link = self.sender, self.link
+        m.submodules.writer = self.writer
+        mem = m.submodules.mem = Memory(shape=32, depth=len(self.words), init=self.words)
+        rd = mem.read_port()
+        bits = (len(self.words) - 1).bit_length()
+        m.d.comb += [rd.addr.eq(self.sender.addr[:bits]), self.sender.rdata.eq(rd.data)]
+        wiring.connect(m, self.sender.source, self.link.sink)
+        wiring.connect(m, self.link.source, self.writer.sink)
+        return m
+
+
+def test_copy_components_equal_the_link_model_under_any_receiver():
+    """Sender, link and writer alone in Amaranth's simulator, the writer's instance free on
+    a random pattern: every word is written where and in the cycle LinkModel says (a sender
+    offering from FIRST_BEAT on, beat after beat), with credit-bound and full-rate links."""
+    rng = random.Random(14)
+    words = [rng.randrange(1 << 32) for _ in range(64)]
+    for case in range(12):
+        latency = rng.choice([0, 1, 2, 3])
+        link = LinkConfig(width=4, latency=latency, buffer=4 * rng.randint(1, 2 * latency + 2),
+                          watchdog=1 << 12)
+        n, src, dst = rng.randint(1, 24), rng.randrange(40), rng.randrange(1000)
+        free = Receiver(tuple(rng.random() < 0.6 for _ in range(rng.randint(0, 60))))
+        dut = _Copy(link, words)
+        writes = []
+
+        async def bench(ctx, dut=dut, free=free, n=n, src=src, dst=dst, writes=writes):
+            ctx.set(dut.sender.start, 1)
+            ctx.set(dut.sender.src, src)
+            ctx.set(dut.sender.count, n)
+            ctx.set(dut.writer.start, 1)
+            ctx.set(dut.writer.dst, dst)
+            for c in range(2000):
+                ctx.set(dut.writer.free, free.ready(c))
+                if c == 1:
+                    for s in (dut.sender.start, dut.writer.start):
+                        ctx.set(s, 0)
+                if ctx.get(dut.writer.we):
+                    writes.append((c, ctx.get(dut.writer.addr), ctx.get(dut.writer.wdata)))
+                if c > 1 and not ctx.get(dut.writer.busy):
+                    break
+                await ctx.tick()
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-6)
+        sim.add_testbench(bench)
+        sim.run()
+        beats = LinkModel(link, free).send(Transfer(4 * n, FIRST_BEAT))
+        where = f"case {case}: L={latency} D={link.buffer} n={n} free={free.prefix}"
+        assert [c for c, _, _ in writes] == [b.left for b in beats], where
+        assert [(a, d) for _, a, d in writes] == [(dst + i, words[src + i]) for i in range(n)]
