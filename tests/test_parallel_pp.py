@@ -234,3 +234,19 @@ def test_copy_components_equal_the_link_model_under_any_receiver():
         where = f"case {case}: L={latency} D={link.buffer} n={n} free={free.prefix}"
         assert [c for c, _, _ in writes] == [b.left for b in beats], where
         assert [(a, d) for _, a, d in writes] == [(dst + i, words[src + i]) for i in range(n)]
+
+
+def test_random_partitions_and_sample_counts(design):
+    """Random cuts of ``branches`` into 1 to 3 stages and 1 to 5 samples: every sample's
+    cycles equal the model's and the outputs equal golden's."""
+    cm, xi = _compiled("branches", 5)
+    rng = random.Random(7)
+    layers = len(partition(cm, xi, []).stages[0].layers)
+    for case in range(8):
+        p = rng.randint(1, 3)
+        cuts = sorted(rng.sample(range(1, layers), p - 1))
+        m = rng.randint(1, 5)
+        part = partition(cm, xi[:m], cuts)
+        mismatches, measured, predicted = _stream(design, cm, xi[:m], part)
+        assert mismatches == 0, f"case {case}: cuts {cuts}, {m} samples"
+        assert measured.rows() == predicted.rows(), f"case {case}: cuts {cuts}, {m} samples"
