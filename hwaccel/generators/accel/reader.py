@@ -4,6 +4,8 @@ Words come in runs of ``run`` consecutive addresses; each run starts ``stride`` 
 previous one (``run = stride = 1``: one contiguous block). That is a column slice of a
 row-major matrix -- a GEMM's K tile of A -- or two blocks of the weight scratchpad (a K tile's
 weight beats, then its N tile's requantizer beats) without any help from the processor.
+A second level (``group`` words, 0: none) restarts the runs one word after the previous
+group's first: a depthwise job's channel groups, each group's word of every pixel in turn.
 
 The scratchpad's read port is synchronous (block RAM), so a word arrives one cycle after its
 address. A 4-deep FIFO absorbs that latency: a read issues only while the words in the FIFO plus
@@ -38,6 +40,7 @@ class Reader(wiring.Component):
     start : ``In(1)``        a pulse: latch ``base`` and ``count`` and begin (while idle)
     base, count : ``In``     first address and number of words
     run, stride : ``In``     words per run, and the distance between the starts of runs
+    group : ``In``           words per group (0: one group): the next starts a word further on
     addr : ``Out``           the memory read port's address (``en`` is always on)
     rdata : ``In(width)``    the memory read port's data
     busy : ``Out(1)``        words remain to be issued or delivered
@@ -49,6 +52,7 @@ class Reader(wiring.Component):
         super().__init__({
             "start": In(1), "base": In(range(depth)), "count": In(range(depth + 1)),
             "run": In(range(depth + 1)), "stride": In(range(depth + 1)),
+            "group": In(range(depth + 1)),
             "addr": Out(range(depth)), "rdata": In(width), "busy": Out(1),
             "source": Out(stream.Signature(unsigned(width))),
         })
@@ -60,6 +64,8 @@ class Reader(wiring.Component):
         first = Signal(range(self.depth))          # start of the current run
         col = Signal(range(self.depth + 1))        # words issued in the current run
         run, stride = Signal.like(self.run), Signal.like(self.stride)
+        group, g_first = Signal.like(self.group), Signal(range(self.depth))
+        g_col = Signal(range(self.depth + 1))      # words issued in the current group
         left = Signal(range(self.depth + 1))
         inflight = Signal()
         issue = Signal()
@@ -76,7 +82,12 @@ class Reader(wiring.Component):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), col.eq(col + 1)]
             with m.If(col + 1 == run):
                 m.d.sync += [addr.eq(first + stride), first.eq(first + stride), col.eq(0)]
+            m.d.sync += g_col.eq(g_col + 1)
+            with m.If(g_col + 1 == group):
+                m.d.sync += [addr.eq(g_first + 1), first.eq(g_first + 1),
+                             g_first.eq(g_first + 1), col.eq(0), g_col.eq(0)]
         with m.If(self.start):
             m.d.sync += [addr.eq(self.base), first.eq(self.base), left.eq(self.count),
-                         col.eq(0), run.eq(self.run), stride.eq(self.stride)]
+                         col.eq(0), run.eq(self.run), stride.eq(self.stride),
+                         group.eq(self.group), g_first.eq(self.base), g_col.eq(0)]
         return m
