@@ -1,6 +1,7 @@
-"""Depthwise CONV on the accelerator: one command, one engine job per channel group (runs of one
-word, stride ``nb``). The golden interpreter against the conv golden model of the whole layer,
-then the ``tiny`` RTL (C++ harness) against the golden interpreter and the cycle model."""
+"""Depthwise CONV on the accelerator: one command, one engine job per ``dw_groups`` channel groups
+(the engine walks them group after group; runs of one word, stride ``nb``, then the next word).
+The golden interpreter against the conv golden model of the whole layer, then the ``tiny`` RTL
+(C++ harness) against the golden interpreter and the cycle model."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def test_golden_interpreter_equals_the_layer(c, h, w, kernel, stride, padding, p
     assert res.done and not res.error, res.cause
     np.testing.assert_array_equal(from_words(res.act, t), expect, err_msg=f"seed {seed}")
     perf = program_perf(TINY, b.commands)
-    assert perf.commands[0].jobs == -(-c // TINY.lanes)
+    k = 1 if pool else TINY.conv.dw_groups
+    groups = -(-c // TINY.lanes)
+    assert perf.commands[0].jobs == -(-groups // k)
     assert perf.counters["mac_slots"] == res.counters["mac_slots"]
 
 
@@ -98,7 +101,7 @@ def test_tiny_rtl_equals_golden_and_cycle_model(seed):
 
 
 def test_layer_perf_is_the_accelerators_jobs(seed):
-    """conv.perf.layer_perf of a depthwise layer (one job per channel group) equals the
+    """conv.perf.layer_perf of a depthwise layer (its 4 channel groups in one job) equals the
     accelerator cycle model's conv_busy for the same CONV (DS-CNN's 25x5x64 layer on default),
     and its utilization stays under the mapping's bound (9 taps on 16 lanes)."""
     from hwaccel.generators.conv.cases import DEPTHWISE_LAYERS
@@ -113,7 +116,45 @@ def test_layer_perf_is_the_accelerators_jobs(seed):
     b.done()
     perf = program_perf(cfg, b.commands)
     lp = layer_perf(cfg.conv, layer)
-    assert perf.commands[0].jobs == 4
+    assert perf.commands[0].jobs == 1
     assert lp.cycles == perf.counters["conv_busy"]
     assert lp.macs == 25 * 5 * 64 * 9
     assert 0 < lp.utilization < 9 / 16
+
+
+@pytest.mark.parametrize("c, h, w, kernel, stride, padding", [
+    (12, 1, 1, (3, 3), 1, 1),             # a pixel a group: the weights only just in time
+    (12, 2, 3, (3, 3), 1, 1),             # the writer finishes a group's image before its pixels
+    (8, 8, 5, (3, 3), 1, 1),              # taller than the ring: the writer runs a group ahead
+    (12, 8, 7, (3, 3), 2, (0, 0, 1, 1)),  # the last row dropped: stored after the group's pixels
+    (7, 6, 3, (1, 3), (2, 1), (0, 1, 0, 1)),
+])
+def test_tiny_rtl_several_groups_a_job(c, h, w, kernel, stride, padding, seed):
+    """A job walking several channel groups (tiny's dw_groups = 2: 12 channels are a job of two
+    groups and one of one), then the same command again (the engine keeps its weights: no load
+    beats): bit-exact on the RTL and every counter equal to the cycle model's."""
+    from hwaccel.sim.host import HarnessHost
+    from hwaccel.sim.runner import design_for
+
+    assert TINY.conv.dw_groups == 2
+    rng = np.random.default_rng(seed)
+    b, t, expect = _dw_program(TINY, rng, c, h, w, kernel, stride, padding, False, False)
+    b.commands.insert(1, b.commands[0])   # the same CONV twice: the second reuses the weights
+    gold = run_program(TINY, b.act, b.wgt, b.commands)
+    assert gold.done and not gold.error, gold.cause
+    np.testing.assert_array_equal(from_words(gold.act, t), expect, err_msg=f"seed {seed}")
+    perf = program_perf(TINY, b.commands)
+    nb = -(-c // TINY.lanes)
+    assert [cmd.jobs for cmd in perf.commands[:2]] == [-(-nb // 2)] * 2
+    assert perf.commands[0].load_cycles == nb * (TINY.conv.dw_chunks + 1)
+    # Only a one-job command keeps its weights (a second job replaced the first one's).
+    assert perf.commands[1].load_cycles == (0 if nb <= 2 else perf.commands[0].load_cycles)
+    host = HarnessHost(design_for(TINY), TINY)
+    try:
+        host.load(b)
+        host.run(limit=100_000)
+        np.testing.assert_array_equal(host.read_act(0, b.act_top), gold.act[:b.act_top],
+                                      err_msg=f"seed {seed}")
+        assert host.counters() == perf.counters, seed
+    finally:
+        host.close()

@@ -169,7 +169,7 @@ class Accelerator(wiring.Component):
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
             act_dma.count.eq(Mux(proc.job_kind == JOB_ELT, 0, proc.job_src_count)),
             act_dma.run.eq(proc.job_src_run),
-            act_dma.stride.eq(proc.job_src_stride),
+            act_dma.stride.eq(proc.job_src_stride), act_dma.group.eq(proc.job_src_group),
             wgt_dma.start.eq(proc.job_start), wgt_dma.base.eq(proc.job_wgt),
             wgt_dma.count.eq(Mux((proc.job_kind == JOB_POOL) | reuse_now, 0,
                                  proc.job_wgt_count)),
@@ -193,8 +193,11 @@ class Accelerator(wiring.Component):
                      elt.avg.eq(proc.job_avg), elt.src.eq(proc.job_src),
                      elt.count.eq(proc.job_src_count), elt.args.eq(proc.job_elt),
                      elt.rdata.eq(act_rd.data)]
-        # Weights, then requantizers, from one in-order read stream.
-        to_weights = popped < proc.job_desc.weight_words
+        # Weights, then requantizers, from one in-order read stream (depthwise: each channel
+        # group's ``dw_chunks`` weight beats, then its requantizer, group after group).
+        dw_sub = Signal(range(cfg.conv.dw_chunks + 1))
+        to_weights = Mux(proc.job_desc.depthwise, dw_sub != cfg.conv.dw_chunks,
+                         popped < proc.job_desc.weight_words)
         rq_bits = requant_layout(cfg.conv).size
         w_valid = wgt_dma.source.valid
         m.d.comb += [
@@ -229,6 +232,10 @@ class Accelerator(wiring.Component):
         loaded = wgt_dma.source.valid & wgt_dma.source.ready
         with m.If(loaded):
             m.d.sync += popped.eq(popped + 1)
+        with m.If(loaded & is_conv):
+            m.d.sync += dw_sub.eq(Mux(dw_sub == cfg.conv.dw_chunks, 0, dw_sub + 1))
+        with m.If(proc.job_start):
+            m.d.sync += dw_sub.eq(0)
         # Activations to whichever unit runs the job.
         m.d.comb += [
             conv.activations.payload.eq(act_dma.source.payload),
@@ -257,17 +264,25 @@ class Accelerator(wiring.Component):
                                                            proc, kill, res_valid, res_data)
             idle = Mux(kind == JOB_LSTM, lstm_idle, idle)
         # Results go to the job's runs: ``dst_run`` words, then ``dst_stride`` on from the run's
-        # start. A partial K tile's beats are counted, not stored.
+        # start; after ``dst_group`` words (if not 0) the runs restart a word after the group's
+        # first (a depthwise job's next channel group). A partial K tile's beats are counted,
+        # not stored.
         store = res_valid & active
         w_addr, w_first = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
         w_col = Signal(range(cfg.act_depth + 1))
+        w_gfirst, w_gcol = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth + 1))
         with m.If(store):
-            m.d.sync += [written.eq(written + 1), w_addr.eq(w_addr + 1), w_col.eq(w_col + 1)]
+            m.d.sync += [written.eq(written + 1), w_addr.eq(w_addr + 1), w_col.eq(w_col + 1),
+                         w_gcol.eq(w_gcol + 1)]
             with m.If(w_col + 1 == proc.job_dst_run):
                 m.d.sync += [w_addr.eq(w_first + proc.job_dst_stride),
                              w_first.eq(w_first + proc.job_dst_stride), w_col.eq(0)]
+            with m.If(w_gcol + 1 == proc.job_dst_group):
+                m.d.sync += [w_addr.eq(w_gfirst + 1), w_first.eq(w_gfirst + 1),
+                             w_gfirst.eq(w_gfirst + 1), w_col.eq(0), w_gcol.eq(0)]
         with m.If(proc.job_start):
-            m.d.sync += [w_addr.eq(proc.job_dst), w_first.eq(proc.job_dst), w_col.eq(0)]
+            m.d.sync += [w_addr.eq(proc.job_dst), w_first.eq(proc.job_dst), w_col.eq(0),
+                         w_gfirst.eq(proc.job_dst), w_gcol.eq(0)]
         done = (active & ~pending & (written == proc.job_dst_count) & ~act_dma.busy
                 & ~wgt_dma.busy & idle)
         if cfg.lstm is None:

@@ -125,8 +125,9 @@ def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
 
 
 def _run_depthwise(cfg, act, wgt, d, c) -> int:
-    """A depthwise CONV: ``nb`` jobs, job ``g`` on word ``g`` of every pixel (the processor's
-    walk); returns the fabric's issue cycles."""
+    """A depthwise CONV: channel group ``g`` on word ``g`` of every pixel, with the ``g``-th
+    ``weight_words + 1`` weight words (the processor's jobs walk the groups in this order, up to
+    ``dw_groups`` a job: :func:`dw_jobs`); returns the fabric's issue cycles."""
     lanes, nb, ww = cfg.lanes, c["nb"], d["weight_words"]
     h, w_ = d["height"], d["width"]
     layer = ConvLayer(h, w_, lanes, lanes, (d["kernel_h"], d["kernel_w"]),
@@ -141,6 +142,17 @@ def _run_depthwise(cfg, act, wgt, d, c) -> int:
         act[c["dst"] + g:c["dst"] + len(words) * nb:nb] = words
     oh, ow = layer.out_size
     return nb * oh * ow * ww
+
+
+def dw_jobs(cfg: AccelConfig, c: dict) -> list[tuple[dict, tuple]]:
+    """``(descriptor, weight reads)`` of the engine jobs of depthwise CONV ``c``, as the
+    processor walks them: ``dw_groups`` channel groups a job (one when the layer pools), the
+    job's ``blocks`` its groups and ``weight_words`` theirs; the reads are ``(address, count,
+    run, stride)``, the key the datapath compares for weight reuse."""
+    d, nb, per = c["desc"], c["nb"], c["desc"]["weight_words"] + 1
+    k = 1 if d["pool"] else cfg.conv.dw_groups
+    return [(d | {"blocks": min(k, nb - g0), "weight_words": min(k, nb - g0) * (per - 1)},
+             (c["wgt"] + g0 * per, min(k, nb - g0) * per, 1, 1)) for g0 in range(0, nb, k)]
 
 
 def _gemm_jobs(cfg: AccelConfig, c: dict):
@@ -339,8 +351,8 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             return result(False, Cause.ADDRESS)
         if op == Op.CONV and d["depthwise"]:
             fabric += _run_depthwise(cfg, act, wgt, d, c)
-            for g in range(c["nb"]):
-                conv_job((c["wgt"] + g * (d["weight_words"] + 1), d["weight_words"] + 1, 1, 1))
+            for _desc, key in dw_jobs(cfg, c):
+                conv_job(key)
         elif op == Op.CONV:
             fabric += _run_layer(cfg, act, wgt, d, c["src"], c["dst"], c["wgt"], d["height"],
                                  d["width"])

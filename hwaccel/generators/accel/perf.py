@@ -5,7 +5,7 @@ of its commands', and each command's are processor overhead plus its jobs:
 
 * every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE;
 * CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
-  job per channel group, ``nb`` of them);
+  job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
 * GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
   the processor does (N tiles, then M tiles, then K tiles).
 
@@ -44,7 +44,7 @@ from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .isa import COUNTERS, Op
-from .model import decode
+from .model import decode, dw_jobs
 
 __all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
@@ -157,9 +157,8 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
     jobs = busy = load = slots = stalls = 0
     overhead = FETCH_TO_CHECK
     if op in (Op.CONV, Op.GEMM):
-        if op == Op.CONV and d["depthwise"]:   # one job per channel group, RUN -> ISSUE
-            ww = d["weight_words"] + 1
-            todo = [(d, (c["wgt"] + g * ww, ww, 1, 1)) for g in range(c["nb"])]
+        if op == Op.CONV and d["depthwise"]:   # a job per dw_groups groups, RUN -> ISSUE
+            todo = dw_jobs(cfg, c)
         elif op == Op.CONV:
             todo = [(d, (c["wgt"], d["weight_words"] + d["blocks"], 1, 1))]
         else:

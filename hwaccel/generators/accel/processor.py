@@ -14,7 +14,7 @@ cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``coun
 ``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
 States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CHECK -> [TILE] -> ISSUE ->
-RUN -> FETCH ... (a depthwise CONV's next channel group: RUN -> ISSUE). Clock speed: no path
+RUN -> FETCH ... (a depthwise CONV's next groups: RUN -> ISSUE). Clock speed: no path
 does more than one multiply. CALC registers the factors
 of every count and the room left in each memory, CHECK multiplies and compares; a GEMM's next
 tile is worked out while the current one runs, so TILE only copies, adds and multiplies once.
@@ -89,6 +89,7 @@ class Processor(wiring.Component):
             "job_wgt": Out(range(wd)), "job_wgt_count": Out(range(wd + 1)),
             "job_src_run": Out(range(ad + 1)), "job_src_stride": Out(range(ad + 1)),
             "job_dst_run": Out(range(ad + 1)), "job_dst_stride": Out(range(ad + 1)),
+            "job_src_group": Out(range(ad + 1)), "job_dst_group": Out(range(ad + 1)),
             "job_wgt_run": Out(range(wd + 1)), "job_wgt_stride": Out(range(wd + 1)),
             "job_keep": Out(1), "job_fabric": Out(32),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
@@ -132,11 +133,24 @@ class Processor(wiring.Component):
             m.d.comb += self.job_lstm.eq(chk.lstm_job)
         if cfg.attention is not None:
             m.d.comb += self.job_attn.eq(chk.attn_job)
-        # A depthwise CONV is ``nb`` jobs, one per channel group: job g reads word g of every
-        # pixel and writes word g of every output pixel (runs of 1, stride nb), with its own
-        # weight beats and requantizer (``weight_words + 1`` words, group after group).
+        # A depthwise CONV is a job per ``dw_groups`` channel groups (one group when it
+        # pools): the engine walks the job's groups one after the other, so the reads and
+        # writes are word g of every pixel (runs of 1, stride nb), then word g + 1 (a group
+        # of ``width x height`` words); the weights are each group's ``weight_words`` beats
+        # and requantizer, group after group. ``dw_left``: the groups after this job's.
         dw_left = Signal(range(cfg.act_depth + 1))
         dw_conv = (op == Op.CONV) & d.depthwise
+        dw_k = Mux(d.pool, 1, cfg.conv.dw_groups)
+
+        def dw_job(left):
+            """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
+            jg = Mux(left > dw_k, dw_k, left)
+            return [self.job_src_count.eq(chk.in_a * jg), self.job_dst_count.eq(chk.out_a * jg),
+                    self.job_wgt_count.eq((cfg.conv.dw_chunks + 1) * jg),
+                    self.job_desc.blocks.eq(jg),
+                    self.job_desc.weight_words.eq(cfg.conv.dw_chunks * jg),
+                    self.job_fabric.eq(dw_fabric * jg), dw_left.eq(left - jg)]
+        dw_fabric = Signal(32)   # a group's fabric cycles
         til = self._tiles(m, cmd, chk, check=is_("CHECK"), run=is_("RUN"))
 
         with m.If(is_("IDLE")):
@@ -165,15 +179,20 @@ class Processor(wiring.Component):
                          self.job_src_run.eq(1), self.job_src_stride.eq(1),
                          self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
                          self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
+                         self.job_src_group.eq(0), self.job_dst_group.eq(0),
+                         dw_fabric.eq(chk.pixels_out * cfg.conv.dw_chunks),
                          self.job_kind.eq(Mux(chk.attn, JOB_ATTN, Mux(chk.elt, JOB_ELT,
                                               Mux(op == Op.MAXPOOL, JOB_POOL,
                                                   Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))))),
                          self.job_elt.eq(cmd.elt), self.job_avg.eq(op == Op.AVGPOOL),
                          self.job_fabric.eq(chk.pixels_out * d.weight_words)]
             with m.If(dw_conv):
-                m.d.sync += [self.job_src_count.eq(chk.in_a), self.job_dst_count.eq(chk.out_a),
-                             self.job_wgt_count.eq(chk.w_a), self.job_src_stride.eq(cmd.nb),
-                             self.job_dst_stride.eq(cmd.nb), dw_left.eq(cmd.nb - 1)]
+                m.d.sync += [*dw_job(cmd.nb), self.job_fabric.eq(chk.pixels_out
+                                                                 * cfg.conv.dw_chunks
+                                                                 * Mux(cmd.nb > dw_k, dw_k,
+                                                                       cmd.nb)),
+                             self.job_src_stride.eq(cmd.nb), self.job_dst_stride.eq(cmd.nb),
+                             self.job_src_group.eq(chk.in_a), self.job_dst_group.eq(chk.out_a)]
             with m.If(op == Op.DONE):
                 m.d.sync += [self.done.eq(1), self.busy.eq(0)]
                 m.d.comb += self.retire.eq(1)
@@ -209,11 +228,11 @@ class Processor(wiring.Component):
                 with m.If(gemm & til.more):  # the next tile (K, then M, then N)
                     m.d.sync += til.advance()
                     goto("TILE")
-                with m.Elif(dw_conv & (dw_left != 0)):  # the next channel group
-                    m.d.sync += [self.job_src.eq(self.job_src + 1),
-                                 self.job_dst.eq(self.job_dst + 1),
+                with m.Elif(dw_conv & (dw_left != 0)):  # the next channel groups
+                    m.d.sync += [self.job_src.eq(self.job_src + self.job_desc.blocks),
+                                 self.job_dst.eq(self.job_dst + self.job_desc.blocks),
                                  self.job_wgt.eq(self.job_wgt + self.job_wgt_count),
-                                 dw_left.eq(dw_left - 1)]
+                                 *dw_job(dw_left)]
                     goto("ISSUE")
                 with m.Else():
                     m.d.sync += pc.eq(pc + 1)

@@ -142,6 +142,15 @@ class ConvConfig:
         return -(-self.dw_kernel ** 2 // self.lanes)
 
     @property
+    def dw_groups(self) -> int:
+        """Channel groups (of ``dw_channels``) one depthwise engine layer walks, group after
+        group: each group's rows are another word of the line buffer's columns
+        (``max_groups``), its requantizer another word of the parameter memory
+        (``max_blocks``), its ``dw_chunks`` weight words more of the weight memory."""
+        return max(1, min(self.max_groups, self.max_blocks,
+                          self.weight_depth // self.dw_chunks))
+
+    @property
     def segments(self) -> int:
         """Kernel rows one chunk can hold at most (packed mode; depthwise reads ``dw_kernel``
         rows at once)."""

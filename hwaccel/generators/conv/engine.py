@@ -77,11 +77,19 @@ planner zeroes the other weights, so the mux is a constant per lane and chunk. C
 ``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1 - left`` more, one less when its first
 read came early):
 3x3 at stride 1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles
-(75%). One engine layer computes ``dw_channels = min(lanes, block)`` channels (one activation
-word; the accelerator runs more as one job per channel group). Kernels above ``dw_kernel`` are
+(75%). A channel group is ``dw_channels = min(lanes, block)`` channels (one activation word).
+A layer of ``blocks`` groups (at most ``dw_groups``; the planner's layers have one, the
+accelerator's jobs more) walks them one after the other: its activations arrive group after
+group (each group's image in turn), its beats as each group's ``dw_chunks`` weight words then
+its requantizer. Group ``g``'s rows are word ``g`` of each line-buffer column, so the writer
+stores the next group's first ``row_slots - top`` rows while the sequencer still reads the
+current one (a ring slot is shared only within a group), and a stride's dropped rows of a
+group are stored once its last pixel issued; the run phase begins once the first group's beats
+are in, the others load meanwhile, and a group issues once its requantizer is in. A group's
+first read clears the window register as a row's does. Kernels above ``dw_kernel`` are
 refused: a 5x5 register would need 25 words of flops and a variable tap-to-lane mux for a kernel
 no reference model uses.
-Bounds: a job's activations arrive one word (one group of one pixel) a cycle and the line buffer
+Bounds: a layer's activations arrive one word (one group of one pixel) a cycle and the line buffer
 reads one column a cycle, right padding columns included, so a group costs at least its input
 words and its column reads: at stride 2 four input words per output pixel (14% of 16 x 16 MACs
 at best), on DS-CNN's 5-wide map 6 reads per row of 5 pixels. Beating that takes a wider input
@@ -196,11 +204,14 @@ class ConvEngine(wiring.Component):
         with m.If(start):
             m.d.sync += [desc.eq(self.layer.payload), w_count.eq(0), p_count.eq(0),
                          state.eq(Mux(self.layer.payload.reuse, 2, 1))]
+        # Depthwise: the run phase begins once the first channel group's beats are in; the
+        # other groups' beats keep loading meanwhile (each group issues once its own are in).
+        loading = load | (run & desc.depthwise)
         m.d.comb += [
-            self.weights.ready.eq(load & (w_count != desc.weight_words)),
+            self.weights.ready.eq(loading & (w_count != desc.weight_words)),
             w_wr.addr.eq(w_count), w_wr.data.eq(self.weights.payload),
             w_wr.en.eq(self.weights.valid & self.weights.ready),
-            self.requant.ready.eq(load & (p_count != desc.blocks)),
+            self.requant.ready.eq(loading & (p_count != desc.blocks)),
             p_wr.addr.eq(p_count), p_wr.data.eq(self.requant.payload),
             p_wr.en.eq(self.requant.valid & self.requant.ready),
         ]
@@ -208,11 +219,13 @@ class ConvEngine(wiring.Component):
             m.d.sync += w_count.eq(w_count + 1)
         with m.If(p_wr.en):
             m.d.sync += p_count.eq(p_count + 1)
-        with m.If(load & (w_count == desc.weight_words) & (p_count == desc.blocks)):
+        first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
+        with m.If(load & Mux(desc.depthwise, first_in, (w_count == desc.weight_words)
+                             & (p_count == desc.blocks))):
             m.d.sync += state.eq(2)
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
-                            banks, w_rd)
+                            banks, w_rd, w_count, p_count)
         busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)

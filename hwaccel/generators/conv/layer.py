@@ -22,7 +22,8 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
   ``(r, j) = divmod(p, dw_kernel)``, and its weight for channel ``n`` is
   ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel). One block, one group,
   ``dw_chunks = ceil(dw_kernel**2 / lanes)`` chunks. More channels are several layers, one per
-  channel group (the accelerator's processor runs them as jobs).
+  channel group; the accelerator's processor runs up to ``dw_groups`` of them as one engine
+  job (descriptor ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode").
 
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.

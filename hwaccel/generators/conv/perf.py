@@ -26,7 +26,11 @@ except that the next output row's first read shares the cycle of a row's last ch
 cycle reads nothing of its own (``dw_chunks > 1``) or reads a padding column (the row's last
 window reaches the right padding), and the writer has stored it by then. A pixel costs
 ``sw - 1 + dw_chunks`` cycles at best, a row start ``KW - 1 - left`` more (one less when its
-first read came early).
+first read came early). A depthwise layer of several channel groups (``blocks``) repeats this per
+group, the next group's first read the cycle after the previous group's last chunk at the
+earliest; the writer stores the groups' rows in order, one word a cycle throughout, a row of a
+later group gated by that group's own windows only (``row_slots - top`` rows ahead of them
+from the group's start), and a group's dropped rows once its last pixel has issued.
 
 (``KH x KW`` kernel, strides ``sh``/``sw``, padding ``top``/``left``/``bottom``/``right``; the
 bottom and right padding enter only through the output size and the row's stored columns.)
@@ -98,84 +102,105 @@ def _row_gate(r: int, top: int, slots: int, stride: int, row_end: list[int],
 
 
 def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0,
-                 write_from: int = 0) -> RunTimeline:
+                 write_from: int = 0, group_ready=None) -> RunTimeline:
     """The run phase of the layer whose descriptor is ``desc`` (:func:`.layer.descriptor`'s
     fields, or a decoded command's) on ``cfg``; see the module docstring for the two rules.
     The first activation word arrives at cycle ``first_word`` of the run phase (or before); the
-    writer may store from cycle ``write_from`` (``<= 0``: the load phase's first cycle)."""
+    writer may store from cycle ``write_from`` (``<= 0``: the load phase's first cycle).
+
+    A depthwise layer walks ``blocks`` channel groups, one image after the other (the writer's
+    too, one word a cycle throughout): the writer stores a later group's first ``row_slots -
+    top`` rows while the sequencer is still on an earlier one (another word of each column), and
+    group ``g``'s first chunk issues no earlier than ``group_ready(g)`` (its weights loaded)."""
     h, w, kh, kw = desc["height"], desc["width"], desc["kernel_h"], desc["kernel_w"]
     top, left = desc["pad_top"], desc["pad_left"]
     sh, sw = (2 if desc["stride2_h"] else 1), (2 if desc["stride2_w"] else 1)
     groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
-    per_pixel = desc["weight_words"]             # blocks x chunks
+    dw = bool(desc.get("depthwise"))
+    n_grp = desc["blocks"] if dw else 1
+    per_pixel = cfg.dw_chunks if dw else desc["weight_words"]   # blocks x chunks
     # A packed row shifts through its padding columns; a grouped or depthwise one skips them.
     skip = 0 if desc["packed"] else left
     row_words = (w + (left + desc["pad_right"] if desc["packed"] else 0)) * groups
     # The last column a row stores: a packed row's right padding, else its last image column.
     last_col = w + left + desc["pad_right"] - 1 if desc["packed"] else w + left - 1
-
-    def stored(r: int, c: int) -> int:
-        """The cycle after the writer stored padded column ``c`` of row ``r`` (a column it
-        does not store, right of the image: the row's last word)."""
-        return row_start[r] + (min(c, last_col) - skip + 1) * groups
     slots = cfg.row_slots
-    row_start: list[int] = []                   # writer: first cycle of each stored input row
-    row_end: list[int] = []                     # sequencer: last chunk of each output row
-    t_free = write_from                         # the writer's next free cycle
-    t_issue = 0                                 # the sequencer's next free cycle
+    row_start: list[list[int]] = [[] for _ in range(n_grp)]   # writer: each row's first cycle
+    row_end: list[list[int]] = [[] for _ in range(n_grp)]     # sequencer: each output row's end
+    grp_end: list[int] = []                  # the last chunk of each channel group
+    wg = 0                                   # the writer's channel group
+    t_free = write_from                      # the writer's next free cycle
+    t_issue = 0                              # the sequencer's next free cycle
     stalls = 0
     input_stalls = 0
 
-    def write_rows_up_to(r_need: int) -> None:
-        nonlocal t_free, input_stalls
-        while len(row_start) <= r_need:
-            gate = _row_gate(len(row_start), top, slots, sh, row_end, write_from)
-            assert gate is not None, "the writer would wait for an output row not yet issued"
-            start = max(t_free, gate)
-            if not row_start:   # the row's padding columns need no data, its pixels do
-                input_stalls = max(0, first_word - (left - skip) * groups - start)
-                start += input_stalls
-            row_start.append(start)
-            t_free = start + row_words
+    def stored(g: int, r: int, c: int) -> int:
+        """The cycle after the writer stored padded column ``c`` of row ``r`` of group ``g``
+        (a column it does not store, right of the image: the row's last word)."""
+        return row_start[g][r] + (min(c, last_col) - skip + 1) * groups
+
+    def write_one() -> None:
+        nonlocal t_free, input_stalls, wg
+        r = len(row_start[wg])
+        gate = _row_gate(r, top, slots, sh, row_end[wg], write_from)
+        if gate is None:   # a row no window needs: stored once the group's last pixel issued
+            assert wg < len(grp_end), "the writer would wait for an output row not yet issued"
+            gate = grp_end[wg] + 1
+        elif wg < len(grp_end) and r + top >= slots:
+            gate = min(gate, grp_end[wg] + 1)
+        start = max(t_free, gate)
+        if wg == 0 and r == 0:   # the row's padding columns need no data, its pixels do
+            input_stalls = max(0, first_word - (left - skip) * groups - start)
+            start += input_stalls
+        row_start[wg].append(start)
+        t_free = start + row_words
+        if len(row_start[wg]) == h and wg + 1 < n_grp:
+            wg += 1
+
+    def write_rows_up_to(g: int, r_need: int) -> None:
+        while len(row_start[g]) <= r_need:
+            write_one()
 
     # Depthwise: may the next row's first read share the cycle of a row's last chunk? Only
     # when that cycle has no read of its own (more than one chunk a pixel) or reads a padding
     # column (masked: the read port is free).
     dw_early = per_pixel > 1 or (ow - 1) * sw + kw - 1 >= w + left
-    rcol = left               # depthwise: the next column to read (left padding: cleared)
-    for oy in range(oh):
-        need_row = min(oy * sh + kh - 1 - top, h - 1)
-        write_rows_up_to(need_row)
-        for ox in range(ow):
-            if desc.get("depthwise"):
-                t, chunk = t_issue, t_issue
-                while rcol <= ox * sw + kw - 1:     # one read a cycle, once the column is stored
-                    chunk = max(t, stored(need_row, rcol))
-                    t = chunk + 1
-                    rcol += 1
-                stalls += chunk - t_issue
-                t_issue = chunk + per_pixel
-                continue
-            need_col = ox * sw + kw - 1
-            avail = stored(need_row, need_col)
-            start = max(t_issue, avail)
-            stalls += start - t_issue
-            t_issue = start + per_pixel
-        row_end.append(t_issue - 1)
-        rcol = left
-        if desc.get("depthwise") and dw_early and oy + 1 < oh:
-            nxt = min((oy + 1) * sh + kh - 1 - top, h - 1)
-            write_rows_up_to(nxt)
-            if stored(nxt, left) <= t_issue - 1:   # read with the last chunk
-                rcol = left + 1
+    for g in range(n_grp):
+        rcol = left           # depthwise: the next column to read (left padding: cleared)
+        ready = group_ready(g) if group_ready is not None else t_issue
+        for oy in range(oh):
+            need_row = min(oy * sh + kh - 1 - top, h - 1)
+            write_rows_up_to(g, need_row)
+            for ox in range(ow):
+                if dw:
+                    t, chunk = t_issue, t_issue
+                    while rcol <= ox * sw + kw - 1:   # one read a cycle, once it is stored
+                        chunk = max(t, stored(g, need_row, rcol))
+                        t = chunk + 1
+                        rcol += 1
+                    chunk = max(chunk, ready)
+                    stalls += chunk - t_issue
+                    t_issue = chunk + per_pixel
+                    continue
+                need_col = ox * sw + kw - 1
+                avail = stored(g, need_row, need_col)
+                start = max(t_issue, avail)
+                stalls += start - t_issue
+                t_issue = start + per_pixel
+            row_end[g].append(t_issue - 1)
+            rcol = left
+            if dw and dw_early and oy + 1 < oh:
+                nxt = min((oy + 1) * sh + kh - 1 - top, h - 1)
+                write_rows_up_to(g, nxt)
+                if stored(g, nxt, left) <= t_issue - 1:   # read with the last chunk
+                    rcol = left + 1
+        grp_end.append(t_issue - 1)
     last_issue = t_issue - 1
-    # Rows no window needs are stored once the last pixel has issued (``done`` opens the gate).
-    while len(row_start) < h:
-        gate = _row_gate(len(row_start), top, slots, sh, row_end, write_from)
-        start = max(t_free, last_issue + 1 if gate is None else min(gate, last_issue + 1))
-        row_start.append(start)
-        t_free = start + row_words
-    return RunTimeline(oh * ow * per_pixel, stalls, last_issue, t_free - 1, input_stalls)
+    # Rows no window needs are stored once their group's last pixel has issued.
+    while len(row_start[n_grp - 1]) < h:
+        write_one()
+    return RunTimeline(n_grp * oh * ow * per_pixel, stalls, last_issue, t_free - 1,
+                       input_stalls)
 
 
 def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int, int, int]:
@@ -193,10 +218,23 @@ def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int
 
 
 def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimeline]:
-    """``(cycles, load beats, run timeline)`` of one job (:func:`job_cycles`)."""
+    """``(cycles, load beats, run timeline)`` of one job (:func:`job_cycles`).
+
+    A depthwise job's beats come group by group (``dw_chunks`` weight words, then the
+    requantizer): its run phase begins once the first group's are in, and group ``g`` issues
+    from the cycle after its requantizer beat (``LOAD_START + 1 + (g + 1)(dw_chunks + 1)``)."""
     load = 0 if reuse else desc["weight_words"] + desc["blocks"]
-    start = REUSE_RUN_START if reuse else RUN_START + load
-    t = run_timeline(cfg, desc, first_word=DMA_FIRST - start, write_from=LOAD_START - start)
+    ready = None
+    if desc.get("depthwise") and not reuse:
+        beats = cfg.dw_chunks + 1
+        start = RUN_START + beats
+
+        def ready(g: int) -> int:
+            return LOAD_START + 1 + (g + 1) * beats - start
+    else:
+        start = REUSE_RUN_START if reuse else RUN_START + load
+    t = run_timeline(cfg, desc, first_word=DMA_FIRST - start, write_from=LOAD_START - start,
+                     group_ready=ready)
     drop = bool(desc["pool"] and (desc["out_width"] % 2 or desc["out_height"] % 2))
     return start + max(t.last_issue + ISSUE_TAIL - drop, t.last_write + WRITE_TAIL), load, t
 
@@ -225,7 +263,8 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
 @dataclass(frozen=True)
 class ConvPerf:
     """Where the cycles of one layer go (as :func:`job_cycles` counts them):
-    ``cycles = load + issue + window_stalls + tail``."""
+    ``cycles = load + issue + window_stalls + tail``, ``load`` being the beats the run phase
+    waits for (a depthwise job's first group's; the other groups' load while it runs)."""
 
     layer: str
     load: int
@@ -248,26 +287,32 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
 
     from .layer import descriptor
 
-    jobs = 1
-    one = layer
-    if layer.depthwise:   # one job per channel group of dw_channels (the accelerator's walk)
-        jobs = -(-layer.cin // cfg.dw_channels)
-        one = replace(layer, cin=min(layer.cin, cfg.dw_channels),
-                      cout=min(layer.cin, cfg.dw_channels))
-    d = descriptor(cfg, one)
-    cycles, load, t = _job(cfg, d, False)
-    tail = cycles - load - t.issue - t.window_stalls
-    cycles *= jobs
-    return ConvPerf(repr(layer), load * jobs, t.issue * jobs, t.window_stalls * jobs,
-                    tail * jobs, cycles, layer.macs, cfg.macs,
+    if not layer.depthwise:
+        descs = [descriptor(cfg, layer)]
+    else:   # one job per dw_groups channel groups of dw_channels (the accelerator's walk)
+        nb = -(-layer.cin // cfg.dw_channels)
+        k = 1 if layer.pool else cfg.dw_groups
+        one = descriptor(cfg, replace(layer, cin=min(layer.cin, cfg.dw_channels),
+                                      cout=min(layer.cin, cfg.dw_channels)))
+        descs = [one | {"blocks": min(k, nb - g0), "weight_words": min(k, nb - g0)
+                        * cfg.dw_chunks} for g0 in range(0, nb, k)]
+    cycles = load = issue = stalls = 0
+    for d in descs:
+        c, ld, t = _job(cfg, d, False)
+        if d["depthwise"]:
+            ld = cfg.dw_chunks + 1
+        cycles, load, issue, stalls = cycles + c, load + ld, issue + t.issue, stalls + \
+            t.window_stalls
+    tail = cycles - load - issue - stalls
+    return ConvPerf(repr(layer), load, issue, stalls, tail, cycles, layer.macs, cfg.macs,
                     layer.macs / (cycles * cfg.macs))
 
 
 def depthwise_report(preset: str = "default") -> list[str]:
     """The reference models' depthwise layers on accelerator preset ``preset``'s conv engine:
-    cycles (one job per channel group) and utilization. A map wider or taller than the line
-    buffer is modelled on the same engine with ``max_width``/``max_height`` raised to it (its
-    cost per pixel does not depend on them), and marked so."""
+    cycles (a job per ``dw_groups`` channel groups) and utilization. A map wider or taller
+    than the line buffer is modelled on the same engine with ``max_width``/``max_height``
+    raised to it (its cost per pixel does not depend on them), and marked so."""
     from ..accel.config import PRESETS as ACCEL_PRESETS
     from .cases import DEPTHWISE_LAYERS
 
