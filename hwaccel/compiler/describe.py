@@ -30,7 +30,8 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
             return (f"1x1 CONV over im2col patches the host writes (K={k}: {words} "
                     f"word{'s' if words > 1 else ''} a pixel)" + (" + 2x2 pool" if op.pool else ""))
         if op.depthwise:
-            return "depthwise CONV (a job per channel group)" + (" + 2x2 pool" if op.pool else "")
+            return ("depthwise CONV (its channel groups in turn, up to dw_groups a job)"
+                    + (" + 2x2 pool" if op.pool else ""))
         return "CONV" + (" + 2x2 pool" if op.pool else "")
     if isinstance(op, ir.QLinear):
         prev = qg.op(op.inputs[0])

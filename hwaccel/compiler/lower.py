@@ -15,7 +15,7 @@ How each op runs
   non-square kernels and strides are descriptor fields); a map taller than the engine's line
   buffer (``max_height``) runs as one CONV per band of output rows. A depthwise conv
   (groups = channels) is one depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the
-  processor runs one engine job per channel group); a kernel beyond the engine's
+  processor runs its channel groups up to ``dw_groups`` a job); a kernel beyond the engine's
   ``dw_kernel`` is refused by name.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample.
 * ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both

@@ -146,9 +146,9 @@ class ProgramBuilder(AttentionCommands):
                stride: int | tuple[int, int] = 1, padding: int | str | tuple = 0,
                relu: bool = True, pool: bool = False) -> ActTensor:
         """Depthwise CONV (``groups = channels``): ``w`` is ``C x 1 x KH x KW`` int8, a kernel
-        up to the engine's ``dw_kernel``. One command; the processor runs one job per channel
-        group (``nb`` of them), so the weights are, per group, its ``dw_chunks`` weight beats
-        then its requantizer beat."""
+        up to the engine's ``dw_kernel``. One command; the processor runs the channel groups
+        (``nb`` of them) one after the other, up to ``dw_groups`` in one engine job, so the
+        weights are, per group, its ``dw_chunks`` weight beats then its requantizer beat."""
         w_in, w = w, np.asarray(w, dtype=np.int64)
         c, lanes = x.channels, self.cfg.lanes
         if w.ndim != 4 or w.shape[:2] != (c, 1):

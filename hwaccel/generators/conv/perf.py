@@ -282,7 +282,8 @@ class ConvPerf:
 
 def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
     """The cycle model of one :class:`~.layer.ConvLayer` on ``cfg`` (see :func:`job_cycles`); a
-    depthwise layer is one job per ``dw_channels`` channels, as the accelerator runs it."""
+    depthwise layer is a job per ``dw_groups`` channel groups of ``dw_channels`` channels (one
+    group when it pools), as the accelerator runs it."""
     from dataclasses import replace
 
     from .layer import descriptor
