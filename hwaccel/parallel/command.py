@@ -10,6 +10,10 @@ wall-clock second), kept apart.
 ``--mode pp`` splits the layers into stages on N instances of one generated top, samples
 streaming through them (:mod:`.pp_run`): the rows add fill, drain, period and bubble fraction.
 
+``--mode auto`` picks, for each instance count, the dp or pp partition with the fewest cycles
+by their exact models among those that fit (:mod:`.auto`), and runs it: the row names the
+``partition`` and lists the ``candidates``.
+
 Exit status 0 when every row has no mismatch and ``model_cycles == cycles``, 1 otherwise, 2 on a
 usage error.
 """
@@ -23,7 +27,7 @@ HELP = ("one model over N accelerator instances (data or pipeline parallel): cyc
         "speedup")
 
 #: Partitions this command runs.
-MODES = ("dp", "pp")
+MODES = ("dp", "pp", "auto")
 
 
 def _counts(text: str) -> list[int]:
@@ -42,7 +46,8 @@ def add_arguments(p) -> None:
     p.add_argument("--mode", choices=MODES, default="dp",
                    help="dp: the batch split over the instances, each running the same program; "
                         "pp: the layers split into stages, samples streaming through them "
-                        "(hwaccel.parallel.pp_run)")
+                        "(hwaccel.parallel.pp_run); auto: the one of those with the fewest "
+                        "modelled cycles that fits (hwaccel.parallel.auto)")
     p.add_argument("--link-latency", type=int, default=2,
                    help="pp: cycles each way on a link (default 2)")
     p.add_argument("--link-buffer", type=int, default=None,
@@ -118,9 +123,14 @@ def run(args) -> int:
         raise ValueError(f"--batch must be at most {len(split.y_test)} (the held-out split), "
                          f"not {args.batch}")
     compiled = compile_model(module, split.x_train[:8], preset=args.preset,
-                             calibration=split.x_train[:args.calibration])
+                             calibration=split.x_train[:args.calibration],
+                             strict=args.mode != "auto")   # auto names what does not fit
     clock = (args.clock_mhz, "given") if args.clock_mhz else None
-    if args.mode == "pp":
+    if args.mode == "auto":
+        from .auto import auto_rows
+
+        rows = auto_rows(args, compiled, split.x_test[:args.batch], counts, clock)
+    elif args.mode == "pp":
         from .pp_run import pp_rows
 
         rows = pp_rows(args, compiled, split.x_test[:args.batch], counts, clock)
@@ -133,6 +143,10 @@ def run(args) -> int:
         print(json.dumps([r.to_json() for r in rows], indent=2))
     else:
         print(format_rows(rows))
+        if args.mode == "auto":
+            from .auto import describe
+
+            print(describe(rows))
     bad = failures(rows)
     for line in bad:
         print(f"hwaccel parallel: FAILED: {line}", file=sys.stderr)

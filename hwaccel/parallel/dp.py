@@ -21,8 +21,9 @@ instances, a round-robin arbiter grants one word a cycle (:func:`.dp_port.shared
   from :func:`hwaccel.generators.accel.perf.program_perf` -- composed by the port's recurrence.
 
 ``speedup`` and ``efficiency`` (speedup / N) are against one instance running the whole batch
-(own port, simulated the same way); ``mismatches`` counts samples whose integer outputs differ
-from the golden interpreter's on one instance. A dp row has no link traffic
+(own port, simulated the same way; a batch larger than one program holds runs as consecutive
+programs of at most ``max_batch`` samples); ``mismatches`` counts samples whose integer
+outputs differ from the golden interpreter's on one instance. A dp row has no link traffic
 (``link_utilization`` 0) and no pipeline (``bubble_fraction`` ``None``). Hardware throughput
 (samples a second at the preset's clock) and simulator throughput (samples a wall-clock second)
 are separate figures.
@@ -163,17 +164,21 @@ def run_dp(compiled, x, instances, *, shared_host_port: bool = False, client=Non
     batch = len(x_int)
     for n in counts:
         shards(batch, n)                   # refuse a split before any work
-    if batch > compiled.max_batch:
-        raise ValueError(f"a batch of {batch} does not fit one instance of {compiled.config.slug}"
-                         f" (at most {compiled.max_batch}): dp's speedup and mismatches are "
-                         f"against one instance at the same batch")
+    most = compiled.max_batch
+    for n in counts:
+        if -(-batch // n) > most:
+            raise ValueError(f"a shard of {-(-batch // n)} samples ({batch} over {n} instances) "
+                             f"does not fit one instance of {compiled.config.slug} (at most "
+                             f"{most} a program)")
     mhz, source = clock or clock_for(compiled.config)
     prepare("rtl", compiled)   # the harness built here, once, never on a worker
     remote = compiled if client is None else client.scatter(compiled, broadcast=True)
-    (golden, single), _ = _gather(client, [(run_shard, "golden", remote, x_int, batch),
-                                           (run_instance, remote, x_int)])
-    single_cycles = sum(p.cycles for p in single[1])
-    single_model = sum(p.cycles for p in model_phases(compiled, x_int))
+    # one instance: the whole batch, as consecutive programs of at most max_batch samples
+    chunks = [slice(i, min(i + most, batch)) for i in range(0, batch, most)]
+    (golden, *single), _ = _gather(client, [(run_shard, "golden", remote, x_int, min(batch, most))]
+                                   + [(run_instance, remote, x_int[s]) for s in chunks])
+    single_cycles = sum(p.cycles for _, phases in single for p in phases)
+    single_model = sum(p.cycles for s in chunks for p in model_phases(compiled, x_int[s]))
     workers = None if client is None else worker_count(client)
     rows = []
     for n in counts:
