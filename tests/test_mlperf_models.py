@@ -180,7 +180,8 @@ def test_registry_shapes_and_scores():
     assert ae.metric == "roc-auc" and ae.score(x, x + y[:, None].float(), y) == 1.0
     assert workload("dscnn").score(x, torch.eye(4), torch.tensor([0, 1, 0, 3])) == 0.75
     with pytest.raises(ValueError, match="model must be one of cnn, lstm, resnet8, dscnn, "
-                                         "mobilenet, autoencoder, transformer, not 'vgg'"):
+                                         "mobilenet, autoencoder, transformer, "
+                                         "transformer_tokens, not 'vgg'"):
         workload("vgg")
 
 

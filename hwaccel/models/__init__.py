@@ -2,7 +2,8 @@
 architectures, their data (nothing downloaded) and training.
 
 ``load(name)`` returns a trained float model and its fixed evaluation split for every name in
-``WORKLOADS`` (``cnn``, ``lstm``, ``resnet8``, ``dscnn``, ``mobilenet``, ``autoencoder``);
+``WORKLOADS`` (``cnn``, ``lstm``, ``resnet8``, ``dscnn``, ``mobilenet``, ``autoencoder``,
+``transformer``, ``transformer_tokens``);
 training takes seconds to a minute on a CPU and is cached (``$HWACCEL_CACHE`` or
 ``./build/models``). ``WORKLOADS[name]`` (:mod:`.registry`) gives each one's network, data, input
 shape and score (top-1 accuracy, or ROC AUC of the reconstruction error for the autoencoder);

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from torch import nn
+
 from .metrics import folded_params, macs
 from .registry import WORKLOADS, workload
 from .train import cache_dir, evaluate, load
@@ -19,16 +21,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m hwaccel.models: error: {exc}", file=sys.stderr)
         return 2
     print(f"cache: {cache_dir()}")
-    print(f"{'model':<12} {'MACs':>12} {'published':>10} {'params':>9} {'load s':>7}  score")
+    print(f"{'model':<18} {'MACs':>12} {'published':>10} {'params':>9} {'load s':>7}  score")
     for w in chosen:
         start = time.perf_counter()
         module, split = load(w.name)
         seconds = time.perf_counter() - start
         # the MAC counter knows Conv2d, Linear and attention: the LSTM gets none, not a wrong one
-        count, params = ((f"{macs(module, w.input_shape):,}", f"{folded_params(module):,}")
-                         if w.input_dtype.is_floating_point else ("-", "-"))
+        lstm = any(isinstance(m, nn.LSTM) for m in module.modules())
+        count, params = (("-", "-") if lstm else
+                         (f"{macs(module, w.input_shape, dtype=w.input_dtype):,}",
+                          f"{folded_params(module):,}"))
         score = evaluate(w.name, module, split)
-        print(f"{w.name:<12} {count:>12} {w.published_macs or '-':>10} {params:>9} "
+        print(f"{w.name:<18} {count:>12} {w.published_macs or '-':>10} {params:>9} "
               f"{seconds:>7.1f}  {w.metric} {score:.4f}")
     return 0
 

@@ -29,9 +29,11 @@ __all__ = ["macs", "folded_params", "top1", "reconstruction_error", "roc_auc"]
 
 
 @torch.no_grad()
-def macs(model: nn.Module, input_shape: tuple[int, ...], *, per_layer: bool = False):
+def macs(model: nn.Module, input_shape: tuple[int, ...], *, per_layer: bool = False,
+         dtype: torch.dtype = torch.float32):
     """Multiply-accumulates of one inference of ``model`` on one sample of ``input_shape``
-    (without the batch dimension); with ``per_layer``, a dict of module name -> MACs instead."""
+    (without the batch dimension) of ``dtype`` (``torch.int64`` for token ids: an embedding's
+    gather costs none); with ``per_layer``, a dict of module name -> MACs instead."""
     counts: dict[str, int] = {}
 
     def hook(name):
@@ -53,7 +55,7 @@ def macs(model: nn.Module, input_shape: tuple[int, ...], *, per_layer: bool = Fa
              and name.rpartition(".")[0] not in attention]  # out_proj: counted by its owner
     was_training = model.training
     try:
-        model.eval()(torch.zeros(1, *input_shape))
+        model.eval()(torch.zeros(1, *input_shape, dtype=dtype))
     finally:
         for h in hooks:
             h.remove()

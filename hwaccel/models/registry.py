@@ -1,7 +1,8 @@
 """Every reference workload by name: its network, its data, its input and how it is scored.
 
 ``WORKLOADS[name]`` is a :class:`Workload` for ``cnn``, ``lstm`` (the brief's) and ``resnet8``,
-``dscnn``, ``mobilenet``, ``autoencoder`` (MLPerf Tiny's). The compiler and ``hwaccel compare``
+``dscnn``, ``mobilenet``, ``autoencoder`` (MLPerf Tiny's), ``transformer`` (digits) and
+``transformer_tokens`` (the LSTM's token task). The compiler and ``hwaccel compare``
 use it so that a new model needs no special case there::
 
     from hwaccel.models import WORKLOADS, load
@@ -13,7 +14,7 @@ use it so that a new model needs no special case there::
 
 * ``net()`` builds an untrained module; ``data()`` the fixed train/test :class:`Split`.
 * ``input_shape`` is one sample's shape (no batch dimension), ``input_dtype`` its dtype (token
-  ids for the LSTM).
+  ids for the LSTM and ``transformer_tokens``).
 * ``task`` is ``"classify"`` (outputs are logits; the score is top-1 accuracy) or ``"anomaly"``
   (outputs reconstruct the input; the score is the ROC AUC of the per-sample reconstruction
   MSE against ``y_test``, 1 = anomalous). Training for ``"anomaly"`` sees normal samples only.
@@ -36,7 +37,7 @@ from .metrics import reconstruction_error, roc_auc, top1
 from .mlperf import DSCNN, AutoEncoder, MobileNetV1, ResNet8
 from .mlperf_data import digits_rgb, keywords, machine_sounds, wake_words
 from .nets import CNN, LSTMClassifier
-from .transformer import DigitTransformer, digit_patches
+from .transformer import DigitTransformer, TokenTransformer, digit_patches
 
 __all__ = ["Workload", "WORKLOADS", "workload"]
 
@@ -81,6 +82,8 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     Workload("autoencoder", AutoEncoder, machine_sounds, AutoEncoder.INPUT, task="anomaly",
              published_macs="0.264 M"),
     Workload("transformer", DigitTransformer, digit_patches, DigitTransformer.INPUT),
+    Workload("transformer_tokens", TokenTransformer, tokens, TokenTransformer.INPUT,
+             input_dtype=torch.int64),
 )}
 
 
