@@ -134,3 +134,20 @@ def test_nothing_fits_is_refused_naming_the_tensor_stage_and_layer():
     msg = str(info.value)
     assert "dp 2 instances, own ports: a shard of" in msg and "does not fit" in msg
     assert "pp 1 stage: " in msg and "layer '5' was itself lowered into weight groups" in msg
+
+
+def test_bench_random_points_equal_their_models():
+    """``hwaccel bench parallel --random``, a few points on the tests' top: every point's
+    cycles equal its model's and its outputs equal golden's."""
+    import argparse
+
+    from hwaccel.bench import parallel as bench
+
+    _verilator()
+    p = argparse.ArgumentParser()
+    bench.add_arguments(p)
+    rows = bench.run(p.parse_args(["--random", "6", "--seed", "3", "--links", "2:16"]))
+    assert len(rows) == 6 and {r["mode"] for r in rows} <= {"dp", "pp"}
+    for r in rows:
+        assert r["cycles_match"] and r["cycles"] == r["model_cycles"], r
+        assert r["mismatches"] == 0, r

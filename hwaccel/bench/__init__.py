@@ -16,6 +16,7 @@ BENCHES = {
     "conv": "hwaccel.bench.conv",
     "lstm": "hwaccel.bench.lstm",
     "accel": "hwaccel.bench.accel",
+    "parallel": "hwaccel.bench.parallel",
 }
 
 

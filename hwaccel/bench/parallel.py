@@ -1,0 +1,140 @@
+"""``hwaccel bench parallel --random N``: the parallel cycle models against the RTL at random
+points.
+
+Each point draws a mode (``dp`` or ``pp``), an instance count, a partition (dp: own host ports
+or one shared port; pp: random cuts at layer boundaries), a link (pp: latency ``L`` and receive
+buffer ``D`` from ``--links``; the width ``W`` is the activation word's bytes, as a pipeline
+top requires) and a batch, and runs it on the RTL of a small model on a small preset:
+
+* dp: every shard on its own Verilated instance (:func:`hwaccel.parallel.dp.run_instance`),
+  composed as :func:`~hwaccel.parallel.dp.run_dp` does (own ports: the sum of the phases;
+  shared: the arbiter's cycle model), against :func:`~hwaccel.parallel.dp.model_phases`
+  composed by the port's recurrence;
+* pp: the samples streamed through one Verilated top per link (built once, reused by every
+  point on that link), every sample's start, finish and hand-over cycle against
+  :func:`hwaccel.parallel.pp_model.model`.
+
+A row is one point: ``cycles`` (simulated), ``model_cycles``, ``cycles_match`` (every figure
+equal: for pp every sample's row of the timeline) and ``mismatches`` (samples whose outputs
+differ from the golden interpreter's). The command fails if any point's model is not exact.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+
+COLUMNS = ["point", "mode", "N", "partition", "L", "W", "D", "batch", "cycles", "model_cycles",
+           "cycles_match", "mismatches"]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--random", type=int, default=50, help="points to draw (default 50)")
+    p.add_argument("--seed", type=int, default=14, help="seed of the draw (default 14)")
+    p.add_argument("--model", default="branches",
+                   help="a model of hwaccel.compiler.cases (default: branches)")
+    p.add_argument("--preset", default="tiny", help="accelerator preset (default: tiny)")
+    p.add_argument("--max-instances", type=int, default=3, help="instances at most (default 3)")
+    p.add_argument("--max-batch", type=int, default=6, help="samples at most (default 6)")
+    p.add_argument("--links", default="2:16,0:4,5:8",
+                   help="pp links as L:D (latency cycles : buffer bytes), comma-separated; one "
+                        "Verilated top each (default 2:16,0:4,5:8)")
+
+
+def _links(text: str, lanes: int):
+    from ..generators.link.config import LinkConfig
+    from ..generators.multi import PipelineConfig
+
+    out = []
+    for item in text.split(","):
+        try:
+            lat, buf = (int(v) for v in item.split(":"))
+        except ValueError:
+            raise ValueError(f"--links takes L:D pairs, not {item!r}") from None
+        link = LinkConfig(width=lanes, latency=lat, buffer=buf,
+                          watchdog=max(64, 4 * (2 * lat + 1)), name=f"l{lat}_d{buf}")
+        default = PipelineConfig.link
+        out.append(default if replace(link, name=default.name) == default else link)
+    return out
+
+
+def _dp_point(cm, xi, n: int, shared: bool, ref) -> dict:
+    from ..parallel.dp import model_phases, run_instance, shards
+    from ..parallel.dp_port import finish, own_ports, simulate_shared
+
+    parts = shards(len(xi), n)
+    runs = [run_instance(cm, xi[s]) for s in parts]
+    traces = [ph for _, ph in runs]
+    sim = simulate_shared(traces) if shared else own_ports(traces)
+    model = finish([model_phases(cm, xi[s]) for s in parts], shared)
+    got = np.concatenate([ints for ints, _ in runs]).reshape(len(xi), -1)
+    return {"partition": "shared port" if shared else "own ports", "cycles": max(sim),
+            "model_cycles": max(model), "cycles_match": sim == model,
+            "mismatches": int(np.any(got != ref, axis=1).sum())}
+
+
+def _pp_point(cm, xi, cuts, pcfg, design, ref) -> dict:
+    from ..parallel.pp import partition, sample_inputs
+    from ..parallel.pp_model import model
+    from ..parallel.pp_sim import outputs_of, simulate
+
+    part = partition(cm, xi, cuts)
+    words, measured = simulate(design, pcfg, part, sample_inputs(part, cm, xi))
+    predicted = model(part, len(xi), pcfg.link)
+    got = outputs_of(part, words).reshape(len(xi), -1)
+    return {"partition": f"cuts {list(cuts)}", "cycles": measured.cycles,
+            "model_cycles": predicted.cycles,
+            "cycles_match": measured.rows() == predicted.rows()
+            and measured.cycles == predicted.cycles,
+            "mismatches": int(np.any(got != ref, axis=1).sum())}
+
+
+def run(args) -> list[dict]:
+    import torch
+
+    from ..compiler import compile as compile_model
+    from ..compiler.cases import make
+    from ..generators.multi import PipelineConfig
+    from ..parallel.pp import partition
+    from ..parallel.pp_sim import golden
+    from ..sim.runner import design_for
+
+    if args.random < 1 or args.max_instances < 1 or args.max_batch < 1:
+        raise ValueError("--random, --max-instances and --max-batch must be at least 1")
+    net, inputs = make(args.model)
+    x = inputs(args.max_batch, torch.Generator().manual_seed(args.seed))
+    cm = compile_model(net, x, preset=args.preset)
+    xi = cm.quantize_input(x)
+    if cm.max_batch < args.max_batch:
+        raise ValueError(f"--max-batch {args.max_batch} does not fit one instance of "
+                         f"{cm.config.slug} (at most {cm.max_batch})")
+    ref = golden(cm, xi).reshape(len(xi), -1)
+    layers = len(partition(cm, xi[:1], []).stages[0].layers)
+    links = _links(args.links, cm.config.lanes)
+    tops: dict = {}
+    rng = random.Random(args.seed)
+    rows = []
+    for i in range(args.random):
+        mode = rng.choice(["dp", "pp"])
+        n = rng.randint(1, min(args.max_instances, layers if mode == "pp" else args.max_batch))
+        m = rng.randint(n if mode == "dp" else 1, args.max_batch)
+        row = {"point": i, "mode": mode, "N": n, "batch": m}
+        if mode == "dp":
+            row.update(L="-", W="-", D="-")
+            row.update(_dp_point(cm, xi[:m], n, rng.random() < 0.5, ref[:m]))
+        else:
+            link = rng.choice(links)
+            if link not in tops:
+                k = max(2, args.max_instances)
+                same = link == PipelineConfig.link   # the default link: the tests' top's name
+                pcfg = PipelineConfig(cm.config, k, link, name=f"{cm.config.name}{k}" if same
+                                      else f"{cm.config.name}x{k}_{link.name}")
+                tops[link] = (pcfg, design_for(pcfg))
+            pcfg, design = tops[link]
+            cuts = sorted(rng.sample(range(1, layers), n - 1))
+            row.update(L=link.latency, W=link.width, D=link.buffer)
+            row.update(_pp_point(cm, xi[:m], cuts, pcfg, design, ref[:m]))
+        rows.append(row)
+    return rows
