@@ -26,6 +26,7 @@ import numpy as np
 
 from ..generators.accel import PRESETS, run_program
 from ..generators.accel.cases import cnn_program
+from ..generators.accel.config import MODEL_PRESETS
 from ..generators.accel.driver import encode, from_words
 from ..generators.accel.host import address
 from ..generators.accel.isa import Op, Region
@@ -33,7 +34,7 @@ from ..sim.host import HarnessHost
 from ..sim.runner import design_for
 
 COLUMNS = ["workload", "batch", "layer", "cycles", "model_cycles", "host_cycles", "macs",
-           "published_macs", "mac_units", "utilization", "sim_cycles_per_second",
+           "published_macs", "mac_units", "utilization", "share", "sim_cycles_per_second",
            "raw_verilator_cycles_per_second", "sim_vs_raw", "mismatches", "note"]
 
 #: Real MACs of one image per layer (DESIGN.md).
@@ -42,7 +43,9 @@ CNN_MACS = {"conv1": 194_688, "conv2": 2_230_272, "conv3": 331_776, "fc1": 36_86
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS | MODEL_PRESETS),
+                   help="an accelerator preset; those with attention units (MODEL_PRESETS) run "
+                        "the transformer workloads")
     p.add_argument("--batches", default="1,16", help="comma-separated CNN batch sizes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-layers", action="store_true", help="skip the per-layer runs")
@@ -51,7 +54,10 @@ def add_arguments(p) -> None:
                    help="M,K,N of the tiled GEMM workload (empty: none)")
     p.add_argument("--workload", default="",
                    help="comma-separated reference models (resnet8, dscnn, mobilenet, "
-                        "autoencoder, cnn, lstm): compiled and run instead of the workloads above")
+                        "autoencoder, cnn, lstm, transformer, transformer_tokens): compiled and "
+                        "run instead of the workloads above")
+    p.add_argument("--model-only", action="store_true",
+                   help="with --workload: the cycle model only, no RTL run (no Verilator build)")
     p.add_argument("--batch", type=int, default=1, help="batch of the --workload models")
 
 
@@ -156,7 +162,9 @@ def run(args) -> list[dict]:
         from .workloads import run_workloads
 
         return run_workloads(args)
-    cfg = PRESETS[args.preset]
+    if getattr(args, "model_only", False):
+        raise SystemExit("hwaccel bench accel: --model-only needs --workload")
+    cfg = (PRESETS | MODEL_PRESETS)[args.preset]
     host = HarnessHost(design_for(cfg), cfg)
     rows = []
     try:

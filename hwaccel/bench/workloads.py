@@ -19,7 +19,12 @@ batch; ``utilization`` = macs / (cycles x mac_units).
 Per-layer rows (``layer`` not ``all``) come from the cycle model's per-command figures, each
 command attributed to the layer that emitted it (``source`` = ``perf model``); a ``DONE`` row
 holds the programs' DONE commands and a ``host`` row the host words. A workload the preset
-refuses gets one row whose ``note`` is the refusal.
+refuses gets one row whose ``note`` is the refusal (one line; a transformer on a preset without
+attention units names both). A model with attention (``transformer``, ``transformer_tokens``, on
+a preset of :data:`~hwaccel.generators.accel.config.MODEL_PRESETS`) also gets one row per op
+class and the issue's figures in its whole row (:mod:`.ops`). ``--model-only`` skips the RTL
+(the whole row has ``model_cycles`` and no ``cycles``): for ``default_attention``, whose
+Verilator build takes about 20 minutes.
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ def _layer_rows(cm, lowered, names, base: dict) -> tuple[int, list[dict]]:
 
 
 def workload_rows(name: str, preset, batch: int = 1, *, host=None, layers: bool = True,
-                  calibration: int = 512) -> list[dict]:
+                  calibration: int = 512, rtl: bool = True) -> list[dict]:
     """The rows of reference workload ``name`` (trained, cached) on ``preset`` (a name or an
     AccelConfig) at ``batch``, on its first ``batch`` held-out samples: see :func:`model_rows`."""
     from ..models import WORKLOADS
@@ -116,15 +121,35 @@ def workload_rows(name: str, preset, batch: int = 1, *, host=None, layers: bool 
         raise ValueError(f"workload must be one of {', '.join(WORKLOADS)}, not {name!r}")
     module, split = load(name)
     return model_rows(name, module, split.x_train[:calibration], split.x_test[:batch], preset,
-                      host=host, layers=layers, published=WORKLOADS[name].published_macs)
+                      host=host, layers=layers, published=WORKLOADS[name].published_macs,
+                      rtl=rtl)
+
+
+def _refusal(name: str, cfg, refusal) -> str:
+    """The note of a refused workload: one line naming the workload and the preset."""
+    from ..compiler.lower import AttentionNotLowered
+
+    if isinstance(refusal, AttentionNotLowered):
+        from ..generators.accel.config import MODEL_PRESETS
+
+        with_units = [k for k, c in MODEL_PRESETS.items() if c.attention is not None]
+        return (f"refused: workload {name} needs attention units ({refusal.where} is "
+                f"{refusal.op}) and preset {cfg.name} has none; presets with them: "
+                f"{', '.join(with_units)}")
+    return f"refused by {cfg.slug}: {refusal}"
 
 
 def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: bool = True,
-               published: str | None = None) -> list[dict]:
+               published: str | None = None, rtl: bool = True) -> list[dict]:
     """The rows of ``module`` compiled for ``preset`` (calibrated on ``calibration``) and run
-    on the batch ``x``: the whole model first (``layer`` = ``all``), then its layers.
-    ``host``: a HarnessHost of the preset's design (opened, and closed, here when None)."""
+    on the batch ``x``: the whole model first (``layer`` = ``all``), then, for a model with
+    attention, one row per op class (:func:`.ops.op_summary`, ``layer`` = ``ops: CLASS``; the
+    whole row gets :func:`.ops.headline`'s figures and ``ops``), then its layers.
+    ``host``: a HarnessHost of the preset's design (opened, and closed, here when None).
+    ``rtl=False``: the cycle model only (no Verilator build, no ``cycles``; the outputs are
+    the golden interpreter's, not compared)."""
     from ..runtime import compile as compile_model
+    from .ops import headline, op_summary
 
     cm = compile_model(module, calibration[:8], preset=preset, calibration=calibration,
                        strict=False)
@@ -133,9 +158,21 @@ def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: 
     macs = cm.macs_per_sample * batch
     if cm.refusal is not None:
         return [base | {"layer": "all", "macs": macs, "published_macs": published,
-                        "note": f"refused by {cfg.slug}: {cm.refusal}"}]
+                        "note": _refusal(name, cfg, cm.refusal)}]
     lowered, names = layer_commands(cm, cm.quantize_input(x))
     model_cycles, layer_rows = _layer_rows(cm, lowered, names, base)
+    attention = any(type(op).__name__ in ("QSoftmax", "QMatMul") for op in cm.qgraph.ops)
+    summary = ([base | r for r in op_summary(cm, layer_rows, model_cycles, cfg.macs)]
+               if attention else [])
+    if not rtl:
+        row = base | {"layer": "all", "model_cycles": model_cycles,
+                      "host_cycles": lowered.host_words, "programs": len(lowered.programs),
+                      "macs": macs, "published_macs": published,
+                      "utilization": macs / (model_cycles * cfg.macs), "source": "perf model",
+                      "note": "cycle model only (--model-only): not run on the RTL"}
+        if summary:
+            row |= headline(summary, row["utilization"]) | {"ops": _ops(summary)}
+        return [row] + summary + (layer_rows if layers else [])
     expect = _golden(cfg, lowered)
     own = host is None
     if own:
@@ -162,7 +199,15 @@ def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: 
                   "utilization": macs / (cycles * cfg.macs),
                   "mismatches": wrong,
                   "counters": [dict(c) for c in counters]}
-    return [row] + (layer_rows if layers else [])
+    if summary:   # shares of the cycle model's total, equal to the RTL's when cycles_match
+        row |= headline(summary, row["utilization"]) | {"ops": _ops(summary)}
+    return [row] + summary + (layer_rows if layers else [])
+
+
+def _ops(summary: list[dict]) -> dict:
+    """The per-op breakdown of the whole row: class -> cycles, share, MACs, utilization."""
+    return {r["op_class"]: {k: r[k] for k in ("model_cycles", "share", "macs", "utilization")
+                            if k in r} for r in summary}
 
 
 class _SharedHost:
@@ -188,15 +233,16 @@ class _SharedHost:
 def run_workloads(args) -> list[dict]:
     """``--workload`` rows for every name in ``args.workload``, at ``args.batch``; one Verilator
     harness for them all, built when the first workload that compiles runs."""
-    from ..generators.accel import PRESETS
+    from ..generators.accel.config import MODEL_PRESETS, PRESETS
 
-    cfg = PRESETS[args.preset]
+    cfg = (PRESETS | MODEL_PRESETS)[args.preset]
     names = [n.strip() for n in args.workload.split(",") if n.strip()]
     host = _SharedHost(cfg)
     rows = []
     try:
         for name in names:
-            rows += workload_rows(name, cfg, args.batch, host=host, layers=not args.no_layers)
+            rows += workload_rows(name, cfg, args.batch, host=host, layers=not args.no_layers,
+                                  rtl=not getattr(args, "model_only", False))
     finally:
         host.close()
     return rows
