@@ -7,7 +7,8 @@
 ``hwaccel compare --model NAME [--backends ...]``          one model on every backend
 ``hwaccel sweep [--space FILE | --rows ...] [--json]``      design-space sweep on Dask
 ``hwaccel verify [--component NAME] [--depth K] [--json]``  formal proofs (SymbiYosys)
-``hwaccel parallel --model NAME --mode dp --instances N``   one model over N instances
+``hwaccel parallel --model NAME --mode dp|pp|auto --instances N[,N...] [--shared-host-port]``
+                                                            one model over N instances
 """
 
 from __future__ import annotations
