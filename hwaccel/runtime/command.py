@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
 
     p.add_argument("--model", required=True,
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
-                        "dscnn, mobilenet, autoencoder or transformer")
+                        "dscnn, mobilenet, autoencoder, transformer or transformer_tokens")
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"comma-separated, of: {', '.join(names())} "
                         f"(default: {','.join(DEFAULT_BACKENDS)})")
