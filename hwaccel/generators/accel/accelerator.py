@@ -57,7 +57,7 @@ from ..conv.maxpool import MaxPool
 from .config import AccelConfig
 from .eltwise import Eltwise
 from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
-from .lstm_checks import lstm_words
+from .job_io import lstm_io, matmul_io
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 
@@ -243,10 +243,10 @@ class Accelerator(wiring.Component):
             conv.activations.valid.eq(act_dma.source.valid & is_conv),
             pool.sink.valid.eq(act_dma.source.valid & is_pool),
         ]
-        a_ready = self._a_ready = Mux(is_conv, conv.activations.ready,
+        a_ready = Mux(is_conv, conv.activations.ready,
                                       is_pool & pool.sink.ready)
         if cfg.attention is not None:
-            a_ready = self._a_ready = Mux(is_attn, attn.a_ready, a_ready)
+            a_ready = Mux(is_attn, attn.a_ready, a_ready)
         # Results: the write port takes one per cycle, so they are never back-pressured.
         res_valid = Mux(is_conv, conv.result.valid, is_pool & pool.source.valid)
         res_data = Mux(is_conv, conv.result.payload.data, pool.source.payload.data)
@@ -260,8 +260,8 @@ class Accelerator(wiring.Component):
                    Mux(kind == JOB_ELT, ~elt.busy,
                        Mux(kind == JOB_ATTN, 1, pool.layer.ready)))
         if cfg.lstm is not None:
-            res_valid, res_data, lstm_idle = self._lstm_io(m, cfg, lstm, act_dma, is_lstm,
-                                                           proc, kill, res_valid, res_data)
+            res_valid, res_data, lstm_idle = lstm_io(m, cfg, lstm, act_dma, is_lstm, proc,
+                                                     kill, res_valid, res_data, a_ready)
             idle = Mux(kind == JOB_LSTM, lstm_idle, idle)
         # Results go to the job's runs: ``dst_run`` words, then ``dst_stride`` on from the run's
         # start; after ``dst_group`` words (if not 0) the runs restart a word after the group's
@@ -362,94 +362,7 @@ class Accelerator(wiring.Component):
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
-            self._matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy,
-                            SimpleNamespace(active=active, held=held, reuse=reuse, popped=popped,
-                                            to_weights=to_weights, w_ready=w_ready,
-                                            counters=counters))
+            matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy,
+                      SimpleNamespace(active=active, held=held, reuse=reuse, popped=popped,
+                                      to_weights=to_weights, w_ready=w_ready, counters=counters))
         return m
-
-    def _lstm_io(self, m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data):
-        """Gather ``gx`` scratchpad words into each x beat and scatter each h beat into ``gh``
-        words (the job's counts, at most those of the cell's largest sizes). One word per
-        cycle each way; the cell needs ``slots * (I + H)`` cycles a step, so these never limit
-        it."""
-        gx_most, gh_most, _ = lstm_words(cfg)
-        gx, gh = proc.job_lstm.gx, proc.job_lstm.gh
-        w = cfg.act_bits
-        xbuf, x_full, x_last = Signal(gx_most * w), Signal(), Signal()
-        x_i = Signal(range(max(gx_most, 2)))
-        taken = Signal(range(cfg.act_depth + 1))   # x words gathered in this job
-        take = act_dma.source.valid & is_lstm & ~x_full
-        m.d.comb += act_dma.source.ready.eq(Mux(is_lstm, ~x_full, self._a_ready))
-        with m.If(proc.job_start):
-            m.d.sync += [taken.eq(0), x_i.eq(0)]
-        with m.If(take):
-            # Word x_i of the beat; the job's last word ends the sequence.
-            for g in range(gx_most):
-                with m.If(x_i == g):
-                    m.d.sync += xbuf[g * w:(g + 1) * w].eq(act_dma.source.payload)
-            m.d.sync += [x_i.eq(x_i + 1), taken.eq(taken + 1)]
-            with m.If(x_i == gx - 1):
-                m.d.sync += [x_full.eq(1), x_i.eq(0),
-                             x_last.eq(taken + 1 == proc.job_src_count)]
-        m.d.comb += [lstm.x.valid.eq(x_full), lstm.x.payload.data.eq(xbuf[: cfg.lstm.input_size
-                                                                          * 8]),
-                     lstm.x.payload.last.eq(x_last)]
-        with m.If(lstm.x.valid & lstm.x.ready):
-            m.d.sync += x_full.eq(0)
-        hbuf, h_full = Signal(gh_most * w), Signal()
-        h_i = Signal(range(max(gh_most, 2)))
-        m.d.comb += lstm.h.ready.eq(is_lstm & ~h_full)
-        with m.If(lstm.h.valid & lstm.h.ready):
-            m.d.sync += [hbuf.eq(lstm.h.payload.data), h_full.eq(1), h_i.eq(0)]
-        with m.If(h_full):  # the write port takes one word per cycle
-            m.d.sync += [hbuf.eq(hbuf >> w), h_i.eq(h_i + 1)]
-            with m.If(h_i == gh - 1):
-                m.d.sync += h_full.eq(0)
-        with m.If(soft):
-            m.d.sync += [x_full.eq(0), h_full.eq(0), x_i.eq(0), h_i.eq(0)]
-        valid = Mux(is_lstm, h_full, res_valid)
-        data_ = Mux(is_lstm, hbuf[:w], res_data)
-        return valid, data_, ~x_full & ~h_full
-
-    def _matmul_io(self, m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
-        """A MATMUL tile job (a conv job with ``job_mm.on``): the gatherer
-        (:mod:`.matmul_gather`) owns the activation read port and feeds the engine's weight
-        and requantizer beats in place of the weight DMA (which reads nothing); its last beat
-        starts the activation DMA (A's rows), so the port is never shared in a cycle. The
-        engine's held weights are forgotten (the next CONV/GEMM loads its own). ``load_cycles``
-        counts the gather's cycles (:func:`.attn_isa.attn_cycles`). The statements below
-        override the datapath's defaults for such a job only."""
-        from .matmul_gather import MatmulGather
-
-        gather = m.submodules.gather = ResetInserter(kill)(MatmulGather(cfg))
-        now = proc.job_start & (proc.job_kind == JOB_CONV) & proc.job_mm.on
-        mine = Signal()                          # the running job is a MATMUL tile's
-        with m.If(proc.job_start):
-            m.d.sync += mine.eq(now)
-        with m.If(kill):
-            m.d.sync += mine.eq(0)
-        on = mine & dp.active
-        m.d.comb += [gather.start.eq(now), gather.job.eq(proc.job_mm),
-                     gather.groups.eq(proc.job_desc.groups), gather.blocks.eq(proc.job_desc.blocks),
-                     gather.rdata.eq(act_rd.data), gather.source.ready.eq(on & dp.w_ready)]
-        with m.If(now):
-            m.d.comb += [act_dma.start.eq(0), wgt_dma.count.eq(0)]
-            m.d.sync += [dp.held.eq(0), dp.reuse.eq(0)]
-        with m.If(gather.last & gather.source.ready):   # B is in: A's rows from now on
-            m.d.comb += act_dma.start.eq(1)
-        with m.If(on):
-            m.d.comb += [
-                conv.weights.payload.eq(gather.source.payload[: cfg.lanes * cfg.conv.block * 8]),
-                conv.requant.payload.eq(gather.source.payload[: requant_layout(cfg.conv).size]),
-                conv.weights.valid.eq(gather.source.valid & dp.to_weights),
-                conv.requant.valid.eq(gather.source.valid & ~dp.to_weights)]
-            with m.If(gather.busy):
-                m.d.comb += act_rd.addr.eq(gather.addr)
-            with m.If(gather.source.valid & gather.source.ready):
-                m.d.sync += dp.popped.eq(dp.popped + 1)
-            with m.If(gather.load):
-                m.d.comb += proc.progress.eq(1)
-                with m.If(~(proc.start & ~busy)):
-                    c = dp.counters[COUNTERS.index("load_cycles")]
-                    m.d.sync += c.eq(c + 1)
