@@ -1,15 +1,18 @@
 """``hwaccel sweep``: a design space on Dask -- modelled cycles, resources, Fmax, latency.
 
 Prints one line per point (Pareto-front points starred) or, with ``--json``, the whole result;
-writes ``results.json``, ``results.csv`` and the PNG plots into ``--out``. Exit status 0 when
-every point was evaluated (failed points are results too: they are reported, with their error),
-2 on a usage error.
+writes ``results.json``, ``results.csv`` and the PNG plots into ``--out``. ``--tls`` (or
+``--tls-ca/--tls-cert/--tls-key`` for a ``tls://`` scheduler) encrypts the Dask cluster's
+connections (:mod:`hwaccel.runtime.cluster`). Exit status 0 when every point was evaluated
+(failed points are results too: they are reported, with their error), 2 on a usage error.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+
+from ..runtime.cluster import add_tls_arguments, tls_from_args, using_tls
 
 HELP = "design-space sweep: modelled cycles, synthesized area and Fmax, latency, Pareto front"
 
@@ -28,6 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--scheduler", help="address of a running Dask scheduler (default: a "
                                        "LocalCluster on this machine)")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster workers")
+    add_tls_arguments(p)
     p.add_argument("--out", default="build/dse", help="output folder (default: build/dse)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -78,9 +82,12 @@ def format_results(res) -> str:
 def run(args) -> int:
     from .sweep import run_sweep
 
+    tls = tls_from_args(args)
     space = _space(args)
-    res = run_sweep(space, synth=not args.no_synth, out_dir=args.out, scheduler=args.scheduler,
-                    workers=args.workers, progress=not args.no_progress and sys.stderr.isatty())
+    with using_tls(tls):
+        res = run_sweep(space, synth=not args.no_synth, out_dir=args.out,
+                        scheduler=args.scheduler, workers=args.workers,
+                        progress=not args.no_progress and sys.stderr.isatty())
     if args.json:
         print(json.dumps(res.to_json(), indent=2))
     else:

@@ -1,7 +1,8 @@
 """``hwaccel parallel``: one reference model over N simulated accelerator instances.
 
 ``--mode dp`` splits the batch over the instances (:mod:`.dp`), each instance a Dask task on a
-LocalCluster bound to loopback (``--workers``) or on a running cluster (``--scheduler``). One
+LocalCluster bound to loopback (``--workers``) or on a running cluster (``--scheduler``), over
+TLS with ``--tls`` or ``--tls-ca/--tls-cert/--tls-key`` (:mod:`..runtime.cluster`). One
 row per instance count in ``--instances``: simulated cycles and the cycle model's, speedup and
 efficiency against one instance at the same batch, mismatches against the golden interpreter on
 one instance, hardware throughput (at the preset's clock) and simulator throughput (samples a
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+from ..runtime.cluster import add_tls_arguments, tls_from_args, using_tls
 
 HELP = ("one model over N accelerator instances (data or pipeline parallel): cycles, model, "
         "speedup")
@@ -69,6 +72,7 @@ def add_arguments(p) -> None:
                    help="LocalCluster workers (default: one a core)")
     p.add_argument("--scheduler", default=None,
                    help="address of a running Dask scheduler (default: a LocalCluster)")
+    add_tls_arguments(p)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
 
@@ -116,6 +120,9 @@ def run(args) -> int:
     from .dp import run_dp
 
     counts = _counts(args.instances)
+    tls = tls_from_args(args)
+    if tls is not None and args.mode == "pp":
+        raise ValueError("--mode pp runs in this process, on no Dask cluster: TLS does not apply")
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
     module, split = load(args.model)
@@ -129,13 +136,14 @@ def run(args) -> int:
     if args.mode == "auto":
         from .auto import auto_rows
 
-        rows = auto_rows(args, compiled, split.x_test[:args.batch], counts, clock)
+        with using_tls(tls):
+            rows = auto_rows(args, compiled, split.x_test[:args.batch], counts, clock)
     elif args.mode == "pp":
         from .pp_run import pp_rows
 
         rows = pp_rows(args, compiled, split.x_test[:args.batch], counts, clock)
     else:
-        with client_for(args.scheduler, args.workers) as client:
+        with using_tls(tls), client_for(args.scheduler, args.workers) as client:
             rows = run_dp(compiled, split.x_test[:args.batch], counts,
                           shared_host_port=args.shared_host_port, client=client,
                           clock=clock)

@@ -7,14 +7,17 @@ line that says why; that is not a failure.
 
 ``--workers N`` runs the program backends' batches (``golden``, ``rtl``) as Dask tasks on a
 LocalCluster of N worker processes bound to loopback; ``--scheduler ADDR`` on a running cluster
-instead (as ``hwaccel sweep`` does). The outputs, mismatches and cycles are the same as in one
-process; only the wall times differ.
+instead (as ``hwaccel sweep`` does); ``--tls`` (or ``--tls-ca/--tls-cert/--tls-key`` for a
+``tls://`` scheduler) encrypts the cluster's connections (:mod:`.cluster`). The outputs,
+mismatches and cycles are the same as in one process; only the wall times differ.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+
+from .cluster import add_tls_arguments, tls_from_args, using_tls
 
 HELP = "one reference model on several backends: accuracy, agreement, cycles, latency"
 
@@ -47,7 +50,8 @@ def add_arguments(p) -> None:
                         "workers (default: run them in this process)")
     p.add_argument("--scheduler", default=None,
                    help="shard them over the running Dask cluster at this address "
-                        "(tcp://host:8786) instead")
+                        "(tcp://host:8786, or tls://host:8786 with the TLS files) instead")
+    add_tls_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -57,10 +61,14 @@ def run(args) -> int:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends:
         raise ValueError("--backends must name at least one backend")
-    result = compare(args.model, backends, samples=args.samples, preset=args.preset,
-                     calibration=args.calibration, clock_mhz=args.clock_mhz,
-                     progress=not args.no_progress and sys.stderr.isatty(),
-                     workers=args.workers, scheduler=args.scheduler)
+    tls = tls_from_args(args)
+    if tls is not None and args.workers is None and not args.scheduler:
+        raise ValueError("TLS secures a Dask cluster: give --workers or --scheduler too")
+    with using_tls(tls):
+        result = compare(args.model, backends, samples=args.samples, preset=args.preset,
+                         calibration=args.calibration, clock_mhz=args.clock_mhz,
+                         progress=not args.no_progress and sys.stderr.isatty(),
+                         workers=args.workers, scheduler=args.scheduler)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
