@@ -19,6 +19,7 @@ KINDS = {
     "accel": "hwaccel.generators.accel",
     "attention": "hwaccel.generators.attention",
     "link": "hwaccel.generators.link",
+    "pipeline": "hwaccel.generators.multi",
 }
 
 

@@ -8,9 +8,9 @@ Their cycle models are in :mod:`hwaccel.parallel.pp_model` (the pipeline) and
 :mod:`hwaccel.parallel.link` (a link).
 """
 
-from .config import PipelineConfig
+from .config import PRESETS, PipelineConfig
 from .pipeline import Pipeline
 from .sender import FIRST_BEAT, CopySender
 from .writer import LinkWriter
 
-__all__ = ["Pipeline", "PipelineConfig", "CopySender", "LinkWriter", "FIRST_BEAT"]
+__all__ = ["Pipeline", "PipelineConfig", "PRESETS", "CopySender", "LinkWriter", "FIRST_BEAT"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...config import check_int, check_name
+from ..accel.config import PRESETS as ACCEL_PRESETS
 from ..accel.config import AccelConfig
+from ..link.config import PRESETS as LINK_PRESETS
 from ..link.config import LinkConfig
 
-__all__ = ["PipelineConfig", "MAX_INSTANCES"]
+__all__ = ["PipelineConfig", "MAX_INSTANCES", "PRESETS"]
 
 #: Most instances in one top (the status ports are one bit an instance, read as one word).
 MAX_INSTANCES = 16
@@ -74,3 +76,20 @@ class PipelineConfig:
         from .pipeline import Pipeline
 
         return Pipeline(self)
+
+
+#: Named tops (the generator registry lists them as ``pipeline_<name>``; ``make rtl`` emits
+#: them and the every-preset tests lint them).
+PRESETS: dict[str, PipelineConfig] = {
+    c.name: c
+    for c in (
+        # Two tiny instances and the tiny link (4 credits against a 5-cycle round trip).
+        PipelineConfig(ACCEL_PRESETS["tiny"], 2, LINK_PRESETS["tiny"], name="tiny_x2"),
+        # Two ecp5 instances and an 8-byte link (one 8-lane word a beat) of latency 2 whose
+        # 40-byte buffer (W * (2L + 1)) keeps it at a beat a cycle: the synthesis of a
+        # two-instance top on ECP5 (`hwaccel synth --preset pipeline_ecp5_x2 --target ecp5`).
+        PipelineConfig(ACCEL_PRESETS["ecp5"], 2,
+                       LinkConfig(width=8, latency=2, buffer=40, watchdog=64, name="ecp5"),
+                       name="ecp5_x2"),
+    )
+}
