@@ -12,6 +12,7 @@ from hwaccel.generators.accel.cases import fault_programs
 from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.numerics import add_params, avg_params
+from hwaccel.sim.host import HarnessHost
 
 TINY = PRESETS["tiny"]
 
@@ -162,12 +163,8 @@ def test_fault_programs_cover_the_new_commands():
 # --- RTL ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny():
-    from hwaccel.sim.host import HarnessHost
-    from hwaccel.sim.runner import design_for
-
-    host = HarnessHost(design_for(TINY), TINY)
-    yield host
-    host.close()
+    with HarnessHost.of(TINY) as host:
+        yield host
 
 
 @pytest.mark.parametrize("kind, count", [("add", 60), ("avgpool", 120)])

@@ -24,7 +24,6 @@ from hwaccel.generators.attention.perf import load_words
 from hwaccel.generators.conv.layouts import pack_struct
 from hwaccel.numerics import gelu_params, layernorm_params, softmax_params
 from hwaccel.sim.host import HarnessHost
-from hwaccel.sim.runner import design_for
 
 CFG = MODEL_PRESETS["tiny_attention"]
 A = CFG.attention
@@ -32,9 +31,8 @@ A = CFG.attention
 
 @pytest.fixture(scope="module")
 def host():
-    h = HarnessHost(design_for(CFG), CFG)
-    yield h
-    h.close()
+    with HarnessHost.of(CFG) as host:
+        yield host
 
 
 def _int8(rng, shape):

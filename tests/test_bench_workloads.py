@@ -16,6 +16,7 @@ from torch import nn
 from hwaccel.bench import accel
 from hwaccel.bench.workloads import model_rows
 from hwaccel.generators.accel import PRESETS
+from hwaccel.sim.host import HarnessHost
 from hwaccel.toolchain import MissingToolError, verilator_root
 
 try:
@@ -51,13 +52,8 @@ def _deep() -> nn.Module:
 
 @pytest.fixture(scope="module")
 def host():
-    from hwaccel.sim.host import HarnessHost
-    from hwaccel.sim.runner import design_for
-
-    cfg = PRESETS["tiny"]
-    h = HarnessHost(design_for(cfg), cfg)
-    yield h
-    h.close()
+    with HarnessHost.of(PRESETS["tiny"]) as host:
+        yield host
 
 
 @pytest.mark.parametrize("make, programs", [(Mixed, 1), (_deep, 2)])

@@ -37,6 +37,7 @@ from hwaccel.generators.lstm.cell import LstmCell, param_layout, vector_layout, 
 from hwaccel.generators.lstm.config import LstmConfig
 from hwaccel.generators.lstm.model import golden_sequence
 from hwaccel.generators.lstm.perf import STREAM_OVERHEAD, sequence_perf
+from hwaccel.sim.host import HarnessHost
 
 TINY = PRESETS["tiny"]
 
@@ -157,12 +158,8 @@ def test_stacked_lstms_of_other_widths_compile_and_equal_the_twin():
 # --- RTL ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny():
-    from hwaccel.sim.host import HarnessHost
-    from hwaccel.sim.runner import design_for
-
-    host = HarnessHost(design_for(TINY), TINY)
-    yield host
-    host.close()
+    with HarnessHost.of(TINY) as host:
+        yield host
 
 
 def test_rtl_every_size_bit_exact_with_exact_cycles(tiny, seed):

@@ -18,7 +18,6 @@ from hwaccel.generators.accel.driver_attention import ATTN_DEFAULTS
 from hwaccel.generators.accel.host import address, start_word
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.sim.host import HarnessHost
-from hwaccel.sim.runner import design_for
 
 CFG = MODEL_PRESETS["tiny_attention"]
 L = CFG.lanes
@@ -26,9 +25,8 @@ L = CFG.lanes
 
 @pytest.fixture(scope="module")
 def host():
-    h = HarnessHost(design_for(CFG), CFG)
-    yield h
-    h.close()
+    with HarnessHost.of(CFG) as host:
+        yield host
 
 
 def _int8(rng, shape):

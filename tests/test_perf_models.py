@@ -31,9 +31,8 @@ TINY = PRESETS["tiny"]
 
 @pytest.fixture(scope="module")
 def tiny():
-    host = HarnessHost(design_for(TINY), TINY)
-    yield host
-    host.close()
+    with HarnessHost.of(TINY) as host:
+        yield host
 
 
 def _int8(rng, shape):

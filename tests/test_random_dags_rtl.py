@@ -32,7 +32,7 @@ from hwaccel.compiler.random_cases import features, random_dag, random_lstm
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.model import run_program
 from hwaccel.generators.accel.perf import program_perf
-from hwaccel.toolchain import MissingToolError, verilator_root
+from hwaccel.sim.host import HarnessHost
 
 TINY = PRESETS["tiny"]
 BATCH = 2
@@ -85,16 +85,8 @@ def test_the_rtl_sample_covers_the_operators():
 
 @pytest.fixture(scope="module")
 def host():
-    try:
-        verilator_root()
-    except MissingToolError as exc:  # pragma: no cover - the CI image has Verilator
-        pytest.skip(f"needs Verilator: {exc}")
-    from hwaccel.sim.host import HarnessHost
-    from hwaccel.sim.runner import design_for
-
-    h = HarnessHost(design_for(TINY), TINY)
-    yield h
-    h.close()
+    with HarnessHost.of(TINY) as host:
+        yield host
 
 
 def _on_the_rtl(host, cm, x_int, twin, why: str) -> None:

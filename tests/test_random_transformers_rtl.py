@@ -24,7 +24,7 @@ import hwaccel
 from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.model import run_program
 from hwaccel.generators.accel.perf import program_perf
-from hwaccel.toolchain import MissingToolError, verilator_root
+from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 BATCH = 2
@@ -113,16 +113,8 @@ def test_the_sample_covers_the_configurations():
 
 @pytest.fixture(scope="module")
 def host():
-    try:
-        verilator_root()
-    except MissingToolError as exc:  # pragma: no cover - the CI image has Verilator
-        pytest.skip(f"needs Verilator: {exc}")
-    from hwaccel.sim.host import HarnessHost
-    from hwaccel.sim.runner import design_for
-
-    h = HarnessHost(design_for(CFG), CFG)
-    yield h
-    h.close()
+    with HarnessHost.of(CFG) as host:
+        yield host
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -35,6 +35,20 @@ class HarnessHost:
         self.h = Harness(design)
         self.h.reset()
 
+    @classmethod
+    def of(cls, config: AccelConfig) -> HarnessHost:
+        """``config``'s accelerator, emitted and built (or found in the build cache); use it
+        as a context manager to close it."""
+        from .runner import design_for
+
+        return cls(design_for(config), config)
+
+    def __enter__(self) -> HarnessHost:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         self.h.close()
 
