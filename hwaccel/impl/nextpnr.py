@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .target import Target
 from .tools import ImplError, run_tool
 
-__all__ = ["PnrResult", "run_nextpnr", "critical_path"]
+__all__ = ["PnrResult", "run_nextpnr", "critical_path", "overused"]
+
+#: A line of nextpnr's "Device utilisation" table: ``Info:     MULT18X18D:   266/   156   170%``.
+_UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,17 @@ def critical_path(report: dict, clock: str = "clk") -> dict | None:
     return None
 
 
+def overused(log_text: str) -> dict[str, tuple[int, int]]:
+    """The cell types nextpnr's utilisation table lists above the device's count:
+    type -> (used, available). Empty when everything fits (or the table is missing)."""
+    out = {}
+    for line in log_text.splitlines():
+        m = _UTIL_LINE.match(line.strip("\r"))
+        if m and int(m[2]) > int(m[3]):
+            out[m[1]] = (int(m[2]), int(m[3]))
+    return out
+
+
 def run_nextpnr(netlist: Path, target: Target, folder: Path, *, freq_mhz: float, seed: int = 1,
                 textcfg: bool = False, extra: tuple[str, ...] = ()) -> PnrResult:
     """Place and route ``netlist``; timing may fail (Fmax is measured), fitting may not."""
@@ -59,8 +74,16 @@ def run_nextpnr(netlist: Path, target: Target, folder: Path, *, freq_mhz: float,
         cfg = folder / "design.config"
         args += ["--textcfg", cfg.name]
     log = folder / "nextpnr.log"
-    run_tool(target.pnr, args, cwd=folder, log=log,
-             what=f"place and route of {netlist.name} on {target.device}")
+    try:
+        run_tool(target.pnr, args, cwd=folder, log=log,
+                 what=f"place and route of {netlist.name} on {target.device}")
+    except ImplError as exc:
+        over = overused(log.read_text()) if log.exists() else {}
+        if not over:
+            raise
+        need = ", ".join(f"{n} {u} of {a}" for n, (u, a) in over.items())
+        raise ImplError(f"{netlist.name} does not fit {target.device}: it needs {need} "
+                        f"[log: {log}]") from exc
     try:
         report = json.loads(report_path.read_text())
     except (OSError, ValueError) as exc:
