@@ -32,11 +32,12 @@ are separate figures.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from .dp_port import Phase, finish, simulate_shared
+from .rows import ParallelRow
 
 __all__ = ["DpRow", "run_dp", "shards", "model_phases", "run_instance", "EFFICIENT"]
 
@@ -44,37 +45,15 @@ __all__ = ["DpRow", "run_dp", "shards", "model_phases", "run_instance", "EFFICIE
 EFFICIENT = 0.9
 
 
-@dataclass(frozen=True)
-class DpRow:
-    """One configuration's figures (see the module docstring)."""
+@dataclass(frozen=True, kw_only=True)
+class DpRow(ParallelRow):
+    """One configuration's figures (see the module docstring): beside :class:`.rows.
+    ParallelRow`'s, each shard's size and each instance's simulated and modelled cycles."""
 
-    mode: str
-    instances: int
-    batch: int
-    shared_host_port: bool
-    cycles: int
-    model_cycles: int
-    single_cycles: int
-    single_model_cycles: int
-    speedup: float
-    efficiency: float
-    mismatches: int
-    link_utilization: float
-    bubble_fraction: float | None
     shard_sizes: list
     instance_cycles: list
     model_instance_cycles: list
     host_words: int
-    hw_samples_per_second: float
-    clock_mhz: float
-    clock_source: str
-    sim_samples_per_second: float
-    wall_seconds: float
-    workers: int | None
-    note: str = ""
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def shards(batch: int, instances: int) -> list[slice]:
@@ -191,12 +170,17 @@ def run_dp(compiled, x, instances, *, shared_host_port: bool = False, client=Non
         speedup = single_cycles / cycles
         note = f"efficiency below {EFFICIENT}" if speedup / n < EFFICIENT else ""
         rows.append(DpRow(
-            "dp", n, batch, shared_host_port, cycles, max(model), single_cycles, single_model,
-            speedup, speedup / n,
-            int(np.any((got != golden[0]).reshape(batch, -1), axis=1).sum()),
-            0.0, None, [s.stop - s.start for s in parts], sim, model,
-            sum(p.cycles for _, ph in runs for p in ph if p.kind == "host"),
-            batch * mhz * 1e6 / cycles, mhz, source, batch / wall, wall, workers, note))
+            mode="dp", instances=n, batch=batch, shared_host_port=shared_host_port,
+            cycles=cycles, model_cycles=max(model), single_cycles=single_cycles,
+            single_model_cycles=single_model, speedup=speedup, efficiency=speedup / n,
+            mismatches=int(np.any((got != golden[0]).reshape(batch, -1), axis=1).sum()),
+            link_utilization=0.0, bubble_fraction=None,
+            shard_sizes=[s.stop - s.start for s in parts], instance_cycles=sim,
+            model_instance_cycles=model,
+            host_words=sum(p.cycles for _, ph in runs for p in ph if p.kind == "host"),
+            hw_samples_per_second=batch * mhz * 1e6 / cycles, clock_mhz=mhz,
+            clock_source=source, sim_samples_per_second=batch / wall, wall_seconds=wall,
+            workers=workers, note=note))
     return rows
 
 

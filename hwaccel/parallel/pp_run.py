@@ -15,47 +15,27 @@ capacity (``W`` bytes a cycle each) during the run. ``throughput`` (samples a cy
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+
+from .rows import ParallelRow
 
 __all__ = ["PpRow", "run_pp", "pp_rows", "pipeline_config", "default_link"]
 
 
-@dataclass(frozen=True)
-class PpRow:
-    """One instance count's figures (names shared with :class:`.dp.DpRow` where they mean
-    the same)."""
+@dataclass(frozen=True, kw_only=True)
+class PpRow(ParallelRow):
+    """One instance count's figures: beside :class:`.rows.ParallelRow`'s, the pipeline's
+    fill, drain and period, the slowest stage's occupancy, the stages' layers and whether
+    every sample's cycles equal the model's."""
 
-    mode: str
-    instances: int
-    batch: int
-    shared_host_port: bool
-    cycles: int
-    model_cycles: int
-    single_cycles: int
-    single_model_cycles: int
-    speedup: float
-    efficiency: float
-    mismatches: int
-    link_utilization: float
-    bubble_fraction: float
     fill: int
     drain: int
     period: int
     slowest_occupancy: int
     stages: list
     samples_equal: bool
-    hw_samples_per_second: float
-    clock_mhz: float
-    clock_source: str
-    sim_samples_per_second: float
-    wall_seconds: float
-    workers: int | None = None
-    note: str = ""
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 def default_link(accel):
@@ -120,13 +100,17 @@ def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[P
         util = moved / ((n - 1) * link.width * measured.cycles) if n > 1 else 0.0
         speedup = single[0] / measured.cycles
         rows.append(PpRow(
-            "pp", n, m, False, measured.cycles, predicted.cycles, single[0], single[1],
-            speedup, speedup / n, int(np.any(got != ref, axis=1).sum()), util,
-            measured.bubble_fraction, measured.fill, measured.drain, measured.period,
-            max(occ), [list(s.layers) for s in part.stages],
-            measured.rows() == predicted.rows(), m * mhz * 1e6 / measured.cycles, mhz, source,
-            m / wall, wall, None,
-            f"period {measured.period} vs slowest stage {max(occ)}"))
+            mode="pp", instances=n, batch=m, shared_host_port=False, cycles=measured.cycles,
+            model_cycles=predicted.cycles, single_cycles=single[0],
+            single_model_cycles=single[1], speedup=speedup, efficiency=speedup / n,
+            mismatches=int(np.any(got != ref, axis=1).sum()), link_utilization=util,
+            bubble_fraction=measured.bubble_fraction, fill=measured.fill,
+            drain=measured.drain, period=measured.period, slowest_occupancy=max(occ),
+            stages=[list(s.layers) for s in part.stages],
+            samples_equal=measured.rows() == predicted.rows(),
+            hw_samples_per_second=m * mhz * 1e6 / measured.cycles, clock_mhz=mhz,
+            clock_source=source, sim_samples_per_second=m / wall, wall_seconds=wall,
+            note=f"period {measured.period} vs slowest stage {max(occ)}"))
     return rows
 
 
