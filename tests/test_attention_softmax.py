@@ -162,9 +162,9 @@ def test_softmax_unit_reloads_its_table_between_commands(seed):
 
 
 def test_softmax_cycle_formula():
-    """Rows of W words alone take 3W + div_cycles + 2T + 11 cycles (T the register stages of a
+    """Rows of W words alone take 3W + div_cycles + 2T + 12 cycles (T the register stages of a
     16-lane tree, one); in flight they follow each other every max(W, div_cycles / DIVIDERS,
-    (2W + div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS) cycles: a stage's own pace (the
+    (2W + div_cycles + T + 7) / SLOTS, (2W + T + 2) / SLOTS) cycles: a stage's own pace (the
     dividers take rows in turn), or a turn of the slots (a row's e-buffer slot is taken from
     its exponent stage to its last output read)."""
     t = tree_stages(16)
@@ -178,9 +178,9 @@ def test_softmax_cycle_formula():
             perf = softmax_row_perf(cfg, n)
             assert perf.words == w
             want = max(w, Fraction(div, DIVIDERS), Fraction(2 * w + div + t + 7, SLOTS),
-                       Fraction(2 * w + t + 1, SLOTS))
+                       Fraction(2 * w + t + 2, SLOTS))
             assert perf.period == pytest.approx(float(want)), (k, n)
-            assert perf.latency == 3 * w + div + 2 * t + 11
+            assert perf.latency == 3 * w + div + 2 * t + 12
     with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
                                          r", not 129"):
         softmax_row_perf(cfg, 129)

@@ -17,9 +17,9 @@ each written a memory row a cycle (:func:`load_cycles`).
   the last read). A row's slot (:data:`~.softmax.SLOTS` of them) is the input stage's again the
   cycle after the exponent stage's last read of it, the exponent stage's the cycle after the
   output stage's. Rows of one length follow each other every ``max(W, div_cycles / DIVIDERS, (2W +
-  div_cycles + T + 7) / SLOTS, (2W + T + 1) / SLOTS)`` cycles on average (``T`` the register
+  div_cycles + T + 7) / SLOTS, (2W + T + 2) / SLOTS)`` cycles on average (``T`` the register
   stages of a lane tree, :func:`~.common.tree_stages`: none up to 4 lanes, one up to 16), and one
-  row alone takes ``3W + div_cycles + 2T + 11``.
+  row alone takes ``3W + div_cycles + 2T + 12``.
 * LayerNorm, a row of ``W = ceil(C / lanes)`` words, through four stages
   (:func:`layernorm_schedule`): input (``W`` words; the variance stage may take the row's sums
   :func:`~.layernorm.sum_latency` cycles after its last word), variance
@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from .common import tree_stages
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
 from .layernorm import LN_OUT_LATENCY, ROOTS, VAR_CYCLES, sum_latency
@@ -101,7 +100,7 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
     four stages of :mod:`.softmax`, each starting a row when the previous stage hands it over
     and its own previous row's last read issues, in slots that come free (:data:`SLOTS`)."""
     ws = [_words(cfg, "softmax row length", n, cfg.max_len) for n in lengths]
-    t, div = tree_stages(cfg.lanes), cfg.div_cycles
+    div = cfg.div_cycles
     a, e, d, o, out = [], [], [], [], []
     for r, w in enumerate(ws):
         old = r - SLOTS                      # the row that last used this row's slot
@@ -112,7 +111,7 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
         a.append(max(cand))
         # exponent stage starts (first read the cycle after): the maximum known, the
         # previous row's last read, the e-buffer slot read out
-        cand = [a[r] + w + t]
+        cand = [a[r] + w - 1 + in_latency(cfg)]
         if r:
             cand.append(e[-1] + ws[r - 1])
         if old >= 0:

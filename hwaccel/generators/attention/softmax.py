@@ -25,14 +25,14 @@ Hardware decisions
 ------------------
 * Four stages, each on its own row, so rows overlap: the *input* stage stores a row in one of
   :data:`SLOTS` row-buffer slots (``len_words`` words of ``lanes`` int8 each, one block RAM)
-  and finds its masked maximum (the word registered, a tree of ``lanes`` comparisons, the
-  running maximum); the *exponent* stage reads a stored row, looks ``EXP[max - q]`` up, keeps
-  the masked ``e`` in the same slot of an e-buffer (``lanes x 18`` bits a word) and sums them
-  (an adder tree per word into ``S``); a *divider* turns ``S`` into ``R``; the *output*
-  stage reads the e-buffer and multiplies by ``R``. A slot is the input stage's again once
-  the exponent stage has read it, and the exponent stage's once the output stage has read its
-  e's, so up to :data:`SLOTS` rows are in flight and a stage starts a row in the cycle it
-  issues the previous row's last read.
+  and finds its masked maximum (the word registered, its masked lanes registered, a tree
+  of ``lanes`` comparisons, the running maximum); the *exponent* stage reads a stored row,
+  looks ``EXP[max - q]`` up, keeps the masked ``e`` in the same slot of an e-buffer (``lanes
+  x 18`` bits a word) and sums them (an adder tree per word into ``S``); a *divider* turns
+  ``S`` into ``R``; the *output* stage reads the e-buffer and multiplies by ``R``. A slot is
+  the input stage's again once the exponent stage has read it, and the exponent stage's once
+  the output stage has read its e's, so up to :data:`SLOTS` rows are in flight and a stage
+  starts a row in the cycle it issues the previous row's last read.
 * The exponent table is one 16 x (16 x 18) memory per lane (rows of
   :data:`~.packing.TABLE_ROW` entries, all lanes written together a row a cycle from the
   packed beats, one enable per entry): a lookup reads the row and selects the entry with
@@ -96,9 +96,10 @@ DIVIDERS = 4
 
 def in_latency(cfg: AttentionConfig) -> int:
     """Cycles from the input stage's last word of a row to the earliest cycle the exponent
-    stage starts it (its first read the cycle after): the row's maximum is in
-    ``tree_stages(lanes)`` cycles before the exponent stage needs it."""
-    return 1 + tree_stages(cfg.lanes)
+    stage starts it (its first read the cycle after): the word registered, its masked lanes
+    registered, the row's maximum in ``tree_stages(lanes)`` more cycles before the exponent
+    stage needs it."""
+    return 2 + tree_stages(cfg.lanes)
 
 
 def exp_latency(cfg: AttentionConfig) -> int:
@@ -226,10 +227,9 @@ class SoftmaxUnit(wiring.Component):
                 put(vrs, in_slot, valid_now)
             with m.Else():
                 m.d.sync += [in_row.eq(1), widx.eq(widx_now + 1), left.eq(left_now - L)]
-        # The word is registered, then its masked lanes reduced to one maximum, then that
-        # joins the row's: the mask, the tree and the running max on separate cycles. A row's
-        # last word marks the slot full tree_stages(lanes) cycles after it is taken, so the
-        # exponent stage's first use of the maximum comes the cycle it is written.
+        # The word registered, its lanes masked, reduced to one maximum, joined to the row's:
+        # each on its own cycles. A row's last word marks the slot full 1 + tree_stages(lanes)
+        # cycles after it is taken: the exponent stage first uses the maximum as it is written.
         t = tree_stages(L)
         in_v, in_first, in_last = Signal(), Signal(), Signal()
         in_sl = Signal(range(SLOTS))
@@ -239,14 +239,20 @@ class SoftmaxUnit(wiring.Component):
         with m.If(accept):
             m.d.sync += [in_q.eq(p.data), in_left.eq(left_now), in_first.eq(~in_row),
                          in_last.eq(last_word), in_sl.eq(in_slot)]
-        tree = tree_reduce(m, [Mux(in_left > i, in_q[i], INT8.min) for i in range(L)],
-                           lambda a, b: Mux(a > b, a, b), "wmax")
-        vs = [accept, in_v, *delay(m, in_v, t, "wmax_v")]
-        lasts = [accept & last_word, in_v & in_last, *delay(m, in_v & in_last, t, "wmax_last")]
-        sls = [in_slot, in_sl, *delay(m, in_sl, t, "wmax_slot")]
-        firsts = [in_first, *delay(m, in_first, t, "wmax_first")]
-        with m.If(lasts[t]):
-            put(full, sls[t], 1)
+        mk_v, mk_first, mk_last, mk_sl = Signal(), Signal(), Signal(), Signal(range(SLOTS))
+        mk_q = Signal(word_layout(L))               # the masked word (lanes past valid: min)
+        m.d.sync += [mk_v.eq(in_v), mk_first.eq(in_first), mk_last.eq(in_v & in_last),
+                     mk_sl.eq(in_sl)]
+        m.d.sync += [mk_q[i].eq(Mux(in_left > i, in_q[i], INT8.min)) for i in range(L)]
+        tree = tree_reduce(m, [mk_q[i] for i in range(L)], lambda a, b: Mux(a > b, a, b),
+                           "wmax")
+        vs = [accept, in_v, mk_v, *delay(m, mk_v, t, "wmax_v")]
+        lasts = [accept & last_word, in_v & in_last, mk_last,
+                 *delay(m, mk_last, t, "wmax_last")]
+        sls = [in_slot, in_sl, mk_sl, *delay(m, mk_sl, t, "wmax_slot")]
+        firsts = [in_first, mk_first, *delay(m, mk_first, t, "wmax_first")]
+        with m.If(lasts[t + 1]):
+            put(full, sls[t + 1], 1)
         w_v, w_first, w_last = Signal(), Signal(), Signal()
         w_sl = Signal(range(SLOTS))
         wmax, mx = Signal(signed(INT8.bits)), Signal(signed(INT8.bits))
