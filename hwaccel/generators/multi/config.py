@@ -83,11 +83,14 @@ class PipelineConfig:
 PRESETS: dict[str, PipelineConfig] = {
     c.name: c
     for c in (
-        # Two tiny instances and the tiny link (4 credits against a 5-cycle round trip).
+        # Two tiny instances and the tiny link (4 credits against a 5-cycle round trip). On
+        # ECP5 it does not fit the LFE5U-85F either: packed, 174 MULT18X18D of 156.
         PipelineConfig(ACCEL_PRESETS["tiny"], 2, LINK_PRESETS["tiny"], name="tiny_x2"),
         # Two ecp5 instances and an 8-byte link (one 8-lane word a beat) of latency 2 whose
-        # 40-byte buffer (W * (2L + 1)) keeps it at a beat a cycle: the synthesis of a
-        # two-instance top on ECP5 (`hwaccel synth --preset pipeline_ecp5_x2 --target ecp5`).
+        # 40-byte buffer (W * (2L + 1)) keeps it at a beat a cycle. Yosys synthesizes it for
+        # ECP5 (`hwaccel synth --preset pipeline_ecp5_x2 --target ecp5`), but it does not fit
+        # one LFE5U-85F: packed, it needs 266 MULT18X18D of 156 and 250 DP16KD of 208, so
+        # nextpnr stops before placing (hwaccel synth names both).
         PipelineConfig(ACCEL_PRESETS["ecp5"], 2,
                        LinkConfig(width=8, latency=2, buffer=40, watchdog=64, name="ecp5"),
                        name="ecp5_x2"),
