@@ -241,8 +241,11 @@ class LayerNormUnit(wiring.Component):
         msl = Signal(range(SLOTS))
         m.d.sync += [mv.eq(in_v), mfirst.eq(in_first), mlast.eq(in_last), msl.eq(in_sl)]
         for i in range(L):
-            qi = Mux(in_left > i, in_q[i], 0)
-            m.d.sync += [mq[i].eq(qi), sq[i].eq(qi * qi)]
+            # The lane mask selects the square, not the squarer's input: its compare runs
+            # beside the multiply instead of in series with it.
+            live = in_left > i
+            m.d.sync += [mq[i].eq(Mux(live, in_q[i], 0)),
+                         sq[i].eq(Mux(live, in_q[i] * in_q[i], 0))]
         sx, sxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         psx, psxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
         pv, pfirst, plast = Signal(), Signal(), Signal()
