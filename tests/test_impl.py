@@ -75,8 +75,10 @@ def test_missing_tool_names_the_pip_package_and_leaves_no_report(tmp_path, monke
 
 
 def test_design_that_does_not_fit_fails_clearly(tmp_path):
-    """The 3x5 array needs 15 multipliers; an iCE40 UP5K has 8 SB_MAC16."""
-    with pytest.raises(ImplError, match=r"nextpnr-ice40 place and route .* failed"):
+    """The 3x5 array needs 15 multipliers; an iCE40 UP5K has 8 SB_MAC16: the error names the
+    part and what runs out, from nextpnr's utilisation table."""
+    with pytest.raises(ImplError, match=r"does not fit Lattice iCE40 UP5K.* it needs "
+                                        r"ICESTORM_DSP 15 of 8 \[log: .*nextpnr\.log\]"):
         synthesize(PRESETS["os_3x5"], "ice40", out_dir=tmp_path)
     assert not (tmp_path / "systolic_os_3x5-ice40" / "report.json").exists()
 
