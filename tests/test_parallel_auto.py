@@ -22,7 +22,6 @@ from hwaccel.parallel.dp import model_phases, shards
 from hwaccel.parallel.dp_port import finish
 from hwaccel.parallel.pp import balanced
 from hwaccel.parallel.pp_model import model
-from hwaccel.toolchain import MissingToolError, verilator_root
 
 #: The pp tests' top (three tiny instances, the tiny link): its Verilator build is shared.
 TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
@@ -34,13 +33,6 @@ def branches():
     x = inputs(12, torch.Generator().manual_seed(14))
     cm = hwaccel.compile(net, x[:8], preset="tiny")
     return cm, x
-
-
-def _verilator():
-    try:
-        verilator_root()
-    except MissingToolError as exc:
-        pytest.skip(f"Verilator unavailable: {exc}")
 
 
 def _recomputed(cm, xi, c) -> int | None:
@@ -85,7 +77,6 @@ def test_a_tie_goes_to_fewer_instances(branches):
 def test_a_batch_one_instance_does_not_hold_runs_split(branches):
     """Twelve samples do not fit one tiny instance (nine do): dp on one instance is dropped
     naming what does not fit, and the chosen split runs with cycles equal to its model's."""
-    _verilator()
     cm, x = branches
     assert cm.max_batch < 12
     (row,) = run_auto(cm, x[:12], [3], top=TOP, clock=(50.0, "given"))
@@ -106,7 +97,6 @@ def test_a_batch_one_instance_does_not_hold_runs_split(branches):
 def test_a_pipeline_choice_runs_on_the_pipeline_top(branches):
     """One sample over at most two instances: dp cannot split it, so the choice is one
     instance or a two-stage pipeline, run and equal to its model."""
-    _verilator()
     cm, x = branches
     (row,) = run_auto(cm, x[:1], [2], top=TOP, clock=(50.0, "given"))
     assert [c.label for c in row.candidates if not c.fits] == ["dp 2 instances, own ports"]
@@ -143,7 +133,6 @@ def test_bench_random_points_equal_their_models():
 
     from hwaccel.bench import parallel as bench
 
-    _verilator()
     p = argparse.ArgumentParser()
     bench.add_arguments(p)
     rows = bench.run(p.parse_args(["--random", "6", "--seed", "3", "--links", "2:16"]))

@@ -29,21 +29,12 @@ from hwaccel.parallel.link import LinkModel
 from hwaccel.parallel.pp import PartitionError, partition, sample_inputs
 from hwaccel.parallel.pp_model import copy_cycles, model, occupancy
 from hwaccel.parallel.traffic import Receiver, Transfer
-from hwaccel.toolchain import MissingToolError, verilator_root
 
 TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
 
 
-def _verilator():
-    try:
-        verilator_root()
-    except MissingToolError as exc:
-        pytest.skip(f"Verilator unavailable: {exc}")
-
-
 @pytest.fixture(scope="module")
 def design():
-    _verilator()
     from hwaccel.sim.runner import design_for
 
     return design_for(TOP)
