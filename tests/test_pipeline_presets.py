@@ -9,7 +9,7 @@ from hwaccel.emit import emit, read_sidecar
 from hwaccel.generators import KINDS, config_for, presets
 from hwaccel.generators.accel import PRESETS as ACCEL
 from hwaccel.generators.link import PRESETS as LINKS
-from hwaccel.generators.multi import PRESETS, Pipeline, PipelineConfig
+from hwaccel.generators.multi import PRESETS, PipelineConfig
 
 
 def test_presets_are_registered():
@@ -24,7 +24,6 @@ def test_presets_are_registered():
     # one 8-lane activation word a beat, and the buffer that keeps the link at a beat a cycle
     assert ecp5.link.width == ACCEL["ecp5"].lanes == 8
     assert ecp5.link.buffer == ecp5.link.full_rate_buffer == 40 and ecp5.link.bandwidth == 8
-    assert isinstance(ecp5.build(), Pipeline)
 
 
 def test_tiny_x2_elaborates_with_its_ports(tmp_path, monkeypatch):
