@@ -54,6 +54,7 @@ from amaranth.lib.wiring import In, Out
 from ..conv.chain import ConvPool
 from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
+from .act_banks import ActBanks
 from .config import AccelConfig
 from .eltwise import Eltwise
 from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
@@ -107,13 +108,13 @@ class Accelerator(wiring.Component):
         kill = Signal()  # soft reset, or a TIMEOUT abandoning a job: engines and DMA to idle
 
         # --- memories --------------------------------------------------------------------------
-        act = m.submodules.act = memory.Memory(shape=unsigned(cfg.act_bits),
-                                               depth=cfg.act_depth, init=[])
+        act = m.submodules.act = ActBanks(cfg.act_bits, cfg.act_depth)   # word pairs
         wgt = m.submodules.wgt = memory.Memory(shape=unsigned(cfg.wgt_bits),
                                                depth=cfg.wgt_depth, init=[])
         prog = m.submodules.prog = memory.Memory(shape=command_layout(cfg),
                                                  depth=cfg.prog_depth, init=[])
-        act_rd, act_wr = act.read_port(), act.write_port()
+        act_rd = SimpleNamespace(addr=act.raddr, data=act.rdata)
+        act_wr = SimpleNamespace(addr=act.waddr, data=act.wdata, en=act.wen)
         wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
         prog_rd, prog_wr = prog.read_port(), prog.write_port()
         psum = m.submodules.psum = memory.Memory(shape=unsigned(psum_bits(cfg.conv)),
@@ -192,7 +193,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [elt.start.eq(proc.job_start & (proc.job_kind == JOB_ELT)),
                      elt.avg.eq(proc.job_avg), elt.src.eq(proc.job_src),
                      elt.count.eq(proc.job_src_count), elt.args.eq(proc.job_elt),
-                     elt.rdata.eq(act_rd.data)]
+                     elt.rdata.eq(act_rd.data), elt.rnext.eq(act.rnext)]
         # Weights, then requantizers, from one in-order read stream (depthwise: each channel
         # group's ``dw_chunks`` weight beats, then its requantizer, group after group).
         dw_sub = Signal(range(cfg.conv.dw_chunks + 1))

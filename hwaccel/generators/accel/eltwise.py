@@ -6,9 +6,12 @@ word to the write port. It never waits -- the read port is its own for the job a
 port takes a word every cycle -- so it needs no FIFO, and its timing is a formula
 (:mod:`.perf`):
 
-* ADD: two reads per word, ``a`` then ``b`` on alternate cycles (the scratchpad has one read
-  port); ``a * mult_a`` is registered while ``b`` is read, then ``+ b * mult_b``, then rounding,
-  shift and saturation: ``2 * count + ADD_TAIL`` cycles of the job.
+* ADD: one word a cycle. Each read returns two consecutive words (:mod:`.act_banks`), so the
+  unit reads words ``2j, 2j + 1`` of ``a``, then the same two of ``b``: ``a * mult_a`` for both
+  words is registered while ``b`` is read, then ``+ b * mult_b`` (the same multipliers, one a
+  lane of each word), then rounding, shift and saturation of the first word, then of the
+  second: ``count + ADD_TAIL`` cycles of the job (``2 * ceil(count / 2)`` reads; an odd
+  count's last pair has one word and so one result cycle less).
 * AVGPOOL: two set-up cycles (the address steps ``kw x blocks``, ``width x blocks`` and
   ``kh x width x blocks``, one multiply each), then one read a cycle in window order -- a window
   row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
@@ -18,8 +21,8 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
   ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
 
-Clock speed: no path does more than one multiply (and an add): the ADD's two products are on
-different cycles, the AVGPOOL divider is a multiply, then an add, shift and clamp.
+Clock speed: no path does more than one multiply (and an add): the ADD's two products of a
+word are on different cycles, the AVGPOOL divider is a multiply, then an add, shift and clamp.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from .isa import elt_layout
 
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
 
-#: Job cycles after an ADD's last read: its data (``a*mult_a + b*mult_b`` registered), the
-#: result register, the store, and the cycle the datapath sees every result written.
-ADD_TAIL = 4
+#: Job cycles of an ADD beyond one a word (an even count): after its last read, its data
+#: (``a*mult_a + b*mult_b`` registered), the first word's result register, the second's, the
+#: store, and the cycle the datapath sees every result written.
+ADD_TAIL = 5
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
 #: Job cycles after an AVGPOOL's last read: its data (the sum registered), the product, the
@@ -56,6 +60,7 @@ class Eltwise(wiring.Component):
     src : ``In``, count : ``In``    first word of ``a`` (ADD) or of the map (AVGPOOL); ADD words
     args : ``In(elt_layout)``       the command's ``elt`` fields; held while the job runs
     addr : ``Out``, rdata : ``In``  the scratchpad's read port (data one cycle after address)
+    rnext : ``In``                  the word after ``rdata``'s (the same read, :mod:`.act_banks`)
     result_valid, result : ``Out``  a result word for the write port (taken every cycle)
     busy : ``Out(1)``               reads or results remain
     moved : ``Out(1)``              a word was read this cycle (progress, for the watchdog)
@@ -69,7 +74,7 @@ class Eltwise(wiring.Component):
         super().__init__({
             "start": In(1), "avg": In(1), "src": In(range(ad)), "count": In(range(ad + 1)),
             "args": In(elt_layout(cfg)),
-            "addr": Out(range(ad)), "rdata": In(cfg.act_bits),
+            "addr": Out(range(ad)), "rdata": In(cfg.act_bits), "rnext": In(cfg.act_bits),
             "result_valid": Out(1), "result": Out(cfg.act_bits),
             "busy": Out(1), "moved": Out(1),
         })
@@ -104,41 +109,50 @@ class Eltwise(wiring.Component):
         return m
 
     def _add(self, m, issue, res, res_valid):
-        """ADD: read ``a``, then ``b``; ``a * mult_a``; ``+ b * mult_b``; round, shift, clamp."""
+        """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
+        ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
         cfg, p = self.config, self.args.add
         lanes = cfg.lanes
         a_ptr, b_ptr = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
         left = Signal(range(cfg.act_depth + 1))
-        ph = Signal()                      # 0: read a, 1: read b
-        got_a, got_b, summed = Signal(), Signal(), Signal()
-        prod_a = [Signal(signed(8 + MULT_BITS + 1)) for _ in range(lanes)]
-        total = [Signal(signed(8 + MULT_BITS + 2)) for _ in range(lanes)]
+        ph = Signal()                      # 0: read a pair of a, 1: the same pair of b
+        got_a, got_b, summed, second = Signal(), Signal(), Signal(), Signal()
+        pair, pair_b = Signal(), Signal()      # the pair read has a second word of the job
+        prod_a = [[Signal(signed(8 + MULT_BITS + 1)) for _ in range(lanes)] for _ in range(2)]
+        total = [[Signal(signed(8 + MULT_BITS + 2)) for _ in range(lanes)] for _ in range(2)]
         stop = Signal()
         with m.If(self.start):
             m.d.sync += [a_ptr.eq(self.src), b_ptr.eq(p.src2), left.eq(self.count), ph.eq(0)]
         with m.If(issue):
             m.d.sync += ph.eq(~ph)
             with m.If(ph):
-                m.d.sync += [b_ptr.eq(b_ptr + 1), left.eq(left - 1)]
-                m.d.comb += stop.eq(left == 1)
+                m.d.sync += [b_ptr.eq(b_ptr + 2), left.eq(left - 2)]
+                m.d.comb += stop.eq(left <= 2)
             with m.Else():
-                m.d.sync += a_ptr.eq(a_ptr + 1)
-        m.d.sync += [got_a.eq(issue & ~ph), got_b.eq(issue & ph), summed.eq(got_b)]
-        x = [self.rdata[8 * i: 8 * i + 8].as_signed() for i in range(lanes)]
+                m.d.sync += a_ptr.eq(a_ptr + 2)
+        m.d.sync += [got_a.eq(issue & ~ph), got_b.eq(issue & ph), pair.eq(left >= 2),
+                     summed.eq(got_b), second.eq(summed & pair_b)]
+        # One multiplier a lane of each word: a's products, then b's (added to a's).
+        mult = Mux(got_b, p.mult_b, p.mult_a)
+        words = [self.rdata, self.rnext]
+        prods = [[w[8 * i: 8 * i + 8].as_signed() * mult for i in range(lanes)] for w in words]
         with m.If(got_a):
-            m.d.sync += [pa.eq(xi * p.mult_a) for pa, xi in zip(prod_a, x)]
+            m.d.sync += [pa.eq(q) for pw, qw in zip(prod_a, prods) for pa, q in zip(pw, qw)]
         with m.If(got_b):
-            m.d.sync += [t.eq(pa + xi * p.mult_b) for t, pa, xi in zip(total, prod_a, x)]
+            m.d.sync += [t.eq(pa + q) for tw, pw, qw in zip(total, prod_a, prods)
+                         for t, pa, q in zip(tw, pw, qw)]
+            m.d.sync += pair_b.eq(pair)
         half = (Const(1, 1) << p.shift) >> 1
         lo = Mux(p.relu, 0, -128)
-        with m.If(summed):
+        with m.If(summed | second):
             out = []
-            for t in total:
-                v = Signal(signed(len(t) + len(half) + 1))
-                m.d.comb += v.eq((t + half) >> p.shift)
+            for t0, t1 in zip(*total):
+                v = Signal(signed(len(t0) + len(half) + 1))
+                m.d.comb += v.eq((Mux(second, t1, t0) + half) >> p.shift)
                 out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
             m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
-        return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop, busy=got_a | got_b | summed)
+        return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
+                               busy=got_a | got_b | summed | second)
 
     def _avg(self, m, issue, setup, res, res_valid):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""

@@ -56,9 +56,9 @@ Commands (one program-memory word each, executed in order)
              ``count`` words of ``b`` at ``elt.add.src2`` (same shape, channels-last), each
              lane ``y = add_requantize(a, b, AddRequant(mult_a, mult_b, shift), relu=relu)``
              (:func:`hwaccel.numerics.add_requantize`), ``count`` words to ``dst``. The
-             activation scratchpad has one read port (block RAM: one read and one write port),
-             so the unit reads ``a`` and ``b`` on alternate cycles: two cycles per word, which
-             is what two operands and one result per word cost a one-read-port memory anyway.
+             activation scratchpad's read port returns two consecutive words (two banks,
+             :mod:`.act_banks`), so the unit reads two words of ``a``, then the same two of
+             ``b``: one word a cycle, as the write port stores them.
 ``AVGPOOL``  average pool on the element-wise unit: non-overlapping ``kh x kw`` windows with
              stride = window (floor: the last ``width % kw`` columns and ``height % kh`` rows
              are dropped) over a ``width x height`` map of ``blocks`` words per pixel at

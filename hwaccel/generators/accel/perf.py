@@ -21,7 +21,7 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
 * LSTM: the cell's load beats (the first x, gathered meanwhile, enters once they are in),
   :func:`hwaccel.generators.lstm.perf.sequence_perf`, and the scatter of the last h into
   ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``;
-* ADD (``eltwise_busy``): two reads per word, ``2 x count + ADD_TAIL``;
+* ADD (``eltwise_busy``): one word a cycle (two words a read), ``count + ADD_TAIL``;
 * AVGPOOL (``eltwise_busy``): one read per window word, ``AVG_SETUP + out_width x out_height x
   kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`);
 * SOFTMAX, LAYERNORM, GELU (``eltwise_busy``) and MATMUL (``conv_busy``; TILE and ISSUE per
@@ -144,7 +144,7 @@ def _lstm_job(cfg: AccelConfig, c: dict) -> tuple[int, int]:
 def eltwise_cycles(c: dict) -> int:
     """Cycles of the element-wise unit's job for decoded ADD/AVGPOOL command ``c``."""
     if c["op"] == Op.ADD:
-        return 2 * c["count"] + ADD_TAIL
+        return c["count"] + ADD_TAIL
     v = c["elt"]["avg"]
     reads = v["out_width"] * v["out_height"] * v["kh"] * v["kw"] * v["blocks"]
     return AVG_SETUP + reads + AVG_TAIL

@@ -1,0 +1,66 @@
+"""The activation scratchpad as two banks: even words in one, odd words in the other.
+
+Each bank is a block RAM with one read and one write port, as the whole scratchpad was, and
+together they hold exactly its words. The read port takes one address ``x`` and returns, one
+cycle later, word ``x`` (``rdata``, as a one-bank memory would) and word ``x + 1`` (``rnext``):
+consecutive words always sit in different banks, so both are read in the same cycle at no
+extra memory. Every reader that wants one word a cycle (the DMAs, the host, the MATMUL gather)
+sees the memory it saw before; the element-wise unit reads two words of an operand at once
+(:mod:`.eltwise`), so an ADD moves one word a cycle through one read port.
+
+Bank 0 holds word ``2i`` at ``i``, bank 1 word ``2i + 1`` at ``i``. A read of ``x`` addresses
+bank 0 at ``(x + 1) >> 1`` and bank 1 at ``x >> 1``; ``x``'s low bit, registered, selects which
+bank's data is word ``x``. Past the last word, ``rnext`` is any word (the address wraps in its
+bank); no reader uses it there. Writes go to the bank of the address's low bit. A read of a
+word written in the same cycle returns the old word (as the one-bank memory's did).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ActBanks"]
+
+
+class ActBanks(wiring.Component):
+    """``depth`` words of ``width`` bits in two banks.
+
+    Members
+    -------
+    raddr : ``In``               the read address (every cycle; data one cycle later)
+    rdata, rnext : ``Out``       words ``raddr`` and ``raddr + 1`` of the previous cycle
+    waddr, wdata, wen : ``In``   write ``wdata`` at ``waddr`` on this edge when ``wen``
+    """
+
+    def __init__(self, width: int, depth: int):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be a positive integer, not {width!r}")
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"depth must be an integer of at least 2, not {depth!r}")
+        self.width, self.depth = width, depth
+        super().__init__({
+            "raddr": In(range(depth)), "rdata": Out(width), "rnext": Out(width),
+            "waddr": In(range(depth)), "wdata": In(width), "wen": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        banks = [memory.Memory(shape=unsigned(self.width), depth=(self.depth + 1 - b) // 2,
+                               init=[]) for b in (0, 1)]
+        m.submodules.even, m.submodules.odd = banks
+        rd = [bank.read_port() for bank in banks]
+        wr = [bank.write_port() for bank in banks]
+        half = self.raddr >> 1
+        odd = Signal()                       # the last read address was odd
+        m.d.sync += odd.eq(self.raddr[0])
+        m.d.comb += [
+            rd[0].addr.eq((self.raddr + 1) >> 1), rd[1].addr.eq(half),
+            self.rdata.eq(Mux(odd, rd[1].data, rd[0].data)),
+            self.rnext.eq(Mux(odd, rd[0].data, rd[1].data)),
+        ]
+        for b, port in enumerate(wr):
+            m.d.comb += [port.addr.eq(self.waddr >> 1), port.data.eq(self.wdata),
+                         port.en.eq(self.wen & (self.waddr[0] == b))]
+        return m
