@@ -2,8 +2,9 @@
 beats it builds from B in an activation image equal the beats the weight DMA would stream for
 the GEMM ``A @ B`` whose weights the driver packs (``ProgramBuilder.gemm`` with bias 0 and the
 command's requantizer, read as ``perf.gemm_jobs`` reads them), B transposed or not, with junk
-in B's lanes past K or N and between its rows; with ``source`` always ready the beats come at
-the documented cycles and ``load`` is high ``groups x blocks x lanes + blocks`` cycles."""
+in B's lanes past K or N and between its rows; with both streams always ready the beats come
+at the documented cycles (two words read a cycle, the first read with ``start``), A's stream
+may start in the cycle of the last read, and the first port is never used after it."""
 
 from __future__ import annotations
 
@@ -63,43 +64,52 @@ def _image(rng, b_mat: np.ndarray, transpose: bool, src2: int, sb: int) -> np.nd
     return act
 
 
-def _run(act, job: dict, groups: int, blocks: int, rng=None) -> tuple[list, list, int]:
-    """Run one tile job; ``rng``: a random ``source.ready``. Returns the beats, the cycles
-    (from ``start`` = 0) they transferred in, and the cycles ``load`` was high."""
+def _run(act, job: dict, groups: int, blocks: int, rng=None) -> dict:
+    """Run one tile job (``job`` steady from the cycle before ``start``); ``rng``: random
+    ``ready`` on both streams. Returns the weight beats and requantizer beats and the cycles
+    (from ``start`` = 0) they transferred in, the cycle of ``a_go`` and the cycles the first
+    port was held."""
     dut = MatmulGather(CFG)
     words = [pack(row.tolist(), 8) for row in act]
-    got = {"beats": [], "at": [], "load": 0}
+    got = {"beats": [], "at": [], "rq": [], "rq_at": [], "go": [], "held": []}
 
     async def bench(ctx):
         for name, v in job.items():
             ctx.set(getattr(dut.job, name), v)
         ctx.set(dut.groups, groups)
         ctx.set(dut.blocks, blocks)
+        await ctx.tick()
         ctx.set(dut.start, 1)
-        addr = 0
+        addr = addr2 = 0
         for cycle in range(4000):
-            ready = 1 if rng is None else int(rng.random() < 0.6)
+            ready, rq_ready = (1, 1) if rng is None else (int(rng.random() < 0.6),
+                                                          int(rng.random() < 0.6))
             ctx.set(dut.source.ready, ready)
+            ctx.set(dut.rq.ready, rq_ready)
             ctx.set(dut.rdata, words[addr])
-            got["load"] += ctx.get(dut.load)
+            ctx.set(dut.rdata2, words[addr2])
+            if ctx.get(dut.reading):
+                got["held"].append(cycle)
+            if ctx.get(dut.a_go):
+                got["go"].append(cycle)
             if ctx.get(dut.source.valid) and ready:
                 got["beats"].append(ctx.get(dut.source.payload))
                 got["at"].append(cycle)
-                if ctx.get(dut.last):
-                    assert ctx.get(dut.busy)
-                    await ctx.tick()
-                    assert not ctx.get(dut.busy) and not ctx.get(dut.source.valid)
-                    return
-            addr = ctx.get(dut.addr)
+            if ctx.get(dut.rq.valid) and rq_ready:
+                got["rq"].append(ctx.get(dut.rq.payload.as_value()))
+                got["rq_at"].append(cycle)
+            addr, addr2 = ctx.get(dut.addr), ctx.get(dut.addr2)
             await ctx.tick()
             ctx.set(dut.start, 0)
-        raise AssertionError("the gatherer never sent its last beat")
+            if not ctx.get(dut.busy):
+                return
+        raise AssertionError("the gatherer never finished")
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return got["beats"], got["at"], got["load"]
+    return got
 
 
 @pytest.mark.parametrize("transpose", [False, True])
@@ -118,15 +128,17 @@ def test_gather_equals_driver_packing(seed, transpose):
         sb = row_words + int(rng.integers(0, 3))
         src2 = int(rng.integers(0, 40))
         act = _image(rng, b_mat, transpose, src2, sb)
+        h = -(-lanes // 2)
         for k0, n0, g, b, want in _reference(b_mat, mult, shift):
             job = {"on": 1, "src2": src2, "sb": sb, "transpose": int(transpose), "k": k,
                    "n": n, "mult": mult, "shift": shift, "k0": k0, "n0": n0}
-            beats, at, load = _run(act, job, g, b)
-            assert beats == want, (trial, k0, n0)
-            reads = g * b * lanes
-            assert at == [(i + 1) * lanes + 2 for i in range(g * b)] + [
-                reads + 3 + j for j in range(b)]
-            assert load == reads + b
-            # Under back-pressure: the same beats, and still one load cycle per read.
-            beats, _, load = _run(act, job, g, b, rng=rng)
-            assert beats == want and load == reads + b, (trial, k0, n0, "stalled")
+            got = _run(act, job, g, b)
+            assert got["beats"] + got["rq"] == want, (trial, k0, n0)
+            reads = g * b * h
+            assert got["at"] == [(i + 1) * h + 1 for i in range(g * b)]
+            assert got["rq_at"] == [1 + j for j in range(b)]
+            assert got["go"] == [reads - 1] and got["held"] == list(range(reads))
+            # Under back-pressure: the same beats, and A's stream still after the last read.
+            got = _run(act, job, g, b, rng=rng)
+            assert got["beats"] + got["rq"] == want, (trial, k0, n0, "stalled")
+            assert got["go"] == [got["held"][-1]], (trial, k0, n0, "stalled")

@@ -364,6 +364,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
             matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy,
-                      SimpleNamespace(active=active, held=held, reuse=reuse, popped=popped,
+                      SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
+                                      popped=popped,
                                       to_weights=to_weights, w_ready=w_ready, counters=counters))
         return m

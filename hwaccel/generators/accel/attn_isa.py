@@ -231,25 +231,34 @@ def matmul_gemm(cfg, c: dict) -> dict:
 def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     """``(busy, load cycles, stall_input, mac_slots, engine jobs)`` of decoded MATMUL ``c``.
 
-    Per GEMM tile job (:func:`.perf.gemm_jobs` of :func:`matmul_gemm`): B's beats gathered
-    from the activation scratchpad, one word a cycle (a beat is ``lanes`` words), then the
-    requantizer beats made from the command's fields, one a cycle (the gather: ``load
-    cycles``); the engine's load state ends as for any load, ``RUN_START - REUSE_RUN_START``
-    cycles after its first (its count registers, then the state); then A's rows stream in
-    (the gather held the read port) and the engine runs as with its weights held
-    (:func:`hwaccel.generators.conv.perf.job_cycles` with ``reuse``). The engine's writer
-    waits for A from the load state's first cycle: ``stall_input`` is the gather, the load
-    state's end and the run's own input stalls."""
-    from ..conv.perf import REUSE_RUN_START, RUN_START, job_cycles
+    Per GEMM tile job (:func:`.perf.gemm_jobs` of :func:`matmul_gemm`), counted from its ISSUE
+    cycle (0): B's beats are gathered from the activation scratchpad two words a cycle (two
+    read ports: a beat of ``lanes`` words is ``h = ceil(lanes / 2)`` read cycles), the first
+    read in cycle 0, so beat ``i`` reaches the engine at ``(i + 1) x h + 1`` and the last of
+    the ``weight_words`` at ``W x h + 1``; the requantizer beats, made from the command's
+    fields, load beside them (from cycle 2, the load state's first). The load state ends as
+    for any load, the run phase beginning 2 cycles after the last beat (``W x h + 3``). A's
+    stream starts in the cycle of B's last read (its first word ``DMA_FIRST`` later) and the
+    engine's writer stores it from the load state's first cycle (``LOAD_START``), so the run
+    phase is :func:`hwaccel.generators.conv.perf.run_timeline` with that first word, and the
+    job ends as any engine job does (``ISSUE_TAIL`` after the last chunk, or ``WRITE_TAIL``
+    after the writer's last word). ``load cycles`` counts the beats (``W + blocks``, as a
+    GEMM's load does); ``stall_input`` the writer's wait for A (from ``LOAD_START`` to A's
+    first word) and the run's own input stalls."""
+    from ..conv.perf import DMA_FIRST, ISSUE_TAIL, LOAD_START, WRITE_TAIL, run_timeline
     from .perf import gemm_jobs
 
+    h = -(-cfg.lanes // 2)
     busy = load = stalls = slots = 0
     jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
     for desc, _reads in jobs:
-        run, _, run_stalls = job_cycles(cfg.conv, desc, reuse=True)
-        gather = desc["weight_words"] * cfg.lanes + desc["blocks"]
-        wait = gather + RUN_START - REUSE_RUN_START
-        busy, load, stalls = busy + wait + run, load + gather, stalls + wait + run_stalls
+        reads = desc["weight_words"] * h
+        start = reads + 3
+        t = run_timeline(cfg.conv, desc, first_word=reads - 1 + DMA_FIRST - start,
+                         write_from=LOAD_START - start)
+        busy += start + max(t.last_issue + ISSUE_TAIL, t.last_write + WRITE_TAIL)
+        load += desc["weight_words"] + desc["blocks"]
+        stalls += t.input_stalls
         slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
     return busy, load, stalls, slots, len(jobs)
 

@@ -3,9 +3,9 @@ the datapath of :mod:`.accelerator` (which calls these while it elaborates)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, ResetInserter, Signal
+from amaranth.hdl import Mux, ResetInserter, Signal, unsigned
+from amaranth.lib import memory
 
-from ..conv.layouts import requant_layout
 from .isa import COUNTERS
 from .lstm_checks import lstm_words
 from .processor import JOB_CONV
@@ -61,15 +61,24 @@ def lstm_io(m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data, a_r
 
 def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     """A MATMUL tile job (a conv job with ``job_mm.on``): the gatherer
-    (:mod:`.matmul_gather`) owns the activation read port and feeds the engine's weight
-    and requantizer beats in place of the weight DMA (which reads nothing); its last beat
-    starts the activation DMA (A's rows), so the port is never shared in a cycle. The
+    (:mod:`.matmul_gather`) reads B two words a cycle, on the activation scratchpad's read port
+    ``act_rd`` and on the read port of a copy of the scratchpad that only it reads (written with
+    every write of ``dp.act_wr``: a second read port of a block RAM costs the same copy), and
+    feeds the engine's weight and requantizer streams in place of the weight DMA (which reads
+    nothing). Its last read starts the activation DMA (A's rows), which
+    reads from the next cycle, so the shared port is never wanted twice in a cycle. The
     engine's held weights are forgotten (the next CONV/GEMM loads its own). ``load_cycles``
-    counts the gather's cycles (:func:`.attn_isa.attn_cycles`). The statements below
-    override the datapath's defaults for such a job only."""
+    counts the job's weight and requantizer beats, as for a GEMM's (:func:`.attn_isa.
+    matmul_cycles`). The statements below override the datapath's defaults for such a job
+    only."""
     from .matmul_gather import MatmulGather
 
     gather = m.submodules.gather = ResetInserter(kill)(MatmulGather(cfg))
+    mirror = m.submodules.act_mirror = memory.Memory(shape=unsigned(cfg.act_bits),
+                                                     depth=cfg.act_depth, init=[])
+    act_rd2, mirror_wr = mirror.read_port(), mirror.write_port()
+    m.d.comb += [mirror_wr.addr.eq(dp.act_wr.addr), mirror_wr.data.eq(dp.act_wr.data),
+                 mirror_wr.en.eq(dp.act_wr.en)]
     now = proc.job_start & (proc.job_kind == JOB_CONV) & proc.job_mm.on
     mine = Signal()                          # the running job is a MATMUL tile's
     with m.If(proc.job_start):
@@ -79,24 +88,26 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     on = mine & dp.active
     m.d.comb += [gather.start.eq(now), gather.job.eq(proc.job_mm),
                  gather.groups.eq(proc.job_desc.groups), gather.blocks.eq(proc.job_desc.blocks),
-                 gather.rdata.eq(act_rd.data), gather.source.ready.eq(on & dp.w_ready)]
+                 gather.rdata.eq(act_rd.data), act_rd2.addr.eq(gather.addr2),
+                 gather.rdata2.eq(act_rd2.data),
+                 gather.source.ready.eq(on & conv.weights.ready),
+                 gather.rq.ready.eq(on & conv.requant.ready)]
     with m.If(now):
         m.d.comb += [act_dma.start.eq(0), wgt_dma.count.eq(0)]
         m.d.sync += [dp.held.eq(0), dp.reuse.eq(0)]
-    with m.If(gather.last & gather.source.ready):   # B is in: A's rows from now on
+    with m.If(gather.a_go):   # B's last read: A's rows from the next cycle on
         m.d.comb += act_dma.start.eq(1)
+    with m.If(gather.reading):
+        m.d.comb += act_rd.addr.eq(gather.addr)
     with m.If(on):
-        m.d.comb += [
-            conv.weights.payload.eq(gather.source.payload[: cfg.lanes * cfg.conv.block * 8]),
-            conv.requant.payload.eq(gather.source.payload[: requant_layout(cfg.conv).size]),
-            conv.weights.valid.eq(gather.source.valid & dp.to_weights),
-            conv.requant.valid.eq(gather.source.valid & ~dp.to_weights)]
-        with m.If(gather.busy):
-            m.d.comb += act_rd.addr.eq(gather.addr)
-        with m.If(gather.source.valid & gather.source.ready):
-            m.d.sync += dp.popped.eq(dp.popped + 1)
-        with m.If(gather.load):
+        m.d.comb += [conv.weights.payload.eq(gather.source.payload),
+                     conv.requant.payload.eq(gather.rq.payload),
+                     conv.weights.valid.eq(gather.source.valid),
+                     conv.requant.valid.eq(gather.rq.valid)]
+        with m.If(gather.moved):
             m.d.comb += proc.progress.eq(1)
-            with m.If(~(proc.start & ~busy)):
-                c = dp.counters[COUNTERS.index("load_cycles")]
-                m.d.sync += c.eq(c + 1)
+        with m.If(~(proc.start & ~busy)):
+            c = dp.counters[COUNTERS.index("load_cycles")]
+            beats = (gather.source.valid & gather.source.ready) + (gather.rq.valid
+                                                                   & gather.rq.ready)
+            m.d.sync += c.eq(c + beats)
