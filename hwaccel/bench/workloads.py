@@ -78,6 +78,7 @@ def _rtl(host, cfg, lowered) -> tuple[np.ndarray, list[dict]]:
 def _layer_rows(cm, lowered, names, base: dict) -> tuple[int, list[dict]]:
     """The cycle model's total and its per-layer rows."""
     from ..compiler import ir
+    from ..compiler.lower_attention import projection_groups
     from ..generators.accel.perf import program_perf
 
     cfg, shapes = cm.config, cm.qgraph.shapes()
@@ -94,9 +95,13 @@ def _layer_rows(cm, lowered, names, base: dict) -> tuple[int, list[dict]]:
             r["mac_slots"] += cmd.mac_slots
             r["load_cycles"] += cmd.load_cycles
     ops = {op.name: op for op in cm.qgraph.ops}
+    # Projections joined into one GEMM (lower_attention.projection_groups): the GEMM is its
+    # group's first layer's, so the others' MACs are counted there.
+    joint = projection_groups(cm.qgraph, cfg.lanes)
     rows = []
     for name, r in sorted(per.items(), key=lambda kv: kv[0] == "DONE"):  # DONE last
-        macs = (ir.macs(ops[name], shapes[ops[name].inputs[0]]) * base["batch"]
+        mine = [name, *(m.name for m in joint.get(name, ()) if m.name not in per)]
+        macs = (sum(ir.macs(ops[n], shapes[ops[n].inputs[0]]) for n in mine) * base["batch"]
                 if name in ops else 0)
         rows.append(base | {"layer": name, "model_cycles": r["cycles"], "macs": macs,
                             "utilization": macs / (r["cycles"] * cfg.macs),

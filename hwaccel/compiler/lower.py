@@ -125,6 +125,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
     if attention is not None and cfg.attention is None:
         raise AttentionNotLowered(attention, cfg)
     homes = lower_attention.concat_homes(qg, cfg.lanes)
+    joint = lower_attention.projection_groups(qg, cfg.lanes)   # Q, K, V as one GEMM
     lanes = cfg.lanes
     groups = lambda c: math.ceil(c / lanes)  # noqa: E731
     ops = qg.ops[1:] if qg.tokens else qg.ops
@@ -149,6 +150,9 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
         name = f"{op.name} output"
         if isinstance(op, ir.QATTENTION_OPS):
             vals[op.name] = lower_attention.value(op, vals, cfg, batch, homes, step, words, made)
+            continue
+        if v := lower_attention.joint_value(op, joint, x, cfg, batch, words, made, step):
+            vals[op.name] = v
             continue
         if isinstance(op, ir.QFlatten):
             vals[op.name] = Value(x.block, "flat", x.channels, x.height, x.width, x.stride,
@@ -320,6 +324,8 @@ class _Emitter:
                                                     pool=op.pool))
 
     def linear(self, op: ir.QLinear, xs) -> None:
+        if lower_attention.joint_linear(self, op):   # one GEMM for the group's ops
+            return
         x, t0 = self.vals[op.inputs[0]], xs[0]
         if x.kind == "flat" and linear_as_conv(self.cfg, t0.height, t0.width):
             w = op.w.reshape(op.w.shape[0], t0.channels, t0.height, t0.width)
@@ -366,6 +372,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         vals, blocks = layout(qg, cfg, batch, patches=False)
         where = plan(blocks, cfg)
     em = _Emitter(cfg, vals, where, batch, dry)
+    em.joint = lower_attention.projection_groups(qg, cfg.lanes)
     first = qg.ops[0].name if qg.tokens else ir.INPUT
     xs = _inputs(qg, x_int)
     if vals[first].kind == "patches":  # host-side layout only: im2col.patches moves values

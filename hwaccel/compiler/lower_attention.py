@@ -19,6 +19,13 @@ channels-last, as any tensor):
 * ``QTokenMean``: one AVGPOOL per sample whose window is the whole ``1 x T`` sequence.
 * A ``QLinear`` over a ``QToken`` (rows a sequence apart): one GEMM of one row per sample
   (:func:`linear_per_sample`; the GEMM has no row stride).
+* Consecutive ``QLinear`` ops of one input whose outputs only heads' slices and products read
+  (an attention block's Q, K and V projections): one GEMM of all their output channels
+  (:func:`projection_groups`), each op's requantizers per channel as they were, so every
+  integer is the same. Its output rows are the projections side by side and each projection
+  is its columns of that block (word offsets and row strides, as a joined block's), so the
+  fixed costs of a GEMM (decode, weight and requantizer beats, the pipeline's tail) are paid
+  once, not once a projection. The GEMM is the first op's layer; the others emit nothing.
 """
 
 from __future__ import annotations
@@ -26,12 +33,14 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
+
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
 from . import ir
 
 __all__ = ["RUNS", "VIEWS", "concat_homes", "value", "emit", "constants", "constant_reads",
-           "linear_per_sample"]
+           "linear_per_sample", "projection_groups", "joint_value", "joint_linear"]
 
 #: What each op runs as (for :func:`.describe.describe`).
 RUNS = {"QSlice": "(a view, no command)", "QConcat": "(a view, no command)",
@@ -62,6 +71,81 @@ def concat_homes(qg: ir.QGraph, lanes: int) -> dict[str, tuple[str, int, int]]:
                 homes[name] = (op.name, col // lanes, total)
                 col += shapes[name][-1]
     return homes
+
+
+def projection_groups(qg: ir.QGraph, lanes: int) -> dict[str, tuple]:
+    """``{name: its group's ops, first first}`` for the ``QLinear`` ops that run as one GEMM:
+    runs of at least two consecutive ``QLinear`` ops with the same one input and ReLU setting,
+    every output but the last a whole number of words wide (so each starts on a word), and
+    each output read only by ``QSlice`` and ``QMatMul`` ops (which read a row-strided block)
+    and not the graph's output. Whether a group runs joined also needs its input's rows
+    contiguous (:func:`joint_value`)."""
+    readers: dict[str, set] = {}
+    for op in qg.ops:
+        for name in op.inputs:
+            readers.setdefault(name, set()).add(type(op))
+
+    def joinable(op) -> bool:
+        return (isinstance(op, ir.QLinear) and len(op.inputs) == 1 and op.name != qg.output
+                and readers.get(op.name, set()) <= {ir.QSlice, ir.QMatMul}
+                and op.name in readers)
+
+    groups: dict[str, tuple] = {}
+    run: list = []
+    for op in (*qg.ops, None):
+        if (op is not None and joinable(op) and run and op.inputs == run[0].inputs
+                and op.relu == run[0].relu and run[-1].w.shape[0] % lanes == 0):
+            run.append(op)
+            continue
+        if len(run) > 1:
+            groups.update({m.name: tuple(run) for m in run})
+        run = [op] if op is not None and joinable(op) else []
+    return groups
+
+
+def joint_value(op, groups: dict, x, cfg: AccelConfig, batch: int, words: dict, made: dict,
+                step: int):
+    """The :class:`~.lower.Value` of ``op`` when it is a ``QLinear`` of one of ``groups``
+    (:func:`projection_groups`): its columns of the group's one output block; ``None`` for
+    any other op, or when the group's input ``x`` is not rows contiguous across the batch
+    (then each runs as its own GEMM)."""
+    from .lower import Value
+
+    lanes, group = cfg.lanes, groups.get(op.name)
+    if group is None or x.kind != "seq" or not _contiguous(x, lanes):
+        return None
+    total = math.ceil(sum(m.w.shape[0] for m in group) / lanes)
+    offset = sum(m.w.shape[0] for m in group[: group.index(op)]) // lanes
+    rows = x.width
+    v = Value(f"{group[0].name} projections output", "seq", op.w.shape[0], 1, rows,
+              rows * total, offset, total)
+    words.setdefault(v.block, v.stride * batch)
+    made.setdefault(v.block, step)
+    return v
+
+
+def joint_linear(em, op) -> bool:
+    """Whether ``op`` is a ``QLinear`` of a group that runs as one GEMM (``em.joint``, its
+    value in the group's block): then its first op emits the GEMM (the weights, biases and
+    requantizers side by side) and the others nothing (it writes their columns)."""
+    group = getattr(em, "joint", {}).get(op.name)
+    if group is None or em.vals[op.name].block != f"{group[0].name} projections output":
+        return False
+    if op is not group[0]:
+        return True
+    xs = em.tensors(op.inputs[0])
+    t0, batch = xs[0], em.batch
+    n = [m.w.shape[0] for m in group]
+    wk = np.concatenate([m.w.T for m in group], axis=1)
+    bias, mult, shift = (np.concatenate([np.broadcast_to(np.asarray(getattr(m, f),
+                                                                    dtype=np.int64), (k,))
+                                         for m, k in zip(group, n)])
+                         for f in ("bias", "multiplier", "shift"))
+    a = em.b.view(t0, t0.channels, 1, batch * t0.width)
+    em.b.layer = op.name
+    em.b.at = em.tensors(op.name)[0].addr
+    em.engine(op.name, lambda: em.b.gemm(a, wk, bias, mult, shift, relu=op.relu))
+    return True
 
 
 def value(op, vals: dict, cfg: AccelConfig, batch: int, homes: dict, step: int, words: dict,
