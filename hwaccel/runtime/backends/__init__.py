@@ -17,6 +17,8 @@ torch-cuda     the float ``nn.Module`` on a CUDA device                     floa
 xla            the float IR as a ``jax.jit`` function (TPU, GPU or CPU)     float
 torch-int8     the quantized IR's integer arithmetic in torch (CPU)         integer
 torch-int8-cuda  the same on a CUDA device                                  integer
+fpga           the same programs on a board, over its USB serial port and   integer,
+               the UART bridge (:mod:`.fpga`; ``port=``)                    hardware
 ============== =========================================================== =============
 
 A backend whose dependency or device is missing raises :class:`BackendUnavailable` from
@@ -99,6 +101,7 @@ REGISTRY: dict[str, tuple[str, str, dict]] = {
     "xla": ("xla", "XlaBackend", {}),
     "torch-int8": ("int8", "TorchInt8Backend", {"device": "cpu"}),
     "torch-int8-cuda": ("int8", "TorchInt8Backend", {"device": "cuda"}),
+    "fpga": ("fpga", "FpgaBackend", {}),
 }
 
 
@@ -107,13 +110,14 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
-def get(name: str) -> Backend:
-    """The backend called ``name`` (its module is imported now, its dependencies later)."""
+def get(name: str, **options) -> Backend:
+    """The backend called ``name`` (its module is imported now, its dependencies later);
+    ``options`` go to its constructor (``fpga``: ``port``, ``baud``)."""
     if name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}; known: {', '.join(REGISTRY)}")
     module, cls, kwargs = REGISTRY[name]
     mod = importlib.import_module(f"{__name__}.{module}")
-    return getattr(mod, cls)(name=name, **kwargs)
+    return getattr(mod, cls)(name=name, **kwargs, **options)
 
 
 # --- helpers the backends share ------------------------------------------------------------------

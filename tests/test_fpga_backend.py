@@ -1,0 +1,77 @@
+"""The ``fpga`` backend without a board: the board's design (UART, bridge, accelerator) in
+Verilator behind a simulated serial line, driven by the very host code and framing a board gets.
+
+A small CNN compiled for ``tiny`` runs through it bit-exact against ``golden``, cycles from the
+device's counters; without a port the backend says "no device" in one line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hwaccel.generators.accel import PRESETS
+from hwaccel.generators.board import BridgeConfig
+from hwaccel.runtime import backends
+from hwaccel.runtime.backends import BackendUnavailable
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: tiny behind a bit-per-clock UART: the fastest line the simulation can run.
+BRIDGE = BridgeConfig(PRESETS["tiny"], divisor=1, max_words=16, gap=64, name="tiny_sim")
+
+
+@pytest.fixture(scope="module")
+def line():
+    from hwaccel.runtime.serial_sim import SimSerial
+    from hwaccel.sim.harness import Harness
+    from hwaccel.sim.runner import design_for
+
+    link = SimSerial(Harness(design_for(BRIDGE)), BRIDGE.divisor)
+    yield link
+    link.close()
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(8 * 2 * 2, 8)).eval()
+
+
+def test_no_port_is_no_device_in_one_line():
+    with pytest.raises(BackendUnavailable) as info:
+        backends.get("fpga").check()
+    msg = str(info.value)
+    assert msg.startswith("fpga: no device") and "\n" not in msg
+
+
+def test_a_port_that_does_not_exist_is_no_device():
+    with pytest.raises(BackendUnavailable, match=r"^fpga: no device at /dev/hwaccel-none "):
+        backends.get("fpga", port="/dev/hwaccel-none").check()
+
+
+def test_cnn_through_the_uart_equals_golden(line, seed):
+    import hwaccel
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, 1, 8, 8, generator=gen)
+    cm = hwaccel.compile(small_cnn(), x[:2], calibration=torch.randn(64, 1, 8, 8,
+                                                                      generator=gen),
+                         preset="tiny")
+    gold = cm.execute("golden", x)
+    fpga = backends.get("fpga", link=line)
+    got = fpga.run(cm, x, batch=3)   # two batches: the link is reused
+    np.testing.assert_array_equal(got.int_logits, gold.int_logits)
+    rtl = cm.execute("rtl", x, batch=3)   # the bare accelerator on the simulated host port
+    assert got.cycles_per_sample == rtl.cycles_per_sample > 0
+    assert any("bytes out" in n for n in got.notes)
+
+
+def test_a_board_running_another_preset_is_refused(line):
+    from hwaccel.runtime.serial_link import LinkError, LinkHost
+
+    with pytest.raises(LinkError, match=r"the board runs another accelerator than accel_ecp5"):
+        LinkHost(line, PRESETS["ecp5"])
