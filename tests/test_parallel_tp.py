@@ -1,0 +1,158 @@
+"""Tensor parallelism (``tp``): layers over a ring of tiny instances.
+
+Every share of every layer runs on the Verilated tiny accelerator (:class:`~hwaccel.parallel.
+tp_rtl.RtlRunner`), its ``cycles`` counter equal to the cycle model's; the ring's links are
+stepped beat by beat (:func:`hwaccel.parallel.tp_sim.simulate`) and equal the closed form
+(:func:`hwaccel.parallel.tp_sim.model`); the instances' outputs, assembled from what moved over
+the ring (K-split: int32 partial sums reduced, then requantized), equal the golden interpreter
+on one instance. Partitions that cannot run are refused naming the layer or instance.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler.cases import make
+from hwaccel.generators.link.config import LinkConfig
+from hwaccel.parallel.pp_sim import golden
+from hwaccel.parallel.tp import TpError, plan, word_parts
+from hwaccel.parallel.tp_sim import default_ring_link, model, ring_steps, simulate
+
+
+class TinyLstm(nn.Module):
+    """The reference LSTM's shape at the tiny cell's sizes: two stacked layers, the last step
+    into a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.emb = nn.Embedding(20, 6)
+        self.rnn = nn.LSTM(6, 5, num_layers=2, batch_first=True)
+        self.out = nn.Linear(5, 7)
+
+    def forward(self, t):
+        _, (h, _) = self.rnn(self.emb(t))
+        return self.out(h[-1])
+
+
+def _compiled(name, n):
+    if name == "tinylstm":
+        net, x = TinyLstm().eval(), torch.randint(0, 20, (n, 5),
+                                                  generator=torch.Generator().manual_seed(5))
+    else:
+        net, inputs = make(name)
+        x = inputs(n, torch.Generator().manual_seed(14))
+    cm = hwaccel.compile(net, x, preset="tiny")
+    xi = cm.quantize_input(x)
+    return cm, xi, golden(cm, xi).reshape(n, -1)
+
+
+@pytest.fixture(scope="module")
+def rtl():
+    from hwaccel.generators.accel.config import PRESETS
+    from hwaccel.parallel.tp_rtl import RtlRunner
+
+    with RtlRunner(PRESETS["tiny"]) as runner:
+        yield runner
+
+
+def _check(cm, xi, ref, n, split, link, **kw):
+    p, _ = plan(cm, xi, n, split, link=link, **kw)
+    out, measured = simulate(p, link)
+    assert (out.reshape(len(xi), -1) == ref).all()           # bit-exact against golden
+    assert model(p, link).cycles == measured.cycles           # the closed form equals the ring
+    for la in p.layers:
+        assert [s.cycles for s in la.shares] == [s.model_cycles for s in la.shares], la.name
+    return p, measured
+
+
+@pytest.mark.parametrize("name,split", [("sequential", "n"), ("mlp", "k"), ("mlp", "auto"),
+                                        ("tinylstm", "auto")])
+def test_tp_on_the_rtl_is_bit_exact_and_the_model_equals_the_ring(rtl, name, split):
+    cm, xi, ref = _compiled(name, 5)
+    link = LinkConfig(width=4, latency=3, buffer=8, watchdog=64, name="t")   # 2 credits of 7
+    for n in (1, 2, 3):
+        p, t = _check(cm, xi, ref, n, split, link, run=rtl)
+        if n > 1:
+            assert t.comm_cycles > 0 and sum(t.link_bytes) > 0
+            assert {la.split for la in p.layers} <= {"n", "k", "b", "replicated"}
+    if split == "k":
+        assert [la.split for la in p.layers] == ["k", "k"]
+        # reduce-scatter of int32 chunks, requantize, all-gather: 2 (N - 1) link steps
+        assert [s[0][0] for s in ring_steps(p.layers[0], 3)] == ["sum", "sum", "requant",
+                                                                 "gather", "gather"]
+
+
+def test_lstm_layers_split_the_batch_or_replicate():
+    cm, xi, ref = _compiled("tinylstm", 5)
+    link = default_ring_link(cm.config, 4)
+    p, t = _check(cm, xi, ref, 4, "n", link)
+    assert [la.split for la in p.layers] == ["b", "b", "n"]
+    assert [s.hi - s.lo for s in p.layers[0].shares] == [2, 1, 1, 1]
+    assert not p.layers[0].gather and p.layers[1].gather     # b then b keeps its rows
+    assert ring_steps(p.layers[0], 4) == []
+    one, _ = plan(cm, xi, 1)
+    assert t.cycles < simulate(one, link)[1].cycles
+    q, _ = _check(cm, xi, ref, 4, "n", link, lstm="replicate")
+    assert [la.split for la in q.layers] == ["replicated", "replicated", "n"]
+    assert "zero state" in q.layers[0].reason
+
+
+def test_random_points_equal_their_model():
+    rng = random.Random(14)
+    cases = {name: _compiled(name, 6) for name in ("sequential", "mlp", "batchnorm", "tinylstm")}
+    for _ in range(10):
+        name = rng.choice(sorted(cases))
+        cm, xi, ref = cases[name]
+        batch = rng.randint(1, 6)
+        latency = rng.choice([0, 1, 5, 16])
+        buffer = 4 * rng.randint(1, 2 * latency + 2)
+        link = LinkConfig(width=4, latency=latency, buffer=buffer, watchdog=256, name="r")
+        n = rng.randint(1, 4)
+        split = rng.choice(["auto", "n"] + (["k"] if name == "mlp" else []))
+        _check(cm, xi[:batch], ref[:batch], n, split, link)
+
+
+def test_word_parts():
+    assert word_parts(10, 4, 4) == [(0, 4), (4, 8), (8, 10), (10, 10)]
+    assert word_parts(100, 4, 3) == [(0, 36), (36, 68), (68, 100)]
+    assert word_parts(5, 1, 2) == [(0, 3), (3, 5)]
+
+
+def test_partitions_that_cannot_run_are_refused():
+    cm, xi, _ = _compiled("sequential", 2)
+    with pytest.raises(TpError, match="layer '0' is a Conv: K-split applies to Linear layers"):
+        plan(cm, xi, 2, "k")
+    net, inputs = make("branches")
+    x = inputs(1, torch.Generator().manual_seed(1))
+    br = hwaccel.compile(net, x, preset="tiny")
+    with pytest.raises(TpError, match="runs chain models .* reads"):
+        plan(br, br.quantize_input(x), 2)
+    with pytest.raises(TpError, match="split must be one of auto, n, k"):
+        plan(cm, xi, 2, "m")
+    # every layer's share stays resident: too many weights for one tiny instance, not for four
+    big = nn.Sequential(nn.Linear(40, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    xb = torch.randn(2, 40, generator=torch.Generator().manual_seed(2))
+    cb = hwaccel.compile(big, xb, preset="tiny")
+    with pytest.raises(TpError, match=r"instance 0: its shares of every layer need \d+ weight "
+                                      r"words resident .* holds 512"):
+        plan(cb, cb.quantize_input(xb), 1)
+    p, _ = plan(cb, cb.quantize_input(xb), 4, "n")
+    assert max(sum(la.shares[j].wgt_words for la in p.layers) for j in range(4)) <= 512
+
+
+def test_the_command_refuses_several_latencies_outside_tp(capsys):
+    from hwaccel.cli import main
+
+    assert main(["parallel", "--model", "cnn", "--mode", "pp", "--link-latency", "0,16"]) == 2
+    assert "--mode pp takes one --link-latency (several only with --mode tp)" in \
+        capsys.readouterr().err
+    assert main(["parallel", "--model", "cnn", "--mode", "tp", "--link-latency", "-1"]) == 2
+    assert "--link-latency must name latencies >= 0" in capsys.readouterr().err
+
