@@ -15,6 +15,11 @@ streaming through them (:mod:`.pp_run`): the rows add fill, drain, period and bu
 by their exact models among those that fit (:mod:`.auto`), and runs it: the row names the
 ``partition`` and lists the ``candidates``.
 
+``--mode tp`` spreads each layer over the instances (output channels, or a Linear's input
+channels with int32 partial sums reduced over a ring of links: :mod:`.tp`, :mod:`.tp_run`);
+``--link-latency`` may list several latencies (one row each per instance count). ``--mode
+hybrid`` pipelines stages that are ``--tp-size``-way tp groups (:mod:`.hybrid`).
+
 Exit status 0 when every row has no mismatch and ``model_cycles == cycles``, 1 otherwise, 2 on a
 usage error.
 """
@@ -26,11 +31,11 @@ import sys
 
 from ..runtime.cluster import add_tls_arguments, tls_from_args, using_tls
 
-HELP = ("one model over N accelerator instances (data or pipeline parallel): cycles, model, "
-        "speedup")
+HELP = ("one model over N accelerator instances (data, pipeline, tensor or hybrid parallel): "
+        "cycles, model, speedup")
 
 #: Partitions this command runs.
-MODES = ("dp", "pp", "auto")
+MODES = ("dp", "pp", "tp", "hybrid", "auto")
 
 
 def _counts(text: str) -> list[int]:
@@ -49,13 +54,31 @@ def add_arguments(p) -> None:
     p.add_argument("--mode", choices=MODES, default="dp",
                    help="dp: the batch split over the instances, each running the same program; "
                         "pp: the layers split into stages, samples streaming through them "
-                        "(hwaccel.parallel.pp_run); auto: the one of those with the fewest "
-                        "modelled cycles that fits (hwaccel.parallel.auto)")
-    p.add_argument("--link-latency", type=int, default=2,
-                   help="pp: cycles each way on a link (default 2)")
+                        "(hwaccel.parallel.pp_run); tp: each layer over the instances "
+                        "(hwaccel.parallel.tp); hybrid: pp stages of tp groups "
+                        "(hwaccel.parallel.hybrid); auto: the one of dp and pp with the "
+                        "fewest modelled cycles that fits (hwaccel.parallel.auto)")
+    p.add_argument("--link-latency", default="2",
+                   help="pp, tp, hybrid: cycles each way on a link (default 2); tp takes "
+                        "several, comma-separated")
     p.add_argument("--link-buffer", type=int, default=None,
-                   help="pp: a link's receive buffer in bytes (default: 5 words, full rate "
-                        "at latency 2)")
+                   help="pp, tp, hybrid: a link's receive buffer in bytes (default: 5 "
+                        "words, full rate at latency 2)")
+    p.add_argument("--tp-split", choices=("auto", "n", "k"), default="auto",
+                   help="tp, hybrid: split every Conv/Linear over output channels (n), every "
+                        "Linear over input channels with int32 partial sums (k), or per layer "
+                        "the one with fewer modelled cycles (auto, the default)")
+    p.add_argument("--tp-lstm", choices=("batch", "replicate"), default="batch",
+                   help="tp, hybrid: an LSTM layer (whose cell cannot split its hidden units) "
+                        "splits the batch's sequences over the group (batch, the default) or "
+                        "runs whole on every instance (replicate)")
+    p.add_argument("--tp-backend", choices=("golden", "rtl"), default="golden",
+                   help="tp, hybrid: run each instance's share of a layer on the golden "
+                        "interpreter and the cycle model (golden, the default) or on the "
+                        "Verilated accelerator (rtl)")
+    p.add_argument("--tp-size", type=int, default=2,
+                   help="hybrid: instances in each tp group (default 2; --instances must be "
+                        "multiples of it)")
     p.add_argument("--instances", default="4",
                    help="instance counts, comma-separated: one row each (default: 4)")
     p.add_argument("--preset", default="default", help="accelerator preset (default: default)")
@@ -121,8 +144,17 @@ def run(args) -> int:
 
     counts = _counts(args.instances)
     tls = tls_from_args(args)
-    if tls is not None and args.mode == "pp":
-        raise ValueError("--mode pp runs in this process, on no Dask cluster: TLS does not apply")
+    if tls is not None and args.mode in ("pp", "tp", "hybrid"):
+        raise ValueError(f"--mode {args.mode} runs in this process, on no Dask cluster: TLS "
+                         f"does not apply")
+    from .tp_run import latencies
+
+    lat = latencies(args.link_latency)
+    if args.mode != "tp":
+        if len(lat) > 1:
+            raise ValueError(f"--mode {args.mode} takes one --link-latency (several only with "
+                             f"--mode tp), not {args.link_latency!r}")
+        args.link_latency = lat[0]
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
     module, split = load(args.model)
@@ -142,6 +174,12 @@ def run(args) -> int:
         from .pp_run import pp_rows
 
         rows = pp_rows(args, compiled, split.x_test[:args.batch], counts, clock)
+    elif args.mode in ("tp", "hybrid"):
+        from .hybrid import hybrid_rows
+        from .tp_run import tp_rows
+
+        rows = (tp_rows if args.mode == "tp" else hybrid_rows)(
+            args, compiled, split.x_test[:args.batch], counts, clock)
     else:
         with using_tls(tls), client_for(args.scheduler, args.workers) as client:
             rows = run_dp(compiled, split.x_test[:args.batch], counts,
