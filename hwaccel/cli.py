@@ -7,7 +7,7 @@
 ``hwaccel compare --model NAME [--backends ...]``          one model on every backend
 ``hwaccel sweep [--space FILE | --rows ...] [--json]``      design-space sweep on Dask
 ``hwaccel verify [--component NAME] [--depth K] [--json]``  formal proofs (SymbiYosys)
-``hwaccel parallel --model NAME --mode dp|pp|auto --instances N[,N...] [--shared-host-port]``
+``hwaccel parallel --model NAME --mode dp|pp|tp|hybrid|auto --instances N[,N...]``
                                                             one model over N instances
 """
 
