@@ -52,6 +52,11 @@ def add_arguments(p) -> None:
                    help="shard them over the running Dask cluster at this address "
                         "(tcp://host:8786, or tls://host:8786 with the TLS files) instead")
     add_tls_arguments(p)
+    p.add_argument("--port", default=None,
+                   help="the fpga backend's serial port (/dev/ttyUSB0): a board running the "
+                        "preset's bitstream (make bitstream BOARD=ulx3s PRESET=...)")
+    p.add_argument("--baud", type=int, default=1_000_000,
+                   help="the fpga backend's baud rate (the bitstream's; default 1000000)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
 
@@ -68,7 +73,8 @@ def run(args) -> int:
         result = compare(args.model, backends, samples=args.samples, preset=args.preset,
                          calibration=args.calibration, clock_mhz=args.clock_mhz,
                          progress=not args.no_progress and sys.stderr.isatty(),
-                         workers=args.workers, scheduler=args.scheduler)
+                         workers=args.workers, scheduler=args.scheduler,
+                         backend_options={"fpga": {"port": args.port, "baud": args.baud}})
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:

@@ -138,7 +138,7 @@ def _row(run: BackendRun, backend, task, x, y, ref, golden_ints, clock) -> Row:
 def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None,
             preset: str = "default", calibration: int = 512, clock_mhz: float | None = None,
             progress: bool = False, log=None, workers: int | None = None,
-            scheduler: str | None = None) -> Comparison:
+            scheduler: str | None = None, backend_options: dict | None = None) -> Comparison:
     """Run ``model`` (a name of :data:`hwaccel.models.WORKLOADS`) on every backend in
     ``backends``. ``accuracy`` is the workload's score: top-1 accuracy, or for the
     autoencoder the ROC AUC of the reconstruction error (``agreement`` is then ``None``).
@@ -158,7 +158,9 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
 
     log = log or sys.stderr
     backends = list(backends)
-    chosen = {name: get(name) for name in backends}  # unknown names fail before any work
+    options = backend_options or {}   # per backend: fpga's port and baud
+    # unknown names fail before any work
+    chosen = {name: get(name, **options.get(name, {})) for name in backends}
     task = workload(model)
     module, split = load(model)
     n = len(split.y_test) if samples is None else samples
@@ -203,7 +205,7 @@ def _executor(compiled, workers, scheduler, progress):
         remote = client.scatter(compiled, broadcast=True)
 
         def execute(backend, x):
-            if isinstance(backend, ProgramBackend):
+            if isinstance(backend, ProgramBackend) and getattr(backend, "shardable", True):
                 return run_sharded(client, backend, compiled, x, compiled_future=remote,
                                    progress_bar=progress)
             return backend.run(compiled, x, progress_bar=progress)
