@@ -166,7 +166,7 @@ def _run_hybrid(compiled, x, instances, group, split, link, lstm, run, clock):
             measured.cycles, clock_mhz=mhz, clock_source=source,
             sim_samples_per_second=m / wall, wall_seconds=wall,
             note=f"{len(plans)} stages x {group}-way tp", tp_size=group,
-            stages=[[[la.name, la.split] for la in p.layers] for p in plans],
+            stages=[[[la.name, la.split, la.gather] for la in p.layers] for p in plans],
             fill=measured.fill, period=measured.period, link_latency=link.latency))
     return rows
 

@@ -8,7 +8,9 @@ instance that holds that instance's share of the layer. How a layer is shared (:
   fewer output words than instances). Instance ``j`` runs the layer with its rows of the
   weights, bias and requantizer; its int8 slice of the output is exactly the whole layer's
   channels (the requantizer is per output channel). A ring all-gather then gives every instance
-  the whole output.
+  the whole output, unless the next layer is a K-split Linear: its input slice on instance
+  ``j`` is then exactly the channels instance ``j`` computed (both cut by :func:`word_parts`),
+  so the gather is skipped (a column- then row-parallel pair, as Megatron-LM pairs its MLP).
 * ``k`` (K-split, Linear layers only): the layer's input channels are cut the same way;
   instance ``j`` sums the products of its channels (instance 0 adds the bias) into int32 partial
   sums. A ring reduce-scatter adds the int32 partial sums chunk by chunk (chunks: the output
@@ -137,12 +139,17 @@ def plan(compiled, x_int, instances: int, split: str = "auto", *, link=None,
     first_x, out = x, []
     for ops, op in segs:
         if split == "auto" and isinstance(op, ir.QLinear) and instances > 1:
+            # a K-split after an N-split spares that one's all-gather
+            spared = layer_cycles(cfg, out[-1], link) - layer_cycles(
+                cfg, dataclasses.replace(out[-1], gather=False), link) \
+                if out and out[-1].split == "n" else 0
             tries = [layer(cfg, ops, op, x, instances, s, lstm, run) for s in ("n", "k")]
-            best = min(tries, key=lambda t: layer_cycles(cfg, t[0], link))
+            best = min(tries, key=lambda t: layer_cycles(cfg, t[0], link) -
+                       (spared if t[0].split == "k" else 0))
         else:
             best = layer(cfg, ops, op, x, instances, "n" if split == "auto" else split, lstm,
                          run)
-        if out and out[-1].split == "b" and best[0].split == "b":
+        if out and (out[-1].split, best[0].split) in (("b", "b"), ("n", "k")):
             out[-1] = dataclasses.replace(out[-1], gather=False)
         out.append(best[0])
         x = best[1]

@@ -34,7 +34,8 @@ BACKENDS = ("golden", "rtl")
 @dataclass(frozen=True, kw_only=True)
 class TpRow(ParallelRow):
     """One (instance count, link) configuration: beside :class:`.rows.ParallelRow`'s, the
-    link's latency and buffer, the cycles in collectives, and each layer's split."""
+    link's latency and buffer, the cycles in collectives, and each layer's ``[name, split,
+    gathered]`` (``gathered`` false: the next layer reads the parts where they are)."""
 
     link_latency: int
     link_buffer: int
@@ -133,7 +134,7 @@ def _row(p, out, measured, predicted, single, ref, wall, latency, link, split, b
         clock_source=source, sim_samples_per_second=m / wall, wall_seconds=wall,
         note=f"L={latency}: comm {measured.comm_cycles:,} of {measured.cycles:,} cycles",
         link_latency=latency, link_buffer=link.buffer, comm_cycles=measured.comm_cycles,
-        split=split, backend=backend, splits=[[la.name, la.split] for la in p.layers])
+        split=split, backend=backend, splits=[[la.name, la.split, la.gather] for la in p.layers])
 
 
 def tp_rows(args, compiled, x, counts, clock) -> list[TpRow]:

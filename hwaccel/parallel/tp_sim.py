@@ -20,7 +20,8 @@ port. A run of one batch:
 
    * ``n`` (and ``b``, chunks of samples): all-gather, ``N - 1`` steps; in step ``s`` link ``j``
      carries chunk ``(j - s) mod N`` (``lanes`` bytes a word). A ``b`` layer followed by another
-     keeps its rows: no collective.
+     keeps its rows, and an ``n`` layer followed by a K-split Linear keeps its channels (they
+     are that Linear's input slice on the same instance): no collective.
    * ``k``: reduce-scatter, ``N - 1`` steps of int32 chunks (``4 lanes`` bytes a word; link ``j``
      carries chunk ``(j - s) mod N``, which instance ``j + 1`` adds into its own partial sums as
      the beats arrive); then each instance requantizes the chunk it holds complete (``(j + 1)
@@ -165,11 +166,10 @@ def simulate(plan, link: LinkConfig) -> tuple[np.ndarray, TpTiming]:
         if ring_steps(layer, n):
             now, held = _collect(layer, n, lanes, links, t, now, held)
         for j in range(n):
-            got = held[j]
-            want = layer.output[cut[j]] if layer.split == "b" and not layer.gather else \
-                layer.output
-            if layer.split == "b" and not layer.gather:
-                got = got.get(j, want[:0])
+            got, want = held[j], layer.output
+            if not layer.gather and n > 1:    # each instance keeps its own part
+                want = _part(layer, cut[j])
+                got = got.get(j, want)
             if not np.array_equal(got, want):
                 raise RuntimeError(f"layer {layer.name!r}: instance {j} assembled other values "
                                    f"than the layer's output")
@@ -177,6 +177,13 @@ def simulate(plan, link: LinkConfig) -> tuple[np.ndarray, TpTiming]:
         ready = [now] * n
     t.cycles = ready[0] + plan.output_words
     return held[0], t
+
+
+def _part(layer, cut: slice) -> np.ndarray:
+    """The part of ``layer``'s output in ``cut``: samples (``b``) or output channels."""
+    out = layer.output
+    axis = 0 if layer.split == "b" else 1 if out.ndim == 4 else out.ndim - 1
+    return out[(slice(None),) * axis + (cut,)]
 
 
 def _values(layer, n):
