@@ -97,6 +97,9 @@ def add_arguments(p) -> None:
                    help="address of a running Dask scheduler (default: a LocalCluster)")
     add_tls_arguments(p)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--plot", default=None, metavar="DIR",
+                   help="write PNGs into DIR: speedup and efficiency against instances per "
+                        "mode, and pp's bubbles and timelines (hwaccel.parallel.plots)")
 
 
 COLUMNS = ["mode", "N", "batch", "port", "cycles", "model", "speedup", "efficiency",
@@ -193,6 +196,11 @@ def run(args) -> int:
             from .auto import describe
 
             print(describe(rows))
+    if args.plot:
+        from .plots import write_plots
+
+        for path in write_plots(rows, args.plot).values():
+            print(f"wrote {path}", file=sys.stderr)
     bad = failures(rows)
     for line in bad:
         print(f"hwaccel parallel: FAILED: {line}", file=sys.stderr)

@@ -15,7 +15,7 @@ capacity (``W`` bytes a cycle each) during the run. ``throughput`` (samples a cy
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,7 +28,9 @@ __all__ = ["PpRow", "run_pp", "pp_rows", "pipeline_config", "default_link"]
 class PpRow(ParallelRow):
     """One instance count's figures: beside :class:`.rows.ParallelRow`'s, the pipeline's
     fill, drain and period, the slowest stage's occupancy, the stages' layers and whether
-    every sample's cycles equal the model's."""
+    every sample's cycles equal the model's; ``timeline``: the measured
+    :meth:`.pp_model.Timeline.rows` (every sample's cycles at every stage, which
+    :mod:`.plots` draws; left out of :meth:`to_json`)."""
 
     fill: int
     drain: int
@@ -36,6 +38,12 @@ class PpRow(ParallelRow):
     slowest_occupancy: int
     stages: list
     samples_equal: bool
+    timeline: list = field(default_factory=list, repr=False, compare=False)
+
+    def to_json(self) -> dict:
+        out = super().to_json()
+        del out["timeline"]
+        return out
 
 
 def default_link(accel):
@@ -107,7 +115,7 @@ def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[P
             bubble_fraction=measured.bubble_fraction, fill=measured.fill,
             drain=measured.drain, period=measured.period, slowest_occupancy=max(occ),
             stages=[list(s.layers) for s in part.stages],
-            samples_equal=measured.rows() == predicted.rows(),
+            samples_equal=measured.rows() == predicted.rows(), timeline=measured.rows(),
             hw_samples_per_second=m * mhz * 1e6 / measured.cycles, clock_mhz=mhz,
             clock_source=source, sim_samples_per_second=m / wall, wall_seconds=wall,
             note=f"period {measured.period} vs slowest stage {max(occ)}"))

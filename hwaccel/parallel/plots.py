@@ -1,0 +1,171 @@
+"""``hwaccel parallel --plot DIR``: PNG views of the rows (matplotlib, Agg, as
+:mod:`hwaccel.dse.plots`).
+
+* ``speedup.png``: speedup and efficiency (speedup / N) against the instance count N, one line
+  per mode, beside the ideal (speedup N, efficiency 1);
+* ``pp_bubbles.png`` (rows that ran a pipeline): the measured bubble fraction against N, beside
+  GPipe's ``(p - 1) / (m + p - 1)`` for the same ``m`` samples;
+* ``pp_timeline_N<n>.png`` (each such row): every instance's cycles receiving, computing and
+  sending, sample by sample (the row's :class:`.pp_model.Timeline`); the gaps are the bubbles.
+
+The figures are views of the rows: :func:`figures` builds them (the values plotted are the
+rows' own: ``speedup``, ``efficiency``, ``bubble_fraction`` and the timeline's cycles) and
+:func:`write_plots` saves them.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+__all__ = ["figures", "write_plots", "timeline_segments", "gpipe_bubbles"]
+
+#: The phases of an instance's sample in a timeline, with the Timeline fields that bound them.
+PHASES = (("receive", "recv", "start"), ("compute", "start", "finish"), ("send", "send", "sent"))
+COLORS = {"receive": "tab:blue", "compute": "tab:green", "send": "tab:orange"}
+
+
+def gpipe_bubbles(stages: int, samples: int) -> Fraction:
+    """GPipe's bubble fraction ``(p - 1) / (m + p - 1)``."""
+    return Fraction(stages - 1, samples + stages - 1)
+
+
+def _timeline(row):
+    """A row's timeline (a list of :meth:`.pp_model.Timeline.rows` dicts), or ``None``."""
+    return getattr(row, "timeline", None) or None
+
+
+def timeline_segments(row) -> dict[str, list[tuple[int, int, int, int]]]:
+    """Per phase, ``(instance, sample, start cycle, cycles)`` of every span the timeline plot
+    draws, from the row's timeline; zero-length spans are left out."""
+    out: dict[str, list] = {name: [] for name, _, _ in PHASES}
+    for t in _timeline(row):
+        for name, lo, hi in PHASES:
+            if t[hi] > t[lo]:
+                out[name].append((t["stage"], t["sample"], t[lo], t[hi] - t[lo]))
+    return out
+
+
+def _stages(row) -> int:
+    return 1 + max(t["stage"] for t in _timeline(row))
+
+
+def _integer_axis(ax, values) -> None:
+    """Ticks at the instance counts, the axis a half step past them."""
+    values = sorted(set(values))
+    ax.set_xticks(values, [str(v) for v in values])
+    ax.set_xlim(values[0] - 0.5, values[-1] + 0.5)
+
+
+def _speedup_figure(plt, rows):
+    fig, (sp, ef) = plt.subplots(1, 2, figsize=(11, 4.2))
+    counts = [r.instances for r in rows]
+    modes = list(dict.fromkeys(r.mode for r in rows))
+    ideal = sorted(set(counts))
+    sp.plot(ideal, ideal, "k--", linewidth=1, label="ideal (N)")
+    ef.plot(ideal, [1.0] * len(ideal), "k--", linewidth=1, label="ideal (1)")
+    for mode in modes:
+        sel = sorted((r for r in rows if r.mode == mode), key=lambda r: r.instances)
+        n = [r.instances for r in sel]
+        sp.plot(n, [r.speedup for r in sel], "o-", label=mode)
+        ef.plot(n, [r.efficiency for r in sel], "o-", label=mode)
+    batch = sorted({r.batch for r in rows})
+    what = f"batch {', '.join(map(str, batch))}"
+    for ax, top in ((sp, max([*counts, *(r.speedup for r in rows)])),
+                    (ef, max([1.0, *(r.efficiency for r in rows)]))):
+        _integer_axis(ax, counts)
+        ax.set_ylim(0, top * 1.1)
+        ax.set_xlabel("instances N")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    sp.set_ylabel("speedup (one instance's cycles / N instances' cycles)")
+    sp.set_title(f"speedup against instances ({what})")
+    ef.set_ylabel("efficiency (speedup / N)")
+    ef.set_title(f"efficiency against instances ({what})")
+    fig.tight_layout()
+    return fig
+
+
+def _bubbles_figure(plt, rows):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sel = sorted(rows, key=lambda r: r.instances)
+    n = [r.instances for r in sel]
+    ax.plot(n, [r.bubble_fraction for r in sel], "o-", label="measured")
+    law = [float(gpipe_bubbles(_stages(r), r.batch)) for r in sel]
+    ax.plot(n, law, "s--", label="GPipe (p - 1) / (m + p - 1)")
+    _integer_axis(ax, n)
+    ax.set_ylim(0, max(1e-3, *law, *(r.bubble_fraction for r in sel)) * 1.15)
+    ax.set_xlabel("instances N (pipeline stages p)")
+    ax.set_ylabel("bubble fraction (idle instance-cycles / all)")
+    m = ", ".join(str(b) for b in sorted({r.batch for r in sel}))
+    ax.set_title(f"pp bubbles against stages (m = {m} samples)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _timeline_figure(plt, row):
+    p = _stages(row)
+    segs = timeline_segments(row)
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.7 * p))
+    for name, spans in segs.items():
+        for k in range(p):
+            mine = [(s, c) for i, _, s, c in spans if i == k]
+            if mine:
+                ax.broken_barh(mine, (k - 0.35, 0.7), facecolors=COLORS[name],
+                               edgecolor="white", linewidth=0.5,
+                               label=name if k == min(i for i, *_ in spans) else None)
+    if p * row.batch <= 96:   # the sample each compute span belongs to, while legible
+        for k, sample, s, c in segs["compute"]:
+            ax.text(s + c / 2, k, str(sample), ha="center", va="center", fontsize=7)
+    end = max(s + c for spans in segs.values() for _, _, s, c in spans)
+    ax.set_xlim(0, end)
+    ax.set_ylim(p - 0.5, -0.5)
+    ax.set_yticks(range(p), [f"instance {k}" for k in range(p)])
+    ax.set_xlabel("cycle")
+    ax.set_ylabel("pipeline stage")
+    ax.set_title(f"pp timeline, {p} stage{'s' if p > 1 else ''}, {row.batch} samples: bubble "
+                 f"fraction {row.bubble_fraction:.3f} (GPipe "
+                 f"{float(gpipe_bubbles(p, row.batch)):.3f}), period {row.period:,} cycles")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def figures(rows) -> dict:
+    """``{name: matplotlib Figure}`` of the module docstring for ``rows`` (any mode's rows,
+    auto's included); the caller closes them."""
+    from ..dse.plots import _pyplot
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must hold at least one row to plot, not none")
+    plt = _pyplot()
+    out = {"speedup": _speedup_figure(plt, rows)}
+    piped = [r for r in rows if _timeline(r) is not None]
+    if piped:
+        out["pp_bubbles"] = _bubbles_figure(plt, piped)
+    for r in piped:
+        out[f"pp_timeline_N{r.instances}"] = _timeline_figure(plt, r)
+    return out
+
+
+def write_plots(rows, out: Path | str) -> dict[str, Path]:
+    """Write :func:`figures` into the folder ``out`` (made if missing) as PNGs; returns
+    ``{name: path}``."""
+    from ..dse.plots import _pyplot
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--plot must name a folder, not the file {str(out)!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    files = {}
+    for name, fig in figures(rows).items():
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files[name] = path
+    return files
