@@ -35,8 +35,10 @@ def _words(x: np.ndarray, lanes: int, p: GeluParams):
 
 
 @pytest.mark.parametrize("cfg", [TINY, AttentionConfig(max_len=3, max_channels=3, lanes=3,
-                                                       load_bits=100)],
-                         ids=["tiny", "lanes3"])
+                                                       load_bits=100),
+                                 TINY.with_(table_row=256, load_bits=2048),
+                                 TINY.with_(table_row=64)],
+                         ids=["tiny", "lanes3", "row256", "row64"])
 def test_gelu_unit_every_input_in_every_lane_one_word_a_cycle(cfg, seed):
     rng = np.random.default_rng(seed)
     p = gelu_params(0.05, 0.04)
@@ -100,6 +102,12 @@ def test_attention_config_checks():
          r"lanes must be at most max_channels \(4\), not 8"),
         ({"bits_per_cycle": 9}, ValueError, "bits_per_cycle must be at most 8, not 9"),
         ({"name": "a b"}, ValueError, "name must be an identifier-like string, not 'a b'"),
+        ({"dividers": 0}, ValueError, "dividers must be at least 1, not 0"),
+        ({"roots": 33}, ValueError, "roots must be at most 32, not 33"),
+        ({"slots": 12}, ValueError, "slots must be a power of two, not 12"),
+        ({"slots": 1}, ValueError, "slots must be at least 2, not 1"),
+        ({"table_row": 48}, ValueError, "table_row must be a power of two, not 48"),
+        ({"table_row": 512}, ValueError, "table_row must be at most 256, not 512"),
     ):
         with pytest.raises(exc, match=msg):
             AttentionConfig(**kwargs)

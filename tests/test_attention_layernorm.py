@@ -14,7 +14,7 @@ from amaranth.hdl import UnusedElaboratable
 from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
 from hwaccel.generators.attention.bench import Reload, run_streams
 from hwaccel.generators.attention.common import tree_stages
-from hwaccel.generators.attention.layernorm import ROOTS, SLOTS, VAR_CYCLES
+from hwaccel.generators.attention.layernorm import VAR_CYCLES
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule, load_cycles
 from hwaccel.numerics.layernorm import (
@@ -74,9 +74,13 @@ def _run(cfg, p: LayerNormParams, rows, *, stall=0.0, seed=0):
                                    (AttentionConfig(max_len=5, max_channels=5, lanes=3,
                                                     bits_per_cycle=3), 5),
                                    (AttentionConfig(max_len=24, max_channels=24, lanes=8,
-                                                    load_bits=300), 21)],
+                                                    load_bits=300), 21),
+                                   (TINY.with_(roots=11, slots=32), 4),
+                                   (TINY.with_(roots=6, slots=16, bits_per_cycle=2), 7),
+                                   (TINY.with_(roots=1, slots=2), 9)],
                          ids=["c16", "c7", "c1", "c4_4bits", "c3_8bits", "c5_lanes3_3bits",
-                              "c21_lanes8"])
+                              "c21_lanes8", "c4_11roots_32slots", "c7_6roots_16slots",
+                              "c9_1root_2slots"])
 def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     rng = np.random.default_rng(seed)
     p = _params(rng, c)
@@ -153,23 +157,23 @@ def test_layernorm_z_register_holds_every_z(c):
 
 def test_layernorm_cycle_formula():
     """A row alone takes 2W + rsqrt_cycles + T + 17 cycles (T the register stages of a 16-lane
-    tree, one); in flight rows follow each other every max(W, VAR_CYCLES, rsqrt_cycles /
-    ROOTS, (2W + rsqrt_cycles + T + 9) / SLOTS) cycles: a stage's own pace (the roots take
-    rows in turn), or a turn of the slots (a row's slot is taken from its first word in to its
-    last read out)."""
+    tree, one); in flight rows follow each other every max(W, rsqrt_cycles / roots, (2W +
+    rsqrt_cycles + T + 9) / slots) cycles: a stage's own pace (the variance stage takes a row
+    a cycle, the roots take rows in turn), or a turn of the slots (a row's slot is taken from
+    its first word in to its last read out)."""
     t = tree_stages(16)
-    assert (SLOTS, VAR_CYCLES, ROOTS) == (8, 4, 4)
+    assert (SIZES["default"].slots, VAR_CYCLES, SIZES["default"].roots) == (8, 4, 4)
     for k, root in ((1, 22), (2, 11), (4, 6), (8, 3)):
-        cfg = SIZES["default"].with_(bits_per_cycle=k)
-        assert cfg.rsqrt_cycles == root
-        for c in (1, 16, 32, 768, 1024):
-            w = -(-c // cfg.lanes)
-            perf = layernorm_row_perf(cfg, c)
-            want = max(w, VAR_CYCLES, Fraction(root, ROOTS),
-                       Fraction(2 * w + root + t + 9, SLOTS))
-            assert perf.words == w
-            assert perf.period == pytest.approx(float(want)), (k, c)
-            assert perf.latency == 2 * w + root + t + 17
+        for roots, slots in ((4, 8), (11, 32), (2, 16)):
+            cfg = SIZES["default"].with_(bits_per_cycle=k, roots=roots, slots=slots)
+            assert cfg.rsqrt_cycles == root
+            for c in (1, 16, 32, 768, 1024):
+                w = -(-c // cfg.lanes)
+                perf = layernorm_row_perf(cfg, c)
+                want = max(w, Fraction(root, roots), Fraction(2 * w + root + t + 9, slots))
+                assert perf.words == w
+                assert perf.period == pytest.approx(float(want)), (k, c, roots, slots)
+                assert perf.latency == 2 * w + root + t + 17
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\], not 0"):
         layernorm_row_perf(SIZES["default"], 0)
 

@@ -16,7 +16,6 @@ from hwaccel.generators.attention.bench import Reload, run_streams
 from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.packing import load_payloads
 from hwaccel.generators.attention.perf import load_cycles, softmax_row_perf, softmax_schedule
-from hwaccel.generators.attention.softmax import DIVIDERS, SLOTS
 from hwaccel.numerics.softmax import SoftmaxParams, softmax_int, softmax_params
 
 TINY = SIZES["tiny"]
@@ -82,8 +81,11 @@ def _run(cfg, p, rows, *, stall=0.0, seed=0):
                                  AttentionConfig(max_len=7, max_channels=7, lanes=3,
                                                  bits_per_cycle=3),
                                  AttentionConfig(max_len=20, max_channels=20, lanes=8,
-                                                 bits_per_cycle=2, load_bits=90)],
-                         ids=["tiny", "tiny_8bits", "len7_lanes3_3bits", "len20_lanes8_trees"])
+                                                 bits_per_cycle=2, load_bits=90),
+                                 TINY.with_(dividers=11, slots=32, table_row=256),
+                                 TINY.with_(dividers=1, slots=2, table_row=1, load_bits=80)],
+                         ids=["tiny", "tiny_8bits", "len7_lanes3_3bits", "len20_lanes8_trees",
+                              "tiny_11div_32slots_row256", "tiny_1div_2slots_row1"])
 def test_softmax_unit_is_bit_exact_and_its_cycle_model_exact(cfg, seed):
     rng = np.random.default_rng(seed)
     p = softmax_params(float(rng.choice([1 / 64, 1 / 16, 0.25])), cfg.max_len)
@@ -108,11 +110,11 @@ def _assert_schedule(cfg, rows, run, seed):
     assert lasts == [t.last_out for t in sched], f"seed {seed}"
 
 
-@pytest.mark.parametrize("bits", [1, 8])
-def test_softmax_back_to_back_rows_in_flight(bits, seed):
-    """Runs of one-word rows (the divider or the slots set the pace), full-length rows, and
+@pytest.mark.parametrize("bits,dividers,slots", [(1, 4, 8), (8, 4, 8), (2, 11, 32), (1, 3, 4)])
+def test_softmax_back_to_back_rows_in_flight(bits, dividers, slots, seed):
+    """Runs of one-word rows (the dividers or the slots set the pace), full-length rows, and
     the two mixed: each row where the model puts it."""
-    cfg = TINY.with_(bits_per_cycle=bits)
+    cfg = TINY.with_(bits_per_cycle=bits, dividers=dividers, slots=slots)
     rng = np.random.default_rng(seed)
     p = softmax_params(1 / 16, cfg.max_len)
     lengths = [3] * 10 + [16] * 5 + [1, 16, 2, 13, 4, 5] * 2
@@ -163,24 +165,25 @@ def test_softmax_unit_reloads_its_table_between_commands(seed):
 
 def test_softmax_cycle_formula():
     """Rows of W words alone take 3W + div_cycles + 2T + 12 cycles (T the register stages of a
-    16-lane tree, one); in flight they follow each other every max(W, div_cycles / DIVIDERS,
-    (2W + div_cycles + T + 7) / SLOTS, (2W + T + 2) / SLOTS) cycles: a stage's own pace (the
+    16-lane tree, one); in flight they follow each other every max(W, div_cycles / dividers,
+    (2W + div_cycles + T + 7) / slots, (2W + T + 2) / slots) cycles: a stage's own pace (the
     dividers take rows in turn), or a turn of the slots (a row's e-buffer slot is taken from
     its exponent stage to its last output read)."""
     t = tree_stages(16)
     assert t == 1 and tree_stages(4) == 0 and tree_stages(32) == 2
-    assert (SLOTS, DIVIDERS) == (8, 4)
+    assert (SIZES["default"].slots, SIZES["default"].dividers) == (8, 4)
     for k, div in ((1, 22), (2, 11), (3, 8), (4, 6), (8, 3)):
-        cfg = SIZES["default"].with_(bits_per_cycle=k)
-        assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
-        for n in (1, 16, 17, 64, 65, 128):
-            w = -(-n // cfg.lanes)
-            perf = softmax_row_perf(cfg, n)
-            assert perf.words == w
-            want = max(w, Fraction(div, DIVIDERS), Fraction(2 * w + div + t + 7, SLOTS),
-                       Fraction(2 * w + t + 2, SLOTS))
-            assert perf.period == pytest.approx(float(want)), (k, n)
-            assert perf.latency == 3 * w + div + 2 * t + 12
+        for dividers, slots in ((4, 8), (11, 32), (2, 16)):
+            cfg = SIZES["default"].with_(bits_per_cycle=k, dividers=dividers, slots=slots)
+            assert (cfg.recip_bits, cfg.div_cycles) == (22, div)
+            for n in (1, 16, 17, 64, 65, 128):
+                w = -(-n // cfg.lanes)
+                perf = softmax_row_perf(cfg, n)
+                assert perf.words == w
+                want = max(w, Fraction(div, dividers), Fraction(2 * w + div + t + 7, slots),
+                           Fraction(2 * w + t + 2, slots))
+                assert perf.period == pytest.approx(float(want)), (k, n, dividers, slots)
+                assert perf.latency == 3 * w + div + 2 * t + 12
     with pytest.raises(ValueError, match=r"softmax row length must be an integer in \[1, 128\]"
                                          r", not 129"):
         softmax_row_perf(cfg, 129)

@@ -15,8 +15,15 @@ from ...numerics.layernorm import (
     RSQRT_BITS,
     RSQRT_SHIFT,
 )
-from ...numerics.softmax import EXP_FRAC, EXP_ONE, PROB_MAX, RECIP_SHIFT, SOFTMAX_MAX_LEN
-from .packing import LN_PARAM_BITS
+from ...numerics.softmax import (
+    EXP_FRAC,
+    EXP_ONE,
+    EXP_TABLE_SIZE,
+    PROB_MAX,
+    RECIP_SHIFT,
+    SOFTMAX_MAX_LEN,
+)
+from .packing import LN_PARAM_BITS, TABLE_ROW
 
 __all__ = ["AttentionConfig", "AttentionUnitConfig", "SIZES", "PRESETS", "UNITS", "MAX_LANES"]
 
@@ -56,6 +63,24 @@ class AttentionConfig:
         the accelerator's weight-scratchpad word (:class:`~hwaccel.generators.accel.config.
         AccelConfig` sets it to its ``wgt_bits``), holding as many entries as fit
         (:mod:`.packing`). At least one LayerNorm parameter entry (73 bits).
+    dividers : int
+        Softmax dividers, taking rows in turn (1 to 32): short rows follow each other every
+        ``div_cycles / dividers`` cycles at best. Each is a ``sum_bits`` remainder, a quotient
+        and ``bits_per_cycle`` subtract-and-selects.
+    roots : int
+        LayerNorm reciprocal square roots, taking rows in turn (1 to 32): short rows follow
+        each other every ``rsqrt_cycles / roots`` cycles at best.
+    slots : int
+        Rows in flight in the softmax and LayerNorm units (row-buffer slots; a power of two,
+        2 to 64): a turn of the slots bounds the pace of short rows (:mod:`.perf`). Each slot
+        is ``len_words`` (softmax, and as many e-buffer words) or ``ch_words`` (LayerNorm)
+        buffer words and a few registers.
+    table_row : int
+        Entries of one row of the exponent and GELU table memories (a power of two, 1 to
+        256): a load writes a row a cycle, so a 256-entry table takes ``256 / table_row``
+        cycles of writes; a lookup reads a row and selects an entry of it (``table_row`` to 1
+        a lane). 16 keeps each lane's table in 16-deep LUT RAM; 256 makes it registers
+        written in a cycle a beat.
     name : str
         Preset name (the units' slugs are ``attention_softmax_<name>``,
         ``attention_layernorm_<name>`` and ``attention_gelu_<name>``: :meth:`unit`).
@@ -71,6 +96,10 @@ class AttentionConfig:
     lanes: int = 16
     bits_per_cycle: int = 1
     load_bits: int = 2048
+    dividers: int = 4
+    roots: int = 4
+    slots: int = 8
+    table_row: int = TABLE_ROW
     name: str = "custom"
 
     kind = "attention"
@@ -81,6 +110,13 @@ class AttentionConfig:
         check_int("lanes", self.lanes, min=1, max=MAX_LANES)
         check_int("bits_per_cycle", self.bits_per_cycle, min=1, max=8)
         check_int("load_bits", self.load_bits, min=LN_PARAM_BITS, max=MAX_LOAD_BITS)
+        check_int("dividers", self.dividers, min=1, max=32)
+        check_int("roots", self.roots, min=1, max=32)
+        check_int("slots", self.slots, min=2, max=64)
+        check_int("table_row", self.table_row, min=1, max=EXP_TABLE_SIZE)
+        for what, v in (("slots", self.slots), ("table_row", self.table_row)):
+            if v & (v - 1):
+                raise ValueError(f"{what} must be a power of two, not {v!r}")
         check_name(self.name)
         for what, most in (("max_len", self.max_len), ("max_channels", self.max_channels)):
             if self.lanes > most:

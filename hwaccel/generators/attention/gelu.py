@@ -7,17 +7,18 @@ Interface
 ``table``   In  stream of packed beats of ``load_bits`` (:mod:`.packing`): ``table[0]``
             (input -128) first (``GeluParams.table`` in order, int8 two's complement), as many
             entries a beat as fit (256 in a 2048-bit beat); a load is
-            ``load_beats(256, 8, load_bits)`` beats, written :data:`~.packing.TABLE_ROW`
-            entries a cycle. A load goes in before the words it applies to (``sink`` waits
-            while a beat is offered or being written).
+            ``load_beats(256, 8, load_bits)`` beats, written ``table_row`` entries a cycle
+            (:attr:`~.config.AttentionConfig.table_row`). A load goes in before the words it
+            applies to (``sink`` waits while a beat is offered or being written).
 ``sink``    In  stream of ``{data: lanes x int8, last}``.
 ``source``  Out stream of ``{data: lanes x int8, last}``: each word's GELU, ``last`` passed on.
 
 Hardware decisions
 ------------------
-* One 16 x (16 x 8) memory per lane (rows of :data:`~.packing.TABLE_ROW` entries, written
-  a row a cycle from the packed beats: LUT RAM, ``lanes x 2 Kibit``), so a word is one
-  synchronous row read and a 16-way select: no multiplier, no requantizer. Its index is the
+* One memory per lane of ``256 / table_row`` rows of ``table_row`` entries (16 x (16 x 8) by
+  default: LUT RAM, ``lanes x 2 Kibit``), written a row a cycle from the packed beats, so a
+  word is one synchronous row read and a ``table_row``-way select: no multiplier, no
+  requantizer. Its index is the
   input with the sign bit flipped (``q + 128``).
 * The read port is the output register: it is enabled only when a word enters, so while
   ``source`` waits it holds the word (a one-deep pipeline that freezes), and a word enters
@@ -34,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from ...numerics.gelu import GELU_TABLE_SIZE
 from .common import lane_tables, out_layout, packed_writer, table_entry
 from .config import AttentionConfig
-from .packing import GELU_ENTRY_BITS, TABLE_ROW
+from .packing import GELU_ENTRY_BITS
 
 __all__ = ["GeluUnit", "GELU_LATENCY"]
 
@@ -68,13 +69,13 @@ class GeluUnit(wiring.Component):
         })
 
     def elaborate(self, platform):
-        L = self.config.lanes
+        L, row = self.config.lanes, self.config.table_row
         m = Module()
         t_addr, t_data, t_en, t_busy = packed_writer(
-            m, "tload", self.table, entry_bits=GELU_ENTRY_BITS, row_entries=TABLE_ROW,
+            m, "tload", self.table, entry_bits=GELU_ENTRY_BITS, row_entries=row,
             count=GELU_TABLE_SIZE, max_count=GELU_TABLE_SIZE, allow=1)
-        rd = lane_tables(m, "table", data.ArrayLayout(unsigned(GELU_ENTRY_BITS), TABLE_ROW),
-                         GELU_TABLE_SIZE // TABLE_ROW, L, addr=t_addr, data=t_data, en=t_en)
+        rd = lane_tables(m, "table", data.ArrayLayout(unsigned(GELU_ENTRY_BITS), row),
+                         GELU_TABLE_SIZE // row, L, addr=t_addr, data=t_data, en=t_en)
 
         out_v, out_last = Signal(), Signal()
         take = Signal()

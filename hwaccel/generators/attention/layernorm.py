@@ -25,22 +25,22 @@ valid); a layer's loads go in before its rows.
 
 Hardware decisions
 ------------------
-* Four stages, each on its own row, so rows overlap; a row keeps one of :data:`SLOTS`
+* Four stages, each on its own row, so rows overlap; a row keeps one of ``slots``
   row-buffer slots (``ch_words`` words each, one block RAM) from its first word in to its
   last read out, and each slot keeps the row's sums, then its root.
 * Input stage: each word is stored and registered; its masked lanes and their squares
   (``lanes`` 8 x 8 squarers) are registered the next cycle, the word's two sums (adder
   trees) the cycle after, and added into ``Sx`` and ``Sxx`` the cycle after that: exact.
-* Variance stage (:data:`VAR_CYCLES`): the slot's sums registered, ``C*Sxx`` and ``Sx*Sx``
-  (two multipliers), ``W`` (a subtract and add), a leading-one detector gives ``s``, and one
-  barrel shift by an even amount the 22-bit mantissa ``w``: a cycle each; it hands ``w`` to
-  the square root in the cycle that finishes (or is free).
-* Reciprocal square roots (:data:`ROOTS` of them, taking rows in turn; ``rsqrt_cycles`` of the
-  config each): bitwise, ``bits_per_cycle`` bits of ``r`` a cycle from the top (``r <=
-  2**21``, 22 bits: 22 cycles at one), keeping ``2**62 - r**2 * w``, ``r * w`` and the next
-  candidate's increment as running values so each step's path is one subtract (the compare)
-  and a select, the next increment added beside it: no multiplier. The greedy bit choice is
-  the largest ``r`` with ``r*r*w <= 2**62``, i.e. ``isqrt(2**62 // w)``, the exact floor.
+* Variance stage and reciprocal square roots (:mod:`.ln_variance`): a pipeline of
+  :data:`VAR_CYCLES` that takes a row a cycle (``C*Sxx`` and ``Sx*Sx``, ``W``, its leading
+  one, the normalizing shift to the 22-bit mantissa ``w``), then ``roots`` roots taking the
+  rows in turn, ``rsqrt_cycles`` each: bitwise, ``bits_per_cycle`` bits of ``r`` a cycle
+  from the top (``r <= 2**21``, 22 bits: 22 cycles at one), keeping ``2**62 - r**2 * w``,
+  ``r * w`` and the next candidate's increment as running values so each step's path is one
+  subtract (the compare) and a select, the next increment added beside it: no multiplier.
+  The greedy bit choice is the largest ``r`` with ``r*r*w <= 2**62``, i.e. ``isqrt(2**62 //
+  w)``, the exact floor. A row enters the variance stage only when its root will be free as
+  it comes out.
 * Output stage: a pipeline that freezes as a whole while ``source`` is not ready: buffer and
   parameter reads, registered (the parameter memory holds ``lanes`` channels per word, one
   block RAM wide, written a word a cycle from the packed beats through per-lane write
@@ -51,29 +51,28 @@ Hardware decisions
 * Back-pressure stops only the output stage; the others stop when no slot is free.
 
 Cycles: :mod:`.perf` (``layernorm_schedule``); short rows follow each other every
-``rsqrt_cycles / ROOTS`` cycles, the variance stage's four (rows of 32 channels on 16 lanes
-at two bits a cycle: 4) or a turn of the slots, long ones every ``W`` cycles.
+``rsqrt_cycles / roots`` cycles or a turn of the slots (rows of 32 channels on 16 lanes at
+two bits a cycle, four roots and eight slots: 3.125; default_attention's twelve roots and 32
+slots: 2, their words), long ones every ``W`` cycles.
 """
 
 from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Array, Cat, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...numerics import INT8
-from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
+from ...numerics.layernorm import RSQRT_SHIFT
 from .common import (
     any_of,
-    bit_length,
     delay,
     out_layout,
     packed_writer,
     put_slot,
     round_shift_var,
-    rsqrt_steps,
     sat8,
     slot_regs,
     tree_reduce,
@@ -81,21 +80,11 @@ from .common import (
     word_layout,
 )
 from .config import AttentionConfig
+from .ln_variance import VAR_CYCLES, variance_roots
 from .packing import LN_PARAM_BITS
 
 __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "sum_latency", "VAR_CYCLES",
-           "SLOTS", "ROOTS", "LN_OUT_LATENCY"]
-
-
-
-#: Rows in flight: row-buffer slots (a power of two: a slot index selects all of a slot array).
-SLOTS = 8
-#: Reciprocal square roots, taking rows in turn: short rows follow each other every
-#: ``rsqrt_cycles / ROOTS`` cycles without more bits a cycle (a longer path).
-ROOTS = 4
-#: Cycles of the variance stage, from taking a row's sums to the square root's start: ``C*Sxx``
-#: and ``Sx*Sx``, ``W``, its leading one, the normalizing shift.
-VAR_CYCLES = 4
+           "LN_OUT_LATENCY"]
 
 
 def sum_latency(cfg: AttentionConfig) -> int:
@@ -109,7 +98,6 @@ def sum_latency(cfg: AttentionConfig) -> int:
 #: registered, ``D``, ``D*r``, ``z``, ``z*G + B``, the shift by ``S - 1``, rounding and
 #: saturation).
 LN_OUT_LATENCY = 8
-_H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
 
 
 def ln_setup_layout(cfg: AttentionConfig) -> data.StructLayout:
@@ -151,7 +139,7 @@ class LayerNormUnit(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        L, depth = cfg.lanes, cfg.ch_words
+        L, depth, SLOTS = cfg.lanes, cfg.ch_words, cfg.slots
         pos = range(cfg.max_channels + L + 1)
         lshape = signed(Shape.cast(pos).width + 2)
         m = Module()
@@ -264,65 +252,9 @@ class LayerNormUnit(wiring.Component):
                 put(sxxs, psl, row_sxx)
                 put(vfull, psl, 1)
 
-        # --- variance stage: W and its normalization, VAR_CYCLES cycles a row ---------------
-        k = cfg.bits_per_cycle
-        steps = cfg.rsqrt_cycles * k               # padded to whole cycles: leading zeros
-        v_slot, v_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
-        v_busy = Signal()
-        vstep = Signal(range(VAR_CYCLES))
-        vsx, vsxx = Signal(signed(cfg.sx_bits)), Signal(cfg.sxx_bits)
-        t1 = Signal(cfg.sxx_bits + len(chans))
-        t2 = Signal(2 * cfg.sx_bits)
-        wv = Signal(cfg.var_bits)
-        zero = Signal()
-        sb = Signal(range(cfg.var_bits + 2))           # s + 11 = (bits(W) + 1) // 2
-        s_off = (RSQRT_BITS // 2)                      # 11
-        r_eng = Signal(range(ROOTS))               # the root that takes the next row
-        r_busy = [Signal(name=f"root{n}_busy") for n in range(ROOTS)]
-        cnt = [Signal(range(cfg.rsqrt_cycles + 1), name=f"root{n}_cnt") for n in range(ROOTS)]
-        r_last = [r_busy[n] & (cnt[n] == 1) for n in range(ROOTS)]
-        r_free = Array(~r_busy[n] | r_last[n] for n in range(ROOTS))
-        v_fin = v_busy & (vstep == VAR_CYCLES - 1) & r_free[r_eng]
-        v_go = vfull[v_slot] & (~v_busy | v_fin)
-        with m.If(v_busy & (vstep != VAR_CYCLES - 1)):
-            m.d.sync += vstep.eq(vstep + 1)
-        with m.If(v_fin):
-            m.d.sync += v_busy.eq(0)
-        with m.If(v_go):
-            m.d.sync += [v_busy.eq(1), v_cur.eq(v_slot), v_slot.eq(nxt(v_slot)), vstep.eq(0),
-                         vsx.eq(sxs[v_slot]), vsxx.eq(sxxs[v_slot])]
-            put(vfull, v_slot, 0)
-        m.d.sync += [t1.eq(chans * vsxx), t2.eq((vsx * vsx).as_unsigned()),    # vstep 0
-                     wv.eq(((t1 - t2) << LN_EPS_FRAC) + eps)]                  # vstep 1
-        with m.If(vstep == 2):
-            m.d.sync += [sb.eq((bit_length(wv) + 1) >> 1), zero.eq(wv == 0)]
-
-        # --- reciprocal square roots, bits_per_cycle bits a cycle, taking rows in turn -----
-        rb = 2 * (steps - 1)                       # B starts at w << 2 * (top bit)
-        # A = (r*w) << (b+1) <= 2**43 << steps; B = w << 2b <= w << rb
-        big = max(RSQRT_BITS + rb, 43 + steps, 2 * RSQRT_SHIFT) + 2
-        down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
-        up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
-        w = ((wv << (up * 2)) >> (down * 2))[:RSQRT_BITS]
-        with m.If(v_fin):
-            m.d.sync += r_eng.eq(Mux(r_eng == ROOTS - 1, 0, r_eng + 1))
-        for n in range(ROOTS):
-            r_cur, r_zero = Signal(range(SLOTS), name=f"root{n}_slot"), Signal(name=f"root{n}_0")
-            r_sb = Signal.like(sb, name=f"root{n}_sb")
-            go = v_fin & (r_eng == n)
-            root = rsqrt_steps(m, f"root{n}", k, steps, big, busy=r_busy[n], start=go,
-                               w=w << rb)
-            with m.If(r_busy[n]):
-                m.d.sync += cnt[n].eq(cnt[n] - 1)
-                with m.If(r_last[n]):
-                    h = r_sb - (s_off - _H_BIAS)           # 9 + s
-                    m.d.sync += r_busy[n].eq(0)
-                    put(rs, r_cur, Mux(r_zero, 0, root[:cfg.root_bits]))
-                    put(hm1s, r_cur, Mux(r_sb < s_off - _H_BIAS + 1, 0, h - 1))
-                    put(rfull, r_cur, 1)
-            with m.If(go):
-                m.d.sync += [cnt[n].eq(cfg.rsqrt_cycles), r_busy[n].eq(1), r_cur.eq(v_cur),
-                             r_zero.eq(zero), r_sb.eq(sb)]
+        # --- variance stage and reciprocal square roots: a row a cycle, roots in turn -------
+        variance_roots(m, cfg, chans=chans, eps=eps, vfull=vfull, sxs=sxs, sxxs=sxxs, rs=rs,
+                       hm1s=hm1s, rfull=rfull)
 
         # --- output stage: a pipeline that freezes while source is not ready -----------------
         o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))

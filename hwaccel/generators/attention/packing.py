@@ -15,9 +15,9 @@ table (256 x 8-bit) and the LayerNorm parameters (``C`` x ``{G, B}`` of
 own on its own port.
 
 A unit writes a beat into memories whose rows hold ``row_entries`` entries (the tables:
-:data:`TABLE_ROW`; LayerNorm: ``lanes`` channels), one row a cycle; a beat whose entries span
-``k`` rows takes ``k`` cycles (:func:`drain_rows`), and the port takes the next beat in the
-cycle of the last one.
+:attr:`~.config.AttentionConfig.table_row`; LayerNorm: ``lanes`` channels), one row a cycle; a
+beat whose entries span ``k`` rows takes ``k`` cycles (:func:`drain_rows`), and the port takes
+the next beat in the cycle of the last one.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from ...numerics.softmax import EXP_TABLE_SIZE
 __all__ = ["TABLE_ROW", "per_beat", "load_beats", "pack", "unpack", "drain_rows", "load_spec",
            "load_payloads", "ln_param_entry", "LN_PARAM_BITS", "GELU_ENTRY_BITS"]
 
-#: Entries in one row of a unit's table memory (one per lane copy of the exponent or GELU
-#: table): a table load writes one such row a cycle, and a lookup reads a row and selects an
-#: entry of it (16 x 18 bits: one 16-deep LUT RAM per entry slot).
+#: Entries in one row of a unit's table memory by default (one per lane copy of the exponent
+#: or GELU table): a table load writes one such row a cycle, and a lookup reads a row and
+#: selects an entry of it (16 x 18 bits: one 16-deep LUT RAM per entry slot).
+#: :attr:`~.config.AttentionConfig.table_row` sets it per configuration.
 TABLE_ROW = 16
 #: Width of one LayerNorm parameter entry ``{G, B}``: a 17-bit ``G`` then a 56-bit ``B``.
 LN_PARAM_BITS = MULT_BITS + 1 + 56
@@ -111,9 +112,9 @@ def load_spec(attention, unit: str, channels: int | None = None) -> tuple[int, i
     :class:`~.config.AttentionConfig`): ``"softmax"``, ``"gelu"`` or ``"layernorm"`` (with
     ``channels``)."""
     if unit == "softmax":
-        return EXP_TABLE_SIZE, attention.exp_bits, TABLE_ROW
+        return EXP_TABLE_SIZE, attention.exp_bits, attention.table_row
     if unit == "gelu":
-        return GELU_TABLE_SIZE, GELU_ENTRY_BITS, TABLE_ROW
+        return GELU_TABLE_SIZE, GELU_ENTRY_BITS, attention.table_row
     if unit == "layernorm":
         _check("channels", channels, 1)
         return channels, LN_PARAM_BITS, attention.lanes

@@ -11,26 +11,27 @@ each written a memory row a cycle (:func:`load_cycles`).
   (:func:`softmax_schedule`): input (``W`` words; the exponent stage may start the row
   :func:`~.softmax.in_latency` cycles after its last word), exponent (``W`` reads from the cycle
   after its start; the divider may take ``S`` :func:`~.softmax.exp_latency` cycles after the
-  last), dividers (:data:`~.softmax.DIVIDERS` taking rows in turn, one a cycle, ``div_cycles``
+  last), dividers (``dividers`` of the config taking rows in turn, one a cycle, ``div_cycles``
   each; the output stage may start the cycle after the last step), output (``W`` reads from the
   cycle after its start, the last word on ``source`` :data:`~.softmax.OUT_LATENCY` cycles after
-  the last read). A row's slot (:data:`~.softmax.SLOTS` of them) is the input stage's again the
-  cycle after the exponent stage's last read of it, the exponent stage's the cycle after the
-  output stage's. Rows of one length follow each other every ``max(W, div_cycles / DIVIDERS, (2W +
-  div_cycles + T + 7) / SLOTS, (2W + T + 2) / SLOTS)`` cycles on average (``T`` the register
+  the last read). A row's slot (``slots`` of them) is the input stage's again the cycle after
+  the exponent stage's last read of it, the exponent stage's the cycle after the output
+  stage's. Rows of one length follow each other every ``max(W, div_cycles / dividers, (2W +
+  div_cycles + T + 7) / slots, (2W + T + 2) / slots)`` cycles on average (``T`` the register
   stages of a lane tree, :func:`~.common.tree_stages`: none up to 4 lanes, one up to 16), and one
   row alone takes ``3W + div_cycles + 2T + 12``.
 * LayerNorm, a row of ``W = ceil(C / lanes)`` words, through four stages
   (:func:`layernorm_schedule`): input (``W`` words; the variance stage may take the row's sums
-  :func:`~.layernorm.sum_latency` cycles after its last word), variance
-  (:data:`~.layernorm.VAR_CYCLES`, then it hands ``w`` to the square root when that is free),
-  the reciprocal square roots (:data:`~.layernorm.ROOTS` taking rows in turn,
-  ``rsqrt_cycles`` each, 22 at one bit a cycle; the output stage may start the cycle after
-  the last step), output (``W`` reads from the cycle after its start,
-  the last word out :data:`~.layernorm.LN_OUT_LATENCY` after the last read). A row's slot is
-  the input stage's again the cycle after the output stage's last read of it. Rows of one
-  size follow each other every ``max(W, VAR_CYCLES, rsqrt_cycles / ROOTS, (2W + rsqrt_cycles
-  + T + 9) / SLOTS)`` cycles on average, one alone takes ``2W + rsqrt_cycles + T + 17``.
+  :func:`~.layernorm.sum_latency` cycles after its last word), variance (a pipeline taking a
+  row a cycle, when the row's root will be free as it comes out; it hands ``w`` to the root
+  :data:`~.ln_variance.VAR_CYCLES` cycles after taking the row), the reciprocal square roots
+  (``roots`` of the config taking rows in turn, ``rsqrt_cycles`` each, 22 at one bit a cycle;
+  the output stage may start the cycle after the last step), output (``W`` reads from the
+  cycle after its start, the last word out :data:`~.layernorm.LN_OUT_LATENCY` after the last
+  read). A row's slot is the input stage's again the cycle after the output stage's last read
+  of it. Rows of one size follow each other every ``max(W, rsqrt_cycles / roots, (2W +
+  rsqrt_cycles + T + 9) / slots)`` cycles on average, one alone takes ``2W + rsqrt_cycles + T
+  + 17``.
 * GELU: one word a cycle, each word out :data:`~.gelu.GELU_LATENCY` cycle after it is accepted.
 """
 
@@ -41,10 +42,9 @@ from dataclasses import asdict, dataclass
 
 from .config import AttentionConfig
 from .gelu import GELU_LATENCY
-from .layernorm import LN_OUT_LATENCY, ROOTS, VAR_CYCLES, sum_latency
-from .layernorm import SLOTS as LN_SLOTS
+from .layernorm import LN_OUT_LATENCY, VAR_CYCLES, sum_latency
 from .packing import drain_rows, load_beats, load_spec
-from .softmax import DIVIDERS, OUT_LATENCY, SLOTS, exp_latency, in_latency
+from .softmax import OUT_LATENCY, exp_latency, in_latency
 
 __all__ = ["RowTiming", "RowPerf", "softmax_schedule", "softmax_row_perf",
            "layernorm_schedule", "layernorm_row_perf", "gelu_cycles", "load_words",
@@ -98,9 +98,9 @@ def _words(cfg: AttentionConfig, what: str, n: int, most: int) -> int:
 def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
     """When each row of ``lengths`` (back to back) enters and leaves the softmax unit: the
     four stages of :mod:`.softmax`, each starting a row when the previous stage hands it over
-    and its own previous row's last read issues, in slots that come free (:data:`SLOTS`)."""
+    and its own previous row's last read issues, in slots that come free (``cfg.slots``)."""
     ws = [_words(cfg, "softmax row length", n, cfg.max_len) for n in lengths]
-    div = cfg.div_cycles
+    div, SLOTS, DIVIDERS = cfg.div_cycles, cfg.slots, cfg.dividers
     a, e, d, o, out = [], [], [], [], []
     for r, w in enumerate(ws):
         old = r - SLOTS                      # the row that last used this row's slot
@@ -130,14 +130,15 @@ def softmax_schedule(cfg: AttentionConfig, lengths) -> list[RowTiming]:
 
 def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
     """Row length ``n`` on the softmax unit: its latency alone and its period once rows of
-    this length are in flight (the mean over a turn of the slots, so it may be fractional)."""
+    this length are in flight (the mean over a turn of both the slots and the dividers, so it
+    may be fractional)."""
     w = _words(cfg, "softmax row length", n, cfg.max_len)
-    rows = 6 * SLOTS + 1
-    sched = softmax_schedule(cfg, [n] * rows)
+    turn = math.lcm(cfg.slots, cfg.dividers)      # the slots' and the dividers' turns
+    sched = softmax_schedule(cfg, [n] * (6 * turn + 1))
     passes = {"input": w, "to_exponent": in_latency(cfg), "exponent": w,
               "to_divider": exp_latency(cfg), "divide": cfg.div_cycles,
               "to_output": 1, "output": w, "output_latency": OUT_LATENCY}
-    period = (sched[-1].last_out - sched[-1 - SLOTS].last_out) / SLOTS
+    period = (sched[-1].last_out - sched[-1 - turn].last_out) / turn
     return RowPerf(w, passes, sched[0].last_out - sched[0].start + 1,
                    int(period) if period == int(period) else period)
 
@@ -145,33 +146,37 @@ def softmax_row_perf(cfg: AttentionConfig, n: int) -> RowPerf:
 def layernorm_schedule(cfg: AttentionConfig, channels: int, rows: int) -> list[RowTiming]:
     """When each of ``rows`` rows of ``channels`` (back to back) enters and leaves LayerNorm:
     the input, variance, square-root and output stages of :mod:`.layernorm`, in slots that
-    come free (:data:`~.layernorm.SLOTS`)."""
+    come free (``cfg.slots``)."""
     w = _words(cfg, "channels", channels, cfg.max_channels)
-    root = cfg.rsqrt_cycles
-    a, v, o, out = [], [], [], []      # first word in; variance stage done; output starts
+    root, slots, roots = cfg.rsqrt_cycles, cfg.slots, cfg.roots
+    a, t, o, out = [], [], [], []      # first word in; variance stage takes it; output starts
     for r in range(rows):
         cand = [a[-1] + w] if r else [0]
-        if r >= LN_SLOTS:                   # the slot's previous row read out
-            cand.append(o[r - LN_SLOTS] + w + 1)
+        if r >= slots:                      # the slot's previous row read out
+            cand.append(o[r - slots] + w + 1)
         a.append(max(cand))
-        # the variance stage takes the sums when they are in and it is done with the
-        # previous row; it is done when the square root is free
-        take = max([a[r] + w - 1 + sum_latency(cfg)] + ([v[-1]] if r else []))
-        v.append(max([take + VAR_CYCLES] + ([v[r - ROOTS] + root] if r >= ROOTS else [])))
-        o.append(max([v[r] + root + 1] + ([o[-1] + w] if r else [])))
+        # the variance stage takes the sums when they are in, a row a cycle, when the row's
+        # root will be free as it comes out (root cycles after its previous row was taken)
+        cand = [a[r] + w - 1 + sum_latency(cfg)] + ([t[-1] + 1] if r else [])
+        if r >= roots:
+            cand.append(t[r - roots] + root)
+        t.append(max(cand))
+        o.append(max([t[r] + VAR_CYCLES + root + 1] + ([o[-1] + w] if r else [])))
         out.append(RowTiming(a[r], o[r] + w + LN_OUT_LATENCY))
     return out
 
 
 def layernorm_row_perf(cfg: AttentionConfig, channels: int) -> RowPerf:
     """``channels`` on LayerNorm: a row's latency alone and the period once rows of this size
-    are in flight (the mean over a turn of the slots, so it may be fractional)."""
+    are in flight (the mean over a turn of both the slots and the roots, so it may be
+    fractional)."""
     w = _words(cfg, "channels", channels, cfg.max_channels)
-    sched = layernorm_schedule(cfg, channels, 6 * LN_SLOTS + 1)
+    turn = math.lcm(cfg.slots, cfg.roots)         # the slots' and the roots' turns
+    sched = layernorm_schedule(cfg, channels, 6 * turn + 1)
     passes = {"input": w, "to_variance": sum_latency(cfg), "variance": VAR_CYCLES,
               "rsqrt": cfg.rsqrt_cycles, "to_output": 1, "output": w,
               "output_latency": LN_OUT_LATENCY}
-    period = (sched[-1].start - sched[-1 - LN_SLOTS].start) / LN_SLOTS
+    period = (sched[-1].start - sched[-1 - turn].start) / turn
     return RowPerf(w, passes, sched[0].last_out - sched[0].start + 1,
                    int(period) if period == int(period) else period)
 

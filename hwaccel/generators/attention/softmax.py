@@ -9,7 +9,7 @@ Interface
 ``table``   In  stream of packed beats of ``load_bits`` (:mod:`.packing`): the 256 18-bit
             unsigned exponent entries, ``EXP[0]`` first (``SoftmaxParams.exp_table`` in
             order), as many a beat as fit (113 in a 2048-bit beat: a load is 3 beats), each
-            beat written :data:`~.packing.TABLE_ROW` entries a cycle. Accepted only between
+            beat written ``table_row`` entries a cycle. Accepted only between
             rows; send the whole load before the next row.
 ``sink``    In  stream of ``{data: lanes x int8, length, valid}``: a row of ``length`` scores
             (``1 <= length <= max_len``) is ``ceil(length / lanes)`` words, position ``k`` in
@@ -24,28 +24,24 @@ Interface
 Hardware decisions
 ------------------
 * Four stages, each on its own row, so rows overlap: the *input* stage stores a row in one of
-  :data:`SLOTS` row-buffer slots (``len_words`` words of ``lanes`` int8 each, one block RAM)
+  ``slots`` row-buffer slots (``len_words`` words of ``lanes`` int8 each, one block RAM)
   and finds its masked maximum (the word registered, its masked lanes registered, a tree
   of ``lanes`` comparisons, the running maximum); the *exponent* stage reads a stored row,
   looks ``EXP[max - q]`` up, keeps the masked ``e`` in the same slot of an e-buffer (``lanes
   x 18`` bits a word) and sums them (an adder tree per word into ``S``); a *divider* turns
   ``S`` into ``R``; the *output* stage reads the e-buffer and multiplies by ``R``. A slot is
   the input stage's again once the exponent stage has read it, and the exponent stage's once
-  the output stage has read its e's, so up to :data:`SLOTS` rows are in flight and a stage
+  the output stage has read its e's, so up to ``slots`` rows are in flight and a stage
   starts a row in the cycle it issues the previous row's last read.
-* The exponent table is one 16 x (16 x 18) memory per lane (rows of
-  :data:`~.packing.TABLE_ROW` entries, all lanes written together a row a cycle from the
-  packed beats, one enable per entry): a lookup reads the row and selects the entry with
-  the index's low bits, registered with the read. Only the exponent stage reads it (the
+* The exponent table is one memory per lane of ``256 / table_row`` rows of ``table_row``
+  18-bit entries (16 x (16 x 18) by default: LUT RAM), all lanes written together a row a
+  cycle from the packed beats, one enable per entry: a lookup reads the row and selects the
+  entry with the index's low bits, registered with the read. Only the exponent stage reads it (the
   output stage reads the e-buffer), so it needs one read port a lane.
-* ``R`` comes from a restoring divider, ``bits_per_cycle`` quotient bits a cycle (that many
-  subtract-and-select steps chained): ``div_cycles = ceil(recip_bits / bits_per_cycle)``
-  cycles (22 at one bit a cycle). 22 bits hold the quotient for every table numerics
-  accepts (``EXP[0] >= 2**16``, and ``S >= EXP[0]``); the dividend ``127 * 2**31`` has zeros
-  in its low 31 bits, so the divider starts from ``127 * 2**31 >> 22`` (or more, padded to
-  whole cycles), already below ``S``, and shifts in zeros. :data:`DIVIDERS` of them take
-  the rows in turn (a divider its next row in the cycle of its last step); each slot keeps
-  its ``S`` and ``R`` until the next stage takes them.
+* ``R`` comes from restoring dividers (:mod:`.divider`), ``bits_per_cycle`` quotient bits a
+  cycle: ``div_cycles = ceil(recip_bits / bits_per_cycle)`` cycles (22 at one bit a cycle);
+  ``dividers`` of them take the rows in turn; each slot keeps its ``S`` and ``R`` until the
+  next stage takes them.
 * The output stage is a pipeline that freezes as a whole while ``source`` is not ready (its
   read port holds its data), so back-pressure never loses a word; ``R`` travels down it with
   each word. The other stages never wait on ``source``: back-pressure reaches them only as
@@ -53,7 +49,8 @@ Hardware decisions
 
 Cycles: :mod:`.perf` (``softmax_schedule``, exact when ``source`` keeps up and words come
 when asked); once short rows are in flight the dividers or a turn of the slots set the pace
-(rows of 16 on 16 lanes at two bits a cycle: one every 2.75 cycles), long ones their ``W =
+(rows of 16 on 16 lanes at two bits a cycle, four dividers and eight slots: one every
+2.75 cycles; default_attention's twelve dividers and 32 slots: one a cycle), long ones their ``W =
 ceil(n / lanes)`` words.
 """
 
@@ -66,7 +63,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...numerics import INT8
-from ...numerics.softmax import EXP_TABLE_SIZE, PROB_MAX, RECIP_SHIFT
+from ...numerics.softmax import EXP_TABLE_SIZE, RECIP_SHIFT
 from .common import (
     any_of,
     delay,
@@ -82,16 +79,9 @@ from .common import (
     word_layout,
 )
 from .config import AttentionConfig
-from .packing import TABLE_ROW
+from .divider import reciprocal_dividers
 
-__all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY",
-           "SLOTS", "DIVIDERS"]
-
-#: Rows in flight: row-buffer and e-buffer slots (a power of two: an index selects them all).
-SLOTS = 8
-#: Dividers, taking rows in turn (short rows every ``div_cycles / DIVIDERS`` cycles without a
-#: longer path): each a ``sum_bits`` remainder, a quotient, ``bits_per_cycle`` subtracts.
-DIVIDERS = 4
+__all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY"]
 
 
 def in_latency(cfg: AttentionConfig) -> int:
@@ -147,7 +137,7 @@ class SoftmaxUnit(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.config
-        L, depth = cfg.lanes, cfg.len_words
+        L, depth, SLOTS, row = cfg.lanes, cfg.len_words, cfg.slots, cfg.table_row
         pos = range(cfg.max_len + L + 1)
         lshape = signed(Shape.cast(pos).width + 2)
         nw_shape = range(depth + 1)
@@ -188,10 +178,10 @@ class SoftmaxUnit(wiring.Component):
         in_row = Signal()                         # some words of a row are in
         idle = ~in_row & ~any_of(bbusy) & ~any_of(ebusy) & ~out_busy
         t_addr, t_data, t_en, t_busy = packed_writer(
-            m, "tload", self.table, entry_bits=cfg.exp_bits, row_entries=TABLE_ROW,
+            m, "tload", self.table, entry_bits=cfg.exp_bits, row_entries=row,
             count=EXP_TABLE_SIZE, max_count=EXP_TABLE_SIZE, allow=idle)
-        exp_rd = lane_tables(m, "exp", data.ArrayLayout(unsigned(cfg.exp_bits), TABLE_ROW),
-                             EXP_TABLE_SIZE // TABLE_ROW, L, addr=t_addr, data=t_data, en=t_en)
+        exp_rd = lane_tables(m, "exp", data.ArrayLayout(unsigned(cfg.exp_bits), row),
+                             EXP_TABLE_SIZE // row, L, addr=t_addr, data=t_data, en=t_en)
 
         # --- input stage: store, masked max --------------------------------------------------
         in_slot = Signal(range(SLOTS))
@@ -322,44 +312,8 @@ class SoftmaxUnit(wiring.Component):
                 put(sfull, e3s, 1)
 
         # --- dividers: R = floor(127 * 2**31 / S), taking rows in turn --------------------
-        qb, k = cfg.recip_bits, cfg.bits_per_cycle
-        steps = cfg.div_cycles * k                # padded to whole cycles: leading zeros
-        assert steps <= RECIP_SHIFT   # the dividend's shifted-in bits are all zero
-        d_slot, d_eng = Signal(range(SLOTS)), Signal(range(DIVIDERS))   # the next row's
-        d_gos = []
-        for n in range(DIVIDERS):
-            d_cur, d_busy = Signal(range(SLOTS), name=f"div{n}_slot"), Signal(name=f"div{n}_busy")
-            dsum = Signal(cfg.sum_bits, name=f"div{n}_sum")
-            rem, quo = Signal(cfg.sum_bits + 1, name=f"div{n}_rem"), Signal(steps, name=f"div{n}_q")
-            cnt = Signal(range(cfg.div_cycles + 1), name=f"div{n}_cnt")
-            d_last = d_busy & (cnt == 1)
-            d_go = sfull[d_slot] & (d_eng == n) & (~d_busy | d_last)
-            d_gos.append(d_go)
-            r_cur, q_cur = rem, quo
-            for j in range(k):                    # k restoring steps chained in one cycle
-                rem2 = (r_cur << 1)[:len(rem)]    # a zero shifted in
-                diff = Signal(signed(len(rem) + 1), name=f"div{n}_diff{j}")
-                r_new = Signal.like(rem, name=f"div{n}_rem{j}")
-                q_new = Signal.like(quo, name=f"div{n}_q{j}")
-                m.d.comb += [diff.eq(rem2 - dsum),
-                             r_new.eq(Mux(diff >= 0, diff, rem2)),
-                             q_new.eq(Cat(diff >= 0, q_cur)[:steps])]
-                r_cur, q_cur = r_new, q_new
-            with m.If(d_busy):
-                m.d.sync += [rem.eq(r_cur), quo.eq(q_cur), cnt.eq(cnt - 1)]
-                with m.If(d_last):
-                    m.d.sync += d_busy.eq(0)
-                    put(rh, d_cur, q_cur[:qb])
-                    put(rfull, d_cur, 1)
-            with m.If(d_go):
-                # The partial remainder starts below S (127 * 2**31 >> steps < 2**16).
-                m.d.sync += [d_busy.eq(1), d_cur.eq(d_slot), dsum.eq(ssum[d_slot]),
-                             rem.eq((PROB_MAX << RECIP_SHIFT) >> steps), quo.eq(0),
-                             cnt.eq(cfg.div_cycles)]
-        with m.If(any_of(d_gos)):
-            m.d.sync += [d_slot.eq(nxt(d_slot)),
-                         d_eng.eq(Mux(d_eng == DIVIDERS - 1, 0, d_eng + 1))]
-            put(sfull, d_slot, 0)
+        reciprocal_dividers(m, cfg, ssum=ssum, sfull=sfull, rh=rh, rfull=rfull)
+        qb = cfg.recip_bits
 
         # --- output stage: a pipeline that freezes while source is not ready ----------------
         o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
