@@ -50,7 +50,9 @@ def _counts(text: str) -> list[int]:
 
 def add_arguments(p) -> None:
     p.add_argument("--model", required=True,
-                   help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, ...")
+                   help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, ...; "
+                        "or gemm<K>, a K x K Linear (--batch M: an M x K x K GEMM, "
+                        "hwaccel.parallel.gemm)")
     p.add_argument("--mode", choices=MODES, default="dp",
                    help="dp: the batch split over the instances, each running the same program; "
                         "pp: the layers split into stages, samples streaming through them "
@@ -140,10 +142,10 @@ def failures(rows) -> list[str]:
 
 
 def run(args) -> int:
-    from ..models.train import load
     from ..runtime.cluster import client_for
     from ..runtime.runnable import compile as compile_model
     from .dp import run_dp
+    from .gemm import load
 
     counts = _counts(args.instances)
     tls = tls_from_args(args)
