@@ -58,6 +58,9 @@ def test_q_k_v_run_as_one_gemm_and_stay_exact():
         assert gemms[f"{attn}.out"] == [2], gemms
         group = projection_groups(cm.qgraph, CFG.lanes)[f"{attn}.k"]
         assert [op.name for op in group] == [f"{attn}.{p}" for p in "qkv"]
+    text = cm.describe()
+    assert "GEMM of q, k, v side by side" in text
+    assert "(its columns of encoder.layers.1.self_attn.q's GEMM)" in text
 
 
 def test_projections_off_a_word_boundary_keep_their_own_gemms():

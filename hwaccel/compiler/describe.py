@@ -34,6 +34,13 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
                     + (" + 2x2 pool" if op.pool else ""))
         return "CONV" + (" + 2x2 pool" if op.pool else "")
     if isinstance(op, ir.QLinear):
+        from .lower_attention import projection_groups
+
+        group = projection_groups(qg, cfg.lanes).get(op.name)
+        if group is not None:   # run as one GEMM (a contiguous input: the lowering checks)
+            names = ", ".join(m.name.rsplit(".", 1)[-1] for m in group)
+            return (f"GEMM of {names} side by side (whole batch)" if op is group[0]
+                    else f"(its columns of {group[0].name}'s GEMM)")
         prev = qg.op(op.inputs[0])
         flat = isinstance(prev, ir.QFlatten)
         hw = shapes[prev.inputs[0]][1:] if flat else ()
