@@ -10,8 +10,6 @@ on one instance. Partitions that cannot run are refused naming the layer or inst
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 from torch import nn
@@ -21,34 +19,13 @@ from hwaccel.compiler.cases import make
 from hwaccel.generators.link.config import LinkConfig
 from hwaccel.parallel.pp_sim import golden
 from hwaccel.parallel.tp import TpError, plan, word_parts
+from hwaccel.parallel.tp_points import compiled, random_points
 from hwaccel.parallel.tp_sim import default_ring_link, model, ring_steps, simulate
 
 
-class TinyLstm(nn.Module):
-    """The reference LSTM's shape at the tiny cell's sizes: two stacked layers, the last step
-    into a Linear."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(3)
-        self.emb = nn.Embedding(20, 6)
-        self.rnn = nn.LSTM(6, 5, num_layers=2, batch_first=True)
-        self.out = nn.Linear(5, 7)
-
-    def forward(self, t):
-        _, (h, _) = self.rnn(self.emb(t))
-        return self.out(h[-1])
-
-
 def _compiled(name, n):
-    if name == "tinylstm":
-        net, x = TinyLstm().eval(), torch.randint(0, 20, (n, 5),
-                                                  generator=torch.Generator().manual_seed(5))
-    else:
-        net, inputs = make(name)
-        x = inputs(n, torch.Generator().manual_seed(14))
-    cm = hwaccel.compile(net, x, preset="tiny")
-    xi = cm.quantize_input(x)
+    cm, x = compiled(name, 6)                # one compile of each model (random_points' too)
+    xi = cm.quantize_input(x[:n])
     return cm, xi, golden(cm, xi).reshape(n, -1)
 
 
@@ -75,7 +52,7 @@ def _check(cm, xi, ref, n, split, link, **kw):
 
 
 @pytest.mark.parametrize("name,split", [("sequential", "n"), ("mlp", "k"), ("mlp", "auto"),
-                                        ("tinylstm", "auto")])
+                                        ("tiny_lstm", "auto")])
 def test_tp_on_the_rtl_is_bit_exact_and_the_model_equals_the_ring(rtl, name, split):
     cm, xi, ref = _compiled(name, 5)
     link = LinkConfig(width=4, latency=3, buffer=8, watchdog=64, name="t")   # 2 credits of 7
@@ -102,7 +79,7 @@ def test_a_column_then_row_parallel_pair_skips_the_gather():
 
 
 def test_lstm_layers_split_the_batch_or_replicate():
-    cm, xi, ref = _compiled("tinylstm", 5)
+    cm, xi, ref = _compiled("tiny_lstm", 5)
     link = default_ring_link(cm.config, 4)
     p, t = _check(cm, xi, ref, 4, "n", link)
     assert [la.split for la in p.layers] == ["b", "b", "n"]
@@ -117,18 +94,9 @@ def test_lstm_layers_split_the_batch_or_replicate():
 
 
 def test_random_points_equal_their_model():
-    rng = random.Random(14)
-    cases = {name: _compiled(name, 6) for name in ("sequential", "mlp", "batchnorm", "tinylstm")}
-    for _ in range(8):
-        name = rng.choice(sorted(cases))
-        cm, xi, ref = cases[name]
-        batch = rng.randint(1, 6)
-        latency = rng.choice([0, 1, 5, 16])
-        buffer = 4 * rng.randint(1, 2 * latency + 2)
-        link = LinkConfig(width=4, latency=latency, buffer=buffer, watchdog=256, name="r")
-        n = rng.randint(1, 4)
-        split = rng.choice(["auto", "n"] + (["k"] if name == "mlp" else []))
-        _check(cm, xi[:batch], ref[:batch], n, split, link)
+    rows = random_points(5, seed=5)
+    assert {r["mode"] for r in rows} == {"tp", "hybrid"}
+    assert all(r["cycles_match"] and r["mismatches"] == 0 for r in rows), rows
 
 
 def test_word_parts():
