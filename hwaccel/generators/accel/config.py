@@ -240,7 +240,11 @@ PRESETS: dict[str, AccelConfig] = {
 #: for the RTL tests.
 MODEL_PRESETS: dict[str, AccelConfig] = {
     "default_attention": PRESETS["default"].with_(
+        # Area for pace (an ASIC-sized preset): eleven dividers (rows of 16 scores a cycle),
+        # six roots (rows of 32 channels every 2 cycles, their words), 32 slots, and tables
+        # written 64 entries a cycle (the exponent table in 6 cycles, GELU's in 4).
         attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, bits_per_cycle=2,
+                                  dividers=11, roots=6, slots=32, table_row=64,
                                   name="default"),
         name="default_attention"),
     # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM
