@@ -33,10 +33,13 @@ bench: $(STAMP)
 	$(VENV)/bin/hwaccel bench gemm --dataflow os
 	$(VENV)/bin/hwaccel bench gemm --dataflow ws
 
-# An ECP5 bitstream (yowasp-ecppack) of the `ecp5` preset inside a scan shell: build/impl/*/<slug>.bit
-BITSTREAM_PRESET ?= accel_ecp5
+# A bitstream for a board (ulx3s or ecpix5): the accelerator preset behind a UART bridge, with the
+# board's clock through the PLL, reset and pins: build/board/<board>_accel_<preset>/*.bit
+# (`hwaccel synth --preset P --bitstream` still writes a core-in-a-scan-shell bitstream.)
+BOARD ?= ulx3s
+PRESET ?= ecp5
 bitstream: $(STAMP)
-	$(VENV)/bin/hwaccel synth --preset $(BITSTREAM_PRESET) --target ecp5 --bitstream
+	$(VENV)/bin/hwaccel board --board $(BOARD) --preset $(PRESET)
 
 clean:
 	rm -rf rtl/*.v rtl/*.json build .pytest_cache

@@ -91,6 +91,7 @@ COMMANDS = {
     "sweep": "hwaccel.dse.command",
     "verify": "hwaccel.formal.command",
     "parallel": "hwaccel.parallel.command",
+    "board": "hwaccel.impl.board_command",
 }
 
 

@@ -141,7 +141,6 @@ class LinkHost:
     def write_many(self, writes) -> None:
         """``(address, data)`` writes; runs of consecutive addresses go as one WRITE frame of
         up to ``max_words`` words."""
-        wb = self.word_bytes
         run: list[int] = []
         first = None
         for addr, data in writes:
@@ -153,7 +152,6 @@ class LinkHost:
             run.append(int(data))
         if run:
             self._write(first, run)
-        del wb
 
     def _write(self, first: int, words: list[int]) -> None:
         payload = first.to_bytes(4, "little") + b"".join(
@@ -163,7 +161,7 @@ class LinkHost:
     def write(self, addr: int, data: int) -> None:
         self.write_many([(addr, data)])
 
-    def read_words(self, addr: int, count: int, *, word_bytes: int | None = None) -> list[int]:
+    def read_words(self, addr: int, count: int) -> list[int]:
         wb = self.word_bytes
         most = 0xFFFF // wb
         out: list[int] = []

@@ -1,0 +1,38 @@
+"""``hwaccel board``: a bitstream for a real board (the accelerator behind its UART bridge).
+
+``make bitstream BOARD=ulx3s`` runs it. The report (resources, Fmax, PLL, UART) is printed as
+JSON; the ``.bit`` is in ``build/board/<board>_<preset>/``.
+"""
+
+from __future__ import annotations
+
+import json
+
+HELP = "a bitstream for a board: the accelerator behind a UART bridge (ulx3s, ecpix5)"
+
+
+def add_arguments(p) -> None:
+    from ..generators.board.boards import BOARDS
+    from ..generators.board.config import BoardConfig
+
+    d = BoardConfig()
+    p.add_argument("--board", choices=list(BOARDS), default=d.board,
+                   help=f"the board (default: {d.board})")
+    p.add_argument("--preset", default=d.preset,
+                   help=f"accelerator preset (default: {d.preset})")
+    p.add_argument("--freq", type=float, default=d.freq_mhz,
+                   help=f"the accelerator's clock in MHz, made by the PLL (default: "
+                        f"{d.freq_mhz:g})")
+    p.add_argument("--baud", type=int, default=d.baud,
+                   help=f"the UART's baud rate (default: {d.baud})")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+
+
+def run(args) -> int:
+    from ..generators.board.config import BoardConfig
+    from .board import board_bitstream
+
+    cfg = BoardConfig(board=args.board, preset=args.preset, freq_mhz=args.freq, baud=args.baud)
+    bit, report = board_bitstream(cfg, seed=args.seed)
+    print(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,65 @@
+"""Board tops: the configs refuse what a board cannot do, the PLL's dividers (from
+yowasp-ecppll) give the clock asked for, and the ULX3S top binds the amaranth-boards pins
+(oscillator, UART, reset, LEDs) -- the design the bitstream flow places and routes."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwaccel.generators.board import BoardConfig
+from hwaccel.generators.board.boards import BOARDS
+
+
+def test_board_configs_refuse_by_name():
+    with pytest.raises(ValueError, match=r"board must be one of 'ulx3s', 'ecpix5', not 'arty'"):
+        BoardConfig(board="arty")
+    with pytest.raises(ValueError, match=r"preset must be one of .* not 'huge'"):
+        BoardConfig(preset="huge")
+    with pytest.raises(ValueError, match=r"baud 3000000 is not a divisor of 50.0 MHz within 1 %"):
+        BoardConfig(baud=3_000_000)
+    cfg = BoardConfig(board="ulx3s", preset="ecp5", freq_mhz=50.0, baud=1_000_000)
+    bridge = cfg.bridge()
+    assert bridge.divisor == 50 and bridge.accel.slug == "accel_ecp5"
+    assert bridge.gap == 4000 * 50   # 4 ms of quiet at 50 MHz ends a frame
+
+
+@pytest.mark.parametrize("fin, fout", [(25.0, 50.0), (100.0, 50.0), (25.0, 60.0)])
+def test_pll_dividers_make_the_clock(fin, fout):
+    from hwaccel.generators.board.pll import pll_params
+
+    p = pll_params(fin, fout)
+    params = dict(p.parameters)
+    # CLKOP feeds back: f_out = f_in / CLKI_DIV x CLKFB_DIV, and the VCO runs CLKOP_DIV faster
+    assert fin / params["CLKI_DIV"] * params["CLKFB_DIV"] == pytest.approx(p.fout_mhz)
+    assert p.fout_mhz == pytest.approx(fout)
+    vco = p.fout_mhz * params["CLKOP_DIV"]
+    assert vco == pytest.approx(p.vco_mhz) and 400 <= vco <= 800
+    assert params["FEEDBK_PATH"] == "CLKOP"
+
+
+def test_every_board_has_the_resources_the_top_uses():
+    for board in BOARDS.values():
+        platform = board.platform()
+        assert platform.dsp_primitive == "MULT18X18D"
+        platform.request(board.clock, 0, dir="-")
+        platform.request(*board.reset, dir="-")
+        uart = platform.request("uart", 0, dir="-")
+        assert hasattr(uart, "rx") and hasattr(uart, "tx")
+        for i in range(board.leds):
+            board.led_port(platform, i)
+
+
+def test_ulx3s_top_binds_the_boards_pins():
+    from hwaccel.generators.board.pll import pll_params
+    from hwaccel.generators.board.top import BoardTop
+
+    cfg = BoardConfig(board="ulx3s", preset="tiny")
+    top = BoardTop(cfg, pll_params(25.0, cfg.freq_mhz))
+    plan = BOARDS["ulx3s"].platform().prepare(top, name="top")
+    lpf = plan.files["top.lpf"]
+    # pins of the ULX3S's published constraint file (ulx3s_v20.lpf), as amaranth-boards has them
+    for port, site in (("clk25_0__io", "G2"), ("uart_0__rx__io", "M1"),
+                       ("uart_0__tx__io", "L4"), ("button_fire_0__io", "R1"),
+                       ("led_0__io", "B2")):
+        assert f'LOCATE COMP "{port}" SITE "{site}";' in lpf
+    assert "EHXPLLL" in plan.files["top.il"]
