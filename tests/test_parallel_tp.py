@@ -63,6 +63,9 @@ def test_tp_on_the_rtl_is_bit_exact_and_the_model_equals_the_ring(rtl, name, spl
             assert {la.split for la in p.layers} <= {"n", "k", "b", "replicated"}
     if split == "k":
         assert [la.split for la in p.layers] == ["k", "k"]
+        # every chunk crosses N - 1 links as int32 sums (4 bytes a lane), then as int8
+        lanes = cm.config.lanes
+        assert sum(t.link_bytes) == sum(2 * sum(la.chunks) * lanes * (4 + 1) for la in p.layers)
         # reduce-scatter of int32 chunks, requantize, all-gather: 2 (N - 1) link steps
         assert [s[0][0] for s in ring_steps(p.layers[0], 3)] == ["sum", "sum", "requant",
                                                                  "gather", "gather"]

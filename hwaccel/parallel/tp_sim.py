@@ -84,8 +84,9 @@ def default_ring_link(accel, latency: int = 2, buffer: int | None = None) -> Lin
 
 def ring_steps(layer, n: int) -> list[list[tuple[str, int, int]]]:
     """``layer``'s collective over ``n`` instances as ring steps: per step, per link ``j``,
-    ``(kind, chunk, words)`` with kind ``sum`` (int32 partial sums), ``requant`` (no link: the
-    words instance ``j`` requantizes) or ``gather`` (int8)."""
+    ``(kind, chunk, words)`` with kind ``sum`` (int32 partial sums: ``4 lanes`` bytes a word),
+    ``requant`` (no link: the words instance ``j`` requantizes) or ``gather`` (int8: ``lanes``
+    bytes a word); ``words`` counts the chunk's words as int8 activations."""
     return _steps(layer, n) if layer.split in ("n", "k", "b") and layer.gather and n > 1 \
         else []
 
@@ -95,7 +96,7 @@ def _steps(layer, n):
     w = layer.chunks
     if layer.split == "k":
         for s in range(n - 1):
-            out.append([("sum", (j - s) % n, w[(j - s) % n] * 4) for j in range(n)])
+            out.append([("sum", (j - s) % n, w[(j - s) % n]) for j in range(n)])
         out.append([("requant", (j + 1) % n, w[(j + 1) % n]) for j in range(n)])
         off = 1
     else:
