@@ -48,7 +48,7 @@ def test_hybrid_of_one_instance_groups_is_a_pipeline():
     (r,) = run_hybrid(cm, x, [3], group=1, link=LINK, clock=(100.0, "given"))
     assert r.mismatches == 0 and r.model_cycles == r.cycles
     assert [[la for la, *_ in s] for s in r.stages] == [["0"], ["4"], ["6"]]
-    assert all(split == "n" and gathered for s in r.stages for _, split, gathered in s)
+    assert all(split == "whole" and gathered for s in r.stages for _, split, gathered in s)
 
 
 def test_hybrid_refuses_impossible_groups():

@@ -27,6 +27,7 @@ instance that holds that instance's share of the layer. How a layer is shared (:
   not its channels (``lstm="replicate"``: every instance runs the whole layer instead).
 * ``replicated``: every instance runs the whole layer (no traffic): pools and depthwise convs
   (no reduction to share; each instance has the whole input), and LSTM layers when asked.
+* ``whole``: every layer of a one-instance plan.
 
 What runs where (see :mod:`.tp_sim` for the timing): an instance's share of a layer is a program
 lowered by the compiler from a one-layer graph of the sliced layer (:func:`hwaccel.compiler.

@@ -190,8 +190,8 @@ def layer(cfg, ops, op, x, n, split, lstm, run) -> tuple[TpLayer, np.ndarray]:
         low = _lower(cfg, whole, x, f"layer {name!r}")
         y, cycles = run(low, f"layer {name!r}")
         shares = tuple(_share(cfg, j, 0, 1, low, y, cycles) for j in range(n))
-        return TpLayer(name, op, "replicated" if rep else "n", shares, (), _words(cfg, low), y,
-                       rep or "one instance"), y
+        return TpLayer(name, op, "whole" if n == 1 else "replicated", shares, (),
+                       _words(cfg, low), y, "one instance" if n == 1 else rep), y
     if split == "k" and not isinstance(op, ir.QLinear):
         raise TpError(f"layer {name!r} is a {type(op).__name__[1:]}: K-split applies to Linear "
                       f"layers only (a conv's window sums are not taken out of the engine, and "
