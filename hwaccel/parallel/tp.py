@@ -83,9 +83,10 @@ class TpPlan:
         out = []
         for la in self.layers:
             parts = ", ".join(f"{s.hi - s.lo}" for s in la.shares)
-            what = {"n": "output channels", "k": "input channels"}.get(la.split, "")
-            how = la.reason if la.split == "replicated" else f"{what} {parts}"
-            out.append(f"{la.name}: {la.split} ({how}); cycles "
+            what = {"n": "output channels", "k": "input channels", "b": "samples"}
+            how = f"{what[la.split]} {parts}" if la.split in what else la.reason
+            kept = "" if la.gather else ", kept in place"
+            out.append(f"{la.name}: {la.split} ({how}{kept}); cycles "
                        f"{', '.join(str(s.cycles) for s in la.shares)}")
         return "\n".join(out)
 
