@@ -21,16 +21,22 @@ from hwaccel.generators.multi import PipelineConfig
 from hwaccel.parallel.dp import run_dp
 from hwaccel.parallel.plots import figures, gpipe_bubbles, timeline_segments, write_plots
 from hwaccel.parallel.pp_run import run_pp
+from hwaccel.parallel.tp_run import run_tp
 
 TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
 CLOCK = (50.0, "given")
 
 
 @pytest.fixture(scope="module")
-def rows():
+def compiled():
     net, inputs = make("sequential")
     x = inputs(6, torch.Generator().manual_seed(14))
-    cm = hwaccel.compile(net, x, preset="tiny")
+    return hwaccel.compile(net, x, preset="tiny"), x
+
+
+@pytest.fixture(scope="module")
+def rows(compiled):
+    cm, x = compiled
     return (run_dp(cm, x, [1, 2, 3], clock=CLOCK)
             + run_pp(cm, x, [1, 2, 3], top=TOP, clock=CLOCK))
 
@@ -101,6 +107,33 @@ def _bars(coll):
     for path in coll.get_paths():
         xs = path.vertices[:, 0]
         yield xs.min(), xs.max() - xs.min()
+
+
+def test_several_link_latencies_plot_throughput_against_latency(compiled):
+    """tp rows at L = 0 and 16: one speedup line per latency, one throughput line per N."""
+    import matplotlib.pyplot as plt
+
+    cm, x = compiled
+    rows = run_tp(cm, x, [1, 2], (0, 16), clock=CLOCK)
+    for r in rows:
+        assert r.cycles == r.model_cycles and r.mismatches == 0, r
+    figs = figures(rows)
+    try:
+        assert set(figs) == {"speedup", "throughput_vs_latency"}
+        for fig in figs.values():
+            _axes_are_labelled(fig)
+        sp, ef = figs["speedup"].axes
+        for lat in (0, 16):
+            mine = [r for r in rows if r.link_latency == lat]
+            assert _line(sp, f"tp L={lat}") == ([1, 2], [r.speedup for r in mine])
+            assert _line(ef, f"tp L={lat}") == ([1, 2], [r.efficiency for r in mine])
+        (ax,) = figs["throughput_vs_latency"].axes
+        for n in (1, 2):
+            mine = [r for r in rows if r.instances == n]
+            assert _line(ax, f"tp N={n}") == ([0, 16], [r.hw_samples_per_second for r in mine])
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
 
 
 def test_the_files_are_written(rows, tmp_path):

@@ -2,7 +2,11 @@
 :mod:`hwaccel.dse.plots`).
 
 * ``speedup.png``: speedup and efficiency (speedup / N) against the instance count N, one line
-  per mode, beside the ideal (speedup N, efficiency 1);
+  per mode (per mode and link latency ``L`` when a mode's rows have several), beside the ideal
+  (speedup N, efficiency 1);
+* ``throughput_vs_latency.png`` (rows of one mode and N at several link latencies, as tp's
+  ``--link-latency 0,16,64`` gives): hardware samples a second at the rows' clock against ``L``,
+  one line per mode and N;
 * ``pp_bubbles.png`` (rows that ran a pipeline): the measured bubble fraction against N, beside
   GPipe's ``(p - 1) / (m + p - 1)`` for the same ``m`` samples;
 * ``pp_timeline_N<n>.png`` (each such row): every instance's cycles receiving, computing and
@@ -18,7 +22,8 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-__all__ = ["figures", "write_plots", "timeline_segments", "gpipe_bubbles"]
+__all__ = ["figures", "write_plots", "series", "latency_series", "timeline_segments",
+           "gpipe_bubbles"]
 
 #: The phases of an instance's sample in a timeline, with the Timeline fields that bound them.
 PHASES = (("receive", "recv", "start"), ("compute", "start", "finish"), ("send", "send", "sent"))
@@ -57,18 +62,41 @@ def _integer_axis(ax, values) -> None:
     ax.set_xlim(values[0] - 0.5, values[-1] + 0.5)
 
 
+def series(rows) -> dict[str, list]:
+    """The rows by line of the speedup plot, each in instance order: by mode, and by link
+    latency too (label ``"<mode> L=<L>"``) for a mode whose rows have several."""
+    out: dict[str, list] = {}
+    for mode in dict.fromkeys(r.mode for r in rows):
+        mine = [r for r in rows if r.mode == mode]
+        lat = list(dict.fromkeys(getattr(r, "link_latency", None) for r in mine))
+        for v in lat:
+            label = mode if len(lat) == 1 else f"{mode} L={v}"
+            out[label] = sorted((r for r in mine if getattr(r, "link_latency", None) == v),
+                                key=lambda r: r.instances)
+    return out
+
+
+def latency_series(rows) -> dict[str, list]:
+    """The rows by line of the throughput plot: ``"<mode> N=<n>"`` with rows at two link
+    latencies or more, each in latency order."""
+    groups: dict[str, list] = {}
+    for r in rows:
+        if getattr(r, "link_latency", None) is not None:
+            groups.setdefault(f"{r.mode} N={r.instances}", []).append(r)
+    return {k: sorted(v, key=lambda r: r.link_latency) for k, v in groups.items()
+            if len({r.link_latency for r in v}) > 1}
+
+
 def _speedup_figure(plt, rows):
     fig, (sp, ef) = plt.subplots(1, 2, figsize=(11, 4.2))
     counts = [r.instances for r in rows]
-    modes = list(dict.fromkeys(r.mode for r in rows))
     ideal = sorted(set(counts))
     sp.plot(ideal, ideal, "k--", linewidth=1, label="ideal (N)")
     ef.plot(ideal, [1.0] * len(ideal), "k--", linewidth=1, label="ideal (1)")
-    for mode in modes:
-        sel = sorted((r for r in rows if r.mode == mode), key=lambda r: r.instances)
+    for label, sel in series(rows).items():
         n = [r.instances for r in sel]
-        sp.plot(n, [r.speedup for r in sel], "o-", label=mode)
-        ef.plot(n, [r.efficiency for r in sel], "o-", label=mode)
+        sp.plot(n, [r.speedup for r in sel], "o-", label=label)
+        ef.plot(n, [r.efficiency for r in sel], "o-", label=label)
     batch = sorted({r.batch for r in rows})
     what = f"batch {', '.join(map(str, batch))}"
     for ax, top in ((sp, max([*counts, *(r.speedup for r in rows)])),
@@ -82,6 +110,27 @@ def _speedup_figure(plt, rows):
     sp.set_title(f"speedup against instances ({what})")
     ef.set_ylabel("efficiency (speedup / N)")
     ef.set_title(f"efficiency against instances ({what})")
+    fig.tight_layout()
+    return fig
+
+
+def _latency_figure(plt, lines):
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    lat = sorted({r.link_latency for sel in lines.values() for r in sel})
+    for label, sel in lines.items():
+        ax.plot([r.link_latency for r in sel], [r.hw_samples_per_second for r in sel], "o-",
+                label=label)
+    ax.set_xticks(lat, [str(v) for v in lat])
+    pad = max(1, (lat[-1] - lat[0]) * 0.05)
+    ax.set_xlim(lat[0] - pad, lat[-1] + pad)
+    ax.set_ylim(0, max(r.hw_samples_per_second for sel in lines.values() for r in sel) * 1.1)
+    mhz = ", ".join(f"{v:.1f}" for v in sorted({r.clock_mhz for sel in lines.values()
+                                                for r in sel}))
+    ax.set_xlabel("link latency L (cycles each way)")
+    ax.set_ylabel(f"hardware throughput (samples/s at {mhz} MHz)")
+    ax.set_title("throughput against link latency")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -144,6 +193,9 @@ def figures(rows) -> dict:
         raise ValueError("rows must hold at least one row to plot, not none")
     plt = _pyplot()
     out = {"speedup": _speedup_figure(plt, rows)}
+    lines = latency_series(rows)
+    if lines:
+        out["throughput_vs_latency"] = _latency_figure(plt, lines)
     piped = [r for r in rows if _timeline(r) is not None]
     if piped:
         out["pp_bubbles"] = _bubbles_figure(plt, piped)
