@@ -25,12 +25,14 @@ __all__ = ["command_checks"]
 
 
 def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
-    """The shape and range checks, across CALC and CHECK: one multiply deep per cycle.
+    """The shape and range checks, across CALC, CHECK and the cycle after: one multiply deep
+    per cycle, and no multiply before a compare.
 
     A range check is ``base + a * b > depth``. CALC registers the factors ``a`` and ``b``
     (themselves at most one product of command fields) and the room ``depth - base``;
-    CHECK multiplies and compares. Shape checks are registered in CALC, except the
-    descriptor equalities that need a sum or a product first (those compare in CHECK).
+    CHECK multiplies (into registers), and ``range_bad`` compares those products in the cycle
+    after CHECK. Shape checks are registered in CALC, except the descriptor equalities that
+    need a sum or a product first (those compare in CHECK: ``shape_ok``).
     """
     conv = cfg.conv
     ad, wd = cfg.act_depth, cfg.wgt_depth
@@ -139,13 +141,17 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                              out_b.eq(e["out_b"]), w_a.eq(e["w_a"]), ok_calc.eq(e["ok"])]
 
     in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
+    # CHECK's products, registered (every cycle: the factors hold from CALC on), so the range
+    # compares read them in the cycle after CHECK (the command's first TILE or ISSUE).
+    in_r, out_r, w_r = (Signal(len(x)) for x in (in_words, out_words, w_words))
+    m.d.sync += [in_r.eq(in_words), out_r.eq(out_words), w_r.eq(w_words)]
     shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
                              & (oh_calc == d.out_height),
                              (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
-    range_bad = (past | (in_words > room_src) | (out_words > room_dst)
-                 | ((w_words > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_words))
+    range_bad = (past | (in_r > room_src) | (out_r > room_dst)
+                 | ((w_r > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_r))
     if attn is not None:
-        range_bad = range_bad | attn.range_bad(in_words)
+        range_bad = range_bad | attn.range_bad(in_r)
     return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
                            legal=legal, shape_ok=shape_ok, range_bad=range_bad,
                            pixels_out=pixels_out, elt=elt.mine, in_a=in_a, out_a=out_a,

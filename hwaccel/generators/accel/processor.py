@@ -14,12 +14,12 @@ cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``coun
 ``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
 States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CHECK -> [TILE] -> ISSUE ->
-RUN -> FETCH ... (a depthwise CONV's next groups: RUN -> ISSUE). Clock speed: no path
-does more than one multiply. CALC registers the factors
-of every count and the room left in each memory, CHECK multiplies and compares; a GEMM's next
-tile is worked out while the current one runs, so TILE only copies, adds and multiplies once.
-These stages sit in cycles the processor spent anyway: the cycle counts are those of a
-processor that did all of it in one cycle.
+RUN -> FETCH ... (a depthwise CONV's next groups: RUN -> ISSUE). Clock speed: no path does
+more than one multiply, none a multiply then a compare. CALC registers the factors of every
+count and the room left in each memory, CHECK multiplies, the command's first TILE or ISSUE
+compares (an ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
+one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
+anyway: the cycle counts are those of a processor that did all of it in one cycle.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ class Processor(wiring.Component):
         watch = Signal(range(cfg.watchdog + 1))
         age = Signal(range(RIPE + 1))      # RUN cycles so far (saturating)
         done_seen = Signal()               # a GEMM tile finished before its successor was ripe
+        fresh = Signal()                   # CHECK was the last state: the range checks decide
 
         # An explicit state register and If/Elif chains, not m.FSM or m.Switch: Yosys writes a
         # case per signal without a default, which lints as CASEINCOMPLETE.
@@ -127,6 +128,7 @@ class Processor(wiring.Component):
             return state == STATES.index(name)
 
         op, d, p = cmd.op, cmd.desc, cmd.pool
+        m.d.sync += fresh.eq(is_("CHECK"))
         chk = command_checks(m, cmd, cfg, calc=is_("CALC"))
         d = self._matmul(m, cmd, chk, calc=is_("CALC")).desc   # MATMUL: checks, GEMM shape
         if cfg.lstm is not None:
@@ -141,16 +143,21 @@ class Processor(wiring.Component):
         dw_left = Signal(range(cfg.act_depth + 1))
         dw_conv = (op == Op.CONV) & d.depthwise
         dw_k = Mux(d.pool, 1, cfg.conv.dw_groups)
+        # ``min(left, dw_k)`` a cycle ahead, and one product each of it and registers that hold
+        # for the whole command (CALC's factors).
+        jg = Signal(range(cfg.conv.dw_groups + 1), name="dw_jg")
+        m.d.sync += jg.eq(Mux(is_("CALC"), Mux(cmd.nb > dw_k, dw_k, cmd.nb),
+                              Mux(dw_left > dw_k, dw_k, dw_left)))
+        dw_src, dw_dst = chk.in_a * jg, chk.out_a * jg
+        dw_fab = chk.pixels_out * cfg.conv.dw_chunks * jg
 
         def dw_job(left):
             """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
-            jg = Mux(left > dw_k, dw_k, left)
-            return [self.job_src_count.eq(chk.in_a * jg), self.job_dst_count.eq(chk.out_a * jg),
+            return [self.job_src_count.eq(dw_src), self.job_dst_count.eq(dw_dst),
                     self.job_wgt_count.eq((cfg.conv.dw_chunks + 1) * jg),
                     self.job_desc.blocks.eq(jg),
                     self.job_desc.weight_words.eq(cfg.conv.dw_chunks * jg),
-                    self.job_fabric.eq(dw_fabric * jg), dw_left.eq(left - jg)]
-        dw_fabric = Signal(32)   # a group's fabric cycles
+                    self.job_fabric.eq(dw_fab), dw_left.eq(left - jg)]
         til = self._tiles(m, cmd, chk, check=is_("CHECK"), run=is_("RUN"))
 
         with m.If(is_("IDLE")):
@@ -180,18 +187,14 @@ class Processor(wiring.Component):
                          self.job_dst_run.eq(1), self.job_dst_stride.eq(1),
                          self.job_wgt_run.eq(1), self.job_wgt_stride.eq(1),
                          self.job_src_group.eq(0), self.job_dst_group.eq(0),
-                         dw_fabric.eq(chk.pixels_out * cfg.conv.dw_chunks),
                          self.job_kind.eq(Mux(chk.attn, JOB_ATTN, Mux(chk.elt, JOB_ELT,
                                               Mux(op == Op.MAXPOOL, JOB_POOL,
                                                   Mux(op == Op.LSTM, JOB_LSTM, JOB_CONV))))),
                          self.job_elt.eq(cmd.elt), self.job_avg.eq(op == Op.AVGPOOL),
                          self.job_fabric.eq(chk.pixels_out * d.weight_words)]
             with m.If(dw_conv):
-                m.d.sync += [*dw_job(cmd.nb), self.job_fabric.eq(chk.pixels_out
-                                                                 * cfg.conv.dw_chunks
-                                                                 * Mux(cmd.nb > dw_k, dw_k,
-                                                                       cmd.nb)),
-                             self.job_src_stride.eq(cmd.nb), self.job_dst_stride.eq(cmd.nb),
+                m.d.sync += [*dw_job(cmd.nb), self.job_src_stride.eq(cmd.nb),
+                             self.job_dst_stride.eq(cmd.nb),
                              self.job_src_group.eq(chk.in_a), self.job_dst_group.eq(chk.out_a)]
             with m.If(op == Op.DONE):
                 m.d.sync += [self.done.eq(1), self.busy.eq(0)]
@@ -205,12 +208,12 @@ class Processor(wiring.Component):
                 fault(Cause.ILLEGAL_OPCODE)
             with m.Elif(~chk.shape_ok):
                 fault(Cause.SHAPE)
-            with m.Elif(chk.range_bad):
-                fault(Cause.ADDRESS)
             with m.Elif(chk.mm.tiled):   # GEMM or MATMUL
                 goto("TILE")
             with m.Else():
                 goto("ISSUE")
+        with m.Elif((is_("TILE") | is_("ISSUE")) & fresh & chk.range_bad):
+            fault(Cause.ADDRESS)   # the command's first TILE or ISSUE: its range checks
         with m.Elif(is_("TILE")):
             m.d.sync += til.load(self)
             goto("ISSUE")
