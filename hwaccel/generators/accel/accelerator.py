@@ -272,18 +272,25 @@ class Accelerator(wiring.Component):
         w_addr, w_first = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
         w_col = Signal(range(cfg.act_depth + 1))
         w_gfirst, w_gcol = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth + 1))
+        # ``w_col + 1 == dst_run`` and ``w_gcol + 1 == dst_group`` a cycle ahead (as the DMA's).
+        w_end, w_gend = Signal(), Signal()
+        run, group = proc.job_dst_run, proc.job_dst_group
         with m.If(store):
             m.d.sync += [written.eq(written + 1), w_addr.eq(w_addr + 1), w_col.eq(w_col + 1),
-                         w_gcol.eq(w_gcol + 1)]
-            with m.If(w_col + 1 == proc.job_dst_run):
+                         w_gcol.eq(w_gcol + 1), w_end.eq(Mux(w_gend, run == 1, w_col + 2 == run)),
+                         w_gend.eq(w_gcol + 2 == group)]
+            with m.If(w_end):
                 m.d.sync += [w_addr.eq(w_first + proc.job_dst_stride),
-                             w_first.eq(w_first + proc.job_dst_stride), w_col.eq(0)]
-            with m.If(w_gcol + 1 == proc.job_dst_group):
+                             w_first.eq(w_first + proc.job_dst_stride), w_col.eq(0),
+                             w_end.eq(run == 1)]
+            with m.If(w_gend):
                 m.d.sync += [w_addr.eq(w_gfirst + 1), w_first.eq(w_gfirst + 1),
-                             w_gfirst.eq(w_gfirst + 1), w_col.eq(0), w_gcol.eq(0)]
+                             w_gfirst.eq(w_gfirst + 1), w_col.eq(0), w_gcol.eq(0),
+                             w_gend.eq(group == 1)]
         with m.If(proc.job_start):
             m.d.sync += [w_addr.eq(proc.job_dst), w_first.eq(proc.job_dst), w_col.eq(0),
-                         w_gfirst.eq(proc.job_dst), w_gcol.eq(0)]
+                         w_gfirst.eq(proc.job_dst), w_gcol.eq(0), w_end.eq(run == 1),
+                         w_gend.eq(group == 1)]
         done = (active & ~pending & (written == proc.job_dst_count) & ~act_dma.busy
                 & ~wgt_dma.busy & idle)
         if cfg.lstm is None:

@@ -15,7 +15,7 @@ consumer still gets one word per cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -66,6 +66,9 @@ class Reader(wiring.Component):
         run, stride = Signal.like(self.run), Signal.like(self.stride)
         group, g_first = Signal.like(self.group), Signal(range(self.depth))
         g_col = Signal(range(self.depth + 1))      # words issued in the current group
+        # ``col + 1 == run`` and ``g_col + 1 == group``, kept a cycle ahead (from the next
+        # values' terms), so an issue's next address is a mux of sums, not behind a compare.
+        run_end, group_end = Signal(), Signal()
         left = Signal(range(self.depth + 1))
         inflight = Signal()
         issue = Signal()
@@ -79,15 +82,19 @@ class Reader(wiring.Component):
         ]
         m.d.sync += inflight.eq(issue)
         with m.If(issue):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), col.eq(col + 1)]
-            with m.If(col + 1 == run):
-                m.d.sync += [addr.eq(first + stride), first.eq(first + stride), col.eq(0)]
-            m.d.sync += g_col.eq(g_col + 1)
-            with m.If(g_col + 1 == group):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), col.eq(col + 1),
+                         run_end.eq(Mux(group_end, run == 1, col + 2 == run))]
+            with m.If(run_end):
+                m.d.sync += [addr.eq(first + stride), first.eq(first + stride), col.eq(0),
+                             run_end.eq(run == 1)]
+            m.d.sync += [g_col.eq(g_col + 1), group_end.eq(g_col + 2 == group)]
+            with m.If(group_end):
                 m.d.sync += [addr.eq(g_first + 1), first.eq(g_first + 1),
-                             g_first.eq(g_first + 1), col.eq(0), g_col.eq(0)]
+                             g_first.eq(g_first + 1), col.eq(0), g_col.eq(0),
+                             group_end.eq(group == 1)]
         with m.If(self.start):
             m.d.sync += [addr.eq(self.base), first.eq(self.base), left.eq(self.count),
                          col.eq(0), run.eq(self.run), stride.eq(self.stride),
-                         group.eq(self.group), g_first.eq(self.base), g_col.eq(0)]
+                         group.eq(self.group), g_first.eq(self.base), g_col.eq(0),
+                         run_end.eq(self.run == 1), group_end.eq(self.group == 1)]
         return m
