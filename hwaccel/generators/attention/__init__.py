@@ -2,7 +2,8 @@
 bit-exact with its definition in :mod:`hwaccel.numerics`, with exact cycle models (:mod:`.perf`).
 
 One :class:`AttentionConfig` (``max_len``, ``max_channels``, ``lanes``, ``bits_per_cycle``,
-``load_bits``) sizes all three; :meth:`AttentionConfig.unit` names one of them as a generator
+``load_bits``, and the pace-for-area counts ``dividers``, ``roots``, ``slots``, ``table_row``)
+sizes all three; :meth:`AttentionConfig.unit` names one of them as a generator
 preset (``attention_<unit>_<size>``, for :mod:`hwaccel.emit`). Every unit takes and emits words
 of ``lanes`` int8 (the accelerator's activation word), one a cycle, ``source`` as ``{data,
 last}``; ``last`` marks a row's last word. Tables and per-channel parameters arrive as packed
