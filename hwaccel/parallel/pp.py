@@ -11,6 +11,11 @@ the next stage writes every tensor it reads that is not in the boundary before r
 Stage 0's input is what the host stores per sample (the input tensor); the last stage's
 output is the model's output tensors (:attr:`Lowered.span`), which the host reads back.
 
+Recurrent models split the same way, at layers: an LSTM layer is one LSTM command over every
+time step of the sample (the cell keeps ``h`` and ``c`` inside it), so a cut after it hands its
+``h`` at every step -- the next layer's input -- over the link. Time steps cannot be cut: the
+cell runs a whole sequence from zero state, and its ``c`` is in no scratchpad word to send.
+
 Refused (:class:`PartitionError`, naming the stage, the layers and the tensors): more stages
 than layers that emit commands; cuts that are not increasing layer indices; a stage whose
 layers were lowered into different weight groups (programs of their own): an instance runs one
