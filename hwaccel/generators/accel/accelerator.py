@@ -166,6 +166,12 @@ class Accelerator(wiring.Component):
         held, held_key, reuse = Signal(), Signal.like(wkey), Signal()
         conv_job = proc.job_kind == JOB_CONV
         reuse_now = conv_job & held & (held_key == wkey)
+        fz = None
+        if cfg.attention is not None:   # GELU fused into a GEMM's result path (:mod:`.fuse`)
+            from .fuse import gelu_io
+
+            fz = gelu_io(m, cfg, proc, prog_rd.data, kill, wgt_dma, JOB_CONV)
+            reuse_now = reuse_now & ~fz.now
         m.d.comb += [
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
             act_dma.count.eq(Mux(proc.job_kind == JOB_ELT, 0, proc.job_src_count)),
@@ -176,6 +182,8 @@ class Accelerator(wiring.Component):
                                  proc.job_wgt_count)),
             wgt_dma.run.eq(proc.job_wgt_run), wgt_dma.stride.eq(proc.job_wgt_stride),
         ]
+        if fz is not None:
+            fz.now_dma()
         with m.If(proc.job_start):
             m.d.sync += [active.eq(1), kind.eq(proc.job_kind), pending.eq(1), written.eq(0),
                          popped.eq(0), reuse.eq(reuse_now)]
@@ -227,12 +235,19 @@ class Accelerator(wiring.Component):
                          attn.w_valid.eq(w_valid & is_attn),
                          attn.w_data.eq(wgt_dma.source.payload),
                          attn.a_valid.eq(act_dma.source.valid & is_attn),
-                         attn.a_data.eq(act_dma.source.payload), proc.job_fault.eq(attn.fault)]
+                         attn.a_data.eq(act_dma.source.payload),
+                         proc.job_fault.eq(attn.fault | fz.fault)]
             w_ready = Mux(is_attn, attn.w_ready, w_ready)
+        if fz is not None:   # the table's beats go to the table, not the engine
+            w_ready = Mux(fz.busy, 1, w_ready)
+            with m.If(fz.busy):
+                m.d.comb += [conv.weights.valid.eq(0), conv.requant.valid.eq(0)]
         m.d.comb += wgt_dma.source.ready.eq(w_ready)
         loaded = wgt_dma.source.valid & wgt_dma.source.ready
-        with m.If(loaded):
+        with m.If(loaded & (~fz.busy if fz is not None else 1)):
             m.d.sync += popped.eq(popped + 1)
+        if fz is not None:
+            fz.stream(loaded)
         with m.If(loaded & is_conv):
             m.d.sync += dw_sub.eq(Mux(dw_sub == cfg.conv.dw_chunks, 0, dw_sub + 1))
         with m.If(proc.job_start):
@@ -257,6 +272,7 @@ class Accelerator(wiring.Component):
         if cfg.attention is not None:   # the units' words; a job ends when all are stored
             res_valid = Mux(is_attn, attn.result_valid, res_valid)
             res_data = Mux(is_attn, attn.result, res_data)
+            res_data = fz.result(is_conv, res_data)
         idle = Mux(kind == JOB_CONV, conv.layer.ready,
                    Mux(kind == JOB_ELT, ~elt.busy,
                        Mux(kind == JOB_ATTN, 1, pool.layer.ready)))

@@ -48,7 +48,8 @@ class ActTensor:
 def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
            src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0, kw: int = 0,
            nb: int = 0, add: dict | None = None, avg: dict | None = None,
-           lstm: dict | None = None, attn: dict | None = None) -> int:
+           lstm: dict | None = None, attn: dict | None = None,
+           fuse: dict | None = None) -> int:
     """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
     a GEMM's words per row of A and of C, ``add``/``avg`` the ADD/AVGPOOL fields, ``lstm`` the
     LSTM's ``{input_size, hidden_size}``, ``attn`` the attention commands' fields (:mod:`.isa`)."""
@@ -68,6 +69,11 @@ def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | 
         raise ValueError(f"{cfg.slug} has no attention units, so its commands have no attn field")
     if cfg.attention is not None:
         fields["attn"] = pack_struct(command_layout(cfg)["attn"].shape, attn) if attn else 0
+    if fuse and cfg.attention is None:
+        raise ValueError(f"{cfg.slug} has no attention units, so a GEMM has no fuse field "
+                         f"(no fused GELU)")
+    if cfg.attention is not None:
+        fields["fuse"] = pack_struct(command_layout(cfg)["fuse"].shape, fuse) if fuse else 0
     return pack_struct(command_layout(cfg), fields)
 
 
@@ -180,10 +186,12 @@ class ProgramBuilder(AttentionCommands):
         self.macs += whole.macs
         return out
 
-    def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True) -> ActTensor:
+    def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True,
+             gelu=None) -> ActTensor:
         """GEMM: the ``M = H x W`` pixels of ``a`` are rows of ``K = channels``; ``w`` is
         ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels. K and N may span several
-        engine tiles (:mod:`.isa` gives the weight order the hardware walks)."""
+        engine tiles (:mod:`.isa` gives the weight order the hardware walks). ``gelu``: a
+        ``GeluParams`` whose table the result path applies (:mod:`.fuse`; attention configs)."""
         w = np.asarray(w, dtype=np.int64)
         k, n = w.shape
         if k != a.channels:
@@ -213,11 +221,18 @@ class ProgramBuilder(AttentionCommands):
                 if desc is None:
                     desc = descriptor(tile_cfg, layer)
             words += rq
-        base = self._put_wgt(words)
+        table = []
+        if gelu is not None:   # the table just before the weights (:mod:`.fuse`)
+            from ..attention.packing import load_payloads
+
+            self._units("GEMM with a fused GELU")
+            table = load_payloads(self.cfg.attention, gelu)
+        base = self._put_wgt(table + words) + len(table)
         rows = a.height * a.width
         out = self.alloc(n, 1, rows)
         self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
-                                    wgt=base, count=rows, kw=a.groups, nb=out.groups))
+                                    wgt=base, count=rows, kw=a.groups, nb=out.groups,
+                                    fuse={"gelu": 1} if gelu is not None else None))
         self.macs += rows * k * n
         return out
 

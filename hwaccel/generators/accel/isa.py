@@ -112,6 +112,14 @@ lie below it; strictly inside it is an ADDRESS fault (as for ADD).
              CONV/GEMM loads its own). Sums are exact (K < 2**17). Cycles:
              :func:`.attn_isa.matmul_cycles` (16 x 16 x 16 on ``default_attention``: 41).
 
+``fuse.gelu`` (a GEMM's flag, only in the command words of configurations with attention
+             units) passes every requantized output through the GELU table before the store
+             (:mod:`.fuse`): the GEMM followed by a GELU command on that table, as one command.
+             The table is the GELU command's load, in the ``T`` weight words just before the
+             GEMM's (``wgt - T``; ``wgt < T`` is a SHAPE fault), read with the first tile's
+             weights (``T`` more load cycles; that tile never reuses held weights). Other
+             commands ignore the field.
+
 ADD and AVGPOOL take their parameters from command fields (``elt``, a union of the two), not
 from a weight-scratchpad word: they are a few per-command constants (at most 53 bits for ADD
 and 61 for AVGPOOL on the presets) that widen the command word only within the host port's
@@ -257,6 +265,7 @@ def command_layout(cfg) -> data.StructLayout:
         from .attn_isa import attn_layout
 
         lstm["attn"] = attn_layout(cfg)
+        lstm["fuse"] = data.StructLayout({"gelu": 1})   # GEMM only (:mod:`.fuse`)
     return data.StructLayout({
         "op": 4,
         "desc": layer_layout(cfg.conv),

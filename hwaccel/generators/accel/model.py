@@ -24,6 +24,7 @@ from ..conv.model import conv_golden
 from .attn_isa import ATTN_OPS, attn_check, attn_cycles, attn_golden
 from .config import AccelConfig
 from .eltwise_checks import elt_golden_check
+from .fuse_model import fused_gelu, gelu_golden
 from .isa import ELT_OPS, Cause, Op, command_layout
 
 __all__ = ["GoldenResult", "run_program", "decode"]
@@ -349,6 +350,9 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         w_bad = op != Op.MAXPOOL and c["wgt"] + w_words > wd
         if c["src"] + n_in > ad or c["dst"] + n_out > ad or w_bad:
             return result(False, Cause.ADDRESS)
+        gelu_t = fused_gelu(cfg, c)   # GELU in the result path (:mod:`.fuse`): its table's words
+        if gelu_t and c["wgt"] < gelu_t:
+            return result(False, Cause.SHAPE)
         if op == Op.CONV and d["depthwise"]:
             fabric += _run_depthwise(cfg, act, wgt, d, c)
             for _desc, key in dw_jobs(cfg, c):
@@ -358,10 +362,14 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                                  d["width"])
             conv_job((c["wgt"], w_words, 1, 1))
         elif op == Op.GEMM:
-            for _n0, bt, _k0, gt, tile, key in _gemm_jobs(cfg, c):
+            for j, (_n0, bt, _k0, gt, tile, key) in enumerate(_gemm_jobs(cfg, c)):
                 fabric += tile * gt * bt
+                if j == 0 and gelu_t:   # the table, then the tile's weights: no reuse
+                    held, loads = None, loads + gelu_t
                 conv_job(key)
             _run_gemm(cfg, act, wgt, c)
+            if gelu_t:
+                gelu_golden(cfg, act, wgt, c, gelu_t)
         elif op == Op.LSTM:
             _run_lstm(cfg, act, wgt, c)
             loads += lw

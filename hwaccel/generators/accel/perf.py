@@ -7,7 +7,8 @@ of its commands', and each command's are processor overhead plus its jobs:
 * CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
   job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
 * GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
-  the processor does (N tiles, then M tiles, then K tiles).
+  the processor does (N tiles, then M tiles, then K tiles). A fused GELU (:mod:`.fuse`): the
+  first tile loads its weights (no reuse) after the table's ``T`` beats, ``T`` cycles later.
 
 A CONV/GEMM job whose weight reads (address, words, run, stride) equal the previous CONV/GEMM
 job's reuses the weights the engine holds: no load beats, and the engine goes straight from its
@@ -48,6 +49,7 @@ from ..conv.perf import job_cycles
 from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
+from .fuse_model import fused_gelu
 from .isa import COUNTERS, Op
 from .model import decode, dw_jobs
 
@@ -169,9 +171,12 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
         else:
             todo = gemm_jobs(cfg, c)
             overhead += TILE * len(todo)
-        for desc, reads in todo:
-            reuse = held == [reads]
+        gelu_t = fused_gelu(cfg, c)   # the table's beats ahead of the first tile's (:mod:`.fuse`)
+        for j, (desc, reads) in enumerate(todo):
+            reuse = held == [reads] and not (j == 0 and gelu_t)
             b, ld, st, s = conv_job(cfg, desc, reuse)
+            if j == 0 and gelu_t:
+                b, ld = b + gelu_t, ld + gelu_t
             held[:] = [reads]
             jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
             overhead += ISSUE
