@@ -59,6 +59,7 @@ from ..numerics import INT8
 from . import im2col, ir, lower_attention
 from .builders import DryBuilder, PlacedBuilder
 from .errors import UnsupportedOp
+from .fuse import fuse_gelu, fused_gelu_params
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
@@ -346,7 +347,7 @@ class _Emitter:
         self.b.layer = op.name
         self.b.at = self.tensors(op.name)[0].addr
         self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
-                                                 relu=op.relu))
+                                                 relu=op.relu, gelu=fused_gelu_params(op)))
 
 
 def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
@@ -365,6 +366,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         raise ValueError(f"x_int must hold {what} in [{lo}, {hi}], not "
                          f"{int(x_int.min())}..{int(x_int.max())}")
     batch = len(x_int)
+    qg = fuse_gelu(qg, cfg)   # GELUs into their Linears' GEMMs (:mod:`.fuse`)
     vals, blocks = layout(qg, cfg, batch)
     try:
         where = plan(blocks, cfg)
