@@ -33,7 +33,8 @@ from ..generators.accel.isa import Op, Region
 from ..sim.host import HarnessHost
 from ..sim.runner import design_for
 
-COLUMNS = ["workload", "batch", "layer", "cycles", "model_cycles", "host_cycles", "macs",
+COLUMNS = ["workload", "batch", "layer", "cycles", "latency_us", "model_cycles", "host_cycles",
+           "macs",
            "published_macs", "mac_units", "utilization", "share", "sim_cycles_per_second",
            "raw_verilator_cycles_per_second", "sim_vs_raw", "mismatches", "note"]
 
@@ -157,7 +158,40 @@ def _fits(name: str, build):
         return None
 
 
+def placed_fmax(cfg) -> float | None:
+    """The preset's placed Fmax (MHz) from its ECP5 synthesis report (``hwaccel synth --preset P
+    --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), or None without one."""
+    import json
+
+    from ..impl.flow import impl_folder
+    from ..impl.target import get_target
+
+    path = impl_folder(cfg, get_target("ecp5")) / "report.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("fmax_mhz")
+
+
+def _with_latency(cfg, rows: list[dict]) -> list[dict]:
+    """``latency_us`` beside every row's ``cycles`` (``model_cycles`` with ``--model-only``): at
+    the preset's placed Fmax, or None (and a note on stderr) when it has no synthesis report."""
+    fmax = placed_fmax(cfg)
+    if fmax is None:
+        print(f"hwaccel bench accel: latency_us needs the placed Fmax of {cfg.slug}: run "
+              f"`hwaccel synth --preset {cfg.name} --target ecp5` first", file=sys.stderr)
+    for row in rows:
+        cycles = row.get("cycles", row.get("model_cycles"))
+        row["latency_us"] = round(cycles / fmax, 3) if fmax and cycles is not None else None
+        row["fmax_mhz"] = fmax
+    return rows
+
+
 def run(args) -> list[dict]:
+    cfg = (PRESETS | MODEL_PRESETS)[args.preset]
+    return _with_latency(cfg, _run(args))
+
+
+def _run(args) -> list[dict]:
     if getattr(args, "workload", ""):
         from .workloads import run_workloads
 
