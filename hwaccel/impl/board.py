@@ -53,8 +53,10 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     name = config.slug
     report_path, bit = folder / "report.json", folder / f"{name}.bit"
-    report_path.unlink(missing_ok=True)
-    bit.unlink(missing_ok=True)
+    # a failed run leaves none of an earlier run's outputs to be mistaken for its own
+    for stale in (report_path, bit, *(folder / f"{name}{s}" for s in
+                                      (".config", ".svf", ".tim", "_pnr.json", ".json"))):
+        stale.unlink(missing_ok=True)
     start = time.monotonic()
     pll = pll_params(board.clock_mhz, config.freq_mhz)
     top = BoardTop(config, pll)
