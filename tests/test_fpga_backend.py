@@ -75,3 +75,27 @@ def test_a_board_running_another_preset_is_refused(line):
 
     with pytest.raises(LinkError, match=r"the board runs another accelerator than accel_ecp5"):
         LinkHost(line, PRESETS["ecp5"])
+
+
+def test_a_program_fault_is_named_with_cause_and_pc(line, seed):
+    """A faulting program on the board is an error with its cause and pc, read from STATUS
+    over the link, as on ``rtl``."""
+    from types import SimpleNamespace
+
+    from hwaccel.compiler.builders import Program
+    from hwaccel.compiler.lower import Lowered
+    from hwaccel.generators.accel.cases import fault_programs
+    from hwaccel.runtime.backends.programs import ProgramFault
+
+    cfg = BRIDGE.accel
+    builder, cause, pc = fault_programs(cfg, np.random.default_rng(seed))["illegal_15"]
+    lowered = Lowered(builder, (), "image", 1.0,
+                      (Program(builder.commands, builder.wgt, builder.wgt_top, ()),))
+    fpga = backends.get("fpga", link=line)
+    fpga.open(SimpleNamespace(config=cfg))
+    try:
+        with pytest.raises(ProgramFault,
+                           match=rf"^fpga: batch 3 faulted: cause {cause.name} at pc {pc}$"):
+            fpga.execute(SimpleNamespace(config=cfg), lowered, 3)
+    finally:
+        fpga.close()
