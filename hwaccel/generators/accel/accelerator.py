@@ -168,9 +168,9 @@ class Accelerator(wiring.Component):
         reuse_now = conv_job & held & (held_key == wkey)
         fz = None
         if cfg.attention is not None:   # GELU fused into a GEMM's result path (:mod:`.fuse`)
-            from .fuse import gelu_io
+            from .fuse import fuse_io
 
-            fz = gelu_io(m, cfg, proc, prog_rd.data, kill, wgt_dma, JOB_CONV)
+            fz = fuse_io(m, cfg, proc, prog_rd.data, kill, wgt_dma, JOB_CONV)
             reuse_now = reuse_now & ~fz.now
         m.d.comb += [
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),
@@ -272,7 +272,7 @@ class Accelerator(wiring.Component):
         if cfg.attention is not None:   # the units' words; a job ends when all are stored
             res_valid = Mux(is_attn, attn.result_valid, res_valid)
             res_data = Mux(is_attn, attn.result, res_data)
-            res_data = fz.result(is_conv, res_data)
+            res_valid, res_data = fz.result(is_conv, res_valid, res_data)
         idle = Mux(kind == JOB_CONV, conv.layer.ready,
                    Mux(kind == JOB_ELT, ~elt.busy,
                        Mux(kind == JOB_ATTN, 1, pool.layer.ready)))
@@ -386,8 +386,9 @@ class Accelerator(wiring.Component):
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
-            matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy,
-                      SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
-                                      popped=popped,
-                                      to_weights=to_weights, w_ready=w_ready, counters=counters))
+            dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
+                                 popped=popped, to_weights=to_weights, w_ready=w_ready,
+                                 counters=counters)
+            mirror_rd = matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp)
+            fz.residual(mirror_rd)   # a fused ADD's residual reads (:mod:`.fuse`)
         return m

@@ -187,11 +187,13 @@ class ProgramBuilder(AttentionCommands):
         return out
 
     def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True,
-             gelu=None) -> ActTensor:
+             gelu=None, add=None) -> ActTensor:
         """GEMM: the ``M = H x W`` pixels of ``a`` are rows of ``K = channels``; ``w`` is
         ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels. K and N may span several
         engine tiles (:mod:`.isa` gives the weight order the hardware walks). ``gelu``: a
-        ``GeluParams`` whose table the result path applies (:mod:`.fuse`; attention configs)."""
+        ``GeluParams`` whose table the result path applies (:mod:`.fuse`; attention configs).
+        ``add``: ``(residual, AddRequant, relu)``, the residual ADD in the result path: the
+        result overwrites ``residual`` (a ``1 x M`` tensor of N channels), which is returned."""
         w = np.asarray(w, dtype=np.int64)
         k, n = w.shape
         if k != a.channels:
@@ -229,10 +231,21 @@ class ProgramBuilder(AttentionCommands):
             table = load_payloads(self.cfg.attention, gelu)
         base = self._put_wgt(table + words) + len(table)
         rows = a.height * a.width
-        out = self.alloc(n, 1, rows)
+        fuse, elt = {"gelu": int(gelu is not None), "add": 0}, None
+        if add is not None:
+            self._units("GEMM with a fused ADD")
+            out, p, add_relu = add
+            if (out.channels, out.height * out.width) != (n, rows):
+                raise ValueError(f"the residual must be {rows} pixels of {n} channels, not "
+                                 f"{out.height * out.width} of {out.channels}")
+            fuse["add"] = 1
+            elt = {"src2": 0, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b, "shift": p.shift,
+                   "relu": int(add_relu)}
+        else:
+            out = self.alloc(n, 1, rows)
         self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
                                     wgt=base, count=rows, kw=a.groups, nb=out.groups,
-                                    fuse={"gelu": 1} if gelu is not None else None))
+                                    add=elt, fuse=fuse if any(fuse.values()) else None))
         self.macs += rows * k * n
         return out
 

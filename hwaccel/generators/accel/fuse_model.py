@@ -10,7 +10,7 @@ from ..attention.packing import GELU_ENTRY_BITS, load_beats, unpack
 from .config import AccelConfig
 from .isa import Op
 
-__all__ = ["gelu_beats", "fused_gelu", "gelu_golden"]
+__all__ = ["gelu_beats", "fused_gelu", "gelu_golden", "fused_add", "add_golden", "run_fused"]
 
 
 def gelu_beats(cfg: AccelConfig) -> int:
@@ -35,3 +35,32 @@ def gelu_golden(cfg: AccelConfig, act: np.ndarray, wgt: list[int], c: dict, beat
              for e in unpack(words, GELU_TABLE_SIZE, GELU_ENTRY_BITS, cfg.wgt_bits)]
     dst, n = c["dst"], c["count"] * c["nb"]
     act[dst:dst + n] = gelu_int(act[dst:dst + n], GeluParams(tuple(table)))
+
+
+def fused_add(cfg: AccelConfig, c: dict) -> bool:
+    """Whether decoded command ``c`` is a GEMM with ``fuse.add``."""
+    return cfg.attention is not None and c["op"] == Op.GEMM and bool(c["fuse"]["add"])
+
+
+def add_golden(act: np.ndarray, c: dict, residual: np.ndarray) -> None:
+    """The stored words plus ``residual`` (the words they replaced), lane by lane
+    (:func:`hwaccel.numerics.add_requantize` with the command's ``elt.add`` fields)."""
+    from ...numerics import AddRequant, add_requantize
+
+    a = c["elt"]["add"]
+    dst, n = c["dst"], c["count"] * c["nb"]
+    act[dst:dst + n] = add_requantize(act[dst:dst + n], residual,
+                                      AddRequant(a["mult_a"], a["mult_b"], a["shift"]),
+                                      relu=bool(a["relu"]))
+
+
+def run_fused(cfg: AccelConfig, act: np.ndarray, wgt: list[int], c: dict, run_gemm) -> None:
+    """GEMM command ``c``: ``run_gemm(cfg, act, wgt, c)`` (the plain GEMM), then its fused GELU
+    and ADD (the residual: the words the GEMM's results replace)."""
+    dst, n = c["dst"], c["count"] * c["nb"]
+    residual = act[dst:dst + n].copy()
+    run_gemm(cfg, act, wgt, c)
+    if beats := fused_gelu(cfg, c):
+        gelu_golden(cfg, act, wgt, c, beats)
+    if fused_add(cfg, c):
+        add_golden(act, c, residual)

@@ -117,8 +117,13 @@ lie below it; strictly inside it is an ADDRESS fault (as for ADD).
              (:mod:`.fuse`): the GEMM followed by a GELU command on that table, as one command.
              The table is the GELU command's load, in the ``T`` weight words just before the
              GEMM's (``wgt - T``; ``wgt < T`` is a SHAPE fault), read with the first tile's
-             weights (``T`` more load cycles; that tile never reuses held weights). Other
-             commands ignore the field.
+             weights (``T`` more load cycles; that tile never reuses held weights).
+             ``fuse.add`` then adds the word the result overwrites (the residual, already at
+             ``dst``): each lane ``add_requantize(result, residual, AddRequant(elt.add.mult_a,
+             elt.add.mult_b, elt.add.shift), relu=elt.add.relu)``, the GEMM followed by an ADD
+             of its output and that word, as one command (a cycle more per tile job: the
+             residual is read on the activation scratchpad's copy that MATMUL's gatherer reads,
+             a cycle before the store). Other commands ignore the field.
 
 ADD and AVGPOOL take their parameters from command fields (``elt``, a union of the two), not
 from a weight-scratchpad word: they are a few per-command constants (at most 53 bits for ADD
@@ -265,7 +270,7 @@ def command_layout(cfg) -> data.StructLayout:
         from .attn_isa import attn_layout
 
         lstm["attn"] = attn_layout(cfg)
-        lstm["fuse"] = data.StructLayout({"gelu": 1})   # GEMM only (:mod:`.fuse`)
+        lstm["fuse"] = data.StructLayout({"gelu": 1, "add": 1})   # GEMM only (:mod:`.fuse`)
     return data.StructLayout({
         "op": 4,
         "desc": layer_layout(cfg.conv),

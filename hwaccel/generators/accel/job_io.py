@@ -111,3 +111,4 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
             beats = (gather.source.valid & gather.source.ready) + (gather.rq.valid
                                                                    & gather.rq.ready)
             m.d.sync += c.eq(c + beats)
+    return act_rd2   # the copy's read port (a fused ADD reads residuals on it)

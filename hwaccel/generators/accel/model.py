@@ -24,7 +24,7 @@ from ..conv.model import conv_golden
 from .attn_isa import ATTN_OPS, attn_check, attn_cycles, attn_golden
 from .config import AccelConfig
 from .eltwise_checks import elt_golden_check
-from .fuse_model import fused_gelu, gelu_golden
+from .fuse_model import fused_gelu, run_fused
 from .isa import ELT_OPS, Cause, Op, command_layout
 
 __all__ = ["GoldenResult", "run_program", "decode"]
@@ -367,9 +367,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                 if j == 0 and gelu_t:   # the table, then the tile's weights: no reuse
                     held, loads = None, loads + gelu_t
                 conv_job(key)
-            _run_gemm(cfg, act, wgt, c)
-            if gelu_t:
-                gelu_golden(cfg, act, wgt, c, gelu_t)
+            run_fused(cfg, act, wgt, c, _run_gemm)   # with its fused GELU and ADD (:mod:`.fuse`)
         elif op == Op.LSTM:
             _run_lstm(cfg, act, wgt, c)
             loads += lw

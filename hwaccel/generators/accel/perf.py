@@ -8,7 +8,8 @@ of its commands', and each command's are processor overhead plus its jobs:
   job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
 * GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
   the processor does (N tiles, then M tiles, then K tiles). A fused GELU (:mod:`.fuse`): the
-  first tile loads its weights (no reuse) after the table's ``T`` beats, ``T`` cycles later.
+  first tile loads its weights (no reuse) after the table's ``T`` beats, ``T`` cycles later;
+  a fused ADD stores every tile's results a cycle later.
 
 A CONV/GEMM job whose weight reads (address, words, run, stride) equal the previous CONV/GEMM
 job's reuses the weights the engine holds: no load beats, and the engine goes straight from its
@@ -49,7 +50,7 @@ from ..conv.perf import job_cycles
 from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
-from .fuse_model import fused_gelu
+from .fuse_model import fused_add, fused_gelu
 from .isa import COUNTERS, Op
 from .model import decode, dw_jobs
 
@@ -177,6 +178,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
             b, ld, st, s = conv_job(cfg, desc, reuse)
             if j == 0 and gelu_t:
                 b, ld = b + gelu_t, ld + gelu_t
+            b += fused_add(cfg, c)   # the residual's read: the store a cycle later
             held[:] = [reads]
             jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
             overhead += ISSUE
