@@ -1,7 +1,8 @@
-"""The compiler's GELU fusion (:mod:`hwaccel.compiler.fuse`): a transformer's ``linear1`` and
-GELU lower to one GEMM with ``fuse.gelu`` (no GELU command is left), the golden interpreter's
-outputs equal the integer twin's exactly, and the fused programs are the unfused ones less the
-GELU commands' cycles plus one table load per FFN."""
+"""The compiler's fusions (:mod:`hwaccel.compiler.fuse`): a transformer's ``linear1`` and GELU
+lower to one GEMM with ``fuse.gelu``, the out-projection and ``linear2`` with their residual
+ADDs to GEMMs with ``fuse.add`` (no GELU and no residual ADD command is left), the golden
+interpreter's outputs equal the integer twin's exactly, and the fused programs take fewer
+cycles than the unfused ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 import hwaccel
 import hwaccel.compiler.lower as lower_mod
-from hwaccel.compiler import fuse
+from hwaccel.compiler import fuse, ir
 from hwaccel.generators.accel import Op, run_program
 from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.fuse_model import gelu_beats
@@ -51,16 +52,21 @@ def test_linear_gelu_is_one_gemm_and_golden_equals_twin(monkeypatch):
     act, fused_cycles, cmds = _run(low)
     np.testing.assert_array_equal(np.asarray(low.ints(act)).reshape(2, -1),
                                   cm.int8_forward(x_int))
-    fused = [c for c in cmds if c["op"] == Op.GEMM and c["fuse"]["gelu"]]
-    assert len(fused) == 2 and not any(c["op"] == Op.GELU for c in cmds)
+    gemms = [c for c in cmds if c["op"] == Op.GEMM]
+    assert sum(c["fuse"]["gelu"] for c in gemms) == 2 and not any(c["op"] == Op.GELU
+                                                                  for c in cmds)
+    assert sum(c["fuse"]["add"] for c in gemms) == 4   # add1 and add2 of both layers
+    adds = sum(c["op"] == Op.ADD for c in cmds)        # the positional embedding's, per sample
 
     monkeypatch.setattr(lower_mod, "fuse_gelu", lambda qg, cfg: qg)   # the unfused lowering
+    monkeypatch.setattr(lower_mod, "fuse_add", lambda qg, cfg: qg)
     plain = cm.lower(x_int)
     act_p, plain_cycles, cmds_p = _run(plain)
     np.testing.assert_array_equal(np.asarray(plain.ints(act_p)).reshape(2, -1),
                                   cm.int8_forward(x_int))
     gelus = [c for c in cmds_p if c["op"] == Op.GELU]
-    assert len(gelus) == 2 and len(cmds_p) == len(cmds) + 2
+    assert len(gelus) == 2 and sum(c["op"] == Op.ADD for c in cmds_p) == adds + 4 * 2
+    assert len(cmds_p) == len(cmds) + 2 + 4 * 2
     assert fused_cycles < plain_cycles
 
 
@@ -74,4 +80,8 @@ def test_no_fusion_without_attention_units_and_the_gelu_is_gone():
     lin = [op for op in fused.ops if isinstance(op, fuse.QLinearGelu)]
     assert len(lin) == 1 and lin[0].gelu_name not in {op.name for op in fused.ops}
     assert all(lin[0].gelu_name not in op.inputs for op in fused.ops)
+    both = fuse.fuse_add(fused, CFG)
+    fa = [op for op in both.ops if isinstance(op, fuse.QLinearAdd)]
+    assert len(fa) == 2 and not any(isinstance(op, ir.QAdd) for op in both.ops)
+    assert fuse.fuse_add(qg, CFG.with_(attention=None)) is qg
     assert gelu_beats(CFG) == 10 and gelu_beats(MODEL_PRESETS["default_attention"]) == 1

@@ -10,7 +10,16 @@ command would have read. Only on configurations with attention units (the others
 (a CONV, :func:`.lower.linear_as_conv`), nor where heads' slices and products read the GELU (a
 projection group's joined GEMM, :func:`.lower_attention.projection_groups`).
 
-The pass rewrites only the graph the lowering sees; the integer twin runs the graph as
+A ``QAdd`` of a ``QLinear``'s output (read by nothing else) and a residual ``R`` runs in that
+GEMM's result path too (``fuse.add``): the GEMM overwrites ``R``'s words with the sum, so the
+pair becomes one :class:`QLinearAdd` reading the Linear's input and ``R``, whose value is
+``R``'s block. Only where that is safe and the layout matches: ``R`` is computed before the
+Linear, no op but the ADD reads it after the Linear, it is not the graph's output or input, no
+view and not the Linear reads it, and it is a whole block of its own (the output of an ADD,
+LayerNorm, GELU, Linear or positional embedding). ``add_requantize`` is symmetric in its two
+(value, multiplier) pairs, so the Linear's may be either input.
+
+The passes rewrite only the graph the lowering sees; the integer twin runs the graph as
 quantized, so ``golden == twin`` checks the fusion.
 """
 
@@ -18,12 +27,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..generators.accel.config import AccelConfig
+from ..numerics.eltwise import AddRequant
 from ..numerics.gelu import GeluParams
 from . import ir
 
-__all__ = ["QLinearGelu", "fuse_gelu", "fused_gelu_params"]
+__all__ = ["QLinearGelu", "QLinearAdd", "fuse_gelu", "fuse_add", "fused_gelu_params",
+           "fused_add_args"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,3 +85,85 @@ def fuse_gelu(qg, cfg: AccelConfig):
             op = dataclasses.replace(op, inputs=tuple(rename.get(v, v) for v in op.inputs))
         ops.append(op)
     return dataclasses.replace(qg, ops=tuple(ops), output=rename.get(qg.output, qg.output))
+
+
+@dataclass(frozen=True, eq=False)
+class QLinearAdd(QLinearGelu):
+    """A ``QLinear`` (with or without a fused GELU) whose outputs are added to the residual
+    ``inputs[1]`` in the GEMM's result path (``add``: the Linear's multiplier first), written
+    over the residual's words."""
+
+    ARITY: ClassVar[int] = 2
+    add: AddRequant | None = None
+    add_relu: bool = False
+    add_name: str = ""
+
+
+#: Views: their readers read the viewed block when they run.
+VIEWS = (ir.QSlice, ir.QConcat, ir.QToken)
+#: Ops whose output is a whole block of its own (a residual the GEMM may overwrite).
+_OWN_BLOCK = (ir.QAdd, ir.QLayerNorm, ir.QGelu, ir.QAddConstant, ir.QLinear)
+
+
+def _fuse_one_add(qg):
+    """``qg`` with its first fusable ``QLinear`` -> ``QAdd`` pair fused, or ``None``."""
+    readers = qg.readers()
+    index = {op.name: i for i, op in enumerate(qg.ops)}
+    producer = {op.name: op for op in qg.ops}
+    for add in qg.ops:
+        if not isinstance(add, ir.QAdd) or len(set(add.inputs)) != 2:
+            continue
+        for j in (0, 1):
+            lin, res = producer.get(add.inputs[j]), producer.get(add.inputs[1 - j])
+            if (type(lin) not in (ir.QLinear, QLinearGelu) or len(readers[lin.name]) != 1
+                    or lin.name == qg.output or res is None
+                    or isinstance(producer.get(lin.inputs[0]), ir.QFlatten)
+                    or not isinstance(res, _OWN_BLOCK) or res.name == qg.output
+                    or index[res.name] > index[lin.name] or lin.inputs[0] == res.name
+                    or any(isinstance(r, (ir.QFlatten, *VIEWS)) for r in readers[res.name])
+                    or any(index[r.name] > index[lin.name] for r in readers[res.name]
+                           if r is not add)):
+                continue
+            p = add.params
+            ma, mb = (p.multiplier_a, p.multiplier_b) if j == 0 else (p.multiplier_b,
+                                                                      p.multiplier_a)
+            fields = {f.name: getattr(lin, f.name) for f in dataclasses.fields(lin)}
+            fused = QLinearAdd(**fields | {"s_out": add.s_out, "inputs": (lin.inputs[0],
+                                                                          res.name),
+                                           "add": AddRequant(ma, mb, p.shift),
+                                           "add_relu": add.relu, "add_name": add.name})
+            ops = []
+            for op in qg.ops:
+                if op is add:
+                    continue
+                if op is lin:
+                    op = fused
+                elif any(v == add.name for v in op.inputs):
+                    op = dataclasses.replace(op, inputs=tuple(lin.name if v == add.name else v
+                                                              for v in op.inputs))
+                ops.append(op)
+            out = lin.name if qg.output == add.name else qg.output
+            return dataclasses.replace(qg, ops=tuple(ops), output=out)
+    return None
+
+
+def fuse_add(qg, cfg: AccelConfig):
+    """``qg`` with every fusable ``QLinear`` -> ``QAdd`` pair as one :class:`QLinearAdd`
+    (``qg`` itself when there is none, or the configuration has no attention units)."""
+    if cfg.attention is None:
+        return qg
+    while (nxt := _fuse_one_add(qg)) is not None:
+        qg = nxt
+    return qg
+
+
+def fused_add_args(em, op, sample: int | None = None):
+    """The ``add`` argument of the driver's ``gemm`` for ``op`` (``None``: not fused): the
+    residual's words (sample ``sample``'s, or the whole batch's as one matrix), the
+    requantizer and the ReLU."""
+    if not isinstance(op, QLinearAdd):
+        return None
+    rs = em.tensors(op.inputs[1])
+    r = rs[sample] if sample is not None else em.b.view(
+        rs[0], rs[0].channels, 1, sum(t.height * t.width for t in rs))
+    return r, op.add, op.add_relu

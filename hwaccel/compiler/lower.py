@@ -59,7 +59,7 @@ from ..numerics import INT8
 from . import im2col, ir, lower_attention
 from .builders import DryBuilder, PlacedBuilder
 from .errors import UnsupportedOp
-from .fuse import fuse_gelu, fused_gelu_params
+from .fuse import QLinearAdd, fuse_add, fuse_gelu, fused_add_args, fused_gelu_params
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
@@ -154,6 +154,9 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
             continue
         if v := lower_attention.joint_value(op, joint, x, cfg, batch, words, made, step):
             vals[op.name] = v
+            continue
+        if isinstance(op, QLinearAdd):   # the GEMM writes over the residual (:mod:`.fuse`)
+            vals[op.name] = vals[op.inputs[1]]
             continue
         if isinstance(op, ir.QFlatten):
             vals[op.name] = Value(x.block, "flat", x.channels, x.height, x.width, x.stride,
@@ -347,7 +350,8 @@ class _Emitter:
         self.b.layer = op.name
         self.b.at = self.tensors(op.name)[0].addr
         self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
-                                                 relu=op.relu, gelu=fused_gelu_params(op)))
+                                                 relu=op.relu, gelu=fused_gelu_params(op),
+                                                 add=fused_add_args(self, op)))
 
 
 def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
@@ -366,7 +370,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         raise ValueError(f"x_int must hold {what} in [{lo}, {hi}], not "
                          f"{int(x_int.min())}..{int(x_int.max())}")
     batch = len(x_int)
-    qg = fuse_gelu(qg, cfg)   # GELUs into their Linears' GEMMs (:mod:`.fuse`)
+    qg = fuse_add(fuse_gelu(qg, cfg), cfg)   # GELUs and ADDs into their GEMMs (:mod:`.fuse`)
     vals, blocks = layout(qg, cfg, batch)
     try:
         where = plan(blocks, cfg)

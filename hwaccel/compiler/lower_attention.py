@@ -38,7 +38,7 @@ import numpy as np
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
 from . import ir
-from .fuse import fused_gelu_params
+from .fuse import fused_add_args, fused_gelu_params
 
 __all__ = ["RUNS", "VIEWS", "concat_homes", "value", "emit", "constants", "constant_reads",
            "linear_per_sample", "projection_groups", "joint_value", "joint_linear"]
@@ -210,8 +210,9 @@ def linear_per_sample(em, op, xs, wk) -> None:
     em.b.layer = op.name
     for i, x in enumerate(xs):
         em.b.at = out[i].addr
-        em.engine(op.name, lambda x=x: em.b.gemm(x, wk, op.bias, op.multiplier, op.shift,
-                                                 relu=op.relu, gelu=fused_gelu_params(op)))
+        em.engine(op.name, lambda x=x, i=i: em.b.gemm(
+            x, wk, op.bias, op.multiplier, op.shift, relu=op.relu,
+            gelu=fused_gelu_params(op), add=fused_add_args(em, op, i)))
 
 
 def constant_reads(op) -> tuple[str, ...]:
