@@ -110,7 +110,7 @@ lie below it; strictly inside it is an ADDRESS fault (as for ADD).
              cycle on), the requantizer beats loading beside them and A's rows streaming from
              the cycle after B's last read; it replaces the weights the engine holds (the next
              CONV/GEMM loads its own). Sums are exact (K < 2**17). Cycles:
-             :func:`.attn_isa.matmul_cycles` (16 x 16 x 16 on ``default_attention``: 41).
+             :func:`.attn_isa.matmul_cycles`.
 
 ``fuse.gelu`` (a GEMM's flag, only in the command words of configurations with attention
              units) passes every requantized output through the GELU table before the store
