@@ -245,7 +245,14 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     after the writer's last word). ``load cycles`` counts the beats (``W + blocks``, as a
     GEMM's load does); ``stall_input`` the writer's wait for A (from ``LOAD_START`` to A's
     first word) and the run's own input stalls."""
-    from ..conv.perf import DMA_FIRST, ISSUE_TAIL, LOAD_START, WRITE_TAIL, run_timeline
+    from ..conv.perf import (
+        DMA_FIRST,
+        ISSUE_TAIL,
+        LOAD_START,
+        RUN_START,
+        WRITE_TAIL,
+        run_timeline,
+    )
     from .perf import gemm_jobs
 
     h = -(-cfg.lanes // 2)
@@ -253,7 +260,9 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
     for desc, _reads in jobs:
         reads = desc["weight_words"] * h
-        start = reads + 3
+        # The last weight beat at ``reads + 1``; a load's run phase begins ``RUN_START -
+        # LOAD_START`` cycles after its last beat (beats from ``LOAD_START + 1``).
+        start = reads + 1 + RUN_START - LOAD_START
         t = run_timeline(cfg.conv, desc, first_word=reads - 1 + DMA_FIRST - start,
                          write_from=LOAD_START - start)
         busy += start + max(t.last_issue + ISSUE_TAIL, t.last_write + WRITE_TAIL)
