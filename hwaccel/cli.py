@@ -9,6 +9,8 @@
 ``hwaccel verify [--component NAME] [--depth K] [--json]``  formal proofs (SymbiYosys)
 ``hwaccel parallel --model NAME --mode dp|pp|tp|hybrid|auto --instances N[,N...]``
                                                             one model over N instances
+``hwaccel board [--board ulx3s|ecpix5] [--preset P] [--freq MHZ] [--baud B]``
+                                                            a board's bitstream (UART bridge)
 """
 
 from __future__ import annotations
