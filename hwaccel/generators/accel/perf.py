@@ -34,7 +34,7 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   beside the weights, and A's stream starts the cycle after B's last read, so the engine's
   writer has A's first words as its run phase begins: a job is ``weight_words x ceil(lanes / 2)
   + 3`` cycles to the run phase, then the run as for any GEMM tile (``default_attention``'s
-  16 x 16 x 16 product: 6 cycles of processor overhead and 35 busy, 41 in all).
+  16 x 16 x 16 product: 6 cycles of processor overhead and 34 busy, 40 in all).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.

@@ -3,8 +3,8 @@
 The ``layer`` descriptor is forked: the engine takes it whole, the pool takes the engine's output
 size, its block count and the layer's ``pool`` bit. The fork accepts a descriptor only when both
 are idle, so the two never disagree about which layer a beat belongs to. With pooling off the
-stage passes beats through (one register), so one engine runs the CNN's pooled and unpooled
-layers alike.
+stage passes beats straight through (no register), so one engine runs the CNN's pooled and
+unpooled layers alike.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Interface
 
 A layer runs in three phases: accept its descriptor, load its weights and requantizers into on-chip
 memories, then stream the image through. The image is read from ``activations`` exactly once.
+The run phase begins once the weights are in: the requantizers (which follow them) load beside
+it, and an output block's chunks issue once its requantizer is in (its bias is read three stages
+after issue), so the requantizer beats cost no cycles of their own.
 With ``reuse`` set the load phase is skipped: the weight and requantizer memories still hold the
 previous layer's beats (a host that knows the next layer uses the same ones saves the reload).
 
@@ -204,9 +207,10 @@ class ConvEngine(wiring.Component):
         with m.If(start):
             m.d.sync += [desc.eq(self.layer.payload), w_count.eq(0), p_count.eq(0),
                          state.eq(Mux(self.layer.payload.reuse, 2, 1))]
-        # Depthwise: the run phase begins once the first channel group's beats are in; the
-        # other groups' beats keep loading meanwhile (each group issues once its own are in).
-        loading = load | (run & desc.depthwise)
+        # The run phase begins once the weights are in (depthwise: the first channel group's);
+        # the requantizers (depthwise: the other groups' beats) keep loading meanwhile, and a
+        # block (a group) issues once its own are in.
+        loading = load | (run & ~desc.reuse)
         m.d.comb += [
             self.weights.ready.eq(loading & (w_count != desc.weight_words)),
             w_wr.addr.eq(w_count), w_wr.data.eq(self.weights.payload),
@@ -220,8 +224,7 @@ class ConvEngine(wiring.Component):
         with m.If(p_wr.en):
             m.d.sync += p_count.eq(p_count + 1)
         first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
-        with m.If(load & Mux(desc.depthwise, first_in, (w_count == desc.weight_words)
-                             & (p_count == desc.blocks))):
+        with m.If(load & Mux(desc.depthwise, first_in, w_count == desc.weight_words)):
             m.d.sync += state.eq(2)
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,

@@ -3,7 +3,7 @@
 Interface
 ---------
 ``layer``   In   one descriptor per layer: input ``width x height``, ``blocks`` beats per pixel,
-                 ``enable`` (0 passes the beats through unchanged)
+                 ``enable`` (0 passes the beats through unchanged, combinationally)
 ``sink``    In   ``{data: lanes x int8, last}``, pixel (y, x) then block b
 ``source``  Out  the same layout: pooled pixel (py, px) then block b; ``last`` on a layer's last
 
@@ -67,9 +67,15 @@ class MaxPool(wiring.Component):
 
         out_valid = Signal()
         out = Signal(pool_beat_layout(cfg))
-        m.d.comb += [self.source.valid.eq(out_valid), self.source.payload.eq(out)]
+        # Pooling off: beats pass straight through (no register), once a pooled layer's last
+        # beat has left the output register.
+        through = Signal(pool_beat_layout(cfg))
+        bypass = active & ~desc.enable & ~out_valid
+        m.d.comb += [self.source.valid.eq(out_valid | (bypass & self.sink.valid)),
+                     self.source.payload.eq(Mux(out_valid, out, through))]
         take = Signal()
-        m.d.comb += [self.sink.ready.eq(active & (~out_valid | self.source.ready)),
+        m.d.comb += [self.sink.ready.eq(Mux(desc.enable, active & (~out_valid | self.source.ready),
+                                            bypass & self.source.ready)),
                      take.eq(self.sink.valid & self.sink.ready)]
         with m.If(self.source.ready):
             m.d.sync += out_valid.eq(0)
@@ -89,11 +95,9 @@ class MaxPool(wiring.Component):
         best = Cat(*lanes)
         m.d.comb += [wr.data.eq(best), wr.en.eq(take & desc.enable & inside)]
         pooled_last = ((y >> 1) == ph - 1) & ((x >> 1) == pw - 1) & last_b
+        m.d.comb += [through.data.eq(v), through.last.eq(last_b & last_x & last_y)]
         with m.If(take):
-            with m.If(~desc.enable):
-                m.d.sync += [out_valid.eq(1), out.data.eq(v),
-                             out.last.eq(last_b & last_x & last_y)]
-            with m.Elif(inside & y[0] & x[0]):
+            with m.If(desc.enable & inside & y[0] & x[0]):
                 m.d.sync += [out_valid.eq(1), out.data.eq(best), out.last.eq(pooled_last)]
             m.d.sync += b.eq(b + 1)
             with m.If(last_b):

@@ -1,7 +1,9 @@
 """Cycle model of the convolution engine: when each output pixel issues, from the config alone.
 
-The engine (:mod:`.engine`) runs a layer in three phases: load (one weight or requantizer beat
-per cycle), run (a *sequencer* issues one window chunk per cycle), drain (the pipeline empties);
+The engine (:mod:`.engine`) runs a layer in three phases: load (one weight beat per cycle; the
+requantizer beats that follow load during the run phase, each in before its block's first chunk
+issues, so they never delay it), run (a *sequencer* issues one window chunk per cycle), drain
+(the pipeline empties);
 a *writer* stores the image into the line buffer one word per cycle from the load phase's first
 cycle on (``write_from``, before the run phase's cycle 0). The interplay has exactly two rules,
 both from the RTL:
@@ -56,7 +58,9 @@ __all__ = ["RunTimeline", "run_timeline", "job_cycles", "stream_cycles", "ConvPe
 # Inside the accelerator (activations and weights from its DMA, results stored every cycle),
 # counted from the cycle a job starts (the processor's ISSUE state is cycle 0):
 #: The descriptor is taken at 1; the load state begins at 2 and takes a beat a cycle from 3; the
-#: run phase begins ``RUN_START + load beats`` (the load's count registers, then the state).
+#: run phase begins ``RUN_START + weight beats`` (the load's count registers, then the state);
+#: the requantizer beats follow, block ``b``'s at ``RUN_START + weight beats + b - 1``, in before
+#: the block's first chunk (run cycle ``b x groups`` at the earliest) needs it.
 RUN_START = 4
 #: With the weights reused there is no load state: the run phase begins at 2.
 REUSE_RUN_START = 2
@@ -66,8 +70,11 @@ DMA_FIRST = 3
 #: load (with the weights reused, the run state's first cycle, ``REUSE_RUN_START``).
 LOAD_START = 2
 #: From the last chunk's issue to the job's end: the pipeline's 6 stages, the result FIFO, the
-#: max-pool stage, the store, the written count and the done check.
-ISSUE_TAIL = 9
+#: store, the written count and the done check (the max-pool stage passes an unpooled layer's
+#: beats through combinationally).
+ISSUE_TAIL = 8
+#: A pooled layer's extra tail: the max-pool stage's output register.
+POOL_STAGE = 1
 #: From the writer's last word to the job's end, when the writer finishes last.
 WRITE_TAIL = 3
 
@@ -208,10 +215,11 @@ def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int
     cycle the job starts to the cycle its last result is stored (the ``conv_busy`` counter).
 
     The load phase moves ``weight_words + blocks`` beats, one a cycle (none with ``reuse``: the
-    engine holds the weights); the run phase ends ``ISSUE_TAIL`` cycles after the last chunk
-    issues (one less when the max-pool stage drops the map's odd last row or column: the last
-    result then leaves before the last beat is pooled), or ``WRITE_TAIL`` after the writer's last
-    word when the writer ends later (a stride that skips the last rows).
+    engine holds the weights), the run phase beginning after the weight beats; it ends
+    ``ISSUE_TAIL`` cycles after the last chunk issues (``POOL_STAGE`` more when it pools, one
+    less when the max-pool stage drops the map's odd last row or column: the last result then
+    leaves before the last beat is pooled), or ``WRITE_TAIL`` after the writer's last word when
+    the writer ends later (a stride that skips the last rows).
     """
     end, load, t = _job(cfg, desc, reuse)
     return end, load, t.input_stalls
@@ -232,21 +240,23 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
         def ready(g: int) -> int:
             return LOAD_START + 1 + (g + 1) * beats - start
     else:
-        start = REUSE_RUN_START if reuse else RUN_START + load
+        start = REUSE_RUN_START if reuse else RUN_START + desc["weight_words"]
     t = run_timeline(cfg, desc, first_word=DMA_FIRST - start, write_from=LOAD_START - start,
                      group_ready=ready)
     drop = bool(desc["pool"] and (desc["out_width"] % 2 or desc["out_height"] % 2))
-    return start + max(t.last_issue + ISSUE_TAIL - drop, t.last_write + WRITE_TAIL), load, t
+    tail = ISSUE_TAIL + (POOL_STAGE if desc["pool"] else 0) - drop
+    return start + max(t.last_issue + tail, t.last_write + WRITE_TAIL), load, t
 
 
 #: On its own (every stream always valid and ready, as the conv bench's ``timing`` mode feeds
 #: it), counted from the cycle the descriptor transfers: weights and requantizers load in
 #: parallel from the next cycle, one beat each a cycle; the run phase begins two cycles after
-#: the last load beat (the counts register, then the state).
+#: the last weight beat (the count registers, then the state); block ``b``'s requantizer is in
+#: from cycle ``b + 2``, never later than its first chunk.
 STREAM_RUN_START = 2
-#: A chunk's result transfers this many cycles after the chunk issues: the pipeline's 6 stages,
-#: the result FIFO's output and the max-pool stage's pass-through register.
-STREAM_RESULT = 8
+#: A chunk's result transfers this many cycles after the chunk issues: the pipeline's 6 stages
+#: and the result FIFO's output (the max-pool stage passes it through).
+STREAM_RESULT = 7
 
 
 def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
@@ -255,7 +265,7 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     if desc["pool"]:
         raise ValueError("stream_cycles models layers that do not pool (the pool's last "
                          "result may leave before the last chunk issues)")
-    run = max(desc["weight_words"], desc["blocks"]) + STREAM_RUN_START
+    run = desc["weight_words"] + STREAM_RUN_START
     t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run)   # load from cycle 1
     return run + t.last_issue + STREAM_RESULT + 1
 
@@ -264,7 +274,8 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
 class ConvPerf:
     """Where the cycles of one layer go (as :func:`job_cycles` counts them):
     ``cycles = load + issue + window_stalls + tail``, ``load`` being the beats the run phase
-    waits for (a depthwise job's first group's; the other groups' load while it runs)."""
+    waits for (the weights; a depthwise job's first group's beats), the others loading while it
+    runs."""
 
     layer: str
     load: int
@@ -300,8 +311,7 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
     cycles = load = issue = stalls = 0
     for d in descs:
         c, ld, t = _job(cfg, d, False)
-        if d["depthwise"]:
-            ld = cfg.dw_chunks + 1
+        ld = cfg.dw_chunks + 1 if d["depthwise"] else d["weight_words"]
         cycles, load, issue, stalls = cycles + c, load + ld, issue + t.issue, stalls + \
             t.window_stalls
     tail = cycles - load - issue - stalls

@@ -108,9 +108,10 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     dw_ready = (rcol > dw_need) | ((rcol == dw_need) & rd)
     credit = Signal()
     go = Signal()
-    # Depthwise: the group's weight words and requantizer are in.
-    rq_in = desc.reuse | ((rq_count > nb) & (w_count >= w_base + cfg.dw_chunks))
-    m.d.comb += go.eq(run & ~done & credit & Mux(dw, dw_ready & rq_in, avail))
+    # The block's requantizer is in (depthwise: the group's weight words too; a dense layer's
+    # run phase begins with all of its weight words in).
+    rq_in = desc.reuse | ((rq_count > nb) & (~dw | (w_count >= w_base + cfg.dw_chunks)))
+    m.d.comb += go.eq(run & ~done & credit & rq_in & Mux(dw, dw_ready, avail))
     step = desc.rows_per_chunk
     last_g, last_kx, last_ky = g == desc.groups - 1, kx == KW - 1, ky + step >= KH
     last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
