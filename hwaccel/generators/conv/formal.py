@@ -25,7 +25,7 @@ Properties, on a small engine (one lane, one output channel a beat, 3 x 3 maps, 
 Mutants: ``result_stream`` a source that drops ``valid``; ``result_fifo`` the engine built with
 a result FIFO half as deep as its credits assume (a full FIFO refuses the write); ``beats`` one
 with a one-row FIFO, on a one-pixel layer (:data:`MUTANT_LAYER`), so the lost second beat shows
-at cycle 12.
+at cycle 11.
 
 The max-pool stage behind the engine (:class:`PoolHarness`) has its own ``source_stream``.
 """
