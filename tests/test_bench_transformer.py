@@ -68,7 +68,9 @@ def test_the_op_summary_accounts_for_every_layer(rtl_rows):
     whole = rtl_rows[0]
     summary = [r for r in rtl_rows if r["layer"].startswith("ops: ")]
     layers = [r for r in rtl_rows[1:] if not r["layer"].startswith("ops: ")]
-    assert {r["op_class"] for r in summary} == set(CLASSES)   # this encoder has every class
+    # This encoder has every class but GELU: it runs in linear1's GEMM (a fused GEMM's
+    # cycles are its Linear's, as the residual adds' are the out-projection's and linear2's).
+    assert {r["op_class"] for r in summary} == set(CLASSES) - {"GELU"}
     assert sum(r["model_cycles"] for r in summary) == whole["model_cycles"]
     assert sum(r["share"] for r in summary) == pytest.approx(1.0)
     assert sum(r["macs"] for r in summary) == whole["macs"]
@@ -86,7 +88,7 @@ def test_the_headline_figures(rtl_rows):
     assert whole["scores_of_ideal"] == ideal / (by["scores"]["model_cycles"] * CFG.macs)
     assert whole["pv_of_ideal"] == ideal / (by["P.V"]["model_cycles"] * CFG.macs)
     assert whole["nonlinear_share"] == pytest.approx(
-        sum(by[c]["model_cycles"] for c in NONLINEAR) / whole["cycles"])
+        sum(by[c]["model_cycles"] for c in NONLINEAR if c in by) / whole["cycles"])
     assert whole["ops"]["softmax"]["model_cycles"] == by["softmax"]["model_cycles"]
 
 
