@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, Region, run_program
 from hwaccel.generators.accel.attn_isa import ln_setup_layout
 from hwaccel.generators.accel.cases import random_requant
 from hwaccel.generators.accel.config import MODEL_PRESETS
-from hwaccel.generators.accel.driver import encode, from_words
+from hwaccel.generators.accel.driver import encode
 from hwaccel.generators.accel.driver_attention import ATTN_DEFAULTS
 from hwaccel.generators.accel.host import address, start_word
 from hwaccel.generators.accel.isa import Reg
@@ -63,25 +64,10 @@ def _random_program(rng):
     return b, outs
 
 
-def _check_run(host, b, outs, what):
-    if b.commands[-1] != encode(CFG, Op.DONE):
-        b.done()
-    gold = run_program(CFG, b.act, b.wgt, b.commands)
-    assert gold.done and not gold.error, (what, gold.cause)
-    host.load(b)
-    host.run(limit=200_000)
-    st = host.status()
-    assert st["done"] and not st["error"], (what, st)
-    assert host.counters() == program_perf(CFG, b.commands).counters, what
-    for t in outs:
-        np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t),
-                                      err_msg=what)
-
-
 def test_units_bit_exact_and_cycle_exact(host, seed):
     for s in range(seed, seed + 3):
         b, outs = _random_program(np.random.default_rng(s))
-        _check_run(host, b, outs, f"seed {s}")
+        run_and_check(host, CFG, b, outs, f"seed {s}")
 
 
 def test_between_engine_commands(host, seed):
@@ -103,7 +89,7 @@ def test_between_engine_commands(host, seed):
     perf = program_perf(CFG, b.commands)
     conv_loads = [c.load_cycles for c in perf.commands if c.op == "CONV"]
     assert conv_loads[0] > 0 and conv_loads[1] == 0
-    _check_run(host, b, [y, s, z, y2], f"seed {seed}")
+    run_and_check(host, CFG, b, [y, s, z, y2], f"seed {seed}")
 
 
 def _raw(b, op, **fields):
@@ -224,9 +210,9 @@ def test_bad_parameters_fault_as_they_load(host, seed):
     base = b._put_wgt(_packed(table, eb, junk=0x3FFFF))   # a bad entry's bits, but no entry
     y = b.put(_int8(rng, (7, 1, 3)))
     _raw(b, Op.SOFTMAX, src=y.addr, dst=y.addr, wgt=base, count=3, n=7)
-    _check_run(host, b, [x, y], "beats with bits past their entries")
+    run_and_check(host, CFG, b, [x, y], "beats with bits past their entries")
     b, outs = _random_program(rng)
-    _check_run(host, b, outs, "after the faults")
+    run_and_check(host, CFG, b, outs, "after the faults")
 
 
 def test_soft_reset_mid_job_and_timeout(host, seed):
@@ -244,7 +230,7 @@ def test_soft_reset_mid_job_and_timeout(host, seed):
         host.soft_reset()
         st = host.status()
         assert (st["busy"], st["error"]) == (0, 0), (at, st)
-    _check_run(host, b, outs, "after soft resets")
+    run_and_check(host, CFG, b, outs, "after soft resets")
 
     watchdog = address(CFG, Region.REG, Reg.WATCHDOG)
     host.write(watchdog, 20)
@@ -252,4 +238,4 @@ def test_soft_reset_mid_job_and_timeout(host, seed):
     st = host.status()
     assert (st["busy"], st["error"], st["cause"], st["pc"]) == (0, 1, Cause.TIMEOUT, 0), st
     host.write(watchdog, 0)
-    _check_run(host, b, outs, "after TIMEOUT")
+    run_and_check(host, CFG, b, outs, "after TIMEOUT")

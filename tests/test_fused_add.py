@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import ProgramBuilder, run_program
 from hwaccel.generators.accel.cases import random_requant
@@ -67,13 +68,4 @@ def test_fused_add_rtl_bit_exact_and_cycle_exact(host, seed):
     rng = np.random.default_rng(seed)
     b = ProgramBuilder(CFG)
     outs = [_fused(b, _case(rng, k, n, m)) for k, n, m in SHAPES]
-    b.done()
-    gold = run_program(CFG, b.act, b.wgt, b.commands)
-    assert gold.done and not gold.error, gold.cause
-    host.load(b)
-    host.run(limit=400_000)
-    st = host.status()
-    assert st["done"] and not st["error"], st
-    assert host.counters() == program_perf(CFG, b.commands).counters
-    for t in outs:
-        np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t))
+    run_and_check(host, CFG, b, outs, f"seed {seed}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, run_program
 from hwaccel.generators.accel.cases import random_requant
 from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS
-from hwaccel.generators.accel.driver import encode, from_words
+from hwaccel.generators.accel.driver import encode
 from hwaccel.generators.accel.fuse_model import gelu_beats
 from hwaccel.generators.accel.isa import command_layout
 from hwaccel.generators.accel.perf import program_perf
@@ -81,20 +82,6 @@ def host():
         yield host
 
 
-def _check_run(host, b, outs, what):
-    b.done()
-    gold = run_program(CFG, b.act, b.wgt, b.commands)
-    assert gold.done and not gold.error, (what, gold.cause)
-    host.load(b)
-    host.run(limit=400_000)
-    st = host.status()
-    assert st["done"] and not st["error"], (what, st)
-    assert host.counters() == program_perf(CFG, b.commands).counters, what
-    for t in outs:
-        np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t),
-                                      err_msg=what)
-
-
 def test_fused_gelu_rtl_bit_exact_and_cycle_exact(host, seed):
     rng = np.random.default_rng(seed)
     b, outs = ProgramBuilder(CFG), []
@@ -109,7 +96,7 @@ def test_fused_gelu_rtl_bit_exact_and_cycle_exact(host, seed):
             b.raw(fused)                       # fused again after it: the table reloads
             outs.append(b.gelu(b.gemm(b.put(x), w, bias, mult, shift, relu=False, gelu=gp),
                                gp))            # a fused GEMM's words through GELU again
-    _check_run(host, b, outs, f"seed {seed}")
+    run_and_check(host, CFG, b, outs, f"seed {seed}")
 
 
 def test_table_below_word_0_faults(host, seed):

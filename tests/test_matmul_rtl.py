@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, Region, run_program
 from hwaccel.generators.accel.config import MODEL_PRESETS
@@ -38,21 +39,6 @@ def _requant(rng, k):
     return int(rng.integers(1 << 14, 1 << 16)), int(rng.integers(15, 19)) + int(k > 16)
 
 
-def _run(host, b, outs, what):
-    b.done()
-    gold = run_program(CFG, b.act, b.wgt, b.commands)
-    assert gold.done and not gold.error, (what, gold.cause)
-    host.load(b)
-    host.run(limit=500_000)
-    st = host.status()
-    assert st["done"] and not st["error"], (what, st)
-    assert host.counters() == program_perf(CFG, b.commands).counters, what
-    for t in outs:
-        np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t),
-                                      err_msg=what)
-    return gold
-
-
 def test_matmul_bit_exact_and_cycle_exact(host, seed):
     rng = np.random.default_rng(seed)
     mg = CFG.conv.max_groups * L
@@ -73,7 +59,7 @@ def test_matmul_bit_exact_and_cycle_exact(host, seed):
             bt = b.put(_int8(rng, (k, 1, n)) if tr else _int8(rng, (n, 1, k)))
             outs.append(b.matmul(a, bt, *_requant(rng, k), transpose=tr))
         outs.append(b.gemm(g_in, w, 0, *_requant(rng, 6)))   # the GEMM reloads its weights
-        gold = _run(host, b, outs, f"trial {trial}")
+        gold = run_and_check(host, CFG, b, outs, f"trial {trial}")
         assert np.abs(from_words(gold.act, outs[1])).max() > 0, "C all zero: a weak test"
 
 
@@ -96,7 +82,7 @@ def test_matmul_per_head_strides(host, seed):
         b.matmul_raw(src=s.addr + h * tw, sa=srow, src2=v.addr + h * dw, sb=heads * dw,
                      dst=o.addr + h * dw, sc=heads * dw, m=t, k=t, n=d,
                      multiplier=int(rng.integers(1 << 14, 1 << 16)), shift=16, transpose=False)
-    _run(host, b, [o], "per head")
+    run_and_check(host, CFG, b, [o], "per head")
 
 
 def test_soft_reset_mid_gather(host, seed):
@@ -117,7 +103,7 @@ def test_soft_reset_mid_gather(host, seed):
         st = host.status()
         assert (st["busy"], st["error"]) == (0, 0), (at, st)
     b.commands.pop()   # _run appends DONE
-    _run(host, b, [out], "after soft resets")
+    run_and_check(host, CFG, b, [out], "after soft resets")
 
 
 def _raw(b, **fields):

@@ -1,0 +1,30 @@
+"""One program on the RTL harness against the golden interpreter, for the RTL tests of the
+accelerator's commands: the program ends in DONE, golden runs it without a fault, the harness
+finishes it without a fault, every performance counter equals the cycle model's, and every
+output tensor equals golden's bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwaccel.generators.accel import Op, run_program
+from hwaccel.generators.accel.driver import encode, from_words
+from hwaccel.generators.accel.perf import program_perf
+
+
+def run_and_check(host, config, b, outs, what="", *, limit: int = 500_000):
+    """Run builder ``b`` on ``host`` and golden; assert as the module says. Returns golden's
+    result (its ``act`` image is the scratchpad after the program)."""
+    if not b.commands or b.commands[-1] != encode(config, Op.DONE):
+        b.done()
+    gold = run_program(config, b.act, b.wgt, b.commands)
+    assert gold.done and not gold.error, (what, gold.cause)
+    host.load(b)
+    host.run(limit=limit)
+    st = host.status()
+    assert st["done"] and not st["error"], (what, st)
+    assert host.counters() == program_perf(config, b.commands).counters, what
+    for t in outs:
+        np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t),
+                                      err_msg=str(what))
+    return gold
