@@ -19,10 +19,8 @@ Options: ``port`` (``/dev/ttyUSB0``), ``baud`` (the bitstream's, default 1,000,0
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import BackendRun, BackendUnavailable
-from .programs import ProgramBackend, ProgramFault
+from .programs import ProgramBackend
 
 __all__ = ["FpgaBackend"]
 
@@ -83,30 +81,17 @@ class FpgaBackend(ProgramBackend):
             self.host = None
 
     def execute(self, compiled, lowered, index: int):
-        """As ``rtl``'s: every program of the batch in turn on one activation scratchpad;
-        cycles are the device's counter over each plus one a word the host writes between
-        programs (the cycle count a host port would take; the UART's time is wall time)."""
+        """As ``rtl``'s (:meth:`~.programs.ProgramBackend.run_on_host`); the cycles a host
+        port would take, the UART's time being wall time."""
         from ..serial_link import LinkTimeout
 
-        host, cfg = self.host, compiled.config
-        cycles = lowered.host_words
-        for k, load in enumerate(lowered.loads()):
-            where = f"batch {index}" + (f" program {k + 1} of {len(lowered.programs)}" if k
-                                        else "")
-            host.soft_reset()
-            host.load(load)
+        def wait(where):
             try:
-                status = host.run(timeout_s=self.timeout_s)
+                return self.host.run(timeout_s=self.timeout_s)
             except LinkTimeout as exc:
                 raise LinkTimeout(f"{self.name}: {where}: {exc}") from exc
-            if status["error"] or not status["done"]:
-                raise ProgramFault(f"{self.name}: {where} faulted: cause "
-                                   f"{status['cause'].name} at pc {status['pc']}")
-            cycles += host.counters()["cycles"]
-        first, words = lowered.span
-        image = np.zeros((cfg.act_depth, cfg.lanes), dtype=np.int64)
-        image[first:first + words] = host.read_act(first, words)
-        return image, cycles
+
+        return self.run_on_host(compiled, lowered, index, wait)
 
     def result(self, device, ints, floats, cycles, seconds, size) -> BackendRun:
         run = super().result(device, ints, floats, cycles, seconds, size)

@@ -53,6 +53,30 @@ class ProgramBackend:
     def close(self) -> None:
         """Release what :meth:`open` took."""
 
+    def run_on_host(self, compiled, lowered, index: int, wait) -> tuple[np.ndarray, int]:
+        """The host-port protocol of the hardware backends: every program of batch ``index``
+        in turn on ``self.host``, one activation scratchpad -- soft reset, load, then
+        ``wait(where)`` starts it and returns STATUS once busy drops (raising its own timeout
+        naming ``where``); a fault is a :class:`ProgramFault` with its cause and pc. The cycles
+        are the hardware's counter over each program (cleared when one starts) plus one a word
+        the host writes between programs; only the outputs are read back."""
+        host, cfg = self.host, compiled.config
+        cycles = lowered.host_words
+        for k, load in enumerate(lowered.loads()):
+            where = f"batch {index}" + (f" program {k + 1} of {len(lowered.programs)}" if k
+                                        else "")
+            host.soft_reset()
+            host.load(load)
+            status = wait(where)
+            if status["error"] or not status["done"]:
+                raise ProgramFault(f"{self.name}: {where} faulted: cause "
+                                   f"{status['cause'].name} at pc {status['pc']}")
+            cycles += host.counters()["cycles"]
+        first, words = lowered.span
+        image = np.zeros((cfg.act_depth, cfg.lanes), dtype=np.int64)
+        image[first:first + words] = host.read_act(first, words)
+        return image, cycles
+
     # the protocol ----------------------------------------------------------------------------
     def run(self, compiled, x, *, batch: int | None = None,
             progress_bar: bool = False) -> BackendRun:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from functools import cache
 
-import numpy as np
-
 from ...sim.runner import SimError
 from . import BackendUnavailable
-from .programs import ProgramBackend, ProgramFault
+from .programs import ProgramBackend
 
 __all__ = ["RtlBackend", "RtlTimeout"]
 
@@ -68,29 +66,18 @@ class RtlBackend(ProgramBackend):
             self.host = None
 
     def execute(self, compiled, lowered, index: int):
-        """Every program of the batch in turn on one activation scratchpad; the cycles are
-        the hardware's own counter over each, plus one cycle per word the host writes between
-        programs (the next group's weights and commands, over the host port)."""
-        host, cfg = self.host, compiled.config
-        cycles = lowered.host_words
-        for k, load in enumerate(lowered.loads()):
-            where = f"batch {index}" + (f" program {k + 1} of {len(lowered.programs)}" if k
-                                        else "")
-            host.soft_reset()
-            host.load(load)
+        """Every program of the batch in turn on one activation scratchpad
+        (:meth:`~.programs.ProgramBackend.run_on_host`), each clocked until it is done or
+        ``limit`` cycles have passed."""
+        host = self.host
+
+        def wait(where):
             try:
                 host.run(limit=self.limit)
             except SimError as exc:  # the harness's bounded wait ran out
-                pc = host.status()["pc"]
                 raise RtlTimeout(f"{self.name}: {where} still busy after {self.limit:,} "
-                                 f"cycles (pc {pc}); pass limit= if the program is that "
-                                 f"long") from exc
-            status = host.status()
-            if status["error"] or not status["done"]:
-                raise ProgramFault(f"{self.name}: {where} faulted: cause "
-                                   f"{status['cause'].name} at pc {status['pc']}")
-            cycles += host.counters()["cycles"]  # cleared when a program starts
-        first, words = lowered.span  # only the outputs are read back over the host port
-        image = np.zeros((cfg.act_depth, cfg.lanes), dtype=np.int64)
-        image[first:first + words] = host.read_act(first, words)
-        return image, cycles
+                                 f"cycles (pc {host.status()['pc']}); pass limit= if the "
+                                 f"program is that long") from exc
+            return host.status()
+
+        return self.run_on_host(compiled, lowered, index, wait)
