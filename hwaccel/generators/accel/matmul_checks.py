@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Mux, Signal
 from amaranth.lib import data
+from amaranth.lib.wiring import Out
 
 from ...numerics import MULT_BITS, SHIFT_MAX
 from .attn_isa import MATMUL_MAX_K
@@ -96,3 +97,50 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                         | ((c_lo < a_end) & (a_lo < c_end)) | ((c_lo < b_end) & (b_lo < c_end)))
     return SimpleNamespace(mine=mine, kw=kw, nw=nw, shape_ok=~mine | ok, range_bad=range_bad,
                            job=job)
+
+
+def matmul_members(cfg) -> dict:
+    """``job_mm``: a MATMUL tile job's fields for the gatherer (:mod:`.matmul_gather`)."""
+    if cfg.attention is None:
+        return {}
+    return {"job_mm": Out(matmul_job_layout(cfg))}
+
+
+def matmul_tiling(proc, m, cmd, chk, *, calc) -> SimpleNamespace:
+    """Processor ``proc``'s MATMUL (attention configs: the GEMM M x K x N of two activations):
+    its checks folded into ``chk`` (its own legality, SHAPE and ADDRESS checks:
+    :func:`matmul_checks`) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words,
+    A's and C's row strides, the descriptor the CHECK state hands on (MATMUL: the 1x1
+    template of :func:`.attn_isa.matmul_gemm`) and ``tile(k0, n0)`` (the job's tile)."""
+    cfg, conv = proc.config, proc.config.conv
+    op = cmd.op
+    if cfg.attention is None:
+        chk.mm = SimpleNamespace(tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw,
+                                 sc=cmd.nb, desc=cmd.desc, tile=lambda k0, n0: [])
+        return chk.mm
+    from ..conv.layer import ConvLayer, descriptor
+
+    mmc = matmul_checks(m, cmd, cfg, calc=calc)
+    mine = mmc.mine
+    chk.legal = chk.legal | mine
+    chk.shape_ok = Mux(mine, mmc.shape_ok, chk.shape_ok)
+    chk.range_bad = Mux(mine, mmc.range_bad, chk.range_bad)
+    g0 = Mux(mmc.kw > conv.max_groups, conv.max_groups, mmc.kw)
+    b0 = Mux(mmc.nw > conv.max_blocks, conv.max_blocks, mmc.nw)
+    template = descriptor(conv, ConvLayer(1, 1, cfg.lanes, conv.block, 1, 1, 0, False,
+                                          False))
+    desc = Signal.like(cmd.desc)
+    m.d.comb += desc.eq(cmd.desc)
+    with m.If(mine):
+        m.d.comb += [getattr(desc, k).eq(v) for k, v in template.items()]
+        m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
+                     desc.weight_words.eq(g0 * b0)]
+
+    def tile(k0, n0):
+        return [proc.job_mm.eq(mmc.job), proc.job_mm.k0.eq(k0), proc.job_mm.n0.eq(n0)]
+
+    chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine,
+                             kw=Mux(mine, mmc.kw, cmd.kw), nb=Mux(mine, mmc.nw, cmd.nb),
+                             sa=Mux(mine, cmd.attn.sa, cmd.kw),
+                             sc=Mux(mine, cmd.attn.sc, cmd.nb), desc=desc, tile=tile)
+    return chk.mm

@@ -36,6 +36,7 @@ from .checks import command_checks
 from .config import AccelConfig
 from .isa import Cause, Op, command_layout, elt_layout
 from .lstm_checks import lstm_job_layout
+from .matmul_checks import matmul_members, matmul_tiling
 
 __all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT", "JOB_ATTN",
            "JOB_KIND_BITS"]
@@ -93,7 +94,7 @@ class Processor(wiring.Component):
             "job_wgt_run": Out(range(wd + 1)), "job_wgt_stride": Out(range(wd + 1)),
             "job_keep": Out(1), "job_fabric": Out(32),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
-            **self._matmul_members(cfg),
+            **matmul_members(cfg),
             "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
@@ -130,7 +131,7 @@ class Processor(wiring.Component):
         op, d, p = cmd.op, cmd.desc, cmd.pool
         m.d.sync += fresh.eq(is_("CHECK"))
         chk = command_checks(m, cmd, cfg, calc=is_("CALC"))
-        d = self._matmul(m, cmd, chk, calc=is_("CALC")).desc   # MATMUL: checks, GEMM shape
+        d = matmul_tiling(self, m, cmd, chk, calc=is_("CALC")).desc   # MATMUL: checks, GEMM shape
         if cfg.lstm is not None:
             m.d.comb += self.job_lstm.eq(chk.lstm_job)
         if cfg.attention is not None:
@@ -268,7 +269,7 @@ class Processor(wiring.Component):
         ad, wd = cfg.act_depth, cfg.wgt_depth
         mg, mb = conv.max_groups, conv.max_blocks
         mw, mh, pw = conv.max_width, conv.max_height, cfg.psum_width
-        mm = chk.mm   # a MATMUL's K and N words and row strides, else the GEMM's (_matmul)
+        mm = chk.mm   # a MATMUL's K and N words and row strides, else the GEMM's (matmul_tiling)
         kw, nb, sa, sc = mm.kw, mm.nb, mm.sa, mm.sc
         rem = Signal(range(ad + 1))                       # rows of A left in this N tile
         k0, n0 = Signal(range(ad + 1)), Signal(range(ad + 1))
@@ -351,52 +352,3 @@ class Processor(wiring.Component):
             return [s.eq(n) for s, n in zip(state, nxt)]
 
         return SimpleNamespace(load=load, advance=advance, more=more)
-
-    # --- MATMUL (attention configs): the GEMM M x K x N of two activations --------------------
-    @staticmethod
-    def _matmul_members(cfg) -> dict:
-        """``job_mm``: a MATMUL tile job's fields for the gatherer (:mod:`.matmul_gather`)."""
-        if cfg.attention is None:
-            return {}
-        from .matmul_checks import matmul_job_layout
-
-        return {"job_mm": Out(matmul_job_layout(cfg))}
-
-    def _matmul(self, m, cmd, chk, *, calc) -> SimpleNamespace:
-        """MATMUL's checks folded into ``chk`` (its own legality, SHAPE and ADDRESS checks:
-        :mod:`.matmul_checks`) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words,
-        A's and C's row strides, the descriptor the CHECK state hands on (MATMUL: the 1x1
-        template of :func:`.attn_isa.matmul_gemm`) and ``tile(k0, n0)`` (the job's tile)."""
-        cfg, conv = self.config, self.config.conv
-        op = cmd.op
-        if cfg.attention is None:
-            chk.mm = SimpleNamespace(tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw,
-                                     sc=cmd.nb, desc=cmd.desc, tile=lambda k0, n0: [])
-            return chk.mm
-        from ..conv.layer import ConvLayer, descriptor
-        from .matmul_checks import matmul_checks
-
-        mmc = matmul_checks(m, cmd, cfg, calc=calc)
-        mine = mmc.mine
-        chk.legal = chk.legal | mine
-        chk.shape_ok = Mux(mine, mmc.shape_ok, chk.shape_ok)
-        chk.range_bad = Mux(mine, mmc.range_bad, chk.range_bad)
-        g0 = Mux(mmc.kw > conv.max_groups, conv.max_groups, mmc.kw)
-        b0 = Mux(mmc.nw > conv.max_blocks, conv.max_blocks, mmc.nw)
-        template = descriptor(conv, ConvLayer(1, 1, cfg.lanes, conv.block, 1, 1, 0, False,
-                                              False))
-        desc = Signal.like(cmd.desc)
-        m.d.comb += desc.eq(cmd.desc)
-        with m.If(mine):
-            m.d.comb += [getattr(desc, k).eq(v) for k, v in template.items()]
-            m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
-                         desc.weight_words.eq(g0 * b0)]
-
-        def tile(k0, n0):
-            return [self.job_mm.eq(mmc.job), self.job_mm.k0.eq(k0), self.job_mm.n0.eq(n0)]
-
-        chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine,
-                                 kw=Mux(mine, mmc.kw, cmd.kw), nb=Mux(mine, mmc.nw, cmd.nb),
-                                 sa=Mux(mine, cmd.attn.sa, cmd.kw),
-                                 sc=Mux(mine, cmd.attn.sc, cmd.nb), desc=desc, tile=tile)
-        return chk.mm
