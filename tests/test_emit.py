@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import re
 from concurrent.futures import ProcessPoolExecutor
 
@@ -61,7 +62,8 @@ def test_every_preset_lints_clean(tmp_path):
 
     Elaboration is single-threaded Python: two worker processes use both cores."""
     slugs = list(presets())
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    # forkserver, not fork: the parent has imported JAX, whose threads a fork would copy
+    with ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("forkserver")) as pool:
         done = list(pool.map(_emit_and_lint, slugs, [str(tmp_path)] * len(slugs)))
     assert done == slugs
 

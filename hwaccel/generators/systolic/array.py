@@ -138,6 +138,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, config: SystolicConfig):
         if not isinstance(config, SystolicConfig):
+            self._MustUse__silence = True  # never built: no unused-elaboratable warning
             raise TypeError(f"config must be a SystolicConfig, not {config!r}")
         self.config = config
         super().__init__({
