@@ -56,15 +56,14 @@ from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
 from .act_banks import ActBanks
 from .config import AccelConfig
+from .counters import COUNTER_BITS, counter_registers
 from .eltwise import Eltwise
-from .isa import CONTROL_RESET, CONTROL_START, COUNTERS, Reg, Region, command_layout
+from .isa import CONTROL_RESET, CONTROL_START, Reg, Region, command_layout
 from .job_io import lstm_io, matmul_io
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 
 __all__ = ["Accelerator", "host_signature"]
-
-COUNTER_BITS = 48
 
 
 def host_signature(cfg: AccelConfig) -> wiring.Signature:
@@ -357,14 +356,7 @@ class Accelerator(wiring.Component):
             "overhead": busy & ~active,
             "commands": proc.retire,
         }
-        counters = []
-        for name in COUNTERS:
-            c = Signal(COUNTER_BITS, name=f"count_{name}")
-            with m.If(proc.start & ~busy):
-                m.d.sync += c.eq(0)
-            with m.Else():
-                m.d.sync += c.eq(c + events[name])
-            counters.append(c)
+        counters = counter_registers(m, events, proc.start & ~busy)
         status = Cat(proc.busy, proc.done, proc.error, Signal(5), proc.cause, proc.pc)
 
         # --- host reads: registered, one cycle after ``re`` ------------------------------------
