@@ -94,6 +94,7 @@ COMMANDS = {
     "verify": "hwaccel.formal.command",
     "parallel": "hwaccel.parallel.command",
     "board": "hwaccel.impl.board_command",
+    "advise": "hwaccel.advise.command",
 }
 
 

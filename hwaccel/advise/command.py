@@ -1,0 +1,165 @@
+"""``hwaccel advise``: which platform for this model -- one row per platform, and a pick.
+
+``hwaccel advise --model cnn [--batch B] [--presets P,...] [--node N] [--goal G]`` runs or
+models a reference workload (:data:`hwaccel.models.WORKLOADS`, trained and cached) on every
+platform it can and prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
+
+* ``cpu``, ``torch-cuda``, ``torch-int8-cuda``, ``xla``: measured here through the runtime's
+  backends (median of ``--repeats`` timed calls); without a GPU or JAX the row is there with no
+  figures and says why.
+* each FPGA preset in ``--presets`` (``ecp5``...): the exact cycle model at its placed Fmax,
+  its resources and a rough energy estimate.
+* each other preset: an ASIC at ``--node`` nm and the stated ``--asic-mhz``, its area
+  (``--no-synth``: none) and energy.
+* published rows with their sources (MLPerf Tiny) where the model is one of theirs.
+
+Then a recommendation for ``--goal`` naming the deciding figures. ``--json`` prints
+``{model, batch, goal, node, rows, recommendation}``; ``--plot DIR`` writes the plots of
+:func:`hwaccel.advise.plots.plot_report`. Exit status 0, or 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = ("which platform for a model: measured CPU/GPU/XLA rows, modelled FPGA and ASIC rows, "
+        "published references, and a recommendation")
+
+#: ``--platforms`` groups, in the table's order
+PLATFORMS = ("cpu", "torch-cuda", "torch-int8-cuda", "xla", "accel", "published")
+NODES = (45, 28, 16, 7)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", required=True,
+                   help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
+                        "dscnn, mobilenet, autoencoder, transformer, transformer_tokens")
+    p.add_argument("--batch", type=int, default=1, help="samples a batch (default 1)")
+    p.add_argument("--presets", default=None,
+                   help="accelerator presets, comma-separated: ecp5* ones are FPGA rows, the "
+                        "others ASIC rows (default: ecp5,default; ecp5_attention,"
+                        "default_attention for the transformers)")
+    p.add_argument("--node", type=int, default=28,
+                   help=f"ASIC process node in nm, one of {', '.join(map(str, NODES))} "
+                        f"(default 28)")
+    p.add_argument("--asic-mhz", type=float, default=500.0,
+                   help="the clock ASIC rows are stated at (default 500 MHz; not a timing "
+                        "result)")
+    p.add_argument("--goal", default="latency",
+                   help="what the recommendation optimizes: latency, energy or throughput "
+                        "(default latency)")
+    p.add_argument("--platforms", default=",".join(PLATFORMS),
+                   help=f"rows to make, comma-separated, of: {', '.join(PLATFORMS)} (accel: "
+                        f"the --presets rows; default: all)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timed calls a measured row takes the median of (default 5)")
+    p.add_argument("--calibration", type=int, default=512,
+                   help="training samples that calibrate activation scales (default: 512)")
+    p.add_argument("--no-synth", action="store_true",
+                   help="leave ASIC area unknown instead of synthesizing the preset (slow the "
+                        "first time)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--plot", default=None, metavar="DIR",
+                   help="write PNGs into DIR (hwaccel.advise.plots.plot_report): latency "
+                        "against energy with the Pareto front, throughput against batch")
+
+
+def _presets(text: str | None, model: str) -> list:
+    from ..generators.accel.config import MODEL_PRESETS, PRESETS
+
+    table = PRESETS | MODEL_PRESETS
+    if text is None:
+        text = ("ecp5_attention,default_attention" if model.startswith("transformer")
+                else "ecp5,default")
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
+    if unknown or not names:
+        raise ValueError(f"--presets must name presets of {', '.join(table)}, not {text!r}")
+    return [table[n] for n in names]
+
+
+def check_args(args) -> tuple[list, list[str]]:
+    """``(presets, platforms)``; every usage error raised before any work, by name."""
+    from ..models import WORKLOADS
+    from .report import check_goal
+
+    if args.model not in WORKLOADS:
+        raise ValueError(f"--model must be one of {', '.join(WORKLOADS)}, not {args.model!r}")
+    check_goal(args.goal)
+    if args.batch < 1:
+        raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, not {args.repeats!r}")
+    if args.node not in NODES:
+        raise ValueError(f"--node must be one of {', '.join(map(str, NODES))}, not "
+                         f"{args.node!r}")
+    if not args.asic_mhz > 0:
+        raise ValueError(f"--asic-mhz must be positive, not {args.asic_mhz!r}")
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+    bad = [p for p in platforms if p not in PLATFORMS]
+    if bad or not platforms:
+        raise ValueError(f"--platforms must name some of {', '.join(PLATFORMS)}, not "
+                         f"{args.platforms!r}")
+    return _presets(args.presets, args.model), platforms
+
+
+def advise_rows(args, log=sys.stderr) -> list:
+    """Every row for ``args`` (see the module docstring), in the table's order."""
+    from ..models.train import load
+    from ..runtime import compile as compile_model
+    from .accel_rows import preset_row
+    from .rows import MEASURED, measured_rows, published_rows
+
+    presets, platforms = check_args(args)
+    module, split = load(args.model)
+    need = max(args.batch, args.repeats)
+    if need > len(split.y_test):
+        raise ValueError(f"--batch and --repeats must be at most {len(split.y_test)} (the "
+                         f"held-out split), not {need}")
+    calibration = split.x_train[:args.calibration]
+
+    def compiled_for(cfg):
+        return compile_model(module, split.x_train[:8], preset=cfg, calibration=calibration,
+                             strict=False)
+
+    rows = []
+    measured = [p for p in platforms if p in MEASURED]
+    first = None
+    if measured:
+        first = compiled_for(presets[0])
+        rows += measured_rows(first, split.x_test, args.batch, measured, repeats=args.repeats,
+                              log=log)
+    if "accel" in platforms:
+        for i, cfg in enumerate(presets):
+            cm = first if i == 0 and first is not None else compiled_for(cfg)
+            row = preset_row(cm, split.x_test[:args.batch], args.batch, node=args.node,
+                             clock_mhz=args.asic_mhz, synth=not args.no_synth)
+            print(f"hwaccel advise: {row.platform}: {row.cycles or '-'} cycles", file=log)
+            rows.append(row)
+    if "published" in platforms:
+        rows += published_rows(args.model, args.batch)
+    return rows
+
+
+def run(args) -> int:
+    from .report import recommend
+
+    check_args(args)   # a usage error before the model loads
+    rows = advise_rows(args)
+    text = recommend(rows, args.goal)
+    if args.json:
+        print(json.dumps({"model": args.model, "batch": args.batch, "goal": args.goal,
+                          "node": args.node, "rows": [r.to_json() for r in rows],
+                          "recommendation": text}, indent=2))
+    else:
+        from .report import format_table
+
+        print(f"{args.model}, batch {args.batch}:")
+        print(format_table(rows, text))
+    if args.plot:
+        from .plots import plot_report
+
+        for path in plot_report([r.to_json() for r in rows], args.plot):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0

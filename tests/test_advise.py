@@ -1,0 +1,155 @@
+"""``hwaccel advise``: every row says what it is and where it comes from, nothing unknown is
+shown as a number, and the recommendation names the best row for each goal.
+
+One run of the rows for the reference CNN (small calibration, two timed calls, no ASIC
+synthesis) on ``tiny`` (which refuses the CNN: its activation scratchpad is too small),
+``ecp5`` (an FPGA row) and ``default`` (an ASIC row).
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+
+import pytest
+
+from hwaccel.advise.command import advise_rows
+from hwaccel.advise.report import GOALS, best, recommend
+from hwaccel.advise.rows import KINDS, AdviseRow, published_rows
+from hwaccel.cli import main
+
+FIGURES = ("latency_us", "throughput_per_s", "energy_uj", "area_mm2")
+KEYS = ("platform", "kind", "batch", "latency_us", "throughput_per_s", "energy_uj", "source")
+
+
+def _args(**changes) -> Namespace:
+    args = dict(model="cnn", batch=1, presets="tiny,ecp5,default", node=28, asic_mhz=500.0,
+                goal="latency", platforms="cpu,torch-cuda,torch-int8-cuda,accel,published",
+                repeats=2, calibration=16, no_synth=True, json=False, plot=None)
+    return Namespace(**(args | changes))
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[AdviseRow]:
+    return advise_rows(_args(), log=None)
+
+
+def test_every_row_has_a_kind_a_source_and_the_keys(rows):
+    assert [r.platform for r in rows][:3] == ["cpu", "torch-cuda", "torch-int8-cuda"]
+    for r in rows:
+        assert r.kind in KINDS, r
+        assert r.source.strip(), r
+        j = r.to_json()
+        assert all(k in j for k in KEYS), j
+        assert "area_mm2" in j or "resources" in j
+        json.dumps(j)   # the report is JSON
+
+
+def test_no_figure_is_a_zero_standing_in_for_unknown(rows):
+    for r in rows:
+        for f in FIGURES:
+            v = getattr(r, f)
+            assert v is None or v > 0, (r.platform, f, v)
+        unknown = r.note.startswith(("not measured", "not modelled"))
+        if unknown:
+            assert all(getattr(r, f) is None for f in FIGURES), r
+            assert r.cycles is None if r.note.startswith("not modelled") else True
+
+
+def test_measured_rows_are_timed_or_say_why_not(rows):
+    import torch
+
+    by = {r.platform: r for r in rows}
+    cpu = by["cpu"]
+    assert cpu.kind == "measured" and cpu.latency_us > 0
+    assert cpu.throughput_per_s == pytest.approx(cpu.batch / cpu.latency_us * 1e6)
+    assert "median of 2 timed" in cpu.source
+    for gpu in ("torch-cuda", "torch-int8-cuda"):
+        if torch.cuda.is_available():
+            assert by[gpu].latency_us > 0
+        else:
+            assert by[gpu].latency_us is None and by[gpu].throughput_per_s is None
+            assert by[gpu].energy_uj is None
+            assert by[gpu].note.startswith("not measured: no GPU"), by[gpu].note
+
+
+def test_modelled_rows_name_the_model_and_follow_it(rows):
+    from hwaccel.bench.workloads import model_rows
+    from hwaccel.models.train import load
+
+    modelled = [r for r in rows if r.kind == "modelled"]
+    assert len(modelled) == 3
+    for r in modelled:
+        assert "cycle model" in r.source, r
+    refused, fpga, asic = modelled
+    assert refused.preset == "accel_tiny" and "refused by accel_tiny" in refused.note
+    assert refused.latency_us is None and refused.cycles is None
+    # the cycles are the cycle model's, as hwaccel bench accel --model-only counts them
+    module, split = load("cnn")
+    for r in (fpga, asic):
+        bench = model_rows("cnn", module, split.x_train[:16], split.x_test[:1],
+                           r.preset.removeprefix("accel_"), layers=False, rtl=False)[0]
+        assert r.cycles == bench["model_cycles"], r.platform
+    assert asic.latency_us == pytest.approx(asic.cycles / 500.0)
+    assert asic.node_nm == 28 and "stated clock of 500 MHz" in asic.source
+    assert asic.area_mm2 is None and "--no-synth" in asic.note
+    if fpga.latency_us is None:   # neither a placed report nor a committed figure
+        assert fpga.note.startswith("not placed: run `hwaccel synth --preset ecp5")
+    else:
+        assert fpga.latency_us == pytest.approx(fpga.cycles / fpga.clock_mhz)
+        assert "placed Fmax" in fpga.source and fpga.resources
+
+
+def test_the_recommendation_names_the_best_row_for_each_goal(rows):
+    for goal, (key, larger, title, _) in GOALS.items():
+        text = recommend(rows, goal)
+        have = [r for r in rows if getattr(r, key) is not None]
+        if not have:
+            assert best(rows, goal) is None and f"no row has a {key}" in text
+            continue
+        figure = (max if larger else min)(getattr(r, key) for r in have)
+        winner = best(rows, goal)
+        assert getattr(winner, key) == figure
+        assert text.startswith(f"{title}: {winner.platform} at "), text
+        missing = [r.platform for r in rows if getattr(r, key) is None]
+        assert all(p in text for p in missing)
+
+
+def test_the_recommendation_weighs_every_kind():
+    def row(platform, kind, latency, energy):
+        return AdviseRow(platform, kind, 1, "a source", latency_us=latency,
+                         throughput_per_s=None if latency is None else 1e6 / latency,
+                         energy_uj=energy, cycles=100, clock_mhz=1.0,
+                         energy_range_uj=None if energy is None else (energy, energy),
+                         note="energy: a model")
+    rows = [row("a", "measured", 50.0, None), row("b", "modelled", 100.0, 2.0),
+            row("c", "published", 20.0, 3.0), row("d", "measured", None, None)]
+    assert recommend(rows, "latency").startswith("lowest latency: c at 20.0 us")
+    assert "a 50.0 us" in recommend(rows, "latency") and "b 100.0 us" in recommend(rows,
+                                                                                 "latency")
+    assert recommend(rows, "energy").startswith("lowest energy: b at 2.0 uJ")
+    assert recommend(rows, "throughput").startswith("highest throughput: c at 50,000.0")
+    assert "not ranked: d" in recommend(rows, "throughput")
+
+
+def test_published_rows_are_cited_and_derived_from_their_throughput():
+    rows = published_rows("resnet8", 1)
+    assert len(rows) == 5
+    for r in rows:
+        assert r.kind == "published" and "https://github.com/mlcommons/tiny_results" in r.source
+        assert r.latency_us == pytest.approx(1e6 / r.throughput_per_s, abs=0.05)
+    assert published_rows("cnn", 1) == []
+    assert all("not at batch 4" in r.note for r in published_rows("resnet8", 4))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "resnet9"], "--model must be one of cnn, lstm"),
+    (["--model", "cnn", "--goal", "cost"], "--goal must be one of latency, energy, throughput"),
+    (["--model", "cnn", "--presets", "ecp6"], "--presets must name presets of"),
+    (["--model", "cnn", "--node", "5"], "--node must be one of 45, 28, 16, 7, not 5"),
+    (["--model", "cnn", "--platforms", "tpu"], "--platforms must name some of"),
+    (["--model", "cnn", "--batch", "0"], "--batch must be at least 1, not 0"),
+])
+def test_bad_arguments_are_named(capsys, argv, message):
+    assert main(["advise", *argv]) == 2
+    assert message in capsys.readouterr().err
