@@ -105,7 +105,7 @@ def test_the_recommendation_names_the_best_row_for_each_goal(rows):
         text = recommend(rows, goal)
         have = [r for r in rows if getattr(r, key) is not None]
         if not have:
-            assert best(rows, goal) is None and f"no row has a {key}" in text
+            assert best(rows, goal) is None and f"no row has {key}" in text
             continue
         figure = (max if larger else min)(getattr(r, key) for r in have)
         winner = best(rows, goal)
@@ -124,12 +124,12 @@ def test_the_recommendation_weighs_every_kind():
                          note="energy: a model")
     rows = [row("a", "measured", 50.0, None), row("b", "modelled", 100.0, 2.0),
             row("c", "published", 20.0, 3.0), row("d", "measured", None, None)]
-    assert recommend(rows, "latency").startswith("lowest latency: c at 20.0 us")
-    assert "a 50.0 us" in recommend(rows, "latency") and "b 100.0 us" in recommend(rows,
-                                                                                 "latency")
-    assert recommend(rows, "energy").startswith("lowest energy: b at 2.0 uJ")
+    assert recommend(rows, "latency").startswith("lowest latency: c at 20.00 us")
+    assert "a 50.00 us" in recommend(rows, "latency") and "b 100.0 us" in recommend(rows,
+                                                                                  "latency")
+    assert recommend(rows, "energy").startswith("lowest energy: b at 2.00 uJ")
     assert recommend(rows, "throughput").startswith("highest throughput: c at 50,000.0")
-    assert "not ranked: d" in recommend(rows, "throughput")
+    assert "not ranked, no throughput_per_s: d" in recommend(rows, "throughput")
 
 
 def test_published_rows_are_cited_and_derived_from_their_throughput():
@@ -153,3 +153,18 @@ def test_published_rows_are_cited_and_derived_from_their_throughput():
 def test_bad_arguments_are_named(capsys, argv, message):
     assert main(["advise", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_json_report(capsys):
+    """The published rows alone need no model run: the report's JSON end to end."""
+    assert main(["advise", "--model", "resnet8", "--platforms", "published", "--goal",
+                 "energy", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "resnet8" and report["goal"] == "energy"
+    rows = report["rows"]
+    assert {r["kind"] for r in rows} == {"published"}
+    with_energy = [r for r in rows if r["energy_uj"] is not None]
+    lowest = min(with_energy, key=lambda r: r["energy_uj"])
+    assert report["recommendation"].startswith(f"lowest energy: {lowest['platform']} at ")
+    assert all(r["platform"] in report["recommendation"] for r in rows
+               if r["energy_uj"] is None)

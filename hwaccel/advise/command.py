@@ -96,6 +96,11 @@ def check_args(args) -> tuple[list, list[str]]:
                          f"{args.node!r}")
     if not args.asic_mhz > 0:
         raise ValueError(f"--asic-mhz must be positive, not {args.asic_mhz!r}")
+    if args.plot:
+        import importlib.util
+
+        if importlib.util.find_spec("hwaccel.advise.plots") is None:
+            raise ValueError("--plot needs hwaccel.advise.plots, which this tree does not have")
     platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
     bad = [p for p in platforms if p not in PLATFORMS]
     if bad or not platforms:
@@ -112,6 +117,8 @@ def advise_rows(args, log=sys.stderr) -> list:
     from .rows import MEASURED, measured_rows, published_rows
 
     presets, platforms = check_args(args)
+    if not any(p in MEASURED or p == "accel" for p in platforms):
+        return published_rows(args.model, args.batch)   # nothing to run: no model to load
     module, split = load(args.model)
     need = max(args.batch, args.repeats)
     if need > len(split.y_test):

@@ -35,7 +35,13 @@ def best(rows: list[AdviseRow], goal: str) -> AdviseRow | None:
 
 
 def _num(v: float) -> str:
-    return f"{v:,.1f}" if abs(v) < 1e5 else f"{v:,.0f}"
+    """Four significant figures or more: 704,225; 871.3; 23.92; 0.0412."""
+    v = float(v)
+    if abs(v) >= 1e5:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:,.1f}"
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
 
 
 def _how(row: AdviseRow, goal: str) -> str:
@@ -59,10 +65,9 @@ def recommend(rows: list[AdviseRow], goal: str) -> str:
     key, larger, title, unit = check_goal(goal)
     winner = best(rows, goal)
     missing = [r.platform for r in rows if getattr(r, key) is None]
-    tail = (f" ({len(missing)} row{'s' if len(missing) != 1 else ''} without a {key} not "
-            f"ranked: {', '.join(missing)})" if missing else "")
+    tail = f" (not ranked, no {key}: {', '.join(missing)})" if missing else ""
     if winner is None:
-        return f"{title}: no row has a {key}{tail}"
+        return f"{title}: no row has {key}{tail}"
     others = []
     for kind in ("measured", "modelled", "published"):
         rival = best([r for r in rows if r.kind == kind and r is not winner], goal)

@@ -157,7 +157,7 @@ def published_rows(model: str, batch: int) -> list[AdviseRow]:
             continue
         tput = r["throughput_per_s"]
         note = "; ".join(n for n in (
-            "published single-stream figures (batch 1): latency = 1e6 / median throughput",
+            "single-stream (batch 1): latency = 1e6 / median throughput",
             r.get("note", ""),
             f"not at batch {batch}" if batch != 1 else "") if n)
         rows.append(AdviseRow(r["platform"], "published", 1, r["source"],
