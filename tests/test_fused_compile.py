@@ -1,6 +1,7 @@
 """The compiler's fusions (:mod:`hwaccel.compiler.fuse`): a transformer's ``linear1`` and GELU
 lower to one GEMM with ``fuse.gelu``, the out-projection and ``linear2`` with their residual
-ADDs to GEMMs with ``fuse.add`` (no GELU and no residual ADD command is left), the golden
+ADDs and the patch embedding with its positional embedding's to GEMMs with ``fuse.add`` (no
+GELU and no ADD command is left), the golden
 interpreter's outputs equal the integer twin's exactly, and the fused programs take fewer
 cycles than the unfused ones."""
 
@@ -55,8 +56,9 @@ def test_linear_gelu_is_one_gemm_and_golden_equals_twin(monkeypatch):
     gemms = [c for c in cmds if c["op"] == Op.GEMM]
     assert sum(c["fuse"]["gelu"] for c in gemms) == 2 and not any(c["op"] == Op.GELU
                                                                   for c in cmds)
-    assert sum(c["fuse"]["add"] for c in gemms) == 4   # add1 and add2 of both layers
-    adds = sum(c["op"] == Op.ADD for c in cmds)        # the positional embedding's, per sample
+    # add1 and add2 of both layers, and the positional embedding's in the patch embedding's
+    assert sum(c["fuse"]["add"] for c in gemms) == 5 and gemms[0]["fuse"]["add"]
+    assert not any(c["op"] == Op.ADD for c in cmds)
 
     monkeypatch.setattr(lower_mod, "fuse_gelu", lambda qg, cfg: qg)   # the unfused lowering
     monkeypatch.setattr(lower_mod, "fuse_add", lambda qg, cfg: qg)
@@ -65,8 +67,9 @@ def test_linear_gelu_is_one_gemm_and_golden_equals_twin(monkeypatch):
     np.testing.assert_array_equal(np.asarray(plain.ints(act_p)).reshape(2, -1),
                                   cm.int8_forward(x_int))
     gelus = [c for c in cmds_p if c["op"] == Op.GELU]
-    assert len(gelus) == 2 and sum(c["op"] == Op.ADD for c in cmds_p) == adds + 4 * 2
-    assert len(cmds_p) == len(cmds) + 2 + 4 * 2
+    # the positional embedding's ADD per sample, and the residual ADDs of both layers
+    assert len(gelus) == 2 and sum(c["op"] == Op.ADD for c in cmds_p) == 2 + 4 * 2
+    assert len(cmds_p) == len(cmds) + 2 + 2 + 4 * 2
     assert fused_cycles < plain_cycles
 
 
@@ -83,5 +86,9 @@ def test_no_fusion_without_attention_units_and_the_gelu_is_gone():
     both = fuse.fuse_add(fused, CFG)
     fa = [op for op in both.ops if isinstance(op, fuse.QLinearAdd)]
     assert len(fa) == 2 and not any(isinstance(op, ir.QAdd) for op in both.ops)
+    pe = [op for op in both.ops if isinstance(op, fuse.QLinearAddConstant)]
+    assert len(pe) == 1 and pe[0] is both.ops[0] and fuse.fused_constants(both) == pe
+    assert not any(isinstance(op, ir.QAddConstant) for op in both.ops)
+    assert all(pe[0].add_name not in op.inputs for op in both.ops)
     assert fuse.fuse_add(qg, CFG.with_(attention=None)) is qg
     assert gelu_beats(CFG) == 10 and gelu_beats(MODEL_PRESETS["default_attention"]) == 1

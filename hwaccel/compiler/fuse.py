@@ -19,6 +19,12 @@ view and not the Linear reads it, and it is a whole block of its own (the output
 LayerNorm, GELU, Linear or positional embedding). ``add_requantize`` is symmetric in its two
 (value, multiplier) pairs, so the Linear's may be either input.
 
+A ``QAddConstant`` (a learned positional embedding) of a ``QLinear``'s output, read by nothing
+else (a patch embedding), runs in that GEMM's result path the same way: the pair becomes one
+:class:`QLinearAddConstant` whose block the host fills with a copy of the constant a sample
+before the program runs (as it stores the input), which the GEMM overwrites with the sums. The
+constant's one shared copy and the ADD per sample are gone.
+
 The passes rewrite only the graph the lowering sees; the integer twin runs the graph as
 quantized, so ``golden == twin`` checks the fusion.
 """
@@ -29,13 +35,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from ..generators.accel.config import AccelConfig
 from ..numerics.eltwise import AddRequant
 from ..numerics.gelu import GeluParams
 from . import ir
 
-__all__ = ["QLinearGelu", "QLinearAdd", "fuse_gelu", "fuse_add", "fused_gelu_params",
-           "fused_add_args"]
+__all__ = ["QLinearGelu", "QLinearAdd", "QLinearAddConstant", "fuse_gelu", "fuse_add",
+           "fused_gelu_params", "fused_add_args", "fused_constants"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,23 +155,74 @@ def _fuse_one_add(qg):
     return None
 
 
+@dataclass(frozen=True, eq=False)
+class QLinearAddConstant(QLinearGelu):
+    """A ``QLinear`` (with or without a fused GELU) whose outputs are added to the int8
+    constant ``value`` (a positional embedding, per-sample shape ``(T, F)``) in the GEMM's
+    result path (``add``: the Linear's multiplier first), written over the copy of ``value``
+    the host stores in its block for each sample."""
+
+    add: AddRequant | None = None
+    add_relu: bool = False
+    add_name: str = ""
+    value: np.ndarray | None = None
+
+
+def _fuse_one_constant(qg):
+    """``qg`` with its first fusable ``QLinear`` -> ``QAddConstant`` pair fused, or ``None``."""
+    readers = qg.readers()
+    producer = {op.name: op for op in qg.ops}
+    for add in qg.ops:
+        if not isinstance(add, ir.QAddConstant):
+            continue
+        lin = producer.get(add.inputs[0])
+        if (type(lin) not in (ir.QLinear, QLinearGelu) or len(readers[lin.name]) != 1
+                or lin.name == qg.output
+                or isinstance(producer.get(lin.inputs[0]), ir.QFlatten)):
+            continue
+        fields = {f.name: getattr(lin, f.name) for f in dataclasses.fields(lin)}
+        fused = QLinearAddConstant(**fields | {"s_out": add.s_out, "add": add.params,
+                                               "add_name": add.name, "value": add.value})
+        ops = []
+        for op in qg.ops:
+            if op is add:
+                continue
+            if op is lin:
+                op = fused
+            elif add.name in op.inputs:
+                op = dataclasses.replace(op, inputs=tuple(lin.name if v == add.name else v
+                                                          for v in op.inputs))
+            ops.append(op)
+        out = lin.name if qg.output == add.name else qg.output
+        return dataclasses.replace(qg, ops=tuple(ops), output=out)
+    return None
+
+
 def fuse_add(qg, cfg: AccelConfig):
-    """``qg`` with every fusable ``QLinear`` -> ``QAdd`` pair as one :class:`QLinearAdd`
+    """``qg`` with every fusable ``QLinear`` -> ``QAdd`` pair as one :class:`QLinearAdd` and
+    every fusable ``QLinear`` -> ``QAddConstant`` pair as one :class:`QLinearAddConstant`
     (``qg`` itself when there is none, or the configuration has no attention units)."""
     if cfg.attention is None:
         return qg
-    while (nxt := _fuse_one_add(qg)) is not None:
+    while (nxt := _fuse_one_add(qg) or _fuse_one_constant(qg)) is not None:
         qg = nxt
     return qg
 
 
+def fused_constants(qg) -> list:
+    """The :class:`QLinearAddConstant` ops (the host stores their constant, a copy a sample,
+    in their output block before the program runs)."""
+    return [op for op in qg.ops if isinstance(op, QLinearAddConstant)]
+
+
 def fused_add_args(em, op, sample: int | None = None):
     """The ``add`` argument of the driver's ``gemm`` for ``op`` (``None``: not fused): the
-    residual's words (sample ``sample``'s, or the whole batch's as one matrix), the
-    requantizer and the ReLU."""
-    if not isinstance(op, QLinearAdd):
+    residual's words (sample ``sample``'s, or the whole batch's as one matrix: the op's own
+    block, which the residual's value shares, or which holds the constant), the requantizer
+    and the ReLU."""
+    if not isinstance(op, (QLinearAdd, QLinearAddConstant)):
         return None
-    rs = em.tensors(op.inputs[1])
+    rs = em.tensors(op.name)
     r = rs[sample] if sample is not None else em.b.view(
         rs[0], rs[0].channels, 1, sum(t.height * t.width for t in rs))
     return r, op.add, op.add_relu

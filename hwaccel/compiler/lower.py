@@ -59,7 +59,15 @@ from ..numerics import INT8
 from . import im2col, ir, lower_attention
 from .builders import DryBuilder, PlacedBuilder
 from .errors import UnsupportedOp
-from .fuse import QLinearAdd, fuse_add, fuse_gelu, fused_add_args, fused_gelu_params
+from .fuse import (
+    QLinearAdd,
+    QLinearAddConstant,
+    fuse_add,
+    fuse_gelu,
+    fused_add_args,
+    fused_constants,
+    fused_gelu_params,
+)
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
@@ -194,7 +202,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
             raise TypeError(f"op must be a quantized IR op the lowering knows, not {op!r}")
         vals[op.name] = v
         words.setdefault(name, v.stride * batch)
-        made[name] = step
+        made[name] = -1 if isinstance(op, QLinearAddConstant) else step   # the host fills it
     last: dict[str, int | None] = {}
     for step, op in enumerate(ops):
         for v in (*op.inputs, *lower_attention.constant_reads(op)):
@@ -386,6 +394,8 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     em.put(first, xs)
     for op in lower_attention.constants(qg):   # positional embeddings, one copy each
         em.put(f"{op.name} constant", [op.value.T[:, None, :]])
+    for op in fused_constants(qg):   # a fused one: a copy a sample, in the GEMM's output
+        em.put(op.name, [op.value.T[:, None, :]] * batch)
     marks = []  # after each layer: (name, programs ended, commands), who emitted which command
     for op in qg.ops[1:] if qg.tokens else qg.ops:
         if not isinstance(op, (ir.QFlatten, *lower_attention.VIEWS)):
