@@ -240,11 +240,13 @@ PRESETS: dict[str, AccelConfig] = {
 #: for the RTL tests.
 MODEL_PRESETS: dict[str, AccelConfig] = {
     "default_attention": PRESETS["default"].with_(
-        # Area for pace (an ASIC-sized preset): eleven dividers (rows of 16 scores a cycle),
-        # six roots (rows of 32 channels every 2 cycles, their words), 32 slots, and tables
-        # written 64 entries a cycle (the exponent table in 6 cycles, GELU's in 4).
-        attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, bits_per_cycle=2,
-                                  dividers=11, roots=6, slots=32, table_row=64,
+        # Area for pace (an ASIC-sized preset): four quotient and root bits a cycle (a row's
+        # reciprocal and reciprocal square root in 6 cycles, each a step of the last row's
+        # latency), six dividers (rows of 16 scores a cycle), three roots (rows of 32
+        # channels every 2 cycles, their words), 32 slots, and tables written 64 entries a
+        # cycle (the exponent table in 6 cycles, GELU's in 4).
+        attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, bits_per_cycle=4,
+                                  dividers=6, roots=3, slots=32, table_row=64,
                                   name="default"),
         name="default_attention"),
     # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM

@@ -276,7 +276,7 @@ SIZES: dict[str, AttentionConfig] = {
         AttentionConfig(max_len=16, max_channels=16, lanes=4, load_bits=216, name="tiny"),
         # The reference vision transformer (16-17 tokens, width 32, FFN 64) with room for
         # sequences of 128 and BERT-base's 768 channels; accel_default's 16-lane words and
-        # 2048-bit weight words; two bits a cycle, as default_attention.
+        # 2048-bit weight words; two bits a cycle.
         AttentionConfig(max_len=128, max_channels=1024, lanes=16, bits_per_cycle=2,
                         load_bits=2048, name="default"),
     )
