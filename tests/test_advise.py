@@ -23,7 +23,7 @@ KEYS = ("platform", "kind", "batch", "latency_us", "throughput_per_s", "energy_u
 
 
 def _args(**changes) -> Namespace:
-    args = dict(model="cnn", batch=1, presets="tiny,ecp5,default", node=28, asic_mhz=500.0,
+    args = dict(model="cnn", batch="1", presets="tiny,ecp5,default", node=28, asic_mhz=500.0,
                 goal="latency", platforms="cpu,torch-cuda,torch-int8-cuda,accel,published",
                 repeats=2, calibration=16, no_synth=True, json=False, plot=None)
     return Namespace(**(args | changes))
@@ -168,3 +168,22 @@ def test_json_report(capsys):
     assert report["recommendation"].startswith(f"lowest energy: {lowest['platform']} at ")
     assert all(r["platform"] in report["recommendation"] for r in rows
                if r["energy_uj"] is None)
+
+
+def test_several_batches_give_rows_for_each():
+    from hwaccel.generators.accel.config import PRESETS
+
+    rows = advise_rows(_args(batch="3,1", presets="ecp5", platforms="accel"), log=None)
+    assert [(r.platform, r.batch) for r in rows] == [("FPGA ecp5 (ECP5-85F)", 1),
+                                                     ("FPGA ecp5 (ECP5-85F)", 3)]
+    one, three = rows
+    assert three.cycles > one.cycles
+    # ecp5 holds fewer than 3 CNN samples a program: the batch runs as programs in turn
+    if three.extra["programs"] > 1:
+        assert "programs of at most" in three.note
+    assert three.extra["macs"] == 3 * one.extra["macs"]
+    assert PRESETS["ecp5"].slug == one.preset
+    text = recommend(rows, "throughput")
+    if three.throughput_per_s is not None:
+        winner = max(rows, key=lambda r: r.throughput_per_s)
+        assert text.startswith(f"highest throughput: {winner.platform} (batch {winner.batch})")

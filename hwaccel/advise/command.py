@@ -35,7 +35,9 @@ def add_arguments(p) -> None:
     p.add_argument("--model", required=True,
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
                         "dscnn, mobilenet, autoencoder, transformer, transformer_tokens")
-    p.add_argument("--batch", type=int, default=1, help="samples a batch (default 1)")
+    p.add_argument("--batch", default="1",
+                   help="samples a batch, or several batches comma-separated (rows for each; "
+                        "the throughput plot is against them; default 1)")
     p.add_argument("--presets", default=None,
                    help="accelerator presets, comma-separated: ecp5* ones are FPGA rows, the "
                         "others ASIC rows (default: ecp5,default; ecp5_attention,"
@@ -79,16 +81,15 @@ def _presets(text: str | None, model: str) -> list:
     return [table[n] for n in names]
 
 
-def check_args(args) -> tuple[list, list[str]]:
-    """``(presets, platforms)``; every usage error raised before any work, by name."""
+def check_args(args) -> tuple[list, list[str], list[int]]:
+    """``(presets, platforms, batches)``; every usage error raised before any work, by
+    name."""
     from ..models import WORKLOADS
     from .report import check_goal
 
     if args.model not in WORKLOADS:
         raise ValueError(f"--model must be one of {', '.join(WORKLOADS)}, not {args.model!r}")
     check_goal(args.goal)
-    if args.batch < 1:
-        raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, not {args.repeats!r}")
     if args.node not in NODES:
@@ -106,47 +107,61 @@ def check_args(args) -> tuple[list, list[str]]:
     if bad or not platforms:
         raise ValueError(f"--platforms must name some of {', '.join(PLATFORMS)}, not "
                          f"{args.platforms!r}")
-    return _presets(args.presets, args.model), platforms
+    return _presets(args.presets, args.model), platforms, _batches(args.batch)
+
+
+def _batches(text) -> list[int]:
+    try:
+        batches = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--batch must be comma-separated integers, not {text!r}") from None
+    if not batches or min(batches) < 1:
+        raise ValueError(f"--batch must be at least 1, not {text!r}")
+    return sorted(set(batches))
 
 
 def advise_rows(args, log=sys.stderr) -> list:
-    """Every row for ``args`` (see the module docstring), in the table's order."""
+    """Every row for ``args`` (see the module docstring), in the table's order: each batch's
+    measured and accelerator rows, then the published ones."""
     from ..models.train import load
     from ..runtime import compile as compile_model
     from .accel_rows import preset_row
     from .rows import MEASURED, measured_rows, published_rows
 
-    presets, platforms = check_args(args)
+    presets, platforms, batches = check_args(args)
+    published = published_rows(args.model, min(batches)) if "published" in platforms else []
     if not any(p in MEASURED or p == "accel" for p in platforms):
-        return published_rows(args.model, args.batch)   # nothing to run: no model to load
+        return published   # nothing to run: no model to load
     module, split = load(args.model)
-    need = max(args.batch, args.repeats)
+    need = max(*batches, args.repeats)
     if need > len(split.y_test):
         raise ValueError(f"--batch and --repeats must be at most {len(split.y_test)} (the "
                          f"held-out split), not {need}")
     calibration = split.x_train[:args.calibration]
+    compiled = {}
 
     def compiled_for(cfg):
-        return compile_model(module, split.x_train[:8], preset=cfg, calibration=calibration,
-                             strict=False)
+        if cfg.slug not in compiled:
+            compiled[cfg.slug] = compile_model(module, split.x_train[:8], preset=cfg,
+                                               calibration=calibration, strict=False)
+        return compiled[cfg.slug]
 
     rows = []
     measured = [p for p in platforms if p in MEASURED]
-    first = None
-    if measured:
-        first = compiled_for(presets[0])
-        rows += measured_rows(first, split.x_test, args.batch, measured, repeats=args.repeats,
-                              log=log)
-    if "accel" in platforms:
-        for i, cfg in enumerate(presets):
-            cm = first if i == 0 and first is not None else compiled_for(cfg)
-            row = preset_row(cm, split.x_test[:args.batch], args.batch, node=args.node,
-                             clock_mhz=args.asic_mhz, synth=not args.no_synth)
-            print(f"hwaccel advise: {row.platform}: {row.cycles or '-'} cycles", file=log)
-            rows.append(row)
-    if "published" in platforms:
-        rows += published_rows(args.model, args.batch)
-    return rows
+    for batch in batches:
+        if measured:
+            rows += measured_rows(compiled_for(presets[0]), split.x_test, batch, measured,
+                                  repeats=args.repeats, log=log)
+        if "accel" in platforms:
+            for cfg in presets:
+                row = preset_row(compiled_for(cfg), split.x_test[:batch], batch,
+                                 node=args.node, clock_mhz=args.asic_mhz,
+                                 synth=not args.no_synth)
+                if log is not None:
+                    print(f"hwaccel advise: {row.platform}, batch {batch}: "
+                          f"{row.cycles or '-'} cycles", file=log)
+                rows.append(row)
+    return rows + published
 
 
 def run(args) -> int:
@@ -156,13 +171,13 @@ def run(args) -> int:
     rows = advise_rows(args)
     text = recommend(rows, args.goal)
     if args.json:
-        print(json.dumps({"model": args.model, "batch": args.batch, "goal": args.goal,
+        print(json.dumps({"model": args.model, "batch": _batches(args.batch), "goal": args.goal,
                           "node": args.node, "rows": [r.to_json() for r in rows],
                           "recommendation": text}, indent=2))
     else:
         from .report import format_table
 
-        print(f"{args.model}, batch {args.batch}:")
+        print(f"{args.model}, batch {args.batch}, goal {args.goal}:")
         print(format_table(rows, text))
     if args.plot:
         from .plots import plot_report

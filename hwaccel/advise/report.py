@@ -61,26 +61,32 @@ def _how(row: AdviseRow, goal: str) -> str:
 
 
 def recommend(rows: list[AdviseRow], goal: str) -> str:
-    """A short recommendation for ``goal`` naming the deciding figures."""
+    """A short recommendation for ``goal`` naming the deciding figures: the best row's, and
+    the best of each kind it is not."""
     key, larger, title, unit = check_goal(goal)
-    winner = best(rows, goal)
-    missing = [r.platform for r in rows if getattr(r, key) is None]
+    batches = {r.batch for r in rows if getattr(r, key) is not None}
+
+    def name(r: AdviseRow) -> str:
+        return f"{r.platform} (batch {r.batch})" if len(batches) > 1 else r.platform
+
+    missing = list(dict.fromkeys(name(r) for r in rows if getattr(r, key) is None))
     tail = f" (not ranked, no {key}: {', '.join(missing)})" if missing else ""
+    winner = best(rows, goal)
     if winner is None:
         return f"{title}: no row has {key}{tail}"
     others = []
     for kind in ("measured", "modelled", "published"):
-        rival = best([r for r in rows if r.kind == kind and r is not winner], goal)
+        rival = best([r for r in rows if r.kind == kind and r.platform != winner.platform],
+                     goal)
         if rival is not None:
-            others.append(f"{rival.platform} {_num(getattr(rival, key))} {unit} "
+            others.append(f"{name(rival)} {_num(getattr(rival, key))} {unit} "
                           f"({_how(rival, goal)})")
-    line = (f"{title}: {winner.platform} at {_num(getattr(winner, key))} {unit} "
+    line = (f"{title}: {name(winner)} at {_num(getattr(winner, key))} {unit} "
             f"({_how(winner, goal)})")
     if others:
         line += " vs " + "; ".join(others)
-    batches = {r.batch for r in rows if getattr(r, key) is not None}
     if len(batches) > 1:
-        line += ". Rows differ in batch (published figures are single-stream, batch 1)"
+        line += ". Latency and energy are a batch's; published figures are single-stream"
     return line + tail
 
 
