@@ -25,7 +25,7 @@ KEYS = ("platform", "kind", "batch", "latency_us", "throughput_per_s", "energy_u
 def _args(**changes) -> Namespace:
     args = dict(model="cnn", batch="1", presets="tiny,ecp5,default", node=28, asic_mhz=500.0,
                 goal="latency", platforms="cpu,torch-cuda,torch-int8-cuda,accel,published",
-                repeats=2, calibration=16, no_synth=True, json=False, plot=None)
+                repeats=2, threads=1, calibration=16, no_synth=True, json=False, plot=None)
     return Namespace(**(args | changes))
 
 

@@ -56,6 +56,9 @@ def add_arguments(p) -> None:
                         f"the --presets rows; default: all)")
     p.add_argument("--repeats", type=int, default=5,
                    help="timed calls a measured row takes the median of (default 5)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for the measured torch rows (default: torch's own "
+                        "choice; 1 on a machine busier than its cores)")
     p.add_argument("--calibration", type=int, default=512,
                    help="training samples that calibrate activation scales (default: 512)")
     p.add_argument("--no-synth", action="store_true",
@@ -90,6 +93,8 @@ def check_args(args) -> tuple[list, list[str], list[int]]:
     if args.model not in WORKLOADS:
         raise ValueError(f"--model must be one of {', '.join(WORKLOADS)}, not {args.model!r}")
     check_goal(args.goal)
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, not {args.threads!r}")
     if args.repeats < 1:
         raise ValueError(f"--repeats must be at least 1, not {args.repeats!r}")
     if args.node not in NODES:
@@ -151,7 +156,7 @@ def advise_rows(args, log=sys.stderr) -> list:
     for batch in batches:
         if measured:
             rows += measured_rows(compiled_for(presets[0]), split.x_test, batch, measured,
-                                  repeats=args.repeats, log=log)
+                                  repeats=args.repeats, threads=args.threads, log=log)
         if "accel" in platforms:
             for cfg in presets:
                 row = preset_row(compiled_for(cfg), split.x_test[:batch], batch,

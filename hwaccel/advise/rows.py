@@ -105,11 +105,25 @@ def _median_latency(backend, compiled, x, batch: int, repeats: int) -> float:
 
 
 def measured_rows(compiled, x, batch: int, platforms, *, repeats: int = 5,
-                  log=None) -> list[AdviseRow]:
+                  threads: int | None = None, log=None) -> list[AdviseRow]:
     """One ``measured`` row per name in ``platforms`` (keys of :data:`MEASURED`): ``compiled``
     (a :class:`hwaccel.runtime.runnable.Runnable`) timed on the backend behind it on the
     held-out inputs ``x`` (at least ``max(batch, repeats)`` of them). A backend that cannot run
-    here gives a row of ``None`` figures whose note is its one-line reason."""
+    here gives a row of ``None`` figures whose note is its one-line reason. ``threads``: torch's
+    intra-op threads for the torch rows (default: torch's own choice); on a machine busier than
+    its cores, threads that wait for each other can make every call many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _measured(compiled, x, batch, platforms, repeats, log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measured(compiled, x, batch, platforms, repeats, log) -> list[AdviseRow]:
     from ..runtime.backends import BackendUnavailable, get
 
     rows = []
