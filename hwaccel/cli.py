@@ -1,7 +1,7 @@
 """The ``hwaccel`` command (also ``python -m hwaccel``).
 
 ``hwaccel rtl [--list] [--lint] [--out DIR] [SLUG ...]``  emit Verilog + JSON sidecars
-``hwaccel synth --preset P --target ecp5|ice40|generic [--json] [--bitstream]``
+``hwaccel synth --preset P --target ecp5|ice40|generic|asic [--node N] [--json] [--bitstream]``
                                                             resources, Fmax (Yosys, nextpnr)
 ``hwaccel bench NAME [options] [--json]``                   run a benchmark on the RTL
 ``hwaccel compare --model NAME [--backends ...]``          one model on every backend
@@ -56,6 +56,14 @@ def _cmd_synth(args) -> int:
         matches = [s for s in presets() if s.endswith(f"_{slug}")]
         slug = matches[0] if len(matches) == 1 else slug
     config = config_for(slug)
+    if args.target == "asic":  # its own flow and report (hwaccel.impl.asic)
+        from .impl.asic import asic_report_for, format_asic
+
+        if args.bitstream:
+            raise ValueError("--bitstream needs --target ecp5, not 'asic'")
+        report = asic_report_for(config, args.node)
+        print(json.dumps(report, indent=2) if args.json else format_asic(report))
+        return 0
     if args.bitstream:
         if args.target != "ecp5":
             raise ValueError(f"--bitstream needs --target ecp5, not {args.target!r}")
@@ -111,7 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     rtl.set_defaults(func=_cmd_rtl)
     syn = sub.add_parser("synth", help="synthesize a preset: resources, Fmax, critical path")
     syn.add_argument("--preset", required=True, help="preset slug (see `hwaccel rtl --list`)")
-    syn.add_argument("--target", choices=["ecp5", "ice40", "generic"], default="ecp5")
+    syn.add_argument("--target", choices=["ecp5", "ice40", "generic", "asic"], default="ecp5")
+    syn.add_argument("--node", type=int, default=45,
+                     help="asic: technology node in nm, 45|28|16|7 (default 45)")
     syn.add_argument("--freq", type=float, default=None, help="clock constraint in MHz")
     syn.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     syn.add_argument("--bitstream", action="store_true",

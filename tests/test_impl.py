@@ -85,6 +85,6 @@ def test_design_that_does_not_fit_fails_clearly(tmp_path):
 
 def test_unknown_target_and_preset_are_named():
     with pytest.raises(ValueError, match="target must be one of 'ecp5', 'ice40', 'generic', "
-                                         "not 'asic'"):
-        get_target("asic")
+                                         "'asic', not 'sky130'"):
+        get_target("sky130")
     assert main(["synth", "--preset", "systolic_nope", "--target", "generic"]) == 2

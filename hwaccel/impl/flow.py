@@ -85,6 +85,9 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
         Synthesis or place and route failed; the message has the tool's error lines.
     """
     t = _as_target(target)
+    if t.name == "asic":
+        raise ValueError("the asic target has its own flow and report: "
+                         "hwaccel.impl.asic.asic_report (or `hwaccel synth --target asic`)")
     folder = impl_folder(config, t, out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     report_path = folder / "report.json"

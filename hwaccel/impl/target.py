@@ -19,7 +19,7 @@ class Target:
     Parameters
     ----------
     name : str
-        ``"ecp5"``, ``"ice40"`` or ``"generic"``.
+        ``"ecp5"``, ``"ice40"``, ``"generic"`` or ``"asic"``.
     device : str
         The part, in words (goes into the report).
     synth : str
@@ -80,6 +80,10 @@ TARGETS: dict[str, Target] = {
                default_mhz=50.0),
         Target("generic", "technology-independent gates (Yosys abc: AND NAND OR NOR XOR XNOR MUX)",
                "synth -flatten -top {top}; abc -g AND,NAND,OR,NOR,XOR,XNOR,MUX; opt_clean"),
+        # Its own flow (hwaccel.impl.asic): gates counted in FreePDK45 cells, SRAM macros kept.
+        Target("asic", "standard cells (FreePDK45 INV NAND2 NOR2 AND2 XOR2 XNOR2 MUX2 DFF) "
+               "and SRAM macros, pre-layout",
+               "synth -flatten -booth -top {top} (see hwaccel.impl.asic_yosys)"),
     )
 }
 

@@ -1,0 +1,176 @@
+"""ASIC area and depth of a preset: ``hwaccel synth --preset P --target asic [--node N]``.
+
+``config -> Verilog -> gate-level Yosys (asic_yosys) -> cell counts -> area at a node``
+
+Reported (all a *pre-layout estimate*: cell area only, no placement density, clock tree,
+buffering, wires or I/O):
+
+* ``nand2_gates`` -- NAND2 equivalents of the logic, in FreePDK45 X1 cell areas
+  (:mod:`.asic_cells`); ``transistors`` -- Yosys' static-CMOS count of the same cells;
+  ``flip_flops``; ``logic_depth`` -- gates on the longest combinational path (``ltp -noff``:
+  register to register, input to register or register to output; SRAM macros cut paths);
+* ``sram_macros`` -- the memories kept as macros, each with depth, width and the area of
+  :func:`hwaccel.energy.sram.sram_macro` (the source of their energy too); shallow or
+  asynchronously read memories are flip-flops and counted in the logic;
+* ``logic_area_mm2`` + ``sram_area_mm2`` = ``area_mm2`` at ``node``;
+* ``area_per_mac_um2`` -- the logic area of the preset's MAC array synthesized alone (the whole
+  preset for a systolic array or conv engine, the conv engine of an accelerator) / its MACs,
+  to hold against published per-MAC figures (``published_mac``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+
+from .asic_cells import check_node, load, nand2_equivalents, nand2_um2, node_source, transistors
+from .asic_yosys import MACRO_MIN_DEPTH, synthesize_gates
+from .flow import impl_folder, write_verilog
+from .target import get_target
+
+__all__ = ["asic_report", "asic_report_for", "area_report", "mac_array", "format_asic",
+           "LABEL"]
+
+LABEL = "pre-layout estimate"
+
+
+def _h2_sram():
+    """:func:`hwaccel.energy.sram.sram_macro`, or ``None`` while that module is absent."""
+    try:
+        return importlib.import_module("hwaccel.energy.sram").sram_macro
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("hwaccel.energy"):
+            return None
+        raise
+
+
+def mac_array(config):
+    """``(config of the MAC array, MAC count)`` of a preset: the preset itself for a systolic
+    array or conv engine, the conv engine of an accelerator; ``(None, None)`` otherwise."""
+    kind = getattr(config, "kind", None)
+    if kind in ("systolic", "conv"):
+        return config, config.macs
+    if kind == "accel":
+        return config.conv, config.conv.macs
+    return None, None
+
+
+def area_report(gates: dict, node: int, *, sram=None) -> dict:
+    """The node-dependent figures of a gate-level result (:func:`.asic_yosys.synthesize_gates`).
+
+    ``sram(bits, width, node)`` gives each macro's area (``.area_mm2``, ``.source``); ``None``
+    leaves the SRAM area unknown (``None``) rather than guessed.
+    """
+    node = check_node(node)
+    cells = gates["cells"]
+    ge = nand2_equivalents(cells)
+    logic_um2 = ge * nand2_um2(node)
+    macros, sram_mm2, sram_sources, notes = [], 0.0, set(), []
+    for mem in gates["memories"]:
+        if not mem["macro"]:
+            continue
+        entry = {k: mem[k] for k in ("name", "depth", "width", "bits", "read_ports",
+                                     "write_ports")}
+        if sram is not None:
+            sm = sram(mem["bits"], mem["width"], node)
+            entry["area_mm2"] = sm.area_mm2
+            sram_mm2 += sm.area_mm2
+            sram_sources.add(str(sm.source))
+        macros.append(entry)
+    if macros and sram is None:
+        sram_mm2 = None
+        notes.append("SRAM macro area unknown: hwaccel.energy.sram is not available")
+    ports = [m["name"] for m in macros if m["read_ports"] + m["write_ports"] > 2]
+    if ports:
+        notes.append(f"macros with more than two ports priced as plain macros: {', '.join(ports)}")
+    logic_mm2 = logic_um2 / 1e6
+    return {
+        "node": node, "label": LABEL, "nand2_um2": round(nand2_um2(node), 5),
+        "nand2_gates": round(ge), "transistors": transistors(cells),
+        "flip_flops": gates["flip_flops"], "logic_depth": gates["logic_depth"],
+        "cells": cells,
+        "sram_macros": macros, "sram_bits": sum(m["bits"] for m in macros),
+        "register_file_memories": [
+            {k: m[k] for k in ("name", "depth", "width", "bits", "sync_read")}
+            for m in gates["memories"] if not m["macro"]],
+        "sram_area_mm2": None if sram_mm2 is None else round(sram_mm2, 9),
+        "logic_area_mm2": round(logic_mm2, 9),
+        "area_mm2": None if sram_mm2 is None else round(logic_mm2 + sram_mm2, 9),
+        "sources": {"node": node_source(node), "cells": load()["reference_library"]["source"],
+                    "transistors": load()["transistors_source"],
+                    "sram": sorted(sram_sources)},
+        "notes": notes,
+    }
+
+
+def _gates(config, out_dir) -> dict:
+    target = get_target("asic")
+    folder = impl_folder(config, target, out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path, top = write_verilog(config, target, folder, shell=False)
+    return synthesize_gates(path, top, folder)
+
+
+def asic_report_for(config, node: int = 45, *, out_dir: Path | str | None = None,
+                    sram=None) -> dict:
+    """:func:`asic_report` of a config (any generator config with ``slug`` and ``build()``).
+
+    ``sram`` replaces :func:`hwaccel.energy.sram.sram_macro` (tests give a stand-in)."""
+    node = check_node(node)
+    start = time.monotonic()
+    sram = sram if sram is not None else _h2_sram()
+    gates = _gates(config, out_dir)
+    report = {"preset": config.slug} | area_report(gates, node, sram=sram)
+    array, macs = mac_array(config)
+    report["mac_units"] = macs
+    report["mac_array"] = None if array is None else array.slug
+    if array is None:
+        report["mac_array_area_um2"] = report["area_per_mac_um2"] = None
+    else:
+        array_gates = gates if array is config else _gates(array, out_dir)
+        array_um2 = report["logic_area_mm2"] * 1e6 if array is config else (
+            nand2_equivalents(array_gates["cells"]) * nand2_um2(node))
+        report["mac_array_area_um2"] = round(array_um2, 1)
+        report["area_per_mac_um2"] = round(array_um2 / macs, 1)
+    report["published_mac"] = load()["published_mac"]
+    report["macro_min_depth"] = MACRO_MIN_DEPTH
+    report["cached"] = gates["cached"]
+    report["seconds"] = round(time.monotonic() - start, 1)
+    return report
+
+
+def asic_report(preset: str, node: int = 45, *, out_dir: Path | str | None = None) -> dict:
+    """The ASIC area and depth of ``preset`` (a slug, see ``hwaccel rtl --list``) at ``node``
+    nm (45, 28, 16 or 7). The gate-level synthesis is cached by a hash of the Verilog, so a
+    second call (any node) costs an elaboration only.
+
+    Raises ``ValueError`` for an unknown node, ``KeyError`` for an unknown preset,
+    :class:`~hwaccel.impl.tools.ImplError` when Yosys fails.
+    """
+    from ..generators import config_for
+
+    check_node(node)
+    return asic_report_for(config_for(preset), node, out_dir=out_dir)
+
+
+def format_asic(r: dict) -> str:
+    """A short human-readable view of an :func:`asic_report`."""
+    src = r["sources"]["node"]
+    est = f" [estimate: {src['estimate']}]" if src.get("estimate") else ""
+    sram = "unknown" if r["sram_area_mm2"] is None else f"{r['sram_area_mm2']:.4f} mm2"
+    total = "unknown" if r["area_mm2"] is None else f"{r['area_mm2']:.4f} mm2"
+    lines = [f"{r['preset']} at {r['node']} nm ({r['label']}; NAND2 {r['nand2_um2']} um2){est}",
+             f"  NAND2-equivalent gates {r['nand2_gates']:,}   transistors {r['transistors']:,}"
+             f"   flip-flops {r['flip_flops']:,}   logic depth {r['logic_depth']} gates",
+             f"  SRAM macros {len(r['sram_macros'])} ({r['sram_bits']:,} bits): {sram}"]
+    lines += [f"    {m['name']}: {m['depth']} x {m['width']}" for m in r["sram_macros"]]
+    lines.append(f"  area: logic {r['logic_area_mm2']:.4f} mm2 + SRAM {sram} = {total}")
+    if r["area_per_mac_um2"] is not None:
+        pub = r["published_mac"]
+        lines.append(f"  per MAC: {r['area_per_mac_um2']} um2 ({r['mac_array']}: "
+                     f"{r['mac_array_area_um2']} um2 / {r['mac_units']} MACs); published: "
+                     f"{pub['area_um2']} um2 at {pub['node']} nm, {pub['what']}")
+    lines += [f"  note: {n}" for n in r["notes"]]
+    lines.append(f"  {r['seconds']:.0f} s{' (cached synthesis)' if r['cached'] else ''}")
+    return "\n".join(lines)
