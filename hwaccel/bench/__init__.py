@@ -17,6 +17,7 @@ BENCHES = {
     "lstm": "hwaccel.bench.lstm",
     "accel": "hwaccel.bench.accel",
     "parallel": "hwaccel.bench.parallel",
+    "energy": "hwaccel.bench.energy",
 }
 
 

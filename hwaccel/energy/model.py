@@ -23,7 +23,8 @@ perf.program_perf`, equal to the RTL's):
 ``clock``         every flip-flop clocked every cycle (no clock gating): ``cycles`` x flip-flops
                   x energy per flip-flop and cycle; idle engines cost this too.
 ``host``          DRAM traffic of the host: the program image loaded and the outputs read back
-                  (``host_bits``, or ``host_words`` x the host port's width), per 64 bits.
+                  (``host_bits``, or ``host_words`` x the host port's width), per 64 bits
+                  (the DRAM is off-chip: its energy does not scale with the node).
 ``static``        the SRAM macros' leakage x ``cycles / clock_mhz``.
 
 Logic leakage, the partial-sum memory's and program memory's accesses, the element-wise,
@@ -164,7 +165,7 @@ def estimate(cfg, counters: dict, *, node: int = 45, host_words: int = 0,
 
     bits = host_words * cfg.data_bits if host_bits is None else host_bits
     d = event("dram_64b")
-    _add(pj, "host", bits / 64 * d[0] * flo, bits / 64 * d[1] * fhi)
+    _add(pj, "host", bits / 64 * d[0], bits / 64 * d[1])   # off-chip DRAM: not node-scaled
 
     seconds = n["cycles"] / (mhz * 1e6)
     leak = [sum(rng[k]["leakage_mw"][i] * count for k, (_, _, count) in mems.items())
@@ -172,7 +173,7 @@ def estimate(cfg, counters: dict, *, node: int = 45, host_words: int = 0,
     _add(pj, "static", leak[0] * 1e-3 * seconds * 1e12, leak[1] * 1e-3 * seconds * 1e12)
 
     breakdown = {k: (lo * 1e-6, hi * 1e-6) for k, (lo, hi) in pj.items()}
-    busy = {k: n[k] for k in ("conv_busy", "pool_busy", "lstm_busy", "eltwise_busy")}
+    busy = {k: n[f"{k}_busy"] for k in ("conv", "pool", "lstm", "eltwise")}
     events = {"cycles": n["cycles"], "mac_slots": n["mac_slots"], "lstm_mac_slots": lstm_slots,
               "useful_macs": macs, "issue_cycles": issue, "act_reads": n["act_reads"],
               "act_writes": n["act_writes"], "weight_reads": n["weight_reads"],
