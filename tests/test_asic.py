@@ -78,6 +78,16 @@ def test_without_an_sram_model_the_sram_area_is_unknown_not_guessed():
     assert any("SRAM macro area unknown" in n for n in r["notes"])
 
 
+def test_a_rom_is_priced_as_an_sram_macro_and_says_so():
+    gates = {"cells": {"$_NAND_": 1}, "flip_flops": 0, "logic_depth": 1,
+             "memories": [{"name": "rom", "depth": 512, "width": 11, "bits": 5632,
+                           "read_ports": 1, "write_ports": 0, "sync_read": True, "macro": True}]}
+    calls = []
+    r = area_report(gates, 16, sram=stand_in_sram(calls))
+    assert calls == [(5632, 11, 16)]
+    assert any(n.startswith("ROMs priced as SRAM macros") and "rom" in n for n in r["notes"])
+
+
 def test_node_nand2_areas_come_from_the_libraries_or_a_published_factor():
     assert nand2_um2(45) == pytest.approx(0.57 * 1.4)
     assert nand2_um2(7) == pytest.approx(0.216 * 0.27)

@@ -81,6 +81,9 @@ def area_report(gates: dict, node: int, *, sram=None) -> dict:
     if macros and sram is None:
         sram_mm2 = None
         notes.append("SRAM macro area unknown: hwaccel.energy.sram is not available")
+    roms = [m["name"] for m in macros if m["write_ports"] == 0]
+    if roms:
+        notes.append(f"ROMs priced as SRAM macros of their size: {', '.join(roms)}")
     ports = [m["name"] for m in macros if m["read_ports"] + m["write_ports"] > 2]
     if ports:
         notes.append(f"macros with more than two ports priced as plain macros: {', '.join(ports)}")
@@ -141,16 +144,20 @@ def asic_report_for(config, node: int = 45, *, out_dir: Path | str | None = None
 
 
 def asic_report(preset: str, node: int = 45, *, out_dir: Path | str | None = None) -> dict:
-    """The ASIC area and depth of ``preset`` (a slug, see ``hwaccel rtl --list``) at ``node``
+    """The ASIC area and depth of ``preset`` (a slug, see ``hwaccel rtl --list``, or a bare
+    name such as ``tiny`` when only one slug ends in it) at ``node``
     nm (45, 28, 16 or 7). The gate-level synthesis is cached by a hash of the Verilog, so a
     second call (any node) costs an elaboration only.
 
     Raises ``ValueError`` for an unknown node, ``KeyError`` for an unknown preset,
     :class:`~hwaccel.impl.tools.ImplError` when Yosys fails.
     """
-    from ..generators import config_for
+    from ..generators import config_for, presets
 
     check_node(node)
+    if preset not in presets():  # a bare preset name is enough when it is unambiguous
+        matches = [s for s in presets() if s.endswith(f"_{preset}")]
+        preset = matches[0] if len(matches) == 1 else preset
     return asic_report_for(config_for(preset), node, out_dir=out_dir)
 
 
