@@ -243,10 +243,11 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
         # Area for pace (an ASIC-sized preset): four quotient and root bits a cycle (a row's
         # reciprocal and reciprocal square root in 6 cycles, each a step of the last row's
         # latency), six dividers (rows of 16 scores a cycle), three roots (rows of 32
-        # channels every 2 cycles, their words), 32 slots, and tables written 64 entries a
-        # cycle (the exponent table in 6 cycles, GELU's in 4).
+        # channels every 2 cycles, their words), 32 slots, and tables of two 128-entry rows
+        # a lane, written a row a cycle (the exponent table's 3 beats in 4 cycles of writes,
+        # GELU's beat in 2).
         attention=AttentionConfig(max_len=128, max_channels=256, lanes=16, bits_per_cycle=4,
-                                  dividers=6, roots=3, slots=32, table_row=64,
+                                  dividers=6, roots=3, slots=32, table_row=128,
                                   name="default"),
         name="default_attention"),
     # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM
