@@ -5,8 +5,9 @@
 is in it, :mod:`.cacti_run` regenerates it). A shape between grid points is interpolated
 bilinearly in ``log2(width)``, ``log2(depth)`` on the logarithm of each figure; a shape outside
 the grid is extrapolated from its edge (the ``source`` says so). Other nodes scale the 45 nm
-figures by :func:`.table.energy_factor` (energy and, as an estimate, leakage) and
-:func:`.table.area_factor` (area).
+figures by :func:`.table.energy_factor` (energy and, as an estimate, leakage: CACTI's own
+``itrs-lop`` runs at 32 and 22 nm, recorded as a cross-check, leak more than at 45 nm, so the
+scaled leakage is the uncertain figure) and :func:`.table.area_factor` (area).
 
 :func:`sram_macro` is one macro's figures (``itrs-lop`` devices, the mean of the node's energy
 factor range); :func:`sram_range` the ``(low, high)`` of each figure over both device types and,
@@ -142,7 +143,9 @@ def sram_macro(bits: int, width: int, node: int) -> SramMacro:
     if node != 45:
         lo, hi = energy_factor(node)
         src += (f"; scaled to {node} nm by Stillmaker & Baas 2017 (area x{area_factor(node):.3g}, "
-                f"energy and leakage x{(lo + hi) / 2:.3g}, the mean of {lo:.3g}-{hi:.3g})")
+                f"energy x{(lo + hi) / 2:.3g}, the mean of {lo:.3g}-{hi:.3g}; leakage by the "
+                f"same factor, an estimate: CACTI's own 32 and 22 nm itrs-lop runs in "
+                f"cacti.json leak more than its 45 nm ones)")
     return SramMacro(s["area_mm2"], s["read_pj"], s["write_pj"], s["leakage_mw"], src)
 
 
