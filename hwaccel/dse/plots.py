@@ -1,4 +1,5 @@
-"""PNG views of a sweep (matplotlib, Agg): latency against area with the Pareto front marked,
+"""PNG views of a sweep (matplotlib, Agg, through :mod:`hwaccel.plotting`): latency against
+area with the Pareto front drawn as a staircase through its points and every point labelled,
 and the utilization of every layer at every point."""
 
 from __future__ import annotations
@@ -7,63 +8,62 @@ from pathlib import Path
 
 from .workloads import WORKLOADS
 
-__all__ = ["write_plots"]
+__all__ = ["figures", "write_plots"]
 
-AXIS = {"dsp": "DSP blocks", "lut": "LUTs", "gates": "gates (generic)", "macs": "MAC units (PEs)"}
+#: The area axes' titles, unit in parentheses.
+AXIS = {"dsp": "area (DSP blocks)", "lut": "area (LUTs)", "gates": "area (generic gates)",
+        "macs": "array size (MAC units)"}
+#: Marker and legend entry of each dataflow ("" is an accelerator preset).
+KINDS = (("os", "o", "os"), ("ws", "s", "ws"), ("", "^", "accelerator"))
 
 
 def _pyplot():
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
-def _latency_plot(plt, results, fronts, metric: str, path: Path) -> None:
-    from matplotlib.ticker import NullFormatter
-
+def _latency_figure(plt, results, fronts, metric: str):
+    from ..plotting import add_notes, draw_front, label_points, readable_axes
     from .sweep import area_value, cost
 
     fig, axes = plt.subplots(1, len(WORKLOADS), figsize=(6 * len(WORKLOADS), 4.5))
     timed = any(r.latency_us for r in results)
+    placed = []
     for ax, w in zip(axes, WORKLOADS):
         pts = [(area_value(r, metric), cost(r, w), r) for r in results]
         pts = [p for p in pts if p[0] is not None and p[1] is not None]
-        front = set(fronts.get(f"{w}/{metric}", []))
-        for df, marker in (("os", "o"), ("ws", "s"), ("", "^")):
+        xs, ys = [a for a, _, _ in pts], [c for _, c, _ in pts]
+        for df, marker, name in KINDS:
             sel = [(a, c) for a, c, r in pts if r.point.dataflow == df]
             if sel:
-                ax.scatter(*zip(*sel), marker=marker, label=df or "accelerator", alpha=0.7)
-        edge = sorted((a, c) for a, c, r in pts if r.label in front)
-        if edge:
-            ax.step(*zip(*edge), where="post", color="black", linewidth=1, label="Pareto front")
-            ax.scatter(*zip(*edge), facecolors="none", edgecolors="black", s=120)
-        for a, c, r in pts:
-            ax.annotate(r.label.split("_", 1)[1], (a, c), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+                ax.scatter(*zip(*sel), marker=marker, label=name, alpha=0.7, zorder=2)
+        front = set(fronts.get(f"{w}/{metric}", []))
+        draw_front(ax, xs, ys, front=[i for i, p in enumerate(pts) if p[2].label in front])
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):   # label decades only: minor labels collide
-            axis.set_minor_formatter(NullFormatter())
+        ax.margins(0.12)
+        readable_axes(ax, xvalues=xs if metric == "macs" else None)
         ax.set_xlabel(AXIS[metric])
-        ax.set_ylabel("latency (µs)" if timed else "latency (cycles: no Fmax)")
-        ax.set_title(f"{w.upper()}: latency vs {AXIS[metric]}")
-        ax.grid(True, which="both", alpha=0.3)
+        ax.set_ylabel("latency (µs)" if timed else "latency (cycles; model only, no Fmax)")
+        ax.set_title(f"{w.upper()}: latency vs {AXIS[metric].split(' (')[0]}")
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8)
-    failed = [r for r in results if r.error]
-    notes = [f"not shown: {r.label}: {r.error[:110]}" for r in failed[:6]]
+        placed.append((ax, xs, ys, [r.label.split("_", 1)[1] for _, _, r in pts]))
+    failed = [f"{r.label}: {r.error}" for r in results if r.error]
+    failed += [f"{r.label} on {w.upper()}: {r.workloads[w]['error']}" for w in WORKLOADS
+               for r in results if not r.error and "error" in r.workloads.get(w, {})]
+    notes = [f"not shown: {why[:160]}" for why in failed[:6]]
     if len(failed) > 6:
-        notes.append(f"... and {len(failed) - 6} more failed points (see results.json)")
-    for i, note in enumerate(notes):
-        fig.text(0.01, 0.01 + 0.025 * (len(notes) - 1 - i), note, fontsize=7)
-    fig.tight_layout(rect=(0, 0.03 + 0.025 * len(notes) if notes else 0, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        notes.append(f"... and {len(failed) - 6} more points not shown (see results.json)")
+    fig.tight_layout()
+    for ax, xs, ys, texts in placed:   # once the layout is final
+        label_points(ax, xs, ys, texts)
+    add_notes(fig, notes)
+    return fig
 
 
-def _utilization_plot(plt, results, path: Path) -> None:
+def _utilization_figure(plt, results):
     rows = [r for r in results if r.workloads]
     cols = []
     for w in WORKLOADS:
@@ -77,7 +77,7 @@ def _utilization_plot(plt, results, path: Path) -> None:
         for w in WORKLOADS:
             for layer in r.workloads.get(w, {}).get("layers", []):
                 grid[i][cols.index(f"{w}:{layer['layer']}")] = layer["utilization"]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols), 1.2 + 0.35 * len(rows)))
+    fig, ax = plt.subplots(figsize=(1.5 + 0.75 * len(cols), 2.0 + 0.35 * len(rows)))
     data = [[float("nan") if v is None else v for v in row] for row in grid]
     im = ax.imshow(data, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     for i, row in enumerate(grid):
@@ -88,23 +88,28 @@ def _utilization_plot(plt, results, path: Path) -> None:
     ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), [r.label for r in rows], fontsize=8)
     ax.set_title("utilization per layer (MACs / (cycles x MAC units))")
-    fig.colorbar(im, ax=ax)
+    ax.set_xlabel("workload:layer")
+    ax.set_ylabel("design point")
+    fig.colorbar(im, ax=ax, label="utilization (fraction of MAC slots)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def figures(results, fronts: dict) -> dict:
+    """``{name: matplotlib Figure}``: ``latency_vs_<metric>`` for each area metric the results
+    have, and ``utilization``; the caller closes them."""
+    from .sweep import area_metrics
+
+    plt = _pyplot()
+    out = {f"latency_vs_{m}": _latency_figure(plt, results, fronts, m)
+           for m in area_metrics(results)}
+    out["utilization"] = _utilization_figure(plt, results)
+    return out
 
 
 def write_plots(results, fronts: dict, out: Path) -> dict:
     """Write the PNGs into ``out``; returns ``{name: path}``."""
-    from .sweep import area_metrics
+    from ..plotting import save
 
-    plt = _pyplot()
-    files = {}
-    for metric in area_metrics(results):
-        path = out / f"latency_vs_{metric}.png"
-        _latency_plot(plt, results, fronts, metric, path)
-        files[f"latency_vs_{metric}"] = path
-    path = out / "utilization.png"
-    _utilization_plot(plt, results, path)
-    files["utilization"] = path
-    return files
+    return {name: save(fig, Path(out) / f"{name}.png")
+            for name, fig in figures(results, fronts).items()}
