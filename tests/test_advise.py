@@ -100,6 +100,32 @@ def test_modelled_rows_name_the_model_and_follow_it(rows):
         assert "placed Fmax" in fpga.source and fpga.resources
 
 
+def test_energy_is_the_energy_models_on_the_rows_counters(rows):
+    from hwaccel.energy import estimate, fpga_estimate
+    from hwaccel.generators.accel.config import PRESETS
+
+    _, fpga, asic = [r for r in rows if r.kind == "modelled"]
+    for row in (fpga, asic):
+        if row is fpga and row.resources is None:
+            assert row.energy_uj is None
+            continue
+        cfg = PRESETS[row.preset.removeprefix("accel_")]
+        transfer = row.extra["host_transfer"]
+        common = dict(host_words=transfer["words"], host_bits=transfer["bits"],
+                      macs=row.extra["macs"])
+        if row is asic:
+            want = estimate(cfg, row.extra["counters"], node=28, clock_mhz=500.0, **common)
+            assert "hwaccel.energy.estimate" in row.source
+        else:
+            want = fpga_estimate(cfg, row.extra["counters"], row.resources, row.clock_mhz,
+                                 **common)
+            assert "fpga_estimate" in row.source and "rough" in row.note
+        assert row.energy_range_uj == (want.low_uj, want.high_uj)
+        low, high = row.energy_range_uj
+        assert 0 < low <= row.energy_uj <= high
+        assert row.extra["breakdown_uj"] == {k: list(v) for k, v in want.breakdown.items()}
+
+
 def test_the_recommendation_names_the_best_row_for_each_goal(rows):
     for goal, (key, larger, title, _) in GOALS.items():
         text = recommend(rows, goal)
@@ -148,7 +174,8 @@ def test_published_rows_are_cited_and_derived_from_their_throughput():
     (["--model", "cnn", "--presets", "ecp6"], "--presets must name presets of"),
     (["--model", "cnn", "--node", "5"], "--node must be one of 45, 28, 16, 7, not 5"),
     (["--model", "cnn", "--platforms", "tpu"], "--platforms must name some of"),
-    (["--model", "cnn", "--batch", "0"], "--batch must be at least 1, not 0"),
+    (["--model", "cnn", "--batch", "0"], "--batch must be at least 1, not '0'"),
+    (["--model", "cnn", "--batch", "1,x"], "--batch must be comma-separated integers"),
 ])
 def test_bad_arguments_are_named(capsys, argv, message):
     assert main(["advise", *argv]) == 2

@@ -50,6 +50,12 @@ class Modelled:
     batches: int = 1       # lowerings of at most the preset's max_batch samples, in turn
     max_batch: int = 1
 
+    def extra(self, cfg) -> dict:
+        """The figures the row's numbers come from (the JSON report's ``extra``)."""
+        return {"macs": self.macs, "mac_units": cfg.macs, "programs": self.programs,
+                "host_cycles": self.host_cycles, "counters": dict(self.counters),
+                "host_transfer": self.transfer}
+
     @property
     def note(self) -> str:
         if self.batches == 1:
@@ -118,7 +124,9 @@ def _fpga_energy(cfg, model: Modelled, fmax_mhz: float, resources: dict | None):
     if not resources:
         return None, "energy not modelled: no placed resources for the FPGA estimate"
     try:
-        est = fpga_estimate(cfg, model.counters, resources, fmax_mhz)
+        words, bits = _transfer(model)
+        est = fpga_estimate(cfg, model.counters, resources, fmax_mhz, host_words=words,
+                            host_bits=bits, macs=model.macs)
     except ValueError as exc:   # e.g. a counter the model needs is not counted yet
         return None, f"energy not modelled: {exc}"
     return est, f"energy: {getattr(est, 'label', 'rough FPGA estimate')}"
@@ -130,8 +138,7 @@ def fpga_row(cm, model: Modelled, batch: int) -> AdviseRow:
     placed, where = placed_report(cfg)
     base = dict(platform=f"FPGA {cfg.name} (ECP5-85F)", kind="modelled", batch=batch,
                 preset=cfg.slug, cycles=model.cycles,
-                extra={"macs": model.macs, "programs": model.programs,
-                       "host_cycles": model.host_cycles, "mac_units": cfg.macs})
+                extra=model.extra(cfg))
     if placed is None:
         return AdviseRow(source=MODEL_SOURCE, note=where, **base)
     fmax = placed["fmax_mhz"]
@@ -158,22 +165,28 @@ def _asic_area(cfg, node: int, synth: bool):
         from ..impl.asic import asic_report
     except ImportError:
         return None, None, "area not modelled: hwaccel.impl.asic.asic_report not available"
-    rep = asic_report(cfg.name, node)
+    rep = asic_report(cfg.slug, node)
     return rep.get("area_mm2"), rep, "area: pre-layout estimate (hwaccel.impl.asic)"
 
 
-def _asic_energy(cfg, model: Modelled, node: int, clock_mhz: float):
+def _transfer(model: Modelled) -> tuple[int, int | None]:
+    """``(words, bits)`` the host moves for the batch (none known: ``(0, None)``)."""
+    if not model.transfer:
+        return 0, None
+    return model.transfer["words"], model.transfer["bits"]
+
+
+def _asic_energy(cfg, model: Modelled, node: int, clock_mhz: float, flip_flops: int | None):
     """``(Energy, note)``: :func:`hwaccel.energy.estimate` of the counters at ``node`` (static
     energy at the stated clock; the host's transfers counted), or ``(None, why not)``."""
     try:
         from ..energy import estimate
     except ImportError:
         return None, "energy not modelled: hwaccel.energy.estimate not available"
-    words, bits = ((model.transfer["words"], model.transfer["bits"]) if model.transfer
-                   else (0, None))
+    words, bits = _transfer(model)
     try:
         est = estimate(cfg, model.counters, node=node, host_words=words, host_bits=bits,
-                       clock_mhz=clock_mhz, macs=model.macs)
+                       clock_mhz=clock_mhz, macs=model.macs, flip_flops=flip_flops)
     except ValueError as exc:   # e.g. a counter the model needs is not counted yet
         return None, f"energy not modelled: {exc}"
     return est, f"energy: hwaccel.energy.estimate at {node} nm, host transfers included"
@@ -184,15 +197,16 @@ def asic_row(cm, model: Modelled, batch: int, *, node: int, clock_mhz: float,
     """The ASIC row of ``cm``'s preset at ``node`` nm and the stated ``clock_mhz``."""
     cfg = cm.config
     area, rep, area_note = _asic_area(cfg, node, synth)
-    energy, energy_note = _asic_energy(cfg, model, node, clock_mhz)
+    energy, energy_note = _asic_energy(cfg, model, node, clock_mhz,
+                                       None if rep is None else rep.get("flip_flops"))
     latency = model.cycles / clock_mhz
     sources = [MODEL_SOURCE, f"at a stated clock of {clock_mhz:g} MHz (--asic-mhz; not a "
                              f"timing result)"]
     if energy is not None:
-        sources.append(f"energy table: {'; '.join(map(str, energy.sources))}"
-                       if getattr(energy, "sources", None) else "energy: hwaccel.energy")
+        sources.append(f"energy: hwaccel.energy.estimate ({'; '.join(energy.sources)})")
     if rep is not None:
-        sources.append(f"area: hwaccel.impl.asic.asic_report({cfg.name!r}, {node})")
+        sources.append(f"area: hwaccel.impl.asic.asic_report({cfg.slug!r}, {node}), "
+                       f"{rep.get('label', 'pre-layout estimate')}")
     return AdviseRow(
         platform=f"ASIC {cfg.name} ({node} nm)", kind="modelled", batch=batch,
         source="; ".join(sources), latency_us=latency, throughput_per_s=batch / latency * 1e6,
@@ -201,8 +215,7 @@ def asic_row(cm, model: Modelled, batch: int, *, node: int, clock_mhz: float,
         area_mm2=area, preset=cfg.slug, cycles=model.cycles, clock_mhz=clock_mhz,
         clock_source="stated (--asic-mhz)", node_nm=node,
         note="; ".join(n for n in (model.note, area_note, energy_note) if n),
-        extra={"macs": model.macs, "programs": model.programs, "host_cycles": model.host_cycles,
-               "mac_units": cfg.macs,
+        extra={**model.extra(cfg),
                **({"breakdown_uj": {k: list(v) for k, v in energy.breakdown.items()}}
                   if energy is not None else {}),
                **({"asic": rep} if rep is not None else {})})
