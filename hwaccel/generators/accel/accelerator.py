@@ -56,7 +56,7 @@ from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
 from .act_banks import ActBanks
 from .config import AccelConfig
-from .counters import COUNTER_BITS, counter_registers
+from .counters import COUNTER_BITS, counter_registers, energy_events
 from .eltwise import Eltwise
 from .isa import CONTROL_RESET, CONTROL_START, Reg, Region, command_layout
 from .job_io import lstm_io, matmul_io
@@ -343,6 +343,8 @@ class Accelerator(wiring.Component):
             m.d.sync += watch_limit.eq(0)
 
         # --- performance counters (cleared when a program starts) ------------------------------
+        energy = energy_events(m, active=active, act_wen=act_wr.en, act_taken=consumed, elt=elt,
+                               elt_avg=proc.job_avg, weight_taken=loaded)
         events = {
             "cycles": busy,
             "conv_busy": is_conv,
@@ -355,6 +357,7 @@ class Accelerator(wiring.Component):
             "stall_input": is_conv & conv.activations.ready & ~conv.activations.valid,
             "overhead": busy & ~active,
             "commands": proc.retire,
+            **energy.events,
         }
         counters = counter_registers(m, events, proc.start & ~busy)
         status = Cat(proc.busy, proc.done, proc.error, Signal(5), proc.cause, proc.pc)
@@ -383,4 +386,5 @@ class Accelerator(wiring.Component):
                                  counters=counters)
             mirror_rd = matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp)
             fz.residual(mirror_rd)   # a fused ADD's residual reads (:mod:`.fuse`)
+            energy.matmul(m.submodules.gather, m.submodules.fuse_add)
         return m

@@ -195,7 +195,7 @@ class Region(IntEnum):
 
 
 #: Performance counters, in register order after STATUS (all count cycles while busy, except
-#: ``commands``). Cleared when a program starts.
+#: ``commands``, ``mac_slots`` and the words of the last three). Cleared when a program starts.
 COUNTERS = (
     "cycles",         # cycles from start to DONE or fault
     "conv_busy",      # cycles a CONV/GEMM layer is in flight on the conv engine
@@ -208,6 +208,10 @@ COUNTERS = (
     "commands",       # commands retired
     "eltwise_busy",   # cycles an ADD or AVGPOOL is in flight on the element-wise unit (or a
                       # SOFTMAX, LAYERNORM or GELU on an attention unit)
+    "act_reads",      # activation scratchpad accesses: a bank's word a unit reads (an ADD's
+                      # pair 2, a DMA word 1), and words of MATMUL's copy (:mod:`.counters`)
+    "act_writes",     # activation words stored by any unit (each to MATMUL's copy too)
+    "weight_reads",   # weight scratchpad words read (MATMUL's B is activation reads)
 )
 
 

@@ -66,6 +66,8 @@ class MatmulGather(wiring.Component):
     source : ``Out(stream)``     weight beats (``lanes x block`` bytes)
     rq : ``Out(stream)``         requantizer beats (:func:`..conv.layouts.requant_layout`)
     moved : ``Out(1)``           a read issued or a beat transferred (progress)
+    reads : ``Out``              words read this cycle, 0 to 2 (a masked row is not read: the
+                                 ``act_reads`` counter)
     busy : ``Out(1)``            beats remain to be read or delivered
     """
 
@@ -88,7 +90,7 @@ class MatmulGather(wiring.Component):
             "reading": Out(1), "a_go": Out(1),
             "source": Out(stream.Signature(cfg.lanes * conv.block * 8)),
             "rq": Out(stream.Signature(requant_layout(conv))),
-            "moved": Out(1), "busy": Out(1),
+            "moved": Out(1), "busy": Out(1), "reads": Out(range(3)),
         })
 
     def elaborate(self, platform):
@@ -136,7 +138,8 @@ class MatmulGather(wiring.Component):
                      self.reading.eq(rd), self.a_go.eq(issue & final),
                      self.source.valid.eq(out_valid), self.source.payload.eq(out),
                      self.rq.valid.eq(rq_left != 0),
-                     self.moved.eq(issue | taken | rq_taken), self.busy.eq(busy)]
+                     self.moved.eq(issue | taken | rq_taken), self.busy.eq(busy),
+                     self.reads.eq((issue & row_ok) + (issue & row_ok2))]
 
         # --- idle: the next job's registers, so its first read issues with ``start`` ----------
         with m.If(~busy & ~self.start):

@@ -53,6 +53,7 @@ from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .fuse_model import fused_add, fused_gelu
 from .isa import COUNTERS, Op
 from .model import decode, dw_jobs
+from .perf_events import EVENTS, command_events
 
 __all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
@@ -76,6 +77,9 @@ class CommandPerf:
     load_cycles: int
     mac_slots: int
     stall_input: int = 0
+    act_reads: int = 0      # the energy counters (:mod:`.perf_events`)
+    act_writes: int = 0
+    weight_reads: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
     elif op != Op.DONE:
         raise ValueError(f"pc {pc}: opcode {op} is not a command (the program would fault)")
     return CommandPerf(pc, Op(op).name, jobs, busy, overhead, overhead + busy, load, slots,
-                       stalls)
+                       stalls, **dict(zip(EVENTS, command_events(cfg, c, load))))
 
 
 def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> ProgramPerf:
@@ -235,7 +239,8 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
                 "mac_slots": sum(c.mac_slots for c in out),
                 "load_cycles": sum(c.load_cycles for c in out),
                 "stall_input": sum(c.stall_input for c in out),
-                "overhead": sum(c.overhead for c in out), "commands": len(out)}
+                "overhead": sum(c.overhead for c in out), "commands": len(out),
+                **{k: sum(getattr(c, k) for c in out) for k in EVENTS}}
     assert set(counters) == set(COUNTERS)
     return ProgramPerf(tuple(out), counters)
 
