@@ -214,3 +214,12 @@ def test_several_batches_give_rows_for_each():
     if three.throughput_per_s is not None:
         winner = max(rows, key=lambda r: r.throughput_per_s)
         assert text.startswith(f"highest throughput: {winner.platform} (batch {winner.batch})")
+
+
+def test_plot_writes_the_report_plots(tmp_path, capsys):
+    assert main(["advise", "--model", "resnet8", "--platforms", "published", "--plot",
+                 str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert [p.name for p in pngs] == ["latency_vs_energy.png"]   # one batch: no batch plot
+    assert all(p.stat().st_size > 0 and f"wrote {p}" in err for p in pngs)
