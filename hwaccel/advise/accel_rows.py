@@ -46,7 +46,7 @@ class Modelled:
     host_cycles: int       # words the host writes between programs, a cycle each
     programs: int
     macs: int
-    transfer: dict | None  # hwaccel.energy.host_transfer summed: words and bits moved
+    transfer: dict         # hwaccel.energy.host_transfer summed: words and bits moved
     batches: int = 1       # lowerings of at most the preset's max_batch samples, in turn
     max_batch: int = 1
 
@@ -67,15 +67,12 @@ class Modelled:
 def model_batch(cm, x) -> Modelled:
     """The exact model of the batch ``x`` (float inputs) on ``cm``'s preset; raises what
     lowering raises (``cm.refusal``, or a batch that does not fit)."""
+    from ..energy import host_transfer
     from ..generators.accel.perf import program_perf
 
-    try:
-        from ..energy import host_transfer
-    except ImportError:
-        host_transfer = None
     counters: dict[str, int] = {}
+    transfer: dict[str, int] = {}
     host = programs = 0
-    transfer: dict[str, int] | None = {} if host_transfer else None
     batches = 0
     for _, lowered in cm.lower_batches(cm.quantize_input(x)):
         batches += 1
@@ -84,9 +81,8 @@ def model_batch(cm, x) -> Modelled:
                 counters[k] = counters.get(k, 0) + v
             programs += 1
         host += lowered.host_words
-        if host_transfer:
-            for k, v in host_transfer(cm.config, lowered).items():
-                transfer[k] = transfer.get(k, 0) + v
+        for k, v in host_transfer(cm.config, lowered).items():
+            transfer[k] = transfer.get(k, 0) + v
     return Modelled(counters["cycles"] + host, counters, host, programs,
                     cm.macs_per_sample * len(x), transfer, batches, cm.max_batch)
 
@@ -104,29 +100,26 @@ def placed_report(cfg) -> tuple[dict | None, str]:
         rep = json.loads(path.read_text())
         if rep.get("fmax_mhz"):
             res = {k: rep.get(k) for k in ("lut", "ff", "dsp", "bram")}
-            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res, "report": rep},
+            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res},
                     f"placed Fmax of {path} (nextpnr)")
     committed = published_data()["fpga_fmax"].get(cfg.slug)
     if committed:
-        return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources"),
-                 "report": None}, f"placed Fmax committed in published.json: "
-                                  f"{committed['source']}")
+        return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources")},
+                f"placed Fmax committed in published.json: {committed['source']}")
     return None, (f"not placed: run `hwaccel synth --preset {cfg.name} --target ecp5` "
                   f"(writes {path})")
 
 
 def _fpga_energy(cfg, model: Modelled, fmax_mhz: float, resources: dict | None):
     """``(Energy, note)`` of :func:`hwaccel.energy.fpga_estimate`, or ``(None, why not)``."""
-    try:
-        from ..energy import fpga_estimate
-    except ImportError:
-        return None, "energy not modelled: hwaccel.energy.fpga_estimate not available"
+    from ..energy import fpga_estimate
+
     if not resources:
         return None, "energy not modelled: no placed resources for the FPGA estimate"
     try:
-        words, bits = _transfer(model)
-        est = fpga_estimate(cfg, model.counters, resources, fmax_mhz, host_words=words,
-                            host_bits=bits, macs=model.macs)
+        est = fpga_estimate(cfg, model.counters, resources, fmax_mhz,
+                            host_words=model.transfer["words"],
+                            host_bits=model.transfer["bits"], macs=model.macs)
     except ValueError as exc:   # e.g. a counter the model needs is not counted yet
         return None, f"energy not modelled: {exc}"
     return est, f"energy: {getattr(est, 'label', 'rough FPGA estimate')}"
@@ -161,32 +154,21 @@ def _asic_area(cfg, node: int, synth: bool):
     """``(mm2, report or None, note)`` of :func:`hwaccel.impl.asic.asic_report`."""
     if not synth:
         return None, None, "area not synthesized (--no-synth)"
-    try:
-        from ..impl.asic import asic_report
-    except ImportError:
-        return None, None, "area not modelled: hwaccel.impl.asic.asic_report not available"
+    from ..impl.asic import asic_report
+
     rep = asic_report(cfg.slug, node)
     return rep.get("area_mm2"), rep, "area: pre-layout estimate (hwaccel.impl.asic)"
-
-
-def _transfer(model: Modelled) -> tuple[int, int | None]:
-    """``(words, bits)`` the host moves for the batch (none known: ``(0, None)``)."""
-    if not model.transfer:
-        return 0, None
-    return model.transfer["words"], model.transfer["bits"]
 
 
 def _asic_energy(cfg, model: Modelled, node: int, clock_mhz: float, flip_flops: int | None):
     """``(Energy, note)``: :func:`hwaccel.energy.estimate` of the counters at ``node`` (static
     energy at the stated clock; the host's transfers counted), or ``(None, why not)``."""
+    from ..energy import estimate
+
     try:
-        from ..energy import estimate
-    except ImportError:
-        return None, "energy not modelled: hwaccel.energy.estimate not available"
-    words, bits = _transfer(model)
-    try:
-        est = estimate(cfg, model.counters, node=node, host_words=words, host_bits=bits,
-                       clock_mhz=clock_mhz, macs=model.macs, flip_flops=flip_flops)
+        est = estimate(cfg, model.counters, node=node, host_words=model.transfer["words"],
+                       host_bits=model.transfer["bits"], clock_mhz=clock_mhz, macs=model.macs,
+                       flip_flops=flip_flops)
     except ValueError as exc:   # e.g. a counter the model needs is not counted yet
         return None, f"energy not modelled: {exc}"
     return est, f"energy: hwaccel.energy.estimate at {node} nm, host transfers included"
