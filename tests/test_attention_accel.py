@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hwaccel.generators.accel import PRESETS, Cause, Op, ProgramBuilder, run_program
-from hwaccel.generators.accel.attn_isa import ATTN_DMA, ATTN_STORE
+from hwaccel.generators.accel.attn_isa import ATTN_DMA, ATTN_ROWS, ATTN_STORE
 from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.isa import command_layout
 from hwaccel.generators.accel.perf import program_perf
@@ -183,7 +183,9 @@ def test_presets_keep_their_command_word():
 def test_cycle_model_from_the_units_models():
     """Each command's busy cycles: its loads, the DMA latency, the units' row schedules
     (:mod:`hwaccel.generators.attention.perf`), the store; golden and model agree on the
-    counters both keep."""
+    counters both keep. SOFTMAX's and LAYERNORM's rows enter ATTN_ROWS after the load's first
+    beat, the stage that reads the load starting none before it is written; GELU's rows
+    after the load."""
     rng = np.random.default_rng(7)
     a = CFG.attention
     b = ProgramBuilder(CFG)
@@ -195,12 +197,17 @@ def test_cycle_model_from_the_units_models():
     res = _run(b)
     perf = program_perf(CFG, b.commands)
     cmds = {c.op: c for c in perf.commands}
-    sm_last = softmax_schedule(a, [16] * 16)[-1].last_out
-    ln_last = layernorm_schedule(a, 16, 16)[-1].last_out
     extra = ATTN_DMA + ATTN_STORE
     loads = {u: load_cycles(a, u, 16) for u in ("softmax", "layernorm", "gelu")}
-    assert cmds["SOFTMAX"].busy == loads["softmax"] + extra + sm_last + 1
-    assert cmds["LAYERNORM"].busy == loads["layernorm"] + extra + ln_last + 1
+    sm_last = softmax_schedule(a, [16] * 16, table_at=loads["softmax"] - ATTN_ROWS)
+    ln_last = layernorm_schedule(a, 16, 16, params_at=loads["layernorm"] - ATTN_ROWS)
+    assert cmds["SOFTMAX"].busy == ATTN_ROWS + extra + sm_last[-1].last_out + 1
+    assert cmds["LAYERNORM"].busy == ATTN_ROWS + extra + ln_last[-1].last_out + 1
+    # the overlap: shorter than the load and then the rows
+    assert cmds["SOFTMAX"].busy < (loads["softmax"] + extra + 1
+                                   + softmax_schedule(a, [16] * 16)[-1].last_out)
+    assert cmds["LAYERNORM"].busy < (loads["layernorm"] + extra + 1
+                                     + layernorm_schedule(a, 16, 16)[-1].last_out)
     assert cmds["GELU"].busy == loads["gelu"] + extra + gelu_cycles(ge.words)
     assert cmds["MATMUL"].mac_slots >= 16 * 16 * 16   # padding lanes are scheduled too
     for key in ("commands", "mac_slots", "load_cycles"):

@@ -15,8 +15,14 @@ from hwaccel.generators.attention import SIZES, AttentionConfig, LayerNormUnit
 from hwaccel.generators.attention.bench import Reload, run_streams
 from hwaccel.generators.attention.common import tree_stages
 from hwaccel.generators.attention.layernorm import VAR_CYCLES
+from hwaccel.generators.attention.ln_variance import ROOT_LEAD
 from hwaccel.generators.attention.packing import load_payloads
-from hwaccel.generators.attention.perf import layernorm_row_perf, layernorm_schedule, load_cycles
+from hwaccel.generators.attention.perf import (
+    layernorm_row_perf,
+    layernorm_schedule,
+    load_cycles,
+    load_taken,
+)
 from hwaccel.numerics.layernorm import (
     LN_EPS_FRAC,
     LN_FRAC,
@@ -87,11 +93,14 @@ def test_layernorm_unit_is_bit_exact_and_its_cycle_model_exact(cfg, c, seed):
     rows = _rows(rng, c, 8)
     run, want = _run(cfg, p, rows, seed=seed)
     assert run.outputs == want, f"C={c} seed {seed}"
-    sched = layernorm_schedule(cfg, c, len(rows))
+    # The rows enter the cycle after the load's last beat is taken; the output stage starts
+    # none before the parameters are written, load_cycles after the setup beat.
+    params_at = load_cycles(cfg, "layernorm", c) - load_taken(cfg, "layernorm", c)
+    sched = layernorm_schedule(cfg, c, len(rows), params_at=params_at)
     nw = -(-c // cfg.lanes)
     assert run.accepted[::nw] == [t.start for t in sched], f"seed {seed}"
     assert run.out_cycles[nw - 1::nw] == [t.last_out for t in sched], f"seed {seed}"
-    assert run.load_cycles == load_cycles(cfg, "layernorm", c)
+    assert run.load_cycles == load_taken(cfg, "layernorm", c)
 
 
 def test_layernorm_unit_extreme_parameters_and_backpressure(seed):
@@ -156,13 +165,15 @@ def test_layernorm_z_register_holds_every_z(c):
 
 
 def test_layernorm_cycle_formula():
-    """A row alone takes 2W + rsqrt_cycles + T + 17 cycles (T the register stages of a 16-lane
-    tree, one); in flight rows follow each other every max(W, rsqrt_cycles / roots, (2W +
-    rsqrt_cycles + T + 9) / slots) cycles: a stage's own pace (the variance stage takes a row
+    """A row alone takes 2W + rsqrt_cycles + T + 14 cycles (T the register stages of a 16-lane
+    tree, one; the output stage starts the row ROOT_LEAD = 3 cycles before its root is in its
+    slot); in flight rows follow each other every max(W, rsqrt_cycles / roots, (2W +
+    rsqrt_cycles + T + 6) / slots) cycles: a stage's own pace (the variance stage takes a row
     a cycle, the roots take rows in turn), or a turn of the slots (a row's slot is taken from
     its first word in to its last read out)."""
     t = tree_stages(16)
     assert (SIZES["default"].slots, VAR_CYCLES, SIZES["default"].roots) == (8, 4, 4)
+    assert ROOT_LEAD == 3
     for k, root in ((1, 22), (2, 11), (4, 6), (8, 3)):
         for roots, slots in ((4, 8), (11, 32), (2, 16)):
             cfg = SIZES["default"].with_(bits_per_cycle=k, roots=roots, slots=slots)
@@ -170,10 +181,10 @@ def test_layernorm_cycle_formula():
             for c in (1, 16, 32, 768, 1024):
                 w = -(-c // cfg.lanes)
                 perf = layernorm_row_perf(cfg, c)
-                want = max(w, Fraction(root, roots), Fraction(2 * w + root + t + 9, slots))
+                want = max(w, Fraction(root, roots), Fraction(2 * w + root + t + 6, slots))
                 assert perf.words == w
                 assert perf.period == pytest.approx(float(want)), (k, c, roots, slots)
-                assert perf.latency == 2 * w + root + t + 17
+                assert perf.latency == 2 * w + root + t + 14
     with pytest.raises(ValueError, match=r"channels must be an integer in \[1, 1024\], not 0"):
         layernorm_row_perf(SIZES["default"], 0)
 

@@ -22,6 +22,10 @@ from hwaccel.parallel.dp import model_phases, shards
 from hwaccel.parallel.dp_port import finish
 from hwaccel.parallel.pp import balanced
 from hwaccel.parallel.pp_model import model
+from hwaccel.parallel.tp import plan
+from hwaccel.parallel.tp_points import compiled
+from hwaccel.parallel.tp_run import link_for
+from hwaccel.parallel.tp_sim import model as tp_model
 
 #: The pp tests' top (three tiny instances, the tiny link): its Verilator build is shared.
 TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
@@ -49,7 +53,11 @@ def test_choice_is_the_minimum_of_the_candidates_models(branches, batch):
     xi = cm.quantize_input(x[:batch])
     cands = candidates(cm, xi, 3, shared_host_port=True, link=TOP.link)
     labels = [c.label for c in cands]
-    assert len(set(labels)) == len(labels) == 3 + 2 + 3   # dp own 1-3, shared 2-3, pp 1-3
+    # dp own 1-3, shared 2-3, pp 1-3, tp 2-3 (hybrid needs 4: two stages of two)
+    assert len(set(labels)) == len(labels) == 3 + 2 + 3 + 2
+    for c in cands:   # a graph with a branch is no chain of layers to split
+        if c.mode == "tp":
+            assert not c.fits and "chain" in c.reason, c.reason
     fit = [c for c in cands if c.fits]
     for c in fit:
         assert c.model_cycles == _recomputed(cm, xi, c), c.label
@@ -99,11 +107,44 @@ def test_a_pipeline_choice_runs_on_the_pipeline_top(branches):
     instance or a two-stage pipeline, run and equal to its model."""
     cm, x = branches
     (row,) = run_auto(cm, x[:1], [2], top=TOP, clock=(50.0, "given"))
-    assert [c.label for c in row.candidates if not c.fits] == ["dp 2 instances, own ports"]
+    assert [c.label for c in row.candidates if not c.fits] == ["dp 2 instances, own ports",
+                                                              "tp 2 instances"]
     assert row.cycles == row.model_cycles == row.partition.model_cycles
     assert row.mismatches == 0
     if row.partition.mode == "pp":
         assert [tuple(s) for s in row.stages] == list(row.partition.stages)
+
+
+def test_tp_and_hybrid_are_weighed_and_run_equal_to_their_models():
+    """A chain (Linear, ReLU, Linear) at batch 1 over at most four instances: dp cannot split
+    one sample, and every tp and hybrid candidate's cycles equal its plan's closed form; the
+    choice is the minimum and runs (shares on the golden model and cycle model, the ring
+    stepped beat by beat) with its cycles equal to the model's and its outputs to golden's."""
+    from hwaccel.parallel.hybrid import stage_plans
+
+    cm, x = compiled("mlp", 6)
+    xi = cm.quantize_input(x[:1])
+    ring = link_for(cm.config, 2, None)
+    cands = candidates(cm, xi, 4, link=TOP.link, ring=ring)
+    by = {c.label: c for c in cands}
+    assert {"tp 2 instances", "tp 3 instances", "tp 4 instances",
+            "hybrid 2 stages x 2-way tp"} <= set(by)
+    for n in (2, 3, 4):
+        c = by[f"tp {n} instances"]
+        assert c.model_cycles == tp_model(plan(cm, xi, n, "auto", link=ring)[0], ring).cycles
+    hy = by["hybrid 2 stages x 2-way tp"]
+    assert hy.fits and hy.tp_size == 2
+    assert list(hy.stages) == stage_plans(cm, xi, 4, 2, "auto", ring)[1]
+    best = choose(cands)
+    assert best.model_cycles == min(c.model_cycles for c in cands if c.fits)
+    (row,) = run_auto(cm, x[:1], [4], top=TOP, ring=ring, clock=(50.0, "given"))
+    assert row.partition == best
+    assert row.cycles == row.model_cycles == best.model_cycles
+    assert row.mismatches == 0
+    only = candidates(cm, xi, 4, link=TOP.link, ring=ring, modes=("tp",))
+    assert [c.mode for c in only] == ["tp"] * 3
+    with pytest.raises(ValueError, match="modes must be some of"):
+        candidates(cm, xi, 2, modes=("dp", "zz"))
 
 
 def test_nothing_fits_is_refused_naming_the_tensor_stage_and_layer():

@@ -8,24 +8,35 @@ For ``N`` instances and a batch of ``m`` samples the candidates are:
   :func:`.dp.model_phases` composed by :func:`.dp_port.finish` -- the figure
   :func:`.dp.run_dp` reports as ``model_cycles``;
 * ``pp`` into ``k = 1 .. N`` stages, each the balanced cut (:func:`.pp.balanced`), the ``m``
-  samples streamed through them: modelled by :func:`.pp_model.model` over the top's link.
+  samples streamed through them: modelled by :func:`.pp_model.model` over the top's link;
+* ``tp`` over ``n = 2 .. N`` instances, every layer N- or K-split (the faster per layer,
+  :func:`.tp.plan`), the batch layer-major: modelled by :func:`.tp_sim.model` over the ring's
+  link -- the figure :func:`.tp_run.run_tp` reports as ``model_cycles``;
+* ``hybrid`` over ``n = 4 .. N`` instances as ``n / g`` pipeline stages of ``g``-way tp groups
+  (every ``g`` dividing ``n`` with at least two stages), the cut of :func:`.hybrid.stage_plans`:
+  modelled by :func:`.pp_model.model` fed the groups' closed forms, as
+  :func:`.hybrid.run_hybrid` reports it.
 
 Both models are exact (they equal the simulated cycles), so the choice is made from them alone,
 without simulating. A candidate that cannot run is dropped with its reason: a ``dp`` shard
 larger than one program holds (:class:`~hwaccel.compiler.memory.DoesNotFit`, naming the
 tensor), a batch smaller than ``n``, a ``pp`` split refused by the partitioner
-(:class:`.pp.PartitionError`, naming the stage, layers and weight groups). So a batch that one
+(:class:`.pp.PartitionError`, naming the stage, layers and weight groups), a ``tp`` or
+``hybrid`` plan refused by :mod:`.tp` (:class:`.tp.TpError`: a model that is not a chain, a
+share that does not fit, naming the layer or instance). So a batch that one
 instance does not hold still runs when a split of it does (capacity-driven parallelism). When
 no candidate fits, :class:`NoPartitionFits` names every candidate's reason; a model that does
 not fit one instance even at batch 1 fits no candidate (every ``pp`` stage keeps the
 single-instance memory plan), and the refusal names its tensor.
 
-The chosen candidate (fewest modelled cycles; ties: fewer instances, then ``dp`` before ``pp``,
-own ports before a shared one) runs through its own runner (:func:`.dp.run_dp` or
-:func:`.pp_run.run_pp`), so its row carries simulated ``cycles`` next to ``model_cycles`` and
-``mismatches`` against golden. The row (:class:`AutoRow`) is that runner's row with
-``mode`` ``"auto"``, ``partition`` (what was chosen) and ``candidates`` (each with its modelled
-cycles or why it was dropped).
+The chosen candidate (fewest modelled cycles; ties: fewer instances, then ``dp``, ``pp``,
+``tp``, ``hybrid`` in that order, own ports before a shared one) runs through its own runner
+(:func:`.dp.run_dp`, :func:`.pp_run.run_pp`, :func:`.tp_run.run_tp` or
+:func:`.hybrid.run_hybrid`, the last two with each share's program on the golden model and its
+cycle model, as ``--mode tp`` runs them by default), so its row carries simulated ``cycles``
+next to ``model_cycles`` and ``mismatches`` against golden. The row (:class:`AutoRow`) is that
+runner's row with ``mode`` ``"auto"``, ``partition`` (what was chosen) and ``candidates`` (each
+with its modelled cycles or why it was dropped).
 """
 
 from __future__ import annotations
@@ -33,7 +44,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["Candidate", "NoPartitionFits", "AutoRow", "candidates", "choose", "run_auto",
-           "describe"]
+           "describe", "MODES"]
+
+#: The partitions auto weighs, in the order that breaks a tie.
+MODES = ("dp", "pp", "tp", "hybrid")
 
 
 class NoPartitionFits(ValueError):
@@ -43,7 +57,8 @@ class NoPartitionFits(ValueError):
 @dataclass(frozen=True)
 class Candidate:
     """One partition: ``model_cycles`` from its exact model, or ``None`` and ``reason`` when it
-    cannot run; ``stages``: a ``pp`` candidate's layers per stage."""
+    cannot run; ``stages``: a ``pp`` candidate's layers per stage, a ``hybrid`` one's layer
+    ranges; ``tp_size``: a ``hybrid`` candidate's group size."""
 
     mode: str
     instances: int
@@ -51,6 +66,7 @@ class Candidate:
     model_cycles: int | None = None
     reason: str = ""
     stages: tuple = ()
+    tp_size: int = 0
 
     @property
     def fits(self) -> bool:
@@ -60,17 +76,22 @@ class Candidate:
     def label(self) -> str:
         if self.mode == "pp":
             return f"pp {self.instances} stage{'s' if self.instances > 1 else ''}"
+        if self.mode == "tp":
+            return f"tp {self.instances} instances"
+        if self.mode == "hybrid":
+            return f"hybrid {self.instances // self.tp_size} stages x {self.tp_size}-way tp"
         port = "shared port" if self.shared_host_port else "own ports"
         return f"dp {self.instances} instance{'s' if self.instances > 1 else ''}, {port}"
 
     def key(self) -> tuple:
         """The order of preference among candidates that fit."""
-        return (self.model_cycles, self.instances, self.mode != "dp", self.shared_host_port)
+        return (self.model_cycles, self.instances, MODES.index(self.mode),
+                self.shared_host_port)
 
     def to_json(self) -> dict:
         return {"label": self.label, "mode": self.mode, "instances": self.instances,
                 "shared_host_port": self.shared_host_port, "model_cycles": self.model_cycles,
-                "fits": self.fits, "reason": self.reason,
+                "fits": self.fits, "reason": self.reason, "tp_size": self.tp_size,
                 "stages": [list(s) for s in self.stages]}
 
 
@@ -105,12 +126,39 @@ def _pp(compiled, x_int, k: int, link) -> Candidate:
                      stages=tuple(tuple(s.layers) for s in part.stages))
 
 
+def _tp(compiled, x_int, n: int, ring) -> Candidate:
+    from ..compiler.memory import DoesNotFit
+    from .tp import TpError, plan
+    from .tp_sim import model
+
+    try:
+        p, _ = plan(compiled, x_int, n, "auto", link=ring)
+    except (TpError, DoesNotFit) as exc:
+        return Candidate("tp", n, reason=str(exc))
+    return Candidate("tp", n, model_cycles=model(p, ring).cycles)
+
+
+def _hybrid(compiled, x_int, n: int, g: int, ring) -> Candidate:
+    from ..compiler.memory import DoesNotFit
+    from .hybrid import hybrid_model
+    from .tp import TpError
+
+    try:
+        cycles, ranges = hybrid_model(compiled, x_int, n, g, "auto", ring)
+    except (TpError, DoesNotFit) as exc:
+        return Candidate("hybrid", n, reason=str(exc), tp_size=g)
+    return Candidate("hybrid", n, model_cycles=cycles, stages=tuple(ranges), tp_size=g)
+
+
 def candidates(compiled, x_int, instances: int, *, shared_host_port: bool = False,
-               link=None) -> list[Candidate]:
+               link=None, ring=None, modes=MODES) -> list[Candidate]:
     """Every candidate partition of the batch ``x_int`` (int8 values) over at most
     ``instances`` instances, each with its modelled cycles or why it cannot run; ``link``:
-    the pp links (default: :func:`.pp_run.default_link`)."""
+    the pp links (default: :func:`.pp_run.default_link`); ``ring``: the tp and hybrid groups'
+    links (default: :func:`.tp_run.link_for` at latency 2); ``modes``: which of :data:`MODES`
+    to weigh."""
     from .pp_run import default_link
+    from .tp_run import link_for
 
     if not isinstance(instances, int) or isinstance(instances, bool) or instances < 1:
         raise ValueError(f"instances must be a positive integer, not {instances!r}")
@@ -119,11 +167,23 @@ def candidates(compiled, x_int, instances: int, *, shared_host_port: bool = Fals
             f"no partition fits {compiled.config.slug}: one instance cannot run the model even "
             f"at batch 1 ({compiled.refusal}), and every pp stage keeps the single-instance "
             f"memory plan, so no split fits either")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise ValueError(f"modes must be some of {', '.join(MODES)}, not {modes!r}")
     link = link or default_link(compiled.config)
-    out = [_dp(compiled, x_int, n, False) for n in range(1, instances + 1)]
-    if shared_host_port:
-        out += [_dp(compiled, x_int, n, True) for n in range(2, instances + 1)]
-    out += [_pp(compiled, x_int, k, link) for k in range(1, instances + 1)]
+    ring = ring or link_for(compiled.config, 2, None)
+    out = []
+    if "dp" in modes:
+        out += [_dp(compiled, x_int, n, False) for n in range(1, instances + 1)]
+        if shared_host_port:
+            out += [_dp(compiled, x_int, n, True) for n in range(2, instances + 1)]
+    if "pp" in modes:
+        out += [_pp(compiled, x_int, k, link) for k in range(1, instances + 1)]
+    if "tp" in modes:
+        out += [_tp(compiled, x_int, n, ring) for n in range(2, instances + 1)]
+    if "hybrid" in modes:
+        out += [_hybrid(compiled, x_int, n, g, ring) for n in range(4, instances + 1)
+                for g in range(2, n // 2 + 1) if n % g == 0]
     return out
 
 
@@ -163,24 +223,35 @@ class AutoRow:
 
 
 def run_auto(compiled, x, instances, *, shared_host_port: bool = False, link=None, top=None,
-             client=None, clock=None) -> list[AutoRow]:
+             client=None, clock=None, ring=None, modes=MODES) -> list[AutoRow]:
     """One :class:`AutoRow` for each instance count in ``instances`` on the samples ``x``:
-    the best candidate over at most that many instances, run on the RTL. ``top``: the pp
-    :class:`~hwaccel.generators.multi.PipelineConfig` to run on (its link is the pp link);
-    ``client``: a Dask client for dp's instances."""
+    the best candidate over at most that many instances, run (dp and pp on the RTL). ``top``:
+    the pp :class:`~hwaccel.generators.multi.PipelineConfig` to run on (its link is the pp
+    link); ``client``: a Dask client for dp's instances; ``ring``, ``modes``: as
+    :func:`candidates`."""
     from .dp import run_dp
+    from .hybrid import run_hybrid
     from .pp_run import default_link, pipeline_config, run_pp
+    from .tp_run import link_for, run_tp
 
     counts = [int(v) for v in instances]
     if not counts or min(counts) < 1:
         raise ValueError(f"instances must be counts >= 1, not {instances!r}")
     link = top.link if top is not None else link or default_link(compiled.config)
+    ring = ring or link_for(compiled.config, 2, None)
     x_int = compiled.quantize_input(x)
     rows = []
     for n in counts:
-        cands = candidates(compiled, x_int, n, shared_host_port=shared_host_port, link=link)
+        cands = candidates(compiled, x_int, n, shared_host_port=shared_host_port, link=link,
+                           ring=ring, modes=modes)
         best = choose(cands)
-        if best.mode == "dp":
+        if best.mode == "tp":
+            (row,) = run_tp(compiled, x, [best.instances], (ring.latency,), buffer=ring.buffer,
+                            clock=clock)
+        elif best.mode == "hybrid":
+            (row,) = run_hybrid(compiled, x, [best.instances], group=best.tp_size, link=ring,
+                                clock=clock)
+        elif best.mode == "dp":
             (row,) = run_dp(compiled, x, [best.instances], shared_host_port=best.shared_host_port,
                             client=client, clock=clock)
         else:
@@ -214,12 +285,14 @@ def auto_rows(args, compiled, x, counts, clock) -> list[AutoRow]:
     the host port, the Dask cluster)."""
     from ..generators.link.config import LinkConfig
     from ..runtime.cluster import client_for
+    from .tp_run import link_for
 
     lanes = compiled.config.lanes
     latency = args.link_latency
     buffer = args.link_buffer if args.link_buffer is not None else 5 * lanes
     link = LinkConfig(width=lanes, latency=latency, buffer=buffer,
                       watchdog=max(64, 4 * (2 * latency + 1)), name="pp")
+    ring = link_for(compiled.config, latency, args.link_buffer)
     with client_for(args.scheduler, args.workers) as client:
         return run_auto(compiled, x, counts, shared_host_port=args.shared_host_port, link=link,
-                        client=client, clock=clock)
+                        client=client, clock=clock, ring=ring)

@@ -11,9 +11,9 @@ wall-clock second), kept apart.
 ``--mode pp`` splits the layers into stages on N instances of one generated top, samples
 streaming through them (:mod:`.pp_run`): the rows add fill, drain, period and bubble fraction.
 
-``--mode auto`` picks, for each instance count, the dp or pp partition with the fewest cycles
-by their exact models among those that fit (:mod:`.auto`), and runs it: the row names the
-``partition`` and lists the ``candidates``.
+``--mode auto`` picks, for each instance count, the dp, pp, tp or hybrid partition with the
+fewest cycles by their exact models among those that fit (:mod:`.auto`), and runs it: the row
+names the ``partition`` and lists the ``candidates``.
 
 ``--mode tp`` spreads each layer over the instances (output channels, or a Linear's input
 channels with int32 partial sums reduced over a ring of links: :mod:`.tp`, :mod:`.tp_run`);
@@ -58,8 +58,8 @@ def add_arguments(p) -> None:
                         "pp: the layers split into stages, samples streaming through them "
                         "(hwaccel.parallel.pp_run); tp: each layer over the instances "
                         "(hwaccel.parallel.tp); hybrid: pp stages of tp groups "
-                        "(hwaccel.parallel.hybrid); auto: the one of dp and pp with the "
-                        "fewest modelled cycles that fits (hwaccel.parallel.auto)")
+                        "(hwaccel.parallel.hybrid); auto: the one of dp, pp, tp and hybrid "
+                        "with the fewest modelled cycles that fits (hwaccel.parallel.auto)")
     p.add_argument("--link-latency", default="2",
                    help="pp, tp, hybrid: cycles each way on a link (default 2); tp takes "
                         "several, comma-separated")

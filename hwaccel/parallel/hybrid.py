@@ -37,7 +37,7 @@ from .pp_model import RUN_SEEN, copy_cycles
 from .rows import ParallelRow
 from .tp import TpError, layer_count, layer_inputs, plan
 
-__all__ = ["HybridRow", "stage_plans", "run_hybrid", "hybrid_rows"]
+__all__ = ["HybridRow", "stage_plans", "hybrid_model", "run_hybrid", "hybrid_rows"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +105,18 @@ def stage_plans(compiled, x_int, instances: int, group: int, split: str, link, *
         if best is None or max(occ) < best[0]:
             best = (max(occ), plans, list(zip(bounds, bounds[1:])))
     return best[1], best[2]
+
+
+def hybrid_model(compiled, x_int, instances: int, group: int, split: str, link, *,
+                 lstm: str = "batch", run=None) -> tuple[int, list]:
+    """The modelled cycles of the batch ``x_int`` through the balanced cut into ``instances /
+    group`` stages of ``group``-way tp groups (the ``model_cycles`` :func:`run_hybrid`
+    reports), and the cut's layer ranges."""
+    from .pp_model import model as pp_model
+
+    plans, ranges = stage_plans(compiled, x_int, instances, group, split, link, lstm=lstm,
+                                run=run)
+    return pp_model(_partition(plans, link, False), len(x_int), link).cycles, ranges
 
 
 def _occupancy(part, k, link) -> int:

@@ -12,10 +12,12 @@ perf`) and the conv engine's (:func:`hwaccel.generators.conv.perf.job_cycles`). 
 LAYERNORM and GELU run on the RTL (:mod:`.attn_path`, checks in :mod:`.attn_checks`), which
 meets the figures exactly: the job's first cycle after ISSUE, then ``ATTN_DMA`` cycles of
 weight-DMA read latency before the first load beat reaches the unit, the load (one beat a
-cycle; the rows enter after its last beat), the unit's rows (its model, from the first row word
-in to the last word out) and ``ATTN_STORE`` cycle after the last word (it is stored; the job
-ends). MATMUL runs on the conv engine, B gathered from the activation scratchpad
-(:mod:`.matmul_gather`), as :func:`matmul_cycles` defines.
+cycle; GELU's rows enter after its last beat, SOFTMAX's and LAYERNORM's ``ATTN_ROWS`` after
+its first, beside the rest, the stage that reads the load waiting until it is written), the
+unit's rows (its model, from the first row word in to the last word out) and ``ATTN_STORE``
+cycle after the last word (it is stored; the job ends). MATMUL runs on the conv engine, B
+gathered from the activation scratchpad (:mod:`.matmul_gather`), as :func:`matmul_cycles`
+defines.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..attention.perf import load_words
 from .isa import Op
 
 __all__ = ["ATTN_OPS", "attn_layout", "ln_setup_layout", "ln_param_layout", "attn_check",
-           "attn_golden", "attn_cycles", "matmul_gemm", "ATTN_DMA", "ATTN_STORE",
+           "attn_golden", "attn_cycles", "matmul_gemm", "ATTN_DMA", "ATTN_STORE", "ATTN_ROWS",
            "MATMUL_MAX_K", "signed", "matmul_cycles"]
 
 #: The commands of the attention units and the activation matmul.
@@ -44,6 +46,9 @@ ATTN_OPS = (Op.SOFTMAX, Op.LAYERNORM, Op.GELU, Op.MATMUL)
 #: word out (stored; the job is done).
 ATTN_DMA = 2
 ATTN_STORE = 1
+#: SOFTMAX and LAYERNORM: cycles from the first load beat taken (the exponent table's first,
+#: LayerNorm's setup word) to the first row word's (the rows go in beside the rest of the load).
+ATTN_ROWS = 1
 #: Longest K of a MATMUL: K products of at most 2**14 stay below 2**31 (int32 sums, as
 #: :func:`hwaccel.numerics.requantize` takes them).
 MATMUL_MAX_K = (1 << 17) - 1
@@ -294,10 +299,12 @@ def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
         load = load_cycles(a, "gelu")
         busy = ATTN_DMA + load + gelu_cycles(rows) + ATTN_STORE
         return busy, load_words(a, "gelu"), 0, 1
+    # The rows enter from ATTN_ROWS cycles after the first beat; the stage that reads the
+    # load starts a row from ``load`` cycles after it (the load written).
     if op == Op.SOFTMAX:
         load, beats = load_cycles(a, "softmax"), load_words(a, "softmax")
-        last = softmax_schedule(a, [f["n"]] * rows)[-1].last_out
+        last = softmax_schedule(a, [f["n"]] * rows, table_at=load - ATTN_ROWS)[-1].last_out
     else:
         load, beats = load_cycles(a, "layernorm", f["n"]), load_words(a, "layernorm", f["n"])
-        last = layernorm_schedule(a, f["n"], rows)[-1].last_out
-    return load + ATTN_DMA + last + 1 + ATTN_STORE, beats, 0, 1
+        last = layernorm_schedule(a, f["n"], rows, params_at=load - ATTN_ROWS)[-1].last_out
+    return ATTN_DMA + ATTN_ROWS + last + 1 + ATTN_STORE, beats, 0, 1

@@ -14,17 +14,19 @@ DMA streams and the store:
   entry below ``2**16``, a LAYERNORM shift ``S`` outside ``1..40``, ``G = -2**16`` or ``B =
   -2**55`` raises ``fault`` (the processor faults SHAPE and resets the units and DMAs, as for
   a TIMEOUT);
-* activation words (the activation DMA) go to the unit's ``sink`` only once the whole load has
-  passed (so a bad parameter never lets a row through; the units take their loads before rows
-  anyway, so this costs no cycle): rows of ``words`` words, SOFTMAX's with ``length = n`` and,
-  causal, ``valid = r + 1`` on row ``r``;
+* activation words (the activation DMA) go to the unit's ``sink`` from the cycle after the
+  load's first beat has passed (SOFTMAX's table, LAYERNORM's setup word), GELU's once the whole
+  load has: rows of ``words`` words, SOFTMAX's with ``length = n`` and, causal, ``valid = r +
+  1`` on row ``r``. The softmax unit's exponent stage and LayerNorm's output stage start no
+  row until the load is written, after its last beat has passed its check, so a bad parameter
+  never lets a word reach the store;
 * the unit's output words go to the store (never back-pressured: the write port takes one a
   cycle), ``count x words`` of them, in order.
 
 Timing: the weight DMA's first beat reaches the unit ``ATTN_DMA`` cycles after the job starts,
-the first row word enters when the unit has written the load (``load_cycles`` of
-:mod:`hwaccel.generators.attention.perf` after the first beat), and the job is done the cycle
-after the unit's last word is stored (:func:`.attn_isa.attn_cycles`).
+the first row word enters ``ATTN_ROWS`` cycle after it (GELU's when the unit has written the
+load, ``load_cycles`` of :mod:`hwaccel.generators.attention.perf` after the first beat), and
+the job is done the cycle after the unit's last word is stored (:func:`.attn_isa.attn_cycles`).
 """
 
 from __future__ import annotations
@@ -132,14 +134,16 @@ class AttnPath(wiring.Component):
         # --- rows: activation words to the unit's sink once the load has passed --------------
         col = Signal.like(job.words)                 # word of the row
         row = Signal(range(max(a.max_len, 2)))       # row (a causal softmax has <= max_len)
-        go = self.a_valid & loaded
+        # SOFTMAX's and LAYERNORM's rows from the cycle after the first beat (the unit waits
+        # to read the load until it is written); GELU's once the whole load has passed.
+        go = self.a_valid & Mux(is_ge, loaded, ~first)
         m.d.comb += [
             sm.sink.payload.data.eq(self.a_data), sm.sink.payload.length.eq(job.n),
             sm.sink.payload.valid.eq(Mux(job.causal, row + 1, 0)),
             ln.sink.payload.eq(self.a_data), ge.sink.payload.data.eq(self.a_data),
             sm.sink.valid.eq(go & is_sm), ln.sink.valid.eq(go & is_ln),
             ge.sink.valid.eq(go & is_ge),
-            self.a_ready.eq(loaded & Mux(is_sm, sm.sink.ready,
+            self.a_ready.eq(Mux(is_ge, loaded, ~first) & Mux(is_sm, sm.sink.ready,
                                          Mux(is_ln, ln.sink.ready, ge.sink.ready))),
         ]
         with m.If(self.a_valid & self.a_ready):

@@ -63,7 +63,7 @@ def table_entry(m, port, index, en, name: str):
 
 
 def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, count,
-                  max_count: int, allow, restart=None):
+                  max_count: int, allow, restart=None, open_load=None):
     """Take packed beats (:mod:`.packing`) from stream ``port`` and write their entries into
     memory rows of ``row_entries`` entries, one row a cycle, from entry 0 of the load on.
 
@@ -73,7 +73,9 @@ def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, coun
     data, en, busy)``: the row, its entries (an ``ArrayLayout`` of ``row_entries`` unsigned
     entries) and one write enable per entry, registered (a row is written the cycle after it
     is cut from the beat: the beat's selects and the memories' write ports on separate
-    cycles), and whether a beat is held or a row still to be written."""
+    cycles), and whether a beat is held or a row still to be written. ``open_load`` (a
+    signal, optional) is driven high from a load's ``restart`` or first beat taken to its
+    last beat taken: with ``busy``, whether a load is under way (the memory not yet whole)."""
     payload = Value.cast(port.payload)
     load_bits = len(payload)
     k, p, eb = load_bits // entry_bits, row_entries, entry_bits
@@ -118,15 +120,21 @@ def packed_writer(m, name: str, port, *, entry_bits: int, row_entries: int, coun
                      kj.eq(Mux(left < k, left, k))]
         with m.If(done + k >= count):
             m.d.sync += [done.eq(0), nxt_first.eq(0), nxt_row.eq(0)]
+            if open_load is not None:
+                m.d.sync += open_load.eq(0)
         with m.Else():
             step, extra = divmod(k, p)
             wrap = nxt_first + extra >= p
+            if open_load is not None:
+                m.d.sync += open_load.eq(1)
             m.d.sync += [done.eq(done + k),
                          nxt_first.eq(Mux(wrap, nxt_first + extra - p, nxt_first + extra)),
                          nxt_row.eq(nxt_row + step + wrap)]
     if restart is not None:
         with m.If(restart):
             m.d.sync += [done.eq(0), nxt_first.eq(0), nxt_row.eq(0)]
+            if open_load is not None:
+                m.d.sync += open_load.eq(1)
     return row_addr, row_data, en, staged | pending
 
 

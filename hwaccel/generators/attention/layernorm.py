@@ -20,8 +20,9 @@ Interface
 ``source``  Out stream of ``{data: lanes x int8, last}``: the row's outputs in the same order
             (0 past ``C``), ``last`` on its last word.
 
-``setup`` and ``params`` are taken only between rows (and before ``sink`` when both are
-valid); a layer's loads go in before its rows.
+A layer's loads begin only between rows: its setup beat waits until every row is out (and
+goes in before a row's first word offered with it). Its rows may follow the setup beat at once,
+beside the parameter beats: the output stage starts none until the parameters are written.
 
 Hardware decisions
 ------------------
@@ -46,14 +47,16 @@ Hardware decisions
   block RAM wide, written a word a cycle from the packed beats through per-lane write
   enables), ``D_c`` (``C * q``, an 11 x 8 multiplier per lane), ``D_c * r`` (19 x 22), the
   rounding shift by ``h``, ``z * G + B`` (20 x 17 plus a 56-bit add), the shift by ``S -
-  1``, then rounding and saturation: :data:`LN_OUT_LATENCY` cycles. The row's ``Sx``, ``r``
-  and ``h - 1`` travel with each word; ``S - 1`` is a register set with the layer.
+  1``, then rounding and saturation: :data:`LN_OUT_LATENCY` cycles. The row's ``Sx`` and
+  slot travel with each word, ``r`` and ``h - 1`` are read from the slot a stage before their
+  use, so a row may start while its root's last steps run (:data:`.ln_variance.ROOT_LEAD`
+  cycles early); ``S - 1`` is a register set with the layer.
 * Back-pressure stops only the output stage; the others stop when no slot is free.
 
 Cycles: :mod:`.perf` (``layernorm_schedule``); short rows follow each other every
 ``rsqrt_cycles / roots`` cycles or a turn of the slots (rows of 32 channels on 16 lanes at
-two bits a cycle, four roots and eight slots: 3.125; default_attention's twelve roots and 32
-slots: 2, their words), long ones every ``W`` cycles.
+two bits a cycle, four roots and eight slots: 3.125; default_attention's three roots at four
+bits a cycle and 32 slots: 2, their words), long ones every ``W`` cycles.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ from .common import (
     word_layout,
 )
 from .config import AttentionConfig
-from .ln_variance import VAR_CYCLES, variance_roots
+from .ln_variance import VAR_CYCLES, root_lead, variance_roots
 from .packing import LN_PARAM_BITS
 
 __all__ = ["LayerNormUnit", "ln_setup_layout", "ln_param_layout", "sum_latency", "VAR_CYCLES",
@@ -181,12 +184,16 @@ class LayerNormUnit(wiring.Component):
         o_sm1 = Signal(range(cfg.shift_max))       # S - 1: the output shift's amount
         out_busy, adv = Signal(), Signal()
 
-        # --- loads, while no row is in ---------------------------------------------------------
+        # --- loads: the setup beat while no row is in, then the parameters; rows may follow
+        # the setup beat at once (the output stage waits until the parameters are written)
         idle = ~in_row & ~any_of(bbusy) & ~out_busy
         setup_take = self.setup.valid & self.setup.ready
+        p_open = Signal()                      # setup (or a first beat) in, the last beat not
         p_addr, p_data, p_en, p_busy = packed_writer(
             m, "pload", self.params, entry_bits=LN_PARAM_BITS, row_entries=L, count=chans,
-            max_count=cfg.max_channels, allow=idle & ~self.setup.valid, restart=setup_take)
+            max_count=cfg.max_channels, allow=(idle | p_open) & ~self.setup.valid,
+            restart=setup_take, open_load=p_open)
+        p_loading = p_open | p_busy
         m.d.comb += self.setup.ready.eq(idle & ~p_busy)
         with m.If(setup_take):
             s = self.setup.payload
@@ -197,8 +204,8 @@ class LayerNormUnit(wiring.Component):
         # --- input stage: store, exact Sx and Sxx ---------------------------------------------
         in_slot = Signal(range(SLOTS))
         accept = Signal()
-        loading = self.setup.valid | self.params.valid | p_busy
-        m.d.comb += [self.sink.ready.eq(in_row | ~(bbusy[in_slot] | loading)),
+        new_load = self.setup.valid | (self.params.valid & ~p_open)   # goes in before a row
+        m.d.comb += [self.sink.ready.eq(in_row | ~(bbusy[in_slot] | new_load)),
                      accept.eq(self.sink.valid & self.sink.ready)]
         left_now = Mux(in_row, left, chans)
         widx_now = Mux(in_row, widx, 0)
@@ -253,8 +260,8 @@ class LayerNormUnit(wiring.Component):
                 put(vfull, psl, 1)
 
         # --- variance stage and reciprocal square roots: a row a cycle, roots in turn -------
-        variance_roots(m, cfg, chans=chans, eps=eps, vfull=vfull, sxs=sxs, sxxs=sxxs, rs=rs,
-                       hm1s=hm1s, rfull=rfull)
+        roots = variance_roots(m, cfg, chans=chans, eps=eps, vfull=vfull, sxs=sxs, sxxs=sxxs,
+                               rs=rs, hm1s=hm1s, rfull=rfull)
 
         # --- output stage: a pipeline that freezes while source is not ready -----------------
         o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
@@ -262,11 +269,17 @@ class LayerNormUnit(wiring.Component):
         o_widx = Signal(range(depth + 1))
         o_left = Signal(lshape)
         o_sx = Signal(signed(cfg.sx_bits))
-        o_r = Signal(cfg.root_bits)
-        o_hm1 = Signal(range(2 * RSQRT_SHIFT))        # h - 1 and S - 1: the shifts' amounts
         o_last = o_busy & (o_widx == nwords - 1)
         o_issue = o_busy & adv
-        o_go = rfull[o_slot] & (~o_busy | (o_last & adv))
+        # The next row may start once its root is in its slot, or while the root that runs
+        # it is in its last root_lead(cfg) cycles (r reaches the slot before D*r needs it).
+        lead = root_lead(cfg)
+        early = [busy & (slot == o_slot) & (cnt <= lead) & ~taken
+                 for busy, slot, cnt, _, taken in roots]
+        o_go = ((rfull[o_slot] | any_of(early)) & (~o_busy | (o_last & adv)) & ~p_loading)
+        for (_, _, _, r_last, taken), e in zip(roots, early):
+            with m.If(o_go & e & ~r_last):      # in its last step the clear below wins
+                m.d.sync += taken.eq(1)
         with m.If(o_issue):
             m.d.sync += [o_widx.eq(o_widx + 1), o_left.eq(o_left - L)]
             with m.If(o_last):
@@ -274,8 +287,7 @@ class LayerNormUnit(wiring.Component):
                 put(bbusy, o_cur, 0)
         with m.If(o_go):
             m.d.sync += [o_busy.eq(1), o_cur.eq(o_slot), o_slot.eq(nxt(o_slot)), o_widx.eq(0),
-                         o_left.eq(chans), o_sx.eq(sxs[o_slot]), o_r.eq(rs[o_slot]),
-                         o_hm1.eq(hm1s[o_slot])]
+                         o_left.eq(chans), o_sx.eq(sxs[o_slot])]
             put(rfull, o_slot, 0)
         m.d.comb += [buf_rd.addr.eq(slot_addr(o_cur, o_widx)), buf_rd.en.eq(adv),
                      par_rd.addr.eq(o_widx), par_rd.en.eq(adv)]
@@ -283,10 +295,12 @@ class LayerNormUnit(wiring.Component):
         v = [Signal(name=f"o_v{k}") for k in range(stages)]
         b = [Signal.like(left, name=f"o_left{k}") for k in range(stages)]
         last = [Signal(name=f"o_last{k}") for k in range(stages)]
-        # The row's Sx, r and h - 1 travel with each word to the stage that uses them.
+        # The row's Sx and slot travel with each word; r and h - 1 are read from the slot at
+        # the stages before those that use them (the root may come after the row starts).
         psx_ = [Signal.like(o_sx, name=f"o_sx{k}") for k in range(2)]
-        pr = [Signal.like(o_r, name=f"o_r{k}") for k in range(3)]
-        phm = [Signal.like(o_hm1, name=f"o_hm{k}") for k in range(4)]
+        psl_ = [Signal.like(o_cur, name=f"o_slot{k}") for k in range(3)]
+        pr2 = Signal(cfg.root_bits, name="o_r2")
+        phm3 = Signal(range(2 * RSQRT_SHIFT), name="o_hm3")    # h - 1: the shift's amount
         gam = [[Signal(signed(cfg.gamma_bits), name=f"g{k}_{i}") for i in range(L)]
                for k in range(4)]
         bet = [[Signal(signed(cfg.beta_bits), name=f"b{k}_{i}") for i in range(L)]
@@ -302,9 +316,9 @@ class LayerNormUnit(wiring.Component):
         out_data = Signal(word_layout(L))
         with m.If(adv):
             m.d.sync += [v[0].eq(o_issue), b[0].eq(o_left), last[0].eq(o_last),
-                         psx_[0].eq(o_sx), psx_[1].eq(psx_[0]), pr[0].eq(o_r)]
-            m.d.sync += [pr[k + 1].eq(pr[k]) for k in range(2)]
-            m.d.sync += [phm[0].eq(o_hm1)] + [phm[k + 1].eq(phm[k]) for k in range(3)]
+                         psx_[0].eq(o_sx), psx_[1].eq(psx_[0]), psl_[0].eq(o_cur),
+                         psl_[1].eq(psl_[0]), psl_[2].eq(psl_[1]),
+                         pr2.eq(rs[psl_[1]]), phm3.eq(hm1s[psl_[2]])]
             for k in range(stages - 1):
                 m.d.sync += [v[k + 1].eq(v[k]), b[k + 1].eq(b[k]), last[k + 1].eq(last[k])]
             for i in range(L):
@@ -314,9 +328,9 @@ class LayerNormUnit(wiring.Component):
                     gam[0][i].eq(pw.gamma), bet[0][i].eq(pw.beta),
                     dd[i].eq(chans * qr[i] - psx_[1]),                         # v1 -> v2
                     gam[1][i].eq(gam[0][i]), bet[1][i].eq(bet[0][i]),
-                    prod[i].eq(dd[i] * pr[2]),                                 # v2 -> v3
+                    prod[i].eq(dd[i] * pr2),                                   # v2 -> v3
                     gam[2][i].eq(gam[1][i]), bet[2][i].eq(bet[1][i]),
-                    z[i].eq(round_shift_var(prod[i], phm[3])),                 # v3 -> v4
+                    z[i].eq(round_shift_var(prod[i], phm3)),                   # v3 -> v4
                     gam[3][i].eq(gam[2][i]), bet[3][i].eq(bet[2][i]),
                     tt[i].eq(z[i] * gam[3][i] + bet[3][i]),                    # v4 -> v5
                     ts[i].eq(tt[i] >> o_sm1),                                  # v5 -> v6

@@ -9,7 +9,9 @@
   as it comes out (``rsqrt_cycles`` after that root's previous row entered), so the pipeline
   never waits. Each root is bitwise (:func:`~.common.rsqrt_steps`), ``bits_per_cycle`` bits of
   ``r`` a cycle from the top, and writes ``r`` and ``h - 1`` to the row's slot in its last
-  step's cycle.
+  step's cycle. The output stage may take the row up to :data:`ROOT_LEAD` cycles before
+  that (it reads ``r`` and ``h - 1`` only at the stages that use them); then the root does
+  not mark the slot full.
 """
 
 from __future__ import annotations
@@ -19,18 +21,31 @@ from amaranth.hdl import Array, Mux, Signal, signed
 from ...numerics.layernorm import LN_EPS_FRAC, LN_FRAC, RSQRT_BITS, RSQRT_SHIFT
 from .common import bit_length, put_slot, rsqrt_steps
 
-__all__ = ["variance_roots", "VAR_CYCLES"]
+__all__ = ["variance_roots", "VAR_CYCLES", "ROOT_LEAD", "root_lead"]
 
 #: Cycles from the variance stage taking a row's sums to a root's start: the sums registered,
 #: ``C*Sxx`` and ``Sx*Sx``, ``W``, its leading one (the normalizing shift as the root takes it).
 VAR_CYCLES = 4
+#: Cycles before the slot shows a row's root (the cycle after the root's last step) that the
+#: output stage may start the row: its first word reaches the ``D*r`` stage three cycles after
+#: its first read, and the root's last step is at most two cycles after the start.
+ROOT_LEAD = 3
 _H_BIAS = RSQRT_SHIFT - LN_FRAC - LN_EPS_FRAC // 2     # h = _H_BIAS + s
 
 
-def variance_roots(m, cfg, *, chans, eps, vfull, sxs, sxxs, rs, hm1s, rfull) -> None:
+def root_lead(cfg) -> int:
+    """Cycles before a row's root shows in its slot that the output stage may start it: at
+    most :data:`ROOT_LEAD`, and only while the root runs (``rsqrt_cycles`` of them)."""
+    return min(ROOT_LEAD, cfg.rsqrt_cycles)
+
+
+def variance_roots(m, cfg, *, chans, eps, vfull, sxs, sxxs, rs, hm1s, rfull) -> list:
     """Add the variance stage and the roots to ``m``: slots are taken in order once
     ``vfull[k]`` (clearing it) from ``sxs[k]``, ``sxxs[k]``; each row's ``r`` (0 when ``W =
-    0``) and ``h - 1`` go to ``rs[k]``, ``hm1s[k]``, setting ``rfull[k]``."""
+    0``) and ``h - 1`` go to ``rs[k]``, ``hm1s[k]``, setting ``rfull[k]`` unless the output
+    stage took the row early. Returns each root's ``(busy, slot, cnt, last, taken)``: it
+    runs the row of ``slot``, its last step when ``cnt == 1`` (``last``); the caller sets
+    ``taken`` when it takes that row before the last step (cleared as the root starts)."""
     slots, roots = cfg.slots, cfg.roots
     k = cfg.bits_per_cycle
     steps = cfg.rsqrt_cycles * k               # padded to whole cycles: leading zeros
@@ -74,8 +89,9 @@ def variance_roots(m, cfg, *, chans, eps, vfull, sxs, sxxs, rs, hm1s, rfull) -> 
     down = Mux(sb > s_off, sb - s_off, 0)[:5]      # s > 0: W >> 2s
     up = Mux(sb > s_off, 0, s_off - sb)[:5]        # s <= 0: W << -2s
     w = ((wv3 << (up * 2)) >> (down * 2))[:RSQRT_BITS]
+    out = []
     for n in range(roots):
-        r_busy = Signal(name=f"root{n}_busy")
+        r_busy, r_taken = Signal(name=f"root{n}_busy"), Signal(name=f"root{n}_taken")
         cnt = Signal(range(cfg.rsqrt_cycles + 1), name=f"root{n}_cnt")
         r_cur, r_zero = Signal(range(slots), name=f"root{n}_slot"), Signal(name=f"root{n}_0")
         r_sb = Signal.like(sb, name=f"root{n}_sb")
@@ -89,7 +105,10 @@ def variance_roots(m, cfg, *, chans, eps, vfull, sxs, sxxs, rs, hm1s, rfull) -> 
                 m.d.sync += r_busy.eq(0)
                 put_slot(m, rs, r_cur, Mux(r_zero, 0, root[:cfg.root_bits]))
                 put_slot(m, hm1s, r_cur, Mux(r_sb < s_off - _H_BIAS + 1, 0, h - 1))
-                put_slot(m, rfull, r_cur, 1)
+                with m.If(~r_taken):
+                    put_slot(m, rfull, r_cur, 1)
         with m.If(go):
             m.d.sync += [cnt.eq(cfg.rsqrt_cycles), r_busy.eq(1), r_cur.eq(ps[VAR_CYCLES - 1]),
-                         r_zero.eq(zero), r_sb.eq(sb)]
+                         r_zero.eq(zero), r_sb.eq(sb), r_taken.eq(0)]
+        out.append((r_busy, r_cur, cnt, r_last, r_taken))
+    return out

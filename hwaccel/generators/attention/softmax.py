@@ -9,8 +9,10 @@ Interface
 ``table``   In  stream of packed beats of ``load_bits`` (:mod:`.packing`): the 256 18-bit
             unsigned exponent entries, ``EXP[0]`` first (``SoftmaxParams.exp_table`` in
             order), as many a beat as fit (113 in a 2048-bit beat: a load is 3 beats), each
-            beat written ``table_row`` entries a cycle. Accepted only between
-            rows; send the whole load before the next row.
+            beat written ``table_row`` entries a cycle. A load begins only between
+            rows (its first beat waits until every row is out, and goes in before a row's
+            first word offered with it); rows may follow its first beat at once: the
+            exponent stage starts none until the table is written.
 ``sink``    In  stream of ``{data: lanes x int8, length, valid}``: a row of ``length`` scores
             (``1 <= length <= max_len``) is ``ceil(length / lanes)`` words, position ``k`` in
             lane ``k % lanes`` of word ``k // lanes`` (lanes past the row's end are ignored).
@@ -43,15 +45,16 @@ Hardware decisions
   ``dividers`` of them take the rows in turn; each slot keeps its ``S`` and ``R`` until the
   next stage takes them.
 * The output stage is a pipeline that freezes as a whole while ``source`` is not ready (its
-  read port holds its data), so back-pressure never loses a word; ``R`` travels down it with
-  each word. The other stages never wait on ``source``: back-pressure reaches them only as
-  slots that stay full.
+  read port holds its data), so back-pressure never loses a word; each word's slot travels
+  down it and ``R`` is read from the slot a stage before the product, so a row may start while
+  its divider's last steps run (:data:`.divider.DIV_LEAD` cycles early). The other stages
+  never wait on ``source``: back-pressure reaches them only as slots that stay full.
 
 Cycles: :mod:`.perf` (``softmax_schedule``, exact when ``source`` keeps up and words come
 when asked); once short rows are in flight the dividers or a turn of the slots set the pace
 (rows of 16 on 16 lanes at two bits a cycle, four dividers and eight slots: one every
-2.75 cycles; default_attention's twelve dividers and 32 slots: one a cycle), long ones their ``W =
-ceil(n / lanes)`` words.
+2.75 cycles; default_attention's six dividers at four bits a cycle and 32 slots: one a cycle),
+long ones their ``W = ceil(n / lanes)`` words.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ from .common import (
     word_layout,
 )
 from .config import AttentionConfig
-from .divider import reciprocal_dividers
+from .divider import div_lead, reciprocal_dividers
 
 __all__ = ["SoftmaxUnit", "softmax_in_layout", "in_latency", "exp_latency", "OUT_LATENCY"]
 
@@ -174,12 +177,16 @@ class SoftmaxUnit(wiring.Component):
         rh, rfull = slots("recip", cfg.recip_bits), slots("rfull", 1)
         out_busy, adv = Signal(), Signal()
 
-        # --- table load: packed beats, a table row a cycle, while no row is in ---------------
+        # --- table load: packed beats, a table row a cycle; it begins while no row is in, and
+        # rows may enter behind its first beat (the exponent stage waits until it is written)
         in_row = Signal()                         # some words of a row are in
         idle = ~in_row & ~any_of(bbusy) & ~any_of(ebusy) & ~out_busy
+        t_open = Signal()                         # the load's first beat in, its last not yet
         t_addr, t_data, t_en, t_busy = packed_writer(
             m, "tload", self.table, entry_bits=cfg.exp_bits, row_entries=row,
-            count=EXP_TABLE_SIZE, max_count=EXP_TABLE_SIZE, allow=idle)
+            count=EXP_TABLE_SIZE, max_count=EXP_TABLE_SIZE, allow=idle | t_open,
+            open_load=t_open)
+        t_loading = t_open | t_busy
         exp_rd = lane_tables(m, "exp", data.ArrayLayout(unsigned(cfg.exp_bits), row),
                              EXP_TABLE_SIZE // row, L, addr=t_addr, data=t_data, en=t_en)
 
@@ -192,7 +199,9 @@ class SoftmaxUnit(wiring.Component):
         widx = Signal(nw_shape)
         p = self.sink.payload
         accept = Signal()
-        m.d.comb += [self.sink.ready.eq(in_row | ~(bbusy[in_slot] | self.table.valid | t_busy)),
+        # A new load's first beat goes in before a row's first word.
+        new_load = self.table.valid & ~t_open
+        m.d.comb += [self.sink.ready.eq(in_row | ~(bbusy[in_slot] | new_load)),
                      accept.eq(self.sink.valid & self.sink.ready)]
         valid_now = Signal(pos)
         with m.If(in_row):
@@ -260,7 +269,7 @@ class SoftmaxUnit(wiring.Component):
         e_widx, e_nw = Signal(nw_shape), Signal(nw_shape)
         e_left = Signal(lshape)
         e_last = e_busy & (e_widx == e_nw - 1)
-        e_go = full[e_slot] & ~ebusy[e_slot] & (~e_busy | e_last)
+        e_go = full[e_slot] & ~ebusy[e_slot] & (~e_busy | e_last) & ~t_loading
         with m.If(e_busy):
             m.d.sync += [e_widx.eq(e_widx + 1), e_left.eq(e_left - L)]
             with m.If(e_last):
@@ -312,17 +321,25 @@ class SoftmaxUnit(wiring.Component):
                 put(sfull, e3s, 1)
 
         # --- dividers: R = floor(127 * 2**31 / S), taking rows in turn --------------------
-        reciprocal_dividers(m, cfg, ssum=ssum, sfull=sfull, rh=rh, rfull=rfull)
+        divs = reciprocal_dividers(m, cfg, ssum=ssum, sfull=sfull, rh=rh, rfull=rfull)
         qb = cfg.recip_bits
 
         # --- output stage: a pipeline that freezes while source is not ready ----------------
         o_slot, o_cur = Signal(range(SLOTS)), Signal(range(SLOTS))
         o_busy = Signal()
         o_widx, o_nw = Signal(nw_shape), Signal(nw_shape)
-        o_rc = Signal(qb)
         o_last = o_busy & (o_widx == o_nw - 1)
         o_issue = o_busy & adv
-        o_go = rfull[o_slot] & (~o_busy | (o_last & adv))
+        # The next row may start once its quotient is in its slot, or while the divider that
+        # runs it is in its last div_lead(cfg) cycles (R reaches the slot before the product
+        # stage needs it).
+        lead = div_lead(cfg)
+        early = [busy & (slot == o_slot) & (cnt <= lead) & ~taken
+                 for busy, slot, cnt, _, taken in divs]
+        o_go = (rfull[o_slot] | any_of(early)) & (~o_busy | (o_last & adv))
+        for (_, _, _, d_last, taken), e in zip(divs, early):
+            with m.If(o_go & e & ~d_last):      # in its last step the clear below wins
+                m.d.sync += taken.eq(1)
         with m.If(o_issue):
             m.d.sync += o_widx.eq(o_widx + 1)
             with m.If(o_last):
@@ -330,25 +347,29 @@ class SoftmaxUnit(wiring.Component):
                 put(ebusy, o_cur, 0)
         with m.If(o_go):
             m.d.sync += [o_busy.eq(1), o_cur.eq(o_slot), o_slot.eq(nxt(o_slot)), o_widx.eq(0),
-                         o_nw.eq(nwo[o_slot]), o_rc.eq(rh[o_slot])]
+                         o_nw.eq(nwo[o_slot])]
             put(rfull, o_slot, 0)
         m.d.comb += [ebuf_rd.addr.eq(slot_addr(o_cur, o_widx)), ebuf_rd.en.eq(adv)]
         v = [Signal(name=f"o_v{k}") for k in range(OUT_LATENCY - 1)]
         last = [Signal(name=f"o_last{k}") for k in range(OUT_LATENCY - 1)]
-        rc = [Signal(qb, name=f"o_recip{k}") for k in range(2)]
+        # Each word's slot travels with it; R is read from the slot the stage before the
+        # product (the divider may finish after the row starts).
+        osl = Signal(range(SLOTS), name="o_slot0")
+        rc1 = Signal(qb, name="o_recip1")
         ent = [Signal(cfg.exp_bits, name=f"o_e{i}") for i in range(L)]
         prod = [Signal(cfg.exp_bits + qb, name=f"o_prod{i}") for i in range(L)]
         out_v, out_last = Signal(), Signal()
         out_data = Signal(word_layout(L))
         with m.If(adv):
-            m.d.sync += [v[0].eq(o_issue), last[0].eq(o_last), rc[0].eq(o_rc), rc[1].eq(rc[0])]
+            m.d.sync += [v[0].eq(o_issue), last[0].eq(o_last), osl.eq(o_cur),
+                         rc1.eq(rh[osl])]
             for k in range(OUT_LATENCY - 2):
                 m.d.sync += [v[k + 1].eq(v[k]), last[k + 1].eq(last[k])]
             half = 1 << (RECIP_SHIFT - 1)
             for i in range(L):
                 m.d.sync += [
                     ent[i].eq(ebuf_rd.data[i]),                                # v0 -> v1
-                    prod[i].eq(ent[i] * rc[1]),                                # v1 -> v2
+                    prod[i].eq(ent[i] * rc1),                                  # v1 -> v2
                     out_data[i].eq((prod[i] + half) >> RECIP_SHIFT),           # v2 -> out
                 ]
             m.d.sync += [out_v.eq(v[-1]), out_last.eq(last[-1])]
