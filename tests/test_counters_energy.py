@@ -153,3 +153,26 @@ def test_matmul_by_hand(attn, seed):
         c = b.matmul(x, y, int(rng.integers(1 << 14, 1 << 16)), 17, transpose=tr)
         assert _one(attn, ATTN, b, [c], f"transpose={tr}") == {
             "act_reads": m_ * kw + gathered, "act_writes": m_ * nw, "weight_reads": 0}
+
+
+def test_bench_rows_carry_every_counter(tiny):
+    """``hwaccel bench accel --workload``'s whole row: ``model_counters`` (the cycle model's,
+    summed over the programs; also in ``--model-only`` rows) equal to the RTL's ``counters``
+    summed, the energy counters among them."""
+    import torch
+    from torch import nn
+
+    from hwaccel.bench.workloads import model_rows
+    from hwaccel.generators.accel import COUNTERS
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 10)).eval()
+    cal = torch.randn(16, 1, 8, 8)
+    whole = model_rows("m", model, cal, cal[:2], "tiny", host=tiny, layers=False)[0]
+    assert whole["mismatches"] == 0
+    summed = {k: sum(c[k] for c in whole["counters"]) for k in COUNTERS}
+    assert whole["model_counters"] == summed
+    assert min(summed[k] for k in ENERGY) > 0
+    only = model_rows("m", model, cal, cal[:2], "tiny", layers=False, rtl=False)[0]
+    assert only["model_counters"] == summed

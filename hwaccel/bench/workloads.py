@@ -166,6 +166,9 @@ def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: 
                         "note": _refusal(name, cfg, cm.refusal)}]
     lowered, names = layer_commands(cm, cm.quantize_input(x))
     model_cycles, layer_rows = _layer_rows(cm, lowered, names, base)
+    from ..generators.accel.perf_events import program_counters
+
+    counted = program_counters(cfg, lowered.programs)   # the model's counters, all programs
     attention = any(type(op).__name__ in ("QSoftmax", "QMatMul") for op in cm.qgraph.ops)
     summary = ([base | r for r in op_summary(cm, layer_rows, model_cycles, cfg.macs)]
                if attention else [])
@@ -174,7 +177,8 @@ def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: 
                       "host_cycles": lowered.host_words, "programs": len(lowered.programs),
                       "macs": macs, "published_macs": published,
                       "utilization": macs / (model_cycles * cfg.macs), "source": "perf model",
-                      "note": "cycle model only (--model-only): not run on the RTL"}
+                      "note": "cycle model only (--model-only): not run on the RTL",
+                      "model_counters": counted}
         if summary:
             row |= headline(summary, row["utilization"]) | {"ops": _ops(summary)}
         return [row] + summary + (layer_rows if layers else [])
@@ -203,7 +207,7 @@ def model_rows(name: str, module, calibration, x, preset, *, host=None, layers: 
                   "programs": len(lowered.programs), "macs": macs, "published_macs": published,
                   "utilization": macs / (cycles * cfg.macs),
                   "mismatches": wrong,
-                  "counters": [dict(c) for c in counters]}
+                  "counters": [dict(c) for c in counters], "model_counters": counted}
     if summary:   # shares of the cycle model's total, equal to the RTL's when cycles_match
         row |= headline(summary, row["utilization"]) | {"ops": _ops(summary)}
     return [row] + summary + (layer_rows if layers else [])

@@ -27,7 +27,7 @@ from .fuse_model import fused_add
 from .isa import Op
 from .model import _gemm_jobs
 
-__all__ = ["EVENTS", "command_events"]
+__all__ = ["EVENTS", "command_events", "program_counters"]
 
 #: The energy counters, in :data:`.isa.COUNTERS` order.
 EVENTS = ("act_reads", "act_writes", "weight_reads")
@@ -95,3 +95,15 @@ def command_events(cfg, c: dict, load: int) -> tuple[int, int, int]:
         reads, writes = _tiles(cfg, matmul_gemm(cfg, c), residual=False)
         return reads + _gathered(cfg, c), writes, 0
     return 0, 0, 0   # FENCE, DONE
+
+
+def program_counters(cfg, programs) -> dict:
+    """Every counter of :data:`.isa.COUNTERS` summed over ``programs`` (each with its
+    ``commands``, run in turn), from the cycle model (:func:`.perf.program_perf`)."""
+    from .perf import program_perf
+
+    total: dict = {}
+    for p in programs:
+        for k, v in program_perf(cfg, p.commands).counters.items():
+            total[k] = total.get(k, 0) + v
+    return total
