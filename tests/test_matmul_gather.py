@@ -4,7 +4,8 @@ the GEMM ``A @ B`` whose weights the driver packs (``ProgramBuilder.gemm`` with 
 command's requantizer, read as ``perf.gemm_jobs`` reads them), B transposed or not, with junk
 in B's lanes past K or N and between its rows; with both streams always ready the beats come
 at the documented cycles (two words read a cycle, the first read with ``start``), A's stream
-may start in the cycle of the last read, and the first port is never used after it."""
+may start in the cycle of the last read, and the first port is never used after it; a command's
+first tile (``fresh``) reads the same beats from a job presented only from ``start``."""
 
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def _image(rng, b_mat: np.ndarray, transpose: bool, src2: int, sb: int) -> np.nd
     return act
 
 
-def _run(act, job: dict, groups: int, blocks: int, rng=None) -> dict:
-    """Run one tile job (``job`` steady from the cycle before ``start``); ``rng``: random
+def _run(act, job: dict, groups: int, blocks: int, rng=None, fresh: bool = False) -> dict:
+    """Run one tile job (``job`` steady from the cycle before ``start``; with ``fresh``, a
+    command's first tile, only from ``start``: another job before it); ``rng``: random
     ``ready`` on both streams. Returns the weight beats and requantizer beats and the cycles
     (from ``start`` = 0) they transferred in, the cycle of ``a_go`` and the cycles the first
     port was held."""
@@ -74,12 +76,17 @@ def _run(act, job: dict, groups: int, blocks: int, rng=None) -> dict:
     got = {"beats": [], "at": [], "rq": [], "rq_at": [], "go": [], "held": []}
 
     async def bench(ctx):
+        other = {"src2": job["src2"] + 7, "sb": job["sb"] + 1, "k0": 1, "n0": 1,
+                 "k": job["n"], "n": job["k"]}
         for name, v in job.items():
-            ctx.set(getattr(dut.job, name), v)
+            ctx.set(getattr(dut.job, name), other.get(name, v) if fresh else v)
         ctx.set(dut.groups, groups)
         ctx.set(dut.blocks, blocks)
         await ctx.tick()
+        for name, v in job.items():
+            ctx.set(getattr(dut.job, name), v)
         ctx.set(dut.start, 1)
+        ctx.set(dut.fresh, int(fresh))
         addr = addr2 = 0
         for cycle in range(4000):
             ready, rq_ready = (1, 1) if rng is None else (int(rng.random() < 0.6),
@@ -101,6 +108,7 @@ def _run(act, job: dict, groups: int, blocks: int, rng=None) -> dict:
             addr, addr2 = ctx.get(dut.addr), ctx.get(dut.addr2)
             await ctx.tick()
             ctx.set(dut.start, 0)
+            ctx.set(dut.fresh, 0)
             if not ctx.get(dut.busy):
                 return
         raise AssertionError("the gatherer never finished")
@@ -142,3 +150,7 @@ def test_gather_equals_driver_packing(seed, transpose):
             got = _run(act, job, g, b, rng=rng)
             assert got["beats"] + got["rq"] == want, (trial, k0, n0, "stalled")
             assert got["go"] == [got["held"][-1]], (trial, k0, n0, "stalled")
+            if k0 == n0 == 0:   # a command's first tile: its job from start on only
+                got = _run(act, job, g, b, rng=rng, fresh=True)
+                assert got["beats"] + got["rq"] == want, (trial, "fresh")
+                assert got["go"] == [got["held"][-1]], (trial, "fresh")

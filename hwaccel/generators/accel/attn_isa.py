@@ -239,17 +239,20 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     Per GEMM tile job (:func:`.perf.gemm_jobs` of :func:`matmul_gemm`), counted from its ISSUE
     cycle (0): B's beats are gathered from the activation scratchpad two words a cycle (two
     read ports: a beat of ``lanes`` words is ``h = ceil(lanes / 2)`` read cycles), the first
-    read in cycle 0, so beat ``i`` reaches the engine at ``(i + 1) x h + 1`` and the last of
-    the ``weight_words`` at ``W x h + 1``; the requantizer beats, made from the command's
-    fields, load beside them (from cycle 2, the load state's first). The load state ends as
-    for any load, the run phase beginning 2 cycles after the last beat (``W x h + 3``). A's
-    stream starts in the cycle of B's last read (its first word ``DMA_FIRST`` later) and the
-    engine's writer stores it from the load state's first cycle (``LOAD_START``), so the run
-    phase is :func:`hwaccel.generators.conv.perf.run_timeline` with that first word, and the
-    job ends as any engine job does (``ISSUE_TAIL`` after the last chunk, or ``WRITE_TAIL``
-    after the writer's last word). ``load cycles`` counts the beats (``W + blocks``, as a
-    GEMM's load does); ``stall_input`` the writer's wait for A (from ``LOAD_START`` to A's
-    first word) and the run's own input stalls."""
+    read in cycle ``-GATHER_LEAD`` for the command's first job (:data:`.matmul_checks.
+    GATHER_LEAD`: from its CALC) and in cycle 0 for the others. Beat ``i``'s last read is in
+    cycle ``t_i = max(t_(i-1) + h, x_(i-1))`` (its gatherer holds one finished beat: the next
+    one's last read waits for it to leave), the engine takes it in ``x_i = max(t_i + 2,
+    x_(i-1) + 1)`` (the load state takes a beat a cycle from ``LOAD_START``), and the run
+    phase begins 2 cycles after the last beat (``RUN_START - LOAD_START``, as for any load);
+    the requantizer beats, made from the command's fields, load beside them. A's stream starts
+    in the cycle of B's last read, or at ISSUE if that came earlier (its first word
+    ``DMA_FIRST`` later), and the engine's writer stores it from the load state's first cycle
+    (``LOAD_START``), so the run phase is :func:`hwaccel.generators.conv.perf.run_timeline`
+    with that first word, and the job ends as any engine job does (``ISSUE_TAIL`` after the
+    last chunk, or ``WRITE_TAIL`` after the writer's last word). ``load cycles`` counts the
+    beats (``W + blocks``, as a GEMM's load does); ``stall_input`` the writer's wait for A
+    (from ``LOAD_START`` to A's first word) and the run's own input stalls."""
     from ..conv.perf import (
         DMA_FIRST,
         ISSUE_TAIL,
@@ -258,21 +261,24 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
         WRITE_TAIL,
         run_timeline,
     )
+    from .matmul_checks import GATHER_LEAD
     from .perf import gemm_jobs
 
     h = -(-cfg.lanes // 2)
     busy = load = stalls = slots = 0
     jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
-    for desc, _reads in jobs:
-        reads = desc["weight_words"] * h
-        # The last weight beat at ``reads + 1``; a load's run phase begins ``RUN_START -
-        # LOAD_START`` cycles after its last beat (beats from ``LOAD_START + 1``).
-        start = reads + 1 + RUN_START - LOAD_START
-        t = run_timeline(cfg.conv, desc, first_word=reads - 1 + DMA_FIRST - start,
-                         write_from=LOAD_START - start)
-        busy += start + max(t.last_issue + ISSUE_TAIL, t.last_write + WRITE_TAIL)
+    for j, (desc, _reads) in enumerate(jobs):
+        t = (-GATHER_LEAD if j == 0 else 0) - 1 + h   # beat 0's last read
+        x = max(t + 2, LOAD_START)
+        for _ in range(desc["weight_words"] - 1):
+            t = max(t + h, x)
+            x = max(t + 2, x + 1)
+        start = x + RUN_START - LOAD_START   # the run phase, after the last beat
+        tl = run_timeline(cfg.conv, desc, first_word=max(t, 0) + DMA_FIRST - start,
+                          write_from=LOAD_START - start)
+        busy += start + max(tl.last_issue + ISSUE_TAIL, tl.last_write + WRITE_TAIL)
         load += desc["weight_words"] + desc["blocks"]
-        stalls += t.input_stalls
+        stalls += tl.input_stalls
         slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
     return busy, load, stalls, slots, len(jobs)
 

@@ -65,15 +65,20 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     ``act_rd`` and on the read port of a copy of the scratchpad that only it reads (written with
     every write of ``dp.act_wr``: a second read port of a block RAM costs the same copy), and
     feeds the engine's weight and requantizer streams in place of the weight DMA (which reads
-    nothing). Its last read starts the activation DMA (A's rows), which
-    reads from the next cycle, so the shared port is never wanted twice in a cycle. The
-    engine's held weights are forgotten (the next CONV/GEMM loads its own). ``load_cycles``
-    counts the job's weight and requantizer beats, as for a GEMM's (:func:`.attn_isa.
-    matmul_cycles`). The statements below override the datapath's defaults for such a job
-    only."""
+    nothing). A MATMUL's first tile job starts its gather early, in the command's CALC
+    (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE: no job runs
+    then, so the port is free), later tiles' at their ISSUE; the beats wait for the job. Its
+    last read starts the activation DMA (A's rows), which reads from the next cycle, so the
+    shared port is never wanted twice in a cycle: at the job's ISSUE when B's reads ended
+    before it (the DMA takes the job's fields then). A fault (SHAPE in CHECK, ADDRESS in
+    TILE) resets the gatherer. The engine's held weights are forgotten (the next CONV/GEMM
+    loads its own). ``load_cycles`` counts the job's weight and requantizer beats, as for a
+    GEMM's (:func:`.attn_isa.matmul_cycles`). The statements below override the datapath's
+    defaults for such a job only."""
     from .matmul_gather import MatmulGather
 
-    gather = m.submodules.gather = ResetInserter(kill)(MatmulGather(cfg))
+    stop = kill | proc.error
+    gather = m.submodules.gather = ResetInserter(stop)(MatmulGather(cfg))
     mirror = m.submodules.act_mirror = memory.Memory(shape=unsigned(cfg.act_bits),
                                                      depth=cfg.act_depth, init=[])
     act_rd2, mirror_wr = mirror.read_port(), mirror.write_port()
@@ -81,21 +86,28 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
                  mirror_wr.en.eq(dp.act_wr.en)]
     now = proc.job_start & (proc.job_kind == JOB_CONV) & proc.job_mm.on
     mine = Signal()                          # the running job is a MATMUL tile's
+    early = Signal()                         # the next MATMUL job's gather started early
+    a_due = Signal()                         # and read its last words before the job's ISSUE
     with m.If(proc.job_start):
-        m.d.sync += mine.eq(now)
-    with m.If(kill):
-        m.d.sync += mine.eq(0)
+        m.d.sync += [mine.eq(now), early.eq(0), a_due.eq(0)]
+    with m.If(proc.mm_pre):
+        m.d.sync += early.eq(1)
     on = mine & dp.active
-    m.d.comb += [gather.start.eq(now), gather.job.eq(proc.job_mm),
-                 gather.groups.eq(proc.job_desc.groups), gather.blocks.eq(proc.job_desc.blocks),
+    with m.If(gather.a_go & ~on & ~proc.job_start):
+        m.d.sync += a_due.eq(1)
+    with m.If(stop):
+        m.d.sync += [mine.eq(0), early.eq(0), a_due.eq(0)]
+    m.d.comb += [gather.start.eq(proc.mm_pre | (now & ~early)), gather.fresh.eq(proc.mm_pre),
+                 gather.job.eq(proc.job_mm),
+                 gather.groups.eq(proc.mm_groups), gather.blocks.eq(proc.mm_blocks),
                  gather.rdata.eq(act_rd.data), act_rd2.addr.eq(gather.addr2),
                  gather.rdata2.eq(act_rd2.data),
                  gather.source.ready.eq(on & conv.weights.ready),
                  gather.rq.ready.eq(on & conv.requant.ready)]
     with m.If(now):
-        m.d.comb += [act_dma.start.eq(0), wgt_dma.count.eq(0)]
+        m.d.comb += [act_dma.start.eq(a_due | gather.a_go), wgt_dma.count.eq(0)]
         m.d.sync += [dp.held.eq(0), dp.reuse.eq(0)]
-    with m.If(gather.a_go):   # B's last read: A's rows from the next cycle on
+    with m.If(on & gather.a_go):   # B's last read: A's rows from the next cycle on
         m.d.comb += act_dma.start.eq(1)
     with m.If(gather.reading):
         m.d.comb += act_rd.addr.eq(gather.addr)

@@ -62,8 +62,9 @@ def matmul_job_layout(cfg: AccelConfig) -> data.StructLayout:
 
 def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     """The processor's checks of a MATMUL command ``cmd``. Returns ``mine`` (the command is a
-    MATMUL), ``kw`` and ``nw`` (registered in CALC), ``shape_ok`` and ``range_bad`` (for
-    CHECK) and ``job`` (:func:`matmul_job_layout`, ``k0 = n0 = 0``)."""
+    MATMUL), ``kw`` and ``nw`` (registered in CALC; ``kw_now`` and ``nw_now`` what CALC
+    registers), ``shape_ok`` and ``range_bad`` (for CHECK), ``job`` (:func:`matmul_job_layout`,
+    ``k0 = n0 = 0``, registered in CALC) and ``job_now`` (what CALC registers)."""
     f, ad, rows = cmd.attn, cfg.act_depth, cmd.count
     mine = cmd.op == Op.MATMUL
     kw_most, nw_most = _most_words(cfg)
@@ -76,8 +77,11 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                   for _ in range(3))
     sa, sb, sc = (Signal(range(ad + 1)) for _ in range(3))
     ea, eb, ec = (Signal(big) for _ in range(3))
-    job = Signal(matmul_job_layout(cfg))
+    job, job_now = Signal(matmul_job_layout(cfg)), Signal(matmul_job_layout(cfg))
     tr = f.transpose
+    m.d.comb += [job_now.on.eq(mine), job_now.src2.eq(f.src2), job_now.sb.eq(f.sb),
+                 job_now.transpose.eq(tr), job_now.k.eq(f.k), job_now.n.eq(f.n),
+                 job_now.mult.eq(f.mult), job_now.shift.eq(f.shift)]   # k0 = n0 = 0
     with m.If(calc):
         bw = Mux(tr, kw_c, nw_c)
         m.d.sync += [
@@ -87,31 +91,46 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
             fa.eq(rows - 1), fb.eq(Mux(tr, f.n, f.k) - 1), fc.eq(rows - 1),
             sa.eq(f.sa), sb.eq(f.sb), sc.eq(f.sc),
             ea.eq(cmd.src + kw_c), eb.eq(f.src2 + bw), ec.eq(cmd.dst + nw_c),
-            job.on.eq(mine), job.src2.eq(f.src2), job.sb.eq(f.sb), job.transpose.eq(tr),
-            job.k.eq(f.k), job.n.eq(f.n), job.mult.eq(f.mult), job.shift.eq(f.shift),
-            job.k0.eq(0), job.n0.eq(0)]
+            job.eq(job_now)]
     # CHECK: each span's end (one product), then the compares.
     a_end, b_end, c_end = ea + fa * sa, eb + fb * sb, ec + fc * sc
     a_lo, b_lo, c_lo = cmd.src, f.src2, cmd.dst
     range_bad = mine & ((a_end > ad) | (b_end > ad) | (c_end > ad)
                         | ((c_lo < a_end) & (a_lo < c_end)) | ((c_lo < b_end) & (b_lo < c_end)))
-    return SimpleNamespace(mine=mine, kw=kw, nw=nw, shape_ok=~mine | ok, range_bad=range_bad,
-                           job=job)
+    return SimpleNamespace(mine=mine, kw=kw, nw=nw, kw_now=kw_c, nw_now=nw_c,
+                           shape_ok=~mine | ok, range_bad=range_bad, job=job, job_now=job_now)
+
+
+#: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the
+#: command's CALC (from the fields CALC registers) and reads on through CHECK and TILE, while
+#: no job runs (the previous one stored all its results before CALC). A fault in CHECK (SHAPE)
+#: or TILE (ADDRESS) resets it. Later tiles gather from their ISSUE.
+GATHER_LEAD = 3
 
 
 def matmul_members(cfg) -> dict:
-    """``job_mm``: a MATMUL tile job's fields for the gatherer (:mod:`.matmul_gather`)."""
+    """``job_mm``: a MATMUL tile job's fields for the gatherer (:mod:`.matmul_gather`): in
+    CALC the command's (``k0 = n0 = 0``, as CALC registers them), else the registered ones
+    with the tile's ``k0`` and ``n0`` (in RUN the next tile's, which the tile pipeline has
+    settled by the time a tile ends); ``mm_pre``: a MATMUL's first tile job starts its gather
+    (CALC); ``mm_groups``, ``mm_blocks``: the tile's K words and N blocks (in CALC and CHECK
+    the first tile's)."""
     if cfg.attention is None:
         return {}
-    return {"job_mm": Out(matmul_job_layout(cfg))}
+    conv = cfg.conv
+    return {"job_mm": Out(matmul_job_layout(cfg)), "mm_pre": Out(1),
+            "mm_groups": Out(range(conv.max_groups + 1)),
+            "mm_blocks": Out(range(conv.max_blocks + 1))}
 
 
-def matmul_tiling(proc, m, cmd, chk, *, calc) -> SimpleNamespace:
+def matmul_tiling(proc, m, cmd, chk, *, calc, check) -> SimpleNamespace:
     """Processor ``proc``'s MATMUL (attention configs: the GEMM M x K x N of two activations):
     its checks folded into ``chk`` (its own legality, SHAPE and ADDRESS checks:
     :func:`matmul_checks`) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words,
     A's and C's row strides, the descriptor the CHECK state hands on (MATMUL: the 1x1
-    template of :func:`.attn_isa.matmul_gemm`) and ``tile(k0, n0)`` (the job's tile)."""
+    template of :func:`.attn_isa.matmul_gemm`) and ``tile(k0, n0)`` (the job's tile); and
+    the gatherer's early start (:data:`GATHER_LEAD`: ``mm_pre``, ``mm_groups``,
+    ``mm_blocks``)."""
     cfg, conv = proc.config, proc.config.conv
     op = cmd.op
     if cfg.attention is None:
@@ -136,8 +155,15 @@ def matmul_tiling(proc, m, cmd, chk, *, calc) -> SimpleNamespace:
         m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
                      desc.weight_words.eq(g0 * b0)]
 
+    g_now = Mux(mmc.kw_now > conv.max_groups, conv.max_groups, mmc.kw_now)
+    b_now = Mux(mmc.nw_now > conv.max_blocks, conv.max_blocks, mmc.nw_now)
+    m.d.comb += [proc.mm_pre.eq(calc & mine),
+                 proc.mm_groups.eq(Mux(calc, g_now, Mux(check, g0, proc.job_desc.groups))),
+                 proc.mm_blocks.eq(Mux(calc, b_now, Mux(check, b0, proc.job_desc.blocks)))]
+
     def tile(k0, n0):
-        return [proc.job_mm.eq(mmc.job), proc.job_mm.k0.eq(k0), proc.job_mm.n0.eq(n0)]
+        return [proc.job_mm.eq(Mux(calc, mmc.job_now.as_value(), mmc.job.as_value())),
+                proc.job_mm.k0.eq(Mux(calc, 0, k0)), proc.job_mm.n0.eq(Mux(calc, 0, n0))]
 
     chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine,
                              kw=Mux(mine, mmc.kw, cmd.kw), nb=Mux(mine, mmc.nw, cmd.nb),

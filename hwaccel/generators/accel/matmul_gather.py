@@ -27,12 +27,15 @@ holds it, and ``a_go`` pulses in the cycle of the job's last read, so A's stream
 the next cycle on.
 
 Timing: the per-job registers load from ``job`` every cycle the gatherer is idle (so ``job``
-must be steady from the cycle before ``start``; ``groups`` and ``blocks`` from ``start``), and
+must be steady from the cycle before ``start``; ``groups`` and ``blocks`` from ``start``; a
+``fresh`` start, a command's first tile, reads its first words straight from ``job``), and
 the first read issues in the cycle of ``start`` itself: reads at cycles ``0 .. R - 1`` (``R =
 groups x blocks x h``), beat ``i`` on ``source`` from cycle ``(i + 1) x h + 1``, the requantizer
 beats from cycle 1, when both streams are always ready. A beat's last read issues only when the
 beat will have room (``source`` may stall it); ``lanes`` must be at least 3 (a beat of one read
-cycle would wait a cycle for the previous one to leave).
+cycle would wait a cycle for the previous one to leave). The accelerator starts a MATMUL's
+first tile job before the job itself (:data:`.matmul_checks.GATHER_LEAD`), so its streams are
+not ready at first: a finished beat waits in ``source`` and the next beat's last read for it.
 """
 
 from __future__ import annotations
@@ -54,10 +57,12 @@ class MatmulGather(wiring.Component):
     Members
     -------
     start : ``In(1)``            a pulse: begin (while idle); the first read issues at once
+    fresh : ``In(1)``            with ``start``: the command's first tile (``k0 = n0 = 0``),
+                                 whose ``job`` need only hold from ``start``
     job : ``In``                 the command's fields and the tile's ``k0`` (first word of K)
                                  and ``n0`` (first block of N): :func:`.matmul_checks.
-                                 matmul_job_layout`; steady from the cycle before ``start`` to
-                                 the last beat
+                                 matmul_job_layout`; steady from the cycle before ``start`` (with
+                                 ``fresh``: from ``start``) to the last beat
     groups, blocks : ``In``      the tile's K words and N blocks (from ``start``)
     addr, addr2 : ``Out``        two read ports of the activation scratchpad (1-cycle latency)
     rdata, rdata2 : ``In``
@@ -83,7 +88,7 @@ class MatmulGather(wiring.Component):
         self.config = cfg = config
         conv = cfg.conv
         super().__init__({
-            "start": In(1), "job": In(matmul_job_layout(cfg)),
+            "start": In(1), "fresh": In(1), "job": In(matmul_job_layout(cfg)),
             "groups": In(range(conv.max_groups + 1)), "blocks": In(range(conv.max_blocks + 1)),
             "addr": Out(range(cfg.act_depth)), "rdata": In(cfg.act_bits),
             "addr2": Out(range(cfg.act_depth)), "rdata2": In(cfg.act_bits),
@@ -127,14 +132,21 @@ class MatmulGather(wiring.Component):
         room = ~out_valid | taken                          # ``out`` is free at the next edge
         busy = reading | inflight | out_valid | (rq_left != 0)
         rd = reading | self.start
-        row_ok = r < lim
+        # ``fresh``: the first read's words and masks from ``job`` in this cycle (k0 = n0 = 0),
+        # the registers it does not step loaded with them.
+        fresh = self.start & self.fresh
+        f_lim, f_p = Mux(tr, job.n, job.k), Mux(tr, job.k, job.n)
+        a_c, a2_c = Mux(fresh, job.src2, a), Mux(fresh, job.src2 + job.sb, a2)
+        r_c, lim_c, p_c = Mux(fresh, 0, r), Mux(fresh, f_lim, lim), Mux(fresh, f_p, p)
+        pair_c = Mux(fresh, job.sb * 2, step_pair)
+        row_ok = r_c < lim_c
         # The second word of the last read cycle is past the beat when lanes is odd.
-        row_ok2 = (r + 1 < lim) & ((i != H - 1) if L % 2 else Const(1))
+        row_ok2 = (r_c + 1 < lim_c) & ((i != H - 1) if L % 2 else Const(1))
         last_read = i == H - 1
         issue = rd & (~last_read | (room & ~(inflight & (in_slot == H - 1))))
         final = last_read & (gi == self.groups - 1) & (bi == self.blocks - 1)
         rq_taken = self.rq.valid & self.rq.ready
-        m.d.comb += [self.addr.eq(Mux(row_ok, a, 0)), self.addr2.eq(Mux(row_ok2, a2, 0)),
+        m.d.comb += [self.addr.eq(Mux(row_ok, a_c, 0)), self.addr2.eq(Mux(row_ok2, a2_c, 0)),
                      self.reading.eq(rd), self.a_go.eq(issue & final),
                      self.source.valid.eq(out_valid), self.source.payload.eq(out),
                      self.rq.valid.eq(rq_left != 0),
@@ -156,12 +168,20 @@ class MatmulGather(wiring.Component):
                 rq_cols.eq(job.n - nb), i.eq(0), gi.eq(0), bi.eq(0)]
         with m.If(self.start):
             m.d.sync += [reading.eq(1), rq_left.eq(self.blocks)]
+        with m.If(fresh):
+            m.d.sync += [
+                a_blk.eq(job.src2), a_beat.eq(job.src2),
+                a2_blk.eq(job.src2 + job.sb), a2_beat.eq(job.src2 + job.sb),
+                step_pair.eq(job.sb * 2),
+                step_beat.eq(Mux(tr, 1, job.sb * L)), step_blk.eq(Mux(tr, job.sb * L, 1)),
+                r_blk.eq(0), r_beat.eq(0), lim.eq(f_lim), p_blk.eq(f_p), p.eq(f_p),
+                rq_cols.eq(job.n)]
 
         # --- reads: two words a cycle, beat by beat (blocks outer, K words inner) --------------
         m.d.sync += inflight.eq(issue)
         with m.If(issue):
-            m.d.sync += [in_slot.eq(i), in_ok.eq(row_ok), in_ok2.eq(row_ok2), in_p.eq(p),
-                         i.eq(i + 1), a.eq(a + step_pair), a2.eq(a2 + step_pair), r.eq(r + 2)]
+            m.d.sync += [in_slot.eq(i), in_ok.eq(row_ok), in_ok2.eq(row_ok2), in_p.eq(p_c),
+                         i.eq(i + 1), a.eq(a_c + pair_c), a2.eq(a2_c + pair_c), r.eq(r_c + 2)]
             with m.If(last_read):
                 m.d.sync += i.eq(0)
                 with m.If(gi == self.groups - 1):          # the next block

@@ -131,7 +131,8 @@ class Processor(wiring.Component):
         op, d, p = cmd.op, cmd.desc, cmd.pool
         m.d.sync += fresh.eq(is_("CHECK"))
         chk = command_checks(m, cmd, cfg, calc=is_("CALC"))
-        d = matmul_tiling(self, m, cmd, chk, calc=is_("CALC")).desc   # MATMUL: checks, GEMM shape
+        d = matmul_tiling(self, m, cmd, chk, calc=is_("CALC"),   # MATMUL: checks, GEMM shape
+                          check=is_("CHECK")).desc
         if cfg.lstm is not None:
             m.d.comb += self.job_lstm.eq(chk.lstm_job)
         if cfg.attention is not None:
@@ -276,8 +277,10 @@ class Processor(wiring.Component):
         a_ptr, c_ptr = Signal(range(ad + 1)), Signal(range(ad + 1))
         w_nt, w_k = Signal(range(wd + 1)), Signal(range(wd + 1))  # N tile's / K tile's weights
         state = (rem, k0, n0, a_ptr, c_ptr, w_nt, w_k)
-        m.d.comb += mm.tile(k0, n0)
         nxt = tuple(Signal.like(s, name=f"nxt_{s.name}") for s in state)
+        # MATMUL's gatherer: the running tile's k0 and n0, in RUN the next tile's (it loads
+        # them while idle, so they hold from the cycle before the next ISSUE).
+        m.d.comb += mm.tile(Mux(run, nxt[1], k0), Mux(run, nxt[2], n0))
         more = Signal()
         k_tiled = Signal()
         tn_cur = Signal(range(mw * mh + 1))               # pixels of the running tile
