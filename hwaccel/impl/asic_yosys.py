@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -107,22 +108,24 @@ def synthesize_gates(verilog: Path, top: str, folder: Path) -> dict:
             return json.loads(cache.read_text()) | {"cached": True}
         except ValueError:
             cache.unlink()
-    mems_json, coarse = folder / "asic_mems.json", folder / "asic_coarse.il"
-    stat, ltp = folder / "asic_stat.json", folder / "asic_ltp.txt"
-    for f in (mems_json, coarse, stat, ltp):
-        f.unlink(missing_ok=True)
-    (folder / "asic_pass1.ys").write_text(PASS1.format(verilog=verilog.name, top=top,
-                                                       mems=mems_json.name, coarse=coarse.name))
-    run_tool("yosys", ["-s", "asic_pass1.ys"], cwd=folder, log=folder / "asic_pass1.log",
+    # Work files carry the process id: two processes may synthesize the same design at once.
+    stem = f"asic_{key}.{os.getpid()}"
+    mems_json, coarse = folder / f"{stem}.mems.json", folder / f"{stem}.coarse.il"
+    stat, ltp = folder / f"{stem}.stat.json", folder / f"{stem}.ltp.txt"
+    ys1, ys2 = folder / f"{stem}.pass1.ys", folder / f"{stem}.pass2.ys"
+    log1, log2 = folder / f"{stem}.pass1.log", folder / f"{stem}.pass2.log"
+    ys1.write_text(PASS1.format(verilog=verilog.name, top=top, mems=mems_json.name,
+                                coarse=coarse.name))
+    run_tool("yosys", ["-s", ys1.name], cwd=folder, log=log1,
              what=f"coarse synthesis of {top} for asic")
     memories = _memories(mems_json)
     for mem in memories:
         mem["macro"] = memory_is_macro(mem)
     mapped = [f"{top}/{_selector(m['cell'])}" for m in memories if not m["macro"]]
     memory_map = f"memory_map {' '.join(mapped)}\n" if mapped else ""
-    (folder / "asic_pass2.ys").write_text(PASS2.format(
-        coarse=coarse.name, memory_map=memory_map, gates=GATES, stat=stat.name, ltp=ltp.name))
-    run_tool("yosys", ["-s", "asic_pass2.ys"], cwd=folder, log=folder / "asic_pass2.log",
+    ys2.write_text(PASS2.format(coarse=coarse.name, memory_map=memory_map, gates=GATES,
+                                stat=stat.name, ltp=ltp.name))
+    run_tool("yosys", ["-s", ys2.name], cwd=folder, log=log2,
              what=f"gate-level synthesis of {top} for asic")
     try:
         design = json.loads(stat.read_text())["design"]
@@ -136,7 +139,11 @@ def synthesize_gates(verilog: Path, top: str, folder: Path) -> dict:
     result = {"top": top, "cells": dict(sorted(cells.items())), "flip_flops": cells.get(FF_TYPE, 0),
               "logic_depth": _parse_ltp(ltp.read_text()), "memories": memories,
               "cache_key": key}
-    tmp = cache.with_suffix(".tmp")
+    tmp = folder / f"{stem}.result.json"
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(cache)
+    for f in (ys1, ys2, log1, log2, stat, ltp):  # kept, under the design's key
+        f.replace(folder / f.name.replace(f".{os.getpid()}.", "."))
+    mems_json.unlink()
+    coarse.unlink()
     return result | {"cached": False}
