@@ -1,5 +1,5 @@
-"""``hwaccel parallel --plot DIR``: PNG views of the rows (matplotlib, Agg, as
-:mod:`hwaccel.dse.plots`).
+"""``hwaccel parallel --plot DIR``: PNG views of the rows (matplotlib, Agg, through
+:mod:`hwaccel.plotting`: tick labels in range on every axis, units in the axis titles).
 
 * ``speedup.png``: speedup and efficiency (speedup / N) against the instance count N, one line
   per mode (per mode and link latency ``L`` when a mode's rows have several), beside the ideal
@@ -165,14 +165,13 @@ def _timeline_figure(plt, row):
                 ax.broken_barh(mine, (k - 0.35, 0.7), facecolors=COLORS[name],
                                edgecolor="white", linewidth=0.5,
                                label=name if k == min(i for i, *_ in spans) else None)
-    if p * row.batch <= 96:   # the sample each compute span belongs to, while legible
-        for k, sample, s, c in segs["compute"]:
-            ax.text(s + c / 2, k, str(sample), ha="center", va="center", fontsize=7)
+    numbers = [ax.text(s + c / 2, k, str(sample), ha="center", va="center", fontsize=7)
+               for k, sample, s, c in segs["compute"]]   # the sample each compute span runs
     end = max(s + c for spans in segs.values() for _, _, s, c in spans)
     ax.set_xlim(0, end)
     ax.set_ylim(p - 0.5, -0.5)
     ax.set_yticks(range(p), [f"instance {k}" for k in range(p)])
-    ax.set_xlabel("cycle")
+    ax.set_xlabel("time (cycles)")
     ax.set_ylabel("pipeline stage")
     ax.set_title(f"pp timeline, {p} stage{'s' if p > 1 else ''}, {row.batch} samples: bubble "
                  f"fraction {row.bubble_fraction:.3f} (GPipe "
@@ -180,18 +179,32 @@ def _timeline_figure(plt, row):
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
+    _keep_fitting(ax, numbers, [c for *_, c in segs["compute"]])
     return fig
+
+
+def _keep_fitting(ax, texts, widths) -> None:
+    """Remove each text wider than its bar (``widths`` in cycles): a number spilling over its
+    neighbours' is unreadable, so only the spans wide enough keep theirs."""
+    if not texts:
+        return
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    scale = ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0]
+    for text, cycles in zip(texts, widths):
+        if text.get_window_extent(renderer).width + 2 > cycles * scale:
+            text.remove()
 
 
 def figures(rows) -> dict:
     """``{name: matplotlib Figure}`` of the module docstring for ``rows`` (any mode's rows,
     auto's included); the caller closes them."""
-    from ..dse.plots import _pyplot
+    from ..plotting import pyplot
 
     rows = list(rows)
     if not rows:
         raise ValueError("rows must hold at least one row to plot, not none")
-    plt = _pyplot()
+    plt = pyplot()
     out = {"speedup": _speedup_figure(plt, rows)}
     lines = latency_series(rows)
     if lines:
@@ -207,17 +220,10 @@ def figures(rows) -> dict:
 def write_plots(rows, out: Path | str) -> dict[str, Path]:
     """Write :func:`figures` into the folder ``out`` (made if missing) as PNGs; returns
     ``{name: path}``."""
-    from ..dse.plots import _pyplot
+    from ..plotting import save
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--plot must name a folder, not the file {str(out)!r}")
     out.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
-    files = {}
-    for name, fig in figures(rows).items():
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        files[name] = path
-    return files
+    return {name: save(fig, out / f"{name}.png") for name, fig in figures(rows).items()}
