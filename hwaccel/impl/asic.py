@@ -136,6 +136,9 @@ def asic_report_for(config, node: int = 45, *, out_dir: Path | str | None = None
             nand2_equivalents(array_gates["cells"]) * nand2_um2(node))
         report["mac_array_area_um2"] = round(array_um2, 1)
         report["area_per_mac_um2"] = round(array_um2 / macs, 1)
+        report["notes"].append(
+            f"per-MAC area: all logic of {array.slug} (its control, operand and result "
+            f"registers, FIFOs and small memories in flip-flops included) / {macs} MACs")
     report["published_mac"] = load()["published_mac"]
     report["macro_min_depth"] = MACRO_MIN_DEPTH
     report["cached"] = gates["cached"]
