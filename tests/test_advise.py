@@ -120,10 +120,12 @@ def test_energy_is_the_energy_models_on_the_rows_counters(rows):
             want = fpga_estimate(cfg, row.extra["counters"], row.resources, row.clock_mhz,
                                  **common)
             assert "fpga_estimate" in row.source and "rough" in row.note
-        assert row.energy_range_uj == (want.low_uj, want.high_uj)
+        b = row.batch
+        assert row.energy_range_uj == (want.low_uj / b, want.high_uj / b)   # per inference
         low, high = row.energy_range_uj
         assert 0 < low <= row.energy_uj <= high
-        assert row.extra["breakdown_uj"] == {k: list(v) for k, v in want.breakdown.items()}
+        assert row.extra["batch_breakdown_uj"] == {k: list(v)
+                                                   for k, v in want.breakdown.items()}
 
 
 def test_the_recommendation_names_the_best_row_for_each_goal(rows):
@@ -209,6 +211,14 @@ def test_several_batches_give_rows_for_each():
     if three.extra["programs"] > 1:
         assert "programs of at most" in three.note
     assert three.extra["macs"] == 3 * one.extra["macs"]
+    if three.energy_uj is not None:   # per inference: the batch's energy over its 3 samples
+        from hwaccel.energy import fpga_estimate
+
+        t = three.extra["host_transfer"]
+        want = fpga_estimate(PRESETS["ecp5"], three.extra["counters"], three.resources,
+                             three.clock_mhz, host_words=t["words"], host_bits=t["bits"],
+                             macs=three.extra["macs"])
+        assert three.energy_range_uj == (want.low_uj / 3, want.high_uj / 3)
     assert PRESETS["ecp5"].slug == one.preset
     text = recommend(rows, "throughput")
     if three.throughput_per_s is not None:

@@ -87,6 +87,15 @@ def model_batch(cm, x) -> Modelled:
                     cm.macs_per_sample * len(x), transfer, batches, cm.max_batch)
 
 
+def per_inference(energy, batch: int) -> dict:
+    """``energy_uj`` (the middle of the range) and ``energy_range_uj`` per inference: the
+    batch's energy over its samples (``None`` without an energy)."""
+    if energy is None:
+        return {"energy_uj": None, "energy_range_uj": None}
+    low, high = energy.low_uj / batch, energy.high_uj / batch
+    return {"energy_uj": (low + high) / 2, "energy_range_uj": (low, high)}
+
+
 # --- FPGA ------------------------------------------------------------------------------------
 def placed_report(cfg) -> tuple[dict | None, str]:
     """``(report, where)``: the preset's ECP5 implementation report, else the committed placed
@@ -140,12 +149,11 @@ def fpga_row(cm, model: Modelled, batch: int) -> AdviseRow:
     source = f"{MODEL_SOURCE} x {where}"
     if energy is not None:
         source += f"; energy: hwaccel.energy.fpga_estimate ({'; '.join(energy.sources)})"
-        base["extra"]["breakdown_uj"] = {k: list(v) for k, v in energy.breakdown.items()}
+        base["extra"]["batch_breakdown_uj"] = {k: list(v) for k, v in energy.breakdown.items()}
     return AdviseRow(source=source, latency_us=latency,
                      throughput_per_s=batch / latency * 1e6, clock_mhz=fmax,
                      clock_source=where, resources=placed["resources"],
-                     energy_uj=None if energy is None else (energy.low_uj + energy.high_uj) / 2,
-                     energy_range_uj=None if energy is None else (energy.low_uj, energy.high_uj),
+                     **per_inference(energy, batch),
                      note="; ".join(n for n in (model.note, note) if n), **base)
 
 
@@ -192,13 +200,12 @@ def asic_row(cm, model: Modelled, batch: int, *, node: int, clock_mhz: float,
     return AdviseRow(
         platform=f"ASIC {cfg.name} ({node} nm)", kind="modelled", batch=batch,
         source="; ".join(sources), latency_us=latency, throughput_per_s=batch / latency * 1e6,
-        energy_uj=None if energy is None else (energy.low_uj + energy.high_uj) / 2,
-        energy_range_uj=None if energy is None else (energy.low_uj, energy.high_uj),
+        **per_inference(energy, batch),
         area_mm2=area, preset=cfg.slug, cycles=model.cycles, clock_mhz=clock_mhz,
         clock_source="stated (--asic-mhz)", node_nm=node,
         note="; ".join(n for n in (model.note, area_note, energy_note) if n),
         extra={**model.extra(cfg),
-               **({"breakdown_uj": {k: list(v) for k, v in energy.breakdown.items()}}
+               **({"batch_breakdown_uj": {k: list(v) for k, v in energy.breakdown.items()}}
                   if energy is not None else {}),
                **({"asic": rep} if rep is not None else {})})
 

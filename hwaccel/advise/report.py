@@ -14,7 +14,7 @@ __all__ = ["GOALS", "best", "recommend", "format_table"]
 #: goal -> (row field, True when larger is better, what it is called, unit)
 GOALS = {
     "latency": ("latency_us", False, "lowest latency", "us"),
-    "energy": ("energy_uj", False, "lowest energy", "uJ"),
+    "energy": ("energy_uj", False, "lowest energy", "uJ/inference"),
     "throughput": ("throughput_per_s", True, "highest throughput", "samples/s"),
 }
 
@@ -86,11 +86,12 @@ def recommend(rows: list[AdviseRow], goal: str) -> str:
     if others:
         line += " vs " + "; ".join(others)
     if len(batches) > 1:
-        line += ". Latency and energy are a batch's; published figures are single-stream"
+        line += (". Latency is a batch's, energy an inference's; published figures are "
+                 "single-stream")
     return line + tail
 
 
-COLUMNS = ["platform", "kind", "batch", "latency us", "samples/s", "energy uJ",
+COLUMNS = ["platform", "kind", "batch", "latency us", "samples/s", "energy uJ/inf",
            "area mm2 / resources", "src", "note"]
 
 

@@ -11,8 +11,10 @@ Every row says how its figures were obtained (``kind``) and from where (``source
   :mod:`hwaccel.impl.asic` (:mod:`.accel_rows`).
 * ``published``: a submitter's own figures, cited in ``published.json`` (:func:`published_rows`).
 
-``energy_uj`` is the middle of the energy model's range (``energy_range_uj`` holds low and
-high); ``None`` wherever nothing measured or modelled it.
+``latency_us`` is a batch's latency (every inference in it has its result when the batch is
+done), ``throughput_per_s`` inferences a second, ``energy_uj`` the energy per inference (the
+batch's over its samples): the middle of the energy model's range, which ``energy_range_uj``
+holds; ``None`` wherever nothing measured or modelled it.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class AdviseRow:
     source: str
     latency_us: float | None = None          # one batch, start to result
     throughput_per_s: float | None = None    # samples a second
-    energy_uj: float | None = None           # one batch
+    energy_uj: float | None = None           # per inference
     energy_range_uj: tuple[float, float] | None = None
     area_mm2: float | None = None
     resources: dict | None = None
