@@ -75,7 +75,7 @@ def _latency_energy_figure(plt, rows):
             notes.append(f"{_what(r, multi)} ({r['kind']}{has})")
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
     per = "batch" if multi else ("inference" if batches == [1] else f"batch of {batches[0]}")
-    ax.set_xlabel(f"energy per {per} (µJ)")
+    ax.set_xlabel("energy per inference (µJ)")   # advise rows' energy_uj is per inference
     ax.set_ylabel(f"latency per {per} (µs)")
     ax.set_title("latency against energy (lower left is better)")
     if not pts:
