@@ -18,6 +18,7 @@ from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.driver_attention import ATTN_DEFAULTS
 from hwaccel.generators.accel.host import address, start_word
 from hwaccel.generators.accel.perf import program_perf
+from hwaccel.numerics.eltwise import add_params
 from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
@@ -83,6 +84,24 @@ def test_matmul_per_head_strides(host, seed):
                      dst=o.addr + h * dw, sc=heads * dw, m=t, k=t, n=d,
                      multiplier=int(rng.integers(1 << 14, 1 << 16)), shift=16, transpose=False)
     run_and_check(host, CFG, b, [o], "per head")
+
+
+def test_matmul_after_fused_add(host, seed):
+    """A MATMUL right after a GEMM with a fused ADD, whose residual reads share the port of the
+    scratchpad's copy that the gatherer reads (from the MATMUL's CALC on) and whose select
+    holds until the next job starts: B still comes from its own rows."""
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(CFG)
+    outs = []
+    for tr in (False, True):
+        g_in, r_in = b.put(_int8(rng, (6, 1, 5))), b.put(_int8(rng, (7, 1, 5)))
+        outs.append(b.gemm(g_in, _int8(rng, (6, 7)), 0, *_requant(rng, 6),
+                           add=(r_in, add_params(0.7, 1.3), False)))
+        k, m_, n = int(rng.integers(L + 1, 4 * L)), int(rng.integers(2, 9)), int(rng.integers(2, 9))
+        a = b.put(_int8(rng, (k, 1, m_)))
+        bt = b.put(_int8(rng, (k, 1, n)) if tr else _int8(rng, (n, 1, k)))
+        outs.append(b.matmul(a, bt, *_requant(rng, k), transpose=tr))
+    run_and_check(host, CFG, b, outs, "after a fused ADD")
 
 
 def test_soft_reset_mid_gather(host, seed):

@@ -3,6 +3,8 @@ the datapath of :mod:`.accelerator` (which calls these while it elaborates)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import memory
 
@@ -100,8 +102,7 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     m.d.comb += [gather.start.eq(proc.mm_pre | (now & ~early)), gather.fresh.eq(proc.mm_pre),
                  gather.job.eq(proc.job_mm),
                  gather.groups.eq(proc.mm_groups), gather.blocks.eq(proc.mm_blocks),
-                 gather.rdata.eq(act_rd.data), act_rd2.addr.eq(gather.addr2),
-                 gather.rdata2.eq(act_rd2.data),
+                 gather.rdata.eq(act_rd.data), gather.rdata2.eq(act_rd2.data),
                  gather.source.ready.eq(on & conv.weights.ready),
                  gather.rq.ready.eq(on & conv.requant.ready)]
     with m.If(now):
@@ -123,4 +124,8 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
             beats = (gather.source.valid & gather.source.ready) + (gather.rq.valid
                                                                    & gather.rq.ready)
             m.d.sync += c.eq(c + beats)
-    return act_rd2   # the copy's read port (a fused ADD reads residuals on it)
+    # The copy's port: the gatherer's while it reads, else a fused ADD's (its residuals: its
+    # select holds from its GEMM's job start to the next job's, past a MATMUL's CALC).
+    other = SimpleNamespace(addr=Signal.like(act_rd2.addr), data=act_rd2.data)
+    m.d.comb += act_rd2.addr.eq(Mux(gather.reading, gather.addr2, other.addr))
+    return other
