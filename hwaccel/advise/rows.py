@@ -137,7 +137,8 @@ def _measured(compiled, x, batch, platforms, repeats, log) -> list[AdviseRow]:
         try:
             device = backend.check()
         except BackendUnavailable as exc:
-            why = f"no GPU ({exc})" if "cuda" in name else str(exc)
+            why = (f"no GPU here ({str(exc).split('(', 1)[-1]}" if "no CUDA device" in str(exc)
+                   else str(exc))
             rows.append(AdviseRow(platform, "measured", batch, source,
                                   note=f"not measured: {why}"))
             continue
