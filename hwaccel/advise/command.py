@@ -13,7 +13,8 @@ platform it can and prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
   (``--no-synth``: none) and energy.
 * published rows with their sources (MLPerf Tiny) where the model is one of theirs.
 
-Then a recommendation for ``--goal`` naming the deciding figures. ``--json`` prints
+Latency is a batch's, energy an inference's (:mod:`.rows`). Then a recommendation for
+``--goal`` naming the deciding figures. ``--json`` prints
 ``{model, batch, goal, node, rows, recommendation}``; ``--plot DIR`` writes the plots of
 :func:`hwaccel.advise.plots.plot_report`. Exit status 0, or 2 on a usage error.
 """
