@@ -50,10 +50,10 @@ def test_no_figure_is_a_zero_standing_in_for_unknown(rows):
         for f in FIGURES:
             v = getattr(r, f)
             assert v is None or v > 0, (r.platform, f, v)
-        unknown = r.note.startswith(("not measured", "not modelled"))
-        if unknown:
+        if r.note.startswith(("not measured", "not modelled", "not placed")):
             assert all(getattr(r, f) is None for f in FIGURES), r
-            assert r.cycles is None if r.note.startswith("not modelled") else True
+        if r.note.startswith(("not measured", "not modelled")):
+            assert r.cycles is None, r
 
 
 def test_measured_rows_are_timed_or_say_why_not(rows):
