@@ -7,6 +7,10 @@ host port -- ``write_many``, ``read``, ``load``, ``run``, ``status``, ``counters
 when the bytes do not come), ``pause()`` (the host waiting between status polls) and
 ``close()``. :class:`SerialLink` is a USB serial port (pyserial); the Verilator test's link is
 :class:`hwaccel.runtime.serial_sim.SimSerial`. The same code drives both.
+
+Each word goes at its region's width, as the board's INFO reports it
+(:func:`hwaccel.generators.board.framing.region_bytes`): an activation word in its own bytes,
+not the host port's widest word's.
 """
 
 from __future__ import annotations
@@ -27,15 +31,21 @@ from ..generators.board.framing import (
     DeviceFault,
     Fault,
     LinkError,
+    LinkMismatch,
     Op,
     config_id,
     parse_info,
     parse_reply,
+    region_bytes,
     request,
 )
 from ..hdl.pack import unpack
 
-__all__ = ["LinkHost", "SerialLink", "LinkError", "DeviceFault", "LinkTimeout"]
+__all__ = ["LinkHost", "SerialLink", "LinkError", "LinkMismatch", "DeviceFault", "LinkTimeout"]
+
+
+def _widths(widths) -> str:
+    return "words of " + "/".join(map(str, widths)) + " bytes (ACT/WGT/PROG/REG)"
 
 
 class LinkTimeout(RuntimeError):
@@ -94,8 +104,8 @@ class LinkHost:
     Raises
     ------
     LinkError
-        The board does not answer INFO, or it runs another protocol version or accelerator
-        preset (the message says which).
+        The board does not answer INFO; :class:`LinkMismatch` (a LinkError) when it runs
+        another protocol version or accelerator preset (the message says which).
     """
 
     def __init__(self, link, config: AccelConfig):
@@ -104,13 +114,16 @@ class LinkHost:
         self.bytes_out = self.bytes_in = 0
         self.link_seconds = 0.0
         info = parse_info(self.transact(Op.INFO, what="INFO"))
-        want = (VERSION, (config.data_bits + 7) // 8, config.addr_bits, config_id(config))
-        got = (info.version, info.word_bytes, info.addr_bits, info.config_id)
+        want = (VERSION, region_bytes(config), config.addr_bits, config_id(config))
+        got = (info.version, info.region_bytes, info.addr_bits, info.config_id)
         if got != want:
-            raise LinkError(f"the board runs another accelerator than {config.slug}: INFO "
-                            f"reports protocol {got[0]}, {got[1]}-byte words, {got[2]} address "
+            raise LinkMismatch(f"the board runs another accelerator than {config.slug}: INFO "
+                            f"reports protocol {got[0]}, {_widths(got[1])}, {got[2]} address "
                             f"bits, config id 0x{got[3]:08X}; {config.slug} needs {want[0]}, "
-                            f"{want[1]}, {want[2]}, 0x{want[3]:08X} (build its bitstream)")
+                            f"{_widths(want[1])}, {want[2]}, 0x{want[3]:08X} (build its "
+                            f"bitstream)")
+        #: bytes of a word on the link, by :class:`Region`
+        self.region_bytes = info.region_bytes
         self.word_bytes = info.word_bytes
         self.max_words = info.max_words
 
@@ -138,13 +151,20 @@ class LinkHost:
         return reply.payload
 
     # --- the host port -------------------------------------------------------------------------
+    def width(self, addr: int) -> tuple[Region, int]:
+        """The region of host address ``addr`` and the bytes of its words on the link."""
+        region = Region(addr >> self.cfg.addr_bits & 3)
+        return region, self.region_bytes[region]
+
     def write_many(self, writes) -> None:
-        """``(address, data)`` writes; runs of consecutive addresses go as one WRITE frame of
-        up to ``max_words`` words."""
+        """``(address, data)`` writes; runs of consecutive addresses in one region go as one
+        WRITE frame of up to ``max_words`` words."""
         run: list[int] = []
         first = None
+        ab = self.cfg.addr_bits
         for addr, data in writes:
-            if run and (addr != first + len(run) or len(run) == self.max_words):
+            if run and (addr != first + len(run) or len(run) == self.max_words
+                        or addr >> ab != first >> ab):
                 self._write(first, run)
                 run = []
             if not run:
@@ -154,15 +174,20 @@ class LinkHost:
             self._write(first, run)
 
     def _write(self, first: int, words: list[int]) -> None:
+        region, wb = self.width(first)
+        for k, w in enumerate(words):
+            if not 0 <= w < 1 << 8 * wb:
+                raise ValueError(f"a {region.name} word is {wb} bytes on the link: word {k} of "
+                                 f"the WRITE at 0x{first:X} is 0x{w:X}")
         payload = first.to_bytes(4, "little") + b"".join(
-            w.to_bytes(self.word_bytes, "little") for w in words)
+            w.to_bytes(wb, "little") for w in words)
         self.transact(Op.WRITE, payload, what=f"WRITE of {len(words)} words at 0x{first:X}")
 
     def write(self, addr: int, data: int) -> None:
         self.write_many([(addr, data)])
 
     def read_words(self, addr: int, count: int) -> list[int]:
-        wb = self.word_bytes
+        wb = self.width(addr)[1]
         most = 0xFFFF // wb
         out: list[int] = []
         for k in range(0, count, most):

@@ -31,12 +31,15 @@ class SimSerial:
         self.d = divisor
         self.reply_cycles = reply_cycles
         self.pause_cycles = pause_cycles
+        #: bytes driven onto ``rx`` and bytes received from ``tx``: what the line carried
+        self.bytes_written = self.bytes_read = 0
         # The line idles high from the start: a low rx through reset would be a start bit.
         self.h.set("rx", 1)
         self.h.reset()
 
     def write(self, data: bytes) -> None:
         h, d = self.h, self.d
+        self.bytes_written += len(data)
         for byte in data:
             bits = [0, *((byte >> i) & 1 for i in range(8)), 1]
             i = 0
@@ -66,6 +69,7 @@ class SimSerial:
             if not h.get("tx"):
                 raise LinkError(f"reply byte {len(out)} has a low stop bit (framing error)")
             out.append(byte)
+            self.bytes_read += 1
         return bytes(out)
 
     def pause(self) -> None:

@@ -9,9 +9,16 @@ same quiet time. Bytes that arrive while a request executes or its reply is sent
 discarded (the protocol is one request, then its reply): a frame cut that way is answered as a
 bad one when its rest arrives.
 
+Every word travels at its region's own width (:func:`.framing.region_bytes`: an activation
+word's bytes in the ACT region, a weight word's in WGT, a command word's in PROG, a register's in
+REG). A WRITE's length passes the header check if it is an address and 1..``max_words`` words
+of some region; once the frame's checksum holds, a length that is not whole words of the
+addressed region is BAD_LENGTH, and nothing is written. The buffer holds ``max_words`` of the
+widest region's words.
+
 Reads go through the host port one word at a time (``re``, then ``rdata`` the next cycle), each
-sent least significant byte first, ``W`` bytes of a scratchpad word (``word_bytes``),
-:data:`.framing.STATUS_BYTES` of STATUS and :data:`.framing.COUNTER_BYTES` of each counter.
+sent least significant byte first: the region's word bytes, :data:`.framing.STATUS_BYTES` of
+STATUS and :data:`.framing.COUNTER_BYTES` of each counter.
 """
 
 from __future__ import annotations
@@ -67,7 +74,9 @@ class Bridge(wiring.Component):
 
     def elaborate(self, platform):
         cfg, acc = self.config, self.config.accel
-        w, ab = cfg.word_bytes, acc.addr_bits
+        w, ab = cfg.word_bytes, acc.addr_bits   # w: the widest region's word
+        widths = cfg.region_bytes                # each region's word, in Region order
+        assert len(widths) == len(Region) and all(0 < b <= w for b in widths)
         m = Module()
         m.submodules.buf = buf = memory.Memory(shape=8, depth=cfg.buffer_bytes, init=[])
         wr, rd = buf.write_port(), buf.read_port()
@@ -83,6 +92,7 @@ class Bridge(wiring.Component):
         crc_lo = Signal(8)
         args = Signal(48)           # the payload's first six bytes (addr, count / pc)
         nwords = Signal(range(cfg.max_words + 1))
+        wbytes = Signal(range(w + 1))   # bytes of a WRITE's words (its region's)
         fault = Signal(8)
         quiet = Signal(range(cfg.gap + 1))
         word = Signal(max(w, COUNTER_BYTES) * 8)
@@ -114,24 +124,32 @@ class Bridge(wiring.Component):
         ok_len = Const(0, 1)
         for op, n in FIXED_LENGTH.items():
             ok_len = ok_len | ((code == op) & (l_now == n))
-        k_now = Const(0, len(nwords))
-        for k in range(1, cfg.max_words + 1):
-            hit = (code == Op.WRITE) & (l_now == 4 + k * w)
-            ok_len = ok_len | hit
-            k_now = k_now | (hit * k)   # at most one k matches
+        for n_ in sorted({4 + k * b for b in set(widths) for k in range(1, cfg.max_words + 1)}):
+            ok_len = ok_len | ((code == Op.WRITE) & (l_now == n_))
 
         # --- request decode (EXEC) -----------------------------------------------------------
         addr = args[:32]
         region = addr[ab:ab + 2]
         offset = addr[:ab]
         rcount = args[32:48]
-        n = Mux(code == Op.WRITE, nwords, rcount)
+
+        def by_region(values):
+            return Array(values)[region]
+
+        def whole_words(b):   # a WRITE's words of b bytes, 0 if its length is not 1..max of them
+            k_ = Const(0, len(nwords))
+            for k in range(1, cfg.max_words + 1):
+                k_ = k_ | ((length == 4 + k * b) * k)   # at most one k matches
+            return k_
+
+        k_write = by_region([whole_words(b) for b in widths])
+        n = Mux(code == Op.WRITE, k_write, rcount)
         reg_top = Mux(code == Op.WRITE, 1 + Reg.WATCHDOG, 1 + len(COUNTERS))
         limit = Array([Const(acc.act_depth, 32), Const(acc.wgt_depth, 32),
                        Const(acc.prog_depth, 32), reg_top])[region]
         in_range = (addr[ab + 2:32] == 0) & (offset + n <= limit)
         memory_access = region != Region.REG
-        info = int.from_bytes(info_payload(VERSION, w, cfg.max_words, ab, config_id(acc)),
+        info = int.from_bytes(info_payload(VERSION, widths, cfg.max_words, ab, config_id(acc)),
                               "little")
 
         def fail(f):
@@ -145,8 +163,12 @@ class Bridge(wiring.Component):
                 m.d.sync += small.eq(small_value)
             m.next = "REPLY"
 
-        m.d.comb += [host.addr.eq(haddr), host.wdata.eq(word[:acc.data_bits]),
+        # A WRITE's word is shifted in from the top of ``word``: its region's bytes are its top
+        # ones, moved down by the region of the address it goes to (as are CONTROL's words).
+        aligned = Array([word >> 8 * (len(word) // 8 - b) for b in widths])[haddr[ab:ab + 2]]
+        m.d.comb += [host.addr.eq(haddr), host.wdata.eq(aligned[:acc.data_bits]),
                      rd.addr.eq(rptr)]
+        reg_shift = 8 * (len(word) // 8 - widths[Region.REG])
 
         with m.FSM():
             with m.State("HUNT"):
@@ -172,7 +194,7 @@ class Bridge(wiring.Component):
                     with m.Elif(idx == 1):
                         m.d.sync += length[:8].eq(byte)
                     with m.Else():
-                        m.d.sync += [length[8:].eq(byte), idx.eq(0), nwords.eq(k_now)]
+                        m.d.sync += [length[8:].eq(byte), idx.eq(0)]
                         with m.If(~known):
                             fail(Fault.BAD_OPCODE)
                             m.next = "DRAIN"
@@ -241,7 +263,8 @@ class Bridge(wiring.Component):
                                      bpw.eq(COUNTER_BYTES)]
                         begin_reply(Fault.OK, COUNTER_BYTES * len(COUNTERS), words=True)
                     with m.Case(Op.READ):
-                        with m.If((rcount == 0) | (rcount > 0xFFFF // w)):
+                        most = by_region([Const(0xFFFF // b, 16) for b in widths])
+                        with m.If((rcount == 0) | (rcount > most)):
                             fail(Fault.BAD_LENGTH)
                             m.next = "ERROR"
                         with m.Elif(~in_range):
@@ -251,17 +274,25 @@ class Bridge(wiring.Component):
                             fail(Fault.BUSY)
                             m.next = "ERROR"
                         with m.Else():
-                            m.d.sync += [haddr.eq(addr), count.eq(rcount), bpw.eq(w)]
-                            begin_reply(Fault.OK, (rcount * w)[:16], words=True)
+                            m.d.sync += [haddr.eq(addr), count.eq(rcount),
+                                         bpw.eq(by_region([Const(b, len(bpw)) for b in widths]))]
+                            begin_reply(Fault.OK, by_region([(rcount * b)[:16] for b in widths]),
+                                        words=True)
                     with m.Case(Op.WRITE):
-                        with m.If(~in_range):
+                        with m.If(k_write == 0):   # not whole words of its region
+                            fail(Fault.BAD_LENGTH)
+                            m.next = "ERROR"
+                        with m.Elif(~in_range):
                             fail(Fault.BAD_ADDRESS)
                             m.next = "ERROR"
                         with m.Elif(memory_access & self.busy):
                             fail(Fault.BUSY)
                             m.next = "ERROR"
                         with m.Else():
-                            m.d.sync += [haddr.eq(addr), j.eq(0), rptr.eq(4), bcount.eq(0)]
+                            m.d.sync += [haddr.eq(addr), j.eq(0), rptr.eq(4), bcount.eq(0),
+                                         nwords.eq(k_write),
+                                         wbytes.eq(by_region([Const(b, len(wbytes))
+                                                              for b in widths]))]
                             m.next = "LOAD"
                     with m.Case(Op.START):
                         with m.If(self.busy):
@@ -269,11 +300,12 @@ class Bridge(wiring.Component):
                             m.next = "ERROR"
                         with m.Else():
                             m.d.sync += [haddr.eq(Region.REG << ab | Reg.CONTROL),
-                                         word.eq(CONTROL_START | args[:16] << 16)]
+                                         word.eq((CONTROL_START | args[:16] << 16)
+                                                 << reg_shift)]
                             m.next = "CONTROL"
                     with m.Case(Op.RESET):
                         m.d.sync += [haddr.eq(Region.REG << ab | Reg.CONTROL),
-                                     word.eq(CONTROL_RESET)]
+                                     word.eq(CONTROL_RESET << reg_shift)]
                         m.next = "CONTROL"
                     with m.Default():   # unreachable: the header check refused the opcode
                         fail(Fault.BAD_OPCODE)
@@ -287,7 +319,7 @@ class Bridge(wiring.Component):
                 m.d.sync += bcount.eq(bcount + 1)
                 with m.If(bcount != 0):
                     m.d.sync += word.eq(Cat(word[8:], rd.data))
-                with m.If(bcount == w):
+                with m.If(bcount == wbytes):
                     m.next = "STORE"
                 with m.Else():
                     m.d.sync += rptr.eq(rptr + 1)

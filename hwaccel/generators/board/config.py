@@ -8,7 +8,6 @@ board's PLL makes and the baud rate; the bridge's divisor and quiet gap follow f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from ...config import check_int, check_name
@@ -30,7 +29,7 @@ class BridgeConfig:
     max_words : int
         Most words one WRITE frame carries (the bridge buffers a whole frame, so that its
         checksum is verified before any word is written: ``4 + max_words x word_bytes`` bytes
-        of block RAM).
+        of block RAM, ``word_bytes`` being the widest region's word).
     gap : int
         Quiet cycles that end a frame: a frame whose next byte does not come within ``gap``
         cycles is TRUNCATED, and after a fault the bridge waits for ``gap`` quiet cycles before
@@ -69,16 +68,25 @@ class BridgeConfig:
         return f"uart_{self.name}"
 
     @property
+    def region_bytes(self) -> tuple[int, int, int, int]:
+        """Bytes of one word of each region on the link (ACT, WGT, PROG, REG):
+        :func:`.framing.region_bytes`."""
+        from .framing import region_bytes
+
+        return region_bytes(self.accel)
+
+    @property
     def word_bytes(self) -> int:
-        """Bytes of one host-port word on the link (``data_bits`` rounded up)."""
-        return math.ceil(self.accel.data_bits / 8)
+        """Bytes of the widest word a frame carries (the buffer holds ``max_words`` of them)."""
+        return max(self.region_bytes)
 
     @property
     def buffer_bytes(self) -> int:
         return 4 + self.max_words * self.word_bytes
 
     def derived(self) -> dict:
-        return {"word_bytes": self.word_bytes, "buffer_bytes": self.buffer_bytes,
+        return {"region_bytes": list(self.region_bytes), "word_bytes": self.word_bytes,
+                "buffer_bytes": self.buffer_bytes,
                 "accel": self.accel.derived()}
 
     def with_(self, **changes) -> BridgeConfig:

@@ -21,16 +21,18 @@ payload    the op's arguments       the op's result, or, for a fault, the reques
                                     length as received (3 bytes)
 =========  =======================  ===========================================================
 
-Requests (``W`` = ``word_bytes``, the accelerator's host data port in whole bytes; addresses
-are host-port addresses, ``{region, offset}`` as :func:`hwaccel.generators.accel.host.address`
-makes them):
+Requests (``W`` = the addressed region's word in whole bytes, :func:`region_bytes`: an
+activation word in the ACT region, a weight word in WGT, a command word in PROG, a
+:data:`REG_BYTES`-byte register in REG; addresses are host-port addresses, ``{region, offset}``
+as :func:`hwaccel.generators.accel.host.address` makes them):
 
 ==========  =========================  ===============================  ========================
 op          payload                    effect                           reply payload
 ==========  =========================  ===============================  ========================
 INFO        (none)                     --                               :data:`INFO_BYTES` bytes:
-                                                                        version, W (2), max
-                                                                        words, addr bits,
+                                                                        version, W of ACT, WGT,
+                                                                        PROG and REG (2 each),
+                                                                        max words, addr bits,
                                                                         config id (4)
 WRITE       addr (4), k words (W each) words to addr .. addr + k - 1    (none)
             1 <= k <= max words
@@ -45,10 +47,11 @@ RESET       (none)                     CONTROL <- soft reset            (none)
 A WRITE takes effect only after its checksum has been verified (the bridge buffers the frame),
 so a corrupted frame never reaches the scratchpads. Faults, each answered by a reply whose code
 names it (:class:`Fault`): a first byte that is not ``sync`` (BAD_SYNC), an unknown op
-(BAD_OPCODE), a length the op does not take, or a READ count of 0 or one whose reply would not
-fit a frame (BAD_LENGTH), a checksum that does not match (BAD_CRC), a UART stop bit that is not
-high (FRAMING), a frame that stops arriving before its end (TRUNCATED: the line was quiet for
-the bridge's ``gap`` cycles), an address range past its memory or register file (BAD_ADDRESS),
+(BAD_OPCODE), a length the op does not take (a WRITE whose words are not its region's width
+among them), or a READ count of 0 or one whose reply would not fit a frame (BAD_LENGTH), a
+checksum that does not match (BAD_CRC), a UART stop bit that is not high (FRAMING), a frame
+that stops arriving before its end (TRUNCATED: the line was quiet for the bridge's ``gap``
+cycles), an address range past its memory or register file (BAD_ADDRESS),
 and a memory access or START while the accelerator runs (BUSY: its memories belong to the DMA
 then, and the host port would drop the access). After a fault found before the frame's end
 the bridge discards bytes until the line is quiet for ``gap`` cycles, then replies, so the rest
@@ -63,18 +66,20 @@ from enum import IntEnum
 
 __all__ = ["SYNC_REQUEST", "SYNC_REPLY", "VERSION", "STATUS_BYTES", "COUNTER_BYTES", "INFO_BYTES",
            "Op", "Fault", "crc16", "crc16_masks", "request", "reply", "Reply", "parse_reply",
-           "LinkError", "DeviceFault", "write_length_ok", "config_id", "Info", "parse_info",
-           "CRC_INIT", "HEADER_BYTES"]
+           "LinkError", "LinkMismatch", "DeviceFault", "write_length_ok", "config_id", "Info",
+           "parse_info", "CRC_INIT", "HEADER_BYTES", "REG_BYTES", "region_bytes"]
 
 SYNC_REQUEST = 0xA5
 SYNC_REPLY = 0x5A
-VERSION = 1
+#: 2: each region's words travel at their own width (1: every word at the host port's)
+VERSION = 2
 CRC_INIT = 0xFFFF
 CRC_POLY = 0x1021
 HEADER_BYTES = 4          # sync, code, length
 STATUS_BYTES = 4          # the STATUS word (busy, done, error, cause, pc)
 COUNTER_BYTES = 6         # a 48-bit counter
-INFO_BYTES = 9
+REG_BYTES = COUNTER_BYTES  # a register word in WRITE and READ frames: the widest register
+INFO_BYTES = 15
 
 
 class Op(IntEnum):
@@ -102,7 +107,8 @@ class Fault(IntEnum):
 #: What each fault means, for messages.
 FAULT_TEXT = {
     Fault.BAD_CRC: "bad checksum (the frame's CRC-16 does not match its bytes)",
-    Fault.BAD_LENGTH: "bad length (the op does not take that payload length or count)",
+    Fault.BAD_LENGTH: "bad length (the op does not take that payload length or count, or a "
+                      "WRITE's words are not its region's width)",
     Fault.BAD_OPCODE: "unknown opcode",
     Fault.BAD_ADDRESS: "address out of range (past the region's memory or registers)",
     Fault.BUSY: "accelerator busy (memories and START are the host's only while it is idle)",
@@ -117,6 +123,11 @@ FIXED_LENGTH = {Op.INFO: 0, Op.READ: 6, Op.START: 2, Op.STATUS: 0, Op.COUNTERS: 
 
 class LinkError(RuntimeError):
     """The link itself failed: no reply, a reply that fails its checksum or is malformed."""
+
+
+class LinkMismatch(LinkError):
+    """The link works, but the board runs another protocol version or accelerator than the
+    host's program needs (rebuild its bitstream)."""
 
 
 class DeviceFault(RuntimeError):
@@ -198,8 +209,19 @@ def parse_reply(frame: bytes) -> Reply:
     return Reply(fault, bytes(frame[4:-2]))
 
 
+def region_bytes(config) -> tuple[int, int, int, int]:
+    """Bytes of one word of each :class:`~hwaccel.generators.accel.isa.Region` on the link, in
+    region order (ACT, WGT, PROG, REG): an activation word, a weight word and a command word
+    rounded up to whole bytes, and :data:`REG_BYTES` for a register."""
+    from ..accel.isa import command_layout
+
+    return (-(-config.act_bits // 8), -(-config.wgt_bits // 8),
+            -(-command_layout(config).size // 8), REG_BYTES)
+
+
 def write_length_ok(length: int, word_bytes: int, max_words: int) -> bool:
-    """Whether a WRITE payload of ``length`` bytes is an address and 1..max_words words."""
+    """Whether a WRITE payload of ``length`` bytes is an address and 1..max_words words of
+    ``word_bytes`` (the addressed region's, :func:`region_bytes`)."""
     words, rest = divmod(length - 4, word_bytes)
     return rest == 0 and 1 <= words <= max_words
 
@@ -217,20 +239,29 @@ def config_id(config) -> int:
 @dataclass(frozen=True)
 class Info:
     version: int
-    word_bytes: int
+    region_bytes: tuple[int, int, int, int]
     max_words: int
     addr_bits: int
     config_id: int
 
+    @property
+    def word_bytes(self) -> int:
+        """The widest word a frame carries (the bridge's buffer holds ``max_words`` of them)."""
+        return max(self.region_bytes)
 
-def info_payload(version: int, word_bytes: int, max_words: int, addr_bits: int,
-                 cid: int) -> bytes:
-    return (bytes([version]) + word_bytes.to_bytes(2, "little") + bytes([max_words, addr_bits])
-            + cid.to_bytes(4, "little"))
+
+def info_payload(version: int, widths, max_words: int, addr_bits: int, cid: int) -> bytes:
+    return (bytes([version]) + b"".join(int(w).to_bytes(2, "little") for w in widths)
+            + bytes([max_words, addr_bits]) + cid.to_bytes(4, "little"))
 
 
 def parse_info(payload: bytes) -> Info:
+    if len(payload) < 1 or payload[0] != VERSION:
+        got = f"protocol version {payload[0]}" if payload else "an empty payload"
+        raise LinkMismatch(f"the board's INFO reports {got}, this host speaks version {VERSION} "
+                        f"(rebuild the bitstream with this hwaccel)")
     if len(payload) != INFO_BYTES:
         raise LinkError(f"an INFO reply carries {INFO_BYTES} bytes, not {len(payload)}")
-    return Info(payload[0], int.from_bytes(payload[1:3], "little"), payload[3], payload[4],
-                int.from_bytes(payload[5:9], "little"))
+    widths = tuple(int.from_bytes(payload[1 + 2 * i:3 + 2 * i], "little") for i in range(4))
+    return Info(payload[0], widths, payload[9], payload[10],
+                int.from_bytes(payload[11:15], "little"))

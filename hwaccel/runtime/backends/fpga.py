@@ -5,7 +5,9 @@ STATUS.busy to drop, check STATUS, read the ``cycles`` counter, read back only t
 made of :mod:`hwaccel.generators.board.framing` requests by
 :class:`hwaccel.runtime.serial_link.LinkHost`. The board must run the bitstream of the preset
 the model was compiled for (``make bitstream BOARD=ulx3s PRESET=...``): INFO reports its config
-id, and another one is refused before anything is written.
+id, protocol version and each region's word width, and another bitstream is refused before
+anything is written. Every word travels at its region's width (an activation word in its own
+bytes), so the link time is the images' and outputs' bytes, not the host port's widest words'.
 
 Cycles are the device's own counter (per sample, as ``rtl`` reports them); the run's wall time
 includes every transfer over the link, and the notes give the link's share and the bytes moved.
@@ -59,7 +61,7 @@ class FpgaBackend(ProgramBackend):
         return f"board on {where} ({self.baud:,} baud)" if self.port else where
 
     def open(self, compiled) -> None:
-        from ..serial_link import LinkError, LinkHost
+        from ..serial_link import LinkError, LinkHost, LinkMismatch
 
         link = self._open_link()
         try:
@@ -67,7 +69,7 @@ class FpgaBackend(ProgramBackend):
         except LinkError as exc:
             if link is not self.link:
                 link.close()
-            if "another accelerator" in str(exc):
+            if isinstance(exc, LinkMismatch):   # a board that answers, with another bitstream
                 raise
             raise BackendUnavailable(f"{self.name}: no device answering on "
                                      f"{self.port or 'the link'} ({exc})") from exc
