@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.board import BridgeConfig
 from hwaccel.runtime import backends
 from hwaccel.runtime.backends import BackendUnavailable
+from hwaccel.runtime.serial_bench import small_cnn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,13 +32,6 @@ def line():
     link = SimSerial(Harness(design_for(BRIDGE)), BRIDGE.divisor)
     yield link
     link.close()
-
-
-def small_cnn() -> nn.Module:
-    torch.manual_seed(3)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(8 * 2 * 2, 8)).eval()
 
 
 def test_no_port_is_no_device_in_one_line():
