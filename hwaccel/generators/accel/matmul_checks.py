@@ -60,11 +60,26 @@ def matmul_job_layout(cfg: AccelConfig) -> data.StructLayout:
     })
 
 
+def _job_of(m, cfg: AccelConfig, word) -> tuple:
+    """``(job, groups, blocks)`` of command ``word`` (a view of :func:`.isa.command_layout`),
+    combinational: :func:`matmul_job_layout`'s fields (``on``: it is a MATMUL; ``k0 = n0 =
+    0``) and its first tile's K words and N blocks."""
+    f, conv = word.attn, cfg.conv
+    job = Signal(matmul_job_layout(cfg))
+    m.d.comb += [job.on.eq(word.op == Op.MATMUL), job.src2.eq(f.src2), job.sb.eq(f.sb),
+                 job.transpose.eq(f.transpose), job.k.eq(f.k), job.n.eq(f.n),
+                 job.mult.eq(f.mult), job.shift.eq(f.shift)]
+    kw, nw = _ceil_words(f.k, cfg.lanes), _ceil_words(f.n, cfg.lanes)
+    return (job, Mux(kw > conv.max_groups, conv.max_groups, kw),
+            Mux(nw > conv.max_blocks, conv.max_blocks, nw))
+
+
 def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     """The processor's checks of a MATMUL command ``cmd``. Returns ``mine`` (the command is a
-    MATMUL), ``kw`` and ``nw`` (registered in CALC; ``kw_now`` and ``nw_now`` what CALC
-    registers), ``shape_ok`` and ``range_bad`` (for CHECK), ``job`` (:func:`matmul_job_layout`,
-    ``k0 = n0 = 0``, registered in CALC) and ``job_now`` (what CALC registers)."""
+    MATMUL), ``kw`` and ``nw`` (registered in CALC), ``shape_ok`` and ``range_bad`` (for
+    CHECK), ``job`` (:func:`matmul_job_layout`, ``k0 = n0 = 0``, registered in CALC), and
+    ``job_now``, ``g_now``, ``b_now`` (what CALC registers, and its first tile's K words and N
+    blocks: :func:`_job_of`)."""
     f, ad, rows = cmd.attn, cfg.act_depth, cmd.count
     mine = cmd.op == Op.MATMUL
     kw_most, nw_most = _most_words(cfg)
@@ -77,11 +92,9 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                   for _ in range(3))
     sa, sb, sc = (Signal(range(ad + 1)) for _ in range(3))
     ea, eb, ec = (Signal(big) for _ in range(3))
-    job, job_now = Signal(matmul_job_layout(cfg)), Signal(matmul_job_layout(cfg))
+    job = Signal(matmul_job_layout(cfg))
+    job_now, g_now, b_now = _job_of(m, cfg, cmd)
     tr = f.transpose
-    m.d.comb += [job_now.on.eq(mine), job_now.src2.eq(f.src2), job_now.sb.eq(f.sb),
-                 job_now.transpose.eq(tr), job_now.k.eq(f.k), job_now.n.eq(f.n),
-                 job_now.mult.eq(f.mult), job_now.shift.eq(f.shift)]   # k0 = n0 = 0
     with m.If(calc):
         bw = Mux(tr, kw_c, nw_c)
         m.d.sync += [
@@ -97,15 +110,17 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     a_lo, b_lo, c_lo = cmd.src, f.src2, cmd.dst
     range_bad = mine & ((a_end > ad) | (b_end > ad) | (c_end > ad)
                         | ((c_lo < a_end) & (a_lo < c_end)) | ((c_lo < b_end) & (b_lo < c_end)))
-    return SimpleNamespace(mine=mine, kw=kw, nw=nw, kw_now=kw_c, nw_now=nw_c,
+    return SimpleNamespace(mine=mine, kw=kw, nw=nw, g_now=g_now, b_now=b_now,
                            shape_ok=~mine | ok, range_bad=range_bad, job=job, job_now=job_now)
 
 
 #: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the
-#: command's CALC (from the fields CALC registers) and reads on through CHECK and TILE, while
-#: no job runs (the previous one stored all its results before CALC). A fault in CHECK (SHAPE)
-#: or TILE (ADDRESS) resets it. Later tiles gather from their ISSUE.
-GATHER_LEAD = 3
+#: cycle the command's word loads into the processor's command register (DECODE, or the
+#: retirement of the command before it, whose job has stored every result: the word was read
+#: ahead), from the word's fields, and reads on through CALC, CHECK and TILE while no job
+#: runs. A fault in CHECK (SHAPE) or TILE (ADDRESS) resets it. Later tiles gather from their
+#: ISSUE.
+GATHER_LEAD = 4
 
 
 def matmul_members(cfg) -> dict:
@@ -113,8 +128,8 @@ def matmul_members(cfg) -> dict:
     CALC the command's (``k0 = n0 = 0``, as CALC registers them), else the registered ones
     with the tile's ``k0`` and ``n0`` (in RUN the next tile's, which the tile pipeline has
     settled by the time a tile ends); ``mm_pre``: a MATMUL's first tile job starts its gather
-    (CALC); ``mm_groups``, ``mm_blocks``: the tile's K words and N blocks (in CALC and CHECK
-    the first tile's)."""
+    (:data:`GATHER_LEAD`; ``job_mm`` then is the word's); ``mm_groups``, ``mm_blocks``: the
+    tile's K words and N blocks (until TILE the first tile's)."""
     if cfg.attention is None:
         return {}
     conv = cfg.conv
@@ -123,7 +138,7 @@ def matmul_members(cfg) -> dict:
             "mm_blocks": Out(range(conv.max_blocks + 1))}
 
 
-def matmul_tiling(proc, m, cmd, chk, *, calc, check) -> SimpleNamespace:
+def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check) -> SimpleNamespace:
     """Processor ``proc``'s MATMUL (attention configs: the GEMM M x K x N of two activations):
     its checks folded into ``chk`` (its own legality, SHAPE and ADDRESS checks:
     :func:`matmul_checks`) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words,
@@ -155,15 +170,25 @@ def matmul_tiling(proc, m, cmd, chk, *, calc, check) -> SimpleNamespace:
         m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
                      desc.weight_words.eq(g0 * b0)]
 
-    g_now = Mux(mmc.kw_now > conv.max_groups, conv.max_groups, mmc.kw_now)
-    b_now = Mux(mmc.nw_now > conv.max_blocks, conv.max_blocks, mmc.nw_now)
-    m.d.comb += [proc.mm_pre.eq(calc & mine),
-                 proc.mm_groups.eq(Mux(calc, g_now, Mux(check, g0, proc.job_desc.groups))),
-                 proc.mm_blocks.eq(Mux(calc, b_now, Mux(check, b0, proc.job_desc.blocks)))]
+    # The word on ``prog_data`` loads into the command register this cycle: in DECODE, or
+    # as a job's command retires into the next one's CALC (the word of ``pc + 1``, read ahead).
+    word, g_word, b_word = _job_of(m, cfg, proc.prog_data)
+    nxt_pc = proc.pc + 1
+    read_ahead = Signal()                     # ``prog_data`` is the word of ``pc + 1``
+    m.d.sync += read_ahead.eq(proc.prog_addr == nxt_pc[:len(proc.prog_addr)])
+    loads = decode | (proc.retire & proc.in_job & read_ahead & (nxt_pc < cfg.prog_depth))
+    pre = loads & word.on
+    m.d.comb += [proc.mm_pre.eq(pre),
+                 proc.mm_groups.eq(Mux(pre, g_word, Mux(calc, mmc.g_now, Mux(
+                     check, g0, proc.job_desc.groups)))),
+                 proc.mm_blocks.eq(Mux(pre, b_word, Mux(calc, mmc.b_now, Mux(
+                     check, b0, proc.job_desc.blocks))))]
 
     def tile(k0, n0):
-        return [proc.job_mm.eq(Mux(calc, mmc.job_now.as_value(), mmc.job.as_value())),
-                proc.job_mm.k0.eq(Mux(calc, 0, k0)), proc.job_mm.n0.eq(Mux(calc, 0, n0))]
+        job = Mux(pre, word.as_value(), Mux(calc, mmc.job_now.as_value(), mmc.job.as_value()))
+        first = pre | calc
+        return [proc.job_mm.eq(job), proc.job_mm.k0.eq(Mux(first, 0, k0)),
+                proc.job_mm.n0.eq(Mux(first, 0, n0))]
 
     chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine,
                              kw=Mux(mine, mmc.kw, cmd.kw), nb=Mux(mine, mmc.nw, cmd.nb),

@@ -30,11 +30,12 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   engine job, as a GEMM's): :func:`.attn_isa.attn_cycles`, the ISA's definition from the
   attention units' and the conv engine's models (MATMUL's, :func:`.attn_isa.matmul_cycles`,
   with its ``stall_input``: the RTL equals it). A MATMUL tile job gathers B two words a cycle
-  from its ISSUE cycle (``ceil(lanes / 2)`` cycles a weight beat), its requantizer beats load
-  beside the weights, and A's stream starts the cycle after B's last read, so the engine's
-  writer has A's first words as its run phase begins: a job is ``weight_words x ceil(lanes / 2)
-  + 3`` cycles to the run phase, then the run as for any GEMM tile (``default_attention``'s
-  16 x 16 x 16 product: 6 cycles of processor overhead and 34 busy, 40 in all).
+  (``ceil(lanes / 2)`` cycles a weight beat), a command's first from the cycle its word loads
+  (``GATHER_LEAD`` cycles before its ISSUE), the others from their ISSUE; its requantizer beats
+  load beside the weights, and A's stream starts in the cycle of B's last read (at the ISSUE
+  if that came first), so the engine's writer has A's first words as its run phase begins;
+  then the run as for any GEMM tile (``default_attention``'s
+  16 x 16 x 16 product: 6 cycles of processor overhead and 30 busy, 36 in all).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.

@@ -131,8 +131,8 @@ class Processor(wiring.Component):
         op, d, p = cmd.op, cmd.desc, cmd.pool
         m.d.sync += fresh.eq(is_("CHECK"))
         chk = command_checks(m, cmd, cfg, calc=is_("CALC"))
-        d = matmul_tiling(self, m, cmd, chk, calc=is_("CALC"),   # MATMUL: checks, GEMM shape
-                          check=is_("CHECK")).desc
+        d = matmul_tiling(self, m, cmd, chk, decode=is_("DECODE"),   # MATMUL: checks, tiling
+                          calc=is_("CALC"), check=is_("CHECK")).desc
         if cfg.lstm is not None:
             m.d.comb += self.job_lstm.eq(chk.lstm_job)
         if cfg.attention is not None:
