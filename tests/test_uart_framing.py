@@ -218,7 +218,7 @@ def test_a_write_and_read_move_exactly_their_regions_bytes(line, seed):
     host.write_many([(address(CFG, Region.WGT, 9 + i), w) for i, w in enumerate(wgts)])
     assert line.bytes_written - out == 4 + (4 + 2 * 27) + 2
     assert host.read_words(address(CFG, Region.WGT, 9), 2) == wgts
-    with pytest.raises(ValueError, match=r"a ACT word is 4 bytes on the link: word 0 of the "
+    with pytest.raises(ValueError, match=r"ACT words are 4 bytes on the link: word 0 of the "
                                          r"WRITE at 0x28 is 0x1[0-9A-F]{8}"):
         host.write(address(CFG, Region.ACT, 40), 1 << 32 | acts[0])
 

@@ -177,7 +177,7 @@ class LinkHost:
         region, wb = self.width(first)
         for k, w in enumerate(words):
             if not 0 <= w < 1 << 8 * wb:
-                raise ValueError(f"a {region.name} word is {wb} bytes on the link: word {k} of "
+                raise ValueError(f"{region.name} words are {wb} bytes on the link: word {k} of "
                                  f"the WRITE at 0x{first:X} is 0x{w:X}")
         payload = first.to_bytes(4, "little") + b"".join(
             w.to_bytes(wb, "little") for w in words)
