@@ -88,7 +88,7 @@ def test_matmul_per_head_strides(host, seed):
 
 def test_matmul_after_fused_add(host, seed):
     """A MATMUL right after a GEMM with a fused ADD, whose residual reads share the port of the
-    scratchpad's copy that the gatherer reads (from the MATMUL's CALC on) and whose select
+    scratchpad's copy that the gatherer reads (from before the MATMUL's ISSUE) and whose select
     holds until the next job starts: B still comes from its own rows."""
     rng = np.random.default_rng(seed)
     b = ProgramBuilder(CFG)

@@ -240,13 +240,13 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     cycle (0): B's beats are gathered from the activation scratchpad two words a cycle (two
     read ports: a beat of ``lanes`` words is ``h = ceil(lanes / 2)`` read cycles), the first
     read in cycle ``-GATHER_LEAD`` for the command's first job (:data:`.matmul_checks.
-    GATHER_LEAD`: from its CALC) and in cycle 0 for the others. Beat ``i``'s last read is in
-    cycle ``t_i = max(t_(i-1) + h, x_(i-1))`` (its gatherer holds one finished beat: the next
-    one's last read waits for it to leave), the engine takes it in ``x_i = max(t_i + 2,
-    x_(i-1) + 1)`` (the load state takes a beat a cycle from ``LOAD_START``), and the run
-    phase begins 2 cycles after the last beat (``RUN_START - LOAD_START``, as for any load);
-    the requantizer beats, made from the command's fields, load beside them. A's stream starts
-    in the cycle of B's last read, or at ISSUE if that came earlier (its first word
+    GATHER_LEAD`: from the cycle its word loads) and in cycle 0 for the others. Beat ``i``'s
+    last read is in cycle ``t_i = max(t_(i-1) + h, x_(i-1))`` (its gatherer holds one finished
+    beat: the next one's last read waits for it to leave), the engine takes it in ``x_i =
+    max(t_i + 2, x_(i-1) + 1)`` (the load state takes a beat a cycle from ``LOAD_START``), and
+    the run phase begins 2 cycles after the last beat (``RUN_START - LOAD_START``, as for any
+    load); the requantizer beats, made from the command's fields, load beside them. A's stream
+    starts in the cycle of B's last read, or at ISSUE if that came earlier (its first word
     ``DMA_FIRST`` later), and the engine's writer stores it from the load state's first cycle
     (``LOAD_START``), so the run phase is :func:`hwaccel.generators.conv.perf.run_timeline`
     with that first word, and the job ends as any engine job does (``ISSUE_TAIL`` after the

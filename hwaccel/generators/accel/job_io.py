@@ -67,7 +67,7 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     ``act_rd`` and on the read port of a copy of the scratchpad that only it reads (written with
     every write of ``dp.act_wr``: a second read port of a block RAM costs the same copy), and
     feeds the engine's weight and requantizer streams in place of the weight DMA (which reads
-    nothing). A MATMUL's first tile job starts its gather early, in the command's CALC
+    nothing). A MATMUL's first tile job starts its gather early, as the command's word loads
     (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE: no job runs
     then, so the port is free), later tiles' at their ISSUE; the beats wait for the job. Its
     last read starts the activation DMA (A's rows), which reads from the next cycle, so the
@@ -125,7 +125,7 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
                                                                    & gather.rq.ready)
             m.d.sync += c.eq(c + beats)
     # The copy's port: the gatherer's while it reads, else a fused ADD's (its residuals: its
-    # select holds from its GEMM's job start to the next job's, past a MATMUL's CALC).
+    # select holds from its GEMM's job start to the next job's, past a MATMUL's first reads).
     other = SimpleNamespace(addr=Signal.like(act_rd2.addr), data=act_rd2.data)
     m.d.comb += act_rd2.addr.eq(Mux(gather.reading, gather.addr2, other.addr))
     return other
