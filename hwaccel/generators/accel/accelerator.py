@@ -169,7 +169,7 @@ class Accelerator(wiring.Component):
         if cfg.attention is not None:   # GELU fused into a GEMM's result path (:mod:`.fuse`)
             from .fuse import fuse_io
 
-            fz = fuse_io(m, cfg, proc, prog_rd.data, kill, wgt_dma, JOB_CONV)
+            fz = fuse_io(m, cfg, proc, proc.cmd, kill, wgt_dma, JOB_CONV)
             reuse_now = reuse_now & ~fz.now
         m.d.comb += [
             act_dma.start.eq(proc.job_start), act_dma.base.eq(proc.job_src),

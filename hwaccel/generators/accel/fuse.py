@@ -80,8 +80,8 @@ class GeluTable(wiring.Component):
 
 
 def fuse_io(m, cfg, proc, cmd, kill, wgt_dma, conv_job_kind) -> SimpleNamespace:
-    """Wire the fused GELU into the datapath. ``cmd`` is the program memory's word at the
-    processor's pc (the running command: pc holds from FETCH to retirement), ``conv_job_kind``
+    """Wire the fused GELU into the datapath. ``cmd`` is the running command (the processor's
+    command register, which holds from DECODE to retirement), ``conv_job_kind``
     the processor's kind code of a conv-engine job. Returns ``now`` (this ``job_start`` is a
     fused command's first job: no weight reuse), ``busy`` (a table beat is at the head of the
     weight stream: not the engine's), ``fault`` (the table would start below word 0),

@@ -3,10 +3,13 @@
 The processor (:mod:`.processor`) runs one command at a time, so a program's cycles are the sum
 of its commands', and each command's are processor overhead plus its jobs:
 
-* every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE;
+* every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE; only CALC and
+  CHECK (2) after a command that ran a job, whose last job hid the next command's FETCH and
+  DECODE (``DECODED_AHEAD``; the first command and the one after a FENCE pay all 4);
 * CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
   job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
-* GEMM: per tile TILE and ISSUE (2), then the tile's job; :func:`gemm_jobs` walks the tiles as
+* GEMM: TILE (1) before the first tile, ISSUE (1) before every tile (a later tile loads in the
+  cycle its predecessor ends), then the tile's job; :func:`gemm_jobs` walks the tiles as
   the processor does (N tiles, then M tiles, then K tiles). A fused GELU (:mod:`.fuse`): the
   first tile loads its weights (no reuse) after the table's ``T`` beats, ``T`` cycles later;
   a fused ADD stores every tile's results a cycle later.
@@ -26,8 +29,8 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
 * ADD (``eltwise_busy``): one word a cycle (two words a read), ``count + ADD_TAIL``;
 * AVGPOOL (``eltwise_busy``): one read per window word, ``AVG_SETUP + out_width x out_height x
   kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`);
-* SOFTMAX, LAYERNORM, GELU (``eltwise_busy``) and MATMUL (``conv_busy``; TILE and ISSUE per
-  engine job, as a GEMM's): :func:`.attn_isa.attn_cycles`, the ISA's definition from the
+* SOFTMAX, LAYERNORM, GELU (``eltwise_busy``) and MATMUL (``conv_busy``; TILE and ISSUEs as a
+  GEMM's): :func:`.attn_isa.attn_cycles`, the ISA's definition from the
   attention units' and the conv engine's models (MATMUL's, :func:`.attn_isa.matmul_cycles`,
   with its ``stall_input``: the RTL equals it). A MATMUL tile job gathers B two words a cycle
   (``ceil(lanes / 2)`` cycles a weight beat), a command's first from the cycle its word loads
@@ -35,7 +38,8 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   load beside the weights, and A's stream starts in the cycle of B's last read (at the ISSUE
   if that came first), so the engine's writer has A's first words as its run phase begins;
   then the run as for any GEMM tile (``default_attention``'s
-  16 x 16 x 16 product: 6 cycles of processor overhead and 30 busy, 36 in all).
+  16 x 16 x 16 product: 4 cycles of processor overhead after a command with a job, and 30
+  busy, 34 in all).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -59,8 +63,9 @@ from .perf_events import EVENTS, command_events
 __all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
 FETCH_TO_CHECK = 4   # FETCH, DECODE, CALC, CHECK
+DECODED_AHEAD = 2    # FETCH and DECODE, hidden under the previous command's last job
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
-TILE = 1             # GEMM: the TILE state before each tile's ISSUE
+TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
 POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
 LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
 
@@ -163,12 +168,13 @@ def eltwise_cycles(c: dict) -> int:
     return AVG_SETUP + reads + AVG_TAIL
 
 
-def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
+def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool) -> CommandPerf:
     """One command's figures; ``held`` is ``[weight reads]`` the conv engine holds (or empty),
-    updated in place as the hardware updates it."""
+    updated in place as the hardware updates it; ``ahead``: the previous command ran a job, so
+    this one's word was fetched and decoded under it."""
     op, d, p = c["op"], c["desc"], c["pool"]
     jobs = busy = load = slots = stalls = 0
-    overhead = FETCH_TO_CHECK
+    overhead = FETCH_TO_CHECK - (DECODED_AHEAD if ahead else 0)
     if op in (Op.CONV, Op.GEMM):
         if op == Op.CONV and d["depthwise"]:   # a job per dw_groups groups, RUN -> ISSUE
             todo = dw_jobs(cfg, c)
@@ -176,7 +182,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
             todo = [(d, (c["wgt"], d["weight_words"] + d["blocks"], 1, 1))]
         else:
             todo = gemm_jobs(cfg, c)
-            overhead += TILE * len(todo)
+            overhead += TILE
         gelu_t = fused_gelu(cfg, c)   # the table's beats ahead of the first tile's (:mod:`.fuse`)
         for j, (desc, reads) in enumerate(todo):
             reuse = held == [reads] and not (j == 0 and gelu_t)
@@ -204,7 +210,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list) -> CommandPerf:
             raise ValueError(f"pc {pc}: {Op(op).name} on {cfg.slug}, which has no attention "
                              f"units (the program would fault)")
         busy, load, slots, jobs = attn_cycles(cfg, c)
-        overhead += ISSUE * jobs + (TILE * jobs if op == Op.MATMUL else 0)
+        overhead += ISSUE * jobs + (TILE if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
             stalls = matmul_cycles(cfg, c)[2]   # the engine waits for A during the gather
@@ -225,7 +231,7 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
         if pc >= len(program):
             raise ValueError(f"pc {pc}: the program ends without DONE (it would fault)")
         c = decode(cfg, program[pc])
-        out.append(_command(cfg, pc, c, held))
+        out.append(_command(cfg, pc, c, held, bool(out) and out[-1].jobs > 0))
         if c["op"] == Op.DONE:
             break
         pc += 1

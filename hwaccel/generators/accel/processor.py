@@ -14,7 +14,15 @@ cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``coun
 ``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
 States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CHECK -> [TILE] -> ISSUE ->
-RUN -> FETCH ... (a depthwise CONV's next groups: RUN -> ISSUE). Clock speed: no path does
+RUN -> CALC ... (a depthwise CONV's next groups and a GEMM's next tile: RUN -> ISSUE; after a
+FENCE, CHECK -> FETCH). Overlap: while a job issues and runs, the program memory reads the next
+command's word, so the command retiring from RUN loads it into the command register in that cycle
+and the next command starts at CALC (FETCH and DECODE hidden under the job; at the program
+memory's end, FETCH and its PC_RANGE fault as before); a GEMM's next tile is loaded in the cycle
+the running one ends (from the loop state after it, which the tile pipeline has settled by then)
+and issues in the next, with no TILE cycle of its own. A job still issues only once the previous
+one is done (every result stored), so a command always reads what the one before it wrote; and
+every fault stops at the faulting command's own pc. Clock speed: no path does
 more than one multiply, none a multiply then a compare. CALC registers the factors of every
 count and the room left in each memory, CHECK multiplies, the command's first TILE or ISSUE
 compares (an ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
@@ -67,6 +75,8 @@ class Processor(wiring.Component):
     retire, in_job : ``Out``                  a command retired; a job is in flight
     fence : ``Out``                           a FENCE retired (forget the held weights)
     abort : ``Out``                           a job was abandoned (TIMEOUT): reset the engines
+    cmd : ``Out``                             the running command (from DECODE, or the
+                                              retirement that loads it, to its own)
     job_lstm : ``Out``                        an LSTM job's sizes and word counts (only with
                                               an LSTM cell; :mod:`.lstm_checks`)
     job_attn : ``Out``, job_fault : ``In``    an attention unit's job (only with attention
@@ -98,6 +108,7 @@ class Processor(wiring.Component):
             "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
+            "cmd": Out(command_layout(cfg)),
             **({"job_lstm": Out(lstm_job_layout(cfg))} if cfg.lstm is not None else {}),
             **({"job_attn": Out(attn_job_layout(cfg)), "job_fault": In(1)}
                if cfg.attention is not None else {}),
@@ -108,7 +119,7 @@ class Processor(wiring.Component):
         m = Module()
         cmd = Signal(command_layout(cfg))
         pc = Signal(16)
-        m.d.comb += [self.pc.eq(pc), self.prog_addr.eq(pc[: len(self.prog_addr)])]
+        m.d.comb += [self.pc.eq(pc), self.cmd.eq(cmd)]
         watch = Signal(range(cfg.watchdog + 1))
         age = Signal(range(RIPE + 1))      # RUN cycles so far (saturating)
         done_seen = Signal()               # a GEMM tile finished before its successor was ripe
@@ -127,6 +138,11 @@ class Processor(wiring.Component):
 
         def is_(name):
             return state == STATES.index(name)
+
+        # While a job issues and runs, the program memory reads the next command's word
+        # (pc + 1): the command retiring from RUN hands it straight to CALC (no FETCH, DECODE).
+        ahead = Mux(is_("ISSUE") | is_("RUN"), pc + 1, pc)
+        m.d.comb += self.prog_addr.eq(ahead[: len(self.prog_addr)])
 
         op, d, p = cmd.op, cmd.desc, cmd.pool
         m.d.sync += fresh.eq(is_("CHECK"))
@@ -230,9 +246,9 @@ class Processor(wiring.Component):
             limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
             gemm = chk.mm.tiled
             with m.If((self.job_done | done_seen) & (~gemm | (age == RIPE))):
-                with m.If(gemm & til.more):  # the next tile (K, then M, then N)
-                    m.d.sync += til.advance()
-                    goto("TILE")
+                with m.If(gemm & til.more):  # the next tile (K, then M, then N), issued next
+                    m.d.sync += [*til.advance(), *til.load(self, ahead=True)]
+                    goto("ISSUE")
                 with m.Elif(dw_conv & (dw_left != 0)):  # the next channel groups
                     m.d.sync += [self.job_src.eq(self.job_src + self.job_desc.blocks),
                                  self.job_dst.eq(self.job_dst + self.job_desc.blocks),
@@ -242,7 +258,11 @@ class Processor(wiring.Component):
                 with m.Else():
                     m.d.sync += pc.eq(pc + 1)
                     m.d.comb += self.retire.eq(1)
-                    goto("FETCH")
+                    with m.If(pc + 1 < cfg.prog_depth):   # its word is in (``ahead``)
+                        m.d.sync += cmd.eq(self.prog_data)
+                        goto("CALC")
+                    with m.Else():
+                        goto("FETCH")   # a PC_RANGE fault
             with m.Elif(self.job_done):
                 m.d.sync += done_seen.eq(1)
             stop, cause = watch >= limit, Cause.TIMEOUT
@@ -331,8 +351,10 @@ class Processor(wiring.Component):
             m.d.sync += [*geometry(n_k0, n_n0, n_rem, k_tiled), geo_ww.eq(geo_g * geo_b),
                          geo_kwb.eq(kw * geo_b)]
 
-        def load(job):
-            """TILE: the job of the tile ``geo_*`` describes."""
+        def load(job, *, ahead=False):
+            """The job of the tile ``geo_*`` describes: in TILE (the command's first tile), or
+            with ``ahead`` in the cycle the running tile ends, from the loop state after it."""
+            _, k0, _, a_ptr, c_ptr, w_nt, w_k = nxt if ahead else state
             ends_k = k0 + geo_g == kw
             return [
                 job.job_desc.width.eq(geo_w), job.job_desc.out_width.eq(geo_w),
