@@ -15,7 +15,12 @@ For ``N`` instances and a batch of ``m`` samples the candidates are:
 * ``hybrid`` over ``n = 4 .. N`` instances as ``n / g`` pipeline stages of ``g``-way tp groups
   (every ``g`` dividing ``n`` with at least two stages), the cut of :func:`.hybrid.stage_plans`:
   modelled by :func:`.pp_model.model` fed the groups' closed forms, as
-  :func:`.hybrid.run_hybrid` reports it.
+  :func:`.hybrid.run_hybrid` reports it;
+* ``hybrid-dp`` over ``n = 4 .. N`` instances as ``n / g`` pipeline stages of ``g``-way
+  data-parallel groups (every ``g`` dividing ``n`` with at least two stages), ``g`` lanes each
+  streaming its shard through pp's balanced cut: modelled by :func:`.hybrid_dp.hybrid_dp_model`
+  (the slowest lane's :func:`.pp_model.model` over the pp link), as
+  :func:`.hybrid_dp.run_hybrid_dp` reports it (on the pipeline top's RTL).
 
 Both models are exact (they equal the simulated cycles), so the choice is made from them alone,
 without simulating. A candidate that cannot run is dropped with its reason: a ``dp`` shard
@@ -30,13 +35,13 @@ not fit one instance even at batch 1 fits no candidate (every ``pp`` stage keeps
 single-instance memory plan), and the refusal names its tensor.
 
 The chosen candidate (fewest modelled cycles; ties: fewer instances, then ``dp``, ``pp``,
-``tp``, ``hybrid`` in that order, own ports before a shared one) runs through its own runner
-(:func:`.dp.run_dp`, :func:`.pp_run.run_pp`, :func:`.tp_run.run_tp` or
-:func:`.hybrid.run_hybrid`, the last two with each share's program on the golden model and its
-cycle model, as ``--mode tp`` runs them by default), so its row carries simulated ``cycles``
-next to ``model_cycles`` and ``mismatches`` against golden. The row (:class:`AutoRow`) is that
-runner's row with ``mode`` ``"auto"``, ``partition`` (what was chosen) and ``candidates`` (each
-with its modelled cycles or why it was dropped).
+``tp``, ``hybrid``, ``hybrid-dp`` in that order, own ports before a shared one) runs through its
+own runner (:func:`.dp.run_dp`, :func:`.pp_run.run_pp`, :func:`.tp_run.run_tp`,
+:func:`.hybrid.run_hybrid` or :func:`.hybrid_dp.run_hybrid_dp`; tp and hybrid with each share's
+program on the golden model and its cycle model, as ``--mode tp`` runs them by default), so its
+row carries simulated ``cycles`` next to ``model_cycles`` and ``mismatches`` against golden.
+The row (:class:`AutoRow`) is that runner's row with ``mode`` ``"auto"``, ``partition`` (what
+was chosen) and ``candidates`` (each with its modelled cycles or why it was dropped).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ __all__ = ["Candidate", "NoPartitionFits", "AutoRow", "candidates", "choose", "r
            "describe", "MODES"]
 
 #: The partitions auto weighs, in the order that breaks a tie.
-MODES = ("dp", "pp", "tp", "hybrid")
+MODES = ("dp", "pp", "tp", "hybrid", "hybrid-dp")
 
 
 class NoPartitionFits(ValueError):
@@ -58,7 +63,8 @@ class NoPartitionFits(ValueError):
 class Candidate:
     """One partition: ``model_cycles`` from its exact model, or ``None`` and ``reason`` when it
     cannot run; ``stages``: a ``pp`` candidate's layers per stage, a ``hybrid`` one's layer
-    ranges; ``tp_size``: a ``hybrid`` candidate's group size."""
+    ranges (a ``hybrid-dp`` one's layers per stage); ``tp_size``, ``dp_size``: a ``hybrid`` or
+    ``hybrid-dp`` candidate's group size."""
 
     mode: str
     instances: int
@@ -67,6 +73,7 @@ class Candidate:
     reason: str = ""
     stages: tuple = ()
     tp_size: int = 0
+    dp_size: int = 0
 
     @property
     def fits(self) -> bool:
@@ -80,6 +87,8 @@ class Candidate:
             return f"tp {self.instances} instances"
         if self.mode == "hybrid":
             return f"hybrid {self.instances // self.tp_size} stages x {self.tp_size}-way tp"
+        if self.mode == "hybrid-dp":
+            return f"hybrid {self.instances // self.dp_size} stages x {self.dp_size}-way dp"
         port = "shared port" if self.shared_host_port else "own ports"
         return f"dp {self.instances} instance{'s' if self.instances > 1 else ''}, {port}"
 
@@ -92,6 +101,7 @@ class Candidate:
         return {"label": self.label, "mode": self.mode, "instances": self.instances,
                 "shared_host_port": self.shared_host_port, "model_cycles": self.model_cycles,
                 "fits": self.fits, "reason": self.reason, "tp_size": self.tp_size,
+                "dp_size": self.dp_size,
                 "stages": [list(s) for s in self.stages]}
 
 
@@ -150,6 +160,18 @@ def _hybrid(compiled, x_int, n: int, g: int, ring) -> Candidate:
     return Candidate("hybrid", n, model_cycles=cycles, stages=tuple(ranges), tp_size=g)
 
 
+def _hybrid_dp(compiled, x_int, n: int, g: int, link) -> Candidate:
+    from ..compiler.memory import DoesNotFit
+    from .hybrid_dp import hybrid_dp_model
+
+    try:
+        cycles, stages = hybrid_dp_model(compiled, x_int, n, g, link)
+    except (ValueError, DoesNotFit) as exc:   # PartitionError, a lane without a sample
+        return Candidate("hybrid-dp", n, reason=str(exc), dp_size=g)
+    return Candidate("hybrid-dp", n, model_cycles=cycles, stages=tuple(map(tuple, stages)),
+                     dp_size=g)
+
+
 def candidates(compiled, x_int, instances: int, *, shared_host_port: bool = False,
                link=None, ring=None, modes=MODES) -> list[Candidate]:
     """Every candidate partition of the batch ``x_int`` (int8 values) over at most
@@ -183,6 +205,9 @@ def candidates(compiled, x_int, instances: int, *, shared_host_port: bool = Fals
         out += [_tp(compiled, x_int, n, ring) for n in range(2, instances + 1)]
     if "hybrid" in modes:
         out += [_hybrid(compiled, x_int, n, g, ring) for n in range(4, instances + 1)
+                for g in range(2, n // 2 + 1) if n % g == 0]
+    if "hybrid-dp" in modes:
+        out += [_hybrid_dp(compiled, x_int, n, g, link) for n in range(4, instances + 1)
                 for g in range(2, n // 2 + 1) if n % g == 0]
     return out
 
@@ -231,6 +256,7 @@ def run_auto(compiled, x, instances, *, shared_host_port: bool = False, link=Non
     :func:`candidates`."""
     from .dp import run_dp
     from .hybrid import run_hybrid
+    from .hybrid_dp import run_hybrid_dp
     from .pp_run import default_link, pipeline_config, run_pp
     from .tp_run import link_for, run_tp
 
@@ -251,6 +277,10 @@ def run_auto(compiled, x, instances, *, shared_host_port: bool = False, link=Non
         elif best.mode == "hybrid":
             (row,) = run_hybrid(compiled, x, [best.instances], group=best.tp_size, link=ring,
                                 clock=clock)
+        elif best.mode == "hybrid-dp":
+            pcfg = top or pipeline_config(compiled.config, best.instances // best.dp_size, link)
+            (row,) = run_hybrid_dp(compiled, x, [best.instances], group=best.dp_size, top=pcfg,
+                                   clock=clock)
         elif best.mode == "dp":
             (row,) = run_dp(compiled, x, [best.instances], shared_host_port=best.shared_host_port,
                             client=client, clock=clock)

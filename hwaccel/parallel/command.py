@@ -18,7 +18,8 @@ names the ``partition`` and lists the ``candidates``.
 ``--mode tp`` spreads each layer over the instances (output channels, or a Linear's input
 channels with int32 partial sums reduced over a ring of links: :mod:`.tp`, :mod:`.tp_run`);
 ``--link-latency`` may list several latencies (one row each per instance count). ``--mode
-hybrid`` pipelines stages that are ``--tp-size``-way tp groups (:mod:`.hybrid`).
+hybrid`` pipelines stages that are ``--tp-size``-way tp groups (:mod:`.hybrid`), or with
+``--dp-size g`` ``g``-way data-parallel groups, each splitting the samples (:mod:`.hybrid_dp`).
 
 Exit status 0 when every row has no mismatch and ``model_cycles == cycles``, 1 otherwise, 2 on a
 usage error.
@@ -58,8 +59,9 @@ def add_arguments(p) -> None:
                         "pp: the layers split into stages, samples streaming through them "
                         "(hwaccel.parallel.pp_run); tp: each layer over the instances "
                         "(hwaccel.parallel.tp); hybrid: pp stages of tp groups "
-                        "(hwaccel.parallel.hybrid); auto: the one of dp, pp, tp and hybrid "
-                        "with the fewest modelled cycles that fits (hwaccel.parallel.auto)")
+                        "(hwaccel.parallel.hybrid) or of dp groups (--dp-size); auto: the "
+                        "one of dp, pp, tp and hybrid with the fewest modelled cycles that "
+                        "fits (hwaccel.parallel.auto)")
     p.add_argument("--link-latency", default="2",
                    help="pp, tp, hybrid: cycles each way on a link (default 2); tp takes "
                         "several, comma-separated")
@@ -78,9 +80,13 @@ def add_arguments(p) -> None:
                    help="tp, hybrid: run each instance's share of a layer on the golden "
                         "interpreter and the cycle model (golden, the default) or on the "
                         "Verilated accelerator (rtl)")
-    p.add_argument("--tp-size", type=int, default=2,
+    p.add_argument("--tp-size", type=int, default=None,
                    help="hybrid: instances in each tp group (default 2; --instances must be "
                         "multiples of it)")
+    p.add_argument("--dp-size", type=int, default=None,
+                   help="hybrid: pipeline stages of data-parallel groups of this many "
+                        "instances instead of tp groups, each splitting the batch's samples "
+                        "(hwaccel.parallel.hybrid_dp; --instances must be multiples of it)")
     p.add_argument("--instances", default="4",
                    help="instance counts, comma-separated: one row each (default: 4)")
     p.add_argument("--preset", default="default", help="accelerator preset (default: default)")
@@ -162,6 +168,9 @@ def run(args) -> int:
         args.link_latency = lat[0]
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
+    if args.mode != "hybrid" and (args.tp_size, args.dp_size) != (None, None):
+        raise ValueError(f"--tp-size and --dp-size size --mode hybrid's groups, not --mode "
+                         f"{args.mode}'s")
     module, split = load(args.model)
     if args.batch > len(split.y_test):
         raise ValueError(f"--batch must be at most {len(split.y_test)} (the held-out split), "
@@ -179,6 +188,10 @@ def run(args) -> int:
         from .pp_run import pp_rows
 
         rows = pp_rows(args, compiled, split.x_test[:args.batch], counts, clock)
+    elif args.mode == "hybrid" and args.dp_size is not None:
+        from .hybrid_dp import hybrid_dp_rows
+
+        rows = hybrid_dp_rows(args, compiled, split.x_test[:args.batch], counts, clock)
     elif args.mode in ("tp", "hybrid"):
         from .hybrid import hybrid_rows
         from .tp_run import tp_rows

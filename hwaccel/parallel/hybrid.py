@@ -43,13 +43,15 @@ __all__ = ["HybridRow", "stage_plans", "hybrid_model", "run_hybrid", "hybrid_row
 @dataclass(frozen=True, kw_only=True)
 class HybridRow(ParallelRow):
     """Beside :class:`.rows.ParallelRow`'s: the group size, each stage's layers and splits,
-    the pipeline's fill and period, and the link's latency."""
+    the pipeline's fill and period, the link's latency and the kind of group (``tp``; stages of
+    dp groups: :class:`.hybrid_dp.HybridDpRow`)."""
 
     tp_size: int
     stages: list
     fill: int
     period: int
     link_latency: int
+    group_kind: str = "tp"
 
 
 def _group_cycles(p, link, simulate_it: bool) -> int:
@@ -198,6 +200,7 @@ def hybrid_rows(args, compiled, x, counts, clock) -> list[HybridRow]:
         raise ValueError("--shared-host-port is a dp option: a hybrid pipeline has one "
                          "external host port")
     link = link_for(compiled.config, int(args.link_latency), args.link_buffer)
-    return run_hybrid(compiled, x, counts, group=args.tp_size, split=args.tp_split,
+    group = 2 if args.tp_size is None else args.tp_size
+    return run_hybrid(compiled, x, counts, group=group, split=args.tp_split,
                       link=link, lstm=args.tp_lstm, backend=args.tp_backend, clock=clock)
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from .rows import ParallelRow
 
-__all__ = ["PpRow", "run_pp", "pp_rows", "pipeline_config", "default_link"]
+__all__ = ["PpRow", "run_pp", "pp_rows", "pipeline_config", "default_link", "pp_link",
+           "single_instance"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,8 +93,7 @@ def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[P
         raise ValueError(f"top {pcfg.slug} has {pcfg.instances} instances of "
                          f"{pcfg.accel.slug}, not {max(counts)} of {cfg.slug}")
     design = design_for(pcfg)
-    _, t1 = simulate(design, pcfg, one, sample_inputs(one, compiled, x_int))
-    single = (t1.cycles, model(one, m, link).cycles)
+    single = single_instance(design, pcfg, compiled, x_int, one)
     rows = []
     for n in counts:
         part = balanced(compiled, x_int, n, link=link)
@@ -122,16 +122,32 @@ def run_pp(compiled, x, instances, *, link=None, clock=None, top=None) -> list[P
     return rows
 
 
-def pp_rows(args, compiled, x, counts, clock) -> list[PpRow]:
-    """``hwaccel parallel --mode pp``'s rows from its parsed ``args`` (the link's options)."""
+def single_instance(design, pcfg, compiled, x_int, one=None) -> tuple[int, int]:
+    """The one-instance reference's simulated and modelled cycles: the whole model on instance
+    0 of the top ``design`` of ``pcfg``, the samples ``x_int`` streamed under the controller
+    (``one``: the one-stage partition, if made already)."""
+    from .pp import partition, sample_inputs
+    from .pp_model import model
+    from .pp_sim import simulate
+
+    one = one or partition(compiled, x_int, [])
+    _, t1 = simulate(design, pcfg, one, sample_inputs(one, compiled, x_int))
+    return t1.cycles, model(one, len(x_int), pcfg.link).cycles
+
+
+def pp_link(accel, latency: int, buffer: int | None):
+    """The pipeline's links of ``--link-latency`` and ``--link-buffer`` (default five words)."""
     from ..generators.link.config import LinkConfig
 
+    buffer = buffer if buffer is not None else 5 * accel.lanes
+    return LinkConfig(width=accel.lanes, latency=latency, buffer=buffer,
+                      watchdog=max(64, 4 * (2 * latency + 1)), name="pp")
+
+
+def pp_rows(args, compiled, x, counts, clock) -> list[PpRow]:
+    """``hwaccel parallel --mode pp``'s rows from its parsed ``args`` (the link's options)."""
     if args.shared_host_port:
         raise ValueError("--shared-host-port is a dp option: a pp top has one external host "
                          "port, on the instance it selects")
-    lanes = compiled.config.lanes
-    latency = args.link_latency
-    buffer = args.link_buffer if args.link_buffer is not None else 5 * lanes
-    link = LinkConfig(width=lanes, latency=latency, buffer=buffer,
-                      watchdog=max(64, 4 * (2 * latency + 1)), name="pp")
+    link = pp_link(compiled.config, args.link_latency, args.link_buffer)
     return run_pp(compiled, x, counts, link=link, clock=clock)
