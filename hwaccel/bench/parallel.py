@@ -1,21 +1,30 @@
 """``hwaccel bench parallel --random N``: the parallel cycle models against the RTL at random
 points.
 
-Each point draws a mode (``dp`` or ``pp``), an instance count, a partition (dp: own host ports
-or one shared port; pp: random cuts at layer boundaries), a link (pp: latency ``L`` and receive
-buffer ``D`` from ``--links``; the width ``W`` is the activation word's bytes, as a pipeline
-top requires) and a batch, and runs it on the RTL of a small model on a small preset:
+Each point draws a mode (``dp``, ``pp``, ``tp`` or ``hybrid``), an instance count, a partition
+(dp: own host ports or one shared port; pp: random cuts at layer boundaries; tp: a split; hybrid:
+stages of tp groups or of dp groups), a link (latency ``L`` and receive buffer ``D``; the width
+``W`` is the activation word's bytes, as a pipeline top requires) and a batch, and runs it on the
+RTL of small models on a small preset:
 
 * dp: every shard on its own Verilated instance (:func:`hwaccel.parallel.dp.run_instance`),
   composed as :func:`~hwaccel.parallel.dp.run_dp` does (own ports: the sum of the phases;
   shared: the arbiter's cycle model), against :func:`~hwaccel.parallel.dp.model_phases`
   composed by the port's recurrence;
-* pp: the samples streamed through one Verilated top per link (built once, reused by every
-  point on that link), every sample's start, finish and hand-over cycle against
-  :func:`hwaccel.parallel.pp_model.model`.
+* pp: the samples streamed through one Verilated top per link of ``--links`` (built once,
+  reused by every point on that link), every sample's start, finish and hand-over cycle against
+  :func:`hwaccel.parallel.pp_model.model`;
+* hybrid of dp groups: random cuts into at most ``--max-instances`` stages, groups of 1 to 3
+  instances, each lane's shard streamed through the same tops
+  (:func:`hwaccel.parallel.hybrid_dp.run_lanes`), every lane's timeline against the model's;
+* tp and hybrid of tp groups (:func:`hwaccel.parallel.tp_points.point`): on the chain models of
+  :mod:`hwaccel.parallel.tp_points` (``--model``'s graph need not be a chain), every share's
+  program on the Verilated preset, the ring stepped beat by beat against
+  :func:`hwaccel.parallel.tp_sim.model`; its own link latency and buffer.
 
 A row is one point: ``cycles`` (simulated), ``model_cycles``, ``cycles_match`` (every figure
-equal: for pp every sample's row of the timeline) and ``mismatches`` (samples whose outputs
+equal: for pp and hybrid of dp groups every sample's row of the timeline, for tp and hybrid of
+tp groups the one-instance reference's cycles too) and ``mismatches`` (samples whose outputs
 differ from the golden interpreter's). The command fails if any point's model is not exact.
 """
 
@@ -34,9 +43,11 @@ def add_arguments(p) -> None:
     p.add_argument("--random", type=int, default=50, help="points to draw (default 50)")
     p.add_argument("--seed", type=int, default=14, help="seed of the draw (default 14)")
     p.add_argument("--model", default="branches",
-                   help="a model of hwaccel.compiler.cases (default: branches)")
+                   help="a model of hwaccel.compiler.cases for the dp, pp and hybrid-of-dp-"
+                        "groups points (default: branches)")
     p.add_argument("--preset", default="tiny", help="accelerator preset (default: tiny)")
-    p.add_argument("--max-instances", type=int, default=3, help="instances at most (default 3)")
+    p.add_argument("--max-instances", type=int, default=3,
+                   help="instances (dp, pp, tp) or pipeline stages (hybrid) at most (default 3)")
     p.add_argument("--max-batch", type=int, default=6, help="samples at most (default 6)")
     p.add_argument("--links", default="2:16,0:4,5:8",
                    help="pp links as L:D (latency cycles : buffer bytes), comma-separated; one "
@@ -75,20 +86,35 @@ def _dp_point(cm, xi, n: int, shared: bool, ref) -> dict:
             "mismatches": int(np.any(got != ref, axis=1).sum())}
 
 
-def _pp_point(cm, xi, cuts, pcfg, design, ref) -> dict:
-    from ..parallel.pp import partition, sample_inputs
-    from ..parallel.pp_model import model
-    from ..parallel.pp_sim import outputs_of, simulate
+def _pipeline_point(cm, xi, cuts, group: int, pcfg, design, ref) -> dict:
+    """pp (``group`` 1) or a hybrid of ``group``-way dp groups: the lanes on the top."""
+    from ..parallel.hybrid_dp import run_lanes
+    from ..parallel.pp import partition
 
     part = partition(cm, xi, cuts)
-    words, measured = simulate(design, pcfg, part, sample_inputs(part, cm, xi))
-    predicted = model(part, len(xi), pcfg.link)
-    got = outputs_of(part, words).reshape(len(xi), -1)
-    return {"partition": f"cuts {list(cuts)}", "cycles": measured.cycles,
-            "model_cycles": predicted.cycles,
-            "cycles_match": measured.rows() == predicted.rows()
-            and measured.cycles == predicted.cycles,
+    got, measured, predicted = run_lanes(cm, xi, part, group, design, pcfg)
+    return {"partition": f"cuts {list(cuts)}" + (f" x {group}-way dp" if group > 1 else ""),
+            "cycles": max(t.cycles for t in measured),
+            "model_cycles": max(t.cycles for t in predicted),
+            "cycles_match": all(a.rows() == b.rows() and a.cycles == b.cycles
+                                for a, b in zip(measured, predicted)),
             "mismatches": int(np.any(got != ref, axis=1).sum())}
+
+
+def _tp_point(rng, mode: str, args) -> dict:
+    """tp, or a hybrid of tp groups, on one of tp_points' chain models."""
+    from ..parallel.tp_points import MODELS, compiled, point
+
+    name = rng.choice(MODELS)
+    cm, x = compiled(name, args.max_batch, args.preset)
+    r = point(rng, mode, name, cm, x, "rtl", args.max_batch, args.max_instances,
+              args.max_instances)
+    what = f"{name}, split {r['split']}"
+    if mode == "hybrid":
+        what = f"{name}, {r['N'] // r['group']} stages x {r['group']}-way tp, split {r['split']}"
+    return {"N": r["N"], "batch": r["batch"], "partition": what, "L": r["L"], "W": r["W"],
+            "D": r["D"], **{k: r[k] for k in ("cycles", "model_cycles", "cycles_match",
+                                               "mismatches")}}
 
 
 def run(args) -> list[dict]:
@@ -114,27 +140,37 @@ def run(args) -> list[dict]:
     layers = len(partition(cm, xi[:1], []).stages[0].layers)
     links = _links(args.links, cm.config.lanes)
     tops: dict = {}
+
+    def top(link):
+        if link not in tops:
+            k = max(2, args.max_instances)
+            same = link == PipelineConfig.link   # the default link: the tests' top's name
+            pcfg = PipelineConfig(cm.config, k, link, name=f"{cm.config.name}{k}" if same
+                                  else f"{cm.config.name}x{k}_{link.name}")
+            tops[link] = (pcfg, design_for(pcfg))
+        return tops[link]
+
     rng = random.Random(args.seed)
     rows = []
     for i in range(args.random):
-        mode = rng.choice(["dp", "pp"])
-        n = rng.randint(1, min(args.max_instances, layers if mode == "pp" else args.max_batch))
-        m = rng.randint(n if mode == "dp" else 1, args.max_batch)
-        row = {"point": i, "mode": mode, "N": n, "batch": m}
+        mode = rng.choice(["dp", "pp", "tp", "hybrid"])
+        groups = rng.choice(["tp", "dp"]) if mode == "hybrid" else None
+        if mode == "tp" or groups == "tp":
+            rows.append({"point": i, "mode": mode, **_tp_point(rng, mode, args)})
+            continue
         if mode == "dp":
-            row.update(L="-", W="-", D="-")
+            n = rng.randint(1, min(args.max_instances, args.max_batch))
+            m = rng.randint(n, args.max_batch)
+            row = {"point": i, "mode": mode, "N": n, "batch": m, "L": "-", "W": "-", "D": "-"}
             row.update(_dp_point(cm, xi[:m], n, rng.random() < 0.5, ref[:m]))
         else:
+            p = rng.randint(1, min(args.max_instances, layers))
+            g = 1 if mode == "pp" else rng.randint(1, min(3, args.max_batch))
+            m = rng.randint(g, args.max_batch)
             link = rng.choice(links)
-            if link not in tops:
-                k = max(2, args.max_instances)
-                same = link == PipelineConfig.link   # the default link: the tests' top's name
-                pcfg = PipelineConfig(cm.config, k, link, name=f"{cm.config.name}{k}" if same
-                                      else f"{cm.config.name}x{k}_{link.name}")
-                tops[link] = (pcfg, design_for(pcfg))
-            pcfg, design = tops[link]
-            cuts = sorted(rng.sample(range(1, layers), n - 1))
-            row.update(L=link.latency, W=link.width, D=link.buffer)
-            row.update(_pp_point(cm, xi[:m], cuts, pcfg, design, ref[:m]))
+            cuts = sorted(rng.sample(range(1, layers), p - 1))
+            row = {"point": i, "mode": mode, "N": p * g, "batch": m, "L": link.latency,
+                   "W": link.width, "D": link.buffer}
+            row.update(_pipeline_point(cm, xi[:m], cuts, g, *top(link), ref[:m]))
         rows.append(row)
     return rows

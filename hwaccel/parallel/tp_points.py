@@ -19,7 +19,7 @@ import sys
 import torch
 from torch import nn
 
-__all__ = ["TinyLstm", "MODELS", "compiled", "random_points"]
+__all__ = ["TinyLstm", "MODELS", "compiled", "random_points", "point"]
 
 #: The models points draw from.
 MODELS = ("sequential", "mlp", "batchnorm", "tiny_lstm")
@@ -60,42 +60,49 @@ def compiled(name: str, n: int, preset: str = "tiny"):
 def random_points(count: int, seed: int = 14, backend: str = "golden",
                   max_batch: int = 6) -> list[dict]:
     """``count`` random points (module docstring), drawn from ``seed``."""
-    from ..generators.link.config import LinkConfig
-    from .hybrid import run_hybrid
-    from .tp import layer_count
-    from .tp_run import run_tp
-
     cases = {name: compiled(name, max_batch) for name in MODELS}
     rng = random.Random(seed)
     rows = []
     for i in range(count):
         name = rng.choice(MODELS)
-        cm, x = cases[name]
         mode = rng.choice(["tp", "hybrid"])
-        latency = rng.choice([0, 1, 2, 5, 16])
-        lanes = cm.config.lanes
-        buffer = lanes * rng.randint(1, 2 * latency + 2)
-        link = LinkConfig(width=lanes, latency=latency, buffer=buffer,
-                          watchdog=max(64, 4 * (2 * latency + 1)), name="point")
-        split = rng.choice(["auto", "n"] + (["k"] if name == "mlp" else []))
-        m = rng.randint(1, max_batch)
-        row = {"point": i, "mode": mode, "model": name, "split": split, "L": latency,
-               "W": lanes, "D": buffer, "batch": m}
-        if mode == "tp":
-            n = rng.randint(1, 4)
-            (r,) = run_tp(cm, x[:m], [n], [latency], buffer=buffer, split=split,
-                          backend=backend, clock=(100.0, "given"))
-        else:
-            group = rng.randint(1, 2)
-            n = group * rng.randint(1, layer_count(cm))
-            (r,) = run_hybrid(cm, x[:m], [n], group=group, split=split, link=link,
-                              backend=backend, clock=(100.0, "given"))
-            row["group"] = group
-        row.update(N=n, cycles=r.cycles, model_cycles=r.model_cycles,
-                   cycles_match=r.cycles == r.model_cycles
-                   and r.single_cycles == r.single_model_cycles, mismatches=r.mismatches)
-        rows.append(row)
+        rows.append({"point": i, **point(rng, mode, name, *cases[name], backend, max_batch)})
     return rows
+
+
+def point(rng: random.Random, mode: str, name: str, cm, x, backend: str = "golden",
+          max_batch: int = 6, max_instances: int = 4, max_stages: int | None = None) -> dict:
+    """One point of ``mode`` (``tp`` or ``hybrid``) on the model ``name`` (compiled ``cm``, its
+    samples ``x``), the rest drawn from ``rng`` (module docstring): tp over at most
+    ``max_instances``, hybrid over at most ``max_stages`` stages (default: one a layer)."""
+    from ..generators.link.config import LinkConfig
+    from .hybrid import run_hybrid
+    from .tp import layer_count
+    from .tp_run import run_tp
+
+    latency = rng.choice([0, 1, 2, 5, 16])
+    lanes = cm.config.lanes
+    buffer = lanes * rng.randint(1, 2 * latency + 2)
+    link = LinkConfig(width=lanes, latency=latency, buffer=buffer,
+                      watchdog=max(64, 4 * (2 * latency + 1)), name="point")
+    split = rng.choice(["auto", "n"] + (["k"] if name == "mlp" else []))
+    m = rng.randint(1, max_batch)
+    row = {"mode": mode, "model": name, "split": split, "L": latency, "W": lanes, "D": buffer,
+           "batch": m}
+    if mode == "tp":
+        n = rng.randint(1, max_instances)
+        (r,) = run_tp(cm, x[:m], [n], [latency], buffer=buffer, split=split, backend=backend,
+                      clock=(100.0, "given"))
+    else:
+        group = rng.randint(1, 2)
+        n = group * rng.randint(1, min(layer_count(cm), max_stages or layer_count(cm)))
+        (r,) = run_hybrid(cm, x[:m], [n], group=group, split=split, link=link, backend=backend,
+                          clock=(100.0, "given"))
+        row["group"] = group
+    row.update(N=n, cycles=r.cycles, model_cycles=r.model_cycles,
+               cycles_match=r.cycles == r.model_cycles
+               and r.single_cycles == r.single_model_cycles, mismatches=r.mismatches)
+    return row
 
 
 def main(argv: list[str]) -> int:
