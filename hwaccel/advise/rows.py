@@ -90,7 +90,8 @@ def _cpu_name() -> str:
                 break
     except OSError:
         pass
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    n = torch.get_num_threads()
+    return f"{name}, {n} torch thread{'s' if n != 1 else ''}"
 
 
 def _median_latency(backend, compiled, x, batch: int, repeats: int) -> float:
