@@ -3,7 +3,10 @@
 Three passes. :func:`layout` says, for every value of the graph, what it is per sample and
 which block of the activation scratchpad holds the whole batch's copies (a step writes it, its
 last reader frees it); :func:`hwaccel.compiler.memory.plan` places the blocks by liveness; then
-the program is emitted op by op with every tensor where the plan put it.
+the program is emitted op by op with every tensor where the plan put it (:mod:`.lower_emit`).
+What the passes share (the errors, :class:`Value`, :func:`linear_as_conv`) is in
+:mod:`.lower_types`, and the batch-level helpers (:func:`max_batch`, :func:`weight_groups`) in
+:mod:`.lower_batch`; this module re-exports them.
 
 Layer-major batching: each layer runs for every sample before the next layer starts, so a
 layer's weights are stored once and every sample's command reuses them
@@ -48,72 +51,22 @@ and a program longer than the program memory. What the preset's engines cannot r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..generators.accel.config import AccelConfig
-from ..generators.accel.driver import ActTensor, ProgramBuilder
-from ..generators.conv.layer import ConvLayer
+from ..generators.accel.driver import ProgramBuilder
 from ..numerics import INT8
 from . import im2col, ir, lower_attention
-from .builders import DryBuilder, PlacedBuilder
-from .errors import UnsupportedOp
-from .fuse import (
-    QLinearAdd,
-    QLinearAddConstant,
-    fuse_add,
-    fuse_gelu,
-    fused_add_args,
-    fused_constants,
-    fused_gelu_params,
-)
+from .fuse import QLinearAdd, QLinearAddConstant, fuse_add, fuse_gelu, fused_constants
+from .lower_batch import _inputs, max_batch, weight_groups
+from .lower_emit import _Emitter
+from .lower_types import AttentionNotLowered, LoweringError, Value, linear_as_conv
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
 __all__ = ["AttentionNotLowered", "DoesNotFit", "LoweringError", "Lowered", "Value", "layout",
            "lower", "max_batch", "linear_as_conv", "weight_groups"]
-
-
-class LoweringError(ValueError):
-    """A layer is beyond what the preset's engines run; names the layer and what they do run."""
-
-
-class AttentionNotLowered(LoweringError, UnsupportedOp):
-    """An attention op (:mod:`.ir_attention_q`) on a configuration without attention units
-    (``AccelConfig.attention``): the integer twin runs it; :mod:`.lower_attention` lowers it
-    where the units are."""
-
-    def __init__(self, op, cfg: AccelConfig):
-        self.op, self.where = f"{type(op).__name__[1:]} (attention)", f"layer {op.name!r}"
-        ValueError.__init__(self, f"layer {op.name!r} is {self.op}: no accelerator command for "
-                            f"attention yet on {cfg.slug} (no attention units: "
-                            f"AccelConfig.attention); the integer twin (torch-int8) runs it")
-
-
-@dataclass(frozen=True)
-class Value:
-    """A value of the graph as the program holds it: sample ``i``'s ``channels x height x
-    width`` tensor at word ``offset + i * stride`` of ``block``; ``kind`` says how it reads."""
-
-    block: str
-    kind: str                     # image | flat | vector | seq | patches (im2col)
-    channels: int
-    height: int
-    width: int
-    stride: int
-    offset: int = 0
-    row_words: int | None = None  # words per row when wider than the channels' (a head's slice)
-
-    def tensors(self, base: int, batch: int, lanes: int) -> list[ActTensor]:
-        return [ActTensor(base + self.offset + i * self.stride, self.channels, self.height,
-                          self.width, lanes) for i in range(batch)]
-
-
-def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
-    """Whether a Linear over a flattened ``height x width`` map runs as one CONV whose kernel
-    covers the map (square, more than one pixel, within the engine's kernel)."""
-    return height == width and 1 < height <= cfg.conv.max_kernel
 
 
 def _refuse(cfg: AccelConfig, op) -> None:
@@ -226,142 +179,6 @@ def _lstm_cell(cfg: AccelConfig, op: ir.QLstm):
     return lc.run(p.input_size, p.hidden_size)
 
 
-class _Emitter:
-    """Emits each op's commands for every sample, with tensors where the plan put them."""
-
-    def __init__(self, cfg: AccelConfig, vals: dict, where: dict, batch: int, dry: bool):
-        self.cfg, self.vals, self.where, self.batch = cfg, vals, where, batch
-        self.b = DryBuilder(cfg) if dry else PlacedBuilder(cfg)
-
-    def tensors(self, value: str) -> list[ActTensor]:
-        v = self.vals[value]
-        return v.tensors(self.where[v.block], self.batch, self.cfg.lanes)
-
-    def engine(self, name: str, fn):
-        """``fn()``, with an engine-limit error re-raised naming the layer."""
-        try:
-            return fn()
-        except DoesNotFit:
-            raise
-        except ValueError as exc:
-            raise LoweringError(f"layer {name!r} cannot run on {self.cfg.slug}: {exc}") from exc
-
-    def per_sample(self, op, call) -> None:
-        """``call(i)`` for every sample ``i``, its output at the plan's place."""
-        self.b.layer = op.name
-        out = self.tensors(op.name)
-        for i in range(self.batch):
-            self.b.at = out[i].addr
-            self.engine(op.name, lambda i=i: call(i))
-
-    def put(self, value: str, xs: list[np.ndarray]) -> None:
-        for t, x in zip(self.tensors(value), xs):
-            self.b.at = t.addr
-            self.b.put(x)
-
-    def op(self, op) -> None:
-        if isinstance(op, ir.QATTENTION_OPS):
-            return lower_attention.emit(self, op)
-        xs = self.tensors(op.inputs[0])
-        if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind == "patches":
-            im2col.emit(self, op, xs)
-        elif isinstance(op, ir.QConv) and op.depthwise:
-            self.dwconv(op, xs)
-        elif isinstance(op, ir.QConv):
-            self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
-        elif isinstance(op, ir.QMaxPool):
-            self.per_sample(op, lambda i: self.b.maxpool(xs[i]))
-        elif isinstance(op, ir.QAvgPool):
-            self.per_sample(op, lambda i: self.b.avgpool(xs[i], *op.kernel))
-        elif isinstance(op, ir.QAdd):
-            ys = self.tensors(op.inputs[1])
-            self.per_sample(op, lambda i: self.b.add(xs[i], ys[i], op.params, relu=op.relu))
-        elif isinstance(op, ir.QLinear):
-            self.linear(op, xs)
-        elif isinstance(op, ir.QLstm):
-            order = range(self.batch - 1, -1, -1) if op.last_step else range(self.batch)
-            self.b.layer = op.name
-            v = self.vals[op.name]
-            base = self.where[v.block]
-            for i in order:
-                self.b.at = base + i * v.stride
-                self.engine(op.name, lambda i=i: self.b.lstm(xs[i], op.params))
-
-    def conv(self, op, xs, w, *, stride, padding, pool) -> None:
-        t0 = xs[0]
-        if t0.height > self.cfg.conv.max_height and not pool:
-            return self.conv_bands(op, xs, w)
-        self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
-                                               ir.squash(w.shape[2:]), stride, padding,
-                                               op.relu, pool))
-        self.per_sample(op, lambda i: self.b.conv(xs[i], w, op.bias, op.multiplier, op.shift,
-                                                  stride=stride, padding=padding,
-                                                  relu=op.relu, pool=pool))
-
-    def conv_bands(self, op, xs, w) -> None:
-        """A map taller than the engine's line buffer: one CONV per band of output rows, each
-        reading the input rows its windows cover (channels-last, a band of rows is a run of
-        consecutive words, in and out), padded only where the whole map is."""
-        (kh, _), (sh, _) = op.kernel, op.strides
-        top, left, bottom, right = op.pads
-        height, lanes = xs[0].height, self.cfg.lanes
-        oh, ow = op.out_size(height, xs[0].width)
-        rows = (self.cfg.conv.max_height - kh) // sh + 1  # output rows whose windows fit
-        if rows < 1:
-            raise LoweringError(f"layer {op.name!r} cannot run on {self.cfg.slug}: its kernel "
-                                f"height {kh} exceeds the line buffer's "
-                                f"{self.cfg.conv.max_height} rows")
-        out = self.tensors(op.name)
-        self.b.layer = op.name
-        for oy0 in range(0, oh, rows):
-            rb = min(rows, oh - oy0)
-            iy0 = oy0 * sh - top
-            iy1 = iy0 + (rb - 1) * sh + kh
-            lo, hi = max(iy0, 0), min(iy1, height)
-            pads = ir.squash((lo - iy0, left, iy1 - hi, right))
-            for i, x in enumerate(xs):
-                band = ActTensor(x.addr + lo * x.width * x.groups, x.channels, hi - lo, x.width,
-                                 lanes)
-                self.b.at = out[i].addr + oy0 * ow * out[i].groups
-                self.engine(op.name, lambda band=band, pads=pads: self.b.conv(
-                    band, w, op.bias, op.multiplier, op.shift, stride=op.stride, padding=pads,
-                    relu=op.relu, pool=False))
-
-    def dwconv(self, op, xs) -> None:
-        """A depthwise conv: one depthwise CONV per sample (a kernel beyond the engine's
-        ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer)."""
-        self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
-                                                    op.shift, stride=op.stride,
-                                                    padding=op.padding, relu=op.relu,
-                                                    pool=op.pool))
-
-    def linear(self, op: ir.QLinear, xs) -> None:
-        if lower_attention.joint_linear(self, op):   # one GEMM for the group's ops
-            return
-        x, t0 = self.vals[op.inputs[0]], xs[0]
-        if x.kind == "flat" and linear_as_conv(self.cfg, t0.height, t0.width):
-            w = op.w.reshape(op.w.shape[0], t0.channels, t0.height, t0.width)
-            return self.conv(op, xs, w, stride=1, padding=0, pool=False)
-        n, lanes = op.w.shape[0], self.cfg.lanes
-        rows_per = t0.width if x.kind == "seq" else 1
-        if x.kind == "flat":  # one row of every pixel's words, channels-last
-            k = t0.words * lanes
-            wk = np.zeros((t0.height, t0.width, t0.groups * lanes, n), dtype=np.int64)
-            chw = op.w.T.reshape(t0.channels, t0.height, t0.width, n)
-            wk[:, :, : t0.channels] = chw.transpose(1, 2, 0, 3)
-            wk = wk.reshape(k, n)
-        else:
-            k, wk = t0.channels, op.w.T
-        if any(t.addr != t0.addr + i * t0.words for i, t in enumerate(xs)):  # a token's rows
-            return lower_attention.linear_per_sample(self, op, xs, wk)
-        a = self.b.view(t0, k, 1, self.batch * rows_per)
-        self.b.layer = op.name
-        self.b.at = self.tensors(op.name)[0].addr
-        self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
-                                                 relu=op.relu, gelu=fused_gelu_params(op),
-                                                 add=fused_add_args(self, op)))
-
-
 def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
     """The program that runs ``qg`` on the batch ``x_int`` (int8 values, or token ids).
 
@@ -418,5 +235,3 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     return Lowered(b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale, programs,
                    layer_pcs)
 
-
-from .lower_batch import _inputs, max_batch, weight_groups  # noqa: E402  (they call lower)

@@ -1,0 +1,154 @@
+"""The lowering's emission pass: :class:`_Emitter` writes each op's commands for every sample,
+with every tensor where the memory plan (:func:`.memory.plan`) put it, on a
+:class:`~.builders.PlacedBuilder` (or a :class:`~.builders.DryBuilder` that only counts). How
+each op runs is in :mod:`.lower`'s docstring; :func:`.lower.lower` drives it op by op, and
+:func:`.im2col.layer_cycles` runs it on one layer alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..generators.accel.config import AccelConfig
+from ..generators.accel.driver import ActTensor
+from ..generators.conv.layer import ConvLayer
+from . import im2col, ir, lower_attention
+from .builders import DryBuilder, PlacedBuilder
+from .fuse import fused_add_args, fused_gelu_params
+from .lower_types import LoweringError, linear_as_conv
+from .memory import DoesNotFit
+
+
+class _Emitter:
+    """Emits each op's commands for every sample, with tensors where the plan put them."""
+
+    def __init__(self, cfg: AccelConfig, vals: dict, where: dict, batch: int, dry: bool):
+        self.cfg, self.vals, self.where, self.batch = cfg, vals, where, batch
+        self.b = DryBuilder(cfg) if dry else PlacedBuilder(cfg)
+
+    def tensors(self, value: str) -> list[ActTensor]:
+        v = self.vals[value]
+        return v.tensors(self.where[v.block], self.batch, self.cfg.lanes)
+
+    def engine(self, name: str, fn):
+        """``fn()``, with an engine-limit error re-raised naming the layer."""
+        try:
+            return fn()
+        except DoesNotFit:
+            raise
+        except ValueError as exc:
+            raise LoweringError(f"layer {name!r} cannot run on {self.cfg.slug}: {exc}") from exc
+
+    def per_sample(self, op, call) -> None:
+        """``call(i)`` for every sample ``i``, its output at the plan's place."""
+        self.b.layer = op.name
+        out = self.tensors(op.name)
+        for i in range(self.batch):
+            self.b.at = out[i].addr
+            self.engine(op.name, lambda i=i: call(i))
+
+    def put(self, value: str, xs: list[np.ndarray]) -> None:
+        for t, x in zip(self.tensors(value), xs):
+            self.b.at = t.addr
+            self.b.put(x)
+
+    def op(self, op) -> None:
+        if isinstance(op, ir.QATTENTION_OPS):
+            return lower_attention.emit(self, op)
+        xs = self.tensors(op.inputs[0])
+        if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind == "patches":
+            im2col.emit(self, op, xs)
+        elif isinstance(op, ir.QConv) and op.depthwise:
+            self.dwconv(op, xs)
+        elif isinstance(op, ir.QConv):
+            self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
+        elif isinstance(op, ir.QMaxPool):
+            self.per_sample(op, lambda i: self.b.maxpool(xs[i]))
+        elif isinstance(op, ir.QAvgPool):
+            self.per_sample(op, lambda i: self.b.avgpool(xs[i], *op.kernel))
+        elif isinstance(op, ir.QAdd):
+            ys = self.tensors(op.inputs[1])
+            self.per_sample(op, lambda i: self.b.add(xs[i], ys[i], op.params, relu=op.relu))
+        elif isinstance(op, ir.QLinear):
+            self.linear(op, xs)
+        elif isinstance(op, ir.QLstm):
+            order = range(self.batch - 1, -1, -1) if op.last_step else range(self.batch)
+            self.b.layer = op.name
+            v = self.vals[op.name]
+            base = self.where[v.block]
+            for i in order:
+                self.b.at = base + i * v.stride
+                self.engine(op.name, lambda i=i: self.b.lstm(xs[i], op.params))
+
+    def conv(self, op, xs, w, *, stride, padding, pool) -> None:
+        t0 = xs[0]
+        if t0.height > self.cfg.conv.max_height and not pool:
+            return self.conv_bands(op, xs, w)
+        self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
+                                               ir.squash(w.shape[2:]), stride, padding,
+                                               op.relu, pool))
+        self.per_sample(op, lambda i: self.b.conv(xs[i], w, op.bias, op.multiplier, op.shift,
+                                                  stride=stride, padding=padding,
+                                                  relu=op.relu, pool=pool))
+
+    def conv_bands(self, op, xs, w) -> None:
+        """A map taller than the engine's line buffer: one CONV per band of output rows, each
+        reading the input rows its windows cover (channels-last, a band of rows is a run of
+        consecutive words, in and out), padded only where the whole map is."""
+        (kh, _), (sh, _) = op.kernel, op.strides
+        top, left, bottom, right = op.pads
+        height, lanes = xs[0].height, self.cfg.lanes
+        oh, ow = op.out_size(height, xs[0].width)
+        rows = (self.cfg.conv.max_height - kh) // sh + 1  # output rows whose windows fit
+        if rows < 1:
+            raise LoweringError(f"layer {op.name!r} cannot run on {self.cfg.slug}: its kernel "
+                                f"height {kh} exceeds the line buffer's "
+                                f"{self.cfg.conv.max_height} rows")
+        out = self.tensors(op.name)
+        self.b.layer = op.name
+        for oy0 in range(0, oh, rows):
+            rb = min(rows, oh - oy0)
+            iy0 = oy0 * sh - top
+            iy1 = iy0 + (rb - 1) * sh + kh
+            lo, hi = max(iy0, 0), min(iy1, height)
+            pads = ir.squash((lo - iy0, left, iy1 - hi, right))
+            for i, x in enumerate(xs):
+                band = ActTensor(x.addr + lo * x.width * x.groups, x.channels, hi - lo, x.width,
+                                 lanes)
+                self.b.at = out[i].addr + oy0 * ow * out[i].groups
+                self.engine(op.name, lambda band=band, pads=pads: self.b.conv(
+                    band, w, op.bias, op.multiplier, op.shift, stride=op.stride, padding=pads,
+                    relu=op.relu, pool=False))
+
+    def dwconv(self, op, xs) -> None:
+        """A depthwise conv: one depthwise CONV per sample (a kernel beyond the engine's
+        ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer)."""
+        self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
+                                                    op.shift, stride=op.stride,
+                                                    padding=op.padding, relu=op.relu,
+                                                    pool=op.pool))
+
+    def linear(self, op: ir.QLinear, xs) -> None:
+        if lower_attention.joint_linear(self, op):   # one GEMM for the group's ops
+            return
+        x, t0 = self.vals[op.inputs[0]], xs[0]
+        if x.kind == "flat" and linear_as_conv(self.cfg, t0.height, t0.width):
+            w = op.w.reshape(op.w.shape[0], t0.channels, t0.height, t0.width)
+            return self.conv(op, xs, w, stride=1, padding=0, pool=False)
+        n, lanes = op.w.shape[0], self.cfg.lanes
+        rows_per = t0.width if x.kind == "seq" else 1
+        if x.kind == "flat":  # one row of every pixel's words, channels-last
+            k = t0.words * lanes
+            wk = np.zeros((t0.height, t0.width, t0.groups * lanes, n), dtype=np.int64)
+            chw = op.w.T.reshape(t0.channels, t0.height, t0.width, n)
+            wk[:, :, : t0.channels] = chw.transpose(1, 2, 0, 3)
+            wk = wk.reshape(k, n)
+        else:
+            k, wk = t0.channels, op.w.T
+        if any(t.addr != t0.addr + i * t0.words for i, t in enumerate(xs)):  # a token's rows
+            return lower_attention.linear_per_sample(self, op, xs, wk)
+        a = self.b.view(t0, k, 1, self.batch * rows_per)
+        self.b.layer = op.name
+        self.b.at = self.tensors(op.name)[0].addr
+        self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
+                                                 relu=op.relu, gelu=fused_gelu_params(op),
+                                                 add=fused_add_args(self, op)))

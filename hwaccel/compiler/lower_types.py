@@ -1,0 +1,55 @@
+"""What the lowering's passes share (:mod:`.lower`, :mod:`.lower_emit`, :mod:`.lower_attention`,
+:mod:`.im2col`): its errors, :class:`Value` (where a value of the graph lives) and the rule
+that runs a Linear over a flattened map as one CONV. Imports nothing of the lowering, so any of
+them may import it; :mod:`.lower` re-exports every name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..generators.accel.config import AccelConfig
+from ..generators.accel.driver import ActTensor
+from .errors import UnsupportedOp
+
+__all__ = ["AttentionNotLowered", "LoweringError", "Value", "linear_as_conv"]
+
+
+class LoweringError(ValueError):
+    """A layer is beyond what the preset's engines run; names the layer and what they do run."""
+
+
+class AttentionNotLowered(LoweringError, UnsupportedOp):
+    """An attention op (:mod:`.ir_attention_q`) on a configuration without attention units
+    (``AccelConfig.attention``): the integer twin runs it; :mod:`.lower_attention` lowers it
+    where the units are."""
+
+    def __init__(self, op, cfg: AccelConfig):
+        self.op, self.where = f"{type(op).__name__[1:]} (attention)", f"layer {op.name!r}"
+        ValueError.__init__(self, f"layer {op.name!r} is {self.op}: no accelerator command for "
+                            f"attention yet on {cfg.slug} (no attention units: "
+                            f"AccelConfig.attention); the integer twin (torch-int8) runs it")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value of the graph as the program holds it: sample ``i``'s ``channels x height x
+    width`` tensor at word ``offset + i * stride`` of ``block``; ``kind`` says how it reads."""
+
+    block: str
+    kind: str                     # image | flat | vector | seq | patches (im2col)
+    channels: int
+    height: int
+    width: int
+    stride: int
+    offset: int = 0
+    row_words: int | None = None  # words per row when wider than the channels' (a head's slice)
+
+    def tensors(self, base: int, batch: int, lanes: int) -> list[ActTensor]:
+        return [ActTensor(base + self.offset + i * self.stride, self.channels, self.height,
+                          self.width, lanes) for i in range(batch)]
+
+
+def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
+    """Whether a Linear over a flattened ``height x width`` map runs as one CONV whose kernel
+    covers the map (square, more than one pixel, within the engine's kernel)."""
+    return height == width and 1 < height <= cfg.conv.max_kernel
