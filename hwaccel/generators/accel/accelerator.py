@@ -306,8 +306,12 @@ class Accelerator(wiring.Component):
             m.d.sync += [w_addr.eq(proc.job_dst), w_first.eq(proc.job_dst), w_col.eq(0),
                          w_gfirst.eq(proc.job_dst), w_gcol.eq(0), w_end.eq(run == 1),
                          w_gend.eq(group == 1)]
-        done = (active & ~pending & (written == proc.job_dst_count) & ~act_dma.busy
-                & ~wgt_dma.busy & idle)
+        # A conv-engine job ends in the cycle of its last store, the engine and its pool
+        # stage idle from the next cycle (``ending``); the others once their unit is idle.
+        stored = written == proc.job_dst_count
+        last_store = store & (written + 1 == proc.job_dst_count)
+        done = (active & ~pending & ~act_dma.busy & ~wgt_dma.busy
+                & Mux(kind == JOB_CONV, (stored | last_store) & conv.ending, stored & idle))
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready

@@ -48,6 +48,7 @@ class ConvPool(wiring.Component):
         both = eng.layer.ready & pool.layer.ready
         m.d.comb += [
             self.layer.ready.eq(both),
+            self.ending.eq(eng.ending & pool.ending),
             eng.layer.payload.eq(d),
             eng.layer.valid.eq(self.layer.valid & pool.layer.ready),
             pool.layer.payload.width.eq(d.out_width),

@@ -10,6 +10,8 @@ Interface
 ``psum_*``       a read and a write port to an external partial-sum memory (``block`` int
                  accumulators a word, indexed by the layer's result beat); unused unless the
                  descriptor sets ``acc_in`` / ``acc_out``
+``ending``       Out  ``layer.ready`` a cycle ahead: the engine is idle, or will be from the next
+                 cycle (its pipeline is empty: at most the result FIFO still holds beats)
 
 A layer runs in three phases: accept its descriptor, load its weights and requantizers into on-chip
 memories, then stream the image through. The image is read from ``activations`` exactly once.
@@ -147,6 +149,7 @@ def engine_signature(cfg: ConvConfig) -> wiring.Signature:
         "requant": In(stream.Signature(requant_layout(cfg))),
         "activations": In(stream.Signature(activation_layout(cfg))),
         "result": Out(stream.Signature(result_layout(cfg))),
+        "ending": Out(1),
         **psum_ports(cfg),
     })
 
@@ -162,6 +165,7 @@ class ConvEngine(wiring.Component):
     -------
     layer, weights, requant, activations : ``In(stream.Signature(...))``
     result : ``Out(stream.Signature(result_layout(config)))``
+    ending : ``Out(1)``     idle, or idle from the next cycle on (see the module docstring)
 
     Raises
     ------
@@ -234,6 +238,7 @@ class ConvEngine(wiring.Component):
             m.d.sync += state.eq(3)
         with m.If(drain & ~busy):
             m.d.sync += state.eq(0)
+        m.d.comb += self.ending.eq(idle | (drain & ~busy))
         return m
 
     # --- datapath ------------------------------------------------------------------------------

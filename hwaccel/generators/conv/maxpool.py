@@ -6,6 +6,8 @@ Interface
                  ``enable`` (0 passes the beats through unchanged, combinationally)
 ``sink``    In   ``{data: lanes x int8, last}``, pixel (y, x) then block b
 ``source``  Out  the same layout: pooled pixel (py, px) then block b; ``last`` on a layer's last
+``ending``  Out  ``layer.ready`` a cycle ahead: idle, or taking the layer's last beat (a pooled
+                 layer's last beat may still be in the output register next cycle)
 
 Floor mode, like ``torch.nn.functional.max_pool2d``: an odd last row or column is dropped.
 One row of partial maxima (``width // 2 x blocks`` words) is all the state: the even row writes
@@ -38,6 +40,7 @@ class MaxPool(wiring.Component):
     layer : ``In(stream.Signature(pool_layer_layout(config)))``
     sink : ``In(stream.Signature(pool_beat_layout(config)))``
     source : ``Out(stream.Signature(pool_beat_layout(config)))``
+    ending : ``Out(1)``
     """
 
     def __init__(self, config: PoolConfig):
@@ -48,6 +51,7 @@ class MaxPool(wiring.Component):
             "layer": In(stream.Signature(pool_layer_layout(config))),
             "sink": In(stream.Signature(pool_beat_layout(config))),
             "source": Out(stream.Signature(pool_beat_layout(config))),
+            "ending": Out(1),
         })
 
     def elaborate(self, platform):
@@ -106,4 +110,5 @@ class MaxPool(wiring.Component):
                     m.d.sync += [x.eq(0), y.eq(y + 1)]
                     with m.If(last_y):
                         m.d.sync += active.eq(0)
+        m.d.comb += self.ending.eq(~active | (take & last_b & last_x & last_y))
         return m

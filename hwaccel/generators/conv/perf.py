@@ -69,14 +69,15 @@ DMA_FIRST = 3
 #: The load state's first cycle: the writer stores the image from then on, while the weights
 #: load (with the weights reused, the run state's first cycle, ``REUSE_RUN_START``).
 LOAD_START = 2
-#: From the last chunk's issue to the job's end: the pipeline's 6 stages, the result FIFO, the
-#: store, the written count and the done check (the max-pool stage passes an unpooled layer's
-#: beats through combinationally).
-ISSUE_TAIL = 8
+#: From the last chunk's issue to the job's end: the pipeline's 6 stages, the result FIFO and
+#: the store, the job ending in the cycle of its last store (the max-pool stage passes an
+#: unpooled layer's beats through combinationally; the engine is idle from the next cycle).
+ISSUE_TAIL = 7
 #: A pooled layer's extra tail: the max-pool stage's output register.
 POOL_STAGE = 1
-#: From the writer's last word to the job's end, when the writer finishes last.
-WRITE_TAIL = 3
+#: From the writer's last word to the job's end, when the writer finishes last (the job ends
+#: the cycle before the engine is idle again).
+WRITE_TAIL = 2
 
 
 @dataclass(frozen=True)
