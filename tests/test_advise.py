@@ -233,3 +233,20 @@ def test_plot_writes_the_report_plots(tmp_path, capsys):
     pngs = sorted(tmp_path.glob("*.png"))
     assert [p.name for p in pngs] == ["latency_vs_energy.png"]   # one batch: no batch plot
     assert all(p.stat().st_size > 0 and f"wrote {p}" in err for p in pngs)
+
+
+def test_a_failed_asic_synthesis_leaves_area_unknown(monkeypatch):
+    import hwaccel.impl.asic as asic
+    from hwaccel.advise.accel_rows import _asic_area
+    from hwaccel.generators.accel.config import PRESETS
+    from hwaccel.impl.tools import ImplError
+
+    def fails(preset, node):
+        raise ImplError(f"yosys gate-level synthesis of {preset} for asic failed (exit 1): "
+                        f"trap [log: build/impl/{preset}-asic/asic_pass2.log]")
+
+    monkeypatch.setattr(asic, "asic_report", fails)
+    area, report, note = _asic_area(PRESETS["default"], 28, True)
+    assert area is None and report is None
+    assert note == ("area not synthesized: the gate-level synthesis failed (log: "
+                    "build/impl/accel_default-asic/asic_pass2.log)")

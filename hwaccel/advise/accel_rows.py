@@ -163,8 +163,14 @@ def _asic_area(cfg, node: int, synth: bool):
     if not synth:
         return None, None, "area not synthesized (--no-synth)"
     from ..impl.asic import asic_report
+    from ..impl.tools import ImplError
 
-    rep = asic_report(cfg.slug, node)
+    try:
+        rep = asic_report(cfg.slug, node)
+    except ImplError as exc:   # the tool failed: the row keeps its other figures, says so
+        log = str(exc).rsplit("[log: ", 1)
+        where = f" (log: {log[1].rstrip(']')})" if len(log) == 2 else ""
+        return None, None, f"area not synthesized: the gate-level synthesis failed{where}"
     return rep.get("area_mm2"), rep, "area: pre-layout estimate (hwaccel.impl.asic)"
 
 
