@@ -126,8 +126,8 @@ def test_compare_names_what_the_preset_refuses(capsys):
     assert rc == 1
     rows = {r["backend"]: r for r in json.loads(out)["rows"]}
     assert "DoesNotFit: tensor 'input' (9216 words) does not fit the activation scratchpad of " \
-        "accel_ecp5 (4096 words)" in rows["golden"]["error"]
-    assert "short by 5120 words" in rows["golden"]["error"]
+        "accel_ecp5 (8192 words)" in rows["golden"]["error"]
+    assert "short by 1024 words" in rows["golden"]["error"]
     assert rows["torch-int8"]["error"] is None and rows["torch-int8"]["accuracy"] is not None
     assert "FAILED: golden: DoesNotFit" in err
 

@@ -225,9 +225,13 @@ PRESETS: dict[str, AccelConfig] = {
                                     name="accel_default"),
                     prog_depth=256, name="default"),
         # ECP5-85F: 8 x 8 = 64 int8 multipliers plus 8 requantize multipliers stay under its
-        # 156 MULT18X18D; memories ~1.9 Mbit of its 3.7 Mbit block RAM (not yet synthesized).
-        # Runs the reference CNN (batch 2 fits), which is how the tests run it.
-        AccelConfig(conv=ConvConfig(lanes=8, block=8, name="accel_ecp5"), act_depth=4096,
+        # 156 MULT18X18D. Sized for the largest reference model its block RAM holds: ResNet-8
+        # (32 x 32 maps: the line buffer's width and an activation scratchpad of 8,192 words,
+        # 32 DP16KD; Yosys maps the whole design to 141 of 208 DP16KD and 135 of 156
+        # MULT18X18D); MobileNetV1's 96 x 96 input and DS-CNN's 10 x 4 kernel stay on
+        # `default`. Runs the reference CNN (batch 5 fits), which is how the tests run it.
+        AccelConfig(conv=ConvConfig(lanes=8, block=8, max_width=32, max_height=32,
+                                    name="accel_ecp5"), act_depth=8192,
                     wgt_depth=2048, psum_depth=224, prog_depth=256, name="ecp5"),
     )
 }
