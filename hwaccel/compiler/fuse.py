@@ -140,19 +140,25 @@ def _fuse_one_add(qg):
                                                                           res.name),
                                            "add": AddRequant(ma, mb, p.shift),
                                            "add_relu": add.relu, "add_name": add.name})
-            ops = []
-            for op in qg.ops:
-                if op is add:
-                    continue
-                if op is lin:
-                    op = fused
-                elif any(v == add.name for v in op.inputs):
-                    op = dataclasses.replace(op, inputs=tuple(lin.name if v == add.name else v
-                                                              for v in op.inputs))
-                ops.append(op)
-            out = lin.name if qg.output == add.name else qg.output
-            return dataclasses.replace(qg, ops=tuple(ops), output=out)
+            return _splice(qg, lin, add, fused)
     return None
+
+
+def _splice(qg, lin, add, fused):
+    """``qg`` with ``lin`` replaced by ``fused`` and ``add`` gone, its readers (and the
+    graph's output) reading ``lin``'s name instead."""
+    ops = []
+    for op in qg.ops:
+        if op is add:
+            continue
+        if op is lin:
+            op = fused
+        elif add.name in op.inputs:
+            op = dataclasses.replace(op, inputs=tuple(lin.name if v == add.name else v
+                                                      for v in op.inputs))
+        ops.append(op)
+    out = lin.name if qg.output == add.name else qg.output
+    return dataclasses.replace(qg, ops=tuple(ops), output=out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,18 +189,7 @@ def _fuse_one_constant(qg):
         fields = {f.name: getattr(lin, f.name) for f in dataclasses.fields(lin)}
         fused = QLinearAddConstant(**fields | {"s_out": add.s_out, "add": add.params,
                                                "add_name": add.name, "value": add.value})
-        ops = []
-        for op in qg.ops:
-            if op is add:
-                continue
-            if op is lin:
-                op = fused
-            elif add.name in op.inputs:
-                op = dataclasses.replace(op, inputs=tuple(lin.name if v == add.name else v
-                                                          for v in op.inputs))
-            ops.append(op)
-        out = lin.name if qg.output == add.name else qg.output
-        return dataclasses.replace(qg, ops=tuple(ops), output=out)
+        return _splice(qg, lin, add, fused)
     return None
 
 
