@@ -66,7 +66,8 @@ PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
 MUTANT_WATCHDOG = 16
 
 #: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CHECK, TILE,
-#: ISSUE, plus one.
+#: ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE: the bound then has two
+#: cycles to spare).
 OVERHEAD = 7
 
 
@@ -80,7 +81,7 @@ def formal_configs() -> dict[str, AccelConfig]:
 #: job fields handed to the datapath. Abstracted, they are free in every cycle, so a check may
 #: pass or fault and a GEMM may have any number of tiles; the state, pc, status, watchdog,
 #: tile age and command word stay exact. (Named one by one: a wire selection would also catch
-#: ``prog_addr``, which aliases the pc register's low bits.)
+#: ``prog_addr``, the pc's low bits, or pc + 1's while a job issues or runs.)
 DATAPATH = ("$signal*", "$like*", "nxt_*", "gb", "geo_*", "kwb", "n_next", "wk_next", "step_*",
             "tn_cur", "rem", "pixels_out", "oh_calc", "ow_calc", "past", "legal", "more*",
             "k_tiled", "job_*")
