@@ -24,6 +24,10 @@ from ..config import check_choice, check_int
 from ..generators.systolic.config import DATAFLOWS, SystolicConfig
 from ..impl.target import TARGETS
 
+#: The targets a sweep point is synthesized for: those of the place-and-route flow (the asic
+#: target's gate-level report is its own flow, ``hwaccel synth --target asic``).
+SWEEP_TARGETS = tuple(t for t in TARGETS if t != "asic")
+
 __all__ = ["DesignPoint", "Space", "make_space", "load_space", "KINDS"]
 
 KINDS = ("systolic", "accel")
@@ -43,7 +47,7 @@ class DesignPoint:
 
     def __post_init__(self):
         check_choice("kind", self.kind, KINDS)
-        check_choice("target", self.target, tuple(TARGETS))
+        check_choice("target", self.target, SWEEP_TARGETS)
         check_int("batch", self.batch, min=1, max=64)
         if self.kind == "systolic":
             self.config()  # validates rows, cols and dataflow with the generator's own checks
