@@ -12,6 +12,10 @@ from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.perf import program_perf
 
 
+def int8(rng, shape) -> np.ndarray:
+    """Uniform int8 values of ``shape`` (as int64) from ``rng``."""
+    return rng.integers(-128, 128, size=shape, dtype=np.int64)
+
 def run_and_check(host, config, b, outs, what="", *, limit: int = 500_000):
     """Run builder ``b`` on ``host`` and golden; assert as the module says. Returns golden's
     result (its ``act`` image is the scratchpad after the program)."""

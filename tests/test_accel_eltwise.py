@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 
 from hwaccel.generators.accel import PRESETS, ActTensor, Cause, Op, ProgramBuilder, run_program
 from hwaccel.generators.accel.cases import fault_programs
@@ -15,10 +16,6 @@ from hwaccel.numerics import add_params, avg_params
 from hwaccel.sim.host import HarnessHost
 
 TINY = PRESETS["tiny"]
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _avg_reference(x: np.ndarray, kh: int, kw: int) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 
 from hwaccel.generators.accel import PRESETS, Cause, Op, ProgramBuilder, run_program
 from hwaccel.generators.accel.attn_isa import ATTN_DMA, ATTN_ROWS, ATTN_STORE
@@ -32,10 +33,6 @@ from hwaccel.numerics import (
 TINY = PRESETS["tiny"]
 CFG = TINY.with_(attention=AttentionConfig(max_len=16, max_channels=24, lanes=4, name="tiny"),
                  wgt_depth=1024, name="tiny_attention")
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _run(b: ProgramBuilder):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 
 from hwaccel.generators.accel import PRESETS, run_program
 from hwaccel.generators.accel.cases import random_program, random_requant
@@ -16,10 +17,6 @@ from hwaccel.generators.conv.layer import ConvLayer
 from hwaccel.generators.conv.model import conv_golden
 
 TINY = PRESETS["tiny"]
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _dw_program(cfg, rng, c, h, w, kernel, stride, padding, relu, pool):

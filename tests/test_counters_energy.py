@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import ProgramBuilder
@@ -22,10 +23,6 @@ from hwaccel.sim.host import HarnessHost
 
 TINY, ATTN = PRESETS["tiny"], MODEL_PRESETS["tiny_attention"]
 ENERGY = ("act_reads", "act_writes", "weight_reads")
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _energy(counters: dict) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import ProgramBuilder, run_program
@@ -19,10 +20,6 @@ from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 SHAPES = ((5, 3, 4), (11, 8, 7), (20, 13, 17), (7, 6, 70))   # K, N, M: within and across tiles
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _case(rng, k, n, m):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, run_program
@@ -23,10 +24,6 @@ from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 FUSE_BIT = command_layout(CFG)["fuse"].offset   # fuse.gelu is the field's bit 0
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _gemm_args(rng, k, n, m):

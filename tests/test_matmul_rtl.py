@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import Cause, Op, ProgramBuilder, Region, run_program
@@ -29,10 +30,6 @@ L = CFG.lanes
 def host():
     with HarnessHost.of(CFG) as host:
         yield host
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _requant(rng, k):

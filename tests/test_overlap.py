@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
 from hwaccel.generators.accel import PRESETS, Cause, Op, ProgramBuilder, run_program
@@ -24,10 +25,6 @@ CFG = PRESETS["tiny"]
 def host():
     with HarnessHost.of(CFG) as host:
         yield host
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _gemm(b, rng, a, n):

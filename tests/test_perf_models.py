@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rtl_checks import int8 as _int8
 
 from hwaccel.generators.accel import PRESETS, run_program
 from hwaccel.generators.accel.cases import cnn_program, random_program, random_requant
@@ -33,10 +34,6 @@ TINY = PRESETS["tiny"]
 def tiny():
     with HarnessHost.of(TINY) as host:
         yield host
-
-
-def _int8(rng, shape):
-    return rng.integers(-128, 128, size=shape, dtype=np.int64)
 
 
 def _conv(b, rng, images: int = 1):
