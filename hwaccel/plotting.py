@@ -28,6 +28,9 @@ from pathlib import Path
 
 from matplotlib.ticker import FixedLocator, Locator, MaxNLocator
 
+from .pareto import known as _known
+from .pareto import pareto_front, staircase
+
 __all__ = ["pyplot", "pareto_front", "staircase", "draw_front", "readable_axes", "compact",
            "NiceLogLocator", "tick_labels", "axis_problems", "label_points", "add_notes", "save"]
 
@@ -37,9 +40,6 @@ SAME_SPOT_PX = 4.0
 PAD_PT = 1.5
 #: Radius of a plotted marker as the labels avoid it (points): a ringed front point's.
 MARKER_PT = 6.0
-SENSES = ("min", "max")
-
-
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
@@ -48,54 +48,6 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-# ---- Pareto front ---------------------------------------------------------------------------
-
-def _known(v) -> bool:
-    return v is not None and not (isinstance(v, float) and math.isnan(v))
-
-
-def _sign(sense: str, name: str) -> int:
-    if sense not in SENSES:
-        raise ValueError(f"{name} must be 'min' or 'max', not {sense!r}")
-    return 1 if sense == "min" else -1
-
-
-def pareto_front(xs, ys, *, x: str = "min", y: str = "min") -> list[int]:
-    """Indices (ascending) of the points no other point dominates.
-
-    ``x`` and ``y`` say whether each axis is minimized or maximized. A point dominates another
-    when it is at least as good on both axes and better on one, so identical points are all on
-    the front, and of points with the same ``x`` only those with the best ``y`` are. Points with
-    an unknown coordinate (``None`` or NaN) are never on it.
-    """
-    if len(xs) != len(ys):
-        raise ValueError(f"xs and ys must have the same length, not {len(xs)} and {len(ys)}")
-    sx, sy = _sign(x, "x"), _sign(y, "y")
-    pts = [(i, sx * a, sy * b) for i, (a, b) in enumerate(zip(xs, ys))
-           if _known(a) and _known(b)]
-    return [i for i, a, b in pts
-            if not any(a2 <= a and b2 <= b and (a2 < a or b2 < b) for _, a2, b2 in pts)]
-
-
-def staircase(xs, ys, front, *, x: str = "min", y: str = "min") -> list[tuple]:
-    """The vertices of the front's staircase, in ``x`` order.
-
-    Even vertices are the front's points (``front`` as :func:`pareto_front` gives it, identical
-    points once); between two of them the odd vertex is the corner at the worse ``x`` and the
-    worse ``y`` of the pair, so the line bounds what the front dominates and touches no other
-    point of the front's own making. One front point gives a single vertex.
-    """
-    sx, sy = _sign(x, "x"), _sign(y, "y")
-    pts = sorted({(xs[i], ys[i]) for i in front}, key=lambda p: (p[0], sy * p[1]))
-    out = pts[:1]
-    for (a1, b1), (a2, b2) in zip(pts, pts[1:]):
-        corner = (max(a1, a2) if sx > 0 else min(a1, a2), max(b1, b2) if sy > 0 else min(b1, b2))
-        if corner not in ((a1, b1), (a2, b2)):
-            out.append(corner)
-        out.append((a2, b2))
-    return out
 
 
 def draw_front(ax, xs, ys, *, x: str = "min", y: str = "min", front=None,

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..pareto import pareto_front
 from .evaluate import PointResult, evaluate, source_digest
 from .points import Space
 from .workloads import WORKLOADS
@@ -61,15 +62,11 @@ def cost(r: PointResult, workload: str):
 
 
 def pareto(results, workload: str, metric: str) -> list[str]:
-    """Labels of the points no other point beats on both ``metric`` and latency."""
-    pts = [(area_value(r, metric), cost(r, workload), r.label) for r in results]
-    pts = [p for p in pts if p[0] is not None and p[1] is not None]
-    front = []
-    for a, c, label in pts:
-        dominated = any(a2 <= a and c2 <= c and (a2 < a or c2 < c) for a2, c2, _ in pts)
-        if not dominated:
-            front.append(label)
-    return front
+    """Labels of the points no other point beats on both ``metric`` and latency (a point
+    without either figure, a failed one, is no rival)."""
+    xs = [area_value(r, metric) for r in results]
+    ys = [cost(r, workload) for r in results]
+    return [results[i].label for i in pareto_front(xs, ys)]
 
 
 def _evaluate_all(space: Space, *, synth: bool, out_dir: Path, scheduler: str | None,
