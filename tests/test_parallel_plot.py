@@ -2,8 +2,8 @@
 
 dp and pp rows of a small CNN on tiny instances (pp on the pp tests' three-instance top); the
 figures' lines hold the rows' speedup, efficiency and bubble fraction, the timeline's bars the
-cycles of the row's timeline, and every axis has a title, a label and tick labels inside its
-range.
+cycles of the row's timeline, the DSP view the rows' samples/s at a placement's clock against
+N times its DSPs, and every axis has a title, a label and tick labels inside its range.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hwaccel.generators.accel.config import PRESETS
 from hwaccel.generators.link.config import PRESETS as LINKS
 from hwaccel.generators.multi import PipelineConfig
 from hwaccel.parallel.dp import run_dp
+from hwaccel.parallel.hardware import Placement
 from hwaccel.parallel.plots import figures, gpipe_bubbles, timeline_segments, write_plots
 from hwaccel.parallel.pp_run import run_pp
 from hwaccel.parallel.tp_run import run_tp
@@ -149,3 +150,69 @@ def test_the_files_are_written(rows, tmp_path):
         write_plots(rows, tmp_path / "file")
     with pytest.raises(ValueError, match="at least one row"):
         write_plots([], tmp_path / "plots")
+
+
+def test_samples_per_second_against_dsps(rows):
+    """The DSP view: each point is N instances' DSPs and the row's batch over its simulated
+    cycles at the placement's clock; one line per mode, a tick label at every DSP count."""
+    import matplotlib.pyplot as plt
+
+    from hwaccel.plotting import axis_problems, tick_labels
+
+    placed = Placement(40.0, 9, "stated: 40 MHz, 9 DSPs an instance")
+    figs = figures(rows, placed)
+    try:
+        assert "samples_vs_dsp" in figs
+        fig = figs["samples_vs_dsp"]
+        assert axis_problems(fig) == []
+        (ax,) = fig.axes
+        for mode in ("dp", "pp"):
+            mine = [r for r in rows if r.mode == mode]
+            xs, ys = _line(ax, mode)
+            assert xs == [9 * r.instances for r in mine]
+            assert ys == [r.batch * 40e6 / r.cycles for r in mine]
+            assert len(xs) == 3
+        assert tick_labels(ax.xaxis) == ["9", "18", "27"]
+        assert "40 MHz" in ax.get_ylabel()
+        named = "\n".join(t.get_text() for t in ax.texts)   # labels, or a numbered key
+        assert all(f"N={n}" in named for n in (1, 2, 3)), named
+    finally:
+        for f in figs.values():
+            plt.close(f)
+
+
+def test_placement_is_the_placed_report(tmp_path, monkeypatch):
+    """The clock and DSPs of advise's placed report; Yosys's DSP cells without one; a preset
+    placed nowhere has no DSP view, and the reason names the command that places it."""
+    import json
+
+    from hwaccel.advise.accel_rows import placed_report
+    from hwaccel.parallel.hardware import placement
+
+    monkeypatch.setenv("HWACCEL_BUILD", str(tmp_path))
+    ecp5 = PRESETS["ecp5"]
+    report, where = placed_report(ecp5)
+    got, source = placement(ecp5)
+    assert (got.fmax_mhz, got.dsp_per_instance) == (report["fmax_mhz"],
+                                                    report["resources"]["dsp"])
+    assert where in source and got.dsps(4) == 4 * report["resources"]["dsp"]
+    folder = tmp_path / "impl" / "accel_ecp5-ecp5"
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps({"fmax_mhz": 61.5, "dsp": 135}))
+    got, source = placement(ecp5)
+    assert (got.fmax_mhz, got.dsp_per_instance) == (61.5, 135) and "report.json" in source
+
+    tiny = PRESETS["tiny"]
+    got, why = placement(tiny)
+    assert got is None and "hwaccel synth --preset tiny --target ecp5" in why
+    got, why = placement(tiny, fmax_mhz=50.0)
+    assert got is None and "--dsps-per-instance" in why
+    folder = tmp_path / "impl" / "accel_tiny-ecp5"
+    folder.mkdir(parents=True)
+    (folder / "yosys_stat.json").write_text(json.dumps(
+        {"design": {"num_cells_by_type": {"MULT18X18D": 7, "LUT4": 900}}}))
+    got, source = placement(tiny, fmax_mhz=50.0)
+    assert (got.fmax_mhz, got.dsp_per_instance) == (50.0, 7) and "Yosys" in source
+    assert placement(tiny, fmax_mhz=50.0, dsp_per_instance=3)[0].dsp_per_instance == 3
+    with pytest.raises(ValueError, match="DSPs per instance must be an integer >= 1"):
+        Placement(50.0, 0, "stated")

@@ -107,7 +107,11 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--plot", default=None, metavar="DIR",
                    help="write PNGs into DIR: speedup and efficiency against instances per "
-                        "mode, and pp's bubbles and timelines (hwaccel.parallel.plots)")
+                        "mode, pp's bubbles and timelines, and samples/s at the placed Fmax "
+                        "against DSPs used (hwaccel.parallel.plots)")
+    p.add_argument("--dsps-per-instance", type=int, default=None,
+                   help="--plot: state an instance's DSPs (default: the preset's placement "
+                        "or Yosys report, hwaccel.parallel.hardware)")
 
 
 COLUMNS = ["mode", "N", "batch", "port", "cycles", "model", "speedup", "efficiency",
@@ -168,6 +172,9 @@ def run(args) -> int:
         args.link_latency = lat[0]
     if args.batch < 1:
         raise ValueError(f"--batch must be at least 1, not {args.batch!r}")
+    if args.dsps_per_instance is not None and args.dsps_per_instance < 1:
+        raise ValueError(f"--dsps-per-instance must be at least 1, not "
+                         f"{args.dsps_per_instance!r}")
     if args.mode != "hybrid" and (args.tp_size, args.dp_size) != (None, None):
         raise ValueError(f"--tp-size and --dp-size size --mode hybrid's groups, not --mode "
                          f"{args.mode}'s")
@@ -212,9 +219,14 @@ def run(args) -> int:
 
             print(describe(rows))
     if args.plot:
+        from .hardware import placement
         from .plots import write_plots
 
-        for path in write_plots(rows, args.plot).values():
+        placed, where = placement(compiled.config, fmax_mhz=args.clock_mhz,
+                                  dsp_per_instance=args.dsps_per_instance)
+        if placed is None:
+            print(f"hwaccel parallel: no samples_vs_dsp.png: {where}", file=sys.stderr)
+        for path in write_plots(rows, args.plot, placed).values():
             print(f"wrote {path}", file=sys.stderr)
     bad = failures(rows)
     for line in bad:

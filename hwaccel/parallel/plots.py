@@ -10,7 +10,10 @@
 * ``pp_bubbles.png`` (rows that ran a pipeline): the measured bubble fraction against N, beside
   GPipe's ``(p - 1) / (m + p - 1)`` for the same ``m`` samples;
 * ``pp_timeline_N<n>.png`` (each such row): every instance's cycles receiving, computing and
-  sending, sample by sample (the row's :class:`.pp_model.Timeline`); the gaps are the bubbles.
+  sending, sample by sample (the row's :class:`.pp_model.Timeline`); the gaps are the bubbles;
+* ``samples_vs_dsp.png`` (given a :class:`.hardware.Placement`): simulated-hardware samples a
+  second at the preset's placed Fmax (the rows' cycles, the placement's clock) against the DSPs
+  the N instances use, one line per mode (as the speedup plot's), each point named by its N.
 
 The figures are views of the rows: :func:`figures` builds them (the values plotted are the
 rows' own: ``speedup``, ``efficiency``, ``bubble_fraction`` and the timeline's cycles) and
@@ -23,7 +26,7 @@ from fractions import Fraction
 from pathlib import Path
 
 __all__ = ["figures", "write_plots", "series", "latency_series", "timeline_segments",
-           "gpipe_bubbles"]
+           "gpipe_bubbles", "dsp_points"]
 
 #: The phases of an instance's sample in a timeline, with the Timeline fields that bound them.
 PHASES = (("receive", "recv", "start"), ("compute", "start", "finish"), ("send", "send", "sent"))
@@ -196,9 +199,50 @@ def _keep_fitting(ax, texts, widths) -> None:
             text.remove()
 
 
-def figures(rows) -> dict:
+def dsp_points(rows, placement) -> dict[str, list[tuple[int, float, int]]]:
+    """Per line of the DSP plot (:func:`series`' labels), ``(DSPs, samples/s, N)`` of each row:
+    the N instances' DSPs and the row's batch over its simulated cycles at the placed Fmax."""
+    return {label: [(placement.dsps(r.instances),
+                     placement.samples_per_second(r.batch, r.cycles), r.instances) for r in sel]
+            for label, sel in series(rows).items()}
+
+
+def _dsp_figure(plt, rows, placement):
+    from matplotlib.ticker import FuncFormatter
+
+    from ..plotting import add_notes, compact, label_points
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    lines = dsp_points(rows, placement)
+    xs, ys, names = [], [], []
+    for label, pts in lines.items():
+        ax.plot([d for d, _, _ in pts], [s for _, s, _ in pts], "o-", label=label)
+        xs += [d for d, _, _ in pts]
+        ys += [s for _, s, _ in pts]
+        names += [f"N={n}" for _, _, n in pts]
+    ticks = sorted(set(xs))
+    ax.set_xticks(ticks, [compact(v) for v in ticks])
+    pad = max(1.0, (ticks[-1] - ticks[0]) * 0.08)
+    ax.set_xlim(ticks[0] - pad, ticks[-1] + pad)
+    ax.set_ylim(0, max(ys) * 1.15)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: compact(v)))
+    ax.set_xlabel(f"DSPs used (N instances x {placement.dsp_per_instance} MULT18X18D)")
+    ax.set_ylabel(f"hardware throughput (samples/s at {placement.fmax_mhz:g} MHz)")
+    batch = ", ".join(str(b) for b in sorted({r.batch for r in rows}))
+    ax.set_title(f"samples per second against DSPs (batch {batch})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    label_points(ax, xs, ys, names)
+    add_notes(fig, [f"clock and DSPs: {placement.source}; links and arbiters use no DSPs; "
+                    f"cycles simulated (each equal to its model's)"])
+    return fig
+
+
+def figures(rows, placement=None) -> dict:
     """``{name: matplotlib Figure}`` of the module docstring for ``rows`` (any mode's rows,
-    auto's included); the caller closes them."""
+    auto's included), the DSP view given a :class:`.hardware.Placement`; the caller closes
+    them."""
     from ..plotting import pyplot
 
     rows = list(rows)
@@ -214,10 +258,12 @@ def figures(rows) -> dict:
         out["pp_bubbles"] = _bubbles_figure(plt, piped)
     for r in piped:
         out[f"pp_timeline_N{r.instances}"] = _timeline_figure(plt, r)
+    if placement is not None:
+        out["samples_vs_dsp"] = _dsp_figure(plt, rows, placement)
     return out
 
 
-def write_plots(rows, out: Path | str) -> dict[str, Path]:
+def write_plots(rows, out: Path | str, placement=None) -> dict[str, Path]:
     """Write :func:`figures` into the folder ``out`` (made if missing) as PNGs; returns
     ``{name: path}``."""
     from ..plotting import save
@@ -226,4 +272,4 @@ def write_plots(rows, out: Path | str) -> dict[str, Path]:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--plot must name a folder, not the file {str(out)!r}")
     out.mkdir(parents=True, exist_ok=True)
-    return {name: save(fig, out / f"{name}.png") for name, fig in figures(rows).items()}
+    return {name: save(fig, out / f"{name}.png") for name, fig in figures(rows, placement).items()}
