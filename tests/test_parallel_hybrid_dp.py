@@ -2,7 +2,8 @@
 
 Every lane's shard streams through the Verilated pipeline top (the pp tests' ``tiny3``); the
 row's simulated cycles equal the model's (every lane's, and each lane's equals pp's model of its
-shard through the same cut), its outputs the golden interpreter's on one instance; auto weighs
+shard through the same cut), its outputs the golden interpreter's on one instance, with the
+lanes on one shared host port too; auto weighs
 the kind beside the others and runs it equal to its model; what cannot run is refused naming it.
 """
 
@@ -57,6 +58,52 @@ def test_lanes_are_bit_exact_and_equal_their_pipeline_model(branches):
     assert rows[1].cycles < rows[0].cycles < rows[0].single_cycles
 
 
+@pytest.mark.parametrize("group,stages", [(2, 3), (3, 2), (5, 1)])
+def test_lanes_on_one_shared_host_port_equal_their_model(branches, group, stages):
+    """The lanes' tops clocked together, one round-robin port granting their words: every
+    sample's cycles at every stage equal the lanes' model composed by the port's recurrence,
+    the outputs golden's, and the port's contention shows (each lane slower than on its own)."""
+    from hwaccel.parallel.hybrid_dp import run_lanes
+    from hwaccel.parallel.hybrid_dp_port import model_lanes
+    from hwaccel.parallel.pp_sim import golden
+    from hwaccel.sim.runner import design_for
+
+    cm, x = branches
+    xi = cm.quantize_input(x)
+    part = balanced(cm, xi, stages, link=TOP.link)
+    design = design_for(TOP)
+    got, measured, predicted = run_lanes(cm, xi, part, group, design, TOP, True)
+    assert [t.rows() for t in measured] == [t.rows() for t in predicted]
+    assert (got == golden(cm, xi).reshape(len(xi), -1)).all()
+    _, own, _ = run_lanes(cm, xi, part, group, design, TOP, False)
+    sizes = [t.samples for t in measured]
+    assert sizes == [t.samples for t in own] and sum(sizes) == len(xi)
+    assert all(s.cycles > o.cycles for s, o in zip(measured, own))
+    assert [t.cycles for t in model_lanes(part, sizes, TOP.link)] == \
+        [t.cycles for t in predicted]
+    if group == 5:   # one sample a lane, one stage: the port is the bottleneck
+        ends = [t.cycles for t in measured]
+        assert ends == sorted(ends) and ends[-1] - ends[0] == group - 1
+
+
+def test_the_shared_port_row_and_command(branches):
+    from hwaccel.parallel.hybrid import hybrid_rows
+
+    cm, x = branches
+    xi = cm.quantize_input(x)
+    (row,) = run_hybrid_dp(cm, x, [4], group=2, top=TOP, clock=(100.0, "given"),
+                           shared_host_port=True)
+    (own,) = run_hybrid_dp(cm, x, [4], group=2, top=TOP, clock=(100.0, "given"))
+    assert row.shared_host_port and not own.shared_host_port
+    assert row.mismatches == 0 and row.cycles == row.model_cycles
+    assert row.lane_cycles == row.model_lane_cycles
+    assert (row.model_cycles, row.stages) == hybrid_dp_model(cm, xi, 4, 2, TOP.link, True)
+    assert row.cycles > own.cycles and row.single_cycles == own.single_cycles
+    with pytest.raises(ValueError, match="--shared-host-port is an option of dp and of "
+                                         "hybrid's dp groups"):
+        hybrid_rows(_args(dp_size=None, shared_host_port=True), cm, x, [4], None)
+
+
 def test_auto_weighs_and_runs_stages_of_dp_groups(branches):
     cm, x = branches
     xi = cm.quantize_input(x[:4])
@@ -101,8 +148,6 @@ def test_what_cannot_run_is_refused_naming_it(branches):
     cb = hwaccel.compile(net, xb, preset="tiny")
     with pytest.raises(PartitionError, match="layer '5' was itself lowered into weight groups"):
         hybrid_dp_model(cb, cb.quantize_input(xb), 4, 2, TOP.link)
-    with pytest.raises(ValueError, match="--shared-host-port is a dp option"):
-        hybrid_dp_rows(_args(shared_host_port=True), cm, x, [4], None)
     with pytest.raises(ValueError, match="--tp-split k: tp group options, and --dp-size 2"):
         hybrid_dp_rows(_args(tp_split="k"), cm, x, [4], None)
     with pytest.raises(ValueError, match="--tp-size and --dp-size size --mode hybrid's groups, "

@@ -93,7 +93,8 @@ def add_arguments(p) -> None:
     p.add_argument("--batch", type=int, default=16,
                    help="samples (the first held-out ones) split over the instances (default 16)")
     p.add_argument("--shared-host-port", action="store_true",
-                   help="the instances share one round-robin host port (default: one each)")
+                   help="dp: the instances share one round-robin host port; hybrid with --dp-size: "
+                        "the lanes do (default: one each)")
     p.add_argument("--calibration", type=int, default=512,
                    help="training samples that calibrate activation scales (default: 512)")
     p.add_argument("--clock-mhz", type=float, default=None,

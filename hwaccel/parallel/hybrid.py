@@ -197,8 +197,9 @@ def hybrid_rows(args, compiled, x, counts, clock) -> list[HybridRow]:
     from .tp_run import link_for
 
     if args.shared_host_port:
-        raise ValueError("--shared-host-port is a dp option: a hybrid pipeline has one "
-                         "external host port")
+        raise ValueError("--shared-host-port is an option of dp and of hybrid's dp groups "
+                         "(--dp-size): a hybrid pipeline of tp groups has one external host "
+                         "port")
     link = link_for(compiled.config, int(args.link_latency), args.link_buffer)
     group = 2 if args.tp_size is None else args.tp_size
     return run_hybrid(compiled, x, counts, group=group, split=args.tp_split,

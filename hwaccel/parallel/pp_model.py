@@ -53,7 +53,8 @@ from ..generators.multi.sender import FIRST_BEAT
 from .link import LinkModel
 from .traffic import Transfer
 
-__all__ = ["RUN_SEEN", "Controller", "Timeline", "model", "occupancy", "copy_cycles"]
+__all__ = ["RUN_SEEN", "Controller", "Timeline", "LaneModel", "model", "occupancy",
+           "copy_cycles"]
 
 #: Cycles from a program's last counted cycle to the cycle its STATUS.busy is seen low.
 RUN_SEEN = 1
@@ -208,36 +209,53 @@ def _default_link(cfg) -> LinkConfig:
     return default_link(cfg)
 
 
-def model(partition, samples: int, link: LinkConfig) -> Timeline:
-    """Every sample's cycles from the cycle models alone (the module docstring), cycle 0 the
-    first cycle the controller acts in."""
-    st = partition.stages
-    p = len(st)
-    ctl = Controller(p, samples)
-    links = [LinkModel(link, name=f"link {j}") for j in range(p - 1)]
-    events: dict[int, dict] = {}
+class LaneModel:
+    """One pipeline's controller fed by the cycle models (runs and copies), its host port the
+    caller's: :meth:`step` at a cycle gives the port transfers the controller starts then,
+    ``(kind, words)``; :attr:`next_event` is the next cycle a run or copy is seen finished."""
 
-    def at(c):
-        return events.setdefault(c, {"runs": [], "copies": [], "port": False})
+    def __init__(self, partition, samples: int, link: LinkConfig):
+        self.st, self.link = partition.stages, link
+        p = len(self.st)
+        self.ctl = Controller(p, samples)
+        self.links = [LinkModel(link, name=f"link {j}") for j in range(p - 1)]
+        self.events: dict[int, tuple[list, list]] = {}
 
-    c, runs, copies, port = 0, [], [], False
-    while True:
-        for kind, x in ctl.step(c, runs, copies, port):
+    def _at(self, c: int) -> tuple[list, list]:
+        return self.events.setdefault(c, ([], []))
+
+    @property
+    def next_event(self) -> int | None:
+        return min(self.events) if self.events else None
+
+    def step(self, c: int, port_done: bool = False) -> list[tuple[str, int]]:
+        runs, copies = self.events.pop(c, ([], []))
+        st, out = self.st, []
+        for kind, x in self.ctl.step(c, sorted(runs), sorted(copies), port_done):
             if kind == "run":
-                at(c + st[x].cycles + RUN_SEEN)["runs"].append(x)
+                self._at(c + st[x].cycles + RUN_SEEN)[0].append(x)
             elif kind == "copy":
                 n = st[x].output.words
-                beats = links[x].send(Transfer(n * link.width, c + FIRST_BEAT))
-                at(beats[-1].left + 1)["copies"].append(x)
-            elif kind == "in":
-                at(c + st[0].input.words)["port"] = True
+                beats = self.links[x].send(Transfer(n * self.link.width, c + FIRST_BEAT))
+                self._at(beats[-1].left + 1)[1].append(x)
             else:
-                at(c + st[-1].output.words)["port"] = True
-        if ctl.finished:
-            return ctl.t
-        if not events:
+                out.append((kind, st[0].input.words if kind == "in" else st[-1].output.words))
+        return out
+
+
+def model(partition, samples: int, link: LinkConfig) -> Timeline:
+    """Every sample's cycles from the cycle models alone (the module docstring), cycle 0 the
+    first cycle the controller acts in; the host port the lane's own (a transfer of ``n``
+    words started in ``c`` is finished at ``c + n``)."""
+    lane = LaneModel(partition, samples, link)
+    c, port_at = 0, None
+    while True:
+        for _, words in lane.step(c, port_at == c):
+            port_at = c + words
+        if lane.ctl.finished:
+            return lane.ctl.t
+        pending = [v for v in (lane.next_event, port_at) if v is not None and v > c]
+        if not pending:
             raise RuntimeError(f"internal: the pipeline model stopped at cycle {c} with "
-                               f"phases {ctl.phase}")
-        c = min(events)
-        e = events.pop(c)
-        runs, copies, port = sorted(e["runs"]), sorted(e["copies"]), e["port"]
+                               f"phases {lane.ctl.phase}")
+        c = min(pending)

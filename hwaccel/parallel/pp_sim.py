@@ -23,7 +23,7 @@ from ..hdl.pack import pack, unpack
 from ..sim.runner import SimError
 from .pp_model import Controller, Timeline
 
-__all__ = ["PipelineHang", "simulate", "golden", "outputs_of"]
+__all__ = ["PipelineHang", "simulate", "open_top", "LaneSim", "golden", "outputs_of"]
 
 
 class PipelineHang(RuntimeError):
@@ -78,12 +78,21 @@ def simulate(design, pcfg, partition, inputs, *, limit: int = 20_000_000
     PipelineHang
         If the samples are not through after ``limit`` cycles, or a link's watchdog latches.
     """
+    top = open_top(design, pcfg, partition)
+    try:
+        return _stream(top, partition.stages, inputs, limit)
+    finally:
+        top.h.close()
+
+
+def open_top(design, pcfg, partition) -> _Top:
+    """A fresh top of ``design`` with every stage's weights and program loaded (stage ``k`` on
+    instance ``k``) and each copy's source, destination and count set; the caller closes it."""
     st = partition.stages
     p = len(st)
     if p > pcfg.instances:
         raise ValueError(f"the partition has {p} stages, the top only {pcfg.instances} "
                          f"instances")
-    cfg = pcfg.accel
     top = _Top(design, pcfg)
     try:
         for k, stage in enumerate(st):
@@ -95,97 +104,141 @@ def simulate(design, pcfg, partition, inputs, *, limit: int = 20_000_000
                                  f"{d.words}")
             for name, v in (("src", b.addr), ("dst", d.addr), ("count", b.words)):
                 top.h.set(f"copy{j}__{name}", v)
-        return _stream(top, st, inputs, limit, cfg)
-    finally:
+    except BaseException:
         top.h.close()
+        raise
+    return top
 
 
-def _stream(top, st, inputs, limit, cfg):
-    h, p, m = top.h, len(st), len(inputs)
-    ctl = Controller(p, m)
-    c0 = h.cycles
-    running: dict[int, int] = {}      # instance -> cycle started
-    copying: dict[int, int] = {}      # copy -> cycle started
-    port = None                       # [kind, sample, writes or addresses, next index]
-    outs: list = [None] * m
-    reads: list[int] = []
-    while not ctl.finished:
-        now = h.cycles - c0
-        if now > limit:
-            raise PipelineHang(f"the pipeline is not through {m} samples after {limit:,} "
-                               f"cycles: instances {ctl.phase}, samples {ctl.sample}")
+def _stream(top, st, inputs, limit):
+    lane = LaneSim(top, st, inputs)
+    while not lane.ctl.finished:
+        lane.check(limit)
+        if lane.act():
+            lane.drive()
+        top.h.step(1)
+        lane.fast_forward(limit)
+        lane.settle()
+    return lane.outs, lane.ctl.t
+
+
+class LaneSim:
+    """One pipeline's samples streamed through its top under the :class:`.pp_model.Controller`,
+    a cycle at a time, the clock edge the caller's: :meth:`act` (what the controller starts this
+    cycle; ``True`` when its host port has a word to move), :meth:`drive` (that word, in a cycle
+    the port is granted), the edge, :meth:`settle`. With a port of its own every word is
+    granted (:func:`simulate`); lanes sharing one port are granted by an arbiter
+    (:mod:`.hybrid_dp_port`)."""
+
+    def __init__(self, top, st, inputs, name: str = "the pipeline"):
+        self.top, self.h, self.st, self.inputs, self.name = top, top.h, st, inputs, name
+        self.cfg, self.p, self.m = top.cfg, len(st), len(inputs)
+        self.ctl = Controller(self.p, self.m)
+        self.c0 = self.h.cycles
+        self.running: dict[int, int] = {}      # instance -> cycle started
+        self.copying: dict[int, int] = {}      # copy -> cycle started
+        self.port = None                       # [kind, sample, writes or addresses, next index]
+        self.outs: list = [None] * self.m
+        self.reads: list[int] = []
+        self.starts, self.copy_starts, self.granted = 0, [], False
+
+    @property
+    def now(self) -> int:
+        return self.h.cycles - self.c0
+
+    def check(self, limit: int) -> None:
+        if self.now > limit:
+            raise PipelineHang(f"{self.name} is not through {self.m} samples after {limit:,} "
+                               f"cycles: instances {self.ctl.phase}, samples {self.ctl.sample}")
+
+    def act(self) -> bool:
+        h, now, cfg, st, ctl = self.h, self.now, self.cfg, self.st, self.ctl
         busy, cp = h.get("busy"), h.get("copying")
         if h.get("stalled"):
-            raise PipelineHang(f"cycle {now}: a link's watchdog latched (stalled "
+            raise PipelineHang(f"{self.name}, cycle {now}: a link's watchdog latched (stalled "
                                f"{h.get('stalled'):b}); instances {ctl.phase}")
-        runs = sorted(k for k, t in running.items() if now > t and not busy >> k & 1)
-        copies = sorted(j for j, t in copying.items() if now > t and not cp >> j & 1)
+        runs = sorted(k for k, t in self.running.items() if now > t and not busy >> k & 1)
+        copies = sorted(j for j, t in self.copying.items() if now > t and not cp >> j & 1)
         for k in runs:
-            del running[k]
+            del self.running[k]
         for j in copies:
-            del copying[j]
+            del self.copying[j]
+        port = self.port
         done = port is not None and port[3] == len(port[2])
         if done and port[0] == "out":
-            outs[port[1]] = np.array([unpack(w, 8, cfg.lanes) for w in reads], dtype=np.int64)
+            self.outs[port[1]] = np.array([unpack(w, 8, cfg.lanes) for w in self.reads],
+                                          dtype=np.int64)
         if done:
-            port = None
-        starts, copy_starts = 0, []
+            self.port = None
+        self.starts, self.copy_starts = 0, []
         for kind, x in ctl.step(now, runs, copies, done):
             if kind == "run":
-                starts |= 1 << x
-                running[x] = now
+                self.starts |= 1 << x
+                self.running[x] = now
             elif kind == "copy":
-                copy_starts.append(x)
-                copying[x] = now
+                self.copy_starts.append(x)
+                self.copying[x] = now
             elif kind == "in":
                 b = st[0].input
-                port = ["in", x, [(address(cfg, Region.ACT, b.addr + i), pack(row.tolist(), 8))
-                                  for i, row in enumerate(inputs[x])], 0]
-                if len(inputs[x]) != b.words:
-                    raise ValueError(f"sample {x}: {len(inputs[x])} input words, stage 0 "
+                if len(self.inputs[x]) != b.words:
+                    raise ValueError(f"sample {x}: {len(self.inputs[x])} input words, stage 0 "
                                      f"takes {b.words}")
+                self.port = ["in", x, [(address(cfg, Region.ACT, b.addr + i),
+                                        pack(row.tolist(), 8))
+                                       for i, row in enumerate(self.inputs[x])], 0]
             else:
                 b = st[-1].output
-                port = ["out", x, [address(cfg, Region.ACT, b.addr + i) for i in range(b.words)],
-                        0]
-                reads = []
-        if starts:
-            h.set("start", starts)
-        for j in copy_starts:
+                self.port = ["out", x, [address(cfg, Region.ACT, b.addr + i)
+                                        for i in range(b.words)], 0]
+                self.reads = []
+        if self.starts:
+            h.set("start", self.starts)
+        for j in self.copy_starts:
             h.set(f"copy{j}__start", 1)
-        if port is not None:
-            kind, _, items, i = port
-            if kind == "in":
-                h.set("sel", 0)
-                h.set("host__addr", items[i][0])
-                h.set("host__wdata", items[i][1])
-                h.set("host__we", 1)
-            else:
-                h.set("sel", p - 1)
-                h.set("host__addr", items[i])
-                h.set("host__re", 1)
-        h.step(1)
-        if port is None and not copying and len(running) == 1 and not starts:
-            # One program in flight and nothing else that can change before it ends: clock
-            # in C++ until its busy drops (the cycle the loop would see it anyway).
-            (k, t), = running.items()
-            rest = limit + 1 - (h.cycles - c0)
-            if h.get("busy") == 1 << k and rest > 0:
-                try:
-                    h.run_until("busy", 0, rest)
-                except SimError:   # past the limit: the loop says so
-                    pass
-        if port is not None:
-            if port[0] == "out":
-                reads.append(h.get("host__rdata"))
-            port[3] += 1
+        return self.port is not None
+
+    def drive(self) -> None:
+        """Put the port's next word on the external host port for this cycle's edge."""
+        h, (kind, _, items, i) = self.h, self.port
+        if kind == "in":
+            h.set("sel", 0)
+            h.set("host__addr", items[i][0])
+            h.set("host__wdata", items[i][1])
+            h.set("host__we", 1)
+        else:
+            h.set("sel", self.p - 1)
+            h.set("host__addr", items[i])
+            h.set("host__re", 1)
+        self.granted = True
+
+    def fast_forward(self, limit: int) -> None:
+        """One program in flight and nothing else that can change before it ends: clock in C++
+        until its busy drops (the cycle the loop would see it anyway). Only for a lane with a
+        port of its own (lanes on one clock step together)."""
+        if self.port is not None or self.copying or len(self.running) != 1 or self.starts:
+            return
+        (k, _), = self.running.items()
+        rest = limit + 1 - self.now
+        if self.h.get("busy") == 1 << k and rest > 0:
+            try:
+                self.h.run_until("busy", 0, rest)
+            except SimError:   # past the limit: the loop says so
+                pass
+
+    def settle(self) -> None:
+        """After the edge: the word read back, the port's index on, the strobes low."""
+        h = self.h
+        if self.granted:
+            if self.port[0] == "out":
+                self.reads.append(h.get("host__rdata"))
+            self.port[3] += 1
             h.set("host__we", 0)
             h.set("host__re", 0)
-        if starts:
+            self.granted = False
+        if self.starts:
             h.set("start", 0)
-        for j in copy_starts:
+        for j in self.copy_starts:
             h.set(f"copy{j}__start", 0)
-    return outs, ctl.t
 
 
 def golden(compiled, x_int) -> np.ndarray:
