@@ -118,6 +118,13 @@ def test_auto_weighs_and_runs_stages_of_dp_groups(branches):
     assert row.partition.label == "hybrid 2 stages x 2-way dp"
     assert row.cycles == row.model_cycles == row.partition.model_cycles
     assert row.mismatches == 0 and row.to_json()["partition"]["dp_size"] == 2
+    shared = {c.label: c for c in candidates(cm, xi, 4, link=TOP.link, modes=("hybrid-dp",),
+                                             shared_host_port=True)}
+    assert set(shared) == {"hybrid 2 stages x 2-way dp", "hybrid 2 stages x 2-way dp, shared port"}
+    c = shared["hybrid 2 stages x 2-way dp, shared port"]
+    assert c.shared_host_port and (c.model_cycles, [list(s) for s in c.stages]) == \
+        hybrid_dp_model(cm, xi, 4, 2, TOP.link, True)
+    assert c.model_cycles > shared["hybrid 2 stages x 2-way dp"].model_cycles
     one = candidates(cm, xi[:1], 4, link=TOP.link, modes=("hybrid-dp",))
     assert not one[0].fits and "a batch of 1 cannot be split over 2 instances" in one[0].reason
 

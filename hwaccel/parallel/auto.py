@@ -20,7 +20,8 @@ For ``N`` instances and a batch of ``m`` samples the candidates are:
   data-parallel groups (every ``g`` dividing ``n`` with at least two stages), ``g`` lanes each
   streaming its shard through pp's balanced cut: modelled by :func:`.hybrid_dp.hybrid_dp_model`
   (the slowest lane's :func:`.pp_model.model` over the pp link), as
-  :func:`.hybrid_dp.run_hybrid_dp` reports it (on the pipeline top's RTL).
+  :func:`.hybrid_dp.run_hybrid_dp` reports it (on the pipeline top's RTL); with
+  ``shared_host_port``, the lanes on one round-robin port too (:mod:`.hybrid_dp_port`).
 
 Both models are exact (they equal the simulated cycles), so the choice is made from them alone,
 without simulating. A candidate that cannot run is dropped with its reason: a ``dp`` shard
@@ -88,7 +89,8 @@ class Candidate:
         if self.mode == "hybrid":
             return f"hybrid {self.instances // self.tp_size} stages x {self.tp_size}-way tp"
         if self.mode == "hybrid-dp":
-            return f"hybrid {self.instances // self.dp_size} stages x {self.dp_size}-way dp"
+            return (f"hybrid {self.instances // self.dp_size} stages x {self.dp_size}-way dp"
+                    + (", shared port" if self.shared_host_port else ""))
         port = "shared port" if self.shared_host_port else "own ports"
         return f"dp {self.instances} instance{'s' if self.instances > 1 else ''}, {port}"
 
@@ -160,16 +162,16 @@ def _hybrid(compiled, x_int, n: int, g: int, ring) -> Candidate:
     return Candidate("hybrid", n, model_cycles=cycles, stages=tuple(ranges), tp_size=g)
 
 
-def _hybrid_dp(compiled, x_int, n: int, g: int, link) -> Candidate:
+def _hybrid_dp(compiled, x_int, n: int, g: int, link, shared: bool = False) -> Candidate:
     from ..compiler.memory import DoesNotFit
     from .hybrid_dp import hybrid_dp_model
 
     try:
-        cycles, stages = hybrid_dp_model(compiled, x_int, n, g, link)
+        cycles, stages = hybrid_dp_model(compiled, x_int, n, g, link, shared)
     except (ValueError, DoesNotFit) as exc:   # PartitionError, a lane without a sample
-        return Candidate("hybrid-dp", n, reason=str(exc), dp_size=g)
-    return Candidate("hybrid-dp", n, model_cycles=cycles, stages=tuple(map(tuple, stages)),
-                     dp_size=g)
+        return Candidate("hybrid-dp", n, shared, reason=str(exc), dp_size=g)
+    return Candidate("hybrid-dp", n, shared, model_cycles=cycles,
+                     stages=tuple(map(tuple, stages)), dp_size=g)
 
 
 def candidates(compiled, x_int, instances: int, *, shared_host_port: bool = False,
@@ -207,8 +209,9 @@ def candidates(compiled, x_int, instances: int, *, shared_host_port: bool = Fals
         out += [_hybrid(compiled, x_int, n, g, ring) for n in range(4, instances + 1)
                 for g in range(2, n // 2 + 1) if n % g == 0]
     if "hybrid-dp" in modes:
-        out += [_hybrid_dp(compiled, x_int, n, g, link) for n in range(4, instances + 1)
-                for g in range(2, n // 2 + 1) if n % g == 0]
+        out += [_hybrid_dp(compiled, x_int, n, g, link, shared)
+                for shared in ((False, True) if shared_host_port else (False,))
+                for n in range(4, instances + 1) for g in range(2, n // 2 + 1) if n % g == 0]
     return out
 
 
@@ -280,7 +283,7 @@ def run_auto(compiled, x, instances, *, shared_host_port: bool = False, link=Non
         elif best.mode == "hybrid-dp":
             pcfg = top or pipeline_config(compiled.config, best.instances // best.dp_size, link)
             (row,) = run_hybrid_dp(compiled, x, [best.instances], group=best.dp_size, top=pcfg,
-                                   clock=clock)
+                                   clock=clock, shared_host_port=best.shared_host_port)
         elif best.mode == "dp":
             (row,) = run_dp(compiled, x, [best.instances], shared_host_port=best.shared_host_port,
                             client=client, clock=clock)
