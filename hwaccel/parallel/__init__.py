@@ -10,5 +10,7 @@ model, :mod:`.pp_sim` the simulated top, :mod:`.pp_run` ``hwaccel parallel --mod
 :mod:`.tp` -- tensor parallelism (each layer's channels, or a Linear's reduction with int32
 partial sums, over a ring of instances; :mod:`.tp_layers` the shares, :mod:`.tp_sim` the ring
 and its closed form, :mod:`.tp_rtl` shares on the RTL, :mod:`.tp_run` ``--mode tp``);
-:mod:`.hybrid` -- pipeline stages that are tp groups (``--mode hybrid``).
+:mod:`.hybrid` -- pipeline stages that are tp groups (``--mode hybrid``); :mod:`.hybrid_dp`
+-- of dp groups (``--dp-size``), their lanes on one shared host port with :mod:`.hybrid_dp_port`.
+:mod:`.plots` -- ``--plot``'s PNGs; :mod:`.hardware` -- a preset's placed Fmax and DSPs for them.
 """

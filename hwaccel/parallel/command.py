@@ -19,7 +19,10 @@ names the ``partition`` and lists the ``candidates``.
 channels with int32 partial sums reduced over a ring of links: :mod:`.tp`, :mod:`.tp_run`);
 ``--link-latency`` may list several latencies (one row each per instance count). ``--mode
 hybrid`` pipelines stages that are ``--tp-size``-way tp groups (:mod:`.hybrid`), or with
-``--dp-size g`` ``g``-way data-parallel groups, each splitting the samples (:mod:`.hybrid_dp`).
+``--dp-size g`` ``g``-way data-parallel groups, each splitting the samples (:mod:`.hybrid_dp`;
+with ``--shared-host-port`` the groups' lanes share one round-robin host port,
+:mod:`.hybrid_dp_port`). ``--plot DIR`` writes the rows' PNGs (:mod:`.plots`), samples a second
+at the preset's placed Fmax against the DSPs used among them (:mod:`.hardware`).
 
 Exit status 0 when every row has no mismatch and ``model_cycles == cycles``, 1 otherwise, 2 on a
 usage error.
