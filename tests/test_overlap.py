@@ -1,6 +1,7 @@
 """The overlap between commands (:mod:`hwaccel.generators.accel.processor`) on ``tiny``'s RTL:
-a command that ran a job hands the next command's word (read while its job ran) straight to
-CALC, a GEMM's next tile issues the cycle after the running one ends, and a conv-engine job
+a command that ran a job hands the next command's word (read and checked while its job ran)
+straight to its first ISSUE (FENCE, DONE or a command that fails its checks to CHECK), a
+GEMM's next tile issues the cycle after the running one ends, and a conv-engine job
 ends with its last store. Each command still reads what the one before it wrote, a fault still
 stops at the faulting command's own pc, and every counter equals the cycle model's."""
 
@@ -15,7 +16,14 @@ from hwaccel.generators.accel import PRESETS, Cause, Op, ProgramBuilder, run_pro
 from hwaccel.generators.accel.cases import random_requant
 from hwaccel.generators.accel.driver import encode
 from hwaccel.generators.accel.model import decode
-from hwaccel.generators.accel.perf import DECODED_AHEAD, FETCH_TO_CHECK, ISSUE, TILE, program_perf
+from hwaccel.generators.accel.perf import (
+    CALC_AHEAD,
+    DECODED_AHEAD,
+    FETCH_TO_CHECK,
+    ISSUE,
+    TILE,
+    program_perf,
+)
 from hwaccel.sim.host import HarnessHost
 
 CFG = PRESETS["tiny"]
@@ -50,13 +58,17 @@ def test_back_to_back_commands_read_what_the_one_before_wrote(host, seed):
     y5 = _gemm(b, rng, y2, 5)
     b.done()
     run_and_check(host, CFG, b, [y1, y2, y3, y4, y5], f"seed {seed}")
-    # What the RTL just matched, command by command: CALC and CHECK only after a command with a
-    # job, all four states after a FENCE; one TILE a GEMM, one ISSUE a job.
+    # What the RTL just matched, command by command: a job's command after a command with a
+    # job was fetched, decoded and checked under it, its first tile too (straight to ISSUE);
+    # FENCE and DONE there pay CHECK alone; the command after a FENCE pays all four states and
+    # a GEMM's TILE; one ISSUE a job.
     perf = program_perf(CFG, b.commands)
     prev_jobs = 0
     for cmd in perf.commands:
-        want = FETCH_TO_CHECK - (DECODED_AHEAD if prev_jobs else 0) + ISSUE * cmd.jobs
-        want += TILE if cmd.op == "GEMM" else 0
+        if prev_jobs:
+            want = ISSUE * cmd.jobs if cmd.jobs else FETCH_TO_CHECK - DECODED_AHEAD - CALC_AHEAD
+        else:
+            want = FETCH_TO_CHECK + ISSUE * cmd.jobs + (TILE if cmd.op == "GEMM" else 0)
         assert cmd.overhead == want, cmd
         prev_jobs = cmd.jobs
     assert min(cmd.jobs for cmd in perf.commands[:3]) > 1   # the GEMMs are tiled

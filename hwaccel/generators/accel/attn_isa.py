@@ -233,14 +233,15 @@ def matmul_gemm(cfg, c: dict) -> dict:
     return {"op": Op.GEMM, "desc": desc, "count": c["count"], "kw": kw, "nb": nb, "wgt": 0}
 
 
-def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
+def matmul_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, int, int, int]:
     """``(busy, load cycles, stall_input, mac_slots, engine jobs)`` of decoded MATMUL ``c``.
 
     Per GEMM tile job (:func:`.perf.gemm_jobs` of :func:`matmul_gemm`), counted from its ISSUE
     cycle (0): B's beats are gathered from the activation scratchpad two words a cycle (two
     read ports: a beat of ``lanes`` words is ``h = ceil(lanes / 2)`` read cycles), the first
-    read in cycle ``-GATHER_LEAD`` for the command's first job (:data:`.matmul_checks.
-    GATHER_LEAD`: from the cycle its word loads) and in cycle 0 for the others. Beat ``i``'s
+    read in cycle ``-lead`` for the command's first job (``lead``: :data:`.matmul_checks.
+    GATHER_LEAD` by default, from the cycle its word loads; 1 for a command checked under the
+    job before it, :func:`.perf.checked_ahead`) and in cycle 0 for the others. Beat ``i``'s
     last read is in cycle ``t_i = max(t_(i-1) + h, x_(i-1))`` (its gatherer holds one finished
     beat: the next one's last read waits for it to leave), the engine takes it in ``x_i =
     max(t_i + 2, x_(i-1) + 1)`` (the load state takes a beat a cycle from ``LOAD_START``), and
@@ -264,11 +265,12 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     from .matmul_checks import GATHER_LEAD
     from .perf import gemm_jobs
 
+    lead = GATHER_LEAD if lead is None else lead
     h = -(-cfg.lanes // 2)
     busy = load = stalls = slots = 0
     jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
     for j, (desc, _reads) in enumerate(jobs):
-        t = (-GATHER_LEAD if j == 0 else 0) - 1 + h   # beat 0's last read
+        t = (-lead if j == 0 else 0) - 1 + h   # beat 0's last read
         x = max(t + 2, LOAD_START)
         for _ in range(desc["weight_words"] - 1):
             t = max(t + h, x)
@@ -283,9 +285,10 @@ def matmul_cycles(cfg, c: dict) -> tuple[int, int, int, int, int]:
     return busy, load, stalls, slots, len(jobs)
 
 
-def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
+def attn_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, int, int]:
     """``(busy, load cycles, mac_slots, engine jobs)`` of decoded SOFTMAX/LAYERNORM/GELU/MATMUL
-    ``c`` (the ISA's definition; see the module docstring)."""
+    ``c`` (the ISA's definition; see the module docstring); ``lead``: a MATMUL's gather lead
+    (:func:`matmul_cycles`)."""
     from ..attention.perf import (
         gelu_cycles,
         layernorm_schedule,
@@ -296,7 +299,7 @@ def attn_cycles(cfg, c: dict) -> tuple[int, int, int, int]:
 
     f, op, rows = c["attn"], c["op"], c["count"]
     if op == Op.MATMUL:
-        busy, load, _, slots, jobs = matmul_cycles(cfg, c)
+        busy, load, _, slots, jobs = matmul_cycles(cfg, c, lead=lead)
         return busy, load, slots, jobs
     # The load takes ``load_cycles`` (beats and the unit's writes of their rows); the counter
     # ``load_cycles`` counts the cycles that moved a beat, one a beat (``load_words``).

@@ -66,8 +66,9 @@ PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
 MUTANT_WATCHDOG = 16
 
 #: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CHECK, TILE,
-#: ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE: the bound then has two
-#: cycles to spare).
+#: ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE, and a command checked
+#: under the job goes straight to ISSUE, or to CHECK: the bound then has two cycles or more to
+#: spare).
 OVERHEAD = 7
 
 
@@ -78,13 +79,15 @@ def formal_configs() -> dict[str, AccelConfig]:
 
 #: The processor's registers that only feed arithmetic the properties do not read: the range
 #: checks' factors and room (unnamed ``$signal`` registers), the GEMM tiling pipeline and the
-#: job fields handed to the datapath. Abstracted, they are free in every cycle, so a check may
+#: job fields handed to the datapath, with the word the checks read (``ccmd``: the next command's
+#: while a job runs) and the running command's copies of what its tiles read of them
+#: (``run_*``). Abstracted, they are free in every cycle, so a check may
 #: pass or fault and a GEMM may have any number of tiles; the state, pc, status, watchdog,
 #: tile age and command word stay exact. (Named one by one: a wire selection would also catch
 #: ``prog_addr``, the pc's low bits, or pc + 1's while a job issues or runs.)
 DATAPATH = ("$signal*", "$like*", "nxt_*", "gb", "geo_*", "kwb", "n_next", "wk_next", "step_*",
             "tn_cur", "rem", "pixels_out", "oh_calc", "ow_calc", "past", "legal", "more*",
-            "k_tiled", "job_*")
+            "k_tiled", "job_*", "ccmd", "run_*")
 
 
 class ProcessorHarness(Harness):

@@ -68,8 +68,9 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     every write of ``dp.act_wr``: a second read port of a block RAM costs the same copy), and
     feeds the engine's weight and requantizer streams in place of the weight DMA (which reads
     nothing). A MATMUL's first tile job starts its gather early, as the command's word loads
-    (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE: no job runs
-    then, so the port is free), later tiles' at their ISSUE; the beats wait for the job. Its
+    (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE, or one when
+    it was checked under the job before it: no job runs then, so the port is free), later
+    tiles' at their ISSUE; the beats wait for the job. Its
     last read starts the activation DMA (A's rows), which reads from the next cycle, so the
     shared port is never wanted twice in a cycle: at the job's ISSUE when B's reads ended
     before it (the DMA takes the job's fields then). A fault (SHAPE in CHECK, ADDRESS in

@@ -118,8 +118,9 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
 #: cycle the command's word loads into the processor's command register (DECODE, or the
 #: retirement of the command before it, whose job has stored every result: the word was read
 #: ahead), from the word's fields, and reads on through CALC, CHECK and TILE while no job
-#: runs. A fault in CHECK (SHAPE) or TILE (ADDRESS) resets it. Later tiles gather from their
-#: ISSUE.
+#: runs. A fault in CHECK (SHAPE) or TILE (ADDRESS) resets it. A command checked under the job
+#: before it issues the cycle after that retirement: a lead of 1 (:func:`.perf.checked_ahead`).
+#: Later tiles gather from their ISSUE.
 GATHER_LEAD = 4
 
 
@@ -138,23 +139,31 @@ def matmul_members(cfg) -> dict:
             "mm_blocks": Out(range(conv.max_blocks + 1))}
 
 
-def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check) -> SimpleNamespace:
+def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
+                  running) -> SimpleNamespace:
     """Processor ``proc``'s MATMUL (attention configs: the GEMM M x K x N of two activations):
-    its checks folded into ``chk`` (its own legality, SHAPE and ADDRESS checks:
-    :func:`matmul_checks`) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words,
-    A's and C's row strides, the descriptor the CHECK state hands on (MATMUL: the 1x1
-    template of :func:`.attn_isa.matmul_gemm`) and ``tile(k0, n0)`` (the job's tile); and
-    the gatherer's early start (:data:`GATHER_LEAD`: ``mm_pre``, ``mm_groups``,
-    ``mm_blocks``)."""
+    its checks of the checked command ``cmd`` folded into ``chk`` (its own legality, SHAPE and
+    ADDRESS checks: :func:`matmul_checks`, registered when ``calc_regs``: CALC, or CALC ahead
+    under a job) and ``chk.mm``: what tiles (GEMM or MATMUL), K and N in words, A's and C's row
+    strides, the descriptor the checked command's job starts with (MATMUL: the 1x1 template of
+    :func:`.attn_isa.matmul_gemm`), ``tile(k0, n0)`` (the job's tile), ``accept()`` (the
+    registers the running command's tiles read, loaded as its job fields are) and ``run``:
+    ``tiled``, ``kw``, ``nb``, ``sa`` and ``sc`` of the ``running`` command (the checks may
+    already hold the next one's); and the gatherer's early start (:data:`GATHER_LEAD`:
+    ``mm_pre``, ``mm_groups``, ``mm_blocks``). ``calc`` and ``check``: the processor's CALC
+    and CHECK states."""
     cfg, conv = proc.config, proc.config.conv
     op = cmd.op
     if cfg.attention is None:
-        chk.mm = SimpleNamespace(tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw,
-                                 sc=cmd.nb, desc=cmd.desc, tile=lambda k0, n0: [])
+        chk.mm = SimpleNamespace(
+            tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw, sc=cmd.nb, desc=cmd.desc,
+            tile=lambda k0, n0: [], accept=lambda: [],
+            run=SimpleNamespace(tiled=running.op == Op.GEMM, kw=running.kw, nb=running.nb,
+                                sa=running.kw, sc=running.nb))
         return chk.mm
     from ..conv.layer import ConvLayer, descriptor
 
-    mmc = matmul_checks(m, cmd, cfg, calc=calc)
+    mmc = matmul_checks(m, cmd, cfg, calc=calc_regs)
     mine = mmc.mine
     chk.legal = chk.legal | mine
     chk.shape_ok = Mux(mine, mmc.shape_ok, chk.shape_ok)
@@ -183,15 +192,25 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check) -> SimpleNamespace:
                      check, g0, proc.job_desc.groups)))),
                  proc.mm_blocks.eq(Mux(pre, b_word, Mux(calc, mmc.b_now, Mux(
                      check, b0, proc.job_desc.blocks))))]
+    kw, nb = Mux(mine, mmc.kw, cmd.kw), Mux(mine, mmc.nw, cmd.nb)
+    sa, sc = Mux(mine, cmd.attn.sa, cmd.kw), Mux(mine, cmd.attn.sc, cmd.nb)
+    r_kw, r_nb = Signal.like(kw, name="run_kw"), Signal.like(nb, name="run_nb")
+    r_sa, r_sc = Signal.like(sa, name="run_sa"), Signal.like(sc, name="run_sc")
+    r_job = Signal(matmul_job_layout(cfg), name="run_mm")
 
     def tile(k0, n0):
-        job = Mux(pre, word.as_value(), Mux(calc, mmc.job_now.as_value(), mmc.job.as_value()))
+        job = Mux(pre, word.as_value(), Mux(calc, mmc.job_now.as_value(), Mux(
+            check, mmc.job.as_value(), r_job.as_value())))
         first = pre | calc
         return [proc.job_mm.eq(job), proc.job_mm.k0.eq(Mux(first, 0, k0)),
                 proc.job_mm.n0.eq(Mux(first, 0, n0))]
 
-    chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine,
-                             kw=Mux(mine, mmc.kw, cmd.kw), nb=Mux(mine, mmc.nw, cmd.nb),
-                             sa=Mux(mine, cmd.attn.sa, cmd.kw),
-                             sc=Mux(mine, cmd.attn.sc, cmd.nb), desc=desc, tile=tile)
+    def accept():
+        return [r_kw.eq(kw), r_nb.eq(nb), r_sa.eq(sa), r_sc.eq(sc), r_job.eq(mmc.job)]
+
+    r_op = running.op
+    chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine, kw=kw, nb=nb, sa=sa, sc=sc,
+                             desc=desc, tile=tile, accept=accept,
+                             run=SimpleNamespace(tiled=(r_op == Op.GEMM) | (r_op == Op.MATMUL),
+                                                 kw=r_kw, nb=r_nb, sa=r_sa, sc=r_sc))
     return chk.mm

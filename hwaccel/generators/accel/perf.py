@@ -3,13 +3,17 @@
 The processor (:mod:`.processor`) runs one command at a time, so a program's cycles are the sum
 of its commands', and each command's are processor overhead plus its jobs:
 
-* every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE; only CALC and
-  CHECK (2) after a command that ran a job, whose last job hid the next command's FETCH and
-  DECODE (``DECODED_AHEAD``; the first command and the one after a FENCE pay all 4);
+* every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE; after a
+  command that ran a job, whose last job read the next command's word, FETCH and DECODE are
+  hidden (``DECODED_AHEAD``; the first command and the one after a FENCE pay all 4), and CALC
+  too when the checks ran under that job (``CALC_AHEAD``, :func:`checked_ahead`: it ran
+  :data:`.tiling.RIPE` cycles and neither command is a depthwise CONV), and CHECK too for a
+  command with a job (``CHECK_AHEAD``: it issues the cycle after the retirement);
 * CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
   job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
-* GEMM: TILE (1) before the first tile, ISSUE (1) before every tile (a later tile loads in the
-  cycle its predecessor ends), then the tile's job; :func:`gemm_jobs` walks the tiles as
+* GEMM: TILE (1) before the first tile (none when checked ahead: its first tile was worked out
+  under the job too), ISSUE (1) before every tile (a later tile loads in the cycle its
+  predecessor ends), then the tile's job; :func:`gemm_jobs` walks the tiles as
   the processor does (N tiles, then M tiles, then K tiles). A fused GELU (:mod:`.fuse`): the
   first tile loads its weights (no reuse) after the table's ``T`` beats, ``T`` cycles later;
   a fused ADD stores every tile's results a cycle later.
@@ -34,12 +38,12 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   attention units' and the conv engine's models (MATMUL's, :func:`.attn_isa.matmul_cycles`,
   with its ``stall_input``: the RTL equals it). A MATMUL tile job gathers B two words a cycle
   (``ceil(lanes / 2)`` cycles a weight beat), a command's first from the cycle its word loads
-  (``GATHER_LEAD`` cycles before its ISSUE), the others from their ISSUE; its requantizer beats
-  load beside the weights, and A's stream starts in the cycle of B's last read (at the ISSUE
-  if that came first), so the engine's writer has A's first words as its run phase begins;
-  then the run as for any GEMM tile (``default_attention``'s
-  16 x 16 x 16 product: 4 cycles of processor overhead after a command with a job, and 30
-  busy, 34 in all).
+  (``GATHER_LEAD`` cycles before its ISSUE; 1 when checked ahead, the retirement before it),
+  the others from their ISSUE; its requantizer beats load beside the weights, and A's stream
+  starts in the cycle of B's last read (at the ISSUE if that came first), so the engine's
+  writer has A's first words as its run phase begins; then the run as for any GEMM tile
+  (``default_attention``'s 16 x 16 x 16 product after a command with a job: 1 cycle of
+  processor overhead and 32 busy, 33 in all).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -57,13 +61,17 @@ from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .fuse_model import fused_add, fused_gelu
 from .isa import COUNTERS, Op
+from .matmul_checks import GATHER_LEAD
 from .model import decode, dw_jobs
 from .perf_events import EVENTS, command_events
+from .processor import RIPE
 
 __all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
 FETCH_TO_CHECK = 4   # FETCH, DECODE, CALC, CHECK
 DECODED_AHEAD = 2    # FETCH and DECODE, hidden under the previous command's last job
+CALC_AHEAD = 1       # CALC too, when the checks ran ahead under that job (``checked``)
+CHECK_AHEAD = 1      # and CHECK (and the TILE of a GEMM or MATMUL) for a command with a job
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
 TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
 POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
@@ -168,13 +176,33 @@ def eltwise_cycles(c: dict) -> int:
     return AVG_SETUP + reads + AVG_TAIL
 
 
-def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool) -> CommandPerf:
+def checked_ahead(cfg: AccelConfig, prev: dict, prev_perf: CommandPerf, c: dict) -> bool:
+    """Whether command ``c`` was checked under the last job of ``prev`` (decoded, figures
+    ``prev_perf``): :data:`.processor.RIPE` cycles of it at least (a GEMM's or MATMUL's
+    last tile always runs them) and neither a depthwise CONV (its jobs read the check
+    registers)."""
+    def dw(x):
+        return x["op"] == Op.CONV and bool(x["desc"]["depthwise"])
+
+    if prev_perf.jobs == 0 or dw(prev) or dw(c):
+        return False
+    tiled = prev["op"] in (Op.GEMM, Op.MATMUL)
+    return tiled or prev_perf.busy >= RIPE + 1   # its one job's RUN cycles (RIPE, then done)
+
+
+def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
+             checked: bool = False) -> CommandPerf:
     """One command's figures; ``held`` is ``[weight reads]`` the conv engine holds (or empty),
     updated in place as the hardware updates it; ``ahead``: the previous command ran a job, so
-    this one's word was fetched and decoded under it."""
+    this one's word was fetched and decoded under it; ``checked``: and checked
+    (:func:`checked_ahead`)."""
     op, d, p = c["op"], c["desc"], c["pool"]
     jobs = busy = load = slots = stalls = 0
     overhead = FETCH_TO_CHECK - (DECODED_AHEAD if ahead else 0)
+    skip = checked and op not in (Op.DONE, Op.FENCE)   # a job's command: straight to ISSUE
+    overhead -= (CALC_AHEAD if checked else 0) + (CHECK_AHEAD if skip else 0)
+    tile = 0 if skip else TILE
+    lead = GATHER_LEAD - (CALC_AHEAD + CHECK_AHEAD + TILE if skip else 0)
     if op in (Op.CONV, Op.GEMM):
         if op == Op.CONV and d["depthwise"]:   # a job per dw_groups groups, RUN -> ISSUE
             todo = dw_jobs(cfg, c)
@@ -182,7 +210,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool) -> Com
             todo = [(d, (c["wgt"], d["weight_words"] + d["blocks"], 1, 1))]
         else:
             todo = gemm_jobs(cfg, c)
-            overhead += TILE
+            overhead += tile
         gelu_t = fused_gelu(cfg, c)   # the table's beats ahead of the first tile's (:mod:`.fuse`)
         for j, (desc, reads) in enumerate(todo):
             reuse = held == [reads] and not (j == 0 and gelu_t)
@@ -209,11 +237,11 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool) -> Com
         if cfg.attention is None:
             raise ValueError(f"pc {pc}: {Op(op).name} on {cfg.slug}, which has no attention "
                              f"units (the program would fault)")
-        busy, load, slots, jobs = attn_cycles(cfg, c)
-        overhead += ISSUE * jobs + (TILE if op == Op.MATMUL else 0)
+        busy, load, slots, jobs = attn_cycles(cfg, c, lead=lead)
+        overhead += ISSUE * jobs + (tile if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
-            stalls = matmul_cycles(cfg, c)[2]   # the engine waits for A during the gather
+            stalls = matmul_cycles(cfg, c, lead=lead)[2]   # the engine waits for A
     elif op == Op.FENCE:
         held.clear()   # the next CONV/GEMM reloads its weights
     elif op != Op.DONE:
@@ -227,13 +255,17 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
     if not isinstance(cfg, AccelConfig):
         raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
     out, pc, held = [], start_pc, []   # a program starts with no weights held
+    prev = None
     while True:
         if pc >= len(program):
             raise ValueError(f"pc {pc}: the program ends without DONE (it would fault)")
         c = decode(cfg, program[pc])
-        out.append(_command(cfg, pc, c, held, bool(out) and out[-1].jobs > 0))
+        ahead = bool(out) and out[-1].jobs > 0
+        checked = ahead and checked_ahead(cfg, prev, out[-1], c)
+        out.append(_command(cfg, pc, c, held, ahead, checked))
         if c["op"] == Op.DONE:
             break
+        prev = c
         pc += 1
     busy = {"conv_busy": 0, "pool_busy": 0, "lstm_busy": 0, "eltwise_busy": 0}
     key = {"CONV": "conv_busy", "GEMM": "conv_busy", "MAXPOOL": "pool_busy", "LSTM": "lstm_busy",
