@@ -2,7 +2,8 @@
 
 Five points of one seed draw dp, pp, tp, and hybrids of tp groups and of dp groups (pp and the
 dp-group lanes on the pp tests' ``tiny3`` top, tp's shares on the Verilated tiny accelerator):
-every point's simulated cycles equal its model's, every sample's outputs golden's.
+every point's simulated cycles equal its model's, every sample's outputs golden's (the dp-group
+lanes here on one shared host port).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def test_random_points_of_every_mode_equal_their_models():
               "tp" if "-way tp" in r["partition"] else "") for r in rows}
     # the seed draws every kind (a change in the draw that loses one fails here)
     assert kinds == {("dp", ""), ("pp", ""), ("tp", ""), ("hybrid", "tp"), ("hybrid", "dp")}
+    # its hybrid of dp groups has the lanes on one shared host port
+    assert [r["partition"] for r in rows if "-way dp" in r["partition"]] == \
+        ["cuts [4] x 2-way dp, shared port"]
     for r in rows:
         assert set(bench.COLUMNS) <= set(r), r
         assert r["cycles_match"] and r["cycles"] == r["model_cycles"], r

@@ -17,6 +17,9 @@ RTL of small models on a small preset:
 * hybrid of dp groups: random cuts into at most ``--max-instances`` stages, groups of 1 to 3
   instances, each lane's shard streamed through the same tops
   (:func:`hwaccel.parallel.hybrid_dp.run_lanes`), every lane's timeline against the model's;
+  the lanes on a port each or, at random, on one shared port (:mod:`hwaccel.parallel.
+  hybrid_dp_port`: the lanes' tops clocked together); that draw comes from a stream of its own
+  (the seed and the point), so the other draws of a seed are what they were without it;
 * tp and hybrid of tp groups (:func:`hwaccel.parallel.tp_points.point`): on the chain models of
   :mod:`hwaccel.parallel.tp_points` (``--model``'s graph need not be a chain), every share's
   program on the Verilated preset, the ring stepped beat by beat against
@@ -86,14 +89,16 @@ def _dp_point(cm, xi, n: int, shared: bool, ref) -> dict:
             "mismatches": int(np.any(got != ref, axis=1).sum())}
 
 
-def _pipeline_point(cm, xi, cuts, group: int, pcfg, design, ref) -> dict:
-    """pp (``group`` 1) or a hybrid of ``group``-way dp groups: the lanes on the top."""
+def _pipeline_point(cm, xi, cuts, group: int, pcfg, design, ref, shared: bool = False) -> dict:
+    """pp (``group`` 1) or a hybrid of ``group``-way dp groups: the lanes on the top, on one
+    shared host port with ``shared``."""
     from ..parallel.hybrid_dp import run_lanes
     from ..parallel.pp import partition
 
     part = partition(cm, xi, cuts)
-    got, measured, predicted = run_lanes(cm, xi, part, group, design, pcfg)
-    return {"partition": f"cuts {list(cuts)}" + (f" x {group}-way dp" if group > 1 else ""),
+    got, measured, predicted = run_lanes(cm, xi, part, group, design, pcfg, shared)
+    what = f"cuts {list(cuts)}" + (f" x {group}-way dp" if group > 1 else "")
+    return {"partition": what + (", shared port" if shared else ""),
             "cycles": max(t.cycles for t in measured),
             "model_cycles": max(t.cycles for t in predicted),
             "cycles_match": all(a.rows() == b.rows() and a.cycles == b.cycles
@@ -171,6 +176,7 @@ def run(args) -> list[dict]:
             cuts = sorted(rng.sample(range(1, layers), p - 1))
             row = {"point": i, "mode": mode, "N": p * g, "batch": m, "L": link.latency,
                    "W": link.width, "D": link.buffer}
-            row.update(_pipeline_point(cm, xi[:m], cuts, g, *top(link), ref[:m]))
+            shared = g > 1 and random.Random(f"{args.seed}:{i}:port").choice((False, True))
+            row.update(_pipeline_point(cm, xi[:m], cuts, g, *top(link), ref[:m], shared))
         rows.append(row)
     return rows
