@@ -95,7 +95,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     start = time.monotonic()
     shell = t.pnr is not None and not t.out_of_context
     path, top = write_verilog(config, t, folder, shell=shell)
-    ys = run_yosys(path, top, t, folder)
+    ys = run_yosys(path, top, t, folder,
+                   lut_multipliers=getattr(config, "lut_multipliers", False))
     if t.pnr is None:
         report = SynthReport(
             preset=config.slug, target=t.name, device=t.device, lut=None, ff=ys.ff, dsp=None,
@@ -134,7 +135,8 @@ def bitstream(config, *, freq_mhz: float | None = None, out_dir: Path | str | No
     bit.unlink(missing_ok=True)
     start = time.monotonic()
     path, top = write_verilog(config, t, folder, shell=True)
-    ys = run_yosys(path, top, t, folder)
+    ys = run_yosys(path, top, t, folder,
+                   lut_multipliers=getattr(config, "lut_multipliers", False))
     freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
     pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, textcfg=True)
     tmp = bit.with_suffix(".bit.tmp")

@@ -9,7 +9,7 @@ from pathlib import Path
 from .target import Target
 from .tools import ImplError, run_tool
 
-__all__ = ["YosysResult", "run_yosys", "GATE_CELLS", "FF_PREFIXES"]
+__all__ = ["YosysResult", "run_yosys", "GATE_CELLS", "FF_PREFIXES", "LUT_MULTIPLIERS"]
 
 #: Yosys' internal gate cells that make up the ``generic`` gate count (after ``abc -g``).
 GATE_CELLS = ("$_AND_", "$_NAND_", "$_OR_", "$_NOR_", "$_XOR_", "$_XNOR_", "$_MUX_", "$_NOT_",
@@ -38,8 +38,21 @@ class YosysResult:
         return self.count(GATE_CELLS)
 
 
-def run_yosys(verilog: Path, top: str, target: Target, folder: Path) -> YosysResult:
-    """Synthesize ``verilog`` for ``target`` in ``folder``; returns the cell counts."""
+#: Run before the target's script when only int8 x int8 products may use DSP blocks: every other
+#: ``$mul`` (after ``wreduce`` has narrowed it to its operands' real widths) becomes a radix-4
+#: Booth adder tree (``booth``), or, below ``booth``'s 4 x 4, an array of adders (``techmap``).
+LUT_MULTIPLIERS = ("hierarchy -top {top}; proc; opt_expr; opt_clean; wreduce; "
+                   "select -set int8 t:$mul r:A_WIDTH=8 %i r:B_WIDTH=8 %i r:A_SIGNED=1 %i "
+                   "r:B_SIGNED=1 %i; booth t:$mul @int8 %d; techmap t:$mul @int8 %d")
+
+
+def run_yosys(verilog: Path, top: str, target: Target, folder: Path, *,
+              lut_multipliers: bool = False) -> YosysResult:
+    """Synthesize ``verilog`` for ``target`` in ``folder``; returns the cell counts.
+
+    ``lut_multipliers``: map every multiplier but the int8 x int8 ones to LUT logic
+    (:data:`LUT_MULTIPLIERS`), so DSP blocks hold only int8 products (an accelerator's MACs).
+    """
     netlist = folder / f"{top}.netlist.json" if target.pnr else None
     stat = folder / "yosys_stat.json"
     log = folder / "yosys.log"
@@ -50,7 +63,8 @@ def run_yosys(verilog: Path, top: str, target: Target, folder: Path) -> YosysRes
         # `check -assert` fails the run on a netlist with multiply driven nets (or undriven or
         # looping ones), which place and route would otherwise reject much later, or not at all.
         script.write_text(f"read_verilog {verilog.name}\n"
-                          f"{synth.format(top=top, json=netlist.name if netlist else '')}\n"
+                          + (f"{LUT_MULTIPLIERS.format(top=top)}\n" if lut_multipliers else "")
+                          + f"{synth.format(top=top, json=netlist.name if netlist else '')}\n"
                           f"check -assert\n"
                           f"tee -q -o {stat.name} stat -json\n")
         stat.unlink(missing_ok=True)
@@ -92,11 +106,14 @@ def run_yosys(verilog: Path, top: str, target: Target, folder: Path) -> YosysRes
 
 
 def _died_in_abc9(log: Path) -> bool:
-    """Whether Yosys exited inside ``abc9``: in its external ABC run, or while reading ABC's result
-    back (Yosys 0.70's ``abc_ops_reintegrate`` fails an internal assertion on some netlists)."""
+    """Whether Yosys exited inside ``abc9``: in its external ABC run, while writing ABC's input
+    (YoWASP Yosys 0.70's XAIGER2 backend exhausts the WebAssembly call stack on the long adder
+    chains of LUT multipliers), or while reading ABC's result back (Yosys 0.70's
+    ``abc_ops_reintegrate`` fails an internal assertion on some netlists)."""
     passes = [ln for ln in log.read_text().splitlines() if "Executing" in ln or "Running ABC" in ln]
     return bool(passes) and any(s in passes[-1] for s in (
-        "Running ABC command", "ABC_OPS_REINTEGRATE")) and any("ABC9" in ln for ln in passes[-5:])
+        "Running ABC command", "ABC_OPS_REINTEGRATE", "XAIGER2 backend")) and any(
+        "ABC9" in ln for ln in passes[-5:])
 
 
 def _check_problems(log: Path) -> list[str]:

