@@ -198,9 +198,16 @@ def test_placement_is_the_placed_report(tmp_path, monkeypatch):
     assert where in source and got.dsps(4) == 4 * report["resources"]["dsp"]
     folder = tmp_path / "impl" / "accel_ecp5-ecp5"
     folder.mkdir(parents=True)
-    (folder / "report.json").write_text(json.dumps({"fmax_mhz": 61.5, "dsp": 135}))
+    # the design as it is synthesized counts before a committed placement's resources
+    (folder / "yosys_stat.json").write_text(json.dumps(
+        {"design": {"num_cells_by_type": {"MULT18X18D": 135}}}))
     got, source = placement(ecp5)
-    assert (got.fmax_mhz, got.dsp_per_instance) == (61.5, 135) and "report.json" in source
+    assert (got.fmax_mhz, got.dsp_per_instance) == (report["fmax_mhz"], 135)
+    assert where in source and "Yosys" in source
+    # a placement in build/impl gives both
+    (folder / "report.json").write_text(json.dumps({"fmax_mhz": 61.5, "dsp": 133}))
+    got, source = placement(ecp5)
+    assert (got.fmax_mhz, got.dsp_per_instance) == (61.5, 133) and "report.json" in source
 
     tiny = PRESETS["tiny"]
     got, why = placement(tiny)

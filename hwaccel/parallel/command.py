@@ -101,8 +101,9 @@ def add_arguments(p) -> None:
     p.add_argument("--calibration", type=int, default=512,
                    help="training samples that calibrate activation scales (default: 512)")
     p.add_argument("--clock-mhz", type=float, default=None,
-                   help="state hardware throughput at this clock (default: the preset's Fmax "
-                        "from build/impl, else a nominal clock)")
+                   help="state hardware throughput at this clock (default: the preset's "
+                        "placed Fmax, from build/impl or committed, as hwaccel advise finds "
+                        "it; else an implementation report's Fmax, else a nominal clock)")
     p.add_argument("--workers", type=int, default=None,
                    help="LocalCluster workers (default: one a core)")
     p.add_argument("--scheduler", default=None,
@@ -155,6 +156,16 @@ def failures(rows) -> list[str]:
     return out
 
 
+def _placed_clock(cfg) -> tuple[float, str] | None:
+    """The preset's placed Fmax as ``hwaccel advise`` finds it (build/impl's ECP5 report, else
+    the committed placement), or ``None``: the rows then take the runtime's clock
+    (:func:`hwaccel.runtime.compare.clock_for`)."""
+    from ..advise.accel_rows import placed_report
+
+    report, where = placed_report(cfg)
+    return (float(report["fmax_mhz"]), where) if report else None
+
+
 def run(args) -> int:
     from ..runtime.cluster import client_for
     from ..runtime.runnable import compile as compile_model
@@ -189,7 +200,7 @@ def run(args) -> int:
     compiled = compile_model(module, split.x_train[:8], preset=args.preset,
                              calibration=split.x_train[:args.calibration],
                              strict=args.mode != "auto")   # auto names what does not fit
-    clock = (args.clock_mhz, "given") if args.clock_mhz else None
+    clock = (args.clock_mhz, "given") if args.clock_mhz else _placed_clock(compiled.config)
     if args.mode == "auto":
         from .auto import auto_rows
 

@@ -5,8 +5,10 @@
   (:func:`hwaccel.advise.accel_rows.placed_report`: the ECP5 implementation report
   ``build/impl/<slug>-ecp5/report.json``, else the placed clock committed in ``published.json``
   with its source); never a nominal clock.
-* DSPs per instance come from the same placement's resources, else from the preset's Yosys
-  statistics (``yosys_stat.json``: its ``MULT18X18D`` cells); N instances use N times that. The
+* DSPs per instance come from the same placement when it is build/impl's (the design as it is),
+  else from the preset's Yosys statistics there (``yosys_stat.json``: its ``MULT18X18D``
+  cells, the design as it is), else from the committed placement's resources (which may be an
+  earlier revision's: its source says so); N instances use N times that. The
   links and the host-port arbiter use none (their ECP5 reports, ``hwaccel synth --preset
   link_tiny`` and ``link_arbiter_tiny``, map no multiplier), so a system's DSPs are the
   instances'.
@@ -66,6 +68,14 @@ def yosys_dsps(cfg) -> tuple[int | None, str]:
     return int(cells.get(DSP_CELL, 0)), f"{DSP_CELL} cells of {path} (Yosys)"
 
 
+def _local_report(cfg) -> bool:
+    """Whether build/impl holds the preset's placed ECP5 report (not only a committed one)."""
+    from ..impl.flow import impl_folder
+    from ..impl.target import get_target
+
+    return (impl_folder(cfg, get_target("ecp5")) / "report.json").exists()
+
+
 def placement(cfg, *, fmax_mhz: float | None = None,
               dsp_per_instance: int | None = None) -> tuple[Placement | None, str]:
     """``(Placement, where)`` of preset ``cfg`` (see the module docstring), figures given here
@@ -80,15 +90,16 @@ def placement(cfg, *, fmax_mhz: float | None = None,
         fmax_mhz = float(report["fmax_mhz"])
     dsp_from = "stated"
     if dsp_per_instance is None:
-        dsp = ((report or {}).get("resources") or {}).get("dsp")
-        if dsp:
-            dsp_per_instance, dsp_from = int(dsp), where
+        placed = ((report or {}).get("resources") or {}).get("dsp")
+        local = report is not None and _local_report(cfg)
+        synthesized, dsp_from = yosys_dsps(cfg)
+        if placed and (local or not synthesized):
+            dsp_per_instance, dsp_from = int(placed), where
+        elif synthesized:
+            dsp_per_instance = synthesized
         else:
-            dsp_per_instance, dsp_from = yosys_dsps(cfg)
-            if not dsp_per_instance:
-                return None, (f"no DSP count for {cfg.slug}: {dsp_from}; run `hwaccel synth "
-                              f"--preset {cfg.name} --target ecp5` or give "
-                              f"--dsps-per-instance")
+            return None, (f"no DSP count for {cfg.slug}: {dsp_from}; run `hwaccel synth "
+                          f"--preset {cfg.name} --target ecp5` or give --dsps-per-instance")
     dsp_from = "the same placement" if dsp_from == clock_from else dsp_from
     source = (f"Fmax {fmax_mhz:g} MHz ({clock_from}); {dsp_per_instance} DSPs an instance "
               f"({dsp_from})")
