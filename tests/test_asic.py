@@ -1,9 +1,11 @@
 """ASIC area estimate: the area arithmetic, the node data, and the gate-level flow on small
-designs (systolic 1x1 and 2x2, and a shift register beside an SRAM)."""
+designs (systolic 1x1 and 2x2, a shift register beside an SRAM, two combinational submodules in
+series: the module-by-module sums and a path across module ports)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from amaranth.hdl import Module, Signal
@@ -14,8 +16,14 @@ from amaranth.lib.wiring import In, Out
 from hwaccel.generators.systolic.config import SystolicConfig
 from hwaccel.impl.asic import area_report, asic_report, asic_report_for
 from hwaccel.impl.asic_cells import NODES, nand2_equivalents, nand2_um2, transistors
-from hwaccel.impl.asic_yosys import MACRO_MIN_DEPTH, memory_is_macro
-from hwaccel.impl.tools import find_tool
+from hwaccel.impl.asic_yosys import (
+    MACRO_MIN_DEPTH,
+    _instances,
+    explain_failure,
+    memory_is_macro,
+    synthesize_gates,
+)
+from hwaccel.impl.tools import ImplError, find_tool
 from hwaccel.toolchain import MissingToolError
 
 
@@ -192,3 +200,122 @@ def test_gates_grow_with_the_array_and_the_result_is_cached(tmp_path):
     assert again["cached"] and again["nand2_gates"] == big["nand2_gates"]
     assert again["logic_area_mm2"] == pytest.approx(
         big["logic_area_mm2"] * nand2_um2(7) / nand2_um2(45), rel=1e-3)
+
+
+# --- module by module -------------------------------------------------------------------------
+class XorChain(wiring.Component):
+    """``y`` = ``a`` XOR-ed with ``b`` rotated by 1, 2, ... ``n`` bits: purely combinational."""
+
+    def __init__(self, width: int, n: int):
+        self.n = n
+        super().__init__({"a": In(width), "b": In(width), "y": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = self.a
+        for i in range(1, self.n + 1):
+            acc = acc ^ self.b.rotate_left(i) ^ (acc.rotate_right(1) & self.b)
+        m.d.comb += self.y.eq(acc)
+        return m
+
+
+class TwoChains(wiring.Component):
+    """Registered inputs through two :class:`XorChain` submodules in series to a register: the
+    longest path crosses both modules' ports."""
+
+    def __init__(self, width: int, n: int):
+        self.width, self.n = width, n
+        super().__init__({"a": In(width), "b": In(width), "q": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        a, b, q = Signal(self.width), Signal(self.width), Signal(self.width)
+        m.submodules.first = first = XorChain(self.width, self.n)
+        m.submodules.second = second = XorChain(self.width, self.n)
+        m.d.sync += [a.eq(self.a), b.eq(self.b), q.eq(second.y)]
+        m.d.comb += [first.a.eq(a), first.b.eq(b), second.a.eq(first.y), second.b.eq(b),
+                     self.q.eq(q)]
+        return m
+
+
+@dataclass(frozen=True)
+class TwoChainsConfig:
+    width: int = 6
+    n: int = 3
+    kind = "test"
+
+    @property
+    def slug(self) -> str:
+        return f"test_two_chains_{self.width}x{self.n}"
+
+    def build(self):
+        return TwoChains(self.width, self.n)
+
+
+@needs_yosys
+def test_module_sums_and_a_depth_across_module_ports(tmp_path):
+    cfg = TwoChainsConfig()
+    r = asic_report_for(cfg, 45, out_dir=tmp_path, sram=stand_in_sram([]))
+    gates = _gates_of(cfg, tmp_path)
+    mods = gates["modules"]
+    assert set(mods) == {cfg.slug, "first", "second"}
+    assert all(v["instances"] == 1 for v in mods.values())
+    # The design's cells are the modules' cells summed (each instantiated once).
+    summed: dict[str, int] = {}
+    for v in mods.values():
+        for t, n in v["cells"].items():
+            summed[t] = summed.get(t, 0) + n
+    assert summed == gates["cells"]
+    assert r["flip_flops"] == 3 * cfg.width                # a, b and q; the chains have none
+    assert mods["first"]["cells"].get("$_DFF_P_", 0) == 0
+    # The path a -> first -> second -> q crosses both chains: longer than either alone.
+    assert gates["depth_scope"].startswith("whole design")
+    inner = max(mods["first"]["logic_depth"], mods["second"]["logic_depth"])
+    assert inner > 0 and r["logic_depth"] > inner
+    assert r["modules"]["first"]["nand2_gates"] > 0
+    assert sum(v["nand2_gates"] for v in r["modules"].values()) == pytest.approx(
+        r["nand2_gates"], abs=len(mods))                  # each rounded on its own
+
+
+def _gates_of(cfg, tmp_path):
+    from hwaccel.impl.asic import _gates
+
+    g = _gates(cfg, tmp_path)
+    assert g["cached"]                                     # the report above synthesized it
+    return g
+
+
+def test_instances_multiply_down_the_hierarchy():
+    children = {"top": {"top.a": 2, "top.b": 1}, "top.a": {"top.leaf": 3},
+                "top.b": {"top.leaf": 1}, "top.leaf": {}, "top.unused": {}}
+    assert _instances(children, "top") == {"top": 1, "top.a": 2, "top.b": 1,
+                                           "top.leaf": 7, "top.unused": 0}
+
+
+def test_an_abc_abort_is_named_with_the_module_and_the_log(tmp_path):
+    log = tmp_path / "pass2.log"
+    log.write_text("8.3. Extracting gate netlist of module `\\top' ...\n"
+                   "wasmtime._trap.Trap: error while executing at wasm backtrace:\n"
+                   "    0: 0x28755ec - yosys.wasm!abort\n"
+                   "    2: 0x142f551 - yosys.wasm!abc::Abc_DesFindTopLevelModels(abc::Abc_Des_t_*)"
+                   "\n"
+                   "    3: 0x144b121 - yosys.wasm!abc::Io_ReadBlifMv(char*, int, int)\n"
+                   "   12: 0x1618f7e - yosys.wasm!abc::Abc_RealMain(int, char**)\n")
+    exc = explain_failure(ImplError("yosys failed (exit 1): Traceback ..."), log, "module top.x")
+    msg = str(exc)
+    assert "Abc_DesFindTopLevelModels" in msg and "Abc_RealMain" in msg
+    assert "module top.x" in msg and msg.endswith(f"[log: {log}]")
+    plain = ImplError("yosys failed (exit 1): ERROR: syntax [log: x]")
+    (tmp_path / "other.log").write_text("ERROR: syntax\n")
+    assert explain_failure(plain, tmp_path / "other.log", "m") is plain
+
+
+@needs_yosys
+def test_a_failing_yosys_run_names_its_log(tmp_path):
+    bad = tmp_path / "bad.il"
+    bad.write_text("module \\bad\n  wire width 2 input 1 \\a\n  this is not rtlil\nend\n")
+    with pytest.raises(ImplError, match=r"coarse synthesis of bad for asic failed.*\[log: .*"
+                                        r"pass1\.log\]") as info:
+        synthesize_gates(bad, "bad", tmp_path)
+    log = str(info.value).rsplit("[log: ", 1)[1].rstrip("]")
+    assert Path(log).exists()

@@ -83,7 +83,7 @@ TARGETS: dict[str, Target] = {
         # Its own flow (hwaccel.impl.asic): gates counted in FreePDK45 cells, SRAM macros kept.
         Target("asic", "standard cells (FreePDK45 INV NAND2 NOR2 AND2 XOR2 XNOR2 MUX2 DFF) "
                "and SRAM macros, pre-layout",
-               "synth -flatten -booth -top {top} (see hwaccel.impl.asic_yosys)"),
+               "synth -booth -top {top}; abc per module (see hwaccel.impl.asic_yosys)"),
     )
 }
 
