@@ -5,7 +5,9 @@ command's requantizer, read as ``perf.gemm_jobs`` reads them), B transposed or n
 in B's lanes past K or N and between its rows; with both streams always ready the beats come
 at the documented cycles (two words read a cycle, the first read with ``start``), A's stream
 may start in the cycle of the last read, and the first port is never used after it; a command's
-first tile (``fresh``) reads the same beats from a job presented only from ``start``."""
+first tile (``fresh``) reads the same beats from a job presented only from ``start``, and so
+does a ``solo`` one (gathered under the job before it), one word a cycle on the second port
+alone, never the first."""
 
 from __future__ import annotations
 
@@ -65,15 +67,16 @@ def _image(rng, b_mat: np.ndarray, transpose: bool, src2: int, sb: int) -> np.nd
     return act
 
 
-def _run(act, job: dict, groups: int, blocks: int, rng=None, fresh: bool = False) -> dict:
+def _run(act, job: dict, groups: int, blocks: int, rng=None, fresh: bool = False,
+         solo: bool = False) -> dict:
     """Run one tile job (``job`` steady from the cycle before ``start``; with ``fresh``, a
     command's first tile, only from ``start``: another job before it); ``rng``: random
     ``ready`` on both streams. Returns the weight beats and requantizer beats and the cycles
     (from ``start`` = 0) they transferred in, the cycle of ``a_go`` and the cycles the first
-    port was held."""
+    port was held (``held2``: the second's)."""
     dut = MatmulGather(CFG)
     words = [pack(row.tolist(), 8) for row in act]
-    got = {"beats": [], "at": [], "rq": [], "rq_at": [], "go": [], "held": []}
+    got = {"beats": [], "at": [], "rq": [], "rq_at": [], "go": [], "held": [], "held2": []}
 
     async def bench(ctx):
         other = {"src2": job["src2"] + 7, "sb": job["sb"] + 1, "k0": 1, "n0": 1,
@@ -87,6 +90,7 @@ def _run(act, job: dict, groups: int, blocks: int, rng=None, fresh: bool = False
             ctx.set(getattr(dut.job, name), v)
         ctx.set(dut.start, 1)
         ctx.set(dut.fresh, int(fresh))
+        ctx.set(dut.solo, int(solo))
         addr = addr2 = 0
         for cycle in range(4000):
             ready, rq_ready = (1, 1) if rng is None else (int(rng.random() < 0.6),
@@ -97,6 +101,8 @@ def _run(act, job: dict, groups: int, blocks: int, rng=None, fresh: bool = False
             ctx.set(dut.rdata2, words[addr2])
             if ctx.get(dut.reading):
                 got["held"].append(cycle)
+            if ctx.get(dut.reading2):
+                got["held2"].append(cycle)
             if ctx.get(dut.a_go):
                 got["go"].append(cycle)
             if ctx.get(dut.source.valid) and ready:
@@ -109,6 +115,7 @@ def _run(act, job: dict, groups: int, blocks: int, rng=None, fresh: bool = False
             await ctx.tick()
             ctx.set(dut.start, 0)
             ctx.set(dut.fresh, 0)
+            ctx.set(dut.solo, 0)
             if not ctx.get(dut.busy):
                 return
         raise AssertionError("the gatherer never finished")
@@ -154,3 +161,11 @@ def test_gather_equals_driver_packing(seed, transpose):
                 got = _run(act, job, g, b, rng=rng, fresh=True)
                 assert got["beats"] + got["rq"] == want, (trial, "fresh")
                 assert got["go"] == [got["held"][-1]], (trial, "fresh")
+                got = _run(act, job, g, b, fresh=True, solo=True)   # one port, two cycles a pair
+                assert got["beats"] + got["rq"] == want, (trial, "solo")
+                assert got["at"] == [(i + 1) * 2 * h + 1 for i in range(g * b)], (trial, "solo")
+                assert got["held"] == [] and got["held2"] == list(range(2 * reads))
+                assert got["go"] == [2 * reads - 1], (trial, "solo")
+                got = _run(act, job, g, b, rng=rng, fresh=True, solo=True)
+                assert got["beats"] + got["rq"] == want, (trial, "solo, stalled")
+                assert got["held"] == [] and got["go"] == [got["held2"][-1]], (trial, "solo")

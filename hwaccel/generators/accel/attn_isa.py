@@ -37,7 +37,7 @@ from .isa import Op
 
 __all__ = ["ATTN_OPS", "attn_layout", "ln_setup_layout", "ln_param_layout", "attn_check",
            "attn_golden", "attn_cycles", "matmul_gemm", "ATTN_DMA", "ATTN_STORE", "ATTN_ROWS",
-           "MATMUL_MAX_K", "signed", "matmul_cycles"]
+           "MATMUL_MAX_K", "signed", "matmul_cycles", "matmul_last"]
 
 #: The commands of the attention units and the activation matmul.
 ATTN_OPS = (Op.SOFTMAX, Op.LAYERNORM, Op.GELU, Op.MATMUL)
@@ -233,7 +233,8 @@ def matmul_gemm(cfg, c: dict) -> dict:
     return {"op": Op.GEMM, "desc": desc, "count": c["count"], "kw": kw, "nb": nb, "wgt": 0}
 
 
-def matmul_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, int, int, int]:
+def matmul_cycles(cfg, c: dict, *, lead: int | None = None,
+                  solo: bool = False) -> tuple[int, int, int, int, int]:
     """``(busy, load cycles, stall_input, mac_slots, engine jobs)`` of decoded MATMUL ``c``.
 
     Per GEMM tile job (:func:`.perf.gemm_jobs` of :func:`matmul_gemm`), counted from its ISSUE
@@ -241,7 +242,9 @@ def matmul_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, i
     read ports: a beat of ``lanes`` words is ``h = ceil(lanes / 2)`` read cycles), the first
     read in cycle ``-lead`` for the command's first job (``lead``: :data:`.matmul_checks.
     GATHER_LEAD` by default, from the cycle its word loads; 1 for a command checked under the
-    job before it, :func:`.perf.checked_ahead`) and in cycle 0 for the others. Beat ``i``'s
+    job before it, :func:`.perf.checked_ahead`; ``solo``: it started under that job, on one
+    port, one word a cycle, a beat ``2h`` read cycles: :func:`.perf.gathered_ahead`) and in
+    cycle 0 for the others. Beat ``i``'s
     last read is in cycle ``t_i = max(t_(i-1) + h, x_(i-1))`` (its gatherer holds one finished
     beat: the next one's last read waits for it to leave), the engine takes it in ``x_i =
     max(t_i + 2, x_(i-1) + 1)`` (the load state takes a beat a cycle from ``LOAD_START``), and
@@ -254,6 +257,25 @@ def matmul_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, i
     last chunk, or ``WRITE_TAIL`` after the writer's last word). ``load cycles`` counts the
     beats (``W + blocks``, as a GEMM's load does); ``stall_input`` the writer's wait for A
     (from ``LOAD_START`` to A's first word) and the run's own input stalls."""
+    busy = load = stalls = slots = n = 0
+    for b, ld, st, sl, _x, _blocks in _matmul_jobs(cfg, c, lead, solo):
+        busy, load, stalls, slots, n = busy + b, load + ld, stalls + st, slots + sl, n + 1
+    return busy, load, stalls, slots, n
+
+
+def matmul_last(cfg, c: dict, *, lead: int | None = None, solo: bool = False) -> tuple[int, int]:
+    """``(busy, idle)`` of decoded MATMUL ``c``'s last tile job (:func:`matmul_cycles`): its
+    busy cycles, and the first cycle from its ISSUE the gatherer is idle (its last beat taken,
+    ``x + 1``, and its requantizer beats, one a cycle from ``LOAD_START``)."""
+    from ..conv.perf import LOAD_START
+
+    *_, (busy, _ld, _st, _sl, x, blocks) = _matmul_jobs(cfg, c, lead, solo)
+    return busy, max(x + 1, LOAD_START + blocks)
+
+
+def _matmul_jobs(cfg, c: dict, lead: int | None, solo: bool):
+    """Per tile job of :func:`matmul_cycles`: ``(busy, load, stalls, slots, x, blocks)``, ``x``
+    the cycle the engine takes the last beat."""
     from ..conv.perf import (
         DMA_FIRST,
         ISSUE_TAIL,
@@ -267,10 +289,10 @@ def matmul_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, i
 
     lead = GATHER_LEAD if lead is None else lead
     h = -(-cfg.lanes // 2)
-    busy = load = stalls = slots = 0
-    jobs = gemm_jobs(cfg, matmul_gemm(cfg, c))
-    for j, (desc, _reads) in enumerate(jobs):
-        t = (-lead if j == 0 else 0) - 1 + h   # beat 0's last read
+    out = []
+    for j, (desc, _reads) in enumerate(gemm_jobs(cfg, matmul_gemm(cfg, c))):
+        first = 2 * h if (j == 0 and solo) else h     # read cycles of beat 0
+        t = (-lead if j == 0 else 0) - 1 + first   # beat 0's last read
         x = max(t + 2, LOAD_START)
         for _ in range(desc["weight_words"] - 1):
             t = max(t + h, x)
@@ -278,14 +300,15 @@ def matmul_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, i
         start = x + RUN_START - LOAD_START   # the run phase, after the last beat
         tl = run_timeline(cfg.conv, desc, first_word=max(t, 0) + DMA_FIRST - start,
                           write_from=LOAD_START - start)
-        busy += start + max(tl.last_issue + ISSUE_TAIL, tl.last_write + WRITE_TAIL)
-        load += desc["weight_words"] + desc["blocks"]
-        stalls += tl.input_stalls
-        slots += desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs
-    return busy, load, stalls, slots, len(jobs)
+        busy = start + max(tl.last_issue + ISSUE_TAIL, tl.last_write + WRITE_TAIL)
+        out.append((busy, desc["weight_words"] + desc["blocks"], tl.input_stalls,
+                    desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs,
+                    x, desc["blocks"]))
+    return out
 
 
-def attn_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, int, int]:
+def attn_cycles(cfg, c: dict, *, lead: int | None = None,
+                solo: bool = False) -> tuple[int, int, int, int]:
     """``(busy, load cycles, mac_slots, engine jobs)`` of decoded SOFTMAX/LAYERNORM/GELU/MATMUL
     ``c`` (the ISA's definition; see the module docstring); ``lead``: a MATMUL's gather lead
     (:func:`matmul_cycles`)."""
@@ -299,7 +322,7 @@ def attn_cycles(cfg, c: dict, *, lead: int | None = None) -> tuple[int, int, int
 
     f, op, rows = c["attn"], c["op"], c["count"]
     if op == Op.MATMUL:
-        busy, load, _, slots, jobs = matmul_cycles(cfg, c, lead=lead)
+        busy, load, _, slots, jobs = matmul_cycles(cfg, c, lead=lead, solo=solo)
         return busy, load, slots, jobs
     # The load takes ``load_cycles`` (beats and the unit's writes of their rows); the counter
     # ``load_cycles`` counts the cycles that moved a beat, one a beat (``load_words``).

@@ -14,7 +14,7 @@ Properties ("no hang"):
 
 ``watchdog``      a job never runs more than ``watchdog`` cycles without a stream transfer:
                   it finishes or faults (TIMEOUT) first. Proved at the config's own limit
-                  (2048 cycles on ``tiny``) by 1-induction with three helper invariants,
+                  (2048 cycles on ``tiny``) by 1-induction with four helper invariants,
                   each independent of the limit's value: in a job the processor's counter
                   ``watch`` equals the harness's count of cycles without progress (both
                   restart at the job's issue, both grow by one per quiet cycle and restart
@@ -22,7 +22,8 @@ Properties ("no hang"):
                   or past any limit the register can hold, so the job faults unless it
                   finishes that cycle); and ``watch`` is at most the job's age unless that
                   age is saturated (``RIPE``), so a GEMM tile waiting to ripen never holds
-                  off the timeout at a large count. pdr did not find these relations on a
+                  off the timeout at a large count; and that age is at most ``RIPE`` (its
+                  register can hold more, which would wrap). pdr did not find these relations on a
                   2048-cycle counter within minutes; stated, they make the step inductive.
 ``between_jobs``  outside a job, the processor reaches its next job, retires a command or goes
                   idle within :data:`OVERHEAD` cycles (fetch, decode, checks, tile, issue);
@@ -144,6 +145,7 @@ class ProcessorHarness(Harness):
                     Assert(watch == quiet, "the watchdog counter disagrees with the quiet cycles"),
                     Assert(watch <= cfg.watchdog, "the watchdog counter passed its limit"),
                     Assert((watch <= age) | (age == RIPE), "the watchdog counter outran the age"),
+                    Assert(age <= RIPE, "the age passed its saturation"),
                 ]
 
     def _between_jobs(self, m: Module) -> None:

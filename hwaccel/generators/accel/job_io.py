@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import memory
 
-from .isa import COUNTERS
+from .isa import COUNTERS, Op
 from .lstm_checks import lstm_words
 from .processor import JOB_CONV
 
@@ -70,7 +70,11 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     nothing). A MATMUL's first tile job starts its gather early, as the command's word loads
     (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE, or one when
     it was checked under the job before it: no job runs then, so the port is free), later
-    tiles' at their ISSUE; the beats wait for the job. Its
+    tiles' at their ISSUE; the beats wait for the job. Or under the job before it
+    (``proc.mm_early``: its first tile one beat, B outside that job's writes), reading only the
+    copy's port (``solo``), which a fused ADD's residual reads would hold (``proc.mm_free``):
+    its beats wait for their own job (``ahead``: not the running one's) and its last read
+    leaves A's rows to that job's ISSUE. Its
     last read starts the activation DMA (A's rows), which reads from the next cycle, so the
     shared port is never wanted twice in a cycle: at the job's ISSUE when B's reads ended
     before it (the DMA takes the job's fields then). A fault (SHAPE in CHECK, ADDRESS in
@@ -91,16 +95,24 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     mine = Signal()                          # the running job is a MATMUL tile's
     early = Signal()                         # the next MATMUL job's gather started early
     a_due = Signal()                         # and read its last words before the job's ISSUE
+    ahead = Signal()                         # under the job before it (``mm_early``)
     with m.If(proc.job_start):
-        m.d.sync += [mine.eq(now), early.eq(0), a_due.eq(0)]
-    with m.If(proc.mm_pre):
+        m.d.sync += [mine.eq(now), early.eq(0), a_due.eq(0), ahead.eq(0)]
+    with m.If(proc.mm_pre | proc.mm_early):
         m.d.sync += early.eq(1)
-    on = mine & dp.active
+    with m.If(proc.mm_early):
+        m.d.sync += ahead.eq(1)
+    on = mine & dp.active & ~ahead           # the gatherer's beats are the running job's
     with m.If(gather.a_go & ~on & ~proc.job_start):
         m.d.sync += a_due.eq(1)
     with m.If(stop):
-        m.d.sync += [mine.eq(0), early.eq(0), a_due.eq(0)]
-    m.d.comb += [gather.start.eq(proc.mm_pre | (now & ~early)), gather.fresh.eq(proc.mm_pre),
+        m.d.sync += [mine.eq(0), early.eq(0), a_due.eq(0), ahead.eq(0)]
+    # Under another job the gatherer may read only the copy's port: not while a fused ADD's
+    # residual reads hold it (from its GEMM's job start to the next job's).
+    add = (proc.cmd.op == Op.GEMM) & proc.cmd.fuse.add
+    m.d.comb += [gather.start.eq(proc.mm_pre | proc.mm_early | (now & ~early)),
+                 gather.fresh.eq(proc.mm_pre | proc.mm_early), gather.solo.eq(proc.mm_early),
+                 proc.mm_free.eq(~gather.busy & ~add),
                  gather.job.eq(proc.job_mm),
                  gather.groups.eq(proc.mm_groups), gather.blocks.eq(proc.mm_blocks),
                  gather.rdata.eq(act_rd.data), gather.rdata2.eq(act_rd2.data),
@@ -128,5 +140,5 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     # The copy's port: the gatherer's while it reads, else a fused ADD's (its residuals: its
     # select holds from its GEMM's job start to the next job's, past a MATMUL's first reads).
     other = SimpleNamespace(addr=Signal.like(act_rd2.addr), data=act_rd2.data)
-    m.d.comb += act_rd2.addr.eq(Mux(gather.reading, gather.addr2, other.addr))
+    m.d.comb += act_rd2.addr.eq(Mux(gather.reading2, gather.addr2, other.addr))
     return other

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Mux, Signal
 from amaranth.lib import data
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from ...numerics import MULT_BITS, SHIFT_MAX
 from .attn_isa import MATMUL_MAX_K
@@ -111,7 +111,8 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     range_bad = mine & ((a_end > ad) | (b_end > ad) | (c_end > ad)
                         | ((c_lo < a_end) & (a_lo < c_end)) | ((c_lo < b_end) & (b_lo < c_end)))
     return SimpleNamespace(mine=mine, kw=kw, nw=nw, g_now=g_now, b_now=b_now,
-                           shape_ok=~mine | ok, range_bad=range_bad, job=job, job_now=job_now)
+                           shape_ok=~mine | ok, range_bad=range_bad, job=job, job_now=job_now,
+                           b_end=b_end, c_end=c_end)
 
 
 #: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the
@@ -119,7 +120,8 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
 #: retirement of the command before it, whose job has stored every result: the word was read
 #: ahead), from the word's fields, and reads on through CALC, CHECK and TILE while no job
 #: runs. A fault in CHECK (SHAPE) or TILE (ADDRESS) resets it. A command checked under the job
-#: before it issues the cycle after that retirement: a lead of 1 (:func:`.perf.checked_ahead`).
+#: before it issues the cycle after that retirement: a lead of 1 (:func:`.perf.checked_ahead`),
+#: unless it gathered under that job (``mm_early``, :func:`.perf.gathered_ahead`).
 #: Later tiles gather from their ISSUE.
 GATHER_LEAD = 4
 
@@ -134,7 +136,8 @@ def matmul_members(cfg) -> dict:
     if cfg.attention is None:
         return {}
     conv = cfg.conv
-    return {"job_mm": Out(matmul_job_layout(cfg)), "mm_pre": Out(1),
+    return {"job_mm": Out(matmul_job_layout(cfg)), "mm_pre": Out(1), "mm_early": Out(1),
+            "mm_free": In(1),
             "mm_groups": Out(range(conv.max_groups + 1)),
             "mm_blocks": Out(range(conv.max_blocks + 1))}
 
@@ -157,7 +160,7 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
     if cfg.attention is None:
         chk.mm = SimpleNamespace(
             tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw, sc=cmd.nb, desc=cmd.desc,
-            tile=lambda k0, n0: [], accept=lambda: [],
+            tile=lambda k0, n0: [], accept=lambda: [], early=lambda **_: None,
             run=SimpleNamespace(tiled=running.op == Op.GEMM, kw=running.kw, nb=running.nb,
                                 sa=running.kw, sc=running.nb))
         return chk.mm
@@ -186,31 +189,53 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
     read_ahead = Signal()                     # ``prog_data`` is the word of ``pc + 1``
     m.d.sync += read_ahead.eq(proc.prog_addr == nxt_pc[:len(proc.prog_addr)])
     loads = decode | (proc.retire & proc.in_job & read_ahead & (nxt_pc < cfg.prog_depth))
-    pre = loads & word.on
-    m.d.comb += [proc.mm_pre.eq(pre),
+    ahead = Signal(name="mm_ahead")   # the checked MATMUL's gather started under the job
+    go = Signal()                     # and starts this cycle (``mm_early``)
+    held = check | ahead | go         # the gatherer reads the checked command's job
+    pre = loads & word.on & ~ahead
+    m.d.comb += [proc.mm_pre.eq(pre), proc.mm_early.eq(go),
                  proc.mm_groups.eq(Mux(pre, g_word, Mux(calc, mmc.g_now, Mux(
-                     check, g0, proc.job_desc.groups)))),
+                     held, g0, proc.job_desc.groups)))),
                  proc.mm_blocks.eq(Mux(pre, b_word, Mux(calc, mmc.b_now, Mux(
-                     check, b0, proc.job_desc.blocks))))]
+                     held, b0, proc.job_desc.blocks))))]
     kw, nb = Mux(mine, mmc.kw, cmd.kw), Mux(mine, mmc.nw, cmd.nb)
     sa, sc = Mux(mine, cmd.attn.sa, cmd.kw), Mux(mine, cmd.attn.sc, cmd.nb)
     r_kw, r_nb = Signal.like(kw, name="run_kw"), Signal.like(nb, name="run_nb")
     r_sa, r_sc = Signal.like(sa, name="run_sa"), Signal.like(sc, name="run_sc")
     r_job = Signal(matmul_job_layout(cfg), name="run_mm")
+    # The running command's writes: [run_wlo, run_whi) words.
+    r_wlo = Signal(range(cfg.act_depth + 1), name="run_wlo")
+    r_whi = Signal(range(2 * cfg.act_depth + 2), name="run_whi")
 
     def tile(k0, n0):
         job = Mux(pre, word.as_value(), Mux(calc, mmc.job_now.as_value(), Mux(
-            check, mmc.job.as_value(), r_job.as_value())))
-        first = pre | calc
+            held, mmc.job.as_value(), r_job.as_value())))
+        first = pre | calc | ahead | go
         return [proc.job_mm.eq(job), proc.job_mm.k0.eq(Mux(first, 0, k0)),
                 proc.job_mm.n0.eq(Mux(first, 0, n0))]
 
     def accept():
-        return [r_kw.eq(kw), r_nb.eq(nb), r_sa.eq(sa), r_sc.eq(sc), r_job.eq(mmc.job)]
+        return [r_kw.eq(kw), r_nb.eq(nb), r_sa.eq(sa), r_sc.eq(sc), r_job.eq(mmc.job),
+                r_wlo.eq(cmd.dst),
+                r_whi.eq(Mux(mine, mmc.c_end, cmd.dst + chk.out_words))]
+
+    def early(*, may, issue, idle):
+        """The checked MATMUL's gather under the running job (``mm_early``), from a cycle
+        ``may`` says it passed its checks under that job's last tile (not its retirement),
+        when its first tile is one weight beat, B lies outside what the running command
+        writes, and the gatherer and the copy's port are free (``mm_free``); ``ahead`` from
+        then to its job's ISSUE (``issue``), or ``idle``."""
+        single = (g0 == 1) & (b0 == 1)
+        apart = (mmc.b_end <= r_wlo) | (r_whi <= cmd.attn.src2)
+        m.d.comb += go.eq(may & mine & single & apart & proc.mm_free & ~ahead)
+        with m.If(go):
+            m.d.sync += ahead.eq(1)
+        with m.If(issue | idle):
+            m.d.sync += ahead.eq(0)
 
     r_op = running.op
     chk.mm = SimpleNamespace(tiled=(op == Op.GEMM) | mine, kw=kw, nb=nb, sa=sa, sc=sc,
-                             desc=desc, tile=tile, accept=accept,
+                             desc=desc, tile=tile, accept=accept, early=early,
                              run=SimpleNamespace(tiled=(r_op == Op.GEMM) | (r_op == Op.MATMUL),
                                                  kw=r_kw, nb=r_nb, sa=r_sa, sc=r_sc))
     return chk.mm

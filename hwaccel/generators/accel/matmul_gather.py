@@ -22,6 +22,10 @@ hands the beat to the engine's weight stream the cycle after its last words arri
 requantizer beats are a stream of their own (``rq``, the engine takes them beside the weights):
 one a cycle from the cycle after ``start``.
 
+A ``solo`` job (a command's first tile gathered under the job before it, whose DMA holds the
+first port) reads on the second port alone: each pair of words in two cycles, the first into a
+half-pair register (``lo``), so a beat takes ``2h`` read cycles and the same words.
+
 The first port is the activation scratchpad's only other reader: ``reading`` says the gatherer
 holds it, and ``a_go`` pulses in the cycle of the job's last read, so A's stream may read from
 the next cycle on.
@@ -60,6 +64,8 @@ class MatmulGather(wiring.Component):
     start : ``In(1)``            a pulse: begin (while idle); the first read issues at once
     fresh : ``In(1)``            with ``start``: the command's first tile (``k0 = n0 = 0``),
                                  whose ``job`` need only hold from ``start``
+    solo : ``In(1)``             with ``start``: the job reads on the second port alone, one
+                                 word a cycle (two cycles a pair of rows)
     job : ``In``                 the command's fields and the tile's ``k0`` (first word of K)
                                  and ``n0`` (first block of N): :func:`.matmul_checks.
                                  matmul_job_layout`; steady from the cycle before ``start`` (with
@@ -68,6 +74,7 @@ class MatmulGather(wiring.Component):
     addr, addr2 : ``Out``        two read ports of the activation scratchpad (1-cycle latency)
     rdata, rdata2 : ``In``
     reading : ``Out(1)``         the gatherer holds the first port this cycle
+    reading2 : ``Out(1)``        the gatherer holds the second port this cycle
     a_go : ``Out(1)``            the job's last read issues (the first port is free next cycle)
     source : ``Out(stream)``     weight beats (``lanes x block`` bytes)
     rq : ``Out(stream)``         requantizer beats (:func:`..conv.layouts.requant_layout`)
@@ -89,11 +96,11 @@ class MatmulGather(wiring.Component):
         self.config = cfg = config
         conv = cfg.conv
         super().__init__({
-            "start": In(1), "fresh": In(1), "job": In(matmul_job_layout(cfg)),
+            "start": In(1), "fresh": In(1), "solo": In(1), "job": In(matmul_job_layout(cfg)),
             "groups": In(range(conv.max_groups + 1)), "blocks": In(range(conv.max_blocks + 1)),
             "addr": Out(range(cfg.act_depth)), "rdata": In(cfg.act_bits),
             "addr2": Out(range(cfg.act_depth)), "rdata2": In(cfg.act_bits),
-            "reading": Out(1), "a_go": Out(1),
+            "reading": Out(1), "reading2": Out(1), "a_go": Out(1),
             "source": Out(stream.Signature(cfg.lanes * conv.block * 8)),
             "rq": Out(stream.Signature(requant_layout(conv))),
             "moved": Out(1), "busy": Out(1), "reads": Out(range(3)),
@@ -128,6 +135,10 @@ class MatmulGather(wiring.Component):
         buf = [Signal(16 * L, name=f"buf{w}") for w in range(H - 1)]
         inflight, in_slot = Signal(), Signal(range(H))
         in_ok, in_ok2, in_p = Signal(), Signal(), Signal(wide)
+        # ``solo``: each pair of rows is two reads on the second port, the first (``half``)
+        # into ``lo`` the cycle after, the second completing the pair as ``issue`` does.
+        solo_r, sub = Signal(), Signal()
+        lo, lo_in, lo_ok = Signal(8 * L), Signal(), Signal()
 
         taken = out_valid & self.source.ready
         room = ~out_valid | taken                          # ``out`` is free at the next edge
@@ -144,15 +155,29 @@ class MatmulGather(wiring.Component):
         # The second word of the last read cycle is past the beat when lanes is odd.
         row_ok2 = (r_c + 1 < lim_c) & ((i != H - 1) if L % 2 else Const(1))
         last_read = i == H - 1
-        issue = rd & (~last_read | (room & ~(inflight & (in_slot == H - 1))))
+        solo = Mux(self.start, self.solo, solo_r)
+        half = rd & solo & ~sub
+        issue = rd & (~solo | sub) & (~last_read | (room & ~(inflight & (in_slot == H - 1))))
         final = last_read & (gi == self.groups - 1) & (bi == self.blocks - 1)
         rq_taken = self.rq.valid & self.rq.ready
-        m.d.comb += [self.addr.eq(Mux(row_ok, a_c, 0)), self.addr2.eq(Mux(row_ok2, a2_c, 0)),
-                     self.reading.eq(rd), self.a_go.eq(issue & final),
+        m.d.comb += [self.addr.eq(Mux(row_ok, a_c, 0)),
+                     self.addr2.eq(Mux(half, Mux(row_ok, a_c, 0), Mux(row_ok2, a2_c, 0))),
+                     self.reading.eq(rd & ~solo), self.reading2.eq(rd),
+                     self.a_go.eq(issue & final),
                      self.source.valid.eq(out_valid), self.source.payload.eq(out),
                      self.rq.valid.eq(rq_left != 0),
-                     self.moved.eq(issue | taken | rq_taken), self.busy.eq(busy),
-                     self.reads.eq((issue & row_ok) + (issue & row_ok2))]
+                     self.moved.eq(issue | half | taken | rq_taken), self.busy.eq(busy),
+                     self.reads.eq(Mux(solo, (half & row_ok) + (issue & row_ok2),
+                                       (issue & row_ok) + (issue & row_ok2)))]
+        with m.If(self.start):
+            m.d.sync += [solo_r.eq(self.solo), sub.eq(0)]
+        with m.If(half):
+            m.d.sync += sub.eq(1)
+        with m.If(issue):
+            m.d.sync += sub.eq(0)
+        m.d.sync += [lo_in.eq(half), lo_ok.eq(row_ok)]
+        with m.If(fresh & self.solo):   # the first pair's registers (``issue`` sets them)
+            m.d.sync += [a.eq(a_c), a2.eq(a2_c), r.eq(r_c)]
 
         # --- idle: the next job's registers, so its first read issues with ``start`` ----------
         with m.If(~busy & ~self.start):
@@ -207,8 +232,12 @@ class MatmulGather(wiring.Component):
         def masked(ok, rdata):
             return Cat(*[Mux(ok & (j < in_p), rdata[8 * j:8 * j + 8], 0) for j in range(L)])
 
+        with m.If(lo_in):   # a solo pair's first row (lanes past N or K: ``p``, as at issue)
+            m.d.sync += lo.eq(Cat(*[Mux(lo_ok & (j < p), self.rdata2[8 * j:8 * j + 8], 0)
+                                    for j in range(L)]))
         pair = Signal(16 * L)
-        m.d.comb += pair.eq(Cat(masked(in_ok, self.rdata), masked(in_ok2, self.rdata2)))
+        m.d.comb += pair.eq(Cat(Mux(solo_r, lo, masked(in_ok, self.rdata)),
+                                masked(in_ok2, self.rdata2)))
         with m.If(taken):
             m.d.sync += out_valid.eq(0)
         with m.If(inflight):

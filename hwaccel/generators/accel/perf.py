@@ -38,12 +38,14 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   attention units' and the conv engine's models (MATMUL's, :func:`.attn_isa.matmul_cycles`,
   with its ``stall_input``: the RTL equals it). A MATMUL tile job gathers B two words a cycle
   (``ceil(lanes / 2)`` cycles a weight beat), a command's first from the cycle its word loads
-  (``GATHER_LEAD`` cycles before its ISSUE; 1 when checked ahead, the retirement before it),
-  the others from their ISSUE; its requantizer beats load beside the weights, and A's stream
+  (``GATHER_LEAD`` cycles before its ISSUE; 1 when checked ahead, the retirement before it;
+  one word a cycle under the job before it when :func:`gathered_ahead` says so), the others
+  from their ISSUE; its requantizer beats load beside the weights, and A's stream
   starts in the cycle of B's last read (at the ISSUE if that came first), so the engine's
   writer has A's first words as its run phase begins; then the run as for any GEMM tile
   (``default_attention``'s 16 x 16 x 16 product after a command with a job: 1 cycle of
-  processor overhead and 32 busy, 33 in all).
+  processor overhead and 32 busy, 33 in all; gathered under the job before it, 26 busy and 27
+  in all).
 
 The constants are the RTL's latencies (DMA read, FIFOs, the engine's pipeline, the store); the
 tests hold the model equal to the C++ harness's counters on random programs.
@@ -56,7 +58,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ..conv.perf import job_cycles
-from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles
+from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles, matmul_gemm, matmul_last
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
 from .fuse_model import fused_add, fused_gelu
@@ -190,12 +192,67 @@ def checked_ahead(cfg: AccelConfig, prev: dict, prev_perf: CommandPerf, c: dict)
     return tiled or prev_perf.busy >= RIPE + 1   # its one job's RUN cycles (RIPE, then done)
 
 
+def _write_span(cfg: AccelConfig, c: dict) -> tuple[int, int]:
+    """``[first, end)``: the words decoded command ``c`` writes, as the processor's checks
+    count them (a MATMUL's rows with their stride)."""
+    from .eltwise_checks import elt_golden_check
+
+    op, d, p, lanes = c["op"], c["desc"], c["pool"], cfg.lanes
+    if op == Op.MATMUL:
+        f = c["attn"]
+        return c["dst"], c["dst"] + (c["count"] - 1) * f["sc"] + -(-f["n"] // lanes)
+    if op == Op.GEMM:
+        n = c["count"] * c["nb"]
+    elif op == Op.CONV:
+        div = 2 if d["pool"] else 1
+        n = (d["out_width"] // div) * (d["out_height"] // div) * d["blocks"]
+    elif op == Op.MAXPOOL:
+        n = (p["width"] // 2) * (p["height"] // 2) * p["blocks"]
+    elif op == Op.LSTM:
+        from .lstm_checks import lstm_golden_check
+
+        n = lstm_golden_check(cfg, c)[2]
+    elif op in (Op.ADD, Op.AVGPOOL):
+        n = elt_golden_check(cfg, c)[2]
+    elif op == Op.GELU:
+        n = c["count"]
+    else:   # SOFTMAX, LAYERNORM
+        n = c["count"] * -(-c["attn"]["n"] // lanes)
+    return c["dst"], c["dst"] + n
+
+
+def gathered_ahead(cfg: AccelConfig, prev: dict, last: tuple[int, int], c: dict) -> int | None:
+    """The lead (cycles before its ISSUE) of MATMUL ``c``'s gather when it starts under the
+    last job of ``prev``, which checked it (:func:`checked_ahead`), else None: from that job's
+    :data:`.processor.RIPE` + 1-th cycle or the first after it that finds the gatherer idle
+    (``last``: the job's busy cycles and that cycle, :func:`.attn_isa.matmul_last`), when its
+    first tile is one weight beat, B lies outside what ``prev`` writes, ``prev`` is no GEMM
+    with a fused ADD (whose residual reads hold the port) and that cycle is not the job's
+    last (the retirement, when the gather starts anyway)."""
+    if c["op"] != Op.MATMUL or fused_add(cfg, prev):
+        return None
+    if gemm_jobs(cfg, matmul_gemm(cfg, c))[0][0]["weight_words"] != 1:
+        return None
+    f, lanes = c["attn"], cfg.lanes
+    kw, nw = -(-f["k"] // lanes), -(-f["n"] // lanes)
+    rows, words = (f["n"], kw) if f["transpose"] else (f["k"], nw)
+    b_lo, b_hi = f["src2"], f["src2"] + (rows - 1) * f["sb"] + words
+    lo, hi = _write_span(cfg, prev)
+    if not (b_hi <= lo or hi <= b_lo):
+        return None
+    busy, idle = last
+    start = max(RIPE + 1, idle)
+    return busy + 1 - start if start <= busy - 1 else None
+
+
 def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
-             checked: bool = False) -> CommandPerf:
-    """One command's figures; ``held`` is ``[weight reads]`` the conv engine holds (or empty),
+             checked: bool = False, solo: int | None = None) -> tuple[CommandPerf, tuple]:
+    """One command's figures and ``(busy, idle)`` of its last job (:func:`gathered_ahead`);
+    ``held`` is ``[weight reads]`` the conv engine holds (or empty),
     updated in place as the hardware updates it; ``ahead``: the previous command ran a job, so
     this one's word was fetched and decoded under it; ``checked``: and checked
-    (:func:`checked_ahead`)."""
+    (:func:`checked_ahead`); ``solo``: a MATMUL's gather lead under that job
+    (:func:`gathered_ahead`)."""
     op, d, p = c["op"], c["desc"], c["pool"]
     jobs = busy = load = slots = stalls = 0
     overhead = FETCH_TO_CHECK - (DECODED_AHEAD if ahead else 0)
@@ -203,6 +260,8 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
     overhead -= (CALC_AHEAD if checked else 0) + (CHECK_AHEAD if skip else 0)
     tile = 0 if skip else TILE
     lead = GATHER_LEAD - (CALC_AHEAD + CHECK_AHEAD + TILE if skip else 0)
+    lead = lead if solo is None else solo
+    last_b = idle = 0
     if op in (Op.CONV, Op.GEMM):
         if op == Op.CONV and d["depthwise"]:   # a job per dw_groups groups, RUN -> ISSUE
             todo = dw_jobs(cfg, c)
@@ -220,6 +279,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
             b += fused_add(cfg, c)   # the residual's read: the store a cycle later
             held[:] = [reads]
             jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
+            last_b = b
             overhead += ISSUE
     elif op == Op.MAXPOOL:
         jobs, overhead = 1, overhead + ISSUE
@@ -237,17 +297,21 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
         if cfg.attention is None:
             raise ValueError(f"pc {pc}: {Op(op).name} on {cfg.slug}, which has no attention "
                              f"units (the program would fault)")
-        busy, load, slots, jobs = attn_cycles(cfg, c, lead=lead)
+        alone = solo is not None
+        busy, load, slots, jobs = attn_cycles(cfg, c, lead=lead, solo=alone)
         overhead += ISSUE * jobs + (tile if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
-            stalls = matmul_cycles(cfg, c, lead=lead)[2]   # the engine waits for A
+            stalls = matmul_cycles(cfg, c, lead=lead, solo=alone)[2]   # the engine waits for A
+            last_b, idle = matmul_last(cfg, c, lead=lead, solo=alone)
     elif op == Op.FENCE:
         held.clear()   # the next CONV/GEMM reloads its weights
     elif op != Op.DONE:
         raise ValueError(f"pc {pc}: opcode {op} is not a command (the program would fault)")
-    return CommandPerf(pc, Op(op).name, jobs, busy, overhead, overhead + busy, load, slots,
+    perf = CommandPerf(pc, Op(op).name, jobs, busy, overhead, overhead + busy, load, slots,
                        stalls, **dict(zip(EVENTS, command_events(cfg, c, load))))
+    single = op in (Op.MAXPOOL, Op.LSTM, Op.ADD, Op.AVGPOOL) or op in ATTN_OPS[:3]
+    return perf, ((busy if single else last_b), idle)
 
 
 def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> ProgramPerf:
@@ -255,14 +319,16 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
     if not isinstance(cfg, AccelConfig):
         raise TypeError(f"cfg must be an AccelConfig, not {cfg!r}")
     out, pc, held = [], start_pc, []   # a program starts with no weights held
-    prev = None
+    prev = last = None
     while True:
         if pc >= len(program):
             raise ValueError(f"pc {pc}: the program ends without DONE (it would fault)")
         c = decode(cfg, program[pc])
         ahead = bool(out) and out[-1].jobs > 0
         checked = ahead and checked_ahead(cfg, prev, out[-1], c)
-        out.append(_command(cfg, pc, c, held, ahead, checked))
+        solo = gathered_ahead(cfg, prev, last, c) if checked else None
+        perf, last = _command(cfg, pc, c, held, ahead, checked, solo)
+        out.append(perf)
         if c["op"] == Op.DONE:
             break
         prev = c

@@ -18,20 +18,21 @@ RUN -> ISSUE ... (a depthwise CONV's next groups and a GEMM's next tile: RUN -> 
 FENCE, CHECK -> FETCH). Overlap: while a job issues and runs, the program memory reads the next
 command's word, and the checks read it from the job's first RUN cycle (``ccmd``; the running
 command keeps the command register ``cmd`` and its copies, ``run_*``, of what its later tiles
-and its units read of the checks): CALC's registers load in the second, CHECK's products in
-the third, and the tile pipeline works out its first tile (:mod:`.tiling`), so by
-:data:`.tiling.RIPE` RUN cycles the next command is checked. The command retiring from RUN
-then loads it into the command register in that cycle, with its job's fields (and its first
-tile's) if it passed its checks, and it issues in the next cycle (FETCH, DECODE, CALC, CHECK
-and TILE hidden under the job); FENCE, DONE or a command that failed a check goes to CHECK,
-which ends, fences or faults as ever; after a depthwise CONV (whose jobs read the check
+and its units read of the checks): CALC's registers load in the second, CHECK's products in the
+third, and the tile pipeline works out its first tile (:mod:`.tiling`), so by
+:data:`.tiling.RIPE` RUN cycles the next command is checked. The command retiring from RUN then
+loads it into the command register in that cycle, with its job's fields (and its first tile's)
+if it passed its checks, and it issues in the next cycle (FETCH, DECODE, CALC, CHECK and TILE
+hidden under the job; a MATMUL checked so may gather its B under the job too, ``mm_early``:
+:func:`.matmul_checks.matmul_tiling`); FENCE, DONE or a command that failed a check goes to
+CHECK, which ends, fences or faults as ever; after a depthwise CONV (whose jobs read the check
 registers, so nothing is checked under them) or before one, to CALC; at the program memory's
 end, to FETCH and its PC_RANGE fault. A GEMM's next tile is loaded in the cycle the running one
 ends (from the loop state after it, which the tile pipeline has settled by then) and issues in
 the next, with no TILE cycle of its own. A job still issues only once the previous one is done
 (every result stored), so a command always reads what the one before it wrote; and every fault
-stops at the faulting command's own pc. Clock speed: no path does more than one multiply, none
-a multiply then a compare. CALC registers the factors of every count and the room left in each
+stops at the faulting command's own pc. Clock speed: no path does more than one multiply, none a
+multiply then a compare. CALC registers the factors of every count and the room left in each
 memory, CHECK multiplies, the command's first TILE or ISSUE (or the retirement before it)
 compares (an ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
 one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
@@ -204,6 +205,7 @@ class Processor(wiring.Component):
                     self.job_fabric.eq(dw_fab), dw_left.eq(left - jg)]
         accepting = Signal()   # the checked command's job fields load (CHECK, or ``fast``)
         til = gemm_tiling(self, m, ccmd, cmd, chk, check=accepting, run=is_("RUN"))
+        mm.early(may=fast & ~til.own & ~self.retire, issue=is_("ISSUE"), idle=is_("IDLE"))
 
         def accept():
             """The checked command's job fields, its tiling's start and what its jobs read of

@@ -138,4 +138,4 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
     def advance():
         return [s.eq(n) for s, n in zip(state, nxt)]
 
-    return SimpleNamespace(load=load, advance=advance, more=more)
+    return SimpleNamespace(load=load, advance=advance, more=more, own=own)
