@@ -8,6 +8,7 @@ compiles its WebAssembly (a minute or more); later calls reuse the cache.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..toolchain import MissingToolError
 
-__all__ = ["ImplError", "find_tool", "run_tool", "PACKAGES"]
+__all__ = ["ImplError", "find_tool", "run_tool", "tool_timeout", "PACKAGES", "TIMEOUT_ENV"]
 
 #: tool -> the pip package that provides it.
 PACKAGES = {
@@ -54,22 +55,56 @@ def find_tool(tool: str) -> str:
         f"{tool} is not installed: `pip install {package}` (or `pip install hwaccel[impl]`)")
 
 
+#: Environment variable that sets the limit of every tool run in seconds (0: no limit).
+TIMEOUT_ENV = "HWACCEL_TOOL_TIMEOUT"
+
+
+def tool_timeout(default_s: float) -> float | None:
+    """The limit of a tool run: ``$HWACCEL_TOOL_TIMEOUT`` seconds if set (0 for none), else
+    ``default_s``."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return default_s
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImplError(f"${TIMEOUT_ENV} must be a number of seconds (0: no limit), "
+                        f"not {raw!r}") from None
+    if value < 0:
+        raise ImplError(f"${TIMEOUT_ENV} must be >= 0 seconds (0: no limit), not {raw!r}")
+    return value or None
+
+
 def run_tool(tool: str, args: list[str], *, cwd: Path, log: Path, timeout_s: float = 3600,
              what: str = "") -> subprocess.CompletedProcess:
     """Run ``tool`` in ``cwd``, its output in ``log``; a failure raises :class:`ImplError`.
 
-    The message carries the tool's own error lines (``ERROR:``), which say what did not fit or
-    route, and the log's path.
+    The log is written as the tool runs (``tail -f`` shows a long place and route's progress),
+    and a run stopped at its limit (``timeout_s``, or ``$HWACCEL_TOOL_TIMEOUT``) keeps what it
+    wrote. The message carries the tool's own error lines (``ERROR:``), which say what did not
+    fit or route, and the log's path.
     """
     cmd = [find_tool(tool), *args]
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        raise ImplError(f"{tool} {what} did not finish in {timeout_s:.0f} s") from exc
-    log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}{proc.stderr}")
-    if proc.returncode != 0:
-        text = proc.stdout + proc.stderr
+    limit = tool_timeout(timeout_s)
+    with log.open("w") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            code = proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise ImplError(f"{tool} {what} did not finish in {limit:.0f} s (its output so far: "
+                            f"{log}; set ${TIMEOUT_ENV} to more seconds, or 0 for no limit)"
+                            ) from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    text = log.read_text(errors="replace").split("\n", 1)[1]   # the tool's output, not its command
+    if code != 0:
         errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
         detail = "; ".join(errors[:3]) or text.strip()[-800:]
-        raise ImplError(f"{tool} {what} failed (exit {proc.returncode}): {detail} [log: {log}]")
-    return proc
+        raise ImplError(f"{tool} {what} failed (exit {code}): {detail} [log: {log}]")
+    return subprocess.CompletedProcess(cmd, code, stdout=text, stderr="")
