@@ -21,9 +21,10 @@ Yosys 0.70 aborts in (``Abc_DesFindTopLevelModels``: ABC's BLIF reader found no 
 
 The design's cells are the sum over modules of each module's gates times its instances. Keeping
 the hierarchy forgoes the optimization across module ports that flattening allowed (a constant
-into a port, logic merged across a boundary): on ``accel_tiny`` the module-by-module count is
-0.6 % above the flattened one of the previous flow (426,427 against 423,931 NAND2 equivalents,
-1,730,258 against 1,722,588 transistors, 28,206 against 28,129 flip-flops).
+into a port, logic merged across a boundary). On one RTLIL of ``accel_tiny``, module by module
+against flattened (``synth -flatten`` and one ABC call, the previous flow): 429,494 against
+427,308 NAND2 equivalents (+0.5 %), 1,744,388 against 1,736,778 transistors (+0.4 %), 28,287
+against 28,210 flip-flops, a depth of 129 against 128 gates.
 
 A memory stays a macro when every read port is synchronous (an SRAM macro registers its read)
 and it is at least :data:`MACRO_MIN_DEPTH` words deep; a smaller or asynchronously read memory
