@@ -3,7 +3,9 @@ processor`, ``mm_early``) on ``tiny_attention``'s RTL: its first tile one weight
 what that job's command writes, the port of the scratchpad's copy free (no fused ADD), the
 gatherer idle. Bit-exact with the golden interpreter and every counter equal to the cycle model,
 beside the cases that must not gather early (B written by the command before, a fused ADD
-before, a first tile of several beats), which still read what the command before wrote."""
+before, a first tile of several beats), which still read what the command before wrote, even
+its last result: a gather after a job starts the cycle after its retirement, whose cycle stores
+that result."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def test_gathered_under_the_job_before(host, seed, monkeypatch):
     b = ProgramBuilder(CFG)
     outs = []
     x = b.put(_int8(rng, (6, 1, 9)))
-    y = b.gemm(x, _int8(rng, (6, 7)), 0, *_requant(rng, 6))           # writes y only
+    y = b.gemm(x, _int8(rng, (6, 11)), 0, *_requant(rng, 6))   # y only, two N tiles
     for tr in (False, True):                  # K and N of one word: one weight beat
         k, n = int(rng.integers(1, L + 1)), int(rng.integers(1, L + 1))
         m_ = int(rng.integers(2, 20))         # several M tiles from time to time
@@ -81,4 +83,22 @@ def test_gathered_under_the_job_before(host, seed, monkeypatch):
     b.done()
     leads = _early(monkeypatch, b)
     assert len(leads) == 4, leads   # the four one-beat MATMULs after the first GEMM
+    run_and_check(host, CFG, b, outs, f"seed {seed}")
+
+
+def test_b_written_by_the_last_store_before(host, seed):
+    """B's first rows are the command before's last results (a GEMM's last pixel): the gather
+    that starts at that command's retirement reads them as stored."""
+    rng = np.random.default_rng(seed)
+    b = ProgramBuilder(CFG)
+    outs = []
+    for tr in (False, True):
+        x = b.put(_int8(rng, (6, 1, 2)))                              # two pixels: B's rows
+        z = b.gemm(x, _int8(rng, (6, 3)), 0, *_requant(rng, 6))
+        if tr:   # B^T's rows are z's pixels: B is 3 x 2
+            a = b.put(_int8(rng, (3, 1, 4)))
+            outs.append(b.matmul(a, z, *_requant(rng, 3), transpose=True))
+        else:    # B's K rows are z's pixels: K = 2
+            a = b.put(_int8(rng, (2, 1, 4)))
+            outs.append(b.matmul(a, z, *_requant(rng, 2)))
     run_and_check(host, CFG, b, outs, f"seed {seed}")

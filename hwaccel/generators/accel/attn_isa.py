@@ -241,10 +241,10 @@ def matmul_cycles(cfg, c: dict, *, lead: int | None = None,
     cycle (0): B's beats are gathered from the activation scratchpad two words a cycle (two
     read ports: a beat of ``lanes`` words is ``h = ceil(lanes / 2)`` read cycles), the first
     read in cycle ``-lead`` for the command's first job (``lead``: :data:`.matmul_checks.
-    GATHER_LEAD` by default, from the cycle its word loads; 1 for a command checked under the
-    job before it, :func:`.perf.checked_ahead`; ``solo``: it started under that job, on one
-    port, one word a cycle, a beat ``2h`` read cycles: :func:`.perf.gathered_ahead`) and in
-    cycle 0 for the others. Beat ``i``'s
+    GATHER_LEAD` by default, from the cycle its word loads in DECODE; one fewer after a job,
+    0 for a command checked under the job before it, :func:`.perf.checked_ahead`; ``solo``:
+    it started under that job, on one port, one word a cycle, a beat ``2h`` read cycles:
+    :func:`.perf.gathered_ahead`) and in cycle 0 for the others. Beat ``i``'s
     last read is in cycle ``t_i = max(t_(i-1) + h, x_(i-1))`` (its gatherer holds one finished
     beat: the next one's last read waits for it to leave), the engine takes it in ``x_i =
     max(t_i + 2, x_(i-1) + 1)`` (the load state takes a beat a cycle from ``LOAD_START``), and

@@ -107,10 +107,11 @@ lie below it; strictly inside it is an ADDRESS fault (as for ADD).
              runs it as the GEMM ``M x K x N`` (:func:`.attn_isa.matmul_gemm`), B's beats
              gathered from the activation scratchpad in place of weight-scratchpad words (a
              beat is ``lanes`` words, two a cycle on two read ports, from the tile job's ISSUE
-             cycle on), the requantizer beats loading beside them and A's rows streaming from
-             the cycle after B's last read; it replaces the weights the engine holds (the next
-             CONV/GEMM loads its own). Sums are exact (K < 2**17). Cycles:
-             :func:`.attn_isa.matmul_cycles`.
+             cycle on; a command's first tile before it, :data:`.matmul_checks.GATHER_LEAD`,
+             or under the job before it, one a cycle), the requantizer beats loading beside
+             them and A's rows streaming from the cycle after B's last read; it replaces the
+             weights the engine holds (the next CONV/GEMM loads its own). Sums are exact
+             (K < 2**17). Cycles: :func:`.attn_isa.matmul_cycles`.
 
 ``fuse.gelu`` (a GEMM's flag, only in the command words of configurations with attention
              units) passes every requantized output through the GELU table before the store

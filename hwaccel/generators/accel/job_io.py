@@ -68,8 +68,9 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     every write of ``dp.act_wr``: a second read port of a block RAM costs the same copy), and
     feeds the engine's weight and requantizer streams in place of the weight DMA (which reads
     nothing). A MATMUL's first tile job starts its gather early, as the command's word loads
-    (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE, or one when
-    it was checked under the job before it: no job runs then, so the port is free), later
+    (``proc.mm_pre``, :data:`.matmul_checks.GATHER_LEAD` cycles before its ISSUE, one fewer
+    after a job, none when it was checked under the job before it: no job runs then, so the
+    port is free), later
     tiles' at their ISSUE; the beats wait for the job. Or under the job before it
     (``proc.mm_early``: its first tile one beat, B outside that job's writes), reading only the
     copy's port (``solo``), which a fused ADD's residual reads would hold (``proc.mm_free``):
@@ -98,7 +99,7 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
     ahead = Signal()                         # under the job before it (``mm_early``)
     with m.If(proc.job_start):
         m.d.sync += [mine.eq(now), early.eq(0), a_due.eq(0), ahead.eq(0)]
-    with m.If(proc.mm_pre | proc.mm_early):
+    with m.If((proc.mm_pre | proc.mm_early) & ~proc.job_start):   # else it starts with it
         m.d.sync += early.eq(1)
     with m.If(proc.mm_early):
         m.d.sync += ahead.eq(1)

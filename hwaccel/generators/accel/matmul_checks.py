@@ -116,13 +116,13 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
 
 
 #: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the
-#: cycle the command's word loads into the processor's command register (DECODE, or the
-#: retirement of the command before it, whose job has stored every result: the word was read
-#: ahead), from the word's fields, and reads on through CALC, CHECK and TILE while no job
-#: runs. A fault in CHECK (SHAPE) or TILE (ADDRESS) resets it. A command checked under the job
-#: before it issues the cycle after that retirement: a lead of 1 (:func:`.perf.checked_ahead`),
-#: unless it gathered under that job (``mm_early``, :func:`.perf.gathered_ahead`).
-#: Later tiles gather from their ISSUE.
+#: cycle the command's word loads into the processor's command register in DECODE, from the
+#: word's fields, and reads on through CALC, CHECK and TILE while no job runs. After a job, in
+#: the cycle after the retirement that loaded the word read ahead (that job's last result is
+#: stored in the retirement's cycle): one cycle fewer, or none, from its ISSUE, when it was
+#: checked under that job (:func:`.perf.checked_ahead`), unless it gathered under that job
+#: (``mm_early``, :func:`.perf.gathered_ahead`). A fault in CHECK (SHAPE) or TILE (ADDRESS)
+#: resets it. Later tiles gather from their ISSUE.
 GATHER_LEAD = 4
 
 
@@ -182,21 +182,28 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
         m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
                      desc.weight_words.eq(g0 * b0)]
 
-    # The word on ``prog_data`` loads into the command register this cycle: in DECODE, or
-    # as a job's command retires into the next one's CALC (the word of ``pc + 1``, read ahead).
+    # The word on ``prog_data`` loads into the command register in DECODE; a word read ahead
+    # loads as a job's command retires, but that job's last result is stored in the same
+    # cycle (a read then returns the old word), so the gather starts in the cycle after
+    # (``retired``: CALC, or the ISSUE of a command checked ahead), from the command register.
     word, g_word, b_word = _job_of(m, cfg, proc.prog_data)
     nxt_pc = proc.pc + 1
     read_ahead = Signal()                     # ``prog_data`` is the word of ``pc + 1``
-    m.d.sync += read_ahead.eq(proc.prog_addr == nxt_pc[:len(proc.prog_addr)])
-    loads = decode | (proc.retire & proc.in_job & read_ahead & (nxt_pc < cfg.prog_depth))
+    retired = Signal()                        # the last cycle loaded the word read ahead
+    m.d.sync += [read_ahead.eq(proc.prog_addr == nxt_pc[:len(proc.prog_addr)]),
+                 retired.eq(proc.retire & proc.in_job & read_ahead
+                            & (nxt_pc < cfg.prog_depth))]
     ahead = Signal(name="mm_ahead")   # the checked MATMUL's gather started under the job
     go = Signal()                     # and starts this cycle (``mm_early``)
     held = check | ahead | go         # the gatherer reads the checked command's job
-    pre = loads & word.on & ~ahead
+    pre_d = decode & word.on
+    pre_r = retired & mine & ~ahead
+    now = calc | pre_r                # the command register's job (``job_now``)
+    pre = pre_d | pre_r
     m.d.comb += [proc.mm_pre.eq(pre), proc.mm_early.eq(go),
-                 proc.mm_groups.eq(Mux(pre, g_word, Mux(calc, mmc.g_now, Mux(
+                 proc.mm_groups.eq(Mux(pre_d, g_word, Mux(now, mmc.g_now, Mux(
                      held, g0, proc.job_desc.groups)))),
-                 proc.mm_blocks.eq(Mux(pre, b_word, Mux(calc, mmc.b_now, Mux(
+                 proc.mm_blocks.eq(Mux(pre_d, b_word, Mux(now, mmc.b_now, Mux(
                      held, b0, proc.job_desc.blocks))))]
     kw, nb = Mux(mine, mmc.kw, cmd.kw), Mux(mine, mmc.nw, cmd.nb)
     sa, sc = Mux(mine, cmd.attn.sa, cmd.kw), Mux(mine, cmd.attn.sc, cmd.nb)
@@ -208,7 +215,7 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
     r_whi = Signal(range(2 * cfg.act_depth + 2), name="run_whi")
 
     def tile(k0, n0):
-        job = Mux(pre, word.as_value(), Mux(calc, mmc.job_now.as_value(), Mux(
+        job = Mux(pre_d, word.as_value(), Mux(now, mmc.job_now.as_value(), Mux(
             held, mmc.job.as_value(), r_job.as_value())))
         first = pre | calc | ahead | go
         return [proc.job_mm.eq(job), proc.job_mm.k0.eq(Mux(first, 0, k0)),

@@ -38,7 +38,7 @@ groups x blocks x h``), beat ``i`` on ``source`` from cycle ``(i + 1) x h + 1``,
 beats from cycle 1, when both streams are always ready. A beat's last read issues only when the
 beat will have room (``source`` may stall it); ``lanes`` must be at least 3 (a beat of one read
 cycle would wait a cycle for the previous one to leave). The accelerator starts a MATMUL's
-first tile job before the job itself (:data:`.matmul_checks.GATHER_LEAD`, or one cycle), so
+first tile job before the job itself (:data:`.matmul_checks.GATHER_LEAD`, or fewer cycles), so
 its streams are not ready at first: a finished beat waits in ``source`` and the next beat's
 last read for it.
 """

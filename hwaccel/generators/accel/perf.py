@@ -38,7 +38,9 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   attention units' and the conv engine's models (MATMUL's, :func:`.attn_isa.matmul_cycles`,
   with its ``stall_input``: the RTL equals it). A MATMUL tile job gathers B two words a cycle
   (``ceil(lanes / 2)`` cycles a weight beat), a command's first from the cycle its word loads
-  (``GATHER_LEAD`` cycles before its ISSUE; 1 when checked ahead, the retirement before it;
+  (``GATHER_LEAD`` cycles before its ISSUE after DECODE; from the cycle after the retirement
+  of the command before it, whose last result is stored in that cycle, after a job: one fewer,
+  or from its ISSUE when checked ahead;
   one word a cycle under the job before it when :func:`gathered_ahead` says so), the others
   from their ISSUE; its requantizer beats load beside the weights, and A's stream
   starts in the cycle of B's last read (at the ISSUE if that came first), so the engine's
@@ -259,7 +261,8 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
     skip = checked and op not in (Op.DONE, Op.FENCE)   # a job's command: straight to ISSUE
     overhead -= (CALC_AHEAD if checked else 0) + (CHECK_AHEAD if skip else 0)
     tile = 0 if skip else TILE
-    lead = GATHER_LEAD - (CALC_AHEAD + CHECK_AHEAD + TILE if skip else 0)
+    # A MATMUL's gather: from DECODE, or from the cycle after the retirement before it.
+    lead = (0 if skip else GATHER_LEAD - 1) if ahead else GATHER_LEAD
     lead = lead if solo is None else solo
     last_b = idle = 0
     if op in (Op.CONV, Op.GEMM):

@@ -172,7 +172,8 @@ class Processor(wiring.Component):
         # running command retires (FETCH, DECODE, CALC, CHECK and TILE hidden); DONE, FENCE or
         # a command that fails them goes to CHECK (which ends, fences or faults as ever); a
         # depthwise CONV, unchecked, to CALC.
-        ready = (age == RIPE) & ~dw_conv & ~((cop == Op.CONV) & ccmd.desc.depthwise)
+        ready = (is_("RUN") & (age == RIPE) & ~dw_conv
+                 & ~((cop == Op.CONV) & ccmd.desc.depthwise))   # (age: this job's)
         fast = ready & chk.legal & chk.shape_ok & ~chk.range_bad
         run_lstm = run_attn = None
         if cfg.lstm is not None:
