@@ -30,3 +30,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def host(request):
+    """The Verilated accelerator of the test module's ``HOST_CONFIG`` behind its C++ harness,
+    built (or taken from the cache) once and shared by the module's tests."""
+    from hwaccel.sim.host import HarnessHost
+
+    config = getattr(request.module, "HOST_CONFIG", None)
+    if config is None:
+        raise pytest.UsageError(f"{request.module.__name__} uses the `host` fixture but sets no "
+                                "HOST_CONFIG (the AccelConfig to build)")
+    with HarnessHost.of(config) as harness:
+        yield harness

@@ -8,7 +8,6 @@ MATMUL on the RTL: ``tests/test_matmul_rtl.py``.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
@@ -25,16 +24,12 @@ from hwaccel.generators.attention.packing import LN_PARAM_BITS, ln_param_entry, 
 from hwaccel.generators.attention.perf import load_words
 from hwaccel.generators.conv.layouts import pack_struct
 from hwaccel.numerics import gelu_params, layernorm_params, softmax_params
-from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 A = CFG.attention
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(CFG) as host:
-        yield host
+HOST_CONFIG = CFG   # the accelerator the `host` fixture (conftest) builds
 
 
 def _random_program(rng):

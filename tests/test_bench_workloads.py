@@ -16,7 +16,6 @@ from torch import nn
 from hwaccel.bench import accel
 from hwaccel.bench.workloads import model_rows
 from hwaccel.generators.accel import PRESETS
-from hwaccel.sim.host import HarnessHost
 
 KEYS = {"workload", "batch", "cycles", "macs", "mac_units", "utilization", "model_cycles",
         "mismatches"}
@@ -44,10 +43,7 @@ def _deep() -> nn.Module:
     return nn.Sequential(*[nn.Conv2d(8 if i else 1, 8, 3, padding=1) for i in range(16)])
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(PRESETS["tiny"]) as host:
-        yield host
+HOST_CONFIG = PRESETS["tiny"]   # the accelerator the `host` fixture (conftest) builds
 
 
 @pytest.mark.parametrize("make, programs", [(Mixed, 1), (_deep, 2)])

@@ -6,7 +6,6 @@ golden bit for bit with every counter equal to the cycle model (K, N and M tiled
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
@@ -16,7 +15,6 @@ from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.driver import from_words
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.numerics import add_params, gelu_params
-from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 SHAPES = ((5, 3, 4), (11, 8, 7), (20, 13, 17), (7, 6, 70))   # K, N, M: within and across tiles
@@ -55,10 +53,7 @@ def test_fused_add_equals_gemm_then_add(seed):
         assert program_perf(CFG, fused.commands).cycles < program_perf(CFG, pair.commands).cycles
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(CFG) as host:
-        yield host
+HOST_CONFIG = CFG   # the accelerator the `host` fixture (conftest) builds
 
 
 def test_fused_add_rtl_bit_exact_and_cycle_exact(host, seed):

@@ -20,7 +20,6 @@ from hwaccel.generators.accel.fuse_model import gelu_beats
 from hwaccel.generators.accel.isa import command_layout
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.numerics import gelu_params
-from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 FUSE_BIT = command_layout(CFG)["fuse"].offset   # fuse.gelu is the field's bit 0
@@ -73,10 +72,7 @@ def test_no_fuse_field_without_attention():
                gelu=gelu_params(0.05, 0.05))
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(CFG) as host:
-        yield host
+HOST_CONFIG = CFG   # the accelerator the `host` fixture (conftest) builds
 
 
 def test_fused_gelu_rtl_bit_exact_and_cycle_exact(host, seed):

@@ -8,7 +8,6 @@ stops at the faulting command's own pc, and every counter equals the cycle model
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
@@ -24,15 +23,11 @@ from hwaccel.generators.accel.perf import (
     TILE,
     program_perf,
 )
-from hwaccel.sim.host import HarnessHost
 
 CFG = PRESETS["tiny"]
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(CFG) as host:
-        yield host
+HOST_CONFIG = CFG   # the accelerator the `host` fixture (conftest) builds
 
 
 def _gemm(b, rng, a, n):

@@ -10,7 +10,6 @@ that result."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from rtl_checks import int8 as _int8
 from rtl_checks import run_and_check
 
@@ -19,16 +18,12 @@ from hwaccel.generators.accel import perf as perf_module
 from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.numerics.eltwise import add_params
-from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 L = CFG.lanes
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(CFG) as host:
-        yield host
+HOST_CONFIG = CFG   # the accelerator the `host` fixture (conftest) builds
 
 
 def _requant(rng, k):

@@ -32,7 +32,6 @@ from hwaccel.compiler.random_cases import features, random_dag, random_lstm
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.model import run_program
 from hwaccel.generators.accel.perf import program_perf
-from hwaccel.sim.host import HarnessHost
 
 TINY = PRESETS["tiny"]
 BATCH = 2
@@ -83,10 +82,7 @@ def test_the_rtl_sample_covers_the_operators():
     assert COVERED <= got, f"the RTL sample {RTL_SAMPLE} misses {sorted(COVERED - got)}"
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(TINY) as host:
-        yield host
+HOST_CONFIG = TINY   # the accelerator the `host` fixture (conftest) builds
 
 
 def _on_the_rtl(host, cm, x_int, twin, why: str) -> None:

@@ -24,7 +24,6 @@ import hwaccel
 from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.model import run_program
 from hwaccel.generators.accel.perf import program_perf
-from hwaccel.sim.host import HarnessHost
 
 CFG = MODEL_PRESETS["tiny_attention"]
 BATCH = 2
@@ -111,10 +110,7 @@ def test_the_sample_covers_the_configurations():
     assert COVERED <= got, f"the sample {SEEDS} misses {sorted(COVERED - got)}"
 
 
-@pytest.fixture(scope="module")
-def host():
-    with HarnessHost.of(CFG) as host:
-        yield host
+HOST_CONFIG = CFG   # the accelerator the `host` fixture (conftest) builds
 
 
 @pytest.mark.parametrize("seed", SEEDS)
