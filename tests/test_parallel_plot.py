@@ -186,7 +186,7 @@ def test_placement_is_the_placed_report(tmp_path, monkeypatch):
     placed nowhere has no DSP view, and the reason names the command that places it."""
     import json
 
-    from hwaccel.advise.accel_rows import placed_report
+    from hwaccel.impl.placed import placed_report
     from hwaccel.parallel.hardware import placement
 
     monkeypatch.setenv("HWACCEL_BUILD", str(tmp_path))

@@ -9,7 +9,7 @@ counters summed over those programs feed the energy models.
 * An FPGA preset (its name starts with ``ecp5``): latency = cycles / the placed Fmax of its
   ECP5 implementation report (``build/impl/<slug>-ecp5/report.json``, written by ``hwaccel
   synth --preset P --target ecp5``), resources from the same report. Without one, a placed
-  clock committed with its source (``published.json``'s ``fpga_fmax``) when there is one,
+  clock committed with its source (:mod:`hwaccel.impl.placed`) when there is one,
   else latency ``None`` and a note naming the command that places it. Energy from
   :func:`hwaccel.energy.fpga_estimate` (rough, as it says).
 * Any other preset is an ASIC configuration at ``node`` nm and a stated clock: latency =
@@ -20,10 +20,10 @@ counters summed over those programs feed the energy models.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from .rows import AdviseRow, published_data
+from ..impl.placed import placed_report
+from .rows import AdviseRow
 
 __all__ = ["Modelled", "is_fpga", "model_batch", "fpga_row", "asic_row", "preset_row",
            "MODEL_SOURCE"]
@@ -97,28 +97,6 @@ def per_inference(energy, batch: int) -> dict:
 
 
 # --- FPGA ------------------------------------------------------------------------------------
-def placed_report(cfg) -> tuple[dict | None, str]:
-    """``(report, where)``: the preset's ECP5 implementation report, else the committed placed
-    clock of ``published.json`` (``report`` has ``fmax_mhz`` and ``resources``), else
-    ``(None, why)``."""
-    from ..impl.flow import impl_folder
-    from ..impl.target import get_target
-
-    path = impl_folder(cfg, get_target("ecp5")) / "report.json"
-    if path.exists():
-        rep = json.loads(path.read_text())
-        if rep.get("fmax_mhz"):
-            res = {k: rep.get(k) for k in ("lut", "ff", "dsp", "bram")}
-            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res},
-                    f"placed Fmax of {path} (nextpnr)")
-    committed = published_data()["fpga_fmax"].get(cfg.slug)
-    if committed:
-        return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources")},
-                f"placed Fmax committed in published.json: {committed['source']}")
-    return None, (f"not placed: run `hwaccel synth --preset {cfg.name} --target ecp5` "
-                  f"(writes {path})")
-
-
 def _fpga_energy(cfg, model: Modelled, fmax_mhz: float, resources: dict | None):
     """``(Energy, note)`` of :func:`hwaccel.energy.fpga_estimate`, or ``(None, why not)``."""
     from ..energy import fpga_estimate

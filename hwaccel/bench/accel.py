@@ -158,27 +158,16 @@ def _fits(name: str, build):
         return None
 
 
-def placed_fmax(cfg) -> float | None:
-    """The preset's placed Fmax (MHz) from its ECP5 synthesis report (``hwaccel synth --preset P
-    --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), or None without one."""
-    import json
-
-    from ..impl.flow import impl_folder
-    from ..impl.target import get_target
-
-    path = impl_folder(cfg, get_target("ecp5")) / "report.json"
-    if not path.exists():
-        return None
-    return json.loads(path.read_text()).get("fmax_mhz")
-
-
 def _with_latency(cfg, rows: list[dict]) -> list[dict]:
     """``latency_us`` beside every row's ``cycles`` (``model_cycles`` with ``--model-only``): at
-    the preset's placed Fmax, or None (and a note on stderr) when it has no synthesis report."""
-    fmax = placed_fmax(cfg)
+    the preset's placed Fmax (:func:`hwaccel.impl.placed.placed_report`: its own report, else a
+    committed placement), or None (and a note on stderr naming the command) when it has none."""
+    from ..impl.placed import placed_report
+
+    report, where = placed_report(cfg)
+    fmax = report["fmax_mhz"] if report else None
     if fmax is None:
-        print(f"hwaccel bench accel: latency_us needs the placed Fmax of {cfg.slug}: run "
-              f"`hwaccel synth --preset {cfg.name} --target ecp5` first", file=sys.stderr)
+        print(f"hwaccel bench accel: no latency_us for {cfg.slug}: {where}", file=sys.stderr)
     for row in rows:
         cycles = row.get("cycles", row.get("model_cycles"))
         row["latency_us"] = round(cycles / fmax, 3) if fmax and cycles is not None else None

@@ -160,7 +160,7 @@ def _placed_clock(cfg) -> tuple[float, str] | None:
     """The preset's placed Fmax as ``hwaccel advise`` finds it (build/impl's ECP5 report, else
     the committed placement), or ``None``: the rows then take the runtime's clock
     (:func:`hwaccel.runtime.compare.clock_for`)."""
-    from ..advise.accel_rows import placed_report
+    from ..impl.placed import placed_report
 
     report, where = placed_report(cfg)
     return (float(report["fmax_mhz"]), where) if report else None

@@ -2,7 +2,7 @@
 ``hwaccel parallel --plot``'s samples-per-second-against-DSPs view.
 
 * The clock is the preset's **placed** Fmax, found as ``hwaccel advise`` finds it
-  (:func:`hwaccel.advise.accel_rows.placed_report`: the ECP5 implementation report
+  (:func:`hwaccel.impl.placed.placed_report`: the ECP5 implementation report
   ``build/impl/<slug>-ecp5/report.json``, else the placed clock committed in ``published.json``
   with its source); never a nominal clock.
 * DSPs per instance come from the same placement when it is build/impl's (the design as it is),
@@ -80,7 +80,7 @@ def placement(cfg, *, fmax_mhz: float | None = None,
               dsp_per_instance: int | None = None) -> tuple[Placement | None, str]:
     """``(Placement, where)`` of preset ``cfg`` (see the module docstring), figures given here
     taking the place of the found ones; ``(None, why)`` when a figure is found nowhere."""
-    from ..advise.accel_rows import placed_report
+    from ..impl.placed import placed_report
 
     report, where = placed_report(cfg)
     clock_from = "stated" if fmax_mhz is not None else where

@@ -1,0 +1,51 @@
+"""A preset's placed clock and resources: its own ECP5 implementation report, else a placement
+measured earlier and committed with its source (``data/placements.json``).
+
+``hwaccel bench accel`` (``latency_us``), ``hwaccel advise`` (the FPGA rows) and ``hwaccel
+parallel`` (samples a second at the placed clock, DSPs) all read the clock here, so they agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["PLACEMENTS", "committed_placements", "placed_report", "placed_fmax"]
+
+#: Placements measured with ``hwaccel synth --target ecp5`` and committed with their source.
+PLACEMENTS = Path(__file__).parent / "data" / "placements.json"
+
+
+def committed_placements() -> dict[str, dict]:
+    """``slug -> {"fmax_mhz", "resources", "source"}`` of the committed placements."""
+    return json.loads(PLACEMENTS.read_text())["placements"]
+
+
+def placed_report(cfg) -> tuple[dict | None, str]:
+    """``(report, where)``: the preset's ECP5 implementation report (``hwaccel synth --preset P
+    --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), else its committed placement
+    (``report`` has ``fmax_mhz`` and ``resources``), else ``(None, why)`` naming the command
+    that places it."""
+    from .flow import impl_folder
+    from .target import get_target
+
+    path = impl_folder(cfg, get_target("ecp5")) / "report.json"
+    if path.exists():
+        rep = json.loads(path.read_text())
+        if rep.get("fmax_mhz"):
+            res = {k: rep.get(k) for k in ("lut", "ff", "dsp", "bram")}
+            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res},
+                    f"placed Fmax of {path} (nextpnr)")
+    committed = committed_placements().get(cfg.slug)
+    if committed:
+        return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources")},
+                f"placed Fmax committed in hwaccel/impl/data/placements.json: "
+                f"{committed['source']}")
+    return None, (f"not placed: run `hwaccel synth --preset {cfg.name} --target ecp5` "
+                  f"(writes {path})")
+
+
+def placed_fmax(cfg) -> float | None:
+    """The preset's placed Fmax in MHz (:func:`placed_report`'s), or None."""
+    report, _ = placed_report(cfg)
+    return report["fmax_mhz"] if report else None
