@@ -87,10 +87,9 @@ def workload_energy(name: str, preset, *, batch: int = 1, node: int = 45,
 def _report(cfg) -> dict | None:
     import json
 
-    from ..impl.flow import impl_folder
-    from ..impl.target import get_target
+    from ..impl.placed import ecp5_file
 
-    path = impl_folder(cfg, get_target("ecp5")) / "report.json"
+    path = ecp5_file(cfg)
     return json.loads(path.read_text()) if path.exists() else None
 
 

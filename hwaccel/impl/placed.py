@@ -10,10 +10,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["PLACEMENTS", "committed_placements", "placed_report", "placed_fmax"]
+__all__ = ["PLACEMENTS", "ecp5_file", "committed_placements", "placed_report", "placed_fmax"]
 
 #: Placements measured with ``hwaccel synth --target ecp5`` and committed with their source.
 PLACEMENTS = Path(__file__).parent / "data" / "placements.json"
+
+
+def ecp5_file(cfg, name: str = "report.json") -> Path:
+    """A file of the preset's ECP5 implementation folder (``hwaccel synth --preset P --target
+    ecp5`` writes ``report.json`` and Yosys's ``yosys_stat.json`` there)."""
+    from .flow import impl_folder
+    from .target import get_target
+
+    return impl_folder(cfg, get_target("ecp5")) / name
 
 
 def committed_placements() -> dict[str, dict]:
@@ -26,10 +35,7 @@ def placed_report(cfg) -> tuple[dict | None, str]:
     --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), else its committed placement
     (``report`` has ``fmax_mhz`` and ``resources``), else ``(None, why)`` naming the command
     that places it."""
-    from .flow import impl_folder
-    from .target import get_target
-
-    path = impl_folder(cfg, get_target("ecp5")) / "report.json"
+    path = ecp5_file(cfg)
     if path.exists():
         rep = json.loads(path.read_text())
         if rep.get("fmax_mhz"):

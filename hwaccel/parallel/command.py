@@ -157,8 +157,8 @@ def failures(rows) -> list[str]:
 
 
 def _placed_clock(cfg) -> tuple[float, str] | None:
-    """The preset's placed Fmax as ``hwaccel advise`` finds it (build/impl's ECP5 report, else
-    the committed placement), or ``None``: the rows then take the runtime's clock
+    """The preset's placed Fmax (:func:`hwaccel.impl.placed.placed_report`: build/impl's ECP5
+    report, else the committed placement), or ``None``: the rows then take the runtime's clock
     (:func:`hwaccel.runtime.compare.clock_for`)."""
     from ..impl.placed import placed_report
 

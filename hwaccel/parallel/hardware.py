@@ -57,10 +57,9 @@ class Placement:
 
 def yosys_dsps(cfg) -> tuple[int | None, str]:
     """``(MULT18X18D cells, where)`` of the preset's ECP5 Yosys statistics, or ``(None, why)``."""
-    from ..impl.flow import impl_folder
-    from ..impl.target import get_target
+    from ..impl.placed import ecp5_file
 
-    path = impl_folder(cfg, get_target("ecp5")) / "yosys_stat.json"
+    path = ecp5_file(cfg, "yosys_stat.json")
     try:
         cells = json.loads(path.read_text())["design"].get("num_cells_by_type", {})
     except (OSError, ValueError, KeyError):
@@ -70,10 +69,9 @@ def yosys_dsps(cfg) -> tuple[int | None, str]:
 
 def _local_report(cfg) -> bool:
     """Whether build/impl holds the preset's placed ECP5 report (not only a committed one)."""
-    from ..impl.flow import impl_folder
-    from ..impl.target import get_target
+    from ..impl.placed import ecp5_file
 
-    return (impl_folder(cfg, get_target("ecp5")) / "report.json").exists()
+    return ecp5_file(cfg).exists()
 
 
 def placement(cfg, *, fmax_mhz: float | None = None,
