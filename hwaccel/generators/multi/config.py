@@ -65,6 +65,13 @@ class PipelineConfig:
         return replace(self, **changes)
 
     @property
+    def lut_multipliers(self) -> bool:
+        """The instances' :attr:`AccelConfig.lut_multipliers`: the FPGA flow
+        (:func:`hwaccel.impl.flow.synthesize`) reads it from the top's config, so a top of
+        instances that keep only their int8 products on DSP blocks synthesizes that way too."""
+        return self.accel.lut_multipliers
+
+    @property
     def slug(self) -> str:
         return f"{self.kind}_{self.name}"
 
@@ -86,6 +93,11 @@ PRESETS: dict[str, PipelineConfig] = {
         # Two tiny instances and the tiny link (4 credits against a 5-cycle round trip). On
         # ECP5 it does not fit the LFE5U-85F either: packed, 174 MULT18X18D of 156.
         PipelineConfig(ACCEL_PRESETS["tiny"], 2, LINK_PRESETS["tiny"], name="tiny_x2"),
+        # tiny_x2 without the LSTM cells (CNN and GEMM programs; an LSTM command is illegal):
+        # the two-instance top with a link that places and routes on the LFE5U-85F
+        # (`hwaccel synth --preset pipeline_tiny_conv_x2 --target ecp5`; docs/parallel-ecp5.md).
+        PipelineConfig(ACCEL_PRESETS["tiny"].with_(lstm=None, name="tiny_conv"), 2,
+                       LINK_PRESETS["tiny"], name="tiny_conv_x2"),
         # Two ecp5 instances and an 8-byte link (one 8-lane word a beat) of latency 2 whose
         # 40-byte buffer (W * (2L + 1)) keeps it at a beat a cycle. Yosys synthesizes it for
         # ECP5 (`hwaccel synth --preset pipeline_ecp5_x2 --target ecp5`), but it does not fit
