@@ -14,7 +14,8 @@ counters summed over those programs feed the energy models.
   :func:`hwaccel.energy.fpga_estimate` (rough, as it says).
 * Any other preset is an ASIC configuration at ``node`` nm and a stated clock: latency =
   cycles / clock, area from :func:`hwaccel.impl.asic.asic_report` (a gate-level synthesis, slow
-  the first time; ``synth=False`` leaves it ``None``), energy from
+  the first time; ``synth=False`` reads the recorded one, :mod:`hwaccel.impl.asic_recorded`,
+  or leaves it ``None``), energy from
   :func:`hwaccel.energy.estimate`.
 """
 
@@ -138,10 +139,15 @@ def fpga_row(cm, model: Modelled, batch: int) -> AdviseRow:
 # --- ASIC ------------------------------------------------------------------------------------
 def _asic_area(cfg, node: int, synth: bool):
     """``(mm2, report or None, note)`` of :func:`hwaccel.impl.asic.asic_report`."""
-    if not synth:
-        return None, None, "area not synthesized (--no-synth)"
     from ..impl.asic import asic_report
     from ..impl.tools import ImplError
+
+    if not synth:   # no Yosys run: the recorded synthesis (its own here, else committed)
+        rep = asic_report(cfg.slug, node, recorded=True)
+        if rep is None:
+            return None, None, "area not synthesized (--no-synth) and none recorded"
+        return (rep.get("area_mm2"), rep,
+                f"area: pre-layout estimate (hwaccel.impl.asic) of the {rep['recorded']}")
 
     try:
         rep = asic_report(cfg.slug, node)

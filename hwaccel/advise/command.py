@@ -10,7 +10,7 @@ platform it can and prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
 * each FPGA preset in ``--presets`` (``ecp5``...): the exact cycle model at its placed Fmax,
   its resources and a rough energy estimate.
 * each other preset: an ASIC at ``--node`` nm and the stated ``--asic-mhz``, its area
-  (``--no-synth``: none) and energy.
+  (``--no-synth``: the recorded synthesis, :mod:`hwaccel.impl.asic_recorded`) and energy.
 * published rows with their sources (MLPerf Tiny) where the model is one of theirs.
 
 Latency is a batch's, energy an inference's (:mod:`.rows`). Then a recommendation for
@@ -63,8 +63,9 @@ def add_arguments(p) -> None:
     p.add_argument("--calibration", type=int, default=512,
                    help="training samples that calibrate activation scales (default: 512)")
     p.add_argument("--no-synth", action="store_true",
-                   help="leave ASIC area unknown instead of synthesizing the preset (slow the "
-                        "first time)")
+                   help="no gate-level synthesis (slow the first time): the ASIC area of the "
+                        "preset's recorded synthesis (its newest here, else the committed "
+                        "one, hwaccel/impl/data/asic_gates.json), or unknown")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", default=None, metavar="DIR",
                    help="write PNGs into DIR (hwaccel.advise.plots.plot_report): latency "

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from .asic_cells import check_node, load, nand2_equivalents, nand2_um2, node_source, transistors
+from .asic_recorded import recorded_gates
 from .asic_yosys import MACRO_MIN_DEPTH, synthesize_gates
 from .flow import impl_folder
 from .target import get_target
@@ -148,21 +149,30 @@ def _gates(config, out_dir, cached_only: bool = False) -> dict | None:
 
 
 def asic_report_for(config, node: int = 45, *, out_dir: Path | str | None = None,
-                    sram=None, cached_only: bool = False) -> dict | None:
+                    sram=None, cached_only: bool = False, recorded: bool = False) -> dict | None:
     """:func:`asic_report` of a config (any generator config with ``slug`` and ``build()``).
 
     ``sram`` replaces :func:`hwaccel.energy.sram.sram_macro` (tests give a stand-in). With
-    ``cached_only``, ``None`` unless the gate-level synthesis is cached (nothing synthesized)."""
+    ``cached_only``, ``None`` unless the gate-level synthesis is cached (nothing synthesized).
+    With ``recorded``, the preset's recorded result (:func:`.asic_recorded.recorded_gates`:
+    its newest synthesis here, else the committed one; nothing elaborated), named in the
+    report's ``recorded``, or ``None`` when there is none."""
     node = check_node(node)
     start = time.monotonic()
     sram = sram if sram is not None else _h2_sram()
     array, macs = mac_array(config)
-    gates = _gates(config, out_dir, cached_only)
+    recorded_from = None
+    if recorded:
+        gates, recorded_from = recorded_gates(config, out_dir)
+    else:
+        gates = _gates(config, out_dir, cached_only)
     if gates is None:
         return None
     sub = ARRAY_MODULE.get(getattr(config, "kind", None))
     array_ge = None if array is None or array is config else _subtree_nand2(gates, sub)
     if array is not None and array is not config and array_ge is None:
+        if recorded:   # the array was synthesized on its own: not recorded here
+            return None
         array_gates = _gates(array, out_dir, cached_only)    # synthesized on its own
         if array_gates is None:
             return None
@@ -184,12 +194,13 @@ def asic_report_for(config, node: int = 45, *, out_dir: Path | str | None = None
     report["published_mac"] = load()["published_mac"]
     report["macro_min_depth"] = MACRO_MIN_DEPTH
     report["cached"] = gates["cached"]
+    report["recorded"] = recorded_from
     report["seconds"] = round(time.monotonic() - start, 1)
     return report
 
 
 def asic_report(preset: str, node: int = 45, *, out_dir: Path | str | None = None,
-                cached_only: bool = False) -> dict | None:
+                cached_only: bool = False, recorded: bool = False) -> dict | None:
     """The ASIC area and depth of ``preset`` (a slug, see ``hwaccel rtl --list``, or a bare
     name such as ``tiny`` when only one slug ends in it) at ``node``
     nm (45, 28, 16 or 7). The gate-level synthesis is cached by a hash of the RTLIL, so a
@@ -197,7 +208,8 @@ def asic_report(preset: str, node: int = 45, *, out_dir: Path | str | None = Non
 
     Raises ``ValueError`` for an unknown node, ``KeyError`` for an unknown preset,
     :class:`~hwaccel.impl.tools.ImplError` when Yosys fails. With ``cached_only``, ``None``
-    unless the synthesis is cached.
+    unless the synthesis is cached; with ``recorded``, the recorded result
+    (:func:`asic_report_for`).
     """
     from ..generators import config_for, presets
 
@@ -205,7 +217,8 @@ def asic_report(preset: str, node: int = 45, *, out_dir: Path | str | None = Non
     if preset not in presets():  # a bare preset name is enough when it is unambiguous
         matches = [s for s in presets() if s.endswith(f"_{preset}")]
         preset = matches[0] if len(matches) == 1 else preset
-    return asic_report_for(config_for(preset), node, out_dir=out_dir, cached_only=cached_only)
+    return asic_report_for(config_for(preset), node, out_dir=out_dir, cached_only=cached_only,
+                           recorded=recorded)
 
 
 def format_asic(r: dict) -> str:
