@@ -9,7 +9,8 @@ from pathlib import Path
 from .target import Target
 from .tools import ImplError, run_tool
 
-__all__ = ["YosysResult", "run_yosys", "GATE_CELLS", "FF_PREFIXES", "LUT_MULTIPLIERS"]
+__all__ = ["YosysResult", "run_yosys", "GATE_CELLS", "FF_PREFIXES", "LUT_MULTIPLIERS",
+           "DSP_ATTR"]
 
 #: Yosys' internal gate cells that make up the ``generic`` gate count (after ``abc -g``).
 GATE_CELLS = ("$_AND_", "$_NAND_", "$_OR_", "$_NOR_", "$_XOR_", "$_XNOR_", "$_MUX_", "$_NOT_",
@@ -38,12 +39,17 @@ class YosysResult:
         return self.count(GATE_CELLS)
 
 
-#: Run before the target's script when only int8 x int8 products may use DSP blocks: every other
-#: ``$mul`` (after ``wreduce`` has narrowed it to its operands' real widths) becomes a radix-4
-#: Booth adder tree (``booth``), or, below ``booth``'s 4 x 4, an array of adders (``techmap``).
+#: The attribute of a signal whose driving multiply keeps a DSP block under ``lut_multipliers``.
+DSP_ATTR = "hwaccel_dsp"
+#: Run before the target's script when only int8 x int8 products (and the multiplies that drive a
+#: signal with the :data:`DSP_ATTR` attribute) may use DSP blocks: every other ``$mul`` (after
+#: ``wreduce`` has narrowed it to its operands' real widths) becomes a radix-4 Booth adder tree
+#: (``booth``), or, below ``booth``'s 4 x 4, an array of adders (``techmap``).
 LUT_MULTIPLIERS = ("hierarchy -top {top}; proc; opt_expr; opt_clean; wreduce; "
                    "select -set int8 t:$mul r:A_WIDTH=8 %i r:B_WIDTH=8 %i r:A_SIGNED=1 %i "
-                   "r:B_SIGNED=1 %i; booth t:$mul @int8 %d; techmap t:$mul @int8 %d")
+                   f"r:B_SIGNED=1 %i; select -set dsp w:* a:{DSP_ATTR} %i %ci1 t:$mul %i; "
+                   "select -set keep @int8 @dsp %u; "
+                   "booth t:$mul @keep %d; techmap t:$mul @keep %d")
 
 
 def run_yosys(verilog: Path, top: str, target: Target, folder: Path, *,

@@ -114,7 +114,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from ...numerics import SHIFT_MAX
+from ..rounding import rounding_terms, shift_terms
 from .config import ConvConfig
 from .layouts import (
     activation_layout,
@@ -325,17 +325,17 @@ class ConvEngine(wiring.Component):
                      self.psum_wdata.eq(Cat(*accs)), self.psum_we.eq(v5 & desc.acc_out)]
 
         # Stage 6: acc * M + 2**(S-1); stage 7: >> S (arithmetic, so round half up), saturate.
-        # Wide enough for the product and for the rounding term of the largest shift.
-        wide = signed(max(cfg.acc_bits + cfg.mult_bits + 1, SHIFT_MAX + 1) + 1)
-        scaled = [stage(f"scaled_n{n}", accs[n] * mults[n] + ((Const(1, 1) << shifts[n]) >> 1),
-                        wide) for n in range(B)]
-        shifts6 = [stage(f"s6_shift_n{n}", shifts[n], unsigned(cfg.shift_bits)) for n in range(B)]
+        # At the product's width (hwaccel.generators.rounding): a shift past it gives 0.
+        terms = [rounding_terms(accs[n] * mults[n], shifts[n]) for n in range(B)]
+        scaled = [stage(f"scaled_n{n}", t.total, t.total.shape()) for n, t in enumerate(terms)]
+        shifts6 = [stage(f"s6_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
+        big6 = [stage(f"s6_big_n{n}", t.big) for n, t in enumerate(terms)]
         v6, e6 = stage("s6_valid", v5), stage("s6_end", e5)
         lo = Mux(desc.relu, 0, -128)
         outs = []
         for n in range(B):
-            y = Signal(wide, name=f"shifted_n{n}")
-            m.d.comb += y.eq(scaled[n] >> shifts6[n])
+            y = Signal(scaled[n].shape(), name=f"shifted_n{n}")
+            m.d.comb += y.eq(shift_terms(scaled[n], shifts6[n], big6[n]))
             outs.append(Mux(y > 127, 127, Mux(y < lo, lo, y))[:8])
 
         fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,

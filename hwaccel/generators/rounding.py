@@ -1,0 +1,58 @@
+"""The rounding right shift of the requantizers, ``(v + (2**s >> 1)) >> s``, at the value's width.
+
+Every requantizer in hwaccel (:func:`hwaccel.numerics.requantize`, ``add_requantize``,
+``average_with``) ends in an arithmetic right shift of ``v + 2**(s-1)`` (``+ 0`` at ``s = 0``),
+which floors, so ties round up. Written as it reads, ``(v + ((1 << s) >> 1)) >> s`` in Amaranth
+is as wide as its rounding term: ``2**s`` for a 6-bit ``s`` makes a 64-bit adder and a 64-bit
+barrel shifter, whatever ``v``'s width. These helpers compute the same value at ``v``'s width:
+
+* ``v`` is signed, ``T`` bits (an unsigned one gets a zero sign bit first), so
+  ``-2**(T-1) <= v < 2**(T-1)``.
+* ``s >= T``: ``v + 2**(s-1)`` lies in ``[0, 2**s)``, so the result is 0 (``big``).
+* ``s < T``: the rounding term is at most ``2**(T-2)``, a ``T-1``-bit value, ``v + half`` fits
+  ``T + 1`` bits signed and the shift needs only ``(T-1).bit_length()`` bits of ``s``.
+
+So a ``T``-bit value takes a ``T + 1``-bit adder and shifter and a compare of ``s``.
+``tests/test_rounding.py`` checks the result equal to the integer formula for every value and
+shift of small widths.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Mux, Value
+
+__all__ = ["rounding_terms", "shift_terms", "round_shift"]
+
+
+def rounding_terms(value, shift) -> SimpleNamespace:
+    """The two halves of :func:`round_shift` (for a pipeline register between them).
+
+    Returns ``total`` (``v + half``, signed ``T + 1`` bits), ``shift`` (the bits of ``s`` the
+    shift needs) and ``big`` (``s >= T``: the result is 0).
+    """
+    value, shift = Value.cast(value), Value.cast(shift)
+    if shift.shape().signed:
+        raise TypeError(f"shift must be unsigned, not {shift.shape()!r}")
+    v = value if value.shape().signed else Cat(value, Const(0, 1)).as_signed()
+    width = len(v)
+    if width < 2:
+        raise ValueError(f"value must be at least 1 bit wide, not {len(value)}")
+    k = (width - 1).bit_length()
+    s = shift[:k] if len(shift) > k else shift
+    big = (shift >= width) if (1 << len(shift)) - 1 >= width else Const(0, 1)
+    half = ((Const(1, 1) << s) >> 1)[:width - 1]
+    return SimpleNamespace(total=v + half, shift=s, big=big)
+
+
+def shift_terms(total, shift, big):
+    """``total >> shift`` (arithmetic), or 0 when ``big``: :func:`round_shift`'s second half."""
+    return Mux(big, 0, total >> shift)
+
+
+def round_shift(value, shift):
+    """``(value + (2**shift >> 1)) >> shift``, arithmetic, for an unsigned ``shift`` of any range;
+    signed, ``len(value) + 1`` bits (``+ 2`` for an unsigned ``value``)."""
+    t = rounding_terms(value, shift)
+    return shift_terms(t.total, t.shift, t.big)
