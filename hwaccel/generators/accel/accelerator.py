@@ -15,6 +15,17 @@ DMA and engines to idle mid-program (memories keep their contents); WATCHDOG set
 limit (:class:`.isa.Reg`). A TIMEOUT resets the engines and DMA as a soft reset does (the
 processor keeps its fault status), so the next program can start at once.
 
+The resets are registers (``soft`` for the processor, ``kill`` for the other units, with no logic
+between them and the flip-flops they reset): a soft reset written in cycle t resets every unit
+at the end of t + 1. The host already sees the accelerator idle in t + 1: STATUS reads as after
+the reset (and the ``busy``, ``done`` and ``error`` outputs), the memories are the host's, and a
+start written in t + 1 is taken in t + 2 (STATUS.busy reads 1 from t + 2, as in the cycle
+after any start), so a host may write a start, or anything else, in the cycle after a soft
+reset as before. The performance counters, which a start clears, still count
+the units' events of t + 1. A TIMEOUT is decided a cycle ahead (:mod:`.processor`), so the
+engines are reset at the end of the processor's fault cycle, as before; in that cycle, and in
+a soft reset's t + 1, the datapath stores no result and takes no weight beat.
+
 Datapath
 --------
 One job at a time (see :mod:`.processor`). A CONV/GEMM job streams its descriptor to the conv
@@ -56,9 +67,10 @@ from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
 from .act_banks import ActBanks
 from .config import AccelConfig
-from .counters import COUNTER_BITS, counter_registers, energy_events
+from .counters import counter_registers, energy_events
 from .eltwise import Eltwise
-from .isa import CONTROL_RESET, CONTROL_START, Reg, Region, command_layout
+from .host_port import host_control, host_reads
+from .isa import Region, command_layout
 from .job_io import lstm_io, matmul_io
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
@@ -98,13 +110,6 @@ class Accelerator(wiring.Component):
         cfg = self.config
         m = Module()
         host = self.host
-        region = host.addr[cfg.addr_bits:]
-        offset = host.addr[: cfg.addr_bits]
-        soft = Signal()
-        reg_write = host.we & (region == Region.REG)
-        m.d.comb += soft.eq(reg_write & (offset == 0) & host.wdata[1])
-
-        kill = Signal()  # soft reset, or a TIMEOUT abandoning a job: engines and DMA to idle
 
         # --- memories --------------------------------------------------------------------------
         act = m.submodules.act = ActBanks(cfg.act_bits, cfg.act_depth)   # word pairs
@@ -122,6 +127,9 @@ class Accelerator(wiring.Component):
 
         # --- units -----------------------------------------------------------------------------
         proc = Processor(cfg)
+        # The resets are registers: ``soft`` (the processor's) and ``kill`` (the others').
+        port = host_control(m, cfg, host, proc)
+        region, offset, soft, kill = port.region, port.offset, port.soft, port.kill
         conv = ConvPool(cfg.conv)
         pool = MaxPool(cfg.conv.pool_config)
         act_dma = Reader(cfg.act_bits, cfg.act_depth)
@@ -141,15 +149,17 @@ class Accelerator(wiring.Component):
             units.append(("attn", attn))
         for name, unit in units:
             m.submodules[name] = ResetInserter(soft if unit is proc else kill)(unit)
-        m.d.comb += kill.eq(soft | proc.abort)
-        busy = proc.busy
+        # In ``soft``'s cycle the units still run (they are reset at its end), but the host
+        # already sees the accelerator idle: STATUS and ``busy`` read as after the reset, the
+        # memories are the host's, and a start written then is taken in the next cycle (in
+        # which STATUS.busy reads 1, as in the cycle after any start).
+        busy = proc.busy & ~soft
+        host_busy = busy | port.start_late
         m.d.comb += [psum_rd.addr.eq(conv.psum_raddr), conv.psum_rdata.eq(psum_rd.data),
                      psum_wr.addr.eq(conv.psum_waddr), psum_wr.data.eq(conv.psum_wdata),
                      psum_wr.en.eq(conv.psum_we)]
-        watch_limit = Signal.like(proc.watch_limit)
-        m.d.comb += proc.watch_limit.eq(watch_limit)
-        m.d.comb += [self.busy.eq(proc.busy), self.done.eq(proc.done),
-                     self.error.eq(proc.error)]
+        m.d.comb += [self.busy.eq(host_busy), self.done.eq(proc.done & ~soft),
+                     self.error.eq(proc.error & ~soft)]
 
         # --- job datapath ----------------------------------------------------------------------
         active, pending = Signal(), Signal()
@@ -241,7 +251,7 @@ class Accelerator(wiring.Component):
             w_ready = Mux(fz.busy, 1, w_ready)
             with m.If(fz.busy):
                 m.d.comb += [conv.weights.valid.eq(0), conv.requant.valid.eq(0)]
-        m.d.comb += wgt_dma.source.ready.eq(w_ready)
+        m.d.comb += wgt_dma.source.ready.eq(w_ready & ~kill)   # none taken in a reset's cycle
         loaded = wgt_dma.source.valid & wgt_dma.source.ready
         with m.If(loaded & (~fz.busy if fz is not None else 1)):
             m.d.sync += popped.eq(popped + 1)
@@ -322,14 +332,17 @@ class Accelerator(wiring.Component):
 
         # --- memory ports: the DMA while busy, the host otherwise ------------------------------
         host_mem = ~busy & ~proc.start
+        # The datapath's ports, but in a reset's cycle (the units' last) nothing is stored and
+        # the host has them (a soft reset: STATUS reads idle).
+        own = active & ~kill
         m.d.comb += [
-            act_rd.addr.eq(Mux(active, Mux(is_elt, elt.addr, act_dma.addr), offset)),
+            act_rd.addr.eq(Mux(own, Mux(is_elt, elt.addr, act_dma.addr), offset)),
             act_dma.rdata.eq(act_rd.data),
-            act_wr.addr.eq(Mux(active, w_addr, offset)),
-            act_wr.data.eq(Mux(active, res_data, host.wdata)),
-            act_wr.en.eq(Mux(active, store & proc.job_keep,
+            act_wr.addr.eq(Mux(own, w_addr, offset)),
+            act_wr.data.eq(Mux(own, res_data, host.wdata)),
+            act_wr.en.eq(Mux(own, store & proc.job_keep,
                              host.we & host_mem & (region == Region.ACT))),
-            wgt_rd.addr.eq(Mux(active, wgt_dma.addr, offset)),
+            wgt_rd.addr.eq(Mux(own, wgt_dma.addr, offset)),
             wgt_dma.rdata.eq(wgt_rd.data),
             wgt_wr.addr.eq(offset), wgt_wr.data.eq(host.wdata),
             wgt_wr.en.eq(host.we & host_mem & (region == Region.WGT)),
@@ -337,14 +350,7 @@ class Accelerator(wiring.Component):
             proc.prog_data.eq(prog_rd.data),
             prog_wr.addr.eq(offset), prog_wr.data.eq(host.wdata),
             prog_wr.en.eq(host.we & host_mem & (region == Region.PROG)),
-            proc.start.eq(reg_write & (offset == 0) & host.wdata[0] & ~host.wdata[1]),
-            proc.start_pc.eq(host.wdata[16:32]),
         ]
-        assert CONTROL_START == 1 and CONTROL_RESET == 2  # the bits tested above
-        with m.If(reg_write & (offset == Reg.WATCHDOG)):
-            m.d.sync += watch_limit.eq(Mux(host.wdata >= cfg.watchdog, 0, host.wdata))
-        with m.If(soft):
-            m.d.sync += watch_limit.eq(0)
 
         # --- performance counters (cleared when a program starts) ------------------------------
         energy = energy_events(m, active=active, act_wen=act_wr.en, act_taken=consumed, elt=elt,
@@ -364,23 +370,10 @@ class Accelerator(wiring.Component):
             **energy.events,
         }
         counters = counter_registers(m, events, proc.start & ~busy)
-        status = Cat(proc.busy, proc.done, proc.error, Signal(5), proc.cause, proc.pc)
+        status = Mux(soft, 0, Cat(host_busy, proc.done, proc.error, Signal(5), proc.cause,
+                                  proc.pc))
 
-        # --- host reads: registered, one cycle after ``re`` ------------------------------------
-        r_region = Signal(2)
-        r_reg = Signal(max(COUNTER_BITS, 32))
-        with m.If(host.re):
-            m.d.sync += r_region.eq(region)
-            # Mux chains rather than m.Switch: Yosys writes Switches as case statements
-            # without a default, which lints as CASEINCOMPLETE.
-            value = 0
-            for i, reg in reversed(list(enumerate([status, *counters]))):
-                value = Mux(offset == i, reg, value)
-            m.d.sync += r_reg.eq(value)
-        m.d.comb += host.rdata.eq(
-            Mux(r_region == Region.ACT, act_rd.data,
-                Mux(r_region == Region.WGT, wgt_rd.data,
-                    Mux(r_region == Region.PROG, prog_rd.data, r_reg))))
+        host_reads(m, host, port, [status, *counters], act_rd, wgt_rd, prog_rd)
 
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]

@@ -8,7 +8,7 @@ read, any ``job_done`` and ``progress`` from the datapath in any cycle, any host
 soft reset. The one assumption is the accelerator's own: the WATCHDOG register holds a value
 below the config's ``watchdog`` (:class:`.accelerator.Accelerator` writes 0 for anything larger),
 and the processor is reset by a soft reset exactly as the accelerator wires it
-(``ResetInserter``).
+(``ResetInserter``; here the reset register is a free input).
 
 Properties ("no hang"):
 
@@ -22,16 +22,19 @@ Properties ("no hang"):
                   or past any limit the register can hold, so the job faults unless it
                   finishes that cycle); and ``watch`` is at most the job's age unless that
                   age is saturated (``RIPE``), so a GEMM tile waiting to ripen never holds
-                  off the timeout at a large count; and that age is at most ``RIPE`` (its
-                  register can hold more, which would wrap). pdr did not find these relations on a
-                  2048-cycle counter within minutes; stated, they make the step inductive.
+                  off the timeout at a large count; that age is at most ``RIPE`` (its
+                  register can hold more, which would wrap); and at ``watchdog`` the abort
+                  is decided (``expire``: the processor decides it a cycle ahead). pdr did
+                  not find these relations on a 2048-cycle counter within minutes; stated,
+                  they make the step inductive.
 ``between_jobs``  outside a job, the processor reaches its next job, retires a command or goes
                   idle within :data:`OVERHEAD` cycles (fetch, decode, checks, tile, issue);
                   a command retires only at a pc inside program memory, and while busy the
                   pc moves only by one per retired command: a program retires at most
                   ``prog_depth`` commands before DONE or a fault.
 ``soft_reset``    a soft reset leaves the processor idle (not busy, no job) the next cycle
-                  (for the whole accelerator see :class:`AcceleratorHarness`).
+                  (for the whole accelerator, whose soft reset is a register loaded from the
+                  host's write, see :class:`AcceleratorHarness`).
 
 With free progress a job may run as long as the datapath keeps moving data, so these
 properties bound every stall, not the program's total time.
@@ -141,9 +144,12 @@ class ProcessorHarness(Harness):
             m.d.comb += Assert(quiet <= cfg.watchdog, "a job stalled past the watchdog")
             if not self.mutant:  # the helper invariants (see the module docstring)
                 watch, age = driven(self.body, "watch"), driven(self.body, "age")
+                expire = driven(self.body, "expire")
                 m.d.comb += [
                     Assert(watch == quiet, "the watchdog counter disagrees with the quiet cycles"),
                     Assert(watch <= cfg.watchdog, "the watchdog counter passed its limit"),
+                    Assert((watch != cfg.watchdog) | expire,
+                           "the watchdog counter at its top without an abort decided"),
                     Assert((watch <= age) | (age == RIPE), "the watchdog counter outran the age"),
                     Assert(age <= RIPE, "the age passed its saturation"),
                 ]
@@ -224,14 +230,17 @@ class AcceleratorHarness(Harness):
     """``soft_reset`` of the whole :class:`.accelerator.Accelerator`, driven only through its
     host port (any address, data, read and write in every cycle; programs and data are
     whatever the host wrote): the cycle after a host writes CONTROL with the soft-reset bit,
-    the processor is idle (not busy, no job, no job starting), both DMA readers are idle with
-    empty FIFOs, the conv engine and its max-pool stage, the stand-alone max-pool unit, the
-    element-wise unit and the LSTM cell are idle and hold no result, and the datapath hands
-    no engine a descriptor, weight, activation or x beat and reports no progress or job done.
+    the ``busy``, ``done`` and ``error`` outputs (STATUS's bits) are low and both reset
+    registers are high; the cycle after that the processor is idle (not busy, no job, no job
+    starting), both DMA readers are idle with empty FIFOs, the conv engine and its max-pool
+    stage, the stand-alone max-pool unit, the element-wise unit and the LSTM cell are idle and
+    hold no result, and the datapath hands no engine a descriptor, weight, activation or x beat
+    and reports no progress or job done.
 
-    Every unit is reset with the processor (``ResetInserter``) and the datapath clears its job
-    registers, so these signals depend only on reset values: the property is 1-inductive and
-    proved by 1-induction on the full design, memories included, in seconds.
+    Every unit is reset with the processor (``ResetInserter``, from the registers) and the
+    datapath clears its job registers, so these signals depend only on reset values: the
+    property is 1-inductive and proved by 1-induction on the full design, memories included,
+    in seconds.
 
     Mutant: the accelerator built with only the processor wired to the soft reset (the DMA
     and the engines keep running): a job in flight survives the reset."""
@@ -246,8 +255,9 @@ class AcceleratorHarness(Harness):
         dut = self.dut = Accelerator(config)
         self.take(dut.host.addr, dut.host.wdata, dut.host.we, dut.host.re)
         # The mutant's counterexample (write a command, start, five cycles to the job's issue,
-        # soft reset) is 9 cycles long: smtbmc's base case finds it faster than pdr.
-        self.induction = 10 if mutant else 1
+        # soft reset, its two cycles) is 10 cycles long: smtbmc's base case finds it faster
+        # than pdr.
+        self.induction = 11 if mutant else 1
 
     def build(self, m: Module, platform) -> None:
         cfg, host = self.config, self.dut.host
@@ -261,8 +271,16 @@ class AcceleratorHarness(Harness):
         soft = (host.we & (host.addr[cfg.addr_bits:] == Region.REG)
                 & (host.addr[: cfg.addr_bits] == Reg.CONTROL)
                 & ((host.wdata & CONTROL_RESET) != 0))
-        after = Signal(name="after_soft")
-        m.d.sync += after.eq(soft)
+        # The resets are registered: the host sees the accelerator idle the cycle after the
+        # write (``after``), in which both reset registers are high (a helper invariant for the
+        # induction: it holds by construction), and the units are idle in the cycle after that.
+        after, after2 = Signal(name="after_soft"), Signal(name="after_soft2")
+        m.d.sync += [after.eq(soft), after2.eq(after)]
+        with m.If(after):
+            m.d.comb += [Assert(~self.dut.busy & ~self.dut.done & ~self.dut.error,
+                                "STATUS not idle after a soft reset"),
+                         Assert(driven(body, "soft") & driven(body, "kill"),
+                                "the reset registers low after a soft reset")]
         proc, conv, pool, elt = u.proc, u.conv, u.pool, u.elt
         idle = {
             "processor busy": ~proc.busy & ~proc.in_job & ~proc.job_start,
@@ -279,7 +297,7 @@ class AcceleratorHarness(Harness):
             lstm = u.lstm
             idle["the LSTM cell busy"] = (lstm.weights.ready & ~lstm.h.valid & ~lstm.x.valid
                                           & ~lstm.weights.valid & ~lstm.params.valid)
-        with m.If(after):
+        with m.If(after2):
             m.d.comb += [Assert(v, f"{what} after a soft reset") for what, v in idle.items()]
 
 

@@ -37,6 +37,17 @@ memory, CHECK multiplies, the command's first TILE or ISSUE (or the retirement b
 compares (an ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
 one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
 anyway: the cycle counts are those of a processor that did all of it in one cycle.
+
+Aborts are decided a cycle ahead, so that the units' reset is a register (the accelerator's
+``kill``, loaded from ``abort_next``) with no logic in front of it. The watchdog counts a job's
+RUN cycles since its issue or its last stream transfer (``watch``); in a RUN cycle that moves
+no word, after which ``watch`` reaches the limit, and in which the job does not end,
+``abort_next`` rises; the next cycle is the abort (``abort``, TIMEOUT): the job is abandoned
+in it even if it ends in it, and the units are reset at its end (before, a job that ended in
+the watchdog's last cycle won). The cycles of a job that ends are unchanged: the watchdog
+still allows ``limit`` quiet cycles. An attention unit's bad parameter (``job_fault``, SHAPE)
+is abandoned the same way, in the cycle after the bad beat (in which the accelerator takes no
+further beat and stores nothing), unless the job ends in the bad beat's own cycle.
 """
 
 from __future__ import annotations
@@ -77,7 +88,10 @@ class Processor(wiring.Component):
     busy, done, error, cause, pc : ``Out``    status
     retire, in_job : ``Out``                  a command retired; a job is in flight
     fence : ``Out``                           a FENCE retired (forget the held weights)
-    abort : ``Out``                           a job was abandoned (TIMEOUT): reset the engines
+    abort : ``Out``                           a job is abandoned in this cycle (TIMEOUT, or
+                                              SHAPE from an attention unit)
+    abort_next : ``Out``                      ``abort`` will be high in the next cycle: the
+                                              accelerator registers it as the engines' reset
     cmd : ``Out``                             the running command (from DECODE, or the
                                               retirement that loads it, to its own)
     job_lstm : ``Out``                        an LSTM job's sizes and word counts (only with
@@ -111,6 +125,7 @@ class Processor(wiring.Component):
             "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
+            "abort_next": Out(1),
             "cmd": Out(command_layout(cfg)),
             **({"job_lstm": Out(lstm_job_layout(cfg))} if cfg.lstm is not None else {}),
             **({"job_attn": Out(attn_job_layout(cfg)), "job_fault": In(1)}
@@ -132,6 +147,8 @@ class Processor(wiring.Component):
         age = Signal(range(RIPE + 1))      # RUN cycles so far (saturating)
         done_seen = Signal()               # a GEMM tile finished before its successor was ripe
         fresh = Signal()                   # CHECK was the last state: the range checks decide
+        expire = Signal()                  # the running job is abandoned in this cycle
+        expire_cause = Signal(8)
 
         # An explicit state register and If/Elif chains, not m.FSM or m.Switch: Yosys writes a
         # case per signal without a default, which lints as CASEINCOMPLETE.
@@ -286,7 +303,11 @@ class Processor(wiring.Component):
                          age.eq(Mux(age == RIPE, RIPE, age + 1))]
             limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
             gemm = mm.run.tiled
-            with m.If((self.job_done | done_seen) & (~gemm | (age == RIPE))):
+            ending = (self.job_done | done_seen) & (~gemm | (age == RIPE))
+            with m.If(expire):   # decided last cycle: it wins over a job ending now
+                m.d.comb += self.abort.eq(1)
+                fault(expire_cause)
+            with m.Elif(ending):
                 with m.If(gemm & til.more):  # the next tile (K, then M, then N), issued next
                     m.d.sync += [*til.advance(), *til.load(self, ahead=True)]
                     goto("ISSUE")
@@ -314,10 +335,14 @@ class Processor(wiring.Component):
                         goto("FETCH")   # a PC_RANGE fault
             with m.Elif(self.job_done):
                 m.d.sync += done_seen.eq(1)
-            stop, cause = watch >= limit, Cause.TIMEOUT
+            # The abort is decided a cycle ahead (``abort_next``, registered as ``expire``
+            # here and as the units' reset in the accelerator): this cycle is quiet and the
+            # next one's count reaches the limit, or a unit's parameters failed their check.
+            stop, cause = ~self.progress & (watch + 1 >= limit), Cause.TIMEOUT
             if cfg.attention is not None:   # a unit's parameters failed their check
                 stop, cause = stop | self.job_fault, Mux(self.job_fault, Cause.SHAPE, cause)
-            with m.Elif(stop):
-                m.d.comb += self.abort.eq(1)
-                fault(cause)
+            with m.If(~expire & ~ending & stop):
+                m.d.comb += self.abort_next.eq(1)
+                m.d.sync += expire_cause.eq(cause)
+        m.d.sync += expire.eq(self.abort_next)
         return m

@@ -1,0 +1,72 @@
+"""The accelerator's host-port registers (:mod:`.accelerator`): CONTROL (start, soft reset),
+WATCHDOG, the reset registers and the registered reads.
+
+The resets are registers with no logic between them and the flip-flops they reset: ``soft``
+(the processor's) is high the cycle after the host writes CONTROL's soft-reset bit; ``kill``
+(every other unit's) then too, or in the cycle the processor abandons a job, which it decides
+a cycle ahead (``abort_next``: :mod:`.processor`). In ``soft``'s cycle the units still run (they
+are reset at its end), so a start written then is held for the next cycle.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Module, Mux, Signal
+
+from .config import AccelConfig
+from .counters import COUNTER_BITS
+from .isa import CONTROL_RESET, CONTROL_START, Reg, Region
+
+__all__ = ["host_control", "host_reads"]
+
+
+def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
+    """CONTROL and WATCHDOG writes into ``proc`` (its ``start``, ``start_pc`` and
+    ``watch_limit``); returns ``region`` and ``offset`` (of ``host.addr``), the reset
+    registers ``soft`` and ``kill``, and ``start_late``: a start written in ``soft``'s cycle
+    is being taken (STATUS.busy reads 1 then, as in the cycle after any start)."""
+    region = host.addr[cfg.addr_bits:]
+    offset = host.addr[: cfg.addr_bits]
+    reg_write = host.we & (region == Region.REG)
+    control = reg_write & (offset == Reg.CONTROL)
+    assert CONTROL_START == 1 and CONTROL_RESET == 2  # the bits tested here
+    soft_write = control & host.wdata[1]
+    soft, kill = Signal(name="soft"), Signal(name="kill")
+    m.d.sync += [soft.eq(soft_write), kill.eq(soft_write | proc.abort_next)]
+    # A start: CONTROL's start bit without the soft-reset bit; one written in ``soft``'s cycle
+    # (the processor is in reset) is taken in the next.
+    start_write = control & host.wdata[0] & ~host.wdata[1]
+    start_late, pc_late = Signal(name="start_late"), Signal.like(proc.start_pc, name="pc_late")
+    m.d.sync += [start_late.eq(start_write & soft), pc_late.eq(host.wdata[16:32])]
+    m.d.comb += [proc.start.eq((start_write & ~soft) | start_late),
+                 proc.start_pc.eq(Mux(start_late, pc_late, host.wdata[16:32]))]
+    watch_limit = Signal.like(proc.watch_limit)
+    m.d.comb += proc.watch_limit.eq(watch_limit)
+    with m.If(reg_write & (offset == Reg.WATCHDOG)):
+        m.d.sync += watch_limit.eq(Mux(host.wdata >= cfg.watchdog, 0, host.wdata))
+    with m.If(soft_write):
+        m.d.sync += watch_limit.eq(0)
+    return SimpleNamespace(region=region, offset=offset, soft=soft, kill=kill,
+                           start_late=start_late)
+
+
+def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_rd, wgt_rd,
+               prog_rd) -> None:
+    """``host.rdata``: the word at ``host.addr`` from the cycle after ``re`` (REG: ``regs``,
+    STATUS then the counters; the memories: their read ports, which the host addresses while
+    they are its own)."""
+    r_region = Signal(2)
+    r_reg = Signal(max(COUNTER_BITS, 32))
+    with m.If(host.re):
+        m.d.sync += r_region.eq(port.region)
+        # Mux chains rather than m.Switch: Yosys writes Switches as case statements without a
+        # default, which lints as CASEINCOMPLETE.
+        value = 0
+        for i, reg in reversed(list(enumerate(regs))):
+            value = Mux(port.offset == i, reg, value)
+        m.d.sync += r_reg.eq(value)
+    m.d.comb += host.rdata.eq(
+        Mux(r_region == Region.ACT, act_rd.data,
+            Mux(r_region == Region.WGT, wgt_rd.data,
+                Mux(r_region == Region.PROG, prog_rd.data, r_reg))))
