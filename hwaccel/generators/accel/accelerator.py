@@ -318,8 +318,15 @@ class Accelerator(wiring.Component):
                          w_gend.eq(group == 1)]
         # A conv-engine job ends in the cycle of its last store, the engine and its pool
         # stage idle from the next cycle (``ending``); the others once their unit is idle.
-        stored = written == proc.job_dst_count
-        last_store = store & (written + 1 == proc.job_dst_count)
+        # ``written == dst_count`` and ``written + 1 == dst_count`` as registers, kept from
+        # the job's start and each store, so a job's end is a gate after its last store, not
+        # a compare (``dst_count`` holds from a job's ISSUE to its end).
+        stored, left1 = Signal(name="stored"), Signal(name="left1")
+        with m.If(proc.job_start):
+            m.d.sync += [stored.eq(proc.job_dst_count == 0), left1.eq(proc.job_dst_count == 1)]
+        with m.Elif(store):
+            m.d.sync += [stored.eq(left1), left1.eq(written + 2 == proc.job_dst_count)]
+        last_store = store & left1
         done = (active & ~pending & ~act_dma.busy & ~wgt_dma.busy
                 & Mux(kind == JOB_CONV, (stored | last_store) & conv.ending, stored & idle))
         if cfg.lstm is None:
