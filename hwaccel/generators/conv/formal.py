@@ -91,7 +91,7 @@ class ConvHarness(Harness):
     # The line buffer's write data and the weight and partial-sum addresses feed memories only.
     abstract = tuple(f"w:{n}" for n in (
         "*s2_a", "*s2_w", "*prod_k*", "*sum_n*", "*acc_n*", "*mult_n*", "*shift_n*",
-        "*scaled_n*", "*.sr", "*.w_addr", "*beat", "*win_r*", "*s2_dw*",
+        "*scaled_n*", "*s6_big_n*", "*.sr", "*.w_addr", "*beat", "*win_r*", "*s2_dw*",
     ))
 
     def __init__(self, config: ConvConfig, prop: str, *, mutant: bool = False):
