@@ -11,7 +11,8 @@
   earlier revision's: its source says so); N instances use N times that. The
   links and the host-port arbiter use none (their ECP5 reports, ``hwaccel synth --preset
   link_tiny`` and ``link_arbiter_tiny``, map no multiplier), so a system's DSPs are the
-  instances'.
+  instances'. The two-instance top placed on the ECP5-85F (``pipeline_tiny_conv_x2``,
+  docs/parallel-ecp5.md) bears it out: its 124 MULT18X18D are its instances' 62 each.
 * Either figure may be stated instead (``--clock-mhz``, ``--dsps-per-instance``); the source
   then says so.
 
