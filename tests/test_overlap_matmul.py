@@ -4,8 +4,8 @@ what that job's command writes, the port of the scratchpad's copy free (no fused
 gatherer idle. Bit-exact with the golden interpreter and every counter equal to the cycle model,
 beside the cases that must not gather early (B written by the command before, a fused ADD
 before, a first tile of several beats), which still read what the command before wrote, even
-its last result: a gather after a job starts the cycle after its retirement, which comes the
-cycle after that result is stored."""
+its last result: a gather after a job starts the cycle after its retirement, whose cycle stores
+that result."""
 
 from __future__ import annotations
 

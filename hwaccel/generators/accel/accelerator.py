@@ -332,12 +332,7 @@ class Accelerator(wiring.Component):
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready
-        # The processor sees a job's end the cycle after it (a register: the end is a chain
-        # through the result stream, the store and the DMAs; the processor's next state, job
-        # fields and counters fan out from it).
-        done_r = Signal(name="job_done")
-        m.d.sync += done_r.eq(done & ~kill)
-        m.d.comb += [proc.job_done.eq(done_r),
+        m.d.comb += [proc.job_done.eq(done),
                      proc.progress.eq(store | consumed | loaded | (is_elt & elt.moved))]
         with m.If(done):
             m.d.sync += active.eq(0)

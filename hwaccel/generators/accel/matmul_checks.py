@@ -118,8 +118,8 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
 #: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the
 #: cycle the command's word loads into the processor's command register in DECODE, from the
 #: word's fields, and reads on through CALC, CHECK and TILE while no job runs. After a job, in
-#: the cycle after the retirement that loaded the word read ahead (that job's last result was
-#: stored in the cycle before the retirement): one cycle fewer, or none, from its ISSUE, when it was
+#: the cycle after the retirement that loaded the word read ahead (that job's last result is
+#: stored in the retirement's cycle): one cycle fewer, or none, from its ISSUE, when it was
 #: checked under that job (:func:`.perf.checked_ahead`), unless it gathered under that job
 #: (``mm_early``, :func:`.perf.gathered_ahead`). A fault in CHECK (SHAPE) or TILE (ADDRESS)
 #: resets it. Later tiles gather from their ISSUE.
@@ -183,9 +183,9 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
                      desc.weight_words.eq(g0 * b0)]
 
     # The word on ``prog_data`` loads into the command register in DECODE; a word read ahead
-    # loads as a job's command retires (the cycle after that job's last store: ``job_done`` is
-    # a register), and the gather starts in the cycle after (``retired``: CALC, or the ISSUE of
-    # a command checked ahead), from the command register.
+    # loads as a job's command retires, but that job's last result is stored in the same
+    # cycle (a read then returns the old word), so the gather starts in the cycle after
+    # (``retired``: CALC, or the ISSUE of a command checked ahead), from the command register.
     word, g_word, b_word = _job_of(m, cfg, proc.prog_data)
     nxt_pc = proc.pc + 1
     read_ahead = Signal()                     # ``prog_data`` is the word of ``pc + 1``

@@ -10,9 +10,7 @@ of its commands', and each command's are processor overhead plus its jobs:
   :data:`.tiling.RIPE` cycles and neither command is a depthwise CONV), and CHECK too for a
   command with a job (``CHECK_AHEAD``: it issues the cycle after the retirement);
 * CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
-  job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`); every job is followed by
-  ``DONE_SEEN`` (1) cycle in which the processor sees its end (``job_done`` is a register),
-  counted as overhead, in which it retires the command or loads the next job;
+  job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
 * GEMM: TILE (1) before the first tile (none when checked ahead: its first tile was worked out
   under the job too), ISSUE (1) before every tile (a later tile loads in the cycle its
   predecessor ends), then the tile's job; :func:`gemm_jobs` walks the tiles as
@@ -41,7 +39,7 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
   with its ``stall_input``: the RTL equals it). A MATMUL tile job gathers B two words a cycle
   (``ceil(lanes / 2)`` cycles a weight beat), a command's first from the cycle its word loads
   (``GATHER_LEAD`` cycles before its ISSUE after DECODE; from the cycle after the retirement
-  of the command before it (``DONE_SEEN`` after its last store), after a job: one fewer,
+  of the command before it, whose last result is stored in that cycle, after a job: one fewer,
   or from its ISSUE when checked ahead;
   one word a cycle under the job before it when :func:`gathered_ahead` says so), the others
   from their ISSUE; its requantizer beats load beside the weights, and A's stream
@@ -79,7 +77,6 @@ DECODED_AHEAD = 2    # FETCH and DECODE, hidden under the previous command's las
 CALC_AHEAD = 1       # CALC too, when the checks ran ahead under that job (``checked``)
 CHECK_AHEAD = 1      # and CHECK (and the TILE of a GEMM or MATMUL) for a command with a job
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
-DONE_SEEN = 1        # the cycle after a job's last: the processor sees its end (a register)
 TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
 POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
 LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
@@ -194,8 +191,7 @@ def checked_ahead(cfg: AccelConfig, prev: dict, prev_perf: CommandPerf, c: dict)
     if prev_perf.jobs == 0 or dw(prev) or dw(c):
         return False
     tiled = prev["op"] in (Op.GEMM, Op.MATMUL)
-    # its one job's RUN cycles (busy, then DONE_SEEN): RIPE, then the retirement
-    return tiled or prev_perf.busy + DONE_SEEN >= RIPE + 1
+    return tiled or prev_perf.busy >= RIPE + 1   # its one job's RUN cycles (RIPE, then done)
 
 
 def _write_span(cfg: AccelConfig, c: dict) -> tuple[int, int]:
@@ -247,9 +243,8 @@ def gathered_ahead(cfg: AccelConfig, prev: dict, last: tuple[int, int], c: dict)
     if not (b_hi <= lo or hi <= b_lo):
         return None
     busy, idle = last
-    run = busy + DONE_SEEN   # the job's RUN cycles, the last its retirement
     start = max(RIPE + 1, idle)
-    return run + 1 - start if start <= run - 1 else None
+    return busy + 1 - start if start <= busy - 1 else None
 
 
 def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
@@ -288,18 +283,18 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
             held[:] = [reads]
             jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
             last_b = b
-            overhead += ISSUE + DONE_SEEN
+            overhead += ISSUE
     elif op == Op.MAXPOOL:
-        jobs, overhead = 1, overhead + ISSUE + DONE_SEEN
+        jobs, overhead = 1, overhead + ISSUE
         drop = _pool_drops(p["width"], p["height"])
         busy = p["width"] * p["height"] * p["blocks"] + POOL_TAIL - drop
     elif op == Op.LSTM:
         if cfg.lstm is None:
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
-        jobs, overhead = 1, overhead + ISSUE + DONE_SEEN
+        jobs, overhead = 1, overhead + ISSUE
         busy, load = _lstm_job(cfg, c)
     elif op in (Op.ADD, Op.AVGPOOL):
-        jobs, overhead = 1, overhead + ISSUE + DONE_SEEN
+        jobs, overhead = 1, overhead + ISSUE
         busy = eltwise_cycles(c)
     elif op in ATTN_OPS:   # the ISA's definition: :mod:`.attn_isa`
         if cfg.attention is None:
@@ -307,7 +302,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
                              f"units (the program would fault)")
         alone = solo is not None
         busy, load, slots, jobs = attn_cycles(cfg, c, lead=lead, solo=alone)
-        overhead += (ISSUE + DONE_SEEN) * jobs + (tile if op == Op.MATMUL else 0)
+        overhead += ISSUE * jobs + (tile if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
             stalls = matmul_cycles(cfg, c, lead=lead, solo=alone)[2]   # the engine waits for A

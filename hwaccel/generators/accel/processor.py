@@ -30,10 +30,8 @@ registers, so nothing is checked under them) or before one, to CALC; at the prog
 end, to FETCH and its PC_RANGE fault. A GEMM's next tile is loaded in the cycle the running one
 ends (from the loop state after it, which the tile pipeline has settled by then) and issues in
 the next, with no TILE cycle of its own. A job still issues only once the previous one is done
-(every result stored), so a command always reads what the one before it wrote; the datapath's
-``job_done`` is a register, so RUN sees a job's end the cycle after its last store, and that
-cycle retires the command or loads the next job. Every fault stops at the faulting command's
-own pc. Clock speed: no path does more than one multiply, none a
+(every result stored), so a command always reads what the one before it wrote; and every fault
+stops at the faulting command's own pc. Clock speed: no path does more than one multiply, none a
 multiply then a compare. CALC registers the factors of every count and the room left in each
 memory, CHECK multiplies, the command's first TILE or ISSUE (or the retirement before it)
 compares (an ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
