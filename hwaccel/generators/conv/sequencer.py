@@ -166,20 +166,30 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                     with m.If(last_nb):
                         next_pixel()
 
-    col = Mux(dw, Mux(nx, left, rcol), xbase + kx)
+    # ``nx`` (late: it follows ``go``) only selects between values worked out for both cases
+    # (the next row's or this one's), so it is not in front of the adders and compares.
+    col_now = Mux(dw, rcol, xbase + kx)                # ``nx`` implies ``dw``
+    col = Mux(nx, left, col_now)
     addr = Mux(dw, col * G + nb, col * G + g)
     m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
+
+    def in_image(row_or_col, first, size):
+        return (row_or_col >= first) & (row_or_col < size + first)
+
     # A padding column reads as zeros (grouped and depthwise rows do not store it).
-    col_ok = desc.packed | ((col >= left) & (col < desc.width + left))
+    col_ok = desc.packed | Mux(nx, in_image(left, left, desc.width),
+                               in_image(col_now, left, desc.width))
     m.d.comb += w_rd.addr.eq(w_addr)
     rows = []
     for r in range(cfg.segments):
         slot = Signal(range(NS), name=f"slot{r}")
-        m.d.comb += slot.eq(Mux(nx, base_slot + stride_h, base_slot) + ky + r)
-        row = Mux(nx, ytop + stride_h, ytop) + ky + r  # input row + top
+        m.d.comb += slot.eq(Mux(nx, base_slot + stride_h + ky + r, base_slot + ky + r))
+        # input row + top, this row's window or the next one's
+        row_ok = Mux(nx, in_image(ytop + stride_h + ky + r, top, desc.height),
+                     in_image(ytop + ky + r, top, desc.height))
         # Rows past min(lanes, max_kernel) serve only the depthwise window.
         dense = ((r < step) & (ky + r < KH)) if r < min(L, cfg.max_kernel) else Const(0)
-        ok = Mux(dw, r < KH, dense) & (row >= top) & (row < desc.height + top) & col_ok
+        ok = Mux(dw, r < KH, dense) & row_ok & col_ok
         rows.append((slot, ok))
     # A depthwise row's first read (column ``left``) clears the window register: the
     # left padding columns it holds are zeros without a read.
