@@ -10,6 +10,11 @@ from .config import ConvConfig
 __all__ = ["issue_logic"]
 
 
+def _within(v, first, size):
+    """``first <= v < first + size``: a padded row or column index inside the image."""
+    return (v >= first) & (v < size + first)
+
+
 def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, banks,
                 w_rd, w_count, rq_count) -> dict:
     """The writer (stores the ``activations`` stream into the row memories ``banks``, from
@@ -69,7 +74,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     cols = desc.width + left + desc.pad_right
     first_col = Mux(desc.packed, 0, left)
     last_col = Mux(desc.packed, cols - 1, desc.width + left - 1)
-    in_image = (w_col >= left) & (w_col < desc.width + left)
+    in_image = _within(w_col, left, desc.width)
     # It starts with the load phase (``fill``): the image's first rows need no weights.
     # Depthwise: a writer a group ahead of the sequencer fills that group's first ring slots,
     # one a group behind (rows a stride drops) stores freely, as after the last pixel.
@@ -173,20 +178,17 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     addr = Mux(dw, col * G + nb, col * G + g)
     m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
 
-    def in_image(row_or_col, first, size):
-        return (row_or_col >= first) & (row_or_col < size + first)
-
     # A padding column reads as zeros (grouped and depthwise rows do not store it).
-    col_ok = desc.packed | Mux(nx, in_image(left, left, desc.width),
-                               in_image(col_now, left, desc.width))
+    col_ok = desc.packed | Mux(nx, _within(left, left, desc.width),
+                               _within(col_now, left, desc.width))
     m.d.comb += w_rd.addr.eq(w_addr)
     rows = []
     for r in range(cfg.segments):
         slot = Signal(range(NS), name=f"slot{r}")
         m.d.comb += slot.eq(Mux(nx, base_slot + stride_h + ky + r, base_slot + ky + r))
         # input row + top, this row's window or the next one's
-        row_ok = Mux(nx, in_image(ytop + stride_h + ky + r, top, desc.height),
-                     in_image(ytop + ky + r, top, desc.height))
+        row_ok = Mux(nx, _within(ytop + stride_h + ky + r, top, desc.height),
+                     _within(ytop + ky + r, top, desc.height))
         # Rows past min(lanes, max_kernel) serve only the depthwise window.
         dense = ((r < step) & (ky + r < KH)) if r < min(L, cfg.max_kernel) else Const(0)
         ok = Mux(dw, r < KH, dense) & row_ok & col_ok
