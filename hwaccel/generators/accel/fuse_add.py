@@ -10,11 +10,12 @@ store. Two multipliers a lane (the element-wise unit's one a lane takes two cycl
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...numerics import MULT_BITS
+from ..rounding import round_shift
 from .config import AccelConfig
 from .isa import elt_layout
 
@@ -41,15 +42,14 @@ class FuseAdd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.args.add
-        half = (Const(1, 1) << p.shift) >> 1
         lo = Mux(p.relu, 0, -128)
         out = []
         for lane in range(self.config.lanes):
             prod_a = Signal(signed(8 + MULT_BITS + 1), name=f"prod_a{lane}")
             m.d.sync += prod_a.eq(self.a.word_select(lane, 8).as_signed() * p.mult_a)
             total = prod_a + self.b.word_select(lane, 8).as_signed() * p.mult_b
-            v = Signal(signed(len(total) + len(half) + 1), name=f"sum{lane}")
-            m.d.comb += v.eq((total + half) >> p.shift)
+            v = Signal(signed(len(total) + 1), name=f"sum{lane}")
+            m.d.comb += v.eq(round_shift(total, p.shift))
             out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
         m.d.sync += self.y_valid.eq(self.a_valid)
         m.d.comb += self.y.eq(Cat(*out))
