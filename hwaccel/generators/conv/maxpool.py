@@ -11,9 +11,12 @@ Interface
 
 Floor mode, like ``torch.nn.functional.max_pool2d``: an odd last row or column is dropped.
 One row of partial maxima (``width // 2 x blocks`` words) is all the state: the even row writes
-its horizontal pair maxima there, the odd row folds itself in and emits. The memory is read
-asynchronously so that a read-modify-write of the same word on consecutive beats (one block per
-pixel) sees the value written the cycle before; it is small enough for distributed RAM.
+its horizontal pair maxima there, the odd row folds itself in and emits. The memory's read is
+synchronous (block RAM on an FPGA, an SRAM macro on an ASIC): its address is the next beat's,
+presented in the cycle before that beat arrives (the beat being taken now is followed by the
+next address, any other cycle holds the current one), and the read is transparent to the write,
+so a read-modify-write of the same word on consecutive beats (one block per pixel) sees the
+value written the cycle before. Every beat takes the cycle it took with an asynchronous read.
 """
 
 from __future__ import annotations
@@ -62,12 +65,18 @@ class MaxPool(wiring.Component):
         y, x = Signal(range(cfg.max_height)), Signal(range(cfg.max_width))
         b = Signal(range(cfg.max_blocks))
         m.d.comb += self.layer.ready.eq(~active)
-        with m.If(self.layer.valid & ~active):
-            m.d.sync += [desc.eq(self.layer.payload), active.eq(1), y.eq(0), x.eq(0), b.eq(0)]
+        # The partial maxima's address of pixel (y, x), block b: its pooled column's first word
+        # (``(x >> 1) * max_blocks``) plus b.
+        pbase = Signal(range(cfg.depth + cfg.max_blocks))
+        accept = self.layer.valid & ~active
+        with m.If(accept):
+            m.d.sync += [desc.eq(self.layer.payload), active.eq(1), y.eq(0), x.eq(0), b.eq(0),
+                         pbase.eq(0)]
 
         mem = m.submodules.partial = memory.Memory(shape=unsigned(cfg.lanes * 8),
                                                    depth=cfg.depth, init=[])
-        rd, wr = mem.read_port(domain="comb"), mem.write_port()
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=(wr,))
 
         out_valid = Signal()
         out = Signal(pool_beat_layout(cfg))
@@ -87,8 +96,13 @@ class MaxPool(wiring.Component):
         ph, pw = desc.height >> 1, desc.width >> 1
         last_b, last_x, last_y = b == desc.blocks - 1, x == desc.width - 1, y == desc.height - 1
         inside = ((y >> 1) < ph) & ((x >> 1) < pw)
-        addr = (x >> 1) * cfg.max_blocks + b
-        m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr)]
+        addr = pbase + b
+        # The next beat's address: the next block, else the pixel's first block at the next
+        # pooled column (after an odd column), this one (after an even one) or the row's first.
+        next_pbase = Mux(last_x, 0, Mux(x[0], pbase + cfg.max_blocks, pbase))
+        next_addr = Mux(last_b, next_pbase, addr + 1)
+        m.d.comb += [rd.addr.eq(Mux(take, next_addr, Mux(accept, 0, addr))),
+                     wr.addr.eq(addr)]
         v = self.sink.payload.data
         keep = rd.data
         lanes = []
@@ -105,7 +119,7 @@ class MaxPool(wiring.Component):
                 m.d.sync += [out_valid.eq(1), out.data.eq(best), out.last.eq(pooled_last)]
             m.d.sync += b.eq(b + 1)
             with m.If(last_b):
-                m.d.sync += [b.eq(0), x.eq(x + 1)]
+                m.d.sync += [b.eq(0), x.eq(x + 1), pbase.eq(next_pbase)]
                 with m.If(last_x):
                     m.d.sync += [x.eq(0), y.eq(y + 1)]
                     with m.If(last_y):
