@@ -14,9 +14,11 @@ One row of partial maxima (``width // 2 x blocks`` words) is all the state: the 
 its horizontal pair maxima there, the odd row folds itself in and emits. The memory's read is
 synchronous (block RAM on an FPGA, an SRAM macro on an ASIC): its address is the next beat's,
 presented in the cycle before that beat arrives (the beat being taken now is followed by the
-next address, any other cycle holds the current one), and the read is transparent to the write,
-so a read-modify-write of the same word on consecutive beats (one block per pixel) sees the
-value written the cycle before. Every beat takes the cycle it took with an asynchronous read.
+next address, any other cycle holds the current one). A read of the word written in the same
+cycle (consecutive beats of one pixel pair with one block) takes the written value from a
+register instead: the forwarding is logic here, not a property asked of the memory, so an SRAM
+macro without write-through serves and a gate count includes it. Every beat takes the cycle it
+took with an asynchronous read.
 """
 
 from __future__ import annotations
@@ -75,8 +77,7 @@ class MaxPool(wiring.Component):
 
         mem = m.submodules.partial = memory.Memory(shape=unsigned(cfg.lanes * 8),
                                                    depth=cfg.depth, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,))
+        wr, rd = mem.write_port(), mem.read_port()
 
         out_valid = Signal()
         out = Signal(pool_beat_layout(cfg))
@@ -103,8 +104,11 @@ class MaxPool(wiring.Component):
         next_addr = Mux(last_b, next_pbase, addr + 1)
         m.d.comb += [rd.addr.eq(Mux(take, next_addr, Mux(accept, 0, addr))),
                      wr.addr.eq(addr)]
+        # Write-through: the word read next cycle is the one written this cycle.
+        fwd_hit, fwd_data = Signal(), Signal.like(wr.data)
+        m.d.sync += [fwd_hit.eq(wr.en & (rd.addr == wr.addr)), fwd_data.eq(wr.data)]
         v = self.sink.payload.data
-        keep = rd.data
+        keep = Mux(fwd_hit, fwd_data, rd.data)
         lanes = []
         for i in range(cfg.lanes):
             old = keep[i * 8:(i + 1) * 8].as_signed()
