@@ -1,5 +1,11 @@
 """The conv engine's issue logic: the line-buffer writer and the chunk sequencer (see
-:mod:`.engine`, "Line buffer and chunking" and "Depthwise mode")."""
+:mod:`.engine`, "Line buffer and chunking" and "Depthwise mode").
+
+Timing: the sums and compares of the counters with the descriptor (the window's last row and
+column, its rows' padding bounds, the writer's limit, the counters' last values) are kept in
+registers worked out a cycle ahead (:func:`_kept`), so what lies between the registers and the
+row memories' read address, the first stage's registers and the streams' ``ready`` is a compare
+of two registers and a few gates."""
 
 from __future__ import annotations
 
@@ -10,9 +16,72 @@ from .config import ConvConfig
 __all__ = ["issue_logic"]
 
 
-def _within(v, first, size):
-    """``first <= v < first + size``: a padded row or column index inside the image."""
-    return (v >= first) & (v < size + first)
+def _within(v, first, end):
+    """``first <= v < end``: a padded column inside the image (``end`` = left + width)."""
+    return (v >= first) & (v < end)
+
+
+def _kept(m, now: dict, cases) -> dict:
+    """Registers that hold the expressions ``now`` (of the counters and the descriptor) at
+    every cycle from a layer's start on, worked out a cycle ahead: ``cases`` (or
+    ``cases(registers)``) are ``(condition, values)`` pairs, the first true one giving the
+    values ``now`` has in the next cycle; otherwise they hold. Each case's values are built
+    from registers (or, at ``start``, the incoming descriptor), so their adders run beside the
+    conditions, which only select."""
+    regs = {k: Signal(v.shape(), name=k) for k, v in now.items()}
+    for i, (cond, values) in enumerate(cases(regs) if callable(cases) else cases):
+        with m.Elif(cond) if i else m.If(cond):
+            m.d.sync += [regs[k].eq(v) for k, v in values.items()]
+    return regs
+
+
+def _stepped(m, counter, value, name):
+    """``value`` as ``counter`` stores it (cut to its width): the counter's next value."""
+    s = Signal.like(counter, name=name)
+    m.d.comb += s.eq(value)
+    return s
+
+
+def _word(cfg: ConvConfig, col, sub):
+    """Line-buffer word ``col * max_groups + sub`` (``sub`` < max_groups); with a power of two
+    of groups and ``sub`` no wider, the bits side by side (no adder)."""
+    G = cfg.max_groups
+    bits = G.bit_length() - 1
+    if G == 1 << bits and len(sub) <= bits:
+        return Cat(sub, Const(0, bits - len(sub)), col)
+    return col * G + sub
+
+
+def _limits(cfg: ConvConfig, d) -> dict:
+    """A descriptor's sums the sequencer compares counters with or adds to them (fixed through
+    a layer; see :func:`_rows` for the row ones)."""
+    top, stride = d.pad_top, Mux(d.stride2_h, 2, 1)
+    return {"g_hi": d.groups - 1, "kw_hi": d.kernel_w - 1, "nb_hi": d.blocks - 1,
+            "ox_hi": d.out_width - 1, "oy_hi": d.out_height - 1, "h_hi": d.height - 1,
+            "kh_hi": d.kernel_h - 1,
+            "ky_lim": d.kernel_h - d.rows_per_chunk,            # last_ky: ky + step >= KH
+            "col_end": d.width + d.pad_left,                   # past the image's last column
+            "w_last": Mux(d.packed, d.width + d.pad_left + d.pad_right - 1,
+                          d.width + d.pad_left - 1),           # the writer's last column
+            "kb": d.kernel_h - 1 - top, "kbs": d.kernel_h - 1 - top + stride,
+            "hb": d.height + top - 1, "hbs": d.height + top - 1 - stride,
+            "ts": stride - top, "wlim0": cfg.row_slots - top}
+
+
+def _rows(d, lim: dict, y) -> dict:
+    """The window's row sums at ``ytop = y`` (``oy * stride``), ``ky = 0`` (``lim``: the
+    descriptor ``d``'s :func:`_limits`): the last input row it needs (clamped to the image)
+    for this output row and the next, the padding bounds (row ``r`` of a chunk is in the image
+    if ``lo >= -r`` and ``hi >= r``; ``lo``, ``hi`` and ``kleft``, the kernel rows left, move
+    with ``ky``) of this window and the next row's (depthwise: ``ky`` = 0), and the writer's
+    limit (it may store input row ``w_row`` while ``w_row < wlim``, i.e. w_row + top < ytop +
+    row_slots)."""
+    def clamp(b):
+        return Mux(b > lim["h_hi"], lim["h_hi"], b)
+
+    return {"need_row": clamp(y + lim["kb"]), "need_row_n": clamp(y + lim["kbs"]),
+            "lo_n": y + lim["ts"], "hi_n": lim["hbs"] - y, "wlim": y + lim["wlim0"],
+            "lo": y - d.pad_top, "hi": lim["hb"] - y, "kleft": lim["kh_hi"]}
 
 
 def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, banks,
@@ -30,7 +99,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     column (``col * max_groups + g``), so the writer stores the next group's first rows while
     the sequencer reads the current one: a ring slot is shared only within a group."""
     L, NS, G = cfg.lanes, cfg.row_slots, cfg.max_groups
-    KH, KW = desc.kernel_h, desc.kernel_w
+    new = layer.payload
+    KH = desc.kernel_h
     # Only the top and left padding move the window; the bottom and right ones are implied
     # by the output size, except that the writer stores the right padding columns too.
     top, left = desc.pad_top, desc.pad_left
@@ -54,33 +124,73 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     w_grp = Signal(range(cfg.max_blocks))         # depthwise: the writer's channel group
     w_base = Signal(range(cfg.weight_depth))     # depthwise: the group's first weight word
     sr = Signal(L * 8)
-    kx_lo = Mux(desc.packed, KW - 1, 0)
+    lim_new = _limits(cfg, new)
+    lim = _kept(m, _limits(cfg, desc), [(start, lim_new)])
+    kx_lo = Mux(desc.packed, lim["kw_hi"], 0)
     stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
     with m.If(start):
         m.d.sync += [oy.eq(0), ox.eq(0), ytop.eq(0), xbase.eq(0), nb.eq(0), ky.eq(0),
                      g.eq(0), w_addr.eq(0), done.eq(0), w_row.eq(0),
-                     w_g.eq(0), w_slot.eq(0), rcol.eq(layer.payload.pad_left),
+                     w_g.eq(0), w_slot.eq(0), rcol.eq(new.pad_left),
                      w_grp.eq(0), w_base.eq(0),
-                     dc.eq(0), w_col.eq(Mux(layer.payload.packed, 0,
-                                            layer.payload.pad_left)),
-                     kx.eq(Mux(layer.payload.packed, layer.payload.kernel_w - 1, 0)),
-                     base_slot.eq(-layer.payload.pad_top)]
+                     dc.eq(0), w_col.eq(Mux(new.packed, 0, new.pad_left)),
+                     kx.eq(Mux(new.packed, new.kernel_w - 1, 0)),
+                     base_slot.eq(-new.pad_top)]
     written = Signal()
     m.d.comb += written.eq(w_row == desc.height)
+
+    # The sequencer's steps (each implies ``go``): a kernel row (``ky`` moves on), a block's
+    # last chunk (``ky`` back to 0), a pixel's (``pix``), an output row's (``row``: ``ytop``
+    # moves on) and a depthwise channel group's (``grp``: ``ytop`` back to 0).
+    go = Signal()
+    step = desc.rows_per_chunk
+    last_g, last_kx, last_ky = g == lim["g_hi"], kx == lim["kw_hi"], ky >= lim["ky_lim"]
+    last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
+    last_nb = nb == lim["nb_hi"]
+    last_ox, last_oy = ox == lim["ox_hi"], oy == lim["oy_hi"]
+    kx_end = go & ~dw & last_g & last_kx
+    pix = (go & dw & last_dc) | (kx_end & last_ky & last_nb)
+    row = pix & last_ox
+    grp = row & dw & last_oy & ~last_nb
+    # ytop + stride_h, as ytop stores it: ytop's next value at an output row's end.
+    ytop_n = Signal.like(ytop)
+    with m.If(start):
+        m.d.sync += ytop_n.eq(Mux(new.stride2_h, 2, 1))
+    with m.Elif(grp):
+        m.d.sync += ytop_n.eq(stride_h)
+    with m.Elif(row):
+        m.d.sync += ytop_n.eq(ytop_n + stride_h)
+    # ky moves only within a row (and ky + step < KH there, so lo, hi and kleft just step).
+    rows = _kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
+                     "hi": lim["hb"] - (ytop + ky), "kleft": lim["kh_hi"] - ky},
+                 lambda r: [(start, _rows(new, lim_new, 0)), (grp, _rows(desc, lim, 0)),
+                            (row, _rows(desc, lim, ytop_n)),
+                            (kx_end & last_ky, {k: v for k, v in _rows(desc, lim, ytop).items()
+                                                if k in ("lo", "hi", "kleft")}),
+                            (kx_end, {"lo": r["lo"] + step, "hi": r["hi"] - step,
+                                      "kleft": r["kleft"] - step})])
+    # The window's last column, and a depthwise group's last weight word (plus one).
+    xlast = _kept(m, {"xlast": xbase + desc.kernel_w - 1}, [
+        (start, {"xlast": lim_new["kw_hi"]}), (row, {"xlast": lim["kw_hi"]}),
+        (pix, {"xlast": _stepped(m, xbase, xbase + stride_w, "xbase_s") + lim["kw_hi"]})])[
+        "xlast"]
+    w_need = _kept(m, {"w_need": w_base + cfg.dw_chunks}, [
+        (start, {"w_need": cfg.dw_chunks}),
+        (grp, {"w_need": _stepped(m, w_base, w_base + cfg.dw_chunks, "w_base_s")
+               + cfg.dw_chunks})])["w_need"]
 
     # Writer: may fill row w_row once the window no longer needs the row it overwrites.
     # A packed row shifts through its padding columns (the word at a column holds the
     # kernel row ending there); a grouped or depthwise one skips them (masked on read).
-    cols = desc.width + left + desc.pad_right
     first_col = Mux(desc.packed, 0, left)
-    last_col = Mux(desc.packed, cols - 1, desc.width + left - 1)
-    in_image = _within(w_col, left, desc.width)
+    in_image = _within(w_col, left, lim["col_end"])
     # It starts with the load phase (``fill``): the image's first rows need no weights.
     # Depthwise: a writer a group ahead of the sequencer fills that group's first ring slots,
     # one a group behind (rows a stride drops) stores freely, as after the last pixel.
+    # (w_row + top < ytop + NS, or < NS a group ahead.)
     ahead, behind = dw & (w_grp > nb), dw & (w_grp < nb)
-    allowed = fill & ~written & (done | behind
-                                 | (w_row + top < Mux(ahead, 0, ytop) + NS))
+    room = Mux(ahead, w_row < lim["wlim0"], w_row < rows["wlim"])
+    allowed = fill & ~written & (done | behind | room)
     m.d.comb += activations.ready.eq(allowed & in_image)
     wr = allowed & (~in_image | activations.valid)
     pixel = Mux(in_image, activations.payload.as_value(), 0)
@@ -91,39 +201,32 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                      wp.en.eq(wr & (w_slot == b))]
     with m.If(wr):
         m.d.sync += [sr.eq(shifted), w_g.eq(w_g + 1)]
-        with m.If(w_g == desc.groups - 1):
+        with m.If(w_g == lim["g_hi"]):
             m.d.sync += [w_g.eq(0), w_col.eq(w_col + 1)]
-            with m.If(w_col == last_col):
+            with m.If(w_col == lim["w_last"]):
                 m.d.sync += [w_col.eq(first_col), w_row.eq(w_row + 1),
                              w_slot.eq(w_slot + 1)]
-                with m.If(dw & (w_row == desc.height - 1) & (w_grp != desc.blocks - 1)):
+                with m.If(dw & (w_row == lim["h_hi"]) & (w_grp != lim["nb_hi"])):
                     m.d.sync += [w_row.eq(0), w_slot.eq(0), w_grp.eq(w_grp + 1)]
 
-    # Sequencer: a chunk may issue once the writer has stored the window's last column.
-    bottom = ytop + KH - 1 - top
-    need_row = Mux(bottom > desc.height - 1, desc.height - 1, bottom)
-    need_col = xbase + KW - 1
+    # Sequencer: a chunk may issue once the writer has stored the window's last row
+    # (``need_row``) up to its last column (``xlast``; depthwise: the column it reads).
     # Depthwise reads the window's columns one at a time (``rd``), before the pixel's first
     # chunk or with it, and never between its chunks (the window register is in use).
-    dw_need = xbase + KW - 1
+    def stored(need_row, col_past):
+        return ahead | ~behind & ((w_row > need_row) | ((w_row == need_row) & col_past))
+
+    avail = stored(rows["need_row"], Mux(dw, w_col > rcol, w_col > xlast))
     rd = Signal()
-    avail = ahead | ~behind & ((w_row > need_row)
-                               | ((w_row == need_row) & (w_col > Mux(dw, rcol, need_col))))
-    m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & (rcol <= dw_need) & avail)
-    dw_ready = (rcol > dw_need) | ((rcol == dw_need) & rd)
+    m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & (rcol <= xlast) & avail)
+    dw_ready = (rcol > xlast) | ((rcol == xlast) & rd)
     credit = Signal()
-    go = Signal()
     # The block's requantizer is in (depthwise: the group's weight words too; a dense layer's
     # run phase begins with all of its weight words in).
-    rq_in = desc.reuse | ((rq_count > nb) & (~dw | (w_count >= w_base + cfg.dw_chunks)))
+    rq_in = desc.reuse | ((rq_count > nb) & (~dw | (w_count >= w_need)))
     m.d.comb += go.eq(run & ~done & credit & rq_in & Mux(dw, dw_ready, avail))
-    step = desc.rows_per_chunk
-    last_g, last_kx, last_ky = g == desc.groups - 1, kx == KW - 1, ky + step >= KH
-    last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
     first = Mux(dw, dc == 0, (g == 0) & (kx == kx_lo) & (ky == 0))
     last = Mux(dw, last_dc, last_g & last_kx & last_ky)
-    last_nb = nb == desc.blocks - 1
-    last_ox, last_oy = ox == desc.out_width - 1, oy == desc.out_height - 1
     end = last & last_nb & last_ox & last_oy
 
     # Depthwise: the next output row's first read (its column ``left``) shares the cycle of
@@ -131,19 +234,16 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # free) and the writer has stored it: ``nx`` addresses the next row's ring slots, the
     # window register loads the read as the next row's first column after the chunk.
     nx = Signal()
-    bottom_n = ytop + stride_h + KH - 1 - top
-    need_row_n = Mux(bottom_n > desc.height - 1, desc.height - 1, bottom_n)
-    avail_n = ahead | ~behind & ((w_row > need_row_n) | ((w_row == need_row_n)
-                                                          & (w_col > left)))
+    avail_n = stored(rows["need_row_n"], w_col > left)
     m.d.comb += nx.eq(go & dw & last & last_ox & ~last_oy & avail_n
-                      & (~rd | (rcol >= desc.width + left)))
+                      & (~rd | (rcol >= lim["col_end"])))
 
     def next_pixel(group=False):
         m.d.sync += [ox.eq(ox + 1), xbase.eq(xbase + stride_w)]
         if not group:
             m.d.sync += [nb.eq(0), w_addr.eq(0)]
         with m.If(last_ox):
-            m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1), ytop.eq(ytop + stride_h),
+            m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1), ytop.eq(ytop_n),
                          base_slot.eq(base_slot + stride_h), rcol.eq(Mux(nx, left + 1, left))]
             with m.If(last_oy):
                 m.d.sync += done.eq(1)
@@ -174,27 +274,26 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # ``nx`` (late: it follows ``go``) only selects between values worked out for both cases
     # (the next row's or this one's), so it is not in front of the adders and compares.
     col_now = Mux(dw, rcol, xbase + kx)                # ``nx`` implies ``dw``
-    col = Mux(nx, left, col_now)
-    addr = Mux(dw, col * G + nb, col * G + g)
+    addr = Mux(nx, _word(cfg, left, nb), Mux(dw, _word(cfg, rcol, nb), _word(cfg, xbase + kx, g)))
     m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
 
     # A padding column reads as zeros (grouped and depthwise rows do not store it).
-    col_ok = desc.packed | Mux(nx, _within(left, left, desc.width),
-                               _within(col_now, left, desc.width))
+    col_ok = desc.packed | Mux(nx, _within(left, left, lim["col_end"]),
+                               _within(col_now, left, lim["col_end"]))
     m.d.comb += w_rd.addr.eq(w_addr)
-    rows = []
+    row_sel = []
     for r in range(cfg.segments):
         slot = Signal(range(NS), name=f"slot{r}")
         m.d.comb += slot.eq(Mux(nx, base_slot + stride_h + ky + r, base_slot + ky + r))
-        # input row + top, this row's window or the next one's
-        row_ok = Mux(nx, _within(ytop + stride_h + ky + r, top, desc.height),
-                     _within(ytop + ky + r, top, desc.height))
+        # input row + top inside the image, this row's window or the next one's
+        row_ok = Mux(nx, (rows["lo_n"] >= -r) & (rows["hi_n"] >= r),
+                     (rows["lo"] >= -r) & (rows["hi"] >= r))
         # Rows past min(lanes, max_kernel) serve only the depthwise window.
-        dense = ((r < step) & (ky + r < KH)) if r < min(L, cfg.max_kernel) else Const(0)
+        dense = ((r < step) & (rows["kleft"] >= r)) if r < min(L, cfg.max_kernel) else Const(0)
         ok = Mux(dw, r < KH, dense) & row_ok & col_ok
-        rows.append((slot, ok))
+        row_sel.append((slot, ok))
     # A depthwise row's first read (column ``left``) clears the window register: the
     # left padding columns it holds are zeros without a read.
-    return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": rows,
+    return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": row_sel,
             "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc,
             "rd_first": rd & (rcol == left), "nx": nx}
