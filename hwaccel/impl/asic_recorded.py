@@ -1,10 +1,10 @@
 """A preset's gate-level ASIC result without running Yosys: the latest synthesis in its build
 folder, else one measured earlier and committed with its source (``data/asic_gates.json``).
 
-A gate-level synthesis of a large preset takes about an hour here (``hwaccel synth --target
-asic --preset accel_default``), so ``hwaccel advise --no-synth`` reads the recorded result
-instead of leaving the ASIC area empty, and names where it came from: the result may be of an
-earlier revision of the RTL, as a committed placement is (:mod:`.placed`).
+A gate-level synthesis of a large preset takes a quarter of an hour or more here (``hwaccel
+synth --target asic --preset accel_default``: 862 s), so ``hwaccel advise --no-synth`` reads
+the recorded result instead of leaving the ASIC area empty, and names where it came from: the
+result may be of an earlier revision of the RTL, as a committed placement is (:mod:`.placed`).
 """
 
 from __future__ import annotations
@@ -50,4 +50,4 @@ def recorded_gates(config, out_dir: Path | str | None = None) -> tuple[dict | No
         return gates | {"cached": True}, (f"gate-level synthesis committed in "
                                           f"hwaccel/impl/data/asic_gates.json: {source}")
     return None, (f"not synthesized: run `hwaccel synth --preset {config.slug} --target asic` "
-                  f"(about an hour for a large preset)")
+                  f"(minutes for a large preset)")

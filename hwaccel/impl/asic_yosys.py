@@ -3,8 +3,10 @@
 The design is read as Amaranth's RTLIL (the netlist its Verilog is written from: Yosys'
 Verilog frontend took 48 of the 55 minutes of `default`'s coarse synthesis) and kept
 hierarchical, so that ABC maps one module at a time. Flattened, `default` (1.5 million fine
-cells, most of them its two 768 x 128 pooling buffers in flip-flops) is one ABC call that YoWASP
-Yosys 0.70 aborts in (``Abc_DesFindTopLevelModels``: ABC's BLIF reader found no model).
+cells when its two 768 x 128 pooling buffers were read asynchronously and so built from
+flip-flops) was one ABC call that YoWASP Yosys 0.70 aborts in (``Abc_DesFindTopLevelModels``:
+ABC's BLIF reader found no model). Module by module, with those buffers SRAM macros, it takes
+862 s here.
 
 1. Coarse synthesis (``synth -booth -run :fine``, no ``-flatten``): Booth multipliers, memories
    inferred as ``$mem_v2`` cells but not mapped; the memories are listed and the design saved.
