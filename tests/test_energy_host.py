@@ -73,3 +73,24 @@ def test_bench_energy_rows_and_arguments():
     assert whole["uj_per_inference"] == [e.low_uj / 2, e.high_uj / 2]
     assert {r["component"] for r in parts} == set(e.breakdown)
     assert sum(r["share_of_high"] for r in parts) == pytest.approx(1.0)
+
+
+def test_bench_energy_prices_the_recorded_flip_flops(tmp_path, monkeypatch):
+    """The clock term counts --flip-flops, else the preset's recorded gate-level synthesis (as
+    advise does), else the model's estimate; the row's note says which."""
+    from hwaccel.bench.energy import _flip_flops
+    from hwaccel.generators.accel.config import PRESETS as ACCEL
+    from hwaccel.impl import asic_recorded
+
+    default = ACCEL["default"]
+    recorded, where = asic_recorded.recorded_gates(default)
+    assert recorded is not None, where        # committed in hwaccel/impl/data/asic_gates.json
+    assert _flip_flops(default, None) == (recorded["flip_flops"],
+                                          f"flip-flops: {recorded['flip_flops']:,} from the "
+                                          f"{where}")
+    assert _flip_flops(default, 1234) == (1234, "flip-flops: 1,234 (--flip-flops)")
+    monkeypatch.setattr(asic_recorded, "COMMITTED", tmp_path / "none.json")
+    (tmp_path / "none.json").write_text('{"gates": {}, "sources": {}}')
+    monkeypatch.chdir(tmp_path)                 # no local build folder either
+    ff, note = _flip_flops(default, None)
+    assert ff is None and "estimate" in note

@@ -39,7 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--clock-mhz", type=float, default=None,
                    help="ASIC clock for static energy (default: the model's stated clock)")
     p.add_argument("--flip-flops", type=int, default=None,
-                   help="the design's flip-flop count (default: the model's estimate)")
+                   help="the design's flip-flop count (default: its recorded gate-level "
+                        "synthesis, else the model's estimate)")
 
 
 def _counters(cfg, programs) -> dict:
@@ -84,6 +85,20 @@ def workload_energy(name: str, preset, *, batch: int = 1, node: int = 45,
             "refusal": None}
 
 
+def _flip_flops(cfg, given: int | None) -> tuple[int | None, str]:
+    """The flip-flops the clock term prices, and where the count came from: ``--flip-flops``,
+    else the preset's recorded gate-level synthesis (as ``hwaccel advise`` reads it), else None
+    (the energy model's estimate, a line through two small presets)."""
+    from ..impl.asic_recorded import recorded_gates
+
+    if given is not None:
+        return given, f"flip-flops: {given:,} (--flip-flops)"
+    gates, where = recorded_gates(cfg)
+    if gates is None:
+        return None, "flip-flops: the energy model's estimate (no gate-level synthesis recorded)"
+    return gates["flip_flops"], f"flip-flops: {gates['flip_flops']:,} from the {where}"
+
+
 def _report(cfg) -> dict | None:
     import json
 
@@ -93,7 +108,7 @@ def _report(cfg) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _rows(name, cfg, r, e, batch, target) -> list[dict]:
+def _rows(name, cfg, r, e, batch, target, note: str = "") -> list[dict]:
     base = {"workload": name, "preset": cfg.name, "target": target, "node": e.node,
             "batch": batch}
     whole = base | {"component": "all", "cycles": r["counters"]["cycles"], "macs": r["macs"],
@@ -101,7 +116,8 @@ def _rows(name, cfg, r, e, batch, target) -> list[dict]:
                     "chip_low_uj": e.low_uj - e.breakdown["host"][0],
                     "chip_high_uj": e.high_uj - e.breakdown["host"][1],
                     "uj_per_inference": [e.low_uj / batch, e.high_uj / batch],
-                    "note": e.label + f" at {e.clock_mhz:g} MHz", "energy": e.to_json(),
+                    "note": e.label + f" at {e.clock_mhz:g} MHz" + (f"; {note}" if note else ""),
+                    "energy": e.to_json(),
                     "host": r["host"], "counters": r["counters"]}
     rows = [whole]
     for k, (lo, hi) in sorted(e.breakdown.items(), key=lambda kv: -kv[1][1]):
@@ -115,15 +131,16 @@ def run(args) -> list[dict]:
     from ..generators.accel.config import MODEL_PRESETS, PRESETS
 
     cfg = (PRESETS | MODEL_PRESETS)[args.preset]
+    flip_flops, ff_note = _flip_flops(cfg, args.flip_flops)
     rows = []
     for name in [n.strip() for n in args.workload.split(",") if n.strip()]:
         r = workload_energy(name, cfg, batch=args.batch, node=args.node,
-                            clock_mhz=args.clock_mhz, flip_flops=args.flip_flops)
+                            clock_mhz=args.clock_mhz, flip_flops=flip_flops)
         if r["energy"] is None:
             rows.append({"workload": name, "preset": cfg.name, "component": "all",
                          "note": f"refused by {cfg.slug}: {r['refusal']}"})
             continue
-        rows += _rows(name, cfg, r, r["energy"], args.batch, f"asic {args.node} nm")
+        rows += _rows(name, cfg, r, r["energy"], args.batch, f"asic {args.node} nm", ff_note)
         rep = _report(cfg)
         if rep is None:
             print(f"hwaccel bench energy: no FPGA estimate for {cfg.slug}: run `hwaccel synth "
