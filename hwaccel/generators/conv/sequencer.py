@@ -219,7 +219,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     avail = stored(rows["need_row"], Mux(dw, w_col > rcol, w_col > xlast))
     rd = Signal()
     m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & (rcol <= xlast) & avail)
-    dw_ready = (rcol > xlast) | ((rcol == xlast) & rd)
+    # (the same as (rcol == xlast) & rd within ``go``, which has rd's other terms)
+    dw_ready = (rcol > xlast) | ((rcol == xlast) & (dc == 0) & avail)
     credit = Signal()
     # The block's requantizer is in (depthwise: the group's weight words too; a dense layer's
     # run phase begins with all of its weight words in).
@@ -235,8 +236,9 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # window register loads the read as the next row's first column after the chunk.
     nx = Signal()
     avail_n = stored(rows["need_row_n"], w_col > left)
+    # (~rd | rcol >= col_end: within ``go``, a depthwise rd is rcol == xlast, and rcol <= xlast)
     m.d.comb += nx.eq(go & dw & last & last_ox & ~last_oy & avail_n
-                      & (~rd | (rcol >= lim["col_end"])))
+                      & ((rcol > xlast) | (rcol >= lim["col_end"])))
 
     def next_pixel(group=False):
         m.d.sync += [ox.eq(ox + 1), xbase.eq(xbase + stride_w)]
