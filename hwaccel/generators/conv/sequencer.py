@@ -3,9 +3,10 @@
 
 Timing: the sums and compares of the counters with the descriptor (the window's last row and
 column, its rows' padding bounds, the writer's limit, the counters' last values) are kept in
-registers worked out a cycle ahead (:func:`_kept`), so what lies between the registers and the
-row memories' read address, the first stage's registers and the streams' ``ready`` is a compare
-of two registers and a few gates."""
+registers worked out a cycle ahead (:func:`_kept`), so in front of the row memories' read
+address, the first stage's registers and the streams' ``ready`` lie only compares of counters
+with those registers, the gates that make the issue condition (``go``, ``nx``) of them, and a
+mux."""
 
 from __future__ import annotations
 
