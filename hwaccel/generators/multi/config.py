@@ -94,7 +94,7 @@ PRESETS: dict[str, PipelineConfig] = {
         # ECP5 it does not fit the LFE5U-85F either: packed, 174 MULT18X18D of 156.
         PipelineConfig(ACCEL_PRESETS["tiny"], 2, LINK_PRESETS["tiny"], name="tiny_x2"),
         # tiny_x2 without the LSTM cells (CNN and GEMM programs; an LSTM command is illegal):
-        # the two-instance top with a link that places and routes on the LFE5U-85F (27.94 MHz)
+        # the two-instance top with a link that places and routes on the LFE5U-85F (40.02 MHz)
         # (`hwaccel synth --preset pipeline_tiny_conv_x2 --target ecp5`; docs/parallel-ecp5.md).
         PipelineConfig(ACCEL_PRESETS["tiny"].with_(lstm=None, name="tiny_conv"), 2,
                        LINK_PRESETS["tiny"], name="tiny_conv_x2"),
