@@ -33,9 +33,9 @@ def _run(tmp_path: Path, component: str, prop: str, *, mutant: bool = False):
     # A mutant's counterexample is shallow (cycle 14 or less here), but how long pdr searches
     # for it varies: conv_formal_k3's result_fifo mutant took 8 s alone and over 120 s once on
     # a loaded machine. Where pdr is undecided after 60 s, bmc3 to 24 cycles finds it.
-    if mutant:
-        return run_check(_check(component, prop), mutant=True, depth=24, prove_s=60, root=root)
-    return run_check(_check(component, prop), depth=0, prove_s=120, root=root)
+    depth, prove_s = (24, 60) if mutant else (0, 120)
+    return run_check(_check(component, prop), mutant=mutant, depth=depth, prove_s=prove_s,
+                     root=root)
 
 
 def test_missing_tool_names_the_package(monkeypatch):
