@@ -1,28 +1,32 @@
 """The element-wise unit: the residual ADD and average pooling, off the activation scratchpad.
 
 It runs one ADD or AVGPOOL job at a time (:mod:`.isa` documents both commands) and talks to the
-scratchpad directly: it drives the read port's address while its job runs and hands each result
-word to the write port. It never waits -- the read port is its own for the job and the write
+scratchpad directly: it drives the read port's address while its job runs, registers the words
+read (the block RAM's output goes into flip-flops and nothing else) and hands each result word
+to the write port. It never waits -- the read port is its own for the job and the write
 port takes a word every cycle -- so it needs no FIFO, and its timing is a formula
 (:mod:`.perf`):
 
 * ADD: one word a cycle. Each read returns two consecutive words (:mod:`.act_banks`), so the
-  unit reads words ``2j, 2j + 1`` of ``a``, then the same two of ``b``: ``a * mult_a`` for both
-  words is registered while ``b`` is read, then ``+ b * mult_b`` (the same multipliers, one a
-  lane of each word), then rounding, shift and saturation of the first word, then of the
-  second: ``count + ADD_TAIL`` cycles of the job (``2 * ceil(count / 2)`` reads; an odd
-  count's last pair has one word and so one result cycle less).
+  unit reads words ``2j, 2j + 1`` of ``a``, then the same two of ``b``; each pair is registered
+  as it arrives, then ``a * mult_a`` for both words is registered while ``b``'s pair is, then
+  ``+ b * mult_b`` (the same multipliers, one a lane of each word), then rounding, shift and
+  saturation of the first word, then of the second: ``count + ADD_TAIL`` cycles of the job
+  (``2 * ceil(count / 2)`` reads; an odd count's last pair has one word and so one result cycle
+  less).
 * AVGPOOL: two set-up cycles (the address steps ``kw x blocks``, ``width x blocks`` and
   ``kh x width x blocks``, one multiply each), then one read a cycle in window order -- a window
   row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
-  word's lanes, biased to unsigned bytes by flipping their sign bits, added into the
-  accumulator word of its block (one per block, registers). A window's last word completes its
-  block's sum, which goes on to the multiply and then to rounding, shift, clamp and un-bias
-  (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
+  word, registered as it arrives, its lanes biased to unsigned bytes by flipping their sign bits,
+  added into the accumulator word of its block (one per block, registers). A window's last
+  word completes its block's sum, which goes on to the multiply and then to rounding, shift,
+  clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
   ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
 
-Clock speed: no path does more than one multiply (and an add): the ADD's two products of a
-word are on different cycles, the AVGPOOL divider is a multiply, then an add, shift and clamp.
+Clock speed: no path does more than one multiply (and an add), and none starts at the block
+RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
+in the word registers. The ADD's two products of a word are on different cycles; the AVGPOOL
+divider is a multiply, then an add, shift and clamp.
 """
 
 from __future__ import annotations
@@ -41,15 +45,16 @@ from .isa import elt_layout
 
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
 
-#: Job cycles of an ADD beyond one a word (an even count): after its last read, its data
-#: (``a*mult_a + b*mult_b`` registered), the first word's result register, the second's, the
-#: store, and the cycle the datapath sees every result written.
-ADD_TAIL = 5
+#: Job cycles of an ADD beyond one a word (an even count): after its last read, the words
+#: registered, their data (``a*mult_a + b*mult_b`` registered), the first word's result
+#: register, the second's, the store, and the cycle the datapath sees every result written.
+ADD_TAIL = 6
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
-#: Job cycles after an AVGPOOL's last read: its data (the sum registered), the product, the
-#: result register, the store, and the cycle the datapath sees every result written.
-AVG_TAIL = 5
+#: Job cycles after an AVGPOOL's last read: the word registered, its data (the sum
+#: registered), the product, the result register, the store, and the cycle the datapath sees
+#: every result written.
+AVG_TAIL = 6
 
 
 class Eltwise(wiring.Component):
@@ -132,13 +137,17 @@ class Eltwise(wiring.Component):
                 m.d.comb += stop.eq(left <= 2)
             with m.Else():
                 m.d.sync += a_ptr.eq(a_ptr + 2)
-        m.d.sync += [got_a.eq(issue & ~ph), got_b.eq(issue & ph), pair.eq(left >= 2),
+        # A read's pair is registered the cycle after its data arrives, with its tags.
+        read_a, read_b, pair_r = Signal(), Signal(), Signal()
+        words = [Signal.like(self.rdata, name="add_w0"), Signal.like(self.rnext, name="add_w1")]
+        m.d.sync += [read_a.eq(issue & ~ph), read_b.eq(issue & ph), pair_r.eq(left >= 2),
+                     words[0].eq(self.rdata), words[1].eq(self.rnext),
+                     got_a.eq(read_a), got_b.eq(read_b), pair.eq(pair_r),
                      summed.eq(got_b), second.eq(summed & pair_b)]
         # One multiplier a lane of each word: a's products, then b's (added to a's). Each is a
         # signal of its own, so both uses share it, and the multiplier's operand comes first:
         # Yosys' `booth` maps mult x byte to ~20 % fewer LUTs than byte x mult (docs/ecp5-dsp.md).
         mult = Mux(got_b, p.mult_b, p.mult_a)
-        words = [self.rdata, self.rnext]
         prods = [[Signal(signed(8 + MULT_BITS + 1), name=f"add_q{j}_{i}") for i in range(lanes)]
                  for j in range(2)]
         m.d.comb += [q.eq(mult * w[8 * i: 8 * i + 8].as_signed())
@@ -158,7 +167,7 @@ class Eltwise(wiring.Component):
                 out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
             m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
-                               busy=got_a | got_b | summed | second)
+                               busy=read_a | read_b | got_a | got_b | summed | second)
 
     def _avg(self, m, issue, setup, res, res_valid):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
@@ -196,16 +205,21 @@ class Eltwise(wiring.Component):
                              orow0.eq(nxt), win0.eq(nxt), row0.eq(nxt), addr.eq(nxt)]
             with m.Else():
                 m.d.comb += stop.eq(1)
-        # The word read this cycle arrives next cycle with its tags.
+        # The word read this cycle arrives next cycle and is registered the cycle after, its tags
+        # beside it.
+        read, first_r, last_r = Signal(), Signal(), Signal()
         got, first, last = Signal(), Signal(), Signal()
-        tag_b = Signal.like(b)
-        m.d.sync += [got.eq(issue), first.eq((dx == 0) & (dy == 0)),
-                     last.eq((dx == p.kw - 1) & (dy == p.kh - 1)), tag_b.eq(b)]
+        tag_r, tag_b = Signal.like(b), Signal.like(b)
+        word = Signal.like(self.rdata, name="avg_w")
+        m.d.sync += [read.eq(issue), first_r.eq((dx == 0) & (dy == 0)),
+                     last_r.eq((dx == p.kw - 1) & (dy == p.kh - 1)), tag_r.eq(b),
+                     word.eq(self.rdata),
+                     got.eq(read), first.eq(first_r), last.eq(last_r), tag_b.eq(tag_r)]
         acc = [Signal(lanes * acc_bits, name=f"acc{i}") for i in range(cfg.avg_max_blocks)]
         cur = acc[0]
         for i in range(1, len(acc)):   # a Mux chain, not an Array: no incomplete case in Yosys
             cur = Mux(tag_b == i, acc[i], cur)
-        biased = [self.rdata[8 * i: 8 * i + 8] ^ 0x80 for i in range(lanes)]
+        biased = [word[8 * i: 8 * i + 8] ^ 0x80 for i in range(lanes)]
         sums = Cat(*[(Mux(first, 0, cur[acc_bits * i: acc_bits * (i + 1)]) + u)[:acc_bits]
                      for i, u in enumerate(biased)])
         sum_w, sum_v = Signal(lanes * acc_bits), Signal()
@@ -234,5 +248,6 @@ class Eltwise(wiring.Component):
                 m.d.comb += v.eq(round_shift(q, p.shift))
                 out.append(Mux(v > 255, 255, v)[:8] ^ 0x80)
             m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
-        return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop, busy=got | sum_v | prod_v)
+        return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
+                               busy=read | got | sum_v | prod_v)
 
