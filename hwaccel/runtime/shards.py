@@ -1,14 +1,17 @@
 """The program backends (``golden``, ``rtl``) with their samples sharded over Dask workers.
 
 :func:`run_sharded` cuts the quantized inputs into shards of whole batches (cut at multiples of
-the batch a program holds), runs each shard as one Dask task (:func:`run_shard`: the backend
-opened on the worker, its batches run, closed) and joins the outputs in sample order. The
-batches are the ones a single process runs, so the outputs and cycles are identical whatever
-the number of workers or the order the shards finish in; only the wall time differs.
+the batch a program holds; by default one shard a worker), runs each shard as one Dask task
+(:func:`run_shard`: the backend opened on the worker once, its batches run, closed) and joins the
+outputs in sample order. The batches are the ones a single process runs, so the outputs and
+cycles are identical whatever the number of workers or shards or the order the shards finish
+in; only the wall time differs.
 
-The compiled model goes to the workers once (scattered). The rtl backend's Verilator harness is
-built (or found in the cache under ``build/harness``, keyed by a hash of the Verilog) here,
-before any task runs, so every worker loads the cached library and none builds it.
+The compiled model goes to the workers once (scattered). The rtl backend's Verilog is emitted
+and its Verilator harness built (or found in the cache under ``build/harness``, keyed by a hash
+of the Verilog) here, before any task runs, and the design goes with every shard, so no worker
+emits or builds it. :func:`warm` imports what a shard needs, for a worker to do while this
+process is still compiling.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from .backends import BackendRun, get, progress
 from .backends.programs import ProgramBackend, batch_size
 
-__all__ = ["run_shard", "run_sharded", "shard_slices", "prepare"]
+__all__ = ["run_shard", "run_sharded", "shard_slices", "prepare", "warm"]
 
 
 def shard_slices(n: int, size: int, shards: int) -> list[slice]:
@@ -34,19 +37,35 @@ def shard_slices(n: int, size: int, shards: int) -> list[slice]:
     return [slice(lo, min(hi, n)) for lo, hi in zip(bounds, bounds[1:])]
 
 
-def prepare(backend_name: str, compiled) -> None:
-    """What a backend needs on disk before workers open it: rtl's harness, built once here."""
+def prepare(backend_name: str, compiled):
+    """What a backend needs on disk before workers open it: rtl's harness, built once here.
+    Returns what every shard is given (rtl's design), else ``None``."""
     if backend_name == "rtl":
         from ..sim.harness import build_harness
         from .backends.rtl import _design
 
-        build_harness(_design(compiled.config))
+        design = _design(compiled.config)
+        build_harness(design)
+        return design
+    return None
 
 
-def run_shard(backend_name: str, compiled, x_int, size: int, first: int = 0):
-    """On a worker: ``(int outputs, float outputs, cycles)`` of ``x_int`` on the backend."""
+def warm() -> None:
+    """On a worker: import what :func:`run_shard` needs (torch, the compiler, both executors),
+    so the first shard does not wait for it."""
+    from ..generators.accel import model  # noqa: F401 - golden's interpreter
+    from ..sim import host  # noqa: F401 - rtl's harness
+    from . import runnable  # noqa: F401 - the compiled model (torch)
+    from .backends import programs, rtl  # noqa: F401
+
+
+def run_shard(backend_name: str, compiled, x_int, size: int, first: int = 0, design=None):
+    """On a worker: ``(int outputs, float outputs, cycles)`` of ``x_int`` on the backend
+    (``design``: what :func:`prepare` returned)."""
     backend = get(backend_name)
     backend.check()
+    if design is not None:
+        backend.design = design
     backend.open(compiled)
     try:
         return backend.batches(compiled, x_int, size, first=first)
@@ -58,20 +77,20 @@ def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | No
                 shards: int | None = None, compiled_future=None,
                 progress_bar: bool = False) -> BackendRun:
     """``backend.run(compiled, x)`` with its batches sharded over ``client``'s workers:
-    one shard a batch unless ``shards`` is given. ``compiled_future``: ``compiled`` already
-    scattered to the workers."""
+    ``shards`` shards (default: one a worker thread; a shard opens the backend once).
+    ``compiled_future``: ``compiled`` already scattered to the workers."""
     from dask.distributed import as_completed
 
     x_int = compiled.quantize_input(x)  # refuses NaN and inf before any set-up
     device = backend.check()
     size = batch_size(compiled, batch)
-    prepare(backend.name, compiled)
-    parts = shard_slices(len(x_int), size, shards or len(x_int))
+    design = prepare(backend.name, compiled)
+    parts = shard_slices(len(x_int), size, shards or max(1, sum(client.nthreads().values())))
     remote = compiled_future if compiled_future is not None else \
-        client.scatter(compiled, broadcast=True)
+        client.scatter(compiled, broadcast=True, hash=False)  # a key of this call's own
     t0 = time.perf_counter()
     futures = {client.submit(run_shard, backend.name, remote, x_int[s], size, s.start // size,
-                             pure=False): i for i, s in enumerate(parts)}
+                             design, pure=False): i for i, s in enumerate(parts)}
     done = {}
     try:
         for fut in progress(as_completed(futures), total=len(futures), desc=backend.name,

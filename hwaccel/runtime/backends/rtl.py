@@ -40,6 +40,7 @@ class RtlBackend(ProgramBackend):
         super().__init__(name=name)
         self.limit = limit
         self.host = None
+        self.design = None   # the emitted design, when given (a Dask worker gets the parent's)
 
     def check(self) -> str:
         from ...toolchain import MissingToolError, verilator_root
@@ -58,7 +59,8 @@ class RtlBackend(ProgramBackend):
     def open(self, compiled) -> None:
         from ...sim.host import HarnessHost
 
-        self.host = HarnessHost(_design(compiled.config), compiled.config)
+        design = self.design if self.design is not None else _design(compiled.config)
+        self.host = HarnessHost(design, compiled.config)
 
     def close(self) -> None:
         if self.host is not None:
