@@ -162,21 +162,24 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     # unknown names fail before any work
     chosen = {name: get(name, **options.get(name, {})) for name in backends}
     task = workload(model)
-    module, split = load(model)
-    n = len(split.y_test) if samples is None else samples
-    if not 1 <= n <= len(split.y_test):
-        raise ValueError(f"samples must be 1..{len(split.y_test)} (the held-out split), "
-                         f"not {samples!r}")
-    x, y = split.x_test[:n], split.y_test[:n].numpy()
-    check_finite(x, "input")  # before compiling or running anything
-    # strict=False: a model the preset refuses (a depthwise conv) still runs on the integer
-    # twin and the float backends; golden and rtl then fail with the refusal, by name
-    compiled = compile(module, split.x_train[:8], preset=preset,
-                       calibration=split.x_train[:calibration], strict=False)
-    with torch.inference_mode():
-        ref = module.eval()(x).to(torch.float64).numpy()
-    clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
-    with _executor(compiled, workers, scheduler, progress) as (execute, count):
+    # the cluster (if any) starts and its workers import what a shard needs while this process
+    # loads and compiles the model
+    with _executor(workers, scheduler, progress) as start:
+        module, split = load(model)
+        n = len(split.y_test) if samples is None else samples
+        if not 1 <= n <= len(split.y_test):
+            raise ValueError(f"samples must be 1..{len(split.y_test)} (the held-out split), "
+                             f"not {samples!r}")
+        x, y = split.x_test[:n], split.y_test[:n].numpy()
+        check_finite(x, "input")  # before compiling or running anything
+        # strict=False: a model the preset refuses (a depthwise conv) still runs on the integer
+        # twin and the float backends; golden and rtl then fail with the refusal, by name
+        compiled = compile(module, split.x_train[:8], preset=preset,
+                           calibration=split.x_train[:calibration], strict=False)
+        with torch.inference_mode():
+            ref = module.eval()(x).to(torch.float64).numpy()
+        clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
+        execute, count = start(compiled)
         rows, golden_ints = {}, None
         if (any(chosen[b].integer for b in backends) and "golden" not in backends
                 and compiled.refusal is None):  # a refused model has no golden to compare with
@@ -191,26 +194,69 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
 
 
 @contextmanager
-def _executor(compiled, workers, scheduler, progress):
-    """``(execute(backend, x) -> BackendRun, workers)``: in this process, or with the program
-    backends sharded over a Dask cluster (``workers`` is then its worker count)."""
+def _executor(workers, scheduler, progress):
+    """``start(compiled) -> (execute(backend, x) -> BackendRun, workers)``: in this process, or
+    with the program backends sharded over a Dask cluster (``workers`` is then its worker
+    count). The cluster is started (and its workers warmed, :func:`.shards.warm`) in a thread
+    from entering the block, so it overlaps what the block does before ``start``; ``start``
+    waits for it and raises its error. Leaving the block closes it, started or failing."""
     if workers is None and not scheduler:
-        yield (lambda backend, x: backend.run(compiled, x, progress_bar=progress)), None
+        def local(compiled):
+            return (lambda backend, x: backend.run(compiled, x, progress_bar=progress)), None
+
+        yield local
         return
+    from concurrent.futures import ThreadPoolExecutor
+    from contextvars import copy_context
+
+    with ThreadPoolExecutor(1, thread_name_prefix="hwaccel-cluster") as pool:
+        # in this context, so the thread's connect sees the TLS choice of cluster.using_tls
+        started = pool.submit(copy_context().run, _start_cluster, scheduler, workers)
+        try:
+            yield lambda compiled: _sharded(started.result(), compiled, progress)
+        finally:
+            try:
+                client, cluster = started.result()  # waits for a start still under way
+            except Exception:  # noqa: BLE001 - its error was raised by start(), or the block's is
+                pass
+            else:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+
+
+def _start_cluster(scheduler, workers):
+    """``(client, cluster)`` of :func:`.cluster.connect`, every worker warmed; closed again if
+    warming fails."""
+    from .cluster import connect
+    from .shards import warm
+
+    client, cluster = connect(scheduler, workers)
+    try:
+        client.run(warm)
+    except BaseException:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
+    return client, cluster
+
+
+def _sharded(started, compiled, progress):
     from .backends.programs import ProgramBackend
-    from .cluster import client_for, worker_count
+    from .cluster import worker_count
     from .shards import run_sharded
 
-    with client_for(scheduler, workers) as client:
-        remote = client.scatter(compiled, broadcast=True)
+    client, _ = started
+    remote = client.scatter(compiled, broadcast=True)
 
-        def execute(backend, x):
-            if isinstance(backend, ProgramBackend) and getattr(backend, "shardable", True):
-                return run_sharded(client, backend, compiled, x, compiled_future=remote,
-                                   progress_bar=progress)
-            return backend.run(compiled, x, progress_bar=progress)
+    def execute(backend, x):
+        if isinstance(backend, ProgramBackend) and getattr(backend, "shardable", True):
+            return run_sharded(client, backend, compiled, x, compiled_future=remote,
+                               progress_bar=progress)
+        return backend.run(compiled, x, progress_bar=progress)
 
-        yield execute, worker_count(client)
+    return execute, worker_count(client)
 
 
 def _run_backend(name, backend, execute, rows, golden_ints, log, context):
