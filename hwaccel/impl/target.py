@@ -57,18 +57,32 @@ class Target:
     synth_fallback: str | None = None
 
 
+#: Run before ``synth_ecp5``: the design flattened and narrowed as ``synth_ecp5``'s ``coarse``
+#: step does, then every multiply mapped onto MULT18X18D blocks as that step would (the same
+#: ``mul2dsp`` and ``dsp_map_18x18`` maps and widths) but before its ``share`` pass. ``share``
+#: merges multiplies used in mutually exclusive cycles into one block behind operand muxes whose
+#: select is the logic that decides which one is used: in the command processor, the products
+#: of the next job's counts, loaded as a job ends, became chains of such muxes fed by the end of
+#: the job (the two-instance top's critical path at 72032ed, 25.0 ns). Each multiply keeps its
+#: own block instead (more DSP blocks, no select in front of any).
+ECP5_DSP_FIRST = ("hierarchy -top {top}; proc; flatten; opt_expr; opt_clean; "
+                  "opt -nodffe -nosdff; wreduce; peepopt; opt_clean; "
+                  "techmap -map +/mul2dsp.v -D DSP_A_MAXWIDTH=18 -D DSP_B_MAXWIDTH=18 "
+                  "-D DSP_A_MINWIDTH=2 -D DSP_B_MINWIDTH=2 -D DSP_NAME=$__MUL18X18; "
+                  "chtype -set $mul t:$__soft_mul; techmap -map +/lattice/dsp_map_18x18.v; ")
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         # TRELLIS_COMB is one LUT4 slot (a LUT4, or half of a CCU2C carry cell).
         Target("ecp5", "Lattice ECP5 LFE5U-85F, CABGA381, speed grade 6",
-               "synth_ecp5 -top {top} -json {json}", "nextpnr-ecp5",
+               ECP5_DSP_FIRST + "synth_ecp5 -top {top} -json {json}", "nextpnr-ecp5",
                ("--85k", "--package", "CABGA381", "--speed", "6"), out_of_context=True,
                lut=("TRELLIS_COMB",), ff=("TRELLIS_FF",), dsp=("MULT18X18D",),
                bram=("DP16KD",), dsp_primitive="MULT18X18D", default_mhz=150.0,
                # YoWASP's yosys-abc 0.70 exits on some netlists (the 8x8 WS array) inside
                # synth_ecp5's mandatory `abc9`; the classic ABC LUT mapper then does that step.
-               synth_fallback="synth_ecp5 -top {top} -run begin:map_luts; "
+               synth_fallback=ECP5_DSP_FIRST + "synth_ecp5 -top {top} -run begin:map_luts; "
                               "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
                               "synth_ecp5 -top {top} -run map_cells: -json {json}"),
         # ICESTORM_LC is a LUT4 with its flip-flop; the flip-flops are counted from Yosys' cells.
