@@ -1,5 +1,5 @@
 """compare's sharding: shards of whole batches give one run's outputs whatever their number,
-by default one shard a worker, and the cluster started beside the compile is closed however the
+by default a few shards a worker, and the cluster started beside the compile is closed however the
 block ends. golden on the tiny preset, in-thread clusters: a few seconds."""
 
 from __future__ import annotations
@@ -60,15 +60,17 @@ def test_any_number_of_shards_joins_to_one_run(compiled, x):
         assert sum(cycles) == 0   # golden counts no cycles, in pieces or whole
 
 
-def test_one_shard_a_worker_by_default(compiled, x):
+def test_a_few_shards_a_worker_by_default(compiled, x):
     from dask.distributed import get_task_stream
 
-    whole = get("golden").run(compiled, x, batch=2)
-    with cluster_mod.client_for(workers=2, processes=False) as client:
-        with get_task_stream(client) as stream:
-            run = run_sharded(client, get("golden"), compiled, x, batch=2)
-        assert len([t for t in stream.data if "run_shard" in str(t["key"])]) == 2
-        three = run_sharded(client, get("golden"), compiled, x, batch=2, shards=3)
+    from hwaccel.runtime.shards import PER_WORKER
+
+    whole = get("golden").run(compiled, x, batch=1)
+    with cluster_mod.client_for(workers=1, processes=False) as client:
+        with get_task_stream(client) as stream:   # 7 batches of 1 on one worker
+            run = run_sharded(client, get("golden"), compiled, x, batch=1)
+        assert len([t for t in stream.data if "run_shard" in str(t["key"])]) == PER_WORKER < 7
+        three = run_sharded(client, get("golden"), compiled, x, batch=1, shards=3)
     for r in (run, three):
         np.testing.assert_array_equal(r.int_logits, whole.int_logits)
         np.testing.assert_array_equal(r.logits, whole.logits)

@@ -1,7 +1,8 @@
 """The program backends (``golden``, ``rtl``) with their samples sharded over Dask workers.
 
 :func:`run_sharded` cuts the quantized inputs into shards of whole batches (cut at multiples of
-the batch a program holds; by default one shard a worker), runs each shard as one Dask task
+the batch a program holds; by default :data:`PER_WORKER` shards a worker), runs each shard
+as one Dask task
 (:func:`run_shard`: the backend opened on the worker once, its batches run, closed) and joins the
 outputs in sample order. The batches are the ones a single process runs, so the outputs and
 cycles are identical whatever the number of workers or shards or the order the shards finish
@@ -23,7 +24,12 @@ import numpy as np
 from .backends import BackendRun, get, progress
 from .backends.programs import ProgramBackend, batch_size
 
-__all__ = ["run_shard", "run_sharded", "shard_slices", "prepare", "warm"]
+__all__ = ["run_shard", "run_sharded", "shard_slices", "prepare", "warm", "PER_WORKER"]
+
+#: Shards a worker thread by default: a few, so a worker slowed by another process on its core
+#: hands the last shards to the others, while opening the backend once a shard stays cheap
+#: (rtl: about 20 ms to load the cached harness and make the model).
+PER_WORKER = 4
 
 
 def shard_slices(n: int, size: int, shards: int) -> list[slice]:
@@ -77,7 +83,8 @@ def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | No
                 shards: int | None = None, compiled_future=None,
                 progress_bar: bool = False) -> BackendRun:
     """``backend.run(compiled, x)`` with its batches sharded over ``client``'s workers:
-    ``shards`` shards (default: one a worker thread; a shard opens the backend once).
+    ``shards`` shards (default: :data:`PER_WORKER` a worker thread; a shard opens the
+    backend once).
     ``compiled_future``: ``compiled`` already scattered to the workers."""
     from dask.distributed import as_completed
 
@@ -85,7 +92,8 @@ def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | No
     device = backend.check()
     size = batch_size(compiled, batch)
     design = prepare(backend.name, compiled)
-    parts = shard_slices(len(x_int), size, shards or max(1, sum(client.nthreads().values())))
+    threads = max(1, sum(client.nthreads().values()))
+    parts = shard_slices(len(x_int), size, shards or PER_WORKER * threads)
     remote = compiled_future if compiled_future is not None else \
         client.scatter(compiled, broadcast=True, hash=False)  # a key of this call's own
     t0 = time.perf_counter()
