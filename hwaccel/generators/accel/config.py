@@ -272,8 +272,8 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # logic (lut_multipliers), so the MACs hold 144 of the DSP blocks and AVGPOOL the other 12.
     # 10 x 10 kernels (DS-CNN's 10 x 4), 32 x 32 maps and 64 channels (ResNet-8), weight
     # memories of 512 words, AVGPOOL windows up to 128 (DS-CNN's 25 x 5) over up to 6 blocks of
-    # 12 channels. Yosys: 156 of 156 MULT18X18D, 174 of 208 DP16KD and 69,740 of 83,640 LUT4
-    # slots (83.4 %); not placed and routed yet (docs/ecp5-dsp.md).
+    # 12 channels. Yosys: 156 of 156 MULT18X18D, 180 of 208 DP16KD and 70,056 of 83,640 LUT4
+    # slots (83.8 %); not placed and routed yet (docs/ecp5-dsp.md).
     "ecp5_144": PRESETS["ecp5"].with_(
         conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32, max_kernel=10,
                         max_weight_words=512, name="accel_ecp5_144"),
