@@ -1,6 +1,7 @@
 """int8 products on the ECP5's DSP blocks (docs/ecp5-dsp.md): two products do not share one
 MULT18X18D bit-exactly, and ``lut_multipliers`` leaves only the int8 x int8 products on DSPs,
-with logic equivalent to the multipliers it replaces."""
+with logic equivalent to the multipliers it replaces; the flow keeps a block for each product
+that Yosys' share pass would merge with another."""
 
 from __future__ import annotations
 
@@ -156,3 +157,30 @@ def test_a_call_stack_exhausted_in_xaiger2_falls_back_to_abc(tmp_path):
     assert _died_in_abc9(log)
     log.write_text("9.46.17.3. Executing XAIGER2 backend.\n9.47. Executing CHECK pass\n")
     assert not _died_in_abc9(log)
+
+
+CHOSEN = """
+module chosen(input clk, input [9:0] a, input [9:0] b, input [9:0] c, input [9:0] d, input s,
+              output reg [19:0] y);
+  always @(posedge clk) y <= s ? a * b : c * d;
+endmodule
+"""
+
+
+def _blocks(tmp_path: Path, synth: str) -> int:
+    _yosys(tmp_path, f"read_verilog chosen.v; {synth}; tee -o stat.txt stat")
+    rows = [ln.split() for ln in (tmp_path / "stat.txt").read_text().splitlines()
+            if "MULT18X18D" in ln]
+    return int(rows[-1][0]) if rows else 0
+
+
+@needs_yosys
+def test_the_ecp5_flow_keeps_a_block_for_each_of_two_products_used_in_turn(tmp_path):
+    # synth_ecp5 alone shares one MULT18X18D between the two products behind operand muxes
+    # selected by `s`; the flow maps both onto blocks before its share pass (ECP5_DSP_FIRST)
+    from hwaccel.impl.target import get_target
+
+    (tmp_path / "chosen.v").write_text(CHOSEN)
+    assert _blocks(tmp_path, "synth_ecp5 -top chosen") == 1
+    flow = get_target("ecp5").synth.format(top="chosen", json="chosen.json")
+    assert _blocks(tmp_path, flow) == 2
