@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["connect", "client_for", "worker_count", "LOOPBACK", "TLSFiles", "using_tls",
+__all__ = ["connect", "client_for", "close", "worker_count", "LOOPBACK", "TLSFiles", "using_tls",
            "security_for", "add_tls_arguments", "tls_from_args"]
 
 LOOPBACK = "127.0.0.1"
@@ -182,9 +182,14 @@ def client_for(scheduler: str | None = None, workers: int | None = None, *,
     try:
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        close(client, cluster)
+
+
+def close(client, cluster) -> None:
+    """Close ``client`` and, if :func:`connect` made one, its ``cluster``."""
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def worker_count(client) -> int:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..compiler.saturation import Clipped, format_saturation
 from .backends import BackendRun, BackendUnavailable, get
+from .cluster import close
 
 __all__ = ["Row", "Comparison", "compare", "clock_for", "format_rows", "NOMINAL_MHZ"]
 
@@ -220,9 +221,7 @@ def _executor(workers, scheduler, progress):
             except Exception:  # noqa: BLE001 - its error was raised by start(), or the block's is
                 pass
             else:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+                close(client, cluster)
 
 
 def _start_cluster(scheduler, workers):
@@ -235,9 +234,7 @@ def _start_cluster(scheduler, workers):
     try:
         client.run(warm)
     except BaseException:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        close(client, cluster)
         raise
     return client, cluster
 
