@@ -10,8 +10,9 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
 * ADD: one word a cycle. Each read returns two consecutive words (:mod:`.act_banks`), so the
   unit reads words ``2j, 2j + 1`` of ``a``, then the same two of ``b``; each pair is registered
   as it arrives, then ``a * mult_a`` for both words is registered while ``b``'s pair is, then
-  ``+ b * mult_b`` (the same multipliers, one a lane of each word), then rounding, shift and
-  saturation of the first word, then of the second: ``count + ADD_TAIL`` cycles of the job
+  ``+ b * mult_b`` (the same multipliers, one a lane of each word), then the rounding term
+  added to the first word, then to the second while the first is shifted and saturated, then
+  the second shifted and saturated: ``count + ADD_TAIL`` cycles of the job
   (``2 * ceil(count / 2)`` reads; an odd count's last pair has one word and so one result cycle
   less).
 * AVGPOOL: two set-up cycles (the address steps ``kw x blocks``, ``width x blocks`` and
@@ -19,14 +20,16 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
   word, registered as it arrives, its lanes biased to unsigned bytes by flipping their sign bits,
   added into the accumulator word of its block (one per block, registers). A window's last
-  word completes its block's sum, which goes on to the multiply and then to rounding, shift,
-  clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
+  word completes its block's sum, which goes on to the multiply, then the rounding term, and then
+  to shift, clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
   ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
 
 Clock speed: no path does more than one multiply (and an add), and none starts at the block
 RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
 in the word registers. The ADD's two products of a word are on different cycles; the AVGPOOL
-divider is a multiply, then an add, shift and clamp.
+divider is a multiply, then the rounding add, then shift and clamp. The rounding add and the
+shift with its clamp are stages of their own (:func:`hwaccel.generators.rounding.rounding_terms`):
+in one cycle they were the whole accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
 """
 
 from __future__ import annotations
@@ -39,22 +42,23 @@ from amaranth.lib.wiring import In, Out
 
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
-from ..rounding import round_shift
+from ..rounding import rounding_terms, shift_terms
 from .config import AccelConfig
 from .isa import elt_layout
 
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
 
 #: Job cycles of an ADD beyond one a word (an even count): after its last read, the words
-#: registered, their data (``a*mult_a + b*mult_b`` registered), the first word's result
-#: register, the second's, the store, and the cycle the datapath sees every result written.
-ADD_TAIL = 6
+#: registered, their data (``a*mult_a + b*mult_b`` registered), the first word's rounding
+#: register, the second's (and the first's result register), the second's result register,
+#: the store, and the cycle the datapath sees every result written.
+ADD_TAIL = 7
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
 #: Job cycles after an AVGPOOL's last read: the word registered, its data (the sum
-#: registered), the product, the result register, the store, and the cycle the datapath sees
-#: every result written.
-AVG_TAIL = 6
+#: registered), the product, the rounding register, the result register, the store, and the
+#: cycle the datapath sees every result written.
+AVG_TAIL = 7
 
 
 class Eltwise(wiring.Component):
@@ -158,16 +162,25 @@ class Eltwise(wiring.Component):
             m.d.sync += [t.eq(pa + q) for tw, pw, qw in zip(total, prod_a, prods)
                          for t, pa, q in zip(tw, pw, qw)]
             m.d.sync += pair_b.eq(pair)
-        lo = Mux(p.relu, 0, -128)
+        # Rounding (``+ 2**(shift-1)``) registered, then shift and clamp: two stages, so no path
+        # adds, shifts and compares in one cycle.
+        terms = [rounding_terms(Mux(second, t1, t0), p.shift) for t0, t1 in zip(*total)]
+        rounded = [Signal.like(t.total, name=f"add_r{i}") for i, t in enumerate(terms)]
+        rounded_v = Signal()
+        m.d.sync += rounded_v.eq(summed | second)
         with m.If(summed | second):
+            m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
+        lo = Mux(p.relu, 0, -128)
+        with m.If(rounded_v):
             out = []
-            for t0, t1 in zip(*total):
-                v = Signal(signed(len(t0) + 1))
-                m.d.comb += v.eq(round_shift(Mux(second, t1, t0), p.shift))
+            for r, t in zip(rounded, terms):
+                v = Signal(signed(len(r)))
+                m.d.comb += v.eq(shift_terms(r, t.shift, t.big))
                 out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
             m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
-                               busy=read_a | read_b | got_a | got_b | summed | second)
+                               busy=read_a | read_b | got_a | got_b | summed | second
+                               | rounded_v)
 
     def _avg(self, m, issue, setup, res, res_valid):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
@@ -241,13 +254,20 @@ class Eltwise(wiring.Component):
                      for i, w in enumerate(whole)]
         with m.If(sum_v):
             m.d.sync += [q.eq(w) for q, w in zip(prods, whole)]
+        # Rounding registered, then shift, clamp and un-bias (as the ADD's last two stages).
+        terms = [rounding_terms(q, p.shift) for q in prods]
+        rounded = [Signal.like(t.total, name=f"avg_r{i}") for i, t in enumerate(terms)]
+        rounded_v = Signal()
+        m.d.sync += rounded_v.eq(prod_v)
         with m.If(prod_v):
+            m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
+        with m.If(rounded_v):
             out = []
-            for q in prods:
-                v = Signal(signed(prod_bits + 2))
-                m.d.comb += v.eq(round_shift(q, p.shift))
+            for r, t in zip(rounded, terms):
+                v = Signal(signed(len(r)))
+                m.d.comb += v.eq(shift_terms(r, t.shift, t.big))
                 out.append(Mux(v > 255, 255, v)[:8] ^ 0x80)
             m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
-                               busy=read | got | sum_v | prod_v)
+                               busy=read | got | sum_v | prod_v | rounded_v)
 
