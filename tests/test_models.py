@@ -28,6 +28,21 @@ def test_digits_split_is_fixed():
     assert set(a.y_train.tolist()) == set(range(10))
 
 
+def test_digits_read_as_scikit_learn_loads_them():
+    """The digits are read from scikit-learn's bundled file without importing it; the images
+    and labels equal its ``load_digits``'s, values and dtypes."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from hwaccel.models.data import _bundled_digits
+
+    images, labels = _bundled_digits()
+    want = load_digits()
+    assert images.dtype == want.images.dtype and labels.dtype == want.target.dtype
+    np.testing.assert_array_equal(images, want.images)
+    np.testing.assert_array_equal(labels, want.target)
+
+
 def test_token_task_is_deterministic_and_well_posed():
     s = tokens(n_train=200, n_test=50)
     assert torch.equal(s.x_test, tokens(n_train=200, n_test=50).x_test)
