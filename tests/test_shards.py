@@ -80,10 +80,31 @@ def test_a_few_shards_a_worker_by_default(compiled, x):
 def test_executor_overlaps_the_start_and_runs_like_one_process(compiled, x):
     whole = get("golden").run(compiled, x)
     with _executor(1, None, False) as start:
-        execute, count = start(compiled)
-        run = execute(get("golden"), x)
-    assert count == 1
+        runner = start(compiled)
+        run = runner.submit(get("golden"), x)()
+    assert runner.workers == 1
     np.testing.assert_array_equal(run.int_logits, whole.int_logits)
+
+
+def test_a_background_run_goes_behind_the_next_run(compiled, x):
+    """compare's reference: a background run is submitted behind the next run, so one worker
+    runs every shard of that run before any of its own; both equal one process's run."""
+    from distributed import get_task_stream
+
+    whole = get("golden").run(compiled, x)
+    with _executor(1, None, False) as start:
+        runner = start(compiled)
+        with get_task_stream(runner.client) as stream:
+            behind = runner.submit(get("golden"), x, background=True)
+            assert not runner.client.processing()[next(iter(runner.client.nthreads()))]
+            now = runner.submit(get("golden"), x.flip(0))
+            runs = now(), behind()
+    first, later = ({str(f.key) for f in r.pending().futures} for r in (now, behind))
+    began = {str(t["key"]): min(s["start"] for s in t["startstops"]) for t in stream.data}
+    assert first and later and first.isdisjoint(later) and set(began) >= first | later
+    assert max(began[k] for k in first) < min(began[k] for k in later)
+    np.testing.assert_array_equal(runs[0].int_logits, whole.int_logits[::-1])
+    np.testing.assert_array_equal(runs[1].int_logits, whole.int_logits)
 
 
 def test_a_cluster_that_fails_to_start_raises_its_error(compiled):

@@ -29,6 +29,7 @@ import json
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cache
 
 import numpy as np
 
@@ -180,32 +181,36 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
         with torch.inference_mode():
             ref = module.eval()(x).to(torch.float64).numpy()
         clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
-        execute, count = start(compiled)
-        rows, golden_ints = {}, None
+        runner = start(compiled)
+        rows, reference = {}, None   # reference: () -> golden's int outputs
         if (any(chosen[b].integer for b in backends) and "golden" not in backends
                 and compiled.refusal is None):  # a refused model has no golden to compare with
-            golden_ints = execute(get("golden"), x).int_logits
+            # behind the other backends on the cluster when they all run there too (its shards
+            # fill the workers' gaps, and nothing this process times runs beside them); else
+            # first, as a backend of its own
+            background = all(runner.sharded(chosen[b]) for b in backends)
+            later = runner.submit(get("golden"), x, background=background)
+            reference = cache(lambda: later().int_logits)
+            if not background:
+                reference()
         # golden first: the integer backends are compared with it
         for name in sorted(backends, key=lambda name: name != "golden"):
-            golden_ints = _run_backend(name, chosen[name], execute, rows, golden_ints, log,
-                                       (task, x, y, ref, clock, n))
+            reference = _run_backend(name, chosen[name], runner, rows, reference, log,
+                                     (task, x, y, ref, clock, n))
     float_acc = task.score(x, ref, y)
     return Comparison(model, compiled.config.slug, [rows[b] for b in backends], float_acc,
-                      compiled.macs_per_sample, compiled.saturation(x), count)
+                      compiled.macs_per_sample, compiled.saturation(x), runner.workers)
 
 
 @contextmanager
 def _executor(workers, scheduler, progress):
-    """``start(compiled) -> (execute(backend, x) -> BackendRun, workers)``: in this process, or
-    with the program backends sharded over a Dask cluster (``workers`` is then its worker
-    count). The cluster is started (and its workers warmed, :func:`.shards.warm`) in a thread
-    from entering the block, so it overlaps what the block does before ``start``; ``start``
-    waits for it and raises its error. Leaving the block closes it, started or failing."""
+    """``start(compiled) -> runner``: a :class:`_Local` runner, or a :class:`_Sharded` one whose
+    program backends run their batches on a Dask cluster. The cluster is started (and its
+    workers warmed, :func:`.shards.warm`) in a thread from entering the block, so it overlaps
+    what the block does before ``start``; ``start`` waits for it and raises its error. Leaving
+    the block closes it, started or failing."""
     if workers is None and not scheduler:
-        def local(compiled):
-            return (lambda backend, x: backend.run(compiled, x, progress_bar=progress)), None
-
-        yield local
+        yield lambda compiled: _Local(compiled, progress)
         return
     from concurrent.futures import ThreadPoolExecutor
     from contextvars import copy_context
@@ -214,7 +219,7 @@ def _executor(workers, scheduler, progress):
         # in this context, so the thread's connect sees the TLS choice of cluster.using_tls
         started = pool.submit(copy_context().run, _start_cluster, scheduler, workers)
         try:
-            yield lambda compiled: _sharded(started.result(), compiled, progress)
+            yield lambda compiled: _Sharded(started.result()[0], compiled, progress)
         finally:
             try:
                 client, cluster = started.result()  # waits for a start still under way
@@ -239,41 +244,91 @@ def _start_cluster(scheduler, workers):
     return client, cluster
 
 
-def _sharded(started, compiled, progress):
-    from .backends.programs import ProgramBackend
-    from .cluster import worker_count
-    from .shards import run_sharded
+class _Local:
+    """Runs every backend in this process: :meth:`submit` returns ``() -> BackendRun``, which
+    runs it when called."""
 
-    client, _ = started
-    remote = client.scatter(compiled, broadcast=True)
+    workers = None
 
-    def execute(backend, x):
-        if isinstance(backend, ProgramBackend) and getattr(backend, "shardable", True):
-            return run_sharded(client, backend, compiled, x, compiled_future=remote,
-                               progress_bar=progress)
-        return backend.run(compiled, x, progress_bar=progress)
+    def __init__(self, compiled, progress):
+        self.compiled, self.progress = compiled, progress
 
-    return execute, worker_count(client)
+    def sharded(self, backend) -> bool:
+        return False
+
+    def submit(self, backend, x, *, background: bool = False):
+        return lambda: backend.run(self.compiled, x, progress_bar=self.progress)
 
 
-def _run_backend(name, backend, execute, rows, golden_ints, log, context):
-    """Run one backend into ``rows[name]``; returns the golden integers (set by ``golden``)."""
+class _Sharded(_Local):
+    """The program backends' batches as Dask tasks (:mod:`.shards`), the rest in this process
+    as :class:`_Local` runs them. A ``background`` run is submitted right behind the next
+    other one, at a lower priority, so the workers take its shards only when that run's are
+    all handed out (or when its result is asked for first)."""
+
+    def __init__(self, client, compiled, progress):
+        from .cluster import worker_count
+
+        super().__init__(compiled, progress)
+        self.client = client
+        self.remote = client.scatter(compiled, broadcast=True)
+        self.workers = worker_count(client)
+        self._behind = []   # background runs' submit-once functions
+
+    def sharded(self, backend) -> bool:
+        from .backends.programs import ProgramBackend
+
+        return isinstance(backend, ProgramBackend) and getattr(backend, "shardable", True)
+
+    def submit(self, backend, x, *, background: bool = False):
+        from .shards import submit_sharded
+
+        if not self.sharded(backend):
+            return super().submit(backend, x)
+        run = _Submitted(lambda: submit_sharded(self.client, backend, self.compiled, x,
+                                                compiled_future=self.remote,
+                                                priority=-1 if background else 0), self.progress)
+        if background:
+            self._behind.append(run)
+        else:
+            run.pending()
+            for later in self._behind:
+                later.pending()
+            self._behind.clear()
+        return run
+
+
+class _Submitted:
+    """A sharded run: called, its :class:`BackendRun`; :meth:`pending` submits it (once) and
+    returns its :class:`.shards.Pending`."""
+
+    def __init__(self, submit, progress):
+        self.pending, self.progress = cache(submit), progress
+
+    def __call__(self):
+        return self.pending().result(self.progress)
+
+
+def _run_backend(name, backend, runner, rows, reference, log, context):
+    """Run one backend into ``rows[name]``; returns the reference, ``() -> golden's int
+    outputs`` (set by ``golden``)."""
     task, x, y, ref, clock, n = context
     try:
         backend.check()
-        run = execute(backend, x)
+        run = runner.submit(backend, x)()
     except BackendUnavailable as exc:
         print(f"hwaccel compare: skipped {exc}", file=log)
         rows[name] = Row(name, n, skipped=str(exc))
-        return golden_ints
+        return reference
     except Exception as exc:  # noqa: BLE001 - a failing backend must not hide the others
         print(f"hwaccel compare: {name} failed: {type(exc).__name__}: {exc}", file=log)
         rows[name] = Row(name, n, error=f"{type(exc).__name__}: {exc}")
-        return golden_ints
+        return reference
     if name == "golden":
-        golden_ints = run.int_logits
+        reference = lambda ints=run.int_logits: ints  # noqa: E731
+    golden_ints = reference() if reference is not None and backend.integer else None
     rows[name] = _row(run, backend, task, x, y, ref, golden_ints, clock)
-    return golden_ints
+    return reference
 
 
 # --- views ---------------------------------------------------------------------------------------

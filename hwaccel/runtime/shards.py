@@ -24,12 +24,15 @@ import numpy as np
 from .backends import BackendRun, get, progress
 from .backends.programs import ProgramBackend, batch_size
 
-__all__ = ["run_shard", "run_sharded", "shard_slices", "prepare", "warm", "PER_WORKER"]
+__all__ = ["run_shard", "run_sharded", "submit_sharded", "Pending", "shard_slices", "prepare",
+           "warm", "PER_WORKER"]
 
 #: Shards a worker thread by default: a few, so a worker slowed by another process on its core
 #: hands the last shards to the others, while opening the backend once a shard stays cheap
 #: (rtl: about 20 ms to load the cached harness and make the model).
 PER_WORKER = 4
+#: Task priorities of one run's shards lie in ``priority * _RUN_STEP + (1 .. shards)``.
+_RUN_STEP = 1 << 20
 
 
 def shard_slices(n: int, size: int, shards: int) -> list[slice]:
@@ -79,15 +82,43 @@ def run_shard(backend_name: str, compiled, x_int, size: int, first: int = 0, des
         backend.close()
 
 
-def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | None = None,
-                shards: int | None = None, compiled_future=None,
-                progress_bar: bool = False) -> BackendRun:
-    """``backend.run(compiled, x)`` with its batches sharded over ``client``'s workers:
-    ``shards`` shards (default: :data:`PER_WORKER` a worker thread; a shard opens the
-    backend once).
-    ``compiled_future``: ``compiled`` already scattered to the workers."""
-    from dask.distributed import as_completed
+class Pending:
+    """A sharded run under way (:func:`submit_sharded`): :meth:`result` waits for its shards
+    and joins them."""
 
+    def __init__(self, client, backend: ProgramBackend, device: str, size: int, parts, futures):
+        self.client, self.backend, self.device, self.size = client, backend, device, size
+        self.parts, self.futures = parts, futures
+        self.t0 = time.perf_counter()
+
+    def result(self, progress_bar: bool = False) -> BackendRun:
+        """The :class:`BackendRun` of every shard in sample order (``seconds``: from submission
+        to the last shard's end); a failing shard raises its error and cancels the rest."""
+        from dask.distributed import as_completed
+
+        index = {f: i for i, f in enumerate(self.futures)}
+        done = {}
+        try:
+            for fut in progress(as_completed(self.futures), total=len(self.futures),
+                                desc=self.backend.name, enabled=progress_bar):
+                done[index[fut]] = fut.result()  # a failing shard raises its error here
+        finally:
+            self.client.cancel(self.futures)  # the rest of a failed run, not left to run on
+        seconds = time.perf_counter() - self.t0
+        ints, floats, cycles = zip(*(done[i] for i in range(len(self.parts))))
+        return self.backend.result(self.device, np.concatenate(ints), np.concatenate(floats),
+                                   sum(cycles), seconds, self.size)
+
+
+def submit_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | None = None,
+                   shards: int | None = None, compiled_future=None,
+                   priority: int = 0) -> Pending:
+    """Submit ``backend.run(compiled, x)``'s batches to ``client``'s workers as ``shards``
+    shards (default: :data:`PER_WORKER` a worker thread; a shard opens the backend once) and
+    return at once. ``compiled_future``: ``compiled`` already scattered to the workers.
+    ``priority``: a run of higher priority has all its shards handed out before a lower one's
+    (a background run fills the workers' gaps); within a run the longer shards go first, so
+    the short ones even out the end."""
     x_int = compiled.quantize_input(x)  # refuses NaN and inf before any set-up
     device = backend.check()
     size = batch_size(compiled, batch)
@@ -96,17 +127,18 @@ def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | No
     parts = shard_slices(len(x_int), size, shards or PER_WORKER * threads)
     remote = compiled_future if compiled_future is not None else \
         client.scatter(compiled, broadcast=True, hash=False)  # a key of this call's own
-    t0 = time.perf_counter()
-    futures = {client.submit(run_shard, backend.name, remote, x_int[s], size, s.start // size,
-                             design, pure=False): i for i, s in enumerate(parts)}
-    done = {}
-    try:
-        for fut in progress(as_completed(futures), total=len(futures), desc=backend.name,
-                            enabled=progress_bar):
-            done[futures[fut]] = fut.result()  # a failing shard raises its error here
-    finally:
-        client.cancel(list(futures))  # the rest of a failed run, not left to run on
-    seconds = time.perf_counter() - t0
-    ints, floats, cycles = zip(*(done[i] for i in range(len(parts))))
-    return backend.result(device, np.concatenate(ints), np.concatenate(floats), sum(cycles),
-                          seconds, size)
+    longest = sorted(range(len(parts)), key=lambda i: (parts[i].start - parts[i].stop, i))
+    rank = {i: len(parts) - r for r, i in enumerate(longest)}   # len(parts) .. 1
+    futures = [client.submit(run_shard, backend.name, remote, x_int[s], size, s.start // size,
+                             design, pure=False, priority=priority * _RUN_STEP + rank[i])
+               for i, s in enumerate(parts)]
+    return Pending(client, backend, device, size, parts, futures)
+
+
+def run_sharded(client, backend: ProgramBackend, compiled, x, *, batch: int | None = None,
+                shards: int | None = None, compiled_future=None,
+                progress_bar: bool = False) -> BackendRun:
+    """``backend.run(compiled, x)`` with its batches sharded over ``client``'s workers
+    (:func:`submit_sharded`, then waiting for the result)."""
+    return submit_sharded(client, backend, compiled, x, batch=batch, shards=shards,
+                          compiled_future=compiled_future).result(progress_bar)
