@@ -140,3 +140,26 @@ def test_the_cluster_closes_when_the_block_fails_while_it_starts(monkeypatch):
             began.wait(5)
             raise RuntimeError("the compile failed")
     assert client.closed and cluster.closed
+
+
+def test_local_workers_are_forks_of_a_server_holding_what_tasks_import(tmp_path):
+    """A LocalCluster's worker processes start with :data:`PRELOAD` imported (forks of one
+    server that imported it), and only that: checked in a fresh interpreter, whose first
+    cluster starts the fork server."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "from hwaccel.runtime.cluster import PRELOAD, client_for\n"
+        "if __name__ == '__main__':\n"
+        "    with client_for(workers=1) as client:\n"
+        "        has = lambda name: client.run(eval, f'{name!r} in __import__(\"sys\").modules')\n"
+        "        print(all(v for name in PRELOAD for v in has(name).values()),\n"
+        "              any(has('hwaccel.impl.asic').values()),\n"
+        "              set(client.run(eval, '__import__(\"multiprocessing\").get_start_method()')"
+        ".values()))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[0] == "True False {'forkserver'}"

@@ -60,12 +60,14 @@ def prepare(backend_name: str, compiled):
 
 
 def warm() -> None:
-    """On a worker: import what :func:`run_shard` needs (torch, the compiler, both executors),
-    so the first shard does not wait for it."""
-    from ..generators.accel import model  # noqa: F401 - golden's interpreter
-    from ..sim import host  # noqa: F401 - rtl's harness
-    from . import runnable  # noqa: F401 - the compiled model (torch)
-    from .backends import programs, rtl  # noqa: F401
+    """On a worker: import what a shard needs (:data:`.cluster.PRELOAD`), so the first shard
+    does not wait for it (a LocalCluster's workers have it from their fork server)."""
+    import importlib
+
+    from .cluster import PRELOAD
+
+    for name in PRELOAD:
+        importlib.import_module(name)
 
 
 def run_shard(backend_name: str, compiled, x_int, size: int, first: int = 0, design=None):
