@@ -20,9 +20,9 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
   word, registered as it arrives, its lanes biased to unsigned bytes by flipping their sign bits,
   added into the accumulator word of its block (one per block, registers). A window's last
-  word completes its block's sum, which goes on to the multiply, then the rounding term, and then
-  to shift, clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
-  ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
+  word completes its block's sum, which goes on to the multiply, then the rounding term, then
+  shift, clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window
+  accumulates: ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
 
 Clock speed: no path does more than one multiply (and an add), and none starts at the block
 RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
