@@ -1,8 +1,8 @@
 """``nn.Module`` -> float IR (:class:`hwaccel.compiler.ir.Graph`) through ``torch.fx``.
 
 The model is traced symbolically (``torch.fx.symbolic_trace``), its per-node shapes come from
-running ``example`` through the traced graph (``ShapeProp``), and the nodes are read in order
-into a DAG of IR ops over named values (:mod:`.ir`). Every node is either mapped exactly or
+running ``example`` through the traced graph (a ``torch.fx.Interpreter``), and the nodes are read
+in order into a DAG of IR ops over named values (:mod:`.ir`). Every node is either mapped exactly or
 refused with :class:`UnsupportedOp`, which names the op, the node and module path, and what is
 supported: nothing is approximated. ``F.pad`` and ``nn.ZeroPad2d`` (zeros, per side) become the
 padding of the Conv2d that reads them; ReLU is fused into the Conv2d, Linear or add before it
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -316,15 +317,30 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
 
 
 def _propagate_class():
-    from torch.fx.passes.shape_prop import ShapeProp
+    import torch
+    from torch.fx import Interpreter
+    from torch.fx.node import map_aggregate
 
-    class Propagate(ShapeProp):
-        """``ShapeProp`` that keeps the value of every node that does not depend on the
-        input's values (parameters, buffers, masks built from them and from shapes) in
-        ``node.meta["constant"]``."""
+    class Propagate(Interpreter):
+        """Runs the traced graph on the example and keeps each node's tensor shapes and dtypes
+        in ``node.meta["tensor_meta"]`` (as ``ShapeProp`` does, without its import of the
+        symbolic-shape machinery and sympy: 0.8 s of every compile), and the value of every
+        node that does not depend on the input's values (parameters, buffers, masks built from
+        them and from shapes) in ``node.meta["constant"]``."""
 
         def run_node(self, n):
             out = super().run_node(n)
+            found = []
+
+            def meta(v):
+                if isinstance(v, torch.Tensor):
+                    found.append(v)
+                    return TensorMeta(tuple(v.shape), v.dtype)
+                return v
+
+            value = map_aggregate(out, meta)
+            if found:
+                n.meta["tensor_meta"] = value
             data = n.op == "placeholder" or any(a.meta.get("data") for a in n.all_input_nodes)
             if data and not (n.op == "call_method" and n.target in ("size", "dim") or (
                     n.target is getattr and n.args[1] in ("shape", "device", "dtype"))):
@@ -334,6 +350,12 @@ def _propagate_class():
             return out
 
     return Propagate
+
+
+class TensorMeta(NamedTuple):
+    """A traced value's shape and dtype (``node.meta["tensor_meta"]``)."""
+    shape: tuple
+    dtype: object
 
 
 def trace(model, example) -> ir.Graph:
@@ -353,7 +375,7 @@ def trace(model, example) -> ir.Graph:
             raise UnsupportedOp("untraceable Python in forward()", type(model).__name__,
                                 f"torch.fx cannot trace it ({exc})") from exc
         with torch.no_grad():
-            _Propagate(gm).propagate(example)
+            _Propagate(gm).run(example)
         gm.graph.eliminate_dead_code()  # e.g. the unused (h_n, c_n) of `x, _ = lstm(x)`
         return _Reader(gm).read(gm.graph)
     finally:
