@@ -162,22 +162,10 @@ class Eltwise(wiring.Component):
             m.d.sync += [t.eq(pa + q) for tw, pw, qw in zip(total, prod_a, prods)
                          for t, pa, q in zip(tw, pw, qw)]
             m.d.sync += pair_b.eq(pair)
-        # Rounding (``+ 2**(shift-1)``) registered, then shift and clamp: two stages, so no path
-        # adds, shifts and compares in one cycle.
-        terms = [rounding_terms(Mux(second, t1, t0), p.shift) for t0, t1 in zip(*total)]
-        rounded = [Signal.like(t.total, name=f"add_r{i}") for i, t in enumerate(terms)]
-        rounded_v = Signal()
-        m.d.sync += rounded_v.eq(summed | second)
-        with m.If(summed | second):
-            m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
         lo = Mux(p.relu, 0, -128)
-        with m.If(rounded_v):
-            out = []
-            for r, t in zip(rounded, terms):
-                v = Signal(signed(len(r)))
-                m.d.comb += v.eq(shift_terms(r, t.shift, t.big))
-                out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
-            m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
+        rounded_v = _round_then_clamp(
+            m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
+            lambda v: Mux(v > 127, 127, Mux(v < lo, lo, v))[:8], res, res_valid, "add_r")
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
                                busy=read_a | read_b | got_a | got_b | summed | second
                                | rounded_v)
@@ -254,20 +242,29 @@ class Eltwise(wiring.Component):
                      for i, w in enumerate(whole)]
         with m.If(sum_v):
             m.d.sync += [q.eq(w) for q, w in zip(prods, whole)]
-        # Rounding registered, then shift, clamp and un-bias (as the ADD's last two stages).
-        terms = [rounding_terms(q, p.shift) for q in prods]
-        rounded = [Signal.like(t.total, name=f"avg_r{i}") for i, t in enumerate(terms)]
-        rounded_v = Signal()
-        m.d.sync += rounded_v.eq(prod_v)
-        with m.If(prod_v):
-            m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
-        with m.If(rounded_v):
-            out = []
-            for r, t in zip(rounded, terms):
-                v = Signal(signed(len(r)))
-                m.d.comb += v.eq(shift_terms(r, t.shift, t.big))
-                out.append(Mux(v > 255, 255, v)[:8] ^ 0x80)
-            m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
+        rounded_v = _round_then_clamp(m, prods, p.shift, prod_v,
+                                      lambda v: Mux(v > 255, 255, v)[:8] ^ 0x80,   # un-bias
+                                      res, res_valid, "avg_r")
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
                                busy=read | got | sum_v | prod_v | rounded_v)
 
+
+def _round_then_clamp(m, values, shift, take, clamp, res, res_valid, name):
+    """The last two stages of both datapaths: ``values`` (one a lane) plus their rounding term
+    ``2**(shift-1)`` registered when ``take``, then shifted, each lane ``clamp``-ed to a byte,
+    into the result register. Returns the valid bit of the rounding register (for ``busy``).
+    Two stages, so no path adds, shifts and compares in one cycle."""
+    terms = [rounding_terms(v, shift) for v in values]
+    rounded = [Signal.like(t.total, name=f"{name}{i}") for i, t in enumerate(terms)]
+    rounded_v = Signal(name=f"{name}_v")
+    m.d.sync += rounded_v.eq(take)
+    with m.If(take):
+        m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
+    with m.If(rounded_v):
+        out = []
+        for r, t in zip(rounded, terms):
+            v = Signal(signed(len(r)))
+            m.d.comb += v.eq(shift_terms(r, t.shift, t.big))
+            out.append(clamp(v))
+        m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
+    return rounded_v
