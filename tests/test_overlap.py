@@ -20,6 +20,7 @@ from hwaccel.generators.accel.perf import (
     DECODED_AHEAD,
     FETCH_TO_CHECK,
     ISSUE,
+    JOB_END,
     TILE,
     program_perf,
 )
@@ -56,14 +57,14 @@ def test_back_to_back_commands_read_what_the_one_before_wrote(host, seed):
     # What the RTL just matched, command by command: a job's command after a command with a
     # job was fetched, decoded and checked under it, its first tile too (straight to ISSUE);
     # FENCE and DONE there pay CHECK alone; the command after a FENCE pays all four states and
-    # a GEMM's TILE; one ISSUE a job.
+    # a GEMM's TILE; one ISSUE a job and the cycle in which the processor sees it end.
     perf = program_perf(CFG, b.commands)
-    prev_jobs = 0
+    prev_jobs, per_job = 0, ISSUE + JOB_END
     for cmd in perf.commands:
         if prev_jobs:
-            want = ISSUE * cmd.jobs if cmd.jobs else FETCH_TO_CHECK - DECODED_AHEAD - CALC_AHEAD
+            want = per_job * cmd.jobs if cmd.jobs else FETCH_TO_CHECK - DECODED_AHEAD - CALC_AHEAD
         else:
-            want = FETCH_TO_CHECK + ISSUE * cmd.jobs + (TILE if cmd.op == "GEMM" else 0)
+            want = FETCH_TO_CHECK + per_job * cmd.jobs + (TILE if cmd.op == "GEMM" else 0)
         assert cmd.overhead == want, cmd
         prev_jobs = cmd.jobs
     assert min(cmd.jobs for cmd in perf.commands[:3]) > 1   # the GEMMs are tiled

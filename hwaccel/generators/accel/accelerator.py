@@ -244,8 +244,7 @@ class Accelerator(wiring.Component):
                          attn.w_valid.eq(w_valid & is_attn),
                          attn.w_data.eq(wgt_dma.source.payload),
                          attn.a_valid.eq(act_dma.source.valid & is_attn),
-                         attn.a_data.eq(act_dma.source.payload),
-                         proc.job_fault.eq(attn.fault | fz.fault)]
+                         attn.a_data.eq(act_dma.source.payload)]
             w_ready = Mux(is_attn, attn.w_ready, w_ready)
         if fz is not None:   # the table's beats go to the table, not the engine
             w_ready = Mux(fz.busy, 1, w_ready)
@@ -332,8 +331,16 @@ class Accelerator(wiring.Component):
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready
-        m.d.comb += [proc.job_done.eq(done),
-                     proc.progress.eq(store | consumed | loaded | (is_elt & elt.moved))]
+        # The processor sees a job's end a cycle later (``ended``, a register: the datapath's
+        # handshakes and the next command's issue are separate paths; :data:`.perf.JOB_END`).
+        # The end's own cycle counts as progress, and a unit's fault in it is void, so no
+        # abort is decided in it (as when the processor saw the end at once).
+        ended = Signal(name="ended")
+        m.d.sync += ended.eq(done)
+        m.d.comb += [proc.job_done.eq(ended),
+                     proc.progress.eq(store | consumed | loaded | (is_elt & elt.moved) | done)]
+        if cfg.attention is not None:
+            m.d.comb += proc.job_fault.eq((attn.fault | fz.fault) & ~done)
         with m.If(done):
             m.d.sync += active.eq(0)
 
@@ -383,7 +390,7 @@ class Accelerator(wiring.Component):
         host_reads(m, host, port, [status, *counters], act_rd, wgt_rd, prog_rd)
 
         with m.If(kill):
-            m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0)]
+            m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0), ended.eq(0)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
             dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
                                  popped=popped, to_weights=to_weights, w_ready=w_ready,

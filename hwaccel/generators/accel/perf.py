@@ -9,6 +9,9 @@ of its commands', and each command's are processor overhead plus its jobs:
   too when the checks ran under that job (``CALC_AHEAD``, :func:`checked_ahead`: it ran
   :data:`.tiling.RIPE` cycles and neither command is a depthwise CONV), and CHECK too for a
   command with a job (``CHECK_AHEAD``: it issues the cycle after the retirement);
+* every job: its ISSUE (1) and, after its last cycle, ``JOB_END`` (1): the RUN cycle in
+  which the processor sees the job's end (the accelerator registers it: no path from a
+  unit's handshakes to the next command's issue); both are ``overhead``;
 * CONV, MAXPOOL, LSTM, ADD, AVGPOOL: ISSUE (1), then one job (a depthwise CONV: ISSUE and a
   job per ``dw_groups`` channel groups, :func:`.model.dw_jobs`);
 * GEMM: TILE (1) before the first tile (none when checked ahead: its first tile was worked out
@@ -77,6 +80,7 @@ DECODED_AHEAD = 2    # FETCH and DECODE, hidden under the previous command's las
 CALC_AHEAD = 1       # CALC too, when the checks ran ahead under that job (``checked``)
 CHECK_AHEAD = 1      # and CHECK (and the TILE of a GEMM or MATMUL) for a command with a job
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
+JOB_END = 1          # the RUN cycle after a job's last, in which the processor sees it end
 TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
 POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
 LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
@@ -191,7 +195,7 @@ def checked_ahead(cfg: AccelConfig, prev: dict, prev_perf: CommandPerf, c: dict)
     if prev_perf.jobs == 0 or dw(prev) or dw(c):
         return False
     tiled = prev["op"] in (Op.GEMM, Op.MATMUL)
-    return tiled or prev_perf.busy >= RIPE + 1   # its one job's RUN cycles (RIPE, then done)
+    return tiled or prev_perf.busy + JOB_END >= RIPE + 1   # its one job's RUN cycles
 
 
 def _write_span(cfg: AccelConfig, c: dict) -> tuple[int, int]:
@@ -243,8 +247,8 @@ def gathered_ahead(cfg: AccelConfig, prev: dict, last: tuple[int, int], c: dict)
     if not (b_hi <= lo or hi <= b_lo):
         return None
     busy, idle = last
-    start = max(RIPE + 1, idle)
-    return busy + 1 - start if start <= busy - 1 else None
+    start, retire = max(RIPE + 1, idle), busy + JOB_END   # the job's RUN cycles, from 1
+    return retire + 1 - start if start <= retire - 1 else None
 
 
 def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
@@ -283,18 +287,18 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
             held[:] = [reads]
             jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
             last_b = b
-            overhead += ISSUE
+            overhead += ISSUE + JOB_END
     elif op == Op.MAXPOOL:
-        jobs, overhead = 1, overhead + ISSUE
+        jobs, overhead = 1, overhead + ISSUE + JOB_END
         drop = _pool_drops(p["width"], p["height"])
         busy = p["width"] * p["height"] * p["blocks"] + POOL_TAIL - drop
     elif op == Op.LSTM:
         if cfg.lstm is None:
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
-        jobs, overhead = 1, overhead + ISSUE
+        jobs, overhead = 1, overhead + ISSUE + JOB_END
         busy, load = _lstm_job(cfg, c)
     elif op in (Op.ADD, Op.AVGPOOL):
-        jobs, overhead = 1, overhead + ISSUE
+        jobs, overhead = 1, overhead + ISSUE + JOB_END
         busy = eltwise_cycles(c)
     elif op in ATTN_OPS:   # the ISA's definition: :mod:`.attn_isa`
         if cfg.attention is None:
@@ -302,7 +306,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
                              f"units (the program would fault)")
         alone = solo is not None
         busy, load, slots, jobs = attn_cycles(cfg, c, lead=lead, solo=alone)
-        overhead += ISSUE * jobs + (tile if op == Op.MATMUL else 0)
+        overhead += (ISSUE + JOB_END) * jobs + (tile if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
             stalls = matmul_cycles(cfg, c, lead=lead, solo=alone)[2]   # the engine waits for A

@@ -83,7 +83,7 @@ class Processor(wiring.Component):
     prog_addr : ``Out``, prog_data : ``In``   the program memory's read port (1-cycle latency)
     start, start_pc : ``In``                  begin a program (ignored while busy)
     job_* : ``Out``                           the job handed to the datapath on ``job_start``
-    job_done, progress : ``In``               the job has finished; a stream moved this cycle
+    job_done, progress : ``In``               the job ended (in the cycle before); a stream moved
     watch_limit : ``In``                      cycles without progress before TIMEOUT
     busy, done, error, cause, pc : ``Out``    status
     retire, in_job : ``Out``                  a command retired; a job is in flight
