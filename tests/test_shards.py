@@ -145,7 +145,8 @@ def test_the_cluster_closes_when_the_block_fails_while_it_starts(monkeypatch):
 def test_local_workers_are_forks_of_a_server_holding_what_tasks_import(tmp_path):
     """A LocalCluster's worker processes start with :data:`PRELOAD` imported (forks of one
     server that imported it), and only that: checked in a fresh interpreter, whose first
-    cluster starts the fork server."""
+    cluster starts the fork server. The server's exit skips the interpreter's teardown
+    (:mod:`hwaccel.runtime.forkserver_exit`) there alone."""
     import subprocess
     import sys
 
@@ -158,8 +159,17 @@ def test_local_workers_are_forks_of_a_server_holding_what_tasks_import(tmp_path)
         "        print(all(v for name in PRELOAD for v in has(name).values()),\n"
         "              any(has('hwaccel.impl.asic').values()),\n"
         "              set(client.run(eval, '__import__(\"multiprocessing\").get_start_method()')"
-        ".values()))\n")
+        ".values()))\n"
+        "        armed = 'sys.modules[\"hwaccel.runtime.forkserver_exit\"].ARMED'\n"
+        "        print(set(client.run(eval, armed, {'sys': __import__('sys')}).values()))\n"
+        "    import atexit\n"
+        "    n = atexit._ncallbacks()\n"
+        "    import hwaccel.runtime.forkserver_exit as fx\n"
+        "    print(fx.ARMED, atexit._ncallbacks() - n)\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[0] == "True False {'forkserver'}"
+    # The server's quick exit is armed in the server (its forks inherit the flag), and only
+    # there: imported in the command's own process it registers nothing.
+    assert out.stdout.split("\n")[1:3] == ["{True}", "False 0"], out.stdout

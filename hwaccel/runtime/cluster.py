@@ -200,7 +200,9 @@ def _forkserver() -> str | None:
         return None
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         context = get_mp_context()       # distributed sets its own preload list, once
-    context.set_forkserver_preload(["distributed", *PRELOAD])   # read when the server starts
+    # Read when the server starts; the last makes the server's exit skip the interpreter's
+    # teardown, which held the command's stdout about a second after it exited.
+    context.set_forkserver_preload(["distributed", *PRELOAD, "hwaccel.runtime.forkserver_exit"])
     return "forkserver"
 
 
