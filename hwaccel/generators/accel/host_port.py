@@ -43,8 +43,14 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
                  proc.start_pc.eq(Mux(start_late, pc_late, host.wdata[16:32]))]
     watch_limit = Signal.like(proc.watch_limit)
     m.d.comb += proc.watch_limit.eq(watch_limit)
+    # A limit of ``watchdog`` or more means the default (0). The bits above the limit's width
+    # are OR-ed, not compared: ``wdata >= watchdog`` on the whole host word was a carry chain
+    # of 248 CCU2C (496 bits) on accel_ecp5, from the host's data to this register.
+    w = len(watch_limit)
+    low = host.wdata[:w]
+    too_big = (host.wdata[w:] != 0) | (low >= cfg.watchdog)
     with m.If(reg_write & (offset == Reg.WATCHDOG)):
-        m.d.sync += watch_limit.eq(Mux(host.wdata >= cfg.watchdog, 0, host.wdata))
+        m.d.sync += watch_limit.eq(Mux(too_big, 0, low))
     with m.If(soft_write):
         m.d.sync += watch_limit.eq(0)
     return SimpleNamespace(region=region, offset=offset, soft=soft, kill=kill,
