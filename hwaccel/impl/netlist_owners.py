@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["owners", "CELL_OUTPUTS", "slots"]
+__all__ = ["owners", "CELL_OUTPUTS", "slots", "top_module"]
 
 #: The output ports a cell is attributed by, per cell type.
 CELL_OUTPUTS = {"LUT4": ("Z",), "CCU2C": ("S0", "S1", "COUT"), "TRELLIS_FF": ("Q",),
@@ -29,7 +29,7 @@ CELL_OUTPUTS = {"LUT4": ("Z",), "CCU2C": ("S0", "S1", "COUT"), "TRELLIS_FF": ("Q
 _SUFFIX = re.compile(r"_(LUT4|CCU2C|TRELLIS|MULT18|DP16KD|PFUMX|L6MUX)")
 
 
-def _top_module(netlist: dict) -> dict:
+def top_module(netlist: dict) -> dict:
     mods = netlist.get("modules", {})
     tops = [m for m in mods.values() if int(str(m.get("attributes", {}).get("top", "0")), 2)]
     if len(tops) != 1:
@@ -40,7 +40,7 @@ def _top_module(netlist: dict) -> dict:
 def owners(netlist: dict, *, depth: int = 2, signals: str | None = None) -> Counter:
     """``Counter`` of ``(owner, cell type)``: the owner a module path (``depth`` levels, "<top>"
     for the top's own nets), or with ``signals`` a signal of that module path."""
-    mod = _top_module(netlist)
+    mod = top_module(netlist)
     insts = set()
     for n in mod["netnames"].values():
         hd = n.get("attributes", {}).get("hdlname")
