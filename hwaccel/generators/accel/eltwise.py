@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -165,7 +165,7 @@ class Eltwise(wiring.Component):
         lo = Mux(p.relu, 0, -128)
         rounded_v = _round_then_clamp(
             m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
-            lambda v: Mux(v > 127, 127, Mux(v < lo, lo, v))[:8], res, res_valid, "add_r")
+            (lo, 127), res, res_valid, "add_r")
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
                                busy=read_a | read_b | got_a | got_b | summed | second
                                | rounded_v)
@@ -249,19 +249,33 @@ class Eltwise(wiring.Component):
                      for i, w in enumerate(whole)]
         with m.If(sum_v):
             m.d.sync += [q.eq(w) for q, w in zip(prods, whole)]
-        rounded_v = _round_then_clamp(m, prods, p.shift, prod_v,
-                                      lambda v: Mux(v > 255, 255, v)[:8] ^ 0x80,   # un-bias
-                                      res, res_valid, "avg_r")
+        rounded_v = _round_then_clamp(m, prods, p.shift, prod_v, (None, 255),   # >= 0
+                                      res, res_valid, "avg_r", unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
                                busy=read | got | sum_v | prod_v | rounded_v)
 
 
-def _round_then_clamp(m, values, shift, take, clamp, res, res_valid, name):
+def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, unbias=False):
     """The last two stages of both datapaths: ``values`` (one a lane) plus their rounding term
-    ``2**(shift-1)`` registered when ``take``, then shifted, each lane ``clamp``-ed to a byte,
-    into the result register. Returns the valid bit of the rounding register (for ``busy``).
-    Two stages, so no path adds, shifts and compares in one cycle."""
+    ``2**(shift-1)`` registered when ``take``, then shifted, each lane clamped to ``bounds``
+    (``lo``, ``hi``; ``lo`` ``None``: the values are not negative) and taken as a byte (AVGPOOL's
+    ``unbias``-ed: its top bit flipped) into the result register. Returns the valid bit of the
+    rounding register (for ``busy``).
+
+    Two stages, so no path adds, shifts and compares in one cycle; and the clamp does not wait
+    for the shift: with ``t`` the rounded value and ``s`` the shift, ``floor(t / 2**s) > hi``
+    exactly when ``t >= (hi + 1) << s``, and ``< lo`` when ``t < lo << s``, so the rounded value is
+    compared with the bounds shifted up (registers that follow the job's shift, set long before
+    its first result) beside the shift. A shift past the value's width gives 0, as before."""
+    lo, hi = bounds
     terms = [rounding_terms(v, shift) for v in values]
+    s, big = terms[0].shift, terms[0].big   # the same for every lane
+    # (hi + 1) << s fits T + 9 bits for any s below the value's width T (else ``big``).
+    hi_b = Signal(signed(len(terms[0].total) + 9), name=f"{name}_hi")
+    lo_b = Signal.like(hi_b, name=f"{name}_lo")
+    m.d.sync += hi_b.eq(Const(hi + 1, signed(10)) << s)
+    if lo is not None:
+        m.d.sync += lo_b.eq(lo << s)
     rounded = [Signal.like(t.total, name=f"{name}{i}") for i, t in enumerate(terms)]
     rounded_v = Signal(name=f"{name}_v")
     m.d.sync += rounded_v.eq(take)
@@ -269,9 +283,11 @@ def _round_then_clamp(m, values, shift, take, clamp, res, res_valid, name):
         m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
     with m.If(rounded_v):
         out = []
-        for r, t in zip(rounded, terms):
-            v = Signal(signed(len(r)))
-            m.d.comb += v.eq(shift_terms(r, t.shift, t.big))
-            out.append(clamp(v))
+        for r in rounded:
+            x = Mux(r >= hi_b, hi, shift_terms(r, s, 0))
+            if lo is not None:
+                x = Mux(r < lo_b, lo, x)
+            x = Mux(big, 0, x)[:8]
+            out.append(x ^ 0x80 if unbias else x)
         m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
     return rounded_v
