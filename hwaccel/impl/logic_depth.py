@@ -110,9 +110,9 @@ def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list
                    if o == port and i in con and isinstance(con[i][0], int)]
             todo = [i for i, _, _ in ins if i not in memo]
             if todo:
-                memo_guard = [i for i in todo if i in stack]   # a combinational loop: cut it
-                for i in memo_guard:
-                    memo[i] = (0.0, None)
+                for i in todo:
+                    if i in stack:   # a combinational loop: cut it there
+                        memo[i] = (0.0, None)
                 stack.extend(i for i in todo if i not in memo)
                 continue
             best = (0.0, None)

@@ -272,9 +272,9 @@ def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, u
     s, big = terms[0].shift, terms[0].big   # the same for every lane
     # (hi + 1) << s fits T + 9 bits for any s below the value's width T (else ``big``).
     hi_b = Signal(signed(len(terms[0].total) + 9), name=f"{name}_hi")
-    lo_b = Signal.like(hi_b, name=f"{name}_lo")
     m.d.sync += hi_b.eq(Const(hi + 1, signed(10)) << s)
     if lo is not None:
+        lo_b = Signal.like(hi_b, name=f"{name}_lo")
         m.d.sync += lo_b.eq(lo << s)
     rounded = [Signal.like(t.total, name=f"{name}{i}") for i, t in enumerate(terms)]
     rounded_v = Signal(name=f"{name}_v")

@@ -81,6 +81,7 @@ CALC_AHEAD = 1       # CALC too, when the checks ran ahead under that job (``che
 CHECK_AHEAD = 1      # and CHECK (and the TILE of a GEMM or MATMUL) for a command with a job
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
 JOB_END = 1          # the RUN cycle after a job's last, in which the processor sees it end
+PER_JOB = ISSUE + JOB_END   # a job's processor overhead
 TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
 POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
 LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
@@ -287,18 +288,18 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
             held[:] = [reads]
             jobs, busy, load, stalls, slots = jobs + 1, busy + b, load + ld, stalls + st, slots + s
             last_b = b
-            overhead += ISSUE + JOB_END
+            overhead += PER_JOB
     elif op == Op.MAXPOOL:
-        jobs, overhead = 1, overhead + ISSUE + JOB_END
+        jobs, overhead = 1, overhead + PER_JOB
         drop = _pool_drops(p["width"], p["height"])
         busy = p["width"] * p["height"] * p["blocks"] + POOL_TAIL - drop
     elif op == Op.LSTM:
         if cfg.lstm is None:
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
-        jobs, overhead = 1, overhead + ISSUE + JOB_END
+        jobs, overhead = 1, overhead + PER_JOB
         busy, load = _lstm_job(cfg, c)
     elif op in (Op.ADD, Op.AVGPOOL):
-        jobs, overhead = 1, overhead + ISSUE + JOB_END
+        jobs, overhead = 1, overhead + PER_JOB
         busy = eltwise_cycles(c)
     elif op in ATTN_OPS:   # the ISA's definition: :mod:`.attn_isa`
         if cfg.attention is None:
@@ -306,7 +307,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
                              f"units (the program would fault)")
         alone = solo is not None
         busy, load, slots, jobs = attn_cycles(cfg, c, lead=lead, solo=alone)
-        overhead += (ISSUE + JOB_END) * jobs + (tile if op == Op.MATMUL else 0)
+        overhead += PER_JOB * jobs + (tile if op == Op.MATMUL else 0)
         if op == Op.MATMUL:
             held.clear()   # B's beats replaced the engine's weights
             stalls = matmul_cycles(cfg, c, lead=lead, solo=alone)[2]   # the engine waits for A
