@@ -54,10 +54,16 @@ def test_arrival_times_add_up_and_rank_the_paths():
     assert [p.ns for p in paths] == sorted((p.ns for p in paths), reverse=True)
     assert (paths[0].start, paths[0].end) == ("a", "deep_ff.DI")
     assert paths[0].via == ("a_n", "a_nn")
+    # every cell from the start, with the time at its output
+    assert paths[0].cells == ((0.52, "TRELLIS_FF", "a_ff"),
+                              (round(0.52 + r + 0.24, 2), "LUT4", "l1"),
+                              (round(0.52 + 2 * (r + 0.24), 2), "LUT4", "l2"))
+    fromin = next(p for p in paths if p.start == "(input) x")
+    assert fromin.cells == ((0.24, "LUT4", "l4"),)   # an input port is no cell
     assert len(deepest(_netlist(), top=2)) == 2
 
 
-def test_a_netlist_without_ecp5_cells_is_refused(tmp_path, capsys):
+def test_a_netlist_without_ecp5_cells_is_refused_and_a_good_one_listed(tmp_path, capsys):
     other = {"modules": {"top": {"attributes": {"top": 1}, "netnames": {},
                                  "cells": {"g": _cell("$_AND_", A=("input", 1), Y=("output", 2))}}}}
     with pytest.raises(ValueError, match="not a synth_ecp5 netlist"):
@@ -69,3 +75,6 @@ def test_a_netlist_without_ecp5_cells_is_refused(tmp_path, capsys):
     f.write_text(json.dumps(_netlist()))
     main([str(f), "--top", "1"])
     assert "a -> deep_ff.DI" in capsys.readouterr().out
+    main([str(f), "--top", "1", "--cells"])
+    out = capsys.readouterr().out
+    assert "LUT4        l2" in out and "TRELLIS_FF  a_ff" in out

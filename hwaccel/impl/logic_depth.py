@@ -13,6 +13,9 @@ At 781df41 the routed critical path (the AVGPOOL accumulator, 21.6 ns) was this 
 second pair of registers (17.9 ns), behind the conv engine's issue logic.
 
     python -m hwaccel.impl.logic_depth build/impl/accel_ecp5-ecp5/accel_ecp5.netlist.json --top 20
+
+``--cells`` lists each path's cells too (ABC names a cell after the nets around it, so the
+types and the times say more than the names).
 """
 
 from __future__ import annotations
@@ -56,13 +59,16 @@ def _arcs(cell: dict) -> list[tuple[str, str, float]]:
 
 @dataclass(frozen=True)
 class DepthPath:
-    """One estimated path: ``ns`` at ``end`` (``cell.port``), ``levels`` cells after ``start``."""
+    """One estimated path: ``ns`` at ``end`` (``cell.port``), ``levels`` cells after ``start``;
+    ``via`` the signals it passes, ``cells`` each cell on it from the start as ``(ns at its
+    output, type, name)``."""
 
     ns: float
     levels: int
     start: str
     end: str
     via: tuple[str, ...]
+    cells: tuple[tuple[float, str, str], ...] = ()
 
 
 def _base(name: str) -> str:
@@ -151,7 +157,10 @@ def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list
             n = _base(names.get(x, str(x)))
             if not via or via[-1] != n:
                 via.append(n)
-        out.append(DepthPath(round(ns, 2), len(chain) - 1, start, f"{end}.{port}", tuple(via)))
+        steps = tuple((round(memo[x][0], 2), cells[driver[x][0]]["type"], driver[x][0])
+                      for x in reversed(chain) if x in driver)
+        out.append(DepthPath(round(ns, 2), len(chain) - 1, start, f"{end}.{port}", tuple(via),
+                             steps))
         if len(out) == top:
             break
     return out
@@ -162,6 +171,8 @@ def main(argv=None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("netlist", type=Path, help="a synth_ecp5 JSON netlist")
     ap.add_argument("--top", type=int, default=20, help="paths to list (default: 20)")
+    ap.add_argument("--cells", action="store_true",
+                    help="also list each path's cells, with the time at each one's output")
     ap.add_argument("--route", type=float, default=ROUTE_NS,
                     help=f"ns a net between two cells (default: {ROUTE_NS})")
     args = ap.parse_args(argv)
@@ -173,6 +184,9 @@ def main(argv=None) -> None:
         print(f"{p.ns:6.2f} ns  {p.levels:2d} cells  {p.start} -> {p.end}")
         if p.via:
             print("          via " + " > ".join(p.via[:8]) + (" > ..." if len(p.via) > 8 else ""))
+        if args.cells:
+            for ns, kind, name in p.cells:
+                print(f"          {ns:6.2f}  {kind:<11} {name}")
 
 
 if __name__ == "__main__":
