@@ -56,7 +56,8 @@ def attn_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     """The processor's checks of SOFTMAX/LAYERNORM/GELU command ``cmd`` (``le(field, limit)``:
     the processor's bounded compare). Returns ``mine`` (the command is one of them), ``calc``
     (the values registered in CALC: ``in_a x in_b`` words at ``src``, ``out_a x out_b`` at
-    ``dst``, ``w_a`` weight words, ``ok``), ``range_bad(in_words)`` for CHECK and ``job``."""
+    ``dst``, ``w_a`` weight words, ``ok``), ``range_bad(inside)`` for CHECK (``inside``:
+    ``dst`` strictly inside the words read at ``src``) and ``job``."""
     a, op, f, rows = cfg.attention, cmd.op, cmd.attn, cmd.count
     is_sm, is_ln, is_ge = op == Op.SOFTMAX, op == Op.LAYERNORM, op == Op.GELU
     n = f.n
@@ -78,7 +79,7 @@ def attn_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
                                                   load_words(a, "gelu"))),
                    "ok": ok}
 
-    def range_bad(in_words):
-        return mine & (cmd.dst > cmd.src) & (cmd.dst < cmd.src + in_words)
+    def range_bad(inside):
+        return mine & inside
 
     return SimpleNamespace(mine=mine, calc=calc_values, range_bad=range_bad, job=job)

@@ -148,10 +148,16 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
                              & (oh_calc == d.out_height),
                              (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
+    # ``dst`` strictly inside the words read at ``src`` (src < dst < src + in_words): CALC
+    # registers dst > src and dst - src, so this is one compare of two registers.
+    above, gap = Signal(), Signal(len(cmd.dst))
+    with m.If(calc):
+        m.d.sync += [above.eq(cmd.dst > cmd.src), gap.eq(cmd.dst - cmd.src)]
+    inside = above & (gap < in_r)
     range_bad = (past | (in_r > room_src) | (out_r > room_dst)
-                 | ((w_r > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(in_r))
+                 | ((w_r > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(inside))
     if attn is not None:
-        range_bad = range_bad | attn.range_bad(in_r)
+        range_bad = range_bad | attn.range_bad(inside)
     return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
                            legal=legal, shape_ok=shape_ok, range_bad=range_bad,
                            pixels_out=pixels_out, elt=elt.mine, in_a=in_a, out_a=out_a,

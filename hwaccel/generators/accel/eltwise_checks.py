@@ -30,7 +30,8 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     processor's bounded compare). Returns ``mine`` (the command is ADD/AVGPOOL), ``calc``
     (the values the processor registers in CALC for its own range checks: ``in_a x in_b`` words
     read at ``src``, ``out_a x out_b`` written at ``dst``, ``w_a`` weight words, ``ok``), and,
-    for CHECK, ``shape_ok`` and ``range_bad(in_words)`` (both neutral for other commands)."""
+    for CHECK, ``shape_ok`` and ``range_bad(inside)`` (``inside``: ``dst`` strictly inside the
+    words read at ``src``; both neutral for other commands)."""
     c, ad = cfg.conv, cfg.act_depth
     op, a, v = cmd.op, cmd.elt.add, cmd.elt.avg
     is_add, is_avg = op == Op.ADD, op == Op.AVGPOOL
@@ -64,9 +65,8 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     avg_shape = ((ow_kw <= v.width) & (v.width < ow_kw + v.kw) & (oh_kh <= v.height)
                  & (v.height < oh_kh + v.kh) & (window <= cfg.avg_max_window))
 
-    def range_bad(in_words):
-        avg_bad = (cmd.dst > cmd.src) & (cmd.dst < cmd.src + in_words)
-        return (is_add & add_bad) | (is_avg & avg_bad)
+    def range_bad(inside):
+        return (is_add & add_bad) | (is_avg & inside)
 
     return SimpleNamespace(mine=is_add | is_avg, calc=calc_values,
                            shape_ok=~is_avg | avg_shape, range_bad=range_bad)
