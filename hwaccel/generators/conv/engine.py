@@ -209,7 +209,7 @@ class ConvEngine(wiring.Component):
         m.d.comb += self.layer.ready.eq(idle)
         start = self.layer.valid & idle
         with m.If(start):
-            m.d.sync += [desc.eq(self.layer.payload), w_count.eq(0), p_count.eq(0),
+            m.d.sync += [desc.eq(self.layer.payload),
                          state.eq(Mux(self.layer.payload.reuse, 2, 1))]
         # The run phase begins once the weights are in (depthwise: the first channel group's);
         # the requantizers (depthwise: the other groups' beats) keep loading meanwhile, and a
@@ -223,16 +223,17 @@ class ConvEngine(wiring.Component):
             p_wr.addr.eq(p_count), p_wr.data.eq(self.requant.payload),
             p_wr.en.eq(self.requant.valid & self.requant.ready),
         ]
-        with m.If(w_wr.en):
-            m.d.sync += w_count.eq(w_count + 1)
-        with m.If(p_wr.en):
-            m.d.sync += p_count.eq(p_count + 1)
+        # The counts' next values: the sequencer compares them a cycle ahead.
+        w_next, p_next = Signal.like(w_count), Signal.like(p_count)
+        m.d.comb += [w_next.eq(Mux(start, 0, w_count + w_wr.en)),
+                     p_next.eq(Mux(start, 0, p_count + p_wr.en))]
+        m.d.sync += [w_count.eq(w_next), p_count.eq(p_next)]
         first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
         with m.If(load & Mux(desc.depthwise, first_in, w_count == desc.weight_words)):
             m.d.sync += state.eq(2)
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
-                            banks, w_rd, w_count, p_count)
+                            banks, w_rd, w_next, p_next)
         busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)
@@ -343,8 +344,12 @@ class ConvEngine(wiring.Component):
         m.d.comb += [fifo.w_en.eq(v6), fifo.w_data.eq(Cat(*outs, e6)),
                      self.result.valid.eq(fifo.r_rdy), self.result.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.result.ready)]
+        # Issue's credit (a free FIFO row: credits != 0) is a register worked out a cycle
+        # ahead: with a row spent and none freed, credits - 1 != 0 is credits != 1.
         credits = Signal(range(FIFO_DEPTH + 1), init=FIFO_DEPTH)
-        spent = issue["go"] & issue["last"]
-        m.d.comb += issue["credit"].eq(credits != 0)
-        m.d.sync += credits.eq(credits - spent + (fifo.r_rdy & fifo.r_en))
+        spent, freed = issue["go"] & issue["last"], fifo.r_rdy & fifo.r_en
+        has_credit = Signal(init=1)
+        m.d.comb += issue["credit"].eq(has_credit)
+        m.d.sync += [credits.eq(credits - spent + freed),
+                     has_credit.eq(Mux(spent & ~freed, credits != 1, has_credit | freed))]
         return reduce(lambda x, y: x | y, [s1["go"], s2["go"], s3["go"], s4["go"], v5, v6])

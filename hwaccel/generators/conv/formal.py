@@ -9,8 +9,9 @@ Properties, on a small engine (one lane, one output channel a beat, 3 x 3 maps, 
                    pointer invariant (pdr needs about 4 minutes).
 ``result_fifo``    the result FIFO is never written while full (its ``w_rdy``) nor read while
                    empty: the credits always leave room for the beat being computed. Proved by
-                   2-induction with the helper invariant that credits, last chunks in flight
-                   and FIFO rows add up to the FIFO depth.
+                   2-induction with the helper invariants that credits, last chunks in flight
+                   and FIFO rows add up to the FIFO depth, and that the issue's credit flag
+                   is ``credits != 0``.
 ``beats``          with one fixed layer (:data:`BEATS_LAYER`: 3 x 3 input, 3 x 3 kernel, two
                    output channels) and any back-pressure, no result beat is lost, invented or
                    duplicated: every beat owed (the layer's beats per accepted descriptor, less
@@ -157,14 +158,18 @@ class ConvHarness(Harness):
         """What makes ``result_fifo`` inductive (asserted, so proved with it): every FIFO row is
         a credit, a block's last chunk on its way down the pipeline (stages 1-4 carry ``go``
         and ``last``, stages 5-6 the result's valid) or a result in the FIFO, so they add up to
-        the FIFO depth; and the FIFO's own level is the one its handshakes give."""
+        the FIFO depth; the issue's credit flag (a register worked out a cycle ahead) is
+        ``credits != 0``; and the FIFO's own level is the one its handshakes give."""
         fifo = body.submodules.fifo
         flights = [driven(body, f"s{i}_go") & driven(body, f"s{i}_last") for i in range(1, 5)]
         flights += [driven(body, "s5_valid"), driven(body, "s6_valid")]
-        rows = driven(body, "credits") + ones(*flights) + fifo.level
+        credits = driven(body, "credits")
+        rows = credits + ones(*flights) + fifo.level
         m.d.comb += [
             Assert(rows == engine_module.FIFO_DEPTH,
                    "credits, beats in flight and FIFO rows do not add up"),
+            Assert(driven(body, "has_credit") == (credits != 0),
+                   "the credit flag disagrees with the credits"),
         ]
         if level is not None:
             m.d.comb += Assert(fifo.level == level, "the FIFO level disagrees with its handshakes")

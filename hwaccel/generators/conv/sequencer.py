@@ -1,12 +1,14 @@
 """The conv engine's issue logic: the line-buffer writer and the chunk sequencer (see
 :mod:`.engine`, "Line buffer and chunking" and "Depthwise mode").
 
-Timing: the sums and compares of the counters with the descriptor (the window's last row and
-column, its rows' padding bounds, the writer's limit, the counters' last values) are kept in
-registers worked out a cycle ahead (:func:`_kept`), so in front of the row memories' read
-address, the first stage's registers and the streams' ``ready`` lie only compares of counters
-with those registers, the gates that make the issue condition (``go``, ``nx``) of them, and a
-mux."""
+Timing: the sums of the descriptor and the counters (the window's last row and column, its
+rows' padding bounds, the writer's limit) are kept in registers worked out a cycle ahead
+(:func:`_kept`), and so are the compares of the counters with them (:func:`_flags`, from the
+counters' next values, :func:`_next`): the issue condition ``go`` is a few gates of
+flip-flops, and what it gates (the counters' steps, the row memories' read address, the
+first stage's registers, the streams' ``ready``) only selects between values built beside it.
+The flags' own inputs (a counter's next value into a compare) are the sequencer's deepest
+logic."""
 
 from __future__ import annotations
 
@@ -22,17 +24,45 @@ def _within(v, first, end):
     return (v >= first) & (v < end)
 
 
-def _kept(m, now: dict, cases) -> dict:
+def _kept(m, now: dict, start, first: dict, late=None, cases=()) -> tuple[dict, dict, dict]:
     """Registers that hold the expressions ``now`` (of the counters and the descriptor) at
-    every cycle from a layer's start on, worked out a cycle ahead: ``cases`` (or
-    ``cases(registers)``) are ``(condition, values)`` pairs, the first true one giving the
-    values ``now`` has in the next cycle; otherwise they hold. Each case's values are built
-    from registers (or, at ``start``, the incoming descriptor), so their adders run beside the
-    conditions, which only select."""
+    every cycle from a layer's start on, worked out a cycle ahead: at ``start`` they load
+    ``first`` (of the incoming descriptor); in a cycle with ``late`` (the sequencer's ``go``)
+    the first true one of ``cases`` (or ``cases(registers)``), ``(condition, values)`` pairs,
+    gives the values ``now`` has in the next cycle; otherwise they hold. Each case's values
+    are built from registers, so their adders run beside the conditions, which only select;
+    the conditions are of registers too, and ``late``, which arrives last, gates them.
+    Returns the registers, their next values and those next values outside ``start``."""
     regs = {k: Signal(v.shape(), name=k) for k, v in now.items()}
-    for i, (cond, values) in enumerate(cases(regs) if callable(cases) else cases):
-        with m.Elif(cond) if i else m.If(cond):
-            m.d.sync += [regs[k].eq(v) for k, v in values.items()]
+    later = {k: Signal(v.shape(), name=f"{k}_later") for k, v in now.items()}
+    m.d.comb += [later[k].eq(r) for k, r in regs.items()]
+    if late is not None:
+        with m.If(late):
+            for i, (cond, values) in enumerate(cases(regs) if callable(cases) else cases):
+                with m.Elif(cond) if i else m.If(cond):
+                    m.d.comb += [later[k].eq(v) for k, v in values.items()]
+    nexts = {k: Mux(start, first[k], later[k]) if k in first else later[k] for k in regs}
+    m.d.sync += [regs[k].eq(v) for k, v in nexts.items()]
+    return regs, nexts, later
+
+
+def _next(m, *regs) -> list:
+    """Each register's next value, a signal that holds it unless later statements assign
+    it; the register loads it. The flags :func:`issue_logic` keeps are compares of these,
+    registered: worked out a cycle ahead, in front of ``go`` they are flip-flops."""
+    nexts = []
+    for r in regs:
+        n = Signal.like(r, name=f"{r.name}_next")
+        m.d.comb += n.eq(r)
+        m.d.sync += r.eq(n)
+        nexts.append(n)
+    return nexts
+
+
+def _flags(m, **values) -> dict:
+    """Registers loading ``values`` (compares of next values): the compares a cycle ahead."""
+    regs = {k: Signal(name=k) for k in values}
+    m.d.sync += [regs[k].eq(v) for k, v in values.items()]
     return regs
 
 
@@ -66,7 +96,8 @@ def _limits(cfg: ConvConfig, d) -> dict:
                           d.width + d.pad_left - 1),           # the writer's last column
             "kb": d.kernel_h - 1 - top, "kbs": d.kernel_h - 1 - top + stride,
             "hb": d.height + top - 1, "hbs": d.height + top - 1 - stride,
-            "ts": stride - top, "wlim0": cfg.row_slots - top}
+            "ts": stride - top, "wlim0": cfg.row_slots - top,
+            "left": d.pad_left, "height": d.height}
 
 
 def _rows(d, lim: dict, y) -> dict:
@@ -90,8 +121,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     """The writer (stores the ``activations`` stream into the row memories ``banks``, from
     the load phase on: ``fill``) and the sequencer (issues one chunk a cycle in the run phase:
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
-    ``rq_count`` are the weight and requantizer beats loaded so far (a depthwise channel group
-    issues once its own are in).
+    ``rq_count`` are the next values of the weight and requantizer beats loaded so far (a
+    depthwise channel group issues once its own are in).
+    The issue condition ``go`` is of registers only (``credit``, which the engine drives,
+    too): the compares it needs (the writer's progress against the window, the requantizer
+    and weight beats against the block, the read column against the window's last) are kept
+    as flags worked out a cycle ahead from the counters' next values (:func:`_next`).
     Returns the signals the datapath (:meth:`.engine.ConvEngine._pipeline`) and the state
     machine use.
 
@@ -126,71 +161,98 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     w_base = Signal(range(cfg.weight_depth))     # depthwise: the group's first weight word
     sr = Signal(L * 8)
     lim_new = _limits(cfg, new)
-    lim = _kept(m, _limits(cfg, desc), [(start, lim_new)])
+    lim, lim_n, _ = _kept(m, _limits(cfg, desc), start, lim_new)
     kx_lo = Mux(desc.packed, lim["kw_hi"], 0)
     stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
+    # The counters the issue condition, the steps and the writer compare: their next values.
+    g_n, kx_n, ky_n, nb_n, ox_n, oy_n, rcol_n, w_row_n, w_col_n, w_g_n, w_grp_n = _next(
+        m, g, kx, ky, nb, ox, oy, rcol, w_row, w_col, w_g, w_grp)
     with m.If(start):
-        m.d.sync += [oy.eq(0), ox.eq(0), ytop.eq(0), xbase.eq(0), nb.eq(0), ky.eq(0),
-                     g.eq(0), w_addr.eq(0), done.eq(0), w_row.eq(0),
-                     w_g.eq(0), w_slot.eq(0), rcol.eq(new.pad_left),
-                     w_grp.eq(0), w_base.eq(0),
-                     dc.eq(0), w_col.eq(Mux(new.packed, 0, new.pad_left)),
-                     kx.eq(Mux(new.packed, new.kernel_w - 1, 0)),
-                     base_slot.eq(-new.pad_top)]
-    written = Signal()
-    m.d.comb += written.eq(w_row == desc.height)
+        m.d.sync += [ytop.eq(0), xbase.eq(0), w_addr.eq(0), done.eq(0),
+                     w_slot.eq(0), w_base.eq(0), dc.eq(0), base_slot.eq(-new.pad_top)]
+        m.d.comb += [g_n.eq(0), kx_n.eq(Mux(new.packed, new.kernel_w - 1, 0)), ky_n.eq(0),
+                     nb_n.eq(0), ox_n.eq(0), oy_n.eq(0), w_row_n.eq(0), w_g_n.eq(0),
+                     w_grp_n.eq(0), rcol_n.eq(new.pad_left),
+                     w_col_n.eq(Mux(new.packed, 0, new.pad_left))]
 
-    # The sequencer's steps (each implies ``go``): a kernel row (``ky`` moves on), a block's
-    # last chunk (``ky`` back to 0), a pixel's (``pix``), an output row's (``row``: ``ytop``
-    # moves on) and a depthwise channel group's (``grp``: ``ytop`` back to 0).
+    # The sequencer's steps, each taken in a cycle with ``go``: a kernel row (``ky`` moves
+    # on), a block's last chunk (``ky`` back to 0), a pixel's (``pix``), an output row's
+    # (``row``: ``ytop`` moves on) and a depthwise channel group's (``grp``: ``ytop`` back to
+    # 0). They are of registers only; ``go`` (the issue condition, which arrives last) gates
+    # the registers they update.
     go = Signal()
     step = desc.rows_per_chunk
-    last_g, last_kx, last_ky = g == lim["g_hi"], kx == lim["kw_hi"], ky >= lim["ky_lim"]
+    # Each counter at its last value: flags a cycle ahead, like the issue condition's.
+    lf = _flags(m, last_g=g_n == lim_n["g_hi"], last_kx=kx_n == lim_n["kw_hi"],
+                last_ky=ky_n >= lim_n["ky_lim"], last_nb=nb_n == lim_n["nb_hi"],
+                last_ox=ox_n == lim_n["ox_hi"], last_oy=oy_n == lim_n["oy_hi"])
+    last_g, last_kx, last_ky, last_nb, last_ox, last_oy = lf.values()
     last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
-    last_nb = nb == lim["nb_hi"]
-    last_ox, last_oy = ox == lim["ox_hi"], oy == lim["oy_hi"]
-    kx_end = go & ~dw & last_g & last_kx
-    pix = (go & dw & last_dc) | (kx_end & last_ky & last_nb)
+    kx_end = ~dw & last_g & last_kx
+    pix = (dw & last_dc) | (kx_end & last_ky & last_nb)
     row = pix & last_ox
     grp = row & dw & last_oy & ~last_nb
     # ytop + stride_h, as ytop stores it: ytop's next value at an output row's end.
     ytop_n = Signal.like(ytop)
     with m.If(start):
         m.d.sync += ytop_n.eq(Mux(new.stride2_h, 2, 1))
-    with m.Elif(grp):
-        m.d.sync += ytop_n.eq(stride_h)
-    with m.Elif(row):
-        m.d.sync += ytop_n.eq(ytop_n + stride_h)
+    with m.Elif(go & row):
+        m.d.sync += ytop_n.eq(Mux(grp, stride_h, ytop_n + stride_h))
     # ky moves only within a row (and ky + step < KH there, so lo, hi and kleft just step).
-    rows = _kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
+    rows, rows_n, rows_later = _kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
                      "hi": lim["hb"] - (ytop + ky), "kleft": lim["kh_hi"] - ky},
-                 lambda r: [(start, _rows(new, lim_new, 0)), (grp, _rows(desc, lim, 0)),
-                            (row, _rows(desc, lim, ytop_n)),
+                 start, _rows(new, lim_new, 0), go,
+                 lambda r: [(grp, _rows(desc, lim, 0)), (row, _rows(desc, lim, ytop_n)),
                             (kx_end & last_ky, {k: v for k, v in _rows(desc, lim, ytop).items()
                                                 if k in ("lo", "hi", "kleft")}),
                             (kx_end, {"lo": r["lo"] + step, "hi": r["hi"] - step,
                                       "kleft": r["kleft"] - step})])
     # The window's last column, and a depthwise group's last weight word (plus one).
-    xlast = _kept(m, {"xlast": xbase + desc.kernel_w - 1}, [
-        (start, {"xlast": lim_new["kw_hi"]}), (row, {"xlast": lim["kw_hi"]}),
-        (pix, {"xlast": _stepped(m, xbase, xbase + stride_w, "xbase_s") + lim["kw_hi"]})])[
-        "xlast"]
-    w_need = _kept(m, {"w_need": w_base + cfg.dw_chunks}, [
-        (start, {"w_need": cfg.dw_chunks}),
-        (grp, {"w_need": _stepped(m, w_base, w_base + cfg.dw_chunks, "w_base_s")
-               + cfg.dw_chunks})])["w_need"]
+    xlast, xlast_n, _ = (d["xlast"] for d in _kept(
+        m, {"xlast": xbase + desc.kernel_w - 1}, start, {"xlast": lim_new["kw_hi"]}, go,
+        [(row, {"xlast": lim["kw_hi"]}),
+         (pix, {"xlast": _stepped(m, xbase, xbase + stride_w, "xbase_s") + lim["kw_hi"]})]))
+    w_need_n = _kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
+                     go, [(grp, {"w_need": _stepped(m, w_base, w_base + cfg.dw_chunks,
+                                                    "w_base_s") + cfg.dw_chunks})])[1]["w_need"]
+    # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
+    # sequencer (depthwise), past the window's last row or on it (this window's, and the
+    # next row's for ``nx``), past the column a chunk needs or the image's first; the read
+    # column past the window's last, on it, or past the image; the block's requantizer in,
+    # and (a depthwise group) its weight words; the writer's room (a group ahead, and beside
+    # the window), its counters at their ends, its column in the image.
+    # The window-row flags read 0 in the cycle after a start, rather than follow the new
+    # descriptor's sums: nothing is stored yet, so ``avail`` is 0 either way and no chunk,
+    # read or ``nx`` issues in that cycle.
+    def past_on(need):
+        return (~start & (w_row_n > rows_later[need]), ~start & (w_row_n == rows_later[need]))
+
+    (row_past, row_on), (row_past_n, row_on_n) = past_on("need_row"), past_on("need_row_n")
+    f = _flags(m, ahead=w_grp_n > nb_n, behind=w_grp_n < nb_n,
+               row_past=row_past, row_on=row_on,
+               col_past_r=w_col_n > rcol_n, col_past_x=w_col_n > xlast_n,
+               rcol_past=rcol_n > xlast_n, rcol_on=rcol_n == xlast_n,
+               rq_ok=rq_count > nb_n, w_ok=w_count >= w_need_n,
+               room_ahead=w_row_n < lim_n["wlim0"], room=w_row_n < rows_n["wlim"],
+               written=w_row_n == lim_n["height"], w_g_last=w_g_n == lim_n["g_hi"],
+               w_col_last=w_col_n == lim_n["w_last"], w_row_last=w_row_n == lim_n["h_hi"],
+               w_grp_last=w_grp_n == lim_n["nb_hi"],
+               in_image=_within(w_col_n, lim_n["left"], lim_n["col_end"]),
+               row_past_n=row_past_n, row_on_n=row_on_n,
+               col_past_l=w_col_n > lim_n["left"], rcol_out=rcol_n >= lim_n["col_end"])
+    written = f["written"]
 
     # Writer: may fill row w_row once the window no longer needs the row it overwrites.
     # A packed row shifts through its padding columns (the word at a column holds the
     # kernel row ending there); a grouped or depthwise one skips them (masked on read).
     first_col = Mux(desc.packed, 0, left)
-    in_image = _within(w_col, left, lim["col_end"])
+    in_image = f["in_image"]
     # It starts with the load phase (``fill``): the image's first rows need no weights.
     # Depthwise: a writer a group ahead of the sequencer fills that group's first ring slots,
     # one a group behind (rows a stride drops) stores freely, as after the last pixel.
     # (w_row + top < ytop + NS, or < NS a group ahead.)
-    ahead, behind = dw & (w_grp > nb), dw & (w_grp < nb)
-    room = Mux(ahead, w_row < lim["wlim0"], w_row < rows["wlim"])
+    ahead, behind = dw & f["ahead"], dw & f["behind"]
+    room = Mux(ahead, f["room_ahead"], f["room"])
     allowed = fill & ~written & (done | behind | room)
     m.d.comb += activations.ready.eq(allowed & in_image)
     wr = allowed & (~in_image | activations.valid)
@@ -201,31 +263,33 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         m.d.comb += [wp.addr.eq(w_col * G + w_g + w_grp), wp.data.eq(shifted),
                      wp.en.eq(wr & (w_slot == b))]
     with m.If(wr):
-        m.d.sync += [sr.eq(shifted), w_g.eq(w_g + 1)]
-        with m.If(w_g == lim["g_hi"]):
-            m.d.sync += [w_g.eq(0), w_col.eq(w_col + 1)]
-            with m.If(w_col == lim["w_last"]):
-                m.d.sync += [w_col.eq(first_col), w_row.eq(w_row + 1),
-                             w_slot.eq(w_slot + 1)]
-                with m.If(dw & (w_row == lim["h_hi"]) & (w_grp != lim["nb_hi"])):
-                    m.d.sync += [w_row.eq(0), w_slot.eq(0), w_grp.eq(w_grp + 1)]
+        m.d.sync += sr.eq(shifted)
+        m.d.comb += w_g_n.eq(w_g + 1)
+        with m.If(f["w_g_last"]):
+            m.d.comb += [w_g_n.eq(0), w_col_n.eq(w_col + 1)]
+            with m.If(f["w_col_last"]):
+                m.d.sync += w_slot.eq(w_slot + 1)
+                m.d.comb += [w_col_n.eq(first_col), w_row_n.eq(w_row + 1)]
+                with m.If(dw & f["w_row_last"] & ~f["w_grp_last"]):
+                    m.d.sync += w_slot.eq(0)
+                    m.d.comb += [w_row_n.eq(0), w_grp_n.eq(w_grp + 1)]
 
     # Sequencer: a chunk may issue once the writer has stored the window's last row
     # (``need_row``) up to its last column (``xlast``; depthwise: the column it reads).
     # Depthwise reads the window's columns one at a time (``rd``), before the pixel's first
     # chunk or with it, and never between its chunks (the window register is in use).
-    def stored(need_row, col_past):
-        return ahead | ~behind & ((w_row > need_row) | ((w_row == need_row) & col_past))
+    def stored(row_past, row_on, col_past):
+        return ahead | ~behind & (row_past | (row_on & col_past))
 
-    avail = stored(rows["need_row"], Mux(dw, w_col > rcol, w_col > xlast))
+    avail = stored(f["row_past"], f["row_on"], Mux(dw, f["col_past_r"], f["col_past_x"]))
     rd = Signal()
-    m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & (rcol <= xlast) & avail)
+    m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & ~f["rcol_past"] & avail)
     # (the same as (rcol == xlast) & rd within ``go``, which has rd's other terms)
-    dw_ready = (rcol > xlast) | ((rcol == xlast) & (dc == 0) & avail)
+    dw_ready = f["rcol_past"] | (f["rcol_on"] & (dc == 0) & avail)
     credit = Signal()
     # The block's requantizer is in (depthwise: the group's weight words too; a dense layer's
     # run phase begins with all of its weight words in).
-    rq_in = desc.reuse | ((rq_count > nb) & (~dw | (w_count >= w_need)))
+    rq_in = desc.reuse | (f["rq_ok"] & (~dw | f["w_ok"]))
     m.d.comb += go.eq(run & ~done & credit & rq_in & Mux(dw, dw_ready, avail))
     first = Mux(dw, dc == 0, (g == 0) & (kx == kx_lo) & (ky == 0))
     last = Mux(dw, last_dc, last_g & last_kx & last_ky)
@@ -235,44 +299,51 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # a row's last chunk when that cycle reads nothing or a padding column (the read port is
     # free) and the writer has stored it: ``nx`` addresses the next row's ring slots, the
     # window register loads the read as the next row's first column after the chunk.
-    nx = Signal()
-    avail_n = stored(rows["need_row_n"], w_col > left)
+    # ``nx_if`` is the same without ``go``, for what ``go`` already gates.
+    nx, nx_if = Signal(), Signal()
+    avail_n = stored(f["row_past_n"], f["row_on_n"], f["col_past_l"])
     # (~rd | rcol >= col_end: within ``go``, a depthwise rd is rcol == xlast, and rcol <= xlast)
-    m.d.comb += nx.eq(go & dw & last & last_ox & ~last_oy & avail_n
-                      & ((rcol > xlast) | (rcol >= lim["col_end"])))
+    m.d.comb += [nx_if.eq(dw & last & last_ox & ~last_oy & avail_n
+                          & (f["rcol_past"] | f["rcol_out"])),
+                 nx.eq(go & nx_if)]
 
     def next_pixel(group=False):
-        m.d.sync += [ox.eq(ox + 1), xbase.eq(xbase + stride_w)]
+        m.d.sync += xbase.eq(xbase + stride_w)
+        m.d.comb += ox_n.eq(ox + 1)
         if not group:
-            m.d.sync += [nb.eq(0), w_addr.eq(0)]
+            m.d.sync += w_addr.eq(0)
+            m.d.comb += nb_n.eq(0)
         with m.If(last_ox):
-            m.d.sync += [ox.eq(0), xbase.eq(0), oy.eq(oy + 1), ytop.eq(ytop_n),
-                         base_slot.eq(base_slot + stride_h), rcol.eq(Mux(nx, left + 1, left))]
+            m.d.sync += [xbase.eq(0), ytop.eq(ytop_n), base_slot.eq(base_slot + stride_h)]
+            m.d.comb += [ox_n.eq(0), oy_n.eq(oy + 1), rcol_n.eq(Mux(nx_if, left + 1, left))]
             with m.If(last_oy):
                 m.d.sync += done.eq(1)
                 if group:   # depthwise: the next channel group, if any, from its first row
                     with m.If(~last_nb):
-                        m.d.sync += [done.eq(0), oy.eq(0), ytop.eq(0), base_slot.eq(-top),
-                                     nb.eq(nb + 1), w_base.eq(w_base + cfg.dw_chunks),
+                        m.d.sync += [done.eq(0), ytop.eq(0), base_slot.eq(-top),
+                                     w_base.eq(w_base + cfg.dw_chunks),
                                      w_addr.eq(w_base + cfg.dw_chunks)]
+                        m.d.comb += [oy_n.eq(0), nb_n.eq(nb + 1)]
 
     with m.If(rd):
-        m.d.sync += rcol.eq(rcol + 1)
-    with m.If(go & dw):
-        m.d.sync += [dc.eq(dc + 1), w_addr.eq(w_addr + 1)]
-        with m.If(last_dc):
-            m.d.sync += [dc.eq(0), w_addr.eq(w_base)]
-            next_pixel(group=True)
-    with m.Elif(go):
-        m.d.sync += [g.eq(g + 1), w_addr.eq(w_addr + 1)]
-        with m.If(last_g):
-            m.d.sync += [g.eq(0), kx.eq(kx + 1)]
-            with m.If(last_kx):
-                m.d.sync += [kx.eq(kx_lo), ky.eq(ky + step)]
-                with m.If(last_ky):
-                    m.d.sync += [ky.eq(0), nb.eq(nb + 1)]
-                    with m.If(last_nb):
-                        next_pixel()
+        m.d.comb += rcol_n.eq(rcol + 1)
+    with m.If(go):
+        with m.If(dw):
+            m.d.sync += [dc.eq(dc + 1), w_addr.eq(w_addr + 1)]
+            with m.If(last_dc):
+                m.d.sync += [dc.eq(0), w_addr.eq(w_base)]
+                next_pixel(group=True)
+        with m.Else():
+            m.d.sync += w_addr.eq(w_addr + 1)
+            m.d.comb += g_n.eq(g + 1)
+            with m.If(last_g):
+                m.d.comb += [g_n.eq(0), kx_n.eq(kx + 1)]
+                with m.If(last_kx):
+                    m.d.comb += [kx_n.eq(kx_lo), ky_n.eq(ky + step)]
+                    with m.If(last_ky):
+                        m.d.comb += [ky_n.eq(0), nb_n.eq(nb + 1)]
+                        with m.If(last_nb):
+                            next_pixel()
 
     # ``nx`` (late: it follows ``go``) only selects between values worked out for both cases
     # (the next row's or this one's), so it is not in front of the adders and compares.
