@@ -115,6 +115,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..rounding import rounding_terms, shift_terms
+from ..split_product import join_product, split_product
 from .config import ConvConfig
 from .layouts import (
     activation_layout,
@@ -129,7 +130,7 @@ from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
-FIFO_DEPTH = 16  # > issue-to-FIFO latency (6), so a ready sink sees one result per cycle
+FIFO_DEPTH = 16  # > issue-to-FIFO latency (7), so a ready sink sees one result per cycle
 
 
 def psum_ports(cfg: ConvConfig) -> dict:
@@ -325,23 +326,31 @@ class ConvEngine(wiring.Component):
         m.d.comb += [self.psum_waddr.eq(stage("s5_beat", beat4, beat.shape())),
                      self.psum_wdata.eq(Cat(*accs)), self.psum_we.eq(v5 & desc.acc_out)]
 
-        # Stage 6: acc * M + 2**(S-1); stage 7: >> S (arithmetic, so round half up), saturate.
-        # At the product's width (hwaccel.generators.rounding): a shift past it gives 0.
-        terms = [rounding_terms(accs[n] * mults[n], shifts[n]) for n in range(B)]
-        scaled = [stage(f"scaled_n{n}", t.total, t.total.shape()) for n, t in enumerate(terms)]
-        shifts6 = [stage(f"s6_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
-        big6 = [stage(f"s6_big_n{n}", t.big) for n, t in enumerate(terms)]
+        # Stage 6: acc * M as two products that each fit one 18x18 multiplier (an ECP5
+        # MULT18X18D), registered at its output; stage 7: their sum + 2**(S-1); then >> S
+        # (arithmetic, so round half up) and saturate into the result FIFO. At the product's
+        # width (hwaccel.generators.rounding): a shift past it gives 0.
+        halves = [split_product(accs[n], mults[n]) for n in range(B)]
+        lows = [stage(f"rq_lo_n{n}", h.low, h.low.shape()) for n, h in enumerate(halves)]
+        highs = [stage(f"rq_high_n{n}", h.high, h.high.shape()) for n, h in enumerate(halves)]
+        shifts6 = [stage(f"s6_shift_n{n}", shifts[n], shifts[n].shape()) for n in range(B)]
         v6, e6 = stage("s6_valid", v5), stage("s6_end", e5)
+        terms = [rounding_terms(join_product(lows[n], highs[n], halves[n]), shifts6[n])
+                 for n in range(B)]
+        scaled = [stage(f"scaled_n{n}", t.total, t.total.shape()) for n, t in enumerate(terms)]
+        shifts7 = [stage(f"s7_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
+        big7 = [stage(f"s7_big_n{n}", t.big) for n, t in enumerate(terms)]
+        v7, e7 = stage("s7_valid", v6), stage("s7_end", e6)
         lo = Mux(desc.relu, 0, -128)
         outs = []
         for n in range(B):
             y = Signal(scaled[n].shape(), name=f"shifted_n{n}")
-            m.d.comb += y.eq(shift_terms(scaled[n], shifts6[n], big6[n]))
+            m.d.comb += y.eq(shift_terms(scaled[n], shifts7[n], big7[n]))
             outs.append(Mux(y > 127, 127, Mux(y < lo, lo, y))[:8])
 
         fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
                                             depth=FIFO_DEPTH)
-        m.d.comb += [fifo.w_en.eq(v6), fifo.w_data.eq(Cat(*outs, e6)),
+        m.d.comb += [fifo.w_en.eq(v7), fifo.w_data.eq(Cat(*outs, e7)),
                      self.result.valid.eq(fifo.r_rdy), self.result.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.result.ready)]
         # Issue's credit (a free FIFO row: credits != 0) is a register worked out a cycle
@@ -352,4 +361,4 @@ class ConvEngine(wiring.Component):
         m.d.comb += issue["credit"].eq(has_credit)
         m.d.sync += [credits.eq(credits - spent + freed),
                      has_credit.eq(Mux(spent & ~freed, credits != 1, has_credit | freed))]
-        return reduce(lambda x, y: x | y, [s1["go"], s2["go"], s3["go"], s4["go"], v5, v6])
+        return reduce(lambda x, y: x | y, [s1["go"], s2["go"], s3["go"], s4["go"], v5, v6, v7])

@@ -15,7 +15,7 @@ Properties, on a small engine (one lane, one output channel a beat, 3 x 3 maps, 
 ``beats``          with one fixed layer (:data:`BEATS_LAYER`: 3 x 3 input, 3 x 3 kernel, two
                    output channels) and any back-pressure, no result beat is lost, invented or
                    duplicated: every beat owed (the layer's beats per accepted descriptor, less
-                   those emitted) is still to reach stage 3 of the pipeline, in stages 4-6, or
+                   those emitted) is still to reach stage 3 of the pipeline, in stages 4-7, or
                    in the FIFO, at every cycle; when the engine is idle again all of the
                    layer's beats have passed stage 3 (the sequencer issues exactly the layer's
                    beats); and the engine never takes more activation, weight or requantizer
@@ -92,7 +92,8 @@ class ConvHarness(Harness):
     # The line buffer's write data and the weight and partial-sum addresses feed memories only.
     abstract = tuple(f"w:{n}" for n in (
         "*s2_a", "*s2_w", "*prod_k*", "*sum_n*", "*acc_n*", "*mult_n*", "*shift_n*",
-        "*scaled_n*", "*s6_big_n*", "*.sr", "*.w_addr", "*beat", "*win_r*", "*s2_dw*",
+        "*rq_lo_n*", "*rq_high_n*", "*scaled_n*", "*s7_big_n*", "*.sr", "*.w_addr", "*beat",
+        "*win_r*", "*s2_dw*",
     ))
 
     def __init__(self, config: ConvConfig, prop: str, *, mutant: bool = False):
@@ -157,12 +158,12 @@ class ConvHarness(Harness):
     def _credit_invariant(self, m: Module, body: Module, level) -> None:
         """What makes ``result_fifo`` inductive (asserted, so proved with it): every FIFO row is
         a credit, a block's last chunk on its way down the pipeline (stages 1-4 carry ``go``
-        and ``last``, stages 5-6 the result's valid) or a result in the FIFO, so they add up to
+        and ``last``, stages 5-7 the result's valid) or a result in the FIFO, so they add up to
         the FIFO depth; the issue's credit flag (a register worked out a cycle ahead) is
         ``credits != 0``; and the FIFO's own level is the one its handshakes give."""
         fifo = body.submodules.fifo
         flights = [driven(body, f"s{i}_go") & driven(body, f"s{i}_last") for i in range(1, 5)]
-        flights += [driven(body, "s5_valid"), driven(body, "s6_valid")]
+        flights += [driven(body, f"s{i}_valid") for i in range(5, 8)]
         credits = driven(body, "credits")
         rows = credits + ones(*flights) + fifo.level
         m.d.comb += [
@@ -201,12 +202,12 @@ class ConvHarness(Harness):
             o.update(started * per_layer, took(getattr(dut, name)))
             dues[name] = o.count
         # Every beat owed is still to pass stage 3 of the pipeline (``s3_beat`` counts those
-        # that did since the layer began), on its way through stages 4-6, or in the FIFO: a
+        # that did since the layer began), on its way through stages 4-7, or in the FIFO: a
         # beat the FIFO refuses, or one emitted twice, breaks the sum at once.
         beat = driven(body, "s3_beat")
         fifo = body.submodules.fifo
-        later = [driven(body, "s4_go") & driven(body, "s4_last"), driven(body, "s5_valid"),
-                 driven(body, "s6_valid")]
+        later = [driven(body, "s4_go") & driven(body, "s4_last")]
+        later += [driven(body, f"s{i}_valid") for i in range(5, 8)]
         idle = driven(body, "state") == 0
         m.d.comb += [
             Assert(owed.count == Mux(seen, outs - beat, 0) + ones(*later) + fifo.level,

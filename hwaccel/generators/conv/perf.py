@@ -69,10 +69,14 @@ DMA_FIRST = 3
 #: The load state's first cycle: the writer stores the image from then on, while the weights
 #: load (with the weights reused, the run state's first cycle, ``REUSE_RUN_START``).
 LOAD_START = 2
-#: From the last chunk's issue to the job's end: the pipeline's 6 stages, the result FIFO and
+#: The MAC and requantize pipeline's stages after the issue: memory read, operands, products,
+#: column sums, accumulate, the requantizer's split product, its rounding add (the shift and
+#: saturation feed the result FIFO's write).
+PIPE_STAGES = 7
+#: From the last chunk's issue to the job's end: the pipeline's stages, the result FIFO and
 #: the store, the job ending in the cycle of its last store (the max-pool stage passes an
 #: unpooled layer's beats through combinationally; the engine is idle from the next cycle).
-ISSUE_TAIL = 7
+ISSUE_TAIL = PIPE_STAGES + 1
 #: A pooled layer's extra tail: the max-pool stage's output register.
 POOL_STAGE = 1
 #: From the writer's last word to the job's end, when the writer finishes last (the job ends
@@ -255,9 +259,9 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
 #: the last weight beat (the count registers, then the state); block ``b``'s requantizer is in
 #: from cycle ``b + 2``, never later than its first chunk.
 STREAM_RUN_START = 2
-#: A chunk's result transfers this many cycles after the chunk issues: the pipeline's 6 stages
+#: A chunk's result transfers this many cycles after the chunk issues: the pipeline's stages
 #: and the result FIFO's output (the max-pool stage passes it through).
-STREAM_RESULT = 7
+STREAM_RESULT = PIPE_STAGES + 1
 
 
 def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
