@@ -102,7 +102,12 @@ class Eltwise(wiring.Component):
         m.d.sync += res_valid.eq(0)
         with m.If(self.start):
             m.d.sync += mode_avg.eq(self.avg)
-        pipe_add = self._add(m, issuing & ~mode_avg, res, res_valid)
+        # The job's pointers and counters load while the unit does not issue (ADD) or in the
+        # first set-up cycle (AVGPOOL), not on ``start``: the processor's job fields hold from
+        # before ``start`` until RIPE cycles after it (.tiling), and ``start`` is at the end of
+        # the processor's ISSUE decision (its range checks' compare): through it into the read
+        # pointers was the netlist estimate's deepest path (15.1 ns at 48a413b).
+        pipe_add = self._add(m, issuing & ~mode_avg, ~issuing, res, res_valid)
         pipe_avg = self._avg(m, issuing & mode_avg, setup, res, res_valid)
         with m.If(self.start):
             m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
@@ -119,7 +124,7 @@ class Eltwise(wiring.Component):
                                   | res_valid)]
         return m
 
-    def _add(self, m, issue, res, res_valid):
+    def _add(self, m, issue, load, res, res_valid):
         """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
         ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
         cfg, p = self.config, self.args.add
@@ -132,7 +137,7 @@ class Eltwise(wiring.Component):
         prod_a = [[Signal(signed(8 + MULT_BITS + 1)) for _ in range(lanes)] for _ in range(2)]
         total = [[Signal(signed(8 + MULT_BITS + 2)) for _ in range(lanes)] for _ in range(2)]
         stop = Signal()
-        with m.If(self.start):
+        with m.If(load):
             m.d.sync += [a_ptr.eq(self.src), b_ptr.eq(p.src2), left.eq(self.count), ph.eq(0)]
         with m.If(issue):
             m.d.sync += ph.eq(~ph)
@@ -204,7 +209,7 @@ class Eltwise(wiring.Component):
                 sync += [counters[i].eq(0), at[i].eq(lasts[i] == 0)]
             return sync + [addr.eq(base)]
 
-        with m.If(self.start):
+        with m.If(setup == AVG_SETUP):
             m.d.sync += [b.eq(0), dx.eq(0), dy.eq(0), ox.eq(0), oy.eq(0), addr.eq(self.src),
                          row0.eq(self.src), win0.eq(self.src), orow0.eq(self.src)]
         with m.If(issue):
