@@ -369,14 +369,19 @@ class Accelerator(wiring.Component):
         # --- performance counters (cleared when a program starts) ------------------------------
         energy = energy_events(m, active=active, act_wen=act_wr.en, act_taken=consumed, elt=elt,
                                elt_avg=proc.job_avg, weight_taken=loaded)
+        # A conv job's MAC slots count the cycle after its start (registered: the processor's
+        # ISSUE decision, then the counter's carry chain, was one of the deepest paths). A
+        # program ends long after its last job starts, so the totals are the same.
+        slots_due = Signal.like(proc.job_fabric * cfg.macs, name="mac_slots_due")
+        m.d.sync += slots_due.eq(Mux(proc.job_start & (proc.job_kind == JOB_CONV),
+                                     proc.job_fabric * cfg.macs, 0))
         events = {
             "cycles": busy,
             "conv_busy": is_conv,
             "pool_busy": is_pool,
             "lstm_busy": is_lstm,
             "eltwise_busy": is_elt | is_attn,
-            "mac_slots": Mux(proc.job_start & (proc.job_kind == JOB_CONV),
-                             proc.job_fabric * cfg.macs, 0),
+            "mac_slots": slots_due,
             "load_cycles": loaded,
             "stall_input": is_conv & conv.activations.ready & ~conv.activations.valid,
             "overhead": busy & ~active,
