@@ -92,9 +92,14 @@ class Reader(wiring.Component):
                 m.d.sync += [addr.eq(g_first + 1), first.eq(g_first + 1),
                              g_first.eq(g_first + 1), col.eq(0), g_col.eq(0),
                              group_end.eq(group == 1)]
-        with m.If(self.start):
-            m.d.sync += [addr.eq(self.base), first.eq(self.base), left.eq(self.count),
+        # The address registers load while no word is left to issue (a job starts only then,
+        # and its fields hold from before ``start``), so ``start``, the end of the processor's
+        # ISSUE decision, drives ``left`` alone.
+        with m.If(left == 0):
+            m.d.sync += [addr.eq(self.base), first.eq(self.base),
                          col.eq(0), run.eq(self.run), stride.eq(self.stride),
                          group.eq(self.group), g_first.eq(self.base), g_col.eq(0),
                          run_end.eq(self.run == 1), group_end.eq(self.group == 1)]
+        with m.If(self.start):
+            m.d.sync += left.eq(self.count)
         return m
