@@ -3,17 +3,21 @@
 
 Timing: the sums of the descriptor and the counters (the window's last row and column, its
 rows' padding bounds, the writer's limit) are kept in registers worked out a cycle ahead
-(:func:`_kept`), and so are the compares of the counters with them (:func:`_flags`, from the
-counters' next values, :func:`_next`): the issue condition ``go`` is a few gates of
-flip-flops, and what it gates (the counters' steps, the row memories' read address, the
-first stage's registers, the streams' ``ready``) only selects between values built beside it.
-The flags' own inputs (a counter's next value into a compare) are the sequencer's deepest
-logic."""
+(:func:`.ahead.kept`), and so are the compares of the counters with them
+(:func:`.ahead.flags`, from the counters' next values, :func:`.ahead.next_values`): the issue
+condition ``go`` is a few gates of flip-flops, and what it gates (the counters' steps, the
+row memories' read address, the first stage's registers, the streams' ``ready``) only selects
+between values built beside it.
+Where both sides of a compare step late, every pair of candidate next values is compared and
+the late conditions select the result (:func:`.ahead.compare`)."""
 
 from __future__ import annotations
 
+from operator import eq, ge, gt, lt
+
 from amaranth.hdl import Cat, Const, Mux, Signal
 
+from .ahead import choices, compare, flags, kept, next_values, stepped
 from .config import ConvConfig
 
 __all__ = ["issue_logic"]
@@ -22,55 +26,6 @@ __all__ = ["issue_logic"]
 def _within(v, first, end):
     """``first <= v < end``: a padded column inside the image (``end`` = left + width)."""
     return (v >= first) & (v < end)
-
-
-def _kept(m, now: dict, start, first: dict, late=None, cases=()) -> tuple[dict, dict, dict]:
-    """Registers that hold the expressions ``now`` (of the counters and the descriptor) at
-    every cycle from a layer's start on, worked out a cycle ahead: at ``start`` they load
-    ``first`` (of the incoming descriptor); in a cycle with ``late`` (the sequencer's ``go``)
-    the first true one of ``cases`` (or ``cases(registers)``), ``(condition, values)`` pairs,
-    gives the values ``now`` has in the next cycle; otherwise they hold. Each case's values
-    are built from registers, so their adders run beside the conditions, which only select;
-    the conditions are of registers too, and ``late``, which arrives last, gates them.
-    Returns the registers, their next values and those next values outside ``start``."""
-    regs = {k: Signal(v.shape(), name=k) for k, v in now.items()}
-    later = {k: Signal(v.shape(), name=f"{k}_later") for k, v in now.items()}
-    m.d.comb += [later[k].eq(r) for k, r in regs.items()]
-    if late is not None:
-        with m.If(late):
-            for i, (cond, values) in enumerate(cases(regs) if callable(cases) else cases):
-                with m.Elif(cond) if i else m.If(cond):
-                    m.d.comb += [later[k].eq(v) for k, v in values.items()]
-    nexts = {k: Mux(start, first[k], later[k]) if k in first else later[k] for k in regs}
-    m.d.sync += [regs[k].eq(v) for k, v in nexts.items()]
-    return regs, nexts, later
-
-
-def _next(m, *regs) -> list:
-    """Each register's next value, a signal that holds it unless later statements assign
-    it; the register loads it. The flags :func:`issue_logic` keeps are compares of these,
-    registered: worked out a cycle ahead, in front of ``go`` they are flip-flops."""
-    nexts = []
-    for r in regs:
-        n = Signal.like(r, name=f"{r.name}_next")
-        m.d.comb += n.eq(r)
-        m.d.sync += r.eq(n)
-        nexts.append(n)
-    return nexts
-
-
-def _flags(m, **values) -> dict:
-    """Registers loading ``values`` (compares of next values): the compares a cycle ahead."""
-    regs = {k: Signal(name=k) for k in values}
-    m.d.sync += [regs[k].eq(v) for k, v in values.items()]
-    return regs
-
-
-def _stepped(m, counter, value, name):
-    """``value`` as ``counter`` stores it (cut to its width): the counter's next value."""
-    s = Signal.like(counter, name=name)
-    m.d.comb += s.eq(value)
-    return s
 
 
 def _word(cfg: ConvConfig, col, sub):
@@ -126,7 +81,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
-    as flags worked out a cycle ahead from the counters' next values (:func:`_next`).
+    as flags worked out a cycle ahead from the counters' next values (:func:`next_values`).
     Returns the signals the datapath (:meth:`.engine.ConvEngine._pipeline`) and the state
     machine use.
 
@@ -161,11 +116,11 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     w_base = Signal(range(cfg.weight_depth))     # depthwise: the group's first weight word
     sr = Signal(L * 8)
     lim_new = _limits(cfg, new)
-    lim, lim_n, _ = _kept(m, _limits(cfg, desc), start, lim_new)
+    lim, lim_n, _ = kept(m, _limits(cfg, desc), start, lim_new)
     kx_lo = Mux(desc.packed, lim["kw_hi"], 0)
     stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
     # The counters the issue condition, the steps and the writer compare: their next values.
-    g_n, kx_n, ky_n, nb_n, ox_n, oy_n, rcol_n, w_row_n, w_col_n, w_g_n, w_grp_n = _next(
+    g_n, kx_n, ky_n, nb_n, ox_n, oy_n, rcol_n, w_row_n, w_col_n, w_g_n, w_grp_n = next_values(
         m, g, kx, ky, nb, ox, oy, rcol, w_row, w_col, w_g, w_grp)
     with m.If(start):
         m.d.sync += [ytop.eq(0), xbase.eq(0), w_addr.eq(0), done.eq(0),
@@ -183,7 +138,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     go = Signal()
     step = desc.rows_per_chunk
     # Each counter at its last value: flags a cycle ahead, like the issue condition's.
-    lf = _flags(m, last_g=g_n == lim_n["g_hi"], last_kx=kx_n == lim_n["kw_hi"],
+    lf = flags(m, last_g=g_n == lim_n["g_hi"], last_kx=kx_n == lim_n["kw_hi"],
                 last_ky=ky_n >= lim_n["ky_lim"], last_nb=nb_n == lim_n["nb_hi"],
                 last_ox=ox_n == lim_n["ox_hi"], last_oy=oy_n == lim_n["oy_hi"])
     last_g, last_kx, last_ky, last_nb, last_ox, last_oy = lf.values()
@@ -199,7 +154,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     with m.Elif(go & row):
         m.d.sync += ytop_n.eq(Mux(grp, stride_h, ytop_n + stride_h))
     # ky moves only within a row (and ky + step < KH there, so lo, hi and kleft just step).
-    rows, rows_n, rows_later = _kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
+    rows, rows_n, rows_later = kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
                      "hi": lim["hb"] - (ytop + ky), "kleft": lim["kh_hi"] - ky},
                  start, _rows(new, lim_new, 0), go,
                  lambda r: [(grp, _rows(desc, lim, 0)), (row, _rows(desc, lim, ytop_n)),
@@ -208,12 +163,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                             (kx_end, {"lo": r["lo"] + step, "hi": r["hi"] - step,
                                       "kleft": r["kleft"] - step})])
     # The window's last column, and a depthwise group's last weight word (plus one).
-    xlast, xlast_n, _ = (d["xlast"] for d in _kept(
+    # (the next pixel's: xlast + stride, one adder where xbase + stride + kw_hi took two)
+    xlast, xlast_n, _ = (d["xlast"] for d in kept(
         m, {"xlast": xbase + desc.kernel_w - 1}, start, {"xlast": lim_new["kw_hi"]}, go,
-        [(row, {"xlast": lim["kw_hi"]}),
-         (pix, {"xlast": _stepped(m, xbase, xbase + stride_w, "xbase_s") + lim["kw_hi"]})]))
-    w_need_n = _kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
-                     go, [(grp, {"w_need": _stepped(m, w_base, w_base + cfg.dw_chunks,
+        lambda r: [(row, {"xlast": lim["kw_hi"]}), (pix, {"xlast": r["xlast"] + stride_w})]))
+    w_need_n = kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
+                     go, [(grp, {"w_need": stepped(m, w_base, w_base + cfg.dw_chunks,
                                                     "w_base_s") + cfg.dw_chunks})])[1]["w_need"]
     # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
     # sequencer (depthwise), past the window's last row or on it (this window's, and the
@@ -224,22 +179,57 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # The window-row flags read 0 in the cycle after a start, rather than follow the new
     # descriptor's sums: nothing is stored yet, so ``avail`` is 0 either way and no chunk,
     # read or ``nx`` issues in that cycle.
-    def past_on(need):
-        return (~start & (w_row_n > rows_later[need]), ~start & (w_row_n == rows_later[need]))
+    # The flags comparing two counters that both step late (the writer's row and column,
+    # the read column, the window's last row and column) compare every pair of candidate
+    # next values (:func:`compare`); the steps' conditions, below, are these signals.
+    w_step, w_inc, w_wrap, rd, nx_if = Signal(), Signal(), Signal(), Signal(), Signal()
+    w_row_c = choices(m, w_row, "w_row", [(w_inc & w_wrap, 0), (w_inc, w_row + 1)])
+    w_col_c = choices(m, w_col, "w_col", [
+        (w_inc, Mux(desc.packed, 0, left)), (w_step, w_col + 1),
+        (start, Mux(new.packed, 0, new.pad_left))])
+    rcol_c = choices(m, rcol, "rcol", [(go & row, Mux(nx_if, left + 1, left)),
+                                        (rd, rcol + 1), (start, new.pad_left)])
+    xlast_c = choices(m, xlast, "xlast", [(start, lim_new["kw_hi"]), (go & row, lim["kw_hi"]),
+                                           (go & pix, xlast + stride_w)])
+
+    def lim_c(k):
+        return choices(m, lim[k], f"{k}_n", [(start, lim_new[k])])
+
+    # The window's last rows at a group's first output row and at the next output row, kept
+    # too, so the row flags' candidates are registers.
+    needs = ("need_row", "need_row_n")
+
+    def need_at(d, lim_d, y):
+        return {f"{k}_at": v for k, v in _rows(d, lim_d, y).items() if k in needs}
+
+    need_0 = kept(m, need_at(desc, lim, 0), start, need_at(new, lim_new, 0))[0]
+    need_r = kept(m, need_at(desc, lim, ytop_n), start,
+                  need_at(new, lim_new, Mux(new.stride2_h, 2, 1)), go,
+                  [(grp, need_at(desc, lim, stride_h)),
+                   (row, need_at(desc, lim, stepped(m, ytop_n, ytop_n + stride_h, "ytop_s")))])[0]
+
+    def past_on(need):   # (at start they read 0: see above)
+        c = choices(m, rows[need], need, [(go & grp, need_0[f"{need}_at"]),
+                                           (go & row, need_r[f"{need}_at"])])
+        return ~start & compare(gt, w_row_c, c), ~start & compare(eq, w_row_c, c)
+
+    left_c, end_c = lim_c("left"), lim_c("col_end")
 
     (row_past, row_on), (row_past_n, row_on_n) = past_on("need_row"), past_on("need_row_n")
-    f = _flags(m, ahead=w_grp_n > nb_n, behind=w_grp_n < nb_n,
+    f = flags(m, ahead=w_grp_n > nb_n, behind=w_grp_n < nb_n,
                row_past=row_past, row_on=row_on,
-               col_past_r=w_col_n > rcol_n, col_past_x=w_col_n > xlast_n,
-               rcol_past=rcol_n > xlast_n, rcol_on=rcol_n == xlast_n,
+               col_past_r=compare(gt, w_col_c, rcol_c),
+               col_past_x=compare(gt, w_col_c, xlast_c),
+               rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
                rq_ok=rq_count > nb_n, w_ok=w_count >= w_need_n,
                room_ahead=w_row_n < lim_n["wlim0"], room=w_row_n < rows_n["wlim"],
                written=w_row_n == lim_n["height"], w_g_last=w_g_n == lim_n["g_hi"],
-               w_col_last=w_col_n == lim_n["w_last"], w_row_last=w_row_n == lim_n["h_hi"],
+               w_col_last=compare(eq, w_col_c, lim_c("w_last")),
+               w_row_last=w_row_n == lim_n["h_hi"],
                w_grp_last=w_grp_n == lim_n["nb_hi"],
-               in_image=_within(w_col_n, lim_n["left"], lim_n["col_end"]),
+               in_image=compare(ge, w_col_c, left_c) & compare(lt, w_col_c, end_c),
                row_past_n=row_past_n, row_on_n=row_on_n,
-               col_past_l=w_col_n > lim_n["left"], rcol_out=rcol_n >= lim_n["col_end"])
+               col_past_l=compare(gt, w_col_c, left_c), rcol_out=rcol_n >= lim_n["col_end"])
     written = f["written"]
 
     # Writer: may fill row w_row once the window no longer needs the row it overwrites.
@@ -262,15 +252,17 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     for b, (wp, _) in enumerate(banks):
         m.d.comb += [wp.addr.eq(w_col * G + w_g + w_grp), wp.data.eq(shifted),
                      wp.en.eq(wr & (w_slot == b))]
+    m.d.comb += [w_step.eq(wr & f["w_g_last"]), w_inc.eq(w_step & f["w_col_last"]),
+                 w_wrap.eq(dw & f["w_row_last"] & ~f["w_grp_last"])]
     with m.If(wr):
         m.d.sync += sr.eq(shifted)
         m.d.comb += w_g_n.eq(w_g + 1)
-        with m.If(f["w_g_last"]):
+        with m.If(w_step):
             m.d.comb += [w_g_n.eq(0), w_col_n.eq(w_col + 1)]
-            with m.If(f["w_col_last"]):
+            with m.If(w_inc):
                 m.d.sync += w_slot.eq(w_slot + 1)
                 m.d.comb += [w_col_n.eq(first_col), w_row_n.eq(w_row + 1)]
-                with m.If(dw & f["w_row_last"] & ~f["w_grp_last"]):
+                with m.If(w_wrap):
                     m.d.sync += w_slot.eq(0)
                     m.d.comb += [w_row_n.eq(0), w_grp_n.eq(w_grp + 1)]
 
@@ -282,7 +274,6 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         return ahead | ~behind & (row_past | (row_on & col_past))
 
     avail = stored(f["row_past"], f["row_on"], Mux(dw, f["col_past_r"], f["col_past_x"]))
-    rd = Signal()
     m.d.comb += rd.eq(run & ~done & dw & (dc == 0) & ~f["rcol_past"] & avail)
     # (the same as (rcol == xlast) & rd within ``go``, which has rd's other terms)
     dw_ready = f["rcol_past"] | (f["rcol_on"] & (dc == 0) & avail)
@@ -300,7 +291,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # free) and the writer has stored it: ``nx`` addresses the next row's ring slots, the
     # window register loads the read as the next row's first column after the chunk.
     # ``nx_if`` is the same without ``go``, for what ``go`` already gates.
-    nx, nx_if = Signal(), Signal()
+    nx = Signal()
     avail_n = stored(f["row_past_n"], f["row_on_n"], f["col_past_l"])
     # (~rd | rcol >= col_end: within ``go``, a depthwise rd is rcol == xlast, and rcol <= xlast)
     m.d.comb += [nx_if.eq(dw & last & last_ox & ~last_oy & avail_n
