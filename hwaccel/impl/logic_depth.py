@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netlist_owners import top_module
+from .netlist_owners import CELL_SUFFIX, top_module
 
 __all__ = ["DepthPath", "deepest", "ROUTE_NS"]
 
@@ -36,7 +36,6 @@ ROUTE_NS = 0.8
 CLK_TO_Q = {"TRELLIS_FF": 0.52, "DP16KD": 5.8}   # where a path starts (clocked outputs)
 #: The clocked inputs where a path ends.
 _ENDS = {"TRELLIS_FF": ("DI", "M", "CE", "LSR"), "DP16KD": ("AD", "DI", "CE", "WE", "CS")}
-_NAME_END = re.compile(r"_(TRELLIS|LUT4|CCU2C|PFUMX|L6MUX|DO[AB]?\d|DI\b|AD[AB])")
 
 
 def _arcs(cell: dict) -> list[tuple[str, str, float]]:
@@ -73,7 +72,7 @@ class DepthPath:
 
 def _base(name: str) -> str:
     """A net's source signal: the name before the cell suffixes ABC adds, without its index."""
-    return _NAME_END.split(name)[0].split("[")[0]
+    return CELL_SUFFIX.split(name)[0].split("[")[0]
 
 
 def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list[DepthPath]:

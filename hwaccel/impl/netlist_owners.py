@@ -21,12 +21,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
-__all__ = ["owners", "CELL_OUTPUTS", "slots", "top_module"]
+__all__ = ["owners", "CELL_OUTPUTS", "CELL_SUFFIX", "slots", "top_module"]
 
 #: The output ports a cell is attributed by, per cell type.
 CELL_OUTPUTS = {"LUT4": ("Z",), "CCU2C": ("S0", "S1", "COUT"), "TRELLIS_FF": ("Q",),
                 "TRELLIS_DPR16X4": ("DO",), "MULT18X18D": ("P",), "DP16KD": ("DOA", "DOB")}
-_SUFFIX = re.compile(r"_(LUT4|CCU2C|TRELLIS|MULT18|DP16KD|PFUMX|L6MUX)")
+#: The suffixes ABC and the ECP5 cell mapping add to a net's name (cell types, block-RAM ports).
+CELL_SUFFIX = re.compile(
+    r"_(TRELLIS|LUT4|CCU2C|PFUMX|L6MUX|MULT18|DP16KD|DO[AB]?\d|DI\b|AD[AB])")
 
 
 def top_module(netlist: dict) -> dict:
@@ -55,7 +57,7 @@ def owners(netlist: dict, *, depth: int = 2, signals: str | None = None) -> Coun
             if not name.startswith(signals + "."):
                 return None
             rest = name[len(signals) + 1:]
-            base = _SUFFIX.split(rest)[0]
+            base = CELL_SUFFIX.split(rest)[0]
             return None if hd and len(hd.split(" ")) != signals.count(".") + 2 else base
         if hd:
             path = hd.split(" ")[:-1]
