@@ -101,7 +101,9 @@ at best), on DS-CNN's 5-wide map 6 reads per row of 5 pixels. Beating that takes
 path, not a different fabric mapping.
 
 Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
-accumulate (bias preloaded) -> multiply -> shift and saturate -> result FIFO. Issue needs a credit
+accumulate (bias preloaded) -> multiply (two products that each fit an 18x18 multiplier,
+registered: :mod:`..split_product`) -> their sum and the rounding term -> shift and saturate
+-> result FIFO. Issue needs a credit
 (a free FIFO row), so back-pressure on ``result`` stalls issue and never drops a result.
 """
 
