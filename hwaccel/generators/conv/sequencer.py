@@ -81,7 +81,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
-    as flags worked out a cycle ahead from the counters' next values (:func:`next_values`).
+    as flags worked out a cycle ahead from the counters' next values (:func:`.ahead.next_values`).
     Returns the signals the datapath (:meth:`.engine.ConvEngine._pipeline`) and the state
     machine use.
 
@@ -139,8 +139,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     step = desc.rows_per_chunk
     # Each counter at its last value: flags a cycle ahead, like the issue condition's.
     lf = flags(m, last_g=g_n == lim_n["g_hi"], last_kx=kx_n == lim_n["kw_hi"],
-                last_ky=ky_n >= lim_n["ky_lim"], last_nb=nb_n == lim_n["nb_hi"],
-                last_ox=ox_n == lim_n["ox_hi"], last_oy=oy_n == lim_n["oy_hi"])
+               last_ky=ky_n >= lim_n["ky_lim"], last_nb=nb_n == lim_n["nb_hi"],
+               last_ox=ox_n == lim_n["ox_hi"], last_oy=oy_n == lim_n["oy_hi"])
     last_g, last_kx, last_ky, last_nb, last_ox, last_oy = lf.values()
     last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
     kx_end = ~dw & last_g & last_kx
@@ -168,8 +168,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         m, {"xlast": xbase + desc.kernel_w - 1}, start, {"xlast": lim_new["kw_hi"]}, go,
         lambda r: [(row, {"xlast": lim["kw_hi"]}), (pix, {"xlast": r["xlast"] + stride_w})]))
     w_need_n = kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
-                     go, [(grp, {"w_need": stepped(m, w_base, w_base + cfg.dw_chunks,
-                                                    "w_base_s") + cfg.dw_chunks})])[1]["w_need"]
+                    go, [(grp, {"w_need": stepped(m, w_base, w_base + cfg.dw_chunks,
+                                                   "w_base_s") + cfg.dw_chunks})])[1]["w_need"]
     # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
     # sequencer (depthwise), past the window's last row or on it (this window's, and the
     # next row's for ``nx``), past the column a chunk needs or the image's first; the read
