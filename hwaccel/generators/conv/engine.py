@@ -103,8 +103,8 @@ path, not a different fabric mapping.
 Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
 accumulate (bias preloaded) -> multiply (two products that each fit an 18x18 multiplier,
 registered: :mod:`..split_product`) -> their sum and the rounding term -> shift and saturate
--> result FIFO. Issue needs a credit
-(a free FIFO row), so back-pressure on ``result`` stalls issue and never drops a result.
+-> result FIFO. Issue needs a credit (a free FIFO row), so back-pressure on ``result`` stalls
+issue and never drops a result.
 """
 
 from __future__ import annotations
