@@ -39,7 +39,7 @@ def kept(m, now: dict, start, first: dict, late=None, cases=()) -> tuple[dict, d
 
 def next_values(m, *regs) -> list:
     """Each register's next value, a signal that holds it unless later statements assign
-    it; the register loads it. The flags :func:`issue_logic` keeps are compares of these,
+    it; the register loads it. The flags :func:`.sequencer.issue_logic` keeps are compares of these,
     registered: worked out a cycle ahead, in front of ``go`` they are flip-flops."""
     nexts = []
     for r in regs:

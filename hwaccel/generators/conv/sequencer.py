@@ -154,7 +154,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     with m.Elif(go & row):
         m.d.sync += ytop_n.eq(Mux(grp, stride_h, ytop_n + stride_h))
     # ky moves only within a row (and ky + step < KH there, so lo, hi and kleft just step).
-    rows, rows_n, rows_later = kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
+    rows, rows_n, _ = kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
                      "hi": lim["hb"] - (ytop + ky), "kleft": lim["kh_hi"] - ky},
                  start, _rows(new, lim_new, 0), go,
                  lambda r: [(grp, _rows(desc, lim, 0)), (row, _rows(desc, lim, ytop_n)),
@@ -164,9 +164,10 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                                       "kleft": r["kleft"] - step})])
     # The window's last column, and a depthwise group's last weight word (plus one).
     # (the next pixel's: xlast + stride, one adder where xbase + stride + kw_hi took two)
-    xlast, xlast_n, _ = (d["xlast"] for d in kept(
+    xlast = kept(
         m, {"xlast": xbase + desc.kernel_w - 1}, start, {"xlast": lim_new["kw_hi"]}, go,
-        lambda r: [(row, {"xlast": lim["kw_hi"]}), (pix, {"xlast": r["xlast"] + stride_w})]))
+        lambda r: [(row, {"xlast": lim["kw_hi"]}), (pix, {"xlast": r["xlast"] + stride_w})])[0][
+        "xlast"]
     w_need_n = kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
                     go, [(grp, {"w_need": stepped(m, w_base, w_base + cfg.dw_chunks,
                                                    "w_base_s") + cfg.dw_chunks})])[1]["w_need"]
