@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..conv.perf import job_cycles
+from ..conv.perf import POOL_STAGE, job_cycles
 from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles, matmul_gemm, matmul_last
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
@@ -83,7 +83,7 @@ ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
 JOB_END = 1          # the RUN cycle after a job's last, in which the processor sees it end
 PER_JOB = ISSUE + JOB_END   # a job's processor overhead
 TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
-POOL_TAIL = 4        # MAXPOOL: the DMA's latency, the pool's output register, the store
+POOL_TAIL = 2 + POOL_STAGE + 1   # MAXPOOL: the DMA's latency, the pool's stages, the store
 LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
 
 

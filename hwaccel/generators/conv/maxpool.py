@@ -6,19 +6,26 @@ Interface
                  ``enable`` (0 passes the beats through unchanged, combinationally)
 ``sink``    In   ``{data: lanes x int8, last}``, pixel (y, x) then block b
 ``source``  Out  the same layout: pooled pixel (py, px) then block b; ``last`` on a layer's last
-``ending``  Out  ``layer.ready`` a cycle ahead: idle, or taking the layer's last beat (a pooled
-                 layer's last beat may still be in the output register next cycle)
+``ending``  Out  ``layer.ready`` a cycle ahead: idle, or finishing the layer's last beat (taking
+                 it, or its second stage when pooled; its result may still be in the output
+                 register next cycle)
 
 Floor mode, like ``torch.nn.functional.max_pool2d``: an odd last row or column is dropped.
 One row of partial maxima (``width // 2 x blocks`` words) is all the state: the even row writes
 its horizontal pair maxima there, the odd row folds itself in and emits. The memory's read is
 synchronous (block RAM on an FPGA, an SRAM macro on an ASIC): its address is the next beat's,
 presented in the cycle before that beat arrives (the beat being taken now is followed by the
-next address, any other cycle holds the current one). A read of the word written in the same
-cycle (consecutive beats of one pixel pair with one block) takes the written value from a
-register instead: the forwarding is logic here, not a property asked of the memory, so an SRAM
-macro without write-through serves and a gate count includes it. Every beat takes the cycle it
-took with an asynchronous read.
+next address, any other cycle holds the current one).
+
+A pooled beat takes two stages. The first registers the beat and its word as read (the block
+RAM's read goes into a register, not into the compares: its clock-to-out is the slowest part
+of an FPGA's block RAM); the second compares, writes the memory and loads the output register.
+The read misses the two writes before the beat's second stage (the one in the cycle before the
+beat was taken, and the one in the same cycle); registers forward both, as logic here, not a
+property asked of the memory, so an SRAM macro without write-through serves and a gate count
+includes it. A beat stuck in the second stage (the output register full) writes its word again
+each cycle, the same value. Beats still stream at one a cycle; a pooled layer ends a cycle
+later (:data:`.perf.POOL_STAGE`).
 """
 
 from __future__ import annotations
@@ -81,6 +88,15 @@ class MaxPool(wiring.Component):
 
         out_valid = Signal()
         out = Signal(pool_beat_layout(cfg))
+        # The second stage: a pooled beat, its memory word as read and where its result goes.
+        b_valid, b_write, b_emit, b_fresh = Signal(), Signal(), Signal(), Signal()
+        b_last, b_plast = Signal(), Signal()
+        b_v = Signal.like(self.sink.payload.data)
+        b_addr = Signal.like(pbase)
+        b_read = Signal(cfg.lanes * 8)
+        b_go = b_valid & (~b_emit | ~out_valid | self.source.ready)
+        # All beats taken (a pooled layer's last may still be in the second stage).
+        taken = Signal()
         # Pooling off: beats pass straight through (no register), once a pooled layer's last
         # beat has left the output register.
         through = Signal(pool_beat_layout(cfg))
@@ -88,7 +104,7 @@ class MaxPool(wiring.Component):
         m.d.comb += [self.source.valid.eq(out_valid | (bypass & self.sink.valid)),
                      self.source.payload.eq(Mux(out_valid, out, through))]
         take = Signal()
-        m.d.comb += [self.sink.ready.eq(Mux(desc.enable, active & (~out_valid | self.source.ready),
+        m.d.comb += [self.sink.ready.eq(Mux(desc.enable, active & ~taken & (~b_valid | b_go),
                                             bypass & self.source.ready)),
                      take.eq(self.sink.valid & self.sink.ready)]
         with m.If(self.source.ready):
@@ -103,30 +119,47 @@ class MaxPool(wiring.Component):
         next_pbase = Mux(last_x, 0, Mux(x[0], pbase + cfg.max_blocks, pbase))
         next_addr = Mux(last_b, next_pbase, addr + 1)
         m.d.comb += [rd.addr.eq(Mux(take, next_addr, Mux(accept, 0, addr))),
-                     wr.addr.eq(addr)]
-        # Write-through: the word read next cycle is the one written this cycle.
-        fwd_hit, fwd_data = Signal(), Signal.like(wr.data)
-        m.d.sync += [fwd_hit.eq(wr.en & (rd.addr == wr.addr)), fwd_data.eq(wr.data)]
-        v = self.sink.payload.data
-        keep = Mux(fwd_hit, fwd_data, rd.data)
+                     wr.addr.eq(b_addr), wr.en.eq(b_valid & b_write)]
+        # Forwarding: the write in the cycle of the read (``hit_a``, for the next beat), and
+        # the one in the cycle the beat is taken (``hit_b``, for its second stage).
+        hit_a, data_a = Signal(), Signal.like(wr.data)
+        hit_b, data_b = Signal(), Signal.like(wr.data)
+        m.d.sync += [hit_a.eq(wr.en & (rd.addr == wr.addr)), data_a.eq(wr.data)]
         lanes = []
+        keep = Mux(hit_b, data_b, b_read)
         for i in range(cfg.lanes):
             old = keep[i * 8:(i + 1) * 8].as_signed()
-            fresh = ~y[0] & ~x[0]  # the window's first pixel starts the maximum
-            lanes.append(Mux(fresh | (v[i] > old), v[i], old))
+            lanes.append(Mux(b_fresh | (b_v[i] > old), b_v[i], old))
         best = Cat(*lanes)
-        m.d.comb += [wr.data.eq(best), wr.en.eq(take & desc.enable & inside)]
-        pooled_last = ((y >> 1) == ph - 1) & ((x >> 1) == pw - 1) & last_b
+        m.d.comb += wr.data.eq(best)
+        v = self.sink.payload.data
         m.d.comb += [through.data.eq(v), through.last.eq(last_b & last_x & last_y)]
+        with m.If(b_go):
+            m.d.sync += b_valid.eq(0)
+            with m.If(b_emit):
+                m.d.sync += [out_valid.eq(1), out.data.eq(best), out.last.eq(b_plast)]
+            with m.If(b_last):
+                m.d.sync += active.eq(0)
         with m.If(take):
-            with m.If(desc.enable & inside & y[0] & x[0]):
-                m.d.sync += [out_valid.eq(1), out.data.eq(best), out.last.eq(pooled_last)]
+            with m.If(desc.enable):
+                m.d.sync += [
+                    b_valid.eq(1), b_v.eq(v), b_addr.eq(addr), b_write.eq(inside),
+                    b_emit.eq(inside & y[0] & x[0]), b_fresh.eq(~y[0] & ~x[0]),
+                    b_last.eq(last_b & last_x & last_y),
+                    b_plast.eq(((y >> 1) == ph - 1) & ((x >> 1) == pw - 1) & last_b),
+                    b_read.eq(Mux(hit_a, data_a, rd.data)),
+                    hit_b.eq(wr.en & (wr.addr == addr)), data_b.eq(wr.data)]
             m.d.sync += b.eq(b + 1)
             with m.If(last_b):
                 m.d.sync += [b.eq(0), x.eq(x + 1), pbase.eq(next_pbase)]
                 with m.If(last_x):
                     m.d.sync += [x.eq(0), y.eq(y + 1)]
                     with m.If(last_y):
-                        m.d.sync += active.eq(0)
-        m.d.comb += self.ending.eq(~active | (take & last_b & last_x & last_y))
+                        m.d.sync += taken.eq(1)
+                        with m.If(~desc.enable):
+                            m.d.sync += active.eq(0)
+        with m.If(accept):
+            m.d.sync += taken.eq(0)
+        m.d.comb += self.ending.eq(~active | (take & last_b & last_x & last_y & ~desc.enable)
+                                   | (b_go & b_last))
         return m

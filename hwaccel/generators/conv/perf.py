@@ -77,8 +77,9 @@ PIPE_STAGES = 7
 #: the store, the job ending in the cycle of its last store (the max-pool stage passes an
 #: unpooled layer's beats through combinationally; the engine is idle from the next cycle).
 ISSUE_TAIL = PIPE_STAGES + 1
-#: A pooled layer's extra tail: the max-pool stage's output register.
-POOL_STAGE = 1
+#: A pooled layer's extra tail: the max-pool stage's second stage (its block RAM's read is
+#: registered before the compares) and its output register.
+POOL_STAGE = 2
 #: From the writer's last word to the job's end, when the writer finishes last (the job ends
 #: the cycle before the engine is idle again).
 WRITE_TAIL = 2
