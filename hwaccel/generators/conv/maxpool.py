@@ -111,7 +111,19 @@ class MaxPool(wiring.Component):
             m.d.sync += out_valid.eq(0)
 
         ph, pw = desc.height >> 1, desc.width >> 1
-        last_b, last_x, last_y = b == desc.blocks - 1, x == desc.width - 1, y == desc.height - 1
+        # Each counter's "at its last value" is a flag register, worked out when the counter
+        # steps (a compare of registers), so a beat's handshake only gates flags.
+        last_b, last_x, last_y = Signal(), Signal(), Signal()
+        with m.If(accept):
+            p = self.layer.payload
+            m.d.sync += [last_b.eq(p.blocks == 1), last_x.eq(p.width == 1),
+                         last_y.eq(p.height == 1)]
+        with m.If(take):
+            m.d.sync += last_b.eq(Mux(last_b, desc.blocks == 1, b + 2 == desc.blocks))
+            with m.If(last_b):
+                m.d.sync += last_x.eq(Mux(last_x, desc.width == 1, x + 2 == desc.width))
+                with m.If(last_x):
+                    m.d.sync += last_y.eq(y + 2 == desc.height)
         inside = ((y >> 1) < ph) & ((x >> 1) < pw)
         addr = pbase + b
         # The next beat's address: the next block, else the pixel's first block at the next
@@ -121,10 +133,12 @@ class MaxPool(wiring.Component):
         m.d.comb += [rd.addr.eq(Mux(take, next_addr, Mux(accept, 0, addr))),
                      wr.addr.eq(b_addr), wr.en.eq(b_valid & b_write)]
         # Forwarding: the write in the cycle of the read (``hit_a``, for the next beat), and
-        # the one in the cycle the beat is taken (``hit_b``, for its second stage).
+        # the one in the cycle the beat is taken (``hit_b``, for its second stage). ``hit_a``
+        # compares each address the read may take and lets the handshakes pick.
         hit_a, data_a = Signal(), Signal.like(wr.data)
         hit_b, data_b = Signal(), Signal.like(wr.data)
-        m.d.sync += [hit_a.eq(wr.en & (rd.addr == wr.addr)), data_a.eq(wr.data)]
+        same = Mux(take, next_addr == b_addr, Mux(accept, b_addr == 0, addr == b_addr))
+        m.d.sync += [hit_a.eq(wr.en & same), data_a.eq(wr.data)]
         lanes = []
         keep = Mux(hit_b, data_b, b_read)
         for i in range(cfg.lanes):
