@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from hwaccel.generators.rounding import round_shift, rounding_terms
+from hwaccel.generators.rounding import round_shift, rounding_terms, saturate_int8
 
 
 def _formula(v: int, s: int) -> int:
@@ -48,3 +48,29 @@ def test_widths_and_bad_shapes():
     assert len(t.total) == 27 and len(t.shift) == 5
     with pytest.raises(TypeError, match="shift must be unsigned"):
         rounding_terms(Signal(8), Signal(signed(4)))
+
+
+@pytest.mark.parametrize("vshape", [signed(12), signed(9), signed(8), signed(5), unsigned(10)])
+def test_saturate_int8_equals_the_clamp_everywhere(vshape):
+    """``saturate_int8`` against ``min(max(v, lo), 127)`` for every value of the width, with and
+    without ReLU (``lo`` 0 or -128), read back as int8."""
+    v, relu = Signal(vshape), Signal()
+    out = Signal(signed(8))
+    m = Module()
+    m.d.comb += out.eq(saturate_int8(v, relu))
+    lo, hi = (-(1 << (len(v) - 1)), 1 << (len(v) - 1)) if vshape.signed else (0, 1 << len(v))
+    bad = []
+
+    async def bench(ctx):
+        for r in (0, 1):
+            ctx.set(relu, r)
+            for a in range(lo, hi):
+                ctx.set(v, a)
+                want = min(max(a, 0 if r else -128), 127)
+                if ctx.get(out) != want:
+                    bad.append((a, r, ctx.get(out), want))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not bad, bad[:5]

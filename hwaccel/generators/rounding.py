@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Mux, Value
 
-__all__ = ["rounding_terms", "shift_terms", "round_shift"]
+__all__ = ["rounding_terms", "shift_terms", "round_shift", "saturate_int8"]
 
 
 def rounding_terms(value, shift) -> SimpleNamespace:
@@ -56,3 +56,18 @@ def round_shift(value, shift):
     signed, ``len(value) + 1`` bits (``+ 2`` for an unsigned ``value``)."""
     t = rounding_terms(value, shift)
     return shift_terms(t.total, t.shift, t.big)
+
+
+def saturate_int8(value, relu):
+    """``value`` clamped to ``[lo, 127]`` as 8 bits, ``lo`` 0 with ``relu``, else -128
+    (:func:`hwaccel.numerics.requantize`'s last step), from the sign and the bits above bit 7:
+    ``value`` fits int8 when those bits are all equal to the sign. No compare of the whole
+    value (a carry chain as long as the value on an FPGA) is on the path."""
+    v = Value.cast(value)
+    if not v.shape().signed:
+        v = Cat(v, Const(0, 1)).as_signed()
+    if len(v) < 9:   # sign-extend to 9 bits: bits 7 and up are then at least two
+        v = Cat(v, *[v[-1]] * (9 - len(v))).as_signed()
+    sign, high = v[-1], v[7:]
+    fits = ~high.any() | high.all()
+    return Mux(sign, Mux(relu, 0, Mux(fits, v[:8], 0x80)), Mux(fits, v[:8], 0x7F))

@@ -10,12 +10,12 @@ store. Two multipliers a lane (the element-wise unit's one a lane takes two cycl
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...numerics import MULT_BITS
-from ..rounding import round_shift
+from ..rounding import round_shift, saturate_int8
 from .config import AccelConfig
 from .isa import elt_layout
 
@@ -42,7 +42,6 @@ class FuseAdd(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.args.add
-        lo = Mux(p.relu, 0, -128)
         out = []
         for lane in range(self.config.lanes):
             prod_a = Signal(signed(8 + MULT_BITS + 1), name=f"prod_a{lane}")
@@ -50,7 +49,7 @@ class FuseAdd(wiring.Component):
             total = prod_a + self.b.word_select(lane, 8).as_signed() * p.mult_b
             v = Signal(signed(len(total) + 1), name=f"sum{lane}")
             m.d.comb += v.eq(round_shift(total, p.shift))
-            out.append(Mux(v > 127, 127, Mux(v < lo, lo, v))[:8])
+            out.append(saturate_int8(v, p.relu))
         m.d.sync += self.y_valid.eq(self.a_valid)
         m.d.comb += self.y.eq(Cat(*out))
         return m
