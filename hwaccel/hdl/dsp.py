@@ -5,7 +5,9 @@ on each input, a product register, then a second product register. In plain Amar
 (simulation, ``generic`` and iCE40 synthesis) these are ordinary registers. When the design is
 elaborated for a platform whose ``dsp_primitive`` is ``"MULT18X18D"`` (the ECP5 target of
 :mod:`hwaccel.impl`), the first three are the DSP block's own ``REG_INPUTA``/``REG_INPUTB``/
-``REG_OUTPUT`` and the last is a fabric register.
+``REG_OUTPUT`` and the last is a fabric register. With ``fabric=False`` the product comes from
+the block's output register, :data:`DSP_LATENCY` cycles after the operands (for a consumer
+close enough to the block, or whose own logic is short).
 
 Why instantiate instead of infer: Yosys maps an ECP5 multiply to one MULT18X18D but leaves its
 registers in the fabric, so every multiply pays fabric routing into *and* out of the block around
@@ -22,16 +24,20 @@ from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed
 
-__all__ = ["registered_product", "MULT_LATENCY"]
+__all__ = ["registered_product", "MULT_LATENCY", "DSP_LATENCY"]
 
 #: Cycles from the operands to the product: operand, product and fabric product registers.
 MULT_LATENCY = 3
+#: Cycles from the operands to the product without the fabric register: operand, product.
+DSP_LATENCY = 2
 
 _MULT18_BITS = 18
 
 
-def registered_product(m: Module, a, b, *, platform=None, name: str) -> Signal:
-    """``a * b`` (both signed), :data:`MULT_LATENCY` cycles later, as a signed signal.
+def registered_product(m: Module, a, b, *, platform=None, name: str,
+                       fabric: bool = True) -> Signal:
+    """``a * b`` (both signed), :data:`MULT_LATENCY` cycles later (:data:`DSP_LATENCY` with
+    ``fabric=False``), as a signed signal.
 
     Parameters
     ----------
@@ -43,11 +49,16 @@ def registered_product(m: Module, a, b, *, platform=None, name: str) -> Signal:
         The ``platform`` given to ``elaborate``; its ``dsp_primitive`` attribute picks the path.
     name : str
         Prefix of the generated register or instance names.
+    fabric : bool
+        Register the product once more in the fabric (the default).
     """
     wa, wb = len(a), len(b)
     product = Signal(signed(wa + wb), name=f"{name}_p")
-    staged = Signal(signed(wa + wb), name=f"{name}_q")
-    m.d.sync += staged.eq(product)
+    if fabric:
+        staged = Signal(signed(wa + wb), name=f"{name}_q")
+        m.d.sync += staged.eq(product)
+    else:
+        staged = product
     if getattr(platform, "dsp_primitive", None) == "MULT18X18D":
         if max(wa, wb) > _MULT18_BITS:
             raise ValueError(f"MULT18X18D operands must be at most 18 bits, not {wa} and {wb}")

@@ -100,11 +100,12 @@ words and its column reads: at stride 2 four input words per output pixel (14% o
 at best), on DS-CNN's 5-wide map 6 reads per row of 5 pixels. Beating that takes a wider input
 path, not a different fabric mapping.
 
-Pipeline (one chunk per cycle): issue -> memory read + lane select -> products -> column sums ->
-accumulate (bias preloaded) -> multiply (two products that each fit an 18x18 multiplier,
-registered: :mod:`..split_product`) -> their sum and the rounding term -> shift and saturate
--> result FIFO. Issue needs a credit (a free FIFO row), so back-pressure on ``result`` stalls
-issue and never drops a result.
+Pipeline (one chunk per cycle): issue -> memory read (registered) -> lane select -> products
+(two cycles: registered operands and product, a DSP block's own registers on ECP5) -> column
+sums -> accumulate (bias preloaded) -> multiply (two products that each fit an 18x18
+multiplier, registered: :mod:`..split_product`) -> their sum and the rounding term -> shift and
+saturate -> result FIFO. Issue needs a credit (a free FIFO row), so back-pressure on ``result``
+stalls issue and never drops a result.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from ..rounding import rounding_terms, shift_terms
+from ...hdl.dsp import registered_product
+from ..rounding import rounding_terms, saturate_int8, shift_terms
 from ..split_product import join_product, split_product
 from .config import ConvConfig
 from .layouts import (
@@ -132,7 +134,7 @@ from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
-FIFO_DEPTH = 16  # > issue-to-FIFO latency (7), so a ready sink sees one result per cycle
+FIFO_DEPTH = 16  # > issue-to-FIFO latency (9), so a ready sink sees one result per cycle
 
 
 def psum_ports(cfg: ConvConfig) -> dict:
@@ -237,7 +239,7 @@ class ConvEngine(wiring.Component):
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
                             banks, w_rd, w_next, p_next)
-        busy = self._pipeline(m, cfg, desc, issue, banks, w_rd, p_rd, start)
+        busy = self._pipeline(m, platform, cfg, desc, issue, banks, w_rd, p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)
         with m.If(drain & ~busy):
@@ -246,7 +248,7 @@ class ConvEngine(wiring.Component):
         return m
 
     # --- datapath ------------------------------------------------------------------------------
-    def _pipeline(self, m, cfg, desc, issue, banks, w_rd, p_rd, start):
+    def _pipeline(self, m, platform, cfg, desc, issue, banks, w_rd, p_rd, start):
         L, B, NS = cfg.lanes, cfg.block, cfg.row_slots
         acc_shape = signed(cfg.acc_bits)
 
@@ -255,17 +257,24 @@ class ConvEngine(wiring.Component):
             m.d.sync += sig.eq(value)
             return sig
 
-        # Stage 1: memory outputs are valid; pick rows in ring order and lanes by row width.
-        s1 = {k: stage(f"s1_{k}", issue[k], range(cfg.max_blocks) if k == "nb" else 1)
-              for k in ("go", "first", "last", "end", "nb")}
+        # Stage 0: the memories' outputs are valid and go into registers as they leave (a block
+        # RAM's clock-to-out is its slowest part: no logic follows it in the same cycle).
+        keys = ("go", "first", "last", "end", "nb")
+        s0 = {k: stage(f"s0_{k}", issue[k], range(cfg.max_blocks) if k == "nb" else 1)
+              for k in keys}
+        words = [stage(f"s1_bank{b}", rp.data, L * 8) for b, (_, rp) in enumerate(banks)]
+        w1 = stage("s1_w", w_rd.data, L * B * 8)
+        # Stage 1: pick rows in ring order and lanes by row width.
+        s1 = {k: stage(f"s1_{k}", v, v.shape()) for k, v in s0.items()}
         row_words = []
         for r, (slot, ok) in enumerate(issue["rows"]):
-            s_slot, s_ok = stage(f"s1_slot{r}", slot, range(NS)), stage(f"s1_ok{r}", ok)
+            s_slot = stage(f"s1_slot{r}", stage(f"s0_slot{r}", slot, range(NS)), range(NS))
+            s_ok = stage(f"s1_ok{r}", stage(f"s0_ok{r}", ok))
             word = Signal(L * 8, name=f"row_word{r}")
             with m.Switch(s_slot):
-                for b, (_, rp) in enumerate(banks):
+                for b in range(NS):
                     with m.Case(b):
-                        m.d.comb += word.eq(Mux(s_ok, rp.data, 0))
+                        m.d.comb += word.eq(Mux(s_ok, words[b], 0))
             row_words.append(word)
         lanes = Signal(L * 8)
         with m.Switch(desc.row_lanes):
@@ -279,21 +288,25 @@ class ConvEngine(wiring.Component):
                                      if r < len(row_words) else Const(0, 8))
                     m.d.comb += lanes.eq(Cat(*parts))
         a2 = stage("s2_a", lanes, L * 8)
-        a2w = depthwise_window(m, cfg, issue, row_words, stage)
-        w2 = stage("s2_w", w_rd.data, L * B * 8)
+        window = {k: stage(f"s0_{k}", issue[k], issue[k].shape()) for k in ("rd", "rd_first",
+                                                                           "dc", "nx")}
+        a2w = depthwise_window(m, cfg, window, row_words, stage)
+        w2 = stage("s2_w", w1, L * B * 8)
         s2 = {k: stage(f"s2_{k}", v, v.shape()) for k, v in s1.items()}
 
-        # Stage 3: products (registered before the adder tree, like a DSP's output register).
+        # Stage 3, two cycles: products, registered at the multiplier's inputs and output (on
+        # ECP5 the MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`).
         # A multiplier takes the broadcast lane k, or (depthwise) channel n of window word k.
         def act(k, n):
             own = a2w[k][n * 8:(n + 1) * 8] if n < L else Const(0, 8)
             return Mux(desc.depthwise, own, a2[k * 8:(k + 1) * 8]).as_signed()
 
-        prods = [[stage(f"prod_k{k}_n{n}",
-                        act(k, n) * w2[(k * B + n) * 8:(k * B + n + 1) * 8].as_signed(),
-                        signed(16))
-                  for n in range(B)] for k in range(L)]
-        s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2.items()}
+        prods = [[registered_product(
+            m, act(k, n), w2[(k * B + n) * 8:(k * B + n + 1) * 8].as_signed(),
+            platform=platform, name=f"prod_k{k}_n{n}", fabric=False)
+            for n in range(B)] for k in range(L)]
+        s2m = {k: stage(f"s2m_{k}", v, v.shape()) for k, v in s2.items()}
+        s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2m.items()}
         m.d.comb += p_rd.addr.eq(s3["nb"])  # parameters arrive with stage 4
         # The result beat a chunk belongs to: its partial-sum word, read with the parameters.
         beat = Signal.like(self.psum_raddr, name="s3_beat")
@@ -343,12 +356,11 @@ class ConvEngine(wiring.Component):
         shifts7 = [stage(f"s7_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
         big7 = [stage(f"s7_big_n{n}", t.big) for n, t in enumerate(terms)]
         v7, e7 = stage("s7_valid", v6), stage("s7_end", e6)
-        lo = Mux(desc.relu, 0, -128)
         outs = []
         for n in range(B):
             y = Signal(scaled[n].shape(), name=f"shifted_n{n}")
             m.d.comb += y.eq(shift_terms(scaled[n], shifts7[n], big7[n]))
-            outs.append(Mux(y > 127, 127, Mux(y < lo, lo, y))[:8])
+            outs.append(saturate_int8(y, desc.relu))
 
         fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
                                             depth=FIFO_DEPTH)
@@ -363,4 +375,5 @@ class ConvEngine(wiring.Component):
         m.d.comb += issue["credit"].eq(has_credit)
         m.d.sync += [credits.eq(credits - spent + freed),
                      has_credit.eq(Mux(spent & ~freed, credits != 1, has_credit | freed))]
-        return reduce(lambda x, y: x | y, [s1["go"], s2["go"], s3["go"], s4["go"], v5, v6, v7])
+        return reduce(lambda x, y: x | y, [s0["go"], s1["go"], s2["go"], s2m["go"], s3["go"],
+                                           s4["go"], v5, v6, v7])

@@ -93,7 +93,7 @@ class ConvHarness(Harness):
     abstract = tuple(f"w:{n}" for n in (
         "*s2_a", "*s2_w", "*prod_k*", "*sum_n*", "*acc_n*", "*mult_n*", "*shift_n*",
         "*rq_lo_n*", "*rq_high_n*", "*scaled_n*", "*s7_big_n*", "*.sr", "*.w_addr", "*beat",
-        "*win_r*", "*s2_dw*",
+        "*win_r*", "*s2_dw*", "*s1_bank*", "*s1_w",
     ))
 
     def __init__(self, config: ConvConfig, prop: str, *, mutant: bool = False):
@@ -157,12 +157,13 @@ class ConvHarness(Harness):
 
     def _credit_invariant(self, m: Module, body: Module, level) -> None:
         """What makes ``result_fifo`` inductive (asserted, so proved with it): every FIFO row is
-        a credit, a block's last chunk on its way down the pipeline (stages 1-4 carry ``go``
+        a credit, a block's last chunk on its way down the pipeline (stages 0-4 and 2m carry ``go``
         and ``last``, stages 5-7 the result's valid) or a result in the FIFO, so they add up to
         the FIFO depth; the issue's credit flag (a register worked out a cycle ahead) is
         ``credits != 0``; and the FIFO's own level is the one its handshakes give."""
         fifo = body.submodules.fifo
-        flights = [driven(body, f"s{i}_go") & driven(body, f"s{i}_last") for i in range(1, 5)]
+        flights = [driven(body, f"s{i}_go") & driven(body, f"s{i}_last") for i in range(0, 5)]
+        flights += [driven(body, "s2m_go") & driven(body, "s2m_last")]
         flights += [driven(body, f"s{i}_valid") for i in range(5, 8)]
         credits = driven(body, "credits")
         rows = credits + ones(*flights) + fifo.level
