@@ -32,7 +32,8 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     (themselves at most one product of command fields) and the room ``depth - base``;
     CHECK multiplies (into registers), and ``range_bad`` compares those products in the cycle
     after CHECK. Shape checks are registered in CALC, except the descriptor equalities that
-    need a sum or a product first (those compare in CHECK: ``shape_ok``).
+    need a sum or a product first (those compare in CHECK: ``shape_ok``, which the processor
+    registers and reads in the cycle after, with the range checks).
     """
     conv = cfg.conv
     ad, wd = cfg.act_depth, cfg.wgt_depth

@@ -33,8 +33,9 @@ the next, with no TILE cycle of its own. A job still issues only once the previo
 (every result stored), so a command always reads what the one before it wrote; and every fault
 stops at the faulting command's own pc. Clock speed: no path does more than one multiply, none a
 multiply then a compare. CALC registers the factors of every count and the room left in each
-memory, CHECK multiplies, the command's first TILE or ISSUE (or the retirement before it)
-compares (an ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
+memory, CHECK multiplies and compares the shapes into a register, the command's first TILE
+or ISSUE (or the retirement before it) compares the ranges and reads the shapes' verdict (a
+SHAPE or ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
 one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
 anyway: the cycle counts are those of a processor that did all of it in one cycle.
 
@@ -183,6 +184,11 @@ class Processor(wiring.Component):
                            calc=is_("CALC"), check=is_("CHECK"), calc_regs=calc,
                            running=cmd)
         d = mm.desc   # the checked command's descriptor
+        # The shape checks' compares (of CALC's registers and the command's fields) go into a
+        # register, read in the cycle after CHECK with the range checks, or at RIPE by a
+        # command checked ahead: the compares then feed one register, not every job field.
+        shape_ok = Signal(name="shape_ok")
+        m.d.sync += shape_ok.eq(chk.shape_ok)
         # The next command's checks and first tile are done by the job's RIPE-th RUN cycle
         # (ccmd at 0, CALC's registers at 1, CHECK's products and the tile's shape at 2, its
         # products at 3): a job command that passes them starts at its first ISSUE as the
@@ -191,7 +197,7 @@ class Processor(wiring.Component):
         # depthwise CONV, unchecked, to CALC.
         ready = (is_("RUN") & (age == RIPE) & ~dw_conv
                  & ~((cop == Op.CONV) & ccmd.desc.depthwise))   # (age: this job's)
-        fast = ready & chk.legal & chk.shape_ok & ~chk.range_bad
+        fast = ready & chk.legal & shape_ok & ~chk.range_bad
         run_lstm = run_attn = None
         if cfg.lstm is not None:
             run_lstm = Signal.like(chk.lstm_job, name="run_lstm")
@@ -282,14 +288,14 @@ class Processor(wiring.Component):
                 goto("FETCH")
             with m.Elif(~chk.legal):
                 fault(Cause.ILLEGAL_OPCODE)
-            with m.Elif(~chk.shape_ok):
-                fault(Cause.SHAPE)
             with m.Elif(chk.mm.tiled):   # GEMM or MATMUL
                 goto("TILE")
             with m.Else():
                 goto("ISSUE")
+        with m.Elif((is_("TILE") | is_("ISSUE")) & fresh & ~shape_ok):
+            fault(Cause.SHAPE)     # the command's first TILE or ISSUE: its shape checks,
         with m.Elif((is_("TILE") | is_("ISSUE")) & fresh & chk.range_bad):
-            fault(Cause.ADDRESS)   # the command's first TILE or ISSUE: its range checks
+            fault(Cause.ADDRESS)   # then its range checks
         with m.Elif(is_("TILE")):
             m.d.sync += til.load(self)
             goto("ISSUE")
