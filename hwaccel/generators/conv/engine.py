@@ -307,21 +307,26 @@ class ConvEngine(wiring.Component):
             for n in range(B)] for k in range(L)]
         s2m = {k: stage(f"s2m_{k}", v, v.shape()) for k, v in s2.items()}
         s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2m.items()}
-        m.d.comb += p_rd.addr.eq(s3["nb"])  # parameters arrive with stage 4
         # The result beat a chunk belongs to: its partial-sum word, read with the parameters.
+        # Both are read a stage early (the multipliers' second cycle: its block, its beat) and
+        # registered as they leave the block RAMs, so they arrive with stage 4 from registers.
         beat = Signal.like(self.psum_raddr, name="s3_beat")
-        with m.If(s3["go"] & s3["last"]):
-            m.d.sync += beat.eq(beat + 1)
-        with m.If(start):
-            m.d.sync += beat.eq(0)
-        m.d.comb += self.psum_raddr.eq(beat)
+        beat_rd = Signal.like(self.psum_raddr, name="s2m_beat")
+        for count, s in ((beat, s3), (beat_rd, s2m)):
+            with m.If(s["go"] & s["last"]):
+                m.d.sync += count.eq(count + 1)
+            with m.If(start):
+                m.d.sync += count.eq(0)
+        m.d.comb += [p_rd.addr.eq(s2m["nb"]), self.psum_raddr.eq(beat_rd)]
+        params_q = stage("s4_params", p_rd.data, len(p_rd.data))
+        psum_q = stage("s4_psum", self.psum_rdata, len(self.psum_rdata))
         beat4 = stage("s4_beat", beat, beat.shape())
 
         # Stage 4: column sums over the chunk's lanes.
         sums = [stage(f"sum_n{n}", reduce(lambda x, y: x + y, [prods[k][n] for k in range(L)]),
                       acc_shape) for n in range(B)]
         s4 = {k: stage(f"s4_{k}", v, v.shape()) for k, v in s3.items()}
-        params = data.View(requant_layout(cfg), p_rd.data)
+        params = data.View(requant_layout(cfg), params_q)
 
         # Stage 5: accumulate; a block's first chunk starts from its bias.
         accs = []
@@ -329,7 +334,7 @@ class ConvEngine(wiring.Component):
         shifts = [Signal(unsigned(cfg.shift_bits), name=f"shift_n{n}") for n in range(B)]
         for n in range(B):
             acc = Signal(acc_shape, name=f"acc_n{n}")
-            part = self.psum_rdata[n * cfg.acc_bits:(n + 1) * cfg.acc_bits].as_signed()
+            part = psum_q[n * cfg.acc_bits:(n + 1) * cfg.acc_bits].as_signed()
             with m.If(s4["go"]):
                 m.d.sync += acc.eq(Mux(s4["first"], Mux(desc.acc_in, part, params[n].bias), acc)
                                    + sums[n])

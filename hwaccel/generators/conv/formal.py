@@ -93,7 +93,7 @@ class ConvHarness(Harness):
     abstract = tuple(f"w:{n}" for n in (
         "*s2_a", "*s2_w", "*prod_k*", "*sum_n*", "*acc_n*", "*mult_n*", "*shift_n*",
         "*rq_lo_n*", "*rq_high_n*", "*scaled_n*", "*s7_big_n*", "*.sr", "*.w_addr", "*beat",
-        "*win_r*", "*s2_dw*", "*s1_bank*", "*s1_w",
+        "*win_r*", "*s2_dw*", "*s1_bank*", "*s1_w", "*s4_psum", "*s4_params",
     ))
 
     def __init__(self, config: ConvConfig, prop: str, *, mutant: bool = False):
