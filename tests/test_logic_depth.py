@@ -78,3 +78,14 @@ def test_a_netlist_without_ecp5_cells_is_refused_and_a_good_one_listed(tmp_path,
     main([str(f), "--top", "1", "--cells"])
     out = capsys.readouterr().out
     assert "LUT4        l2" in out and "TRELLIS_FF  a_ff" in out
+
+
+def test_a_start_is_named_after_the_register_that_drives_it():
+    """A register's output bit may carry several names (a port, another signal): the path
+    starts at the name its driving cell is named after, whatever the netnames' order."""
+    n = _netlist()
+    top = n["modules"]["top"]
+    top["netnames"] = {"host__rdata": {"bits": [10]}, **top["netnames"]}
+    top["cells"]["a_TRELLIS_FF_Q"] = top["cells"].pop("a_ff")
+    starts = {p.start for p in deepest(n, top=10)}
+    assert "a" in starts and "host__rdata" not in starts

@@ -75,6 +75,14 @@ def _base(name: str) -> str:
     return CELL_SUFFIX.split(name)[0].split("[")[0]
 
 
+def _start_name(bit: int, names: dict, aliases: dict, driver: dict) -> str:
+    """A path start's signal: of the bit's names, the one its driving cell is named after (a
+    register's output may also carry a port's or another signal's name), else the first."""
+    cell = driver.get(bit, ("",))[0]
+    own = [n for n in aliases.get(bit, ()) if not n.startswith("$") and cell.startswith(_base(n))]
+    return max(own, key=len) if own else names.get(bit, str(bit))
+
+
 def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list[DepthPath]:
     """The ``top`` latest-arriving paths, one per start signal and end signal (an end's
     indices folded: ``acc0`` .. ``acc15`` are one). A path from a top-level input (no driver)
@@ -85,10 +93,14 @@ def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list
     if not any(c["type"] in CLK_TO_Q for c in cells.values()):
         raise ValueError("no TRELLIS_FF or DP16KD cells: not a synth_ecp5 netlist")
     names: dict[int, str] = {}
+    aliases: dict[int, list[str]] = {}
     for net, v in mod["netnames"].items():
         for k, b in enumerate(v["bits"]):
-            if isinstance(b, int) and (b not in names or names[b].startswith("$")):
-                names[b] = net if len(v["bits"]) == 1 else f"{net}[{k}]"
+            if isinstance(b, int):
+                label = net if len(v["bits"]) == 1 else f"{net}[{k}]"
+                aliases.setdefault(b, []).append(label)
+                if b not in names or names[b].startswith("$"):
+                    names[b] = label
     driver: dict[int, tuple[str, str]] = {}
     for cn, c in cells.items():
         for port, bits in c["connections"].items():
@@ -144,7 +156,7 @@ def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list
         chain = [b]
         while memo.get(chain[-1], (0, None))[1] is not None:
             chain.append(memo[chain[-1]][1])
-        start, end = _base(names.get(chain[-1], str(chain[-1]))), _base(cn)
+        start, end = _base(_start_name(chain[-1], names, aliases, driver)), _base(cn)
         if chain[-1] not in driver:
             start = f"(input) {start}"
         key = (start, re.sub(r"\d+", "#", end))
