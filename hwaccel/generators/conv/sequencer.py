@@ -154,7 +154,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     with m.Elif(go & row):
         m.d.sync += ytop_n.eq(Mux(grp, stride_h, ytop_n + stride_h))
     # ky moves only within a row (and ky + step < KH there, so lo, hi and kleft just step).
-    rows, rows_n, _ = kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
+    rows, _, _ = kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
                      "hi": lim["hb"] - (ytop + ky), "kleft": lim["kh_hi"] - ky},
                  start, _rows(new, lim_new, 0), go,
                  lambda r: [(grp, _rows(desc, lim, 0)), (row, _rows(desc, lim, ytop_n)),
@@ -198,7 +198,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
 
     # The window's last rows at a group's first output row and at the next output row, kept
     # too, so the row flags' candidates are registers.
-    needs = ("need_row", "need_row_n")
+    needs = ("need_row", "need_row_n", "wlim")
 
     def need_at(d, lim_d, y):
         return {f"{k}_at": v for k, v in _rows(d, lim_d, y).items() if k in needs}
@@ -215,6 +215,13 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         return ~start & compare(gt, w_row_c, c), ~start & compare(eq, w_row_c, c)
 
     left_c, end_c = lim_c("left"), lim_c("col_end")
+    # The writer's room and end: its row's candidates against the window's limit (its
+    # candidates too) and the descriptor's; at a start the row is 0.
+    wlim_c = choices(m, rows["wlim"], "wlim", [(go & grp, need_0["wlim_at"]),
+                                              (go & row, need_r["wlim_at"])])
+
+    def w_row_vs(op, first, cands):
+        return Mux(start, op(0, first), compare(op, w_row_c, cands))
 
     (row_past, row_on), (row_past_n, row_on_n) = past_on("need_row"), past_on("need_row_n")
     f = flags(m, ahead=w_grp_n > nb_n, behind=w_grp_n < nb_n,
@@ -223,8 +230,10 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                col_past_x=compare(gt, w_col_c, xlast_c),
                rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
                rq_ok=rq_count > nb_n, w_ok=w_count >= w_need_n,
-               room_ahead=w_row_n < lim_n["wlim0"], room=w_row_n < rows_n["wlim"],
-               written=w_row_n == lim_n["height"], w_g_last=w_g_n == lim_n["g_hi"],
+               room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
+               room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
+               written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
+               w_g_last=w_g_n == lim_n["g_hi"],
                w_col_last=compare(eq, w_col_c, lim_c("w_last")),
                w_row_last=w_row_n == lim_n["h_hi"],
                w_grp_last=w_grp_n == lim_n["nb_hi"],
