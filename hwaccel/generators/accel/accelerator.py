@@ -331,14 +331,15 @@ class Accelerator(wiring.Component):
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready
-        # The processor sees a job's end a cycle later (``ended``, a register: the datapath's
-        # handshakes and the next command's issue are separate paths; :data:`.perf.JOB_END`).
+        # The processor sees a job's end and its streams' moves a cycle later (``ended`` and
+        # ``moved``, registers: the datapath's handshakes, the next command's issue and the
+        # watchdog's abort into the units' reset are separate paths; :data:`.perf.JOB_END`).
         # The end's own cycle counts as progress, and a unit's fault in it is void, so no
-        # abort is decided in it (as when the processor saw the end at once).
-        ended = Signal(name="ended")
-        m.d.sync += ended.eq(done)
-        m.d.comb += [proc.job_done.eq(ended),
-                     proc.progress.eq(store | consumed | loaded | (is_elt & elt.moved) | done)]
+        # abort is decided for it; so does the job's ISSUE (its first RUN cycle sees it).
+        ended, moved = Signal(name="ended"), Signal(name="moved")
+        m.d.sync += [ended.eq(done), moved.eq(store | consumed | loaded | (is_elt & elt.moved)
+                                              | done | proc.job_start)]
+        m.d.comb += [proc.job_done.eq(ended), proc.progress.eq(moved)]
         if cfg.attention is not None:
             m.d.comb += proc.job_fault.eq((attn.fault | fz.fault) & ~done)
         with m.If(done):
@@ -395,7 +396,8 @@ class Accelerator(wiring.Component):
         host_reads(m, host, port, [status, *counters], act_rd, wgt_rd, prog_rd)
 
         with m.If(kill):
-            m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0), ended.eq(0)]
+            m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0), ended.eq(0),
+                         moved.eq(0)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
             dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
                                  popped=popped, to_weights=to_weights, w_ready=w_ready,

@@ -41,14 +41,18 @@ anyway: the cycle counts are those of a processor that did all of it in one cycl
 
 Aborts are decided a cycle ahead, so that the units' reset is a register (the accelerator's
 ``kill``, loaded from ``abort_next``) with no logic in front of it. The watchdog counts a job's
-RUN cycles since its issue or its last stream transfer (``watch``); in a RUN cycle that moves
-no word, after which ``watch`` reaches the limit, and in which the job does not end,
+RUN cycles since its issue or its last ``progress`` (``watch``); in a RUN cycle without
+progress, after which ``watch`` reaches the limit, and in which the job does not end,
 ``abort_next`` rises; the next cycle is the abort (``abort``, TIMEOUT): the job is abandoned
 in it even if it ends in it, and the units are reset at its end (before, a job that ended in
-the watchdog's last cycle won). The cycles of a job that ends are unchanged: the watchdog
-still allows ``limit`` quiet cycles. An attention unit's bad parameter (``job_fault``, SHAPE)
-is abandoned the same way, in the cycle after the bad beat (in which the accelerator takes no
-further beat and stores nothing), unless the job ends in the bad beat's own cycle.
+the watchdog's last cycle won). The accelerator hands ``progress`` over a cycle late, as
+``job_done`` (registers: the datapath's handshakes never reach the reset register), and counts
+a job's ISSUE as progress, so the watchdog counts the datapath's quiet cycles a cycle behind:
+it still allows ``limit`` of them, and a TIMEOUT comes a cycle after the ``limit``-th (before,
+in it). The cycles of a job that ends are unchanged. An attention unit's bad parameter
+(``job_fault``, SHAPE, not delayed) is abandoned the same way, in the cycle after the bad beat
+(in which the accelerator takes no further beat and stores nothing), unless the job ends in the
+bad beat's own cycle.
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ class Processor(wiring.Component):
     prog_addr : ``Out``, prog_data : ``In``   the program memory's read port (1-cycle latency)
     start, start_pc : ``In``                  begin a program (ignored while busy)
     job_* : ``Out``                           the job handed to the datapath on ``job_start``
-    job_done, progress : ``In``               the job ended (in the cycle before); a stream moved
+    job_done, progress : ``In``               the job ended; a stream moved (both in the cycle
+                                              before, and a job's ISSUE counts as progress)
     watch_limit : ``In``                      cycles without progress before TIMEOUT
     busy, done, error, cause, pc : ``Out``    status
     retire, in_job : ``Out``                  a command retired; a job is in flight
