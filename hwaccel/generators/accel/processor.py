@@ -202,7 +202,14 @@ class Processor(wiring.Component):
         # depthwise CONV, unchecked, to CALC.
         ready = (is_("RUN") & (age == RIPE) & ~dw_conv
                  & ~((cop == Op.CONV) & ccmd.desc.depthwise))   # (age: this job's)
-        fast = ready & chk.legal & shape_ok & ~chk.range_bad
+        # The verdict is a register too: every input of it holds from the job's third RUN
+        # cycle on (``shape_ok`` and CHECK's products from then), so in the RIPE-th it is that
+        # of the cycle before, and the range compares feed one register, not every job field.
+        # As ``has_next`` (``pc + 1`` inside the program memory): ``pc`` holds through a job.
+        passed, has_next = Signal(name="passed"), Signal(name="has_next")
+        m.d.sync += [passed.eq(chk.legal & shape_ok & ~chk.range_bad),
+                     has_next.eq(pc + 1 < cfg.prog_depth)]
+        fast = ready & passed
         run_lstm = run_attn = None
         if cfg.lstm is not None:
             run_lstm = Signal.like(chk.lstm_job, name="run_lstm")
@@ -331,7 +338,7 @@ class Processor(wiring.Component):
                 with m.Else():
                     m.d.sync += pc.eq(pc + 1)
                     m.d.comb += self.retire.eq(1)
-                    with m.If(pc + 1 < cfg.prog_depth):   # its word is in (``ahead``)
+                    with m.If(has_next):   # its word is in (``ahead``)
                         m.d.sync += [cmd.eq(self.prog_data), ccmd.eq(self.prog_data)]
                         with m.If(fast):   # checked ahead: its first ISSUE is next
                             accept()

@@ -55,11 +55,12 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
     geo_w, geo_h = Signal(range(mw + 1)), Signal(range(mh + 1))
     geo_tn = Signal(range(mw * mh + 1))
     geo_ww, geo_kwb = Signal(range(mg * mb + 1)), Signal(range((ad + 1) * mb + 1))
+    geo_end = Signal()   # the tile is its N tile's last K tile (``k0 + geo_g == kw``)
 
     def geometry(k0v, n0v, remv, tiled, kw=kw, nb=nb):
         full = ~tiled & (remv >= mw * mh)             # then the width is mw too
         tw = Mux(tiled, Mux(remv >= pw, pw, remv), Mux(remv >= mw, mw, remv))
-        return [geo_g.eq(Mux(kw - k0v >= mg, mg, kw - k0v)),
+        return [geo_g.eq(Mux(kw - k0v >= mg, mg, kw - k0v)), geo_end.eq(kw - k0v <= mg),
                 geo_b.eq(Mux(nb - n0v >= mb, mb, nb - n0v)),
                 geo_w.eq(tw), geo_h.eq(Mux(full, mh, 1)), geo_tn.eq(Mux(full, mw * mh, tw))]
 
@@ -112,11 +113,11 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
         ``ahead`` in the cycle the running tile ends, from the loop state after it, or with
         ``first`` the checked command's first tile as the running command retires."""
         _, k0, _, a_ptr, c_ptr, w_nt, w_k = nxt if ahead else state
-        kw_, sa_, sc_ = kw, sa, sc
+        sa_, sc_ = sa, sc
         if first:
             k0, a_ptr, c_ptr, w_nt, w_k = 0, ccmd.src, ccmd.dst, ccmd.wgt, ccmd.wgt
-            kw_, sa_, sc_ = ckw, chk.mm.sa, chk.mm.sc
-        ends_k = k0 + geo_g == kw_
+            sa_, sc_ = chk.mm.sa, chk.mm.sc
+        ends_k = geo_end   # registered with the shape: no add and compare into the job
         return [
             job.job_desc.width.eq(geo_w), job.job_desc.out_width.eq(geo_w),
             job.job_desc.height.eq(geo_h), job.job_desc.out_height.eq(geo_h),
