@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, Signal
 
-__all__ = ["kept", "next_values", "flags", "stepped", "choices", "compare"]
+__all__ = ["kept", "next_values", "flags", "stepped", "late_step", "choices", "compare"]
 
 
 def kept(m, now: dict, start, first: dict, late=None, cases=()) -> tuple[dict, dict, dict]:
@@ -64,6 +64,16 @@ def stepped(m, counter, value, name):
     return s
 
 
+def late_step(m, reg, name, late, step, start, first) -> list:
+    """``reg`` loading ``step`` (of registers) in a cycle of ``late``, ``first`` at ``start``
+    (never with ``late``), holding otherwise; returns its next value as :func:`choices`, so
+    a compare of it is worked out for both and ``late`` selects last."""
+    cases = [(late, stepped(m, reg, step, f"{name}_go")),
+             (None, stepped(m, reg, Mux(start, first, reg), f"{name}_idle"))]
+    m.d.sync += reg.eq(Mux(late, cases[0][1], cases[1][1]))
+    return cases
+
+
 def choices(m, reg, name, cases) -> list:
     """``reg``'s next value as its candidates: ``cases``, ``(condition, value)`` pairs in
     priority order (the first true one gives the value; ``reg`` holds otherwise), each value
@@ -76,7 +86,8 @@ def compare(op, a: list, b: list):
     """``op`` (:mod:`operator`'s ``gt``, ``eq``, ...) of two next values given as
     :func:`choices`: every pair of candidates is compared beside the conditions, which then
     only select a result (two late muxes, where a compare of the next values would follow
-    both)."""
+    both). ``a``'s conditions select last: give the side whose conditions arrive later
+    (those of ``go``) as ``a``."""
     def pick(cands, f):
         (cond, v), rest = cands[0], cands[1:]
         return f(v) if cond is None else Mux(cond, f(v), pick(rest, f))

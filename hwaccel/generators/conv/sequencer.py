@@ -17,7 +17,7 @@ from operator import eq, ge, gt, lt
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .ahead import choices, compare, flags, kept, next_values, stepped
+from .ahead import choices, compare, flags, kept, late_step, next_values, stepped
 from .config import ConvConfig
 
 __all__ = ["issue_logic"]
@@ -119,15 +119,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     lim, lim_n, _ = kept(m, _limits(cfg, desc), start, lim_new)
     kx_lo = Mux(desc.packed, lim["kw_hi"], 0)
     stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
-    # The counters the issue condition, the steps and the writer compare: their next values.
-    g_n, kx_n, ky_n, nb_n, ox_n, oy_n, rcol_n, w_row_n, w_col_n, w_g_n, w_grp_n = next_values(
-        m, g, kx, ky, nb, ox, oy, rcol, w_row, w_col, w_g, w_grp)
+    # The read column's and the writer's counters: their next values (the flags compare them).
+    rcol_n, w_row_n, w_col_n, w_g_n, w_grp_n = next_values(m, rcol, w_row, w_col, w_g, w_grp)
     with m.If(start):
         m.d.sync += [ytop.eq(0), xbase.eq(0), w_addr.eq(0), done.eq(0),
                      w_slot.eq(0), w_base.eq(0), dc.eq(0), base_slot.eq(-new.pad_top)]
-        m.d.comb += [g_n.eq(0), kx_n.eq(Mux(new.packed, new.kernel_w - 1, 0)), ky_n.eq(0),
-                     nb_n.eq(0), ox_n.eq(0), oy_n.eq(0), w_row_n.eq(0), w_g_n.eq(0),
-                     w_grp_n.eq(0), rcol_n.eq(new.pad_left),
+        m.d.comb += [w_row_n.eq(0), w_g_n.eq(0), w_grp_n.eq(0), rcol_n.eq(new.pad_left),
                      w_col_n.eq(Mux(new.packed, 0, new.pad_left))]
 
     # The sequencer's steps, each taken in a cycle with ``go``: a kernel row (``ky`` moves
@@ -138,15 +135,35 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     go = Signal()
     step = desc.rows_per_chunk
     # Each counter at its last value: flags a cycle ahead, like the issue condition's.
-    lf = flags(m, last_g=g_n == lim_n["g_hi"], last_kx=kx_n == lim_n["kw_hi"],
-               last_ky=ky_n >= lim_n["ky_lim"], last_nb=nb_n == lim_n["nb_hi"],
-               last_ox=ox_n == lim_n["ox_hi"], last_oy=oy_n == lim_n["oy_hi"])
-    last_g, last_kx, last_ky, last_nb, last_ox, last_oy = lf.values()
+    counters = ("g", "kx", "ky", "nb", "ox", "oy")
+    last_g, last_kx, last_ky, last_nb, last_ox, last_oy = (
+        Signal(name=f"last_{k}") for k in counters)
     last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
     kx_end = ~dw & last_g & last_kx
     pix = (dw & last_dc) | (kx_end & last_ky & last_nb)
     row = pix & last_ox
     grp = row & dw & last_oy & ~last_nb
+    # The chunk and pixel counters move only with ``go``: a chunk steps ``g``, then ``kx``,
+    # then ``ky`` by ``step``, then the block ``nb`` (depthwise: ``nb`` is the channel group,
+    # stepped at its last pixel); the pixel ``ox``, then ``oy``. Each step is of registers,
+    # and so are the flags' compares of it and of the value without ``go``: ``go`` selects last.
+    moves = {
+        "g": (g, Mux(dw, g, Mux(last_g, 0, g + 1)), 0),
+        "kx": (kx, Mux(dw | ~last_g, kx, Mux(last_kx, kx_lo, kx + 1)),
+               Mux(new.packed, new.kernel_w - 1, 0)),
+        "ky": (ky, Mux(kx_end, Mux(last_ky, 0, ky + step), ky), 0),
+        "nb": (nb, Mux(dw, Mux(grp, nb + 1, nb),
+                       Mux(kx_end & last_ky, Mux(last_nb, 0, nb + 1), nb)), 0),
+        "ox": (ox, Mux(pix, Mux(last_ox, 0, ox + 1), ox), 0),
+        "oy": (oy, Mux(row, Mux(grp, 0, oy + 1), oy), 0),
+    }
+    stepping = {k: late_step(m, r, k, go, v, start, first) for k, (r, v, first) in moves.items()}
+    limits = {"g": (eq, "g_hi"), "kx": (eq, "kw_hi"), "ky": (ge, "ky_lim"), "nb": (eq, "nb_hi"),
+              "ox": (eq, "ox_hi"), "oy": (eq, "oy_hi")}
+    for flag, k in zip((last_g, last_kx, last_ky, last_nb, last_ox, last_oy), counters):
+        op, key = limits[k]
+        m.d.sync += flag.eq(compare(op, stepping[k], [(None, lim_n[key])]))
+    nb_c = stepping["nb"]
     # ytop + stride_h, as ytop stores it: ytop's next value at an output row's end.
     ytop_n = Signal.like(ytop)
     with m.If(start):
@@ -212,7 +229,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     def past_on(need):   # (at start they read 0: see above)
         c = choices(m, rows[need], need, [(go & grp, need_0[f"{need}_at"]),
                                            (go & row, need_r[f"{need}_at"])])
-        return ~start & compare(gt, w_row_c, c), ~start & compare(eq, w_row_c, c)
+        return ~start & compare(lt, c, w_row_c), ~start & compare(eq, c, w_row_c)
 
     left_c, end_c = lim_c("left"), lim_c("col_end")
     # The writer's room and end: its row's candidates against the window's limit (its
@@ -220,16 +237,17 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     wlim_c = choices(m, rows["wlim"], "wlim", [(go & grp, need_0["wlim_at"]),
                                               (go & row, need_r["wlim_at"])])
 
-    def w_row_vs(op, first, cands):
-        return Mux(start, op(0, first), compare(op, w_row_c, cands))
+    def w_row_vs(op, first, cands):   # (``cands`` may step with ``go``: they select last)
+        return Mux(start, op(0, first), compare(lambda c, w: op(w, c), cands, w_row_c))
 
     (row_past, row_on), (row_past_n, row_on_n) = past_on("need_row"), past_on("need_row_n")
-    f = flags(m, ahead=w_grp_n > nb_n, behind=w_grp_n < nb_n,
+    f = flags(m, ahead=compare(lt, nb_c, [(None, w_grp_n)]),
+               behind=compare(gt, nb_c, [(None, w_grp_n)]),
                row_past=row_past, row_on=row_on,
-               col_past_r=compare(gt, w_col_c, rcol_c),
-               col_past_x=compare(gt, w_col_c, xlast_c),
+               col_past_r=compare(lt, rcol_c, w_col_c),
+               col_past_x=compare(lt, xlast_c, w_col_c),
                rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
-               rq_ok=rq_count > nb_n, w_ok=w_count >= w_need_n,
+               rq_ok=compare(lt, nb_c, [(None, rq_count)]), w_ok=w_count >= w_need_n,
                room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
                room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
                written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
@@ -310,13 +328,11 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
 
     def next_pixel(group=False):
         m.d.sync += xbase.eq(xbase + stride_w)
-        m.d.comb += ox_n.eq(ox + 1)
         if not group:
             m.d.sync += w_addr.eq(0)
-            m.d.comb += nb_n.eq(0)
         with m.If(last_ox):
             m.d.sync += [xbase.eq(0), ytop.eq(ytop_n), base_slot.eq(base_slot + stride_h)]
-            m.d.comb += [ox_n.eq(0), oy_n.eq(oy + 1), rcol_n.eq(Mux(nx_if, left + 1, left))]
+            m.d.comb += rcol_n.eq(Mux(nx_if, left + 1, left))
             with m.If(last_oy):
                 m.d.sync += done.eq(1)
                 if group:   # depthwise: the next channel group, if any, from its first row
@@ -324,7 +340,6 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                         m.d.sync += [done.eq(0), ytop.eq(0), base_slot.eq(-top),
                                      w_base.eq(w_base + cfg.dw_chunks),
                                      w_addr.eq(w_base + cfg.dw_chunks)]
-                        m.d.comb += [oy_n.eq(0), nb_n.eq(nb + 1)]
 
     with m.If(rd):
         m.d.comb += rcol_n.eq(rcol + 1)
@@ -336,15 +351,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                 next_pixel(group=True)
         with m.Else():
             m.d.sync += w_addr.eq(w_addr + 1)
-            m.d.comb += g_n.eq(g + 1)
-            with m.If(last_g):
-                m.d.comb += [g_n.eq(0), kx_n.eq(kx + 1)]
-                with m.If(last_kx):
-                    m.d.comb += [kx_n.eq(kx_lo), ky_n.eq(ky + step)]
-                    with m.If(last_ky):
-                        m.d.comb += [ky_n.eq(0), nb_n.eq(nb + 1)]
-                        with m.If(last_nb):
-                            next_pixel()
+            with m.If(kx_end & last_ky & last_nb):
+                next_pixel()
 
     # ``nx`` (late: it follows ``go``) only selects between values worked out for both cases
     # (the next row's or this one's), so it is not in front of the adders and compares.
