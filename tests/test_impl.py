@@ -19,6 +19,7 @@ from hwaccel.generators import config_for
 from hwaccel.generators.systolic import PRESETS
 from hwaccel.impl import ImplError, get_target, synthesize
 from hwaccel.impl.report import regressions
+from hwaccel.impl.routed_paths import slowest
 from hwaccel.impl.tools import TIMEOUT_ENV, find_tool
 from hwaccel.toolchain import MissingToolError
 
@@ -47,6 +48,12 @@ def test_small_presets_hold_their_baselines(key, tmp_path):
         assert report.dsp == cfg.macs, "exactly one MULT18X18D per MAC"
         assert report.critical_path["start"] and report.critical_path["end"]
         assert report.io == "out-of-context" and report.timing_met is not None
+        # The routed SDF's slowest path is nextpnr's critical path, to the picosecond.
+        slug = key.split("/")[0]
+        worst = slowest((tmp_path / f"{slug}-ecp5" / f"{slug}.sdf").read_text(), top=1)[0]
+        assert abs(worst.ns - 1000 / report.fmax_mhz) < 0.002, (worst, report.fmax_mhz)
+        assert worst.end.replace("/", ".") == report.critical_path["end"]
+        assert worst.steps[0][2].replace("/", ".") == report.critical_path["start"]
     else:
         assert report.gates > 0 and report.fmax_mhz is None
 

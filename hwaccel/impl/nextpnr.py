@@ -67,8 +67,11 @@ def run_nextpnr(netlist: Path, target: Target, folder: Path, *, freq_mhz: float,
     """Place and route ``netlist``; timing may fail (Fmax is measured), fitting may not."""
     report_path = folder / "nextpnr_report.json"
     report_path.unlink(missing_ok=True)
+    # The SDF (every cell's and routed connection's delay) is what :mod:`.routed_paths` reads.
+    sdf = netlist.name.removesuffix(".netlist.json") + ".sdf"
     args = ["--json", netlist.name, *target.pnr_args, "--freq", f"{freq_mhz:g}",
-            "--report", report_path.name, "--seed", str(seed), "--timing-allow-fail", *extra]
+            "--report", report_path.name, "--seed", str(seed), "--timing-allow-fail",
+            "--sdf", sdf, *extra]
     cfg = None
     if textcfg:
         cfg = folder / "design.config"
