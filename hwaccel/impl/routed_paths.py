@@ -26,6 +26,7 @@ from .netlist_owners import CELL_SUFFIX
 
 __all__ = ["RoutedPath", "slowest", "read_sdf"]
 
+_UNTIMED = float("-inf")
 #: Clock inputs: an arc from one is a clock-to-out, where a path starts.
 _CLOCKS = ("CLK", "CLK0", "CLK1", "CLK2", "CLK3", "CLKA", "CLKB", "WCK")
 _INSTANCE = re.compile(r"\(INSTANCE ([^)]*)\)")
@@ -125,13 +126,13 @@ def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
             if todo:
                 for q in todo:
                     if q in stack:   # a combinational loop: cut it there
-                        memo[q] = (0.0, None, "cell")
+                        memo[q] = (_UNTIMED, None, "cell")
                 stack.extend(q for q in todo if q not in memo)
                 continue
-            best = (0.0, None, kind)
+            best = (_UNTIMED, None, kind)   # a constant or unclocked source starts no path
             for a, b, ns in arcs:
                 t = memo[(a, b)][0] + ns
-                if best[1] is None or t > best[0]:
+                if t > best[0]:
                     best = (t, (a, b), kind)
             memo[p] = best
             stack.pop()
@@ -139,6 +140,7 @@ def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
 
     ends = sorted(((arrival(p)[0] + s, p) for p, s in setups.items() if p in route_arcs),
                   key=lambda e: -e[0])
+    ends = [(ns, p) for ns, p in ends if ns > _UNTIMED]
     out, seen = [], set()
     for ns, pin in ends:
         chain = [pin]
