@@ -16,8 +16,8 @@ Interface
 A layer runs in three phases: accept its descriptor, load its weights and requantizers into on-chip
 memories, then stream the image through. The image is read from ``activations`` exactly once.
 The run phase begins once the weights are in: the requantizers (which follow them) load beside
-it, and an output block's chunks issue once its requantizer is in (its bias is read three stages
-after issue), so the requantizer beats cost no cycles of their own.
+it, and an output block's chunks issue once its requantizer is in (its bias is read in the
+pipeline's stage 3), so the requantizer beats cost no cycles of their own.
 With ``reuse`` set the load phase is skipped: the weight and requantizer memories still hold the
 previous layer's beats (a host that knows the next layer uses the same ones saves the reload).
 
@@ -26,8 +26,9 @@ Partial sums (a reduction longer than one layer, e.g. a GEMM's K tiled by the ac
 beat) instead of its bias; with ``acc_out`` they are also stored back to word ``i``. The result
 beat is emitted either way (its requantized value is meaningless while the sum is partial; the
 host drops it), so the stream and the max-pool stage behind it behave as for any layer. The read
-is addressed one stage ahead of the accumulate, like the requantizer memory, and a word is
-written after its block's last chunk, so a layer reads every word before it writes it.
+is addressed in stage 3, two stages ahead of the accumulate (its data registered on the way),
+like the requantizer memory, and a word is written after its block's last chunk, so a layer
+reads every word before it writes it.
 
 Fabric: why not the systolic array
 ----------------------------------
@@ -102,9 +103,9 @@ path, not a different fabric mapping.
 
 Pipeline (one chunk per cycle): issue -> memory read (registered) -> lane select -> products
 (two cycles: registered operands and product, a DSP block's own registers on ECP5) -> column
-sums -> accumulate (bias preloaded) -> multiply (two products that each fit an 18x18
-multiplier, registered: :mod:`..split_product`) -> their sum and the rounding term -> shift and
-saturate -> result FIFO. Issue needs a credit (a free FIFO row), so back-pressure on ``result``
+sums (two cycles: each half of the lanes, then the halves) -> accumulate (bias preloaded) ->
+multiply (two products that each fit an 18x18 multiplier, registered: :mod:`..split_product`)
+-> their sum and the rounding term -> shift -> saturate into the result FIFO. Issue needs a credit (a free FIFO row), so back-pressure on ``result``
 stalls issue and never drops a result.
 """
 
@@ -134,7 +135,7 @@ from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
-FIFO_DEPTH = 16  # > issue-to-FIFO latency (9), so a ready sink sees one result per cycle
+FIFO_DEPTH = 16  # > issue-to-FIFO latency (11), so a ready sink sees one result per cycle
 
 
 def psum_ports(cfg: ConvConfig) -> dict:
@@ -307,25 +308,32 @@ class ConvEngine(wiring.Component):
             for n in range(B)] for k in range(L)]
         s2m = {k: stage(f"s2m_{k}", v, v.shape()) for k, v in s2.items()}
         s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2m.items()}
-        # The result beat a chunk belongs to: its partial-sum word, read with the parameters.
-        # Both are read a stage early (the multipliers' second cycle: its block, its beat) and
-        # registered as they leave the block RAMs, so they arrive with stage 4 from registers.
+        # The result beat a chunk belongs to: its partial-sum word, read with the parameters
+        # in stage 3 (its block, its beat) and registered as they leave the block RAMs, so
+        # they arrive with stage 4 from registers.
         beat = Signal.like(self.psum_raddr, name="s3_beat")
-        beat_rd = Signal.like(self.psum_raddr, name="s2m_beat")
-        for count, s in ((beat, s3), (beat_rd, s2m)):
-            with m.If(s["go"] & s["last"]):
-                m.d.sync += count.eq(count + 1)
-            with m.If(start):
-                m.d.sync += count.eq(0)
-        m.d.comb += [p_rd.addr.eq(s2m["nb"]), self.psum_raddr.eq(beat_rd)]
+        with m.If(s3["go"] & s3["last"]):
+            m.d.sync += beat.eq(beat + 1)
+        with m.If(start):
+            m.d.sync += beat.eq(0)
+        m.d.comb += [p_rd.addr.eq(s3["nb"]), self.psum_raddr.eq(beat)]
         params_q = stage("s4_params", p_rd.data, len(p_rd.data))
         psum_q = stage("s4_psum", self.psum_rdata, len(self.psum_rdata))
-        beat4 = stage("s4_beat", beat, beat.shape())
+        beat4 = stage("s4_beat", stage("s3s_beat", beat, beat.shape()), beat.shape())
 
-        # Stage 4: column sums over the chunk's lanes.
-        sums = [stage(f"sum_n{n}", reduce(lambda x, y: x + y, [prods[k][n] for k in range(L)]),
-                      acc_shape) for n in range(B)]
-        s4 = {k: stage(f"s4_{k}", v, v.shape()) for k, v in s3.items()}
+        # Stage 4, two cycles: column sums over the chunk's lanes, each half of the lanes
+        # summed into a register (3s), then the halves (an adder tree one level shorter a
+        # cycle, where the products' routes from the multiplier columns take most of it).
+        def column(n, lanes):
+            return reduce(lambda x, y: x + y, [prods[k][n] for k in lanes])
+
+        halves = [range(0, (L + 1) // 2), range((L + 1) // 2, L)]
+        parts = [[stage(f"half{j}_n{n}", column(n, h), acc_shape)
+                  for j, h in enumerate(halves) if len(h)] for n in range(B)]
+        sums = [stage(f"sum_n{n}", reduce(lambda x, y: x + y, parts[n]), acc_shape)
+                for n in range(B)]
+        s3s = {k: stage(f"s3s_{k}", v, v.shape()) for k, v in s3.items()}
+        s4 = {k: stage(f"s4_{k}", v, v.shape()) for k, v in s3s.items()}
         params = data.View(requant_layout(cfg), params_q)
 
         # Stage 5: accumulate; a block's first chunk starts from its bias.
@@ -347,9 +355,9 @@ class ConvEngine(wiring.Component):
                      self.psum_wdata.eq(Cat(*accs)), self.psum_we.eq(v5 & desc.acc_out)]
 
         # Stage 6: acc * M as two products that each fit one 18x18 multiplier (an ECP5
-        # MULT18X18D), registered at its output; stage 7: their sum + 2**(S-1); then >> S
-        # (arithmetic, so round half up) and saturate into the result FIFO. At the product's
-        # width (hwaccel.generators.rounding): a shift past it gives 0.
+        # MULT18X18D), registered at its output; stage 7: their sum + 2**(S-1); stage 8: >> S
+        # (arithmetic, so round half up); then saturate into the result FIFO. At the
+        # product's width (hwaccel.generators.rounding): a shift past it gives 0.
         halves = [split_product(accs[n], mults[n]) for n in range(B)]
         lows = [stage(f"rq_lo_n{n}", h.low, h.low.shape()) for n, h in enumerate(halves)]
         highs = [stage(f"rq_high_n{n}", h.high, h.high.shape()) for n, h in enumerate(halves)]
@@ -361,15 +369,14 @@ class ConvEngine(wiring.Component):
         shifts7 = [stage(f"s7_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
         big7 = [stage(f"s7_big_n{n}", t.big) for n, t in enumerate(terms)]
         v7, e7 = stage("s7_valid", v6), stage("s7_end", e6)
-        outs = []
-        for n in range(B):
-            y = Signal(scaled[n].shape(), name=f"shifted_n{n}")
-            m.d.comb += y.eq(shift_terms(scaled[n], shifts7[n], big7[n]))
-            outs.append(saturate_int8(y, desc.relu))
+        shifted = [stage(f"shifted_n{n}", shift_terms(scaled[n], shifts7[n], big7[n]),
+                         scaled[n].shape()) for n in range(B)]
+        v8, e8 = stage("s8_valid", v7), stage("s8_end", e7)
+        outs = [saturate_int8(shifted[n], desc.relu) for n in range(B)]
 
         fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
                                             depth=FIFO_DEPTH)
-        m.d.comb += [fifo.w_en.eq(v7), fifo.w_data.eq(Cat(*outs, e7)),
+        m.d.comb += [fifo.w_en.eq(v8), fifo.w_data.eq(Cat(*outs, e8)),
                      self.result.valid.eq(fifo.r_rdy), self.result.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.result.ready)]
         # Issue's credit (a free FIFO row: credits != 0) is a register worked out a cycle
@@ -381,4 +388,4 @@ class ConvEngine(wiring.Component):
         m.d.sync += [credits.eq(credits - spent + freed),
                      has_credit.eq(Mux(spent & ~freed, credits != 1, has_credit | freed))]
         return reduce(lambda x, y: x | y, [s0["go"], s1["go"], s2["go"], s2m["go"], s3["go"],
-                                           s4["go"], v5, v6, v7])
+                                           s3s["go"], s4["go"], v5, v6, v7, v8])

@@ -92,7 +92,8 @@ class ConvHarness(Harness):
     # The line buffer's write data and the weight and partial-sum addresses feed memories only.
     abstract = tuple(f"w:{n}" for n in (
         "*s2_a", "*s2_w", "*prod_k*", "*sum_n*", "*acc_n*", "*mult_n*", "*shift_n*",
-        "*rq_lo_n*", "*rq_high_n*", "*scaled_n*", "*s7_big_n*", "*.sr", "*.w_addr", "*beat",
+        "*rq_lo_n*", "*rq_high_n*", "*scaled_n*", "*s7_big_n*", "*shifted_n*", "*half*_n*",
+        "*.sr", "*.w_addr", "*beat",
         "*win_r*", "*s2_dw*", "*s1_bank*", "*s1_w", "*s4_psum", "*s4_params",
     ))
 
@@ -157,14 +158,15 @@ class ConvHarness(Harness):
 
     def _credit_invariant(self, m: Module, body: Module, level) -> None:
         """What makes ``result_fifo`` inductive (asserted, so proved with it): every FIFO row is
-        a credit, a block's last chunk on its way down the pipeline (stages 0-4 and 2m carry ``go``
-        and ``last``, stages 5-7 the result's valid) or a result in the FIFO, so they add up to
-        the FIFO depth; the issue's credit flag (a register worked out a cycle ahead) is
+        a credit, a block's last chunk on its way down the pipeline (stages 0-4, 2m and 3s
+        carry ``go`` and ``last``, stages 5-8 the result's valid) or a result in the FIFO, so
+        they add up to the FIFO depth; the issue's credit flag (a register worked out a cycle
+        ahead) is
         ``credits != 0``; and the FIFO's own level is the one its handshakes give."""
         fifo = body.submodules.fifo
         flights = [driven(body, f"s{i}_go") & driven(body, f"s{i}_last") for i in range(0, 5)]
-        flights += [driven(body, "s2m_go") & driven(body, "s2m_last")]
-        flights += [driven(body, f"s{i}_valid") for i in range(5, 8)]
+        flights += [driven(body, f"{s}_go") & driven(body, f"{s}_last") for s in ("s2m", "s3s")]
+        flights += [driven(body, f"s{i}_valid") for i in range(5, 9)]
         credits = driven(body, "credits")
         rows = credits + ones(*flights) + fifo.level
         m.d.comb += [
@@ -203,12 +205,12 @@ class ConvHarness(Harness):
             o.update(started * per_layer, took(getattr(dut, name)))
             dues[name] = o.count
         # Every beat owed is still to pass stage 3 of the pipeline (``s3_beat`` counts those
-        # that did since the layer began), on its way through stages 4-7, or in the FIFO: a
+        # that did since the layer began), on its way through stages 3s-8, or in the FIFO: a
         # beat the FIFO refuses, or one emitted twice, breaks the sum at once.
         beat = driven(body, "s3_beat")
         fifo = body.submodules.fifo
-        later = [driven(body, "s4_go") & driven(body, "s4_last")]
-        later += [driven(body, f"s{i}_valid") for i in range(5, 8)]
+        later = [driven(body, f"{s}_go") & driven(body, f"{s}_last") for s in ("s3s", "s4")]
+        later += [driven(body, f"s{i}_valid") for i in range(5, 9)]
         idle = driven(body, "state") == 0
         m.d.comb += [
             Assert(owed.count == Mux(seen, outs - beat, 0) + ones(*later) + fifo.level,

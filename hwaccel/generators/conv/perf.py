@@ -71,9 +71,9 @@ DMA_FIRST = 3
 LOAD_START = 2
 #: The MAC and requantize pipeline's stages after the issue: memory read (registered as it
 #: leaves the block RAMs), operands, the multipliers' operand and product registers, column
-#: sums, accumulate, the requantizer's split product, its rounding add (the shift and
-#: saturation feed the result FIFO's write).
-PIPE_STAGES = 9
+#: sums (two: each half of the lanes, then the halves), accumulate, the requantizer's split
+#: product, its rounding add, its shift (the saturation feeds the result FIFO's write).
+PIPE_STAGES = 11
 #: From the last chunk's issue to the job's end: the pipeline's stages, the result FIFO and
 #: the store, the job ending in the cycle of its last store (the max-pool stage passes an
 #: unpooled layer's beats through combinationally; the engine is idle from the next cycle).
