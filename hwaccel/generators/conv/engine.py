@@ -105,8 +105,8 @@ Pipeline (one chunk per cycle): issue -> memory read (registered) -> lane select
 (two cycles: registered operands and product, a DSP block's own registers on ECP5) -> column
 sums (two cycles: each half of the lanes, then the halves) -> accumulate (bias preloaded) ->
 multiply (two products that each fit an 18x18 multiplier, registered: :mod:`..split_product`)
--> their sum and the rounding term -> shift -> saturate into the result FIFO. Issue needs a credit (a free FIFO row), so back-pressure on ``result``
-stalls issue and never drops a result.
+-> their sum and the rounding term -> shift -> saturate into the result FIFO. Issue needs a
+credit (a free FIFO row), so back-pressure on ``result`` stalls issue and never drops a result.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ from amaranth.lib.wiring import In, Out
 from ...hdl.dsp import registered_product
 from ..rounding import rounding_terms, saturate_int8, shift_terms
 from ..split_product import join_product, split_product
+from .ahead import stepped
 from .config import ConvConfig
 from .layouts import (
     activation_layout,
@@ -229,11 +230,13 @@ class ConvEngine(wiring.Component):
             p_wr.addr.eq(p_count), p_wr.data.eq(self.requant.payload),
             p_wr.en.eq(self.requant.valid & self.requant.ready),
         ]
-        # The counts' next values: the sequencer compares them a cycle ahead.
-        w_next, p_next = Signal.like(w_count), Signal.like(p_count)
-        m.d.comb += [w_next.eq(Mux(start, 0, w_count + w_wr.en)),
-                     p_next.eq(Mux(start, 0, p_count + p_wr.en))]
-        m.d.sync += [w_count.eq(w_next), p_count.eq(p_next)]
+        # The counts' next values, as candidates (a beat taken, else held or cleared by a
+        # start, never both): the sequencer compares them a cycle ahead.
+        w_next, p_next = ([(wr.en, stepped(m, c, c + 1, f"{c.name}_inc")),
+                           (None, stepped(m, c, Mux(start, 0, c), f"{c.name}_held"))]
+                          for c, wr in ((w_count, w_wr), (p_count, p_wr)))
+        m.d.sync += [w_count.eq(Mux(start, 0, w_count + w_wr.en)),
+                     p_count.eq(Mux(start, 0, p_count + p_wr.en))]
         first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
         with m.If(load & Mux(desc.depthwise, first_in, w_count == desc.weight_words)):
             m.d.sync += state.eq(2)

@@ -13,7 +13,7 @@ the late conditions select the result (:func:`.ahead.compare`)."""
 
 from __future__ import annotations
 
-from operator import eq, ge, gt, lt
+from operator import eq, ge, gt, le, lt
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
@@ -76,7 +76,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     """The writer (stores the ``activations`` stream into the row memories ``banks``, from
     the load phase on: ``fill``) and the sequencer (issues one chunk a cycle in the run phase:
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
-    ``rq_count`` are the next values of the weight and requantizer beats loaded so far (a
+    ``rq_count`` are the next values of the weight and requantizer beats loaded so far, as
+    :func:`.ahead.choices` (a
     depthwise channel group issues once its own are in).
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
@@ -185,9 +186,10 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         m, {"xlast": xbase + desc.kernel_w - 1}, start, {"xlast": lim_new["kw_hi"]}, go,
         lambda r: [(row, {"xlast": lim["kw_hi"]}), (pix, {"xlast": r["xlast"] + stride_w})])[0][
         "xlast"]
-    w_need_n = kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
-                    go, [(grp, {"w_need": stepped(m, w_base, w_base + cfg.dw_chunks,
-                                                   "w_base_s") + cfg.dw_chunks})])[1]["w_need"]
+    w_need_g = stepped(m, w_base, w_base + cfg.dw_chunks, "w_base_s") + cfg.dw_chunks
+    w_need = kept(m, {"w_need": w_base + cfg.dw_chunks}, start, {"w_need": cfg.dw_chunks},
+                  go, [(grp, {"w_need": w_need_g})])[0]["w_need"]
+    w_need_c = choices(m, w_need, "w_need", [(start, cfg.dw_chunks), (go & grp, w_need_g)])
     # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
     # sequencer (depthwise), past the window's last row or on it (this window's, and the
     # next row's for ``nx``), past the column a chunk needs or the image's first; the read
@@ -247,7 +249,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                col_past_r=compare(lt, rcol_c, w_col_c),
                col_past_x=compare(lt, xlast_c, w_col_c),
                rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
-               rq_ok=compare(lt, nb_c, [(None, rq_count)]), w_ok=w_count >= w_need_n,
+               rq_ok=compare(lt, nb_c, rq_count), w_ok=compare(le, w_need_c, w_count),
                room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
                room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
                written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
