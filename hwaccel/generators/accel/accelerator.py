@@ -389,7 +389,13 @@ class Accelerator(wiring.Component):
             "commands": proc.retire,
             **energy.events,
         }
-        counters = counter_registers(m, events, proc.start & ~busy)
+        # A job whose ISSUE found its command's fault (the processor's first ISSUE after CHECK)
+        # is abandoned: the units' reset is in the next cycle (``voided``), before the job
+        # stores a word, and nothing of it counts.
+        voided = Signal(name="voided")
+        m.d.sync += voided.eq(proc.job_start & proc.abort_next)
+        counters = counter_registers(m, {k: Mux(voided, 0, v) for k, v in events.items()},
+                                     proc.start & ~busy)
         status = Mux(soft, 0, Cat(host_busy, proc.done, proc.error, Signal(5), proc.cause,
                                   proc.pc))
 

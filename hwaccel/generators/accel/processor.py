@@ -35,7 +35,9 @@ stops at the faulting command's own pc. Clock speed: no path does more than one 
 multiply then a compare. CALC registers the factors of every count and the room left in each
 memory, CHECK multiplies and compares the shapes into a register, the command's first TILE
 or ISSUE (or the retirement before it) compares the ranges and reads the shapes' verdict (a
-SHAPE or ADDRESS fault starts no job); a GEMM's next tile is worked out while the current
+SHAPE or ADDRESS fault found in that ISSUE abandons the job it starts: the units are reset in
+the next cycle, before the job can store a word, so the compares do not gate the job's start;
+one found by a retirement starts no job); a GEMM's next tile is worked out while the current
 one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
 anyway: the cycle counts are those of a processor that did all of it in one cycle.
 
@@ -304,10 +306,6 @@ class Processor(wiring.Component):
                 goto("TILE")
             with m.Else():
                 goto("ISSUE")
-        with m.Elif((is_("TILE") | is_("ISSUE")) & fresh & ~shape_ok):
-            fault(Cause.SHAPE)     # the command's first TILE or ISSUE: its shape checks,
-        with m.Elif((is_("TILE") | is_("ISSUE")) & fresh & chk.range_bad):
-            fault(Cause.ADDRESS)   # then its range checks
         with m.Elif(is_("TILE")):
             m.d.sync += til.load(self)
             goto("ISSUE")
@@ -362,5 +360,13 @@ class Processor(wiring.Component):
             with m.If(~expire & ~ending & stop):
                 m.d.comb += self.abort_next.eq(1)
                 m.d.sync += expire_cause.eq(cause)
+        # The command's first TILE or ISSUE after CHECK reads the shape verdict, then compares
+        # the ranges (``fresh``). Its job issues either way, and a fault abandons it: the units'
+        # reset (``abort_next``) is in the next cycle, before the job can store a word. So the
+        # compares feed the state, the status and the reset register, not the job's start.
+        bad = (is_("TILE") | is_("ISSUE")) & fresh & (~shape_ok | chk.range_bad)
+        with m.If(bad):
+            fault(Mux(shape_ok, Cause.ADDRESS, Cause.SHAPE))
+            m.d.comb += self.abort_next.eq(is_("ISSUE"))
         m.d.sync += expire.eq(self.abort_next)
         return m
