@@ -35,9 +35,10 @@ stops at the faulting command's own pc. Clock speed: no path does more than one 
 multiply then a compare. CALC registers the factors of every count and the room left in each
 memory, CHECK multiplies and compares the shapes into a register, the command's first TILE
 or ISSUE (or the retirement before it) compares the ranges and reads the shapes' verdict (a
-SHAPE or ADDRESS fault found in that ISSUE abandons the job it starts: the units are reset in
-the next cycle, before the job can store a word, so the compares do not gate the job's start;
-one found by a retirement starts no job); a GEMM's next tile is worked out while the current
+command that fails them under a running job goes on to CHECK, and a SHAPE or ADDRESS fault is
+found in its first TILE or ISSUE after CHECK; in an ISSUE it abandons the job it starts: the
+units are reset in the next cycle, before the job can store a word, so the compares do not
+gate the job's start); a GEMM's next tile is worked out while the current
 one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
 anyway: the cycle counts are those of a processor that did all of it in one cycle.
 

@@ -77,8 +77,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     the load phase on: ``fill``) and the sequencer (issues one chunk a cycle in the run phase:
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
     ``rq_count`` are the next values of the weight and requantizer beats loaded so far, as
-    :func:`.ahead.choices` (a
-    depthwise channel group issues once its own are in).
+    :func:`.ahead.choices` (a depthwise channel group issues once its own are in).
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
