@@ -157,7 +157,10 @@ class Eltwise(wiring.Component):
         # One multiplier a lane of each word: a's products, then b's (added to a's). Each is a
         # signal of its own, so both uses share it, and the multiplier's operand comes first:
         # Yosys' `booth` maps mult x byte to ~20 % fewer LUTs than byte x mult (docs/ecp5-dsp.md).
-        mult = Mux(got_b, p.mult_b, p.mult_a)
+        # The multiplier's operand is chosen a cycle ahead (from the read's tag), so a register
+        # feeds the multiplier directly: the choice was on 85e3ccd's placed critical path.
+        mult = Signal.like(p.mult_a, name="add_mult")
+        m.d.sync += mult.eq(Mux(read_b, p.mult_b, p.mult_a))
         prods = [[Signal(signed(8 + MULT_BITS + 1), name=f"add_q{j}_{i}") for i in range(lanes)]
                  for j in range(2)]
         m.d.comb += [q.eq(mult * w[8 * i: 8 * i + 8].as_signed())
