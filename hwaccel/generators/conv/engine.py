@@ -121,7 +121,7 @@ from amaranth.lib.wiring import In, Out
 from ...hdl.dsp import registered_product
 from ..rounding import rounding_terms, saturate_int8, shift_terms
 from ..split_product import join_product, split_product
-from .ahead import stepped
+from .ahead import late_step
 from .config import ConvConfig
 from .layouts import (
     activation_layout,
@@ -230,13 +230,10 @@ class ConvEngine(wiring.Component):
             p_wr.addr.eq(p_count), p_wr.data.eq(self.requant.payload),
             p_wr.en.eq(self.requant.valid & self.requant.ready),
         ]
-        # The counts' next values, as candidates (a beat taken, else held or cleared by a
-        # start, never both): the sequencer compares them a cycle ahead.
-        w_next, p_next = ([(wr.en, stepped(m, c, c + 1, f"{c.name}_inc")),
-                           (None, stepped(m, c, Mux(start, 0, c), f"{c.name}_held"))]
+        # The counts step with a beat taken, else hold or clear at a start (never both); their
+        # next values, as candidates, are what the sequencer compares a cycle ahead.
+        w_next, p_next = (late_step(m, c, c.name, wr.en, c + 1, start, 0)
                           for c, wr in ((w_count, w_wr), (p_count, p_wr)))
-        m.d.sync += [w_count.eq(Mux(start, 0, w_count + w_wr.en)),
-                     p_count.eq(Mux(start, 0, p_count + p_wr.en))]
         first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
         with m.If(load & Mux(desc.depthwise, first_in, w_count == desc.weight_words)):
             m.d.sync += state.eq(2)
