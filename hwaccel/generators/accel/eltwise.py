@@ -9,8 +9,9 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
 
 * ADD: one word a cycle. Each read returns two consecutive words (:mod:`.act_banks`), so the
   unit reads words ``2j, 2j + 1`` of ``a``, then the same two of ``b``; each pair is registered
-  as it arrives, then ``a * mult_a`` for both words is registered while ``b``'s pair is, then
-  ``+ b * mult_b`` (the same multipliers, one a lane of each word), then the rounding term
+  as it arrives, then ``a * mult_a`` for both words is registered at the multipliers' inputs and
+  output and kept while ``b``'s pair follows, then ``+ b * mult_b`` (the same multipliers, one a
+  lane of each word), then the rounding term
   added to the first word, then to the second while the first is shifted and saturated, then
   the second shifted and saturated: ``count + ADD_TAIL`` cycles of the job
   (``2 * ceil(count / 2)`` reads; an odd count's last pair has one word and so one result cycle
@@ -26,8 +27,9 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
 
 Clock speed: no path does more than one multiply (and an add), and none starts at the block
 RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
-in the word registers. The ADD's two products of a word are on different cycles; the AVGPOOL
-divider is a multiply, then the rounding add, then shift and clamp. The rounding add and the
+in the word registers. The ADD's products are registered at the multipliers' inputs and
+outputs, so its multiplies and its add are on different cycles; the AVGPOOL divider is a
+multiply, then the rounding add, then shift and clamp. The rounding add and the
 shift with its clamp are stages of their own (:func:`hwaccel.generators.rounding.rounding_terms`):
 in one cycle they were the whole accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
 """
@@ -41,6 +43,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...hdl.dsp import DSP_LATENCY, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 from ..rounding import rounding_terms, shift_terms
@@ -50,10 +53,11 @@ from .isa import elt_layout
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
 
 #: Job cycles of an ADD beyond one a word (an even count): after its last read, the words
-#: registered, their data (``a*mult_a + b*mult_b`` registered), the first word's rounding
-#: register, the second's (and the first's result register), the second's result register,
-#: the store, and the cycle the datapath sees every result written.
-ADD_TAIL = 7
+#: registered, the multipliers' operand and product registers (:data:`DSP_LATENCY`), their data
+#: (``a*mult_a + b*mult_b`` registered), the first word's rounding register, the second's (and
+#: the first's result register), the second's result register, the store, and the cycle the
+#: datapath sees every result written.
+ADD_TAIL = 7 + DSP_LATENCY
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
 #: Job cycles after an AVGPOOL's last read: the word registered, its data (the sum
@@ -108,7 +112,7 @@ class Eltwise(wiring.Component):
         # before ``start`` until RIPE cycles after it (.tiling), and ``start`` is at the end of
         # the processor's ISSUE decision (its range checks' compare): through it into the read
         # pointers was the netlist estimate's deepest path (15.1 ns at 48a413b).
-        pipe_add = self._add(m, issuing & ~mode_avg, ~issuing, res, res_valid)
+        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid)
         pipe_avg = self._avg(m, issuing & mode_avg, setup, res, res_valid)
         with m.If(self.start):
             m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
@@ -125,7 +129,7 @@ class Eltwise(wiring.Component):
                                   | res_valid)]
         return m
 
-    def _add(self, m, issue, load, res, res_valid):
+    def _add(self, m, platform, issue, load, res, res_valid):
         """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
         ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
         cfg, p = self.config, self.args.add
@@ -153,7 +157,7 @@ class Eltwise(wiring.Component):
         m.d.sync += [read_a.eq(issue & ~ph), read_b.eq(issue & ph), pair_r.eq(left >= 2),
                      words[0].eq(self.rdata), words[1].eq(self.rnext),
                      got_a.eq(read_a), got_b.eq(read_b), pair.eq(pair_r),
-                     summed.eq(got_b), second.eq(summed & pair_b)]
+                     second.eq(summed & pair_b)]
         # One multiplier a lane of each word: a's products, then b's (added to a's). Each is a
         # signal of its own, so both uses share it, and the multiplier's operand comes first:
         # Yosys' `booth` maps mult x byte to ~20 % fewer LUTs than byte x mult (docs/ecp5-dsp.md).
@@ -161,23 +165,32 @@ class Eltwise(wiring.Component):
         # feeds the multiplier directly: the choice was on 85e3ccd's placed critical path.
         mult = Signal.like(p.mult_a, name="add_mult")
         m.d.sync += mult.eq(Mux(read_b, p.mult_b, p.mult_a))
-        prods = [[Signal(signed(8 + MULT_BITS + 1), name=f"add_q{j}_{i}") for i in range(lanes)]
-                 for j in range(2)]
-        m.d.comb += [q.eq(mult * w[8 * i: 8 * i + 8].as_signed())
-                     for w, qw in zip(words, prods) for i, q in enumerate(qw)]
-        with m.If(got_a):
+        # Each product is registered at the multiplier's inputs and output (on ECP5 the
+        # MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`), so no path
+        # both multiplies and adds: through the block's combinational multiply into the add was
+        # 85e3ccd's placed critical path (16.0 ns). Under ``lut_multipliers`` the same registers
+        # are fabric ones around a LUT multiply (the DSP blocks are the MACs'). The tags follow.
+        dsp = None if cfg.lut_multipliers else platform
+        prods = [[registered_product(m, Cat(mult, Const(0, 1)).as_signed(),
+                                     w[8 * i: 8 * i + 8].as_signed(), platform=dsp,
+                                     name=f"add_q{j}_{i}", fabric=False)
+                  for i in range(lanes)] for j, w in enumerate(words)]
+        got_a_q, got_b_q, pair_q = (_delayed(m, s, DSP_LATENCY, f"add_{s.name}")
+                                    for s in (got_a, got_b, pair))
+        with m.If(got_a_q[-1]):
             m.d.sync += [pa.eq(q) for pw, qw in zip(prod_a, prods) for pa, q in zip(pw, qw)]
-        with m.If(got_b):
+        with m.If(got_b_q[-1]):
             m.d.sync += [t.eq(pa + q) for tw, pw, qw in zip(total, prod_a, prods)
                          for t, pa, q in zip(tw, pw, qw)]
-            m.d.sync += pair_b.eq(pair)
+            m.d.sync += pair_b.eq(pair_q[-1])
+        m.d.sync += summed.eq(got_b_q[-1])
         lo = Mux(p.relu, 0, -128)
         rounded_v = _round_then_clamp(
             m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
             (lo, 127), res, res_valid, "add_r")
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
-                               busy=read_a | read_b | got_a | got_b | summed | second
-                               | rounded_v)
+                               busy=read_a | read_b | got_a | got_b | Cat(*got_a_q, *got_b_q).any()
+                               | summed | second | rounded_v)
 
     def _avg(self, m, issue, setup, res, res_valid):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
@@ -281,6 +294,16 @@ class Eltwise(wiring.Component):
                                       res, res_valid, "avg_r", unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
                                busy=read | got | sum_v | prod_v | rounded_v)
+
+
+def _delayed(m, signal, cycles, name):
+    """``signal`` through ``cycles`` registers: the list of them, the last ``cycles`` later."""
+    out = []
+    for i in range(cycles):
+        q = Signal.like(signal, name=f"{name}_d{i + 1}")
+        m.d.sync += q.eq(out[-1] if out else signal)
+        out.append(q)
+    return out
 
 
 def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, unbias=False):
