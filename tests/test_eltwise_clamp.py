@@ -1,4 +1,4 @@
-"""The element-wise unit's last two stages (:func:`hwaccel.generators.accel.eltwise.
+"""The element-wise unit's last three stages (:func:`hwaccel.generators.accel.eltwise.
 _round_then_clamp`) in Amaranth's simulator, at the clamp's edges: the rounded value is compared
 with the bounds shifted up (beside the shift, not after it), so every shift is driven with values
 one either side of ``(hi + 1) << s`` and ``lo << s`` (before the rounding term), and with shifts
@@ -62,6 +62,7 @@ def test_the_clamp_at_its_edges(relu, unsigned, seed):
             ctx.set(take, 1)
             await ctx.tick()
             ctx.set(take, 0)
+            await ctx.tick()          # the rounding register, then the shift and compares
             await ctx.tick()
             got, want = ctx.get(res), _want(v, s, lo_int, hi, unsigned)
             if got != want:

@@ -11,9 +11,9 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   unit reads words ``2j, 2j + 1`` of ``a``, then the same two of ``b``; each pair is registered
   as it arrives, then ``a * mult_a`` for both words is registered at the multipliers' inputs and
   output and kept while ``b``'s pair follows, then ``+ b * mult_b`` (the same multipliers, one a
-  lane of each word), then the rounding term
-  added to the first word, then to the second while the first is shifted and saturated, then
-  the second shifted and saturated: ``count + ADD_TAIL`` cycles of the job
+  lane of each word), then the rounding term added to the first word, then to the second while
+  the first is shifted, each word saturated a cycle after its shift: ``count + ADD_TAIL``
+  cycles of the job
   (``2 * ceil(count / 2)`` reads; an odd count's last pair has one word and so one result cycle
   less).
 * AVGPOOL: two set-up cycles (the address steps ``kw x blocks``, ``width x blocks`` and
@@ -22,16 +22,16 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   word, registered as it arrives, its lanes biased to unsigned bytes by flipping their sign bits,
   added into the accumulator word of its block (one per block, registers). A window's last
   word completes its block's sum, which goes on to the multiply, then the rounding term, then
-  shift, clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window
+  the shift, then clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window
   accumulates: ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
 
 Clock speed: no path does more than one multiply (and an add), and none starts at the block
 RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
 in the word registers. The ADD's products are registered at the multipliers' inputs and
 outputs, so its multiplies and its add are on different cycles; the AVGPOOL divider is a
-multiply, then the rounding add, then shift and clamp. The rounding add and the
-shift with its clamp are stages of their own (:func:`hwaccel.generators.rounding.rounding_terms`):
-in one cycle they were the whole accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
+multiply, then the rounding add, then shift, then clamp. The rounding add, the shift and the
+clamp are stages of their own (:func:`hwaccel.generators.rounding.rounding_terms`): in one
+cycle they were the whole accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
 """
 
 from __future__ import annotations
@@ -55,15 +55,16 @@ __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
 #: Job cycles of an ADD beyond one a word (an even count): after its last read, the words
 #: registered, the multipliers' operand and product registers (:data:`DSP_LATENCY`), their data
 #: (``a*mult_a + b*mult_b`` registered), the first word's rounding register, the second's (and
-#: the first's result register), the second's result register, the store, and the cycle the
-#: datapath sees every result written.
-ADD_TAIL = 7 + DSP_LATENCY
+#: the first's shift register), the second's shift register (and the first's result register),
+#: the second's result register, the store, and the cycle the datapath sees every result
+#: written.
+ADD_TAIL = 8 + DSP_LATENCY
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
 #: Job cycles after an AVGPOOL's last read: the word registered, its data (the sum
-#: registered), the product, the rounding register, the result register, the store, and the
-#: cycle the datapath sees every result written.
-AVG_TAIL = 7
+#: registered), the product, the rounding register, the shift register, the result register,
+#: the store, and the cycle the datapath sees every result written.
+AVG_TAIL = 8
 
 
 class Eltwise(wiring.Component):
@@ -185,12 +186,12 @@ class Eltwise(wiring.Component):
             m.d.sync += pair_b.eq(pair_q[-1])
         m.d.sync += summed.eq(got_b_q[-1])
         lo = Mux(p.relu, 0, -128)
-        rounded_v = _round_then_clamp(
+        clamping = _round_then_clamp(
             m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
             (lo, 127), res, res_valid, "add_r")
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
                                busy=read_a | read_b | got_a | got_b | Cat(*got_a_q, *got_b_q).any()
-                               | summed | second | rounded_v)
+                               | summed | second | clamping)
 
     def _avg(self, m, issue, setup, res, res_valid):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
@@ -290,10 +291,10 @@ class Eltwise(wiring.Component):
                      for i, w in enumerate(whole)]
         with m.If(sum_v):
             m.d.sync += [q.eq(w) for q, w in zip(prods, whole)]
-        rounded_v = _round_then_clamp(m, prods, p.shift, prod_v, (None, 255),   # >= 0
-                                      res, res_valid, "avg_r", unbias=True)
+        clamping = _round_then_clamp(m, prods, p.shift, prod_v, (None, 255),   # >= 0
+                                     res, res_valid, "avg_r", unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
-                               busy=read | got | sum_v | prod_v | rounded_v)
+                               busy=read | got | sum_v | prod_v | clamping)
 
 
 def _delayed(m, signal, cycles, name):
@@ -307,17 +308,20 @@ def _delayed(m, signal, cycles, name):
 
 
 def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, unbias=False):
-    """The last two stages of both datapaths: ``values`` (one a lane) plus their rounding term
-    ``2**(shift-1)`` registered when ``take``, then shifted, each lane clamped to ``bounds``
-    (``lo``, ``hi``; ``lo`` ``None``: the values are not negative) and taken as a byte (AVGPOOL's
-    ``unbias``-ed: its top bit flipped) into the result register. Returns the valid bit of the
-    rounding register (for ``busy``).
+    """The last three stages of both datapaths: ``values`` (one a lane) plus their rounding term
+    ``2**(shift-1)`` registered when ``take``; then shifted, and compared with the bounds; then
+    each lane clamped to ``bounds`` (``lo``, ``hi``; ``lo`` ``None``: the values are not
+    negative) and taken as a byte (AVGPOOL's ``unbias``-ed: its top bit flipped) into the result
+    register. Returns the valid bits of the rounding and shift registers (for ``busy``).
 
-    Two stages, so no path adds, shifts and compares in one cycle; and the clamp does not wait
-    for the shift: with ``t`` the rounded value and ``s`` the shift, ``floor(t / 2**s) > hi``
-    exactly when ``t >= (hi + 1) << s``, and ``< lo`` when ``t < lo << s``, so the rounded value is
-    compared with the bounds shifted up (registers that follow the job's shift, set long before
-    its first result) beside the shift. A shift past the value's width gives 0, as before."""
+    No path adds, shifts and compares in one cycle, and the clamp does not wait for the shift:
+    with ``t`` the rounded value and ``s`` the shift, ``floor(t / 2**s) > hi`` exactly when
+    ``t >= (hi + 1) << s``, and ``< lo`` when ``t < lo << s``, so the rounded value is compared
+    with the bounds shifted up (registers that follow the job's shift, set long before its first
+    result) beside the shift. A value inside the bounds is a byte, so the shift keeps 8 bits. A
+    shift past the value's width gives 0, as before. The shift and the clamp were one stage
+    until the ADD's multiplies were registered (the netlist estimate's second path then, 13.9
+    ns: the compare and the barrel shift into the result's multiplexers)."""
     lo, hi = bounds
     terms = [rounding_terms(v, shift) for v in values]
     s, big = terms[0].shift, terms[0].big   # the same for every lane
@@ -328,17 +332,25 @@ def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, u
         lo_b = Signal.like(hi_b, name=f"{name}_lo")
         m.d.sync += lo_b.eq(lo << s)
     rounded = [Signal.like(t.total, name=f"{name}{i}") for i, t in enumerate(terms)]
-    rounded_v = Signal(name=f"{name}_v")
-    m.d.sync += rounded_v.eq(take)
+    rounded_v, shifted_v = Signal(name=f"{name}_v"), Signal(name=f"{name}_sv")
+    shifted = [Signal(8, name=f"{name}_s{i}") for i in range(len(values))]
+    over = [Signal(name=f"{name}_over{i}") for i in range(len(values))]
+    under = [Signal(name=f"{name}_under{i}") for i in range(len(values))]
+    m.d.sync += [rounded_v.eq(take), shifted_v.eq(rounded_v)]
     with m.If(take):
         m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
     with m.If(rounded_v):
+        m.d.sync += [x.eq(shift_terms(r, s, 0)[:8]) for x, r in zip(shifted, rounded)]
+        m.d.sync += [o.eq(r >= hi_b) for o, r in zip(over, rounded)]
+        if lo is not None:
+            m.d.sync += [u.eq(r < lo_b) for u, r in zip(under, rounded)]
+    with m.If(shifted_v):
         out = []
-        for r in rounded:
-            x = Mux(r >= hi_b, hi, shift_terms(r, s, 0))
+        for x, o, u in zip(shifted, over, under):
+            x = Mux(o, hi, x)
             if lo is not None:
-                x = Mux(r < lo_b, lo, x)
+                x = Mux(u, lo, x)
             x = Mux(big, 0, x)[:8]
             out.append(x ^ 0x80 if unbias else x)
         m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
-    return rounded_v
+    return rounded_v | shifted_v
