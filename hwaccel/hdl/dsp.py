@@ -24,18 +24,19 @@ from __future__ import annotations
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, ResetSignal, Signal, signed
 
-__all__ = ["registered_product", "MULT_LATENCY", "DSP_LATENCY"]
+__all__ = ["registered_product", "MULT_LATENCY", "DSP_LATENCY", "MULT18_BITS"]
 
 #: Cycles from the operands to the product: operand, product and fabric product registers.
 MULT_LATENCY = 3
 #: Cycles from the operands to the product without the fabric register: operand, product.
 DSP_LATENCY = 2
 
-_MULT18_BITS = 18
+#: The widest signed operand of an ECP5 MULT18X18D.
+MULT18_BITS = 18
 
 
 def registered_product(m: Module, a, b, *, platform=None, name: str,
-                       fabric: bool = True) -> Signal:
+                       fabric: bool = True, attrs: dict | None = None) -> Signal:
     """``a * b`` (both signed), :data:`MULT_LATENCY` cycles later (:data:`DSP_LATENCY` with
     ``fabric=False``), as a signed signal.
 
@@ -51,6 +52,10 @@ def registered_product(m: Module, a, b, *, platform=None, name: str,
         Prefix of the generated register or instance names.
     fabric : bool
         Register the product once more in the fabric (the default).
+    attrs : dict or None
+        Attributes of the multiply's output wire on the plain path (e.g.
+        :data:`hwaccel.impl.yosys.DSP_ATTR`, so a flow that maps multiplies to LUTs keeps this
+        one on a DSP block).
     """
     wa, wb = len(a), len(b)
     product = Signal(signed(wa + wb), name=f"{name}_p")
@@ -60,15 +65,15 @@ def registered_product(m: Module, a, b, *, platform=None, name: str,
     else:
         staged = product
     if getattr(platform, "dsp_primitive", None) == "MULT18X18D":
-        if max(wa, wb) > _MULT18_BITS:
+        if max(wa, wb) > MULT18_BITS:
             raise ValueError(f"MULT18X18D operands must be at most 18 bits, not {wa} and {wb}")
-        a18, b18 = Signal(signed(_MULT18_BITS)), Signal(signed(_MULT18_BITS))
-        p36 = Signal(2 * _MULT18_BITS)
+        a18, b18 = Signal(signed(MULT18_BITS)), Signal(signed(MULT18_BITS))
+        p36 = Signal(2 * MULT18_BITS)
         m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36[: wa + wb])]
-        ports = {f"i_A{i}": a18[i] for i in range(_MULT18_BITS)}
-        ports |= {f"i_B{i}": b18[i] for i in range(_MULT18_BITS)}
-        ports |= {f"i_C{i}": Const(0) for i in range(_MULT18_BITS)}
-        ports |= {f"o_P{i}": p36[i] for i in range(2 * _MULT18_BITS)}
+        ports = {f"i_A{i}": a18[i] for i in range(MULT18_BITS)}
+        ports |= {f"i_B{i}": b18[i] for i in range(MULT18_BITS)}
+        ports |= {f"i_C{i}": Const(0) for i in range(MULT18_BITS)}
+        ports |= {f"o_P{i}": p36[i] for i in range(2 * MULT18_BITS)}
         for i in range(1, 4):
             ports |= {f"i_CLK{i}": Const(0), f"i_CE{i}": Const(0), f"i_RST{i}": Const(0)}
         regs = {f"p_REG_{r}_{k}": v for r in ("INPUTA", "INPUTB", "OUTPUT")
@@ -85,5 +90,7 @@ def registered_product(m: Module, a, b, *, platform=None, name: str,
         return staged
     a_q = Signal(signed(wa), name=f"{name}_a")
     b_q = Signal(signed(wb), name=f"{name}_b")
-    m.d.sync += [a_q.eq(a), b_q.eq(b), product.eq(a_q * b_q)]
+    mul = Signal(signed(wa + wb), name=f"{name}_m", attrs=attrs or {})
+    m.d.comb += mul.eq(a_q * b_q)
+    m.d.sync += [a_q.eq(a), b_q.eq(b), product.eq(mul)]
     return staged

@@ -21,15 +21,16 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
   word, registered as it arrives, its lanes biased to unsigned bytes by flipping their sign bits,
   added into the accumulator word of its block (one per block, registers). A window's last
-  word completes its block's sum, which goes on to the multiply, then the rounding term, then
-  the shift, then clamp and un-bias (:func:`hwaccel.numerics.average_with`) while the next window
-  accumulates: ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
+  word completes its block's sum, which goes on to the multiply (registered at its inputs and
+  output), then the rounding term, then the shift, then clamp and un-bias
+  (:func:`hwaccel.numerics.average_with`) while the next window accumulates:
+  ``AVG_SETUP + out_pixels x kh x kw x blocks + AVG_TAIL`` cycles of the job.
 
 Clock speed: no path does more than one multiply (and an add), and none starts at the block
 RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
 in the word registers. The ADD's products are registered at the multipliers' inputs and
-outputs, so its multiplies and its add are on different cycles; the AVGPOOL divider is a
-multiply, then the rounding add, then shift, then clamp. The rounding add, the shift and the
+outputs, so its multiplies and its add are on different cycles; so are the AVGPOOL divider's
+multiply, its rounding add, its shift and its clamp. The rounding add, the shift and the
 clamp are stages of their own (:func:`hwaccel.generators.rounding.rounding_terms`): in one
 cycle they were the whole accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
 """
@@ -43,7 +44,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ...hdl.dsp import DSP_LATENCY, registered_product
+from ...hdl.dsp import DSP_LATENCY, MULT18_BITS, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 from ..rounding import rounding_terms, shift_terms
@@ -62,9 +63,10 @@ ADD_TAIL = 8 + DSP_LATENCY
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
 #: Job cycles after an AVGPOOL's last read: the word registered, its data (the sum
-#: registered), the product, the rounding register, the shift register, the result register,
-#: the store, and the cycle the datapath sees every result written.
-AVG_TAIL = 8
+#: registered), the multipliers' operand and product registers (:data:`DSP_LATENCY`), the
+#: rounding register, the shift register, the result register, the store, and the cycle the
+#: datapath sees every result written.
+AVG_TAIL = 7 + DSP_LATENCY
 
 
 class Eltwise(wiring.Component):
@@ -114,7 +116,7 @@ class Eltwise(wiring.Component):
         # the processor's ISSUE decision (its range checks' compare): through it into the read
         # pointers was the netlist estimate's deepest path (15.1 ns at 48a413b).
         pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid)
-        pipe_avg = self._avg(m, issuing & mode_avg, setup, res, res_valid)
+        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, res, res_valid)
         with m.If(self.start):
             m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
                          setup.eq(Mux(self.avg, AVG_SETUP, 0))]
@@ -193,7 +195,7 @@ class Eltwise(wiring.Component):
                                busy=read_a | read_b | got_a | got_b | Cat(*got_a_q, *got_b_q).any()
                                | summed | second | clamping)
 
-    def _avg(self, m, issue, setup, res, res_valid):
+    def _avg(self, m, platform, issue, setup, res, res_valid):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
         cfg, p = self.config, self.args.avg
         lanes, ad, acc_bits = cfg.lanes, cfg.act_depth, cfg.avg_acc_bits
@@ -279,22 +281,25 @@ class Eltwise(wiring.Component):
                 with m.If(tag_b == i):
                     m.d.sync += a.eq(sums)
             m.d.sync += sum_w.eq(sums)
+        # The divider's multiplies are registered at their inputs and output (on ECP5 the
+        # MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`), so the
+        # block's combinational delay and its routes in and out are not one path. Each stays on
+        # a DSP block of its own where the FPGA flow maps other multiplies to LUTs
+        # (AccelConfig.lut_multipliers; DSP_ATTR on the plain path): an unsigned 15 x 17 bit
+        # product at ecp5_144's window of 128, one MULT18X18D. Operands wider than the block's
+        # 18 signed bits (windows past 128) are an inferred multiply between the same registers.
         prod_bits = acc_bits + cfg.avg_mult_bits
-        prods = [Signal(prod_bits) for _ in range(lanes)]
-        prod_v = Signal()
-        m.d.sync += prod_v.eq(sum_v)
-        # Marked for a DSP block of its own where the FPGA flow maps other multiplies to LUTs
-        # (AccelConfig.lut_multipliers; hwaccel.impl.yosys.DSP_ATTR): an unsigned 15 x 17 bit
-        # product at ecp5_144's window of 128, one MULT18X18D.
-        whole = [Signal(prod_bits, name=f"avg_q{i}", attrs={DSP_ATTR: 1}) for i in range(lanes)]
-        m.d.comb += [w.eq(sum_w[acc_bits * i: acc_bits * (i + 1)] * p.mult)
-                     for i, w in enumerate(whole)]
-        with m.If(sum_v):
-            m.d.sync += [q.eq(w) for q, w in zip(prods, whole)]
-        clamping = _round_then_clamp(m, prods, p.shift, prod_v, (None, 255),   # >= 0
+        fits = max(acc_bits, cfg.avg_mult_bits) < MULT18_BITS
+        prods = [registered_product(
+            m, Cat(sum_w[acc_bits * i: acc_bits * (i + 1)], Const(0, 1)).as_signed(),
+            Cat(p.mult, Const(0, 1)).as_signed(), platform=platform if fits else None,
+            name=f"avg_q{i}", fabric=False, attrs={DSP_ATTR: 1})[:prod_bits]
+            for i in range(lanes)]
+        prod_v = _delayed(m, sum_v, DSP_LATENCY, "avg_prod_v")
+        clamping = _round_then_clamp(m, prods, p.shift, prod_v[-1], (None, 255),   # >= 0
                                      res, res_valid, "avg_r", unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
-                               busy=read | got | sum_v | prod_v | clamping)
+                               busy=read | got | sum_v | Cat(*prod_v).any() | clamping)
 
 
 def _delayed(m, signal, cycles, name):
