@@ -238,9 +238,12 @@ PRESETS: dict[str, AccelConfig] = {
         # 32 DP16KD; Yosys maps the whole design to 141 of 208 DP16KD and 135 of 156
         # MULT18X18D); MobileNetV1's 96 x 96 input and DS-CNN's 10 x 4 kernel stay on
         # `default`. Runs the reference CNN (batch 5 fits), which is how the tests run it.
+        # AVGPOOL windows up to 128 (ResNet-8's 8 x 8, DS-CNN's 25 x 5): the divider's
+        # operands (15 x 17 bits) then fit one MULT18X18D a lane with its registers.
         AccelConfig(conv=ConvConfig(lanes=8, block=8, max_width=32, max_height=32,
                                     name="accel_ecp5"), act_depth=8192,
-                    wgt_depth=2048, psum_depth=224, prog_depth=256, name="ecp5"),
+                    wgt_depth=2048, psum_depth=224, prog_depth=256, avg_max_window=128,
+                    name="ecp5"),
     )
 }
 
