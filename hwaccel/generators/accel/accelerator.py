@@ -74,6 +74,7 @@ from .isa import Region, command_layout
 from .job_io import lstm_io, matmul_io
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
+from .store import result_addresses
 
 __all__ = ["Accelerator", "host_signature"]
 
@@ -288,33 +289,12 @@ class Accelerator(wiring.Component):
             res_valid, res_data, lstm_idle = lstm_io(m, cfg, lstm, act_dma, is_lstm, proc,
                                                      kill, res_valid, res_data, a_ready)
             idle = Mux(kind == JOB_LSTM, lstm_idle, idle)
-        # Results go to the job's runs: ``dst_run`` words, then ``dst_stride`` on from the run's
-        # start; after ``dst_group`` words (if not 0) the runs restart a word after the group's
-        # first (a depthwise job's next channel group). A partial K tile's beats are counted,
+        # Results go to the job's runs (:mod:`.store`); a partial K tile's beats are counted,
         # not stored.
         store = res_valid & active
-        w_addr, w_first = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
-        w_col = Signal(range(cfg.act_depth + 1))
-        w_gfirst, w_gcol = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth + 1))
-        # ``w_col + 1 == dst_run`` and ``w_gcol + 1 == dst_group`` a cycle ahead (as the DMA's).
-        w_end, w_gend = Signal(), Signal()
-        run, group = proc.job_dst_run, proc.job_dst_group
         with m.If(store):
-            m.d.sync += [written.eq(written + 1), w_addr.eq(w_addr + 1), w_col.eq(w_col + 1),
-                         w_gcol.eq(w_gcol + 1), w_end.eq(Mux(w_gend, run == 1, w_col + 2 == run)),
-                         w_gend.eq(w_gcol + 2 == group)]
-            with m.If(w_end):
-                m.d.sync += [w_addr.eq(w_first + proc.job_dst_stride),
-                             w_first.eq(w_first + proc.job_dst_stride), w_col.eq(0),
-                             w_end.eq(run == 1)]
-            with m.If(w_gend):
-                m.d.sync += [w_addr.eq(w_gfirst + 1), w_first.eq(w_gfirst + 1),
-                             w_gfirst.eq(w_gfirst + 1), w_col.eq(0), w_gcol.eq(0),
-                             w_gend.eq(group == 1)]
-        with m.If(proc.job_start):
-            m.d.sync += [w_addr.eq(proc.job_dst), w_first.eq(proc.job_dst), w_col.eq(0),
-                         w_gfirst.eq(proc.job_dst), w_gcol.eq(0), w_end.eq(run == 1),
-                         w_gend.eq(group == 1)]
+            m.d.sync += written.eq(written + 1)
+        w_addr = result_addresses(m, cfg, proc, store)
         # A conv-engine job ends in the cycle of its last store, the engine and its pool
         # stage idle from the next cycle (``ending``); the others once their unit is idle.
         # ``written == dst_count`` and ``written + 1 == dst_count`` as registers, kept from
