@@ -332,6 +332,7 @@ class Accelerator(wiring.Component):
         own = active & ~kill
         m.d.comb += [
             act_rd.addr.eq(Mux(own, Mux(is_elt, elt.addr, act_dma.addr), offset)),
+            act.pair.eq(own & is_elt & elt.pair), act.rup.eq(elt.rup),
             act_dma.rdata.eq(act_rd.data),
             act_wr.addr.eq(Mux(own, w_addr, offset)),
             act_wr.data.eq(Mux(own, res_data, host.wdata)),

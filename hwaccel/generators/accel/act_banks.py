@@ -9,10 +9,16 @@ sees the memory it saw before; the element-wise unit reads two words of an opera
 (:mod:`.eltwise`), so an ADD moves one word a cycle through one read port.
 
 Bank 0 holds word ``2i`` at ``i``, bank 1 word ``2i + 1`` at ``i``. A read of ``x`` addresses
-bank 0 at ``(x + 1) >> 1`` and bank 1 at ``x >> 1``; ``x``'s low bit, registered, selects which
-bank's data is word ``x``. Past the last word, ``rnext`` is any word (the address wraps in its
-bank); no reader uses it there. Writes go to the bank of the address's low bit. A read of a
-word written in the same cycle returns the old word (as the one-bank memory's did).
+bank 1 at ``x >> 1``, and bank 0 at ``x >> 1`` too, or, for a read of a pair (``pair``), at
+``rup``, which the reader keeps equal to ``(x + 1) >> 1``; ``x``'s low bit, registered, selects
+which bank's data is word ``x``. So ``rnext`` is word ``x + 1`` only for a pair read (the
+element-wise unit's, which keeps ``rup`` in registers beside its pointers): no adder is on the
+path from the readers' addresses into the block RAMs, which fan out to sixteen DP16KD a bank
+and, on ECP5, to the compare Yosys adds to give a read the old word when the other port writes
+it (the netlist estimate's deepest path at a063651, 15.2 ns, ran through that adder). Past the
+last word, ``rnext`` is any word (the address wraps in its bank); no reader uses it there.
+Writes go to the bank of the address's low bit. A read of a word written in the same cycle
+returns the old word (as the one-bank memory's did).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ class ActBanks(wiring.Component):
     Members
     -------
     raddr : ``In``               the read address (every cycle; data one cycle later)
-    rdata, rnext : ``Out``       words ``raddr`` and ``raddr + 1`` of the previous cycle
+    pair, rup : ``In``           read a pair: ``rup`` is ``(raddr + 1) >> 1``
+    rdata, rnext : ``Out``       words ``raddr`` and (a pair) ``raddr + 1`` of the previous cycle
     waddr, wdata, wen : ``In``   write ``wdata`` at ``waddr`` on this edge when ``wen``
     """
 
@@ -41,7 +48,8 @@ class ActBanks(wiring.Component):
             raise ValueError(f"depth must be an integer of at least 2, not {depth!r}")
         self.width, self.depth = width, depth
         super().__init__({
-            "raddr": In(range(depth)), "rdata": Out(width), "rnext": Out(width),
+            "raddr": In(range(depth)), "pair": In(1), "rup": In(range((depth + 1) // 2)),
+            "rdata": Out(width), "rnext": Out(width),
             "waddr": In(range(depth)), "wdata": In(width), "wen": In(1),
         })
 
@@ -56,7 +64,7 @@ class ActBanks(wiring.Component):
         odd = Signal()                       # the last read address was odd
         m.d.sync += odd.eq(self.raddr[0])
         m.d.comb += [
-            rd[0].addr.eq((self.raddr + 1) >> 1), rd[1].addr.eq(half),
+            rd[0].addr.eq(Mux(self.pair, self.rup, half)), rd[1].addr.eq(half),
             self.rdata.eq(Mux(odd, rd[1].data, rd[0].data)),
             self.rnext.eq(Mux(odd, rd[0].data, rd[1].data)),
         ]

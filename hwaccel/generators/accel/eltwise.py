@@ -79,6 +79,7 @@ class Eltwise(wiring.Component):
     src : ``In``, count : ``In``    first word of ``a`` (ADD) or of the map (AVGPOOL); ADD words
     args : ``In(elt_layout)``       the command's ``elt`` fields; held while the job runs
     addr : ``Out``, rdata : ``In``  the scratchpad's read port (data one cycle after address)
+    pair, rup : ``Out``             an ADD reads a pair: ``rup`` is ``(addr + 1) >> 1``
     rnext : ``In``                  the word after ``rdata``'s (the same read, :mod:`.act_banks`)
     result_valid, result : ``Out``  a result word for the write port (taken every cycle)
     busy : ``Out(1)``               reads or results remain
@@ -93,7 +94,8 @@ class Eltwise(wiring.Component):
         super().__init__({
             "start": In(1), "avg": In(1), "src": In(range(ad)), "count": In(range(ad + 1)),
             "args": In(elt_layout(cfg)),
-            "addr": Out(range(ad)), "rdata": In(cfg.act_bits), "rnext": In(cfg.act_bits),
+            "addr": Out(range(ad)), "pair": Out(1), "rup": Out(range((ad + 1) // 2)),
+            "rdata": In(cfg.act_bits), "rnext": In(cfg.act_bits),
             "result_valid": Out(1), "result": Out(cfg.act_bits),
             "busy": Out(1), "moved": Out(1),
         })
@@ -127,6 +129,7 @@ class Eltwise(wiring.Component):
         with m.If(pipe_add.stop | pipe_avg.stop):
             m.d.sync += issuing.eq(0)
         m.d.comb += [self.addr.eq(Mux(mode_avg, pipe_avg.addr, pipe_add.addr)),
+                     self.pair.eq(~mode_avg), self.rup.eq(pipe_add.rup),
                      self.moved.eq(issuing),
                      self.busy.eq(issuing | (setup != 0) | pipe_add.busy | pipe_avg.busy
                                   | res_valid)]
@@ -145,15 +148,19 @@ class Eltwise(wiring.Component):
         prod_a = [[Signal(signed(8 + MULT_BITS + 1)) for _ in range(lanes)] for _ in range(2)]
         total = [[Signal(signed(8 + MULT_BITS + 2)) for _ in range(lanes)] for _ in range(2)]
         stop = Signal()
+        # Each pointer's ``(ptr + 1) >> 1`` kept beside it: the bank-0 address of the pair's
+        # second word (:mod:`.act_banks`), so no adder follows the pointers into the RAMs.
+        a_up, b_up = (Signal(range(cfg.act_depth // 2 + 1), name=n) for n in ("a_up", "b_up"))
         with m.If(load):
-            m.d.sync += [a_ptr.eq(self.src), b_ptr.eq(p.src2), left.eq(self.count), ph.eq(0)]
+            m.d.sync += [a_ptr.eq(self.src), b_ptr.eq(p.src2), left.eq(self.count), ph.eq(0),
+                         a_up.eq((self.src + 1) >> 1), b_up.eq((p.src2 + 1) >> 1)]
         with m.If(issue):
             m.d.sync += ph.eq(~ph)
             with m.If(ph):
-                m.d.sync += [b_ptr.eq(b_ptr + 2), left.eq(left - 2)]
+                m.d.sync += [b_ptr.eq(b_ptr + 2), b_up.eq(b_up + 1), left.eq(left - 2)]
                 m.d.comb += stop.eq(left <= 2)
             with m.Else():
-                m.d.sync += a_ptr.eq(a_ptr + 2)
+                m.d.sync += [a_ptr.eq(a_ptr + 2), a_up.eq(a_up + 1)]
         # A read's pair is registered the cycle after its data arrives, with its tags.
         read_a, read_b, pair_r = Signal(), Signal(), Signal()
         words = [Signal.like(self.rdata, name="add_w0"), Signal.like(self.rnext, name="add_w1")]
@@ -191,7 +198,7 @@ class Eltwise(wiring.Component):
         clamping = _round_then_clamp(
             m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
             (lo, 127), res, res_valid, "add_r")
-        return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), stop=stop,
+        return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), rup=Mux(ph, b_up, a_up), stop=stop,
                                busy=read_a | read_b | got_a | got_b | Cat(*got_a_q, *got_b_q).any()
                                | summed | second | clamping)
 
