@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -364,7 +364,7 @@ class Accelerator(wiring.Component):
             "lstm_busy": is_lstm,
             "eltwise_busy": is_elt | is_attn,
             "mac_slots": slots_due,
-            "load_cycles": loaded,
+            "load_cycles": Cat(loaded, Const(0, 1)),   # two bits: MATMUL adds 2 (.job_io)
             "stall_input": is_conv & conv.activations.ready & ~conv.activations.valid,
             "overhead": busy & ~active,
             "commands": proc.retire,
@@ -380,7 +380,7 @@ class Accelerator(wiring.Component):
         status = Mux(soft, 0, Cat(host_busy, proc.done, proc.error, Signal(5), proc.cause,
                                   proc.pc))
 
-        host_reads(m, host, port, [status, *counters], act_rd, wgt_rd, prog_rd)
+        host_reads(m, host, port, [status, *counters.values], act_rd, wgt_rd, prog_rd)
 
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0), ended.eq(0),

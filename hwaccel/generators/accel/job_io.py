@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import memory
 
-from .isa import COUNTERS, Op
+from .isa import Op
 from .lstm_checks import lstm_words
 from .processor import JOB_CONV
 
@@ -134,10 +134,9 @@ def matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp):
         with m.If(gather.moved):
             m.d.comb += proc.progress.eq(1)
         with m.If(~(proc.start & ~busy)):
-            c = dp.counters[COUNTERS.index("load_cycles")]
             beats = (gather.source.valid & gather.source.ready) + (gather.rq.valid
                                                                    & gather.rq.ready)
-            m.d.sync += c.eq(c + beats)
+            m.d.sync += dp.counters.added["load_cycles"].eq(beats)
     # The copy's port: the gatherer's while it reads, else a fused ADD's (its residuals: its
     # select holds from its GEMM's job start to the next job's, past a MATMUL's first reads).
     other = SimpleNamespace(addr=Signal.like(act_rd2.addr), data=act_rd2.data)
