@@ -9,7 +9,9 @@ Host port (``host``: a simple synchronous memory-mapped bus, documented in :mod:
 ``host__rdata``  Out  the word read (scratchpads zero-extended; REG: STATUS then COUNTERS)
 
 Memories are the host's only while STATUS.busy is 0 (the DMA owns their ports while a program
-runs; host accesses to them then are dropped). REG writes are always taken: CONTROL bit 0
+runs; host accesses to them then are dropped). A host reads or writes in a cycle, not both (a
+read in the cycle of a write to the same weight or program word returns an undefined word on
+an FPGA: those memories are ``no_rw_check``, below). REG writes are always taken: CONTROL bit 0
 starts the program at pc ``wdata[16:32]``, bit 1 is a soft reset that returns the processor,
 DMA and engines to idle mid-program (memories keep their contents); WATCHDOG sets the watchdog
 limit (:class:`.isa.Reg`). A TIMEOUT resets the engines and DMA as a soft reset does (the
@@ -114,10 +116,14 @@ class Accelerator(wiring.Component):
 
         # --- memories --------------------------------------------------------------------------
         act = m.submodules.act = ActBanks(cfg.act_bits, cfg.act_depth)   # word pairs
+        # Only the host writes these, while no program runs and their read ports are its own: no
+        # read uses a word written in its cycle, so Yosys need not add read-during-write logic
+        # (ECP5: a delayed write, a compare, a mux after the RAM; 514 flip-flops at d03b902).
+        no_rw = {"no_rw_check": 1}
         wgt = m.submodules.wgt = memory.Memory(shape=unsigned(cfg.wgt_bits),
-                                               depth=cfg.wgt_depth, init=[])
+                                               depth=cfg.wgt_depth, init=[], attrs=no_rw)
         prog = m.submodules.prog = memory.Memory(shape=command_layout(cfg),
-                                                 depth=cfg.prog_depth, init=[])
+                                                 depth=cfg.prog_depth, init=[], attrs=no_rw)
         act_rd = SimpleNamespace(addr=act.raddr, data=act.rdata)
         act_wr = SimpleNamespace(addr=act.waddr, data=act.wdata, en=act.wen)
         wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
