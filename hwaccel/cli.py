@@ -56,6 +56,9 @@ def _cmd_synth(args) -> int:
         matches = [s for s in presets() if s.endswith(f"_{slug}")]
         slug = matches[0] if len(matches) == 1 else slug
     config = config_for(slug)
+    if args.router and (args.bitstream or args.target not in ("ecp5", "ice40")):
+        raise ValueError("--router chooses nextpnr's router: it needs --target ecp5 or ice40, "
+                         "without --bitstream")
     if args.target == "asic":  # its own flow and report (hwaccel.impl.asic)
         from .impl.asic import asic_report_for, format_asic
 
@@ -69,7 +72,8 @@ def _cmd_synth(args) -> int:
             raise ValueError(f"--bitstream needs --target ecp5, not {args.target!r}")
         bit, report = bitstream(config, freq_mhz=args.freq, seed=args.seed)
     else:
-        bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=args.seed)
+        bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=args.seed,
+                                       router=args.router)
     if args.json:
         print(json.dumps(report.to_json() | ({"bitstream": str(bit)} if bit else {}), indent=2))
     else:
@@ -124,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="asic: technology node in nm, 45|28|16|7 (default 45)")
     syn.add_argument("--freq", type=float, default=None, help="clock constraint in MHz")
     syn.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    syn.add_argument("--router", choices=["router1", "router2"], default=None,
+                     help="nextpnr's router (default: nextpnr's own, router1)")
     syn.add_argument("--bitstream", action="store_true",
                      help="write an ECP5 bitstream (the core inside a scan shell)")
     syn.add_argument("--json", action="store_true", help="print the report as JSON")

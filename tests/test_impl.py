@@ -111,3 +111,34 @@ def test_unknown_target_and_preset_are_named():
                                          "'asic', not 'sky130'"):
         get_target("sky130")
     assert main(["synth", "--preset", "systolic_nope", "--target", "generic"]) == 2
+
+
+def test_the_router_choice_reaches_nextpnr(tmp_path, monkeypatch):
+    """``router`` adds nextpnr's ``--router`` (and nothing else); an unknown one is refused
+    before any tool runs, as is ``--router`` where nothing is placed and routed."""
+    from types import SimpleNamespace
+
+    import hwaccel.impl.flow as flow
+
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_nextpnr(netlist, target, folder, *, freq_mhz, seed, extra):
+        calls.append(extra)
+        raise Stop
+
+    monkeypatch.setattr(flow, "run_yosys", lambda *a, **k: SimpleNamespace(
+        netlist=tmp_path / "x.netlist.json", notes=[], cells={}, ff=0))
+    monkeypatch.setattr(flow, "run_nextpnr", fake_nextpnr)
+    for router, want in ((None, ("--out-of-context",)),
+                         ("router2", ("--out-of-context", "--router", "router2"))):
+        with pytest.raises(Stop):
+            synthesize(PRESETS["os_3x5"], "ecp5", out_dir=tmp_path, router=router)
+        assert calls.pop() == want
+    with pytest.raises(ValueError, match="router must be one of router1, router2, not 'r3'"):
+        synthesize(PRESETS["os_3x5"], "ecp5", out_dir=tmp_path, router="r3")
+    assert not calls
+    assert main(["synth", "--preset", "systolic_os_3x5", "--target", "generic",
+                 "--router", "router2"]) == 2

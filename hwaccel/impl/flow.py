@@ -60,8 +60,13 @@ def _as_target(target: Target | str) -> Target:
     return target if isinstance(target, Target) else get_target(target)
 
 
+#: nextpnr's routers: ``router1`` (its default) and ``router2``.
+ROUTERS = ("router1", "router2")
+
+
 def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None = None,
-               out_dir: Path | str | None = None, seed: int = 1) -> SynthReport:
+               out_dir: Path | str | None = None, seed: int = 1,
+               router: str | None = None) -> SynthReport:
     """Synthesize (and on FPGAs place and route) ``config``; returns and writes the report.
 
     Parameters
@@ -76,6 +81,10 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
         Parent of the run folder (default ``build/impl``).
     seed : int
         nextpnr's placement seed (results are deterministic for a seed).
+    router : str, optional
+        nextpnr's router, one of :data:`ROUTERS` (default: nextpnr's own, ``router1``); the
+        report's ``notes`` name a chosen one. ``router1`` takes hours on ``accel_ecp5`` here
+        (docs/ecp5-timing.md), so the other is worth a try.
 
     Raises
     ------
@@ -85,6 +94,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
         Synthesis or place and route failed; the message has the tool's error lines.
     """
     t = _as_target(target)
+    if router is not None and router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     if t.name == "asic":
         raise ValueError("the asic target has its own flow and report: "
                          "hwaccel.impl.asic.asic_report (or `hwaccel synth --target asic`)")
@@ -105,6 +116,7 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     else:
         freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
         extra = ("--out-of-context",) if t.out_of_context else ()
+        extra += ("--router", router) if router is not None else ()
         pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, extra=extra)
         if pnr.fmax_mhz is None:
             raise ImplError(f"nextpnr reported no Fmax for clock 'clk' of {top} [log: {pnr.log}]")
@@ -115,7 +127,9 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
             constraint_mhz=freq, timing_met=pnr.fmax_mhz >= freq,
             io="out-of-context" if t.out_of_context else "scan shell",
             available=_available(t, pnr),
-            yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
+            yosys_cells=ys.cells,
+            notes=list(ys.notes) + ([f"nextpnr --router {router}"] if router else []),
+            seconds=round(time.monotonic() - start, 1))
     report.write(report_path)
     return report
 
