@@ -83,8 +83,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
         nextpnr's placement seed (results are deterministic for a seed).
     router : str, optional
         nextpnr's router, one of :data:`ROUTERS` (default: nextpnr's own, ``router1``); the
-        report's ``notes`` name a chosen one. ``router1`` takes hours on ``accel_ecp5`` here
-        (docs/ecp5-timing.md), so the other is worth a try.
+        report's ``notes`` name a chosen one. On ``accel_ecp5`` here ``router1`` takes one to
+        two hours and more, and ``router2`` has not converged (docs/ecp5-timing.md).
 
     Raises
     ------
