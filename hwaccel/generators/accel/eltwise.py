@@ -294,7 +294,8 @@ class Eltwise(wiring.Component):
         # a DSP block of its own where the FPGA flow maps other multiplies to LUTs
         # (AccelConfig.lut_multipliers; DSP_ATTR on the plain path): an unsigned 15 x 17 bit
         # product at ecp5_144's window of 128, one MULT18X18D. Operands wider than the block's
-        # 18 signed bits (windows past 128) are an inferred multiply between the same registers.
+        # 18 signed bits (windows from about 200: a 17-bit accumulator or an 18-bit multiplier)
+        # are an inferred multiply between the same registers.
         prod_bits = acc_bits + cfg.avg_mult_bits
         fits = max(acc_bits, cfg.avg_mult_bits) < MULT18_BITS
         prods = [registered_product(
