@@ -44,6 +44,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...hdl.delay import delay
 from ...hdl.dsp import DSP_LATENCY, MULT18_BITS, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
@@ -185,7 +186,7 @@ class Eltwise(wiring.Component):
                                      w[8 * i: 8 * i + 8].as_signed(), platform=dsp,
                                      name=f"add_q{j}_{i}", fabric=False)
                   for i in range(lanes)] for j, w in enumerate(words)]
-        got_a_q, got_b_q, pair_q = (_delayed(m, s, DSP_LATENCY, f"add_{s.name}")
+        got_a_q, got_b_q, pair_q = (delay(m, s, DSP_LATENCY, f"add_{s.name}")
                                     for s in (got_a, got_b, pair))
         with m.If(got_a_q[-1]):
             m.d.sync += [pa.eq(q) for pw, qw in zip(prod_a, prods) for pa, q in zip(pw, qw)]
@@ -303,21 +304,11 @@ class Eltwise(wiring.Component):
             Cat(p.mult, Const(0, 1)).as_signed(), platform=platform if fits else None,
             name=f"avg_q{i}", fabric=False, attrs={DSP_ATTR: 1})[:prod_bits]
             for i in range(lanes)]
-        prod_v = _delayed(m, sum_v, DSP_LATENCY, "avg_prod_v")
+        prod_v = delay(m, sum_v, DSP_LATENCY, "avg_prod_v")
         clamping = _round_then_clamp(m, prods, p.shift, prod_v[-1], (None, 255),   # >= 0
                                      res, res_valid, "avg_r", unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
                                busy=read | got | sum_v | Cat(*prod_v).any() | clamping)
-
-
-def _delayed(m, signal, cycles, name):
-    """``signal`` through ``cycles`` registers: the list of them, the last ``cycles`` later."""
-    out = []
-    for i in range(cycles):
-        q = Signal.like(signal, name=f"{name}_d{i + 1}")
-        m.d.sync += q.eq(out[-1] if out else signal)
-        out.append(q)
-    return out
 
 
 def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, unbias=False):

@@ -7,6 +7,7 @@ import math
 from amaranth.hdl import Array, Cat, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory
 
+from ...hdl.delay import delay
 from ...numerics import INT8
 from ...numerics.layernorm import RSQRT_SHIFT
 
@@ -183,17 +184,6 @@ def tree_reduce(m, values, op, name: str):
             vals, stages = regs, stages + 1
     assert stages == tree_stages(len(list(values)))
     return vals[0]
-
-
-def delay(m, sig, cycles: int, name: str) -> list:
-    """The registers of ``sig`` delayed by 1 .. ``cycles`` cycles (empty for 0)."""
-    out = []
-    for k in range(cycles):
-        reg = Signal.like(sig, name=f"{name}_d{k}")
-        m.d.sync += reg.eq(sig)
-        out.append(reg)
-        sig = reg
-    return out
 
 
 def slot_regs(name: str, shape, count: int) -> Array:
