@@ -386,7 +386,8 @@ class Accelerator(wiring.Component):
         status = Mux(soft, 0, Cat(host_busy, proc.done, proc.error, Signal(5), proc.cause,
                                   proc.pc))
 
-        host_reads(m, host, port, [status, *counters.values], act_rd, wgt_rd, prog_rd)
+        host_reads(m, host, port, [status, *counters.values], act_rd, wgt_rd, prog_rd,
+                   pending=[0, *counters.added.values()])
 
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), written.eq(0), popped.eq(0), ended.eq(0),

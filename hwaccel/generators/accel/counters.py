@@ -45,9 +45,10 @@ def counter_registers(m, events: dict, clear) -> SimpleNamespace:
     decides an event (the processor's retire, the datapath's handshakes) and the counter's
     48-bit carry chain are separate paths (together they were the netlist estimate's deepest
     path at 48761ce, 14.0 ns). ``clear`` clears the registered events too, so a program's
-    totals are the same. ``values`` are what a host reads, in order: each counter plus its
-    registered event, every event up to the cycle before (a read in the cycle after the
-    program's end sees its last cycle); ``added`` the event registers, by name."""
+    totals are the same. Returns ``values`` (the counters, in order) and ``added`` (the event
+    registers, by name): a host reads a counter plus its registered event, every event up to
+    the cycle before (a read in the cycle after the program's end sees its last cycle), added
+    once after the host's choice (:func:`.host_port.host_reads`)."""
     values, added = [], {}
     for name in COUNTERS:
         c = Signal(COUNTER_BITS, name=f"count_{name}")
@@ -56,7 +57,7 @@ def counter_registers(m, events: dict, clear) -> SimpleNamespace:
             m.d.sync += [c.eq(0), e.eq(0)]
         with m.Else():
             m.d.sync += [c.eq(c + e), e.eq(events[name])]
-        values.append((c + e)[:COUNTER_BITS])
+        values.append(c)
         added[name] = e
     return SimpleNamespace(values=values, added=added)
 

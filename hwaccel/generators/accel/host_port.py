@@ -58,20 +58,23 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
 
 
 def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_rd, wgt_rd,
-               prog_rd) -> None:
+               prog_rd, pending: list = ()) -> None:
     """``host.rdata``: the word at ``host.addr`` from the cycle after ``re`` (REG: ``regs``,
-    STATUS then the counters; the memories: their read ports, which the host addresses while
-    they are its own)."""
+    STATUS then the counters, each plus its ``pending`` value where it has one: a counter's
+    registered event, one adder after the choice; the memories: their read ports, which the
+    host addresses while they are its own)."""
     r_region = Signal(2)
     r_reg = Signal(max(COUNTER_BITS, 32))
     with m.If(host.re):
         m.d.sync += r_region.eq(port.region)
         # Mux chains rather than m.Switch: Yosys writes Switches as case statements without a
         # default, which lints as CASEINCOMPLETE.
-        value = 0
+        value, extra = 0, 0
         for i, reg in reversed(list(enumerate(regs))):
             value = Mux(port.offset == i, reg, value)
-        m.d.sync += r_reg.eq(value)
+        for i, add in reversed(list(enumerate(pending))):
+            extra = Mux(port.offset == i, add, extra)
+        m.d.sync += r_reg.eq(value + extra)
     m.d.comb += host.rdata.eq(
         Mux(r_region == Region.ACT, act_rd.data,
             Mux(r_region == Region.WGT, wgt_rd.data,
