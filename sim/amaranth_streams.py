@@ -119,7 +119,7 @@ class AmaranthStreamBench(StreamLoop):
     """
 
     def __init__(self, ctx, ports: dict[str, Value], sources: dict[str, list[int]],
-                 sinks: dict[str, int], *, seed: int, idle: float = 0.0,
+                 sinks: dict[str, int], *, seed: int, idle: float | dict[str, float] = 0.0,
                  backpressure: float = 0.0, max_cycles: int = 1_000_000,
                  stall_cycles: int = 10_000):
         self.ctx = ctx

@@ -41,15 +41,18 @@ from hwaccel.generators.systolic.model import gemm_reference, golden_rows
 from hwaccel.generators.systolic.tiling import plan_gemm
 from hwaccel.hdl.pack import unpack
 
-__all__ = ["gemm_case", "gemm_random_cases", "gemm_shape_cases", "conv_check", "conv_batch",
-           "conv_random_cases", "lstm_cases", "HostPort", "accel_check",
+__all__ = ["stalls", "gemm_case", "gemm_random_cases", "gemm_shape_cases", "conv_check",
+           "conv_batch", "conv_random_cases", "lstm_cases", "HostPort", "accel_check",
            "accel_programs"]
 
 Log = Callable[[str], None] | None
 
 
-def _stalls(params: dict) -> tuple[float, float]:
-    return float(params.get("idle", 0.0)), float(params.get("backpressure", 0.0))
+def stalls(params: dict) -> tuple[float | dict[str, float], float]:
+    """``idle`` (one probability, or a stream name -> probability dict) and ``backpressure``."""
+    idle = params.get("idle", 0.0)
+    idle = ({k: float(v) for k, v in idle.items()} if isinstance(idle, dict) else float(idle))
+    return idle, float(params.get("backpressure", 0.0))
 
 
 # --- systolic array -----------------------------------------------------------------------------
@@ -85,7 +88,7 @@ async def gemm_random_cases(make, cfg, params: dict, log: Log = None) -> list[di
     cycles and back-pressure."""
     seed = int(params.get("seed", 0))
     cases = gemm_directed(cfg) + gemm_random(cfg, int(params["count"]), seed)
-    idle, bp = _stalls(params)
+    idle, bp = stalls(params)
     if log:
         log(f"{len(cases)} GEMMs, seed {seed}, idle {idle}, backpressure {bp}")
     extra = int(params.get("extra_results", 0))  # > 0 proves that a hang is caught
@@ -157,7 +160,7 @@ async def conv_batch(make, cfg, cases, *, seed, idle, backpressure) -> list[dict
 async def conv_random_cases(make, cfg, params: dict, log: Log = None) -> list[dict]:
     """Mode ``random``: the directed layers and ``count`` random ones, ``batch`` per run."""
     seed = int(params.get("seed", 0))
-    idle, bp = _stalls(params)
+    idle, bp = stalls(params)
     cases = conv_directed(cfg) + conv_random(cfg, int(params["count"]), seed)
     batch = int(params.get("batch", 8))
     if log:
@@ -217,7 +220,7 @@ async def lstm_cases(make, layers, slug: str, params: dict, log: Log = None) -> 
     rng = np.random.default_rng(seed)
     result = {"slug": slug, "seed": seed, "cases": []}
     if params["mode"] == "random":
-        idle, bp = _stalls(params)
+        idle, bp = stalls(params)
         max_len = int(params.get("max_len", 100))
         if log:
             log(f"{slug}: seed {seed}, idle {idle}, backpressure {bp}")

@@ -46,8 +46,9 @@ class StreamStats:
 
 
 class _Source:
-    def __init__(self, port: Callable, name: str, beats: list[int]):
+    def __init__(self, port: Callable, name: str, beats: list[int], idle: float):
         self.name = name
+        self.idle = idle
         self.payload = port(f"{name}__payload")
         self.valid = port(f"{name}__valid")
         self.ready = port(f"{name}__ready")
@@ -75,7 +76,8 @@ class StreamLoop:
     """Drive ``sources`` (name -> packed beats) and collect ``sinks`` (name -> beat count) through
     the ports ``port(verilog_name)`` returns.
 
-    Each cycle, after the rising edge, sources raise ``valid`` (or idle with probability ``idle``)
+    Each cycle, after the rising edge, sources raise ``valid`` (or idle with probability ``idle``:
+    one for every source, or a stream name -> probability dict, 0 for the others)
     and hold it until the beat transfers -- a producer never waits for ``ready`` -- and sinks drive
     ``ready`` (low with probability ``backpressure``). Once the logic has settled, the handshakes
     that will happen at the next edge are sampled. Every run is bounded: ``max_cycles`` in total
@@ -84,13 +86,15 @@ class StreamLoop:
     """
 
     def __init__(self, port: Callable, sources: dict[str, list[int]], sinks: dict[str, int], *,
-                 seed: int, idle: float = 0.0, backpressure: float = 0.0,
+                 seed: int, idle: float | dict[str, float] = 0.0, backpressure: float = 0.0,
                  max_cycles: int = 1_000_000, stall_cycles: int = 10_000):
-        self.sources = [_Source(port, n, b) for n, b in sources.items()]
+        idles = idle if isinstance(idle, dict) else dict.fromkeys(sources, idle)
+        if unknown := set(idles) - set(sources):
+            raise ValueError(f"idle names streams this bench does not drive: {sorted(unknown)}")
+        self.sources = [_Source(port, n, b, idles.get(n, 0.0)) for n, b in sources.items()]
         self.sinks = [_Sink(port, n, c) for n, c in sinks.items()]
         self.rng = random.Random(seed)
         self.seed = seed
-        self.idle = idle
         self.backpressure = backpressure
         self.max_cycles = max_cycles
         self.stall_cycles = stall_cycles
@@ -109,7 +113,7 @@ class StreamLoop:
         locals, and one generator frame costs two resumptions a cycle, not a call per port.
         """
         self.stats = stats = StreamStats()
-        rng, idle, bp = self.rng, self.idle, self.backpressure
+        rng, bp = self.rng, self.backpressure
         sources, sinks = self.sources, self.sinks
         for s in sources:
             s.valid.set(0)
@@ -131,7 +135,7 @@ class StreamLoop:
                     remaining -= 1
                     last_progress = cycle
                 if not s.driving:
-                    if s.index < len(s.beats) and not (idle and rng.random() < idle):
+                    if s.index < len(s.beats) and not (s.idle and rng.random() < s.idle):
                         s.payload.set_encoded(s.encoded[s.index])
                         s.driving = True
                         if not s.valid_level:

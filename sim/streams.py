@@ -144,7 +144,7 @@ class StreamBench(StreamLoop):
     """
 
     def __init__(self, dut, sources: dict[str, list[int]], sinks: dict[str, int], *,
-                 seed: int, idle: float = 0.0, backpressure: float = 0.0,
+                 seed: int, idle: float | dict[str, float] = 0.0, backpressure: float = 0.0,
                  max_cycles: int = 1_000_000, stall_cycles: int = 10_000):
         self.dut = dut
         self.clk = dut.clk

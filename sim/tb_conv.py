@@ -41,7 +41,7 @@ from hwaccel.generators.conv.model import conv_golden
 from hwaccel.generators.conv.perf import stream_cycles
 
 from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
-from .checks import conv_batch, conv_check, conv_random_cases
+from .checks import conv_batch, conv_check, conv_random_cases, stalls
 from .streams import StreamBench, reset
 
 
@@ -89,7 +89,7 @@ async def conv(dut):
     Clock(dut.clk, 10, unit="ns").start(start_high=False)
     await reset(dut)
     seed = int(params.get("seed", 0))
-    idle, bp = float(params.get("idle", 0.0)), float(params.get("backpressure", 0.0))
+    idle, bp = stalls(params)
     make = partial(StreamBench, dut)
     results = []
     if params["mode"] == "random":

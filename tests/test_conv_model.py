@@ -261,12 +261,59 @@ def test_depthwise_descriptor_and_weight_words():
 
 
 @pytest.mark.parametrize("layer, text", [
-    (ConvLayer(4, 4, 4, 4, 3, 1, 1, True, False, True), "at most 3 channels"),
+    (ConvLayer(4, 4, 4, 4, 3, 1, 1, True, True, True),
+     "that pools runs at most 1 channel group"),
     (ConvLayer(6, 6, 2, 2, 5, 1, 2, True, False, True), "depthwise kernel must be at most 3x3"),
 ])
 def test_depthwise_limits(layer, text):
     with pytest.raises(ValueError, match=text):
         check_layer(PRESETS["k5n3"], layer)
+
+
+def test_depthwise_group_limit():
+    """A layer walks at most dw_groups channel groups: k5n3 (5 lanes, block 3) taking 11
+    output channels has 3 groups of 3 channels, 9 of the 11 its limits allow otherwise."""
+    cfg = PRESETS["k5n3"].with_(max_cout=11)
+    assert (cfg.dw_groups, cfg.dw_channels) == (3, 3)
+    assert descriptor(cfg, ConvLayer(4, 4, 9, 9, 3, 1, 1, True, False, True))["blocks"] == 3
+    with pytest.raises(ValueError, match="at most 3 channel group.* not 10 channels"):
+        check_layer(cfg, ConvLayer(4, 4, 10, 10, 3, 1, 1, True, False, True))
+
+
+def test_depthwise_groups_plan(seed):
+    """A layer of several channel groups: each group's weight words then the next's, one
+    requantizer word a group (channel ``g * dw_channels + n`` at position ``n``), the
+    activations a group's image after the other, and ``assemble`` reading the results back in
+    that order (k5n3: 3 channels a group, 5 lanes, block 3; cnn_small: 4 of 4)."""
+    rng = np.random.default_rng(seed)
+    for slug, c in (("k5n3", 7), ("cnn_small", 10)):
+        cfg = PRESETS[slug]
+        per = cfg.dw_channels
+        layer = ConvLayer(3, 2, c, c, 3, 1, 1, False, False, True)
+        x = rng.integers(-128, 128, (c, 3, 2))
+        w = rng.integers(-128, 128, (c, 1, 3, 3))
+        bias = rng.integers(-99, 99, c)
+        plan = plan_layer(cfg, layer, x, w, bias, 1 << 14, 7, junk_seed=seed)
+        nb = -(-c // per)
+        assert plan.result_count == nb * 3 * 2 and len(plan.requant) == nb
+        for g in range(nb):
+            one = ConvLayer(3, 2, min(per, c - g * per), min(per, c - g * per), 3, 1, 1,
+                            False, False, True)
+            part = plan_layer(cfg, one, x[g * per:(g + 1) * per], w[g * per:(g + 1) * per],
+                              bias[g * per:(g + 1) * per], 1 << 14, 7)
+            k = cfg.dw_chunks
+            assert plan.weights[g * k:(g + 1) * k] == part.weights, (slug, g)
+            assert plan.requant[g] == part.requant[0], (slug, g)
+            acts = plan.activations[g * 6:(g + 1) * 6]
+            mask = (1 << (8 * one.cin)) - 1   # the lanes past the group's channels are junk
+            assert [a & mask for a in acts] == part.activations, (slug, g)
+        y = rng.integers(-128, 128, (nb * per, 3, 2))
+        words = [sum((int(y[g * per + n, p // 2, p % 2]) & 0xFF) << (8 * n) for n in range(per))
+                 | (int(i == plan.result_count - 1) << (8 * cfg.block))
+                 for i, (g, p) in enumerate((g, p) for g in range(nb) for p in range(6))]
+        out, lasts = plan.assemble(words)
+        np.testing.assert_array_equal(out, y[:c])
+        assert lasts == plan.expected_lasts()
 
 
 def test_depthwise_needs_cout_equal_cin():

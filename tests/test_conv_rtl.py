@@ -81,3 +81,16 @@ def test_depthwise_one_chunk_per_pixel(seed):
              if c["cycles"] != c["model_cycles"]]
     assert not wrong, f"seed {seed}: {wrong[:4]}"
     assert sum("depthwise=True" in c["layer"] for c in cases) >= 4
+
+
+@pytest.mark.parametrize("slug", ["k5n3", "k1n1"])
+def test_depthwise_groups_slow_weights(slug, seed):
+    """Depthwise layers of several channel groups with the weight stream idle 85% of cycles: a
+    group must not issue before its own weight words are in (they load while the group before
+    it runs), bit-exact against the golden model (the directed cases include groups of one
+    pixel each, whose weights arrive long after the group before them has issued)."""
+    cases = _run(slug, {"mode": "random", "count": 6, "batch": 4, "backpressure": 0.2,
+                        "idle": {"weights": 0.85, "activations": 0.1}}, seed)
+    groups = [c["layer"] for c in cases if "depthwise=True" in c["layer"]
+              and int(c["layer"].split("cin=")[1].split(",")[0]) > PRESETS[slug].dw_channels]
+    assert any("height=1, width=1" in g for g in groups), groups

@@ -132,9 +132,14 @@ def random_layer(cfg: ConvConfig, rng: np.random.Generator, budget: int) -> Conv
             return layer
 
 
+def dw_most(cfg: ConvConfig) -> int:
+    """The most channels a depthwise layer (one that does not pool) runs on ``cfg``."""
+    return min(cfg.dw_groups * cfg.dw_channels, cfg.max_cin, cfg.max_cout)
+
+
 def random_depthwise(cfg: ConvConfig, rng: np.random.Generator) -> ConvLayer:
-    """A random depthwise layer: kernels up to ``dw_kernel`` a side, 1 to ``dw_channels``
-    channels, strides 1/2 per axis, every kind of padding."""
+    """A random depthwise layer: kernels up to ``dw_kernel`` a side, 1 to ``dw_groups`` channel
+    groups' channels (one group when it pools), strides 1/2 per axis, every kind of padding."""
     while True:
         kh = int(rng.integers(1, cfg.dw_kernel + 1))
         kw = kh if rng.random() < 0.6 else int(rng.integers(1, cfg.dw_kernel + 1))
@@ -143,7 +148,7 @@ def random_depthwise(cfg: ConvConfig, rng: np.random.Generator) -> ConvLayer:
             stride = (stride[0], stride[0])
         h = int(rng.choice([1, int(rng.integers(1, cfg.max_height + 1))]))
         w = int(rng.choice([1, int(rng.integers(1, cfg.max_width + 1))]))
-        c = int(rng.integers(1, cfg.dw_channels + 1))
+        c = int(rng.integers(1, dw_most(cfg) + 1))
         try:
             layer = ConvLayer(h, w, c, c, (kh, kw), stride,
                               _random_padding(cfg, rng, h, w, (kh, kw), stride),
@@ -207,9 +212,11 @@ def directed_cases(cfg: ConvConfig) -> list[LayerCase]:
         ("tall_top", ConvLayer(H, W, 2, cout, (ke, 1), (2, 1), (ke // 2, 0, (ke - 1) // 2, 0)),
          "random", "typical"),
     ]
-    # Depthwise: the most channels, 3x3 "same" at stride 1, TensorFlow's "same" at stride 2
-    # (0, 0, 1, 1), a non-square kernel with stride 2 along the columns only.
-    D, C = cfg.dw_kernel, cfg.dw_channels
+    # Depthwise: a group's channels, 3x3 "same" at stride 1, TensorFlow's "same" at stride 2
+    # (0, 0, 1, 1), a non-square kernel with stride 2 along the columns only; the most
+    # channels (several groups), and several groups of one pixel each (a group's weight
+    # words arrive while the one before it issues).
+    D, C, CG = cfg.dw_kernel, cfg.dw_channels, dw_most(cfg)
     he, we = max(H - H % 2, 2), max(W - W % 2, 2)
     shapes += [
         ("dw_same", ConvLayer(H, W, C, C, D, 1, "same", True, False, True), "random",
@@ -219,6 +226,10 @@ def directed_cases(cfg: ConvConfig) -> list[LayerCase]:
         ("dw_wide_s12", ConvLayer(H, W, C, C, (max(D - 1, 1), D), (1, 2),
                                   (0, min(cfg.max_pad, D - 1), 0, 0), False, False, True),
          "min", "typical"),
+        ("dw_groups", ConvLayer(H, W, CG, CG, D, 1, "same", True, False, True), "random",
+         "typical"),
+        ("dw_pixel_groups", ConvLayer(1, 1, CG, CG, D, 1, "same", False, False, True),
+         "random", "typical"),
     ]
     if K >= 3:   # TensorFlow's "same" at stride 2 with 3x3 on an even map: 0, 0, 1, 1
         he, we = max(H - H % 2, 2), max(W - W % 2, 2)

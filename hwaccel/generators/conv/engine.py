@@ -84,8 +84,8 @@ planner zeroes the other weights, so the mux is a constant per lane and chunk. C
 read came early):
 3x3 at stride 1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles
 (75%). A channel group is ``dw_channels = min(lanes, block)`` channels (one activation word).
-A layer of ``blocks`` groups (at most ``dw_groups``; the planner's layers have one, the
-accelerator's jobs more) walks them one after the other: its activations arrive group after
+A layer of ``blocks`` groups (at most ``dw_groups``, one when it pools; the planner's layers
+and the accelerator's jobs alike) walks them one after the other: its activations arrive group after
 group (each group's image in turn), its beats as each group's ``dw_chunks`` weight words then
 its requantizer. Group ``g``'s rows are word ``g`` of each line-buffer column, so the writer
 stores the next group's first ``row_slots - top`` rows while the sequencer still reads the

@@ -15,15 +15,18 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
 * **grouped** (otherwise): a chunk is one channel group (``lanes`` channels) of one tap
   ``(ky, kx)``. Chunks per output block: ``KH * KW * ceil(Cin / lanes)``.
 
-* **depthwise** (``groups = cin = cout``, at most ``dw_channels = min(lanes, block)`` channels
-  and a kernel up to ``dw_kernel = 3`` a side): the engine keeps a ``dw_kernel x dw_kernel``
+* **depthwise** (``groups = cin = cout``, a kernel up to ``dw_kernel = 3`` a side): the
+  engine keeps a ``dw_kernel x dw_kernel``
   register of line-buffer words (rows ``r``, columns ``j``, the window's last column at
   ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is register position ``p = c*lanes + k``,
   ``(r, j) = divmod(p, dw_kernel)``, and its weight for channel ``n`` is
-  ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel). One block, one group,
-  ``dw_chunks = ceil(dw_kernel**2 / lanes)`` chunks. More channels are several layers, one per
-  channel group; the accelerator's processor runs up to ``dw_groups`` of them as one engine
-  job (descriptor ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode").
+  ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel): ``dw_chunks =
+  ceil(dw_kernel**2 / lanes)`` words a *channel group* of ``dw_channels = min(lanes, block)``
+  channels. A layer walks up to ``dw_groups`` groups (one when it pools), one after the other
+  (descriptor ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode"): each group's weight
+  words then the next's, a requantizer word a group, the activations and results a group's
+  image after the other. More channels are several layers (the accelerator's processor runs
+  them as jobs of up to ``dw_groups`` groups).
 
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.
@@ -207,10 +210,12 @@ def check_layer(cfg: ConvConfig, layer: ConvLayer) -> None:
     if layer.pool and not cfg.pool:
         raise ValueError(f"pool needs an engine built with pool=True; {cfg.slug} has none")
     if layer.depthwise:
-        if layer.cin > cfg.dw_channels:
-            raise ValueError(f"a depthwise layer runs at most {cfg.dw_channels} channels "
-                             f"(dw_channels = min(lanes, block) of {cfg.slug}) per engine layer, "
-                             f"not {layer.cin}: split it into channel groups")
+        groups = 1 if layer.pool else cfg.dw_groups   # (a pooled one: one group a layer)
+        if layer.cin > groups * cfg.dw_channels:
+            raise ValueError(f"a depthwise layer{' that pools' if layer.pool else ''} runs at "
+                             f"most {groups} channel group(s) of dw_channels = "
+                             f"{cfg.dw_channels} channels per engine layer on {cfg.slug}, not "
+                             f"{layer.cin} channels: split it into channel groups")
         if max(layer.kernel_h, layer.kernel_w) > cfg.dw_kernel:
             raise ValueError(f"a depthwise kernel must be at most {cfg.dw_kernel}x"
                              f"{cfg.dw_kernel} (dw_kernel of {cfg.slug}), not "
@@ -226,7 +231,7 @@ def _geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
     if layer.depthwise:
         return {"packed": False, "depthwise": True, "groups": 1, "row_lanes": lanes,
                 "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_chunks,
-                "blocks": 1}
+                "blocks": math.ceil(cin / cfg.dw_channels)}
     packed = kw * cin <= lanes
     if packed:
         groups, row_lanes, shift = 1, kw * cin, cin
@@ -275,13 +280,16 @@ class LayerPlan:
         if len(words) != self.result_count:
             raise ValueError(f"expected {self.result_count} result beats, got {len(words)}")
         oh, ow = layer.result_size
-        nb = math.ceil(layer.cout / cfg.block)
-        out = np.zeros((nb * cfg.block, oh, ow), dtype=np.int64)
+        # A block's channels: ``block`` output channels, or a depthwise group's
+        # ``dw_channels``; a depthwise layer's results come group after group.
+        per = cfg.dw_channels if layer.depthwise else cfg.block
+        nb = math.ceil(layer.cout / per)
+        out = np.zeros((nb * per, oh, ow), dtype=np.int64)
         lasts = []
         for i, w in enumerate(words):
-            pix, b = divmod(i, nb)
+            b, pix = divmod(i, oh * ow) if layer.depthwise else divmod(i, nb)[::-1]
             y, x = divmod(pix, ow)
-            out[b * cfg.block:(b + 1) * cfg.block, y, x] = unpack(w, 8, cfg.block)
+            out[b * per:(b + 1) * per, y, x] = unpack(w, 8, cfg.block)[:per]
             lasts.append((w >> (8 * cfg.block)) & 1)
         return out[: layer.cout], lasts
 
@@ -290,7 +298,8 @@ class LayerPlan:
 
 
 def _depthwise_words(cfg: ConvConfig, layer: ConvLayer, w: np.ndarray) -> list[int]:
-    """A depthwise layer's ``dw_chunks`` weight words (see the module docstring)."""
+    """A depthwise channel group's ``dw_chunks`` weight words (``w``: its channels' filters; see
+    the module docstring)."""
     lanes, blk, dk = cfg.lanes, cfg.block, cfg.dw_kernel
     kh, kw = layer.kernel_h, layer.kernel_w
     words = []
@@ -300,7 +309,7 @@ def _depthwise_words(cfg: ConvConfig, layer: ConvLayer, w: np.ndarray) -> list[i
             r, j = divmod(c * lanes + lane, dk)
             kx = j - (dk - kw)
             if r < kh and 0 <= kx < kw:
-                word[lane, :layer.cout] = w[:, 0, r, kx]
+                word[lane, :len(w)] = w[:, 0, r, kx]
         words.append(pack(word.reshape(-1).tolist(), 8))
     return words
 
@@ -336,7 +345,10 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
 
     wp = np.zeros((nb * blk, layer.group_cin, kh, kw), dtype=np.int64)
     wp[:cout] = w
-    words = _depthwise_words(cfg, layer, w) if layer.depthwise else []
+    # A block's channels: ``block`` output channels, or a depthwise group's ``dw_channels``.
+    per = cfg.dw_channels if layer.depthwise else blk
+    words = [word for b in range(nb if layer.depthwise else 0)
+             for word in _depthwise_words(cfg, layer, w[b * per:(b + 1) * per])]
     step, rl = geo["rows_per_chunk"], geo["row_lanes"]
     kxs = [kw - 1] if geo["packed"] else range(kw)
     for b in range(0 if layer.depthwise else nb):
@@ -362,28 +374,32 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     for b in range(nb):
         word = 0
         for n in range(blk):
-            c = b * blk + n
-            fields = ({"bias": bias[c], "multiplier": mult[c], "shift": sh[c]} if c < cout
+            c = b * per + n
+            fields = ({"bias": bias[c], "multiplier": mult[c], "shift": sh[c]}
+                      if n < per and c < cout
                       else {"bias": 0, "multiplier": 0, "shift": 1})
             if not (1 <= fields["shift"] <= SHIFT_MAX):
                 raise ValueError(f"shift must be in [1, {SHIFT_MAX}], not {fields['shift']}")
             word |= pack_struct(elem, fields) << (n * elem.size)
         requant.append(word)
 
+    # A pixel's channel groups in turn (``lanes`` channels a word); a depthwise layer's groups
+    # one image after the other (``dw_channels`` channels a word).
     rng = np.random.default_rng(junk_seed) if junk_seed is not None else None
-    used = cin if geo["packed"] else lanes
+    h, wd = layer.height, layer.width
+    order = ([(g, y, xx) for g in range(nb) for y in range(h) for xx in range(wd)]
+             if layer.depthwise else
+             [(g, y, xx) for y in range(h) for xx in range(wd) for g in range(groups)])
+    word_chans = per if layer.depthwise else lanes
     acts = []
-    for y in range(layer.height):
-        for xx in range(layer.width):
-            for g in range(groups):
-                lane_vals = np.zeros(lanes, dtype=np.int64)
-                chans = x[g * lanes:(g + 1) * lanes, y, xx] if not geo["packed"] else x[:, y, xx]
-                lane_vals[: len(chans)] = chans
-                if rng is not None:
-                    junk = rng.integers(INT8.min, INT8.max + 1, lanes)
-                    first_junk = len(chans) if geo["packed"] or g == groups - 1 else used
-                    lane_vals[first_junk:] = junk[first_junk:]
-                acts.append(pack(lane_vals.tolist(), 8))
+    for g, y, xx in order:
+        lane_vals = np.zeros(lanes, dtype=np.int64)
+        chans = (x[:, y, xx] if geo["packed"]
+                 else x[g * word_chans:(g + 1) * word_chans, y, xx])
+        lane_vals[: len(chans)] = chans
+        if rng is not None:   # the lanes no channel of this word holds
+            lane_vals[len(chans):] = rng.integers(INT8.min, INT8.max + 1, lanes)[len(chans):]
+        acts.append(pack(lane_vals.tolist(), 8))
     oh, ow = layer.result_size
     return LayerPlan(cfg, layer, pack_struct(layer_layout(cfg), desc), words, requant, acts,
                      oh * ow * nb)

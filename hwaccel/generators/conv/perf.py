@@ -258,8 +258,10 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
 #: On its own (every stream always valid and ready, as the conv bench's ``timing`` mode feeds
 #: it), counted from the cycle the descriptor transfers: weights and requantizers load in
 #: parallel from the next cycle, one beat each a cycle; the run phase begins two cycles after
-#: the last weight beat (the count registers, then the state); block ``b``'s requantizer is in
-#: from cycle ``b + 2``, never later than its first chunk.
+#: the last weight beat (the count registers, then the state; depthwise: after the first
+#: group's ``dw_chunks``, group ``g``'s first chunk no earlier than the cycle after its last
+#: weight beat, ``(g + 1) dw_chunks + 1``); block ``b``'s requantizer is in from cycle
+#: ``b + 2``, never later than its first chunk.
 STREAM_RUN_START = 2
 #: A chunk's result transfers this many cycles after the chunk issues: the pipeline's stages
 #: and the result FIFO's output (the max-pool stage passes it through).
@@ -272,8 +274,11 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     if desc["pool"]:
         raise ValueError("stream_cycles models layers that do not pool (the pool's last "
                          "result may leave before the last chunk issues)")
-    run = desc["weight_words"] + STREAM_RUN_START
-    t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run)   # load from cycle 1
+    dwc = cfg.dw_chunks
+    run = (dwc if desc["depthwise"] else desc["weight_words"]) + STREAM_RUN_START
+    ready = (lambda g: (g + 1) * dwc + 1 - run) if desc["depthwise"] else None
+    t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run,   # load from cycle 1
+                     group_ready=ready)
     return run + t.last_issue + STREAM_RESULT + 1
 
 
