@@ -239,7 +239,7 @@ class ConvEngine(wiring.Component):
             m.d.sync += state.eq(2)
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
-                            banks, w_rd, w_next, p_next)
+                            banks, w_rd, w_next, p_next, w_count)
         busy = self._pipeline(m, platform, cfg, desc, issue, banks, w_rd, p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)

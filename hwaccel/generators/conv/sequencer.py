@@ -13,7 +13,7 @@ the late conditions select the result (:func:`.ahead.compare`)."""
 
 from __future__ import annotations
 
-from operator import eq, ge, gt, le, lt
+from operator import eq, ge, gt, lt
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
@@ -72,12 +72,13 @@ def _rows(d, lim: dict, y) -> dict:
 
 
 def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, banks,
-                w_rd, w_count, rq_count) -> dict:
+                w_rd, w_count, rq_count, w_loaded) -> dict:
     """The writer (stores the ``activations`` stream into the row memories ``banks``, from
     the load phase on: ``fill``) and the sequencer (issues one chunk a cycle in the run phase:
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
     ``rq_count`` are the next values of the weight and requantizer beats loaded so far, as
-    :func:`.ahead.choices` (a depthwise channel group issues once its own are in).
+    :func:`.ahead.choices` (a depthwise channel group issues once its own are in; ``w_count``'s
+    first candidate the count plus one, a beat taken), ``w_loaded`` the weight count itself.
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
@@ -186,14 +187,29 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         lambda r: [(row, {"xlast": lim["kw_hi"]}), (pix, {"xlast": r["xlast"] + stride_w})])[0][
         "xlast"]
     # The next group's need too, a register, so the flag's candidate is not two adders
-    # from ``w_base`` (the netlist estimate's deepest path at 3360b44, 13.1 ns).
+    # from ``w_base`` (the netlist estimate's deepest path at 3360b44, 13.1 ns); and each
+    # less one: where a beat is taken the count's next value is ``w_loaded + 1``, and
+    # ``need <= w_loaded + 1`` is compared as ``need - 1 <= w_loaded``, no adder in front of
+    # the compare (the estimate's deepest path at 820183c, 12.9 ns).
     dwc = cfg.dw_chunks
-    needs_w = kept(m, {"w_need": w_base + dwc, "w_need_g": w_base + 2 * dwc}, start,
-                   {"w_need": dwc, "w_need_g": 2 * dwc}, go,
-                   lambda r: [(grp, {"w_need": r["w_need_g"], "w_need_g": r["w_need_g"] + dwc})]
-                   )[0]
-    w_need, w_need_g = needs_w["w_need"], needs_w["w_need_g"]
-    w_need_c = choices(m, w_need, "w_need", [(start, cfg.dw_chunks), (go & grp, w_need_g)])
+    needs_w = kept(m, {"w_need": w_base + dwc, "w_need_g": w_base + 2 * dwc,
+                       "w_need1": w_base + dwc, "w_need_g1": w_base + 2 * dwc}, start,
+                   {"w_need": dwc, "w_need_g": 2 * dwc, "w_need1": dwc - 1,
+                    "w_need_g1": 2 * dwc - 1}, go,
+                   lambda r: [(grp, {"w_need": r["w_need_g"], "w_need_g": r["w_need_g"] + dwc,
+                                     "w_need1": r["w_need_g1"],
+                                     "w_need_g1": r["w_need_g1"] + dwc})])[0]
+    w_need_c = choices(m, needs_w["w_need"], "w_need",
+                       [(start, dwc), (go & grp, needs_w["w_need_g"])])
+    w_need1_c = choices(m, needs_w["w_need1"], "w_need1",
+                        [(start, dwc - 1), (go & grp, needs_w["w_need_g1"])])
+    (w_taken, _), (_, w_held) = w_count
+
+    def w_ok_of(cands):   # (``w_need_c``'s conditions select last, as in :func:`compare`)
+        (cond, (need, need1)), rest = cands[0], cands[1:]
+        ok = Mux(w_taken, need1 <= w_loaded, need <= w_held)
+        return ok if cond is None else Mux(cond, ok, w_ok_of(rest))
+    w_ok = w_ok_of([(c, (v, v1)) for (c, v), (_, v1) in zip(w_need_c, w_need1_c, strict=True)])
     # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
     # sequencer (depthwise), past the window's last row or on it (this window's, and the
     # next row's for ``nx``), past the column a chunk needs or the image's first; the read
@@ -253,7 +269,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                col_past_r=compare(lt, rcol_c, w_col_c),
                col_past_x=compare(lt, xlast_c, w_col_c),
                rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
-               rq_ok=compare(lt, nb_c, rq_count), w_ok=compare(le, w_need_c, w_count),
+               rq_ok=compare(lt, nb_c, rq_count), w_ok=w_ok,
                room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
                room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
                written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
