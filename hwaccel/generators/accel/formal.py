@@ -114,7 +114,7 @@ class ProcessorHarness(Harness):
         self.proc = Processor(config)
         self.soft = Signal()
         p = self.proc
-        self.take(p.prog_data, p.start, p.start_pc, p.job_done, p.progress, p.watch_limit,
+        self.take(p.prog_data, p.start, p.start_pc, p.job_done, p.progress, p.watch_last,
                   self.soft)
         self.freeze = Signal()
         if mutant and prop == "between_jobs":
@@ -129,7 +129,7 @@ class ProcessorHarness(Harness):
             unit = EnableInserter(~self.freeze)(unit)
         m.submodules.proc = unit
         if not (self.mutant and self.prop == "watchdog"):
-            m.d.comb += Assume(p.watch_limit < cfg.watchdog)
+            m.d.comb += Assume(p.watch_last < cfg.watchdog)   # a limit of at most ``watchdog``
         getattr(self, f"_{self.prop}")(m)
 
     def _watchdog(self, m: Module) -> None:

@@ -23,7 +23,7 @@ __all__ = ["host_control", "host_reads"]
 
 def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     """CONTROL and WATCHDOG writes into ``proc`` (its ``start``, ``start_pc`` and
-    ``watch_limit``); returns ``region`` and ``offset`` (of ``host.addr``), the reset
+    ``watch_last``); returns ``region`` and ``offset`` (of ``host.addr``), the reset
     registers ``soft`` and ``kill``, and ``start_late``: a start written in ``soft``'s cycle
     is being taken (STATUS.busy reads 1 then, as in the cycle after any start)."""
     region = host.addr[cfg.addr_bits:]
@@ -41,18 +41,20 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     m.d.sync += [start_late.eq(start_write & soft), pc_late.eq(host.wdata[16:32])]
     m.d.comb += [proc.start.eq((start_write & ~soft) | start_late),
                  proc.start_pc.eq(Mux(start_late, pc_late, host.wdata[16:32]))]
-    watch_limit = Signal.like(proc.watch_limit)
-    m.d.comb += proc.watch_limit.eq(watch_limit)
-    # A limit of ``watchdog`` or more means the default (0). The bits above the limit's width
-    # are OR-ed, not compared: ``wdata >= watchdog`` on the whole host word was a carry chain
-    # of 248 CCU2C (496 bits) on accel_ecp5, from the host's data to this register.
-    w = len(watch_limit)
+    # The processor takes the limit less one (``watch_last``: its compare then has no adder
+    # before it); 0, or ``watchdog`` and more, is the default, ``watchdog``. The bits above
+    # the limit's width are OR-ed, not compared: ``wdata >= watchdog`` on the whole host word
+    # was a carry chain of 248 CCU2C (496 bits) on accel_ecp5, from the host's data.
+    default = cfg.watchdog - 1
+    watch_last = Signal.like(proc.watch_last, init=default)
+    m.d.comb += proc.watch_last.eq(watch_last)
+    w = len(watch_last)
     low = host.wdata[:w]
     too_big = (host.wdata[w:] != 0) | (low >= cfg.watchdog)
     with m.If(reg_write & (offset == Reg.WATCHDOG)):
-        m.d.sync += watch_limit.eq(Mux(too_big, 0, low))
+        m.d.sync += watch_last.eq(Mux(too_big | (low == 0), default, low - 1))
     with m.If(soft_write):
-        m.d.sync += watch_limit.eq(0)
+        m.d.sync += watch_last.eq(default)
     return SimpleNamespace(region=region, offset=offset, soft=soft, kill=kill,
                            start_late=start_late)
 

@@ -93,7 +93,9 @@ class Processor(wiring.Component):
     job_* : ``Out``                           the job handed to the datapath on ``job_start``
     job_done, progress : ``In``               the job ended; a stream moved (both in the cycle
                                               before, and a job's ISSUE counts as progress)
-    watch_limit : ``In``                      cycles without progress before TIMEOUT
+    watch_last : ``In``                       the last count of cycles without progress before
+                                              TIMEOUT: the limit less one (the host port keeps
+                                              it so, and no adder is before the compare)
     busy, done, error, cause, pc : ``Out``    status
     retire, in_job : ``Out``                  a command retired; a job is in flight
     fence : ``Out``                           a FENCE retired (forget the held weights)
@@ -131,7 +133,7 @@ class Processor(wiring.Component):
             "job_keep": Out(1), "job_fabric": Out(32),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
             **matmul_members(cfg),
-            "job_done": In(1), "progress": In(1), "watch_limit": In(range(cfg.watchdog + 1)),
+            "job_done": In(1), "progress": In(1), "watch_last": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
             "retire": Out(1), "in_job": Out(1), "fence": Out(1), "abort": Out(1),
             "abort_next": Out(1),
@@ -318,7 +320,6 @@ class Processor(wiring.Component):
             m.d.comb += self.in_job.eq(1)
             m.d.sync += [watch.eq(Mux(self.progress, 0, watch + 1)),
                          age.eq(Mux(age == RIPE, RIPE, age + 1))]
-            limit = Mux(self.watch_limit == 0, cfg.watchdog, self.watch_limit)
             gemm = mm.run.tiled
             ending = (self.job_done | done_seen) & (~gemm | (age == RIPE))
             with m.If(expire):   # decided last cycle: it wins over a job ending now
@@ -355,7 +356,7 @@ class Processor(wiring.Component):
             # The abort is decided a cycle ahead (``abort_next``, registered as ``expire``
             # here and as the units' reset in the accelerator): this cycle is quiet and the
             # next one's count reaches the limit, or a unit's parameters failed their check.
-            stop, cause = ~self.progress & (watch + 1 >= limit), Cause.TIMEOUT
+            stop, cause = ~self.progress & (watch >= self.watch_last), Cause.TIMEOUT
             if cfg.attention is not None:   # a unit's parameters failed their check
                 stop, cause = stop | self.job_fault, Mux(self.job_fault, Cause.SHAPE, cause)
             with m.If(~expire & ~ending & stop):
