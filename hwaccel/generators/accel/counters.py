@@ -48,7 +48,7 @@ def counter_registers(m, events: dict, clear) -> SimpleNamespace:
     totals are the same. Returns ``values`` (the counters, in order) and ``added`` (the event
     registers, by name): a host reads a counter plus its registered event, every event up to
     the cycle before (a read in the cycle after the program's end sees its last cycle), added
-    once after the host's choice (:func:`.host_port.host_reads`)."""
+    as the host reads it (:func:`.host_port.host_reads`)."""
     values, added = [], {}
     for name in COUNTERS:
         c = Signal(COUNTER_BITS, name=f"count_{name}")
