@@ -19,6 +19,7 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 
 from .ahead import choices, compare, flags, kept, late_step, next_values, stepped
 from .config import ConvConfig
+from .limits import layer_sums, window_rows
 
 __all__ = ["issue_logic"]
 
@@ -36,39 +37,6 @@ def _word(cfg: ConvConfig, col, sub):
     if G == 1 << bits and len(sub) <= bits:
         return Cat(sub, Const(0, bits - len(sub)), col)
     return col * G + sub
-
-
-def _limits(cfg: ConvConfig, d) -> dict:
-    """A descriptor's sums the sequencer compares counters with or adds to them (fixed through
-    a layer; see :func:`_rows` for the row ones)."""
-    top, stride = d.pad_top, Mux(d.stride2_h, 2, 1)
-    return {"g_hi": d.groups - 1, "kw_hi": d.kernel_w - 1, "nb_hi": d.blocks - 1,
-            "ox_hi": d.out_width - 1, "oy_hi": d.out_height - 1, "h_hi": d.height - 1,
-            "kh_hi": d.kernel_h - 1,
-            "ky_lim": d.kernel_h - d.rows_per_chunk,            # last_ky: ky + step >= KH
-            "col_end": d.width + d.pad_left,                   # past the image's last column
-            "w_last": Mux(d.packed, d.width + d.pad_left + d.pad_right - 1,
-                          d.width + d.pad_left - 1),           # the writer's last column
-            "kb": d.kernel_h - 1 - top, "kbs": d.kernel_h - 1 - top + stride,
-            "hb": d.height + top - 1, "hbs": d.height + top - 1 - stride,
-            "ts": stride - top, "wlim0": cfg.row_slots - top,
-            "left": d.pad_left, "height": d.height}
-
-
-def _rows(d, lim: dict, y) -> dict:
-    """The window's row sums at ``ytop = y`` (``oy * stride``), ``ky = 0`` (``lim``: the
-    descriptor ``d``'s :func:`_limits`): the last input row it needs (clamped to the image)
-    for this output row and the next, the padding bounds (row ``r`` of a chunk is in the image
-    if ``lo >= -r`` and ``hi >= r``; ``lo``, ``hi`` and ``kleft``, the kernel rows left, move
-    with ``ky``) of this window and the next row's (depthwise: ``ky`` = 0), and the writer's
-    limit (it may store input row ``w_row`` while ``w_row < wlim``, i.e. w_row + top < ytop +
-    row_slots)."""
-    def clamp(b):
-        return Mux(b > lim["h_hi"], lim["h_hi"], b)
-
-    return {"need_row": clamp(y + lim["kb"]), "need_row_n": clamp(y + lim["kbs"]),
-            "lo_n": y + lim["ts"], "hi_n": lim["hbs"] - y, "wlim": y + lim["wlim0"],
-            "lo": y - d.pad_top, "hi": lim["hb"] - y, "kleft": lim["kh_hi"]}
 
 
 def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, banks,
@@ -116,8 +84,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     w_grp = Signal(range(cfg.max_blocks))         # depthwise: the writer's channel group
     w_base = Signal(range(cfg.weight_depth))     # depthwise: the group's first weight word
     sr = Signal(L * 8)
-    lim_new = _limits(cfg, new)
-    lim, lim_n, _ = kept(m, _limits(cfg, desc), start, lim_new)
+    lim_new = layer_sums(cfg, new)
+    lim, lim_n, _ = kept(m, layer_sums(cfg, desc), start, lim_new)
     kx_lo = Mux(desc.packed, lim["kw_hi"], 0)
     stride_h, stride_w = Mux(desc.stride2_h, 2, 1), Mux(desc.stride2_w, 2, 1)
     # The read column's and the writer's counters: their next values (the flags compare them).
@@ -172,11 +140,13 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     with m.Elif(go & row):
         m.d.sync += ytop_n.eq(Mux(grp, stride_h, ytop_n + stride_h))
     # ky moves only within a row (and ky + step < KH there, so lo, hi and kleft just step).
-    rows, _, _ = kept(m, {**_rows(desc, lim, ytop), "lo": ytop + ky - top,
+    rows, _, _ = kept(m, {**window_rows(desc, lim, ytop), "lo": ytop + ky - top,
                      "hi": lim["hb"] - (ytop + ky), "kleft": lim["kh_hi"] - ky},
-                 start, _rows(new, lim_new, 0), go,
-                 lambda r: [(grp, _rows(desc, lim, 0)), (row, _rows(desc, lim, ytop_n)),
-                            (kx_end & last_ky, {k: v for k, v in _rows(desc, lim, ytop).items()
+                 start, window_rows(new, lim_new, 0), go,
+                 lambda r: [(grp, window_rows(desc, lim, 0)),
+                            (row, window_rows(desc, lim, ytop_n)),
+                            (kx_end & last_ky, {k: v for k, v in
+                                                window_rows(desc, lim, ytop).items()
                                                 if k in ("lo", "hi", "kleft")}),
                             (kx_end, {"lo": r["lo"] + step, "hi": r["hi"] - step,
                                       "kleft": r["kleft"] - step})])
@@ -219,10 +189,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # The window-row flags read 0 in the cycle after a start, rather than follow the new
     # descriptor's sums: nothing is stored yet, so ``avail`` is 0 either way and no chunk,
     # read or ``nx`` issues in that cycle.
-    # The flags comparing two counters that both step late (the writer's row and column,
-    # the read column, the window's last row and column) compare every pair of candidate
-    # next values (:func:`compare`); the steps' conditions, below, are these signals.
+    # The flags comparing two counters that both step late (the writer's row, column, word
+    # and group, the read column, the window's last row and column) or one with a limit
+    # compare every pair of candidate next values (:func:`compare`); the steps' conditions,
+    # below, are these signals.
     w_step, w_inc, w_wrap, rd, nx_if = Signal(), Signal(), Signal(), Signal(), Signal()
+    wr_c = Signal()   # the writer stores a word (``wr``)
     w_row_c = choices(m, w_row, "w_row", [(w_inc & w_wrap, 0), (w_inc, w_row + 1)])
     w_col_c = choices(m, w_col, "w_col", [
         (w_inc, Mux(desc.packed, 0, left)), (w_step, w_col + 1),
@@ -240,7 +212,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     needs = ("need_row", "need_row_n", "wlim")
 
     def need_at(d, lim_d, y):
-        return {f"{k}_at": v for k, v in _rows(d, lim_d, y).items() if k in needs}
+        return {f"{k}_at": v for k, v in window_rows(d, lim_d, y).items() if k in needs}
 
     need_0 = kept(m, need_at(desc, lim, 0), start, need_at(new, lim_new, 0))[0]
     need_r = kept(m, need_at(desc, lim, ytop_n), start,
@@ -263,8 +235,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         return Mux(start, op(0, first), compare(lambda c, w: op(w, c), cands, w_row_c))
 
     (row_past, row_on), (row_past_n, row_on_n) = past_on("need_row"), past_on("need_row_n")
-    f = flags(m, ahead=compare(lt, nb_c, [(None, w_grp_n)]),
-               behind=compare(gt, nb_c, [(None, w_grp_n)]),
+    # The writer's channel group and word as candidates too (their steps follow ``wr``; at
+    # a start the group is 0, as ``nb``, so neither is ahead).
+    w_grp_c = choices(m, w_grp, "w_grp", [(w_inc & w_wrap, w_grp + 1)])
+    w_g_c = choices(m, w_g, "w_g", [(w_step, 0), (wr_c, w_g + 1), (start, 0)])
+    f = flags(m, ahead=~start & compare(lt, nb_c, w_grp_c),
+               behind=~start & compare(gt, nb_c, w_grp_c),
                row_past=row_past, row_on=row_on,
                col_past_r=compare(lt, rcol_c, w_col_c),
                col_past_x=compare(lt, xlast_c, w_col_c),
@@ -273,13 +249,15 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
                room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
                written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
-               w_g_last=w_g_n == lim_n["g_hi"],
+               w_g_last=compare(eq, w_g_c, lim_c("g_hi")),
                w_col_last=compare(eq, w_col_c, lim_c("w_last")),
-               w_row_last=w_row_n == lim_n["h_hi"],
-               w_grp_last=w_grp_n == lim_n["nb_hi"],
+               w_row_last=Mux(start, lim_new["h_hi"] == 0,
+                              compare(eq, w_row_c, [(None, lim["h_hi"])])),
+               w_grp_last=Mux(start, lim_new["nb_hi"] == 0,
+                              compare(eq, w_grp_c, [(None, lim["nb_hi"])])),
                in_image=compare(ge, w_col_c, left_c) & compare(lt, w_col_c, end_c),
                row_past_n=row_past_n, row_on_n=row_on_n,
-               col_past_l=compare(gt, w_col_c, left_c), rcol_out=rcol_n >= lim_n["col_end"])
+               col_past_l=compare(gt, w_col_c, left_c), rcol_out=compare(ge, rcol_c, end_c))
     written = f["written"]
 
     # Writer: may fill row w_row once the window no longer needs the row it overwrites.
@@ -296,6 +274,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     allowed = fill & ~written & (done | behind | room)
     m.d.comb += activations.ready.eq(allowed & in_image)
     wr = allowed & (~in_image | activations.valid)
+    m.d.comb += wr_c.eq(wr)
     pixel = Mux(in_image, activations.payload.as_value(), 0)
     # The new pixel enters at the top of the row's shift register (zero at a row start).
     shifted = (Cat(Mux(w_col == 0, 0, sr), pixel) >> (desc.shift_lanes * 8))[: L * 8]
