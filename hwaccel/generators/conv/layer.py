@@ -16,17 +16,16 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
   ``(ky, kx)``. Chunks per output block: ``KH * KW * ceil(Cin / lanes)``.
 
 * **depthwise** (``groups = cin = cout``, a kernel up to ``dw_kernel = 3`` a side): the
-  engine keeps a ``dw_kernel x dw_kernel``
-  register of line-buffer words (rows ``r``, columns ``j``, the window's last column at
-  ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is register position ``p = c*lanes + k``,
-  ``(r, j) = divmod(p, dw_kernel)``, and its weight for channel ``n`` is
-  ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel): ``dw_chunks =
-  ceil(dw_kernel**2 / lanes)`` words a *channel group* of ``dw_channels = min(lanes, block)``
-  channels. A layer walks up to ``dw_groups`` groups (one when it pools), one after the other
-  (descriptor ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode"): each group's weight
-  words then the next's, a requantizer word a group, the activations and results a group's
-  image after the other. More channels are several layers (the accelerator's processor runs
-  them as jobs of up to ``dw_groups`` groups).
+  engine keeps a ``dw_kernel x dw_kernel`` register of line-buffer words (rows ``r``, columns
+  ``j``, the window's last column at ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is
+  register position ``p = c*lanes + k``, ``(r, j) = divmod(p, dw_kernel)``, and its weight for
+  channel ``n`` is ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel): ``dw_chunks
+  = ceil(dw_kernel**2 / lanes)`` words a *channel group* of ``dw_channels = min(lanes,
+  block)`` channels. A layer walks up to ``dw_groups`` groups (one when it pools), one after
+  the other (descriptor ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode"): each
+  group's weight words then the next's, a requantizer word a group, the activations and
+  results a group's image after the other. More channels are several layers (the
+  accelerator's processor runs them as jobs of up to ``dw_groups`` groups).
 
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.
@@ -213,7 +212,8 @@ def check_layer(cfg: ConvConfig, layer: ConvLayer) -> None:
         groups = 1 if layer.pool else cfg.dw_groups   # (a pooled one: one group a layer)
         if layer.cin > groups * cfg.dw_channels:
             raise ValueError(f"a depthwise layer{' that pools' if layer.pool else ''} runs at "
-                             f"most {groups} channel group(s) of dw_channels = "
+                             f"most {groups} channel group{'s' if groups > 1 else ''} of "
+                             f"dw_channels = "
                              f"{cfg.dw_channels} channels per engine layer on {cfg.slug}, not "
                              f"{layer.cin} channels: split it into channel groups")
         if max(layer.kernel_h, layer.kernel_w) > cfg.dw_kernel:
