@@ -169,17 +169,17 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                    lambda r: [(grp, {"w_need": r["w_need_g"], "w_need_g": r["w_need_g"] + dwc,
                                      "w_need1": r["w_need_g1"],
                                      "w_need_g1": r["w_need_g1"] + dwc})])[0]
-    w_need_c = choices(m, needs_w["w_need"], "w_need",
-                       [(start, dwc), (go & grp, needs_w["w_need_g"])])
-    w_need1_c = choices(m, needs_w["w_need1"], "w_need1",
-                        [(start, dwc - 1), (go & grp, needs_w["w_need_g1"])])
+    # (At a start no weight word is in: the flag is 0.)
+    w_need_c = choices(m, needs_w["w_need"], "w_need", [(go & grp, needs_w["w_need_g"])])
+    w_need1_c = choices(m, needs_w["w_need1"], "w_need1", [(go & grp, needs_w["w_need_g1"])])
     (w_taken, _), (_, w_held) = w_count
 
     def w_ok_of(cands):   # (``w_need_c``'s conditions select last, as in :func:`compare`)
         (cond, (need, need1)), rest = cands[0], cands[1:]
         ok = Mux(w_taken, need1 <= w_loaded, need <= w_held)
         return ok if cond is None else Mux(cond, ok, w_ok_of(rest))
-    w_ok = w_ok_of([(c, (v, v1)) for (c, v), (_, v1) in zip(w_need_c, w_need1_c, strict=True)])
+    w_ok = ~start & w_ok_of([(c, (v, v1)) for (c, v), (_, v1)
+                             in zip(w_need_c, w_need1_c, strict=True)])
     # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
     # sequencer (depthwise), past the window's last row or on it (this window's, and the
     # next row's for ``nx``), past the column a chunk needs or the image's first; the read
