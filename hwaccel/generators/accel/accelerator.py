@@ -349,7 +349,9 @@ class Accelerator(wiring.Component):
             wgt_dma.rdata.eq(wgt_rd.data),
             wgt_wr.addr.eq(offset), wgt_wr.data.eq(host.wdata),
             wgt_wr.en.eq(host.we & host_mem & (region == Region.WGT)),
-            prog_rd.addr.eq(Mux(busy, proc.prog_addr, offset)),
+            # The processor asks for its first word in the start's own cycle (it registers
+            # the word it reads), in which the host writes CONTROL and reads nothing.
+            prog_rd.addr.eq(Mux(busy | proc.start, proc.prog_addr, offset)),
             proc.prog_data.eq(prog_rd.data),
             prog_wr.addr.eq(offset), prog_wr.data.eq(host.wdata),
             prog_wr.en.eq(host.we & host_mem & (region == Region.PROG)),

@@ -142,7 +142,7 @@ def matmul_members(cfg) -> dict:
             "mm_blocks": Out(range(conv.max_blocks + 1))}
 
 
-def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
+def matmul_tiling(proc, m, cmd, chk, *, word, decode, calc, check, calc_regs,
                   running) -> SimpleNamespace:
     """Processor ``proc``'s MATMUL (attention configs: the GEMM M x K x N of two activations):
     its checks of the checked command ``cmd`` folded into ``chk`` (its own legality, SHAPE and
@@ -154,7 +154,8 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
     ``tiled``, ``kw``, ``nb``, ``sa`` and ``sc`` of the ``running`` command (the checks may
     already hold the next one's); and the gatherer's early start (:data:`GATHER_LEAD`:
     ``mm_pre``, ``mm_groups``, ``mm_blocks``). ``calc`` and ``check``: the processor's CALC
-    and CHECK states."""
+    and CHECK states; ``word``: the program word the processor reads (its register of
+    ``prog_data``)."""
     cfg, conv = proc.config, proc.config.conv
     op = cmd.op
     if cfg.attention is None:
@@ -182,17 +183,14 @@ def matmul_tiling(proc, m, cmd, chk, *, decode, calc, check, calc_regs,
         m.d.comb += [desc.packed.eq(g0 == 1), desc.groups.eq(g0), desc.blocks.eq(b0),
                      desc.weight_words.eq(g0 * b0)]
 
-    # The word on ``prog_data`` loads into the command register in DECODE; a word read ahead
-    # loads as a job's command retires, but that job's last result is stored in the same
-    # cycle (a read then returns the old word), so the gather starts in the cycle after
-    # (``retired``: CALC, or the ISSUE of a command checked ahead), from the command register.
-    word, g_word, b_word = _job_of(m, cfg, proc.prog_data)
-    nxt_pc = proc.pc + 1
-    read_ahead = Signal()                     # ``prog_data`` is the word of ``pc + 1``
+    # The program word loads into the command register in DECODE; a word read ahead (always
+    # ``pc + 1``'s under a job) loads as a job's command retires, but that job's last result
+    # is stored in the same cycle (a read then returns the old word), so the gather starts in
+    # the cycle after (``retired``: CALC, or the ISSUE of a command checked ahead), from the
+    # command register.
+    word, g_word, b_word = _job_of(m, cfg, word)
     retired = Signal()                        # the last cycle loaded the word read ahead
-    m.d.sync += [read_ahead.eq(proc.prog_addr == nxt_pc[:len(proc.prog_addr)]),
-                 retired.eq(proc.retire & proc.in_job & read_ahead
-                            & (nxt_pc < cfg.prog_depth))]
+    m.d.sync += retired.eq(proc.retire & proc.in_job & (proc.pc + 1 < cfg.prog_depth))
     ahead = Signal(name="mm_ahead")   # the checked MATMUL's gather started under the job
     go = Signal()                     # and starts this cycle (``mm_early``)
     held = check | ahead | go         # the gatherer reads the checked command's job

@@ -88,7 +88,9 @@ class Processor(wiring.Component):
 
     Members
     -------
-    prog_addr : ``Out``, prog_data : ``In``   the program memory's read port (1-cycle latency)
+    prog_addr : ``Out``, prog_data : ``In``   the program memory's read port (1-cycle latency;
+                                              the processor registers the word, and asks for
+                                              it in IDLE too: ``start_pc``)
     start, start_pc : ``In``                  begin a program (ignored while busy)
     job_* : ``Out``                           the job handed to the datapath on ``job_start``
     job_done, progress : ``In``               the job ended; a stream moved (both in the cycle
@@ -175,22 +177,36 @@ class Processor(wiring.Component):
         def is_(name):
             return state == STATES.index(name)
 
-        # While a job issues and runs, the program memory reads the next command's word
-        # (pc + 1): the command retiring from RUN hands it straight to CALC (no FETCH, DECODE),
-        # or, checked ahead, to its first TILE or ISSUE.
-        ahead = Mux(is_("ISSUE") | is_("RUN"), pc + 1, pc)
-        m.d.comb += self.prog_addr.eq(ahead[: len(self.prog_addr)])
+        # The program memory's word goes through a register (``word``) before anything reads
+        # it: its block RAM's clock-to-out (5.6 ns on ECP5) feeds a register, not the command
+        # register's logic. So a word is asked for two cycles before it is read, by state and
+        # pc alone. DECODE reads pc's (asked for in the cycle before FETCH: IDLE's
+        # ``start_pc``, or a FENCE's CHECK, pc + 1). A command's first job reads the next
+        # command's (pc + 1) in its first RUN cycle into ``ccmd``, for the checks (asked for
+        # in the cycle before the ISSUE: CHECK, TILE or, pc + 2 then, the retirement that
+        # hands over to a command checked ahead); its later jobs (GEMM tiles, depthwise
+        # groups) keep it (``again``), and its retirement hands it from there straight to CALC
+        # (no FETCH, DECODE) or, checked ahead, to its first TILE or ISSUE. The cycles are a
+        # 1-cycle read's.
+        word = Signal(command_layout(cfg), name="prog_word")
+        m.d.sync += word.eq(self.prog_data)
+        ask = Mux(is_("IDLE"), self.start_pc,
+                  Mux(is_("FETCH"), pc, Mux(is_("RUN"), pc + 2, pc + 1)))
+        m.d.comb += self.prog_addr.eq(ask[: len(self.prog_addr)])
+        again = Signal()   # the job issued next is a later job of the running command
+        nxt_word = Signal(command_layout(cfg), name="nxt_word")   # ccmd, or pc + 1's word
+        m.d.comb += nxt_word.eq(Mux(is_("RUN") & (age == 0) & ~again, word, ccmd))
 
         op = cmd.op
         cop = ccmd.op
         dw_conv = (op == Op.CONV) & cmd.desc.depthwise   # the running command's
         calc_ahead = is_("RUN") & (age == 1) & ~dw_conv
         with m.If(is_("RUN") & (age == 0)):
-            m.d.sync += ccmd.eq(self.prog_data)   # the word of pc + 1 (``ahead``)
+            m.d.sync += [ccmd.eq(nxt_word), again.eq(0)]   # the word of pc + 1
         m.d.sync += fresh.eq(is_("CHECK"))
         calc = is_("CALC") | calc_ahead
         chk = command_checks(m, ccmd, cfg, calc=calc)
-        mm = matmul_tiling(self, m, ccmd, chk, decode=is_("DECODE"),   # MATMUL: checks, tiling
+        mm = matmul_tiling(self, m, ccmd, chk, word=word, decode=is_("DECODE"),   # MATMUL
                            calc=is_("CALC"), check=is_("CHECK"), calc_regs=calc,
                            running=cmd)
         d = mm.desc   # the checked command's descriptor
@@ -276,7 +292,7 @@ class Processor(wiring.Component):
 
         with m.If(is_("IDLE")):
             with m.If(self.start):
-                m.d.sync += [pc.eq(self.start_pc), self.busy.eq(1), self.done.eq(0),
+                m.d.sync += [pc.eq(self.start_pc), self.busy.eq(1), self.done.eq(0), again.eq(0),
                              self.error.eq(0), self.cause.eq(Cause.NONE)]
                 goto("FETCH")
         with m.Elif(is_("FETCH")):
@@ -285,7 +301,7 @@ class Processor(wiring.Component):
             with m.Else():
                 goto("DECODE")
         with m.Elif(is_("DECODE")):
-            m.d.sync += [cmd.eq(self.prog_data), ccmd.eq(self.prog_data)]
+            m.d.sync += [cmd.eq(word), ccmd.eq(word)]
             goto("CALC")
         with m.Elif(is_("CALC")):
             goto("CHECK")  # the registers of :func:`.checks.command_checks` load in this cycle
@@ -327,19 +343,19 @@ class Processor(wiring.Component):
                 fault(expire_cause)
             with m.Elif(ending):
                 with m.If(gemm & til.more):  # the next tile (K, then M, then N), issued next
-                    m.d.sync += [*til.advance(), *til.load(self, ahead=True)]
+                    m.d.sync += [*til.advance(), *til.load(self, ahead=True), again.eq(1)]
                     goto("ISSUE")
                 with m.Elif(dw_conv & (dw_left != 0)):  # the next channel groups
                     m.d.sync += [self.job_src.eq(self.job_src + self.job_desc.blocks),
                                  self.job_dst.eq(self.job_dst + self.job_desc.blocks),
                                  self.job_wgt.eq(self.job_wgt + self.job_wgt_count),
-                                 *dw_job(dw_left)]
+                                 *dw_job(dw_left), again.eq(1)]
                     goto("ISSUE")
                 with m.Else():
                     m.d.sync += pc.eq(pc + 1)
                     m.d.comb += self.retire.eq(1)
-                    with m.If(has_next):   # its word is in (``ahead``)
-                        m.d.sync += [cmd.eq(self.prog_data), ccmd.eq(self.prog_data)]
+                    with m.If(has_next):   # its word is in
+                        m.d.sync += [cmd.eq(nxt_word), ccmd.eq(nxt_word)]
                         with m.If(fast):   # checked ahead: its first ISSUE is next
                             accept()
                             with m.If(chk.mm.tiled):
