@@ -47,15 +47,11 @@ def _cmd_rtl(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from .generators import config_for, presets
+    from .generators import config_for
     from .impl import bitstream, synthesize
     from .impl.report import format_report
 
-    slug = args.preset
-    if slug not in presets():  # a bare preset name is enough when it is unambiguous
-        matches = [s for s in presets() if s.endswith(f"_{slug}")]
-        slug = matches[0] if len(matches) == 1 else slug
-    config = config_for(slug)
+    config = config_for(args.preset)   # a bare preset name is enough when it is unambiguous
     if args.router and (args.bitstream or args.target not in ("ecp5", "ice40")):
         raise ValueError("--router chooses nextpnr's router: it needs --target ecp5 or ice40, "
                          "without --bitstream")

@@ -71,6 +71,19 @@ def test_every_preset_lints_clean(tmp_path):
 def test_unknown_preset():
     with pytest.raises(KeyError, match="unknown preset 'nope'"):
         config_for("nope")
+    with pytest.raises(KeyError, match="unknown preset 'tiny'"):   # accel_tiny, link_tiny, ...
+        config_for("tiny")
+
+
+def test_config_for_model_presets_and_bare_names():
+    """``hwaccel synth`` and the ASIC flow find a configuration ``make rtl`` does not emit
+    (``MODEL_PRESETS``) by its slug or its bare name, as they find the presets."""
+    from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS
+
+    assert "accel_ecp5_144" not in presets()
+    assert config_for("accel_ecp5_144") is MODEL_PRESETS["ecp5_144"]
+    assert config_for("ecp5_144") is MODEL_PRESETS["ecp5_144"]
+    assert config_for("ecp5") is PRESETS["ecp5"]
 
 
 def test_cli_rtl_list_and_errors(capsys, tmp_path):

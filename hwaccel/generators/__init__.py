@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["KINDS", "presets", "config_for"]
+__all__ = ["KINDS", "presets", "known", "config_for"]
 
 #: kind -> package that holds ``config.PRESETS``.
 KINDS = {
@@ -33,9 +33,25 @@ def presets() -> dict[str, object]:
     return out
 
 
+def known() -> dict[str, object]:
+    """:func:`presets` and the configurations a package keeps apart from them
+    (``MODEL_PRESETS``: not emitted by ``make rtl``, but simulated, placed and routed by name,
+    e.g. ``hwaccel synth --preset accel_ecp5_144``), keyed by slug."""
+    out = presets()
+    for pkg in KINDS.values():
+        module = importlib.import_module(f"{pkg}.config")
+        out |= {c.slug: c for c in getattr(module, "MODEL_PRESETS", {}).values()}
+    return out
+
+
 def config_for(slug: str):
-    """The preset config called ``slug``; raises ``KeyError`` naming the known slugs."""
-    table = presets()
+    """The config called ``slug`` (:func:`known`), or the one whose slug ends in ``_slug``
+    when only one does (a bare preset name: ``ecp5_144``); raises ``KeyError`` naming the
+    known slugs."""
+    table = known()
+    matches = [s for s in table if s.endswith(f"_{slug}")]
+    if slug not in table and len(matches) == 1:
+        slug = matches[0]
     if slug not in table:
         raise KeyError(f"unknown preset {slug!r}; known: {', '.join(sorted(table))}")
     return table[slug]

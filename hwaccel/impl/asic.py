@@ -211,12 +211,9 @@ def asic_report(preset: str, node: int = 45, *, out_dir: Path | str | None = Non
     unless the synthesis is cached; with ``recorded``, the recorded result
     (:func:`asic_report_for`).
     """
-    from ..generators import config_for, presets
+    from ..generators import config_for
 
     check_node(node)
-    if preset not in presets():  # a bare preset name is enough when it is unambiguous
-        matches = [s for s in presets() if s.endswith(f"_{preset}")]
-        preset = matches[0] if len(matches) == 1 else preset
     return asic_report_for(config_for(preset), node, out_dir=out_dir, cached_only=cached_only,
                            recorded=recorded)
 
