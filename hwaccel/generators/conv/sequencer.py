@@ -160,7 +160,9 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # from ``w_base`` (the netlist estimate's deepest path at 3360b44, 13.1 ns); and each
     # less one: where a beat is taken the count's next value is ``w_loaded + 1``, and
     # ``need <= w_loaded + 1`` is compared as ``need - 1 <= w_loaded``, no adder in front of
-    # the compare (the estimate's deepest path at 820183c, 12.9 ns).
+    # the compare (the estimate's deepest path at 820183c, 12.9 ns). (``w_need1`` holds
+    # ``w_base + dwc - 1``; its ``now`` is written without the ``- 1``, which would make the
+    # shape signed: ``kept`` reads ``now`` only for the registers' shapes.)
     dwc = cfg.dw_chunks
     needs_w = kept(m, {"w_need": w_base + dwc, "w_need_g": w_base + 2 * dwc,
                        "w_need1": w_base + dwc, "w_need_g1": w_base + 2 * dwc}, start,
