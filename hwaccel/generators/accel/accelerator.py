@@ -207,9 +207,13 @@ class Accelerator(wiring.Component):
                 m.d.sync += [held.eq(1), held_key.eq(wkey)]
         with m.If(proc.fence | (proc.start & ~busy) | kill):
             m.d.sync += held.eq(0)
-        # Descriptors.
-        m.d.comb += [conv.layer.payload.eq(proc.job_desc), conv.layer.payload.reuse.eq(reuse),
-                     pool.layer.payload.eq(proc.job_pool),
+        # Descriptors: registered copies of the job fields, placed by the engines' start logic
+        # (the fields load before a job's ISSUE and hold; an engine takes them after it).
+        conv_desc = Signal.like(proc.job_desc, name="conv_desc")
+        pool_desc = Signal.like(proc.job_pool, name="pool_desc")
+        m.d.sync += [conv_desc.eq(proc.job_desc), pool_desc.eq(proc.job_pool)]
+        m.d.comb += [conv.layer.payload.eq(conv_desc), conv.layer.payload.reuse.eq(reuse),
+                     pool.layer.payload.eq(pool_desc),
                      conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
         with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)
                   | is_lstm | is_elt | is_attn):
