@@ -7,8 +7,8 @@ to cut a path can be checked against the next ones in minutes. It is a ranking, 
 result: routing is a flat ``route_ns`` a net where nextpnr's routes take 0 to 3.7 ns, and the
 cells' delays are those nextpnr-ecp5 0.11 reports at speed grade 6 (its critical path reports
 in this project: a LUT4 0.24 ns, a PFUMX or L6MUX21 0.26, a CCU2C 0.45 in and 0.44 from its
-carry, 0.07 a carry through two bits, a flip-flop's clock-to-out 0.52, a DP16KD's 5.8; a
-MULT18X18D is not modelled: a path through one starts at its output).
+carry, 0.07 a carry through two bits, a flip-flop's clock-to-out 0.52, a DP16KD's 5.8, 0.96
+with its output register; a MULT18X18D is not modelled: a path through one starts at its output).
 At 781df41 the routed critical path (the AVGPOOL accumulator, 21.6 ns) was this estimate's
 second pair of registers (17.9 ns), behind the conv engine's issue logic.
 
@@ -34,6 +34,16 @@ __all__ = ["DepthPath", "deepest", "ROUTE_NS"]
 #: The flat cost of a net between two cells (a carry chain's own links cost nothing).
 ROUTE_NS = 0.8
 CLK_TO_Q = {"TRELLIS_FF": 0.52, "DP16KD": 5.8}   # where a path starts (clocked outputs)
+#: A DP16KD port with its output register (``REGMODE_A/B = "OUTREG"``, :mod:`.bram_outreg`).
+OUTREG_TO_Q = 0.96
+
+
+def _clk_to_q(cell: dict, port: str) -> float:
+    """When a clocked cell's output ``port`` shows its value after the clock."""
+    if cell["type"] == "DP16KD" and port[:3] in ("DOA", "DOB") and str(
+            cell["parameters"].get(f"REGMODE_{port[2]}", "")).strip() == "OUTREG":
+        return OUTREG_TO_Q
+    return CLK_TO_Q.get(cell["type"], 0.0)
 #: The clocked inputs where a path ends.
 _ENDS = {"TRELLIS_FF": ("DI", "M", "CE", "LSR"), "DP16KD": ("AD", "DI", "CE", "WE", "CS")}
 
@@ -119,7 +129,7 @@ def deepest(netlist: dict, *, top: int = 20, route_ns: float = ROUTE_NS) -> list
                 continue
             cn, port = driver.get(b, (None, None))
             if cn is None or not arcs[cn]:
-                memo[b] = (CLK_TO_Q.get(cells[cn]["type"], 0.0) if cn else 0.0, None)
+                memo[b] = (_clk_to_q(cells[cn], port) if cn else 0.0, None)
                 stack.pop()
                 continue
             con = cells[cn]["connections"]

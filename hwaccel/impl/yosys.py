@@ -108,6 +108,15 @@ def run_yosys(verilog: Path, top: str, target: Target, folder: Path, *,
         raise ImplError(f"yosys wrote no readable statistics for {top} ({stat}): {exc}") from exc
     cells = {t: int(n) for t, n in design.get("num_cells_by_type", {}).items()
              if not t.startswith("$scopeinfo")}
+    if netlist is not None and "DP16KD" in target.bram:
+        # Block RAM reads into registers alone take the RAM's output register (Yosys leaves
+        # it unused); the cell counts above are Yosys' own, nextpnr's report the placed ones.
+        from .bram_outreg import absorb_file
+
+        taken = absorb_file(netlist)
+        if taken:
+            notes += (f"{len(taken)} DP16KD read port(s) took their output register "
+                      f"(hwaccel.impl.bram_outreg)",)
     return YosysResult(cells, netlist, log, notes)
 
 
