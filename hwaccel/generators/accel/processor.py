@@ -221,8 +221,12 @@ class Processor(wiring.Component):
         # running command retires (FETCH, DECODE, CALC, CHECK and TILE hidden); DONE, FENCE or
         # a command that fails them goes to CHECK (which ends, fences or faults as ever); a
         # depthwise CONV, unchecked, to CALC.
-        ready = (is_("RUN") & (age == RIPE) & ~dw_conv
-                 & ~((cop == Op.CONV) & ccmd.desc.depthwise))   # (age: this job's)
+        # (Its job's RIPE-th cycle or later, a register: in RUN the running command and, from
+        # the job's second cycle, the checked one hold, so it is worked out a cycle ahead.)
+        ripe = Signal(name="ripe")
+        m.d.sync += ripe.eq(is_("RUN") & (age >= RIPE - 1) & ~dw_conv
+                            & ~((cop == Op.CONV) & ccmd.desc.depthwise))
+        ready = is_("RUN") & ripe
         # The verdict is a register too: every input of it holds from the job's third RUN
         # cycle on (``shape_ok`` and CHECK's products from then), so in the RIPE-th it is that
         # of the cycle before, and the range compares feed one register, not every job field.
@@ -260,6 +264,10 @@ class Processor(wiring.Component):
                     self.job_desc.blocks.eq(jg),
                     self.job_desc.weight_words.eq(cfg.conv.dw_chunks * jg),
                     self.job_fabric.eq(dw_fab), dw_left.eq(left - jg)]
+        # What a job's end chooses (a next tile, next groups), registers: the running command
+        # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
+        run_tiled, run_dw, dw_more = Signal(), Signal(), Signal()
+        m.d.sync += [run_tiled.eq(mm.run.tiled), run_dw.eq(dw_conv), dw_more.eq(dw_left != 0)]
         accepting = Signal()   # the checked command's job fields load (CHECK, or ``fast``)
         til = gemm_tiling(self, m, ccmd, cmd, chk, check=accepting, run=is_("RUN"))
         mm.early(may=fast & ~til.own & ~self.retire, issue=is_("ISSUE"), idle=is_("IDLE"))
@@ -336,7 +344,7 @@ class Processor(wiring.Component):
             m.d.comb += self.in_job.eq(1)
             m.d.sync += [watch.eq(Mux(self.progress, 0, watch + 1)),
                          age.eq(Mux(age == RIPE, RIPE, age + 1))]
-            gemm = mm.run.tiled
+            gemm = run_tiled
             ending = (self.job_done | done_seen) & (~gemm | (age == RIPE))
             with m.If(expire):   # decided last cycle: it wins over a job ending now
                 m.d.comb += self.abort.eq(1)
@@ -345,7 +353,7 @@ class Processor(wiring.Component):
                 with m.If(gemm & til.more):  # the next tile (K, then M, then N), issued next
                     m.d.sync += [*til.advance(), *til.load(self, ahead=True), again.eq(1)]
                     goto("ISSUE")
-                with m.Elif(dw_conv & (dw_left != 0)):  # the next channel groups
+                with m.Elif(run_dw & dw_more):  # the next channel groups
                     m.d.sync += [self.job_src.eq(self.job_src + self.job_desc.blocks),
                                  self.job_dst.eq(self.job_dst + self.job_desc.blocks),
                                  self.job_wgt.eq(self.job_wgt + self.job_wgt_count),
