@@ -7,10 +7,11 @@ into a register and a LUT then places above 150 MHz, which a read without the ou
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
-from hwaccel.impl.bram_outreg import absorb
+from hwaccel.impl.bram_outreg import absorb, main, survey
 
 I, O = "input", "output"
 
@@ -70,6 +71,14 @@ def test_anything_else_on_the_read_data_leaves_the_port(why, change):
     assert n == before, why
 
 
+def test_a_36_bit_read_is_left():
+    """512 x 36: one read spans DOA and DOB, and a port's register would split the word."""
+    n = _netlist()
+    n["modules"]["top"]["cells"]["ram"]["parameters"]["DATA_WIDTH_B"] = f"{36:032b}"
+    assert survey(n) == {("ram", "36 bits wide (its read spans both ports)"): 1}
+    assert absorb(n) == []
+
+
 def test_a_reset_register_or_a_read_onto_a_port_is_left():
     n = _netlist()
     n["modules"]["top"]["cells"]["r0"]["connections"]["LSR"] = [5]
@@ -80,6 +89,24 @@ def test_a_reset_register_or_a_read_onto_a_port_is_left():
     n = _netlist()
     n["modules"]["top"]["cells"]["ram"]["parameters"]["REGMODE_B"] = "OUTREG"
     assert absorb(n) == []                                 # it has one already
+
+
+def test_the_survey_names_what_keeps_each_port_from_its_register(tmp_path, capsys):
+    assert survey(_netlist()) == {("ram", "takes it"): 1}
+    lut = {"r1": _cell("LUT4", A=(I, [101]), Z=(O, [21]))}
+    assert survey(_netlist(**lut)) == {("ram", "the read data goes into a LUT4"): 1}
+    both = {"more": _cell("LUT4", A=(I, [100]), Z=(O, [31]))}
+    assert survey(_netlist(**both)) == {("ram", "the read data has more than one load"): 1}
+    assert survey(_netlist(r1=_ff(101, 21, CEMUX="CE"))) == {
+        ("ram", "the register has an enable, a reset, another clock or starts at 1"): 1}
+    f = tmp_path / "n.json"
+    f.write_text(json.dumps(_netlist(**lut)))
+    assert main([str(f)]) == 0
+    assert capsys.readouterr().out.split() == ["1", "ram", *"the read data goes into a "
+                                                            "LUT4".split()]
+    f.write_text(json.dumps({"modules": {"top": {"cells": {}}}}))
+    with pytest.raises(SystemExit, match="no DP16KD read ports"):
+        main([str(f)])
 
 
 def test_the_flow_places_a_block_ram_read_above_150_mhz(tmp_path):
