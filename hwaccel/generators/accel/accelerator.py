@@ -73,7 +73,7 @@ from .counters import counter_registers, energy_events
 from .eltwise import Eltwise
 from .host_port import host_control, host_reads
 from .isa import Region, command_layout
-from .job_io import lstm_io, matmul_io
+from .job_io import engine_layers, lstm_io, matmul_io
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 from .store import result_addresses
@@ -207,14 +207,7 @@ class Accelerator(wiring.Component):
                 m.d.sync += [held.eq(1), held_key.eq(wkey)]
         with m.If(proc.fence | (proc.start & ~busy) | kill):
             m.d.sync += held.eq(0)
-        # Descriptors: registered copies of the job fields, placed by the engines' start logic
-        # (the fields load before a job's ISSUE and hold; an engine takes them after it).
-        conv_desc = Signal.like(proc.job_desc, name="conv_desc")
-        pool_desc = Signal.like(proc.job_pool, name="pool_desc")
-        m.d.sync += [conv_desc.eq(proc.job_desc), pool_desc.eq(proc.job_pool)]
-        m.d.comb += [conv.layer.payload.eq(conv_desc), conv.layer.payload.reuse.eq(reuse),
-                     pool.layer.payload.eq(pool_desc),
-                     conv.layer.valid.eq(is_conv & pending), pool.layer.valid.eq(is_pool & pending)]
+        waits = engine_layers(m, proc, conv, pool, reuse)
         with m.If((conv.layer.valid & conv.layer.ready) | (pool.layer.valid & pool.layer.ready)
                   | is_lstm | is_elt | is_attn):
             m.d.sync += pending.eq(0)  # LSTM, element-wise and attention jobs have none
@@ -398,7 +391,7 @@ class Accelerator(wiring.Component):
 
         with m.If(kill):
             m.d.sync += [active.eq(0), pending.eq(0), togo.eq(0), popped.eq(0), ended.eq(0),
-                         moved.eq(0)]
+                         moved.eq(0), *(w.eq(0) for w in waits)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
             dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
                                  popped=popped, to_weights=to_weights, w_ready=w_ready,

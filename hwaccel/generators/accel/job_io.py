@@ -1,5 +1,6 @@
-"""The accelerator's job I/O for the LSTM cell and for MATMUL's gatherer: how their words reach
-the datapath of :mod:`.accelerator` (which calls these while it elaborates)."""
+"""The accelerator's job I/O: the conv engine's and max-pool's descriptors, and for the LSTM cell
+and MATMUL's gatherer how their words reach the datapath of :mod:`.accelerator` (which calls
+these while it elaborates)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,31 @@ from amaranth.lib import memory
 
 from .isa import Op
 from .lstm_checks import lstm_words
-from .processor import JOB_CONV
+from .processor import JOB_CONV, JOB_POOL
 
-__all__ = ["lstm_io", "matmul_io"]
+__all__ = ["engine_layers", "lstm_io", "matmul_io"]
+
+
+def engine_layers(m, proc, conv, pool, reuse) -> tuple:
+    """The conv engine's and max-pool's ``layer`` streams: registered copies of the job's
+    descriptors, placed by the engines' start logic (the job fields load before a job's ISSUE
+    and hold; an engine takes them after it), and their valid (the accelerator's ``is_conv &
+    pending``: from the job's start to the handshake), in registers of their own, not through
+    its job kind. Returns the valid registers (a reset clears them)."""
+    conv_desc = Signal.like(proc.job_desc, name="conv_desc")
+    pool_desc = Signal.like(proc.job_pool, name="pool_desc")
+    conv_wait, pool_wait = Signal(name="conv_wait"), Signal(name="pool_wait")
+    m.d.sync += [conv_desc.eq(proc.job_desc), pool_desc.eq(proc.job_pool)]
+    with m.If(proc.job_start):
+        m.d.sync += [conv_wait.eq(proc.job_kind == JOB_CONV),
+                     pool_wait.eq(proc.job_kind == JOB_POOL)]
+    for wait, layer in ((conv_wait, conv.layer), (pool_wait, pool.layer)):
+        with m.If(layer.valid & layer.ready):
+            m.d.sync += wait.eq(0)
+    m.d.comb += [conv.layer.payload.eq(conv_desc), conv.layer.payload.reuse.eq(reuse),
+                 pool.layer.payload.eq(pool_desc),
+                 conv.layer.valid.eq(conv_wait), pool.layer.valid.eq(pool_wait)]
+    return conv_wait, pool_wait
 
 
 def lstm_io(m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data, a_ready):
