@@ -23,25 +23,25 @@ KINDS = {
 }
 
 
-def presets() -> dict[str, object]:
-    """Every preset of every generator, keyed by slug (``<kind>_<preset>``)."""
+def _tables(name: str) -> dict[str, object]:
+    """Every generator package's ``config.<name>`` (when it has one), keyed by slug."""
     out = {}
     for pkg in KINDS.values():
         module = importlib.import_module(f"{pkg}.config")
-        for config in module.PRESETS.values():
-            out[config.slug] = config
+        out |= {c.slug: c for c in getattr(module, name, {}).values()}
     return out
+
+
+def presets() -> dict[str, object]:
+    """Every preset of every generator, keyed by slug (``<kind>_<preset>``)."""
+    return _tables("PRESETS")
 
 
 def known() -> dict[str, object]:
     """:func:`presets` and the configurations a package keeps apart from them
     (``MODEL_PRESETS``: not emitted by ``make rtl``, but simulated, placed and routed by name,
     e.g. ``hwaccel synth --preset accel_ecp5_144``), keyed by slug."""
-    out = presets()
-    for pkg in KINDS.values():
-        module = importlib.import_module(f"{pkg}.config")
-        out |= {c.slug: c for c in getattr(module, "MODEL_PRESETS", {}).values()}
-    return out
+    return presets() | _tables("MODEL_PRESETS")
 
 
 def config_for(slug: str):

@@ -89,7 +89,7 @@ def _verdict(ram: dict, x: str, cells: dict, sinks: dict, ports: set) -> tuple[s
 
 
 def _rams(netlist: dict):
-    """``(module, cells, sinks, top-level port bits)`` of each module with block RAM."""
+    """``(cells, sinks, top-level port bits)`` of each module with block RAM."""
     for mod in netlist["modules"].values():
         cells = mod["cells"]
         if any(c["type"] == "DP16KD" for c in cells.values()):
