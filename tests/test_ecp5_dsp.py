@@ -160,8 +160,8 @@ def test_a_call_stack_exhausted_in_xaiger2_falls_back_to_abc(tmp_path):
 
 
 CHOSEN = """
-module chosen(input clk, input [9:0] a, input [9:0] b, input [9:0] c, input [9:0] d, input s,
-              output reg [19:0] y);
+module chosen(input clk, input [15:0] a, input [15:0] b, input [15:0] c, input [15:0] d,
+              input s, output reg [31:0] y);
   always @(posedge clk) y <= s ? a * b : c * d;
 endmodule
 """
@@ -184,3 +184,53 @@ def test_the_ecp5_flow_keeps_a_block_for_each_of_two_products_used_in_turn(tmp_p
     assert _blocks(tmp_path, "synth_ecp5 -top chosen") == 1
     flow = get_target("ecp5").synth.format(top="chosen", json="chosen.json")
     assert _blocks(tmp_path, flow) == 2
+
+
+SIZES = """
+module sizes(input clk, input [13:0] a, input [13:0] b, input [14:0] c, input [5:0] d,
+             input signed [7:0] e, input signed [7:0] f, output reg [27:0] small,
+             output reg [20:0] wide, output reg signed [15:0] int8);
+  always @(posedge clk) begin small <= a * b; wide <= c * d; int8 <= e * f; end
+endmodule
+"""
+
+
+@needs_yosys
+def test_the_ecp5_flow_puts_small_unsigned_products_in_luts(tmp_path):
+    # SMALL_PRODUCTS: the 14 x 14 unsigned product becomes LUT logic; a 15-bit operand or a
+    # signed one keeps a block
+    from hwaccel.impl.target import SMALL_PRODUCTS, get_target
+
+    (tmp_path / "sizes.v").write_text(SIZES)
+    flow = get_target("ecp5").synth.format(top="sizes", json="sizes.json")
+    assert SMALL_PRODUCTS in flow
+    _yosys(tmp_path, f"read_verilog sizes.v; {flow}; tee -o stat.txt stat")
+    text = (tmp_path / "stat.txt").read_text()
+    dsps = [ln.split() for ln in text.splitlines() if "MULT18X18D" in ln]
+    assert dsps and dsps[-1][0] == "2", text
+
+
+UNSIGNED = """
+module unsigned_(input [6:0] a, input [5:0] b, input [2:0] c, input [1:0] d,
+                 output [12:0] p, output [4:0] q);
+  assign p = a * b;
+  assign q = c * d;
+endmodule
+"""
+
+
+@needs_yosys
+def test_small_products_in_luts_are_equivalent_to_the_multiplies(tmp_path):
+    # the 7 x 6 product through Booth, the 3 x 2 one through an adder array: SAT proves every
+    # output bit equal to the multiply's for every input (a 14 x 14 miter is too hard for it)
+    from hwaccel.impl.target import SMALL_PRODUCTS
+
+    (tmp_path / "u.v").write_text(UNSIGNED)
+    _yosys(tmp_path, "read_verilog u.v; hierarchy -top unsigned_; proc; wreduce; "
+                     f"booth {SMALL_PRODUCTS}; techmap {SMALL_PRODUCTS}; "
+                     "select -assert-none t:$mul; "
+                     "synth -flatten -top unsigned_; rename unsigned_ gate; design -stash gate; "
+                     "read_verilog u.v; proc; rename unsigned_ gold; "
+                     "design -copy-from gate -as gate gate; "
+                     "miter -equiv -flatten -make_assert gold gate miter; hierarchy -top miter; "
+                     "sat -verify -prove-asserts miter")

@@ -65,8 +65,19 @@ class Target:
 #: of the next job's counts, loaded as a job ends, became chains of such muxes fed by the end of
 #: the job (the two-instance top's critical path at 72032ed, 25.0 ns). Each multiply keeps its
 #: own block instead (more DSP blocks, no select in front of any).
+#:
+#: Before that, the small unsigned products (:data:`SMALL_PRODUCTS`: the command processor's
+#: counts and address products, AVGPOOL's window count) become LUT logic beside the logic
+#: that uses them (``booth``; an array of adders below its 4 x 4). On a DSP block each was a
+#: trip to a DSP column and back: 31 of them in the processor, and at 15de5a3 the placed
+#: critical path was one, 4.7 ns of routing to a MULT18X18D and 4.2 ns back (14.5 ns). Placed
+#: alone between registers (seed 1) such a product in LUTs runs at 100 MHz for 14 x 14 bits,
+#: 111-138 MHz for 14 x 4 to 14 x 11 and 141 MHz for 6 x 6; a MULT18X18D beside its
+#: registers at 145 MHz.
+SMALL_PRODUCTS = ("t:$mul r:A_SIGNED=0 %i r:B_SIGNED=0 %i r:A_WIDTH<=14 %i r:B_WIDTH<=14 %i")
 ECP5_DSP_FIRST = ("hierarchy -top {top}; proc; flatten; opt_expr; opt_clean; "
                   "opt -nodffe -nosdff; wreduce; peepopt; opt_clean; "
+                  f"booth {SMALL_PRODUCTS}; techmap {SMALL_PRODUCTS}; opt_clean; "
                   "techmap -map +/mul2dsp.v -D DSP_A_MAXWIDTH=18 -D DSP_B_MAXWIDTH=18 "
                   "-D DSP_A_MINWIDTH=2 -D DSP_B_MINWIDTH=2 -D DSP_NAME=$__MUL18X18; "
                   "chtype -set $mul t:$__soft_mul; techmap -map +/lattice/dsp_map_18x18.v; ")
