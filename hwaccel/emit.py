@@ -114,8 +114,13 @@ def _sources_digest() -> str:
     return h.hexdigest()
 
 
-def _elaborate(config) -> tuple[str, str]:
-    """The Verilog and sidecar text of ``config``, from the elaboration cache when it holds them."""
+def _elaborate(config, cache: bool = True) -> tuple[str, str]:
+    """The Verilog and sidecar text of ``config``, from the elaboration cache when it holds them
+    (``cache=False``: elaborated afresh, and not stored)."""
+    if not cache:
+        component = config.build()
+        text = verilog_text(config, component)
+        return text, json.dumps(sidecar(config, text, component), indent=2, sort_keys=True) + "\n"
     key = hashlib.sha256((_sources_digest() + json.dumps(config_to_json(config),
                                                          sort_keys=True)).encode())
     cached = build_root() / "elab" / f"{config.slug}-{key.hexdigest()[:16]}"
@@ -131,10 +136,12 @@ def _elaborate(config) -> tuple[str, str]:
     return text, meta
 
 
-def emit(config, out_dir: Path | str = "rtl") -> EmitResult:
+def emit(config, out_dir: Path | str = "rtl", *, cache: bool = True) -> EmitResult:
+    # cache=False for a design elaborated with a part replaced (a test's variant): its text
+    # must neither come from nor enter the cache, which is keyed by the config and sources.
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text, meta = _elaborate(config)
+    text, meta = _elaborate(config, cache)
     v_path, j_path = out / f"{config.slug}.v", out / f"{config.slug}.json"
     changed = _write_if_changed(v_path, text)
     changed |= _write_if_changed(j_path, meta)

@@ -131,6 +131,7 @@ from .layouts import (
     result_layout,
     weight_layout,
 )
+from .rw import read_data
 from .sequencer import issue_logic
 from .window import depthwise_window
 
@@ -197,8 +198,14 @@ class ConvEngine(wiring.Component):
                      drain.eq(state == 3)]
 
         # --- memories --------------------------------------------------------------------------
+        # No read of the weights or the line-buffer rows that a chunk uses meets a write to its
+        # word in the same cycle (tests/test_conv_rw.py, :data:`.rw.RW_POISON`): Yosys need add no
+        # read-during-write logic (ECP5: an address compare into a register and a multiplexer
+        # on every output bit, f679977's placed critical path on a row), and the weight read
+        # goes straight into ``s1_w``, which the block RAM takes as its output register.
+        no_rw = {"no_rw_check": 1}
         wmem = m.submodules.wmem = memory.Memory(
-            shape=unsigned(L * B * 8), depth=cfg.weight_depth, init=[])
+            shape=unsigned(L * B * 8), depth=cfg.weight_depth, init=[], attrs=no_rw)
         w_wr, w_rd = wmem.write_port(), wmem.read_port()
         rq_width = Shape.cast(requant_layout(cfg)).width
         pmem = m.submodules.pmem = memory.Memory(shape=unsigned(rq_width), depth=cfg.max_blocks,
@@ -206,7 +213,7 @@ class ConvEngine(wiring.Component):
         p_wr, p_rd = pmem.write_port(), pmem.read_port()
         banks = []
         for b in range(NS):
-            mem = memory.Memory(shape=unsigned(L * 8), depth=cfg.row_words, init=[])
+            mem = memory.Memory(shape=unsigned(L * 8), depth=cfg.row_words, init=[], attrs=no_rw)
             m.submodules[f"row{b}"] = mem
             banks.append((mem.write_port(), mem.read_port()))
 
@@ -240,7 +247,7 @@ class ConvEngine(wiring.Component):
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
                             banks, w_rd, w_next, p_next, w_count)
-        busy = self._pipeline(m, platform, cfg, desc, issue, banks, w_rd, p_rd, start)
+        busy = self._pipeline(m, platform, cfg, desc, issue, banks, (w_wr, w_rd), p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)
         with m.If(drain & ~busy):
@@ -249,12 +256,12 @@ class ConvEngine(wiring.Component):
         return m
 
     # --- datapath ------------------------------------------------------------------------------
-    def _pipeline(self, m, platform, cfg, desc, issue, banks, w_rd, p_rd, start):
+    def _pipeline(self, m, platform, cfg, desc, issue, banks, wmem, p_rd, start):
         L, B, NS = cfg.lanes, cfg.block, cfg.row_slots
         acc_shape = signed(cfg.acc_bits)
 
-        def stage(name, value, shape=1):
-            sig = Signal(shape, name=name)
+        def stage(name, value, shape=1, reset_less=False):
+            sig = Signal(shape, name=name, reset_less=reset_less)
             m.d.sync += sig.eq(value)
             return sig
 
@@ -263,8 +270,10 @@ class ConvEngine(wiring.Component):
         keys = ("go", "first", "last", "end", "nb")
         s0 = {k: stage(f"s0_{k}", issue[k], range(cfg.max_blocks) if k == "nb" else 1)
               for k in keys}
-        words = [stage(f"s1_bank{b}", rp.data, L * 8) for b, (_, rp) in enumerate(banks)]
-        w1 = stage("s1_w", w_rd.data, L * B * 8)
+        words = [stage(f"s1_bank{b}", read_data(m, wp, rp, f"row{b}"), L * 8)
+                 for b, (wp, rp) in enumerate(banks)]
+        # (No reset: only the chunks ``s1_go`` marks use it, and a reset clears those.)
+        w1 = stage("s1_w", read_data(m, *wmem, "wmem"), L * B * 8, reset_less=True)
         # Stage 1: pick rows in ring order and lanes by row width.
         s1 = {k: stage(f"s1_{k}", v, v.shape()) for k, v in s0.items()}
         row_words = []
