@@ -134,11 +134,16 @@ endmodule
 def test_lut_multipliers_are_equivalent_to_the_multiplies(tmp_path):
     # gold: the multiplies as written; gate: after the prelude (Booth, an adder array below
     # 4 x 4) and generic synthesis; SAT proves every output bit equal for every input
-    (tmp_path / "small.v").write_text(SMALL)
-    _yosys(tmp_path, "read_verilog small.v; "
-                     f"{LUT_MULTIPLIERS.format(top='small')}; select -assert-none t:$mul; "
-                     "synth -flatten -top small; rename small gate; design -stash gate; "
-                     "read_verilog small.v; proc; rename small gold; "
+    _prove_equivalent(tmp_path, SMALL, "small", LUT_MULTIPLIERS.format(top="small"))
+
+
+def _prove_equivalent(tmp_path: Path, source: str, top: str, prelude: str) -> None:
+    """SAT proves ``top`` after ``prelude`` (no ``$mul`` left) and generic synthesis equal, on
+    every output bit for every input, to ``top`` as written."""
+    (tmp_path / "eq.v").write_text(source)
+    _yosys(tmp_path, f"read_verilog eq.v; {prelude}; select -assert-none t:$mul; "
+                     f"synth -flatten -top {top}; rename {top} gate; design -stash gate; "
+                     f"read_verilog eq.v; proc; rename {top} gold; "
                      "design -copy-from gate -as gate gate; "
                      "miter -equiv -flatten -make_assert gold gate miter; hierarchy -top miter; "
                      "sat -verify -prove-asserts miter")
@@ -225,12 +230,6 @@ def test_small_products_in_luts_are_equivalent_to_the_multiplies(tmp_path):
     # output bit equal to the multiply's for every input (a 14 x 14 miter is too hard for it)
     from hwaccel.impl.target import SMALL_PRODUCTS
 
-    (tmp_path / "u.v").write_text(UNSIGNED)
-    _yosys(tmp_path, "read_verilog u.v; hierarchy -top unsigned_; proc; wreduce; "
-                     f"booth {SMALL_PRODUCTS}; techmap {SMALL_PRODUCTS}; "
-                     "select -assert-none t:$mul; "
-                     "synth -flatten -top unsigned_; rename unsigned_ gate; design -stash gate; "
-                     "read_verilog u.v; proc; rename unsigned_ gold; "
-                     "design -copy-from gate -as gate gate; "
-                     "miter -equiv -flatten -make_assert gold gate miter; hierarchy -top miter; "
-                     "sat -verify -prove-asserts miter")
+    _prove_equivalent(tmp_path, UNSIGNED, "unsigned_",
+                      "hierarchy -top unsigned_; proc; wreduce; "
+                      f"booth {SMALL_PRODUCTS}; techmap {SMALL_PRODUCTS}")
