@@ -199,7 +199,8 @@ class ConvEngine(wiring.Component):
 
         # --- memories --------------------------------------------------------------------------
         # No read of the weights or the line-buffer rows that a chunk uses meets a write to its
-        # word in the same cycle (tests/test_conv_rw.py, :data:`.rw.RW_POISON`): Yosys need add no
+        # word in the same cycle (shown by simulation, not proved: tests/test_conv_rw.py,
+        # :data:`.rw.RW_POISON`): Yosys need add no
         # read-during-write logic (ECP5: an address compare into a register and a multiplexer
         # on every output bit, f679977's placed critical path on a row), and the weight read
         # goes straight into ``s1_w``, which the block RAM takes as its output register.

@@ -9,8 +9,8 @@ __all__ = ["RW_POISON", "read_data"]
 
 #: Simulation only (tests set it, :func:`hwaccel.formal.props.replaced`): a line-buffer row or
 #: weight read in the cycle its word is written returns that word inverted, as a block RAM
-#: without read-during-write logic may return any word. Results that stay exact show that no
-#: read the engine uses meets a write in its cycle.
+#: without read-during-write logic may return any word. Results that stay exact over the tests'
+#: random layers are the evidence (not a proof) that no read the engine uses meets a write.
 RW_POISON = False
 
 
