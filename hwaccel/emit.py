@@ -117,22 +117,21 @@ def _sources_digest() -> str:
 def _elaborate(config, cache: bool = True) -> tuple[str, str]:
     """The Verilog and sidecar text of ``config``, from the elaboration cache when it holds them
     (``cache=False``: elaborated afresh, and not stored)."""
-    if not cache:
-        component = config.build()
-        text = verilog_text(config, component)
-        return text, json.dumps(sidecar(config, text, component), indent=2, sort_keys=True) + "\n"
-    key = hashlib.sha256((_sources_digest() + json.dumps(config_to_json(config),
-                                                         sort_keys=True)).encode())
-    cached = build_root() / "elab" / f"{config.slug}-{key.hexdigest()[:16]}"
-    v_cached, j_cached = cached.with_suffix(".v"), cached.with_suffix(".json")
-    if v_cached.exists() and j_cached.exists():
-        return v_cached.read_text(), j_cached.read_text()
+    cached = None
+    if cache:
+        key = hashlib.sha256((_sources_digest() + json.dumps(config_to_json(config),
+                                                             sort_keys=True)).encode())
+        cached = build_root() / "elab" / f"{config.slug}-{key.hexdigest()[:16]}"
+        v_cached, j_cached = cached.with_suffix(".v"), cached.with_suffix(".json")
+        if v_cached.exists() and j_cached.exists():
+            return v_cached.read_text(), j_cached.read_text()
     component = config.build()
     text = verilog_text(config, component)
     meta = json.dumps(sidecar(config, text, component), indent=2, sort_keys=True) + "\n"
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(j_cached, meta)  # the sidecar first: the .v marks a complete entry
-    _write_if_changed(v_cached, text)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _write_if_changed(j_cached, meta)  # the sidecar first: the .v marks a complete entry
+        _write_if_changed(v_cached, text)
     return text, meta
 
 
