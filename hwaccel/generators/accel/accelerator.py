@@ -357,12 +357,19 @@ class Accelerator(wiring.Component):
         # --- performance counters (cleared when a program starts) ------------------------------
         energy = energy_events(m, active=active, act_wen=act_wr.en, act_taken=consumed, elt=elt,
                                elt_avg=proc.job_avg, weight_taken=loaded)
-        # A conv job's MAC slots count the cycle after its start (registered: the processor's
-        # ISSUE decision, then the counter's carry chain, was one of the deepest paths). A
-        # program ends long after its last job starts, so the totals are the same.
-        slots_due = Signal.like(proc.job_fabric * cfg.macs, name="mac_slots_due")
-        m.d.sync += slots_due.eq(Mux(proc.job_start & (proc.job_kind == JOB_CONV),
-                                     proc.job_fabric * cfg.macs, 0))
+        # A conv job's MAC slots count two cycles after its start: the processor hands over
+        # the product's factors, multiplied here between registers (the product into the job
+        # field, and the ISSUE decision then the counter's carry chain, were among the deepest
+        # paths). A program ends long after its last job starts, so the totals are the same.
+        # A job abandoned in its ISSUE (``voided`` below) or started in a soft reset's cycle
+        # counts none: a program started right after must not see them.
+        fabric = Signal.like(proc.job_fab_pixels * proc.job_fab_words, name="mac_fabric")
+        conv_started = Signal(name="conv_started")
+        m.d.sync += [fabric.eq(proc.job_fab_pixels * proc.job_fab_words),
+                     conv_started.eq(proc.job_start & (proc.job_kind == JOB_CONV)
+                                     & ~proc.abort_next & ~soft)]
+        slots_due = Signal.like(fabric * cfg.macs, name="mac_slots_due")
+        m.d.sync += slots_due.eq(Mux(conv_started, fabric * cfg.macs, 0))
         events = {
             "cycles": busy,
             "conv_busy": is_conv,

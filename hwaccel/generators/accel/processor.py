@@ -93,6 +93,10 @@ class Processor(wiring.Component):
                                               it in IDLE too: ``start_pc``)
     start, start_pc : ``In``                  begin a program (ignored while busy)
     job_* : ``Out``                           the job handed to the datapath on ``job_start``
+    job_fab_pixels, job_fab_words : ``Out``   a conv job's fabric slots are their product
+                                              (pixels x weight beats a pixel), which the
+                                              accelerator multiplies after the job's start
+                                              (its ``mac_slots`` counter)
     job_done, progress : ``In``               the job ended; a stream moved (both in the cycle
                                               before, and a job's ISSUE counts as progress)
     watch_last : ``In``                       the last count of cycles without progress before
@@ -132,7 +136,11 @@ class Processor(wiring.Component):
             "job_dst_run": Out(range(ad + 1)), "job_dst_stride": Out(range(ad + 1)),
             "job_src_group": Out(range(ad + 1)), "job_dst_group": Out(range(ad + 1)),
             "job_wgt_run": Out(range(wd + 1)), "job_wgt_stride": Out(range(wd + 1)),
-            "job_keep": Out(1), "job_fabric": Out(32),
+            "job_keep": Out(1),
+            "job_fab_pixels": Out(range(cfg.conv.max_width * cfg.conv.max_height + 1)),
+            "job_fab_words": Out(range(max(cfg.conv.weight_depth,
+                                           cfg.conv.max_groups * cfg.conv.max_blocks,
+                                           cfg.conv.dw_chunks * cfg.conv.dw_groups) + 1)),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
             **matmul_members(cfg),
             "job_done": In(1), "progress": In(1), "watch_last": In(range(cfg.watchdog + 1)),
@@ -255,7 +263,6 @@ class Processor(wiring.Component):
         m.d.sync += jg.eq(Mux(is_("CALC"), Mux(cmd.nb > dw_k, dw_k, cmd.nb),
                               Mux(dw_left > dw_k, dw_k, dw_left)))
         dw_src, dw_dst = chk.in_a * jg, chk.out_a * jg
-        dw_fab = chk.pixels_out * cfg.conv.dw_chunks * jg
 
         def dw_job(left):
             """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
@@ -263,7 +270,8 @@ class Processor(wiring.Component):
                     self.job_wgt_count.eq((cfg.conv.dw_chunks + 1) * jg),
                     self.job_desc.blocks.eq(jg),
                     self.job_desc.weight_words.eq(cfg.conv.dw_chunks * jg),
-                    self.job_fabric.eq(dw_fab), dw_left.eq(left - jg)]
+                    self.job_fab_pixels.eq(chk.pixels_out),
+                    self.job_fab_words.eq(cfg.conv.dw_chunks * jg), dw_left.eq(left - jg)]
         # What a job's end chooses (a next tile, next groups), registers: the running command
         # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
         run_tiled, run_dw, dw_more = Signal(), Signal(), Signal()
@@ -291,7 +299,8 @@ class Processor(wiring.Component):
                                               Mux(cop == Op.MAXPOOL, JOB_POOL,
                                                   Mux(cop == Op.LSTM, JOB_LSTM, JOB_CONV))))),
                          self.job_elt.eq(ccmd.elt), self.job_avg.eq(cop == Op.AVGPOOL),
-                         self.job_fabric.eq(chk.pixels_out * d.weight_words),
+                         self.job_fab_pixels.eq(chk.pixels_out),
+                         self.job_fab_words.eq(d.weight_words),
                          *mm.accept()]
             if run_lstm is not None:
                 m.d.sync += run_lstm.eq(chk.lstm_job)
