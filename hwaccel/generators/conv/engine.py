@@ -131,7 +131,7 @@ from .layouts import (
     result_layout,
     weight_layout,
 )
-from .rw import read_data
+from .rw import data_register, read_data
 from .sequencer import issue_logic
 from .window import depthwise_window
 
@@ -262,19 +262,27 @@ class ConvEngine(wiring.Component):
         acc_shape = signed(cfg.acc_bits)
 
         def stage(name, value, shape=1, reset_less=False):
-            sig = Signal(shape, name=name, reset_less=reset_less)
+            sig = data_register(shape, name) if reset_less else Signal(shape, name=name)
             m.d.sync += sig.eq(value)
             return sig
+
+        # The data registers have no reset: a stage's data is used only where its ``go`` or
+        # ``valid`` bit (which a reset clears) marks it, and an accumulator starts from its
+        # bias or partial sum at a block's first chunk. So the units' reset (``kill``, a
+        # register) drives the control bits alone, not every flip-flop of the datapath: at
+        # 60c88e2 it reached 9,373 of accel_ecp5's flip-flops through one LUT.
+        def datum(name, value, shape):
+            return stage(name, value, shape, reset_less=True)
 
         # Stage 0: the memories' outputs are valid and go into registers as they leave (a block
         # RAM's clock-to-out is its slowest part: no logic follows it in the same cycle).
         keys = ("go", "first", "last", "end", "nb")
         s0 = {k: stage(f"s0_{k}", issue[k], range(cfg.max_blocks) if k == "nb" else 1)
               for k in keys}
-        words = [stage(f"s1_bank{b}", read_data(m, wp, rp, f"row{b}"), L * 8)
+        words = [datum(f"s1_bank{b}", read_data(m, wp, rp, f"row{b}"), L * 8)
                  for b, (wp, rp) in enumerate(banks)]
-        # (No reset: only the chunks ``s1_go`` marks use it, and a reset clears those.)
-        w1 = stage("s1_w", read_data(m, *wmem, "wmem"), L * B * 8, reset_less=True)
+        # (Without a reset the weight RAM takes it as its output register.)
+        w1 = datum("s1_w", read_data(m, *wmem, "wmem"), L * B * 8)
         # Stage 1: pick rows in ring order and lanes by row width.
         s1 = {k: stage(f"s1_{k}", v, v.shape()) for k, v in s0.items()}
         row_words = []
@@ -298,11 +306,11 @@ class ConvEngine(wiring.Component):
                         parts.append(row_words[r][src * 8:(src + 1) * 8]
                                      if r < len(row_words) else Const(0, 8))
                     m.d.comb += lanes.eq(Cat(*parts))
-        a2 = stage("s2_a", lanes, L * 8)
+        a2 = datum("s2_a", lanes, L * 8)
         window = {k: stage(f"s0_{k}", issue[k], issue[k].shape()) for k in ("rd", "rd_first",
                                                                            "dc", "nx")}
         a2w = depthwise_window(m, cfg, window, row_words, stage)
-        w2 = stage("s2_w", w1, L * B * 8)
+        w2 = datum("s2_w", w1, L * B * 8)
         s2 = {k: stage(f"s2_{k}", v, v.shape()) for k, v in s1.items()}
 
         # Stage 3, two cycles: products, registered at the multiplier's inputs and output (on
@@ -327,8 +335,8 @@ class ConvEngine(wiring.Component):
         with m.If(start):
             m.d.sync += beat.eq(0)
         m.d.comb += [p_rd.addr.eq(s3["nb"]), self.psum_raddr.eq(beat)]
-        params_q = stage("s4_params", p_rd.data, len(p_rd.data))
-        psum_q = stage("s4_psum", self.psum_rdata, len(self.psum_rdata))
+        params_q = datum("s4_params", p_rd.data, len(p_rd.data))
+        psum_q = datum("s4_psum", self.psum_rdata, len(self.psum_rdata))
         beat4 = stage("s4_beat", stage("s3s_beat", beat, beat.shape()), beat.shape())
 
         # Stage 4, two cycles: column sums over the chunk's lanes, each half of the lanes
@@ -338,9 +346,9 @@ class ConvEngine(wiring.Component):
             return reduce(lambda x, y: x + y, [prods[k][n] for k in lanes])
 
         halves = [range(0, (L + 1) // 2), range((L + 1) // 2, L)]
-        parts = [[stage(f"half{j}_n{n}", column(n, h), acc_shape)
+        parts = [[datum(f"half{j}_n{n}", column(n, h), acc_shape)
                   for j, h in enumerate(halves) if len(h)] for n in range(B)]
-        sums = [stage(f"sum_n{n}", reduce(lambda x, y: x + y, parts[n]), acc_shape)
+        sums = [datum(f"sum_n{n}", reduce(lambda x, y: x + y, parts[n]), acc_shape)
                 for n in range(B)]
         s3s = {k: stage(f"s3s_{k}", v, v.shape()) for k, v in s3.items()}
         s4 = {k: stage(f"s4_{k}", v, v.shape()) for k, v in s3s.items()}
@@ -348,10 +356,10 @@ class ConvEngine(wiring.Component):
 
         # Stage 5: accumulate; a block's first chunk starts from its bias.
         accs = []
-        mults = [Signal(unsigned(cfg.mult_bits), name=f"mult_n{n}") for n in range(B)]
-        shifts = [Signal(unsigned(cfg.shift_bits), name=f"shift_n{n}") for n in range(B)]
+        mults = [data_register(unsigned(cfg.mult_bits), f"mult_n{n}") for n in range(B)]
+        shifts = [data_register(unsigned(cfg.shift_bits), f"shift_n{n}") for n in range(B)]
         for n in range(B):
-            acc = Signal(acc_shape, name=f"acc_n{n}")
+            acc = data_register(acc_shape, f"acc_n{n}")
             part = psum_q[n * cfg.acc_bits:(n + 1) * cfg.acc_bits].as_signed()
             with m.If(s4["go"]):
                 m.d.sync += acc.eq(Mux(s4["first"], Mux(desc.acc_in, part, params[n].bias), acc)
@@ -369,18 +377,18 @@ class ConvEngine(wiring.Component):
         # (arithmetic, so round half up); then saturate into the result FIFO. At the
         # product's width (hwaccel.generators.rounding): a shift past it gives 0.
         halves = [split_product(accs[n], mults[n]) for n in range(B)]
-        lows = [stage(f"rq_lo_n{n}", h.low, h.low.shape()) for n, h in enumerate(halves)]
-        highs = [stage(f"rq_high_n{n}", h.high, h.high.shape()) for n, h in enumerate(halves)]
-        shifts6 = [stage(f"s6_shift_n{n}", shifts[n], shifts[n].shape()) for n in range(B)]
+        lows = [datum(f"rq_lo_n{n}", h.low, h.low.shape()) for n, h in enumerate(halves)]
+        highs = [datum(f"rq_high_n{n}", h.high, h.high.shape()) for n, h in enumerate(halves)]
+        shifts6 = [datum(f"s6_shift_n{n}", shifts[n], shifts[n].shape()) for n in range(B)]
         v6, e6 = stage("s6_valid", v5), stage("s6_end", e5)
         terms = [rounding_terms(join_product(lows[n], highs[n], halves[n]), shifts6[n])
                  for n in range(B)]
-        scaled = [stage(f"scaled_n{n}", t.total, t.total.shape()) for n, t in enumerate(terms)]
-        shifts7 = [stage(f"s7_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
-        big7 = [stage(f"s7_big_n{n}", t.big) for n, t in enumerate(terms)]
+        scaled = [datum(f"scaled_n{n}", t.total, t.total.shape()) for n, t in enumerate(terms)]
+        shifts7 = [datum(f"s7_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
+        big7 = [datum(f"s7_big_n{n}", t.big, 1) for n, t in enumerate(terms)]
         v7, e7 = stage("s7_valid", v6), stage("s7_end", e6)
-        shifted = [stage(f"shifted_n{n}", shift_terms(scaled[n], shifts7[n], big7[n]),
-                         scaled[n].shape()) for n in range(B)]
+        shifted = [datum(f"shifted_n{n}", shift_terms(scaled[n], shifts7[n], big7[n]),
+                        scaled[n].shape()) for n in range(B)]
         v8, e8 = stage("s8_valid", v7), stage("s8_end", e7)
         outs = [saturate_int8(shifted[n], desc.relu) for n in range(B)]
 

@@ -1,17 +1,32 @@
 """What a pipeline register takes from a memory read port: the data, or in simulation with
-:data:`RW_POISON` the data as a block RAM without read-during-write logic might give it."""
+:data:`RW_POISON` the data as a block RAM without read-during-write logic might give it; and
+the engine's data registers, which have no reset (:func:`data_register`; with
+:data:`STALE_POISON` they start as all ones)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal
+from amaranth.hdl import Mux, Shape, Signal
 
-__all__ = ["RW_POISON", "read_data"]
+__all__ = ["RW_POISON", "STALE_POISON", "read_data", "data_register"]
 
 #: Simulation only (tests set it, :func:`hwaccel.formal.props.replaced`): a line-buffer row or
 #: weight read in the cycle its word is written returns that word inverted, as a block RAM
 #: without read-during-write logic may return any word. Results that stay exact over the tests'
 #: random layers are the evidence (not a proof) that no read the engine uses meets a write.
 RW_POISON = False
+
+#: Simulation only, like :data:`RW_POISON`: every data register without a reset
+#: (:func:`data_register`) starts as all ones instead of 0, as a register the units' reset does
+#: not clear holds whatever it held. Results that stay exact show that no such register is used
+#: before a word marked valid is written to it.
+STALE_POISON = False
+
+
+def data_register(shape, name: str) -> Signal:
+    """A data register without a reset (see :data:`STALE_POISON`)."""
+    shape = Shape.cast(shape)
+    return Signal(shape, name=name, reset_less=True, init=-1 if STALE_POISON and shape.signed
+                  else (1 << shape.width) - 1 if STALE_POISON else 0)
 
 
 def read_data(m, wr, rp, name):

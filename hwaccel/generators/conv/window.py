@@ -44,5 +44,5 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
                 with m.Case(c) if c < cfg.dw_chunks - 1 else m.Default():
                     p = c * L + k
                     m.d.comb += word.eq(view[p] if p < DK * DK else 0)
-        out.append(stage(f"s2_dw{k}", word, L * 8))
+        out.append(stage(f"s2_dw{k}", word, L * 8, reset_less=True))   # data: no reset
     return out
