@@ -17,16 +17,17 @@ RW_POISON = False
 
 #: Simulation only, like :data:`RW_POISON`: every data register without a reset
 #: (:func:`data_register`) starts as all ones instead of 0, as a register the units' reset does
-#: not clear holds whatever it held. Results that stay exact show that no such register is used
-#: before a word marked valid is written to it.
+#: not clear holds whatever it held. Results that stay exact are the evidence (not a proof)
+#: that no such register is used before a word marked valid is written to it.
 STALE_POISON = False
 
 
 def data_register(shape, name: str) -> Signal:
     """A data register without a reset (see :data:`STALE_POISON`)."""
-    shape = Shape.cast(shape)
-    return Signal(shape, name=name, reset_less=True, init=-1 if STALE_POISON and shape.signed
-                  else (1 << shape.width) - 1 if STALE_POISON else 0)
+    shape, init = Shape.cast(shape), 0
+    if STALE_POISON:
+        init = -1 if shape.signed else (1 << shape.width) - 1
+    return Signal(shape, name=name, reset_less=True, init=init)
 
 
 def read_data(m, wr, rp, name):
