@@ -48,6 +48,7 @@ from ...hdl.delay import delay
 from ...hdl.dsp import DSP_LATENCY, MULT18_BITS, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
+from ..conv.rw import data_register
 from ..rounding import rounding_terms, shift_terms
 from .config import AccelConfig
 from .isa import elt_layout
@@ -110,7 +111,7 @@ class Eltwise(wiring.Component):
         # The result register, shared by both datapaths' last stages. The data registers here
         # have no reset (a reset clears the valid bits and tags that mark them; an average's
         # sums start from 0 at a window's first word), so the units' reset drives the control.
-        res, res_valid = Signal(cfg.act_bits, reset_less=True), Signal()
+        res, res_valid = data_register(cfg.act_bits, "elt_res"), Signal()
         m.d.comb += [self.result.eq(res), self.result_valid.eq(res_valid)]
         m.d.sync += res_valid.eq(0)
         with m.If(self.start):
@@ -148,10 +149,10 @@ class Eltwise(wiring.Component):
         ph = Signal()                      # 0: read a pair of a, 1: the same pair of b
         got_a, got_b, summed, second = Signal(), Signal(), Signal(), Signal()
         pair, pair_b = Signal(), Signal()      # the pair read has a second word of the job
-        prod_a = [[Signal(signed(8 + MULT_BITS + 1), reset_less=True) for _ in range(lanes)]
-                  for _ in range(2)]
-        total = [[Signal(signed(8 + MULT_BITS + 2), reset_less=True) for _ in range(lanes)]
-                 for _ in range(2)]
+        prod_a = [[data_register(signed(8 + MULT_BITS + 1), f"add_pa{j}_{i}")
+                   for i in range(lanes)] for j in range(2)]
+        total = [[data_register(signed(8 + MULT_BITS + 2), f"add_t{j}_{i}")
+                  for i in range(lanes)] for j in range(2)]
         stop = Signal()
         # Each pointer's ``(ptr + 1) >> 1`` kept beside it: the bank-0 address of the pair's
         # second word (:mod:`.act_banks`), so no adder follows the pointers into the RAMs.
@@ -168,8 +169,8 @@ class Eltwise(wiring.Component):
                 m.d.sync += [a_ptr.eq(a_ptr + 2), a_up.eq(a_up + 1)]
         # A read's pair is registered the cycle after its data arrives, with its tags.
         read_a, read_b, pair_r = Signal(), Signal(), Signal()
-        words = [Signal.like(self.rdata, name="add_w0", reset_less=True),
-                 Signal.like(self.rnext, name="add_w1", reset_less=True)]
+        words = [data_register(len(self.rdata), "add_w0"),
+                 data_register(len(self.rnext), "add_w1")]
         m.d.sync += [read_a.eq(issue & ~ph), read_b.eq(issue & ph), pair_r.eq(left >= 2),
                      words[0].eq(self.rdata), words[1].eq(self.rnext),
                      got_a.eq(read_a), got_b.eq(read_b), pair.eq(pair_r),
@@ -265,13 +266,12 @@ class Eltwise(wiring.Component):
         read, first_r, last_r = Signal(), Signal(), Signal()
         got, first, last = Signal(), Signal(), Signal()
         tag_r, tag_b = Signal.like(b), Signal.like(b)
-        word = Signal.like(self.rdata, name="avg_w", reset_less=True)
+        word = data_register(len(self.rdata), "avg_w")
         m.d.sync += [read.eq(issue), first_r.eq((dx == 0) & (dy == 0)),
                      last_r.eq(at[1] & at[2]), tag_r.eq(b),
                      word.eq(self.rdata),
                      got.eq(read), first.eq(first_r), last.eq(last_r), tag_b.eq(tag_r)]
-        acc = [Signal(lanes * acc_bits, name=f"acc{i}", reset_less=True)
-               for i in range(cfg.avg_max_blocks)]
+        acc = [data_register(lanes * acc_bits, f"acc{i}") for i in range(cfg.avg_max_blocks)]
         # The accumulator a word adds to (``cur``) is chosen a cycle ahead, by the tag of the
         # word on the read port, so no cycle both chooses among the blocks' accumulators and
         # adds: the choice was accel_ecp5's critical path at 781df41 (21.6 ns, seven LUT
@@ -283,12 +283,12 @@ class Eltwise(wiring.Component):
         one_hot, same = Signal(len(acc), name="avg_pick"), Signal(init=1, name="avg_same")
         m.d.sync += [one_hot.eq(Const(1, len(acc)) << b), same.eq(tag_r == b)]
         pick = reduce(lambda x, y: x | y, [Mux(one_hot[i], a, 0) for i, a in enumerate(acc)])
-        cur = Signal(lanes * acc_bits, name="avg_cur", reset_less=True)
+        cur = data_register(lanes * acc_bits, "avg_cur")
         biased = [word[8 * i: 8 * i + 8] ^ 0x80 for i in range(lanes)]
         sums = Cat(*[(Mux(first, 0, cur[acc_bits * i: acc_bits * (i + 1)]) + u)[:acc_bits]
                      for i, u in enumerate(biased)])
         m.d.sync += cur.eq(Mux(got & same, sums, pick))
-        sum_w, sum_v = Signal(lanes * acc_bits, reset_less=True), Signal()
+        sum_w, sum_v = data_register(lanes * acc_bits, "avg_sum"), Signal()
         m.d.sync += sum_v.eq(got & last)
         with m.If(got):
             for i, a in enumerate(acc):
@@ -341,10 +341,9 @@ def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, u
     if lo is not None:
         lo_b = Signal.like(hi_b, name=f"{name}_lo")
         m.d.sync += lo_b.eq(lo << s)
-    rounded = [Signal.like(t.total, name=f"{name}{i}", reset_less=True)
-               for i, t in enumerate(terms)]
+    rounded = [data_register(t.total.shape(), f"{name}{i}") for i, t in enumerate(terms)]
     rounded_v, shifted_v = Signal(name=f"{name}_v"), Signal(name=f"{name}_sv")
-    shifted = [Signal(8, name=f"{name}_s{i}", reset_less=True) for i in range(len(values))]
+    shifted = [data_register(8, f"{name}_s{i}") for i in range(len(values))]
     over = [Signal(name=f"{name}_over{i}") for i in range(len(values))]
     under = [Signal(name=f"{name}_under{i}") for i in range(len(values))]
     m.d.sync += [rounded_v.eq(take), shifted_v.eq(rounded_v)]

@@ -1,7 +1,7 @@
 """What a pipeline register takes from a memory read port: the data, or in simulation with
 :data:`RW_POISON` the data as a block RAM without read-during-write logic might give it; and
-the engine's data registers, which have no reset (:func:`data_register`; with
-:data:`STALE_POISON` they start as all ones)."""
+the data registers without a reset of the engine and of the accelerator's element-wise unit
+(:func:`data_register`; with :data:`STALE_POISON` they start as all ones)."""
 
 from __future__ import annotations
 
