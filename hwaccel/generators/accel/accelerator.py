@@ -73,7 +73,7 @@ from .counters import counter_registers, energy_events
 from .eltwise import Eltwise
 from .host_port import host_control, host_reads
 from .isa import Region, command_layout
-from .job_io import engine_layers, lstm_io, matmul_io
+from .job_io import engine_layers, lstm_io, matmul_io, weight_split
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 from .store import result_addresses
@@ -217,9 +217,7 @@ class Accelerator(wiring.Component):
                      elt.rdata.eq(act_rd.data), elt.rnext.eq(act.rnext)]
         # Weights, then requantizers, from one in-order read stream (depthwise: each channel
         # group's ``dw_chunks`` weight beats, then its requantizer, group after group).
-        dw_sub = Signal(range(cfg.conv.dw_chunks + 1))
-        to_weights = Mux(proc.job_desc.depthwise, dw_sub != cfg.conv.dw_chunks,
-                         popped < proc.job_desc.weight_words)
+        to_weights = Signal(name="to_weights")   # a register: :func:`.job_io.weight_split`
         rq_bits = requant_layout(cfg.conv).size
         w_valid = wgt_dma.source.valid
         m.d.comb += [
@@ -256,14 +254,13 @@ class Accelerator(wiring.Component):
                 m.d.comb += [conv.weights.valid.eq(0), conv.requant.valid.eq(0)]
         m.d.comb += wgt_dma.source.ready.eq(w_ready & ~kill)   # none taken in a reset's cycle
         loaded = wgt_dma.source.valid & wgt_dma.source.ready
-        with m.If(loaded & (~fz.busy if fz is not None else 1)):
+        pop = loaded & (~fz.busy if fz is not None else 1)
+        with m.If(pop):
             m.d.sync += popped.eq(popped + 1)
         if fz is not None:
             fz.stream(loaded)
-        with m.If(loaded & is_conv):
-            m.d.sync += dw_sub.eq(Mux(dw_sub == cfg.conv.dw_chunks, 0, dw_sub + 1))
-        with m.If(proc.job_start):
-            m.d.sync += dw_sub.eq(0)
+        weight_split(m, cfg, proc, to_weights, popped, pop, loaded & is_conv, proc.job_start,
+                     kill)
         # Activations to whichever unit runs the job.
         m.d.comb += [
             conv.activations.payload.eq(act_dma.source.payload),
@@ -401,7 +398,6 @@ class Accelerator(wiring.Component):
                          moved.eq(0), *(w.eq(0) for w in waits)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
             dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
-                                 popped=popped, to_weights=to_weights, w_ready=w_ready,
                                  counters=counters)
             mirror_rd = matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp)
             fz.residual(mirror_rd)   # a fused ADD's residual reads (:mod:`.fuse`)

@@ -13,7 +13,7 @@ from .isa import Op
 from .lstm_checks import lstm_words
 from .processor import JOB_CONV, JOB_POOL
 
-__all__ = ["engine_layers", "lstm_io", "matmul_io"]
+__all__ = ["engine_layers", "lstm_io", "matmul_io", "weight_split"]
 
 
 def engine_layers(m, proc, conv, pool, reuse) -> tuple:
@@ -36,6 +36,31 @@ def engine_layers(m, proc, conv, pool, reuse) -> tuple:
                  pool.layer.payload.eq(pool_desc),
                  conv.layer.valid.eq(conv_wait), pool.layer.valid.eq(pool_wait)]
     return conv_wait, pool_wait
+
+
+def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> None:
+    """Keep ``to_weights`` (a register) telling whether the weight stream's beat is a conv
+    job's weight word, else a requantizer: the job's first ``weight_words`` beats, a depthwise
+    job's first ``dw_chunks`` of each group's ``dw_chunks + 1`` (counted by ``dw_sub``).
+
+    ``popped`` counts the job's beats (``pop``: one taken; 0 at ``start``, a taken beat
+    winning, and at ``kill``), ``dw_sub`` a depthwise group's (``dw_pop``; 0 at ``start``,
+    winning). The flag's next value is picked from compares of registers with the job's
+    fields (``popped + 1``, ``popped`` and 0 against ``weight_words``), the beat taken
+    selecting last: as a compare of ``popped`` in its own cycle, the job field's way across
+    the chip into the engine's weight flags (``w_ok``, ``w_count``, the weight RAM's address)
+    was the placed critical path at ef1bf89 (14.4 ns, 11.6 of it routing). The job fields load
+    before a job's ISSUE and hold through it; the flag follows them from the cycle after its
+    ISSUE, before its first beat can be taken."""
+    dwc, ww = cfg.conv.dw_chunks, proc.job_desc.weight_words
+    dw_sub = Signal(range(dwc + 1), name="dw_sub")
+    with m.If(dw_pop):
+        m.d.sync += dw_sub.eq(Mux(dw_sub == dwc, 0, dw_sub + 1))
+    with m.If(start):
+        m.d.sync += dw_sub.eq(0)
+    dense = Mux(pop & ~kill, popped + 1 < ww, Mux(start | kill, ww != 0, popped < ww))
+    grouped = Mux(start, 1, Mux(dw_pop, (dw_sub == dwc) | (dw_sub != dwc - 1), dw_sub != dwc))
+    m.d.sync += to_weights.eq(Mux(proc.job_desc.depthwise, grouped, dense))
 
 
 def lstm_io(m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data, a_ready):
