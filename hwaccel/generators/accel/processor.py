@@ -277,7 +277,8 @@ class Processor(wiring.Component):
         run_tiled, run_dw, dw_more = Signal(), Signal(), Signal()
         m.d.sync += [run_tiled.eq(mm.run.tiled), run_dw.eq(dw_conv), dw_more.eq(dw_left != 0)]
         accepting = Signal()   # the checked command's job fields load (CHECK, or ``fast``)
-        til = gemm_tiling(self, m, ccmd, cmd, chk, check=accepting, run=is_("RUN"))
+        til = gemm_tiling(self, m, ccmd, cmd, chk, check=accepting, run=is_("RUN"),
+                          tiled=run_tiled)
         mm.early(may=fast & ~til.own & ~self.retire, issue=is_("ISSUE"), idle=is_("IDLE"))
 
         def accept():

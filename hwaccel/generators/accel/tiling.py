@@ -18,7 +18,7 @@ __all__ = ["gemm_tiling", "RIPE"]
 RIPE = 4
 
 
-def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
+def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespace:
     """Processor ``proc``'s GEMM tiling (GEMM and MATMUL), one multiply deep per cycle.
 
     N tiles (``n0``: first block) outermost, so M tiles of one N tile share its weights;
@@ -30,7 +30,9 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
     ``ccmd``'s job fields load) from it. While a tile of the running command ``cmd`` runs
     (at least :data:`RIPE` cycles: descriptor, DMA latency and the engine's pipeline come
     first), a free-running pipeline computes the loop state after it (``nxt_*``), then the
-    next tile's shape, then its products; TILE only copies and adds.
+    next tile's shape, then its products; TILE only copies and adds. ``tiled``: the running
+    command is tiled, a register (in RUN it equals ``chk.mm.run.tiled``: the running command
+    loads before its ISSUE).
     """
     cfg, conv = proc.config, proc.config.conv
     mm = chk.mm
@@ -51,8 +53,8 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
     more = Signal()
     k_tiled = Signal()
     tn_cur = Signal(range(mw * mh + 1))               # pixels of the running tile
-    geo_g, geo_b = Signal(range(mg + 1)), Signal(range(mb + 1))
-    geo_w, geo_h = Signal(range(mw + 1)), Signal(range(mh + 1))
+    geo_g, geo_b = Signal(range(mg + 1), name="geo_g"), Signal(range(mb + 1), name="geo_b")
+    geo_w, geo_h = Signal(range(mw + 1), name="geo_w"), Signal(range(mh + 1), name="geo_h")
     geo_tn = Signal(range(mw * mh + 1))
     geo_ww, geo_kwb = Signal(range(mg * mb + 1)), Signal(range((ad + 1) * mb + 1))
     geo_end = Signal()   # the tile is its N tile's last K tile (``k0 + geo_g == kw``)
@@ -92,7 +94,10 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run) -> SimpleNamespace:
     # Stages 3 and 4: the next tile's shape, then its products; after the running
     # command's last tile, the checked command's first (its checks ran ahead).
     ckw, cnb = chk.mm.kw, chk.mm.nb
-    own = r.tiled & more
+    # (``tiled``, not the running command's opcode decoded here: the decode in front of the
+    # choices, their subtracts and compares into ``geo_b`` was a placed path at ef1bf89,
+    # 14.3 ns)
+    own = tiled & more
     # K's words beside the shape too (``geo_kw``), so the product's factors are both
     # registers: the choice of the running command's K or the checked one's in front of the
     # multiply was the netlist estimate's deepest path at 60c88e2 (15.8 ns).
