@@ -153,8 +153,8 @@ def test_window_limit_is_a_shape_fault():
 def test_fault_programs_cover_the_new_commands():
     names = set(fault_programs(TINY, np.random.default_rng(0)))
     assert {"shape_add_empty", "shape_add_shift0", "address_add_src2",
-            "address_add_dst_inside_src", "address_avg_dst_inside_src", "shape_avg_not_floor",
-            "shape_avg_blocks"} <= names
+            "address_add_dst_inside_src", "address_add_dst_inside_src2",
+            "address_avg_dst_inside_src", "shape_avg_not_floor", "shape_avg_blocks"} <= names
 
 
 # --- RTL ---------------------------------------------------------------------------------------

@@ -305,7 +305,7 @@ def _random_eltwise(b: ProgramBuilder, rng, cur: ActTensor, kind: str, fresh) ->
 
 def _eltwise_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
     """ADD and AVGPOOL faults: empty or unshifted ADD, a second source past the scratchpad,
-    a destination inside a source, an AVGPOOL whose output size is not the floor, a window
+    a destination inside a source (either of an ADD's), an AVGPOOL whose output size is not the floor, a window
     or block count past the unit's limits."""
     out = {}
     p = {"src2": 0, "mult_a": 3, "mult_b": 5, "shift": 4, "relu": 0}
@@ -323,6 +323,10 @@ def _eltwise_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
     b.raw(encode(cfg, Op.ADD, src=x.addr, dst=x.addr + 1, count=x.words,
                  add={**p, "src2": y.addr}))
     out["address_add_dst_inside_src"] = (b, Cause.ADDRESS, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.ADD, src=x.addr, dst=y.addr + 1, count=y.words,
+                 add={**p, "src2": y.addr}))
+    out["address_add_dst_inside_src2"] = (b, Cause.ADDRESS, 1)
     b, x, y = start()   # x is 2 channels (one word a pixel) x 4 x 4
     m, s = avg_params(4)
     v = {"width": 4, "height": 4, "blocks": 1, "kw": 2, "kh": 2, "out_width": 2,
