@@ -305,8 +305,8 @@ def _random_eltwise(b: ProgramBuilder, rng, cur: ActTensor, kind: str, fresh) ->
 
 def _eltwise_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
     """ADD and AVGPOOL faults: empty or unshifted ADD, a second source past the scratchpad,
-    a destination inside a source (either of an ADD's), an AVGPOOL whose output size is not the floor, a window
-    or block count past the unit's limits."""
+    a destination inside a source (either of an ADD's), an AVGPOOL whose output size is not
+    the floor, a window or block count past the unit's limits."""
     out = {}
     p = {"src2": 0, "mult_a": 3, "mult_b": 5, "shift": 4, "relu": 0}
     b, x, y = start()

@@ -279,7 +279,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     m.d.comb += wr_c.eq(wr)
     pixel = Mux(in_image, activations.payload.as_value(), 0)
     # The new pixel enters at the top of the row's shift register (zero at a row start).
-    shifted = (Cat(Mux(w_col == 0, 0, sr), pixel) >> (desc.shift_lanes * 8))[: L * 8]
+    # (``w_col == 0`` as a register from the column's candidates, a cycle ahead: the compare
+    # in front of the shift and into every row's write data was a placed path at ef1bf89,
+    # 14.2 ns; a reset leaves the column 0)
+    col0 = Signal(init=1, name="w_col0")
+    m.d.sync += col0.eq(compare(eq, w_col_c, [(None, 0)]))
+    shifted = (Cat(Mux(col0, 0, sr), pixel) >> (desc.shift_lanes * 8))[: L * 8]
     for b, (wp, _) in enumerate(banks):
         m.d.comb += [wp.addr.eq(w_col * G + w_g + w_grp), wp.data.eq(shifted),
                      wp.en.eq(wr & (w_slot == b))]
