@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hwaccel.impl.routed_paths import main, read_sdf, slowest
+from hwaccel.impl.routed_paths import main, over, read_sdf, slowest
 
 # Two registers a and b feed a LUT into register c's DI; b also drives d's M over a long
 # route; a LUT loop (l1 <-> l2) with no register in front feeds e. Times in ps, triples min:typ:max.
@@ -124,3 +124,17 @@ def test_the_command_lists_paths_and_names_a_bad_file(tmp_path, capsys):
     assert "2.500 ns" in out and "b -> d$x_TRELLIS_FF_Q/M" in out and "route" in out
     with pytest.raises(SystemExit, match="routed_paths: .*missing.sdf"):
         main([str(tmp_path / "missing.sdf")])
+
+
+def test_over_counts_late_inputs_by_their_units(tmp_path, capsys):
+    # b's d input (2.5 ns) and c's (1.73 ns); e times nothing. Put b and d in units.
+    sdf = SDF.replace("b\\[3\\]_TRELLIS", "u.b\\[3\\]_TRELLIS").replace(
+        "d\\$x_TRELLIS", "v.w.d\\$x_TRELLIS")
+    assert over(sdf, 1.0) == {("u", "(top)"): 1, ("u", "v"): 1}
+    assert over(sdf, 2.0) == {("u", "v"): 1}
+    assert over(sdf, 2.5) == {}   # not later than the period: it meets it
+    f = tmp_path / "d.sdf"
+    f.write_text(sdf)
+    main([str(f), "--over", "2"])
+    out = capsys.readouterr().out
+    assert "1 clocked inputs later than 2 ns (500.0 MHz)" in out and "1  u -> v" in out

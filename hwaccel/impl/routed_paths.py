@@ -12,6 +12,10 @@ Its slowest path is nextpnr's critical path (``tests/test_routed_paths.py`` chec
 of a small design against nextpnr's own report).
 
     python -m hwaccel.impl.routed_paths build/impl/accel_ecp5-ecp5/accel_ecp5.sdf --top 20
+
+With ``--over NS`` it counts instead the clocked inputs (each bit) that arrive later than
+``NS`` ns, by the units their paths start and end in: how much a clock of ``1000 / NS`` MHz
+leaves to fix, and where, beyond the slowest path of each end.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from .netlist_owners import CELL_SUFFIX
 
-__all__ = ["RoutedPath", "slowest", "read_sdf"]
+__all__ = ["RoutedPath", "slowest", "over", "read_sdf"]
 
 _UNTIMED = float("-inf")
 #: Clock inputs: an arc from one is a clock-to-out, where a path starts.
@@ -102,8 +106,9 @@ def read_sdf(text: str):
     return cell_arcs, route_arcs, starts, setups
 
 
-def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
-    """The ``top`` slowest paths of an SDF, one per start and end signal."""
+def _arrivals(text: str):
+    """Every timed clocked input ``(arrival + setup, pin)``, latest first, and the analysis'
+    memo: ``pin -> (arrival, the pin it came from or None at a start, "cell" or "route")``."""
     cell_arcs, route_arcs, starts, setups = read_sdf(text)
     memo: dict = {}
 
@@ -140,12 +145,23 @@ def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
 
     ends = sorted(((arrival(p)[0] + s, p) for p, s in setups.items() if p in route_arcs),
                   key=lambda e: -e[0])
-    ends = [(ns, p) for ns, p in ends if ns > _UNTIMED]
+    return [(ns, p) for ns, p in ends if ns > _UNTIMED], memo
+
+
+def _chain(memo, pin) -> list:
+    """The pins of the latest path into ``pin``, from it back to its start."""
+    chain = [pin]
+    while memo[chain[-1]][1] is not None:
+        chain.append(memo[chain[-1]][1])
+    return chain
+
+
+def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
+    """The ``top`` slowest paths of an SDF, one per start and end signal."""
+    ends, memo = _arrivals(text)
     out, seen = [], set()
     for ns, pin in ends:
-        chain = [pin]
-        while memo[chain[-1]][1] is not None:
-            chain.append(memo[chain[-1]][1])
+        chain = _chain(memo, pin)
         start, end = _base(chain[-1][0]), _base(pin[0])
         key = (start, re.sub(r"\d+", "#", end))
         if key in seen:
@@ -157,6 +173,25 @@ def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
         if len(out) == top:
             break
     return out
+
+
+def _unit(signal: str) -> str:
+    """The unit a signal belongs to: its first hierarchy level (the top's own: ``(top)``)."""
+    return signal.split(".")[0] if "." in signal else "(top)"
+
+
+def over(text: str, ns: float) -> dict[tuple[str, str], int]:
+    """How many clocked inputs (every bit's) a path reaches later than ``ns`` (setup
+    included), by the units of its start and end (:func:`_unit`), most first: the work a
+    clock period of ``ns`` leaves, where one path's list shows its worst."""
+    ends, memo = _arrivals(text)
+    counts: dict[tuple[str, str], int] = {}
+    for t, pin in ends:
+        if t <= ns:
+            break
+        key = (_unit(_base(_chain(memo, pin)[-1][0])), _unit(_base(pin[0])))
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 _PACKED = re.compile(r"\$(DPRAM_COMB\d|RAMW_SLICE|CCU2_COMB\d)$")
@@ -173,9 +208,20 @@ def main(argv=None) -> None:
     ap.add_argument("sdf", type=Path, help="the SDF nextpnr wrote (--sdf)")
     ap.add_argument("--top", type=int, default=20, help="paths to list (default: 20)")
     ap.add_argument("--steps", action="store_true", help="also list each path's cells and routes")
+    ap.add_argument("--over", type=float, metavar="NS",
+                    help="instead count the clocked inputs reached later than NS ns, by the "
+                         "units of the path's start and end")
     args = ap.parse_args(argv)
     try:
-        paths = slowest(args.sdf.read_text(), top=args.top)
+        text = args.sdf.read_text()
+        if args.over is not None:
+            counts = over(text, args.over)
+            print(f"{sum(counts.values())} clocked inputs later than {args.over:g} ns "
+                  f"({1000 / args.over:.1f} MHz), by start unit -> end unit:")
+            for (a, b), n in counts.items():
+                print(f"{n:8d}  {a} -> {b}")
+            return
+        paths = slowest(text, top=args.top)
     except (OSError, ValueError, AttributeError) as exc:
         sys.exit(f"routed_paths: {args.sdf}: {exc}")
     for p in paths:
