@@ -26,11 +26,14 @@ from amaranth.hdl import Cat, Const, Mux, Value
 __all__ = ["rounding_terms", "shift_terms", "round_shift", "saturate_int8"]
 
 
-def rounding_terms(value, shift) -> SimpleNamespace:
+def rounding_terms(value, shift, half=None) -> SimpleNamespace:
     """The two halves of :func:`round_shift` (for a pipeline register between them).
 
     Returns ``total`` (``v + half``, signed ``T + 1`` bits), ``shift`` (the bits of ``s`` the
-    shift needs) and ``big`` (``s >= T``: the result is 0).
+    shift needs), ``big`` (``s >= T``: the result is 0) and ``half`` (the rounding term,
+    ``T - 1`` bits). A ``half`` given is used in its place: a register of an earlier
+    ``half`` where the shift holds while values pass, so no decode of ``s`` is in front of
+    the adder.
     """
     value, shift = Value.cast(value), Value.cast(shift)
     if shift.shape().signed:
@@ -42,8 +45,9 @@ def rounding_terms(value, shift) -> SimpleNamespace:
     k = (width - 1).bit_length()
     s = shift[:k] if len(shift) > k else shift
     big = (shift >= width) if (1 << len(shift)) - 1 >= width else Const(0, 1)
-    half = ((Const(1, 1) << s) >> 1)[:width - 1]
-    return SimpleNamespace(total=v + half, shift=s, big=big)
+    decoded = ((Const(1, 1) << s) >> 1)[:width - 1]
+    return SimpleNamespace(total=v + (decoded if half is None else half), shift=s, big=big,
+                           half=decoded)
 
 
 def shift_terms(total, shift, big):

@@ -328,12 +328,18 @@ def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, u
     with ``t`` the rounded value and ``s`` the shift, ``floor(t / 2**s) > hi`` exactly when
     ``t >= (hi + 1) << s``, and ``< lo`` when ``t < lo << s``, so the rounded value is compared
     with the bounds shifted up (registers that follow the job's shift, set long before its first
-    result) beside the shift. A value inside the bounds is a byte, so the shift keeps 8 bits. A
-    shift past the value's width gives 0, as before. The shift and the clamp were one stage
-    until the ADD's multiplies were registered (the netlist estimate's second path then, 13.9
-    ns: the compare and the barrel shift into the result's multiplexers)."""
+    result, as the rounding term is) beside the shift. A value inside the bounds is a byte, so
+    the shift keeps 8 bits. A shift past the value's width gives 0, as before. The shift and
+    the clamp were one stage until the ADD's multiplies were registered (the netlist
+    estimate's second path then, 13.9 ns: the compare and the barrel shift into the result's
+    multiplexers)."""
     lo, hi = bounds
-    terms = [rounding_terms(v, shift) for v in values]
+    # The rounding term a register too, following the job's shift as the bounds do: its
+    # decode in front of the adder was a placed path at 60c88e2 (12.6 ns, AVGPOOL's shift
+    # into 259 bits of the rounding registers).
+    half = Signal(len(rounding_terms(values[0], shift).half), name=f"{name}_half")
+    m.d.sync += half.eq(rounding_terms(values[0], shift).half)
+    terms = [rounding_terms(v, shift, half) for v in values]
     s, big = terms[0].shift, terms[0].big   # the same for every lane
     # (hi + 1) << s fits T + 9 bits for any s below the value's width T (else ``big``).
     hi_b = Signal(signed(len(terms[0].total) + 9), name=f"{name}_hi")
