@@ -233,3 +233,11 @@ def test_small_products_in_luts_are_equivalent_to_the_multiplies(tmp_path):
     _prove_equivalent(tmp_path, UNSIGNED, "unsigned_",
                       "hierarchy -top unsigned_; proc; wreduce; "
                       f"booth {SMALL_PRODUCTS}; techmap {SMALL_PRODUCTS}")
+
+
+def test_lut_multipliers_turn_the_requantizers_dsp_blocks_off():
+    # ecp5's requantizer products are MULT18X18D blocks with their output register; under
+    # lut_multipliers they stay multiplies for Yosys to map to LUTs (ecp5_144's 156 blocks).
+    assert PRESETS["ecp5"].conv.requant_dsp
+    assert not MODEL_PRESETS["ecp5_144"].conv.requant_dsp
+    assert PRESETS["ecp5"].with_(lut_multipliers=True).conv.requant_dsp is False

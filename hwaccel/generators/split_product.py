@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Shape, Value
+from amaranth.hdl import Cat, Const, Shape, Value, signed
 
-__all__ = ["DSP_CUT", "split_product", "join_product"]
+from ..hdl.dsp import product_register
+
+__all__ = ["DSP_CUT", "split_product", "join_product", "registered_halves"]
 
 #: The low half's width: an unsigned value that fits a signed 18-bit multiplier input.
 DSP_CUT = 17
@@ -50,3 +52,26 @@ def join_product(low, high, split: SimpleNamespace) -> Value:
     shape = Shape.cast(split.shape)
     part = total[:shape.width]
     return part.as_signed() if shape.signed else part
+
+
+def registered_halves(m, split: SimpleNamespace, a, b, *, platform, name: str,
+                      register=None) -> tuple[Value, Value]:
+    """``split``'s (``split_product(a, b)``) low and high products a cycle later, each a
+    :func:`hwaccel.hdl.dsp.product_register` of signed operands (on a MULT18X18D the block's
+    output register), cut to the split's widths: ``low`` unsigned, ``high`` as ``a``.
+    ``register(shape, name)`` makes the plain product registers (default: without reset)."""
+    a, b = Value.cast(a), Value.cast(b)
+
+    def signed_(x):
+        return x if x.shape().signed else Cat(x, Const(0, 1)).as_signed()
+
+    out = []
+    for which, part in (("low", a[:split.cut]), ("high", a[split.cut:])):
+        value = getattr(split, which)
+        part = part.as_signed() if which == "high" and a.shape().signed else part
+        x, y = signed_(part), signed_(b)
+        reg = register(signed(len(x) + len(y)), f"{name}_{which}") if register else None
+        p = product_register(m, x, y, platform=platform, name=f"{name}_{which}",
+                             out=reg)[: len(value)]
+        out.append(p.as_signed() if value.shape().signed else p)
+    return out[0], out[1]

@@ -38,6 +38,11 @@ class ConvConfig:
         whose weights it cannot hold (large kernels over many channels).
     pool : bool
         Chain a 2x2 stride-2 max-pool stage after the engine (enabled per layer).
+    requant_dsp : bool
+        On an FPGA whose DSP block is the ECP5's MULT18X18D, the requantizer's two products a
+        lane are blocks with their output register in use (:func:`hwaccel.hdl.dsp.
+        product_register`; the same cycles). ``False`` leaves them multiplies for Yosys to
+        map; an accelerator with ``lut_multipliers`` (LUT logic for them) turns it off.
     name : str
         Preset name (the slug is ``conv_<name>``).
     """
@@ -51,6 +56,7 @@ class ConvConfig:
     max_kernel: int = 3
     max_weight_words: int | None = None
     pool: bool = True
+    requant_dsp: bool = True
     name: str = "custom"
 
     kind = "conv"
@@ -68,6 +74,7 @@ class ConvConfig:
             check_int("max_weight_words", self.max_weight_words,
                       min=self.max_groups * self.max_blocks, max=self.max_blocks * self.max_chunks)
         check_bool("pool", self.pool)
+        check_bool("requant_dsp", self.requant_dsp)
         check_name(self.name)
 
     # --- derived sizes -------------------------------------------------------------------------
