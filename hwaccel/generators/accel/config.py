@@ -282,7 +282,7 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # slots (83.8 %); not placed and routed yet (docs/ecp5-dsp.md).
     "ecp5_144": PRESETS["ecp5"].with_(
         conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32, max_kernel=10,
-                        max_weight_words=512, requant_dsp=False, name="accel_ecp5_144"),
+                        max_weight_words=512, name="accel_ecp5_144"),
         wgt_depth=512, avg_max_blocks=6, avg_max_window=128, lut_multipliers=True,
         name="ecp5_144"),
     # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the

@@ -337,8 +337,9 @@ def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, u
     # The rounding term a register too, following the job's shift as the bounds do: its
     # decode in front of the adder was a placed path at 60c88e2 (12.6 ns, AVGPOOL's shift
     # into 259 bits of the rounding registers).
-    half = Signal(len(rounding_terms(values[0], shift).half), name=f"{name}_half")
-    m.d.sync += half.eq(rounding_terms(values[0], shift).half)
+    decoded = rounding_terms(values[0], shift).half
+    half = Signal(len(decoded), name=f"{name}_half")
+    m.d.sync += half.eq(decoded)
     terms = [rounding_terms(v, shift, half) for v in values]
     s, big = terms[0].shift, terms[0].big   # the same for every lane
     # (hi + 1) << s fits T + 9 bits for any s below the value's width T (else ``big``).
