@@ -119,6 +119,7 @@ MUTANTS = [
     ("lstm_tiny_p1", "h_fifo"),
     ("accel_dma_reader", "source_stream"),
     ("accel_dma_reader", "fifo"),
+    ("accel_dma_reader_registered", "fifo"),
 ]
 
 

@@ -139,7 +139,9 @@ class Accelerator(wiring.Component):
         region, offset, soft, kill = port.region, port.offset, port.soft, port.kill
         conv = ConvPool(cfg.conv)
         pool = MaxPool(cfg.conv.pool_config)
-        act_dma = Reader(cfg.act_bits, cfg.act_depth)
+        # The activation scratchpad's words are registered as they leave its block RAMs
+        # (:class:`.reader.Reader`'s ``registered``): a cycle more before a job's first word.
+        act_dma = Reader(cfg.act_bits, cfg.act_depth, registered=True)
         wgt_dma = Reader(cfg.wgt_bits, cfg.wgt_depth)
         elt = Eltwise(cfg)
         units = [("proc", proc), ("conv", conv), ("pool", pool), ("act_dma", act_dma),

@@ -186,18 +186,21 @@ class ReaderHarness(Harness):
 
     ``source_stream``  ``source`` keeps ``valid`` and its payload until the transfer.
     ``fifo``           its 4-deep FIFO is never written while full nor read while empty (a
-                       read issues only while the FIFO and the word in flight leave room).
+                       read issues only while the FIFO and the words in flight leave room).
+
+``registered``: the reader that registers the memory's words (the activation DMA's).
 
     Mutants: a source that drops ``valid``; a FIFO of half the depth behind the same issue
     rule (a word arriving at a full FIFO is refused)."""
 
     PROPERTIES = ("source_stream", "fifo")
 
-    def __init__(self, width: int, depth: int, prop: str, *, mutant: bool = False):
+    def __init__(self, width: int, depth: int, prop: str, *, mutant: bool = False,
+                 registered: bool = False):
         if prop not in self.PROPERTIES:
             raise ValueError(f"prop must be one of {', '.join(self.PROPERTIES)}, not {prop!r}")
         super().__init__(prop, mutant=mutant)
-        r = self.dut = Reader(width, depth)
+        r = self.dut = Reader(width, depth, registered=registered)
         self.take(r.start, r.base, r.count, r.run, r.stride, r.rdata)
         self.take_streams(r.source, sink=True)
         self.glitch = Signal()
@@ -319,5 +322,7 @@ def formal_checks():
             yield "accel_" + slug.split("_", 1)[1], prop, (
                 lambda *, mutant=False, c=cfg, p=prop: AcceleratorHarness(c, p, mutant=mutant))
         for prop in ReaderHarness.PROPERTIES:
-            yield "accel_dma_reader", prop, lambda *, mutant=False, p=prop: ReaderHarness(
-                4, 16, p, mutant=mutant)
+            for suffix, reg in (("", False), ("_registered", True)):
+                yield "accel_dma_reader" + suffix, prop, (
+                    lambda *, mutant=False, p=prop, r=reg: ReaderHarness(
+                        4, 16, p, mutant=mutant, registered=r))

@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..conv.perf import POOL_STAGE, job_cycles
+from ..conv.perf import DMA_FIRST, POOL_STAGE, job_cycles
 from .attn_isa import ATTN_OPS, attn_cycles, matmul_cycles, matmul_gemm, matmul_last
 from .config import AccelConfig
 from .eltwise import ADD_TAIL, AVG_SETUP, AVG_TAIL
@@ -72,6 +72,7 @@ from .matmul_checks import GATHER_LEAD
 from .model import decode, dw_jobs
 from .perf_events import EVENTS, command_events
 from .processor import RIPE
+from .reader import READ_LATENCY
 
 __all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
@@ -83,8 +84,11 @@ ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
 JOB_END = 1          # the RUN cycle after a job's last, in which the processor sees it end
 PER_JOB = ISSUE + JOB_END   # a job's processor overhead
 TILE = 1             # GEMM, MATMUL: the TILE state before the first tile's ISSUE
-POOL_TAIL = 2 + POOL_STAGE + 1   # MAXPOOL: the DMA's latency, the pool's stages, the store
-LSTM_TAIL = 6        # LSTM: DMA latency (3), x hand-over (2), h out of the FIFO (1)
+#: MAXPOOL: the activation DMA's latency, the pool's stages, the store.
+POOL_TAIL = DMA_FIRST - 1 + POOL_STAGE + 1
+LSTM_TAIL = 6        # LSTM: weight DMA latency (3), x hand-over (2), h out of the FIFO (1)
+#: The activation DMA's latency beyond the weight DMA's (its reads are registered, .reader).
+ACT_LATER = READ_LATENCY[True] - READ_LATENCY[False]
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def _lstm_job(cfg: AccelConfig, c: dict) -> tuple[int, int]:
     gx, gh, load = lstm_words(cfg, i, h)
     run = cfg.lstm.run(i, h)
     # x_0 is gathered (gx words) while the weights load; the cell takes it after both.
-    return max(load, gx) + sequence_perf(run, c["count"]).cycles + gh + LSTM_TAIL, load
+    return max(load, gx + ACT_LATER) + sequence_perf(run, c["count"]).cycles + gh + LSTM_TAIL, load
 
 
 def eltwise_cycles(c: dict) -> int:

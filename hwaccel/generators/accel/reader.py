@@ -8,9 +8,14 @@ A second level (``group`` words, 0: none) restarts the runs one word after the p
 group's first: a depthwise job's channel groups, each group's word of every pixel in turn.
 
 The scratchpad's read port is synchronous (block RAM), so a word arrives one cycle after its
-address. A 4-deep FIFO absorbs that latency: a read issues only while the words in the FIFO plus
-the one in flight leave room, so the stream never drops a word under back-pressure and a ready
-consumer still gets one word per cycle.
+address; with ``registered`` the reader also registers the word as it leaves the memory, a
+second cycle, so nothing but the memory's own read (and, for the two-bank activation
+scratchpad, its bank select) is in the cycle that ends at that register: the block RAMs'
+clock-to-out and the route from them, which need not reach the FIFO's LUT RAM across the
+chip in the same cycle (the critical path placed at dfd1651, 14.0 ns). A 4-deep FIFO absorbs
+the latency: a read issues only while the words in the FIFO plus those in flight leave room,
+so the stream never drops a word under back-pressure and a ready consumer still gets one
+word per cycle.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Reader"]
+__all__ = ["Reader", "DEPTH", "READ_LATENCY"]
 
 DEPTH = 4
+#: Cycles from a read's issue to its word's FIFO write (the memory's read, then the register).
+READ_LATENCY = {False: 1, True: 2}
 
 
 class Reader(wiring.Component):
@@ -34,6 +41,9 @@ class Reader(wiring.Component):
         Word width in bits.
     depth : int
         Words in the memory it reads.
+    registered : bool
+        Register each word as it leaves the memory: it reaches the FIFO a cycle later
+        (:data:`READ_LATENCY` counts both).
 
     Members
     -------
@@ -47,8 +57,8 @@ class Reader(wiring.Component):
     source : ``Out(stream.Signature(width))``
     """
 
-    def __init__(self, width: int, depth: int):
-        self.width, self.depth = width, depth
+    def __init__(self, width: int, depth: int, *, registered: bool = False):
+        self.width, self.depth, self.registered = width, depth, bool(registered)
         super().__init__({
             "start": In(1), "base": In(range(depth)), "count": In(range(depth + 1)),
             "run": In(range(depth + 1)), "stride": In(range(depth + 1)),
@@ -70,15 +80,20 @@ class Reader(wiring.Component):
         # values' terms), so an issue's next address is a mux of sums, not behind a compare.
         run_end, group_end = Signal(), Signal()
         left = Signal(range(self.depth + 1))
-        inflight = Signal()
+        inflight = Signal()          # a word read from the memory this cycle
         issue = Signal()
+        in_regs, arriving, data = inflight, inflight, self.rdata
+        if self.registered:          # and one in the output register
+            held, word = Signal(), Signal(self.width)
+            m.d.sync += [held.eq(inflight), word.eq(self.rdata)]
+            in_regs, arriving, data = inflight + held, held, word
         m.d.comb += [
-            issue.eq((left != 0) & (fifo.level + inflight < DEPTH)),
+            issue.eq((left != 0) & (fifo.level + in_regs < DEPTH)),
             self.addr.eq(addr),
-            fifo.w_en.eq(inflight), fifo.w_data.eq(self.rdata),
+            fifo.w_en.eq(arriving), fifo.w_data.eq(data),
             self.source.valid.eq(fifo.r_rdy), self.source.payload.eq(fifo.r_data),
             fifo.r_en.eq(self.source.ready),
-            self.busy.eq((left != 0) | inflight | fifo.r_rdy),
+            self.busy.eq((left != 0) | (in_regs != 0) | fifo.r_rdy),
         ]
         m.d.sync += inflight.eq(issue)
         with m.If(issue):

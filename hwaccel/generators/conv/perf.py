@@ -39,9 +39,9 @@ bottom and right padding enter only through the output size and the row's stored
 
 Inside the accelerator the activation stream starves the writer at most once: its DMA delivers
 its first word ``DMA_FIRST`` cycles after the job starts and then one word per cycle (it
-prefetches into a FIFO), one cycle after the writer may start (``LOAD_START``, or
-``REUSE_RUN_START`` with the weights reused): one ``stall_input`` cycle, none when a packed
-row's left padding words fill it. The result FIFO's 16 credits exceed the
+prefetches into a FIFO), two cycles after the writer may start (``LOAD_START``, or
+``REUSE_RUN_START`` with the weights reused): two ``stall_input`` cycles, fewer when a packed
+row's left padding words fill them. The result FIFO's 16 credits exceed the
 issue-to-FIFO latency, so credits never stall issue on a ready sink. The walk is per output
 pixel, so a layer costs microseconds to model.
 """
@@ -64,8 +64,9 @@ __all__ = ["RunTimeline", "run_timeline", "job_cycles", "stream_cycles", "ConvPe
 RUN_START = 4
 #: With the weights reused there is no load state: the run phase begins at 2.
 REUSE_RUN_START = 2
-#: The activation DMA's first word (address at 1, memory read at 2, its FIFO's output at 3).
-DMA_FIRST = 3
+#: The activation DMA's first word (address at 1, memory read at 2, the read registered at 3,
+#: its FIFO's output at 4).
+DMA_FIRST = 4
 #: The load state's first cycle: the writer stores the image from then on, while the weights
 #: load (with the weights reused, the run state's first cycle, ``REUSE_RUN_START``).
 LOAD_START = 2
