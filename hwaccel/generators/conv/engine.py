@@ -119,8 +119,6 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ...hdl.dsp import registered_product
-from ..rounding import rounding_terms, saturate_int8, shift_terms
-from ..split_product import join_product, registered_halves, split_product
 from .ahead import late_step
 from .config import ConvConfig
 from .layouts import (
@@ -131,6 +129,7 @@ from .layouts import (
     result_layout,
     weight_layout,
 )
+from .requantize import requantize_stages
 from .rw import data_register, read_data
 from .sequencer import issue_logic
 from .window import depthwise_window
@@ -372,34 +371,9 @@ class ConvEngine(wiring.Component):
         m.d.comb += [self.psum_waddr.eq(stage("s5_beat", beat4, beat.shape())),
                      self.psum_wdata.eq(Cat(*accs)), self.psum_we.eq(v5 & desc.acc_out)]
 
-        # Stage 6: acc * M as two products that each fit one 18x18 multiplier (an ECP5
-        # MULT18X18D), registered at its output; stage 7: their sum + 2**(S-1); stage 8: >> S
-        # (arithmetic, so round half up); then saturate into the result FIFO. At the
-        # product's width (hwaccel.generators.rounding): a shift past it gives 0.
-        # Each a product register (:func:`.split_product.registered_halves`, what Verilator
-        # runs too): on a MULT18X18D the block's output register, so no route follows the
-        # block in the cycle (a third of a placed 13.3 ns path at ef1bf89).
-        halves = [split_product(accs[n], mults[n]) for n in range(B)]
-        if cfg.requant_dsp:
-            lows, highs = zip(*(registered_halves(m, halves[n], accs[n], mults[n],
-                                                  platform=platform, name=f"rq_n{n}",
-                                                  register=data_register) for n in range(B)))
-        else:
-            lows = [datum(f"rq_lo_n{n}", h.low, h.low.shape()) for n, h in enumerate(halves)]
-            highs = [datum(f"rq_high_n{n}", h.high, h.high.shape())
-                     for n, h in enumerate(halves)]
-        shifts6 = [datum(f"s6_shift_n{n}", shifts[n], shifts[n].shape()) for n in range(B)]
-        v6, e6 = stage("s6_valid", v5), stage("s6_end", e5)
-        terms = [rounding_terms(join_product(lows[n], highs[n], halves[n]), shifts6[n])
-                 for n in range(B)]
-        scaled = [datum(f"scaled_n{n}", t.total, t.total.shape()) for n, t in enumerate(terms)]
-        shifts7 = [datum(f"s7_shift_n{n}", t.shift, t.shift.shape()) for n, t in enumerate(terms)]
-        big7 = [datum(f"s7_big_n{n}", t.big, 1) for n, t in enumerate(terms)]
-        v7, e7 = stage("s7_valid", v6), stage("s7_end", e6)
-        shifted = [datum(f"shifted_n{n}", shift_terms(scaled[n], shifts7[n], big7[n]),
-                        scaled[n].shape()) for n in range(B)]
-        v8, e8 = stage("s8_valid", v7), stage("s8_end", e7)
-        outs = [saturate_int8(shifted[n], desc.relu) for n in range(B)]
+        # Stages 6 to 8: the requantizer (:mod:`.requantize`).
+        outs, (v6, v7, v8), e8 = requantize_stages(m, cfg, platform, accs, mults, shifts,
+                                                   desc.relu, v5, e5, stage, datum)
 
         fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
                                             depth=FIFO_DEPTH)
