@@ -59,12 +59,14 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
     geo_ww, geo_kwb = Signal(range(mg * mb + 1)), Signal(range((ad + 1) * mb + 1))
     geo_end = Signal()   # the tile is its N tile's last K tile (``k0 + geo_g == kw``)
 
-    def geometry(k0v, n0v, remv, tiled, kw=kw, nb=nb):
+    def geometry(kleft, bleft, remv, tiled):
+        """The shape of a tile with ``kleft`` K words and ``bleft`` N blocks left from its
+        first, and ``remv`` rows of A left in its N tile, each ``(signal, value)``."""
         full = ~tiled & (remv >= mw * mh)             # then the width is mw too
         tw = Mux(tiled, Mux(remv >= pw, pw, remv), Mux(remv >= mw, mw, remv))
-        return [geo_g.eq(Mux(kw - k0v >= mg, mg, kw - k0v)), geo_end.eq(kw - k0v <= mg),
-                geo_b.eq(Mux(nb - n0v >= mb, mb, nb - n0v)),
-                geo_w.eq(tw), geo_h.eq(Mux(full, mh, 1)), geo_tn.eq(Mux(full, mw * mh, tw))]
+        return [(geo_g, Mux(kleft >= mg, mg, kleft)), (geo_end, kleft <= mg),
+                (geo_b, Mux(bleft >= mb, mb, bleft)),
+                (geo_w, tw), (geo_h, Mux(full, mh, 1)), (geo_tn, Mux(full, mw * mh, tw))]
 
     # Stage 1: the running tile against the loop bounds, and its products.
     last_k, more_m, more_n = Signal(), Signal(), Signal()
@@ -78,18 +80,26 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
                  more_n.eq(n0 + b_cur != nb), k_next.eq(k0 + g_cur), n_next.eq(n0 + b_cur),
                  wk_next.eq(w_k + proc.job_desc.weight_words), step_a.eq(tn_cur * sa),
                  step_c.eq(tn_cur * sc), kwb.eq(kw * b_cur)]
-    # Stage 2: the loop state after it (next K tile, else next M tile, else next N tile).
+    # Stage 2: the loop state after it (next K tile, else next M tile, else next N tile),
+    # and the K words and N blocks left from its first (``kw - n_k0``, ``nb - n_n0``), so
+    # the next tile's shape is a compare of registers (the subtracts behind the choice of
+    # the running command's or the checked one's into ``geo_b`` were dfd1651's second
+    # placed path, 13.6 ns).
     n_rem, n_k0, n_n0, n_a, n_c, n_wnt, n_wk = nxt
+    n_kleft, n_bleft = Signal.like(k0, name="nxt_kleft"), Signal.like(n0, name="nxt_bleft")
     with m.If(~last_k):
         m.d.sync += [n_rem.eq(rem), n_k0.eq(k_next), n_n0.eq(n0), n_a.eq(a_ptr),
-                     n_c.eq(c_ptr), n_wnt.eq(w_nt), n_wk.eq(wk_next)]
+                     n_c.eq(c_ptr), n_wnt.eq(w_nt), n_wk.eq(wk_next),
+                     n_kleft.eq(kw - k_next), n_bleft.eq(nb - n0)]
     with m.Elif(more_m):
         m.d.sync += [n_rem.eq(rem - tn_cur), n_k0.eq(0), n_n0.eq(n0), n_a.eq(a_ptr + step_a),
-                     n_c.eq(c_ptr + step_c), n_wnt.eq(w_nt), n_wk.eq(w_nt)]
+                     n_c.eq(c_ptr + step_c), n_wnt.eq(w_nt), n_wk.eq(w_nt),
+                     n_kleft.eq(kw), n_bleft.eq(nb - n0)]
     with m.Else():
         w_next = w_nt + kwb + b_cur
         m.d.sync += [n_rem.eq(cmd.count), n_k0.eq(0), n_n0.eq(n_next), n_a.eq(cmd.src),
-                     n_c.eq(cmd.dst + n_next), n_wnt.eq(w_next), n_wk.eq(w_next)]
+                     n_c.eq(cmd.dst + n_next), n_wnt.eq(w_next), n_wk.eq(w_next),
+                     n_kleft.eq(kw), n_bleft.eq(nb - n_next)]
     m.d.sync += more.eq(~last_k | more_m | more_n)
     # Stages 3 and 4: the next tile's shape, then its products; after the running
     # command's last tile, the checked command's first (its checks ran ahead).
@@ -102,16 +112,17 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
     # registers: the choice of the running command's K or the checked one's in front of the
     # multiply was the netlist estimate's deepest path at 60c88e2 (15.8 ns).
     geo_kw = Signal.like(Mux(own, kw, ckw), name="geo_kw")
+    # Each candidate's shape is worked out from registers, and ``own`` picks one last.
+    first_geo = geometry(ckw, cnb, ccmd.count, ckw > mg)   # the checked command's first tile
+    own_geo = geometry(n_kleft, n_bleft, n_rem, k_tiled)
     with m.If(run):
-        m.d.sync += [*geometry(Mux(own, n_k0, 0), Mux(own, n_n0, 0),
-                               Mux(own, n_rem, ccmd.count), Mux(own, k_tiled, ckw > mg),
-                               kw=Mux(own, kw, ckw), nb=Mux(own, nb, cnb)),
+        m.d.sync += [*(g.eq(Mux(own, a, b)) for (g, a), (_, b) in zip(own_geo, first_geo)),
                      geo_kw.eq(Mux(own, kw, ckw)),
                      geo_ww.eq(geo_g * geo_b), geo_kwb.eq(geo_kw * geo_b)]
     # The checked command's first tile (after the stages: it may load in the running
     # command's last RUN cycle).
     with m.If(check):
-        m.d.sync += [*geometry(0, 0, ccmd.count, ckw > mg, kw=ckw, nb=cnb),
+        m.d.sync += [*(g.eq(v) for g, v in first_geo),
                      k_tiled.eq(ckw > mg), geo_ww.eq(chk.mm.desc.weight_words),
                      geo_kwb.eq(ckw * chk.mm.desc.blocks),
                      rem.eq(ccmd.count), k0.eq(0), n0.eq(0), a_ptr.eq(ccmd.src),
