@@ -129,6 +129,11 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     stepping = {k: late_step(m, r, k, go, v, start, first) for k, (r, v, first) in moves.items()}
     limits = {"g": (eq, "g_hi"), "kx": (eq, "kw_hi"), "ky": (ge, "ky_lim"), "nb": (eq, "nb_hi"),
               "ox": (eq, "ox_hi"), "oy": (eq, "oy_hi")}
+    # ``ox``'s steps as candidates (:func:`.ahead.choices`): its compares run beside ``pix``,
+    # which only selects (its decode in front of the step's muxes and the compare was
+    # dfd1651's fourth placed path, 13.4 ns into ``last_ox``).
+    stepping["ox"] = choices(m, ox, "ox", [(go & pix & last_ox, 0), (go & pix, ox + 1),
+                                           (start, 0)])
     for flag, k in zip((last_g, last_kx, last_ky, last_nb, last_ox, last_oy), counters):
         op, key = limits[k]
         m.d.sync += flag.eq(compare(op, stepping[k], [(None, lim_n[key])]))
