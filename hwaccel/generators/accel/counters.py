@@ -32,7 +32,7 @@ from amaranth.hdl import Mux, Signal, Value
 
 from .isa import COUNTERS
 
-__all__ = ["COUNTER_BITS", "counter_registers", "energy_events"]
+__all__ = ["COUNTER_BITS", "counter_registers", "energy_events", "mac_slots_due"]
 
 COUNTER_BITS = 48
 
@@ -87,3 +87,21 @@ def energy_events(m, *, active, act_wen, act_taken, elt, elt_avg, weight_taken) 
         "weight_reads": weight_taken,
     }
     return SimpleNamespace(events=events, matmul=matmul)
+
+
+def mac_slots_due(m, cfg, proc, soft, conv_kind) -> Signal:
+    """What ``mac_slots`` adds a cycle: a conv job's slots, two cycles after its start.
+
+    The processor hands over the product's factors, multiplied here between registers (the
+    product into the job field, and the ISSUE decision then the counter's carry chain, were
+    among the deepest paths). A program ends long after its last job starts, so the totals
+    are the same. A job abandoned in its ISSUE (``proc.abort_next``) or started in a soft
+    reset's cycle counts none: a program started right after must not see them."""
+    fabric = Signal.like(proc.job_fab_pixels * proc.job_fab_words, name="mac_fabric")
+    conv_started = Signal(name="conv_started")
+    m.d.sync += [fabric.eq(proc.job_fab_pixels * proc.job_fab_words),
+                 conv_started.eq(proc.job_start & (proc.job_kind == conv_kind)
+                                 & ~proc.abort_next & ~soft)]
+    slots_due = Signal.like(fabric * cfg.macs, name="mac_slots_due")
+    m.d.sync += slots_due.eq(Mux(conv_started, fabric * cfg.macs, 0))
+    return slots_due
