@@ -211,10 +211,11 @@ def test_rtl_in_place_and_overlap_fault(tiny, seed):
 
 def test_rtl_watchdog_covers_the_unit(tiny, seed):
     """The watchdog sees the unit's reads and stores: an AVGPOOL moves no word in its two
-    set-up cycles, nor from its last reads until its first result is stored (the sum, the
-    multipliers' operand and product, rounding, shift and result registers), so a WATCHDOG of 4
-    times it out at its pc (and resets the unit with the engines); at 5 it runs, and so does
-    the same program after the timeout, bit-exact and with the model's counters."""
+    set-up cycles, nor from its last reads until its first result is stored (the word's two
+    registers, the sum, the multipliers' operand and product, rounding, shift and result
+    registers), so a WATCHDOG of 5 times it out at its pc (and resets the unit with the
+    engines); at 6 it runs, and so does the same program after the timeout, bit-exact and with
+    the model's counters."""
     from hwaccel.generators.accel import Region
     from hwaccel.generators.accel.host import address
     from hwaccel.generators.accel.isa import Reg
@@ -226,8 +227,8 @@ def test_rtl_watchdog_covers_the_unit(tiny, seed):
     gold = run_program(TINY, b.act, b.wgt, b.commands)
     watchdog = address(TINY, Region.REG, Reg.WATCHDOG)
     try:
-        for limit, want in ((4, (0, 1, Cause.TIMEOUT, 0)), (5, (1, 0, Cause.NONE, 1)),
-                            (4, (0, 1, Cause.TIMEOUT, 0)), (0, (1, 0, Cause.NONE, 1))):
+        for limit, want in ((5, (0, 1, Cause.TIMEOUT, 0)), (6, (1, 0, Cause.NONE, 1)),
+                            (5, (0, 1, Cause.TIMEOUT, 0)), (0, (1, 0, Cause.NONE, 1))):
             tiny.load(b)
             tiny.write(watchdog, limit)
             tiny.run(limit=100_000)

@@ -28,11 +28,14 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
 
 Clock speed: no path does more than one multiply (and an add), and none starts at the block
 RAM: its clock-to-output time (5.8 ns at ECP5 speed 6 without the RAM's output register) ends
-in the word registers. The ADD's products are registered at the multipliers' inputs and
-outputs, so its multiplies and its add are on different cycles; so are the AVGPOOL divider's
-multiply, its rounding add, its shift and its clamp. The rounding add, the shift and the
-clamp are stages of their own (:func:`hwaccel.generators.rounding.rounding_terms`): in one
-cycle they were the whole accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
+in a register of the words as they leave the RAMs (``elt_rd``), and the datapaths' word
+registers take them a cycle later (the bank select and the route from the RAMs into the word
+registers were 16 of the 50 inputs a 12.5 ns clock left late at 4c652d6). The ADD's products
+are registered at the multipliers' inputs and outputs, so its multiplies and its add are on
+different cycles; so are the AVGPOOL divider's multiply, its rounding add, its shift and its
+clamp. The rounding add, the shift and the clamp are stages of their own
+(:func:`hwaccel.generators.rounding.rounding_terms`): in one cycle they were the whole
+accelerator's critical path on ECP5 (about 24 ns, at 1d5b06f).
 """
 
 from __future__ import annotations
@@ -56,19 +59,20 @@ from .isa import elt_layout
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
 
 #: Job cycles of an ADD beyond one a word (an even count): after its last read, the words
-#: registered, the multipliers' operand and product registers (:data:`DSP_LATENCY`), their data
+#: registered as they leave the RAMs, then in the datapath, the multipliers' operand and
+#: product registers (:data:`DSP_LATENCY`), their data
 #: (``a*mult_a + b*mult_b`` registered), the first word's rounding register, the second's (and
 #: the first's shift register), the second's shift register (and the first's result register),
 #: the second's result register, the store, and the cycle the datapath sees every result
 #: written.
-ADD_TAIL = 8 + DSP_LATENCY
+ADD_TAIL = 9 + DSP_LATENCY
 #: AVGPOOL cycles before its first read: the two set-up multiplies.
 AVG_SETUP = 2
-#: Job cycles after an AVGPOOL's last read: the word registered, its data (the sum
-#: registered), the multipliers' operand and product registers (:data:`DSP_LATENCY`), the
-#: rounding register, the shift register, the result register, the store, and the cycle the
-#: datapath sees every result written.
-AVG_TAIL = 7 + DSP_LATENCY
+#: Job cycles after an AVGPOOL's last read: the word registered as it leaves the RAMs, then in
+#: the datapath, its data (the sum registered), the multipliers' operand and product registers
+#: (:data:`DSP_LATENCY`), the rounding register, the shift register, the result register, the
+#: store, and the cycle the datapath sees every result written.
+AVG_TAIL = 8 + DSP_LATENCY
 
 
 class Eltwise(wiring.Component):
@@ -80,7 +84,8 @@ class Eltwise(wiring.Component):
     avg : ``In(1)``                 the job is an AVGPOOL (else an ADD)
     src : ``In``, count : ``In``    first word of ``a`` (ADD) or of the map (AVGPOOL); ADD words
     args : ``In(elt_layout)``       the command's ``elt`` fields; held while the job runs
-    addr : ``Out``, rdata : ``In``  the scratchpad's read port (data one cycle after address)
+    addr : ``Out``, rdata : ``In``  the scratchpad's read port (data one cycle after address,
+                                    registered here: the datapaths see it a cycle later)
     pair, rup : ``Out``             an ADD reads a pair: ``rup`` is ``(addr + 1) >> 1``
     rnext : ``In``                  the word after ``rdata``'s (the same read, :mod:`.act_banks`)
     result_valid, result : ``Out``  a result word for the write port (taken every cycle)
@@ -121,8 +126,12 @@ class Eltwise(wiring.Component):
         # before ``start`` until RIPE cycles after it (.tiling), and ``start`` is at the end of
         # the processor's ISSUE decision (its range checks' compare): through it into the read
         # pointers was the netlist estimate's deepest path (15.1 ns at 48a413b).
-        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid)
-        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, res, res_valid)
+        # The words as they leave the RAMs, registered (no reset: the reads' tags mark them).
+        rd, rn = (data_register(len(w), n) for w, n in ((self.rdata, "elt_rd"),
+                                                         (self.rnext, "elt_rn")))
+        m.d.sync += [rd.eq(self.rdata), rn.eq(self.rnext)]
+        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid, rd, rn)
+        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, res, res_valid, rd)
         with m.If(self.start):
             m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
                          setup.eq(Mux(self.avg, AVG_SETUP, 0))]
@@ -139,7 +148,7 @@ class Eltwise(wiring.Component):
                                   | res_valid)]
         return m
 
-    def _add(self, m, platform, issue, load, res, res_valid):
+    def _add(self, m, platform, issue, load, res, res_valid, rd, rn):
         """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
         ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
         cfg, p = self.config, self.args.add
@@ -167,12 +176,15 @@ class Eltwise(wiring.Component):
                 m.d.comb += stop.eq(left <= 2)
             with m.Else():
                 m.d.sync += [a_ptr.eq(a_ptr + 2), a_up.eq(a_up + 1)]
-        # A read's pair is registered the cycle after its data arrives, with its tags.
+        # A read's pair arrives the cycle after its read (``*0``), is registered as it leaves
+        # the RAMs (``rd``, ``rn``) and again the cycle after, with its tags.
+        read_a0, read_b0, pair0 = Signal(), Signal(), Signal()
         read_a, read_b, pair_r = Signal(), Signal(), Signal()
         words = [data_register(len(self.rdata), "add_w0"),
                  data_register(len(self.rnext), "add_w1")]
-        m.d.sync += [read_a.eq(issue & ~ph), read_b.eq(issue & ph), pair_r.eq(left >= 2),
-                     words[0].eq(self.rdata), words[1].eq(self.rnext),
+        m.d.sync += [read_a0.eq(issue & ~ph), read_b0.eq(issue & ph), pair0.eq(left >= 2),
+                     read_a.eq(read_a0), read_b.eq(read_b0), pair_r.eq(pair0),
+                     words[0].eq(rd), words[1].eq(rn),
                      got_a.eq(read_a), got_b.eq(read_b), pair.eq(pair_r),
                      second.eq(summed & pair_b)]
         # One multiplier a lane of each word: a's products, then b's (added to a's). Each is a
@@ -206,10 +218,11 @@ class Eltwise(wiring.Component):
             m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
             (lo, 127), res, res_valid, "add_r")
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), rup=Mux(ph, b_up, a_up), stop=stop,
-                               busy=read_a | read_b | got_a | got_b | Cat(*got_a_q, *got_b_q).any()
+                               busy=read_a0 | read_b0 | read_a | read_b | got_a | got_b
+                               | Cat(*got_a_q, *got_b_q).any()
                                | summed | second | clamping)
 
-    def _avg(self, m, platform, issue, setup, res, res_valid):
+    def _avg(self, m, platform, issue, setup, res, res_valid, rd):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
         cfg, p = self.config, self.args.avg
         lanes, ad, acc_bits = cfg.lanes, cfg.act_depth, cfg.avg_acc_bits
@@ -261,15 +274,17 @@ class Eltwise(wiring.Component):
                 m.d.sync += [*step(4, nxt), orow0.eq(nxt), win0.eq(nxt), row0.eq(nxt)]
             with m.Else():
                 m.d.comb += stop.eq(1)
-        # The word read this cycle arrives next cycle and is registered the cycle after, its tags
-        # beside it.
+        # The word read this cycle arrives next cycle (``*0``: its tags), is registered as it
+        # leaves the RAMs (``rd``), and again the cycle after, its tags beside it.
+        read0, first0, last0, tag0 = Signal(), Signal(), Signal(), Signal.like(b)
         read, first_r, last_r = Signal(), Signal(), Signal()
         got, first, last = Signal(), Signal(), Signal()
         tag_r, tag_b = Signal.like(b), Signal.like(b)
         word = data_register(len(self.rdata), "avg_w")
-        m.d.sync += [read.eq(issue), first_r.eq((dx == 0) & (dy == 0)),
-                     last_r.eq(at[1] & at[2]), tag_r.eq(b),
-                     word.eq(self.rdata),
+        m.d.sync += [read0.eq(issue), first0.eq((dx == 0) & (dy == 0)),
+                     last0.eq(at[1] & at[2]), tag0.eq(b),
+                     read.eq(read0), first_r.eq(first0), last_r.eq(last0), tag_r.eq(tag0),
+                     word.eq(rd),
                      got.eq(read), first.eq(first_r), last.eq(last_r), tag_b.eq(tag_r)]
         acc = [data_register(lanes * acc_bits, f"acc{i}") for i in range(cfg.avg_max_blocks)]
         # The accumulator a word adds to (``cur``) is chosen a cycle ahead, by the tag of the
@@ -281,7 +296,7 @@ class Eltwise(wiring.Component):
         # registered beside the tags (a chain of compares of ``tag_r`` was ten LUT levels, the
         # netlist estimate's deepest path at c553654, 13.9 ns).
         one_hot, same = Signal(len(acc), name="avg_pick"), Signal(init=1, name="avg_same")
-        m.d.sync += [one_hot.eq(Const(1, len(acc)) << b), same.eq(tag_r == b)]
+        m.d.sync += [one_hot.eq(Const(1, len(acc)) << tag0), same.eq(tag_r == tag0)]
         pick = reduce(lambda x, y: x | y, [Mux(one_hot[i], a, 0) for i, a in enumerate(acc)])
         cur = data_register(lanes * acc_bits, "avg_cur")
         biased = [word[8 * i: 8 * i + 8] ^ 0x80 for i in range(lanes)]
@@ -314,7 +329,7 @@ class Eltwise(wiring.Component):
         clamping = _round_then_clamp(m, prods, p.shift, prod_v[-1], (None, 255),   # >= 0
                                      res, res_valid, "avg_r", unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
-                               busy=read | got | sum_v | Cat(*prod_v).any() | clamping)
+                               busy=read0 | read | got | sum_v | Cat(*prod_v).any() | clamping)
 
 
 def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, unbias=False):
