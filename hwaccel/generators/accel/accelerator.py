@@ -171,18 +171,21 @@ class Accelerator(wiring.Component):
                      self.error.eq(proc.error & ~soft)]
 
         # --- job datapath ----------------------------------------------------------------------
-        active, pending = Signal(), Signal()
+        active, pending = Signal(name="active"), Signal(name="pending")
         togo = Signal(range(cfg.act_depth + 1))   # the job's result beats still to come
         popped = Signal(range(cfg.wgt_depth + 1))
-        # The running job's kind, a flag register each (one is set at a job's start): no
-        # decode of a kind code in front of the job's end, which clears ``active`` (the code's
-        # decode into ``active``'s reset was a placed path at dfd1651, 13.3 ns).
-        k_conv, k_pool, k_lstm, k_elt, k_attn = kinds = [
+        # The running job's kind, a flag register each, set at a job's start (one of them)
+        # and cleared with ``active``: so each is ``active`` and the kind, with no gate, and no
+        # decode of a kind code is in front of the job's end, which clears ``active`` (the
+        # code's decode into ``active``'s reset was a placed path at dfd1651, 13.3 ns). Every
+        # unit's handshakes read its own flag, not ``active`` behind a gate: at 4c652d6 (seed
+        # 3) ``active``'s fan-out into the handshakes, the max-pool's and on into the job's
+        # end was the placed critical path, 14.0 ns.
+        is_conv, is_pool, is_lstm, is_elt, is_attn = kinds = [
             Signal(name=f"kind_{n}") for n in ("conv", "pool", "lstm", "elt", "attn")]
-        is_conv, is_pool, is_lstm, is_elt, is_attn = (active & k for k in kinds)
         # Weight reuse: the last CONV/GEMM job's weight reads, while the engine still holds them.
         wkey = Cat(proc.job_wgt, proc.job_wgt_count, proc.job_wgt_run, proc.job_wgt_stride)
-        held, held_key, reuse = Signal(), Signal.like(wkey), Signal()
+        held, held_key, reuse = Signal(name="held"), Signal.like(wkey), Signal(name="reuse")
         conv_job = proc.job_kind == JOB_CONV
         reuse_now = conv_job & held & (held_key == wkey)
         fz = None
@@ -287,12 +290,12 @@ class Accelerator(wiring.Component):
             res_valid = Mux(is_attn, attn.result_valid, res_valid)
             res_data = Mux(is_attn, attn.result, res_data)
             res_valid, res_data = fz.result(is_conv, res_valid, res_data)
-        idle = Mux(k_conv, conv.layer.ready,
-                   Mux(k_elt, ~elt.busy, Mux(k_attn, 1, pool.layer.ready)))
+        idle = Mux(is_conv, conv.layer.ready,
+                   Mux(is_elt, ~elt.busy, Mux(is_attn, 1, pool.layer.ready)))
         if cfg.lstm is not None:
             res_valid, res_data, lstm_idle = lstm_io(m, cfg, lstm, act_dma, is_lstm, proc,
                                                      kill, res_valid, res_data, a_ready)
-            idle = Mux(k_lstm, lstm_idle, idle)
+            idle = Mux(is_lstm, lstm_idle, idle)
         # Results go to the job's runs (:mod:`.store`); a partial K tile's beats are counted,
         # not stored.
         store = res_valid & active
@@ -312,7 +315,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [stored.eq(left1), left1.eq(togo == 2)]
         last_store = store & left1
         done = (active & ~pending & ~act_dma.busy & ~wgt_dma.busy
-                & Mux(k_conv, (stored | last_store) & conv.ending, stored & idle))
+                & Mux(is_conv, (stored | last_store) & conv.ending, stored & idle))
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
         consumed = act_dma.source.valid & act_dma.source.ready
@@ -328,7 +331,7 @@ class Accelerator(wiring.Component):
         if cfg.attention is not None:
             m.d.comb += proc.job_fault.eq((attn.fault | fz.fault) & ~done)
         with m.If(done):
-            m.d.sync += active.eq(0)
+            m.d.sync += [active.eq(0), *(k.eq(0) for k in kinds)]
 
         # --- memory ports: the DMA while busy, the host otherwise ------------------------------
         host_mem = ~busy & ~proc.start
@@ -386,8 +389,8 @@ class Accelerator(wiring.Component):
                    pending=[0, *counters.added.values()])
 
         with m.If(kill):
-            m.d.sync += [active.eq(0), pending.eq(0), togo.eq(0), popped.eq(0), ended.eq(0),
-                         moved.eq(0), *(w.eq(0) for w in waits)]
+            m.d.sync += [active.eq(0), *(k.eq(0) for k in kinds), pending.eq(0), togo.eq(0),
+                         popped.eq(0), ended.eq(0), moved.eq(0), *(w.eq(0) for w in waits)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
             dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
                                  counters=counters)
