@@ -10,8 +10,8 @@ Host port (``host``: a simple synchronous memory-mapped bus, documented in :mod:
 
 Memories are the host's only while STATUS.busy is 0 (the DMA owns their ports while a program
 runs; host accesses to them then are dropped). A host reads or writes in a cycle, not both (a
-read in the cycle of a write to the same weight or program word returns an undefined word on
-an FPGA: those memories are ``no_rw_check``, below). REG writes are always taken: CONTROL bit 0
+read in the cycle of a write to the same word returns an undefined word on an FPGA: every
+memory is ``no_rw_check``, below and :mod:`.act_banks`). REG writes are always taken: CONTROL bit 0
 starts the program at pc ``wdata[16:32]``, bit 1 is a soft reset that returns the processor,
 DMA and engines to idle mid-program (memories keep their contents); WATCHDOG sets the watchdog
 limit (:class:`.isa.Reg`). A TIMEOUT resets the engines and DMA as a soft reset does (the
@@ -67,6 +67,7 @@ from amaranth.lib.wiring import In, Out
 from ..conv.chain import ConvPool
 from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
+from ..conv.rw import read_data
 from .act_banks import ActBanks
 from .config import AccelConfig
 from .counters import counter_registers, energy_events, mac_slots_due
@@ -128,8 +129,10 @@ class Accelerator(wiring.Component):
         act_wr = SimpleNamespace(addr=act.waddr, data=act.wdata, en=act.wen)
         wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
         prog_rd, prog_wr = prog.read_port(), prog.write_port()
+        # The conv engine reads a result beat's partial sums as its block starts and writes them
+        # as it ends, never in one cycle: ``no_rw_check`` too (evidence as for :mod:`.act_banks`).
         psum = m.submodules.psum = memory.Memory(shape=unsigned(psum_bits(cfg.conv)),
-                                                 depth=cfg.psum_depth, init=[])
+                                                 depth=cfg.psum_depth, init=[], attrs=no_rw)
         psum_rd, psum_wr = psum.read_port(), psum.write_port()
 
         # --- units -----------------------------------------------------------------------------
@@ -164,7 +167,8 @@ class Accelerator(wiring.Component):
         # which STATUS.busy reads 1, as in the cycle after any start).
         busy = proc.busy & ~soft
         host_busy = busy | port.start_late
-        m.d.comb += [psum_rd.addr.eq(conv.psum_raddr), conv.psum_rdata.eq(psum_rd.data),
+        m.d.comb += [psum_rd.addr.eq(conv.psum_raddr),
+                     conv.psum_rdata.eq(read_data(m, psum_wr, psum_rd, "psum")),
                      psum_wr.addr.eq(conv.psum_waddr), psum_wr.data.eq(conv.psum_wdata),
                      psum_wr.en.eq(conv.psum_we)]
         m.d.comb += [self.busy.eq(host_busy), self.done.eq(proc.done & ~soft),

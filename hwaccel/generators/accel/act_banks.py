@@ -17,8 +17,14 @@ path from the readers' addresses into the block RAMs, which fan out to sixteen D
 and, on ECP5, to the compare Yosys adds to give a read the old word when the other port writes
 it (the netlist estimate's deepest path at a063651, 15.2 ns, ran through that adder). Past the
 last word, ``rnext`` is any word (the address wraps in its bank); no reader uses it there.
-Writes go to the bank of the address's low bit. A read of a word written in the same cycle
-returns the old word (as the one-bank memory's did).
+Writes go to the bank of the address's low bit. No reader uses a word read in the cycle it
+is written (a job reads its inputs before its results can land on them, the host has the port
+only while no job runs, and a copy between instances reads one and writes another), so the
+banks are ``no_rw_check``: Yosys adds no read-during-write logic (on ECP5 a delayed write, an
+address compare and a multiplexer on every bit the block RAMs return, in front of every reader
+of the scratchpad). What such a read returns is undefined, as a block RAM's is; in simulation
+with :data:`..conv.rw.RW_POISON` it is the word inverted, and the accelerator's benches stay
+exact with it (``tests/test_accel_rw.py``): the evidence, not a proof.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+
+from ..conv.rw import read_data
 
 __all__ = ["ActBanks"]
 
@@ -56,19 +64,21 @@ class ActBanks(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         banks = [memory.Memory(shape=unsigned(self.width), depth=(self.depth + 1 - b) // 2,
-                               init=[]) for b in (0, 1)]
+                               init=[], attrs={"no_rw_check": 1}) for b in (0, 1)]
         m.submodules.even, m.submodules.odd = banks
         rd = [bank.read_port() for bank in banks]
         wr = [bank.write_port() for bank in banks]
         half = self.raddr >> 1
         odd = Signal()                       # the last read address was odd
         m.d.sync += odd.eq(self.raddr[0])
-        m.d.comb += [
-            rd[0].addr.eq(Mux(self.pair, self.rup, half)), rd[1].addr.eq(half),
-            self.rdata.eq(Mux(odd, rd[1].data, rd[0].data)),
-            self.rnext.eq(Mux(odd, rd[0].data, rd[1].data)),
-        ]
         for b, port in enumerate(wr):
             m.d.comb += [port.addr.eq(self.waddr >> 1), port.data.eq(self.wdata),
                          port.en.eq(self.wen & (self.waddr[0] == b))]
+        data = [read_data(m, wr[b], rd[b], f"act_{name}") for b, name in enumerate(("even",
+                                                                                    "odd"))]
+        m.d.comb += [
+            rd[0].addr.eq(Mux(self.pair, self.rup, half)), rd[1].addr.eq(half),
+            self.rdata.eq(Mux(odd, data[1], data[0])),
+            self.rnext.eq(Mux(odd, data[0], data[1])),
+        ]
         return m
