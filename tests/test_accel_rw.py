@@ -43,7 +43,7 @@ from hwaccel.numerics import add_params
 from hwaccel.sim.host import HarnessHost
 from hwaccel.sim.runner import Design
 
-POISONED = ("act_even_rw_hit", "act_odd_rw_hit", "psum_rw_hit")
+POISONED = ("act_even_rw_hit", "act_odd_rw_hit", "psum_rw_hit", "partial_rw_hit")
 
 
 @pytest.fixture(scope="module")
