@@ -45,11 +45,14 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
         top = max(top, *lstm_words(cfg))
     if cfg.attention is not None:   # a LAYERNORM's load words (at most 1 + C), a table's
         top = max(top, cfg.attention.max_channels + 2, 257)
-    in_a, in_b, out_a, out_b, w_a, w_b = (Signal(range(top)) for _ in range(6))
-    room_src, room_dst, room_wgt = (Signal(range(max(ad, wd) + 1)) for _ in range(3))
+    # (named: the placed-path reports print the registers' names)
+    in_a, in_b, out_a, out_b, w_a, w_b = (Signal(range(top), name=n) for n in (
+        "in_a", "in_b", "out_a", "out_b", "w_a", "w_b"))
+    room_src, room_dst, room_wgt = (Signal(range(max(ad, wd) + 1), name=n) for n in (
+        "room_src", "room_dst", "room_wgt"))
     past = Signal()             # a base beyond its memory (fields can encode more)
-    ok_calc, legal = Signal(), Signal()
-    ow_calc, oh_calc = Signal(range(top)), Signal(range(top))
+    ok_calc, legal = Signal(name="ok_calc"), Signal(name="legal")
+    ow_calc, oh_calc = Signal(range(top), name="ow_calc"), Signal(range(top), name="oh_calc")
     gb = Signal(range(mg * mb + 1))
     pixels_out = Signal(range(conv.max_width * conv.max_height + 1))
 
@@ -144,14 +147,15 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
     # CHECK's products, registered (every cycle: the factors hold from CALC on), so the range
     # compares read them in the cycle after CHECK (the command's first TILE or ISSUE).
-    in_r, out_r, w_r = (Signal(len(x)) for x in (in_words, out_words, w_words))
+    in_r, out_r, w_r = (Signal(len(x), name=n) for x, n in (
+        (in_words, "in_r"), (out_words, "out_r"), (w_words, "w_r")))
     m.d.sync += [in_r.eq(in_words), out_r.eq(out_words), w_r.eq(w_words)]
     shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
                              & (oh_calc == d.out_height),
                              (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
     # ``dst`` strictly inside the words read at ``src`` (src < dst < src + in_words): CALC
     # registers dst > src and dst - src, so this is one compare of two registers.
-    above, gap = Signal(), Signal(len(cmd.dst))
+    above, gap = Signal(name="above"), Signal(len(cmd.dst), name="gap")
     with m.If(calc):
         m.d.sync += [above.eq(cmd.dst > cmd.src), gap.eq(cmd.dst - cmd.src)]
     inside = above & (gap < in_r)

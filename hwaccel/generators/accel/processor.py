@@ -274,7 +274,7 @@ class Processor(wiring.Component):
                     self.job_fab_words.eq(cfg.conv.dw_chunks * jg), dw_left.eq(left - jg)]
         # What a job's end chooses (a next tile, next groups), registers: the running command
         # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
-        run_tiled, run_dw, dw_more = Signal(), Signal(), Signal()
+        run_tiled, run_dw, dw_more = (Signal(name=n) for n in ("run_tiled", "run_dw", "dw_more"))
         m.d.sync += [run_tiled.eq(mm.run.tiled), run_dw.eq(dw_conv), dw_more.eq(dw_left != 0)]
         accepting = Signal()   # the checked command's job fields load (CHECK, or ``fast``)
         til = gemm_tiling(self, m, ccmd, cmd, chk, check=accepting, run=is_("RUN"),

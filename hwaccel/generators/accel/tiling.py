@@ -42,9 +42,9 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
     r = mm.run   # the running command's K and N words and row strides (matmul_tiling)
     kw, nb, sa, sc = r.kw, r.nb, r.sa, r.sc
     rem = Signal(range(ad + 1))                       # rows of A left in this N tile
-    k0, n0 = Signal(range(ad + 1)), Signal(range(ad + 1))
-    a_ptr, c_ptr = Signal(range(ad + 1)), Signal(range(ad + 1))
-    w_nt, w_k = Signal(range(wd + 1)), Signal(range(wd + 1))  # N tile's / K tile's weights
+    k0, n0 = Signal(range(ad + 1), name="k0"), Signal(range(ad + 1), name="n0")
+    a_ptr, c_ptr = Signal(range(ad + 1), name="a_ptr"), Signal(range(ad + 1), name="c_ptr")
+    w_nt, w_k = (Signal(range(wd + 1), name=n) for n in ("w_nt", "w_k"))   # N / K tile's weights
     state = (rem, k0, n0, a_ptr, c_ptr, w_nt, w_k)
     nxt = tuple(Signal.like(s, name=f"nxt_{s.name}") for s in state)
     # MATMUL's gatherer: the running tile's k0 and n0, in RUN the next tile's (it loads
@@ -56,7 +56,8 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
     geo_g, geo_b = Signal(range(mg + 1), name="geo_g"), Signal(range(mb + 1), name="geo_b")
     geo_w, geo_h = Signal(range(mw + 1), name="geo_w"), Signal(range(mh + 1), name="geo_h")
     geo_tn = Signal(range(mw * mh + 1))
-    geo_ww, geo_kwb = Signal(range(mg * mb + 1)), Signal(range((ad + 1) * mb + 1))
+    geo_ww = Signal(range(mg * mb + 1), name="geo_ww")
+    geo_kwb = Signal(range((ad + 1) * mb + 1), name="geo_kwb")
     geo_end = Signal()   # the tile is its N tile's last K tile (``k0 + geo_g == kw``)
 
     def geometry(kleft, bleft, remv, tiled):
@@ -69,7 +70,7 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
                 (geo_w, tw), (geo_h, Mux(full, mh, 1)), (geo_tn, Mux(full, mw * mh, tw))]
 
     # Stage 1: the running tile against the loop bounds, and its products.
-    last_k, more_m, more_n = Signal(), Signal(), Signal()
+    last_k, more_m, more_n = (Signal(name=n) for n in ("last_k", "more_m", "more_n"))
     g_cur, b_cur = proc.job_desc.groups, proc.job_desc.blocks
     k_next, n_next = Signal.like(k0), Signal.like(n0)
     wk_next = Signal.like(w_k)
