@@ -140,3 +140,43 @@ def test_patches_that_do_not_fit_fall_back_to_the_plain_input():
     x = torch.randn(9, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     x_int = cm.quantize_input(x)
     np.testing.assert_array_equal(_golden(cm, x_int), cm.int8_forward(x_int))
+
+
+def test_a_kernel_past_the_engine_runs_over_its_patches_on_the_rtl():
+    """tiny's line buffer takes kernels up to 3 x 3: a 4 x 3 stem cannot run over its input,
+    so it runs over its patches (K = 12: 3 words a pixel), golden equal to the integer twin
+    and the RTL to golden; beyond the batch its patches fit, it splits (no plain fallback)."""
+    model = nn.Sequential(nn.Conv2d(1, 4, (4, 3), stride=(2, 1), padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 4 * 8, 3))
+    cm, x = _compile(model, (1, 8, 8), "tiny")
+    op = cm.qgraph.ops[0]
+    assert im2col.layer_cycles(cm.config, op, (1, 8, 8), False) is None   # no window for it
+    assert im2col.first_conv(cm.qgraph, cm.config) is op
+    assert im2col.patches_only(cm.qgraph, cm.config)
+    assert "im2col patches the host writes (K=12: 3 words a pixel)" in cm.describe()
+    x_int = cm.quantize_input(x[:2])
+    gold = cm.execute("golden", x[:2])
+    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(x_int))
+    np.testing.assert_array_equal(cm.execute("rtl", x[:2]).int_logits, gold.int_logits)
+    n = cm.max_batch
+    plan(layout(cm.qgraph, cm.config, n)[1], cm.config)
+    with pytest.raises(DoesNotFit):
+        cm.lower(np.zeros((n + 1, 1, 8, 8), dtype=np.int64))
+    big = torch.randn(n + 3, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    np.testing.assert_array_equal(cm.execute("golden", big).int_logits,
+                                  cm.int8_forward(cm.quantize_input(big)))
+
+
+def test_dscnn_runs_on_ecp5_over_its_patches():
+    """DS-CNN's 10 x 4 stem on ``ecp5`` (kernels up to 3 x 3) was refused; over its patches
+    (K = 40: 5 words a pixel) the whole model lowers, golden equal to the integer twin."""
+    from hwaccel.compiler.cases import make
+
+    model, inputs = make("dscnn_tiny", 0)
+    gen = torch.Generator().manual_seed(1)
+    cm = hwaccel.compile(model, inputs(2, gen), calibration=inputs(64, gen), preset="ecp5")
+    assert cm.refusal is None
+    assert im2col.patches_only(cm.qgraph, cm.config)
+    x = inputs(3, gen)
+    np.testing.assert_array_equal(cm.execute("golden", x).int_logits,
+                                  cm.int8_forward(cm.quantize_input(x)))

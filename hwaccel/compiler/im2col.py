@@ -21,8 +21,12 @@ the next layer reads.
 :func:`first_conv` decides: only the op that reads the model's input, only when nothing else
 reads it, only a dense conv, and only when the cycle model
 (:func:`hwaccel.generators.accel.perf.program_perf` of the layer's commands both ways) says the
-patches are faster. Lowering falls back to the plain input when the patches do not fit the
-activation scratchpad at the batch asked for (:func:`hwaccel.compiler.lower.lower`).
+patches are faster, or when the engine cannot run the conv over its input at all (a kernel
+past ``max_kernel``: DS-CNN's 10 x 4 stem on ``ecp5``, whose line buffer takes kernels up to
+3 x 3), since a 1x1 conv needs no window. Lowering falls back to the plain input when the
+patches do not fit the activation scratchpad at the batch asked for
+(:func:`hwaccel.compiler.lower.lower`), unless only the patches run the conv
+(:func:`patches_only`): then the batch does not fit.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ import numpy as np
 from ..generators.accel.config import AccelConfig
 from . import ir
 
-__all__ = ["first_conv", "patches", "patch_weights", "patch_channels", "layer_cycles",
-           "as_pointwise", "emit"]
+__all__ = ["first_conv", "patches_only", "patches", "patch_weights", "patch_channels",
+           "layer_cycles", "as_pointwise", "emit"]
 
 _DECIDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -98,23 +102,38 @@ def layer_cycles(cfg: AccelConfig, op, shape: tuple, as_patches: bool) -> int | 
 def first_conv(qg: ir.QGraph, cfg: AccelConfig):
     """The op to run as a 1x1 conv over host-written patches, or ``None`` (see the module
     docstring for when)."""
+    return _decided(qg, cfg)[0]
+
+
+def patches_only(qg: ir.QGraph, cfg: AccelConfig) -> bool:
+    """The first conv runs over its patches and could not over its input (a kernel past the
+    engine's ``max_kernel``, DS-CNN's 10 x 4 on ``ecp5``): a batch whose patches do not fit
+    does not fit at all."""
+    return _decided(qg, cfg)[1]
+
+
+def _decided(qg: ir.QGraph, cfg: AccelConfig) -> tuple:
     per = _DECIDED.setdefault(qg, {})
     if cfg not in per:
         per[cfg] = _decide(qg, cfg)
     return per[cfg]
 
 
-def _decide(qg: ir.QGraph, cfg: AccelConfig):
+def _decide(qg: ir.QGraph, cfg: AccelConfig) -> tuple:
     if qg.tokens or len(qg.input_shape) != 3 or not qg.ops:
-        return None
+        return None, False
     op = qg.ops[0]
     if (not isinstance(op, ir.QConv) or op.depthwise or op.inputs != (ir.INPUT,)
             or qg.output == ir.INPUT or any(ir.INPUT in o.inputs for o in qg.ops[1:])):
-        return None
+        return None, False
     shape = tuple(qg.input_shape)
-    plain = layer_cycles(cfg, op, shape, False)
     cols = layer_cycles(cfg, op, shape, True)
-    return op if plain is not None and cols is not None and cols < plain else None
+    if cols is None:
+        return None, False
+    plain = layer_cycles(cfg, op, shape, False)
+    if plain is None:   # a 1x1 conv over the patches needs no window
+        return op, True
+    return (op if cols < plain else None), False
 
 
 def as_pointwise(op):

@@ -200,6 +200,8 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     try:
         where = plan(blocks, cfg)
     except DoesNotFit:  # the patches may be what does not fit: the plain input may
+        if im2col.patches_only(qg, cfg):   # unless the conv runs over its patches only
+            raise
         vals, blocks = layout(qg, cfg, batch, patches=False)
         where = plan(blocks, cfg)
     em = _Emitter(cfg, vals, where, batch, dry)
