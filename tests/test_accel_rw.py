@@ -27,11 +27,10 @@ import numpy as np
 import pytest
 import torch
 from test_accel_eltwise import _random_add, _random_avg
-from test_random_dags_rtl import BATCH, RTL_SAMPLE, TINY, _compiled, _on_the_rtl
+from test_random_dags_rtl import BATCH, RTL_SAMPLE, TINY, _compiled, _on_the_rtl, _split_bands
 from torch import nn
 
 import hwaccel
-from hwaccel.compiler.cases import split_bands
 from hwaccel.compiler.random_cases import random_lstm
 from hwaccel.emit import emit
 from hwaccel.formal.props import replaced
@@ -72,10 +71,7 @@ def test_an_lstm_stays_exact_with_poisoned_reads(poisoned):
 
 
 def test_split_bands_stay_exact_with_poisoned_reads(poisoned):
-    model, inputs = split_bands()
-    x = inputs(8, torch.Generator().manual_seed(0))
-    cm = hwaccel.compile(model, x[:2], preset=TINY, calibration=x)
-    x_int = cm.quantize_input(x[:BATCH])
+    cm, x_int = _split_bands()
     _on_the_rtl(poisoned, cm, x_int, cm.int8_forward(x_int), "poisoned, split_bands")
 
 

@@ -131,11 +131,16 @@ def test_random_lstm_on_the_rtl(host, draw, seed):
     _on_the_rtl(host, cm, x_int, twin, f"{draw.__name__} seed {seed}: {model}")
 
 
-def test_a_layer_split_across_weight_groups_on_the_rtl(host):
+def _split_bands():
+    """:func:`split_bands` compiled for ``tiny``, and a batch of its inputs as int8."""
     model, inputs = split_bands()
     x = inputs(8, torch.Generator().manual_seed(0))
     cm = hwaccel.compile(model, x[:2], preset=TINY, calibration=x)
-    x_int = cm.quantize_input(x[:BATCH])
+    return cm, cm.quantize_input(x[:BATCH])
+
+
+def test_a_layer_split_across_weight_groups_on_the_rtl(host):
+    cm, x_int = _split_bands()
     lowered = cm.lower(x_int)
     assert [p.layers[-1] for p in lowered.programs] == ["5", "5"]  # layer 5 in both
     _on_the_rtl(host, cm, x_int, cm.int8_forward(x_int), "split_bands")
