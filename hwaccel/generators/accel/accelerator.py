@@ -67,7 +67,7 @@ from amaranth.lib.wiring import In, Out
 from ..conv.chain import ConvPool
 from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
-from ..conv.rw import read_data
+from ..conv.rw import NO_RW_CHECK, read_data
 from .act_banks import ActBanks
 from .config import AccelConfig
 from .counters import counter_registers, energy_events, mac_slots_due
@@ -120,11 +120,10 @@ class Accelerator(wiring.Component):
         # Only the host writes these, while no program runs and their read ports are its own: no
         # read uses a word written in its cycle, so Yosys need not add read-during-write logic
         # (ECP5: a delayed write, a compare, a mux after the RAM; 514 flip-flops at d03b902).
-        no_rw = {"no_rw_check": 1}
         wgt = m.submodules.wgt = memory.Memory(shape=unsigned(cfg.wgt_bits),
-                                               depth=cfg.wgt_depth, init=[], attrs=no_rw)
+                                               depth=cfg.wgt_depth, init=[], attrs=NO_RW_CHECK)
         prog = m.submodules.prog = memory.Memory(shape=command_layout(cfg),
-                                                 depth=cfg.prog_depth, init=[], attrs=no_rw)
+                                                 depth=cfg.prog_depth, init=[], attrs=NO_RW_CHECK)
         act_rd = SimpleNamespace(addr=act.raddr, data=act.rdata)
         act_wr = SimpleNamespace(addr=act.waddr, data=act.wdata, en=act.wen)
         wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
@@ -132,7 +131,7 @@ class Accelerator(wiring.Component):
         # The conv engine reads a result beat's partial sums as its block starts and writes them
         # as it ends, never in one cycle: ``no_rw_check`` too (evidence as for :mod:`.act_banks`).
         psum = m.submodules.psum = memory.Memory(shape=unsigned(psum_bits(cfg.conv)),
-                                                 depth=cfg.psum_depth, init=[], attrs=no_rw)
+                                                 depth=cfg.psum_depth, init=[], attrs=NO_RW_CHECK)
         psum_rd, psum_wr = psum.read_port(), psum.write_port()
 
         # --- units -----------------------------------------------------------------------------

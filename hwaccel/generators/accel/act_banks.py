@@ -33,7 +33,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..conv.rw import read_data
+from ..conv.rw import NO_RW_CHECK, read_data
 
 __all__ = ["ActBanks"]
 
@@ -64,7 +64,7 @@ class ActBanks(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         banks = [memory.Memory(shape=unsigned(self.width), depth=(self.depth + 1 - b) // 2,
-                               init=[], attrs={"no_rw_check": 1}) for b in (0, 1)]
+                               init=[], attrs=NO_RW_CHECK) for b in (0, 1)]
         m.submodules.even, m.submodules.odd = banks
         rd = [bank.read_port() for bank in banks]
         wr = [bank.write_port() for bank in banks]
@@ -74,8 +74,7 @@ class ActBanks(wiring.Component):
         for b, port in enumerate(wr):
             m.d.comb += [port.addr.eq(self.waddr >> 1), port.data.eq(self.wdata),
                          port.en.eq(self.wen & (self.waddr[0] == b))]
-        data = [read_data(m, wr[b], rd[b], f"act_{name}") for b, name in enumerate(("even",
-                                                                                    "odd"))]
+        data = [read_data(m, w, r, f"act_{name}") for w, r, name in zip(wr, rd, ("even", "odd"))]
         m.d.comb += [
             rd[0].addr.eq(Mux(self.pair, self.rup, half)), rd[1].addr.eq(half),
             self.rdata.eq(Mux(odd, data[1], data[0])),

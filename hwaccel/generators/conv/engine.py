@@ -130,7 +130,7 @@ from .layouts import (
     weight_layout,
 )
 from .requantize import requantize_stages
-from .rw import data_register, read_data
+from .rw import NO_RW_CHECK, data_register, read_data
 from .sequencer import issue_logic
 from .window import depthwise_window
 
@@ -203,9 +203,8 @@ class ConvEngine(wiring.Component):
         # read-during-write logic (ECP5: an address compare into a register and a multiplexer
         # on every output bit, f679977's placed critical path on a row), and the weight read
         # goes straight into ``s1_w``, which the block RAM takes as its output register.
-        no_rw = {"no_rw_check": 1}
         wmem = m.submodules.wmem = memory.Memory(
-            shape=unsigned(L * B * 8), depth=cfg.weight_depth, init=[], attrs=no_rw)
+            shape=unsigned(L * B * 8), depth=cfg.weight_depth, init=[], attrs=NO_RW_CHECK)
         w_wr, w_rd = wmem.write_port(), wmem.read_port()
         rq_width = Shape.cast(requant_layout(cfg)).width
         pmem = m.submodules.pmem = memory.Memory(shape=unsigned(rq_width), depth=cfg.max_blocks,
@@ -213,7 +212,8 @@ class ConvEngine(wiring.Component):
         p_wr, p_rd = pmem.write_port(), pmem.read_port()
         banks = []
         for b in range(NS):
-            mem = memory.Memory(shape=unsigned(L * 8), depth=cfg.row_words, init=[], attrs=no_rw)
+            mem = memory.Memory(shape=unsigned(L * 8), depth=cfg.row_words, init=[],
+                                attrs=NO_RW_CHECK)
             m.submodules[f"row{b}"] = mem
             banks.append((mem.write_port(), mem.read_port()))
 

@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import PoolConfig
 from .layouts import pool_beat_layout, pool_layer_layout
-from .rw import read_data
+from .rw import NO_RW_CHECK, read_data
 
 __all__ = ["MaxPool"]
 
@@ -95,7 +95,7 @@ class MaxPool(wiring.Component):
         # 3360b44, 12.9 ns, from the stream's handshake into that compare).
         mem = m.submodules.partial = memory.Memory(shape=unsigned(cfg.lanes * 8),
                                                    depth=cfg.depth, init=[],
-                                                   attrs={"no_rw_check": 1})
+                                                   attrs=NO_RW_CHECK)
         wr, rd = mem.write_port(), mem.read_port()
 
         out_valid = Signal()

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, Shape, Signal
 
-__all__ = ["RW_POISON", "STALE_POISON", "read_data", "data_register"]
+__all__ = ["NO_RW_CHECK", "RW_POISON", "STALE_POISON", "read_data", "data_register"]
+
+#: The attributes of a memory whose reads never need the word written in the same cycle: Yosys
+#: adds no read-during-write logic to it (on ECP5 a delayed write, an address compare and a
+#: multiplexer on every bit after the block RAM). Each use states why no used read meets a write.
+NO_RW_CHECK = {"no_rw_check": 1}
 
 #: Simulation only (tests set it, :func:`hwaccel.formal.props.replaced`): a line-buffer row or
 #: weight read in the cycle its word is written returns that word inverted, as a block RAM
