@@ -119,7 +119,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ...hdl.dsp import registered_product
-from .ahead import late_step
+from .ahead import held, late_step
 from .config import ConvConfig
 from .layouts import (
     activation_layout,
@@ -229,11 +229,15 @@ class ConvEngine(wiring.Component):
         # the requantizers (depthwise: the other groups' beats) keep loading meanwhile, and a
         # block (a group) issues once its own are in.
         loading = load | (run & ~desc.reuse)
+        # A stream's room (its count short of the job's total) is a flag kept a cycle ahead:
+        # the count's compare was in front of the ready into the accelerator's stream and back
+        # into the write enable (c5086a7's placed paths into the weight RAM, 12.7 ns).
+        w_room, p_room = Signal(name="w_room"), Signal(name="p_room")
         m.d.comb += [
-            self.weights.ready.eq(loading & (w_count != desc.weight_words)),
+            self.weights.ready.eq(loading & w_room),
             w_wr.addr.eq(w_count), w_wr.data.eq(self.weights.payload),
             w_wr.en.eq(self.weights.valid & self.weights.ready),
-            self.requant.ready.eq(loading & (p_count != desc.blocks)),
+            self.requant.ready.eq(loading & p_room),
             p_wr.addr.eq(p_count), p_wr.data.eq(self.requant.payload),
             p_wr.en.eq(self.requant.valid & self.requant.ready),
         ]
@@ -241,12 +245,17 @@ class ConvEngine(wiring.Component):
         # next values, as candidates, are what the sequencer compares a cycle ahead.
         w_next, p_next = (late_step(m, c, c.name, wr.en, c + 1, start, 0)
                           for c, wr in ((w_count, w_wr), (p_count, p_wr)))
+        for room, c, wr, field in ((w_room, w_count, w_wr, "weight_words"),
+                                   (p_room, p_count, p_wr, "blocks")):
+            total = desc[field]
+            m.d.sync += room.eq(Mux(start, self.layer.payload[field] != 0,
+                                    Mux(wr.en, c + 1 != total, c != total)))
         first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
-        with m.If(load & Mux(desc.depthwise, first_in, w_count == desc.weight_words)):
+        with m.If(load & Mux(desc.depthwise, first_in, ~w_room)):
             m.d.sync += state.eq(2)
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
-                            banks, w_rd, w_next, p_next, w_count)
+                            banks, w_rd, w_next, held(p_next, p_count), w_count)
         busy = self._pipeline(m, platform, cfg, desc, issue, banks, (w_wr, w_rd), p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)

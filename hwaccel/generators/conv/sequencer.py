@@ -17,7 +17,7 @@ from operator import eq, ge, gt, lt
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .ahead import choices, compare, flags, kept, late_step, next_values, stepped
+from .ahead import choices, compare, flags, held, kept, late_step, next_values, stepped
 from .config import ConvConfig
 from .limits import layer_sums, window_rows
 
@@ -46,7 +46,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
     ``rq_count`` are the next values of the weight and requantizer beats loaded so far, as
     :func:`.ahead.choices` (a depthwise channel group issues once its own are in; ``w_count``'s
-    first candidate the count plus one, a beat taken), ``w_loaded`` the weight count itself.
+    first candidate the count plus one, a beat taken; ``rq_count``'s hold case the register,
+    :func:`.ahead.held`), ``w_loaded`` the weight count itself.
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
@@ -137,7 +138,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     for flag, k in zip((last_g, last_kx, last_ky, last_nb, last_ox, last_oy), counters):
         op, key = limits[k]
         m.d.sync += flag.eq(compare(op, stepping[k], [(None, lim_n[key])]))
-    nb_c = stepping["nb"]
+    nb_held = held(stepping["nb"], nb)   # (for the flags gated by ``fill``)
     # ytop + stride_h, as ytop stores it: ytop's next value at an output row's end.
     ytop_n = Signal.like(ytop)
     with m.If(start):
@@ -176,17 +177,17 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                    lambda r: [(grp, {"w_need": r["w_need_g"], "w_need_g": r["w_need_g"] + dwc,
                                      "w_need1": r["w_need_g1"],
                                      "w_need_g1": r["w_need_g1"] + dwc})])[0]
-    # (At a start no weight word is in: the flag is 0.)
+    # (After a start no weight word is in: the flag is 0, as :func:`.ahead.held` has it.)
     w_need_c = choices(m, needs_w["w_need"], "w_need", [(go & grp, needs_w["w_need_g"])])
     w_need1_c = choices(m, needs_w["w_need1"], "w_need1", [(go & grp, needs_w["w_need_g1"])])
-    (w_taken, _), (_, w_held) = w_count
+    (w_taken, _), _ = w_count
 
     def w_ok_of(cands):   # (``w_need_c``'s conditions select last, as in :func:`compare`)
         (cond, (need, need1)), rest = cands[0], cands[1:]
-        ok = Mux(w_taken, need1 <= w_loaded, need <= w_held)
+        ok = Mux(w_taken, need1 <= w_loaded, need <= w_loaded)
         return ok if cond is None else Mux(cond, ok, w_ok_of(rest))
-    w_ok = ~start & w_ok_of([(c, (v, v1)) for (c, v), (_, v1)
-                             in zip(w_need_c, w_need1_c, strict=True)])
+    w_ok = fill & w_ok_of([(c, (v, v1)) for (c, v), (_, v1)
+                           in zip(w_need_c, w_need1_c, strict=True)])
     # The flags, worked out a cycle ahead: the writer a group ahead of or behind the
     # sequencer (depthwise), past the window's last row or on it (this window's, and the
     # next row's for ``nx``), past the column a chunk needs or the image's first; the read
@@ -195,7 +196,10 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # the window), its counters at their ends, its column in the image.
     # The window-row flags read 0 in the cycle after a start, rather than follow the new
     # descriptor's sums: nothing is stored yet, so ``avail`` is 0 either way and no chunk,
-    # read or ``nx`` issues in that cycle.
+    # read or ``nx`` issues in that cycle. They, the group flags and the weight and
+    # requantizer flags read 0 outside the load and run phases (``fill``), where nothing
+    # reads them, so they compare the counters' candidates without ``start``'s
+    # (:func:`.ahead.held`).
     # The flags comparing two counters that both step late (the writer's row, column, word
     # and group, the read column, the window's last row and column) or one with a limit
     # compare every pair of candidate next values (:func:`compare`); the steps' conditions,
@@ -227,10 +231,10 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                   [(grp, need_at(desc, lim, stride_h)),
                    (row, need_at(desc, lim, stepped(m, ytop_n, ytop_n + stride_h, "ytop_s")))])[0]
 
-    def past_on(need):   # (at start they read 0: see above)
+    def past_on(need):   # (after a start they read 0: see above)
         c = choices(m, rows[need], need, [(go & grp, need_0[f"{need}_at"]),
                                            (go & row, need_r[f"{need}_at"])])
-        return ~start & compare(lt, c, w_row_c), ~start & compare(eq, c, w_row_c)
+        return fill & compare(lt, c, w_row_c), fill & compare(eq, c, w_row_c)
 
     left_c, end_c = lim_c("left"), lim_c("col_end")
     # The writer's room and end: its row's candidates against the window's limit (its
@@ -246,13 +250,13 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # a start the group is 0, as ``nb``, so neither is ahead).
     w_grp_c = choices(m, w_grp, "w_grp", [(w_inc & w_wrap, w_grp + 1)])
     w_g_c = choices(m, w_g, "w_g", [(w_step, 0), (wr_c, w_g + 1), (start, 0)])
-    f = flags(m, ahead=~start & compare(lt, nb_c, w_grp_c),
-               behind=~start & compare(gt, nb_c, w_grp_c),
+    f = flags(m, ahead=fill & compare(lt, nb_held, w_grp_c),
+               behind=fill & compare(gt, nb_held, w_grp_c),
                row_past=row_past, row_on=row_on,
                col_past_r=compare(lt, rcol_c, w_col_c),
                col_past_x=compare(lt, xlast_c, w_col_c),
                rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
-               rq_ok=compare(lt, nb_c, rq_count), w_ok=w_ok,
+               rq_ok=fill & compare(lt, nb_held, rq_count), w_ok=w_ok,
                room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
                room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
                written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
