@@ -81,12 +81,11 @@ class MaxPool(wiring.Component):
         b = Signal(range(cfg.max_blocks))
         m.d.comb += self.layer.ready.eq(~active)
         # The partial maxima's address of pixel (y, x), block b: its pooled column's first word
-        # (``(x >> 1) * max_blocks``) plus b.
-        pbase = Signal(range(cfg.depth + cfg.max_blocks))
+        # (``(x >> 1) * max_blocks``, ``pbase``) plus b.
+        pbase = range(cfg.depth + cfg.max_blocks)
         accept = self.layer.valid & ~active
         with m.If(accept):
-            m.d.sync += [desc.eq(self.layer.payload), active.eq(1), y.eq(0), x.eq(0), b.eq(0),
-                         pbase.eq(0)]
+            m.d.sync += [desc.eq(self.layer.payload), active.eq(1), y.eq(0), x.eq(0), b.eq(0)]
 
         # The forwarding below gives a read the word written in its cycle, so what the memory
         # returns then is never used: ``no_rw_check`` tells Yosys so, and it adds no logic of
@@ -104,7 +103,7 @@ class MaxPool(wiring.Component):
         b_valid, b_write, b_emit, b_fresh = Signal(), Signal(), Signal(), Signal()
         b_last, b_plast = Signal(), Signal()
         b_v = Signal.like(self.sink.payload.data)
-        b_addr = Signal.like(pbase)
+        b_addr = Signal(pbase)
         b_read = Signal(cfg.lanes * 8)
         b_go = b_valid & (~b_emit | ~out_valid | self.source.ready)
         # All beats taken (a pooled layer's last may still be in the second stage).
@@ -126,6 +125,7 @@ class MaxPool(wiring.Component):
         # Each counter's "at its last value" is a flag register, worked out when the counter
         # steps (a compare of registers), so a beat's handshake only gates flags.
         last_b, last_x, last_y = Signal(), Signal(), Signal()
+        last_x_next = Mux(last_x, desc.width == 1, x + 2 == desc.width)
         with m.If(accept):
             p = self.layer.payload
             m.d.sync += [last_b.eq(p.blocks == 1), last_x.eq(p.width == 1),
@@ -133,16 +133,29 @@ class MaxPool(wiring.Component):
         with m.If(take):
             m.d.sync += last_b.eq(Mux(last_b, desc.blocks == 1, b + 2 == desc.blocks))
             with m.If(last_b):
-                m.d.sync += last_x.eq(Mux(last_x, desc.width == 1, x + 2 == desc.width))
+                m.d.sync += last_x.eq(last_x_next)
                 with m.If(last_x):
                     m.d.sync += last_y.eq(y + 2 == desc.height)
         inside = ((y >> 1) < ph) & ((x >> 1) < pw)
-        addr = pbase + b
         # The next beat's address: the next block, else the pixel's first block at the next
         # pooled column (after an odd column), this one (after an even one) or the row's first.
-        next_pbase = Mux(last_x, 0, Mux(x[0], pbase + cfg.max_blocks, pbase))
-        next_addr = Mux(last_b, next_pbase, addr + 1)
+        # Each is a register worked out as the counters step (``addr`` is ``pbase + b``,
+        # ``addr1`` one more, ``next_pbase`` the next pixel's first), so the handshakes only
+        # pick one: their adders were in front of the block RAM's address (c5086a7's placed
+        # path, 12.9 ns).
+        addr = Signal(range(cfg.depth + 2 * cfg.max_blocks), name="addr")
+        addr1 = Signal.like(addr, name="addr1", init=1)
+        next_pbase = Signal(pbase, name="next_pbase")
+        next_addr = Mux(last_b, next_pbase, addr1)
         m.d.comb += rd.addr.eq(Mux(take, next_addr, Mux(accept, 0, addr)))
+        with m.If(accept):
+            m.d.sync += [addr.eq(0), addr1.eq(1), next_pbase.eq(0)]
+        with m.If(take):
+            m.d.sync += [addr.eq(addr1), addr1.eq(addr1 + 1)]
+            with m.If(last_b):   # (after the row's last column ``next_pbase`` is 0)
+                m.d.sync += [addr.eq(next_pbase), addr1.eq(next_pbase + 1), next_pbase.eq(
+                    Mux(last_x_next | last_x, 0,
+                        Mux(x[0], next_pbase, next_pbase + cfg.max_blocks)))]
         # The second stage's word, written from registers in the next cycle.
         w_en, w_addr = Signal(), Signal.like(b_addr)
         w_data = Signal.like(wr.data)
@@ -183,7 +196,7 @@ class MaxPool(wiring.Component):
                     hit_c.eq(b_valid & b_write & (b_addr == addr)), data_c.eq(best)]
             m.d.sync += b.eq(b + 1)
             with m.If(last_b):
-                m.d.sync += [b.eq(0), x.eq(x + 1), pbase.eq(next_pbase)]
+                m.d.sync += [b.eq(0), x.eq(x + 1)]
                 with m.If(last_x):
                     m.d.sync += [x.eq(0), y.eq(y + 1)]
                     with m.If(last_y):
