@@ -17,6 +17,10 @@ The bench sees such words when they are used: inverting every read of a bank in 
 bank is written, whatever the address, makes about half the random ADDs and a few AVGPOOLs
 differ (the element-wise unit reads while it writes; the other jobs here never read a bank in
 a cycle a write lands in it, nor the partial sums in a cycle they are written).
+
+The banks' writes land a cycle after they are presented, so the host's reads take a landing
+word from a register: a read in the cycle after each write must return it (without that
+register, the poisoned read fails the last test).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from hwaccel.emit import emit
 from hwaccel.formal.props import replaced
 from hwaccel.generators.accel import Op, ProgramBuilder, run_program
 from hwaccel.generators.accel.driver import encode, from_words
+from hwaccel.generators.accel.host import address
+from hwaccel.generators.accel.isa import Region
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.generators.conv import rw
 from hwaccel.numerics import add_params
@@ -115,3 +121,20 @@ def test_element_wise_jobs_stay_exact_with_poisoned_reads(poisoned, kind, draw, 
         np.testing.assert_array_equal(poisoned.read_tensor(out), from_words(gold.act, out),
                                       err_msg=why)
         assert poisoned.counters() == program_perf(TINY, b.commands).counters, why
+
+
+def test_the_host_reads_an_activation_word_the_cycle_after_writing_it(poisoned, seed):
+    # An activation write lands a cycle after it is presented (the banks' write registers),
+    # so the host's read in the next cycle meets it at the block RAM (inverted here) and must
+    # take the landing word; a read of another word then must not.
+    rng = np.random.default_rng(seed)
+    depth, bits = TINY.act_depth, TINY.act_bits
+    for _ in range(30):
+        a, other = (int(v) for v in rng.choice(depth, size=2, replace=False))
+        w1, w2, w3 = (int.from_bytes(rng.bytes(bits // 8), "little") for _ in range(3))
+        act = [address(TINY, Region.ACT, x) for x in (a, other)]
+        poisoned.write(act[0], w1)
+        assert poisoned.read(act[0]) == w1, f"word {a} read the cycle after its write"
+        poisoned.write_many([(act[0], w2), (act[1], w3)])
+        assert poisoned.read(act[0]) == w2, f"word {a} read while word {other} lands"
+        assert poisoned.read(act[1]) == w3, f"word {other} read after it landed"

@@ -11,7 +11,8 @@ Host port (``host``: a simple synchronous memory-mapped bus, documented in :mod:
 Memories are the host's only while STATUS.busy is 0 (the DMA owns their ports while a program
 runs; host accesses to them then are dropped). A host reads or writes in a cycle, not both (a
 read in the cycle of a write to the same word returns an undefined word on an FPGA: every
-memory is ``no_rw_check``, below and :mod:`.act_banks`). REG writes are always taken: CONTROL bit 0
+memory is ``no_rw_check``, below and :mod:`.act_banks`; an ACT write lands a cycle late, and the
+host's next read of it forwards it). REG writes are always taken: CONTROL bit 0
 starts the program at pc ``wdata[16:32]``, bit 1 is a soft reset that returns the processor,
 DMA and engines to idle mid-program (memories keep their contents); WATCHDOG sets the watchdog
 limit (:class:`.isa.Reg`). A TIMEOUT resets the engines and DMA as a soft reset does (the
@@ -388,7 +389,7 @@ class Accelerator(wiring.Component):
         status = Mux(soft, 0, Cat(host_busy, proc.done, proc.error, Signal(5), proc.cause,
                                   proc.pc))
 
-        host_reads(m, host, port, [status, *counters.values], act_rd, wgt_rd, prog_rd,
+        host_reads(m, host, port, [status, *counters.values], act.rhost, wgt_rd, prog_rd,
                    pending=[0, *counters.added.values()])
 
         with m.If(kill):
