@@ -70,7 +70,7 @@ def test_big_presets_hold_their_baselines(key, tmp_path):
 
 
 @pytest.mark.skipif(os.environ.get("HWACCEL_IMPL_ACCEL") != "1",
-                    reason="the whole accelerator's place and route takes about 45 minutes; set "
+                    reason="the whole accelerator's place and route takes 1.5-2 hours here; set "
                            "HWACCEL_IMPL_ACCEL=1")
 @pytest.mark.parametrize("key", ACCEL)
 def test_accelerators_hold_their_baselines(key, tmp_path, monkeypatch):
