@@ -81,8 +81,8 @@ class MaxPool(wiring.Component):
         b = Signal(range(cfg.max_blocks))
         m.d.comb += self.layer.ready.eq(~active)
         # The partial maxima's address of pixel (y, x), block b: its pooled column's first word
-        # (``(x >> 1) * max_blocks``, ``pbase``) plus b.
-        pbase = range(cfg.depth + cfg.max_blocks)
+        # (``pbase``, ``(x >> 1) * max_blocks``, in ``pbase_range``) plus b.
+        pbase_range = range(cfg.depth + cfg.max_blocks)
         accept = self.layer.valid & ~active
         with m.If(accept):
             m.d.sync += [desc.eq(self.layer.payload), active.eq(1), y.eq(0), x.eq(0), b.eq(0)]
@@ -103,7 +103,7 @@ class MaxPool(wiring.Component):
         b_valid, b_write, b_emit, b_fresh = Signal(), Signal(), Signal(), Signal()
         b_last, b_plast = Signal(), Signal()
         b_v = Signal.like(self.sink.payload.data)
-        b_addr = Signal(pbase)
+        b_addr = Signal(pbase_range)
         b_read = Signal(cfg.lanes * 8)
         b_go = b_valid & (~b_emit | ~out_valid | self.source.ready)
         # All beats taken (a pooled layer's last may still be in the second stage).
@@ -145,7 +145,7 @@ class MaxPool(wiring.Component):
         # path, 12.9 ns).
         addr = Signal(range(cfg.depth + 2 * cfg.max_blocks), name="addr")
         addr1 = Signal.like(addr, name="addr1", init=1)
-        next_pbase = Signal(pbase, name="next_pbase")
+        next_pbase = Signal(pbase_range, name="next_pbase")
         next_addr = Mux(last_b, next_pbase, addr1)
         m.d.comb += rd.addr.eq(Mux(take, next_addr, Mux(accept, 0, addr)))
         with m.If(accept):
