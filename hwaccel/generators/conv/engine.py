@@ -245,11 +245,11 @@ class ConvEngine(wiring.Component):
         # next values, as candidates, are what the sequencer compares a cycle ahead.
         w_next, p_next = (late_step(m, c, c.name, wr.en, c + 1, start, 0)
                           for c, wr in ((w_count, w_wr), (p_count, p_wr)))
-        for room, c, wr, field in ((w_room, w_count, w_wr, "weight_words"),
-                                   (p_room, p_count, p_wr, "blocks")):
+        for room, c, (taken, stepped), field in ((w_room, w_count, w_next[0], "weight_words"),
+                                                 (p_room, p_count, p_next[0], "blocks")):
             total = desc[field]
             m.d.sync += room.eq(Mux(start, self.layer.payload[field] != 0,
-                                    Mux(wr.en, c + 1 != total, c != total)))
+                                    Mux(taken, stepped != total, c != total)))
         first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
         with m.If(load & Mux(desc.depthwise, first_in, ~w_room)):
             m.d.sync += state.eq(2)
