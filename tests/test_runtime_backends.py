@@ -193,3 +193,20 @@ def test_cuda_backends(models):
         int8 = cm.execute("torch-int8-cuda", x)
         np.testing.assert_array_equal(int8.int_logits, gold.int_logits)
         assert cuda.device.startswith("cuda:") and int8.device.startswith("cuda:")
+        assert "TF32 off" in " ".join(cuda.notes)
+
+
+def test_ieee_float32_sets_and_restores_tf32_settings():
+    """The CUDA reference's float32 contractions are IEEE inside the block (TF32 is cuDNN's
+    default on Ampere and later), and the caller's settings come back after it, also on error."""
+    from hwaccel.runtime.backends.torch_float import ieee_float32, tf32_knobs
+
+    def read():
+        return [getattr(obj, name) for obj, name, _ in tf32_knobs()]
+
+    before = read()
+    assert before != [value for *_, value in tf32_knobs()]  # torch's default allows TF32 somewhere
+    with pytest.raises(KeyError), ieee_float32():
+        assert read() == [value for *_, value in tf32_knobs()]
+        raise KeyError("inside")
+    assert read() == before
