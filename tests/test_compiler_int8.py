@@ -100,3 +100,44 @@ def test_int8_on_cuda_equals_cpu(reference):
     _, cm, data = reference
     x_int = cm.quantize_input(data.x_test[:64])
     np.testing.assert_array_equal(cm.int8_forward(x_int, "cuda"), cm.int8_forward(x_int))
+
+
+CONV_CASES = ["dscnn_tiny", "resnet_tiny", "branches", "sequential", "dscnn"]
+
+
+def _conv_case(name: str):
+    """``(compiled, int8 inputs)``: 8 inputs of a conv model (depthwise, per-side padding,
+    residual adds, plain)."""
+    if name == "dscnn":
+        model, data = load(name)
+        x = torch.as_tensor(data.x_test[:8])
+    else:
+        model, inputs = make(name)
+        x = inputs(8, torch.Generator().manual_seed(2))
+    cm = hwaccel.compile(model, x[:2], calibration=x)
+    return cm, cm.quantize_input(x)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_conv_models_int8_on_cuda_equal_cpu(name):
+    cm, x_int = _conv_case(name)
+    for n in (1, 3, 8):
+        np.testing.assert_array_equal(cm.int8_forward(x_int[:n], "cuda"),
+                                      cm.int8_forward(x_int[:n]))
+
+
+@pytest.mark.parametrize("name", CONV_CASES)
+def test_unfold_convolutions_equal_the_cpu_path(monkeypatch, name):
+    """The convolutions' ``unfold`` + matmul path (every device but the CPU, so CUDA's) equals
+    the CPU's ``conv2d`` exactly, grouped ones included, here on the CPU (CI has no GPU). At
+    batch 8 a depthwise conv of 8 channels once broadcast its kernels over the batch and got
+    the right shape with the wrong values; at other batches it raised (first seen on an H200)."""
+    from hwaccel.compiler import int8
+
+    cm, x_int = _conv_case(name)
+    want = {n: int8.forward(cm.qgraph, x_int[:n]) for n in (1, 3, 8)}
+    monkeypatch.setattr(int8, "unfold_convs", lambda dev: True)
+    for n, ints in want.items():
+        np.testing.assert_array_equal(int8.forward(cm.qgraph, x_int[:n]), ints)

@@ -41,7 +41,7 @@ from ..numerics import (
 from . import ir
 from .int8_attention import forward_op as attention_op
 
-__all__ = ["forward"]
+__all__ = ["forward", "unfold_convs"]
 
 
 def _requant(acc, multiplier, shift, relu: bool, tally, name: str):
@@ -64,6 +64,13 @@ def _count(tally: dict, name: str, exact, relu: bool) -> None:
     t[2] += 0 if relu else int((exact < INT8.min).sum())
 
 
+def unfold_convs(dev) -> bool:
+    """Whether convolutions on the torch device ``dev`` go through ``unfold`` + matmul (every
+    device but the CPU, whose float64 ``conv2d`` is already im2col + GEMM). A function, so the
+    tests can run that path on the CPU (CI has no GPU)."""
+    return dev.type != "cpu"
+
+
 def _exact_matmul(a, b):
     """``a @ b`` of integer tensors, through float64 (exact: see the module docstring)."""
     import torch
@@ -83,27 +90,23 @@ def _conv(op: ir.QConv, x, dev, tally=None):
     import torch.nn.functional as F
 
     cout, cin_g, kh, kw = op.w.shape
-    n, cin, h, w = x.shape
+    n, _, h, w = x.shape
     oh, ow = op.out_size(h, w)
     pad = op.padding if isinstance(op.padding, int) else 0
     if not isinstance(op.padding, int):  # per side (torch pads symmetrically); zeros are exact
         top, left, bottom, right = op.pads
         x = F.pad(x, (left, right, top, bottom))
-    if dev.type == "cpu":
+    if not unfold_convs(dev):
         w64 = torch.as_tensor(op.w, dtype=torch.float64)
         acc = F.conv2d(x.to(torch.float64), w64, stride=op.strides, padding=pad,
                        groups=op.groups)
         acc = torch.round(acc).to(torch.int64)
-    else:
+    else:  # each group's kernels times its windows: ``g x (cout/g x K) @ n x g x (K x L)``
+        g = op.groups
         cols = F.unfold(x.to(torch.float64), (kh, kw), padding=pad, stride=op.strides)
-        if op.groups == 1:
-            wt = torch.as_tensor(op.w.reshape(cout, -1), dtype=torch.int64, device=dev)
-            acc = _exact_matmul(wt, cols).reshape(n, cout, oh, ow)
-        else:  # depthwise: each channel's window times its own kernel, summed exactly
-            wt = torch.as_tensor(op.w.reshape(cout, 1, kh * kw, 1), dtype=torch.float64,
-                                 device=dev)
-            acc = (cols.reshape(n, cin, kh * kw, -1) * wt).sum(2)
-            acc = torch.round(acc).to(torch.int64).reshape(n, cout, oh, ow)
+        cols = cols.reshape(n, g, cin_g * kh * kw, oh * ow)
+        wt = torch.as_tensor(op.w.reshape(g, cout // g, cin_g * kh * kw), device=dev)
+        acc = _exact_matmul(wt, cols).reshape(n, cout, oh, ow)
     acc = acc + torch.as_tensor(op.bias, device=dev).reshape(-1, 1, 1)
     y = _requant(acc, torch.as_tensor(op.multiplier, device=dev).reshape(-1, 1, 1),
                  torch.as_tensor(op.shift, device=dev).reshape(-1, 1, 1), op.relu, tally, op.name)
