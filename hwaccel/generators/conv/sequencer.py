@@ -45,9 +45,9 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     the load phase on: ``fill``) and the sequencer (issues one chunk a cycle in the run phase:
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
     ``rq_count`` are the next values of the weight and requantizer beats loaded so far, as
-    :func:`.ahead.choices` (a depthwise channel group issues once its own are in; ``w_count``'s
-    first candidate the count plus one, a beat taken; ``rq_count``'s hold case the register,
-    :func:`.ahead.held`), ``w_loaded`` the weight count itself.
+    :func:`.ahead.choices` with the register as their hold case (:func:`.ahead.held`; a
+    depthwise channel group issues once its own are in; ``w_count``'s first candidate the count
+    plus one, a beat taken), ``w_loaded`` the weight count itself.
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
