@@ -95,6 +95,7 @@ def test_batches_beyond_one_program_cover_every_sample():
     np.testing.assert_array_equal(tail.ints(act), cm.int8_forward(x_int[parts[-1][0]]))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_int8_on_cuda_equals_cpu(reference):
     _, cm, data = reference
