@@ -255,7 +255,7 @@ class ConvEngine(wiring.Component):
             m.d.sync += state.eq(2)
 
         issue = issue_logic(m, cfg, desc, self.layer, self.activations, run, load | run, start,
-                            banks, w_rd, held(w_next, w_count), held(p_next, p_count), w_count)
+                            banks, w_rd, held(w_next, w_count), held(p_next, p_count))
         busy = self._pipeline(m, platform, cfg, desc, issue, banks, (w_wr, w_rd), p_rd, start)
         with m.If(run & issue["done"] & issue["written"]):
             m.d.sync += state.eq(3)

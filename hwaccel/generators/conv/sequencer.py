@@ -40,14 +40,14 @@ def _word(cfg: ConvConfig, col, sub):
 
 
 def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, banks,
-                w_rd, w_count, rq_count, w_loaded) -> dict:
+                w_rd, w_count, rq_count) -> dict:
     """The writer (stores the ``activations`` stream into the row memories ``banks``, from
     the load phase on: ``fill``) and the sequencer (issues one chunk a cycle in the run phase:
     ``run``); ``start`` is the cycle the ``layer`` descriptor transfers; ``w_count`` and
     ``rq_count`` are the next values of the weight and requantizer beats loaded so far, as
     :func:`.ahead.choices` with the register as their hold case (:func:`.ahead.held`; a
     depthwise channel group issues once its own are in; ``w_count``'s first candidate the count
-    plus one, a beat taken), ``w_loaded`` the weight count itself.
+    plus one, a beat taken; its hold case, the weight count itself, is ``w_loaded`` below).
     The issue condition ``go`` is of registers only (``credit``, which the engine drives,
     too): the compares it needs (the writer's progress against the window, the requantizer
     and weight beats against the block, the read column against the window's last) are kept
@@ -180,7 +180,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # (After a start no weight word is in: the flag is 0, as :func:`.ahead.held` has it.)
     w_need_c = choices(m, needs_w["w_need"], "w_need", [(go & grp, needs_w["w_need_g"])])
     w_need1_c = choices(m, needs_w["w_need1"], "w_need1", [(go & grp, needs_w["w_need_g1"])])
-    (w_taken, _), _ = w_count
+    (w_taken, _), (_, w_loaded) = w_count
 
     def w_ok_of(cands):   # (``w_need_c``'s conditions select last, as in :func:`compare`)
         (cond, (need, need1)), rest = cands[0], cands[1:]

@@ -69,7 +69,8 @@ class TorchBackend(TorchDeviceBackend):
         dev = torch.device(self.device)
         module = copy.deepcopy(compiled.module).to(dev).eval()
         x = torch.as_tensor(x)
-        sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+        cuda = dev.type == "cuda"
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
 
         def call(xb):
             out = module(xb.to(dev))
@@ -77,7 +78,7 @@ class TorchBackend(TorchDeviceBackend):
             return out
 
         parts = chunks(len(x), batch)
-        exact = ieee_float32() if dev.type == "cuda" else contextlib.nullcontext()
+        exact = ieee_float32() if cuda else contextlib.nullcontext()
         with torch.inference_mode(), exact:
             call(x[parts[0]])  # warm-up
             t0 = time.perf_counter()
@@ -86,5 +87,5 @@ class TorchBackend(TorchDeviceBackend):
             seconds = time.perf_counter() - t0
             latency = batch1_latency(call, x, latency_samples)
         logits = torch.cat(out).to(torch.float64).numpy()
-        notes = (IEEE_NOTE,) if dev.type == "cuda" else ()
+        notes = (IEEE_NOTE,) if cuda else ()
         return BackendRun(self.name, device, np.asarray(logits), seconds, latency, notes=notes)
