@@ -13,39 +13,39 @@ fault state, not a hang; and runs a watchdog while a job is in flight for whatev
 cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``count x nb`` of C,
 ``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
-States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CALC2 -> CHECK -> [TILE] -> ISSUE
--> RUN -> ISSUE ... (a depthwise CONV's next groups and a GEMM's next tile: RUN -> ISSUE; after a
-FENCE, CHECK -> FETCH). Overlap: while a job issues and runs, the program memory reads the next
-command's word, and the checks read it from the job's first RUN cycle (``ccmd``, with the products
-of its fields; the running command keeps the command register ``cmd`` and its copies, ``run_*``, of
-what its later tiles and its units read of the checks): CALC's registers load in the second, CALC2's
-products in the third, and the tile pipeline works out its first tile (:mod:`.tiling`), so by
-:data:`.tiling.RIPE` RUN cycles the next command is checked. The command retiring from RUN then
-loads it into the command register in that cycle, with its job's fields (and its first tile's) if it
-passed its checks, and it issues in the next cycle (FETCH, DECODE, CALC, CALC2, CHECK and TILE
-hidden under the job; a MATMUL checked so may gather its B under the job too, ``mm_early``:
-:func:`.matmul_checks.matmul_tiling`); FENCE, DONE or a command that failed a check goes to CHECK,
-which ends, fences or faults as ever; after a depthwise CONV (whose jobs read the check registers,
-so nothing is checked under them) or before one, to CALC; at the program memory's end, to FETCH and
-its PC_RANGE fault. A GEMM's next tile is loaded in the cycle the running one
-ends (from the loop state after it, which the tile pipeline has settled by then) and issues in
-the next, with no TILE cycle of its own. A job still issues only once the previous one is done
-(every result stored), so a command always reads what the one before it wrote; and every fault
-stops at the faulting command's own pc. Clock speed: no path does more than one multiply (a
-LUT multiply of up to 14 x 14 bits runs at about 100 MHz on ECP5 by itself), and the checks'
-products go straight into registers, with no choice or compare behind them. The products of
-command fields load with the command register (from the program word's register), CALC
-registers the factors of every count (a choice of those by opcode) and the room left in each
-memory, CALC2 multiplies into registers, CHECK hands those to the job's fields and registers
-the range compares and the shapes' verdict, which the command's first TILE or ISSUE reads (or,
-checked ahead, the retirement before it: a command that fails them under a running job goes
-on to CHECK, and a SHAPE or ADDRESS fault is found in its first TILE or ISSUE after CHECK; in
-an ISSUE it abandons the job it starts: the units are reset in the next cycle, before the job
-can store a word, so the compares do not gate the job's start); a GEMM's next tile is worked
-out while the current one runs, so TILE only copies, adds and multiplies once. All but CALC2 in
-cycles the processor spent anyway; CALC2 is a cycle more for a command not checked ahead under
-a job (the first, the one after a FENCE, a depthwise CONV and the command after it):
-:data:`.perf.FETCH_TO_CHECK`.
+States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CALC2 -> CHECK -> [TILE] ->
+ISSUE -> RUN -> ISSUE ... (a depthwise CONV's next groups and a GEMM's next tile: RUN -> ISSUE;
+after a FENCE, CHECK -> FETCH). Overlap: while a job issues and runs, the program memory reads
+the next command's word, and the checks read it from the job's first RUN cycle (``ccmd``, with
+the products of its fields; the running command keeps the command register ``cmd`` and its
+copies, ``run_*``, of what its later tiles and its units read of the checks): CALC's registers
+load in the second, CALC2's products in the third, and the tile pipeline works out its first
+tile (:mod:`.tiling`), so by :data:`.tiling.RIPE` RUN cycles the next command is checked. The
+command retiring from RUN then loads it into the command register in that cycle, with its job's
+fields (and its first tile's) if it passed its checks, and it issues in the next cycle (FETCH,
+DECODE, CALC, CALC2, CHECK and TILE hidden under the job; a MATMUL checked so may gather its B
+under the job too, ``mm_early``: :func:`.matmul_checks.matmul_tiling`); FENCE, DONE or a command
+that failed a check goes to CHECK, which ends, fences or faults as ever; after a depthwise CONV
+(whose jobs read the check registers, so nothing is checked under them) or before one, to CALC;
+at the program memory's end, to FETCH and its PC_RANGE fault. A GEMM's next tile is loaded in
+the cycle the running one ends (from the loop state after it, which the tile pipeline has
+settled by then) and issues in the next, with no TILE cycle of its own. A job still issues only
+once the previous one is done (every result stored), so a command always reads what the one
+before it wrote; and every fault stops at the faulting command's own pc. Clock speed: no path
+does more than one multiply (a LUT multiply of up to 14 x 14 bits runs at about 100 MHz on ECP5
+by itself), and the checks' products go straight into registers, with no choice or compare
+behind them. The products of command fields load with the command register (from the program
+word's register), CALC registers the factors of every count (a choice of those by opcode) and
+the room left in each memory, CALC2 multiplies into registers, CHECK hands those to the job's
+fields and registers the range compares and the shapes' verdict, which the command's first TILE
+or ISSUE reads (or, checked ahead, the retirement before it: a command that fails them under a
+running job goes on to CHECK, and a SHAPE or ADDRESS fault is found in its first TILE or ISSUE
+after CHECK; in an ISSUE it abandons the job it starts: the units are reset in the next cycle,
+before the job can store a word, so the compares do not gate the job's start); a GEMM's next
+tile is worked out while the current one runs, so TILE only copies, adds and multiplies once.
+All but CALC2 in cycles the processor spent anyway; CALC2 is a cycle more for a command not
+checked ahead under a job (the first, the one after a FENCE, a depthwise CONV and the command
+after it): :data:`.perf.FETCH_TO_CHECK`.
 
 Aborts are decided a cycle ahead, so that the units' reset is a register (the accelerator's
 ``kill``, loaded from ``abort_next``) with no logic in front of it. The watchdog counts a job's
@@ -241,12 +241,12 @@ class Processor(wiring.Component):
         # command checked ahead: the compares then feed one register, not every job field.
         shape_ok = Signal(name="shape_ok")
         m.d.sync += shape_ok.eq(chk.shape_ok)
-        # The next command's checks and first tile are done by the job's RIPE-th RUN cycle (ccmd and
-        # its fields' products at 0, CALC's registers at 1, CALC2's products and the tile's shape at
-        # 2, the verdict and the tile's products at 3): a job command that passes them starts at its
-        # first ISSUE as the running command retires (FETCH, DECODE, CALC, CALC2, CHECK and TILE
-        # hidden); DONE, FENCE or a command that fails them goes to CHECK (which ends, fences or
-        # faults as ever); a depthwise CONV, unchecked, to CALC.
+        # The next command's checks and first tile are done by the job's RIPE-th RUN cycle (ccmd
+        # and its fields' products at 0, CALC's registers at 1, CALC2's products and the tile's
+        # shape at 2, the verdict and the tile's products at 3): a job command that passes them
+        # starts at its first ISSUE as the running command retires (FETCH, DECODE, CALC, CALC2,
+        # CHECK and TILE hidden); DONE, FENCE or a command that fails them goes to CHECK (which
+        # ends, fences or faults as ever); a depthwise CONV, unchecked, to CALC.
         # (Its job's RIPE-th cycle or later, a register: in RUN the running command and, from
         # the job's second cycle, the checked one hold, so it is worked out a cycle ahead.)
         ripe = Signal(name="ripe")
