@@ -59,16 +59,16 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
                            start_late=start_late)
 
 
-def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt_rd,
+def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt_data,
                prog_rd, pending: list = ()) -> None:
     """``host.rdata``: the word at ``host.addr`` from the cycle after ``re`` (REG: ``regs``, STATUS
-    then the counters, each plus its ``pending`` value where it has one: a counter's
-    registered event; the memories: their read ports, which the host addresses while they
-    are its own; ``act_data`` the activation scratchpad's word as the host sees it). The
-    register and its pending value are chosen into registers and added as they leave them,
-    one adder beside the memories' reads: after the choice, in the same cycle, it made the
-    read register's input a choice (STATUS's fields) and a 48-bit carry chain, the netlist
-    estimate's deepest path at bb81e54 (14.8 ns)."""
+    then the counters, each plus its ``pending`` value where it has one: a counter's registered
+    event; the memories: their read ports, which the host addresses while they are its own;
+    ``act_data`` and ``wgt_data`` the scratchpads' words as the host sees them). The register and
+    its pending value are chosen into registers and added as they leave them, one adder beside the
+    memories' reads: after the choice, in the same cycle, it made the read register's input a choice
+    (STATUS's fields) and a 48-bit carry chain, the netlist estimate's deepest path at bb81e54
+    (14.8 ns)."""
     r_region = Signal(2)
     r_reg = Signal(max(COUNTER_BITS, 32))
     r_add = Signal()
@@ -84,5 +84,5 @@ def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt
         m.d.sync += [r_reg.eq(value), r_add.eq(extra)]
     m.d.comb += host.rdata.eq(
         Mux(r_region == Region.ACT, act_data,
-            Mux(r_region == Region.WGT, wgt_rd.data,
+            Mux(r_region == Region.WGT, wgt_data,
                 Mux(r_region == Region.PROG, prog_rd.data, (r_reg + r_add)[:len(r_reg)]))))
