@@ -69,11 +69,11 @@ PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
 #: The watchdog limit the ``watchdog`` mutant runs with (see :class:`ProcessorHarness`).
 MUTANT_WATCHDOG = 16
 
-#: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CHECK, TILE,
-#: ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE, and a command checked
+#: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CALC2, CHECK,
+#: TILE, ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE, and a command checked
 #: under the job goes straight to ISSUE, or to CHECK: the bound then has two cycles or more to
 #: spare).
-OVERHEAD = 7
+OVERHEAD = 8
 
 
 def formal_configs() -> dict[str, AccelConfig]:
@@ -91,7 +91,7 @@ def formal_configs() -> dict[str, AccelConfig]:
 #: ``prog_addr``, the pc's low bits, or pc + 1's while a job issues or runs.)
 DATAPATH = ("$signal*", "$like*", "nxt_*", "gb", "geo_*", "kwb", "n_next", "wk_next", "step_*",
             "tn_cur", "rem", "pixels_out", "oh_calc", "ow_calc", "past", "legal", "more*",
-            "k_tiled", "job_*", "ccmd", "run_*")
+            "k_tiled", "job_*", "ccmd", "run_*", "fp_*", "dw_src", "dw_dst")
 
 
 class ProcessorHarness(Harness):
