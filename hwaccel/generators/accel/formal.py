@@ -14,7 +14,7 @@ Properties ("no hang"):
 
 ``watchdog``      a job never runs more than ``watchdog`` cycles without a stream transfer:
                   it finishes or faults (TIMEOUT) first. Proved at the config's own limit
-                  (2048 cycles on ``tiny``) by 1-induction with four helper invariants,
+                  (2048 cycles on ``tiny``) by 1-induction with helper invariants,
                   each independent of the limit's value: in a job the processor's counter
                   ``watch`` equals the harness's count of cycles without progress (both
                   restart at the job's issue, both grow by one per quiet cycle and restart
@@ -24,7 +24,9 @@ Properties ("no hang"):
                   age is saturated (``RIPE``), so a GEMM tile waiting to ripen never holds
                   off the timeout at a large count; that age is at most ``RIPE`` (its
                   register can hold more, which would wrap); and at ``watchdog`` the abort
-                  is decided (``expire``: the processor decides it a cycle ahead). pdr did
+                  is decided (``expire``: the processor decides it a cycle ahead); and the
+                  processor's state register is one-hot (a bit a state, each assignment
+                  one bit: an arbitrary induction state could otherwise run two). pdr did
                   not find these relations on a 2048-cycle counter within minutes; stated,
                   they make the step inductive.
 ``between_jobs``  outside a job, the processor reaches its next job, retires a command or goes
@@ -144,8 +146,10 @@ class ProcessorHarness(Harness):
             m.d.comb += Assert(quiet <= cfg.watchdog, "a job stalled past the watchdog")
             if not self.mutant:  # the helper invariants (see the module docstring)
                 watch, age = driven(self.body, "watch"), driven(self.body, "age")
-                expire = driven(self.body, "expire")
+                expire, state = driven(self.body, "expire"), driven(self.body, "state")
                 m.d.comb += [
+                    Assert(sum(state[i] for i in range(len(state))) == 1,
+                           "the processor's state is not one-hot"),
                     Assert(watch == quiet, "the watchdog counter disagrees with the quiet cycles"),
                     Assert(watch <= cfg.watchdog, "the watchdog counter passed its limit"),
                     Assert((watch != cfg.watchdog) | expire,
