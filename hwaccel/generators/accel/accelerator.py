@@ -343,7 +343,9 @@ class Accelerator(wiring.Component):
         host_mem = ~busy & ~proc.start
         # The datapath's ports, but in a reset's cycle (the units' last) nothing is stored and
         # the host has them (a soft reset: STATUS reads idle).
-        own = active & ~kill
+        own = Signal(name="own")   # ``active & ~kill``, worked out from their next values:
+        # ``kill`` (the units' reset) is not in front of the RAMs' addresses (e3b699f: 12.5 ns)
+        m.d.sync += own.eq(~kill & ~done & (proc.job_start | active) & ~port.kill_next)
         # Weight writes land a cycle late (:func:`..conv.rw.landing_write`): ``busy`` and the
         # region are not in front of the block RAMs' write enables (placed: 12.7-13.6 ns).
         wgt_w = landing_write(m, offset, host.wdata, host.we & host_mem & (region == Region.WGT),

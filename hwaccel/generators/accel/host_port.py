@@ -24,8 +24,9 @@ __all__ = ["host_control", "host_reads"]
 def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     """CONTROL and WATCHDOG writes into ``proc`` (its ``start``, ``start_pc`` and
     ``watch_last``); returns ``region`` and ``offset`` (of ``host.addr``), the reset
-    registers ``soft`` and ``kill``, and ``start_late``: a start written in ``soft``'s cycle
-    is being taken (STATUS.busy reads 1 then, as in the cycle after any start)."""
+    registers ``soft`` and ``kill`` (and ``kill_next``, what ``kill`` loads), and
+    ``start_late``: a start written in ``soft``'s cycle is being taken (STATUS.busy reads 1
+    then, as in the cycle after any start)."""
     region = host.addr[cfg.addr_bits:]
     offset = host.addr[: cfg.addr_bits]
     reg_write = host.we & (region == Region.REG)
@@ -33,7 +34,8 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     assert CONTROL_START == 1 and CONTROL_RESET == 2  # the bits tested here
     soft_write = control & host.wdata[1]
     soft, kill = Signal(name="soft"), Signal(name="kill")
-    m.d.sync += [soft.eq(soft_write), kill.eq(soft_write | proc.abort_next)]
+    kill_next = soft_write | proc.abort_next
+    m.d.sync += [soft.eq(soft_write), kill.eq(kill_next)]
     # A start: CONTROL's start bit without the soft-reset bit; one written in ``soft``'s cycle
     # (the processor is in reset) is taken in the next.
     start_write = control & host.wdata[0] & ~host.wdata[1]
@@ -56,7 +58,7 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     with m.If(soft_write):
         m.d.sync += watch_last.eq(default)
     return SimpleNamespace(region=region, offset=offset, soft=soft, kill=kill,
-                           start_late=start_late)
+                           kill_next=kill_next, start_late=start_late)
 
 
 def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt_data,
