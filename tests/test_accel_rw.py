@@ -18,9 +18,9 @@ bank is written, whatever the address, makes about half the random ADDs and a fe
 differ (the element-wise unit reads while it writes; the other jobs here never read a bank in
 a cycle a write lands in it, nor the partial sums in a cycle they are written).
 
-The scratchpads' writes land a cycle after they are presented, so the host's reads take a
-landing word from a register: a read in the cycle after each write must return it (without
-that register, the poisoned read fails the last test).
+The banks' writes land a cycle after they are presented, so the host's reads take a landing
+word from a register: a read in the cycle after each write must return it (without that
+register, the poisoned read fails the last test).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from hwaccel.numerics import add_params
 from hwaccel.sim.host import HarnessHost
 from hwaccel.sim.runner import Design
 
-POISONED = ("act_even_rw_hit", "act_odd_rw_hit", "wgt_rw_hit", "psum_rw_hit", "partial_rw_hit")
+POISONED = ("act_even_rw_hit", "act_odd_rw_hit", "psum_rw_hit", "partial_rw_hit")
 
 
 @pytest.fixture(scope="module")
@@ -123,20 +123,18 @@ def test_element_wise_jobs_stay_exact_with_poisoned_reads(poisoned, kind, draw, 
         assert poisoned.counters() == program_perf(TINY, b.commands).counters, why
 
 
-@pytest.mark.parametrize("region", [Region.ACT, Region.WGT], ids=["act", "wgt"])
-def test_the_host_reads_a_scratchpad_word_the_cycle_after_writing_it(poisoned, seed, region):
-    # A scratchpad write lands a cycle after it is presented (the write port's registers), so
-    # the host's read in the next cycle meets it at the block RAM (inverted here) and must take
-    # the landing word; a read of another word then must not.
+def test_the_host_reads_an_activation_word_the_cycle_after_writing_it(poisoned, seed):
+    # An activation write lands a cycle after it is presented (the banks' write registers),
+    # so the host's read in the next cycle meets it at the block RAM (inverted here) and must
+    # take the landing word; a read of another word then must not.
     rng = np.random.default_rng(seed)
-    depth, bits = ((TINY.act_depth, TINY.act_bits) if region == Region.ACT
-                   else (TINY.wgt_depth, TINY.wgt_bits))
+    depth, bits = TINY.act_depth, TINY.act_bits
     for _ in range(30):
         a, other = (int(v) for v in rng.choice(depth, size=2, replace=False))
         w1, w2, w3 = (int.from_bytes(rng.bytes(bits // 8), "little") for _ in range(3))
-        words = [address(TINY, region, x) for x in (a, other)]
-        poisoned.write(words[0], w1)
-        assert poisoned.read(words[0]) == w1, f"word {a} read the cycle after its write"
-        poisoned.write_many([(words[0], w2), (words[1], w3)])
-        assert poisoned.read(words[0]) == w2, f"word {a} read while word {other} lands"
-        assert poisoned.read(words[1]) == w3, f"word {other} read after it landed"
+        act = [address(TINY, Region.ACT, x) for x in (a, other)]
+        poisoned.write(act[0], w1)
+        assert poisoned.read(act[0]) == w1, f"word {a} read the cycle after its write"
+        poisoned.write_many([(act[0], w2), (act[1], w3)])
+        assert poisoned.read(act[0]) == w2, f"word {a} read while word {other} lands"
+        assert poisoned.read(act[1]) == w3, f"word {other} read after it landed"

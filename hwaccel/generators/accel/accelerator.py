@@ -11,8 +11,8 @@ Host port (``host``: a simple synchronous memory-mapped bus, documented in :mod:
 Memories are the host's only while STATUS.busy is 0 (the DMA owns their ports while a program
 runs; host accesses to them then are dropped). A host reads or writes in a cycle, not both (a
 read in the cycle of a write to the same word returns an undefined word on an FPGA: every
-memory is ``no_rw_check``, below and :mod:`.act_banks`; an ACT or WGT write lands a cycle late,
-and the host's next read of it forwards it). REG writes are always taken: CONTROL bit 0
+memory is ``no_rw_check``, below and :mod:`.act_banks`; an ACT write lands a cycle late, and the
+host's next read of it forwards it). REG writes are always taken: CONTROL bit 0
 starts the program at pc ``wdata[16:32]``, bit 1 is a soft reset that returns the processor,
 DMA and engines to idle mid-program (memories keep their contents); WATCHDOG sets the watchdog
 limit (:class:`.isa.Reg`). A TIMEOUT resets the engines and DMA as a soft reset does (the
@@ -68,7 +68,7 @@ from amaranth.lib.wiring import In, Out
 from ..conv.chain import ConvPool
 from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
-from ..conv.rw import NO_RW_CHECK, landing_write, read_data
+from ..conv.rw import NO_RW_CHECK, read_data
 from .act_banks import ActBanks
 from .config import AccelConfig
 from .counters import counter_registers, energy_events, mac_slots_due
@@ -118,11 +118,9 @@ class Accelerator(wiring.Component):
 
         # --- memories --------------------------------------------------------------------------
         act = m.submodules.act = ActBanks(cfg.act_bits, cfg.act_depth)   # word pairs
-        # Only the host writes these, while no program runs: no datapath read uses a word written
-        # in its cycle (a program's first weight read is cycles after its start, and a start a
-        # cycle after a write at the earliest; the host's reads forward a landing weight word),
-        # so Yosys need not add read-during-write logic (ECP5: a delayed write, a compare, a mux
-        # after the RAM; 514 flip-flops at d03b902).
+        # Only the host writes these, while no program runs and their read ports are its own: no
+        # read uses a word written in its cycle, so Yosys need not add read-during-write logic
+        # (ECP5: a delayed write, a compare, a mux after the RAM; 514 flip-flops at d03b902).
         wgt = m.submodules.wgt = memory.Memory(shape=unsigned(cfg.wgt_bits),
                                                depth=cfg.wgt_depth, init=[], attrs=NO_RW_CHECK)
         prog = m.submodules.prog = memory.Memory(shape=command_layout(cfg),
@@ -343,14 +341,7 @@ class Accelerator(wiring.Component):
         host_mem = ~busy & ~proc.start
         # The datapath's ports, but in a reset's cycle (the units' last) nothing is stored and
         # the host has them (a soft reset: STATUS reads idle).
-        own = Signal(name="own")   # ``active & ~kill``, worked out from their next values:
-        # ``kill`` (the units' reset) is not in front of the RAMs' addresses (e3b699f: 12.5 ns)
-        m.d.sync += own.eq(~kill & ~done & (proc.job_start | active) & ~port.kill_next)
-        # Weight writes land a cycle late (:func:`..conv.rw.landing_write`): ``busy`` and the
-        # region are not in front of the block RAMs' write enables (placed: 12.7-13.6 ns).
-        wgt_w = landing_write(m, offset, host.wdata, host.we & host_mem & (region == Region.WGT),
-                              wgt_rd.addr, "wgt")
-        wgt_data = read_data(m, wgt_wr, wgt_rd, "wgt")
+        own = active & ~kill
         m.d.comb += [
             act_rd.addr.eq(Mux(own, Mux(is_elt, elt.addr, act_dma.addr), offset)),
             act.pair.eq(own & is_elt & elt.pair), act.rup.eq(elt.rup),
@@ -360,8 +351,9 @@ class Accelerator(wiring.Component):
             act_wr.en.eq(Mux(own, store & proc.job_keep,
                              host.we & host_mem & (region == Region.ACT))),
             wgt_rd.addr.eq(Mux(own, wgt_dma.addr, offset)),
-            wgt_dma.rdata.eq(wgt_data),
-            wgt_wr.addr.eq(wgt_w.addr), wgt_wr.data.eq(wgt_w.data), wgt_wr.en.eq(wgt_w.en),
+            wgt_dma.rdata.eq(wgt_rd.data),
+            wgt_wr.addr.eq(offset), wgt_wr.data.eq(host.wdata),
+            wgt_wr.en.eq(host.we & host_mem & (region == Region.WGT)),
             # The processor asks for its first word in the start's own cycle (it registers
             # the word it reads), in which the host writes CONTROL and reads nothing.
             prog_rd.addr.eq(Mux(busy | proc.start, proc.prog_addr, offset)),
@@ -397,8 +389,8 @@ class Accelerator(wiring.Component):
         status = Mux(soft, 0, Cat(host_busy, proc.done, proc.error, Signal(5), proc.cause,
                                   proc.pc))
 
-        host_reads(m, host, port, [status, *counters.values], act.rhost,
-                   wgt_w.forward(wgt_data), prog_rd, pending=[0, *counters.added.values()])
+        host_reads(m, host, port, [status, *counters.values], act.rhost, wgt_rd, prog_rd,
+                   pending=[0, *counters.added.values()])
 
         with m.If(kill):
             m.d.sync += [active.eq(0), *(k.eq(0) for k in kinds), pending.eq(0), togo.eq(0),

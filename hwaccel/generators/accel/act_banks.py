@@ -39,7 +39,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..conv.rw import NO_RW_CHECK, landing_write, read_data
+from ..conv.rw import NO_RW_CHECK, data_register, read_data
 
 __all__ = ["ActBanks"]
 
@@ -79,15 +79,20 @@ class ActBanks(wiring.Component):
         half = self.raddr >> 1
         odd = Signal()                       # the last read address was odd
         m.d.sync += odd.eq(self.raddr[0])
-        w = landing_write(m, self.waddr, self.wdata, self.wen, self.raddr, "act")
+        w_en = Signal(name="w_en")
+        w_addr, w_data = data_register(self.waddr.shape(), "w_addr"), data_register(
+            self.width, "w_data")
+        m.d.sync += [w_en.eq(self.wen), w_addr.eq(self.waddr), w_data.eq(self.wdata)]
         for b, port in enumerate(wr):
-            m.d.comb += [port.addr.eq(w.addr >> 1), port.data.eq(w.data),
-                         port.en.eq(w.en & (w.addr[0] == b))]
-        data = [read_data(m, p, r, f"act_{name}") for p, r, name in zip(wr, rd, ("even", "odd"))]
+            m.d.comb += [port.addr.eq(w_addr >> 1), port.data.eq(w_data),
+                         port.en.eq(w_en & (w_addr[0] == b))]
+        data = [read_data(m, w, r, f"act_{name}") for w, r, name in zip(wr, rd, ("even", "odd"))]
+        landed, hit = data_register(self.width, "landed"), Signal(name="landed_hit")
+        m.d.sync += [landed.eq(w_data), hit.eq(w_en & (w_addr == self.raddr))]
         m.d.comb += [
             rd[0].addr.eq(Mux(self.pair, self.rup, half)), rd[1].addr.eq(half),
             self.rdata.eq(Mux(odd, data[1], data[0])),
             self.rnext.eq(Mux(odd, data[0], data[1])),
-            self.rhost.eq(w.forward(self.rdata)),
+            self.rhost.eq(Mux(hit, landed, self.rdata)),
         ]
         return m

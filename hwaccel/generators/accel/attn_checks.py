@@ -11,8 +11,8 @@ the unit -- SOFTMAX's table and LAYERNORM's parameters (SHAPE, :mod:`.attn_path`
 
 Processor timing (:func:`.checks.command_checks`): CALC registers ``W`` (a sum of constant
 comparisons, no divider), the fields' checks and the job (:func:`attn_job_layout`, held until the
-next command's CALC so the datapath reads it for the whole job); CALC2 multiplies ``count x W``
-and the cycle after CHECK compares, as for every command.
+next command's CALC so the datapath reads it for the whole job); CHECK multiplies ``count x W``
+and compares, as for every command.
 """
 
 from __future__ import annotations

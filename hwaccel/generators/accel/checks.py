@@ -1,5 +1,5 @@
-"""The command processor's shape and range checks (:func:`command_checks`), across CALC, CALC2
-and CHECK.
+"""The command processor's shape and range checks (:func:`command_checks`), across CALC and
+CHECK.
 
 Every command's reads and writes are checked whole before anything moves: a shape the
 configuration cannot run is a SHAPE fault, a range past its scratchpad an ADDRESS fault. The
@@ -24,20 +24,16 @@ from .lstm_checks import lstm_checks, lstm_words
 __all__ = ["command_checks"]
 
 
-def command_checks(m, cmd, cfg: AccelConfig, *, calc, early) -> SimpleNamespace:
-    """The shape and range checks, across CALC, CALC2, CHECK and the cycle after: every
-    product alone between two registers, and no multiply before a compare or a choice.
+def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
+    """The shape and range checks, across CALC, CHECK and the cycle after: one multiply deep
+    per cycle, and no multiply before a compare.
 
-    A range check is ``base + a * b > depth``. The factors ``a`` and ``b`` are themselves at
-    most one product of command fields, which ``early(fn, name)`` registers from the program
-    word as the command register ``cmd`` loads it (``fn`` of the word: the product is ready
-    with the command, at no cycle's cost); CALC registers the factors (a choice of those
-    registers and fields by opcode) and the room ``depth - base``; CALC2 multiplies into
-    registers (``in_words``, ``out_words``, ``w_words``), which CHECK hands to the job's
-    fields and ``range_bad`` compares in the cycle after CHECK. Shape checks are registered
-    in CALC, except the descriptor equalities that need a sum or a product first (those
-    compare in CALC2 and CHECK: ``shape_ok``, which the processor registers and reads in the
-    cycle after CHECK, with the range checks).
+    A range check is ``base + a * b > depth``. CALC registers the factors ``a`` and ``b``
+    (themselves at most one product of command fields) and the room ``depth - base``;
+    CHECK multiplies (into registers), and ``range_bad`` compares those products in the cycle
+    after CHECK. Shape checks are registered in CALC, except the descriptor equalities that
+    need a sum or a product first (those compare in CHECK: ``shape_ok``, which the processor
+    registers and reads in the cycle after, with the range checks).
     """
     conv = cfg.conv
     ad, wd = cfg.act_depth, cfg.wgt_depth
@@ -60,6 +56,8 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc, early) -> SimpleNamespace:
     gb = Signal(range(mg * mb + 1))
     pixels_out = Signal(range(conv.max_width * conv.max_height + 1))
 
+    ow_p = Mux(d.pool, d.out_width >> 1, d.out_width)
+    oh_p = Mux(d.pool, d.out_height >> 1, d.out_height)
     span_w = d.width + d.pad_left + d.pad_right
     span_h = d.height + d.pad_top + d.pad_bottom
     kh, kw_ = d.kernel_h, d.kernel_w
@@ -101,19 +99,8 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc, early) -> SimpleNamespace:
                & le(p.width, conv.max_width) & le(p.height, conv.max_height)
                & le(p.blocks, mb))
 
-    # The products of command fields, registered with the command (``early``).
-    conv_in = early(lambda c: c.desc.width * c.desc.height, "fp_conv_in")
-    conv_out = early(lambda c: Mux(c.desc.pool, c.desc.out_width >> 1, c.desc.out_width)
-                     * Mux(c.desc.pool, c.desc.out_height >> 1, c.desc.out_height),
-                     "fp_conv_out")
-    conv_pixels = early(lambda c: c.desc.out_width * c.desc.out_height, "fp_pixels")
-    conv_gb = early(lambda c: c.desc.groups * c.desc.blocks, "fp_gb")
-    pool_in = early(lambda c: c.pool.width * c.pool.height, "fp_pool_in")
-    pool_out = early(lambda c: (c.pool.width >> 1) * (c.pool.height >> 1), "fp_pool_out")
-
-    elt = elt_checks(m, cmd, cfg, calc=calc, le=le, early=early)   # ADD and AVGPOOL
-    lstm = (lstm_checks(m, cmd, cfg, calc=calc, le=le, early=early)
-            if cfg.lstm is not None else None)
+    elt = elt_checks(m, cmd, cfg, calc=calc, le=le)   # ADD and AVGPOOL
+    lstm = lstm_checks(m, cmd, cfg, calc=calc, le=le) if cfg.lstm is not None else None
     attn = attn_checks(m, cmd, cfg, calc=calc, le=le) if cfg.attention is not None else None
     ops = ((Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
            + ELT_OPS + (ATTN_UNIT_OPS if attn is not None else ()))
@@ -124,21 +111,21 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc, early) -> SimpleNamespace:
                              | (~le(cmd.wgt, wd) & (op != Op.MAXPOOL) & ~elt.mine)),
                      legal.eq(reduce(operator.or_, [op == o for o in ops])),
                      w_a.eq(d.weight_words + d.blocks),
-                     w_b.eq(1), pixels_out.eq(conv_pixels),
+                     w_b.eq(1), pixels_out.eq(d.out_width * d.out_height),
                      ow_calc.eq(((span_w - kw_) >> d.stride2_w) + 1),
                      oh_calc.eq(((span_h - kh) >> d.stride2_h) + 1),
-                     gb.eq(conv_gb)]
+                     gb.eq(d.groups * d.blocks)]
         with m.If(op == Op.CONV):
-            m.d.sync += [in_a.eq(conv_in), in_b.eq(Mux(d.depthwise, nb, d.groups)),
-                         out_a.eq(conv_out), out_b.eq(Mux(d.depthwise, nb, d.blocks)),
+            m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(Mux(d.depthwise, nb, d.groups)),
+                         out_a.eq(ow_p * oh_p), out_b.eq(Mux(d.depthwise, nb, d.blocks)),
                          w_b.eq(Mux(d.depthwise, nb, 1)), ok_calc.eq(conv_ok)]
         with m.Elif(op == Op.GEMM):
             # The whole of A, C and the weights of every tile (kw + 1 words per block).
             m.d.sync += [in_a.eq(cmd.count), in_b.eq(kw), out_a.eq(cmd.count),
                          out_b.eq(nb), w_a.eq(kw + 1), w_b.eq(nb), ok_calc.eq(gemm_ok)]
         with m.Elif(op == Op.MAXPOOL):
-            m.d.sync += [in_a.eq(pool_in), in_b.eq(p.blocks), out_a.eq(pool_out),
-                         out_b.eq(p.blocks),
+            m.d.sync += [in_a.eq(p.width * p.height), in_b.eq(p.blocks),
+                         out_a.eq((p.width >> 1) * (p.height >> 1)), out_b.eq(p.blocks),
                          ok_calc.eq(pool_ok)]
         with m.Elif(elt.mine):
             e = elt.calc
@@ -157,12 +144,12 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc, early) -> SimpleNamespace:
                 m.d.sync += [in_a.eq(e["in_a"]), in_b.eq(e["in_b"]), out_a.eq(e["out_a"]),
                              out_b.eq(e["out_b"]), w_a.eq(e["w_a"]), ok_calc.eq(e["ok"])]
 
-    # CALC2's products, registered (every cycle: the factors hold from CALC on), so CHECK
-    # loads the job's counts from registers and the range compares read them in the cycle
-    # after CHECK (the command's first TILE or ISSUE).
-    products = in_a * in_b, out_a * out_b, w_a * w_b
-    in_r, out_r, w_r = (Signal(len(x), name=n) for x, n in zip(products, ("in_r", "out_r", "w_r")))
-    m.d.sync += [r.eq(x) for r, x in zip((in_r, out_r, w_r), products)]
+    in_words, out_words, w_words = in_a * in_b, out_a * out_b, w_a * w_b
+    # CHECK's products, registered (every cycle: the factors hold from CALC on), so the range
+    # compares read them in the cycle after CHECK (the command's first TILE or ISSUE).
+    in_r, out_r, w_r = (Signal(len(x), name=n) for x, n in (
+        (in_words, "in_r"), (out_words, "out_r"), (w_words, "w_r")))
+    m.d.sync += [in_r.eq(in_words), out_r.eq(out_words), w_r.eq(w_words)]
     shape_ok = ok_calc & Mux(op == Op.CONV, (ow_calc == d.out_width)
                              & (oh_calc == d.out_height),
                              (op != Op.GEMM) | (d.weight_words == gb)) & elt.shape_ok
@@ -176,7 +163,7 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc, early) -> SimpleNamespace:
                  | ((w_r > room_wgt) & (op != Op.MAXPOOL)) | elt.range_bad(inside))
     if attn is not None:
         range_bad = range_bad | attn.range_bad(inside)
-    return SimpleNamespace(in_words=in_r, out_words=out_r, w_words=w_r,
+    return SimpleNamespace(in_words=in_words, out_words=out_words, w_words=w_words,
                            legal=legal, shape_ok=shape_ok, range_bad=range_bad,
                            pixels_out=pixels_out, elt=elt.mine, in_a=in_a, out_a=out_a,
                            w_a=w_a, lstm_job=lstm.job if lstm is not None else None,

@@ -8,9 +8,8 @@ results (``dst`` equal to a source, or below it, is safe: every write lands on a
 has already read).
 
 Processor timing (:func:`.checks.command_checks`): CALC registers at most one product of
-command fields per value (``out_width x kw``, ``kh x kw`` ...; ``width x height`` is registered
-with the command, ``early``), CHECK compares; the AVGPOOL overlap test adds the map's word count
-(CALC2's product) to ``src``.
+command fields per value (``width x height``, ``out_width x kw``, ``kh x kw`` ...), CHECK
+compares; the AVGPOOL overlap test adds the map's word count (CHECK's product) to ``src``.
 """
 
 from __future__ import annotations
@@ -26,13 +25,13 @@ from .isa import Op
 __all__ = ["elt_checks", "elt_golden_check"]
 
 
-def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le, early) -> SimpleNamespace:
-    """The processor's checks of ADD/AVGPOOL command ``cmd`` (``le(field, limit)``: the processor's
-    bounded compare; ``early``: :func:`.checks.command_checks`'). Returns ``mine`` (the command is
-    ADD/AVGPOOL), ``calc`` (the values the processor registers in CALC for its own range checks:
-    ``in_a x in_b`` words read at ``src``, ``out_a x out_b`` written at ``dst``, ``w_a`` weight
-    words, ``ok``), and, for CHECK, ``shape_ok`` and ``range_bad(inside)`` (``inside``: ``dst``
-    strictly inside the words read at ``src``; both neutral for other commands)."""
+def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
+    """The processor's checks of ADD/AVGPOOL command ``cmd`` (``le(field, limit)``: the
+    processor's bounded compare). Returns ``mine`` (the command is ADD/AVGPOOL), ``calc``
+    (the values the processor registers in CALC for its own range checks: ``in_a x in_b`` words
+    read at ``src``, ``out_a x out_b`` written at ``dst``, ``w_a`` weight words, ``ok``), and,
+    for CHECK, ``shape_ok`` and ``range_bad(inside)`` (``inside``: ``dst`` strictly inside the
+    words read at ``src``; both neutral for other commands)."""
     c, ad = cfg.conv, cfg.act_depth
     op, a, v = cmd.op, cmd.elt.add, cmd.elt.avg
     is_add, is_avg = op == Op.ADD, op == Op.AVGPOOL
@@ -59,11 +58,9 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le, early) -> SimpleNamespace:
               & le(v.height, c.max_height) & (v.blocks != 0) & le(v.blocks, cfg.avg_max_blocks)
               & (v.kw != 0) & (v.kh != 0) & (v.out_width != 0) & (v.out_height != 0)
               & (v.shift != 0) & le(v.shift, AVG_SHIFT_MAX))
-    map_in = early(lambda c: c.elt.avg.width * c.elt.avg.height, "fp_avg_in")
-    map_out = early(lambda c: c.elt.avg.out_width * c.elt.avg.out_height, "fp_avg_out")
     calc_values = {
-        "in_a": Mux(is_avg, map_in, cmd.count), "in_b": Mux(is_avg, v.blocks, 1),
-        "out_a": Mux(is_avg, map_out, cmd.count),
+        "in_a": Mux(is_avg, v.width * v.height, cmd.count), "in_b": Mux(is_avg, v.blocks, 1),
+        "out_a": Mux(is_avg, v.out_width * v.out_height, cmd.count),
         "out_b": Mux(is_avg, v.blocks, 1), "w_a": Const(0),
         "ok": Mux(is_avg, avg_ok, add_ok),
     }

@@ -14,7 +14,7 @@ Properties ("no hang"):
 
 ``watchdog``      a job never runs more than ``watchdog`` cycles without a stream transfer:
                   it finishes or faults (TIMEOUT) first. Proved at the config's own limit
-                  (2048 cycles on ``tiny``) by 1-induction with helper invariants,
+                  (2048 cycles on ``tiny``) by 1-induction with four helper invariants,
                   each independent of the limit's value: in a job the processor's counter
                   ``watch`` equals the harness's count of cycles without progress (both
                   restart at the job's issue, both grow by one per quiet cycle and restart
@@ -24,9 +24,7 @@ Properties ("no hang"):
                   age is saturated (``RIPE``), so a GEMM tile waiting to ripen never holds
                   off the timeout at a large count; that age is at most ``RIPE`` (its
                   register can hold more, which would wrap); and at ``watchdog`` the abort
-                  is decided (``expire``: the processor decides it a cycle ahead); and the
-                  processor's state register is one-hot (a bit a state, each assignment
-                  one bit: an arbitrary induction state could otherwise run two). pdr did
+                  is decided (``expire``: the processor decides it a cycle ahead). pdr did
                   not find these relations on a 2048-cycle counter within minutes; stated,
                   they make the step inductive.
 ``between_jobs``  outside a job, the processor reaches its next job, retires a command or goes
@@ -71,11 +69,11 @@ PROPERTIES = ("watchdog", "between_jobs", "soft_reset")
 #: The watchdog limit the ``watchdog`` mutant runs with (see :class:`ProcessorHarness`).
 MUTANT_WATCHDOG = 16
 
-#: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CALC2, CHECK,
-#: TILE, ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE, and a command checked
+#: Cycles from one job, command or start to the next event: FETCH, DECODE, CALC, CHECK, TILE,
+#: ISSUE, plus one (after a job, decode-ahead skips FETCH and DECODE, and a command checked
 #: under the job goes straight to ISSUE, or to CHECK: the bound then has two cycles or more to
 #: spare).
-OVERHEAD = 8
+OVERHEAD = 7
 
 
 def formal_configs() -> dict[str, AccelConfig]:
@@ -93,7 +91,7 @@ def formal_configs() -> dict[str, AccelConfig]:
 #: ``prog_addr``, the pc's low bits, or pc + 1's while a job issues or runs.)
 DATAPATH = ("$signal*", "$like*", "nxt_*", "gb", "geo_*", "kwb", "n_next", "wk_next", "step_*",
             "tn_cur", "rem", "pixels_out", "oh_calc", "ow_calc", "past", "legal", "more*",
-            "k_tiled", "job_*", "ccmd", "run_*", "fp_*", "dw_src", "dw_dst")
+            "k_tiled", "job_*", "ccmd", "run_*")
 
 
 class ProcessorHarness(Harness):
@@ -146,10 +144,8 @@ class ProcessorHarness(Harness):
             m.d.comb += Assert(quiet <= cfg.watchdog, "a job stalled past the watchdog")
             if not self.mutant:  # the helper invariants (see the module docstring)
                 watch, age = driven(self.body, "watch"), driven(self.body, "age")
-                expire, state = driven(self.body, "expire"), driven(self.body, "state")
+                expire = driven(self.body, "expire")
                 m.d.comb += [
-                    Assert(sum(state[i] for i in range(len(state))) == 1,
-                           "the processor's state is not one-hot"),
                     Assert(watch == quiet, "the watchdog counter disagrees with the quiet cycles"),
                     Assert(watch <= cfg.watchdog, "the watchdog counter passed its limit"),
                     Assert((watch != cfg.watchdog) | expire,

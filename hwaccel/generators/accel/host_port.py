@@ -24,9 +24,8 @@ __all__ = ["host_control", "host_reads"]
 def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     """CONTROL and WATCHDOG writes into ``proc`` (its ``start``, ``start_pc`` and
     ``watch_last``); returns ``region`` and ``offset`` (of ``host.addr``), the reset
-    registers ``soft`` and ``kill`` (and ``kill_next``, what ``kill`` loads), and
-    ``start_late``: a start written in ``soft``'s cycle is being taken (STATUS.busy reads 1
-    then, as in the cycle after any start)."""
+    registers ``soft`` and ``kill``, and ``start_late``: a start written in ``soft``'s cycle
+    is being taken (STATUS.busy reads 1 then, as in the cycle after any start)."""
     region = host.addr[cfg.addr_bits:]
     offset = host.addr[: cfg.addr_bits]
     reg_write = host.we & (region == Region.REG)
@@ -34,8 +33,7 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     assert CONTROL_START == 1 and CONTROL_RESET == 2  # the bits tested here
     soft_write = control & host.wdata[1]
     soft, kill = Signal(name="soft"), Signal(name="kill")
-    kill_next = soft_write | proc.abort_next
-    m.d.sync += [soft.eq(soft_write), kill.eq(kill_next)]
+    m.d.sync += [soft.eq(soft_write), kill.eq(soft_write | proc.abort_next)]
     # A start: CONTROL's start bit without the soft-reset bit; one written in ``soft``'s cycle
     # (the processor is in reset) is taken in the next.
     start_write = control & host.wdata[0] & ~host.wdata[1]
@@ -58,19 +56,19 @@ def host_control(m: Module, cfg: AccelConfig, host, proc) -> SimpleNamespace:
     with m.If(soft_write):
         m.d.sync += watch_last.eq(default)
     return SimpleNamespace(region=region, offset=offset, soft=soft, kill=kill,
-                           kill_next=kill_next, start_late=start_late)
+                           start_late=start_late)
 
 
-def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt_data,
+def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt_rd,
                prog_rd, pending: list = ()) -> None:
     """``host.rdata``: the word at ``host.addr`` from the cycle after ``re`` (REG: ``regs``, STATUS
-    then the counters, each plus its ``pending`` value where it has one: a counter's registered
-    event; the memories: their read ports, which the host addresses while they are its own;
-    ``act_data`` and ``wgt_data`` the scratchpads' words as the host sees them). The register and
-    its pending value are chosen into registers and added as they leave them, one adder beside the
-    memories' reads: after the choice, in the same cycle, it made the read register's input a choice
-    (STATUS's fields) and a 48-bit carry chain, the netlist estimate's deepest path at bb81e54
-    (14.8 ns)."""
+    then the counters, each plus its ``pending`` value where it has one: a counter's
+    registered event; the memories: their read ports, which the host addresses while they
+    are its own; ``act_data`` the activation scratchpad's word as the host sees it). The
+    register and its pending value are chosen into registers and added as they leave them,
+    one adder beside the memories' reads: after the choice, in the same cycle, it made the
+    read register's input a choice (STATUS's fields) and a 48-bit carry chain, the netlist
+    estimate's deepest path at bb81e54 (14.8 ns)."""
     r_region = Signal(2)
     r_reg = Signal(max(COUNTER_BITS, 32))
     r_add = Signal()
@@ -86,5 +84,5 @@ def host_reads(m: Module, host, port: SimpleNamespace, regs: list, act_data, wgt
         m.d.sync += [r_reg.eq(value), r_add.eq(extra)]
     m.d.comb += host.rdata.eq(
         Mux(r_region == Region.ACT, act_data,
-            Mux(r_region == Region.WGT, wgt_data,
+            Mux(r_region == Region.WGT, wgt_rd.data,
                 Mux(r_region == Region.PROG, prog_rd.data, (r_reg + r_add)[:len(r_reg)]))))

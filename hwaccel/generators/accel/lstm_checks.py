@@ -12,10 +12,9 @@ A command with ``count = 0``, I or H of 0, or I or H above the cell's is a SHAPE
 ranges (``T x gx`` words at ``src``, ``T x gh`` at ``dst``, the load at ``wgt``) an ADDRESS fault
 past their scratchpads.
 
-Processor timing (:func:`.checks.command_checks`): ``slots x (I + H)`` (``ceil`` as a sum of
-constant comparisons, no divider; one multiply) is registered with the command word
-(``early``), CALC registers ``gx``, ``gh`` and the load's words, CALC2 multiplies by T and the
-cycle after CHECK compares. The job's sizes and counts
+Processor timing (:func:`.checks.command_checks`): CALC registers ``gx``, ``gh`` and ``slots``'s
+product ``slots x (I + H)`` (``ceil`` as a sum of constant comparisons, no divider; one multiply)
+and the load's words; CHECK multiplies by T and compares. The job's sizes and counts
 (:func:`lstm_job_layout`) are registered in CALC and hold until the next command's CALC, so the
 datapath reads them for the whole job.
 """
@@ -53,18 +52,16 @@ def lstm_job_layout(cfg: AccelConfig) -> data.StructLayout:
                               "gx": range(gx + 1), "gh": range(gh + 1)})
 
 
-def lstm_checks(m, cmd, cfg: AccelConfig, *, calc, le, early) -> SimpleNamespace:
+def lstm_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     """The processor's checks of LSTM command ``cmd`` (``le(field, limit)``: the processor's
-    bounded compare; ``early``: :func:`.checks.command_checks`', for the load's beats). Returns
-    ``calc`` (the values registered in CALC for the range checks: ``in_a x in_b`` words at
-    ``src``, ``out_a x out_b`` at ``dst``, ``w_a`` weight words, ``ok``) and ``job`` (the job's
-    fields, registered in CALC)."""
+    bounded compare). Returns ``calc`` (the values registered in CALC for the range checks:
+    ``in_a x in_b`` words at ``src``, ``out_a x out_b`` at ``dst``, ``w_a`` weight words, ``ok``)
+    and ``job`` (the job's fields, registered in CALC)."""
     lc = cfg.lstm
     i, h = cmd.lstm.input_size, cmd.lstm.hidden_size
     gx_most, gh_most, _ = lstm_words(cfg)
     gx, gh = ceil_div(i, cfg.lanes, gx_most), ceil_div(h, cfg.lanes, gh_most)
-    beats = early(lambda c: ceil_div(4 * c.lstm.hidden_size, lc.lanes, lc.slots)
-                  * (c.lstm.input_size + c.lstm.hidden_size), "fp_beats")
+    beats = ceil_div(4 * h, lc.lanes, lc.slots) * (i + h)
     ok = ((cmd.count != 0) & (i != 0) & le(i, lc.input_size) & (h != 0)
           & le(h, lc.hidden_size))
     job = Signal(lstm_job_layout(cfg))

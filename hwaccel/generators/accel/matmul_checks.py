@@ -10,8 +10,7 @@ the datapath's gatherer (:mod:`.matmul_gather`) reads.
 
 Processor timing (:func:`.checks.command_checks`): CALC registers ``KW`` and ``NW`` (a shift for a
 power-of-two ``lanes``), the field checks, the factors and each span's base plus its
-last row; CALC2 multiplies and adds (one product a span, into a register), and the cycle after
-CHECK compares, as for every command. The job's
+last row; CHECK multiplies (one product a span) and compares, as for every command. The job's
 fields are registered in CALC too and stay until the next command's CALC; the processor's
 tiling sets ``k0`` and ``n0`` per tile.
 """
@@ -106,11 +105,8 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
             sa.eq(f.sa), sb.eq(f.sb), sc.eq(f.sc),
             ea.eq(cmd.src + kw_c), eb.eq(f.src2 + bw), ec.eq(cmd.dst + nw_c),
             job.eq(job_now)]
-    # CALC2: each span's end (one product, registered every cycle: its factors hold from
-    # CALC on), then the compares.
-    ends = ea + fa * sa, eb + fb * sb, ec + fc * sc
-    a_end, b_end, c_end = (Signal(big, name=f"mm_{n}_end") for n in "abc")
-    m.d.sync += [r.eq(x) for r, x in zip((a_end, b_end, c_end), ends)]
+    # CHECK: each span's end (one product), then the compares.
+    a_end, b_end, c_end = ea + fa * sa, eb + fb * sb, ec + fc * sc
     a_lo, b_lo, c_lo = cmd.src, f.src2, cmd.dst
     range_bad = mine & ((a_end > ad) | (b_end > ad) | (c_end > ad)
                         | ((c_lo < a_end) & (a_lo < c_end)) | ((c_lo < b_end) & (b_lo < c_end)))
@@ -119,15 +115,15 @@ def matmul_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                            b_end=b_end, c_end=c_end)
 
 
-#: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the cycle the
-#: command's word loads into the processor's command register in DECODE, from the word's fields, and
-#: reads on through CALC, CALC2, CHECK and TILE while no job runs. After a job, in the cycle after
-#: the retirement that loaded the word read ahead (that job's last result is stored in the
-#: retirement's cycle): one cycle fewer, or none, from its ISSUE, when it was checked under that job
-#: (:func:`.perf.checked_ahead`), unless it gathered under that job (``mm_early``,
-#: :func:`.perf.gathered_ahead`). A fault in CHECK (SHAPE) or TILE (ADDRESS) resets it. Later tiles
-#: gather from their ISSUE.
-GATHER_LEAD = 5
+#: Cycles a MATMUL's first tile job gathers B before its ISSUE: the gatherer starts in the
+#: cycle the command's word loads into the processor's command register in DECODE, from the
+#: word's fields, and reads on through CALC, CHECK and TILE while no job runs. After a job, in
+#: the cycle after the retirement that loaded the word read ahead (that job's last result is
+#: stored in the retirement's cycle): one cycle fewer, or none, from its ISSUE, when it was
+#: checked under that job (:func:`.perf.checked_ahead`), unless it gathered under that job
+#: (``mm_early``, :func:`.perf.gathered_ahead`). A fault in CHECK (SHAPE) or TILE (ADDRESS)
+#: resets it. Later tiles gather from their ISSUE.
+GATHER_LEAD = 4
 
 
 def matmul_members(cfg) -> dict:

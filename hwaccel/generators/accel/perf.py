@@ -3,10 +3,10 @@
 The processor (:mod:`.processor`) runs one command at a time, so a program's cycles are the sum
 of its commands', and each command's are processor overhead plus its jobs:
 
-* every command: FETCH, DECODE, CALC, CALC2, CHECK (5 cycles) -- all of FENCE and DONE; after
-  a command that ran a job, whose last job read the next command's word, FETCH and DECODE are
-  hidden (``DECODED_AHEAD``; the first command and the one after a FENCE pay all 5), and CALC
-  and CALC2 too when the checks ran under that job (``CALC_AHEAD``, :func:`checked_ahead`: it ran
+* every command: FETCH, DECODE, CALC, CHECK (4 cycles) -- all of FENCE and DONE; after a
+  command that ran a job, whose last job read the next command's word, FETCH and DECODE are
+  hidden (``DECODED_AHEAD``; the first command and the one after a FENCE pay all 4), and CALC
+  too when the checks ran under that job (``CALC_AHEAD``, :func:`checked_ahead`: it ran
   :data:`.tiling.RIPE` cycles and neither command is a depthwise CONV), and CHECK too for a
   command with a job (``CHECK_AHEAD``: it issues the cycle after the retirement);
 * every job: its ISSUE (1) and, after its last cycle, ``JOB_END`` (1): the RUN cycle in
@@ -76,9 +76,9 @@ from .reader import READ_LATENCY
 
 __all__ = ["CommandPerf", "ProgramPerf", "program_perf", "gemm_jobs", "eltwise_cycles"]
 
-FETCH_TO_CHECK = 5   # FETCH, DECODE, CALC, CALC2, CHECK
+FETCH_TO_CHECK = 4   # FETCH, DECODE, CALC, CHECK
 DECODED_AHEAD = 2    # FETCH and DECODE, hidden under the previous command's last job
-CALC_AHEAD = 2       # CALC and CALC2 too, when the checks ran ahead under that job (``checked``)
+CALC_AHEAD = 1       # CALC too, when the checks ran ahead under that job (``checked``)
 CHECK_AHEAD = 1      # and CHECK (and the TILE of a GEMM or MATMUL) for a command with a job
 ISSUE = 1            # the cycle a job starts (the processor's ISSUE state)
 JOB_END = 1          # the RUN cycle after a job's last, in which the processor sees it end

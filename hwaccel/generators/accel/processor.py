@@ -13,39 +13,34 @@ fault state, not a hang; and runs a watchdog while a job is in flight for whatev
 cannot see. A GEMM's ranges are checked whole (``count x kw`` words of A, ``count x nb`` of C,
 ``(kw + 1) x nb`` weight words), not only its first tile's, as the golden model checks them.
 
-States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CALC2 -> CHECK -> [TILE] ->
-ISSUE -> RUN -> ISSUE ... (a depthwise CONV's next groups and a GEMM's next tile: RUN -> ISSUE;
-after a FENCE, CHECK -> FETCH). Overlap: while a job issues and runs, the program memory reads
-the next command's word, and the checks read it from the job's first RUN cycle (``ccmd``, with
-the products of its fields; the running command keeps the command register ``cmd`` and its
-copies, ``run_*``, of what its later tiles and its units read of the checks): CALC's registers
-load in the second, CALC2's products in the third, and the tile pipeline works out its first
-tile (:mod:`.tiling`), so by :data:`.tiling.RIPE` RUN cycles the next command is checked. The
-command retiring from RUN then loads it into the command register in that cycle, with its job's
-fields (and its first tile's) if it passed its checks, and it issues in the next cycle (FETCH,
-DECODE, CALC, CALC2, CHECK and TILE hidden under the job; a MATMUL checked so may gather its B
-under the job too, ``mm_early``: :func:`.matmul_checks.matmul_tiling`); FENCE, DONE or a command
-that failed a check goes to CHECK, which ends, fences or faults as ever; after a depthwise CONV
-(whose jobs read the check registers, so nothing is checked under them) or before one, to CALC;
-at the program memory's end, to FETCH and its PC_RANGE fault. A GEMM's next tile is loaded in
-the cycle the running one ends (from the loop state after it, which the tile pipeline has
-settled by then) and issues in the next, with no TILE cycle of its own. A job still issues only
-once the previous one is done (every result stored), so a command always reads what the one
-before it wrote; and every fault stops at the faulting command's own pc. Clock speed: no path
-does more than one multiply (a LUT multiply of up to 14 x 14 bits runs at about 100 MHz on ECP5
-by itself), and the checks' products go straight into registers, with no choice or compare
-behind them. The products of command fields load with the command register (from the program
-word's register), CALC registers the factors of every count (a choice of those by opcode) and
-the room left in each memory, CALC2 multiplies into registers, CHECK hands those to the job's
-fields and registers the range compares and the shapes' verdict, which the command's first TILE
-or ISSUE reads (or, checked ahead, the retirement before it: a command that fails them under a
-running job goes on to CHECK, and a SHAPE or ADDRESS fault is found in its first TILE or ISSUE
-after CHECK; in an ISSUE it abandons the job it starts: the units are reset in the next cycle,
-before the job can store a word, so the compares do not gate the job's start); a GEMM's next
-tile is worked out while the current one runs, so TILE only copies, adds and multiplies once.
-All but CALC2 in cycles the processor spent anyway; CALC2 is a cycle more for a command not
-checked ahead under a job (the first, the one after a FENCE, a depthwise CONV and the command
-after it): :data:`.perf.FETCH_TO_CHECK`.
+States: IDLE -> FETCH -> DECODE (program word arrives) -> CALC -> CHECK -> [TILE] -> ISSUE ->
+RUN -> ISSUE ... (a depthwise CONV's next groups and a GEMM's next tile: RUN -> ISSUE; after a
+FENCE, CHECK -> FETCH). Overlap: while a job issues and runs, the program memory reads the next
+command's word, and the checks read it from the job's first RUN cycle (``ccmd``; the running
+command keeps the command register ``cmd`` and its copies, ``run_*``, of what its later tiles
+and its units read of the checks): CALC's registers load in the second, CHECK's products in the
+third, and the tile pipeline works out its first tile (:mod:`.tiling`), so by
+:data:`.tiling.RIPE` RUN cycles the next command is checked. The command retiring from RUN then
+loads it into the command register in that cycle, with its job's fields (and its first tile's)
+if it passed its checks, and it issues in the next cycle (FETCH, DECODE, CALC, CHECK and TILE
+hidden under the job; a MATMUL checked so may gather its B under the job too, ``mm_early``:
+:func:`.matmul_checks.matmul_tiling`); FENCE, DONE or a command that failed a check goes to
+CHECK, which ends, fences or faults as ever; after a depthwise CONV (whose jobs read the check
+registers, so nothing is checked under them) or before one, to CALC; at the program memory's
+end, to FETCH and its PC_RANGE fault. A GEMM's next tile is loaded in the cycle the running one
+ends (from the loop state after it, which the tile pipeline has settled by then) and issues in
+the next, with no TILE cycle of its own. A job still issues only once the previous one is done
+(every result stored), so a command always reads what the one before it wrote; and every fault
+stops at the faulting command's own pc. Clock speed: no path does more than one multiply, none a
+multiply then a compare. CALC registers the factors of every count and the room left in each
+memory, CHECK multiplies and compares the shapes into a register, the command's first TILE
+or ISSUE (or the retirement before it) compares the ranges and reads the shapes' verdict (a
+command that fails them under a running job goes on to CHECK, and a SHAPE or ADDRESS fault is
+found in its first TILE or ISSUE after CHECK; in an ISSUE it abandons the job it starts: the
+units are reset in the next cycle, before the job can store a word, so the compares do not
+gate the job's start); a GEMM's next tile is worked out while the current
+one runs, so TILE only copies, adds and multiplies once. All in cycles the processor spent
+anyway: the cycle counts are those of a processor that did all of it in one cycle.
 
 Aborts are decided a cycle ahead, so that the units' reset is a register (the accelerator's
 ``kill``, loaded from ``abort_next``) with no logic in front of it. The watchdog counts a job's
@@ -73,7 +68,6 @@ from ..conv.layouts import layer_layout, pool_layer_layout
 from .attn_checks import attn_job_layout
 from .checks import command_checks
 from .config import AccelConfig
-from .depthwise import depthwise_jobs
 from .isa import Cause, Op, command_layout, elt_layout
 from .lstm_checks import lstm_job_layout
 from .matmul_checks import matmul_members, matmul_tiling
@@ -86,7 +80,7 @@ JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
 JOB_ELT = 3   # ADD or AVGPOOL on the element-wise unit (``job_elt``, ``job_avg``)
 JOB_ATTN = 4  # SOFTMAX, LAYERNORM or GELU on an attention unit (``job_attn``)
 JOB_KIND_BITS = 3   # room for more kinds (5 .. 7)
-STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CALC2", "CHECK", "TILE", "ISSUE", "RUN")
+STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
 
 
 class Processor(wiring.Component):
@@ -177,24 +171,19 @@ class Processor(wiring.Component):
         expire = Signal()                  # the running job is abandoned in this cycle
         expire_cause = Signal(8)
 
-        # An explicit state register, not m.FSM or m.Switch: Yosys writes a case per signal
-        # without a default, which lints as CASEINCOMPLETE. One-hot, a bit a state: every
-        # ``is_`` is a flip-flop, not a compare of four bits in front of the logic it gates
-        # (Yosys leaves the register as it is: it has an initial value), and the states' blocks
-        # below are separate Ifs, not an If/Elif chain whose later conditions would AND the
-        # earlier states' bits. Encoded, the state was the start of 142 of the placed paths
-        # past 6.67 ns at 99d1e02, and into the job fields' enables at e3b699f (11.5-12.5 ns).
-        state = Signal(len(STATES), init=1 << STATES.index("IDLE"), name="state")
+        # An explicit state register and If/Elif chains, not m.FSM or m.Switch: Yosys writes a
+        # case per signal without a default, which lints as CASEINCOMPLETE.
+        state = Signal(range(len(STATES)))
 
         def goto(name):
-            m.d.sync += state.eq(1 << STATES.index(name))
+            m.d.sync += state.eq(STATES.index(name))
 
         def fault(cause):
             m.d.sync += [self.error.eq(1), self.cause.eq(cause), self.busy.eq(0)]
             goto("IDLE")
 
         def is_(name):
-            return state[STATES.index(name)]
+            return state == STATES.index(name)
 
         # The program memory's word goes through a register (``word``) before anything reads
         # it: its block RAM's clock-to-out (5.6 ns on ECP5) feeds a register, not the command
@@ -224,42 +213,30 @@ class Processor(wiring.Component):
             m.d.sync += [ccmd.eq(nxt_word), again.eq(0)]   # the word of pc + 1
         m.d.sync += fresh.eq(is_("CHECK"))
         calc = is_("CALC") | calc_ahead
-        # ``ccmd`` loads the program word in DECODE and in a job's first RUN cycle (the
-        # retirement in that cycle loads the same): the products of its fields are registered
-        # from the word then (``fp_*``), so none is in front of a choice in CALC.
-        loads = is_("DECODE") | (is_("RUN") & (age == 0) & ~again)
-
-        def early(fn, name):
-            value = fn(word)
-            product = Signal(value.shape(), name=name)
-            with m.If(loads):
-                m.d.sync += product.eq(value)
-            return product
-
-        chk = command_checks(m, ccmd, cfg, calc=calc, early=early)
+        chk = command_checks(m, ccmd, cfg, calc=calc)
         mm = matmul_tiling(self, m, ccmd, chk, word=word, decode=is_("DECODE"),   # MATMUL
-                           calc=is_("CALC") | is_("CALC2"), check=is_("CHECK"),
-                           calc_regs=calc, running=cmd)
+                           calc=is_("CALC"), check=is_("CHECK"), calc_regs=calc,
+                           running=cmd)
         d = mm.desc   # the checked command's descriptor
         # The shape checks' compares (of CALC's registers and the command's fields) go into a
         # register, read in the cycle after CHECK with the range checks, or at RIPE by a
         # command checked ahead: the compares then feed one register, not every job field.
         shape_ok = Signal(name="shape_ok")
         m.d.sync += shape_ok.eq(chk.shape_ok)
-        # The next command's checks and first tile are done by the job's RIPE-th RUN cycle (ccmd
-        # and its fields' products at 0, CALC's registers at 1, CALC2's products and the tile's
-        # shape at 2, the verdict and the tile's products at 3): a job command that passes them
-        # starts at its first ISSUE as the running command retires (FETCH, DECODE, CALC, CALC2,
-        # CHECK and TILE hidden); DONE, FENCE or a command that fails them goes to CHECK (which
-        # ends, fences or faults as ever); a depthwise CONV, unchecked, to CALC.
+        # The next command's checks and first tile are done by the job's RIPE-th RUN cycle
+        # (ccmd at 0, CALC's registers at 1, CHECK's products and the tile's shape at 2, its
+        # products at 3): a job command that passes them starts at its first ISSUE as the
+        # running command retires (FETCH, DECODE, CALC, CHECK and TILE hidden); DONE, FENCE or
+        # a command that fails them goes to CHECK (which ends, fences or faults as ever); a
+        # depthwise CONV, unchecked, to CALC.
         # (Its job's RIPE-th cycle or later, a register: in RUN the running command and, from
         # the job's second cycle, the checked one hold, so it is worked out a cycle ahead.)
         ripe = Signal(name="ripe")
         m.d.sync += ripe.eq(is_("RUN") & (age >= RIPE - 1) & ~dw_conv
                             & ~((cop == Op.CONV) & ccmd.desc.depthwise))
         ready = is_("RUN") & ripe
-        # The verdict is a register too: every input of it holds from the job's RUN cycle at
-        # age 3 on (``shape_ok`` and CALC2's products from then), so from age RIPE it is that
+        # The verdict is a register too: every input of it holds from the job's third RUN
+        # cycle on (``shape_ok`` and CHECK's products from then), so in the RIPE-th it is that
         # of the cycle before, and the range compares feed one register, not every job field.
         # As ``has_next`` (``pc + 1`` inside the program memory): ``pc`` holds through a job.
         passed, has_next = Signal(name="passed"), Signal(name="has_next")
@@ -273,8 +250,28 @@ class Processor(wiring.Component):
         if cfg.attention is not None:
             run_attn = Signal.like(chk.attn_job, name="run_attn")
             m.d.comb += self.job_attn.eq(run_attn)
-        dw = depthwise_jobs(self, m, cmd, chk, calc=is_("CALC") | is_("CALC2"))
-        dw_left, dw_job = dw.left, dw.job
+        # A depthwise CONV is a job per ``dw_groups`` channel groups (one group when it
+        # pools): the engine walks the job's groups one after the other, so the reads and
+        # writes are word g of every pixel (runs of 1, stride nb), then word g + 1 (a group
+        # of ``width x height`` words); the weights are each group's ``weight_words`` beats
+        # and requantizer, group after group. ``dw_left``: the groups after this job's.
+        dw_left = Signal(range(cfg.act_depth + 1))
+        dw_k = Mux(cmd.desc.pool, 1, cfg.conv.dw_groups)
+        # ``min(left, dw_k)`` a cycle ahead, and one product each of it and registers that hold
+        # for the whole command (CALC's factors).
+        jg = Signal(range(cfg.conv.dw_groups + 1), name="dw_jg")
+        m.d.sync += jg.eq(Mux(is_("CALC"), Mux(cmd.nb > dw_k, dw_k, cmd.nb),
+                              Mux(dw_left > dw_k, dw_k, dw_left)))
+        dw_src, dw_dst = chk.in_a * jg, chk.out_a * jg
+
+        def dw_job(left):
+            """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
+            return [self.job_src_count.eq(dw_src), self.job_dst_count.eq(dw_dst),
+                    self.job_wgt_count.eq((cfg.conv.dw_chunks + 1) * jg),
+                    self.job_desc.blocks.eq(jg),
+                    self.job_desc.weight_words.eq(cfg.conv.dw_chunks * jg),
+                    self.job_fab_pixels.eq(chk.pixels_out),
+                    self.job_fab_words.eq(cfg.conv.dw_chunks * jg), dw_left.eq(left - jg)]
         # What a job's end chooses (a next tile, next groups), registers: the running command
         # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
         run_tiled, run_dw, dw_more = (Signal(name=n) for n in ("run_tiled", "run_dw", "dw_more"))
@@ -316,19 +313,17 @@ class Processor(wiring.Component):
                 m.d.sync += [pc.eq(self.start_pc), self.busy.eq(1), self.done.eq(0), again.eq(0),
                              self.error.eq(0), self.cause.eq(Cause.NONE)]
                 goto("FETCH")
-        with m.If(is_("FETCH")):
+        with m.Elif(is_("FETCH")):
             with m.If(pc >= cfg.prog_depth):
                 fault(Cause.PC_RANGE)
             with m.Else():
                 goto("DECODE")
-        with m.If(is_("DECODE")):
+        with m.Elif(is_("DECODE")):
             m.d.sync += [cmd.eq(word), ccmd.eq(word)]
             goto("CALC")
-        with m.If(is_("CALC")):
-            goto("CALC2")  # the registers of :func:`.checks.command_checks` load in this cycle
-        with m.If(is_("CALC2")):
-            goto("CHECK")  # and their products in this one
-        with m.If(is_("CHECK")):
+        with m.Elif(is_("CALC")):
+            goto("CHECK")  # the registers of :func:`.checks.command_checks` load in this cycle
+        with m.Elif(is_("CHECK")):
             accept()
             with m.If(dw_conv):
                 m.d.sync += [*dw_job(cmd.nb), self.job_src_stride.eq(cmd.nb),
@@ -348,20 +343,19 @@ class Processor(wiring.Component):
                 goto("TILE")
             with m.Else():
                 goto("ISSUE")
-        with m.If(is_("TILE")):
+        with m.Elif(is_("TILE")):
             m.d.sync += til.load(self)
             goto("ISSUE")
-        with m.If(is_("ISSUE")):
+        with m.Elif(is_("ISSUE")):
             m.d.comb += self.job_start.eq(1)
             m.d.sync += [watch.eq(0), age.eq(0), done_seen.eq(0)]
             goto("RUN")
-        with m.If(is_("RUN")):
+        with m.Else():  # RUN
             m.d.comb += self.in_job.eq(1)
             m.d.sync += [watch.eq(Mux(self.progress, 0, watch + 1)),
                          age.eq(Mux(age == RIPE, RIPE, age + 1))]
             gemm = run_tiled
-            ending = ((self.job_done | done_seen) & (~gemm | (age == RIPE))
-                      & (~run_dw | (age != 0)))
+            ending = (self.job_done | done_seen) & (~gemm | (age == RIPE))
             with m.If(expire):   # decided last cycle: it wins over a job ending now
                 m.d.comb += self.abort.eq(1)
                 fault(expire_cause)
@@ -402,14 +396,11 @@ class Processor(wiring.Component):
             with m.If(~expire & ~ending & stop):
                 m.d.comb += self.abort_next.eq(1)
                 m.d.sync += expire_cause.eq(cause)
-        # The command's first TILE or ISSUE after CHECK (``fresh``) reads the shape verdict and
-        # the range compares, both registered in CHECK (where CALC2's products are in). Its
-        # job issues either way, and a fault abandons it: the units' reset (``abort_next``) is
-        # in the next cycle, before the job can store a word. So the compares feed two
-        # registers, not the job's start, the state, the status or the reset.
-        range_bad = Signal(name="range_bad")
-        m.d.sync += range_bad.eq(chk.range_bad)
-        bad = (is_("TILE") | is_("ISSUE")) & fresh & (~shape_ok | range_bad)
+        # The command's first TILE or ISSUE after CHECK reads the shape verdict, then compares
+        # the ranges (``fresh``). Its job issues either way, and a fault abandons it: the units'
+        # reset (``abort_next``) is in the next cycle, before the job can store a word. So the
+        # compares feed the state, the status and the reset register, not the job's start.
+        bad = (is_("TILE") | is_("ISSUE")) & fresh & (~shape_ok | chk.range_bad)
         with m.If(bad):
             fault(Mux(shape_ok, Cause.ADDRESS, Cause.SHAPE))
             m.d.comb += self.abort_next.eq(is_("ISSUE"))

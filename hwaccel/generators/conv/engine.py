@@ -17,7 +17,7 @@ A layer runs in three phases: accept its descriptor, load its weights and requan
 memories, then stream the image through. The image is read from ``activations`` exactly once.
 The run phase begins once the weights are in: the requantizers (which follow them) load beside
 it, and an output block's chunks issue once its requantizer is in (its bias is read in the
-pipeline's stage 3p), so the requantizer beats cost no cycles of their own.
+pipeline's stage 3), so the requantizer beats cost no cycles of their own.
 With ``reuse`` set the load phase is skipped: the weight and requantizer memories still hold the
 previous layer's beats (a host that knows the next layer uses the same ones saves the reload).
 
@@ -26,7 +26,7 @@ Partial sums (a reduction longer than one layer, e.g. a GEMM's K tiled by the ac
 beat) instead of its bias; with ``acc_out`` they are also stored back to word ``i``. The result
 beat is emitted either way (its requantized value is meaningless while the sum is partial; the
 host drops it), so the stream and the max-pool stage behind it behave as for any layer. The read
-is addressed in stage 3p, two stages ahead of the accumulate (its data registered on the way),
+is addressed in stage 3, two stages ahead of the accumulate (its data registered on the way),
 like the requantizer memory, and a word is written after its block's last chunk, so a layer
 reads every word before it writes it.
 
@@ -136,7 +136,7 @@ from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
-FIFO_DEPTH = 16  # > issue-to-FIFO latency (12), so a ready sink sees one result per cycle
+FIFO_DEPTH = 16  # > issue-to-FIFO latency (11), so a ready sink sees one result per cycle
 
 
 def psum_ports(cfg: ConvConfig) -> dict:
@@ -321,11 +321,8 @@ class ConvEngine(wiring.Component):
         w2 = datum("s2_w", w1, L * B * 8)
         s2 = {k: stage(f"s2_{k}", v, v.shape()) for k, v in s1.items()}
 
-        # Stage 3, three cycles: products, registered at the multiplier's inputs and output (on
-        # ECP5 the MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`) and
-        # once more in the fabric (``s3p``): the route from a DSP column to the adder tree gets
-        # a cycle of its own (into the column sums it was 11.3-12.3 ns of 7b4f249's placed
-        # paths, 9-10 ns of it routing).
+        # Stage 3, two cycles: products, registered at the multiplier's inputs and output (on
+        # ECP5 the MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`).
         # A multiplier takes the broadcast lane k, or (depthwise) channel n of window word k.
         def act(k, n):
             own = a2w[k][n * 8:(n + 1) * 8] if n < L else Const(0, 8)
@@ -333,20 +330,19 @@ class ConvEngine(wiring.Component):
 
         prods = [[registered_product(
             m, act(k, n), w2[(k * B + n) * 8:(k * B + n + 1) * 8].as_signed(),
-            platform=platform, name=f"prod_k{k}_n{n}")
+            platform=platform, name=f"prod_k{k}_n{n}", fabric=False)
             for n in range(B)] for k in range(L)]
         s2m = {k: stage(f"s2m_{k}", v, v.shape()) for k, v in s2.items()}
         s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2m.items()}
-        s3p = {k: stage(f"s3p_{k}", v, v.shape()) for k, v in s3.items()}
         # The result beat a chunk belongs to: its partial-sum word, read with the parameters
-        # in stage 3p (its block, its beat) and registered as they leave the block RAMs, so
+        # in stage 3 (its block, its beat) and registered as they leave the block RAMs, so
         # they arrive with stage 4 from registers.
-        beat = Signal.like(self.psum_raddr, name="s3p_beat")
-        with m.If(s3p["go"] & s3p["last"]):
+        beat = Signal.like(self.psum_raddr, name="s3_beat")
+        with m.If(s3["go"] & s3["last"]):
             m.d.sync += beat.eq(beat + 1)
         with m.If(start):
             m.d.sync += beat.eq(0)
-        m.d.comb += [p_rd.addr.eq(s3p["nb"]), self.psum_raddr.eq(beat)]
+        m.d.comb += [p_rd.addr.eq(s3["nb"]), self.psum_raddr.eq(beat)]
         params_q = datum("s4_params", p_rd.data, len(p_rd.data))
         psum_q = datum("s4_psum", self.psum_rdata, len(self.psum_rdata))
         beat4 = stage("s4_beat", stage("s3s_beat", beat, beat.shape()), beat.shape())
@@ -362,7 +358,7 @@ class ConvEngine(wiring.Component):
                   for j, h in enumerate(halves) if len(h)] for n in range(B)]
         sums = [datum(f"sum_n{n}", reduce(lambda x, y: x + y, parts[n]), acc_shape)
                 for n in range(B)]
-        s3s = {k: stage(f"s3s_{k}", v, v.shape()) for k, v in s3p.items()}
+        s3s = {k: stage(f"s3s_{k}", v, v.shape()) for k, v in s3.items()}
         s4 = {k: stage(f"s4_{k}", v, v.shape()) for k, v in s3s.items()}
         params = data.View(requant_layout(cfg), params_q)
 
@@ -402,4 +398,4 @@ class ConvEngine(wiring.Component):
         m.d.sync += [credits.eq(credits - spent + freed),
                      has_credit.eq(Mux(spent & ~freed, credits != 1, has_credit | freed))]
         return reduce(lambda x, y: x | y, [s0["go"], s1["go"], s2["go"], s2m["go"], s3["go"],
-                                           s3p["go"], s3s["go"], s4["go"], v5, v6, v7, v8])
+                                           s3s["go"], s4["go"], v5, v6, v7, v8])

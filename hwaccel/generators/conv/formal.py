@@ -15,9 +15,9 @@ Properties, on a small engine (one lane, one output channel a beat, 3 x 3 maps, 
 ``beats``          with one fixed layer (:data:`BEATS_LAYER`: 3 x 3 input, 3 x 3 kernel, two
                    output channels) and any back-pressure, no result beat is lost, invented or
                    duplicated: every beat owed (the layer's beats per accepted descriptor, less
-                   those emitted) is still to reach stage 3p of the pipeline, in stages 4-7, or
+                   those emitted) is still to reach stage 3 of the pipeline, in stages 4-7, or
                    in the FIFO, at every cycle; when the engine is idle again all of the
-                   layer's beats have passed stage 3p (the sequencer issues exactly the layer's
+                   layer's beats have passed stage 3 (the sequencer issues exactly the layer's
                    beats); and the engine never takes more activation, weight or requantizer
                    beats than the layer has (the weights and requantizers it takes are its load
                    counters). Proved with pdr (about 2 minutes). It is a safety property: that
@@ -158,15 +158,14 @@ class ConvHarness(Harness):
 
     def _credit_invariant(self, m: Module, body: Module, level) -> None:
         """What makes ``result_fifo`` inductive (asserted, so proved with it): every FIFO row is
-        a credit, a block's last chunk on its way down the pipeline (stages 0-4, 2m, 3p and 3s
+        a credit, a block's last chunk on its way down the pipeline (stages 0-4, 2m and 3s
         carry ``go`` and ``last``, stages 5-8 the result's valid) or a result in the FIFO, so
         they add up to the FIFO depth; the issue's credit flag (a register worked out a cycle
         ahead) is
         ``credits != 0``; and the FIFO's own level is the one its handshakes give."""
         fifo = body.submodules.fifo
         flights = [driven(body, f"s{i}_go") & driven(body, f"s{i}_last") for i in range(0, 5)]
-        flights += [driven(body, f"{s}_go") & driven(body, f"{s}_last")
-                    for s in ("s2m", "s3p", "s3s")]
+        flights += [driven(body, f"{s}_go") & driven(body, f"{s}_last") for s in ("s2m", "s3s")]
         flights += [driven(body, f"s{i}_valid") for i in range(5, 9)]
         credits = driven(body, "credits")
         rows = credits + ones(*flights) + fifo.level
@@ -205,10 +204,10 @@ class ConvHarness(Harness):
             o = Owed(m, limit=per_layer, name=f"{name}_due")
             o.update(started * per_layer, took(getattr(dut, name)))
             dues[name] = o.count
-        # Every beat owed is still to pass stage 3p of the pipeline (``s3p_beat`` counts those
+        # Every beat owed is still to pass stage 3 of the pipeline (``s3_beat`` counts those
         # that did since the layer began), on its way through stages 3s-8, or in the FIFO: a
         # beat the FIFO refuses, or one emitted twice, breaks the sum at once.
-        beat = driven(body, "s3p_beat")
+        beat = driven(body, "s3_beat")
         fifo = body.submodules.fifo
         later = [driven(body, f"{s}_go") & driven(body, f"{s}_last") for s in ("s3s", "s4")]
         later += [driven(body, f"s{i}_valid") for i in range(5, 9)]
@@ -218,7 +217,7 @@ class ConvHarness(Harness):
                    "a result beat was lost or duplicated"),
             Assert(beat <= outs, "more result beats than the layer has"),
             # The sequencer issues exactly the layer's beats: when the engine is idle again,
-            # all of them have passed stage 3p, so what is owed is in the pipeline or the FIFO.
+            # all of them have passed stage 3, so what is owed is in the pipeline or the FIFO.
             Assert(~(idle & seen) | (beat == outs), "the engine went idle owing beats"),
             Assert(dues["weights"] == Mux(seen, desc["weight_words"] - driven(body, "w_count"),
                                           0), "weights taken disagree with the load counter"),

@@ -71,11 +71,10 @@ DMA_FIRST = 4
 #: load (with the weights reused, the run state's first cycle, ``REUSE_RUN_START``).
 LOAD_START = 2
 #: The MAC and requantize pipeline's stages after the issue: memory read (registered as it
-#: leaves the block RAMs), operands, the multipliers' operand and product registers and the
-#: products' fabric register, column sums (two: each half of the lanes, then the halves),
-#: accumulate, the requantizer's split product, its rounding add, its shift (the saturation
-#: feeds the result FIFO's write).
-PIPE_STAGES = 12
+#: leaves the block RAMs), operands, the multipliers' operand and product registers, column
+#: sums (two: each half of the lanes, then the halves), accumulate, the requantizer's split
+#: product, its rounding add, its shift (the saturation feeds the result FIFO's write).
+PIPE_STAGES = 11
 #: From the last chunk's issue to the job's end: the pipeline's stages, the result FIFO and
 #: the store, the job ending in the cycle of its last store (the max-pool stage passes an
 #: unpooled layer's beats through combinationally; the engine is idle from the next cycle).

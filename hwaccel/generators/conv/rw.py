@@ -1,17 +1,13 @@
 """What a pipeline register takes from a memory read port: the data, or in simulation with
 :data:`RW_POISON` the data as a block RAM without read-during-write logic might give it; and
 the data registers without a reset of the engine and of the accelerator's element-wise unit
-(:func:`data_register`; with :data:`STALE_POISON` they start as all ones); and a write port
-whose writes land a cycle late, with the word a read meets as it lands (:func:`landing_write`)."""
+(:func:`data_register`; with :data:`STALE_POISON` they start as all ones)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from amaranth.hdl import Mux, Shape, Signal
 
-__all__ = ["NO_RW_CHECK", "RW_POISON", "STALE_POISON", "read_data", "data_register",
-           "landing_write"]
+__all__ = ["NO_RW_CHECK", "RW_POISON", "STALE_POISON", "read_data", "data_register"]
 
 #: The attributes of a memory whose reads never need the word written in the same cycle: Yosys
 #: adds no read-during-write logic to it (on ECP5 a delayed write, an address compare and a
@@ -46,20 +42,3 @@ def read_data(m, wr, rp, name):
     hit = Signal(name=f"{name}_rw_hit")
     m.d.sync += hit.eq(wr.en & (wr.addr == rp.addr))
     return Mux(hit, ~rp.data, rp.data)
-
-
-def landing_write(m, waddr, wdata, wen, raddr, name: str) -> SimpleNamespace:
-    """A memory write port behind registers: ``wdata`` presented at ``waddr`` with ``wen`` lands
-    on the next edge but one, so whatever chooses the write (an owner's enable, a job's kind, a
-    host's region) is not in front of the block RAMs' write pins. Returns the port's ``addr``,
-    ``data`` and ``en`` (the registers) and ``forward(rdata)``: ``rdata``, read at ``raddr``, with
-    the word that landed in the read's cycle instead where the addresses met (a multiplexer on
-    that reader's data only; readers that never meet a landing write take ``rdata`` as it is)."""
-    en = Signal(name=f"{name}_w_en")
-    addr = data_register(waddr.shape(), f"{name}_w_addr")
-    data = data_register(len(wdata), f"{name}_w_data")
-    m.d.sync += [en.eq(wen), addr.eq(waddr), data.eq(wdata)]
-    landed, hit = data_register(len(wdata), f"{name}_landed"), Signal(name=f"{name}_landed_hit")
-    m.d.sync += [landed.eq(data), hit.eq(en & (addr == raddr))]
-    return SimpleNamespace(addr=addr, data=data, en=en,
-                           forward=lambda rdata: Mux(hit, landed, rdata))
