@@ -27,7 +27,7 @@ from hwaccel.generators.link.config import PRESETS as LINKS
 from hwaccel.generators.multi import FIRST_BEAT, CopySender, LinkWriter, PipelineConfig
 from hwaccel.parallel.link import LinkModel
 from hwaccel.parallel.pp import PartitionError, partition, sample_inputs
-from hwaccel.parallel.pp_model import copy_cycles, model, occupancy
+from hwaccel.parallel.pp_model import RUN_SEEN, copy_cycles, holds, model, occupancy
 from hwaccel.parallel.traffic import Receiver, Transfer
 
 TOP = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
@@ -92,21 +92,49 @@ def test_balanced_pipeline_fill_period_and_bubbles(design):
     assert len({s.cycles for s in part.stages}) == 1
     mismatches, t, predicted = _stream(design, cm, xi, part)
     assert mismatches == 0 and t.rows() == predicted.rows()
-    m, p = len(xi), 3
+    m, p, st = len(xi), 3, part.stages
     occ = occupancy(part, TOP.link)
-    copy = copy_cycles(TOP.link, part.stages[0].output.words)
-    # Once started, no transfer waits: each instance is busy m x its occupancy.
-    assert [t.busy(k) for k in range(p)] == [m * o for o in occ]
-    # Sample 0 crosses with no wait: every occupancy, less the two copies counted twice.
-    assert t.fill == sum(occ) - (p - 1) * copy
-    # The steady interval is the slowest instance's occupancy, from the first sample on.
+    copy = copy_cycles(TOP.link, st[0].output.words)
+    ins = [st[0].input.words, copy, copy]
+    # Busy: every input transfer and program (and the read-back), none of them waiting.
+    assert [t.busy(k) for k in range(p)] == \
+        [m * (ins[k] + st[k].cycles + RUN_SEEN) + (m * st[-1].output.words if k == p - 1 else 0)
+         for k in range(p)]
+    # Sample 0 crosses with no wait; stage 0's copy outlasts its 16 host words, and that
+    # excess is in its occupancy (its period) but not in the sample's latency.
+    assert holds(st) == [False, False, True] and copy > ins[0]
+    assert t.fill == sum(occ) - (copy - ins[0])
+    # The steady interval is the slowest instance's occupancy.
     assert t.period == max(occ)
-    assert t.cycles == t.fill + (m - 1) * t.period
-    assert t.bubbles == 1 - Fraction(m * sum(occ), p * t.cycles)
-    # GPipe's (p - 1) / (m + p - 1) needs a latency of p periods; a copy overlaps two
-    # instances, so the latency (and with it the bubble fraction) is below it here.
-    assert t.fill < p * t.period
-    assert t.bubbles < Fraction(p - 1, m + p - 1)
+    # GPipe's (p - 1) / (m + p - 1) needs equal stages and a latency of p periods: here the
+    # latency is below it, but the first two stages idle beside the last one's read-back.
+    assert t.fill < p * t.period and len(set(occ)) > 1
+    assert t.bubbles > Fraction(p - 1, m + p - 1)
+
+
+def test_equal_occupancy_pipeline_meets_gpipes_bubble_law(design):
+    """Three stages tuned to one occupancy (:mod:`hwaccel.parallel.pp_equal`): a sample's
+    latency is exactly three periods, so the bubble fraction is (p - 1) / (m + p - 1)."""
+    import numpy as np
+
+    from hwaccel.parallel.pp_equal import equal_stages, reference
+    from hwaccel.parallel.pp_sim import simulate
+
+    part = equal_stages(TOP.accel, TOP.link)
+    o = occupancy(part, TOP.link)[0]
+    assert occupancy(part, TOP.link) == [o] * 3
+    rng = np.random.default_rng(5)
+    p = 3
+    for m in (1, 8):
+        inputs = [rng.integers(-128, 128, (part.stages[0].input.words, TOP.accel.lanes))
+                  for _ in range(m)]
+        words, t = simulate(design, TOP, part, inputs)
+        assert all(np.array_equal(w, r) for w, r in zip(words, reference(part, inputs)))
+        assert t.rows() == model(part, m, TOP.link).rows()
+        assert t.fill == p * o and t.period == (o if m > 1 else t.fill)
+        assert t.cycles == (m + p - 1) * o
+        assert [t.busy(k) for k in range(p)] == [m * o] * p
+        assert t.bubbles == Fraction(p - 1, m + p - 1)
 
 
 def test_refused_partitions_name_the_stage_and_layer():
@@ -159,7 +187,7 @@ def test_a_pipeline_that_is_not_through_in_time_is_named(design):
     cm, xi = _compiled("sequential", 2)
     part = partition(cm, xi, 3, link=TOP.link)
     with pytest.raises(PipelineHang, match=r"not through 2 samples after 150 cycles: "
-                                           r"instances \['run', 'free', 'free'\]"):
+                                           r"instances \['run 0', 'free', 'free'\]"):
         simulate(design, TOP, part, sample_inputs(part, cm, xi), limit=150)
 
 

@@ -6,7 +6,8 @@ exact: it equals its Component in :mod:`hwaccel.generators.link` cycle for cycle
 :mod:`.dp` -- data parallelism (the batch split over instances; ``hwaccel parallel --mode dp``).
 :mod:`.pp` -- pipeline parallelism (layers in stages on the instances of
 :mod:`hwaccel.generators.multi`'s top; :mod:`.pp_model` the controller and its exact cycle
-model, :mod:`.pp_sim` the simulated top, :mod:`.pp_run` ``hwaccel parallel --mode pp``).
+model, :mod:`.pp_sim` the simulated top, :mod:`.pp_run` ``hwaccel parallel --mode pp``,
+:mod:`.pp_equal` a synthetic pipeline of equal stages that meets GPipe's bubble law).
 :mod:`.tp` -- tensor parallelism (each layer's channels, or a Linear's reduction with int32
 partial sums, over a ring of instances; :mod:`.tp_layers` the shares, :mod:`.tp_sim` the ring
 and its closed form, :mod:`.tp_rtl` shares on the RTL, :mod:`.tp_run` ``--mode tp``);

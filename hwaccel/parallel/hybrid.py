@@ -12,15 +12,18 @@ stage's whole output), instance ``i`` of stage ``k`` copies it to instance ``i``
 reads the last stage's output from its instance 0.
 
 The cut into stages is the one whose slowest stage occupies its group the fewest cycles a sample
-(input, group, output: as :func:`.pp_model.occupancy`), among every cut into ``N / g`` ranges
-of layers; ties go to the earliest cuts.
+(input, group, output: :func:`.pp_model.occupancy` without mirrors), among every cut into
+``N / g`` ranges of layers; ties go to the earliest cuts.
 
 What is simulated and what is modelled: each stage's group is stepped by :func:`.tp_sim.simulate`
 on one sample (its links beat by beat, its values through the ring: the stage outputs come from
 what each group assembled, stage after stage, for every sample) and the pipeline is
 :func:`.pp_model.model`'s controller fed those group cycles (``cycles``); ``model_cycles`` feeds
-the same controller the groups' closed forms (:func:`.tp_sim.model`). The pipeline controller's
-timing is the one the pp tests prove equal to the Verilated pipeline top. Refused
+the same controller the groups' closed forms (:func:`.tp_sim.model`). The groups have no send
+mirrors (their copies read the senders' scratchpads over their host ports), so the controller
+runs with ``mirror=False``: every stage holds its output until it has left, and a copy occupies
+both groups. The controller's timing is the one the pp tests prove equal to the Verilated
+pipeline top (holding stages included: the last stage and those whose words overlap). Refused
 (:class:`~.tp.TpError`): an instance count that is not a multiple of ``g``, more stages than
 layers, and whatever :mod:`.tp` refuses for a stage.
 """
@@ -33,7 +36,7 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from .pp_model import RUN_SEEN, copy_cycles
+from .pp_model import RUN_SEEN, occupancy
 from .rows import ParallelRow
 from .tp import TpError, layer_count, layer_inputs, plan
 
@@ -103,7 +106,7 @@ def stage_plans(compiled, x_int, instances: int, group: int, split: str, link, *
         bounds = [0, *cuts, total]
         plans = [stage(a, b) for a, b in zip(bounds, bounds[1:])]
         part = _partition(plans, link, False)
-        occ = [_occupancy(part, k, link) for k in range(p)]
+        occ = occupancy(part, link, mirror=False)
         if best is None or max(occ) < best[0]:
             best = (max(occ), plans, list(zip(bounds, bounds[1:])))
     return best[1], best[2]
@@ -118,14 +121,8 @@ def hybrid_model(compiled, x_int, instances: int, group: int, split: str, link, 
 
     plans, ranges = stage_plans(compiled, x_int, instances, group, split, link, lstm=lstm,
                                 run=run)
-    return pp_model(_partition(plans, link, False), len(x_int), link).cycles, ranges
-
-
-def _occupancy(part, k, link) -> int:
-    st = part.stages
-    inp = st[k].input.words if k == 0 else copy_cycles(link, st[k].input.words)
-    out = st[k].output.words if k == len(st) - 1 else copy_cycles(link, st[k].output.words)
-    return inp + st[k].cycles + RUN_SEEN + out
+    modelled = pp_model(_partition(plans, link, False), len(x_int), link, mirror=False)
+    return modelled.cycles, ranges
 
 
 def run_hybrid(compiled, x, instances, *, group: int = 2, split: str = "auto", link=None,
@@ -163,9 +160,9 @@ def _run_hybrid(compiled, x, instances, group, split, link, lstm, run, clock):
             whole, _ = plan(compiled, x_int, group, split, link=link, layers=slice(a, b),
                             x_layer=x_k, lstm=lstm, run=run)
             x_k, _ = simulate(whole, link)
-        measured = pp_model(_partition(plans, link, True), m, link)
+        measured = pp_model(_partition(plans, link, True), m, link, mirror=False)
         wall = time.perf_counter() - t0
-        predicted = pp_model(_partition(plans, link, False), m, link)
+        predicted = pp_model(_partition(plans, link, False), m, link, mirror=False)
         speedup = single[0] / measured.cycles
         copies = sum(p.output_words for p in plans[:-1]) * cfg.lanes * m * group
         links = group * (len(plans) - 1) + (len(plans) * group if group > 1 else 0)

@@ -10,7 +10,8 @@
 * ``pp_bubbles.png`` (rows that ran a pipeline): the measured bubble fraction against N, beside
   GPipe's ``(p - 1) / (m + p - 1)`` for the same ``m`` samples;
 * ``pp_timeline_N<n>.png`` (each such row): every instance's cycles receiving, computing and
-  sending, sample by sample (the row's :class:`.pp_model.Timeline`); the gaps are the bubbles;
+  (a strip under it) sending, sample by sample (the row's :class:`.pp_model.Timeline`); the
+  gaps in the receive and compute bars are the bubbles;
 * ``samples_vs_dsp.png`` (given a :class:`.hardware.Placement`): simulated-hardware samples a
   second at the preset's placed Fmax (the rows' cycles, the placement's clock) against the DSPs
   the N instances use, one line per mode (as the speedup plot's), each point named by its N.
@@ -29,7 +30,8 @@ __all__ = ["figures", "write_plots", "series", "latency_series", "timeline_segme
            "gpipe_bubbles", "dsp_points"]
 
 #: The phases of an instance's sample in a timeline, with the Timeline fields that bound them.
-PHASES = (("receive", "recv", "start"), ("compute", "start", "finish"), ("send", "send", "sent"))
+PHASES = (("receive", "recv", "arrived"), ("compute", "start", "finish"),
+          ("send", "send", "sent"))
 COLORS = {"receive": "tab:blue", "compute": "tab:green", "send": "tab:orange"}
 
 
@@ -165,7 +167,10 @@ def _timeline_figure(plt, row):
         for k in range(p):
             mine = [(s, c) for i, _, s, c in spans if i == k]
             if mine:
-                ax.broken_barh(mine, (k - 0.35, 0.7), facecolors=COLORS[name],
+                # A send is drawn as a strip under the lane: with send mirrors it overlaps the
+                # instance's next receive (:mod:`.pp_model`).
+                band = (k + 0.2, 0.15) if name == "send" else (k - 0.35, 0.55)
+                ax.broken_barh(mine, band, facecolors=COLORS[name],
                                edgecolor="white", linewidth=0.5,
                                label=name if k == min(i for i, *_ in spans) else None)
     numbers = [ax.text(s + c / 2, k, str(sample), ha="center", va="center", fontsize=7)

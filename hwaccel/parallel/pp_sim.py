@@ -21,7 +21,7 @@ from ..generators.accel.isa import Region
 from ..generators.accel.model import run_program
 from ..hdl.pack import pack, unpack
 from ..sim.runner import SimError
-from .pp_model import Controller, Timeline
+from .pp_model import Controller, Timeline, holds
 
 __all__ = ["PipelineHang", "simulate", "open_top", "LaneSim", "golden", "outputs_of"]
 
@@ -133,7 +133,7 @@ class LaneSim:
     def __init__(self, top, st, inputs, name: str = "the pipeline"):
         self.top, self.h, self.st, self.inputs, self.name = top, top.h, st, inputs, name
         self.cfg, self.p, self.m = top.cfg, len(st), len(inputs)
-        self.ctl = Controller(self.p, self.m)
+        self.ctl = Controller(self.p, self.m, holds(st))
         self.c0 = self.h.cycles
         self.running: dict[int, int] = {}      # instance -> cycle started
         self.copying: dict[int, int] = {}      # copy -> cycle started
@@ -149,7 +149,7 @@ class LaneSim:
     def check(self, limit: int) -> None:
         if self.now > limit:
             raise PipelineHang(f"{self.name} is not through {self.m} samples after {limit:,} "
-                               f"cycles: instances {self.ctl.phase}, samples {self.ctl.sample}")
+                               f"cycles: instances {self.ctl.phase}")
 
     def act(self) -> bool:
         h, now, cfg, st, ctl = self.h, self.now, self.cfg, self.st, self.ctl

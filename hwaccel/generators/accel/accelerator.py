@@ -80,7 +80,7 @@ from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processo
 from .reader import Reader
 from .store import result_addresses
 
-__all__ = ["Accelerator", "host_signature"]
+__all__ = ["Accelerator", "host_signature", "tap_signature"]
 
 
 def host_signature(cfg: AccelConfig) -> wiring.Signature:
@@ -90,6 +90,11 @@ def host_signature(cfg: AccelConfig) -> wiring.Signature:
     })
 
 
+def tap_signature(cfg: AccelConfig) -> wiring.Signature:
+    return wiring.Signature({"addr": Out(range(cfg.act_depth)), "data": Out(cfg.act_bits),
+                             "en": Out(1)})
+
+
 class Accelerator(wiring.Component):
     """The accelerator built from an :class:`AccelConfig`.
 
@@ -97,6 +102,9 @@ class Accelerator(wiring.Component):
     -------
     host : ``In(host_signature(config))``
     busy, done, error : ``Out(1)``  copies of the STATUS bits (for a harness to wait on)
+    tap : ``Out(tap_signature(config))``, only with ``tap=True``: every write into the
+        activation scratchpad (host, datapath), as its write port is presented it (the word
+        lands a cycle later); a pipeline's send mirror keeps a copy (:mod:`..multi.pipeline`)
 
     Raises
     ------
@@ -104,12 +112,15 @@ class Accelerator(wiring.Component):
         If ``config`` is not an :class:`AccelConfig`.
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, *, tap: bool = False):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         self.config = config
-        super().__init__({"host": In(host_signature(config)), "busy": Out(1), "done": Out(1),
-                          "error": Out(1)})
+        members = {"host": In(host_signature(config)), "busy": Out(1), "done": Out(1),
+                   "error": Out(1)}
+        if tap:
+            members["tap"] = Out(tap_signature(config))
+        super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self.config
@@ -391,6 +402,9 @@ class Accelerator(wiring.Component):
 
         host_reads(m, host, port, [status, *counters.values], act.rhost, wgt_rd, prog_rd,
                    pending=[0, *counters.added.values()])
+        if "tap" in self.signature.members:
+            m.d.comb += [self.tap.addr.eq(act.waddr), self.tap.data.eq(act.wdata),
+                         self.tap.en.eq(act.wen)]
 
         with m.If(kill):
             m.d.sync += [active.eq(0), *(k.eq(0) for k in kinds), pending.eq(0), togo.eq(0),

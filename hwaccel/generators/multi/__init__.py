@@ -1,8 +1,9 @@
 """Several accelerator instances in one top.
 
 * :class:`Pipeline` -- ``N`` instances chained by links, with device-to-device copies
-  (:mod:`.pipeline`): a :class:`CopySender` reads an idle instance's activation scratchpad into a
-  link, a :class:`LinkWriter` writes what arrives into the next instance while it is idle.
+  (:mod:`.pipeline`): a :class:`CopySender` reads an instance's send mirror (a copy of its
+  activation scratchpad) into a link, a :class:`LinkWriter` writes what arrives into the next
+  instance while it is idle.
 
 Their cycle models are in :mod:`hwaccel.parallel.pp_model` (the pipeline) and
 :mod:`hwaccel.parallel.link` (a link).

@@ -10,20 +10,30 @@ Interface (``N = config.instances``, ``k`` an instance, ``j`` a link from ``j`` 
 ``start``          In   bit ``k``: start instance ``k``'s program at pc 0 in this cycle (a CONTROL
                         write on its host port)
 ``copy<j>``        In   ``start``, ``src``, ``dst``, ``count``: copy ``count`` activation words
-                        from instance ``j``'s scratchpad at ``src`` to instance ``j + 1``'s at
+                        from instance ``j``'s scratchpad (its send mirror) at ``src`` to instance
+                        ``j + 1``'s at
                         ``dst`` over link ``j`` (:class:`.sender.CopySender` into the link,
                         :class:`.writer.LinkWriter` out of it)
 ``busy``           Out  bit ``k``: instance ``k``'s STATUS.busy (``done``, ``error`` likewise)
 ``copying``        Out  bit ``j``: copy ``j`` started and its last word not yet written
 ``stalled``        Out  bit ``j``: link ``j``'s watchdog latched (:class:`..link.Link`)
 
-Instance ``k``'s host port, in priority order: its ``start`` (the CONTROL write), the sender of
-copy ``k`` (reads), the writer of copy ``k - 1`` (writes; ready only while instance ``k`` is
-idle, not starting and not sending), and last the external port when ``sel == k``. So an
-instance never computes while its output is read out (its port drops reads while busy), and a
-copy into it waits, through the link's credits, until it is idle. The external port is for
-loading weights and programs, sample inputs and reading results while nothing else uses that
-instance's port (the controller, :mod:`hwaccel.parallel.pp_sim`, sees to it).
+Send mirrors: every instance that sends (``k < N - 1``) has a block RAM beside it, as deep and
+wide as its activation scratchpad, that takes every write into the scratchpad (the
+accelerator's ``tap``: the host's, the link writer's and the datapath's), so it holds what the
+scratchpad holds. Copy ``k`` reads the mirror, not instance ``k``: an instance's host port is
+never the sender's, so it can take its next input (over the external port, or copy ``k - 1``)
+while its last output leaves. What the mirror may not see while a copy reads it: a program run
+on instance ``k`` (its stores), and a write into the words being copied (the next input, where
+its range overlaps the output's); the controller (:mod:`hwaccel.parallel.pp_model`) holds both
+back until the copy is done.
+
+Instance ``k``'s host port, in priority order: its ``start`` (the CONTROL write), the writer of
+copy ``k - 1`` (writes; ready only while instance ``k`` is idle and not starting), and last the
+external port when ``sel == k``. So a copy into an instance waits, through the link's credits,
+until it is idle. The external port is for loading weights and programs, sample inputs and
+reading results while nothing else uses that instance's port (the controller,
+:mod:`hwaccel.parallel.pp_sim`, sees to it).
 
 Copy timing: with ``copy<j>__start`` high in cycle ``s``, word 0 is offered to the link at
 ``s + 3`` (:data:`.sender.FIRST_BEAT`), each beat crosses as :class:`hwaccel.parallel.link.
@@ -32,12 +42,13 @@ LinkModel` says, and a beat is written in the cycle it leaves the link.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Signal, unsigned
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..accel.accelerator import Accelerator, host_signature
 from ..accel.isa import CONTROL_START, Region
+from ..conv.rw import NO_RW_CHECK
 from ..link.link import Link
 from .config import PipelineConfig
 from .sender import CopySender
@@ -78,7 +89,7 @@ class Pipeline(wiring.Component):
         cfg, a = self.config, self.config.accel
         n = cfg.instances
         m = Module()
-        insts = [Accelerator(a) for _ in range(n)]
+        insts = [Accelerator(a, tap=k < n - 1) for k in range(n)]
         senders = [CopySender(a) for _ in range(n - 1)]
         writers = [LinkWriter(a) for _ in range(n - 1)]
         links = [Link(cfg.link) for _ in range(n - 1)]
@@ -107,17 +118,19 @@ class Pipeline(wiring.Component):
                          self.error[k].eq(inst.error)]
             sender = senders[k] if k < n - 1 else None
             writer = writers[k - 1] if k > 0 else None
-            if sender is not None:
-                m.d.comb += sender.rdata.eq(h.rdata)
+            if sender is not None:   # reads the send mirror (the module docstring)
+                mirror = memory.Memory(shape=unsigned(a.act_bits), depth=a.act_depth, init=[],
+                                       attrs=NO_RW_CHECK)
+                m.submodules[f"mirror{k}"] = mirror
+                rd, wr = mirror.read_port(), mirror.write_port()
+                m.d.comb += [wr.addr.eq(inst.tap.addr), wr.data.eq(inst.tap.data),
+                             wr.en.eq(inst.tap.en), rd.addr.eq(sender.addr), rd.en.eq(sender.re),
+                             sender.rdata.eq(rd.data)]
             if writer is not None:
-                sending = sender.busy if sender is not None else Const(0)
-                m.d.comb += writer.free.eq(~inst.busy & ~self.start[k] & ~sending)
+                m.d.comb += writer.free.eq(~inst.busy & ~self.start[k])
             with m.If(self.start[k]):
                 m.d.comb += [h.addr.eq(at(Region.REG, Const(0, a.addr_bits))),
                              h.wdata.eq(CONTROL_START), h.we.eq(1)]
-            if sender is not None:
-                with m.Elif(sender.busy):
-                    m.d.comb += [h.addr.eq(at(Region.ACT, sender.addr)), h.re.eq(sender.re)]
             if writer is not None:
                 with m.Elif(writer.we):
                     m.d.comb += [h.addr.eq(at(Region.ACT, writer.addr)),

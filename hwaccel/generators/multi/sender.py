@@ -1,13 +1,13 @@
-"""Reads words from an idle accelerator's activation scratchpad and sends them into a link.
+"""Reads words from an accelerator's activation words and sends them into a link.
 
 Interface
 ---------
 ``start``   In   a copy begins: ``src`` and ``count`` are taken in this cycle
 ``src``     In   first word's scratchpad address
 ``count``   In   words (``1..act_depth``; ``0`` is ignored: no copy starts)
-``addr``    Out  the scratchpad address read (for the instance's host port, region ACT)
-``re``      Out  a read: the word is on ``rdata`` in the next cycle (the host port's latency)
-``rdata``   In   the host port's read data (the low ``act_bits`` are the word)
+``addr``    Out  the scratchpad address read (in a pipeline top, of the instance's send mirror)
+``re``      Out  a read: the word is on ``rdata`` in the next cycle (a block RAM's latency)
+``rdata``   In   the read data (the low ``act_bits`` are the word)
 ``source``  Out  stream of link beats, one word each (``count`` = the word's bytes,
                  ``last`` on the final word)
 ``busy``    Out  from the cycle after ``start`` until the last beat is taken
@@ -21,8 +21,9 @@ word. So from ``s + 3`` on the next word is always offered in the cycle after th
 was taken: to the link the sender is a transfer offered at ``s + 3`` and offered beat after
 beat (:class:`hwaccel.parallel.link.LinkModel`'s sender), whatever the credits do.
 
-The instance must stay idle (STATUS.busy 0) while ``busy`` is high: its host port drops reads
-while a program runs. The top (:mod:`.pipeline`) gives the sender its host port first.
+Nothing may write the words being read while ``busy`` is high; in the pipeline top
+(:mod:`.pipeline`) the sender reads the instance's send mirror, which only the instance's
+scratchpad writes change, and the controller keeps those off the words in flight.
 """
 
 from __future__ import annotations
