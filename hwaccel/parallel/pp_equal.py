@@ -32,7 +32,7 @@ from ..numerics import add_params
 from .pp import Boundary, Partition, Stage
 from .pp_model import RUN_SEEN, copy_cycles, occupancy
 
-__all__ = ["equal_stages", "reference"]
+__all__ = ["equal_stages", "reference", "law_rows"]
 
 _P = add_params(0.5, 0.5)
 
@@ -49,8 +49,8 @@ def _cycles(cfg, commands) -> int:
 
 
 def _program(cfg, main: int, source: Boundary, scratch: int, target: int) -> list[int] | None:
-    """``main``, then pads over ``source`` into fresh words from ``scratch`` on, then DONE, of
-    exactly ``target`` cycles; ``None`` if the pads cannot hit it."""
+    """``main``, then pads over ``source`` into the words at ``scratch`` (which nothing reads),
+    then DONE, of exactly ``target`` cycles; ``None`` if the pads cannot hit it."""
     done = encode(cfg, Op.DONE)
     cmds = [main]
     while _cycles(cfg, [*cmds, done]) < target:
@@ -58,7 +58,6 @@ def _program(cfg, main: int, source: Boundary, scratch: int, target: int) -> lis
             pad = _add(cfg, source.addr, source.addr, scratch, n)
             if _cycles(cfg, [*cmds, pad, done]) <= target:
                 cmds.append(pad)
-                scratch += n
                 break
         else:
             return None
@@ -80,8 +79,8 @@ def equal_stages(cfg, link, n: int = 16) -> Partition:
     if 2 * n < copy:
         raise ValueError(f"a copy of {n} words takes {copy} cycles on the link, longer than "
                          f"the host's {2 * n} input words: stage 0's copy would set its period")
-    if 8 * n > cfg.act_depth:
-        raise ValueError(f"{8 * n} words of boundaries and pads do not fit the "
+    if 7 * n > cfg.act_depth:
+        raise ValueError(f"{7 * n} words of boundaries and pads do not fit the "
                          f"{cfg.act_depth}-word activation scratchpad of {cfg.slug}")
     x, y = Boundary(0, 2 * n, ("x",)), [Boundary((2 + k) * n, n, (f"y{k}",)) for k in range(3)]
     ins = (x, y[0], y[1])
@@ -89,12 +88,14 @@ def equal_stages(cfg, link, n: int = 16) -> Partition:
                                                    y[k].addr, n) for k in (1, 2)))
     fixed = [2 * n + RUN_SEEN, copy + RUN_SEEN, copy + n + RUN_SEEN]   # transfers, RUN_SEEN
     done = encode(cfg, Op.DONE)
-    target = max(f + _cycles(cfg, [c, done]) for f, c in zip(fixed, mains))
-    while True:
+    least = max(f + _cycles(cfg, [c, done]) for f, c in zip(fixed, mains))
+    for target in range(least, least + 4 * n):
         cmds = [_program(cfg, mains[k], ins[k], 5 * n, target - fixed[k]) for k in range(3)]
         if all(c is not None for c in cmds):
             break
-        target += 1
+    else:
+        raise ValueError(f"no pads of ADDs bring the stages to one occupancy within {4 * n} "
+                         f"cycles of {least} on {cfg.slug}")
     stages = tuple(Stage(k, (f"add{k}",), 0, tuple(c), (), 0, ins[k], y[k], _cycles(cfg, c))
                    for k, c in enumerate(cmds))
     part = Partition(cfg, stages, None)
@@ -121,3 +122,60 @@ def reference(part: Partition, inputs: list[np.ndarray]) -> list[np.ndarray]:
         b = st[-1].output
         out.append(np.asarray(act[b.addr:b.addr + b.words]))
     return out
+
+
+def law_rows(design, pcfg, samples=(1, 2, 4, 8, 16, 32), seed: int = 5) -> list[dict]:
+    """Per sample count ``m``: :func:`equal_stages` streamed through the top ``design`` of
+    ``pcfg`` (:func:`.pp_sim.simulate`) on random int8 inputs: cycles measured and modelled,
+    fill, period, the bubble fraction measured and GPipe's, and the outputs' mismatches
+    against :func:`reference`."""
+    from fractions import Fraction
+
+    from .pp_model import model
+    from .pp_sim import simulate
+
+    part = equal_stages(pcfg.accel, pcfg.link)
+    rng = np.random.default_rng(seed)
+    rows, p = [], len(part.stages)
+    for m in samples:
+        inputs = [rng.integers(-128, 128, (part.stages[0].input.words, pcfg.accel.lanes))
+                  for _ in range(m)]
+        words, t = simulate(design, pcfg, part, inputs)
+        predicted = model(part, m, pcfg.link)
+        bad = sum(not np.array_equal(w, r) for w, r in zip(words, reference(part, inputs)))
+        rows.append({"samples": m, "cycles": t.cycles, "model_cycles": predicted.cycles,
+                     "every_cycle_equal": t.rows() == predicted.rows(), "fill": t.fill,
+                     "period": t.period, "occupancy": occupancy(part, pcfg.link)[0],
+                     "bubble_fraction": str(t.bubbles),
+                     "gpipe": str(Fraction(p - 1, m + p - 1)),
+                     "equal": t.bubbles == Fraction(p - 1, m + p - 1), "mismatches": bad})
+    return rows
+
+
+def main() -> int:
+    """``python -m hwaccel.parallel.pp_equal [--json]``: :func:`law_rows` on the tiny
+    three-instance top; exit 1 unless every row meets the law, equals its model and matches."""
+    import json
+    import sys
+
+    from ..generators.accel.config import PRESETS
+    from ..generators.link.config import PRESETS as LINKS
+    from ..generators.multi import PipelineConfig
+    from ..sim.runner import design_for
+
+    pcfg = PipelineConfig(PRESETS["tiny"], 3, LINKS["tiny"], name="tiny3")
+    rows = law_rows(design_for(pcfg), pcfg)
+    if "--json" in sys.argv[1:]:
+        print(json.dumps(rows, indent=2))
+    else:
+        keys = list(rows[0])
+        width = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+        for line in [dict(zip(keys, keys)), *rows]:
+            print("  ".join(str(line[k]).rjust(width[k]) for k in keys))
+    ok = all(r["equal"] and r["every_cycle_equal"] and r["mismatches"] == 0
+             and r["cycles"] == r["model_cycles"] for r in rows)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
