@@ -224,13 +224,11 @@ def holds(stages, mirror: bool = True) -> list[bool]:
     """Per stage of ``stages`` (a partition's), whether it receives only once its last output
     has left: the last stage, every stage without mirrors, and a stage whose input words
     overlap its output words."""
-    st = stages
-
     def overlap(s):
         a, b = s.input, s.output
         return a.addr < b.addr + b.words and b.addr < a.addr + a.words
 
-    return [not mirror or k == len(st) - 1 or overlap(s) for k, s in enumerate(st)]
+    return [not mirror or k == len(stages) - 1 or overlap(s) for k, s in enumerate(stages)]
 
 
 def copy_cycles(link: LinkConfig, words: int) -> int:
