@@ -94,15 +94,16 @@ PRESETS: dict[str, PipelineConfig] = {
         # ECP5 it does not fit the LFE5U-85F either: packed, 174 MULT18X18D of 156.
         PipelineConfig(ACCEL_PRESETS["tiny"], 2, LINK_PRESETS["tiny"], name="tiny_x2"),
         # tiny_x2 without the LSTM cells (CNN and GEMM programs; an LSTM command is illegal):
-        # the two-instance top with a link that places and routes on the LFE5U-85F (40.02 MHz)
+        # the two-instance top with a link that places and routes on the LFE5U-85F (68.75 MHz)
         # (`hwaccel synth --preset pipeline_tiny_conv_x2 --target ecp5`; docs/parallel-ecp5.md).
         PipelineConfig(ACCEL_PRESETS["tiny"].with_(lstm=None, name="tiny_conv"), 2,
                        LINK_PRESETS["tiny"], name="tiny_conv_x2"),
         # Two ecp5 instances and an 8-byte link (one 8-lane word a beat) of latency 2 whose
         # 40-byte buffer (W * (2L + 1)) keeps it at a beat a cycle. Yosys synthesizes it for
         # ECP5 (`hwaccel synth --preset pipeline_ecp5_x2 --target ecp5`), but it does not fit
-        # one LFE5U-85F: packed, it needs 266 MULT18X18D of 156 and 250 DP16KD of 208, so
-        # nextpnr stops before placing (hwaccel synth names both).
+        # one LFE5U-85F: packed, it needed 266 MULT18X18D of 156 and 250 DP16KD of 208 at
+        # 72032ed (one `ecp5` alone places with 104 and 145 now), so nextpnr stops before
+        # placing (hwaccel synth names both).
         PipelineConfig(ACCEL_PRESETS["ecp5"], 2,
                        LinkConfig(width=8, latency=2, buffer=40, watchdog=64, name="ecp5"),
                        name="ecp5_x2"),
