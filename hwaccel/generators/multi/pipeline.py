@@ -10,10 +10,10 @@ Interface (``N = config.instances``, ``k`` an instance, ``j`` a link from ``j`` 
 ``start``          In   bit ``k``: start instance ``k``'s program at pc 0 in this cycle (a CONTROL
                         write on its host port)
 ``copy<j>``        In   ``start``, ``src``, ``dst``, ``count``: copy ``count`` activation words
-                        from instance ``j``'s scratchpad (its send mirror) at ``src`` to instance
-                        ``j + 1``'s at
-                        ``dst`` over link ``j`` (:class:`.sender.CopySender` into the link,
-                        :class:`.writer.LinkWriter` out of it)
+                        from instance ``j``'s scratchpad (its send mirror) at ``src`` to
+                        instance ``j + 1``'s at ``dst`` over link ``j``
+                        (:class:`.sender.CopySender` into the link, :class:`.writer.LinkWriter`
+                        out of it)
 ``busy``           Out  bit ``k``: instance ``k``'s STATUS.busy (``done``, ``error`` likewise)
 ``copying``        Out  bit ``j``: copy ``j`` started and its last word not yet written
 ``stalled``        Out  bit ``j``: link ``j``'s watchdog latched (:class:`..link.Link`)
