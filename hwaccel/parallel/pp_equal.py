@@ -22,15 +22,17 @@ outputs must equal it, word for word.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from ..generators.accel.driver import encode
 from ..generators.accel.isa import Op
-from ..generators.accel.model import run_program
 from ..generators.accel.perf import program_perf
 from ..numerics import add_params
 from .pp import Boundary, Partition, Stage
-from .pp_model import RUN_SEEN, copy_cycles, occupancy
+from .pp_model import RUN_SEEN, copy_cycles, model, occupancy
+from .pp_sim import run_in_turn, simulate
 
 __all__ = ["equal_stages", "reference", "law_rows"]
 
@@ -113,12 +115,8 @@ def reference(part: Partition, inputs: list[np.ndarray]) -> list[np.ndarray]:
     for words in inputs:
         act = np.zeros((cfg.act_depth, cfg.lanes), dtype=np.int64)
         act[st[0].input.addr:st[0].input.addr + st[0].input.words] = words
-        for s in st:
-            res = run_program(cfg, act, list(s.wgt) or [0] * cfg.wgt_depth, list(s.commands))
-            if res.error or not res.done:
-                raise RuntimeError(f"stage {s.index}: the golden interpreter faulted: "
-                                   f"{res.cause}")
-            act = res.act
+        act = run_in_turn(cfg, act, [(f"stage {s.index}", list(s.wgt) or [0] * cfg.wgt_depth,
+                                      list(s.commands)) for s in st])
         b = st[-1].output
         out.append(np.asarray(act[b.addr:b.addr + b.words]))
     return out
@@ -129,12 +127,8 @@ def law_rows(design, pcfg, samples=(1, 2, 4, 8, 16, 32), seed: int = 5) -> list[
     ``pcfg`` (:func:`.pp_sim.simulate`) on random int8 inputs: cycles measured and modelled,
     fill, period, the bubble fraction measured and GPipe's, and the outputs' mismatches
     against :func:`reference`."""
-    from fractions import Fraction
-
-    from .pp_model import model
-    from .pp_sim import simulate
-
     part = equal_stages(pcfg.accel, pcfg.link)
+    occ = occupancy(part, pcfg.link)[0]
     rng = np.random.default_rng(seed)
     rows, p = [], len(part.stages)
     for m in samples:
@@ -145,7 +139,7 @@ def law_rows(design, pcfg, samples=(1, 2, 4, 8, 16, 32), seed: int = 5) -> list[
         bad = sum(not np.array_equal(w, r) for w, r in zip(words, reference(part, inputs)))
         rows.append({"samples": m, "cycles": t.cycles, "model_cycles": predicted.cycles,
                      "every_cycle_equal": t.rows() == predicted.rows(), "fill": t.fill,
-                     "period": t.period, "occupancy": occupancy(part, pcfg.link)[0],
+                     "period": t.period, "occupancy": occ,
                      "bubble_fraction": str(t.bubbles),
                      "gpipe": str(Fraction(p - 1, m + p - 1)),
                      "equal": t.bubbles == Fraction(p - 1, m + p - 1), "mismatches": bad})

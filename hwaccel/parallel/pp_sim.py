@@ -23,7 +23,8 @@ from ..hdl.pack import pack, unpack
 from ..sim.runner import SimError
 from .pp_model import Controller, Timeline, holds
 
-__all__ = ["PipelineHang", "simulate", "open_top", "LaneSim", "golden", "outputs_of"]
+__all__ = ["PipelineHang", "simulate", "open_top", "LaneSim", "golden", "run_in_turn",
+           "outputs_of"]
 
 
 class PipelineHang(RuntimeError):
@@ -247,14 +248,22 @@ def golden(compiled, x_int) -> np.ndarray:
     out = []
     for i in range(len(x_int)):
         low = compiled.lower(np.asarray(x_int)[i:i + 1])
-        act = low.builder.act
-        for prog in low.programs:
-            res = run_program(compiled.config, act, prog.wgt, prog.commands)
-            if res.error or not res.done:
-                raise RuntimeError(f"sample {i}: the golden interpreter faulted: {res.cause}")
-            act = res.act
+        act = run_in_turn(compiled.config, low.builder.act,
+                          [(f"sample {i}", p.wgt, p.commands) for p in low.programs])
         out.append(low.ints(act)[0])
     return np.stack(out)
+
+
+def run_in_turn(cfg, act, programs) -> np.ndarray:
+    """The activation scratchpad after the golden interpreter ran ``programs`` (``(name, wgt,
+    commands)`` each) one after the other on ``act``; a fault raises ``RuntimeError`` naming
+    the program."""
+    for name, wgt, commands in programs:
+        res = run_program(cfg, act, wgt, commands)
+        if res.error or not res.done:
+            raise RuntimeError(f"{name}: the golden interpreter faulted: {res.cause}")
+        act = res.act
+    return act
 
 
 def outputs_of(partition, words: list[np.ndarray]) -> np.ndarray:
