@@ -52,9 +52,10 @@ def _cmd_synth(args) -> int:
     from .impl.report import format_report
 
     config = config_for(args.preset)   # a bare preset name is enough when it is unambiguous
-    if args.router and (args.bitstream or args.target not in ("ecp5", "ice40")):
-        raise ValueError("--router chooses nextpnr's router: it needs --target ecp5 or ice40, "
-                         "without --bitstream")
+    for flag, name in (("--router", args.router), ("--placer", args.placer)):
+        if name and (args.bitstream or args.target not in ("ecp5", "ice40")):
+            raise ValueError(f"{flag} chooses nextpnr's {flag[2:]}: it needs --target ecp5 or "
+                             "ice40, without --bitstream")
     if args.target == "asic":  # its own flow and report (hwaccel.impl.asic)
         from .impl.asic import asic_report_for, format_asic
 
@@ -69,7 +70,7 @@ def _cmd_synth(args) -> int:
         bit, report = bitstream(config, freq_mhz=args.freq, seed=args.seed)
     else:
         bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=args.seed,
-                                       router=args.router)
+                                       router=args.router, placer=args.placer)
     if args.json:
         print(json.dumps(report.to_json() | ({"bitstream": str(bit)} if bit else {}), indent=2))
     else:
@@ -126,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     syn.add_argument("--router", choices=["router1", "router2"], default=None,
                      help="nextpnr's router (default: nextpnr's own, router1)")
+    syn.add_argument("--placer", choices=["heap", "static", "sa"], default=None,
+                     help="nextpnr's placer (default: nextpnr's own, heap)")
     syn.add_argument("--bitstream", action="store_true",
                      help="write an ECP5 bitstream (the core inside a scan shell)")
     syn.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -113,9 +113,10 @@ def test_unknown_target_and_preset_are_named():
     assert main(["synth", "--preset", "systolic_nope", "--target", "generic"]) == 2
 
 
-def test_the_router_choice_reaches_nextpnr(tmp_path, monkeypatch):
-    """``router`` adds nextpnr's ``--router`` (and nothing else); an unknown one is refused
-    before any tool runs, as is ``--router`` where nothing is placed and routed."""
+def test_the_router_and_placer_choices_reach_nextpnr(tmp_path, monkeypatch):
+    """``router`` and ``placer`` add nextpnr's ``--router`` and ``--placer`` (and nothing
+    else); an unknown one is refused before any tool runs, as is either flag where nothing
+    is placed and routed."""
     from types import SimpleNamespace
 
     import hwaccel.impl.flow as flow
@@ -132,13 +133,20 @@ def test_the_router_choice_reaches_nextpnr(tmp_path, monkeypatch):
     monkeypatch.setattr(flow, "run_yosys", lambda *a, **k: SimpleNamespace(
         netlist=tmp_path / "x.netlist.json", notes=[], cells={}, ff=0))
     monkeypatch.setattr(flow, "run_nextpnr", fake_nextpnr)
-    for router, want in ((None, ("--out-of-context",)),
-                         ("router2", ("--out-of-context", "--router", "router2"))):
+    for router, placer, want in (
+            (None, None, ("--out-of-context",)),
+            ("router2", None, ("--out-of-context", "--router", "router2")),
+            (None, "static", ("--out-of-context", "--placer", "static")),
+            ("router1", "sa", ("--out-of-context", "--placer", "sa", "--router", "router1"))):
         with pytest.raises(Stop):
-            synthesize(PRESETS["os_3x5"], "ecp5", out_dir=tmp_path, router=router)
+            synthesize(PRESETS["os_3x5"], "ecp5", out_dir=tmp_path, router=router,
+                       placer=placer)
         assert calls.pop() == want
     with pytest.raises(ValueError, match="router must be one of router1, router2, not 'r3'"):
         synthesize(PRESETS["os_3x5"], "ecp5", out_dir=tmp_path, router="r3")
+    with pytest.raises(ValueError, match="placer must be one of heap, static, sa, not 'x'"):
+        synthesize(PRESETS["os_3x5"], "ecp5", out_dir=tmp_path, placer="x")
     assert not calls
-    assert main(["synth", "--preset", "systolic_os_3x5", "--target", "generic",
-                 "--router", "router2"]) == 2
+    for flag, name in (("--router", "router2"), ("--placer", "static")):
+        assert main(["synth", "--preset", "systolic_os_3x5", "--target", "generic",
+                     flag, name]) == 2

@@ -62,11 +62,13 @@ def _as_target(target: Target | str) -> Target:
 
 #: nextpnr's routers: ``router1`` (its default) and ``router2``.
 ROUTERS = ("router1", "router2")
+#: nextpnr's placers: ``heap`` (its default, analytic), ``static`` (electrostatic) and ``sa``.
+PLACERS = ("heap", "static", "sa")
 
 
 def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None = None,
                out_dir: Path | str | None = None, seed: int = 1,
-               router: str | None = None) -> SynthReport:
+               router: str | None = None, placer: str | None = None) -> SynthReport:
     """Synthesize (and on FPGAs place and route) ``config``; returns and writes the report.
 
     Parameters
@@ -85,6 +87,9 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
         nextpnr's router, one of :data:`ROUTERS` (default: nextpnr's own, ``router1``); the
         report's ``notes`` name a chosen one. On ``accel_ecp5`` here ``router1`` takes one to
         two hours and more, and ``router2`` has not converged (docs/ecp5-timing.md).
+    placer : str, optional
+        nextpnr's placer, one of :data:`PLACERS` (default: nextpnr's own, ``heap``); the
+        report's ``notes`` name a chosen one.
 
     Raises
     ------
@@ -96,6 +101,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     t = _as_target(target)
     if router is not None and router not in ROUTERS:
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    if placer is not None and placer not in PLACERS:
+        raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
     if t.name == "asic":
         raise ValueError("the asic target has its own flow and report: "
                          "hwaccel.impl.asic.asic_report (or `hwaccel synth --target asic`)")
@@ -116,7 +123,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     else:
         freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
         extra = ("--out-of-context",) if t.out_of_context else ()
-        extra += ("--router", router) if router is not None else ()
+        chosen = [("--placer", placer), ("--router", router)]
+        extra += tuple(a for flag, name in chosen if name is not None for a in (flag, name))
         pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, extra=extra)
         if pnr.fmax_mhz is None:
             raise ImplError(f"nextpnr reported no Fmax for clock 'clk' of {top} [log: {pnr.log}]")
@@ -128,7 +136,7 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
             io="out-of-context" if t.out_of_context else "scan shell",
             available=_available(t, pnr),
             yosys_cells=ys.cells,
-            notes=list(ys.notes) + ([f"nextpnr --router {router}"] if router else []),
+            notes=list(ys.notes) + [f"nextpnr {flag} {name}" for flag, name in chosen if name],
             seconds=round(time.monotonic() - start, 1))
     report.write(report_path)
     return report
