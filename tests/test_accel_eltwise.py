@@ -238,3 +238,24 @@ def test_rtl_watchdog_covers_the_unit(tiny, seed):
         assert tiny.counters() == program_perf(TINY, b.commands).counters
     finally:
         tiny.write(watchdog, 0)
+
+
+def test_rtl_shared_lane_products_under_lut_multipliers(seed):
+    """Under ``lut_multipliers`` AVGPOOL's lane multipliers take the ADD's first word too
+    (:mod:`hwaccel.generators.accel.elt_products`): programs that switch between ADD and
+    AVGPOOL jobs back to back stay bit-exact, every counter equal to the model."""
+    cfg = TINY.with_(lut_multipliers=True)
+    rng = np.random.default_rng(seed)
+    with HarnessHost.of(cfg) as host:
+        for trial in range(12):
+            b = ProgramBuilder(cfg)
+            outs = [(_random_add(b, rng) if (trial + i) % 2 else _random_avg(b, rng, cfg))
+                    for i in range(4)]
+            b.done()
+            gold = run_program(cfg, b.act, b.wgt, b.commands)
+            host.load(b)
+            host.run(limit=100_000)
+            for out, _, shape in outs:
+                np.testing.assert_array_equal(host.read_tensor(out), from_words(gold.act, out),
+                                              err_msg=f"{shape} (seed {seed}, trial {trial})")
+            assert host.counters() == program_perf(cfg, b.commands).counters

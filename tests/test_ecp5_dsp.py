@@ -104,19 +104,27 @@ def test_a_product_marked_for_a_dsp_keeps_one(tmp_path):
 @needs_yosys
 def test_ecp5_144s_avgpool_products_are_the_marked_ones(tmp_path):
     # the element-wise unit under lut_multipliers: AVGPOOL's lane products keep DSP blocks (one
-    # each: the 12 the MACs leave on the 85F), the ADD's 2 x lanes products do not
+    # each: the 12 the MACs leave on the 85F) and take the ADD's first word's products too
+    # (hwaccel.generators.accel.elt_products), so of the ADD's 2 x lanes products only the
+    # second word's are LUT logic
     from amaranth.back import verilog
 
     from hwaccel.generators.accel.eltwise import Eltwise
 
     cfg = MODEL_PRESETS["ecp5_144"]
     (tmp_path / "elt.v").write_text(verilog.convert(Eltwise(cfg), name="elt"))
-    _yosys(tmp_path, f"read_verilog elt.v; {LUT_MULTIPLIERS.format(top='elt')}; "
+    _yosys(tmp_path, "read_verilog elt.v; hierarchy -top elt; proc; opt_expr; opt_clean; "
+                     "tee -o before.txt select -list w:*_q*_m %ci1 t:$mul %i %co1 w:* %i; "
+                     f"design -reset; read_verilog elt.v; {LUT_MULTIPLIERS.format(top='elt')}; "
                      "tee -o muls.txt select -list t:$mul; "
                      "tee -o marked.txt select -list w:* a:hwaccel_dsp %i %ci1 t:$mul %i")
     muls = (tmp_path / "muls.txt").read_text().split()
     assert len(muls) == cfg.lanes == 12 and cfg.macs + cfg.lanes == 156
     assert sorted(muls) == sorted((tmp_path / "marked.txt").read_text().split())
+    # before the prelude, the lane multiplies' outputs (registered_product's ``<name>_m``): the
+    # lanes' shared products and the ADD's second word's, none of its first word's
+    lane = {w.split("/")[1] for w in (tmp_path / "before.txt").read_text().split()}
+    assert lane == {f"elt_q{i}_m" for i in range(12)} | {f"add_q1_{i}_m" for i in range(12)}
 
 
 SMALL = """

@@ -54,6 +54,7 @@ from ...numerics import MULT_BITS
 from ..conv.rw import data_register
 from ..rounding import rounding_terms, shift_terms
 from .config import AccelConfig
+from .elt_products import SharedLaneProducts, shares_lane_products
 from .isa import elt_layout
 
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
@@ -130,8 +131,13 @@ class Eltwise(wiring.Component):
         rd, rn = (data_register(len(w), n) for w, n in ((self.rdata, "elt_rd"),
                                                          (self.rnext, "elt_rn")))
         m.d.sync += [rd.eq(self.rdata), rn.eq(self.rnext)]
-        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid, rd, rn)
-        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, res, res_valid, rd)
+        # Under lut_multipliers AVGPOOL's lane multipliers (DSP blocks) take the ADD's first
+        # word too (:mod:`.elt_products`).
+        shared = (SharedLaneProducts(m, cfg, platform, mode_avg)
+                  if shares_lane_products(cfg) else None)
+        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid, rd, rn,
+                             shared)
+        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, res, res_valid, rd, shared)
         with m.If(self.start):
             m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
                          setup.eq(Mux(self.avg, AVG_SETUP, 0))]
@@ -148,7 +154,7 @@ class Eltwise(wiring.Component):
                                   | res_valid)]
         return m
 
-    def _add(self, m, platform, issue, load, res, res_valid, rd, rn):
+    def _add(self, m, platform, issue, load, res, res_valid, rd, rn, shared):
         """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
         ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
         cfg, p = self.config, self.args.add
@@ -198,12 +204,17 @@ class Eltwise(wiring.Component):
         # MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`), so no path
         # both multiplies and adds: through the block's combinational multiply into the add was
         # 85e3ccd's placed critical path (16.0 ns). Under ``lut_multipliers`` the same registers
-        # are fabric ones around a LUT multiply (the DSP blocks are the MACs'). The tags follow.
+        # are fabric ones around a LUT multiply (the DSP blocks are the MACs'), but for the
+        # first word's, on AVGPOOL's blocks where they are ``shared``. The tags follow.
         dsp = None if cfg.lut_multipliers else platform
-        prods = [[registered_product(m, Cat(mult, Const(0, 1)).as_signed(),
-                                     w[8 * i: 8 * i + 8].as_signed(), platform=dsp,
-                                     name=f"add_q{j}_{i}", fabric=False)
-                  for i in range(lanes)] for j, w in enumerate(words)]
+
+        def product(j, i, w):
+            a, b = Cat(mult, Const(0, 1)).as_signed(), w[8 * i: 8 * i + 8].as_signed()
+            if shared is not None and j == 0:
+                return shared.add(i, a, b)
+            return registered_product(m, a, b, platform=dsp, name=f"add_q{j}_{i}", fabric=False)
+
+        prods = [[product(j, i, w) for i in range(lanes)] for j, w in enumerate(words)]
         got_a_q, got_b_q, pair_q = (delay(m, s, DSP_LATENCY, f"add_{s.name}")
                                     for s in (got_a, got_b, pair))
         with m.If(got_a_q[-1]):
@@ -222,7 +233,7 @@ class Eltwise(wiring.Component):
                                | Cat(*got_a_q, *got_b_q).any()
                                | summed | second | clamping)
 
-    def _avg(self, m, platform, issue, setup, res, res_valid, rd):
+    def _avg(self, m, platform, issue, setup, res, res_valid, rd, shared):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
         cfg, p = self.config, self.args.avg
         lanes, ad, acc_bits = cfg.lanes, cfg.act_depth, cfg.avg_acc_bits
@@ -320,11 +331,15 @@ class Eltwise(wiring.Component):
         # are an inferred multiply between the same registers.
         prod_bits = acc_bits + cfg.avg_mult_bits
         fits = max(acc_bits, cfg.avg_mult_bits) < MULT18_BITS
-        prods = [registered_product(
-            m, Cat(sum_w[acc_bits * i: acc_bits * (i + 1)], Const(0, 1)).as_signed(),
-            Cat(p.mult, Const(0, 1)).as_signed(), platform=platform if fits else None,
-            name=f"avg_q{i}", fabric=False, attrs={DSP_ATTR: 1})[:prod_bits]
-            for i in range(lanes)]
+        def product(i):
+            a = Cat(sum_w[acc_bits * i: acc_bits * (i + 1)], Const(0, 1)).as_signed()
+            b = Cat(p.mult, Const(0, 1)).as_signed()
+            if shared is not None:
+                return shared.avg(i, a, b)
+            return registered_product(m, a, b, platform=platform if fits else None,
+                                      name=f"avg_q{i}", fabric=False, attrs={DSP_ATTR: 1})
+
+        prods = [product(i)[:prod_bits] for i in range(lanes)]
         prod_v = delay(m, sum_v, DSP_LATENCY, "avg_prod_v")
         clamping = _round_then_clamp(m, prods, p.shift, prod_v[-1], (None, 255),   # >= 0
                                      res, res_valid, "avg_r", unbias=True)

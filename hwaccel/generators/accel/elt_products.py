@@ -1,0 +1,68 @@
+"""The element-wise unit's lane multipliers under ``lut_multipliers``: one DSP block a lane,
+shared by AVGPOOL's divider and the ADD's first word.
+
+Under :attr:`AccelConfig.lut_multipliers` the FPGA flow maps every multiply to LUT logic but
+the conv engine's int8 MACs and the ones marked :data:`hwaccel.impl.yosys.DSP_ATTR`, and the
+element-wise unit marks AVGPOOL's lane products: ``lanes`` DSP blocks (the 12 that
+``ecp5_144``'s 144 MACs leave on the 85F), idle in an ADD job. The ADD's ``2 x lanes`` products
+(``mult x byte``, a lane of each of the two words it holds) were all Booth trees in LUTs, about
+300 LUT4 slots each on ``ecp5_144`` (docs/ecp5-dsp.md). The unit runs one job at a time, and a
+job's last product is in its results before the job ends and the next one can start, so each
+lane's block takes AVGPOOL's operands in an AVGPOOL job and the ADD's first word's in an ADD
+job: a choice by the job's kind (a register) in front of the block's input registers, the same
+latency. Outputs and cycles are unchanged; only the netlist differs.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Mux, Signal, signed
+
+from ...hdl.dsp import MULT18_BITS, registered_product
+from ...impl.yosys import DSP_ATTR
+from ...numerics import MULT_BITS
+
+__all__ = ["SharedLaneProducts", "shares_lane_products"]
+
+
+def shares_lane_products(cfg) -> bool:
+    """Whether ``cfg``'s element-wise unit shares AVGPOOL's lane blocks with the ADD: under
+    ``lut_multipliers`` (elsewhere every product has a DSP block of its own), and where
+    AVGPOOL's operands fit one block (else its multiply is not on one)."""
+    return cfg.lut_multipliers and max(cfg.avg_acc_bits, cfg.avg_mult_bits) < MULT18_BITS
+
+
+class SharedLaneProducts:
+    """``lanes`` registered products on DSP blocks, each taking the AVGPOOL operands of its
+    lane when ``avg`` (the job's kind) is set and the ADD's otherwise.
+
+    :meth:`add` and :meth:`avg` drive a lane's operands for one datapath and return the
+    product as that datapath's own multiply would (:func:`registered_product`, ``fabric=False``:
+    the same latency).
+    """
+
+    def __init__(self, m, cfg, platform, avg):
+        self._m = m
+        add_mult, byte = signed(MULT_BITS + 1), signed(8)
+        avg_acc, avg_mult = signed(cfg.avg_acc_bits + 1), signed(cfg.avg_mult_bits + 1)
+        self._add = [(Signal(add_mult, name=f"elt_add_m{i}"), Signal(byte, name=f"elt_add_b{i}"))
+                     for i in range(cfg.lanes)]
+        self._avg = [(Signal(avg_mult, name=f"elt_avg_m{i}"), Signal(avg_acc, name=f"elt_avg_s{i}"))
+                     for i in range(cfg.lanes)]
+        self._products = [
+            registered_product(m, Mux(avg, vm, am), Mux(avg, vs, ab), platform=platform,
+                               name=f"elt_q{i}", fabric=False, attrs={DSP_ATTR: 1})
+            for i, ((am, ab), (vm, vs)) in enumerate(zip(self._add, self._avg))]
+
+    def _take(self, ops, i, a, b):
+        self._m.d.comb += [ops[i][0].eq(a), ops[i][1].eq(b)]
+        return self._products[i][:len(a) + len(b)].as_signed()
+
+    def add(self, i, mult, byte):
+        """Lane ``i`` of the ADD's first word: ``mult x byte`` (signed, ``MULT_BITS + 1`` and 8
+        bits)."""
+        return self._take(self._add, i, mult, byte)
+
+    def avg(self, i, acc, mult):
+        """Lane ``i`` of AVGPOOL's divider: ``acc x mult`` (signed operands, the accumulator's
+        and the multiplier's widths plus a zero sign bit)."""
+        return self._take(self._avg, i, mult, acc)
