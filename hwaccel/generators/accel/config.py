@@ -58,11 +58,13 @@ class AccelConfig:
         Most values one AVGPOOL window averages (``kh x kw``): sets the accumulators' and the
         divider multiplier's widths (:func:`hwaccel.numerics.avg_params`).
     lut_multipliers : bool
-        FPGA synthesis only (the RTL, its outputs and its cycles are the same either way): every
-        multiplier but the conv engine's int8 x int8 MAC products -- the requantizers, the
-        element-wise unit's, the command processor's range checks -- is mapped to LUT logic
-        (Yosys' ``booth``, :func:`hwaccel.impl.yosys.run_yosys`) instead of a DSP block, so an
-        ECP5's 156 MULT18X18D go to MACs (docs/ecp5-dsp.md).
+        For FPGA synthesis (outputs and cycles are the same either way): every multiplier but
+        the conv engine's int8 x int8 MAC products -- the requantizers, the element-wise
+        unit's, the command processor's range checks -- is mapped to LUT logic (Yosys'
+        ``booth``, :func:`hwaccel.impl.yosys.run_yosys`) instead of a DSP block, so an ECP5's
+        156 MULT18X18D go to MACs (docs/ecp5-dsp.md). The element-wise unit's AVGPOOL
+        products keep DSP blocks and take the ADD's first word too
+        (:mod:`hwaccel.generators.accel.elt_products`), the one change to the RTL.
     name : str
         Preset name (the slug is ``accel_<name>``).
     """
