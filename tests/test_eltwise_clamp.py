@@ -1,8 +1,10 @@
-"""The element-wise unit's last three stages (:func:`hwaccel.generators.accel.eltwise.
-_round_then_clamp`) in Amaranth's simulator, at the clamp's edges: the rounded value is compared
+"""The element-wise unit's last three stages (:func:`hwaccel.generators.accel.elt_tail.
+round_then_clamp`) in Amaranth's simulator, at the clamp's edges: the rounded value is compared
 with the bounds shifted up (beside the shift, not after it), so every shift is driven with values
 one either side of ``(hi + 1) << s`` and ``lo << s`` (before the rounding term), and with shifts
-past the value's width, against ``clip(floor((v + 2**s / 2) / 2**s), lo, hi)``."""
+past the value's width, against ``clip(floor((v + 2**s / 2) / 2**s), lo, hi)``; each datapath's
+own tail, and the one both share under ``lut_multipliers`` (:class:`~hwaccel.generators.accel.
+elt_tail.Tails`), its inputs chosen by the job's kind."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.sim import Simulator
 
-from hwaccel.generators.accel.eltwise import _round_then_clamp
+from hwaccel.generators.accel.elt_tail import Tails, round_then_clamp
 
 WIDTH = 14   # the values' bits (signed)
 
@@ -36,17 +38,32 @@ def _cases(lo, hi, rng):
             yield int(v), s
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["own", "shared"])
 @pytest.mark.parametrize("relu, unsigned", [(False, False), (True, False), (False, True)])
-def test_the_clamp_at_its_edges(relu, unsigned, seed):
+def test_the_clamp_at_its_edges(relu, unsigned, shared, seed):
     """ADD (lo -128 or, with ReLU, 0; hi 127) and AVGPOOL (values not negative, hi 255, its top
-    bit flipped), every shift from 0 to past the width."""
+    bit flipped), every shift from 0 to past the width; shared: the other datapath's shift
+    differs and its value is held at its largest."""
     rng = np.random.default_rng(seed)
     m = Module()
-    value, shift, take = Signal(signed(WIDTH)), Signal(5), Signal()
+    shift, other_shift, take = Signal(5), Signal(5), Signal()
     res, res_valid = Signal(8), Signal()
     relu_s = Signal()
-    lo, hi = ((None, 255) if unsigned else (Mux(relu_s, 0, -128), 127))
-    _round_then_clamp(m, [value], shift, take, (lo, hi), res, res_valid, "t", unbias=unsigned)
+    add_lo, hi = Mux(relu_s, 0, -128), (255 if unsigned else 127)
+    if not shared:
+        value = Signal(signed(WIDTH))
+        lo = None if unsigned else add_lo
+        round_then_clamp(m, [value], shift, take, (lo, hi), res, res_valid, "t", unbias=unsigned)
+        other = None
+    else:   # as the unit calls it: the ADD first, AVGPOOL second (mode 1), values unsigned
+        mode = Signal(init=int(unsigned))
+        add_v, avg_v = Signal(signed(WIDTH)), Signal(WIDTH - 1)
+        tails = Tails(m, res, res_valid, mode)
+        tails("a", [add_v], other_shift if unsigned else shift, take & ~mode, (add_lo, 127))
+        tails("v", [avg_v], shift if unsigned else other_shift, take & mode, (None, 255),
+              unbias=True)
+        tails.shared("t")
+        value, other = (avg_v, add_v) if unsigned else (add_v, avg_v)
     lo_int = None if unsigned else (0 if relu else -128)
     vmax = (1 << (WIDTH - 1)) - 1
     cases = [(v, s) for v, s in _cases(lo_int, hi, rng)
@@ -55,8 +72,11 @@ def test_the_clamp_at_its_edges(relu, unsigned, seed):
 
     async def bench(ctx):
         ctx.set(relu_s, int(relu))
+        if other is not None:
+            ctx.set(other, (1 << (len(other) - 1)) - 1)
         for v, s in cases:
             ctx.set(shift, s)
+            ctx.set(other_shift, (s + 3) % 16)
             await ctx.tick()          # the bounds follow the shift a cycle later
             ctx.set(value, v)
             ctx.set(take, 1)

@@ -52,9 +52,9 @@ from ...hdl.dsp import DSP_LATENCY, MULT18_BITS, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 from ..conv.rw import data_register
-from ..rounding import rounding_terms, shift_terms
 from .config import AccelConfig
 from .elt_products import SharedLaneProducts, shares_lane_products
+from .elt_tail import Tails
 from .isa import elt_layout
 
 __all__ = ["Eltwise", "ADD_TAIL", "AVG_SETUP", "AVG_TAIL"]
@@ -132,12 +132,14 @@ class Eltwise(wiring.Component):
                                                          (self.rnext, "elt_rn")))
         m.d.sync += [rd.eq(self.rdata), rn.eq(self.rnext)]
         # Under lut_multipliers AVGPOOL's lane multipliers (DSP blocks) take the ADD's first
-        # word too (:mod:`.elt_products`).
-        shared = (SharedLaneProducts(m, cfg, platform, mode_avg)
-                  if shares_lane_products(cfg) else None)
-        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, res, res_valid, rd, rn,
-                             shared)
-        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, res, res_valid, rd, shared)
+        # word too (:mod:`.elt_products`), and the two datapaths share their last stages
+        # (:mod:`.elt_tail`): one job runs at a time.
+        share = shares_lane_products(cfg)
+        shared = SharedLaneProducts(m, cfg, platform, mode_avg) if share else None
+        tails = Tails(m, res, res_valid, mode_avg if share else None)
+        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, tails, rd, rn, shared)
+        pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, tails, rd, shared)
+        tail = [tails.shared("elt_r")] if share else []      # its busy bit
         with m.If(self.start):
             m.d.sync += [issuing.eq(~self.avg & (self.count != 0)),
                          setup.eq(Mux(self.avg, AVG_SETUP, 0))]
@@ -150,11 +152,11 @@ class Eltwise(wiring.Component):
         m.d.comb += [self.addr.eq(Mux(mode_avg, pipe_avg.addr, pipe_add.addr)),
                      self.pair.eq(~mode_avg), self.rup.eq(pipe_add.rup),
                      self.moved.eq(issuing),
-                     self.busy.eq(issuing | (setup != 0) | pipe_add.busy | pipe_avg.busy
-                                  | res_valid)]
+                     self.busy.eq(reduce(lambda x, y: x | y, [
+                         issuing, setup != 0, pipe_add.busy, pipe_avg.busy, *tail, res_valid]))]
         return m
 
-    def _add(self, m, platform, issue, load, res, res_valid, rd, rn, shared):
+    def _add(self, m, platform, issue, load, tails, rd, rn, shared):
         """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
         ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
         cfg, p = self.config, self.args.add
@@ -225,15 +227,14 @@ class Eltwise(wiring.Component):
             m.d.sync += pair_b.eq(pair_q[-1])
         m.d.sync += summed.eq(got_b_q[-1])
         lo = Mux(p.relu, 0, -128)
-        clamping = _round_then_clamp(
-            m, [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift, summed | second,
-            (lo, 127), res, res_valid, "add_r")
+        clamping = tails("add_r", [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift,
+                         summed | second, (lo, 127))
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), rup=Mux(ph, b_up, a_up), stop=stop,
                                busy=read_a0 | read_b0 | read_a | read_b | got_a | got_b
                                | Cat(*got_a_q, *got_b_q).any()
                                | summed | second | clamping)
 
-    def _avg(self, m, platform, issue, setup, res, res_valid, rd, shared):
+    def _avg(self, m, platform, issue, setup, tails, rd, shared):
         """AVGPOOL: window-order reads, per-block accumulators, multiply, round, clamp."""
         cfg, p = self.config, self.args.avg
         lanes, ad, acc_bits = cfg.lanes, cfg.act_depth, cfg.avg_acc_bits
@@ -341,63 +342,7 @@ class Eltwise(wiring.Component):
 
         prods = [product(i)[:prod_bits] for i in range(lanes)]
         prod_v = delay(m, sum_v, DSP_LATENCY, "avg_prod_v")
-        clamping = _round_then_clamp(m, prods, p.shift, prod_v[-1], (None, 255),   # >= 0
-                                     res, res_valid, "avg_r", unbias=True)
+        clamping = tails("avg_r", prods, p.shift, prod_v[-1], (None, 255),   # >= 0
+                         unbias=True)
         return SimpleNamespace(addr=addr[: len(self.addr)], stop=stop,
                                busy=read0 | read | got | sum_v | Cat(*prod_v).any() | clamping)
-
-
-def _round_then_clamp(m, values, shift, take, bounds, res, res_valid, name, *, unbias=False):
-    """The last three stages of both datapaths: ``values`` (one a lane) plus their rounding term
-    ``2**(shift-1)`` registered when ``take``; then shifted, and compared with the bounds; then
-    each lane clamped to ``bounds`` (``lo``, ``hi``; ``lo`` ``None``: the values are not
-    negative) and taken as a byte (AVGPOOL's ``unbias``-ed: its top bit flipped) into the result
-    register. Returns the valid bits of the rounding and shift registers (for ``busy``).
-
-    No path adds, shifts and compares in one cycle, and the clamp does not wait for the shift:
-    with ``t`` the rounded value and ``s`` the shift, ``floor(t / 2**s) > hi`` exactly when
-    ``t >= (hi + 1) << s``, and ``< lo`` when ``t < lo << s``, so the rounded value is compared
-    with the bounds shifted up (registers that follow the job's shift, set long before its first
-    result, as the rounding term is) beside the shift. A value inside the bounds is a byte, so
-    the shift keeps 8 bits. A shift past the value's width gives 0, as before. The shift and
-    the clamp were one stage until the ADD's multiplies were registered (the netlist
-    estimate's second path then, 13.9 ns: the compare and the barrel shift into the result's
-    multiplexers)."""
-    lo, hi = bounds
-    # The rounding term a register too, following the job's shift as the bounds do: its
-    # decode in front of the adder was a placed path at 60c88e2 (12.6 ns, AVGPOOL's shift
-    # into 259 bits of the rounding registers).
-    decoded = rounding_terms(values[0], shift).half
-    half = Signal(len(decoded), name=f"{name}_half")
-    m.d.sync += half.eq(decoded)
-    terms = [rounding_terms(v, shift, half) for v in values]
-    s, big = terms[0].shift, terms[0].big   # the same for every lane
-    # (hi + 1) << s fits T + 9 bits for any s below the value's width T (else ``big``).
-    hi_b = Signal(signed(len(terms[0].total) + 9), name=f"{name}_hi")
-    m.d.sync += hi_b.eq(Const(hi + 1, signed(10)) << s)
-    if lo is not None:
-        lo_b = Signal.like(hi_b, name=f"{name}_lo")
-        m.d.sync += lo_b.eq(lo << s)
-    rounded = [data_register(t.total.shape(), f"{name}{i}") for i, t in enumerate(terms)]
-    rounded_v, shifted_v = Signal(name=f"{name}_v"), Signal(name=f"{name}_sv")
-    shifted = [data_register(8, f"{name}_s{i}") for i in range(len(values))]
-    over = [Signal(name=f"{name}_over{i}") for i in range(len(values))]
-    under = [Signal(name=f"{name}_under{i}") for i in range(len(values))]
-    m.d.sync += [rounded_v.eq(take), shifted_v.eq(rounded_v)]
-    with m.If(take):
-        m.d.sync += [r.eq(t.total) for r, t in zip(rounded, terms)]
-    with m.If(rounded_v):
-        m.d.sync += [x.eq(shift_terms(r, s, 0)[:8]) for x, r in zip(shifted, rounded)]
-        m.d.sync += [o.eq(r >= hi_b) for o, r in zip(over, rounded)]
-        if lo is not None:
-            m.d.sync += [u.eq(r < lo_b) for u, r in zip(under, rounded)]
-    with m.If(shifted_v):
-        out = []
-        for x, o, u in zip(shifted, over, under):
-            x = Mux(o, hi, x)
-            if lo is not None:
-                x = Mux(u, lo, x)
-            x = Mux(big, 0, x)[:8]
-            out.append(x ^ 0x80 if unbias else x)
-        m.d.sync += [res.eq(Cat(*out)), res_valid.eq(1)]
-    return rounded_v | shifted_v
