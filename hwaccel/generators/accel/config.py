@@ -278,13 +278,14 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # ECP5-85F with 12 x 12 = 144 int8 MACs (lanes must equal block, and 13 x 13 = 169 would
     # exceed its 156 MULT18X18D): every other multiplier but AVGPOOL's 12 lane products is LUT
     # logic (lut_multipliers), so the MACs hold 144 of the DSP blocks and AVGPOOL the other 12.
-    # 10 x 10 kernels (DS-CNN's 10 x 4), 32 x 32 maps and 64 channels (ResNet-8), weight
-    # memories of 512 words, AVGPOOL windows up to 128 (DS-CNN's 25 x 5) over up to 6 blocks of
-    # 12 channels. Yosys: 156 of 156 MULT18X18D, 180 of 208 DP16KD and 70,056 of 83,640 LUT4
-    # slots (83.8 %); not placed and routed yet (docs/ecp5-dsp.md).
+    # ecp5's 3 x 3 kernels (DS-CNN's 10 x 4 stem runs over its im2col patches, as on ecp5; 10
+    # x 10 kernels took 16 line-buffer rows, 4,278 LUT4 slots and 36 DP16KD more), 32 x 32 maps
+    # and 64 channels (ResNet-8), weight memories of 324 words (a 3 x 3 layer of 64 x 64
+    # channels), AVGPOOL windows up to 128 (DS-CNN's 25 x 5) over up to 6 blocks of 12
+    # channels. Placement and routing: docs/ecp5-dsp.md.
     "ecp5_144": PRESETS["ecp5"].with_(
-        conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32, max_kernel=10,
-                        max_weight_words=512, name="accel_ecp5_144"),
+        conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32,
+                        max_weight_words=324, name="accel_ecp5_144"),
         wgt_depth=512, avg_max_blocks=6, avg_max_window=128, lut_multipliers=True,
         name="ecp5_144"),
     # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the
