@@ -64,7 +64,8 @@ class AccelConfig:
         ``booth``, :func:`hwaccel.impl.yosys.run_yosys`) instead of a DSP block, so an ECP5's
         156 MULT18X18D go to MACs (docs/ecp5-dsp.md). The element-wise unit's AVGPOOL
         products keep DSP blocks and take the ADD's first word too
-        (:mod:`hwaccel.generators.accel.elt_products`), the one change to the RTL.
+        (:mod:`hwaccel.generators.accel.elt_products`), and its two datapaths share their last
+        stages (:mod:`hwaccel.generators.accel.elt_tail`): the RTL's only changes.
     name : str
         Preset name (the slug is ``accel_<name>``).
     """

@@ -1,16 +1,16 @@
-"""The element-wise unit's lane multipliers under ``lut_multipliers``: one DSP block a lane,
-shared by AVGPOOL's divider and the ADD's first word.
+"""The element-wise unit's lane multipliers under ``lut_multipliers``: one DSP block a lane, shared
+by AVGPOOL's divider and the ADD's first word.
 
-Under :attr:`AccelConfig.lut_multipliers` the FPGA flow maps every multiply to LUT logic but
-the conv engine's int8 MACs and the ones marked :data:`hwaccel.impl.yosys.DSP_ATTR`, and the
+Under :attr:`AccelConfig.lut_multipliers` the FPGA flow maps every multiply to LUT logic but the
+conv engine's int8 MACs and the ones marked :data:`hwaccel.impl.yosys.DSP_ATTR`, and the
 element-wise unit marks AVGPOOL's lane products: ``lanes`` DSP blocks (the 12 that
 ``ecp5_144``'s 144 MACs leave on the 85F), idle in an ADD job. The ADD's ``2 x lanes`` products
-(``mult x byte``, a lane of each of the two words it holds) were all Booth trees in LUTs, about
-300 LUT4 slots each on ``ecp5_144`` (docs/ecp5-dsp.md). The unit runs one job at a time, and a
-job's last product is in its results before the job ends and the next one can start, so each
-lane's block takes AVGPOOL's operands in an AVGPOOL job and the ADD's first word's in an ADD
-job: a choice by the job's kind (a register) in front of the block's input registers, the same
-latency. Outputs and cycles are unchanged; only the netlist differs.
+(``mult x byte``, a lane of each of the two words it holds) were all Booth trees in LUTs: on
+``ecp5_144``'s unit alone (Yosys) the 12 this takes off were 5,202 LUT4 slots
+(docs/ecp5-dsp.md). The unit runs one job at a time, and a job's last product is in its results
+before the job ends and the next one can start, so each lane's block takes AVGPOOL's operands in
+an AVGPOOL job and the ADD's first word's in an ADD job: a choice by the job's kind (a register)
+in front of the block's input registers, the same latency. Outputs and cycles are unchanged.
 """
 
 from __future__ import annotations

@@ -43,7 +43,10 @@ class Tails:
     def shared(self, name):
         """The one tail of the two recorded datapaths; its busy bits."""
         first, second = self._taken
-        pick = lambda b, a: Mux(self._mode, b, a)   # noqa: E731
+
+        def pick(b, a):          # the second datapath's in its jobs, else the first's
+            return Mux(self._mode, b, a)
+
         # A ``lo`` of None means the values are never negative: a bound of 0 never clamps them.
         los = [0 if t.bounds[0] is None else t.bounds[0] for t in (first, second)]
         lo = None if first.bounds[0] is None and second.bounds[0] is None else pick(los[1], los[0])
