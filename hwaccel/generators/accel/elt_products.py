@@ -21,14 +21,20 @@ from ...hdl.dsp import MULT18_BITS, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 
-__all__ = ["SharedLaneProducts", "shares_lane_products"]
+__all__ = ["SharedLaneProducts", "avg_fits_a_block", "shares_lane_products"]
+
+
+def avg_fits_a_block(cfg) -> bool:
+    """Whether AVGPOOL's lane product (accumulator x multiplier, each with a zero sign bit)
+    fits one MULT18X18D."""
+    return max(cfg.avg_acc_bits, cfg.avg_mult_bits) < MULT18_BITS
 
 
 def shares_lane_products(cfg) -> bool:
     """Whether ``cfg``'s element-wise unit shares AVGPOOL's lane blocks with the ADD: under
     ``lut_multipliers`` (elsewhere every product has a DSP block of its own), and where
     AVGPOOL's operands fit one block (else its multiply is not on one)."""
-    return cfg.lut_multipliers and max(cfg.avg_acc_bits, cfg.avg_mult_bits) < MULT18_BITS
+    return cfg.lut_multipliers and avg_fits_a_block(cfg)
 
 
 class SharedLaneProducts:

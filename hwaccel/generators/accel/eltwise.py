@@ -48,12 +48,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ...hdl.delay import delay
-from ...hdl.dsp import DSP_LATENCY, MULT18_BITS, registered_product
+from ...hdl.dsp import DSP_LATENCY, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 from ..conv.rw import data_register
 from .config import AccelConfig
-from .elt_products import SharedLaneProducts, shares_lane_products
+from .elt_products import SharedLaneProducts, avg_fits_a_block, shares_lane_products
 from .elt_tail import Tails
 from .isa import elt_layout
 
@@ -331,7 +331,8 @@ class Eltwise(wiring.Component):
         # 18 signed bits (windows from about 200: a 17-bit accumulator or an 18-bit multiplier)
         # are an inferred multiply between the same registers.
         prod_bits = acc_bits + cfg.avg_mult_bits
-        fits = max(acc_bits, cfg.avg_mult_bits) < MULT18_BITS
+        fits = avg_fits_a_block(cfg)
+
         def product(i):
             a = Cat(sum_w[acc_bits * i: acc_bits * (i + 1)], Const(0, 1)).as_signed()
             b = Cat(p.mult, Const(0, 1)).as_signed()
