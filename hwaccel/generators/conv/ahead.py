@@ -5,19 +5,15 @@ register loaded with its next value (:func:`kept`), and every compare a flag reg
 from the compared counters' next values (:func:`next_values`, :func:`flags`). Where both sides
 of a compare step late (a counter moves in a cycle of ``go`` or of the writer's ``wr``, both
 decided from the flags), the compare is of every pair of candidate next values
-(:func:`choices`, :func:`compare`), so the late conditions only select a result. A side whose
-every step waits on one late signal (the writer's, on ``wr``) gives its candidates split on it
-(:class:`Split`), so that signal selects between two results worked out without it.
+(:func:`choices`, :func:`compare`), so the late conditions only select a result.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from amaranth.hdl import Mux, Signal
 
 __all__ = ["kept", "next_values", "flags", "stepped", "late_step", "held", "choices",
-           "Split", "compare"]
+           "compare"]
 
 
 def kept(m, now: dict, start, first: dict, late=None, cases=()) -> tuple[dict, dict, dict]:
@@ -96,29 +92,13 @@ def choices(m, reg, name, cases) -> list:
         (None, reg)]
 
 
-class Split(NamedTuple):
-    """A next value's candidates (:func:`choices`) split on the ``late`` signal that every
-    step waits on: ``on`` where it holds (the steps' conditions without it), ``off`` where
-    not. :func:`compare` then selects with ``late`` alone, after a pick among each side's
-    candidates worked out without it (a Shannon expansion): ``late`` reaches one mux, where
-    in the steps' conditions it came before their decode and every candidate mux.
-    (``conv.engine.room`` through the writer's ``wr`` into the row and column flags was the
-    placed critical path of ``ecp5_144`` at d0fbf53, 14.2 ns.)"""
-
-    late: object
-    on: list
-    off: list
-
-
-def compare(op, a: list | Split, b: list | Split):
+def compare(op, a: list, b: list):
     """``op`` (:mod:`operator`'s ``gt``, ``eq``, ...) of two next values given as
-    :func:`choices` (or :class:`Split`): every pair of candidates is compared beside the
-    conditions, which then only select a result (two late muxes, where a compare of the next
-    values would follow both). ``a``'s conditions select last: give the side whose conditions
-    arrive later (those of ``go``) as ``a``."""
+    :func:`choices`: every pair of candidates is compared beside the conditions, which then
+    only select a result (two late muxes, where a compare of the next values would follow
+    both). ``a``'s conditions select last: give the side whose conditions arrive later
+    (those of ``go``) as ``a``."""
     def pick(cands, f):
-        if isinstance(cands, Split):
-            return Mux(cands.late, pick(cands.on, f), pick(cands.off, f))
         (cond, v), rest = cands[0], cands[1:]
         return f(v) if cond is None else Mux(cond, f(v), pick(rest, f))
     return pick(a, lambda x: pick(b, lambda y: op(x, y)))

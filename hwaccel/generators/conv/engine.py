@@ -115,10 +115,10 @@ from functools import reduce
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ...hdl.dsp import registered_product
-from ...hdl.fifo import ResultFIFO
 from .ahead import held, late_step
 from .config import ConvConfig
 from .layouts import (
@@ -384,12 +384,8 @@ class ConvEngine(wiring.Component):
         outs, (v6, v7, v8), e8 = requantize_stages(m, cfg, platform, accs, mults, shifts,
                                                    desc.relu, v5, e5, stage, datum)
 
-        # The result FIFO's "not empty" is a register (:class:`~hwaccel.hdl.fifo.ResultFIFO`):
-        # ``result.valid`` goes through the max-pool stage and the job's last store into its
-        # end, and ``level != 0`` after the level register was a 13.4 ns placed path of
-        # ``ecp5_144`` at d0fbf53. The credits keep a row free for every write.
-        fifo = m.submodules.fifo = ResultFIFO(width=Shape.cast(result_layout(cfg)).width,
-                                              depth=FIFO_DEPTH)
+        fifo = m.submodules.fifo = SyncFIFO(width=Shape.cast(result_layout(cfg)).width,
+                                            depth=FIFO_DEPTH)
         m.d.comb += [fifo.w_en.eq(v8), fifo.w_data.eq(Cat(*outs, e8)),
                      self.result.valid.eq(fifo.r_rdy), self.result.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.result.ready)]

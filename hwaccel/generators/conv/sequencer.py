@@ -17,7 +17,7 @@ from operator import eq, ge, gt, lt
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .ahead import Split, choices, compare, flags, held, kept, late_step, next_values, stepped
+from .ahead import choices, compare, flags, held, kept, late_step, next_values, stepped
 from .config import ConvConfig
 from .limits import layer_sums, window_rows
 
@@ -202,19 +202,14 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # (:func:`.ahead.held`).
     # The flags comparing two counters that both step late (the writer's row, column, word
     # and group, the read column, the window's last row and column) or one with a limit
-    # compare every pair of candidate next values (:func:`compare`). The writer's counters
-    # step only with ``wr`` (it stores a word: ``wr_c``), which arrives late, after the room
-    # flags and ``valid``: their candidates are split on it (:class:`.ahead.Split`; ``step1``
-    # and ``inc1`` are ``w_step`` and ``w_inc`` without ``wr``), so ``wr`` selects last.
+    # compare every pair of candidate next values (:func:`compare`); the steps' conditions,
+    # below, are these signals.
     w_step, w_inc, w_wrap, rd, nx_if = Signal(), Signal(), Signal(), Signal(), Signal()
-    wr_c = Signal()
-    step1, inc1 = Signal(name="w_step1"), Signal(name="w_inc1")
-    on = choices(m, w_row, "w_row", [(inc1 & w_wrap, 0), (inc1, w_row + 1)])
-    w_row_c = Split(wr_c, on, on[-1:])
-    on = choices(m, w_col, "w_col", [
-        (inc1, Mux(desc.packed, 0, left)), (step1, w_col + 1),
+    wr_c = Signal()   # the writer stores a word (``wr``)
+    w_row_c = choices(m, w_row, "w_row", [(w_inc & w_wrap, 0), (w_inc, w_row + 1)])
+    w_col_c = choices(m, w_col, "w_col", [
+        (w_inc, Mux(desc.packed, 0, left)), (w_step, w_col + 1),
         (start, Mux(new.packed, 0, new.pad_left))])
-    w_col_c = Split(wr_c, on, on[-2:])
     rcol_c = choices(m, rcol, "rcol", [(go & row, Mux(nx_if, left + 1, left)),
                                         (rd, rcol + 1), (start, new.pad_left)])
     xlast_c = choices(m, xlast, "xlast", [(start, lim_new["kw_hi"]), (go & row, lim["kw_hi"]),
@@ -253,10 +248,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     (row_past, row_on), (row_past_n, row_on_n) = past_on("need_row"), past_on("need_row_n")
     # The writer's channel group and word as candidates too (their steps follow ``wr``; at
     # a start the group is 0, as ``nb``, so neither is ahead).
-    on = choices(m, w_grp, "w_grp", [(inc1 & w_wrap, w_grp + 1)])
-    w_grp_c = Split(wr_c, on, on[-1:])
-    on = choices(m, w_g, "w_g", [(step1, 0), (None, w_g + 1)])[:-1]
-    w_g_c = Split(wr_c, on, choices(m, w_g, "w_g_idle", [(start, 0)]))
+    w_grp_c = choices(m, w_grp, "w_grp", [(w_inc & w_wrap, w_grp + 1)])
+    w_g_c = choices(m, w_g, "w_g", [(w_step, 0), (wr_c, w_g + 1), (start, 0)])
     f = flags(m, ahead=fill & compare(lt, nb_held, w_grp_c),
                behind=fill & compare(gt, nb_held, w_grp_c),
                row_past=row_past, row_on=row_on,
@@ -304,8 +297,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     for b, (wp, _) in enumerate(banks):
         m.d.comb += [wp.addr.eq(w_col * G + w_g + w_grp), wp.data.eq(shifted),
                      wp.en.eq(wr & (w_slot == b))]
-    m.d.comb += [step1.eq(f["w_g_last"]), inc1.eq(step1 & f["w_col_last"]),
-                 w_step.eq(wr & step1), w_inc.eq(wr & inc1),
+    m.d.comb += [w_step.eq(wr & f["w_g_last"]), w_inc.eq(w_step & f["w_col_last"]),
                  w_wrap.eq(dw & f["w_row_last"] & ~f["w_grp_last"])]
     with m.If(wr):
         m.d.sync += sr.eq(shifted)

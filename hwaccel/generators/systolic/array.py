@@ -35,23 +35,23 @@ Hardware decisions
   product register), and the third gives the DSP-to-adder route its own cycle. The step flags
   travel beside the products, so the extra stages only add latency.
 * Results go through a FIFO guarded by credits, so back-pressure on ``result`` stalls the inputs
-  and never loses or overwrites a result. The FIFO (:class:`hwaccel.hdl.fifo.ResultFIFO`) keeps
-  its "not empty" flag in a register computed from the next fill level, so ``result.ready``
-  reaches only a couple of LUTs before a register (amaranth's ``SyncFIFO`` recomputes
-  ``level != 0`` and ``level != depth`` after the register; on ECP5 that loop was the 8x8 OS
-  critical path: 141.7 MHz, 157.1 MHz with the registered flag).
+  and never loses or overwrites a result. The FIFO (:class:`ResultFIFO`) keeps its "not empty"
+  flag in a register computed from the next fill level, so ``result.ready`` reaches only a
+  couple of LUTs before a register (amaranth's ``SyncFIFO`` recomputes ``level != 0`` and
+  ``level != depth`` after the register; on ECP5 that loop was the 8x8 OS critical path: 141.7
+  MHz, 157.1 MHz with the registered flag).
 """
 
 from __future__ import annotations
 
 from functools import reduce
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ...hdl.dsp import registered_product
-from ...hdl.fifo import ResultFIFO
 from .config import SystolicConfig
 
 __all__ = ["SystolicArray", "ResultFIFO", "activation_layout", "weight_layout", "result_layout"]
@@ -67,6 +67,54 @@ def weight_layout(cfg: SystolicConfig) -> data.ArrayLayout:
 
 def result_layout(cfg: SystolicConfig) -> data.StructLayout:
     return data.StructLayout({"data": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols), "last": 1})
+
+
+class ResultFIFO(Elaboratable):
+    """A first-word-fall-through FIFO, cycle for cycle like amaranth's ``SyncFIFO``, whose read
+    side is driven by registers.
+
+    ``r_rdy`` (not empty) and ``single`` (exactly one row held) are registers computed from the
+    next fill level, so a read's handshake ``r_en & r_rdy`` feeds only their next-state LUTs, the
+    read pointer and the level counter. A write is taken whenever ``w_en`` is set: the array's
+    credits guarantee room, so there is no ``w_rdy`` (and no ``level != depth`` compare).
+    """
+
+    def __init__(self, width: int, depth: int):
+        if depth < 2:
+            raise ValueError(f"ResultFIFO depth must be at least 2, not {depth}")
+        self.width, self.depth = width, depth
+        self.w_data, self.w_en = Signal(width), Signal()
+        self.r_data, self.r_en, self.r_rdy = Signal(width), Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        storage = m.submodules.storage = Memory(shape=self.width, depth=depth, init=[])
+        w_port, r_port = storage.write_port(), storage.read_port(domain="comb")
+        produce = Signal(range(depth))  # one per line: named in the RTL (formal harness reads them)
+        consume = Signal(range(depth))
+        level = Signal(range(depth + 1))
+        single = Signal()
+        do_read, do_write = self.r_en & self.r_rdy, self.w_en
+        m.d.comb += [
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(do_write),
+            r_port.addr.eq(consume), self.r_data.eq(r_port.data),
+        ]
+        with m.If(do_write):
+            m.d.sync += produce.eq(Mux(produce == depth - 1, 0, produce + 1))
+        with m.If(do_read):
+            m.d.sync += consume.eq(Mux(consume == depth - 1, 0, consume + 1))
+        up, down = do_write & ~do_read, do_read & ~do_write
+        with m.If(up):
+            m.d.sync += level.eq(level + 1)
+        with m.Elif(down):
+            m.d.sync += level.eq(level - 1)
+        # Next level != 0 and == 1, from the current flags (level 0 is ~r_rdy, level 1 single).
+        m.d.sync += [
+            self.r_rdy.eq(do_write | (self.r_rdy & ~(down & single))),
+            single.eq(Mux(up, ~self.r_rdy, Mux(down, level == 2, single))),
+        ]
+        return m
 
 
 class SystolicArray(wiring.Component):
