@@ -138,3 +138,22 @@ def test_over_counts_late_inputs_by_their_units(tmp_path, capsys):
     main([str(f), "--over", "2"])
     out = capsys.readouterr().out
     assert "1 clocked inputs later than 2 ns (500.0 MHz)" in out and "1  u -> v" in out
+
+
+def test_start_shows_the_paths_another_start_hides(tmp_path, capsys):
+    # c's slowest path starts at b (1.73 ns); a's into c (0.525 + 0.3 + 0.236 + 0.05 + 0.04)
+    # shows only with --start a, and nothing else starts there.
+    paths = slowest(SDF, top=10, start="a")
+    assert [(p.start, p.end, p.ns) for p in paths] == [("a", "c_TRELLIS_FF_Q_7/DI", 1.151)]
+    assert [p.start for p in slowest(SDF, top=10, start="b")] == ["b", "b"]
+    assert over(SDF, 1.0, start="a") == {("(top)", "(top)"): 1}
+    unit = SDF.replace("b\\[3\\]_TRELLIS", "u.b\\[3\\]_TRELLIS")
+    assert {p.start for p in slowest(unit, start="u.")} == {"u.b"}
+    with pytest.raises(ValueError, match="no clocked output of start signal 'nope'"):
+        slowest(SDF, start="nope")
+    f = tmp_path / "d.sdf"
+    f.write_text(SDF)
+    main([str(f), "--start", "a", "--over", "1"])
+    assert "1 clocked inputs later than 1 ns (1000.0 MHz) from a" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no clocked output of start signal 'nope'"):
+        main([str(f), "--start", "nope"])

@@ -16,6 +16,13 @@ of a small design against nextpnr's own report).
 With ``--over NS`` it counts instead the clocked inputs (each bit) that arrive later than
 ``NS`` ns, by the units their paths start and end in: how much a clock of ``1000 / NS`` MHz
 leaves to fix, and where, beyond the slowest path of each end.
+
+With ``--start SIGNAL`` both look only at the paths from that start signal (as listed: the
+cell's source signal; a name ending in ``.`` takes every start in that unit or module), so a
+path that another start's hides at its end shows: after a cut, how much the paths from the
+signal it aimed at moved, in a placement whose slowest paths are elsewhere.
+
+    python -m hwaccel.impl.routed_paths accel_ecp5_144.sdf --start conv.engine.room --top 5
 """
 
 from __future__ import annotations
@@ -106,10 +113,25 @@ def read_sdf(text: str):
     return cell_arcs, route_arcs, starts, setups
 
 
-def _arrivals(text: str):
+def _from(starts: dict, start: str | None) -> dict:
+    """The clocked outputs whose source signal (:func:`_base`) is ``start`` (or, for a name
+    ending in ``.``, lies under it); all of them without one."""
+    if start is None:
+        return starts
+    picked = {p: t for p, t in starts.items()
+              if (_base(p[0]).startswith(start) if start.endswith(".") else _base(p[0]) == start)}
+    if not picked:
+        raise ValueError(f"no clocked output of start signal {start!r} in the SDF")
+    return picked
+
+
+def _arrivals(text: str, start: str | None = None):
     """Every timed clocked input ``(arrival + setup, pin)``, latest first, and the analysis'
-    memo: ``pin -> (arrival, the pin it came from or None at a start, "cell" or "route")``."""
+    memo: ``pin -> (arrival, the pin it came from or None at a start, "cell" or "route")``;
+    with ``start``, of the paths from that start signal only (:func:`_from`: the other clocked
+    outputs start nothing, like constants)."""
     cell_arcs, route_arcs, starts, setups = read_sdf(text)
+    starts = _from(starts, start)
     memo: dict = {}
 
     def arrival(pin):
@@ -156,9 +178,10 @@ def _chain(memo, pin) -> list:
     return chain
 
 
-def slowest(text: str, *, top: int = 20) -> list[RoutedPath]:
-    """The ``top`` slowest paths of an SDF, one per start and end signal."""
-    ends, memo = _arrivals(text)
+def slowest(text: str, *, top: int = 20, start: str | None = None) -> list[RoutedPath]:
+    """The ``top`` slowest paths of an SDF, one per start and end signal (from ``start``
+    only: :func:`_from`)."""
+    ends, memo = _arrivals(text, start)
     out, seen = [], set()
     for ns, pin in ends:
         chain = _chain(memo, pin)
@@ -180,11 +203,12 @@ def _unit(signal: str) -> str:
     return signal.split(".")[0] if "." in signal else "(top)"
 
 
-def over(text: str, ns: float) -> dict[tuple[str, str], int]:
+def over(text: str, ns: float, *, start: str | None = None) -> dict[tuple[str, str], int]:
     """How many clocked inputs (every bit's) a path reaches later than ``ns`` (setup
     included), by the units of its start and end (:func:`_unit`), most first: the work a
-    clock period of ``ns`` leaves, where one path's list shows its worst."""
-    ends, memo = _arrivals(text)
+    clock period of ``ns`` leaves, where one path's list shows its worst (from ``start``
+    only: :func:`_from`)."""
+    ends, memo = _arrivals(text, start)
     counts: dict[tuple[str, str], int] = {}
     for t, pin in ends:
         if t <= ns:
@@ -211,17 +235,21 @@ def main(argv=None) -> None:
     ap.add_argument("--over", type=float, metavar="NS",
                     help="instead count the clocked inputs reached later than NS ns, by the "
                          "units of the path's start and end")
+    ap.add_argument("--start", metavar="SIGNAL",
+                    help="only the paths from this start signal (a name ending in '.': every "
+                         "start under it)")
     args = ap.parse_args(argv)
     try:
         text = args.sdf.read_text()
         if args.over is not None:
-            counts = over(text, args.over)
+            counts = over(text, args.over, start=args.start)
             print(f"{sum(counts.values())} clocked inputs later than {args.over:g} ns "
-                  f"({1000 / args.over:.1f} MHz), by start unit -> end unit:")
+                  f"({1000 / args.over:.1f} MHz)"
+                  + (f" from {args.start}" if args.start else "") + ", by start unit -> end unit:")
             for (a, b), n in counts.items():
                 print(f"{n:8d}  {a} -> {b}")
             return
-        paths = slowest(text, top=args.top)
+        paths = slowest(text, top=args.top, start=args.start)
     except (OSError, ValueError, AttributeError) as exc:
         sys.exit(f"routed_paths: {args.sdf}: {exc}")
     for p in paths:
