@@ -19,8 +19,8 @@ leaves to fix, and where, beyond the slowest path of each end.
 
 With ``--start SIGNAL`` both look only at the paths from that start signal (as listed: the
 cell's source signal; a name ending in ``.`` takes every start in that unit or module), so a
-path that another start's hides at its end shows: after a cut, how much the paths from the
-signal it aimed at moved, in a placement whose slowest paths are elsewhere.
+path is listed even where another start's is slower at the same end: after a cut, how far the
+paths from the signal it aimed at moved, in a placement whose slowest paths are elsewhere.
 
     python -m hwaccel.impl.routed_paths accel_ecp5_144.sdf --start conv.engine.room --top 5
 """
