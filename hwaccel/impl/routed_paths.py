@@ -118,8 +118,11 @@ def _from(starts: dict, start: str | None) -> dict:
     ending in ``.``, lies under it); all of them without one."""
     if start is None:
         return starts
-    picked = {p: t for p, t in starts.items()
-              if (_base(p[0]).startswith(start) if start.endswith(".") else _base(p[0]) == start)}
+
+    def chosen(signal: str) -> bool:
+        return signal.startswith(start) if start.endswith(".") else signal == start
+
+    picked = {p: t for p, t in starts.items() if chosen(_base(p[0]))}
     if not picked:
         raise ValueError(f"no clocked output of start signal {start!r} in the SDF")
     return picked
@@ -243,9 +246,9 @@ def main(argv=None) -> None:
         text = args.sdf.read_text()
         if args.over is not None:
             counts = over(text, args.over, start=args.start)
+            where = f" from {args.start}" if args.start else ""
             print(f"{sum(counts.values())} clocked inputs later than {args.over:g} ns "
-                  f"({1000 / args.over:.1f} MHz)"
-                  + (f" from {args.start}" if args.start else "") + ", by start unit -> end unit:")
+                  f"({1000 / args.over:.1f} MHz){where}, by start unit -> end unit:")
             for (a, b), n in counts.items():
                 print(f"{n:8d}  {a} -> {b}")
             return
