@@ -2,8 +2,9 @@
 
 Small presets run in the suite (an ECP5 place and route of the 3x5 array, a generic gate count
 of the 1x1); the 8x8 baselines take minutes and run only with ``HWACCEL_IMPL_8X8=1`` (they are
-the numbers ``hwaccel synth`` reports), the whole accelerator's (``accel_ecp5``, about 45
-minutes) only with ``HWACCEL_IMPL_ACCEL=1``. Each run works in its own temporary folder.
+the numbers ``hwaccel synth`` reports), the whole accelerators' (``accel_ecp5``, about an
+hour; ``accel_ecp5_144`` with nextpnr's static placer, about 1.5 hours) only with
+``HWACCEL_IMPL_ACCEL=1``. Each run works in its own temporary folder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ assert any("8x8" in k for k in BASELINES["fmax_target_mhz"]), "an 8x8 preset car
 
 def _check_baseline(key: str, tmp_path: Path):
     slug, target = key.split("/")
-    report = synthesize(config_for(slug), target, out_dir=tmp_path)
+    # A baseline placed with another placer than nextpnr's default names it ("placer").
+    placer = BASELINES["baselines"][key].get("placer")
+    report = synthesize(config_for(slug), target, out_dir=tmp_path, placer=placer)
     problems = regressions(report, BASELINES["baselines"][key], BASELINES["tolerance"])
     assert not problems, f"{key} left its baseline in tests/impl_baselines.json: {problems}"
     assert json.loads((tmp_path / f"{slug}-{target}" / "report.json").read_text()) == \
@@ -70,14 +73,15 @@ def test_big_presets_hold_their_baselines(key, tmp_path):
 
 
 @pytest.mark.skipif(os.environ.get("HWACCEL_IMPL_ACCEL") != "1",
-                    reason="the whole accelerator's place and route takes 1.5-2 hours here; set "
+                    reason="a whole accelerator's place and route takes 1-2 hours here; set "
                            "HWACCEL_IMPL_ACCEL=1")
 @pytest.mark.parametrize("key", ACCEL)
 def test_accelerators_hold_their_baselines(key, tmp_path, monkeypatch):
-    """A whole accelerator (``accel_ecp5``: every engine, the DMA, the command processor)
-    against the area and Fmax it was placed at: a change that costs LUTs, a multiplier, a block
-    RAM or 8 % of the clock fails here before it reaches the README's latencies. nextpnr runs
-    past the tools' default hour on a busy machine, so it runs without a limit."""
+    """A whole accelerator (``accel_ecp5`` and ``accel_ecp5_144``: every engine, the DMA, the
+    command processor) against the area and Fmax it was placed at: a change that costs LUTs, a
+    multiplier, a block RAM or 8 % of the clock fails here before it reaches the README's
+    latencies. nextpnr runs past the tools' default hour on a busy machine, so it runs without a
+    limit."""
     monkeypatch.setenv(TIMEOUT_ENV, "0")
     report = _check_baseline(key, tmp_path)
     assert report.critical_path["start"] and report.critical_path["end"]
