@@ -236,14 +236,50 @@ def test_weights_beyond_the_scratchpad_run_as_several_programs():
     assert np.array_equal(cm.execute("golden", x).int_logits, low.ints(act))
 
 
-def test_a_layer_whose_weights_do_not_fit_alone_is_named_with_the_shortfall():
+def test_a_linear_whose_weights_do_not_fit_alone_runs_in_parts_of_its_outputs():
+    """A flattened 8 x 8 map into 64 outputs on tiny: 64 K words + a requantizer word for
+    each of 16 output blocks is 1,040 words, twice tiny's weight scratchpad. The Linear runs
+    as one-row GEMMs on parts of its output blocks (three parts, as 7 x 65 words fit: 6, 6
+    and 4 blocks), every sample's row of a part on one copy of its weights, a program per
+    part; on one activation scratchpad they equal the integer twin, as golden does."""
+    from hwaccel.generators.accel.isa import Op
+    from hwaccel.generators.accel.model import decode, run_program
+
     cfg = PRESETS["tiny"]
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64)).eval()
+    x = torch.randn(3, 1, 8, 8)
+    cm = hwaccel.compile(model, x, preset="tiny")
+    low = cm.lower(cm.quantize_input(x))
+    gemms = [[decode(cfg, c) for c in p.commands if decode(cfg, c)["op"] == Op.GEMM]
+             for p in low.programs]
+    assert [len(g) for g in gemms] == [3, 3, 3]           # three parts, three samples each
+    assert [p.wgt_top for p in low.programs] == [6 * 65, 6 * 65, 4 * 65]
+    for part, g in enumerate(gemms):                       # one copy of the part's weights
+        assert {c["wgt"] for c in g} == {0} and {c["count"] for c in g} == {1}
+        assert [c["dst"] - g[0]["dst"] for c in g] == [0, 16, 32]   # 16 words a sample
+        assert {c["nb"] for c in g} == {(6, 6, 4)[part]}
+    assert [g[0]["dst"] - gemms[0][0]["dst"] for g in gemms] == [0, 6, 12]
+    act = low.builder.act
+    for part in low.loads():
+        res = run_program(cfg, act, part.wgt, part.commands)
+        assert res.done and not res.error
+        act = res.act
+    twin = cm.int8_forward(cm.quantize_input(x))
+    np.testing.assert_array_equal(low.ints(act), twin)
+    assert np.array_equal(cm.execute("golden", x).int_logits, twin)
+
+
+def test_a_linear_whose_single_output_block_does_not_fit_is_named_with_the_shortfall():
+    """2,100 inputs are 525 K words on tiny's 4 lanes: one output block's weights and its
+    requantizer word are 526 words, more than the whole weight scratchpad."""
+    cfg = PRESETS["tiny"]
+    model = nn.Sequential(nn.Linear(2100, 4)).eval()
     with pytest.raises(DoesNotFit) as info:
-        hwaccel.compile(model, torch.randn(2, 1, 8, 8), preset="tiny")
-    msg = str(info.value)
-    assert "the weights of layer '1' (" in msg and "do not fit the weight scratchpad of " \
-           f"accel_tiny ({cfg.wgt_depth} words) even alone; short by" in msg
+        hwaccel.compile(model, torch.randn(2, 2100), preset="tiny")
+    assert str(info.value) == (
+        f"the weights of layer '0' do not fit the weight scratchpad of accel_tiny "
+        f"({cfg.wgt_depth} words) even one output block at a time (526 words: 525 weight "
+        f"words and a requantizer word); short by {526 - cfg.wgt_depth} words")
 
 
 def test_activations_that_do_not_fit_name_the_tensor():

@@ -1,15 +1,15 @@
 """Program builders that follow the memory plan (:mod:`.memory`).
 
-:class:`PlacedBuilder` is the :class:`~hwaccel.generators.accel.driver.ProgramBuilder` with its
-bump allocator replaced by the plan: every tensor goes where ``at`` says. When a layer's weights
-do not fit what is left of the weight scratchpad, the program ends there (DONE) and the next
-one starts with an empty weight scratchpad (:class:`Program`): the host writes the next group's
-weights and commands between them, and the activations stay where they are. Only a layer whose
-weights do not fit the whole weight scratchpad is refused (:class:`DoesNotFit`). :class:`DryBuilder`
-follows the same plan and counts the same commands, but encodes only each layer's first one, so
-that searching for the largest batch that fits costs little (encoding a command takes
-milliseconds); the tests check that its answer is exactly where the real lowering starts to
-fail.
+:class:`PlacedBuilder` is the :class:`~hwaccel.generators.accel.driver.ProgramBuilder` with its bump
+allocator replaced by the plan: every tensor goes where ``at`` says. When a layer's weights do not
+fit what is left of the weight scratchpad, the program ends there (DONE) and the next one starts
+with an empty weight scratchpad (:class:`Program`): the host writes the next group's weights and
+commands between them, and the activations stay where they are. Only a layer whose weights do not
+fit the whole weight scratchpad is refused (:class:`DoesNotFit`); a Linear's come here in parts of
+its output blocks that fit (:meth:`.lower_emit._Emitter.linear_parts`). :class:`DryBuilder` follows
+the same plan and counts the same commands, but encodes only each layer's first one, so that
+searching for the largest batch that fits costs little (encoding a command takes milliseconds); the
+tests check that its answer is exactly where the real lowering starts to fail.
 """
 
 from __future__ import annotations

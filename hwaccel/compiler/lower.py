@@ -30,7 +30,10 @@ How each op runs
   runs the reference CNN's fc1. Otherwise one GEMM for the whole batch: its rows are the
   samples' vectors (or every step of every sequence), which a block keeps contiguous.
   A flattened map is then one row of ``H*W*groups*lanes`` channels (channels-last, padding lanes
-  meeting zero weights).
+  meeting zero weights). A GEMM whose weights (``(kw + 1) x nb`` words) exceed the whole weight
+  scratchpad runs in parts of its output blocks that fit: a one-row GEMM per row and part,
+  writing the part's words of the row, each part's weights stored once for all its rows
+  (:meth:`~.lower_emit._Emitter.linear_parts`; the FC autoencoder on ``ecp5_144`` and ``tiny``).
 * ``QLstm``: one LSTM command per sample, at the layer's own I and H (up to the cell's sizes;
   above them a :class:`LoweringError` names the limit), from zero state. For
   the last step only, sample ``b`` writes its ``T`` steps at ``base + b*words`` in reverse sample
@@ -41,11 +44,12 @@ How each op runs
   :class:`AttentionNotLowered` names the first).
 
 Weights that do not all fit the weight scratchpad split the batch into several programs at layer
-boundaries (:class:`~.builders.Program`; the host writes the next group's weights between them,
-the activations stay). A block that does not fit raises :class:`DoesNotFit` naming the tensor
-and the shortfall in words; so do a single layer's weights beyond the whole weight scratchpad
-and a program longer than the program memory. What the preset's engines cannot run raises
-:class:`LoweringError`, naming the layer.
+boundaries and between a Linear's parts (:class:`~.builders.Program`; the host writes the next
+group's weights between them, the activations stay). A block that does not fit raises
+:class:`DoesNotFit` naming the tensor and the shortfall in words; so do a single layer's weights
+beyond the whole weight scratchpad (a Linear's: one output block's) and a program longer than the
+program memory. What the preset's engines cannot run raises :class:`LoweringError`, naming the
+layer.
 """
 
 from __future__ import annotations

@@ -144,6 +144,8 @@ class _Emitter:
             wk = wk.reshape(k, n)
         else:
             k, wk = t0.channels, op.w.T
+        if self.linear_parts(op, xs, k, wk, rows_per):
+            return
         if any(t.addr != t0.addr + i * t0.words for i, t in enumerate(xs)):  # a token's rows
             return lower_attention.linear_per_sample(self, op, xs, wk)
         a = self.b.view(t0, k, 1, self.batch * rows_per)
@@ -152,3 +154,42 @@ class _Emitter:
         self.engine(op.name, lambda: self.b.gemm(a, wk, op.bias, op.multiplier, op.shift,
                                                  relu=op.relu, gelu=fused_gelu_params(op),
                                                  add=fused_add_args(self, op)))
+
+    def linear_parts(self, op: ir.QLinear, xs, k: int, wk, rows_per: int) -> bool:
+        """A Linear whose GEMM's weights (``(kw + 1) x nb`` words, :mod:`~hwaccel.generators.
+        accel.isa`) do not fit the weight scratchpad: its output channels in parts of whole
+        blocks that each fit, part after part. A GEMM writes its rows of C its own ``nb`` words
+        apart, so a part is a one-row GEMM for every row of every sample, writing the part's
+        words of the row; its weights are stored once and shared by its rows (the engine loads
+        them once, then reuses them), and a part that does not fit what is left of the
+        scratchpad starts the next program (:class:`~.builders.PlacedBuilder`). False (one
+        GEMM) when the weights fit, and for a fused GELU or ADD; :class:`DoesNotFit` when a
+        single block's do not."""
+        cfg, lanes, blk = self.cfg, self.cfg.lanes, self.cfg.conv.block
+        n = wk.shape[1]
+        kw, nb = -(-k // lanes), -(-n // blk)
+        most = cfg.wgt_depth // (kw + 1)   # blocks of a part (each kw weight words + one)
+        if ((kw + 1) * nb <= cfg.wgt_depth or fused_gelu_params(op) is not None
+                or fused_add_args(self, op) is not None):
+            return False
+        if most == 0:
+            raise DoesNotFit(
+                f"the weights of layer {op.name!r} do not fit the weight scratchpad of "
+                f"{cfg.slug} ({cfg.wgt_depth} words) even one output block at a time "
+                f"({kw + 1} words: {kw} weight words and a requantizer word); short by "
+                f"{kw + 1 - cfg.wgt_depth} words")
+        per = -(-nb // -(-nb // most)) * blk   # channels of a part, the parts as even as fit
+        out = self.tensors(op.name)
+        self.b.layer = op.name
+        bias, mult, shift = (np.broadcast_to(np.asarray(v), (n,))
+                             for v in (op.bias, op.multiplier, op.shift))
+        for n0 in range(0, n, per):
+            part = slice(n0, min(n, n0 + per))
+            args, key = (wk[:, part], bias[part], mult[part], shift[part]), (op.name, n0)
+            for i, x in enumerate(xs):
+                for r in range(rows_per):
+                    row = ActTensor(x.addr + r * kw, k, 1, 1, lanes)
+                    self.b.at = out[i].addr + r * out[i].groups + n0 // lanes
+                    self.engine(op.name, lambda row=row, args=args, key=key: self.b.gemm(
+                        row, *args, relu=op.relu, share=key))
+        return True

@@ -187,13 +187,15 @@ class ProgramBuilder(AttentionCommands):
         return out
 
     def gemm(self, a: ActTensor, w, bias, multiplier, shift, *, relu: bool = True,
-             gelu=None, add=None) -> ActTensor:
+             gelu=None, add=None, share=None) -> ActTensor:
         """GEMM: the ``M = H x W`` pixels of ``a`` are rows of ``K = channels``; ``w`` is
         ``K x N``. Returns ``M`` pixels (``1 x M``) of ``N`` channels. K and N may span several
         engine tiles (:mod:`.isa` gives the weight order the hardware walks). ``gelu``: a
         ``GeluParams`` whose table the result path applies (:mod:`.fuse`; attention configs).
         ``add``: ``(residual, AddRequant, relu)``, the residual ADD in the result path: the
-        result overwrites ``residual`` (a ``1 x M`` tensor of N channels), which is returned."""
+        result overwrites ``residual`` (a ``1 x M`` tensor of N channels), which is returned.
+        ``share``: a key for the weights: a later call with the same key (the same weights
+        for other rows) uses the words already stored, as CONV does for another image."""
         w = np.asarray(w, dtype=np.int64)
         k, n = w.shape
         if k != a.channels:
@@ -201,6 +203,43 @@ class ProgramBuilder(AttentionCommands):
         if a.groups > self.cfg.gemm_max_words:
             raise ValueError(f"K must be at most {self.cfg.gemm_max_words * self.cfg.lanes} "
                              f"(the accumulators' range), not {k}")
+        key = ("gemm", share)
+        if share is not None and key in self._weights:
+            _, desc, base = self._weights[key]
+        else:
+            words, desc = self._gemm_words(w, bias, multiplier, shift, relu)
+            table = []
+            if gelu is not None:   # the table just before the weights (:mod:`.fuse`)
+                from ..attention.packing import load_payloads
+
+                self._units("GEMM with a fused GELU")
+                table = load_payloads(self.cfg.attention, gelu)
+            base = self._put_wgt(table + words) + len(table)
+            if share is not None:
+                self._weights[key] = (w, desc, base)
+        rows = a.height * a.width
+        fuse, elt = {"gelu": int(gelu is not None), "add": 0}, None
+        if add is not None:
+            self._units("GEMM with a fused ADD")
+            out, p, add_relu = add
+            if (out.channels, out.height * out.width) != (n, rows):
+                raise ValueError(f"the residual must be {rows} pixels of {n} channels, not "
+                                 f"{out.height * out.width} of {out.channels}")
+            fuse["add"] = 1
+            elt = {"src2": 0, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b, "shift": p.shift,
+                   "relu": int(add_relu)}
+        else:
+            out = self.alloc(n, 1, rows)
+        self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
+                                    wgt=base, count=rows, kw=a.groups, nb=out.groups,
+                                    add=elt, fuse=fuse if any(fuse.values()) else None))
+        self.macs += rows * k * n
+        return out
+
+    def _gemm_words(self, w, bias, multiplier, shift, relu: bool) -> tuple[list[int], dict]:
+        """A GEMM's weight words in the order the processor walks its tiles (:mod:`.isa`) and
+        the descriptor of its first tile."""
+        k, n = w.shape
         conv, lanes, blk = self.cfg.conv, self.cfg.lanes, self.cfg.conv.block
         # A K tile of max_groups words may hold more than max_cin channels: check tiles
         # against the engine's word limits, which are what the hardware tiles by.
@@ -223,31 +262,7 @@ class ProgramBuilder(AttentionCommands):
                 if desc is None:
                     desc = descriptor(tile_cfg, layer)
             words += rq
-        table = []
-        if gelu is not None:   # the table just before the weights (:mod:`.fuse`)
-            from ..attention.packing import load_payloads
-
-            self._units("GEMM with a fused GELU")
-            table = load_payloads(self.cfg.attention, gelu)
-        base = self._put_wgt(table + words) + len(table)
-        rows = a.height * a.width
-        fuse, elt = {"gelu": int(gelu is not None), "add": 0}, None
-        if add is not None:
-            self._units("GEMM with a fused ADD")
-            out, p, add_relu = add
-            if (out.channels, out.height * out.width) != (n, rows):
-                raise ValueError(f"the residual must be {rows} pixels of {n} channels, not "
-                                 f"{out.height * out.width} of {out.channels}")
-            fuse["add"] = 1
-            elt = {"src2": 0, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b, "shift": p.shift,
-                   "relu": int(add_relu)}
-        else:
-            out = self.alloc(n, 1, rows)
-        self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
-                                    wgt=base, count=rows, kw=a.groups, nb=out.groups,
-                                    add=elt, fuse=fuse if any(fuse.values()) else None))
-        self.macs += rows * k * n
-        return out
+        return words, desc
 
     def lstm(self, x: ActTensor, params) -> ActTensor:
         """LSTM over the ``T = H x W`` pixels of ``x`` (``I`` channels each) from zero state, with
