@@ -269,6 +269,41 @@ def test_a_linear_whose_weights_do_not_fit_alone_runs_in_parts_of_its_outputs():
     assert np.array_equal(cm.execute("golden", x).int_logits, twin)
 
 
+def test_a_linear_on_every_step_runs_in_parts_row_by_row():
+    """A Linear on every step of an LSTM's output into 3,300 channels on default: 207 output
+    blocks of 4 K words and a requantizer word, 1,035 words against 1,024. Two parts (104 and
+    103 blocks), each a one-row GEMM for every step of every sample, writing its words of the
+    row; golden equals the integer twin on every step."""
+    from hwaccel.generators.accel.isa import Op
+    from hwaccel.generators.accel.model import decode
+
+    class WideHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(30, 64)
+            self.rnn = nn.LSTM(64, 64, batch_first=True)
+            self.fc = nn.Linear(64, 3300)
+
+        def forward(self, t):
+            return self.fc(self.rnn(self.emb(t))[0])
+
+    torch.manual_seed(0)
+    cfg, t = PRESETS["default"], torch.randint(0, 30, (2, 5))
+    cm = hwaccel.compile(WideHead().eval(), t, preset="default")
+    low = cm.lower(cm.quantize_input(t))
+    gemms = [[d for d in (decode(cfg, c) for c in p.commands) if d["op"] == Op.GEMM]
+             for p in low.programs]
+    assert [len(g) for g in gemms] == [10, 10]            # 2 samples x 5 steps, a part each
+    assert [{d["nb"] for d in g} for g in gemms] == [{104}, {103}]
+    # one copy of each part's weights: the LSTM's and the first part's, then the second's
+    assert low.programs[0].wgt_top > 104 * 5 and low.programs[1].wgt_top == 103 * 5
+    rows = [d["dst"] for d in gemms[0]]
+    assert [r - rows[0] for r in rows[:5]] == [0, 207, 414, 621, 828]   # a step's 207 words
+    assert gemms[1][0]["dst"] - rows[0] == 104
+    want = cm.int8_forward(cm.quantize_input(t))
+    assert np.array_equal(cm.execute("golden", t).int_logits, want)
+
+
 def test_a_linear_whose_single_output_block_does_not_fit_is_named_with_the_shortfall():
     """2,100 inputs are 525 K words on tiny's 4 lanes: one output block's weights and its
     requantizer word are 526 words, more than the whole weight scratchpad."""
