@@ -205,14 +205,15 @@ def constants(qg: ir.QGraph) -> list:
 
 def linear_per_sample(em, op, xs, wk) -> None:
     """A Linear over rows that are not contiguous across the batch (one token of each sample,
-    ``QToken``): one GEMM of one row per sample (the GEMM has no row stride)."""
+    ``QToken``): one GEMM of one row per sample (the GEMM has no row stride), all on one copy
+    of the weights (the engine loads them once, then reuses them)."""
     out = em.tensors(op.name)
     em.b.layer = op.name
     for i, x in enumerate(xs):
         em.b.at = out[i].addr
         em.engine(op.name, lambda x=x, i=i: em.b.gemm(
             x, wk, op.bias, op.multiplier, op.shift, relu=op.relu,
-            gelu=fused_gelu_params(op), add=fused_add_args(em, op, i)))
+            gelu=fused_gelu_params(op), add=fused_add_args(em, op, i), share=(op.name,)))
 
 
 def constant_reads(op) -> tuple[str, ...]:
