@@ -267,6 +267,7 @@ def test_a_linear_whose_weights_do_not_fit_alone_runs_in_parts_of_its_outputs():
     twin = cm.int8_forward(cm.quantize_input(x))
     np.testing.assert_array_equal(low.ints(act), twin)
     assert np.array_equal(cm.execute("golden", x).int_logits, twin)
+    assert "GEMM in 3 parts of its outputs, a row at a time" in cm.describe()
 
 
 def test_a_linear_on_every_step_runs_in_parts_row_by_row():
@@ -302,6 +303,38 @@ def test_a_linear_on_every_step_runs_in_parts_row_by_row():
     assert gemms[1][0]["dst"] - rows[0] == 104
     want = cm.int8_forward(cm.quantize_input(t))
     assert np.array_equal(cm.execute("golden", t).int_logits, want)
+    assert "GEMM in 2 parts of its outputs, a row at a time" in cm.describe()
+
+
+def test_a_pointwise_conv_wider_than_the_engine_runs_as_a_gemm():
+    """tiny's conv engine takes 8 output and 12 input channels: a 1x1 conv into 16 channels
+    and one out of them run as GEMMs of their 64 pixels (M = 64), one a sample on one copy of
+    the weights; golden equals the integer twin. A 3x3 conv into 16 stays refused by name."""
+    from hwaccel.generators.accel.isa import Op
+    from hwaccel.generators.accel.model import decode
+
+    cfg = PRESETS["tiny"]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 1),
+                          nn.ReLU(), nn.Conv2d(16, 8, 1)).eval()
+    x = torch.randn(3, 1, 8, 8)
+    cm = hwaccel.compile(model, x, preset="tiny")
+    low = cm.lower(cm.quantize_input(x))
+    [prog] = low.programs
+    ops = [decode(cfg, c) for c in prog.commands]
+    gemms = [d for d in ops if d["op"] == Op.GEMM]
+    assert len(gemms) == 6 and {d["count"] for d in gemms} == {64}
+    # each layer's three samples on one copy of its weights
+    assert [len({d["wgt"] for d in gemms[i:i + 3]}) for i in (0, 3)] == [1, 1]
+    assert gemms[0]["wgt"] != gemms[3]["wgt"]
+    assert np.array_equal(cm.execute("golden", x).int_logits,
+                          cm.int8_forward(cm.quantize_input(x)))
+    assert cm.describe().count("GEMM of its pixels per sample (a 1x1 conv wider than the "
+                               "conv engine)") == 2
+    wide3 = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1)).eval()
+    with pytest.raises(LoweringError, match=r"layer '0' cannot run on accel_tiny: cout must be "
+                                            r"at most 8"):
+        hwaccel.compile(wide3, x, preset="tiny")
 
 
 def test_a_linear_whose_single_output_block_does_not_fit_is_named_with_the_shortfall():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..generators.accel.config import AccelConfig
 from . import im2col, ir
-from .lower import LoweringError, linear_as_conv, weight_groups
+from .lower import LoweringError, gemm_parts, linear_as_conv, weight_groups, wide_pointwise
 from .memory import DoesNotFit
 
 __all__ = ["describe"]
@@ -32,6 +32,8 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
         if op.depthwise:
             return ("depthwise CONV (its channel groups in turn, up to dw_groups a job)"
                     + (" + 2x2 pool" if op.pool else ""))
+        if wide_pointwise(cfg, op, shapes[op.inputs[0]][0]):
+            return "GEMM of its pixels per sample (a 1x1 conv wider than the conv engine)"
         return "CONV" + (" + 2x2 pool" if op.pool else "")
     if isinstance(op, ir.QLinear):
         from .lower_attention import projection_groups
@@ -44,8 +46,12 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
         prev = qg.op(op.inputs[0])
         flat = isinstance(prev, ir.QFlatten)
         hw = shapes[prev.inputs[0]][1:] if flat else ()
-        return ("CONV (kernel covers the map)" if flat and linear_as_conv(cfg, *hw)
-                else "GEMM (whole batch)")
+        if flat and linear_as_conv(cfg, *hw):
+            return "CONV (kernel covers the map)"
+        c, h, w = shapes[prev.inputs[0]] if flat else (shapes[op.inputs[0]][-1], 1, 1)
+        parts = gemm_parts(cfg, h * w * -(-c // cfg.lanes), op.w.shape[0])
+        return (f"GEMM in {parts} parts of its outputs, a row at a time (its weights exceed the "
+                f"weight scratchpad)" if parts > 1 else "GEMM (whole batch)")
     return _RUNS[type(op).__name__]
 
 

@@ -16,7 +16,10 @@ How each op runs
 ----------------
 * ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and
   non-square kernels and strides are descriptor fields); a map taller than the engine's line
-  buffer (``max_height``) runs as one CONV per band of output rows. A depthwise conv
+  buffer (``max_height``) runs as one CONV per band of output rows. A 1x1 conv (stride 1, no
+  padding or pool) with more channels than the engine's ``max_cin`` or ``max_cout`` is one GEMM
+  per sample, of its pixels by its ``Cin x Cout`` weights (channels-last, the same map), which
+  the processor tiles in hardware (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv
   (groups = channels) is one depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the
   processor runs its channel groups up to ``dw_groups`` a job); a kernel beyond the engine's
   ``dw_kernel`` is refused by name.
@@ -65,12 +68,20 @@ from . import im2col, ir, lower_attention
 from .fuse import QLinearAdd, QLinearAddConstant, fuse_add, fuse_gelu, fused_constants
 from .lower_batch import _inputs, max_batch, weight_groups
 from .lower_emit import _Emitter
-from .lower_types import AttentionNotLowered, LoweringError, Value, linear_as_conv
+from .lower_types import (
+    AttentionNotLowered,
+    LoweringError,
+    Value,
+    gemm_parts,
+    linear_as_conv,
+    wide_pointwise,
+)
 from .lowered import Lowered, attribute
 from .memory import Block, DoesNotFit, plan
 
 __all__ = ["AttentionNotLowered", "DoesNotFit", "LoweringError", "Lowered", "Value", "layout",
-           "lower", "max_batch", "linear_as_conv", "weight_groups"]
+           "lower", "max_batch", "linear_as_conv", "wide_pointwise", "gemm_parts",
+           "weight_groups"]
 
 
 def _refuse(cfg: AccelConfig, op) -> None:

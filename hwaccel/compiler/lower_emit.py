@@ -14,7 +14,7 @@ from ..generators.conv.layer import ConvLayer
 from . import im2col, ir, lower_attention
 from .builders import DryBuilder, PlacedBuilder
 from .fuse import fused_add_args, fused_gelu_params
-from .lower_types import LoweringError, linear_as_conv
+from .lower_types import LoweringError, gemm_parts, linear_as_conv, wide_pointwise
 from .memory import DoesNotFit
 
 
@@ -59,6 +59,8 @@ class _Emitter:
             im2col.emit(self, op, xs)
         elif isinstance(op, ir.QConv) and op.depthwise:
             self.dwconv(op, xs)
+        elif isinstance(op, ir.QConv) and wide_pointwise(self.cfg, op, xs[0].channels):
+            self.pointwise_gemm(op, xs)
         elif isinstance(op, ir.QConv):
             self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
         elif isinstance(op, ir.QMaxPool):
@@ -78,6 +80,19 @@ class _Emitter:
             for i in order:
                 self.b.at = base + i * v.stride
                 self.engine(op.name, lambda i=i: self.b.lstm(xs[i], op.params))
+
+    def pointwise_gemm(self, op: ir.QConv, xs) -> None:
+        """A wide 1x1 conv (:func:`~.lower_types.wide_pointwise`) as the GEMM of its pixels by its
+        ``Cin x Cout`` weights, one a sample: channels-last, a map's pixels are the GEMM's rows
+        of A and its output's rows of C, and the processor tiles N and K in hardware
+        (:mod:`~hwaccel.generators.accel.isa`), so the sums, requantizers and ReLU are the
+        conv's, with no channel limit but the accumulators' range; the samples share one copy of
+        the weights."""
+        wk = op.w[:, :, 0, 0].T
+        self.per_sample(op, lambda i: self.b.gemm(
+            ActTensor(xs[i].addr, xs[i].channels, 1, xs[i].height * xs[i].width,
+                      self.cfg.lanes), wk, op.bias, op.multiplier, op.shift, relu=op.relu,
+            share=(op.name,)))
 
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]
@@ -165,20 +180,20 @@ class _Emitter:
         scratchpad starts the next program (:class:`~.builders.PlacedBuilder`). False (one
         GEMM) when the weights fit, and for a fused GELU or ADD; :class:`DoesNotFit` when a
         single block's do not."""
-        cfg, lanes, blk = self.cfg, self.cfg.lanes, self.cfg.conv.block
-        n = wk.shape[1]
-        kw, nb = -(-k // lanes), -(-n // blk)
-        most = cfg.wgt_depth // (kw + 1)   # blocks of a part (each kw weight words + one)
-        if ((kw + 1) * nb <= cfg.wgt_depth or fused_gelu_params(op) is not None
-                or fused_add_args(self, op) is not None):
+        cfg, lanes = self.cfg, self.cfg.lanes
+        n, kw = wk.shape[1], -(-k // lanes)
+        parts = gemm_parts(cfg, kw, n)
+        if parts == 1 or fused_gelu_params(op) is not None or fused_add_args(self, op) is not None:
             return False
-        if most == 0:
+        if parts == 0:
             raise DoesNotFit(
                 f"the weights of layer {op.name!r} do not fit the weight scratchpad of "
                 f"{cfg.slug} ({cfg.wgt_depth} words) even one output block at a time "
                 f"({kw + 1} words: {kw} weight words and a requantizer word); short by "
                 f"{kw + 1 - cfg.wgt_depth} words")
-        per = -(-nb // -(-nb // most)) * blk   # channels of a part, the parts as even as fit
+        blk = cfg.conv.block
+        nb = -(-n // blk)
+        per = -(-nb // parts) * blk   # channels of a part, the parts as even as fit
         out = self.tensors(op.name)
         self.b.layer = op.name
         bias, mult, shift = (np.broadcast_to(np.asarray(v), (n,))

@@ -1,7 +1,8 @@
 """What the lowering's passes share (:mod:`.lower`, :mod:`.lower_emit`, :mod:`.lower_attention`,
 :mod:`.im2col`): its errors, :class:`Value` (where a value of the graph lives) and the rule
-that runs a Linear over a flattened map as one CONV. Imports nothing of the lowering, so any of
-them may import it; :mod:`.lower` re-exports every name."""
+that runs a Linear over a flattened map as one CONV, and the rules that run a wide 1x1 conv and
+a Linear beyond the weight scratchpad as GEMMs. Imports nothing of the lowering, so any of them
+may import it; :mod:`.lower` re-exports every name."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
 from .errors import UnsupportedOp
 
-__all__ = ["AttentionNotLowered", "LoweringError", "Value", "linear_as_conv"]
+__all__ = ["AttentionNotLowered", "LoweringError", "Value", "linear_as_conv", "wide_pointwise",
+           "gemm_parts"]
 
 
 class LoweringError(ValueError):
@@ -53,3 +55,22 @@ def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
     """Whether a Linear over a flattened ``height x width`` map runs as one CONV whose kernel
     covers the map (square, more than one pixel, within the engine's kernel)."""
     return height == width and 1 < height <= cfg.conv.max_kernel
+
+
+def wide_pointwise(cfg: AccelConfig, op, cin: int) -> bool:
+    """Whether conv ``op`` (``cin`` input channels) runs as a GEMM of its pixels: a 1x1 conv
+    (stride 1, no padding, no fused pool, not grouped) with more input or output channels than
+    the conv engine takes (``max_cin``, ``max_cout``)."""
+    conv = cfg.conv
+    return (op.kernel == (1, 1) and op.strides == (1, 1) and not any(op.pads) and not op.pool
+            and op.groups == 1 and (cin > conv.max_cin or op.w.shape[0] > conv.max_cout))
+
+
+def gemm_parts(cfg: AccelConfig, kw: int, n: int) -> int:
+    """The parts of its output blocks a GEMM of ``kw`` K words into ``n`` channels runs in:
+    1 when its weights (``(kw + 1) x nb`` words, :mod:`hwaccel.generators.accel.isa`) fit the
+    weight scratchpad, else as few as fit; 0 when a single block's do not."""
+    nb, most = -(-n // cfg.conv.block), cfg.wgt_depth // (kw + 1)
+    if (kw + 1) * nb <= cfg.wgt_depth:
+        return 1
+    return -(-nb // most) if most else 0
