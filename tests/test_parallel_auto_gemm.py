@@ -4,7 +4,9 @@ A ``160 x 32 x 32`` GEMM on tiny instances: its rows and outputs (160 x 8 words 
 one instance's 2,048-word scratchpad, so one instance running the batch as one program is
 dropped with the tensor named; the choice is the candidate with the fewest modelled cycles among
 those that fit, and it runs on the RTL with its cycles equal to the model's and its outputs to
-golden's. A GEMM whose weights no instance holds is refused naming the layer's weights.
+golden's. A GEMM whose weights exceed an instance's weight scratchpad runs in parts of its
+outputs (dp splits its samples); one whose single output block's do not fit is refused naming
+the layer's weights.
 """
 
 from __future__ import annotations
@@ -50,12 +52,29 @@ def test_a_gemm_one_instance_does_not_hold_runs_split():
     assert row.shard_sizes == [80, 80]
 
 
+def test_a_gemm_beyond_the_weight_scratchpad_runs_in_parts_and_splits_by_samples():
+    """128 x 128 weights are 1,056 words on tiny (32 output blocks of 32 K words and a
+    requantizer word), 512 fit: the GEMM runs in parts of its outputs (3 programs), which pp
+    and tp cannot cut, naming why; dp splits the samples and runs on the RTL exactly."""
+    cm, split = _compiled(128)
+    assert cm.refusal is None
+    x = split.x_test[:4]
+    cands = candidates(cm, cm.quantize_input(x), 3, link=TOP.link)
+    why = {c.label: c.reason for c in cands if not c.fits}
+    assert "layer '0' was itself lowered into weight groups" in why["pp 1 stage"]
+    assert "its weights need 2 weight groups" in why["tp 2 instances"]
+    (row,) = run_auto(cm, x, [3], top=TOP, clock=(50.0, "given"))
+    assert row.partition == choose(cands) and row.partition.label.startswith("dp ")
+    assert row.cycles == row.model_cycles and row.mismatches == 0
+
+
 def test_a_gemm_no_instance_holds_is_refused_naming_its_weights():
-    cm, split = _compiled(128)   # 128 x 128 weights: 1,024 words of tiny's 512
+    cm, split = _compiled(2048)   # one output block: 512 K words and a requantizer word
     assert cm.refusal is not None
     with pytest.raises(NoPartitionFits, match=r"no partition fits accel_tiny: .*even at batch "
-                                              r"1 \(the weights of layer '0' .*do not fit the "
-                                              r"weight scratchpad"):
+                                              r"1 \(the weights of layer '0' do not fit the "
+                                              r"weight scratchpad of accel_tiny \(512 words\) "
+                                              r"even one output block at a time"):
         candidates(cm, cm.quantize_input(split.x_test[:4]), 4)
 
 
