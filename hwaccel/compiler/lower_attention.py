@@ -206,7 +206,7 @@ def constants(qg: ir.QGraph) -> list:
 def linear_per_sample(em, op, xs, wk) -> None:
     """A Linear over rows that are not contiguous across the batch (one token of each sample,
     ``QToken``): one GEMM of one row per sample (the GEMM has no row stride), all on one copy
-    of the weights (the engine loads them once, then reuses them)."""
+    of the weights in the weight scratchpad."""
     out = em.tensors(op.name)
     em.b.layer = op.name
     for i, x in enumerate(xs):

@@ -175,11 +175,13 @@ class _Emitter:
         accel.isa`) do not fit the weight scratchpad: its output channels in parts of whole
         blocks that each fit, part after part. A GEMM writes its rows of C its own ``nb`` words
         apart, so a part is a one-row GEMM for every row of every sample, writing the part's
-        words of the row; its weights are stored once and shared by its rows (the engine loads
-        them once, then reuses them), and a part that does not fit what is left of the
-        scratchpad starts the next program (:class:`~.builders.PlacedBuilder`). False (one
-        GEMM) when the weights fit, and for a fused GELU or ADD; :class:`DoesNotFit` when a
-        single block's do not."""
+        words of the row. Its weights are stored once for all its rows, but a part of more than
+        one engine tile loads them into the engine again for every row (the hardware reuses
+        only a job's weights equal to the job's before), so at batch 1 this costs nothing and
+        beyond it a load a row. A part that does not fit what is left of the scratchpad starts
+        the next program (:class:`~.builders.PlacedBuilder`). False (one GEMM) when the
+        weights fit, and for a fused GELU or ADD; :class:`DoesNotFit` when a single block's do
+        not."""
         cfg, lanes = self.cfg, self.cfg.lanes
         n, kw = wk.shape[1], -(-k // lanes)
         parts = gemm_parts(cfg, kw, n)
