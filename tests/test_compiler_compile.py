@@ -307,9 +307,10 @@ def test_a_linear_on_every_step_runs_in_parts_row_by_row():
 
 
 def test_a_pointwise_conv_wider_than_the_engine_runs_as_a_gemm():
-    """tiny's conv engine takes 8 output and 12 input channels: a 1x1 conv into 16 channels
-    and one out of them run as GEMMs of their 64 pixels (M = 64), one a sample on one copy of
-    the weights; golden equals the integer twin. A 3x3 conv into 16 stays refused by name."""
+    """tiny's conv engine takes 8 output and 12 input channels and rows of 8 pixels: a 1x1
+    conv into 16 channels and one out of them run as GEMMs of their 64 pixels (M = 64), one a
+    sample on one copy of the weights, and so do 1x1 convs over rows of 12; golden equals the
+    integer twin. A 3x3 conv into 16 channels or over rows of 12 stays refused by name."""
     from hwaccel.generators.accel.isa import Op
     from hwaccel.generators.accel.model import decode
 
@@ -329,12 +330,24 @@ def test_a_pointwise_conv_wider_than_the_engine_runs_as_a_gemm():
     assert gemms[0]["wgt"] != gemms[3]["wgt"]
     assert np.array_equal(cm.execute("golden", x).int_logits,
                           cm.int8_forward(cm.quantize_input(x)))
-    assert cm.describe().count("GEMM of its pixels per sample (a 1x1 conv wider than the "
-                               "conv engine)") == 2
+    assert cm.describe().count("GEMM of its pixels per sample (a 1x1 conv beyond the conv "
+                               "engine's channels or rows)") == 2
     wide3 = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1)).eval()
     with pytest.raises(LoweringError, match=r"layer '0' cannot run on accel_tiny: cout must be "
                                             r"at most 8"):
         hwaccel.compile(wide3, x, preset="tiny")
+    # rows of 12 pixels, wider than tiny's line buffer (8): GEMMs of 24 rows, 3x3 refused
+    x = torch.randn(3, 2, 2, 12)
+    rows = nn.Sequential(nn.Conv2d(2, 4, 1), nn.ReLU(), nn.Conv2d(4, 4, 1)).eval()
+    cm = hwaccel.compile(rows, x, preset="tiny")
+    gemms = [d for d in (decode(cfg, c) for c in cm.lower(cm.quantize_input(x)).programs[0]
+                         .commands) if d["op"] == Op.GEMM]
+    assert len(gemms) == 6 and {d["count"] for d in gemms} == {24}
+    assert np.array_equal(cm.execute("golden", x).int_logits,
+                          cm.int8_forward(cm.quantize_input(x)))
+    with pytest.raises(LoweringError, match=r"width must be at most 8"):
+        hwaccel.compile(nn.Sequential(nn.Conv2d(2, 4, 1), nn.Conv2d(4, 4, 3, padding=1)).eval(), x,
+                        preset="tiny")
 
 
 def test_a_linear_whose_single_output_block_does_not_fit_is_named_with_the_shortfall():

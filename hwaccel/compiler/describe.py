@@ -32,8 +32,9 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
         if op.depthwise:
             return ("depthwise CONV (its channel groups in turn, up to dw_groups a job)"
                     + (" + 2x2 pool" if op.pool else ""))
-        if wide_pointwise(cfg, op, shapes[op.inputs[0]][0]):
-            return "GEMM of its pixels per sample (a 1x1 conv wider than the conv engine)"
+        if wide_pointwise(cfg, op, shapes[op.inputs[0]][0], shapes[op.inputs[0]][-1]):
+            return ("GEMM of its pixels per sample (a 1x1 conv beyond the conv engine's channels "
+                    "or rows)")
         return "CONV" + (" + 2x2 pool" if op.pool else "")
     if isinstance(op, ir.QLinear):
         from .lower_attention import projection_groups

@@ -14,15 +14,15 @@ layer's weights are stored once and every sample's command reuses them
 
 How each op runs
 ----------------
-* ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and
-  non-square kernels and strides are descriptor fields); a map taller than the engine's line
-  buffer (``max_height``) runs as one CONV per band of output rows. A 1x1 conv (stride 1, no
-  padding or pool) with more channels than the engine's ``max_cin`` or ``max_cout`` is one GEMM
-  per sample, of its pixels by its ``Cin x Cout`` weights (channels-last, the same map), which
-  the processor tiles in hardware (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv
-  (groups = channels) is one depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the
-  processor runs its channel groups up to ``dw_groups`` a job); a kernel beyond the engine's
-  ``dw_kernel`` is refused by name.
+* ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and non-square
+  kernels and strides are descriptor fields); a map taller than the engine's line buffer
+  (``max_height``) runs as one CONV per band of output rows. A 1x1 conv (stride 1, no padding or
+  pool) with more channels than the engine's ``max_cin`` or ``max_cout``, or rows wider than its
+  ``max_width``, is one GEMM per sample, of its pixels by its ``Cin x Cout`` weights (channels-last,
+  the same map), which the processor tiles in hardware
+  (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv (groups = channels) is one
+  depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs its channel groups up
+  to ``dw_groups`` a job); a kernel beyond the engine's ``dw_kernel`` is refused by name.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample.
 * ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
   inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).

@@ -59,7 +59,8 @@ class _Emitter:
             im2col.emit(self, op, xs)
         elif isinstance(op, ir.QConv) and op.depthwise:
             self.dwconv(op, xs)
-        elif isinstance(op, ir.QConv) and wide_pointwise(self.cfg, op, xs[0].channels):
+        elif isinstance(op, ir.QConv) and wide_pointwise(self.cfg, op, xs[0].channels,
+                                                             xs[0].width):
             self.pointwise_gemm(op, xs)
         elif isinstance(op, ir.QConv):
             self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
@@ -86,8 +87,8 @@ class _Emitter:
         ``Cin x Cout`` weights, one a sample: channels-last, a map's pixels are the GEMM's rows
         of A and its output's rows of C, and the processor tiles N and K in hardware
         (:mod:`~hwaccel.generators.accel.isa`), so the sums, requantizers and ReLU are the
-        conv's, with no channel limit but the accumulators' range; the samples share one copy of
-        the weights."""
+        conv's, with no channel or row limit but the accumulators' range; the samples share one
+        copy of the weights."""
         wk = op.w[:, :, 0, 0].T
         self.per_sample(op, lambda i: self.b.gemm(
             ActTensor(xs[i].addr, xs[i].channels, 1, xs[i].height * xs[i].width,

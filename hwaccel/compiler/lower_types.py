@@ -57,13 +57,15 @@ def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
     return height == width and 1 < height <= cfg.conv.max_kernel
 
 
-def wide_pointwise(cfg: AccelConfig, op, cin: int) -> bool:
-    """Whether conv ``op`` (``cin`` input channels) runs as a GEMM of its pixels: a 1x1 conv
-    (stride 1, no padding, no fused pool, not grouped) with more input or output channels than
-    the conv engine takes (``max_cin``, ``max_cout``)."""
+def wide_pointwise(cfg: AccelConfig, op, cin: int, width: int) -> bool:
+    """Whether conv ``op`` (over a map of ``cin`` channels, ``width`` pixels a row) runs as a
+    GEMM of its pixels: a 1x1 conv (stride 1, no padding, no fused pool, not grouped) with more
+    input or output channels than the conv engine takes (``max_cin``, ``max_cout``) or rows
+    wider than its line buffer (``max_width``)."""
     conv = cfg.conv
     return (op.kernel == (1, 1) and op.strides == (1, 1) and not any(op.pads) and not op.pool
-            and op.groups == 1 and (cin > conv.max_cin or op.w.shape[0] > conv.max_cout))
+            and op.groups == 1 and (cin > conv.max_cin or op.w.shape[0] > conv.max_cout
+                                    or width > conv.max_width))
 
 
 def gemm_parts(cfg: AccelConfig, kw: int, n: int) -> int:
