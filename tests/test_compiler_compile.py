@@ -14,7 +14,7 @@ from torch import nn
 
 import hwaccel
 from hwaccel.compiler import DoesNotFit, LoweringError, UnsupportedOp
-from hwaccel.compiler.cases import MODELS, StackedLstm, make, sequential
+from hwaccel.compiler.cases import MODELS, SeqHead, StackedLstm, make, sequential
 from hwaccel.compiler.reference import forward as float_forward
 from hwaccel.compiler.trace import trace
 from hwaccel.generators.accel.config import PRESETS
@@ -278,19 +278,11 @@ def test_a_linear_on_every_step_runs_in_parts_row_by_row():
     from hwaccel.generators.accel.isa import Op
     from hwaccel.generators.accel.model import decode
 
-    class WideHead(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.Embedding(30, 64)
-            self.rnn = nn.LSTM(64, 64, batch_first=True)
-            self.fc = nn.Linear(64, 3300)
-
-        def forward(self, t):
-            return self.fc(self.rnn(self.emb(t))[0])
-
     torch.manual_seed(0)
+    model = SeqHead()
+    model.fc = nn.Linear(64, 3300)
     cfg, t = PRESETS["default"], torch.randint(0, 30, (2, 5))
-    cm = hwaccel.compile(WideHead().eval(), t, preset="default")
+    cm = hwaccel.compile(model.eval(), t, preset="default")
     low = cm.lower(cm.quantize_input(t))
     gemms = [[d for d in (decode(cfg, c) for c in p.commands) if d["op"] == Op.GEMM]
              for p in low.programs]
