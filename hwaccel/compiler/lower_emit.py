@@ -91,9 +91,8 @@ class _Emitter:
         copy of the weights."""
         wk = op.w[:, :, 0, 0].T
         self.per_sample(op, lambda i: self.b.gemm(
-            ActTensor(xs[i].addr, xs[i].channels, 1, xs[i].height * xs[i].width,
-                      self.cfg.lanes), wk, op.bias, op.multiplier, op.shift, relu=op.relu,
-            share=(op.name,)))
+            self.b.view(xs[i], xs[i].channels, 1, xs[i].height * xs[i].width), wk, op.bias,
+            op.multiplier, op.shift, relu=op.relu, share=(op.name,)))
 
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]
