@@ -40,10 +40,11 @@ class Memory:
                 return start
         gap = max((g for _, g in self.free), default=0)
         held = ", ".join(f"{n!r} ({s} words)" for n, (_, s) in self.live.items()) or "nothing"
+        verb = "are" if len(self.live) > 1 else "is"
         raise DoesNotFit(
             f"tensor {name!r} ({size} words) does not fit the activation scratchpad of "
             f"{self.cfg.slug} ({self.cfg.act_depth} words): the largest free range is {gap} "
-            f"words while {held} are live; short by {size - gap} words")
+            f"words while {held} {verb} live; short by {size - gap} words")
 
     def release(self, name: str) -> None:
         start, size = self.live.pop(name)
