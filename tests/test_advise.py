@@ -210,26 +210,27 @@ def test_json_report(capsys):
 def test_several_batches_give_rows_for_each():
     from hwaccel.generators.accel.config import PRESETS
 
-    rows = advise_rows(_args(batch="3,1", presets="ecp5", platforms="accel"), log=None)
+    rows = advise_rows(_args(batch="9,1", presets="ecp5", platforms="accel"), log=None)
     assert [(r.platform, r.batch) for r in rows] == [("FPGA ecp5 (ECP5-85F)", 1),
-                                                     ("FPGA ecp5 (ECP5-85F)", 3)]
-    one, three = rows
-    assert three.cycles > one.cycles
-    # ecp5 holds fewer than 3 CNN samples a program: the batch runs as programs in turn
-    if three.extra["programs"] > 1:
-        assert "programs of at most" in three.note
-    assert three.extra["macs"] == 3 * one.extra["macs"]
-    if three.energy_uj is not None:   # per inference: the batch's energy over its 3 samples
+                                                     ("FPGA ecp5 (ECP5-85F)", 9)]
+    one, nine = rows
+    assert nine.cycles > one.cycles
+    # ecp5's activation scratchpad holds 8 CNN samples: a batch of 9 runs as two programs
+    assert nine.extra["programs"] == 2 and one.extra["programs"] == 1
+    assert "2 programs of at most 8 samples (the preset's limit)" in nine.note
+    assert "programs of at most" not in one.note
+    assert nine.extra["macs"] == 9 * one.extra["macs"]
+    if nine.energy_uj is not None:   # per inference: the batch's energy over its 9 samples
         from hwaccel.energy import fpga_estimate
 
-        t = three.extra["host_transfer"]
-        want = fpga_estimate(PRESETS["ecp5"], three.extra["counters"], three.resources,
-                             three.clock_mhz, host_words=t["words"], host_bits=t["bits"],
-                             macs=three.extra["macs"])
-        assert three.energy_range_uj == (want.low_uj / 3, want.high_uj / 3)
+        t = nine.extra["host_transfer"]
+        want = fpga_estimate(PRESETS["ecp5"], nine.extra["counters"], nine.resources,
+                             nine.clock_mhz, host_words=t["words"], host_bits=t["bits"],
+                             macs=nine.extra["macs"])
+        assert nine.energy_range_uj == (want.low_uj / 9, want.high_uj / 9)
     assert PRESETS["ecp5"].slug == one.preset
     text = recommend(rows, "throughput")
-    if three.throughput_per_s is not None:
+    if nine.throughput_per_s is not None:
         winner = max(rows, key=lambda r: r.throughput_per_s)
         assert text.startswith(f"highest throughput: {winner.platform} (batch {winner.batch})")
 

@@ -239,16 +239,17 @@ PRESETS: dict[str, AccelConfig] = {
                                     name="accel_default"),
                     prog_depth=256, name="default"),
         # ECP5-85F: 8 x 8 = 64 int8 multipliers plus 8 requantize multipliers stay under its
-        # 156 MULT18X18D. Sized for the largest reference model its block RAM holds: ResNet-8
-        # (32 x 32 maps: the line buffer's width and an activation scratchpad of 8,192 words,
-        # 32 DP16KD; Yosys maps the whole design to 141 of 208 DP16KD and 135 of 156
-        # MULT18X18D); MobileNetV1's 96 x 96 input and DS-CNN's 10 x 4 kernel stay on
-        # `default`. Runs the reference CNN (batch 5 fits), which is how the tests run it.
+        # 156 MULT18X18D. Sized for the largest reference model its block RAM holds:
+        # MobileNetV1 (VWW): 48 x 48 maps (its 96 x 96 stem runs over im2col patches, 48 x 48
+        # of them), an activation scratchpad of 12,288 words (the stem's 9,216 words of patches
+        # beside its 2,304-word output) and AVGPOOL over 32 blocks (256 channels). ResNet-8,
+        # DS-CNN (its 10 x 4 stem on patches too) and the FC autoencoder fit inside that.
         # AVGPOOL windows up to 128 (ResNet-8's 8 x 8, DS-CNN's 25 x 5): the divider's
         # operands (15 x 17 bits) then fit one MULT18X18D a lane with its registers.
-        AccelConfig(conv=ConvConfig(lanes=8, block=8, max_width=32, max_height=32,
-                                    name="accel_ecp5"), act_depth=8192,
+        AccelConfig(conv=ConvConfig(lanes=8, block=8, max_width=48, max_height=48,
+                                    name="accel_ecp5"), act_depth=12288,
                     wgt_depth=2048, psum_depth=224, prog_depth=256, avg_max_window=128,
+                    avg_max_blocks=32,
                     name="ecp5"),
     )
 }
@@ -282,13 +283,14 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # ecp5's 3 x 3 kernels (DS-CNN's 10 x 4 stem runs over its im2col patches, as on ecp5; 10
     # x 10 kernels took 16 line-buffer rows, 4,278 LUT4 slots and 36 DP16KD more), 32 x 32 maps
     # and 64 channels (ResNet-8), weight memories of 324 words (a 3 x 3 layer of 64 x 64
-    # channels), AVGPOOL windows up to 128 (DS-CNN's 25 x 5) over up to 6 blocks of 12
+    # channels), an activation scratchpad of 8,192 words (ResNet-8; MobileNetV1 needs
+    # ecp5's 12,288), AVGPOOL windows up to 128 (DS-CNN's 25 x 5) over up to 6 blocks of 12
     # channels. Placement and routing: docs/ecp5-dsp.md.
     "ecp5_144": PRESETS["ecp5"].with_(
         conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32,
                         max_weight_words=324, name="accel_ecp5_144"),
-        wgt_depth=512, avg_max_blocks=6, avg_max_window=128, lut_multipliers=True,
-        name="ecp5_144"),
+        act_depth=8192, wgt_depth=512, avg_max_blocks=6, avg_max_window=128,
+        lut_multipliers=True, name="ecp5_144"),
     # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the
     # digit transformer (16 tokens, width 32, FFN 64) on the RTL in minutes of Verilator
     # build (hwaccel compare --model transformer --backends golden,rtl --preset ecp5_attention).
