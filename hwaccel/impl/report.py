@@ -39,6 +39,8 @@ class SynthReport:
     yosys_cells: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     seconds: float = 0.0
+    verilog_md5: str | None = None          # the placed netlist (flow.verilog_md5), FPGAs only
+    emitted_with: dict = field(default_factory=dict)   # package -> version that emitted it
 
     def to_json(self) -> dict:
         return asdict(self)
