@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from hwaccel.bench.workloads import workload_rows
-from hwaccel.generators.accel import PRESETS
+from hwaccel.generators.accel import COUNTERS, PRESETS
 
 HOST_CONFIG = PRESETS["ecp5"]   # the accelerator the `host` fixture (conftest) builds
 
@@ -28,10 +28,7 @@ def test_the_reference_model_runs_exactly_on_ecp5s_rtl(host, name):
     assert row["mismatches"] == 0
     assert row["programs"] == PROGRAMS[name]
     assert row["cycles"] == row["model_cycles"] and row["cycles_match"]
-    summed = {}
-    for counters in row["counters"]:
-        for key, value in counters.items():
-            summed[key] = summed.get(key, 0) + value
+    summed = {k: sum(c[k] for c in row["counters"]) for k in COUNTERS}
     assert summed == row["model_counters"]
     assert row["cycles"] == summed["cycles"] + row["host_cycles"]
     assert (row["host_cycles"] > 0) == (PROGRAMS[name] > 1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from hwaccel.generators import config_for
-from hwaccel.impl.flow import emitted_with, verilog_md5, write_verilog
+from hwaccel.impl.flow import emitted_with, in_shell, verilog_md5, write_verilog
 from hwaccel.impl.placed import committed_placements
 from hwaccel.impl.target import get_target
 
@@ -36,7 +36,7 @@ def test_a_committed_placement_is_of_the_netlist_emitted_now(tmp_path, slug):
         pytest.skip(f"{slug}'s netlist was emitted with {entry['emitted_with']}, this machine "
                     f"has {emitted_with()}: the Verilog text differs by emitter")
     target = get_target("ecp5")
-    path, _ = write_verilog(config_for(slug), target, tmp_path, shell=not target.out_of_context)
+    path, _ = write_verilog(config_for(slug), target, tmp_path, shell=in_shell(target))
     assert verilog_md5(path) == entry["verilog_md5"], (
         f"{slug}'s Verilog changed since its committed placement ({entry['fmax_mhz']} MHz): "
         f"place it again (hwaccel synth --preset {slug} --target ecp5) and commit the result")

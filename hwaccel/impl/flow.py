@@ -51,6 +51,13 @@ def write_verilog(config, target: Target, folder: Path, *, shell: bool) -> tuple
     return path, top
 
 
+def in_shell(target: Target) -> bool:
+    """Whether :func:`synthesize` places ``target``'s design inside a scan shell: on an FPGA
+    placed in context (its pins constrained); out of context, or without place and route, the
+    core alone."""
+    return target.pnr is not None and not target.out_of_context
+
+
 def verilog_md5(path: Path) -> str:
     """The MD5 of a Verilog file :func:`write_verilog` wrote, its banner (which names the
     hwaccel version) left out: equal digests are the same netlist, so a committed placement
@@ -128,8 +135,7 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     report_path = folder / "report.json"
     report_path.unlink(missing_ok=True)
     start = time.monotonic()
-    shell = t.pnr is not None and not t.out_of_context
-    path, top = write_verilog(config, t, folder, shell=shell)
+    path, top = write_verilog(config, t, folder, shell=in_shell(t))
     ys = run_yosys(path, top, t, folder,
                    lut_multipliers=getattr(config, "lut_multipliers", False))
     if t.pnr is None:
