@@ -42,7 +42,22 @@ def _random_add(b: ProgramBuilder, rng):
     return out, _add_reference(x, y, p, relu), (c, h, w)
 
 
+def _random_wide_avg(b: ProgramBuilder, rng, cfg):
+    """A pool over more blocks than the unit keeps: windows as wide as the map, whose
+    ``height x width`` pixels the command reads as rows (:mod:`.avg_view`)."""
+    c, most = cfg.conv, cfg.avg_max_blocks
+    blocks = int(rng.integers(most + 1, min(c.max_width, 3 * most) + 1))
+    ch = int(rng.integers((blocks - 1) * cfg.lanes + 1, blocks * cfg.lanes + 1))
+    h = int(rng.integers(1, c.max_height + 1))
+    w = int(rng.integers(1, min(c.max_width, c.max_height // h, cfg.avg_max_window) + 1))
+    kh = int(rng.integers(1, min(h, cfg.avg_max_window // w) + 1))
+    x = _int8(rng, (ch, h, w))
+    return b.avgpool(b.put(x), kh, w), _avg_reference(x, kh, w), (ch, h, w, kh, w)
+
+
 def _random_avg(b: ProgramBuilder, rng, cfg=TINY):
+    if rng.random() < 0.25:
+        return _random_wide_avg(b, rng, cfg)
     c = int(rng.integers(1, cfg.avg_max_blocks * cfg.lanes + 1))
     # Any map the engine holds whose whole-map (global) window the unit may still average.
     h = int(rng.integers(1, cfg.conv.max_height + 1))
@@ -92,6 +107,29 @@ def test_golden_window_sizes_of_the_reference_models():
                                       _avg_reference(x, h, w)[:, 0, 0], err_msg=f"{h}x{w}")
 
 
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_golden_pools_over_more_blocks_than_the_unit_keeps(preset, seed):
+    """One AVGPOOL command over more blocks than ``avg_max_blocks`` (windows as wide as the
+    map): equal to the exact integer reference, and its cycles are those of the plain
+    command's reads (every input word once, :func:`.perf.eltwise_cycles`)."""
+    cfg = PRESETS[preset]
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        b = ProgramBuilder(cfg)
+        out, want, shape = _random_wide_avg(b, rng, cfg)
+        b.done()
+        res = run_program(cfg, b.act, b.wgt, b.commands)
+        assert res.done and not res.error, (shape, res.cause)
+        np.testing.assert_array_equal(from_words(res.act, out), want,
+                                      err_msg=f"{preset} {shape} (seed {seed})")
+        ch, h, w, kh, kw = shape   # the same pool as a plain command, on a unit that holds it
+        wide = cfg.with_(avg_max_blocks=-(-ch // cfg.lanes))
+        p = ProgramBuilder(wide)
+        p.avgpool(p.put(from_words(b.act, ActTensor(0, ch, h, w, cfg.lanes))), kh, kw)
+        p.done()
+        assert program_perf(cfg, b.commands).cycles == program_perf(wide, p.commands).cycles
+
+
 def test_in_place_add_and_avgpool(seed):
     """dst equal to a source, or below it, is legal and gives the out-of-place result."""
     rng = np.random.default_rng(seed)
@@ -129,8 +167,17 @@ def test_driver_errors():
         b.avgpool(x, 3, 3)
     with pytest.raises(ValueError, match="avgpool kw must be a positive integer, not 0"):
         b.avgpool(x, 1, 0)
-    with pytest.raises(ValueError, match="avgpool channels must be at most 16 on accel_tiny"):
-        b.avgpool(b.put(np.zeros((17, 2, 2))), 2, 2)
+    with pytest.raises(ValueError, match=r"avgpool over 20 channels \(5 words a pixel\) on "
+                       r"accel_tiny: its AVGPOOL unit keeps 4 words \(avg_max_blocks, 16 "
+                       r"channels\), and pools more only with windows as wide as the map "
+                       r"\(global pooling\), not 2x2 over 2x4"):
+        b.avgpool(b.put(np.zeros((17, 2, 4))), 2, 2)
+    with pytest.raises(ValueError, match=r"pooled as a map of one pixel a row, here 9 rows of "
+                                         r"5 x 1 words, and accel_tiny's maps are at most 8 "
+                                         r"rows of 8 pixels"):
+        b.avgpool(b.put(np.zeros((17, 3, 3))), 3, 3)
+    with pytest.raises(ValueError, match="avgpool height must be at most 8 on accel_tiny"):
+        b.avgpool(b.put(np.zeros((4, 9, 1))), 9, 1)
     small = TINY.with_(avg_max_window=8)
     with pytest.raises(ValueError, match=r"averages 9 values; accel_tiny averages at most 8"):
         ProgramBuilder(small).avgpool(ActTensor(0, 4, 3, 3, small.lanes), 3, 3)

@@ -1,7 +1,7 @@
 """MLPerf Tiny's four reference models on the ``ecp5`` preset's RTL (the ECP5-85F build):
 ResNet-8, DS-CNN (its 10 x 4 stem over im2col patches), MobileNetV1 (96 x 96 input: 48 x 48
-maps, 12,288 activation words, AVGPOOL over 32 blocks) and the FC autoencoder (Linears in
-parts of their outputs).
+maps, 12,288 activation words, a global pool over 32 blocks on AVGPOOL's 16 accumulator words)
+and the FC autoencoder (Linears in parts of their outputs).
 
 Each runs on the Verilated accelerator as ``hwaccel bench accel --preset ecp5 --workload W``
 runs it (batch 1, 512 calibration samples): every output equal to the golden interpreter's,

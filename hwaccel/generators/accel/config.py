@@ -242,14 +242,15 @@ PRESETS: dict[str, AccelConfig] = {
         # 156 MULT18X18D. Sized for the largest reference model its block RAM holds:
         # MobileNetV1 (VWW): 48 x 48 maps (its 96 x 96 stem runs over im2col patches, 48 x 48
         # of them), an activation scratchpad of 12,288 words (the stem's 9,216 words of patches
-        # beside its 2,304-word output) and AVGPOOL over 32 blocks (256 channels). ResNet-8,
-        # DS-CNN (its 10 x 4 stem on patches too) and the FC autoencoder fit inside that.
+        # beside its 2,304-word output). Its global pool over 256 channels (32 blocks) runs on
+        # AVGPOOL's 16 accumulator words as one command that reads the 3 x 3 map as 9 rows of
+        # two 16-block pixels (.avg_view). ResNet-8, DS-CNN (its 10 x 4 stem on patches too)
+        # and the FC autoencoder fit inside that.
         # AVGPOOL windows up to 128 (ResNet-8's 8 x 8, DS-CNN's 25 x 5): the divider's
         # operands (15 x 17 bits) then fit one MULT18X18D a lane with its registers.
         AccelConfig(conv=ConvConfig(lanes=8, block=8, max_width=48, max_height=48,
                                     name="accel_ecp5"), act_depth=12288,
                     wgt_depth=2048, psum_depth=224, prog_depth=256, avg_max_window=128,
-                    avg_max_blocks=32,
                     name="ecp5"),
     )
 }

@@ -19,6 +19,7 @@ from ...hdl.pack import pack
 from ...numerics import AddRequant, avg_params
 from ..conv.layer import ConvLayer, descriptor, plan_layer
 from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
+from .avg_view import avg_fields
 from .config import AccelConfig
 from .driver_attention import AttentionCommands
 from .isa import Op, command_layout, elt_layout
@@ -335,7 +336,7 @@ class ProgramBuilder(AttentionCommands):
         """AVGPOOL: the int8 mean (:func:`hwaccel.numerics.average`) of each non-overlapping
         ``kh x kw`` window, stride = window, floor (``kh, kw = x.height, x.width``: global
         average pooling); returns ``channels x (height // kh) x (width // kw)``."""
-        cfg, c = self.cfg, self.cfg.conv
+        cfg = self.cfg
         for name, v in (("kh", kh), ("kw", kw)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"avgpool {name} must be a positive integer, not {v!r}")
@@ -345,17 +346,10 @@ class ProgramBuilder(AttentionCommands):
         if kh * kw > cfg.avg_max_window:
             raise ValueError(f"avgpool window {kh}x{kw} averages {kh * kw} values; "
                              f"{cfg.slug} averages at most {cfg.avg_max_window} (avg_max_window)")
-        for name, value, most in (("height", x.height, c.max_height),
-                                  ("width", x.width, c.max_width),
-                                  ("channels", x.channels, cfg.avg_max_blocks * cfg.lanes)):
-            if value > most:
-                raise ValueError(f"avgpool {name} must be at most {most} on {cfg.slug}, "
-                                 f"not {value!r}")
+        view = avg_fields(cfg, x.height, x.width, x.groups, kh, kw)
         out = self.alloc(x.channels, x.height // kh, x.width // kw)
         mult, shift = avg_params(kh * kw)
-        fields = {"width": x.width, "height": x.height, "blocks": x.groups, "kw": kw, "kh": kh,
-                  "out_width": out.width, "out_height": out.height, "mult": mult,
-                  "shift": shift}
+        fields = {**view, "mult": mult, "shift": shift}
         self.commands.append(encode(cfg, Op.AVGPOOL, src=x.addr, dst=out.addr, avg=fields))
         return out
 
