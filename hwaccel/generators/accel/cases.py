@@ -291,10 +291,17 @@ def _random_eltwise(b: ProgramBuilder, rng, cur: ActTensor, kind: str, fresh) ->
         p = add_params(float(rng.uniform(0.05, 1.5)), float(rng.uniform(0.05, 1.5)))
         return b.add(cur, other, p, relu=bool(rng.random() < 0.5))
     c = cfg.conv
-    if (cur.height > c.max_height or cur.width > c.max_width
-            or cur.channels > cfg.avg_max_blocks * cfg.lanes):
+    # More blocks than the unit keeps pool in one command when the window spans the map's
+    # width and its pixels fit as rows (:mod:`.avg_view`).
+    wide = (cur.groups > cfg.avg_max_blocks and cur.groups <= c.max_width
+            and cur.height * cur.width <= c.max_height and cur.width <= cfg.avg_max_window)
+    if not wide and (cur.height > c.max_height or cur.width > c.max_width
+                     or cur.groups > cfg.avg_max_blocks):
         cur = fresh()
-    if rng.random() < 0.35:
+    if wide:
+        kh, kw = int(rng.integers(1, min(cur.height, cfg.avg_max_window // cur.width) + 1)), \
+            cur.width
+    elif rng.random() < 0.35:
         kh, kw = cur.height, cur.width
     else:
         kh, kw = int(rng.integers(1, cur.height + 1)), int(rng.integers(1, cur.width + 1))

@@ -68,7 +68,10 @@ Commands (one program-memory word each, executed in order)
              is the exact int8 average rounded half up. Global average pooling is the window
              = the whole map. The unit reads the window's words in order (a window row of
              ``kw x blocks`` consecutive words, then the next row), one a cycle, and keeps one
-             accumulator word per block.
+             accumulator word per block. A pool over more blocks than that
+             (``AccelConfig.avg_max_blocks``) whose windows span the map's width is still one
+             command: the driver describes the map as one pixel a row, each row pixels of
+             fewer blocks (:mod:`.avg_view`).
 
 Attention commands (only with ``AccelConfig.attention``, the units' sizes; else ILLEGAL_OPCODE,
 as LSTM is without a cell). Their fields are the command word's ``attn`` (:mod:`.attn_isa`),
