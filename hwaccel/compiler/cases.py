@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ViewNet", "PoolTwice", "StackedLstm", "SeqHead", "sequential", "batchnorm", "mlp",
-           "pixel", "ResNetTiny", "DsCnnTiny", "Branches", "MODELS", "GRAPHS", "make",
-           "split_bands"]
+           "pixel", "ResNetTiny", "DsCnnTiny", "Branches", "InvertedResidualTiny", "MODELS",
+           "GRAPHS", "make", "split_bands"]
 
 
 class ViewNet(nn.Module):
@@ -177,6 +177,34 @@ class Branches(nn.Module):
         return self.fc(y.flatten(1))
 
 
+class InvertedResidualTiny(nn.Module):
+    """MobileNetV2's shapes in small: a stride-2 conv-BN-ReLU6 stem; an inverted residual block
+    (1x1 expand, ReLU6; depthwise 3x3, a Hardtanh(0, 4); 1x1 project, no activation) added to
+    its input; a stride-2 one without the add, its clamps written as F.relu6 and torch.clamp;
+    a 1x1 conv to 24 channels, ``.clamp(min=0)`` then F.relu6 (the tighter cap holds), a global
+    average pool over them (more channels than tiny's AVGPOOL words) and a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), _bn(8), nn.ReLU6())
+        self.b1 = nn.Sequential(nn.Conv2d(8, 16, 1), _bn(16), nn.ReLU6(),
+                                nn.Conv2d(16, 16, 3, padding=1, groups=16), _bn(16),
+                                nn.Hardtanh(0.0, 4.0), nn.Conv2d(16, 8, 1), _bn(8))
+        self.expand = nn.Conv2d(8, 16, 1)
+        self.dw = nn.Conv2d(16, 16, 3, stride=2, padding=1, groups=16)
+        self.project = nn.Conv2d(16, 12, 1)
+        self.head = nn.Conv2d(12, 24, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(24, 5)
+
+    def forward(self, x):
+        x = self.stem(x)                                   # 8x8 -> 4x4
+        x = x + self.b1(x)
+        y = torch.clamp(self.dw(F.relu6(self.expand(x))), 0, 6)   # 4x4 -> 2x2
+        y = self.head(self.project(y)).clamp(min=0)
+        return self.fc(self.pool(F.relu6(y)).flatten(1))
+
+
 def split_bands() -> tuple[nn.Module, callable]:
     """On ``tiny``, a layer whose weights overflow the weight scratchpad partway: six 3x3 convs
     on a 14 x 8 map, taller than the 8-row line buffer, so each runs as bands of rows and each
@@ -205,6 +233,8 @@ GRAPHS = {
     "resnet_tiny": (ResNetTiny, lambda n, g: torch.randn(n, 3, 12, 12, generator=g)),
     "dscnn_tiny": (DsCnnTiny, lambda n, g: torch.randn(n, 1, 20, 10, generator=g)),
     "branches": (Branches, lambda n, g: torch.randn(n, 4, 8, 8, generator=g)),
+    "inverted_residual": (InvertedResidualTiny,
+                          lambda n, g: torch.randn(n, 3, 8, 8, generator=g)),
 }
 
 

@@ -23,7 +23,9 @@ SUPPORTED = (
     "AvgPool2d / F.avg_pool2d (stride = kernel, no padding, floor mode), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
-    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d, Linear or add",
+    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d, Linear or add, and so ReLU6 "
+    "and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, 0, c), .clamp, "
+    ".clip)",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",

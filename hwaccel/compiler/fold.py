@@ -28,9 +28,17 @@ __all__ = ["Relu", "BatchNorm", "LastStep", "fold"]
 
 @dataclass(frozen=True, eq=False)
 class Relu:
+    """``max(x, 0)``, and at most ``cap`` where one is given (ReLU6, a Hardtanh or clamp from 0)."""
+
     name: str
     where: str
     inputs: tuple[str, ...] = ()
+    cap: float | None = None
+
+
+def _tighter(a: float | None, b: float | None) -> float | None:
+    """The smaller of two caps (``None``: no cap)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,21 +137,23 @@ def _last_step(ops: _Ops, mark: LastStep) -> None:
     ops.drop(mark)
 
 
-def _relu_into(ops: _Ops, value: str, reader) -> bool:
-    """Make ``value`` ReLU'd at its source, if that is exact; whether it was."""
+def _relu_into(ops: _Ops, value: str, reader, cap: float | None) -> bool:
+    """Make ``value`` ReLU'd (at most ``cap``) at its source, if that is exact; whether it
+    was. A ReLU on a ReLU'd value keeps the tighter cap."""
     op = ops.ops.get(value)
     if op is None or not ops.only_reader(value, reader):
         return False
     if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add)):
-        ops.replace(dataclasses.replace(op, relu=True))
+        ops.replace(dataclasses.replace(op, relu=True,
+                                        cap=_tighter(op.cap, cap) if op.relu else cap))
         return True
-    if isinstance(op, (ir.MaxPool2d, ir.Flatten)):  # max and reshapes commute with ReLU
-        return _relu_into(ops, op.inputs[0], op)
-    return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op)
+    if isinstance(op, (ir.MaxPool2d, ir.Flatten)):  # max and reshapes commute with a clamp
+        return _relu_into(ops, op.inputs[0], op, cap)
+    return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op, cap)
 
 
 def _relu(ops: _Ops, r: Relu) -> None:
-    if not _relu_into(ops, r.inputs[0], r):
+    if not _relu_into(ops, r.inputs[0], r, r.cap):
         src = ops.ops.get(r.inputs[0])
         after = "the input" if src is None else f"{type(src).__name__} {src.name!r}"
         raise UnsupportedOp("ReLU", r.where, f"it follows {after}; a ReLU is fused into the "

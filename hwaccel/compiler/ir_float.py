@@ -88,6 +88,7 @@ class Conv2d(_Conv):
     relu: bool = False
     groups: int = 1
     inputs: tuple[str, ...] = ()
+    cap: float | None = None   # the ReLU's upper bound (ReLU6: 6.0); None: none
 
     def _weights(self):
         return self.weight
@@ -113,11 +114,13 @@ class AvgPool2d:
 
 @dataclass(frozen=True, eq=False)
 class Add:
-    """The element-wise sum of its two ``inputs`` (same shape), then ReLU if ``relu``."""
+    """The element-wise sum of its two ``inputs`` (same shape), then ReLU if ``relu`` (at most
+    ``cap`` where one is given)."""
 
     name: str
     relu: bool = False
     inputs: tuple[str, ...] = ()
+    cap: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +140,7 @@ class Linear:
     bias: np.ndarray
     relu: bool = False
     inputs: tuple[str, ...] = ()
+    cap: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

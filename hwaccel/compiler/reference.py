@@ -11,6 +11,13 @@ from .errors import check_finite
 __all__ = ["forward", "ranges"]
 
 
+def _relu(y, op):
+    """``op``'s ReLU on its result ``y``: none, ``max(y, 0)``, or clamped to ``[0, op.cap]``."""
+    if not op.relu:
+        return y
+    return y.clamp(0, op.cap) if op.cap is not None else y.clamp_min(0)
+
+
 def _op(op, x, *more):
     import torch
     import torch.nn.functional as F
@@ -25,19 +32,19 @@ def _op(op, x, *more):
             x = F.pad(x, (left, right, top, bottom))
         y = F.conv2d(x, t(op.weight), t(op.bias), stride=op.strides, padding=pad,
                      groups=op.groups)
-        return torch.relu(y) if op.relu else y
+        return _relu(y, op)
     if isinstance(op, ir.MaxPool2d):
         return F.max_pool2d(x, 2)
     if isinstance(op, ir.AvgPool2d):
         return F.avg_pool2d(x, op.kernel)
     if isinstance(op, ir.Add):
         y = x + more[0]
-        return torch.relu(y) if op.relu else y
+        return _relu(y, op)
     if isinstance(op, ir.Flatten):
         return x.flatten(1)
     if isinstance(op, ir.Linear):
         y = x @ t(op.weight).T + t(op.bias)
-        return torch.relu(y) if op.relu else y
+        return _relu(y, op)
     if isinstance(op, ir.LSTM):
         for lw in op.layers:
             w_ih, w_hh, bias = t(lw.w_ih), t(lw.w_hh), t(lw.b_ih + lw.b_hh)

@@ -141,6 +141,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
             self.alias(node, where)
         elif isinstance(m, nn.ReLU):
             self.unary(node, where, lambda name: Relu(name, where))
+        elif isinstance(m, nn.Hardtanh):   # nn.ReLU6 is Hardtanh(0, 6)
+            self.clamp(node, where, m.min_val, m.max_val)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             rank = len(self.shape(node.args[0]))
             self.unary(node, where, lambda name: BatchNorm(name, where, m, node.target, rank))
@@ -216,6 +218,18 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
         elif name in ("relu", "relu_") and t in (torch.relu, torch.relu_, F.relu, "relu",
                                                  "relu_"):
             self.unary(node, where, lambda n: Relu(n, where))
+        elif t in (F.relu6, F.hardtanh, F.hardtanh_, torch.clamp, torch.clamp_, torch.clip,
+                   torch.clip_, "clamp", "clamp_", "clip", "clip_"):
+            if t is F.relu6:
+                low, high = 0, 6
+            elif t in (F.hardtanh, F.hardtanh_):
+                a = _args(node, ("input", "min_val", "max_val"), {"min_val": -1.0,
+                                                                   "max_val": 1.0})
+                low, high = a["min_val"], a["max_val"]
+            else:
+                a = _args(node, ("input", "min", "max"), {"min": None, "max": None})
+                low, high = a["min"], a["max"]
+            self.clamp(node, where, low, high)
         elif t in (operator.add, operator.iadd, torch.add, "add", "add_"):
             a = _args(node, ("input", "other"), {"alpha": 1})
             if a["alpha"] != 1 or set(a) - {"input", "other", "alpha"}:

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
-from .fold import LastStep
+from .fold import LastStep, Relu
 
 __all__ = ["LayerReaders", "Pad", "Head", "np_of", "pair"]
 
@@ -78,6 +78,18 @@ class LayerReaders:
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items()))
         self.image(node, where, "MaxPool2d")
         self.unary(node, where, ir.MaxPool2d)
+
+    def clamp(self, node, where: str, low, high) -> None:
+        """A clamp from 0 (``nn.ReLU6``, ``nn.Hardtanh(0, c)``, ``torch.clamp(x, 0, c)`` ...):
+        a ReLU with the cap ``high`` (``None``: none), fused as ReLU is (:mod:`.fold`)."""
+        number = (int, float)
+        if not (isinstance(low, number) and low == 0 and (
+                high is None or isinstance(high, number) and 0 < high < float("inf"))):
+            raise UnsupportedOp("clamp", where, f"min={low!r}, max={high!r}; only from 0 (a "
+                                                f"ReLU), up to a number > 0 or none (ReLU6 is "
+                                                f"min=0, max=6)")
+        self.unary(node, where, lambda name: Relu(name, where,
+                                                  cap=None if high is None else float(high)))
 
     def avgpool(self, node, where: str, a: dict) -> None:
         """``AvgPool2d`` with stride = kernel and no padding (floor mode)."""
