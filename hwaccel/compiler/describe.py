@@ -33,6 +33,11 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
             return ("depthwise CONV (its channel groups in turn, up to dw_groups a job)"
                     + (" + 2x2 pool" if op.pool else ""))
         if wide_pointwise(cfg, op, shapes[op.inputs[0]][0], shapes[op.inputs[0]][-1]):
+            parts = gemm_parts(cfg, -(-shapes[op.inputs[0]][0] // cfg.lanes), op.w.shape[0])
+            if parts > 1:
+                return (f"GEMM of its pixels in {parts} parts of its outputs, a pixel at a time "
+                        f"(a 1x1 conv beyond the conv engine; its weights exceed the weight "
+                        f"scratchpad)")
             return ("GEMM of its pixels per sample (a 1x1 conv beyond the conv engine's channels "
                     "or rows)")
         return "CONV" + (" + 2x2 pool" if op.pool else "")

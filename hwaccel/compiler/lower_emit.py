@@ -88,8 +88,11 @@ class _Emitter:
         of A and its output's rows of C, and the processor tiles N and K in hardware
         (:mod:`~hwaccel.generators.accel.isa`), so the sums, requantizers and ReLU are the
         conv's, with no channel or row limit but the accumulators' range; the samples share one
-        copy of the weights."""
+        copy of the weights. Weights beyond the weight scratchpad run as a Linear's do, in parts
+        of the output blocks, a pixel at a time (:meth:`linear_parts`)."""
         wk = op.w[:, :, 0, 0].T
+        if self.linear_parts(op, xs, xs[0].channels, wk, xs[0].height * xs[0].width):
+            return
         self.per_sample(op, lambda i: self.b.gemm(
             self.b.view(xs[i], xs[i].channels, 1, xs[i].height * xs[i].width), wk, op.bias,
             op.multiplier, op.shift, relu=op.relu, share=(op.name,)))
@@ -170,16 +173,16 @@ class _Emitter:
                                                  relu=op.relu, gelu=fused_gelu_params(op),
                                                  add=fused_add_args(self, op)))
 
-    def linear_parts(self, op: ir.QLinear, xs, k: int, wk, rows_per: int) -> bool:
-        """A Linear whose GEMM's weights (``(kw + 1) x nb`` words, :mod:`~hwaccel.generators.
-        accel.isa`) do not fit the weight scratchpad: its output channels in parts of whole
-        blocks that each fit, part after part. A GEMM writes its rows of C its own ``nb`` words
-        apart, so a part is a one-row GEMM for every row of every sample, writing the part's
-        words of the row. Its weights are stored once for all its rows, but a part of more than
-        one engine tile loads them into the engine again for every row (the hardware reuses
-        only a job's weights equal to the job's before), so at batch 1 this costs nothing and
-        beyond it a load a row. A part that does not fit what is left of the scratchpad starts
-        the next program (:class:`~.builders.PlacedBuilder`). False (one GEMM) when the
+    def linear_parts(self, op: ir.QLinear | ir.QConv, xs, k: int, wk, rows_per: int) -> bool:
+        """A Linear (or a 1x1 conv run as a GEMM, a row a pixel) whose GEMM's weights (``(kw + 1) x
+        nb`` words, :mod:`~hwaccel.generators. accel.isa`) do not fit the weight scratchpad: its
+        output channels in parts of whole blocks that each fit, part after part. A GEMM writes its
+        rows of C its own ``nb`` words apart, so a part is a one-row GEMM for every row of every
+        sample, writing the part's words of the row. Its weights are stored once for all its rows,
+        but a part of more than one engine tile loads them into the engine again for every row (the
+        hardware reuses only a job's weights equal to the job's before), so at batch 1 this costs
+        nothing and beyond it a load a row. A part that does not fit what is left of the scratchpad
+        starts the next program (:class:`~.builders.PlacedBuilder`). False (one GEMM) when the
         weights fit, and for a fused GELU or ADD; :class:`DoesNotFit` when a single block's do
         not."""
         cfg, lanes = self.cfg, self.cfg.lanes
