@@ -119,17 +119,17 @@ def test_compare_autoencoder_scores_roc_auc_across_two_programs(capsys):
 
 
 def test_compare_names_what_the_preset_refuses(capsys):
-    """MobileNet's 96 x 96 input does not fit tiny's activation scratchpad (the ECP5 presets'
-    hold it): golden fails naming the tensor and the shortfall (exit 1), the integer twin still
+    """MobileNet's 96 x 96 input does not fit ecp5_144's activation scratchpad (ecp5's holds
+    it): golden fails naming the tensor and the shortfall (exit 1), the integer twin still
     runs."""
     rc, out, err = _compare(capsys, "--model", "mobilenet", "--samples", "3", "--calibration",
-                            "16", "--preset", "tiny", "--backends", "golden,torch-int8",
+                            "16", "--preset", "ecp5_144", "--backends", "golden,torch-int8",
                             "--json")
     assert rc == 1
     rows = {r["backend"]: r for r in json.loads(out)["rows"]}
     assert "DoesNotFit: tensor 'input' (9216 words) does not fit the activation scratchpad of " \
-        "accel_tiny (2048 words)" in rows["golden"]["error"]
-    assert "short by 7168 words" in rows["golden"]["error"]
+        "accel_ecp5_144 (8192 words)" in rows["golden"]["error"]
+    assert "short by 1024 words" in rows["golden"]["error"]
     assert rows["torch-int8"]["error"] is None and rows["torch-int8"]["accuracy"] is not None
     assert "FAILED: golden: DoesNotFit" in err
 

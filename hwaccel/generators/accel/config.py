@@ -282,16 +282,16 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # exceed its 156 MULT18X18D): every other multiplier but AVGPOOL's 12 lane products is LUT
     # logic (lut_multipliers), so the MACs hold 144 of the DSP blocks and AVGPOOL the other 12.
     # ecp5's 3 x 3 kernels (DS-CNN's 10 x 4 stem runs over its im2col patches, as on ecp5; 10
-    # x 10 kernels took 16 line-buffer rows, 4,278 LUT4 slots and 36 DP16KD more), ecp5's 48 x
-    # 48 maps and 12,288 activation words (MobileNetV1, the largest reference model its block
-    # RAM holds), 64 channels a CONV (wider 1x1 layers run as GEMMs), weight memories of 324
-    # words (a 3 x 3 layer of 64 x 64 channels), AVGPOOL windows up to 128 (DS-CNN's 25 x 5)
-    # over up to 6 blocks of 12 channels (MobileNetV1's 22-block global pool runs as one
-    # command on them, .avg_view). Placement and routing: docs/ecp5-dsp.md.
+    # x 10 kernels took 16 line-buffer rows, 4,278 LUT4 slots and 36 DP16KD more), 32 x 32 maps
+    # and 64 channels (ResNet-8), weight memories of 324 words (a 3 x 3 layer of 64 x 64
+    # channels), an activation scratchpad of 8,192 words (ResNet-8), AVGPOOL windows up to 128
+    # (DS-CNN's 25 x 5) over up to 6 blocks of 12 channels (a wider global pool runs as one
+    # command on them, .avg_view). MobileNetV1 needs ecp5's 48 x 48 maps and 12,288 words:
+    # a copy with them runs it on its RTL in 78,172 cycles, not placed yet (docs/ecp5-dsp.md).
     "ecp5_144": PRESETS["ecp5"].with_(
-        conv=ConvConfig(lanes=12, block=12, max_width=48, max_height=48,
+        conv=ConvConfig(lanes=12, block=12, max_width=32, max_height=32,
                         max_weight_words=324, name="accel_ecp5_144"),
-        wgt_depth=512, avg_max_blocks=6, avg_max_window=128,
+        act_depth=8192, wgt_depth=512, avg_max_blocks=6, avg_max_window=128,
         lut_multipliers=True, name="ecp5_144"),
     # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the
     # digit transformer (16 tokens, width 32, FFN 64) on the RTL in minutes of Verilator
