@@ -71,9 +71,9 @@ def test_the_bridge_carries_each_regions_words_at_their_width():
     bridge = BoardConfig(board="ulx3s", preset="ecp5").bridge()
     acc = bridge.accel
     # ecp5: an activation word is 8 lanes of int8, a weight word 8 x 8 bytes, a command
-    # 238 bits (three 14-bit activation addresses into 12,288 words, 48-wide maps, a 17-bit
-    # AVGPOOL multiplier for windows up to 128), a register a 48-bit counter
-    assert (acc.act_bits, acc.wgt_bits, command_layout(acc).size) == (64, 512, 238)
+    # 237 bits (three 14-bit activation addresses into 12,288 words, 48-wide maps, a 17-bit
+    # AVGPOOL multiplier for windows up to 128 over up to 16 blocks), a register a 48-bit counter
+    assert (acc.act_bits, acc.wgt_bits, command_layout(acc).size) == (64, 512, 237)
     assert bridge.region_bytes == (8, 64, 30, 6)
     # the buffer holds max_words of the widest word, with the address
     assert bridge.word_bytes == 64 and bridge.buffer_bytes == 4 + 16 * 64
