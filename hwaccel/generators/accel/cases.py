@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...numerics import INT8, add_params, avg_params, requant_params
+from .avg_view import avg_fields
 from .config import AccelConfig
 from .driver import ActTensor, ProgramBuilder, encode
 from .isa import Cause, Op
@@ -292,9 +293,13 @@ def _random_eltwise(b: ProgramBuilder, rng, cur: ActTensor, kind: str, fresh) ->
         return b.add(cur, other, p, relu=bool(rng.random() < 0.5))
     c = cfg.conv
     # More blocks than the unit keeps pool in one command when the window spans the map's
-    # width and its pixels fit as rows (:mod:`.avg_view`).
-    wide = (cur.groups > cfg.avg_max_blocks and cur.groups <= c.max_width
-            and cur.height * cur.width <= c.max_height and cur.width <= cfg.avg_max_window)
+    # width and the command can describe it (:func:`.avg_view.avg_fields` says).
+    wide = cur.groups > cfg.avg_max_blocks and cur.width <= cfg.avg_max_window
+    if wide:
+        try:
+            avg_fields(cfg, cur.height, cur.width, cur.groups, 1, cur.width)
+        except ValueError:
+            wide = False
     if not wide and (cur.height > c.max_height or cur.width > c.max_width
                      or cur.groups > cfg.avg_max_blocks):
         cur = fresh()
