@@ -23,9 +23,9 @@ from hwaccel.numerics import requantize
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match=r"conv.lanes must equal conv.block \(4\) so results "
-                                         r"are activation words, not 8"):
-        AccelConfig(conv=ConvConfig(lanes=8, block=4))
+    with pytest.raises(ValueError, match=r"conv.lanes \(8\) must be conv.block \(3\) times a "
+                                         r"power of two, so a pixel's result beats make whole"):
+        AccelConfig(conv=ConvConfig(lanes=8, block=3))
     with pytest.raises(ValueError, match="conv.pool must be True"):
         AccelConfig(conv=ConvConfig(pool=False))
     with pytest.raises(TypeError, match="conv must be a ConvConfig, not 3"):

@@ -196,9 +196,9 @@ class _Emitter:
                 f"{cfg.slug} ({cfg.wgt_depth} words) even one output block at a time "
                 f"({kw + 1} words: {kw} weight words and a requantizer word); short by "
                 f"{kw + 1 - cfg.wgt_depth} words")
-        blk = cfg.conv.block
+        blk, nw = cfg.conv.block, cfg.word_beats
         nb = -(-n // blk)
-        per = -(-nb // parts) * blk   # channels of a part, the parts as even as fit
+        per = -(-nb // parts // nw) * nw * blk   # channels of a part (whole words), as even as fit
         out = self.tensors(op.name)
         self.b.layer = op.name
         bias, mult, shift = (np.broadcast_to(np.asarray(v), (n,))

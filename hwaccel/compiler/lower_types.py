@@ -72,7 +72,10 @@ def gemm_parts(cfg: AccelConfig, kw: int, n: int) -> int:
     """The parts of its output blocks a GEMM of ``kw`` K words into ``n`` channels runs in:
     1 when its weights (``(kw + 1) x nb`` words, :mod:`hwaccel.generators.accel.isa`) fit the
     weight scratchpad, else as few as fit; 0 when a single block's do not."""
-    nb, most = -(-n // cfg.conv.block), cfg.wgt_depth // (kw + 1)
+    # Blocks in whole words (the driver pads N to words when a block is less than a word,
+    # and a part is whole words too).
+    k = cfg.word_beats
+    nb, most = -(-n // cfg.lanes) * k, cfg.wgt_depth // (kw + 1) // k * k
     if (kw + 1) * nb <= cfg.wgt_depth:
         return 1
     return -(-nb // most) if most else 0

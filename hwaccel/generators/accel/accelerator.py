@@ -70,6 +70,7 @@ from ..conv.layouts import psum_bits, requant_layout
 from ..conv.maxpool import MaxPool
 from ..conv.rw import NO_RW_CHECK, read_data
 from .act_banks import ActBanks
+from .beats import join_beats
 from .config import AccelConfig
 from .counters import counter_registers, energy_events, mac_slots_due
 from .eltwise import Eltwise
@@ -152,7 +153,7 @@ class Accelerator(wiring.Component):
         port = host_control(m, cfg, host, proc)
         region, offset, soft, kill = port.region, port.offset, port.soft, port.kill
         conv = ConvPool(cfg.conv)
-        pool = MaxPool(cfg.conv.pool_config)
+        pool = MaxPool(cfg.maxpool_config)
         # The activation scratchpad's words are registered as they leave its block RAMs
         # (:class:`.reader.Reader`'s ``registered``): a cycle more before a job's first word.
         act_dma = Reader(cfg.act_bits, cfg.act_depth, registered=True)
@@ -296,8 +297,10 @@ class Accelerator(wiring.Component):
         if cfg.attention is not None:
             a_ready = Mux(is_attn, attn.a_ready, a_ready)
         # Results: the write port takes one per cycle, so they are never back-pressured.
-        res_valid = Mux(is_conv, conv.result.valid, is_pool & pool.source.valid)
-        res_data = Mux(is_conv, conv.result.payload.data, pool.source.payload.data)
+        conv_valid, conv_data = join_beats(m, cfg, conv.result.valid, conv.result.payload.data,
+                                           take=is_conv, restart=proc.job_start | kill)
+        res_valid = Mux(is_conv, conv_valid, is_pool & pool.source.valid)
+        res_data = Mux(is_conv, conv_data, pool.source.payload.data)
         m.d.comb += [conv.result.ready.eq(is_conv), pool.source.ready.eq(is_pool)]
         res_valid = Mux(is_elt, elt.result_valid, res_valid)
         res_data = Mux(is_elt, elt.result, res_data)

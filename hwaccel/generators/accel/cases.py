@@ -55,7 +55,8 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
             # generator: the other commands keep their share and distribution (K and N tiling).
             if erng.random() < 0.2:
                 cur = _random_eltwise(b, erng, cur, erng.choice(["add", "avgpool"]), fresh)
-            if drng.random() < 0.25 and cur.height <= c.max_height and cur.width <= c.max_width:
+            if (drng.random() < 0.25 and cur.height <= c.max_height and cur.width <= c.max_width
+                    and cfg.word_beats == 1):   # depthwise needs lanes == block
                 cur = _random_depthwise(b, drng, cur)
             if kind == "fence":
                 b.fence()
@@ -211,8 +212,10 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
     b.raw(encode(cfg, Op.GEMM, desc=g, src=x.addr, dst=y.addr, count=2, kw=1, nb=1))
     out["shape_gemm_groups"] = (b, Cause.SHAPE, 1)  # a K-tile template for a one-word row
     b, x, y = start()  # (kw + 1) x nb weight words from wgt run past the scratchpad
-    b.raw(encode(cfg, Op.GEMM, desc=g, src=x.addr, dst=y.addr, count=2, kw=c.max_groups,
-                 nb=1, wgt=cfg.wgt_depth - c.max_groups))
+    nw = cfg.word_beats   # blocks of one word
+    b.raw(encode(cfg, Op.GEMM, desc=_gemm_desc(cfg, c.max_groups * c.lanes, c.block * nw),
+                 src=x.addr, dst=y.addr, count=2, kw=c.max_groups, nb=nw,
+                 wgt=cfg.wgt_depth - c.max_groups))
     out["address_gemm_wgt"] = (b, Cause.ADDRESS, 1)
     b, x, y = start()
     b.raw(encode(cfg, Op.MAXPOOL, pool={"width": 1, "height": 4, "blocks": 1, "enable": 1},
@@ -226,12 +229,35 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
     b.raw(encode(cfg, Op.CONV, desc={**d, "width": c.max_width + 1,
                                      "out_width": c.max_width - 1}, src=x.addr, dst=y.addr))
     out["shape_conv_width"] = (b, Cause.SHAPE, 1)
+    if cfg.word_beats > 1:   # a block below the lanes (.beats)
+        out.update(_beat_faults(cfg, start))
     b, x, y = start()  # runs off the end of program memory: no DONE anywhere
     for _ in range(cfg.prog_depth - len(b.commands)):
         b.fence()
     out["pc_range"] = (b, Cause.PC_RANGE, cfg.prog_depth)
     assert c.max_kernel >= 3 and c.max_width >= 4 and c.max_groups >= 2 and c.max_height >= 5
     assert c.max_pad >= 1
+    return out
+
+
+def _beat_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
+    """CONV and GEMM commands whose result beats make no whole word, and a depthwise CONV,
+    where a word is more than one beat (:mod:`.beats`)."""
+    from ..conv.layer import ConvLayer, descriptor
+
+    c, out = cfg.conv, {}
+    b, x, y = start()
+    d = descriptor(c, ConvLayer(x.height, x.width, x.channels, c.block, 3))
+    b.raw(encode(cfg, Op.CONV, desc=d, src=x.addr, dst=y.addr))
+    out["shape_conv_part_word"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    b.raw(encode(cfg, Op.GEMM, desc=_gemm_desc(cfg, c.lanes, c.block), src=x.addr, dst=y.addr,
+                 count=2, kw=1, nb=1))
+    out["shape_gemm_part_word"] = (b, Cause.SHAPE, 1)
+    b, x, y = start()
+    d = descriptor(c, ConvLayer(x.height, x.width, 1, 1, 3, depthwise=True))
+    b.raw(encode(cfg, Op.CONV, desc=d, src=x.addr, dst=y.addr, nb=x.groups))
+    out["shape_depthwise_beats"] = (b, Cause.SHAPE, 1)
     return out
 
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Const, Mux, Signal
 
 from .attn_checks import ATTN_UNIT_OPS, attn_checks
+from .beats import to_words, whole_words
 from .config import AccelConfig
 from .eltwise_checks import elt_checks
 from .isa import ELT_OPS, Op
@@ -89,15 +90,19 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
              & le(kw_, conv.dw_kernel) & (d.row_lanes == conv.lanes)
              & (d.shift_lanes == conv.lanes) & (d.rows_per_chunk == 1))
     conv_ok = conv_ok & (~d.depthwise | dw_ok)
+    if cfg.word_beats > 1:   # whole words (:mod:`.beats`); a depthwise job's beats are one
+        conv_ok = conv_ok & ~d.depthwise & whole_words(cfg, d.blocks)   # group's: not words
     gemm_ok = (derived_ok & ~d.depthwise & (kh == 1) & (kw_ == 1) & ~d.stride2_h
                & ~d.stride2_w & ~d.pool
                & (d.pad_top == 0) & (d.pad_left == 0) & (d.pad_bottom == 0)
                & (d.pad_right == 0)
                & (cmd.count != 0) & (kw != 0) & (nb != 0) & le(kw, cfg.gemm_max_words)
                & (d.groups == Mux(kw > mg, mg, kw)) & (d.blocks == Mux(nb > mb, mb, nb)))
+    if cfg.word_beats > 1:
+        gemm_ok = gemm_ok & whole_words(cfg, nb)
     pool_ok = ((p.width >= 2) & (p.height >= 2) & (p.blocks != 0)
                & le(p.width, conv.max_width) & le(p.height, conv.max_height)
-               & le(p.blocks, mb))
+               & le(p.blocks, cfg.maxpool_config.max_blocks))
 
     elt = elt_checks(m, cmd, cfg, calc=calc, le=le)   # ADD and AVGPOOL
     lstm = lstm_checks(m, cmd, cfg, calc=calc, le=le) if cfg.lstm is not None else None
@@ -117,12 +122,14 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                      gb.eq(d.groups * d.blocks)]
         with m.If(op == Op.CONV):
             m.d.sync += [in_a.eq(d.width * d.height), in_b.eq(Mux(d.depthwise, nb, d.groups)),
-                         out_a.eq(ow_p * oh_p), out_b.eq(Mux(d.depthwise, nb, d.blocks)),
+                         out_a.eq(ow_p * oh_p),
+                         out_b.eq(Mux(d.depthwise, nb, to_words(cfg, d.blocks))),
                          w_b.eq(Mux(d.depthwise, nb, 1)), ok_calc.eq(conv_ok)]
         with m.Elif(op == Op.GEMM):
             # The whole of A, C and the weights of every tile (kw + 1 words per block).
             m.d.sync += [in_a.eq(cmd.count), in_b.eq(kw), out_a.eq(cmd.count),
-                         out_b.eq(nb), w_a.eq(kw + 1), w_b.eq(nb), ok_calc.eq(gemm_ok)]
+                         out_b.eq(to_words(cfg, nb)), w_a.eq(kw + 1), w_b.eq(nb),
+                         ok_calc.eq(gemm_ok)]
         with m.Elif(op == Op.MAXPOOL):
             m.d.sync += [in_a.eq(p.width * p.height), in_b.eq(p.blocks),
                          out_a.eq((p.width >> 1) * (p.height >> 1)), out_b.eq(p.blocks),

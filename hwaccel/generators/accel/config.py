@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from ...config import check_bool, check_int, check_name
 from ...numerics import AVG_MAX_WINDOW, avg_params
 from ..attention.config import AttentionConfig
-from ..conv.config import ConvConfig
+from ..conv.config import ConvConfig, PoolConfig
 from ..conv.layouts import requant_layout
 from ..lstm.config import LstmConfig
 
@@ -23,9 +23,12 @@ class AccelConfig:
     ----------
     conv : ConvConfig (or the dict a sidecar holds)
         The convolution engine (with its max-pool stage) that runs CONV and GEMM commands. Its
-        ``lanes`` must equal its ``block``: a result beat (``block`` channels) is then exactly
-        one activation word (``lanes`` channels), so a layer's output is the next one's input
-        with no host step.
+        ``block`` (output channels a result beat) is its ``lanes`` (channels an activation
+        word) or, with no attention units, ``lanes`` divided by a power of two: the
+        accelerator joins a pixel's consecutive beats into words (:attr:`word_beats`), so a
+        layer's output is the next one's input with no host step. A lane count that is not a
+        multiple of 16 pads 16-channel layers (ResNet-8's) on both sides; ``lanes=16, block=8``
+        runs them unpadded on 128 MACs. Depthwise CONV commands need ``lanes == block``.
     act_depth : int
         Words of the activation scratchpad (one word = ``lanes`` int8, channels-last).
     wgt_depth : int
@@ -108,9 +111,19 @@ class AccelConfig:
         if self.attention is not None and self.attention.load_bits != self.wgt_bits:
             # the units' load ports take weight-scratchpad words: packed beats of wgt_bits
             object.__setattr__(self, "attention", self.attention.with_(load_bits=self.wgt_bits))
-        if self.conv.lanes != self.conv.block:
-            raise ValueError(f"conv.lanes must equal conv.block ({self.conv.block}) so results "
-                             f"are activation words, not {self.conv.lanes!r}")
+        k, rest = divmod(self.conv.lanes, self.conv.block)
+        if rest or k & (k - 1):
+            raise ValueError(f"conv.lanes ({self.conv.lanes}) must be conv.block "
+                             f"({self.conv.block}) times a power of two, so a pixel's result "
+                             f"beats make whole activation words")
+        if k > 1 and self.attention is not None:
+            raise ValueError(f"conv.block ({self.conv.block}) must equal conv.lanes "
+                             f"({self.conv.lanes}) with attention units (MATMUL's N tiles are "
+                             f"result beats of a word each)")
+        if k > 1 and self.conv.max_cout % self.conv.lanes:
+            raise ValueError(f"conv.max_cout ({self.conv.max_cout}) must be a multiple of "
+                             f"conv.lanes ({self.conv.lanes}) when conv.block is smaller, so a "
+                             f"GEMM's N tiles are whole words")
         if not self.conv.pool:
             raise ValueError("conv.pool must be True: CONV commands may pool, not False")
         check_int("act_depth", self.act_depth, min=2, max=1 << 24)
@@ -136,6 +149,20 @@ class AccelConfig:
     @property
     def lanes(self) -> int:
         return self.conv.lanes
+
+    @property
+    def word_beats(self) -> int:
+        """Conv result beats (``block`` channels each) an activation word holds: 1, or a
+        power of two when ``block < lanes``."""
+        return self.conv.lanes // self.conv.block
+
+    @property
+    def maxpool_config(self) -> PoolConfig:
+        """The MAXPOOL unit's: the conv engine's pool stage's over words of ``lanes``
+        channels (its command fields are the stage's, so one layout serves both)."""
+        pc = self.conv.pool_config
+        return pc if self.word_beats == 1 else replace(
+            pc, lanes=self.lanes, max_blocks=self.conv.max_cout // self.lanes)
 
     @property
     def macs(self) -> int:
@@ -293,6 +320,22 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
                         max_weight_words=324, name="accel_ecp5_144"),
         act_depth=8192, wgt_depth=512, avg_max_blocks=6, avg_max_window=128,
         lut_multipliers=True, name="ecp5_144"),
+    # ECP5-85F with 16 x 8 = 128 int8 MACs: 16 input channels a chunk and 8 output channels
+    # a beat, two beats a 16-channel activation word (.beats), so ResNet-8's 16-channel
+    # layers run unpadded (ecp5_144's 12 lanes pad them to 24 on both sides). The MACs hold
+    # 128 MULT18X18D and AVGPOOL's 16 lane products 16 more; every other multiplier is LUT
+    # logic (lut_multipliers). 32 x 32 maps and 64 channels (ResNet-8, the reference CNN, the
+    # FC autoencoder); depthwise CONVs need lanes == block, so DS-CNN and MobileNetV1 are
+    # refused by name. Weight memories of 288 words (a 3 x 3 layer of 64 x 64 channels).
+    "ecp5_128": PRESETS["ecp5"].with_(
+        conv=ConvConfig(lanes=16, block=8, max_width=32, max_height=32,
+                        max_weight_words=288, name="accel_ecp5_128"),
+        act_depth=8192, wgt_depth=1024, psum_depth=256, avg_max_blocks=4,
+        avg_max_window=128, lut_multipliers=True, name="ecp5_128"),
+    # tiny with 2-channel result beats in 4-channel words (two a word, .beats): the RTL tests
+    # of a block below the lanes run on it.
+    "tiny_4x2": PRESETS["tiny"].with_(
+        conv=PRESETS["tiny"].conv.with_(block=2, name="accel_tiny_4x2"), name="tiny_4x2"),
     # ecp5's 8 x 8 fabric with 8-lane units (rows up to 32, LayerNorm up to 64 channels): the
     # digit transformer (16 tokens, width 32, FFN 64) on the RTL in minutes of Verilator
     # build (hwaccel compare --model transformer --backends golden,rtl --preset ecp5_attention).

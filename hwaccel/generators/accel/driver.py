@@ -20,6 +20,7 @@ from ...numerics import AddRequant, avg_params
 from ..conv.layer import ConvLayer, descriptor, plan_layer
 from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
 from .avg_view import avg_fields
+from .beats import pad_to_words
 from .config import AccelConfig
 from .driver_attention import AttentionCommands
 from .isa import Op, command_layout, elt_layout
@@ -52,8 +53,9 @@ def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | 
            lstm: dict | None = None, attn: dict | None = None,
            fuse: dict | None = None) -> int:
     """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
-    a GEMM's words per row of A and of C, ``add``/``avg`` the ADD/AVGPOOL fields, ``lstm`` the
-    LSTM's ``{input_size, hidden_size}``, ``attn`` the attention commands' fields (:mod:`.isa`)."""
+    a GEMM's words per row of A and blocks per row of C, ``add``/``avg`` the ADD/AVGPOOL
+    fields, ``lstm`` the LSTM's ``{input_size, hidden_size}``, ``attn`` the attention commands'
+    fields (:mod:`.isa`)."""
     conv = cfg.conv
     d = pack_struct(layer_layout(conv), desc) if desc else 0
     p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
@@ -131,22 +133,24 @@ class ProgramBuilder(AttentionCommands):
         :class:`~hwaccel.generators.conv.layer.ConvLayer` takes them (per axis, per side);
         returns the output tensor. Calls with the same ``w`` and ``bias`` objects and layer
         share one copy of the weights."""
-        w_in, w = w, np.asarray(w, dtype=np.int64)
+        w_in, b_in, w = w, bias, np.asarray(w, dtype=np.int64)
+        cout = w.shape[0]
+        w, bias, multiplier, shift = pad_to_words(self.cfg, w, 0, bias, multiplier, shift)
         layer = ConvLayer(x.height, x.width, x.channels, w.shape[0], (w.shape[2], w.shape[3]),
                           stride, padding, relu, pool)
-        key = (id(w_in), id(bias), layer)
+        key = (id(w_in), id(b_in), layer)
         if key in self._weights:  # the same layer again (another image): weights stay put
             base = self._weights[key][2]
         else:
             plan = plan_layer(self.cfg.conv, layer, np.zeros((x.channels, x.height, x.width)), w,
                               bias, multiplier, shift)
             base = self._put_wgt(plan.weights + plan.requant)
-            self._weights[key] = (w_in, bias, base)
+            self._weights[key] = (w_in, b_in, base)
         oh, ow = layer.result_size
-        out = self.alloc(layer.cout, oh, ow)
+        out = self.alloc(cout, oh, ow)
         self.commands.append(encode(self.cfg, Op.CONV, desc=descriptor(self.cfg.conv, layer),
                                     src=x.addr, dst=out.addr, wgt=base))
-        self.macs += layer.macs
+        self.macs += layer.macs * cout // layer.cout   # the model's, not the padding's
         return out
 
     def dwconv(self, x: ActTensor, w, bias, multiplier, shift, *,
@@ -158,6 +162,10 @@ class ProgramBuilder(AttentionCommands):
         weights are, per group, its ``dw_chunks`` weight beats then its requantizer beat."""
         w_in, w = w, np.asarray(w, dtype=np.int64)
         c, lanes = x.channels, self.cfg.lanes
+        if self.cfg.word_beats > 1:
+            raise ValueError(f"a depthwise CONV needs conv.block == conv.lanes, and "
+                             f"{self.cfg.slug} has blocks of {self.cfg.conv.block} channels in "
+                             f"words of {lanes}")
         if w.ndim != 4 or w.shape[:2] != (c, 1):
             raise ValueError(f"a depthwise w must have shape ({c}, 1, KH, KW), not {w.shape}")
         bias, multiplier, shift = (np.broadcast_to(np.asarray(v, dtype=np.int64), (c,))
@@ -232,7 +240,8 @@ class ProgramBuilder(AttentionCommands):
         else:
             out = self.alloc(n, 1, rows)
         self.commands.append(encode(self.cfg, Op.GEMM, desc=desc, src=a.addr, dst=out.addr,
-                                    wgt=base, count=rows, kw=a.groups, nb=out.groups,
+                                    wgt=base, count=rows, kw=a.groups,
+                                    nb=out.groups * self.cfg.word_beats,
                                     add=elt, fuse=fuse if any(fuse.values()) else None))
         self.macs += rows * k * n
         return out
@@ -240,6 +249,7 @@ class ProgramBuilder(AttentionCommands):
     def _gemm_words(self, w, bias, multiplier, shift, relu: bool) -> tuple[list[int], dict]:
         """A GEMM's weight words in the order the processor walks its tiles (:mod:`.isa`) and
         the descriptor of its first tile."""
+        w, bias, multiplier, shift = pad_to_words(self.cfg, w, 1, bias, multiplier, shift)
         k, n = w.shape
         conv, lanes, blk = self.cfg.conv, self.cfg.lanes, self.cfg.conv.block
         # A K tile of max_groups words may hold more than max_cin channels: check tiles

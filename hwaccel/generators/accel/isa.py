@@ -9,19 +9,23 @@ Commands (one program-memory word each, executed in order)
              :func:`hwaccel.generators.conv.layer.descriptor`: 3x3/any kernel, stride, padding,
              ReLU, 2x2 max-pool), input words at ``src`` (channels-last: pixel, then channel
              group), ``weight_words`` engine weight beats then ``blocks`` requantizer beats at
-             ``wgt``, output words at ``dst`` (pixel, then output block).
+             ``wgt``, output words at ``dst`` (pixel, then output block; with ``block <
+             lanes`` a word is ``word_beats`` consecutive blocks, and ``blocks`` must fill
+             whole words: :mod:`.beats`).
              With ``desc.depthwise`` (groups = channels, kernels up to the engine's
              ``dw_kernel``) ``nb`` is the tensor's words per pixel (channel groups) and the
              processor runs ``nb`` engine jobs: job ``g`` reads word ``g`` of every pixel and
              writes word ``g`` of every output pixel (runs of 1, stride ``nb``), with weights
              ``wgt + g x (weight_words + 1)``: the group's ``weight_words`` beats, then its
              requantizer beat. The next group's job issues straight after (RUN -> ISSUE).
+             Only with ``block == lanes`` (a group's beats are then its words).
 ``GEMM``     ``C[M, N] = requant(A[M, K] @ W[K, N] + bias)`` (+ReLU), any M, K, N that fit the
              memories. ``count`` is M; a row of A is ``kw = ceil(K / lanes)`` words at ``src``,
-             a row of C is ``nb = ceil(N / block)`` words at ``dst`` (channels-last, as any
-             tensor). ``desc`` is the 1x1 layer template of the first tile: ``groups =
-             min(kw, max_groups)``, ``blocks = min(nb, max_blocks)``, ``weight_words = groups x
-             blocks``. The processor tiles in hardware, N tiles outermost (``max_blocks``
+             a row of C is ``nb = ceil(N / block)`` blocks at ``dst`` (channels-last, as any
+             tensor: ``nb`` words, or ``nb / word_beats`` with ``block < lanes``, when ``nb``
+             must fill whole words). ``desc`` is the 1x1 layer template of the first tile:
+             ``groups = min(kw, max_groups)``, ``blocks = min(nb, max_blocks)``, ``weight_words
+             = groups x blocks``. The processor tiles in hardware, N tiles outermost (``max_blocks``
              blocks each), then M tiles, then K tiles (``max_groups`` words each); every tile
              is one engine layer. The DMA reads a K tile's columns of A and writes an N tile's
              columns of C with a row stride. While K spans several tiles the engine keeps

@@ -32,9 +32,13 @@ def engine_layers(m, proc, conv, pool, reuse) -> tuple:
     for wait, layer in ((conv_wait, conv.layer), (pool_wait, pool.layer)):
         with m.If(layer.valid & layer.ready):
             m.d.sync += wait.eq(0)
+    pool_in = [pool.layer.payload.eq(pool_desc)]
+    if len(pool.layer.payload.as_value()) != len(pool_desc.as_value()):
+        # the MAXPOOL unit counts words, fewer than the fused stage's blocks (:mod:`.beats`)
+        pool_in = [getattr(pool.layer.payload, f).eq(getattr(pool_desc, f))
+                   for f in ("width", "height", "blocks", "enable")]
     m.d.comb += [conv.layer.payload.eq(conv_desc), conv.layer.payload.reuse.eq(reuse),
-                 pool.layer.payload.eq(pool_desc),
-                 conv.layer.valid.eq(conv_wait), pool.layer.valid.eq(pool_wait)]
+                 *pool_in, conv.layer.valid.eq(conv_wait), pool.layer.valid.eq(pool_wait)]
     return conv_wait, pool_wait
 
 

@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...numerics import MULT_BITS, SHIFT_MAX
 from .attn_isa import MATMUL_MAX_K
+from .beats import to_words
 from .config import AccelConfig
 from .isa import Op
 
@@ -160,10 +161,10 @@ def matmul_tiling(proc, m, cmd, chk, *, word, decode, calc, check, calc_regs,
     op = cmd.op
     if cfg.attention is None:
         chk.mm = SimpleNamespace(
-            tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw, sc=cmd.nb, desc=cmd.desc,
-            tile=lambda k0, n0: [], accept=lambda: [], early=lambda **_: None,
+            tiled=op == Op.GEMM, kw=cmd.kw, nb=cmd.nb, sa=cmd.kw, sc=to_words(cfg, cmd.nb),
+            desc=cmd.desc, tile=lambda k0, n0: [], accept=lambda: [], early=lambda **_: None,
             run=SimpleNamespace(tiled=running.op == Op.GEMM, kw=running.kw, nb=running.nb,
-                                sa=running.kw, sc=running.nb))
+                                sa=running.kw, sc=to_words(cfg, running.nb)))
         return chk.mm
     from ..conv.layer import ConvLayer, descriptor
 

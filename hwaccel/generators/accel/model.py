@@ -196,7 +196,8 @@ def _run_gemm(cfg: AccelConfig, act, wgt, c: dict) -> None:
             acc += x[:, k0 * lanes:k0 * lanes + cin] @ w[:, :, 0, 0].T
         y[:, n0 * blk:(n0 + bt) * blk] = requantize(acc, mult, shift, relu=bool(d["relu"]))
         base += (kw + 1) * bt
-    act[c["dst"]:c["dst"] + rows * nb] = y.reshape(rows * nb, lanes)
+    words = y.reshape(-1, lanes)   # rows of nb blocks: nb / word_beats words each
+    act[c["dst"]:c["dst"] + len(words)] = words
 
 
 def _run_lstm(cfg, act, wgt, c) -> None:
@@ -295,7 +296,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             continue
         if op not in legal:
             return result(False, Cause.ILLEGAL_OPCODE)
-        cc = cfg.conv
+        cc, k = cfg.conv, cfg.word_beats   # k: result beats a word (.beats)
         limits = {"kernel_h": cc.max_kernel, "kernel_w": cc.max_kernel,
                   "groups": cc.max_groups, "blocks": cc.max_blocks,
                   "weight_words": cc.weight_depth, "row_lanes": cc.lanes,
@@ -315,10 +316,11 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             dw_ok = (c["nb"] != 0 and d["groups"] == d["blocks"] == 1 and not d["packed"]
                      and d["weight_words"] == cc.dw_chunks and max(kh, kw) <= cc.dw_kernel
                      and d["row_lanes"] == d["shift_lanes"] == cc.lanes
-                     and d["rows_per_chunk"] == 1)
-            ok = ok and (not d["depthwise"] or dw_ok)
+                     and d["rows_per_chunk"] == 1 and k == 1)
+            ok = ok and (not d["depthwise"] or dw_ok) and d["blocks"] % k == 0
             div = 2 if d["pool"] else 1
-            per_in, per_out = (c["nb"], c["nb"]) if d["depthwise"] else (d["groups"], d["blocks"])
+            per_in, per_out = ((c["nb"], c["nb"]) if d["depthwise"]
+                               else (d["groups"], d["blocks"] // k))
             n_in = d["width"] * d["height"] * per_in
             n_out = (d["out_width"] // div) * (d["out_height"] // div) * per_out
         elif op == Op.LSTM:
@@ -333,11 +335,11 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                   and nb != 0
                   and kw <= cfg.gemm_max_words and d["groups"] == min(kw, cc.max_groups)
                   and d["blocks"] == min(nb, cc.max_blocks)
-                  and d["weight_words"] == d["groups"] * d["blocks"])
-            n_in, n_out = c["count"] * kw, c["count"] * nb
+                  and d["weight_words"] == d["groups"] * d["blocks"] and nb % k == 0)
+            n_in, n_out = c["count"] * kw, c["count"] * nb // k
         else:
             ok = (2 <= p["width"] <= cc.max_width and 2 <= p["height"] <= cc.max_height
-                  and 1 <= p["blocks"] <= cc.max_blocks)
+                  and 1 <= p["blocks"] <= cfg.maxpool_config.max_blocks)
             n_in = p["width"] * p["height"] * p["blocks"]
             n_out = (p["width"] // 2) * (p["height"] // 2) * p["blocks"]
         if not ok:

@@ -213,10 +213,10 @@ def _write_span(cfg: AccelConfig, c: dict) -> tuple[int, int]:
         f = c["attn"]
         return c["dst"], c["dst"] + (c["count"] - 1) * f["sc"] + -(-f["n"] // lanes)
     if op == Op.GEMM:
-        n = c["count"] * c["nb"]
+        n = c["count"] * c["nb"] // cfg.word_beats
     elif op == Op.CONV:
         div = 2 if d["pool"] else 1
-        n = (d["out_width"] // div) * (d["out_height"] // div) * d["blocks"]
+        n = (d["out_width"] // div) * (d["out_height"] // div) * d["blocks"] // cfg.word_beats
     elif op == Op.MAXPOOL:
         n = (p["width"] // 2) * (p["height"] // 2) * p["blocks"]
     elif op == Op.LSTM:

@@ -3,9 +3,10 @@
 
 * CONV: the DMA reads ``width x height x groups`` words (a depthwise CONV ``width x height``
   per channel group, ``nb`` groups) and the store writes ``out_width x out_height x blocks``
-  (halved each way when it pools; a depthwise one ``nb`` words a pixel);
+  beats, ``word_beats`` a word (halved each way when it pools; a depthwise one ``nb`` words a
+  pixel);
 * GEMM (and MATMUL's A and C): per tile job (:func:`.model._gemm_jobs`, the processor's walk)
-  ``rows x K words`` of A read and, at its last K tile, ``rows x N blocks`` of C written; a
+  ``rows x K words`` of A read and, at its last K tile, ``rows x N words`` of C written; a
   fused ADD reads the residual of every result word of every job (a partial K tile's too);
 * MAXPOOL: ``width x height x blocks`` read, a quarter of the pixels written;
 * LSTM: ``ceil(I / lanes)`` words of x read and ``ceil(H / lanes)`` of h written a step;
@@ -44,7 +45,7 @@ def _tiles(cfg, c: dict, *, residual: bool) -> tuple[int, int]:
     for _n0, bt, k0, gt, tile, _key in _gemm_jobs(cfg, c):
         reads += tile * gt + (tile * bt if residual else 0)
         if k0 + gt == c["kw"]:
-            writes += tile * bt
+            writes += tile * bt // cfg.word_beats
     return reads, writes
 
 
@@ -68,7 +69,8 @@ def command_events(cfg, c: dict, load: int) -> tuple[int, int, int]:
     if op == Op.CONV:
         div = 2 if d["pool"] else 1
         pixels = (d["out_width"] // div) * (d["out_height"] // div)
-        per_in, per_out = (c["nb"], c["nb"]) if d["depthwise"] else (d["groups"], d["blocks"])
+        per_in, per_out = ((c["nb"], c["nb"]) if d["depthwise"]
+                           else (d["groups"], d["blocks"] // cfg.word_beats))
         return d["width"] * d["height"] * per_in, pixels * per_out, load
     if op == Op.GEMM:
         return (*_tiles(cfg, c, residual=fused_add(cfg, c)), load)

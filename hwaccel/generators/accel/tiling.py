@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Mux, Signal
 
+from .beats import to_words
+
 __all__ = ["gemm_tiling", "RIPE"]
 
 #: RUN cycles after which the next GEMM tile's registers are settled (the tile pipeline is three
@@ -99,7 +101,7 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
     with m.Else():
         w_next = w_nt + kwb + b_cur
         m.d.sync += [n_rem.eq(cmd.count), n_k0.eq(0), n_n0.eq(n_next), n_a.eq(cmd.src),
-                     n_c.eq(cmd.dst + n_next), n_wnt.eq(w_next), n_wk.eq(w_next),
+                     n_c.eq(cmd.dst + to_words(cfg, n_next)), n_wnt.eq(w_next), n_wk.eq(w_next),
                      n_kleft.eq(kw), n_bleft.eq(nb - n_next)]
     m.d.sync += more.eq(~last_k | more_m | more_n)
     # Stages 3 and 4: the next tile's shape, then its products; after the running
@@ -149,8 +151,8 @@ def gemm_tiling(proc, m, ccmd, cmd, chk, *, check, run, tiled) -> SimpleNamespac
             job.job_keep.eq(ends_k),
             job.job_src.eq(a_ptr + k0), job.job_src_count.eq(geo_tn * geo_g),
             job.job_src_run.eq(geo_g), job.job_src_stride.eq(sa_),
-            job.job_dst.eq(c_ptr), job.job_dst_count.eq(geo_tn * geo_b),
-            job.job_dst_run.eq(geo_b), job.job_dst_stride.eq(sc_),
+            job.job_dst.eq(c_ptr), job.job_dst_count.eq(geo_tn * to_words(cfg, geo_b)),
+            job.job_dst_run.eq(to_words(cfg, geo_b)), job.job_dst_stride.eq(sc_),
             # This K tile's weight beats, then its N tile's requantizers after all K tiles.
             job.job_wgt.eq(w_k), job.job_wgt_count.eq(geo_ww + geo_b),
             job.job_wgt_run.eq(geo_ww), job.job_wgt_stride.eq(w_nt + geo_kwb - w_k),
