@@ -15,7 +15,7 @@ is the one it was before any of this.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Signal, Value
+from amaranth.hdl import Cat, Signal, Value
 
 from .config import AccelConfig
 
@@ -29,10 +29,9 @@ def to_words(cfg: AccelConfig, blocks):
 
 
 def whole_words(cfg: AccelConfig, blocks):
-    """Whether ``blocks`` result beats make whole words (``k > 1``: callers with ``k = 1``
-    leave the check out, so such a netlist stays as it was)."""
-    k = cfg.word_beats
-    return Const(1) if k == 1 else blocks[: k.bit_length() - 1] == 0
+    """Whether ``blocks`` result beats make whole words: their low bits are 0. Only for ``k >
+    1`` (the checks leave it out at ``k = 1``, so such a netlist stays as it was)."""
+    return blocks[: cfg.word_beats.bit_length() - 1] == 0
 
 
 def join_beats(m, cfg: AccelConfig, valid, data, *, take, restart):
