@@ -13,7 +13,6 @@ from rtl_checks import int8 as _int8
 
 import hwaccel
 from hwaccel.compiler.cases import make
-from hwaccel.compiler.lower import LoweringError
 from hwaccel.generators.accel import PRESETS, run_program
 from hwaccel.generators.accel.cases import fault_programs, random_program, random_requant
 from hwaccel.generators.accel.config import MODEL_PRESETS, AccelConfig
@@ -21,6 +20,8 @@ from hwaccel.generators.accel.driver import ProgramBuilder, from_words
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.generators.attention.config import AttentionConfig
 from hwaccel.generators.conv.config import ConvConfig
+from hwaccel.generators.conv.layer import ConvLayer
+from hwaccel.generators.conv.model import conv_golden
 from hwaccel.sim.host import HarnessHost
 
 SPLIT, TINY = MODEL_PRESETS["tiny_4x2"], PRESETS["tiny"]
@@ -90,9 +91,10 @@ def test_rtl_equals_golden_and_the_cycle_model(split, seed):
 
 def test_faults_match_golden_on_the_rtl(split, seed):
     """Every fault program, with the three a block below the lanes adds: a CONV and a GEMM
-    whose beats make no whole word, and a depthwise CONV."""
+    whose beats make no whole word, and a depthwise CONV with one beat's weight words."""
     faults = fault_programs(SPLIT, np.random.default_rng(seed))
-    assert {"shape_conv_part_word", "shape_gemm_part_word", "shape_depthwise_beats"} <= set(faults)
+    assert {"shape_conv_part_word", "shape_gemm_part_word",
+            "shape_depthwise_one_beat"} <= set(faults)
     for name, (b, cause, pc) in faults.items():
         gold = run_program(SPLIT, b.act, b.wgt, b.commands)
         assert (gold.cause, gold.pc) == (cause, pc), name
@@ -102,22 +104,41 @@ def test_faults_match_golden_on_the_rtl(split, seed):
         assert (status["error"], status["cause"], status["pc"]) == (1, cause, pc), name
 
 
-def test_depthwise_is_refused_by_name():
-    b = ProgramBuilder(SPLIT)
-    x = b.put(np.zeros((4, 3, 3), dtype=np.int64))
-    with pytest.raises(ValueError, match="depthwise CONV needs conv.block == conv.lanes"):
-        b.dwconv(x, np.ones((4, 1, 3, 3), dtype=np.int64), 0, 1 << 14, 20)
-    model, inputs = make("inverted_residual")
-    gen = torch.Generator().manual_seed(0)
-    with pytest.raises(LoweringError, match=r"layer '.*' cannot run on accel_tiny_4x2: a "
-                                            r"depthwise CONV needs"):
-        hwaccel.compile(model, inputs(2, gen), calibration=inputs(16, gen), preset="tiny_4x2")
+def test_depthwise_groups_are_words_in_two_beats(split, seed):
+    """A depthwise CONV's channel group is a 4-channel word computed in two 2-channel beats:
+    each stride, padding and pool, over one to three groups (the processor's jobs of
+    ``dw_groups``), the RTL equals golden word for word, golden the conv golden model, and the
+    cycle model every counter."""
+    assert SPLIT.conv.dw_beats == 2 and SPLIT.conv.dw_channels == SPLIT.lanes
+    rng = np.random.default_rng(seed)
+    for i, (c, stride, pad, pool) in enumerate([(4, 1, 1, False), (12, 2, 1, False),
+                                                 (7, 1, 0, True), (9, (1, 2), (1, 0, 1, 1),
+                                                                   False)]):
+        b = ProgramBuilder(SPLIT)
+        x = rng.integers(-128, 128, (c, 7, 6))
+        w = rng.integers(-128, 128, (c, 1, 3, 3))
+        bias = rng.integers(-3000, 3000, c)
+        y = b.dwconv(b.put(x), w, bias, 1 << 14, 20, stride=stride, padding=pad, pool=pool)
+        b.done()
+        gold = run_program(SPLIT, b.act, b.wgt, b.commands)
+        assert gold.done, i
+        layer = ConvLayer(7, 6, c, c, 3, stride, pad, True, pool, True)
+        want = conv_golden(layer, x, w, bias, np.full(c, 1 << 14), np.full(c, 20))
+        np.testing.assert_array_equal(from_words(gold.act, y), want, err_msg=f"layer {i}")
+        split.load(b)
+        split.run(limit=200_000)
+        assert split.status()["error"] == 0, i
+        np.testing.assert_array_equal(split.read_act(0, b.act_top), gold.act[: b.act_top],
+                                      err_msg=f"layer {i}")
+        assert split.counters() == program_perf(SPLIT, b.commands).counters, i
 
 
-@pytest.mark.parametrize("name", ["sequential", "batchnorm", "mlp", "branches"])
+@pytest.mark.parametrize("name", ["sequential", "batchnorm", "mlp", "branches",
+                                  "inverted_residual"])
 def test_models_compile_and_run_bit_exact(name):
     """CNNs with Linear heads, an MLP whose GEMMs tile N and K, and two branches of one value
-    joined by an ADD: golden equals the integer twin, and the RTL equals golden."""
+    joined by an ADD, a depthwise block (two-beat groups): golden equals the integer twin,
+    and the RTL equals golden."""
     model, inputs = make(name)
     gen = torch.Generator().manual_seed(3)
     cm = hwaccel.compile(model, inputs(2, gen), calibration=inputs(32, gen), preset="tiny_4x2")

@@ -94,3 +94,30 @@ def test_depthwise_groups_slow_weights(slug, seed):
     groups = [c["layer"] for c in cases if "depthwise=True" in c["layer"]
               and int(c["layer"].split("cin=")[1].split(",")[0]) > PRESETS[slug].dw_channels]
     assert any("height=1, width=1" in g for g in groups), groups
+
+
+@pytest.mark.parametrize("lanes, block", [(4, 2), (12, 3)])
+def test_depthwise_beats_of_a_word(lanes, block, seed):
+    """Lanes a power-of-two multiple of the block (``dw_beats`` > 1): a depthwise channel group
+    is a whole word of ``lanes`` channels, each pixel ``dw_beats`` beats of ``block`` channels
+    back to back, each with its own weight words and requantizer (4 x 2: 2 beats of 3 chunks;
+    12 x 3: 4 beats of one chunk). Bit-exact with idle streams and back-pressure, and every
+    layer alone cycle-exact."""
+    from hwaccel.generators.conv.config import ConvConfig
+
+    cfg = ConvConfig(lanes=lanes, block=block, max_width=7, max_height=6, max_cin=2 * lanes,
+                     max_cout=2 * lanes, max_kernel=3, pool=True, name=f"k{lanes}n{block}")
+    assert cfg.dw_beats == lanes // block and cfg.dw_channels == lanes
+    design = design_for(cfg)
+    rand = run_bench(design, "sim.tb_conv", {"mode": "random", "count": 24, "idle": 0.2,
+                                             "backpressure": 0.3, "batch": 6, "seed": seed},
+                     seed=seed)["cases"]
+    timed = run_bench(design, "sim.tb_conv", {"mode": "timing", "count": 24, "seed": seed},
+                      seed=seed)["cases"]
+    for cases in (rand, timed):
+        assert not [c for c in cases if c["mismatches"]], cases
+        assert sum("depthwise=True" in c["layer"] for c in cases) >= 3
+    wrong = [(c["layer"], c["cycles"], c["model_cycles"]) for c in timed
+             if c["cycles"] != c["model_cycles"]]
+    assert not wrong, f"seed {seed}: {wrong[:4]}"
+    assert any("depthwise=True" in c["layer"] and "pool=True" in c["layer"] for c in rand)

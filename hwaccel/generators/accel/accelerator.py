@@ -240,7 +240,7 @@ class Accelerator(wiring.Component):
                      elt.count.eq(proc.job_src_count), elt.args.eq(proc.job_elt),
                      elt.rdata.eq(act_rd.data), elt.rnext.eq(act.rnext)]
         # Weights, then requantizers, from one in-order read stream (depthwise: each channel
-        # group's ``dw_chunks`` weight beats, then its requantizer, group after group).
+        # group's ``dw_words`` weight beats, then its ``dw_beats`` requantizers, in turn).
         to_weights = Signal(name="to_weights")   # a register: :func:`.job_io.weight_split`
         rq_bits = requant_layout(cfg.conv).size
         w_valid = wgt_dma.source.valid

@@ -55,8 +55,7 @@ def random_program(cfg: AccelConfig, rng: np.random.Generator, commands: int = 6
             # generator: the other commands keep their share and distribution (K and N tiling).
             if erng.random() < 0.2:
                 cur = _random_eltwise(b, erng, cur, erng.choice(["add", "avgpool"]), fresh)
-            if (drng.random() < 0.25 and cur.height <= c.max_height and cur.width <= c.max_width
-                    and cfg.word_beats == 1):   # depthwise needs lanes == block
+            if drng.random() < 0.25 and cur.height <= c.max_height and cur.width <= c.max_width:
                 cur = _random_depthwise(b, drng, cur)
             if kind == "fence":
                 b.fence()
@@ -241,8 +240,9 @@ def fault_programs(cfg: AccelConfig, rng: np.random.Generator) -> dict[str, tupl
 
 
 def _beat_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
-    """CONV and GEMM commands whose result beats make no whole word, and a depthwise CONV,
-    where a word is more than one beat (:mod:`.beats`)."""
+    """CONV and GEMM commands whose result beats make no whole word, and a depthwise CONV
+    with a group's weight words of one beat (``dw_chunks``, not ``dw_words``), where a word is
+    more than one beat (:mod:`.beats`)."""
     from ..conv.layer import ConvLayer, descriptor
 
     c, out = cfg.conv, {}
@@ -256,8 +256,9 @@ def _beat_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
     out["shape_gemm_part_word"] = (b, Cause.SHAPE, 1)
     b, x, y = start()
     d = descriptor(c, ConvLayer(x.height, x.width, 1, 1, 3, depthwise=True))
-    b.raw(encode(cfg, Op.CONV, desc=d, src=x.addr, dst=y.addr, nb=x.groups))
-    out["shape_depthwise_beats"] = (b, Cause.SHAPE, 1)
+    b.raw(encode(cfg, Op.CONV, desc=d | {"weight_words": c.dw_chunks}, src=x.addr,
+                 dst=y.addr, nb=x.groups))
+    out["shape_depthwise_one_beat"] = (b, Cause.SHAPE, 1)
     return out
 
 

@@ -25,6 +25,13 @@ from .lstm_checks import lstm_checks, lstm_words
 __all__ = ["command_checks"]
 
 
+def _rq_beats(cfg: AccelConfig, d):
+    """A CONV command's requantizer beats per weight read of ``weight_words``: its blocks, a
+    depthwise group's ``dw_beats``."""
+    db = cfg.conv.dw_beats
+    return d.blocks if db == 1 else Mux(d.depthwise, db, d.blocks)
+
+
 def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     """The shape and range checks, across CALC, CHECK and the cycle after: one multiply deep
     per cycle, and no multiply before a compare.
@@ -86,12 +93,12 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
     # Depthwise: one group and block a job (``nb`` jobs), the engine's window register.
     dw_ok = ((nb != 0) & (d.groups == 1) & (d.blocks == 1) & ~d.packed
-             & (d.weight_words == conv.dw_chunks) & le(kh, conv.dw_kernel)
+             & (d.weight_words == conv.dw_words) & le(kh, conv.dw_kernel)
              & le(kw_, conv.dw_kernel) & (d.row_lanes == conv.lanes)
              & (d.shift_lanes == conv.lanes) & (d.rows_per_chunk == 1))
     conv_ok = conv_ok & (~d.depthwise | dw_ok)
-    if cfg.word_beats > 1:   # whole words (:mod:`.beats`); a depthwise job's beats are one
-        conv_ok = conv_ok & ~d.depthwise & whole_words(cfg, d.blocks)   # group's: not words
+    if cfg.word_beats > 1:   # whole words (:mod:`.beats`); a depthwise group is a word
+        conv_ok = conv_ok & (d.depthwise | whole_words(cfg, d.blocks))
     gemm_ok = (derived_ok & ~d.depthwise & (kh == 1) & (kw_ == 1) & ~d.stride2_h
                & ~d.stride2_w & ~d.pool
                & (d.pad_top == 0) & (d.pad_left == 0) & (d.pad_bottom == 0)
@@ -115,7 +122,7 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                      past.eq(~le(cmd.src, ad) | ~le(cmd.dst, ad)
                              | (~le(cmd.wgt, wd) & (op != Op.MAXPOOL) & ~elt.mine)),
                      legal.eq(reduce(operator.or_, [op == o for o in ops])),
-                     w_a.eq(d.weight_words + d.blocks),
+                     w_a.eq(d.weight_words + _rq_beats(cfg, d)),
                      w_b.eq(1), pixels_out.eq(d.out_width * d.out_height),
                      ow_calc.eq(((span_w - kw_) >> d.stride2_w) + 1),
                      oh_calc.eq(((span_h - kh) >> d.stride2_h) + 1),

@@ -28,7 +28,8 @@ class AccelConfig:
         accelerator joins a pixel's consecutive beats into words (:attr:`word_beats`), so a
         layer's output is the next one's input with no host step. A lane count that is not a
         multiple of 16 pads 16-channel layers (ResNet-8's) on both sides; ``lanes=16, block=8``
-        runs them unpadded on 128 MACs. Depthwise CONV commands need ``lanes == block``.
+        runs them unpadded on 128 MACs. A depthwise CONV's channel group is a word either way
+        (:attr:`.ConvConfig.dw_beats` beats of ``block`` channels).
     act_depth : int
         Words of the activation scratchpad (one word = ``lanes`` int8, channels-last).
     wgt_depth : int
@@ -325,8 +326,8 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # layers run unpadded (ecp5_144's 12 lanes pad them to 24 on both sides). The MACs hold
     # 128 MULT18X18D and AVGPOOL's 16 lane products 16 more; every other multiplier is LUT
     # logic (lut_multipliers). 32 x 32 maps and 64 channels (ResNet-8, the reference CNN, the
-    # FC autoencoder); depthwise CONVs need lanes == block, so DS-CNN and MobileNetV1 are
-    # refused by name. Weight memories of 288 words (a 3 x 3 layer of 64 x 64 channels).
+    # FC autoencoder, DS-CNN: a depthwise group is a 16-channel word in two beats). Weight
+    # memories of 288 words (a 3 x 3 layer of 64 x 64 channels).
     "ecp5_128": PRESETS["ecp5"].with_(
         conv=ConvConfig(lanes=16, block=8, max_width=32, max_height=32,
                         max_weight_words=288, name="accel_ecp5_128"),

@@ -159,13 +159,11 @@ class ProgramBuilder(AttentionCommands):
         """Depthwise CONV (``groups = channels``): ``w`` is ``C x 1 x KH x KW`` int8, a kernel
         up to the engine's ``dw_kernel``. One command; the processor runs the channel groups
         (``nb`` of them) one after the other, up to ``dw_groups`` in one engine job, so the
-        weights are, per group, its ``dw_chunks`` weight beats then its requantizer beat."""
+        weights are, per group, its ``dw_words`` weight beats then its ``dw_beats``
+        requantizer beats (a group is a word of ``lanes`` channels; with blocks below the
+        lanes, computed a block a beat)."""
         w_in, w = w, np.asarray(w, dtype=np.int64)
         c, lanes = x.channels, self.cfg.lanes
-        if self.cfg.word_beats > 1:
-            raise ValueError(f"a depthwise CONV needs conv.block == conv.lanes, and "
-                             f"{self.cfg.slug} has blocks of {self.cfg.conv.block} channels in "
-                             f"words of {lanes}")
         if w.ndim != 4 or w.shape[:2] != (c, 1):
             raise ValueError(f"a depthwise w must have shape ({c}, 1, KH, KW), not {w.shape}")
         bias, multiplier, shift = (np.broadcast_to(np.asarray(v, dtype=np.int64), (c,))

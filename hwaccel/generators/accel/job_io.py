@@ -45,7 +45,7 @@ def engine_layers(m, proc, conv, pool, reuse) -> tuple:
 def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> None:
     """Keep ``to_weights`` (a register) telling whether the weight stream's beat is a conv
     job's weight word, else a requantizer: the job's first ``weight_words`` beats, a depthwise
-    job's first ``dw_chunks`` of each group's ``dw_chunks + 1`` (counted by ``dw_sub``).
+    job's first ``dw_words`` of each group's ``dw_words + dw_beats`` (counted by ``dw_sub``).
 
     ``popped`` counts the job's beats (``pop``: one taken; 0 at ``start``, a taken beat
     winning, and at ``kill``), ``dw_sub`` a depthwise group's (``dw_pop``; 0 at ``start``,
@@ -56,14 +56,20 @@ def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> 
     was the placed critical path at ef1bf89 (14.4 ns, 11.6 of it routing). The job fields load
     before a job's ISSUE and hold through it; the flag follows them from the cycle after its
     ISSUE, before its first beat can be taken."""
-    dwc, ww = cfg.conv.dw_chunks, proc.job_desc.weight_words
-    dw_sub = Signal(range(dwc + 1), name="dw_sub")
+    dwc, ww = cfg.conv.dw_words, proc.job_desc.weight_words
+    top = dwc + cfg.conv.dw_beats - 1     # a group's last beat
+    dw_sub = Signal(range(top + 1), name="dw_sub")
     with m.If(dw_pop):
-        m.d.sync += dw_sub.eq(Mux(dw_sub == dwc, 0, dw_sub + 1))
+        m.d.sync += dw_sub.eq(Mux(dw_sub == top, 0, dw_sub + 1))
     with m.If(start):
         m.d.sync += dw_sub.eq(0)
     dense = Mux(pop & ~kill, popped + 1 < ww, Mux(start | kill, ww != 0, popped < ww))
-    grouped = Mux(start, 1, Mux(dw_pop, (dw_sub == dwc) | (dw_sub != dwc - 1), dw_sub != dwc))
+    if cfg.conv.dw_beats == 1:
+        grouped = Mux(start, 1, Mux(dw_pop, (dw_sub == dwc) | (dw_sub != dwc - 1),
+                                    dw_sub != dwc))
+    else:   # (the next beat a weight word: the group's first, or one before its dwc-th)
+        grouped = Mux(start, 1, Mux(dw_pop, (dw_sub == top) | (dw_sub < dwc - 1),
+                                    dw_sub < dwc))
     m.d.sync += to_weights.eq(Mux(proc.job_desc.depthwise, grouped, dense))
 
 

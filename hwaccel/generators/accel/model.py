@@ -112,32 +112,33 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
 
 def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
     """Invert :func:`hwaccel.generators.conv.layer.plan_layer`'s depthwise words: ``lanes x 1 x
-    KH x KW`` (lane ``k`` of chunk ``c`` is window-register position ``c*lanes + k``)."""
+    KH x KW`` (lane ``k`` of chunk ``c`` is window-register position ``c*lanes + k``; word
+    ``h x dw_chunks + c`` is chunk ``c`` of beat ``h``, channels ``h x block`` on)."""
     lanes, blk, dk = cfg.lanes, cfg.conv.block, cfg.conv.dw_kernel
     kh, kw = d["kernel_h"], d["kernel_w"]
     w = np.zeros((lanes, 1, kh, kw), dtype=np.int64)
-    for c, word in enumerate(words):
-        lw = np.array(unpack(word, 8, lanes * blk)).reshape(lanes, blk)
+    for i, word in enumerate(words):
+        (h, c), lw = divmod(i, cfg.conv.dw_chunks), np.array(unpack(word, 8, lanes * blk))
         for k in range(lanes):
             r, j = divmod(c * lanes + k, dk)
             if r < kh and 0 <= j - (dk - kw) < kw:
-                w[:, 0, r, j - (dk - kw)] = lw[k, :lanes]
+                w[h * blk:(h + 1) * blk, 0, r, j - (dk - kw)] = lw.reshape(lanes, blk)[k]
     return w
 
 
 def _run_depthwise(cfg, act, wgt, d, c) -> int:
     """A depthwise CONV: channel group ``g`` on word ``g`` of every pixel, with the ``g``-th
-    ``weight_words + 1`` weight words (the processor's jobs walk the groups in this order, up to
-    ``dw_groups`` a job: :func:`dw_jobs`); returns the fabric's issue cycles."""
-    lanes, nb, ww = cfg.lanes, c["nb"], d["weight_words"]
+    ``weight_words + dw_beats`` weight words (the processor's jobs walk the groups in this
+    order, up to ``dw_groups`` a job: :func:`dw_jobs`); returns the fabric's issue cycles."""
+    lanes, nb, ww, db = cfg.lanes, c["nb"], d["weight_words"], cfg.conv.dw_beats
     h, w_ = d["height"], d["width"]
     layer = ConvLayer(h, w_, lanes, lanes, (d["kernel_h"], d["kernel_w"]),
                       (1 + d["stride2_h"], 1 + d["stride2_w"]), tuple(d[f] for f in PADS),
                       bool(d["relu"]), bool(d["pool"]), True)
     for g in range(nb):
-        base = c["wgt"] + g * (ww + 1)
+        base = c["wgt"] + g * (ww + db)
         x = act[c["src"] + g:c["src"] + h * w_ * nb:nb].reshape(h, w_, lanes).transpose(2, 0, 1)
-        bias, mult, shift = _requant(cfg, wgt[base + ww:base + ww + 1])
+        bias, mult, shift = _requant(cfg, wgt[base + ww:base + ww + db])
         y = conv_golden(layer, x, _dw_weights(cfg, d, wgt[base:base + ww]), bias, mult, shift)
         words = y.transpose(1, 2, 0).reshape(-1, lanes)
         act[c["dst"] + g:c["dst"] + len(words) * nb:nb] = words
@@ -150,9 +151,9 @@ def dw_jobs(cfg: AccelConfig, c: dict) -> list[tuple[dict, tuple]]:
     processor walks them: ``dw_groups`` channel groups a job (one when the layer pools), the
     job's ``blocks`` its groups and ``weight_words`` theirs; the reads are ``(address, count,
     run, stride)``, the key the datapath compares for weight reuse."""
-    d, nb, per = c["desc"], c["nb"], c["desc"]["weight_words"] + 1
-    k = 1 if d["pool"] else cfg.conv.dw_groups
-    return [(d | {"blocks": min(k, nb - g0), "weight_words": min(k, nb - g0) * (per - 1)},
+    d, nb, ww = c["desc"], c["nb"], c["desc"]["weight_words"]
+    k, per = 1 if d["pool"] else cfg.conv.dw_groups, ww + cfg.conv.dw_beats
+    return [(d | {"blocks": min(k, nb - g0), "weight_words": min(k, nb - g0) * ww},
              (c["wgt"] + g0 * per, min(k, nb - g0) * per, 1, 1)) for g0 in range(0, nb, k)]
 
 
@@ -314,10 +315,11 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                   and d["out_height"] == (sh - kh) // (1 + d["stride2_h"]) + 1
                   and (not d["pool"] or (d["out_width"] >= 2 and d["out_height"] >= 2)))
             dw_ok = (c["nb"] != 0 and d["groups"] == d["blocks"] == 1 and not d["packed"]
-                     and d["weight_words"] == cc.dw_chunks and max(kh, kw) <= cc.dw_kernel
+                     and d["weight_words"] == cc.dw_words and max(kh, kw) <= cc.dw_kernel
                      and d["row_lanes"] == d["shift_lanes"] == cc.lanes
-                     and d["rows_per_chunk"] == 1 and k == 1)
-            ok = ok and (not d["depthwise"] or dw_ok) and d["blocks"] % k == 0
+                     and d["rows_per_chunk"] == 1)
+            # (a depthwise group is a word; other blocks fill whole words: :mod:`.beats`)
+            ok = ok and (dw_ok if d["depthwise"] else d["blocks"] % k == 0)
             div = 2 if d["pool"] else 1
             per_in, per_out = ((c["nb"], c["nb"]) if d["depthwise"]
                                else (d["groups"], d["blocks"] // k))
@@ -348,7 +350,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         if op == Op.GEMM:
             w_words = (c["kw"] + 1) * c["nb"]
         if op == Op.CONV and d["depthwise"]:
-            w_words = (d["weight_words"] + 1) * c["nb"]
+            w_words = (d["weight_words"] + cc.dw_beats) * c["nb"]
         w_bad = op != Op.MAXPOOL and c["wgt"] + w_words > wd
         if c["src"] + n_in > ad or c["dst"] + n_out > ad or w_bad:
             return result(False, Cause.ADDRESS)

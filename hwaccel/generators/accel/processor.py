@@ -140,7 +140,7 @@ class Processor(wiring.Component):
             "job_fab_pixels": Out(range(cfg.conv.max_width * cfg.conv.max_height + 1)),
             "job_fab_words": Out(range(max(cfg.conv.weight_depth,
                                            cfg.conv.max_groups * cfg.conv.max_blocks,
-                                           cfg.conv.dw_chunks * cfg.conv.dw_groups) + 1)),
+                                           cfg.conv.dw_words * cfg.conv.dw_groups) + 1)),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
             **matmul_members(cfg),
             "job_done": In(1), "progress": In(1), "watch_last": In(range(cfg.watchdog + 1)),
@@ -267,11 +267,11 @@ class Processor(wiring.Component):
         def dw_job(left):
             """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
             return [self.job_src_count.eq(dw_src), self.job_dst_count.eq(dw_dst),
-                    self.job_wgt_count.eq((cfg.conv.dw_chunks + 1) * jg),
+                    self.job_wgt_count.eq((cfg.conv.dw_words + cfg.conv.dw_beats) * jg),
                     self.job_desc.blocks.eq(jg),
-                    self.job_desc.weight_words.eq(cfg.conv.dw_chunks * jg),
+                    self.job_desc.weight_words.eq(cfg.conv.dw_words * jg),
                     self.job_fab_pixels.eq(chk.pixels_out),
-                    self.job_fab_words.eq(cfg.conv.dw_chunks * jg), dw_left.eq(left - jg)]
+                    self.job_fab_words.eq(cfg.conv.dw_words * jg), dw_left.eq(left - jg)]
         # What a job's end chooses (a next tile, next groups), registers: the running command
         # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
         run_tiled, run_dw, dw_more = (Signal(name=n) for n in ("run_tiled", "run_dw", "dw_more"))

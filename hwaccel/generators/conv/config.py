@@ -137,25 +137,40 @@ class ConvConfig:
         return min(3, self.max_kernel)
 
     @property
+    def dw_beats(self) -> int:
+        """Result beats of one depthwise pixel of a channel group: ``lanes // block`` when the
+        lanes are a power-of-two multiple of the block (the group is a whole activation word
+        of ``lanes`` channels, computed ``block`` channels a beat), else 1."""
+        k = self.lanes // self.block
+        return k if k > 1 and self.lanes == k * self.block and k & (k - 1) == 0 else 1
+
+    @property
     def dw_channels(self) -> int:
-        """Channels one depthwise engine layer computes: ``min(lanes, block)`` (a multiplier
-        ``(k, n)`` takes channel ``n`` of window word ``k``)."""
-        return min(self.lanes, self.block)
+        """Channels of one depthwise channel group: ``block x dw_beats`` (``lanes`` when
+        ``dw_beats > 1``), else ``min(lanes, block)``; a multiplier ``(k, n)`` takes channel
+        ``n + h x block`` of window word ``k`` in the group's beat ``h``."""
+        return self.block * self.dw_beats if self.dw_beats > 1 else min(self.lanes, self.block)
 
     @property
     def dw_chunks(self) -> int:
-        """Cycles per output pixel of a depthwise layer: the window register's
+        """Cycles per output beat of a depthwise layer: the window register's
         ``dw_kernel**2`` taps, ``lanes`` per chunk."""
         return -(-self.dw_kernel ** 2 // self.lanes)
+
+    @property
+    def dw_words(self) -> int:
+        """Weight words (and cycles) per output pixel of a depthwise channel group:
+        ``dw_beats x dw_chunks``."""
+        return self.dw_beats * self.dw_chunks
 
     @property
     def dw_groups(self) -> int:
         """Channel groups (of ``dw_channels``) one depthwise engine layer walks, group after
         group: each group's rows are another word of the line buffer's columns
-        (``max_groups``), its requantizer another word of the parameter memory
-        (``max_blocks``), its ``dw_chunks`` weight words more of the weight memory."""
-        return max(1, min(self.max_groups, self.max_blocks,
-                          self.weight_depth // self.dw_chunks))
+        (``max_groups``), its ``dw_beats`` requantizers more words of the parameter memory
+        (``max_blocks``), its ``dw_words`` weight words more of the weight memory."""
+        return max(1, min(self.max_groups, self.max_blocks // self.dw_beats,
+                          self.weight_depth // self.dw_words))
 
     @property
     def segments(self) -> int:

@@ -80,21 +80,25 @@ are addressed in the next row's ring slots, the chunk sees its zero padding colu
 keeps the read for the next row. Lane ``k`` of chunk ``c`` is register position ``c*lanes + k``
 (row-major), fixed in hardware: a smaller kernel sits in the register's top-right corner and the
 planner zeroes the other weights, so the mux is a constant per lane and chunk. Cost per pixel:
-``stride_w - 1 + dw_chunks`` cycles (a row start ``KW - 1 - left`` more, one less when its first
+``stride_w - 1 + dw_words`` cycles (a row start ``KW - 1 - left`` more, one less when its first
 read came early):
 3x3 at stride 1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles
-(75%). A channel group is ``dw_channels = min(lanes, block)`` channels (one activation word).
-A layer of ``blocks`` groups (at most ``dw_groups``, one when it pools; the planner's layers
-and the accelerator's jobs alike) walks them one after the other: its activations arrive group after
-group (each group's image in turn), its beats as each group's ``dw_chunks`` weight words then
-its requantizer. Group ``g``'s rows are word ``g`` of each line-buffer column, so the writer
-stores the next group's first ``row_slots - top`` rows while the sequencer still reads the
-current one (a ring slot is shared only within a group), and a stride's dropped rows of a
-group are stored once its last pixel issued; the run phase begins once the first group's beats
-are in, the others load meanwhile, and a group issues once its requantizer is in. A group's
-first read clears the window register as a row's does. Kernels above ``dw_kernel`` are
-refused: a 5x5 register would need 25 words of flops and a variable tap-to-lane mux for a kernel
-no reference model uses.
+(75%). A channel group is ``dw_channels = min(lanes, block)`` channels (one activation word),
+or, when the lanes are ``dw_beats`` (a power of two) blocks, the whole word of ``lanes``
+channels in ``dw_beats`` beats: beat ``h``'s chunks take channels ``n + h x block`` of the
+window words (the lane select picks that slice, so each multiplier keeps one input), its own
+``dw_chunks`` weight words and requantizer, and a pixel's beats issue back to back
+(``dw_words = dw_beats x dw_chunks`` chunks; the accelerator joins them into a word).
+A layer of ``blocks`` groups (at most ``dw_groups``, one when it pools; the planner's layers and the
+accelerator's jobs alike) walks them one after the other: its activations arrive group after group
+(each group's image in turn), its beats as each group's ``dw_words`` weight words then its
+``dw_beats`` requantizers. Group ``g``'s rows are word ``g`` of each line-buffer column, so the
+writer stores the next group's first ``row_slots - top`` rows while the sequencer still reads the
+current one (a ring slot is shared only within a group), and a stride's dropped rows of a group are
+stored once its last pixel issued; the run phase begins once the first group's beats are in, the
+others load meanwhile, and a group issues once its requantizers are in. A group's first read clears
+the window register as a row's does. Kernels above ``dw_kernel`` are refused: a 5x5 register would
+need 25 words of flops and a variable tap-to-lane mux for a kernel no reference model uses.
 Bounds: a layer's activations arrive one word (one group of one pixel) a cycle and the line buffer
 reads one column a cycle, right padding columns included, so a group costs at least its input
 words and its column reads: at stride 2 four input words per output pixel (14% of 16 x 16 MACs
@@ -248,9 +252,11 @@ class ConvEngine(wiring.Component):
         for room, c, (taken, stepped), field in ((w_room, w_count, w_next[0], "weight_words"),
                                                  (p_room, p_count, p_next[0], "blocks")):
             total = desc[field]
+            if field == "blocks" and cfg.dw_beats > 1:   # a depthwise group's dw_beats
+                total = Mux(desc.depthwise, total << (cfg.dw_beats.bit_length() - 1), total)
             m.d.sync += room.eq(Mux(start, self.layer.payload[field] != 0,
                                     Mux(taken, stepped != total, c != total)))
-        first_in = (p_count != 0) & (w_count >= cfg.dw_chunks)
+        first_in = (p_count != 0) & (w_count >= cfg.dw_words)
         with m.If(load & Mux(desc.depthwise, first_in, ~w_room)):
             m.d.sync += state.eq(2)
 

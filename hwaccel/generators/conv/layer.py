@@ -20,12 +20,16 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
   ``j``, the window's last column at ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is
   register position ``p = c*lanes + k``, ``(r, j) = divmod(p, dw_kernel)``, and its weight for
   channel ``n`` is ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel): ``dw_chunks
-  = ceil(dw_kernel**2 / lanes)`` words a *channel group* of ``dw_channels = min(lanes,
-  block)`` channels. A layer walks up to ``dw_groups`` groups (one when it pools), one after
-  the other (descriptor ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode"): each
-  group's weight words then the next's, a requantizer word a group, the activations and
-  results a group's image after the other. More channels are several layers (the
-  accelerator's processor runs them as jobs of up to ``dw_groups`` groups).
+  = ceil(dw_kernel**2 / lanes)`` words a beat of a *channel group* of ``dw_channels``
+  channels. With ``dw_beats = lanes / block > 1`` (a power of two) a group is a whole word of
+  ``lanes`` channels, computed in ``dw_beats`` beats of ``block`` channels each (beat ``h``:
+  channels ``h x block`` on, its own ``dw_chunks`` words and requantizer); else it is
+  ``min(lanes, block)`` channels in one beat. A layer walks up to ``dw_groups`` groups (one
+  when it pools), one after the other (descriptor ``blocks`` = groups, see :mod:`.engine`,
+  "Depthwise mode"): each group's ``dw_words = dw_beats x dw_chunks`` weight words then the
+  next's, ``dw_beats`` requantizer words a group, the activations a group's image after the
+  other and the results too (a pixel's beats together). More channels are several layers
+  (the accelerator's processor runs them as jobs of up to ``dw_groups`` groups).
 
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.
@@ -230,7 +234,7 @@ def _geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
     kh, kw, cin, lanes = layer.kernel_h, layer.kernel_w, layer.cin, cfg.lanes
     if layer.depthwise:
         return {"packed": False, "depthwise": True, "groups": 1, "row_lanes": lanes,
-                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_chunks,
+                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_words,
                 "blocks": math.ceil(cin / cfg.dw_channels)}
     packed = kw * cin <= lanes
     if packed:
@@ -281,15 +285,18 @@ class LayerPlan:
             raise ValueError(f"expected {self.result_count} result beats, got {len(words)}")
         oh, ow = layer.result_size
         # A block's channels: ``block`` output channels, or a depthwise group's
-        # ``dw_channels``; a depthwise layer's results come group after group.
-        per = cfg.dw_channels if layer.depthwise else cfg.block
+        # ``dw_channels``; a depthwise layer's results come group after group, a pixel's
+        # ``dw_beats`` beats (``pb`` channels each) together.
+        per, db = (cfg.dw_channels, cfg.dw_beats) if layer.depthwise else (cfg.block, 1)
+        pb = per // db
         nb = math.ceil(layer.cout / per)
         out = np.zeros((nb * per, oh, ow), dtype=np.int64)
         lasts = []
         for i, w in enumerate(words):
-            b, pix = divmod(i, oh * ow) if layer.depthwise else divmod(i, nb)[::-1]
+            b, pix = divmod(i, oh * ow * db) if layer.depthwise else divmod(i, nb)[::-1]
+            (pix, h), c0 = divmod(pix, db), b * per
             y, x = divmod(pix, ow)
-            out[b * per:(b + 1) * per, y, x] = unpack(w, 8, cfg.block)[:per]
+            out[c0 + h * pb:c0 + (h + 1) * pb, y, x] = unpack(w, 8, cfg.block)[:pb]
             lasts.append((w >> (8 * cfg.block)) & 1)
         return out[: layer.cout], lasts
 
@@ -298,19 +305,21 @@ class LayerPlan:
 
 
 def _depthwise_words(cfg: ConvConfig, layer: ConvLayer, w: np.ndarray) -> list[int]:
-    """A depthwise channel group's ``dw_chunks`` weight words (``w``: its channels' filters; see
-    the module docstring)."""
+    """A depthwise channel group's ``dw_words`` weight words (``w``: its channels' filters; see
+    the module docstring): each beat's ``dw_chunks``, beat after beat."""
     lanes, blk, dk = cfg.lanes, cfg.block, cfg.dw_kernel
     kh, kw = layer.kernel_h, layer.kernel_w
     words = []
-    for c in range(cfg.dw_chunks):
-        word = np.zeros((lanes, blk), dtype=np.int64)
-        for lane in range(lanes):
-            r, j = divmod(c * lanes + lane, dk)
-            kx = j - (dk - kw)
-            if r < kh and 0 <= kx < kw:
-                word[lane, :len(w)] = w[:, 0, r, kx]
-        words.append(pack(word.reshape(-1).tolist(), 8))
+    for h in range(cfg.dw_beats):
+        wh = w[h * blk:(h + 1) * blk]
+        for c in range(cfg.dw_chunks):
+            word = np.zeros((lanes, blk), dtype=np.int64)
+            for lane in range(lanes):
+                r, j = divmod(c * lanes + lane, dk)
+                kx = j - (dk - kw)
+                if r < kh and 0 <= kx < kw:
+                    word[lane, :len(wh)] = wh[:, 0, r, kx]
+            words.append(pack(word.reshape(-1).tolist(), 8))
     return words
 
 
@@ -343,10 +352,10 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     bias, mult, sh = (np.broadcast_to(np.asarray(v, dtype=np.int64), (cout,))
                       for v in (bias, multiplier, shift))
 
-    wp = np.zeros((nb * blk, layer.group_cin, kh, kw), dtype=np.int64)
-    wp[:cout] = w
     # A block's channels: ``block`` output channels, or a depthwise group's ``dw_channels``.
     per = cfg.dw_channels if layer.depthwise else blk
+    wp = np.zeros((nb * per, layer.group_cin, kh, kw), dtype=np.int64)
+    wp[:cout] = w
     words = [word for b in range(nb if layer.depthwise else 0)
              for word in _depthwise_words(cfg, layer, w[b * per:(b + 1) * per])]
     step, rl = geo["rows_per_chunk"], geo["row_lanes"]
@@ -370,13 +379,16 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
     from .layouts import requant_layout
     rq_layout = requant_layout(cfg)
     elem = rq_layout.elem_shape
+    # A requantizer beat a block; a depthwise group's ``dw_beats``, ``pb`` channels each.
+    db = cfg.dw_beats if layer.depthwise else 1
+    pb = per // db
     requant = []
-    for b in range(nb):
+    for b in range(nb * db):
         word = 0
         for n in range(blk):
-            c = b * per + n
+            c = b * pb + n
             fields = ({"bias": bias[c], "multiplier": mult[c], "shift": sh[c]}
-                      if n < per and c < cout
+                      if n < pb and c < cout
                       else {"bias": 0, "multiplier": 0, "shift": 1})
             if not (1 <= fields["shift"] <= SHIFT_MAX):
                 raise ValueError(f"shift must be in [1, {SHIFT_MAX}], not {fields['shift']}")
@@ -402,4 +414,4 @@ def plan_layer(cfg: ConvConfig, layer: ConvLayer, x, w, bias, multiplier, shift,
         acts.append(pack(lane_vals.tolist(), 8))
     oh, ow = layer.result_size
     return LayerPlan(cfg, layer, pack_struct(layer_layout(cfg), desc), words, requant, acts,
-                     oh * ow * nb)
+                     oh * ow * nb * db)

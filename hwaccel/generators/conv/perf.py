@@ -18,21 +18,21 @@ both from the RTL:
   row: it may run ``row_slots - KH`` rows ahead of the window, no further. Once the last pixel
   has issued the rows still unread (dropped by a stride) are stored without waiting.
 
-A depthwise layer (``desc["depthwise"]``) replaces the first rule: the sequencer reads the
-window's columns into its register one per cycle, each the cycle after the writer stored it (the
-first pixel of an output row reads its image columns ``left .. KW-1``, the first read clearing
-the register's left padding, the next ones the ``sw`` new columns), the pixel's ``dw_chunks``
-chunks issue back to back from the cycle of its last read (the cycle after the previous pixel's
-last chunk if it reads nothing), and the next pixel's reads start the cycle after its last chunk;
-except that the next output row's first read shares the cycle of a row's last chunk when that
-cycle reads nothing of its own (``dw_chunks > 1``) or reads a padding column (the row's last
-window reaches the right padding), and the writer has stored it by then. A pixel costs
-``sw - 1 + dw_chunks`` cycles at best, a row start ``KW - 1 - left`` more (one less when its
-first read came early). A depthwise layer of several channel groups (``blocks``) repeats this per
-group, the next group's first read the cycle after the previous group's last chunk at the
-earliest; the writer stores the groups' rows in order, one word a cycle throughout, a row of a
-later group gated by that group's own windows only (``row_slots - top`` rows ahead of them
-from the group's start), and a group's dropped rows once its last pixel has issued.
+A depthwise layer (``desc["depthwise"]``) replaces the first rule: the sequencer reads the window's
+columns into its register one per cycle, each the cycle after the writer stored it (the first pixel
+of an output row reads its image columns ``left .. KW-1``, the first read clearing the register's
+left padding, the next ones the ``sw`` new columns), the pixel's ``dw_words`` (``dw_beats x
+dw_chunks``) chunks issue back to back from the cycle of its last read (the cycle after the previous
+pixel's last chunk if it reads nothing), and the next pixel's reads start the cycle after its last
+chunk; except that the next output row's first read shares the cycle of a row's last chunk when that
+cycle reads nothing of its own (``dw_words > 1``) or reads a padding column (the row's last window
+reaches the right padding), and the writer has stored it by then. A pixel costs ``sw - 1 +
+dw_words`` cycles at best, a row start ``KW - 1 - left`` more (one less when its first read came
+early). A depthwise layer of several channel groups (``blocks``) repeats this per group, the next
+group's first read the cycle after the previous group's last chunk at the earliest; the writer
+stores the groups' rows in order, one word a cycle throughout, a row of a later group gated by that
+group's own windows only (``row_slots - top`` rows ahead of them from the group's start), and a
+group's dropped rows once its last pixel has issued.
 
 (``KH x KW`` kernel, strides ``sh``/``sw``, padding ``top``/``left``/``bottom``/``right``; the
 bottom and right padding enter only through the output size and the row's stored columns.)
@@ -133,7 +133,7 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0,
     groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
     dw = bool(desc.get("depthwise"))
     n_grp = desc["blocks"] if dw else 1
-    per_pixel = cfg.dw_chunks if dw else desc["weight_words"]   # blocks x chunks
+    per_pixel = cfg.dw_words if dw else desc["weight_words"]   # blocks x chunks
     # A packed row shifts through its padding columns; a grouped or depthwise one skips them.
     skip = 0 if desc["packed"] else left
     row_words = (w + (left + desc["pad_right"] if desc["packed"] else 0)) * groups
@@ -236,14 +236,16 @@ def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int
 def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimeline]:
     """``(cycles, load beats, run timeline)`` of one job (:func:`job_cycles`).
 
-    A depthwise job's beats come group by group (``dw_chunks`` weight words, then the
-    requantizer): its run phase begins once the first group's are in, and group ``g`` issues
-    from the cycle after its requantizer beat (``LOAD_START + 1 + (g + 1)(dw_chunks + 1)``)."""
-    load = 0 if reuse else desc["weight_words"] + desc["blocks"]
+    A depthwise job's beats come group by group (``dw_words`` weight words, then the
+    ``dw_beats`` requantizers): its run phase begins once the first group's weight words and
+    first requantizer are in, and group ``g`` issues from the cycle after its last requantizer
+    beat (``LOAD_START + 1 + (g + 1)(dw_words + dw_beats)``)."""
+    dw = bool(desc.get("depthwise"))
+    load = 0 if reuse else desc["weight_words"] + desc["blocks"] * (cfg.dw_beats if dw else 1)
     ready = None
-    if desc.get("depthwise") and not reuse:
-        beats = cfg.dw_chunks + 1
-        start = RUN_START + beats
+    if dw and not reuse:
+        beats = cfg.dw_words + cfg.dw_beats
+        start = RUN_START + cfg.dw_words + 1
 
         def ready(g: int) -> int:
             return LOAD_START + 1 + (g + 1) * beats - start
@@ -260,9 +262,9 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
 #: it), counted from the cycle the descriptor transfers: weights and requantizers load in
 #: parallel from the next cycle, one beat each a cycle; the run phase begins two cycles after
 #: the last weight beat (the count registers, then the state; depthwise: after the first
-#: group's ``dw_chunks``, group ``g``'s first chunk no earlier than the cycle after its last
-#: weight beat, ``(g + 1) dw_chunks + 1``); block ``b``'s requantizer is in from cycle
-#: ``b + 2``, never later than its first chunk.
+#: group's ``dw_words``, group ``g``'s first chunk no earlier than the cycle after its last
+#: weight beat, ``(g + 1) dw_words + 1``); block ``b``'s requantizer is in from cycle
+#: ``b + 2``, never later than its first chunk (a depthwise group's ``dw_beats`` too).
 STREAM_RUN_START = 2
 #: A chunk's result transfers this many cycles after the chunk issues: the pipeline's stages
 #: and the result FIFO's output (the max-pool stage passes it through).
@@ -275,7 +277,7 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     if desc["pool"]:
         raise ValueError("stream_cycles models layers that do not pool (the pool's last "
                          "result may leave before the last chunk issues)")
-    dwc = cfg.dw_chunks
+    dwc = cfg.dw_words
     run = (dwc if desc["depthwise"] else desc["weight_words"]) + STREAM_RUN_START
     ready = (lambda g: (g + 1) * dwc + 1 - run) if desc["depthwise"] else None
     t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run,   # load from cycle 1
@@ -320,11 +322,11 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
         one = descriptor(cfg, replace(layer, cin=min(layer.cin, cfg.dw_channels),
                                       cout=min(layer.cin, cfg.dw_channels)))
         descs = [one | {"blocks": min(k, nb - g0), "weight_words": min(k, nb - g0)
-                        * cfg.dw_chunks} for g0 in range(0, nb, k)]
+                        * cfg.dw_words} for g0 in range(0, nb, k)]
     cycles = load = issue = stalls = 0
     for d in descs:
         c, ld, t = _job(cfg, d, False)
-        ld = cfg.dw_chunks + 1 if d["depthwise"] else d["weight_words"]
+        ld = cfg.dw_words + 1 if d["depthwise"] else d["weight_words"]
         cycles, load, issue, stalls = cycles + c, load + ld, issue + t.issue, stalls + \
             t.window_stalls
     tail = cycles - load - issue - stalls

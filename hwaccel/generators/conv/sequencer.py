@@ -19,6 +19,7 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 
 from .ahead import choices, compare, flags, held, kept, late_step, next_values, stepped
 from .config import ConvConfig
+from .dw_beats import beat_ends, beat_of, group_rq
 from .limits import layer_sums, window_rows
 
 __all__ = ["issue_logic"]
@@ -77,7 +78,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     done = Signal()
     # Depthwise: the next padded column to read into the window register, and the chunk.
     rcol = Signal(range(cfg.max_width + cfg.max_kernel + 1))
-    dc = Signal(range(max(cfg.dw_chunks, 2)))
+    dc = Signal(range(max(cfg.dw_words, 2)))      # (beat h's chunks: h*dw_chunks on)
+    DB = cfg.dw_beats
     dw = desc.depthwise
     # Writer counters: input row, padded column, channel group.
     w_row, w_col = Signal(range(cfg.max_height + 1)), Signal(range(cfg.row_words + 1))
@@ -108,7 +110,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     counters = ("g", "kx", "ky", "nb", "ox", "oy")
     last_g, last_kx, last_ky, last_nb, last_ox, last_oy = (
         Signal(name=f"last_{k}") for k in counters)
-    last_dc = dc == cfg.dw_chunks - 1               # a depthwise pixel's chunks
+    last_dc = dc == cfg.dw_words - 1                # a depthwise pixel's chunks
     kx_end = ~dw & last_g & last_kx
     pix = (dw & last_dc) | (kx_end & last_ky & last_nb)
     row = pix & last_ox
@@ -169,7 +171,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # the compare (the estimate's deepest path at 820183c, 12.9 ns). (``w_need1`` holds
     # ``w_base + dwc - 1``; its ``now`` is written without the ``- 1``, which would make the
     # shape signed: ``kept`` reads ``now`` only for the registers' shapes.)
-    dwc = cfg.dw_chunks
+    dwc = cfg.dw_words
     needs_w = kept(m, {"w_need": w_base + dwc, "w_need_g": w_base + 2 * dwc,
                        "w_need1": w_base + dwc, "w_need_g1": w_base + 2 * dwc}, start,
                    {"w_need": dwc, "w_need_g": 2 * dwc, "w_need1": dwc - 1,
@@ -256,7 +258,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                col_past_r=compare(lt, rcol_c, w_col_c),
                col_past_x=compare(lt, xlast_c, w_col_c),
                rcol_past=compare(gt, rcol_c, xlast_c), rcol_on=compare(eq, rcol_c, xlast_c),
-               rq_ok=fill & compare(lt, nb_held, rq_count), w_ok=w_ok,
+               rq_ok=fill & compare(lt, nb_held, group_rq(cfg, dw, rq_count)), w_ok=w_ok,
                room_ahead=w_row_vs(lt, lim_new["wlim0"], [(None, lim["wlim0"])]),
                room=w_row_vs(lt, lim_new["wlim0"], wlim_c),
                written=w_row_vs(eq, lim_new["height"], [(None, lim["height"])]),
@@ -327,9 +329,12 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # run phase begins with all of its weight words in).
     rq_in = desc.reuse | (f["rq_ok"] & (~dw | f["w_ok"]))
     m.d.comb += go.eq(run & ~done & credit & rq_in & Mux(dw, dw_ready, avail))
-    first = Mux(dw, dc == 0, (g == 0) & (kx == kx_lo) & (ky == 0))
-    last = Mux(dw, last_dc, last_g & last_kx & last_ky)
-    end = last & last_nb & last_ox & last_oy
+    dw_first, dw_last = beat_ends(cfg, dc, last_dc)
+    first = Mux(dw, dw_first, (g == 0) & (kx == kx_lo) & (ky == 0))
+    last = Mux(dw, dw_last, last_g & last_kx & last_ky)
+    # (a depthwise pixel's last beat ends it; with one beat a pixel that is ``last``)
+    px_last = last if DB == 1 else Mux(dw, last_dc, last)
+    end = px_last & last_nb & last_ox & last_oy
 
     # Depthwise: the next output row's first read (its column ``left``) shares the cycle of
     # a row's last chunk when that cycle reads nothing or a padding column (the read port is
@@ -339,7 +344,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     nx = Signal()
     avail_n = stored(f["row_past_n"], f["row_on_n"], f["col_past_l"])
     # (~rd | rcol >= col_end: within ``go``, a depthwise rd is rcol == xlast, and rcol <= xlast)
-    m.d.comb += [nx_if.eq(dw & last & last_ox & ~last_oy & avail_n
+    m.d.comb += [nx_if.eq(dw & px_last & last_ox & ~last_oy & avail_n
                           & (f["rcol_past"] | f["rcol_out"])),
                  nx.eq(go & nx_if)]
 
@@ -355,8 +360,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                 if group:   # depthwise: the next channel group, if any, from its first row
                     with m.If(~last_nb):
                         m.d.sync += [done.eq(0), ytop.eq(0), base_slot.eq(-top),
-                                     w_base.eq(w_base + cfg.dw_chunks),
-                                     w_addr.eq(w_base + cfg.dw_chunks)]
+                                     w_base.eq(w_base + cfg.dw_words),
+                                     w_addr.eq(w_base + cfg.dw_words)]
 
     with m.If(rd):
         m.d.comb += rcol_n.eq(rcol + 1)
@@ -394,6 +399,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
         row_sel.append((slot, ok))
     # A depthwise row's first read (column ``left``) clears the window register: the
     # left padding columns it holds are zeros without a read.
-    return {"go": go, "first": first, "last": last, "end": end, "nb": nb, "rows": row_sel,
+    return {"go": go, "first": first, "last": last, "end": end,
+            "nb": nb if DB == 1 else Mux(dw, Cat(beat_of(m, cfg, dc), nb), nb), "rows": row_sel,
             "done": done, "written": written, "credit": credit, "rd": rd, "dc": dc,
             "rd_first": rd & (rcol == left), "nx": nx}

@@ -36,13 +36,18 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
                          win[r][DK - 1].eq(row_words[r])]
         with m.Elif(s1_rd):
             m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
+    # With ``dw_beats`` beats a pixel, chunk ``i`` is chunk ``i % dw_chunks`` of beat ``h = i //
+    # dw_chunks``, whose multipliers take the word's channels ``h x block`` on (``block`` a lane).
+    DB, dwc = cfg.dw_beats, cfg.dw_chunks
+    bits = L * 8 if DB == 1 else cfg.block * 8
     out = []
     for k in range(L):
-        word = Signal(L * 8, name=f"dw_word{k}")
+        word = Signal(bits, name=f"dw_word{k}")
         with m.Switch(s1_dc):
-            for c in range(cfg.dw_chunks):   # the last chunk is the default (lint: no gaps)
-                with m.Case(c) if c < cfg.dw_chunks - 1 else m.Default():
-                    p = c * L + k
-                    m.d.comb += word.eq(view[p] if p < DK * DK else 0)
-        out.append(stage(f"s2_dw{k}", word, L * 8, reset_less=True))   # data: no reset
+            for i in range(cfg.dw_words):   # the last chunk is the default (lint: no gaps)
+                with m.Case(i) if i < cfg.dw_words - 1 else m.Default():
+                    h, p = i // dwc, i % dwc * L + k
+                    src = 0 if p >= DK * DK else view[p][h * bits:(h + 1) * bits]
+                    m.d.comb += word.eq(src)
+        out.append(stage(f"s2_dw{k}", word, bits, reset_less=True))   # data: no reset
     return out
