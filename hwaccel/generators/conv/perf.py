@@ -339,10 +339,14 @@ def depthwise_report(preset: str = "default") -> list[str]:
     cycles (a job per ``dw_groups`` channel groups) and utilization. A map wider or taller
     than the line buffer is modelled on the same engine with ``max_width``/``max_height``
     raised to it (its cost per pixel does not depend on them), and marked so."""
+    from ..accel.config import MODEL_PRESETS
     from ..accel.config import PRESETS as ACCEL_PRESETS
     from .cases import DEPTHWISE_LAYERS
 
-    cfg = ACCEL_PRESETS[preset].conv
+    table = ACCEL_PRESETS | MODEL_PRESETS
+    if preset not in table:
+        raise SystemExit(f"unknown accelerator preset {preset!r}; known: {', '.join(table)}")
+    cfg = table[preset].conv
     lines = []
     for name, layer in DEPTHWISE_LAYERS.items():
         big = layer.width > cfg.max_width or layer.height > cfg.max_height
