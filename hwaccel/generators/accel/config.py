@@ -325,11 +325,12 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # a beat, two beats a 16-channel activation word (.beats), so ResNet-8's 16-channel
     # layers run unpadded (ecp5_144's 12 lanes pad them to 24 on both sides). The MACs hold
     # 128 MULT18X18D and AVGPOOL's 16 lane products 16 more; every other multiplier is LUT
-    # logic (lut_multipliers). 32 x 32 maps and 64 channels (ResNet-8, the reference CNN, the
-    # FC autoencoder, DS-CNN: a depthwise group is a 16-channel word in two beats). Weight
+    # logic (lut_multipliers). 48 x 48 maps and 64 channels: the four MLPerf Tiny models
+    # (MobileNetV1's maps are 48 x 48, its first conv over host-written im2col patches; a
+    # depthwise group is a 16-channel word in two beats) and the reference CNN. Weight
     # memories of 288 words (a 3 x 3 layer of 64 x 64 channels).
     "ecp5_128": PRESETS["ecp5"].with_(
-        conv=ConvConfig(lanes=16, block=8, max_width=32, max_height=32,
+        conv=ConvConfig(lanes=16, block=8, max_width=48, max_height=48,
                         max_weight_words=288, name="accel_ecp5_128"),
         act_depth=8192, wgt_depth=1024, psum_depth=256, avg_max_blocks=4,
         avg_max_window=128, lut_multipliers=True, name="ecp5_128"),
