@@ -95,10 +95,11 @@ accelerator's jobs alike) walks them one after the other: its activations arrive
 ``dw_beats`` requantizers. Group ``g``'s rows are word ``g`` of each line-buffer column, so the
 writer stores the next group's first ``row_slots - top`` rows while the sequencer still reads the
 current one (a ring slot is shared only within a group), and a stride's dropped rows of a group are
-stored once its last pixel issued; the run phase begins once the first group's beats are in, the
-others load meanwhile, and a group issues once its requantizers are in. A group's first read clears
-the window register as a row's does. Kernels above ``dw_kernel`` are refused: a 5x5 register would
-need 25 words of flops and a variable tap-to-lane mux for a kernel no reference model uses.
+stored once its last pixel issued; the run phase begins once the first group's weight words and
+first requantizer are in, the others load meanwhile, and a group issues once its requantizers are
+in. A group's first read clears the window register as a row's does. Kernels above ``dw_kernel`` are
+refused: a 5x5 register would need 25 words of flops and a variable tap-to-lane mux for a kernel no
+reference model uses.
 Bounds: a layer's activations arrive one word (one group of one pixel) a cycle and the line buffer
 reads one column a cycle, right padding columns included, so a group costs at least its input
 words and its column reads: at stride 2 four input words per output pixel (14% of 16 x 16 MACs
