@@ -21,7 +21,9 @@ from hwaccel.generators.conv.layer import (
     plan_layer,
     same_padding,
 )
+from hwaccel.generators.conv.layouts import requant_layout
 from hwaccel.generators.conv.model import FLOAT_TOLERANCE, conv_float, conv_golden, scalesim_best
+from hwaccel.hdl.pack import unpack
 from hwaccel.toolchain import lint_verilog
 
 SEED = 20240603
@@ -314,6 +316,48 @@ def test_depthwise_groups_plan(seed):
         out, lasts = plan.assemble(words)
         np.testing.assert_array_equal(out, y[:c])
         assert lasts == plan.expected_lasts()
+
+
+def test_depthwise_groups_of_whole_words_in_beats(seed):
+    """Lanes twice the block (4 x 2): a channel group is a word of 4 channels in two beats of 2,
+    each beat's dw_chunks (3) weight words for its channels, beat after beat, a requantizer a
+    beat, and the results a group's pixels in turn, each pixel's two beats together. With
+    fewer output channels than lanes (max_cout 2) the parameter memory cannot hold a group's
+    beats, and a group is one beat of 2 channels as before."""
+    assert (ConvConfig(lanes=4, block=2, max_cout=2).dw_beats,
+            ConvConfig(lanes=4, block=2, max_cout=2).dw_channels) == (1, 2)
+    cfg = ConvConfig(lanes=4, block=2, max_width=5, max_height=5, max_cin=8, max_cout=8,
+                     max_kernel=3, name="k4n2")
+    assert (cfg.dw_beats, cfg.dw_channels, cfg.dw_chunks, cfg.dw_words, cfg.dw_groups) == (
+        2, 4, 3, 6, 2)
+    rng = np.random.default_rng(seed)
+    c, layer = 7, ConvLayer(3, 2, 7, 7, 3, 1, 1, False, False, True)
+    w = rng.integers(-128, 128, (c, 1, 3, 3))
+    bias = rng.integers(-99, 99, c)
+    plan = plan_layer(cfg, layer, rng.integers(-128, 128, (c, 3, 2)), w, bias, 1 << 14, 7)
+    d = descriptor(cfg, layer)
+    assert (d["blocks"], d["weight_words"], len(plan.weights), len(plan.requant)) == (2, 12, 12, 4)
+    wp = np.zeros((8, 1, 3, 3), dtype=np.int64)
+    wp[:c] = w
+    for i, word in enumerate(plan.weights):
+        (g, rest), lw = divmod(i, 6), np.array(unpack(word, 8, 8)).reshape(4, 2)
+        h, ch = divmod(rest, 3)
+        for k in range(4):
+            if ch * 4 + k < 9:
+                r, j = divmod(ch * 4 + k, 3)
+                assert lw[k].tolist() == wp[g * 4 + h * 2:g * 4 + h * 2 + 2, 0, r, j].tolist()
+    size = requant_layout(cfg).elem_shape.size   # each channel's bias is its low 32 bits
+    biases = [unpack(word >> (n * size), 32, 1)[0] for word in plan.requant for n in range(2)]
+    assert biases == [*bias.tolist(), 0]
+    assert plan.result_count == 2 * 6 * 2
+    y = rng.integers(-128, 128, (8, 3, 2))
+    words = [sum((int(y[g * 4 + h * 2 + n, p // 2, p % 2]) & 0xFF) << (8 * n) for n in range(2))
+             | (int(i == plan.result_count - 1) << 16)
+             for i, (g, p, h) in enumerate((g, p, h) for g in range(2) for p in range(6)
+                                           for h in range(2))]
+    out, lasts = plan.assemble(words)
+    np.testing.assert_array_equal(out, y[:c])
+    assert lasts == plan.expected_lasts()
 
 
 def test_depthwise_needs_cout_equal_cin():

@@ -140,9 +140,11 @@ class ConvConfig:
     def dw_beats(self) -> int:
         """Result beats of one depthwise pixel of a channel group: ``lanes // block`` when the
         lanes are a power-of-two multiple of the block (the group is a whole activation word
-        of ``lanes`` channels, computed ``block`` channels a beat), else 1."""
+        of ``lanes`` channels, computed ``block`` channels a beat) and the parameter memory
+        holds a group's ``k`` requantizers (``max_cout >= lanes``), else 1."""
         k = self.lanes // self.block
-        return k if k > 1 and self.lanes == k * self.block and k & (k - 1) == 0 else 1
+        whole = k > 1 and self.lanes == k * self.block and k & (k - 1) == 0
+        return k if whole and self.max_blocks >= k else 1
 
     @property
     def dw_channels(self) -> int:
