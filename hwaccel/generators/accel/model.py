@@ -118,11 +118,12 @@ def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
     kh, kw = d["kernel_h"], d["kernel_w"]
     w = np.zeros((lanes, 1, kh, kw), dtype=np.int64)
     for i, word in enumerate(words):
-        (h, c), lw = divmod(i, cfg.conv.dw_chunks), np.array(unpack(word, 8, lanes * blk))
+        (h, c), lw = divmod(i, cfg.conv.dw_chunks), unpack(word, 8, lanes * blk)
+        lw = np.array(lw).reshape(lanes, blk)
         for k in range(lanes):
             r, j = divmod(c * lanes + k, dk)
             if r < kh and 0 <= j - (dk - kw) < kw:
-                w[h * blk:(h + 1) * blk, 0, r, j - (dk - kw)] = lw.reshape(lanes, blk)[k]
+                w[h * blk:(h + 1) * blk, 0, r, j - (dk - kw)] = lw[k]
     return w
 
 

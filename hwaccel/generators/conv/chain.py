@@ -9,10 +9,11 @@ unpooled layers alike.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 
 from .config import ConvConfig
+from .dw_beats import beat_blocks
 from .engine import ConvEngine, engine_signature
 from .maxpool import MaxPool
 
@@ -53,10 +54,7 @@ class ConvPool(wiring.Component):
             eng.layer.valid.eq(self.layer.valid & pool.layer.ready),
             pool.layer.payload.width.eq(d.out_width),
             pool.layer.payload.height.eq(d.out_height),
-            # (a depthwise pixel of a group: ``dw_beats`` beats, as blocks to the pool)
-            pool.layer.payload.blocks.eq(d.blocks if self.config.dw_beats == 1 else
-                                         Mux(d.depthwise, d.blocks << (
-                                             self.config.dw_beats.bit_length() - 1), d.blocks)),
+            pool.layer.payload.blocks.eq(beat_blocks(self.config, d)),
             pool.layer.payload.enable.eq(d.pool),
             pool.layer.valid.eq(self.layer.valid & eng.layer.ready),
         ]

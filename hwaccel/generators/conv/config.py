@@ -151,7 +151,7 @@ class ConvConfig:
         """Channels of one depthwise channel group: ``block x dw_beats`` (``lanes`` when
         ``dw_beats > 1``), else ``min(lanes, block)``; a multiplier ``(k, n)`` takes channel
         ``n + h x block`` of window word ``k`` in the group's beat ``h``."""
-        return self.block * self.dw_beats if self.dw_beats > 1 else min(self.lanes, self.block)
+        return self.lanes if self.dw_beats > 1 else min(self.lanes, self.block)
 
     @property
     def dw_chunks(self) -> int:

@@ -12,7 +12,7 @@ from amaranth.hdl import Const, Mux, Signal
 
 from .config import ConvConfig
 
-__all__ = ["beat_ends", "beat_of", "group_rq"]
+__all__ = ["beat_ends", "beat_of", "beat_blocks", "group_rq"]
 
 
 def beat_ends(cfg: ConvConfig, dc, last_dc):
@@ -39,6 +39,15 @@ def beat_of(m, cfg: ConvConfig, dc):
             with m.Case(i):
                 m.d.comb += h.eq(i // dwc)
     return h
+
+
+def beat_blocks(cfg: ConvConfig, d):
+    """Descriptor ``d``'s result beats a pixel of a group, as blocks: its ``blocks``, and for a
+    depthwise one ``dw_beats`` a group (the requantizers it loads, the beats the pool stage
+    takes a pixel)."""
+    if cfg.dw_beats == 1:
+        return d.blocks
+    return Mux(d.depthwise, d.blocks << (cfg.dw_beats.bit_length() - 1), d.blocks)
 
 
 def group_rq(cfg: ConvConfig, dw, rq_count) -> list:

@@ -126,6 +126,7 @@ from amaranth.lib.wiring import In, Out
 from ...hdl.dsp import registered_product
 from .ahead import held, late_step
 from .config import ConvConfig
+from .dw_beats import beat_blocks
 from .layouts import (
     activation_layout,
     layer_layout,
@@ -252,9 +253,7 @@ class ConvEngine(wiring.Component):
                           for c, wr in ((w_count, w_wr), (p_count, p_wr)))
         for room, c, (taken, stepped), field in ((w_room, w_count, w_next[0], "weight_words"),
                                                  (p_room, p_count, p_next[0], "blocks")):
-            total = desc[field]
-            if field == "blocks" and cfg.dw_beats > 1:   # a depthwise group's dw_beats
-                total = Mux(desc.depthwise, total << (cfg.dw_beats.bit_length() - 1), total)
+            total = beat_blocks(cfg, desc) if field == "blocks" else desc[field]
             m.d.sync += room.eq(Mux(start, self.layer.payload[field] != 0,
                                     Mux(taken, stepped != total, c != total)))
         first_in = (p_count != 0) & (w_count >= cfg.dw_words)
