@@ -32,8 +32,8 @@ def _run(tmp_path: Path, component: str, prop: str, *, mutant: bool = False):
     root = Path("build/formal/test")
     # A mutant's counterexample is shallow (cycle 14 or less here), but how long pdr searches
     # for it varies: conv_formal_k3's result_fifo mutant took 8 s alone and over 120 s once on
-    # a loaded machine. Where pdr is undecided after 60 s, bmc3 to 24 cycles finds it.
-    depth, prove_s = (24, 60) if mutant else (0, 120)
+    # a loaded machine. Where pdr is undecided after 15 s, bmc3 to 24 cycles finds it.
+    depth, prove_s = (24, 15) if mutant else (0, 120)
     return run_check(_check(component, prop), mutant=mutant, depth=depth, prove_s=prove_s,
                      root=root)
 
