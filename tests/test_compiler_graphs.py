@@ -174,3 +174,55 @@ def test_a_map_taller_than_the_line_buffer_runs_in_bands(stride, pad):
     low = cm.lower(x_int)
     assert len(low.builder.commands) == 3 * -(-oh // rows) + 1  # bands per sample, and DONE
     np.testing.assert_array_equal(golden(cm, x_int), cm.int8_forward(x_int))
+
+
+class MeanHead(nn.Module):
+    """A conv, a global average written as ``mean`` (or as a pool module), a Linear."""
+
+    def __init__(self, mean):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+        self.mean = mean
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.mean(torch.relu(self.c(x))), 1))
+
+
+@pytest.mark.parametrize("mean", [lambda y: y.mean((2, 3)),
+                                  lambda y: torch.mean(y, dim=[-1, -2], keepdim=True),
+                                  lambda y: y.mean(dim=(-2, 3))],
+                         ids=["method", "keepdim", "mixed-signs"])
+def test_a_mean_over_height_and_width_is_the_global_average_pool(mean):
+    """The same weights with ``nn.AdaptiveAvgPool2d(1)`` give the same integer graph and
+    outputs; the golden program equals them."""
+    x = torch.randn(16, 3, 6, 6, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(0)
+    model = MeanHead(mean).eval()
+    pooled = MeanHead(nn.AdaptiveAvgPool2d(1)).eval()
+    pooled.load_state_dict(model.state_dict())
+    cms = [hwaccel.compile(m, x[:2], preset="tiny", calibration=x) for m in (model, pooled)]
+    assert [[type(op).__name__ for op in cm.qgraph.ops] for cm in cms] == \
+        [["QConv", "QAvgPool", "QFlatten", "QLinear"]] * 2
+    assert cms[0].graph.ops[1].kernel == (6, 6)
+    x_int = cms[0].quantize_input(x[:4])
+    ints = cms[0].int8_forward(x_int)
+    np.testing.assert_array_equal(ints, cms[1].int8_forward(x_int))
+    np.testing.assert_array_equal(golden(cms[0], x_int), ints)
+
+
+class MeanOfRows(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x):
+        return self.c(x).mean(2)
+
+
+def test_a_mean_over_one_image_axis_is_named():
+    model = MeanOfRows()
+    with pytest.raises(hwaccel.compiler.UnsupportedOp,
+                       match=r"dim=2 on a \(channels, height, width\) image; only the mean "
+                             r"over height and width"):
+        hwaccel.compile(model.eval(), torch.randn(2, 3, 6, 6), preset="tiny")

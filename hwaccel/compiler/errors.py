@@ -21,7 +21,8 @@ SUPPORTED = (
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (kernel 2, stride 2, no padding, floor mode)",
     "AvgPool2d / F.avg_pool2d (stride = kernel, no padding, floor mode), "
-    "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map)",
+    "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
+    "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
     "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d, Linear or add, and so ReLU6 "
     "and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, 0, c), .clamp, "

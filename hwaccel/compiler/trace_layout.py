@@ -332,6 +332,8 @@ class LayoutReaders:
     def token_mean(self, node, where: str) -> None:
         a = self.kwarg(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
         shape = self.shape(node.args[0])
+        if len(shape) == 3:  # an image's mean over its height and width: the global average
+            return self.spatial_mean(node, where, a["dim"], a["keepdim"])
         if len(shape) != 2 or a["dim"] not in (1, -2, (1,), (-2,)) or a["keepdim"]:
             raise UnsupportedOp("mean", where, f"dim={a['dim']!r}, keepdim={a['keepdim']!r} on a "
                                                f"per-sample shape {shape}; only the mean over "
