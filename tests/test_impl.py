@@ -3,8 +3,8 @@
 Small presets run in the suite (an ECP5 place and route of the 3x5 array, a generic gate count
 of the 1x1); the 8x8 baselines take minutes and run only with ``HWACCEL_IMPL_8X8=1`` (they are
 the numbers ``hwaccel synth`` reports), the whole accelerators' (``accel_ecp5``, about an
-hour; ``accel_ecp5_144`` with nextpnr's static placer, about 1.5 hours) only with
-``HWACCEL_IMPL_ACCEL=1``. Each run works in its own temporary folder.
+hour; ``accel_ecp5_144`` and ``accel_ecp5_128`` with nextpnr's static placer, about 1.5 and 2
+hours) only with ``HWACCEL_IMPL_ACCEL=1``. Each run works in its own temporary folder.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_big_presets_hold_their_baselines(key, tmp_path):
                            "HWACCEL_IMPL_ACCEL=1")
 @pytest.mark.parametrize("key", ACCEL)
 def test_accelerators_hold_their_baselines(key, tmp_path, monkeypatch):
-    """A whole accelerator (``accel_ecp5`` and ``accel_ecp5_144``: every engine, the DMA, the
+    """A whole accelerator (``accel_ecp5``, ``_144``, ``_128``: every engine, the DMA, the
     command processor) against the area and Fmax it was placed at: a change that costs LUTs, a
     multiplier, a block RAM or 8 % of the clock fails here before it reaches the README's
     latencies. nextpnr runs past the tools' default hour on a busy machine, so it runs without a
