@@ -120,20 +120,20 @@ class LayerReaders:
             name, (hw[0] // out[0], hw[1] // out[1])))
 
     def spatial_mean(self, node, where: str, dim, keepdim: bool) -> None:
-        """``x.mean((2, 3))`` of a batch of images: the global average pool, as
+        """``x.mean((2, 3))`` of a batch of images: the global average pool,
         ``AdaptiveAvgPool2d(1)``, then (without ``keepdim``) the flatten to a vector."""
         dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
-        if sorted(d % 4 for d in dims if isinstance(d, int)) != [2, 3] or len(dims) != 2:
+        if len(dims) != 2 or not all(isinstance(d, int) for d in dims) or \
+                {d % 4 for d in dims} != {2, 3}:
             raise UnsupportedOp("mean", where, f"dim={dim!r} on a (channels, height, width) "
                                                f"image; only the mean over height and width, "
                                                f"dim=(2, 3) or (-2, -1)")
-        hw = tuple(self.shape(node.args[0])[1:])
-        pool = ir.AvgPool2d(self.name(node) if keepdim else self.fresh(f"{node.name}.pool"), hw,
-                            inputs=(self.value(node.args[0], where),))
         if keepdim:
-            return self.emit(node, pool)
-        self.ops.append(pool)
-        self.emit(node, ir.Flatten(self.name(node), inputs=(pool.name,)))
+            return self.adaptive(node, where, 1)
+        pool = self.put(ir.AvgPool2d(self.fresh(f"{node.name}.pool"),
+                                     tuple(self.shape(node.args[0])[1:]),
+                                     inputs=(self.value(node.args[0], where),)))
+        self.emit(node, ir.Flatten(self.name(node), inputs=(pool,)))
 
     def pad(self, node, where: str, pad, mode, value) -> None:
         """Zero padding per side, kept aside for the Conv2d that reads it."""
