@@ -121,3 +121,28 @@ def test_depthwise_beats_of_a_word(lanes, block, seed):
              if c["cycles"] != c["model_cycles"]]
     assert not wrong, f"seed {seed}: {wrong[:4]}"
     assert any("depthwise=True" in c["layer"] and "pool=True" in c["layer"] for c in rand)
+
+
+def test_product_register(seed):
+    """``product_register``: each MAC product registered once more as it leaves its multiplier,
+    a stage more (4 x 2, depthwise beats and pools among the layers). Bit-exact with idle streams
+    and back-pressure, and every layer alone takes the model's cycles: one more than the same
+    engine without the register."""
+    from hwaccel.generators.conv.config import ConvConfig
+    from hwaccel.generators.conv.perf import pipe_stages
+
+    base = ConvConfig(lanes=4, block=2, max_width=7, max_height=6, max_cin=8, max_cout=8,
+                      max_kernel=3, pool=True, name="k4n2r")
+    cfg = base.with_(product_register=True)
+    assert pipe_stages(cfg) == pipe_stages(base) + 1
+    design = design_for(cfg)
+    rand = run_bench(design, "sim.tb_conv", {"mode": "random", "count": 24, "idle": 0.2,
+                                             "backpressure": 0.3, "batch": 6, "seed": seed},
+                     seed=seed)["cases"]
+    timed = run_bench(design, "sim.tb_conv", {"mode": "timing", "count": 24, "seed": seed},
+                      seed=seed)["cases"]
+    for cases in (rand, timed):
+        assert cases and not [c for c in cases if c["mismatches"]], cases
+    wrong = [(c["layer"], c["cycles"], c["model_cycles"]) for c in timed
+             if c["cycles"] != c["model_cycles"]]
+    assert not wrong, f"seed {seed}: {wrong[:4]}"

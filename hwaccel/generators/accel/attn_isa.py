@@ -253,8 +253,8 @@ def matmul_cycles(cfg, c: dict, *, lead: int | None = None,
     starts in the cycle of B's last read, or at ISSUE if that came earlier (its first word
     ``DMA_FIRST`` later), and the engine's writer stores it from the load state's first cycle
     (``LOAD_START``), so the run phase is :func:`hwaccel.generators.conv.perf.run_timeline`
-    with that first word, and the job ends as any engine job does (``ISSUE_TAIL`` after the
-    last chunk, or ``WRITE_TAIL`` after the writer's last word). ``load cycles`` counts the
+    with that first word, and the job ends as any engine job does (``issue_tail`` cycles after
+    the last chunk, or ``WRITE_TAIL`` after the writer's last word). ``load cycles`` counts the
     beats (``W + blocks``, as a GEMM's load does); ``stall_input`` the writer's wait for A
     (from ``LOAD_START`` to A's first word) and the run's own input stalls."""
     busy = load = stalls = slots = n = 0
@@ -278,10 +278,10 @@ def _matmul_jobs(cfg, c: dict, lead: int | None, solo: bool):
     the cycle the engine takes the last beat."""
     from ..conv.perf import (
         DMA_FIRST,
-        ISSUE_TAIL,
         LOAD_START,
         RUN_START,
         WRITE_TAIL,
+        issue_tail,
         run_timeline,
     )
     from .matmul_checks import GATHER_LEAD
@@ -300,7 +300,7 @@ def _matmul_jobs(cfg, c: dict, lead: int | None, solo: bool):
         start = x + RUN_START - LOAD_START   # the run phase, after the last beat
         tl = run_timeline(cfg.conv, desc, first_word=max(t, 0) + DMA_FIRST - start,
                           write_from=LOAD_START - start)
-        busy = start + max(tl.last_issue + ISSUE_TAIL, tl.last_write + WRITE_TAIL)
+        busy = start + max(tl.last_issue + issue_tail(cfg.conv), tl.last_write + WRITE_TAIL)
         out.append((busy, desc["weight_words"] + desc["blocks"], tl.input_stalls,
                     desc["out_width"] * desc["out_height"] * desc["weight_words"] * cfg.macs,
                     x, desc["blocks"]))

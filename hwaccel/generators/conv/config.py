@@ -43,6 +43,12 @@ class ConvConfig:
         lane are blocks with their output register in use (:func:`hwaccel.hdl.dsp.
         product_register`; the same cycles). ``False`` leaves them multiplies for Yosys to
         map; an accelerator with ``lut_multipliers`` (LUT logic for them) turns it off.
+    product_register : bool
+        Register each MAC product once more as it leaves its multiplier, a stage more in the
+        pipeline (:data:`.perf.PRODUCT_STAGE`): on ECP5 the MULT18X18D's output register feeds
+        a fabric register, so the route from the DSP row to the adder tree that sums a column
+        of products gets a cycle of its own. ``False`` (the default) sums the products straight
+        from the multipliers' output registers.
     name : str
         Preset name (the slug is ``conv_<name>``).
     """
@@ -57,6 +63,7 @@ class ConvConfig:
     max_weight_words: int | None = None
     pool: bool = True
     requant_dsp: bool = True
+    product_register: bool = False
     name: str = "custom"
 
     kind = "conv"
@@ -75,6 +82,7 @@ class ConvConfig:
                       min=self.max_groups * self.max_blocks, max=self.max_blocks * self.max_chunks)
         check_bool("pool", self.pool)
         check_bool("requant_dsp", self.requant_dsp)
+        check_bool("product_register", self.product_register)
         check_name(self.name)
 
     # --- derived sizes -------------------------------------------------------------------------

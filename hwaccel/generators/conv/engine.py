@@ -142,7 +142,7 @@ from .window import depthwise_window
 
 __all__ = ["ConvEngine", "engine_signature", "psum_ports"]
 
-FIFO_DEPTH = 16  # > issue-to-FIFO latency (11), so a ready sink sees one result per cycle
+FIFO_DEPTH = 16  # > issue-to-FIFO latency (11, 12 with product_register): a result a cycle
 
 
 def psum_ports(cfg: ConvConfig) -> dict:
@@ -340,6 +340,14 @@ class ConvEngine(wiring.Component):
             for n in range(B)] for k in range(L)]
         s2m = {k: stage(f"s2m_{k}", v, v.shape()) for k, v in s2.items()}
         s3 = {k: stage(f"s3_{k}", v, v.shape()) for k, v in s2m.items()}
+        goes = [s2m["go"]]
+        if cfg.product_register:
+            # A product register in the fabric (no reset, a data register): its own cycle
+            # for the route from the DSP row to the column's adder tree.
+            prods = [[datum(f"prod_k{k}_n{n}_q", p, p.shape()) for n, p in enumerate(row)]
+                     for k, row in enumerate(prods)]
+            goes.append(s3["go"])
+            s3 = {k: stage(f"s3p_{k}", v, v.shape()) for k, v in s3.items()}
         # The result beat a chunk belongs to: its partial-sum word, read with the parameters
         # in stage 3 (its block, its beat) and registered as they leave the block RAMs, so
         # they arrive with stage 4 from registers.
@@ -403,5 +411,5 @@ class ConvEngine(wiring.Component):
         m.d.comb += issue["credit"].eq(has_credit)
         m.d.sync += [credits.eq(credits - spent + freed),
                      has_credit.eq(Mux(spent & ~freed, credits != 1, has_credit | freed))]
-        return reduce(lambda x, y: x | y, [s0["go"], s1["go"], s2["go"], s2m["go"], s3["go"],
+        return reduce(lambda x, y: x | y, [s0["go"], s1["go"], s2["go"], *goes, s3["go"],
                                            s3s["go"], s4["go"], v5, v6, v7, v8])

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass
 from .config import ConvConfig
 
 __all__ = ["RunTimeline", "run_timeline", "job_cycles", "stream_cycles", "ConvPerf",
-           "layer_perf"]
+           "layer_perf", "pipe_stages", "issue_tail"]
 
 # Inside the accelerator (activations and weights from its DMA, results stored every cycle),
 # counted from the cycle a job starts (the processor's ISSUE state is cycle 0):
@@ -75,10 +75,24 @@ LOAD_START = 2
 #: sums (two: each half of the lanes, then the halves), accumulate, the requantizer's split
 #: product, its rounding add, its shift (the saturation feeds the result FIFO's write).
 PIPE_STAGES = 11
+#: With :attr:`.config.ConvConfig.product_register` the products take a fabric register more.
+PRODUCT_STAGE = 1
 #: From the last chunk's issue to the job's end: the pipeline's stages, the result FIFO and
 #: the store, the job ending in the cycle of its last store (the max-pool stage passes an
 #: unpooled layer's beats through combinationally; the engine is idle from the next cycle).
 ISSUE_TAIL = PIPE_STAGES + 1
+
+
+def pipe_stages(cfg: ConvConfig) -> int:
+    """The pipeline's stages after the issue on ``cfg``'s engine (:data:`PIPE_STAGES`, and
+    :data:`PRODUCT_STAGE` with ``product_register``)."""
+    return PIPE_STAGES + (PRODUCT_STAGE if cfg.product_register else 0)
+
+
+def issue_tail(cfg: ConvConfig) -> int:
+    """From the last chunk's issue to the job's end on ``cfg``'s engine (:data:`ISSUE_TAIL`
+    plus any product stage)."""
+    return pipe_stages(cfg) + 1
 #: A pooled layer's extra tail: the max-pool stage's second stage (its block RAM's read is
 #: registered before the compares) and its output register.
 POOL_STAGE = 2
@@ -224,7 +238,7 @@ def job_cycles(cfg: ConvConfig, desc: dict, *, reuse: bool = False) -> tuple[int
 
     The load phase moves ``weight_words + blocks`` beats, one a cycle (none with ``reuse``: the
     engine holds the weights), the run phase beginning after the weight beats; it ends
-    ``ISSUE_TAIL`` cycles after the last chunk issues (``POOL_STAGE`` more when it pools, one
+    :func:`issue_tail` cycles after the last chunk issues (``POOL_STAGE`` more when it pools, one
     less when the max-pool stage drops the map's odd last row or column: the last result then
     leaves before the last beat is pooled), or ``WRITE_TAIL`` after the writer's last word when
     the writer ends later (a stride that skips the last rows).
@@ -254,7 +268,7 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
     t = run_timeline(cfg, desc, first_word=DMA_FIRST - start, write_from=LOAD_START - start,
                      group_ready=ready)
     drop = bool(desc["pool"] and (desc["out_width"] % 2 or desc["out_height"] % 2))
-    tail = ISSUE_TAIL + (POOL_STAGE if desc["pool"] else 0) - drop
+    tail = issue_tail(cfg) + (POOL_STAGE if desc["pool"] else 0) - drop
     return start + max(t.last_issue + tail, t.last_write + WRITE_TAIL), load, t
 
 
@@ -282,7 +296,8 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     ready = (lambda g: (g + 1) * dwc + 1 - run) if desc["depthwise"] else None
     t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run,   # load from cycle 1
                      group_ready=ready)
-    return run + t.last_issue + STREAM_RESULT + 1
+    result = STREAM_RESULT + pipe_stages(cfg) - PIPE_STAGES   # and the product stage, if any
+    return run + t.last_issue + result + 1
 
 
 @dataclass(frozen=True)
