@@ -1,5 +1,6 @@
 """An accelerator whose conv engine registers each MAC product once more in the fabric
-(``ConvConfig.product_register``, a pipeline stage more): ``tiny_4x2`` with it runs random
+(``ConvConfig.product_register``, a pipeline stage more; with ``lut_multipliers`` and one
+requantizer on DSP blocks, ``requant_dsp_blocks``): ``tiny_4x2`` with it runs random
 programs (convs, pools, GEMMs over several tiles, depthwise groups in two beats, ADDs, AVGPOOLs,
 LSTMs) with the scratchpad equal to the golden interpreter's word for word and every counter
 equal to the cycle model's, which counts each conv-engine job a cycle longer."""
@@ -17,7 +18,9 @@ from hwaccel.generators.accel.perf import program_perf
 from hwaccel.sim.host import HarnessHost
 
 BASE = MODEL_PRESETS["tiny_4x2"]
-REG = BASE.with_(conv=BASE.conv.with_(product_register=True), name="tiny_4x2_preg")
+# as ecp5_128 would have them: LUT multipliers but for one requantizer's on DSP blocks
+REG = BASE.with_(conv=BASE.conv.with_(product_register=True, requant_dsp_blocks=1),
+                 lut_multipliers=True, name="tiny_4x2_preg")
 
 
 @pytest.fixture(scope="module")

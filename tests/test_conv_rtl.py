@@ -125,14 +125,16 @@ def test_depthwise_beats_of_a_word(lanes, block, seed):
 
 def test_product_register(seed):
     """``product_register``: each MAC product registered once more as it leaves its multiplier,
-    a stage more (4 x 2, depthwise beats and pools among the layers). Bit-exact with idle streams
+    a stage more (4 x 2, depthwise beats and pools among the layers; one requantizer a product
+    register, ``requant_dsp_blocks``, the other plain products). Bit-exact with idle streams
     and back-pressure, and every layer alone takes the model's cycles: one more than the same
     engine without the register."""
     from hwaccel.generators.conv.config import ConvConfig
     from hwaccel.generators.conv.perf import pipe_stages
 
     base = ConvConfig(lanes=4, block=2, max_width=7, max_height=6, max_cin=8, max_cout=8,
-                      max_kernel=3, pool=True, name="k4n2r")
+                      max_kernel=3, pool=True, requant_dsp=False, requant_dsp_blocks=1,
+                      name="k4n2r")
     cfg = base.with_(product_register=True)
     assert pipe_stages(cfg) == pipe_stages(base) + 1
     design = design_for(cfg)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS, AccelConfig
+from hwaccel.generators.conv.config import ConvConfig
 from hwaccel.impl.dsp_packing import fits, packing_errors
 from hwaccel.impl.yosys import DSP_ATTR, LUT_MULTIPLIERS
 
@@ -249,3 +250,22 @@ def test_lut_multipliers_turn_the_requantizers_dsp_blocks_off():
     assert PRESETS["ecp5"].conv.requant_dsp
     assert not MODEL_PRESETS["ecp5_144"].conv.requant_dsp
     assert PRESETS["ecp5"].with_(lut_multipliers=True).conv.requant_dsp is False
+
+
+def test_requant_dsp_blocks_put_that_many_requantizers_on_dsp_blocks(tmp_path):
+    """Without ``requant_dsp``, the first ``requant_dsp_blocks`` requantizers are MULT18X18D
+    instances on ECP5 (two each), the others products left to Yosys; 0 (the default) keeps the
+    netlist as it was."""
+    from hwaccel.impl.flow import write_verilog
+    from hwaccel.impl.target import get_target
+
+    base = ConvConfig(lanes=4, block=4, max_width=8, max_height=8, max_cin=8, max_cout=8,
+                      requant_dsp=False, name="rqdsp")
+    counts = []
+    for n in (0, 3, 4):
+        path, _ = write_verilog(base.with_(requant_dsp_blocks=n), get_target("ecp5"), tmp_path,
+                                shell=False)
+        counts.append(path.read_text().count("MULT18X18D "))
+    assert counts == [16, 16 + 6, 16 + 8]
+    with pytest.raises(ValueError, match="requant_dsp_blocks"):
+        base.with_(requant_dsp_blocks=5)

@@ -66,7 +66,8 @@ class AccelConfig:
         the conv engine's int8 x int8 MAC products -- the requantizers, the element-wise
         unit's, the command processor's range checks -- is mapped to LUT logic (Yosys'
         ``booth``, :func:`hwaccel.impl.yosys.run_yosys`) instead of a DSP block, so an ECP5's
-        156 MULT18X18D go to MACs (docs/ecp5-dsp.md). The element-wise unit's AVGPOOL
+        156 MULT18X18D go to MACs (docs/ecp5-dsp.md), and to the requantizers of
+        ``conv.requant_dsp_blocks`` blocks where some are left. The element-wise unit's AVGPOOL
         products keep DSP blocks and take the ADD's first word too
         (:mod:`hwaccel.generators.accel.elt_products`), and its two datapaths share their last
         stages (:mod:`hwaccel.generators.accel.elt_tail`): the RTL's only changes.

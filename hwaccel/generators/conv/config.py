@@ -43,6 +43,10 @@ class ConvConfig:
         lane are blocks with their output register in use (:func:`hwaccel.hdl.dsp.
         product_register`; the same cycles). ``False`` leaves them multiplies for Yosys to
         map; an accelerator with ``lut_multipliers`` (LUT logic for them) turns it off.
+    requant_dsp_blocks : int
+        Without ``requant_dsp``, the requantizers of the first this many of the ``block``
+        output channels still take two MULT18X18D each (the same cycles), the others staying
+        LUT logic: for a part whose MACs leave some DSP blocks free (``ecp5_128``'s 12 of 156).
     product_register : bool
         Register each MAC product once more as it leaves its multiplier, a stage more in the
         pipeline (:data:`.perf.PRODUCT_STAGE`): on ECP5 the MULT18X18D's output register feeds
@@ -63,6 +67,7 @@ class ConvConfig:
     max_weight_words: int | None = None
     pool: bool = True
     requant_dsp: bool = True
+    requant_dsp_blocks: int = 0
     product_register: bool = False
     name: str = "custom"
 
@@ -82,6 +87,7 @@ class ConvConfig:
                       min=self.max_groups * self.max_blocks, max=self.max_blocks * self.max_chunks)
         check_bool("pool", self.pool)
         check_bool("requant_dsp", self.requant_dsp)
+        check_int("requant_dsp_blocks", self.requant_dsp_blocks, min=0, max=self.block)
         check_bool("product_register", self.product_register)
         check_name(self.name)
 

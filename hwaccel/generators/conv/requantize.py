@@ -7,7 +7,9 @@ half up); then saturate into the result FIFO. At the product's width
 (:mod:`hwaccel.generators.rounding`): a shift past it gives 0. With ``requant_dsp`` each half
 is a product register (:func:`.split_product.registered_halves`, what Verilator runs too): on
 a MULT18X18D the block's output register, so no route follows the block in the cycle (a
-third of a placed 13.3 ns path at ef1bf89).
+third of a placed 13.3 ns path at ef1bf89). Without it, ``requant_dsp_blocks`` blocks' halves are
+such product registers all the same, the others products for Yosys to map (LUT logic under
+``lut_multipliers``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ def requantize_stages(m, cfg, platform, accs, mults, shifts, relu, v5, e5, stage
     the engine's control and data registers."""
     B = cfg.block
     halves = [split_product(accs[n], mults[n]) for n in range(B)]
-    if cfg.requant_dsp:
-        lows, highs = zip(*(registered_halves(m, halves[n], accs[n], mults[n],
-                                              platform=platform, name=f"rq_n{n}",
-                                              register=data_register) for n in range(B)))
-    else:
-        lows = [datum(f"rq_lo_n{n}", h.low, h.low.shape()) for n, h in enumerate(halves)]
-        highs = [datum(f"rq_high_n{n}", h.high, h.high.shape()) for n, h in enumerate(halves)]
+    dsp = {n: registered_halves(m, halves[n], accs[n], mults[n], platform=platform,
+                                name=f"rq_n{n}", register=data_register)
+           for n in range(B) if cfg.requant_dsp or n < cfg.requant_dsp_blocks}
+    lows = [dsp[n][0] if n in dsp else datum(f"rq_lo_n{n}", h.low, h.low.shape())
+            for n, h in enumerate(halves)]
+    highs = [dsp[n][1] if n in dsp else datum(f"rq_high_n{n}", h.high, h.high.shape())
+             for n, h in enumerate(halves)]
     shifts6 = [datum(f"s6_shift_n{n}", shifts[n], shifts[n].shape()) for n in range(B)]
     v6, e6 = stage("s6_valid", v5), stage("s6_end", e5)
     terms = [rounding_terms(join_product(lows[n], highs[n], halves[n]), shifts6[n])
