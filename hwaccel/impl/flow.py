@@ -17,6 +17,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from .. import __version__
+from ..config import config_fingerprint
 from ..emit import BANNER
 from ..sim.runner import build_root
 from .nextpnr import run_nextpnr
@@ -161,7 +162,7 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
             yosys_cells=ys.cells,
             notes=list(ys.notes) + [f"nextpnr {flag} {name}" for flag, name in chosen if name],
             seconds=round(time.monotonic() - start, 1), verilog_md5=verilog_md5(path),
-            emitted_with=emitted_with())
+            emitted_with=emitted_with(), config_sha=config_fingerprint(config))
     report.write(report_path)
     return report
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import config_fingerprint
+
 __all__ = ["PLACEMENTS", "ecp5_file", "committed_placements", "placed_report", "placed_fmax"]
 
 #: Placements measured with ``hwaccel synth --target ecp5`` and committed with their source.
@@ -34,20 +36,28 @@ def placed_report(cfg) -> tuple[dict | None, str]:
     """``(report, where)``: the preset's ECP5 implementation report (``hwaccel synth --preset P
     --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), else its committed placement
     (``report`` has ``fmax_mhz`` and ``resources``), else ``(None, why)`` naming the command
-    that places it."""
+    that places it. A report or placement of another config of the same name (its
+    ``config_sha``, :func:`hwaccel.config.config_fingerprint`, differs) is not this one's."""
+    sha = config_fingerprint(cfg)
     path = ecp5_file(cfg)
+    stale = []
     if path.exists():
         rep = json.loads(path.read_text())
-        if rep.get("fmax_mhz"):
+        if rep.get("config_sha", sha) != sha:
+            stale.append(str(path))
+        elif rep.get("fmax_mhz"):
             res = {k: rep.get(k) for k in ("lut", "ff", "dsp", "bram")}
             return ({"fmax_mhz": rep["fmax_mhz"], "resources": res},
                     f"placed Fmax of {path} (nextpnr)")
     committed = committed_placements().get(cfg.slug)
-    if committed:
+    if committed and committed.get("config_sha") != sha:
+        stale.append("hwaccel/impl/data/placements.json")
+    elif committed:
         return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources")},
                 f"placed Fmax committed in hwaccel/impl/data/placements.json: "
                 f"{committed['source']}")
-    return None, (f"not placed: run `hwaccel synth --preset {cfg.name} --target ecp5` "
+    other = f" ({' and '.join(stale)} placed another config of this name)" if stale else ""
+    return None, (f"not placed{other}: run `hwaccel synth --preset {cfg.name} --target ecp5` "
                   f"(writes {path})")
 
 

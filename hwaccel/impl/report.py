@@ -41,6 +41,7 @@ class SynthReport:
     seconds: float = 0.0
     verilog_md5: str | None = None          # the placed netlist (flow.verilog_md5), FPGAs only
     emitted_with: dict = field(default_factory=dict)   # package -> version that emitted it
+    config_sha: str | None = None           # the placed config (hwaccel.config.config_fingerprint)
 
     def to_json(self) -> dict:
         return asdict(self)
