@@ -103,6 +103,12 @@ def test_modelled_rows_name_the_model_and_follow_it(rows):
     else:
         assert fpga.latency_us == pytest.approx(fpga.cycles / fpga.clock_mhz)
         assert "placed Fmax" in fpga.source and fpga.resources
+        seeds = fpga.extra.get("clock_seeds_mhz", {})   # ecp5's three seeds, when committed
+        if len(seeds) >= 3:
+            assert fpga.clock_mhz == seeds["1"]
+            assert fpga.extra["clock_median_mhz"] == sorted(seeds.values())[1]
+            assert fpga.extra["latency_median_us"] == pytest.approx(
+                fpga.cycles / fpga.extra["clock_median_mhz"])
 
 
 def test_energy_is_the_energy_models_on_the_rows_counters(rows):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from hwaccel.bench.accel import _with_latency
-from hwaccel.generators.accel.config import PRESETS
+from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS
 from hwaccel.impl.placed import committed_placements, placed_fmax
 
 CFG = PRESETS["ecp5"]
@@ -31,6 +31,26 @@ def test_without_a_report_the_committed_placement_gives_the_clock(tmp_path, monk
     rows = _with_latency(CFG, [{"cycles": 6000}])
     assert rows[0]["fmax_mhz"] == committed["fmax_mhz"]
     assert rows[0]["latency_us"] == round(6000 / committed["fmax_mhz"], 3)
+
+
+def test_a_committed_clock_is_seed_1s_and_three_seeds_give_a_median(tmp_path, monkeypatch):
+    """The committed clock is nextpnr seed 1's (the figure issue 15 sets the bar with); with
+    three or more seeds of the same netlist the rows carry their median and the latency at it,
+    with fewer None."""
+    monkeypatch.setenv("HWACCEL_BUILD", str(tmp_path))
+    placed = committed_placements()
+    for slug, entry in placed.items():
+        assert entry["seeds"]["1"] == entry["fmax_mhz"], slug
+    seeds = placed[CFG.slug]["seeds"]
+    assert len(seeds) == 3
+    median = sorted(seeds.values())[1]   # ecp5: seeds 1-3
+    rows = _with_latency(CFG, [{"cycles": 6000}])
+    assert rows[0]["fmax_median_mhz"] == median
+    assert rows[0]["latency_us_median"] == round(6000 / median, 3)
+    assert len(placed["accel_ecp5_144"]["seeds"]) == 2
+    rows = _with_latency(MODEL_PRESETS["ecp5_144"], [{"cycles": 6000}])
+    assert rows[0]["latency_us"] is not None
+    assert rows[0]["fmax_median_mhz"] is None and rows[0]["latency_us_median"] is None
 
 
 def test_a_preset_placed_nowhere_gives_none_and_names_the_command(tmp_path, monkeypatch, capsys):

@@ -124,6 +124,11 @@ def fpga_row(cm, model: Modelled, batch: int) -> AdviseRow:
         return AdviseRow(source=MODEL_SOURCE, note=where, **base)
     fmax = placed["fmax_mhz"]
     latency = model.cycles / fmax
+    if placed.get("fmax_median_mhz"):   # three or more seeds of the netlist placed
+        median = placed["fmax_median_mhz"]
+        base["extra"] |= {"clock_median_mhz": median,
+                          "latency_median_us": model.cycles / median,
+                          "clock_seeds_mhz": placed["seeds"]}
     energy, note = _fpga_energy(cfg, model, fmax, placed["resources"])
     source = f"{MODEL_SOURCE} x {where}"
     if energy is not None:

@@ -161,17 +161,21 @@ def _fits(name: str, build):
 def _with_latency(cfg, rows: list[dict]) -> list[dict]:
     """``latency_us`` beside every row's ``cycles`` (``model_cycles`` with ``--model-only``): at
     the preset's placed Fmax (:func:`hwaccel.impl.placed.placed_report`: its own report, else a
-    committed placement), or None (and a note on stderr naming the command) when it has none."""
+    committed placement, nextpnr seed 1's), or None (and a note on stderr naming the command)
+    when it has none; ``latency_us_median`` at the median of three or more seeds' clocks
+    (``fmax_median_mhz``), None with fewer."""
     from ..impl.placed import placed_report
 
     report, where = placed_report(cfg)
     fmax = report["fmax_mhz"] if report else None
+    median = report["fmax_median_mhz"] if report else None
     if fmax is None:
         print(f"hwaccel bench accel: no latency_us for {cfg.slug}: {where}", file=sys.stderr)
     for row in rows:
         cycles = row.get("cycles", row.get("model_cycles"))
-        row["latency_us"] = round(cycles / fmax, 3) if fmax and cycles is not None else None
-        row["fmax_mhz"] = fmax
+        for key, clock in (("latency_us", fmax), ("latency_us_median", median)):
+            row[key] = round(cycles / clock, 3) if clock and cycles is not None else None
+        row["fmax_mhz"], row["fmax_median_mhz"] = fmax, median
     return rows
 
 

@@ -8,11 +8,16 @@ parallel`` (samples a second at the placed clock, DSPs) all read the clock here,
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 from ..config import config_fingerprint
 
-__all__ = ["PLACEMENTS", "ecp5_file", "committed_placements", "placed_report", "placed_fmax"]
+__all__ = ["PLACEMENTS", "ecp5_file", "committed_placements", "placed_report", "placed_fmax",
+           "seed_median", "MEDIAN_SEEDS"]
+
+#: Seeds of one netlist a median of placed clocks needs (the issue's "median of three seeds").
+MEDIAN_SEEDS = 3
 
 #: Placements measured with ``hwaccel synth --target ecp5`` and committed with their source.
 PLACEMENTS = Path(__file__).parent / "data" / "placements.json"
@@ -34,10 +39,12 @@ def committed_placements() -> dict[str, dict]:
 
 def placed_report(cfg) -> tuple[dict | None, str]:
     """``(report, where)``: the preset's ECP5 implementation report (``hwaccel synth --preset P
-    --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), else its committed placement
-    (``report`` has ``fmax_mhz`` and ``resources``), else ``(None, why)`` naming the command
-    that places it. A report or placement of another config of the same name (its
-    ``config_sha``, :func:`hwaccel.config.config_fingerprint`, differs) is not this one's."""
+    --target ecp5`` writes ``build/impl/<slug>-ecp5/report.json``), else its committed placement,
+    else ``(None, why)`` naming the command that places it. ``report`` has ``fmax_mhz``
+    (a committed placement's is nextpnr seed 1's), ``resources``, ``seeds`` (the clock of every
+    seed placed of that netlist) and ``fmax_median_mhz`` (their median, :func:`seed_median`).
+    A report or placement of another config of the same name (its ``config_sha``,
+    :func:`hwaccel.config.config_fingerprint`, differs) is not this one's."""
     sha = config_fingerprint(cfg)
     path = ecp5_file(cfg)
     stale = []
@@ -47,18 +54,26 @@ def placed_report(cfg) -> tuple[dict | None, str]:
             stale.append(str(path))
         elif rep.get("fmax_mhz"):
             res = {k: rep.get(k) for k in ("lut", "ff", "dsp", "bram")}
-            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res},
-                    f"placed Fmax of {path} (nextpnr)")
+            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res, "seeds": {},
+                     "fmax_median_mhz": None}, f"placed Fmax of {path} (nextpnr)")
     committed = committed_placements().get(cfg.slug)
     if committed and committed.get("config_sha") != sha:
         stale.append("hwaccel/impl/data/placements.json")
     elif committed:
-        return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources")},
+        seeds = committed.get("seeds", {})
+        return ({"fmax_mhz": committed["fmax_mhz"], "resources": committed.get("resources"),
+                 "seeds": seeds, "fmax_median_mhz": seed_median(seeds)},
                 f"placed Fmax committed in hwaccel/impl/data/placements.json: "
                 f"{committed['source']}")
     other = f" ({' and '.join(stale)} placed another config of this name)" if stale else ""
     return None, (f"not placed{other}: run `hwaccel synth --preset {cfg.name} --target ecp5` "
                   f"(writes {path})")
+
+
+def seed_median(seeds: dict) -> float | None:
+    """The median of a placement's clocks by nextpnr seed (``{"1": MHz, ...}``, every one of
+    the same netlist), or None with fewer than :data:`MEDIAN_SEEDS` seeds."""
+    return statistics.median(seeds.values()) if len(seeds) >= MEDIAN_SEEDS else None
 
 
 def placed_fmax(cfg) -> float | None:
