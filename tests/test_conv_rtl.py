@@ -108,6 +108,15 @@ def test_depthwise_beats_of_a_word(lanes, block, seed):
     cfg = ConvConfig(lanes=lanes, block=block, max_width=7, max_height=6, max_cin=2 * lanes,
                      max_cout=2 * lanes, max_kernel=3, pool=True, name=f"k{lanes}n{block}")
     assert cfg.dw_beats == lanes // block and cfg.dw_channels == lanes
+    rand, timed = _random_and_timed(cfg, seed)
+    for cases in (rand, timed):
+        assert sum("depthwise=True" in c["layer"] for c in cases) >= 3
+    assert any("depthwise=True" in c["layer"] and "pool=True" in c["layer"] for c in rand)
+
+
+def _random_and_timed(cfg, seed: int) -> tuple[list, list]:
+    """24 random layers with idle streams and back-pressure, and 24 layers each alone: every
+    one bit-exact, and each alone in the model's cycles."""
     design = design_for(cfg)
     rand = run_bench(design, "sim.tb_conv", {"mode": "random", "count": 24, "idle": 0.2,
                                              "backpressure": 0.3, "batch": 6, "seed": seed},
@@ -115,12 +124,11 @@ def test_depthwise_beats_of_a_word(lanes, block, seed):
     timed = run_bench(design, "sim.tb_conv", {"mode": "timing", "count": 24, "seed": seed},
                       seed=seed)["cases"]
     for cases in (rand, timed):
-        assert not [c for c in cases if c["mismatches"]], cases
-        assert sum("depthwise=True" in c["layer"] for c in cases) >= 3
+        assert cases and not [c for c in cases if c["mismatches"]], cases
     wrong = [(c["layer"], c["cycles"], c["model_cycles"]) for c in timed
              if c["cycles"] != c["model_cycles"]]
     assert not wrong, f"seed {seed}: {wrong[:4]}"
-    assert any("depthwise=True" in c["layer"] and "pool=True" in c["layer"] for c in rand)
+    return rand, timed
 
 
 def test_product_register(seed):
@@ -137,14 +145,4 @@ def test_product_register(seed):
                       name="k4n2r")
     cfg = base.with_(product_register=True)
     assert pipe_stages(cfg) == pipe_stages(base) + 1
-    design = design_for(cfg)
-    rand = run_bench(design, "sim.tb_conv", {"mode": "random", "count": 24, "idle": 0.2,
-                                             "backpressure": 0.3, "batch": 6, "seed": seed},
-                     seed=seed)["cases"]
-    timed = run_bench(design, "sim.tb_conv", {"mode": "timing", "count": 24, "seed": seed},
-                      seed=seed)["cases"]
-    for cases in (rand, timed):
-        assert cases and not [c for c in cases if c["mismatches"]], cases
-    wrong = [(c["layer"], c["cycles"], c["model_cycles"]) for c in timed
-             if c["cycles"] != c["model_cycles"]]
-    assert not wrong, f"seed {seed}: {wrong[:4]}"
+    _random_and_timed(cfg, seed)
