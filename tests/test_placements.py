@@ -32,7 +32,7 @@ def test_every_placement_names_its_netlist_and_emitter():
 
 
 def test_another_config_of_a_placed_name_reads_no_clock(tmp_path, monkeypatch):
-    """A preset changed by hand (here ``ecp5_128`` with its products registered) keeps its
+    """A preset changed by hand (here ``ecp5_128`` with its product register toggled) keeps its
     name but not its netlist: neither the committed placement nor a local report of the
     preset as it was gives it a clock, and the reason names them."""
     import json
@@ -41,7 +41,7 @@ def test_another_config_of_a_placed_name_reads_no_clock(tmp_path, monkeypatch):
 
     cfg = config_for("ecp5_128")
     assert placed_report(cfg)[0]["fmax_mhz"] == PLACED[cfg.slug]["fmax_mhz"]
-    other = cfg.with_(conv=cfg.conv.with_(product_register=True))
+    other = cfg.with_(conv=cfg.conv.with_(product_register=not cfg.conv.product_register))
     assert config_fingerprint(other) != config_fingerprint(cfg)
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"fmax_mhz": 99.0, "config_sha": config_fingerprint(cfg)}))
