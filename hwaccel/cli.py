@@ -46,6 +46,14 @@ def _cmd_rtl(args) -> int:
     return 0
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are integers separated by commas, not "
+                                         f"{text!r}") from None
+
+
 def _cmd_synth(args) -> int:
     from .generators import config_for
     from .impl import bitstream, synthesize
@@ -67,10 +75,13 @@ def _cmd_synth(args) -> int:
     if args.bitstream:
         if args.target != "ecp5":
             raise ValueError(f"--bitstream needs --target ecp5, not {args.target!r}")
+        if args.seeds is not None:
+            raise ValueError("--seeds places one netlist several times: not with --bitstream")
         bit, report = bitstream(config, freq_mhz=args.freq, seed=args.seed)
     else:
         bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=args.seed,
-                                       router=args.router, placer=args.placer)
+                                       router=args.router, placer=args.placer,
+                                       seeds=args.seeds, jobs=args.jobs)
     if args.json:
         print(json.dumps(report.to_json() | ({"bitstream": str(bit)} if bit else {}), indent=2))
     else:
@@ -125,6 +136,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="asic: technology node in nm, 45|28|16|7 (default 45)")
     syn.add_argument("--freq", type=float, default=None, help="clock constraint in MHz")
     syn.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    syn.add_argument("--seeds", type=_seed_list, default=None, metavar="N,N,...",
+                     help="place and route one netlist with each seed (the report: the first "
+                          "seed's, with every seed's Fmax and their median from three on)")
+    syn.add_argument("--jobs", type=int, default=1,
+                     help="with --seeds: seeds placed at once (default 1)")
     syn.add_argument("--router", choices=["router1", "router2"], default=None,
                      help="nextpnr's router (default: nextpnr's own, router1)")
     syn.add_argument("--placer", choices=["heap", "static", "sa"], default=None,

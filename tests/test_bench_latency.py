@@ -21,7 +21,13 @@ def test_latency_is_cycles_at_the_reports_fmax(tmp_path, monkeypatch):
     assert placed_fmax(CFG) == 80.0
     rows = _with_latency(CFG, [{"cycles": 4000}, {"model_cycles": 800}, {"cycles": None}])
     assert [r["latency_us"] for r in rows] == [50.0, 10.0, None]
-    assert all(r["fmax_mhz"] == 80.0 for r in rows)
+    assert all(r["fmax_mhz"] == 80.0 and r["fmax_median_mhz"] is None for r in rows)
+    # hwaccel synth --seeds 1,2,3 writes every seed's clock: the rows take their median too
+    (folder / "report.json").write_text(json.dumps(
+        {"fmax_mhz": 80.0, "seed": 1, "seeds": {"1": 80.0, "2": 100.0, "3": 90.0}}))
+    rows = _with_latency(CFG, [{"cycles": 4500}])
+    assert rows[0]["latency_us"] == 56.25 and rows[0]["latency_us_median"] == 50.0
+    assert rows[0]["fmax_median_mhz"] == 90.0
 
 
 def test_without_a_report_the_committed_placement_gives_the_clock(tmp_path, monkeypatch):

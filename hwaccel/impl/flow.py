@@ -10,7 +10,11 @@ does not route -- never leaves a stale report behind.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,7 +97,8 @@ PLACERS = ("heap", "static", "sa")
 
 def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None = None,
                out_dir: Path | str | None = None, seed: int = 1,
-               router: str | None = None, placer: str | None = None) -> SynthReport:
+               router: str | None = None, placer: str | None = None,
+               seeds: Sequence[int] | None = None, jobs: int = 1) -> SynthReport:
     """Synthesize (and on FPGAs place and route) ``config``; returns and writes the report.
 
     Parameters
@@ -115,6 +120,11 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     placer : str, optional
         nextpnr's placer, one of :data:`PLACERS` (default: nextpnr's own, ``heap``); the
         report's ``notes`` name a chosen one.
+    seeds : sequence of int, optional
+        Place and route the one netlist Yosys makes with each of these seeds (in place of
+        ``seed``), each in ``seed<N>/`` of the run folder with its own log, report and SDF,
+        ``jobs`` at a time. The returned report is the first seed's, with ``seeds`` (each
+        seed's Fmax) and ``fmax_median_mhz`` (their median from three seeds on).
 
     Raises
     ------
@@ -131,6 +141,8 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     if t.name == "asic":
         raise ValueError("the asic target has its own flow and report: "
                          "hwaccel.impl.asic.asic_report (or `hwaccel synth --target asic`)")
+    many = seeds is not None
+    seeds = _check_seeds(seeds, jobs, t) if many else [seed]
     folder = impl_folder(config, t, out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     report_path = folder / "report.json"
@@ -144,27 +156,71 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
             preset=config.slug, target=t.name, device=t.device, lut=None, ff=ys.ff, dsp=None,
             bram=None, fmax_mhz=None, critical_path=None, gates=ys.gates,
             yosys_cells=ys.cells, notes=list(ys.notes), seconds=round(time.monotonic() - start, 1))
-    else:
-        freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
-        extra = ("--out-of-context",) if t.out_of_context else ()
-        chosen = [("--placer", placer), ("--router", router)]
-        extra += tuple(a for flag, name in chosen if name is not None for a in (flag, name))
-        pnr = run_nextpnr(ys.netlist, t, folder, freq_mhz=freq, seed=seed, extra=extra)
+        report.write(report_path)
+        return report
+    freq = float(freq_mhz if freq_mhz is not None else t.default_mhz)
+    extra = ("--out-of-context",) if t.out_of_context else ()
+    chosen = [("--placer", placer), ("--router", router)]
+    extra += tuple(a for flag, name in chosen if name is not None for a in (flag, name))
+    notes = list(ys.notes) + [f"nextpnr {flag} {name}" for flag, name in chosen if name]
+
+    def place(n: int) -> SynthReport:
+        where = _seed_folder(folder, ys.netlist, n) if many else folder
+        pnr = run_nextpnr(where / ys.netlist.name, t, where, freq_mhz=freq, seed=n,
+                          extra=extra)
         if pnr.fmax_mhz is None:
             raise ImplError(f"nextpnr reported no Fmax for clock 'clk' of {top} [log: {pnr.log}]")
-        report = SynthReport(
+        rep = SynthReport(
             preset=config.slug, target=t.name, device=t.device, lut=pnr.count(t.lut),
             ff=pnr.count(t.ff) if t.ff else ys.ff, dsp=pnr.count(t.dsp),
             bram=pnr.count(t.bram), fmax_mhz=pnr.fmax_mhz, critical_path=pnr.critical_path,
             constraint_mhz=freq, timing_met=pnr.fmax_mhz >= freq,
             io="out-of-context" if t.out_of_context else "scan shell",
-            available=_available(t, pnr),
-            yosys_cells=ys.cells,
-            notes=list(ys.notes) + [f"nextpnr {flag} {name}" for flag, name in chosen if name],
+            available=_available(t, pnr), yosys_cells=ys.cells, notes=notes,
             seconds=round(time.monotonic() - start, 1), verilog_md5=verilog_md5(path),
-            emitted_with=emitted_with(), config_sha=config_fingerprint(config))
+            emitted_with=emitted_with(), config_sha=config_fingerprint(config), seed=n)
+        if many:
+            rep.write(where / "report.json")
+        return rep
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:   # nextpnr runs as a subprocess
+        reports = list(pool.map(place, seeds))
+    report = reports[0]
+    if many:
+        from .placed import seed_median
+
+        report = replace(report, seeds={str(r.seed): r.fmax_mhz for r in reports},
+                         seconds=round(time.monotonic() - start, 1))
+        report = replace(report, fmax_median_mhz=seed_median(report.seeds))
     report.write(report_path)
     return report
+
+
+def _check_seeds(seeds, jobs, t: Target) -> list[int]:
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(
+            isinstance(n, int) and n >= 0 for n in seeds):
+        raise ValueError(f"seeds must be distinct integers >= 0, not {seeds!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    if t.pnr is None:
+        raise ValueError(f"seeds are nextpnr's: the {t.name} target is not placed and routed")
+    return seeds
+
+
+def _seed_folder(folder: Path, netlist: Path, seed: int) -> Path:
+    """``folder/seed<N>``, with the netlist in it (nextpnr runs there; YoWASP's nextpnr opens
+    no symbolic link out of its folder, so a hard link, else a copy)."""
+    where = folder / f"seed{seed}"
+    where.mkdir(exist_ok=True)
+    copy = where / netlist.name
+    copy.unlink(missing_ok=True)
+    try:
+        os.link(netlist, copy)
+    except OSError:
+        shutil.copyfile(netlist, copy)
+    (where / "report.json").unlink(missing_ok=True)
+    return where
 
 
 def bitstream(config, *, freq_mhz: float | None = None, out_dir: Path | str | None = None,

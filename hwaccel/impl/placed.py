@@ -54,8 +54,9 @@ def placed_report(cfg) -> tuple[dict | None, str]:
             stale.append(str(path))
         elif rep.get("fmax_mhz"):
             res = {k: rep.get(k) for k in ("lut", "ff", "dsp", "bram")}
-            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res, "seeds": {},
-                     "fmax_median_mhz": None}, f"placed Fmax of {path} (nextpnr)")
+            seeds = rep.get("seeds") or {}
+            return ({"fmax_mhz": rep["fmax_mhz"], "resources": res, "seeds": seeds,
+                     "fmax_median_mhz": seed_median(seeds)}, f"placed Fmax of {path} (nextpnr)")
     committed = committed_placements().get(cfg.slug)
     if committed and committed.get("config_sha") != sha:
         stale.append("hwaccel/impl/data/placements.json")

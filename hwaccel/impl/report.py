@@ -42,6 +42,9 @@ class SynthReport:
     verilog_md5: str | None = None          # the placed netlist (flow.verilog_md5), FPGAs only
     emitted_with: dict = field(default_factory=dict)   # package -> version that emitted it
     config_sha: str | None = None           # the placed config (hwaccel.config.config_fingerprint)
+    seed: int | None = None                 # nextpnr's seed for fmax_mhz and the critical path
+    seeds: dict = field(default_factory=dict)   # str(seed) -> Fmax of each seed placed together
+    fmax_median_mhz: float | None = None    # their median, with three or more seeds
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,7 +70,13 @@ def format_report(r: SynthReport) -> str:
         lines.append(f"  LUT {res('lut', r.lut)}   FF {res('ff', r.ff)}   DSP {res('dsp', r.dsp)}"
                      f"   BRAM {res('bram', r.bram)}   I/O: {r.io}")
         met = "met" if r.timing_met else "NOT met"
-        lines.append(f"  Fmax {r.fmax_mhz} MHz (constraint {r.constraint_mhz:g} MHz, {met})")
+        seed = f", nextpnr seed {r.seed}" if r.seed is not None else ""
+        lines.append(f"  Fmax {r.fmax_mhz} MHz (constraint {r.constraint_mhz:g} MHz, {met}{seed})")
+        if r.seeds:
+            median = (f"; median {r.fmax_median_mhz} MHz" if r.fmax_median_mhz is not None
+                      else "")
+            lines.append("  seeds " + ", ".join(f"{k}: {v} MHz" for k, v in r.seeds.items())
+                         + median)
         if r.critical_path:
             cp = r.critical_path
             lines.append(f"  critical path {cp['delay_ns']} ns ({cp['logic_ns']} logic, "
