@@ -101,11 +101,14 @@ def _batchnorm(ops: _Ops, bn: BatchNorm) -> None:
 
     m = bn.module
     prev = ops.ops.get(bn.inputs[0])
-    want = ir.Conv2d if isinstance(m, nn.BatchNorm2d) else ir.Linear
+    # BatchNorm1d of a line (a Conv1d's (C, L), rank 3 as the IR holds it) is a Conv2d's too
+    conv = isinstance(m, nn.BatchNorm2d) or bn.rank == 3
+    want = ir.Conv2d if conv else ir.Linear
     if not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, bn) or (
             want is ir.Linear and bn.rank != 1):
         raise UnsupportedOp(type(m).__name__, bn.where, f"only right after a {want.__name__} "
-                                                        f"(on vectors for BatchNorm1d, no ReLU "
+                                                        f"(BatchNorm1d: on vectors after a "
+                                                        f"Linear, or after a Conv1d; no ReLU "
                                                         f"between, nothing else reading it): it "
                                                         f"is folded into it")
     if m.running_mean is None:

@@ -174,10 +174,10 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
     import torch
 
     dev = torch.device(device)
-    x = torch.as_tensor(np.asarray(x_int, dtype=np.int64), device=dev)
+    x = torch.as_tensor(ir.graph_input(qg, np.asarray(x_int, dtype=np.int64)), device=dev)
     if tuple(x.shape[1:]) != tuple(qg.input_shape):
-        raise ValueError(f"x_int must have shape (batch, {', '.join(map(str, qg.input_shape))}),"
-                         f" not {tuple(x.shape)}")
+        raise ValueError(f"x_int must have shape (batch, {ir.input_text(qg)}), not "
+                         f"{tuple(x.shape)}")
     last = {v: op.name for op in qg.ops for v in op.inputs}
     env = {ir.INPUT: x}
     with torch.no_grad():

@@ -29,8 +29,10 @@ Quantized IR (:class:`QGraph`, made by :mod:`.quantize`)
     kept for :meth:`QGraph.describe`.
 
 Shapes are per sample: ``(C, H, W)`` for an image, ``(F,)`` for a vector, ``(T, F)`` for a
-sequence and ``(T,)`` for token ids. Padding is ``(top, left, bottom, right)``, as the conv
-engine's layer descriptor has it; an int means the same on every side.
+sequence and ``(T,)`` for token ids. A Conv1d model's ``(C, L)`` is the image ``(C, 1, L)``; its
+graph's ``input_view`` keeps the ``(C, L)`` the model takes (:func:`graph_input` reshapes).
+Padding is ``(top, left, bottom, right)``, as the conv engine's layer descriptor has it; an int
+means the same on every side.
 
 The ops live in :mod:`.ir_float`, :mod:`.ir_attention`, :mod:`.ir_quant` and
 :mod:`.ir_attention_q`, the graphs, shapes and MACs in :mod:`.ir_graph`; every name is

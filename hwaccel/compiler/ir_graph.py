@@ -24,7 +24,7 @@ from .ir_float import (
 )
 from .ir_quant import QAdd, QAvgPool, QConv, QEmbedding, QFlatten, QLinear, QLstm, QMaxPool
 
-__all__ = ["Graph", "QGraph", "out_shape", "macs"]
+__all__ = ["Graph", "QGraph", "out_shape", "macs", "graph_input", "input_text"]
 
 
 # --- graphs --------------------------------------------------------------------------------------
@@ -104,6 +104,7 @@ class Graph(_Values):
     ops: tuple
     head: str = "logits"
     output: str = ""
+    input_view: Shape | None = None   # the model's own input shape where it differs (a line)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +120,22 @@ class QGraph(_Values):
     head: str = "logits"
     notes: tuple[str, ...] = field(default=())
     output: str = ""
+    input_view: Shape | None = None   # the model's own input shape where it differs (a line)
+
+
+def graph_input(g, x):
+    """A batch ``x`` of the model's inputs as ``g`` (a :class:`Graph` or :class:`QGraph`) takes
+    them: a Conv1d model's ``(batch, C, L)`` (its ``input_view``) reshaped to ``(batch, C, 1,
+    L)``, the image the IR holds it as (:mod:`.trace_line`); anything else as it is."""
+    view = getattr(g, "input_view", None)
+    if view is not None and tuple(x.shape[1:]) == tuple(view):
+        return x.reshape(len(x), *g.input_shape)
+    return x
+
+
+def input_text(g) -> str:
+    """The per-sample input shape a user gives ``g``, for error messages."""
+    return ", ".join(map(str, g.input_view or g.input_shape))
 
 
 # --- shapes and work -----------------------------------------------------------------------------

@@ -201,9 +201,10 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     :func:`max_batch` searches with); its builder holds no program.
     """
     x_int = np.asarray(x_int, dtype=np.int64)
+    x_int = ir.graph_input(qg, x_int) if x_int.ndim > 1 else x_int
     if x_int.ndim < 1 or tuple(x_int.shape[1:]) != tuple(qg.input_shape) or len(x_int) == 0:
-        raise ValueError(f"x_int must have shape (batch >= 1, {', '.join(map(str, qg.input_shape))}"
-                         f"), not {x_int.shape}")
+        raise ValueError(f"x_int must have shape (batch >= 1, {ir.input_text(qg)}), not "
+                         f"{x_int.shape}")
     lo, hi = (0, len(qg.ops[0].table) - 1) if qg.tokens else (INT8.min, INT8.max)
     if x_int.min() < lo or x_int.max() > hi:
         what = "token ids" if qg.tokens else "int8 values (CompiledModel.quantize_input)"

@@ -124,11 +124,10 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
     it or a weight holds a NaN or an infinity, or if a layer's activations on it do."""
     import torch
 
-    calibration = torch.as_tensor(calibration)
+    calibration = ir.graph_input(graph, torch.as_tensor(calibration))
     if tuple(calibration.shape[1:]) != tuple(graph.input_shape) or len(calibration) == 0:
-        raise ValueError(f"calibration must have shape (batch >= 1, "
-                         f"{', '.join(map(str, graph.input_shape))}), not "
-                         f"{tuple(calibration.shape)}")
+        raise ValueError(f"calibration must have shape (batch >= 1, {ir.input_text(graph)}), "
+                         f"not {tuple(calibration.shape)}")
     check_finite(calibration, what)
     for op in graph.ops:
         _check_weights(op)
@@ -193,7 +192,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
             raise TypeError(f"op must be a float IR op, not {op!r}")
         alias[op.name], scale[op.name] = name, s_out
     return ir.QGraph(graph.input_shape, graph.tokens, s_in, tuple(out), scale[graph.output],
-                     graph.head, output=alias[graph.output])
+                     graph.head, output=alias[graph.output], input_view=graph.input_view)
 
 
 def quantize_input(qg: ir.QGraph, x) -> np.ndarray:
@@ -202,10 +201,9 @@ def quantize_input(qg: ir.QGraph, x) -> np.ndarray:
     array ``[batch, *input_shape]``."""
     if hasattr(x, "detach"):
         x = x.detach().to("cpu").numpy()
-    x = np.asarray(x)
+    x = ir.graph_input(qg, np.asarray(x))
     if tuple(x.shape[1:]) != tuple(qg.input_shape):
-        raise ValueError(f"x must have shape (batch, {', '.join(map(str, qg.input_shape))}), "
-                         f"not {x.shape}")
+        raise ValueError(f"x must have shape (batch, {ir.input_text(qg)}), not {x.shape}")
     if not qg.tokens:
         check_finite(x, "input")
         return quantize_values(x.astype(np.float64), qg.input_scale)

@@ -95,7 +95,7 @@ def _attention_op(op, t, x, *more):
 def _prepare(graph: ir.Graph, x):
     import torch
 
-    x = torch.as_tensor(x)
+    x = ir.graph_input(graph, torch.as_tensor(x))   # a Conv1d model's (C, L) as (C, 1, L)
     return x.to(torch.int64) if graph.tokens else x.to(torch.float64)
 
 

@@ -73,7 +73,8 @@ def saturation(qg: ir.QGraph, x, batch: int = 256) -> list[Clipped]:
     x_int = quantize_input(qg, x)  # checks shape, finiteness and token ids
     out = []
     if not qg.tokens:
-        xf = x.detach().to("cpu").numpy() if hasattr(x, "detach") else np.asarray(x)
+        xf = ir.graph_input(qg, x.detach().to("cpu").numpy() if hasattr(x, "detach")
+                            else np.asarray(x))
         exact = quantize_values(xf.astype(np.float64), qg.input_scale, INT32)
         out.append(Clipped("input", int(exact.size), int((exact > INT8.max).sum()),
                            int((exact < INT8.min).sum())))

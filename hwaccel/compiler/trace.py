@@ -4,7 +4,8 @@ The model is traced symbolically (``torch.fx.symbolic_trace``), its per-node sha
 running ``example`` through the traced graph (a ``torch.fx.Interpreter``), and the nodes are read
 in order into a DAG of IR ops over named values (:mod:`.ir`). Every node is either mapped exactly or
 refused with :class:`UnsupportedOp`, which names the op, the node and module path, and what is
-supported: nothing is approximated. ``F.pad`` and ``nn.ZeroPad2d`` (zeros, per side) become the
+supported: nothing is approximated. A Conv1d model's ``(C, L)`` values are one-row images
+(:mod:`.trace_line`). ``F.pad`` and ``nn.ZeroPad2d`` (zeros, per side) become the
 padding of the Conv2d that reads them; ReLU is fused into the Conv2d, Linear or add before it
 (through MaxPool2d and Flatten, which commute with it), batch norms into the layer before them
 and ``out[:, -1]`` / ``h_n[-1]`` into the LSTM before them, each only when nothing else reads
@@ -33,6 +34,7 @@ from .errors import SUPPORTED, UnsupportedOp, check_parameters
 from .fold import BatchNorm, Relu, fold
 from .trace_attention import Const, TransformerReaders
 from .trace_layout import Cols, Heads, LayoutReaders, Masked
+from .trace_line import LineReaders
 from .trace_ops import Head, LayerReaders, Pad, np_of
 
 __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
@@ -49,7 +51,7 @@ def _args(node, names: tuple[str, ...], defaults: dict) -> dict:
 _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"}
 
 
-class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
+class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
     """Reads a traced graph node by node into IR ops (and :mod:`.fold`'s markers)."""
 
     def __init__(self, gm):
@@ -58,6 +60,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
         self.env: dict = {}            # fx node -> value name, Pad, Head or a role
         self.lstm_of: dict = {}        # fx node -> (role, the LSTM's value name)
         self.input_shape: tuple = ()
+        self.input_view: tuple | None = None   # the model's (C, L) when its input is a line
+        self.lines: set = set()        # fx nodes of (C, L) values held as (C, 1, L) images
         self.tokens = False
         self.head = "logits"
         self.output = ""
@@ -75,11 +79,6 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
             name = f"{base}#{k}"
         self.names.add(name)
         return name
-
-    @staticmethod
-    def shape(node) -> tuple:
-        meta = node.meta.get("tensor_meta")
-        return tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
 
     def resolve(self, arg, where: str):
         """What ``env`` holds for ``arg``, a softmax over the rows of a (tokens, tokens) value
@@ -137,7 +136,9 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
         m = self.modules[node.target]
         where = f"{node.name} (module {node.target!r}, {type(m).__name__})"
         check_parameters(m, node.target)  # before any of them is folded, scaled or quantized
-        if isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)):
+        if self.line_module(node, where, m):   # Conv1d and the 1-d pools (:mod:`.trace_line`)
+            pass
+        elif isinstance(m, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)):
             self.alias(node, where)
         elif isinstance(m, nn.ReLU):
             self.unary(node, where, lambda name: Relu(name, where))
@@ -270,6 +271,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
             self.alias(node, where)
         elif t == "contiguous":
             self.alias(node, where)
+        elif self.line_call(node, where, name, lambda names, d: _args(node, names, d)):
+            pass
         elif name in _HEADS and t in (torch.softmax, torch.log_softmax, torch.argmax,
                                       F.softmax, F.log_softmax, "softmax", "log_softmax",
                                       "argmax"):
@@ -294,6 +297,9 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
                 self.env[node] = ir.INPUT
                 self.input_shape = tuple(meta.shape[1:])
                 self.tokens = not meta.dtype.is_floating_point
+                if not self.tokens and len(self.input_shape) == 2 and self.input_is_line(node):
+                    self.lines.add(node)   # a Conv1d model's (C, L) input, held as (C, 1, L)
+                    self.input_view, self.input_shape = self.input_shape, self.shape(node)
             elif "constant" in node.meta:  # computed from parameters and shapes only
                 c = node.meta["constant"]
                 if hasattr(c, "detach"):
@@ -303,8 +309,10 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
                 else:
                     self.lstm_of[node] = ("size", None)  # a shape or a number
             elif node.op == "call_module":
+                self.mark_line(node)
                 self.module(node)
             elif node.op in ("call_function", "call_method"):
+                self.mark_line(node)
                 self.call(node)
             elif node.op == "output":
                 out = self.env.get(node.args[0]) if hasattr(node.args[0], "users") else None
@@ -327,7 +335,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders):
         if self.tokens and not isinstance(ops[0], ir.Embedding):  # the host gathers first
             ops.remove(first[0])
             ops.insert(0, first[0])
-        return ir.Graph(self.input_shape, self.tokens, tuple(ops), self.head, output)
+        return ir.Graph(self.input_shape, self.tokens, tuple(ops), self.head, output,
+                        input_view=self.input_view)
 
 
 def _propagate_class():

@@ -332,6 +332,8 @@ class LayoutReaders:
     def token_mean(self, node, where: str) -> None:
         a = self.kwarg(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
         shape = self.shape(node.args[0])
+        if node.args[0] in self.lines:   # a Conv1d model's (C, L): the mean over its length
+            return self.line_mean(node, where, a["dim"], a["keepdim"])
         if len(shape) == 3:  # an image's mean over its height and width: the global average
             return self.spatial_mean(node, where, a["dim"], a["keepdim"])
         if len(shape) != 2 or a["dim"] not in (1, -2, (1,), (-2,)) or a["keepdim"]:

@@ -50,7 +50,8 @@ class LayerReaders:
     """Readers of one layer each; ``self`` is a :class:`~.trace._Reader`."""
 
     def image(self, node, where: str, what: str) -> None:
-        """Refuse ``what`` unless its input is a batch of ``(C, H, W)`` images."""
+        """Refuse ``what`` unless its input is a batch of ``(C, H, W)`` images (a line's
+        ``(C, 1, L)`` among them, :mod:`.trace_line`)."""
         shape = self.shape(node.args[0])
         if len(shape) != 3:
             raise UnsupportedOp(what, where, f"on a per-sample shape {shape}; it takes "
@@ -91,7 +92,7 @@ class LayerReaders:
         self.unary(node, where, lambda name: Relu(name, where,
                                                   cap=None if high is None else float(high)))
 
-    def avgpool(self, node, where: str, a: dict) -> None:
+    def avgpool(self, node, where: str, a: dict, what: str = "AvgPool2d") -> None:
         """``AvgPool2d`` with stride = kernel and no padding (floor mode)."""
         k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
         bad = {n: v for n, v, ok in (("stride", a["stride"], s == k),
@@ -100,20 +101,20 @@ class LayerReaders:
                                      ("divisor_override", a["divisor_override"],
                                       a["divisor_override"] is None)) if not ok}
         if bad:
-            raise UnsupportedOp("AvgPool2d attribute", where,
+            raise UnsupportedOp(f"{what} attribute", where,
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items())
                                 + " (only stride = kernel_size, no padding, floor mode)")
-        self.image(node, where, "AvgPool2d")
+        self.image(node, where, what)
         self.unary(node, where, lambda name: ir.AvgPool2d(name, tuple(int(v) for v in k)))
 
-    def adaptive(self, node, where: str, size) -> None:
+    def adaptive(self, node, where: str, size, what: str = "AdaptiveAvgPool2d") -> None:
         """``AdaptiveAvgPool2d`` to a size that divides the map: an average over equal
         windows (1 is the global average)."""
-        self.image(node, where, "AdaptiveAvgPool2d")
+        self.image(node, where, what)
         hw = self.shape(node.args[0])[1:]
         out = [n if o is None else o for o, n in zip(pair(size), hw)]
         if any(n % o for n, o in zip(hw, out)):
-            raise UnsupportedOp("AdaptiveAvgPool2d attribute", where,
+            raise UnsupportedOp(f"{what} attribute", where,
                                 f"output_size={size!r} on a {hw[0]}x{hw[1]} map; only sizes "
                                 f"that divide the map (equal windows)")
         self.unary(node, where, lambda name: ir.AvgPool2d(
@@ -180,7 +181,7 @@ class LayerReaders:
         rows = kind == "softmax" and len(shape) == 2
         self.env[node] = Head(kind, self.value(node.args[0], where), rows, node.name)
 
-    def conv(self, node, where: str, m) -> None:
+    def conv(self, node, where: str, m, what: str = "Conv2d") -> None:
         k, s = pair(m.kernel_size), pair(m.stride)
         src = self.env.get(node.args[0])
         folded = src.pads if isinstance(src, Pad) else (0, 0, 0, 0)
@@ -200,10 +201,10 @@ class LayerReaders:
         bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
         if bad:
             more = f" (with the padding before it folded in: {pads})" if any(folded) else ""
-            raise UnsupportedOp("Conv2d attribute", where, ", ".join(bad) + more + "; strides "
+            raise UnsupportedOp(f"{what} attribute", where, ", ".join(bad) + more + "; strides "
                                 "1 or 2, groups 1 or in = out channels (depthwise), padding "
                                 "below the kernel on each axis")
-        self.image(node, where, "Conv2d")
+        self.image(node, where, what)
         inp = src.value if isinstance(src, Pad) else self.value(node.args[0], where)
         bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         self.emit(node, ir.Conv2d(self.name(node), np_of(m.weight), bias, ir.squash(s),

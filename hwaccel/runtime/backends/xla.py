@@ -124,7 +124,7 @@ class XlaBackend:
         jax = _jax()
         device = self.check()
         graph = compiled.graph
-        x = np.asarray(x.numpy() if hasattr(x, "numpy") else x)
+        x = ir.graph_input(graph, np.asarray(x.numpy() if hasattr(x, "numpy") else x))
         x = x.astype(np.int32 if graph.tokens else np.float32)
         fn = build_function(graph)
         size = min(batch, len(x))

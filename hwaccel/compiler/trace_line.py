@@ -1,0 +1,136 @@
+"""The tracer's readers of 1-d convolution models (``nn.Conv1d`` over ``(channels, length)``):
+a *line* is a ``(C, L)`` value the IR holds as the image ``(C, 1, L)``, so a Conv1d is a Conv2d
+with a ``1 x k`` kernel, and pools, batch norms, adds, flattens and global averages of lines are
+the image ops they already are. A mixin of :class:`hwaccel.compiler.trace._Reader`.
+
+The model's input is a line when a Conv1d reads it (straight, or through batch norms, ReLUs,
+dropout and zero padding): the graph's ``input_shape`` is then ``(C, 1, L)`` and its
+``input_view`` the ``(C, L)`` the model takes, which :func:`hwaccel.compiler.ir.graph_input`
+reshapes (no data moves: the host packs the input as the image it is). A value is a line when
+it is 2-d per sample and computed from a line: Conv1d's and a 1-d pool's outputs, a batch norm,
+ReLU or add of lines. A sequence (``(steps, features)``, an LSTM's input) is never a line: a
+line read as one, or a sequence read by a Conv1d, is refused with both named.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from .errors import UnsupportedOp
+
+__all__ = ["LineReaders"]
+
+#: Modules a line passes through on its way from the model's input to a Conv1d.
+_THROUGH = ("BatchNorm1d", "ReLU", "Dropout", "Dropout1d", "Identity", "ConstantPad1d",
+            "ZeroPad1d")
+
+
+class LineReaders:
+    """Readers of 1-d layers; ``self`` is a :class:`~.trace._Reader` (``self.lines``)."""
+
+    def shape(self, node) -> tuple:
+        """``node``'s per-sample shape as the IR holds it: a line's ``(C, L)`` as ``(C, 1,
+        L)``."""
+        meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
+        shape = tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
+        return (shape[0], 1, shape[1]) if node in self.lines else shape
+
+    def input_is_line(self, node) -> bool:
+        """Whether a Conv1d reads the model's input ``node`` (through :data:`_THROUGH`)."""
+        todo, seen = list(node.users), set()
+        while todo:
+            user = todo.pop()
+            if user in seen:
+                continue
+            seen.add(user)
+            kind = type(self.modules.get(user.target)).__name__ if \
+                user.op == "call_module" else getattr(user.target, "__name__", user.target)
+            if kind == "Conv1d":
+                return True
+            if kind in _THROUGH or kind in ("relu", "pad"):
+                todo += list(user.users)
+        return False
+
+    def mark_line(self, node) -> None:
+        """Make ``node`` a line when it is 2-d per sample and reads one."""
+        meta = node.meta.get("tensor_meta")
+        if hasattr(meta, "shape") and len(meta.shape) == 3 and any(
+                a in self.lines for a in node.all_input_nodes):
+            self.lines.add(node)
+
+    def line_module(self, node, where: str, m) -> bool:
+        """Read ``m`` if it is a 1-d layer (and return True)."""
+        name = type(m).__name__
+        if name == "Conv1d":
+            self.conv1d(node, where, m)
+        elif name == "MaxPool1d":
+            self.no_maxpool1d(where)
+        elif name == "AvgPool1d":
+            self.avgpool1d(node, where, m.kernel_size, m.stride, m.padding, m.ceil_mode)
+        elif name == "AdaptiveAvgPool1d":
+            self.adaptive1d(node, where, m.output_size)
+        else:
+            return False
+        return True
+
+    def line_call(self, node, where: str, name: str, args) -> bool:
+        """Read the function ``name`` if it is a 1-d pool (and return True); ``args(names,
+        defaults)`` reads its arguments."""
+        if name == "max_pool1d":
+            self.no_maxpool1d(where)
+        elif name == "avg_pool1d":
+            a = args(("input", "kernel_size", "stride", "padding", "ceil_mode"),
+                     {"stride": None, "padding": 0, "ceil_mode": False})
+            self.avgpool1d(node, where, a["kernel_size"], a["stride"], a["padding"],
+                           a["ceil_mode"])
+        elif name == "adaptive_avg_pool1d":
+            self.adaptive1d(node, where, args(("input", "output_size"), {})["output_size"])
+        else:
+            return False
+        return True
+
+    def line_only(self, node, where: str, what: str) -> None:
+        """Refuse the 1-d layer ``what`` unless its input is a line."""
+        src = node.args[0]
+        if src not in self.lines:
+            raise UnsupportedOp(what, where, f"on a per-sample shape {self.shape(src)}; it "
+                                             f"takes (channels, length) from the model's input "
+                                             f"or another Conv1d")
+
+    def conv1d(self, node, where: str, m) -> None:
+        """A Conv2d of kernel ``1 x k`` over the line as a ``(C, 1, L)`` image."""
+        self.line_only(node, where, "Conv1d")
+        pad = m.padding if isinstance(m.padding, str) else (0, m.padding[0])
+        shim = SimpleNamespace(
+            kernel_size=(1, m.kernel_size[0]), stride=(1, m.stride[0]), padding=pad,
+            dilation=(1, m.dilation[0]), groups=m.groups, in_channels=m.in_channels,
+            out_channels=m.out_channels, padding_mode=m.padding_mode,
+            weight=m.weight.unsqueeze(2), bias=m.bias)
+        self.conv(node, where, shim, what="Conv1d")
+
+    def no_maxpool1d(self, where: str) -> None:
+        raise UnsupportedOp("MaxPool1d", where, "the max-pool stage takes 2 x 2 windows of an "
+                                                "image, and a line has one row; a Conv1d of "
+                                                "stride 2 or AvgPool1d downsamples a line")
+
+    def avgpool1d(self, node, where: str, kernel, stride, padding, ceil_mode) -> None:
+        self.line_only(node, where, "AvgPool1d")
+        k = kernel[0] if isinstance(kernel, (tuple, list)) else kernel
+        s = k if stride is None else (stride[0] if isinstance(stride, (tuple, list)) else stride)
+        p = padding[0] if isinstance(padding, (tuple, list)) else padding
+        self.avgpool(node, where, {"kernel_size": (1, k), "stride": (1, s), "padding": (0, p),
+                                   "ceil_mode": ceil_mode, "divisor_override": None},
+                     what="AvgPool1d")
+
+    def adaptive1d(self, node, where: str, size) -> None:
+        self.line_only(node, where, "AdaptiveAvgPool1d")
+        n = size[0] if isinstance(size, (tuple, list)) else size
+        self.adaptive(node, where, (1, n), what="AdaptiveAvgPool1d")
+
+    def line_mean(self, node, where: str, dim, keepdim: bool) -> None:
+        """``x.mean(-1)`` of a line: its global average (``AdaptiveAvgPool1d(1)``)."""
+        dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
+        if len(dims) != 1 or not isinstance(dims[0], int) or dims[0] % 3 != 2:
+            raise UnsupportedOp("mean", where, f"dim={dim!r} on a (channels, length) line; "
+                                               f"only the mean over its length, dim=-1 or 2")
+        self.spatial_mean(node, where, (2, 3), keepdim)

@@ -1,0 +1,144 @@
+"""1-d convolution models (``nn.Conv1d`` over ``(channels, length)``, the keyword-spotting shape):
+the IR holds a line as a ``(C, 1, L)`` image (:mod:`hwaccel.compiler.trace_line`), so a Conv1d
+is a Conv2d of a ``1 x k`` kernel and BatchNorm1d, ReLU, AvgPool1d, AdaptiveAvgPool1d, adds and
+``x.mean(-1)`` are the image ops. Traced faithfully, golden equal to the integer twin, the RTL
+equal to golden; what has no hardware (MaxPool1d) or no meaning (a Conv1d over a sequence) is
+refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.trace import trace
+
+
+class KeywordNet(nn.Module):
+    """MFCC-like (10, 40) input: a conv with batch norm, a depthwise-separable block (stride 2),
+    a residual add, a 1-d average pool and the mean over the length into a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(10, 16, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm1d(16)
+        self.dw = nn.Conv1d(16, 16, 3, stride=2, padding=1, groups=16)
+        self.pw = nn.Conv1d(16, 16, 1)
+        self.res = nn.Conv1d(16, 16, 3, padding="same")
+        self.pool = nn.AvgPool1d(2)
+        self.fc = nn.Linear(16, 12)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.c1(x)))
+        x = F.relu(self.pw(F.relu(self.dw(x))))
+        x = F.relu(x + self.res(x))
+        return self.fc(self.pool(x).mean(-1))
+
+
+def _model(cls=KeywordNet, seed=0):
+    torch.manual_seed(seed)
+    model = cls().eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def test_a_conv1d_model_traces_to_image_ops_of_one_row():
+    model = _model()
+    x = torch.randn(3, 10, 40, generator=torch.Generator().manual_seed(1))
+    graph = trace(model, x)
+    assert graph.input_shape == (10, 1, 40) and graph.input_view == (10, 40)
+    convs = [op for op in graph.ops if isinstance(op, ir.Conv2d)]
+    assert [op.weight.shape[2:] for op in convs] == [(1, 3), (1, 3), (1, 1), (1, 3)]
+    assert convs[1].groups == 16 and ir.out_shape(convs[1], (16, 1, 40)) == (16, 1, 20)
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_golden_equals_the_twin_and_the_float_model_closely():
+    model = _model()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 10, 40, generator=gen)
+    cm = hwaccel.compile(model, x[:2], preset="ecp5", calibration=x)
+    x_int = cm.quantize_input(x[:8])
+    assert x_int.shape == (8, 10, 1, 40)
+    gold = cm.execute("golden", x[:8])
+    twin = cm.int8_forward(x_int)
+    np.testing.assert_array_equal(gold.int_logits, twin)
+    assert np.count_nonzero(twin) > twin.size // 4
+    with torch.no_grad():
+        ref = model(x[:8]).numpy()
+    err = np.abs(twin * cm.qgraph.output_scale - ref).max()
+    assert err < 0.05 * np.abs(ref).max(), err
+    # the float IR on XLA takes the (C, L) input too, and the twin the ints as (C, L)
+    np.testing.assert_allclose(cm.run("xla", x[:8]), ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(cm.int8_forward(x_int.reshape(8, 10, 40)), twin)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 10, 40\)"):
+        cm.quantize_input(x[:2, :, :30])
+
+
+class Small(nn.Module):
+    """Fits ``tiny`` (8 x 8 maps): functional pools, and the length pooled to one."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(4, 8, 3, padding=1)
+        self.dw = nn.Conv1d(8, 8, 3, stride=2, padding=1, groups=8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = F.avg_pool1d(F.relu(self.c(x)), 2, 2)
+        x = F.relu(self.dw(F.pad(x, (0, 0))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool1d(x, 1), 1))
+
+
+def test_the_rtl_runs_a_conv1d_model_bit_exact():
+    model = _model(Small)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 4, 8, generator=gen)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    gold = cm.execute("golden", x[:3])
+    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x[:3])))
+    np.testing.assert_array_equal(cm.execute("rtl", x[:3]).int_logits, gold.int_logits)
+
+
+class Pooled(nn.Module):
+    def __init__(self, pool):
+        super().__init__()
+        self.c = nn.Conv1d(4, 8, 3, padding=1, dilation=1)
+        self.pool = pool
+
+    def forward(self, x):
+        return self.pool(self.c(x))
+
+
+class Recurrent(nn.Module):
+    """An LSTM's every step (a sequence, not a line) into a Conv1d."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+        self.c = nn.Conv1d(6, 6, 3)
+
+    def forward(self, x):
+        return self.c(self.lstm(x)[0])
+
+
+@pytest.mark.parametrize("model, shape, match", [
+    (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d at .*takes 2 x 2 windows of an image"),
+    (Pooled(nn.AvgPool1d(2, stride=1)), (4, 8), r"AvgPool1d attribute .*stride="),
+    (nn.Sequential(nn.Conv1d(4, 8, 3, dilation=2)), (4, 8), r"Conv1d attribute .*dilation"),
+    (Recurrent(), (6, 4), r"Conv1d at .*per-sample shape \(6, 8\); it takes \(channels, "
+                          r"length\)"),
+], ids=["maxpool1d", "avgpool1d-stride", "dilation", "over-a-sequence"])
+def test_what_has_no_hardware_is_named(model, shape, match):
+    with pytest.raises(UnsupportedOp, match=match):
+        hwaccel.compile(model.eval(), torch.randn(2, *shape), preset="tiny")
