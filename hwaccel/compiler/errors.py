@@ -37,7 +37,8 @@ SUPPORTED = (
     "out[:, -1] or h_n[-1]; layers of any sizes up to the preset's LSTM cell)",
     "Embedding (on the token-id input)",
     "Dropout and Identity (no-ops in eval mode)",
-    "softmax / log_softmax / argmax over the last dimension, last (run on the host)",
+    "softmax / log_softmax / argmax over the last dimension, or sigmoid (nn.Sigmoid, "
+    "torch.sigmoid, F.sigmoid), last (run on the host)",
     # attention: traced and run in float (compile() refuses them until the quantizer takes them)
     "TransformerEncoder / TransformerEncoderLayer (batch_first, norm_first either way, relu or "
     "gelu) and MultiheadAttention as self-attention (batch_first, no bias_k/bias_v, no zero "

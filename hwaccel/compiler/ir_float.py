@@ -17,7 +17,7 @@ Shape = tuple[int, ...]
 #: The name of the model's input value.
 INPUT = "input"
 #: What the host does with the output value; the accelerator always produces the logits.
-HEADS = ("logits", "softmax", "log_softmax", "argmax")
+HEADS = ("logits", "softmax", "log_softmax", "argmax", "sigmoid")
 
 
 def pair(v) -> tuple[int, int]:

@@ -217,12 +217,15 @@ def quantize_input(qg: ir.QGraph, x) -> np.ndarray:
 
 
 def apply_head(head: str, logits: np.ndarray) -> np.ndarray:
-    """The host's last step: ``logits`` unchanged, softmax, log-softmax or argmax (last axis)."""
+    """The host's last step: ``logits`` unchanged, softmax, log-softmax or argmax (last axis),
+    or the logistic sigmoid of each."""
     z = np.asarray(logits, dtype=np.float64)
     if head == "logits":
         return z
     if head == "argmax":
         return z.argmax(axis=-1)
+    if head == "sigmoid":
+        return np.exp(-np.logaddexp(0.0, -z))   # 1 / (1 + e^-z), no overflow for large |z|
     shifted = z - z.max(axis=-1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     if head == "log_softmax":

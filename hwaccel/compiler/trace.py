@@ -193,6 +193,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             self.layernorm(node, where, m)
         elif isinstance(m, nn.GELU):
             self.gelu(node, where, m.approximate)
+        elif isinstance(m, nn.Sigmoid):
+            self.set_head(node, where, "sigmoid", -1)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
             self.set_head(node, where, "softmax" if isinstance(m, nn.Softmax) else "log_softmax",
                           m.dim)
@@ -273,6 +275,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             self.alias(node, where)
         elif self.line_call(node, where, name, lambda names, d: _args(node, names, d)):
             pass
+        elif name == "sigmoid" and t in (torch.sigmoid, F.sigmoid, "sigmoid"):
+            self.set_head(node, where, "sigmoid", -1)
         elif name in _HEADS and t in (torch.softmax, torch.log_softmax, torch.argmax,
                                       F.softmax, F.log_softmax, "softmax", "log_softmax",
                                       "argmax"):
