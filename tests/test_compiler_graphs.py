@@ -226,3 +226,27 @@ def test_a_mean_over_one_image_axis_is_named():
                        match=r"dim=2 on a \(channels, height, width\) image; only the mean "
                              r"over height and width"):
         hwaccel.compile(model.eval(), torch.randn(2, 3, 6, 6), preset="tiny")
+
+
+def test_an_average_over_more_than_the_unit_takes_runs_as_two_pools():
+    """A global average over 16 x 16 = 256 values on ``ecp5`` (AVGPOOL averages at most 128):
+    the rows' pool then the columns' (:mod:`hwaccel.compiler.split_pools`), the same float
+    function, golden equal to the twin; ``default`` (1,024) keeps one pool, and a window with a
+    side over the limit stays whole for lowering to name."""
+    from hwaccel.compiler.split_pools import split_averages
+
+    torch.manual_seed(0)
+    model = MeanHead(nn.AdaptiveAvgPool2d(1)).eval()
+    x = torch.randn(32, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    cm = hwaccel.compile(model, x[:2], preset="ecp5", calibration=x)
+    pools = [op for op in cm.graph.ops if isinstance(op, ir.AvgPool2d)]
+    assert [(op.name, op.kernel) for op in pools] == [("mean.rows", (1, 16)), ("mean", (16, 1))]
+    one = hwaccel.compile(model, x[:2], preset="default", calibration=x)
+    with torch.no_grad():
+        ref = model.double()(x[:4].double())
+    torch.testing.assert_close(float_forward(cm.graph, x[:4]), ref, rtol=1e-9, atol=1e-12)
+    x_int = cm.quantize_input(x[:4])
+    np.testing.assert_array_equal(golden(cm, x_int), cm.int8_forward(x_int))
+    assert [op.kernel for op in one.graph.ops if isinstance(op, ir.AvgPool2d)] == [(16, 16)]
+    tall = ir.Graph((3, 200, 2), False, (ir.AvgPool2d("p", (200, 2)),))
+    assert split_averages(tall, 128) is tall
