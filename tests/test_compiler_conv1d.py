@@ -132,13 +132,27 @@ class Recurrent(nn.Module):
         return self.c(self.lstm(x)[0])
 
 
+class ConvThenLstm(nn.Module):
+    """A Conv1d's (channels, length) straight into an LSTM (which reads it as (steps, features):
+    channels as steps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(4, 6, 3, padding=1)
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(self.c(x))[0][:, -1]
+
+
 @pytest.mark.parametrize("model, shape, match", [
     (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d at .*takes 2 x 2 windows of an image"),
     (Pooled(nn.AvgPool1d(2, stride=1)), (4, 8), r"AvgPool1d attribute .*stride="),
     (nn.Sequential(nn.Conv1d(4, 8, 3, dilation=2)), (4, 8), r"Conv1d attribute .*dilation"),
     (Recurrent(), (6, 4), r"Conv1d at .*per-sample shape \(6, 8\); it takes \(channels, "
                           r"length\)"),
-], ids=["maxpool1d", "avgpool1d-stride", "dilation", "over-a-sequence"])
+    (ConvThenLstm(), (4, 8), r"LSTM at .*over a Conv1d's \(channels, length\) output"),
+], ids=["maxpool1d", "avgpool1d-stride", "dilation", "over-a-sequence", "into-an-lstm"])
 def test_what_has_no_hardware_is_named(model, shape, match):
     with pytest.raises(UnsupportedOp, match=match):
         hwaccel.compile(model.eval(), torch.randn(2, *shape), preset="tiny")

@@ -219,6 +219,9 @@ class LayerReaders:
             bad.append("an initial state (h0, c0); the cell starts from zero")
         if bad:
             raise UnsupportedOp("LSTM attribute", where, ", ".join(bad))
+        if node.args[0] in self.lines:
+            raise UnsupportedOp("LSTM", where, "over a Conv1d's (channels, length) output; it "
+                                               "takes (steps, features), the other axis order")
         if len(self.shape(node.args[0])) != 2:
             raise UnsupportedOp("LSTM", where, f"on a per-sample shape "
                                 f"{self.shape(node.args[0])}; it takes a (steps, features) input")
