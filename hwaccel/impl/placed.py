@@ -44,7 +44,8 @@ def placed_report(cfg) -> tuple[dict | None, str]:
     (a committed placement's is nextpnr seed 1's), ``resources``, ``seeds`` (the clock of every
     seed placed of that netlist) and ``fmax_median_mhz`` (their median, :func:`seed_median`).
     A report or placement of another config of the same name (its ``config_sha``,
-    :func:`hwaccel.config.config_fingerprint`, differs) is not this one's."""
+    :func:`hwaccel.config.config_fingerprint`, differs) is not this one's; a local report
+    written before reports carried ``config_sha`` is taken as it is."""
     sha = config_fingerprint(cfg)
     path = ecp5_file(cfg)
     stale = []
