@@ -72,14 +72,17 @@ def _cmd_synth(args) -> int:
         report = asic_report_for(config, args.node)
         print(json.dumps(report, indent=2) if args.json else format_asic(report))
         return 0
+    if args.seed is not None and args.seeds is not None:
+        raise ValueError("--seed and --seeds both choose nextpnr's seed: give one")
+    seed = 1 if args.seed is None else args.seed
     if args.bitstream:
         if args.target != "ecp5":
             raise ValueError(f"--bitstream needs --target ecp5, not {args.target!r}")
         if args.seeds is not None:
             raise ValueError("--seeds places one netlist several times: not with --bitstream")
-        bit, report = bitstream(config, freq_mhz=args.freq, seed=args.seed)
+        bit, report = bitstream(config, freq_mhz=args.freq, seed=seed)
     else:
-        bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=args.seed,
+        bit, report = None, synthesize(config, args.target, freq_mhz=args.freq, seed=seed,
                                        router=args.router, placer=args.placer,
                                        seeds=args.seeds, jobs=args.jobs)
     if args.json:
@@ -135,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("--node", type=int, default=45,
                      help="asic: technology node in nm, 45|28|16|7 (default 45)")
     syn.add_argument("--freq", type=float, default=None, help="clock constraint in MHz")
-    syn.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    syn.add_argument("--seed", type=int, default=None, help="nextpnr placement seed (default 1)")
     syn.add_argument("--seeds", type=_seed_list, default=None, metavar="N,N,...",
                      help="place and route one netlist with each seed (the report: the first "
                           "seed's, with every seed's Fmax and their median from three on)")

@@ -62,3 +62,5 @@ def test_the_cli_names_a_bad_seed_list(capsys):
     assert main(["synth", "--preset", "systolic_os_1x1", "--seeds", "1,2",
                  "--bitstream"]) == 2
     assert "--seeds places one netlist several times" in capsys.readouterr().err
+    assert main(["synth", "--preset", "systolic_os_1x1", "--seed", "2", "--seeds", "1,2"]) == 2
+    assert "--seed and --seeds both choose nextpnr's seed: give one" in capsys.readouterr().err
