@@ -18,7 +18,7 @@ from hwaccel.generators.accel.perf import program_perf
 from hwaccel.sim.host import HarnessHost
 
 BASE = MODEL_PRESETS["tiny_4x2"]
-# as ecp5_128 would have them: LUT multipliers but for one requantizer's on DSP blocks
+# as ecp5_128 has them: LUT multipliers but for one requantizer's on DSP blocks
 REG = BASE.with_(conv=BASE.conv.with_(product_register=True, requant_dsp_blocks=1),
                  lut_multipliers=True, name="tiny_4x2_preg")
 

@@ -325,14 +325,18 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # ECP5-85F with 16 x 8 = 128 int8 MACs: 16 input channels a chunk and 8 output channels
     # a beat, two beats a 16-channel activation word (.beats), so ResNet-8's 16-channel
     # layers run unpadded (ecp5_144's 12 lanes pad them to 24 on both sides). The MACs hold
-    # 128 MULT18X18D and AVGPOOL's 16 lane products 16 more; every other multiplier is LUT
-    # logic (lut_multipliers). 48 x 48 maps and 64 channels: the four MLPerf Tiny models
-    # (MobileNetV1's maps are 48 x 48, its first conv over host-written im2col patches; a
-    # depthwise group is a 16-channel word in two beats) and the reference CNN. Weight
-    # memories of 288 words (a 3 x 3 layer of 64 x 64 channels).
+    # 128 MULT18X18D and AVGPOOL's 16 lane products 16 more, and six of the eight
+    # requantizers the last 12 (requant_dsp_blocks); every other multiplier is LUT logic
+    # (lut_multipliers). Each MAC product is registered once more as it leaves its block
+    # (product_register: a stage more, its route to the adder tree a cycle of its own).
+    # 48 x 48 maps and 64 channels: the four MLPerf Tiny models (MobileNetV1's maps are
+    # 48 x 48, its first conv over host-written im2col patches; a depthwise group is a
+    # 16-channel word in two beats) and the reference CNN. Weight memories of 288 words (a
+    # 3 x 3 layer of 64 x 64 channels).
     "ecp5_128": PRESETS["ecp5"].with_(
         conv=ConvConfig(lanes=16, block=8, max_width=48, max_height=48,
-                        max_weight_words=288, name="accel_ecp5_128"),
+                        max_weight_words=288, product_register=True, requant_dsp_blocks=6,
+                        name="accel_ecp5_128"),
         act_depth=8192, wgt_depth=1024, psum_depth=256, avg_max_blocks=4,
         avg_max_window=128, lut_multipliers=True, name="ecp5_128"),
     # tiny with 2-channel result beats in 4-channel words (two a word, .beats): the RTL tests
