@@ -19,7 +19,8 @@ SUPPORTED = (
     "Conv2d (any kernel, strides 1 or 2 per axis, zero padding below the kernel per axis, "
     "groups=1 or depthwise (groups = in = out channels), dilation=1; bias optional)",
     "Conv1d over (channels, length) from the input or another Conv1d (as Conv2d; a line is a "
-    "one-row image), with BatchNorm1d, AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
+    "one-row image), with BatchNorm1d, nn.ZeroPad1d / F.pad (zeros, folded into it), "
+    "AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
     "F.adaptive_avg_pool1d and x.mean(-1) (its global average); no MaxPool1d",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (kernel 2, stride 2, no padding, floor mode)",

@@ -69,6 +69,9 @@ class LineReaders:
             self.avgpool1d(node, where, m.kernel_size, m.stride, m.padding, m.ceil_mode)
         elif name == "AdaptiveAvgPool1d":
             self.adaptive1d(node, where, m.output_size)
+        elif name in ("ZeroPad1d", "ConstantPad1d"):   # zeros, folded into the next Conv1d
+            self.line_only(node, where, name)
+            self.pad(node, where, m.padding, "constant", getattr(m, "value", 0))
         else:
             return False
         return True
