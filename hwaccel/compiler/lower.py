@@ -200,8 +200,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
     ``dry``: plan memory and count commands without encoding anything (what
     :func:`max_batch` searches with); its builder holds no program.
     """
-    x_int = np.asarray(x_int, dtype=np.int64)
-    x_int = ir.graph_input(qg, x_int) if x_int.ndim > 1 else x_int
+    x_int = ir.graph_input(qg, np.asarray(x_int, dtype=np.int64))
     if x_int.ndim < 1 or tuple(x_int.shape[1:]) != tuple(qg.input_shape) or len(x_int) == 0:
         raise ValueError(f"x_int must have shape (batch >= 1, {ir.input_text(qg)}), not "
                          f"{x_int.shape}")

@@ -189,9 +189,9 @@ def synthesize(config, target: Target | str = "ecp5", *, freq_mhz: float | None 
     if many:
         from .placed import seed_median
 
-        report = replace(report, seeds={str(r.seed): r.fmax_mhz for r in reports},
+        seeds = {str(r.seed): r.fmax_mhz for r in reports}
+        report = replace(report, seeds=seeds, fmax_median_mhz=seed_median(seeds),
                          seconds=round(time.monotonic() - start, 1))
-        report = replace(report, fmax_median_mhz=seed_median(report.seeds))
     report.write(report_path)
     return report
 

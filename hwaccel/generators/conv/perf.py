@@ -77,10 +77,6 @@ LOAD_START = 2
 PIPE_STAGES = 11
 #: With :attr:`.config.ConvConfig.product_register` the products take a fabric register more.
 PRODUCT_STAGE = 1
-#: From the last chunk's issue to the job's end: the pipeline's stages, the result FIFO and
-#: the store, the job ending in the cycle of its last store (the max-pool stage passes an
-#: unpooled layer's beats through combinationally; the engine is idle from the next cycle).
-ISSUE_TAIL = PIPE_STAGES + 1
 
 
 def pipe_stages(cfg: ConvConfig) -> int:
@@ -90,8 +86,10 @@ def pipe_stages(cfg: ConvConfig) -> int:
 
 
 def issue_tail(cfg: ConvConfig) -> int:
-    """From the last chunk's issue to the job's end on ``cfg``'s engine (:data:`ISSUE_TAIL`
-    plus any product stage)."""
+    """From the last chunk's issue to the job's end on ``cfg``'s engine: the pipeline's stages,
+    the result FIFO and the store, the job ending in the cycle of its last store (the max-pool
+    stage passes an unpooled layer's beats through combinationally; the engine is idle from
+    the next cycle)."""
     return pipe_stages(cfg) + 1
 #: A pooled layer's extra tail: the max-pool stage's second stage (its block RAM's read is
 #: registered before the compares) and its output register.
@@ -280,9 +278,6 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
 #: weight beat, ``(g + 1) dw_words + 1``); block ``b``'s requantizer is in from cycle
 #: ``b + 2``, never later than its first chunk (a depthwise group's ``dw_beats`` too).
 STREAM_RUN_START = 2
-#: A chunk's result transfers this many cycles after the chunk issues: the pipeline's stages
-#: and the result FIFO's output (the max-pool stage passes it through).
-STREAM_RESULT = PIPE_STAGES + 1
 
 
 def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
@@ -296,8 +291,9 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     ready = (lambda g: (g + 1) * dwc + 1 - run) if desc["depthwise"] else None
     t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run,   # load from cycle 1
                      group_ready=ready)
-    result = STREAM_RESULT + pipe_stages(cfg) - PIPE_STAGES   # and the product stage, if any
-    return run + t.last_issue + result + 1
+    # a chunk's result transfers the pipeline's stages and the result FIFO's output after its
+    # issue (the max-pool stage passes it through)
+    return run + t.last_issue + pipe_stages(cfg) + 1 + 1
 
 
 @dataclass(frozen=True)
