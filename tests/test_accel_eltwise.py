@@ -287,11 +287,14 @@ def test_rtl_watchdog_covers_the_unit(tiny, seed):
         tiny.write(watchdog, 0)
 
 
-def test_rtl_shared_lane_products_under_lut_multipliers(seed):
+@pytest.mark.parametrize("stage", [False, True], ids=["one_stage", "add_product_stage"])
+def test_rtl_shared_lane_products_under_lut_multipliers(seed, stage):
     """Under ``lut_multipliers`` AVGPOOL's lane multipliers take the ADD's first word too
     (:mod:`hwaccel.generators.accel.elt_products`): programs that switch between ADD and
-    AVGPOOL jobs back to back stay bit-exact, every counter equal to the model."""
-    cfg = TINY.with_(lut_multipliers=True)
+    AVGPOOL jobs back to back stay bit-exact, every counter equal to the model. With
+    ``add_product_stage`` the second word's products are a cycle later and taken a cycle
+    later: the same outputs and the same cycles."""
+    cfg = TINY.with_(lut_multipliers=True, add_product_stage=stage)
     rng = np.random.default_rng(seed)
     with HarnessHost.of(cfg) as host:
         for trial in range(12):

@@ -43,6 +43,10 @@ def test_ecp5_144_fits_its_macs_on_the_dsp_blocks():
     assert not PRESETS["ecp5"].lut_multipliers       # ecp5 synthesizes as before
     with pytest.raises(TypeError, match="lut_multipliers must be a bool, not 'yes'"):
         AccelConfig(lut_multipliers="yes")
+    with pytest.raises(ValueError, match="add_product_stage needs lut_multipliers"):
+        AccelConfig(add_product_stage=True)
+    with pytest.raises(TypeError, match="add_product_stage must be a bool, not 1"):
+        AccelConfig(lut_multipliers=True, add_product_stage=1)
 
 
 MIX = """

@@ -68,3 +68,36 @@ def test_refuses_a_value_that_needs_no_split():
         split_product(Signal(signed(17)), Signal(16), 17)
     with pytest.raises(ValueError, match="cut must be"):
         split_product(Signal(signed(33)), Signal(16), 0)
+
+
+def test_staged_lut_product_is_the_product_three_cycles_later():
+    """The element-wise ADD's staged second-word product (``add_product_stage``): the byte's
+    halves' partial products registered, then joined, equal ``a * byte`` for every byte and
+    the extremes of an 18-bit signed ``a``, :data:`STAGED_LATENCY` cycles after the operands."""
+    from hwaccel.generators.accel.elt_products import STAGED_LATENCY, staged_product
+
+    m = Module()
+    a, byte = Signal(signed(18)), Signal(signed(8))
+    product = staged_product(m, a, byte, name="t")
+    rng = random.Random(3)
+    values = [-(1 << 17), (1 << 17) - 1, -1, 0, 1] + [rng.randrange(-(1 << 17), 1 << 17)
+                                                      for _ in range(5)]
+    pairs = [(x, y) for x in values for y in range(-128, 128)]
+    got = []
+
+    async def bench(ctx):
+        for i in range(len(pairs) + STAGED_LATENCY):
+            if i < len(pairs):
+                ctx.set(a, pairs[i][0])
+                ctx.set(byte, pairs[i][1])
+            await ctx.tick()
+            got.append(ctx.get(product))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert STAGED_LATENCY == 3
+    assert got[STAGED_LATENCY - 1:][:len(pairs)] == [x * y for x, y in pairs]
+    with pytest.raises(ValueError, match="byte must be 8 bits wide, not 9"):
+        staged_product(Module(), a, Signal(signed(9)), name="u")

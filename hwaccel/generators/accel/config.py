@@ -71,6 +71,12 @@ class AccelConfig:
         products keep DSP blocks and take the ADD's first word too
         (:mod:`hwaccel.generators.accel.elt_products`), and its two datapaths share their last
         stages (:mod:`hwaccel.generators.accel.elt_tail`): the RTL's only changes.
+    add_product_stage : bool
+        With ``lut_multipliers``: the element-wise ADD's second-word products (LUT logic: the
+        DSP blocks it may use take the first word's) get a register between the partial
+        products of the byte's two halves (:func:`.elt_products.staged_product`), a stage more
+        taken where the tail needs that word a cycle later anyway: outputs and cycles are the
+        same. Off by default, so every preset's netlist is the one it was.
     name : str
         Preset name (the slug is ``accel_<name>``).
     """
@@ -86,6 +92,7 @@ class AccelConfig:
     avg_max_blocks: int = 16
     avg_max_window: int = 1024
     lut_multipliers: bool = False
+    add_product_stage: bool = False
     name: str = "custom"
 
     kind = "accel"
@@ -138,6 +145,10 @@ class AccelConfig:
         check_int("avg_max_blocks", self.avg_max_blocks, min=1, max=1 << 12)
         check_int("avg_max_window", self.avg_max_window, min=1, max=AVG_MAX_WINDOW)
         check_bool("lut_multipliers", self.lut_multipliers)
+        check_bool("add_product_stage", self.add_product_stage)
+        if self.add_product_stage and not self.lut_multipliers:
+            raise ValueError("add_product_stage needs lut_multipliers: without it the ADD's "
+                             "products are DSP blocks, registered inside")
         if self.lut_multipliers and self.conv.requant_dsp:
             # every multiply but the int8 x int8 ones is LUT logic: the requantizer's too
             object.__setattr__(self, "conv", self.conv.with_(requant_dsp=False))

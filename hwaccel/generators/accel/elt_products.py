@@ -15,13 +15,17 @@ in front of the block's input registers, the same latency. Outputs and cycles ar
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Mux, Signal, signed
 
-from ...hdl.dsp import MULT18_BITS, registered_product
+from ...hdl.dsp import DSP_LATENCY, MULT18_BITS, registered_product
 from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 
-__all__ = ["SharedLaneProducts", "avg_fits_a_block", "shares_lane_products"]
+__all__ = ["SharedLaneProducts", "avg_fits_a_block", "shares_lane_products", "staged_product",
+           "STAGED_LATENCY"]
+
+#: Cycles from the operands to a :func:`staged_product`: a stage more than a DSP block's.
+STAGED_LATENCY = DSP_LATENCY + 1
 
 
 def avg_fits_a_block(cfg) -> bool:
@@ -72,3 +76,24 @@ class SharedLaneProducts:
         """Lane ``i`` of AVGPOOL's divider: ``acc x mult`` (signed operands, the accumulator's
         and the multiplier's widths plus a zero sign bit)."""
         return self._take(self._avg, i, mult, acc)
+
+
+def staged_product(m, a, byte, *, name: str):
+    """``a * byte`` (signed, ``byte`` 8 bits) in LUT logic, :data:`STAGED_LATENCY` cycles after
+    the operands: registered operands, then the two partial products of the byte's halves
+    (``a * byte[:4]``, unsigned low nibble, and ``a * byte[4:]``, signed) registered, then
+    ``(high << 4) + low`` registered. Exactly ``a * byte``: the multiply of
+    :func:`registered_product` with a register between its partial products, so neither
+    half's tree and the add that joins them share a cycle."""
+    if len(byte) != 8:
+        raise ValueError(f"byte must be 8 bits wide, not {len(byte)}")
+    a_q = Signal(signed(len(a)), name=f"{name}_a")
+    b_q = Signal(signed(8), name=f"{name}_b")
+    low = Signal(signed(len(a) + 5), name=f"{name}_lo", reset_less=True)
+    high = Signal(signed(len(a) + 4), name=f"{name}_hi", reset_less=True)
+    product = Signal(signed(len(a) + 8), name=f"{name}_p", reset_less=True)
+    m.d.sync += [a_q.eq(a), b_q.eq(byte),
+                 low.eq(a_q * Cat(b_q[:4], Const(0, 1)).as_signed()),
+                 high.eq(a_q * b_q[4:].as_signed()),
+                 product.eq((high << 4) + low)]
+    return product

@@ -53,7 +53,7 @@ from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 from ..conv.rw import data_register
 from .config import AccelConfig
-from .elt_products import SharedLaneProducts, avg_fits_a_block, shares_lane_products
+from .elt_products import SharedLaneProducts, avg_fits_a_block, shares_lane_products, staged_product
 from .elt_tail import Tails
 from .isa import elt_layout
 
@@ -208,30 +208,46 @@ class Eltwise(wiring.Component):
         # 85e3ccd's placed critical path (16.0 ns). Under ``lut_multipliers`` the same registers
         # are fabric ones around a LUT multiply (the DSP blocks are the MACs'), but for the
         # first word's, on AVGPOOL's blocks where they are ``shared``. The tags follow.
+        # With ``add_product_stage`` the second word's (LUT) products take a register between
+        # their partial products (:func:`.elt_products.staged_product`), a cycle later than
+        # the first word's; the tail rounds the first word's sum a cycle before the second's,
+        # so the second's is taken a cycle later and the job keeps its cycles.
         dsp = None if cfg.lut_multipliers else platform
+        staged = cfg.add_product_stage
 
         def product(j, i, w):
             a, b = Cat(mult, Const(0, 1)).as_signed(), w[8 * i: 8 * i + 8].as_signed()
             if shared is not None and j == 0:
                 return shared.add(i, a, b)
+            if staged and j == 1:
+                return staged_product(m, a, b, name=f"add_q{j}_{i}")
             return registered_product(m, a, b, platform=dsp, name=f"add_q{j}_{i}", fabric=False)
 
         prods = [[product(j, i, w) for i in range(lanes)] for j, w in enumerate(words)]
         got_a_q, got_b_q, pair_q = (delay(m, s, DSP_LATENCY, f"add_{s.name}")
                                     for s in (got_a, got_b, pair))
-        with m.If(got_a_q[-1]):
-            m.d.sync += [pa.eq(q) for pw, qw in zip(prod_a, prods) for pa, q in zip(pw, qw)]
-        with m.If(got_b_q[-1]):
-            m.d.sync += [t.eq(pa + q) for tw, pw, qw in zip(total, prod_a, prods)
-                         for t, pa, q in zip(tw, pw, qw)]
-            m.d.sync += pair_b.eq(pair_q[-1])
+        late = [delay(m, s[-1], 1, f"{s[-1].name}_late")[0] for s in (got_a_q, got_b_q)
+                if staged]
+        # The words taken on each pair of tags: both on the products' (one stage), or the
+        # first word's there and the second's a cycle later.
+        takes = [((got_a_q[-1], got_b_q[-1]), (0, 1) if not staged else (0,))]
+        if staged:
+            takes.append((late, (1,)))
+        for n, ((take_a, take_b), js) in enumerate(takes):
+            with m.If(take_a):
+                m.d.sync += [pa.eq(q) for j in js for pa, q in zip(prod_a[j], prods[j])]
+            with m.If(take_b):
+                m.d.sync += [t.eq(pa + q) for j in js
+                             for t, pa, q in zip(total[j], prod_a[j], prods[j])]
+                if n == 0:
+                    m.d.sync += pair_b.eq(pair_q[-1])
         m.d.sync += summed.eq(got_b_q[-1])
         lo = Mux(p.relu, 0, -128)
         clamping = tails("add_r", [Mux(second, t1, t0) for t0, t1 in zip(*total)], p.shift,
                          summed | second, (lo, 127))
         return SimpleNamespace(addr=Mux(ph, b_ptr, a_ptr), rup=Mux(ph, b_up, a_up), stop=stop,
                                busy=read_a0 | read_b0 | read_a | read_b | got_a | got_b
-                               | Cat(*got_a_q, *got_b_q).any()
+                               | Cat(*got_a_q, *got_b_q, *late).any()
                                | summed | second | clamping)
 
     def _avg(self, m, platform, issue, setup, tails, rd, shared):
