@@ -114,13 +114,16 @@ class AvgPool2d:
 
 @dataclass(frozen=True, eq=False)
 class Add:
-    """The element-wise sum of its two ``inputs`` (same shape), then ReLU if ``relu`` (at most
-    ``cap`` where one is given)."""
+    """The element-wise sum of its two ``inputs`` (same shape), each times its ``weights``
+    entry (both > 0; ``(1, 1)``: ``x + y``), then ReLU if ``relu`` (at most ``cap`` where one is
+    given). The weights fold into the ADD's requantizer (:func:`hwaccel.numerics.add_params`):
+    a LeakyReLU is two such adds (:meth:`.trace_ops.LayerReaders.leaky_relu`)."""
 
     name: str
     relu: bool = False
     inputs: tuple[str, ...] = ()
     cap: float | None = None
+    weights: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass(frozen=True, eq=False)

@@ -168,10 +168,11 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
         elif isinstance(op, ir.AvgPool2d):
             out.append(ir.QAvgPool(op.name, op.kernel, s, ins))
         elif isinstance(op, ir.Add):
+            w_a, w_b = op.weights
             s_a, s_b = scale[op.inputs[0]], scale[op.inputs[1]]
             s_out = _scale(clip[op.name])
             try:
-                params = add_params(s_a / s_out, s_b / s_out)
+                params = add_params(w_a * s_a / s_out, w_b * s_b / s_out)
             except ValueError as exc:
                 raise ValueError(f"layer {op.name!r}: the add's scales {s_a:.3g} and {s_b:.3g} "
                                  f"into {s_out:.3g} have no requantizer: {exc}") from exc

@@ -38,7 +38,7 @@ def _op(op, x, *more):
     if isinstance(op, ir.AvgPool2d):
         return F.avg_pool2d(x, op.kernel)
     if isinstance(op, ir.Add):
-        y = x + more[0]
+        y = op.weights[0] * x + op.weights[1] * more[0]
         return _relu(y, op)
     if isinstance(op, ir.Flatten):
         return x.flatten(1)

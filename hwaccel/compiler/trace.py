@@ -35,17 +35,9 @@ from .fold import BatchNorm, Relu, fold
 from .trace_attention import Const, TransformerReaders
 from .trace_layout import Cols, Heads, LayoutReaders, Masked
 from .trace_line import LineReaders
-from .trace_ops import Head, LayerReaders, Pad, np_of
+from .trace_ops import Head, LayerReaders, Pad, call_args, np_of
 
 __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
-
-
-def _args(node, names: tuple[str, ...], defaults: dict) -> dict:
-    """A call's arguments by name (positional ones first), defaults filled in."""
-    out = dict(defaults)
-    out.update(zip(names, node.args))
-    out.update(node.kwargs)
-    return out
 
 
 _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"}
@@ -144,6 +136,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             self.unary(node, where, lambda name: Relu(name, where))
         elif isinstance(m, nn.Hardtanh):   # nn.ReLU6 is Hardtanh(0, 6)
             self.clamp(node, where, m.min_val, m.max_val)
+        elif isinstance(m, nn.LeakyReLU):
+            self.leaky_relu(node, where, m.negative_slope)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             rank = len(self.shape(node.args[0]))
             self.unary(node, where, lambda name: BatchNorm(name, where, m, node.target, rank))
@@ -218,69 +212,56 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             pass
         elif t is operator.getitem:
             self.getitem(node, where)
-        elif name in ("relu", "relu_") and t in (torch.relu, torch.relu_, F.relu, "relu",
-                                                 "relu_"):
-            self.unary(node, where, lambda n: Relu(n, where))
-        elif t in (F.relu6, F.hardtanh, F.hardtanh_, torch.clamp, torch.clamp_, torch.clip,
-                   torch.clip_, "clamp", "clamp_", "clip", "clip_"):
-            if t is F.relu6:
-                low, high = 0, 6
-            elif t in (F.hardtanh, F.hardtanh_):
-                a = _args(node, ("input", "min_val", "max_val"), {"min_val": -1.0,
-                                                                   "max_val": 1.0})
-                low, high = a["min_val"], a["max_val"]
-            else:
-                a = _args(node, ("input", "min", "max"), {"min": None, "max": None})
-                low, high = a["min"], a["max"]
-            self.clamp(node, where, low, high)
+        elif self.activation_call(node, t, name, where):   # ReLU, clamps, LeakyReLU
+            pass
         elif t in (operator.add, operator.iadd, torch.add, "add", "add_"):
-            a = _args(node, ("input", "other"), {"alpha": 1})
+            a = call_args(node, ("input", "other"), {"alpha": 1})
             if a["alpha"] != 1 or set(a) - {"input", "other", "alpha"}:
                 raise UnsupportedOp("add attribute", where, f"alpha={a['alpha']!r}; only x + y")
             self.add(node, where, a["input"], a["other"])
         elif name in ("flatten", "view", "reshape") and t in (torch.flatten, "flatten", "view",
                                                                "reshape"):
             if name == "flatten":
-                a = _args(node, ("input", "start_dim", "end_dim"), {"start_dim": 0,
+                a = call_args(node, ("input", "start_dim", "end_dim"), {"start_dim": 0,
                                                                      "end_dim": -1})
                 if a["start_dim"] != 1 or a["end_dim"] != -1:
                     raise UnsupportedOp("flatten", where, f"start_dim={a['start_dim']}, "
                                                           f"end_dim={a['end_dim']}")
             self.flatten(node, where)
         elif t is F.max_pool2d or name == "max_pool2d":
-            a = _args(node, ("input", "kernel_size", "stride", "padding", "dilation",
+            a = call_args(node, ("input", "kernel_size", "stride", "padding", "dilation",
                              "ceil_mode", "return_indices"),
                       {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False,
                        "return_indices": False})
             self.maxpool(node, where, a)
         elif name == "avg_pool2d":
-            a = _args(node, ("input", "kernel_size", "stride", "padding", "ceil_mode",
+            a = call_args(node, ("input", "kernel_size", "stride", "padding", "ceil_mode",
                              "count_include_pad", "divisor_override"),
                       {"stride": None, "padding": 0, "ceil_mode": False,
                        "divisor_override": None})
             self.avgpool(node, where, a)
         elif t is F.adaptive_avg_pool2d or name == "adaptive_avg_pool2d":
-            self.adaptive(node, where, _args(node, ("input", "output_size"), {})["output_size"])
+            self.adaptive(node, where, call_args(node, ("input", "output_size"), {})["output_size"])
         elif t is F.pad or name == "pad":
-            a = _args(node, ("input", "pad", "mode", "value"), {"mode": "constant",
+            a = call_args(node, ("input", "pad", "mode", "value"), {"mode": "constant",
                                                                 "value": None})
             self.pad(node, where, a["pad"], a["mode"], a["value"])
         elif t is F.dropout:
-            a = _args(node, ("input", "p", "training"), {"p": 0.5, "training": True})
+            a = call_args(node, ("input", "p", "training"), {"p": 0.5, "training": True})
             if a["training"] is not False:
                 raise UnsupportedOp("dropout in training mode", where,
                                     "pass training=self.training (False in eval mode)")
             self.alias(node, where)
         elif t == "contiguous":
             self.alias(node, where)
-        elif self.line_call(node, where, name, lambda names, d: _args(node, names, d)):
+        elif self.line_call(node, where, name, lambda names, d: call_args(node, names, d)):
             pass
         elif name == "sigmoid" and t in (torch.sigmoid, F.sigmoid, "sigmoid"):
             self.set_head(node, where, "sigmoid", -1)
         elif name in _HEADS and t in (torch.softmax, torch.log_softmax, torch.argmax,
                                       F.softmax, F.log_softmax, "softmax", "log_softmax",
                                       "argmax"):
-            a = _args(node, ("input", "dim"), {"dim": None})
+            a = call_args(node, ("input", "dim"), {"dim": None})
             self.set_head(node, where, _HEADS[name], a["dim"])
         else:
             params = [self.env[a].param for a in node.all_input_nodes

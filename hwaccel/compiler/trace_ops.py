@@ -13,7 +13,15 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold import LastStep, Relu
 
-__all__ = ["LayerReaders", "Pad", "Head", "np_of", "pair"]
+__all__ = ["LayerReaders", "Pad", "Head", "call_args", "np_of", "pair"]
+
+
+def call_args(node, names: tuple[str, ...], defaults: dict) -> dict:
+    """A call's arguments by name (positional ones first), defaults filled in."""
+    out = dict(defaults)
+    out.update(zip(names, node.args))
+    out.update(node.kwargs)
+    return out
 
 
 def np_of(t) -> np.ndarray:
@@ -79,6 +87,35 @@ class LayerReaders:
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items()))
         self.image(node, where, "MaxPool2d")
         self.unary(node, where, ir.MaxPool2d)
+
+    def activation_call(self, node, t, name: str, where: str) -> bool:
+        """Read the function or method ``t`` (named ``name``) if it is a ReLU, a clamp or a
+        LeakyReLU; whether it was one."""
+        import torch
+        import torch.nn.functional as F
+
+        if name in ("relu", "relu_") and t in (torch.relu, torch.relu_, F.relu, "relu",
+                                               "relu_"):
+            self.unary(node, where, lambda n: Relu(n, where))
+        elif t in (F.leaky_relu, F.leaky_relu_, "leaky_relu", "leaky_relu_"):
+            a = call_args(node, ("input", "negative_slope", "inplace"),
+                          {"negative_slope": 0.01})
+            self.leaky_relu(node, where, a["negative_slope"])
+        elif t in (F.relu6, F.hardtanh, F.hardtanh_, torch.clamp, torch.clamp_, torch.clip,
+                   torch.clip_, "clamp", "clamp_", "clip", "clip_"):
+            if t is F.relu6:
+                low, high = 0, 6
+            elif t in (F.hardtanh, F.hardtanh_):
+                a = call_args(node, ("input", "min_val", "max_val"), {"min_val": -1.0,
+                                                                       "max_val": 1.0})
+                low, high = a["min_val"], a["max_val"]
+            else:
+                a = call_args(node, ("input", "min", "max"), {"min": None, "max": None})
+                low, high = a["min"], a["max"]
+            self.clamp(node, where, low, high)
+        else:
+            return False
+        return True
 
     def clamp(self, node, where: str, low, high) -> None:
         """A clamp from 0 (``nn.ReLU6``, ``nn.Hardtanh(0, c)``, ``torch.clamp(x, 0, c)`` ...):
@@ -152,6 +189,27 @@ class LayerReaders:
             self.value(node.args[0], where), (0, 0, 0, 0))
         self.env[node] = Pad(base, tuple(a + b for a, b in zip(more, (top, left, bottom,
                                                                        right))), where)
+
+    def leaky_relu(self, node, where: str, slope) -> None:
+        """``LeakyReLU(slope)`` for ``0 < slope < 1`` as two element-wise ADDs, exactly
+        ``slope * x + (1 - slope) * relu(x)``: ``relu(x / 2 + x / 2)``, then that weighted
+        sum of ``x`` and it (both weights > 0, as the ADD's unsigned multipliers need). A
+        slope of 0 is a ReLU (fused as one is)."""
+        if not (isinstance(slope, (int, float)) and 0 <= slope < 1):
+            raise UnsupportedOp("LeakyReLU slope", where,
+                                f"negative_slope={slope!r}; only 0 <= slope < 1 (the "
+                                f"element-wise ADD's multipliers are unsigned)")
+        if slope == 0:
+            return self.unary(node, where, lambda name: Relu(name, where))
+        shape = self.shape(node.args[0])
+        if len(shape) not in (1, 2, 3):
+            raise UnsupportedOp("LeakyReLU", where, f"on a per-sample shape {shape}; only "
+                                                    f"images, sequences or vectors")
+        x = self.value(node.args[0], where)
+        pos = self.put(ir.Add(self.fresh(f"{node.name}.relu"), relu=True, weights=(0.5, 0.5),
+                              inputs=(x, x)))
+        self.emit(node, ir.Add(self.name(node), weights=(float(slope), 1.0 - float(slope)),
+                               inputs=(x, pos)))
 
     def add(self, node, where: str, a, b) -> None:
         from .trace_attention import Const

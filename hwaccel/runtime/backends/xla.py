@@ -81,7 +81,7 @@ def build_function(graph: ir.Graph):
             return lax.reduce_window(x, 0.0, lax.add, win, win, "VALID") / (
                 op.kernel[0] * op.kernel[1])
         if isinstance(op, ir.Add):
-            y = x + more[0]
+            y = op.weights[0] * x + op.weights[1] * more[0]
             return jax.nn.relu(y) if op.relu else y
         if isinstance(op, ir.Flatten):
             return x.reshape(x.shape[0], -1)

@@ -1,0 +1,103 @@
+"""LeakyReLU: traced as two element-wise ADDs (``relu(x)``, then ``slope * x + (1 - slope) *
+relu(x)``), the float IR equal to torch, the int8 twin close to the float model, and the
+compiled model bit-exact on the golden interpreter and the RTL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.trace import trace
+from hwaccel.generators.accel.isa import Op
+from hwaccel.generators.accel.model import decode
+
+
+class Leaky(nn.Module):
+    """Fits ``tiny`` (8 x 8 maps): the module and the function, on an image before a max pool
+    and on a vector after a Linear."""
+
+    def __init__(self, slope=0.1):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.LeakyReLU(slope)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 4 * 4, 16)
+        self.fc2 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.act(self.c1(x)), 2)
+        x = F.leaky_relu(self.c2(x), 0.2)
+        return self.fc2(F.leaky_relu(self.fc1(torch.flatten(x, 1))))
+
+
+def _model(slope=0.1, seed=0):
+    torch.manual_seed(seed)
+    return Leaky(slope).eval()
+
+
+def test_a_leaky_relu_is_two_weighted_adds_equal_to_torch():
+    model = _model()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    graph = trace(model, x[:2])
+    adds = [op for op in graph.ops if isinstance(op, ir.Add)]
+    assert [(op.relu, op.weights) for op in adds] == [
+        (True, (0.5, 0.5)), (False, (0.1, 0.9)),
+        (True, (0.5, 0.5)), (False, (0.2, 0.8)),
+        (True, (0.5, 0.5)), (False, (0.01, 0.99))]
+    for pos, out in zip(adds[::2], adds[1::2]):
+        assert pos.inputs[0] == pos.inputs[1] == out.inputs[0] and out.inputs[1] == pos.name
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_a_slope_of_zero_is_a_fused_relu():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.LeakyReLU(0.0), nn.Flatten()).eval()
+    graph = trace(model, torch.randn(2, 2, 5, 5))
+    assert not any(isinstance(op, ir.Add) for op in graph.ops)
+    assert graph.op("0").relu
+
+
+@pytest.mark.parametrize("slope", [1.0, 1.5, -0.1])
+def test_other_slopes_are_refused_by_name(slope):
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.LeakyReLU(slope), nn.Flatten()).eval()
+    with pytest.raises(UnsupportedOp, match=rf"LeakyReLU slope at .*negative_slope={slope!r}; "
+                                            r"only 0 <= slope < 1"):
+        trace(model, torch.randn(2, 2, 5, 5))
+
+
+def test_golden_equals_the_twin_and_the_float_model_closely():
+    model = _model()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 3, 8, 8, generator=gen)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    # each LeakyReLU is two ADD commands: six in one sample's program
+    lowered = cm.lower(cm.quantize_input(x[:1]))
+    ops = [decode(cm.config, word)["op"] for p in lowered.programs for word in p.commands]
+    assert ops.count(Op.ADD) == 6, ops
+    x_int = cm.quantize_input(x[:8])
+    gold = cm.execute("golden", x[:8])
+    twin = cm.int8_forward(x_int)
+    np.testing.assert_array_equal(gold.int_logits, twin)
+    assert np.count_nonzero(twin) > twin.size // 4
+    with torch.no_grad():
+        ref = model(x[:8]).numpy()
+    err = np.abs(twin * cm.qgraph.output_scale - ref).max()
+    assert err < 0.1 * np.abs(ref).max(), err
+    np.testing.assert_allclose(cm.run("xla", x[:8]), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_the_rtl_runs_a_leaky_model_bit_exact():
+    model = _model(seed=3)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 3, 8, 8, generator=gen)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    gold = cm.execute("golden", x[:3])
+    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x[:3])))
+    np.testing.assert_array_equal(cm.execute("rtl", x[:3]).int_logits, gold.int_logits)
