@@ -1,4 +1,4 @@
-"""LeakyReLU: traced as two element-wise ADDs (``relu(x)``, then ``slope * x + (1 - slope) *
+"""LeakyReLU (and a PReLU of one slope): traced as two element-wise ADDs (``relu(x)``, then ``slope * x + (1 - slope) *
 relu(x)``), the float IR equal to torch, the int8 twin close to the float model, and the
 compiled model bit-exact on the golden interpreter and the RTL."""
 
@@ -62,6 +62,21 @@ def test_a_slope_of_zero_is_a_fused_relu():
     graph = trace(model, torch.randn(2, 2, 5, 5))
     assert not any(isinstance(op, ir.Add) for op in graph.ops)
     assert graph.op("0").relu
+
+
+def test_a_prelu_of_one_slope_is_its_leaky_relu():
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.PReLU(init=0.3), nn.Flatten()).eval()
+    x = torch.randn(3, 2, 5, 5)
+    graph = trace(model, x[:2])
+    assert [op.weights for op in graph.ops if isinstance(op, ir.Add)] == [
+        (0.5, 0.5), pytest.approx((0.3, 0.7))]
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+    per_channel = nn.Sequential(nn.Conv2d(2, 4, 3), nn.PReLU(4), nn.Flatten()).eval()
+    with pytest.raises(UnsupportedOp, match=r"PReLU at .*num_parameters=4; only one slope"):
+        trace(per_channel, x[:2])
 
 
 @pytest.mark.parametrize("slope", [1.0, 1.5, -0.1])

@@ -31,8 +31,9 @@ SUPPORTED = (
     "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d, Linear or add, and so ReLU6 "
     "and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, 0, c), .clamp, "
     ".clip)",
-    "LeakyReLU (nn.LeakyReLU, F.leaky_relu; 0 <= negative_slope < 1) on an image, sequence or "
-    "vector: two element-wise ADDs (relu(x), then slope * x + (1 - slope) * relu(x))",
+    "LeakyReLU (nn.LeakyReLU, F.leaky_relu, nn.PReLU of one slope; 0 <= slope < 1) on an "
+    "image, sequence or vector: two element-wise ADDs (relu(x), then slope * x + (1 - slope) "
+    "* relu(x))",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",

@@ -138,6 +138,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             self.clamp(node, where, m.min_val, m.max_val)
         elif isinstance(m, nn.LeakyReLU):
             self.leaky_relu(node, where, m.negative_slope)
+        elif isinstance(m, nn.PReLU):
+            self.prelu(node, where, m)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             rank = len(self.shape(node.args[0]))
             self.unary(node, where, lambda name: BatchNorm(name, where, m, node.target, rank))

@@ -211,6 +211,14 @@ class LayerReaders:
         self.emit(node, ir.Add(self.name(node), weights=(float(slope), 1.0 - float(slope)),
                                inputs=(x, pos)))
 
+    def prelu(self, node, where: str, m) -> None:
+        """``nn.PReLU`` with one slope: the LeakyReLU of its learned slope."""
+        if m.num_parameters != 1:
+            raise UnsupportedOp("PReLU", where, f"num_parameters={m.num_parameters}; only one "
+                                                f"slope for the tensor (the element-wise ADD's "
+                                                f"multipliers are per tensor, not per channel)")
+        self.leaky_relu(node, where, float(m.weight.detach().reshape(-1)[0]))
+
     def add(self, node, where: str, a, b) -> None:
         from .trace_attention import Const
 
