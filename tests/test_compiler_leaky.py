@@ -1,6 +1,6 @@
-"""LeakyReLU (and a PReLU of one slope): traced as two element-wise ADDs (``relu(x)``, then ``slope * x + (1 - slope) *
-relu(x)``), the float IR equal to torch, the int8 twin close to the float model, and the
-compiled model bit-exact on the golden interpreter and the RTL."""
+"""LeakyReLU (and a PReLU of one slope): traced as two element-wise ADDs (``relu(x)``, then
+``slope * x + (1 - slope) * relu(x)``), the float IR equal to torch, the int8 twin close to the
+float model, and the compiled model bit-exact on the golden interpreter and the RTL."""
 
 from __future__ import annotations
 
