@@ -9,6 +9,11 @@ whole graph is read: so they run here, with every value's readers in hand.
 * :class:`LastStep` (``out[:, -1]`` or ``h_n[-1]``) -> the LSTM before it, ``last_step=True``.
 * :class:`Relu` -> the Conv2d, Linear or Add before it, through max-pools and flattens (they
   commute with it; an average does not).
+* :class:`Leaky` (a LeakyReLU) -> two element-wise adds, exactly ``slope * x + (1 - slope) *
+  relu(x)``: ``relu(x / 2 + x / 2)``, then that weighted sum of ``x`` and it (both weights > 0,
+  as the ADD's unsigned multipliers need). A max pool that alone reads it goes first (a max
+  commutes with a rising function): the conv before it pools as it stores, and the adds
+  run on a quarter of the words.
 
 A marker that cannot fold is refused with :class:`~.errors.UnsupportedOp`, by name and place.
 """
@@ -23,7 +28,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp, check_finite
 
-__all__ = ["Relu", "BatchNorm", "LastStep", "fold"]
+__all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "fold"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +39,16 @@ class Relu:
     where: str
     inputs: tuple[str, ...] = ()
     cap: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Leaky:
+    """``LeakyReLU(slope)``, ``0 < slope < 1``."""
+
+    name: str
+    where: str
+    slope: float
+    inputs: tuple[str, ...] = ()
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:
@@ -166,11 +181,39 @@ def _relu(ops: _Ops, r: Relu) -> None:
     ops.drop(r)
 
 
+def _leaky(ops: _Ops, lk: Leaky) -> None:
+    """Expand ``lk`` into its two adds, after the max pools that alone read it (each pools
+    ``lk``'s input instead, and its readers read ``lk``)."""
+    while len(readers := ops.readers(lk.name)) == 1 and isinstance(readers[0], ir.MaxPool2d):
+        pool = readers[0]
+        order = {}
+        for name, op in ops.ops.items():
+            if name == lk.name:
+                order[pool.name] = dataclasses.replace(pool, inputs=lk.inputs)
+            elif name == pool.name:
+                order[lk.name] = dataclasses.replace(lk, inputs=(pool.name,))
+            else:
+                order[name] = dataclasses.replace(op, inputs=tuple(
+                    lk.name if v == pool.name else v for v in op.inputs))
+        ops.ops = order
+        if ops.output == pool.name:
+            ops.output = lk.name
+        lk = ops.ops[lk.name]
+    (x,) = lk.inputs
+    pos = ir.Add(f"{lk.name}.relu", relu=True, weights=(0.5, 0.5), inputs=(x, x))
+    out = ir.Add(lk.name, weights=(lk.slope, 1.0 - lk.slope), inputs=(x, pos.name))
+    expanded = {}
+    for name, op in ops.ops.items():
+        expanded.update({pos.name: pos, out.name: out} if name == lk.name else {name: op})
+    ops.ops = expanded
+
+
 def fold(ops: list, output: str) -> tuple[list, str]:
     """``ops`` (and the output value) with every marker folded, in the order: batch norms,
-    last steps, ReLUs (a ReLU may follow a folded batch norm)."""
+    last steps, ReLUs (a ReLU may follow a folded batch norm), LeakyReLUs."""
     table = _Ops(ops, output)
-    for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu)):
+    for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu),
+                     (Leaky, _leaky)):
         for op in [op for op in ops if isinstance(op, kind)]:
             fn(table, table.ops[op.name])
     return list(table.ops.values()), table.output

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
-from .fold import LastStep, Relu
+from .fold import LastStep, Leaky, Relu
 
 __all__ = ["LayerReaders", "Pad", "Head", "call_args", "np_of", "pair"]
 
@@ -191,10 +191,8 @@ class LayerReaders:
                                                                        right))), where)
 
     def leaky_relu(self, node, where: str, slope) -> None:
-        """``LeakyReLU(slope)`` for ``0 < slope < 1`` as two element-wise ADDs, exactly
-        ``slope * x + (1 - slope) * relu(x)``: ``relu(x / 2 + x / 2)``, then that weighted
-        sum of ``x`` and it (both weights > 0, as the ADD's unsigned multipliers need). A
-        slope of 0 is a ReLU (fused as one is)."""
+        """``LeakyReLU(slope)`` for ``0 < slope < 1``: a :class:`~.fold.Leaky` marker, two
+        element-wise ADDs once the graph is read. A slope of 0 is a ReLU (fused as one is)."""
         if not (isinstance(slope, (int, float)) and 0 <= slope < 1):
             raise UnsupportedOp("LeakyReLU slope", where,
                                 f"negative_slope={slope!r}; only 0 <= slope < 1 (the "
@@ -205,11 +203,7 @@ class LayerReaders:
         if len(shape) not in (1, 2, 3):
             raise UnsupportedOp("LeakyReLU", where, f"on a per-sample shape {shape}; only "
                                                     f"images, sequences or vectors")
-        x = self.value(node.args[0], where)
-        pos = self.put(ir.Add(self.fresh(f"{node.name}.relu"), relu=True, weights=(0.5, 0.5),
-                              inputs=(x, x)))
-        self.emit(node, ir.Add(self.name(node), weights=(float(slope), 1.0 - float(slope)),
-                               inputs=(x, pos)))
+        self.unary(node, where, lambda name: Leaky(name, where, float(slope)))
 
     def prelu(self, node, where: str, m) -> None:
         """``nn.PReLU`` with one slope: the LeakyReLU of its learned slope."""
