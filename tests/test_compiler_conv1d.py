@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from compile_checks import golden_twin_float
 from torch import nn
 
 import hwaccel
@@ -68,18 +69,9 @@ def test_golden_equals_the_twin_and_the_float_model_closely():
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(64, 10, 40, generator=gen)
     cm = hwaccel.compile(model, x[:2], preset="ecp5", calibration=x)
-    x_int = cm.quantize_input(x[:8])
-    assert x_int.shape == (8, 10, 1, 40)
-    gold = cm.execute("golden", x[:8])
-    twin = cm.int8_forward(x_int)
-    np.testing.assert_array_equal(gold.int_logits, twin)
-    assert np.count_nonzero(twin) > twin.size // 4
-    with torch.no_grad():
-        ref = model(x[:8]).numpy()
-    err = np.abs(twin * cm.qgraph.output_scale - ref).max()
-    assert err < 0.05 * np.abs(ref).max(), err
     # the float IR on XLA takes the (C, L) input too, and the twin the ints as (C, L)
-    np.testing.assert_allclose(cm.run("xla", x[:8]), ref, rtol=1e-4, atol=1e-5)
+    x_int, twin = golden_twin_float(cm, model, x[:8], 0.05)
+    assert x_int.shape == (8, 10, 1, 40)
     np.testing.assert_array_equal(cm.int8_forward(x_int.reshape(8, 10, 40)), twin)
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 10, 40\)"):
         cm.quantize_input(x[:2, :, :30])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from compile_checks import golden_twin_float
 from torch import nn
 
 import hwaccel
@@ -126,16 +127,7 @@ def test_golden_equals_the_twin_and_the_float_model_closely():
     lowered = cm.lower(cm.quantize_input(x[:1]))
     ops = [decode(cm.config, word)["op"] for p in lowered.programs for word in p.commands]
     assert ops.count(Op.ADD) == 6 and Op.MAXPOOL not in ops, ops   # c1 pools as it stores
-    x_int = cm.quantize_input(x[:8])
-    gold = cm.execute("golden", x[:8])
-    twin = cm.int8_forward(x_int)
-    np.testing.assert_array_equal(gold.int_logits, twin)
-    assert np.count_nonzero(twin) > twin.size // 4
-    with torch.no_grad():
-        ref = model(x[:8]).numpy()
-    err = np.abs(twin * cm.qgraph.output_scale - ref).max()
-    assert err < 0.1 * np.abs(ref).max(), err
-    np.testing.assert_allclose(cm.run("xla", x[:8]), ref, rtol=1e-4, atol=1e-5)
+    golden_twin_float(cm, model, x[:8], 0.1)
 
 
 def test_the_rtl_runs_a_leaky_model_bit_exact():

@@ -1,0 +1,25 @@
+"""A compiled model against its references, for the compiler's model tests: the golden
+interpreter equals the integer twin bit for bit (and the twin is not mostly zeros), the twin
+dequantized is within ``rel`` of the float model's largest output, and the float IR on XLA
+matches the float model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def golden_twin_float(cm, model, x, rel: float):
+    """Run ``x`` through ``cm`` and ``model``; assert as the module says. Returns the
+    quantized input and the twin's integers."""
+    x_int = cm.quantize_input(x)
+    gold = cm.execute("golden", x)
+    twin = cm.int8_forward(x_int)
+    np.testing.assert_array_equal(gold.int_logits, twin)
+    assert np.count_nonzero(twin) > twin.size // 4
+    with torch.no_grad():
+        ref = model(x).numpy()
+    err = np.abs(twin * cm.qgraph.output_scale - ref).max()
+    assert err < rel * np.abs(ref).max(), err
+    np.testing.assert_allclose(cm.run("xla", x), ref, rtol=1e-4, atol=1e-5)
+    return x_int, twin
