@@ -34,6 +34,9 @@ SUPPORTED = (
     "LeakyReLU (nn.LeakyReLU, F.leaky_relu, nn.PReLU of one slope; 0 <= slope < 1) on an "
     "image, sequence or vector: two element-wise ADDs (relu(x), then slope * x + (1 - slope) "
     "* relu(x))",
+    "torch.cat of images along channels (dim=1), or of vectors or sequences along features, "
+    "read by dense Conv2d or Linear (one per part, then adds), max or average pools and "
+    "flattens",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",

@@ -14,6 +14,8 @@ whole graph is read: so they run here, with every value's readers in hand.
   as the ADD's unsigned multipliers need). A max pool that alone reads it goes first (a max
   commutes with a rising function): the conv before it pools as it stores, and the adds
   run on a quarter of the words.
+* :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
+  (:mod:`.fold_cat`).
 
 A marker that cannot fold is refused with :class:`~.errors.UnsupportedOp`, by name and place.
 """
@@ -27,6 +29,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp, check_finite
+from .fold_cat import Cat, split_cat
 
 __all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "fold"]
 
@@ -167,6 +170,8 @@ def _relu_into(ops: _Ops, value: str, reader, cap: float | None) -> bool:
         return True
     if isinstance(op, (ir.MaxPool2d, ir.Flatten)):  # max and reshapes commute with a clamp
         return _relu_into(ops, op.inputs[0], op, cap)
+    if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps
+        return all(_relu_into(ops, v, op, cap) for v in op.inputs)
     return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op, cap)
 
 
@@ -210,10 +215,11 @@ def _leaky(ops: _Ops, lk: Leaky) -> None:
 
 def fold(ops: list, output: str) -> tuple[list, str]:
     """``ops`` (and the output value) with every marker folded, in the order: batch norms,
-    last steps, ReLUs (a ReLU may follow a folded batch norm), LeakyReLUs."""
+    last steps, ReLUs (a ReLU may follow a folded batch norm), LeakyReLUs, concatenations
+    (split into readers that have their batch norms and ReLUs)."""
     table = _Ops(ops, output)
     for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu),
-                     (Leaky, _leaky)):
+                     (Leaky, _leaky), (Cat, split_cat)):
         for op in [op for op in ops if isinstance(op, kind)]:
             fn(table, table.ops[op.name])
     return list(table.ops.values()), table.output

@@ -216,6 +216,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             self.getitem(node, where)
         elif self.activation_call(node, t, name, where):   # ReLU, clamps, LeakyReLU
             pass
+        elif t in (torch.cat, torch.concat, getattr(torch, "concatenate", torch.cat)):
+            self.cat(node, where)
         elif t in (operator.add, operator.iadd, torch.add, "add", "add_"):
             a = call_args(node, ("input", "other"), {"alpha": 1})
             if a["alpha"] != 1 or set(a) - {"input", "other", "alpha"}:

@@ -12,6 +12,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 from .fold import LastStep, Leaky, Relu
+from .fold_cat import Cat
 
 __all__ = ["LayerReaders", "Pad", "Head", "call_args", "np_of", "pair"]
 
@@ -212,6 +213,25 @@ class LayerReaders:
                                                 f"slope for the tensor (the element-wise ADD's "
                                                 f"multipliers are per tensor, not per channel)")
         self.leaky_relu(node, where, float(m.weight.detach().reshape(-1)[0]))
+
+    def cat(self, node, where: str) -> None:
+        """``torch.cat`` of images along channels, or of vectors or sequences along features:
+        a :class:`~.fold_cat.Cat` marker, split into its readers once the graph is read."""
+        a = call_args(node, ("tensors", "dim"), {"dim": 0})
+        parts = list(a["tensors"])
+        if not parts or not all(hasattr(p, "users") for p in parts):
+            raise UnsupportedOp("cat", where, "only of tensors computed from the input")
+        shapes = tuple(tuple(self.shape(p)) for p in parts)
+        rank, dim = len(shapes[0]), a["dim"]
+        along = {3: (1, -3), 2: (2, -1), 1: (1, -1)}.get(rank, ())
+        if dim not in along or any(len(s) != rank or s[1:] != shapes[0][1:] if rank == 3
+                                   else s[:-1] != shapes[0][:-1] for s in shapes):
+            raise UnsupportedOp("cat", where, f"dim={dim!r} of per-sample shapes "
+                                              f"{list(shapes)}; only images along channels "
+                                              f"(dim=1), vectors or sequences along features "
+                                              f"(dim=-1), the other sizes equal")
+        self.emit(node, Cat(self.name(node), where, shapes,
+                            tuple(self.value(p, where) for p in parts)))
 
     def add(self, node, where: str, a, b) -> None:
         from .trace_attention import Const

@@ -1,0 +1,126 @@
+"""torch.cat: a concatenation split into its readers (:mod:`hwaccel.compiler.fold_cat`), the
+float IR equal to torch, the int8 twin close to the float model, and the compiled model
+bit-exact on the golden interpreter and the RTL; what reads a concatenation otherwise is
+refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from compile_checks import golden_twin_float
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.trace import trace
+
+
+class Fire(nn.Module):
+    """A squeeze 1 x 1 conv, then 1 x 1 and 3 x 3 expands joined along channels (the
+    SqueezeNet module)."""
+
+    def __init__(self, cin, squeeze, expand):
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.e1 = nn.Conv2d(squeeze, expand, 1)
+        self.e3 = nn.Conv2d(squeeze, expand, 3, padding=1)
+
+    def forward(self, x):
+        s = F.relu(self.squeeze(x))
+        return F.relu(torch.cat([self.e1(s), self.e3(s)], 1))
+
+
+class Squeeze(nn.Module):
+    """Fits ``tiny`` (8 x 8 maps): a concatenation read by a max pool, one read by a conv and
+    by an average pool then a flatten, and one of two vectors read by a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.f1 = Fire(8, 4, 6)
+        self.f2 = Fire(12, 4, 8)
+        self.head = nn.Conv2d(16, 6, 1)
+        self.fc = nn.Linear(16 * 2 * 2 + 6, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.f1(F.relu(self.stem(x))), 2)
+        x = self.f2(x)
+        h = torch.flatten(F.avg_pool2d(F.relu(self.head(x)), 4), 1)
+        v = torch.flatten(F.avg_pool2d(x, 2), 1)
+        return self.fc(torch.cat([v, h], dim=1))
+
+
+def _model(cls=Squeeze, seed=0):
+    torch.manual_seed(seed)
+    return cls().eval()
+
+
+def test_each_reader_reads_the_parts_and_the_float_ir_equals_torch():
+    model = _model()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    graph = trace(model, x[:2])
+    names = {op.name: op for op in graph.ops}
+    # f1's joined expands, pooled part by part, into f2's squeeze: a conv per part, then an add
+    assert names["max_pool2d.0"].inputs == ("f1.e1",) and names["max_pool2d.1"].inputs == (
+        "f1.e3",)
+    assert [names[f"f2.squeeze.cat{i}"].weight.shape for i in (0, 1)] == [(4, 6, 1, 1)] * 2
+    add = names["f2.squeeze"]
+    assert isinstance(add, ir.Add) and add.relu and add.inputs == ("f2.squeeze.cat0",
+                                                                    "f2.squeeze.cat1")
+    assert not names["f2.squeeze.cat0"].relu and not names["f2.squeeze.cat1"].bias.any()
+    assert names["f1.e1"].relu and names["f1.e3"].relu      # the ReLU of the concatenation
+    # the Linear over [flatten(avg(f2's e1, e3)), h]: three parts, 32 + 32 + 6 features
+    assert isinstance(names["fc"], ir.Add) and [
+        names[f"fc.cat{i}"].weight.shape for i in range(3)] == [(5, 32), (5, 32), (5, 6)]
+    assert not any(type(op).__name__ == "Cat" for op in graph.ops)
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_golden_equals_the_twin_and_the_float_model_closely():
+    model = _model()
+    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    golden_twin_float(cm, model, x[:8], 0.1)
+
+
+def test_the_rtl_runs_a_model_with_concatenations_bit_exact():
+    model = _model(seed=3)
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    gold = cm.execute("golden", x[:3])
+    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x[:3])))
+    np.testing.assert_array_equal(cm.execute("rtl", x[:3]).int_logits, gold.int_logits)
+
+
+class Out(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(2, 4, 1)
+        self.dw = nn.Conv2d(8, 8, 3, groups=8)
+        self.how = how
+
+    def forward(self, x):
+        a, b = self.a(x), self.b(x)
+        if self.how == "output":
+            return torch.cat([a, b], 1).flatten(1)
+        if self.how == "add":
+            return (torch.cat([a, b], 1) + torch.cat([b, a], 1)).flatten(1)
+        if self.how == "depthwise":
+            return self.dw(torch.cat([a, b], 1)).flatten(1)
+        return torch.cat([a, b], dim=2).flatten(1)
+
+
+@pytest.mark.parametrize("how, match", [
+    ("output", r"unsupported cat at .*as the model's output"),
+    ("add", r"unsupported cat at .*read by Add 'add'; a concatenation is read by dense"),
+    ("depthwise", r"unsupported cat at .*read by Conv2d 'dw'"),
+    ("height", r"unsupported cat at .*dim=2 of per-sample shapes \[\(4, 5, 5\), \(4, 5, 5\)\]"),
+])
+def test_what_else_reads_a_concatenation_is_named(how, match):
+    with pytest.raises(UnsupportedOp, match=match):
+        trace(Out(how).eval(), torch.randn(2, 2, 5, 5))
