@@ -31,7 +31,7 @@ from . import ir
 from .errors import UnsupportedOp, check_finite
 from .fold_cat import Cat, split_cat
 
-__all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "fold"]
+__all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "OpTable", "fold"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,7 +83,7 @@ def _np(t) -> np.ndarray:
     return t.detach().to("cpu").double().numpy().copy()
 
 
-class _Ops:
+class OpTable:
     """The op list by value name, with in-place replacement and redirection of readers."""
 
     def __init__(self, ops: list, output: str):
@@ -112,7 +112,7 @@ class _Ops:
         self.ops[op.name] = op
 
 
-def _batchnorm(ops: _Ops, bn: BatchNorm) -> None:
+def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     """Fold an eval-mode batch norm into the Conv2d or Linear that produced its input:
     ``y = (x - mean) * gamma / sqrt(var + eps) + beta`` becomes its weights and bias."""
     import torch.nn as nn
@@ -148,7 +148,7 @@ def _batchnorm(ops: _Ops, bn: BatchNorm) -> None:
     ops.drop(bn)
 
 
-def _last_step(ops: _Ops, mark: LastStep) -> None:
+def _last_step(ops: OpTable, mark: LastStep) -> None:
     lstm = ops.ops.get(mark.inputs[0])
     if not isinstance(lstm, ir.LSTM) or lstm.last_step or not ops.only_reader(lstm.name, mark):
         raise UnsupportedOp("indexing", mark.where, "only an LSTM's out[:, -1] or h_n[-1] (its "
@@ -158,7 +158,7 @@ def _last_step(ops: _Ops, mark: LastStep) -> None:
     ops.drop(mark)
 
 
-def _relu_into(ops: _Ops, value: str, reader, cap: float | None) -> bool:
+def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
     """Make ``value`` ReLU'd (at most ``cap``) at its source, if that is exact; whether it
     was. A ReLU on a ReLU'd value keeps the tighter cap."""
     op = ops.ops.get(value)
@@ -175,7 +175,7 @@ def _relu_into(ops: _Ops, value: str, reader, cap: float | None) -> bool:
     return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op, cap)
 
 
-def _relu(ops: _Ops, r: Relu) -> None:
+def _relu(ops: OpTable, r: Relu) -> None:
     if not _relu_into(ops, r.inputs[0], r, r.cap):
         src = ops.ops.get(r.inputs[0])
         after = "the input" if src is None else f"{type(src).__name__} {src.name!r}"
@@ -186,7 +186,7 @@ def _relu(ops: _Ops, r: Relu) -> None:
     ops.drop(r)
 
 
-def _leaky(ops: _Ops, lk: Leaky) -> None:
+def _leaky(ops: OpTable, lk: Leaky) -> None:
     """Expand ``lk`` into its two adds, after the max pools that alone read it (each pools
     ``lk``'s input instead, and its readers read ``lk``)."""
     while len(readers := ops.readers(lk.name)) == 1 and isinstance(readers[0], ir.MaxPool2d):
@@ -217,7 +217,7 @@ def fold(ops: list, output: str) -> tuple[list, str]:
     """``ops`` (and the output value) with every marker folded, in the order: batch norms,
     last steps, ReLUs (a ReLU may follow a folded batch norm), LeakyReLUs, concatenations
     (split into readers that have their batch norms and ReLUs)."""
-    table = _Ops(ops, output)
+    table = OpTable(ops, output)
     for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu),
                      (Leaky, _leaky), (Cat, split_cat)):
         for op in [op for op in ops if isinstance(op, kind)]:

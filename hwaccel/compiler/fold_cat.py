@@ -26,7 +26,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 
-__all__ = ["Cat", "split_cat"]
+__all__ = ["Cat", "replace_with", "split_cat"]
 
 #: Readers that act on each channel alone: one per part, then a concatenation of theirs.
 PER_CHANNEL = (ir.MaxPool2d, ir.AvgPool2d, ir.Flatten)
@@ -43,7 +43,7 @@ class Cat:
     inputs: tuple[str, ...] = ()
 
 
-def _put(ops, name: str, new: list) -> None:
+def replace_with(ops, name: str, new: list) -> None:
     """Replace op ``name`` by the ops ``new``, in its place in the order."""
     out = {}
     for key, op in ops.ops.items():
@@ -51,26 +51,49 @@ def _put(ops, name: str, new: list) -> None:
     ops.ops = out
 
 
-def _split_reader(ops, cat: Cat, reader) -> None:
-    """``reader`` (a dense Conv2d or a Linear) as one op per part and the adds of theirs."""
+def _sum_of_parts(reader, cat: Cat, name: str, rows: slice) -> list:
+    """``reader``'s output channels ``rows`` over ``cat``'s parts: one op per part on its slice
+    of the weights (the bias in the first), then their adds, the last named ``name`` and with
+    ``reader``'s ReLU."""
     sizes = [s[-1] if isinstance(reader, ir.Linear) else s[0] for s in cat.shapes]
     edges = np.cumsum([0, *sizes])
+    bias = reader.bias[rows]
     parts = [dataclasses.replace(
-        reader, name=f"{reader.name}.cat{i}", weight=reader.weight[:, a:b].copy(),
-        bias=reader.bias if i == 0 else np.zeros_like(reader.bias), relu=False, cap=None,
-        inputs=(v,)) for i, (v, a, b) in enumerate(zip(cat.inputs, edges[:-1], edges[1:]))]
+        reader, name=f"{name}.cat{i}", weight=reader.weight[rows, a:b].copy(),
+        bias=bias if i == 0 else np.zeros_like(bias), relu=False, cap=None, inputs=(v,))
+        for i, (v, a, b) in enumerate(zip(cat.inputs, edges[:-1], edges[1:]))]
     adds, acc = [], parts[0].name
     for i, part in enumerate(parts[1:], 1):
         last = i == len(parts) - 1
-        adds.append(ir.Add(reader.name if last else f"{reader.name}.sum{i}",
-                           relu=reader.relu and last, cap=reader.cap if last else None,
-                           inputs=(acc, part.name)))
+        adds.append(ir.Add(name if last else f"{name}.sum{i}", relu=reader.relu and last,
+                           cap=reader.cap if last else None, inputs=(acc, part.name)))
         acc = adds[-1].name
-    _put(ops, reader.name, [*parts, *adds])
+    return [*parts, *adds]
 
 
-def split_cat(ops, cat: Cat) -> None:
-    """Rewrite every reader of ``cat`` as the module says; ``cat`` is gone after."""
+def _split_reader(ops, cat: Cat, reader, widest) -> None:
+    """``reader`` (a dense Conv2d or a Linear) as one op per part and the adds of theirs; for
+    a conv wider than ``widest`` allows, that for each group of its output channels, and a
+    concatenation of the groups."""
+    n = reader.weight.shape[0]
+    group = widest(reader, cat.shapes) if widest and isinstance(reader, ir.Conv2d) else None
+    if group is None or group >= n:
+        return replace_with(ops, reader.name, _sum_of_parts(reader, cat, reader.name, slice(None)))
+    starts = range(0, n, group)
+    names = [f"{reader.name}.out{g}" for g in range(len(starts))]
+    hw = ir.out_shape(reader, (sum(s[0] for s in cat.shapes), *cat.shapes[0][1:]))[1:]
+    joined = Cat(reader.name, cat.where, tuple((min(group, n - s), *hw) for s in starts),
+                 tuple(names))
+    replace_with(ops, reader.name, [*(op for name, s in zip(names, starts)
+                              for op in _sum_of_parts(reader, cat, name, slice(s, s + group))),
+                            joined])
+    split_cat(ops, joined, widest)
+
+
+def split_cat(ops, cat: Cat, widest=None) -> None:
+    """Rewrite every reader of ``cat`` as the module says; ``cat`` is gone after.
+    ``widest(conv, part_shapes)``: the most output channels one conv over parts of those
+    shapes may have on a preset (``None``: all of them), :mod:`.split_convs`'s."""
     if len(cat.inputs) == 1:
         return ops.drop(cat)
     for reader in ops.readers(cat.name):
@@ -84,8 +107,8 @@ def split_cat(ops, cat: Cat) -> None:
             joined = Cat(reader.name, cat.where,
                          tuple(ir.out_shape(reader, s) for s in cat.shapes),
                          tuple(p.name for p in parts))
-            _put(ops, reader.name, [*parts, joined])
-            split_cat(ops, joined)
+            replace_with(ops, reader.name, [*parts, joined])
+            split_cat(ops, joined, widest)
         elif isinstance(reader, Cat):   # a concatenation of concatenations: one of the parts
             k = reader.inputs.index(cat.name)
             ops.replace(dataclasses.replace(
@@ -93,7 +116,7 @@ def split_cat(ops, cat: Cat) -> None:
                 shapes=reader.shapes[:k] + cat.shapes + reader.shapes[k + 1:]))
         elif isinstance(reader, ir.Conv2d) and reader.groups == 1 or isinstance(reader,
                                                                                  ir.Linear):
-            _split_reader(ops, cat, reader)
+            _split_reader(ops, cat, reader, widest)
         else:
             raise UnsupportedOp("cat", cat.where, f"read by {type(reader).__name__} "
                                                   f"{reader.name!r}; a concatenation is read "

@@ -178,12 +178,14 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     from .lower import LoweringError, max_batch
     from .memory import DoesNotFit
     from .quantize import quantize
+    from .split_convs import split_outputs
     from .split_pools import split_averages
     from .trace import trace
 
     cfg = _preset(preset)
-    # averages over more values than the preset's AVGPOOL takes: two pools (:mod:`.split_pools`)
-    graph = split_averages(trace(model, example), cfg.avg_max_window)
+    # averages over more values than the preset's AVGPOOL takes: two pools (:mod:`.split_pools`);
+    # convs wider than its engine: groups of outputs (:mod:`.split_convs`)
+    graph = split_outputs(split_averages(trace(model, example), cfg.avg_max_window), cfg)
     if calibration is None:
         qgraph = quantize(graph, example, "calibration data (the example: no calibration given)")
     else:

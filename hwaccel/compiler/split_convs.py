@@ -1,0 +1,95 @@
+"""A preset-specific pass on the float IR, before quantization: a dense conv (kernel larger than
+1 x 1) with more output channels than the preset's conv engine runs in one layer
+(``ConvConfig.max_cout``, or its weight memory: output blocks x kernel chunks) becomes convs
+over groups of its output channels, each the most one engine layer takes (whole activation
+words), and their concatenation, which its readers then take part by part (:mod:`.fold_cat`): a
+pool or flatten per group, a dense conv or Linear per group and adds -- a reading conv that is
+too wide itself splits its outputs the same way. A 1 x 1 conv needs none of this where it runs as a
+GEMM, which tiles its outputs in hardware (not where a max pool is fused into it).
+
+In float it is the same function. In int8 each group has a scale of its own and a reading conv
+a rounding more per group, and each add is a pass of the element-wise unit. A conv whose
+readers cannot take parts (an add, a depthwise conv, the model's output) stays whole, and
+lowering names the engine's limit as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..generators.conv.layer import ConvLayer, check_layer
+from . import ir
+from .errors import UnsupportedOp
+from .fold import OpTable
+from .fold_cat import Cat, replace_with, split_cat
+
+__all__ = ["split_outputs"]
+
+
+def _fits(cfg, op, shape, cout: int) -> bool:
+    """Whether one engine layer of ``cfg`` runs ``op`` on input ``shape`` with ``cout``
+    outputs (the map's size clipped to the engine's: taller maps run in bands)."""
+    conv = cfg.conv
+    cin, h, w = shape
+    try:
+        check_layer(conv, ConvLayer(min(h, conv.max_height), min(w, conv.max_width), cin, cout,
+                                    ir.squash(op.kernel), op.stride, op.padding, op.relu))
+    except ValueError:
+        return False
+    return True
+
+
+def widest_for(cfg):
+    """``widest(conv, part_shapes, pooled=False)``: the most output channels (a multiple of the
+    word) with which every part's conv fits one engine layer of ``cfg``; ``None`` when all of
+    them fit, when not even one word's do (lowering then names the limit), or for a 1 x 1 conv
+    that runs as a GEMM (stride 1, no padding, no max pool fused into it: ``pooled``)."""
+    lanes = cfg.lanes
+
+    def widest(op, shapes, pooled=False):
+        cout = op.weight.shape[0]
+
+        def fits(c):
+            return all(_fits(cfg, op, s, c) for s in shapes)
+
+        gemm = op.kernel == (1, 1) and op.strides == (1, 1) and not any(op.pads) and not pooled
+        if op.groups != 1 or gemm or fits(cout):
+            return None
+        return next((c for c in range((cout - 1) // lanes * lanes, 0, -lanes) if fits(c)), None)
+
+    return widest
+
+
+def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
+    """``graph`` with every dense conv too wide for ``cfg``'s engine split as the module says
+    (the groups are ``<name>.out<g>``); ``graph`` itself when none is."""
+    widest, shapes = widest_for(cfg), graph.shapes()
+    table, changed = OpTable(list(graph.ops), graph.output), False
+    for op in graph.ops:
+        op = table.ops.get(op.name)
+        if not isinstance(op, ir.Conv2d) or op.inputs[0] not in shapes:
+            continue
+        readers = table.readers(op.name)
+        pooled = len(readers) == 1 and isinstance(readers[0], ir.MaxPool2d)  # fused into it
+        group = widest(op, (shapes[op.inputs[0]],), pooled)
+        if group is None:
+            continue
+        n = op.weight.shape[0]
+        starts = range(0, n, group)
+        parts = [dataclasses.replace(op, name=f"{op.name}.out{g}", weight=op.weight[s:s + group],
+                                     bias=op.bias[s:s + group]) for g, s in enumerate(starts)]
+        shape = shapes[op.name]
+        cat = Cat(op.name, f"layer {op.name!r} ({n} output channels in groups of {group} on "
+                           f"{cfg.slug})", tuple((p.weight.shape[0], *shape[1:]) for p in parts),
+                  tuple(p.name for p in parts))
+        trial = OpTable([], table.output)
+        trial.ops = dict(table.ops)
+        try:
+            replace_with(trial, op.name, [*parts, cat])
+            split_cat(trial, cat, widest)
+        except UnsupportedOp:   # a reader takes the whole tensor: lowering names the limit
+            continue
+        table, changed = trial, True
+    if not changed:
+        return graph
+    return dataclasses.replace(graph, ops=tuple(table.ops.values()), output=table.output)
