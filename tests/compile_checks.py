@@ -1,7 +1,7 @@
 """A compiled model against its references, for the compiler's model tests: the golden
 interpreter equals the integer twin bit for bit (and the twin is not mostly zeros), the twin
 dequantized is within ``rel`` of the float model's largest output, and the float IR on XLA
-matches the float model."""
+matches the float model; and the RTL against golden."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def golden_twin_float(cm, model, x, rel: float):
     assert err < rel * np.abs(ref).max(), err
     np.testing.assert_allclose(cm.run("xla", x), ref, rtol=1e-4, atol=1e-5)
     return x_int, twin
+
+
+def rtl_equals_golden(cm, x) -> None:
+    """The RTL (Verilator harness) runs ``x`` bit-exact to golden, and golden to the twin."""
+    gold = cm.execute("golden", x)
+    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x)))
+    np.testing.assert_array_equal(cm.execute("rtl", x).int_logits, gold.int_logits)

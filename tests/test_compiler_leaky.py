@@ -4,11 +4,10 @@ float model, and the compiled model bit-exact on the golden interpreter and the 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from compile_checks import golden_twin_float
+from compile_checks import golden_twin_float, rtl_equals_golden
 from torch import nn
 
 import hwaccel
@@ -135,6 +134,4 @@ def test_the_rtl_runs_a_leaky_model_bit_exact():
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(32, 3, 8, 8, generator=gen)
     cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
-    gold = cm.execute("golden", x[:3])
-    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x[:3])))
-    np.testing.assert_array_equal(cm.execute("rtl", x[:3]).int_logits, gold.int_logits)
+    rtl_equals_golden(cm, x[:3])

@@ -5,11 +5,10 @@ the whole tensor the conv stays whole and lowering names the limit."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from compile_checks import golden_twin_float
+from compile_checks import golden_twin_float, rtl_equals_golden
 from torch import nn
 
 import hwaccel
@@ -60,9 +59,7 @@ def test_the_rtl_runs_a_split_model_bit_exact():
     model = _model(seed=3)
     x = torch.randn(32, 3, 6, 6, generator=torch.Generator().manual_seed(3))
     cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
-    gold = cm.execute("golden", x[:3])
-    np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x[:3])))
-    np.testing.assert_array_equal(cm.execute("rtl", x[:3]).int_logits, gold.int_logits)
+    rtl_equals_golden(cm, x[:3])
 
 
 class Residual(nn.Module):
