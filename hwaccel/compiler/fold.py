@@ -29,7 +29,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp, check_finite
-from .fold_cat import Cat, split_cat
+from .fold_cat import Cat, replace_with, split_cat
 
 __all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "OpTable", "fold"]
 
@@ -207,10 +207,7 @@ def _leaky(ops: OpTable, lk: Leaky) -> None:
     (x,) = lk.inputs
     pos = ir.Add(f"{lk.name}.relu", relu=True, weights=(0.5, 0.5), inputs=(x, x))
     out = ir.Add(lk.name, weights=(lk.slope, 1.0 - lk.slope), inputs=(x, pos.name))
-    expanded = {}
-    for name, op in ops.ops.items():
-        expanded.update({pos.name: pos, out.name: out} if name == lk.name else {name: op})
-    ops.ops = expanded
+    replace_with(ops, lk.name, [pos, out])
 
 
 def fold(ops: list, output: str) -> tuple[list, str]:

@@ -44,7 +44,12 @@ class Cat:
 
 
 def replace_with(ops, name: str, new: list) -> None:
-    """Replace op ``name`` by the ops ``new``, in its place in the order."""
+    """Replace op ``name`` by the ops ``new``, in its place in the order (their names new
+    but for ``name`` itself: the rewrites' suffixes never shadow a value of the model)."""
+    clash = [o.name for o in new if o.name != name and o.name in ops.ops]
+    if clash:
+        raise ValueError(f"rewriting {name!r} would reuse the value names {clash}: rename "
+                         f"the model's layers that carry them")
     out = {}
     for key, op in ops.ops.items():
         out.update({o.name: o for o in new} if key == name else {key: op})
