@@ -26,20 +26,27 @@ def _products(a_shape, b_shape, pairs, cut):
     joined = Signal(s.shape)
     m.d.comb += joined.eq(join_product(low, high, s))
     assert joined.shape() == (a * b).shape()
+    return _clocked(m, a, b, joined, pairs, 1)
+
+
+def _clocked(m, a, b, out, pairs, latency: int) -> list:
+    """Simulate ``m`` with ``pairs`` on ``a``, ``b``, one a cycle; ``out`` for each pair,
+    ``latency`` clock edges after it was set."""
     got = []
 
     async def bench(ctx):
-        for x, y in pairs:
-            ctx.set(a, x)
-            ctx.set(b, y)
+        for i in range(len(pairs) + latency - 1):
+            if i < len(pairs):
+                ctx.set(a, pairs[i][0])
+                ctx.set(b, pairs[i][1])
             await ctx.tick()
-            got.append(ctx.get(joined))
+            got.append(ctx.get(out))
 
     sim = Simulator(m)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return got
+    return got[latency - 1:]
 
 
 @pytest.mark.parametrize("a_shape, b_shape, cut", [
@@ -83,21 +90,7 @@ def test_staged_lut_product_is_the_product_three_cycles_later():
     values = [-(1 << 17), (1 << 17) - 1, -1, 0, 1] + [rng.randrange(-(1 << 17), 1 << 17)
                                                       for _ in range(5)]
     pairs = [(x, y) for x in values for y in range(-128, 128)]
-    got = []
-
-    async def bench(ctx):
-        for i in range(len(pairs) + STAGED_LATENCY):
-            if i < len(pairs):
-                ctx.set(a, pairs[i][0])
-                ctx.set(byte, pairs[i][1])
-            await ctx.tick()
-            got.append(ctx.get(product))
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
     assert STAGED_LATENCY == 3
-    assert got[STAGED_LATENCY - 1:][:len(pairs)] == [x * y for x, y in pairs]
+    assert _clocked(m, a, byte, product, pairs, STAGED_LATENCY) == [x * y for x, y in pairs]
     with pytest.raises(ValueError, match="byte must be 8 bits wide, not 9"):
         staged_product(Module(), a, Signal(signed(9)), name="u")

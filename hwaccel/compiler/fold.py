@@ -111,6 +111,10 @@ class OpTable:
     def replace(self, op) -> None:
         self.ops[op.name] = op
 
+    def copy(self) -> OpTable:
+        """A table of the same ops, to rewrite without touching this one."""
+        return OpTable(list(self.ops.values()), self.output)
+
 
 def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     """Fold an eval-mode batch norm into the Conv2d or Linear that produced its input:

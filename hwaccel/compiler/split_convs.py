@@ -82,8 +82,7 @@ def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
         cat = Cat(op.name, f"layer {op.name!r} ({n} output channels in groups of {group} on "
                            f"{cfg.slug})", tuple((p.weight.shape[0], *shape[1:]) for p in parts),
                   tuple(p.name for p in parts))
-        trial = OpTable([], table.output)
-        trial.ops = dict(table.ops)
+        trial = table.copy()
         try:
             replace_with(trial, op.name, [*parts, cat])
             split_cat(trial, cat, widest)
