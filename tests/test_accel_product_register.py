@@ -1,9 +1,10 @@
 """An accelerator whose conv engine registers each MAC product once more in the fabric
 (``ConvConfig.product_register``, a pipeline stage more; with ``lut_multipliers`` and one
-requantizer on DSP blocks, ``requant_dsp_blocks``): ``tiny_4x2`` with it runs random
-programs (convs, pools, GEMMs over several tiles, depthwise groups in two beats, ADDs, AVGPOOLs,
-LSTMs) with the scratchpad equal to the golden interpreter's word for word and every counter
-equal to the cycle model's, which counts each conv-engine job a cycle longer."""
+requantizer on DSP blocks, ``requant_dsp_blocks``; and the two stages that change no cycle,
+``add_product_stage`` and ``end_stage``): ``tiny_4x2`` with it runs random programs (convs,
+pools, GEMMs over several tiles, depthwise groups in two beats, ADDs, AVGPOOLs, LSTMs) with
+the scratchpad equal to the golden interpreter's word for word and every counter equal to the
+cycle model's, which counts each conv-engine job a cycle longer."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from hwaccel.sim.host import HarnessHost
 BASE = MODEL_PRESETS["tiny_4x2"]
 # as ecp5_128 has them: LUT multipliers but for one requantizer's on DSP blocks
 REG = BASE.with_(conv=BASE.conv.with_(product_register=True, requant_dsp_blocks=1),
-                 lut_multipliers=True, name="tiny_4x2_preg")
+                 lut_multipliers=True, add_product_stage=True, end_stage=True,
+                 name="tiny_4x2_preg")
 
 
 @pytest.fixture(scope="module")

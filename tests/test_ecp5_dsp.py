@@ -47,6 +47,8 @@ def test_ecp5_144_fits_its_macs_on_the_dsp_blocks():
         AccelConfig(add_product_stage=True)
     with pytest.raises(TypeError, match="add_product_stage must be a bool, not 1"):
         AccelConfig(lut_multipliers=True, add_product_stage=1)
+    with pytest.raises(TypeError, match="end_stage must be a bool, not 'no'"):
+        AccelConfig(end_stage="no")
 
 
 MIX = """

@@ -316,7 +316,11 @@ class Accelerator(wiring.Component):
             idle = Mux(is_lstm, lstm_idle, idle)
         # Results go to the job's runs (:mod:`.store`); a partial K tile's beats are counted,
         # not stored.
-        store = res_valid & active
+        # ``cfg.end_stage``: the flags are cleared a cycle after the job's end (below) and
+        # read as clear in that cycle (``live``), so that end reaches one register only.
+        ended, moved = Signal(name="ended"), Signal(name="moved")
+        live = active & ~ended if cfg.end_stage else active
+        store = res_valid & live
         with m.If(store):
             m.d.sync += togo.eq(togo - 1)
         w_addr = result_addresses(m, cfg, proc, store)
@@ -332,7 +336,7 @@ class Accelerator(wiring.Component):
         with m.Elif(store):
             m.d.sync += [stored.eq(left1), left1.eq(togo == 2)]
         last_store = store & left1
-        done = (active & ~pending & ~act_dma.busy & ~wgt_dma.busy
+        done = (live & ~pending & ~act_dma.busy & ~wgt_dma.busy
                 & Mux(is_conv, (stored | last_store) & conv.ending, stored & idle))
         if cfg.lstm is None:
             m.d.comb += act_dma.source.ready.eq(a_ready)
@@ -342,20 +346,19 @@ class Accelerator(wiring.Component):
         # watchdog's abort into the units' reset are separate paths; :data:`.perf.JOB_END`).
         # The end's own cycle counts as progress, and a unit's fault in it is void, so no
         # abort is decided for it; so does the job's ISSUE (its first RUN cycle sees it).
-        ended, moved = Signal(name="ended"), Signal(name="moved")
         m.d.sync += [ended.eq(done), moved.eq(store | consumed | loaded | (is_elt & elt.moved)
                                               | done | proc.job_start)]
         m.d.comb += [proc.job_done.eq(ended), proc.progress.eq(moved)]
         if cfg.attention is not None:
             m.d.comb += proc.job_fault.eq((attn.fault | fz.fault) & ~done)
-        with m.If(done):
+        with m.If(ended if cfg.end_stage else done):
             m.d.sync += [active.eq(0), *(k.eq(0) for k in kinds)]
 
         # --- memory ports: the DMA while busy, the host otherwise ------------------------------
         host_mem = ~busy & ~proc.start
         # The datapath's ports, but in a reset's cycle (the units' last) nothing is stored and
         # the host has them (a soft reset: STATUS reads idle).
-        own = active & ~kill
+        own = live & ~kill
         m.d.comb += [
             act_rd.addr.eq(Mux(own, Mux(is_elt, elt.addr, act_dma.addr), offset)),
             act.pair.eq(own & is_elt & elt.pair), act.rup.eq(elt.rup),
@@ -377,19 +380,23 @@ class Accelerator(wiring.Component):
         ]
 
         # --- performance counters (cleared when a program starts) ------------------------------
-        energy = energy_events(m, active=active, act_wen=act_wr.en, act_taken=consumed, elt=elt,
+        energy = energy_events(m, active=live, act_wen=act_wr.en, act_taken=consumed, elt=elt,
                                elt_avg=proc.job_avg, weight_taken=loaded)
         slots_due = mac_slots_due(m, cfg, proc, soft, JOB_CONV)
+
+        def run(flag):   # a kind's cycles, but for the cycle after the job's end (``live``)
+            return flag & ~ended if cfg.end_stage else flag
+
         events = {
             "cycles": busy,
-            "conv_busy": is_conv,
-            "pool_busy": is_pool,
-            "lstm_busy": is_lstm,
-            "eltwise_busy": is_elt | is_attn,
+            "conv_busy": run(is_conv),
+            "pool_busy": run(is_pool),
+            "lstm_busy": run(is_lstm),
+            "eltwise_busy": run(is_elt | is_attn),
             "mac_slots": slots_due,
             "load_cycles": Cat(loaded, Const(0, 1)),   # two bits: MATMUL adds 2 (.job_io)
-            "stall_input": is_conv & conv.activations.ready & ~conv.activations.valid,
-            "overhead": busy & ~active,
+            "stall_input": run(is_conv & conv.activations.ready & ~conv.activations.valid),
+            "overhead": busy & ~live,
             "commands": proc.retire,
             **energy.events,
         }
@@ -413,7 +420,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [active.eq(0), *(k.eq(0) for k in kinds), pending.eq(0), togo.eq(0),
                          popped.eq(0), ended.eq(0), moved.eq(0), *(w.eq(0) for w in waits)]
         if cfg.attention is not None:   # MATMUL: B's beats gathered from the act scratchpad
-            dp = SimpleNamespace(act_wr=act_wr, active=active, held=held, reuse=reuse,
+            dp = SimpleNamespace(act_wr=act_wr, active=live, held=held, reuse=reuse,
                                  counters=counters)
             mirror_rd = matmul_io(m, cfg, proc, conv, act_dma, wgt_dma, act_rd, kill, busy, dp)
             fz.residual(mirror_rd)   # a fused ADD's residual reads (:mod:`.fuse`)

@@ -77,6 +77,13 @@ class AccelConfig:
         products of the byte's two halves (:func:`.elt_products.staged_product`), a stage more
         taken where the tail needs that word a cycle later anyway: outputs and cycles are the
         same. Off by default, so every preset's netlist is the one it was.
+    end_stage : bool
+        A job's end (``done``: a gate after the running unit's handshakes) goes into the
+        ``ended`` register only; the job's flags (``active`` and the kind registers, whose
+        fan-out is the datapath's) are cleared from ``ended`` a cycle later and read as clear
+        meanwhile. The processor sees the end in the same cycle as without it, so outputs and
+        every counter are the same. Off by default, so every preset's netlist is the one it
+        was.
     name : str
         Preset name (the slug is ``accel_<name>``).
     """
@@ -93,6 +100,7 @@ class AccelConfig:
     avg_max_window: int = 1024
     lut_multipliers: bool = False
     add_product_stage: bool = False
+    end_stage: bool = False
     name: str = "custom"
 
     kind = "accel"
@@ -146,6 +154,7 @@ class AccelConfig:
         check_int("avg_max_window", self.avg_max_window, min=1, max=AVG_MAX_WINDOW)
         check_bool("lut_multipliers", self.lut_multipliers)
         check_bool("add_product_stage", self.add_product_stage)
+        check_bool("end_stage", self.end_stage)
         if self.add_product_stage and not self.lut_multipliers:
             raise ValueError("add_product_stage needs lut_multipliers: without it the ADD's "
                              "products are DSP blocks, registered inside")
