@@ -119,7 +119,7 @@ UNSUPPORTED = [  # model, input, words the error must contain (op, place, attrib
     (nn.Sequential(nn.BatchNorm2d(2)), IMG, ["BatchNorm2d", "'0'", "only right after a Conv2d"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2, track_running_stats=False)), IMG,
      ["BatchNorm2d attribute", "track_running_stats=False"]),
-    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Tanh()), IMG, ["module Tanh"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3), nn.Upsample(scale_factor=2)), IMG, ["module Upsample"]),
     (nn.Sequential(nn.ReLU()), IMG, ["ReLU", "follows the input"]),
     (nn.Sequential(nn.LSTM(4, 4, batch_first=True, bidirectional=True)), torch.randn(1, 3, 4),
      ["LSTM attribute", "bidirectional"]),

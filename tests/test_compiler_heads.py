@@ -49,7 +49,13 @@ def test_the_sigmoid_head_does_not_overflow():
     np.testing.assert_allclose(p, [0.0, 1 / (1 + np.exp(30)), 0.5, 1 / (1 + np.exp(-30)), 1.0])
 
 
-def test_a_sigmoid_inside_a_model_is_named():
+def test_a_sigmoid_inside_a_model_is_a_table_where_the_units_are():
+    """A sigmoid that another op reads is no host head: the GELU unit's table runs it
+    (``test_compiler_pointwise.py``), and a preset without that unit names it."""
     model = nn.Sequential(nn.Linear(16, 8), nn.Sigmoid(), nn.Linear(8, 3)).eval()
-    with pytest.raises(UnsupportedOp, match="sigmoid must be the model's last op"):
+    with pytest.raises(UnsupportedOp, match=r"is sigmoid \(a table on the attention units' "
+                                            r"GELU unit\): no accelerator command for it on "
+                                            r"accel_tiny"):
         hwaccel.compile(model, torch.randn(2, 16), preset="tiny")
+    cm = hwaccel.compile(model, torch.randn(2, 16), preset="tiny_attention")
+    assert cm.qgraph.head == "logits"

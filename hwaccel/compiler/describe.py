@@ -99,7 +99,9 @@ def describe(qg: ir.QGraph, cfg: AccelConfig) -> str:
         runs = _runs(op, qg, cfg, shapes)
         if op.inputs != (prev,):
             runs += f" (reads {', '.join(op.inputs)})"
-        lines.append(f"{op.name:12s} {type(op).__name__[1:]:10s} {fmt(s_in):>14s} "
+        kind = getattr(op, "fn", "gelu").capitalize() if isinstance(op, ir.QGelu) else \
+            type(op).__name__[1:]   # a table's function (Silu, Tanh, ...)
+        lines.append(f"{op.name:12s} {kind:10s} {fmt(s_in):>14s} "
                      f"{fmt(s_out):>14s} {sc_in:>10s} {sc_out:>10s} "
                      f"{ir.macs(op, s_in):>10,d}  {runs}")
         prev = op.name

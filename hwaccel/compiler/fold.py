@@ -16,6 +16,8 @@ whole graph is read: so they run here, with every value's readers in hand.
   run on a quarter of the words.
 * :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
   (:mod:`.fold_cat`).
+* An :class:`~.ir_attention.Pointwise` op (no marker) whose function rises: after the max
+  pools that alone read it, as a LeakyReLU goes.
 
 A marker that cannot fold is refused with :class:`~.errors.UnsupportedOp`, by name and place.
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..numerics import pointwise_rising
 from . import ir
 from .errors import UnsupportedOp, check_finite
 from .fold_cat import Cat, replace_with, split_cat
@@ -190,37 +193,55 @@ def _relu(ops: OpTable, r: Relu) -> None:
     ops.drop(r)
 
 
-def _leaky(ops: OpTable, lk: Leaky) -> None:
-    """Expand ``lk`` into its two adds, after the max pools that alone read it (each pools
-    ``lk``'s input instead, and its readers read ``lk``)."""
-    while len(readers := ops.readers(lk.name)) == 1 and isinstance(readers[0], ir.MaxPool2d):
+def _pool_first(ops: OpTable, act):
+    """Move the max pools that alone read ``act`` (a rising function of each value, so a max
+    commutes with it) before it: each pools ``act``'s input instead, and its readers read
+    ``act``. Returns ``act`` as it then is."""
+    while len(readers := ops.readers(act.name)) == 1 and isinstance(readers[0], ir.MaxPool2d):
         pool = readers[0]
         order = {}
         for name, op in ops.ops.items():
-            if name == lk.name:
-                order[pool.name] = dataclasses.replace(pool, inputs=lk.inputs)
+            if name == act.name:
+                order[pool.name] = dataclasses.replace(pool, inputs=act.inputs)
             elif name == pool.name:
-                order[lk.name] = dataclasses.replace(lk, inputs=(pool.name,))
+                order[act.name] = dataclasses.replace(act, inputs=(pool.name,))
             else:
                 order[name] = dataclasses.replace(op, inputs=tuple(
-                    lk.name if v == pool.name else v for v in op.inputs))
+                    act.name if v == pool.name else v for v in op.inputs))
         ops.ops = order
         if ops.output == pool.name:
-            ops.output = lk.name
-        lk = ops.ops[lk.name]
+            ops.output = act.name
+        act = ops.ops[act.name]
+    return act
+
+
+def _leaky(ops: OpTable, lk: Leaky) -> None:
+    """Expand ``lk`` into its two adds, after the max pools that alone read it
+    (:func:`_pool_first`)."""
+    lk = _pool_first(ops, lk)
     (x,) = lk.inputs
     pos = ir.Add(f"{lk.name}.relu", relu=True, weights=(0.5, 0.5), inputs=(x, x))
     out = ir.Add(lk.name, weights=(lk.slope, 1.0 - lk.slope), inputs=(x, pos.name))
     replace_with(ops, lk.name, [pos, out])
 
 
+def _pointwise(ops: OpTable, pw: ir.Pointwise) -> None:
+    """A rising pointwise function (sigmoid, tanh ...: :func:`~hwaccel.numerics.pointwise_rising`)
+    after the max pools that alone read it: its table then runs on a quarter of the values, and
+    a conv before it pools as it stores. Its table never decreases, so the integers are the
+    same either way."""
+    if pointwise_rising(pw.fn, pw.params):
+        _pool_first(ops, pw)
+
+
 def fold(ops: list, output: str) -> tuple[list, str]:
     """``ops`` (and the output value) with every marker folded, in the order: batch norms,
     last steps, ReLUs (a ReLU may follow a folded batch norm), LeakyReLUs, concatenations
-    (split into readers that have their batch norms and ReLUs)."""
+    (split into readers that have their batch norms and ReLUs); and rising pointwise functions
+    after the max pools that read them."""
     table = OpTable(ops, output)
     for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu),
-                     (Leaky, _leaky), (Cat, split_cat)):
+                     (Leaky, _leaky), (Cat, split_cat), (ir.Pointwise, _pointwise)):
         for op in [op for op in ops if isinstance(op, kind)]:
             fn(table, table.ops[op.name])
     return list(table.ops.values()), table.output

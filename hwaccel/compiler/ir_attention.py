@@ -26,7 +26,7 @@ import numpy as np
 
 from .ir_float import Shape
 
-__all__ = ["MatMul", "Softmax", "LayerNorm", "Gelu", "Slice", "Concat", "AddConstant",
+__all__ = ["MatMul", "Softmax", "LayerNorm", "Gelu", "Pointwise", "Slice", "Concat", "AddConstant",
            "TokenMean", "Token", "ATTENTION_OPS"]
 
 
@@ -111,6 +111,21 @@ class Gelu:
 
 
 @dataclass(frozen=True, eq=False)
+class Pointwise:
+    """A function of each value (:data:`hwaccel.numerics.POINTWISE`: sigmoid, tanh, SiLU,
+    hardswish ...) with its ``params`` (ELU's alpha, softplus's beta and threshold), any
+    shape: it runs as a table on the GELU unit."""
+
+    name: str
+    fn: str
+    params: tuple[float, ...] = ()
+    inputs: tuple[str, ...] = ()
+
+    def out_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+@dataclass(frozen=True, eq=False)
 class Slice:
     """Columns ``start:stop`` of a ``(T, F)`` value (one head's share of Q, K or V)."""
 
@@ -188,4 +203,5 @@ class Token:
 
 
 #: The float attention ops (their quantized forms: :data:`.ir_attention_q.QATTENTION_OPS`).
-ATTENTION_OPS = (MatMul, Softmax, LayerNorm, Gelu, Slice, Concat, AddConstant, TokenMean, Token)
+ATTENTION_OPS = (MatMul, Softmax, LayerNorm, Gelu, Pointwise, Slice, Concat, AddConstant, TokenMean,
+                 Token)

@@ -15,7 +15,8 @@ Every value stays an int8 tensor at one scale per tensor, and every integer oper
   1/127 always.
 * :class:`QLayerNorm`: :func:`~hwaccel.numerics.layernorm_int`, ``G``, ``B`` and the shift from
   gamma, beta, eps and the two scales (:func:`~hwaccel.numerics.layernorm_params`).
-* :class:`QGelu`: the 256-entry table of :func:`~hwaccel.numerics.gelu_params`.
+* :class:`QGelu`: the 256-entry table of :func:`~hwaccel.numerics.gelu_params` (or of
+  :func:`~hwaccel.numerics.pointwise_params`: a :class:`~.ir_attention.Pointwise`).
 * :class:`QSlice`, :class:`QConcat`, :class:`QToken`: views (no arithmetic; the scale is
   kept). A concatenation's inputs share one scale: the quantizer requantizes each head's
   ``P . V`` straight into the scale calibrated for the joined value (each head's own
@@ -115,13 +116,16 @@ class QLayerNorm:
 
 @dataclass(frozen=True, eq=False)
 class QGelu:
-    """The GELU table (:func:`hwaccel.numerics.gelu_int`), int8 at ``s_in`` to ``s_out``."""
+    """The GELU unit's table (:func:`hwaccel.numerics.gelu_int`), int8 at ``s_in`` to
+    ``s_out``: GELU's, or the function ``fn``'s (:data:`hwaccel.numerics.POINTWISE`, an
+    :class:`~.ir_attention.Pointwise`)."""
 
     name: str
     params: GeluParams
     s_in: float = 0.0
     s_out: float = 0.0
     inputs: tuple[str, ...] = ()
+    fn: str = "gelu"
 
     def out_shape(self, shape: Shape) -> Shape:
         return Gelu(self.name).out_shape(shape)

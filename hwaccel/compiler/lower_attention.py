@@ -173,6 +173,12 @@ def value(op, vals: dict, cfg: AccelConfig, batch: int, homes: dict, step: int, 
                                 f"products written into its columns")
         return replace(home, channels=sum(vals[i].channels for i in op.inputs),
                        offset=home.offset - homes[op.inputs[0]][1], row_words=None)
+    if isinstance(op, ir.QGelu) and x.kind != "seq":   # a table over an image or a vector
+        v = Value(f"{op.name} output", x.kind, x.channels, x.height, x.width,
+                  x.height * x.width * groups(x.channels))
+        words.setdefault(v.block, v.stride * batch)
+        made.setdefault(v.block, step)
+        return v
     if isinstance(op, ir.QToken):
         return Value(x.block, "vector", x.channels, 1, 1, x.stride, x.offset + op.index * rw)
     if isinstance(op, ir.QMatMul):

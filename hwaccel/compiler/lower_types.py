@@ -26,10 +26,21 @@ class AttentionNotLowered(LoweringError, UnsupportedOp):
     where the units are."""
 
     def __init__(self, op, cfg: AccelConfig):
-        self.op, self.where = f"{type(op).__name__[1:]} (attention)", f"layer {op.name!r}"
+        fn = getattr(op, "fn", "gelu")   # a pointwise function runs as the GELU unit's table
+        self.op = (f"{fn} (a table on the attention units' GELU unit)" if fn != "gelu" else
+                   f"{type(op).__name__[1:]} (attention)")
+        self.where = f"layer {op.name!r}"
         ValueError.__init__(self, f"layer {op.name!r} is {self.op}: no accelerator command for "
-                            f"attention yet on {cfg.slug} (no attention units: "
-                            f"AccelConfig.attention); the integer twin (torch-int8) runs it")
+                            f"it on {cfg.slug} (no attention units: AccelConfig.attention; "
+                            f"presets with them: "
+                            f"{', '.join(n for n in _attention_presets())}); the integer "
+                            f"twin (torch-int8) runs it")
+
+
+def _attention_presets() -> list[str]:
+    from ..generators.accel.config import MODEL_PRESETS
+
+    return [n for n, c in MODEL_PRESETS.items() if c.attention is not None]
 
 
 @dataclass(frozen=True)

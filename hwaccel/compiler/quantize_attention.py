@@ -39,6 +39,7 @@ from ..numerics import (
     add_params,
     gelu_params,
     layernorm_params,
+    pointwise_params,
     requant_params,
     softmax_params,
 )
@@ -49,7 +50,7 @@ __all__ = ["quantize_op", "JOINABLE"]
 
 #: The quantized ops whose output scale is free (set by their requantizer or table), so a join
 #: of heads can make them share one.
-JOINABLE = (ir.MatMul, ir.LayerNorm, ir.Gelu, ir.AddConstant)
+JOINABLE = (ir.MatMul, ir.LayerNorm, ir.Gelu, ir.Pointwise, ir.AddConstant)
 
 
 def _scale(amax: float) -> float:
@@ -93,6 +94,9 @@ def quantize_op(op, ins: tuple[str, ...], scale: dict, amax: dict, graph: ir.Gra
         return ir.QLayerNorm(op.name, p, s, s_out, ins), s_out
     if isinstance(op, ir.Gelu):
         return ir.QGelu(op.name, gelu_params(s, s_out, op.approximate), s, s_out, ins), s_out
+    if isinstance(op, ir.Pointwise):
+        table = pointwise_params(op.fn, s, s_out, op.params)
+        return ir.QGelu(op.name, table, s, s_out, ins, fn=op.fn), s_out
     if isinstance(op, ir.Slice):
         return ir.QSlice(op.name, op.start, op.stop, s, ins), s
     if isinstance(op, ir.Concat):

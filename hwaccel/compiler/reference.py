@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics import POINTWISE
 from . import ir
 from .errors import check_finite
 
@@ -16,6 +17,21 @@ def _relu(y, op):
     if not op.relu:
         return y
     return y.clamp(0, op.cap) if op.cap is not None else y.clamp_min(0)
+
+
+def pointwise_torch(fn: str, x, params: tuple = ()):
+    """``fn`` (:data:`hwaccel.numerics.POINTWISE`, with its ``params``) of every value of the
+    float tensor ``x``, as torch computes it."""
+    import torch
+    import torch.nn.functional as F
+
+    a = dict(zip(POINTWISE[fn][1], params))
+    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu,
+            "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
+            "softplus": lambda v: F.softplus(v, **a), "mish": F.mish,
+            "elu": lambda v: F.elu(v, **a), "celu": lambda v: F.celu(v, **a), "selu": F.selu,
+            "logsigmoid": F.logsigmoid, "softsign": F.softsign, "gelu": F.gelu,
+            "gelu_tanh": lambda v: F.gelu(v, approximate="tanh")}[fn](x)
 
 
 def _op(op, x, *more):
@@ -81,6 +97,8 @@ def _attention_op(op, t, x, *more):
         return F.layer_norm(x, (x.shape[-1],), t(op.weight), t(op.bias), op.eps)
     if isinstance(op, ir.Gelu):
         return F.gelu(x, approximate=op.approximate)
+    if isinstance(op, ir.Pointwise):
+        return pointwise_torch(op.fn, x, op.params)
     if isinstance(op, ir.Slice):
         return x[..., op.start:op.stop]
     if isinstance(op, ir.Concat):

@@ -36,6 +36,7 @@ from .trace_attention import Const, TransformerReaders
 from .trace_layout import Cols, Heads, LayoutReaders, Masked
 from .trace_line import LineReaders
 from .trace_ops import Head, LayerReaders, Pad, call_args, np_of
+from .trace_pointwise import PointwiseReaders
 
 __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
 
@@ -43,7 +44,7 @@ __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
 _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"}
 
 
-class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
+class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders, PointwiseReaders):
     """Reads a traced graph node by node into IR ops (and :mod:`.fold`'s markers)."""
 
     def __init__(self, gm):
@@ -90,6 +91,9 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
         if isinstance(v, Const):
             raise UnsupportedOp("a constant operand", where, f"{arg.name}; ops read tensors "
                                                              f"computed from the input")
+        if isinstance(v, Head) and v.kind == "sigmoid":   # read on: a table, not a host head
+            self.env[arg] = v = self.sigmoid_read(v)
+            return v
         if isinstance(v, Head):
             raise UnsupportedOp("an op after the host head", where,
                                 f"{v.kind} must be the model's last op")
@@ -189,6 +193,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
             self.layernorm(node, where, m)
         elif isinstance(m, nn.GELU):
             self.gelu(node, where, m.approximate)
+        elif self.pointwise_module(node, where, m):   # SiLU, tanh, hardswish ...
+            pass
         elif isinstance(m, nn.Sigmoid):
             self.set_head(node, where, "sigmoid", -1)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -215,6 +221,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders):
         elif t is operator.getitem:
             self.getitem(node, where)
         elif self.activation_call(node, t, name, where):   # ReLU, clamps, LeakyReLU
+            pass
+        elif self.pointwise_call(node, t, where):   # SiLU, tanh, hardswish ...
             pass
         elif t in (torch.cat, torch.concat, getattr(torch, "concatenate", torch.cat)):
             self.cat(node, where)

@@ -1,9 +1,10 @@
 """The one definition of hwaccel's integer arithmetic.
 
-Six modules, one namespace: :mod:`.core` (formats, saturation, quantization, the
+Seven modules, one namespace: :mod:`.core` (formats, saturation, quantization, the
 requantizer), :mod:`.lstm` (the LSTM cell's fixed point, sigmoid and tanh tables),
 :mod:`.eltwise` (the residual ADD and average pooling), and the attention units' :mod:`.softmax`,
-:mod:`.layernorm` and :mod:`.gelu`. Import from ``hwaccel.numerics``.
+:mod:`.layernorm` and :mod:`.gelu`, whose table takes the other pointwise functions too
+(:mod:`.pointwise`). Import from ``hwaccel.numerics``.
 
 Every generator, golden model, the compiler and the runtime import their number formats and
 rounding rules from here; no width or rounding rule is written twice.
@@ -24,13 +25,14 @@ same kind; all intermediate arithmetic is done in 64 bits, which is exact becaus
 ``|acc| < 2**31`` and ``M < 2**MULT_BITS`` keep ``acc * M`` below ``2**63``.
 """
 
-from . import core, eltwise, gelu, layernorm, lstm, softmax
+from . import core, eltwise, gelu, layernorm, lstm, pointwise, softmax
 from .core import *  # noqa: F403
 from .eltwise import *  # noqa: F403
 from .gelu import *  # noqa: F403
 from .layernorm import *  # noqa: F403
 from .lstm import *  # noqa: F403
+from .pointwise import *  # noqa: F403
 from .softmax import *  # noqa: F403
 
 __all__ = [*core.__all__, *lstm.__all__, *eltwise.__all__, *softmax.__all__, *layernorm.__all__,
-           *gelu.__all__]
+           *gelu.__all__, *pointwise.__all__]

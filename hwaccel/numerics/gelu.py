@@ -48,7 +48,7 @@ import numpy as np
 from .core import INT8, _is_tensor
 
 __all__ = ["GELU_TABLE_SIZE", "GeluParams", "gelu_params", "gelu_int", "gelu_float",
-           "gelu_error", "ibert_gelu_error"]
+           "gelu_error", "ibert_gelu_error", "table_of"]
 
 #: One entry per int8 input.
 GELU_TABLE_SIZE = INT8.max - INT8.min + 1
@@ -89,9 +89,17 @@ def gelu_params(in_scale: float, out_scale: float, approximate: str = "none") ->
     sx, sy = _positive("in_scale", in_scale), _positive("out_scale", out_scale)
     if approximate not in _APPROX:
         raise ValueError(f"approximate must be one of {_APPROX}, not {approximate!r}")
+    return table_of(lambda x: gelu_float(x, approximate), sx, sy)
+
+
+def table_of(f, in_scale: float, out_scale: float) -> GeluParams:
+    """The table of float function ``f`` (float64 in, float64 out) for int8 input at
+    ``in_scale`` and int8 output at ``out_scale``: ``sat8(floor(f(q * s_x) / s_y + 1/2))``,
+    each entry the correctly rounded value (GELU's, :mod:`.pointwise`'s functions')."""
+    sx, sy = _positive("in_scale", in_scale), _positive("out_scale", out_scale)
     table = []
     for q in range(INT8.min, INT8.max + 1):
-        v = math.floor(gelu_float(q * sx, approximate) / sy + 0.5)
+        v = math.floor(f(q * sx) / sy + 0.5)
         table.append(min(max(v, INT8.min), INT8.max))
     return GeluParams(tuple(table))
 

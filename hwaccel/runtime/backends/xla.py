@@ -54,6 +54,28 @@ def _lstm_layer(jax, x, lw: ir.LstmWeights, hi):
     return hs.transpose(1, 0, 2)
 
 
+def _pointwise(jax, op, x):
+    """``ir.Gelu`` or ``ir.Pointwise`` ``op`` of every value of ``x`` (PyTorch's definitions,
+    :data:`hwaccel.numerics.POINTWISE`)."""
+    jnp, nn = jax.numpy, jax.nn
+    if isinstance(op, ir.Gelu):
+        return nn.gelu(x, approximate=op.approximate == "tanh")
+    from ...numerics import POINTWISE
+
+    a = {**POINTWISE[op.fn][1], **dict(zip(POINTWISE[op.fn][1], op.params))}
+
+    def softplus(v, beta=1.0, threshold=20.0):
+        return jnp.where(beta * v > threshold, v, jnp.logaddexp(beta * v, 0.0) / beta)
+
+    return {"sigmoid": nn.sigmoid, "tanh": jnp.tanh, "silu": nn.silu,
+            "hardswish": nn.hard_swish, "hardsigmoid": nn.hard_sigmoid,
+            "softplus": lambda v: softplus(v, **a), "mish": lambda v: v * jnp.tanh(softplus(v)),
+            "elu": lambda v: nn.elu(v, **a), "celu": lambda v: nn.celu(v, **a),
+            "selu": nn.selu, "logsigmoid": nn.log_sigmoid, "softsign": nn.soft_sign,
+            "gelu": lambda v: nn.gelu(v, approximate=False),
+            "gelu_tanh": lambda v: nn.gelu(v, approximate=True)}[op.fn](x)
+
+
 def build_function(graph: ir.Graph):
     """A jitted ``f(x) -> logits`` of the float IR ``graph`` (``x`` batch-first)."""
     jax = _jax()
@@ -88,6 +110,8 @@ def build_function(graph: ir.Graph):
         if isinstance(op, ir.Linear):
             y = jnp.matmul(x, f32(op.weight).T, precision=hi) + f32(op.bias)
             return jax.nn.relu(y) if op.relu else y
+        if isinstance(op, (ir.Gelu, ir.Pointwise)):
+            return _pointwise(jax, op, x)
         if isinstance(op, ir.LSTM):
             for lw in op.layers:
                 x = _lstm_layer(jax, x, lw, hi)

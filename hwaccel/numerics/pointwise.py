@@ -1,0 +1,119 @@
+"""Pointwise activations on int8 through the GELU unit's 256-entry table.
+
+The attention units' GELU unit (:mod:`.gelu`) maps an int8 input to an int8 output through a
+table it loads per layer; nothing in it is GELU's but the table. So any function of one value
+runs on it, exact by construction: ``table[q + 128] = sat8(floor(f(q * s_x) / s_y + 1/2))``
+(:func:`.gelu.table_of`), the correctly rounded output of ``f`` at the layer's two scales, and
+``gelu_int`` is the lookup. :data:`POINTWISE` holds the functions the compiler takes, each in
+float64 as PyTorch defines it (``torch.nn`` modules and ``torch.nn.functional``):
+
+==============  =======================================================  ==========  ========
+name            f(x)                                                     parameters  rising
+==============  =======================================================  ==========  ========
+``sigmoid``     ``1 / (1 + exp(-x))``                                                yes
+``tanh``        ``tanh(x)``                                                          yes
+``silu``        ``x * sigmoid(x)`` (swish)                                           no
+``hardswish``   ``x * min(max(x + 3, 0), 6) / 6``                                    no
+``hardsigmoid`` ``min(max(x + 3, 0), 6) / 6``                                        yes
+``softplus``    ``log(1 + exp(beta x)) / beta``, ``x`` where ``beta x > threshold``  beta,       yes
+                                                                         threshold
+``mish``        ``x * tanh(softplus(x))``                                            no
+``elu``         ``x`` for ``x > 0``, else ``alpha (exp(x) - 1)``         alpha       alpha >= 0
+``celu``        ``max(0, x) + min(0, alpha (exp(x / alpha) - 1))``       alpha       yes
+``selu``        ``1.0507... * elu(x, 1.6732...)``                                    yes
+``logsigmoid``  ``-softplus(-x)``                                                    yes
+``softsign``    ``x / (1 + |x|)``                                                    yes
+``gelu``        ``x * Phi(x)`` (:func:`.gelu.gelu_float`)                            no
+``gelu_tanh``   GELU's tanh form                                                     no
+==============  =======================================================  ==========  ========
+
+"Rising": never decreasing, so its table never decreases either (rounding and saturation keep
+the order), and a max pool after it equals the max pool before it on the integers too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .gelu import GeluParams, gelu_float, table_of
+
+__all__ = ["POINTWISE", "pointwise_float", "pointwise_params", "pointwise_rising"]
+
+# torch.nn.SELU's constants (Klambauer et al., "Self-Normalizing Neural Networks", 2017)
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _softplus(x: float, beta: float = 1.0, threshold: float = 20.0) -> float:
+    return x if beta * x > threshold else math.log1p(math.exp(beta * x)) / beta
+
+
+def _elu(x: float, alpha: float = 1.0) -> float:
+    return x if x > 0 else alpha * math.expm1(x)
+
+
+#: name -> (f(x, *parameters) in float64, the parameters' names and defaults)
+POINTWISE: dict[str, tuple] = {
+    "sigmoid": (_sigmoid, {}),
+    "tanh": (math.tanh, {}),
+    "silu": (lambda x: x * _sigmoid(x), {}),
+    "hardswish": (lambda x: x * min(max(x + 3.0, 0.0), 6.0) / 6.0, {}),
+    "hardsigmoid": (lambda x: min(max(x + 3.0, 0.0), 6.0) / 6.0, {}),
+    "softplus": (_softplus, {"beta": 1.0, "threshold": 20.0}),
+    "mish": (lambda x: x * math.tanh(_softplus(x)), {}),
+    "elu": (_elu, {"alpha": 1.0}),
+    "celu": (lambda x, alpha=1.0: max(0.0, x) + min(0.0, alpha * math.expm1(x / alpha)),
+             {"alpha": 1.0}),
+    "selu": (lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA), {}),
+    "logsigmoid": (lambda x: min(x, 0.0) - math.log1p(math.exp(-abs(x))), {}),
+    "softsign": (lambda x: x / (1.0 + abs(x)), {}),
+    "gelu": (lambda x: gelu_float(x, "none"), {}),
+    "gelu_tanh": (lambda x: gelu_float(x, "tanh"), {}),
+}
+_RISING = {"sigmoid", "tanh", "hardsigmoid", "softplus", "celu", "selu", "logsigmoid",
+           "softsign"}
+
+
+def _check(fn: str, params: tuple) -> tuple[float, ...]:
+    if fn not in POINTWISE:
+        raise ValueError(f"pointwise function must be one of {', '.join(POINTWISE)}, not {fn!r}")
+    names = tuple(POINTWISE[fn][1])
+    if len(params) > len(names):
+        raise ValueError(f"{fn} takes {len(names)} parameters ({', '.join(names) or 'none'}), "
+                         f"not {len(params)}")
+    out = []
+    for name, v in zip(names, params):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{fn}'s {name} must be a finite number, not {v!r}")
+        out.append(float(v))
+    if fn in ("softplus", "celu") and out and out[0] == 0:
+        raise ValueError(f"{fn}'s {names[0]} must not be 0")
+    return tuple(out)
+
+
+def pointwise_float(fn: str, x: float, params: tuple = ()) -> float:
+    """``fn`` of one value (:data:`POINTWISE`), in float64, with its ``params`` (in the order
+    of the table's parameter column; fewer take the defaults)."""
+    return POINTWISE[fn][0](float(x), *_check(fn, tuple(params)))
+
+
+def pointwise_params(fn: str, in_scale: float, out_scale: float,
+                     params: tuple = ()) -> GeluParams:
+    """The table of ``fn`` for int8 input at ``in_scale`` and int8 output at ``out_scale``."""
+    f, args = POINTWISE[fn][0] if fn in POINTWISE else None, _check(fn, tuple(params))
+    return table_of(lambda x: f(x, *args), in_scale, out_scale)
+
+
+def pointwise_rising(fn: str, params: tuple = ()) -> bool:
+    """Whether ``fn`` with ``params`` never decreases (a max pool commutes with it)."""
+    args = _check(fn, tuple(params))
+    if fn == "elu":
+        return (args[0] if args else 1.0) >= 0
+    return fn in _RISING
