@@ -101,8 +101,6 @@ class EmbedLater(nn.Module):
 IMG = torch.randn(1, 2, 8, 8)
 UNSUPPORTED = [  # model, input, words the error must contain (op, place, attribute)
     (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2)), IMG, ["Conv2d attribute", "'0'", "dilation"]),
-    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), torch.randn(1, 4, 8, 8),
-     ["Conv2d attribute", "groups=2"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3, stride=3)), IMG, ["stride=(3, 3)"]),
     (nn.Sequential(nn.ZeroPad2d((0, 2, 0, 0)), nn.Conv2d(2, 2, (3, 2))), IMG,
      ["padding=(0, 0)", "folded in: (0, 0, 0, 2)"]),
