@@ -25,7 +25,9 @@ SUPPORTED = (
     "AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
     "F.adaptive_avg_pool1d and x.mean(-1) (its global average); no MaxPool1d",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
-    "MaxPool2d / F.max_pool2d (kernel 2, stride 2, no padding, floor mode)",
+    "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
+    "floor mode: 2 x 2 pools in a row), AdaptiveMaxPool2d / F.adaptive_max_pool2d to equal "
+    "square windows of those sides (a global max of a square map)",
     "AvgPool2d / F.avg_pool2d (stride = kernel, no padding, floor mode), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",

@@ -37,6 +37,7 @@ from .trace_layout import Cols, Heads, LayoutReaders, Masked
 from .trace_line import LineReaders
 from .trace_ops import Head, LayerReaders, Pad, call_args, np_of
 from .trace_pointwise import PointwiseReaders
+from .trace_pools import PoolReaders
 
 __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
 
@@ -44,7 +45,8 @@ __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
 _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"}
 
 
-class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders, PointwiseReaders):
+class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, LineReaders,
+              PointwiseReaders):
     """Reads a traced graph node by node into IR ops (and :mod:`.fold`'s markers)."""
 
     def __init__(self, gm):
@@ -149,14 +151,8 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders, Poin
             self.unary(node, where, lambda name: BatchNorm(name, where, m, node.target, rank))
         elif isinstance(m, nn.Conv2d):
             self.conv(node, where, m)
-        elif isinstance(m, nn.MaxPool2d):
-            self.maxpool(node, where, {n: getattr(m, n) for n in (
-                "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")})
-        elif isinstance(m, nn.AvgPool2d):
-            self.avgpool(node, where, {n: getattr(m, n) for n in (
-                "kernel_size", "stride", "padding", "ceil_mode", "divisor_override")})
-        elif isinstance(m, nn.AdaptiveAvgPool2d):
-            self.adaptive(node, where, m.output_size)
+        elif self.pool_module(node, where, m):   # max, average and adaptive pools
+            pass
         elif isinstance(m, nn.ZeroPad2d):
             self.pad(node, where, m.padding, "constant", 0)
         elif isinstance(m, nn.Linear):
@@ -252,6 +248,10 @@ class _Reader(LayerReaders, TransformerReaders, LayoutReaders, LineReaders, Poin
                       {"stride": None, "padding": 0, "ceil_mode": False,
                        "divisor_override": None})
             self.avgpool(node, where, a)
+        elif t is F.adaptive_max_pool2d or name == "adaptive_max_pool2d":
+            a = call_args(node, ("input", "output_size", "return_indices"),
+                          {"return_indices": False})
+            self.adaptive_max(node, where, a["output_size"], a["return_indices"])
         elif t is F.adaptive_avg_pool2d or name == "adaptive_avg_pool2d":
             self.adaptive(node, where, call_args(node, ("input", "output_size"), {})["output_size"])
         elif t is F.pad or name == "pad":

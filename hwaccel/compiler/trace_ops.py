@@ -87,20 +87,6 @@ class LayerReaders:
                                                   f"image's flatten to a vector is supported")
         self.unary(node, where, ir.Flatten)
 
-    def maxpool(self, node, where: str, a: dict) -> None:
-        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
-        bad = {n: v for n, v, ok in (("kernel_size", k, k == (2, 2)), ("stride", s, s == (2, 2)),
-                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
-                                     ("dilation", a["dilation"], pair(a["dilation"]) == (1, 1)),
-                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
-                                     ("return_indices", a["return_indices"],
-                                      not a["return_indices"])) if not ok}
-        if bad:
-            raise UnsupportedOp("MaxPool2d attribute", where,
-                                ", ".join(f"{n}={v!r}" for n, v in bad.items()))
-        self.image(node, where, "MaxPool2d")
-        self.unary(node, where, ir.MaxPool2d)
-
     def activation_call(self, node, t, name: str, where: str) -> bool:
         """Read the function or method ``t`` (named ``name``) if it is a ReLU, a clamp or a
         LeakyReLU; whether it was one."""
@@ -141,50 +127,6 @@ class LayerReaders:
                                                 f"min=0, max=6)")
         self.unary(node, where, lambda name: Relu(name, where,
                                                   cap=None if high is None else float(high)))
-
-    def avgpool(self, node, where: str, a: dict, what: str = "AvgPool2d") -> None:
-        """``AvgPool2d`` with stride = kernel and no padding (floor mode)."""
-        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
-        bad = {n: v for n, v, ok in (("stride", a["stride"], s == k),
-                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
-                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
-                                     ("divisor_override", a["divisor_override"],
-                                      a["divisor_override"] is None)) if not ok}
-        if bad:
-            raise UnsupportedOp(f"{what} attribute", where,
-                                ", ".join(f"{n}={v!r}" for n, v in bad.items())
-                                + " (only stride = kernel_size, no padding, floor mode)")
-        self.image(node, where, what)
-        self.unary(node, where, lambda name: ir.AvgPool2d(name, tuple(int(v) for v in k)))
-
-    def adaptive(self, node, where: str, size, what: str = "AdaptiveAvgPool2d") -> None:
-        """``AdaptiveAvgPool2d`` to a size that divides the map: an average over equal
-        windows (1 is the global average)."""
-        self.image(node, where, what)
-        hw = self.shape(node.args[0])[1:]
-        out = [n if o is None else o for o, n in zip(pair(size), hw)]
-        if any(n % o for n, o in zip(hw, out)):
-            raise UnsupportedOp(f"{what} attribute", where,
-                                f"output_size={size!r} on a {hw[0]}x{hw[1]} map; only sizes "
-                                f"that divide the map (equal windows)")
-        self.unary(node, where, lambda name: ir.AvgPool2d(
-            name, (hw[0] // out[0], hw[1] // out[1])))
-
-    def spatial_mean(self, node, where: str, dim, keepdim: bool) -> None:
-        """``x.mean((2, 3))`` of a batch of images: the global average pool,
-        ``AdaptiveAvgPool2d(1)``, then (without ``keepdim``) the flatten to a vector."""
-        dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
-        if len(dims) != 2 or not all(isinstance(d, int) for d in dims) or \
-                {d % 4 for d in dims} != {2, 3}:
-            raise UnsupportedOp("mean", where, f"dim={dim!r} on a (channels, height, width) "
-                                               f"image; only the mean over height and width, "
-                                               f"dim=(2, 3) or (-2, -1)")
-        if keepdim:
-            return self.adaptive(node, where, 1)
-        pool = self.put(ir.AvgPool2d(self.fresh(f"{node.name}.pool"),
-                                     tuple(self.shape(node.args[0])[1:]),
-                                     inputs=(self.value(node.args[0], where),)))
-        self.emit(node, ir.Flatten(self.name(node), inputs=(pool,)))
 
     def pad(self, node, where: str, pad, mode, value) -> None:
         """Zero padding per side, kept aside for the Conv2d that reads it."""
@@ -364,4 +306,3 @@ class LayerReaders:
 
     def unary_from(self, node, value: str, make) -> None:
         self.emit(node, dataclasses.replace(make(self.name(node)), inputs=(value,)))
-

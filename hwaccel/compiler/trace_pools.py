@@ -1,0 +1,117 @@
+"""The tracer's readers of pools: ``nn.MaxPool2d`` / ``F.max_pool2d`` of kernel = stride = 2,
+4, 8 ... (2 x 2 pools in a row), ``AdaptiveMaxPool2d`` to equal squares, ``AvgPool2d`` /
+``F.avg_pool2d`` at stride = kernel, ``AdaptiveAvgPool2d`` to a size that divides the map and an
+image's ``x.mean((2, 3))``. A mixin of :class:`hwaccel.compiler.trace._Reader`.
+"""
+
+from __future__ import annotations
+
+from . import ir
+from .errors import UnsupportedOp
+from .trace_ops import pair
+
+__all__ = ["PoolReaders"]
+
+
+class PoolReaders:
+    """Reads max and average pools into ``MaxPool2d`` and ``AvgPool2d`` ops."""
+
+    def pool_module(self, node, where: str, m) -> bool:
+        """Read module ``m`` if it is a max or average pool; whether it was one."""
+        import torch.nn as nn
+
+        if isinstance(m, nn.MaxPool2d):
+            self.maxpool(node, where, {n: getattr(m, n) for n in (
+                "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")})
+        elif isinstance(m, nn.AvgPool2d):
+            self.avgpool(node, where, {n: getattr(m, n) for n in (
+                "kernel_size", "stride", "padding", "ceil_mode", "divisor_override")})
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            self.adaptive(node, where, m.output_size)
+        elif isinstance(m, nn.AdaptiveMaxPool2d):
+            self.adaptive_max(node, where, m.output_size, m.return_indices)
+        else:
+            return False
+        return True
+
+    def maxpool(self, node, where: str, a: dict, what: str = "MaxPool2d") -> None:
+        """A max pool of kernel = stride = 2, 4, 8 ... (square, no padding, floor mode): that
+        many 2 x 2 pools in a row, the same integers (a max of maxes, and floor(floor(n / 2) /
+        2) = floor(n / 4))."""
+        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
+        two = k[0] == k[1] and k[0] >= 2 and k[0] & (k[0] - 1) == 0
+        bad = {n: v for n, v, ok in (("kernel_size", k, two), ("stride", s, s == k),
+                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
+                                     ("dilation", a["dilation"], pair(a["dilation"]) == (1, 1)),
+                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
+                                     ("return_indices", a["return_indices"],
+                                      not a["return_indices"])) if not ok}
+        if bad:
+            raise UnsupportedOp(f"{what} attribute", where,
+                                ", ".join(f"{n}={v!r}" for n, v in bad.items()) +
+                                "; a square kernel of 2, 4, 8 ... at its own stride, no padding, "
+                                "floor mode")
+        self.image(node, where, what)
+        src, name = self.value(node.args[0], where), self.name(node)
+        for i in range(1, k[0].bit_length() - 1):   # the 2 x 2 pools before the last
+            src = self.put(ir.MaxPool2d(self.fresh(f"{name}.{i}"), inputs=(src,)))
+        self.emit(node, ir.MaxPool2d(name, inputs=(src,)))
+
+    def adaptive_max(self, node, where: str, size, return_indices=False) -> None:
+        """``AdaptiveMaxPool2d`` to a size whose windows are equal squares of 2, 4, 8 ...
+        (:meth:`maxpool`; 1 is the global max of a square map of that side)."""
+        self.image(node, where, "AdaptiveMaxPool2d")
+        hw = self.shape(node.args[0])[1:]
+        out = [n if o is None else o for o, n in zip(pair(size), hw)]
+        k = (hw[0] // out[0], hw[1] // out[1])
+        if any(n % o for n, o in zip(hw, out)) or k[0] != k[1]:
+            raise UnsupportedOp("AdaptiveMaxPool2d attribute", where,
+                                f"output_size={size!r} on a {hw[0]}x{hw[1]} map; only sizes "
+                                f"that divide the map into equal squares")
+        self.maxpool(node, where, {"kernel_size": k, "stride": k, "padding": 0, "dilation": 1,
+                                   "ceil_mode": False, "return_indices": return_indices},
+                     "AdaptiveMaxPool2d")
+
+    def avgpool(self, node, where: str, a: dict, what: str = "AvgPool2d") -> None:
+        """``AvgPool2d`` with stride = kernel and no padding (floor mode)."""
+        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
+        bad = {n: v for n, v, ok in (("stride", a["stride"], s == k),
+                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
+                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
+                                     ("divisor_override", a["divisor_override"],
+                                      a["divisor_override"] is None)) if not ok}
+        if bad:
+            raise UnsupportedOp(f"{what} attribute", where,
+                                ", ".join(f"{n}={v!r}" for n, v in bad.items())
+                                + " (only stride = kernel_size, no padding, floor mode)")
+        self.image(node, where, what)
+        self.unary(node, where, lambda name: ir.AvgPool2d(name, tuple(int(v) for v in k)))
+
+    def adaptive(self, node, where: str, size, what: str = "AdaptiveAvgPool2d") -> None:
+        """``AdaptiveAvgPool2d`` to a size that divides the map: an average over equal
+        windows (1 is the global average)."""
+        self.image(node, where, what)
+        hw = self.shape(node.args[0])[1:]
+        out = [n if o is None else o for o, n in zip(pair(size), hw)]
+        if any(n % o for n, o in zip(hw, out)):
+            raise UnsupportedOp(f"{what} attribute", where,
+                                f"output_size={size!r} on a {hw[0]}x{hw[1]} map; only sizes "
+                                f"that divide the map (equal windows)")
+        self.unary(node, where, lambda name: ir.AvgPool2d(
+            name, (hw[0] // out[0], hw[1] // out[1])))
+
+    def spatial_mean(self, node, where: str, dim, keepdim: bool) -> None:
+        """``x.mean((2, 3))`` of a batch of images: the global average pool,
+        ``AdaptiveAvgPool2d(1)``, then (without ``keepdim``) the flatten to a vector."""
+        dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
+        if len(dims) != 2 or not all(isinstance(d, int) for d in dims) or \
+                {d % 4 for d in dims} != {2, 3}:
+            raise UnsupportedOp("mean", where, f"dim={dim!r} on a (channels, height, width) "
+                                               f"image; only the mean over height and width, "
+                                               f"dim=(2, 3) or (-2, -1)")
+        if keepdim:
+            return self.adaptive(node, where, 1)
+        pool = self.put(ir.AvgPool2d(self.fresh(f"{node.name}.pool"),
+                                     tuple(self.shape(node.args[0])[1:]),
+                                     inputs=(self.value(node.args[0], where),)))
+        self.emit(node, ir.Flatten(self.name(node), inputs=(pool,)))

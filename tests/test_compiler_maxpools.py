@@ -1,0 +1,91 @@
+"""Max pools the 2 x 2 unit runs in a row: kernel = stride = 4, 8 ... (``nn.MaxPool2d``,
+``F.max_pool2d``) and ``AdaptiveMaxPool2d`` to equal square windows (a global max of a square
+map), each as 2 x 2 pools (a max of maxes; floor mode drops the same rows): the float IR equals
+torch, golden equals the twin and the RTL equals golden; other kernels are refused by name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compile_checks import golden_twin_float, rtl_equals_golden
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.trace import trace
+
+
+class Pools(nn.Module):
+    """Fits ``tiny`` (8 x 8 maps): a 4 x 4 max pool, then a global max of its 2 x 2 map;
+    beside it an adaptive max to 2 x 2 of a 4 x 4 map."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool4 = nn.MaxPool2d(4)
+        self.c2 = nn.Conv2d(8, 8, 1)
+        self.c3 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.amax = nn.AdaptiveMaxPool2d(2)
+        self.fc = nn.Linear(8 + 8 * 2 * 2, 5)
+
+    def forward(self, x):
+        a = F.adaptive_max_pool2d(self.c2(self.pool4(torch.relu(self.c1(x)))), 1).flatten(1)
+        b = self.amax(torch.relu(self.c3(x))).flatten(1)
+        return self.fc(torch.cat([a, b], 1))
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return Pools().eval()
+
+
+def test_pools_are_chains_of_two_by_two_pools_equal_to_torch():
+    model = _model()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    graph = trace(model, x[:2])
+    pools = [op.name for op in graph.ops if isinstance(op, ir.MaxPool2d)]
+    assert pools == ["pool4.1", "pool4", "adaptive_max_pool2d", "amax"], pools
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("k, size", [(4, 10), (8, 19), (4, 7)])
+def test_floor_mode_drops_the_same_rows(k, size):
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), nn.MaxPool2d(k), nn.Flatten()).eval()
+    x = torch.randn(3, 2, size, size)
+    graph = trace(model, x[:2])
+    assert sum(isinstance(op, ir.MaxPool2d) for op in graph.ops) == k.bit_length() - 1
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("pool, words", [
+    (nn.MaxPool2d(3, 2, 1), "MaxPool2d attribute at .*kernel_size=\\(3, 3\\), stride=\\(2, 2\\), "
+                            "padding=1; a square kernel of 2, 4, 8"),
+    (nn.MaxPool2d(4, 2), "stride=\\(2, 2\\)"),
+    (nn.AdaptiveMaxPool2d(3), "output_size=3 on a 8x8 map; only sizes that divide the map "
+                              "into equal squares"),
+    (nn.AdaptiveMaxPool2d((1, 2)), "output_size=\\(1, 2\\) on a 8x8 map"),
+])
+def test_other_max_pools_are_refused_by_name(pool, words):
+    model = nn.Sequential(nn.Conv2d(2, 4, 1), pool, nn.Flatten()).eval()
+    with pytest.raises(UnsupportedOp, match=words):
+        trace(model, torch.randn(2, 2, 8, 8))
+
+
+def test_golden_equals_the_twin_and_the_float_model_closely():
+    model = _model(1)
+    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    golden_twin_float(cm, model, x[:8], 0.1)
+
+
+def test_the_rtl_runs_the_pools_bit_exact():
+    model = _model(2)
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    rtl_equals_golden(cm, x[:3])
