@@ -100,7 +100,8 @@ class EmbedLater(nn.Module):
 
 IMG = torch.randn(1, 2, 8, 8)
 UNSUPPORTED = [  # model, input, words the error must contain (op, place, attribute)
-    (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2)), IMG, ["Conv2d attribute", "'0'", "dilation"]),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, dilation=2, padding=5)), IMG,
+     ["Conv2d attribute", "'0'", "padding=(5, 5)", "below the (dilated) kernel"]),
     (nn.Sequential(nn.Conv2d(2, 2, 3, stride=3)), IMG, ["stride=(3, 3)"]),
     (nn.Sequential(nn.ZeroPad2d((0, 2, 0, 0)), nn.Conv2d(2, 2, (3, 2))), IMG,
      ["padding=(0, 0)", "folded in: (0, 0, 0, 2)"]),

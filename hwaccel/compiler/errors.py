@@ -17,9 +17,9 @@ __all__ = ["SUPPORTED", "UnsupportedOp", "NonFiniteError", "check_finite", "chec
 
 SUPPORTED = (
     "Conv2d (any kernel, strides 1 or 2 per axis, zero padding below the kernel per axis, "
-    "dilation=1, bias optional; groups=1, depthwise (groups = in = out channels), or any "
-    "other groups as a dense conv with zero weights between the groups: groups times the "
-    "MACs)",
+    "bias optional; groups=1, depthwise (groups = in = out channels), or any other groups as "
+    "a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
+    "the dense kernel of (k - 1) d + 1 with zeros between the taps)",
     "Conv1d over (channels, length) from the input or another Conv1d (as Conv2d; a line is a "
     "one-row image), with BatchNorm1d, nn.ZeroPad1d / F.pad (zeros, folded into it), "
     "AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "

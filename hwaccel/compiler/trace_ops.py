@@ -216,7 +216,11 @@ class LayerReaders:
         self.env[node] = Head(kind, self.value(node.args[0], where), rows, node.name)
 
     def conv(self, node, where: str, m, what: str = "Conv2d") -> None:
-        k, s = pair(m.kernel_size), pair(m.stride)
+        """A Conv2d (a Conv1d through :mod:`.trace_line`). Dilation ``d`` is the dense kernel
+        of ``(k - 1) d + 1`` with zeros between the taps; groups other than 1 and depthwise
+        are a dense conv with zeros between the groups: the same function, more MACs."""
+        s, dil = pair(m.stride), pair(m.dilation)
+        k = tuple((n - 1) * d + 1 for n, d in zip(pair(m.kernel_size), dil))   # as it runs
         src = self.env.get(node.args[0])
         folded = src.pads if isinstance(src, Pad) else (0, 0, 0, 0)
         if m.padding == "valid":
@@ -228,20 +232,23 @@ class LayerReaders:
         pads = tuple(a + b for a, b in zip(own, folded))
         depthwise = m.groups == m.in_channels == m.out_channels
         attrs = [("stride", s, all(v in (1, 2) for v in s)),
-                 ("dilation", m.dilation, pair(m.dilation) == (1, 1)),
                  ("padding_mode", m.padding_mode, m.padding_mode == "zeros"),
                  ("padding", m.padding, pads[0] + pads[2] < k[0] and pads[1] + pads[3] < k[1])]
         bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
         if bad:
             more = f" (with the padding before it folded in: {pads})" if any(folded) else ""
             raise UnsupportedOp(f"{what} attribute", where, ", ".join(bad) + more + "; strides "
-                                "1 or 2, padding below the kernel on each axis")
+                                "1 or 2, padding below the (dilated) kernel on each axis")
         self.image(node, where, what)
         inp = src.value if isinstance(src, Pad) else self.value(node.args[0], where)
         bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         w, groups = np_of(m.weight), m.groups
         if groups != 1 and not depthwise:   # a dense conv with zeros between the groups
             w, groups = block_diagonal(w, groups), 1
+        if dil != (1, 1):
+            dense = np.zeros((*w.shape[:2], *k), dtype=w.dtype)
+            dense[:, :, ::dil[0], ::dil[1]] = w
+            w = dense
         self.emit(node, ir.Conv2d(self.name(node), w, bias, ir.squash(s), ir.squash(pads),
                                   groups=groups, inputs=(inp,)))
 
