@@ -43,7 +43,8 @@ SUPPORTED = (
     "flattens",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
-    "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into it)",
+    "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "
+    "it), and on any image (after an add, a ReLU, the input: a depthwise 1 x 1 conv)",
     "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
     "out[:, -1] or h_n[-1]; layers of any sizes up to the preset's LSTM cell)",
     "Embedding (on the token-id input)",

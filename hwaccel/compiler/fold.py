@@ -5,7 +5,8 @@ exact when nothing else reads that op's output, which is known for certain only 
 whole graph is read: so they run here, with every value's readers in hand.
 
 * :class:`BatchNorm` -> the Conv2d or Linear before it (eval statistics: a per-channel affine
-  map, so new weights and bias, exact up to float64 rounding).
+  map, so new weights and bias, exact up to float64 rounding); on an image with no such layer
+  alone before it (pre-activation blocks), a depthwise 1 x 1 conv of its own.
 * :class:`LastStep` (``out[:, -1]`` or ``h_n[-1]``) -> the LSTM before it, ``last_step=True``.
 * :class:`Relu` -> the Conv2d, Linear or Add before it, through max-pools and flattens (they
   commute with it; an average does not).
@@ -121,7 +122,9 @@ class OpTable:
 
 def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     """Fold an eval-mode batch norm into the Conv2d or Linear that produced its input:
-    ``y = (x - mean) * gamma / sqrt(var + eps) + beta`` becomes its weights and bias."""
+    ``y = (x - mean) * gamma / sqrt(var + eps) + beta`` becomes its weights and bias. On an
+    image that no such layer produced alone (a pre-activation block's, one after an add or
+    after a ReLU), it is a depthwise 1 x 1 conv of those weights and bias."""
     import torch.nn as nn
 
     m = bn.module
@@ -129,13 +132,13 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     # BatchNorm1d of a line (a Conv1d's (C, L), rank 3 as the IR holds it) is a Conv2d's too
     conv = isinstance(m, nn.BatchNorm2d) or bn.rank == 3
     want = ir.Conv2d if conv else ir.Linear
-    if not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, bn) or (
-            want is ir.Linear and bn.rank != 1):
-        raise UnsupportedOp(type(m).__name__, bn.where, f"only right after a {want.__name__} "
-                                                        f"(BatchNorm1d: on vectors after a "
-                                                        f"Linear, or after a Conv1d; no ReLU "
-                                                        f"between, nothing else reading it): it "
-                                                        f"is folded into it")
+    alone = (not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, bn)
+             or (want is ir.Linear and bn.rank != 1))
+    if alone and not conv:
+        raise UnsupportedOp(type(m).__name__, bn.where, "on a vector or sequence only right "
+                                                        "after a Linear (no ReLU between, "
+                                                        "nothing else reading it): it is folded "
+                                                        "into it")
     if m.running_mean is None:
         raise UnsupportedOp(f"{type(m).__name__} attribute", bn.where,
                             "track_running_stats=False (batch statistics at inference)")
@@ -144,6 +147,10 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     var = _np(m.running_var) + m.eps
     with np.errstate(invalid="ignore", divide="ignore"):  # refused just below, by name
         scale = scale / np.sqrt(var)
+    if alone:   # its own layer: a depthwise 1 x 1 conv, w = scale and b = bias of a zero input
+        c = m.num_features
+        prev = ir.Conv2d(bn.name, np.ones((c, 1, 1, 1)), np.zeros(c), groups=c,
+                         inputs=bn.inputs)
     w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
     b = (prev.bias - _np(m.running_mean)) * scale + shift
     why = f"; {bn.target}.running_var + eps must be > 0, not {float(var.min())!r}"
@@ -152,7 +159,8 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
                      f"{prev.name!r} ({type(prev).__name__})",
                      hint=why if (var <= 0).any() else "")
     ops.replace(dataclasses.replace(prev, weight=w, bias=b))
-    ops.drop(bn)
+    if not alone:
+        ops.drop(bn)
 
 
 def _last_step(ops: OpTable, mark: LastStep) -> None:

@@ -1,0 +1,76 @@
+"""Batch norms that no layer before them can take (a pre-activation ResNet's BN -> ReLU ->
+conv, a BN after an add or on the input) as depthwise 1 x 1 convs, the ReLU after them fused:
+the float IR equals torch, golden equals the integer twin and the RTL equals golden."""
+
+from __future__ import annotations
+
+import torch
+from compile_checks import golden_twin_float, rtl_equals_golden
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import ir
+from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.trace import trace
+
+
+class PreAct(nn.Module):
+    """Fits ``tiny`` (8 x 8 maps): a BN on the input, a pre-activation residual block and a BN
+    after its add."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn_in = nn.BatchNorm2d(3)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1, self.c1 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2, self.c2 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn_out = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x):
+        x = self.stem(self.bn_in(x))
+        y = self.c1(torch.relu(self.bn1(x)))
+        y = self.c2(torch.relu(self.bn2(y)))   # bn2 follows c1: folded into it
+        x = torch.relu(self.bn_out(x + y))
+        return self.fc(nn.functional.max_pool2d(x, 2).flatten(1))
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    model = PreAct()
+    for bn in (model.bn_in, model.bn1, model.bn2, model.bn_out):   # statistics not 0 and 1
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_lone_batch_norms_are_depthwise_convs_equal_to_torch():
+    model = _model()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    graph = trace(model, x[:2])
+    dw = {op.name: op for op in graph.ops if isinstance(op, ir.Conv2d) and op.groups > 1}
+    assert sorted(dw) == ["bn1", "bn_in", "bn_out"], sorted(dw)
+    assert dw["bn1"].relu and dw["bn_out"].relu and not dw["bn_in"].relu
+    assert all(op.weight.shape[1:] == (1, 1, 1) for op in dw.values())
+    # bn2 follows c1 alone: folded into it, the ReLU after it fused there too
+    assert "bn2" not in {op.name for op in graph.ops}
+    assert graph.op("c2").inputs == ("c1",) and graph.op("c1").relu
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_golden_equals_the_twin_and_the_float_model_closely():
+    model = _model(1)
+    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    golden_twin_float(cm, model, x[:8], 0.1)
+
+
+def test_the_rtl_runs_lone_batch_norms_bit_exact():
+    model = _model(2)
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    rtl_equals_golden(cm, x[:3])
