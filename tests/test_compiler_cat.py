@@ -98,7 +98,6 @@ class Out(nn.Module):
     def __init__(self, how):
         super().__init__()
         self.a, self.b = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(2, 4, 1)
-        self.dw = nn.Conv2d(8, 8, 3, groups=8)
         self.how = how
 
     def forward(self, x):
@@ -107,15 +106,12 @@ class Out(nn.Module):
             return torch.cat([a, b], 1).flatten(1)
         if self.how == "add":
             return (torch.cat([a, b], 1) + torch.cat([b, a], 1)).flatten(1)
-        if self.how == "depthwise":
-            return self.dw(torch.cat([a, b], 1)).flatten(1)
         return torch.cat([a, b], dim=2).flatten(1)
 
 
 @pytest.mark.parametrize("how, match", [
     ("output", r"unsupported cat at .*as the model's output"),
     ("add", r"unsupported cat at .*read by Add 'add'; a concatenation is read by dense"),
-    ("depthwise", r"unsupported cat at .*read by Conv2d 'dw'"),
     ("height", r"unsupported cat at .*dim=2 of per-sample shapes \[\(4, 5, 5\), \(4, 5, 5\)\]"),
 ])
 def test_what_else_reads_a_concatenation_is_named(how, match):

@@ -1,6 +1,7 @@
 """Batch norms that no layer before them can take (a pre-activation ResNet's BN -> ReLU ->
-conv, a BN after an add or on the input) as depthwise 1 x 1 convs, the ReLU after them fused:
-the float IR equals torch, golden equals the integer twin and the RTL equals golden."""
+conv, a BN after an add or on the input, a DenseNet layer's BN after its concatenation) as
+depthwise 1 x 1 convs, the ReLU after them fused (after a concatenation, one per part): the
+float IR equals torch, golden equals the integer twin and the RTL equals golden."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class PreAct(nn.Module):
         self.bn1, self.c1 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1, bias=False)
         self.bn2, self.c2 = nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, padding=1, bias=False)
         self.bn_out = nn.BatchNorm2d(8)
+        self.grow = nn.Conv2d(8, 4, 3, padding=1)      # a DenseNet layer: 4 channels more
+        self.bn_cat, self.c3 = nn.BatchNorm2d(12), nn.Conv2d(12, 8, 1)
         self.fc = nn.Linear(8 * 4 * 4, 5)
 
     def forward(self, x):
@@ -32,13 +35,15 @@ class PreAct(nn.Module):
         y = self.c1(torch.relu(self.bn1(x)))
         y = self.c2(torch.relu(self.bn2(y)))   # bn2 follows c1: folded into it
         x = torch.relu(self.bn_out(x + y))
+        x = torch.cat([x, self.grow(x)], 1)
+        x = self.c3(torch.relu(self.bn_cat(x)))
         return self.fc(nn.functional.max_pool2d(x, 2).flatten(1))
 
 
 def _model(seed=0):
     torch.manual_seed(seed)
     model = PreAct()
-    for bn in (model.bn_in, model.bn1, model.bn2, model.bn_out):   # statistics not 0 and 1
+    for bn in (model.bn_in, model.bn1, model.bn2, model.bn_out, model.bn_cat):   # not 0 and 1
         bn.running_mean.uniform_(-0.5, 0.5)
         bn.running_var.uniform_(0.5, 2.0)
         bn.weight.data.uniform_(0.5, 1.5)
@@ -51,8 +56,11 @@ def test_lone_batch_norms_are_depthwise_convs_equal_to_torch():
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     graph = trace(model, x[:2])
     dw = {op.name: op for op in graph.ops if isinstance(op, ir.Conv2d) and op.groups > 1}
-    assert sorted(dw) == ["bn1", "bn_in", "bn_out"], sorted(dw)
+    assert sorted(dw) == ["bn1", "bn_cat.0", "bn_cat.1", "bn_in", "bn_out"], sorted(dw)
     assert dw["bn1"].relu and dw["bn_out"].relu and not dw["bn_in"].relu
+    # the concatenation's BN: a depthwise conv on each part (8 and 4 channels), each ReLU'd
+    assert [(dw[n].groups, dw[n].relu) for n in ("bn_cat.0", "bn_cat.1")] == [(8, True),
+                                                                             (4, True)]
     assert all(op.weight.shape[1:] == (1, 1, 1) for op in dw.values())
     # bn2 follows c1 alone: folded into it, the ReLU after it fused there too
     assert "bn2" not in {op.name for op in graph.ops}

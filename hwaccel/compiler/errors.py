@@ -39,8 +39,8 @@ SUPPORTED = (
     "image, sequence or vector: two element-wise ADDs (relu(x), then slope * x + (1 - slope) "
     "* relu(x))",
     "torch.cat of images along channels (dim=1), or of vectors or sequences along features, "
-    "read by dense Conv2d or Linear (one per part, then adds), max or average pools and "
-    "flattens",
+    "read by dense Conv2d or Linear (one per part, then adds), max or average pools, "
+    "depthwise Conv2d (a batch norm after it) and flattens (one per part)",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "

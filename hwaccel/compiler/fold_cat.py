@@ -3,17 +3,18 @@ features) split into the ops that read it. The activation scratchpad holds each 
 block of its own, channels last, and no command stores a result into every other run of words,
 so a concatenation is not a tensor here: each op that reads it reads its parts instead.
 
-* A max pool, an average pool or a flatten acts on each part alone (they work per channel, and
-  an image's flatten is channel-major, so the flatten of a concatenation along channels is the
-  parts' flattens one after the other): one such op per part, then their concatenation.
+* A max pool, an average pool, a depthwise conv (a batch norm after the concatenation is
+  one) or a flatten acts on each part alone (they work per channel, and an image's flatten is
+  channel-major, so the flatten of a concatenation along channels is the parts' flattens one
+  after the other): one such op per part, then their concatenation.
 * A dense Conv2d or a Linear is the sum of its input channels' (features') contributions: one
   per part, on that part's slice of the weights (the bias in the first), then their sum by
   element-wise adds, the last one named as the reader and with its ReLU.
 
 In float that is the same function. In int8 each part's conv is requantized on its own before
 the adds: a rounding more per part, and an ADD pass over the reader's output. A concatenation
-read by another takes its parts' places there. One that anything else reads (an add, a
-depthwise conv, the model's output) is refused by name.
+read by another takes its parts' places there. One that anything else reads (an add, the
+model's output) is refused by name.
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ def _split_reader(ops, cat: Cat, reader, widest) -> None:
     split_cat(ops, joined, widest)
 
 
+def _depthwise(op) -> bool:
+    return isinstance(op, ir.Conv2d) and op.groups > 1 and op.groups == op.weight.shape[0]
+
+
+def _per_part(reader, i: int, value: str, cat: Cat):
+    """Per-channel ``reader`` on part ``i`` (``value``) of ``cat``: a depthwise conv on its
+    channels' weights and biases."""
+    part = dataclasses.replace(reader, name=f"{reader.name}.{i}", inputs=(value,))
+    if not _depthwise(reader):
+        return part
+    a = sum(s[0] for s in cat.shapes[:i])
+    b = a + cat.shapes[i][0]
+    return dataclasses.replace(part, weight=reader.weight[a:b].copy(),
+                               bias=reader.bias[a:b].copy(), groups=b - a)
+
+
 def split_cat(ops, cat: Cat, widest=None) -> None:
     """Rewrite every reader of ``cat`` as the module says; ``cat`` is gone after.
     ``widest(conv, part_shapes)``: the most output channels one conv over parts of those
@@ -106,11 +123,10 @@ def split_cat(ops, cat: Cat, widest=None) -> None:
             raise UnsupportedOp("cat", cat.where, "as the model's output; a concatenation is "
                                                   "read by dense Conv2d, Linear, pools and "
                                                   "flattens, split along it")
-        if isinstance(reader, PER_CHANNEL):
-            parts = [dataclasses.replace(reader, name=f"{reader.name}.{i}", inputs=(v,))
-                     for i, v in enumerate(cat.inputs)]
+        if isinstance(reader, PER_CHANNEL) or _depthwise(reader):
+            parts = [_per_part(reader, i, v, cat) for i, v in enumerate(cat.inputs)]
             joined = Cat(reader.name, cat.where,
-                         tuple(ir.out_shape(reader, s) for s in cat.shapes),
+                         tuple(ir.out_shape(p, s) for p, s in zip(parts, cat.shapes)),
                          tuple(p.name for p in parts))
             replace_with(ops, reader.name, [*parts, joined])
             split_cat(ops, joined, widest)
@@ -125,6 +141,7 @@ def split_cat(ops, cat: Cat, widest=None) -> None:
         else:
             raise UnsupportedOp("cat", cat.where, f"read by {type(reader).__name__} "
                                                   f"{reader.name!r}; a concatenation is read "
-                                                  f"by dense Conv2d, Linear, max or average "
-                                                  f"pools and flattens, split along it")
+                                                  f"by dense or depthwise Conv2d, Linear, max "
+                                                  f"or average pools and flattens, split "
+                                                  f"along it")
     del ops.ops[cat.name]
