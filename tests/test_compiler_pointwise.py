@@ -1,8 +1,8 @@
 """Pointwise activations (sigmoid mid-model, tanh, SiLU, hardswish, hardsigmoid, softplus,
-mish, ELU, CELU, SELU, log-sigmoid, softsign) as tables on the attention units' GELU unit:
-the float definitions equal torch's, each table entry is the correctly rounded value, the
-traced IR equals torch, a rising one moves after a max pool, and a compiled model is bit-exact
-between the golden interpreter, the integer twin and the RTL."""
+mish, ELU, CELU, SELU, log-sigmoid, softsign, a clamp not from 0) as tables on the attention
+units' GELU unit: the float definitions equal torch's, each table entry is the correctly rounded
+value, the traced IR equals torch, a rising one moves after a max pool, and a compiled model is
+bit-exact between the golden interpreter, the integer twin and the RTL."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ MODULES = [(nn.SiLU(), "silu", ()), (nn.Tanh(), "tanh", ()), (nn.Hardswish(), "h
            (nn.Hardsigmoid(), "hardsigmoid", ()), (nn.Softplus(2.0, 5.0), "softplus", (2.0, 5.0)),
            (nn.Mish(), "mish", ()), (nn.ELU(0.5), "elu", (0.5,)), (nn.CELU(0.7), "celu", (0.7,)),
            (nn.SELU(), "selu", ()), (nn.LogSigmoid(), "logsigmoid", ()),
-           (nn.Softsign(), "softsign", ())]
-PARAMS = {"softplus": (2.0, 5.0), "elu": (0.5,), "celu": (0.7,)}
+           (nn.Softsign(), "softsign", ()), (nn.Hardtanh(), "hardtanh", (-1.0, 1.0))]
+PARAMS = {"softplus": (2.0, 5.0), "elu": (0.5,), "celu": (0.7,), "hardtanh": (-0.5, 2.0)}
 
 
 @pytest.mark.parametrize("fn", list(POINTWISE))
@@ -76,6 +76,9 @@ def test_rising_and_bad_parameters():
         pointwise_params("tanh", 0.1, 0.1, (1.0,))
     with pytest.raises(ValueError, match="elu's alpha must be a finite number, not nan"):
         pointwise_params("elu", 0.1, 0.1, (math.nan,))
+    with pytest.raises(ValueError, match="hardtanh's min_val must be below its max_val, not "
+                                         "1.0 and 1.0"):
+        pointwise_params("hardtanh", 0.1, 0.1, (1.0, 1.0))
     with pytest.raises(ValueError, match="softplus's beta must not be 0"):
         pointwise_params("softplus", 0.1, 0.1, (0.0,))
     with pytest.raises(ValueError, match="out_scale must be a positive finite number"):
@@ -120,7 +123,7 @@ class Functional(nn.Module):
 
     def forward(self, x):
         x = F.max_pool2d(F.silu(self.c1(x)), 2)
-        x = torch.sigmoid(self.c2(x)) + F.elu(x, 0.3)
+        x = torch.sigmoid(self.c2(x)) + F.elu(x, 0.3).clamp(-0.5, 2.0)
         x = torch.flatten(x, 1)
         x = F.softplus(self.fc1(x), beta=2)
         return self.fc3(F.hardswish(self.fc2(x.tanh())))
@@ -133,8 +136,8 @@ def test_functions_and_a_read_sigmoid_trace_to_table_ops():
     graph = trace(model, x[:2])
     got = [(op.fn, op.params) for op in graph.ops if isinstance(op, ir.Pointwise)]
     # the sigmoid's op is made where the add reads it, after the ELU
-    assert got == [("silu", ()), ("elu", (0.3,)), ("sigmoid", ()), ("softplus", (2.0, 20.0)),
-                   ("tanh", ()), ("hardswish", ())], got
+    assert got == [("silu", ()), ("elu", (0.3,)), ("hardtanh", (-0.5, 2.0)), ("sigmoid", ()),
+                   ("softplus", (2.0, 20.0)), ("tanh", ()), ("hardswish", ())], got
     assert graph.head == "logits"
     with torch.no_grad():
         ref = model.double()(x.double())
@@ -150,12 +153,12 @@ def test_golden_equals_the_twin_and_the_float_model_closely():
     x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     cm = hwaccel.compile(model, x[:2], preset=PRESET, calibration=x)
     fns = [op.fn for op in cm.qgraph.ops if isinstance(op, ir.QGelu)]
-    assert fns == ["silu", "elu", "sigmoid", "softplus", "tanh", "hardswish"], fns
+    assert fns == ["silu", "elu", "hardtanh", "sigmoid", "softplus", "tanh", "hardswish"], fns
     # hardswish runs in fc2's result path (fused); fc1 reads a flatten (no fusing), so the
-    # other five are GELU commands
+    # other six are GELU commands
     lowered = cm.lower(cm.quantize_input(x[:1]))
     ops = [decode(cm.config, word)["op"] for p in lowered.programs for word in p.commands]
-    assert ops.count(Op.GELU) == 5, ops
+    assert ops.count(Op.GELU) == 6, ops
     table = cm.describe()
     assert "silu         Silu" in table and "hardswish    Hardswish" in table, table
     golden_twin_float(cm, model, x[:8], 0.1)

@@ -31,6 +31,7 @@ def pointwise_torch(fn: str, x, params: tuple = ()):
             "softplus": lambda v: F.softplus(v, **a), "mish": F.mish,
             "elu": lambda v: F.elu(v, **a), "celu": lambda v: F.celu(v, **a), "selu": F.selu,
             "logsigmoid": F.logsigmoid, "softsign": F.softsign, "gelu": F.gelu,
+            "hardtanh": lambda v: F.hardtanh(v, **a),
             "gelu_tanh": lambda v: F.gelu(v, approximate="tanh")}[fn](x)
 
 

@@ -118,13 +118,19 @@ class LayerReaders:
 
     def clamp(self, node, where: str, low, high) -> None:
         """A clamp from 0 (``nn.ReLU6``, ``nn.Hardtanh(0, c)``, ``torch.clamp(x, 0, c)`` ...):
-        a ReLU with the cap ``high`` (``None``: none), fused as ReLU is (:mod:`.fold`)."""
+        a ReLU with the cap ``high`` (``None``: none), fused as ReLU is (:mod:`.fold`). Between
+        two other numbers (``nn.Hardtanh()``'s -1 and 1): a table (``hardtanh``,
+        :mod:`.trace_pointwise`)."""
         number = (int, float)
+        finite = all(isinstance(v, number) and abs(v) < float("inf") for v in (low, high))
+        if finite and low != 0 and low < high:
+            return self.pointwise_of(node, where, "hardtanh", (low, high))
         if not (isinstance(low, number) and low == 0 and (
                 high is None or isinstance(high, number) and 0 < high < float("inf"))):
             raise UnsupportedOp("clamp", where, f"min={low!r}, max={high!r}; only from 0 (a "
                                                 f"ReLU), up to a number > 0 or none (ReLU6 is "
-                                                f"min=0, max=6)")
+                                                f"min=0, max=6), or between two numbers (a "
+                                                f"table on the GELU unit)")
         self.unary(node, where, lambda name: Relu(name, where,
                                                   cap=None if high is None else float(high)))
 

@@ -1,7 +1,8 @@
 """The tracer's readers of pointwise activations: ``nn.SiLU`` / ``F.silu``, ``nn.Tanh`` /
 ``torch.tanh``, ``nn.Hardswish``, ``nn.Hardsigmoid``, ``nn.Softplus``, ``nn.Mish``, ``nn.ELU``,
-``nn.CELU``, ``nn.SELU``, ``nn.LogSigmoid``, ``nn.Softsign`` and a sigmoid that another op
-reads (the model's last sigmoid stays a host head), each an :class:`~.ir_attention.Pointwise`:
+``nn.CELU``, ``nn.SELU``, ``nn.LogSigmoid``, ``nn.Softsign``, a sigmoid that another op
+reads (the model's last sigmoid stays a host head) and (from :meth:`.trace_ops.LayerReaders.clamp`)
+a clamp between two numbers not from 0, each an :class:`~.ir_attention.Pointwise`:
 a table on the GELU unit (:mod:`hwaccel.numerics.pointwise`). A mixin of
 :class:`hwaccel.compiler.trace._Reader`.
 """
@@ -59,7 +60,7 @@ class PointwiseReaders:
         if spec is None:
             return False
         fn, params = spec
-        self._pointwise(node, where, fn, tuple(params(m)))
+        self.pointwise_of(node, where, fn, tuple(params(m)))
         return True
 
     def pointwise_call(self, node, t, where: str) -> bool:
@@ -72,10 +73,10 @@ class PointwiseReaders:
             return False
         fn, defaults = spec
         a = call_args(node, ("input", *defaults), defaults)
-        self._pointwise(node, where, fn, tuple(a[k] for k in defaults))
+        self.pointwise_of(node, where, fn, tuple(a[k] for k in defaults))
         return True
 
-    def _pointwise(self, node, where: str, fn: str, params: tuple) -> None:
+    def pointwise_of(self, node, where: str, fn: str, params: tuple) -> None:
         try:
             pointwise_rising(fn, params)   # checks the parameters
         except ValueError as exc:

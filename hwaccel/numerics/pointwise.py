@@ -23,6 +23,8 @@ name            f(x)                                                     paramet
 ``selu``        ``1.0507... * elu(x, 1.6732...)``                                    yes
 ``logsigmoid``  ``-softplus(-x)``                                                    yes
 ``softsign``    ``x / (1 + |x|)``                                                    yes
+``hardtanh``    ``min(max(x, min_val), max_val)`` (a clamp not from 0)   min_val,    yes
+                                                                         max_val
 ``gelu``        ``x * Phi(x)`` (:func:`.gelu.gelu_float`)                            no
 ``gelu_tanh``   GELU's tanh form                                                     no
 ==============  =======================================================  ==========  ========
@@ -74,11 +76,13 @@ POINTWISE: dict[str, tuple] = {
     "selu": (lambda x: _SELU_SCALE * _elu(x, _SELU_ALPHA), {}),
     "logsigmoid": (lambda x: min(x, 0.0) - math.log1p(math.exp(-abs(x))), {}),
     "softsign": (lambda x: x / (1.0 + abs(x)), {}),
+    "hardtanh": (lambda x, lo=-1.0, hi=1.0: min(max(x, lo), hi),
+                 {"min_val": -1.0, "max_val": 1.0}),
     "gelu": (lambda x: gelu_float(x, "none"), {}),
     "gelu_tanh": (lambda x: gelu_float(x, "tanh"), {}),
 }
 _RISING = {"sigmoid", "tanh", "hardsigmoid", "softplus", "celu", "selu", "logsigmoid",
-           "softsign"}
+           "softsign", "hardtanh"}
 
 
 def _check(fn: str, params: tuple) -> tuple[float, ...]:
@@ -95,6 +99,9 @@ def _check(fn: str, params: tuple) -> tuple[float, ...]:
         out.append(float(v))
     if fn in ("softplus", "celu") and out and out[0] == 0:
         raise ValueError(f"{fn}'s {names[0]} must not be 0")
+    if fn == "hardtanh" and len(out) == 2 and not out[0] < out[1]:
+        raise ValueError(f"hardtanh's min_val must be below its max_val, not {out[0]!r} and "
+                         f"{out[1]!r}")
     return tuple(out)
 
 

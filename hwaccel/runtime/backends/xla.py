@@ -72,6 +72,7 @@ def _pointwise(jax, op, x):
             "softplus": lambda v: softplus(v, **a), "mish": lambda v: v * jnp.tanh(softplus(v)),
             "elu": lambda v: nn.elu(v, **a), "celu": lambda v: nn.celu(v, **a),
             "selu": nn.selu, "logsigmoid": nn.log_sigmoid, "softsign": nn.soft_sign,
+            "hardtanh": lambda v: jnp.clip(v, a["min_val"], a["max_val"]),
             "gelu": lambda v: nn.gelu(v, approximate=False),
             "gelu_tanh": lambda v: nn.gelu(v, approximate=True)}[op.fn](x)
 
