@@ -93,4 +93,4 @@ def test_staged_lut_product_is_the_product_three_cycles_later():
     assert STAGED_LATENCY == 3
     assert _clocked(m, a, byte, product, pairs, STAGED_LATENCY) == [x * y for x, y in pairs]
     with pytest.raises(ValueError, match="byte must be 8 bits wide, not 9"):
-        staged_product(Module(), a, Signal(signed(9)), name="u")
+        staged_product(m, a, Signal(signed(9)), name="u")   # (m: no unused Module)
