@@ -18,10 +18,11 @@ rtl: $(STAMP)
 
 # Both cores: simulations and elaboration are single-threaded processes. Whole files go to one
 # worker (--dist loadfile), so a module's fixtures (trained models, compiled programs) run once.
-# pytest exits 5 when it collects nothing: that is a broken suite, not a pass.
+# pytest exits 5 when it collects nothing: that is a broken suite, not a pass. The 15 slowest
+# tests are listed at the end: the suite's budget is 20 minutes cold on two cores.
 JOBS ?= 2
 test: $(STAMP)
-	@$(PY) -m pytest -n $(JOBS) --dist loadfile; rc=$$?; \
+	@$(PY) -m pytest -n $(JOBS) --dist loadfile --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
 
