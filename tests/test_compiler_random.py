@@ -1,8 +1,8 @@
 """Random small DAG models drawn from the supported operators (branches and residual adds,
-depthwise and non-square convolutions, per-side padding, average pools) compile, and the integer
-twin equals the plain numpy reference of the integer IR exactly; where the preset runs the
-model, the golden program equals them too. Hypothesis draws the models (seeded: the failing
-spec is printed)."""
+depthwise, grouped, dilated and non-square convolutions, per-side padding, average pools, batch
+norms of their own) compile, and the integer twin equals the plain numpy reference of the
+integer IR exactly; where the preset runs the model, the golden program equals them too.
+Hypothesis draws the models (seeded: the failing spec is printed)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,29 @@ HAS_ADD_AVG = hasattr(ProgramBuilder, "add") and hasattr(ProgramBuilder, "avgpoo
 
 @st.composite
 def models(draw):
-    cin = draw(st.integers(1, 4))
+    c = cin = draw(st.integers(1, 4))
     h0 = h = draw(st.integers(5, 12))
     w0 = w = draw(st.integers(5, 12))
     spec = []
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["conv", "conv", "res", "res", "dw", "avg", "fork"]))
+        kind = draw(st.sampled_from(["conv", "conv", "res", "res", "dw", "avg", "fork", "gconv",
+                                     "dil", "bn"]))
+        if kind == "gconv":   # groups dividing both channel counts
+            g = draw(st.sampled_from([d for d in (2, 3, 4) if c % d == 0] or [1]))
+            c = g * draw(st.integers(1, 3))
+            spec.append(("gconv", c, g, draw(st.booleans())))
+            continue
+        if kind == "dil":
+            d = draw(st.integers(2, MAX_K - 1))
+            if min(h, w) <= d:
+                continue
+            c = draw(st.integers(1, 8))
+            spec.append(("dil", c, d, draw(st.booleans())))
+            h, w = h - d, w - d
+            continue
+        if kind == "bn":
+            spec.append(("bn", draw(st.booleans())))
+            continue
         if kind == "conv":
             kh, kw = draw(st.integers(1, min(MAX_K, h))), draw(st.integers(1, min(MAX_K, w)))
             sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
@@ -40,8 +57,8 @@ def models(draw):
             left = draw(st.integers(0, min(kw - 1, MAX_PAD)))
             r = draw(st.integers(0, min(kw - 1 - left, MAX_PAD)))
             oh, ow = (h + t + b - kh) // sh + 1, (w + left + r - kw) // sw + 1
-            spec.append(("conv", draw(st.integers(1, 8)), (kh, kw), (sh, sw), (t, left, b, r),
-                         draw(st.booleans())))
+            c = draw(st.integers(1, 8))
+            spec.append(("conv", c, (kh, kw), (sh, sw), (t, left, b, r), draw(st.booleans())))
             h, w = oh, ow
         elif kind == "avg":
             k = draw(st.integers(2, 3))

@@ -27,6 +27,10 @@ class RandomDag(nn.Module):
     * ``("fork",)``: ``conv1x1(x) + conv3x3(x)`` (one value read by two branches);
     * ``("avg", k)``: a k x k average pool; ``("max",)``: a 2x2 max pool (fused into a conv
       right before it, a MAXPOOL command otherwise);
+    * ``("gconv", cout, groups, relu)``: a 3x3 conv of ``groups`` groups, padding 1;
+    * ``("dil", cout, d, relu)``: a 2x2 conv at dilation ``d`` (a ``d + 1`` square kernel);
+    * ``("bn", relu)``: a batch norm of its own (random statistics), folded into a conv right
+      before it or a depthwise 1 x 1 conv;
 
     then ``head``: ``"gap"`` (a global average pool) or ``"flat"`` (a flatten), and a Linear.
     """
@@ -49,6 +53,20 @@ class RandomDag(nn.Module):
             elif kind == "fork":
                 self.layers.append(nn.ModuleList([nn.Conv2d(c, c, 1),
                                                   nn.Conv2d(c, c, 3, padding=1)]))
+            elif kind == "gconv":
+                self.layers.append(nn.Conv2d(c, block[1], 3, padding=1, groups=block[2]))
+                c = block[1]
+            elif kind == "dil":
+                self.layers.append(nn.Conv2d(c, block[1], 2, dilation=block[2]))
+                c = block[1]
+            elif kind == "bn":
+                bn = nn.BatchNorm2d(c)
+                with torch.no_grad():   # statistics away from 0 and 1
+                    bn.running_mean.uniform_(-0.5, 0.5)
+                    bn.running_var.uniform_(0.5, 2.0)
+                    bn.weight.uniform_(0.5, 1.5)
+                    bn.bias.uniform_(-0.3, 0.3)
+                self.layers.append(bn)
             else:
                 self.layers.append(nn.Identity())
         self.fc = nn.LazyLinear(classes)
@@ -65,6 +83,9 @@ class RandomDag(nn.Module):
                 x = torch.relu(y) if block[1] else y
             elif kind == "fork":
                 x = torch.add(layer[0](x), layer[1](x))
+            elif kind in ("gconv", "dil", "bn"):
+                y = layer(x)
+                x = F.relu(y) if block[-1] else y
             elif kind == "avg":
                 x = F.avg_pool2d(x, block[1])
             else:
