@@ -55,7 +55,8 @@ SUPPORTED = (
     "attention units' GELU unit (presets with attention units): a sigmoid another op reads, "
     "tanh (nn.Tanh, torch.tanh, .tanh()), SiLU, Hardswish, Hardsigmoid, Softplus, Mish, ELU, "
     "CELU, SELU, LogSigmoid, Softsign (modules and F. functions), Hardtanh and clamps between "
-    "two numbers not from 0",
+    "two numbers not from 0; and any expression of one value through them, numbers, +, -, * "
+    "and / by a number (x * sigmoid(x), x * relu6(x + 3) / 6): one table",
     # attention: traced and run in float (compile() refuses them until the quantizer takes them)
     "TransformerEncoder / TransformerEncoderLayer (batch_first, norm_first either way, relu or "
     "gelu) and MultiheadAttention as self-attention (batch_first, no bias_k/bias_v, no zero "

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..numerics import pointwise_rising
+from ..numerics import pointwise_rising, substitute_expr
 from . import ir
 from .errors import UnsupportedOp, check_finite
 from .fold_cat import Cat, replace_with, split_cat
@@ -187,10 +187,21 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         return _relu_into(ops, op.inputs[0], op, cap)
     if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps
         return all(_relu_into(ops, v, op, cap) for v in op.inputs)
+    if isinstance(op, ir.Pointwise):   # a table of the ReLU of its function
+        ops.replace(dataclasses.replace(op, fn="expr", params=(), expr=substitute_expr(
+            _relu_tree(cap), op.tree())))
+        return True
     return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op, cap)
 
 
+def _relu_tree(cap: float | None) -> tuple:
+    return ("fn", "relu", (), ("x",)) if cap is None else ("fn", "hardtanh", (0.0, cap), ("x",))
+
+
 def _relu(ops: OpTable, r: Relu) -> None:
+    src = ops.ops.get(r.inputs[0])
+    if isinstance(src, ir.Pointwise) and not ops.only_reader(src.name, r):   # its own table
+        return ops.replace(ir.Pointwise(r.name, "expr", inputs=r.inputs, expr=_relu_tree(r.cap)))
     if not _relu_into(ops, r.inputs[0], r, r.cap):
         src = ops.ops.get(r.inputs[0])
         after = "the input" if src is None else f"{type(src).__name__} {src.name!r}"
@@ -234,12 +245,30 @@ def _leaky(ops: OpTable, lk: Leaky) -> None:
 
 
 def _pointwise(ops: OpTable, pw: ir.Pointwise) -> None:
-    """A rising pointwise function (sigmoid, tanh ...: :func:`~hwaccel.numerics.pointwise_rising`)
-    after the max pools that alone read it: its table then runs on a quarter of the values, and
-    a conv before it pools as it stores. Its table never decreases, so the integers are the
-    same either way."""
-    if pointwise_rising(pw.fn, pw.params):
+    """A table that alone reads another: one table of the two functions. A rising pointwise
+    function (sigmoid, tanh ...: :func:`~hwaccel.numerics.pointwise_rising`) after the max pools
+    that alone read it: its table then runs on a quarter of the values, and a conv before it
+    pools as it stores. Its table never decreases, so the integers are the same either way."""
+    if pw.name not in ops.ops:   # dead, or joined into a table after it
+        return
+    pw = ops.ops[pw.name]
+    while isinstance(src := ops.ops.get(pw.inputs[0]), ir.Pointwise) and ops.only_reader(
+            src.name, pw):
+        pw = ir.Pointwise(pw.name, "expr", inputs=src.inputs,
+                          expr=substitute_expr(pw.tree(), src.tree()))
+        del ops.ops[src.name]
+        ops.replace(pw)
+    if pw.fn != "expr" and pointwise_rising(pw.fn, pw.params):
         _pool_first(ops, pw)
+
+
+def _dead(ops: OpTable) -> None:
+    """Drop the tables and ReLUs nothing reads: an expression of two of a value's functions
+    (``x * sigmoid(x)``) reads the value, and its operands' own tables are left behind."""
+    while dead := [n for n, op in ops.ops.items()
+                   if isinstance(op, (ir.Pointwise, Relu)) and not ops.readers(n)]:
+        for n in dead:
+            del ops.ops[n]
 
 
 def fold(ops: list, output: str) -> tuple[list, str]:
@@ -248,8 +277,9 @@ def fold(ops: list, output: str) -> tuple[list, str]:
     (split into readers that have their batch norms and ReLUs); and rising pointwise functions
     after the max pools that read them."""
     table = OpTable(ops, output)
+    _dead(table)
     for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu),
                      (Leaky, _leaky), (Cat, split_cat), (ir.Pointwise, _pointwise)):
-        for op in [op for op in ops if isinstance(op, kind)]:
+        for op in [op for op in ops if isinstance(op, kind) and op.name in table.ops]:
             fn(table, table.ops[op.name])
     return list(table.ops.values()), table.output

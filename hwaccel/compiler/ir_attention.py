@@ -113,16 +113,28 @@ class Gelu:
 @dataclass(frozen=True, eq=False)
 class Pointwise:
     """A function of each value (:data:`hwaccel.numerics.POINTWISE`: sigmoid, tanh, SiLU,
-    hardswish ...) with its ``params`` (ELU's alpha, softplus's beta and threshold), any
-    shape: it runs as a table on the GELU unit."""
+    hardswish ...) with its ``params`` (ELU's alpha, softplus's beta and threshold), or with
+    ``fn == "expr"`` the expression ``expr`` of it (:func:`hwaccel.numerics.check_expr`: ``x *
+    sigmoid(x)``, ``x + 3`` ...), any shape: it runs as a table on the GELU unit."""
 
     name: str
     fn: str
     params: tuple[float, ...] = ()
     inputs: tuple[str, ...] = ()
+    expr: tuple = ()
 
     def out_shape(self, shape: Shape) -> Shape:
         return shape
+
+    def tree(self) -> tuple:
+        """The function as an expression tree."""
+        return self.expr if self.fn == "expr" else ("fn", self.fn, self.params, ("x",))
+
+    def label(self) -> str:
+        """The function's name, or its expression written out."""
+        from ..numerics import expr_text
+
+        return expr_text(self.expr) if self.fn == "expr" else self.fn
 
 
 @dataclass(frozen=True, eq=False)

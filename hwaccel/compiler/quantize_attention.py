@@ -37,9 +37,9 @@ from ..numerics import (
     INT8,
     PROB_SCALE,
     add_params,
+    expr_params,
     gelu_params,
     layernorm_params,
-    pointwise_params,
     requant_params,
     softmax_params,
 )
@@ -95,8 +95,8 @@ def quantize_op(op, ins: tuple[str, ...], scale: dict, amax: dict, graph: ir.Gra
     if isinstance(op, ir.Gelu):
         return ir.QGelu(op.name, gelu_params(s, s_out, op.approximate), s, s_out, ins), s_out
     if isinstance(op, ir.Pointwise):
-        table = pointwise_params(op.fn, s, s_out, op.params)
-        return ir.QGelu(op.name, table, s, s_out, ins, fn=op.fn), s_out
+        table = expr_params(op.tree(), s, s_out)
+        return ir.QGelu(op.name, table, s, s_out, ins, fn=op.label()), s_out
     if isinstance(op, ir.Slice):
         return ir.QSlice(op.name, op.start, op.stop, s, ins), s
     if isinstance(op, ir.Concat):

@@ -31,8 +31,22 @@ def pointwise_torch(fn: str, x, params: tuple = ()):
             "softplus": lambda v: F.softplus(v, **a), "mish": F.mish,
             "elu": lambda v: F.elu(v, **a), "celu": lambda v: F.celu(v, **a), "selu": F.selu,
             "logsigmoid": F.logsigmoid, "softsign": F.softsign, "gelu": F.gelu,
-            "hardtanh": lambda v: F.hardtanh(v, **a),
+            "hardtanh": lambda v: F.hardtanh(v, **a), "relu": torch.relu,
             "gelu_tanh": lambda v: F.gelu(v, approximate="tanh")}[fn](x)
+
+
+def expr_torch(tree: tuple, x):
+    """Expression ``tree`` (:func:`hwaccel.numerics.check_expr`) of the float tensor ``x``."""
+    kind = tree[0]
+    if kind == "x":
+        return x
+    if kind == "c":
+        return tree[1]
+    if kind == "fn":
+        return pointwise_torch(tree[1], expr_torch(tree[3], x), tree[2])
+    a, b = expr_torch(tree[1], x), expr_torch(tree[2], x)
+    return a + b if kind == "add" else a - b if kind == "sub" else a * b if kind == "mul" \
+        else a / b
 
 
 def _op(op, x, *more):
@@ -99,7 +113,7 @@ def _attention_op(op, t, x, *more):
     if isinstance(op, ir.Gelu):
         return F.gelu(x, approximate=op.approximate)
     if isinstance(op, ir.Pointwise):
-        return pointwise_torch(op.fn, x, op.params)
+        return expr_torch(op.tree(), x)
     if isinstance(op, ir.Slice):
         return x[..., op.start:op.stop]
     if isinstance(op, ir.Concat):

@@ -218,8 +218,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             self.getitem(node, where)
         elif self.activation_call(node, t, name, where):   # ReLU, clamps, LeakyReLU
             pass
-        elif self.pointwise_call(node, t, where):   # SiLU, tanh, hardswish ...
-            pass
+        elif self.pointwise_call(node, t, where) or self.binary_call(node, t, where):
+            pass   # SiLU, tanh, hardswish ...; x * sigmoid(x), x - 1 ...
         elif t in (torch.cat, torch.concat, getattr(torch, "concatenate", torch.cat)):
             self.cat(node, where)
         elif t in (operator.add, operator.iadd, torch.add, "add", "add_"):

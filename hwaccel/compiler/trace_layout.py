@@ -256,9 +256,12 @@ class LayoutReaders:
         ops = {op.name: i for i, op in enumerate(self.ops)}
         if len(arg.users) != 1 or not all(isinstance(p, str) and p in ops and isinstance(
                 self.ops[ops[p]], ir.MatMul) for p in parts):
+            if isinstance(v, str):   # a table of the product (:mod:`.trace_pointwise`)
+                return self.scalar(node, where, "mul", factor, arg)
             raise UnsupportedOp(f"function {getattr(node.target, '__name__', node.target)}",
-                                where, "a multiply or divide by a number is only folded into "
-                                       "the matmul before it, when nothing else reads it")
+                                where, "a multiply or divide by a number of attention heads "
+                                       "is only folded into the matmul before it, when "
+                                       "nothing else reads it")
         for p in parts:
             op = self.ops[ops[p]]
             self.ops[ops[p]] = dataclasses.replace(op, scale=op.scale * float(factor))

@@ -199,9 +199,13 @@ class LayerReaders:
         for x, y in ((a, b), (b, a)):
             if hasattr(y, "users") and isinstance(self.env.get(y), Const) and hasattr(x, "users"):
                 return self.add_constant(node, where, x, self.env[y])
+        for x, k in ((a, b), (b, a)):
+            if hasattr(x, "users") and isinstance(k, (int, float)) and not isinstance(k, bool):
+                return self.scalar(node, where, "add", k, x)   # a table of x + k
         if not (hasattr(a, "users") and hasattr(b, "users")):
             raise UnsupportedOp("add of a constant", where, "only the sum of two tensors "
-                                                            "computed from the input")
+                                                            "computed from the input, or of a "
+                                                            "tensor and a number")
         if self.shape(a) != self.shape(b) or len(self.shape(a)) not in (1, 2, 3):
             raise UnsupportedOp("add", where, f"of per-sample shapes {self.shape(a)} and "
                                               f"{self.shape(b)}; only equal image, sequence or "

@@ -10,10 +10,12 @@ a table on the GELU unit (:mod:`hwaccel.numerics.pointwise`). A mixin of
 from __future__ import annotations
 
 import functools
+import operator
 
-from ..numerics import pointwise_rising
+from ..numerics import check_expr, pointwise_rising, substitute_expr
 from . import ir
 from .errors import UnsupportedOp
+from .fold import Relu
 from .trace_ops import call_args
 
 __all__ = ["PointwiseReaders"]
@@ -88,3 +90,70 @@ class PointwiseReaders:
         """The value of a sigmoid head (:class:`~.trace_ops.Head`) that an op reads: the
         sigmoid as a table, in place of the head."""
         return self.put(ir.Pointwise(self.fresh(head.node), "sigmoid", inputs=(head.value,)))
+
+    # --- expressions of one value ----------------------------------------------------------
+    def scalar(self, node, where: str, op: str, k: float, arg, reverse: bool = False) -> None:
+        """``arg op k`` (``k op arg`` when ``reverse``) of a tensor and a number: a table of
+        that expression, which the folding joins to the tables next to it."""
+        c = ("c", float(k))
+        self._expr(node, where, self.value(arg, where), (op, c, ("x",)) if reverse else
+                   (op, ("x",), c))
+
+    def binary_call(self, node, t, where: str) -> bool:
+        """Read ``a * b``, ``a / b``, ``a - b`` or ``-a`` if its operands are tensors (or a
+        number, for ``-``); whether it was one. Two tensors must be functions of one value
+        through pointwise ops (``x * sigmoid(x)``): one table of the expression."""
+        import torch
+
+        ops = {operator.mul: "mul", torch.mul: "mul", "mul": "mul", operator.truediv: "div",
+               torch.div: "div", "div": "div", operator.sub: "sub", torch.sub: "sub",
+               "sub": "sub", operator.neg: "neg", torch.neg: "neg", "neg": "neg"}
+        try:
+            op = ops.get(t)
+        except TypeError:
+            return False
+        if op is None:
+            return False
+        if op == "neg":
+            self._expr(node, where, self.value(node.args[0], where), ("mul", ("c", -1.0), ("x",)))
+            return True
+        a, b = node.args[:2]
+        if len(node.args) > 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
+            raise UnsupportedOp(f"function {op}", where, "only of two operands")
+        if not hasattr(a, "users") or not hasattr(b, "users"):   # sub with a number
+            num, arg = (b, a) if hasattr(a, "users") else (a, b)
+            if not isinstance(num, (int, float)) or isinstance(num, bool):
+                raise UnsupportedOp(f"function {op}", where, f"of a tensor and {num!r}")
+            self.scalar(node, where, op, num, arg, reverse=arg is b)
+            return True
+        (sa, ta), (sb, tb) = self.walk(self.value(a, where)), self.walk(self.value(b, where))
+        if sa != sb:
+            raise UnsupportedOp(f"{op} of two tensors", where, "only of two functions of one "
+                                                               "value through pointwise ops "
+                                                               "(x * sigmoid(x)): one table")
+        self._expr(node, where, sa, (op, ta, tb))
+        return True
+
+    def walk(self, value: str) -> tuple[str, tuple]:
+        """``(source, tree)``: ``value`` as an expression of the value its chain of pointwise
+        ops (tables, ReLUs) starts from."""
+        ops = {op.name: op for op in self.ops}
+        tree = ("x",)
+        while True:
+            op = ops.get(value)
+            if isinstance(op, ir.Pointwise):
+                inner = op.tree()
+            elif isinstance(op, Relu):
+                inner = ("fn", "relu", (), ("x",)) if op.cap is None else (
+                    "fn", "hardtanh", (0.0, op.cap), ("x",))
+            else:
+                return value, tree
+            tree, value = substitute_expr(tree, inner), op.inputs[0]
+
+    def _expr(self, node, where: str, src: str, tree: tuple) -> None:
+        try:
+            tree = check_expr(tree)
+        except ValueError as exc:
+            raise UnsupportedOp("expression", where, str(exc)) from None
+        self.emit(node, ir.Pointwise(self.name(node), "expr", inputs=(src,), expr=tree))
+

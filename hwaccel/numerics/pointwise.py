@@ -25,12 +25,19 @@ name            f(x)                                                     paramet
 ``softsign``    ``x / (1 + |x|)``                                                    yes
 ``hardtanh``    ``min(max(x, min_val), max_val)`` (a clamp not from 0)   min_val,    yes
                                                                          max_val
+``relu``        ``max(x, 0)`` (in an expression: a ReLU after a table)               yes
 ``gelu``        ``x * Phi(x)`` (:func:`.gelu.gelu_float`)                            no
 ``gelu_tanh``   GELU's tanh form                                                     no
 ==============  =======================================================  ==========  ========
 
 "Rising": never decreasing, so its table never decreases either (rounding and saturation keep
 the order), and a max pool after it equals the max pool before it on the integers too.
+
+An expression of one value runs on the table as well (:func:`expr_params`): a tree of
+``("x",)`` (the value), ``("c", number)``, ``("fn", name, params, child)`` (one of the
+functions above) and ``(op, a, b)`` with ``op`` one of ``add``, ``sub``, ``mul`` and ``div``
+(a divisor that is a number): ``x * sigmoid(x)`` written out, or hardswish as ``x *
+relu6(x + 3) / 6``, are one table.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ import math
 
 from .gelu import GeluParams, gelu_float, table_of
 
-__all__ = ["POINTWISE", "pointwise_float", "pointwise_params", "pointwise_rising"]
+__all__ = ["POINTWISE", "pointwise_float", "pointwise_params", "pointwise_rising", "check_expr",
+           "expr_float", "expr_params", "expr_text", "substitute_expr"]
 
 # torch.nn.SELU's constants (Klambauer et al., "Self-Normalizing Neural Networks", 2017)
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -78,11 +86,12 @@ POINTWISE: dict[str, tuple] = {
     "softsign": (lambda x: x / (1.0 + abs(x)), {}),
     "hardtanh": (lambda x, lo=-1.0, hi=1.0: min(max(x, lo), hi),
                  {"min_val": -1.0, "max_val": 1.0}),
+    "relu": (lambda x: max(x, 0.0), {}),
     "gelu": (lambda x: gelu_float(x, "none"), {}),
     "gelu_tanh": (lambda x: gelu_float(x, "tanh"), {}),
 }
 _RISING = {"sigmoid", "tanh", "hardsigmoid", "softplus", "celu", "selu", "logsigmoid",
-           "softsign", "hardtanh"}
+           "softsign", "hardtanh", "relu"}
 
 
 def _check(fn: str, params: tuple) -> tuple[float, ...]:
@@ -124,3 +133,83 @@ def pointwise_rising(fn: str, params: tuple = ()) -> bool:
     if fn == "elu":
         return (args[0] if args else 1.0) >= 0
     return fn in _RISING
+
+
+_OPS = ("add", "sub", "mul", "div")
+
+
+def check_expr(tree) -> tuple:
+    """``tree`` (see the module docstring) with its functions' parameters checked and as
+    floats; ``ValueError`` naming what is wrong otherwise."""
+    if not isinstance(tree, tuple) or not tree:
+        raise ValueError(f"an expression must be a non-empty tuple, not {tree!r}")
+    kind = tree[0]
+    if kind == "x" and len(tree) == 1:
+        return tree
+    if kind == "c" and len(tree) == 2:
+        v = tree[1]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"an expression's constant must be a finite number, not {v!r}")
+        return ("c", float(v))
+    if kind == "fn" and len(tree) == 4:
+        return ("fn", tree[1], _check(tree[1], tuple(tree[2])), check_expr(tree[3]))
+    if kind in _OPS and len(tree) == 3:
+        a, b = check_expr(tree[1]), check_expr(tree[2])
+        if kind == "div" and (b[0] != "c" or b[1] == 0):
+            raise ValueError(f"an expression divides only by a number other than 0, not by "
+                             f"{expr_text(b)}")
+        return (kind, a, b)
+    raise ValueError(f"not an expression node: {tree!r}")
+
+
+def expr_float(tree: tuple, x: float) -> float:
+    """``tree`` at ``x``, in float64."""
+    kind = tree[0]
+    if kind == "x":
+        return float(x)
+    if kind == "c":
+        return float(tree[1])
+    if kind == "fn":
+        return POINTWISE[tree[1]][0](expr_float(tree[3], x), *tree[2])
+    a, b = expr_float(tree[1], x), expr_float(tree[2], x)
+    return a + b if kind == "add" else a - b if kind == "sub" else a * b if kind == "mul" \
+        else a / b
+
+
+def expr_params(tree: tuple, in_scale: float, out_scale: float) -> GeluParams:
+    """The table of expression ``tree`` (:func:`check_expr`) for int8 input at ``in_scale``
+    and int8 output at ``out_scale``."""
+    tree = check_expr(tree)
+    return table_of(lambda x: expr_float(tree, x), in_scale, out_scale)
+
+
+def expr_text(tree: tuple) -> str:
+    """``tree`` written out, e.g. ``x*sigmoid(x)``."""
+    kind = tree[0]
+    if kind == "x":
+        return "x"
+    if kind == "c":
+        return f"{tree[1]:g}"
+    if kind == "fn":
+        args = "".join(f", {v:g}" for v in tree[2])
+        return f"{tree[1]}({expr_text(tree[3])}{args})"
+    sym = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[kind]
+
+    def side(t, right):
+        text = expr_text(t)
+        loose = t[0] in ("add", "sub") and kind in ("mul", "div", "sub") and (
+            right or kind != "sub") or (right and t[0] in _OPS and kind in ("sub", "div"))
+        return f"({text})" if loose else text
+
+    return f"{side(tree[1], False)}{sym}{side(tree[2], True)}"
+
+
+def substitute_expr(tree: tuple, inner: tuple) -> tuple:
+    """``tree`` with its value ``("x",)`` replaced by ``inner``: ``tree`` of ``inner``."""
+    if tree[0] == "x":
+        return inner
+    if tree[0] == "c":
+        return tree
+    if tree[0] == "fn":
+        return (*tree[:3], substitute_expr(tree[3], inner))
+    return (tree[0], substitute_expr(tree[1], inner), substitute_expr(tree[2], inner))

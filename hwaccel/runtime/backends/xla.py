@@ -57,12 +57,28 @@ def _lstm_layer(jax, x, lw: ir.LstmWeights, hi):
 def _pointwise(jax, op, x):
     """``ir.Gelu`` or ``ir.Pointwise`` ``op`` of every value of ``x`` (PyTorch's definitions,
     :data:`hwaccel.numerics.POINTWISE`)."""
-    jnp, nn = jax.numpy, jax.nn
+    nn = jax.nn
     if isinstance(op, ir.Gelu):
         return nn.gelu(x, approximate=op.approximate == "tanh")
+    return _expr(jax, op.tree(), x)
+
+
+def _expr(jax, tree: tuple, x):
+    """Expression ``tree`` (:func:`hwaccel.numerics.check_expr`) of ``x``."""
+    jnp, nn = jax.numpy, jax.nn
+    kind = tree[0]
+    if kind == "x":
+        return x
+    if kind == "c":
+        return tree[1]
+    if kind in ("add", "sub", "mul", "div"):
+        a, b = _expr(jax, tree[1], x), _expr(jax, tree[2], x)
+        return a + b if kind == "add" else a - b if kind == "sub" else a * b if kind == "mul" \
+            else a / b
     from ...numerics import POINTWISE
 
-    a = {**POINTWISE[op.fn][1], **dict(zip(POINTWISE[op.fn][1], op.params))}
+    fn, x = tree[1], _expr(jax, tree[3], x)
+    a = {**POINTWISE[fn][1], **dict(zip(POINTWISE[fn][1], tree[2]))}
 
     def softplus(v, beta=1.0, threshold=20.0):
         return jnp.where(beta * v > threshold, v, jnp.logaddexp(beta * v, 0.0) / beta)
@@ -74,7 +90,8 @@ def _pointwise(jax, op, x):
             "selu": nn.selu, "logsigmoid": nn.log_sigmoid, "softsign": nn.soft_sign,
             "hardtanh": lambda v: jnp.clip(v, a["min_val"], a["max_val"]),
             "gelu": lambda v: nn.gelu(v, approximate=False),
-            "gelu_tanh": lambda v: nn.gelu(v, approximate=True)}[op.fn](x)
+            "gelu_tanh": lambda v: nn.gelu(v, approximate=True),
+            "relu": nn.relu}[fn](x)
 
 
 def build_function(graph: ir.Graph):
