@@ -30,3 +30,25 @@ def rtl_equals_golden(cm, x) -> None:
     gold = cm.execute("golden", x)
     np.testing.assert_array_equal(gold.int_logits, cm.int8_forward(cm.quantize_input(x)))
     np.testing.assert_array_equal(cm.execute("rtl", x).int_logits, gold.int_logits)
+
+
+def _compiled(model, n: int, seed: int, preset: str, shape: tuple):
+    import hwaccel
+
+    x = torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+    return hwaccel.compile(model, x[:2], preset=preset, calibration=x), x
+
+
+def model_close(model, seed: int, preset: str = "tiny", shape: tuple = (3, 8, 8),
+                rel: float = 0.1):
+    """``model`` compiled for ``preset`` on 64 random inputs of ``shape`` (``seed``), then
+    :func:`golden_twin_float` on 8 of them."""
+    cm, x = _compiled(model, 64, seed, preset, shape)
+    return golden_twin_float(cm, model, x[:8], rel)
+
+
+def model_rtl_exact(model, seed: int, preset: str = "tiny", shape: tuple = (3, 8, 8)) -> None:
+    """``model`` compiled for ``preset`` on 32 random inputs of ``shape`` (``seed``), then
+    :func:`rtl_equals_golden` on 3 of them."""
+    cm, x = _compiled(model, 32, seed, preset, shape)
+    rtl_equals_golden(cm, x[:3])

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from compile_checks import golden_twin_float, rtl_equals_golden
+from compile_checks import model_close, model_rtl_exact
 from torch import nn
 
-import hwaccel
 from hwaccel.compiler import ir
 from hwaccel.compiler.reference import forward as float_forward
 from hwaccel.compiler.trace import trace
@@ -64,14 +63,8 @@ def test_grouped_convs_trace_dense_and_equal_torch():
 
 
 def test_golden_equals_the_twin_and_the_float_model_closely():
-    model = _model(1)
-    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(2))
-    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
-    golden_twin_float(cm, model, x[:8], 0.1)
+    model_close(_model(1), seed=2)
 
 
 def test_the_rtl_runs_grouped_convs_bit_exact():
-    model = _model(2)
-    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(3))
-    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
-    rtl_equals_golden(cm, x[:3])
+    model_rtl_exact(_model(2), seed=3)

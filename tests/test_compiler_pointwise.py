@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from compile_checks import golden_twin_float, rtl_equals_golden
+from compile_checks import golden_twin_float, model_close, model_rtl_exact
 from torch import nn
 
 import hwaccel
@@ -168,10 +168,7 @@ def test_golden_equals_the_twin_and_the_float_model_closely():
 
 def test_the_rtl_runs_table_activations_bit_exact():
     torch.manual_seed(6)
-    model = Functional().eval()
-    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(7))
-    cm = hwaccel.compile(model, x[:2], preset=PRESET, calibration=x)
-    rtl_equals_golden(cm, x[:3])
+    model_rtl_exact(Functional().eval(), seed=7, preset=PRESET)
 
 
 def test_a_preset_without_the_units_names_the_function_and_the_presets_with_them():
@@ -223,10 +220,8 @@ def test_expressions_of_one_value_are_one_table_each():
 def test_expressions_run_bit_exact_on_the_rtl():
     torch.manual_seed(10)
     model = Written().eval()
-    x = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(11))
-    cm = hwaccel.compile(model, x[:2], preset=PRESET, calibration=x)
-    golden_twin_float(cm, model, x[:8], 0.1)
-    rtl_equals_golden(cm, x[:3])
+    model_close(model, seed=11, preset=PRESET)
+    model_rtl_exact(model, seed=12, preset=PRESET)
 
 
 class TwoValues(nn.Module):
