@@ -323,10 +323,11 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
                                   name="default"),
         name="default_attention"),
     # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM
-    # cell, and 1024 weight words: the RTL tests of the attention commands run on it.
+    # cell, and 1024 weight words: the RTL tests of the attention commands run on it. It ends
+    # its jobs through end_stage (the same cycles and outputs), so those tests hold that too.
     "tiny_attention": PRESETS["tiny"].with_(
         lstm=None, attention=AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
-        wgt_depth=1024, name="tiny_attention"),
+        wgt_depth=1024, end_stage=True, name="tiny_attention"),
     # ECP5-85F with 12 x 12 = 144 int8 MACs (lanes must equal block, and 13 x 13 = 169 would
     # exceed its 156 MULT18X18D): every other multiplier but AVGPOOL's 12 lane products is LUT
     # logic (lut_multipliers), so the MACs hold 144 of the DSP blocks and AVGPOOL the other 12.
