@@ -1,8 +1,9 @@
 """``hwaccel advise``: which platform for this model -- one row per platform, and a pick.
 
 ``hwaccel advise --model cnn [--batch B] [--presets P,...] [--node N] [--goal G]`` runs or
-models a reference workload (:data:`hwaccel.models.WORKLOADS`, trained and cached) on every
-platform it can and prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
+models a reference workload (:data:`hwaccel.models.WORKLOADS`, trained and cached), or a
+user's model (``--model FILE.py:NAME``, :mod:`.user_model`), on every platform it can and
+prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
 
 * ``cpu``, ``torch-cuda``, ``torch-int8-cuda``, ``xla``: measured here through the runtime's
   backends (median of ``--repeats`` timed calls); without a GPU or JAX the row is there with no
@@ -35,7 +36,12 @@ NODES = (45, 28, 16, 7)
 def add_arguments(p) -> None:
     p.add_argument("--model", required=True,
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
-                        "dscnn, mobilenet, autoencoder, transformer, transformer_tokens")
+                        "dscnn, mobilenet, autoencoder, transformer, transformer_tokens; or "
+                        "your model, FILE.py:NAME: an nn.Module, or a function returning one "
+                        "or (module, inputs) (hwaccel.advise.user_model)")
+    p.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="a user model's per-sample input shape, C,H,W or F or T,F, when "
+                        "NAME gives no inputs: they are drawn at random (seeded)")
     p.add_argument("--batch", default="1",
                    help="samples a batch, or several batches comma-separated (rows for each; "
                         "the throughput plot is against them; default 1)")
@@ -74,11 +80,13 @@ def add_arguments(p) -> None:
 
 def _presets(text: str | None, model: str) -> list:
     from ..generators.accel.config import MODEL_PRESETS, PRESETS
+    from .user_model import is_user_model
 
     table = PRESETS | MODEL_PRESETS
-    if text is None:
-        text = ("ecp5_attention,default_attention" if model.startswith("transformer")
-                else "ecp5,default")
+    if text is None:   # a user's model: each placed FPGA preset, and the ASIC ones
+        text = ("ecp5,ecp5_144,ecp5_128,ecp5_attention,default,default_attention"
+                if is_user_model(model) else "ecp5_attention,default_attention"
+                if model.startswith("transformer") else "ecp5,default")
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in table]
     if unknown or not names:
@@ -91,9 +99,12 @@ def check_args(args) -> tuple[list, list[str], list[int]]:
     name."""
     from ..models import WORKLOADS
     from .report import check_goal
+    from .user_model import is_user_model, parse_shape
 
-    if args.model not in WORKLOADS:
-        raise ValueError(f"--model must be one of {', '.join(WORKLOADS)}, not {args.model!r}")
+    if args.model not in WORKLOADS and not is_user_model(args.model):
+        raise ValueError(f"--model must be one of {', '.join(WORKLOADS)} or FILE.py:NAME (your "
+                         f"model), not {args.model!r}")
+    parse_shape(getattr(args, "input_shape", None))
     check_goal(args.goal)
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, not {args.threads!r}")
@@ -134,22 +145,29 @@ def advise_rows(args, log=sys.stderr) -> list:
     from ..runtime import compile as compile_model
     from .accel_rows import preset_row
     from .rows import MEASURED, measured_rows, published_rows
+    from .user_model import is_user_model, load_user_model, parse_shape
 
     presets, platforms, batches = check_args(args)
     published = published_rows(args.model, min(batches)) if "published" in platforms else []
     if not any(p in MEASURED or p == "accel" for p in platforms):
         return published   # nothing to run: no model to load
-    module, split = load(args.model)
     need = max(*batches, args.repeats)
-    if need > len(split.y_test):
-        raise ValueError(f"--batch and --repeats must be at most {len(split.y_test)} (the "
-                         f"held-out split), not {need}")
-    calibration = split.x_train[:args.calibration]
+    if is_user_model(args.model):
+        module, x = load_user_model(args.model, parse_shape(getattr(args, "input_shape", None)),
+                                    max(need, args.calibration))
+        x_train = x_test = x
+    else:
+        module, split = load(args.model)
+        x_train, x_test = split.x_train, split.x_test
+    if need > len(x_test):
+        raise ValueError(f"--batch and --repeats must be at most {len(x_test)} (the held-out "
+                         f"split, or the inputs the model's file gives), not {need}")
+    calibration = x_train[:args.calibration]
     compiled = {}
 
     def compiled_for(cfg):
         if cfg.slug not in compiled:
-            compiled[cfg.slug] = compile_model(module, split.x_train[:8], preset=cfg,
+            compiled[cfg.slug] = compile_model(module, x_train[:8], preset=cfg,
                                                calibration=calibration, strict=False)
         return compiled[cfg.slug]
 
@@ -157,11 +175,11 @@ def advise_rows(args, log=sys.stderr) -> list:
     measured = [p for p in platforms if p in MEASURED]
     for batch in batches:
         if measured:
-            rows += measured_rows(compiled_for(presets[0]), split.x_test, batch, measured,
+            rows += measured_rows(compiled_for(presets[0]), x_test, batch, measured,
                                   repeats=args.repeats, threads=args.threads, log=log)
         if "accel" in platforms:
             for cfg in presets:
-                row = preset_row(compiled_for(cfg), split.x_test[:batch], batch,
+                row = preset_row(compiled_for(cfg), x_test[:batch], batch,
                                  node=args.node, clock_mhz=args.asic_mhz,
                                  synth=not args.no_synth)
                 if log is not None:
