@@ -1,6 +1,7 @@
-"""``hwaccel advise --model FILE.py:NAME``: a user's own model gets the platform rows, its
-refusals named per preset; a module without inputs takes ``--input-shape``; every usage error
-names the file, the name or the option, before any work."""
+"""``hwaccel advise --model FILE.py:NAME`` and ``hwaccel compare --model FILE.py:NAME``: a
+user's own model gets the platform rows, its refusals named per preset, and runs on the
+backends (the RTL equal to golden); a module without inputs takes ``--input-shape``; every
+usage error names the file, the name or the option, before any work."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from argparse import Namespace
 import pytest
 
 from hwaccel.advise.command import advise_rows, check_args
-from hwaccel.advise.user_model import is_user_model, load_user_model, parse_shape
 from hwaccel.cli import main
+from hwaccel.models.user_model import is_user_model, load_user_model, parse_shape
+from hwaccel.runtime.compare import compare, format_rows
 
 SOURCE = '''
 import torch
@@ -95,3 +97,20 @@ def test_the_command_line_prints_the_table(model_file, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and out.startswith(f"{model_file}:with_inputs, batch 1, goal latency:"), out
     assert "ASIC tiny_attention (28 nm)" in out
+
+
+def test_compare_runs_a_user_model_on_the_backends(model_file):
+    """No labels: no accuracy; the integer backends equal golden, agreement with float."""
+    c = compare(f"{model_file}:with_inputs", ["torch-cpu", "torch-int8", "golden", "rtl"],
+                samples=4, preset="tiny_attention", calibration=16)
+    assert not c.failures and c.float_accuracy is None, c.failures
+    rows = {r.backend: r for r in c.rows}
+    assert [rows[b].mismatches for b in ("torch-int8", "rtl")] == [0, 0]
+    assert all(r.accuracy is None and r.agreement is not None for r in c.rows)
+    assert rows["rtl"].cycles_per_sample > 0
+    assert format_rows(c).startswith(f"{model_file}:with_inputs on accel_tiny_attention: 4 "
+                                     f"samples (no labels: agreement with the float model")
+    rc = main(["compare", "--model", f"{model_file}:net", "--input-shape", "3,8,8",
+               "--preset", "tiny_attention", "--backends", "torch-int8,golden", "--samples",
+               "2", "--calibration", "8", "--no-progress"])
+    assert rc == 0

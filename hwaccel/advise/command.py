@@ -2,8 +2,8 @@
 
 ``hwaccel advise --model cnn [--batch B] [--presets P,...] [--node N] [--goal G]`` runs or
 models a reference workload (:data:`hwaccel.models.WORKLOADS`, trained and cached), or a
-user's model (``--model FILE.py:NAME``, :mod:`.user_model`), on every platform it can and
-prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
+user's model (``--model FILE.py:NAME``, :mod:`hwaccel.models.user_model`), on every platform
+it can and prints one row each (:mod:`.rows`, :mod:`.accel_rows`):
 
 * ``cpu``, ``torch-cuda``, ``torch-int8-cuda``, ``xla``: measured here through the runtime's
   backends (median of ``--repeats`` timed calls); without a GPU or JAX the row is there with no
@@ -38,7 +38,7 @@ def add_arguments(p) -> None:
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
                         "dscnn, mobilenet, autoencoder, transformer, transformer_tokens; or "
                         "your model, FILE.py:NAME: an nn.Module, or a function returning one "
-                        "or (module, inputs) (hwaccel.advise.user_model)")
+                        "or (module, inputs) (hwaccel.models.user_model)")
     p.add_argument("--input-shape", default=None, metavar="SHAPE",
                    help="a user model's per-sample input shape, C,H,W or F or T,F, when "
                         "NAME gives no inputs: they are drawn at random (seeded)")
@@ -80,7 +80,7 @@ def add_arguments(p) -> None:
 
 def _presets(text: str | None, model: str) -> list:
     from ..generators.accel.config import MODEL_PRESETS, PRESETS
-    from .user_model import is_user_model
+    from ..models.user_model import is_user_model
 
     table = PRESETS | MODEL_PRESETS
     if text is None:   # a user's model: each placed FPGA preset, and the ASIC ones
@@ -98,8 +98,8 @@ def check_args(args) -> tuple[list, list[str], list[int]]:
     """``(presets, platforms, batches)``; every usage error raised before any work, by
     name."""
     from ..models import WORKLOADS
+    from ..models.user_model import is_user_model, parse_shape
     from .report import check_goal
-    from .user_model import is_user_model, parse_shape
 
     if args.model not in WORKLOADS and not is_user_model(args.model):
         raise ValueError(f"--model must be one of {', '.join(WORKLOADS)} or FILE.py:NAME (your "
@@ -142,10 +142,10 @@ def advise_rows(args, log=sys.stderr) -> list:
     """Every row for ``args`` (see the module docstring), in the table's order: each batch's
     measured and accelerator rows, then the published ones."""
     from ..models.train import load
+    from ..models.user_model import is_user_model, load_user_model, parse_shape
     from ..runtime import compile as compile_model
     from .accel_rows import preset_row
     from .rows import MEASURED, measured_rows, published_rows
-    from .user_model import is_user_model, load_user_model, parse_shape
 
     presets, platforms, batches = check_args(args)
     published = published_rows(args.model, min(batches)) if "published" in platforms else []

@@ -1,4 +1,5 @@
-"""``hwaccel compare``: a reference model on every backend, in one table (or JSON).
+"""``hwaccel compare``: a reference model, or yours (``FILE.py:NAME``), on every backend, in
+one table (or JSON).
 
 Exit status: 0 when every backend that ran succeeded and every integer backend equals
 ``golden``; 1 when a backend failed or an integer backend (``rtl``, ``torch-int8``) differs from
@@ -28,7 +29,12 @@ def add_arguments(p) -> None:
 
     p.add_argument("--model", required=True,
                    help="a reference workload (hwaccel.models.WORKLOADS): cnn, lstm, resnet8, "
-                        "dscnn, mobilenet, autoencoder, transformer or transformer_tokens")
+                        "dscnn, mobilenet, autoencoder, transformer or transformer_tokens; or "
+                        "your model, FILE.py:NAME (hwaccel.models.user_model): no labels, so "
+                        "agreement and mismatches")
+    p.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="a user model's per-sample input shape, C,H,W or F or T,F, when "
+                        "NAME gives no inputs: they are drawn at random (seeded)")
     p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS),
                    help=f"comma-separated, of: {', '.join(names())} "
                         f"(default: {','.join(DEFAULT_BACKENDS)})")
@@ -61,6 +67,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from ..models.user_model import parse_shape
     from .compare import compare, format_rows
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -71,6 +78,7 @@ def run(args) -> int:
         raise ValueError("TLS secures a Dask cluster: give --workers or --scheduler too")
     with using_tls(tls):
         result = compare(args.model, backends, samples=args.samples, preset=args.preset,
+                         input_shape=parse_shape(args.input_shape),
                          calibration=args.calibration, clock_mhz=args.clock_mhz,
                          progress=not args.no_progress and sys.stderr.isatty(),
                          workers=args.workers, scheduler=args.scheduler,

@@ -76,7 +76,7 @@ class Comparison:
     model: str
     preset: str
     rows: list[Row]
-    float_accuracy: float
+    float_accuracy: float | None   # None: a user's model, no labels
     macs_per_sample: int
     saturation: list[Clipped] = field(default_factory=list)
     workers: int | None = None   # Dask workers the program backends ran on; None: in-process
@@ -140,10 +140,14 @@ def _row(run: BackendRun, backend, task, x, y, ref, golden_ints, clock) -> Row:
 def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None,
             preset: str = "default", calibration: int = 512, clock_mhz: float | None = None,
             progress: bool = False, log=None, workers: int | None = None,
-            scheduler: str | None = None, backend_options: dict | None = None) -> Comparison:
-    """Run ``model`` (a name of :data:`hwaccel.models.WORKLOADS`) on every backend in
-    ``backends``. ``accuracy`` is the workload's score: top-1 accuracy, or for the
-    autoencoder the ROC AUC of the reconstruction error (``agreement`` is then ``None``).
+            scheduler: str | None = None, backend_options: dict | None = None,
+            input_shape: tuple | None = None) -> Comparison:
+    """Run ``model`` (a name of :data:`hwaccel.models.WORKLOADS`, or a user's ``FILE.py:NAME``
+    with ``input_shape`` where it gives no inputs: :mod:`hwaccel.models.user_model`) on every
+    backend in ``backends``. ``accuracy`` is the workload's score: top-1 accuracy, or for the
+    autoencoder the ROC AUC of the reconstruction error (``agreement`` is then ``None``); a
+    user's model has none (no labels), and its samples are its inputs (64 random ones by
+    default, :data:`~hwaccel.models.user_model.USER_SAMPLES`), which calibrate it too.
 
     ``samples``: the first N held-out samples (default: all). ``calibration``: training samples
     that set the activation scales. ``clock_mhz`` overrides the clock hardware latency is
@@ -156,6 +160,7 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     from ..compiler.errors import check_finite
     from ..models import workload
     from ..models.train import load
+    from ..models.user_model import USER_SAMPLES, Unlabelled, is_user_model, user_split
     from .runnable import compile
 
     log = log or sys.stderr
@@ -163,16 +168,20 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
     options = backend_options or {}   # per backend: fpga's port and baud
     # unknown names fail before any work
     chosen = {name: get(name, **options.get(name, {})) for name in backends}
-    task = workload(model)
+    user = is_user_model(model)
+    task = None if user else workload(model)
     # the cluster (if any) starts and its workers import what a shard needs while this process
     # loads and compiles the model
     with _executor(workers, scheduler, progress) as start:
-        module, split = load(model)
-        n = len(split.y_test) if samples is None else samples
-        if not 1 <= n <= len(split.y_test):
-            raise ValueError(f"samples must be 1..{len(split.y_test)} (the held-out split), "
-                             f"not {samples!r}")
-        x, y = split.x_test[:n], split.y_test[:n].numpy()
+        module, split = (user_split(model, input_shape, samples, calibration) if user else
+                         load(model))
+        held = len(split.x_test)
+        n = (min(USER_SAMPLES, held) if user else held) if samples is None else samples
+        if not 1 <= n <= held:
+            where = "the inputs it was given" if user else "the held-out split"
+            raise ValueError(f"samples must be 1..{held} ({where}), not {samples!r}")
+        x = split.x_test[:n]
+        y = None if user else split.y_test[:n].numpy()
         check_finite(x, "input")  # before compiling or running anything
         # strict=False: a model the preset refuses (a depthwise conv) still runs on the integer
         # twin and the float backends; golden and rtl then fail with the refusal, by name
@@ -180,6 +189,7 @@ def compare(model: str, backends=DEFAULT_BACKENDS, *, samples: int | None = None
                            calibration=split.x_train[:calibration], strict=False)
         with torch.inference_mode():
             ref = module.eval()(x).to(torch.float64).numpy()
+        task = task or Unlabelled(ref.ndim)
         clock = (clock_mhz, "given") if clock_mhz else clock_for(compiled.config)
         runner = start(compiled)
         rows, reference = {}, None   # reference: () -> golden's int outputs
@@ -363,9 +373,14 @@ def format_rows(c: Comparison) -> str:
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(COLUMNS)]
     from ..models import workload
 
-    metric = workload(c.model).metric
-    lines = [f"{c.model} on {c.preset}: {c.rows[0].samples} held-out samples, float model "
-             f"{metric} {c.float_accuracy:.4f}, {c.macs_per_sample:,} MACs per sample",
+    if c.float_accuracy is None:   # a user's model: no labels
+        head = (f"{c.model} on {c.preset}: {c.rows[0].samples} samples (no labels: agreement "
+                f"with the float model and mismatches), {c.macs_per_sample:,} MACs per sample")
+    else:
+        head = (f"{c.model} on {c.preset}: {c.rows[0].samples} held-out samples, float model "
+                f"{workload(c.model).metric} {c.float_accuracy:.4f}, {c.macs_per_sample:,} MACs "
+                f"per sample")
+    lines = [head,
              "  ".join(h.rjust(w) for h, w in zip(COLUMNS, widths)),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]

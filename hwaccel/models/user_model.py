@@ -1,4 +1,4 @@
-"""A user's model for ``hwaccel advise --model FILE.py:NAME``: which platform for *this* model.
+"""A user's model for ``hwaccel advise`` and ``hwaccel compare --model FILE.py:NAME``.
 
 ``NAME`` in the Python file ``FILE.py`` is one of
 
@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["is_user_model", "load_user_model", "parse_shape"]
+__all__ = ["USER_SAMPLES", "Unlabelled", "is_user_model", "load_user_model", "parse_shape",
+           "user_split"]
+
+#: A user's model without inputs of its own: this many random samples by default.
+USER_SAMPLES = 64
 
 
 def is_user_model(spec: str) -> bool:
@@ -92,3 +96,24 @@ def load_user_model(spec: str, input_shape: tuple | None, count: int, seed: int 
         raise ValueError(f"--model {spec!r}: its inputs must be a batch (samples first) of at "
                          f"least one sample, not of shape {tuple(x.shape)}")
     return obj.eval(), x
+
+
+def user_split(spec: str, input_shape: tuple | None, samples: int | None, calibration: int):
+    """``(module, split)`` for ``hwaccel compare``: the inputs (``samples``, default
+    :data:`USER_SAMPLES`, or ``calibration`` if more, when the file gives none) are both the
+    calibration and the held-out set; ``y_test`` is ``None`` (no labels)."""
+    from types import SimpleNamespace
+
+    module, x = load_user_model(spec, input_shape, max(samples or USER_SAMPLES, calibration))
+    return module, SimpleNamespace(x_train=x, x_test=x, y_test=None)
+
+
+class Unlabelled:
+    """A user's model as ``hwaccel compare``'s task: no labels, so no accuracy; top-1
+    agreement with the float model where its outputs (of ``rank``) are rows of logits."""
+
+    def __init__(self, rank: int):
+        self.task = "classify" if rank == 2 else "other"
+
+    def score(self, x, logits, y):
+        return None
