@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from compile_checks import golden_twin_float, rtl_equals_golden
+from compile_checks import golden_twin_float, model_close, model_rtl_exact, rtl_equals_golden
 from torch import nn
 
 import hwaccel
@@ -104,17 +104,56 @@ def test_a_prelu_of_one_slope_is_its_leaky_relu():
     with torch.no_grad():
         ref = model.double()(x.double())
     torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
-    per_channel = nn.Sequential(nn.Conv2d(2, 4, 3), nn.PReLU(4), nn.Flatten()).eval()
-    with pytest.raises(UnsupportedOp, match=r"PReLU at .*num_parameters=4; only one slope"):
-        trace(per_channel, x[:2])
+    per_channel = nn.Sequential(nn.Linear(4, 4), nn.PReLU(4)).eval()
+    with pytest.raises(UnsupportedOp, match=r"PReLU at .*num_parameters=4 on a per-sample "
+                                            r"shape \(4,\); a slope a channel only on an image"):
+        trace(per_channel, torch.randn(2, 4))
 
 
 @pytest.mark.parametrize("slope", [1.0, 1.5, -0.1])
-def test_other_slopes_are_refused_by_name(slope):
-    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.LeakyReLU(slope), nn.Flatten()).eval()
+def test_other_slopes_are_refused_by_name_but_on_images(slope):
+    model = nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(slope)).eval()
     with pytest.raises(UnsupportedOp, match=rf"LeakyReLU slope at .*negative_slope={slope!r}; "
-                                            r"only 0 <= slope < 1"):
-        trace(model, torch.randn(2, 2, 5, 5))
+                                            r"only 0 <= slope < 1 .*or any on an image"):
+        trace(model, torch.randn(2, 4))
+
+
+class PerChannel(nn.Module):
+    """Fits ``tiny`` (8 x 8 maps): a PReLU of a slope a channel (some negative, one above 1)
+    before a max pool, and a LeakyReLU of slope -0.2 on an image."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.act = nn.PReLU(8)
+        with torch.no_grad():
+            self.act.weight.copy_(torch.tensor([0.25, -0.5, 1.5, 0.0, 0.1, -0.1, 0.9, 2.0]))
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.act(self.c1(x)), 2)
+        return self.fc(F.leaky_relu(self.c2(x), -0.2).flatten(1))
+
+
+def test_a_slope_a_channel_is_adds_and_depthwise_convs_equal_to_torch():
+    torch.manual_seed(6)
+    model = PerChannel().eval()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    graph = trace(model, x[:2])
+    dw = [op.name for op in graph.ops if isinstance(op, ir.Conv2d) and op.groups > 1]
+    assert dw == ["act.x", "act.pos", "leaky_relu.x", "leaky_relu.pos"], dw
+    # a negative slope does not rise: the pool stays after the PReLU
+    assert graph.op("max_pool2d").inputs == ("act",)
+    with torch.no_grad():
+        ref = model.double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+
+
+def test_the_rtl_runs_a_slope_a_channel_bit_exact():
+    torch.manual_seed(8)
+    model = PerChannel().eval()
+    model_close(model, seed=9)
+    model_rtl_exact(model, seed=10)
 
 
 def test_golden_equals_the_twin_and_the_float_model_closely():

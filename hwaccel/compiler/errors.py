@@ -37,7 +37,8 @@ SUPPORTED = (
     ".clip)",
     "LeakyReLU (nn.LeakyReLU, F.leaky_relu, nn.PReLU of one slope; 0 <= slope < 1) on an "
     "image, sequence or vector: two element-wise ADDs (relu(x), then slope * x + (1 - slope) "
-    "* relu(x))",
+    "* relu(x)); on an image any slopes, one a channel too (nn.PReLU(C)): the ReLU's ADD, two "
+    "depthwise 1 x 1 convs and an ADD",
     "torch.cat of images along channels (dim=1), or of vectors or sequences along features, "
     "read by dense Conv2d or Linear (one per part, then adds), max or average pools, "
     "depthwise Conv2d (a batch norm after it) and flattens (one per part)",

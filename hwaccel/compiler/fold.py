@@ -50,12 +50,14 @@ class Relu:
 
 @dataclass(frozen=True, eq=False)
 class Leaky:
-    """``LeakyReLU(slope)``, ``0 < slope < 1``."""
+    """``LeakyReLU(slope)``, ``0 < slope < 1``; or on an image, with ``slopes`` (one a channel,
+    any numbers: a PReLU per channel), ``slopes[c] * x + (1 - slopes[c]) * relu(x)``."""
 
     name: str
     where: str
     slope: float
     inputs: tuple[str, ...] = ()
+    slopes: tuple[float, ...] = ()
 
 
 def _tighter(a: float | None, b: float | None) -> float | None:
@@ -236,12 +238,24 @@ def _pool_first(ops: OpTable, act):
 
 def _leaky(ops: OpTable, lk: Leaky) -> None:
     """Expand ``lk`` into its two adds, after the max pools that alone read it
-    (:func:`_pool_first`)."""
-    lk = _pool_first(ops, lk)
+    (:func:`_pool_first`; with ``slopes``, where none is negative). With ``slopes``: the
+    ReLU's add, then each of ``x`` and ``relu(x)`` through a depthwise 1 x 1 conv of its
+    per-channel weights (``slopes``, ``1 - slopes``: signed, unlike the add's), then their
+    add."""
+    if not lk.slopes or min(lk.slopes) >= 0:
+        lk = _pool_first(ops, lk)
     (x,) = lk.inputs
     pos = ir.Add(f"{lk.name}.relu", relu=True, weights=(0.5, 0.5), inputs=(x, x))
-    out = ir.Add(lk.name, weights=(lk.slope, 1.0 - lk.slope), inputs=(x, pos.name))
-    replace_with(ops, lk.name, [pos, out])
+    if not lk.slopes:
+        out = ir.Add(lk.name, weights=(lk.slope, 1.0 - lk.slope), inputs=(x, pos.name))
+        return replace_with(ops, lk.name, [pos, out])
+    a, c = np.asarray(lk.slopes, dtype=np.float64), len(lk.slopes)
+
+    def scale(name, w, src):
+        return ir.Conv2d(name, w.reshape(c, 1, 1, 1), np.zeros(c), groups=c, inputs=(src,))
+
+    neg, rel = scale(f"{lk.name}.x", a, x), scale(f"{lk.name}.pos", 1.0 - a, pos.name)
+    replace_with(ops, lk.name, [pos, neg, rel, ir.Add(lk.name, inputs=(neg.name, rel.name))])
 
 
 def _pointwise(ops: OpTable, pw: ir.Pointwise) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ir
-from .errors import UnsupportedOp
+from .errors import UnsupportedOp, check_finite
 from .fold import LastStep, Leaky, Relu
 from .fold_cat import Cat
 
@@ -153,11 +153,16 @@ class LayerReaders:
 
     def leaky_relu(self, node, where: str, slope) -> None:
         """``LeakyReLU(slope)`` for ``0 < slope < 1``: a :class:`~.fold.Leaky` marker, two
-        element-wise ADDs once the graph is read. A slope of 0 is a ReLU (fused as one is)."""
-        if not (isinstance(slope, (int, float)) and 0 <= slope < 1):
+        element-wise ADDs once the graph is read. A slope of 0 is a ReLU (fused as one is);
+        another number on an image, the per-channel form (:meth:`prelu`)."""
+        number = isinstance(slope, (int, float)) and abs(slope) < float("inf")
+        if number and not 0 <= slope < 1 and len(self.shape(node.args[0])) == 3:
+            return self.prelu_channels(node, where, [slope] * self.shape(node.args[0])[0])
+        if not (number and 0 <= slope < 1):
             raise UnsupportedOp("LeakyReLU slope", where,
                                 f"negative_slope={slope!r}; only 0 <= slope < 1 (the "
-                                f"element-wise ADD's multipliers are unsigned)")
+                                f"element-wise ADD's multipliers are unsigned), or any on an "
+                                f"image (depthwise convs)")
         if slope == 0:
             return self.unary(node, where, lambda name: Relu(name, where))
         shape = self.shape(node.args[0])
@@ -167,12 +172,20 @@ class LayerReaders:
         self.unary(node, where, lambda name: Leaky(name, where, float(slope)))
 
     def prelu(self, node, where: str, m) -> None:
-        """``nn.PReLU`` with one slope: the LeakyReLU of its learned slope."""
-        if m.num_parameters != 1:
-            raise UnsupportedOp("PReLU", where, f"num_parameters={m.num_parameters}; only one "
-                                                f"slope for the tensor (the element-wise ADD's "
-                                                f"multipliers are per tensor, not per channel)")
-        self.leaky_relu(node, where, float(m.weight.detach().reshape(-1)[0]))
+        """``nn.PReLU`` with one slope: the LeakyReLU of its learned slope; with one a channel,
+        on an image: ADDs and depthwise 1 x 1 convs (:func:`.fold._leaky`)."""
+        if m.num_parameters == 1:
+            return self.leaky_relu(node, where, float(m.weight.detach().reshape(-1)[0]))
+        if len(self.shape(node.args[0])) != 3:
+            raise UnsupportedOp("PReLU", where, f"num_parameters={m.num_parameters} on a "
+                                                f"per-sample shape {self.shape(node.args[0])}; "
+                                                f"a slope a channel only on an image "
+                                                f"(depthwise convs)")
+        self.prelu_channels(node, where, np_of(m.weight).tolist())
+
+    def prelu_channels(self, node, where: str, slopes: list) -> None:
+        check_finite(np.asarray(slopes), f"{where} slopes", where)
+        self.unary(node, where, lambda name: Leaky(name, where, 0.0, slopes=tuple(slopes)))
 
     def cat(self, node, where: str) -> None:
         """``torch.cat`` of images along channels, or of vectors or sequences along features:
