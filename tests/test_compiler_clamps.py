@@ -1,9 +1,12 @@
 """ReLU6 and clamps from 0: traced as ReLUs with a cap, fused into the op before them as ReLU
-is, the float reference clamped as torch clamps, the int8 scales within the cap, and (on
-``tiny``, whose AVGPOOL keeps fewer words than the model's last map has) the compiled model
-bit-exact on the golden interpreter and the RTL."""
+is (where none can take them, an ADD of their input with itself), the float reference clamped
+as torch clamps, the int8 scales within the cap, and (on ``tiny``, whose AVGPOOL keeps fewer
+words than the model's last map has) the compiled model bit-exact on the golden interpreter
+and the RTL."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -85,3 +88,40 @@ def test_inverted_residual_runs_bit_exact_on_tiny_rtl():
     np.testing.assert_array_equal(gold.int_logits, twin)
     assert np.count_nonzero(twin) > twin.size // 4
     np.testing.assert_array_equal(cm.execute("rtl", x).int_logits, gold.int_logits)
+
+
+class Unfused(nn.Module):
+    """ReLUs no op before them can take, on ``tiny`` (8 x 8 maps): one on the input, a ReLU6
+    after an average pool, and one whose input something else reads too."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 1)
+        self.fc = nn.Linear(8 * 4 * 4, 5)
+
+    def forward(self, x):
+        y = self.a(torch.relu(x))
+        y = torch.relu(y) + self.b(y)
+        return self.fc(nn.functional.relu6(nn.functional.avg_pool2d(y, 2)).flatten(1))
+
+
+def test_relus_that_cannot_fuse_are_adds_of_their_input_with_itself():
+    from compile_checks import model_close, model_rtl_exact
+
+    from hwaccel.compiler import ir
+    from hwaccel.compiler.reference import forward as float_forward
+
+    torch.manual_seed(3)
+    model = Unfused().eval()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    graph = trace(model, x[:2])
+    adds = {op.name: (op.relu, op.cap, op.inputs[0] == op.inputs[1])
+            for op in graph.ops if isinstance(op, ir.Add) and op.weights == (0.5, 0.5)}
+    assert adds == {"relu": (True, None, True), "relu_1": (True, None, True),
+                    "relu6": (True, 6.0, True)}, adds
+    with torch.no_grad():
+        ref = copy.deepcopy(model).double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+    model_close(model, seed=5)
+    model_rtl_exact(model, seed=6)

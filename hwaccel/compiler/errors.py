@@ -32,9 +32,9 @@ SUPPORTED = (
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
-    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) after a Conv2d, Linear or add, and so ReLU6 "
-    "and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, 0, c), .clamp, "
-    ".clip)",
+    "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) fused into the Conv2d, Linear or add before "
+    "it, and so ReLU6 and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, "
+    "0, c), .clamp, .clip); anywhere else an element-wise ADD of its input with itself",
     "LeakyReLU (nn.LeakyReLU, F.leaky_relu, nn.PReLU of one slope; 0 <= slope < 1) on an "
     "image, sequence or vector: two element-wise ADDs (relu(x), then slope * x + (1 - slope) "
     "* relu(x)); on an image any slopes, one a channel too (nn.PReLU(C)): the ReLU's ADD, two "

@@ -8,8 +8,9 @@ whole graph is read: so they run here, with every value's readers in hand.
   map, so new weights and bias, exact up to float64 rounding); on an image with no such layer
   alone before it (pre-activation blocks), a depthwise 1 x 1 conv of its own.
 * :class:`LastStep` (``out[:, -1]`` or ``h_n[-1]``) -> the LSTM before it, ``last_step=True``.
-* :class:`Relu` -> the Conv2d, Linear or Add before it, through max-pools and flattens (they
-  commute with it; an average does not).
+* :class:`Relu` -> the Conv2d, Linear, Add or table before it, through max-pools and flattens
+  (they commute with it; an average does not); where none alone precedes it, an ADD of its
+  input with itself, with the ReLU.
 * :class:`Leaky` (a LeakyReLU) -> two element-wise adds, exactly ``slope * x + (1 - slope) *
   relu(x)``: ``relu(x / 2 + x / 2)``, then that weighted sum of ``x`` and it (both weights > 0,
   as the ADD's unsigned multipliers need). A max pool that alone reads it goes first (a max
@@ -201,17 +202,13 @@ def _relu_tree(cap: float | None) -> tuple:
 
 
 def _relu(ops: OpTable, r: Relu) -> None:
-    src = ops.ops.get(r.inputs[0])
-    if isinstance(src, ir.Pointwise) and not ops.only_reader(src.name, r):   # its own table
-        return ops.replace(ir.Pointwise(r.name, "expr", inputs=r.inputs, expr=_relu_tree(r.cap)))
-    if not _relu_into(ops, r.inputs[0], r, r.cap):
-        src = ops.ops.get(r.inputs[0])
-        after = "the input" if src is None else f"{type(src).__name__} {src.name!r}"
-        raise UnsupportedOp("ReLU", r.where, f"it follows {after}; a ReLU is fused into the "
-                                             f"Conv2d, Linear or add before it (through "
-                                             f"max-pools and flattens), when nothing else "
-                                             f"reads that op's output")
-    ops.drop(r)
+    """Fuse ``r`` into the op before it (:func:`_relu_into`); where that is not exact (the
+    input, an average pool, a value something else reads too), it is an element-wise ADD of
+    its input with itself, halves, with the ReLU (and cap): one rounding more."""
+    if _relu_into(ops, r.inputs[0], r, r.cap):
+        return ops.drop(r)
+    (x,) = r.inputs
+    ops.replace(ir.Add(r.name, relu=True, cap=r.cap, weights=(0.5, 0.5), inputs=(x, x)))
 
 
 def _pool_first(ops: OpTable, act):
