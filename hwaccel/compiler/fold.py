@@ -18,8 +18,10 @@ whole graph is read: so they run here, with every value's readers in hand.
   run on a quarter of the words.
 * :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
   (:mod:`.fold_cat`).
-* An :class:`~.ir_attention.Pointwise` op (no marker) whose function rises: after the max
-  pools that alone read it, as a LeakyReLU goes.
+* :class:`~.ir_attention.Pointwise` ops (tables; no markers): one that nothing reads is
+  dropped (an expression of two of a value's functions reads the value, not them), one that
+  alone reads another joins it into one table, and one whose function rises goes after the
+  max pools that alone read it, as a LeakyReLU goes.
 
 A marker that cannot fold is refused with :class:`~.errors.UnsupportedOp`, by name and place.
 """
