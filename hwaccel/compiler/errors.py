@@ -32,6 +32,8 @@ SUPPORTED = (
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
+    "an image and a constant of one value a channel (x - mean[:, None, None], gamma * x, x / "
+    "std): a depthwise 1 x 1 conv, joined with those next to it",
     "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) fused into the Conv2d, Linear or add before "
     "it, and so ReLU6 and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, "
     "0, c), .clamp, .clip); anywhere else an element-wise ADD of its input with itself",

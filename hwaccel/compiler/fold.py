@@ -18,6 +18,8 @@ whole graph is read: so they run here, with every value's readers in hand.
   run on a quarter of the words.
 * :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
   (:mod:`.fold_cat`).
+* Depthwise 1 x 1 convs (per-channel affine maps: a batch norm of its own, ``x - mean``):
+  one with no ReLU that alone feeds another joins it.
 * :class:`~.ir_attention.Pointwise` ops (tables; no markers): one that nothing reads is
   dropped (an expression of two of a value's functions reads the value, not them), one that
   alone reads another joins it into one table, and one whose function rises goes after the
@@ -275,6 +277,26 @@ def _pointwise(ops: OpTable, pw: ir.Pointwise) -> None:
         _pool_first(ops, pw)
 
 
+def _affine(op) -> bool:
+    """Whether ``op`` is a depthwise 1 x 1 conv (a per-channel affine map)."""
+    return (isinstance(op, ir.Conv2d) and op.groups > 1 and op.weight.shape[1:] == (1, 1, 1)
+            and op.strides == (1, 1) and op.pads == (0, 0, 0, 0))
+
+
+def _affines(ops: OpTable) -> None:
+    """Join a per-channel affine map (:func:`_affine`) with no ReLU that alone feeds another
+    into one: ``(x - mean) / std`` written out is one depthwise conv."""
+    for name in list(ops.ops):
+        b = ops.ops.get(name)
+        a = ops.ops.get(b.inputs[0]) if _affine(b) else None
+        if _affine(a) and not a.relu and ops.only_reader(a.name, b):
+            wb = b.weight.reshape(-1)
+            ops.replace(dataclasses.replace(
+                b, weight=(wb * a.weight.reshape(-1)).reshape(b.weight.shape),
+                bias=wb * a.bias + b.bias, inputs=a.inputs))
+            del ops.ops[a.name]
+
+
 def _dead(ops: OpTable) -> None:
     """Drop the tables and ReLUs nothing reads: an expression of two of a value's functions
     (``x * sigmoid(x)``) reads the value, and its operands' own tables are left behind."""
@@ -295,4 +317,5 @@ def fold(ops: list, output: str) -> tuple[list, str]:
                      (Leaky, _leaky), (Cat, split_cat), (ir.Pointwise, _pointwise)):
         for op in [op for op in ops if isinstance(op, kind) and op.name in table.ops]:
             fn(table, table.ops[op.name])
+    _affines(table)
     return list(table.ops.values()), table.output

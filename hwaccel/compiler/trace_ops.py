@@ -209,6 +209,8 @@ class LayerReaders:
     def add(self, node, where: str, a, b) -> None:
         from .trace_attention import Const
 
+        if self.channel_constant_add(node, where, a, b):   # x + bias[:, None, None]
+            return None
         for x, y in ((a, b), (b, a)):
             if hasattr(y, "users") and isinstance(self.env.get(y), Const) and hasattr(x, "users"):
                 return self.add_constant(node, where, x, self.env[y])

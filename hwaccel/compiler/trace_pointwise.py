@@ -120,6 +120,8 @@ class PointwiseReaders:
         a, b = node.args[:2]
         if len(node.args) > 2 or set(node.kwargs) - {"alpha"} or node.kwargs.get("alpha", 1) != 1:
             raise UnsupportedOp(f"function {op}", where, "only of two operands")
+        if self.channel_constant(node, where, op, a, b):
+            return True
         if not hasattr(a, "users") or not hasattr(b, "users"):   # sub with a number
             num, arg = (b, a) if hasattr(a, "users") else (a, b)
             if not isinstance(num, (int, float)) or isinstance(num, bool):
@@ -157,3 +159,78 @@ class PointwiseReaders:
             raise UnsupportedOp("expression", where, str(exc)) from None
         self.emit(node, ir.Pointwise(self.name(node), "expr", inputs=(src,), expr=tree))
 
+
+    # --- a tensor and a constant of one value a channel ------------------------------------
+    def channel_constant(self, node, where: str, op: str, a, b) -> bool:
+        """Read ``a op b`` if one operand is a constant tensor (a parameter or buffer, or
+        computed from them) of one value a channel of an image the other is (``x -
+        mean[:, None, None]``, ``x * gamma``): a depthwise 1 x 1 conv of those weights and
+        biases, which the folding joins to such convs next to it; whether it was one."""
+        import numpy as np
+
+        from .trace_attention import Const
+
+        ca, cb = (self.env.get(v) if hasattr(v, "users") else None for v in (a, b))
+        if not (isinstance(ca, Const) or isinstance(cb, Const)):
+            return False
+        const, arg, first = (cb, a, False) if isinstance(cb, Const) else (ca, b, True)
+        shape = self.shape(arg) if hasattr(arg, "users") else ()
+        c = per_channel(const.value, shape)
+        if c is None and np.size(const.value) == 1:   # a number as a tensor: a table
+            self.scalar(node, where, op, float(np.asarray(const.value).reshape(-1)[0]), arg,
+                        reverse=first)
+            return True
+        if c is None:
+            raise UnsupportedOp("a constant operand", where, f"{op} of a tensor of per-sample "
+                                                             f"shape {shape} and a constant of "
+                                                             f"shape {np.shape(const.value)}; "
+                                                             f"only one value a channel of an "
+                                                             f"image")
+        one, zero = np.ones_like(c), np.zeros_like(c)
+        if op == "div" and first:
+            raise UnsupportedOp("a constant operand", where, "a constant divided by a tensor")
+        if op == "div" and not np.all(c != 0):
+            raise UnsupportedOp("a constant operand", where, "a division by zero")
+        w, bias = {"mul": (c, zero), "div": (one / np.where(c == 0, 1, c), zero),
+                   "add": (one, c), "sub": (-one, c) if first else (one, -c)}[op]
+        self.depthwise_affine(node, where, self.value(arg, where), w, bias)
+        return True
+
+    def channel_constant_add(self, node, where: str, a, b) -> bool:
+        """``a + b`` of an image and a constant of one value a channel (:meth:`
+        channel_constant`); whether it was one (other constants: ``add_constant``)."""
+        from .trace_attention import Const
+
+        for x, y in ((a, b), (b, a)):
+            const = self.env.get(y) if hasattr(y, "users") else None
+            if isinstance(const, Const) and hasattr(x, "users") and per_channel(
+                    const.value, self.shape(x)) is not None:
+                return self.channel_constant(node, where, "add", x, y)
+        return False
+
+    def depthwise_affine(self, node, where: str, src: str, w, bias) -> None:
+        from .errors import check_finite
+
+        check_finite(w, f"{where} weights", where)
+        check_finite(bias, f"{where} bias", where)
+        c = len(w)
+        self.emit(node, ir.Conv2d(self.name(node), w.reshape(c, 1, 1, 1).astype(float),
+                                  bias.astype(float), groups=c, inputs=(src,)))
+
+
+def per_channel(value, shape: tuple):
+    """The ``C`` values of constant ``value`` where it broadcasts over an image of per-sample
+    ``shape`` ``(C, H, W)`` as one value a channel (a number, ``(C, 1, 1)``, ``(1, C, 1,
+    1)``), else ``None``."""
+    import numpy as np
+
+    v = np.asarray(value, dtype=np.float64)
+    if len(shape) != 3 or v.ndim > 4 or (v.ndim == 4 and v.shape[0] != 1):
+        return None
+    try:
+        full = np.broadcast_to(v, (1, *shape))[0]
+    except ValueError:
+        return None
+    first = full[:, :1, :1]
+    return full[:, 0, 0].copy() if np.array_equal(np.broadcast_to(first, full.shape), full) \
+        else None
