@@ -52,3 +52,18 @@ def model_rtl_exact(model, seed: int, preset: str = "tiny", shape: tuple = (3, 8
     :func:`rtl_equals_golden` on 3 of them."""
     cm, x = _compiled(model, 32, seed, preset, shape)
     rtl_equals_golden(cm, x[:3])
+
+
+def traced_equal_to_torch(model, x):
+    """``model`` traced on ``x[:2]``; its float IR run in float64 on ``x`` equals the model's
+    own float64 outputs (a copy of it: ``model`` stays as it is). Returns the graph."""
+    import copy
+
+    from hwaccel.compiler.reference import forward as float_forward
+    from hwaccel.compiler.trace import trace
+
+    graph = trace(model, x[:2])
+    with torch.no_grad():
+        ref = copy.deepcopy(model).double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+    return graph
