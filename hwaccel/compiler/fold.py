@@ -156,8 +156,7 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
         scale = scale / np.sqrt(var)
     if alone:   # its own layer: a depthwise 1 x 1 conv, w = scale and b = bias of a zero input
         c = m.num_features
-        prev = ir.Conv2d(bn.name, np.ones((c, 1, 1, 1)), np.zeros(c), groups=c,
-                         inputs=bn.inputs)
+        prev = channel_affine(bn.name, np.ones(c), np.zeros(c), bn.inputs[0])
     w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
     b = (prev.bias - _np(m.running_mean)) * scale + shift
     why = f"; {bn.target}.running_var + eps must be > 0, not {float(var.min())!r}"
@@ -196,13 +195,21 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         return all(_relu_into(ops, v, op, cap) for v in op.inputs)
     if isinstance(op, ir.Pointwise):   # a table of the ReLU of its function
         ops.replace(dataclasses.replace(op, fn="expr", params=(), expr=substitute_expr(
-            _relu_tree(cap), op.tree())))
+            relu_tree(cap), op.tree())))
         return True
     return isinstance(op, Relu) and _relu_into(ops, op.inputs[0], op, cap)
 
 
-def _relu_tree(cap: float | None) -> tuple:
+def relu_tree(cap: float | None) -> tuple:
+    """A ReLU (at most ``cap``) as an expression tree (:func:`hwaccel.numerics.check_expr`)."""
     return ("fn", "relu", (), ("x",)) if cap is None else ("fn", "hardtanh", (0.0, cap), ("x",))
+
+
+def channel_affine(name: str, w, bias, src: str) -> ir.Conv2d:
+    """``w[c] * x + bias[c]`` per channel of image ``src``: a depthwise 1 x 1 conv."""
+    c = len(w)
+    return ir.Conv2d(name, np.asarray(w, dtype=np.float64).reshape(c, 1, 1, 1),
+                     np.asarray(bias, dtype=np.float64), groups=c, inputs=(src,))
 
 
 def _relu(ops: OpTable, r: Relu) -> None:
@@ -250,12 +257,9 @@ def _leaky(ops: OpTable, lk: Leaky) -> None:
     if not lk.slopes:
         out = ir.Add(lk.name, weights=(lk.slope, 1.0 - lk.slope), inputs=(x, pos.name))
         return replace_with(ops, lk.name, [pos, out])
-    a, c = np.asarray(lk.slopes, dtype=np.float64), len(lk.slopes)
-
-    def scale(name, w, src):
-        return ir.Conv2d(name, w.reshape(c, 1, 1, 1), np.zeros(c), groups=c, inputs=(src,))
-
-    neg, rel = scale(f"{lk.name}.x", a, x), scale(f"{lk.name}.pos", 1.0 - a, pos.name)
+    a, zero = np.asarray(lk.slopes, dtype=np.float64), np.zeros(len(lk.slopes))
+    neg = channel_affine(f"{lk.name}.x", a, zero, x)
+    rel = channel_affine(f"{lk.name}.pos", 1.0 - a, zero, pos.name)
     replace_with(ops, lk.name, [pos, neg, rel, ir.Add(lk.name, inputs=(neg.name, rel.name))])
 
 

@@ -15,7 +15,7 @@ import operator
 from ..numerics import check_expr, pointwise_rising, substitute_expr
 from . import ir
 from .errors import UnsupportedOp
-from .fold import Relu
+from .fold import Relu, channel_affine, relu_tree
 from .trace_ops import call_args
 
 __all__ = ["PointwiseReaders"]
@@ -146,8 +146,7 @@ class PointwiseReaders:
             if isinstance(op, ir.Pointwise):
                 inner = op.tree()
             elif isinstance(op, Relu):
-                inner = ("fn", "relu", (), ("x",)) if op.cap is None else (
-                    "fn", "hardtanh", (0.0, op.cap), ("x",))
+                inner = relu_tree(op.cap)
             else:
                 return value, tree
             tree, value = substitute_expr(tree, inner), op.inputs[0]
@@ -158,7 +157,6 @@ class PointwiseReaders:
         except ValueError as exc:
             raise UnsupportedOp("expression", where, str(exc)) from None
         self.emit(node, ir.Pointwise(self.name(node), "expr", inputs=(src,), expr=tree))
-
 
     # --- a tensor and a constant of one value a channel ------------------------------------
     def channel_constant(self, node, where: str, op: str, a, b) -> bool:
@@ -191,9 +189,15 @@ class PointwiseReaders:
             raise UnsupportedOp("a constant operand", where, "a constant divided by a tensor")
         if op == "div" and not np.all(c != 0):
             raise UnsupportedOp("a constant operand", where, "a division by zero")
-        w, bias = {"mul": (c, zero), "div": (one / np.where(c == 0, 1, c), zero),
-                   "add": (one, c), "sub": (-one, c) if first else (one, -c)}[op]
-        self.depthwise_affine(node, where, self.value(arg, where), w, bias)
+        if op in ("mul", "div"):
+            w, bias = (c if op == "mul" else one / c), zero
+        else:   # add, sub
+            w, bias = (-one, c) if op == "sub" and first else (one, -c if op == "sub" else c)
+        from .errors import check_finite
+
+        check_finite(w, f"{where} weights", where)
+        check_finite(bias, f"{where} bias", where)
+        self.emit(node, channel_affine(self.name(node), w, bias, self.value(arg, where)))
         return True
 
     def channel_constant_add(self, node, where: str, a, b) -> bool:
@@ -208,14 +212,6 @@ class PointwiseReaders:
                 return self.channel_constant(node, where, "add", x, y)
         return False
 
-    def depthwise_affine(self, node, where: str, src: str, w, bias) -> None:
-        from .errors import check_finite
-
-        check_finite(w, f"{where} weights", where)
-        check_finite(bias, f"{where} bias", where)
-        c = len(w)
-        self.emit(node, ir.Conv2d(self.name(node), w.reshape(c, 1, 1, 1).astype(float),
-                                  bias.astype(float), groups=c, inputs=(src,)))
 
 
 def per_channel(value, shape: tuple):
