@@ -44,6 +44,9 @@ SUPPORTED = (
     "torch.cat of images along channels (dim=1), or of vectors or sequences along features, "
     "read by dense Conv2d or Linear (one per part, then adds), max or average pools, "
     "depthwise Conv2d (a batch norm after it) and flattens (one per part)",
+    "channel slices, chunks and shuffles of images (x[:, a:b], x.chunk(n, 1), torch.split(x, "
+    "s, 1), ShuffleNet's view / transpose / view, nn.ChannelShuffle, F.channel_shuffle): its "
+    "channels in an order, read as a torch.cat is, with no data moved",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "

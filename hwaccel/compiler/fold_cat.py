@@ -15,6 +15,13 @@ In float that is the same function. In int8 each part's conv is requantized on i
 the adds: a rounding more per part, and an ADD pass over the reader's output. A concatenation
 read by another takes its parts' places there. One that anything else reads (an add, the
 model's output) is refused by name.
+
+A slice, a chunk or a channel shuffle of an image (:mod:`.trace_channels`) is a concatenation
+too: of one input, its channels picked in an ``order``. Every input's channels then sit where
+the order puts them, in any order and any number of inputs: a dense reader's weights take
+their columns from the positions of the input's channels (zero for a channel not picked, the
+sum for one picked twice), so no data moves; a per-channel reader runs once on each whole input
+and keeps the order; a depthwise conv takes the weights of each channel's position.
 """
 
 from __future__ import annotations
@@ -27,21 +34,55 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 
-__all__ = ["Cat", "replace_with", "split_cat"]
+__all__ = ["Cat", "gather", "replace_with", "split_cat"]
 
 #: Readers that act on each channel alone: one per part, then a concatenation of theirs.
 PER_CHANNEL = (ir.MaxPool2d, ir.AvgPool2d, ir.Flatten)
 
 
+def _width(shape: tuple) -> int:
+    """The channels of an image, the features of a vector or sequence."""
+    return shape[0] if len(shape) == 3 else shape[-1]
+
+
 @dataclass(frozen=True, eq=False)
 class Cat:
     """The concatenation of ``inputs`` (per-sample ``shapes``) along channels (images) or
-    features (vectors, sequences)."""
+    features (vectors, sequences); with ``order``, its channel ``j`` is channel ``c`` of input
+    ``i`` for ``order[j] = (i, c)``, no input's channel twice."""
 
     name: str
     where: str
     shapes: tuple[tuple[int, ...], ...]
     inputs: tuple[str, ...] = ()
+    order: tuple[tuple[int, int], ...] | None = None
+
+    def picks(self) -> tuple[tuple[int, int], ...]:
+        """``(input, channel)`` of each of the concatenation's channels."""
+        if self.order is not None:
+            return self.order
+        return tuple((i, c) for i, s in enumerate(self.shapes) for c in range(_width(s)))
+
+    def shape(self) -> tuple[int, ...]:
+        """The concatenation's per-sample shape."""
+        n, s = len(self.picks()), self.shapes[0]
+        return (n, *s[1:]) if len(s) == 3 else (*s[:-1], n)
+
+
+def gather(name: str, where: str, picks) -> Cat:
+    """The :class:`Cat` of the channels ``picks`` (``(value, shape, channel)`` each), in that
+    order: a value's channels share an input unless one is picked twice."""
+    inputs, shapes, used, order = [], [], [], []
+    for value, shape, c in picks:
+        i = next((i for i, v in enumerate(inputs) if v == value and c not in used[i]), None)
+        if i is None:
+            i = len(inputs)
+            inputs.append(value), shapes.append(tuple(shape)), used.append(set())
+        used[i].add(c)
+        order.append((i, c))
+    cat = Cat(name, where, tuple(shapes), tuple(inputs), tuple(order))
+    return dataclasses.replace(cat, order=None) if cat.order == Cat(
+        name, where, cat.shapes, cat.inputs).picks() else cat
 
 
 def replace_with(ops, name: str, new: list) -> None:
@@ -58,16 +99,20 @@ def replace_with(ops, name: str, new: list) -> None:
 
 
 def _sum_of_parts(reader, cat: Cat, name: str, rows: slice) -> list:
-    """``reader``'s output channels ``rows`` over ``cat``'s parts: one op per part on its slice
-    of the weights (the bias in the first), then their adds, the last named ``name`` and with
-    ``reader``'s ReLU."""
-    sizes = [s[-1] if isinstance(reader, ir.Linear) else s[0] for s in cat.shapes]
-    edges = np.cumsum([0, *sizes])
-    bias = reader.bias[rows]
+    """``reader``'s output channels ``rows`` over ``cat``'s parts: one op per part on its
+    weights (the bias in the first), then their adds, the last named ``name`` and with
+    ``reader``'s ReLU; one op named so for a concatenation of one input."""
+    w, bias = reader.weight[rows], reader.bias[rows]
+    weights = [np.zeros((w.shape[0], _width(s), *w.shape[2:])) for s in cat.shapes]
+    for j, (i, c) in enumerate(cat.picks()):
+        weights[i][:, c] += w[:, j]
+    if len(weights) == 1:
+        return [dataclasses.replace(reader, name=name, weight=weights[0], bias=bias.copy(),
+                                    inputs=cat.inputs)]
     parts = [dataclasses.replace(
-        reader, name=f"{name}.cat{i}", weight=reader.weight[rows, a:b].copy(),
-        bias=bias if i == 0 else np.zeros_like(bias), relu=False, cap=None, inputs=(v,))
-        for i, (v, a, b) in enumerate(zip(cat.inputs, edges[:-1], edges[1:]))]
+        reader, name=f"{name}.cat{i}", weight=wi, bias=bias if i == 0 else
+        np.zeros_like(bias), relu=False, cap=None, inputs=(v,))
+        for i, (v, wi) in enumerate(zip(cat.inputs, weights))]
     adds, acc = [], parts[0].name
     for i, part in enumerate(parts[1:], 1):
         last = i == len(parts) - 1
@@ -87,7 +132,7 @@ def _split_reader(ops, cat: Cat, reader, widest) -> None:
         return replace_with(ops, reader.name, _sum_of_parts(reader, cat, reader.name, slice(None)))
     starts = range(0, n, group)
     names = [f"{reader.name}.out{g}" for g in range(len(starts))]
-    hw = ir.out_shape(reader, (sum(s[0] for s in cat.shapes), *cat.shapes[0][1:]))[1:]
+    hw = ir.out_shape(reader, cat.shape())[1:]
     joined = Cat(reader.name, cat.where, tuple((min(group, n - s), *hw) for s in starts),
                  tuple(names))
     replace_with(ops, reader.name, [*(op for name, s in zip(names, starts)
@@ -101,22 +146,32 @@ def _depthwise(op) -> bool:
 
 
 def _per_part(reader, i: int, value: str, cat: Cat):
-    """Per-channel ``reader`` on part ``i`` (``value``) of ``cat``: a depthwise conv on its
-    channels' weights and biases."""
+    """Per-channel ``reader`` on the whole input ``i`` (``value``) of ``cat``: a depthwise conv
+    with the weights and bias of each channel's position (zeros for a channel not picked)."""
     part = dataclasses.replace(reader, name=f"{reader.name}.{i}", inputs=(value,))
     if not _depthwise(reader):
         return part
-    a = sum(s[0] for s in cat.shapes[:i])
-    b = a + cat.shapes[i][0]
-    return dataclasses.replace(part, weight=reader.weight[a:b].copy(),
-                               bias=reader.bias[a:b].copy(), groups=b - a)
+    n = cat.shapes[i][0]
+    w, bias = np.zeros((n, *reader.weight.shape[1:])), np.zeros(n)
+    for j, (k, c) in enumerate(cat.picks()):
+        if k == i:
+            w[c], bias[c] = reader.weight[j], reader.bias[j]
+    return dataclasses.replace(part, weight=w, bias=bias, groups=n)
+
+
+def _flat_order(cat: Cat):
+    """The flatten of ``cat``'s images: each picked channel's features, channel-major."""
+    if cat.order is None:
+        return None
+    hw = int(np.prod(cat.shapes[0][1:]))
+    return tuple((i, c * hw + k) for i, c in cat.order for k in range(hw))
 
 
 def split_cat(ops, cat: Cat, widest=None) -> None:
     """Rewrite every reader of ``cat`` as the module says; ``cat`` is gone after.
     ``widest(conv, part_shapes)``: the most output channels one conv over parts of those
     shapes may have on a preset (``None``: all of them), :mod:`.split_convs`'s."""
-    if len(cat.inputs) == 1:
+    if len(cat.inputs) == 1 and cat.order is None:
         return ops.drop(cat)
     for reader in ops.readers(cat.name):
         if reader == "<output>":
@@ -127,14 +182,16 @@ def split_cat(ops, cat: Cat, widest=None) -> None:
             parts = [_per_part(reader, i, v, cat) for i, v in enumerate(cat.inputs)]
             joined = Cat(reader.name, cat.where,
                          tuple(ir.out_shape(p, s) for p, s in zip(parts, cat.shapes)),
-                         tuple(p.name for p in parts))
+                         tuple(p.name for p in parts),
+                         _flat_order(cat) if isinstance(reader, ir.Flatten) else cat.order)
             replace_with(ops, reader.name, [*parts, joined])
             split_cat(ops, joined, widest)
-        elif isinstance(reader, Cat):   # a concatenation of concatenations: one of the parts
-            k = reader.inputs.index(cat.name)
-            ops.replace(dataclasses.replace(
-                reader, inputs=reader.inputs[:k] + cat.inputs + reader.inputs[k + 1:],
-                shapes=reader.shapes[:k] + cat.shapes + reader.shapes[k + 1:]))
+        elif isinstance(reader, Cat):   # a concatenation of concatenations: its channels
+            mine = cat.picks()
+            ops.replace(gather(reader.name, reader.where, [
+                (cat.inputs[mine[c][0]], cat.shapes[mine[c][0]], mine[c][1])
+                if reader.inputs[i] == cat.name else (reader.inputs[i], reader.shapes[i], c)
+                for i, c in reader.picks()]))
         elif isinstance(reader, ir.Conv2d) and reader.groups == 1 or isinstance(reader,
                                                                                  ir.Linear):
             _split_reader(ops, cat, reader, widest)

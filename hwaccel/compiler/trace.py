@@ -33,6 +33,7 @@ from . import ir
 from .errors import SUPPORTED, UnsupportedOp, check_parameters
 from .fold import BatchNorm, Relu, fold
 from .trace_attention import Const, TransformerReaders
+from .trace_channels import ChannelReaders, ChannelView
 from .trace_layout import Cols, Heads, LayoutReaders, Masked
 from .trace_line import LineReaders
 from .trace_ops import Head, LayerReaders, Pad, call_args, np_of
@@ -46,7 +47,7 @@ _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"
 
 
 class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, LineReaders,
-              PointwiseReaders):
+              PointwiseReaders, ChannelReaders):
     """Reads a traced graph node by node into IR ops (and :mod:`.fold`'s markers)."""
 
     def __init__(self, gm):
@@ -99,6 +100,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
         if isinstance(v, Head):
             raise UnsupportedOp("an op after the host head", where,
                                 f"{v.kind} must be the model's last op")
+        if isinstance(v, ChannelView):
+            v.refuse(where)
         if isinstance(v, Pad):
             raise UnsupportedOp("F.pad / ZeroPad2d", v.where, f"it is read by {where}; zero "
                                                               f"padding is only folded into "
@@ -151,8 +154,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             self.unary(node, where, lambda name: BatchNorm(name, where, m, node.target, rank))
         elif isinstance(m, nn.Conv2d):
             self.conv(node, where, m)
-        elif self.pool_module(node, where, m):   # max, average and adaptive pools
-            pass
+        elif self.pool_module(node, where, m) or self.channel_module(node, where, m):
+            pass   # max, average and adaptive pools; nn.ChannelShuffle
         elif isinstance(m, nn.ZeroPad2d):
             self.pad(node, where, m.padding, "constant", 0)
         elif isinstance(m, nn.Linear):
@@ -175,22 +178,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             self.unary(node, where, lambda name: ir.Embedding(name, np_of(m.weight)))
         elif isinstance(m, nn.LSTM):
             self.lstm(node, where, m)
-        elif isinstance(m, (nn.MultiheadAttention, nn.TransformerEncoderLayer,
-                            nn.TransformerEncoder)):
-            for path, sub in m.named_modules():
-                check_parameters(sub, f"{node.target}.{path}" if path else node.target)
-            if isinstance(m, nn.MultiheadAttention):
-                self.mha(node, where, m)
-            elif isinstance(m, nn.TransformerEncoderLayer):
-                self.encoder_layer(node, where, m)
-            else:
-                self.encoder(node, where, m)
-        elif isinstance(m, nn.LayerNorm):
-            self.layernorm(node, where, m)
-        elif isinstance(m, nn.GELU):
-            self.gelu(node, where, m.approximate)
-        elif self.pointwise_module(node, where, m):   # SiLU, tanh, hardswish ...
-            pass
+        elif self.attention_module(node, where, m) or self.pointwise_module(node, where, m):
+            pass   # attention, transformer layers, LayerNorm, GELU; SiLU, tanh, hardswish ...
         elif isinstance(m, nn.Sigmoid):
             self.set_head(node, where, "sigmoid", -1)
         elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -212,8 +201,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             self.lstm_of[node] = ("size", None)  # feeds a reshape's arguments, not an op
         elif t is operator.getitem and self.lstm_of.get(node.args[0], (None,))[0] == "size":
             self.lstm_of[node] = ("size", None)
-        elif self.layout_call(node, t, name, where):
-            pass
+        elif self.channel_call(node, t, name, where) or self.layout_call(node, t, name, where):
+            pass   # channel slices, chunks and shuffles of images; attention's layouts
         elif t is operator.getitem:
             self.getitem(node, where)
         elif self.activation_call(node, t, name, where):   # ReLU, clamps, LeakyReLU

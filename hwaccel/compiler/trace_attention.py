@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ir
-from .errors import UnsupportedOp
+from .errors import UnsupportedOp, check_parameters
 from .trace_ops import np_of
 
 __all__ = ["Const", "Results", "TransformerReaders", "causal_of"]
@@ -102,6 +102,29 @@ class TransformerReaders:
             raise UnsupportedOp(what, where, f"on a per-sample shape {shape}; it takes a "
                                              f"(tokens, features) input, batch first")
         return shape
+
+    def attention_module(self, node, where: str, m) -> bool:
+        """Read module ``m`` if it is self-attention, a transformer encoder (layer), a
+        LayerNorm or a GELU; whether it was one."""
+        import torch.nn as nn
+
+        if isinstance(m, (nn.MultiheadAttention, nn.TransformerEncoderLayer,
+                          nn.TransformerEncoder)):
+            for path, sub in m.named_modules():
+                check_parameters(sub, f"{node.target}.{path}" if path else node.target)
+            if isinstance(m, nn.MultiheadAttention):
+                self.mha(node, where, m)
+            elif isinstance(m, nn.TransformerEncoderLayer):
+                self.encoder_layer(node, where, m)
+            else:
+                self.encoder(node, where, m)
+        elif isinstance(m, nn.LayerNorm):
+            self.layernorm(node, where, m)
+        elif isinstance(m, nn.GELU):
+            self.gelu(node, where, m.approximate)
+        else:
+            return False
+        return True
 
     # --- single layers -------------------------------------------------------------------------
     def layernorm(self, node, where: str, m) -> None:

@@ -1,0 +1,191 @@
+"""Channel slices, chunks and shuffles of images (:mod:`hwaccel.compiler.trace_channels`): each
+a concatenation of one input with its channels in an order, taken by its readers with no data
+moved (:mod:`hwaccel.compiler.fold_cat`). ShuffleNetV2's units and the other ways to write them:
+the float IR equal to torch, the int8 twin close to the float model, golden equal to the twin,
+and the RTL equal to golden; what else moves channels is refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from compile_checks import model_close, model_rtl_exact, traced_equal_to_torch
+from torch import nn
+
+from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.trace import trace
+
+
+def channel_shuffle(x, groups: int):
+    """ShuffleNet's shuffle as its reference code writes it."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+
+
+def _bn(c):
+    return nn.BatchNorm2d(c)
+
+
+class Unit(nn.Module):
+    """ShuffleNetV2's unit of stride 1: half the channels pass, the other half through a 1 x 1,
+    a depthwise 3 x 3 and a 1 x 1 conv; then a shuffle of the two."""
+
+    def __init__(self, c: int, shuffle):
+        super().__init__()
+        h = c // 2
+        self.branch = nn.Sequential(
+            nn.Conv2d(h, h, 1, bias=False), _bn(h), nn.ReLU(),
+            nn.Conv2d(h, h, 3, padding=1, groups=h, bias=False), _bn(h),
+            nn.Conv2d(h, h, 1, bias=False), _bn(h), nn.ReLU())
+        self.shuffle = shuffle
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return self.shuffle(torch.cat([a, self.branch(b)], 1))
+
+
+class Down(nn.Module):
+    """ShuffleNetV2's unit of stride 2: two branches read the whole input."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        h = cout // 2
+        self.b1 = nn.Sequential(
+            nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False), _bn(cin),
+            nn.Conv2d(cin, h, 1, bias=False), _bn(h), nn.ReLU())
+        self.b2 = nn.Sequential(
+            nn.Conv2d(cin, h, 1, bias=False), _bn(h), nn.ReLU(),
+            nn.Conv2d(h, h, 3, 2, 1, groups=h, bias=False), _bn(h),
+            nn.Conv2d(h, h, 1, bias=False), _bn(h), nn.ReLU())
+
+    def forward(self, x):
+        return channel_shuffle(torch.cat([self.b1(x), self.b2(x)], 1), 2)
+
+
+class ShuffleNet(nn.Module):
+    """Fits ``tiny``: a stem, a unit, a stride-2 unit, a unit shuffled by ``nn.ChannelShuffle``
+    in three groups, then a max pool and a flatten of the shuffled channels into a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), _bn(8), nn.ReLU())
+        self.u1 = Unit(8, lambda x: channel_shuffle(x, 2))
+        self.down = Down(8, 12)
+        self.u2 = Unit(12, nn.ChannelShuffle(3))
+        self.fc = nn.Linear(12 * 2 * 2, 5)
+
+    def forward(self, x):
+        x = self.u2(self.down(self.u1(self.stem(x))))
+        return self.fc(torch.flatten(F.max_pool2d(x, 2), 1))
+
+
+class Slices(nn.Module):
+    """The other spellings: ``torch.split`` by sections, a slice ``x[:, 2:6]`` overlapping it
+    (a channel read twice), a shuffle by ``permute`` and ``flatten(1, 2)`` read by a depthwise
+    conv, a depthwise conv of a part, all joined and average-pooled into a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(9, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.dw2 = nn.Conv2d(5, 5, 3, padding=1, groups=5)
+        self.fc = nn.Linear(24 * 2 * 2, 5)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        a, b = torch.split(x, [3, 5], dim=1)
+        y = F.relu(self.conv(torch.cat([b, x[:, 2:6]], 1)))
+        n, c, h, w = x.shape
+        z = self.dw(x.view(n, 2, c // 2, h, w).permute(0, 2, 1, 3, 4).flatten(1, 2))
+        v = self.dw2(b)
+        return self.fc(torch.flatten(F.avg_pool2d(torch.cat([y, z, a, v], 1), 4), 1))
+
+
+def _model(cls, seed=0):
+    torch.manual_seed(seed)
+    m = cls()
+    for bn in (m for m in m.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+    return m.eval()
+
+
+def _x(n=4, seed=1):
+    return torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("cls", [ShuffleNet, Slices])
+def test_the_float_ir_equals_torch_with_no_concatenation_left(cls):
+    graph = traced_equal_to_torch(_model(cls), _x())
+    assert not any(type(op).__name__ == "Cat" for op in graph.ops)
+
+
+def test_a_dense_reader_takes_the_picked_channels_as_its_weights_columns():
+    model = _model(ShuffleNet)
+    names = {op.name: op for op in trace(model, _x(2)).ops}
+    # u1's branch reads chunk 1 of the stem: the stem's channels 4..7, no data moved
+    first = names["u1.branch.0"]
+    assert first.inputs == ("stem.0",) and first.weight.shape == (4, 8, 1, 1)
+    assert not first.weight[:, :4].any() and first.weight[:, 4:].all()
+    # down's 1 x 1 convs read u1's shuffle [a0, b0, a1, b1 ...]: the stem's channels 0..3 at
+    # the even positions, the branch's at the odd ones, one conv per source and their add
+    b2 = names["down.b2.0"]
+    assert isinstance(b2, ir.Add) and b2.relu
+    parts = {names[v].inputs[0]: names[v].weight for v in b2.inputs}
+    assert set(parts) == {"stem.0", "u1.branch.5"}
+    w = model.down.b2[0].weight.detach().numpy()[:, :, 0, 0]
+    scale = (model.down.b2[1].weight / torch.sqrt(model.down.b2[1].running_var + 1e-5)
+             ).detach().numpy()
+    np.testing.assert_allclose(parts["stem.0"][:, :4, 0, 0], scale[:, None] * w[:, 0::2])
+    np.testing.assert_allclose(parts["u1.branch.5"][:, :, 0, 0], scale[:, None] * w[:, 1::2])
+
+
+def test_a_depthwise_conv_of_a_part_runs_on_the_whole_input():
+    names = {op.name: op for op in trace(_model(Slices), _x(2)).ops}
+    dw2 = names["dw2.0"]
+    assert dw2.inputs == ("stem",) and dw2.groups == 8
+    assert not dw2.weight[:3].any() and dw2.weight[3:].all()
+    dw = names["dw.0"]   # the shuffle's depthwise conv: its weights back in channel order
+    w = _model(Slices).dw.weight.detach().numpy()
+    np.testing.assert_array_equal(dw.weight, w[[0, 2, 4, 6, 1, 3, 5, 7]])
+
+
+@pytest.mark.parametrize("cls,seed", [(ShuffleNet, 3), (Slices, 4)])
+def test_the_int8_twin_is_close_and_golden_equals_it(cls, seed):
+    model_close(_model(cls), seed, rel=0.1)
+
+
+def test_the_rtl_equals_golden():
+    model_rtl_exact(_model(ShuffleNet), 5)
+
+
+class Refused(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.how = how
+
+    def forward(self, x):
+        x = self.conv(x)
+        n, c, h, w = x.shape
+        if self.how == "groups":
+            return x.view(n, 2, 4, h, w).transpose(1, 2).reshape(n, 8, h * w)
+        if self.how == "dim":
+            return x.chunk(2, dim=2)[0].flatten(1)
+        if self.how == "index":
+            return x[:, 0].flatten(1)
+        a, b = x.chunk(2, dim=1)
+        return (a + b).flatten(1)
+
+
+@pytest.mark.parametrize("how,words", [
+    ("groups", "a view of an image's channel groups"),
+    ("dim", "dim=2 of an image"),
+    ("index", "only a slice of its channels"),
+    ("add", "read by Add"),
+])
+def test_other_channel_moves_are_refused_by_name(how, words):
+    with pytest.raises(UnsupportedOp, match=words):
+        trace(Refused(how).eval(), _x(2))
