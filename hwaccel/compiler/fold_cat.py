@@ -13,15 +13,19 @@ so a concatenation is not a tensor here: each op that reads it reads its parts i
 
 In float that is the same function. In int8 each part's conv is requantized on its own before
 the adds: a rounding more per part, and an ADD pass over the reader's output. A concatenation
-read by another takes its parts' places there. One that anything else reads (an add, the
-model's output) is refused by name.
+read by another takes its parts' places there.
 
 A slice, a chunk or a channel shuffle of an image (:mod:`.trace_channels`) is a concatenation
 too: of one input, its channels picked in an ``order``. Every input's channels then sit where
 the order puts them, in any order and any number of inputs: a dense reader's weights take
 their columns from the positions of the input's channels (zero for a channel not picked, the
 sum for one picked twice), so no data moves; a per-channel reader runs once on each whole input
-and keeps the order; a depthwise conv takes the weights of each channel's position.
+and keeps the order; a depthwise conv takes the weights of each channel's position. The picks
+of a dense conv's or Linear's outputs that nothing else reads are its weights' rows instead.
+
+An add, a table or the model's output, which take no parts, reads the concatenation joined
+into one tensor by an identity 1 x 1 conv (a Linear on vectors and sequences) over it: a dense
+reader as above, at a rounding more (:func:`_join`).
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ def _sum_of_parts(reader, cat: Cat, name: str, rows: slice) -> list:
     return [*parts, *adds]
 
 
-def _split_reader(ops, cat: Cat, reader, widest) -> None:
+def _split_reader(ops, cat: Cat, reader, widest, join: bool) -> None:
     """``reader`` (a dense Conv2d or a Linear) as one op per part and the adds of theirs; for
     a conv wider than ``widest`` allows, that for each group of its output channels, and a
     concatenation of the groups."""
@@ -138,7 +142,7 @@ def _split_reader(ops, cat: Cat, reader, widest) -> None:
     replace_with(ops, reader.name, [*(op for name, s in zip(names, starts)
                               for op in _sum_of_parts(reader, cat, name, slice(s, s + group))),
                             joined])
-    split_cat(ops, joined, widest)
+    split_cat(ops, joined, widest, join)
 
 
 def _depthwise(op) -> bool:
@@ -167,17 +171,54 @@ def _flat_order(cat: Cat):
     return tuple((i, c * hw + k) for i, c in cat.order for k in range(hw))
 
 
-def split_cat(ops, cat: Cat, widest=None) -> None:
-    """Rewrite every reader of ``cat`` as the module says; ``cat`` is gone after.
-    ``widest(conv, part_shapes)``: the most output channels one conv over parts of those
-    shapes may have on a preset (``None``: all of them), :mod:`.split_convs`'s."""
-    if len(cat.inputs) == 1 and cat.order is None:
-        return ops.drop(cat)
+def _takes(reader) -> bool:
+    """Whether ``reader`` takes a concatenation's parts (a dense or per-channel op, another
+    concatenation)."""
+    return isinstance(reader, (*PER_CHANNEL, Cat, ir.Linear)) or _depthwise(reader) or (
+        isinstance(reader, ir.Conv2d) and reader.groups == 1)
+
+
+def _join(ops, cat: Cat) -> None:
+    """The readers of ``cat`` that take no parts (an add, a table, the model's output) read
+    an identity 1 x 1 conv over it (a Linear on vectors and sequences) instead: a dense reader,
+    the concatenation made one tensor, at a rounding more."""
+    n, name = len(cat.picks()), f"{cat.name}.joined"
+    eye = np.eye(n)
+    join = (ir.Conv2d(name, eye.reshape(n, n, 1, 1), np.zeros(n), inputs=(cat.name,))
+            if len(cat.shapes[0]) == 3 else ir.Linear(name, eye, np.zeros(n), inputs=(cat.name,)))
+    replace_with(ops, cat.name, [cat, join])
     for reader in ops.readers(cat.name):
         if reader == "<output>":
-            raise UnsupportedOp("cat", cat.where, "as the model's output; a concatenation is "
-                                                  "read by dense Conv2d, Linear, pools and "
-                                                  "flattens, split along it")
+            ops.output = name
+        elif reader is not join and not _takes(reader):
+            ops.replace(dataclasses.replace(reader, inputs=tuple(
+                name if v == cat.name else v for v in reader.inputs)))
+
+
+def split_cat(ops, cat: Cat, widest=None, join: bool = True) -> None:
+    """Rewrite every reader of ``cat`` as the module says; ``cat`` is gone after.
+    ``widest(conv, part_shapes)``: the most output channels one conv over parts of those
+    shapes may have on a preset (``None``: all of them), :mod:`.split_convs`'s. A reader
+    that takes no parts reads the joined tensor (:func:`_join`), or, without ``join``, is
+    refused."""
+    if len(cat.inputs) == 1 and cat.order is None:
+        return ops.drop(cat)
+    src = ops.ops.get(cat.inputs[0]) if len(cat.inputs) == 1 else None
+    if isinstance(src, (ir.Conv2d, ir.Linear)) and not _depthwise(src) and ops.only_reader(
+            src.name, cat):   # a dense op's outputs, picked in the order
+        rows = [c for _, c in cat.order]
+        ops.replace(dataclasses.replace(src, weight=src.weight[rows].copy(),
+                                        bias=src.bias[rows].copy()))
+        return ops.drop(cat)
+    if join and any(r == "<output>" or not _takes(r) for r in ops.readers(cat.name)):
+        _join(ops, cat)
+    for reader in ops.readers(cat.name):
+        if reader == "<output>" or not _takes(reader):
+            what = "as the model's output" if reader == "<output>" else \
+                f"read by {type(reader).__name__} {reader.name!r}"
+            raise UnsupportedOp("cat", cat.where, f"{what}; a concatenation is read by dense "
+                                                  f"or depthwise Conv2d, Linear, max or "
+                                                  f"average pools and flattens, split along it")
         if isinstance(reader, PER_CHANNEL) or _depthwise(reader):
             parts = [_per_part(reader, i, v, cat) for i, v in enumerate(cat.inputs)]
             joined = Cat(reader.name, cat.where,
@@ -185,20 +226,13 @@ def split_cat(ops, cat: Cat, widest=None) -> None:
                          tuple(p.name for p in parts),
                          _flat_order(cat) if isinstance(reader, ir.Flatten) else cat.order)
             replace_with(ops, reader.name, [*parts, joined])
-            split_cat(ops, joined, widest)
+            split_cat(ops, joined, widest, join)
         elif isinstance(reader, Cat):   # a concatenation of concatenations: its channels
             mine = cat.picks()
             ops.replace(gather(reader.name, reader.where, [
                 (cat.inputs[mine[c][0]], cat.shapes[mine[c][0]], mine[c][1])
                 if reader.inputs[i] == cat.name else (reader.inputs[i], reader.shapes[i], c)
                 for i, c in reader.picks()]))
-        elif isinstance(reader, ir.Conv2d) and reader.groups == 1 or isinstance(reader,
-                                                                                 ir.Linear):
-            _split_reader(ops, cat, reader, widest)
         else:
-            raise UnsupportedOp("cat", cat.where, f"read by {type(reader).__name__} "
-                                                  f"{reader.name!r}; a concatenation is read "
-                                                  f"by dense or depthwise Conv2d, Linear, max "
-                                                  f"or average pools and flattens, split "
-                                                  f"along it")
+            _split_reader(ops, cat, reader, widest, join)
     del ops.ops[cat.name]

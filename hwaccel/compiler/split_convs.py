@@ -85,7 +85,7 @@ def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
         trial = table.copy()
         try:
             replace_with(trial, op.name, [*parts, cat])
-            split_cat(trial, cat, widest)
+            split_cat(trial, cat, widest, join=False)
         except UnsupportedOp:   # a reader takes the whole tensor: lowering names the limit
             continue
         table, changed = trial, True
