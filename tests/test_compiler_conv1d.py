@@ -139,12 +139,12 @@ class ConvThenLstm(nn.Module):
 
 @pytest.mark.parametrize("model, shape, match", [
     (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d at .*takes 2 x 2 windows of an image"),
-    (Pooled(nn.AvgPool1d(2, stride=1)), (4, 8), r"AvgPool1d attribute .*stride="),
+    (Pooled(nn.AvgPool1d(2, ceil_mode=True)), (4, 7), r"AvgPool1d attribute .*ceil_mode="),
     (nn.Sequential(nn.Conv1d(4, 8, 3, stride=3)), (4, 8), r"Conv1d attribute .*stride=\(1, 3\)"),
     (Recurrent(), (6, 4), r"Conv1d at .*per-sample shape \(6, 8\); it takes \(channels, "
                           r"length\)"),
     (ConvThenLstm(), (4, 8), r"LSTM at .*over a Conv1d's \(channels, length\) output"),
-], ids=["maxpool1d", "avgpool1d-stride", "stride-3", "over-a-sequence", "into-an-lstm"])
+], ids=["maxpool1d", "avgpool1d-ceil", "stride-3", "over-a-sequence", "into-an-lstm"])
 def test_what_has_no_hardware_is_named(model, shape, match):
     with pytest.raises(UnsupportedOp, match=match):
         hwaccel.compile(model.eval(), torch.randn(2, *shape), preset="tiny")

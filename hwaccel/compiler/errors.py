@@ -28,7 +28,8 @@ SUPPORTED = (
     "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
     "floor mode: 2 x 2 pools in a row), AdaptiveMaxPool2d / F.adaptive_max_pool2d to equal "
     "square windows of those sides (a global max of a square map)",
-    "AvgPool2d / F.avg_pool2d (stride = kernel, no padding, floor mode), "
+    "AvgPool2d / F.avg_pool2d (floor mode; at another stride than the kernel, padded with the "
+    "zeros counted, or with a divisor_override: a depthwise conv of weights 1 / (kh kw)), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",

@@ -235,7 +235,7 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             a = call_args(node, ("input", "kernel_size", "stride", "padding", "ceil_mode",
                              "count_include_pad", "divisor_override"),
                       {"stride": None, "padding": 0, "ceil_mode": False,
-                       "divisor_override": None})
+                       "count_include_pad": True, "divisor_override": None})
             self.avgpool(node, where, a)
         elif t is F.adaptive_max_pool2d or name == "adaptive_max_pool2d":
             a = call_args(node, ("input", "output_size", "return_indices"),

@@ -1,10 +1,13 @@
 """The tracer's readers of pools: ``nn.MaxPool2d`` / ``F.max_pool2d`` of kernel = stride = 2,
 4, 8 ... (2 x 2 pools in a row), ``AdaptiveMaxPool2d`` to equal squares, ``AvgPool2d`` /
-``F.avg_pool2d`` at stride = kernel, ``AdaptiveAvgPool2d`` to a size that divides the map and an
-image's ``x.mean((2, 3))``. A mixin of :class:`hwaccel.compiler.trace._Reader`.
+``F.avg_pool2d`` at stride = kernel (at any other stride, or padded, a depthwise conv),
+``AdaptiveAvgPool2d`` to a size that divides the map and an image's ``x.mean((2, 3))``. A mixin
+of :class:`hwaccel.compiler.trace._Reader`.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
@@ -25,7 +28,8 @@ class PoolReaders:
                 "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")})
         elif isinstance(m, nn.AvgPool2d):
             self.avgpool(node, where, {n: getattr(m, n) for n in (
-                "kernel_size", "stride", "padding", "ceil_mode", "divisor_override")})
+                "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
+                "divisor_override")})
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             self.adaptive(node, where, m.output_size)
         elif isinstance(m, nn.AdaptiveMaxPool2d):
@@ -73,19 +77,27 @@ class PoolReaders:
                      "AdaptiveMaxPool2d")
 
     def avgpool(self, node, where: str, a: dict, what: str = "AvgPool2d") -> None:
-        """``AvgPool2d`` with stride = kernel and no padding (floor mode)."""
-        k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
-        bad = {n: v for n, v, ok in (("stride", a["stride"], s == k),
-                                     ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
-                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
-                                     ("divisor_override", a["divisor_override"],
-                                      a["divisor_override"] is None)) if not ok}
+        """``AvgPool2d`` with stride = kernel and no padding (floor mode); at any other stride
+        or padding (zeros counted in the average, as ``count_include_pad`` has it), or with a
+        ``divisor_override``, the same function as a depthwise conv of weights ``1 / (kh kw)``
+        (``1 / divisor``)."""
+        k, s, p = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"]), pair(
+            a["padding"])
+        counted = a.get("count_include_pad", True) or p == (0, 0)
+        bad = {n: v for n, v, ok in (("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
+                                     ("count_include_pad", False, counted)) if not ok}
         if bad:
             raise UnsupportedOp(f"{what} attribute", where,
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items())
-                                + " (only stride = kernel_size, no padding, floor mode)")
+                                + " (floor mode, zero padding counted in the average)")
         self.image(node, where, what)
-        self.unary(node, where, lambda name: ir.AvgPool2d(name, tuple(int(v) for v in k)))
+        if s == k and p == (0, 0) and a["divisor_override"] is None:
+            return self.unary(node, where, lambda name: ir.AvgPool2d(name, tuple(
+                int(v) for v in k)))
+        c = self.shape(node.args[0])[0]
+        w = np.full((c, 1, *k), 1.0 / (a["divisor_override"] or k[0] * k[1]))
+        self.unary(node, where, lambda name: ir.Conv2d(
+            name, w, np.zeros(c), stride=s, padding=(p[0], p[1], p[0], p[1]), groups=c))
 
     def adaptive(self, node, where: str, size, what: str = "AdaptiveAvgPool2d") -> None:
         """``AdaptiveAvgPool2d`` to a size that divides the map: an average over equal
