@@ -61,22 +61,21 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..conv.chain import ConvPool
-from ..conv.layouts import psum_bits, requant_layout
+from ..conv.layouts import requant_layout
 from ..conv.maxpool import MaxPool
-from ..conv.rw import NO_RW_CHECK, read_data
-from .act_banks import ActBanks
 from .beats import join_beats
 from .config import AccelConfig
 from .counters import counter_registers, energy_events, mac_slots_due
 from .eltwise import Eltwise
 from .host_port import host_control, host_reads
-from .isa import Region, command_layout
-from .job_io import engine_layers, lstm_io, matmul_io, weight_split
+from .isa import Region
+from .job_io import engine_layers, lstm_io, lstm_weights, matmul_io, weight_split
+from .memories import memories, psum_to
 from .processor import JOB_ATTN, JOB_CONV, JOB_ELT, JOB_LSTM, JOB_POOL, Processor
 from .reader import Reader
 from .store import result_addresses
@@ -128,24 +127,9 @@ class Accelerator(wiring.Component):
         m = Module()
         host = self.host
 
-        # --- memories --------------------------------------------------------------------------
-        act = m.submodules.act = ActBanks(cfg.act_bits, cfg.act_depth)   # word pairs
-        # Only the host writes these, while no program runs and their read ports are its own: no
-        # read uses a word written in its cycle, so Yosys need not add read-during-write logic
-        # (ECP5: a delayed write, a compare, a mux after the RAM; 514 flip-flops at d03b902).
-        wgt = m.submodules.wgt = memory.Memory(shape=unsigned(cfg.wgt_bits),
-                                               depth=cfg.wgt_depth, init=[], attrs=NO_RW_CHECK)
-        prog = m.submodules.prog = memory.Memory(shape=command_layout(cfg),
-                                                 depth=cfg.prog_depth, init=[], attrs=NO_RW_CHECK)
-        act_rd = SimpleNamespace(addr=act.raddr, data=act.rdata)
-        act_wr = SimpleNamespace(addr=act.waddr, data=act.wdata, en=act.wen)
-        wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
-        prog_rd, prog_wr = prog.read_port(), prog.write_port()
-        # The conv engine reads a result beat's partial sums as its block starts and writes them
-        # as it ends, never in one cycle: ``no_rw_check`` too (evidence as for :mod:`.act_banks`).
-        psum = m.submodules.psum = memory.Memory(shape=unsigned(psum_bits(cfg.conv)),
-                                                 depth=cfg.psum_depth, init=[], attrs=NO_RW_CHECK)
-        psum_rd, psum_wr = psum.read_port(), psum.write_port()
+        mem = memories(m, cfg)
+        act, act_rd, act_wr = mem.act, mem.act_rd, mem.act_wr
+        wgt_rd, wgt_wr, prog_rd, prog_wr = mem.wgt_rd, mem.wgt_wr, mem.prog_rd, mem.prog_wr
 
         # --- units -----------------------------------------------------------------------------
         proc = Processor(cfg)
@@ -179,10 +163,7 @@ class Accelerator(wiring.Component):
         # which STATUS.busy reads 1, as in the cycle after any start).
         busy = proc.busy & ~soft
         host_busy = busy | port.start_late
-        m.d.comb += [psum_rd.addr.eq(conv.psum_raddr),
-                     conv.psum_rdata.eq(read_data(m, psum_wr, psum_rd, "psum")),
-                     psum_wr.addr.eq(conv.psum_waddr), psum_wr.data.eq(conv.psum_wdata),
-                     psum_wr.en.eq(conv.psum_we)]
+        psum_to(m, mem, conv)
         m.d.comb += [self.busy.eq(host_busy), self.done.eq(proc.done & ~soft),
                      self.error.eq(proc.error & ~soft)]
 
@@ -252,18 +233,7 @@ class Accelerator(wiring.Component):
         ]
         w_ready = Mux(to_weights, conv.weights.ready, conv.requant.ready)
         if cfg.lstm is not None:
-            # The cell's weight beats, then its 4H parameter beats, from one in-order stream.
-            lw_to_weights = popped < proc.job_lstm.beats
-            m.d.comb += [
-                lstm.size.eq(proc.job_lstm.size),
-                lstm.weights.payload.eq(wgt_dma.source.payload[: cfg.lstm.lanes * 8]),
-                lstm.params.payload.eq(
-                    wgt_dma.source.payload[: len(lstm.params.payload.as_value())]),
-                lstm.weights.valid.eq(w_valid & lw_to_weights & is_lstm),
-                lstm.params.valid.eq(w_valid & ~lw_to_weights & is_lstm),
-            ]
-            w_ready = Mux(is_lstm, Mux(lw_to_weights, lstm.weights.ready, lstm.params.ready),
-                          w_ready)
+            w_ready = lstm_weights(m, cfg, lstm, proc, wgt_dma, popped, is_lstm, w_ready)
         if cfg.attention is not None:
             m.d.comb += [attn.start.eq(proc.job_start & (proc.job_kind == JOB_ATTN)),
                          attn.job.eq(proc.job_attn), attn.w_count.eq(proc.job_wgt_count),

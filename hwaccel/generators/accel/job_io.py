@@ -13,7 +13,7 @@ from .isa import Op
 from .lstm_checks import lstm_words
 from .processor import JOB_CONV, JOB_POOL
 
-__all__ = ["engine_layers", "lstm_io", "matmul_io", "weight_split"]
+__all__ = ["engine_layers", "lstm_io", "lstm_weights", "matmul_io", "weight_split"]
 
 
 def engine_layers(m, proc, conv, pool, reuse) -> tuple:
@@ -71,6 +71,21 @@ def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> 
         grouped = Mux(start, 1, Mux(dw_pop, (dw_sub == top) | (dw_sub < dwc - 1),
                                     dw_sub < dwc))
     m.d.sync += to_weights.eq(Mux(proc.job_desc.depthwise, grouped, dense))
+
+
+def lstm_weights(m, cfg, lstm, proc, wgt_dma, popped, is_lstm, w_ready):
+    """The cell's weight beats, then its 4H parameter beats, from the weight DMA's one in-order
+    stream (``popped`` beats taken so far); the stream's ready, the cell's for an LSTM job."""
+    w_valid = wgt_dma.source.valid
+    lw_to_weights = popped < proc.job_lstm.beats
+    m.d.comb += [
+        lstm.size.eq(proc.job_lstm.size),
+        lstm.weights.payload.eq(wgt_dma.source.payload[: cfg.lstm.lanes * 8]),
+        lstm.params.payload.eq(wgt_dma.source.payload[: len(lstm.params.payload.as_value())]),
+        lstm.weights.valid.eq(w_valid & lw_to_weights & is_lstm),
+        lstm.params.valid.eq(w_valid & ~lw_to_weights & is_lstm),
+    ]
+    return Mux(is_lstm, Mux(lw_to_weights, lstm.weights.ready, lstm.params.ready), w_ready)
 
 
 def lstm_io(m, cfg, lstm, act_dma, is_lstm, proc, soft, res_valid, res_data, a_ready):
