@@ -1,6 +1,6 @@
 """A tensor and a constant of one value a channel (an input normalization written in
 ``forward``, a layer scale, a learned per-channel bias) as depthwise 1 x 1 convs, joined where
-they follow each other; a one-value constant on a vector as a table: the float IR equals
+they follow each other or fold into a conv or Linear: the float IR equals
 torch, golden equals the twin and the RTL equals golden; other constants are refused by name."""
 
 from __future__ import annotations
@@ -45,16 +45,20 @@ def test_per_channel_constants_are_one_depthwise_conv_each_run():
     graph = traced_equal_to_torch(model, x)
     dw = [(op.name, op.inputs, op.relu) for op in graph.ops
           if isinstance(op, ir.Conv2d) and op.groups > 1]
-    # the normalization's sub and div are one conv; the scale and bias another, with the ReLU
-    assert dw == [("truediv", ("input",), False), ("add", ("conv",), True)], dw
-    assert [op.label() for op in graph.ops if isinstance(op, ir.Pointwise)] == ["x*0.5"]
+    # the normalization's sub and div are one conv (the padded conv after it reads zeros
+    # around the image, not their map); the scale and bias fold into that conv, with the ReLU,
+    # and the one-value scale of the output into the Linear's rows
+    assert dw == [("truediv", ("input",), False)], dw
+    names = {op.name: op for op in graph.ops}
+    assert names["add"].inputs == ("truediv",) and names["add"].relu and names["add"].groups == 1
+    assert isinstance(names["mul_1"], ir.Linear) and names["mul_1"].inputs == ("flatten",)
+    assert not any(isinstance(op, ir.Pointwise) for op in graph.ops)
 
 
 def test_golden_twin_and_rtl():
     model = _model(1)
-    # the one-value scale of the output is a table: tiny_attention has the unit
-    model_close(model, seed=2, preset="tiny_attention")
-    model_rtl_exact(model, seed=3, preset="tiny_attention")
+    model_close(model, seed=2)
+    model_rtl_exact(model, seed=3)
 
 
 class Other(nn.Module):

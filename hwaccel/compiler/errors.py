@@ -33,8 +33,9 @@ SUPPORTED = (
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
-    "an image and a constant of one value a channel (x - mean[:, None, None], gamma * x, x / "
-    "std): a depthwise 1 x 1 conv, joined with those next to it",
+    "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
+    "None], gamma * x, x / std): a depthwise 1 x 1 conv or diagonal Linear, folded into the "
+    "conv or Linear next to it where that is exact",
     "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) fused into the Conv2d, Linear or add before "
     "it, and so ReLU6 and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, "
     "0, c), .clamp, .clip); anywhere else an element-wise ADD of its input with itself",
@@ -52,7 +53,8 @@ SUPPORTED = (
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "
-    "it), and on any image (after an add, a ReLU, the input: a depthwise 1 x 1 conv)",
+    "it), and on any image or vector (after an add, a ReLU, the input: a depthwise 1 x 1 conv, "
+    "a diagonal Linear)",
     "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
     "out[:, -1] or h_n[-1]; layers of any sizes up to the preset's LSTM cell)",
     "Embedding (on the token-id input)",

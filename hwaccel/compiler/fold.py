@@ -5,8 +5,9 @@ exact when nothing else reads that op's output, which is known for certain only 
 whole graph is read: so they run here, with every value's readers in hand.
 
 * :class:`BatchNorm` -> the Conv2d or Linear before it (eval statistics: a per-channel affine
-  map, so new weights and bias, exact up to float64 rounding); on an image with no such layer
-  alone before it (pre-activation blocks), a depthwise 1 x 1 conv of its own.
+  map, so new weights and bias, exact up to float64 rounding); on an image or vector with no
+  such layer alone before it (pre-activation blocks), an affine map of its own (a depthwise
+  1 x 1 conv, a diagonal Linear: :mod:`.fold_affine`).
 * :class:`LastStep` (``out[:, -1]`` or ``h_n[-1]``) -> the LSTM before it, ``last_step=True``.
 * :class:`Relu` -> the Conv2d, Linear, Add or table before it, through max-pools and flattens
   (they commute with it; an average does not); where none alone precedes it, an ADD of its
@@ -18,8 +19,9 @@ whole graph is read: so they run here, with every value's readers in hand.
   run on a quarter of the words.
 * :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
   (:mod:`.fold_cat`).
-* Depthwise 1 x 1 convs (per-channel affine maps: a batch norm of its own, ``x - mean``):
-  one with no ReLU that alone feeds another joins it.
+* Affine maps (a batch norm of its own, ``x - mean``): one with no ReLU joins the map, the
+  Linear or the unpadded conv that alone reads it, a Linear the vector's map after it
+  (:mod:`.fold_affine`).
 * :class:`~.ir_attention.Pointwise` ops (tables; no markers): one that nothing reads is
   dropped (an expression of two of a value's functions reads the value, not them), one that
   alone reads another joins it into one table, and one whose function rises goes after the
@@ -38,6 +40,7 @@ import numpy as np
 from ..numerics import pointwise_rising, substitute_expr
 from . import ir
 from .errors import UnsupportedOp, check_finite
+from .fold_affine import channel_affine, feature_affine, join_affines
 from .fold_cat import Cat, replace_with, split_cat
 
 __all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "OpTable", "fold"]
@@ -141,11 +144,11 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     want = ir.Conv2d if conv else ir.Linear
     alone = (not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, bn)
              or (want is ir.Linear and bn.rank != 1))
-    if alone and not conv:
-        raise UnsupportedOp(type(m).__name__, bn.where, "on a vector or sequence only right "
-                                                        "after a Linear (no ReLU between, "
-                                                        "nothing else reading it): it is folded "
-                                                        "into it")
+    if alone and not conv and bn.rank != 1:
+        raise UnsupportedOp(type(m).__name__, bn.where, "on a sequence only right after a "
+                                                        "Linear (no ReLU between, nothing "
+                                                        "else reading it): it is folded into "
+                                                        "it")
     if m.running_mean is None:
         raise UnsupportedOp(f"{type(m).__name__} attribute", bn.where,
                             "track_running_stats=False (batch statistics at inference)")
@@ -154,9 +157,10 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     var = _np(m.running_var) + m.eps
     with np.errstate(invalid="ignore", divide="ignore"):  # refused just below, by name
         scale = scale / np.sqrt(var)
-    if alone:   # its own layer: a depthwise 1 x 1 conv, w = scale and b = bias of a zero input
-        c = m.num_features
-        prev = channel_affine(bn.name, np.ones(c), np.zeros(c), bn.inputs[0])
+    if alone:   # its own layer (an image's depthwise 1 x 1 conv, a vector's diagonal Linear):
+        c = m.num_features   # w = scale and b = bias of a zero input
+        prev = (channel_affine if conv else feature_affine)(bn.name, np.ones(c), np.zeros(c),
+                                                            bn.inputs[0])
     w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
     b = (prev.bias - _np(m.running_mean)) * scale + shift
     why = f"; {bn.target}.running_var + eps must be > 0, not {float(var.min())!r}"
@@ -203,13 +207,6 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
 def relu_tree(cap: float | None) -> tuple:
     """A ReLU (at most ``cap``) as an expression tree (:func:`hwaccel.numerics.check_expr`)."""
     return ("fn", "relu", (), ("x",)) if cap is None else ("fn", "hardtanh", (0.0, cap), ("x",))
-
-
-def channel_affine(name: str, w, bias, src: str) -> ir.Conv2d:
-    """``w[c] * x + bias[c]`` per channel of image ``src``: a depthwise 1 x 1 conv."""
-    c = len(w)
-    return ir.Conv2d(name, np.asarray(w, dtype=np.float64).reshape(c, 1, 1, 1),
-                     np.asarray(bias, dtype=np.float64), groups=c, inputs=(src,))
 
 
 def _relu(ops: OpTable, r: Relu) -> None:
@@ -281,26 +278,6 @@ def _pointwise(ops: OpTable, pw: ir.Pointwise) -> None:
         _pool_first(ops, pw)
 
 
-def _affine(op) -> bool:
-    """Whether ``op`` is a depthwise 1 x 1 conv (a per-channel affine map)."""
-    return (isinstance(op, ir.Conv2d) and op.groups > 1 and op.weight.shape[1:] == (1, 1, 1)
-            and op.strides == (1, 1) and op.pads == (0, 0, 0, 0))
-
-
-def _affines(ops: OpTable) -> None:
-    """Join a per-channel affine map (:func:`_affine`) with no ReLU that alone feeds another
-    into one: ``(x - mean) / std`` written out is one depthwise conv."""
-    for name in list(ops.ops):
-        b = ops.ops.get(name)
-        a = ops.ops.get(b.inputs[0]) if _affine(b) else None
-        if _affine(a) and not a.relu and ops.only_reader(a.name, b):
-            wb = b.weight.reshape(-1)
-            ops.replace(dataclasses.replace(
-                b, weight=(wb * a.weight.reshape(-1)).reshape(b.weight.shape),
-                bias=wb * a.bias + b.bias, inputs=a.inputs))
-            del ops.ops[a.name]
-
-
 def _dead(ops: OpTable) -> None:
     """Drop the tables and ReLUs nothing reads: an expression of two of a value's functions
     (``x * sigmoid(x)``) reads the value, and its operands' own tables are left behind."""
@@ -321,5 +298,5 @@ def fold(ops: list, output: str) -> tuple[list, str]:
                      (Leaky, _leaky), (Cat, split_cat), (ir.Pointwise, _pointwise)):
         for op in [op for op in ops if isinstance(op, kind) and op.name in table.ops]:
             fn(table, table.ops[op.name])
-    _affines(table)
+    join_affines(table)
     return list(table.ops.values()), table.output

@@ -15,7 +15,8 @@ import operator
 from ..numerics import check_expr, pointwise_rising, substitute_expr
 from . import ir
 from .errors import UnsupportedOp
-from .fold import Relu, channel_affine, relu_tree
+from .fold import Relu, relu_tree
+from .fold_affine import channel_affine, feature_affine
 from .trace_ops import call_args
 
 __all__ = ["PointwiseReaders"]
@@ -161,9 +162,10 @@ class PointwiseReaders:
     # --- a tensor and a constant of one value a channel ------------------------------------
     def channel_constant(self, node, where: str, op: str, a, b) -> bool:
         """Read ``a op b`` if one operand is a constant tensor (a parameter or buffer, or
-        computed from them) of one value a channel of an image the other is (``x -
-        mean[:, None, None]``, ``x * gamma``): a depthwise 1 x 1 conv of those weights and
-        biases, which the folding joins to such convs next to it; whether it was one."""
+        computed from them) of one value a channel of an image, or a feature of a vector,
+        the other is (``x - mean[:, None, None]``, ``x * gamma``): an affine map of those
+        weights and biases (:mod:`.fold_affine`), which the folding joins to the ops next to
+        it; whether it was one."""
         import numpy as np
 
         from .trace_attention import Const
@@ -183,7 +185,7 @@ class PointwiseReaders:
                                                              f"shape {shape} and a constant of "
                                                              f"shape {np.shape(const.value)}; "
                                                              f"only one value a channel of an "
-                                                             f"image")
+                                                             f"image or a feature of a vector")
         one, zero = np.ones_like(c), np.zeros_like(c)
         if op == "div" and first:
             raise UnsupportedOp("a constant operand", where, "a constant divided by a tensor")
@@ -197,7 +199,8 @@ class PointwiseReaders:
 
         check_finite(w, f"{where} weights", where)
         check_finite(bias, f"{where} bias", where)
-        self.emit(node, channel_affine(self.name(node), w, bias, self.value(arg, where)))
+        affine = channel_affine if len(shape) == 3 else feature_affine
+        self.emit(node, affine(self.name(node), w, bias, self.value(arg, where)))
         return True
 
     def channel_constant_add(self, node, where: str, a, b) -> bool:
@@ -217,10 +220,15 @@ class PointwiseReaders:
 def per_channel(value, shape: tuple):
     """The ``C`` values of constant ``value`` where it broadcasts over an image of per-sample
     ``shape`` ``(C, H, W)`` as one value a channel (a number, ``(C, 1, 1)``, ``(1, C, 1,
-    1)``), else ``None``."""
+    1)``), or over a vector of ``(C,)`` (a number, ``(C,)``, ``(1, C)``), else ``None``."""
     import numpy as np
 
     v = np.asarray(value, dtype=np.float64)
+    if len(shape) == 1 and v.ndim <= 2 and (v.ndim < 2 or v.shape[0] == 1):
+        try:
+            return np.broadcast_to(v, (1, *shape))[0].copy()
+        except ValueError:
+            return None
     if len(shape) != 3 or v.ndim > 4 or (v.ndim == 4 and v.shape[0] != 1):
         return None
     try:
