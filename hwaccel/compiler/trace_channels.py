@@ -108,7 +108,7 @@ class ChannelReaders:
         a = call_args(node, ("tensor", "split_size_or_sections" if name == "split" else
                              "chunks", "dim"), {"dim": 0})
         shape = self.shape(node.args[0])
-        if a["dim"] not in (1, -3):
+        if a["dim"] not in (1, -2 if node.args[0] in self.lines else -3):
             raise UnsupportedOp(name, where, f"dim={a['dim']} of an image {shape}; only "
                                              f"along its channels (dim=1)")
         ranges, at = [], 0
