@@ -125,3 +125,28 @@ def test_a_concatenation_along_height_is_named():
     with pytest.raises(UnsupportedOp, match=r"unsupported cat at .*dim=2 of per-sample shapes "
                                             r"\[\(4, 5, 5\), \(4, 5, 5\)\]"):
         trace(Out("height").eval(), torch.randn(2, 2, 5, 5))
+
+
+class Tables(nn.Module):
+    """A SiLU of a concatenation (a table on each part), halves of it swapped into a conv,
+    and a sigmoid that a flatten reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 1)
+        self.c, self.fc = nn.Conv2d(8, 8, 1), nn.Linear(8 * 8 * 8, 5)
+
+    def forward(self, x):
+        y, z = F.silu(torch.cat([self.a(x), self.b(x)], 1)).chunk(2, 1)
+        return self.fc(torch.sigmoid(self.c(torch.cat([z, y], 1))).flatten(1))
+
+
+def test_a_table_of_a_concatenation_runs_on_each_part():
+    torch.manual_seed(6)
+    model = Tables().eval()
+    graph = traced_equal_to_torch(model, torch.randn(4, 3, 8, 8))
+    names = {op.name: op for op in graph.ops}
+    assert names["silu.0"].inputs == ("a",) and names["silu.1"].inputs == ("b",)
+    assert names["c"].inputs == ("c.cat0", "c.cat1") and not any(
+        ".joined" in n for n in names)
+    model_close(model, 7, preset="tiny_attention")

@@ -45,8 +45,8 @@ SUPPORTED = (
     "depthwise 1 x 1 convs and an ADD",
     "torch.cat of images along channels (dim=1), or of vectors or sequences along features, "
     "read by dense Conv2d or Linear (one per part, then adds), max or average pools, "
-    "depthwise Conv2d (a batch norm after it) and flattens (one per part); by anything else "
-    "(an add, the output) joined by an identity 1 x 1 conv",
+    "depthwise Conv2d (a batch norm after it), tables and flattens (one per part); by anything "
+    "else (an add, the output) joined by an identity 1 x 1 conv",
     "channel slices, chunks and shuffles of images (x[:, a:b], x.chunk(n, 1), torch.split(x, "
     "s, 1), ShuffleNet's view / transpose / view, nn.ChannelShuffle, F.channel_shuffle): its "
     "channels in an order, read as a torch.cat is, with no data moved",

@@ -4,9 +4,10 @@ block of its own, channels last, and no command stores a result into every other
 so a concatenation is not a tensor here: each op that reads it reads its parts instead.
 
 * A max pool, an average pool, a depthwise conv (a batch norm after the concatenation is
-  one) or a flatten acts on each part alone (they work per channel, and an image's flatten is
-  channel-major, so the flatten of a concatenation along channels is the parts' flattens one
-  after the other): one such op per part, then their concatenation.
+  one), a table (a sigmoid, a SiLU ...) or a flatten acts on each part alone (they work per
+  channel, and an image's flatten is channel-major, so the flatten of a concatenation along
+  channels is the parts' flattens one after the other): one such op per part, then their
+  concatenation.
 * A dense Conv2d or a Linear is the sum of its input channels' (features') contributions: one
   per part, on that part's slice of the weights (the bias in the first), then their sum by
   element-wise adds, the last one named as the reader and with its ReLU.
@@ -23,7 +24,7 @@ sum for one picked twice), so no data moves; a per-channel reader runs once on e
 and keeps the order; a depthwise conv takes the weights of each channel's position. The picks
 of a dense conv's or Linear's outputs that nothing else reads are its weights' rows instead.
 
-An add, a table or the model's output, which take no parts, reads the concatenation joined
+An add or the model's output, which take no parts, reads the concatenation joined
 into one tensor by an identity 1 x 1 conv (a Linear on vectors and sequences) over it: a dense
 reader as above, at a rounding more (:func:`_join`).
 """
@@ -40,8 +41,9 @@ from .errors import UnsupportedOp
 
 __all__ = ["Cat", "gather", "replace_with", "split_cat"]
 
-#: Readers that act on each channel alone: one per part, then a concatenation of theirs.
-PER_CHANNEL = (ir.MaxPool2d, ir.AvgPool2d, ir.Flatten)
+#: Readers that act on each channel alone: one per part, then a concatenation of theirs (a
+#: table, :class:`~.ir_attention.Pointwise`, on each value).
+PER_CHANNEL = (ir.MaxPool2d, ir.AvgPool2d, ir.Flatten, ir.Pointwise)
 
 
 def _width(shape: tuple) -> int:
