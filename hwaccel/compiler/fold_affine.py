@@ -58,26 +58,26 @@ def _scale_shift(op) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _into_reader(a, b, ops):
-    """``b`` with the map ``a`` before it folded in, or ``None`` where it does not fold."""
+    """``b`` with the map ``a`` before it folded in (and the Linear after a flatten ``b``), or
+    ``None`` where it does not fold."""
     w, s = _scale_shift(a)
     if _image_map(b):
         wb, sb = _scale_shift(b)
-        return dataclasses.replace(b, weight=(wb * w).reshape(b.weight.shape),
-                                   bias=wb * s + sb, inputs=a.inputs)
+        return [dataclasses.replace(b, weight=(wb * w).reshape(b.weight.shape),
+                                    bias=wb * s + sb, inputs=a.inputs)]
     if isinstance(b, ir.Linear) and _vector_map(a):
-        return dataclasses.replace(b, weight=b.weight * w, bias=b.weight @ s + b.bias,
-                                   inputs=a.inputs)
+        return [dataclasses.replace(b, weight=b.weight * w, bias=b.weight @ s + b.bias,
+                                    inputs=a.inputs)]
     if isinstance(b, ir.Conv2d) and b.groups == 1 and not any(b.pads):
-        return dataclasses.replace(b, weight=b.weight * w[None, :, None, None],
-                                   bias=b.bias + np.einsum("oikl,i->o", b.weight, s),
-                                   inputs=a.inputs)
+        return [dataclasses.replace(b, weight=b.weight * w[None, :, None, None],
+                                    bias=b.bias + np.einsum("oikl,i->o", b.weight, s),
+                                    inputs=a.inputs)]
     fc = ops.readers(b.name)
     if isinstance(b, ir.Flatten) and len(fc) == 1 and isinstance(fc[0], ir.Linear):
         hw = fc[0].weight.shape[1] // len(w)
         wr, sr = np.repeat(w, hw), np.repeat(s, hw)   # the flatten is channel-major
-        ops.replace(dataclasses.replace(fc[0], weight=fc[0].weight * wr,
-                                        bias=fc[0].weight @ sr + fc[0].bias))
-        return dataclasses.replace(b, inputs=a.inputs)
+        return [dataclasses.replace(b, inputs=a.inputs), dataclasses.replace(
+            fc[0], weight=fc[0].weight * wr, bias=fc[0].weight @ sr + fc[0].bias)]
     return None
 
 
@@ -104,10 +104,11 @@ def join_affines(ops) -> None:
                 new = _into_reader(a, b, ops)
             elif isinstance(a, ir.Linear) and _vector_map(b) or isinstance(
                     a, ir.Conv2d) and _image_map(b):
-                new = _into_writer(a, b)
+                new = [_into_writer(a, b)]
             else:
                 continue
             if new is not None:
-                ops.replace(new)
+                for op in new:
+                    ops.replace(op)
                 del ops.ops[name]
                 changed = True
