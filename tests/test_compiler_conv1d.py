@@ -102,6 +102,40 @@ def test_the_rtl_runs_a_conv1d_model_bit_exact():
     rtl_equals_golden(cm, x[:3])
 
 
+class Parts(nn.Module):
+    """A line's channels in parts, each read by a Conv1d: ``chunk``, ``torch.split`` and a
+    slice, then joined by ``torch.cat`` into a flatten and a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(4, 12, 3, padding=1)
+        self.a = nn.Conv1d(6, 6, 3, padding=1)
+        self.b = nn.Conv1d(4, 4, 1)
+        self.s = nn.Conv1d(5, 4, 3, padding=1)
+        self.fc = nn.Linear(20 * 8, 5)
+
+    def forward(self, x):
+        y = F.relu(self.c(x))
+        p, q = y.chunk(2, 1)
+        r = torch.split(q, [4, 2], dim=1)[0]
+        z = [F.relu(self.a(p)), self.b(r), F.relu(self.s(y[:, 3:8])), r, q[:, 4:]]
+        return self.fc(torch.flatten(torch.cat(z, 1), 1))
+
+
+def test_a_lines_parts_are_lines_each_conv1d_reads():
+    model = _model(Parts)
+    x = torch.randn(32, 4, 8, generator=torch.Generator().manual_seed(4))
+    graph = trace(model, x[:3])
+    convs = {op.name: op for op in graph.ops if isinstance(op, ir.Conv2d)}
+    assert convs["a"].inputs == ("c",) and convs["a"].weight.shape == (6, 12, 1, 3)
+    assert not convs["a"].weight[:, 6:].any()   # chunk 0: the first six of c's channels
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    rtl_equals_golden(cm, x[:3])
+    with torch.no_grad():
+        ref = model.double()(x[:3].double())
+    torch.testing.assert_close(float_forward(graph, x[:3]), ref, rtol=1e-9, atol=1e-12)
+
+
 class Pooled(nn.Module):
     def __init__(self, pool):
         super().__init__()

@@ -20,9 +20,9 @@ SUPPORTED = (
     "bias optional; groups=1, depthwise (groups = in = out channels), or any other groups as "
     "a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
     "the dense kernel of (k - 1) d + 1 with zeros between the taps)",
-    "Conv1d over (channels, length) from the input or another Conv1d (as Conv2d; a line is a "
-    "one-row image), with BatchNorm1d, nn.ZeroPad1d / F.pad (zeros, folded into it), "
-    "AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
+    "Conv1d over (channels, length) from the input or another Conv1d, or a part of one (chunk, "
+    "split, a channel slice) (as Conv2d; a line is a one-row image), with BatchNorm1d, "
+    "nn.ZeroPad1d / F.pad (zeros, folded into it), AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
     "F.adaptive_avg_pool1d and x.mean(-1) (its global average); no MaxPool1d",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "

@@ -33,7 +33,7 @@ class LineReaders:
         L)``."""
         meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
         shape = tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
-        return (shape[0], 1, shape[1]) if node in self.lines else shape
+        return (shape[0], 1, shape[1]) if node in self.lines and len(shape) == 2 else shape
 
     def input_is_line(self, node) -> bool:
         """Whether a Conv1d reads the model's input ``node`` (through :data:`_THROUGH`)."""
@@ -52,9 +52,12 @@ class LineReaders:
         return False
 
     def mark_line(self, node) -> None:
-        """Make ``node`` a line when it is 2-d per sample and reads one."""
+        """Make ``node`` a line when it is 2-d per sample and reads one; so too a tuple of
+        such values (a line's ``chunk`` or ``split``, whose items are then lines)."""
         meta = node.meta.get("tensor_meta")
-        if hasattr(meta, "shape") and len(meta.shape) == 3 and any(
+        metas = (meta,) if hasattr(meta, "shape") or not isinstance(meta, (tuple, list)) \
+            else meta   # (a TensorMetadata is itself a named tuple)
+        if metas and all(hasattr(t, "shape") and len(t.shape) == 3 for t in metas) and any(
                 a in self.lines for a in node.all_input_nodes):
             self.lines.add(node)
 
