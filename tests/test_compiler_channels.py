@@ -14,6 +14,7 @@ from compile_checks import model_close, model_rtl_exact, traced_equal_to_torch
 from torch import nn
 
 from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.ir_graph import macs
 from hwaccel.compiler.trace import trace
 
 
@@ -143,21 +144,58 @@ def test_the_float_ir_equals_torch_with_no_concatenation_left(cls):
 def test_a_dense_reader_takes_the_picked_channels_as_its_weights_columns():
     model = _model(ShuffleNet)
     names = {op.name: op for op in trace(model, _x(2)).ops}
-    # u1's branch reads chunk 1 of the stem: the stem's channels 4..7, no data moved
+    # the stem's halves go to different readers: the stem is a conv per half (its weights'
+    # rows), and u1's branch reads chunk 1, the stem's channels 4..7, as the whole second
+    assert "stem.0" not in names
+    assert [names[f"stem.0.to{k}"].weight.shape for k in (0, 1)] == [(4, 3, 3, 3)] * 2
     first = names["u1.branch.0"]
-    assert first.inputs == ("stem.0",) and first.weight.shape == (4, 8, 1, 1)
-    assert not first.weight[:, :4].any() and first.weight[:, 4:].all()
-    # down's 1 x 1 convs read u1's shuffle [a0, b0, a1, b1 ...]: the stem's channels 0..3 at
-    # the even positions, the branch's at the odd ones, one conv per source and their add
+    assert first.inputs == ("stem.0.to1",) and first.weight.shape == (4, 4, 1, 1)
+    # down's 1 x 1 convs read u1's shuffle [a0, b0, a1, b1 ...]: the stem's first half at
+    # the even positions, the branch's channels at the odd ones, one conv per source and
+    # their add
     b2 = names["down.b2.0"]
     assert isinstance(b2, ir.Add) and b2.relu
     parts = {names[v].inputs[0]: names[v].weight for v in b2.inputs}
-    assert set(parts) == {"stem.0", "u1.branch.5"}
+    assert set(parts) == {"stem.0.to0", "u1.branch.5"}
     w = model.down.b2[0].weight.detach().numpy()[:, :, 0, 0]
     scale = (model.down.b2[1].weight / torch.sqrt(model.down.b2[1].running_var + 1e-5)
              ).detach().numpy()
-    np.testing.assert_allclose(parts["stem.0"][:, :4, 0, 0], scale[:, None] * w[:, 0::2])
+    np.testing.assert_allclose(parts["stem.0.to0"][:, :, 0, 0], scale[:, None] * w[:, 0::2])
     np.testing.assert_allclose(parts["u1.branch.5"][:, :, 0, 0], scale[:, None] * w[:, 1::2])
+
+
+class Units(nn.Module):
+    """A stem and three ShuffleNetV2 units of stride 1: each unit's passing half draws on
+    every earlier unit's branch."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), _bn(16), nn.ReLU())
+        self.units = nn.Sequential(*(Unit(16, lambda x: channel_shuffle(x, 2)) for _ in "abc"))
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.units(self.stem(x)), 1).flatten(1))
+
+
+def test_each_reader_reads_only_the_channels_it_picks():
+    """Every source split by the readers of its channels: the traced MACs are the model's
+    (with each branch reading every earlier source whole, 1.37 times them)."""
+    model, x = _model(Units), _x(2)
+    graph = trace(model, x)
+    shapes = graph.shapes()
+    traced = sum(macs(op, shapes[op.inputs[0]]) for op in graph.ops
+                 if isinstance(op, (ir.Conv2d, ir.Linear)))
+    counted = []
+    hooks = [m.register_forward_hook(lambda m, i, o: counted.append(
+        o[0].numel() * m.weight[0].numel())) for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(x[:1])
+    for h in hooks:
+        h.remove()
+    assert traced == sum(counted)
+    traced_equal_to_torch(model, _x())
 
 
 def test_a_shuffle_of_a_conv_is_its_rows_and_an_add_reads_a_joined_half():

@@ -24,6 +24,12 @@ sum for one picked twice), so no data moves; a per-channel reader runs once on e
 and keeps the order; a depthwise conv takes the weights of each channel's position. The picks
 of a dense conv's or Linear's outputs that nothing else reads are its weights' rows instead.
 
+Picked so, a dense reader still reads each input whole: a chunk of a chunk (ShuffleNet's
+passing halves) would read every earlier unit's branch in full. So first every concatenation
+is made to read sources only (:func:`flatten_cats`), and a dense conv or Linear whose channels
+different concatenations pick is split into one op per set of pickers (:func:`split_sources`):
+each reader then reads only what it picks.
+
 An add or the model's output, which take no parts, reads the concatenation joined
 into one tensor by an identity 1 x 1 conv (a Linear on vectors and sequences) over it: a dense
 reader as above, at a rounding more (:func:`_join`).
@@ -39,7 +45,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 
-__all__ = ["Cat", "gather", "replace_with", "split_cat"]
+__all__ = ["Cat", "flatten_cats", "gather", "replace_with", "split_cat", "split_sources"]
 
 #: Readers that act on each channel alone: one per part, then a concatenation of theirs (a
 #: table, :class:`~.ir_attention.Pointwise`, on each value).
@@ -230,11 +236,88 @@ def split_cat(ops, cat: Cat, widest=None, join: bool = True) -> None:
             replace_with(ops, reader.name, [*parts, joined])
             split_cat(ops, joined, widest, join)
         elif isinstance(reader, Cat):   # a concatenation of concatenations: its channels
-            mine = cat.picks()
-            ops.replace(gather(reader.name, reader.where, [
-                (cat.inputs[mine[c][0]], cat.shapes[mine[c][0]], mine[c][1])
-                if reader.inputs[i] == cat.name else (reader.inputs[i], reader.shapes[i], c)
-                for i, c in reader.picks()]))
+            ops.replace(_through(reader, {cat.name: cat}))
         else:
             _split_reader(ops, cat, reader, widest, join)
     del ops.ops[cat.name]
+
+
+def _through(cat: Cat, inner: dict) -> Cat:
+    """``cat`` picking the channels of the concatenations ``inner`` (by name) it reads from
+    their inputs instead."""
+    picks = []
+    for i, c in cat.picks():
+        src = inner.get(cat.inputs[i])
+        if src is None:
+            picks.append((cat.inputs[i], cat.shapes[i], c))
+        else:
+            k, ck = src.picks()[c]
+            picks.append((src.inputs[k], src.shapes[k], ck))
+    return gather(cat.name, cat.where, picks)
+
+
+def flatten_cats(ops, names) -> None:
+    """The concatenations ``names`` (in the graph's order) made to read no other: each picks
+    its inner ones' inputs' channels; an inner one nothing else reads is dropped."""
+    for name in names:
+        cat = ops.ops.get(name)
+        inner = {v: ops.ops[v] for v in cat.inputs if isinstance(ops.ops.get(v), Cat)} \
+            if isinstance(cat, Cat) else None
+        if inner:
+            ops.replace(_through(cat, inner))
+    for name in names:
+        if isinstance(ops.ops.get(name), Cat) and not ops.readers(name):
+            del ops.ops[name]
+
+
+def _resized(shape: tuple, n: int) -> tuple:
+    return (n, *shape[1:]) if len(shape) == 3 else (*shape[:-1], n)
+
+
+def _in_parts(ops, value: str) -> bool:
+    """Whether ``value`` is, or will be, a concatenation of several inputs: one, or a
+    per-channel op of one (split per part by :func:`split_cat`)."""
+    op = ops.ops.get(value)
+    while isinstance(op, PER_CHANNEL) or _depthwise(op):
+        op = ops.ops.get(op.inputs[0])
+    return isinstance(op, Cat) and len(op.inputs) > 1
+
+
+def split_sources(ops) -> None:
+    """A dense conv or Linear read only by concatenations, its output channels split by the
+    concatenations that pick them: one op per set of pickers (``<name>.to<k>``, its weights'
+    rows), a channel none picks dropped. A reader of a concatenation reads each of its inputs
+    whole (its columns of the channels not picked are zeros), so a chunk of a chunk
+    (ShuffleNet's passing halves) would read every earlier source in full; split, each
+    concatenation reads only what it picks, at the same MACs for the source."""
+    for op in list(ops.ops.values()):
+        if not (isinstance(op, ir.Linear) or (isinstance(op, ir.Conv2d) and op.groups == 1)):
+            continue
+        readers = ops.readers(op.name)
+        if _in_parts(ops, op.inputs[0]) or not readers or not all(
+                isinstance(r, Cat) for r in readers):
+            continue   # (a sum of parts itself: each piece would be its parts and adds again)
+        users = [set() for _ in range(op.weight.shape[0])]
+        for r in readers:
+            for i, c in r.picks():
+                if r.inputs[i] == op.name:
+                    users[c].add(r.name)
+        classes: dict[frozenset, list[int]] = {}
+        for c, u in enumerate(users):
+            if u:
+                classes.setdefault(frozenset(u), []).append(c)
+        if list(classes.values()) == [list(range(len(users)))] or any(
+                sum(name in key for key in classes) > 1 for name in {r.name for r in readers}):
+            continue   # one piece, or a reader that would read two (an add more)
+        pieces, where = [], {}
+        for k, rows in enumerate(classes.values()):
+            pieces.append(dataclasses.replace(op, name=f"{op.name}.to{k}",
+                                              weight=op.weight[rows].copy(),
+                                              bias=op.bias[rows].copy()))
+            where.update({c: (pieces[-1].name, len(rows), j) for j, c in enumerate(rows)})
+        replace_with(ops, op.name, pieces)
+        for r in readers:
+            ops.replace(gather(r.name, r.where, [
+                (where[c][0], _resized(r.shapes[i], where[c][1]), where[c][2])
+                if r.inputs[i] == op.name else (r.inputs[i], r.shapes[i], c)
+                for i, c in r.picks()]))
