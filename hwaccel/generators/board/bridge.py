@@ -142,12 +142,19 @@ class Bridge(wiring.Component):
                 k_ = k_ | ((length == 4 + k * b) * k)   # at most one k matches
             return k_
 
-        k_write = by_region([whole_words(b) for b in widths])
+        # EXEC's checks are registers, worked out every cycle from the request's fields (its
+        # code, length and first six bytes), which are all registers by the checksum's first
+        # byte, ten clocks or more before EXEC: as logic they ran from ``length`` through the
+        # word counts, the address add and its compare into the state machine, the board
+        # top's critical path (about 40 ns placed, where the accelerator's are under 15).
+        k_write = Signal.like(nwords, name="k_write")   # the WRITE's words, 0: not whole
+        in_range = Signal(name="in_range")
+        m.d.sync += k_write.eq(by_region([whole_words(b) for b in widths]))
         n = Mux(code == Op.WRITE, k_write, rcount)
         reg_top = Mux(code == Op.WRITE, 1 + Reg.WATCHDOG, 1 + len(COUNTERS))
         limit = Array([Const(acc.act_depth, 32), Const(acc.wgt_depth, 32),
                        Const(acc.prog_depth, 32), reg_top])[region]
-        in_range = (addr[ab + 2:32] == 0) & (offset + n <= limit)
+        m.d.sync += in_range.eq((addr[ab + 2:32] == 0) & (offset + n <= limit))
         memory_access = region != Region.REG
         info = int.from_bytes(info_payload(VERSION, widths, cfg.max_words, ab, config_id(acc)),
                               "little")
