@@ -77,3 +77,26 @@ def test_the_bridge_carries_each_regions_words_at_their_width():
     assert bridge.region_bytes == (8, 64, 30, 6)
     # the buffer holds max_words of the widest word, with the address
     assert bridge.word_bytes == 64 and bridge.buffer_bytes == 4 + 16 * 64
+
+
+@pytest.mark.parametrize("fmax,code", [({"clk": 52.3}, 0), ({"clk": 25.1}, 2), ({}, 2)])
+def test_a_bitstream_that_misses_its_clock_is_named_and_fails(monkeypatch, capsys, tmp_path,
+                                                               fmax, code):
+    """``hwaccel board`` writes the bitstream either way, and says when it will not run at
+    the PLL's clock (exit 2, the Fmax and the clock on stderr)."""
+    import argparse
+
+    from hwaccel.impl import board, board_command
+
+    bit = tmp_path / "top.bit"
+    report = {"freq_mhz": 50.0, "fmax_mhz": fmax,
+              "timing_met": bool(fmax) and min(fmax.values()) >= 50.0}
+    monkeypatch.setattr(board, "board_bitstream", lambda cfg, seed: (bit, report))
+    args = argparse.Namespace(board="ulx3s", preset="tiny", freq=50.0, baud=1_000_000, seed=1)
+    assert board_command.run(args) == code
+    err = capsys.readouterr().err
+    if code:
+        assert "timing not met" in err and "50 MHz" in err and str(bit) in err
+        assert ("25.1 MHz" if fmax else "no measured") in err
+    else:
+        assert err == ""

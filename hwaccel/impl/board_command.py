@@ -1,12 +1,15 @@
 """``hwaccel board``: a bitstream for a real board (the accelerator behind its UART bridge).
 
 ``make bitstream BOARD=ulx3s`` runs it. The report (resources, Fmax, PLL, UART) is printed as
-JSON; the ``.bit`` is in ``build/board/<board>_<preset>/``.
+JSON; the ``.bit`` is in ``build/board/<board>_<preset>/``. A design that does not meet the
+PLL's clock is written all the same (its Fmax is measured either way), named on stderr, and the
+command exits 2.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 
 HELP = "a bitstream for a board: the accelerator behind a UART bridge (ulx3s, ecpix5)"
 
@@ -35,4 +38,12 @@ def run(args) -> int:
     cfg = BoardConfig(board=args.board, preset=args.preset, freq_mhz=args.freq, baud=args.baud)
     bit, report = board_bitstream(cfg, seed=args.seed)
     print(json.dumps(report, indent=2))
-    return 0
+    if report["timing_met"]:
+        return 0
+    fmax = min(report["fmax_mhz"].values(), default=None)
+    print(f"hwaccel board: timing not met: the design places at "
+          f"{'no measured' if fmax is None else f'{fmax:g} MHz'} against the PLL's "
+          f"{report['freq_mhz']:g} MHz, so {bit} may not work on the board; build it again "
+          f"with a lower --freq (the critical path is in {bit.parent}/report.json)",
+          file=sys.stderr)
+    return 2
