@@ -170,12 +170,14 @@ class Bridge(wiring.Component):
                 m.d.sync += small.eq(small_value)
             m.next = "REPLY"
 
-        # A WRITE's word is shifted in from the top of ``word``: its region's bytes are its top
-        # ones, moved down by the region of the address it goes to (as are CONTROL's words).
-        aligned = Array([word >> 8 * (len(word) // 8 - b) for b in widths])[haddr[ab:ab + 2]]
-        m.d.comb += [host.addr.eq(haddr), host.wdata.eq(aligned[:acc.data_bits]),
+        # A WRITE's word is shifted in at its region's top byte (``haddr``'s region, set in
+        # EXEC), so once its bytes are in it is ``word``'s low bytes, and the host port's write
+        # data is the register itself: the region's pick is in front of ``word``, inside the
+        # bridge, not between it and the memories it writes (placed on the board, ``word``
+        # through the pick into the program memory was the deepest path after the checks).
+        shifted = Array([Cat(word[8:8 * b], rd.data) for b in widths])[haddr[ab:ab + 2]]
+        m.d.comb += [host.addr.eq(haddr), host.wdata.eq(word[:acc.data_bits]),
                      rd.addr.eq(rptr)]
-        reg_shift = 8 * (len(word) // 8 - widths[Region.REG])
 
         with m.FSM():
             with m.State("HUNT"):
@@ -307,12 +309,11 @@ class Bridge(wiring.Component):
                             m.next = "ERROR"
                         with m.Else():
                             m.d.sync += [haddr.eq(Region.REG << ab | Reg.CONTROL),
-                                         word.eq((CONTROL_START | args[:16] << 16)
-                                                 << reg_shift)]
+                                         word.eq(CONTROL_START | args[:16] << 16)]
                             m.next = "CONTROL"
                     with m.Case(Op.RESET):
                         m.d.sync += [haddr.eq(Region.REG << ab | Reg.CONTROL),
-                                     word.eq(CONTROL_RESET << reg_shift)]
+                                     word.eq(CONTROL_RESET)]
                         m.next = "CONTROL"
                     with m.Default():   # unreachable: the header check refused the opcode
                         fail(Fault.BAD_OPCODE)
@@ -325,7 +326,7 @@ class Bridge(wiring.Component):
             with m.State("LOAD"):   # a word's bytes from the buffer (one cycle of read latency)
                 m.d.sync += bcount.eq(bcount + 1)
                 with m.If(bcount != 0):
-                    m.d.sync += word.eq(Cat(word[8:], rd.data))
+                    m.d.sync += word.eq(shifted)
                 with m.If(bcount == wbytes):
                     m.next = "STORE"
                 with m.Else():
