@@ -289,7 +289,10 @@ def split_sources(ops) -> None:
     rows), a channel none picks dropped. A reader of a concatenation reads each of its inputs
     whole (its columns of the channels not picked are zeros), so a chunk of a chunk
     (ShuffleNet's passing halves) would read every earlier source in full; split, each
-    concatenation reads only what it picks, at the same MACs for the source."""
+    concatenation reads only what it picks, at the same MACs for the source. Only where each
+    concatenation picks from one piece (a reader of two would be a conv and an add more), and
+    not for a source that reads a concatenation of several inputs, straight or through
+    per-channel ops (each piece would be a sum of parts again)."""
     for op in list(ops.ops.values()):
         if not (isinstance(op, ir.Linear) or (isinstance(op, ir.Conv2d) and op.groups == 1)):
             continue
