@@ -52,6 +52,11 @@ __all__ = ["Cat", "flatten_cats", "gather", "replace_with", "split_cat", "split_
 PER_CHANNEL = (ir.MaxPool2d, ir.AvgPool2d, ir.Flatten, ir.Pointwise)
 
 
+def _resized(shape: tuple, n: int) -> tuple:
+    """``shape`` with ``n`` channels (an image) or features (a vector or sequence)."""
+    return (n, *shape[1:]) if len(shape) == 3 else (*shape[:-1], n)
+
+
 def _width(shape: tuple) -> int:
     """The channels of an image, the features of a vector or sequence."""
     return shape[0] if len(shape) == 3 else shape[-1]
@@ -77,8 +82,7 @@ class Cat:
 
     def shape(self) -> tuple[int, ...]:
         """The concatenation's per-sample shape."""
-        n, s = len(self.picks()), self.shapes[0]
-        return (n, *s[1:]) if len(s) == 3 else (*s[:-1], n)
+        return _resized(self.shapes[0], len(self.picks()))
 
 
 def gather(name: str, where: str, picks) -> Cat:
@@ -268,10 +272,6 @@ def flatten_cats(ops, names) -> None:
     for name in names:
         if isinstance(ops.ops.get(name), Cat) and not ops.readers(name):
             del ops.ops[name]
-
-
-def _resized(shape: tuple, n: int) -> tuple:
-    return (n, *shape[1:]) if len(shape) == 3 else (*shape[:-1], n)
 
 
 def _in_parts(ops, value: str) -> bool:
