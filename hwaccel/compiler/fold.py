@@ -41,7 +41,7 @@ from ..numerics import pointwise_rising, substitute_expr
 from . import ir
 from .errors import UnsupportedOp, check_finite
 from .fold_affine import channel_affine, feature_affine, join_affines
-from .fold_cat import Cat, flatten_cats, replace_with, split_cat, split_sources
+from .fold_cat import Cat, concatenations, replace_with
 
 __all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "OpTable", "fold"]
 
@@ -294,12 +294,16 @@ def fold(ops: list, output: str) -> tuple[list, str]:
     after the max pools that read them."""
     table = OpTable(ops, output)
     _dead(table)
-    for kind, fn in ((BatchNorm, _batchnorm), (LastStep, _last_step), (Relu, _relu),
-                     (Leaky, _leaky), (Cat, split_cat), (ir.Pointwise, _pointwise)):
-        if kind is Cat:   # each reads sources only, each source only what is picked of it
-            flatten_cats(table, [op.name for op in ops if isinstance(op, Cat)])
-            split_sources(table)
+
+    def each(kind, fn):   # ``fn`` on every op of ``kind`` still in the table, in graph order
         for op in [op for op in ops if isinstance(op, kind) and op.name in table.ops]:
             fn(table, table.ops[op.name])
+
+    each(BatchNorm, _batchnorm)
+    each(LastStep, _last_step)
+    each(Relu, _relu)
+    each(Leaky, _leaky)
+    concatenations(table, [op.name for op in ops if isinstance(op, Cat)])
+    each(ir.Pointwise, _pointwise)
     join_affines(table)
     return list(table.ops.values()), table.output

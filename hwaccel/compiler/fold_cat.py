@@ -45,7 +45,8 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 
-__all__ = ["Cat", "flatten_cats", "gather", "replace_with", "split_cat", "split_sources"]
+__all__ = ["Cat", "concatenations", "flatten_cats", "gather", "replace_with", "split_cat",
+           "split_sources"]
 
 #: Readers that act on each channel alone: one per part, then a concatenation of theirs (a
 #: table, :class:`~.ir_attention.Pointwise`, on each value).
@@ -324,3 +325,15 @@ def split_sources(ops) -> None:
                 (where[c][0], _resized(r.shapes[i], where[c][1]), where[c][2])
                 if r.inputs[i] == op.name else (r.inputs[i], r.shapes[i], c)
                 for i, c in r.picks()]))
+
+
+def concatenations(ops, names) -> None:
+    """The concatenations ``names`` (in the graph's order) gone: each made to read sources only
+    (:func:`flatten_cats`), each dense source split by the concatenations that pick its
+    channels (:func:`split_sources`), then each one's readers put on its parts
+    (:func:`split_cat`)."""
+    flatten_cats(ops, names)
+    split_sources(ops)
+    for name in names:
+        if isinstance(ops.ops.get(name), Cat):
+            split_cat(ops, ops.ops[name])
