@@ -8,11 +8,13 @@ from __future__ import annotations
 from ..generators.accel.config import AccelConfig
 from . import im2col, ir
 from .lower import LoweringError, gemm_parts, linear_as_conv, weight_groups, wide_pointwise
+from .lower_types import depth_to_space_convs
 from .memory import DoesNotFit
 
 __all__ = ["describe"]
 
 _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)", "QLstm": "LSTM per sample",
+         "QDepthToSpace": "(written in place by the conv before it)",
          "QEmbedding": "host gather", "QAvgPool": "AVGPOOL", "QAdd": "ADD"}
 
 
@@ -24,6 +26,11 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
 
         return RUNS[type(op).__name__]
     if isinstance(op, ir.QConv):
+        d2s = depth_to_space_convs(qg).get(op.name)
+        if d2s is not None:
+            f = d2s.factor
+            return (f"GEMM per input row and output row of each ({f} x {shapes[op.inputs[0]][1]} "
+                    f"a sample), writing its pixels where {d2s.name} puts them")
         if im2col.first_conv(qg, cfg) is op:
             k = im2col.patch_channels(op)
             words = -(-k // cfg.lanes)

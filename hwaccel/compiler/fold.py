@@ -5,13 +5,14 @@ exact when nothing else reads that op's output, which is known for certain only 
 whole graph is read: so they run here, with every value's readers in hand.
 
 * :class:`BatchNorm` -> the Conv2d or Linear before it (eval statistics: a per-channel affine
-  map, so new weights and bias, exact up to float64 rounding); on an image or vector with no
+  map, so new weights and bias, exact up to float64 rounding), through a depth-to-space (each
+  channel's map on the ``f * f`` channels it is made of); on an image or vector with no
   such layer alone before it (pre-activation blocks), an affine map of its own (a depthwise
   1 x 1 conv, a diagonal Linear: :mod:`.fold_affine`).
 * :class:`LastStep` (``out[:, -1]`` or ``h_n[-1]``) -> the LSTM before it, ``last_step=True``.
-* :class:`Relu` -> the Conv2d, Linear, Add or table before it, through max-pools and flattens
-  (they commute with it; an average does not); where none alone precedes it, an ADD of its
-  input with itself, with the ReLU.
+* :class:`Relu` -> the Conv2d, Linear, Add or table before it, through max-pools, flattens and
+  depth-to-spaces (they commute with it; an average does not); where none alone precedes it, an
+  ADD of its input with itself, with the ReLU.
 * :class:`Leaky` (a LeakyReLU) -> two element-wise adds, exactly ``slope * x + (1 - slope) *
   relu(x)``: ``relu(x / 2 + x / 2)``, then that weighted sum of ``x`` and it (both weights > 0,
   as the ADD's unsigned multipliers need). A max pool that alone reads it goes first (a max
@@ -138,11 +139,15 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
     import torch.nn as nn
 
     m = bn.module
-    prev = ops.ops.get(bn.inputs[0])
+    prev, reader, f2 = ops.ops.get(bn.inputs[0]), bn, 1
+    if isinstance(prev, ir.DepthToSpace) and ops.only_reader(prev.name, bn):
+        # channel c's statistics are its input's channels c * f * f to (c + 1) * f * f - 1:
+        # it folds into the conv before (a ConvTranspose2d's) as theirs would
+        reader, f2, prev = prev, prev.factor ** 2, ops.ops.get(prev.inputs[0])
     # BatchNorm1d of a line (a Conv1d's (C, L), rank 3 as the IR holds it) is a Conv2d's too
     conv = isinstance(m, nn.BatchNorm2d) or bn.rank == 3
     want = ir.Conv2d if conv else ir.Linear
-    alone = (not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, bn)
+    alone = (not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, reader)
              or (want is ir.Linear and bn.rank != 1))
     if alone and not conv and bn.rank != 1:
         raise UnsupportedOp(type(m).__name__, bn.where, "on a sequence only right after a "
@@ -161,8 +166,11 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
         c = m.num_features   # w = scale and b = bias of a zero input
         prev = (channel_affine if conv else feature_affine)(bn.name, np.ones(c), np.zeros(c),
                                                             bn.inputs[0])
+    mean = _np(m.running_mean)
+    if not alone and f2 > 1:
+        scale, shift, mean = (np.repeat(v, f2) for v in (scale, shift, mean))
     w = prev.weight * scale.reshape(-1, *([1] * (prev.weight.ndim - 1)))
-    b = (prev.bias - _np(m.running_mean)) * scale + shift
+    b = (prev.bias - mean) * scale + shift
     why = f"; {bn.target}.running_var + eps must be > 0, not {float(var.min())!r}"
     for what, v in (("weight", w), ("bias", b)):
         check_finite(v, f"{prev.name}.{what} with {bn.target} folded in",
@@ -193,7 +201,8 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         ops.replace(dataclasses.replace(op, relu=True,
                                         cap=_tighter(op.cap, cap) if op.relu else cap))
         return True
-    if isinstance(op, (ir.MaxPool2d, ir.Flatten)):  # max and reshapes commute with a clamp
+    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace)):  # max and reshapes commute
+
         return _relu_into(ops, op.inputs[0], op, cap)
     if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps
         return all(_relu_into(ops, v, op, cap) for v in op.inputs)

@@ -124,7 +124,8 @@ def _decide(qg: ir.QGraph, cfg: AccelConfig) -> tuple:
         return None, False
     op = qg.ops[0]
     if (not isinstance(op, ir.QConv) or op.depthwise or op.inputs != (ir.INPUT,)
-            or qg.output == ir.INPUT or any(ir.INPUT in o.inputs for o in qg.ops[1:])):
+            or qg.output == ir.INPUT or any(ir.INPUT in o.inputs for o in qg.ops[1:])
+            or any(isinstance(o, ir.QDepthToSpace) and o.inputs == (op.name,) for o in qg.ops)):
         return None, False
     shape = tuple(qg.input_shape)
     cols = layer_cycles(cfg, op, shape, True)

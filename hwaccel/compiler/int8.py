@@ -195,6 +195,8 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
                 y = _add(op, x, more[0], tally)
             elif isinstance(op, ir.QFlatten):
                 y = x.flatten(1)
+            elif isinstance(op, ir.QDepthToSpace):
+                y = torch.nn.functional.pixel_shuffle(x, op.factor)
             elif isinstance(op, ir.QLinear):
                 y = _linear(op, x, dev, tally)
             elif isinstance(op, ir.QLstm):

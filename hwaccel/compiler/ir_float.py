@@ -10,7 +10,7 @@ import numpy as np
 from ..generators.lstm.model import GateShapes
 
 __all__ = ["Shape", "INPUT", "HEADS", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Add",
-           "Flatten", "Linear", "LstmWeights", "LSTM", "pair", "sides", "squash"]
+           "Flatten", "DepthToSpace", "Linear", "LstmWeights", "LSTM", "pair", "sides", "squash"]
 
 
 Shape = tuple[int, ...]
@@ -131,6 +131,18 @@ class Flatten:
     """``(C, H, W)`` to ``(C*H*W,)`` in PyTorch's (channel, row, column) order."""
 
     name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class DepthToSpace:
+    """``(C * f * f, H, W)`` to ``(C, f * H, f * W)`` as ``torch.nn.functional.pixel_shuffle``
+    does it: output ``(c, f * i + a, f * j + b)`` is input ``(c * f * f + a * f + b, i, j)``. A
+    ``ConvTranspose2d`` of kernel = stride and a nearest upsampling are a 1 x 1 conv into it
+    (:mod:`.trace_upsample`)."""
+
+    name: str
+    factor: int
     inputs: tuple[str, ...] = ()
 
 

@@ -16,13 +16,24 @@ from .ir_float import (
     Add,
     AvgPool2d,
     Conv2d,
+    DepthToSpace,
     Embedding,
     Flatten,
     Linear,
     MaxPool2d,
     Shape,
 )
-from .ir_quant import QAdd, QAvgPool, QConv, QEmbedding, QFlatten, QLinear, QLstm, QMaxPool
+from .ir_quant import (
+    QAdd,
+    QAvgPool,
+    QConv,
+    QDepthToSpace,
+    QEmbedding,
+    QFlatten,
+    QLinear,
+    QLstm,
+    QMaxPool,
+)
 
 __all__ = ["Graph", "QGraph", "out_shape", "macs", "graph_input", "input_text"]
 
@@ -159,6 +170,9 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
         return shape
     if isinstance(op, (Flatten, QFlatten)):
         return (int(np.prod(shape)),)
+    if isinstance(op, (DepthToSpace, QDepthToSpace)):
+        f = op.factor
+        return (shape[0] // (f * f), shape[1] * f, shape[2] * f)
     if isinstance(op, (Linear, QLinear)):
         w = op.weight if isinstance(op, Linear) else op.w
         return (*shape[:-1], w.shape[0])

@@ -14,7 +14,8 @@ from .ir_float import _Conv
 if TYPE_CHECKING:
     from ..numerics import AddRequant
 
-__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QLinear", "QLstm"]
+__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QDepthToSpace",
+           "QLinear", "QLstm"]
 
 
 # --- quantized IR --------------------------------------------------------------------------------
@@ -89,6 +90,17 @@ class QAdd:
 @dataclass(frozen=True, eq=False)
 class QFlatten:
     name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class QDepthToSpace:
+    """:class:`~.ir_float.DepthToSpace` of int8 values: it keeps the scale. The accelerator
+    runs it as the 1 x 1 conv before it, writing its outputs where this puts them
+    (:meth:`~.lower_emit._Emitter.depth_to_space`)."""
+
+    name: str
+    factor: int
     inputs: tuple[str, ...] = ()
 
 

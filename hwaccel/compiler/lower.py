@@ -27,6 +27,10 @@ How each op runs
 * ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
   inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).
 * ``QFlatten``: nothing; the map stays channels-last and the next Linear reads it as such.
+* ``QDepthToSpace``: nothing of its own; the 1 x 1 conv it reads (a ConvTranspose2d's, a nearest
+  upsampling's) runs as GEMMs that write its output where it puts it, ``f`` a sample per input
+  row (:meth:`~.lower_emit._Emitter.depth_to_space`); after anything else it is refused
+  (:func:`~.lower_types.depth_to_space_convs`).
 * ``QLinear`` after a flattened ``C x K x K`` map with ``K <= max_kernel``: one CONV per sample
   whose ``K x K`` kernel covers the whole map (the same sum as the Linear over the CHW flatten,
   weights reshaped ``N x C x K x K``), as :func:`hwaccel.generators.accel.cases.cnn_program`
@@ -72,6 +76,7 @@ from .lower_types import (
     AttentionNotLowered,
     LoweringError,
     Value,
+    depth_to_space_convs,
     gemm_parts,
     linear_as_conv,
     wide_pointwise,
@@ -121,6 +126,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
         vals = {first: Value("input", "vector", shape[0], 1, 1, groups(shape[0]))}
     words = {"input": vals[first].stride * batch}
     made = {"input": -1}
+    d2s = depth_to_space_convs(qg)
     for step, op in enumerate(ops):
         _refuse(cfg, op)
         x = vals[op.inputs[0]]
@@ -138,7 +144,16 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
             vals[op.name] = Value(x.block, "flat", x.channels, x.height, x.width, x.stride,
                                   x.offset)
             continue
-        if isinstance(op, ir.QConv):
+        if isinstance(op, ir.QDepthToSpace):   # the conv before it wrote it (its block)
+            f = op.factor
+            vals[op.name] = Value(x.block, "image", x.channels // (f * f), x.height * f,
+                                  x.width * f, x.stride, x.offset)
+            continue
+        if isinstance(op, ir.QConv) and op.name in d2s:   # words as the depth-to-space's
+            c, f = op.w.shape[0], d2s[op.name].factor
+            v = Value(name, "image", c, x.height, x.width,
+                      x.height * x.width * f * f * groups(c // (f * f)))
+        elif isinstance(op, ir.QConv):
             oh, ow = ((x.height, x.width) if x.kind == "patches"
                       else op.out_size(x.height, x.width))
             oh, ow = (oh // 2, ow // 2) if op.pool else (oh, ow)
@@ -221,6 +236,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         where = plan(blocks, cfg)
     em = _Emitter(cfg, vals, where, batch, dry)
     em.joint = lower_attention.projection_groups(qg, cfg.lanes)
+    em.d2s = depth_to_space_convs(qg)
     first = qg.ops[0].name if qg.tokens else ir.INPUT
     xs = _inputs(qg, x_int)
     if vals[first].kind == "patches":  # host-side layout only: im2col.patches moves values
@@ -232,7 +248,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         em.put(op.name, [op.value.T[:, None, :]] * batch)
     marks = []  # after each layer: (name, programs ended, commands), who emitted which command
     for op in qg.ops[1:] if qg.tokens else qg.ops:
-        if not isinstance(op, (ir.QFlatten, *lower_attention.VIEWS)):
+        if not isinstance(op, (ir.QFlatten, ir.QDepthToSpace, *lower_attention.VIEWS)):
             em.op(op)
             marks.append((op.name, len(em.b.programs), len(em.b.commands)))
     b = em.b

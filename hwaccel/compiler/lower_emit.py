@@ -24,6 +24,7 @@ class _Emitter:
     def __init__(self, cfg: AccelConfig, vals: dict, where: dict, batch: int, dry: bool):
         self.cfg, self.vals, self.where, self.batch = cfg, vals, where, batch
         self.b = DryBuilder(cfg) if dry else PlacedBuilder(cfg)
+        self.d2s: dict = {}   # conv name -> the depth-to-space it writes (lower_types)
 
     def tensors(self, value: str) -> list[ActTensor]:
         v = self.vals[value]
@@ -57,6 +58,8 @@ class _Emitter:
         xs = self.tensors(op.inputs[0])
         if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind == "patches":
             im2col.emit(self, op, xs)
+        elif isinstance(op, ir.QConv) and op.name in self.d2s:
+            self.depth_to_space(op, xs)
         elif isinstance(op, ir.QConv) and op.depthwise:
             self.dwconv(op, xs)
         elif isinstance(op, ir.QConv) and wide_pointwise(self.cfg, op, xs[0].channels,
@@ -96,6 +99,43 @@ class _Emitter:
         self.per_sample(op, lambda i: self.b.gemm(
             self.b.view(xs[i], xs[i].channels, 1, xs[i].height * xs[i].width), wk, op.bias,
             op.multiplier, op.shift, relu=op.relu, share=(op.name,)))
+
+    def depth_to_space(self, op: ir.QConv, xs) -> None:
+        """A 1 x 1 conv into a depth-to-space by ``f`` (a ConvTranspose2d of kernel = stride
+        ``f``, a nearest upsampling; :mod:`.trace_upsample`) as GEMMs that write each output
+        where the depth-to-space puts it: input row ``r``'s ``W`` pixels make output row ``f r +
+        a``'s ``f W`` pixels, channels-last, so for each ``a`` a GEMM of the row's pixels by
+        the weights of the ``f`` pixels ``(a, b)`` (``Cin x f * C``, each pixel's channels
+        padded to whole words) writes that output row whole. ``f`` weight sets, each stored
+        once and run for every row of every sample in turn (the engine keeps a job's weights
+        for the next job that has the same); ``f x H`` GEMMs a sample."""
+        d2s, lanes = self.d2s[op.name], self.cfg.lanes
+        f, (cin, h, w) = d2s.factor, (xs[0].channels, xs[0].height, xs[0].width)
+        c = op.w.shape[0] // (f * f)
+        go = -(-c // lanes)
+        n = f * go * lanes
+        if gemm_parts(self.cfg, xs[0].groups, n) != 1:
+            raise DoesNotFit(f"the weights of layer {op.name!r} ({xs[0].groups + 1} x "
+                             f"{n // self.cfg.conv.block} words a row of its output) do not "
+                             f"fit the weight scratchpad of {self.cfg.slug} "
+                             f"({self.cfg.wgt_depth} words)")
+        wk = op.w[:, :, 0, 0].reshape(c, f, f, cin)   # channel c * f * f + a * f + b
+        per = [np.broadcast_to(np.asarray(v, dtype=np.int64), (c * f * f,)).reshape(c, f, f)
+               for v in (op.bias, op.multiplier, op.shift)]
+        pad = ((0, 0), (0, go * lanes - c))
+        out = self.tensors(d2s.name)
+        self.b.layer = op.name
+        for a in range(f):
+            wa = np.zeros((cin, f, go * lanes), dtype=np.int64)
+            wa[:, :, :c] = wk[:, a].transpose(2, 1, 0)   # (cin, b, c)
+            args = (wa.reshape(cin, n), *(np.pad(v[:, a].T, pad, mode=m).reshape(-1) for v, m
+                                          in zip(per, ("constant", "edge", "edge"))))
+            for x, y in zip(xs, out):
+                for r in range(h):
+                    row = ActTensor(x.addr + r * w * x.groups, cin, 1, w, lanes)
+                    self.b.at = y.addr + (f * r + a) * f * w * go
+                    self.engine(op.name, lambda row=row, args=args, key=(op.name, a):
+                                self.b.gemm(row, *args, relu=op.relu, share=key))
 
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
+from . import ir
 from .errors import UnsupportedOp
 
 __all__ = ["AttentionNotLowered", "LoweringError", "Value", "linear_as_conv", "wide_pointwise",
-           "gemm_parts"]
+           "gemm_parts", "depth_to_space_convs"]
 
 
 class LoweringError(ValueError):
@@ -90,3 +91,28 @@ def gemm_parts(cfg: AccelConfig, kw: int, n: int) -> int:
     if (kw + 1) * nb <= cfg.wgt_depth:
         return 1
     return -(-nb // most) if most else 0
+
+
+def depth_to_space_convs(qg) -> dict:
+    """Each :class:`~.ir_quant.QDepthToSpace` of ``qg`` by the name of the conv it reads. The
+    accelerator has no command that moves words: the conv writes its outputs where the
+    depth-to-space puts them (:meth:`~.lower_emit._Emitter.depth_to_space`), so that conv must
+    be a dense 1 x 1 (stride 1, no padding, no fused pool) that nothing else reads; anything
+    else raises :class:`LoweringError` naming the layer."""
+    readers, ops, out = qg.readers(), {op.name: op for op in qg.ops}, {}
+    for op in qg.ops:
+        if not isinstance(op, ir.QDepthToSpace):
+            continue
+        src = ops.get(op.inputs[0])
+        if not (isinstance(src, ir.QConv) and src.kernel == (1, 1) and src.strides == (1, 1)
+                and not any(src.pads) and not src.pool and not src.depthwise
+                and [r.name for r in readers[src.name]] == [op.name]
+                and src.name != qg.output):
+            what = f"layer {src.name!r}" if src is not None else "the model's input"
+            raise LoweringError(
+                f"layer {op.name!r} (a depth-to-space by {op.factor}: pixel_shuffle) reads "
+                f"{what}: the accelerator runs one only as the 1 x 1 conv before it, writing its "
+                f"outputs in place (a ConvTranspose2d of kernel = stride, a nearest upsampling, "
+                f"or a pixel_shuffle of a 1 x 1 conv that nothing else reads)")
+        out[src.name] = op
+    return out

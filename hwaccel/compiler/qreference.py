@@ -48,6 +48,12 @@ def _avgpool(op: ir.QAvgPool, x: np.ndarray) -> np.ndarray:
     return average(win.sum((3, 5)), kh * kw)
 
 
+def _depth_to_space(f: int, x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    y = x.reshape(n, c // (f * f), f, f, h, w)   # (n, c, a, b, i, j)
+    return y.transpose(0, 1, 4, 2, 5, 3).reshape(n, c // (f * f), h * f, w * f)
+
+
 def _linear(op: ir.QLinear, x: np.ndarray) -> np.ndarray:
     acc = x @ op.w.T.astype(np.int64) + op.bias
     return requantize(acc, op.multiplier, op.shift, relu=op.relu)
@@ -77,6 +83,8 @@ def forward(qg: ir.QGraph, x_int) -> np.ndarray:
             y = add_requantize(x, more[0], op.params, relu=op.relu)
         elif isinstance(op, ir.QFlatten):
             y = x.reshape(len(x), -1)
+        elif isinstance(op, ir.QDepthToSpace):
+            y = _depth_to_space(op.factor, x)
         elif isinstance(op, ir.QLinear):
             y = _linear(op, x)
         elif isinstance(op, ir.QLstm):

@@ -179,6 +179,8 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
             out.append(ir.QAdd(op.name, params, op.relu, s_a, s_b, s_out, ins))
         elif isinstance(op, ir.Flatten):
             out.append(ir.QFlatten(op.name, ins))
+        elif isinstance(op, ir.DepthToSpace):   # a reordering: the scale is the input's
+            out.append(ir.QDepthToSpace(op.name, op.factor, ins))
         elif isinstance(op, ir.LSTM):
             for k, lw in enumerate(op.layers):
                 name = op.name if len(op.layers) == 1 else f"{op.name}.{k}"

@@ -73,6 +73,8 @@ def _op(op, x, *more):
         return _relu(y, op)
     if isinstance(op, ir.Flatten):
         return x.flatten(1)
+    if isinstance(op, ir.DepthToSpace):
+        return F.pixel_shuffle(x, op.factor)
     if isinstance(op, ir.Linear):
         y = x @ t(op.weight).T + t(op.bias)
         return _relu(y, op)

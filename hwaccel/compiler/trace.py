@@ -39,6 +39,7 @@ from .trace_line import LineReaders
 from .trace_ops import Head, LayerReaders, Pad, call_args, np_of
 from .trace_pointwise import PointwiseReaders
 from .trace_pools import PoolReaders
+from .trace_upsample import UpsampleReaders
 
 __all__ = ["SUPPORTED", "UnsupportedOp", "trace"]
 
@@ -47,7 +48,7 @@ _HEADS = {"softmax": "softmax", "log_softmax": "log_softmax", "argmax": "argmax"
 
 
 class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, LineReaders,
-              PointwiseReaders, ChannelReaders):
+              PointwiseReaders, ChannelReaders, UpsampleReaders):
     """Reads a traced graph node by node into IR ops (and :mod:`.fold`'s markers)."""
 
     def __init__(self, gm):
@@ -156,6 +157,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             self.conv(node, where, m)
         elif self.pool_module(node, where, m) or self.channel_module(node, where, m):
             pass   # max, average and adaptive pools; nn.ChannelShuffle
+        elif self.upsample_module(node, where, m):
+            pass   # ConvTranspose2d, nearest Upsample, PixelShuffle
         elif isinstance(m, nn.ZeroPad2d):
             self.pad(node, where, m.padding, "constant", 0)
         elif isinstance(m, nn.Linear):
@@ -203,6 +206,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
             self.lstm_of[node] = ("size", None)
         elif self.channel_call(node, t, name, where) or self.layout_call(node, t, name, where):
             pass   # channel slices, chunks and shuffles of images; attention's layouts
+        elif self.upsample_call(node, t, name, where):
+            pass   # F.interpolate (nearest), F.pixel_shuffle
         elif t is operator.getitem:
             self.getitem(node, where)
         elif self.activation_call(node, t, name, where):   # ReLU, clamps, LeakyReLU

@@ -82,19 +82,21 @@ def word_parts(channels: int, lanes: int, parts: int) -> list[tuple[int, int]]:
 
 
 def segments(qg) -> list[tuple[tuple, object]]:
-    """The chain's layers, each with the ops it lowers from (a Flatten joins the next op)."""
+    """The chain's layers, each with the ops it lowers from (a Flatten joins the next op, and
+    the 1 x 1 conv of a depth-to-space joins it: it writes the depth-to-space's layout)."""
     ops = list(qg.ops[1:] if qg.tokens else qg.ops)
     if not qg.is_chain:
         bad = next((op for op in ops if len(op.inputs) != 1), ops[-1])
         raise TpError(f"tensor parallelism runs chain models (each layer reads the one before); "
                       f"layer {bad.name!r} reads {', '.join(bad.inputs)}")
     out, pending = [], []
+    into = {op.inputs[0] for op in ops if isinstance(op, ir.QDepthToSpace)}  # its conv writes it
     for op in ops:
         if isinstance(op, ir.QATTENTION_OPS):
             raise TpError(f"layer {op.name!r} is an attention op: tensor parallelism splits "
                           f"Conv, Linear and replicates LSTM and pool layers only")
         pending.append(op)
-        if not isinstance(op, ir.QFlatten):
+        if not isinstance(op, ir.QFlatten) and op.name not in into:
             out.append((tuple(pending), op))
             pending = []
     if pending:

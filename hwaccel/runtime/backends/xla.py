@@ -125,6 +125,10 @@ def build_function(graph: ir.Graph):
             return jax.nn.relu(y) if op.relu else y
         if isinstance(op, ir.Flatten):
             return x.reshape(x.shape[0], -1)
+        if isinstance(op, ir.DepthToSpace):   # pixel_shuffle: (n, c, a, b, i, j) -> (c, ia, jb)
+            n, c, h, w, f = *x.shape, op.factor
+            y = x.reshape(n, c // (f * f), f, f, h, w).transpose(0, 1, 4, 2, 5, 3)
+            return y.reshape(n, c // (f * f), h * f, w * f)
         if isinstance(op, ir.Linear):
             y = jnp.matmul(x, f32(op.weight).T, precision=hi) + f32(op.bias)
             return jax.nn.relu(y) if op.relu else y
