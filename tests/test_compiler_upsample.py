@@ -1,0 +1,155 @@
+"""Upsampling (:mod:`hwaccel.compiler.trace_upsample`): a ConvTranspose2d of kernel = stride, a
+nearest upsampling by a whole factor and a pixel shuffle of a 1 x 1 conv are a 1 x 1 conv into
+a depth-to-space, whose GEMMs write each output pixel where the depth-to-space puts it. Traced
+equal to torch in float64; golden equal to the integer twin and to the plain numpy reference;
+the RTL equal to golden, its counters equal to the cycle model's; what the hardware cannot run
+(overlapping transposed windows, bilinear, a shuffle of a 3 x 3 conv) refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from compile_checks import golden_twin_float, rtl_equals_golden, traced_equal_to_torch
+from rtl_checks import run_and_check
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir, qreference
+from hwaccel.compiler.lower import LoweringError
+from hwaccel.compiler.trace import trace
+from hwaccel.generators.accel.config import PRESETS
+
+HOST_CONFIG = PRESETS["tiny"]
+
+
+class Decoder(nn.Module):
+    """Down by a stride-2 conv, up by a transposed conv (batch norm, ReLU), a nearest upsampling
+    and a pixel shuffle of a 1 x 1 conv; a U-Net's skip concatenation; pooled into a Linear."""
+
+    def __init__(self, mid: int = 8, up: int = 6):
+        super().__init__()
+        self.down = nn.Conv2d(3, mid, 3, 2, 1)
+        self.up = nn.ConvTranspose2d(mid, up, 2, 2)
+        self.bn = nn.BatchNorm2d(up)
+        self.mix = nn.Conv2d(up + 3, 4, 3, 1, 1)
+        self.expand = nn.Conv2d(4, 16, 1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.head = nn.Conv2d(4, 4, 3, 1, 1)
+        self.fc = nn.Linear(4 * 2 * 2, 5)
+
+    def forward(self, x):
+        y = F.relu(self.bn(self.up(F.relu(self.down(x)))))
+        y = F.relu(self.mix(torch.cat([y, x], 1)))
+        y = self.shuffle(self.expand(F.max_pool2d(y, 2)))
+        y = F.interpolate(y, scale_factor=2, mode="nearest")
+        y = F.max_pool2d(F.relu(self.head(y)), 4)
+        return self.fc(torch.flatten(y, 1))
+
+
+def _model(seed: int = 0, **kw) -> nn.Module:
+    torch.manual_seed(seed)
+    m = Decoder(**kw).eval()
+    with torch.no_grad():
+        m.bn.weight.uniform_(0.5, 1.5)
+        m.bn.bias.uniform_(-0.2, 0.2)
+        m.bn.running_mean.uniform_(-0.2, 0.2)
+        m.bn.running_var.uniform_(0.5, 2.0)
+    return m
+
+
+def _x(n: int, seed: int = 1, size: int = 4) -> torch.Tensor:
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def test_each_upsampling_is_a_1x1_conv_into_a_depth_to_space_equal_to_torch():
+    model, x = _model(), _x(8)
+    traced_equal_to_torch(model, x)
+    graph = trace(model, x[:2])
+    kinds = [type(op).__name__ for op in graph.ops]
+    assert kinds.count("DepthToSpace") == 3
+    for d2s in (op for op in graph.ops if isinstance(op, ir.DepthToSpace)):
+        conv = graph.op(d2s.inputs[0])
+        assert isinstance(conv, ir.Conv2d) and conv.weight.shape[2:] == (1, 1), d2s.name
+        assert d2s.factor == 2
+    # the transposed conv's batch norm and ReLU folded into its conv, through the reordering
+    assert "bn" not in {op.name for op in graph.ops} and graph.op("up.conv").relu
+    # the transposed conv's MACs are its own: each input pixel into a 2 x 2 patch of outputs
+    assert ir.macs(graph.op("up.conv"), (8, 2, 2)) == 2 * 2 * 8 * 6 * 2 * 2
+
+
+def test_golden_equals_the_twin_the_numpy_reference_and_the_float_model_closely():
+    model, x = _model(), _x(64)
+    for preset in ("tiny", "ecp5_128"):   # a block of a word, and of half a word
+        cm = hwaccel.compile(model, x[:2], preset=preset, calibration=x)
+        x_int, twin = golden_twin_float(cm, model, x[:8], 0.1)
+        np.testing.assert_array_equal(qreference.forward(cm.qgraph, x_int), twin)
+        assert "writing its pixels where up puts them" in cm.describe()
+
+
+def test_the_rtl_equals_golden_and_its_counters_the_cycle_model(host):
+    model, x = _model(seed=3), _x(32, seed=4)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    rtl_equals_golden(cm, x[:3])
+    # the largest batch that is one program: every counter and every output
+    low = cm.lower(cm.quantize_input(x[:cm.max_batch]))
+    assert len(low.programs) == 1 and cm.max_batch >= 2
+    run_and_check(host, HOST_CONFIG, low.builder, low.outputs, "decoder")
+
+
+def test_output_channels_of_whole_words_need_no_padding():
+    """``up`` = 8 channels: each output pixel's channels fill its words exactly (``tiny``'s
+    four lanes; 6, above, leaves two lanes of padding in a pixel's second word)."""
+    model, x = _model(seed=5, up=8), _x(32, seed=6)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    rtl_equals_golden(cm, x[:2])
+
+
+class _One(nn.Module):
+    def __init__(self, layer, pre=None):
+        super().__init__()
+        self.pre, self.layer = pre or nn.Identity(), layer
+
+    def forward(self, x):
+        return self.layer(self.pre(x))
+
+
+@pytest.mark.parametrize(("layer", "match"), [
+    (nn.ConvTranspose2d(3, 4, 3, 2, 1), r"ConvTranspose2d attribute.*kernel_size=\(3, 3\)"),
+    (nn.ConvTranspose2d(3, 4, 2, 2, output_padding=1), r"output_padding=\(1, 1\)"),
+    (nn.Upsample(scale_factor=2, mode="bilinear"), r"Upsample mode.*mode='bilinear'"),
+    (nn.Upsample(size=(6, 8)), r"Upsample size.*a whole factor, the same on both axes"),
+])
+def test_what_no_command_runs_is_refused_by_name(layer, match):
+    with pytest.raises(UnsupportedOp, match=match):
+        trace(_One(layer), _x(2))
+
+
+def test_a_pixel_shuffle_of_a_3x3_conv_is_refused_naming_the_layer():
+    model, x = _One(nn.PixelShuffle(2), nn.Conv2d(3, 8, 3, 1, 1)).eval(), _x(16)
+    with pytest.raises(LoweringError, match=r"layer 'layer' \(a depth-to-space by 2: "
+                                            r"pixel_shuffle\) reads layer 'pre'"):
+        hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+
+
+def test_tensor_parallelism_runs_a_transposed_conv_replicated_and_bit_exact():
+    from hwaccel.generators.link.config import LinkConfig
+    from hwaccel.parallel.pp_sim import golden
+    from hwaccel.parallel.tp import plan
+    from hwaccel.parallel.tp_sim import model as ring_model
+    from hwaccel.parallel.tp_sim import simulate
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 4, 2, 2),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 5)).eval()
+    x = _x(32, seed=8)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    xi = cm.quantize_input(x[:3])
+    ref = golden(cm, xi).reshape(3, -1)
+    link = LinkConfig(width=4, latency=3, buffer=8, watchdog=64, name="t")
+    p, _ = plan(cm, xi, 2, "n", link=link)
+    out, measured = simulate(p, link)
+    assert (out.reshape(3, -1) == ref).all()
+    assert ring_model(p, link).cycles == measured.cycles
+    assert [(la.name, la.split) for la in p.layers][1] == ("2", "replicated")
