@@ -3,7 +3,7 @@ nearest upsampling by a whole factor and a pixel shuffle of a 1 x 1 conv are a 1
 a depth-to-space, whose GEMMs write each output pixel where the depth-to-space puts it. Traced
 equal to torch in float64; golden equal to the integer twin and to the plain numpy reference;
 the RTL equal to golden, its counters equal to the cycle model's; what the hardware cannot run
-(overlapping transposed windows, bilinear, a shuffle of a 3 x 3 conv) refused by name."""
+(overlapping transposed windows, bilinear) refused by name."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from torch import nn
 
 import hwaccel
 from hwaccel.compiler import UnsupportedOp, ir, qreference
-from hwaccel.compiler.lower import LoweringError
+from hwaccel.compiler.lower import LoweringError, lower
+from hwaccel.compiler.quantize import quantize
 from hwaccel.compiler.trace import trace
 from hwaccel.generators.accel.config import PRESETS
+from hwaccel.numerics import requantize
 
 HOST_CONFIG = PRESETS["tiny"]
 
@@ -126,11 +128,64 @@ def test_what_no_command_runs_is_refused_by_name(layer, match):
         trace(_One(layer), _x(2))
 
 
-def test_a_pixel_shuffle_of_a_3x3_conv_is_refused_naming_the_layer():
-    model, x = _One(nn.PixelShuffle(2), nn.Conv2d(3, 8, 3, 1, 1)).eval(), _x(16)
-    with pytest.raises(LoweringError, match=r"layer 'layer' \(a depth-to-space by 2: "
-                                            r"pixel_shuffle\) reads layer 'pre'"):
-        hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+class Espcn(nn.Module):
+    """ESPCN's shape: 3 x 3 convs, the last into ``3 f f`` channels, then a pixel shuffle."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.ReLU(), nn.Conv2d(8, 12, 3, 1, 1))
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(self.body(x))
+
+
+def test_a_pixel_shuffle_of_a_3x3_conv_is_written_by_an_identity_1x1_conv():
+    torch.manual_seed(9)
+    model, x = Espcn().eval(), _x(32, seed=10)
+    traced_equal_to_torch(model, x[:4])
+    graph = trace(model, x[:2])
+    copy = graph.op("shuffle.copy")
+    assert graph.op("shuffle").inputs == ("shuffle.copy",) and copy.inputs == ("body.2",)
+    np.testing.assert_array_equal(copy.weight[:, :, 0, 0], np.eye(12))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    golden_twin_float(cm, model, x[:8], 0.1)
+    rtl_equals_golden(cm, x[:2])
+    # tiny's engine takes 8 outputs: body.2 runs as two groups, the copy as one 1 x 1 conv a
+    # group and their add, and a second copy writes the depth-to-space; each copy keeps its
+    # input's scale, so its int8 values are its input's: no rounding more
+    q = {op.name: op for op in cm.qgraph.ops}
+    writer = q[q["shuffle"].inputs[0]]
+    assert writer.name == "shuffle.copy#2" and isinstance(q["shuffle.copy"], ir.QAdd)
+    assert writer.s_in == writer.s_out
+    v = np.arange(-128, 128)
+    for c in range(writer.w.shape[0]):
+        np.testing.assert_array_equal(requantize(v * writer.w[c, c, 0, 0] + writer.bias[c],
+                                                 writer.multiplier[c], writer.shift[c]), v)
+
+
+class _Shared(nn.Module):
+    """A 1 x 1 conv read by a pixel shuffle and by a flatten: nothing can write it in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.pw, self.fc = nn.Conv2d(3, 8, 1), nn.Linear(2 * 8 * 8 + 8 * 4 * 4, 5)
+
+    def forward(self, x):
+        y = self.pw(x)
+        return self.fc(torch.cat([F.pixel_shuffle(y, 2).flatten(1), y.flatten(1)], 1))
+
+
+def test_a_pixel_shuffle_of_a_conv_something_else_reads_gets_a_writer_of_its_own():
+    model, x = _Shared().eval(), _x(32)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    assert cm.graph.op("pixel_shuffle").inputs == ("pixel_shuffle.copy",)
+    golden_twin_float(cm, model, x[:8], 0.1)
+    # without it (the float graph as traced, quantized) lowering names what it cannot write
+    qg = quantize(trace(model, x[:2]), x)
+    with pytest.raises(LoweringError, match=r"layer 'pixel_shuffle' \(a depth-to-space by 2: "
+                                            r"pixel_shuffle\) reads layer 'pw'"):
+        lower(qg, cm.config, cm.quantize_input(x[:1]))
 
 
 def test_tensor_parallelism_runs_a_transposed_conv_replicated_and_bit_exact():

@@ -34,8 +34,9 @@ SUPPORTED = (
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
     "ConvTranspose2d of a square kernel at its own stride (no padding, not grouped), nearest "
     "upsampling by a whole factor (nn.Upsample, nn.UpsamplingNearest2d, F.interpolate), "
-    "nn.PixelShuffle / F.pixel_shuffle of a 1 x 1 conv: a 1 x 1 conv whose GEMMs write each "
-    "output pixel in place (a nearest upsampling's weights the identity's)",
+    "nn.PixelShuffle / F.pixel_shuffle: a 1 x 1 conv whose GEMMs write each output pixel in "
+    "place (a nearest upsampling's weights the identity's, and an identity one in front of a "
+    "pixel shuffle of anything else)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std): a depthwise 1 x 1 conv or diagonal Linear, folded into the "

@@ -112,7 +112,7 @@ def depth_to_space_convs(qg) -> dict:
             raise LoweringError(
                 f"layer {op.name!r} (a depth-to-space by {op.factor}: pixel_shuffle) reads "
                 f"{what}: the accelerator runs one only as the 1 x 1 conv before it, writing its "
-                f"outputs in place (a ConvTranspose2d of kernel = stride, a nearest upsampling, "
-                f"or a pixel_shuffle of a 1 x 1 conv that nothing else reads)")
+                f"outputs in place, when nothing else reads that conv (hwaccel.compile gives "
+                f"each one such a conv: trace_upsample.with_writers)")
         out[src.name] = op
     return out

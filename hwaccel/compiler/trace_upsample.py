@@ -12,19 +12,24 @@ conv into it (:class:`~.ir_float.Conv2d`) that makes its ``f * f`` channels a ch
   the same function in float;
 * a nearest upsampling by ``f`` is that with the identity's weights: each channel copied into
   its ``f * f`` channels (``nearest-exact`` is the same at a whole factor);
-* a pixel shuffle is the depth-to-space alone; the accelerator runs it where a 1 x 1 conv
-  that nothing else reads is its input (:func:`~.lower_types.depth_to_space_convs`).
+* a pixel shuffle is the depth-to-space alone where a 1 x 1 conv is its input, and an identity
+  1 x 1 conv into it where anything else is (ESPCN's 3 x 3 conv): the accelerator writes a
+  depth-to-space only from a 1 x 1 conv that nothing else reads
+  (:func:`~.lower_types.depth_to_space_convs`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
+from .fold import BatchNorm, Relu
 from .trace_ops import call_args, np_of, pair
 
-__all__ = ["UpsampleReaders"]
+__all__ = ["UpsampleReaders", "with_writers"]
 
 _NEAREST = ("nearest", "nearest-exact")
 
@@ -113,12 +118,50 @@ class UpsampleReaders:
         self.emit(node, ir.DepthToSpace(name, f, inputs=(conv,)))
 
     def depth_to_space(self, node, where: str, f, what: str) -> None:
+        """A pixel shuffle: of a 1 x 1 conv (through the ReLUs and batch norms that fold into
+        it), the depth-to-space alone; of anything else (ESPCN's 3 x 3 conv, an add), an
+        identity 1 x 1 conv in front of it, ``<name>.copy``, which writes it: ``(f f C)``
+        squared MACs a pixel, its values its input's at the scale calibration gives them."""
         self.image(node, where, what)
-        f = int(f)
-        if f < 1 or self.shape(node.args[0])[0] % (f * f):
-            raise UnsupportedOp(f"{what} attribute", where, f"upscale_factor={f!r} of "
-                                f"{self.shape(node.args[0])[0]} channels")
-        src = self.value(node.args[0], where)
+        f, c = int(f), self.shape(node.args[0])[0]
+        if f < 1 or c % (f * f):
+            raise UnsupportedOp(f"{what} attribute", where, f"upscale_factor={f!r} of {c} "
+                                f"channels")
+        src, name = self.value(node.args[0], where), self.name(node)
         if f == 1:
             return self.alias(node, where)
-        self.emit(node, ir.DepthToSpace(self.name(node), f, inputs=(src,)))
+        if not _pointwise_conv(self.ops, src):
+            src = self.put(ir.Conv2d(self.fresh(f"{name}.copy"), np.eye(c)[:, :, None, None],
+                                     np.zeros(c), inputs=(src,)))
+        self.emit(node, ir.DepthToSpace(name, f, inputs=(src,)))
+
+
+def with_writers(graph: ir.Graph) -> ir.Graph:
+    """``graph`` with an identity 1 x 1 conv (``<name>.copy``) in front of each depth-to-space
+    whose input is not a dense 1 x 1 conv that it alone reads: what the preset's passes made of
+    one (:mod:`.split_convs` splits a wide conv into groups, and a reading 1 x 1 conv into one
+    per group and their adds); ``graph`` itself when every one has its writer."""
+    shapes, readers, ops = graph.shapes(), graph.readers(), []
+    for op in graph.ops:
+        if isinstance(op, ir.DepthToSpace) and not (
+                _pointwise_conv(graph.ops, op.inputs[0]) and len(readers[op.inputs[0]]) == 1):
+            c, name, k = shapes[op.inputs[0]][0], f"{op.name}.copy", 1
+            while name in shapes:
+                k += 1
+                name = f"{op.name}.copy#{k}"
+            copy = ir.Conv2d(name, np.eye(c)[:, :, None, None], np.zeros(c), inputs=op.inputs)
+            op = ir.DepthToSpace(op.name, op.factor, inputs=(copy.name,))
+            ops.append(copy)
+        ops.append(op)
+    return graph if len(ops) == len(graph.ops) else dataclasses.replace(graph, ops=tuple(ops))
+
+
+def _pointwise_conv(ops, value: str) -> bool:
+    """Whether ``value`` is a dense 1 x 1 conv's output (stride 1, unpadded), through the markers
+    that fold into it (:mod:`.fold`)."""
+    by_name = {op.name: op for op in ops}
+    op = by_name.get(value)
+    while isinstance(op, (Relu, BatchNorm)):
+        op = by_name.get(op.inputs[0])
+    return (isinstance(op, ir.Conv2d) and op.weight.shape[2:] == (1, 1) and op.groups == 1
+            and op.strides == (1, 1) and not any(op.pads))
