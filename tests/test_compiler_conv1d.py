@@ -174,7 +174,8 @@ class ConvThenLstm(nn.Module):
 @pytest.mark.parametrize("model, shape, match", [
     (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d at .*takes 2 x 2 windows of an image"),
     (Pooled(nn.AvgPool1d(2, ceil_mode=True)), (4, 7), r"AvgPool1d attribute .*ceil_mode="),
-    (nn.Sequential(nn.Conv1d(4, 8, 3, stride=3)), (4, 8), r"Conv1d attribute .*stride=\(1, 3\)"),
+    (nn.Sequential(nn.Conv1d(4, 4, 1), nn.Conv1d(4, 8, 3, stride=3)), (4, 8),
+     r"Conv1d attribute .*stride=\(1, 3\)"),
     (Recurrent(), (6, 4), r"Conv1d at .*per-sample shape \(6, 8\); it takes \(channels, "
                           r"length\)"),
     (ConvThenLstm(), (4, 8), r"LSTM at .*over a Conv1d's \(channels, length\) output"),

@@ -34,7 +34,9 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
         if im2col.first_conv(qg, cfg) is op:
             k = im2col.patch_channels(op)
             words = -(-k // cfg.lanes)
-            return (f"1x1 CONV over im2col patches the host writes (K={k}: {words} "
+            how = ("GEMM of its pixels" if wide_pointwise(cfg, im2col.as_pointwise(op), k,
+                                                          shapes[op.name][2]) else "1x1 CONV")
+            return (f"{how} over im2col patches the host writes (K={k}: {words} "
                     f"word{'s' if words > 1 else ''} a pixel)" + (" + 2x2 pool" if op.pool else ""))
         if op.depthwise:
             return ("depthwise CONV (its channel groups in turn, up to dw_groups a job)"

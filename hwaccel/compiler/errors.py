@@ -16,7 +16,8 @@ import numpy as np
 __all__ = ["SUPPORTED", "UnsupportedOp", "NonFiniteError", "check_finite", "check_parameters"]
 
 SUPPORTED = (
-    "Conv2d (any kernel, strides 1 or 2 per axis, zero padding below the kernel per axis, "
+    "Conv2d (any kernel, strides 1 or 2 per axis, any on the model's input (its im2col "
+    "patches, which the host writes), zero padding below the kernel per axis, "
     "bias optional; groups=1, depthwise (groups = in = out channels), or any other groups as "
     "a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
     "the dense kernel of (k - 1) d + 1 with zeros between the taps)",

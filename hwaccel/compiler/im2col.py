@@ -147,6 +147,13 @@ def as_pointwise(op):
 def emit(em, op, xs) -> None:
     """Lowering's ``_Emitter`` ``em`` runs ``op`` on its patches ``xs``: a 1x1 CONV per
     sample over the ``K x OH x OW`` patch map (one engine job, the pool fused as for any
-    conv; a map taller than the line buffer runs in bands as any conv does)."""
+    conv; a map taller than the line buffer runs in bands as any conv does), or, with more
+    ``K`` than the engine's ``max_cin`` (a patchify stem's 4 x 4 x 3 = 48 on ``tiny``) or
+    rows wider than its line buffer and no pool, the GEMM of its pixels any such 1x1 conv
+    runs as (:func:`~.lower_types.wide_pointwise`)."""
+    from .lower_types import wide_pointwise
+
     pw = as_pointwise(op)
+    if wide_pointwise(em.cfg, pw, xs[0].channels, xs[0].width):
+        return em.pointwise_gemm(pw, xs)
     em.conv(pw, xs, pw.w, stride=1, padding=0, pool=op.pool)

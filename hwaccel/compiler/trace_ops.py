@@ -256,14 +256,18 @@ class LayerReaders:
             own = (*pair(m.padding), *pair(m.padding))
         pads = tuple(a + b for a, b in zip(own, folded))
         depthwise = m.groups == m.in_channels == m.out_channels
-        attrs = [("stride", s, all(v in (1, 2) for v in s)),
+        # any stride on the model's input: the host writes that conv's im2col patches
+        # (:mod:`.im2col`); the engine's own strides elsewhere
+        first = (src.value if isinstance(src, Pad) else self.env.get(node.args[0])) == ir.INPUT
+        attrs = [("stride", s, all(v in (1, 2) for v in s) or (first and min(s) >= 1)),
                  ("padding_mode", m.padding_mode, m.padding_mode == "zeros"),
                  ("padding", m.padding, pads[0] + pads[2] < k[0] and pads[1] + pads[3] < k[1])]
         bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
         if bad:
             more = f" (with the padding before it folded in: {pads})" if any(folded) else ""
             raise UnsupportedOp(f"{what} attribute", where, ", ".join(bad) + more + "; strides "
-                                "1 or 2, padding below the (dilated) kernel on each axis")
+                                "1 or 2 (any on the model's input), padding below the "
+                                "(dilated) kernel on each axis")
         self.image(node, where, what)
         inp = src.value if isinstance(src, Pad) else self.value(node.args[0], where)
         bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
