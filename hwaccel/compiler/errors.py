@@ -24,7 +24,9 @@ SUPPORTED = (
     "Conv1d over (channels, length) from the input or another Conv1d, or a part of one (chunk, "
     "split, a channel slice) (as Conv2d; a line is a one-row image), with BatchNorm1d, "
     "nn.ZeroPad1d / F.pad (zeros, folded into it), AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
-    "F.adaptive_avg_pool1d and x.mean(-1) (its global average); no MaxPool1d",
+    "F.adaptive_avg_pool1d, x.mean(-1) (its global average) and MaxPool1d / F.max_pool1d of "
+    "4, 16, 64 ... at its own stride (the max-pool unit's 2 x 2 windows over the line laid out "
+    "as rows of 2); a line wider than the line buffer in bands of columns",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
     "floor mode: 2 x 2 pools in a row), AdaptiveMaxPool2d / F.adaptive_max_pool2d to equal "

@@ -78,11 +78,12 @@ def _exact_matmul(a, b):
     return torch.round(a.to(torch.float64) @ b.to(torch.float64)).to(torch.int64)
 
 
-def _pool(y):
+def _pool(y, line: bool = False):
     import torch
     import torch.nn.functional as F
 
-    return F.max_pool2d(y.to(torch.float64), 2).to(torch.int64)  # int8 values: exact
+    window = (1, 4) if line else 2   # int8 values: exact
+    return F.max_pool2d(y.to(torch.float64), window).to(torch.int64)
 
 
 def _conv(op: ir.QConv, x, dev, tally=None):
@@ -188,7 +189,7 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
             elif isinstance(op, ir.QConv):
                 y = _conv(op, x, dev, tally)
             elif isinstance(op, ir.QMaxPool):
-                y = _pool(x)
+                y = _pool(x, op.line)
             elif isinstance(op, ir.QAvgPool):
                 y = _avgpool(op, x)
             elif isinstance(op, ir.QAdd):

@@ -96,10 +96,13 @@ class Conv2d(_Conv):
 
 @dataclass(frozen=True, eq=False)
 class MaxPool2d:
-    """2x2 max-pool, stride 2, floor mode (the only max-pooling the hardware has)."""
+    """2x2 max-pool, stride 2, floor mode (the only max-pooling the hardware has); with
+    ``line``, a ``(C, 1, L)`` line's max over each 4 consecutive values (``MaxPool1d(4)``):
+    the same unit's 2 x 2 windows over the line laid out as ``L // 2`` rows of 2."""
 
     name: str
     inputs: tuple[str, ...] = ()
+    line: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -163,7 +163,8 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
             h, wd = h // 2, wd // 2
         return (op._weights().shape[0], h, wd)
     if isinstance(op, (MaxPool2d, QMaxPool)):
-        return (shape[0], shape[1] // 2, shape[2] // 2)
+        return (shape[0], 1, shape[2] // 4) if op.line else (shape[0], shape[1] // 2,
+                                                             shape[2] // 2)
     if isinstance(op, (AvgPool2d, QAvgPool)):
         return (shape[0], shape[1] // op.kernel[0], shape[2] // op.kernel[1])
     if isinstance(op, (Add, QAdd)):

@@ -58,8 +58,11 @@ class QConv(_Conv):
 
 @dataclass(frozen=True, eq=False)
 class QMaxPool:
+    """:class:`~.ir_float.MaxPool2d` of int8 values (``line``: 1 x 4 windows of a line)."""
+
     name: str
     inputs: tuple[str, ...] = ()
+    line: bool = False
 
 
 @dataclass(frozen=True, eq=False)

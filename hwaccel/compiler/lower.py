@@ -23,7 +23,11 @@ How each op runs
   (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv (groups = channels) is one
   depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs its channel groups up
   to ``dw_groups`` a job); a kernel beyond the engine's ``dw_kernel`` is refused by name.
-* ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample.
+* ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample; a line's (``MaxPool1d(4)``)
+  over the line laid out as rows of 2, in bands of the unit's ``max_height`` rows
+  (:meth:`~.lower_emit._Emitter.line_maxpool`). A line wider than the line buffer under a
+  kernel wider than 1 runs as one CONV per band of output columns
+  (:meth:`~.lower_emit._Emitter.conv_bands`).
 * ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
   inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).
 * ``QFlatten``: nothing; the map stays channels-last and the next Linear reads it as such.
@@ -159,7 +163,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
             oh, ow = (oh // 2, ow // 2) if op.pool else (oh, ow)
             v = Value(name, "image", op.w.shape[0], oh, ow, oh * ow * groups(op.w.shape[0]))
         elif isinstance(op, (ir.QMaxPool, ir.QAvgPool)):
-            kh, kw = op.kernel if isinstance(op, ir.QAvgPool) else (2, 2)
+            kh, kw = op.kernel if isinstance(op, ir.QAvgPool) else (1, 4) if op.line else (2, 2)
             oh, ow = x.height // kh, x.width // kw
             v = Value(name, "image", x.channels, oh, ow, oh * ow * groups(x.channels))
         elif isinstance(op, ir.QAdd):

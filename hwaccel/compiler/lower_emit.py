@@ -67,6 +67,8 @@ class _Emitter:
             self.pointwise_gemm(op, xs)
         elif isinstance(op, ir.QConv):
             self.conv(op, xs, op.w, stride=op.stride, padding=op.padding, pool=op.pool)
+        elif isinstance(op, ir.QMaxPool) and op.line:
+            self.line_maxpool(op, xs)
         elif isinstance(op, ir.QMaxPool):
             self.per_sample(op, lambda i: self.b.maxpool(xs[i]))
         elif isinstance(op, ir.QAvgPool):
@@ -137,10 +139,27 @@ class _Emitter:
                     self.engine(op.name, lambda row=row, args=args, key=(op.name, a):
                                 self.b.gemm(row, *args, relu=op.relu, share=key))
 
+    def line_maxpool(self, op: ir.QMaxPool, xs) -> None:
+        """A line's max over each 4 consecutive values: MAXPOOL's 2 x 2 windows over the line
+        laid out as ``L // 2`` rows of 2 pixels (channels-last, the same words), in bands of
+        at most the unit's ``max_height`` rows (an even number: a window's two rows are four
+        consecutive values, so bands are independent)."""
+        out, lanes = self.tensors(op.name), self.cfg.lanes
+        rows, band = xs[0].width // 2, max(2, self.cfg.conv.max_height // 2 * 2)
+        self.b.layer = op.name
+        for x, y in zip(xs, out):
+            for r0 in range(0, rows // 2 * 2, band):
+                r = min(band, rows // 2 * 2 - r0)
+                self.b.at = y.addr + r0 // 2 * y.groups
+                self.engine(op.name, lambda x=x, r0=r0, r=r: self.b.maxpool(ActTensor(
+                    x.addr + 2 * r0 * x.groups, x.channels, r, 2, lanes)))
+
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]
         if t0.height > self.cfg.conv.max_height and not pool:
             return self.conv_bands(op, xs, w)
+        if t0.height == 1 and t0.width > self.cfg.conv.max_width and not pool:
+            return self.conv_bands(op, xs, w, axis=1)
         self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
                                                ir.squash(w.shape[2:]), stride, padding,
                                                op.relu, pool))
@@ -148,31 +167,36 @@ class _Emitter:
                                                   stride=stride, padding=padding,
                                                   relu=op.relu, pool=pool))
 
-    def conv_bands(self, op, xs, w) -> None:
-        """A map taller than the engine's line buffer: one CONV per band of output rows, each
-        reading the input rows its windows cover (channels-last, a band of rows is a run of
+    def conv_bands(self, op, xs, w, axis: int = 0) -> None:
+        """A map taller than the engine's line buffer (``axis`` 0), or a line (a one-row map)
+        wider than it (``axis`` 1): one CONV per band of output rows (columns), each reading
+        the input rows (columns) its windows cover (channels-last, either is a run of
         consecutive words, in and out), padded only where the whole map is."""
-        (kh, _), (sh, _) = op.kernel, op.strides
+        k, s = op.kernel[axis], op.strides[axis]
         top, left, bottom, right = op.pads
-        height, lanes = xs[0].height, self.cfg.lanes
-        oh, ow = op.out_size(height, xs[0].width)
-        rows = (self.cfg.conv.max_height - kh) // sh + 1  # output rows whose windows fit
-        if rows < 1:
+        size, lanes = (xs[0].height, xs[0].width)[axis], self.cfg.lanes
+        osize = op.out_size(xs[0].height, xs[0].width)
+        most = (self.cfg.conv.max_height, self.cfg.conv.max_width)[axis]
+        what, unit = (("height", "rows"), ("width", "columns"))[axis]
+        n = (most - k) // s + 1   # output rows (columns) whose windows fit
+        if n < 1:
             raise LoweringError(f"layer {op.name!r} cannot run on {self.cfg.slug}: its kernel "
-                                f"height {kh} exceeds the line buffer's "
-                                f"{self.cfg.conv.max_height} rows")
+                                f"{what} {k} exceeds the line buffer's {most} {unit}")
+        step = (xs[0].width, 1)[axis]   # pixels an input row (column) is from the next
+        ostep = (osize[1], 1)[axis]
         out = self.tensors(op.name)
         self.b.layer = op.name
-        for oy0 in range(0, oh, rows):
-            rb = min(rows, oh - oy0)
-            iy0 = oy0 * sh - top
-            iy1 = iy0 + (rb - 1) * sh + kh
-            lo, hi = max(iy0, 0), min(iy1, height)
-            pads = ir.squash((lo - iy0, left, iy1 - hi, right))
+        for o0 in range(0, osize[axis], n):
+            nb = min(n, osize[axis] - o0)
+            i0 = o0 * s - (top, left)[axis]
+            i1 = i0 + (nb - 1) * s + k
+            lo, hi = max(i0, 0), min(i1, size)
+            pads = ir.squash((lo - i0, left, i1 - hi, right) if axis == 0 else
+                             (top, lo - i0, bottom, i1 - hi))
             for i, x in enumerate(xs):
-                band = ActTensor(x.addr + lo * x.width * x.groups, x.channels, hi - lo, x.width,
-                                 lanes)
-                self.b.at = out[i].addr + oy0 * ow * out[i].groups
+                shape = (hi - lo, x.width) if axis == 0 else (1, hi - lo)
+                band = ActTensor(x.addr + lo * step * x.groups, x.channels, *shape, lanes)
+                self.b.at = out[i].addr + o0 * ostep * out[i].groups
                 self.engine(op.name, lambda band=band, pads=pads: self.b.conv(
                     band, w, op.bias, op.multiplier, op.shift, stride=op.stride, padding=pads,
                     relu=op.relu, pool=False))

@@ -37,8 +37,10 @@ def _conv(op: ir.QConv, x: np.ndarray) -> np.ndarray:
     return _maxpool(y) if op.pool else y
 
 
-def _maxpool(x: np.ndarray) -> np.ndarray:
+def _maxpool(x: np.ndarray, line: bool = False) -> np.ndarray:
     n, c, h, w = x.shape
+    if line:   # a (C, 1, L) line, 1 x 4 windows
+        return x[:, :, :, : w // 4 * 4].reshape(n, c, 1, w // 4, 4).max(4)
     return x[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).max((3, 5))
 
 
@@ -76,7 +78,7 @@ def forward(qg: ir.QGraph, x_int) -> np.ndarray:
         elif isinstance(op, ir.QConv):
             y = _conv(op, x)
         elif isinstance(op, ir.QMaxPool):
-            y = _maxpool(x)
+            y = _maxpool(x, op.line)
         elif isinstance(op, ir.QAvgPool):
             y = _avgpool(op, x)
         elif isinstance(op, ir.QAdd):

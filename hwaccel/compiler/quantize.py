@@ -156,7 +156,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
                 out.append(ir.QLinear(op.name, *q, op.relu, s, s_out, ins))
             else:
                 nxt = readers[op.name]
-                pool = (len(nxt) == 1 and isinstance(nxt[0], ir.MaxPool2d)
+                pool = (len(nxt) == 1 and isinstance(nxt[0], ir.MaxPool2d) and not nxt[0].line
                         and op.name != graph.output)
                 out.append(ir.QConv(op.name, *q, op.stride, op.padding, op.relu, pool, s, s_out,
                                     op.groups, ins))
@@ -164,7 +164,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
                     fused.add(nxt[0].name)
                     alias[nxt[0].name], scale[nxt[0].name] = op.name, s_out
         elif isinstance(op, ir.MaxPool2d):
-            out.append(ir.QMaxPool(op.name, ins))
+            out.append(ir.QMaxPool(op.name, ins, op.line))
         elif isinstance(op, ir.AvgPool2d):
             out.append(ir.QAvgPool(op.name, op.kernel, s, ins))
         elif isinstance(op, ir.Add):

@@ -65,7 +65,7 @@ def _op(op, x, *more):
                      groups=op.groups)
         return _relu(y, op)
     if isinstance(op, ir.MaxPool2d):
-        return F.max_pool2d(x, 2)
+        return F.max_pool2d(x, (1, 4) if op.line else 2)
     if isinstance(op, ir.AvgPool2d):
         return F.avg_pool2d(x, op.kernel)
     if isinstance(op, ir.Add):

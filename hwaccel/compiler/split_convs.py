@@ -70,7 +70,8 @@ def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
         if not isinstance(op, ir.Conv2d) or op.inputs[0] not in shapes:
             continue
         readers = table.readers(op.name)
-        pooled = len(readers) == 1 and isinstance(readers[0], ir.MaxPool2d)  # fused into it
+        pooled = (len(readers) == 1 and isinstance(readers[0], ir.MaxPool2d)   # fused into it
+                  and not readers[0].line)
         group = widest(op, (shapes[op.inputs[0]],), pooled)
         if group is None:
             continue

@@ -1,7 +1,8 @@
 """The tracer's readers of 1-d convolution models (``nn.Conv1d`` over ``(channels, length)``):
 a *line* is a ``(C, L)`` value the IR holds as the image ``(C, 1, L)``, so a Conv1d is a Conv2d
 with a ``1 x k`` kernel, and pools, batch norms, adds, flattens and global averages of lines are
-the image ops they already are. A mixin of :class:`hwaccel.compiler.trace._Reader`.
+the image ops they already are; a ``MaxPool1d`` of 4 (16, 64 ...) is a line max pool
+(:class:`~.ir_float.MaxPool2d` ``line``). A mixin of :class:`hwaccel.compiler.trace._Reader`.
 
 The model's input is a line when a Conv1d reads it (straight, or through batch norms, ReLUs,
 dropout and zero padding): the graph's ``input_shape`` is then ``(C, 1, L)`` and its
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from . import ir
 from .errors import UnsupportedOp
 
 __all__ = ["LineReaders"]
@@ -67,7 +69,8 @@ class LineReaders:
         if name == "Conv1d":
             self.conv1d(node, where, m)
         elif name == "MaxPool1d":
-            self.no_maxpool1d(where)
+            self.maxpool1d(node, where, {n: getattr(m, n) for n in (
+                "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")})
         elif name == "AvgPool1d":
             self.avgpool1d(node, where, m.kernel_size, m.stride, m.padding, m.ceil_mode)
         elif name == "AdaptiveAvgPool1d":
@@ -83,7 +86,10 @@ class LineReaders:
         """Read the function ``name`` if it is a 1-d pool (and return True); ``args(names,
         defaults)`` reads its arguments."""
         if name == "max_pool1d":
-            self.no_maxpool1d(where)
+            self.maxpool1d(node, where, args(
+                ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                 "return_indices"), {"stride": None, "padding": 0, "dilation": 1,
+                                     "ceil_mode": False, "return_indices": False}))
         elif name == "avg_pool1d":
             a = args(("input", "kernel_size", "stride", "padding", "ceil_mode"),
                      {"stride": None, "padding": 0, "ceil_mode": False})
@@ -114,10 +120,32 @@ class LineReaders:
             weight=m.weight.unsqueeze(2), bias=m.bias)
         self.conv(node, where, shim, what="Conv1d")
 
-    def no_maxpool1d(self, where: str) -> None:
-        raise UnsupportedOp("MaxPool1d", where, "the max-pool stage takes 2 x 2 windows of an "
-                                                "image, and a line has one row; a Conv1d of "
-                                                "stride 2 or AvgPool1d downsamples a line")
+    def maxpool1d(self, node, where: str, a: dict) -> None:
+        """``MaxPool1d`` of kernel = stride = 4, 16, 64 ...: that many line pools in a row, each
+        the max-pool unit's 2 x 2 windows over the line laid out as rows of 2 (4 consecutive
+        values; :class:`~.ir_float.MaxPool2d` ``line``). A window of 2 has no such layout."""
+        self.line_only(node, where, "MaxPool1d")
+        one = lambda v: v[0] if isinstance(v, (tuple, list)) else v  # noqa: E731
+        k = one(a["kernel_size"])
+        s = k if a["stride"] is None else one(a["stride"])
+        fours = k >= 4 and (k & (k - 1)) == 0 and (k.bit_length() - 1) % 2 == 0
+        bad = {n: v for n, v, ok in (("kernel_size", a["kernel_size"], fours),
+                                     ("stride", a["stride"], s == k),
+                                     ("padding", a["padding"], one(a["padding"]) == 0),
+                                     ("dilation", a["dilation"], one(a["dilation"]) == 1),
+                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
+                                     ("return_indices", a["return_indices"],
+                                      not a["return_indices"])) if not ok}
+        if bad:
+            raise UnsupportedOp("MaxPool1d attribute", where, ", ".join(
+                f"{n}={v!r}" for n, v in bad.items()) + "; a kernel of 4, 16, 64 ... at its own "
+                "stride, no padding, floor mode: the max-pool unit's 2 x 2 windows over the "
+                "line laid out as rows of 2 (a window of 2 has no such layout: a Conv1d of "
+                "stride 2 or AvgPool1d downsamples a line)")
+        src, name = self.value(node.args[0], where), self.name(node)
+        for i in range(1, (k.bit_length() - 1) // 2):   # the pools of 4 before the last
+            src = self.put(ir.MaxPool2d(self.fresh(f"{name}.{i}"), inputs=(src,), line=True))
+        self.emit(node, ir.MaxPool2d(name, inputs=(src,), line=True))
 
     def avgpool1d(self, node, where: str, kernel, stride, padding, ceil_mode) -> None:
         self.line_only(node, where, "AvgPool1d")

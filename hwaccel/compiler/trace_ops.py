@@ -18,11 +18,20 @@ __all__ = ["LayerReaders", "Pad", "Head", "call_args", "np_of", "pair"]
 
 
 def call_args(node, names: tuple[str, ...], defaults: dict) -> dict:
-    """A call's arguments by name (positional ones first), defaults filled in."""
+    """A call's arguments by name (positional ones first), defaults filled in; an argument
+    computed from shapes alone (``x.shape[-1]``, a traced node) is its number."""
     out = dict(defaults)
     out.update(zip(names, node.args))
     out.update(node.kwargs)
-    return out
+    return {k: _number(v) for k, v in out.items()}
+
+
+def _number(v):
+    meta = getattr(v, "meta", None)
+    if isinstance(meta, dict) and isinstance(meta.get("constant"), (int, float)) \
+            and not meta.get("data"):
+        return meta["constant"]
+    return v
 
 
 def block_diagonal(w: np.ndarray, groups: int) -> np.ndarray:

@@ -115,7 +115,8 @@ def build_function(graph: ir.Graph):
             y = y + f32(op.bias)[None, :, None, None]
             return jax.nn.relu(y) if op.relu else y
         if isinstance(op, ir.MaxPool2d):
-            return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+            win = (1, 1, 1, 4) if op.line else (1, 1, 2, 2)
+            return lax.reduce_window(x, -jnp.inf, lax.max, win, win, "VALID")
         if isinstance(op, ir.AvgPool2d):
             win = (1, 1, *op.kernel)
             return lax.reduce_window(x, 0.0, lax.add, win, win, "VALID") / (

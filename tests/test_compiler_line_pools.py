@@ -1,0 +1,96 @@
+"""Max pools of lines and lines wider than the line buffer: ``MaxPool1d(4)`` (M5's, 16, 64 ...)
+is the max-pool unit's 2 x 2 windows over the line laid out as rows of 2 (four consecutive
+values, in bands of the unit's rows), and a Conv1d over a line wider than the engine's line
+buffer runs in bands of output columns. Traced equal to torch; golden equal to the integer twin
+and the numpy reference; the RTL's outputs and every counter equal to golden's and the cycle
+model's (tiny: 8 rows and 8 columns); a window of 2 has no such layout and is refused by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from compile_checks import golden_twin_float, traced_equal_to_torch
+from rtl_checks import run_and_check
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir, qreference
+from hwaccel.compiler.trace import trace
+from hwaccel.generators.accel.config import PRESETS
+
+HOST_CONFIG = PRESETS["tiny"]
+
+
+class Waveform(nn.Module):
+    """M5's shape in small: a strided Conv1d on the raw waveform, batch norms, MaxPool1d(4)
+    after each conv, the global average, a Linear."""
+
+    def __init__(self, ch: int = 8, pool=None):
+        super().__init__()
+        self.c1, self.bn1 = nn.Conv1d(1, ch, 16, stride=4), nn.BatchNorm1d(ch)
+        self.c2, self.bn2 = nn.Conv1d(ch, ch, 3), nn.BatchNorm1d(ch)
+        self.pool = pool or nn.MaxPool1d(4)
+        self.fc = nn.Linear(ch, 5)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn1(self.c1(x))))
+        x = F.max_pool1d(F.relu(self.bn2(self.c2(x))), 4)
+        return self.fc(F.avg_pool1d(x, x.shape[-1]).flatten(1))
+
+
+def _model(seed=0, **kw):
+    torch.manual_seed(seed)
+    m = Waveform(**kw).eval()
+    for bn in (m.bn1, m.bn2):
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 1.5)
+    return m
+
+
+def _x(n, length=256, seed=1):
+    return torch.randn(n, 1, length, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_line_max_pool_traces_to_pools_of_four_equal_to_torch():
+    model, x = _model(), _x(8)
+    traced_equal_to_torch(model, x)
+    graph = trace(model, x[:2])
+    pools = [op for op in graph.ops if isinstance(op, ir.MaxPool2d)]
+    assert [p.line for p in pools] == [True, True]
+    assert ir.out_shape(pools[0], (8, 1, 61)) == (8, 1, 15)
+    long = _x(8, length=1024)
+    sixteen = trace(_model(pool=nn.MaxPool1d(16)), long[:2])   # two pools of four in a row
+    assert [op.line for op in sixteen.ops if isinstance(op, ir.MaxPool2d)] == [True, True, True]
+    traced_equal_to_torch(_model(pool=nn.MaxPool1d(16)), long)
+
+
+def test_golden_equals_the_twin_and_the_numpy_reference():
+    model, x = _model(), _x(64)
+    for preset in ("tiny", "ecp5_128"):
+        cm = hwaccel.compile(model, x[:2], preset=preset, calibration=x)
+        x_int, twin = golden_twin_float(cm, model, x[:8], 0.1)
+        np.testing.assert_array_equal(qreference.forward(cm.qgraph, x_int), twin)
+
+
+def test_the_rtl_equals_golden_and_its_counters_the_cycle_model(host):
+    model, x = _model(seed=2), _x(32, seed=3)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    low = cm.lower(cm.quantize_input(x[:cm.max_batch]))
+    assert len(low.programs) == 1
+    names = low.layer_pcs[0]
+    # 61 values: 30 rows of 2 in bands of tiny's 8 rows; c2's 13 outputs over 15 columns in
+    # bands of the 6 whose windows fit its 8
+    assert names.count("pool") == 4 * cm.max_batch and names.count("c2") == 3 * cm.max_batch
+    run_and_check(host, HOST_CONFIG, low.builder, low.outputs, "waveform")
+
+
+@pytest.mark.parametrize(("pool", "match"), [
+    (nn.MaxPool1d(2), r"MaxPool1d attribute .*kernel_size=2; a kernel of 4, 16, 64"),
+    (nn.MaxPool1d(4, stride=2), r"MaxPool1d attribute .*stride=2"),
+    (nn.MaxPool1d(4, ceil_mode=True), r"MaxPool1d attribute .*ceil_mode=True"),
+])
+def test_a_window_the_layout_cannot_make_is_refused_by_name(pool, match):
+    with pytest.raises(UnsupportedOp, match=match):
+        trace(_model(pool=pool), _x(2))
