@@ -18,6 +18,7 @@ from torch import nn
 import hwaccel
 from hwaccel.compiler import UnsupportedOp, ir, qreference
 from hwaccel.compiler.lower import LoweringError, lower
+from hwaccel.compiler.memory import DoesNotFit
 from hwaccel.compiler.quantize import quantize
 from hwaccel.compiler.trace import trace
 from hwaccel.generators.accel.config import PRESETS
@@ -208,3 +209,15 @@ def test_tensor_parallelism_runs_a_transposed_conv_replicated_and_bit_exact():
     assert (out.reshape(3, -1) == ref).all()
     assert ring_model(p, link).cycles == measured.cycles
     assert [(la.name, la.split) for la in p.layers][1] == ("2", "replicated")
+
+
+def test_transposed_conv_weights_past_the_scratchpad_are_named():
+    """64 -> 2 x 2 x 64 on tiny's four lanes: 32 output blocks of 16 weight words and a
+    requantizer word, 544 words against tiny's 512 (not split in parts of its outputs)."""
+    model = nn.Sequential(nn.Conv2d(3, 64, 1), nn.ConvTranspose2d(64, 64, 2, 2)).eval()
+    x = _x(8)
+    with pytest.raises(DoesNotFit, match=r"the weights of layer '1.conv' \(544 words: 32 output "
+                                         r"blocks of 16 weight words and a requantizer word\) "
+                                         r"do not fit the weight scratchpad of accel_tiny "
+                                         r"\(512 words\)"):
+        hwaccel.compile(model, x[:2], preset="tiny", calibration=x)

@@ -201,8 +201,7 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         ops.replace(dataclasses.replace(op, relu=True,
                                         cap=_tighter(op.cap, cap) if op.relu else cap))
         return True
-    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace)):  # max and reshapes commute
-
+    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace)):  # commute with a clamp
         return _relu_into(ops, op.inputs[0], op, cap)
     if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps
         return all(_relu_into(ops, v, op, cap) for v in op.inputs)

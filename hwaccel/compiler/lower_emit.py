@@ -116,10 +116,11 @@ class _Emitter:
         c = op.w.shape[0] // (f * f)
         go = -(-c // lanes)
         n = f * go * lanes
-        if gemm_parts(self.cfg, xs[0].groups, n) != 1:
-            raise DoesNotFit(f"the weights of layer {op.name!r} ({xs[0].groups + 1} x "
-                             f"{n // self.cfg.conv.block} words a row of its output) do not "
-                             f"fit the weight scratchpad of {self.cfg.slug} "
+        if gemm_parts(self.cfg, xs[0].groups, n) != 1:   # (not split in parts of outputs)
+            kw, nb = xs[0].groups, n // lanes * self.cfg.word_beats
+            raise DoesNotFit(f"the weights of layer {op.name!r} ({(kw + 1) * nb} words: {nb} "
+                             f"output blocks of {kw} weight words and a requantizer word) do "
+                             f"not fit the weight scratchpad of {self.cfg.slug} "
                              f"({self.cfg.wgt_depth} words)")
         wk = op.w[:, :, 0, 0].reshape(c, f, f, cin)   # channel c * f * f + a * f + b
         per = [np.broadcast_to(np.asarray(v, dtype=np.int64), (c * f * f,)).reshape(c, f, f)
