@@ -23,6 +23,16 @@ def test_board_configs_refuse_by_name():
     assert bridge.gap == 4000 * 50   # 4 ms of quiet at 50 MHz ends a frame
 
 
+def test_the_default_clock_is_the_one_the_boards_build_met():
+    from hwaccel.generators.board.config import BOARD_MHZ, DEFAULT_MHZ
+
+    assert BoardConfig(board="ulx3s", preset="tiny").freq_mhz == 30.0
+    assert BoardConfig(board="ecpix5", preset="tiny").freq_mhz == DEFAULT_MHZ == 50.0
+    assert BoardConfig(board="ulx3s", preset="tiny", freq_mhz=25.0).freq_mhz == 25.0
+    for (board, slug), mhz in BOARD_MHZ.items():   # each a clock the PLL makes and the UART takes
+        assert board in BOARDS and BoardConfig(board=board, preset=slug[6:]).divisor >= 4, mhz
+
+
 @pytest.mark.parametrize("fin, fout", [(25.0, 50.0), (100.0, 50.0), (25.0, 60.0)])
 def test_pll_dividers_make_the_clock(fin, fout):
     from hwaccel.generators.board.pll import pll_params

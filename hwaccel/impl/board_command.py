@@ -16,16 +16,18 @@ HELP = "a bitstream for a board: the accelerator behind a UART bridge (ulx3s, ec
 
 def add_arguments(p) -> None:
     from ..generators.board.boards import BOARDS
-    from ..generators.board.config import BoardConfig
+    from ..generators.board.config import BOARD_MHZ, DEFAULT_MHZ, BoardConfig
 
     d = BoardConfig()
     p.add_argument("--board", choices=list(BOARDS), default=d.board,
                    help=f"the board (default: {d.board})")
     p.add_argument("--preset", default=d.preset,
                    help=f"accelerator preset (default: {d.preset})")
-    p.add_argument("--freq", type=float, default=d.freq_mhz,
-                   help=f"the accelerator's clock in MHz, made by the PLL (default: "
-                        f"{d.freq_mhz:g})")
+    p.add_argument("--freq", type=float, default=None,
+                   help=f"the accelerator's clock in MHz, made by the PLL (default: the clock "
+                        f"this preset's build met on this board, "
+                        f"{', '.join(f'{b} {s[6:]} {f:g}' for (b, s), f in BOARD_MHZ.items())}"
+                        f"; else {DEFAULT_MHZ:g})")
     p.add_argument("--baud", type=int, default=d.baud,
                    help=f"the UART's baud rate (default: {d.baud})")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")

@@ -13,7 +13,20 @@ from dataclasses import dataclass, replace
 from ...config import check_int, check_name
 from ..accel.config import AccelConfig
 
-__all__ = ["BridgeConfig", "BoardConfig"]
+__all__ = ["BridgeConfig", "BoardConfig", "BOARD_MHZ", "DEFAULT_MHZ", "board_mhz"]
+
+#: The clock a board's PLL makes for a preset when none is asked for: the clock that preset's
+#: routed build met on that board (nextpnr seed 1; the README gives each run), by board and
+#: accelerator slug. Any other pair gets :data:`DEFAULT_MHZ`.
+BOARD_MHZ: dict[tuple[str, str], float] = {
+    ("ulx3s", "accel_tiny"): 30.0,     # Fmax 33.1 MHz at 30 (33.7 at 50: not met)
+}
+DEFAULT_MHZ = 50.0
+
+
+def board_mhz(board: str, slug: str) -> float:
+    """The default PLL clock of ``board`` for the preset of accelerator ``slug``."""
+    return BOARD_MHZ.get((board, slug), DEFAULT_MHZ)
 
 
 @dataclass(frozen=True)
@@ -108,8 +121,10 @@ class BoardConfig:
         A key of :data:`.boards.BOARDS` (``ulx3s``, ``ecpix5``).
     preset : str
         An accelerator preset (``hwaccel.generators.accel`` ``PRESETS`` or ``MODEL_PRESETS``).
-    freq_mhz : float
-        The clock the PLL makes from the board's oscillator (the accelerator's clock).
+    freq_mhz : float or None
+        The clock the PLL makes from the board's oscillator (the accelerator's clock); by
+        default the clock this preset's build met on this board (:data:`BOARD_MHZ`), else
+        :data:`DEFAULT_MHZ`.
     baud : int
         The UART's bit rate; ``freq_mhz`` must divide into it within 1 %.
     max_words : int
@@ -121,7 +136,7 @@ class BoardConfig:
 
     board: str = "ulx3s"
     preset: str = "ecp5"
-    freq_mhz: float = 50.0
+    freq_mhz: float | None = None
     baud: int = 1_000_000
     max_words: int = 16
     gap_us: float = 4000.0
@@ -137,6 +152,8 @@ class BoardConfig:
             raise ValueError(f"preset must be one of "
                              f"{', '.join(map(repr, {**PRESETS, **MODEL_PRESETS}))}, "
                              f"not {self.preset!r}")
+        if self.freq_mhz is None:
+            object.__setattr__(self, "freq_mhz", board_mhz(self.board, self.accel.slug))
         if not 10.0 <= float(self.freq_mhz) <= 400.0:
             raise ValueError(f"freq_mhz must be within 10..400 (the ECP5 PLL's outputs), "
                              f"not {self.freq_mhz!r}")
