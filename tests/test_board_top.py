@@ -27,6 +27,7 @@ def test_the_default_clock_is_the_one_the_boards_build_met():
     from hwaccel.generators.board.config import BOARD_MHZ, DEFAULT_MHZ
 
     assert BoardConfig(board="ulx3s", preset="tiny").freq_mhz == 30.0
+    assert BoardConfig(board="ecpix5", preset="ecp5").freq_mhz == 100.0
     assert BoardConfig(board="ecpix5", preset="tiny").freq_mhz == DEFAULT_MHZ == 50.0
     assert BoardConfig(board="ulx3s", preset="tiny", freq_mhz=25.0).freq_mhz == 25.0
     for (board, slug), mhz in BOARD_MHZ.items():   # each a clock the PLL makes and the UART takes

@@ -119,16 +119,18 @@ def test_compare_autoencoder_scores_roc_auc_across_two_programs(capsys):
 
 
 def test_compare_names_what_the_preset_refuses(capsys):
-    """MobileNet's 96 x 96 input does not fit ecp5_144's activation scratchpad (ecp5's holds
-    it): golden fails naming the tensor and the shortfall (exit 1), the integer twin still
-    runs."""
+    """MobileNet at 96 x 96 does not fit ecp5_144's activation scratchpad (ecp5's holds it):
+    its stem's im2col patches (6,912 words; the input itself is 9,216) and the stem's output
+    are not both held, and golden fails naming the tensor and the shortfall (exit 1); the
+    integer twin still runs."""
     rc, out, err = _compare(capsys, "--model", "mobilenet", "--samples", "3", "--calibration",
                             "16", "--preset", "ecp5_144", "--backends", "golden,torch-int8",
                             "--json")
     assert rc == 1
     rows = {r["backend"]: r for r in json.loads(out)["rows"]}
-    assert "DoesNotFit: tensor 'input' (9216 words) does not fit the activation scratchpad of " \
-        "accel_ecp5_144 (8192 words)" in rows["golden"]["error"]
+    assert "DoesNotFit: tensor 'conv output' (2304 words) does not fit the activation " \
+        "scratchpad of accel_ecp5_144 (8192 words): the largest free range is 1280 words " \
+        "while 'input' (6912 words) is live" in rows["golden"]["error"]
     assert "short by 1024 words" in rows["golden"]["error"]
     assert rows["torch-int8"]["error"] is None and rows["torch-int8"]["accuracy"] is not None
     assert "FAILED: golden: DoesNotFit" in err
