@@ -58,6 +58,12 @@ class _Conv:
     def depthwise(self) -> bool:
         return self.groups > 1
 
+    @property
+    def pointwise(self) -> bool:
+        """A dense 1 x 1 conv at stride 1, unpadded: a GEMM of its pixels."""
+        return (self.kernel == (1, 1) and self.strides == (1, 1) and not any(self.pads)
+                and self.groups == 1)
+
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), (t, l, b, r) = self.kernel, self.strides, self.pads
         return (h + t + b - kh) // sh + 1, (w + l + r - kw) // sw + 1

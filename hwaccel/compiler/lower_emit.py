@@ -146,11 +146,12 @@ class _Emitter:
         at most the unit's ``max_height`` rows (an even number: a window's two rows are four
         consecutive values, so bands are independent)."""
         out, lanes = self.tensors(op.name), self.cfg.lanes
-        rows, band = xs[0].width // 2, max(2, self.cfg.conv.max_height // 2 * 2)
+        rows = xs[0].width // 4 * 2   # the rows of 2 that whole windows cover
+        band = max(2, self.cfg.conv.max_height // 2 * 2)
         self.b.layer = op.name
         for x, y in zip(xs, out):
-            for r0 in range(0, rows // 2 * 2, band):
-                r = min(band, rows // 2 * 2 - r0)
+            for r0 in range(0, rows, band):
+                r = min(band, rows - r0)
                 self.b.at = y.addr + r0 // 2 * y.groups
                 self.engine(op.name, lambda x=x, r0=r0, r=r: self.b.maxpool(ActTensor(
                     x.addr + 2 * r0 * x.groups, x.channels, r, 2, lanes)))

@@ -75,9 +75,8 @@ def wide_pointwise(cfg: AccelConfig, op, cin: int, width: int) -> bool:
     input or output channels than the conv engine takes (``max_cin``, ``max_cout``) or rows
     wider than its line buffer (``max_width``)."""
     conv = cfg.conv
-    return (op.kernel == (1, 1) and op.strides == (1, 1) and not any(op.pads) and not op.pool
-            and op.groups == 1 and (cin > conv.max_cin or op.w.shape[0] > conv.max_cout
-                                    or width > conv.max_width))
+    return op.pointwise and not op.pool and (cin > conv.max_cin or op.w.shape[0] > conv.max_cout
+                                             or width > conv.max_width)
 
 
 def gemm_parts(cfg: AccelConfig, kw: int, n: int) -> int:
@@ -104,8 +103,7 @@ def depth_to_space_convs(qg) -> dict:
         if not isinstance(op, ir.QDepthToSpace):
             continue
         src = ops.get(op.inputs[0])
-        if not (isinstance(src, ir.QConv) and src.kernel == (1, 1) and src.strides == (1, 1)
-                and not any(src.pads) and not src.pool and not src.depthwise
+        if not (isinstance(src, ir.QConv) and src.pointwise and not src.pool
                 and [r.name for r in readers[src.name]] == [op.name]
                 and src.name != qg.output):
             what = f"layer {src.name!r}" if src is not None else "the model's input"

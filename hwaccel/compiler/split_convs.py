@@ -52,8 +52,7 @@ def widest_for(cfg):
         def fits(c):
             return all(_fits(cfg, op, s, c) for s in shapes)
 
-        gemm = op.kernel == (1, 1) and op.strides == (1, 1) and not any(op.pads) and not pooled
-        if op.groups != 1 or gemm or fits(cout):
+        if op.groups != 1 or (op.pointwise and not pooled) or fits(cout):
             return None
         return next((c for c in range((cout - 1) // lanes * lanes, 0, -lanes) if fits(c)), None)
 

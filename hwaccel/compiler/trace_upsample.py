@@ -131,8 +131,7 @@ class UpsampleReaders:
         if f == 1:
             return self.alias(node, where)
         if not _pointwise_conv(self.ops, src):
-            src = self.put(ir.Conv2d(self.fresh(f"{name}.copy"), np.eye(c)[:, :, None, None],
-                                     np.zeros(c), inputs=(src,)))
+            src = self.put(_identity(self.fresh(f"{name}.copy"), c, src))
         self.emit(node, ir.DepthToSpace(name, f, inputs=(src,)))
 
 
@@ -149,11 +148,16 @@ def with_writers(graph: ir.Graph) -> ir.Graph:
             while name in shapes:
                 k += 1
                 name = f"{op.name}.copy#{k}"
-            copy = ir.Conv2d(name, np.eye(c)[:, :, None, None], np.zeros(c), inputs=op.inputs)
+            copy = _identity(name, c, op.inputs[0])
             op = ir.DepthToSpace(op.name, op.factor, inputs=(copy.name,))
             ops.append(copy)
         ops.append(op)
     return graph if len(ops) == len(graph.ops) else dataclasses.replace(graph, ops=tuple(ops))
+
+
+def _identity(name: str, c: int, src: str) -> ir.Conv2d:
+    """The identity 1 x 1 conv of ``c`` channels of ``src`` (a depth-to-space's writer)."""
+    return ir.Conv2d(name, np.eye(c)[:, :, None, None], np.zeros(c), inputs=(src,))
 
 
 def _pointwise_conv(ops, value: str) -> bool:
@@ -163,5 +167,4 @@ def _pointwise_conv(ops, value: str) -> bool:
     op = by_name.get(value)
     while isinstance(op, (Relu, BatchNorm)):
         op = by_name.get(op.inputs[0])
-    return (isinstance(op, ir.Conv2d) and op.weight.shape[2:] == (1, 1) and op.groups == 1
-            and op.strides == (1, 1) and not any(op.pads))
+    return isinstance(op, ir.Conv2d) and op.pointwise
