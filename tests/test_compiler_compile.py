@@ -17,7 +17,7 @@ from hwaccel.compiler import DoesNotFit, LoweringError, UnsupportedOp
 from hwaccel.compiler.cases import MODELS, StackedLstm, make, sequential
 from hwaccel.compiler.reference import forward as float_forward
 from hwaccel.compiler.trace import trace
-from hwaccel.generators.accel.config import PRESETS
+from hwaccel.generators.accel.config import MODEL_PRESETS, PRESETS
 from hwaccel.generators.conv.layer import ConvLayer, descriptor
 from hwaccel.models import load
 
@@ -265,6 +265,23 @@ def test_a_pointwise_conv_wider_than_the_engine_runs_as_a_gemm():
                         preset="tiny")
 
 
+def test_a_linear_over_a_map_beyond_one_engine_layer_runs_as_a_gemm():
+    """A Linear over a flattened 3 x 3 map runs as one CONV whose kernel covers the map where
+    the engine takes it; into 10 outputs (tiny's engine takes 8) it runs as a GEMM of the map's
+    words, as a classifier over a map wider than the engine's weight memory does on `default`.
+    The RTL equals golden, and golden the twin."""
+    from compile_checks import rtl_equals_golden
+
+    torch.manual_seed(2)
+    x = torch.randn(16, 3, 6, 6)
+    for n, runs in ((8, "CONV (kernel covers the map)"), (10, "GEMM (whole batch)")):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(36, n)).eval()
+        cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+        assert runs in cm.describe()
+        rtl_equals_golden(cm, x[:2])
+
+
 def test_a_linear_whose_single_output_block_does_not_fit_is_named_with_the_shortfall():
     """2,100 inputs are 525 K words on tiny's 4 lanes: one output block's weights and its
     requantizer word are 526 words, more than the whole weight scratchpad."""
@@ -276,6 +293,22 @@ def test_a_linear_whose_single_output_block_does_not_fit_is_named_with_the_short
         f"the weights of layer '0' do not fit the weight scratchpad of accel_tiny "
         f"({cfg.wgt_depth} words) even one output block at a time (526 words: 525 weight "
         f"words and a requantizer word); short by {526 - cfg.wgt_depth} words")
+
+
+def test_a_linear_whose_single_output_word_does_not_fit_is_named_with_the_shortfall():
+    """On tiny_4x2 a word is two blocks of two channels, and a part of a GEMM's outputs whole
+    words: 1,200 inputs are 300 K words, one block's weights 301 words, which fit the weight
+    scratchpad, but a word's two blocks are 602, which do not."""
+    cfg = MODEL_PRESETS["tiny_4x2"]
+    assert cfg.word_beats == 2 and 301 <= cfg.wgt_depth < 602
+    model = nn.Sequential(nn.Linear(1200, 4)).eval()
+    with pytest.raises(DoesNotFit) as info:
+        hwaccel.compile(model, torch.randn(2, 1200), preset=cfg)
+    assert str(info.value) == (
+        f"the weights of layer '0' do not fit the weight scratchpad of accel_tiny_4x2 "
+        f"({cfg.wgt_depth} words) even one output word at a time (2 blocks of 2 channels, 602 "
+        f"words: each 300 weight words and a requantizer word); short by "
+        f"{602 - cfg.wgt_depth} words")
 
 
 def test_activations_that_do_not_fit_name_the_tensor():

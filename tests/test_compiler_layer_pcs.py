@@ -29,8 +29,8 @@ def _ops(cm, op) -> set[Op]:
     if isinstance(op, ir.QLinear):
         prev = cm.qgraph.op(op.inputs[0])
         flat = isinstance(prev, ir.QFlatten)
-        hw = cm.qgraph.shapes()[prev.inputs[0]][1:] if flat else ()
-        return {Op.CONV} if flat and linear_as_conv(cm.config, *hw) else {Op.GEMM}
+        shape = cm.qgraph.shapes()[prev.inputs[0]] if flat else None
+        return {Op.CONV} if flat and linear_as_conv(cm.config, shape, op.w.shape[0]) else {Op.GEMM}
     return {ir.QConv: {Op.CONV}, ir.QMaxPool: {Op.MAXPOOL}, ir.QAvgPool: {Op.AVGPOOL},
             ir.QAdd: {Op.ADD}, ir.QLstm: {Op.LSTM}}[type(op)]
 

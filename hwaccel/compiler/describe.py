@@ -60,8 +60,7 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
                     else f"(its columns of {group[0].name}'s GEMM)")
         prev = qg.op(op.inputs[0])
         flat = isinstance(prev, ir.QFlatten)
-        hw = shapes[prev.inputs[0]][1:] if flat else ()
-        if flat and linear_as_conv(cfg, *hw):
+        if flat and linear_as_conv(cfg, shapes[prev.inputs[0]], op.w.shape[0]):
             return "CONV (kernel covers the map)"
         c, h, w = shapes[prev.inputs[0]] if flat else (shapes[op.inputs[0]][-1], 1, 1)
         parts = gemm_parts(cfg, h * w * -(-c // cfg.lanes), op.w.shape[0])

@@ -171,7 +171,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
                       x.height * x.width * groups(x.channels))
         elif isinstance(op, ir.QLinear):
             n = op.w.shape[0]
-            if x.kind == "flat" and linear_as_conv(cfg, x.height, x.width):
+            if x.kind == "flat" and linear_as_conv(cfg, (x.channels, x.height, x.width), n):
                 v = Value(name, "vector", n, 1, 1, groups(n))
             elif x.kind == "seq":
                 v = Value(name, "seq", n, 1, x.width, x.width * groups(n))

@@ -215,7 +215,8 @@ class _Emitter:
         if lower_attention.joint_linear(self, op):   # one GEMM for the group's ops
             return
         x, t0 = self.vals[op.inputs[0]], xs[0]
-        if x.kind == "flat" and linear_as_conv(self.cfg, t0.height, t0.width):
+        if x.kind == "flat" and linear_as_conv(
+                self.cfg, (t0.channels, t0.height, t0.width), op.w.shape[0]):
             w = op.w.reshape(op.w.shape[0], t0.channels, t0.height, t0.width)
             return self.conv(op, xs, w, stride=1, padding=0, pool=False)
         n, lanes = op.w.shape[0], self.cfg.lanes
@@ -256,13 +257,15 @@ class _Emitter:
         parts = gemm_parts(cfg, kw, n)
         if parts == 1 or fused_gelu_params(op) is not None or fused_add_args(self, op) is not None:
             return False
-        if parts == 0:
+        blk, nw = cfg.conv.block, cfg.word_beats
+        if parts == 0:   # a part is whole words: nw blocks of kw weight words and a requantizer's
+            least = (f"one output block at a time ({kw + 1} words: " if nw == 1 else
+                     f"one output word at a time ({nw} blocks of {blk} channels, {nw * (kw + 1)} "
+                     f"words: each ")
             raise DoesNotFit(
                 f"the weights of layer {op.name!r} do not fit the weight scratchpad of "
-                f"{cfg.slug} ({cfg.wgt_depth} words) even one output block at a time "
-                f"({kw + 1} words: {kw} weight words and a requantizer word); short by "
-                f"{kw + 1 - cfg.wgt_depth} words")
-        blk, nw = cfg.conv.block, cfg.word_beats
+                f"{cfg.slug} ({cfg.wgt_depth} words) even {least}{kw} weight words and a "
+                f"requantizer word); short by {nw * (kw + 1) - cfg.wgt_depth} words")
         nb = -(-n // blk)
         per = -(-nb // parts // nw) * nw * blk   # channels of a part (whole words), as even as fit
         out = self.tensors(op.name)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
+from ..generators.conv.layer import ConvLayer, check_layer
 from . import ir
 from .errors import UnsupportedOp
 
@@ -63,10 +64,19 @@ class Value:
                           self.width, lanes) for i in range(batch)]
 
 
-def linear_as_conv(cfg: AccelConfig, height: int, width: int) -> bool:
-    """Whether a Linear over a flattened ``height x width`` map runs as one CONV whose kernel
-    covers the map (square, more than one pixel, within the engine's kernel)."""
-    return height == width and 1 < height <= cfg.conv.max_kernel
+def linear_as_conv(cfg: AccelConfig, shape: tuple[int, int, int], outputs: int) -> bool:
+    """Whether a Linear over a flattened map of ``shape`` (channels, height, width) into
+    ``outputs`` runs as one CONV whose kernel covers the map: square, more than one pixel, and
+    one engine layer (its kernel, channels and weight memory: blocks x chunks); else it runs as
+    a GEMM."""
+    channels, height, width = shape
+    if not (height == width and 1 < height <= cfg.conv.max_kernel):
+        return False
+    try:
+        check_layer(cfg.conv, ConvLayer(height, width, channels, outputs, height, relu=False))
+    except ValueError:
+        return False
+    return True
 
 
 def wide_pointwise(cfg: AccelConfig, op, cin: int, width: int) -> bool:

@@ -177,7 +177,7 @@ def features(cm) -> set[str]:
         elif isinstance(op, ir.QLinear):
             prev = qg.op(op.inputs[0])
             flat = isinstance(prev, ir.QFlatten) and linear_as_conv(
-                cm.config, *shapes[prev.inputs[0]][1:])
+                cm.config, shapes[prev.inputs[0]], op.w.shape[0])
             out.add("linear as CONV" if flat else "linear as GEMM")
     if any(sum(isinstance(o, ir.QConv) for o in r) > 1 for r in readers.values()):
         out.add("branch")
