@@ -1,9 +1,10 @@
-"""Upsampling (:mod:`hwaccel.compiler.trace_upsample`): a ConvTranspose2d of kernel = stride, a
-nearest upsampling by a whole factor and a pixel shuffle of a 1 x 1 conv are a 1 x 1 conv into
-a depth-to-space, whose GEMMs write each output pixel where the depth-to-space puts it. Traced
-equal to torch in float64; golden equal to the integer twin and to the plain numpy reference;
-the RTL equal to golden, its counters equal to the cycle model's; what the hardware cannot run
-(overlapping transposed windows, bilinear) refused by name."""
+"""Upsampling (:mod:`hwaccel.compiler.trace_upsample`): a ConvTranspose2d is a conv into its
+output phases (1 x 1 at kernel = stride), a nearest upsampling by a whole factor and a pixel
+shuffle of a 1 x 1 conv a 1 x 1 conv, each into a depth-to-space, whose GEMMs write each output
+pixel where the depth-to-space puts it (an identity 1 x 1 conv after a conv that is not 1 x 1).
+Traced equal to torch in float64; golden equal to the integer twin and to the plain numpy
+reference; the RTL equal to golden, its counters equal to the cycle model's; what the hardware
+cannot run (a transposed conv's output of no whole patches, bilinear) refused by name."""
 
 from __future__ import annotations
 
@@ -119,14 +120,78 @@ class _One(nn.Module):
 
 
 @pytest.mark.parametrize(("layer", "match"), [
-    (nn.ConvTranspose2d(3, 4, 3, 2, 1), r"ConvTranspose2d attribute.*kernel_size=\(3, 3\)"),
-    (nn.ConvTranspose2d(3, 4, 2, 2, output_padding=1), r"output_padding=\(1, 1\)"),
+    (nn.ConvTranspose2d(3, 4, 3, 2, 1), r"ConvTranspose2d attribute.*kernel_size=\(3, 3\), "
+     r"stride=\(2, 2\), padding=\(1, 1\), output_padding=\(0, 0\) over 4 rows into 7: 7 "
+     r"outputs, not a whole number of 2-output patches"),
+    (nn.ConvTranspose2d(3, 4, 2, 2, output_padding=1), r"output_padding=\(1, 1\).* into 9"),
+    (nn.ConvTranspose2d(3, 4, 4, 2), r"padded by 1 before and 1 after its kernel of 2, and a "
+     r"conv's padding is less than its kernel"),
+    (nn.ConvTranspose2d(3, 3, 2, 2, groups=3), r"groups=3; the same stride on both axes"),
+    (nn.ConvTranspose2d(3, 4, 2, (2, 1)), r"stride=\(2, 1\)"),
     (nn.Upsample(scale_factor=2, mode="bilinear"), r"Upsample mode.*mode='bilinear'"),
     (nn.Upsample(size=(6, 8)), r"Upsample size.*a whole factor, the same on both axes"),
 ])
 def test_what_no_command_runs_is_refused_by_name(layer, match):
     with pytest.raises(UnsupportedOp, match=match):
         trace(_One(layer), _x(2))
+
+
+@pytest.mark.parametrize(("k", "s", "p", "op", "kernel"), [
+    (3, 2, 1, 1, (2, 2)),            # a decoder's: phase 0 one tap, phase 1 two
+    (4, 2, 1, 0, (3, 3)),            # DCGAN's
+    (5, 2, 2, 1, (3, 3)),
+    (3, 1, 1, 0, (3, 3)),            # stride 1: a conv of the flipped kernel, no depth-to-space
+    ((3, 5), 2, (1, 2), 1, (2, 3)),  # per axis
+    (3, 3, 0, 0, (1, 1)),            # kernel = stride: the 1 x 1 conv into the phases
+])
+def test_a_transposed_conv_is_a_conv_into_its_phases_equal_to_torch(k, s, p, op, kernel):
+    """Output ``s i + a`` of a transposed conv sums inputs ``i + d`` times its taps ``a + p - s
+    d``: a conv over the input into the ``s x s`` phases (zero where a phase has no tap), then
+    the depth-to-space, through an identity 1 x 1 writer where the conv is not 1 x 1."""
+    torch.manual_seed(11)
+    layer = nn.ConvTranspose2d(3, 4, k, s, p, op)
+    graph = traced_equal_to_torch(_One(layer), torch.randn(4, 3, 5, 6))
+    conv = next(op for op in graph.ops if isinstance(op, ir.Conv2d))
+    assert conv.weight.shape == (4 * s * s, 3, *kernel)
+    assert [type(op).__name__ for op in graph.ops] == (
+        ["Conv2d"] if s == 1 else ["Conv2d", "DepthToSpace"] if kernel == (1, 1)
+        else ["Conv2d", "Conv2d", "DepthToSpace"])
+
+
+class ConvAutoencoder(nn.Module):
+    """An encoder's stride-2 conv; a decoder's two transposed convs (3 x 3 with output padding,
+    a batch norm and ReLU after it; DCGAN's 4 x 4); the image is the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 3, 2, 1)
+        self.up1, self.bn = nn.ConvTranspose2d(4, 3, 3, 2, 1, output_padding=1), nn.BatchNorm2d(3)
+        self.up2 = nn.ConvTranspose2d(3, 2, 4, 2, 1)
+
+    def forward(self, x):
+        return self.up2(F.relu(self.bn(self.up1(F.relu(self.enc(x))))))
+
+
+def _generator() -> nn.Module:
+    """DCGAN's generator in small: a 4 x 4 transposed conv over a 1 x 1 latent, then 4 x 4 at
+    stride 2."""
+    return nn.Sequential(nn.ConvTranspose2d(8, 6, 4, 1, 0), nn.BatchNorm2d(6), nn.ReLU(),
+                         nn.ConvTranspose2d(6, 2, 4, 2, 1))
+
+
+@pytest.mark.parametrize("which", ["autoencoder", "generator"])
+def test_overlapping_transposed_convs_run_on_the_rtl_equal_to_golden(host, which):
+    torch.manual_seed(12)
+    model = (ConvAutoencoder() if which == "autoencoder" else _generator()).eval()
+    x = torch.randn(32, *((3, 4, 4) if which == "autoencoder" else (8, 1, 1)),
+                    generator=torch.Generator().manual_seed(13))
+    traced_equal_to_torch(model, x[:4])
+    for preset in ("tiny", "ecp5_128"):
+        cm = hwaccel.compile(model, x[:2], preset=preset, calibration=x)
+        golden_twin_float(cm, model, x[:8], 0.1)
+    rtl_equals_golden(cm := hwaccel.compile(model, x[:2], preset="tiny", calibration=x), x[:2])
+    low = cm.lower(cm.quantize_input(x[:2]))
+    run_and_check(host, HOST_CONFIG, low.builder, low.outputs, which)
 
 
 class Espcn(nn.Module):

@@ -35,11 +35,12 @@ SUPPORTED = (
     "zeros counted, or with a divisor_override: a depthwise conv of weights 1 / (kh kw)), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
-    "ConvTranspose2d of a square kernel at its own stride (no padding, not grouped), nearest "
-    "upsampling by a whole factor (nn.Upsample, nn.UpsamplingNearest2d, F.interpolate), "
-    "nn.PixelShuffle / F.pixel_shuffle: a 1 x 1 conv whose GEMMs write each output pixel in "
-    "place (a nearest upsampling's weights the identity's, and an identity one in front of a "
-    "pixel shuffle of anything else)",
+    "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "
+    "whose output is whole stride x stride patches, not grouped or dilated: a conv into its "
+    "output phases), nearest upsampling by a whole factor (nn.Upsample, "
+    "nn.UpsamplingNearest2d, F.interpolate), nn.PixelShuffle / F.pixel_shuffle: a 1 x 1 conv "
+    "whose GEMMs write each output pixel in place (a nearest upsampling's weights the "
+    "identity's, and an identity one after any other conv)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std): a depthwise 1 x 1 conv or diagonal Linear, folded into the "

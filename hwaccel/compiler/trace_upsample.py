@@ -1,26 +1,35 @@
-"""The tracer's readers of upsamplings: ``nn.ConvTranspose2d`` of kernel = stride, nearest
-``nn.Upsample`` / ``F.interpolate`` by a whole factor, and ``nn.PixelShuffle`` /
-``F.pixel_shuffle``. A mixin of :class:`hwaccel.compiler.trace._Reader`.
+"""The tracer's readers of upsamplings: ``nn.ConvTranspose2d``, nearest ``nn.Upsample`` /
+``F.interpolate`` by a whole factor, and ``nn.PixelShuffle`` / ``F.pixel_shuffle``. A mixin of
+:class:`hwaccel.compiler.trace._Reader`.
 
-Each is a :class:`~.ir_float.DepthToSpace` by the factor ``f``, and the first two the 1 x 1
-conv into it (:class:`~.ir_float.Conv2d`) that makes its ``f * f`` channels a channel:
+Each is a :class:`~.ir_float.DepthToSpace` by the factor ``f``, and the first two the conv into
+it (:class:`~.ir_float.Conv2d`) that makes its ``f * f`` channels a channel:
 
-* a transposed conv of kernel = stride = ``f`` (no padding, no output padding, not grouped)
-  writes each input pixel's ``f x f`` patch, so its ``Cin x Cout x f x f`` weights are a 1 x 1
-  conv into ``Cout * f * f`` channels (channel ``c * f * f + a * f + b`` is output channel
-  ``c`` at row ``a``, column ``b`` of the patch) and its bias that conv's, each ``f * f`` times;
-  the same function in float;
+* a transposed conv at stride ``f`` (the same on both axes; any kernel, padding and output
+  padding whose output is whole ``f x f`` patches; not grouped or dilated) is a conv over its
+  input into its ``f x f`` output phases: output row ``f i + a`` sums input rows ``i + d`` times
+  kernel row ``a + p - f d`` (:func:`_phases`), so each phase is a conv of the taps it takes
+  and their union one conv (:func:`phase_weights`; channel ``c * f * f + a * f + b`` is output
+  channel ``c`` at phase ``(a, b)``, zero at a tap the phase lacks), with its bias ``f * f``
+  times. A kernel = stride (a U-Net's 2 x 2) makes it a 1 x 1 conv; DCGAN's 4 x 4 at stride 2
+  and padding 1 a 3 x 3 (9/4 of the transposed conv's MACs), a decoder's 3 x 3 with output
+  padding a 2 x 2 padded below and right (16/9); a transposed conv over one pixel writes one
+  kernel-sized patch at any stride. The same function in float, the same products in int8;
 * a nearest upsampling by ``f`` is that with the identity's weights: each channel copied into
   its ``f * f`` channels (``nearest-exact`` is the same at a whole factor);
-* a pixel shuffle is the depth-to-space alone where a 1 x 1 conv is its input, and an identity
-  1 x 1 conv into it where anything else is (ESPCN's 3 x 3 conv): the accelerator writes a
-  depth-to-space only from a 1 x 1 conv that nothing else reads
-  (:func:`~.lower_types.depth_to_space_convs`).
+* a pixel shuffle is the depth-to-space alone where a 1 x 1 conv is its input.
+
+The accelerator writes a depth-to-space only from a 1 x 1 conv that nothing else reads
+(:func:`~.lower_types.depth_to_space_convs`), so a conv into one that is not 1 x 1 (a transposed
+conv's phases, ESPCN's 3 x 3 before a pixel shuffle) gets an identity 1 x 1 conv that writes
+it, ``<name>.copy``: ``(f f C)`` squared MACs a pixel, its values its input's at the scale
+calibration gives them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -79,26 +88,34 @@ class UpsampleReaders:
         return f
 
     def conv_transpose(self, node, where: str, m) -> None:
-        """A ConvTranspose2d of kernel = stride (the module docstring)."""
-        k, s = pair(m.kernel_size), pair(m.stride)
-        attrs = [("kernel_size", k, k[0] == k[1] and k == s), ("stride", s, s == k),
-                 ("padding", m.padding, pair(m.padding) == (0, 0)),
-                 ("output_padding", m.output_padding, pair(m.output_padding) == (0, 0)),
-                 ("groups", m.groups, m.groups == 1),
+        """A ConvTranspose2d (the module docstring): a conv over its input into its ``f x f``
+        output phases (:func:`phase_weights`), into a depth-to-space by its stride ``f``."""
+        k, s, p, op = (pair(v) for v in (m.kernel_size, m.stride, m.padding, m.output_padding))
+        attrs = [("stride", s, s[0] == s[1]), ("groups", m.groups, m.groups == 1),
                  ("dilation", m.dilation, pair(m.dilation) == (1, 1)),
                  ("padding_mode", m.padding_mode, m.padding_mode == "zeros")]
         bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
         if len(node.args) > 1 or node.kwargs:
             bad.append("an output_size argument")
         if bad:
-            raise UnsupportedOp("ConvTranspose2d attribute", where, ", ".join(bad) + "; a "
-                                "square kernel at its own stride, no padding, not grouped")
+            raise UnsupportedOp("ConvTranspose2d attribute", where, ", ".join(bad) + "; the "
+                                "same stride on both axes, not grouped or dilated")
         self.image(node, where, "ConvTranspose2d")
-        f = k[0]
-        w = np_of(m.weight)   # Cin x Cout x f x f
+        hw = self.shape(node.args[0])[1:]
+        if hw == (1, 1) and p == op == (0, 0) and k[0] == k[1]:
+            s = k   # over one pixel (DCGAN's first layer) any stride writes one k x k patch
+        f = s[0]
+        axes = [_phases(*a) for a in zip(k, s, p, op, hw)]
+        for axis, (got, n, size) in enumerate(zip(axes, hw, self.shape(node)[1:])):
+            if isinstance(got, str):
+                raise UnsupportedOp("ConvTranspose2d attribute", where, f"kernel_size={k}, "
+                                    f"stride={s}, padding={p}, output_padding={op} over "
+                                    f"{n} {('rows', 'columns')[axis]} into {size}: {got}")
+        w = phase_weights(np_of(m.weight), f, [a[0] for a in axes])
         bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
-        w1 = w.transpose(1, 2, 3, 0).reshape(-1, w.shape[0])[:, :, None, None]
-        self._through_conv(node, where, w1, np.repeat(bias, f * f), f)
+        (_, top, bottom), (_, left, right) = axes
+        self._through_conv(node, where, w, np.repeat(bias, f * f), f,
+                           padding=ir.squash((top, left, bottom, right)))
 
     def nearest(self, node, where: str, mode: str, what: str) -> None:
         """A nearest upsampling by a whole factor: a copy of each channel into ``f * f``."""
@@ -110,12 +127,17 @@ class UpsampleReaders:
         w1 = np.repeat(np.eye(c), f * f, axis=0)[:, :, None, None]
         self._through_conv(node, where, w1, np.zeros(c * f * f), f)
 
-    def _through_conv(self, node, where: str, w1, bias, f: int) -> None:
+    def _through_conv(self, node, where: str, w, bias, f: int, padding=0) -> None:
+        """Conv ``w`` (stride 1) of ``node``'s input into a depth-to-space by ``f``, through an
+        identity 1 x 1 conv (``<name>.copy``) where ``w`` is not 1 x 1 and unpadded."""
         src, name = self.value(node.args[0], where), self.name(node)
         if f == 1:
-            return self.emit(node, ir.Conv2d(name, w1, bias, inputs=(src,)))
-        conv = self.put(ir.Conv2d(self.fresh(f"{name}.conv"), w1, bias, inputs=(src,)))
-        self.emit(node, ir.DepthToSpace(name, f, inputs=(conv,)))
+            return self.emit(node, ir.Conv2d(name, w, bias, padding=padding, inputs=(src,)))
+        conv = ir.Conv2d(self.fresh(f"{name}.conv"), w, bias, padding=padding, inputs=(src,))
+        src = self.put(conv)
+        if not conv.pointwise:
+            src = self.put(_identity(self.fresh(f"{name}.copy"), w.shape[0], src))
+        self.emit(node, ir.DepthToSpace(name, f, inputs=(src,)))
 
     def depth_to_space(self, node, where: str, f, what: str) -> None:
         """A pixel shuffle: of a 1 x 1 conv (through the ReLUs and batch norms that fold into
@@ -153,6 +175,40 @@ def with_writers(graph: ir.Graph) -> ir.Graph:
             ops.append(copy)
         ops.append(op)
     return graph if len(ops) == len(graph.ops) else dataclasses.replace(graph, ops=tuple(ops))
+
+
+def _phases(k: int, s: int, p: int, op: int, n: int):
+    """One axis of a transposed conv (kernel ``k``, stride ``s``, padding ``p``, output padding
+    ``op``) over ``n`` inputs, as a conv over them into ``s`` output phases: output ``s i + a``
+    sums input ``i + d`` times tap ``t = a + p - s d`` for each ``d`` whose tap is in the
+    kernel, so the conv's kernel spans the offsets ``d`` of every phase, padded before and
+    after. ``(taps, before, after)``, ``taps[a][u]`` the tap phase ``a`` takes at kernel
+    position ``u`` (-1: none); a string saying why when no such conv gives the output."""
+    out = (n - 1) * s - 2 * p + k + op
+    lo, hi = -((k - 1 - p) // s), (s - 1 + p) // s   # the offsets d: ceil((p-k+1)/s)..
+    before, after = -lo, out // s - n + hi
+    if out % s:
+        return f"{out} outputs, not a whole number of {s}-output patches"
+    if before < 0 or after < 0 or before + after > hi - lo:
+        return (f"its phases need a conv padded by {before} before and {after} after its "
+                f"kernel of {hi - lo + 1}, and a conv's padding is less than its kernel")
+    taps = [[t if 0 <= (t := a + p - s * (u + lo)) < k else -1 for u in range(hi - lo + 1)]
+            for a in range(s)]
+    return taps, before, after
+
+
+def phase_weights(w, f: int, taps) -> np.ndarray:
+    """A transposed conv's ``Cin x Cout x KH x KW`` weights ``w`` at stride ``f`` as a conv's
+    ``(Cout f f) x Cin x len(taps[0][0]) x len(taps[1][0])`` weights: channel ``c f f + a f + b``
+    is output channel ``c`` at phase ``(a, b)`` (pixel_shuffle's order), its taps per axis as
+    :func:`_phases` gives them, zero where a phase has none."""
+    (th, tw), (cin, cout) = taps, w.shape[:2]
+    out = np.zeros((cout, f, f, cin, len(th[0]), len(tw[0])))
+    for a, b in np.ndindex(f, f):
+        for (u, t), (v, r) in itertools.product(enumerate(th[a]), enumerate(tw[b])):
+            if t >= 0 and r >= 0:
+                out[:, a, b, :, u, v] = w[:, :, t, r].T
+    return out.reshape(cout * f * f, cin, *out.shape[4:])
 
 
 def _identity(name: str, c: int, src: str) -> ir.Conv2d:
