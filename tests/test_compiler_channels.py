@@ -2,7 +2,9 @@
 a concatenation of one input with its channels in an order, taken by its readers with no data
 moved (:mod:`hwaccel.compiler.fold_cat`). ShuffleNetV2's units and the other ways to write them:
 the float IR equal to torch, the int8 twin close to the float model, golden equal to the twin,
-and the RTL equal to golden; what else moves channels is refused by name."""
+and the RTL equal to golden; what else moves channels is refused by name. A CIFAR ResNet's
+option-A shortcut (every other pixel, zero channels padded around them) is one conv that picks
+them, at its input's scale."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from compile_checks import model_close, model_rtl_exact, traced_equal_to_torch
 from torch import nn
 
+import hwaccel
 from hwaccel.compiler import UnsupportedOp, ir
 from hwaccel.compiler.ir_graph import macs
 from hwaccel.compiler.trace import trace
@@ -257,3 +260,80 @@ class Refused(nn.Module):
 def test_other_channel_moves_are_refused_by_name(how, words):
     with pytest.raises(UnsupportedOp, match=words):
         trace(Refused(how).eval(), _x(2))
+
+
+class OptionA(nn.Module):
+    """A CIFAR ResNet's downsampling block with the option-A shortcut: the input's every other
+    pixel, its channels padded with zeros on both sides (``offset``: from the second pixel)."""
+
+    def __init__(self, offset: int = 0):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), _bn(4), nn.ReLU())
+        self.c1 = nn.Sequential(nn.Conv2d(4, 8, 3, 2, 1, bias=False), _bn(8), nn.ReLU())
+        self.c2 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, bias=False), _bn(8))
+        self.fc, self.offset = nn.Linear(8, 5), offset
+
+    def forward(self, x):
+        x = self.stem(x)
+        o = self.offset
+        short = F.pad(x[:, :, o::2, o::2], (0, 0, 0, 0, 2, 2), "constant", 0)
+        y = F.relu(self.c2(self.c1(x)) + short)
+        return self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_an_option_a_shortcut_is_one_conv_that_picks_pixels_and_pads_channels(offset):
+    """``F.pad(x[:, :, o::2, o::2], (0, 0, 0, 0, 2, 2))``: one stride-2 conv whose window ends
+    on the kept pixel, its weights the identity between two zero rows a side; quantized at its
+    input's scale, so its requantizer returns each int8 value unchanged."""
+    from hwaccel.numerics import requantize
+
+    model = _model(lambda: OptionA(offset))
+    graph = traced_equal_to_torch(model, _x())
+    pick = graph.op("getitem")
+    assert pick.stride == 2 and pick.weight.shape == (8, 4, offset + 1, offset + 1)
+    np.testing.assert_array_equal(pick.weight[2:6, :, offset, offset], np.eye(4))
+    assert np.count_nonzero(pick.weight) == 4 and "pad" not in {op.name for op in graph.ops}
+    x = _x(64, seed=7)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    q = cm.qgraph.op("getitem")
+    assert q.s_in == q.s_out
+    v = np.arange(-128, 128)
+    for c in range(2, 6):
+        tap = q.w[c, c - 2, offset, offset]
+        np.testing.assert_array_equal(
+            requantize(v * tap + q.bias[c], q.multiplier[c], q.shift[c]), v)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "ecp5_128"])
+def test_option_a_blocks_run_close_to_torch_and_golden_equals_the_twin(preset):
+    model_close(_model(OptionA), 8, preset=preset, rel=0.1)
+    model_close(_model(lambda: OptionA(1)), 9, preset=preset, rel=0.1)
+
+
+def test_option_a_blocks_run_on_the_rtl_equal_to_golden():
+    model_rtl_exact(_model(OptionA), 10)
+
+
+class _Sliced(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.conv, self.how = nn.Conv2d(3, 4, 1), how
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.how == "stop":
+            return x[:, :, 1:5, ::2].flatten(1)
+        if self.how == "step":
+            return x[:, :, ::3, ::3].flatten(1)
+        return F.pad(x, (1, 1, 0, 0, 2, 2)).flatten(1)
+
+
+@pytest.mark.parametrize("how,words", [
+    ("stop", r"of its rows and columns from a start to the end at a step of 1 or 2"),
+    ("step", r"slice\(None, None, 3\).*at a step of 1 or 2"),
+    ("both", r"pad=\(1, 1, 0, 0, 2, 2\).*or of the channels alone"),
+])
+def test_other_pixel_picks_and_paddings_are_refused_by_name(how, words):
+    with pytest.raises(UnsupportedOp, match=words):
+        trace(_Sliced(how).eval(), _x(2))

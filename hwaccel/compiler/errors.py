@@ -59,6 +59,9 @@ SUPPORTED = (
     "channel slices, chunks and shuffles of images (x[:, a:b], x.chunk(n, 1), torch.split(x, "
     "s, 1), ShuffleNet's view / transpose / view, nn.ChannelShuffle, F.channel_shuffle): its "
     "channels in an order, read as a torch.cat is, with no data moved",
+    "rows and columns of an image from a start to the end at a step of 1 or 2 (x[:, :, ::2, "
+    "::2]) and zero channels padded around it (F.pad(x, (0, 0, 0, 0, a, b)): a CIFAR ResNet's "
+    "option-A shortcut): a conv that picks them, at its input's scale",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "

@@ -37,6 +37,10 @@
 * Residual adds: the output scale is calibrated like every other tensor's; each input keeps
   its own scale and gets its own multiplier (:func:`hwaccel.numerics.add_params` of
   ``s_a / s_out`` and ``s_b / s_out``).
+* A pick keeps its input's scale: a conv whose weights are 0 and 1, at most one 1 an output
+  channel, with no bias (the tracer's pixel and channel picks, a nearest upsampling's copy,
+  a depth-to-space's writer; :func:`is_pick`) outputs some of its input's values and zeros, so
+  at that scale its requantizer returns each int8 value unchanged: no rounding more.
 * Average pools keep their input's scale (an average of int8 values is an int8 value,
   :func:`hwaccel.numerics.average`); depthwise convolutions get per-channel weight scales as
   every conv does (one output channel per input channel).
@@ -62,7 +66,8 @@ from .errors import check_finite
 from .quantize_attention import quantize_op as quantize_attention_op
 from .reference import ranges
 
-__all__ = ["quantize", "quantize_input", "apply_head", "weight_scales", "ZERO_RANGE_SCALE"]
+__all__ = ["quantize", "quantize_input", "apply_head", "weight_scales", "is_pick",
+           "ZERO_RANGE_SCALE"]
 
 #: The scale of an activation tensor that is all zero on the calibration data: that of the
 #: range [-1, 1] (1.0 maps to 127). Any scale represents zero exactly; this one is stated so
@@ -85,6 +90,15 @@ def _check_weights(op) -> None:
     for name, a in arrays:
         if a is not None:
             check_finite(a, f"{op.name}.{name}", f"{op.name!r} ({type(op).__name__})")
+
+
+def is_pick(op) -> bool:
+    """Whether conv ``op`` only picks its input's values: weights of 0 and 1, at most one 1 an
+    output channel, no bias, not grouped and no ReLU cap (a ReLU keeps a subset of them)."""
+    w = getattr(op, "weight", None)
+    return (isinstance(op, ir.Conv2d) and op.groups == 1 and op.cap is None
+            and not np.any(op.bias) and np.isin(w, (0.0, 1.0)).all()
+            and bool((w.reshape(len(w), -1).sum(axis=1) <= 1).all()))
 
 
 def weight_scales(w: np.ndarray) -> np.ndarray:
@@ -150,7 +164,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
             s_out = _scale(float(np.abs(op.weight).max()))
             out.append(ir.QEmbedding(op.name, quantize_values(op.weight, s_out), s_out, ins))
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
-            s_out = _scale(clip[op.name])
+            s_out = s if is_pick(op) else _scale(clip[op.name])
             q = _affine(op.name, op.weight, op.bias, s, s_out)
             if isinstance(op, ir.Linear):
                 out.append(ir.QLinear(op.name, *q, op.relu, s, s_out, ins))

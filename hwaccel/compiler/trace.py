@@ -64,6 +64,7 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
         self.output = ""
         self.names: set[str] = {ir.INPUT}
         self.slices: dict = {}         # (value, start, stop) -> the Slice op's name
+        self.selections: set[str] = set()   # convs that pick pixels and channels (0/1 weights)
 
     # --- helpers -------------------------------------------------------------------------------
     def name(self, node) -> str:

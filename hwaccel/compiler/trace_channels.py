@@ -6,13 +6,23 @@ is a :class:`~.fold_cat.Cat` of one input with its channels picked in an order, 
 take as they take a concatenation (:mod:`.fold_cat`): a dense Conv2d or a Linear after a flatten
 with its weights' input columns in that order (no data moves), a pool, a flatten or a depthwise
 conv once on the whole input. A mixin of :class:`hwaccel.compiler.trace._Reader`.
+
+Rows and columns sliced from a start to the end at a step of 1 or 2 (``x[:, :, ::2, ::2]``) and
+zero channels padded around an image (``F.pad(x, (0, 0, 0, 0, a, b))``: together, a CIFAR
+ResNet's option-A shortcut) do move data: each is a conv whose weights pick the kept pixels and
+channels (0 and 1, a stride-2 window ending on the kept pixel), one conv for both where the pad
+reads the slice alone, quantized at its input's scale (:func:`.quantize.is_pick`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from dataclasses import dataclass
 
+import numpy as np
+
+from . import ir
 from .errors import UnsupportedOp
 from .fold_cat import gather
 from .trace_ops import call_args
@@ -40,6 +50,18 @@ class ChannelView:
                             if self.ranges else
                             "only a channel shuffle: transpose the groups (dims 1 and 2), "
                             "then view or flatten them back to (channels, height, width)")
+
+
+def _kept(axis, n: int):
+    """``(start, step)`` of an image axis of ``n`` sliced by ``axis`` when the slice runs from
+    its start to the end at a step of 1 or 2; None otherwise."""
+    if not isinstance(axis, slice):
+        return None
+    start, stop, step = axis.indices(n)
+    if step not in (1, 2) or start >= n or len(range(start, stop, step)) != \
+            len(range(start, n, step)):
+        return None
+    return start, step
 
 
 def shuffled(channels: int, groups: int) -> list[int]:
@@ -92,17 +114,58 @@ class ChannelReaders:
         self.emit(node, gather(self.name(node), where, [(value, shape, c) for c in channels]))
 
     def channel_slice(self, node, where: str, idx: tuple) -> None:
+        """``x[:, a:b:s]``: a pick of channels (no data moves); with rows and columns from a
+        start to the end at a step of 1 or 2 (``x[:, :, ::2, ::2]``, a CIFAR ResNet's option-A
+        shortcut), a conv of the picked channels that takes each kept pixel (:meth:`_select`)."""
         shape, sl = self.shape(node.args[0]), slice(None)
         rest = idx[2:]
-        if len(idx) < 2 or idx[0] != sl or not isinstance(idx[1], slice) or \
-                rest not in ((), (Ellipsis,), (sl,), (sl, sl)):
+        if rest and rest[0] is Ellipsis:
+            rest = rest[1:]
+        axes = (*rest, sl, sl)[:2]
+        steps = [_kept(a, n) for a, n in zip(axes, shape[1:])]
+        if len(idx) < 2 or idx[0] != sl or not isinstance(idx[1], slice) or len(rest) > 2 or \
+                None in steps:
             raise UnsupportedOp("indexing", where, f"[{idx!r}] of an image; only a slice of "
-                                                   f"its channels, x[:, a:b] or x[:, a:b:s]")
+                                                   f"its channels, x[:, a:b] or x[:, a:b:s], "
+                                                   f"and of its rows and columns from a start "
+                                                   f"to the end at a step of 1 or 2")
         channels = range(*idx[1].indices(shape[0]))
         if not channels:
             raise UnsupportedOp("indexing", where, f"[{idx!r}] picks no channel of "
                                                    f"{shape[0]}")
-        self.pick(node, where, self.value(node.args[0], where), shape, channels)
+        src = self.value(node.args[0], where)
+        if steps == [(0, 1), (0, 1)]:
+            return self.pick(node, where, src, shape, channels)
+        (top, sh), (left, sw) = steps
+        w = np.zeros((len(channels), shape[0], top + 1, left + 1))
+        w[np.arange(len(channels)), list(channels), top, left] = 1.0
+        self._select(node, ir.Conv2d(self.name(node), w, np.zeros(len(channels)),
+                                     stride=ir.squash((sh, sw)), inputs=(src,)))
+
+    def _select(self, node, conv) -> None:
+        """Emit ``conv``, a pick of pixels and channels whose weights are 0 and 1: a window of
+        ``start + 1`` rows and columns at the step, its last tap the kept pixel, so its output
+        is the input's values at the input's scale (:func:`.quantize.is_pick`): no rounding
+        more."""
+        self.emit(node, conv)
+        self.selections.add(conv.name)
+
+    def channel_pad(self, node, where: str, front: int, back: int) -> None:
+        """``F.pad`` of an image's channels with ``front`` and ``back`` zero channels: a pick
+        conv with zero rows for them, the slice's own conv where a pixel pick is its input and
+        nothing else reads that."""
+        arg = node.args[0]
+        src, c = self.value(arg, where), self.shape(arg)[0]
+        if src in self.selections and len(arg.users) == 1:
+            i, op = next((i, op) for i, op in enumerate(self.ops) if op.name == src)
+            w = np.zeros((front + op.weight.shape[0] + back, *op.weight.shape[1:]))
+            w[front:front + op.weight.shape[0]] = op.weight
+            self.ops[i] = dataclasses.replace(op, weight=w, bias=np.zeros(len(w)))
+            self.env[node] = src
+            return
+        w = np.zeros((front + c + back, c, 1, 1))
+        w[np.arange(front, front + c), np.arange(c), 0, 0] = 1.0
+        self._select(node, ir.Conv2d(self.name(node), w, np.zeros(len(w)), inputs=(src,)))
 
     def channel_split(self, node, where: str, name: str) -> None:
         a = call_args(node, ("tensor", "split_size_or_sections" if name == "split" else

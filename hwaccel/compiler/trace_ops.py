@@ -146,13 +146,17 @@ class LayerReaders:
     def pad(self, node, where: str, pad, mode, value) -> None:
         """Zero padding per side, kept aside for the Conv2d that reads it."""
         pad = tuple(pad)
-        ok = mode == "constant" and value in (None, 0, 0.0) and len(pad) in (2, 4) and all(
-            isinstance(p, int) and p >= 0 for p in pad)
+        ok = mode == "constant" and value in (None, 0, 0.0) and len(pad) in (2, 4, 6) and all(
+            isinstance(p, int) and p >= 0 for p in pad) and (len(pad) < 6 or not any(
+                pad[:4]) or not any(pad[4:]))
         if not ok:
             raise UnsupportedOp("F.pad / ZeroPad2d attribute", where,
                                 f"pad={pad!r}, mode={mode!r}, value={value!r}; only zeros "
-                                f"(constant 0), at least 0 on each side of height and width")
+                                f"(constant 0), at least 0 on each side of height and width, "
+                                f"or of the channels alone")
         self.image(node, where, "F.pad / ZeroPad2d")
+        if len(pad) == 6 and any(pad[4:]):
+            return self.channel_pad(node, where, *pad[4:])
         left, right, top, bottom = (*pad, 0, 0)[:4]
         src = self.env.get(node.args[0])
         base, more = (src.value, src.pads) if isinstance(src, Pad) else (

@@ -22,8 +22,8 @@ it (:class:`~.ir_float.Conv2d`) that makes its ``f * f`` channels a channel:
 The accelerator writes a depth-to-space only from a 1 x 1 conv that nothing else reads
 (:func:`~.lower_types.depth_to_space_convs`), so a conv into one that is not 1 x 1 (a transposed
 conv's phases, ESPCN's 3 x 3 before a pixel shuffle) gets an identity 1 x 1 conv that writes
-it, ``<name>.copy``: ``(f f C)`` squared MACs a pixel, its values its input's at the scale
-calibration gives them.
+it, ``<name>.copy``: ``(f f C)`` squared MACs a pixel, its values its input's at its input's
+scale (:func:`.quantize.is_pick`).
 """
 
 from __future__ import annotations
