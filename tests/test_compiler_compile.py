@@ -220,6 +220,32 @@ def test_weights_beyond_the_scratchpad_run_as_several_programs():
     assert np.array_equal(cm.execute("golden", x).int_logits, low.ints(act))
 
 
+def test_a_linear_too_wide_for_the_scratchpad_splits_its_inputs_by_the_conv_before_it():
+    """PyTorch's MNIST example's shape in small: a Linear over a flattened 8 x 8 x 32 map is 512
+    K words on tiny's four lanes, and one output block's weights (513 words) exceed its 512. The
+    conv before it splits into two groups of 16 channels, the Linear into one over each group's
+    flatten and their add (as the fc1 of the full example, 9,216 inputs, runs on ecp5_128 and
+    ecp5); golden equals the twin and the RTL golden. Over the model's input, whose producer
+    cannot split, the shortfall is named."""
+    from compile_checks import golden_twin_float, rtl_equals_golden
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 32, 1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2048, 4)).eval()
+    x = torch.randn(64, 3, 8, 8)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    q = {op.name: op for op in cm.qgraph.ops}
+    assert [q[f"0.out{g}"].w.shape[0] for g in (0, 1)] == [16, 16]
+    assert [q[f"3.cat{g}"].w.shape[1] for g in (0, 1)] == [1024, 1024]
+    assert q["3"].inputs == ("3.cat0", "3.cat1")
+    golden_twin_float(cm, model, x[:8], 0.1)
+    assert len(cm.lower(cm.quantize_input(x[:2])).programs) == 2
+    rtl_equals_golden(cm, x[:2])
+    with pytest.raises(DoesNotFit, match=r"the weights of layer '1' do not fit .* short by 1 "):
+        hwaccel.compile(nn.Sequential(nn.Flatten(), nn.Linear(2048, 4)).eval(),
+                        torch.randn(2, 32, 8, 8), preset="tiny")
+
+
 def test_a_pointwise_conv_wider_than_the_engine_runs_as_a_gemm():
     """tiny's conv engine takes 8 output and 12 input channels and rows of 8 pixels: a 1x1
     conv into 16 channels and one out of them run as GEMMs of their 64 pixels (M = 64), one a

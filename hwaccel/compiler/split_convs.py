@@ -7,6 +7,12 @@ pool or flatten per group, a dense conv or Linear per group and adds -- a readin
 too wide itself splits its outputs the same way. A 1 x 1 conv needs none of this where it runs as a
 GEMM, which tiles its outputs in hardware (not where a max pool is fused into it).
 
+A Linear over a flattened map whose weights exceed the weight scratchpad even one output word
+at a time (PyTorch's MNIST example's fc1, 9,216 inputs, on the ECP5 presets) splits its inputs
+the same way: the conv that makes the map splits into groups of its channels whose Linear parts
+fit (:func:`k_group`), and the Linear into one part a group (each then split by its outputs
+where they do not fit at once, :meth:`~.lower_emit._Emitter.linear_parts`) and their adds.
+
 In float it is the same function. In int8 each group has a scale of its own and a reading conv
 a rounding more per group, and each add is a pass of the element-wise unit. A conv whose
 readers cannot take parts (an add, a depthwise conv, the model's output) stays whole, and
@@ -22,6 +28,7 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold import OpTable
 from .fold_cat import Cat, replace_with, split_cat
+from .lower_types import gemm_parts, linear_as_conv
 
 __all__ = ["split_outputs"]
 
@@ -59,6 +66,30 @@ def widest_for(cfg):
     return widest
 
 
+def k_group(cfg, table, op, shapes) -> int | None:
+    """The most output channels (whole words) a group of conv ``op`` may have so that the
+    Linear over its flattened map (through a max pool) fits the weight scratchpad one output
+    word at a time, part after part: its inputs split by the groups, a Linear a group and their
+    adds. ``None`` when ``op``'s output is not read so, or the Linear fits as it is (as a
+    GEMM, :func:`~.lower_types.gemm_parts`, or as one CONV), or one word of channels is
+    already too many (lowering names it)."""
+    value, readers = op.name, table.readers(op.name)
+    if len(readers) == 1 and isinstance(readers[0], ir.MaxPool2d) and not readers[0].line:
+        value, readers = readers[0].name, table.readers(readers[0].name)
+    linear = table.readers(readers[0].name) if len(readers) == 1 and isinstance(
+        readers[0], ir.Flatten) else []
+    if len(linear) != 1 or not isinstance(linear[0], ir.Linear) or value not in shapes:
+        return None
+    (c, h, w), n = shapes[value], linear[0].weight.shape[0]
+    if linear_as_conv(cfg, (c, h, w), n) or gemm_parts(cfg, h * w * -(-c // cfg.lanes), n):
+        return None
+    most, words = (cfg.wgt_depth // cfg.word_beats - 1) // (h * w), -(-c // cfg.lanes)
+    if not most:
+        return None
+    parts = -(-words // most)   # as few as fit, as even as whole words make them
+    return -(-words // parts) * cfg.lanes
+
+
 def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
     """``graph`` with every dense conv too wide for ``cfg``'s engine split as the module says
     (the groups are ``<name>.out<g>``); ``graph`` itself when none is."""
@@ -71,7 +102,8 @@ def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
         readers = table.readers(op.name)
         pooled = (len(readers) == 1 and isinstance(readers[0], ir.MaxPool2d)   # fused into it
                   and not readers[0].line)
-        group = widest(op, (shapes[op.inputs[0]],), pooled)
+        group = min((g for g in (widest(op, (shapes[op.inputs[0]],), pooled),
+                                 k_group(cfg, table, op, shapes)) if g), default=None)
         if group is None:
             continue
         n = op.weight.shape[0]
