@@ -102,8 +102,9 @@ def test_a_bitstream_that_misses_its_clock_is_named_and_fails(monkeypatch, capsy
     bit = tmp_path / "top.bit"
     report = {"freq_mhz": 50.0, "fmax_mhz": fmax,
               "timing_met": bool(fmax) and min(fmax.values()) >= 50.0}
-    monkeypatch.setattr(board, "board_bitstream", lambda cfg, seed: (bit, report))
-    args = argparse.Namespace(board="ulx3s", preset="tiny", freq=50.0, baud=1_000_000, seed=1)
+    monkeypatch.setattr(board, "board_bitstream", lambda cfg, seed, placer: (bit, report))
+    args = argparse.Namespace(board="ulx3s", preset="tiny", freq=50.0, baud=1_000_000, seed=1,
+                              placer=None)
     assert board_command.run(args) == code
     err = capsys.readouterr().err
     if code:
@@ -111,3 +112,32 @@ def test_a_bitstream_that_misses_its_clock_is_named_and_fails(monkeypatch, capsy
         assert ("25.1 MHz" if fmax else "no measured") in err
     else:
         assert err == ""
+
+
+def test_the_seed_and_placer_reach_nextpnr_and_a_bad_placer_is_named(monkeypatch, tmp_path):
+    """``hwaccel board --placer static`` (the placer of the presets of 128 MACs and more)
+    passes nextpnr its placer beside the seed; an unknown one is refused before any tool
+    runs."""
+    from hwaccel.generators.board.boards import Board
+    from hwaccel.generators.board.config import BoardConfig
+    from hwaccel.impl.board import board_bitstream
+    from hwaccel.impl.tools import ImplError
+
+    opts = []
+
+    class Plan:
+        def execute_local(self, folder, env):
+            raise RuntimeError("no tools in this test")
+
+    class Platform:
+        def prepare(self, top, name, nextpnr_opts):
+            opts.append(nextpnr_opts)
+            return Plan()
+
+    monkeypatch.setattr(Board, "platform", lambda self: Platform())
+    cfg = BoardConfig(board="ulx3s", preset="tiny")
+    with pytest.raises(ImplError, match="no tools in this test"):
+        board_bitstream(cfg, out_dir=tmp_path, seed=3, placer="static")
+    assert "--seed 3 " in opts[0] and opts[0].endswith("--placer static")
+    with pytest.raises(ValueError, match="placer must be one of heap, static, sa, not 'fast'"):
+        board_bitstream(cfg, out_dir=tmp_path, placer="fast")

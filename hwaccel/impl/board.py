@@ -19,6 +19,7 @@ from pathlib import Path
 from ..generators.board.boards import BOARDS
 from ..generators.board.config import BoardConfig
 from ..sim.runner import build_root
+from .flow import PLACERS
 from .nextpnr import critical_path
 from .tools import ImplError, find_tool
 
@@ -34,9 +35,10 @@ def board_folder(config: BoardConfig, out_dir: Path | str | None = None) -> Path
 
 
 def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
-                    seed: int = 1) -> tuple[Path, dict]:
+                    seed: int = 1, placer: str | None = None) -> tuple[Path, dict]:
     """Build ``config``'s bitstream; returns the ``.bit`` path and the report (also written
-    as ``report.json`` beside it, only when the whole flow succeeded).
+    as ``report.json`` beside it, only when the whole flow succeeded). ``placer``: nextpnr's
+    placer, one of :data:`~.flow.PLACERS` (default: nextpnr's own, ``heap``).
 
     Raises
     ------
@@ -48,6 +50,8 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
     from ..generators.board.pll import pll_params
     from ..generators.board.top import BoardTop
 
+    if placer is not None and placer not in PLACERS:
+        raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
     board = BOARDS[config.board]
     folder = board_folder(config, out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,7 +67,8 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
     platform = board.platform()
     plan = platform.prepare(top, name=name,
                             nextpnr_opts=f"--seed {seed} --timing-allow-fail "
-                                         f"--report {name}_pnr.json")
+                                         f"--report {name}_pnr.json"
+                                         + (f" --placer {placer}" if placer else ""))
     env = {**os.environ, "YOSYS": find_tool("yosys"), "NEXTPNR_ECP5": find_tool("nextpnr-ecp5"),
            "ECPPACK": find_tool("ecppack")}
     try:
@@ -89,7 +94,8 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
         "fmax_mhz": fmax,
         "timing_met": bool(fmax) and min(fmax.values()) >= pll.fout_mhz,
         "critical_path": _critical(pnr),
-        "seed": seed, "seconds": round(time.monotonic() - start, 1),
+        "seed": seed, "placer": placer or "heap",
+        "seconds": round(time.monotonic() - start, 1),
     }
     tmp = report_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -31,6 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--baud", type=int, default=d.baud,
                    help=f"the UART's baud rate (default: {d.baud})")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    p.add_argument("--placer", choices=["heap", "static", "sa"], default=None,
+                   help="nextpnr's placer (default: its own, heap; static places the "
+                        "presets of 128 and more MACs)")
 
 
 def run(args) -> int:
@@ -38,7 +41,7 @@ def run(args) -> int:
     from .board import board_bitstream
 
     cfg = BoardConfig(board=args.board, preset=args.preset, freq_mhz=args.freq, baud=args.baud)
-    bit, report = board_bitstream(cfg, seed=args.seed)
+    bit, report = board_bitstream(cfg, seed=args.seed, placer=args.placer)
     print(json.dumps(report, indent=2))
     if report["timing_met"]:
         return 0
