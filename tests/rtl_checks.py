@@ -32,3 +32,22 @@ def run_and_check(host, config, b, outs, what="", *, limit: int = 500_000):
         np.testing.assert_array_equal(host.read_tensor(t), from_words(gold.act, t),
                                       err_msg=str(what))
     return gold
+
+
+def programs_on_the_rtl(host, config, lowered, why: str = "") -> np.ndarray:
+    """Every program of ``lowered`` on ``host``, the runtime's rtl way (a soft reset, the
+    program's weights and commands, run), each finished without a fault and its counters equal
+    to the cycle model's; returns the activation scratchpad's image of the lowered span."""
+    for k, load in enumerate(lowered.loads()):
+        host.soft_reset()
+        host.load(load)
+        host.run(limit=1_000_000)
+        status = host.status()
+        assert status["done"] and not status["error"], \
+            f"{why}: program {k + 1} faulted: {status['cause'].name} at pc {status['pc']}"
+        assert host.counters() == program_perf(config, load.commands).counters, \
+            f"{why}: program {k + 1}'s counters differ from the cycle model's"
+    first, words = lowered.span
+    image = np.zeros((config.act_depth, config.lanes), dtype=np.int64)
+    image[first:first + words] = host.read_act(first, words)
+    return image

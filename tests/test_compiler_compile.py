@@ -353,10 +353,11 @@ def test_engine_limits_name_the_layer():
     with pytest.raises(LoweringError, match=rf"layer '1' cannot run on accel_default: cout must "
                                             rf"be at most {most} \(max_cout"):
         hwaccel.compile(model, torch.randn(1, 1, 10, 10))
+    # (kernels up to 2 k - 1 run as a stack of shifted copies and a k x k conv, split_kernels)
     k = PRESETS["default"].conv.max_kernel
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, k + 1)).eval()
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 2 * k)).eval()
     with pytest.raises(LoweringError, match=rf"layer '1' .* kernel\w* must be at most {k}"):
-        hwaccel.compile(model, torch.randn(1, 1, k + 8, k + 8))
+        hwaccel.compile(model, torch.randn(1, 1, 2 * k + 8, 2 * k + 8))
     with pytest.raises(LoweringError, match=r"layer 'rnn.0' is an LSTM and accel_ecp5 has no "
                                             r"LSTM cell"):
         hwaccel.compile(StackedLstm().eval(), torch.randint(0, 40, (1, 5)), preset="ecp5")

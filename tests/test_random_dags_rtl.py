@@ -24,6 +24,7 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
+from rtl_checks import programs_on_the_rtl
 
 import hwaccel
 from hwaccel.compiler.cases import split_bands
@@ -31,7 +32,6 @@ from hwaccel.compiler.qreference import forward as qforward
 from hwaccel.compiler.random_cases import features, random_dag, random_lstm
 from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.model import run_program
-from hwaccel.generators.accel.perf import program_perf
 
 TINY = PRESETS["tiny"]
 BATCH = 2
@@ -89,18 +89,7 @@ def _on_the_rtl(host, cm, x_int, twin, why: str) -> None:
     """Every program on the harness, the runtime's rtl way; outputs against golden and the
     twin, every program's counters against the cycle model's."""
     lowered = cm.lower(x_int)
-    for k, load in enumerate(lowered.loads()):
-        host.soft_reset()
-        host.load(load)
-        host.run(limit=1_000_000)
-        status = host.status()
-        assert status["done"] and not status["error"], \
-            f"{why}: program {k + 1} faulted: {status['cause'].name} at pc {status['pc']}"
-        assert host.counters() == program_perf(TINY, load.commands).counters, \
-            f"{why}: program {k + 1}'s counters differ from the cycle model's"
-    first, words = lowered.span
-    image = np.zeros((TINY.act_depth, TINY.lanes), dtype=np.int64)
-    image[first:first + words] = host.read_act(first, words)
+    image = programs_on_the_rtl(host, TINY, lowered, why)
     np.testing.assert_array_equal(lowered.ints(image), _golden(cm, lowered), err_msg=why)
     np.testing.assert_array_equal(lowered.ints(image), twin, err_msg=why)
 
