@@ -114,24 +114,27 @@ def test_a_bitstream_that_misses_its_clock_is_named_and_fails(monkeypatch, capsy
         assert err == ""
 
 
-def test_the_seed_and_placer_reach_nextpnr_and_a_bad_placer_is_named(monkeypatch, tmp_path):
+def test_the_seed_placer_and_synthesis_script_reach_the_tools(monkeypatch, tmp_path):
     """``hwaccel board --placer static`` (the placer of the presets of 128 MACs and more)
-    passes nextpnr its placer beside the seed; an unknown one is refused before any tool
-    runs."""
+    passes nextpnr its placer beside the seed, and Yosys the out-of-context flow's mapping of
+    the multiplies; an unknown placer is refused before any tool runs."""
     from hwaccel.generators.board.boards import Board
     from hwaccel.generators.board.config import BoardConfig
-    from hwaccel.impl.board import board_bitstream
+    from hwaccel.impl.board import board_bitstream, synth_script
+    from hwaccel.impl.target import ECP5_DSP_FIRST
     from hwaccel.impl.tools import ImplError
+    from hwaccel.impl.yosys import LUT_MULTIPLIERS
 
-    opts = []
+    opts, scripts = [], []
 
     class Plan:
         def execute_local(self, folder, env):
             raise RuntimeError("no tools in this test")
 
     class Platform:
-        def prepare(self, top, name, nextpnr_opts):
+        def prepare(self, top, name, nextpnr_opts, script_after_read):
             opts.append(nextpnr_opts)
+            scripts.append(script_after_read)
             return Plan()
 
     monkeypatch.setattr(Board, "platform", lambda self: Platform())
@@ -139,5 +142,11 @@ def test_the_seed_and_placer_reach_nextpnr_and_a_bad_placer_is_named(monkeypatch
     with pytest.raises(ImplError, match="no tools in this test"):
         board_bitstream(cfg, out_dir=tmp_path, seed=3, placer="static")
     assert "--seed 3 " in opts[0] and opts[0].endswith("--placer static")
+    # the multiplies mapped as out of context: the small products in LUTs (and under
+    # lut_multipliers, every product but the MACs'), before synth_ecp5
+    assert scripts[0] == ECP5_DSP_FIRST.format(top=cfg.slug) and "booth" in scripts[0]
+    wide = BoardConfig(board="ecpix5", preset="ecp5_128")
+    assert synth_script(wide, "t") == (LUT_MULTIPLIERS.format(top="t") + "\n"
+                                       + ECP5_DSP_FIRST.format(top="t"))
     with pytest.raises(ValueError, match="placer must be one of heap, static, sa, not 'fast'"):
         board_bitstream(cfg, out_dir=tmp_path, placer="fast")

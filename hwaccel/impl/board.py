@@ -2,7 +2,8 @@
 
 :func:`board_bitstream` builds :class:`hwaccel.generators.board.top.BoardTop` through the
 board's ``amaranth-boards`` platform (which writes the pin constraints, ``.lpf``, from the
-board's description) with the YoWASP tools: Yosys ``synth_ecp5``, ``nextpnr-ecp5`` (seed 1,
+board's description) with the YoWASP tools: Yosys ``synth_ecp5`` after the out-of-context flow's
+own mapping of the multiplies (:func:`synth_script`), ``nextpnr-ecp5`` (seed 1,
 timing allowed to fail so that Fmax is measured either way) and ``ecppack``. Everything lands in
 ``build/board/<board>_<preset>/``: the platform's files, the logs, ``<name>.bit`` and
 ``report.json`` (resources, Fmax per clock, the PLL and UART settings, the build time). Load the
@@ -21,9 +22,11 @@ from ..generators.board.config import BoardConfig
 from ..sim.runner import build_root
 from .flow import PLACERS
 from .nextpnr import critical_path
+from .target import ECP5_DSP_FIRST
 from .tools import ImplError, find_tool
+from .yosys import LUT_MULTIPLIERS
 
-__all__ = ["board_bitstream", "board_folder"]
+__all__ = ["board_bitstream", "board_folder", "synth_script"]
 
 #: nextpnr utilisation entries -> report keys (as :mod:`.target`'s ECP5 target counts them)
 _RESOURCES = {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D", "bram": "DP16KD"}
@@ -68,7 +71,8 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
     plan = platform.prepare(top, name=name,
                             nextpnr_opts=f"--seed {seed} --timing-allow-fail "
                                          f"--report {name}_pnr.json"
-                                         + (f" --placer {placer}" if placer else ""))
+                                         + (f" --placer {placer}" if placer else ""),
+                            script_after_read=synth_script(config, name))
     env = {**os.environ, "YOSYS": find_tool("yosys"), "NEXTPNR_ECP5": find_tool("nextpnr-ecp5"),
            "ECPPACK": find_tool("ecppack")}
     try:
@@ -101,6 +105,18 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(report_path)
     return bit, report
+
+
+def synth_script(config: BoardConfig, top: str) -> str:
+    """The Yosys commands the board flow runs before ``synth_ecp5``: the out-of-context flow's
+    own (:data:`~.target.ECP5_DSP_FIRST`: the small products in LUT logic, each multiply on a
+    block of its own; and, for a preset with ``lut_multipliers``, every product but the MACs'
+    in LUT logic, :data:`~.yosys.LUT_MULTIPLIERS`), so a board's netlist maps its multiplies
+    as the placed presets' did: ``ecp5_128`` and ``ecp5_144`` need all 156 MULT18X18D for
+    their products, and ``synth_ecp5`` alone put every multiply on a block (198 on
+    ``ecp5_128``)."""
+    lut = LUT_MULTIPLIERS.format(top=top) + "\n" if config.accel.lut_multipliers else ""
+    return lut + ECP5_DSP_FIRST.format(top=top)
 
 
 def _critical(pnr: dict) -> dict | None:
