@@ -34,14 +34,15 @@ def run_and_check(host, config, b, outs, what="", *, limit: int = 500_000):
     return gold
 
 
-def programs_on_the_rtl(host, config, lowered, why: str = "") -> np.ndarray:
+def programs_on_the_rtl(host, config, lowered, why: str = "", *,
+                        limit: int = 1_000_000) -> np.ndarray:
     """Every program of ``lowered`` on ``host``, the runtime's rtl way (a soft reset, the
     program's weights and commands, run), each finished without a fault and its counters equal
     to the cycle model's; returns the activation scratchpad's image of the lowered span."""
     for k, load in enumerate(lowered.loads()):
         host.soft_reset()
         host.load(load)
-        host.run(limit=1_000_000)
+        host.run(limit=limit)
         status = host.status()
         assert status["done"] and not status["error"], \
             f"{why}: program {k + 1} faulted: {status['cause'].name} at pc {status['pc']}"

@@ -18,12 +18,12 @@ from functools import cache
 import numpy as np
 import pytest
 import torch
+from rtl_checks import programs_on_the_rtl
 from torch import nn
 
 import hwaccel
 from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.model import run_program
-from hwaccel.generators.accel.perf import program_perf
 
 CFG = MODEL_PRESETS["tiny_attention"]
 BATCH = 2
@@ -123,18 +123,8 @@ def test_random_transformer_on_the_rtl(host, seed):
         gold = run_program(CFG, act, load.wgt, load.commands)
         assert gold.done and not gold.error, f"{why}: golden program {k + 1}: {gold.cause}"
         act = gold.act
-        host.soft_reset()
-        host.load(load)
-        host.run(limit=2_000_000)
-        status = host.status()
-        assert status["done"] and not status["error"], \
-            f"{why}: program {k + 1} faulted: {status['cause'].name} at pc {status['pc']}"
-        assert host.counters() == program_perf(CFG, load.commands).counters, \
-            f"{why}: program {k + 1}'s counters differ from the cycle model's"
     expect = lowered.ints(act)
-    first, words = lowered.span
-    image = np.zeros((CFG.act_depth, CFG.lanes), dtype=np.int64)
-    image[first:first + words] = host.read_act(first, words)
+    image = programs_on_the_rtl(host, CFG, lowered, why, limit=2_000_000)
     np.testing.assert_array_equal(lowered.ints(image), expect, err_msg=why)
     np.testing.assert_array_equal(np.asarray(expect).reshape(BATCH, -1),
                                   np.asarray(twin).reshape(BATCH, -1), err_msg=why)
