@@ -337,3 +337,20 @@ class _Sliced(nn.Module):
 def test_other_pixel_picks_and_paddings_are_refused_by_name(how, words):
     with pytest.raises(UnsupportedOp, match=words):
         trace(_Sliced(how).eval(), _x(2))
+
+
+class _LineSlice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c, self.d = nn.Conv1d(2, 4, 3, padding=1), nn.Conv1d(4, 4, 1)
+
+    def forward(self, x):
+        return self.d(self.c(x)[:, :, 1::2]).flatten(1)
+
+
+def test_a_lines_strided_slice_picks_along_its_length():
+    """A Conv1d's ``(C, L)`` is held as ``(C, 1, L)``: its ``[:, :, 1::2]`` picks columns."""
+    torch.manual_seed(4)
+    graph = traced_equal_to_torch(_LineSlice().eval(), torch.randn(3, 2, 12))
+    pick = graph.op("getitem")
+    assert pick.strides == (1, 2) and pick.weight.shape == (4, 4, 1, 2)

@@ -121,10 +121,11 @@ class ChannelReaders:
         rest = idx[2:]
         if rest and rest[0] is Ellipsis:
             rest = rest[1:]
-        axes = (*rest, sl, sl)[:2]
+        line = node.args[0] in self.lines   # (C, L) held as (C, 1, L): its axis is the width
+        axes = (sl, (*rest, sl)[0]) if line else (*rest, sl, sl)[:2]
         steps = [_kept(a, n) for a, n in zip(axes, shape[1:])]
-        if len(idx) < 2 or idx[0] != sl or not isinstance(idx[1], slice) or len(rest) > 2 or \
-                None in steps:
+        if len(idx) < 2 or idx[0] != sl or not isinstance(idx[1], slice) or \
+                len(rest) > 2 - line or None in steps:
             raise UnsupportedOp("indexing", where, f"[{idx!r}] of an image; only a slice of "
                                                    f"its channels, x[:, a:b] or x[:, a:b:s], "
                                                    f"and of its rows and columns from a start "
@@ -155,6 +156,9 @@ class ChannelReaders:
         conv with zero rows for them, the slice's own conv where a pixel pick is its input and
         nothing else reads that."""
         arg = node.args[0]
+        if arg in self.lines:
+            raise UnsupportedOp("F.pad of a line's channels", where, "zero channels are padded "
+                                "around an image's, (N, C, H, W)")
         src, c = self.value(arg, where), self.shape(arg)[0]
         if src in self.selections and len(arg.users) == 1:
             i, op = next((i, op) for i, op in enumerate(self.ops) if op.name == src)
