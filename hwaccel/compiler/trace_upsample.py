@@ -134,27 +134,30 @@ class UpsampleReaders:
         if f == 1:
             return self.emit(node, ir.Conv2d(name, w, bias, padding=padding, inputs=(src,)))
         conv = ir.Conv2d(self.fresh(f"{name}.conv"), w, bias, padding=padding, inputs=(src,))
-        src = self.put(conv)
-        if not conv.pointwise:
-            src = self.put(_identity(self.fresh(f"{name}.copy"), w.shape[0], src))
+        self._written(node, name, self.put(conv), w.shape[0], f)
+
+    def _written(self, node, name: str, src: str, c: int, f: int) -> None:
+        """``node`` (``name``), the depth-to-space by ``f`` of ``src`` (``c`` channels), through
+        an identity 1 x 1 conv ``<name>.copy`` that writes it where ``src`` is not a 1 x 1
+        conv's."""
+        if not _pointwise_conv(self.ops, src):
+            src = self.put(_identity(self.fresh(f"{name}.copy"), c, src))
         self.emit(node, ir.DepthToSpace(name, f, inputs=(src,)))
 
     def depth_to_space(self, node, where: str, f, what: str) -> None:
         """A pixel shuffle: of a 1 x 1 conv (through the ReLUs and batch norms that fold into
         it), the depth-to-space alone; of anything else (ESPCN's 3 x 3 conv, an add), an
         identity 1 x 1 conv in front of it, ``<name>.copy``, which writes it: ``(f f C)``
-        squared MACs a pixel, its values its input's at the scale calibration gives them."""
+        squared MACs a pixel, its values its input's at its input's scale."""
         self.image(node, where, what)
         f, c = int(f), self.shape(node.args[0])[0]
         if f < 1 or c % (f * f):
             raise UnsupportedOp(f"{what} attribute", where, f"upscale_factor={f!r} of {c} "
                                 f"channels")
-        src, name = self.value(node.args[0], where), self.name(node)
         if f == 1:
             return self.alias(node, where)
-        if not _pointwise_conv(self.ops, src):
-            src = self.put(_identity(self.fresh(f"{name}.copy"), c, src))
-        self.emit(node, ir.DepthToSpace(name, f, inputs=(src,)))
+        src, name = self.value(node.args[0], where), self.name(node)
+        self._written(node, name, src, c, f)
 
 
 def with_writers(graph: ir.Graph) -> ir.Graph:
