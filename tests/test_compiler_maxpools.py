@@ -56,8 +56,8 @@ def test_floor_mode_drops_the_same_rows(k, size):
 
 
 @pytest.mark.parametrize("pool, words", [
-    (nn.MaxPool2d(3, 2, 1), "MaxPool2d attribute at .*kernel_size=\\(3, 3\\), stride=\\(2, 2\\), "
-                            "padding=1; a square kernel of 2, 4, 8"),
+    (nn.MaxPool2d(5, 2, 2), "MaxPool2d attribute at .*kernel_size=\\(5, 5\\), stride=\\(2, 2\\), "
+                            "padding=2; a square kernel of 2, 4, 8"),
     (nn.MaxPool2d(4, 2), "stride=\\(2, 2\\)"),
     (nn.AdaptiveMaxPool2d(3), "output_size=3 on a 8x8 map; only sizes that divide the map "
                               "into equal squares"),

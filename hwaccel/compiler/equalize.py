@@ -22,7 +22,8 @@ is the same.
 A pair qualifies when the producer is a Conv2d whose output only the depthwise conv reads (and
 is not the graph's output) and the depthwise conv has one output channel per input channel. A
 producer whose ReLU has a cap (ReLU6) does not: scaling a channel would scale its cap too, and
-the int8 tensor clamps every channel at one value.
+the int8 tensor clamps every channel at one value. Nor do ``exact`` convs (an overlapping max
+pool's copies, :mod:`.fold_pools`): they keep their input's scale, weights and all.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def depthwise_pairs(graph: ir.Graph) -> list[tuple[str, str]]:
     for op in graph.ops:
         nxt = readers.get(op.name, [])
         if (isinstance(op, ir.Conv2d) and op.name != graph.output and len(nxt) == 1
-                and op.cap is None and _is_depthwise(nxt[0]) and nxt[0].inputs == (op.name,)):
+                and op.cap is None and _is_depthwise(nxt[0]) and nxt[0].inputs == (op.name,)
+                and not (op.exact or nxt[0].exact)):
             pairs.append((op.name, nxt[0].name))
     return pairs
 

@@ -29,8 +29,11 @@ SUPPORTED = (
     "as rows of 2); a line wider than the line buffer in bands of columns",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
-    "floor mode: 2 x 2 pools in a row), AdaptiveMaxPool2d / F.adaptive_max_pool2d to equal "
-    "square windows of those sides (a global max of a square map)",
+    "floor mode: 2 x 2 pools in a row; 3 x 3 windows at stride 1 or 2, padding 0 or 1, "
+    "either mode, of a ReLU's output (a ResNet's MaxPool2d(3, 2, 1), SqueezeNet's): 2 x 2 "
+    "pools of shifted copies and maxes b + relu(a - b) of ADDs), AdaptiveMaxPool2d / "
+    "F.adaptive_max_pool2d to equal square windows of those sides (a global max of a square "
+    "map)",
     "AvgPool2d / F.avg_pool2d (floor mode; at another stride than the kernel, padded with the "
     "zeros counted, or with a divisor_override: a depthwise conv of weights 1 / (kh kw)), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "

@@ -18,6 +18,9 @@ whole graph is read: so they run here, with every value's readers in hand.
   as the ADD's unsigned multipliers need). A max pool that alone reads it goes first (a max
   commutes with a rising function): the conv before it pools as it stores, and the adds
   run on a quarter of the words.
+* :class:`~.fold_pools.OverlapPool` (a max pool of 3 x 3 windows at stride 1 or 2) -> 2 x 2
+  pools of shifted copies and maxes of ADDs, once the ReLU before it has folded
+  (:mod:`.fold_pools`); a ReLU after it moves before it.
 * :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
   (:mod:`.fold_cat`).
 * Affine maps (a batch norm of its own, ``x - mean``): one with no ReLU joins the map, the
@@ -43,6 +46,7 @@ from . import ir
 from .errors import UnsupportedOp, check_finite
 from .fold_affine import channel_affine, feature_affine, join_affines
 from .fold_cat import Cat, concatenations, replace_with
+from .fold_pools import OverlapPool, expand_overlap
 
 __all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "OpTable", "fold"]
 
@@ -201,7 +205,7 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         ops.replace(dataclasses.replace(op, relu=True,
                                         cap=_tighter(op.cap, cap) if op.relu else cap))
         return True
-    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace)):  # commute with a clamp
+    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace, OverlapPool)):  # commute
         return _relu_into(ops, op.inputs[0], op, cap)
     if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps
         return all(_relu_into(ops, v, op, cap) for v in op.inputs)
@@ -297,7 +301,8 @@ def _dead(ops: OpTable) -> None:
 
 def fold(ops: list, output: str) -> tuple[list, str]:
     """``ops`` (and the output value) with every marker folded, in the order: batch norms,
-    last steps, ReLUs (a ReLU may follow a folded batch norm), LeakyReLUs, concatenations
+    last steps, ReLUs (a ReLU may follow a folded batch norm), overlapping max pools,
+    LeakyReLUs, concatenations
     (split into readers that have their batch norms and ReLUs); and rising pointwise functions
     after the max pools that read them."""
     table = OpTable(ops, output)
@@ -310,8 +315,9 @@ def fold(ops: list, output: str) -> tuple[list, str]:
     each(BatchNorm, _batchnorm)
     each(LastStep, _last_step)
     each(Relu, _relu)
+    each(OverlapPool, lambda t, pool: replace_with(t, pool.name, expand_overlap(t, pool)))
     each(Leaky, _leaky)
-    concatenations(table, [op.name for op in ops if isinstance(op, Cat)])
+    concatenations(table, [n for n, op in table.ops.items() if isinstance(op, Cat)])
     each(ir.Pointwise, _pointwise)
     join_affines(table)
     return list(table.ops.values()), table.output

@@ -41,7 +41,7 @@ def feature_affine(name: str, w, bias, src: str) -> ir.Linear:
 def _image_map(op) -> bool:
     """Whether ``op`` is a depthwise 1 x 1 conv (a per-channel affine map)."""
     return (isinstance(op, ir.Conv2d) and op.groups > 1 and op.weight.shape[1:] == (1, 1, 1)
-            and op.strides == (1, 1) and op.pads == (0, 0, 0, 0))
+            and op.strides == (1, 1) and op.pads == (0, 0, 0, 0) and not op.exact)
 
 
 def _vector_map(op) -> bool:

@@ -95,6 +95,9 @@ class Conv2d(_Conv):
     groups: int = 1
     inputs: tuple[str, ...] = ()
     cap: float | None = None   # the ReLU's upper bound (ReLU6: 6.0); None: none
+    #: at its input's scale: a copy or negation of values above -128 (:mod:`.fold_pools`),
+    #: whose requantizer returns each value unchanged (or negated)
+    exact: bool = False
 
     def _weights(self):
         return self.weight
@@ -133,6 +136,9 @@ class Add:
     inputs: tuple[str, ...] = ()
     cap: float | None = None
     weights: tuple[float, float] = (1.0, 1.0)
+    #: at its inputs' one scale, weights (1, 1): a sum whose int8 result is exact when it is
+    #: within int8 (the maxes of :mod:`.fold_pools`), not calibrated
+    exact: bool = False
 
 
 @dataclass(frozen=True, eq=False)

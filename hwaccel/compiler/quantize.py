@@ -41,6 +41,9 @@
   channel, with no bias (the tracer's pixel and channel picks, a nearest upsampling's copy,
   a depth-to-space's writer; :func:`is_pick`) outputs some of its input's values and zeros, so
   at that scale its requantizer returns each int8 value unchanged: no rounding more.
+* The ops of an overlapping max pool (:mod:`.fold_pools`: shifted copies, negations, the
+  maxes' ADDs; ``exact``) keep their input's scale, so each returns its int8 values unchanged
+  (or negated, or summed within int8): the pool's int8 result is the int8 max, exactly.
 * Average pools keep their input's scale (an average of int8 values is an int8 value,
   :func:`hwaccel.numerics.average`); depthwise convolutions get per-channel weight scales as
   every conv does (one output channel per input channel).
@@ -126,7 +129,7 @@ def _clips(graph: ir.Graph, calibration, x_max: float, amax: dict) -> dict[str, 
     (:func:`.calibrate.mse_clips`), except the graph's output, which keeps ``max|x|``."""
     ranged = {ir.INPUT: x_max, **amax}
     names = [op.name for op in graph.ops if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add))
-             and op.name != graph.output]
+             and op.name != graph.output and not getattr(op, "exact", False)]
     if not graph.tokens:
         names.append(ir.INPUT)
     return ranged | mse_clips(graph, calibration, ranged, names)
@@ -164,7 +167,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
             s_out = _scale(float(np.abs(op.weight).max()))
             out.append(ir.QEmbedding(op.name, quantize_values(op.weight, s_out), s_out, ins))
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
-            s_out = s if is_pick(op) else _scale(clip[op.name])
+            s_out = s if getattr(op, "exact", False) or is_pick(op) else _scale(clip[op.name])
             q = _affine(op.name, op.weight, op.bias, s, s_out)
             if isinstance(op, ir.Linear):
                 out.append(ir.QLinear(op.name, *q, op.relu, s, s_out, ins))
@@ -184,7 +187,10 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
         elif isinstance(op, ir.Add):
             w_a, w_b = op.weights
             s_a, s_b = scale[op.inputs[0]], scale[op.inputs[1]]
-            s_out = _scale(clip[op.name])
+            if op.exact and (s_a != s_b or op.weights != (1.0, 1.0)):
+                raise ValueError(f"layer {op.name!r}: an exact add needs one scale and weights "
+                                 f"(1, 1), not {s_a:.3g}, {s_b:.3g} and {op.weights}")
+            s_out = s_a if op.exact else _scale(clip[op.name])
             try:
                 params = add_params(w_a * s_a / s_out, w_b * s_b / s_out)
             except ValueError as exc:

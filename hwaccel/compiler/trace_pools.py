@@ -1,5 +1,6 @@
 """The tracer's readers of pools: ``nn.MaxPool2d`` / ``F.max_pool2d`` of kernel = stride = 2,
-4, 8 ... (2 x 2 pools in a row), ``AdaptiveMaxPool2d`` to equal squares, ``AvgPool2d`` /
+4, 8 ... (2 x 2 pools in a row) or of 3 x 3 windows at stride 1 or 2 (:mod:`.fold_pools`),
+``AdaptiveMaxPool2d`` to equal squares, ``AvgPool2d`` /
 ``F.avg_pool2d`` at stride = kernel (at any other stride, or padded, a depthwise conv),
 ``AdaptiveAvgPool2d`` to a size that divides the map and an image's ``x.mean((2, 3))``. A mixin
 of :class:`hwaccel.compiler.trace._Reader`.
@@ -11,6 +12,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
+from .fold_pools import OverlapPool, overlap_shape
 from .trace_ops import pair
 
 __all__ = ["PoolReaders"]
@@ -41,8 +43,11 @@ class PoolReaders:
     def maxpool(self, node, where: str, a: dict, what: str = "MaxPool2d") -> None:
         """A max pool of kernel = stride = 2, 4, 8 ... (square, no padding, floor mode): that
         many 2 x 2 pools in a row, the same integers (a max of maxes, and floor(floor(n / 2) /
-        2) = floor(n / 4))."""
+        2) = floor(n / 4)). Of 3 x 3 windows at stride 1 or 2, padded by 0 or 1: an
+        :class:`~.fold_pools.OverlapPool` marker."""
         k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
+        if self.overlapping(node, where, a, k, s):
+            return
         two = k[0] == k[1] and k[0] >= 2 and k[0] & (k[0] - 1) == 0
         bad = {n: v for n, v, ok in (("kernel_size", k, two), ("stride", s, s == k),
                                      ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
@@ -60,6 +65,24 @@ class PoolReaders:
         for i in range(1, k[0].bit_length() - 1):   # the 2 x 2 pools before the last
             src = self.put(ir.MaxPool2d(self.fresh(f"{name}.{i}"), inputs=(src,)))
         self.emit(node, ir.MaxPool2d(name, inputs=(src,)))
+
+    def overlapping(self, node, where: str, a: dict, k: tuple, s: tuple) -> bool:
+        """Read a max pool of 3 x 3 windows at stride 1 or 2 (:mod:`.fold_pools`) of an
+        image; whether it was one."""
+        p = pair(a["padding"])
+        if not (k == (3, 3) and s in ((1, 1), (2, 2)) and set(p) <= {0, 1}
+                and pair(a["dilation"]) == (1, 1) and not a["return_indices"]
+                and node.args[0] not in self.lines):
+            return False
+        self.image(node, where, "MaxPool2d")
+        size, out = self.shape(node.args[0])[1:], self.shape(node)[1:]
+        why = overlap_shape(s[0], p, size, out)
+        if why:
+            raise UnsupportedOp("MaxPool2d attribute", where, f"kernel_size=3, stride={s[0]}, "
+                                f"ceil_mode={a['ceil_mode']!r} from {size[0]}x{size[1]}: {why}")
+        c = self.shape(node.args[0])[0]
+        self.unary(node, where, lambda name: OverlapPool(name, where, s[0], p, c, size, out))
+        return True
 
     def adaptive_max(self, node, where: str, size, return_indices=False) -> None:
         """``AdaptiveMaxPool2d`` to a size whose windows are equal squares of 2, 4, 8 ...

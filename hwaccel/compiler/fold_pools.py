@@ -1,0 +1,196 @@
+"""Overlapping max pools (``MaxPool2d(3, 2, 1)``: a ResNet's or ShuffleNet's stem; ``(3, 2)``:
+SqueezeNet's; ``(3, 1, 1)``) out of the ops the accelerator has: its 2 x 2 max-pool unit,
+depthwise convs that copy a shifted map, and element-wise ADDs.
+
+The tracer leaves an :class:`OverlapPool` marker (:meth:`.trace_pools.PoolReaders.maxpool`);
+:func:`.fold.fold` expands it once every ReLU has folded into the op that makes its input:
+
+* **A shifted copy** of the map (``y[i, j] = x[i + a, j + b]``, zero outside it) is a
+  depthwise 3 x 3 conv of one tap, its weight 1, padded so that it has the rows and columns
+  the pool reads: a pick, at its input's scale (:func:`.quantize.is_pick`), so the integers
+  are its input's.
+* **Stride 2:** a 3 x 3 window at rows ``2r - p .. 2r - p + 2`` is the union of the 2 x 2
+  windows at the offsets ``-p`` and ``1 - p`` on each axis, so the pool is the max of four
+  2 x 2 pools at stride 2, one of each shifted copy (the conv before each pools as it stores,
+  a quarter of the words), then three maxes of quarter-size maps.
+* **Stride 1:** the max over three shifted copies along the rows, then along the columns of
+  that: four maxes.
+* **A max of two maps** ``a, b`` is ``b + relu(a - b)``: a depthwise 1 x 1 conv of weight -1,
+  an ADD with the ReLU, an ADD. Each is exact at the input's scale when ``a`` and ``b`` are
+  at least 0: ``a - b`` is then within int8, and every requantizer returns its sum unchanged
+  (:attr:`.ir.Add.exact`, :attr:`.ir.Conv2d.exact`). So the pool's input must be a ReLU's
+  (or ReLU6's, or a clamp's from 0) output; a ReLU after the pool is moved before it (a max
+  commutes with a clamp). On a map that may hold negative values it is refused by name. The
+  zeros padded around the map are then below no value of it, as the pool's own padding
+  (minus infinity) is.
+
+The int8 result is the int8 max pool of the int8 input, exactly; the float graph computes the
+same function as the model's pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ir
+from .errors import UnsupportedOp
+from .fold_cat import Cat
+
+__all__ = ["OverlapPool", "overlap_shape", "expand_overlap"]
+
+
+@dataclass(frozen=True, eq=False)
+class OverlapPool:
+    """``MaxPool2d(3, stride, padding)`` of ``channels`` x ``size`` images (``size``: the
+    input's ``(height, width)``, ``out``: the output's), ``stride`` 1 or 2, ``padding`` 0 or
+    1 on each axis."""
+
+    name: str
+    where: str
+    stride: int
+    padding: tuple[int, int]
+    channels: int
+    size: tuple[int, int]
+    out: tuple[int, int]
+    inputs: tuple[str, ...] = ()
+
+
+def _copy_pads(n: int, windows: int, offset: int) -> tuple[int, int, int] | None:
+    """``(tap, pad above, pad below)`` of a 3 x 3 conv whose output, an ``n``-row map shifted by
+    ``offset`` (``y[i] = x[i + offset]``), has the ``2 windows`` rows (or one more) that as many
+    2 x 2 windows read; None if none does. It is padded by 0 or 1 on a side, as any engine of
+    3 x 3 kernels pads, so it has at most its input's rows."""
+    for rows, above in itertools.product((2 * windows, 2 * windows + 1), (1, 0)):
+        tap, below = offset + above, rows - n + 2 - above
+        if 0 <= tap <= 2 and below in (0, 1):
+            return tap, above, below
+    return None
+
+
+def _quarters(size: tuple[int, int], padding: tuple[int, int], out: tuple[int, int]) -> bool:
+    """Whether a stride-2 pool is four 2 x 2 pools of shifted copies (:func:`_copy_pads`)."""
+    return all(_copy_pads(n, o, off) is not None
+               for o, n, p in zip(out, size, padding) for off in (-p, 1 - p))
+
+
+def overlap_shape(stride: int, padding: tuple[int, int], size: tuple[int, int],
+                  out: tuple[int, int]) -> str | None:
+    """Why ``MaxPool2d(3, stride, padding)`` from ``size`` to ``out`` cannot be expanded, or
+    None if it can."""
+    full = tuple(-(-(n + 2 * p - 2) // stride) for n, p in zip(size, padding))
+    if out == full or stride == 2 and _quarters(size, padding, out):
+        return None
+    return (f"{out[0]}x{out[1]} windows, where the stride-1 pool's every {stride}th has "
+            f"{full[0]}x{full[1]}: the ceil mode's last window is not one of them")
+
+
+def _non_negative(ops, value: str) -> bool:
+    """Whether ``value`` is at least 0 everywhere: a ReLU'd conv, Linear or ADD, or a pool,
+    shifted copy, depth-to-space or flatten of one."""
+    op = ops.ops.get(value)
+    if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add)) and op.relu:
+        return True
+    through = (ir.MaxPool2d, ir.AvgPool2d, ir.DepthToSpace, ir.Flatten, OverlapPool)
+    if isinstance(op, through) or (isinstance(op, ir.Conv2d) and op.exact and op.groups > 1
+                                   and np.all(op.weight >= 0)):
+        return _non_negative(ops, op.inputs[0])
+    return False
+
+
+def _shifted(name: str, channels: int, tap: tuple[int, int], pads: tuple[int, ...],
+             src: str) -> ir.Conv2d:
+    """A depthwise 3 x 3 conv of one tap, weight 1: a copy of ``src`` shifted, at its scale."""
+    w = np.zeros((channels, 1, 3, 3))
+    w[:, 0, tap[0], tap[1]] = 1.0
+    return ir.Conv2d(name, w, np.zeros(channels), padding=pads, groups=channels,
+                     inputs=(src,), exact=True)
+
+
+def _max(name: str, channels: int, a: str, b: str) -> list:
+    """``max(a, b) = b + relu(a - b)`` of two maps of values at least 0, at their scale."""
+    neg = ir.Conv2d(f"{name}.neg", -np.ones((channels, 1, 1, 1)), np.zeros(channels),
+                    groups=channels, inputs=(b,), exact=True)
+    diff = ir.Add(f"{name}.diff", relu=True, inputs=(a, neg.name), exact=True)
+    return [neg, diff, ir.Add(name, inputs=(b, diff.name), exact=True)]
+
+
+def _max_of(name: str, channels: int, values: list[str]) -> list:
+    """The ops of the max of ``values`` (two or more), the last named ``name``."""
+    out, acc = [], values[0]
+    for k, v in enumerate(values[1:], 1):
+        ops = _max(name if k == len(values) - 1 else f"{name}.max{k}", channels, acc, v)
+        out += ops
+        acc = ops[-1].name
+    return out
+
+
+def _stride2(pool: OverlapPool, x: str) -> list:
+    """The max of four 2 x 2 pools of shifted copies; where their sizes do not fit the map
+    (padding 1 on an odd size), the stride-1 pool's every other row and column."""
+    (py, px), (ny, nx), (oy, ox) = pool.padding, pool.size, pool.out
+    if not _quarters(pool.size, pool.padding, pool.out):
+        full = _stride1(pool, x, f"{pool.name}.full")
+        c = pool.channels
+        return full + [ir.Conv2d(pool.name, np.ones((c, 1, 1, 1)), np.zeros(c), stride=2,
+                                 groups=c, inputs=(full[-1].name,), exact=True)]
+    out, pooled = [], []
+    for dy, dx in itertools.product((-py, 1 - py), (-px, 1 - px)):
+        src = x
+        if not (dy == dx == 0 and ny in (2 * oy, 2 * oy + 1) and nx in (2 * ox, 2 * ox + 1)):
+            (ty, ay, by), (tx, ax, bx) = _copy_pads(ny, oy, dy), _copy_pads(nx, ox, dx)
+            copy = _shifted(f"{pool.name}.shift{dy + 1}{dx + 1}", pool.channels, (ty, tx),
+                            (ay, ax, by, bx), x)
+            out.append(copy)
+            src = copy.name
+        out.append(ir.MaxPool2d(f"{pool.name}.pool{dy + 1}{dx + 1}", inputs=(src,)))
+        pooled.append(out[-1].name)
+    return out + _max_of(pool.name, pool.channels, pooled)
+
+
+def _stride1(pool: OverlapPool, x: str, name: str) -> list:
+    """The max of three shifted copies along the rows, then of three of that along the
+    columns; the last op named ``name``."""
+    (py, px), c = pool.padding, pool.channels
+    out, rows = [], []
+    for d in range(3):   # the rows' copies, then their max; then the columns' of that
+        if (py, d) == (1, 1):
+            rows.append(x)
+        else:
+            out.append(_shifted(f"{pool.name}.row{d}", c, (d, 1), (py, 1, py, 1), x))
+            rows.append(out[-1].name)
+    out += _max_of(f"{pool.name}.rows", c, rows)
+    r, cols = out[-1].name, []
+    for d in range(3):
+        if (px, d) == (1, 1):
+            cols.append(r)
+        else:
+            out.append(_shifted(f"{pool.name}.col{d}", c, (1, d), (1, px, 1, px), r))
+            cols.append(out[-1].name)
+    return out + _max_of(name, c, cols)
+
+
+def expand_overlap(ops, pool: OverlapPool) -> list:
+    """The ops that compute ``pool`` (the last named as it is), reading its input; over a
+    concatenation, one pool a part and their concatenation. Refused by name when its input
+    may be negative."""
+    (x,) = pool.inputs
+    src = ops.ops.get(x)
+    if isinstance(src, Cat):   # each part's values at its own scale: a max of two needs one
+        new, names = [], []
+        for i, (v, shape) in enumerate(zip(src.inputs, src.shapes)):
+            part = dataclasses.replace(pool, name=f"{pool.name}.part{i}", channels=shape[0],
+                                       inputs=(v,))
+            new += expand_overlap(ops, part)
+            names.append(part.name)
+        shapes = tuple((s[0], *pool.out) for s in src.shapes)
+        return new + [Cat(pool.name, pool.where, shapes, tuple(names), src.order)]
+    if not _non_negative(ops, x):
+        raise UnsupportedOp("MaxPool2d of overlapping windows", pool.where,
+                            f"kernel_size=3, stride={pool.stride} over {x!r}, which may be "
+                            f"negative: it runs as maxes b + relu(a - b), exact on values of at "
+                            f"least 0, so it must read a ReLU's (or ReLU6's) output")
+    return _stride2(pool, x) if pool.stride == 2 else _stride1(pool, x, pool.name)
