@@ -98,26 +98,34 @@ class Out(nn.Module):
     def __init__(self, how):
         super().__init__()
         self.a, self.b = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(2, 4, 1)
+        self.c, self.d = nn.Conv2d(2, 2, 1), nn.Conv2d(2, 6, 3, padding=1)
         self.how = how
 
     def forward(self, x):
         a, b = self.a(x), self.b(x)
         if self.how == "output":
             return torch.cat([a, b], 1).flatten(1)
-        if self.how == "add":
+        if self.how == "add":   # split at other channels: 4 + 4 and 2 + 6
+            return (torch.cat([a, b], 1) + torch.cat([self.c(x), self.d(x)], 1)).flatten(1)
+        if self.how == "aligned":
             return (torch.cat([a, b], 1) + torch.cat([b, a], 1)).flatten(1)
         return torch.cat([a, b], dim=2).flatten(1)
 
 
-@pytest.mark.parametrize("how", ["output", "add"])
+@pytest.mark.parametrize("how", ["output", "add", "aligned"])
 def test_an_add_or_the_output_reads_the_concatenation_joined(how):
-    """An identity 1 x 1 conv (a Linear on the flattened output) joins the parts: the add
-    reads two of them, the output one."""
+    """An identity 1 x 1 conv (a Linear on the flattened output) joins the parts for the
+    output. An add of two concatenations split at the same channels is one add a part
+    (:mod:`hwaccel.compiler.fold_cat_add`); of two split at other channels, the first is
+    joined, and that identity conv, which only the add reads, splits by its rows at the
+    second's channels: one add a part again, one join in place of two."""
     torch.manual_seed(4)
     model = Out(how).eval()
     graph = traced_equal_to_torch(model, torch.randn(4, 2, 5, 5))
-    joins = [op for op in graph.ops if op.name.endswith(".cat0") and ".joined" in op.name]
-    assert len(joins) == (2 if how == "add" else 1)
+    names = {op.name for op in graph.ops}
+    assert "flatten.joined" in names
+    assert ("cat.joined.part1" in names) == (how == "add")
+    assert ("add.part1" in names) == (how != "output")
     model_close(model, 5, shape=(2, 5, 5))
 
 

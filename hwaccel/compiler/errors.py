@@ -44,7 +44,9 @@ SUPPORTED = (
     "nn.UpsamplingNearest2d, F.interpolate), nn.PixelShuffle / F.pixel_shuffle: a 1 x 1 conv "
     "whose GEMMs write each output pixel in place (a nearest upsampling's weights the "
     "identity's, and an identity one after any other conv)",
-    "add of two tensors of one shape (x + y, torch.add, operator.add, .add)",
+    "add of two tensors of one shape (x + y, torch.add, operator.add, .add); of a "
+    "concatenation and a tensor split at the same channels, or made by convs that split so "
+    "(a ResNet's shortcut), one add a part",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std): a depthwise 1 x 1 conv or diagonal Linear, folded into the "
     "conv or Linear next to it where that is exact",

@@ -30,7 +30,9 @@ is made to read sources only (:func:`flatten_cats`), and a dense conv or Linear 
 different concatenations pick is split into one op per set of pickers (:func:`split_sources`):
 each reader then reads only what it picks.
 
-An add or the model's output, which take no parts, reads the concatenation joined
+An add of the concatenation and a tensor split at the same channels, or made by ops that split
+so (a conv's rows), is one add a part (:mod:`.fold_cat_add`). Any other add, or the model's
+output, which take no parts, reads the concatenation joined
 into one tensor by an identity 1 x 1 conv (a Linear on vectors and sequences) over it: a dense
 reader as above, at a rounding more (:func:`_join`).
 """
@@ -44,6 +46,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
+from .fold_cat_add import split_add, splits
 
 __all__ = ["Cat", "concatenations", "flatten_cats", "gather", "replace_with", "split_cat",
            "split_sources"]
@@ -191,10 +194,11 @@ def _takes(reader) -> bool:
         isinstance(reader, ir.Conv2d) and reader.groups == 1)
 
 
-def _join(ops, cat: Cat) -> None:
-    """The readers of ``cat`` that take no parts (an add, a table, the model's output) read
-    an identity 1 x 1 conv over it (a Linear on vectors and sequences) instead: a dense reader,
-    the concatenation made one tensor, at a rounding more."""
+def _join(ops, cat: Cat, adds=()) -> None:
+    """The readers of ``cat`` that take no parts (an add but ``adds``, :mod:`.fold_cat_add`; a
+    table, the model's output) read an identity 1 x 1 conv over it (a Linear on vectors and
+    sequences) instead: a dense reader, the concatenation made one tensor, at a rounding
+    more."""
     n, name = len(cat.picks()), f"{cat.name}.joined"
     eye = np.eye(n)
     join = (ir.Conv2d(name, eye.reshape(n, n, 1, 1), np.zeros(n), inputs=(cat.name,))
@@ -203,7 +207,7 @@ def _join(ops, cat: Cat) -> None:
     for reader in ops.readers(cat.name):
         if reader == "<output>":
             ops.output = name
-        elif reader is not join and not _takes(reader):
+        elif reader is not join and not _takes(reader) and reader not in adds:
             ops.replace(dataclasses.replace(reader, inputs=tuple(
                 name if v == cat.name else v for v in reader.inputs)))
 
@@ -223,9 +227,17 @@ def split_cat(ops, cat: Cat, widest=None, join: bool = True) -> None:
         ops.replace(dataclasses.replace(src, weight=src.weight[rows].copy(),
                                         bias=src.bias[rows].copy()))
         return ops.drop(cat)
-    if join and any(r == "<output>" or not _takes(r) for r in ops.readers(cat.name)):
-        _join(ops, cat)
-    for reader in ops.readers(cat.name):
+    adds = [r for r in ops.readers(cat.name) if r != "<output>" and splits(ops, cat, r)]
+    if join and any(r == "<output>" or not (_takes(r) or r in adds)
+                    for r in ops.readers(cat.name)):
+        _join(ops, cat, adds)
+    # each reader is rewritten to read the parts; splitting one may split another into ops
+    # that read ``cat`` (an add's other operand, :mod:`.fold_cat_add`), so until none is left
+    while readers := ops.readers(cat.name):
+        reader = readers[0]
+        if reader != "<output>" and splits(ops, cat, reader):
+            split_cat(ops, split_add(ops, cat, reader), widest, join)
+            continue
         if reader == "<output>" or not _takes(reader):
             what = "as the model's output" if reader == "<output>" else \
                 f"read by {type(reader).__name__} {reader.name!r}"
