@@ -52,3 +52,16 @@ def programs_on_the_rtl(host, config, lowered, why: str = "", *,
     image = np.zeros((config.act_depth, config.lanes), dtype=np.int64)
     image[first:first + words] = host.read_act(first, words)
     return image
+
+
+def compiled_on_the_rtl(host, config, cm, x, why: str = ""):
+    """Compiled model ``cm`` on the batch ``x``: golden equal to the integer twin, then every
+    program of its lowering on ``host`` (:func:`programs_on_the_rtl`: no fault, the cycle
+    model's counters) and the outputs equal to golden's bit for bit. Returns the lowering."""
+    x_int = cm.quantize_input(x)
+    gold = cm.execute("golden", x).int_logits
+    np.testing.assert_array_equal(gold, cm.int8_forward(x_int))
+    low = cm.lower(x_int)
+    image = programs_on_the_rtl(host, config, low, why)
+    np.testing.assert_array_equal(low.ints(image), gold)
+    return low
