@@ -22,8 +22,10 @@ import hwaccel
 from hwaccel.compiler import ir
 from hwaccel.compiler.equalize import depthwise_pairs
 from hwaccel.compiler.errors import UnsupportedOp
+from hwaccel.compiler.lower import LoweringError
 from hwaccel.compiler.qreference import forward as int_forward
 from hwaccel.compiler.reference import forward as float_forward
+from hwaccel.compiler.split_convs import split_outputs
 from hwaccel.compiler.trace import trace
 from hwaccel.generators.accel.config import PRESETS
 
@@ -125,6 +127,44 @@ def test_a_pool_of_a_concatenation_pools_each_part_at_its_scale():
         want = F.max_pool2d(torch.tensor(before, dtype=torch.float64), 3, 2, ceil_mode=True)
         np.testing.assert_array_equal(pooled, want.numpy())
     golden_twin_float(cm, model, x[:8], 0.1)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_a_pool_of_a_conv_wider_than_the_engine_splits_with_it(host, kernel):
+    """A conv of 12 outputs (tiny's engine takes 8) before the pool: a 3 x 3 splits into
+    groups as any conv too wide does; a 1 x 1, a GEMM that tiles its outputs itself, splits
+    because a max pool reads it beside the copies and the max-pool command takes 8 channels.
+    The pool's maxes split with them, one add a part (SqueezeNet's expands on ``ecp5_128``)."""
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 12, kernel, padding=kernel // 2), nn.ReLU(),
+                          nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(12 * 4 * 4, 5)).eval()
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(7))
+    graph = split_outputs(trace(model, x[:2]), HOST_CONFIG)
+    names = {op.name for op in graph.ops}
+    assert {"2.out1", "4.max1.diff.part1", "4.part1"} <= names
+    with torch.no_grad():
+        ref = copy.deepcopy(model).double()(x.double())
+    torch.testing.assert_close(float_forward(graph, x), ref, rtol=1e-9, atol=1e-12)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    golden_twin_float(cm, model, x[:8], 0.1)
+    compiled_on_the_rtl(host, HOST_CONFIG, cm, x[:2], f"a {kernel} x {kernel} conv's pool")
+
+
+def test_a_max_pool_over_more_channels_than_its_command_takes_is_refused_by_compile():
+    """A max pool of an add's 12 channels (tiny's command takes 8; an add does not split):
+    refused when the model compiles, not first when it is lowered."""
+
+    class AddPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.fc = nn.Conv2d(3, 12, 1), nn.Conv2d(3, 12, 1), nn.Linear(192, 5)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(F.max_pool2d(F.relu(self.a(x) + self.b(x)), 2), 1))
+
+    with pytest.raises(LoweringError, match=r"maxpool channels must be at most 8, not 12"):
+        hwaccel.compile(AddPool().eval(), torch.randn(4, 3, 8, 8), preset="tiny")
 
 
 def test_a_resnet_stem_runs_on_the_rtl_bit_exact_with_the_cycle_models_counters(host):

@@ -238,6 +238,8 @@ def split_cat(ops, cat: Cat, widest=None, join: bool = True) -> None:
         if reader != "<output>" and splits(ops, cat, reader):
             split_cat(ops, split_add(ops, cat, reader), widest, join)
             continue
+        if isinstance(reader, ir.Add) and _ripen(ops, cat, reader, widest, join):
+            continue
         if reader == "<output>" or not _takes(reader):
             what = "as the model's output" if reader == "<output>" else \
                 f"read by {type(reader).__name__} {reader.name!r}"
@@ -245,18 +247,40 @@ def split_cat(ops, cat: Cat, widest=None, join: bool = True) -> None:
                                                   f"or depthwise Conv2d, Linear, max or "
                                                   f"average pools and flattens, split along it")
         if isinstance(reader, PER_CHANNEL) or _depthwise(reader):
-            parts = [_per_part(reader, i, v, cat) for i, v in enumerate(cat.inputs)]
-            joined = Cat(reader.name, cat.where,
-                         tuple(ir.out_shape(p, s) for p, s in zip(parts, cat.shapes)),
-                         tuple(p.name for p in parts),
-                         _flat_order(cat) if isinstance(reader, ir.Flatten) else cat.order)
-            replace_with(ops, reader.name, [*parts, joined])
-            split_cat(ops, joined, widest, join)
+            _per_channel(ops, cat, reader, widest, join)
         elif isinstance(reader, Cat):   # a concatenation of concatenations: its channels
             ops.replace(_through(reader, {cat.name: cat}))
         else:
             _split_reader(ops, cat, reader, widest, join)
     del ops.ops[cat.name]
+
+
+def _per_channel(ops, cat: Cat, reader, widest, join: bool) -> None:
+    """Per-channel ``reader`` of ``cat`` as one op a part, their concatenation split in turn."""
+    parts = [_per_part(reader, i, v, cat) for i, v in enumerate(cat.inputs)]
+    joined = Cat(reader.name, cat.where,
+                 tuple(ir.out_shape(p, s) for p, s in zip(parts, cat.shapes)),
+                 tuple(p.name for p in parts),
+                 _flat_order(cat) if isinstance(reader, ir.Flatten) else cat.order)
+    replace_with(ops, reader.name, [*parts, joined])
+    split_cat(ops, joined, widest, join)
+
+
+def _ripen(ops, cat: Cat, add, widest, join: bool) -> bool:
+    """For ``add`` of ``cat`` and a value that per-channel ops make from another concatenation
+    (an overlapping max pool's maxes over a split conv's groups, :mod:`.fold_pools`), which
+    will be split into parts but is not yet: split the first of those ops now, which splits
+    the ops after it and, at the end, ``add`` as one add a part (:mod:`.fold_cat_add`).
+    Whether it did anything."""
+    other = add.inputs[1] if add.inputs[0] == cat.name else add.inputs[0]
+    op = ops.ops.get(other)
+    while isinstance(op, PER_CHANNEL) or _depthwise(op):
+        src = ops.ops.get(op.inputs[0])
+        if isinstance(src, Cat):
+            _per_channel(ops, src, op, widest, join)
+            return True
+        op = src
+    return False
 
 
 def _through(cat: Cat, inner: dict) -> Cat:

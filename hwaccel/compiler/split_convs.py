@@ -7,6 +7,9 @@ pool or flatten per group, a dense conv or Linear per group and adds -- a readin
 too wide itself splits its outputs the same way. A 1 x 1 conv needs none of this where it runs as a
 GEMM, which tiles its outputs in hardware (not where a max pool is fused into it).
 
+A conv that a max pool reads beside other readers (so not fused into it) splits into groups
+of the max-pool command's channels (:func:`pool_group`).
+
 A Linear over a flattened map whose weights exceed the weight scratchpad even one output word
 at a time (PyTorch's MNIST example's fc1, 9,216 inputs, on the ECP5 presets) splits its inputs
 the same way: the conv that makes the map splits into groups of its channels whose Linear parts
@@ -66,6 +69,19 @@ def widest_for(cfg):
     return widest
 
 
+def pool_group(cfg, table, op) -> int | None:
+    """The most output channels a group of conv ``op`` may have when a max pool that is not
+    fused into it (``op`` has other readers: an overlapping pool's copies, :mod:`.fold_pools`)
+    reads it: the max-pool command takes up to the engine's ``max_cout``. ``None`` when no
+    such pool reads more."""
+    most = cfg.conv.max_cout // cfg.lanes * cfg.lanes
+    readers = table.readers(op.name)
+    pools = [r for r in readers if isinstance(r, ir.MaxPool2d) and not r.line]
+    if len(readers) == 1 or not pools or op.weight.shape[0] <= most:
+        return None
+    return most or None
+
+
 def k_group(cfg, table, op, shapes) -> int | None:
     """The most output channels (whole words) a group of conv ``op`` may have so that the
     Linear over its flattened map (through a max pool) fits the weight scratchpad one output
@@ -103,7 +119,8 @@ def split_outputs(graph: ir.Graph, cfg) -> ir.Graph:
         pooled = (len(readers) == 1 and isinstance(readers[0], ir.MaxPool2d)   # fused into it
                   and not readers[0].line)
         group = min((g for g in (widest(op, (shapes[op.inputs[0]],), pooled),
-                                 k_group(cfg, table, op, shapes)) if g), default=None)
+                                 k_group(cfg, table, op, shapes), pool_group(cfg, table, op))
+                     if g), default=None)
         if group is None:
             continue
         n = op.weight.shape[0]
