@@ -175,6 +175,21 @@ def test_a_resnet_stem_runs_on_the_rtl_bit_exact_with_the_cycle_models_counters(
     compiled_on_the_rtl(host, HOST_CONFIG, cm, x[:2], "stem")
 
 
+def test_pools_in_a_row_each_read_values_at_least_0():
+    """The second pool reads the first's last max, an ADD with no ReLU of its own."""
+    torch.manual_seed(8)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 1, 1),
+                          nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(64, 5)).eval()
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(9))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    x_int = cm.quantize_input(x[:8])
+    before = int_forward(dataclasses.replace(cm.qgraph, output="0"), x_int)
+    pooled = int_forward(dataclasses.replace(cm.qgraph, output="3"), x_int)
+    want = F.max_pool2d(F.max_pool2d(torch.tensor(before, dtype=torch.float64), 3, 1, 1), 3, 2, 1)
+    np.testing.assert_array_equal(pooled, want.numpy())
+    golden_twin_float(cm, model, x[:8], 0.1)
+
+
 def test_a_pool_of_values_that_may_be_negative_is_refused_by_name():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(3, 2, 1)).eval()
     x = torch.randn(8, 3, 8, 8)

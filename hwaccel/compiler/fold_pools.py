@@ -84,16 +84,19 @@ def overlap_shape(stride: int, padding: tuple[int, int], size: tuple[int, int],
     full = tuple(-(-(n + 2 * p - 2) // stride) for n, p in zip(size, padding))
     if out == full or stride == 2 and _quarters(size, padding, out):
         return None
-    return (f"{out[0]}x{out[1]} windows, where the stride-1 pool's every {stride}th has "
+    return (f"{out[0]}x{out[1]} windows, but every other window of the stride-1 pool makes "
             f"{full[0]}x{full[1]}: the ceil mode's last window is not one of them")
 
 
 def _non_negative(ops, value: str) -> bool:
-    """Whether ``value`` is at least 0 everywhere: a ReLU'd conv, Linear or ADD, or a pool,
-    shifted copy, depth-to-space or flatten of one."""
+    """Whether ``value`` is at least 0 everywhere: a ReLU'd conv, Linear or ADD, an ADD of such
+    values (an earlier pool's max), or a pool, shifted copy, depth-to-space or flatten of
+    one."""
     op = ops.ops.get(value)
     if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add)) and op.relu:
         return True
+    if isinstance(op, ir.Add):   # its weights are positive: a sum of values at least 0 (a max)
+        return all(_non_negative(ops, v) for v in op.inputs)
     through = (ir.MaxPool2d, ir.AvgPool2d, ir.DepthToSpace, ir.Flatten, OverlapPool)
     if isinstance(op, through) or (isinstance(op, ir.Conv2d) and op.exact and op.groups > 1
                                    and np.all(op.weight >= 0)):
