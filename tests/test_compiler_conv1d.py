@@ -171,6 +171,28 @@ class ConvThenLstm(nn.Module):
         return self.lstm(self.c(x))[0][:, -1]
 
 
+class Padded(nn.Module):
+    """A Conv1d's line padded by ``F.pad``: its last axis is the length, the one before it the
+    channels (not a height), then the batch."""
+
+    def __init__(self, pad):
+        super().__init__()
+        self.pad, self.a = pad, nn.Conv1d(4, 4, 1)
+        self.b = nn.Conv1d(4 + sum(pad[2:4]), 4, 3)
+
+    def forward(self, x):
+        return self.b(F.pad(F.relu(self.a(x)), self.pad)).flatten(1)
+
+
+def test_a_lines_pad_of_its_length_alone_folds_into_the_conv():
+    model = Padded((1, 1, 0, 0)).eval()
+    x = torch.randn(4, 4, 8)
+    graph = trace(model, x[:2])
+    assert graph.op("b").pads == (0, 1, 0, 1)
+    torch.testing.assert_close(float_forward(graph, x.double()),
+                               model.double()(x.double()), rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("model, shape, match", [
     (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d attribute at .*a window of 2 has no such "
                                       r"layout"),
@@ -180,7 +202,11 @@ class ConvThenLstm(nn.Module):
     (Recurrent(), (6, 4), r"Conv1d at .*per-sample shape \(6, 8\); it takes \(channels, "
                           r"length\)"),
     (ConvThenLstm(), (4, 8), r"LSTM at .*over a Conv1d's \(channels, length\) output"),
-], ids=["maxpool1d", "avgpool1d-ceil", "stride-3", "over-a-sequence", "into-an-lstm"])
+    (Padded((1, 1, 2, 2)), (4, 8), r"F.pad of a line's channels"),
+    (Padded((0, 0, 0, 0, 1, 0)), (4, 8), r"F.pad of a line's batch at .*pad=\(0, 0, 0, 0, 1, "
+                                         r"0\)"),
+], ids=["maxpool1d", "avgpool1d-ceil", "stride-3", "over-a-sequence", "into-an-lstm",
+        "channel-pad", "batch-pad"])
 def test_what_has_no_hardware_is_named(model, shape, match):
     with pytest.raises(UnsupportedOp, match=match):
         hwaccel.compile(model.eval(), torch.randn(2, *shape), preset="tiny")

@@ -155,6 +155,14 @@ class LayerReaders:
                                 f"(constant 0), at least 0 on each side of height and width, "
                                 f"or of the channels alone")
         self.image(node, where, "F.pad / ZeroPad2d")
+        if node.args[0] in self.lines and len(pad) > 2:   # (length, channels[, batch])
+            if any(pad[4:]):
+                raise UnsupportedOp("F.pad of a line's batch", where, f"pad={pad!r} pads the "
+                                                                      f"batch of a (channels, "
+                                                                      f"length) line")
+            if any(pad[2:4]):
+                return self.channel_pad(node, where, *pad[2:4])
+            pad = pad[:2]
         if len(pad) == 6 and any(pad[4:]):
             return self.channel_pad(node, where, *pad[4:])
         left, right, top, bottom = (*pad, 0, 0)[:4]
