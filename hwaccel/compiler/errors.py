@@ -46,7 +46,9 @@ SUPPORTED = (
     "identity's, and an identity one after any other conv)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add); of a "
     "concatenation and a tensor split at the same channels, or made by convs that split so "
-    "(a ResNet's shortcut), one add a part",
+    "(a ResNet's shortcut), one add a part; a - b of two images or vectors of one shape (b "
+    "negated by a depthwise 1 x 1 conv or diagonal Linear, folded into the conv or Linear that "
+    "makes it, then an add)",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std): a depthwise 1 x 1 conv or diagonal Linear, folded into the "
     "conv or Linear next to it where that is exact",

@@ -103,7 +103,8 @@ class PointwiseReaders:
     def binary_call(self, node, t, where: str) -> bool:
         """Read ``a * b``, ``a / b``, ``a - b`` or ``-a`` if its operands are tensors (or a
         number, for ``-``); whether it was one. Two tensors must be functions of one value
-        through pointwise ops (``x * sigmoid(x)``): one table of the expression."""
+        through pointwise ops (``x * sigmoid(x)``): one table of the expression; or, for
+        ``a - b`` of any two, a negation and an ADD (:meth:`difference`)."""
         import torch
 
         ops = {operator.mul: "mul", torch.mul: "mul", "mul": "mul", operator.truediv: "div",
@@ -130,11 +131,33 @@ class PointwiseReaders:
             self.scalar(node, where, op, num, arg, reverse=arg is b)
             return True
         (sa, ta), (sb, tb) = self.walk(self.value(a, where)), self.walk(self.value(b, where))
+        if sa != sb and op == "sub":
+            return self.difference(node, where, a, b)
         if sa != sb:
             raise UnsupportedOp(f"{op} of two tensors", where, "only of two functions of one "
                                                                "value through pointwise ops "
                                                                "(x * sigmoid(x)): one table")
         self._expr(node, where, sa, (op, ta, tb))
+        return True
+
+    def difference(self, node, where: str, a, b) -> bool:
+        """``a - b`` of two images or vectors of one shape: ``b`` through an affine map of
+        weight -1 (a depthwise 1 x 1 conv, a diagonal Linear), which the folding joins to the
+        conv or Linear that makes ``b`` where only the map reads it (its weights and bias
+        negated: :mod:`.fold_affine`), then an element-wise ADD."""
+        import numpy as np
+
+        shape = self.shape(a)
+        if shape != self.shape(b) or len(shape) not in (1, 3):
+            raise UnsupportedOp("sub of two tensors", where, f"of per-sample shapes {shape} "
+                                                             f"and {self.shape(b)}; only equal "
+                                                             f"image or vector shapes")
+        affine = channel_affine if len(shape) == 3 else feature_affine
+        name = self.name(node)
+        neg = affine(self.fresh(f"{name}.neg"), -np.ones(shape[0]), np.zeros(shape[0]),
+                     self.value(b, where))
+        self.ops.append(neg)
+        self.emit(node, ir.Add(name, inputs=(self.value(a, where), neg.name)))
         return True
 
     def walk(self, value: str) -> tuple[str, tuple]:
