@@ -46,7 +46,7 @@ import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
-from .fold_cat_add import split_add, splits
+from .fold_cat_add import other_operand, split_add, splits
 
 __all__ = ["Cat", "concatenations", "flatten_cats", "gather", "replace_with", "split_cat",
            "split_sources"]
@@ -272,8 +272,7 @@ def _ripen(ops, cat: Cat, add, widest, join: bool) -> bool:
     will be split into parts but is not yet: split the first of those ops now, which splits
     the ops after it and, at the end, ``add`` as one add a part (:mod:`.fold_cat_add`).
     Whether it did anything."""
-    other = add.inputs[1] if add.inputs[0] == cat.name else add.inputs[0]
-    op = ops.ops.get(other)
+    op = ops.ops.get(other_operand(cat, add))
     while isinstance(op, PER_CHANNEL) or _depthwise(op):
         src = ops.ops.get(op.inputs[0])
         if isinstance(src, Cat):

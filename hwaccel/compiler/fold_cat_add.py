@@ -24,7 +24,7 @@ import dataclasses
 
 from . import ir
 
-__all__ = ["splits", "split_add"]
+__all__ = ["splits", "split_add", "other_operand"]
 
 
 def _edges(shapes) -> tuple[int, ...]:
@@ -46,7 +46,7 @@ def _divisible(ops, name: str, reader) -> bool:
             and all(_divisible(ops, v, op) for v in op.inputs))
 
 
-def _other(cat, add) -> str | None:
+def other_operand(cat, add) -> str | None:
     """The operand of ``add`` that is not ``cat``; None for ``cat + cat``."""
     a, b = add.inputs
     return None if a == b else b if a == cat.name else a
@@ -56,7 +56,7 @@ def splits(ops, cat, add) -> bool:
     """Whether ``add`` (an :class:`~.ir.Add` that reads ``cat``) runs as one add a part."""
     from .fold_cat import Cat
 
-    other = _other(cat, add) if isinstance(add, ir.Add) else None
+    other = other_operand(cat, add) if isinstance(add, ir.Add) else None
     if other is None or cat.order is not None or len(cat.shapes[0]) != 3:
         return False
     src = ops.ops.get(other)
@@ -88,7 +88,7 @@ def split_add(ops, cat, add):
     the add; returns that concatenation, for its readers to be split in turn."""
     from .fold_cat import Cat, replace_with
 
-    other = _other(cat, add)
+    other = other_operand(cat, add)
     src = ops.ops.get(other)
     theirs = src.inputs if isinstance(src, Cat) else _rows(ops, other, _edges(cat.shapes))
     first = add.inputs[0] == cat.name
