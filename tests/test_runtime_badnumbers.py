@@ -16,7 +16,7 @@ from torch import nn
 import hwaccel
 from hwaccel.compiler import NonFiniteError
 from hwaccel.compiler.cases import make
-from hwaccel.compiler.quantize import ZERO_RANGE_SCALE
+from hwaccel.compiler.quantize import BIAS_MAX, ZERO_RANGE_SCALE
 from hwaccel.compiler.saturation import Clipped
 from hwaccel.runtime import backends
 
@@ -196,6 +196,30 @@ def test_a_layer_silenced_on_the_calibration_data_gets_the_stated_scale():
     assert cm.qgraph.ops[0].s_out == ZERO_RANGE_SCALE
     assert cm.qgraph.input_scale != ZERO_RANGE_SCALE
 
+
+
+def test_a_bias_far_beyond_its_inputs_coarsens_its_weights_and_compiles():
+    """Inputs that calibrate near zero (an untrained deep network's last layers) put a bias
+    beyond int32 at ``s_in * s_w``: its channel's weight scale coarsens until the bias is
+    BIAS_MAX steps, and the output stays within an output step of the float model's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        model[0].weight.mul_(1e-9)
+        model[0].bias.fill_(1e-9)
+        model[2].bias.copy_(torch.tensor([0.5, -0.25, 0.0]))
+    cal = torch.randn(32, 6, generator=torch.Generator().manual_seed(1))
+    cm = hwaccel.compile(model, cal[:1], preset="ecp5", calibration=cal)
+    last = cm.qgraph.ops[-1]
+    assert abs(int(last.bias[0])) == BIAS_MAX and abs(int(last.bias[1])) == BIAS_MAX
+    assert int(last.bias[2]) == 0 and np.abs(last.w[2]).max() == 127  # a plain channel
+    assert np.abs(last.w[:2]).max() < 127      # coarser than max|w| / 127
+    x = torch.randn(8, 6, generator=torch.Generator().manual_seed(2))
+    got = cm.execute("golden", x).int_logits
+    np.testing.assert_array_equal(got, cm.int8_forward(cm.quantize_input(x)))
+    with torch.no_grad():
+        want = model(x).double().numpy()
+    assert np.abs(got * last.s_out - want).max() <= last.s_out
 
 # --- saturation ----------------------------------------------------------------------------------
 def _clip_net(relu: bool):

@@ -30,7 +30,12 @@
   saturate to -128 or 127 (never wrap); :mod:`.saturation` counts how many do, per layer.
 * Weights: symmetric int8 per output channel, ``max|w[c]| / 127`` (an all-zero channel gets
   scale 1: any scale is exact for it).
-* Bias: int32 at ``s_in * s_w[c]`` (round half even); a bias that overflows int32 is refused.
+* Bias: int32 at ``s_in * s_w[c]`` (round half even), at most :data:`BIAS_MAX` in magnitude. A
+  bias beyond it (a channel whose inputs calibrate near zero, as an untrained deep network's
+  last layers' do: their activations shrink layer by layer) coarsens its channel's weight scale
+  to ``|b[c]| / (s_in * BIAS_MAX)`` until it fits. Its products then sum to at most ``K * 127 *
+  128 / 2**30`` of the bias (under one int8 step of an output the bias dominates), and the
+  accumulator keeps ``2**30`` for them.
 * Requantizers: :func:`hwaccel.numerics.requant_params` of ``s_in * s_w[c] / s_out``.
 * A MaxPool2d right after a Conv2d is fused into it (the engine pools after requantizing; max
   commutes with the monotonic requantizer, so only rounding differs from the float order).
@@ -60,7 +65,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..generators.lstm.model import H_SCALE, quantize_lstm
-from ..numerics import INT8, INT32, add_params, requant_params
+from ..numerics import INT8, add_params, requant_params
 from ..numerics import quantize as quantize_values
 from . import ir
 from .calibrate import mse_clips
@@ -70,12 +75,15 @@ from .quantize_attention import quantize_op as quantize_attention_op
 from .reference import ranges
 
 __all__ = ["quantize", "quantize_input", "apply_head", "weight_scales", "is_pick",
-           "ZERO_RANGE_SCALE"]
+           "ZERO_RANGE_SCALE", "BIAS_MAX"]
 
 #: The scale of an activation tensor that is all zero on the calibration data: that of the
 #: range [-1, 1] (1.0 maps to 127). Any scale represents zero exactly; this one is stated so
 #: the result is predictable, and it keeps values of the order of one usable.
 ZERO_RANGE_SCALE = 1.0 / INT8.max
+
+#: The largest int32 bias magnitude, half of int32's range: the other half is the products'.
+BIAS_MAX = 1 << 30
 
 
 def _scale(amax: float) -> float:
@@ -110,15 +118,14 @@ def weight_scales(w: np.ndarray) -> np.ndarray:
     return np.where(amax > 0, amax / INT8.max, 1.0)
 
 
-def _affine(name: str, w: np.ndarray, b: np.ndarray, s_in: float, s_out: float) -> tuple:
-    """Integer weights, bias and per-channel requantizers of a conv or linear layer."""
+def _affine(w: np.ndarray, b: np.ndarray, s_in: float, s_out: float) -> tuple:
+    """Integer weights, bias and per-channel requantizers of a conv or linear layer; a channel
+    whose bias exceeds :data:`BIAS_MAX` steps at ``s_in * s_w`` gets a coarser weight scale."""
     s_w = weight_scales(w)
+    if b.size:
+        s_w = np.maximum(s_w, np.abs(b) / (s_in * BIAS_MAX))
     q = np.rint(w / s_w.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.int64)
     bias = np.rint(b / (s_in * s_w))
-    if bias.size and (bias.min() < INT32.min or bias.max() > INT32.max):
-        c = int(np.argmax(np.abs(bias)))
-        raise ValueError(f"layer {name!r}: bias[{c}] = {b[c]!r} is {bias[c]:.3g} int32 steps at "
-                         f"s_in * s_w = {s_in * s_w[c]:.3g}, beyond int32")
     rq = [requant_params(s_in * s / s_out) for s in s_w]
     return (q, bias.astype(np.int64), np.array([r.multiplier for r in rq], dtype=np.int64),
             np.array([r.shift for r in rq], dtype=np.int64))
@@ -168,7 +175,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
             out.append(ir.QEmbedding(op.name, quantize_values(op.weight, s_out), s_out, ins))
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
             s_out = s if getattr(op, "exact", False) or is_pick(op) else _scale(clip[op.name])
-            q = _affine(op.name, op.weight, op.bias, s, s_out)
+            q = _affine(op.weight, op.bias, s, s_out)
             if isinstance(op, ir.Linear):
                 out.append(ir.QLinear(op.name, *q, op.relu, s, s_out, ins))
             else:
