@@ -48,6 +48,26 @@ def test_golden_interpreter_equals_the_layer(c, h, w, kernel, stride, padding, p
     assert perf.counters["mac_slots"] == res.counters["mac_slots"]
 
 
+
+def test_samples_share_one_copy_of_the_weights():
+    """A depthwise layer run for several images stores its weights once, as CONV's does: the
+    key is the caller's weight and bias objects, not a copy made inside the call."""
+    rng = np.random.default_rng(5)
+    b = ProgramBuilder(TINY)
+    wt, rq = _int8(rng, (6, 1, 3, 3)), random_requant(rng, 6, 9)
+    xs = [b.put(_int8(rng, (6, 5, 5))) for _ in range(3)]
+    outs = [b.dwconv(x, wt, *rq, padding=1) for x in xs]
+    once = b.wgt_top
+    b.dwconv(xs[0], wt, *rq, padding=0)       # another layer shape: its own copy
+    assert once * 2 == b.wgt_top
+    b.done()
+    res = run_program(TINY, b.act, b.wgt, b.commands)
+    assert res.done and not res.error, res.cause
+    for x, t in zip(xs, outs):
+        layer = ConvLayer(5, 5, 6, 6, (3, 3), 1, 1, True, False, True)
+        np.testing.assert_array_equal(from_words(res.act, t),
+                                      conv_golden(layer, from_words(b.act, x), wt, *rq))
+
 def test_depthwise_gemm_faults():
     """A depthwise descriptor on a GEMM is a SHAPE fault."""
     from hwaccel.generators.accel.driver import encode

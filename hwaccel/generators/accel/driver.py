@@ -162,7 +162,7 @@ class ProgramBuilder(AttentionCommands):
         weights are, per group, its ``dw_words`` weight beats then its ``dw_beats``
         requantizer beats (a group is a word of ``lanes`` channels; with blocks below the
         lanes, computed a block a beat)."""
-        w_in, w = w, np.asarray(w, dtype=np.int64)
+        w_in, b_in, w = w, bias, np.asarray(w, dtype=np.int64)
         c, lanes = x.channels, self.cfg.lanes
         if w.ndim != 4 or w.shape[:2] != (c, 1):
             raise ValueError(f"a depthwise w must have shape ({c}, 1, KH, KW), not {w.shape}")
@@ -171,7 +171,7 @@ class ProgramBuilder(AttentionCommands):
         shape = dict(kernel=(w.shape[2], w.shape[3]), stride=stride, padding=padding,
                      relu=relu, pool=pool, depthwise=True)
         whole = ConvLayer(x.height, x.width, c, c, **shape)
-        key = (id(w_in), id(bias), whole)
+        key = (id(w_in), id(b_in), whole)   # the caller's objects, as conv's key
         if key in self._weights:
             base = self._weights[key][2]
         else:
@@ -184,7 +184,7 @@ class ProgramBuilder(AttentionCommands):
                                   shift[g0:g0 + cg])
                 words += plan.weights + plan.requant
             base = self._put_wgt(words)
-            self._weights[key] = (w_in, bias, base)
+            self._weights[key] = (w_in, b_in, base)
         oh, ow = whole.result_size
         out = self.alloc(c, oh, ow)
         desc = descriptor(self.cfg.conv, ConvLayer(x.height, x.width, 1, 1, **shape))
