@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from ..generators.accel.config import AccelConfig
 from . import im2col, ir
-from .lower import LoweringError, gemm_parts, linear_as_conv, weight_groups, wide_pointwise
+from .lower import LoweringError, gemm_parts, linear_as_conv, wide_pointwise
+from .lower_batch import dry_lowered
 from .lower_types import depth_to_space_convs
 from .memory import DoesNotFit
 
@@ -119,14 +120,21 @@ def describe(qg: ir.QGraph, cfg: AccelConfig) -> str:
 
 
 def _groups(qg: ir.QGraph, cfg: AccelConfig) -> list[str]:
-    """Lines naming the weight groups, when the weights do not all fit one program."""
+    """Lines naming the banded chains and the weight groups, when the maps do not all fit
+    whole or the weights one program."""
     try:
-        programs = weight_groups(qg, cfg)
+        low = dry_lowered(qg, cfg)
     except (LoweringError, DoesNotFit) as exc:
         return [f"does not run on {cfg.slug}: {exc}"]
+    programs, out = low.programs, []
+    if low.chains:
+        out += [f"runs {len(low.chains)} chain{'s' if len(low.chains) > 1 else ''} of convs in "
+                f"bands of rows: their maps do not all fit the activation scratchpad of "
+                f"{cfg.slug} ({cfg.act_depth} words) whole"]
+        out += [f"  {ch.describe(cfg.lanes)}" for ch in low.chains]
     if len(programs) == 1:
-        return []
-    out = [f"runs as {len(programs)} programs: the weights of {cfg.slug} ({cfg.wgt_depth} "
+        return out
+    out += [f"runs as {len(programs)} programs: the weights of {cfg.slug} ({cfg.wgt_depth} "
            f"words) do not hold every layer's, so the host writes the next group's weights and "
            f"commands between programs (one word per host-port cycle, counted in the cycles)"]
     out += [f"  program {k + 1}: {', '.join(p.layers)} ({p.wgt_top} weight words)"

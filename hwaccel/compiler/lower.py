@@ -23,6 +23,11 @@ How each op runs
   (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv (groups = channels) is one
   depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs its channel groups up
   to ``dw_groups`` a job); a kernel beyond the engine's ``dw_kernel`` is refused by name.
+* A chain of convs whose intermediate maps only the next conv reads (a MobileNetV2 block's
+  expansion, depthwise and projection), when the plain plan does not fit: a band of output rows
+  at a time, each conv over the rows the next one's windows need, the intermediate maps held a
+  band at a time (:mod:`.lower_bands`; rows that two bands' windows share are computed twice).
+  A depthwise conv over a map taller than the line buffer runs in bands of rows as a dense one.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample; a line's (``MaxPool1d(4)``)
   over the line laid out as rows of 2, in bands of the unit's ``max_height`` rows
   (:meth:`~.lower_emit._Emitter.line_maxpool`). A line wider than the line buffer under a
@@ -65,6 +70,7 @@ layer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -72,7 +78,7 @@ import numpy as np
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ProgramBuilder
 from ..numerics import INT8
-from . import im2col, ir, lower_attention
+from . import im2col, ir, lower_attention, lower_bands
 from .fuse import QLinearAdd, QLinearAddConstant, fuse_add, fuse_gelu, fused_constants
 from .lower_batch import _inputs, max_batch, weight_groups
 from .lower_emit import _Emitter
@@ -101,12 +107,14 @@ def _refuse(cfg: AccelConfig, op) -> None:
                                 f"{cfg.slug} has no {command} command")
 
 
-def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
-           ) -> tuple[dict, list[Block]]:
+def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
+           chains: tuple = ()) -> tuple[dict, list[Block]]:
     """Every value's :class:`Value` (by name) and the blocks of a batch of ``batch``, in the
     order their steps write them (step ``k`` is the ``k``-th op lowered; the input is -1).
     ``patches``: the input is written as the first conv's im2col patches where
-    :func:`.im2col.first_conv` says so (kind ``patches``: ``K x OH x OW``)."""
+    :func:`.im2col.first_conv` says so (kind ``patches``: ``K x OH x OW``). ``chains``:
+    :class:`.lower_bands.Chain` s run in bands at their last conv's step, each intermediate
+    map a ``"<conv> band"`` block of one band, written and freed at that step."""
     attention = next((op for op in qg.ops if isinstance(op, ir.QATTENTION_OPS)), None)
     if attention is not None and cfg.attention is None:
         raise AttentionNotLowered(attention, cfg)
@@ -190,13 +198,54 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True
         vals[op.name] = v
         words.setdefault(name, v.stride * batch)
         made[name] = -1 if isinstance(op, QLinearAddConstant) else step   # the host fills it
+    end = {}   # a chain's conv -> the step that runs the chain (its last conv's)
+    for ch in chains:
+        j = next(k for k, op in enumerate(ops) if op is ch.ops[-1])
+        end |= dict.fromkeys((op.name for op in ch.ops), j)
+        for k, op in enumerate(ch.ops[:-1]):
+            del words[f"{op.name} output"], made[f"{op.name} output"]
+            band = f"{op.name} band"
+            words[band], made[band] = ch.buffer_words(k, lanes), j
+            vals[op.name] = dataclasses.replace(vals[op.name], block=band)
     last: dict[str, int | None] = {}
     for step, op in enumerate(ops):
         for v in (*op.inputs, *lower_attention.constant_reads(op)):
-            last[vals[v].block] = step
+            last[vals[v].block] = end.get(op.name, step)
     last[vals[qg.output].block] = None  # the output stays
     blocks = [Block(b, words[b], made[b], last.get(b, made[b])) for b in made]
     return vals, blocks
+
+
+def _fit(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, dict, tuple]:
+    """The values, the plan and the banded chains: the plain layout if it fits; else the
+    first conv's plain input in place of its patches (unless it runs over patches only); else
+    chains in bands (:func:`.lower_bands.choices`), tried only if their most banded choice
+    fits. Raises the plain layout's :class:`DoesNotFit` when none does."""
+    tries = (True,) if im2col.patches_only(qg, cfg) else (True, False)
+    for patches in tries:
+        vals, blocks = layout(qg, cfg, batch, patches)
+        try:
+            return vals, plan(blocks, cfg), ()
+        except DoesNotFit as exc:
+            err = exc
+    ops = qg.ops[1:] if qg.tokens else qg.ops
+    for patches in tries:
+        plain, _ = layout(qg, cfg, batch, patches)
+        options = list(lower_bands.choices(ops, cfg, plain, qg.output,
+                                           skip=depth_to_space_convs(qg)))
+        if not options:
+            continue
+        try:   # the most banded choice, the last, first: if it does not fit, none does
+            plan(layout(qg, cfg, batch, patches, options[-1])[1], cfg)
+        except DoesNotFit:
+            continue
+        for chains in options:
+            vals, blocks = layout(qg, cfg, batch, patches, chains)
+            try:
+                return vals, plan(blocks, cfg), chains
+            except DoesNotFit:
+                pass
+    raise err
 
 
 def _lstm_cell(cfg: AccelConfig, op: ir.QLstm):
@@ -230,15 +279,10 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
                          f"{int(x_int.min())}..{int(x_int.max())}")
     batch = len(x_int)
     qg = fuse_add(fuse_gelu(qg, cfg), cfg)   # GELUs and ADDs into their GEMMs (:mod:`.fuse`)
-    vals, blocks = layout(qg, cfg, batch)
-    try:
-        where = plan(blocks, cfg)
-    except DoesNotFit:  # the patches may be what does not fit: the plain input may
-        if im2col.patches_only(qg, cfg):   # unless the conv runs over its patches only
-            raise
-        vals, blocks = layout(qg, cfg, batch, patches=False)
-        where = plan(blocks, cfg)
+    vals, where, chains = _fit(qg, cfg, batch)
     em = _Emitter(cfg, vals, where, batch, dry)
+    em.bands = {ch.ops[-1].name: ch for ch in chains}
+    em.banded = {op.name for ch in chains for op in ch.ops[:-1]}
     em.joint = lower_attention.projection_groups(qg, cfg.lanes)
     em.d2s = depth_to_space_convs(qg)
     first = qg.ops[0].name if qg.tokens else ir.INPUT
@@ -250,13 +294,12 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         em.put(f"{op.name} constant", [op.value.T[:, None, :]])
     for op in fused_constants(qg):   # a fused one: a copy a sample, in the GEMM's output
         em.put(op.name, [op.value.T[:, None, :]] * batch)
-    marks = []  # after each layer: (name, programs ended, commands), who emitted which command
-    for op in qg.ops[1:] if qg.tokens else qg.ops:
+    for op in qg.ops[1:] if qg.tokens else qg.ops:   # marks: who emitted which command
         if not isinstance(op, (ir.QFlatten, ir.QDepthToSpace, *lower_attention.VIEWS)):
             em.op(op)
-            marks.append((op.name, len(em.b.programs), len(em.b.commands)))
+            em.marks.append((op.name, len(em.b.programs), len(em.b.commands)))
     b = em.b
-    programs, layer_pcs = attribute(b.finish(), marks)
+    programs, layer_pcs = attribute(b.finish(), em.marks)
     for k, p in enumerate(programs):
         n = len(p.commands)
         if n > cfg.prog_depth:
@@ -270,5 +313,5 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         b.commands = b.wgt = None
     out = vals[qg.output]
     return Lowered(b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale, programs,
-                   layer_pcs)
+                   layer_pcs, chains)
 

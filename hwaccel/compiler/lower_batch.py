@@ -10,7 +10,7 @@ from . import ir
 from .builders import Program
 from .memory import DoesNotFit
 
-__all__ = ["max_batch", "weight_groups"]
+__all__ = ["dry_lowered", "max_batch", "weight_groups"]
 
 
 def _inputs(qg: ir.QGraph, x_int: np.ndarray) -> list[np.ndarray]:
@@ -27,7 +27,13 @@ def _inputs(qg: ir.QGraph, x_int: np.ndarray) -> list[np.ndarray]:
 def weight_groups(qg: ir.QGraph, cfg: AccelConfig) -> list[Program]:
     """The programs one sample runs as (the layers of each, its weight words): more than one
     when the weights do not all fit the weight scratchpad."""
-    return list(_lower(qg, cfg, _dummy(qg, 1), dry=True).programs)
+    return list(dry_lowered(qg, cfg).programs)
+
+
+def dry_lowered(qg: ir.QGraph, cfg: AccelConfig):
+    """One sample's dry lowering (:func:`.lower.lower` with ``dry``): its programs and
+    banded chains, with no command encoded past each layer's first."""
+    return _lower(qg, cfg, _dummy(qg, 1), dry=True)
 
 
 def _dummy(qg: ir.QGraph, batch: int) -> np.ndarray:

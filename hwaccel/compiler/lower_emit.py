@@ -11,7 +11,7 @@ import numpy as np
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
 from ..generators.conv.layer import ConvLayer
-from . import im2col, ir, lower_attention
+from . import im2col, ir, lower_attention, lower_bands
 from .builders import DryBuilder, PlacedBuilder
 from .fuse import fused_add_args, fused_gelu_params
 from .lower_types import LoweringError, gemm_parts, linear_as_conv, wide_pointwise
@@ -25,6 +25,9 @@ class _Emitter:
         self.cfg, self.vals, self.where, self.batch = cfg, vals, where, batch
         self.b = DryBuilder(cfg) if dry else PlacedBuilder(cfg)
         self.d2s: dict = {}   # conv name -> the depth-to-space it writes (lower_types)
+        self.bands: dict = {}     # a banded chain's last conv -> its lower_bands.Chain
+        self.banded: set = set()  # the chains' other convs (the last one runs them)
+        self.marks: list = []     # (layer, programs ended, commands) after each layer's commands
 
     def tensors(self, value: str) -> list[ActTensor]:
         v = self.vals[value]
@@ -53,6 +56,10 @@ class _Emitter:
             self.b.put(x)
 
     def op(self, op) -> None:
+        if op.name in self.banded:
+            return None
+        if op.name in self.bands:
+            return lower_bands.emit(self, self.bands[op.name])
         if isinstance(op, ir.QATTENTION_OPS):
             return lower_attention.emit(self, op)
         xs = self.tensors(op.inputs[0])
@@ -171,7 +178,8 @@ class _Emitter:
 
     def conv_bands(self, op, xs, w, axis: int = 0) -> None:
         """A map taller than the engine's line buffer (``axis`` 0), or a line (a one-row map)
-        wider than it (``axis`` 1): one CONV per band of output rows (columns), each reading
+        wider than it (``axis`` 1): one CONV (depthwise or dense) per band of output rows
+        (columns), each reading
         the input rows (columns) its windows cover (channels-last, either is a run of
         consecutive words, in and out), padded only where the whole map is."""
         k, s = op.kernel[axis], op.strides[axis]
@@ -188,24 +196,27 @@ class _Emitter:
         ostep = (osize[1], 1)[axis]
         out = self.tensors(op.name)
         self.b.layer = op.name
+        call = self.b.dwconv if op.depthwise else self.b.conv
         for o0 in range(0, osize[axis], n):
             nb = min(n, osize[axis] - o0)
-            i0 = o0 * s - (top, left)[axis]
-            i1 = i0 + (nb - 1) * s + k
-            lo, hi = max(i0, 0), min(i1, size)
-            pads = ir.squash((lo - i0, left, i1 - hi, right) if axis == 0 else
-                             (top, lo - i0, bottom, i1 - hi))
+            lo, hi, above, below = lower_bands.window_rows(o0, o0 + nb, k, s,
+                                                           (top, left)[axis], size)
+            pads = ir.squash((above, left, below, right) if axis == 0 else
+                             (top, above, bottom, below))
             for i, x in enumerate(xs):
                 shape = (hi - lo, x.width) if axis == 0 else (1, hi - lo)
                 band = ActTensor(x.addr + lo * step * x.groups, x.channels, *shape, lanes)
                 self.b.at = out[i].addr + o0 * ostep * out[i].groups
-                self.engine(op.name, lambda band=band, pads=pads: self.b.conv(
+                self.engine(op.name, lambda band=band, pads=pads: call(
                     band, w, op.bias, op.multiplier, op.shift, stride=op.stride, padding=pads,
                     relu=op.relu, pool=False))
 
     def dwconv(self, op, xs) -> None:
-        """A depthwise conv: one depthwise CONV per sample (a kernel beyond the engine's
-        ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer)."""
+        """A depthwise conv: one depthwise CONV per sample, or per band of output rows on a map
+        taller than the line buffer (:meth:`conv_bands`); a kernel beyond the engine's
+        ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer."""
+        if xs[0].height > self.cfg.conv.max_height and not op.pool:
+            return self.conv_bands(op, xs, op.w)
         self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
                                                     op.shift, stride=op.stride,
                                                     padding=op.padding, relu=op.relu,

@@ -38,6 +38,9 @@ class Lowered:
         Per program, per command (pc), the name of the layer that emitted it; ``"DONE"`` for
         the closing command (:meth:`layer_of`). Empty when the programs were not lowered from a
         graph.
+    chains : tuple of lower_bands.Chain
+        The convs run in bands of rows because their maps do not fit whole
+        (:mod:`.lower_bands`); empty when every map fits.
     """
 
     builder: ProgramBuilder
@@ -46,6 +49,7 @@ class Lowered:
     output_scale: float
     programs: tuple[Program, ...] = ()
     layer_pcs: tuple[tuple[str, ...], ...] = ()
+    chains: tuple = ()
 
     def __post_init__(self):
         if self.layer_pcs and [len(n) for n in self.layer_pcs] != [len(p.commands)
