@@ -125,3 +125,37 @@ def test_what_no_banding_fits_keeps_its_plain_refusal():
                                          r"activation scratchpad of accel_tiny"):
         cm = hwaccel.compile(model, x[:1], preset="tiny", calibration=x)
         cm.lower(cm.quantize_input(x[:1]))
+
+
+def test_a_chain_starts_at_the_first_conv_over_its_patches():
+    """The stem over im2col patches (27 channels: two words a pixel) is a chain's first conv
+    as the 1 x 1 conv it runs as: its patches stay whole, its 32-channel output is banded."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.ReLU(),
+                          nn.Conv2d(32, 8, 1), nn.ReLU(), nn.AvgPool2d(4), nn.Flatten(),
+                          nn.Linear(8 * 8 * 8, 5)).eval()
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    cfg = dataclasses.replace(PRESETS["default"], act_depth=3584)
+    cm = hwaccel.compile(model, x[:1], preset=cfg, calibration=x)
+    x_int = cm.quantize_input(x[:1])
+    low = cm.lower(x_int)
+    assert [[op.name for op in ch.ops] for ch in low.chains] == [["0", "2", "4"]]
+    assert low.chains[0].shapes[0] == (27, 32, 32)   # the patches, K x OH x OW
+    np.testing.assert_array_equal(cm.execute("golden", x[:1]).int_logits, cm.int8_forward(x_int))
+
+
+def test_a_pooled_conv_over_a_map_taller_than_the_line_buffer_runs_in_bands():
+    """A 3 x 3 conv with its fused 2 x 2 pool over 16 rows (tiny's line buffer holds 8): bands
+    of 3 pooled rows (6 of the conv's, reading 8), each pooled row whole; it was refused."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(8 * 8 * 4, 5)).eval()
+    x = torch.randn(16, 3, 16, 8, generator=torch.Generator().manual_seed(3))
+    cm = hwaccel.compile(model, x[:1], preset="tiny", calibration=x)
+    x_int = cm.quantize_input(x[:1])
+    low = cm.lower(x_int)
+    pooled = next(op for op in cm.qgraph.ops if getattr(op, "pool", False))
+    assert sum(pcs.count(pooled.name) for pcs in low.layer_pcs) == 3
+    np.testing.assert_array_equal(cm.execute("golden", x[:1]).int_logits, cm.int8_forward(x_int))

@@ -16,17 +16,19 @@ How each op runs
 ----------------
 * ``QConv`` (with its fused 2x2 pool): one CONV command per sample (per-side padding and non-square
   kernels and strides are descriptor fields); a map taller than the engine's line buffer
-  (``max_height``) runs as one CONV per band of output rows. A 1x1 conv (stride 1, no padding or
-  pool) with more channels than the engine's ``max_cin`` or ``max_cout``, or rows wider than its
-  ``max_width``, is one GEMM per sample, of its pixels by its ``Cin x Cout`` weights (channels-last,
-  the same map), which the processor tiles in hardware
+  (``max_height``) runs as one CONV per band of output rows (with a fused pool, an even number
+  of the conv's rows a band). A 1x1 conv (stride 1, no padding or pool) with more channels than
+  the engine's ``max_cin`` or ``max_cout``, or rows wider than its ``max_width``, is one GEMM per
+  sample, of its pixels by its ``Cin x Cout`` weights (channels-last, the same map), which the
+  processor tiles in hardware
   (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv (groups = channels) is one
   depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs its channel groups up
   to ``dw_groups`` a job); a kernel beyond the engine's ``dw_kernel`` is refused by name.
 * A chain of convs whose intermediate maps only the next conv reads (a MobileNetV2 block's
   expansion, depthwise and projection), when the plain plan does not fit: a band of output rows
   at a time, each conv over the rows the next one's windows need, the intermediate maps held a
-  band at a time (:mod:`.lower_bands`; rows that two bands' windows share are computed twice).
+  band at a time (:mod:`.lower_bands`; rows that two bands' windows share are computed twice;
+  a first conv over im2col patches can start a chain, its patches whole).
   A depthwise conv over a map taller than the line buffer runs in bands of rows as a dense one.
 * ``QMaxPool`` not fused into a conv: one MAXPOOL command per sample; a line's (``MaxPool1d(4)``)
   over the line laid out as rows of 2, in bands of the unit's ``max_height`` rows
@@ -219,13 +221,13 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
 def _fit(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, dict, tuple]:
     """The values, the plan and the banded chains: the plain layout if it fits; else the
     first conv's plain input in place of its patches (unless it runs over patches only); else
-    chains in bands (:func:`.lower_bands.choices`), tried only if their most banded choice
-    fits. Raises the plain layout's :class:`DoesNotFit` when none does."""
+    chains in bands (:func:`.lower_bands.choices`, tried only if their most banded choice
+    fits), then each chain in the fewest bands that still fit with the others'. Raises the
+    plain layout's :class:`DoesNotFit` when none does."""
     tries = (True,) if im2col.patches_only(qg, cfg) else (True, False)
     for patches in tries:
-        vals, blocks = layout(qg, cfg, batch, patches)
         try:
-            return vals, plan(blocks, cfg), ()
+            return (*_planned(qg, cfg, batch, patches, ()), ())
         except DoesNotFit as exc:
             err = exc
     ops = qg.ops[1:] if qg.tokens else qg.ops
@@ -233,19 +235,27 @@ def _fit(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, dict, tuple
         plain, _ = layout(qg, cfg, batch, patches)
         options = list(lower_bands.choices(ops, cfg, plain, qg.output,
                                            skip=depth_to_space_convs(qg)))
-        if not options:
-            continue
-        try:   # the most banded choice, the last, first: if it does not fit, none does
-            plan(layout(qg, cfg, batch, patches, options[-1])[1], cfg)
-        except DoesNotFit:
-            continue
-        for chains in options:
-            vals, blocks = layout(qg, cfg, batch, patches, chains)
-            try:
-                return vals, plan(blocks, cfg), chains
-            except DoesNotFit:
-                pass
+        if not options or not _fits(qg, cfg, batch, patches, options[-1]):
+            continue   # the most banded choice, the last, does not fit: none does
+        chains = list(next(c for c in options if _fits(qg, cfg, batch, patches, c)))
+        for i, ch in enumerate(chains):
+            chains[i] = next((alt for alt in lower_bands.fewer(ch, cfg) if _fits(
+                qg, cfg, batch, patches, (*chains[:i], alt, *chains[i + 1:]))), ch)
+        return (*_planned(qg, cfg, batch, patches, tuple(chains)), tuple(chains))
     raise err
+
+
+def _planned(qg, cfg, batch, patches, chains) -> tuple[dict, dict]:
+    vals, blocks = layout(qg, cfg, batch, patches, chains)
+    return vals, plan(blocks, cfg)
+
+
+def _fits(qg, cfg, batch, patches, chains) -> bool:
+    try:
+        _planned(qg, cfg, batch, patches, chains)
+        return True
+    except DoesNotFit:
+        return False
 
 
 def _lstm_cell(cfg: AccelConfig, op: ir.QLstm):

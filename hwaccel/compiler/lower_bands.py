@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from ..generators.accel.config import AccelConfig
 from ..generators.accel.driver import ActTensor
-from . import ir
+from . import im2col, ir
 from .lower_types import gemm_parts, wide_pointwise
 
-__all__ = ["Chain", "candidates", "choices", "emit", "window_rows"]
+__all__ = ["Chain", "candidates", "choices", "emit", "fewer", "window_rows"]
 
 #: The band counts tried, fewest first (each chain at most its output's rows).
 BAND_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -129,13 +129,17 @@ def _steps(ops, shapes, bands: int, cfg: AccelConfig) -> tuple | None:
 def candidates(ops, cfg: AccelConfig, vals: dict, output: str, skip=()) -> list[tuple]:
     """The chains that could run in bands: maximal runs of two or more consecutive convs, each
     reading only the conv before it, whose outputs (but the last's) no other op reads and are
-    not the graph's output. ``vals``: every value's :class:`~.lower_types.Value` (the plain
-    layout's); ``skip``: convs that run otherwise (a depth-to-space's)."""
+    not the graph's output. A first conv over im2col patches is in a chain as the 1 x 1 conv it
+    runs as (:func:`.im2col.as_pointwise`), its patches whole. ``vals``: every value's
+    :class:`~.lower_types.Value` (the plain layout's); ``skip``: convs that run otherwise (a
+    depth-to-space's)."""
     reads = Counter(v for op in ops for v in op.inputs)
     runs, run = [], []
     for op in ops:
         x = vals[op.inputs[0]] if op.inputs else None
-        ok = (op.name not in skip and x is not None and x.kind == "image"
+        if x is not None and x.kind == "patches":   # the 1 x 1 conv over the host's patches
+            op = im2col.as_pointwise(op)
+        ok = (op.name not in skip and x is not None and x.kind in ("image", "patches")
               and _runs_as(cfg, op, (x.channels, x.height, x.width)) is not None)
         prev = run[-1].name if run else None
         if ok and run and op.inputs == (prev,) and reads[prev] == 1 and prev != output:
@@ -180,6 +184,14 @@ def choices(ops, cfg: AccelConfig, vals: dict, output: str, skip=()):
             if key not in seen:
                 seen.add(key)
                 yield chains
+
+
+def fewer(chain: Chain, cfg: AccelConfig) -> list[Chain]:
+    """The chain in fewer bands, fewest first (each band count that fits the line buffer)."""
+    rows = chain.ops[-1].out_size(*chain.shapes[-1][1:])[0]
+    counts = sorted({min(n, rows) for n in BAND_COUNTS if min(n, rows) < chain.bands})
+    return [Chain(chain.ops, chain.shapes, s) for n in counts
+            if (s := _steps(chain.ops, chain.shapes, n, cfg)) is not None]
 
 
 def emit(em, chain: Chain) -> None:

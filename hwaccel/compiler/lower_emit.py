@@ -165,8 +165,8 @@ class _Emitter:
 
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]
-        if t0.height > self.cfg.conv.max_height and not pool:
-            return self.conv_bands(op, xs, w)
+        if t0.height > self.cfg.conv.max_height:
+            return self.conv_bands(op, xs, w, pool=pool)
         if t0.height == 1 and t0.width > self.cfg.conv.max_width and not pool:
             return self.conv_bands(op, xs, w, axis=1)
         self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
@@ -176,22 +176,26 @@ class _Emitter:
                                                   stride=stride, padding=padding,
                                                   relu=op.relu, pool=pool))
 
-    def conv_bands(self, op, xs, w, axis: int = 0) -> None:
+    def conv_bands(self, op, xs, w, axis: int = 0, pool: bool = False) -> None:
         """A map taller than the engine's line buffer (``axis`` 0), or a line (a one-row map)
         wider than it (``axis`` 1): one CONV (depthwise or dense) per band of output rows
-        (columns), each reading
-        the input rows (columns) its windows cover (channels-last, either is a run of
-        consecutive words, in and out), padded only where the whole map is."""
+        (columns), each reading the input rows (columns) its windows cover (channels-last,
+        either is a run of consecutive words, in and out), padded only where the whole map
+        is. With a fused 2 x 2 ``pool`` (rows only) a band is an even number of the conv's
+        rows, so each of its pooled rows is whole."""
         k, s = op.kernel[axis], op.strides[axis]
         top, left, bottom, right = op.pads
         size, lanes = (xs[0].height, xs[0].width)[axis], self.cfg.lanes
-        osize = op.out_size(xs[0].height, xs[0].width)
+        f = 2 if pool else 1
+        osize = tuple(n // f for n in op.out_size(xs[0].height, xs[0].width))
         most = (self.cfg.conv.max_height, self.cfg.conv.max_width)[axis]
         what, unit = (("height", "rows"), ("width", "columns"))[axis]
-        n = (most - k) // s + 1   # output rows (columns) whose windows fit
+        n = ((most - k) // s + 1) // f   # (pooled) output rows (columns) whose windows fit
         if n < 1:
             raise LoweringError(f"layer {op.name!r} cannot run on {self.cfg.slug}: its kernel "
-                                f"{what} {k} exceeds the line buffer's {most} {unit}")
+                                f"{what} {k} at stride {s}" + (" and a 2 x 2 pool" if pool
+                                                              else "")
+                                + f" exceeds the line buffer's {most} {unit}")
         step = (xs[0].width, 1)[axis]   # pixels an input row (column) is from the next
         ostep = (osize[1], 1)[axis]
         out = self.tensors(op.name)
@@ -199,7 +203,7 @@ class _Emitter:
         call = self.b.dwconv if op.depthwise else self.b.conv
         for o0 in range(0, osize[axis], n):
             nb = min(n, osize[axis] - o0)
-            lo, hi, above, below = lower_bands.window_rows(o0, o0 + nb, k, s,
+            lo, hi, above, below = lower_bands.window_rows(f * o0, f * (o0 + nb), k, s,
                                                            (top, left)[axis], size)
             pads = ir.squash((above, left, below, right) if axis == 0 else
                              (top, above, bottom, below))
@@ -209,14 +213,14 @@ class _Emitter:
                 self.b.at = out[i].addr + o0 * ostep * out[i].groups
                 self.engine(op.name, lambda band=band, pads=pads: call(
                     band, w, op.bias, op.multiplier, op.shift, stride=op.stride, padding=pads,
-                    relu=op.relu, pool=False))
+                    relu=op.relu, pool=pool))
 
     def dwconv(self, op, xs) -> None:
         """A depthwise conv: one depthwise CONV per sample, or per band of output rows on a map
         taller than the line buffer (:meth:`conv_bands`); a kernel beyond the engine's
         ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer."""
-        if xs[0].height > self.cfg.conv.max_height and not op.pool:
-            return self.conv_bands(op, xs, op.w)
+        if xs[0].height > self.cfg.conv.max_height:
+            return self.conv_bands(op, xs, op.w, pool=op.pool)
         self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
                                                     op.shift, stride=op.stride,
                                                     padding=op.padding, relu=op.relu,
