@@ -221,9 +221,8 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
 def _fit(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, dict, tuple]:
     """The values, the plan and the banded chains: the plain layout if it fits; else the
     first conv's plain input in place of its patches (unless it runs over patches only); else
-    chains in bands (:func:`.lower_bands.choices`, tried only if their most banded choice
-    fits), then each chain in the fewest bands that still fit with the others'. Raises the
-    plain layout's :class:`DoesNotFit` when none does."""
+    chains in bands (:func:`.lower_bands.search`). Raises the plain layout's
+    :class:`DoesNotFit` when none fits."""
     tries = (True,) if im2col.patches_only(qg, cfg) else (True, False)
     for patches in tries:
         try:
@@ -233,15 +232,10 @@ def _fit(qg: ir.QGraph, cfg: AccelConfig, batch: int) -> tuple[dict, dict, tuple
     ops = qg.ops[1:] if qg.tokens else qg.ops
     for patches in tries:
         plain, _ = layout(qg, cfg, batch, patches)
-        options = list(lower_bands.choices(ops, cfg, plain, qg.output,
-                                           skip=depth_to_space_convs(qg)))
-        if not options or not _fits(qg, cfg, batch, patches, options[-1]):
-            continue   # the most banded choice, the last, does not fit: none does
-        chains = list(next(c for c in options if _fits(qg, cfg, batch, patches, c)))
-        for i, ch in enumerate(chains):
-            chains[i] = next((alt for alt in lower_bands.fewer(ch, cfg) if _fits(
-                qg, cfg, batch, patches, (*chains[:i], alt, *chains[i + 1:]))), ch)
-        return (*_planned(qg, cfg, batch, patches, tuple(chains)), tuple(chains))
+        chains = lower_bands.search(ops, cfg, plain, qg.output, depth_to_space_convs(qg),
+                                    lambda c, p=patches: _fits(qg, cfg, batch, p, c))
+        if chains is not None:
+            return (*_planned(qg, cfg, batch, patches, chains), chains)
     raise err
 
 

@@ -30,7 +30,7 @@ from ..generators.accel.driver import ActTensor
 from . import im2col, ir
 from .lower_types import gemm_parts, wide_pointwise
 
-__all__ = ["Chain", "candidates", "choices", "emit", "fewer", "window_rows"]
+__all__ = ["Chain", "candidates", "choices", "emit", "fewer", "search", "window_rows"]
 
 #: The band counts tried, fewest first (each chain at most its output's rows).
 BAND_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -126,13 +126,14 @@ def _steps(ops, shapes, bands: int, cfg: AccelConfig) -> tuple | None:
     return tuple(result)
 
 
-def candidates(ops, cfg: AccelConfig, vals: dict, output: str, skip=()) -> list[tuple]:
+def candidates(ops, cfg: AccelConfig, vals: dict, output: str, skip=(),
+               head: bool = True) -> list[tuple]:
     """The chains that could run in bands: maximal runs of two or more consecutive convs, each
     reading only the conv before it, whose outputs (but the last's) no other op reads and are
-    not the graph's output. A first conv over im2col patches is in a chain as the 1 x 1 conv it
-    runs as (:func:`.im2col.as_pointwise`), its patches whole. ``vals``: every value's
-    :class:`~.lower_types.Value` (the plain layout's); ``skip``: convs that run otherwise (a
-    depth-to-space's)."""
+    not the graph's output. With ``head``, a first conv over im2col patches is in a chain as
+    the 1 x 1 conv it runs as (:func:`.im2col.as_pointwise`), its patches whole. ``vals``:
+    every value's :class:`~.lower_types.Value` (the plain layout's); ``skip``: convs that run
+    otherwise (a depth-to-space's)."""
     reads = Counter(v for op in ops for v in op.inputs)
     runs, run = [], []
     for op in ops:
@@ -140,6 +141,7 @@ def candidates(ops, cfg: AccelConfig, vals: dict, output: str, skip=()) -> list[
         if x is not None and x.kind == "patches":   # the 1 x 1 conv over the host's patches
             op = im2col.as_pointwise(op)
         ok = (op.name not in skip and x is not None and x.kind in ("image", "patches")
+              and (head or x.kind == "image")
               and _runs_as(cfg, op, (x.channels, x.height, x.width)) is not None)
         prev = run[-1].name if run else None
         if ok and run and op.inputs == (prev,) and reads[prev] == 1 and prev != output:
@@ -159,13 +161,32 @@ def _largest(run, vals, lanes: int) -> int:
                for op in run[:-1])
 
 
-def choices(ops, cfg: AccelConfig, vals: dict, output: str, skip=()):
+def search(ops, cfg: AccelConfig, vals: dict, output: str, skip, fits) -> tuple | None:
+    """The chains to run in bands, or None when no choice fits (``fits(chains)`` says whether
+    the memory plan does). For the candidates with a first conv over patches and those
+    without: the first of :func:`choices` that fits (searched only if the most banded, the
+    last, does), then each chain in the fewest bands that still fit beside the others'. Of
+    those, the set that computes the fewest MACs twice."""
+    found = []
+    for head in (False, True) if any(v.kind == "patches" for v in vals.values()) else (False,):
+        options = list(choices(ops, cfg, vals, output, skip, head))
+        if not options or not fits(options[-1]):
+            continue
+        chains = list(next(c for c in options if fits(c)))
+        for i, ch in enumerate(chains):
+            chains[i] = next((alt for alt in fewer(ch, cfg)
+                              if fits((*chains[:i], alt, *chains[i + 1:]))), ch)
+        found.append(tuple(chains))
+    return min(found, key=lambda c: sum(ch.recomputed_macs() for ch in c), default=None)
+
+
+def choices(ops, cfg: AccelConfig, vals: dict, output: str, skip=(), head: bool = True):
     """Sets of chains to try, in order: the ``m`` chains with the largest intermediate maps
     (``m`` = 1, 2, ...), each in ``n`` bands (``n`` in :data:`BAND_COUNTS`, fewest first; a
     chain's bands are at most its output's rows, and more where a band of ``n`` would not fit
-    the line buffer). The last set is the most banded."""
+    the line buffer). The last set is the most banded. ``head`` as :func:`candidates`."""
     plans = []   # per chain, largest first: its band counts' steps, fewest bands first
-    for r in sorted(candidates(ops, cfg, vals, output, skip),
+    for r in sorted(candidates(ops, cfg, vals, output, skip, head),
                     key=lambda r: -_largest(r, vals, cfg.lanes)):
         shapes = tuple((vals[op.inputs[0]].channels, vals[op.inputs[0]].height,
                         vals[op.inputs[0]].width) for op in r)
