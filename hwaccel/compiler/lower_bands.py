@@ -14,10 +14,12 @@ convs over a few rows, in order, sample after sample; every output value is the 
 as the whole map's (a conv's output pixel depends only on its window), and rows that two
 bands' windows share are computed twice (a 3 x 3 conv's band of ``r`` rows reads ``r + 2``).
 
-Banding costs those rows and a command per conv and band, so :func:`choices` is tried only
-when the plain plan does not fit (:func:`.lower.lower`): chains with the largest intermediate
-maps first, each in the fewest bands that fit. A conv's band must fit the engine's line buffer
-(``max_height`` input rows; a GEMM-run 1 x 1 conv has no such limit).
+Banding costs those rows and a command per conv and band, so it is tried only when the plain
+plan does not fit (:func:`.lower.lower`): :func:`search` tries the chains with the largest
+intermediate maps first, then each in the fewest bands that fit beside the others', and keeps,
+of the sets with and without a first conv over im2col patches, the one that computes the fewest
+MACs twice. A conv's band must fit the engine's line buffer (``max_height`` input rows; a
+GEMM-run 1 x 1 conv has no such limit).
 """
 
 from __future__ import annotations
