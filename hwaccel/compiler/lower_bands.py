@@ -192,9 +192,7 @@ def choices(ops, cfg: AccelConfig, vals: dict, output: str, skip=(), head: bool 
                     key=lambda r: -_largest(r, vals, cfg.lanes)):
         shapes = tuple((vals[op.inputs[0]].channels, vals[op.inputs[0]].height,
                         vals[op.inputs[0]].width) for op in r)
-        rows = r[-1].out_size(*shapes[-1][1:])[0]
-        counts = sorted({min(n, rows) for n in BAND_COUNTS})
-        steps = {n: s for n in counts if (s := _steps(r, shapes, n, cfg)) is not None}
+        steps = _fitting(r, shapes, cfg)
         if steps:
             plans.append((r, shapes, steps))
     seen = set()
@@ -211,10 +209,16 @@ def choices(ops, cfg: AccelConfig, vals: dict, output: str, skip=(), head: bool 
 
 def fewer(chain: Chain, cfg: AccelConfig) -> list[Chain]:
     """The chain in fewer bands, fewest first (each band count that fits the line buffer)."""
-    rows = chain.ops[-1].out_size(*chain.shapes[-1][1:])[0]
-    counts = sorted({min(n, rows) for n in BAND_COUNTS if min(n, rows) < chain.bands})
-    return [Chain(chain.ops, chain.shapes, s) for n in counts
-            if (s := _steps(chain.ops, chain.shapes, n, cfg)) is not None]
+    return [Chain(chain.ops, chain.shapes, s)
+            for n, s in _fitting(chain.ops, chain.shapes, cfg).items() if n < chain.bands]
+
+
+def _fitting(ops, shapes, cfg: AccelConfig) -> dict:
+    """Band count -> steps, fewest first, for each count of :data:`BAND_COUNTS` (at most the
+    last conv's output rows) whose bands fit the line buffer."""
+    rows = ops[-1].out_size(*shapes[-1][1:])[0]
+    counts = sorted({min(n, rows) for n in BAND_COUNTS})
+    return {n: s for n in counts if (s := _steps(ops, shapes, n, cfg)) is not None}
 
 
 def emit(em, chain: Chain) -> None:
