@@ -9,7 +9,9 @@ import pytest
 from rtl_checks import int8 as _int8
 
 from hwaccel.generators.accel import PRESETS, ActTensor, Cause, Op, ProgramBuilder, run_program
+from hwaccel.generators.accel.avg_view import avg_fields, avg_parts
 from hwaccel.generators.accel.cases import fault_programs
+from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.driver import encode, from_words
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.numerics import add_params, avg_params
@@ -55,7 +57,42 @@ def _random_wide_avg(b: ProgramBuilder, rng, cfg):
     return b.avgpool(b.put(x), kh, w), _avg_reference(x, kh, w), (ch, h, w, kh, w)
 
 
+def _random_banded_avg(b: ProgramBuilder, rng, cfg):
+    """A pool no one command describes (:func:`.avg_view.avg_fields` refuses it), which runs as
+    a command per band of window rows (:func:`.avg_view.avg_parts`): a map taller than the
+    unit's rows, a line or map wider than them under windows as wide as it, or more blocks
+    than the unit keeps over more rows than it reads."""
+    c, most, top = cfg.conv, cfg.avg_max_blocks, cfg.avg_max_window
+    kind, few = int(rng.integers(3)), min(most, 2) * cfg.lanes   # a few blocks: small maps
+    if kind == 0:                       # taller than max_height
+        w = int(rng.integers(1, min(c.max_width, 16) + 1))
+        kh = int(rng.integers(1, min(c.max_height, top // w) + 1))
+        kw = int(rng.integers(1, min(w, top // kh) + 1))
+        h = int(rng.integers(c.max_height + 1, 3 * c.max_height + 1))
+        ch = int(rng.integers(1, few + 1))
+    elif kind == 1:                     # wider than max_width, windows as wide as the map
+        w2 = int(rng.integers(2, c.max_width + 1))
+        q = int(rng.integers(c.max_width // w2 + 1, min(top // w2, c.max_height) + 1))
+        w = kw = w2 * q
+        kh = int(rng.integers(1, min(top // w, c.max_height // q) + 1))
+        h = int(rng.integers(kh, 4 * kh + 1))
+        ch = int(rng.integers(1, few + 1))
+    else:                               # more blocks than the unit keeps, over more rows
+        blocks = int(rng.integers(most + 1, min(c.max_width, 3 * most) + 1))
+        ch = int(rng.integers((blocks - 1) * cfg.lanes + 1, blocks * cfg.lanes + 1))
+        w = kw = int(rng.integers(1, min(c.max_width, c.max_height // 2, top) + 1))
+        kh = int(rng.integers(1, min(c.max_height // w, top // w) + 1))
+        h = int(rng.integers(c.max_height // w + 1, 3 * c.max_height // w + 2))
+        h = max(h, kh)
+    with pytest.raises(ValueError, match="avgpool"):
+        avg_fields(cfg, h, w, -(-ch // cfg.lanes), kh, kw)
+    x = _int8(rng, (ch, h, w))
+    return b.avgpool(b.put(x), kh, kw), _avg_reference(x, kh, kw), (ch, h, w, kh, kw)
+
+
 def _random_avg(b: ProgramBuilder, rng, cfg=TINY):
+    if rng.random() < 0.2:
+        return _random_banded_avg(b, rng, cfg)
     if rng.random() < 0.25:
         return _random_wide_avg(b, rng, cfg)
     c = int(rng.integers(1, cfg.avg_max_blocks * cfg.lanes + 1))
@@ -130,6 +167,45 @@ def test_golden_pools_over_more_blocks_than_the_unit_keeps(preset, seed):
         assert program_perf(cfg, b.commands).cycles == program_perf(wide, p.commands).cycles
 
 
+@pytest.mark.parametrize("preset", ["tiny", "ecp5_128"])
+def test_golden_pools_beyond_the_units_rows_run_in_bands(preset, seed):
+    """Pools no one AVGPOOL command describes run as one per band of window rows, each window
+    whole in one command: equal to the exact integer reference, in place too."""
+    cfg = {**PRESETS, **MODEL_PRESETS}[preset]
+    rng = np.random.default_rng(seed)
+    for _ in range(20):
+        b = ProgramBuilder(cfg)
+        out, want, shape = _random_banded_avg(b, rng, cfg)
+        b.done()
+        res = run_program(cfg, b.act, b.wgt, b.commands)
+        assert res.done and not res.error, (shape, res.cause)
+        np.testing.assert_array_equal(from_words(res.act, out), want,
+                                      err_msg=f"{preset} {shape} (seed {seed})")
+    # a 1 x 100 line's global pool on ecp5_128 (rows of 48): 4 rows of 25 in one command; a
+    # 100 x 8 map's 2 x 8 windows: bands of at most 24 window rows (48 rows)
+    parts = avg_parts(MODEL_PRESETS["ecp5_128"], 1, 100, 1, 1, 100)
+    assert [(s, d, v["width"], v["height"], v["kw"], v["kh"]) for s, d, v in parts] == [
+        (0, 0, 25, 4, 25, 4)]
+    parts = avg_parts(MODEL_PRESETS["ecp5_128"], 100, 8, 2, 2, 8)
+    assert [(s, d, v["height"], v["out_height"]) for s, d, v in parts] == [
+        (0, 0, 48, 24), (24 * 2 * 8 * 2, 24 * 2, 48, 24), (48 * 2 * 8 * 2, 48 * 2, 4, 2)]
+    # in place (dst = src): each band writes below the rows the later bands read
+    b = ProgramBuilder(TINY)
+    x = _int8(rng, (8, 21, 4))
+    t = b.put(x)
+    m, sh = avg_params(4)
+    parts = avg_parts(TINY, 21, 4, 2, 2, 2)
+    assert len(parts) == 3
+    for src, dst, v in parts:
+        b.raw(encode(TINY, Op.AVGPOOL, src=t.addr + src, dst=t.addr + dst,
+                     avg={**v, "mult": m, "shift": sh}))
+    b.done()
+    res = run_program(TINY, b.act, b.wgt, b.commands)
+    assert res.done, res.cause
+    pooled = from_words(res.act, ActTensor(t.addr, 8, 10, 2, TINY.lanes))
+    np.testing.assert_array_equal(pooled, _avg_reference(x, 2, 2))
+
+
 def test_in_place_add_and_avgpool(seed):
     """dst equal to a source, or below it, is legal and gives the out-of-place result."""
     rng = np.random.default_rng(seed)
@@ -176,8 +252,9 @@ def test_driver_errors():
                                          r"5 x 1 words, and accel_tiny's maps are at most 8 "
                                          r"rows of 8 pixels"):
         b.avgpool(b.put(np.zeros((17, 3, 3))), 3, 3)
+    # taller than the unit's rows and too wide to band: windows neither fit nor span the map
     with pytest.raises(ValueError, match="avgpool height must be at most 8 on accel_tiny"):
-        b.avgpool(b.put(np.zeros((4, 9, 1))), 9, 1)
+        b.avgpool(b.put(np.zeros((4, 9, 10))), 9, 2)
     small = TINY.with_(avg_max_window=8)
     with pytest.raises(ValueError, match=r"averages 9 values; accel_tiny averages at most 8"):
         ProgramBuilder(small).avgpool(ActTensor(0, 4, 3, 3, small.lanes), 3, 3)

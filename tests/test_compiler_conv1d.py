@@ -102,6 +102,28 @@ def test_the_rtl_runs_a_conv1d_model_bit_exact():
     rtl_equals_golden(cm, x[:3])
 
 
+class Long(nn.Module):
+    """A line three times as long as ``tiny``'s rows (8): its convs run in bands of columns and
+    its global pool, once refused (``avgpool width must be at most 8``), as rows of 8 that
+    hold each window whole (:func:`hwaccel.generators.accel.avg_view.avg_parts`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.c(x)).mean(-1))
+
+
+def test_a_long_lines_global_pool_runs_in_rows_the_unit_holds():
+    model = _model(Long)
+    x = torch.randn(32, 4, 24, generator=torch.Generator().manual_seed(4))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    golden_twin_float(cm, model, x[:8], 0.1)
+    rtl_equals_golden(cm, x[:2])
+
+
 class Parts(nn.Module):
     """A line's channels in parts, each read by a Conv1d: ``chunk``, ``torch.split`` and a
     slice, then joined by ``torch.cat`` into a flatten and a Linear."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..generators.accel.avg_view import avg_parts
 from ..generators.accel.driver import ActTensor, ProgramBuilder
 from ..generators.conv.layer import ConvLayer
 from .memory import DoesNotFit
@@ -132,5 +133,5 @@ class DryBuilder(PlacedBuilder):
     def avgpool(self, x, kh, kw) -> ActTensor:
         if self._first():
             return super().avgpool(x, kh, kw)
-        self.commands.append(0)
+        self.commands += [0] * len(avg_parts(self.cfg, x.height, x.width, x.groups, kh, kw))
         return self.alloc(x.channels, x.height // kh, x.width // kw)

@@ -35,8 +35,11 @@ How each op runs
   (:meth:`~.lower_emit._Emitter.line_maxpool`). A line wider than the line buffer under a
   kernel wider than 1 runs as one CONV per band of output columns
   (:meth:`~.lower_emit._Emitter.conv_bands`).
-* ``QAvgPool``: one AVGPOOL command per sample; ``QAdd``: one ADD per sample, reading both
-  inputs' blocks (the ISA's commands; a preset without them refuses the layer by name).
+* ``QAvgPool``: one AVGPOOL command per sample (a map beyond the unit's rows: one per band
+  of window rows, a long line's windows folded into rows it holds,
+  :func:`~hwaccel.generators.accel.avg_view.avg_parts`); ``QAdd``: one ADD per sample,
+  reading both inputs' blocks (the ISA's commands; a preset without them refuses the layer
+  by name).
 * ``QFlatten``: nothing; the map stays channels-last and the next Linear reads it as such.
 * ``QDepthToSpace``: nothing of its own; the 1 x 1 conv it reads (a ConvTranspose2d's, a nearest
   upsampling's) runs as GEMMs that write its output where it puts it, ``f`` a sample per input

@@ -19,7 +19,7 @@ from ...hdl.pack import pack
 from ...numerics import AddRequant, avg_params
 from ..conv.layer import ConvLayer, descriptor, plan_layer
 from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
-from .avg_view import avg_fields
+from .avg_view import avg_parts
 from .beats import pad_to_words
 from .config import AccelConfig
 from .driver_attention import AttentionCommands
@@ -343,22 +343,15 @@ class ProgramBuilder(AttentionCommands):
     def avgpool(self, x: ActTensor, kh: int, kw: int) -> ActTensor:
         """AVGPOOL: the int8 mean (:func:`hwaccel.numerics.average`) of each non-overlapping
         ``kh x kw`` window, stride = window, floor (``kh, kw = x.height, x.width``: global
-        average pooling); returns ``channels x (height // kh) x (width // kw)``."""
+        average pooling); returns ``channels x (height // kh) x (width // kw)``. A map beyond
+        the unit's rows runs as one command per band of window rows (:func:`.avg_parts`)."""
         cfg = self.cfg
-        for name, v in (("kh", kh), ("kw", kw)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"avgpool {name} must be a positive integer, not {v!r}")
-        if kh > x.height or kw > x.width:
-            raise ValueError(f"avgpool window {kh}x{kw} is larger than the {x.height}x{x.width} "
-                             f"map")
-        if kh * kw > cfg.avg_max_window:
-            raise ValueError(f"avgpool window {kh}x{kw} averages {kh * kw} values; "
-                             f"{cfg.slug} averages at most {cfg.avg_max_window} (avg_max_window)")
-        view = avg_fields(cfg, x.height, x.width, x.groups, kh, kw)
+        parts = avg_parts(cfg, x.height, x.width, x.groups, kh, kw)   # checks the window
         out = self.alloc(x.channels, x.height // kh, x.width // kw)
         mult, shift = avg_params(kh * kw)
-        fields = {**view, "mult": mult, "shift": shift}
-        self.commands.append(encode(cfg, Op.AVGPOOL, src=x.addr, dst=out.addr, avg=fields))
+        self.commands += [encode(cfg, Op.AVGPOOL, src=x.addr + src, dst=out.addr + dst,
+                                 avg={**view, "mult": mult, "shift": shift})
+                          for src, dst, view in parts]
         return out
 
     def view(self, first: ActTensor, channels: int, height: int, width: int) -> ActTensor:
