@@ -216,8 +216,8 @@ def test_a_lines_pad_of_its_length_alone_folds_into_the_conv():
 
 
 @pytest.mark.parametrize("model, shape, match", [
-    (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d attribute at .*a window of 2 has no such "
-                                      r"layout"),
+    (Pooled(nn.MaxPool1d(2)), (4, 8), r"MaxPool1d at .*kernel_size=2, stride=2 over 'c', "
+                                      r"which may be negative"),
     (Pooled(nn.AvgPool1d(2, ceil_mode=True)), (4, 7), r"AvgPool1d attribute .*ceil_mode="),
     (nn.Sequential(nn.Conv1d(4, 4, 1), nn.Conv1d(4, 8, 3, stride=3)), (4, 8),
      r"Conv1d attribute .*stride=\(1, 3\)"),
@@ -227,7 +227,7 @@ def test_a_lines_pad_of_its_length_alone_folds_into_the_conv():
     (Padded((1, 1, 2, 2)), (4, 8), r"F.pad of a line's channels"),
     (Padded((0, 0, 0, 0, 1, 0)), (4, 8), r"F.pad of a line's batch at .*pad=\(0, 0, 0, 0, 1, "
                                          r"0\)"),
-], ids=["maxpool1d", "avgpool1d-ceil", "stride-3", "over-a-sequence", "into-an-lstm",
+], ids=["maxpool1d-negative", "avgpool1d-ceil", "stride-3", "over-a-sequence", "into-an-lstm",
         "channel-pad", "batch-pad"])
 def test_what_has_no_hardware_is_named(model, shape, match):
     with pytest.raises(UnsupportedOp, match=match):

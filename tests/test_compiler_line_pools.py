@@ -3,7 +3,9 @@ is the max-pool unit's 2 x 2 windows over the line laid out as rows of 2 (four c
 values, in bands of the unit's rows), and a Conv1d over a line wider than the engine's line
 buffer runs in bands of output columns. Traced equal to torch; golden equal to the integer twin
 and the numpy reference; the RTL's outputs and every counter equal to golden's and the cycle
-model's (tiny: 8 rows and 8 columns); a window of 2 has no such layout and is refused by name."""
+model's (tiny: 8 rows and 8 columns). A window of 2 or 3 (at stride 1 or 2) has no such layout:
+it is the max of its taps, each a depthwise conv, which is exact on a ReLU's output; other
+windows are refused by name."""
 
 from __future__ import annotations
 
@@ -87,10 +89,41 @@ def test_the_rtl_equals_golden_and_its_counters_the_cycle_model(host):
 
 
 @pytest.mark.parametrize(("pool", "match"), [
-    (nn.MaxPool1d(2), r"MaxPool1d attribute .*kernel_size=2; a kernel of 4, 16, 64"),
+    (nn.MaxPool1d(5), r"MaxPool1d attribute .*kernel_size=5; a kernel of 4, 16, 64"),
+    (nn.MaxPool1d(3), r"MaxPool1d attribute .*stride=3"),
     (nn.MaxPool1d(4, stride=2), r"MaxPool1d attribute .*stride=2"),
     (nn.MaxPool1d(4, ceil_mode=True), r"MaxPool1d attribute .*ceil_mode=True"),
 ])
 def test_a_window_the_layout_cannot_make_is_refused_by_name(pool, match):
     with pytest.raises(UnsupportedOp, match=match):
         trace(_model(pool=pool), _x(2))
+
+
+class LinePools(nn.Module):
+    """``MaxPool1d`` of 2 and 3, at strides 2 and 1, padded and not, ceil mode where it makes
+    the floor mode's windows: each the max of its taps (:class:`~.fold_pools.LinePool`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv1d(4, 8, 3, padding=1)
+        self.b = nn.Conv1d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 4, 5)
+        self.halve, self.slide = nn.MaxPool1d(2), nn.MaxPool1d(2, 1)
+
+    def forward(self, x):
+        x = self.halve(F.relu(self.a(x)))                             # 18 -> 9
+        x = F.max_pool1d(F.relu(self.b(x)), 3, 2, 1, ceil_mode=True)  # 9 -> 5
+        return self.fc(torch.flatten(F.relu(self.slide(x)), 1))      # 5 -> 4
+
+
+def test_a_lines_max_pool_of_two_or_three_is_the_max_of_its_taps(host):
+    torch.manual_seed(0)
+    model = LinePools().eval()
+    x = torch.randn(32, 4, 18, generator=torch.Generator().manual_seed(5))
+    traced_equal_to_torch(model, x)
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    taps = [op.name for op in cm.qgraph.ops if ".tap" in op.name]
+    assert len(taps) == 2 + 3 + 2, taps
+    golden_twin_float(cm, model, x[:8], 0.1)
+    low = cm.lower(cm.quantize_input(x[:cm.max_batch]))
+    run_and_check(host, HOST_CONFIG, low.builder, low.outputs, "line pools")

@@ -26,7 +26,9 @@ SUPPORTED = (
     "nn.ZeroPad1d / F.pad (zeros, folded into it), AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
     "F.adaptive_avg_pool1d, x.mean(-1) (its global average) and MaxPool1d / F.max_pool1d of "
     "4, 16, 64 ... at its own stride (the max-pool unit's 2 x 2 windows over the line laid out "
-    "as rows of 2); a line wider than the line buffer in bands of columns",
+    "as rows of 2), or of 2 or 3 at stride 1 or 2, padding 0 or 1, of a ReLU's output (maxes "
+    "b + relu(a - b) of its taps, each a depthwise conv); a line wider than the line buffer in "
+    "bands of columns",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
     "floor mode: 2 x 2 pools in a row; 3 x 3 windows at stride 1 or 2, padding 0 or 1, "

@@ -24,6 +24,10 @@ The tracer leaves an :class:`OverlapPool` marker (:meth:`.trace_pools.PoolReader
   zeros padded around the map are then below no value of it, as the pool's own padding
   (minus infinity) is.
 
+A line's ``MaxPool1d`` of 2 or 3 at stride 1 or 2 (padding 0 or 1), which the 2 x 2 unit has no
+layout for, is a :class:`LinePool`: the max of its window's taps, each tap a depthwise ``1 x k``
+conv of one weight 1 at the pool's stride and padding (a pick of every window's ``t``-th value).
+
 The int8 result is the int8 max pool of the int8 input, exactly; the float graph computes the
 same function as the model's pool.
 """
@@ -40,7 +44,7 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold_cat import Cat
 
-__all__ = ["OverlapPool", "overlap_shape", "expand_overlap"]
+__all__ = ["OverlapPool", "LinePool", "overlap_shape", "expand_overlap"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +61,14 @@ class OverlapPool:
     size: tuple[int, int]
     out: tuple[int, int]
     inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class LinePool(OverlapPool):
+    """``MaxPool1d(kernel, stride, padding)`` of a ``(channels, 1, L)`` line: ``size`` is ``(1,
+    L)``, ``out`` ``(1, windows)``, ``padding`` ``(0, p)``; ``kernel`` 2 or 3."""
+
+    kernel: int = 2
 
 
 def _copy_pads(n: int, windows: int, offset: int) -> tuple[int, int, int] | None:
@@ -176,6 +188,19 @@ def _stride1(pool: OverlapPool, x: str, name: str) -> list:
     return out + _max_of(name, c, cols)
 
 
+def _line(pool: LinePool, x: str) -> list:
+    """The max of a line pool's taps: tap ``t`` of every window is a depthwise ``1 x k`` conv
+    of one weight 1 at ``t``, at the pool's stride and padding (its zeros below every value)."""
+    c, k, p = pool.channels, pool.kernel, pool.padding[1]
+    taps = []
+    for t in range(k):
+        w = np.zeros((c, 1, 1, k))
+        w[:, 0, 0, t] = 1.0
+        taps.append(ir.Conv2d(f"{pool.name}.tap{t}", w, np.zeros(c), stride=(1, pool.stride),
+                              padding=(0, p, 0, p), groups=c, inputs=(x,), exact=True))
+    return taps + _max_of(pool.name, c, [t.name for t in taps])
+
+
 def expand_overlap(ops, pool: OverlapPool) -> list:
     """The ops that compute ``pool`` (the last named as it is), reading its input; over a
     concatenation, one pool a part and their concatenation. Refused by name when its input
@@ -191,9 +216,13 @@ def expand_overlap(ops, pool: OverlapPool) -> list:
             names.append(part.name)
         shapes = tuple((s[0], *pool.out) for s in src.shapes)
         return new + [Cat(pool.name, pool.where, shapes, tuple(names), src.order)]
+    line = isinstance(pool, LinePool)
     if not _non_negative(ops, x):
-        raise UnsupportedOp("MaxPool2d of overlapping windows", pool.where,
-                            f"kernel_size=3, stride={pool.stride} over {x!r}, which may be "
+        what, k = ("MaxPool1d", pool.kernel) if line else ("MaxPool2d of overlapping windows", 3)
+        raise UnsupportedOp(what, pool.where,
+                            f"kernel_size={k}, stride={pool.stride} over {x!r}, which may be "
                             f"negative: it runs as maxes b + relu(a - b), exact on values of at "
                             f"least 0, so it must read a ReLU's (or ReLU6's) output")
+    if line:
+        return _line(pool, x)
     return _stride2(pool, x) if pool.stride == 2 else _stride1(pool, x, pool.name)

@@ -217,10 +217,13 @@ class _Emitter:
 
     def dwconv(self, op, xs) -> None:
         """A depthwise conv: one depthwise CONV per sample, or per band of output rows on a map
-        taller than the line buffer (:meth:`conv_bands`); a kernel beyond the engine's
-        ``dw_kernel`` or a padding beyond its ``max_pad`` is refused naming the layer."""
+        taller than the line buffer (of columns on a line wider than it: :meth:`conv_bands`);
+        a kernel beyond the engine's ``dw_kernel`` or a padding beyond its ``max_pad`` is
+        refused naming the layer."""
         if xs[0].height > self.cfg.conv.max_height:
             return self.conv_bands(op, xs, op.w, pool=op.pool)
+        if xs[0].height == 1 and xs[0].width > self.cfg.conv.max_width and not op.pool:
+            return self.conv_bands(op, xs, op.w, axis=1)
         self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
                                                     op.shift, stride=op.stride,
                                                     padding=op.padding, relu=op.relu,

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 from . import ir
 from .errors import UnsupportedOp
+from .fold_pools import LinePool
 
 __all__ = ["LineReaders"]
 
@@ -123,25 +124,34 @@ class LineReaders:
     def maxpool1d(self, node, where: str, a: dict) -> None:
         """``MaxPool1d`` of kernel = stride = 4, 16, 64 ...: that many line pools in a row, each
         the max-pool unit's 2 x 2 windows over the line laid out as rows of 2 (4 consecutive
-        values; :class:`~.ir_float.MaxPool2d` ``line``). A window of 2 has no such layout."""
+        values; :class:`~.ir_float.MaxPool2d` ``line``). A window of 2 or 3 has no such layout:
+        at stride 1 or 2 and padding 0 or 1 it is a :class:`~.fold_pools.LinePool` marker (the
+        max of its taps, of a ReLU's output)."""
         self.line_only(node, where, "MaxPool1d")
         one = lambda v: v[0] if isinstance(v, (tuple, list)) else v  # noqa: E731
-        k = one(a["kernel_size"])
+        k, p = one(a["kernel_size"]), one(a["padding"])
         s = k if a["stride"] is None else one(a["stride"])
+        (c, _, n), out = self.shape(node.args[0]), self.shape(node)[2]
+        taps = k in (2, 3)   # else pools of four
         fours = k >= 4 and (k & (k - 1)) == 0 and (k.bit_length() - 1) % 2 == 0
-        bad = {n: v for n, v, ok in (("kernel_size", a["kernel_size"], fours),
-                                     ("stride", a["stride"], s == k),
-                                     ("padding", a["padding"], one(a["padding"]) == 0),
-                                     ("dilation", a["dilation"], one(a["dilation"]) == 1),
-                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
-                                     ("return_indices", a["return_indices"],
-                                      not a["return_indices"])) if not ok}
+        bad = {n: v for n, v, ok in (
+            ("kernel_size", a["kernel_size"], fours or taps),
+            ("stride", a["stride"], s in (1, 2) if taps else s == k),
+            ("padding", a["padding"], p in (0, 1) if taps else p == 0),
+            ("dilation", a["dilation"], one(a["dilation"]) == 1),
+            ("ceil_mode", a["ceil_mode"], taps and out == (n + 2 * p - k) // s + 1
+             or not a["ceil_mode"]),
+            ("return_indices", a["return_indices"], not a["return_indices"])) if not ok}
         if bad:
             raise UnsupportedOp("MaxPool1d attribute", where, ", ".join(
                 f"{n}={v!r}" for n, v in bad.items()) + "; a kernel of 4, 16, 64 ... at its own "
                 "stride, no padding, floor mode: the max-pool unit's 2 x 2 windows over the "
-                "line laid out as rows of 2 (a window of 2 has no such layout: a Conv1d of "
-                "stride 2 or AvgPool1d downsamples a line)")
+                "line laid out as rows of 2; or of 2 or 3 at stride 1 or 2, padding 0 or 1, "
+                "where the ceil mode makes no window more: the max of its taps")
+        if taps:
+            self.unary(node, where, lambda name: LinePool(name, where, s, (0, p), c, (1, n),
+                                                          (1, out), kernel=k))
+            return
         src, name = self.value(node.args[0], where), self.name(node)
         for i in range(1, (k.bit_length() - 1) // 2):   # the pools of 4 before the last
             src = self.put(ir.MaxPool2d(self.fresh(f"{name}.{i}"), inputs=(src,), line=True))
