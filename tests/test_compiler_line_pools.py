@@ -14,11 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from compile_checks import golden_twin_float, traced_equal_to_torch
-from rtl_checks import run_and_check
+from rtl_checks import compiled_on_the_rtl, run_and_check
 from torch import nn
 
 import hwaccel
 from hwaccel.compiler import UnsupportedOp, ir, qreference
+from hwaccel.compiler.memory import DoesNotFit
 from hwaccel.compiler.trace import trace
 from hwaccel.generators.accel.config import PRESETS
 
@@ -103,11 +104,11 @@ class LinePools(nn.Module):
     """``MaxPool1d`` of 2 and 3, at strides 2 and 1, padded and not, ceil mode where it makes
     the floor mode's windows: each the max of its taps (:class:`~.fold_pools.LinePool`)."""
 
-    def __init__(self):
+    def __init__(self, length: int = 18):   # half of it odd: ceil mode makes no more windows
         super().__init__()
         self.a = nn.Conv1d(4, 8, 3, padding=1)
         self.b = nn.Conv1d(8, 8, 3, padding=1)
-        self.fc = nn.Linear(8 * 4, 5)
+        self.fc = nn.Linear(8 * ((length // 2 - 1) // 2), 5)
         self.halve, self.slide = nn.MaxPool1d(2), nn.MaxPool1d(2, 1)
 
     def forward(self, x):
@@ -127,3 +128,27 @@ def test_a_lines_max_pool_of_two_or_three_is_the_max_of_its_taps(host):
     golden_twin_float(cm, model, x[:8], 0.1)
     low = cm.lower(cm.quantize_input(x[:cm.max_batch]))
     run_and_check(host, HOST_CONFIG, low.builder, low.outputs, "line pools")
+
+
+def test_a_samples_commands_beyond_the_program_memory_run_as_programs_split_between_layers(
+        host):
+    """Over a line of 66 the convs and taps run in bands of tiny's 8 columns: more commands
+    for one sample than tiny's program memory holds (64). The sample runs as programs split
+    between layers, each within it, on the RTL bit-exact with every counter the cycle
+    model's; a batch of two is not split (the largest batch is one). One layer longer than
+    the program memory alone is refused by name."""
+    torch.manual_seed(1)
+    model = LinePools(66).eval()
+    x = torch.randn(32, 4, 66, generator=torch.Generator().manual_seed(6))
+    cm = hwaccel.compile(model, x[:1], preset="tiny", calibration=x)
+    low = cm.lower(cm.quantize_input(x[:1]))
+    sizes = [len(p.commands) for p in low.programs]
+    assert len(sizes) > 1 and max(sizes) <= HOST_CONFIG.prog_depth, sizes
+    assert not set(low.programs[0].layers) & set(low.programs[1].layers)   # between layers
+    assert cm.max_batch == 1
+    golden_twin_float(cm, model, x[:8], 0.1)
+    compiled_on_the_rtl(host, HOST_CONFIG, cm, x[:1], "program splits")
+    long = nn.Sequential(nn.Conv1d(4, 4, 1), nn.ReLU(), nn.Conv1d(4, 4, 3, padding=1)).eval()
+    with pytest.raises(DoesNotFit, match=r"layer '2' alone takes 94 commands for a sample, "
+                                         r"and the program memory of accel_tiny holds 64"):
+        hwaccel.compile(long, torch.randn(2, 4, 560), preset="tiny")

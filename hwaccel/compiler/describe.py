@@ -134,9 +134,14 @@ def _groups(qg: ir.QGraph, cfg: AccelConfig) -> list[str]:
         out += [f"  {ch.describe(cfg.lanes)}" for ch in low.chains]
     if len(programs) == 1:
         return out
-    out += [f"runs as {len(programs)} programs: the weights of {cfg.slug} ({cfg.wgt_depth} "
-           f"words) do not hold every layer's, so the host writes the next group's weights and "
-           f"commands between programs (one word per host-port cycle, counted in the cycles)"]
-    out += [f"  program {k + 1}: {', '.join(p.layers)} ({p.wgt_top} weight words)"
-            for k, p in enumerate(programs)]
+    why = [what for what, over in (
+        (f"its weight scratchpad ({cfg.wgt_depth} words) does not hold every layer's weights",
+         sum(p.wgt_top for p in programs) > cfg.wgt_depth),
+        (f"its program memory ({cfg.prog_depth} commands) does not hold a sample's commands",
+         sum(len(p.commands) - 1 for p in programs) + 1 > cfg.prog_depth)) if over]
+    out += [f"runs as {len(programs)} programs: on {cfg.slug} {' and '.join(why)}, so the "
+            f"host writes the next program's weights and commands between programs (one word "
+            f"per host-port cycle, counted in the cycles)"]
+    out += [f"  program {k + 1}: {', '.join(p.layers)} ({p.wgt_top} weight words, "
+            f"{len(p.commands)} commands)" for k, p in enumerate(programs)]
     return out

@@ -66,11 +66,13 @@ How each op runs
 
 Weights that do not all fit the weight scratchpad split the batch into several programs at layer
 boundaries and between a Linear's parts (:class:`~.builders.Program`; the host writes the next
-group's weights between them, the activations stay). A block that does not fit raises
-:class:`DoesNotFit` naming the tensor and the shortfall in words; so do a single layer's weights
-beyond the whole weight scratchpad (a Linear's: one output block's) and a program longer than the
-program memory. What the preset's engines cannot run raises :class:`LoweringError`, naming the
-layer.
+group's weights between them, the activations stay). So do one sample's commands beyond the
+program memory (long lines and tall maps in many bands), split between layers (:func:`_breaks`;
+a batch of more than one sample is not split, so such a model's largest batch is one). A block
+that does not fit raises :class:`DoesNotFit` naming the tensor and the shortfall in words; so do
+a single layer's weights beyond the whole weight scratchpad (a Linear's: one output block's), a
+single layer's commands beyond the program memory, and a batch's program longer than it. What
+the preset's engines cannot run raises :class:`LoweringError`, naming the layer.
 """
 
 from __future__ import annotations
@@ -269,11 +271,32 @@ def _lstm_cell(cfg: AccelConfig, op: ir.QLstm):
     return lc.run(p.input_size, p.hidden_size)
 
 
-def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
+def _breaks(cfg: AccelConfig, counts: dict[str, int]) -> frozenset:
+    """The layers that start a new program so that one sample's programs each fit the program
+    memory (``counts``: each layer's commands, in order; its DONE the last word of each): as
+    many layers a program as fit, in order. A layer longer than the program memory alone is
+    refused by name."""
+    room, used, out = cfg.prog_depth - 1, 0, set()
+    for name, n in counts.items():
+        if n > room:
+            raise DoesNotFit(f"layer {name!r} alone takes {n} commands for a sample, and the "
+                             f"program memory of {cfg.slug} holds {cfg.prog_depth} (DONE "
+                             f"included); short by {n - room} commands")
+        if used + n > room:
+            out.add(name)
+            used = 0
+        used += n
+    return frozenset(out)
+
+
+def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False,
+          breaks: frozenset = frozenset()) -> Lowered:
     """The program that runs ``qg`` on the batch ``x_int`` (int8 values, or token ids).
 
     ``dry``: plan memory and count commands without encoding anything (what
-    :func:`max_batch` searches with); its builder holds no program.
+    :func:`max_batch` searches with); its builder holds no program. ``breaks``: the layers
+    that start a program of their own (:func:`_breaks`: one sample's commands beyond the
+    program memory run as several programs, split between layers).
     """
     x_int = ir.graph_input(qg, np.asarray(x_int, dtype=np.int64))
     if x_int.ndim < 1 or tuple(x_int.shape[1:]) != tuple(qg.input_shape) or len(x_int) == 0:
@@ -301,15 +324,22 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lower
         em.put(f"{op.name} constant", [op.value.T[:, None, :]])
     for op in fused_constants(qg):   # a fused one: a copy a sample, in the GEMM's output
         em.put(op.name, [op.value.T[:, None, :]] * batch)
+    b, counts = em.b, {}
     for op in qg.ops[1:] if qg.tokens else qg.ops:   # marks: who emitted which command
         if not isinstance(op, (ir.QFlatten, ir.QDepthToSpace, *lower_attention.VIEWS)):
+            if op.name in breaks and b.commands:
+                b.next_program()
+            before = len(b.commands) + sum(len(p.commands) - 1 for p in b.programs)
             em.op(op)
-            em.marks.append((op.name, len(em.b.programs), len(em.b.commands)))
-    b = em.b
+            counts[op.name] = len(b.commands) + sum(len(p.commands) - 1
+                                                    for p in b.programs) - before
+            em.marks.append((op.name, len(b.programs), len(b.commands)))
     programs, layer_pcs = attribute(b.finish(), em.marks)
     for k, p in enumerate(programs):
         n = len(p.commands)
         if n > cfg.prog_depth:
+            if batch == 1 and not breaks:   # a sample's layers in programs that each fit
+                return lower(qg, cfg, x_int, dry=dry, breaks=_breaks(cfg, counts))
             which = "the program" if len(programs) == 1 else f"program {k + 1} of {len(programs)}"
             raise DoesNotFit(f"{which} ({n} commands for a batch of {batch}) does not fit "
                              f"the program memory of {cfg.slug} ({cfg.prog_depth} commands); "
