@@ -167,6 +167,30 @@ def test_a_kernel_past_the_engine_runs_over_its_patches_on_the_rtl():
                                   cm.int8_forward(cm.quantize_input(big)))
 
 
+def test_a_stems_pool_runs_apart_where_its_patches_need_a_gemm():
+    """A 5 x 5 stem with its 2 x 2 pool (the CIFAR-10 "quick" net's shape) on tiny: the kernel
+    is past the line buffer's and its 75 patch channels past the engine's 12, so the patches
+    run as a GEMM, which has no pool; the pool runs as a MAXPOOL of its own. It was refused
+    (kernel_h must be at most 3). The RTL bit-exact to golden, every counter the cycle
+    model's; golden equal to the integer twin."""
+    from rtl_checks import compiled_on_the_rtl
+
+    from hwaccel.sim.host import HarnessHost
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(8 * 4 * 4, 5))
+    cm, x = _compile(model, (3, 8, 8), "tiny")
+    op = cm.qgraph.ops[0]   # neither over its input nor over its patches with the pool
+    assert op.pool and im2col.first_conv(cm.qgraph, cm.config) is None
+    assert im2col.layer_cycles(cm.config, op, (3, 8, 8), False) is None
+    low = cm.lower(cm.quantize_input(x[:1]))
+    assert low.layer_pcs[0][:2] == ("0.conv", "0")   # the GEMM, then the MAXPOOL
+    assert "(K=75: 19 words a pixel), then its 2x2 pool as a MAXPOOL" in cm.describe()
+    with HarnessHost.of(cm.config) as host:
+        compiled_on_the_rtl(host, cm.config, cm, x[:1], "stem pool")
+
+
 def test_dscnn_runs_on_ecp5_over_its_patches():
     """DS-CNN's 10 x 4 stem on ``ecp5`` (kernels up to 3 x 3) was refused; over its patches
     (K = 40: 5 words a pixel) the whole model lowers, golden equal to the integer twin."""

@@ -32,6 +32,11 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
             f = d2s.factor
             return (f"GEMM per input row and output row of each ({f} x {shapes[op.inputs[0]][1]} "
                     f"a sample), writing its pixels where {d2s.name} puts them")
+        if op is qg.ops[0] and im2col.unfused_pool(qg, cfg) is not qg:
+            k = im2col.patch_channels(op)
+            return (f"GEMM of its pixels over im2col patches the host writes (K={k}: "
+                    f"{-(-k // cfg.lanes)} words a pixel), then its 2x2 pool as a MAXPOOL (a "
+                    f"GEMM has no pool)")
         if im2col.first_conv(qg, cfg) is op:
             k = im2col.patch_channels(op)
             words = -(-k // cfg.lanes)

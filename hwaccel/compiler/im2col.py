@@ -26,7 +26,9 @@ past ``max_kernel``: DS-CNN's 10 x 4 stem on ``ecp5``, whose line buffer takes k
 3 x 3), since a 1x1 conv needs no window. Lowering falls back to the plain input when the
 patches do not fit the activation scratchpad at the batch asked for
 (:func:`hwaccel.compiler.lower.lower`), unless only the patches run the conv
-(:func:`patches_only`): then the batch does not fit.
+(:func:`patches_only`): then the batch does not fit. Patches of more channels than the engine
+takes run as a GEMM, which has no pool: where only the patches run the conv, its fused 2 x 2
+pool then runs as a MAXPOOL of its own (:func:`unfused_pool`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ..generators.accel.config import AccelConfig
 from . import ir
 
 __all__ = ["first_conv", "patches_only", "patches", "patch_weights", "patch_channels",
-           "layer_cycles", "as_pointwise", "emit"]
+           "layer_cycles", "as_pointwise", "emit", "unfused_pool"]
 
 _DECIDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -135,6 +137,24 @@ def _decide(qg: ir.QGraph, cfg: AccelConfig) -> tuple:
     if plain is None:   # a 1x1 conv over the patches needs no window
         return op, True
     return (op if cols < plain else None), False
+
+
+def unfused_pool(qg: ir.QGraph, cfg: AccelConfig) -> ir.QGraph:
+    """``qg`` with its first conv's fused 2 x 2 pool as a MAXPOOL of its own (the conv
+    ``<name>.conv``, the pool keeping the name its readers read) where only that runs the
+    conv at all: its kernel is past the engine's ``max_kernel`` and its patches are more
+    channels than the engine takes (a 5 x 5 stem's 75 on the ECP5 presets), so they run as a
+    GEMM, which has no pool. The same integers: the pool is the max of the requantized
+    values either way. ``qg`` itself otherwise."""
+    if qg.tokens or len(qg.input_shape) != 3 or not qg.ops:
+        return qg
+    op, shape = qg.ops[0], tuple(qg.input_shape)
+    if (not isinstance(op, ir.QConv) or not op.pool or _decided(qg, cfg)[0] is not None
+            or layer_cycles(cfg, op, shape, False) is not None):
+        return qg
+    conv = replace(op, name=f"{op.name}.conv", pool=False)
+    split = replace(qg, ops=(conv, ir.QMaxPool(op.name, inputs=(conv.name,)), *qg.ops[1:]))
+    return split if _decided(split, cfg) == (conv, True) else qg
 
 
 def as_pointwise(op):

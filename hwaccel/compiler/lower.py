@@ -309,6 +309,7 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False,
                          f"{int(x_int.min())}..{int(x_int.max())}")
     batch = len(x_int)
     qg = fuse_add(fuse_gelu(qg, cfg), cfg)   # GELUs and ADDs into their GEMMs (:mod:`.fuse`)
+    qg = im2col.unfused_pool(qg, cfg)        # a stem's pool apart where only that runs it
     vals, where, chains = _fit(qg, cfg, batch)
     em = _Emitter(cfg, vals, where, batch, dry)
     em.bands = {ch.ops[-1].name: ch for ch in chains}
