@@ -114,6 +114,23 @@ def test_a_batch_runs_its_samples_through_one_set_of_band_buffers():
                                   cm.int8_forward(x_int))
 
 
+def test_a_large_kernels_stack_in_parts_runs_each_part_banded_with_its_conv(host):
+    """A 5 x 5 "same" conv on tiny (3 x 3 kernels) is a stack of nine shifted copies of its
+    input, in parts of tiny's 8 output channels, and a 3 x 3 conv over each part
+    (:mod:`hwaccel.compiler.split_kernels`): every part comes before the first part's conv, so
+    a chain's convs need not be side by side in the graph. The stack does not fit whole; each
+    part runs in bands with its conv, the input (which every part reads) live until the last
+    chain has read it. The RTL bit-exact to golden, every counter the cycle model's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 5, padding=2),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 32 * 8, 4)).eval()
+    x = torch.randn(16, 3, 32, 8, generator=torch.Generator().manual_seed(1))
+    cm = hwaccel.compile(model, x[:1], preset="tiny", calibration=x)
+    low = compiled_on_the_rtl(host, HOST_CONFIG, cm, x[:1], "banded stack parts")
+    assert [tuple(op.name for op in ch.ops) for ch in low.chains] == [
+        (f"2.shifts.out{k}", f"2.cat{k}") for k in range(3)]
+
+
 def test_what_no_banding_fits_keeps_its_plain_refusal():
     """An input larger than the scratchpad (3 x 320 x 8: 2,560 words of 2,048): no chain's
     bands help, and the error names the input's shortfall as before."""

@@ -216,8 +216,8 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
             vals[op.name] = dataclasses.replace(vals[op.name], block=band)
     last: dict[str, int | None] = {}
     for step, op in enumerate(ops):
-        for v in (*op.inputs, *lower_attention.constant_reads(op)):
-            last[vals[v].block] = end.get(op.name, step)
+        for v in (*op.inputs, *lower_attention.constant_reads(op)):   # a chain reads late
+            last[vals[v].block] = max(last.get(vals[v].block, -1), end.get(op.name, step))
     last[vals[qg.output].block] = None  # the output stays
     blocks = [Block(b, words[b], made[b], last.get(b, made[b])) for b in made]
     return vals, blocks

@@ -130,30 +130,35 @@ def _steps(ops, shapes, bands: int, cfg: AccelConfig) -> tuple | None:
 
 def candidates(ops, cfg: AccelConfig, vals: dict, output: str, skip=(),
                head: bool = True) -> list[tuple]:
-    """The chains that could run in bands: maximal runs of two or more consecutive convs, each
-    reading only the conv before it, whose outputs (but the last's) no other op reads and are
-    not the graph's output. With ``head``, a first conv over im2col patches is in a chain as
-    the 1 x 1 conv it runs as (:func:`.im2col.as_pointwise`), its patches whole. ``vals``:
-    every value's :class:`~.lower_types.Value` (the plain layout's); ``skip``: convs that run
-    otherwise (a depth-to-space's)."""
+    """The chains that could run in bands: maximal runs of two or more convs, each reading only
+    the conv before it (not always the op before it: a large kernel's stack of shifted copies
+    in parts, each part's conv after every part), whose outputs (but the last's) no other op
+    reads and are not the graph's output. With ``head``, a first conv over im2col patches is
+    in a chain as the 1 x 1 conv it runs as (:func:`.im2col.as_pointwise`), its patches
+    whole. ``vals``: every value's :class:`~.lower_types.Value` (the plain layout's);
+    ``skip``: convs that run otherwise (a depth-to-space's)."""
     reads = Counter(v for op in ops for v in op.inputs)
-    runs, run = [], []
+    fit, after = {}, {}   # the convs that may band; a conv -> the one that alone reads it
     for op in ops:
         x = vals[op.inputs[0]] if op.inputs else None
         if x is not None and x.kind == "patches":   # the 1 x 1 conv over the host's patches
             op = im2col.as_pointwise(op)
-        ok = (op.name not in skip and x is not None and x.kind in ("image", "patches")
-              and (head or x.kind == "image")
-              and _runs_as(cfg, op, (x.channels, x.height, x.width)) is not None)
-        prev = run[-1].name if run else None
-        if ok and run and op.inputs == (prev,) and reads[prev] == 1 and prev != output:
-            run.append(op)
+        if (op.name not in skip and x is not None and x.kind in ("image", "patches")
+                and (head or x.kind == "image")
+                and _runs_as(cfg, op, (x.channels, x.height, x.width)) is not None):
+            fit[op.name] = op
+            prev = op.inputs[0]
+            if len(op.inputs) == 1 and prev in fit and reads[prev] == 1 and prev != output:
+                after[prev] = op
+    runs, inner = [], set(op.name for op in after.values())
+    for name, op in fit.items():   # each run from its first conv, in the graph's order
+        if name in inner:
             continue
+        run = [op]
+        while run[-1].name in after:
+            run.append(after[run[-1].name])
         if len(run) > 1:
             runs.append(tuple(run))
-        run = [op] if ok else []
-    if len(run) > 1:
-        runs.append(tuple(run))
     return runs
 
 
