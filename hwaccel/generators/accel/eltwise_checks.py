@@ -1,4 +1,5 @@
-"""The shape and range checks of ADD and AVGPOOL: the processor's (RTL) and the golden model's.
+"""The shape and range checks of ADD and AVGPOOL, the processor's (RTL) and the golden model's,
+and the golden model's arithmetic of both (:func:`elt_golden`).
 
 Both sides sit in this file so they cannot drift. As for the other commands, a shape the unit
 cannot run is a SHAPE fault and a range past the scratchpad an ADDRESS fault, checked before
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 from amaranth.hdl import Const, Mux, Signal
 
-from ...numerics import AVG_SHIFT_MAX
+from ...numerics import AVG_SHIFT_MAX, AddRequant, add_requantize, average_with
 from .config import AccelConfig
 from .isa import Op
 
-__all__ = ["elt_checks", "elt_golden_check"]
+__all__ = ["elt_checks", "elt_golden_check", "elt_golden"]
 
 
 def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
@@ -95,3 +97,23 @@ def elt_golden_check(cfg: AccelConfig, c: dict) -> tuple[bool, int, int, bool]:
           and oh * kh <= h < oh * kh + kh and kh * kw <= cfg.avg_max_window)
     n_in = w * h * v["blocks"]
     return bool(ok), n_in, ow * oh * v["blocks"], src < dst < src + n_in
+
+
+def elt_golden(cfg: AccelConfig, act: np.ndarray, c: dict) -> None:
+    """The golden model of an ADD or AVGPOOL command ``c`` (decoded, checked) on ``act``, lane by
+    lane, with :mod:`hwaccel.numerics`' definitions."""
+    src, dst = c["src"], c["dst"]
+    if c["op"] == Op.ADD:
+        a, n = c["elt"]["add"], c["count"]
+        p = AddRequant(a["mult_a"], a["mult_b"], a["shift"])
+        y = add_requantize(act[src:src + n], act[a["src2"]:a["src2"] + n], p,
+                           relu=bool(a["relu"]))
+        act[dst:dst + n] = y
+        return
+    v = c["elt"]["avg"]
+    kh, kw, oh, ow, nb = v["kh"], v["kw"], v["out_height"], v["out_width"], v["blocks"]
+    x = act[src:src + v["width"] * v["height"] * nb].reshape(v["height"], v["width"], nb,
+                                                              cfg.lanes)
+    total = x[: oh * kh, : ow * kw].reshape(oh, kh, ow, kw, nb, cfg.lanes).sum(axis=(1, 3))
+    act[dst:dst + oh * ow * nb] = average_with(total, kh * kw, v["mult"], v["shift"]).reshape(
+        -1, cfg.lanes)

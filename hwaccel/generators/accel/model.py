@@ -17,13 +17,13 @@ import numpy as np
 from amaranth.lib import data
 
 from ...hdl.pack import unpack
-from ...numerics import AddRequant, add_requantize, average_with, requantize
+from ...numerics import requantize
 from ..conv.layer import ConvLayer
 from ..conv.layouts import PADS, requant_layout
 from ..conv.model import conv_golden
 from .attn_isa import ATTN_OPS, attn_check, attn_cycles, attn_golden
 from .config import AccelConfig
-from .eltwise_checks import elt_golden_check
+from .eltwise_checks import elt_golden, elt_golden_check
 from .fuse_model import fused_gelu, run_fused
 from .isa import ELT_OPS, Cause, Op, command_layout
 
@@ -292,7 +292,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                 return result(False, Cause.SHAPE)
             if c["src"] + n_in > ad or c["dst"] + n_out > ad or overlap:
                 return result(False, Cause.ADDRESS)
-            _run_eltwise(cfg, act, c)
+            elt_golden(cfg, act, c)
             retired += 1
             pc += 1
             continue
@@ -385,21 +385,3 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
         pc += 1
     raise RuntimeError(f"program did not finish within {max_commands} commands")
 
-
-def _run_eltwise(cfg: AccelConfig, act: np.ndarray, c: dict) -> None:
-    """ADD or AVGPOOL, lane by lane, with :mod:`hwaccel.numerics`' definitions."""
-    src, dst = c["src"], c["dst"]
-    if c["op"] == Op.ADD:
-        a, n = c["elt"]["add"], c["count"]
-        p = AddRequant(a["mult_a"], a["mult_b"], a["shift"])
-        y = add_requantize(act[src:src + n], act[a["src2"]:a["src2"] + n], p,
-                           relu=bool(a["relu"]))
-        act[dst:dst + n] = y
-        return
-    v = c["elt"]["avg"]
-    kh, kw, oh, ow, nb = v["kh"], v["kw"], v["out_height"], v["out_width"], v["blocks"]
-    x = act[src:src + v["width"] * v["height"] * nb].reshape(v["height"], v["width"], nb,
-                                                              cfg.lanes)
-    total = x[: oh * kh, : ow * kw].reshape(oh, kh, ow, kw, nb, cfg.lanes).sum(axis=(1, 3))
-    act[dst:dst + oh * ow * nb] = average_with(total, kh * kw, v["mult"], v["shift"]).reshape(
-        -1, cfg.lanes)
