@@ -23,8 +23,8 @@ from hwaccel.generators.accel.isa import status_fields
 from hwaccel.generators.conv.cases import LayerCase
 from hwaccel.generators.conv.cases import directed_cases as conv_directed
 from hwaccel.generators.conv.cases import random_cases as conv_random
-from hwaccel.generators.conv.layer import plan_layer
 from hwaccel.generators.conv.model import conv_golden
+from hwaccel.generators.conv.plan import plan_layer
 from hwaccel.generators.lstm.cases import random_params, random_sequences, trained_range_params
 from hwaccel.generators.lstm.driver import (
     expected_h_lasts,

@@ -36,9 +36,10 @@ from hwaccel.generators.conv.cases import (
     random_cases,
 )
 from hwaccel.generators.conv.config import ConvConfig
-from hwaccel.generators.conv.layer import descriptor, plan_layer
+from hwaccel.generators.conv.layer import descriptor
 from hwaccel.generators.conv.model import conv_golden
 from hwaccel.generators.conv.perf import stream_cycles
+from hwaccel.generators.conv.plan import plan_layer
 
 from .bench_io import assert_ports_match_sidecar, bench_inputs, write_result
 from .checks import conv_batch, conv_check, conv_random_cases, stalls

@@ -14,15 +14,10 @@ from hwaccel.generators.conv.cases import (
     random_cases,
 )
 from hwaccel.generators.conv.config import PRESETS, ConvConfig
-from hwaccel.generators.conv.layer import (
-    ConvLayer,
-    check_layer,
-    descriptor,
-    plan_layer,
-    same_padding,
-)
+from hwaccel.generators.conv.layer import ConvLayer, check_layer, descriptor, same_padding
 from hwaccel.generators.conv.layouts import requant_layout
 from hwaccel.generators.conv.model import FLOAT_TOLERANCE, conv_float, conv_golden, scalesim_best
+from hwaccel.generators.conv.plan import plan_layer
 from hwaccel.hdl.pack import unpack
 from hwaccel.toolchain import lint_verilog
 

@@ -4,7 +4,7 @@ Tensors live in the activation scratchpad channels-last: pixel (y, x) row-major,
 ``ceil(C / lanes)`` words per pixel, channel ``c`` in word ``c // lanes``, lane ``c % lanes``
 (channels past C are zero). A CONV/GEMM/MAXPOOL output has exactly that layout, so programs
 chain layers with no host step. Weights and requantizers are stored in the engine's native beat
-format (:func:`hwaccel.generators.conv.layer.plan_layer`), the way accelerators keep packed
+format (:func:`hwaccel.generators.conv.plan.plan_layer`), the way accelerators keep packed
 weights. Memory is handed out by bump allocators; the runtime's compiler can do better.
 """
 
@@ -17,8 +17,9 @@ import numpy as np
 
 from ...hdl.pack import pack
 from ...numerics import AddRequant, avg_params
-from ..conv.layer import ConvLayer, descriptor, plan_layer
+from ..conv.layer import ConvLayer, descriptor
 from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
+from ..conv.plan import plan_layer
 from .avg_view import avg_parts
 from .beats import pad_to_words
 from .config import AccelConfig

@@ -55,7 +55,7 @@ def decode(cfg: AccelConfig, word: int) -> dict:
 
 
 def _weights(cfg: AccelConfig, d: dict, words: list[int], cin: int) -> np.ndarray:
-    """Invert :func:`hwaccel.generators.conv.layer.plan_layer`'s weight order."""
+    """Invert :func:`hwaccel.generators.conv.plan.plan_layer`'s weight order."""
     lanes, blk, kh, kw = cfg.conv.lanes, cfg.conv.block, d["kernel_h"], d["kernel_w"]
     w = np.zeros((d["blocks"] * blk, cin, kh, kw), dtype=np.int64)
     step, rl = d["rows_per_chunk"], d["row_lanes"]
@@ -111,7 +111,7 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
 
 
 def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
-    """Invert :func:`hwaccel.generators.conv.layer.plan_layer`'s depthwise words: ``lanes x 1 x
+    """Invert :func:`hwaccel.generators.conv.plan.plan_layer`'s depthwise words: ``lanes x 1 x
     KH x KW`` (lane ``k`` of chunk ``c`` is window-register position ``c*lanes + k``; word
     ``h x dw_chunks + c`` is chunk ``c`` of beat ``h``, channels ``h x block`` on)."""
     lanes, blk, dk = cfg.lanes, cfg.conv.block, cfg.conv.dw_kernel
