@@ -13,7 +13,7 @@ import hwaccel
 from hwaccel.compiler import DoesNotFit
 from hwaccel.compiler.cases import make
 from hwaccel.compiler.lower import layout
-from hwaccel.compiler.memory import Block, plan
+from hwaccel.compiler.memory import Block, _plan, plan
 
 CFG = SimpleNamespace(act_depth=100, slug="accel_test")
 
@@ -42,6 +42,21 @@ def test_does_not_fit_names_the_tensor_what_is_live_and_the_shortfall():
     assert "tensor 'b' (50 words) does not fit the activation scratchpad of accel_test " \
            "(100 words): the largest free range is 30 words" in msg
     assert "'x' (30 words), 'a' (40 words) are live; short by 20 words" in msg
+
+
+def test_where_first_fit_leaves_pieces_the_steps_ping_pong_between_the_ends():
+    """A small map, then two large ones (an upsampling): first-fit puts the first large map
+    above the small ones and leaves 24 and 26 free words, too few for the second; with each
+    step's blocks at the other end from the last step's, both fit. First-fit's plans stay."""
+    blocks = [Block("in", 12, -1, 0), Block("a", 12, 0, 1), Block("b", 50, 1, 2),
+              Block("c", 50, 2, None)]
+    with pytest.raises(DoesNotFit, match="the largest free range is 26 words"):
+        _plan(blocks, CFG, "first")
+    assert plan(blocks, CFG) == {"in": 0, "a": 88, "b": 0, "c": 50}
+    bigger = [Block("in", 12, -1, 0), Block("a", 12, 0, 1), Block("b", 50, 1, 2),
+              Block("c", 51, 2, None)]   # more words than the scratchpad holds at step 2
+    with pytest.raises(DoesNotFit, match="tensor 'c' .* largest free range is 26 words"):
+        plan(bigger, CFG)
 
 
 def test_blocks_are_checked():

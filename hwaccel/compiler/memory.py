@@ -7,8 +7,15 @@ step writes, first-fit, then frees the blocks whose last reader that step was, s
 live until its last reader (a residual block's input lives across the branch, until the add
 reads it) and its words are reused after. The output block is never freed.
 
-:class:`Memory` is the first-fit allocator; what does not fit raises :class:`DoesNotFit`, which
-names the tensor, the largest free range, what is live, and the shortfall in words.
+First-fit can leave the free words in pieces too small for the next block though there are
+enough of them (an upsampled map after the map it was made from). Where it does, the plan is
+tried again with each step's blocks at the other end of the scratchpad from the last step's
+(``ends``: a chain of layers ping-pongs between the two ends), then best-fit (the smallest
+range that fits). Every plan first-fit finds is kept as it is.
+
+:class:`Memory` is the allocator; what does not fit raises :class:`DoesNotFit`, which names the
+tensor, the largest free range, what is live, and the shortfall in words: first-fit's, when no
+plan fits.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from dataclasses import dataclass
 
 from ..generators.accel.config import AccelConfig
 
-__all__ = ["DoesNotFit", "Memory", "Block", "plan"]
+__all__ = ["DoesNotFit", "Memory", "Block", "plan", "STRATEGIES"]
+
+#: The placements :func:`plan` tries, in order (see the module docstring).
+STRATEGIES = ("first", "ends", "best")
 
 
 class DoesNotFit(ValueError):
@@ -25,19 +35,26 @@ class DoesNotFit(ValueError):
 
 
 class Memory:
-    """First-fit allocation of named blocks in the activation scratchpad."""
+    """Allocation of named blocks in the activation scratchpad: first-fit from the bottom, or
+    from the top (``alloc(..., top=True)``: the highest range that fits, its top words), or
+    best-fit (``best``: the smallest range that fits)."""
 
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AccelConfig, best: bool = False):
+        self.cfg, self.best = cfg, best
         self.free = [(0, cfg.act_depth)]      # (start, size), sorted, coalesced
         self.live: dict[str, tuple[int, int]] = {}
 
-    def alloc(self, name: str, size: int) -> int:
-        for i, (start, gap) in enumerate(self.free):
-            if gap >= size:
-                self.free[i:i + 1] = [(start + size, gap - size)] if gap > size else []
-                self.live[name] = (start, size)
-                return start
+    def alloc(self, name: str, size: int, top: bool = False) -> int:
+        fits = [i for i, (_, gap) in enumerate(self.free) if gap >= size]
+        if fits:
+            i = (min(fits, key=lambda i: self.free[i][1]) if self.best
+                 else fits[-1] if top else fits[0])
+            start, gap = self.free[i]
+            at = start + gap - size if top else start
+            rest = (start, gap - size) if top else (start + size, gap - size)
+            self.free[i:i + 1] = [rest] if gap > size else []
+            self.live[name] = (at, size)
+            return at
         gap = max((g for _, g in self.free), default=0)
         held = ", ".join(f"{n!r} ({s} words)" for n, (_, s) in self.live.items()) or "nothing"
         verb = "are" if len(self.live) > 1 else "is"
@@ -78,16 +95,27 @@ class Block:
 
 def plan(blocks: list[Block], cfg: AccelConfig) -> dict[str, int]:
     """Every block's first word. At each step, in ``blocks``' order: the blocks the step
-    writes are placed (first-fit), then the blocks it read last are freed: a step's output
-    never overlaps its inputs, and a freed range is reused by the next step that fits in it.
-    Raises :class:`DoesNotFit` for the first block that finds no room."""
-    mem = Memory(cfg)
+    writes are placed, then the blocks it read last are freed: a step's output never overlaps
+    its inputs, and a freed range is reused by the next step that fits in it. Placed by the
+    first of :data:`STRATEGIES` that fits them all; else raises first-fit's
+    :class:`DoesNotFit`, for the first block that found no room."""
+    first = None
+    for strategy in STRATEGIES:
+        try:
+            return _plan(blocks, cfg, strategy)
+        except DoesNotFit as exc:
+            first = first or exc
+    raise first
+
+
+def _plan(blocks: list[Block], cfg: AccelConfig, strategy: str) -> dict[str, int]:
+    mem = Memory(cfg, best=strategy == "best")
     where: dict[str, int] = {}
     steps = sorted({b.first for b in blocks} | {b.last for b in blocks if b.last is not None})
-    for step in steps:
+    for k, step in enumerate(steps):
         for b in blocks:
             if b.first == step:
-                where[b.name] = mem.alloc(b.name, b.words)
+                where[b.name] = mem.alloc(b.name, b.words, top=strategy == "ends" and k % 2)
         for b in blocks:
             if b.last == step:
                 mem.release(b.name)
