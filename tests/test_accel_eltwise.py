@@ -144,6 +144,18 @@ def test_golden_window_sizes_of_the_reference_models():
                                       _avg_reference(x, h, w)[:, 0, 0], err_msg=f"{h}x{w}")
 
 
+def _golden_pool(cfg, make, rng, why: str):
+    """A random pool by ``make`` run on golden, equal to the exact integer reference; returns
+    its builder and shape."""
+    b = ProgramBuilder(cfg)
+    out, want, shape = make(b, rng, cfg)
+    b.done()
+    res = run_program(cfg, b.act, b.wgt, b.commands)
+    assert res.done and not res.error, (shape, res.cause)
+    np.testing.assert_array_equal(from_words(res.act, out), want, err_msg=f"{why} {shape}")
+    return b, shape
+
+
 @pytest.mark.parametrize("preset", ["tiny", "default"])
 def test_golden_pools_over_more_blocks_than_the_unit_keeps(preset, seed):
     """One AVGPOOL command over more blocks than ``avg_max_blocks`` (windows as wide as the
@@ -152,13 +164,7 @@ def test_golden_pools_over_more_blocks_than_the_unit_keeps(preset, seed):
     cfg = PRESETS[preset]
     rng = np.random.default_rng(seed)
     for _ in range(20):
-        b = ProgramBuilder(cfg)
-        out, want, shape = _random_wide_avg(b, rng, cfg)
-        b.done()
-        res = run_program(cfg, b.act, b.wgt, b.commands)
-        assert res.done and not res.error, (shape, res.cause)
-        np.testing.assert_array_equal(from_words(res.act, out), want,
-                                      err_msg=f"{preset} {shape} (seed {seed})")
+        b, shape = _golden_pool(cfg, _random_wide_avg, rng, f"{preset} (seed {seed})")
         ch, h, w, kh, kw = shape   # the same pool as a plain command, on a unit that holds it
         wide = cfg.with_(avg_max_blocks=-(-ch // cfg.lanes))
         p = ProgramBuilder(wide)
@@ -174,13 +180,7 @@ def test_golden_pools_beyond_the_units_rows_run_in_bands(preset, seed):
     cfg = {**PRESETS, **MODEL_PRESETS}[preset]
     rng = np.random.default_rng(seed)
     for _ in range(20):
-        b = ProgramBuilder(cfg)
-        out, want, shape = _random_banded_avg(b, rng, cfg)
-        b.done()
-        res = run_program(cfg, b.act, b.wgt, b.commands)
-        assert res.done and not res.error, (shape, res.cause)
-        np.testing.assert_array_equal(from_words(res.act, out), want,
-                                      err_msg=f"{preset} {shape} (seed {seed})")
+        _golden_pool(cfg, _random_banded_avg, rng, f"{preset} (seed {seed})")
     # a 1 x 100 line's global pool on ecp5_128 (rows of 48): 4 rows of 25 in one command; a
     # 100 x 8 map's 2 x 8 windows: bands of at most 24 window rows (48 rows)
     parts = avg_parts(MODEL_PRESETS["ecp5_128"], 1, 100, 1, 1, 100)
