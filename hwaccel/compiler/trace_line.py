@@ -131,7 +131,7 @@ class LineReaders:
         one = lambda v: v[0] if isinstance(v, (tuple, list)) else v  # noqa: E731
         k, p = one(a["kernel_size"]), one(a["padding"])
         s = k if a["stride"] is None else one(a["stride"])
-        (c, _, n), out = self.shape(node.args[0]), self.shape(node)[2]
+        (c, _, length), out = self.shape(node.args[0]), self.shape(node)[2]
         taps = k in (2, 3)   # else pools of four
         fours = k >= 4 and (k & (k - 1)) == 0 and (k.bit_length() - 1) % 2 == 0
         bad = {n: v for n, v, ok in (
@@ -139,7 +139,7 @@ class LineReaders:
             ("stride", a["stride"], s in (1, 2) if taps else s == k),
             ("padding", a["padding"], p in (0, 1) if taps else p == 0),
             ("dilation", a["dilation"], one(a["dilation"]) == 1),
-            ("ceil_mode", a["ceil_mode"], taps and out == (n + 2 * p - k) // s + 1
+            ("ceil_mode", a["ceil_mode"], taps and out == (length + 2 * p - k) // s + 1
              or not a["ceil_mode"]),
             ("return_indices", a["return_indices"], not a["return_indices"])) if not ok}
         if bad:
@@ -149,8 +149,8 @@ class LineReaders:
                 "line laid out as rows of 2; or of 2 or 3 at stride 1 or 2, padding 0 or 1, "
                 "where the ceil mode makes no window more: the max of its taps")
         if taps:
-            self.unary(node, where, lambda name: LinePool(name, where, s, (0, p), c, (1, n),
-                                                          (1, out), kernel=k))
+            self.unary(node, where, lambda name: LinePool(name, where, s, (0, p), c,
+                                                          (1, length), (1, out), kernel=k))
             return
         src, name = self.value(node.args[0], where), self.name(node)
         for i in range(1, (k.bit_length() - 1) // 2):   # the pools of 4 before the last
