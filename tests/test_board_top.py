@@ -135,6 +135,7 @@ def test_the_seed_placer_and_synthesis_script_reach_the_tools(monkeypatch, tmp_p
         def prepare(self, top, name, nextpnr_opts, script_after_read):
             opts.append(nextpnr_opts)
             scripts.append(script_after_read)
+            top._MustUse__used = True   # as a real prepare's elaboration marks it (no warning)
             return Plan()
 
     monkeypatch.setattr(Board, "platform", lambda self: Platform())
