@@ -185,7 +185,7 @@ def test_a_stems_pool_runs_apart_where_its_patches_need_a_gemm():
     assert op.pool and im2col.first_conv(cm.qgraph, cm.config) is None
     assert im2col.layer_cycles(cm.config, op, (3, 8, 8), False) is None
     low = cm.lower(cm.quantize_input(x[:1]))
-    assert low.layer_pcs[0][:2] == ("0.conv", "0")   # the GEMM, then the MAXPOOL
+    assert low.layer_pcs[0][:2] == ("0", "0.pool")   # the GEMM, then the MAXPOOL
     assert "(K=75: 19 words a pixel), then its 2x2 pool as a MAXPOOL" in cm.describe()
     with HarnessHost.of(cm.config) as host:
         compiled_on_the_rtl(host, cm.config, cm, x[:1], "stem pool")

@@ -140,20 +140,23 @@ def _decide(qg: ir.QGraph, cfg: AccelConfig) -> tuple:
 
 
 def unfused_pool(qg: ir.QGraph, cfg: AccelConfig) -> ir.QGraph:
-    """``qg`` with its first conv's fused 2 x 2 pool as a MAXPOOL of its own (the conv
-    ``<name>.conv``, the pool keeping the name its readers read) where only that runs the
-    conv at all: its kernel is past the engine's ``max_kernel`` and its patches are more
-    channels than the engine takes (a 5 x 5 stem's 75 on the ECP5 presets), so they run as a
-    GEMM, which has no pool. The same integers: the pool is the max of the requantized
-    values either way. ``qg`` itself otherwise."""
+    """``qg`` with its first conv's fused 2 x 2 pool as a MAXPOOL of its own (the conv keeping
+    its name, so its MACs and cycles are reported under it, and the pool ``<name>.pool``, which
+    its readers read) where only that runs the conv at all: its kernel is past the engine's
+    ``max_kernel`` and its patches are more channels than the engine takes (a 5 x 5 stem's 75
+    on the ECP5 presets), so they run as a GEMM, which has no pool. The same integers: the
+    pool is the max of the requantized values either way. ``qg`` itself otherwise."""
     if qg.tokens or len(qg.input_shape) != 3 or not qg.ops:
         return qg
     op, shape = qg.ops[0], tuple(qg.input_shape)
     if (not isinstance(op, ir.QConv) or not op.pool or _decided(qg, cfg)[0] is not None
             or layer_cycles(cfg, op, shape, False) is not None):
         return qg
-    conv = replace(op, name=f"{op.name}.conv", pool=False)
-    split = replace(qg, ops=(conv, ir.QMaxPool(op.name, inputs=(conv.name,)), *qg.ops[1:]))
+    conv, pool = replace(op, pool=False), ir.QMaxPool(f"{op.name}.pool", inputs=(op.name,))
+    reader = lambda o: replace(o, inputs=tuple(pool.name if v == op.name else v  # noqa: E731
+                                               for v in o.inputs))
+    split = replace(qg, ops=(conv, pool, *map(reader, qg.ops[1:])),
+                    output=pool.name if qg.output == op.name else qg.output)
     return split if _decided(split, cfg) == (conv, True) else qg
 
 
