@@ -65,11 +65,22 @@ def test_graph_twin_equals_reference_and_golden(name):
         assert "has no ADD command" in str(cm.refusal) or "has no AVGPOOL" in str(cm.refusal)
 
 
+class _WideLstm(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.fc = torch.nn.LSTM(70, 8, batch_first=True), torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.fc(y[:, -1])
+
+
 def test_strict_compile_refuses_what_the_preset_cannot_run():
-    """A 5x5 depthwise conv: the engine's depthwise window is 3x3 at most."""
-    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 5, padding=2, groups=4)).eval()
-    with pytest.raises(LoweringError, match=r"layer '0' .* depthwise kernel must be at most 3x3"):
-        hwaccel.compile(model, torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)))
+    """An LSTM of 70 inputs: default's LSTM cell runs up to 64."""
+    with pytest.raises(LoweringError, match=r"layer 'lstm' has input_size 70 and the LSTM "
+                                            r"cell of accel_default runs input_size up to 64"):
+        hwaccel.compile(_WideLstm().eval(),
+                        torch.randn(2, 5, 70, generator=torch.Generator().manual_seed(0)))
 
 
 def test_residual_graph_structure():

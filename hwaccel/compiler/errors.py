@@ -18,8 +18,9 @@ __all__ = ["SUPPORTED", "UnsupportedOp", "NonFiniteError", "check_finite", "chec
 SUPPORTED = (
     "Conv2d (any kernel, strides 1 or 2 per axis, any on the model's input (its im2col "
     "patches, which the host writes), zero padding below the kernel per axis, "
-    "bias optional; groups=1, depthwise (groups = in = out channels), or any other groups as "
-    "a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
+    "bias optional; groups=1, depthwise (groups = in = out channels; a kernel past the "
+    "depthwise engine's as the dense conv it is, channels times the MACs), or any other groups "
+    "as a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
     "the dense kernel of (k - 1) d + 1 with zeros between the taps)",
     "Conv1d over (channels, length) from the input or another Conv1d, or a part of one (chunk, "
     "split, a channel slice) (as Conv2d; a line is a one-row image), with BatchNorm1d, "

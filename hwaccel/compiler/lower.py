@@ -23,7 +23,8 @@ How each op runs
   processor tiles in hardware
   (:meth:`~.lower_emit._Emitter.pointwise_gemm`). A depthwise conv (groups = channels) is one
   depthwise CONV per sample (:meth:`ProgramBuilder.dwconv`: the processor runs its channel groups up
-  to ``dw_groups`` a job); a kernel beyond the engine's ``dw_kernel`` is refused by name.
+  to ``dw_groups`` a job); a kernel beyond the engine's ``dw_kernel`` arrives as the dense conv
+  it is (:mod:`.split_kernels`).
 * A chain of convs whose intermediate maps only the next conv reads (a MobileNetV2 block's
   expansion, depthwise and projection), when the plain plan does not fit: a band of output rows
   at a time, each conv over the rows the next one's windows need, the intermediate maps held a

@@ -18,6 +18,12 @@ trying each, fewest copies first, and checking every output's every tap reads th
 input pixel, or zero where it reads padding (:func:`_plan`). A conv reading the model's input
 is left alone (it runs over the host's im2col patches), and so are kernels beyond ``2 k - 1``,
 which lowering names.
+
+A depthwise conv whose kernel is past the depthwise engine's (``dw_kernel``, 3 x 3: MCUNet's and
+MnasNet's 5 x 5 and 7 x 7) becomes the dense conv it is, zeros between its channels, as a
+grouped conv is (:func:`.trace_ops.block_diagonal`): channels times the MACs, the same integers
+(the zeros add nothing, and each output channel's weights, scale and requantizer are its own),
+then split as above where its kernel is past the dense engine's too.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import itertools
 import numpy as np
 
 from . import ir
+from .trace_ops import block_diagonal
 
 __all__ = ["split_kernels"]
 
@@ -85,6 +92,8 @@ def split_kernels(graph: ir.Graph, cfg) -> ir.Graph:
     describes; ``graph`` itself when none is."""
     k, most, shapes, ops = cfg.conv.max_kernel, cfg.conv.max_pad, graph.shapes(), []
     for op in graph.ops:
+        if isinstance(op, ir.Conv2d) and op.groups > 1 and max(op.kernel) > cfg.conv.dw_kernel:
+            op = dataclasses.replace(op, weight=block_diagonal(op.weight, op.groups), groups=1)
         if not (isinstance(op, ir.Conv2d) and op.groups == 1 and max(op.kernel) > k
                 and op.inputs[0] != ir.INPUT and op.inputs[0] in shapes):
             ops.append(op)
@@ -97,7 +106,7 @@ def split_kernels(graph: ir.Graph, cfg) -> ir.Graph:
             ops.append(op)   # lowering names the kernel beyond the engine's
             continue
         ops.extend(_pair(op, c, plans, k))
-    if len(ops) == len(graph.ops):
+    if len(ops) == len(graph.ops) and all(a is b for a, b in zip(ops, graph.ops)):
         return graph
     return dataclasses.replace(graph, ops=tuple(ops))
 
