@@ -233,3 +233,25 @@ class TwoValues(nn.Module):
 def test_other_products_are_refused_by_name(how, match):
     with pytest.raises(UnsupportedOp, match=match):
         trace(TwoValues(how).eval(), torch.randn(2, 2, 5, 5))
+
+
+class Excite(nn.Module):
+    """Squeeze-excitation: a map scaled by channel weights computed from its own mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.fc = nn.Conv2d(2, 4, 3, padding=1), nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.c(x))
+        w = torch.sigmoid(self.fc(y.mean((2, 3))))
+        return (y * w[:, :, None, None]).flatten(1)
+
+
+def test_squeeze_excitation_is_named_for_its_product():
+    """The channel weights spread over the pixels (``w[:, :, None, None]``) are refused for
+    what they are for, the product of two tensors, not as an LSTM's indexing."""
+    with pytest.raises(UnsupportedOp, match=r"indexing at .*a vector spread over an image's "
+                                            r"pixels, as squeeze-excitation .* the product of "
+                                            r"two tensors has no accelerator command"):
+        trace(Excite().eval(), torch.randn(2, 2, 5, 5))
