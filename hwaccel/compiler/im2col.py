@@ -46,6 +46,7 @@ __all__ = ["first_conv", "patches_only", "patches", "patch_weights", "patch_chan
            "layer_cycles", "as_pointwise", "emit", "unfused_pool"]
 
 _DECIDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_UNFUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def patch_channels(op) -> int:
@@ -146,18 +147,25 @@ def unfused_pool(qg: ir.QGraph, cfg: AccelConfig) -> ir.QGraph:
     ``max_kernel`` and its patches are more channels than the engine takes (a 5 x 5 stem's 75
     on the ECP5 presets), so they run as a GEMM, which has no pool. The same integers: the
     pool is the max of the requantized values either way. ``qg`` itself otherwise."""
+    per = _UNFUSED.setdefault(qg, {})   # lowered again at every batch max_batch tries
+    if cfg not in per:   # (None: qg itself, which the cache must not hold)
+        per[cfg] = _unfused(qg, cfg)
+    return per[cfg] or qg
+
+
+def _unfused(qg: ir.QGraph, cfg: AccelConfig) -> ir.QGraph | None:
     if qg.tokens or len(qg.input_shape) != 3 or not qg.ops:
-        return qg
+        return None
     op, shape = qg.ops[0], tuple(qg.input_shape)
     if (not isinstance(op, ir.QConv) or not op.pool or _decided(qg, cfg)[0] is not None
             or layer_cycles(cfg, op, shape, False) is not None):
-        return qg
+        return None
     conv, pool = replace(op, pool=False), ir.QMaxPool(f"{op.name}.pool", inputs=(op.name,))
     reader = lambda o: replace(o, inputs=tuple(pool.name if v == op.name else v  # noqa: E731
                                                for v in o.inputs))
     split = replace(qg, ops=(conv, pool, *map(reader, qg.ops[1:])),
                     output=pool.name if qg.output == op.name else qg.output)
-    return split if _decided(split, cfg) == (conv, True) else qg
+    return split if _decided(split, cfg) == (conv, True) else None
 
 
 def as_pointwise(op):

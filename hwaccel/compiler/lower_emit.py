@@ -163,12 +163,20 @@ class _Emitter:
                 self.engine(op.name, lambda x=x, r0=r0, r=r: self.b.maxpool(ActTensor(
                     x.addr + 2 * r0 * x.groups, x.channels, r, 2, lanes)))
 
+    def in_bands(self, op, xs, w, pool) -> bool:
+        """Run ``op`` in bands (:meth:`conv_bands`) if its map is taller than the line buffer,
+        or its line wider than it (no pool); whether it did."""
+        t0, c = xs[0], self.cfg.conv
+        axis = 0 if t0.height > c.max_height else \
+            1 if t0.height == 1 and t0.width > c.max_width and not pool else None
+        if axis is not None:
+            self.conv_bands(op, xs, w, axis=axis, pool=pool)
+        return axis is not None
+
     def conv(self, op, xs, w, *, stride, padding, pool) -> None:
         t0 = xs[0]
-        if t0.height > self.cfg.conv.max_height:
-            return self.conv_bands(op, xs, w, pool=pool)
-        if t0.height == 1 and t0.width > self.cfg.conv.max_width and not pool:
-            return self.conv_bands(op, xs, w, axis=1)
+        if self.in_bands(op, xs, w, pool):
+            return
         self.engine(op.name, lambda: ConvLayer(t0.height, t0.width, t0.channels, w.shape[0],
                                                ir.squash(w.shape[2:]), stride, padding,
                                                op.relu, pool))
@@ -220,10 +228,8 @@ class _Emitter:
         taller than the line buffer (of columns on a line wider than it: :meth:`conv_bands`);
         a kernel beyond the engine's ``dw_kernel`` or a padding beyond its ``max_pad`` is
         refused naming the layer."""
-        if xs[0].height > self.cfg.conv.max_height:
-            return self.conv_bands(op, xs, op.w, pool=op.pool)
-        if xs[0].height == 1 and xs[0].width > self.cfg.conv.max_width and not op.pool:
-            return self.conv_bands(op, xs, op.w, axis=1)
+        if self.in_bands(op, xs, op.w, op.pool):
+            return
         self.per_sample(op, lambda i: self.b.dwconv(xs[i], op.w, op.bias, op.multiplier,
                                                     op.shift, stride=op.stride,
                                                     padding=op.padding, relu=op.relu,
