@@ -102,9 +102,9 @@ def test_a_bitstream_that_misses_its_clock_is_named_and_fails(monkeypatch, capsy
     bit = tmp_path / "top.bit"
     report = {"freq_mhz": 50.0, "fmax_mhz": fmax,
               "timing_met": bool(fmax) and min(fmax.values()) >= 50.0}
-    monkeypatch.setattr(board, "board_bitstream", lambda cfg, seed, placer: (bit, report))
+    monkeypatch.setattr(board, "board_bitstream", lambda cfg, seed, placer, router: (bit, report))
     args = argparse.Namespace(board="ulx3s", preset="tiny", freq=50.0, baud=1_000_000, seed=1,
-                              placer=None)
+                              placer=None, router=None)
     assert board_command.run(args) == code
     err = capsys.readouterr().err
     if code:
@@ -116,8 +116,9 @@ def test_a_bitstream_that_misses_its_clock_is_named_and_fails(monkeypatch, capsy
 
 def test_the_seed_placer_and_synthesis_script_reach_the_tools(monkeypatch, tmp_path):
     """``hwaccel board --placer static`` (the placer of the presets of 128 MACs and more)
-    passes nextpnr its placer beside the seed, and Yosys the out-of-context flow's mapping of
-    the multiplies; an unknown placer is refused before any tool runs."""
+    passes nextpnr its placer beside the seed, ``--router`` its router, and Yosys the
+    out-of-context flow's mapping of the multiplies; an unknown placer or router is refused
+    before any tool runs."""
     from hwaccel.generators.board.boards import Board
     from hwaccel.generators.board.config import BoardConfig
     from hwaccel.impl.board import board_bitstream, synth_script
@@ -143,6 +144,9 @@ def test_the_seed_placer_and_synthesis_script_reach_the_tools(monkeypatch, tmp_p
     with pytest.raises(ImplError, match="no tools in this test"):
         board_bitstream(cfg, out_dir=tmp_path, seed=3, placer="static")
     assert "--seed 3 " in opts[0] and opts[0].endswith("--placer static")
+    with pytest.raises(ImplError, match="no tools in this test"):
+        board_bitstream(cfg, out_dir=tmp_path, placer="static", router="router2")
+    assert opts[1].endswith("--placer static --router router2")
     # the multiplies mapped as out of context: the small products in LUTs (and under
     # lut_multipliers, every product but the MACs'), before synth_ecp5
     assert scripts[0] == ECP5_DSP_FIRST.format(top=cfg.slug) and "booth" in scripts[0]
@@ -151,3 +155,6 @@ def test_the_seed_placer_and_synthesis_script_reach_the_tools(monkeypatch, tmp_p
                                        + ECP5_DSP_FIRST.format(top="t"))
     with pytest.raises(ValueError, match="placer must be one of heap, static, sa, not 'fast'"):
         board_bitstream(cfg, out_dir=tmp_path, placer="fast")
+    with pytest.raises(ValueError, match="router must be one of router1, router2, not 'r3'"):
+        board_bitstream(cfg, out_dir=tmp_path, router="r3")
+    assert len(opts) == 2

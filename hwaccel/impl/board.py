@@ -20,7 +20,7 @@ from pathlib import Path
 from ..generators.board.boards import BOARDS
 from ..generators.board.config import BoardConfig
 from ..sim.runner import build_root
-from .flow import PLACERS
+from .flow import PLACERS, ROUTERS
 from .nextpnr import critical_path
 from .target import ECP5_DSP_FIRST
 from .tools import ImplError, find_tool
@@ -38,10 +38,12 @@ def board_folder(config: BoardConfig, out_dir: Path | str | None = None) -> Path
 
 
 def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
-                    seed: int = 1, placer: str | None = None) -> tuple[Path, dict]:
+                    seed: int = 1, placer: str | None = None,
+                    router: str | None = None) -> tuple[Path, dict]:
     """Build ``config``'s bitstream; returns the ``.bit`` path and the report (also written
-    as ``report.json`` beside it, only when the whole flow succeeded). ``placer``: nextpnr's
-    placer, one of :data:`~.flow.PLACERS` (default: nextpnr's own, ``heap``).
+    as ``report.json`` beside it, only when the whole flow succeeded). ``placer`` and
+    ``router``: nextpnr's, one of :data:`~.flow.PLACERS` and :data:`~.flow.ROUTERS` (default:
+    nextpnr's own, ``heap`` and ``router1``).
 
     Raises
     ------
@@ -55,6 +57,8 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
 
     if placer is not None and placer not in PLACERS:
         raise ValueError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
+    if router is not None and router not in ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     board = BOARDS[config.board]
     folder = board_folder(config, out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,7 +75,8 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
     plan = platform.prepare(top, name=name,
                             nextpnr_opts=f"--seed {seed} --timing-allow-fail "
                                          f"--report {name}_pnr.json"
-                                         + (f" --placer {placer}" if placer else ""),
+                                         + (f" --placer {placer}" if placer else "")
+                                         + (f" --router {router}" if router else ""),
                             script_after_read=synth_script(config, name))
     env = {**os.environ, "YOSYS": find_tool("yosys"), "NEXTPNR_ECP5": find_tool("nextpnr-ecp5"),
            "ECPPACK": find_tool("ecppack")}
@@ -98,7 +103,7 @@ def board_bitstream(config: BoardConfig, *, out_dir: Path | str | None = None,
         "fmax_mhz": fmax,
         "timing_met": bool(fmax) and min(fmax.values()) >= pll.fout_mhz,
         "critical_path": _critical(pnr),
-        "seed": seed, "placer": placer or "heap",
+        "seed": seed, "placer": placer or "heap", "router": router or "router1",
         "seconds": round(time.monotonic() - start, 1),
     }
     tmp = report_path.with_suffix(".json.tmp")

@@ -34,6 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--placer", choices=["heap", "static", "sa"], default=None,
                    help="nextpnr's placer (default: its own, heap; static places the "
                         "presets of 128 and more MACs)")
+    p.add_argument("--router", choices=["router1", "router2"], default=None,
+                   help="nextpnr's router (default: its own, router1)")
 
 
 def run(args) -> int:
@@ -41,7 +43,8 @@ def run(args) -> int:
     from .board import board_bitstream
 
     cfg = BoardConfig(board=args.board, preset=args.preset, freq_mhz=args.freq, baud=args.baud)
-    bit, report = board_bitstream(cfg, seed=args.seed, placer=args.placer)
+    bit, report = board_bitstream(cfg, seed=args.seed, placer=args.placer,
+                                  router=args.router)
     print(json.dumps(report, indent=2))
     if report["timing_met"]:
         return 0
