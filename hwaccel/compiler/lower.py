@@ -290,14 +290,13 @@ def _breaks(cfg: AccelConfig, counts: dict[str, int]) -> frozenset:
     return frozenset(out)
 
 
-def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False,
-          breaks: frozenset = frozenset()) -> Lowered:
+def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False) -> Lowered:
     """The program that runs ``qg`` on the batch ``x_int`` (int8 values, or token ids).
 
     ``dry``: plan memory and count commands without encoding anything (what
-    :func:`max_batch` searches with); its builder holds no program. ``breaks``: the layers
-    that start a program of their own (:func:`_breaks`: one sample's commands beyond the
-    program memory run as several programs, split between layers).
+    :func:`max_batch` searches with); its builder holds no program. One sample's commands
+    beyond the program memory run as several programs, split between layers (:func:`_breaks`),
+    emitted again on the same memory plan.
     """
     x_int = ir.graph_input(qg, np.asarray(x_int, dtype=np.int64))
     if x_int.ndim < 1 or tuple(x_int.shape[1:]) != tuple(qg.input_shape) or len(x_int) == 0:
@@ -308,10 +307,22 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False,
         what = "token ids" if qg.tokens else "int8 values (CompiledModel.quantize_input)"
         raise ValueError(f"x_int must hold {what} in [{lo}, {hi}], not "
                          f"{int(x_int.min())}..{int(x_int.max())}")
-    batch = len(x_int)
     qg = fuse_add(fuse_gelu(qg, cfg), cfg)   # GELUs and ADDs into their GEMMs (:mod:`.fuse`)
     qg = im2col.unfused_pool(qg, cfg)        # a stem's pool apart where only that runs it
-    vals, where, chains = _fit(qg, cfg, batch)
+    fit = _fit(qg, cfg, len(x_int))
+    low, counts = _emit(qg, cfg, x_int, fit, dry, frozenset())
+    if low is None:   # a sample's layers in programs that each fit
+        low, _ = _emit(qg, cfg, x_int, fit, dry, _breaks(cfg, counts))
+    return low
+
+
+def _emit(qg: ir.QGraph, cfg: AccelConfig, x_int: np.ndarray, fit: tuple, dry: bool,
+          breaks: frozenset) -> tuple[Lowered | None, dict[str, int]]:
+    """The commands of ``qg`` on the values, plan and chains ``fit`` (:func:`_fit`), a new
+    program at each layer in ``breaks``; and each layer's command count. None in place of the
+    program when one sample's commands, not yet split, are past the program memory."""
+    vals, where, chains = fit
+    batch = len(x_int)
     em = _Emitter(cfg, vals, where, batch, dry)
     em.bands = {ch.ops[-1].name: ch for ch in chains}
     em.banded = {op.name for ch in chains for op in ch.ops[:-1]}
@@ -340,8 +351,8 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False,
     for k, p in enumerate(programs):
         n = len(p.commands)
         if n > cfg.prog_depth:
-            if batch == 1 and not breaks:   # a sample's layers in programs that each fit
-                return lower(qg, cfg, x_int, dry=dry, breaks=_breaks(cfg, counts))
+            if batch == 1 and not breaks:
+                return None, counts
             which = "the program" if len(programs) == 1 else f"program {k + 1} of {len(programs)}"
             raise DoesNotFit(f"{which} ({n} commands for a batch of {batch}) does not fit "
                              f"the program memory of {cfg.slug} ({cfg.prog_depth} commands); "
@@ -352,5 +363,5 @@ def lower(qg: ir.QGraph, cfg: AccelConfig, x_int, *, dry: bool = False,
         b.commands = b.wgt = None
     out = vals[qg.output]
     return Lowered(b, tuple(em.tensors(qg.output)), out.kind, qg.output_scale, programs,
-                   layer_pcs, chains)
+                   layer_pcs, chains), counts
 
