@@ -141,7 +141,9 @@ def test_a_slope_a_channel_is_adds_and_depthwise_convs_equal_to_torch():
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(7))
     graph = trace(model, x[:2])
     dw = [op.name for op in graph.ops if isinstance(op, ir.Conv2d) and op.groups > 1]
-    assert dw == ["act.x", "act.pos", "leaky_relu.x", "leaky_relu.pos"], dw
+    assert dw == ["act.x", "act.pos", "leaky_relu.x"], dw
+    # the slope -0.2's positive part, relu(x) * 1.2, is the ReLU's add with its weights scaled
+    assert graph.op("leaky_relu.pos").weights == pytest.approx((0.6, 0.6))
     # a negative slope does not rise: the pool stays after the PReLU
     assert graph.op("max_pool2d").inputs == ("act",)
     with torch.no_grad():

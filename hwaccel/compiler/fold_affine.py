@@ -12,6 +12,10 @@ op and one rounding fewer:
 * an image's map with no ReLU into the dense conv without padding, or the flatten then
   Linear, that alone reads it. (A padded conv reads zeros around the image, not the map of
   zeros: there the map stays a layer.)
+* a map that only scales, by positive numbers, into the Linear or conv with a ReLU that it
+  alone reads (``relu(z) * w`` is ``relu(z * w)``; under a cap, one number, which scales the
+  cap), and a map that scales every channel by one positive number into the add before it
+  (its weights: ``(a + b) / 2``).
 """
 
 from __future__ import annotations
@@ -97,18 +101,37 @@ def join_affines(ops) -> None:
         for name in list(ops.ops):
             a = ops.ops.get(name)
             readers = ops.readers(name) if a is not None else []
-            if len(readers) != 1 or readers[0] == "<output>" or getattr(a, "relu", True):
+            if len(readers) != 1 or readers[0] == "<output>":
                 continue
-            b = readers[0]
-            if _image_map(a) or _vector_map(a):
-                new = _into_reader(a, b, ops)
-            elif isinstance(a, ir.Linear) and _vector_map(b) or isinstance(
-                    a, ir.Conv2d) and _image_map(b):
-                new = [_into_writer(a, b)]
-            else:
-                continue
+            new = _joined(a, readers[0], ops)
             if new is not None:
                 for op in new:
                     ops.replace(op)
                 del ops.ops[name]
                 changed = True
+
+
+def _joined(a, b, ops) -> list | None:
+    """The ops that replace ``a`` and ``b``, its only reader; None where they do not join."""
+    relu = getattr(a, "relu", None)
+    if relu is None or getattr(a, "exact", False):
+        return None
+    if not relu and (_image_map(a) or _vector_map(a)):
+        return _into_reader(a, b, ops)
+    if not (isinstance(a, ir.Linear) and _vector_map(b)
+            or isinstance(a, (ir.Conv2d, ir.Add)) and _image_map(b)):
+        return None
+    if not relu and not isinstance(a, ir.Add):
+        return [_into_writer(a, b)]
+    w, s = _scale_shift(b)   # through a ReLU or into an add: positive scales, no shift
+    one = bool(np.all(w == w[0]))
+    if np.any(s) or np.any(w <= 0) or not one and (a.cap is not None or isinstance(a, ir.Add)):
+        return None
+    if isinstance(a, ir.Add):
+        new = dataclasses.replace(a, name=b.name, weights=tuple(float(v * w[0])
+                                                                for v in a.weights))
+    else:
+        new = _into_writer(a, b)
+    caps = [c for c in (a.cap * float(w[0]) if relu and a.cap is not None else None,
+                        b.cap if b.relu else None) if c is not None]
+    return [dataclasses.replace(new, relu=relu or b.relu, cap=min(caps, default=None))]

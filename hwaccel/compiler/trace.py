@@ -32,6 +32,7 @@ import numpy as np
 from . import ir
 from .errors import SUPPORTED, UnsupportedOp, check_parameters
 from .fold import BatchNorm, Relu, fold
+from .fold_scalar import affine_tables
 from .trace_attention import Const, TransformerReaders
 from .trace_channels import ChannelReaders, ChannelView
 from .trace_layout import Cols, Heads, LayoutReaders, Masked
@@ -318,6 +319,7 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
                                         "it must be one tensor computed by the model's ops")
                 self.output = out
         ops, output = fold(self.ops, self.output)
+        ops, output = affine_tables(ops, output, self.input_shape, self.tokens)
         first = [op for op in ops if ir.INPUT in op.inputs]
         if self.tokens and not (len(first) == 1 and isinstance(first[0], ir.Embedding)):
             raise UnsupportedOp("integer input", "the model's input",
