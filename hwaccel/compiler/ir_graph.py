@@ -189,13 +189,17 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
 def macs(op, shape: Shape) -> int:
     """Multiply-accumulates of ``op`` per sample on an input of ``shape`` (the float work: a
     fused pool, an add, an average and the host's gathers count nothing; a padded tap counts,
-    as the published figures of the MLPerf Tiny models count it; a product of two activations
-    counts as a Linear does, :mod:`.ir_attention`)."""
+    as the published figures of the MLPerf Tiny models count it, and a dilated Conv1d's taps
+    with no weight do not, as lowering skips them, :mod:`.line_view`; a product of two
+    activations counts as a Linear does, :mod:`.ir_attention`)."""
     if isinstance(op, (MatMul, QMatMul)):
         return op.macs(shape)
     if isinstance(op, (Conv2d, QConv)):
-        cout, cin_g, kh, kw = op._weights().shape
+        w = op._weights()
+        cout, cin_g, kh, kw = w.shape
         oh, ow = op.out_size(*shape[1:])
+        if shape[1] == kh == 1:   # a line's taps with no weight (a dilated Conv1d's) do nothing
+            kw = max(1, int(np.count_nonzero(np.any(w != 0, axis=(0, 1, 2)))))
         return oh * ow * cout * cin_g * kh * kw
     if isinstance(op, (Linear, QLinear)):
         w = op.weight if isinstance(op, Linear) else op.w

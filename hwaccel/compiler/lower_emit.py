@@ -14,6 +14,8 @@ from ..generators.conv.layer import ConvLayer
 from . import im2col, ir, lower_attention, lower_bands
 from .builders import DryBuilder, PlacedBuilder
 from .fuse import fused_add_args, fused_gelu_params
+from .line_view import line_dilation
+from .line_view import view as line_view
 from .lower_types import LoweringError, gemm_parts, linear_as_conv, wide_pointwise
 from .memory import DoesNotFit
 
@@ -63,6 +65,11 @@ class _Emitter:
         if isinstance(op, ir.QATTENTION_OPS):
             return lower_attention.emit(self, op)
         xs = self.tensors(op.inputs[0])
+        if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind != "patches" and (
+                d := line_dilation(op, (xs[0].channels, xs[0].height, xs[0].width),
+                                   self.cfg)) > 1:   # the line as rows of d (line_view)
+            op = line_view(op, d)
+            xs = [ActTensor(x.addr, x.channels, x.width // d, d, self.cfg.lanes) for x in xs]
         if isinstance(op, ir.QConv) and self.vals[op.inputs[0]].kind == "patches":
             im2col.emit(self, op, xs)
         elif isinstance(op, ir.QConv) and op.name in self.d2s:

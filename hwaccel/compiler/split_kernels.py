@@ -24,6 +24,9 @@ MnasNet's 5 x 5 and 7 x 7) becomes the dense conv it is, zeros between its chann
 grouped conv is (:func:`.trace_ops.block_diagonal`): channels times the MACs, the same integers
 (the zeros add nothing, and each output channel's weights, scale and requantizer are its own),
 then split as above where its kernel is past the dense engine's too.
+
+A dilated Conv1d that lowering runs as a short conv down its line's rows
+(:mod:`.line_view`) is left as it is.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import itertools
 import numpy as np
 
 from . import ir
+from .line_view import line_dilation
 from .trace_ops import block_diagonal
 
 __all__ = ["split_kernels"]
@@ -92,6 +96,9 @@ def split_kernels(graph: ir.Graph, cfg) -> ir.Graph:
     describes; ``graph`` itself when none is."""
     k, most, shapes, ops = cfg.conv.max_kernel, cfg.conv.max_pad, graph.shapes(), []
     for op in graph.ops:
+        if isinstance(op, ir.Conv2d) and line_dilation(op, shapes.get(op.inputs[0], ()), cfg) > 1:
+            ops.append(op)   # a dilated Conv1d: lowering runs it over the line's rows
+            continue
         if isinstance(op, ir.Conv2d) and op.groups > 1 and max(op.kernel) > cfg.conv.dw_kernel:
             op = dataclasses.replace(op, weight=block_diagonal(op.weight, op.groups), groups=1)
         if not (isinstance(op, ir.Conv2d) and op.groups == 1 and max(op.kernel) > k
