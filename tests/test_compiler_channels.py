@@ -354,3 +354,53 @@ def test_a_lines_strided_slice_picks_along_its_length():
     graph = traced_equal_to_torch(_LineSlice().eval(), torch.randn(3, 2, 12))
     pick = graph.op("getitem")
     assert pick.strides == (1, 2) and pick.weight.shape == (4, 4, 1, 2)
+
+
+class KerasFlatten(nn.Module):
+    """A Keras-ordered flatten before the Linear, as a port of a Keras model writes it: the
+    image channels-last (``permute(0, 2, 3, 1)``), then flattened pixel by pixel."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc, self.flat = nn.Linear(4 * 4 * 4, 5), nn.Flatten()
+        self.how = how
+
+    def forward(self, x):
+        y = F.max_pool2d(torch.relu(self.c(x)), 2).permute(0, 2, 3, 1)
+        if self.how == "view":
+            y = y.contiguous().view(y.size(0), -1)
+        elif self.how == "module":
+            y = self.flat(y)
+        else:
+            y = torch.flatten(y, 1)
+        return self.fc(y)
+
+
+@pytest.mark.parametrize("how", ["flatten", "view", "module"])
+def test_a_keras_ordered_flatten_is_the_linears_columns_picked(how):
+    torch.manual_seed(11)
+    model = KerasFlatten(how).eval()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(12))
+    graph = traced_equal_to_torch(model, x)
+    # no op moves data: the flatten, then the Linear over its columns in the pixels' order
+    assert [type(op).__name__ for op in graph.ops] == ["Conv2d", "MaxPool2d", "Flatten",
+                                                       "Linear"]
+    fc = graph.ops[-1].weight
+    order = [k * 16 + p for p in range(16) for k in range(4)]   # pixel by pixel
+    np.testing.assert_array_equal(fc[:, order], model.fc.weight.detach().double())
+
+
+def test_a_keras_ordered_flatten_runs_on_the_rtl():
+    torch.manual_seed(13)
+    model_rtl_exact(KerasFlatten("flatten").eval(), seed=14)
+
+
+def test_a_channels_last_image_is_only_flattened():
+    class Last(nn.Module):
+        def forward(self, x):
+            return torch.relu(x.permute(0, 2, 3, 1))
+
+    with pytest.raises(UnsupportedOp, match=r"channels-last image at .*x.permute\(0, 2, 3, "
+                                            r"1\) only flattened to a vector"):
+        trace(Last().eval(), torch.randn(2, 3, 4, 4))

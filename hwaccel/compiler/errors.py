@@ -21,7 +21,8 @@ SUPPORTED = (
     "bias optional; groups=1, depthwise (groups = in = out channels; a kernel past the "
     "depthwise engine's as the dense conv it is, channels times the MACs), or any other groups "
     "as a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
-    "the dense kernel of (k - 1) d + 1 with zeros between the taps)",
+    "the dense kernel of (k - 1) d + 1 with zeros between the taps; a dilated Conv1d as a k x 1 "
+    "conv down its line laid out as rows of d)",
     "Conv1d over (channels, length) from the input or another Conv1d, or a part of one (chunk, "
     "split, a channel slice) (as Conv2d; a line is a one-row image), with BatchNorm1d, "
     "nn.ZeroPad1d / F.pad (zeros, folded into it), AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
@@ -53,8 +54,9 @@ SUPPORTED = (
     "negated by a depthwise 1 x 1 conv or diagonal Linear, folded into the conv or Linear that "
     "makes it, then an add)",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
-    "None], gamma * x, x / std): a depthwise 1 x 1 conv or diagonal Linear, folded into the "
-    "conv or Linear next to it where that is exact",
+    "None], gamma * x, x / std), and numbers on an image or vector (x * 0.5, x + 1, (a + b) / "
+    "2, relu6(x + 3) / 6 written out, clamps between any two numbers): a depthwise 1 x 1 conv "
+    "or diagonal Linear, folded into the conv, Linear or add next to it where that is exact",
     "ReLU (nn.ReLU, torch.relu, F.relu, .relu()) fused into the Conv2d, Linear or add before "
     "it, and so ReLU6 and clamps from 0 (nn.ReLU6, F.relu6, nn.Hardtanh(0, c), torch.clamp(x, "
     "0, c), .clamp, .clip); anywhere else an element-wise ADD of its input with itself",
@@ -72,7 +74,8 @@ SUPPORTED = (
     "rows and columns of an image from a start to the end at a step of 1 or 2 (x[:, :, ::2, "
     "::2]) and zero channels padded around it (F.pad(x, (0, 0, 0, 0, a, b)): a CIFAR ResNet's "
     "option-A shortcut): a conv that picks them, at its input's scale",
-    "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1))",
+    "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1)), and "
+    "of x.permute(0, 2, 3, 1) (Keras' order: the reader's weights picked, no data moved)",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "
     "it), and on any image or vector (after an add, a ReLU, the input: a depthwise 1 x 1 conv, "
@@ -86,9 +89,9 @@ SUPPORTED = (
     "pointwise activations on images, sequences or vectors, as a 256-entry table on the "
     "attention units' GELU unit (presets with attention units): a sigmoid another op reads, "
     "tanh (nn.Tanh, torch.tanh, .tanh()), SiLU, Hardswish, Hardsigmoid, Softplus, Mish, ELU, "
-    "CELU, SELU, LogSigmoid, Softsign (modules and F. functions), Hardtanh and clamps between "
-    "two numbers not from 0; and any expression of one value through them, numbers, +, -, * "
-    "and / by a number (x * sigmoid(x), x * relu6(x + 3) / 6): one table",
+    "CELU, SELU, LogSigmoid, Softsign (modules and F. functions), and on a sequence Hardtanh "
+    "and clamps between two numbers not from 0; and any expression of one value through them, "
+    "numbers, +, -, * and / by a number (x * sigmoid(x), x * relu6(x + 3) / 6): one table",
     # attention: traced and run in float (compile() refuses them until the quantizer takes them)
     "TransformerEncoder / TransformerEncoderLayer (batch_first, norm_first either way, relu or "
     "gelu) and MultiheadAttention as self-attention (batch_first, no bias_k/bias_v, no zero "

@@ -42,8 +42,13 @@ class ChannelView:
     ranges: tuple = ()
     groups: int = 0
     swapped: bool = False
+    last: bool = False   # permuted channels-last, (height, width, channels)
 
     def refuse(self, where: str):
+        if self.last:
+            raise UnsupportedOp("a channels-last image", where, "x.permute(0, 2, 3, 1) only "
+                                                                "flattened to a vector (a "
+                                                                "Keras-ordered flatten)")
         what = "a tuple result" if self.ranges else "a view of an image's channel groups"
         raise UnsupportedOp(what, where, "index a chunk or split, view or flatten channel "
                                          "groups back to (channels, height, width) first"
@@ -64,6 +69,13 @@ def _kept(axis, n: int):
     return start, step
 
 
+def _dims(node) -> tuple:
+    """A permute's dimensions, non-negative (``x.permute(0, 2, 3, 1)``, ``permute(x, (..))``)."""
+    dims = node.args[1:] if len(node.args) > 2 else tuple(node.args[1]) if len(
+        node.args) == 2 else tuple(node.kwargs.get("dims", ()))
+    return tuple(d % 4 if isinstance(d, int) else d for d in dims)
+
+
 def shuffled(channels: int, groups: int) -> list[int]:
     """The source channel of each channel of a shuffle of ``channels`` in ``groups``."""
     n = channels // groups
@@ -77,6 +89,10 @@ class ChannelReaders:
         """Read module ``m`` if it is an ``nn.ChannelShuffle``; whether it was."""
         import torch.nn as nn
 
+        src = self.env.get(node.args[0]) if node.args else None
+        if isinstance(m, nn.Flatten) and isinstance(src, ChannelView) and src.last:
+            self.flatten_last(node, where, src)
+            return True
         if not isinstance(m, nn.ChannelShuffle):
             return False
         self.shuffle(node, where, m.groups)
@@ -102,12 +118,31 @@ class ChannelReaders:
             self.group(node, where)
         elif isinstance(src, ChannelView) and src.groups:
             self.ungroup(node, where, name, src)
+        elif name == "permute" and image and _dims(node) == (0, 2, 3, 1):
+            self.env[node] = ChannelView(self.value(arg, where), self.shape(arg), last=True)
+        elif isinstance(src, ChannelView) and src.last and name == "contiguous":
+            self.env[node] = src
+        elif isinstance(src, ChannelView) and src.last and name in ("flatten", "view",
+                                                                     "reshape"):
+            self.flatten_last(node, where, src)
         elif t in (F.channel_shuffle, getattr(torch, "channel_shuffle", None),
                    getattr(torch, "native_channel_shuffle", None), "channel_shuffle"):
             self.shuffle(node, where, call_args(node, ("input", "groups"), {})["groups"])
         else:
             return False
         return True
+
+    def flatten_last(self, node, where: str, v: ChannelView) -> None:
+        """The flatten of ``x.permute(0, 2, 3, 1)``: pixel by pixel, each pixel's channels
+        (Keras' order). The image's own flatten is channel by channel, so it is that flatten's
+        values picked in this order: a Linear that reads it takes its weights' columns from
+        the picks (no data moves)."""
+        c, h, w = v.shape
+        if self.shape(node) != (c * h * w,):
+            v.refuse(where)
+        flat = self.put(ir.Flatten(self.fresh(f"{node.name}.chw"), inputs=(v.value,)))
+        self.pick(node, where, flat, (c * h * w,),
+                  [k * h * w + p for p in range(h * w) for k in range(c)])
 
     def pick(self, node, where: str, value: str, shape: tuple, channels) -> None:
         """``node`` is channels ``channels`` of image ``value``, in that order."""
