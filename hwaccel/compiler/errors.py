@@ -52,7 +52,8 @@ SUPPORTED = (
     "concatenation and a tensor split at the same channels, or made by convs that split so "
     "(a ResNet's shortcut), one add a part; a - b of two images or vectors of one shape (b "
     "negated by a depthwise 1 x 1 conv or diagonal Linear, folded into the conv or Linear that "
-    "makes it, then an add)",
+    "makes it, then an add); torch.maximum / torch.minimum / torch.max(a, b) of two such "
+    "(b + relu(a - b): a difference with a ReLU, then an add)",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std), and numbers on an image or vector (x * 0.5, x + 1, (a + b) / "
     "2, relu6(x + 3) / 6 written out, clamps between any two numbers): a depthwise 1 x 1 conv "

@@ -109,13 +109,17 @@ class PointwiseReaders:
 
         ops = {operator.mul: "mul", torch.mul: "mul", "mul": "mul", operator.truediv: "div",
                torch.div: "div", "div": "div", operator.sub: "sub", torch.sub: "sub",
-               "sub": "sub", operator.neg: "neg", torch.neg: "neg", "neg": "neg"}
+               "sub": "sub", operator.neg: "neg", torch.neg: "neg", "neg": "neg",
+               torch.maximum: "max", "maximum": "max", torch.minimum: "min", "minimum": "min",
+               torch.max: "max", "max": "max", torch.min: "min", "min": "min"}
         try:
             op = ops.get(t)
         except TypeError:
             return False
         if op is None:
             return False
+        if op in ("max", "min"):
+            return self.extreme(node, where, op)
         if op == "neg":
             self._expr(node, where, self.value(node.args[0], where), ("mul", ("c", -1.0), ("x",)))
             return True
@@ -158,6 +162,34 @@ class PointwiseReaders:
                      self.value(b, where))
         self.ops.append(neg)
         self.emit(node, ir.Add(name, inputs=(self.value(a, where), neg.name)))
+        return True
+
+    def extreme(self, node, where: str, op: str) -> bool:
+        """``torch.maximum(a, b)`` (``torch.max(a, b)``) of two images or vectors of one shape:
+        ``b + relu(a - b)``, a difference (:meth:`difference`) with a ReLU, then an ADD; the
+        minimum ``a - relu(a - b)``. LightCNN's max-feature-map is one of a conv's channel
+        halves. A reduction (``torch.max(x, dim)``) is refused, naming it."""
+        import numpy as np
+
+        a, b = node.args[:2] if len(node.args) >= 2 else (node.args[0], None)
+        if not (hasattr(a, "users") and hasattr(b, "users")) or len(node.args) > 2 or node.kwargs:
+            raise UnsupportedOp(f"function {op}", where, "only the element-wise maximum or "
+                                                         "minimum of two tensors, no reduction")
+        shape = self.shape(a)
+        if shape != self.shape(b) or len(shape) not in (1, 3):
+            raise UnsupportedOp(f"{op} of two tensors", where, f"of per-sample shapes {shape} "
+                                                               f"and {self.shape(b)}; only "
+                                                               f"equal image or vector shapes")
+        affine = channel_affine if len(shape) == 3 else feature_affine
+        name, ones = self.name(node), np.ones(shape[0])
+        neg = self.put(affine(self.fresh(f"{name}.neg"), -ones, 0 * ones, self.value(b, where)))
+        gap = self.put(ir.Add(self.fresh(f"{name}.gap"), relu=True,
+                              inputs=(self.value(a, where), neg)))
+        if op == "max":
+            self.emit(node, ir.Add(name, inputs=(self.value(b, where), gap)))
+        else:
+            back = self.put(affine(self.fresh(f"{name}.back"), -ones, 0 * ones, gap))
+            self.emit(node, ir.Add(name, inputs=(self.value(a, where), back)))
         return True
 
     def walk(self, value: str) -> tuple[str, tuple]:
