@@ -41,7 +41,9 @@ SUPPORTED = (
     "AvgPool2d / F.avg_pool2d (floor mode; at another stride than the kernel, padded with the "
     "zeros counted, or with a divisor_override: a depthwise conv of weights 1 / (kh kw)), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
-    "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way)",
+    "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way), x.sum((2, 3)) "
+    "(the global average times the pixels) and x.amax((2, 3)) (the global max of a square "
+    "map of 2, 4, 8 ...)",
     "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "
     "whose output is whole stride x stride patches, not grouped or dilated: a conv into its "
     "output phases), nearest upsampling by a whole factor (nn.Upsample, "
@@ -75,7 +77,8 @@ SUPPORTED = (
     "rows and columns of an image from a start to the end at a step of 1 or 2 (x[:, :, ::2, "
     "::2]) and zero channels padded around it (F.pad(x, (0, 0, 0, 0, a, b)): a CIFAR ResNet's "
     "option-A shortcut): a conv that picks them, at its input's scale",
-    "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1)), and "
+    "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1), "
+    "x.squeeze(-1).squeeze(-1) and .squeeze((2, 3)) of a pooled (C, 1, 1) image), and "
     "of x.permute(0, 2, 3, 1) (Keras' order: the reader's weights picked, no data moved)",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "

@@ -43,8 +43,12 @@ class ChannelView:
     groups: int = 0
     swapped: bool = False
     last: bool = False   # permuted channels-last, (height, width, channels)
+    squeezed: bool = False   # a (C, 1, 1) image with one of its 1s squeezed
 
     def refuse(self, where: str):
+        if self.squeezed:
+            raise UnsupportedOp("a squeezed image", where, "x.squeeze(-1) of a (C, 1, 1) image "
+                                                           "only squeezed again to a vector")
         if self.last:
             raise UnsupportedOp("a channels-last image", where, "x.permute(0, 2, 3, 1) only "
                                                                 "flattened to a vector (a "
@@ -118,6 +122,11 @@ class ChannelReaders:
             self.group(node, where)
         elif isinstance(src, ChannelView) and src.groups:
             self.ungroup(node, where, name, src)
+        elif name == "squeeze" and image and self.shape(arg)[1:] == (1, 1):
+            self.squeeze(node, where, ChannelView(self.value(arg, where), self.shape(arg)))
+        elif isinstance(src, ChannelView) and src.squeezed and name in ("squeeze", "flatten",
+                                                                        "view", "reshape"):
+            self.squeeze(node, where, src)
         elif name == "permute" and image and _dims(node) == (0, 2, 3, 1):
             self.env[node] = ChannelView(self.value(arg, where), self.shape(arg), last=True)
         elif isinstance(src, ChannelView) and src.last and name == "contiguous":
@@ -131,6 +140,22 @@ class ChannelReaders:
         else:
             return False
         return True
+
+    def squeeze(self, node, where: str, v: ChannelView) -> None:
+        """``x.squeeze(-1).squeeze(-1)`` (or ``squeeze((2, 3))``) of a pooled ``(C, 1, 1)``
+        image: its flatten to a vector; after one squeeze, a marker only another takes."""
+        dst = self.shape(node)
+        if dst == v.shape[:1]:
+            self.emit(node, ir.Flatten(self.name(node), inputs=(v.value,)))
+        elif dst == v.shape[:2] and not v.squeezed:
+            self.env[node] = dataclasses.replace(v, squeezed=True)
+        elif v.squeezed:
+            v.refuse(where)
+        else:
+            hint = "; x.squeeze() squeezes a batch of one too: name the dims, squeeze((2, 3))" \
+                if dst == () else ""
+            raise UnsupportedOp("squeeze", where, f"per-sample shape {v.shape} -> {dst}; only "
+                                                  f"a (C, 1, 1) image's 1s, to a vector{hint}")
 
     def flatten_last(self, node, where: str, v: ChannelView) -> None:
         """The flatten of ``x.permute(0, 2, 3, 1)``: pixel by pixel, each pixel's channels

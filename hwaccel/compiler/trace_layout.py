@@ -135,6 +135,9 @@ class LayoutReaders:
             self.sdpa(node, where)
         elif name == "mean" and t in (torch.mean, "mean"):
             self.token_mean(node, where)
+        elif name in ("amax", "sum") and t in (torch.amax, torch.sum, "amax", "sum") and len(
+                self.shape(node.args[0])) == 3 and node.args[0] not in self.lines:
+            self.spatial_reduce(node, where, name)   # an image's global max or sum
         elif name in ("layer_norm", "gelu") and t in (F.layer_norm, F.gelu):
             self.functional(node, where, name)
         else:

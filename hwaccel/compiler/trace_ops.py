@@ -28,9 +28,11 @@ def call_args(node, names: tuple[str, ...], defaults: dict) -> dict:
 
 def _number(v):
     meta = getattr(v, "meta", None)
-    if isinstance(meta, dict) and isinstance(meta.get("constant"), (int, float)) \
-            and not meta.get("data"):
-        return meta["constant"]
+    c = meta.get("constant") if isinstance(meta, dict) and not meta.get("data") else None
+    if isinstance(c, (int, float)):
+        return c
+    if isinstance(c, tuple) and c and all(isinstance(n, int) for n in c):   # x.shape[2:]
+        return tuple(c)
     return v
 
 

@@ -8,12 +8,15 @@ of :class:`hwaccel.compiler.trace._Reader`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
+from .fold_affine import channel_affine, feature_affine
 from .fold_pools import OverlapPool, overlap_shape
-from .trace_ops import pair
+from .trace_ops import call_args, pair
 
 __all__ = ["PoolReaders"]
 
@@ -150,3 +153,30 @@ class PoolReaders:
                                      tuple(self.shape(node.args[0])[1:]),
                                      inputs=(self.value(node.args[0], where),)))
         self.emit(node, ir.Flatten(self.name(node), inputs=(pool,)))
+
+    def spatial_reduce(self, node, where: str, name: str) -> None:
+        """``x.amax((2, 3))`` and ``x.sum((2, 3))`` of images: the global max of a square map of
+        2, 4, 8 ... (2 x 2 max pools in a row), and the global average times the map's pixels
+        (a scale that the folding joins to a Linear after it); then, without ``keepdim``, the
+        flatten to a vector."""
+        a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
+        c, h, w = self.shape(node.args[0])
+        dims = (a["dim"],) if isinstance(a["dim"], int) else tuple(a["dim"] or ())
+        if sorted(d % 4 for d in dims if isinstance(d, int)) != [2, 3] or len(dims) != 2:
+            raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, height, width) "
+                                             f"image; only over its height and width, "
+                                             f"dim=(2, 3) or (-2, -1)")
+        if name == "amax" and (h != w or h < 2 or h & (h - 1)):
+            raise UnsupportedOp(name, where, f"over a {h}x{w} map; only a square map of 2, 4, "
+                                             f"8 ... (2 x 2 max pools in a row)")
+        base, src = self.name(node), self.value(node.args[0], where)
+        ops = [ir.MaxPool2d(f"{base}.pool{i}") for i in range(h.bit_length() - 1)] if \
+            name == "amax" else [ir.AvgPool2d(f"{base}.pool", (h, w))]
+        ops += [] if a["keepdim"] else [ir.Flatten(f"{base}.flat")]
+        if name == "sum":
+            ops.append((feature_affine if not a["keepdim"] else channel_affine)(
+                base, [float(h * w)] * c, [0.0] * c, ""))
+        for i, op in enumerate(ops):
+            op = dataclasses.replace(op, name=base if i == len(ops) - 1 else self.fresh(op.name),
+                                     inputs=(src,))
+            src = self.emit(node, op) if i == len(ops) - 1 else self.put(op)

@@ -1,0 +1,107 @@
+"""Spellings of the global pools and flattens that model code uses: ``x.amax((2, 3))`` (the
+global max: 2 x 2 max pools in a row), ``x.sum((2, 3))`` (the global average times the pixels,
+a scale folded into the Linear after it), ``F.avg_pool2d(x, x.shape[2:])`` (a kernel from the
+shape) and ``x.squeeze(-1).squeeze(-1)`` of a pooled image (its flatten). Traced equal to
+torch; golden equal to the integer twin on ``tiny``'s RTL; what they cannot be is refused by
+name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compile_checks import traced_equal_to_torch
+from rtl_checks import compiled_on_the_rtl
+from torch import nn
+
+import hwaccel
+from hwaccel.compiler import UnsupportedOp, ir
+from hwaccel.compiler.trace import trace
+from hwaccel.generators.accel.config import PRESETS
+
+HOST_CONFIG = PRESETS["tiny"]
+
+HEADS = {
+    "amax": lambda y: y.amax((2, 3)),
+    "amax_keep": lambda y: y.amax(dim=(-2, -1), keepdim=True).flatten(1),
+    "sum": lambda y: y.sum((2, 3)),
+    "avg_pool_shape": lambda y: F.avg_pool2d(y, y.shape[2:]).flatten(1),
+    "squeeze_twice": lambda y: F.adaptive_avg_pool2d(y, 1).squeeze(-1).squeeze(-1),
+    "squeeze_max_both": lambda y: F.adaptive_max_pool2d(y, 1).squeeze((2, 3)),
+}
+
+
+class Head(nn.Module):
+    def __init__(self, head: str):
+        super().__init__()
+        self.c, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+        self.head = HEADS[head]
+
+    def forward(self, x):
+        return self.fc(self.head(torch.relu(self.c(x))))
+
+
+def _x(n, side=8):
+    return torch.randn(n, 3, side, side, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_each_spelling_traces_to_the_pool_equal_to_torch(head):
+    torch.manual_seed(4)
+    graph = traced_equal_to_torch(Head(head).eval(), _x(4))
+    kinds = [type(op).__name__ for op in graph.ops]
+    pool = "MaxPool2d" if "max" in head else "AvgPool2d"
+    assert pool in kinds and kinds[-1] == "Linear", kinds
+    if head == "sum":   # the scale by the 64 pixels is the Linear's
+        assert kinds == ["Conv2d", "AvgPool2d", "Flatten", "Linear"]
+
+
+def test_they_run_on_the_rtl(host):
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.fa, self.fb = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4), \
+                nn.Linear(8, 4)
+
+        def forward(self, x):
+            y = torch.relu(self.c(x))
+            return self.fa(y.amax((2, 3))) + self.fb(y.sum((2, 3)) / 64)
+
+    torch.manual_seed(5)
+    model, x = Both().eval(), _x(16)
+    cm = hwaccel.compile(model, x[:1], preset="tiny", calibration=x)
+    compiled_on_the_rtl(host, HOST_CONFIG, cm, x[:2], "global max and sum")
+
+
+@pytest.mark.parametrize("head, side, match", [
+    (lambda y: y.amax((2, 3)), 6, r"amax at .*over a 6x6 map; only a square map of 2, 4, 8"),
+    (lambda y: y.sum(1), 8, r"sum at .*dim=1 on a \(channels, height, width\) image; only "
+                            r"over its height and width"),
+    (lambda y: F.adaptive_avg_pool2d(y, 1).squeeze(-1).relu(), 8,
+     r"squeezed image at .*only squeezed again to a vector"),
+])
+def test_what_they_cannot_be_is_refused_by_name(head, side, match):
+    class Bad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            return head(torch.relu(self.c(x)))
+
+    with pytest.raises(UnsupportedOp, match=match):
+        trace(Bad().eval(), _x(2, side))
+
+
+def test_a_squeeze_of_the_batch_too_says_so():
+    class AllOnes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x):
+            return F.adaptive_avg_pool2d(self.c(x), 1).squeeze()
+
+    with pytest.raises(UnsupportedOp, match=r"x.squeeze\(\) squeezes a batch of one too"):
+        trace(AllOnes().eval(), _x(1))
+    assert isinstance(trace(AllOnes().eval(), _x(2)).ops[-1], ir.Flatten)
