@@ -89,6 +89,8 @@ def _scaled(form: tuple, k: float, m: float) -> tuple:
 def affine_tables(ops: list, output: str, input_shape: tuple, tokens: bool) -> tuple[list, str]:
     """``ops`` with each table that is an affine map on an image, a line or a vector made that
     map, and the maps joined to their neighbours (:func:`~.fold_affine.join_affines`)."""
+    if not any(isinstance(op, ir.Pointwise) for op in ops):
+        return ops, output
     shapes = ir.Graph(tuple(input_shape), tokens, tuple(ops), output=output).shapes()
     out = []
     for op in ops:

@@ -319,7 +319,6 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
                                         "it must be one tensor computed by the model's ops")
                 self.output = out
         ops, output = fold(self.ops, self.output)
-        ops, output = affine_tables(ops, output, self.input_shape, self.tokens)
         first = [op for op in ops if ir.INPUT in op.inputs]
         if self.tokens and not (len(first) == 1 and isinstance(first[0], ir.Embedding)):
             raise UnsupportedOp("integer input", "the model's input",
@@ -329,6 +328,7 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
         if self.tokens and not isinstance(ops[0], ir.Embedding):  # the host gathers first
             ops.remove(first[0])
             ops.insert(0, first[0])
+        ops, output = affine_tables(ops, output, self.input_shape, self.tokens)
         return ir.Graph(self.input_shape, self.tokens, tuple(ops), self.head, output,
                         input_view=self.input_view)
 
