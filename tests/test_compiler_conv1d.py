@@ -102,6 +102,29 @@ def test_the_rtl_runs_a_conv1d_model_bit_exact():
     rtl_equals_golden(cm, x[:3])
 
 
+class Waveform(nn.Module):
+    """A raw waveform given as ``(batch, length)``, made one channel by ``x.unsqueeze(1)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(1, 8, 5, stride=2, padding=2)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.c(x.unsqueeze(1))).mean(-1))
+
+
+def test_a_waveform_unsqueezed_to_one_channel_is_the_line_input():
+    model = _model(Waveform)
+    x = torch.randn(16, 16, generator=torch.Generator().manual_seed(5))
+    graph = trace(model, x[:2])
+    assert graph.input_shape == (1, 1, 16) and graph.input_view == (16,)
+    torch.testing.assert_close(float_forward(graph, x.double()),
+                               model.double()(x.double()), rtol=1e-9, atol=1e-12)
+    cm = hwaccel.compile(model.float(), x[:2], preset="tiny", calibration=x)
+    rtl_equals_golden(cm, x[:2])
+
+
 class Long(nn.Module):
     """A line three times as long as ``tiny``'s rows (8): its convs run in bands of columns and
     its global pool, once refused (``avgpool width must be at most 8``), as rows of 8 that

@@ -23,7 +23,8 @@ SUPPORTED = (
     "as a dense conv with zero weights between the groups: groups times the MACs; dilation d as "
     "the dense kernel of (k - 1) d + 1 with zeros between the taps; a dilated Conv1d as a k x 1 "
     "conv down its line laid out as rows of d)",
-    "Conv1d over (channels, length) from the input or another Conv1d, or a part of one (chunk, "
+    "Conv1d over (channels, length) from the input (or a (length,) waveform's x.unsqueeze(1)) "
+    "or another Conv1d, or a part of one (chunk, "
     "split, a channel slice) (as Conv2d; a line is a one-row image), with BatchNorm1d, "
     "nn.ZeroPad1d / F.pad (zeros, folded into it), AvgPool1d / F.avg_pool1d, AdaptiveAvgPool1d / "
     "F.adaptive_avg_pool1d, x.mean(-1) (its global average) and MaxPool1d / F.max_pool1d of "

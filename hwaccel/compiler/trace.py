@@ -290,9 +290,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
                 self.env[node] = ir.INPUT
                 self.input_shape = tuple(meta.shape[1:])
                 self.tokens = not meta.dtype.is_floating_point
-                if not self.tokens and len(self.input_shape) == 2 and self.input_is_line(node):
-                    self.lines.add(node)   # a Conv1d model's (C, L) input, held as (C, 1, L)
-                    self.input_view, self.input_shape = self.input_shape, self.shape(node)
+                if not self.tokens:   # a Conv1d model's (C, L) input, held as (C, 1, L)
+                    self.line_input(node)
             elif "constant" in node.meta:  # computed from parameters and shapes only
                 c = node.meta["constant"]
                 if hasattr(c, "detach"):

@@ -122,6 +122,8 @@ class ChannelReaders:
             self.group(node, where)
         elif isinstance(src, ChannelView) and src.groups:
             self.ungroup(node, where, name, src)
+        elif name == "unsqueeze" and node in self.lines and src == ir.INPUT:
+            self.env[node] = ir.INPUT   # a waveform made a line (trace_line.line_input)
         elif name == "squeeze" and image and self.shape(arg)[1:] == (1, 1):
             self.squeeze(node, where, ChannelView(self.value(arg, where), self.shape(arg)))
         elif isinstance(src, ChannelView) and src.squeezed and name in ("squeeze", "flatten",

@@ -28,6 +28,15 @@ _THROUGH = ("BatchNorm1d", "ReLU", "Dropout", "Dropout1d", "Identity", "Constant
             "ZeroPad1d")
 
 
+def _channel_one(node) -> bool:
+    """Whether ``node`` is ``x.unsqueeze(1)`` (``torch.unsqueeze(x, 1)``) of a batch of
+    vectors: one channel."""
+    import torch
+
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    return node.target in ("unsqueeze", torch.unsqueeze) and dim in (1, -2)
+
+
 class LineReaders:
     """Readers of 1-d layers; ``self`` is a :class:`~.trace._Reader` (``self.lines``)."""
 
@@ -53,6 +62,19 @@ class LineReaders:
             if kind in _THROUGH or kind in ("relu", "pad"):
                 todo += list(user.users)
         return False
+
+    def line_input(self, node) -> None:
+        """Make the model's input ``node`` a line where a Conv1d reads it: a ``(C, L)`` input,
+        or a waveform ``(L,)`` made one channel by ``x.unsqueeze(1)``. The graph's input is
+        then ``(C, 1, L)`` and its ``input_view`` the model's own shape."""
+        shape, users = self.input_shape, list(node.users)
+        if len(shape) == 2 and self.input_is_line(node):
+            self.lines.add(node)
+            self.input_view, self.input_shape = shape, self.shape(node)
+        elif len(shape) == 1 and len(users) == 1 and _channel_one(users[0]) and \
+                self.input_is_line(users[0]):
+            self.lines.add(users[0])   # read as the input itself (trace_channels)
+            self.input_view, self.input_shape = shape, (1, 1, shape[0])
 
     def mark_line(self, node) -> None:
         """Make ``node`` a line when it is 2-d per sample and reads one; so too a tuple of
