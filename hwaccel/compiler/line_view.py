@@ -32,7 +32,7 @@ def line_dilation(op, shape, cfg) -> int:
     if len(shape) != 3 or shape[1] != 1 or getattr(op, "pool", False):
         return 1
     kh, kw = op.kernel
-    top, left, bottom, right = op.pads
+    _, left, _, right = op.pads
     if kh != 1 or kw < 3 or op.strides != (1, 1):
         return 1
     used = np.flatnonzero(np.any(op._weights() != 0, axis=(0, 1, 2)))
@@ -48,6 +48,6 @@ def line_dilation(op, shape, cfg) -> int:
 
 def view(op, d: int):
     """The int8 conv ``op`` as the ``k x 1`` conv over its line viewed as rows of ``d``."""
-    top, left, bottom, right = op.pads
+    _, left, _, right = op.pads
     w = np.ascontiguousarray(op.w[:, :, :, ::d].transpose(0, 1, 3, 2))
     return dataclasses.replace(op, w=w, padding=(left // d, 0, right // d, 0))

@@ -149,19 +149,9 @@ class PointwiseReaders:
         weight -1 (a depthwise 1 x 1 conv, a diagonal Linear), which the folding joins to the
         conv or Linear that makes ``b`` where only the map reads it (its weights and bias
         negated: :mod:`.fold_affine`), then an element-wise ADD."""
-        import numpy as np
-
-        shape = self.shape(a)
-        if shape != self.shape(b) or len(shape) not in (1, 3):
-            raise UnsupportedOp("sub of two tensors", where, f"of per-sample shapes {shape} "
-                                                             f"and {self.shape(b)}; only equal "
-                                                             f"image or vector shapes")
-        affine = channel_affine if len(shape) == 3 else feature_affine
         name = self.name(node)
-        neg = affine(self.fresh(f"{name}.neg"), -np.ones(shape[0]), np.zeros(shape[0]),
-                     self.value(b, where))
-        self.ops.append(neg)
-        self.emit(node, ir.Add(name, inputs=(self.value(a, where), neg.name)))
+        neg = self.negation(f"{name}.neg", b, self.pair_shape(where, "sub", a, b), where)
+        self.emit(node, ir.Add(name, inputs=(self.value(a, where), neg)))
         return True
 
     def extreme(self, node, where: str, op: str) -> bool:
@@ -169,28 +159,38 @@ class PointwiseReaders:
         ``b + relu(a - b)``, a difference (:meth:`difference`) with a ReLU, then an ADD; the
         minimum ``a - relu(a - b)``. LightCNN's max-feature-map is one of a conv's channel
         halves. A reduction (``torch.max(x, dim)``) is refused, naming it."""
-        import numpy as np
-
         a, b = node.args[:2] if len(node.args) >= 2 else (node.args[0], None)
         if not (hasattr(a, "users") and hasattr(b, "users")) or len(node.args) > 2 or node.kwargs:
             raise UnsupportedOp(f"function {op}", where, "only the element-wise maximum or "
                                                          "minimum of two tensors, no reduction")
-        shape = self.shape(a)
-        if shape != self.shape(b) or len(shape) not in (1, 3):
-            raise UnsupportedOp(f"{op} of two tensors", where, f"of per-sample shapes {shape} "
-                                                               f"and {self.shape(b)}; only "
-                                                               f"equal image or vector shapes")
-        affine = channel_affine if len(shape) == 3 else feature_affine
-        name, ones = self.name(node), np.ones(shape[0])
-        neg = self.put(affine(self.fresh(f"{name}.neg"), -ones, 0 * ones, self.value(b, where)))
+        shape, name = self.pair_shape(where, op, a, b), self.name(node)
+        neg = self.negation(f"{name}.neg", b, shape, where)
         gap = self.put(ir.Add(self.fresh(f"{name}.gap"), relu=True,
                               inputs=(self.value(a, where), neg)))
         if op == "max":
             self.emit(node, ir.Add(name, inputs=(self.value(b, where), gap)))
         else:
-            back = self.put(affine(self.fresh(f"{name}.back"), -ones, 0 * ones, gap))
+            back = self.negation(f"{name}.back", gap, shape, where)
             self.emit(node, ir.Add(name, inputs=(self.value(a, where), back)))
         return True
+
+    def pair_shape(self, where: str, op: str, a, b) -> tuple:
+        """The one per-sample shape of ``a`` and ``b``, images or vectors, for ``op``."""
+        shape = self.shape(a)
+        if shape != self.shape(b) or len(shape) not in (1, 3):
+            raise UnsupportedOp(f"{op} of two tensors", where, f"of per-sample shapes {shape} "
+                                                               f"and {self.shape(b)}; only "
+                                                               f"equal image or vector shapes")
+        return shape
+
+    def negation(self, base: str, value, shape: tuple, where: str) -> str:
+        """``-value`` (a node, or a value's name) of ``shape``: an affine map of weight -1."""
+        import numpy as np
+
+        affine = channel_affine if len(shape) == 3 else feature_affine
+        src = value if isinstance(value, str) else self.value(value, where)
+        ones = np.ones(shape[0])
+        return self.put(affine(self.fresh(base), -ones, 0 * ones, src))
 
     def walk(self, value: str) -> tuple[str, tuple]:
         """``(source, tree)``: ``value`` as an expression of the value its chain of pointwise

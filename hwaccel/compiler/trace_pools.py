@@ -21,6 +21,13 @@ from .trace_ops import call_args, pair
 __all__ = ["PoolReaders"]
 
 
+def _height_and_width(dim) -> bool:
+    """Whether a reduction's ``dim`` is an image's height and width, ``(2, 3)`` or ``(-2, -1)``."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
+    return len(dims) == 2 and all(isinstance(d, int) for d in dims) and \
+        {d % 4 for d in dims} == {2, 3}
+
+
 class PoolReaders:
     """Reads max and average pools into ``MaxPool2d`` and ``AvgPool2d`` ops."""
 
@@ -141,9 +148,7 @@ class PoolReaders:
     def spatial_mean(self, node, where: str, dim, keepdim: bool) -> None:
         """``x.mean((2, 3))`` of a batch of images: the global average pool,
         ``AdaptiveAvgPool2d(1)``, then (without ``keepdim``) the flatten to a vector."""
-        dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
-        if len(dims) != 2 or not all(isinstance(d, int) for d in dims) or \
-                {d % 4 for d in dims} != {2, 3}:
+        if not _height_and_width(dim):
             raise UnsupportedOp("mean", where, f"dim={dim!r} on a (channels, height, width) "
                                                f"image; only the mean over height and width, "
                                                f"dim=(2, 3) or (-2, -1)")
@@ -161,8 +166,7 @@ class PoolReaders:
         flatten to a vector."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
         c, h, w = self.shape(node.args[0])
-        dims = (a["dim"],) if isinstance(a["dim"], int) else tuple(a["dim"] or ())
-        if sorted(d % 4 for d in dims if isinstance(d, int)) != [2, 3] or len(dims) != 2:
+        if not _height_and_width(a["dim"]):
             raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, height, width) "
                                              f"image; only over its height and width, "
                                              f"dim=(2, 3) or (-2, -1)")
