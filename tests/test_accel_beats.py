@@ -151,17 +151,18 @@ def test_models_compile_and_run_bit_exact(name):
 
 
 def test_a_linear_in_parts_of_whole_words():
-    """A flattened 8 x 8 map into 62 outputs: 31 blocks, padded to 16 words (32 blocks) of 64
-    K words and a requantizer word each, four times the weight scratchpad. Its parts are whole
-    words (6 blocks, as 7 x 65 words fit), a program each; golden and the RTL equal the twin."""
+    """A flattened 4 x 8 x 8 input (64 words of 4 lanes) into 62 outputs: 31 blocks, padded
+    to 16 words (32 blocks) of 64 K words and a requantizer word each, four times the weight
+    scratchpad. Its parts are whole words (6 blocks, as 7 x 65 words fit), a program each;
+    golden and the RTL equal the twin."""
     from torch import nn
 
     from hwaccel.generators.accel.isa import Op
     from hwaccel.generators.accel.model import decode
 
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 62)).eval()
-    x = torch.randn(2, 1, 8, 8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 62)).eval()
+    x = torch.randn(2, 4, 8, 8)
     cm = hwaccel.compile(model, x, preset="tiny_4x2")
     low = cm.lower(cm.quantize_input(x))
     nbs = [{decode(SPLIT, c)["nb"] for c in p.commands if decode(SPLIT, c)["op"] == Op.GEMM}

@@ -44,10 +44,12 @@ def _deep() -> nn.Module:
 
 
 def _wide() -> nn.Module:
-    """A Linear of a flattened 8 x 8 map into 48 outputs: 12 output blocks of 64 K words and a
-    requantizer word, 780 words, more than tiny's weight scratchpad (512). It runs in two
-    parts of 6 blocks, each a program (the next Linear's 325 words a third)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 100))
+    """A Linear of a flattened 4 x 8 x 8 map (a 1 x 1 conv's, 64 words of 4 lanes) into 48
+    outputs: 12 output blocks of 64 K words and a requantizer word, 780 words, more than tiny's
+    weight scratchpad (512). It runs in two parts of 6 blocks, each a program (the next
+    Linear's 325 words a third)."""
+    return nn.Sequential(nn.Conv2d(1, 4, 1), nn.Flatten(), nn.Linear(256, 48), nn.ReLU(),
+                         nn.Linear(48, 100))
 
 
 def _pointwise() -> nn.Module:

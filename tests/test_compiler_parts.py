@@ -14,7 +14,7 @@ from hwaccel.generators.accel import PRESETS
 
 
 def test_a_linear_whose_weights_do_not_fit_alone_runs_in_parts_of_its_outputs():
-    """A flattened 8 x 8 map into 64 outputs on tiny: 64 K words + a requantizer word for
+    """A flattened 4 x 8 x 8 input into 64 outputs on tiny: 64 K words + a requantizer word for
     each of 16 output blocks is 1,040 words, twice tiny's weight scratchpad. The Linear runs
     as one-row GEMMs on parts of its output blocks (three parts, as 7 x 65 words fit: 6, 6
     and 4 blocks), every sample's row of a part on one copy of its weights, a program per
@@ -23,8 +23,8 @@ def test_a_linear_whose_weights_do_not_fit_alone_runs_in_parts_of_its_outputs():
     from hwaccel.generators.accel.model import decode, run_program
 
     cfg = PRESETS["tiny"]
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 64)).eval()
-    x = torch.randn(3, 1, 8, 8)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 64)).eval()
+    x = torch.randn(3, 4, 8, 8)   # its flat input: 64 words of tiny's 4 lanes
     cm = hwaccel.compile(model, x, preset="tiny")
     low = cm.lower(cm.quantize_input(x))
     gemms = [[decode(cfg, c) for c in p.commands if decode(cfg, c)["op"] == Op.GEMM]

@@ -7,15 +7,21 @@ the image ops they already are; a ``MaxPool1d`` of 4 (16, 64 ...) is a line max 
 The model's input is a line when a Conv1d reads it (straight, or through batch norms, ReLUs,
 dropout and zero padding): the graph's ``input_shape`` is then ``(C, 1, L)`` and its
 ``input_view`` the ``(C, L)`` the model takes, which :func:`hwaccel.compiler.ir.graph_input`
-reshapes (no data moves: the host packs the input as the image it is). A value is a line when
-it is 2-d per sample and computed from a line: Conv1d's and a 1-d pool's outputs, a batch norm,
-ReLU or add of lines. A sequence (``(steps, features)``, an LSTM's input) is never a line: a
-line read as one, or a sequence read by a Conv1d, is refused with both named.
+reshapes (no data moves: the host packs the input as the image it is). So too an input that
+only flattens read (an MLP on ``(1, 28, 28)`` or ``(3, 32, 32)`` images): the graph's input is
+the vector, packed whole words of values rather than a word of channels a pixel.
+
+A value is a line when it is 2-d per sample and computed from a line: Conv1d's and a 1-d pool's
+outputs, a batch norm, ReLU or add of lines. A sequence (``(steps, features)``, an LSTM's
+input) is never a line: a line read as one, or a sequence read by a Conv1d, is refused with both
+named.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+
+import numpy as np
 
 from . import ir
 from .errors import UnsupportedOp
@@ -35,6 +41,22 @@ def _channel_one(node) -> bool:
 
     dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     return node.target in ("unsqueeze", torch.unsqueeze) and dim in (1, -2)
+
+
+def _flattens(node, modules, size: int) -> bool:
+    """Whether ``node`` flattens a batch to vectors of ``size`` (the other readers of an input
+    held flat may only read its shape: ``x.size(0)``, a ``constant``): ``nn.Flatten()``,
+    ``torch.flatten(x, 1)``, ``x.flatten(1)``, ``x.view(b, -1)`` or ``x.reshape(b, -1)``."""
+    import torch
+    import torch.nn as nn
+
+    meta = node.meta.get("tensor_meta")
+    if not hasattr(meta, "shape") or tuple(meta.shape[1:]) != (size,):
+        return False
+    if node.op == "call_module":
+        m = modules.get(node.target)
+        return isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) == (1, -1)
+    return node.target in (torch.flatten, "flatten", "view", "reshape")
 
 
 class LineReaders:
@@ -66,7 +88,8 @@ class LineReaders:
     def line_input(self, node) -> None:
         """Make the model's input ``node`` a line where a Conv1d reads it: a ``(C, L)`` input,
         or a waveform ``(L,)`` made one channel by ``x.unsqueeze(1)``. The graph's input is
-        then ``(C, 1, L)`` and its ``input_view`` the model's own shape."""
+        then ``(C, 1, L)`` and its ``input_view`` the model's own shape. An input that only
+        flattens read is the vector they make."""
         shape, users = self.input_shape, list(node.users)
         if len(shape) == 2 and self.input_is_line(node):
             self.lines.add(node)
@@ -75,6 +98,10 @@ class LineReaders:
                 self.input_is_line(users[0]):
             self.lines.add(users[0])   # read as the input itself (trace_channels)
             self.input_view, self.input_shape = shape, (1, 1, shape[0])
+        elif len(shape) > 1 and any(_flattens(u, self.modules, size := int(np.prod(shape)))
+                                    for u in users) and \
+                all(_flattens(u, self.modules, size) or "constant" in u.meta for u in users):
+            self.input_view, self.input_shape = shape, (size,)   # flattens alias it (trace_ops)
 
     def mark_line(self, node) -> None:
         """Make ``node`` a line when it is 2-d per sample and reads one; so too a tuple of

@@ -91,7 +91,8 @@ class LayerReaders:
 
     def flatten(self, node, where: str) -> None:
         src, dst = self.shape(node.args[0]), self.shape(node)
-        if dst == src:  # a reshape that changes nothing
+        if dst == src or (self.env.get(node.args[0]) is ir.INPUT and dst == self.input_shape):
+            # a reshape that changes nothing; the flatten of an input held flat (trace_line)
             return self.alias(node, where)
         if len(src) != 3 or dst != (int(np.prod(src)),):
             raise UnsupportedOp("reshape", where, f"per-sample shape {src} -> {dst}; only an "
