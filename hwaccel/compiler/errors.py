@@ -30,8 +30,10 @@ SUPPORTED = (
     "F.adaptive_avg_pool1d, x.mean(-1) (its global average) and MaxPool1d / F.max_pool1d of "
     "4, 16, 64 ... at its own stride (the max-pool unit's 2 x 2 windows over the line laid out "
     "as rows of 2), or of 2 or 3 at stride 1 or 2, padding 0 or 1, of a ReLU's output (maxes "
-    "b + relu(a - b) of its taps, each a depthwise conv); a line wider than the line buffer in "
-    "bands of columns",
+    "b + relu(a - b) of its taps, each a depthwise conv), and its global max at any length "
+    "(F.adaptive_max_pool1d(x, 1), nn.AdaptiveMaxPool1d(1), x.amax(-1), x.max(-1)[0] or "
+    ".values, a MaxPool1d of the whole line: pools of 4, else windows of 2 of a ReLU's "
+    "output); a line wider than the line buffer in bands of columns",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
     "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
     "floor mode: 2 x 2 pools in a row; 3 x 3 windows at stride 1 or 2, padding 0 or 1, "

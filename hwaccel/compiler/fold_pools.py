@@ -190,14 +190,16 @@ def _stride1(pool: OverlapPool, x: str, name: str) -> list:
 
 def _line(pool: LinePool, x: str) -> list:
     """The max of a line pool's taps: tap ``t`` of every window is a depthwise ``1 x k`` conv
-    of one weight 1 at ``t``, at the pool's stride and padding (its zeros below every value)."""
+    of one weight 1 at ``t``, at the pool's stride and padding (its zeros below every value;
+    on the right only as much as the last window reads, as an engine pads less than a kernel)."""
     c, k, p = pool.channels, pool.kernel, pool.padding[1]
+    right = min(p, max(0, (pool.out[1] - 1) * pool.stride + k - pool.size[1] - p))
     taps = []
     for t in range(k):
         w = np.zeros((c, 1, 1, k))
         w[:, 0, 0, t] = 1.0
         taps.append(ir.Conv2d(f"{pool.name}.tap{t}", w, np.zeros(c), stride=(1, pool.stride),
-                              padding=(0, p, 0, p), groups=c, inputs=(x,), exact=True))
+                              padding=(0, p, 0, right), groups=c, inputs=(x,), exact=True))
     return taps + _max_of(pool.name, c, [t.name for t in taps])
 
 

@@ -111,7 +111,9 @@ class LayoutReaders:
 
         src = self.env.get(node.args[0]) if node.args and hasattr(node.args[0], "users") else None
         if t is operator.getitem and isinstance(src, (Split, Results)):
-            self.part(node, where, src)
+            self.part(node, where, src, node.args[1])
+        elif t is getattr and isinstance(src, Results) and node.args[1] in ("values", "indices"):
+            self.part(node, where, src, ("values", "indices").index(node.args[1]))
         elif t is operator.getitem and self.columns(node, where):
             pass
         elif name in ("split", "chunk") and t in (torch.split, torch.chunk, "split", "chunk"):
@@ -138,6 +140,8 @@ class LayoutReaders:
         elif name in ("amax", "sum") and t in (torch.amax, torch.sum, "amax", "sum") and len(
                 self.shape(node.args[0])) == 3 and node.args[0] not in self.lines:
             self.spatial_reduce(node, where, name)   # an image's global max or sum
+        elif name == "amax" and t in (torch.amax, "amax") and node.args[0] in self.lines:
+            self.line_reduce(node, where, name)   # a line's global max
         elif name in ("layer_norm", "gelu") and t in (F.layer_norm, F.gelu):
             self.functional(node, where, name)
         else:
@@ -145,8 +149,7 @@ class LayoutReaders:
         return True
 
     # --- reading parts -------------------------------------------------------------------------
-    def part(self, node, where: str, src) -> None:
-        i = node.args[1]
+    def part(self, node, where: str, src, i: int) -> None:
         if isinstance(src, Split):
             self.env[node] = src.parts[i]
         elif src.values[i] is None:

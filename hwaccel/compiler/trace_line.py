@@ -19,6 +19,7 @@ named.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,6 +27,8 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 from .fold_pools import LinePool
+from .trace_attention import Results
+from .trace_ops import call_args
 
 __all__ = ["LineReaders"]
 
@@ -125,6 +128,8 @@ class LineReaders:
             self.avgpool1d(node, where, m.kernel_size, m.stride, m.padding, m.ceil_mode)
         elif name == "AdaptiveAvgPool1d":
             self.adaptive1d(node, where, m.output_size)
+        elif name == "AdaptiveMaxPool1d":
+            self.adaptive_max1d(node, where, m.output_size, m.return_indices)
         elif name in ("ZeroPad1d", "ConstantPad1d"):   # zeros, folded into the next Conv1d
             self.line_only(node, where, name)
             self.pad(node, where, m.padding, "constant", getattr(m, "value", 0))
@@ -147,6 +152,9 @@ class LineReaders:
                            a["ceil_mode"])
         elif name == "adaptive_avg_pool1d":
             self.adaptive1d(node, where, args(("input", "output_size"), {})["output_size"])
+        elif name == "adaptive_max_pool1d":
+            a = args(("input", "output_size", "return_indices"), {"return_indices": False})
+            self.adaptive_max1d(node, where, a["output_size"], a["return_indices"])
         else:
             return False
         return True
@@ -181,6 +189,9 @@ class LineReaders:
         k, p = one(a["kernel_size"]), one(a["padding"])
         s = k if a["stride"] is None else one(a["stride"])
         (c, _, length), out = self.shape(node.args[0]), self.shape(node)[2]
+        if k == length > 3 and s == k and p == 0 and one(a["dilation"]) == 1 and \
+                not a["return_indices"]:
+            return self.line_max(node, where, "MaxPool1d", keepdim=True)
         taps = k in (2, 3)   # else pools of four
         fours = k >= 4 and (k & (k - 1)) == 0 and (k.bit_length() - 1) % 2 == 0
         bad = {n: v for n, v, ok in (
@@ -206,6 +217,36 @@ class LineReaders:
             src = self.put(ir.MaxPool2d(self.fresh(f"{name}.{i}"), inputs=(src,), line=True))
         self.emit(node, ir.MaxPool2d(name, inputs=(src,), line=True))
 
+    def line_max(self, node, where: str, what: str, keepdim: bool, results: bool = False):
+        """A line's global max (``F.adaptive_max_pool1d(x, 1)``, ``x.amax(-1)``, ``x.max(-1)``,
+        a ``MaxPool1d`` of the whole line): line pools of 4 while the length divides by 4, and
+        :class:`~.fold_pools.LinePool` windows of 2 at stride 2 (padded by one where the length
+        is odd) down to one value, then without ``keepdim`` the flatten to a vector. ``results``:
+        ``x.max(dim)``'s ``(values, indices)``, whose indices are not computed."""
+        self.line_only(node, where, what)
+        (c, _, n), base = self.shape(node.args[0]), self.name(node)
+        ops = []
+        while n > 1:
+            if n % 4 == 0:
+                ops.append(ir.MaxPool2d(f"{base}.pool{len(ops)}", line=True))
+                n //= 4
+            else:
+                p = n % 2
+                ops.append(LinePool(f"{base}.pair{len(ops)}", where, 2, (0, p), c, (1, n),
+                                    (1, (n + p) // 2), kernel=2))
+                n = (n + p) // 2
+        ops += [] if keepdim else [ir.Flatten(f"{base}.flat")]
+        src = self.value(node.args[0], where)
+        for op in ops[:-1]:
+            src = self.put(dataclasses.replace(op, name=self.fresh(op.name), inputs=(src,)))
+        if results:
+            last = self.put(dataclasses.replace(ops[-1], name=self.fresh(base), inputs=(src,)))
+            self.env[node] = Results((last, None), "the indices of a max are not computed")
+        elif ops:
+            self.emit(node, dataclasses.replace(ops[-1], name=base, inputs=(src,)))
+        else:
+            self.alias(node, where)   # a line of one value
+
     def avgpool1d(self, node, where: str, kernel, stride, padding, ceil_mode) -> None:
         self.line_only(node, where, "AvgPool1d")
         k = kernel[0] if isinstance(kernel, (tuple, list)) else kernel
@@ -214,6 +255,31 @@ class LineReaders:
         self.avgpool(node, where, {"kernel_size": (1, k), "stride": (1, s), "padding": (0, p),
                                    "ceil_mode": ceil_mode, "divisor_override": None},
                      what="AvgPool1d")
+
+    def line_reduce(self, node, where: str, name: str) -> None:
+        """``x.amax(-1)`` and ``x.max(-1)`` (``torch.max(x, dim=2)``) of a line: its global
+        max over the length (:meth:`line_max`)."""
+        a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
+        if a["dim"] not in (-1, 2, (-1,), (2,), [-1], [2]):
+            raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, length) line; "
+                                             f"only over its length, dim=-1 or 2")
+        self.line_max(node, where, name, a["keepdim"], results=name == "max")
+
+    def adaptive_max1d(self, node, where: str, size, return_indices) -> None:
+        """``AdaptiveMaxPool1d(n)`` of a line of ``L``: the global max for ``n = 1``, else the
+        ``MaxPool1d`` of ``L / n`` (equal windows only)."""
+        self.line_only(node, where, "AdaptiveMaxPool1d")
+        n, length = size[0] if isinstance(size, (tuple, list)) else size, self.shape(
+            node.args[0])[2]
+        if return_indices or length % n:
+            raise UnsupportedOp("AdaptiveMaxPool1d attribute", where, f"output_size={size!r}, "
+                                f"return_indices={return_indices!r} on a line of {length}: only "
+                                f"equal windows (a length that output_size divides), no indices")
+        if n == 1:
+            return self.line_max(node, where, "AdaptiveMaxPool1d", keepdim=True)
+        self.maxpool1d(node, where, {"kernel_size": length // n, "stride": None, "padding": 0,
+                                     "dilation": 1, "ceil_mode": False,
+                                     "return_indices": False})
 
     def adaptive1d(self, node, where: str, size) -> None:
         self.line_only(node, where, "AdaptiveAvgPool1d")

@@ -158,8 +158,12 @@ class PointwiseReaders:
         """``torch.maximum(a, b)`` (``torch.max(a, b)``) of two images or vectors of one shape:
         ``b + relu(a - b)``, a difference (:meth:`difference`) with a ReLU, then an ADD; the
         minimum ``a - relu(a - b)``. LightCNN's max-feature-map is one of a conv's channel
-        halves. A reduction (``torch.max(x, dim)``) is refused, naming it."""
+        halves. ``x.max(-1)`` of a line is its global max (:meth:`~.trace_line.LineReaders.
+        line_reduce`); any other reduction (``torch.max(x, dim)``) is refused, naming it."""
         a, b = node.args[:2] if len(node.args) >= 2 else (node.args[0], None)
+        if op == "max" and a in self.lines and not hasattr(b, "users") and (
+                b is not None or "dim" in node.kwargs):
+            return self.line_reduce(node, where, "max") or True   # over a line's length
         if not (hasattr(a, "users") and hasattr(b, "users")) or len(node.args) > 2 or node.kwargs:
             raise UnsupportedOp(f"function {op}", where, "only the element-wise maximum or "
                                                          "minimum of two tensors, no reduction")
