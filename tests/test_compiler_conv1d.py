@@ -147,6 +147,33 @@ def test_a_long_lines_global_pool_runs_in_rows_the_unit_holds():
     rtl_equals_golden(cm, x[:2])
 
 
+def test_a_prime_lines_global_pool_halves_until_the_unit_holds_it():
+    """A line of 13 (prime, past tiny's 8 columns and 8 rows): a depthwise 1 x 2 conv at stride
+    2 (a zero padded on the left) of weights 7 / 13 makes 7 values, whose average is the
+    line's; so on default 101 MFCC frames (its rows hold 96) halve once to 51."""
+    from hwaccel.compiler.split_pools import split_line_means
+    from hwaccel.generators.accel.config import PRESETS
+
+    model = _model(Long)
+    x = torch.randn(32, 4, 13, generator=torch.Generator().manual_seed(6))
+    cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
+    half = {op.name: op for op in cm.graph.ops}["mean.pool.half0"]
+    assert half.stride == (1, 2) and half.padding == (0, 1, 0, 0) and half.groups == 8
+    np.testing.assert_allclose(half.weight, 7 / 13)
+    torch.testing.assert_close(float_forward(cm.graph, x.double()),
+                               model.double()(x.double()), rtol=1e-9, atol=1e-12)
+    model.float()
+    golden_twin_float(cm, model, x[:8], 0.1)
+    rtl_equals_golden(cm, x[:2])
+    default = PRESETS["default"]
+    pools = [op for op in split_line_means(trace(model, torch.randn(2, 4, 101)), default).ops
+             if isinstance(op, (ir.AvgPool2d, ir.Conv2d)) and op.name.startswith("mean")]
+    assert [op.name for op in pools] == ["mean.pool.half0", "mean.pool"]
+    assert pools[1].kernel == (1, 51)
+    held = trace(model, torch.randn(2, 4, 96))   # 96 = one row of 96: left as it is
+    assert split_line_means(held, default) is held
+
+
 class Parts(nn.Module):
     """A line's channels in parts, each read by a Conv1d: ``chunk``, ``torch.split`` and a
     slice, then joined by ``torch.cat`` into a flatten and a Linear."""

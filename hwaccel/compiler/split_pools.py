@@ -4,15 +4,24 @@ the ECP5 presets: a 12 x 12 global pool is 144) becomes two pools, the window's 
 and then its columns (``kh x 1``). In float that is the same mean; in int8 it is one rounding
 more (half a step of the pool's scale, which both pools keep), and the integer twin and the
 accelerator compute the two pools alike, so they stay equal. A window whose side alone exceeds
-the limit stays one pool, and lowering names the limit."""
+the limit stays one pool, and lowering names the limit.
+
+A line's global average whose length the AVGPOOL unit cannot hold as a map (a length with no
+divisor up to the unit's row width whose rows fit its height: 101 MFCC frames, a prime past
+``default``'s 96) becomes a depthwise ``1 x 2`` conv at stride 2 of weights ``n / L`` (``n``
+its ``ceil(L / 2)`` outputs; a zero padded on the left of an odd line) and the average of its
+``n`` values, until the length fits: in float the same mean, in int8 a rounding more a halving
+(:func:`split_line_means`)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from . import ir
 
-__all__ = ["split_averages"]
+__all__ = ["split_averages", "split_line_means"]
 
 
 def split_averages(graph: ir.Graph, limit: int) -> ir.Graph:
@@ -32,5 +41,39 @@ def split_averages(graph: ir.Graph, limit: int) -> ir.Graph:
         names.add(rows)
         ops += [dataclasses.replace(op, name=rows, kernel=(1, kw)),
                 dataclasses.replace(op, kernel=(kh, 1), inputs=(rows,))]
+        split = True
+    return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
+
+
+def _holds(cfg, length: int) -> bool:
+    """Whether ``cfg``'s AVGPOOL unit holds a line of ``length`` as rows of its width."""
+    c = cfg.conv
+    return any(length % d == 0 and length // d <= c.max_height
+               for d in range(1, min(length, c.max_width) + 1))
+
+
+def split_line_means(graph: ir.Graph, cfg) -> ir.Graph:
+    """``graph`` with each global average of a ``(C, 1, L)`` line that ``cfg``'s AVGPOOL unit
+    cannot hold (:func:`_holds`) preceded by halving depthwise convs (the pool keeps its name,
+    so its readers are unchanged; the convs are ``<name>.half<i>``); ``graph`` itself when
+    there is none."""
+    shapes, names = graph.shapes(), {op.name for op in graph.ops}
+    ops, split = [], False
+    for op in graph.ops:
+        c, h, length = shapes[op.inputs[0]] if isinstance(op, ir.AvgPool2d) else (0, 0, 0)
+        if h != 1 or op.kernel != (1, length) or _holds(cfg, length):
+            ops.append(op)
+            continue
+        src, i = op.inputs[0], 0
+        while not _holds(cfg, length) and length > 1:
+            n, name = (length + 1) // 2, f"{op.name}.half{i}"
+            while name in names:
+                name += "'"
+            names.add(name)
+            ops.append(ir.Conv2d(name, np.full((c, 1, 1, 2), n / length), np.zeros(c),
+                                 stride=(1, 2), padding=(0, length % 2, 0, 0), groups=c,
+                                 inputs=(src,)))
+            src, length, i = name, n, i + 1
+        ops.append(dataclasses.replace(op, kernel=(1, length), inputs=(src,)))
         split = True
     return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
