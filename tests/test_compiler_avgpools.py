@@ -89,3 +89,25 @@ def test_a_line_average_at_stride_one_is_a_depthwise_conv():
     pool = next(op for op in graph.ops if op.name == "pool")
     assert pool.groups == 8 and pool.kernel == (1, 3) and pool.pads == (0, 1, 0, 1)
     model_close(model, 6, shape=(4, 8))
+
+
+def test_a_global_average_over_more_words_and_pixels_than_the_unit_holds_pools_bands_first():
+    """20 channels (5 words of tiny's 4 lanes, past its 4 accumulator words) over a 4 x 4 map:
+    one pixel a row is 16 rows, past tiny's 8, so the pool is bands of 2 x 4 (8 rows) and then
+    the average of their 2 results (MobileNetV2's 8 x 8 map of 128 channels on ``ecp5_128``).
+    The float IR equals torch; the RTL equals golden."""
+    from hwaccel.compiler.split_pools import split_wide_means
+    from hwaccel.generators.accel.config import PRESETS
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(3, 20, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(20, 5)).eval()
+    graph = split_wide_means(traced_equal_to_torch(model, torch.randn(4, 3, 4, 4)),
+                             PRESETS["tiny"])
+    pools = [(op.name, op.kernel) for op in graph.ops if isinstance(op, ir.AvgPool2d)]
+    assert pools == [("2.bands", (2, 4)), ("2", (2, 1))]
+    model_close(model, 8, shape=(3, 4, 4))
+    model_rtl_exact(model, 9, shape=(3, 4, 4))
+    narrow = nn.Sequential(nn.Conv2d(3, 16, 1), nn.AdaptiveAvgPool2d(1)).eval()   # 4 words
+    held = trace(narrow, torch.randn(2, 3, 4, 4))
+    assert split_wide_means(held, PRESETS["tiny"]) is held

@@ -180,18 +180,19 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     from .quantize import quantize
     from .split_convs import split_outputs
     from .split_kernels import split_kernels
-    from .split_pools import split_averages, split_line_means
+    from .split_pools import split_averages, split_line_means, split_wide_means
     from .trace import trace
     from .trace_upsample import with_writers
 
     cfg = _preset(preset)
-    # averages over more values than the preset's AVGPOOL takes: two pools, and a long line's
-    # global average halvings first (:mod:`.split_pools`);
+    # averages over more values than the preset's AVGPOOL takes: two pools, a long line's
+    # global average halvings first, a wide map's a pool of bands first (:mod:`.split_pools`);
     # kernels larger than its engine's: a stack of shifted copies and a small conv
     # (:mod:`.split_kernels`); convs wider than its engine: groups of outputs
     # (:mod:`.split_convs`), and a 1 x 1 conv to write each depth-to-space the groups' adds
     # would (:mod:`.trace_upsample`)
-    graph = split_line_means(split_averages(trace(model, example), cfg.avg_max_window), cfg)
+    graph = split_averages(trace(model, example), cfg.avg_max_window)
+    graph = split_wide_means(split_line_means(graph, cfg), cfg)
     graph = split_kernels(graph, cfg)
     graph = with_writers(split_outputs(graph, cfg))
     if calibration is None:

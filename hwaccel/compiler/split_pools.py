@@ -11,7 +11,13 @@ divisor up to the unit's row width whose rows fit its height: 101 MFCC frames, a
 ``default``'s 96) becomes a depthwise ``1 x 2`` conv at stride 2 of weights ``n / L`` (``n``
 its ``ceil(L / 2)`` outputs; a zero padded on the left of an odd line) and the average of its
 ``n`` values, until the length fits: in float the same mean, in int8 a rounding more a halving
-(:func:`split_line_means`)."""
+(:func:`split_line_means`).
+
+A global average over more channel words than the AVGPOOL unit keeps runs as a map of one pixel
+a row, a row a pixel; where the map has more pixels than the unit's rows (MobileNetV2's 8 x 8
+map of 128 channels on ``ecp5_128``, 64 rows against 48), it becomes an average over bands of
+whole rows (``a x W``, the most rows the unit's height holds) and the average of their
+``H / a`` results: the same mean in float, a rounding more in int8 (:func:`split_wide_means`)."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import numpy as np
 
 from . import ir
 
-__all__ = ["split_averages", "split_line_means"]
+__all__ = ["split_averages", "split_line_means", "split_wide_means"]
 
 
 def split_averages(graph: ir.Graph, limit: int) -> ir.Graph:
@@ -75,5 +81,29 @@ def split_line_means(graph: ir.Graph, cfg) -> ir.Graph:
                                  inputs=(src,)))
             src, length, i = name, n, i + 1
         ops.append(dataclasses.replace(op, kernel=(1, length), inputs=(src,)))
+        split = True
+    return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
+
+
+def split_wide_means(graph: ir.Graph, cfg) -> ir.Graph:
+    """``graph`` with each global average over more channel words than ``cfg``'s AVGPOOL unit
+    keeps and more pixels than its rows split in two (the second keeps the op's name; the first
+    is ``<name>.bands``), where a band height fits; ``graph`` itself when none is."""
+    shapes, names = graph.shapes(), {op.name for op in graph.ops}
+    top, ops, split = cfg.conv.max_height, [], False
+    for op in graph.ops:
+        c, h, w = shapes[op.inputs[0]] if isinstance(op, ir.AvgPool2d) else (0, 0, 0)
+        fits = [a for a in range(h, 0, -1) if h % a == 0 and a * w <= min(top, cfg.avg_max_window)
+                and h // a <= top]
+        words = -(-c // cfg.lanes)
+        if not fits or op.kernel != (h, w) or words <= cfg.avg_max_blocks or h * w <= top:
+            ops.append(op)
+            continue
+        bands = f"{op.name}.bands"
+        while bands in names:
+            bands += "'"
+        names.add(bands)
+        ops += [dataclasses.replace(op, name=bands, kernel=(fits[0], w)),
+                dataclasses.replace(op, kernel=(h // fits[0], 1), inputs=(bands,))]
         split = True
     return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
