@@ -89,8 +89,10 @@ SUPPORTED = (
     "it), and on any image or vector (after an add, a ReLU, the input: a depthwise 1 x 1 conv, "
     "a diagonal Linear)",
     "LSTM (batch_first, unidirectional, no projection, zero initial state; every step, "
-    "out[:, -1] or h_n[-1]; layers of any sizes up to the preset's LSTM cell)",
-    "Embedding (on the token-id input)",
+    "out[:, -1] or h_n[-1]; layers of any sizes up to the preset's LSTM cell; on a Conv1d's "
+    "line read as steps by x.transpose(1, 2) or x.permute(0, 2, 1): a CRNN)",
+    "Embedding (on the token-id input; its sequence read as a Conv1d's line by "
+    "x.permute(0, 2, 1) or x.transpose(1, 2): TextCNN)",
     "Dropout and Identity (no-ops in eval mode)",
     "softmax / log_softmax / argmax over the last dimension, or sigmoid (nn.Sigmoid, "
     "torch.sigmoid, F.sigmoid), last (run on the host)",

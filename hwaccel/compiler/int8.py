@@ -40,6 +40,7 @@ from ..numerics import (
 )
 from . import ir
 from .int8_attention import forward_op as attention_op
+from .reference import seq_view
 
 __all__ = ["forward", "unfold_convs"]
 
@@ -196,6 +197,8 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
                 y = _add(op, x, more[0], tally)
             elif isinstance(op, ir.QFlatten):
                 y = x.flatten(1)
+            elif isinstance(op, ir.QSeqView):
+                y = seq_view(x, op.to_line)
             elif isinstance(op, ir.QDepthToSpace):
                 y = torch.nn.functional.pixel_shuffle(x, op.factor)
             elif isinstance(op, ir.QLinear):

@@ -10,7 +10,8 @@ import numpy as np
 from ..generators.lstm.model import GateShapes
 
 __all__ = ["Shape", "INPUT", "HEADS", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Add",
-           "Flatten", "DepthToSpace", "Linear", "LstmWeights", "LSTM", "pair", "sides", "squash"]
+           "Flatten", "SeqView", "DepthToSpace", "Linear", "LstmWeights", "LSTM", "pair", "sides",
+           "squash"]
 
 
 Shape = tuple[int, ...]
@@ -146,6 +147,18 @@ class Flatten:
     """``(C, H, W)`` to ``(C*H*W,)`` in PyTorch's (channel, row, column) order."""
 
     name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class SeqView:
+    """A Conv1d's ``(C, 1, L)`` line read as the ``(L, C)`` sequence (``x.transpose(1, 2)`` into
+    an LSTM: a CRNN), or with ``to_line`` a ``(T, F)`` sequence read as the line ``(F, 1, T)``
+    (an embedding into a Conv1d: TextCNN). Channels-last, both are the same words: a step's or
+    a pixel's features a word apart, so no data moves."""
+
+    name: str
+    to_line: bool = False
     inputs: tuple[str, ...] = ()
 
 

@@ -21,6 +21,7 @@ from .ir_float import (
     Flatten,
     Linear,
     MaxPool2d,
+    SeqView,
     Shape,
 )
 from .ir_quant import (
@@ -33,6 +34,7 @@ from .ir_quant import (
     QLinear,
     QLstm,
     QMaxPool,
+    QSeqView,
 )
 
 __all__ = ["Graph", "QGraph", "out_shape", "macs", "graph_input", "input_text"]
@@ -171,6 +173,8 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
         return shape
     if isinstance(op, (Flatten, QFlatten)):
         return (int(np.prod(shape)),)
+    if isinstance(op, (SeqView, QSeqView)):
+        return (shape[1], 1, shape[0]) if op.to_line else (shape[2], shape[0])
     if isinstance(op, (DepthToSpace, QDepthToSpace)):
         f = op.factor
         return (shape[0] // (f * f), shape[1] * f, shape[2] * f)

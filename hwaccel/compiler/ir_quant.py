@@ -14,7 +14,8 @@ from .ir_float import _Conv
 if TYPE_CHECKING:
     from ..numerics import AddRequant
 
-__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QDepthToSpace",
+__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QSeqView",
+           "QDepthToSpace",
            "QLinear", "QLstm"]
 
 
@@ -93,6 +94,15 @@ class QAdd:
 @dataclass(frozen=True, eq=False)
 class QFlatten:
     name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class QSeqView:
+    """:class:`~.ir_float.SeqView` of int8 values: it keeps the scale, and moves no data."""
+
+    name: str
+    to_line: bool = False
     inputs: tuple[str, ...] = ()
 
 

@@ -12,6 +12,11 @@ from .errors import check_finite
 __all__ = ["forward", "ranges"]
 
 
+def seq_view(x, to_line: bool):
+    """:class:`~.ir.SeqView` of a batch: ``(N, L, C)`` to ``(N, C, 1, L)``, or back."""
+    return x.transpose(1, 2).unsqueeze(2) if to_line else x.squeeze(2).transpose(1, 2)
+
+
 def _relu(y, op):
     """``op``'s ReLU on its result ``y``: none, ``max(y, 0)``, or clamped to ``[0, op.cap]``."""
     if not op.relu:
@@ -73,6 +78,8 @@ def _op(op, x, *more):
         return _relu(y, op)
     if isinstance(op, ir.Flatten):
         return x.flatten(1)
+    if isinstance(op, ir.SeqView):
+        return seq_view(x, op.to_line)
     if isinstance(op, ir.DepthToSpace):
         return F.pixel_shuffle(x, op.factor)
     if isinstance(op, ir.Linear):

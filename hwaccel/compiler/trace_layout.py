@@ -125,7 +125,8 @@ class LayoutReaders:
             dims = node.args[1] if name == "permute" and len(node.args) == 2 else node.args[1:]
             if not dims:  # by keyword
                 dims = tuple(node.kwargs.values())
-            self.transpose(node, where, name, tuple(dims))
+            if not self.seq_view(node, where, name, tuple(dims)):   # a line as a sequence
+                self.transpose(node, where, name, tuple(dims))
         elif t in _MATMUL or t in (torch.matmul, torch.bmm):
             self.matmul(node, where)
         elif t in _SCALE and _number(node.args[1]) is not None:

@@ -159,6 +159,26 @@ class LineReaders:
             return False
         return True
 
+    def seq_view(self, node, where: str, name: str, dims: tuple) -> bool:
+        """``x.transpose(1, 2)`` / ``x.permute(0, 2, 1)`` of a line (into an LSTM: a CRNN), or
+        of a sequence that a Conv1d reads (an embedding's: TextCNN): a
+        :class:`~.ir_float.SeqView`, no data moved; whether ``node`` was one."""
+        dims = tuple(d + 3 if isinstance(d, int) and d < 0 else d for d in dims)
+        if (sorted(dims) if name == "transpose" else list(dims)) != ([1, 2] if name ==
+                                                                     "transpose" else [0, 2, 1]):
+            return False
+        arg = node.args[0]
+        if arg in self.lines:
+            self.lines.discard(node)   # (C, 1, L) read as (L, C): a sequence, not a line
+            self.unary(node, where, ir.SeqView)
+        elif len(self.shape(arg)) == 2 and isinstance(self.env.get(arg), str) and \
+                self.input_is_line(node):
+            self.lines.add(node)
+            self.unary(node, where, lambda n: ir.SeqView(n, to_line=True))
+        else:
+            return False
+        return True
+
     def line_only(self, node, where: str, what: str) -> None:
         """Refuse the 1-d layer ``what`` unless its input is a line."""
         src = node.args[0]
