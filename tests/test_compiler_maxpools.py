@@ -1,9 +1,13 @@
 """Max pools the 2 x 2 unit runs in a row: kernel = stride = 4, 8 ... (``nn.MaxPool2d``,
 ``F.max_pool2d``) and ``AdaptiveMaxPool2d`` to equal square windows (a global max of a square
-map), each as 2 x 2 pools (a max of maxes; floor mode drops the same rows): the float IR equals
-torch, golden equals the twin and the RTL equals golden; other kernels are refused by name."""
+map), each as 2 x 2 pools (a max of maxes; floor mode drops the same rows), and the global
+max of a square map of any other side, with 3 x 3 windows at stride 2 where a side is odd: the
+float IR equals torch, golden equals the twin and the RTL equals golden; other kernels are
+refused by name."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -11,6 +15,7 @@ import torch.nn.functional as F
 from compile_checks import model_close, model_rtl_exact, traced_equal_to_torch
 from torch import nn
 
+import hwaccel
 from hwaccel.compiler import UnsupportedOp, ir
 from hwaccel.compiler.trace import trace
 
@@ -75,3 +80,38 @@ def test_golden_equals_the_twin_and_the_float_model_closely():
 
 def test_the_rtl_runs_the_pools_bit_exact():
     model_rtl_exact(_model(2), seed=3)
+
+
+class GlobalMax(nn.Module):
+    """A ReLU'd conv's global max over a square map of any side (``spell``: the adaptive pool
+    or ``x.amax((2, 3))``) into a Linear."""
+
+    def __init__(self, spell: str = "adaptive", relu: bool = True):
+        super().__init__()
+        self.spell, self.relu = spell, relu
+        self.c, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.c(x)) if self.relu else self.c(x)
+        y = F.adaptive_max_pool2d(y, 1).flatten(1) if self.spell == "adaptive" else \
+            y.amax((2, 3))
+        return self.fc(y)
+
+
+@pytest.mark.parametrize("side, pools", [(7, "o22"), (6, "2o2"), (5, "oo2"), (3, "o2")])
+@pytest.mark.parametrize("spell", ["adaptive", "amax"])
+def test_a_global_max_of_any_square_map_halves_it(spell, side, pools):
+    """2 x 2 pools where the side is even, a 3 x 3 window at stride 2 padded by one where it
+    is odd (``o``: the overlapping pool's four shifted 2 x 2 pools and maxes)."""
+    torch.manual_seed(side)
+    graph = traced_equal_to_torch(GlobalMax(spell).eval(), torch.randn(4, 3, side, side))
+    base = "adaptive_max_pool2d" if spell == "adaptive" else "amax"
+    stages = [op for op in graph.ops if isinstance(op, (ir.MaxPool2d, ir.Conv2d))
+              and re.fullmatch(rf"{base}(\.pool\d)?", op.name)]
+    assert "".join("2" if isinstance(op, ir.MaxPool2d) else "o" for op in stages) == pools
+
+
+def test_a_global_max_of_a_seven_by_seven_map_runs_on_the_rtl():
+    model_rtl_exact(GlobalMax().eval(), seed=4, shape=(3, 7, 7))
+    with pytest.raises(UnsupportedOp, match="may be negative"):
+        hwaccel.compile(GlobalMax(relu=False).eval(), torch.randn(2, 3, 7, 7), preset="tiny")

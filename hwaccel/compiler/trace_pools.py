@@ -28,6 +28,19 @@ def _height_and_width(dim) -> bool:
         {d % 4 for d in dims} == {2, 3}
 
 
+def _max_chain(base: str, where: str, c: int, n: int) -> list:
+    """The global max of ``c`` channels of a square ``n x n`` map: a 2 x 2 pool where the side
+    is even, else a 3 x 3 window at stride 2 padded by one (an :class:`~.fold_pools.OverlapPool`,
+    of a ReLU's output), down to one pixel."""
+    ops = []
+    while n > 1:
+        name, half = f"{base}.pool{len(ops)}", (n + 1) // 2
+        ops.append(ir.MaxPool2d(name) if n % 2 == 0 else
+                   OverlapPool(name, where, 2, (1, 1), c, (n, n), (half, half)))
+        n = half
+    return ops
+
+
 class PoolReaders:
     """Reads max and average pools into ``MaxPool2d`` and ``AvgPool2d`` ops."""
 
@@ -96,11 +109,19 @@ class PoolReaders:
 
     def adaptive_max(self, node, where: str, size, return_indices=False) -> None:
         """``AdaptiveMaxPool2d`` to a size whose windows are equal squares of 2, 4, 8 ...
-        (:meth:`maxpool`; 1 is the global max of a square map of that side)."""
+        (:meth:`maxpool`; 1 is the global max of a square map of that side, or of any other
+        side by :func:`_max_chain`)."""
         self.image(node, where, "AdaptiveMaxPool2d")
         hw = self.shape(node.args[0])[1:]
         out = [n if o is None else o for o, n in zip(pair(size), hw)]
         k = (hw[0] // out[0], hw[1] // out[1])
+        if out == [1, 1] and k[0] == k[1] > 1 and k[0] & (k[0] - 1) and not return_indices:
+            base, src = self.name(node), self.value(node.args[0], where)
+            *ops, last = _max_chain(base, where, self.shape(node.args[0])[0], k[0])
+            for op in ops:   # the global max of a square map whose side is not 2, 4, 8 ...
+                src = self.put(dataclasses.replace(op, name=self.fresh(op.name), inputs=(src,)))
+            self.emit(node, dataclasses.replace(last, name=base, inputs=(src,)))
+            return
         if any(n % o for n, o in zip(hw, out)) or k[0] != k[1]:
             raise UnsupportedOp("AdaptiveMaxPool2d attribute", where,
                                 f"output_size={size!r} on a {hw[0]}x{hw[1]} map; only sizes "
@@ -170,12 +191,13 @@ class PoolReaders:
             raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, height, width) "
                                              f"image; only over its height and width, "
                                              f"dim=(2, 3) or (-2, -1)")
-        if name == "amax" and (h != w or h < 2 or h & (h - 1)):
-            raise UnsupportedOp(name, where, f"over a {h}x{w} map; only a square map of 2, 4, "
-                                             f"8 ... (2 x 2 max pools in a row)")
+        if name == "amax" and (h != w or h < 2):
+            raise UnsupportedOp(name, where, f"over a {h}x{w} map; only a square map (2 x 2 max "
+                                             f"pools, and 3 x 3 windows at stride 2 where a "
+                                             f"side is odd)")
         base, src = self.name(node), self.value(node.args[0], where)
-        ops = [ir.MaxPool2d(f"{base}.pool{i}") for i in range(h.bit_length() - 1)] if \
-            name == "amax" else [ir.AvgPool2d(f"{base}.pool", (h, w))]
+        ops = _max_chain(base, where, c, h) if name == "amax" else [
+            ir.AvgPool2d(f"{base}.pool", (h, w))]
         ops += [] if a["keepdim"] else [ir.Flatten(f"{base}.flat")]
         if name == "sum":
             ops.append((feature_affine if not a["keepdim"] else channel_affine)(
