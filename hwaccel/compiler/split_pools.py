@@ -30,25 +30,40 @@ from . import ir
 __all__ = ["split_averages", "split_line_means", "split_wide_means"]
 
 
+def _rewrite(graph: ir.Graph, rewrite) -> ir.Graph:
+    """``graph`` with each :class:`~.ir.AvgPool2d` for which ``rewrite(op, shapes, fresh)``
+    returns ops replaced by them (``fresh(name)``: ``name``, primed until unused); ``graph``
+    itself when none is."""
+    shapes, names = graph.shapes(), {op.name for op in graph.ops}
+
+    def fresh(name: str) -> str:
+        while name in names:
+            name += "'"
+        names.add(name)
+        return name
+
+    ops, split = [], False
+    for op in graph.ops:
+        new = rewrite(op, shapes, fresh) if isinstance(op, ir.AvgPool2d) else None
+        ops += new or [op]
+        split = split or bool(new)
+    return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
+
+
 def split_averages(graph: ir.Graph, limit: int) -> ir.Graph:
     """``graph`` with each :class:`~.ir.AvgPool2d` over more than ``limit`` values whose rows
     and columns each fit split in two (the second keeps the op's name, so its readers are
     unchanged; the first is ``<name>.rows``); ``graph`` itself when none is."""
-    names = {op.name for op in graph.ops}
-    ops, split = [], False
-    for op in graph.ops:
-        kh, kw = op.kernel if isinstance(op, ir.AvgPool2d) else (1, 1)
+
+    def rows(op, shapes, fresh):
+        kh, kw = op.kernel
         if kh * kw <= limit or kh > limit or kw > limit or kh == 1 or kw == 1:
-            ops.append(op)
-            continue
-        rows = f"{op.name}.rows"
-        while rows in names:
-            rows += "'"
-        names.add(rows)
-        ops += [dataclasses.replace(op, name=rows, kernel=(1, kw)),
-                dataclasses.replace(op, kernel=(kh, 1), inputs=(rows,))]
-        split = True
-    return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
+            return None
+        first = fresh(f"{op.name}.rows")
+        return [dataclasses.replace(op, name=first, kernel=(1, kw)),
+                dataclasses.replace(op, kernel=(kh, 1), inputs=(first,))]
+
+    return _rewrite(graph, rows)
 
 
 def _holds(cfg, length: int) -> bool:
@@ -63,47 +78,38 @@ def split_line_means(graph: ir.Graph, cfg) -> ir.Graph:
     cannot hold (:func:`_holds`) preceded by halving depthwise convs (the pool keeps its name,
     so its readers are unchanged; the convs are ``<name>.half<i>``); ``graph`` itself when
     there is none."""
-    shapes, names = graph.shapes(), {op.name for op in graph.ops}
-    ops, split = [], False
-    for op in graph.ops:
-        c, h, length = shapes[op.inputs[0]] if isinstance(op, ir.AvgPool2d) else (0, 0, 0)
+
+    def halves(op, shapes, fresh):
+        c, h, length = shapes[op.inputs[0]]
         if h != 1 or op.kernel != (1, length) or _holds(cfg, length):
-            ops.append(op)
-            continue
-        src, i = op.inputs[0], 0
+            return None
+        ops, src = [], op.inputs[0]
         while not _holds(cfg, length) and length > 1:
-            n, name = (length + 1) // 2, f"{op.name}.half{i}"
-            while name in names:
-                name += "'"
-            names.add(name)
+            n, name = (length + 1) // 2, fresh(f"{op.name}.half{len(ops)}")
             ops.append(ir.Conv2d(name, np.full((c, 1, 1, 2), n / length), np.zeros(c),
                                  stride=(1, 2), padding=(0, length % 2, 0, 0), groups=c,
                                  inputs=(src,)))
-            src, length, i = name, n, i + 1
-        ops.append(dataclasses.replace(op, kernel=(1, length), inputs=(src,)))
-        split = True
-    return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
+            src, length = name, n
+        return ops + [dataclasses.replace(op, kernel=(1, length), inputs=(src,))]
+
+    return _rewrite(graph, halves)
 
 
 def split_wide_means(graph: ir.Graph, cfg) -> ir.Graph:
     """``graph`` with each global average over more channel words than ``cfg``'s AVGPOOL unit
     keeps and more pixels than its rows split in two (the second keeps the op's name; the first
     is ``<name>.bands``), where a band height fits; ``graph`` itself when none is."""
-    shapes, names = graph.shapes(), {op.name for op in graph.ops}
-    top, ops, split = cfg.conv.max_height, [], False
-    for op in graph.ops:
-        c, h, w = shapes[op.inputs[0]] if isinstance(op, ir.AvgPool2d) else (0, 0, 0)
+    top = cfg.conv.max_height
+
+    def bands(op, shapes, fresh):
+        c, h, w = shapes[op.inputs[0]]
         fits = [a for a in range(h, 0, -1) if h % a == 0 and a * w <= min(top, cfg.avg_max_window)
                 and h // a <= top]
-        words = -(-c // cfg.lanes)
-        if not fits or op.kernel != (h, w) or words <= cfg.avg_max_blocks or h * w <= top:
-            ops.append(op)
-            continue
-        bands = f"{op.name}.bands"
-        while bands in names:
-            bands += "'"
-        names.add(bands)
-        ops += [dataclasses.replace(op, name=bands, kernel=(fits[0], w)),
-                dataclasses.replace(op, kernel=(h // fits[0], 1), inputs=(bands,))]
-        split = True
-    return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
+        if not fits or op.kernel != (h, w) or -(-c // cfg.lanes) <= cfg.avg_max_blocks or \
+                h * w <= top:
+            return None
+        first = fresh(f"{op.name}.bands")
+        return [dataclasses.replace(op, name=first, kernel=(fits[0], w)),
+                dataclasses.replace(op, kernel=(h // fits[0], 1), inputs=(first,))]
+
+    return _rewrite(graph, bands)
