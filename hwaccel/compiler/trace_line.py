@@ -12,14 +12,16 @@ only flattens read (an MLP on ``(1, 28, 28)`` or ``(3, 32, 32)`` images): the gr
 the vector, packed whole words of values rather than a word of channels a pixel.
 
 A value is a line when it is 2-d per sample and computed from a line: Conv1d's and a 1-d pool's
-outputs, a batch norm, ReLU or add of lines. A sequence (``(steps, features)``, an LSTM's
-input) is never a line: a line read as one, or a sequence read by a Conv1d, is refused with both
-named.
+outputs, a batch norm, ReLU or add of lines. A line's global max at any length is line pools of
+4 and windows of 2 (:meth:`LineReaders.line_max`). A sequence (``(steps, features)``, an
+LSTM's input) and a line are the same words channels-last, so ``x.transpose(1, 2)`` between
+them is a :class:`~.ir_float.SeqView` where an LSTM reads the line (a CRNN) or a Conv1d the
+sequence (TextCNN); a line read as a sequence otherwise, or a sequence read by a Conv1d, is
+refused with both named.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -257,15 +259,12 @@ class LineReaders:
                 n = (n + p) // 2
         ops += [] if keepdim else [ir.Flatten(f"{base}.flat")]
         src = self.value(node.args[0], where)
-        for op in ops[:-1]:
-            src = self.put(dataclasses.replace(op, name=self.fresh(op.name), inputs=(src,)))
-        if results:
-            last = self.put(dataclasses.replace(ops[-1], name=self.fresh(base), inputs=(src,)))
-            self.env[node] = Results((last, None), "the indices of a max are not computed")
-        elif ops:
-            self.emit(node, dataclasses.replace(ops[-1], name=base, inputs=(src,)))
+        if ops:
+            src = self.chain(node, base, src, ops)
         else:
             self.alias(node, where)   # a line of one value
+        if results:   # x.max(dim): (values, indices)
+            self.env[node] = Results((src, None), "the indices of a max are not computed")
 
     def avgpool1d(self, node, where: str, kernel, stride, padding, ceil_mode) -> None:
         self.line_only(node, where, "AvgPool1d")

@@ -89,6 +89,19 @@ class LayerReaders:
             raise UnsupportedOp(what, where, f"on a per-sample shape {shape}; it takes "
                                              f"(channels, height, width) images")
 
+    def chain(self, node, name: str, src: str, ops: list) -> str:
+        """``ops`` in a row from the value ``src``, each reading the one before: ``node``'s
+        value is the last, named ``name`` (``self.name(node)``; the others keep their names,
+        made unique). Returns the last one's name."""
+        for i, op in enumerate(ops):
+            last = i == len(ops) - 1
+            op = dataclasses.replace(op, name=name if last else self.fresh(op.name),
+                                     inputs=(src,))
+            if last:
+                self.emit(node, op)
+            src = op.name if last else self.put(op)
+        return src
+
     def flatten(self, node, where: str) -> None:
         src, dst = self.shape(node.args[0]), self.shape(node)
         if dst == src or (self.env.get(node.args[0]) is ir.INPUT and dst == self.input_shape):

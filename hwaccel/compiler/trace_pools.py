@@ -8,8 +8,6 @@ of :class:`hwaccel.compiler.trace._Reader`.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from . import ir
@@ -116,11 +114,9 @@ class PoolReaders:
         out = [n if o is None else o for o, n in zip(pair(size), hw)]
         k = (hw[0] // out[0], hw[1] // out[1])
         if out == [1, 1] and k[0] == k[1] > 1 and k[0] & (k[0] - 1) and not return_indices:
-            base, src = self.name(node), self.value(node.args[0], where)
-            *ops, last = _max_chain(base, where, self.shape(node.args[0])[0], k[0])
-            for op in ops:   # the global max of a square map whose side is not 2, 4, 8 ...
-                src = self.put(dataclasses.replace(op, name=self.fresh(op.name), inputs=(src,)))
-            self.emit(node, dataclasses.replace(last, name=base, inputs=(src,)))
+            base = self.name(node)   # the global max of a map of a side not 2, 4, 8 ...
+            ops = _max_chain(base, where, self.shape(node.args[0])[0], k[0])
+            self.chain(node, base, self.value(node.args[0], where), ops)
             return
         if any(n % o for n, o in zip(hw, out)) or k[0] != k[1]:
             raise UnsupportedOp("AdaptiveMaxPool2d attribute", where,
@@ -202,7 +198,4 @@ class PoolReaders:
         if name == "sum":
             ops.append((feature_affine if not a["keepdim"] else channel_affine)(
                 base, [float(h * w)] * c, [0.0] * c, ""))
-        for i, op in enumerate(ops):
-            op = dataclasses.replace(op, name=base if i == len(ops) - 1 else self.fresh(op.name),
-                                     inputs=(src,))
-            src = self.emit(node, op) if i == len(ops) - 1 else self.put(op)
+        self.chain(node, base, src, ops)
