@@ -95,3 +95,22 @@ def test_the_float_ir_in_jax_equals_torch():
         cm = hwaccel.compile(model, x[:2], preset="tiny", calibration=x)
         np.testing.assert_allclose(cm.execute("xla", x).logits, cm.execute("torch-cpu", x).logits,
                                    rtol=0, atol=1e-4)
+
+
+def test_tensor_parallelism_keeps_the_view_with_the_lstm_that_reads_it():
+    """Split over two accelerators (the model's ring, bit-exact against golden): the conv by
+    its outputs, the LSTM by the batch's sequences with the view joined to it (a view has no
+    command), the Linear by its outputs."""
+    from hwaccel.parallel.pp_sim import golden
+    from hwaccel.parallel.tp import plan
+    from hwaccel.parallel.tp_sim import default_ring_link, model, simulate
+
+    torch.manual_seed(5)
+    crnn, x = CRNN().eval(), torch.randn(8, 4, 8, generator=torch.Generator().manual_seed(6))
+    cm = hwaccel.compile(crnn, x[:2], preset="tiny", calibration=x)
+    xi, link = cm.quantize_input(x[:4]), default_ring_link(cm.config, 2)
+    p, _ = plan(cm, xi, 2, link=link)
+    assert [la.split for la in p.layers] == ["n", "b", "n"]
+    out, measured = simulate(p, link)
+    np.testing.assert_array_equal(out.reshape(4, -1), golden(cm, xi).reshape(4, -1))
+    assert model(p, link).cycles == measured.cycles
