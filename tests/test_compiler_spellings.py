@@ -1,9 +1,10 @@
 """Spellings of the global pools and flattens that model code uses: ``x.amax((2, 3))`` (the
 global max: 2 x 2 max pools in a row), ``x.sum((2, 3))`` (the global average times the pixels,
 a scale folded into the Linear after it), ``F.avg_pool2d(x, x.shape[2:])`` (a kernel from the
-shape) and ``x.squeeze(-1).squeeze(-1)`` of a pooled image (its flatten). Traced equal to
-torch; golden equal to the integer twin on ``tiny``'s RTL; what they cannot be is refused by
-name."""
+shape), ``x.squeeze(-1).squeeze(-1)`` of a pooled image (its flatten) and an image viewed as
+``(channels, pixels)`` by ``x.view(b, c, -1)`` or ``x.flatten(2)`` and reduced over them (its
+global average, sum or max). Traced equal to torch; golden equal to the integer twin on
+``tiny``'s RTL; what they cannot be is refused by name."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ HEADS = {
     "avg_pool_shape": lambda y: F.avg_pool2d(y, y.shape[2:]).flatten(1),
     "squeeze_twice": lambda y: F.adaptive_avg_pool2d(y, 1).squeeze(-1).squeeze(-1),
     "squeeze_max_both": lambda y: F.adaptive_max_pool2d(y, 1).squeeze((2, 3)),
+    "view_mean": lambda y: y.view(y.size(0), y.size(1), -1).mean(-1),
+    "flatten2_sum": lambda y: torch.sum(y.flatten(2), dim=2),
+    "view_amax": lambda y: y.view(y.size(0), 8, -1).amax(-1),
+    "view_max": lambda y: y.reshape(y.shape[0], 8, -1).max(-1)[0],
 }
 
 
@@ -52,7 +57,7 @@ def test_each_spelling_traces_to_the_pool_equal_to_torch(head):
     kinds = [type(op).__name__ for op in graph.ops]
     pool = "MaxPool2d" if "max" in head else "AvgPool2d"
     assert pool in kinds and kinds[-1] == "Linear", kinds
-    if head == "sum":   # the scale by the 64 pixels is the Linear's
+    if "sum" in head:   # the scale by the 64 pixels is the Linear's
         assert kinds == ["Conv2d", "AvgPool2d", "Flatten", "Linear"]
 
 
@@ -80,6 +85,10 @@ def test_they_run_on_the_rtl(host):
                             r"over its height and width"),
     (lambda y: F.adaptive_avg_pool2d(y, 1).squeeze(-1).relu(), 8,
      r"squeezed image at .*only squeezed again to a vector"),
+    (lambda y: y.view(y.size(0), 8, -1).transpose(1, 2).flatten(1), 8,
+     r"an image viewed as \(channels, pixels\) at .*only reduced over its pixels"),
+    (lambda y: y.flatten(2).mean(-1, keepdim=True).flatten(1), 8,
+     r"mean at .*keepdim=True of an image viewed as \(channels, pixels\)"),
 ])
 def test_what_they_cannot_be_is_refused_by_name(head, side, match):
     class Bad(nn.Module):
@@ -106,3 +115,24 @@ def test_a_squeeze_of_the_batch_too_says_so():
     with pytest.raises(UnsupportedOp, match=r"x.squeeze\(\) squeezes a batch of one too"):
         trace(AllOnes().eval(), _x(1))
     assert isinstance(trace(AllOnes().eval(), _x(2)).ops[-1], ir.Flatten)
+
+
+def test_an_image_viewed_as_channels_by_pixels_runs_on_the_rtl():
+    """``x.view(b, c, -1).mean(-1)`` and ``.max(-1)[0]`` of a 7 x 7 map (the max by 2 x 2
+    pools and a 3 x 3 window at stride 2) on ``tiny``'s RTL, equal to golden and the twin."""
+    from compile_checks import rtl_equals_golden
+
+    class Views(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.fa, self.fb = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4), \
+                nn.Linear(8, 4)
+
+        def forward(self, x):
+            y = torch.relu(self.c(x)).view(x.size(0), 8, -1)
+            return self.fa(y.mean(-1)) + self.fb(y.max(-1)[0])
+
+    torch.manual_seed(6)
+    model, x = Views().eval(), _x(16, 7)
+    traced_equal_to_torch(model, x[:4])
+    rtl_equals_golden(hwaccel.compile(model, x[:1], preset="tiny", calibration=x), x[:2])

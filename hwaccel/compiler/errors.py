@@ -47,7 +47,9 @@ SUPPORTED = (
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way), x.sum((2, 3)) "
     "(the global average times the pixels) and x.amax((2, 3)) (the global max of a square "
-    "map, as the adaptive pool's)",
+    "map, as the adaptive pool's); so too an image viewed as (channels, pixels) by "
+    "x.view(b, c, -1) or x.flatten(2) and reduced by .mean(-1), .sum(-1), .amax(-1) or "
+    ".max(-1)",
     "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "
     "whose output is whole stride x stride patches, not grouped or dilated: a conv into its "
     "output phases), nearest upsampling by a whole factor (nn.Upsample, "

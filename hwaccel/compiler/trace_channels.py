@@ -44,8 +44,13 @@ class ChannelView:
     swapped: bool = False
     last: bool = False   # permuted channels-last, (height, width, channels)
     squeezed: bool = False   # a (C, 1, 1) image with one of its 1s squeezed
+    rows: bool = False   # (C, H * W): its pixels in a row, x.view(b, c, -1)
 
     def refuse(self, where: str):
+        if self.rows:
+            raise UnsupportedOp("an image viewed as (channels, pixels)", where,
+                                "x.view(b, c, -1) or x.flatten(2) only reduced over its pixels "
+                                "by .mean(-1), .sum(-1), .amax(-1) or .max(-1)")
         if self.squeezed:
             raise UnsupportedOp("a squeezed image", where, "x.squeeze(-1) of a (C, 1, 1) image "
                                                            "only squeezed again to a vector")
@@ -129,6 +134,11 @@ class ChannelReaders:
         elif isinstance(src, ChannelView) and src.squeezed and name in ("squeeze", "flatten",
                                                                         "view", "reshape"):
             self.squeeze(node, where, src)
+        elif name in ("view", "reshape", "flatten") and image and arg not in self.lines and \
+                self.shape(node) == (self.shape(arg)[0], int(np.prod(self.shape(arg)[1:]))):
+            self.env[node] = ChannelView(self.value(arg, where), self.shape(arg), rows=True)
+        elif isinstance(src, ChannelView) and src.rows and name in ("mean", "sum", "amax", "max"):
+            self.pixels_reduce(node, where, name, src)   # x.view(b, c, -1).mean(-1) ...
         elif name == "permute" and image and _dims(node) == (0, 2, 3, 1):
             self.env[node] = ChannelView(self.value(arg, where), self.shape(arg), last=True)
         elif isinstance(src, ChannelView) and src.last and name == "contiguous":

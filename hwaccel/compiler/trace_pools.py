@@ -14,6 +14,7 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold_affine import channel_affine, feature_affine
 from .fold_pools import OverlapPool, overlap_shape
+from .trace_attention import Results
 from .trace_ops import call_args, pair
 
 __all__ = ["PoolReaders"]
@@ -36,6 +37,24 @@ def _max_chain(base: str, where: str, c: int, n: int) -> list:
         ops.append(ir.MaxPool2d(name) if n % 2 == 0 else
                    OverlapPool(name, where, 2, (1, 1), c, (n, n), (half, half)))
         n = half
+    return ops
+
+
+def _reduce_ops(kind: str, where: str, base: str, shape: tuple, keepdim: bool) -> list:
+    """The ops of an image's global max (``amax``, ``max``), sum or average over its pixels:
+    :func:`_max_chain` on a square map, or the average pool (times the pixels for a sum); then,
+    without ``keepdim``, the flatten to a vector."""
+    c, h, w = shape
+    if kind in ("amax", "max") and (h != w or h < 2):
+        raise UnsupportedOp(kind, where, f"over a {h}x{w} map; only a square map (2 x 2 max "
+                                         f"pools, and 3 x 3 windows at stride 2 where a side "
+                                         f"is odd)")
+    ops = _max_chain(base, where, c, h) if kind in ("amax", "max") else [
+        ir.AvgPool2d(f"{base}.pool", (h, w))]
+    ops += [] if keepdim else [ir.Flatten(f"{base}.flat")]
+    if kind == "sum":
+        ops.append((feature_affine if not keepdim else channel_affine)(
+            base, [float(h * w)] * c, [0.0] * c, ""))
     return ops
 
 
@@ -187,15 +206,21 @@ class PoolReaders:
             raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, height, width) "
                                              f"image; only over its height and width, "
                                              f"dim=(2, 3) or (-2, -1)")
-        if name == "amax" and (h != w or h < 2):
-            raise UnsupportedOp(name, where, f"over a {h}x{w} map; only a square map (2 x 2 max "
-                                             f"pools, and 3 x 3 windows at stride 2 where a "
-                                             f"side is odd)")
-        base, src = self.name(node), self.value(node.args[0], where)
-        ops = _max_chain(base, where, c, h) if name == "amax" else [
-            ir.AvgPool2d(f"{base}.pool", (h, w))]
-        ops += [] if a["keepdim"] else [ir.Flatten(f"{base}.flat")]
-        if name == "sum":
-            ops.append((feature_affine if not a["keepdim"] else channel_affine)(
-                base, [float(h * w)] * c, [0.0] * c, ""))
-        self.chain(node, base, src, ops)
+        base = self.name(node)
+        ops = _reduce_ops(name, where, base, (c, h, w), a["keepdim"])
+        self.chain(node, base, self.value(node.args[0], where), ops)
+
+    def pixels_reduce(self, node, where: str, name: str, v) -> None:
+        """``x.view(b, c, -1)`` (``x.flatten(2)``) of an image (``v``, a
+        :class:`~.trace_channels.ChannelView` of ``rows``) reduced over its pixels by
+        ``.mean(-1)``, ``.sum(-1)``, ``.amax(-1)`` or ``.max(-1)``: the image's global average,
+        sum or max (:func:`_reduce_ops`); a max's indices are not computed."""
+        a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
+        if a["dim"] not in (-1, 2, (-1,), (2,), [-1], [2]) or a["keepdim"]:
+            raise UnsupportedOp(name, where, f"dim={a['dim']!r}, keepdim={a['keepdim']!r} of an "
+                                             f"image viewed as (channels, pixels); only over "
+                                             f"its pixels, dim=-1 or 2, to a vector")
+        base = self.name(node)
+        self.chain(node, base, v.value, _reduce_ops(name, where, base, v.shape, False))
+        if name == "max":   # x.max(dim): (values, indices)
+            self.env[node] = Results((base, None), "the indices of a max are not computed")
