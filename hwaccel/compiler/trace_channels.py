@@ -134,8 +134,9 @@ class ChannelReaders:
         elif isinstance(src, ChannelView) and src.squeezed and name in ("squeeze", "flatten",
                                                                         "view", "reshape"):
             self.squeeze(node, where, src)
-        elif name in ("view", "reshape", "flatten") and image and arg not in self.lines and \
-                self.shape(node) == (self.shape(arg)[0], int(np.prod(self.shape(arg)[1:]))):
+        elif name in ("view", "reshape", "flatten") and image and isinstance(src, str) and \
+                arg not in self.lines and self.shape(node) == (self.shape(arg)[0], int(np.prod(
+                    self.shape(arg)[1:]))):   # an image's pixels in a row (not a head's join)
             self.env[node] = ChannelView(self.value(arg, where), self.shape(arg), rows=True)
         elif isinstance(src, ChannelView) and src.rows and name in ("mean", "sum", "amax", "max"):
             self.pixels_reduce(node, where, name, src)   # x.view(b, c, -1).mean(-1) ...
