@@ -39,15 +39,14 @@ SUPPORTED = (
     "floor mode: 2 x 2 pools in a row; 3 x 3 windows at stride 1 or 2, padding 0 or 1, "
     "either mode, of a ReLU's output (a ResNet's MaxPool2d(3, 2, 1), SqueezeNet's): 2 x 2 "
     "pools of shifted copies and maxes b + relu(a - b) of ADDs), AdaptiveMaxPool2d / "
-    "F.adaptive_max_pool2d to equal square windows of those sides, and to 1 over a square map "
-    "of any side (2 x 2 pools, 3 x 3 windows at stride 2 where a side is odd, of a ReLU's "
-    "output)",
+    "F.adaptive_max_pool2d to equal square windows of those sides, and to 1 over any map "
+    "(2 x 2 pools, 3 x 3 windows at stride 2 where a side is odd, of a ReLU's output)",
     "AvgPool2d / F.avg_pool2d (floor mode; at another stride than the kernel, padded with the "
     "zeros counted, or with a divisor_override: a depthwise conv of weights 1 / (kh kw)), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "
     "x.mean((2, 3)) / x.mean((-2, -1)) (the global average, keepdim either way), x.sum((2, 3)) "
-    "(the global average times the pixels) and x.amax((2, 3)) (the global max of a square "
-    "map, as the adaptive pool's); so too an image viewed as (channels, pixels) by "
+    "(the global average times the pixels) and x.amax((2, 3)) (the global max, as the "
+    "adaptive pool's); so too an image viewed as (channels, pixels) by "
     "x.view(b, c, -1) or x.flatten(2) and reduced by .mean(-1), .sum(-1), .amax(-1) or "
     ".max(-1)",
     "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "

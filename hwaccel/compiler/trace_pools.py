@@ -27,29 +27,27 @@ def _height_and_width(dim) -> bool:
         {d % 4 for d in dims} == {2, 3}
 
 
-def _max_chain(base: str, where: str, c: int, n: int) -> list:
-    """The global max of ``c`` channels of a square ``n x n`` map: a 2 x 2 pool where the side
-    is even, else a 3 x 3 window at stride 2 padded by one (an :class:`~.fold_pools.OverlapPool`,
+def _max_chain(base: str, where: str, c: int, h: int, w: int) -> list:
+    """The global max of ``c`` channels of an ``h x w`` map: a 2 x 2 pool where both sides are
+    even, else a 3 x 3 window at stride 2 padded by one (an :class:`~.fold_pools.OverlapPool`,
     of a ReLU's output), down to one pixel."""
     ops = []
-    while n > 1:
-        name, half = f"{base}.pool{len(ops)}", (n + 1) // 2
-        ops.append(ir.MaxPool2d(name) if n % 2 == 0 else
-                   OverlapPool(name, where, 2, (1, 1), c, (n, n), (half, half)))
-        n = half
+    while h > 1 or w > 1:
+        name, half = f"{base}.pool{len(ops)}", ((h + 1) // 2, (w + 1) // 2)
+        ops.append(ir.MaxPool2d(name) if h % 2 == 0 and w % 2 == 0 else
+                   OverlapPool(name, where, 2, (1, 1), c, (h, w), half))
+        h, w = half
     return ops
 
 
 def _reduce_ops(kind: str, where: str, base: str, shape: tuple, keepdim: bool) -> list:
     """The ops of an image's global max (``amax``, ``max``), sum or average over its pixels:
-    :func:`_max_chain` on a square map, or the average pool (times the pixels for a sum); then,
+    :func:`_max_chain`, or the average pool (times the pixels for a sum); then,
     without ``keepdim``, the flatten to a vector."""
     c, h, w = shape
-    if kind in ("amax", "max") and (h != w or h < 2):
-        raise UnsupportedOp(kind, where, f"over a {h}x{w} map; only a square map (2 x 2 max "
-                                         f"pools, and 3 x 3 windows at stride 2 where a side "
-                                         f"is odd)")
-    ops = _max_chain(base, where, c, h) if kind in ("amax", "max") else [
+    if kind in ("amax", "max") and h * w < 2:
+        raise UnsupportedOp(kind, where, f"over a {h}x{w} map; only over more than one pixel")
+    ops = _max_chain(base, where, c, h, w) if kind in ("amax", "max") else [
         ir.AvgPool2d(f"{base}.pool", (h, w))]
     ops += [] if keepdim else [ir.Flatten(f"{base}.flat")]
     if kind == "sum":
@@ -127,14 +125,15 @@ class PoolReaders:
     def adaptive_max(self, node, where: str, size, return_indices=False) -> None:
         """``AdaptiveMaxPool2d`` to a size whose windows are equal squares of 2, 4, 8 ...
         (:meth:`maxpool`; 1 is the global max of a square map of that side, or of any other
-        side by :func:`_max_chain`)."""
+        map by :func:`_max_chain`)."""
         self.image(node, where, "AdaptiveMaxPool2d")
         hw = self.shape(node.args[0])[1:]
         out = [n if o is None else o for o, n in zip(pair(size), hw)]
         k = (hw[0] // out[0], hw[1] // out[1])
-        if out == [1, 1] and k[0] == k[1] > 1 and k[0] & (k[0] - 1) and not return_indices:
-            base = self.name(node)   # the global max of a map of a side not 2, 4, 8 ...
-            ops = _max_chain(base, where, self.shape(node.args[0])[0], k[0])
+        if out == [1, 1] and k[0] * k[1] > 1 and (k[0] != k[1] or k[0] & (k[0] - 1)) and \
+                not return_indices:   # the global max of a map not square of 2, 4, 8 ...
+            base = self.name(node)
+            ops = _max_chain(base, where, self.shape(node.args[0])[0], *k)
             self.chain(node, base, self.value(node.args[0], where), ops)
             return
         if any(n % o for n, o in zip(hw, out)) or k[0] != k[1]:
@@ -196,10 +195,10 @@ class PoolReaders:
         self.emit(node, ir.Flatten(self.name(node), inputs=(pool,)))
 
     def spatial_reduce(self, node, where: str, name: str) -> None:
-        """``x.amax((2, 3))`` and ``x.sum((2, 3))`` of images: the global max of a square map of
-        2, 4, 8 ... (2 x 2 max pools in a row), and the global average times the map's pixels
-        (a scale that the folding joins to a Linear after it); then, without ``keepdim``, the
-        flatten to a vector."""
+        """``x.amax((2, 3))`` and ``x.sum((2, 3))`` of images: the global max (2 x 2 max pools,
+        and 3 x 3 windows at stride 2 where a side is odd), and the global average times the
+        map's pixels (a scale that the folding joins to a Linear after it); then, without
+        ``keepdim``, the flatten to a vector."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
         c, h, w = self.shape(node.args[0])
         if not _height_and_width(a["dim"]):
