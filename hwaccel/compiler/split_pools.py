@@ -25,6 +25,7 @@ import dataclasses
 
 import numpy as np
 
+from ..generators.accel.avg_view import avg_parts
 from . import ir
 
 __all__ = ["split_averages", "split_line_means", "split_wide_means"]
@@ -66,25 +67,31 @@ def split_averages(graph: ir.Graph, limit: int) -> ir.Graph:
     return _rewrite(graph, rows)
 
 
-def _holds(cfg, length: int) -> bool:
-    """Whether ``cfg``'s AVGPOOL unit holds a line of ``length`` as rows of its width."""
-    c = cfg.conv
-    return any(length % d == 0 and length // d <= c.max_height
-               for d in range(1, min(length, c.max_width) + 1))
+def _runs(cfg, c: int, h: int, w: int, kh: int, kw: int) -> bool:
+    """Whether ``cfg``'s AVGPOOL commands run ``kh x kw`` windows over an ``h x w`` map of ``c``
+    channels (:func:`~hwaccel.generators.accel.avg_view.avg_parts`, which lowering uses)."""
+    try:
+        avg_parts(cfg, h, w, -(-c // cfg.lanes), kh, kw)
+    except ValueError:
+        return False
+    return True
 
 
 def split_line_means(graph: ir.Graph, cfg) -> ir.Graph:
     """``graph`` with each global average of a ``(C, 1, L)`` line that ``cfg``'s AVGPOOL unit
-    cannot hold (:func:`_holds`) preceded by halving depthwise convs (the pool keeps its name,
+    cannot run (:func:`_runs`) preceded by halving depthwise convs (the pool keeps its name,
     so its readers are unchanged; the convs are ``<name>.half<i>``); ``graph`` itself when
     there is none."""
 
     def halves(op, shapes, fresh):
         c, h, length = shapes[op.inputs[0]]
-        if h != 1 or op.kernel != (1, length) or _holds(cfg, length):
+        # the length alone: a wide conv before it may split into groups the unit keeps
+        c = min(c, cfg.lanes * cfg.avg_max_blocks)
+        held = lambda n: _runs(cfg, c, 1, n, 1, n)  # noqa: E731
+        if h != 1 or op.kernel != (1, length) or held(length):
             return None
         ops, src = [], op.inputs[0]
-        while not _holds(cfg, length) and length > 1:
+        while not held(length) and length > 1:
             n, name = (length + 1) // 2, fresh(f"{op.name}.half{len(ops)}")
             ops.append(ir.Conv2d(name, np.full((c, 1, 1, 2), n / length), np.zeros(c),
                                  stride=(1, 2), padding=(0, length % 2, 0, 0), groups=c,
@@ -96,17 +103,18 @@ def split_line_means(graph: ir.Graph, cfg) -> ir.Graph:
 
 
 def split_wide_means(graph: ir.Graph, cfg) -> ir.Graph:
-    """``graph`` with each global average over more channel words than ``cfg``'s AVGPOOL unit
-    keeps and more pixels than its rows split in two (the second keeps the op's name; the first
-    is ``<name>.bands``), where a band height fits; ``graph`` itself when none is."""
-    top = cfg.conv.max_height
+    """``graph`` with each global average that ``cfg``'s AVGPOOL commands cannot run whole (over
+    more channel words than the unit keeps and more pixels than its rows) split in two (the
+    second keeps the op's name; the first is ``<name>.bands``), the tallest bands that run;
+    ``graph`` itself when none is."""
 
     def bands(op, shapes, fresh):
         c, h, w = shapes[op.inputs[0]]
-        fits = [a for a in range(h, 0, -1) if h % a == 0 and a * w <= min(top, cfg.avg_max_window)
-                and h // a <= top]
-        if not fits or op.kernel != (h, w) or -(-c // cfg.lanes) <= cfg.avg_max_blocks or \
-                h * w <= top:
+        if op.kernel != (h, w) or h == 1 or _runs(cfg, c, h, w, h, w):
+            return None
+        fits = [a for a in range(h - 1, 0, -1) if h % a == 0 and _runs(cfg, c, h, w, a, w)
+                and _runs(cfg, c, h // a, 1, h // a, 1)]
+        if not fits:
             return None
         first = fresh(f"{op.name}.bands")
         return [dataclasses.replace(op, name=first, kernel=(fits[0], w)),
