@@ -46,6 +46,20 @@ class Head(nn.Module):
         return self.fc(self.head(torch.relu(self.c(x))))
 
 
+class TwoHeads(nn.Module):
+    """A ReLU'd conv read by two heads, ``a`` and ``b``, each into a Linear, summed."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = a, b
+        self.c, self.fa, self.fb = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4), \
+            nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.c(x))
+        return self.fa(self.a(y)) + self.fb(self.b(y))
+
+
 def _x(n, side=8):
     return torch.randn(n, 3, side, side, generator=torch.Generator().manual_seed(3))
 
@@ -62,18 +76,9 @@ def test_each_spelling_traces_to_the_pool_equal_to_torch(head):
 
 
 def test_they_run_on_the_rtl(host):
-    class Both(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c, self.fa, self.fb = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4), \
-                nn.Linear(8, 4)
-
-        def forward(self, x):
-            y = torch.relu(self.c(x))
-            return self.fa(y.amax((2, 3))) + self.fb(y.sum((2, 3)) / 64)
-
     torch.manual_seed(5)
-    model, x = Both().eval(), _x(16)
+    model = TwoHeads(lambda y: y.amax((2, 3)), lambda y: y.sum((2, 3)) / 64).eval()
+    x = _x(16)
     cm = hwaccel.compile(model, x[:1], preset="tiny", calibration=x)
     compiled_on_the_rtl(host, HOST_CONFIG, cm, x[:2], "global max and sum")
 
@@ -122,17 +127,9 @@ def test_an_image_viewed_as_channels_by_pixels_runs_on_the_rtl():
     pools and a 3 x 3 window at stride 2) on ``tiny``'s RTL, equal to golden and the twin."""
     from compile_checks import rtl_equals_golden
 
-    class Views(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c, self.fa, self.fb = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4), \
-                nn.Linear(8, 4)
-
-        def forward(self, x):
-            y = torch.relu(self.c(x)).view(x.size(0), 8, -1)
-            return self.fa(y.mean(-1)) + self.fb(y.max(-1)[0])
-
     torch.manual_seed(6)
-    model, x = Views().eval(), _x(16, 7)
+    model = TwoHeads(lambda y: y.view(y.size(0), 8, -1).mean(-1),
+                     lambda y: y.view(y.size(0), 8, -1).max(-1)[0]).eval()
+    x = _x(16, 7)
     traced_equal_to_torch(model, x[:4])
     rtl_equals_golden(hwaccel.compile(model, x[:1], preset="tiny", calibration=x), x[:2])

@@ -30,7 +30,7 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold_pools import LinePool
 from .trace_attention import Results
-from .trace_ops import call_args
+from .trace_ops import call_args, last_axis
 
 __all__ = ["LineReaders"]
 
@@ -279,7 +279,7 @@ class LineReaders:
         """``x.amax(-1)`` and ``x.max(-1)`` (``torch.max(x, dim=2)``) of a line: its global
         max over the length (:meth:`line_max`)."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
-        if a["dim"] not in (-1, 2, (-1,), (2,), [-1], [2]):
+        if not last_axis(a["dim"]):
             raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, length) line; "
                                              f"only over its length, dim=-1 or 2")
         self.line_max(node, where, name, a["keepdim"], results=name == "max")

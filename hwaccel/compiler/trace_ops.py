@@ -17,6 +17,12 @@ from .fold_cat import Cat
 __all__ = ["LayerReaders", "Pad", "Head", "call_args", "np_of", "pair"]
 
 
+def last_axis(dim) -> bool:
+    """Whether a reduction's ``dim`` is a 3-d tensor's last axis: ``-1`` or ``2``, alone or
+    in a tuple or list."""
+    return dim in (-1, 2, (-1,), (2,), [-1], [2])
+
+
 def call_args(node, names: tuple[str, ...], defaults: dict) -> dict:
     """A call's arguments by name (positional ones first), defaults filled in; an argument
     computed from shapes alone (``x.shape[-1]``, a traced node) is its number."""

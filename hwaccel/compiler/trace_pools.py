@@ -15,7 +15,7 @@ from .errors import UnsupportedOp
 from .fold_affine import channel_affine, feature_affine
 from .fold_pools import OverlapPool, overlap_shape
 from .trace_attention import Results
-from .trace_ops import call_args, pair
+from .trace_ops import call_args, last_axis, pair
 
 __all__ = ["PoolReaders"]
 
@@ -215,7 +215,7 @@ class PoolReaders:
         ``.mean(-1)``, ``.sum(-1)``, ``.amax(-1)`` or ``.max(-1)``: the image's global average,
         sum or max (:func:`_reduce_ops`); a max's indices are not computed."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
-        if a["dim"] not in (-1, 2, (-1,), (2,), [-1], [2]) or a["keepdim"]:
+        if not last_axis(a["dim"]) or a["keepdim"]:
             raise UnsupportedOp(name, where, f"dim={a['dim']!r}, keepdim={a['keepdim']!r} of an "
                                              f"image viewed as (channels, pixels); only over "
                                              f"its pixels, dim=-1 or 2, to a vector")
