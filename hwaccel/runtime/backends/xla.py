@@ -4,7 +4,9 @@ The function is built from the compiler's float IR (:mod:`hwaccel.compiler.ir`),
 ``nn.Module``, so it checks that the IR means what the module computes: convolutions are
 ``lax.conv_general_dilated`` (per-side padding, depthwise as feature groups), pooling
 ``lax.reduce_window``, adds read their values by name as the DAG has them, an LSTM layer a
-``lax.scan`` over the steps (input projections of all steps computed up front, as cuDNN does).
+``lax.scan`` over the steps (input projections of all steps computed up front, as cuDNN does),
+a transformer's attention products, softmax and layer norms ``jnp`` ops as the float reference
+has them.
 Every contraction asks for ``Precision.HIGHEST``: TPUs otherwise multiply float32 in bfloat16,
 and recent GPUs in TF32, which would not be the float model any more.
 
@@ -61,6 +63,35 @@ def _pointwise(jax, op, x):
     if isinstance(op, ir.Gelu):
         return nn.gelu(x, approximate=op.approximate == "tanh")
     return _expr(jax, op.tree(), x)
+
+
+def _attention(jax, op, x, *more):
+    """The transformer ops of :mod:`hwaccel.compiler.ir_attention` (``x`` batch first), as
+    :mod:`hwaccel.compiler.reference` computes them."""
+    jnp = jax.numpy
+    hi = jax.lax.Precision.HIGHEST
+    if isinstance(op, ir.MatMul):
+        b = more[0].swapaxes(-2, -1) if op.transpose_b else more[0]
+        return jnp.matmul(x, b, precision=hi) * op.scale
+    if isinstance(op, ir.Softmax):
+        if op.causal:   # row i sees columns j <= i
+            above = jnp.triu(jnp.ones(x.shape[-2:], bool), 1)
+            x = jnp.where(above, -jnp.inf, x)
+        return jax.nn.softmax(x, axis=-1)
+    if isinstance(op, ir.LayerNorm):
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)   # biased, as PyTorch's
+        return ((x - mean) / jnp.sqrt(var + op.eps) * jnp.asarray(op.weight, jnp.float32)
+                + jnp.asarray(op.bias, jnp.float32))
+    if isinstance(op, ir.Slice):
+        return x[..., op.start:op.stop]
+    if isinstance(op, ir.Concat):
+        return jnp.concatenate((x, *more), axis=-1)
+    if isinstance(op, ir.AddConstant):
+        return x + jnp.asarray(op.value, jnp.float32)
+    if isinstance(op, ir.TokenMean):
+        return x.mean(axis=1)
+    return x[:, op.index]   # ir.Token
 
 
 def _expr(jax, tree: tuple, x):
@@ -137,6 +168,8 @@ def build_function(graph: ir.Graph):
             return jax.nn.relu(y) if op.relu else y
         if isinstance(op, (ir.Gelu, ir.Pointwise)):
             return _pointwise(jax, op, x)
+        if isinstance(op, ir.ATTENTION_OPS):
+            return _attention(jax, op, x, *more)
         if isinstance(op, ir.LSTM):
             for lw in op.layers:
                 x = _lstm_layer(jax, x, lw, hi)
