@@ -22,7 +22,7 @@ _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)",
 
 def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
     if isinstance(op, ir.QATTENTION_OPS):
-        if cfg.attention is None:
+        if cfg.attention is None and isinstance(op, ir.QUNIT_OPS):
             return "no command yet (attention: integer twin only)"
         from .lower_attention import RUNS
 

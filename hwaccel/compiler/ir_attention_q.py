@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ..numerics import AddRequant, GeluParams, LayerNormParams, SoftmaxParams
 
 __all__ = ["QMatMul", "QSoftmax", "QLayerNorm", "QGelu", "QSlice", "QConcat", "QAddConstant",
-           "QTokenMean", "QToken", "QATTENTION_OPS"]
+           "QTokenMean", "QToken", "QATTENTION_OPS", "QUNIT_OPS"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,3 +207,7 @@ class QToken:
 #: The quantized attention ops (:mod:`.lower_attention` lowers them).
 QATTENTION_OPS = (QMatMul, QSoftmax, QLayerNorm, QGelu, QSlice, QConcat, QAddConstant,
                   QTokenMean, QToken)
+#: Those that run on the attention units: the rest are addresses (a slice, a join, a token),
+#: an ADD (a constant) or an AVGPOOL (the mean over the steps), which every preset runs -- an
+#: LSTM's or an embedding's mean over its steps lowers without the units.
+QUNIT_OPS = (QMatMul, QSoftmax, QLayerNorm, QGelu)

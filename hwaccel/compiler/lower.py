@@ -125,7 +125,7 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
     :func:`.im2col.first_conv` says so (kind ``patches``: ``K x OH x OW``). ``chains``:
     :class:`.lower_bands.Chain` s run in bands at their last conv's step, each intermediate
     map a ``"<conv> band"`` block of one band, written and freed at that step."""
-    attention = next((op for op in qg.ops if isinstance(op, ir.QATTENTION_OPS)), None)
+    attention = next((op for op in qg.ops if isinstance(op, ir.QUNIT_OPS)), None)
     if attention is not None and cfg.attention is None:
         raise AttentionNotLowered(attention, cfg)
     homes = lower_attention.concat_homes(qg, cfg.lanes)
