@@ -1,9 +1,10 @@
 """Max pools the 2 x 2 unit runs in a row: kernel = stride = 4, 8 ... (``nn.MaxPool2d``,
 ``F.max_pool2d``) and ``AdaptiveMaxPool2d`` to equal square windows (a global max of a square
 map), each as 2 x 2 pools (a max of maxes; floor mode drops the same rows), and the global
-max of any other map, with 3 x 3 windows at stride 2 where a side is odd: the
-float IR equals torch, golden equals the twin and the RTL equals golden; other kernels are
-refused by name."""
+max of any other map, with the same pool in ceil mode where a side is odd; those pools in ceil
+mode (``MaxPool2d(2, ceil_mode=True)``: picks at stride 2 and maxes over an odd side): the float
+IR equals torch, golden equals the twin and the RTL equals golden; other kernels, and a ceil
+mode's zero padding of values that may be negative, are refused by name."""
 
 from __future__ import annotations
 
@@ -102,13 +103,13 @@ class GlobalMax(nn.Module):
                                          ((7, 5), "oo2"), ((4, 6), "2oo"), ((6, 1), "ooo")])
 @pytest.mark.parametrize("spell", ["adaptive", "amax"])
 def test_a_global_max_of_any_map_halves_it(spell, side, pools):
-    """2 x 2 pools where both sides are even, a 3 x 3 window at stride 2 padded by one where
-    one is odd (``o``: the overlapping pool's four shifted 2 x 2 pools and maxes)."""
+    """2 x 2 pools where both sides are even, the same in ceil mode where one is odd (``o``:
+    the picks at stride 2 and their maxes)."""
     h, w = side if isinstance(side, tuple) else (side, side)
     torch.manual_seed(h * w)
     graph = traced_equal_to_torch(GlobalMax(spell).eval(), torch.randn(4, 3, h, w))
     base = "adaptive_max_pool2d" if spell == "adaptive" else "amax"
-    stages = [op for op in graph.ops if isinstance(op, (ir.MaxPool2d, ir.Conv2d))
+    stages = [op for op in graph.ops if isinstance(op, (ir.MaxPool2d, ir.Add))
               and re.fullmatch(rf"{base}(\.pool\d)?", op.name)]
     assert "".join("2" if isinstance(op, ir.MaxPool2d) else "o" for op in stages) == pools
 
@@ -117,3 +118,41 @@ def test_a_global_max_of_a_seven_by_five_map_runs_on_the_rtl():
     model_rtl_exact(GlobalMax().eval(), seed=4, shape=(3, 7, 5))
     with pytest.raises(UnsupportedOp, match="may be negative"):
         hwaccel.compile(GlobalMax(relu=False).eval(), torch.randn(2, 3, 7, 7), preset="tiny")
+
+
+class CeilPools(nn.Module):
+    """A ReLU'd conv's max pool of ``k`` in ceil mode, a 1 x 1 conv and a Linear."""
+
+    def __init__(self, k: int = 2, relu: bool = True):
+        super().__init__()
+        self.relu = relu
+        self.c, self.pool = nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(k, ceil_mode=True)
+        self.c2, self.fc = nn.Conv2d(8, 8, 1), nn.LazyLinear(4)
+
+    def forward(self, x):
+        y = torch.relu(self.c(x)) if self.relu else self.c(x)
+        return self.fc(torch.relu(self.c2(self.pool(y))).flatten(1))
+
+
+@pytest.mark.parametrize("k, size", [(2, (7, 7)), (2, (5, 8)), (2, (8, 3)), (4, (7, 6)),
+                                     (4, (9, 9)), (2, (6, 6))])
+def test_ceil_mode_pools_equal_torch(k, size):
+    """Over an odd side the last window reads one row (column) and the padding; an even map's
+    ceil mode is its floor mode, 2 x 2 pools alone."""
+    torch.manual_seed(k * size[0] * size[1])
+    model = CeilPools(k)
+    model(torch.zeros(1, 3, *size))   # the lazy Linear's inputs
+    graph = traced_equal_to_torch(model.eval(), torch.randn(4, 3, *size))
+    picks = [op for op in graph.ops if isinstance(op, ir.Conv2d) and op.name.startswith("pool.")]
+    assert bool(picks) == any(n % 2 for n in size)
+
+
+def test_ceil_mode_pools_run_on_the_rtl():
+    torch.manual_seed(5)
+    model = CeilPools()
+    model(torch.zeros(1, 3, 7, 5))
+    model_rtl_exact(model.eval(), seed=6, shape=(3, 7, 5))
+    with pytest.raises(UnsupportedOp, match="MaxPool2d in ceil mode .* may be negative"):
+        bad = CeilPools(relu=False)
+        bad(torch.zeros(1, 3, 7, 7))
+        hwaccel.compile(bad.eval(), torch.randn(2, 3, 7, 7), preset="tiny")

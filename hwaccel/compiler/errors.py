@@ -35,12 +35,13 @@ SUPPORTED = (
     ".values, a MaxPool1d of the whole line: pools of 4, else windows of 2 of a ReLU's "
     "output); a line wider than the line buffer in bands of columns",
     "F.pad / nn.ZeroPad2d (zeros, per side) right before a Conv2d (folded into its padding)",
-    "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding, "
-    "floor mode: 2 x 2 pools in a row; 3 x 3 windows at stride 1 or 2, padding 0 or 1, "
-    "either mode, of a ReLU's output (a ResNet's MaxPool2d(3, 2, 1), SqueezeNet's): 2 x 2 "
+    "MaxPool2d / F.max_pool2d (a square kernel of 2, 4, 8 ... at its own stride, no padding: "
+    "2 x 2 pools in a row, in ceil mode over an odd side of a ReLU's output the max of pairs of "
+    "rows and of columns, each two picks at stride 2; 3 x 3 windows at stride 1 or 2, padding "
+    "0 or 1, either mode, of a ReLU's output (a ResNet's MaxPool2d(3, 2, 1), SqueezeNet's): 2 x 2 "
     "pools of shifted copies and maxes b + relu(a - b) of ADDs), AdaptiveMaxPool2d / "
     "F.adaptive_max_pool2d to equal square windows of those sides, and to 1 over any map "
-    "(2 x 2 pools, 3 x 3 windows at stride 2 where a side is odd, of a ReLU's output)",
+    "(2 x 2 pools, in ceil mode where a side is odd, of a ReLU's output)",
     "AvgPool2d / F.avg_pool2d (floor mode; at another stride than the kernel, padded with the "
     "zeros counted, or with a divisor_override: a depthwise conv of weights 1 / (kh kw)), "
     "AdaptiveAvgPool2d / F.adaptive_avg_pool2d (to a size that divides the map), "

@@ -20,7 +20,8 @@ whole graph is read: so they run here, with every value's readers in hand.
   run on a quarter of the words.
 * :class:`~.fold_pools.OverlapPool` (a max pool of 3 x 3 windows at stride 1 or 2) -> 2 x 2
   pools of shifted copies and maxes of ADDs, once the ReLU before it has folded
-  (:mod:`.fold_pools`); a ReLU after it moves before it.
+  (:mod:`.fold_pools`); a ReLU after it moves before it. So too a 2 x 2 pool in ceil mode
+  (:class:`~.fold_pools.CeilPool`) -> picks at stride 2 and maxes.
 * :class:`~.fold_cat.Cat` (``torch.cat``) -> its readers, each on every part
   (:mod:`.fold_cat`).
 * Affine maps (a batch norm of its own, ``x - mean``): one with no ReLU joins the map, the

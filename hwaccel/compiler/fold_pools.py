@@ -24,6 +24,14 @@ The tracer leaves an :class:`OverlapPool` marker (:meth:`.trace_pools.PoolReader
   zeros padded around the map are then below no value of it, as the pool's own padding
   (minus infinity) is.
 
+A 2 x 2 max pool in ceil mode over a map with an odd side (``MaxPool2d(2, ceil_mode=True)``,
+and each 2 x 2 step of a larger kernel's) is a :class:`CeilPool`: its last window on that side
+reads one value and the padding, which the 2 x 2 unit has no layout for (and no conv at stride 1
+makes a map longer: an engine pads less than its kernel). So it is the max of each pair of rows,
+then of each pair of columns: per axis two picks at stride 2, the second padded by one zero
+where the side is odd, and their max. Exact on a ReLU's output (the zero is below every value),
+as the other pools here.
+
 A line's ``MaxPool1d`` of 2 or 3 at stride 1 or 2 (padding 0 or 1), which the 2 x 2 unit has no
 layout for, is a :class:`LinePool`: the max of its window's taps, each tap a depthwise ``1 x k``
 conv of one weight 1 at the pool's stride and padding (a pick of every window's ``t``-th value).
@@ -44,7 +52,7 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold_cat import Cat
 
-__all__ = ["OverlapPool", "LinePool", "overlap_shape", "expand_overlap"]
+__all__ = ["OverlapPool", "LinePool", "CeilPool", "overlap_shape", "expand_overlap"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +77,33 @@ class LinePool(OverlapPool):
     L)``, ``out`` ``(1, windows)``, ``padding`` ``(0, p)``; ``kernel`` 2 or 3."""
 
     kernel: int = 2
+
+
+@dataclass(frozen=True, eq=False)
+class CeilPool(OverlapPool):
+    """A 2 x 2 max pool at stride 2 in ceil mode of ``channels`` x ``size`` images, a side of
+    ``size`` odd: ``out`` is ``size`` halved, rounded up; ``stride`` 2, ``padding`` ``(0, 0)``."""
+
+
+def _ceil(pool: CeilPool, x: str) -> list:
+    """The max of each pair of rows, then of each pair of columns of that: per axis two picks
+    at stride 2 (depthwise ``2 x 1`` or ``1 x 2`` convs of one weight 1, padded by one below or
+    on the right where the side is odd) and their max."""
+    c, out, src = pool.channels, [], x
+    for axis in (0, 1):
+        picks = []
+        for t in range(2):
+            w = np.zeros((c, 1, 2, 1) if axis == 0 else (c, 1, 1, 2))
+            w[:, 0, t * (1 - axis), t * axis] = 1.0
+            odd = pool.size[axis] % 2
+            picks.append(ir.Conv2d(f"{pool.name}.{'rc'[axis]}{t}", w, np.zeros(c),
+                                   stride=(2, 1) if axis == 0 else (1, 2),
+                                   padding=(0, 0, odd, 0) if axis == 0 else (0, 0, 0, odd),
+                                   groups=c, inputs=(src,), exact=True))
+        out += picks + _max_of(f"{pool.name}.rows" if axis == 0 else pool.name, c,
+                               [p.name for p in picks])
+        src = out[-1].name
+    return out
 
 
 def _copy_pads(n: int, windows: int, offset: int) -> tuple[int, int, int] | None:
@@ -218,8 +253,14 @@ def expand_overlap(ops, pool: OverlapPool) -> list:
             names.append(part.name)
         shapes = tuple((s[0], *pool.out) for s in src.shapes)
         return new + [Cat(pool.name, pool.where, shapes, tuple(names), src.order)]
-    line = isinstance(pool, LinePool)
+    line, ceil = isinstance(pool, LinePool), isinstance(pool, CeilPool)
     if not _non_negative(ops, x):
+        if ceil:
+            raise UnsupportedOp("MaxPool2d in ceil mode", pool.where,
+                                f"kernel_size=2 over {x!r}, a {pool.size[0]}x{pool.size[1]} "
+                                f"map which may be negative: its last window's padding is a "
+                                f"zero, exact below values of at least 0, so it must read a "
+                                f"ReLU's (or ReLU6's) output")
         what, k = ("MaxPool1d", pool.kernel) if line else ("MaxPool2d of overlapping windows", 3)
         raise UnsupportedOp(what, pool.where,
                             f"kernel_size={k}, stride={pool.stride} over {x!r}, which may be "
@@ -227,4 +268,6 @@ def expand_overlap(ops, pool: OverlapPool) -> list:
                             f"least 0, so it must read a ReLU's (or ReLU6's) output")
     if line:
         return _line(pool, x)
+    if ceil:
+        return _ceil(pool, x)
     return _stride2(pool, x) if pool.stride == 2 else _stride1(pool, x, pool.name)

@@ -1,5 +1,6 @@
 """The tracer's readers of pools: ``nn.MaxPool2d`` / ``F.max_pool2d`` of kernel = stride = 2,
-4, 8 ... (2 x 2 pools in a row) or of 3 x 3 windows at stride 1 or 2 (:mod:`.fold_pools`),
+4, 8 ... (2 x 2 pools in a row; in ceil mode :class:`~.fold_pools.CeilPool` where a side is
+odd) or of 3 x 3 windows at stride 1 or 2 (:mod:`.fold_pools`),
 ``AdaptiveMaxPool2d`` to equal squares, ``AvgPool2d`` /
 ``F.avg_pool2d`` at stride = kernel (at any other stride, or padded, a depthwise conv),
 ``AdaptiveAvgPool2d`` to a size that divides the map and an image's ``x.mean((2, 3))``. A mixin
@@ -13,7 +14,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 from .fold_affine import channel_affine, feature_affine
-from .fold_pools import OverlapPool, overlap_shape
+from .fold_pools import CeilPool, OverlapPool, overlap_shape
 from .trace_attention import Results
 from .trace_ops import call_args, last_axis, pair
 
@@ -29,13 +30,13 @@ def _height_and_width(dim) -> bool:
 
 def _max_chain(base: str, where: str, c: int, h: int, w: int) -> list:
     """The global max of ``c`` channels of an ``h x w`` map: a 2 x 2 pool where both sides are
-    even, else a 3 x 3 window at stride 2 padded by one (an :class:`~.fold_pools.OverlapPool`,
-    of a ReLU's output), down to one pixel."""
+    even, else the same pool in ceil mode (a :class:`~.fold_pools.CeilPool`, of a ReLU's
+    output), down to one pixel."""
     ops = []
     while h > 1 or w > 1:
         name, half = f"{base}.pool{len(ops)}", ((h + 1) // 2, (w + 1) // 2)
         ops.append(ir.MaxPool2d(name) if h % 2 == 0 and w % 2 == 0 else
-                   OverlapPool(name, where, 2, (1, 1), c, (h, w), half))
+                   CeilPool(name, where, 2, (0, 0), c, (h, w), half))
         h, w = half
     return ops
 
@@ -79,10 +80,11 @@ class PoolReaders:
         return True
 
     def maxpool(self, node, where: str, a: dict, what: str = "MaxPool2d") -> None:
-        """A max pool of kernel = stride = 2, 4, 8 ... (square, no padding, floor mode): that
-        many 2 x 2 pools in a row, the same integers (a max of maxes, and floor(floor(n / 2) /
-        2) = floor(n / 4)). Of 3 x 3 windows at stride 1 or 2, padded by 0 or 1: an
-        :class:`~.fold_pools.OverlapPool` marker."""
+        """A max pool of kernel = stride = 2, 4, 8 ... (square, no padding): that many 2 x 2
+        pools in a row, the same integers (a max of maxes, and floor(floor(n / 2) / 2) =
+        floor(n / 4)); in ceil mode, a step over a map with an odd side is a
+        :class:`~.fold_pools.CeilPool` (ceil(ceil(n / 2) / 2) = ceil(n / 4)). Of 3 x 3 windows
+        at stride 1 or 2, padded by 0 or 1: an :class:`~.fold_pools.OverlapPool` marker."""
         k, s = pair(a["kernel_size"]), pair(a["stride"] or a["kernel_size"])
         if self.overlapping(node, where, a, k, s):
             return
@@ -90,19 +92,20 @@ class PoolReaders:
         bad = {n: v for n, v, ok in (("kernel_size", k, two), ("stride", s, s == k),
                                      ("padding", a["padding"], pair(a["padding"]) == (0, 0)),
                                      ("dilation", a["dilation"], pair(a["dilation"]) == (1, 1)),
-                                     ("ceil_mode", a["ceil_mode"], not a["ceil_mode"]),
                                      ("return_indices", a["return_indices"],
                                       not a["return_indices"])) if not ok}
         if bad:
             raise UnsupportedOp(f"{what} attribute", where,
                                 ", ".join(f"{n}={v!r}" for n, v in bad.items()) +
-                                "; a square kernel of 2, 4, 8 ... at its own stride, no padding, "
-                                "floor mode")
+                                "; a square kernel of 2, 4, 8 ... at its own stride, no padding")
         self.image(node, where, what)
-        src, name = self.value(node.args[0], where), self.name(node)
-        for i in range(1, k[0].bit_length() - 1):   # the 2 x 2 pools before the last
-            src = self.put(ir.MaxPool2d(self.fresh(f"{name}.{i}"), inputs=(src,)))
-        self.emit(node, ir.MaxPool2d(name, inputs=(src,)))
+        (c, h, w), name, ops = self.shape(node.args[0]), self.name(node), []
+        for i in range(k[0].bit_length() - 1):
+            half = ((h + 1) // 2, (w + 1) // 2) if a["ceil_mode"] else (h // 2, w // 2)
+            ops.append(CeilPool(f"{name}.{i + 1}", where, 2, (0, 0), c, (h, w), half)
+                       if half != (h // 2, w // 2) else ir.MaxPool2d(f"{name}.{i + 1}"))
+            h, w = half
+        self.chain(node, name, self.value(node.args[0], where), ops)
 
     def overlapping(self, node, where: str, a: dict, k: tuple, s: tuple) -> bool:
         """Read a max pool of 3 x 3 windows at stride 1 or 2 (:mod:`.fold_pools`) of an
@@ -196,7 +199,7 @@ class PoolReaders:
 
     def spatial_reduce(self, node, where: str, name: str) -> None:
         """``x.amax((2, 3))`` and ``x.sum((2, 3))`` of images: the global max (2 x 2 max pools,
-        and 3 x 3 windows at stride 2 where a side is odd), and the global average times the
+        in ceil mode where a side is odd), and the global average times the
         map's pixels (a scale that the folding joins to a Linear after it); then, without
         ``keepdim``, the flatten to a vector."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
