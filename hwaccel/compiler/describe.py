@@ -15,6 +15,7 @@ from .memory import DoesNotFit
 __all__ = ["describe"]
 
 _RUNS = {"QMaxPool": "MAXPOOL", "QFlatten": "(a view, no command)",
+         "QUnflatten": "(a view, no command)",
          "QSeqView": "(a view, no command)", "QLstm": "LSTM per sample",
          "QDepthToSpace": "(written in place by the conv before it)",
          "QEmbedding": "host gather", "QAvgPool": "AVGPOOL", "QAdd": "ADD"}

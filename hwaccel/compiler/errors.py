@@ -86,7 +86,9 @@ SUPPORTED = (
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1), "
     "x.squeeze(-1).squeeze(-1) and .squeeze((2, 3)) of a pooled (C, 1, 1) image), and "
     "of x.permute(0, 2, 3, 1) (Keras' order: the reader's weights picked, no data moved); a "
-    "model input that only flattens read is held as the vector",
+    "model input that only flattens read is held as the vector; a vector viewed as a square "
+    "image (x.view(b, C, f, f), nn.Unflatten(1, (C, f, f)): the Linear before it a 1 x 1 conv "
+    "into a depth-to-space)",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "
     "it), and on any image or vector (after an add, a ReLU, the input: a depthwise 1 x 1 conv, "

@@ -18,6 +18,9 @@ whole graph is read: so they run here, with every value's readers in hand.
   as the ADD's unsigned multipliers need). A max pool that alone reads it goes first (a max
   commutes with a rising function): the conv before it pools as it stores, and the adds
   run on a quarter of the words.
+* :class:`~.fold_unflatten.ImageOf` (a vector viewed as an image) -> the Linear before it as a
+  1 x 1 conv into a depth-to-space, once the batch norms and ReLUs after it have folded
+  through it into that Linear (:mod:`.fold_unflatten`).
 * :class:`~.fold_pools.OverlapPool` (a max pool of 3 x 3 windows at stride 1 or 2) -> 2 x 2
   pools of shifted copies and maxes of ADDs, once the ReLU before it has folded
   (:mod:`.fold_pools`); a ReLU after it moves before it. So too a 2 x 2 pool in ceil mode
@@ -48,6 +51,8 @@ from .errors import UnsupportedOp, check_finite
 from .fold_affine import channel_affine, feature_affine, join_affines
 from .fold_cat import Cat, concatenations, replace_with
 from .fold_pools import OverlapPool, expand_overlap
+from .fold_unflatten import ImageOf
+from .fold_unflatten import expand as expand_view
 
 __all__ = ["Relu", "Leaky", "BatchNorm", "LastStep", "OpTable", "fold"]
 
@@ -145,15 +150,17 @@ def _batchnorm(ops: OpTable, bn: BatchNorm) -> None:
 
     m = bn.module
     prev, reader, f2 = ops.ops.get(bn.inputs[0]), bn, 1
-    if isinstance(prev, ir.DepthToSpace) and ops.only_reader(prev.name, bn):
+    if isinstance(prev, (ir.DepthToSpace, ImageOf)) and ops.only_reader(prev.name, bn):
         # channel c's statistics are its input's channels c * f * f to (c + 1) * f * f - 1:
-        # it folds into the conv before (a ConvTranspose2d's) as theirs would
+        # it folds into the conv before (a ConvTranspose2d's) as theirs would, or the Linear
+        # before a vector's view as an image
         reader, f2, prev = prev, prev.factor ** 2, ops.ops.get(prev.inputs[0])
     # BatchNorm1d of a line (a Conv1d's (C, L), rank 3 as the IR holds it) is a Conv2d's too
     conv = isinstance(m, nn.BatchNorm2d) or bn.rank == 3
-    want = ir.Conv2d if conv else ir.Linear
+    view = isinstance(reader, ImageOf)
+    want = ir.Conv2d if conv and not view else ir.Linear
     alone = (not isinstance(prev, want) or prev.relu or not ops.only_reader(prev.name, reader)
-             or (want is ir.Linear and bn.rank != 1))
+             or (want is ir.Linear and bn.rank != 1 and not view))
     if alone and not conv and bn.rank != 1:
         raise UnsupportedOp(type(m).__name__, bn.where, "on a sequence only right after a "
                                                         "Linear (no ReLU between, nothing "
@@ -206,7 +213,7 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         ops.replace(dataclasses.replace(op, relu=True,
                                         cap=_tighter(op.cap, cap) if op.relu else cap))
         return True
-    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace, OverlapPool)):  # commute
+    if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace, OverlapPool, ImageOf)):
         return _relu_into(ops, op.inputs[0], op, cap)
     if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps
         return all(_relu_into(ops, v, op, cap) for v in op.inputs)
@@ -316,6 +323,7 @@ def fold(ops: list, output: str) -> tuple[list, str]:
     each(BatchNorm, _batchnorm)
     each(LastStep, _last_step)
     each(Relu, _relu)
+    each(ImageOf, expand_view)
     each(OverlapPool, lambda t, pool: replace_with(t, pool.name, expand_overlap(t, pool)))
     each(Leaky, _leaky)
     concatenations(table, [n for n, op in table.ops.items() if isinstance(op, Cat)])

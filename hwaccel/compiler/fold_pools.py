@@ -144,7 +144,7 @@ def _non_negative(ops, value: str) -> bool:
         return True
     if isinstance(op, ir.Add):   # its weights are positive: a sum of values at least 0 (a max)
         return all(_non_negative(ops, v) for v in op.inputs)
-    through = (ir.MaxPool2d, ir.AvgPool2d, ir.DepthToSpace, ir.Flatten, OverlapPool)
+    through = (ir.MaxPool2d, ir.AvgPool2d, ir.DepthToSpace, ir.Flatten, ir.Unflatten, OverlapPool)
     if isinstance(op, through) or (isinstance(op, ir.Conv2d) and op.exact and op.groups > 1
                                    and np.all(op.weight >= 0)):
         return _non_negative(ops, op.inputs[0])

@@ -197,6 +197,8 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
                 y = _add(op, x, more[0], tally)
             elif isinstance(op, ir.QFlatten):
                 y = x.flatten(1)
+            elif isinstance(op, ir.QUnflatten):
+                y = x[:, :, None, None]
             elif isinstance(op, ir.QSeqView):
                 y = seq_view(x, op.to_line)
             elif isinstance(op, ir.QDepthToSpace):

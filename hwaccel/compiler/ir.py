@@ -11,7 +11,8 @@ Float IR (:class:`Graph`, made by :mod:`.trace`)
     :class:`Embedding` (token ids in, gathered on the host), :class:`Conv2d` (+ReLU; any
     kernel, per-axis stride, per-side zero padding, dense or depthwise), :class:`MaxPool2d`
     (2x2, stride 2), :class:`AvgPool2d` (kernel = stride), :class:`Add` (+ReLU),
-    :class:`Flatten`, :class:`SeqView` (a line as a sequence, or back: no data moved),
+    :class:`Flatten`, :class:`Unflatten` (a vector as a one-pixel image), :class:`SeqView` (a
+    line as a sequence, or back; neither moves data),
     :class:`DepthToSpace` (pixel_shuffle: upsamplings are a 1 x 1 conv into it),
     :class:`Linear` (+ReLU), :class:`LSTM` (one or more layers, batch first,
     every step or the last step out) and a host ``head`` (``logits``, ``softmax``,
@@ -24,11 +25,12 @@ Float IR (:class:`Graph`, made by :mod:`.trace`)
 Quantized IR (:class:`QGraph`, made by :mod:`.quantize`)
     Integer tensors and requantizers only (:class:`QEmbedding`, :class:`QConv` with an optional
     fused 2x2 max-pool, :class:`QMaxPool`, :class:`QAvgPool`, :class:`QAdd`, :class:`QFlatten`,
-    :class:`QSeqView`, :class:`QDepthToSpace`, :class:`QLinear`, :class:`QLstm`; the attention
-    ops of :mod:`.ir_attention_q`, which the accelerator runs only with attention units): it fully
-    determines its arithmetic. The only floats it holds are the input scale and the output
-    scale (how the host turns floats into int8 and int8 logits back into floats) and, per op,
-    the scales it was derived from, kept for :meth:`QGraph.describe`.
+    :class:`QUnflatten`, :class:`QSeqView`, :class:`QDepthToSpace`, :class:`QLinear`,
+    :class:`QLstm`; the attention ops of :mod:`.ir_attention_q`, which the accelerator runs
+    only with attention units): it fully determines its arithmetic. The only floats it holds
+    are the input scale and the output scale (how the host turns floats into int8 and int8
+    logits back into floats) and, per op, the scales it was derived from, kept for
+    :meth:`QGraph.describe`.
 
 Shapes are per sample: ``(C, H, W)`` for an image, ``(F,)`` for a vector, ``(T, F)`` for a
 sequence and ``(T,)`` for token ids. A Conv1d model's ``(C, L)`` is the image ``(C, 1, L)``; its

@@ -10,8 +10,8 @@ import numpy as np
 from ..generators.lstm.model import GateShapes
 
 __all__ = ["Shape", "INPUT", "HEADS", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Add",
-           "Flatten", "SeqView", "DepthToSpace", "Linear", "LstmWeights", "LSTM", "pair", "sides",
-           "squash"]
+           "Flatten", "Unflatten", "SeqView", "DepthToSpace", "Linear", "LstmWeights", "LSTM",
+           "pair", "sides", "squash"]
 
 
 Shape = tuple[int, ...]
@@ -145,6 +145,17 @@ class Add:
 @dataclass(frozen=True, eq=False)
 class Flatten:
     """``(C, H, W)`` to ``(C*H*W,)`` in PyTorch's (channel, row, column) order."""
+
+    name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Unflatten:
+    """A ``(K,)`` vector read as the ``(K, 1, 1)`` image of one pixel: the same words (a
+    pixel's channels), so no data moves. A Linear's output viewed as an image of more pixels
+    (a decoder's ``x.view(-1, C, f, f)``) is this, a 1 x 1 conv and a :class:`DepthToSpace`
+    (:mod:`.fold_unflatten`)."""
 
     name: str
     inputs: tuple[str, ...] = ()

@@ -23,6 +23,7 @@ from .ir_float import (
     MaxPool2d,
     SeqView,
     Shape,
+    Unflatten,
 )
 from .ir_quant import (
     QAdd,
@@ -35,6 +36,7 @@ from .ir_quant import (
     QLstm,
     QMaxPool,
     QSeqView,
+    QUnflatten,
 )
 
 __all__ = ["Graph", "QGraph", "out_shape", "macs", "graph_input", "input_text"]
@@ -173,6 +175,10 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
         return shape
     if isinstance(op, (Flatten, QFlatten)):
         return (int(np.prod(shape)),)
+    if isinstance(op, (Unflatten, QUnflatten)):
+        if len(shape) != 1:
+            raise ValueError(f"op {op.name!r} (Unflatten) reads a vector, not {shape}")
+        return (shape[0], 1, 1)
     if isinstance(op, (SeqView, QSeqView)):
         return (shape[1], 1, shape[0]) if op.to_line else (shape[2], shape[0])
     if isinstance(op, (DepthToSpace, QDepthToSpace)):

@@ -14,9 +14,8 @@ from .ir_float import _Conv
 if TYPE_CHECKING:
     from ..numerics import AddRequant
 
-__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QSeqView",
-           "QDepthToSpace",
-           "QLinear", "QLstm"]
+__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QUnflatten",
+           "QSeqView", "QDepthToSpace", "QLinear", "QLstm"]
 
 
 # --- quantized IR --------------------------------------------------------------------------------
@@ -93,6 +92,14 @@ class QAdd:
 
 @dataclass(frozen=True, eq=False)
 class QFlatten:
+    name: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class QUnflatten:
+    """:class:`~.ir_float.Unflatten` of int8 values: it keeps the scale, and moves no data."""
+
     name: str
     inputs: tuple[str, ...] = ()
 

@@ -42,6 +42,7 @@ How each op runs
   reading both inputs' blocks (the ISA's commands; a preset without them refuses the layer
   by name).
 * ``QFlatten``: nothing; the map stays channels-last and the next Linear reads it as such.
+* ``QUnflatten``: nothing; a vector's words are a one-pixel image's.
 * ``QSeqView``: nothing; a line's pixels are a sequence's steps word for word, so the LSTM or
   Conv1d after it reads the same words.
 * ``QDepthToSpace``: nothing of its own; the 1 x 1 conv it reads (a ConvTranspose2d's, a nearest
@@ -165,6 +166,9 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
         if isinstance(op, ir.QFlatten):
             vals[op.name] = Value(x.block, "flat", x.channels, x.height, x.width, x.stride,
                                   x.offset)
+            continue
+        if isinstance(op, ir.QUnflatten):   # a vector's words are a pixel's channels
+            vals[op.name] = Value(x.block, "image", x.channels, 1, 1, x.stride, x.offset)
             continue
         if isinstance(op, ir.QSeqView):   # a line's pixels are a sequence's steps, word for word
             vals[op.name] = Value(x.block, "image" if op.to_line else "seq", x.channels, 1,
@@ -345,7 +349,7 @@ def _emit(qg: ir.QGraph, cfg: AccelConfig, x_int: np.ndarray, fit: tuple, dry: b
         em.put(op.name, [op.value.T[:, None, :]] * batch)
     b, counts = em.b, {}
     for op in qg.ops[1:] if qg.tokens else qg.ops:   # marks: who emitted which command
-        if not isinstance(op, (ir.QFlatten, ir.QSeqView, ir.QDepthToSpace,
+        if not isinstance(op, (ir.QFlatten, ir.QUnflatten, ir.QSeqView, ir.QDepthToSpace,
                                *lower_attention.VIEWS)):
             if op.name in breaks and b.commands:
                 b.next_program()

@@ -85,6 +85,8 @@ def forward(qg: ir.QGraph, x_int) -> np.ndarray:
             y = add_requantize(x, more[0], op.params, relu=op.relu)
         elif isinstance(op, ir.QFlatten):
             y = x.reshape(len(x), -1)
+        elif isinstance(op, ir.QUnflatten):
+            y = x[:, :, None, None]
         elif isinstance(op, ir.QSeqView):
             y = x.swapaxes(1, 2)[:, :, None] if op.to_line else x[:, :, 0].swapaxes(1, 2)
         elif isinstance(op, ir.QDepthToSpace):

@@ -206,6 +206,8 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
             out.append(ir.QAdd(op.name, params, op.relu, s_a, s_b, s_out, ins))
         elif isinstance(op, ir.Flatten):
             out.append(ir.QFlatten(op.name, ins))
+        elif isinstance(op, ir.Unflatten):   # a view: the scale is the input's
+            out.append(ir.QUnflatten(op.name, ins))
         elif isinstance(op, ir.SeqView):   # a view: the scale is the input's
             out.append(ir.QSeqView(op.name, op.to_line, ins))
         elif isinstance(op, ir.DepthToSpace):   # a reordering: the scale is the input's

@@ -78,6 +78,8 @@ def _op(op, x, *more):
         return _relu(y, op)
     if isinstance(op, ir.Flatten):
         return x.flatten(1)
+    if isinstance(op, ir.Unflatten):
+        return x[:, :, None, None]
     if isinstance(op, ir.SeqView):
         return seq_view(x, op.to_line)
     if isinstance(op, ir.DepthToSpace):

@@ -169,8 +169,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
                                     f"{self.shape(node.args[0])}; flatten an image first")
             bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_features)
             self.unary(node, where, lambda name: ir.Linear(name, np_of(m.weight), bias))
-        elif isinstance(m, nn.Flatten):
-            if m.start_dim != 1 or m.end_dim != -1:
+        elif isinstance(m, (nn.Flatten, nn.Unflatten)):   # Unflatten: a vector as an image
+            if isinstance(m, nn.Flatten) and (m.start_dim != 1 or m.end_dim != -1):
                 raise UnsupportedOp("Flatten attribute", where,
                                     f"start_dim={m.start_dim}, end_dim={m.end_dim}")
             self.flatten(node, where)

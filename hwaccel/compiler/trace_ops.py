@@ -13,6 +13,7 @@ from . import ir
 from .errors import UnsupportedOp, check_finite
 from .fold import LastStep, Leaky, Relu
 from .fold_cat import Cat
+from .fold_unflatten import image_of
 
 __all__ = ["LayerReaders", "Pad", "Head", "call_args", "np_of", "pair"]
 
@@ -113,9 +114,12 @@ class LayerReaders:
         if dst == src or (self.env.get(node.args[0]) is ir.INPUT and dst == self.input_shape):
             # a reshape that changes nothing; the flatten of an input held flat (trace_line)
             return self.alias(node, where)
+        if len(src) == 1 and len(dst) == 3 and int(np.prod(dst)) == src[0]:   # fold_unflatten
+            return self.unary(node, where, lambda name: image_of(name, where, dst))
         if len(src) != 3 or dst != (int(np.prod(src)),):
             raise UnsupportedOp("reshape", where, f"per-sample shape {src} -> {dst}; only an "
-                                                  f"image's flatten to a vector is supported")
+                                                  f"image's flatten to a vector, or a vector's "
+                                                  f"view as a square image")
         self.unary(node, where, ir.Flatten)
 
     def activation_call(self, node, t, name: str, where: str) -> bool:

@@ -82,9 +82,9 @@ def word_parts(channels: int, lanes: int, parts: int) -> list[tuple[int, int]]:
 
 
 def segments(qg) -> list[tuple[tuple, object]]:
-    """The chain's layers, each with the ops it lowers from (a Flatten or a line's view as a
-    sequence joins the next op, and the 1 x 1 conv of a depth-to-space joins it: it writes the
-    depth-to-space's layout)."""
+    """The chain's layers, each with the ops it lowers from (a Flatten, a vector's view as an
+    image or a line's view as a sequence joins the next op, and the 1 x 1 conv of a
+    depth-to-space joins it: it writes the depth-to-space's layout)."""
     ops = list(qg.ops[1:] if qg.tokens else qg.ops)
     if not qg.is_chain:
         bad = next((op for op in ops if len(op.inputs) != 1), ops[-1])
@@ -97,7 +97,7 @@ def segments(qg) -> list[tuple[tuple, object]]:
             raise TpError(f"layer {op.name!r} is an attention op: tensor parallelism splits "
                           f"Conv, Linear and replicates LSTM and pool layers only")
         pending.append(op)
-        if not isinstance(op, (ir.QFlatten, ir.QSeqView)) and op.name not in into:
+        if not isinstance(op, (ir.QFlatten, ir.QUnflatten, ir.QSeqView)) and op.name not in into:
             out.append((tuple(pending), op))
             pending = []
     if pending:

@@ -157,6 +157,8 @@ def build_function(graph: ir.Graph):
             return jax.nn.relu(y) if op.relu else y
         if isinstance(op, ir.Flatten):
             return x.reshape(x.shape[0], -1)
+        if isinstance(op, ir.Unflatten):
+            return x[:, :, None, None]
         if isinstance(op, ir.SeqView):   # (N, C, 1, L) <-> (N, L, C)
             return x.swapaxes(1, 2)[:, :, None] if op.to_line else x[:, :, 0].swapaxes(1, 2)
         if isinstance(op, ir.DepthToSpace):   # pixel_shuffle: (n, c, a, b, i, j) -> (c, ia, jb)
