@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from compile_checks import golden_twin_float, rtl_equals_golden, traced_equal_to_torch
+from compile_checks import (
+    golden_twin_float,
+    model_close,
+    rtl_equals_golden,
+    traced_equal_to_torch,
+)
 from rtl_checks import run_and_check
 from torch import nn
 
@@ -126,7 +131,8 @@ class _One(nn.Module):
     (nn.ConvTranspose2d(3, 4, 2, 2, output_padding=1), r"output_padding=\(1, 1\).* into 9"),
     (nn.ConvTranspose2d(3, 4, 4, 2), r"padded by 1 before and 1 after its kernel of 2, and a "
      r"conv's padding is less than its kernel"),
-    (nn.ConvTranspose2d(3, 3, 2, 2, groups=3), r"groups=3; the same stride on both axes"),
+    (nn.ConvTranspose2d(3, 3, 2, 2, dilation=2), r"dilation=\(2, 2\); the same stride on both "
+     r"axes, not dilated"),
     (nn.ConvTranspose2d(3, 4, 2, (2, 1)), r"stride=\(2, 1\)"),
     (nn.Upsample(scale_factor=2, mode="bilinear"), r"Upsample mode.*mode='bilinear'"),
     (nn.Upsample(size=(6, 8)), r"Upsample size.*a whole factor, the same on both axes"),
@@ -156,6 +162,25 @@ def test_a_transposed_conv_is_a_conv_into_its_phases_equal_to_torch(k, s, p, op,
     assert [type(op).__name__ for op in graph.ops] == (
         ["Conv2d"] if s == 1 else ["Conv2d", "DepthToSpace"] if kernel == (1, 1)
         else ["Conv2d", "Conv2d", "DepthToSpace"])
+
+
+@pytest.mark.parametrize(("cin", "cout", "groups"), [(4, 4, 4), (4, 6, 2)])
+def test_a_grouped_transposed_conv_is_the_dense_one_with_zeros_between_its_groups(
+        cin, cout, groups):
+    """A depthwise (or grouped) transposed conv: the dense one's phases, zero between the
+    groups; equal to torch in float, golden to the twin in int8."""
+    torch.manual_seed(12)
+    layer = nn.ConvTranspose2d(cin, cout, 4, 2, 1, groups=groups)
+    model = nn.Sequential(nn.Conv2d(3, cin, 3, padding=1), nn.ReLU(), layer).eval()
+    graph = traced_equal_to_torch(model, torch.randn(4, 3, 4, 4))
+    conv = next(op for op in graph.ops if isinstance(op, ir.Conv2d) and op.weight.shape[:2] == (
+        cout * 4, cin))
+    per_in = conv.weight.shape[1] // groups   # input channels of each group
+    for g in range(groups):   # no weight reads another group's inputs
+        outs = slice(g * (cout // groups) * 4, (g + 1) * (cout // groups) * 4)
+        assert not conv.weight[outs][:, :g * per_in].any()
+        assert not conv.weight[outs][:, (g + 1) * per_in:].any()
+    model_close(model, seed=13, shape=(3, 4, 4))
 
 
 class ConvAutoencoder(nn.Module):

@@ -51,11 +51,12 @@ SUPPORTED = (
     "x.view(b, c, -1) or x.flatten(2) and reduced by .mean(-1), .sum(-1), .amax(-1) or "
     ".max(-1)",
     "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "
-    "whose output is whole stride x stride patches, not grouped or dilated: a conv into its "
-    "output phases), nearest upsampling by a whole factor (nn.Upsample, "
-    "nn.UpsamplingNearest2d, F.interpolate), nn.PixelShuffle / F.pixel_shuffle: a 1 x 1 conv "
-    "whose GEMMs write each output pixel in place (a nearest upsampling's weights the "
-    "identity's, and an identity one after any other conv)",
+    "whose output is whole stride x stride patches, not dilated; grouped or depthwise as the "
+    "dense one with zeros between the groups: a conv into its output phases), nearest "
+    "upsampling by a whole factor (nn.Upsample, nn.UpsamplingNearest2d, F.interpolate), "
+    "nn.PixelShuffle / F.pixel_shuffle: a 1 x 1 conv whose GEMMs write each output pixel in "
+    "place (a nearest upsampling's weights the identity's, and an identity one after any "
+    "other conv)",
     "add of two tensors of one shape (x + y, torch.add, operator.add, .add); of a "
     "concatenation and a tensor split at the same channels, or made by convs that split so "
     "(a ResNet's shortcut), one add a part; a - b of two images or vectors of one shape (b "

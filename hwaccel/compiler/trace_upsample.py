@@ -6,7 +6,8 @@ Each is a :class:`~.ir_float.DepthToSpace` by the factor ``f``, and the first tw
 it (:class:`~.ir_float.Conv2d`) that makes its ``f * f`` channels a channel:
 
 * a transposed conv at stride ``f`` (the same on both axes; any kernel, padding and output
-  padding whose output is whole ``f x f`` patches; not grouped or dilated) is a conv over its
+  padding whose output is whole ``f x f`` patches; not dilated; grouped, or depthwise, as the
+  dense one with zero weights between the groups: groups times the MACs) is a conv over its
   input into its ``f x f`` output phases: output row ``f i + a`` sums input rows ``i + d`` times
   kernel row ``a + p - f d`` (:func:`_phases`), so each phase is a conv of the taps it takes
   and their union one conv (:func:`phase_weights`; channel ``c * f * f + a * f + b`` is output
@@ -91,7 +92,7 @@ class UpsampleReaders:
         """A ConvTranspose2d (the module docstring): a conv over its input into its ``f x f``
         output phases (:func:`phase_weights`), into a depth-to-space by its stride ``f``."""
         k, s, p, op = (pair(v) for v in (m.kernel_size, m.stride, m.padding, m.output_padding))
-        attrs = [("stride", s, s[0] == s[1]), ("groups", m.groups, m.groups == 1),
+        attrs = [("stride", s, s[0] == s[1]),
                  ("dilation", m.dilation, pair(m.dilation) == (1, 1)),
                  ("padding_mode", m.padding_mode, m.padding_mode == "zeros")]
         bad = [f"{n}={v!r}" for n, v, ok in attrs if not ok]
@@ -99,7 +100,7 @@ class UpsampleReaders:
             bad.append("an output_size argument")
         if bad:
             raise UnsupportedOp("ConvTranspose2d attribute", where, ", ".join(bad) + "; the "
-                                "same stride on both axes, not grouped or dilated")
+                                "same stride on both axes, not dilated")
         self.image(node, where, "ConvTranspose2d")
         hw = self.shape(node.args[0])[1:]
         if hw == (1, 1) and p == op == (0, 0) and k[0] == k[1]:
@@ -111,7 +112,7 @@ class UpsampleReaders:
                 raise UnsupportedOp("ConvTranspose2d attribute", where, f"kernel_size={k}, "
                                     f"stride={s}, padding={p}, output_padding={op} over "
                                     f"{n} {('rows', 'columns')[axis]} into {size}: {got}")
-        w = phase_weights(np_of(m.weight), f, [a[0] for a in axes])
+        w = phase_weights(_dense(np_of(m.weight), m.groups), f, [a[0] for a in axes])
         bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         (_, top, bottom), (_, left, right) = axes
         self._through_conv(node, where, w, np.repeat(bias, f * f), f,
@@ -212,6 +213,19 @@ def phase_weights(w, f: int, taps) -> np.ndarray:
             if t >= 0 and r >= 0:
                 out[:, a, b, :, u, v] = w[:, :, t, r].T
     return out.reshape(cout * f * f, cin, *out.shape[4:])
+
+
+def _dense(w: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped transposed conv's weights (``Cin x Cout / groups x kh x kw``) as the dense
+    one's, zero between the groups (a depthwise one's: a diagonal)."""
+    if groups == 1:
+        return w
+    cin, cog = w.shape[:2]
+    dense = np.zeros((cin, cog * groups, *w.shape[2:]))
+    cig = cin // groups
+    for g in range(groups):
+        dense[g * cig:(g + 1) * cig, g * cog:(g + 1) * cog] = w[g * cig:(g + 1) * cig]
+    return dense
 
 
 def _identity(name: str, c: int, src: str) -> ir.Conv2d:
