@@ -81,9 +81,9 @@ SUPPORTED = (
     "channel slices, chunks and shuffles of images (x[:, a:b], x.chunk(n, 1), torch.split(x, "
     "s, 1), ShuffleNet's view / transpose / view, nn.ChannelShuffle, F.channel_shuffle): its "
     "channels in an order, read as a torch.cat is, with no data moved",
-    "rows and columns of an image from a start to the end at a step of 1 or 2 (x[:, :, ::2, "
-    "::2]) and zero channels padded around it (F.pad(x, (0, 0, 0, 0, a, b)): a CIFAR ResNet's "
-    "option-A shortcut): a conv that picks them, at its input's scale",
+    "rows and columns of an image at a step of 1 or 2 (x[:, :, ::2, ::2], a crop x[:, :, 2:-2, "
+    "2:-2]: depthwise picks) and zero channels padded around it (F.pad(x, (0, 0, 0, 0, a, "
+    "b)): a CIFAR ResNet's option-A shortcut): a conv that picks them, at its input's scale",
     "Flatten (nn.Flatten(), torch.flatten(x, 1), .flatten(1), .view/.reshape(batch, -1), "
     "x.squeeze(-1).squeeze(-1) and .squeeze((2, 3)) of a pooled (C, 1, 1) image), and "
     "of x.permute(0, 2, 3, 1) (Keras' order: the reader's weights picked, no data moved); a "

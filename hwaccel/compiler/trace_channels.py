@@ -7,11 +7,13 @@ take as they take a concatenation (:mod:`.fold_cat`): a dense Conv2d or a Linear
 with its weights' input columns in that order (no data moves), a pool, a flatten or a depthwise
 conv once on the whole input. A mixin of :class:`hwaccel.compiler.trace._Reader`.
 
-Rows and columns sliced from a start to the end at a step of 1 or 2 (``x[:, :, ::2, ::2]``) and
-zero channels padded around an image (``F.pad(x, (0, 0, 0, 0, a, b))``: together, a CIFAR
-ResNet's option-A shortcut) do move data: each is a conv whose weights pick the kept pixels and
-channels (0 and 1, a stride-2 window ending on the kept pixel), one conv for both where the pad
-reads the slice alone, quantized at its input's scale (:func:`.quantize.is_pick`).
+Rows and columns sliced at a step of 1 or 2 (``x[:, :, ::2, ::2]``, a crop ``x[:, :, 2:-2,
+2:-2]``) and zero channels padded around an image (``F.pad(x, (0, 0, 0, 0, a, b))``: together,
+a CIFAR ResNet's option-A shortcut) do move data: each is a conv whose weights pick the kept
+pixels and channels (0 and 1, a window at the step whose tap is the kept pixel), one conv for
+both where the pad reads the slice alone, quantized at its input's scale
+(:func:`.quantize.is_pick`); a crop of every channel at a step of 1 is depthwise picks of
+windows of at most 3 (:func:`_crops`), exact at its input's scale.
 """
 
 from __future__ import annotations
@@ -67,15 +69,32 @@ class ChannelView:
 
 
 def _kept(axis, n: int):
-    """``(start, step)`` of an image axis of ``n`` sliced by ``axis`` when the slice runs from
-    its start to the end at a step of 1 or 2; None otherwise."""
+    """``(start, step, window)`` of an image axis of ``n`` sliced by ``axis`` at a step of 1 or
+    2, when it keeps a value: a conv of that window at that step, its tap ``start``, keeps the
+    values the slice does (the window covers the rows a slice short of the end drops); None
+    otherwise."""
     if not isinstance(axis, slice):
         return None
     start, stop, step = axis.indices(n)
-    if step not in (1, 2) or start >= n or len(range(start, stop, step)) != \
-            len(range(start, n, step)):
+    kept = len(range(start, stop, step))
+    if step not in (1, 2) or not kept:
         return None
-    return start, step
+    return start, step, max(start + 1, n - step * kept + 1)   # the smallest such window
+
+
+def _crops(name: str, c: int, cut: list[int]) -> list:
+    """A crop of ``cut`` = (top, bottom, left, right) rows and columns off ``c`` channels as
+    depthwise picks of windows of at most 3 (the depthwise engine's), two rows or columns
+    each: exact at the input's scale, channels times fewer MACs than a dense pick."""
+    ops = []
+    while any(cut):
+        t, lft = min(cut[0], 2), min(cut[2], 2)
+        b, r = min(cut[1], 2 - t), min(cut[3], 2 - lft)
+        w = np.zeros((c, 1, t + 1 + b, lft + 1 + r))
+        w[:, 0, t, lft] = 1.0
+        ops.append(ir.Conv2d(f"{name}.crop{len(ops)}", w, np.zeros(c), groups=c, exact=True))
+        cut = [cut[0] - t, cut[1] - b, cut[2] - lft, cut[3] - r]
+    return ops
 
 
 def _dims(node) -> tuple:
@@ -187,9 +206,10 @@ class ChannelReaders:
         self.emit(node, gather(self.name(node), where, [(value, shape, c) for c in channels]))
 
     def channel_slice(self, node, where: str, idx: tuple) -> None:
-        """``x[:, a:b:s]``: a pick of channels (no data moves); with rows and columns from a
-        start to the end at a step of 1 or 2 (``x[:, :, ::2, ::2]``, a CIFAR ResNet's option-A
-        shortcut), a conv of the picked channels that takes each kept pixel (:meth:`_select`)."""
+        """``x[:, a:b:s]``: a pick of channels (no data moves); with rows and columns at a step
+        of 1 or 2 (``x[:, :, ::2, ::2]``, a CIFAR ResNet's option-A shortcut; ``x[:, :, 2:-2,
+        2:-2]``, a U-Net's crop), a conv of the picked channels that takes each kept pixel
+        (:meth:`_select`)."""
         shape, sl = self.shape(node.args[0]), slice(None)
         rest = idx[2:]
         if rest and rest[0] is Ellipsis:
@@ -201,24 +221,28 @@ class ChannelReaders:
                 len(rest) > 2 - line or None in steps:
             raise UnsupportedOp("indexing", where, f"[{idx!r}] of an image; only a slice of "
                                                    f"its channels, x[:, a:b] or x[:, a:b:s], "
-                                                   f"and of its rows and columns from a start "
-                                                   f"to the end at a step of 1 or 2")
+                                                   f"and of its rows and columns at a step of "
+                                                   f"1 or 2")
         channels = range(*idx[1].indices(shape[0]))
         if not channels:
             raise UnsupportedOp("indexing", where, f"[{idx!r}] picks no channel of "
                                                    f"{shape[0]}")
         src = self.value(node.args[0], where)
-        if steps == [(0, 1), (0, 1)]:
+        if steps == [(0, 1, 1), (0, 1, 1)]:
             return self.pick(node, where, src, shape, channels)
-        (top, sh), (left, sw) = steps
-        w = np.zeros((len(channels), shape[0], top + 1, left + 1))
+        (top, sh, kh), (left, sw, kw) = steps
+        if list(channels) == list(range(shape[0])) and (sh, sw) == (1, 1) and (kh, kw) != (
+                top + 1, left + 1):   # a crop of every channel: depthwise picks
+            return self.chain(node, self.name(node), src, _crops(
+                self.name(node), shape[0], [top, kh - 1 - top, left, kw - 1 - left]))
+        w = np.zeros((len(channels), shape[0], kh, kw))
         w[np.arange(len(channels)), list(channels), top, left] = 1.0
         self._select(node, ir.Conv2d(self.name(node), w, np.zeros(len(channels)),
                                      stride=ir.squash((sh, sw)), inputs=(src,)))
 
     def _select(self, node, conv) -> None:
         """Emit ``conv``, a pick of pixels and channels whose weights are 0 and 1: a window of
-        ``start + 1`` rows and columns at the step, its last tap the kept pixel, so its output
+        rows and columns at the step (:func:`_kept`), its tap the kept pixel, so its output
         is the input's values at the input's scale (:func:`.quantize.is_pick`): no rounding
         more."""
         self.emit(node, conv)
