@@ -393,11 +393,13 @@ def test_a_keras_ordered_flatten_runs_on_the_rtl():
     model_rtl_exact(KerasFlatten("flatten").eval(), seed=14)
 
 
-def test_a_channels_last_image_is_only_flattened():
+def test_a_channels_last_image_is_read_per_pixel_or_flattened():
+    """As the model's output it would be a sequence of pixels (tests/test_compiler_channels_last
+    .py runs one read per pixel and permuted back)."""
     class Last(nn.Module):
         def forward(self, x):
             return torch.relu(x.permute(0, 2, 3, 1))
 
-    with pytest.raises(UnsupportedOp, match=r"channels-last image at .*x.permute\(0, 2, 3, "
-                                            r"1\) only flattened to a vector"):
+    with pytest.raises(UnsupportedOp, match=r"channels-last image at output: x.permute\(0, 2, "
+                                            r"3, 1\) read per pixel only .* or flattened"):
         trace(Last().eval(), torch.randn(2, 3, 4, 4))

@@ -90,6 +90,10 @@ SUPPORTED = (
     "model input that only flattens read is held as the vector; a vector viewed as a square "
     "image (x.view(b, C, f, f), nn.Unflatten(1, (C, f, f)): the Linear before it a 1 x 1 conv "
     "into a depth-to-space)",
+    "a channels-last image, x.permute(0, 2, 3, 1), read per pixel (LayerNorm, Linear, GELU and "
+    "pointwise functions, a constant a channel, adds: a ConvNeXt block, on presets with "
+    "attention units) and permuted back by permute(0, 3, 1, 2): the sequence of its pixels, "
+    "no data moved",
     "Linear (on a vector, or on every step of an LSTM's output)",
     "BatchNorm2d / BatchNorm1d right after a Conv2d / Linear (eval statistics, folded into "
     "it), and on any image or vector (after an add, a ReLU, the input: a depthwise 1 x 1 conv, "

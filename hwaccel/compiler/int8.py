@@ -200,7 +200,7 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
             elif isinstance(op, ir.QUnflatten):
                 y = x[:, :, None, None]
             elif isinstance(op, ir.QSeqView):
-                y = seq_view(x, op.to_line)
+                y = seq_view(x, op.to_line, op.hw)
             elif isinstance(op, ir.QDepthToSpace):
                 y = torch.nn.functional.pixel_shuffle(x, op.factor)
             elif isinstance(op, ir.QLinear):

@@ -166,11 +166,15 @@ class SeqView:
     """A Conv1d's ``(C, 1, L)`` line read as the ``(L, C)`` sequence (``x.transpose(1, 2)`` into
     an LSTM: a CRNN), or with ``to_line`` a ``(T, F)`` sequence read as the line ``(F, 1, T)``
     (an embedding into a Conv1d: TextCNN). Channels-last, both are the same words: a step's or
-    a pixel's features a word apart, so no data moves."""
+    a pixel's features a word apart, so no data moves. So too an image ``(C, H, W)`` and the
+    sequence of its pixels ``(H W, C)`` (``x.permute(0, 2, 3, 1)``: a ConvNeXt block's layer
+    norm and Linears over channels), back to the image ``(F, *hw)`` with ``to_line`` and
+    ``hw``."""
 
     name: str
     to_line: bool = False
     inputs: tuple[str, ...] = ()
+    hw: tuple[int, int] | tuple = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -180,7 +180,8 @@ def out_shape(op, shape: Shape, *more: Shape) -> Shape:
             raise ValueError(f"op {op.name!r} (Unflatten) reads a vector, not {shape}")
         return (shape[0], 1, 1)
     if isinstance(op, (SeqView, QSeqView)):
-        return (shape[1], 1, shape[0]) if op.to_line else (shape[2], shape[0])
+        return (shape[1], *(op.hw or (1, shape[0]))) if op.to_line else (
+            shape[1] * shape[2], shape[0])
     if isinstance(op, (DepthToSpace, QDepthToSpace)):
         f = op.factor
         return (shape[0] // (f * f), shape[1] * f, shape[2] * f)

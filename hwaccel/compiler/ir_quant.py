@@ -111,6 +111,7 @@ class QSeqView:
     name: str
     to_line: bool = False
     inputs: tuple[str, ...] = ()
+    hw: tuple[int, int] | tuple = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -171,8 +171,10 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
             vals[op.name] = Value(x.block, "image", x.channels, 1, 1, x.stride, x.offset)
             continue
         if isinstance(op, ir.QSeqView):   # a line's pixels are a sequence's steps, word for word
-            vals[op.name] = Value(x.block, "image" if op.to_line else "seq", x.channels, 1,
-                                  x.height * x.width, x.stride, x.offset)
+            hw = op.hw or (1, x.height * x.width)
+            vals[op.name] = Value(x.block, "image", x.channels, *hw, x.stride, x.offset) \
+                if op.to_line else Value(x.block, "seq", x.channels, 1, x.height * x.width,
+                                         x.stride, x.offset)
             continue
         if isinstance(op, ir.QDepthToSpace):   # the conv before it wrote it (its block)
             f = op.factor

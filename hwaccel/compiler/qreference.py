@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ..numerics import add_requantize, average, requantize
 from . import ir
 from .qreference_attention import forward_op as attention_op
+from .reference import seq_view
 
 __all__ = ["forward"]
 
@@ -88,7 +89,7 @@ def forward(qg: ir.QGraph, x_int) -> np.ndarray:
         elif isinstance(op, ir.QUnflatten):
             y = x[:, :, None, None]
         elif isinstance(op, ir.QSeqView):
-            y = x.swapaxes(1, 2)[:, :, None] if op.to_line else x[:, :, 0].swapaxes(1, 2)
+            y = seq_view(x, op.to_line, op.hw)
         elif isinstance(op, ir.QDepthToSpace):
             y = _depth_to_space(op.factor, x)
         elif isinstance(op, ir.QLinear):

@@ -209,7 +209,7 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
         elif isinstance(op, ir.Unflatten):   # a view: the scale is the input's
             out.append(ir.QUnflatten(op.name, ins))
         elif isinstance(op, ir.SeqView):   # a view: the scale is the input's
-            out.append(ir.QSeqView(op.name, op.to_line, ins))
+            out.append(ir.QSeqView(op.name, op.to_line, ins, op.hw))
         elif isinstance(op, ir.DepthToSpace):   # a reordering: the scale is the input's
             out.append(ir.QDepthToSpace(op.name, op.factor, ins))
         elif isinstance(op, ir.LSTM):

@@ -12,9 +12,13 @@ from .errors import check_finite
 __all__ = ["forward", "ranges"]
 
 
-def seq_view(x, to_line: bool):
-    """:class:`~.ir.SeqView` of a batch: ``(N, L, C)`` to ``(N, C, 1, L)``, or back."""
-    return x.transpose(1, 2).unsqueeze(2) if to_line else x.squeeze(2).transpose(1, 2)
+def seq_view(x, to_line: bool, hw: tuple = ()):
+    """:class:`~.ir.SeqView` of a batch: ``(N, L, C)`` to ``(N, C, *hw)`` (``(N, C, 1, L)``
+    without ``hw``), or an image ``(N, C, H, W)`` to ``(N, H W, C)``; torch or numpy."""
+    if to_line:
+        n, length, c = x.shape
+        return x.swapaxes(1, 2).reshape(n, c, *(hw or (1, length)))
+    return x.reshape(*x.shape[:2], -1).swapaxes(1, 2)
 
 
 def _relu(y, op):
@@ -81,7 +85,7 @@ def _op(op, x, *more):
     if isinstance(op, ir.Unflatten):
         return x[:, :, None, None]
     if isinstance(op, ir.SeqView):
-        return seq_view(x, op.to_line)
+        return seq_view(x, op.to_line, op.hw)
     if isinstance(op, ir.DepthToSpace):
         return F.pixel_shuffle(x, op.factor)
     if isinstance(op, ir.Linear):

@@ -60,6 +60,7 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
         self.input_shape: tuple = ()
         self.input_view: tuple | None = None   # the model's (C, L) when its input is a line
         self.lines: set = set()        # fx nodes of (C, L) values held as (C, 1, L) images
+        self.pixels: set = set()       # of (H, W, C) values held as (H W, C): trace_channels
         self.tokens = False
         self.head = "logits"
         self.output = ""
@@ -103,8 +104,8 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
         if isinstance(v, Head):
             raise UnsupportedOp("an op after the host head", where,
                                 f"{v.kind} must be the model's last op")
-        if isinstance(v, ChannelView):
-            v.refuse(where)
+        if isinstance(v, ChannelView):   # a channels-last image read: its pixels' sequence
+            return self.view_value(arg, v, where)
         if isinstance(v, Pad):
             raise UnsupportedOp("F.pad / ZeroPad2d", v.where, f"it is read by {where}; zero "
                                                               f"padding is only folded into "

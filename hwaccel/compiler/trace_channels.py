@@ -97,6 +97,29 @@ def _crops(name: str, c: int, cut: list[int]) -> list:
     return ops
 
 
+def _meta(node) -> tuple:
+    """``node``'s per-sample shape as PyTorch has it."""
+    meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
+    return tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
+
+
+_PER_PIXEL = ("layer_norm", "linear", "gelu", "relu", "relu6", "silu", "sigmoid", "tanh",
+              "hardswish", "hardsigmoid", "mul", "add", "sub", "truediv", "div", "contiguous",
+              "dropout", "clamp", "leaky_relu", "iadd", "imul")
+
+
+def _per_pixel(node, modules: dict) -> bool:
+    """Whether fx ``node`` makes each pixel of a channels-last image from that pixel alone."""
+    import torch.nn as nn
+
+    if node.op == "call_module":
+        return isinstance(modules.get(node.target), (
+            nn.LayerNorm, nn.Linear, nn.Dropout, nn.Identity, nn.GELU, nn.ReLU, nn.ReLU6,
+            nn.Hardtanh, nn.LeakyReLU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish))
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return node.op in ("call_method", "call_function") and name in _PER_PIXEL
+
+
 def _dims(node) -> tuple:
     """A permute's dimensions, non-negative (``x.permute(0, 2, 3, 1)``, ``permute(x, (..))``)."""
     dims = node.args[1:] if len(node.args) > 2 else tuple(node.args[1]) if len(
@@ -161,6 +184,9 @@ class ChannelReaders:
             self.pixels_reduce(node, where, name, src)   # x.view(b, c, -1).mean(-1) ...
         elif name == "permute" and image and _dims(node) == (0, 2, 3, 1):
             self.env[node] = ChannelView(self.value(arg, where), self.shape(arg), last=True)
+            self.pixels.add(node)
+        elif name == "permute" and _dims(node) == (0, 3, 1, 2) and self.pixel_rows(arg):
+            self.unary(node, where, lambda n: ir.SeqView(n, True, hw=self.shape(node)[1:]))
         elif isinstance(src, ChannelView) and src.last and name == "contiguous":
             self.env[node] = src
         elif isinstance(src, ChannelView) and src.last and name in ("flatten", "view",
@@ -200,6 +226,52 @@ class ChannelReaders:
         flat = self.put(ir.Flatten(self.fresh(f"{node.name}.chw"), inputs=(v.value,)))
         self.pick(node, where, flat, (c * h * w,),
                   [k * h * w + p for p in range(h * w) for k in range(c)])
+
+    def view_value(self, arg, v: ChannelView, where: str) -> str:
+        """The value an op reads through a :class:`ChannelView` ``v``: of a channels-last image
+        (``x.permute(0, 2, 3, 1)``), the sequence of its pixels (:class:`~.ir_float.SeqView`,
+        no data moved), which a LayerNorm, a Linear, a table or a constant reads per pixel as
+        a transformer's tokens, until ``permute(0, 3, 1, 2)`` views it as the image again; any
+        other view is refused by name."""
+        if not v.last:
+            v.refuse(where)
+        self.per_pixel_readers(arg)
+        self.env[arg] = name = self.put(ir.SeqView(self.fresh(f"{arg.name}.pixels"),
+                                                   inputs=(v.value,)))
+        return name
+
+    def per_pixel_readers(self, node) -> None:
+        """Refuse by name a reader of channels-last ``node`` (and of what is made from it, up
+        to ``permute(0, 3, 1, 2)``) that is not per pixel: held as a sequence, a reduction over
+        its rows or a reshape would mean its pixels."""
+        todo, seen = list(node.users), set()
+        while todo:
+            user = todo.pop()
+            if user in seen or (getattr(user, "target", None) == "permute"
+                                and _dims(user) == (0, 3, 1, 2)):
+                continue
+            seen.add(user)
+            if not _per_pixel(user, self.modules):
+                raise UnsupportedOp("a channels-last image", user.name, "x.permute(0, 2, 3, 1) "
+                                    "read per pixel only (LayerNorm, Linear, GELU, ReLU and "
+                                    "pointwise functions, a constant a channel, adds), then "
+                                    "permute(0, 3, 1, 2) back; or flattened to a vector")
+            todo += list(user.users)
+
+    def pixel_rows(self, node) -> bool:
+        """Whether ``node`` is a channels-last ``(H, W, C)`` value, held as the sequence of its
+        pixels ``(H W, C)``: a ``permute(0, 2, 3, 1)`` of an image, or made from one with its
+        ``H`` and ``W``, not permuted back."""
+        if node in self.pixels:
+            return True
+        if getattr(node, "target", None) == "permute" or not hasattr(node, "all_input_nodes"):
+            return False
+        hw = _meta(node)[:2]
+        if len(_meta(node)) == 3 and any(len(_meta(a)) == 3 and _meta(a)[:2] == hw
+                                         and self.pixel_rows(a) for a in node.all_input_nodes):
+            self.pixels.add(node)
+            return True
+        return False
 
     def pick(self, node, where: str, value: str, shape: tuple, channels) -> None:
         """``node`` is channels ``channels`` of image ``value``, in that order."""

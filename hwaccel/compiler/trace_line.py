@@ -72,6 +72,8 @@ class LineReaders:
         L)``."""
         meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
         shape = tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
+        if len(shape) == 3 and self.pixel_rows(node):   # (H, W, C) as (H W, C)
+            return (shape[0] * shape[1], shape[2])
         return (shape[0], 1, shape[1]) if node in self.lines and len(shape) == 2 else shape
 
     def input_is_line(self, node) -> bool:

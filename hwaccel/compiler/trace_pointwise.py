@@ -221,8 +221,9 @@ class PointwiseReaders:
     # --- a tensor and a constant of one value a channel ------------------------------------
     def channel_constant(self, node, where: str, op: str, a, b) -> bool:
         """Read ``a op b`` if one operand is a constant tensor (a parameter or buffer, or
-        computed from them) of one value a channel of an image, or a feature of a vector,
-        the other is (``x - mean[:, None, None]``, ``x * gamma``): an affine map of those
+        computed from them) of one value a channel of an image, or a feature of a vector (or
+        of a sequence, as its factor), the other is (``x - mean[:, None, None]``, ``x * gamma``):
+        an affine map of those
         weights and biases (:mod:`.fold_affine`), which the folding joins to the ops next to
         it; whether it was one."""
         import numpy as np
@@ -235,6 +236,8 @@ class PointwiseReaders:
         const, arg, first = (cb, a, False) if isinstance(cb, Const) else (ca, b, True)
         shape = self.shape(arg) if hasattr(arg, "users") else ()
         c = per_channel(const.value, shape)
+        if c is None and op in ("mul", "div") and len(shape) == 2:   # a sequence's layer scale
+            c = _per_feature(const.value, shape[1])
         if c is None and np.size(const.value) == 1:   # a number as a tensor: a table
             self.scalar(node, where, op, float(np.asarray(const.value).reshape(-1)[0]), arg,
                         reverse=first)
@@ -274,6 +277,18 @@ class PointwiseReaders:
                 return self.channel_constant(node, where, "add", x, y)
         return False
 
+
+
+def _per_feature(value, features: int):
+    """The ``features`` values of constant ``value`` where it broadcasts over a sequence as one
+    value a feature (``(F,)``, ``(1, F)``, ``(1, 1, F)``: a ConvNeXt block's or a transformer's
+    layer scale), else ``None`` (a number is a table's)."""
+    import numpy as np
+
+    v = np.asarray(value, dtype=np.float64)
+    if v.size != features or v.ndim > 3 or v.shape[-1] != features:
+        return None
+    return v.reshape(-1).copy()
 
 
 def per_channel(value, shape: tuple):

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from ...compiler import ir
+from ...compiler.reference import seq_view
 from . import BackendRun, BackendUnavailable, batch1_latency, chunks, progress
 
 __all__ = ["XlaBackend", "build_function"]
@@ -159,8 +160,8 @@ def build_function(graph: ir.Graph):
             return x.reshape(x.shape[0], -1)
         if isinstance(op, ir.Unflatten):
             return x[:, :, None, None]
-        if isinstance(op, ir.SeqView):   # (N, C, 1, L) <-> (N, L, C)
-            return x.swapaxes(1, 2)[:, :, None] if op.to_line else x[:, :, 0].swapaxes(1, 2)
+        if isinstance(op, ir.SeqView):   # (N, C, H, W) <-> (N, H W, C)
+            return seq_view(x, op.to_line, op.hw)
         if isinstance(op, ir.DepthToSpace):   # pixel_shuffle: (n, c, a, b, i, j) -> (c, ia, jb)
             n, c, h, w, f = *x.shape, op.factor
             y = x.reshape(n, c // (f * f), f, f, h, w).transpose(0, 1, 4, 2, 5, 3)
