@@ -86,7 +86,9 @@ def test_they_run_on_the_rtl(host):
 @pytest.mark.parametrize("head, side, match", [
     (lambda y: F.adaptive_avg_pool2d(y, 1).amax((2, 3)), 8,
      r"amax at .*over a 1x1 map; only over more than one pixel"),
-    (lambda y: y.sum(1), 8, r"sum at .*dim=1 on a \(channels, height, width\) image; only "
+    (lambda y: y.sum(1), 8, r"sum at .*dim=1 of a \(\d+, height, width\) image without "
+                            r"keepdim; keepdim=True keeps it"),
+    (lambda y: y.sum(2), 8, r"sum at .*dim=2 on a \(channels, height, width\) image; only "
                             r"over its height and width"),
     (lambda y: F.adaptive_avg_pool2d(y, 1).squeeze(-1).relu(), 8,
      r"squeezed image at .*only squeezed again to a vector"),

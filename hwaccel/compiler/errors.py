@@ -49,7 +49,8 @@ SUPPORTED = (
     "(the global average times the pixels) and x.amax((2, 3)) (the global max, as the "
     "adaptive pool's); so too an image viewed as (channels, pixels) by "
     "x.view(b, c, -1) or x.flatten(2) and reduced by .mean(-1), .sum(-1), .amax(-1) or "
-    ".max(-1)",
+    ".max(-1); and the mean or sum over its channels, x.mean(1, keepdim=True) and x.sum(1, "
+    "keepdim=True) (a 1 x 1 conv into one channel)",
     "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "
     "whose output is whole stride x stride patches, not dilated; grouped or depthwise as the "
     "dense one with zeros between the groups: a conv into its output phases), nearest "

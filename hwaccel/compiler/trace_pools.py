@@ -28,6 +28,12 @@ def _height_and_width(dim) -> bool:
         {d % 4 for d in dims} == {2, 3}
 
 
+def _channels(dim) -> bool:
+    """Whether a reduction's ``dim`` is an image's channels, ``1`` or ``-3``."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim or ())
+    return len(dims) == 1 and isinstance(dims[0], int) and dims[0] % 4 == 1
+
+
 def _max_chain(base: str, where: str, c: int, h: int, w: int) -> list:
     """The global max of ``c`` channels of an ``h x w`` map: a 2 x 2 pool where both sides are
     even, else the same pool in ceil mode (a :class:`~.fold_pools.CeilPool`, of a ReLU's
@@ -185,7 +191,10 @@ class PoolReaders:
 
     def spatial_mean(self, node, where: str, dim, keepdim: bool) -> None:
         """``x.mean((2, 3))`` of a batch of images: the global average pool,
-        ``AdaptiveAvgPool2d(1)``, then (without ``keepdim``) the flatten to a vector."""
+        ``AdaptiveAvgPool2d(1)``, then (without ``keepdim``) the flatten to a vector; the mean
+        over channels, ``x.mean(1, keepdim=True)``: :meth:`over_channels`."""
+        if _channels(dim):
+            return self.over_channels(node, where, "mean", keepdim)
         if not _height_and_width(dim):
             raise UnsupportedOp("mean", where, f"dim={dim!r} on a (channels, height, width) "
                                                f"image; only the mean over height and width, "
@@ -204,6 +213,8 @@ class PoolReaders:
         ``keepdim``, the flatten to a vector."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
         c, h, w = self.shape(node.args[0])
+        if name == "sum" and _channels(a["dim"]):
+            return self.over_channels(node, where, "sum", a["keepdim"])
         if not _height_and_width(a["dim"]):
             raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, height, width) "
                                              f"image; only over its height and width, "
@@ -211,6 +222,18 @@ class PoolReaders:
         base = self.name(node)
         ops = _reduce_ops(name, where, base, (c, h, w), a["keepdim"])
         self.chain(node, base, self.value(node.args[0], where), ops)
+
+    def over_channels(self, node, where: str, name: str, keepdim: bool) -> None:
+        """``x.mean(1, keepdim=True)`` or ``x.sum(1, keepdim=True)`` of images (a spatial
+        attention's channel pool): a 1 x 1 conv into one channel of weights ``1 / C`` (or 1).
+        Without ``keepdim`` it is an ``(H, W)`` map, which no op reads as an image: refused."""
+        c = self.shape(node.args[0])[0]
+        if not keepdim:
+            raise UnsupportedOp(name, where, f"dim=1 of a ({c}, height, width) image without "
+                                             f"keepdim; keepdim=True keeps it a (1, height, "
+                                             f"width) image")
+        w = np.full((1, c, 1, 1), 1.0 / c if name == "mean" else 1.0)
+        self.unary(node, where, lambda n: ir.Conv2d(n, w, np.zeros(1)))
 
     def pixels_reduce(self, node, where: str, name: str, v) -> None:
         """``x.view(b, c, -1)`` (``x.flatten(2)``) of an image (``v``, a
