@@ -27,7 +27,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 from .fold_cat import gather
-from .trace_ops import call_args
+from .trace_ops import call_args, torch_shape
 
 __all__ = ["ChannelReaders", "ChannelView"]
 
@@ -95,12 +95,6 @@ def _crops(name: str, c: int, cut: list[int]) -> list:
         ops.append(ir.Conv2d(f"{name}.crop{len(ops)}", w, np.zeros(c), groups=c, exact=True))
         cut = [cut[0] - t, cut[1] - b, cut[2] - lft, cut[3] - r]
     return ops
-
-
-def _meta(node) -> tuple:
-    """``node``'s per-sample shape as PyTorch has it."""
-    meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
-    return tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
 
 
 _PER_PIXEL = ("layer_norm", "linear", "gelu", "relu", "relu6", "silu", "sigmoid", "tanh",
@@ -266,8 +260,8 @@ class ChannelReaders:
             return True
         if getattr(node, "target", None) == "permute" or not hasattr(node, "all_input_nodes"):
             return False
-        hw = _meta(node)[:2]
-        if len(_meta(node)) == 3 and any(len(_meta(a)) == 3 and _meta(a)[:2] == hw
+        hw = torch_shape(node)[:2]
+        if len(torch_shape(node)) == 3 and any(len(torch_shape(a)) == 3 and torch_shape(a)[:2] == hw
                                          and self.pixel_rows(a) for a in node.all_input_nodes):
             self.pixels.add(node)
             return True

@@ -30,7 +30,7 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold_pools import LinePool
 from .trace_attention import Results
-from .trace_ops import call_args, last_axis
+from .trace_ops import call_args, last_axis, torch_shape
 
 __all__ = ["LineReaders"]
 
@@ -70,8 +70,7 @@ class LineReaders:
     def shape(self, node) -> tuple:
         """``node``'s per-sample shape as the IR holds it: a line's ``(C, L)`` as ``(C, 1,
         L)``."""
-        meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
-        shape = tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
+        shape = torch_shape(node)
         if len(shape) == 3 and self.pixel_rows(node):   # (H, W, C) as (H W, C)
             return (shape[0] * shape[1], shape[2])
         return (shape[0], 1, shape[1]) if node in self.lines and len(shape) == 2 else shape

@@ -55,6 +55,12 @@ def block_diagonal(w: np.ndarray, groups: int) -> np.ndarray:
     return dense
 
 
+def torch_shape(node) -> tuple:
+    """fx ``node``'s per-sample shape as PyTorch has it (``()`` without one)."""
+    meta = node.meta.get("tensor_meta") if hasattr(node, "meta") else None
+    return tuple(meta.shape[1:]) if hasattr(meta, "shape") else ()
+
+
 def np_of(t) -> np.ndarray:
     return t.detach().to("cpu").double().numpy().copy()
 

@@ -37,7 +37,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 from .fold import BatchNorm, Relu
-from .trace_ops import call_args, np_of, pair
+from .trace_ops import block_diagonal, call_args, np_of, pair
 
 __all__ = ["UpsampleReaders", "with_writers"]
 
@@ -112,7 +112,7 @@ class UpsampleReaders:
                 raise UnsupportedOp("ConvTranspose2d attribute", where, f"kernel_size={k}, "
                                     f"stride={s}, padding={p}, output_padding={op} over "
                                     f"{n} {('rows', 'columns')[axis]} into {size}: {got}")
-        w = phase_weights(_dense(np_of(m.weight), m.groups), f, [a[0] for a in axes])
+        w = phase_weights(block_diagonal(np_of(m.weight), m.groups), f, [a[0] for a in axes])
         bias = np_of(m.bias) if m.bias is not None else np.zeros(m.out_channels)
         (_, top, bottom), (_, left, right) = axes
         self._through_conv(node, where, w, np.repeat(bias, f * f), f,
@@ -213,19 +213,6 @@ def phase_weights(w, f: int, taps) -> np.ndarray:
             if t >= 0 and r >= 0:
                 out[:, a, b, :, u, v] = w[:, :, t, r].T
     return out.reshape(cout * f * f, cin, *out.shape[4:])
-
-
-def _dense(w: np.ndarray, groups: int) -> np.ndarray:
-    """A grouped transposed conv's weights (``Cin x Cout / groups x kh x kw``) as the dense
-    one's, zero between the groups (a depthwise one's: a diagonal)."""
-    if groups == 1:
-        return w
-    cin, cog = w.shape[:2]
-    dense = np.zeros((cin, cog * groups, *w.shape[2:]))
-    cig = cin // groups
-    for g in range(groups):
-        dense[g * cig:(g + 1) * cig, g * cog:(g + 1) * cog] = w[g * cig:(g + 1) * cig]
-    return dense
 
 
 def _identity(name: str, c: int, src: str) -> ir.Conv2d:
