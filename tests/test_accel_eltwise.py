@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from rtl_checks import int8 as _int8
+from test_accel_mul import random_mul
 
 from hwaccel.generators.accel import PRESETS, ActTensor, Cause, Op, ProgramBuilder, run_program
 from hwaccel.generators.accel.avg_view import avg_fields, avg_parts
@@ -366,9 +367,9 @@ def test_rtl_watchdog_covers_the_unit(tiny, seed):
 
 @pytest.mark.parametrize("stage", [False, True], ids=["one_stage", "add_product_stage"])
 def test_rtl_shared_lane_products_under_lut_multipliers(seed, stage):
-    """Under ``lut_multipliers`` AVGPOOL's lane multipliers take the ADD's first word too
-    (:mod:`hwaccel.generators.accel.elt_products`): programs that switch between ADD and
-    AVGPOOL jobs back to back stay bit-exact, every counter equal to the model. With
+    """Under ``lut_multipliers`` AVGPOOL's lane multipliers take the ADD's (and MUL's) first
+    word too (:mod:`hwaccel.generators.accel.elt_products`): programs that switch between ADD,
+    MUL and AVGPOOL jobs back to back stay bit-exact, every counter equal to the model. With
     ``add_product_stage`` the second word's products are a cycle later and taken a cycle
     later: the same outputs and the same cycles."""
     cfg = TINY.with_(lut_multipliers=True, add_product_stage=stage)
@@ -376,8 +377,8 @@ def test_rtl_shared_lane_products_under_lut_multipliers(seed, stage):
     with HarnessHost.of(cfg) as host:
         for trial in range(12):
             b = ProgramBuilder(cfg)
-            outs = [(_random_add(b, rng) if (trial + i) % 2 else _random_avg(b, rng, cfg))
-                    for i in range(4)]
+            makers = (_random_add, lambda b, r: _random_avg(b, r, cfg), random_mul)
+            outs = [makers[(trial + i) % 3](b, rng) for i in range(4)]
             b.done()
             gold = run_program(cfg, b.act, b.wgt, b.commands)
             host.load(b)

@@ -1,4 +1,5 @@
-"""Element-wise operators: the residual ADD's requantizer and the exact int8 average."""
+"""Element-wise operators: the residual ADD's requantizer, the product MUL's and the exact int8
+average."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .core import INT8, MULT_BITS, IntFormat, _is_tensor, saturate
 
 __all__ = [
     "ADD_SHIFT_MAX", "AddRequant", "add_params", "add_requantize", "add_error_bound",
+    "MUL_SHIFT_MAX", "mul_shift", "mul_requantize",
     "AVG_MAX_WINDOW", "AVG_MULT_BITS", "AVG_SHIFT_MAX", "avg_params", "average",
     "average_with",
 ]
@@ -108,6 +110,47 @@ def add_requantize(a, b, p: AddRequant, *, relu: bool = False, fmt: IntFormat = 
         return saturate(torch.bitwise_right_shift(y, s), fmt, relu=relu)
     y = np.asarray(a, dtype=np.int64) * ma + np.asarray(b, dtype=np.int64) * mb
     return saturate((y + (1 << (s - 1))) >> s, fmt, relu=relu)
+
+
+# The element-wise product MUL. Two int8 tensors at scales ``s_a``, ``s_b`` multiply into one at
+# ``s_y = s_a * s_b * 2**S``: ``y = saturate((a * b + 2**(S-1)) >> S)``, rounded half up. The
+# requantizer is a shift alone, so the product needs one multiply a lane (``a x b``, on the
+# ADD's multipliers) and no second one in series; the cost is that ``s_y`` is a power-of-two
+# multiple of ``s_a * s_b``, at most twice the scale a free multiplier would give (one bit of
+# the output's range). Where the product's range is its operands' -- a gate in [0, 1] times a
+# map (squeeze-and-excitation, GLU), or ``x * x`` -- ``S = 7`` fits it to within 1/127.
+
+#: Largest shift of a MUL: the ADD's (one command field). ``|a * b| <= 2**14``, so a shift
+#: past 15 gives 0 and :func:`mul_shift` stays below 16.
+MUL_SHIFT_MAX = ADD_SHIFT_MAX
+
+
+def mul_shift(ratio: float) -> int:
+    """The MUL's shift ``S`` for ``ratio = s_y / (s_a * s_b)`` (the scale the output needs over
+    the operands' product): the least ``S >= 1`` with ``2**S >= ratio`` (so the output's scale
+    covers its range), at most 15."""
+    r = float(ratio)
+    if not (r > 0 and math.isfinite(r)):
+        raise ValueError(f"ratio must be a positive finite number, not {ratio!r}")
+    return min(max(1, math.ceil(math.log2(r) - 1e-12)), 15)
+
+
+def mul_requantize(a, b, shift: int, *, relu: bool = False, fmt: IntFormat = INT8):
+    """``saturate((a * b + 2**(S-1)) >> S)``: the element-wise product, rounded half up (ReLU
+    folded into the saturation bounds). ``a`` and ``b`` are int8 values of the same kind and
+    shape (Python ints, numpy arrays or torch tensors)."""
+    if not (isinstance(shift, int) and not isinstance(shift, bool) and 1 <= shift <= MUL_SHIFT_MAX):
+        raise ValueError(f"shift must be an integer in [1, {MUL_SHIFT_MAX}], not {shift!r}")
+    r = 1 << (shift - 1)
+    if isinstance(a, (int, np.integer)) and isinstance(b, (int, np.integer)):
+        return saturate((int(a) * int(b) + r) >> shift, fmt, relu=relu)
+    if _is_tensor(a):
+        import torch
+
+        y = a.to(torch.int64) * b.to(torch.int64) + r
+        return saturate(torch.bitwise_right_shift(y, shift), fmt, relu=relu)
+    y = np.asarray(a, dtype=np.int64) * np.asarray(b, dtype=np.int64)
+    return saturate((y + r) >> shift, fmt, relu=relu)
 
 
 # Average pooling. ``average(total, n)`` is the int8 mean of ``n`` int8 values whose sum is

@@ -220,6 +220,8 @@ class Accelerator(wiring.Component):
                      elt.avg.eq(proc.job_avg), elt.src.eq(proc.job_src),
                      elt.count.eq(proc.job_src_count), elt.args.eq(proc.job_elt),
                      elt.rdata.eq(act_rd.data), elt.rnext.eq(act.rnext)]
+        if cfg.elt_mul:
+            m.d.comb += elt.mul.eq(proc.job_mul)
         # Weights, then requantizers, from one in-order read stream (depthwise: each channel
         # group's ``dw_words`` weight beats, then its ``dw_beats`` requantizers, in turn).
         to_weights = Signal(name="to_weights")   # a register: :func:`.job_io.weight_split`

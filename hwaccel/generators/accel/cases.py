@@ -345,7 +345,8 @@ def _random_eltwise(b: ProgramBuilder, rng, cur: ActTensor, kind: str, fresh) ->
 def _eltwise_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
     """ADD and AVGPOOL faults: empty or unshifted ADD, a second source past the scratchpad,
     a destination inside a source (either of an ADD's), an AVGPOOL whose output size is not
-    the floor, a window or block count past the unit's limits."""
+    the floor, a window or block count past the unit's limits; an unshifted MUL, a MUL gate
+    past the scratchpad or around its destination (or, without ``elt_mul``, any MUL)."""
     out = {}
     p = {"src2": 0, "mult_a": 3, "mult_b": 5, "shift": 4, "relu": 0}
     b, x, y = start()
@@ -388,4 +389,15 @@ def _eltwise_faults(cfg: AccelConfig, start) -> dict[str, tuple]:
                      avg={**v, "width": side, "height": k, "kw": side, "kh": k,
                           "out_width": 1, "out_height": 1}))
         out["shape_avg_window"] = (b, Cause.SHAPE, 1)
+    # MUL's gate of n = 2 words reads 3 at src2 (faults a 1-word same-shape read would not)
+    mul = {**p, "mult_a": 0, "mult_b": 2}
+    cases = ((("shape_mul_shift0", Cause.SHAPE, {"shift": 0}, 0),
+              ("address_mul_gate", Cause.ADDRESS, {"src2": cfg.act_depth - 2}, 0),
+              ("address_mul_dst_inside_gate", Cause.ADDRESS, {}, 2)) if cfg.elt_mul
+             else (("illegal_mul", Cause.ILLEGAL_OPCODE, {}, 0),))
+    for name, cause, fields, dst in cases:
+        b, x, y = start()
+        b.raw(encode(cfg, Op.MUL, src=x.addr, dst=x.addr + dst if dst else y.addr, count=1,
+                     add={**mul, "src2": x.addr, **fields}))
+        out[name] = (b, cause, 1)
     return out

@@ -19,7 +19,7 @@ from .attn_checks import ATTN_UNIT_OPS, attn_checks
 from .beats import to_words, whole_words
 from .config import AccelConfig
 from .eltwise_checks import elt_checks
-from .isa import ELT_OPS, Op
+from .isa import Op, elt_ops
 from .lstm_checks import lstm_checks, lstm_words
 
 __all__ = ["command_checks"]
@@ -115,7 +115,7 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
     lstm = lstm_checks(m, cmd, cfg, calc=calc, le=le) if cfg.lstm is not None else None
     attn = attn_checks(m, cmd, cfg, calc=calc, le=le) if cfg.attention is not None else None
     ops = ((Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
-           + ELT_OPS + (ATTN_UNIT_OPS if attn is not None else ()))
+           + elt_ops(cfg) + (ATTN_UNIT_OPS if attn is not None else ()))
     with m.If(calc):
         m.d.sync += [room_src.eq(ad - cmd.src), room_dst.eq(ad - cmd.dst),
                      room_wgt.eq(wd - cmd.wgt),

@@ -77,6 +77,12 @@ class AccelConfig:
         products of the byte's two halves (:func:`.elt_products.staged_product`), a stage more
         taken where the tail needs that word a cycle later anyway: outputs and cycles are the
         same. Off by default, so every preset's netlist is the one it was.
+    elt_mul : bool
+        The element-wise unit runs MUL too, the product of two tensors (or of a map and one
+        pixel's channels, a squeeze-and-excitation gate), on the ADD's multipliers and
+        pipeline (:mod:`.isa`): a multiplier operand register a lane of each word more, and
+        the gate's pointer. Without it MUL is ILLEGAL_OPCODE. Off on the placed ECP5 presets,
+        so their netlists are the ones placed.
     end_stage : bool
         A job's end (``done``: a gate after the running unit's handshakes) goes into the
         ``ended`` register only; the job's flags (``active`` and the kind registers, whose
@@ -100,6 +106,7 @@ class AccelConfig:
     avg_max_window: int = 1024
     lut_multipliers: bool = False
     add_product_stage: bool = False
+    elt_mul: bool = False
     end_stage: bool = False
     name: str = "custom"
 
@@ -155,6 +162,7 @@ class AccelConfig:
         check_bool("lut_multipliers", self.lut_multipliers)
         check_bool("add_product_stage", self.add_product_stage)
         check_bool("end_stage", self.end_stage)
+        check_bool("elt_mul", self.elt_mul)
         if self.add_product_stage and not self.lut_multipliers:
             raise ValueError("add_product_stage needs lut_multipliers: without it the ADD's "
                              "products are DSP blocks, registered inside")
@@ -269,7 +277,7 @@ PRESETS: dict[str, AccelConfig] = {
                     act_depth=2048, wgt_depth=512, psum_depth=16, prog_depth=64,
                     watchdog=2048, avg_max_blocks=4, avg_max_window=64,
                     lstm=LstmConfig(input_size=6, hidden_size=5, lanes=4, name="accel_tiny"),
-                    name="tiny"),
+                    elt_mul=True, name="tiny"),
         # The reference CNN on 16 x 16 = 256 MACs; 16 images of 28 x 28 fit the scratchpad.
         # LSTMs up to the reference layer (I = H = 64) on 256 lanes: a weight beat is exactly
         # one weight-scratchpad word (2048 bits), as a conv weight beat is; any smaller I and H
@@ -286,7 +294,7 @@ PRESETS: dict[str, AccelConfig] = {
                     act_depth=32768, wgt_depth=1024, psum_depth=512,
                     lstm=LstmConfig(input_size=64, hidden_size=64, lanes=256,
                                     name="accel_default"),
-                    prog_depth=256, name="default"),
+                    prog_depth=256, elt_mul=True, name="default"),
         # ECP5-85F: 8 x 8 = 64 int8 multipliers plus 8 requantize multipliers stay under its
         # 156 MULT18X18D. Sized for the largest reference model its block RAM holds:
         # MobileNetV1 (VWW): 48 x 48 maps (its 96 x 96 stem runs over im2col patches, 48 x 48

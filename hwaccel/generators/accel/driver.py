@@ -11,77 +11,25 @@ weights. Memory is handed out by bump allocators; the runtime's compiler can do 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ...hdl.pack import pack
-from ...numerics import AddRequant, avg_params
+from ...numerics import avg_params
 from ..conv.layer import ConvLayer, descriptor
-from ..conv.layouts import layer_layout, pack_struct, pool_layer_layout
 from ..conv.plan import plan_layer
 from .avg_view import avg_parts
 from .beats import pad_to_words
+from .command_words import ActTensor, encode
 from .config import AccelConfig
 from .driver_attention import AttentionCommands
-from .isa import Op, command_layout, elt_layout
+from .driver_elt import EltwiseCommands
+from .isa import Op
 
 __all__ = ["ActTensor", "ProgramBuilder", "encode"]
 
 
-@dataclass(frozen=True)
-class ActTensor:
-    """A ``channels x height x width`` int8 tensor at word ``addr`` of the scratchpad."""
-
-    addr: int
-    channels: int
-    height: int
-    width: int
-    lanes: int
-
-    @property
-    def groups(self) -> int:
-        return math.ceil(self.channels / self.lanes)
-
-    @property
-    def words(self) -> int:
-        return self.height * self.width * self.groups
-
-
-def encode(cfg: AccelConfig, op: int, *, desc: dict | None = None, pool: dict | None = None,
-           src: int = 0, dst: int = 0, wgt: int = 0, count: int = 0, kw: int = 0,
-           nb: int = 0, add: dict | None = None, avg: dict | None = None,
-           lstm: dict | None = None, attn: dict | None = None,
-           fuse: dict | None = None) -> int:
-    """One command word; ``desc``/``pool`` are the conv/max-pool descriptor fields, ``kw``/``nb``
-    a GEMM's words per row of A and blocks per row of C, ``add``/``avg`` the ADD/AVGPOOL
-    fields, ``lstm`` the LSTM's ``{input_size, hidden_size}``, ``attn`` the attention commands'
-    fields (:mod:`.isa`)."""
-    conv = cfg.conv
-    d = pack_struct(layer_layout(conv), desc) if desc else 0
-    p = pack_struct(pool_layer_layout(conv.pool_config), pool) if pool else 0
-    elt = elt_layout(cfg)
-    e = (pack_struct(elt["add"].shape, add) if add else 0) | (
-        pack_struct(elt["avg"].shape, avg) if avg else 0)
-    fields = {"op": int(op), "desc": d, "pool": p, "src": src, "dst": dst, "wgt": wgt,
-              "count": count, "kw": kw, "nb": nb, "elt": e}
-    if lstm and cfg.lstm is None:
-        raise ValueError(f"{cfg.slug} has no LSTM cell, so its commands have no lstm field")
-    if cfg.lstm is not None:
-        fields["lstm"] = pack_struct(command_layout(cfg)["lstm"].shape, lstm) if lstm else 0
-    if attn and cfg.attention is None:
-        raise ValueError(f"{cfg.slug} has no attention units, so its commands have no attn field")
-    if cfg.attention is not None:
-        fields["attn"] = pack_struct(command_layout(cfg)["attn"].shape, attn) if attn else 0
-    if fuse and cfg.attention is None:
-        raise ValueError(f"{cfg.slug} has no attention units, so a GEMM has no fuse field "
-                         f"(no fused GELU)")
-    if cfg.attention is not None:
-        fields["fuse"] = pack_struct(command_layout(cfg)["fuse"].shape, fuse) if fuse else 0
-    return pack_struct(command_layout(cfg), fields)
-
-
-class ProgramBuilder(AttentionCommands):
+class ProgramBuilder(EltwiseCommands, AttentionCommands):
     """Builds a program and the memory images it runs on.
 
     Parameters
@@ -320,25 +268,6 @@ class ProgramBuilder(AttentionCommands):
         out = self.alloc(x.channels, x.height // 2, x.width // 2)
         pool = {"width": x.width, "height": x.height, "blocks": x.groups, "enable": 1}
         self.commands.append(encode(self.cfg, Op.MAXPOOL, pool=pool, src=x.addr, dst=out.addr))
-        return out
-
-    def add(self, a: ActTensor, b: ActTensor, p: AddRequant, *, relu: bool = False
-            ) -> ActTensor:
-        """ADD: ``add_requantize(a, b, p)`` (:func:`hwaccel.numerics.add_requantize`) of two
-        tensors of one shape, element by element; returns a new tensor of that shape."""
-        if not isinstance(p, AddRequant):
-            raise TypeError(f"p must be an AddRequant (numerics.add_params), not {p!r}")
-        for name, t in (("a", a), ("b", b)):
-            if not isinstance(t, ActTensor):
-                raise TypeError(f"{name} must be an ActTensor, not {t!r}")
-        if (a.channels, a.height, a.width) != (b.channels, b.height, b.width):
-            raise ValueError(f"add needs two tensors of one shape, not {a.channels}x{a.height}x"
-                             f"{a.width} and {b.channels}x{b.height}x{b.width} (CxHxW)")
-        out = self.alloc(a.channels, a.height, a.width)
-        fields = {"src2": b.addr, "mult_a": p.multiplier_a, "mult_b": p.multiplier_b,
-                  "shift": p.shift, "relu": int(bool(relu))}
-        self.commands.append(encode(self.cfg, Op.ADD, src=a.addr, dst=out.addr, count=a.words,
-                                    add=fields))
         return out
 
     def avgpool(self, x: ActTensor, kh: int, kw: int) -> ActTensor:

@@ -1,6 +1,7 @@
-"""The element-wise unit: the residual ADD and average pooling, off the activation scratchpad.
+"""The element-wise unit: the residual ADD, the product MUL and average pooling, off the
+activation scratchpad.
 
-It runs one ADD or AVGPOOL job at a time (:mod:`.isa` documents both commands) and talks to the
+It runs one ADD, MUL or AVGPOOL job at a time (:mod:`.isa` documents both commands) and talks to the
 scratchpad directly: it drives the read port's address while its job runs, registers the words
 read (the block RAM's output goes into flip-flops and nothing else) and hands each result word
 to the write port. It never waits -- the read port is its own for the job and the write
@@ -16,6 +17,11 @@ port takes a word every cycle -- so it needs no FIFO, and its timing is a formul
   cycles of the job
   (``2 * ceil(count / 2)`` reads; an odd count's last pair has one word and so one result cycle
   less).
+* MUL (``AccelConfig.elt_mul``): the ADD's reads, pipeline and cycles, each multiplier's
+  operand a lane of ``a``'s word in place of ``mult_b`` (``a``'s pair is in the datapath's word
+  registers when ``b``'s is read, so the operand register takes it then) and 0 in place of
+  ``mult_a``: ``0 + a x b``, rounded and shifted. A gate pixel's ``b`` (``mult_b = n``)
+  is read at ``src2`` plus its offset in the pixel, which steps by a pair and wraps at ``n``.
 * AVGPOOL: two set-up cycles (the address steps ``kw x blocks``, ``width x blocks`` and
   ``kh x width x blocks``, one multiply each), then one read a cycle in window order -- a window
   row of ``kw x blocks`` consecutive words, the next row ``width x blocks`` further on -- each
@@ -53,6 +59,7 @@ from ...impl.yosys import DSP_ATTR
 from ...numerics import MULT_BITS
 from ..conv.rw import data_register
 from .config import AccelConfig
+from .elt_gate import gate_pointer
 from .elt_products import SharedLaneProducts, avg_fits_a_block, shares_lane_products, staged_product
 from .elt_tail import Tails
 from .isa import elt_layout
@@ -83,6 +90,7 @@ class Eltwise(wiring.Component):
     -------
     start : ``In(1)``               begin the job (a pulse, while idle)
     avg : ``In(1)``                 the job is an AVGPOOL (else an ADD)
+    mul : ``In(1)``                 (with ``elt_mul``) the job is a MUL
     src : ``In``, count : ``In``    first word of ``a`` (ADD) or of the map (AVGPOOL); ADD words
     args : ``In(elt_layout)``       the command's ``elt`` fields; held while the job runs
     addr : ``Out``, rdata : ``In``  the scratchpad's read port (data one cycle after address,
@@ -106,6 +114,7 @@ class Eltwise(wiring.Component):
             "rdata": In(cfg.act_bits), "rnext": In(cfg.act_bits),
             "result_valid": Out(1), "result": Out(cfg.act_bits),
             "busy": Out(1), "moved": Out(1),
+            **({"mul": In(1)} if cfg.elt_mul else {}),
         })
 
     def elaborate(self, platform):
@@ -122,6 +131,11 @@ class Eltwise(wiring.Component):
         m.d.sync += res_valid.eq(0)
         with m.If(self.start):
             m.d.sync += mode_avg.eq(self.avg)
+        mode_mul = None
+        if cfg.elt_mul:
+            mode_mul = Signal()
+            with m.If(self.start):
+                m.d.sync += mode_mul.eq(self.mul)
         # The job's pointers and counters load while the unit does not issue (ADD) or in the
         # first set-up cycle (AVGPOOL), not on ``start``: the processor's job fields hold from
         # before ``start`` until RIPE cycles after it (.tiling), and ``start`` is at the end of
@@ -137,7 +151,8 @@ class Eltwise(wiring.Component):
         share = shares_lane_products(cfg)
         shared = SharedLaneProducts(m, cfg, platform, mode_avg) if share else None
         tails = Tails(m, res, res_valid, mode_avg if share else None)
-        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, tails, rd, rn, shared)
+        pipe_add = self._add(m, platform, issuing & ~mode_avg, ~issuing, tails, rd, rn, shared,
+                             mode_mul)
         pipe_avg = self._avg(m, platform, issuing & mode_avg, setup, tails, rd, shared)
         tail = [tails.shared("elt_r")] if share else []      # its busy bit
         with m.If(self.start):
@@ -156,9 +171,10 @@ class Eltwise(wiring.Component):
                          issuing, setup != 0, pipe_add.busy, pipe_avg.busy, *tail, res_valid]))]
         return m
 
-    def _add(self, m, platform, issue, load, tails, rd, rn, shared):
+    def _add(self, m, platform, issue, load, tails, rd, rn, shared, mode_mul):
         """ADD: read two words of ``a``, then the same two of ``b``; ``a * mult_a``;
-        ``+ b * mult_b``; round, shift, clamp the first word, then the second."""
+        ``+ b * mult_b``; round, shift, clamp the first word, then the second. With
+        ``mode_mul`` (a MUL job) ``0 * 0`` then ``+ b * a``."""
         cfg, p = self.config, self.args.add
         lanes = cfg.lanes
         a_ptr, b_ptr = Signal(range(cfg.act_depth)), Signal(range(cfg.act_depth))
@@ -177,10 +193,13 @@ class Eltwise(wiring.Component):
         with m.If(load):
             m.d.sync += [a_ptr.eq(self.src), b_ptr.eq(p.src2), left.eq(self.count), ph.eq(0),
                          a_up.eq((self.src + 1) >> 1), b_up.eq((p.src2 + 1) >> 1)]
+        b_step = [b_ptr.eq(b_ptr + 2), b_up.eq(b_up + 1)]
+        if mode_mul is not None:
+            b_step = gate_pointer(m, self.args.add, self.mul, load, b_ptr, b_up)
         with m.If(issue):
             m.d.sync += ph.eq(~ph)
             with m.If(ph):
-                m.d.sync += [b_ptr.eq(b_ptr + 2), b_up.eq(b_up + 1), left.eq(left - 2)]
+                m.d.sync += [*b_step, left.eq(left - 2)]
                 m.d.comb += stop.eq(left <= 2)
             with m.Else():
                 m.d.sync += [a_ptr.eq(a_ptr + 2), a_up.eq(a_up + 1)]
@@ -202,6 +221,17 @@ class Eltwise(wiring.Component):
         # feeds the multiplier directly: the choice was on 85e3ccd's placed critical path.
         mult = Signal.like(p.mult_a, name="add_mult")
         m.d.sync += mult.eq(Mux(read_b, p.mult_b, p.mult_a))
+        operands = None
+        if mode_mul is not None:
+            # MUL: a register a lane of each word, taking ``a``'s lane as ``b``'s pair is read
+            # (``a``'s is then in ``words``), else 0; an ADD's ``mult`` as before.
+            operands = [[Signal(signed(MULT_BITS + 1), name=f"mul_op{j}_{i}")
+                         for i in range(lanes)] for j in range(2)]
+            for j, w in enumerate(words):
+                for i, o in enumerate(operands[j]):
+                    lane = Mux(read_b, w[8 * i: 8 * i + 8].as_signed(), 0)
+                    add = Cat(Mux(read_b, p.mult_b, p.mult_a), Const(0, 1)).as_signed()
+                    m.d.sync += o.eq(Mux(mode_mul, lane, add))
         # Each product is registered at the multiplier's inputs and output (on ECP5 the
         # MULT18X18D's own registers, :func:`hwaccel.hdl.dsp.registered_product`), so no path
         # both multiplies and adds: through the block's combinational multiply into the add was
@@ -216,7 +246,8 @@ class Eltwise(wiring.Component):
         staged = cfg.add_product_stage
 
         def product(j, i, w):
-            a, b = Cat(mult, Const(0, 1)).as_signed(), w[8 * i: 8 * i + 8].as_signed()
+            b = w[8 * i: 8 * i + 8].as_signed()
+            a = Cat(mult, Const(0, 1)).as_signed() if operands is None else operands[j][i]
             if shared is not None and j == 0:
                 return shared.add(i, a, b)
             if staged and j == 1:

@@ -1,5 +1,5 @@
-"""The shape and range checks of ADD and AVGPOOL, the processor's (RTL) and the golden model's,
-and the golden model's arithmetic of both (:func:`elt_golden`).
+"""The shape and range checks of ADD, MUL and AVGPOOL, the processor's (RTL) and the golden
+model's, and the golden model's arithmetic of all three (:func:`elt_golden`).
 
 Both sides sit in this file so they cannot drift. As for the other commands, a shape the unit
 cannot run is a SHAPE fault and a range past the scratchpad an ADDRESS fault, checked before
@@ -20,15 +20,15 @@ from types import SimpleNamespace
 import numpy as np
 from amaranth.hdl import Const, Mux, Signal
 
-from ...numerics import AVG_SHIFT_MAX, AddRequant, add_requantize, average_with
+from ...numerics import AVG_SHIFT_MAX, AddRequant, add_requantize, average_with, mul_requantize
 from .config import AccelConfig
 from .isa import Op
 
-__all__ = ["elt_checks", "elt_golden_check", "elt_golden"]
+__all__ = ["elt_checks", "elt_golden_check", "elt_golden", "mul_b_words"]
 
 
 def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
-    """The processor's checks of ADD/AVGPOOL command ``cmd`` (``le(field, limit)``: the
+    """The processor's checks of ADD/MUL/AVGPOOL command ``cmd`` (``le(field, limit)``: the
     processor's bounded compare). Returns ``mine`` (the command is ADD/AVGPOOL), ``calc``
     (the values the processor registers in CALC for its own range checks: ``in_a x in_b`` words
     read at ``src``, ``out_a x out_b`` written at ``dst``, ``w_a`` weight words, ``ok``), and,
@@ -37,6 +37,15 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     c, ad = cfg.conv, cfg.act_depth
     op, a, v = cmd.op, cmd.elt.add, cmd.elt.avg
     is_add, is_avg = op == Op.ADD, op == Op.AVGPOOL
+    # MUL (with ``elt_mul``) is checked as ADD is; its ``b`` is ``count`` words, or a gate
+    # pixel's ``n + 1`` (``mult_b = n``: :mod:`.isa`), registered in CALC.
+    is_mul = (op == Op.MUL) if cfg.elt_mul else Const(0)
+    pairs = is_add | is_mul if cfg.elt_mul else is_add
+    b_words = cmd.count
+    if cfg.elt_mul:
+        b_words = Signal(range(ad + 2), name="mul_b_words")
+        with m.If(calc):
+            m.d.sync += b_words.eq(Mux(is_mul & (a.mult_b != 0), a.mult_b + 1, cmd.count))
     # ADD: registered in CALC, one add or subtract and compare each (its range checks are
     # read after CHECK: ``src2``'s words past the scratchpad; ``dst`` strictly inside them,
     # ``src2 < dst`` and ``dst - src2 < count``; inside ``src``'s is ``inside``). As one
@@ -51,7 +60,9 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     window = Signal(len(v.kh) + len(v.kw))
     with m.If(calc):
         m.d.sync += [
-            over.eq(a.src2 + cmd.count > ad), above2.eq(cmd.dst > a.src2),
+            over.eq(a.src2 + (cmd.count if not cfg.elt_mul else Mux(
+                is_mul & (a.mult_b != 0), a.mult_b + 1, cmd.count)) > ad),
+            above2.eq(cmd.dst > a.src2),
             gap2.eq(cmd.dst - a.src2),
             ow_kw.eq(v.out_width * v.kw), oh_kh.eq(v.out_height * v.kh), window.eq(v.kh * v.kw),
         ]
@@ -71,22 +82,23 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
                  & (v.height < oh_kh + v.kh) & (window <= cfg.avg_max_window))
 
     def range_bad(inside):   # (an ADD reads ``count`` words at ``src``)
-        add_bad = over | inside | (above2 & (gap2 < cmd.count))
-        return (is_add & add_bad) | (is_avg & inside)
+        add_bad = over | inside | (above2 & (gap2 < b_words))
+        return (pairs & add_bad) | (is_avg & inside)
 
-    return SimpleNamespace(mine=is_add | is_avg, calc=calc_values,
+    return SimpleNamespace(mine=pairs | is_avg, calc=calc_values,
                            shape_ok=~is_avg | avg_shape, range_bad=range_bad)
 
 
 def elt_golden_check(cfg: AccelConfig, c: dict) -> tuple[bool, int, int, bool]:
-    """``(shape ok, words read at src, words written at dst, address bad)`` of a decoded ADD or
-    AVGPOOL command, exactly as the processor decides them."""
+    """``(shape ok, words read at src, words written at dst, address bad)`` of a decoded ADD,
+    MUL or AVGPOOL command, exactly as the processor decides them."""
     ad = cfg.act_depth
     src, dst = c["src"], c["dst"]
-    if c["op"] == Op.ADD:
+    if c["op"] in (Op.ADD, Op.MUL):
         a, n = c["elt"]["add"], c["count"]
         ok = n != 0 and a["shift"] != 0
-        bad = (a["src2"] + n > ad or src < dst < src + n or a["src2"] < dst < a["src2"] + n)
+        nb = a["mult_b"] + 1 if c["op"] == Op.MUL and a["mult_b"] else n   # b's words
+        bad = (a["src2"] + nb > ad or src < dst < src + n or a["src2"] < dst < a["src2"] + nb)
         return ok, n, n, bad
     v, cc = c["elt"]["avg"], cfg.conv
     w, h, kw, kh, ow, oh = (v[k] for k in ("width", "height", "kw", "kh", "out_width",
@@ -100,9 +112,14 @@ def elt_golden_check(cfg: AccelConfig, c: dict) -> tuple[bool, int, int, bool]:
 
 
 def elt_golden(cfg: AccelConfig, act: np.ndarray, c: dict) -> None:
-    """The golden model of an ADD or AVGPOOL command ``c`` (decoded, checked) on ``act``, lane by
-    lane, with :mod:`hwaccel.numerics`' definitions."""
+    """The golden model of an ADD, MUL or AVGPOOL command ``c`` (decoded, checked) on ``act``,
+    lane by lane, with :mod:`hwaccel.numerics`' definitions."""
     src, dst = c["src"], c["dst"]
+    if c["op"] == Op.MUL:
+        a, n = c["elt"]["add"], c["count"]
+        act[dst:dst + n] = mul_requantize(act[src:src + n], act[a["src2"] + mul_b_words(
+            n, a["mult_b"])], a["shift"], relu=bool(a["relu"]))
+        return
     if c["op"] == Op.ADD:
         a, n = c["elt"]["add"], c["count"]
         p = AddRequant(a["mult_a"], a["mult_b"], a["shift"])
@@ -117,3 +134,14 @@ def elt_golden(cfg: AccelConfig, act: np.ndarray, c: dict) -> None:
     total = x[: oh * kh, : ow * kw].reshape(oh, kh, ow, kw, nb, cfg.lanes).sum(axis=(1, 3))
     act[dst:dst + oh * ow * nb] = average_with(total, kh * kw, v["mult"], v["shift"]).reshape(
         -1, cfg.lanes)
+
+
+def mul_b_words(count: int, n: int) -> np.ndarray:
+    """The word of ``b`` (from ``src2``) a MUL of ``count`` words reads for each word of ``a``:
+    word ``i`` itself, or with a gate pixel of ``n > 0`` words, as the unit reads it in pairs --
+    a pair from word ``2j`` takes ``g = 2j mod n`` and ``g + 1``, which is ``n`` (the stored
+    copy of the pixel's first word) at the pixel's end."""
+    i = np.arange(count)
+    if not n:
+        return i
+    return (i - i % 2) % n + i % 2

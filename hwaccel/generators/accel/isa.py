@@ -63,6 +63,19 @@ Commands (one program-memory word each, executed in order)
              activation scratchpad's read port returns two consecutive words (two banks,
              :mod:`.act_banks`), so the unit reads two words of ``a``, then the same two of
              ``b``: one word a cycle, as the write port stores them.
+``MUL``      element-wise product on the element-wise unit (only with ``AccelConfig.elt_mul``;
+             else ILLEGAL_OPCODE): ``count`` words of ``a`` at ``src``, each lane ``y =
+             mul_requantize(a, b, elt.add.shift, relu=elt.add.relu)``
+             (:func:`hwaccel.numerics.mul_requantize`: ``a x b`` rounded and shifted, the
+             output's scale a power-of-two multiple of the operands'), ``count`` words to
+             ``dst``. ``b`` is ``count`` words at ``elt.add.src2`` (the same shape), or with
+             ``elt.add.mult_b = n > 0`` one pixel of ``n`` words at ``src2`` for every pixel of
+             ``a`` (a gate per channel: word ``i`` of ``a`` takes word ``i mod n``), stored as
+             ``n + 1`` words -- the pixel, then its first word again -- since the unit reads
+             ``b`` in pairs as the ADD does and a pair that starts at the pixel's last word
+             takes the word after it. ``elt.add.mult_a`` is unused. The ADD's pipeline, reads
+             and cycles: the multipliers take ``a``'s lanes as the operand ``mult_a`` was and
+             ``b``'s as ``b``'s.
 ``AVGPOOL``  average pool on the element-wise unit: non-overlapping ``kh x kw`` windows with
              stride = window (floor: the last ``width % kw`` columns and ``height % kh`` rows
              are dropped) over a ``width x height`` map of ``blocks`` words per pixel at
@@ -164,7 +177,7 @@ from amaranth.lib import data
 from ..conv.layouts import layer_layout, pool_layer_layout
 
 __all__ = ["Op", "Cause", "Region", "Reg", "COUNTERS", "command_layout", "CONTROL_START",
-           "CONTROL_RESET", "status_fields", "elt_layout", "ELT_OPS"]
+           "CONTROL_RESET", "status_fields", "elt_layout", "ELT_OPS", "elt_ops"]
 
 
 class Op(IntEnum):
@@ -180,6 +193,7 @@ class Op(IntEnum):
     LAYERNORM = 10
     GELU = 11
     MATMUL = 12
+    MUL = 13
 
 
 class Cause(IntEnum):
@@ -246,8 +260,13 @@ def status_fields(word: int) -> dict:
 ELT_OPS = (Op.ADD, Op.AVGPOOL)
 
 
+def elt_ops(cfg) -> tuple[Op, ...]:
+    """The element-wise unit's commands on ``cfg``: ``ELT_OPS``, and MUL with ``elt_mul``."""
+    return ELT_OPS + ((Op.MUL,) if cfg.elt_mul else ())
+
+
 def elt_layout(cfg) -> data.UnionLayout:
-    """The element-wise unit's command fields: ``add`` for ADD, ``avg`` for AVGPOOL."""
+    """The element-wise unit's command fields: ``add`` for ADD (and MUL), ``avg`` for AVGPOOL."""
     from ...numerics import ADD_SHIFT_MAX, AVG_SHIFT_MAX, MULT_BITS
 
     c = cfg.conv

@@ -25,7 +25,7 @@ from .attn_isa import ATTN_OPS, attn_check, attn_cycles, attn_golden
 from .config import AccelConfig
 from .eltwise_checks import elt_golden, elt_golden_check
 from .fuse_model import fused_gelu, run_fused
-from .isa import ELT_OPS, Cause, Op, command_layout
+from .isa import Cause, Op, command_layout, elt_ops
 
 __all__ = ["GoldenResult", "run_program", "decode"]
 
@@ -286,7 +286,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
             pc += 1
             continue
         legal = (Op.CONV, Op.GEMM, Op.MAXPOOL) + ((Op.LSTM,) if cfg.lstm is not None else ())
-        if op in ELT_OPS:   # ADD, AVGPOOL: the element-wise unit
+        if op in elt_ops(cfg):   # ADD, AVGPOOL (and MUL): the element-wise unit
             ok, n_in, n_out, overlap = elt_golden_check(cfg, c)
             if not ok:
                 return result(False, Cause.SHAPE)

@@ -33,7 +33,7 @@ A job's cycles (``conv_busy`` / ``pool_busy`` / ``lstm_busy``) come from the eng
 * LSTM: the cell's load beats (the first x, gathered meanwhile, enters once they are in),
   :func:`hwaccel.generators.lstm.perf.sequence_perf`, and the scatter of the last h into
   ``ceil(H / lanes)`` words, plus ``LSTM_TAIL``;
-* ADD (``eltwise_busy``): one word a cycle (two words a read), ``count + ADD_TAIL``;
+* ADD and MUL (``eltwise_busy``): one word a cycle (two words a read), ``count + ADD_TAIL``;
 * AVGPOOL (``eltwise_busy``): one read per window word, ``AVG_SETUP + out_width x out_height x
   kh x kw x blocks + AVG_TAIL`` (:mod:`.eltwise`);
 * SOFTMAX, LAYERNORM, GELU (``eltwise_busy``) and MATMUL (``conv_busy``; TILE and ISSUEs as a
@@ -181,8 +181,9 @@ def _lstm_job(cfg: AccelConfig, c: dict) -> tuple[int, int]:
 
 
 def eltwise_cycles(c: dict) -> int:
-    """Cycles of the element-wise unit's job for decoded ADD/AVGPOOL command ``c``."""
-    if c["op"] == Op.ADD:
+    """Cycles of the element-wise unit's job for decoded ADD/MUL/AVGPOOL command ``c`` (a MUL
+    runs the ADD's pipeline)."""
+    if c["op"] in (Op.ADD, Op.MUL):
         return c["count"] + ADD_TAIL
     v = c["elt"]["avg"]
     reads = v["out_width"] * v["out_height"] * v["kh"] * v["kw"] * v["blocks"]
@@ -223,7 +224,7 @@ def _write_span(cfg: AccelConfig, c: dict) -> tuple[int, int]:
         from .lstm_checks import lstm_golden_check
 
         n = lstm_golden_check(cfg, c)[2]
-    elif op in (Op.ADD, Op.AVGPOOL):
+    elif op in (Op.ADD, Op.MUL, Op.AVGPOOL):
         n = elt_golden_check(cfg, c)[2]
     elif op == Op.GELU:
         n = c["count"]
@@ -302,7 +303,10 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
             raise ValueError(f"pc {pc}: LSTM on {cfg.slug}, which has no LSTM cell")
         jobs, overhead = 1, overhead + PER_JOB
         busy, load = _lstm_job(cfg, c)
-    elif op in (Op.ADD, Op.AVGPOOL):
+    elif op in (Op.ADD, Op.MUL, Op.AVGPOOL):
+        if op == Op.MUL and not cfg.elt_mul:
+            raise ValueError(f"pc {pc}: MUL on {cfg.slug}, which has no element-wise product "
+                             f"(elt_mul; the program would fault)")
         jobs, overhead = 1, overhead + PER_JOB
         busy = eltwise_cycles(c)
     elif op in ATTN_OPS:   # the ISA's definition: :mod:`.attn_isa`
@@ -322,7 +326,7 @@ def _command(cfg: AccelConfig, pc: int, c: dict, held: list, ahead: bool,
         raise ValueError(f"pc {pc}: opcode {op} is not a command (the program would fault)")
     perf = CommandPerf(pc, Op(op).name, jobs, busy, overhead, overhead + busy, load, slots,
                        stalls, **dict(zip(EVENTS, command_events(cfg, c, load))))
-    single = op in (Op.MAXPOOL, Op.LSTM, Op.ADD, Op.AVGPOOL) or op in ATTN_OPS[:3]
+    single = op in (Op.MAXPOOL, Op.LSTM, Op.ADD, Op.MUL, Op.AVGPOOL) or op in ATTN_OPS[:3]
     return perf, ((busy if single else last_b), idle)
 
 
@@ -347,8 +351,9 @@ def program_perf(cfg: AccelConfig, program: list[int], *, start_pc: int = 0) -> 
         pc += 1
     busy = {"conv_busy": 0, "pool_busy": 0, "lstm_busy": 0, "eltwise_busy": 0}
     key = {"CONV": "conv_busy", "GEMM": "conv_busy", "MAXPOOL": "pool_busy", "LSTM": "lstm_busy",
-           "ADD": "eltwise_busy", "AVGPOOL": "eltwise_busy", "MATMUL": "conv_busy",
-           "SOFTMAX": "eltwise_busy", "LAYERNORM": "eltwise_busy", "GELU": "eltwise_busy"}
+           "ADD": "eltwise_busy", "MUL": "eltwise_busy", "AVGPOOL": "eltwise_busy",
+           "MATMUL": "conv_busy", "SOFTMAX": "eltwise_busy", "LAYERNORM": "eltwise_busy",
+           "GELU": "eltwise_busy"}
     for cmd in out:
         if cmd.op in key:
             busy[key[cmd.op]] += cmd.busy

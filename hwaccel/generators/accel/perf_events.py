@@ -10,7 +10,7 @@
   fused ADD reads the residual of every result word of every job (a partial K tile's too);
 * MAXPOOL: ``width x height x blocks`` read, a quarter of the pixels written;
 * LSTM: ``ceil(I / lanes)`` words of x read and ``ceil(H / lanes)`` of h written a step;
-* ADD: ``2 x ceil(count / 2)`` reads (a pair of ``a``, then the same pair of ``b``), each two
+* ADD, MUL: ``2 x ceil(count / 2)`` reads (a pair of ``a``, then the same pair of ``b``), each two
   words from the two banks; ``count`` written. AVGPOOL: a word read per window word, one
   written per output pixel and block;
 * SOFTMAX, LAYERNORM: ``rows x ceil(n / lanes)`` words read and written; GELU: ``rows``;
@@ -82,7 +82,7 @@ def command_events(cfg, c: dict, load: int) -> tuple[int, int, int]:
 
         gx, gh, _ = lstm_words(cfg, c["lstm"]["input_size"], c["lstm"]["hidden_size"])
         return c["count"] * gx, c["count"] * gh, load
-    if op == Op.ADD:
+    if op in (Op.ADD, Op.MUL):
         return 4 * _words(c["count"], 2), c["count"], load
     if op == Op.AVGPOOL:
         v = c["elt"]["avg"]

@@ -77,7 +77,7 @@ __all__ = ["Processor", "JOB_CONV", "JOB_POOL", "JOB_LSTM", "JOB_ELT", "JOB_ATTN
            "JOB_KIND_BITS"]
 
 JOB_CONV, JOB_POOL, JOB_LSTM = 0, 1, 2
-JOB_ELT = 3   # ADD or AVGPOOL on the element-wise unit (``job_elt``, ``job_avg``)
+JOB_ELT = 3   # ADD, MUL or AVGPOOL on the element-wise unit (``job_elt``, ``job_avg``, ...)
 JOB_ATTN = 4  # SOFTMAX, LAYERNORM or GELU on an attention unit (``job_attn``)
 JOB_KIND_BITS = 3   # room for more kinds (5 .. 7)
 STATES = ("IDLE", "FETCH", "DECODE", "CALC", "CHECK", "TILE", "ISSUE", "RUN")
@@ -142,6 +142,7 @@ class Processor(wiring.Component):
                                            cfg.conv.max_groups * cfg.conv.max_blocks,
                                            cfg.conv.dw_words * cfg.conv.dw_groups) + 1)),
             "job_elt": Out(elt_layout(cfg)), "job_avg": Out(1),
+            **({"job_mul": Out(1)} if cfg.elt_mul else {}),
             **matmul_members(cfg),
             "job_done": In(1), "progress": In(1), "watch_last": In(range(cfg.watchdog + 1)),
             "busy": Out(1), "done": Out(1), "error": Out(1), "cause": Out(8), "pc": Out(16),
@@ -300,6 +301,7 @@ class Processor(wiring.Component):
                                               Mux(cop == Op.MAXPOOL, JOB_POOL,
                                                   Mux(cop == Op.LSTM, JOB_LSTM, JOB_CONV))))),
                          self.job_elt.eq(ccmd.elt), self.job_avg.eq(cop == Op.AVGPOOL),
+                         *([self.job_mul.eq(cop == Op.MUL)] if cfg.elt_mul else []),
                          self.job_fab_pixels.eq(chk.pixels_out),
                          self.job_fab_words.eq(d.weight_words),
                          *mm.accept()]
