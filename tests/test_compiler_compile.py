@@ -56,9 +56,9 @@ def test_trace_keeps_the_training_flag():
 class Product(nn.Module):
     def __init__(self):
         super().__init__()
-        self.a = nn.Conv2d(2, 2, 3, padding=1)
+        self.a = nn.Conv2d(2, 1, 3, padding=1)
 
-    def forward(self, x):
+    def forward(self, x):   # a gate of the pixels: (1, H, W) times (2, H, W)
         return self.a(x) * x
 
 
@@ -112,7 +112,7 @@ UNSUPPORTED = [  # model, input, words the error must contain (op, place, attrib
      ["LSTM attribute", "bidirectional"]),
     (nn.Sequential(nn.LSTM(4, 4)), torch.randn(1, 3, 4), ["batch_first=False"]),
     (nn.Sequential(nn.GRU(4, 4, batch_first=True)), torch.randn(1, 3, 4), ["module GRU"]),
-    (Product(), IMG, ["mul of two tensors", "at mul", "only of two functions of one value"]),
+    (Product(), IMG, ["mul of two tensors", "at mul", "a pixel's gate (1, H, W) has no command"]),
     (GetAttr(), torch.randn(1, 4), ["parameter used outside its module", "fc.weight"]),
     (EmbedLater(), torch.randn(1, 4), ["Embedding", "module 'e'", "token-id input"]),
     (nn.Sequential(nn.Linear(4, 4), nn.Softmax(-1), nn.Linear(4, 2)), torch.randn(1, 4),

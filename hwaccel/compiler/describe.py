@@ -74,6 +74,8 @@ def _runs(op, qg: ir.QGraph, cfg: AccelConfig, shapes: dict) -> str:
         parts = gemm_parts(cfg, h * w * -(-c // cfg.lanes), op.w.shape[0])
         return (f"GEMM in {parts} parts of its outputs, a row at a time (its weights exceed the "
                 f"weight scratchpad)" if parts > 1 else "GEMM (whole batch)")
+    if isinstance(op, ir.QMul):
+        return "MUL (after 2 ADDs copying the gate)" if op.gate else "MUL"
     return _RUNS[type(op).__name__]
 
 
@@ -94,6 +96,8 @@ def _scales(op) -> tuple[str, str]:
         return "", f"{op.scale:.4g}"
     if isinstance(op, ir.QAdd):
         return f"{op.s_a:.3g}+{op.s_b:.3g}", f"{op.s_out:.4g}"
+    if isinstance(op, ir.QMul):
+        return f"{op.s_a:.3g}x{op.s_b:.3g}", f"{op.s_out:.4g}"
     if isinstance(op, ir.QAvgPool):
         return f"{op.s:.4g}", f"{op.s:.4g}"
     return "", ""

@@ -213,6 +213,9 @@ def _relu_into(ops: OpTable, value: str, reader, cap: float | None) -> bool:
         ops.replace(dataclasses.replace(op, relu=True,
                                         cap=_tighter(op.cap, cap) if op.relu else cap))
         return True
+    if isinstance(op, ir.Mul) and cap is None:   # a cap: the product's scale is its inputs'
+        ops.replace(dataclasses.replace(op, relu=True))
+        return True
     if isinstance(op, (ir.MaxPool2d, ir.Flatten, ir.DepthToSpace, OverlapPool, ImageOf)):
         return _relu_into(ops, op.inputs[0], op, cap)
     if isinstance(op, Cat):   # a clamp of a concatenation is the concatenation of clamps

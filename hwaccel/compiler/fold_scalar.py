@@ -1,6 +1,7 @@
 """Expressions of a tensor and numbers that are affine maps: ``x * 0.5``, ``x / 6``, ``x + 1``,
 ``(a + b) / 2``, ``2 * x - 1``, any of them under a ReLU or a ReLU6, and clamps between any two
-numbers (``Hardtanh``, ``x.clamp(-1, 1)``) of them.
+numbers (``Hardtanh``, ``x.clamp(-1, 1)``, ``Hardsigmoid``: ``clamp(x / 6 + 1 / 2, 0, 1)``) of
+them.
 
 The tracer reads an expression of a tensor and numbers as a table (:class:`~.ir.Pointwise`,
 which runs on the attention units' GELU unit). One whose value is ``a * x + b`` (``a`` not 0)
@@ -24,10 +25,10 @@ from . import ir
 from .fold import OpTable
 from .fold_affine import channel_affine, feature_affine, join_affines
 
-__all__ = ["affine_tables", "affine_of"]
+__all__ = ["affine_tables", "affine_of", "affine_maps", "map_ops"]
 
 
-def _maps(name: str, form: tuple) -> list | None:
+def affine_maps(name: str, form: tuple) -> list | None:
     """The maps ``(name, a, b, relu, cap)`` of :func:`affine_of`'s ``form`` in order, the last
     named ``name``; None where it is not one (a constant)."""
     if form[0] == "lin":
@@ -53,8 +54,11 @@ def affine_of(tree: tuple) -> tuple | None:
         return "lin", 0.0, float(tree[1])
     if kind == "fn":
         inner = affine_of(tree[3])
-        if inner is None or inner[0] != "lin" or tree[1] not in ("relu", "hardtanh"):
+        if inner is None or inner[0] != "lin" or tree[1] not in ("relu", "hardtanh",
+                                                                 "hardsigmoid"):
             return None
+        if tree[1] == "hardsigmoid":   # relu6(u + 3) / 6 = clamp(u / 6 + 1 / 2, 0, 1)
+            return "clamp", (inner[1] / 6, (inner[2] + 3) / 6, 0.0, 1.0), (1.0, 0.0)
         lo, hi = (0.0, math.inf) if tree[1] == "relu" else (float(v) for v in tree[2])
         return "clamp", (inner[1], inner[2], lo, hi), (1.0, 0.0)
     left, right = affine_of(tree[1]), affine_of(tree[2])
@@ -78,6 +82,18 @@ def affine_of(tree: tuple) -> tuple | None:
     return _scaled(left, 1.0 / right[2], 0.0)   # div: by a number (check_expr)
 
 
+def map_ops(maps: list, shape: tuple, src: str, fresh=lambda name: name) -> list:
+    """The ops of ``maps`` (:func:`affine_maps`) on value ``src`` of per-sample ``shape``:
+    depthwise 1 x 1 convs on an image, diagonal Linears on a vector, each reading the one
+    before (named ``fresh(name)``)."""
+    make, n, out = channel_affine if len(shape) == 3 else feature_affine, shape[0], []
+    for name, a, b, relu, cap in maps:
+        out.append(dataclasses.replace(make(fresh(name), [a] * n, [b] * n, src), relu=relu,
+                                       cap=cap))
+        src = out[-1].name
+    return out
+
+
 def _scaled(form: tuple, k: float, m: float) -> tuple:
     """``k * form + m``."""
     if form[0] == "lin":
@@ -96,16 +112,8 @@ def affine_tables(ops: list, output: str, input_shape: tuple, tokens: bool) -> t
     for op in ops:
         form = affine_of(op.tree()) if isinstance(op, ir.Pointwise) else None
         shape = shapes[op.inputs[0]] if form is not None else ()
-        maps = _maps(op.name, form) if len(shape) in (1, 3) else None
-        if maps is None:
-            out.append(op)
-            continue
-        make = channel_affine if len(shape) == 3 else feature_affine
-        src, n = op.inputs[0], shape[0]
-        for name, a, b, relu, cap in maps:
-            out.append(dataclasses.replace(make(name, [a] * n, [b] * n, src), relu=relu,
-                                           cap=cap))
-            src = name
+        maps = affine_maps(op.name, form) if len(shape) in (1, 3) else None
+        out += [op] if maps is None else map_ops(maps, shape, op.inputs[0])
     if len(out) == len(ops) and all(x is y for x, y in zip(out, ops)):
         return ops, output
     table = OpTable(out, output)

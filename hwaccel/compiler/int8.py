@@ -33,6 +33,7 @@ from ..numerics import (
     average,
     cell_update,
     gate_preactivation,
+    mul_requantize,
     requantize,
     saturate,
     sigmoid_fx,
@@ -135,6 +136,16 @@ def _add(op: ir.QAdd, a, b, tally=None):
     return saturate(exact, relu=op.relu)
 
 
+def _mul(op: ir.QMul, a, b, tally=None):
+    """:func:`hwaccel.numerics.mul_requantize` (a gate broadcasts); with a ``tally``, its
+    clipped values."""
+    if tally is None:
+        return mul_requantize(a, b, op.shift, relu=op.relu)
+    exact = mul_requantize(a, b, op.shift, fmt=INT32)
+    _count(tally, op.name, exact, op.relu)
+    return saturate(exact, relu=op.relu)
+
+
 def _linear(op: ir.QLinear, x, dev, tally=None):
     import torch
 
@@ -195,6 +206,8 @@ def forward(qg: ir.QGraph, x_int, device="cpu", tally: dict | None = None) -> np
                 y = _avgpool(op, x)
             elif isinstance(op, ir.QAdd):
                 y = _add(op, x, more[0], tally)
+            elif isinstance(op, ir.QMul):
+                y = _mul(op, x, more[0], tally)
             elif isinstance(op, ir.QFlatten):
                 y = x.flatten(1)
             elif isinstance(op, ir.QUnflatten):

@@ -10,7 +10,8 @@ without ``inputs`` reads the op before it (or the input): a chain needs no names
 Float IR (:class:`Graph`, made by :mod:`.trace`)
     :class:`Embedding` (token ids in, gathered on the host), :class:`Conv2d` (+ReLU; any
     kernel, per-axis stride, per-side zero padding, dense or depthwise), :class:`MaxPool2d`
-    (2x2, stride 2), :class:`AvgPool2d` (kernel = stride), :class:`Add` (+ReLU),
+    (2x2, stride 2), :class:`AvgPool2d` (kernel = stride), :class:`Add` (+ReLU), :class:`Mul`
+    (+ReLU; of one shape, or a map and a gate pixel),
     :class:`Flatten`, :class:`Unflatten` (a vector as a one-pixel image), :class:`SeqView` (a
     line as a sequence, or back; neither moves data),
     :class:`DepthToSpace` (pixel_shuffle: upsamplings are a 1 x 1 conv into it),
@@ -24,7 +25,8 @@ Float IR (:class:`Graph`, made by :mod:`.trace`)
 
 Quantized IR (:class:`QGraph`, made by :mod:`.quantize`)
     Integer tensors and requantizers only (:class:`QEmbedding`, :class:`QConv` with an optional
-    fused 2x2 max-pool, :class:`QMaxPool`, :class:`QAvgPool`, :class:`QAdd`, :class:`QFlatten`,
+    fused 2x2 max-pool, :class:`QMaxPool`, :class:`QAvgPool`, :class:`QAdd`, :class:`QMul`,
+    :class:`QFlatten`,
     :class:`QUnflatten`, :class:`QSeqView`, :class:`QDepthToSpace`, :class:`QLinear`,
     :class:`QLstm`; the attention ops of :mod:`.ir_attention_q`, which the accelerator runs
     only with attention units): it fully determines its arithmetic. The only floats it holds

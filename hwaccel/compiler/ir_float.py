@@ -10,8 +10,8 @@ import numpy as np
 from ..generators.lstm.model import GateShapes
 
 __all__ = ["Shape", "INPUT", "HEADS", "Embedding", "Conv2d", "MaxPool2d", "AvgPool2d", "Add",
-           "Flatten", "Unflatten", "SeqView", "DepthToSpace", "Linear", "LstmWeights", "LSTM",
-           "pair", "sides", "squash"]
+           "Mul", "Flatten", "Unflatten", "SeqView", "DepthToSpace", "Linear", "LstmWeights",
+           "LSTM", "pair", "sides", "squash"]
 
 
 Shape = tuple[int, ...]
@@ -140,6 +140,23 @@ class Add:
     #: at its inputs' one scale, weights (1, 1): a sum whose int8 result is exact when it is
     #: within int8 (the maxes of :mod:`.fold_pools`), not calibrated
     exact: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Mul:
+    """The element-wise product of its two ``inputs``: of one shape, or with ``gate`` an image
+    ``(C, H, W)`` and a gate ``(C, 1, 1)`` (one pixel: each channel's factor, a
+    squeeze-and-excitation block's), then ReLU if ``relu``. The MUL's requantizer is a shift
+    (:func:`hwaccel.numerics.mul_requantize`)."""
+
+    name: str
+    relu: bool = False
+    inputs: tuple[str, ...] = ()
+    gate: bool = False
+    ARITY = 2
+
+    def out_shape(self, shape, *more):
+        return shape
 
 
 @dataclass(frozen=True, eq=False)

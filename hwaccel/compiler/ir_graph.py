@@ -21,6 +21,7 @@ from .ir_float import (
     Flatten,
     Linear,
     MaxPool2d,
+    Mul,
     SeqView,
     Shape,
     Unflatten,
@@ -35,6 +36,7 @@ from .ir_quant import (
     QLinear,
     QLstm,
     QMaxPool,
+    QMul,
     QSeqView,
     QUnflatten,
 )
@@ -156,7 +158,7 @@ def input_text(g) -> str:
 # --- shapes and work -----------------------------------------------------------------------------
 def out_shape(op, shape: Shape, *more: Shape) -> Shape:
     """The per-sample output shape of ``op`` (float or quantized) on inputs of ``shape``."""
-    if isinstance(op, ATTENTION_OPS + QATTENTION_OPS):
+    if isinstance(op, ATTENTION_OPS + QATTENTION_OPS + (Mul, QMul)):
         return op.out_shape(shape, *more)
     if isinstance(op, (Embedding, QEmbedding)):
         table = op.weight if isinstance(op, Embedding) else op.table

@@ -14,7 +14,7 @@ from .ir_float import _Conv
 if TYPE_CHECKING:
     from ..numerics import AddRequant
 
-__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QFlatten", "QUnflatten",
+__all__ = ["QEmbedding", "QConv", "QMaxPool", "QAvgPool", "QAdd", "QMul", "QFlatten", "QUnflatten",
            "QSeqView", "QDepthToSpace", "QLinear", "QLstm"]
 
 
@@ -88,6 +88,26 @@ class QAdd:
     s_b: float = 0.0
     s_out: float = 0.0
     inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class QMul:
+    """:func:`hwaccel.numerics.mul_requantize` of ``inputs[0]`` (at ``s_a``) and ``inputs[1]``
+    (at ``s_b``; with ``gate`` one pixel of the first's channels) with ``shift``, into ``s_out
+    = s_a * s_b * 2**shift``, ReLU in the bounds if ``relu``."""
+
+    name: str
+    shift: int
+    relu: bool
+    gate: bool = False
+    s_a: float = 0.0
+    s_b: float = 0.0
+    s_out: float = 0.0
+    inputs: tuple[str, ...] = ()
+    ARITY = 2
+
+    def out_shape(self, shape, *more):
+        return shape
 
 
 @dataclass(frozen=True, eq=False)

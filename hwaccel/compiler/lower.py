@@ -116,6 +116,10 @@ def _refuse(cfg: AccelConfig, op) -> None:
         if isinstance(op, kind) and not hasattr(ProgramBuilder, method):
             raise LoweringError(f"layer {op.name!r} is {type(op).__name__[1:]} and the ISA of "
                                 f"{cfg.slug} has no {command} command")
+    if isinstance(op, ir.QMul) and not cfg.elt_mul:
+        raise LoweringError(f"layer {op.name!r} is a product of two activations (Mul) and "
+                            f"{cfg.slug} has no element-wise product (AccelConfig.elt_mul: "
+                            f"the presets tiny and default have it)")
 
 
 def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
@@ -194,9 +198,12 @@ def layout(qg: ir.QGraph, cfg: AccelConfig, batch: int, patches: bool = True,
             kh, kw = op.kernel if isinstance(op, ir.QAvgPool) else (1, 4) if op.line else (2, 2)
             oh, ow = x.height // kh, x.width // kw
             v = Value(name, "image", x.channels, oh, ow, oh * ow * groups(x.channels))
-        elif isinstance(op, ir.QAdd):
+        elif isinstance(op, (ir.QAdd, ir.QMul)):
             v = Value(name, x.kind, x.channels, x.height, x.width,
                       x.height * x.width * groups(x.channels))
+            if getattr(op, "gate", False):   # the gate's copy a MUL reads (:mod:`.lower_emit`)
+                words[f"{op.name} gate"] = (groups(x.channels) + 1) * batch
+                made[f"{op.name} gate"] = step
         elif isinstance(op, ir.QLinear):
             n = op.w.shape[0]
             if x.kind == "flat" and linear_as_conv(cfg, (x.channels, x.height, x.width), n):

@@ -90,6 +90,8 @@ class _Emitter:
         elif isinstance(op, ir.QAdd):
             ys = self.tensors(op.inputs[1])
             self.per_sample(op, lambda i: self.b.add(xs[i], ys[i], op.params, relu=op.relu))
+        elif isinstance(op, ir.QMul):
+            self.mul(op, xs)
         elif isinstance(op, ir.QLinear):
             self.linear(op, xs)
         elif isinstance(op, ir.QLstm):
@@ -100,6 +102,21 @@ class _Emitter:
             for i in order:
                 self.b.at = base + i * v.stride
                 self.engine(op.name, lambda i=i: self.b.lstm(xs[i], op.params))
+
+    def mul(self, op: ir.QMul, xs) -> None:
+        """One MUL a sample. A gate is copied first, with its first word again after it (two
+        ADDs that copy exactly, into the ``<op> gate`` block: the MUL reads a gate in pairs of
+        words, :mod:`hwaccel.generators.accel.isa`)."""
+        ys = self.tensors(op.inputs[1])
+        if op.gate:
+            base, g = self.where[f"{op.name} gate"], ys[0].groups
+            for i, y in enumerate(ys):
+                ys[i] = ActTensor(base + i * (g + 1), y.channels, 1, 1, y.lanes)
+                self.b.layer = op.name
+                self.engine(op.name, lambda y=y, at=ys[i].addr: (
+                    self.b.copy_word(y.addr, at, g), self.b.copy_word(y.addr, at + g)))
+        self.per_sample(op, lambda i: self.b.mul(xs[i], ys[i], op.shift, relu=op.relu,
+                                                 gate=op.gate))
 
     def pointwise_gemm(self, op: ir.QConv, xs) -> None:
         """A wide 1x1 conv (:func:`~.lower_types.wide_pointwise`) as the GEMM of its pixels by its

@@ -181,6 +181,7 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     from .split_convs import split_outputs
     from .split_kernels import split_kernels
     from .split_pools import split_averages, split_line_means, split_wide_means
+    from .split_products import tables_as_products
     from .trace import trace
     from .trace_upsample import with_writers
 
@@ -195,6 +196,7 @@ def compile(model, example, *, preset: str | AccelConfig = "default",  # noqa: A
     graph = split_wide_means(split_line_means(graph, cfg), cfg)
     graph = split_kernels(graph, cfg)
     graph = with_writers(split_outputs(graph, cfg))
+    graph = tables_as_products(graph, cfg)   # hardswish as a MUL where no tables run
     if calibration is None:
         qgraph = quantize(graph, example, "calibration data (the example: no calibration given)")
     else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..numerics import add_requantize, average, requantize
+from ..numerics import add_requantize, average, mul_requantize, requantize
 from . import ir
 from .qreference_attention import forward_op as attention_op
 from .reference import seq_view
@@ -84,6 +84,8 @@ def forward(qg: ir.QGraph, x_int) -> np.ndarray:
             y = _avgpool(op, x)
         elif isinstance(op, ir.QAdd):
             y = add_requantize(x, more[0], op.params, relu=op.relu)
+        elif isinstance(op, ir.QMul):   # a gate (N, C, 1, 1) broadcasts over the pixels
+            y = mul_requantize(x, more[0], op.shift, relu=op.relu)
         elif isinstance(op, ir.QFlatten):
             y = x.reshape(len(x), -1)
         elif isinstance(op, ir.QUnflatten):

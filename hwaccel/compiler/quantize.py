@@ -42,6 +42,9 @@
 * Residual adds: the output scale is calibrated like every other tensor's; each input keeps
   its own scale and gets its own multiplier (:func:`hwaccel.numerics.add_params` of
   ``s_a / s_out`` and ``s_b / s_out``).
+* Products (:class:`~.ir_float.Mul`): the MUL's requantizer is a shift, so the output's scale is
+  ``s_a * s_b * 2**S``, the least power-of-two multiple of the operands' at or above the
+  calibrated one (:func:`hwaccel.numerics.mul_shift`): at most twice as coarse.
 * A pick keeps its input's scale: a conv whose weights are 0 and 1, at most one 1 an output
   channel, with no bias (the tracer's pixel and channel picks, a nearest upsampling's copy,
   a depth-to-space's writer; :func:`is_pick`) outputs some of its input's values and zeros, so
@@ -65,7 +68,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..generators.lstm.model import H_SCALE, quantize_lstm
-from ..numerics import INT8, add_params, requant_params
+from ..numerics import INT8, add_params, mul_shift, requant_params
 from ..numerics import quantize as quantize_values
 from . import ir
 from .calibrate import mse_clips
@@ -135,7 +138,7 @@ def _clips(graph: ir.Graph, calibration, x_max: float, amax: dict) -> dict[str, 
     """The calibrated range of the input and of every requantized value: the MSE-optimal clip
     (:func:`.calibrate.mse_clips`), except the graph's output, which keeps ``max|x|``."""
     ranged = {ir.INPUT: x_max, **amax}
-    names = [op.name for op in graph.ops if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add))
+    names = [op.name for op in graph.ops if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add, ir.Mul))
              and op.name != graph.output and not getattr(op, "exact", False)]
     if not graph.tokens:
         names.append(ir.INPUT)
@@ -204,6 +207,11 @@ def quantize(graph: ir.Graph, calibration, what: str = "calibration data") -> ir
                 raise ValueError(f"layer {op.name!r}: the add's scales {s_a:.3g} and {s_b:.3g} "
                                  f"into {s_out:.3g} have no requantizer: {exc}") from exc
             out.append(ir.QAdd(op.name, params, op.relu, s_a, s_b, s_out, ins))
+        elif isinstance(op, ir.Mul):   # the output's scale: a power of two times the inputs'
+            s_a, s_b = scale[op.inputs[0]], scale[op.inputs[1]]
+            shift = mul_shift(_scale(clip[op.name]) / (s_a * s_b))
+            s_out = s_a * s_b * 2.0**shift
+            out.append(ir.QMul(op.name, shift, op.relu, op.gate, s_a, s_b, s_out, ins))
         elif isinstance(op, ir.Flatten):
             out.append(ir.QFlatten(op.name, ins))
         elif isinstance(op, ir.Unflatten):   # a view: the scale is the input's

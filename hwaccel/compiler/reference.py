@@ -80,6 +80,9 @@ def _op(op, x, *more):
     if isinstance(op, ir.Add):
         y = op.weights[0] * x + op.weights[1] * more[0]
         return _relu(y, op)
+    if isinstance(op, ir.Mul):   # a gate (N, C, 1, 1) broadcasts over the map's pixels
+        y = x * more[0]
+        return torch.relu(y) if op.relu else y
     if isinstance(op, ir.Flatten):
         return x.flatten(1)
     if isinstance(op, ir.Unflatten):

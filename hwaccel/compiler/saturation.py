@@ -82,7 +82,7 @@ def saturation(qg: ir.QGraph, x, batch: int = 256) -> list[Clipped]:
     for i in range(0, len(x_int), batch):
         forward(qg, x_int[i:i + batch], "cpu", tally)
     names = [op.name for op in qg.ops
-             if isinstance(op, (ir.QConv, ir.QLinear, ir.QAdd, ir.QLstm, ir.QMatMul,
+             if isinstance(op, (ir.QConv, ir.QLinear, ir.QAdd, ir.QMul, ir.QLstm, ir.QMatMul,
                                 ir.QAddConstant))]
     out += [Clipped(name, *tally.get(name, (0, 0, 0))) for name in names]
     return out

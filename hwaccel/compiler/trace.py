@@ -261,7 +261,7 @@ class _Reader(LayerReaders, PoolReaders, TransformerReaders, LayoutReaders, Line
                 raise UnsupportedOp("dropout in training mode", where,
                                     "pass training=self.training (False in eval mode)")
             self.alias(node, where)
-        elif t == "contiguous":
+        elif t == "contiguous" or t in ("expand_as", "expand") and self.read_by_products(node):
             self.alias(node, where)
         elif self.line_call(node, where, name, lambda names, d: call_args(node, names, d)):
             pass

@@ -388,13 +388,8 @@ class LayerReaders:
             index = idx[1] % shape[0]
             return self.unary(node, where, lambda name: ir.Token(name, index))
         name = getattr(src, "name", repr(src))
-        if (len(shape) == 1 and isinstance(idx, tuple) and idx[:2] == (sl, sl)
-                and len(idx) > 2 and all(i is None for i in idx[2:])):
-            raise UnsupportedOp("indexing", where, f"[{idx!r}] on {name}: a vector spread over "
-                                                   f"an image's pixels, as squeeze-excitation "
-                                                   f"scales a map by its channels' weights; "
-                                                   f"the product of two tensors has no "
-                                                   f"accelerator command")
+        if len(shape) == 1 and idx == (sl, sl, None, None):   # a gate: the one-pixel image
+            return self.unary(node, where, lambda n: image_of(n, where, (shape[0], 1, 1)))
         raise UnsupportedOp("indexing", where, f"[{idx!r}] on {name}; only an LSTM's "
                                                f"out[:, -1] or h_n[-1] (its last step), or "
                                                f"x[:, i] of a (batch, tokens, features) "

@@ -104,7 +104,8 @@ class PointwiseReaders:
         """Read ``a * b``, ``a / b``, ``a - b`` or ``-a`` if its operands are tensors (or a
         number, for ``-``); whether it was one. Two tensors must be functions of one value
         through pointwise ops (``x * sigmoid(x)``): one table of the expression; or, for
-        ``a - b`` of any two, a negation and an ADD (:meth:`difference`)."""
+        ``a - b`` of any two, a negation and an ADD (:meth:`difference`); or, for ``a * b`` of
+        any two, a product (:meth:`product`)."""
         import torch
 
         ops = {operator.mul: "mul", torch.mul: "mul", "mul": "mul", operator.truediv: "div",
@@ -137,6 +138,8 @@ class PointwiseReaders:
         (sa, ta), (sb, tb) = self.walk(self.value(a, where)), self.walk(self.value(b, where))
         if sa != sb and op == "sub":
             return self.difference(node, where, a, b)
+        if sa != sb and op == "mul":
+            return self.product(node, where, a, b)
         if sa != sb:
             raise UnsupportedOp(f"{op} of two tensors", where, "only of two functions of one "
                                                                "value through pointwise ops "
@@ -153,6 +156,37 @@ class PointwiseReaders:
         neg = self.negation(f"{name}.neg", b, self.pair_shape(where, "sub", a, b), where)
         self.emit(node, ir.Add(name, inputs=(self.value(a, where), neg)))
         return True
+
+    def product(self, node, where: str, a, b) -> bool:
+        """``a * b`` of two activations: an element-wise MUL (:class:`~.ir_float.Mul`) of two
+        values of one shape (images, vectors or sequences: a GLU's halves, a SwiGLU's
+        branches), or of an image ``(C, H, W)`` and a gate ``(C, 1, 1)`` of its channels in
+        either order (a squeeze-and-excitation block's ``x * scale``; ``expand_as`` reads as
+        the gate itself)."""
+        def unexpanded(v):   # a gate's expand_as is the gate (its shape, too)
+            while getattr(v, "target", None) in ("expand_as", "expand"):
+                v = v.args[0]
+            return v
+
+        (sa, va), (sb, vb) = ((self.shape(unexpanded(v)), self.value(v, where)) for v in (a, b))
+        name = self.name(node)
+        if sa == sb and len(sa) in (1, 2, 3):
+            self.emit(node, ir.Mul(name, inputs=(va, vb)))
+            return True
+        for (sx, vx), (sg, vg) in (((sa, va), (sb, vb)), ((sb, vb), (sa, va))):
+            if len(sx) == 3 and sg == (sx[0], 1, 1):
+                self.emit(node, ir.Mul(name, inputs=(vx, vg), gate=True))
+                return True
+        raise UnsupportedOp("mul of two tensors", where, f"of per-sample shapes {sa} and {sb}: "
+                            f"only of one shape, or an image (C, H, W) and a gate (C, 1, 1) of "
+                            f"its channels (a pixel's gate (1, H, W) has no command)")
+
+    def read_by_products(self, node) -> bool:
+        """Whether only products read ``node`` (a gate's ``expand_as``, read as the gate)."""
+        import torch
+
+        return bool(node.users) and all(u.target in (operator.mul, torch.mul, "mul")
+                                        for u in node.users)
 
     def extreme(self, node, where: str, op: str) -> bool:
         """``torch.maximum(a, b)`` (``torch.max(a, b)``) of two images or vectors of one shape:

@@ -156,6 +156,9 @@ def build_function(graph: ir.Graph):
         if isinstance(op, ir.Add):
             y = op.weights[0] * x + op.weights[1] * more[0]
             return jax.nn.relu(y) if op.relu else y
+        if isinstance(op, ir.Mul):   # a gate (N, C, 1, 1) broadcasts over the map's pixels
+            y = x * more[0]
+            return jax.nn.relu(y) if op.relu else y
         if isinstance(op, ir.Flatten):
             return x.reshape(x.shape[0], -1)
         if isinstance(op, ir.Unflatten):
