@@ -58,8 +58,8 @@ class Product(nn.Module):
         super().__init__()
         self.a = nn.Conv2d(2, 1, 3, padding=1)
 
-    def forward(self, x):   # a gate of the pixels: (1, H, W) times (2, H, W)
-        return self.a(x) * x
+    def forward(self, x):   # one number a sample, (1, 1, 1), times (2, H, W)
+        return self.a(x).mean((2, 3), keepdim=True) * x
 
 
 class GetAttr(nn.Module):
@@ -112,7 +112,7 @@ UNSUPPORTED = [  # model, input, words the error must contain (op, place, attrib
      ["LSTM attribute", "bidirectional"]),
     (nn.Sequential(nn.LSTM(4, 4)), torch.randn(1, 3, 4), ["batch_first=False"]),
     (nn.Sequential(nn.GRU(4, 4, batch_first=True)), torch.randn(1, 3, 4), ["module GRU"]),
-    (Product(), IMG, ["mul of two tensors", "at mul", "a pixel's gate (1, H, W) has no command"]),
+    (Product(), IMG, ["mul of two tensors", "at mul", "per-sample shapes (1, 1, 1) and (2, "]),
     (GetAttr(), torch.randn(1, 4), ["parameter used outside its module", "fc.weight"]),
     (EmbedLater(), torch.randn(1, 4), ["Embedding", "module 'e'", "token-id input"]),
     (nn.Sequential(nn.Linear(4, 4), nn.Softmax(-1), nn.Linear(4, 2)), torch.randn(1, 4),

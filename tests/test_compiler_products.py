@@ -1,10 +1,10 @@
 """Products of two activations on the element-wise MUL (``AccelConfig.elt_mul``): a
 squeeze-and-excitation gate times its map (written with convs or with Linears, ``view`` and
-``expand_as``), two branches of one shape multiplied (a gated conv, a GLU), and hardswish as
-its input times an affine clamp of it where no tables run (MobileNetV3's block on ``tiny``).
-The float IR equals torch, golden equals the integer twin (and the twin the float model within
-a tenth of its largest output), the RTL equals golden; what has no command is refused by
-name."""
+``expand_as``), a spatial gate of the pixels, two branches of one shape multiplied (a gated
+conv, a GLU), and hardswish as its input times an affine clamp of it where no tables run
+(MobileNetV3's block on ``tiny``). The float IR equals torch, golden equals the integer twin
+(and the twin the float model within a tenth of its largest output), the RTL equals golden;
+a preset without the product refuses it by name."""
 
 from __future__ import annotations
 
@@ -124,22 +124,75 @@ def test_hardswish_is_a_mul_without_tables_and_a_table_with_them():
     assert kinds == {"tiny": ["Mul"], "tiny_attention": ["Mul", "Pointwise"]}
 
 
-def test_what_has_no_command_is_refused_by_name():
-    class PixelGate(nn.Module):   # a spatial gate (1, H, W): CBAM's
-        def __init__(self):
-            super().__init__()
-            self.c, self.s, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 1, 1), \
-                nn.Linear(8, 5)
+class PixelGate(nn.Module):
+    """A spatial gate (1, H, W) from the channels' mean (a spatial attention's, CBAM's second
+    half with its channel mean)."""
 
-        def forward(self, x):
-            y = F.relu(self.c(x))
-            return self.fc((y * F.hardsigmoid(self.s(y))).mean((2, 3)))
+    def __init__(self):
+        super().__init__()
+        self.c, self.s, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1), \
+            nn.Linear(8, 5)
 
-    with pytest.raises(UnsupportedOp, match=r"mul of two tensors.*per-sample shapes \(8, 8, 8\)"
-                                            r" and \(1, 8, 8\)"):
-        trace(PixelGate().eval(), torch.randn(2, 3, 8, 8))
+    def forward(self, x):
+        y = F.relu(self.c(x))
+        return self.fc((y * F.hardsigmoid(self.s(y.mean(1, keepdim=True)))).mean((2, 3)))
+
+
+def test_a_gate_of_the_pixels_is_spread_over_the_channels_by_a_pick():
+    graph = traced_equal_to_torch(PixelGate().eval(), torch.randn(4, 3, 8, 8))
+    (spread,) = [op for op in graph.ops if op.name.endswith(".spread")]
+    assert spread.weight.shape == (8, 1, 1, 1) and (spread.weight == 1).all()
+    torch.manual_seed(5)
+    model_close(PixelGate().eval(), seed=6)
+    torch.manual_seed(7)
+    model_rtl_exact(PixelGate().eval(), seed=8)
+
+
+def test_a_preset_without_the_product_refuses_it_by_name():
     x = torch.randn(8, 3, 8, 8)
     with pytest.raises(LoweringError, match=r"layer 'mul' is a product of two activations "
                                             r"\(Mul\) and accel_ecp5_128 has no element-wise "
                                             r"product \(AccelConfig.elt_mul"):
         hwaccel.compile(_model(SENet), x[:2], preset="ecp5_128", calibration=x)
+
+
+class CBAM(nn.Module):
+    """A convolutional block attention module: a channel gate from the average and the max
+    pool through one shared pair of 1 x 1 convs, then a spatial gate from the channels' mean
+    and max (``x.amax(1, keepdim=True)``) through a conv; hard sigmoids, so it runs on
+    ``tiny`` (with sigmoids it takes tables: presets with attention units)."""
+
+    def __init__(self, c: int = 8):
+        super().__init__()
+        self.c, self.f1, self.f2 = nn.Conv2d(3, c, 3, padding=1), nn.Conv2d(c, 4, 1), \
+            nn.Conv2d(4, c, 1)
+        self.s, self.fc = nn.Conv2d(2, 1, 3, padding=1), nn.Linear(c, 5)
+
+    def forward(self, x):
+        y = F.relu(self.c(x))
+        mlp = lambda v: self.f2(F.relu(self.f1(v)))  # noqa: E731
+        y = y * F.hardsigmoid(mlp(F.adaptive_avg_pool2d(y, 1)) + mlp(y.amax((2, 3), True)))
+        pooled = torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], 1)
+        return self.fc((y * F.hardsigmoid(self.s(pooled))).mean((2, 3)))
+
+
+def test_cbam_channel_max_is_halvings_of_picks_and_maxes():
+    graph = traced_equal_to_torch(_model(CBAM), torch.randn(4, 3, 8, 8))
+    picks = [op.weight.shape[:2] for op in graph.ops if op.name.startswith("amax")
+             and op.name.endswith((".a", ".b"))]
+    assert picks == [(4, 8), (4, 8), (2, 4), (2, 4), (1, 2), (1, 2)]
+    model_close(_model(CBAM, 1), seed=2)
+    model_rtl_exact(_model(CBAM, 3), seed=4)
+
+
+def test_a_channel_max_of_values_that_may_be_negative_is_refused_by_name():
+    class Signed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(16, 5)
+
+        def forward(self, x):
+            return self.fc(self.c(x).amax(1, keepdim=True).flatten(1))
+
+    with pytest.raises(UnsupportedOp, match=r"amax at .*dim=1 over 'c', which may be negative"):
+        trace(Signed().eval(), torch.randn(2, 3, 4, 4))

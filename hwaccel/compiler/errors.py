@@ -50,7 +50,9 @@ SUPPORTED = (
     "adaptive pool's); so too an image viewed as (channels, pixels) by "
     "x.view(b, c, -1) or x.flatten(2) and reduced by .mean(-1), .sum(-1), .amax(-1) or "
     ".max(-1); and the mean or sum over its channels, x.mean(1, keepdim=True) and x.sum(1, "
-    "keepdim=True) (a 1 x 1 conv into one channel)",
+    "keepdim=True) (a 1 x 1 conv into one channel), and the max over them, x.amax(1, "
+    "keepdim=True), of a ReLU's or a gate's output (CBAM's: halvings, each two 1 x 1 picks of "
+    "the channel halves and their max b + relu(a - b))",
     "ConvTranspose2d (the same stride on both axes, any kernel, padding and output padding "
     "whose output is whole stride x stride patches, not dilated; grouped or depthwise as the "
     "dense one with zeros between the groups: a conv into its output phases), nearest "
@@ -67,7 +69,9 @@ SUPPORTED = (
     "a * b of two activations on the element-wise MUL (presets with AccelConfig.elt_mul: "
     "tiny, default and theirs): of one shape (images, vectors or sequences: gated branches, a "
     "GLU's halves, a SwiGLU), or an image (C, H, W) and a gate (C, 1, 1) of its channels in "
-    "either order (squeeze-and-excitation; y.view(b, c, 1, 1) and expand_as read as the gate); "
+    "either order (squeeze-and-excitation; y.view(b, c, 1, 1), w[:, :, None, None] and "
+    "expand_as read as the gate), or a gate (1, H, W) of its pixels (spread over the channels "
+    "by a pick conv first: a spatial attention's); "
     "the product's scale a power-of-two multiple of its inputs'; Hardsigmoid is a clamp "
     "folded into the conv before it, and where no tables run Hardswish is its input times "
     "that clamp (a depthwise 1 x 1 conv and a MUL: MobileNetV3)",

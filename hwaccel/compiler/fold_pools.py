@@ -52,7 +52,8 @@ from . import ir
 from .errors import UnsupportedOp
 from .fold_cat import Cat
 
-__all__ = ["OverlapPool", "LinePool", "CeilPool", "overlap_shape", "expand_overlap"]
+__all__ = ["OverlapPool", "LinePool", "CeilPool", "ChannelMax", "overlap_shape",
+           "expand_overlap"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +84,30 @@ class LinePool(OverlapPool):
 class CeilPool(OverlapPool):
     """A 2 x 2 max pool at stride 2 in ceil mode of ``channels`` x ``size`` images, a side of
     ``size`` odd: ``out`` is ``size`` halved, rounded up; ``stride`` 2, ``padding`` ``(0, 0)``."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelMax(OverlapPool):
+    """The max over the ``channels`` of ``size`` maps, ``x.amax(1, keepdim=True)`` (CBAM's
+    channel pool): one channel, ``out`` = ``size``."""
+
+
+def _channel_max(pool: ChannelMax, x: str) -> list:
+    """Halvings until one channel is left: of ``n`` channels, the first ``ceil(n / 2)`` and
+    the rest (with channel 0 again where ``n`` is odd) picked by 1 x 1 convs, then their max."""
+    out, src, n, level = [], x, pool.channels, 0
+    while n > 1:
+        h, level = (n + 1) // 2, level + 1
+        name = pool.name if h == 1 else f"{pool.name}.half{level}"
+        a, b = np.zeros((h, n, 1, 1)), np.zeros((h, n, 1, 1))
+        a[np.arange(h), np.arange(h), 0, 0] = 1.0
+        b[np.arange(n - h), np.arange(h, n), 0, 0] = 1.0
+        b[h - 1, 0 if n % 2 else n - 1, 0, 0] = 1.0
+        picks = [ir.Conv2d(f"{name}.{t}", w, np.zeros(h), inputs=(src,), exact=True)
+                 for t, w in (("a", a), ("b", b))]
+        out += picks + _max(name, h, *(p.name for p in picks))
+        src, n = name, h
+    return out
 
 
 def _ceil(pool: CeilPool, x: str) -> list:
@@ -136,14 +161,18 @@ def overlap_shape(stride: int, padding: tuple[int, int], size: tuple[int, int],
 
 
 def _non_negative(ops, value: str) -> bool:
-    """Whether ``value`` is at least 0 everywhere: a ReLU'd conv, Linear or ADD, an ADD of such
-    values (an earlier pool's max), or a pool, shifted copy, depth-to-space or flatten of
-    one."""
+    """Whether ``value`` is at least 0 everywhere: a ReLU'd conv, Linear, ADD or MUL, an ADD or
+    MUL of such values (an earlier pool's max, a gated map), a (hard) sigmoid, or a pool, shifted
+    copy, depth-to-space or flatten of one."""
     op = ops.ops.get(value)
     if isinstance(op, (ir.Conv2d, ir.Linear, ir.Add)) and op.relu:
         return True
     if isinstance(op, ir.Add):   # its weights are positive: a sum of values at least 0 (a max)
         return all(_non_negative(ops, v) for v in op.inputs)
+    if isinstance(op, ir.Mul):   # a ReLU'd product, or a product of two such values
+        return op.relu or all(_non_negative(ops, v) for v in op.inputs)
+    if isinstance(op, ir.Pointwise) and op.fn in ("sigmoid", "hardsigmoid"):
+        return True
     through = (ir.MaxPool2d, ir.AvgPool2d, ir.DepthToSpace, ir.Flatten, ir.Unflatten, OverlapPool)
     if isinstance(op, through) or (isinstance(op, ir.Conv2d) and op.exact and op.groups > 1
                                    and np.all(op.weight >= 0)):
@@ -255,6 +284,12 @@ def expand_overlap(ops, pool: OverlapPool) -> list:
         return new + [Cat(pool.name, pool.where, shapes, tuple(names), src.order)]
     line, ceil = isinstance(pool, LinePool), isinstance(pool, CeilPool)
     if not _non_negative(ops, x):
+        if isinstance(pool, ChannelMax):
+            raise UnsupportedOp("amax", pool.where, f"dim=1 over {x!r}, which may be negative: "
+                                                    f"it runs as maxes b + relu(a - b) of "
+                                                    f"channel halves, exact on values of at "
+                                                    f"least 0, so it must read a ReLU's (or "
+                                                    f"ReLU6's) output")
         if ceil:
             raise UnsupportedOp("MaxPool2d in ceil mode", pool.where,
                                 f"kernel_size=2 over {x!r}, a {pool.size[0]}x{pool.size[1]} "
@@ -266,6 +301,8 @@ def expand_overlap(ops, pool: OverlapPool) -> list:
                             f"kernel_size={k}, stride={pool.stride} over {x!r}, which may be "
                             f"negative: it runs as maxes b + relu(a - b), exact on values of at "
                             f"least 0, so it must read a ReLU's (or ReLU6's) output")
+    if isinstance(pool, ChannelMax):
+        return _channel_max(pool, x)
     if line:
         return _line(pool, x)
     if ceil:

@@ -162,7 +162,11 @@ class PointwiseReaders:
         values of one shape (images, vectors or sequences: a GLU's halves, a SwiGLU's
         branches), or of an image ``(C, H, W)`` and a gate ``(C, 1, 1)`` of its channels in
         either order (a squeeze-and-excitation block's ``x * scale``; ``expand_as`` reads as
-        the gate itself)."""
+        the gate itself). A gate of its pixels, ``(1, H, W)`` (a spatial attention's), is
+        first spread over the channels by a pick conv (``<name>.spread``: a 1 x 1 conv of
+        weights 1, at the gate's scale)."""
+        import numpy as np
+
         def unexpanded(v):   # a gate's expand_as is the gate (its shape, too)
             while getattr(v, "target", None) in ("expand_as", "expand"):
                 v = v.args[0]
@@ -177,9 +181,15 @@ class PointwiseReaders:
             if len(sx) == 3 and sg == (sx[0], 1, 1):
                 self.emit(node, ir.Mul(name, inputs=(vx, vg), gate=True))
                 return True
+            if len(sx) == 3 and sg == (1, *sx[1:]):
+                c = sx[0]
+                spread = self.put(ir.Conv2d(self.fresh(f"{name}.spread"), np.ones((c, 1, 1, 1)),
+                                            np.zeros(c), inputs=(vg,)))
+                self.emit(node, ir.Mul(name, inputs=(vx, spread)))
+                return True
         raise UnsupportedOp("mul of two tensors", where, f"of per-sample shapes {sa} and {sb}: "
-                            f"only of one shape, or an image (C, H, W) and a gate (C, 1, 1) of "
-                            f"its channels (a pixel's gate (1, H, W) has no command)")
+                            f"only of one shape, or an image (C, H, W) and a gate of its "
+                            f"channels (C, 1, 1) or of its pixels (1, H, W)")
 
     def read_by_products(self, node) -> bool:
         """Whether only products read ``node`` (a gate's ``expand_as``, read as the gate)."""

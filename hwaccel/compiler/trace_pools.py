@@ -14,7 +14,7 @@ import numpy as np
 from . import ir
 from .errors import UnsupportedOp
 from .fold_affine import channel_affine, feature_affine
-from .fold_pools import CeilPool, OverlapPool, overlap_shape
+from .fold_pools import CeilPool, ChannelMax, OverlapPool, overlap_shape
 from .trace_attention import Results
 from .trace_ops import call_args, last_axis, pair
 
@@ -213,8 +213,8 @@ class PoolReaders:
         ``keepdim``, the flatten to a vector."""
         a = call_args(node, ("input", "dim", "keepdim"), {"dim": None, "keepdim": False})
         c, h, w = self.shape(node.args[0])
-        if name == "sum" and _channels(a["dim"]):
-            return self.over_channels(node, where, "sum", a["keepdim"])
+        if _channels(a["dim"]):
+            return self.over_channels(node, where, name, a["keepdim"])
         if not _height_and_width(a["dim"]):
             raise UnsupportedOp(name, where, f"dim={a['dim']!r} on a (channels, height, width) "
                                              f"image; only over its height and width, "
@@ -225,15 +225,21 @@ class PoolReaders:
 
     def over_channels(self, node, where: str, name: str, keepdim: bool) -> None:
         """``x.mean(1, keepdim=True)`` or ``x.sum(1, keepdim=True)`` of images (a spatial
-        attention's channel pool): a 1 x 1 conv into one channel of weights ``1 / C`` (or 1).
+        attention's channel pool): a 1 x 1 conv into one channel of weights ``1 / C`` (or 1);
+        ``x.amax(1, keepdim=True)`` (CBAM's other one): a :class:`~.fold_pools.ChannelMax`.
         Without ``keepdim`` it is an ``(H, W)`` map, which no op reads as an image: refused."""
-        c = self.shape(node.args[0])[0]
+        c, h, w = self.shape(node.args[0])
         if not keepdim:
             raise UnsupportedOp(name, where, f"dim=1 of a ({c}, height, width) image without "
                                              f"keepdim; keepdim=True keeps it a (1, height, "
                                              f"width) image")
-        w = np.full((1, c, 1, 1), 1.0 / c if name == "mean" else 1.0)
-        self.unary(node, where, lambda n: ir.Conv2d(n, w, np.zeros(1)))
+        if name == "amax" and c == 1:
+            return self.alias(node, where)
+        if name == "amax":
+            return self.unary(node, where, lambda n: ChannelMax(n, where, 1, (0, 0), c, (h, w),
+                                                                (h, w)))
+        k = np.full((1, c, 1, 1), 1.0 / c if name == "mean" else 1.0)
+        self.unary(node, where, lambda n: ir.Conv2d(n, k, np.zeros(1)))
 
     def pixels_reduce(self, node, where: str, name: str, v) -> None:
         """``x.view(b, c, -1)`` (``x.flatten(2)``) of an image (``v``, a
