@@ -196,3 +196,25 @@ def test_a_channel_max_of_values_that_may_be_negative_is_refused_by_name():
 
     with pytest.raises(UnsupportedOp, match=r"amax at .*dim=1 over 'c', which may be negative"):
         trace(Signed().eval(), torch.randn(2, 3, 4, 4))
+
+
+class Square(nn.Module):
+    """``x * x`` and ``x * (x + 1)`` of a conv's output: tables with attention units, MULs
+    without."""
+
+    def __init__(self):
+        super().__init__()
+        self.c, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = self.c(x)
+        return self.fc((y * y + y * (y + 1)).mean((2, 3)))
+
+
+def test_a_square_is_a_mul_of_a_value_and_itself_where_no_tables_run():
+    x = torch.randn(16, 3, 8, 8)
+    cm = hwaccel.compile(_model(Square), x[:2], preset="tiny", calibration=x)
+    muls = [op.inputs for op in cm.graph.ops if isinstance(op, ir.Mul)]
+    assert len(muls) == 2 and muls[0] == ("c", "c") and muls[1][0] == "c"
+    model_close(_model(Square, 1), seed=2)
+    model_rtl_exact(_model(Square, 3), seed=4)

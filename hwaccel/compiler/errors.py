@@ -74,7 +74,8 @@ SUPPORTED = (
     "by a pick conv first: a spatial attention's); "
     "the product's scale a power-of-two multiple of its inputs'; Hardsigmoid is a clamp "
     "folded into the conv before it, and where no tables run Hardswish is its input times "
-    "that clamp (a depthwise 1 x 1 conv and a MUL: MobileNetV3)",
+    "that clamp (a depthwise 1 x 1 conv and a MUL: MobileNetV3), x * x the MUL of x and "
+    "itself, x * (a x + b) of x and that map",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std), and numbers on an image or vector (x * 0.5, x + 1, (a + b) / "
     "2, relu6(x + 3) / 6 written out, clamps between any two numbers): a depthwise 1 x 1 conv "

@@ -1,13 +1,13 @@
 """A preset-specific pass on the float IR, before quantization: on a preset with an element-wise
 product (``AccelConfig.elt_mul``) and no attention units (so no tables), a table that is its
-input times an affine clamp of it -- ``nn.Hardswish`` (``x * hardsigmoid(x)``), ``x *
-relu6(x + 3) / 6`` written out, ``x * x.clamp(0, 1)`` -- becomes that clamp as a map
-(:func:`~.fold_scalar.affine_of`: a depthwise 1 x 1 conv on an image, a diagonal Linear on a
-vector, ``<name>.gate``; a clamp not from 0 is two) and a :class:`~.ir_float.Mul` of the input
-and it, which keeps the table's name. In float the same function; in int8 the gate has a
-scale of its own (``1 / 127`` for ``[0, 1]``) and the product a power-of-two multiple of the
-two scales (:func:`hwaccel.numerics.mul_shift`). With attention units the table stays: one
-pass on the GELU unit, against a conv and a MUL."""
+input times an affine map or clamp of it -- ``nn.Hardswish`` (``x * hardsigmoid(x)``), ``x *
+relu6(x + 3) / 6`` written out, ``x * x.clamp(0, 1)``, ``x * (x + 1)`` -- becomes that map as
+ops (:func:`~.fold_scalar.affine_of`: a depthwise 1 x 1 conv on an image, a diagonal Linear on
+a vector, ``<name>.gate``; a clamp not from 0 is two) and a :class:`~.ir_float.Mul` of the
+input and it, which keeps the table's name; ``x * x`` is the MUL of ``x`` and itself. In float
+the same function; in int8 the gate has a scale of its own (``1 / 127`` for ``[0, 1]``) and
+the product a power-of-two multiple of the two scales (:func:`hwaccel.numerics.mul_shift`).
+With attention units the table stays: one pass on the GELU unit, against a conv and a MUL."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _factor(tree: tuple) -> tuple | None:
         return None if inner is None else ("div", inner, tree[2])
     if tree[0] == "mul":
         for x, f in ((tree[1], tree[2]), (tree[2], tree[1])):
-            if x == ("x",) and affine_of(f) is not None and affine_of(f)[0] == "clamp":
+            if x == ("x",) and affine_of(f) is not None:
                 return f
     return None
 
@@ -50,11 +50,16 @@ def tables_as_products(graph: ir.Graph, cfg) -> ir.Graph:
     for op in graph.ops:
         f = _factor(op.tree()) if isinstance(op, ir.Pointwise) else None
         shape = shapes[op.inputs[0]] if f is not None else ()
+        x = op.inputs[0]
+        if f == ("x",) and len(shape) in (1, 3):   # x * x: the MUL of x and itself
+            out.append(ir.Mul(op.name, inputs=(x, x)))
+            changed = True
+            continue
         maps = affine_maps(f"{op.name}.gate", affine_of(f)) if len(shape) in (1, 3) else None
         if maps is None:
             out.append(op)
             continue
-        gate = map_ops(maps, shape, op.inputs[0], fresh)
-        out += [*gate, ir.Mul(op.name, inputs=(op.inputs[0], gate[-1].name))]
+        gate = map_ops(maps, shape, x, fresh)
+        out += [*gate, ir.Mul(op.name, inputs=(x, gate[-1].name))]
         changed = True
     return dataclasses.replace(graph, ops=tuple(out)) if changed else graph
