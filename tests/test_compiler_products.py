@@ -218,3 +218,29 @@ def test_a_square_is_a_mul_of_a_value_and_itself_where_no_tables_run():
     assert len(muls) == 2 and muls[0] == ("c", "c") and muls[1][0] == "c"
     model_close(_model(Square, 1), seed=2)
     model_rtl_exact(_model(Square, 3), seed=4)
+
+
+class ConformerConv(nn.Module):
+    """A Conformer's convolution module on a (channels, length) line, and GLU on a vector: a
+    pointwise Conv1d into twice the channels, GLU over them, a depthwise Conv1d, a batch norm,
+    SiLU, a pointwise Conv1d, the residual; then a Linear, GLU and a Linear."""
+
+    def __init__(self, c: int = 4):
+        super().__init__()
+        self.pw1, self.dw = nn.Conv1d(c, 2 * c, 1), nn.Conv1d(c, c, 3, padding=1, groups=c)
+        self.bn, self.pw2 = nn.BatchNorm1d(c), nn.Conv1d(c, c, 1)
+        self.l1, self.glu, self.l2 = nn.Linear(c * 8, 16), nn.GLU(), nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = self.pw2(F.silu(self.bn(self.dw(F.glu(self.pw1(x), dim=1))))) + x
+        return self.l2(self.glu(self.l1(y.flatten(1))))
+
+
+def test_glu_is_two_picks_a_sigmoid_table_and_a_mul():
+    graph = traced_equal_to_torch(_model(ConformerConv), torch.randn(4, 4, 8))
+    assert [op.gate for op in graph.ops if isinstance(op, ir.Mul)] == [False, False]
+    model_close(_model(ConformerConv, 1), seed=2, preset="tiny_attention", shape=(4, 8))
+    model_rtl_exact(_model(ConformerConv, 3), seed=4, preset="tiny_attention", shape=(4, 8))
+    with pytest.raises(UnsupportedOp, match=r"glu at .*dim=-1 of a \(8, 1, 8\) value; only "
+                                            r"over an image's channels"):
+        trace(nn.Sequential(nn.Conv1d(4, 8, 1), nn.GLU()).eval(), torch.randn(2, 4, 8))

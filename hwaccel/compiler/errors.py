@@ -68,14 +68,15 @@ SUPPORTED = (
     "(b + relu(a - b): a difference with a ReLU, then an add)",
     "a * b of two activations on the element-wise MUL (presets with AccelConfig.elt_mul: "
     "tiny, default and theirs): of one shape (images, vectors or sequences: gated branches, a "
-    "GLU's halves, a SwiGLU), or an image (C, H, W) and a gate (C, 1, 1) of its channels in "
-    "either order (squeeze-and-excitation; y.view(b, c, 1, 1), w[:, :, None, None] and "
-    "expand_as read as the gate), or a gate (1, H, W) of its pixels (spread over the channels "
-    "by a pick conv first: a spatial attention's); "
-    "the product's scale a power-of-two multiple of its inputs'; Hardsigmoid is a clamp "
-    "folded into the conv before it, and where no tables run Hardswish is its input times "
-    "that clamp (a depthwise 1 x 1 conv and a MUL: MobileNetV3), x * x the MUL of x and "
-    "itself, x * (a x + b) of x and that map",
+    "GLU's halves, a SwiGLU; nn.GLU and F.glu over an image's channels or a vector's or "
+    "sequence's features: two picks, a sigmoid table and a MUL), or an image (C, H, W) and a "
+    "gate (C, 1, 1) of its channels in either order (squeeze-and-excitation; y.view(b, c, 1, "
+    "1), w[:, :, None, None] and expand_as read as the gate), or a gate (1, H, W) of its "
+    "pixels (spread over the channels by a pick conv first: a spatial attention's); the "
+    "product's scale a power-of-two multiple of its inputs'; Hardsigmoid is a clamp folded "
+    "into the conv before it, and where no tables run Hardswish is its input times that clamp "
+    "(a depthwise 1 x 1 conv and a MUL: MobileNetV3), x * x the MUL of x and itself, x * (a x "
+    "+ b) of x and that map",
     "an image or vector and a constant of one value a channel or feature (x - mean[:, None, "
     "None], gamma * x, x / std), and numbers on an image or vector (x * 0.5, x + 1, (a + b) / "
     "2, relu6(x + 3) / 6 written out, clamps between any two numbers): a depthwise 1 x 1 conv "

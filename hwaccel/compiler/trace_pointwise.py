@@ -59,6 +59,11 @@ class PointwiseReaders:
 
     def pointwise_module(self, node, where: str, m) -> bool:
         """Read module ``m`` if it is a pointwise activation; whether it was one."""
+        import torch.nn as nn
+
+        if isinstance(m, nn.GLU):
+            self.glu(node, where, m.dim)
+            return True
         spec = _modules().get(type(m))
         if spec is None:
             return False
@@ -68,6 +73,11 @@ class PointwiseReaders:
 
     def pointwise_call(self, node, t, where: str) -> bool:
         """Read the function or method ``t`` if it is a pointwise activation; whether it was."""
+        import torch.nn.functional as F
+
+        if t is F.glu:
+            self.glu(node, where, call_args(node, ("input", "dim"), {"dim": -1})["dim"])
+            return True
         try:
             spec = _functions().get(t)
         except TypeError:   # an unhashable target
@@ -86,6 +96,32 @@ class PointwiseReaders:
             raise UnsupportedOp(f"{fn} parameters", where, str(exc)) from None
         params = tuple(float(v) for v in params)
         self.unary(node, where, lambda name: ir.Pointwise(name, fn, params))
+
+    def glu(self, node, where: str, dim: int) -> None:
+        """``nn.GLU`` / ``F.glu``: ``a * sigmoid(b)`` of the halves of an image's channels (a
+        Conformer's conv module) or of a vector's or sequence's features: each half a pick (a
+        1 x 1 conv of weights 0 and 1, or such a Linear), the sigmoid a table, then a MUL."""
+        import numpy as np
+
+        shape = self.shape(node.args[0])
+        axis = {3: 1, 1: 1, 2: 2}.get(len(shape))
+        if axis is None or dim % (len(shape) + 1) != axis or shape[axis - 1] % 2:
+            raise UnsupportedOp("glu", where, f"dim={dim} of a {shape} value; only over an "
+                                              f"image's channels (dim=1) or the last axis of "
+                                              f"a vector or sequence, of an even size")
+        n, x, name = shape[axis - 1], self.value(node.args[0], where), self.name(node)
+        halves = []
+        for part in range(2):
+            w = np.zeros((n // 2, n))
+            w[np.arange(n // 2), np.arange(n // 2) + part * n // 2] = 1.0
+            op = (ir.Conv2d(self.fresh(f"{name}.{'ab'[part]}"), w[:, :, None, None],
+                            np.zeros(n // 2), inputs=(x,)) if len(shape) == 3 else
+                  ir.Linear(self.fresh(f"{name}.{'ab'[part]}"), w, np.zeros(n // 2),
+                            inputs=(x,)))
+            halves.append(self.put(op))
+        gate = self.put(ir.Pointwise(self.fresh(f"{name}.sigmoid"), "sigmoid",
+                                     inputs=(halves[1],)))
+        self.emit(node, ir.Mul(name, inputs=(halves[0], gate)))
 
     def sigmoid_read(self, head) -> str:
         """The value of a sigmoid head (:class:`~.trace_ops.Head`) that an op reads: the

@@ -1,7 +1,7 @@
 """The element-wise unit: the residual ADD, the product MUL and average pooling, off the
 activation scratchpad.
 
-It runs one ADD, MUL or AVGPOOL job at a time (:mod:`.isa` documents both commands) and talks to the
+It runs one ADD, MUL or AVGPOOL job at a time (:mod:`.isa` documents the commands) and talks to the
 scratchpad directly: it drives the read port's address while its job runs, registers the words
 read (the block RAM's output goes into flip-flops and nothing else) and hands each result word
 to the write port. It never waits -- the read port is its own for the job and the write
@@ -219,10 +219,10 @@ class Eltwise(wiring.Component):
         # Yosys' `booth` maps mult x byte to ~20 % fewer LUTs than byte x mult (docs/ecp5-dsp.md).
         # The multiplier's operand is chosen a cycle ahead (from the read's tag), so a register
         # feeds the multiplier directly: the choice was on 85e3ccd's placed critical path.
-        mult = Signal.like(p.mult_a, name="add_mult")
-        m.d.sync += mult.eq(Mux(read_b, p.mult_b, p.mult_a))
-        operands = None
-        if mode_mul is not None:
+        mult, operands = Signal.like(p.mult_a, name="add_mult"), None
+        if mode_mul is None:
+            m.d.sync += mult.eq(Mux(read_b, p.mult_b, p.mult_a))
+        else:
             # MUL: a register a lane of each word, taking ``a``'s lane as ``b``'s pair is read
             # (``a``'s is then in ``words``), else 0; an ADD's ``mult`` as before.
             operands = [[Signal(signed(MULT_BITS + 1), name=f"mul_op{j}_{i}")
