@@ -28,13 +28,13 @@ import numpy as np
 from ..generators.accel.avg_view import avg_parts
 from . import ir
 
-__all__ = ["split_averages", "split_line_means", "split_wide_means"]
+__all__ = ["split_averages", "split_line_means", "split_wide_means", "rewrite_ops"]
 
 
-def _rewrite(graph: ir.Graph, rewrite) -> ir.Graph:
-    """``graph`` with each :class:`~.ir.AvgPool2d` for which ``rewrite(op, shapes, fresh)``
-    returns ops replaced by them (``fresh(name)``: ``name``, primed until unused); ``graph``
-    itself when none is."""
+def rewrite_ops(graph: ir.Graph, rewrite, kind=ir.AvgPool2d) -> ir.Graph:
+    """``graph`` with each op of ``kind`` for which ``rewrite(op, shapes, fresh)`` returns ops
+    replaced by them (``fresh(name)``: ``name``, primed until unused); ``graph`` itself when
+    none is."""
     shapes, names = graph.shapes(), {op.name for op in graph.ops}
 
     def fresh(name: str) -> str:
@@ -45,7 +45,7 @@ def _rewrite(graph: ir.Graph, rewrite) -> ir.Graph:
 
     ops, split = [], False
     for op in graph.ops:
-        new = rewrite(op, shapes, fresh) if isinstance(op, ir.AvgPool2d) else None
+        new = rewrite(op, shapes, fresh) if isinstance(op, kind) else None
         ops += new or [op]
         split = split or bool(new)
     return dataclasses.replace(graph, ops=tuple(ops)) if split else graph
@@ -64,7 +64,7 @@ def split_averages(graph: ir.Graph, limit: int) -> ir.Graph:
         return [dataclasses.replace(op, name=first, kernel=(1, kw)),
                 dataclasses.replace(op, kernel=(kh, 1), inputs=(first,))]
 
-    return _rewrite(graph, rows)
+    return rewrite_ops(graph, rows)
 
 
 def _runs(cfg, c: int, h: int, w: int, kh: int, kw: int) -> bool:
@@ -99,7 +99,7 @@ def split_line_means(graph: ir.Graph, cfg) -> ir.Graph:
             src, length = name, n
         return ops + [dataclasses.replace(op, kernel=(1, length), inputs=(src,))]
 
-    return _rewrite(graph, halves)
+    return rewrite_ops(graph, halves)
 
 
 def split_wide_means(graph: ir.Graph, cfg) -> ir.Graph:
@@ -120,4 +120,4 @@ def split_wide_means(graph: ir.Graph, cfg) -> ir.Graph:
         return [dataclasses.replace(op, name=first, kernel=(fits[0], w)),
                 dataclasses.replace(op, kernel=(h // fits[0], 1), inputs=(first,))]
 
-    return _rewrite(graph, bands)
+    return rewrite_ops(graph, bands)

@@ -11,10 +11,9 @@ With attention units the table stays: one pass on the GELU unit, against a conv 
 
 from __future__ import annotations
 
-import dataclasses
-
 from . import ir
 from .fold_scalar import affine_maps, affine_of, map_ops
+from .split_pools import rewrite_ops
 
 __all__ = ["tables_as_products"]
 
@@ -38,28 +37,17 @@ def tables_as_products(graph: ir.Graph, cfg) -> ir.Graph:
     a ``cfg`` with ``elt_mul`` and no attention units; ``graph`` itself otherwise."""
     if not cfg.elt_mul or cfg.attention is not None:
         return graph
-    shapes, names = graph.shapes(), {op.name for op in graph.ops}
 
-    def fresh(name: str) -> str:
-        while name in names:
-            name += "'"
-        names.add(name)
-        return name
-
-    out, changed = [], False
-    for op in graph.ops:
-        f = _factor(op.tree()) if isinstance(op, ir.Pointwise) else None
-        shape = shapes[op.inputs[0]] if f is not None else ()
-        x = op.inputs[0]
-        if f == ("x",) and len(shape) in (1, 3):   # x * x: the MUL of x and itself
-            out.append(ir.Mul(op.name, inputs=(x, x)))
-            changed = True
-            continue
-        maps = affine_maps(f"{op.name}.gate", affine_of(f)) if len(shape) in (1, 3) else None
+    def product(op, shapes, fresh):
+        f, shape, x = _factor(op.tree()), shapes[op.inputs[0]], op.inputs[0]
+        if f is None or len(shape) not in (1, 3):
+            return None
+        if f == ("x",):   # x * x: the MUL of x and itself
+            return [ir.Mul(op.name, inputs=(x, x))]
+        maps = affine_maps(f"{op.name}.gate", affine_of(f))
         if maps is None:
-            out.append(op)
-            continue
+            return None
         gate = map_ops(maps, shape, x, fresh)
-        out += [*gate, ir.Mul(op.name, inputs=(x, gate[-1].name))]
-        changed = True
-    return dataclasses.replace(graph, ops=tuple(out)) if changed else graph
+        return [*gate, ir.Mul(op.name, inputs=(x, gate[-1].name))]
+
+    return rewrite_ops(graph, product, ir.Pointwise)
