@@ -108,13 +108,12 @@ class _Emitter:
         ADDs that copy exactly, into the ``<op> gate`` block: the MUL reads a gate in pairs of
         words, :mod:`hwaccel.generators.accel.isa`)."""
         ys = self.tensors(op.inputs[1])
-        if op.gate:
+        if op.gate:   # the driver's gate(), each at its place in the block
             base, g = self.where[f"{op.name} gate"], ys[0].groups
+            self.b.layer = op.name
             for i, y in enumerate(ys):
-                ys[i] = ActTensor(base + i * (g + 1), y.channels, 1, 1, y.lanes)
-                self.b.layer = op.name
-                self.engine(op.name, lambda y=y, at=ys[i].addr: (
-                    self.b.copy_word(y.addr, at, g), self.b.copy_word(y.addr, at + g)))
+                self.b.at = base + i * (g + 1)
+                ys[i] = self.b.gate(y)
         self.per_sample(op, lambda i: self.b.mul(xs[i], ys[i], op.shift, relu=op.relu,
                                                  gate=op.gate))
 
