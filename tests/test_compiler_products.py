@@ -185,7 +185,7 @@ def test_cbam_channel_max_is_halvings_of_picks_and_maxes():
     model_rtl_exact(_model(CBAM, 3), seed=4)
 
 
-def test_a_channel_max_of_values_that_may_be_negative_is_refused_by_name():
+def test_a_channel_max_of_a_signed_map_or_a_concatenation_is_refused_by_name():
     class Signed(nn.Module):
         def __init__(self):
             super().__init__()
@@ -196,6 +196,18 @@ def test_a_channel_max_of_values_that_may_be_negative_is_refused_by_name():
 
     with pytest.raises(UnsupportedOp, match=r"amax at .*dim=1 over 'c', which may be negative"):
         trace(Signed().eval(), torch.randn(2, 3, 4, 4))
+
+    class OfCat(nn.Module):   # the parts of a concatenation keep their own scales
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], 1)
+            return y.amax(1, keepdim=True).flatten(1)
+
+    with pytest.raises(UnsupportedOp, match=r"amax at .*dim=1 over 'cat', a concatenation"):
+        trace(OfCat().eval(), torch.randn(2, 3, 4, 4))
 
 
 class Square(nn.Module):

@@ -273,6 +273,10 @@ def expand_overlap(ops, pool: OverlapPool) -> list:
     may be negative."""
     (x,) = pool.inputs
     src = ops.ops.get(x)
+    if isinstance(src, Cat) and isinstance(pool, ChannelMax):
+        raise UnsupportedOp("amax", pool.where, f"dim=1 over {x!r}, a concatenation: its parts "
+                                                f"keep scales of their own, and a max of two "
+                                                f"values needs one")
     if isinstance(src, Cat):   # each part's values at its own scale: a max of two needs one
         new, names = [], []
         for i, (v, shape) in enumerate(zip(src.inputs, src.shapes)):
