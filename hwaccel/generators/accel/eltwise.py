@@ -219,8 +219,8 @@ class Eltwise(wiring.Component):
         # Yosys' `booth` maps mult x byte to ~20 % fewer LUTs than byte x mult (docs/ecp5-dsp.md).
         # The multiplier's operand is chosen a cycle ahead (from the read's tag), so a register
         # feeds the multiplier directly: the choice was on 85e3ccd's placed critical path.
-        mult, operands = Signal.like(p.mult_a, name="add_mult"), None
         if mode_mul is None:
+            mult, operands = Signal.like(p.mult_a, name="add_mult"), None
             m.d.sync += mult.eq(Mux(read_b, p.mult_b, p.mult_a))
         else:
             # MUL: a register a lane of each word, taking ``a``'s lane as ``b``'s pair is read

@@ -39,13 +39,13 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     is_add, is_avg = op == Op.ADD, op == Op.AVGPOOL
     # MUL (with ``elt_mul``) is checked as ADD is; its ``b`` is ``count`` words, or a gate
     # pixel's ``n + 1`` (``mult_b = n``: :mod:`.isa`), registered in CALC.
-    is_mul = (op == Op.MUL) if cfg.elt_mul else Const(0)
-    pairs = is_add | is_mul if cfg.elt_mul else is_add
-    b_words = cmd.count
+    pairs, b_count, b_words = is_add, cmd.count, cmd.count
     if cfg.elt_mul:
+        is_mul = op == Op.MUL
+        pairs, b_count = is_add | is_mul, Mux(is_mul & (a.mult_b != 0), a.mult_b + 1, cmd.count)
         b_words = Signal(range(ad + 2), name="mul_b_words")
         with m.If(calc):
-            m.d.sync += b_words.eq(Mux(is_mul & (a.mult_b != 0), a.mult_b + 1, cmd.count))
+            m.d.sync += b_words.eq(b_count)
     # ADD: registered in CALC, one add or subtract and compare each (its range checks are
     # read after CHECK: ``src2``'s words past the scratchpad; ``dst`` strictly inside them,
     # ``src2 < dst`` and ``dst - src2 < count``; inside ``src``'s is ``inside``). As one
@@ -60,8 +60,7 @@ def elt_checks(m, cmd, cfg: AccelConfig, *, calc, le) -> SimpleNamespace:
     window = Signal(len(v.kh) + len(v.kw))
     with m.If(calc):
         m.d.sync += [
-            over.eq(a.src2 + (cmd.count if not cfg.elt_mul else Mux(
-                is_mul & (a.mult_b != 0), a.mult_b + 1, cmd.count)) > ad),
+            over.eq(a.src2 + b_count > ad),
             above2.eq(cmd.dst > a.src2),
             gap2.eq(cmd.dst - a.src2),
             ow_kw.eq(v.out_width * v.kw), oh_kh.eq(v.out_height * v.kh), window.eq(v.kh * v.kw),
