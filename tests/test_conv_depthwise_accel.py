@@ -11,6 +11,7 @@ from rtl_checks import int8 as _int8
 
 from hwaccel.generators.accel import PRESETS, run_program
 from hwaccel.generators.accel.cases import random_program, random_requant
+from hwaccel.generators.accel.config import MODEL_PRESETS
 from hwaccel.generators.accel.driver import ProgramBuilder, from_words
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.generators.conv.layer import ConvLayer
@@ -83,36 +84,46 @@ def test_depthwise_gemm_faults():
     assert res.error and res.cause == Cause.SHAPE
 
 
-def test_tiny_rtl_equals_golden_and_cycle_model(seed):
+@pytest.mark.parametrize("preset", ["tiny", "tiny_attention"])
+def test_tiny_rtl_equals_golden_and_cycle_model(preset, seed):
     """Depthwise layers alone (1-3 groups, stride 1/2 per axis, padding per side, pool) and
-    random programs that mix them with every other command, in the C++ harness."""
+    random programs that mix them with every other command, in the C++ harness. On
+    ``tiny_attention`` the kernels reach 5 x 5 (``dw_max_kernel``), a pixel issuing only the
+    chunks its kernel's rows fill: 7 for a 5 x 5, 4 for a 3 x 3."""
     from hwaccel.sim.host import HarnessHost
     from hwaccel.sim.runner import design_for
 
+    cfg = MODEL_PRESETS.get(preset) or PRESETS[preset]
+    dk, pad = cfg.conv.dw_kernel, cfg.conv.max_pad
+    assert [cfg.conv.dw_issue(k) for k in (3, 5) if k <= dk] == ([3] if dk == 3 else [4, 7])
     rng = np.random.default_rng(seed)
-    programs = []
+    programs, kernels = [], set()
     for _ in range(10):
-        c = int(rng.integers(1, 3 * TINY.lanes + 1))
+        c = int(rng.integers(1, 3 * cfg.lanes + 1))
         h, w = int(rng.integers(3, 8)), int(rng.integers(3, 8))
-        kernel = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        kernel = (int(rng.integers(1, dk + 1)), int(rng.integers(1, dk + 1)))
         stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-        padding = (min(int(rng.integers(0, kernel[0])), 1),
-                   min(int(rng.integers(0, kernel[1])), 1), 0, 0)
+        padding = (min(int(rng.integers(0, kernel[0])), pad),
+                   min(int(rng.integers(0, kernel[1])), pad), 0, 0)
+        if h + padding[0] < kernel[0] or w + padding[1] < kernel[1]:
+            continue
         layer = ConvLayer(h, w, c, c, kernel, stride, padding, True, False, True)
+        kernels.add(max(kernel))
         pool = bool(min(layer.out_size) >= 2 and rng.random() < 0.3)
-        programs.append(_dw_program(TINY, rng, c, h, w, kernel, stride, padding,
+        programs.append(_dw_program(cfg, rng, c, h, w, kernel, stride, padding,
                                     bool(rng.random() < 0.5), pool)[0])
-    programs += [random_program(TINY, np.random.default_rng(seed + i), 8) for i in range(4)]
-    host = HarnessHost(design_for(TINY), TINY)
+    assert dk == 3 or max(kernels) >= 4, kernels
+    programs += [random_program(cfg, np.random.default_rng(seed + i), 8) for i in range(4)]
+    host = HarnessHost(design_for(cfg), cfg)
     try:
         for i, b in enumerate(programs):
-            gold = run_program(TINY, b.act, b.wgt, b.commands)
+            gold = run_program(cfg, b.act, b.wgt, b.commands)
             assert gold.done, (i, gold.cause)
             host.load(b)
             host.run(limit=1_000_000)
             np.testing.assert_array_equal(host.read_act(0, b.act_top), gold.act[:b.act_top],
                                           err_msg=f"program {i} (seed {seed})")
-            assert host.counters() == program_perf(TINY, b.commands).counters, (i, seed)
+            assert host.counters() == program_perf(cfg, b.commands).counters, (i, seed)
     finally:
         host.close()
 

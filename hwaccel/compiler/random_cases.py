@@ -124,7 +124,7 @@ def random_dag(seed: int, config=None) -> tuple[RandomDag, callable]:
             spec.append(("conv", int(rng.integers(1, most_c + 1)), (kh, kw), (sh, sw),
                          (t, left, b, r), bool(rng.integers(2))))
             h, w = (h + t + b - kh) // sh + 1, (w + left + r - kw) // sw + 1
-        elif kind == "dw" and min(h, w) >= 3 and conv.dw_kernel == 3:
+        elif kind == "dw" and min(h, w) >= 3 and conv.dw_kernel >= 3:
             s = int(rng.integers(1, 3))
             (t, b), (left, r) = _pads(rng, 3, max_pad), _pads(rng, 3, max_pad)
             spec.append(("dw", (s, s), (t, left, b, r), bool(rng.integers(2))))

@@ -19,11 +19,11 @@ input pixel, or zero where it reads padding (:func:`_plan`). A conv reading the 
 is left alone (it runs over the host's im2col patches), and so are kernels beyond ``2 k - 1``,
 which lowering names.
 
-A depthwise conv whose kernel is past the depthwise engine's (``dw_kernel``, 3 x 3: MCUNet's and
-MnasNet's 5 x 5 and 7 x 7) becomes the dense conv it is, zeros between its channels, as a
-grouped conv is (:func:`.trace_ops.block_diagonal`): channels times the MACs, the same integers
-(the zeros add nothing, and each output channel's weights, scale and requantizer are its own),
-then split as above where its kernel is past the dense engine's too.
+A depthwise conv whose kernel is past the depthwise engine's (``dw_kernel``: on a 3 x 3 window
+MobileNetV3's and MnasNet's 5 x 5, on a 5 x 5 one MCUNet's 7 x 7) becomes the dense conv it is,
+zeros between its channels, as a grouped conv is (:func:`.trace_ops.block_diagonal`): channels
+times the MACs, the same integers (the zeros add nothing, and each output channel's weights, scale
+and requantizer are its own), then split as above where its kernel is past the dense engine's too.
 
 A dilated Conv1d that lowering runs as a short conv down its line's rows
 (:mod:`.line_view`) is left as it is.

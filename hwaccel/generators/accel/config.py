@@ -282,7 +282,8 @@ PRESETS: dict[str, AccelConfig] = {
         # LSTMs up to the reference layer (I = H = 64) on 256 lanes: a weight beat is exactly
         # one weight-scratchpad word (2048 bits), as a conv weight beat is; any smaller I and H
         # run too (one slot: every step is I + H issue cycles).
-        # Conv: kernels up to 10 x 10 (DS-CNN's 10 x 4; 7 x 7 stems), maps up to 96 x 96 and
+        # Conv: kernels up to 10 x 10 (DS-CNN's 10 x 4; 7 x 7 stems), depthwise ones up to
+        # 5 x 5 (MobileNetV3's, EfficientNet's; a 3 x 3 still one chunk), maps up to 96 x 96 and
         # 256 channels (MobileNetV1 0.25's 96 x 96 x 3 input and 256-channel tail; taller maps
         # run as bands of rows). The line buffer holds 16 rows of 105 padded columns x 16
         # channel groups (3.4 Mibit); the weight memory is capped at 256 words (512 Kibit),
@@ -290,7 +291,8 @@ PRESETS: dict[str, AccelConfig] = {
         # 7 x 7 over 16 input channels into 64 outputs. psum_depth = 32 pixels x 16 blocks,
         # so a K-tiled GEMM's M tile stays 32 rows.
         AccelConfig(conv=ConvConfig(max_width=96, max_height=96, max_cin=256, max_cout=256,
-                                    max_kernel=10, max_weight_words=256, name="accel_default"),
+                                    max_kernel=10, dw_max_kernel=5, max_weight_words=256,
+                                    name="accel_default"),
                     act_depth=32768, wgt_depth=1024, psum_depth=512,
                     lstm=LstmConfig(input_size=64, hidden_size=64, lanes=256,
                                     name="accel_default"),
@@ -333,7 +335,11 @@ MODEL_PRESETS: dict[str, AccelConfig] = {
     # tiny's fabric with 4-lane units (rows up to 16, LayerNorm up to 16 channels), no LSTM
     # cell, and 1024 weight words: the RTL tests of the attention commands run on it. It ends
     # its jobs through end_stage (the same cycles and outputs), so those tests hold that too.
+    # Its kernels reach 5 x 5, depthwise ones too (dw_max_kernel: tiny's 3 x 3 register is
+    # the other case), for the compiled models' RTL tests of MobileNetV3's 5 x 5 layers.
     "tiny_attention": PRESETS["tiny"].with_(
+        conv=PRESETS["tiny"].conv.with_(max_kernel=5, dw_max_kernel=5,
+                                        name="accel_tiny_attention"),
         lstm=None, attention=AttentionConfig(max_len=16, max_channels=16, lanes=4, name="tiny"),
         wgt_depth=1024, end_stage=True, name="tiny_attention"),
     # ECP5-85F with 12 x 12 = 144 int8 MACs (lanes must equal block, and 13 x 13 = 169 would

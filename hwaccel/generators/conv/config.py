@@ -31,6 +31,12 @@ class ConvConfig:
         to this). The line buffer holds ``row_slots`` (a power of two above it) rows, so up to 7
         costs 8 row memories and 8 to 15 costs 16: one limit for both axes keeps the config
         small, and a wide kernel costs only line-buffer columns and weight words.
+    dw_max_kernel : int
+        Largest depthwise kernel side, 1 to 7 (the depthwise window register is ``dw_kernel =
+        min(dw_max_kernel, max_kernel)`` words a side; see :mod:`.engine`, "Depthwise mode").
+        3, the default, holds MobileNetV1's and DS-CNN's kernels; 5 holds MobileNetV3's and
+        EfficientNet's. Above 3 a pixel issues only the chunks its kernel's rows fill
+        (:meth:`dw_issue`), so a 3 x 3 layer pays no more than on a 3 x 3 register.
     max_weight_words : int or None
         Weight-memory words (``blocks x chunks`` of one layer, ``lanes x block`` int8 each).
         ``None``: enough for any layer within the other limits (``max_blocks x max_chunks``),
@@ -64,6 +70,7 @@ class ConvConfig:
     max_cin: int = 64
     max_cout: int = 64
     max_kernel: int = 3
+    dw_max_kernel: int = 3
     max_weight_words: int | None = None
     pool: bool = True
     requant_dsp: bool = True
@@ -81,6 +88,7 @@ class ConvConfig:
         check_int("max_cin", self.max_cin, min=1, max=4096)
         check_int("max_cout", self.max_cout, min=1, max=4096)
         check_int("max_kernel", self.max_kernel, min=1, max=15)
+        check_int("dw_max_kernel", self.dw_max_kernel, min=1, max=7)
         if self.max_weight_words is not None:
             # A GEMM tile (1x1 kernel) needs max_groups words a block.
             check_int("max_weight_words", self.max_weight_words,
@@ -146,9 +154,9 @@ class ConvConfig:
 
     @property
     def dw_kernel(self) -> int:
-        """Largest depthwise kernel side: ``min(3, max_kernel)`` (the depthwise window register
-        is ``dw_kernel x dw_kernel`` words; see :mod:`.engine`)."""
-        return min(3, self.max_kernel)
+        """Largest depthwise kernel side: ``min(dw_max_kernel, max_kernel)`` (the depthwise
+        window register is ``dw_kernel x dw_kernel`` words; see :mod:`.engine`)."""
+        return min(self.dw_max_kernel, self.max_kernel)
 
     @property
     def dw_beats(self) -> int:
@@ -172,6 +180,24 @@ class ConvConfig:
         """Cycles per output beat of a depthwise layer: the window register's
         ``dw_kernel**2`` taps, ``lanes`` per chunk."""
         return -(-self.dw_kernel ** 2 // self.lanes)
+
+    @property
+    def dw_trim(self) -> bool:
+        """Whether a depthwise pixel issues only the chunks its kernel's rows fill: on a window
+        register above 3 x 3 with one beat a pixel. On a 3 x 3 register a kernel's rows fill
+        nearly all of it (and those netlists stay as they were placed); with beats, each beat
+        issues the register's ``dw_chunks``."""
+        return self.dw_kernel > 3 and self.dw_beats == 1
+
+    def dw_issue(self, kernel_h: int) -> int:
+        """Chunks (cycles) a depthwise pixel of a layer with ``kernel_h`` rows issues: its
+        kernel sits in the register's top rows and lane ``k`` of chunk ``c`` is position ``c x
+        lanes + k`` (row-major), so with :attr:`dw_trim` the chunks up to its last row,
+        ``ceil(kernel_h x dw_kernel / lanes)``, else ``dw_words``. The weight memory keeps
+        ``dw_words`` words a group either way (the others zero)."""
+        if not self.dw_trim:
+            return self.dw_words
+        return -(-kernel_h * self.dw_kernel // self.lanes)
 
     @property
     def dw_words(self) -> int:

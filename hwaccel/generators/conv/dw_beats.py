@@ -12,7 +12,20 @@ from amaranth.hdl import Const, Mux, Signal
 
 from .config import ConvConfig
 
-__all__ = ["beat_ends", "beat_of", "beat_blocks", "group_rq"]
+__all__ = ["pixel_end", "beat_ends", "beat_of", "beat_blocks", "group_rq"]
+
+
+def pixel_end(m, cfg: ConvConfig, dc, kernel_h):
+    """A depthwise pixel's last chunk ``dc``: its ``dw_words``' last, or with ``dw_trim`` the
+    last its kernel's rows fill (:meth:`.ConvConfig.dw_issue` of ``kernel_h``)."""
+    if not cfg.dw_trim:
+        return dc == cfg.dw_words - 1
+    last = Signal(dc.shape(), name="dw_last_dc")
+    with m.Switch(kernel_h):
+        for kh in range(1, cfg.dw_kernel + 1):
+            with m.Case(kh) if kh < cfg.dw_kernel else m.Default():
+                m.d.comb += last.eq(cfg.dw_issue(kh) - 1)
+    return dc == last
 
 
 def beat_ends(cfg: ConvConfig, dc, last_dc):

@@ -17,7 +17,7 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
 * **grouped** (otherwise): a chunk is one channel group (``lanes`` channels) of one tap
   ``(ky, kx)``. Chunks per output block: ``KH * KW * ceil(Cin / lanes)``.
 
-* **depthwise** (``groups = cin = cout``, a kernel up to ``dw_kernel = 3`` a side): the
+* **depthwise** (``groups = cin = cout``, a kernel up to ``dw_kernel`` a side, 3 or 5): the
   engine keeps a ``dw_kernel x dw_kernel`` register of line-buffer words (rows ``r``, columns
   ``j``, the window's last column at ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is
   register position ``p = c*lanes + k``, ``(r, j) = divmod(p, dw_kernel)``, and its weight for

@@ -21,13 +21,13 @@ both from the RTL:
 A depthwise layer (``desc["depthwise"]``) replaces the first rule: the sequencer reads the window's
 columns into its register one per cycle, each the cycle after the writer stored it (the first pixel
 of an output row reads its image columns ``left .. KW-1``, the first read clearing the register's
-left padding, the next ones the ``sw`` new columns), the pixel's ``dw_words`` (``dw_beats x
-dw_chunks``) chunks issue back to back from the cycle of its last read (the cycle after the previous
-pixel's last chunk if it reads nothing), and the next pixel's reads start the cycle after its last
-chunk; except that the next output row's first read shares the cycle of a row's last chunk when that
-cycle reads nothing of its own (``dw_words > 1``) or reads a padding column (the row's last window
-reaches the right padding), and the writer has stored it by then. A pixel costs ``sw - 1 +
-dw_words`` cycles at best, a row start ``KW - 1 - left`` more (one less when its first read came
+left padding, the next ones the ``sw`` new columns), the pixel's ``dw_issue(KH)`` (``dw_words`` but
+with ``dw_trim``) chunks issue back to back from the cycle of its last read (the cycle after the
+previous pixel's last chunk if it reads nothing), and the next pixel's reads start the cycle after
+its last chunk; except that the next output row's first read shares the cycle of a row's last chunk
+when that cycle reads nothing of its own (``dw_issue > 1``) or reads a padding column (the row's
+last window reaches the right padding), and the writer has stored it by then. A pixel costs ``sw - 1
++ dw_issue`` cycles at best, a row start ``KW - 1 - left`` more (one less when its first read came
 early). A depthwise layer of several channel groups (``blocks``) repeats this per group, the next
 group's first read the cycle after the previous group's last chunk at the earliest; the writer
 stores the groups' rows in order, one word a cycle throughout, a row of a later group gated by that
@@ -145,7 +145,7 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0,
     groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
     dw = bool(desc.get("depthwise"))
     n_grp = desc["blocks"] if dw else 1
-    per_pixel = cfg.dw_words if dw else desc["weight_words"]   # blocks x chunks
+    per_pixel = cfg.dw_issue(kh) if dw else desc["weight_words"]   # blocks x chunks
     # A packed row shifts through its padding columns; a grouped or depthwise one skips them.
     skip = 0 if desc["packed"] else left
     row_words = (w + (left + desc["pad_right"] if desc["packed"] else 0)) * groups

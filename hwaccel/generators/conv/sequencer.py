@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 
 from .ahead import choices, compare, flags, held, kept, late_step, next_values, stepped
 from .config import ConvConfig
-from .dw_beats import beat_ends, beat_of, group_rq
+from .dw_beats import beat_ends, beat_of, group_rq, pixel_end
 from .limits import layer_sums, window_rows
 
 __all__ = ["issue_logic"]
@@ -110,7 +110,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     counters = ("g", "kx", "ky", "nb", "ox", "oy")
     last_g, last_kx, last_ky, last_nb, last_ox, last_oy = (
         Signal(name=f"last_{k}") for k in counters)
-    last_dc = dc == cfg.dw_words - 1                # a depthwise pixel's chunks
+    last_dc = pixel_end(m, cfg, dc, KH)            # a depthwise pixel's chunks
     kx_end = ~dw & last_g & last_kx
     pix = (dw & last_dc) | (kx_end & last_ky & last_nb)
     row = pix & last_ox
