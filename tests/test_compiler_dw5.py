@@ -19,6 +19,7 @@ from hwaccel.generators.accel import PRESETS
 from hwaccel.generators.accel.cases import random_requant
 from hwaccel.generators.accel.driver import ProgramBuilder
 from hwaccel.generators.accel.perf import program_perf
+from hwaccel.generators.conv.layer import ConvLayer, descriptor
 
 
 class Bneck5(nn.Module):
@@ -70,11 +71,14 @@ def test_golden_equals_the_twin_and_the_rtl_golden(stride):
 
 
 def test_a_3x3_layer_costs_no_more_on_a_5x5_window():
-    """On ``default`` (16 lanes) a 3 x 3 depthwise pixel is one chunk on the 5 x 5 window as on
-    a 3 x 3 one, and a 5 x 5 pixel two: the layer's busy cycles in the accelerator's model."""
+    """On ``default`` (16 lanes) a 3 x 3 depthwise pixel is one chunk and a group's weights one
+    word on the 5 x 5 window as on a 3 x 3 one, and a 5 x 5 pixel two: the layer's busy cycles
+    (its loads with them) in the accelerator's model."""
     cfg = PRESETS["default"]
     small = cfg.with_(conv=cfg.conv.with_(dw_max_kernel=3))
     assert [cfg.conv.dw_issue(k) for k in (1, 3, 5)] == [1, 1, 2] and small.conv.dw_chunks == 1
+    assert [descriptor(cfg.conv, ConvLayer(8, 8, 16, 16, k, 1, k // 2, depthwise=True))[
+        "weight_words"] for k in (3, 5)] == [1, 2]
 
     def busy(c, k):
         rng = np.random.default_rng(k)

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Const, Mux, Signal
 
+from ..conv.dw_beats import group_words
 from .attn_checks import ATTN_UNIT_OPS, attn_checks
 from .beats import to_words, whole_words
 from .config import AccelConfig
@@ -93,7 +94,7 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
     # Depthwise: one group and block a job (``nb`` jobs), the engine's window register.
     dw_ok = ((nb != 0) & (d.groups == 1) & (d.blocks == 1) & ~d.packed
-             & (d.weight_words == conv.dw_words) & le(kh, conv.dw_kernel)
+             & (d.weight_words == group_words(conv, kh)) & le(kh, conv.dw_kernel)
              & le(kw_, conv.dw_kernel) & (d.row_lanes == conv.lanes)
              & (d.shift_lanes == conv.lanes) & (d.rows_per_chunk == 1))
     conv_ok = conv_ok & (~d.depthwise | dw_ok)

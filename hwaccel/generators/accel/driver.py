@@ -108,7 +108,7 @@ class ProgramBuilder(EltwiseCommands, AttentionCommands):
         """Depthwise CONV (``groups = channels``): ``w`` is ``C x 1 x KH x KW`` int8, a kernel
         up to the engine's ``dw_kernel``. One command; the processor runs the channel groups
         (``nb`` of them) one after the other, up to ``dw_groups`` in one engine job, so the
-        weights are, per group, its ``dw_words`` weight beats then its ``dw_beats``
+        weights are, per group, its ``dw_issue`` weight beats then its ``dw_beats``
         requantizer beats (a group is a word of ``lanes`` channels; with blocks below the
         lanes, computed a block a beat)."""
         w_in, b_in, w = w, bias, np.asarray(w, dtype=np.int64)

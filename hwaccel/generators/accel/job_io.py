@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import memory
 
+from ..conv.dw_beats import group_words
 from .isa import Op
 from .lstm_checks import lstm_words
 from .processor import JOB_CONV, JOB_POOL
@@ -45,7 +46,8 @@ def engine_layers(m, proc, conv, pool, reuse) -> tuple:
 def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> None:
     """Keep ``to_weights`` (a register) telling whether the weight stream's beat is a conv
     job's weight word, else a requantizer: the job's first ``weight_words`` beats, a depthwise
-    job's first ``dw_words`` of each group's ``dw_words + dw_beats`` (counted by ``dw_sub``).
+    job's first ``dw_words`` of each group's ``dw_words + dw_beats`` (counted by ``dw_sub``;
+    with ``dw_trim`` its kernel's ``dw_issue`` words).
 
     ``popped`` counts the job's beats (``pop``: one taken; 0 at ``start``, a taken beat
     winning, and at ``kill``), ``dw_sub`` a depthwise group's (``dw_pop``; 0 at ``start``,
@@ -56,9 +58,9 @@ def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> 
     was the placed critical path at ef1bf89 (14.4 ns, 11.6 of it routing). The job fields load
     before a job's ISSUE and hold through it; the flag follows them from the cycle after its
     ISSUE, before its first beat can be taken."""
-    dwc, ww = cfg.conv.dw_words, proc.job_desc.weight_words
+    dwc, ww = group_words(cfg.conv, proc.job_desc.kernel_h), proc.job_desc.weight_words
     top = dwc + cfg.conv.dw_beats - 1     # a group's last beat
-    dw_sub = Signal(range(top + 1), name="dw_sub")
+    dw_sub = Signal(range(cfg.conv.dw_words + cfg.conv.dw_beats), name="dw_sub")
     with m.If(dw_pop):
         m.d.sync += dw_sub.eq(Mux(dw_sub == top, 0, dw_sub + 1))
     with m.If(start):

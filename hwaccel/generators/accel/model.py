@@ -316,7 +316,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                   and d["out_height"] == (sh - kh) // (1 + d["stride2_h"]) + 1
                   and (not d["pool"] or (d["out_width"] >= 2 and d["out_height"] >= 2)))
             dw_ok = (c["nb"] != 0 and d["groups"] == d["blocks"] == 1 and not d["packed"]
-                     and d["weight_words"] == cc.dw_words and max(kh, kw) <= cc.dw_kernel
+                     and max(kh, kw) <= cc.dw_kernel and d["weight_words"] == cc.dw_issue(kh)
                      and d["row_lanes"] == d["shift_lanes"] == cc.lanes
                      and d["rows_per_chunk"] == 1)
             # (a depthwise group is a word; other blocks fill whole words: :mod:`.beats`)

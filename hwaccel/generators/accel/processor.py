@@ -265,14 +265,14 @@ class Processor(wiring.Component):
                               Mux(dw_left > dw_k, dw_k, dw_left)))
         dw_src, dw_dst = chk.in_a * jg, chk.out_a * jg
 
+        dww = cmd.desc.weight_words if cfg.conv.dw_trim else cfg.conv.dw_words   # (a group's)
         def dw_job(left):
             """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
             return [self.job_src_count.eq(dw_src), self.job_dst_count.eq(dw_dst),
-                    self.job_wgt_count.eq((cfg.conv.dw_words + cfg.conv.dw_beats) * jg),
-                    self.job_desc.blocks.eq(jg),
-                    self.job_desc.weight_words.eq(cfg.conv.dw_words * jg),
+                    self.job_wgt_count.eq((dww + cfg.conv.dw_beats) * jg),
+                    self.job_desc.blocks.eq(jg), self.job_desc.weight_words.eq(dww * jg),
                     self.job_fab_pixels.eq(chk.pixels_out),
-                    self.job_fab_words.eq(cfg.conv.dw_words * jg), dw_left.eq(left - jg)]
+                    self.job_fab_words.eq(dww * jg), dw_left.eq(left - jg)]
         # What a job's end chooses (a next tile, next groups), registers: the running command
         # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
         run_tiled, run_dw, dw_more = (Signal(name=n) for n in ("run_tiled", "run_dw", "dw_more"))

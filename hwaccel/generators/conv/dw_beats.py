@@ -12,20 +12,19 @@ from amaranth.hdl import Const, Mux, Signal
 
 from .config import ConvConfig
 
-__all__ = ["pixel_end", "beat_ends", "beat_of", "beat_blocks", "group_rq"]
+__all__ = ["group_words", "beat_ends", "beat_of", "beat_blocks", "group_rq"]
 
 
-def pixel_end(m, cfg: ConvConfig, dc, kernel_h):
-    """A depthwise pixel's last chunk ``dc``: its ``dw_words``' last, or with ``dw_trim`` the
-    last its kernel's rows fill (:meth:`.ConvConfig.dw_issue` of ``kernel_h``)."""
+def group_words(cfg: ConvConfig, kernel_h):
+    """A depthwise group's weight words, a pixel's chunks: ``dw_words`` (a constant), or with
+    ``dw_trim`` those of ``kernel_h``'s rows (:meth:`.ConvConfig.dw_issue`), an expression."""
     if not cfg.dw_trim:
-        return dc == cfg.dw_words - 1
-    last = Signal(dc.shape(), name="dw_last_dc")
-    with m.Switch(kernel_h):
-        for kh in range(1, cfg.dw_kernel + 1):
-            with m.Case(kh) if kh < cfg.dw_kernel else m.Default():
-                m.d.comb += last.eq(cfg.dw_issue(kh) - 1)
-    return dc == last
+        return cfg.dw_words
+    words = Const(cfg.dw_issue(cfg.dw_kernel), range(cfg.dw_words + 1))
+    for kh in range(cfg.dw_kernel - 1, 0, -1):
+        if cfg.dw_issue(kh) != cfg.dw_issue(kh + 1):
+            words = Mux(kernel_h <= kh, cfg.dw_issue(kh), words)
+    return words
 
 
 def beat_ends(cfg: ConvConfig, dc, last_dc):

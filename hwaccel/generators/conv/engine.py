@@ -124,7 +124,7 @@ from amaranth.lib.wiring import In, Out
 from ...hdl.dsp import registered_product
 from .ahead import held, late_step
 from .config import ConvConfig
-from .dw_beats import beat_blocks
+from .dw_beats import beat_blocks, group_words
 from .layouts import (
     activation_layout,
     layer_layout,
@@ -254,7 +254,7 @@ class ConvEngine(wiring.Component):
             total = beat_blocks(cfg, desc) if field == "blocks" else desc[field]
             m.d.sync += room.eq(Mux(start, self.layer.payload[field] != 0,
                                     Mux(taken, stepped != total, c != total)))
-        first_in = (p_count != 0) & (w_count >= cfg.dw_words)
+        first_in = (p_count != 0) & (w_count >= group_words(cfg, desc.kernel_h))
         with m.If(load & Mux(desc.depthwise, first_in, ~w_room)):
             m.d.sync += state.eq(2)
 

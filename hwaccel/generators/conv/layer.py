@@ -231,7 +231,7 @@ def geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
     kh, kw, cin, lanes = layer.kernel_h, layer.kernel_w, layer.cin, cfg.lanes
     if layer.depthwise:
         return {"packed": False, "depthwise": True, "groups": 1, "row_lanes": lanes,
-                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_words,
+                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_issue(kh),
                 "blocks": math.ceil(cin / cfg.dw_channels)}
     packed = kw * cin <= lanes
     if packed:

@@ -256,8 +256,8 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
     load = 0 if reuse else desc["weight_words"] + desc["blocks"] * (cfg.dw_beats if dw else 1)
     ready = None
     if dw and not reuse:
-        beats = cfg.dw_words + cfg.dw_beats
-        start = RUN_START + cfg.dw_words + 1
+        beats = cfg.dw_issue(desc["kernel_h"]) + cfg.dw_beats
+        start = RUN_START + cfg.dw_issue(desc["kernel_h"]) + 1
 
         def ready(g: int) -> int:
             return LOAD_START + 1 + (g + 1) * beats - start
@@ -286,7 +286,7 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     if desc["pool"]:
         raise ValueError("stream_cycles models layers that do not pool (the pool's last "
                          "result may leave before the last chunk issues)")
-    dwc = cfg.dw_words
+    dwc = cfg.dw_issue(desc["kernel_h"])
     run = (dwc if desc["depthwise"] else desc["weight_words"]) + STREAM_RUN_START
     ready = (lambda g: (g + 1) * dwc + 1 - run) if desc["depthwise"] else None
     t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run,   # load from cycle 1
@@ -333,11 +333,11 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
         one = descriptor(cfg, replace(layer, cin=min(layer.cin, cfg.dw_channels),
                                       cout=min(layer.cin, cfg.dw_channels)))
         descs = [one | {"blocks": min(k, nb - g0), "weight_words": min(k, nb - g0)
-                        * cfg.dw_words} for g0 in range(0, nb, k)]
+                        * one["weight_words"]} for g0 in range(0, nb, k)]
     cycles = load = issue = stalls = 0
     for d in descs:
         c, ld, t = _job(cfg, d, False)
-        ld = cfg.dw_words + 1 if d["depthwise"] else d["weight_words"]
+        ld = cfg.dw_issue(d["kernel_h"]) + 1 if d["depthwise"] else d["weight_words"]
         cycles, load, issue, stalls = cycles + c, load + ld, issue + t.issue, stalls + \
             t.window_stalls
     tail = cycles - load - issue - stalls

@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 
 from .ahead import choices, compare, flags, held, kept, late_step, next_values, stepped
 from .config import ConvConfig
-from .dw_beats import beat_ends, beat_of, group_rq, pixel_end
+from .dw_beats import beat_ends, beat_of, group_rq, group_words
 from .limits import layer_sums, window_rows
 
 __all__ = ["issue_logic"]
@@ -110,7 +110,8 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     counters = ("g", "kx", "ky", "nb", "ox", "oy")
     last_g, last_kx, last_ky, last_nb, last_ox, last_oy = (
         Signal(name=f"last_{k}") for k in counters)
-    last_dc = pixel_end(m, cfg, dc, KH)            # a depthwise pixel's chunks
+    dwc = group_words(cfg, KH)                      # a depthwise group's words, chunks
+    last_dc = dc == dwc - 1
     kx_end = ~dw & last_g & last_kx
     pix = (dw & last_dc) | (kx_end & last_ky & last_nb)
     row = pix & last_ox
@@ -171,11 +172,11 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # the compare (the estimate's deepest path at 820183c, 12.9 ns). (``w_need1`` holds
     # ``w_base + dwc - 1``; its ``now`` is written without the ``- 1``, which would make the
     # shape signed: ``kept`` reads ``now`` only for the registers' shapes.)
-    dwc = cfg.dw_words
-    needs_w = kept(m, {"w_need": w_base + dwc, "w_need_g": w_base + 2 * dwc,
-                       "w_need1": w_base + dwc, "w_need_g1": w_base + 2 * dwc}, start,
-                   {"w_need": dwc, "w_need_g": 2 * dwc, "w_need1": dwc - 1,
-                    "w_need_g1": 2 * dwc - 1}, go,
+    most, dwn = cfg.dw_words, group_words(cfg, new.kernel_h)
+    needs_w = kept(m, {"w_need": w_base + most, "w_need_g": w_base + 2 * most,
+                       "w_need1": w_base + most, "w_need_g1": w_base + 2 * most}, start,
+                   {"w_need": dwn, "w_need_g": 2 * dwn, "w_need1": dwn - 1,
+                    "w_need_g1": 2 * dwn - 1}, go,
                    lambda r: [(grp, {"w_need": r["w_need_g"], "w_need_g": r["w_need_g"] + dwc,
                                      "w_need1": r["w_need_g1"],
                                      "w_need_g1": r["w_need_g1"] + dwc})])[0]
@@ -360,8 +361,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
                 if group:   # depthwise: the next channel group, if any, from its first row
                     with m.If(~last_nb):
                         m.d.sync += [done.eq(0), ytop.eq(0), base_slot.eq(-top),
-                                     w_base.eq(w_base + cfg.dw_words),
-                                     w_addr.eq(w_base + cfg.dw_words)]
+                                     w_base.eq(w_base + dwc), w_addr.eq(w_base + dwc)]
 
     with m.If(rd):
         m.d.comb += rcol_n.eq(rcol + 1)
