@@ -103,13 +103,13 @@ def test_a_kernel_beyond_twice_the_engines_is_named_by_lowering():
     np.testing.assert_array_equal(graph.op("1").weight, model[1].weight.detach().numpy())
 
 
-@pytest.mark.parametrize("k", [5, 7])
+@pytest.mark.parametrize("k", [5, 9])
 def test_a_depthwise_kernel_past_the_depthwise_engine_runs_as_the_dense_conv_it_is(k):
-    """A depthwise kernel past the depthwise engine's (tiny's 3 x 3, default's 5 x 5: MCUNet's
-    7 x 7) was refused: it is the dense conv with zeros between its channels, as a grouped conv
-    is. On default (dense kernels up to 10) a 7 x 7 runs as that, a 5 x 5 as the depthwise conv
-    it is; on tiny (3 x 3) a 5 x 5 is then split as any 5 x 5 is. Golden equal to the integer
-    twin on both, the RTL to golden on tiny."""
+    """A depthwise kernel past the depthwise engine's (tiny's 3 x 3, default's 7 x 7) was
+    refused: it is the dense conv with zeros between its channels, as a grouped conv is. On
+    default (dense kernels up to 10) a 9 x 9 runs as that, a 5 x 5 as the depthwise conv it is;
+    on tiny (3 x 3) a 5 x 5 is then split as any 5 x 5 is. Golden equal to the integer twin on
+    both, the RTL to golden on tiny."""
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
                           nn.Conv2d(4, 4, k, padding=k // 2, groups=4), nn.ReLU(),
@@ -122,7 +122,7 @@ def test_a_depthwise_kernel_past_the_depthwise_engine_runs_as_the_dense_conv_it_
         presets = ("default", "tiny")
     else:
         dense = split_kernels(graph, PRESETS["default"]).op("2")
-        assert dense.groups == 1 and dense.weight.shape == (4, 4, 7, 7)
+        assert dense.groups == 1 and dense.weight.shape == (4, 4, 9, 9)
         for c in range(4):   # each output channel reads its own input channel only
             np.testing.assert_array_equal(np.delete(dense.weight[c], c, axis=0), 0)
         np.testing.assert_array_equal(dense.weight[np.arange(4), np.arange(4)],

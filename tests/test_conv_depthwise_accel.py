@@ -89,13 +89,13 @@ def test_tiny_rtl_equals_golden_and_cycle_model(preset, seed):
     """Depthwise layers alone (1-3 groups, stride 1/2 per axis, padding per side, pool) and
     random programs that mix them with every other command, in the C++ harness. On
     ``tiny_attention`` the kernels reach 5 x 5 (``dw_max_kernel``), a pixel issuing only the
-    chunks its kernel's rows fill: 7 for a 5 x 5, 4 for a 3 x 3."""
+    chunks its kernel fills (ring by ring, ``dw_taps``): 7 for a 5 x 5, 3 for a 3 x 3."""
     from hwaccel.sim.host import HarnessHost
     from hwaccel.sim.runner import design_for
 
     cfg = MODEL_PRESETS.get(preset) or PRESETS[preset]
     dk, pad = cfg.conv.dw_kernel, cfg.conv.max_pad
-    assert [cfg.conv.dw_issue(k) for k in (3, 5) if k <= dk] == ([3] if dk == 3 else [4, 7])
+    assert [cfg.conv.dw_issue(k, k) for k in (3, 5) if k <= dk] == ([3] if dk == 3 else [3, 7])
     rng = np.random.default_rng(seed)
     programs, kernels = [], set()
     for _ in range(10):

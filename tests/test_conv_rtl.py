@@ -114,25 +114,28 @@ def test_depthwise_beats_of_a_word(lanes, block, seed):
     assert any("depthwise=True" in c["layer"] and "pool=True" in c["layer"] for c in rand)
 
 
-@pytest.mark.parametrize("lanes, block", [(8, 8), (4, 2)])
-def test_depthwise_window_of_5(lanes, block, seed):
-    """``dw_max_kernel = 5``: depthwise kernels up to 5 x 5 (MobileNetV3's) in a 5 x 5 window
-    register. With one beat a pixel (8 x 8) a pixel issues only the chunks its kernel's rows
-    fill (a 5 x 5 kernel 4 chunks, a 3 x 3 2, a 1 x 1 1); with beats (4 x 2) every beat issues
-    the register's 7 (14 a pixel). Bit-exact with idle streams and back-pressure, and every
-    layer alone cycle-exact."""
+@pytest.mark.parametrize("lanes, block, dk", [(8, 8, 5), (4, 2, 5), (8, 8, 7)])
+def test_depthwise_window_above_3(lanes, block, dk, seed):
+    """``dw_max_kernel`` 5 and 7: depthwise kernels up to 5 x 5 (MobileNetV3's) or 7 x 7
+    (MCUNet's) in a window register of that side. With one beat a pixel (8 x 8) the lanes take
+    the register ring by ring from its top-right corner (``dw_taps``), so a pixel issues only
+    the chunks its kernel's side fills (a 7 x 7 kernel 7 chunks, a 5 x 5 4, a 3 x 3 2, a 1 x 1
+    1); with beats (4 x 2) every beat issues the register's 7 (14 a pixel). Bit-exact with
+    idle streams and back-pressure, and every layer alone cycle-exact."""
     from hwaccel.generators.conv.config import ConvConfig
 
     cfg = ConvConfig(lanes=lanes, block=block, max_width=9, max_height=8, max_cin=2 * lanes,
-                     max_cout=2 * lanes, max_kernel=5, dw_max_kernel=5, pool=True,
-                     name=f"dw5_k{lanes}n{block}")
-    assert cfg.dw_kernel == 5 and cfg.dw_trim == (lanes == block)
-    assert [cfg.dw_issue(k) for k in (1, 3, 5)] == ([1, 2, 4] if lanes == block else [14] * 3)
+                     max_cout=2 * lanes, max_kernel=dk, dw_max_kernel=dk, pool=True,
+                     name=f"dw{dk}_k{lanes}n{block}")
+    assert cfg.dw_kernel == dk and cfg.dw_trim == (lanes == block)
+    sides = [1, 3, 5, 7][:(dk + 1) // 2]
+    issue = [1, 2, 4, 7][:len(sides)] if lanes == block else [14] * len(sides)
+    assert [cfg.dw_issue(k, k) for k in sides] == issue
     rand, timed = _random_and_timed(cfg, seed)
     for cases in (rand, timed):
         kernels = {c["layer"].split("kernel=")[1].split(", stride")[0] for c in cases
                    if "depthwise=True" in c["layer"]}
-        assert any("5" in k for k in kernels) and len(kernels) >= 3, kernels
+        assert any(str(dk) in k for k in kernels) and len(kernels) >= 3, kernels
 
 
 def _random_and_timed(cfg, seed: int) -> tuple[list, list]:

@@ -94,7 +94,7 @@ def command_checks(m, cmd, cfg: AccelConfig, *, calc) -> SimpleNamespace:
                & (~d.pool | ((d.out_width >= 2) & (d.out_height >= 2))))
     # Depthwise: one group and block a job (``nb`` jobs), the engine's window register.
     dw_ok = ((nb != 0) & (d.groups == 1) & (d.blocks == 1) & ~d.packed
-             & (d.weight_words == group_words(conv, kh)) & le(kh, conv.dw_kernel)
+             & (d.weight_words == group_words(conv, kh, kw_)) & le(kh, conv.dw_kernel)
              & le(kw_, conv.dw_kernel) & (d.row_lanes == conv.lanes)
              & (d.shift_lanes == conv.lanes) & (d.rows_per_chunk == 1))
     conv_ok = conv_ok & (~d.depthwise | dw_ok)

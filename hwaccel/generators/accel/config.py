@@ -283,7 +283,8 @@ PRESETS: dict[str, AccelConfig] = {
         # one weight-scratchpad word (2048 bits), as a conv weight beat is; any smaller I and H
         # run too (one slot: every step is I + H issue cycles).
         # Conv: kernels up to 10 x 10 (DS-CNN's 10 x 4; 7 x 7 stems), depthwise ones up to
-        # 5 x 5 (MobileNetV3's, EfficientNet's; a 3 x 3 still one chunk), maps up to 96 x 96 and
+        # 7 x 7 (MobileNetV3's, EfficientNet's 5 x 5, MCUNet's 7 x 7; a 3 x 3 still one chunk,
+        # a 5 x 5 two, a 7 x 7 four: ConvConfig.dw_taps), maps up to 96 x 96 and
         # 256 channels (MobileNetV1 0.25's 96 x 96 x 3 input and 256-channel tail; taller maps
         # run as bands of rows). The line buffer holds 16 rows of 105 padded columns x 16
         # channel groups (3.4 Mibit); the weight memory is capped at 256 words (512 Kibit),
@@ -291,7 +292,7 @@ PRESETS: dict[str, AccelConfig] = {
         # 7 x 7 over 16 input channels into 64 outputs. psum_depth = 32 pixels x 16 blocks,
         # so a K-tiled GEMM's M tile stays 32 rows.
         AccelConfig(conv=ConvConfig(max_width=96, max_height=96, max_cin=256, max_cout=256,
-                                    max_kernel=10, dw_max_kernel=5, max_weight_words=256,
+                                    max_kernel=10, dw_max_kernel=7, max_weight_words=256,
                                     name="accel_default"),
                     act_depth=32768, wgt_depth=1024, psum_depth=512,
                     lstm=LstmConfig(input_size=64, hidden_size=64, lanes=256,

@@ -58,7 +58,8 @@ def weight_split(m, cfg, proc, to_weights, popped, pop, dw_pop, start, kill) -> 
     was the placed critical path at ef1bf89 (14.4 ns, 11.6 of it routing). The job fields load
     before a job's ISSUE and hold through it; the flag follows them from the cycle after its
     ISSUE, before its first beat can be taken."""
-    dwc, ww = group_words(cfg.conv, proc.job_desc.kernel_h), proc.job_desc.weight_words
+    jd = proc.job_desc
+    dwc, ww = group_words(cfg.conv, jd.kernel_h, jd.kernel_w), jd.weight_words
     top = dwc + cfg.conv.dw_beats - 1     # a group's last beat
     dw_sub = Signal(range(cfg.conv.dw_words + cfg.conv.dw_beats), name="dw_sub")
     with m.If(dw_pop):

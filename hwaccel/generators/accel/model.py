@@ -121,7 +121,9 @@ def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
         (h, c), lw = divmod(i, cfg.conv.dw_chunks), unpack(word, 8, lanes * blk)
         lw = np.array(lw).reshape(lanes, blk)
         for k in range(lanes):
-            r, j = divmod(c * lanes + k, dk)
+            if c * lanes + k >= dk * dk:
+                continue
+            r, j = cfg.conv.dw_taps[c * lanes + k]
             if r < kh and 0 <= j - (dk - kw) < kw:
                 w[h * blk:(h + 1) * blk, 0, r, j - (dk - kw)] = lw[k]
     return w
@@ -316,7 +318,7 @@ def run_program(cfg: AccelConfig, act, wgt: list[int], prog: list[int], *, start
                   and d["out_height"] == (sh - kh) // (1 + d["stride2_h"]) + 1
                   and (not d["pool"] or (d["out_width"] >= 2 and d["out_height"] >= 2)))
             dw_ok = (c["nb"] != 0 and d["groups"] == d["blocks"] == 1 and not d["packed"]
-                     and max(kh, kw) <= cc.dw_kernel and d["weight_words"] == cc.dw_issue(kh)
+                     and max(kh, kw) <= cc.dw_kernel and d["weight_words"] == cc.dw_issue(kh, kw)
                      and d["row_lanes"] == d["shift_lanes"] == cc.lanes
                      and d["rows_per_chunk"] == 1)
             # (a depthwise group is a word; other blocks fill whole words: :mod:`.beats`)

@@ -34,9 +34,10 @@ class ConvConfig:
     dw_max_kernel : int
         Largest depthwise kernel side, 1 to 7 (the depthwise window register is ``dw_kernel =
         min(dw_max_kernel, max_kernel)`` words a side; see :mod:`.engine`, "Depthwise mode").
-        3, the default, holds MobileNetV1's and DS-CNN's kernels; 5 holds MobileNetV3's and
-        EfficientNet's. Above 3 a pixel issues only the chunks its kernel's rows fill
-        (:meth:`dw_issue`), so a 3 x 3 layer pays no more than on a 3 x 3 register.
+        3, the default, holds MobileNetV1's and DS-CNN's kernels; 5 MobileNetV3's and
+        EfficientNet's; 7 MCUNet's and ConvNeXt's. Above 3 a pixel issues only the chunks its
+        kernel fills (:meth:`dw_issue`), so a 3 x 3 layer pays no more than on a 3 x 3
+        register.
     max_weight_words : int or None
         Weight-memory words (``blocks x chunks`` of one layer, ``lanes x block`` int8 each).
         ``None``: enough for any layer within the other limits (``max_blocks x max_chunks``),
@@ -183,21 +184,33 @@ class ConvConfig:
 
     @property
     def dw_trim(self) -> bool:
-        """Whether a depthwise pixel issues only the chunks its kernel's rows fill: on a window
-        register above 3 x 3 with one beat a pixel. On a 3 x 3 register a kernel's rows fill
-        nearly all of it (and those netlists stay as they were placed); with beats, each beat
-        issues the register's ``dw_chunks``."""
+        """Whether a depthwise pixel issues (and a group loads) only the chunks its kernel
+        fills: on a window register above 3 x 3 with one beat a pixel. On a 3 x 3 register a
+        kernel fills nearly all of it (and those netlists stay as they were placed); with
+        beats, each beat issues the register's ``dw_chunks``."""
         return self.dw_kernel > 3 and self.dw_beats == 1
 
-    def dw_issue(self, kernel_h: int) -> int:
-        """Chunks (cycles) a depthwise pixel of a layer with ``kernel_h`` rows issues: its
-        kernel sits in the register's top rows and lane ``k`` of chunk ``c`` is position ``c x
-        lanes + k`` (row-major), so with :attr:`dw_trim` the chunks up to its last row,
-        ``ceil(kernel_h x dw_kernel / lanes)``, else ``dw_words``. The weight memory keeps
-        ``dw_words`` words a group either way (the others zero)."""
+    @property
+    def dw_taps(self) -> list[tuple[int, int]]:
+        """The window-register position ``(row, column)`` of each tap slot ``p = c x lanes +
+        k`` (lane ``k`` of chunk ``c``). A kernel sits in the register's top-right corner (rows
+        ``0 .. KH-1``, columns ``dw_kernel - KW ..``). Row-major, or with :attr:`dw_trim` ring
+        by ring from that corner (ring ``d``: ``max(row, dw_kernel - 1 - column) = d``), so a
+        kernel of side ``s`` is the first ``s**2`` slots: a 3 x 3 one chunk of 16 lanes on a
+        7 x 7 register, as on a 3 x 3 one. Fixed in hardware either way (a constant mux)."""
+        dk = self.dw_kernel
+        taps = [divmod(p, dk) for p in range(dk * dk)]
+        if self.dw_trim:
+            taps.sort(key=lambda t: (max(t[0], dk - 1 - t[1]), t))
+        return taps
+
+    def dw_issue(self, kernel_h: int, kernel_w: int) -> int:
+        """Chunks (cycles) a depthwise pixel of a ``kernel_h x kernel_w`` layer issues, and
+        weight words a group loads: with :attr:`dw_trim` those its kernel's ring fills,
+        ``ceil(max(kernel_h, kernel_w)**2 / lanes)`` (:attr:`dw_taps`), else ``dw_words``."""
         if not self.dw_trim:
             return self.dw_words
-        return -(-kernel_h * self.dw_kernel // self.lanes)
+        return -(-max(kernel_h, kernel_w) ** 2 // self.lanes)
 
     @property
     def dw_words(self) -> int:

@@ -15,15 +15,16 @@ from .config import ConvConfig
 __all__ = ["group_words", "beat_ends", "beat_of", "beat_blocks", "group_rq"]
 
 
-def group_words(cfg: ConvConfig, kernel_h):
+def group_words(cfg: ConvConfig, kernel_h, kernel_w):
     """A depthwise group's weight words, a pixel's chunks: ``dw_words`` (a constant), or with
-    ``dw_trim`` those of ``kernel_h``'s rows (:meth:`.ConvConfig.dw_issue`), an expression."""
+    ``dw_trim`` those of the kernel's side (:meth:`.ConvConfig.dw_issue`), an expression."""
     if not cfg.dw_trim:
         return cfg.dw_words
-    words = Const(cfg.dw_issue(cfg.dw_kernel), range(cfg.dw_words + 1))
-    for kh in range(cfg.dw_kernel - 1, 0, -1):
-        if cfg.dw_issue(kh) != cfg.dw_issue(kh + 1):
-            words = Mux(kernel_h <= kh, cfg.dw_issue(kh), words)
+    dk, side = cfg.dw_kernel, Mux(kernel_h > kernel_w, kernel_h, kernel_w)
+    words = Const(cfg.dw_issue(dk, dk), range(cfg.dw_words + 1))
+    for s in range(dk - 1, 0, -1):
+        if cfg.dw_issue(s, s) != cfg.dw_issue(s + 1, s + 1):
+            words = Mux(side <= s, cfg.dw_issue(s, s), words)
     return words
 
 

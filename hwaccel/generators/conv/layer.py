@@ -17,21 +17,20 @@ The engine multiplies one *chunk* of the flattened im2col window (order ky, kx, 
 * **grouped** (otherwise): a chunk is one channel group (``lanes`` channels) of one tap
   ``(ky, kx)``. Chunks per output block: ``KH * KW * ceil(Cin / lanes)``.
 
-* **depthwise** (``groups = cin = cout``, a kernel up to ``dw_kernel`` a side, 3 or 5): the
-  engine keeps a ``dw_kernel x dw_kernel`` register of line-buffer words (rows ``r``, columns
-  ``j``, the window's last column at ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is
-  register position ``p = c*lanes + k``, ``(r, j) = divmod(p, dw_kernel)``, and its weight for
-  channel ``n`` is ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel): ``dw_chunks
-  = ceil(dw_kernel**2 / lanes)`` words a beat of a *channel group* of ``dw_channels``
-  channels. With ``dw_beats = lanes / block > 1`` (a power of two) a group is a whole word of
-  ``lanes`` channels, computed in ``dw_beats`` beats of ``block`` channels each (beat ``h``:
-  channels ``h x block`` on, its own ``dw_chunks`` words and requantizer); else it is
-  ``min(lanes, block)`` channels in one beat. A layer walks up to ``dw_groups`` groups (one
-  when it pools), one after the other (descriptor ``blocks`` = groups, see :mod:`.engine`,
-  "Depthwise mode"): each group's ``dw_words = dw_beats x dw_chunks`` weight words then the
-  next's, ``dw_beats`` requantizer words a group, the activations a group's image after the
-  other and the results too (a pixel's beats together). More channels are several layers
-  (the accelerator's processor runs them as jobs of up to ``dw_groups`` groups).
+* **depthwise** (``groups = cin = cout``, a kernel up to ``dw_kernel`` a side, 3 to 7): the engine
+  keeps a ``dw_kernel x dw_kernel`` register of line-buffer words (rows ``r``, columns ``j``, the
+  window's last column at ``j = dw_kernel - 1``); lane ``k`` of chunk ``c`` is register position
+  ``(r, j) = dw_taps[c*lanes + k]`` (row-major, or ring by ring), and its weight for channel ``n``
+  is ``w[n, 0, r, j - (dw_kernel - KW)]`` (zero outside the kernel): ``dw_chunks = ceil(dw_kernel**2
+  / lanes)`` words a beat of a *channel group* of ``dw_channels`` channels. With ``dw_beats = lanes
+  / block > 1`` (a power of two) a group is a whole word of ``lanes`` channels, computed in
+  ``dw_beats`` beats of ``block`` channels each (beat ``h``: channels ``h x block`` on, its own
+  ``dw_chunks`` words and requantizer); else it is ``min(lanes, block)`` channels in one beat. A
+  layer walks up to ``dw_groups`` groups (one when it pools), one after the other (descriptor
+  ``blocks`` = groups, see :mod:`.engine`, "Depthwise mode"): each group's ``dw_words = dw_beats x
+  dw_chunks`` weight words then the next's, ``dw_beats`` requantizer words a group, the activations
+  a group's image after the other and the results too (a pixel's beats together). More channels are
+  several layers (the accelerator's processor runs them as jobs of up to ``dw_groups`` groups).
 
 Weights of lanes that hold no window element are zero, which is why the engine never needs to
 mask activation lanes beyond ``Cin``.
@@ -231,7 +230,7 @@ def geometry(cfg: ConvConfig, layer: ConvLayer) -> dict:
     kh, kw, cin, lanes = layer.kernel_h, layer.kernel_w, layer.cin, cfg.lanes
     if layer.depthwise:
         return {"packed": False, "depthwise": True, "groups": 1, "row_lanes": lanes,
-                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_issue(kh),
+                "shift_lanes": lanes, "rows_per_chunk": 1, "chunks": cfg.dw_issue(kh, kw),
                 "blocks": math.ceil(cin / cfg.dw_channels)}
     packed = kw * cin <= lanes
     if packed:

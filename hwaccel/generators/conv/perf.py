@@ -21,8 +21,8 @@ both from the RTL:
 A depthwise layer (``desc["depthwise"]``) replaces the first rule: the sequencer reads the window's
 columns into its register one per cycle, each the cycle after the writer stored it (the first pixel
 of an output row reads its image columns ``left .. KW-1``, the first read clearing the register's
-left padding, the next ones the ``sw`` new columns), the pixel's ``dw_issue(KH)`` (``dw_words`` but
-with ``dw_trim``) chunks issue back to back from the cycle of its last read (the cycle after the
+left padding, the next ones the ``sw`` new columns), the pixel's ``dw_issue(KH, KW)`` (``dw_words``
+but with ``dw_trim``) chunks issue back to back from the cycle of its last read (the cycle after the
 previous pixel's last chunk if it reads nothing), and the next pixel's reads start the cycle after
 its last chunk; except that the next output row's first read shares the cycle of a row's last chunk
 when that cycle reads nothing of its own (``dw_issue > 1``) or reads a padding column (the row's
@@ -145,7 +145,7 @@ def run_timeline(cfg: ConvConfig, desc: dict, first_word: int = 0,
     groups, oh, ow = desc["groups"], desc["out_height"], desc["out_width"]
     dw = bool(desc.get("depthwise"))
     n_grp = desc["blocks"] if dw else 1
-    per_pixel = cfg.dw_issue(kh) if dw else desc["weight_words"]   # blocks x chunks
+    per_pixel = cfg.dw_issue(kh, kw) if dw else desc["weight_words"]   # blocks x chunks
     # A packed row shifts through its padding columns; a grouped or depthwise one skips them.
     skip = 0 if desc["packed"] else left
     row_words = (w + (left + desc["pad_right"] if desc["packed"] else 0)) * groups
@@ -256,8 +256,8 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
     load = 0 if reuse else desc["weight_words"] + desc["blocks"] * (cfg.dw_beats if dw else 1)
     ready = None
     if dw and not reuse:
-        beats = cfg.dw_issue(desc["kernel_h"]) + cfg.dw_beats
-        start = RUN_START + cfg.dw_issue(desc["kernel_h"]) + 1
+        beats = cfg.dw_issue(desc["kernel_h"], desc["kernel_w"]) + cfg.dw_beats
+        start = RUN_START + cfg.dw_issue(desc["kernel_h"], desc["kernel_w"]) + 1
 
         def ready(g: int) -> int:
             return LOAD_START + 1 + (g + 1) * beats - start
@@ -286,7 +286,7 @@ def stream_cycles(cfg: ConvConfig, desc: dict) -> int:
     if desc["pool"]:
         raise ValueError("stream_cycles models layers that do not pool (the pool's last "
                          "result may leave before the last chunk issues)")
-    dwc = cfg.dw_issue(desc["kernel_h"])
+    dwc = cfg.dw_issue(desc["kernel_h"], desc["kernel_w"])
     run = (dwc if desc["depthwise"] else desc["weight_words"]) + STREAM_RUN_START
     ready = (lambda g: (g + 1) * dwc + 1 - run) if desc["depthwise"] else None
     t = run_timeline(cfg, desc, first_word=1 - run, write_from=1 - run,   # load from cycle 1
@@ -337,7 +337,7 @@ def layer_perf(cfg: ConvConfig, layer) -> ConvPerf:
     cycles = load = issue = stalls = 0
     for d in descs:
         c, ld, t = _job(cfg, d, False)
-        ld = cfg.dw_issue(d["kernel_h"]) + 1 if d["depthwise"] else d["weight_words"]
+        ld = cfg.dw_issue(d["kernel_h"], d["kernel_w"]) + 1 if d["depthwise"] else d["weight_words"]
         cycles, load, issue, stalls = cycles + c, load + ld, issue + t.issue, stalls + \
             t.window_stalls
     tail = cycles - load - issue - stalls

@@ -58,16 +58,18 @@ class LayerPlan:
 def _depthwise_words(cfg: ConvConfig, layer: ConvLayer, w: np.ndarray) -> list[int]:
     """A depthwise channel group's weight words (``w``: its channels' filters; see the module
     docstring): each beat's ``dw_chunks``, beat after beat, or with ``dw_trim`` the chunks its
-    kernel's rows fill (:meth:`.ConvConfig.dw_issue`)."""
+    kernel fills (:meth:`.ConvConfig.dw_issue`), lanes at :attr:`.ConvConfig.dw_taps`."""
     lanes, blk, dk = cfg.lanes, cfg.block, cfg.dw_kernel
     kh, kw = layer.kernel_h, layer.kernel_w
     words = []
     for h in range(cfg.dw_beats):
         wh = w[h * blk:(h + 1) * blk]
-        for c in range(cfg.dw_issue(kh) if cfg.dw_trim else cfg.dw_chunks):
+        for c in range(cfg.dw_issue(kh, kw) if cfg.dw_trim else cfg.dw_chunks):
             word = np.zeros((lanes, blk), dtype=np.int64)
             for lane in range(lanes):
-                r, j = divmod(c * lanes + lane, dk)
+                if c * lanes + lane >= dk * dk:
+                    continue
+                r, j = cfg.dw_taps[c * lanes + lane]
                 kx = j - (dk - kw)
                 if r < kh and 0 <= kx < kw:
                     word[lane, :len(wh)] = wh[:, 0, r, kx]

@@ -110,7 +110,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     counters = ("g", "kx", "ky", "nb", "ox", "oy")
     last_g, last_kx, last_ky, last_nb, last_ox, last_oy = (
         Signal(name=f"last_{k}") for k in counters)
-    dwc = group_words(cfg, KH)                      # a depthwise group's words, chunks
+    dwc = group_words(cfg, KH, desc.kernel_w)      # a depthwise group's words, chunks
     last_dc = dc == dwc - 1
     kx_end = ~dw & last_g & last_kx
     pix = (dw & last_dc) | (kx_end & last_ky & last_nb)
@@ -172,7 +172,7 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # the compare (the estimate's deepest path at 820183c, 12.9 ns). (``w_need1`` holds
     # ``w_base + dwc - 1``; its ``now`` is written without the ``- 1``, which would make the
     # shape signed: ``kept`` reads ``now`` only for the registers' shapes.)
-    most, dwn = cfg.dw_words, group_words(cfg, new.kernel_h)
+    most, dwn = cfg.dw_words, group_words(cfg, new.kernel_h, new.kernel_w)
     needs_w = kept(m, {"w_need": w_base + most, "w_need_g": w_base + 2 * most,
                        "w_need1": w_base + most, "w_need_g1": w_base + 2 * most}, start,
                    {"w_need": dwn, "w_need_g": 2 * dwn, "w_need1": dwn - 1,

@@ -13,10 +13,10 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
     """The ``dw_kernel x dw_kernel`` register of line-buffer words: a read (``rd``) shifts
     the rows' words in as its last column at stage 1 (a row's first read, ``rd_first``, zeroes
     the other columns: a row starts at its first image column, the left padding being zeros
-    without a read), and a chunk's lane ``k`` takes
-    position ``c*lanes + k`` (row-major) of the register as it is after that cycle's shift
-    (so a pixel's last read and its first chunk share a cycle). Returns the ``lanes``
-    stage-2 words."""
+    without a read), and a chunk's lane ``k`` takes position ``dw_taps[c*lanes + k]``
+    (row-major, or ring by ring) of the register as it is after that cycle's shift (so a
+    pixel's last read and its first chunk share a cycle). Returns the ``lanes`` stage-2
+    words."""
     L, DK = cfg.lanes, cfg.dw_kernel
     s1_rd = stage("s1_rd", issue["rd"])
     s1_first = stage("s1_rd_first", issue["rd_first"])
@@ -38,7 +38,7 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
             m.d.sync += [win[r][j].eq(shifted[j]) for j in range(DK)]
     # With ``dw_beats`` beats a pixel, chunk ``i`` is chunk ``i % dw_chunks`` of beat ``h = i //
     # dw_chunks``, whose multipliers take the word's channels ``h x block`` on (``block`` a lane).
-    DB, dwc = cfg.dw_beats, cfg.dw_chunks
+    DB, dwc, taps = cfg.dw_beats, cfg.dw_chunks, cfg.dw_taps
     bits = L * 8 if DB == 1 else cfg.block * 8
     out = []
     for k in range(L):
@@ -47,7 +47,8 @@ def depthwise_window(m, cfg: ConvConfig, issue: dict, row_words: list, stage) ->
             for i in range(cfg.dw_words):   # the last chunk is the default (lint: no gaps)
                 with m.Case(i) if i < cfg.dw_words - 1 else m.Default():
                     h, p = i // dwc, i % dwc * L + k
-                    src = 0 if p >= DK * DK else view[p][h * bits:(h + 1) * bits]
+                    r, j = taps[p] if p < DK * DK else (0, 0)
+                    src = 0 if p >= DK * DK else view[r * DK + j][h * bits:(h + 1) * bits]
                     m.d.comb += word.eq(src)
         out.append(stage(f"s2_dw{k}", word, bits, reset_less=True))   # data: no reset
     return out
