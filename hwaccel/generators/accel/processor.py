@@ -68,6 +68,7 @@ from ..conv.layouts import layer_layout, pool_layer_layout
 from .attn_checks import attn_job_layout
 from .checks import command_checks
 from .config import AccelConfig
+from .dw_jobs import depthwise_jobs
 from .isa import Cause, Op, command_layout, elt_layout
 from .lstm_checks import lstm_job_layout
 from .matmul_checks import matmul_members, matmul_tiling
@@ -251,28 +252,7 @@ class Processor(wiring.Component):
         if cfg.attention is not None:
             run_attn = Signal.like(chk.attn_job, name="run_attn")
             m.d.comb += self.job_attn.eq(run_attn)
-        # A depthwise CONV is a job per ``dw_groups`` channel groups (one group when it
-        # pools): the engine walks the job's groups one after the other, so the reads and
-        # writes are word g of every pixel (runs of 1, stride nb), then word g + 1 (a group
-        # of ``width x height`` words); the weights are each group's ``weight_words`` beats
-        # and requantizer, group after group. ``dw_left``: the groups after this job's.
-        dw_left = Signal(range(cfg.act_depth + 1))
-        dw_k = Mux(cmd.desc.pool, 1, cfg.conv.dw_groups)
-        # ``min(left, dw_k)`` a cycle ahead, and one product each of it and registers that hold
-        # for the whole command (CALC's factors).
-        jg = Signal(range(cfg.conv.dw_groups + 1), name="dw_jg")
-        m.d.sync += jg.eq(Mux(is_("CALC"), Mux(cmd.nb > dw_k, dw_k, cmd.nb),
-                              Mux(dw_left > dw_k, dw_k, dw_left)))
-        dw_src, dw_dst = chk.in_a * jg, chk.out_a * jg
-
-        dww = cmd.desc.weight_words if cfg.conv.dw_trim else cfg.conv.dw_words   # (a group's)
-        def dw_job(left):
-            """The counts of a depthwise job of the next ``min(left, dw_k)`` groups."""
-            return [self.job_src_count.eq(dw_src), self.job_dst_count.eq(dw_dst),
-                    self.job_wgt_count.eq((dww + cfg.conv.dw_beats) * jg),
-                    self.job_desc.blocks.eq(jg), self.job_desc.weight_words.eq(dww * jg),
-                    self.job_fab_pixels.eq(chk.pixels_out),
-                    self.job_fab_words.eq(dww * jg), dw_left.eq(left - jg)]
+        dw_left, dw_job = depthwise_jobs(self, m, cfg, cmd, chk, calc=is_("CALC"))
         # What a job's end chooses (a next tile, next groups), registers: the running command
         # and ``dw_left`` hold from the ISSUE before a RUN, so in RUN these are theirs.
         run_tiled, run_dw, dw_more = (Signal(name=n) for n in ("run_tiled", "run_dw", "dw_more"))

@@ -60,49 +60,10 @@ pixel, and a chunk is one group of one tap.
 All row memories read the same address each cycle; a small crossbar picks the rows in ring
 order and zeroes rows outside the image.
 
-Depthwise mode (``depthwise``: groups = channels) -------------------------------------------------
-A depthwise layer has no reduction over channels, so the broadcast mapping (lane = channel of one
-tap, block = output channel) would use only the diagonal, ``1/block`` of the MACs. Instead the lane
-dimension runs over kernel taps and the block dimension over the channels of one channel group:
-multiplier ``(k, n)`` takes channel ``n`` of window word ``k`` (a mux at its activation input) times
-``W[k][n] = w[n][tap k]``, and the column sums are the per-channel window sums. The taps come from a
-``dw_kernel x dw_kernel`` register of line-buffer words (``dw_kernel = min(dw_max_kernel,
-max_kernel)``): the row memories all read one column a cycle, so one read gives a whole column of
-the window (rows picked by the ring crossbar, rows outside the image zeroed), shifted in as the
-register's last column. An output row's first pixel reads its ``KW - left`` image columns (its first
-read clears the register: the left padding is zeros without a read), each later one its ``stride``
-new columns; a pixel's last read and its first chunk share a cycle (the lanes see the register after
-the shift), then its ``dw_chunks = ceil(dw_kernel**2 / lanes)`` chunks issue back to back (above 3 x
-3 with one beat a pixel, those its kernel fills: ``dw_issue``). The next output row's first read
-shares the cycle of a row's last chunk when that cycle reads nothing or only a padding column
-(masked, so the read port is free): the rows are addressed in the next row's ring slots, the chunk
-sees its zero padding column and the register keeps the read for the next row. Lane ``k`` of chunk
-``c`` is register position ``dw_taps[c*lanes + k]`` (row-major; above 3 x 3 ring by ring), fixed in
-hardware: a smaller kernel sits in the register's top-right corner and the planner zeroes the other
-weights, so the mux is a constant per lane and chunk. Cost per pixel: ``stride_w - 1 + dw_issue``
-cycles (a row start ``KW - 1 - left`` more, one less when its first read came early): 3x3 at stride
-1 on 16 lanes is 1 cycle with 9 of 16 lanes busy (56%), on 4 lanes 3 cycles (75%). A channel group
-is ``dw_channels = min(lanes, block)`` channels (one activation word), or, when the lanes are
-``dw_beats`` (a power of two) blocks, the whole word of ``lanes`` channels in ``dw_beats`` beats:
-beat ``h``'s chunks take channels ``n + h x block`` of the window words (the lane select picks that
-slice, so each multiplier keeps one input), its own ``dw_chunks`` weight words and requantizer, and
-a pixel's beats issue back to back (``dw_words = dw_beats x dw_chunks`` chunks; the accelerator
-joins them into a word). A layer of ``blocks`` groups (at most ``dw_groups``, one when it pools; the
-planner's layers and the accelerator's jobs alike) walks them one after the other: its activations
-arrive group after group (each group's image in turn), its beats as each group's ``dw_words`` weight
-words then its ``dw_beats`` requantizers. Group ``g``'s rows are word ``g`` of each line-buffer
-column, so the writer stores the next group's first ``row_slots - top`` rows while the sequencer
-still reads the current one (a ring slot is shared only within a group), and a stride's dropped rows
-of a group are stored once its last pixel issued; the run phase begins once the first group's weight
-words and first requantizer are in, the others load meanwhile, and a group issues once its
-requantizers are in. A group's first read clears the window register as a row's does. Kernels above
-``dw_kernel`` are refused. A 5 x 5 register is 25 words of flops; a pixel of a kernel of ``KH`` rows
-issues ``ceil(KH x 5 / lanes)`` chunks, so a 3 x 3 one on 16 lanes still takes one. Bounds: a
-layer's activations arrive one word (one group of one pixel) a cycle and the line buffer reads one
-column a cycle, right padding columns included, so a group costs at least its input words and its
-column reads: at stride 2 four input words per output pixel (14% of 16 x 16 MACs at best), on
-DS-CNN's 5-wide map 6 reads per row of 5 pixels. Beating that takes a wider input path, not a
-different fabric mapping.
+Depthwise mode (``depthwise``: groups = channels)
+-------------------------------------------------
+The lane dimension runs over the taps of a window register of line-buffer words and the block
+dimension over one channel group's channels: see :mod:`.window`.
 
 Pipeline (one chunk per cycle): issue -> memory read (registered) -> lane select -> products
 (two cycles: registered operands and product, a DSP block's own registers on ECP5) -> column

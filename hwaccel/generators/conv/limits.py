@@ -1,14 +1,15 @@
 """The descriptor's sums the conv sequencer (:mod:`.sequencer`) compares its counters with
 or adds to them, and the window's row sums at an output row; the sequencer keeps them in
-registers worked out a cycle ahead (:func:`.ahead.kept`)."""
+registers worked out a cycle ahead (:func:`.ahead.kept`); and the line buffer's column tests and
+word addresses."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Mux
+from amaranth.hdl import Cat, Const, Mux
 
 from .config import ConvConfig
 
-__all__ = ["layer_sums", "window_rows"]
+__all__ = ["layer_sums", "line_word", "window_rows", "within"]
 
 
 def layer_sums(cfg: ConvConfig, d) -> dict:
@@ -42,3 +43,18 @@ def window_rows(d, lim: dict, y) -> dict:
     return {"need_row": clamp(y + lim["kb"]), "need_row_n": clamp(y + lim["kbs"]),
             "lo_n": y + lim["ts"], "hi_n": lim["hbs"] - y, "wlim": y + lim["wlim0"],
             "lo": y - d.pad_top, "hi": lim["hb"] - y, "kleft": lim["kh_hi"]}
+
+
+def within(v, first, end):
+    """``first <= v < end``: a padded column inside the image (``end`` = left + width)."""
+    return (v >= first) & (v < end)
+
+
+def line_word(cfg: ConvConfig, col, sub):
+    """Line-buffer word ``col * max_groups + sub`` (``sub`` < max_groups); with a power of two
+    of groups and ``sub`` no wider, the bits side by side (no adder)."""
+    G = cfg.max_groups
+    bits = G.bit_length() - 1
+    if G == 1 << bits and len(sub) <= bits:
+        return Cat(sub, Const(0, bits - len(sub)), col)
+    return col * G + sub

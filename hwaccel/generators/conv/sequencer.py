@@ -1,5 +1,5 @@
 """The conv engine's issue logic: the line-buffer writer and the chunk sequencer (see
-:mod:`.engine`, "Line buffer and chunking" and "Depthwise mode").
+:mod:`.engine`, "Line buffer and chunking", and :mod:`.window`).
 
 Timing: the sums of the descriptor and the counters (the window's last row and column, its
 rows' padding bounds, the writer's limit) are kept in registers worked out a cycle ahead
@@ -20,24 +20,9 @@ from amaranth.hdl import Cat, Const, Mux, Signal
 from .ahead import choices, compare, flags, held, kept, late_step, next_values, stepped
 from .config import ConvConfig
 from .dw_beats import beat_ends, beat_of, group_rq, group_words
-from .limits import layer_sums, window_rows
+from .limits import layer_sums, line_word, window_rows, within
 
 __all__ = ["issue_logic"]
-
-
-def _within(v, first, end):
-    """``first <= v < end``: a padded column inside the image (``end`` = left + width)."""
-    return (v >= first) & (v < end)
-
-
-def _word(cfg: ConvConfig, col, sub):
-    """Line-buffer word ``col * max_groups + sub`` (``sub`` < max_groups); with a power of two
-    of groups and ``sub`` no wider, the bits side by side (no adder)."""
-    G = cfg.max_groups
-    bits = G.bit_length() - 1
-    if G == 1 << bits and len(sub) <= bits:
-        return Cat(sub, Const(0, bits - len(sub)), col)
-    return col * G + sub
 
 
 def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, banks,
@@ -379,12 +364,13 @@ def issue_logic(m, cfg: ConvConfig, desc, layer, activations, run, fill, start, 
     # ``nx`` (late: it follows ``go``) only selects between values worked out for both cases
     # (the next row's or this one's), so it is not in front of the adders and compares.
     col_now = Mux(dw, rcol, xbase + kx)                # ``nx`` implies ``dw``
-    addr = Mux(nx, _word(cfg, left, nb), Mux(dw, _word(cfg, rcol, nb), _word(cfg, xbase + kx, g)))
+    addr = Mux(nx, line_word(cfg, left, nb),
+               Mux(dw, line_word(cfg, rcol, nb), line_word(cfg, xbase + kx, g)))
     m.d.comb += [rp.addr.eq(addr) for _, rp in banks]
 
     # A padding column reads as zeros (grouped and depthwise rows do not store it).
-    col_ok = desc.packed | Mux(nx, _within(left, left, lim["col_end"]),
-                               _within(col_now, left, lim["col_end"]))
+    col_ok = desc.packed | Mux(nx, within(left, left, lim["col_end"]),
+                               within(col_now, left, lim["col_end"]))
     m.d.comb += w_rd.addr.eq(w_addr)
     row_sel = []
     for r in range(cfg.segments):
