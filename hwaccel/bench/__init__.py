@@ -18,6 +18,7 @@ BENCHES = {
     "accel": "hwaccel.bench.accel",
     "parallel": "hwaccel.bench.parallel",
     "energy": "hwaccel.bench.energy",
+    "zoo": "hwaccel.bench.zoo",
 }
 
 

@@ -1,0 +1,148 @@
+"""Mobile ImageNet-class networks by their published layer tables, for ``hwaccel bench zoo``.
+
+Untrained (the weights a fixed seed's, the batch norms' statistics drawn so that each has
+statistics of its own): these measure what the compiler takes and what it costs in cycles and
+integer error, not accuracy. Their classifiers end in ``classes`` outputs.
+
+* ``mobilenetv3_small``: MobileNetV3-Small (Howard et al., "Searching for MobileNetV3", ICCV
+  2019, Table 2): hardswish, squeeze-and-excitation with a hard sigmoid, 3 x 3 and 5 x 5
+  depthwise kernels.
+* ``efficientnet_b0``: EfficientNet-B0 (Tan and Le, ICML 2019, Table 1): SiLU, squeeze-and-
+  excitation with a sigmoid, 3 x 3 and 5 x 5 depthwise kernels.
+* ``mnasnet_a1``: MnasNet-A1 (Tan et al., CVPR 2019, Figure 7): ReLU, squeeze-and-excitation in
+  three stages, 3 x 3 and 5 x 5 depthwise kernels.
+
+Channel counts are the tables' times ``width``, rounded to multiples of 8 as the papers' code
+does (never below 90% of the exact product).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ZOO", "zoo_model"]
+
+
+def _round(v: float, d: int = 8) -> int:
+    n = max(d, int(v + d / 2) // d * d)
+    return n + d if n < 0.9 * v else n
+
+
+class SqueezeExcite(nn.Module):
+    """A gate of the map's channels: global average, 1 x 1 conv, ``act``, 1 x 1 conv, ``gate``."""
+
+    def __init__(self, c: int, squeeze: int, act, gate):
+        super().__init__()
+        self.f1, self.f2, self.act, self.gate = (nn.Conv2d(c, squeeze, 1),
+                                                 nn.Conv2d(squeeze, c, 1), act(), gate)
+
+    def forward(self, x):
+        return x * self.gate(self.f2(self.act(self.f1(F.adaptive_avg_pool2d(x, 1)))))
+
+
+class InvertedResidual(nn.Module):
+    """1 x 1 expansion (when ``e != cin``), ``k x k`` depthwise at ``stride``, the gate, 1 x 1
+    projection; the input added where the shapes match."""
+
+    def __init__(self, cin: int, e: int, cout: int, k: int, stride: int, act, se=None):
+        super().__init__()
+        layers = []
+        if e != cin:
+            layers += [nn.Conv2d(cin, e, 1, bias=False), nn.BatchNorm2d(e), act()]
+        layers += [nn.Conv2d(e, e, k, stride, k // 2, groups=e, bias=False), nn.BatchNorm2d(e),
+                   act()]
+        if se is not None:
+            layers.append(se(e))
+        layers += [nn.Conv2d(e, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.block, self.residual = nn.Sequential(*layers), stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.block(x)
+        return y + x if self.residual else y
+
+
+class MobileNet(nn.Module):
+    """A stem conv at stride 2, inverted residual blocks, a 1 x 1 head, global average and the
+    classifier (``hidden`` features first where given)."""
+
+    def __init__(self, stem: int, blocks: list, head: int, act, classes: int,
+                 hidden: int | None = None):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem),
+                                  act())
+        self.blocks = nn.Sequential(*blocks)
+        cin = blocks[-1].block[-1].num_features
+        self.head = nn.Sequential(nn.Conv2d(cin, head, 1, bias=False), nn.BatchNorm2d(head),
+                                  act())
+        fc = [nn.Linear(head, hidden), act(), nn.Linear(hidden, classes)] if hidden else [
+            nn.Linear(head, classes)]
+        self.fc = nn.Sequential(*fc)
+
+    def forward(self, x):
+        return self.fc(self.head(self.blocks(self.stem(x))).mean((2, 3)))
+
+
+def mobilenetv3_small(width: float = 1.0, classes: int = 10) -> nn.Module:
+    # (cin, kernel, expansion, cout, SE, hardswish, stride): Table 2
+    table = [(16, 3, 16, 16, True, False, 2), (16, 3, 72, 24, False, False, 2),
+             (24, 3, 88, 24, False, False, 1), (24, 5, 96, 40, True, True, 2),
+             (40, 5, 240, 40, True, True, 1), (40, 5, 240, 40, True, True, 1),
+             (40, 5, 120, 48, True, True, 1), (48, 5, 144, 48, True, True, 1),
+             (48, 5, 288, 96, True, True, 2), (96, 5, 576, 96, True, True, 1),
+             (96, 5, 576, 96, True, True, 1)]
+    c = lambda v: _round(v * width)   # noqa: E731
+    blocks = [InvertedResidual(
+        c(a), c(e), c(o), k, s, nn.Hardswish if hs else nn.ReLU,
+        (lambda ch: SqueezeExcite(ch, _round(ch // 4), nn.ReLU, F.hardsigmoid)) if se else None)
+        for a, k, e, o, se, hs, s in table]
+    return MobileNet(c(16), blocks, c(96) * 6, nn.Hardswish, classes, hidden=1024)
+
+
+def _compound(table: list, width: float, act, se_ratio: float) -> list:
+    """Blocks of ``(expansion, cout, repeats, kernel, stride, SE)`` rows, the first of a row at
+    its stride; the gate squeezes to ``se_ratio`` of the block's input channels."""
+    blocks, cin = [], _round(32 * width)
+    for e, cout, n, k, s, se in table:
+        for i in range(n):
+            gate = (lambda ch, ci=cin: SqueezeExcite(ch, max(1, int(ci * se_ratio)), act,
+                                                     torch.sigmoid)) if se else None
+            blocks.append(InvertedResidual(cin, cin * e, _round(cout * width), k,
+                                           s if i == 0 else 1, act, gate))
+            cin = _round(cout * width)
+    return blocks
+
+
+def efficientnet_b0(width: float = 1.0, classes: int = 10) -> nn.Module:
+    table = [(1, 16, 1, 3, 1, True), (6, 24, 2, 3, 2, True), (6, 40, 2, 5, 2, True),
+             (6, 80, 3, 3, 2, True), (6, 112, 3, 5, 1, True), (6, 192, 4, 5, 2, True),
+             (6, 320, 1, 3, 1, True)]
+    return MobileNet(_round(32 * width), _compound(table, width, nn.SiLU, 0.25), 1280, nn.SiLU,
+                     classes)
+
+
+def mnasnet_a1(width: float = 1.0, classes: int = 10) -> nn.Module:
+    table = [(1, 16, 1, 3, 1, False), (6, 24, 2, 3, 2, False), (3, 40, 3, 5, 2, True),
+             (6, 80, 4, 3, 2, False), (6, 112, 2, 3, 1, True), (6, 160, 3, 5, 2, True),
+             (6, 320, 1, 3, 1, False)]
+    return MobileNet(_round(32 * width), _compound(table, width, nn.ReLU, 0.25), 1280, nn.ReLU,
+                     classes)
+
+
+ZOO = {"mobilenetv3_small": mobilenetv3_small, "efficientnet_b0": efficientnet_b0,
+       "mnasnet_a1": mnasnet_a1}
+
+
+def zoo_model(name: str, width: float = 1.0, classes: int = 10, seed: int = 0) -> nn.Module:
+    """``ZOO[name]`` at ``width``, in eval mode: weights from ``seed``, each batch norm's
+    running mean in [-0.2, 0.2] and variance in [0.5, 1.5]."""
+    if name not in ZOO:
+        raise ValueError(f"unknown model {name!r}: one of {', '.join(ZOO)}")
+    torch.manual_seed(seed)
+    model = ZOO[name](width, classes)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
