@@ -100,34 +100,36 @@ def mobilenetv3_small(width: float = 1.0, classes: int = 10) -> nn.Module:
     return MobileNet(c(16), blocks, c(96) * 6, nn.Hardswish, classes, hidden=1024)
 
 
-def _compound(table: list, width: float, act, se_ratio: float) -> list:
-    """Blocks of ``(expansion, cout, repeats, kernel, stride, SE)`` rows, the first of a row at
-    its stride; the gate squeezes to ``se_ratio`` of the block's input channels."""
+#: ``(expansion, cout, repeats, kernel, stride, SE)`` rows: EfficientNet-B0's Table 1 and
+#: MnasNet-A1's Figure 7.
+EFFICIENTNET_B0 = [(1, 16, 1, 3, 1, True), (6, 24, 2, 3, 2, True), (6, 40, 2, 5, 2, True),
+                   (6, 80, 3, 3, 2, True), (6, 112, 3, 5, 1, True), (6, 192, 4, 5, 2, True),
+                   (6, 320, 1, 3, 1, True)]
+MNASNET_A1 = [(1, 16, 1, 3, 1, False), (6, 24, 2, 3, 2, False), (3, 40, 3, 5, 2, True),
+              (6, 80, 4, 3, 2, False), (6, 112, 2, 3, 1, True), (6, 160, 3, 5, 2, True),
+              (6, 320, 1, 3, 1, False)]
+
+
+def _searched(table: list, width: float, act, classes: int) -> nn.Module:
+    """A stem of 32 channels, the table's blocks (a row's first at its stride; a gate squeezes
+    to a quarter of its block's input channels, then a sigmoid), a head of 1280."""
     blocks, cin = [], _round(32 * width)
     for e, cout, n, k, s, se in table:
         for i in range(n):
-            gate = (lambda ch, ci=cin: SqueezeExcite(ch, max(1, int(ci * se_ratio)), act,
+            gate = (lambda ch, ci=cin: SqueezeExcite(ch, max(1, ci // 4), act,
                                                      torch.sigmoid)) if se else None
             blocks.append(InvertedResidual(cin, cin * e, _round(cout * width), k,
                                            s if i == 0 else 1, act, gate))
             cin = _round(cout * width)
-    return blocks
+    return MobileNet(_round(32 * width), blocks, 1280, act, classes)
 
 
 def efficientnet_b0(width: float = 1.0, classes: int = 10) -> nn.Module:
-    table = [(1, 16, 1, 3, 1, True), (6, 24, 2, 3, 2, True), (6, 40, 2, 5, 2, True),
-             (6, 80, 3, 3, 2, True), (6, 112, 3, 5, 1, True), (6, 192, 4, 5, 2, True),
-             (6, 320, 1, 3, 1, True)]
-    return MobileNet(_round(32 * width), _compound(table, width, nn.SiLU, 0.25), 1280, nn.SiLU,
-                     classes)
+    return _searched(EFFICIENTNET_B0, width, nn.SiLU, classes)
 
 
 def mnasnet_a1(width: float = 1.0, classes: int = 10) -> nn.Module:
-    table = [(1, 16, 1, 3, 1, False), (6, 24, 2, 3, 2, False), (3, 40, 3, 5, 2, True),
-             (6, 80, 4, 3, 2, False), (6, 112, 2, 3, 1, True), (6, 160, 3, 5, 2, True),
-             (6, 320, 1, 3, 1, False)]
-    return MobileNet(_round(32 * width), _compound(table, width, nn.ReLU, 0.25), 1280, nn.ReLU,
-                     classes)
+    return _searched(MNASNET_A1, width, nn.ReLU, classes)
 
 
 ZOO = {"mobilenetv3_small": mobilenetv3_small, "efficientnet_b0": efficientnet_b0,
