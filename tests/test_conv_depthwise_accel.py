@@ -12,7 +12,9 @@ from rtl_checks import int8 as _int8
 from hwaccel.generators.accel import PRESETS, run_program
 from hwaccel.generators.accel.cases import random_program, random_requant
 from hwaccel.generators.accel.config import MODEL_PRESETS
-from hwaccel.generators.accel.driver import ProgramBuilder, from_words
+from hwaccel.generators.accel.driver import ProgramBuilder, encode, from_words
+from hwaccel.generators.accel.isa import Cause, Op
+from hwaccel.generators.accel.model import decode
 from hwaccel.generators.accel.perf import program_perf
 from hwaccel.generators.conv.layer import ConvLayer
 from hwaccel.generators.conv.model import conv_golden
@@ -71,8 +73,6 @@ def test_samples_share_one_copy_of_the_weights():
 
 def test_depthwise_gemm_faults():
     """A depthwise descriptor on a GEMM is a SHAPE fault."""
-    from hwaccel.generators.accel.driver import encode
-    from hwaccel.generators.accel.isa import Cause, Op
     from hwaccel.generators.conv.layer import descriptor
 
     d = descriptor(TINY.conv, ConvLayer(1, 1, 4, 4, 1, 1, 0, True, False))
@@ -124,6 +124,18 @@ def test_tiny_rtl_equals_golden_and_cycle_model(preset, seed):
             np.testing.assert_array_equal(host.read_act(0, b.act_top), gold.act[:b.act_top],
                                           err_msg=f"program {i} (seed {seed})")
             assert host.counters() == program_perf(cfg, b.commands).counters, (i, seed)
+        if cfg.conv.dw_trim:   # a group's weight words other than its kernel's: SHAPE
+            for words in (cfg.conv.dw_words, cfg.conv.dw_issue(3, 3) - 1):
+                b = _dw_program(cfg, rng, 4, 5, 5, (3, 3), 1, 1, True, False)[0]
+                c = decode(cfg, b.commands[0])
+                b.commands[0] = encode(cfg, Op.CONV, desc=c["desc"] | {"weight_words": words},
+                                       src=c["src"], dst=c["dst"], wgt=c["wgt"], nb=c["nb"])
+                gold = run_program(cfg, b.act, b.wgt, b.commands)
+                assert (gold.error, gold.cause, gold.pc) == (True, Cause.SHAPE, 0), words
+                host.load(b)
+                host.run(limit=100_000)
+                st = host.status()
+                assert (st["error"], st["cause"], st["pc"]) == (1, Cause.SHAPE, 0), (words, st)
     finally:
         host.close()
 
