@@ -4,9 +4,11 @@ Untrained (the weights a fixed seed's, the batch norms' statistics drawn so that
 statistics of its own): these measure what the compiler takes and what it costs in cycles and
 integer error, not accuracy. Their classifiers end in ``classes`` outputs.
 
-* ``mobilenetv3_small``: MobileNetV3-Small (Howard et al., "Searching for MobileNetV3", ICCV
-  2019, Table 2): hardswish, squeeze-and-excitation with a hard sigmoid, 3 x 3 and 5 x 5
-  depthwise kernels.
+* ``mobilenetv2``: MobileNetV2 (Sandler et al., CVPR 2018, Table 2): ReLU6, 3 x 3 depthwise
+  kernels.
+* ``mobilenetv3_small``, ``mobilenetv3_large``: MobileNetV3 (Howard et al., "Searching for
+  MobileNetV3", ICCV 2019, Tables 2 and 1): hardswish, squeeze-and-excitation with a hard
+  sigmoid, 3 x 3 and 5 x 5 depthwise kernels.
 * ``efficientnet_b0``: EfficientNet-B0 (Tan and Le, ICML 2019, Table 1): SiLU, squeeze-and-
   excitation with a sigmoid, 3 x 3 and 5 x 5 depthwise kernels.
 * ``mnasnet_a1``: MnasNet-A1 (Tan et al., CVPR 2019, Figure 7): ReLU, squeeze-and-excitation in
@@ -84,27 +86,52 @@ class MobileNet(nn.Module):
         return self.fc(self.head(self.blocks(self.stem(x))).mean((2, 3)))
 
 
-def mobilenetv3_small(width: float = 1.0, classes: int = 10) -> nn.Module:
-    # (cin, kernel, expansion, cout, SE, hardswish, stride): Table 2
-    table = [(16, 3, 16, 16, True, False, 2), (16, 3, 72, 24, False, False, 2),
-             (24, 3, 88, 24, False, False, 1), (24, 5, 96, 40, True, True, 2),
-             (40, 5, 240, 40, True, True, 1), (40, 5, 240, 40, True, True, 1),
-             (40, 5, 120, 48, True, True, 1), (48, 5, 144, 48, True, True, 1),
-             (48, 5, 288, 96, True, True, 2), (96, 5, 576, 96, True, True, 1),
-             (96, 5, 576, 96, True, True, 1)]
+#: ``(cin, kernel, expansion, cout, SE, hardswish, stride)`` rows: MobileNetV3-Small's Table 2
+#: and MobileNetV3-Large's Table 1.
+MOBILENETV3_SMALL = [(16, 3, 16, 16, True, False, 2), (16, 3, 72, 24, False, False, 2),
+                     (24, 3, 88, 24, False, False, 1), (24, 5, 96, 40, True, True, 2),
+                     (40, 5, 240, 40, True, True, 1), (40, 5, 240, 40, True, True, 1),
+                     (40, 5, 120, 48, True, True, 1), (48, 5, 144, 48, True, True, 1),
+                     (48, 5, 288, 96, True, True, 2), (96, 5, 576, 96, True, True, 1),
+                     (96, 5, 576, 96, True, True, 1)]
+MOBILENETV3_LARGE = [(16, 3, 16, 16, False, False, 1), (16, 3, 64, 24, False, False, 2),
+                     (24, 3, 72, 24, False, False, 1), (24, 5, 72, 40, True, False, 2),
+                     (40, 5, 120, 40, True, False, 1), (40, 5, 120, 40, True, False, 1),
+                     (40, 3, 240, 80, False, True, 2), (80, 3, 200, 80, False, True, 1),
+                     (80, 3, 184, 80, False, True, 1), (80, 3, 184, 80, False, True, 1),
+                     (80, 3, 480, 112, True, True, 1), (112, 3, 672, 112, True, True, 1),
+                     (112, 5, 672, 160, True, True, 2), (160, 5, 960, 160, True, True, 1),
+                     (160, 5, 960, 160, True, True, 1)]
+
+
+def _v3(table: list, hidden: int, width: float, classes: int) -> nn.Module:
+    """A MobileNetV3: a stem of 16 channels, the table's blocks (a gate squeezes to a quarter
+    of its block's expansion, then a hard sigmoid), a head of six times the last block's
+    channels, a ``hidden``-feature hardswish layer before the classifier."""
     c = lambda v: _round(v * width)   # noqa: E731
     blocks = [InvertedResidual(
         c(a), c(e), c(o), k, s, nn.Hardswish if hs else nn.ReLU,
         (lambda ch: SqueezeExcite(ch, _round(ch // 4), nn.ReLU, F.hardsigmoid)) if se else None)
         for a, k, e, o, se, hs, s in table]
-    return MobileNet(c(16), blocks, c(96) * 6, nn.Hardswish, classes, hidden=1024)
+    return MobileNet(c(16), blocks, c(table[-1][3]) * 6, nn.Hardswish, classes, hidden=hidden)
 
 
-#: ``(expansion, cout, repeats, kernel, stride, SE)`` rows: EfficientNet-B0's Table 1 and
-#: MnasNet-A1's Figure 7.
+def mobilenetv3_small(width: float = 1.0, classes: int = 10) -> nn.Module:
+    return _v3(MOBILENETV3_SMALL, 1024, width, classes)
+
+
+def mobilenetv3_large(width: float = 1.0, classes: int = 10) -> nn.Module:
+    return _v3(MOBILENETV3_LARGE, 1280, width, classes)
+
+
+#: ``(expansion, cout, repeats, kernel, stride, SE)`` rows: EfficientNet-B0's Table 1,
+#: MobileNetV2's Table 2 and MnasNet-A1's Figure 7.
 EFFICIENTNET_B0 = [(1, 16, 1, 3, 1, True), (6, 24, 2, 3, 2, True), (6, 40, 2, 5, 2, True),
                    (6, 80, 3, 3, 2, True), (6, 112, 3, 5, 1, True), (6, 192, 4, 5, 2, True),
                    (6, 320, 1, 3, 1, True)]
+MOBILENETV2 = [(1, 16, 1, 3, 1, False), (6, 24, 2, 3, 2, False), (6, 32, 3, 3, 2, False),
+               (6, 64, 4, 3, 2, False), (6, 96, 3, 3, 1, False), (6, 160, 3, 3, 2, False),
+               (6, 320, 1, 3, 1, False)]
 MNASNET_A1 = [(1, 16, 1, 3, 1, False), (6, 24, 2, 3, 2, False), (3, 40, 3, 5, 2, True),
               (6, 80, 4, 3, 2, False), (6, 112, 2, 3, 1, True), (6, 160, 3, 5, 2, True),
               (6, 320, 1, 3, 1, False)]
@@ -128,11 +155,16 @@ def efficientnet_b0(width: float = 1.0, classes: int = 10) -> nn.Module:
     return _searched(EFFICIENTNET_B0, width, nn.SiLU, classes)
 
 
+def mobilenetv2(width: float = 1.0, classes: int = 10) -> nn.Module:
+    return _searched(MOBILENETV2, width, nn.ReLU6, classes)
+
+
 def mnasnet_a1(width: float = 1.0, classes: int = 10) -> nn.Module:
     return _searched(MNASNET_A1, width, nn.ReLU, classes)
 
 
-ZOO = {"mobilenetv3_small": mobilenetv3_small, "efficientnet_b0": efficientnet_b0,
+ZOO = {"mobilenetv2": mobilenetv2, "mobilenetv3_small": mobilenetv3_small,
+       "mobilenetv3_large": mobilenetv3_large, "efficientnet_b0": efficientnet_b0,
        "mnasnet_a1": mnasnet_a1}
 
 
