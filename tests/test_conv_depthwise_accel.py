@@ -162,34 +162,44 @@ def test_layer_perf_is_the_accelerators_jobs(seed):
     assert 0 < lp.utilization < 9 / 16
 
 
-@pytest.mark.parametrize("c, h, w, kernel, stride, padding", [
+_GROUP_CASES = [
     (12, 1, 1, (3, 3), 1, 1),             # a pixel a group: the weights only just in time
     (12, 2, 3, (3, 3), 1, 1),             # the writer finishes a group's image before its pixels
     (8, 8, 5, (3, 3), 1, 1),              # taller than the ring: the writer runs a group ahead
     (12, 8, 7, (3, 3), 2, (0, 0, 1, 1)),  # the last row dropped: stored after the group's pixels
     (7, 6, 3, (1, 3), (2, 1), (0, 1, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("preset, c, h, w, kernel, stride, padding", [
+    *(("tiny", *case) for case in _GROUP_CASES),
+    *(("tiny_attention", *case) for case in _GROUP_CASES),
+    ("tiny_attention", 12, 6, 6, (5, 5), 1, 2),              # 7 chunks a pixel, 7 words a group
+    ("tiny_attention", 12, 7, 5, (5, 3), 2, (2, 1, 1, 1)),   # the side's 7, not 5 x 3's
 ])
-def test_tiny_rtl_several_groups_a_job(c, h, w, kernel, stride, padding, seed):
-    """A job walking several channel groups (tiny's dw_groups = 2: 12 channels are a job of two
-    groups and one of one), then the same command again (the engine keeps its weights: no load
-    beats): bit-exact on the RTL and every counter equal to the cycle model's."""
+def test_tiny_rtl_several_groups_a_job(preset, c, h, w, kernel, stride, padding, seed):
+    """A job walking several channel groups (dw_groups = 2: 12 channels are a job of two groups
+    and one of one), then the same command again (the engine keeps its weights: no load beats):
+    bit-exact on the RTL and every counter equal to the cycle model's; on ``tiny_attention``
+    each group loads only its kernel's weight words (``dw_issue``)."""
     from hwaccel.sim.host import HarnessHost
     from hwaccel.sim.runner import design_for
 
-    assert TINY.conv.dw_groups == 2
+    cfg = MODEL_PRESETS.get(preset) or PRESETS[preset]
+    assert cfg.conv.dw_groups == 2
     rng = np.random.default_rng(seed)
-    b, t, expect = _dw_program(TINY, rng, c, h, w, kernel, stride, padding, False, False)
+    b, t, expect = _dw_program(cfg, rng, c, h, w, kernel, stride, padding, False, False)
     b.commands.insert(1, b.commands[0])   # the same CONV twice: the second reuses the weights
-    gold = run_program(TINY, b.act, b.wgt, b.commands)
+    gold = run_program(cfg, b.act, b.wgt, b.commands)
     assert gold.done and not gold.error, gold.cause
     np.testing.assert_array_equal(from_words(gold.act, t), expect, err_msg=f"seed {seed}")
-    perf = program_perf(TINY, b.commands)
-    nb = -(-c // TINY.lanes)
+    perf = program_perf(cfg, b.commands)
+    nb = -(-c // cfg.lanes)
     assert [cmd.jobs for cmd in perf.commands[:2]] == [-(-nb // 2)] * 2
-    assert perf.commands[0].load_cycles == nb * (TINY.conv.dw_chunks + 1)
+    assert perf.commands[0].load_cycles == nb * (cfg.conv.dw_issue(*kernel) + 1)
     # Only a one-job command keeps its weights (a second job replaced the first one's).
     assert perf.commands[1].load_cycles == (0 if nb <= 2 else perf.commands[0].load_cycles)
-    host = HarnessHost(design_for(TINY), TINY)
+    host = HarnessHost(design_for(cfg), cfg)
     try:
         host.load(b)
         host.run(limit=100_000)
