@@ -2,7 +2,7 @@
 folder, else one measured earlier and committed with its source (``data/asic_gates.json``).
 
 A gate-level synthesis of a large preset takes a quarter of an hour or more here (``hwaccel
-synth --target asic --preset accel_default``: 862 s), so ``hwaccel advise --no-synth`` reads
+synth --target asic --preset accel_default``: 495 to 862 s), so ``hwaccel advise --no-synth`` reads
 the recorded result instead of leaving the ASIC area empty, and names where it came from: the
 result may be of an earlier revision of the RTL, as a committed placement is (:mod:`.placed`).
 """
