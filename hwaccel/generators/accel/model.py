@@ -112,20 +112,18 @@ def _run_layer(cfg, act, wgt, d, src, dst, wgt_base, height, width) -> int:
 
 def _dw_weights(cfg: AccelConfig, d: dict, words: list[int]) -> np.ndarray:
     """Invert :func:`hwaccel.generators.conv.plan.plan_layer`'s depthwise words: ``lanes x 1 x
-    KH x KW`` (lane ``k`` of chunk ``c`` is window-register position ``c*lanes + k``; word
+    KH x KW`` (lane ``k`` of chunk ``c`` is tap slot ``c*lanes + k``, ``dw_slot_taps``; word
     ``h x dw_chunks + c`` is chunk ``c`` of beat ``h``, channels ``h x block`` on)."""
-    lanes, blk, dk = cfg.lanes, cfg.conv.block, cfg.conv.dw_kernel
+    lanes, blk = cfg.lanes, cfg.conv.block
     kh, kw = d["kernel_h"], d["kernel_w"]
+    taps = cfg.conv.dw_slot_taps(kh, kw)
     w = np.zeros((lanes, 1, kh, kw), dtype=np.int64)
     for i, word in enumerate(words):
         (h, c), lw = divmod(i, cfg.conv.dw_chunks), unpack(word, 8, lanes * blk)
         lw = np.array(lw).reshape(lanes, blk)
-        for k in range(lanes):
-            if c * lanes + k >= dk * dk:
-                continue
-            r, j = cfg.conv.dw_taps[c * lanes + k]
-            if r < kh and 0 <= j - (dk - kw) < kw:
-                w[h * blk:(h + 1) * blk, 0, r, j - (dk - kw)] = lw[k]
+        for k, tap in enumerate(taps[c * lanes:(c + 1) * lanes]):
+            if tap is not None:
+                w[h * blk:(h + 1) * blk, 0, tap[0], tap[1]] = lw[k]
     return w
 
 

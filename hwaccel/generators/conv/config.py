@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from ...config import check_bool, check_int, check_name
 from ...numerics import MULT_BITS, SHIFT_MAX, IntFormat, acc_bits_for
@@ -190,7 +191,7 @@ class ConvConfig:
         beats, each beat issues the register's ``dw_chunks``."""
         return self.dw_kernel > 3 and self.dw_beats == 1
 
-    @property
+    @cached_property
     def dw_taps(self) -> list[tuple[int, int]]:
         """The window-register position ``(row, column)`` of each tap slot ``p = c x lanes +
         k`` (lane ``k`` of chunk ``c``). A kernel sits in the register's top-right corner (rows
@@ -211,6 +212,16 @@ class ConvConfig:
         if not self.dw_trim:
             return self.dw_words
         return -(-max(kernel_h, kernel_w) ** 2 // self.lanes)
+
+    def dw_slot_taps(self, kernel_h: int, kernel_w: int) -> list[tuple[int, int] | None]:
+        """The kernel tap ``(ky, kx)`` of each tap slot of a ``kernel_h x kernel_w`` layer (the
+        register position :attr:`dw_taps` gives, less the kernel's offset in the corner), None
+        where the slot holds no tap: the planner's weight lanes and their inverse."""
+        dk, out = self.dw_kernel, []
+        for r, j in self.dw_taps:
+            kx = j - (dk - kernel_w)
+            out.append((r, kx) if r < kernel_h and 0 <= kx < kernel_w else None)
+        return out
 
     @property
     def dw_words(self) -> int:

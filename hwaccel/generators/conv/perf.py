@@ -256,8 +256,8 @@ def _job(cfg: ConvConfig, desc: dict, reuse: bool) -> tuple[int, int, RunTimelin
     load = 0 if reuse else desc["weight_words"] + desc["blocks"] * (cfg.dw_beats if dw else 1)
     ready = None
     if dw and not reuse:
-        beats = cfg.dw_issue(desc["kernel_h"], desc["kernel_w"]) + cfg.dw_beats
-        start = RUN_START + cfg.dw_issue(desc["kernel_h"], desc["kernel_w"]) + 1
+        words = cfg.dw_issue(desc["kernel_h"], desc["kernel_w"])
+        beats, start = words + cfg.dw_beats, RUN_START + words + 1
 
         def ready(g: int) -> int:
             return LOAD_START + 1 + (g + 1) * beats - start

@@ -59,19 +59,16 @@ def _depthwise_words(cfg: ConvConfig, layer: ConvLayer, w: np.ndarray) -> list[i
     """A depthwise channel group's weight words (``w``: its channels' filters; see the module
     docstring): each beat's ``dw_chunks``, beat after beat, or with ``dw_trim`` the chunks its
     kernel fills (:meth:`.ConvConfig.dw_issue`), lanes at :attr:`.ConvConfig.dw_taps`."""
-    lanes, blk, dk = cfg.lanes, cfg.block, cfg.dw_kernel
+    lanes, blk = cfg.lanes, cfg.block
     kh, kw = layer.kernel_h, layer.kernel_w
-    words = []
+    taps, words = cfg.dw_slot_taps(kh, kw), []
     for h in range(cfg.dw_beats):
         wh = w[h * blk:(h + 1) * blk]
         for c in range(cfg.dw_issue(kh, kw) if cfg.dw_trim else cfg.dw_chunks):
             word = np.zeros((lanes, blk), dtype=np.int64)
-            for lane in range(lanes):
-                if c * lanes + lane >= dk * dk:
-                    continue
-                r, j = cfg.dw_taps[c * lanes + lane]
-                kx = j - (dk - kw)
-                if r < kh and 0 <= kx < kw:
+            for lane, tap in enumerate(taps[c * lanes:(c + 1) * lanes]):
+                if tap is not None:
+                    r, kx = tap
                     word[lane, :len(wh)] = wh[:, 0, r, kx]
             words.append(pack(word.reshape(-1).tolist(), 8))
     return words
